@@ -1,0 +1,34 @@
+# Thin wrapper: the build is meson's; this only sets it up the same way
+# everywhere.  `make run` and `make test` are all a fresh Debian 12 machine needs.
+BUILD      ?= build
+# -Werror in CI (CI=true), warnings stay warnings on a developer's machine.
+WERROR     ?= $(if $(CI),true,false)
+MESON_ARGS ?= --buildtype=release -Db_ndebug=false -Dwerror=$(WERROR)
+
+.PHONY: all deps setup build test run bench soak cluster format clean
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+setup: deps
+	@if [ ! -f $(BUILD)/build.ninja ]; then meson setup $(BUILD) $(MESON_ARGS); fi
+
+build: setup
+	meson compile -C $(BUILD)
+
+test: build
+	meson test -C $(BUILD) --print-errorlogs --num-processes 2
+
+run: build
+	./$(BUILD)/tools/waldump --help
+
+bench: build
+	./scripts/bench.sh $(BUILD)
+
+format:
+	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD)

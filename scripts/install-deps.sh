@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages keel needs to build, test and run.
+# Idempotent and quick when everything is present: it only calls apt-get
+# when a package is missing (dpkg-query is a few milliseconds).
+set -euo pipefail
+
+packages=(
+  g++ make meson ninja-build pkgconf
+  libboost1.81-dev libfmt-dev catch2 nlohmann-json3-dev libcli11-dev libspdlog-dev
+  curl procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
