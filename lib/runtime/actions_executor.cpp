@@ -168,6 +168,9 @@ void Replica::on_snapshot_written(const raft::SnapshotMeta& meta) {
         // E.g. a snapshot from the leader was installed meanwhile, past it.
         log(LogLevel::info, "snapshot at " + std::to_string(meta.index) +
                                 " not recorded by the core: " + s.status().to_string());
+    } else {
+        std::lock_guard lock(status_mu_);
+        status_.snapshot_index = std::max(status_.snapshot_index, meta.index);
     }
     run_core();
 }

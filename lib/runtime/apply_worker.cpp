@@ -130,6 +130,9 @@ void ApplyWorker::apply_entries(ApplyItem& item) {
         sm_->apply(batch_, results_);
         KEEL_ASSERT(results_.size() == batch_.size(), "one result per applied entry");
     }
+    // Visible before any proposer hears back (status() after a future
+    // completes must show the entry applied).
+    applied_index_.store(applied_.index);
     const std::uint64_t now = item.waiters.empty() ? 0 : monotonic_ns();
     std::size_t j = 0;
     for (ApplyWaiter& w : item.waiters) {

@@ -100,6 +100,7 @@ Status Replica::start(TransportFactory factory) {
     log_ = std::move(rec.log);
     snapshots_ = std::move(rec.snapshots);
     saved_hard_state_ = rec.state.hard_state;
+    if (rec.state.snapshot) status_.snapshot_index = rec.state.snapshot->index;
     core_ = std::make_unique<raft::Core>(core_options(options_), std::move(rec.state));
 
     io_ = std::make_unique<boost::asio::io_context>(1);
@@ -292,6 +293,10 @@ NodeStatus Replica::status() const {
         s = status_;
     }
     s.applied_index = apply_->applied_index();
+    // The I/O thread publishes after each batch; the apply thread may be
+    // ahead of that publication, and commit >= applied always holds.
+    s.commit_index = std::max(s.commit_index, s.applied_index);
+    s.last_index = std::max(s.last_index, s.commit_index);
     s.timer_wakeups = ticker_->wakeups();
     s.elections = elections_.load();
     s.proposals = proposals_accepted_.load();
