@@ -215,6 +215,12 @@ void Replica::on_configuration(const raft::Configuration& config) {
         if (id != options_.id && !m.spec.raft_address.empty()) peers[id] = m.spec.raft_address;
         members.push_back(std::move(m));
     }
+    // A joining node learns the cluster's addresses from its log; until then
+    // it answers the members it was told about (NodeOptions::initial_members).
+    if (options_.join)
+        for (const MemberSpec& m : options_.initial_members)
+            if (m.id != options_.id && !m.raft_address.empty() && !peers.count(m.id))
+                peers[m.id] = m.raft_address;
     if (transport_) {
         for (const auto& [id, address] : peers_)
             if (!peers.count(id)) transport_->remove_peer(id);
