@@ -63,15 +63,26 @@ private:
         auto size = (*file)->size();
         if (!size.ok()) return size.status();
         info.file_bytes = *size;
-        if (capacity_ < *size) {
-            buf_.reset(new char[*size]);
-            capacity_ = *size;
+        const char* buf = nullptr;
+        std::uint64_t bytes = 0;
+        std::unique_ptr<Mapping> mapping;
+        if (*size > 0) {
+            auto mapped = (*file)->map(*size);
+            if (mapped.ok()) mapping = std::move(*mapped);
         }
-        auto n = (*file)->pread(buf_.get(), *size, 0);
-        if (!n.ok()) return n.status();
-        const std::uint64_t bytes = *n;
-        const char* buf = buf_.get();
-
+        if (mapping) {
+            buf = mapping->data();
+            bytes = mapping->size();
+        } else {
+            if (capacity_ < *size) {
+                buf_.reset(new char[*size]);
+                capacity_ = *size;
+            }
+            auto n = (*file)->pread(buf_.get(), *size, 0);
+            if (!n.ok()) return n.status();
+            bytes = *n;
+            buf = buf_.get();
+        }
         std::uint32_t version = 0;
         auto header = decode_segment_header(buf, bytes, &version);
         if (!header) {
@@ -203,10 +214,14 @@ private:
     // record when scanning should go on (resync), nullopt when the segment ends.
     std::optional<FoundRecord> judge_tail(SegmentInfo& info, const char* buf, std::uint64_t size,
                                           std::uint64_t off, std::uint64_t expected) {
-        auto next = find_next_record(buf, size, off + 8, options_.max_record_bytes);
+        bool saw_data = false;
+        auto next = find_next_record(buf, size, off + 8, options_.max_record_bytes, &saw_data);
         if (next && next->header.index > options_.ignore_after_index) next.reset();
         if (!next) {
-            const std::uint64_t end = nonzero_end(buf, size, off);
+            const bool header_zero =
+                off >= size || all_zero(buf + off, std::min(k_record_header_bytes, size - off));
+            const std::uint64_t end =
+                saw_data || !header_zero ? nonzero_end(buf, size, off) : off;
             if (end == off) return std::nullopt;  // clean end: zeros only
             add_issue(IssueKind::torn_tail, info, off, expected, end - off,
                       fmt::format("torn tail: incomplete record at {} offset {} (index {}), "
