@@ -304,9 +304,10 @@ private:
 
 }  // namespace
 
-Result<ScanResult> scan_wal(const std::string& dir, const ScanOptions& options,
-                            const std::function<void(const ScannedRecord&)>& on_record) {
-    FileSystem& fs = options.fs != nullptr ? *options.fs : *default_file_system();
+namespace {
+
+// Reads the meta file and lists the segments in sequence order.
+Result<ScanResult> list_wal(FileSystem& fs, const std::string& dir) {
     auto exists = fs.exists(dir);
     if (!exists.ok()) return exists.status();
     if (!*exists) return Status(ErrorCode::not_found, fmt::format("no such directory: {}", dir));
@@ -316,7 +317,6 @@ Result<ScanResult> scan_wal(const std::string& dir, const ScanOptions& options,
     auto meta = read_metadata_file(fs, dir);
     if (!meta.ok()) return meta.status();
     result.meta = *meta;
-
     std::vector<std::pair<std::uint64_t, std::string>> segments;
     for (const auto& name : *names) {
         std::uint64_t seq, first;
@@ -332,7 +332,40 @@ Result<ScanResult> scan_wal(const std::string& dir, const ScanOptions& options,
         info.sequence = seq;
         result.segments.push_back(std::move(info));
     }
-    Scanner scanner(fs, dir, options, on_record, result);
+    return result;
+}
+
+}  // namespace
+
+Result<ScanResult> read_wal_layout(const std::string& dir, FileSystem* fs_or_null) {
+    FileSystem& fs = fs_or_null != nullptr ? *fs_or_null : *default_file_system();
+    auto result = list_wal(fs, dir);
+    if (!result.ok()) return result;
+    for (SegmentInfo& info : result->segments) {
+        auto file = fs.open(dir + "/" + info.file_name, OpenMode::read_only);
+        if (!file.ok()) return file.status();
+        auto size = (*file)->size();
+        if (!size.ok()) return size.status();
+        info.file_bytes = *size;
+        char header[k_segment_header_bytes];
+        auto n = (*file)->pread(header, sizeof header, 0);
+        if (!n.ok()) return n.status();
+        auto h = decode_segment_header(header, *n, &info.version);
+        if (!h) continue;
+        info.header_ok = true;
+        info.sequence = h->sequence;
+        info.first_index = h->first_index;
+        info.start_crc = h->start_crc;
+    }
+    return result;
+}
+
+Result<ScanResult> scan_wal(const std::string& dir, const ScanOptions& options,
+                            const std::function<void(const ScannedRecord&)>& on_record) {
+    FileSystem& fs = options.fs != nullptr ? *options.fs : *default_file_system();
+    auto result = list_wal(fs, dir);
+    if (!result.ok()) return result;
+    Scanner scanner(fs, dir, options, on_record, *result);
     if (Status s = scanner.run(); !s.ok()) return s;
     return result;
 }
