@@ -1,6 +1,7 @@
 // The POSIX FileSystem: pread/pwritev/fdatasync on plain file descriptors.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +19,18 @@ Status errno_status(const std::string& what, const std::string& path, int err) {
     return Status(err == ENOENT ? ErrorCode::not_found : ErrorCode::io_error,
                   fmt::format("{} {}: {}", what, path, std::strerror(err)));
 }
+
+class PosixMapping final : public Mapping {
+public:
+    PosixMapping(void* data, std::uint64_t size) : data_(data), size_(size) {}
+    ~PosixMapping() override { ::munmap(data_, size_); }
+    const char* data() const override { return static_cast<const char*>(data_); }
+    std::uint64_t size() const override { return size_; }
+
+private:
+    void* data_;
+    std::uint64_t size_;
+};
 
 class PosixFile final : public File {
 public:
@@ -79,6 +92,13 @@ public:
         if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
             return errno_status("ftruncate", path_, errno);
         return Status();
+    }
+
+    Result<std::unique_ptr<Mapping>> map(std::uint64_t size) override {
+        if (size == 0) return Status(ErrorCode::invalid_argument, "cannot map an empty file");
+        void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd_, 0);
+        if (p == MAP_FAILED) return errno_status("mmap", path_, errno);
+        return std::unique_ptr<Mapping>(new PosixMapping(p, size));
     }
 
 private:

@@ -63,15 +63,26 @@ private:
         auto size = (*file)->size();
         if (!size.ok()) return size.status();
         info.file_bytes = *size;
-        if (capacity_ < *size) {
-            buf_.reset(new char[*size]);
-            capacity_ = *size;
+        const char* buf = nullptr;
+        std::uint64_t bytes = 0;
+        std::unique_ptr<Mapping> mapping;
+        if (*size > 0) {
+            auto mapped = (*file)->map(*size);
+            if (mapped.ok()) mapping = std::move(*mapped);
         }
-        auto n = (*file)->pread(buf_.get(), *size, 0);
-        if (!n.ok()) return n.status();
-        const std::uint64_t bytes = *n;
-        const char* buf = buf_.get();
-
+        if (mapping) {
+            buf = mapping->data();
+            bytes = mapping->size();
+        } else {
+            if (capacity_ < *size) {
+                buf_.reset(new char[*size]);
+                capacity_ = *size;
+            }
+            auto n = (*file)->pread(buf_.get(), *size, 0);
+            if (!n.ok()) return n.status();
+            bytes = *n;
+            buf = buf_.get();
+        }
         std::uint32_t version = 0;
         auto header = decode_segment_header(buf, bytes, &version);
         if (!header) {
@@ -203,10 +214,14 @@ private:
     // record when scanning should go on (resync), nullopt when the segment ends.
     std::optional<FoundRecord> judge_tail(SegmentInfo& info, const char* buf, std::uint64_t size,
                                           std::uint64_t off, std::uint64_t expected) {
-        auto next = find_next_record(buf, size, off + 8, options_.max_record_bytes);
+        bool saw_data = false;
+        auto next = find_next_record(buf, size, off + 8, options_.max_record_bytes, &saw_data);
         if (next && next->header.index > options_.ignore_after_index) next.reset();
         if (!next) {
-            const std::uint64_t end = nonzero_end(buf, size, off);
+            const bool header_zero =
+                off >= size || all_zero(buf + off, std::min(k_record_header_bytes, size - off));
+            const std::uint64_t end =
+                saw_data || !header_zero ? nonzero_end(buf, size, off) : off;
             if (end == off) return std::nullopt;  // clean end: zeros only
             add_issue(IssueKind::torn_tail, info, off, expected, end - off,
                       fmt::format("torn tail: incomplete record at {} offset {} (index {}), "
@@ -289,9 +304,10 @@ private:
 
 }  // namespace
 
-Result<ScanResult> scan_wal(const std::string& dir, const ScanOptions& options,
-                            const std::function<void(const ScannedRecord&)>& on_record) {
-    FileSystem& fs = options.fs != nullptr ? *options.fs : *default_file_system();
+namespace {
+
+// Reads the meta file and lists the segments in sequence order.
+Result<ScanResult> list_wal(FileSystem& fs, const std::string& dir) {
     auto exists = fs.exists(dir);
     if (!exists.ok()) return exists.status();
     if (!*exists) return Status(ErrorCode::not_found, fmt::format("no such directory: {}", dir));
@@ -301,7 +317,6 @@ Result<ScanResult> scan_wal(const std::string& dir, const ScanOptions& options,
     auto meta = read_metadata_file(fs, dir);
     if (!meta.ok()) return meta.status();
     result.meta = *meta;
-
     std::vector<std::pair<std::uint64_t, std::string>> segments;
     for (const auto& name : *names) {
         std::uint64_t seq, first;
@@ -317,7 +332,40 @@ Result<ScanResult> scan_wal(const std::string& dir, const ScanOptions& options,
         info.sequence = seq;
         result.segments.push_back(std::move(info));
     }
-    Scanner scanner(fs, dir, options, on_record, result);
+    return result;
+}
+
+}  // namespace
+
+Result<ScanResult> read_wal_layout(const std::string& dir, FileSystem* fs_or_null) {
+    FileSystem& fs = fs_or_null != nullptr ? *fs_or_null : *default_file_system();
+    auto result = list_wal(fs, dir);
+    if (!result.ok()) return result;
+    for (SegmentInfo& info : result->segments) {
+        auto file = fs.open(dir + "/" + info.file_name, OpenMode::read_only);
+        if (!file.ok()) return file.status();
+        auto size = (*file)->size();
+        if (!size.ok()) return size.status();
+        info.file_bytes = *size;
+        char header[k_segment_header_bytes];
+        auto n = (*file)->pread(header, sizeof header, 0);
+        if (!n.ok()) return n.status();
+        auto h = decode_segment_header(header, *n, &info.version);
+        if (!h) continue;
+        info.header_ok = true;
+        info.sequence = h->sequence;
+        info.first_index = h->first_index;
+        info.start_crc = h->start_crc;
+    }
+    return result;
+}
+
+Result<ScanResult> scan_wal(const std::string& dir, const ScanOptions& options,
+                            const std::function<void(const ScannedRecord&)>& on_record) {
+    FileSystem& fs = options.fs != nullptr ? *options.fs : *default_file_system();
+    auto result = list_wal(fs, dir);
+    if (!result.ok()) return result;
+    Scanner scanner(fs, dir, options, on_record, *result);
     if (Status s = scanner.run(); !s.ok()) return s;
     return result;
 }

@@ -32,7 +32,7 @@ Status Wal::Impl::recover() {
     scan_options.max_record_bytes = options_.max_record_bytes;
     scan_options.ignore_after_index = meta->fence.value_or(UINT64_MAX);
     scan_options.fs = fs_;
-    std::vector<detail::Entry> entries;
+    std::deque<detail::Entry> entries;
     auto scan = scan_wal(dir_, scan_options, [&](const ScannedRecord& r) {
         entries.push_back(detail::Entry{r.term, r.offset, r.payload_bytes, r.crc});
     });
@@ -124,9 +124,9 @@ Status Wal::Impl::recover() {
         report_.redid_truncation = true;
     }
 
-    entries_.assign(entries.begin() + static_cast<std::ptrdiff_t>(entries_begin),
-                    entries.begin() + static_cast<std::ptrdiff_t>(entries_begin) +
-                        static_cast<std::ptrdiff_t>(keep.empty() ? 0 : last + 1 - first));
+    entries.erase(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(entries_begin));
+    entries.resize(keep.empty() ? 0 : last + 1 - first);
+    entries_ = std::move(entries);
     floor_ = meta_.log_floor;
     if (fresh) {
         report_.created = true;

@@ -29,20 +29,27 @@ std::optional<FoundRecord> check_record_at(const char* buf, std::uint64_t size,
 }
 
 std::optional<FoundRecord> find_next_record(const char* buf, std::uint64_t size,
-                                            std::uint64_t from, std::uint64_t max_record_bytes) {
+                                            std::uint64_t from, std::uint64_t max_record_bytes,
+                                            bool* saw_data) {
+    *saw_data = false;
     std::uint64_t y = padded(from);
+    std::uint64_t w = y;
     while (y + k_record_header_bytes <= size) {
         // The next non-zero word; a header is 4 words, so only headers
         // starting at most 3 words before it can contain it.
-        std::uint64_t w = y;
+        w = y;
         while (w + 8 <= size && load<std::uint64_t>(buf + w) == 0) w += 8;
-        if (w + 8 > size) return std::nullopt;
+        if (w + 8 > size) break;
+        *saw_data = true;
         const std::uint64_t first = w >= y + 24 ? w - 24 : y;
         for (std::uint64_t c = first; c <= w; c += 8) {
             if (auto r = check_record_at(buf, size, c, max_record_bytes)) return r;
         }
         y = w + 8;
+        w = y;
     }
+    // Bytes too few for a header (or a trailing partial word) still count as data.
+    if (w < size && !all_zero(buf + w, size - w)) *saw_data = true;
     return std::nullopt;
 }
 

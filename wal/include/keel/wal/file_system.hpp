@@ -19,6 +19,14 @@
 
 namespace keel::wal {
 
+// A read-only memory mapping of a whole file (see File::map).
+class Mapping {
+public:
+    virtual ~Mapping() = default;
+    virtual const char* data() const = 0;
+    virtual std::uint64_t size() const = 0;
+};
+
 class File {
 public:
     virtual ~File() = default;
@@ -30,6 +38,13 @@ public:
     virtual Status datasync() = 0;
     virtual Result<std::uint64_t> size() = 0;
     virtual Status truncate(std::uint64_t size) = 0;
+    // Maps the first `size` bytes read-only, so the recovery scanner need not
+    // copy whole segments.  Optional: the default says `unsupported` and the
+    // scanner falls back to pread.  The file must not shrink while mapped.
+    virtual Result<std::unique_ptr<Mapping>> map(std::uint64_t size) {
+        (void)size;
+        return Status(ErrorCode::unsupported, "this File does not map");
+    }
 };
 
 enum class OpenMode {

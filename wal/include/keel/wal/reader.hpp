@@ -111,6 +111,11 @@ struct ScanResult {
 Result<ScanResult> scan_wal(const std::string& dir, const ScanOptions& options,
                             const std::function<void(const ScannedRecord&)>& on_record);
 
+// Only the metadata file and the segment headers (ScanResult::segments with
+// just the header fields set; nothing scanned, issues empty).  Cheap: reads
+// 64 bytes per segment.  Same errors as scan_wal.
+Result<ScanResult> read_wal_layout(const std::string& dir, FileSystem* fs = nullptr);
+
 // File names used in a WAL directory (for tools and tests).
 bool is_segment_file_name(std::string_view name);
 inline constexpr const char* k_metadata_file_name = "meta";
