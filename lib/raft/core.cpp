@@ -6,6 +6,7 @@
 
 #include "keel/assert.hpp"
 #include "raft/state.hpp"
+#include "raft/str_cat.hpp"
 
 namespace keel::raft {
 
@@ -107,7 +108,7 @@ HardState Core::State::hard_state() const {
 SoftState Core::State::soft_state() const { return SoftState{role, leader, term}; }
 
 Status Core::State::not_leader_status() const {
-    return {ErrorCode::not_leader, "not leader (leader is " + std::to_string(leader) + ")"};
+    return {ErrorCode::not_leader, str_cat("not leader (leader is ", leader, ")")};
 }
 
 void Core::State::send(Message m) {
@@ -169,8 +170,11 @@ Status Core::State::step_by_term(const Message& m, bool& handled) {
             // down; without this, a node that advanced its term through pre-vote
             // failures could be kept out forever.
             send(Message{.type = MessageType::append_response, .to = m.from});
-        } else if (m.type == MessageType::pre_vote) {
-            send(Message{.type = MessageType::pre_vote_response, .to = m.from, .reject = true});
+        } else if (vote_request) {
+            // Figure 2, RequestVote receiver: "Reply false if term < currentTerm."
+            auto reply = m.type == MessageType::vote ? MessageType::vote_response
+                                                     : MessageType::pre_vote_response;
+            send(Message{.type = reply, .to = m.from, .reject = true});
         }
         return {ErrorCode::aborted, "message from an older term"};
     }
@@ -242,12 +246,11 @@ Result<Proposed> Core::propose(std::string data) {
     State& s = *s_;
     if (s.role != Role::leader) return s.not_leader_status();
     if (s.transfer_target != kNoNode) {
-        return Status{ErrorCode::busy, "leadership transfer to " +
-                                           std::to_string(s.transfer_target) + " in progress"};
+        return Status{ErrorCode::busy,
+                      str_cat("leadership transfer to ", s.transfer_target, " in progress")};
     }
     if (data.size() > s.opt.max_proposal_bytes) {
-        return Status{ErrorCode::too_large, "proposal of " + std::to_string(data.size()) +
-                                                " bytes over max_proposal_bytes"};
+        return Status{ErrorCode::too_large, str_cat("proposal of ", data.size(), " bytes over max_proposal_bytes")};
     }
     if (s.uncommitted_bytes > 0 &&
         s.uncommitted_bytes + data.size() > s.opt.max_uncommitted_bytes) {

@@ -8,13 +8,14 @@
 #include "keel/assert.hpp"
 #include "raft/limits.hpp"
 #include "raft/state.hpp"
+#include "raft/str_cat.hpp"
 
 namespace keel::raft {
 
 Result<Configuration> Core::State::apply_change(const ConfigChange& change) const {
     Configuration next = config();
     NodeId id = change.node;
-    std::string who = "node " + std::to_string(id);
+    std::string who = str_cat("node ", id);
     if (id == kNoNode) return Status{ErrorCode::invalid_argument, "node id 0 is reserved"};
     if (change.context.size() > kMaxContextBytes) {
         return Status{ErrorCode::invalid_argument, "member context over kMaxContextBytes"};

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "raft/actions.hpp"
+#include "raft/str_cat.hpp"
 #include "raft/types.hpp"
 
 namespace keel::raft {
@@ -55,8 +56,7 @@ const char* role_name(Role role) {
 }
 
 std::string to_string(const Entry& e) {
-    std::string out = std::to_string(e.term) + "/" + std::to_string(e.index) + " " +
-                      entry_type_name(e.type);
+    std::string out = str_cat(e.term, '/', e.index, ' ', entry_type_name(e.type));
     if (e.type == EntryType::config) {
         auto config = decode_configuration(e.data);
         out += ' ';
@@ -92,8 +92,7 @@ std::string to_string(const Configuration& c) {
 }
 
 std::string to_string(const Message& m) {
-    std::string out = std::to_string(m.from) + "->" + std::to_string(m.to) + " " +
-                      message_type_name(m.type);
+    std::string out = str_cat(m.from, "->", m.to, ' ', message_type_name(m.type));
     append_field(out, "term", m.term);
     switch (m.type) {
         case MessageType::append:
@@ -138,7 +137,8 @@ std::string to_string(const Message& m) {
             if (m.snapshot) {
                 append_field(out, "snapshot_index", m.snapshot->index);
                 append_field(out, "snapshot_term", m.snapshot->term);
-                out += " config=" + to_string(m.snapshot->config);
+                out += " config=";
+                out += to_string(m.snapshot->config);
             }
             break;
         case MessageType::timeout_now: break;
