@@ -136,7 +136,11 @@ void Core::State::handle_append_response(const Message& m) {
         return;
     }
     KEEL_ASSERT(m.index <= log.last_index(), "follower acknowledged entries the leader lacks");
-    if (!pr.maybe_update(m.index)) return;  // stale or duplicate
+    if (!pr.maybe_update(m.index)) {
+        // The answer to a probe that found the follower where we thought it
+        // was: start pipelining.  Anything else is stale or a duplicate.
+        if (pr.state != Progress::State::probe || pr.match != m.index) return;
+    }
     switch (pr.state) {
         case Progress::State::probe: pr.become_replicate(); break;
         case Progress::State::snapshot:
