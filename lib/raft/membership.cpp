@@ -95,10 +95,15 @@ void Core::State::on_config_changed() {
 }
 
 // Leader: one Progress per member other than itself; new members start
-// probing from the end of the log.
+// probing from the end of the log.  A removed member keeps its Progress
+// until its removal commits, so it normally receives the entry that removes
+// it and stops campaigning (it never counts toward any quorum meanwhile).
 void Core::State::sync_progress() {
     const Configuration& c = config();
-    std::erase_if(progress, [&](const auto& item) { return !c.contains(item.first); });
+    const Configuration& committed = configs.at(log.committed());
+    std::erase_if(progress, [&](const auto& item) {
+        return !c.contains(item.first) && !committed.contains(item.first);
+    });
     for (const auto& [id, info] : c.members) {
         if (id == opt.id || progress.count(id) != 0) continue;
         progress.emplace(id, Progress(log.last_index() + 1, opt.max_inflight_messages));

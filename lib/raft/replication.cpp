@@ -197,6 +197,7 @@ void Core::State::on_commit_advanced(Index old_commit) {
         uncommitted_bytes -= std::min(uncommitted_bytes, log.at(i).data.size());
     }
     broadcast_append();  // tell followers the new commit index
+    sync_progress();     // forget members whose removal just committed
     release_waiting_reads();
     step_down_if_removed();
 }

@@ -161,11 +161,17 @@ public:
         if (network.empty()) return false;
         Message m = std::move(network.front());
         network.pop_front();
-        if (cut_.count({m.from, m.to}) || drop_types.count(m.type) || !nodes_.count(m.to)) {
-            return true;
+        bool dropped =
+            cut_.count({m.from, m.to}) || drop_types.count(m.type) || !nodes_.count(m.to);
+        if (!dropped) {
+            (void)core(m.to).step(m);
+            process(m.to);
         }
-        (void)core(m.to).step(m);
-        process(m.to);
+        if (m.type == MessageType::snapshot && nodes_.count(m.from)) {
+            // The runtime reports how streaming the snapshot data went.
+            core(m.from).report_snapshot(m.to, !dropped);
+            process(m.from);
+        }
         return true;
     }
 
