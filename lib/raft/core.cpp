@@ -194,7 +194,7 @@ void Core::State::step_follower(const Message& m) {
             break;
         case MessageType::timeout_now:
             // A learner (or a removed node) never campaigns.
-            if (is_voter()) campaign(/*pre=*/false, /*transfer=*/true);
+            if (may_campaign()) campaign(/*pre=*/false, /*transfer=*/true);
             break;
         default: break;  // responses to a role we no longer hold
     }

@@ -80,6 +80,7 @@ struct Core::State {
     SoftState soft_state() const;
     const Configuration& config() const { return configs.latest(); }
     bool is_voter() const { return config().is_voter(opt.id); }
+    bool may_campaign() const;
     bool committed_own_term() const { return log.term_at(log.committed()) == term; }
     Status not_leader_status() const;
 
