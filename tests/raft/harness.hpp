@@ -40,17 +40,17 @@ inline Configuration make_config(const std::vector<NodeId>& voters,
 // The runtime side of one node.
 struct Node {
     std::unique_ptr<Core> core;
-    std::vector<Entry> storage;   // the durable log as the runtime wrote it
+    std::vector<Entry> storage;  // the durable log as the runtime wrote it
     HardState hard_state;
     std::optional<SnapshotMeta> installed;  // last snapshot installed
-    std::vector<Entry> applied;   // entries applied to the state machine, in order
+    std::vector<Entry> applied;             // entries applied to the state machine, in order
     Index applied_index = 0;
     std::vector<ReadState> read_states;
     std::vector<ReadFailure> read_failures;
     std::vector<SoftState> soft_states;
-    bool hold_persist = false;             // do not acknowledge appends yet
-    std::optional<Entry> unacked_last;     // last entry written but not acknowledged
-    std::vector<Message> held_messages;    // messages_after_persist waiting for the ack
+    bool hold_persist = false;           // do not acknowledge appends yet
+    std::optional<Entry> unacked_last;   // last entry written but not acknowledged
+    std::vector<Message> held_messages;  // messages_after_persist waiting for the ack
 };
 
 class Cluster {
@@ -228,9 +228,9 @@ private:
 // A lone core of a cluster of `voters` (plus `learners`): bootstrapped, then
 // restored with extra entries of the given terms (indexes 2, 3, ...), the
 // hard state at `term` and commit index `commit`.
-inline std::unique_ptr<Core> lone_core(NodeId id, const std::vector<NodeId>& voters,
-                                       Term term = 1, const std::vector<Term>& extra_terms = {},
-                                       Index commit = 1, void (*tweak)(Options&) = nullptr,
+inline std::unique_ptr<Core> lone_core(NodeId id, const std::vector<NodeId>& voters, Term term = 1,
+                                       const std::vector<Term>& extra_terms = {}, Index commit = 1,
+                                       void (*tweak)(Options&) = nullptr,
                                        const std::vector<NodeId>& learners = {}) {
     RestoredState r = bootstrap(make_config(voters, learners));
     for (Term t : extra_terms) {

@@ -9,11 +9,11 @@
 // replayed with KEEL_RAFT_SEED=<seed> (KEEL_RAFT_SEED_COUNT=n runs n seeds from there).
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <random>
-#include <unistd.h>
 
 #include "harness.hpp"
 
@@ -82,9 +82,9 @@ public:
             for (auto& [id, r] : nodes_) {
                 const Core& c = *r.core;
                 UNSCOPED_INFO("node " << id << " " << role_name(c.role()) << " term " << c.term()
-                                      << " leader " << c.leader() << " commit "
-                                      << c.commit_index() << " last " << c.last_index()
-                                      << " persisted " << c.persisted_index() << " config "
+                                      << " leader " << c.leader() << " commit " << c.commit_index()
+                                      << " last " << c.last_index() << " persisted "
+                                      << c.persisted_index() << " config "
                                       << to_string(c.configuration()));
             }
         }
@@ -96,15 +96,40 @@ private:
         NodeId id = 1 + rng_() % universe_;
         Runtime& r = nodes_[id];
         switch (rng_() % 16) {
-            case 0: case 1: case 2: r.core->tick(); break;
-            case 3: case 4: case 5: case 6: case 7: deliver(); break;
-            case 8: case 9: complete_write(id); break;
-            case 10: propose(id); break;
-            case 11: if (faults && rng_() % 8 == 0) crash(id); break;
-            case 12: if (faults) partition(); break;
-            case 13: if (faults) change_config(id); break;
-            case 14: take_snapshot(id); break;
-            case 15: if (rng_() % 4 == 0) (void)r.core->read_index(rng_()); break;
+            case 0:
+            case 1:
+            case 2:
+                r.core->tick();
+                break;
+            case 3:
+            case 4:
+            case 5:
+            case 6:
+            case 7:
+                deliver();
+                break;
+            case 8:
+            case 9:
+                complete_write(id);
+                break;
+            case 10:
+                propose(id);
+                break;
+            case 11:
+                if (faults && rng_() % 8 == 0) crash(id);
+                break;
+            case 12:
+                if (faults) partition();
+                break;
+            case 13:
+                if (faults) change_config(id);
+                break;
+            case 14:
+                take_snapshot(id);
+                break;
+            case 15:
+                if (rng_() % 4 == 0) (void)r.core->read_index(rng_());
+                break;
         }
         for (auto& [nid, n] : nodes_) process(nid);
         check_one_leader_per_term();
@@ -129,7 +154,8 @@ private:
             // Term and vote durable before any message of this batch is sent.
             if (a.hard_state) r.hard_state = *a.hard_state;
             for (Message& m : a.messages) network_.push_back(std::move(m));
-            r.writes.push_back(Runtime::Write{std::move(a.entries), std::move(a.messages_after_persist)});
+            r.writes.push_back(
+                Runtime::Write{std::move(a.entries), std::move(a.messages_after_persist)});
             for (const Entry& e : a.committed_entries) apply(id, e);
         }
     }
@@ -236,8 +262,8 @@ private:
             if (r.core->role() != Role::leader) continue;
             auto [it, inserted] = leaders_.emplace(r.core->term(), id);
             if (!inserted && it->second != id) {
-                FAIL("election safety: two leaders in term " << r.core->term() << ": "
-                                                             << it->second << " and " << id);
+                FAIL("election safety: two leaders in term " << r.core->term() << ": " << it->second
+                                                             << " and " << id);
             }
         }
     }
