@@ -18,13 +18,26 @@ bool Core::State::single_voter() const {
     return c.voter_count() == 1 && c.is_voter(opt.id);
 }
 
+// A voter of the effective configuration campaigns; so does a node that an
+// *uncommitted* configuration entry removes, as long as it is a voter of the
+// last committed configuration it knows.  Without that, a leader that
+// appended its own removal and then lost its quorum could hold the most
+// up-to-date log, refuse to campaign, and refuse its vote to every other
+// voter (whose configuration still counts it): no leader ever again.  Such a
+// candidate needs a majority of the *effective* configuration, which does
+// not count itself, so this is safe; once elected it commits its removal and
+// steps down.
+bool Core::State::may_campaign() const {
+    return is_voter() || configs.at(log.committed()).is_voter(opt.id);
+}
+
 // Followers and candidates: "If election timeout elapses without receiving
 // AppendEntries RPC from current leader or granting vote to candidate:
 // convert to candidate" (Figure 2).  Learners and nodes outside the
 // configuration never campaign.
 void Core::State::tick_election() {
     election_elapsed_ticks += 1;
-    if (!is_voter() || election_elapsed_ticks < randomized_election_ticks) return;
+    if (!may_campaign() || election_elapsed_ticks < randomized_election_ticks) return;
     election_elapsed_ticks = 0;
     campaign(opt.pre_vote, /*transfer=*/false);
 }
@@ -115,7 +128,7 @@ void Core::State::become_leader() {
 }
 
 void Core::State::campaign(bool pre, bool transfer) {
-    if (!is_voter()) return;
+    if (!may_campaign()) return;
     if (pre) {
         become_pre_candidate();
     } else {
@@ -161,8 +174,8 @@ bool Core::State::log_up_to_date(Index last_index, Term last_term) const {
 // candidate's log is at least as up-to-date as receiver's log, grant vote."
 void Core::State::handle_vote_request(const Message& m) {
     bool pre = m.type == MessageType::pre_vote;
-    bool can_vote = vote == m.from || (vote == kNoNode && leader == kNoNode) ||
-                    (pre && m.term > term);
+    bool can_vote =
+        vote == m.from || (vote == kNoNode && leader == kNoNode) || (pre && m.term > term);
     auto reply_type = pre ? MessageType::pre_vote_response : MessageType::vote_response;
     if (can_vote && log_up_to_date(m.log_index, m.log_term)) {
         // A granted pre-vote is answered at the prospective term, so the
@@ -195,8 +208,11 @@ void Core::State::handle_vote_response(const Message& m) {
                 become_leader();
             }
             break;
-        case VoteResult::lost: become_follower(term, kNoNode); break;
-        case VoteResult::pending: break;
+        case VoteResult::lost:
+            become_follower(term, kNoNode);
+            break;
+        case VoteResult::pending:
+            break;
     }
 }
 

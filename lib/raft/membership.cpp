@@ -8,13 +8,14 @@
 #include "keel/assert.hpp"
 #include "raft/limits.hpp"
 #include "raft/state.hpp"
+#include "raft/str_cat.hpp"
 
 namespace keel::raft {
 
 Result<Configuration> Core::State::apply_change(const ConfigChange& change) const {
     Configuration next = config();
     NodeId id = change.node;
-    std::string who = "node " + std::to_string(id);
+    std::string who = str_cat("node ", id);
     if (id == kNoNode) return Status{ErrorCode::invalid_argument, "node id 0 is reserved"};
     if (change.context.size() > kMaxContextBytes) {
         return Status{ErrorCode::invalid_argument, "member context over kMaxContextBytes"};
@@ -22,7 +23,8 @@ Result<Configuration> Core::State::apply_change(const ConfigChange& change) cons
     switch (change.kind) {
         case ConfigChange::Kind::add_voter:
         case ConfigChange::Kind::add_learner:
-            if (next.contains(id)) return Status{ErrorCode::invalid_argument, who + " is already a member"};
+            if (next.contains(id))
+                return Status{ErrorCode::invalid_argument, who + " is already a member"};
             if (next.members.size() >= kMaxMembers) {
                 return Status{ErrorCode::invalid_argument, "configuration is at kMaxMembers"};
             }
@@ -30,19 +32,24 @@ Result<Configuration> Core::State::apply_change(const ConfigChange& change) cons
                 id, MemberInfo{change.kind == ConfigChange::Kind::add_voter, change.context});
             break;
         case ConfigChange::Kind::promote:
-            if (!next.contains(id)) return Status{ErrorCode::invalid_argument, who + " is not a member"};
-            if (next.is_voter(id)) return Status{ErrorCode::invalid_argument, who + " is already a voter"};
+            if (!next.contains(id))
+                return Status{ErrorCode::invalid_argument, who + " is not a member"};
+            if (next.is_voter(id))
+                return Status{ErrorCode::invalid_argument, who + " is already a voter"};
             next.members[id].voter = true;
             if (!change.context.empty()) next.members[id].context = change.context;
             break;
         case ConfigChange::Kind::remove:
-            if (!next.contains(id)) return Status{ErrorCode::invalid_argument, who + " is not a member"};
+            if (!next.contains(id))
+                return Status{ErrorCode::invalid_argument, who + " is not a member"};
             next.members.erase(id);
             if (next.voter_count() == 0) {
-                return Status{ErrorCode::invalid_argument, "removing " + who + " would leave no voter"};
+                return Status{ErrorCode::invalid_argument,
+                              "removing " + who + " would leave no voter"};
             }
             break;
-        default: return Status{ErrorCode::invalid_argument, "unknown configuration change kind"};
+        default:
+            return Status{ErrorCode::invalid_argument, "unknown configuration change kind"};
     }
     return next;
 }
@@ -94,10 +101,15 @@ void Core::State::on_config_changed() {
 }
 
 // Leader: one Progress per member other than itself; new members start
-// probing from the end of the log.
+// probing from the end of the log.  A removed member keeps its Progress
+// until its removal commits, so it normally receives the entry that removes
+// it and stops campaigning (it never counts toward any quorum meanwhile).
 void Core::State::sync_progress() {
     const Configuration& c = config();
-    std::erase_if(progress, [&](const auto& item) { return !c.contains(item.first); });
+    const Configuration& committed = configs.at(log.committed());
+    std::erase_if(progress, [&](const auto& item) {
+        return !c.contains(item.first) && !committed.contains(item.first);
+    });
     for (const auto& [id, info] : c.members) {
         if (id == opt.id || progress.count(id) != 0) continue;
         progress.emplace(id, Progress(log.last_index() + 1, opt.max_inflight_messages));

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "raft/actions.hpp"
+#include "raft/str_cat.hpp"
 #include "raft/types.hpp"
 
 namespace keel::raft {
@@ -12,9 +13,12 @@ namespace {
 
 const char* entry_type_name(EntryType type) {
     switch (type) {
-        case EntryType::normal: return "normal";
-        case EntryType::noop: return "noop";
-        case EntryType::config: return "config";
+        case EntryType::normal:
+            return "normal";
+        case EntryType::noop:
+            return "noop";
+        case EntryType::config:
+            return "config";
     }
     return "unknown";
 }
@@ -30,33 +34,46 @@ void append_field(std::string& out, const char* name, std::uint64_t value) {
 
 const char* message_type_name(MessageType type) {
     switch (type) {
-        case MessageType::append: return "append";
-        case MessageType::append_response: return "append_response";
-        case MessageType::vote: return "vote";
-        case MessageType::vote_response: return "vote_response";
-        case MessageType::pre_vote: return "pre_vote";
-        case MessageType::pre_vote_response: return "pre_vote_response";
-        case MessageType::heartbeat: return "heartbeat";
-        case MessageType::heartbeat_response: return "heartbeat_response";
-        case MessageType::snapshot: return "snapshot";
-        case MessageType::timeout_now: return "timeout_now";
+        case MessageType::append:
+            return "append";
+        case MessageType::append_response:
+            return "append_response";
+        case MessageType::vote:
+            return "vote";
+        case MessageType::vote_response:
+            return "vote_response";
+        case MessageType::pre_vote:
+            return "pre_vote";
+        case MessageType::pre_vote_response:
+            return "pre_vote_response";
+        case MessageType::heartbeat:
+            return "heartbeat";
+        case MessageType::heartbeat_response:
+            return "heartbeat_response";
+        case MessageType::snapshot:
+            return "snapshot";
+        case MessageType::timeout_now:
+            return "timeout_now";
     }
     return "unknown";
 }
 
 const char* role_name(Role role) {
     switch (role) {
-        case Role::follower: return "follower";
-        case Role::pre_candidate: return "pre_candidate";
-        case Role::candidate: return "candidate";
-        case Role::leader: return "leader";
+        case Role::follower:
+            return "follower";
+        case Role::pre_candidate:
+            return "pre_candidate";
+        case Role::candidate:
+            return "candidate";
+        case Role::leader:
+            return "leader";
     }
     return "unknown";
 }
 
 std::string to_string(const Entry& e) {
-    std::string out = std::to_string(e.term) + "/" + std::to_string(e.index) + " " +
-                      entry_type_name(e.type);
+    std::string out = str_cat(e.term, '/', e.index, ' ', entry_type_name(e.type));
     if (e.type == EntryType::config) {
         auto config = decode_configuration(e.data);
         out += ' ';
@@ -92,8 +109,7 @@ std::string to_string(const Configuration& c) {
 }
 
 std::string to_string(const Message& m) {
-    std::string out = std::to_string(m.from) + "->" + std::to_string(m.to) + " " +
-                      message_type_name(m.type);
+    std::string out = str_cat(m.from, "->", m.to, ' ', message_type_name(m.type));
     append_field(out, "term", m.term);
     switch (m.type) {
         case MessageType::append:
@@ -138,10 +154,12 @@ std::string to_string(const Message& m) {
             if (m.snapshot) {
                 append_field(out, "snapshot_index", m.snapshot->index);
                 append_field(out, "snapshot_term", m.snapshot->term);
-                out += " config=" + to_string(m.snapshot->config);
+                out += " config=";
+                out += to_string(m.snapshot->config);
             }
             break;
-        case MessageType::timeout_now: break;
+        case MessageType::timeout_now:
+            break;
     }
     return out;
 }

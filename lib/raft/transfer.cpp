@@ -4,6 +4,7 @@
 // stickiness.  Aborted if it has not happened within an election timeout.
 #include "keel/assert.hpp"
 #include "raft/state.hpp"
+#include "raft/str_cat.hpp"
 
 namespace keel::raft {
 
@@ -12,7 +13,7 @@ Status Core::State::transfer_leadership(NodeId target) {
     if (target == opt.id) return {ErrorCode::invalid_argument, "already the leader"};
     if (!config().is_voter(target)) {
         return {ErrorCode::invalid_argument,
-                "transfer target " + std::to_string(target) + " is not a voter"};
+                str_cat("transfer target ", target, " is not a voter")};
     }
     if (transfer_target == target) return {};
     transfer_target = target;
@@ -33,6 +34,8 @@ void Core::State::maybe_send_timeout_now(NodeId to) {
     }
 }
 
-void Core::State::abort_transfer() { transfer_target = kNoNode; }
+void Core::State::abort_transfer() {
+    transfer_target = kNoNode;
+}
 
 }  // namespace keel::raft

@@ -5,6 +5,7 @@
 // only randomness is each Core's seeded generator.
 #pragma once
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <memory>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "raft/core.hpp"
+#include "raft/str_cat.hpp"
 
 namespace keel::raft::test {
 
@@ -30,25 +32,25 @@ inline Options test_options(NodeId id) {
 inline Configuration make_config(const std::vector<NodeId>& voters,
                                  const std::vector<NodeId>& learners = {}) {
     Configuration c;
-    for (NodeId id : voters) c.members[id] = MemberInfo{true, "addr-" + std::to_string(id)};
-    for (NodeId id : learners) c.members[id] = MemberInfo{false, "addr-" + std::to_string(id)};
+    for (NodeId id : voters) c.members[id] = MemberInfo{true, str_cat("addr-", id)};
+    for (NodeId id : learners) c.members[id] = MemberInfo{false, str_cat("addr-", id)};
     return c;
 }
 
 // The runtime side of one node.
 struct Node {
     std::unique_ptr<Core> core;
-    std::vector<Entry> storage;   // the durable log as the runtime wrote it
+    std::vector<Entry> storage;  // the durable log as the runtime wrote it
     HardState hard_state;
     std::optional<SnapshotMeta> installed;  // last snapshot installed
-    std::vector<Entry> applied;   // entries applied to the state machine, in order
+    std::vector<Entry> applied;             // entries applied to the state machine, in order
     Index applied_index = 0;
     std::vector<ReadState> read_states;
     std::vector<ReadFailure> read_failures;
     std::vector<SoftState> soft_states;
-    bool hold_persist = false;             // do not acknowledge appends yet
-    std::optional<Entry> unacked_last;     // last entry written but not acknowledged
-    std::vector<Message> held_messages;    // messages_after_persist waiting for the ack
+    bool hold_persist = false;           // do not acknowledge appends yet
+    std::optional<Entry> unacked_last;   // last entry written but not acknowledged
+    std::vector<Message> held_messages;  // messages_after_persist waiting for the ack
 };
 
 class Cluster {
@@ -159,11 +161,17 @@ public:
         if (network.empty()) return false;
         Message m = std::move(network.front());
         network.pop_front();
-        if (cut_.count({m.from, m.to}) || drop_types.count(m.type) || !nodes_.count(m.to)) {
-            return true;
+        bool dropped =
+            cut_.count({m.from, m.to}) || drop_types.count(m.type) || !nodes_.count(m.to);
+        if (!dropped) {
+            (void)core(m.to).step(m);
+            process(m.to);
         }
-        (void)core(m.to).step(m);
-        process(m.to);
+        if (m.type == MessageType::snapshot && nodes_.count(m.from)) {
+            // The runtime reports how streaming the snapshot data went.
+            core(m.from).report_snapshot(m.to, !dropped);
+            process(m.from);
+        }
         return true;
     }
 
@@ -216,6 +224,58 @@ private:
     std::map<NodeId, Node> nodes_;
     std::set<std::pair<NodeId, NodeId>> cut_;
 };
+
+// A lone core of a cluster of `voters` (plus `learners`): bootstrapped, then
+// restored with extra entries of the given terms (indexes 2, 3, ...), the
+// hard state at `term` and commit index `commit`.
+inline std::unique_ptr<Core> lone_core(NodeId id, const std::vector<NodeId>& voters, Term term = 1,
+                                       const std::vector<Term>& extra_terms = {}, Index commit = 1,
+                                       void (*tweak)(Options&) = nullptr,
+                                       const std::vector<NodeId>& learners = {}) {
+    RestoredState r = bootstrap(make_config(voters, learners));
+    for (Term t : extra_terms) {
+        Index i = r.entries.back().index + 1;
+        r.entries.push_back(Entry{t, i, EntryType::normal, str_cat("e", i)});
+    }
+    r.hard_state.term = std::max<Term>(term, 1);
+    r.hard_state.commit = commit;
+    Options o = test_options(id);
+    if (tweak) tweak(o);
+    auto core = std::make_unique<Core>(o, std::move(r));
+    (void)core->take_actions();
+    return core;
+}
+
+// Drive a lone core through (pre-)campaign to leader by answering its vote
+// requests with grants.  Returns the leader's first batch.
+inline Actions win_election(Core& c) {
+    for (int i = 0; i < 100 && c.role() == Role::follower; ++i) c.tick();
+    Actions a;
+    for (int round = 0; round < 4 && c.role() != Role::leader; ++round) {
+        a = c.take_actions();
+        for (const Message& m : a.messages) {
+            if (m.type != MessageType::vote && m.type != MessageType::pre_vote) continue;
+            Message reply;
+            reply.type = m.type == MessageType::vote ? MessageType::vote_response
+                                                     : MessageType::pre_vote_response;
+            reply.from = m.to;
+            reply.to = c.id();
+            reply.term = m.term;
+            (void)c.step(reply);
+        }
+    }
+    if (c.role() != Role::leader) throw std::runtime_error("win_election: not leader");
+    return c.take_actions();
+}
+
+// Messages of one type in a batch.
+inline std::vector<Message> of_type(const std::vector<Message>& msgs, MessageType type) {
+    std::vector<Message> out;
+    for (const Message& m : msgs) {
+        if (m.type == type) out.push_back(m);
+    }
+    return out;
+}
 
 // Step one message into a lone core and return the batch it produced.
 inline Actions step_and_take(Core& core, const Message& m) {
