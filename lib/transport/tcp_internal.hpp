@@ -112,6 +112,7 @@ private:
     void watch_for_close();
     void write_next();
     std::size_t take_message_frames(std::vector<std::string>& frames);
+    std::size_t take_one_batch(std::vector<std::string>& frames);
     bool take_snapshot_chunk(std::vector<std::string>& frames);
     void fail(const std::string& reason);
     void tear_down_connection();

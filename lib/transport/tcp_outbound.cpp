@@ -165,6 +165,16 @@ void OutboundPeer::write_next() {
 // larger message gets a frame of its own) and messages_per_batch_max.
 // Returns how many messages were taken.
 std::size_t OutboundPeer::take_message_frames(std::vector<std::string>& frames) {
+    // Each round either frames a message or drops one, so this ends; it
+    // stops at the first round that framed something.
+    while (!queue_.empty()) {
+        std::size_t sent = take_one_batch(frames);
+        if (sent > 0) return sent;
+    }
+    return 0;
+}
+
+std::size_t OutboundPeer::take_one_batch(std::vector<std::string>& frames) {
     const TcpTransportOptions& o = t_->options_;
     std::vector<raft::Message> batch;
     std::size_t bytes = 0;
