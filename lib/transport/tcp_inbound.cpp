@@ -17,12 +17,19 @@ constexpr std::size_t kBodyBufferKeepBytes = 1024 * 1024;
 
 InboundConnection::InboundConnection(std::shared_ptr<TcpTransport::Impl> transport,
                                      tcp::socket socket)
-    : t_(std::move(transport)), socket_(std::move(socket)) {}
+    : t_(std::move(transport)), socket_(std::move(socket)), hello_timer_(t_->io_) {}
 
 void InboundConnection::start() {
     boost::system::error_code ec;
     tcp::endpoint remote = socket_.remote_endpoint(ec);
     remote_ = ec ? std::string("?") : remote.address().to_string() + ":" + std::to_string(remote.port());
+    hello_timer_.expires_after(t_->options_.hello_timeout);
+    hello_timer_.async_wait([self = shared_from_this()](boost::system::error_code wait_ec) {
+        if (wait_ec || self->closed_ || self->peer_ != raft::kNoNode) return;
+        self->close("no hello within " + std::to_string(self->t_->options_.hello_timeout.count()) +
+                        " ms",
+                    true);
+    });
     read_length();
 }
 
@@ -36,6 +43,7 @@ void InboundConnection::close(const std::string& reason, bool bad_input) {
                 reason);
     boost::system::error_code ignored;
     socket_.close(ignored);
+    hello_timer_.cancel();
     t_->abort_staging_of(this);
     t_->forget_inbound(shared_from_this());
 }
@@ -127,6 +135,7 @@ Status InboundConnection::on_hello(const Hello& hello) {
     if (hello.from == t_->options_.self)
         return Status(ErrorCode::invalid_argument, "hello from a node with our own id");
     peer_ = hello.from;
+    hello_timer_.cancel();
     t_->log(LogLevel::debug, "connection from " + remote_ + " is node " + std::to_string(peer_));
     return Status();
 }

@@ -166,6 +166,7 @@ private:
 
     std::shared_ptr<TcpTransport::Impl> t_;
     tcp::socket socket_;
+    asio::steady_timer hello_timer_;
     std::string remote_;
     std::array<char, kFrameLengthBytes> prefix_{};
     std::string body_;

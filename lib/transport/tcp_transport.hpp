@@ -56,6 +56,9 @@ struct TcpTransportOptions {
     std::size_t snapshot_chunk_bytes = 1024 * 1024;  // must be <= limits.chunk_bytes_max
     std::uint64_t snapshot_bytes_max = std::uint64_t{64} << 30;  // refused above (both sides)
     std::size_t inbound_connections_max = 256;   // further connections are closed at once
+    // An inbound connection that has not said hello by then is closed, so
+    // strangers cannot hold connection slots.
+    std::chrono::milliseconds hello_timeout{5000};
 
     std::chrono::milliseconds backoff_initial{10};
     std::chrono::milliseconds backoff_max{1000};

@@ -308,6 +308,17 @@ TEST_CASE("the inbound connection limit: exactly the limit is served, one more i
     CHECK(b->transport->stats().inbound_rejected == 1);
 }
 
+TEST_CASE("a connection that never says hello is closed", "[transport][tcp][limits]") {
+    asio::io_context io;
+    TempDir dir;
+    TcpTransportOptions ob = options_for(2, dir.path());
+    ob.hello_timeout = std::chrono::milliseconds(20);
+    auto b = start_node(io, ob);
+    RawClient silent(io, b->transport->bound_port());
+    CHECK(silent.wait_closed(io));
+    CHECK(b->rec.logged("no hello within 20 ms"));
+}
+
 TEST_CASE("a sender reconnects after its peer restarts", "[transport][tcp]") {
     asio::io_context io;
     TempDir dir;
