@@ -59,9 +59,10 @@ InProcessHub::Route InProcessHub::route(NodeId from, NodeId to,
     std::lock_guard lock(mu_);
     auto it = endpoints_.find(to);
     if (it == endpoints_.end()) return Route::unknown;
-    bool cut = blocked_.count({from, to}) != 0 ||
-               partition_side_.count(from) != partition_side_.count(to);
-    bool unlucky = drop_rate_ > 0.0 && std::uniform_real_distribution<double>(0, 1)(rng_) < drop_rate_;
+    bool cut =
+        blocked_.count({from, to}) != 0 || partition_side_.count(from) != partition_side_.count(to);
+    bool unlucky =
+        drop_rate_ > 0.0 && std::uniform_real_distribution<double>(0, 1)(rng_) < drop_rate_;
     if (cut || unlucky) {
         ++lost_;
         return Route::lost;
@@ -83,7 +84,9 @@ InProcessTransport::InProcessTransport(InProcessHub& hub, asio::io_context& io,
     self_->in_flight_messages_max = options_.in_flight_messages_max;
 }
 
-InProcessTransport::~InProcessTransport() { stop(); }
+InProcessTransport::~InProcessTransport() {
+    stop();
+}
 
 Status InProcessTransport::start() {
     if (started_) return Status(ErrorCode::invalid_argument, "transport started twice");
@@ -99,9 +102,13 @@ void InProcessTransport::stop() {
     hub_.remove(options_.self);
 }
 
-void InProcessTransport::set_peer(NodeId id, std::string /*address*/) { peers_.insert(id); }
+void InProcessTransport::set_peer(NodeId id, std::string /*address*/) {
+    peers_.insert(id);
+}
 
-void InProcessTransport::remove_peer(NodeId id) { peers_.erase(id); }
+void InProcessTransport::remove_peer(NodeId id) {
+    peers_.erase(id);
+}
 
 void InProcessTransport::post_to_self(std::function<void(const TransportHandler&)> callback) {
     asio::post(*self_->io, [self = self_, callback = std::move(callback)] {
@@ -123,9 +130,8 @@ void InProcessTransport::send(std::vector<raft::Message> messages) {
 
     for (auto& [to, batch] : by_peer) {
         std::shared_ptr<InProcessHub::Endpoint> peer;
-        InProcessHub::Route route = peers_.count(to) != 0
-                                        ? hub_.route(options_.self, to, peer)
-                                        : InProcessHub::Route::unknown;
+        InProcessHub::Route route = peers_.count(to) != 0 ? hub_.route(options_.self, to, peer)
+                                                          : InProcessHub::Route::unknown;
         if (route == InProcessHub::Route::lost) continue;
         if (route == InProcessHub::Route::unknown) {
             report_unreachable(to);
@@ -133,8 +139,8 @@ void InProcessTransport::send(std::vector<raft::Message> messages) {
         }
         // Through the codec, as on the wire: what TCP could not carry fails here too.
         Result<std::string> frame = encode_messages(batch, options_.limits);
-        Result<Frame> decoded = frame.ok() ? decode_frame(*frame, options_.limits)
-                                           : Result<Frame>(frame.status());
+        Result<Frame> decoded =
+            frame.ok() ? decode_frame(*frame, options_.limits) : Result<Frame>(frame.status());
         if (!decoded.ok()) {
             if (self_->handler.log)
                 self_->handler.log(LogLevel::warning, "dropping messages to node " +
@@ -153,7 +159,8 @@ void InProcessTransport::send(std::vector<raft::Message> messages) {
             hub_.delivered_.fetch_add(1);
             asio::post(*peer->io, [peer, m = std::move(m)]() mutable {
                 peer->in_flight.fetch_sub(1);
-                if (peer->running && peer->handler.on_message) peer->handler.on_message(std::move(m));
+                if (peer->running && peer->handler.on_message)
+                    peer->handler.on_message(std::move(m));
             });
         }
         if (refused) report_unreachable(to);
@@ -171,8 +178,8 @@ void InProcessTransport::send_snapshot(raft::Message message, SnapshotSource sou
         });
     };
     std::shared_ptr<InProcessHub::Endpoint> peer;
-    InProcessHub::Route route = peers_.count(to) != 0 ? hub_.route(options_.self, to, peer)
-                                                      : InProcessHub::Route::unknown;
+    InProcessHub::Route route =
+        peers_.count(to) != 0 ? hub_.route(options_.self, to, peer) : InProcessHub::Route::unknown;
     if (route != InProcessHub::Route::deliver) {
         if (route == InProcessHub::Route::unknown) report_unreachable(to);
         report_sent(false);
@@ -182,8 +189,8 @@ void InProcessTransport::send_snapshot(raft::Message message, SnapshotSource sou
         report_sent(false);
         return;
     }
-    std::string name = "snapshot-" + std::to_string(options_.self) + "-" +
-                       std::to_string(hub_.next_staging_seq());
+    std::string name =
+        "snapshot-" + std::to_string(options_.self) + "-" + std::to_string(hub_.next_staging_seq());
     Result<std::string> path = stage_copy(source.path, peer->staging_dir, name);
     if (!path.ok()) {
         if (self_->handler.log)

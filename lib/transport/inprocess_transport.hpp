@@ -82,10 +82,10 @@ private:
 
     mutable std::mutex mu_;
     std::map<NodeId, std::shared_ptr<Endpoint>> endpoints_;  // GUARDED_BY(mu_)
-    std::set<std::pair<NodeId, NodeId>> blocked_;             // GUARDED_BY(mu_)
-    std::set<NodeId> partition_side_;                         // GUARDED_BY(mu_)
-    double drop_rate_ = 0.0;                                  // GUARDED_BY(mu_)
-    std::mt19937_64 rng_;                                     // GUARDED_BY(mu_)
+    std::set<std::pair<NodeId, NodeId>> blocked_;            // GUARDED_BY(mu_)
+    std::set<NodeId> partition_side_;                        // GUARDED_BY(mu_)
+    double drop_rate_ = 0.0;                                 // GUARDED_BY(mu_)
+    std::mt19937_64 rng_;                                    // GUARDED_BY(mu_)
     std::atomic<std::uint64_t> delivered_{0};
     std::atomic<std::uint64_t> lost_{0};
     std::atomic<std::uint64_t> staging_seq_{1};

@@ -140,7 +140,7 @@ private:
         std::uint64_t id = 0;
         raft::Message message;
         SnapshotReader reader;
-        std::uint64_t offset = 0;          // next byte to send
+        std::uint64_t offset = 0;  // next byte to send
         bool final_chunk_in_flight = false;
     };
     std::optional<Outgoing> snapshot_;

@@ -48,7 +48,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // The same bytes as a payload behind a valid header and CRC, so the
     // parser is reached without the fuzzer having to forge checksums.
     if (size >= 1) {
-        std::string sealed = seal_frame(static_cast<std::uint8_t>(1 + data[0] % 3), bytes.substr(1));
+        std::string sealed =
+            seal_frame(static_cast<std::uint8_t>(1 + data[0] % 3), bytes.substr(1));
         check(sealed, limits);
     }
     return 0;

@@ -33,8 +33,8 @@ struct Cluster {
             o.self = id;
             o.staging_dir = dirs[id - 1].path();
             o.in_flight_messages_max = in_flight_max;
-            node->transport = std::make_unique<InProcessTransport>(hub, *ios.back(), o,
-                                                                   node->rec.handler());
+            node->transport =
+                std::make_unique<InProcessTransport>(hub, *ios.back(), o, node->rec.handler());
             REQUIRE(node->transport->start().ok());
             nodes.push_back(std::move(node));
         }

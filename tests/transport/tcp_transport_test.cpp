@@ -65,13 +65,14 @@ struct RawClient {
     bool wait_closed(asio::io_context& io) {
         bool closed = false;
         std::function<void()> read_more = [&] {
-            socket.async_read_some(asio::buffer(buf), [&](boost::system::error_code ec, std::size_t) {
-                if (ec) {
-                    closed = true;
-                } else {
-                    read_more();
-                }
-            });
+            socket.async_read_some(asio::buffer(buf),
+                                   [&](boost::system::error_code ec, std::size_t) {
+                                       if (ec) {
+                                           closed = true;
+                                       } else {
+                                           read_more();
+                                       }
+                                   });
         };
         read_more();
         bool ok = run_until(io, [&] { return closed; });
@@ -139,8 +140,7 @@ TEST_CASE("three transports exchange message batches, in order per peer", "[tran
     for (const auto& node : nodes) CHECK(node->rec.unreachable.empty());
 }
 
-TEST_CASE("a garbage client is disconnected and the transport keeps serving",
-          "[transport][tcp]") {
+TEST_CASE("a garbage client is disconnected and the transport keeps serving", "[transport][tcp]") {
     asio::io_context io;
     TempDir dir;
     auto a = start_node(io, options_for(1, dir.path()));
@@ -223,7 +223,8 @@ TEST_CASE("an oversized length prefix closes the connection before any allocatio
     auto b = start_node(io, o);
 
     RawClient client(io, b->transport->bound_port());
-    std::uint32_t body = static_cast<std::uint32_t>(o.limits.frame_bytes_max - kFrameLengthBytes + 1);
+    std::uint32_t body =
+        static_cast<std::uint32_t>(o.limits.frame_bytes_max - kFrameLengthBytes + 1);
     std::string prefix(4, '\0');
     for (int i = 0; i < 4; ++i) prefix[i] = static_cast<char>((body >> (8 * i)) & 0xff);
     client.send(hello_frame(1) + prefix);
@@ -276,7 +277,8 @@ TEST_CASE("a peer queue takes exactly its limit; one more message is dropped and
     a->transport->set_peer(2, b->address());
 
     a->transport->send(numbered_heartbeats(1, 2, 9));  // queued before any connect completes
-    REQUIRE(run_until(io, [&] { return b->rec.messages.size() == 8 && !a->rec.unreachable.empty(); }));
+    REQUIRE(
+        run_until(io, [&] { return b->rec.messages.size() == 8 && !a->rec.unreachable.empty(); }));
     CHECK(in_order(b->rec.messages, 8));
     CHECK(a->rec.unreachable == std::vector<NodeId>{2});
     CHECK(a->transport->stats().messages_dropped == 1);
@@ -363,7 +365,8 @@ TEST_CASE("a multi-chunk snapshot arrives intact while messages keep flowing",
     a->transport->send_snapshot(msg, SnapshotSource{source});
     a->transport->send(numbered_heartbeats(1, 2, 3));
 
-    REQUIRE(run_until(io, [&] { return b->rec.snapshots.size() == 1 && !a->rec.snapshots_sent.empty(); }));
+    REQUIRE(run_until(
+        io, [&] { return b->rec.snapshots.size() == 1 && !a->rec.snapshots_sent.empty(); }));
     CHECK(b->rec.snapshots[0].first == msg);
     CHECK(read_file(b->rec.snapshots[0].second) == data);
     CHECK(a->rec.snapshots_sent == std::vector<std::pair<NodeId, bool>>{{2, true}});
@@ -384,8 +387,10 @@ TEST_CASE("a new snapshot to the same peer aborts the previous one", "[transport
     const std::string new_data = random_bytes(oa.snapshot_chunk_bytes * 2 + 5, 2);
     write_file(sender_dir.path() + "/old.bin", old_data);
     write_file(sender_dir.path() + "/new.bin", new_data);
-    a->transport->send_snapshot(snapshot_message(1, 2), SnapshotSource{sender_dir.path() + "/old.bin"});
-    a->transport->send_snapshot(snapshot_message(1, 2), SnapshotSource{sender_dir.path() + "/new.bin"});
+    a->transport->send_snapshot(snapshot_message(1, 2),
+                                SnapshotSource{sender_dir.path() + "/old.bin"});
+    a->transport->send_snapshot(snapshot_message(1, 2),
+                                SnapshotSource{sender_dir.path() + "/new.bin"});
 
     REQUIRE(run_until(io, [&] { return a->rec.snapshots_sent.size() == 2; }));
     CHECK(a->rec.snapshots_sent == std::vector<std::pair<NodeId, bool>>{{2, false}, {2, true}});
@@ -408,11 +413,14 @@ TEST_CASE("snapshot size limits: exactly the limit is sent, one byte more is ref
 
     write_file(sender_dir.path() + "/at.bin", random_bytes(oa.snapshot_bytes_max, 3));
     write_file(sender_dir.path() + "/over.bin", random_bytes(oa.snapshot_bytes_max + 1, 4));
-    a->transport->send_snapshot(snapshot_message(1, 2), SnapshotSource{sender_dir.path() + "/at.bin"});
-    REQUIRE(run_until(io, [&] { return !a->rec.snapshots_sent.empty() && b->rec.snapshots.size() == 1; }));
+    a->transport->send_snapshot(snapshot_message(1, 2),
+                                SnapshotSource{sender_dir.path() + "/at.bin"});
+    REQUIRE(run_until(
+        io, [&] { return !a->rec.snapshots_sent.empty() && b->rec.snapshots.size() == 1; }));
     CHECK(a->rec.snapshots_sent.back() == std::pair<NodeId, bool>{2, true});
 
-    a->transport->send_snapshot(snapshot_message(1, 2), SnapshotSource{sender_dir.path() + "/over.bin"});
+    a->transport->send_snapshot(snapshot_message(1, 2),
+                                SnapshotSource{sender_dir.path() + "/over.bin"});
     REQUIRE(run_until(io, [&] { return a->rec.snapshots_sent.size() == 2; }));
     CHECK(a->rec.snapshots_sent.back() == std::pair<NodeId, bool>{2, false});
 
@@ -421,7 +429,8 @@ TEST_CASE("snapshot size limits: exactly the limit is sent, one byte more is ref
         big.snapshot_bytes_max = oa.snapshot_bytes_max + 1;
         auto c = start_node(io, big);
         c->transport->set_peer(2, b->address());
-        c->transport->send_snapshot(snapshot_message(3, 2), SnapshotSource{sender_dir.path() + "/over.bin"});
+        c->transport->send_snapshot(snapshot_message(3, 2),
+                                    SnapshotSource{sender_dir.path() + "/over.bin"});
         // "Sent" only means handed to the network; the refusal shows as the
         // receiver closing the connection, which the sender reports.
         REQUIRE(run_until(io, [&] {
