@@ -181,6 +181,13 @@ TEST_CASE("a garbage client is disconnected and the transport keeps serving", "[
         CHECK(junk.wait_closed(io));
         CHECK(b->rec.logged("on the connection of node 1"));
     }
+    SECTION("a message addressed to another node") {
+        RawClient junk(io, b->transport->bound_port());
+        std::vector<raft::Message> one{heartbeat(1, 3, 0)};
+        junk.send(hello_frame(1) + *encode_messages(one, {}));
+        CHECK(junk.wait_closed(io));
+        CHECK(b->rec.logged("message for node 3, this is node 2"));
+    }
     CHECK(b->rec.messages.empty());
     CHECK(b->transport->stats().inbound_rejected >= 1);
 
@@ -452,4 +459,57 @@ TEST_CASE("no callback runs after stop", "[transport][tcp]") {
     CHECK(a->rec.unreachable.empty());
     a.reset();
     drain(io);  // pending handlers complete harmlessly after destruction
+}
+
+TEST_CASE("snapshot chunks out of order are refused and leave no partial file",
+          "[transport][tcp][snapshot]") {
+    asio::io_context io;
+    TempDir dir;
+    auto b = start_node(io, options_for(2, dir.path()));
+    auto chunk = [](std::uint64_t id, std::uint64_t offset, std::size_t bytes) {
+        return *encode_snapshot_chunk(
+            SnapshotChunk{id, offset, 100, std::string(bytes, 'c'), std::nullopt}, CodecLimits{});
+    };
+    SECTION("a stream that does not start at 0") {
+        RawClient client(io, b->transport->bound_port());
+        client.send(hello_frame(1) + chunk(1, 10, 10));
+        CHECK(client.wait_closed(io));
+        CHECK(b->rec.logged("starts at offset 10, not 0"));
+    }
+    SECTION("a gap in the stream") {
+        RawClient client(io, b->transport->bound_port());
+        client.send(hello_frame(1) + chunk(1, 0, 10) + chunk(1, 20, 10));
+        CHECK(client.wait_closed(io));
+        CHECK(b->rec.logged("expected offset 10 of 100"));
+    }
+    SECTION("the sender goes away mid-stream") {
+        RawClient client(io, b->transport->bound_port());
+        client.send(hello_frame(1) + chunk(1, 0, 10));
+        REQUIRE(run_until(io, [&] { return dir.files_with_extension(".part").size() == 1; }));
+        client.socket.close();
+        REQUIRE(run_until(io, [&] { return b->rec.logged("dropped with its connection"); }));
+    }
+    SECTION("a new stream from the same sender replaces the partial one") {
+        RawClient client(io, b->transport->bound_port());
+        client.send(hello_frame(1) + chunk(1, 0, 10));
+        REQUIRE(run_until(io, [&] { return dir.files_with_extension(".part").size() == 1; }));
+        client.send(chunk(2, 0, 10));
+        REQUIRE(run_until(io, [&] { return b->rec.logged("aborts its partial one"); }));
+        CHECK(dir.files_with_extension(".part").size() == 1);
+    }
+    CHECK(b->rec.snapshots.empty());
+    if (!b->rec.logged("aborts its partial one")) CHECK(dir.files_with_extension(".part").empty());
+}
+
+TEST_CASE("removing a peer aborts its snapshot stream", "[transport][tcp][snapshot]") {
+    asio::io_context io;
+    TempDir dir;
+    auto a = start_node(io, options_for(1, dir.path()));
+    auto b = start_node(io, options_for(2, dir.path()));
+    a->transport->set_peer(2, b->address());
+    write_file(dir.path() + "/s.bin", random_bytes(1000, 9));
+    a->transport->send_snapshot(snapshot_message(1, 2), SnapshotSource{dir.path() + "/s.bin"});
+    a->transport->remove_peer(2);
+    REQUIRE(run_until(io, [&] { return !a->rec.snapshots_sent.empty(); }));
+    CHECK(a->rec.snapshots_sent == std::vector<std::pair<NodeId, bool>>{{2, false}});
 }
