@@ -17,6 +17,18 @@ constexpr std::size_t kChunkFixedBytes = 8 * 3 + 4 + 1;
 constexpr std::size_t kBatchFixedBytes = 4;
 constexpr std::size_t kFrameOverheadBytes = kFrameLengthBytes + kFrameBodyBytesMin;
 
+// The codec writes raft's structs member by member.  A field added there and
+// not here would be silently lost on the wire (and the round-trip tests,
+// which set the fields they know, would not notice), so the layout is
+// pinned where it is known (libstdc++ on x86-64): update write_message /
+// read_message and the tests, then these sizes.
+#if defined(__GLIBCXX__) && defined(__x86_64__)
+static_assert(sizeof(raft::Message) == 200, "raft::Message changed: update the codec");
+static_assert(sizeof(raft::Entry) == 56, "raft::Entry changed: update the codec");
+static_assert(sizeof(raft::SnapshotMeta) == 64, "raft::SnapshotMeta changed: update the codec");
+static_assert(sizeof(raft::MemberInfo) == 40, "raft::MemberInfo changed: update the codec");
+#endif
+
 template <typename... Args>
 std::string cat(Args&&... args) {
     std::ostringstream out;
