@@ -59,7 +59,8 @@ SnapshotReader::~SnapshotReader() {
 Result<std::string> SnapshotReader::read(std::uint64_t offset, std::size_t max_bytes) {
     KEEL_ASSERT(fd_ >= 0, "read on a moved-from SnapshotReader");
     KEEL_ASSERT(offset <= size_bytes_, "read past the end of the snapshot");
-    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(max_bytes, size_bytes_ - offset));
+    std::size_t want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(max_bytes, size_bytes_ - offset));
     std::string out(want, '\0');
     std::size_t done = 0;
     while (done < want) {
@@ -67,9 +68,9 @@ Result<std::string> SnapshotReader::read(std::uint64_t offset, std::size_t max_b
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return io_error("cannot read snapshot", path_, errno);
         if (n == 0)
-            return Status(ErrorCode::corruption,
-                          "snapshot " + path_ + " shrank while being sent (end at byte " +
-                              std::to_string(offset + done) + ")");
+            return Status(ErrorCode::corruption, "snapshot " + path_ +
+                                                     " shrank while being sent (end at byte " +
+                                                     std::to_string(offset + done) + ")");
         done += static_cast<std::size_t>(n);
     }
     return out;
@@ -101,9 +102,13 @@ StagingFile& StagingFile::operator=(StagingFile&& other) noexcept {
     return *this;
 }
 
-StagingFile::~StagingFile() { abort(); }
+StagingFile::~StagingFile() {
+    abort();
+}
 
-std::string StagingFile::part_path() const { return dir_ + "/" + name_ + ".part"; }
+std::string StagingFile::part_path() const {
+    return dir_ + "/" + name_ + ".part";
+}
 
 Status StagingFile::append(std::string_view data) {
     KEEL_ASSERT(fd_ >= 0, "append to a finished or aborted staging file");

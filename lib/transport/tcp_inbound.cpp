@@ -17,12 +17,20 @@ constexpr std::size_t kBodyBufferKeepBytes = 1024 * 1024;
 
 InboundConnection::InboundConnection(std::shared_ptr<TcpTransport::Impl> transport,
                                      tcp::socket socket)
-    : t_(std::move(transport)), socket_(std::move(socket)) {}
+    : t_(std::move(transport)), socket_(std::move(socket)), hello_timer_(t_->io_) {}
 
 void InboundConnection::start() {
     boost::system::error_code ec;
     tcp::endpoint remote = socket_.remote_endpoint(ec);
-    remote_ = ec ? std::string("?") : remote.address().to_string() + ":" + std::to_string(remote.port());
+    remote_ =
+        ec ? std::string("?") : remote.address().to_string() + ":" + std::to_string(remote.port());
+    hello_timer_.expires_after(t_->options_.hello_timeout);
+    hello_timer_.async_wait([self = shared_from_this()](boost::system::error_code wait_ec) {
+        if (wait_ec || self->closed_ || self->peer_ != raft::kNoNode) return;
+        self->close(
+            "no hello within " + std::to_string(self->t_->options_.hello_timeout.count()) + " ms",
+            true);
+    });
     read_length();
 }
 
@@ -36,6 +44,7 @@ void InboundConnection::close(const std::string& reason, bool bad_input) {
                 reason);
     boost::system::error_code ignored;
     socket_.close(ignored);
+    hello_timer_.cancel();
     t_->abort_staging_of(this);
     t_->forget_inbound(shared_from_this());
 }
@@ -53,7 +62,8 @@ void InboundConnection::read_length() {
             if (ec) return self->close("read failed: " + ec.message(), false);
             // Until the peer has said who it is, only a hello fits.
             const bool known = self->peer_ != raft::kNoNode;
-            std::size_t limit = known ? self->t_->options_.limits.frame_bytes_max : kHelloFrameBytes;
+            std::size_t limit =
+                known ? self->t_->options_.limits.frame_bytes_max : kHelloFrameBytes;
             Result<std::uint32_t> length = decode_frame_length(
                 std::string_view(self->prefix_.data(), self->prefix_.size()), limit);
             if (!length.ok())
@@ -74,8 +84,8 @@ void InboundConnection::read_body(std::uint32_t body_bytes) {
             if (self->closed_ || !self->t_->running()) return;
             if (ec == asio::error::eof)
                 return self->close("truncated frame: connection closed after " +
-                                       std::to_string(got) + " of " +
-                                       std::to_string(body_bytes) + " body bytes",
+                                       std::to_string(got) + " of " + std::to_string(body_bytes) +
+                                       " body bytes",
                                    true);
             if (ec) return self->close("read failed: " + ec.message(), false);
             KEEL_ASSERT(self->body_.size() == body_bytes, "transfer_exactly reads the body");
@@ -127,6 +137,7 @@ Status InboundConnection::on_hello(const Hello& hello) {
     if (hello.from == t_->options_.self)
         return Status(ErrorCode::invalid_argument, "hello from a node with our own id");
     peer_ = hello.from;
+    hello_timer_.cancel();
     t_->log(LogLevel::debug, "connection from " + remote_ + " is node " + std::to_string(peer_));
     return Status();
 }
@@ -135,13 +146,13 @@ Status InboundConnection::on_hello(const Hello& hello) {
 // anything else means a misconfigured address book, which Raft must not see.
 Status InboundConnection::check_message(const raft::Message& m) const {
     if (m.from != peer_)
-        return Status(ErrorCode::invalid_argument,
-                      "message from node " + std::to_string(m.from) + " on the connection of node " +
-                          std::to_string(peer_));
+        return Status(ErrorCode::invalid_argument, "message from node " + std::to_string(m.from) +
+                                                       " on the connection of node " +
+                                                       std::to_string(peer_));
     if (m.to != t_->options_.self)
-        return Status(ErrorCode::invalid_argument,
-                      "message for node " + std::to_string(m.to) + ", this is node " +
-                          std::to_string(t_->options_.self));
+        return Status(ErrorCode::invalid_argument, "message for node " + std::to_string(m.to) +
+                                                       ", this is node " +
+                                                       std::to_string(t_->options_.self));
     return Status();
 }
 

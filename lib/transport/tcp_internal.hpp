@@ -112,6 +112,7 @@ private:
     void watch_for_close();
     void write_next();
     std::size_t take_message_frames(std::vector<std::string>& frames);
+    std::size_t take_one_batch(std::vector<std::string>& frames);
     bool take_snapshot_chunk(std::vector<std::string>& frames);
     void fail(const std::string& reason);
     void tear_down_connection();
@@ -139,7 +140,7 @@ private:
         std::uint64_t id = 0;
         raft::Message message;
         SnapshotReader reader;
-        std::uint64_t offset = 0;          // next byte to send
+        std::uint64_t offset = 0;  // next byte to send
         bool final_chunk_in_flight = false;
     };
     std::optional<Outgoing> snapshot_;
@@ -165,6 +166,7 @@ private:
 
     std::shared_ptr<TcpTransport::Impl> t_;
     tcp::socket socket_;
+    asio::steady_timer hello_timer_;
     std::string remote_;
     std::array<char, kFrameLengthBytes> prefix_{};
     std::string body_;

@@ -1,8 +1,8 @@
 // transport/tcp_outbound.cpp — one peer's outbound connection: connect with
 // backoff, the bounded send queue, coalesced writes, snapshot streaming.
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/write.hpp>
-#include <algorithm>
 #include <random>
 #include <utility>
 
@@ -73,32 +73,31 @@ void OutboundPeer::connect() {
         connect_to({tcp::endpoint(ip, port_number)});
         return;
     }
-    resolver_.async_resolve(host, port, [self = shared_from_this(), generation](
-                                            boost::system::error_code rec,
-                                            tcp::resolver::results_type results) {
-        if (generation != self->generation_ || self->state_ != State::connecting) return;
-        if (rec) return self->fail("cannot resolve " + self->address_ + ": " + rec.message());
-        std::vector<tcp::endpoint> endpoints;
-        for (const auto& entry : results) endpoints.push_back(entry.endpoint());
-        self->connect_to(endpoints);
-    });
+    resolver_.async_resolve(
+        host, port,
+        [self = shared_from_this(), generation](boost::system::error_code rec,
+                                                tcp::resolver::results_type results) {
+            if (generation != self->generation_ || self->state_ != State::connecting) return;
+            if (rec) return self->fail("cannot resolve " + self->address_ + ": " + rec.message());
+            std::vector<tcp::endpoint> endpoints;
+            for (const auto& entry : results) endpoints.push_back(entry.endpoint());
+            self->connect_to(endpoints);
+        });
 }
 
 void OutboundPeer::connect_to(const std::vector<tcp::endpoint>& endpoints) {
     const std::uint64_t generation = generation_;
-    asio::async_connect(socket_, endpoints,
-                        [self = shared_from_this(), generation](boost::system::error_code ec,
-                                                                const tcp::endpoint&) {
-                            if (generation != self->generation_ ||
-                                self->state_ != State::connecting)
-                                return;
-                            if (ec) {
-                                ++self->t_->stats_.connect_failures;
-                                return self->fail("cannot connect to " + self->address_ + ": " +
-                                                  ec.message());
-                            }
-                            self->on_connected();
-                        });
+    asio::async_connect(
+        socket_, endpoints,
+        [self = shared_from_this(), generation](boost::system::error_code ec,
+                                                const tcp::endpoint&) {
+            if (generation != self->generation_ || self->state_ != State::connecting) return;
+            if (ec) {
+                ++self->t_->stats_.connect_failures;
+                return self->fail("cannot connect to " + self->address_ + ": " + ec.message());
+            }
+            self->on_connected();
+        });
 }
 
 void OutboundPeer::on_connected() {
@@ -117,13 +116,12 @@ void OutboundPeer::on_connected() {
 // the next write, which the kernel might still accept.
 void OutboundPeer::watch_for_close() {
     const std::uint64_t generation = generation_;
-    socket_.async_read_some(
-        asio::buffer(probe_),
-        [self = shared_from_this(), generation](boost::system::error_code ec, std::size_t) {
-            if (generation != self->generation_ || self->state_ != State::connected) return;
-            self->fail(ec ? "connection lost: " + ec.message()
-                          : std::string("peer sent data on a send-only connection"));
-        });
+    socket_.async_read_some(asio::buffer(probe_), [self = shared_from_this(), generation](
+                                                      boost::system::error_code ec, std::size_t) {
+        if (generation != self->generation_ || self->state_ != State::connected) return;
+        self->fail(ec ? "connection lost: " + ec.message()
+                      : std::string("peer sent data on a send-only connection"));
+    });
 }
 
 void OutboundPeer::write_next() {
@@ -143,28 +141,37 @@ void OutboundPeer::write_next() {
     for (const auto& f : *frames) buffers.push_back(asio::buffer(f));
     writing_ = true;
     const std::uint64_t generation = generation_;
-    asio::async_write(
-        socket_, buffers,
-        [self = shared_from_this(), generation, frames, messages, final_id](
-            boost::system::error_code ec, std::size_t) {
-            if (generation != self->generation_) return;
-            self->writing_ = false;
-            if (ec) return self->fail("write failed: " + ec.message());
-            self->backoff_ = std::chrono::milliseconds(0);  // the connection works
-            self->t_->stats_.frames_sent += frames->size();
-            self->t_->stats_.messages_sent += messages;
-            if (final_id != 0 && self->snapshot_ && self->snapshot_->id == final_id) {
-                self->snapshot_.reset();
-                self->t_->post_snapshot_sent(self->id_, true);
-            }
-            self->write_next();
-        });
+    asio::async_write(socket_, buffers,
+                      [self = shared_from_this(), generation, frames, messages, final_id](
+                          boost::system::error_code ec, std::size_t) {
+                          if (generation != self->generation_) return;
+                          self->writing_ = false;
+                          if (ec) return self->fail("write failed: " + ec.message());
+                          self->backoff_ = std::chrono::milliseconds(0);  // the connection works
+                          self->t_->stats_.frames_sent += frames->size();
+                          self->t_->stats_.messages_sent += messages;
+                          if (final_id != 0 && self->snapshot_ && self->snapshot_->id == final_id) {
+                              self->snapshot_.reset();
+                              self->t_->post_snapshot_sent(self->id_, true);
+                          }
+                          self->write_next();
+                      });
 }
 
 // Moves queued messages into frames of at most batch_bytes_max (a single
 // larger message gets a frame of its own) and messages_per_batch_max.
 // Returns how many messages were taken.
 std::size_t OutboundPeer::take_message_frames(std::vector<std::string>& frames) {
+    // Each round either frames a message or drops one, so this ends; it
+    // stops at the first round that framed something.
+    while (!queue_.empty()) {
+        std::size_t sent = take_one_batch(frames);
+        if (sent > 0) return sent;
+    }
+    return 0;
+}
+
+std::size_t OutboundPeer::take_one_batch(std::vector<std::string>& frames) {
     const TcpTransportOptions& o = t_->options_;
     std::vector<raft::Message> batch;
     std::size_t bytes = 0;
@@ -191,8 +198,8 @@ std::size_t OutboundPeer::take_message_frames(std::vector<std::string>& frames) 
             ++sent;
         } else {
             ++t_->stats_.messages_dropped;
-            t_->log(LogLevel::warning, "dropping a message to node " + std::to_string(id_) +
-                                           ": " + one.status().to_string());
+            t_->log(LogLevel::warning, "dropping a message to node " + std::to_string(id_) + ": " +
+                                           one.status().to_string());
             t_->post_unreachable(id_);
         }
     }
@@ -236,8 +243,7 @@ void OutboundPeer::fail(const std::string& reason) {
     backoff_timer_.expires_after(next_backoff());
     backoff_timer_.async_wait(
         [self = shared_from_this(), generation = generation_](boost::system::error_code ec) {
-            if (ec || generation != self->generation_ || self->state_ != State::backing_off)
-                return;
+            if (ec || generation != self->generation_ || self->state_ != State::backing_off) return;
             self->state_ = State::idle;
             // Lazy: reconnect only when there is something to send.
             if (!self->queue_.empty() || self->snapshot_) self->connect();

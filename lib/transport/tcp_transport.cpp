@@ -45,9 +45,9 @@ TcpTransport::Impl::Impl(asio::io_context& io, TcpTransportOptions options,
     KEEL_ASSERT(options_.batch_bytes_max + 64 <= options_.limits.frame_bytes_max,
                 "a full batch must fit in one frame");
     KEEL_ASSERT(options_.peer_queue_messages_max > 0, "peer queues need room");
-    KEEL_ASSERT(options_.backoff_initial.count() > 0 &&
-                    options_.backoff_initial <= options_.backoff_max,
-                "backoff must start positive and below its cap");
+    KEEL_ASSERT(
+        options_.backoff_initial.count() > 0 && options_.backoff_initial <= options_.backoff_max,
+        "backoff must start positive and below its cap");
 }
 
 void TcpTransport::Impl::log(LogLevel level, const std::string& message) const {
@@ -78,9 +78,9 @@ Status TcpTransport::Impl::start() {
         tcp::resolver resolver(io_);
         auto endpoints = resolver.resolve(host, port, tcp::resolver::passive, ec);
         if (ec || endpoints.empty())
-            return Status(ErrorCode::invalid_argument,
-                          "cannot resolve listen address " + options_.listen_address + ": " +
-                              ec.message());
+            return Status(
+                ErrorCode::invalid_argument,
+                "cannot resolve listen address " + options_.listen_address + ": " + ec.message());
         tcp::endpoint endpoint = *endpoints.begin();
         acceptor_.open(endpoint.protocol(), ec);
         if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
@@ -114,33 +114,33 @@ void TcpTransport::Impl::stop() {
 }
 
 void TcpTransport::Impl::accept_next() {
-    acceptor_.async_accept([self = shared_from_this()](boost::system::error_code ec,
-                                                       tcp::socket socket) {
-        if (!self->running()) return;
-        if (ec) {
-            // Out of descriptors or similar: retry shortly rather than spin.
-            self->log(LogLevel::warning, "accept failed: " + ec.message());
-            self->accept_retry_timer_.expires_after(std::chrono::milliseconds(100));
-            self->accept_retry_timer_.async_wait([self](boost::system::error_code wait_ec) {
-                if (!wait_ec && self->running()) self->accept_next();
-            });
-            return;
-        }
-        if (self->inbound_.size() >= self->options_.inbound_connections_max) {
-            ++self->stats_.inbound_rejected;
-            self->log(LogLevel::warning, "refusing inbound connection: already " +
-                                             std::to_string(self->inbound_.size()) +
-                                             " (inbound_connections_max)");
-            boost::system::error_code ignored;
-            socket.close(ignored);
-        } else {
-            ++self->stats_.inbound_accepted;
-            auto connection = std::make_shared<InboundConnection>(self, std::move(socket));
-            self->inbound_.insert(connection);
-            connection->start();
-        }
-        self->accept_next();
-    });
+    acceptor_.async_accept(
+        [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
+            if (!self->running()) return;
+            if (ec) {
+                // Out of descriptors or similar: retry shortly rather than spin.
+                self->log(LogLevel::warning, "accept failed: " + ec.message());
+                self->accept_retry_timer_.expires_after(std::chrono::milliseconds(100));
+                self->accept_retry_timer_.async_wait([self](boost::system::error_code wait_ec) {
+                    if (!wait_ec && self->running()) self->accept_next();
+                });
+                return;
+            }
+            if (self->inbound_.size() >= self->options_.inbound_connections_max) {
+                ++self->stats_.inbound_rejected;
+                self->log(LogLevel::warning, "refusing inbound connection: already " +
+                                                 std::to_string(self->inbound_.size()) +
+                                                 " (inbound_connections_max)");
+                boost::system::error_code ignored;
+                socket.close(ignored);
+            } else {
+                ++self->stats_.inbound_accepted;
+                auto connection = std::make_shared<InboundConnection>(self, std::move(socket));
+                self->inbound_.insert(connection);
+                connection->start();
+            }
+            self->accept_next();
+        });
 }
 
 void TcpTransport::Impl::forget_inbound(const std::shared_ptr<InboundConnection>& connection) {
@@ -152,27 +152,27 @@ Status TcpTransport::Impl::on_chunk(const InboundConnection* connection, NodeId 
     if (options_.staging_dir.empty())
         return Status(ErrorCode::unsupported, "snapshots are not accepted (no staging directory)");
     if (chunk.total_bytes > options_.snapshot_bytes_max)
-        return Status(ErrorCode::too_large,
-                      "snapshot of " + std::to_string(chunk.total_bytes) +
-                          " bytes exceeds snapshot_bytes_max " +
-                          std::to_string(options_.snapshot_bytes_max));
+        return Status(ErrorCode::too_large, "snapshot of " + std::to_string(chunk.total_bytes) +
+                                                " bytes exceeds snapshot_bytes_max " +
+                                                std::to_string(options_.snapshot_bytes_max));
     auto it = staging_.find(from);
     if (it == staging_.end() || it->second.snapshot_id != chunk.snapshot_id) {
         if (it != staging_.end()) {
-            log(LogLevel::info, "new snapshot from node " + std::to_string(from) +
-                                    " aborts its partial one");
+            log(LogLevel::info,
+                "new snapshot from node " + std::to_string(from) + " aborts its partial one");
             staging_.erase(it);
         }
         if (chunk.offset != 0)
-            return Status(ErrorCode::corruption,
-                          "snapshot " + std::to_string(chunk.snapshot_id) + " starts at offset " +
-                              std::to_string(chunk.offset) + ", not 0");
-        std::string name = "snapshot-" + std::to_string(from) + "-" +
-                           std::to_string(next_staging_seq_++);
+            return Status(ErrorCode::corruption, "snapshot " + std::to_string(chunk.snapshot_id) +
+                                                     " starts at offset " +
+                                                     std::to_string(chunk.offset) + ", not 0");
+        std::string name =
+            "snapshot-" + std::to_string(from) + "-" + std::to_string(next_staging_seq_++);
         Result<StagingFile> file = StagingFile::create(options_.staging_dir, name);
         if (!file.ok()) return file.status();
-        it = staging_.emplace(from, Staged{connection, chunk.snapshot_id, chunk.total_bytes,
-                                           std::move(*file)})
+        it = staging_
+                 .emplace(from, Staged{connection, chunk.snapshot_id, chunk.total_bytes,
+                                       std::move(*file)})
                  .first;
     }
     Staged& staged = it->second;
@@ -217,11 +217,17 @@ TcpTransport::TcpTransport(asio::io_context& io, TcpTransportOptions options,
                            TransportHandler handler)
     : impl_(std::make_shared<Impl>(io, std::move(options), std::move(handler))) {}
 
-TcpTransport::~TcpTransport() { impl_->stop(); }
+TcpTransport::~TcpTransport() {
+    impl_->stop();
+}
 
-Status TcpTransport::start() { return impl_->start(); }
+Status TcpTransport::start() {
+    return impl_->start();
+}
 
-void TcpTransport::stop() { impl_->stop(); }
+void TcpTransport::stop() {
+    impl_->stop();
+}
 
 void TcpTransport::set_peer(NodeId id, std::string address) {
     KEEL_ASSERT(id != raft::kNoNode, "peer id 0 is nobody");
@@ -294,8 +300,12 @@ void TcpTransport::send_snapshot(raft::Message message, SnapshotSource source) {
     it->second->start_snapshot(std::move(message), std::move(*reader), t.next_snapshot_id_++);
 }
 
-std::uint16_t TcpTransport::bound_port() const { return impl_->bound_port_; }
+std::uint16_t TcpTransport::bound_port() const {
+    return impl_->bound_port_;
+}
 
-TcpTransportStats TcpTransport::stats() const { return impl_->stats_; }
+TcpTransportStats TcpTransport::stats() const {
+    return impl_->stats_;
+}
 
 }  // namespace keel::transport

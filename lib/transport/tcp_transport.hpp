@@ -19,6 +19,15 @@
 // (backoff_initial .. backoff_max, jittered by a seeded generator) once
 // there is something to send.
 //
+// Snapshots travel on the same connection as messages, as chunks of
+// snapshot_chunk_bytes (one chunk per write, so memory stays bounded and
+// heartbeats interleave).  The receiver appends them to
+// <staging_dir>/snapshot-<from>-<n>.part, checks every offset and the total
+// against snapshot_bytes_max, and on the final chunk fsyncs, renames to
+// .snap and calls on_snapshot.  A new snapshot from the same sender, or the
+// loss of its connection, deletes the partial file; .part files left by a
+// crash are deleted by start().
+//
 // Threading: see transport.hpp (one io_context, calls and callbacks on its
 // thread).  The io_context is the runtime's and must outlive this object;
 // pending handlers keep the internals alive, so the transport may be
@@ -51,11 +60,14 @@ struct TcpTransportOptions {
     std::string staging_dir;
 
     CodecLimits limits;
-    std::size_t peer_queue_messages_max = 4096;  // per peer, waiting for the socket
-    std::size_t batch_bytes_max = 1024 * 1024;   // target size of one messages frame
+    std::size_t peer_queue_messages_max = 4096;      // per peer, waiting for the socket
+    std::size_t batch_bytes_max = 1024 * 1024;       // target size of one messages frame
     std::size_t snapshot_chunk_bytes = 1024 * 1024;  // must be <= limits.chunk_bytes_max
     std::uint64_t snapshot_bytes_max = std::uint64_t{64} << 30;  // refused above (both sides)
-    std::size_t inbound_connections_max = 256;   // further connections are closed at once
+    std::size_t inbound_connections_max = 256;  // further connections are closed at once
+    // An inbound connection that has not said hello by then is closed, so
+    // strangers cannot hold connection slots.
+    std::chrono::milliseconds hello_timeout{5000};
 
     std::chrono::milliseconds backoff_initial{10};
     std::chrono::milliseconds backoff_max{1000};
@@ -66,12 +78,12 @@ struct TcpTransportOptions {
 struct TcpTransportStats {
     std::uint64_t frames_sent = 0;
     std::uint64_t messages_sent = 0;
-    std::uint64_t messages_dropped = 0;     // queue overflow, unknown peer, failed connection
+    std::uint64_t messages_dropped = 0;  // queue overflow, unknown peer, failed connection
     std::uint64_t messages_received = 0;
-    std::uint64_t connects = 0;             // outbound connections established
+    std::uint64_t connects = 0;  // outbound connections established
     std::uint64_t connect_failures = 0;
     std::uint64_t inbound_accepted = 0;
-    std::uint64_t inbound_rejected = 0;     // closed for bad input (not a clean EOF)
+    std::uint64_t inbound_rejected = 0;  // closed for bad input (not a clean EOF)
     std::uint64_t snapshots_received = 0;
 };
 

@@ -15,7 +15,13 @@
 //   * Every TransportHandler callback is invoked from a handler running on
 //     that io_context, and never from inside a call into the transport (so
 //     a callback may call send() or stop() without re-entrancy surprises).
-//   * After stop() returns no callback is invoked any more.
+//   * After stop() returns no callback is invoked any more.  Calls before
+//     start() or after stop() drop their messages without any callback.
+//   * `log` is the exception: it may be called from inside any call, and
+//     must not call back into the transport.
+//   * Snapshot files are read and written on the io_context thread with
+//     blocking calls, one bounded chunk at a time (plus one fsync per
+//     received snapshot).
 #pragma once
 
 #include <cstdint>

@@ -55,10 +55,10 @@ std::vector<std::string> valid_frames() {
     frames.push_back(*encode_messages(testing::sample_messages_of_every_type(), small_limits()));
     frames.push_back(*encode_snapshot_chunk(
         SnapshotChunk{4, 10, 500, std::string(100, 's'), std::nullopt}, small_limits()));
-    frames.push_back(*encode_snapshot_chunk(
-        SnapshotChunk{4, 400, 500, std::string(100, 'e'),
-                      testing::sample_message(raft::MessageType::snapshot)},
-        small_limits()));
+    frames.push_back(
+        *encode_snapshot_chunk(SnapshotChunk{4, 400, 500, std::string(100, 'e'),
+                                             testing::sample_message(raft::MessageType::snapshot)},
+                               small_limits()));
     return frames;
 }
 
@@ -86,7 +86,9 @@ void check_decodes_or_fails(const std::string& bytes, const CodecLimits& limits)
     CHECK(again == bytes);
 }
 
-std::string payload_of(const std::string& frame) { return frame.substr(6, frame.size() - 10); }
+std::string payload_of(const std::string& frame) {
+    return frame.substr(6, frame.size() - 10);
+}
 
 }  // namespace
 
@@ -119,7 +121,8 @@ TEST_CASE("every truncation of a valid frame is refused", "[transport][fuzz]") {
         std::string payload = payload_of(frame);
         for (std::size_t n = 0; n < payload.size(); ++n) {
             INFO("payload cut at " << n << " of " << payload.size());
-            std::string sealed = seal_frame(static_cast<std::uint8_t>(frame[5]), payload.substr(0, n));
+            std::string sealed =
+                seal_frame(static_cast<std::uint8_t>(frame[5]), payload.substr(0, n));
             CHECK_FALSE(decode_frame(sealed, limits).ok());
         }
     }
@@ -142,11 +145,21 @@ TEST_CASE("random mutations of valid frames never crash the decoder", "[transpor
         for (std::size_t k = 0; k < mutations && !bytes.empty(); ++k) {
             std::size_t at = rng() % bytes.size();
             switch (rng() % 5) {
-                case 0: bytes[at] = static_cast<char>(rng()); break;           // overwrite
-                case 1: bytes[at] ^= static_cast<char>(1u << (rng() % 8)); break;  // flip a bit
-                case 2: bytes.erase(at, 1 + rng() % 8); break;                  // delete
-                case 3: bytes.insert(at, 1 + rng() % 8, static_cast<char>(rng())); break;
-                default: bytes[at] = static_cast<char>(0xff); break;  // huge lengths
+                case 0:
+                    bytes[at] = static_cast<char>(rng());
+                    break;  // overwrite
+                case 1:
+                    bytes[at] ^= static_cast<char>(1u << (rng() % 8));
+                    break;  // flip a bit
+                case 2:
+                    bytes.erase(at, 1 + rng() % 8);
+                    break;  // delete
+                case 3:
+                    bytes.insert(at, 1 + rng() % 8, static_cast<char>(rng()));
+                    break;
+                default:
+                    bytes[at] = static_cast<char>(0xff);
+                    break;  // huge lengths
             }
         }
         if (reseal) {

@@ -39,7 +39,8 @@ raft::Message with_entries(std::size_t n, std::size_t data_bytes = 0) {
     m.from = 1;
     m.to = 2;
     for (std::size_t i = 0; i < n; ++i)
-        m.entries.push_back(raft::Entry{1, i + 1, raft::EntryType::normal, std::string(data_bytes, 'x')});
+        m.entries.push_back(
+            raft::Entry{1, i + 1, raft::EntryType::normal, std::string(data_bytes, 'x')});
     return m;
 }
 
@@ -49,7 +50,8 @@ TEST_CASE("every message type round-trips with every field set", "[transport][co
     for (const auto& m : sample_messages_of_every_type()) {
         INFO("type " << int(m.type));
         std::string frame = encode_ok({m});
-        CHECK(frame.size() == kFrameLengthBytes + kFrameBodyBytesMin + 4 + encoded_message_bytes(m));
+        CHECK(frame.size() ==
+              kFrameLengthBytes + kFrameBodyBytesMin + 4 + encoded_message_bytes(m));
         MessageBatch batch = decode_batch(frame);
         REQUIRE(batch.messages.size() == 1);
         CHECK(batch.messages[0] == m);
@@ -145,8 +147,8 @@ TEST_CASE("decoding errors name what failed and where", "[transport][codec]") {
         payload.resize(data_at + 1);
         Result<Frame> r = decode_frame(seal_frame(uint8_t(FrameKind::messages), payload), {});
         REQUIRE_FALSE(r.ok());
-        CHECK(r.status().message() == "truncated entry data at byte " +
-                                          std::to_string(6 + data_at) + " (need 5, have 1)");
+        CHECK(r.status().message() ==
+              "truncated entry data at byte " + std::to_string(6 + data_at) + " (need 5, have 1)");
     }
     SECTION("bytes after the payload") {
         std::string payload = frame.substr(6, frame.size() - 10) + "xx";
@@ -215,12 +217,15 @@ TEST_CASE("messages per batch: the limit is accepted, one more is refused", "[tr
     CHECK(contains(r.status().message(), "message count 6"));
 }
 
-TEST_CASE("entries per message: the limit is accepted, one more is refused", "[transport][limits]") {
+TEST_CASE("entries per message: the limit is accepted, one more is refused",
+          "[transport][limits]") {
     CodecLimits limits;
     limits.entries_per_message_max = 3;
-    CHECK(decode_batch(encode_ok({with_entries(3)}, limits), limits).messages[0].entries.size() == 3);
+    CHECK(decode_batch(encode_ok({with_entries(3)}, limits), limits).messages[0].entries.size() ==
+          3);
 
-    CHECK(encode_messages(std::vector{with_entries(4)}, limits).status().code() == ErrorCode::too_large);
+    CHECK(encode_messages(std::vector{with_entries(4)}, limits).status().code() ==
+          ErrorCode::too_large);
     Result<Frame> r = decode_frame(encode_ok({with_entries(4)}), limits);
     CHECK(r.status().code() == ErrorCode::too_large);
     CHECK(contains(r.status().message(), "entry count 4"));
@@ -230,7 +235,9 @@ TEST_CASE("entry bytes: the limit is accepted, one more is refused", "[transport
     CodecLimits limits;
     limits.entry_bytes_max = 100;
     CHECK(decode_batch(encode_ok({with_entries(1, 100)}, limits), limits)
-              .messages[0].entries[0].data.size() == 100);
+              .messages[0]
+              .entries[0]
+              .data.size() == 100);
 
     CHECK(encode_messages(std::vector{with_entries(1, 101)}, limits).status().code() ==
           ErrorCode::too_large);

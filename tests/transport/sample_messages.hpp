@@ -46,7 +46,8 @@ inline raft::Message sample_message(raft::MessageType type, std::uint64_t seed =
 
 inline std::vector<raft::Message> sample_messages_of_every_type() {
     std::vector<raft::Message> out;
-    for (int t = 1; t <= 10; ++t) out.push_back(sample_message(static_cast<raft::MessageType>(t), t));
+    for (int t = 1; t <= 10; ++t)
+        out.push_back(sample_message(static_cast<raft::MessageType>(t), t));
     return out;
 }
 
