@@ -119,7 +119,9 @@ class RaftdTest(unittest.TestCase):
     def tearDown(self):
         for node in self.nodes.values():
             node.kill()
-        failed = any(err for _, err in (self._outcome.errors if hasattr(self._outcome, "errors") else []))
+        result = getattr(self._outcome, "result", None)
+        failed = result is not None and any(
+            test is self for test, _ in list(result.failures) + list(result.errors))
         if failed or os.environ.get("RAFTD_TEST_KEEP"):
             for node in self.nodes.values():
                 if os.path.exists(node.log_path):
@@ -174,6 +176,13 @@ class RaftdTest(unittest.TestCase):
                     return body
             return None
         return wait_until("a write of %s" % key, attempt)
+
+    @staticmethod
+    def member_flags(nodes):
+        flags = []
+        for n in nodes:
+            flags += ["--member", n.spec]
+        return flags
 
     def start_cluster(self, count):
         nodes = [self.node(i) for i in range(1, count + 1)]
@@ -253,7 +262,7 @@ class RaftdTest(unittest.TestCase):
         with lock:
             snapshot = dict(acked)
         for key, value in snapshot.items():
-            code, _, body = request(n.http, "GET", "/v1/kv/%s?consistency=stale" % key)
+            code, _, body = request(n.http, "GET", "/v1/kv/" + key)
             self.assertEqual((code, body and body.get("value")), (200, value), key)
 
     def test_three_nodes_leader_kill9_failover_and_rejoin(self):
@@ -294,7 +303,7 @@ class RaftdTest(unittest.TestCase):
         nodes = self.start_cluster(3)
         leader = self.leader_of(nodes)
         self.put_via_any(nodes, "x", "1")
-        fourth = self.node(4).start("--join")
+        fourth = self.node(4).start("--join", *self.member_flags(nodes))
         code, _, body = request(leader.http, "POST", "/v1/members", {
             "id": 4, "raft": "127.0.0.1:%d" % fourth.raft, "http": "127.0.0.1:%d" % fourth.http,
             "role": "learner"})
@@ -322,8 +331,11 @@ class RaftdTest(unittest.TestCase):
         for i in range(20):
             self.assertEqual(self.put(first.http, "s%d" % i, "v")[0], 200)
         self.assertEqual(first.status()["timer_wakeups"], before["timer_wakeups"])
-        joiners = [self.node(2).start("--join"), self.node(3).start("--join")]
+        joiners = [self.node(i).start("--join", *self.member_flags([first])) for i in (2, 3)]
         for j in joiners:
+            # A voter that is not up yet would cost the leader its quorum.
+            wait_until("node %d up" % j.id,
+                       lambda j=j: try_request(j.http, "GET", "/healthz")[0] == 200)
             code, _, body = request(first.http, "POST", "/v1/members", {
                 "id": j.id, "raft": "127.0.0.1:%d" % j.raft, "http": "127.0.0.1:%d" % j.http,
                 "role": "voter"})

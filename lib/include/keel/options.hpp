@@ -33,6 +33,9 @@ struct NodeOptions {
     // cluster of this node alone.
     std::vector<MemberSpec> initial_members;
     // Start with an empty log and wait to be added by the cluster's leader.
+    // initial_members may then list existing members (with their
+    // raft_address) so this node can answer them before its log tells it
+    // the configuration; they are not a bootstrap configuration.
     bool join = false;
 
     // Timing.  Only armed in cluster mode: a lone voter runs no timer at all.

@@ -1,0 +1,165 @@
+// Helpers shared by the WAL tests: temp directories, record builders and a
+// fault-injecting FileSystem that can fail fdatasync and snapshot the
+// directory before every mutating operation (a simulated crash there).
+#pragma once
+
+#include <stdlib.h>
+
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "keel/wal/file_system.hpp"
+#include "keel/wal/record.hpp"
+#include "keel/wal/wal.hpp"
+
+namespace keel::wal::test {
+
+class TempDir {
+public:
+    TempDir() {
+        std::string tmpl = (std::filesystem::temp_directory_path() / "keel-wal-test-XXXXXX").string();
+        char* p = ::mkdtemp(tmpl.data());
+        if (p == nullptr) throw std::runtime_error("mkdtemp failed");
+        path_ = p;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::string& path() const { return path_; }
+    std::string sub(const std::string& name) const { return path_ + "/" + name; }
+
+private:
+    std::string path_;
+};
+
+inline Record make_record(std::uint64_t index, std::uint64_t term = 1, std::size_t bytes = 40) {
+    Record r;
+    r.index = index;
+    r.term = term;
+    r.type = static_cast<std::uint16_t>(index % 3);
+    r.payload.resize(bytes);
+    for (std::size_t i = 0; i < bytes; ++i)
+        r.payload[i] = static_cast<char>('a' + (index * 7 + i) % 26);
+    return r;
+}
+
+inline std::vector<Record> make_records(std::uint64_t first, std::uint64_t count,
+                                        std::uint64_t term = 1, std::size_t bytes = 40) {
+    std::vector<Record> out;
+    for (std::uint64_t i = 0; i < count; ++i) out.push_back(make_record(first + i, term, bytes));
+    return out;
+}
+
+// Small segments so tests roll often and stay fast.
+inline Options small_options(FileSystem* fs = nullptr) {
+    Options o;
+    o.segment_bytes = 16 * 1024;
+    o.max_record_bytes = 64 * 1024;
+    o.fs = fs;
+    return o;
+}
+
+inline void copy_dir(const std::string& from, const std::string& to) {
+    std::filesystem::create_directories(to);
+    for (const auto& e : std::filesystem::directory_iterator(from))
+        std::filesystem::copy_file(e.path(), to + "/" + e.path().filename().string(),
+                                   std::filesystem::copy_options::overwrite_existing);
+}
+
+// Every file in dir, name -> bytes (to prove "nothing was modified").
+inline std::vector<std::pair<std::string, std::string>> dir_contents(const std::string& dir) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+        std::FILE* f = std::fopen(e.path().c_str(), "rb");
+        std::string bytes;
+        char buf[65536];
+        std::size_t n;
+        while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.append(buf, n);
+        std::fclose(f);
+        out.emplace_back(e.path().filename().string(), std::move(bytes));
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+// Wraps the POSIX file system.  `before_mutation` runs before every write,
+// sync, rename, remove and create (with a short description); tests use it
+// to copy the directory, i.e. to take the state a crash at that instant
+// would leave (every earlier write reached the disk).
+class FaultFs final : public FileSystem {
+public:
+    std::function<void(const std::string&)> before_mutation;
+    std::atomic<int> datasyncs_until_failure{-1};  // -1: never fail
+
+    Result<std::unique_ptr<File>> open(const std::string& path, OpenMode mode) override {
+        if (mode == OpenMode::create_new) hook("create " + path);
+        auto f = base_->open(path, mode);
+        if (!f.ok()) return f.status();
+        return std::unique_ptr<File>(new FaultFile(this, std::move(*f), path));
+    }
+    Status rename(const std::string& from, const std::string& to) override {
+        hook("rename " + from);
+        return base_->rename(from, to);
+    }
+    Status remove(const std::string& path) override {
+        hook("remove " + path);
+        return base_->remove(path);
+    }
+    Status sync_dir(const std::string& dir) override {
+        hook("sync_dir");
+        return base_->sync_dir(dir);
+    }
+    Result<std::vector<std::string>> list(const std::string& dir) override {
+        return base_->list(dir);
+    }
+    Result<bool> exists(const std::string& path) override { return base_->exists(path); }
+    Status create_dir(const std::string& dir) override { return base_->create_dir(dir); }
+
+private:
+    class FaultFile final : public File {
+    public:
+        FaultFile(FaultFs* fs, std::unique_ptr<File> base, std::string path)
+            : fs_(fs), base_(std::move(base)), path_(std::move(path)) {}
+        Result<std::size_t> pread(void* buf, std::size_t size, std::uint64_t offset) override {
+            return base_->pread(buf, size, offset);
+        }
+        Status pwritev(const struct iovec* iov, int iovcnt, std::uint64_t offset) override {
+            fs_->hook("write " + path_);
+            return base_->pwritev(iov, iovcnt, offset);
+        }
+        Status datasync() override {
+            fs_->hook("datasync " + path_);
+            int left = fs_->datasyncs_until_failure.load();
+            if (left == 0) return Status(ErrorCode::io_error, "injected fdatasync failure");
+            if (left > 0) fs_->datasyncs_until_failure.store(left - 1);
+            return base_->datasync();
+        }
+        Result<std::uint64_t> size() override { return base_->size(); }
+        Status truncate(std::uint64_t size) override {
+            fs_->hook("truncate " + path_);
+            return base_->truncate(size);
+        }
+
+    private:
+        FaultFs* fs_;
+        std::unique_ptr<File> base_;
+        std::string path_;
+    };
+
+    void hook(const std::string& what) {
+        std::lock_guard lock(mu_);
+        if (before_mutation) before_mutation(what);
+    }
+
+    FileSystem* base_ = default_file_system();
+    std::mutex mu_;
+};
+
+}  // namespace keel::wal::test
