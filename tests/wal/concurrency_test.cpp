@@ -94,10 +94,13 @@ TEST_CASE("closing the WAL completes every queued append") {
         auto opened = Wal::open(dir.path(), small_options());
         REQUIRE(opened.ok());
         for (std::uint64_t i = 1; i <= 50; ++i)
-            REQUIRE((*opened)->append(make_record(i), [&](Status s) {
-                REQUIRE(s.ok());
-                ++done;
-            }).ok());
+            REQUIRE((*opened)
+                        ->append(make_record(i),
+                                 [&](Status s) {
+                                     REQUIRE(s.ok());
+                                     ++done;
+                                 })
+                        .ok());
     }
     REQUIRE(done == 50);
     auto wal = Wal::open(dir.path(), small_options());

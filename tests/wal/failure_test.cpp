@@ -91,7 +91,8 @@ void require_range(Wal& wal, std::uint64_t first, std::uint64_t last) {
 
 TEST_CASE("a crash at any instant of truncate_after recovers to before or after") {
     TempDir base;
-    auto run = crash_everywhere(base, [](Wal& wal) { REQUIRE(truncate_after_sync(wal, 150).ok()); });
+    auto run =
+        crash_everywhere(base, [](Wal& wal) { REQUIRE(truncate_after_sync(wal, 150).ok()); });
     REQUIRE(run.snapshots.size() > 5);
     int before = 0, after = 0;
     for (const auto& snap : run.snapshots) {

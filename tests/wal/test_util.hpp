@@ -21,7 +21,8 @@ namespace keel::wal::test {
 class TempDir {
 public:
     TempDir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "keel-wal-test-XXXXXX").string();
+        std::string tmpl =
+            (std::filesystem::temp_directory_path() / "keel-wal-test-XXXXXX").string();
         char* p = ::mkdtemp(tmpl.data());
         if (p == nullptr) throw std::runtime_error("mkdtemp failed");
         path_ = p;

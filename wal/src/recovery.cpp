@@ -110,8 +110,8 @@ Status Wal::Impl::recover() {
         // Zero whatever follows the last valid record: the torn write, the
         // repaired suffix or the rest of an interrupted truncation.
         std::uint64_t zeroed = 0;
-        if (Status s = zero_tail(*segments_.back()->file, segments_.back()->end_offset.load(),
-                                 &zeroed);
+        if (Status s =
+                zero_tail(*segments_.back()->file, segments_.back()->end_offset.load(), &zeroed);
             !s.ok())
             return s;
         if (report_.torn_tail) report_.torn_bytes = zeroed;

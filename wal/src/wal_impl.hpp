@@ -38,7 +38,7 @@ struct Segment {
     std::string name;
     std::shared_ptr<File> file;
     std::atomic<std::uint64_t> end_offset{k_segment_header_bytes};  // past the last record
-    std::uint32_t last_crc = 0;                                    // chain value at end_offset
+    std::uint32_t last_crc = 0;                                     // chain value at end_offset
 };
 
 // Where a durable record lives (its segment is found by index).
@@ -145,9 +145,9 @@ private:
     std::deque<SegmentPtr> segments_;
     std::deque<detail::Entry> entries_;  // entries_[i] is index phys_first_ + i
     std::uint64_t phys_first_ = 1;
-    std::uint64_t last_ = 0;             // last durable index
-    std::uint64_t floor_ = 1;            // compaction point; first_index = max(floor_, phys_first_)
-    std::deque<Record> cache_;           // the newest records, ending at last_
+    std::uint64_t last_ = 0;    // last durable index
+    std::uint64_t floor_ = 1;   // compaction point; first_index = max(floor_, phys_first_)
+    std::deque<Record> cache_;  // the newest records, ending at last_
     std::uint64_t cache_bytes_ = 0;
 
     // ---- flusher-owned ----
@@ -161,7 +161,7 @@ private:
     std::vector<Placed> placed_;
 
     // ---- background (bg_mu_) ----
-    std::mutex bg_mu_;
+    mutable std::mutex bg_mu_;
     std::condition_variable bg_cv_;
     bool bg_stop_ = false;
     bool want_prepared_ = false;

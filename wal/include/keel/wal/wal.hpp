@@ -63,11 +63,11 @@ struct Options {
 
 // What open() found and fixed.
 struct OpenReport {
-    bool created = false;          // the directory held no WAL; a new one was made
-    std::uint64_t segments = 0;    // segment files after recovery
-    std::uint64_t records = 0;     // records after recovery (physically present)
-    bool torn_tail = false;        // an incomplete last write was cut away
-    std::string torn_file;         // segment file name of the torn tail
+    bool created = false;           // the directory held no WAL; a new one was made
+    std::uint64_t segments = 0;     // segment files after recovery
+    std::uint64_t records = 0;      // records after recovery (physically present)
+    bool torn_tail = false;         // an incomplete last write was cut away
+    std::string torn_file;          // segment file name of the torn tail
     std::uint64_t torn_offset = 0;  // byte offset in that file where it began
     std::uint64_t torn_bytes = 0;   // non-zero bytes that were zeroed there
     bool repaired = false;          // Options::repair cut away corruption
@@ -78,14 +78,16 @@ struct OpenReport {
 
 // Counters since open(), for monitoring.
 struct Stats {
-    std::uint64_t segments = 0;       // segment files in use
-    std::uint64_t disk_bytes = 0;     // bytes of records and headers in them
-    std::uint64_t fsyncs = 0;         // fdatasync calls on segments
-    std::uint64_t batches = 0;        // flusher batches written
+    std::uint64_t segments = 0;    // segment files in use
+    std::uint64_t disk_bytes = 0;  // bytes of records and headers in them
+    std::uint64_t fsyncs = 0;      // fdatasync calls on segments
+    std::uint64_t batches = 0;     // flusher batches written
     std::uint64_t records_written = 0;
     std::uint64_t bytes_written = 0;  // record bytes (headers, payloads, padding)
+    bool next_segment_ready = false;  // the next segment is zero-filled and waiting
     double records_per_fsync() const {
-        return fsyncs == 0 ? 0.0 : static_cast<double>(records_written) / static_cast<double>(fsyncs);
+        return fsyncs == 0 ? 0.0
+                           : static_cast<double>(records_written) / static_cast<double>(fsyncs);
     }
 };
 
