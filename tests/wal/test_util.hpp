@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -123,7 +125,48 @@ public:
     Result<bool> exists(const std::string& path) override { return base_->exists(path); }
     Status create_dir(const std::string& dir) override { return base_->create_dir(dir); }
 
+    // Copies `dir` to `to` as a power failure now would leave it if the disk
+    // kept only what was fdatasynced: every write since a file's last
+    // fdatasync is undone in the copy (old bytes restored, growth cut off).
+    // Directory operations are taken as durable (the WAL fsyncs the
+    // directory right after each).  Safe to call from before_mutation.
+    void copy_dropping_unsynced(const std::string& dir, const std::string& to) {
+        copy_dir(dir, to);
+        std::lock_guard lock(unsynced_mu_);
+        for (const auto& [path, writes] : unsynced_) {
+            const std::filesystem::path p(path);
+            if (p.parent_path() != std::filesystem::path(dir)) continue;
+            const std::string target = to + "/" + p.filename().string();
+            if (!std::filesystem::exists(target) || writes.empty()) continue;
+            std::fstream f(target, std::ios::in | std::ios::out | std::ios::binary);
+            for (auto it = writes.rbegin(); it != writes.rend(); ++it) {
+                f.seekp(static_cast<std::streamoff>(it->offset));
+                f.write(it->old_bytes.data(), static_cast<std::streamsize>(it->old_bytes.size()));
+            }
+            f.close();
+            std::filesystem::resize_file(target, writes.front().old_size);
+        }
+    }
+
 private:
+    struct UnsyncedWrite {
+        std::uint64_t offset;
+        std::string old_bytes;  // what was there (the part inside the old file)
+        std::uint64_t old_size;
+    };
+    void note_write(const std::string& path, File& file, std::uint64_t offset, std::uint64_t len) {
+        auto size = file.size();
+        std::string old(len, '\0');
+        auto got = file.pread(old.data(), len, offset);
+        old.resize(got.ok() ? *got : 0);
+        std::lock_guard lock(unsynced_mu_);
+        unsynced_[path].push_back({offset, std::move(old), size.ok() ? *size : 0});
+    }
+    void note_sync(const std::string& path) {
+        std::lock_guard lock(unsynced_mu_);
+        unsynced_.erase(path);
+    }
+
     class FaultFile final : public File {
     public:
         FaultFile(FaultFs* fs, std::unique_ptr<File> base, std::string path)
@@ -133,6 +176,9 @@ private:
         }
         Status pwritev(const struct iovec* iov, int iovcnt, std::uint64_t offset) override {
             fs_->hook("write " + path_);
+            std::uint64_t len = 0;
+            for (int i = 0; i < iovcnt; ++i) len += iov[i].iov_len;
+            fs_->note_write(path_, *base_, offset, len);
             return base_->pwritev(iov, iovcnt, offset);
         }
         Status datasync() override {
@@ -140,7 +186,9 @@ private:
             int left = fs_->datasyncs_until_failure.load();
             if (left == 0) return Status(ErrorCode::io_error, "injected fdatasync failure");
             if (left > 0) fs_->datasyncs_until_failure.store(left - 1);
-            return base_->datasync();
+            Status s = base_->datasync();
+            if (s.ok()) fs_->note_sync(path_);
+            return s;
         }
         Result<std::uint64_t> size() override { return base_->size(); }
         Status truncate(std::uint64_t size) override {
@@ -161,6 +209,8 @@ private:
 
     FileSystem* base_ = default_file_system();
     std::mutex mu_;
+    std::mutex unsynced_mu_;
+    std::map<std::string, std::vector<UnsyncedWrite>> unsynced_;
 };
 
 }  // namespace keel::wal::test
