@@ -219,3 +219,12 @@ TEST_CASE("stats count fsyncs and records") {
     REQUIRE(s.fsyncs == 1);
     REQUIRE(s.records_per_fsync() == 10.0);
 }
+
+TEST_CASE("a directory can be open in only one Wal at a time") {
+    TempDir dir;
+    auto first = open_ok(dir.path(), small_options());
+    auto second = Wal::open(dir.path(), small_options());
+    REQUIRE(second.status().code() == ErrorCode::busy);
+    first.reset();
+    REQUIRE(Wal::open(dir.path(), small_options()).ok());
+}

@@ -3,6 +3,8 @@
 // recovery.cpp, segment files in segment_files.cpp.
 #include "keel/wal/wal.hpp"
 
+#include <unistd.h>
+
 #include <future>
 
 #include <fmt/format.h>
@@ -35,6 +37,7 @@ Wal::Impl::~Impl() {
     }
     bg_cv_.notify_all();
     if (background_.joinable()) background_.join();
+    if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
 void Wal::Impl::start() {
@@ -67,7 +70,7 @@ Status Wal::Impl::append(std::vector<Record> records, Callback done) {
         return Status(ErrorCode::invalid_argument, "index over 2^62");
     {
         std::lock_guard lock(queue_mu_);
-        if (failed_.load()) return failure_;
+        if (failed_.load()) return failed_status();
         if (stopping_) return Status(ErrorCode::aborted, "the WAL is closing");
         if (records[0].index != submit_next_)
             return Status(ErrorCode::invalid_argument,
@@ -89,7 +92,7 @@ Status Wal::Impl::append(std::vector<Record> records, Callback done) {
 Status Wal::Impl::enqueue_truncate(std::uint64_t index, Callback done) {
     {
         std::lock_guard lock(queue_mu_);
-        if (failed_.load()) return failure_;
+        if (failed_.load()) return failed_status();
         if (stopping_) return Status(ErrorCode::aborted, "the WAL is closing");
         std::uint64_t first;
         {
@@ -113,7 +116,7 @@ Status Wal::Impl::enqueue_reset(std::uint64_t next_index, Callback done) {
                       fmt::format("reset({}): the index must be in [1, 2^62]", next_index));
     {
         std::lock_guard lock(queue_mu_);
-        if (failed_.load()) return failure_;
+        if (failed_.load()) return failed_status();
         if (stopping_) return Status(ErrorCode::aborted, "the WAL is closing");
         submit_next_ = next_index;
         queue_.push_back(detail::Op{detail::Op::Kind::reset, {}, next_index, 0, std::move(done)});

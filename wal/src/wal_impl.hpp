@@ -9,7 +9,7 @@
 //    under state_mu_ before running callbacks.
 //  - the background thread (segment_files.cpp): zero-fills the next segment
 //    ahead of time and deletes compacted segments.
-// Lock order: queue_mu_ -> meta_mu_ -> state_mu_; bg_mu_ is a leaf.
+// Lock order: queue_mu_ -> meta_mu_ -> state_mu_; bg_mu_ and failure_mu_ are leaves.
 #pragma once
 
 #include <atomic>
@@ -65,6 +65,7 @@ public:
     ~Impl();
 
     // recovery.cpp
+    // Takes the directory lock (busy if another Wal holds it), then recovers.
     Status recover();
     // Starts the flusher and background threads.  REQUIRES: recover() ok.
     void start();
@@ -169,11 +170,13 @@ private:
     Status prepared_error_;
     std::vector<std::string> to_delete_;
 
+    mutable std::mutex failure_mu_;  // a leaf lock
     std::atomic<bool> failed_{false};
-    Status failure_;  // written once before failed_ is set
+    Status failure_;  // set once, under failure_mu_, before failed_
     std::atomic<std::uint64_t> fsyncs_{0}, batches_{0}, records_written_{0}, bytes_written_{0};
     std::thread flusher_;
     std::thread background_;
+    int lock_fd_ = -1;  // flock(2) on <dir>/LOCK: one Wal per directory
 };
 
 }  // namespace keel::wal
