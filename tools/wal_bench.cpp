@@ -208,6 +208,7 @@ int main(int argc, char** argv) {
     std::size_t record_bytes = 100;
     std::vector<int> outstanding{1, 16, 256};
     bool recovery = false;
+    bool skip_raw = false;
     std::uint64_t recovery_records = 1000000;
     std::uint64_t segment_bytes = 64ull << 20;
     app.add_option("--dir", dir, "directory to write in (the WAL is left there)")->required();
@@ -216,13 +217,16 @@ int main(int argc, char** argv) {
     app.add_option("--outstanding", outstanding, "appends in flight, e.g. 1,16,256")
         ->delimiter(',');
     app.add_option("--segment-bytes", segment_bytes, "WAL segment size");
+    app.add_flag("--skip-raw", skip_raw, "skip the raw fdatasync floor measurements");
     app.add_flag("--recovery", recovery, "also time open() of a freshly built large WAL");
     app.add_option("--recovery-records", recovery_records, "records in the --recovery WAL");
     CLI11_PARSE(app, argc, argv);
 
     std::filesystem::create_directories(dir);
-    raw_bench(dir, seconds, record_bytes, true);
-    raw_bench(dir, seconds, record_bytes, false);
+    if (!skip_raw) {
+        raw_bench(dir, seconds, record_bytes, true);
+        raw_bench(dir, seconds, record_bytes, false);
+    }
     {
         keel::wal::Options options;
         options.segment_bytes = segment_bytes;
