@@ -63,14 +63,14 @@ CrashRun crash_everywhere(const TempDir& base, Op op) {
     REQUIRE(wal.ok());
     REQUIRE(append_sync(**wal, make_records(1, 400)).ok());
     int n = 0;
-    fs.before_mutation = [&](const std::string&) {
+    fs.set_before_mutation([&](const std::string&) {
         const std::string snap = base.sub("snap" + std::to_string(n++));
         copy_dir(dir, snap);
         run.snapshots.push_back(snap);
-    };
+    });
     op(**wal);
     wal->reset();  // joins the background thread: deletions are done
-    fs.before_mutation = nullptr;
+    fs.set_before_mutation(nullptr);
     const std::string snap = base.sub("snap-final");
     copy_dir(dir, snap);
     run.snapshots.push_back(snap);
@@ -154,12 +154,12 @@ TEST_CASE("every completed append survives a crash that drops all unsynced write
     std::atomic<std::uint64_t> acked{0};
     std::vector<std::pair<std::string, std::uint64_t>> snapshots;  // dir, acked then
     int n = 0;
-    fs.before_mutation = [&](const std::string& what) {
+    fs.set_before_mutation([&](const std::string& what) {
         if (what.rfind("datasync", 0) != 0 && what.rfind("write", 0) != 0) return;
         const std::string snap = base.sub("crash" + std::to_string(n++));
         fs.copy_dropping_unsynced(dir, snap);
         snapshots.emplace_back(snap, acked.load());
-    };
+    });
     // Batches of varying size, rolling over several 16 KiB segments.
     std::uint64_t next = 1;
     for (int i = 0; i < 60; ++i) {
@@ -169,7 +169,7 @@ TEST_CASE("every completed append survives a crash that drops all unsynced write
         acked = next - 1;
     }
     opened->reset();
-    fs.before_mutation = nullptr;
+    fs.set_before_mutation(nullptr);
     REQUIRE(snapshots.size() > 60);
     for (const auto& [snap, acked_then] : snapshots) {
         INFO(snap << " acked " << acked_then);

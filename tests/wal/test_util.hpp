@@ -92,14 +92,19 @@ inline std::vector<std::pair<std::string, std::string>> dir_contents(const std::
     return out;
 }
 
-// Wraps the POSIX file system.  `before_mutation` runs before every write,
+// Wraps the POSIX file system.  A before_mutation hook runs before every write,
 // sync, rename, remove and create (with a short description); tests use it
 // to copy the directory, i.e. to take the state a crash at that instant
 // would leave (every earlier write reached the disk).
 class FaultFs final : public FileSystem {
 public:
-    std::function<void(const std::string&)> before_mutation;
     std::atomic<int> datasyncs_until_failure{-1};  // -1: never fail
+
+    // Installs (or with nullptr removes) the hook; safe while a Wal runs.
+    void set_before_mutation(std::function<void(const std::string&)> hook) {
+        std::lock_guard lock(mu_);
+        before_mutation_ = std::move(hook);
+    }
 
     Result<std::unique_ptr<File>> open(const std::string& path, OpenMode mode) override {
         if (mode == OpenMode::create_new) hook("create " + path);
@@ -204,11 +209,12 @@ private:
 
     void hook(const std::string& what) {
         std::lock_guard lock(mu_);
-        if (before_mutation) before_mutation(what);
+        if (before_mutation_) before_mutation_(what);
     }
 
     FileSystem* base_ = default_file_system();
     std::mutex mu_;
+    std::function<void(const std::string&)> before_mutation_;
     std::mutex unsynced_mu_;
     std::map<std::string, std::vector<UnsyncedWrite>> unsynced_;
 };
