@@ -10,7 +10,8 @@
 // callbacks run on the WAL's flusher thread, in submission (= index) order,
 // with no WAL lock held; they may call append()/truncate_after()/reset(), but
 // must not block waiting for another WAL operation (that would deadlock the
-// flusher), so the *_sync helpers below must not be called from a callback.
+// flusher), so the *_sync helpers below must not be called from a callback;
+// and they must not throw.  The Raft runtime posts them to its io_context.
 //
 // Failure policy: if a write or fdatasync fails, the WAL enters the failed
 // state (fail-stop): pending operations complete with ErrorCode::failed and
@@ -101,7 +102,8 @@ public:
     // every CRC and the chain, cuts a torn tail, finishes an interrupted
     // truncation or compaction.  On corruption it fails with
     // ErrorCode::corruption naming the file, offset and index, and modifies
-    // nothing (unless options.repair).  Only one Wal may have a directory open.
+    // nothing (unless options.repair).  Only one Wal may have a directory open
+    // at a time (flock on <dir>/LOCK): a second open returns ErrorCode::busy.
     static Result<std::unique_ptr<Wal>> open(const std::string& dir, Options options = {});
 
     // Completes every queued operation (their callbacks run), then stops the
