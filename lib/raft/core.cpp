@@ -110,6 +110,7 @@ SoftState Core::State::soft_state() const {
 }
 
 Status Core::State::not_leader_status() const {
+    if (leader == kNoNode) return {ErrorCode::not_leader, "not leader (leader unknown)"};
     return {ErrorCode::not_leader, str_cat("not leader (leader is ", leader, ")")};
 }
 

@@ -119,9 +119,12 @@ TEST_CASE("a candidate that loses a majority of votes returns to follower") {
 }
 
 TEST_CASE("elections use randomized timeouts within the configured range") {
-    for (std::uint64_t seed = 1; seed <= 20; ++seed) {
-        auto c = lone_core(1, {1, 2, 3}, 1, {}, 1, [](Options& o) { o.pre_vote = false; });
-        (void)seed;
+    std::set<int> seen;
+    for (std::uint64_t seed = 1; seed <= 50; ++seed) {
+        auto c = lone_core(1, {1, 2, 3}, 1, {}, 1, [seed](Options& o) {
+            o.pre_vote = false;
+            o.random_seed = seed;
+        });
         int ticks = 0;
         while (c->role() == Role::follower) {
             c->tick();
@@ -129,7 +132,9 @@ TEST_CASE("elections use randomized timeouts within the configured range") {
         }
         CHECK(ticks >= 10);
         CHECK(ticks <= 20);
+        seen.insert(ticks);
     }
+    CHECK(seen.size() > 5);  // actually randomized
 }
 
 TEST_CASE("PreVote: an isolated node neither bumps its term nor disrupts the stable leader") {
