@@ -291,6 +291,28 @@ TEST_CASE("a peer queue takes exactly its limit; one more message is dropped and
     CHECK(a->transport->stats().messages_dropped == 1);
 }
 
+TEST_CASE("a batch of exactly batch_bytes_max goes in one frame, one more message starts another",
+          "[transport][tcp][limits]") {
+    const std::size_t per_message = encoded_message_bytes(heartbeat(1, 2, 0));
+    for (std::size_t n : {10u, 11u}) {
+        asio::io_context io;
+        TempDir dir;
+        TcpTransportOptions oa = options_for(1, dir.path());
+        oa.batch_bytes_max = 10 * per_message;
+        auto a = start_node(io, oa);
+        auto b = start_node(io, options_for(2, dir.path()));
+        a->transport->set_peer(2, b->address());
+        a->transport->send(numbered_heartbeats(1, 2, n));  // all queued before the connect
+        // The hello, then one frame per batch.
+        const std::uint64_t frames = n == 10 ? 2 : 3;
+        REQUIRE(run_until(io, [&] {
+            return b->rec.messages.size() == n && a->transport->stats().frames_sent >= frames;
+        }));
+        CHECK(in_order(b->rec.messages, n));
+        CHECK(a->transport->stats().frames_sent == frames);
+    }
+}
+
 TEST_CASE("messages to an unknown peer are dropped and reported", "[transport][tcp]") {
     asio::io_context io;
     TempDir dir;
