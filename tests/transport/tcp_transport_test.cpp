@@ -351,6 +351,22 @@ TEST_CASE("a connection that never says hello is closed", "[transport][tcp][limi
     CHECK(b->rec.logged("no hello within 20 ms"));
 }
 
+TEST_CASE("a newer connection from the same node replaces the older one", "[transport][tcp]") {
+    asio::io_context io;
+    TempDir dir;
+    auto b = start_node(io, options_for(2, dir.path()));
+    RawClient old_connection(io, b->transport->bound_port());
+    old_connection.send(hello_frame(1));
+    REQUIRE(run_until(io, [&] { return b->rec.logged("is node 1"); }));
+    RawClient new_connection(io, b->transport->bound_port());
+    new_connection.send(hello_frame(1));
+    CHECK(old_connection.wait_closed(io));
+    CHECK(b->rec.logged("replaced by a newer connection"));
+    std::vector<raft::Message> one{heartbeat(1, 2, 0)};
+    new_connection.send(*encode_messages(one, {}));
+    REQUIRE(run_until(io, [&] { return b->rec.messages.size() == 1; }));
+}
+
 TEST_CASE("a sender reconnects after its peer restarts", "[transport][tcp]") {
     asio::io_context io;
     TempDir dir;
