@@ -69,6 +69,9 @@ struct TcpTransportOptions {
     // strangers cannot hold connection slots.
     std::chrono::milliseconds hello_timeout{5000};
 
+    // A connect that has not completed by then fails (a partitioned peer
+    // drops SYNs; the kernel alone would keep trying for minutes).
+    std::chrono::milliseconds connect_timeout{1000};
     std::chrono::milliseconds backoff_initial{10};
     std::chrono::milliseconds backoff_max{1000};
     std::uint64_t jitter_seed = 1;
