@@ -17,3 +17,16 @@ echo "# wal-bench in $dir" >&2
   --record-bytes "${BENCH_RECORD_BYTES:-100}" \
   --outstanding "${BENCH_OUTSTANDING:-1,16,256}" \
   --recovery
+
+if [ -x "$build/tools/raft-bench" ]; then
+  echo "# raft-bench in $dir" >&2
+  common=(--seconds "${BENCH_SECONDS:-3}" --record-bytes "${BENCH_RECORD_BYTES:-100}")
+  # wal and single interleaved per K, then the 5 s idle check.
+  "$build/tools/raft-bench" --dir "$dir/raft" "${common[@]}" \
+    --outstanding "${BENCH_OUTSTANDING:-1,16,256}" --mode all
+  # Snapshots every 1024 entries must not stall the write path.
+  "$build/tools/raft-bench" --dir "$dir/raft" "${common[@]}" \
+    --outstanding 256 --mode single --snapshot-every 1024
+  "$build/tools/raft-bench" --dir "$dir/raft" "${common[@]}" \
+    --outstanding "${BENCH_OUTSTANDING:-1,16,256}" --mode cluster3
+fi

@@ -10,8 +10,8 @@
 #include <optional>
 #include <string>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "keel/wal/reader.hpp"
@@ -94,17 +94,18 @@ void print_layout(const Args& a, const ScanResult& layout) {
         std::printf("%s\n", json{{"meta", meta_json(layout)}}.dump().c_str());
     } else if (m.present) {
         std::printf("hard state: term=%" PRIu64 " vote=%" PRIu64 " commit=%" PRIu64
-                    "  snapshot: index=%" PRIu64 " term=%" PRIu64
-                    "  log_floor=%" PRIu64 " fence=%s opaque=%zu bytes\n",
-                    m.metadata.term, m.metadata.vote, m.metadata.commit,
-                    m.metadata.snapshot_index, m.metadata.snapshot_term, m.log_floor,
+                    "  snapshot: index=%" PRIu64 " term=%" PRIu64 "  log_floor=%" PRIu64
+                    " fence=%s opaque=%zu bytes\n",
+                    m.metadata.term, m.metadata.vote, m.metadata.commit, m.metadata.snapshot_index,
+                    m.metadata.snapshot_term, m.log_floor,
                     m.fence ? std::to_string(*m.fence).c_str() : "none", m.metadata.opaque.size());
     } else {
         std::printf("hard state: (no meta file)\n");
     }
     for (const SegmentInfo& s : layout.segments) {
         if (a.json) {
-            json j = {{"file", s.file_name}, {"header_ok", s.header_ok}, {"file_bytes", s.file_bytes}};
+            json j = {
+                {"file", s.file_name}, {"header_ok", s.header_ok}, {"file_bytes", s.file_bytes}};
             if (s.header_ok)
                 j.update({{"version", s.version},
                           {"sequence", s.sequence},
@@ -166,9 +167,8 @@ void print_stats(const Args& a, const ScanResult& r, const Totals& t) {
         json types = json::object();
         for (const auto& [type, v] : t.by_type)
             types[std::to_string(type)] = {{"records", v.first}, {"bytes", v.second}};
-        json j = {{"segments", r.segments.size()}, {"records", t.records},
-                  {"bytes", t.bytes},             {"payload_bytes", t.payload_bytes},
-                  {"file_bytes", disk},            {"types", types}};
+        json j = {{"segments", r.segments.size()},    {"records", t.records}, {"bytes", t.bytes},
+                  {"payload_bytes", t.payload_bytes}, {"file_bytes", disk},   {"types", types}};
         j["first_index"] = t.first ? json(*t.first) : json(nullptr);
         j["last_index"] = t.last ? json(*t.last) : json(nullptr);
         std::printf("%s\n", json{{"stats", j}}.dump().c_str());

@@ -79,6 +79,7 @@ void ApplyWorker::run() {
         }
         const raft::Index before = applied_.index;
         std::size_t entries = 0;
+        if (hooks_.batch_begin) hooks_.batch_begin();
         for (ApplyItem& item : items) {
             entries += item.entries.size();
             if (item.restore) {
@@ -96,6 +97,7 @@ void ApplyWorker::run() {
             }
         }
         items.clear();
+        if (hooks_.batch_end) hooks_.batch_end();
         {
             std::lock_guard lock(mu_);
             queued_entries_ -= entries;

@@ -63,6 +63,11 @@ public:
         std::function<void(SnapshotFunction, raft::SnapshotMeta, std::function<void(Status)> done)>
             on_snapshot;
         std::function<void(LogLevel, const std::string&)> log;
+        // Around each batch of applies and proposal callbacks (may be empty):
+        // lets the replica gather the proposals those callbacks submit into
+        // one wakeup of the I/O thread, so they share one WAL batch.
+        std::function<void()> batch_begin;
+        std::function<void()> batch_end;
     };
 
     // `applied` is what the state machine reflects already (the restored

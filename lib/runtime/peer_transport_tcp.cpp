@@ -57,7 +57,8 @@ TransportFactory default_transport_factory() {
         th.on_snapshot_sent = std::move(h.on_snapshot_sent);
         auto logger = options.logger;
         th.log = [logger, id = options.id](transport::LogLevel level, std::string_view what) {
-            const LogLevel l = level == transport::LogLevel::warning ? LogLevel::warn
+            // Refused connects while peers start or stop are routine: info, not warn.
+            const LogLevel l = level == transport::LogLevel::warning ? LogLevel::info
                                : level == transport::LogLevel::info  ? LogLevel::info
                                                                      : LogLevel::debug;
             if (logger) logger(l, "transport: " + std::string(what));

@@ -109,6 +109,7 @@ private:
     void fail_stop(const Status& why);
     void shutdown_on_io();
     void publish_status();
+    void flush_deferred_inbox_post();
     void propose_config(raft::ConfigChange change, std::function<void(Status)> done);
 
     const NodeOptions options_;
@@ -149,6 +150,7 @@ private:
     std::vector<InboxProposal> inbox_;     // GUARDED_BY(inbox_mu_)
     std::vector<InboxProposal> draining_;  // I/O thread
     bool inbox_posted_ = false;            // GUARDED_BY(inbox_mu_)
+    bool inbox_post_deferred_ = false;     // GUARDED_BY(inbox_mu_)
 
     // Progress reported by other threads (coalesced into one post each).
     std::atomic<std::uint64_t> durable_seq_{0};

@@ -3,6 +3,7 @@
 // close with a logged reason on anything malformed.
 #include <boost/asio/read.hpp>
 #include <utility>
+#include <vector>
 
 #include "transport/tcp_internal.hpp"
 
@@ -138,6 +139,13 @@ Status InboundConnection::on_hello(const Hello& hello) {
         return Status(ErrorCode::invalid_argument, "hello from a node with our own id");
     peer_ = hello.from;
     hello_timer_.cancel();
+    // A peer dials one connection to us at a time; an older one still open
+    // is half-dead (the peer restarted or lost it), so it goes.
+    std::vector<std::shared_ptr<InboundConnection>> older;
+    for (const auto& c : t_->inbound_)
+        if (c.get() != this && c->peer() == peer_) older.push_back(c);
+    for (const auto& c : older)
+        c->close("replaced by a newer connection from the same node", false);
     t_->log(LogLevel::debug, "connection from " + remote_ + " is node " + std::to_string(peer_));
     return Status();
 }

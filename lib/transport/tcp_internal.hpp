@@ -152,6 +152,7 @@ public:
     InboundConnection(std::shared_ptr<TcpTransport::Impl> transport, tcp::socket socket);
 
     void start();
+    NodeId peer() const { return peer_; }
     // Idempotent.  `bad_input`: the peer sent something we refuse (counted,
     // logged as a warning); otherwise a normal close (logged as debug).
     void close(const std::string& reason, bool bad_input);

@@ -65,6 +65,15 @@ void OutboundPeer::connect() {
     }
     state_ = State::connecting;
     const std::uint64_t generation = generation_;
+    // The backoff timer is idle while connecting; it doubles as the deadline.
+    backoff_timer_.expires_after(t_->options_.connect_timeout);
+    backoff_timer_.async_wait(
+        [self = shared_from_this(), generation](boost::system::error_code ec) {
+            if (ec || generation != self->generation_ || self->state_ != State::connecting) return;
+            ++self->t_->stats_.connect_failures;
+            self->fail("connect to " + self->address_ + " timed out after " +
+                       std::to_string(self->t_->options_.connect_timeout.count()) + " ms");
+        });
     boost::system::error_code ec;
     asio::ip::address ip = asio::ip::make_address(host, ec);
     if (!ec) {
@@ -102,6 +111,7 @@ void OutboundPeer::connect_to(const std::vector<tcp::endpoint>& endpoints) {
 
 void OutboundPeer::on_connected() {
     state_ = State::connected;
+    backoff_timer_.cancel();
     ++t_->stats_.connects;
     boost::system::error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);

@@ -3,7 +3,7 @@
 //
 // Connections are one-way: each member dials one outbound connection per
 // peer and sends on it; it reads frames only on the connections peers
-// dialled to it.  The first frame on a connection is a Hello (cluster id +
+// dialled to it (at most one per peer: a newer one replaces an older one).  The first frame on a connection is a Hello (cluster id +
 // sender id); an inbound connection that says anything else first, names
 // another cluster, or sends a malformed, truncated or oversized frame is
 // closed and the reason goes to the log callback.  Nothing a peer sends
@@ -69,6 +69,9 @@ struct TcpTransportOptions {
     // strangers cannot hold connection slots.
     std::chrono::milliseconds hello_timeout{5000};
 
+    // A connect that has not completed by then fails (a partitioned peer
+    // drops SYNs; the kernel alone would keep trying for minutes).
+    std::chrono::milliseconds connect_timeout{1000};
     std::chrono::milliseconds backoff_initial{10};
     std::chrono::milliseconds backoff_max{1000};
     std::uint64_t jitter_seed = 1;

@@ -37,6 +37,14 @@ struct Harness {
     }
 };
 
+// {"value":"vvv..."} with n bytes of value.
+std::string value_body(std::size_t n) {
+    std::string body = R"({"value":")";
+    body.append(n, 'v');
+    body += "\"}";
+    return body;
+}
+
 json body_of(const HttpResponse& r) {
     return json::parse(r.body);
 }
@@ -230,6 +238,14 @@ TEST_CASE("bad input is answered with the documented errors", "[daemon][bad-inpu
     // ... and the node keeps serving.
     CHECK(h.call("PUT", "/v1/kv/a", R"({"value":"fine"})").status == 200);
     CHECK(h.kv->size() == 1);
+}
+
+TEST_CASE("values and keys at their limits are accepted, one byte over refused", "[daemon][limits]") {
+    Harness h;
+    const std::string key(64, 'k');
+    CHECK(h.call("PUT", "/v1/kv/" + key, value_body(1000)).status == 200);
+    CHECK(h.call("PUT", "/v1/kv/" + key, value_body(1001)).status == 413);
+    CHECK(h.call("GET", "/v1/kv?limit=10000").status == 200);
 }
 
 TEST_CASE("405 names the allowed methods", "[daemon][bad-input]") {

@@ -333,12 +333,18 @@ class RaftdTest(unittest.TestCase):
         self.assertEqual(first.status()["timer_wakeups"], before["timer_wakeups"])
         joiners = [self.node(i).start("--join", *self.member_flags([first])) for i in (2, 3)]
         for j in joiners:
-            # A voter that is not up yet would cost the leader its quorum.
+            # As keel advises: add a learner, let it catch up, then promote it,
+            # so the quorum never waits for an empty log.
             wait_until("node %d up" % j.id,
                        lambda j=j: try_request(j.http, "GET", "/healthz")[0] == 200)
             code, _, body = request(first.http, "POST", "/v1/members", {
                 "id": j.id, "raft": "127.0.0.1:%d" % j.raft, "http": "127.0.0.1:%d" % j.http,
-                "role": "voter"})
+                "role": "learner"})
+            self.assertEqual(code, 200, body)
+            target = first.status()["commit_index"]
+            wait_until("node %d catching up" % j.id,
+                       lambda j=j: (j.status() or {}).get("applied_index", 0) >= target)
+            code, _, body = request(first.http, "POST", "/v1/members/%d/promote" % j.id)
             self.assertEqual(code, 200, body)
         wait_until("cluster mode", lambda: (first.status() or {}).get("mode") == "cluster")
         everyone = [first] + joiners

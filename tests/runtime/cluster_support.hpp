@@ -65,9 +65,9 @@ public:
         o.id = id;
         o.data_dir = dir_.path() + "/node-" + std::to_string(id);
         o.listen_address = specs_.at(id).raft_address;
-        o.heartbeat_interval_ms = 20;
-        o.election_timeout_min_ms = 100;
-        o.election_timeout_max_ms = 200;
+        o.heartbeat_interval_ms = heartbeat_ms;
+        o.election_timeout_min_ms = election_min_ms;
+        o.election_timeout_max_ms = election_min_ms * 2;
         o.snapshot_every_entries = snapshot_every;
         o.snapshot_trailing_entries = snapshot_trailing;
         o.join = join;
@@ -121,6 +121,8 @@ public:
         return 0;
     }
 
+    std::uint32_t heartbeat_ms = 20;
+    std::uint32_t election_min_ms = 100;
     std::uint64_t snapshot_every = 0;
     std::uint64_t snapshot_trailing = 1024;
 

@@ -267,7 +267,8 @@ TEST_CASE("a frame of exactly the size limit is delivered, one byte more is neve
 
     m.entries[0].data.push_back('y');
     a->transport->send({m, heartbeat(1, 2, 1)});
-    REQUIRE(run_until(io, [&] { return b->rec.messages.size() == 2; }));
+    REQUIRE(
+        run_until(io, [&] { return b->rec.messages.size() == 2 && !a->rec.unreachable.empty(); }));
     CHECK(b->rec.messages[1].context == 1);  // the oversized one was dropped, not the rest
     CHECK(a->rec.unreachable == std::vector<NodeId>{2});
     CHECK(a->rec.logged("too_large"));
@@ -289,6 +290,28 @@ TEST_CASE("a peer queue takes exactly its limit; one more message is dropped and
     CHECK(in_order(b->rec.messages, 8));
     CHECK(a->rec.unreachable == std::vector<NodeId>{2});
     CHECK(a->transport->stats().messages_dropped == 1);
+}
+
+TEST_CASE("a batch of exactly batch_bytes_max goes in one frame, one more message starts another",
+          "[transport][tcp][limits]") {
+    const std::size_t per_message = encoded_message_bytes(heartbeat(1, 2, 0));
+    for (std::size_t n : {10u, 11u}) {
+        asio::io_context io;
+        TempDir dir;
+        TcpTransportOptions oa = options_for(1, dir.path());
+        oa.batch_bytes_max = 10 * per_message;
+        auto a = start_node(io, oa);
+        auto b = start_node(io, options_for(2, dir.path()));
+        a->transport->set_peer(2, b->address());
+        a->transport->send(numbered_heartbeats(1, 2, n));  // all queued before the connect
+        // The hello, then one frame per batch.
+        const std::uint64_t frames = n == 10 ? 2 : 3;
+        REQUIRE(run_until(io, [&] {
+            return b->rec.messages.size() == n && a->transport->stats().frames_sent >= frames;
+        }));
+        CHECK(in_order(b->rec.messages, n));
+        CHECK(a->transport->stats().frames_sent == frames);
+    }
 }
 
 TEST_CASE("messages to an unknown peer are dropped and reported", "[transport][tcp]") {
@@ -326,6 +349,53 @@ TEST_CASE("a connection that never says hello is closed", "[transport][tcp][limi
     RawClient silent(io, b->transport->bound_port());
     CHECK(silent.wait_closed(io));
     CHECK(b->rec.logged("no hello within 20 ms"));
+}
+
+TEST_CASE("a newer connection from the same node replaces the older one", "[transport][tcp]") {
+    asio::io_context io;
+    TempDir dir;
+    auto b = start_node(io, options_for(2, dir.path()));
+    RawClient old_connection(io, b->transport->bound_port());
+    old_connection.send(hello_frame(1));
+    REQUIRE(run_until(io, [&] { return b->rec.logged("is node 1"); }));
+    RawClient new_connection(io, b->transport->bound_port());
+    new_connection.send(hello_frame(1));
+    CHECK(old_connection.wait_closed(io));
+    CHECK(b->rec.logged("replaced by a newer connection"));
+    std::vector<raft::Message> one{heartbeat(1, 2, 0)};
+    new_connection.send(*encode_messages(one, {}));
+    REQUIRE(run_until(io, [&] { return b->rec.messages.size() == 1; }));
+}
+
+TEST_CASE("a connect that never completes times out and is reported", "[transport][tcp]") {
+    asio::io_context io;
+    TempDir dir;
+    // A listener that never accepts, with its backlog filled: Linux then
+    // drops further SYNs, so the transport's connect hangs.
+    tcp::acceptor stuck(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    stuck.listen(0);
+    const std::uint16_t port = stuck.local_endpoint().port();
+    std::vector<std::unique_ptr<tcp::socket>> fillers;
+    for (int i = 0; i < 2; ++i) {
+        fillers.push_back(std::make_unique<tcp::socket>(io));
+        fillers.back()->async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
+                                      [](boost::system::error_code) {});
+    }
+    TcpTransportOptions oa = options_for(1, dir.path());
+    oa.connect_timeout = std::chrono::milliseconds(50);
+    auto a = start_node(io, oa);
+    a->transport->set_peer(2, "127.0.0.1:" + std::to_string(port));
+    a->transport->send({heartbeat(1, 2, 0)});
+    REQUIRE(run_until(io, [&] { return !a->rec.unreachable.empty(); }));
+    INFO(a->rec.all_logs());
+    if (a->rec.logged("cannot connect")) {
+        // A kernel set to reset on accept-queue overflow (tcp_abort_on_overflow)
+        // refuses instead: still reported, but the timeout was not exercised.
+        WARN("connect was refused, not left hanging; connect_timeout not exercised");
+        return;
+    }
+    CHECK(a->rec.logged("timed out after 50 ms"));
+    CHECK(a->transport->stats().connect_failures >= 1);
 }
 
 TEST_CASE("a sender reconnects after its peer restarts", "[transport][tcp]") {

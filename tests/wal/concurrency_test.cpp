@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <condition_variable>
+#include <future>
 #include <thread>
 
 #include "keel/wal/wal.hpp"
@@ -94,12 +95,107 @@ TEST_CASE("closing the WAL completes every queued append") {
         auto opened = Wal::open(dir.path(), small_options());
         REQUIRE(opened.ok());
         for (std::uint64_t i = 1; i <= 50; ++i)
-            REQUIRE((*opened)->append(make_record(i), [&](Status s) {
-                REQUIRE(s.ok());
-                ++done;
-            }).ok());
+            REQUIRE((*opened)
+                        ->append(make_record(i),
+                                 [&](Status s) {
+                                     REQUIRE(s.ok());
+                                     ++done;
+                                 })
+                        .ok());
     }
     REQUIRE(done == 50);
     auto wal = Wal::open(dir.path(), small_options());
     REQUIRE((*wal)->last_index() == 50);
+}
+
+namespace {
+// Holds the flusher inside its next write until released, so the queue can
+// be filled deterministically.  The flusher is recognised by its thread id,
+// learnt from a completion callback (callbacks run on the flusher).
+struct FlusherGate {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::thread::id flusher;
+    bool armed = true, entered = false, open = false;
+    void install(FaultFs& fs, Wal& wal, std::uint64_t warmup_index) {
+        std::promise<std::thread::id> id;
+        REQUIRE(wal.append(make_record(warmup_index),
+                           [&](Status) { id.set_value(std::this_thread::get_id()); })
+                    .ok());
+        flusher = id.get_future().get();
+        fs.set_before_mutation([this](const std::string& what) {
+            if (what.rfind("write ", 0) != 0 || std::this_thread::get_id() != flusher) return;
+            std::unique_lock lock(mu);
+            if (!armed) return;
+            armed = false;
+            entered = true;
+            cv.notify_all();
+            cv.wait(lock, [&] { return open; });
+        });
+    }
+    void wait_entered() {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return entered; });
+    }
+    void release() {
+        std::lock_guard lock(mu);
+        open = true;
+        cv.notify_all();
+    }
+};
+}  // namespace
+
+TEST_CASE("appends beyond max_queue_bytes are refused with busy") {
+    TempDir dir;
+    FaultFs fs;
+    Options o = small_options(&fs);
+    o.max_queue_bytes = 1000;  // 25 records of 40 bytes
+    auto opened = Wal::open(dir.path(), o);
+    REQUIRE(opened.ok());
+    Wal& wal = **opened;
+    FlusherGate gate;
+    gate.install(fs, wal, 1);
+    std::mutex mu;
+    std::condition_variable cv;
+    int completed = 0;
+    auto count = [&](Status s) {
+        REQUIRE(s.ok());
+        std::lock_guard lock(mu);
+        ++completed;
+        cv.notify_all();
+    };
+    REQUIRE(wal.append(make_record(2), count).ok());
+    gate.wait_entered();  // record 2 is out of the queue, stuck in its write
+    for (std::uint64_t i = 3; i <= 27; ++i) REQUIRE(wal.append(make_record(i), count).ok());
+    Status full = wal.append(make_record(28), count);
+    REQUIRE(full.code() == ErrorCode::busy);
+    REQUIRE_THAT(full.message(), Catch::Contains("max_queue_bytes"));
+    gate.release();
+    {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return completed == 26; });  // the queue has drained
+    }
+    REQUIRE(append_sync(wal, {make_record(28)}).ok());
+    REQUIRE(wal.last_index() == 28);
+}
+
+TEST_CASE("a flusher batch stops at max_batch_bytes") {
+    TempDir dir;
+    FaultFs fs;
+    Options o = small_options(&fs);
+    o.max_batch_bytes = 100;  // a batch takes ops while under 100 bytes: 3 records of 40
+    auto opened = Wal::open(dir.path(), o);
+    REQUIRE(opened.ok());
+    Wal& wal = **opened;
+    FlusherGate gate;
+    gate.install(fs, wal, 1);
+    REQUIRE(wal.append(make_record(2), nullptr).ok());
+    gate.wait_entered();
+    for (std::uint64_t i = 3; i <= 11; ++i) REQUIRE(wal.append(make_record(i), nullptr).ok());
+    gate.release();
+    REQUIRE(append_sync(wal, {make_record(12)}).ok());
+    // Batches: {1}, {2}, {3,4,5}, {6,7,8}, {9,10,11}, {12}: one fdatasync each.
+    const Stats s = wal.stats();
+    REQUIRE(s.records_written == 12);
+    REQUIRE(s.fsyncs == 6);
 }

@@ -48,7 +48,9 @@ void build(const std::string& dir, std::uint64_t count, std::uint64_t term = 1) 
     auto wal = Wal::open(dir, small_options());
     REQUIRE(wal.ok());
     for (std::uint64_t i = 1; i <= count; i += 50)
-        REQUIRE(append_sync(**wal, make_records(i, std::min<std::uint64_t>(50, count + 1 - i), term)).ok());
+        REQUIRE(
+            append_sync(**wal, make_records(i, std::min<std::uint64_t>(50, count + 1 - i), term))
+                .ok());
 }
 
 }  // namespace
@@ -67,7 +69,8 @@ TEST_CASE("a torn last record at every byte offset recovers to the previous reco
             if (cut_file) {
                 std::filesystem::resize_file(seg, b);  // the write never extended the file
             } else {
-                patch(seg, b, std::string(last.offset + last.bytes - b, '\0'));  // preallocated zeros
+                patch(seg, b,
+                      std::string(last.offset + last.bytes - b, '\0'));  // preallocated zeros
             }
             INFO("byte offset " << b << (cut_file ? " (file cut)" : " (zeroed)"));
             Options o = small_options();
@@ -108,7 +111,8 @@ TEST_CASE("a flipped bit in a middle record fails open and modifies nothing") {
     REQUIRE_FALSE(wal.ok());
     REQUIRE(wal.status().code() == ErrorCode::corruption);
     const std::string& msg = wal.status().message();
-    REQUIRE_THAT(msg, Catch::Contains(rec.file) && Catch::Contains("offset " + std::to_string(rec.offset)) &&
+    REQUIRE_THAT(msg, Catch::Contains(rec.file) &&
+                          Catch::Contains("offset " + std::to_string(rec.offset)) &&
                           Catch::Contains("index 4"));
     REQUIRE(dir_contents(base.path()) == before);
 

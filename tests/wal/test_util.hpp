@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -21,7 +23,8 @@ namespace keel::wal::test {
 class TempDir {
 public:
     TempDir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "keel-wal-test-XXXXXX").string();
+        std::string tmpl =
+            (std::filesystem::temp_directory_path() / "keel-wal-test-XXXXXX").string();
         char* p = ::mkdtemp(tmpl.data());
         if (p == nullptr) throw std::runtime_error("mkdtemp failed");
         path_ = p;
@@ -89,14 +92,19 @@ inline std::vector<std::pair<std::string, std::string>> dir_contents(const std::
     return out;
 }
 
-// Wraps the POSIX file system.  `before_mutation` runs before every write,
+// Wraps the POSIX file system.  A before_mutation hook runs before every write,
 // sync, rename, remove and create (with a short description); tests use it
 // to copy the directory, i.e. to take the state a crash at that instant
 // would leave (every earlier write reached the disk).
 class FaultFs final : public FileSystem {
 public:
-    std::function<void(const std::string&)> before_mutation;
     std::atomic<int> datasyncs_until_failure{-1};  // -1: never fail
+
+    // Installs (or with nullptr removes) the hook; safe while a Wal runs.
+    void set_before_mutation(std::function<void(const std::string&)> hook) {
+        std::lock_guard lock(mu_);
+        before_mutation_ = std::move(hook);
+    }
 
     Result<std::unique_ptr<File>> open(const std::string& path, OpenMode mode) override {
         if (mode == OpenMode::create_new) hook("create " + path);
@@ -122,7 +130,48 @@ public:
     Result<bool> exists(const std::string& path) override { return base_->exists(path); }
     Status create_dir(const std::string& dir) override { return base_->create_dir(dir); }
 
+    // Copies `dir` to `to` as a power failure now would leave it if the disk
+    // kept only what was fdatasynced: every write since a file's last
+    // fdatasync is undone in the copy (old bytes restored, growth cut off).
+    // Directory operations are taken as durable (the WAL fsyncs the
+    // directory right after each).  Safe to call from before_mutation.
+    void copy_dropping_unsynced(const std::string& dir, const std::string& to) {
+        copy_dir(dir, to);
+        std::lock_guard lock(unsynced_mu_);
+        for (const auto& [path, writes] : unsynced_) {
+            const std::filesystem::path p(path);
+            if (p.parent_path() != std::filesystem::path(dir)) continue;
+            const std::string target = to + "/" + p.filename().string();
+            if (!std::filesystem::exists(target) || writes.empty()) continue;
+            std::fstream f(target, std::ios::in | std::ios::out | std::ios::binary);
+            for (auto it = writes.rbegin(); it != writes.rend(); ++it) {
+                f.seekp(static_cast<std::streamoff>(it->offset));
+                f.write(it->old_bytes.data(), static_cast<std::streamsize>(it->old_bytes.size()));
+            }
+            f.close();
+            std::filesystem::resize_file(target, writes.front().old_size);
+        }
+    }
+
 private:
+    struct UnsyncedWrite {
+        std::uint64_t offset;
+        std::string old_bytes;  // what was there (the part inside the old file)
+        std::uint64_t old_size;
+    };
+    void note_write(const std::string& path, File& file, std::uint64_t offset, std::uint64_t len) {
+        auto size = file.size();
+        std::string old(len, '\0');
+        auto got = file.pread(old.data(), len, offset);
+        old.resize(got.ok() ? *got : 0);
+        std::lock_guard lock(unsynced_mu_);
+        unsynced_[path].push_back({offset, std::move(old), size.ok() ? *size : 0});
+    }
+    void note_sync(const std::string& path) {
+        std::lock_guard lock(unsynced_mu_);
+        unsynced_.erase(path);
+    }
+
     class FaultFile final : public File {
     public:
         FaultFile(FaultFs* fs, std::unique_ptr<File> base, std::string path)
@@ -132,6 +181,9 @@ private:
         }
         Status pwritev(const struct iovec* iov, int iovcnt, std::uint64_t offset) override {
             fs_->hook("write " + path_);
+            std::uint64_t len = 0;
+            for (int i = 0; i < iovcnt; ++i) len += iov[i].iov_len;
+            fs_->note_write(path_, *base_, offset, len);
             return base_->pwritev(iov, iovcnt, offset);
         }
         Status datasync() override {
@@ -139,7 +191,9 @@ private:
             int left = fs_->datasyncs_until_failure.load();
             if (left == 0) return Status(ErrorCode::io_error, "injected fdatasync failure");
             if (left > 0) fs_->datasyncs_until_failure.store(left - 1);
-            return base_->datasync();
+            Status s = base_->datasync();
+            if (s.ok()) fs_->note_sync(path_);
+            return s;
         }
         Result<std::uint64_t> size() override { return base_->size(); }
         Status truncate(std::uint64_t size) override {
@@ -155,11 +209,14 @@ private:
 
     void hook(const std::string& what) {
         std::lock_guard lock(mu_);
-        if (before_mutation) before_mutation(what);
+        if (before_mutation_) before_mutation_(what);
     }
 
     FileSystem* base_ = default_file_system();
     std::mutex mu_;
+    std::function<void(const std::string&)> before_mutation_;
+    std::mutex unsynced_mu_;
+    std::map<std::string, std::vector<UnsyncedWrite>> unsynced_;
 };
 
 }  // namespace keel::wal::test

@@ -32,7 +32,8 @@ TEST_CASE("records appended are read back, from memory and from disk") {
     REQUIRE(wal->open_report().created);
     REQUIRE(wal->first_index() == 1);
     REQUIRE(wal->last_index() == 0);
-    for (std::uint64_t i = 1; i <= 300; i += 10) REQUIRE(append_sync(*wal, make_records(i, 10)).ok());
+    for (std::uint64_t i = 1; i <= 300; i += 10)
+        REQUIRE(append_sync(*wal, make_records(i, 10)).ok());
     REQUIRE(wal->last_index() == 300);
     require_records(*wal, 1, 301);
     REQUIRE(wal->stats().segments > 1);  // rolled
@@ -217,4 +218,13 @@ TEST_CASE("stats count fsyncs and records") {
     REQUIRE(s.records_written == 10);
     REQUIRE(s.fsyncs == 1);
     REQUIRE(s.records_per_fsync() == 10.0);
+}
+
+TEST_CASE("a directory can be open in only one Wal at a time") {
+    TempDir dir;
+    auto first = open_ok(dir.path(), small_options());
+    auto second = Wal::open(dir.path(), small_options());
+    REQUIRE(second.status().code() == ErrorCode::busy);
+    first.reset();
+    REQUIRE(Wal::open(dir.path(), small_options()).ok());
 }

@@ -46,7 +46,8 @@ void build(const std::string& dir, std::uint64_t count) {
     auto wal = Wal::open(dir, small_options());
     REQUIRE(wal.ok());
     for (std::uint64_t i = 1; i <= count; i += 20)
-        REQUIRE(append_sync(**wal, make_records(i, std::min<std::uint64_t>(20, count + 1 - i))).ok());
+        REQUIRE(
+            append_sync(**wal, make_records(i, std::min<std::uint64_t>(20, count + 1 - i))).ok());
     REQUIRE((*wal)->save_metadata(Metadata{5, 2, 9, 0, 0, {}}).ok());
 }
 
@@ -77,7 +78,8 @@ TEST_CASE("waldump on a clean WAL lists every record and verifies clean") {
     Run list = waldump(dir.path());
     REQUIRE(list.code == 0);
     REQUIRE_THAT(list.out, Catch::Contains("hard state: term=5 vote=2 commit=9"));
-    REQUIRE_THAT(list.out, Catch::Contains("segment 0000000000000001-0000000000000001.wal: version=1"));
+    REQUIRE_THAT(list.out,
+                 Catch::Contains("segment 0000000000000001-0000000000000001.wal: version=1"));
     REQUIRE_THAT(list.out, Catch::Contains("index=300 "));
 
     Run verify = waldump("--verify " + dir.path());
@@ -86,7 +88,8 @@ TEST_CASE("waldump on a clean WAL lists every record and verifies clean") {
 
     Run stats = waldump("--stats " + dir.path());
     REQUIRE(stats.code == 0);
-    REQUIRE_THAT(stats.out, Catch::Contains("records=300") && Catch::Contains("index_range=1..300"));
+    REQUIRE_THAT(stats.out,
+                 Catch::Contains("records=300") && Catch::Contains("index_range=1..300"));
 
     Run json = waldump("--json --from 10 --to 12 --type 1 " + dir.path());
     REQUIRE(json.code == 0);
@@ -99,7 +102,8 @@ TEST_CASE("waldump on a clean WAL lists every record and verifies clean") {
         ++records;
         REQUIRE(j["index"] == 10);  // 10..12 with type 1 (index % 3 == 1): only 10
         REQUIRE(j["crc_ok"] == true);
-        for (const char* key : {"segment", "offset", "term", "type", "size"}) REQUIRE(j.contains(key));
+        for (const char* key : {"segment", "offset", "term", "type", "size"})
+            REQUIRE(j.contains(key));
         REQUIRE(j["offset"] == locate(dir.path(), 10).offset);
     }
     REQUIRE(records == 1);

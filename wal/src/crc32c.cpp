@@ -25,8 +25,9 @@ std::uint32_t crc32c_extend_portable(std::uint32_t crc, const void* data,
 }
 
 #if defined(__x86_64__)
-__attribute__((target("sse4.2"))) std::uint32_t crc32c_extend_hardware(
-    std::uint32_t crc, const void* data, std::size_t size) noexcept {
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_extend_hardware(std::uint32_t crc,
+                                                                       const void* data,
+                                                                       std::size_t size) noexcept {
     const auto* p = static_cast<const unsigned char*>(data);
     std::uint64_t c = ~crc;
     while (size >= 8) {
@@ -54,7 +55,9 @@ std::uint32_t crc32c_extend_hardware(std::uint32_t crc, const void* data,
                                      std::size_t size) noexcept {
     return crc32c_extend_portable(crc, data, size);
 }
-bool crc32c_hardware_available() noexcept { return false; }
+bool crc32c_hardware_available() noexcept {
+    return false;
+}
 #endif
 
 std::uint32_t crc32c_extend(std::uint32_t crc, const void* data, std::size_t size) noexcept {

@@ -133,15 +133,15 @@ void Wal::Impl::trim_cache_locked() {
 }
 
 void Wal::Impl::enter_failed(const Status& why) {
-    std::lock_guard lock(queue_mu_);
+    std::lock_guard lock(failure_mu_);
     if (failed_.load()) return;
-    failure_ = Status(ErrorCode::failed,
-                      fmt::format("WAL {} is in the failed state after: {}", dir_, why.to_string()));
+    failure_ = Status(ErrorCode::failed, fmt::format("WAL {} is in the failed state after: {}",
+                                                     dir_, why.to_string()));
     failed_.store(true);
 }
 
 Status Wal::Impl::failed_status() const {
-    std::lock_guard lock(queue_mu_);
+    std::lock_guard lock(failure_mu_);
     return failure_;
 }
 

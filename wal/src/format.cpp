@@ -81,9 +81,12 @@ bool parse_segment_file_name(std::string_view name, std::uint64_t* sequence,
         std::uint64_t v = 0;
         for (char c : s) {
             int d;
-            if (c >= '0' && c <= '9') d = c - '0';
-            else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-            else return false;
+            if (c >= '0' && c <= '9')
+                d = c - '0';
+            else if (c >= 'a' && c <= 'f')
+                d = c - 'a' + 10;
+            else
+                return false;
             v = (v << 4) | static_cast<std::uint64_t>(d);
         }
         *out = v;
@@ -101,10 +104,9 @@ std::string encode_metadata(const MetadataFile& m) {
     store<std::uint32_t>(p + 12, static_cast<std::uint32_t>(out.size()));
     // p + 16: CRC, filled last; p + 20: reserved (0).
     char* b = p + 24;
-    const std::uint64_t fields[8] = {m.metadata.term,           m.metadata.vote,
-                                     m.metadata.commit,         m.metadata.snapshot_index,
-                                     m.metadata.snapshot_term,  m.log_floor,
-                                     m.fence_set ? 1u : 0u,     m.fence};
+    const std::uint64_t fields[8] = {
+        m.metadata.term,          m.metadata.vote, m.metadata.commit,     m.metadata.snapshot_index,
+        m.metadata.snapshot_term, m.log_floor,     m.fence_set ? 1u : 0u, m.fence};
     for (int i = 0; i < 8; ++i) store<std::uint64_t>(b + 8 * i, fields[i]);
     store<std::uint32_t>(b + 64, static_cast<std::uint32_t>(m.metadata.opaque.size()));
     if (!m.metadata.opaque.empty())

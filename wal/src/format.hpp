@@ -27,8 +27,11 @@ inline constexpr char k_metadata_magic[8] = {'K', 'E', 'E', 'L', 'M', 'E', 'T', 
 inline constexpr std::uint64_t k_metadata_fixed_bytes = 24 + 8 * 8 + 4;
 inline constexpr const char* k_metadata_tmp_name = "meta.tmp";
 inline constexpr const char* k_prealloc_name = "next-segment.tmp";
+inline constexpr const char* k_lock_name = "LOCK";
 
-inline std::uint64_t padded(std::uint64_t n) { return (n + 7) & ~std::uint64_t{7}; }
+inline std::uint64_t padded(std::uint64_t n) {
+    return (n + 7) & ~std::uint64_t{7};
+}
 inline std::uint64_t record_bytes(std::uint64_t payload_bytes) {
     return k_record_header_bytes + padded(payload_bytes);
 }

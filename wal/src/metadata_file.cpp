@@ -16,9 +16,9 @@ Result<MetadataInfo> read_metadata_file(FileSystem& fs, const std::string& dir) 
     auto size = (*file)->size();
     if (!size.ok()) return size.status();
     if (*size > k_metadata_fixed_bytes + k_max_metadata_opaque_bytes)
-        return Status(ErrorCode::corruption,
-                      fmt::format("metadata file {} is {} bytes, more than any valid one", path,
-                                  *size));
+        return Status(
+            ErrorCode::corruption,
+            fmt::format("metadata file {} is {} bytes, more than any valid one", path, *size));
     std::string bytes(*size, '\0');
     auto n = (*file)->pread(bytes.data(), bytes.size(), 0);
     if (!n.ok()) return n.status();

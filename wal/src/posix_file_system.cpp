@@ -111,9 +111,15 @@ public:
     Result<std::unique_ptr<File>> open(const std::string& path, OpenMode mode) override {
         int flags = O_CLOEXEC;
         switch (mode) {
-            case OpenMode::read_only: flags |= O_RDONLY; break;
-            case OpenMode::read_write: flags |= O_RDWR; break;
-            case OpenMode::create_new: flags |= O_RDWR | O_CREAT | O_EXCL; break;
+            case OpenMode::read_only:
+                flags |= O_RDONLY;
+                break;
+            case OpenMode::read_write:
+                flags |= O_RDWR;
+                break;
+            case OpenMode::create_new:
+                flags |= O_RDWR | O_CREAT | O_EXCL;
+                break;
         }
         int fd = ::open(path.c_str(), flags, 0644);
         if (fd < 0) return errno_status("open", path, errno);

@@ -22,10 +22,14 @@ namespace keel::wal {
 
 const char* issue_kind_name(IssueKind kind) noexcept {
     switch (kind) {
-        case IssueKind::torn_tail: return "torn_tail";
-        case IssueKind::corruption: return "corruption";
-        case IssueKind::gap: return "gap";
-        case IssueKind::duplicate: return "duplicate";
+        case IssueKind::torn_tail:
+            return "torn_tail";
+        case IssueKind::corruption:
+            return "corruption";
+        case IssueKind::gap:
+            return "gap";
+        case IssueKind::duplicate:
+            return "duplicate";
     }
     return "unknown";
 }
@@ -171,12 +175,12 @@ private:
             bool chain_ok = h.prev_crc == chain && !resynced;
             if (h.index != expected && !resynced) {
                 const bool gap = h.index > expected;
-                add_issue(gap ? IssueKind::gap : IssueKind::duplicate, info, off, h.index, rec->bytes,
-                          fmt::format("{}: record at {} offset {} has index {} but index {} was "
-                                      "expected",
-                                      gap ? "gap" : "duplicate", info.file_name, off, h.index,
-                                      expected),
-                          buf, size);
+                add_issue(
+                    gap ? IssueKind::gap : IssueKind::duplicate, info, off, h.index, rec->bytes,
+                    fmt::format("{}: record at {} offset {} has index {} but index {} was "
+                                "expected",
+                                gap ? "gap" : "duplicate", info.file_name, off, h.index, expected),
+                    buf, size);
                 if (!options_.resync) {
                     stopped_ = true;
                     return;
@@ -220,8 +224,7 @@ private:
         if (!next) {
             const bool header_zero =
                 off >= size || all_zero(buf + off, std::min(k_record_header_bytes, size - off));
-            const std::uint64_t end =
-                saw_data || !header_zero ? nonzero_end(buf, size, off) : off;
+            const std::uint64_t end = saw_data || !header_zero ? nonzero_end(buf, size, off) : off;
             if (end == off) return std::nullopt;  // clean end: zeros only
             add_issue(IssueKind::torn_tail, info, off, expected, end - off,
                       fmt::format("torn tail: incomplete record at {} offset {} (index {}), "
@@ -323,8 +326,9 @@ Result<ScanResult> list_wal(FileSystem& fs, const std::string& dir) {
         if (parse_segment_file_name(name, &seq, &first)) segments.emplace_back(seq, name);
     }
     if (segments.empty() && !result.meta.present)
-        return Status(ErrorCode::not_found,
-                      fmt::format("{} is not a WAL directory (no segment files, no meta file)", dir));
+        return Status(
+            ErrorCode::not_found,
+            fmt::format("{} is not a WAL directory (no segment files, no meta file)", dir));
     std::sort(segments.begin(), segments.end());
     for (auto& [seq, name] : segments) {
         SegmentInfo info;

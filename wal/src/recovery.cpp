@@ -7,7 +7,13 @@
 //   suffix), finish an interrupted truncation/reset (the fence), delete
 //   segments after the cut or wholly below the compaction floor, clear the
 //   fence; create the first segment of a new or emptied log.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -21,6 +27,15 @@ namespace keel::wal {
 
 Status Wal::Impl::recover() {
     if (Status s = fs_->create_dir(dir_); !s.ok()) return s;
+    // Not through FileSystem: the lock is process state, not log data.
+    const std::string lock_path = dir_ + "/" + detail::k_lock_name;
+    lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd_ < 0)
+        return Status(ErrorCode::io_error,
+                      fmt::format("cannot open {}: {}", lock_path, std::strerror(errno)));
+    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
+        return Status(ErrorCode::busy,
+                      fmt::format("{} is already open (locked by {})", dir_, lock_path));
     auto meta = detail::read_metadata_file(*fs_, dir_);
     if (!meta.ok()) return meta.status();
     meta_.metadata = meta->metadata;
@@ -110,8 +125,8 @@ Status Wal::Impl::recover() {
         // Zero whatever follows the last valid record: the torn write, the
         // repaired suffix or the rest of an interrupted truncation.
         std::uint64_t zeroed = 0;
-        if (Status s = zero_tail(*segments_.back()->file, segments_.back()->end_offset.load(),
-                                 &zeroed);
+        if (Status s =
+                zero_tail(*segments_.back()->file, segments_.back()->end_offset.load(), &zeroed);
             !s.ok())
             return s;
         if (report_.torn_tail) report_.torn_bytes = zeroed;

@@ -39,8 +39,8 @@ Result<std::shared_ptr<File>> Wal::Impl::prepare_segment_file() {
         // "unwritten", so every first write into them also commits metadata.
         for (std::uint64_t at = 0; at < options_.segment_bytes; at += k_zero_chunk_bytes) {
             struct iovec iov {
-                const_cast<char*>(zero_chunk()),
-                    std::min(k_zero_chunk_bytes, options_.segment_bytes - at)
+                const_cast<char*>(zero_chunk()), std::min(k_zero_chunk_bytes,
+                                                          options_.segment_bytes - at)
             };
             if (Status s = (*file)->pwritev(&iov, 1, at); !s.ok()) return s;
         }

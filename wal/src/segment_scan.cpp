@@ -28,9 +28,8 @@ std::optional<FoundRecord> check_record_at(const char* buf, std::uint64_t size,
     return FoundRecord{offset, h, bytes};
 }
 
-std::optional<FoundRecord> find_next_record(const char* buf, std::uint64_t size,
-                                            std::uint64_t from, std::uint64_t max_record_bytes,
-                                            bool* saw_data) {
+std::optional<FoundRecord> find_next_record(const char* buf, std::uint64_t size, std::uint64_t from,
+                                            std::uint64_t max_record_bytes, bool* saw_data) {
     *saw_data = false;
     std::uint64_t y = padded(from);
     std::uint64_t w = y;

@@ -24,9 +24,8 @@ std::optional<FoundRecord> check_record_at(const char* buf, std::uint64_t size,
 // The first offset >= from (8-aligned) holding a self-consistent record.
 // Skips zero runs a word at a time, so a zeroed preallocated tail is cheap.
 // *saw_data tells whether any non-zero word was seen on the way.
-std::optional<FoundRecord> find_next_record(const char* buf, std::uint64_t size,
-                                            std::uint64_t from, std::uint64_t max_record_bytes,
-                                            bool* saw_data);
+std::optional<FoundRecord> find_next_record(const char* buf, std::uint64_t size, std::uint64_t from,
+                                            std::uint64_t max_record_bytes, bool* saw_data);
 
 // Offset just past the last non-zero byte in [from, size), or `from` if none.
 std::uint64_t nonzero_end(const char* buf, std::uint64_t size, std::uint64_t from);

@@ -3,6 +3,8 @@
 // recovery.cpp, segment files in segment_files.cpp.
 #include "keel/wal/wal.hpp"
 
+#include <unistd.h>
+
 #include <future>
 
 #include <fmt/format.h>
@@ -35,6 +37,7 @@ Wal::Impl::~Impl() {
     }
     bg_cv_.notify_all();
     if (background_.joinable()) background_.join();
+    if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
 void Wal::Impl::start() {
@@ -67,7 +70,7 @@ Status Wal::Impl::append(std::vector<Record> records, Callback done) {
         return Status(ErrorCode::invalid_argument, "index over 2^62");
     {
         std::lock_guard lock(queue_mu_);
-        if (failed_.load()) return failure_;
+        if (failed_.load()) return failed_status();
         if (stopping_) return Status(ErrorCode::aborted, "the WAL is closing");
         if (records[0].index != submit_next_)
             return Status(ErrorCode::invalid_argument,
@@ -79,8 +82,8 @@ Status Wal::Impl::append(std::vector<Record> records, Callback done) {
                                       queued_bytes_, options_.max_queue_bytes));
         submit_next_ = records.back().index + 1;
         queued_bytes_ += bytes;
-        queue_.push_back(detail::Op{detail::Op::Kind::append, std::move(records), 0, bytes,
-                                    std::move(done)});
+        queue_.push_back(
+            detail::Op{detail::Op::Kind::append, std::move(records), 0, bytes, std::move(done)});
     }
     queue_cv_.notify_one();
     return Status();
@@ -89,7 +92,7 @@ Status Wal::Impl::append(std::vector<Record> records, Callback done) {
 Status Wal::Impl::enqueue_truncate(std::uint64_t index, Callback done) {
     {
         std::lock_guard lock(queue_mu_);
-        if (failed_.load()) return failure_;
+        if (failed_.load()) return failed_status();
         if (stopping_) return Status(ErrorCode::aborted, "the WAL is closing");
         std::uint64_t first;
         {
@@ -97,9 +100,9 @@ Status Wal::Impl::enqueue_truncate(std::uint64_t index, Callback done) {
             first = first_index_locked();
         }
         if (index + 1 < first)
-            return Status(ErrorCode::invalid_argument,
-                          fmt::format("truncate_after({}) is below the first index {}", index,
-                                      first));
+            return Status(
+                ErrorCode::invalid_argument,
+                fmt::format("truncate_after({}) is below the first index {}", index, first));
         submit_next_ = std::min(submit_next_, index + 1);
         queue_.push_back(detail::Op{detail::Op::Kind::truncate, {}, index, 0, std::move(done)});
     }
@@ -113,7 +116,7 @@ Status Wal::Impl::enqueue_reset(std::uint64_t next_index, Callback done) {
                       fmt::format("reset({}): the index must be in [1, 2^62]", next_index));
     {
         std::lock_guard lock(queue_mu_);
-        if (failed_.load()) return failure_;
+        if (failed_.load()) return failed_status();
         if (stopping_) return Status(ErrorCode::aborted, "the WAL is closing");
         submit_next_ = next_index;
         queue_.push_back(detail::Op{detail::Op::Kind::reset, {}, next_index, 0, std::move(done)});
@@ -129,9 +132,9 @@ Status Wal::Impl::compact_before(std::uint64_t index) {
         std::lock_guard lock(state_mu_);
         if (index <= first_index_locked()) return Status();  // already there
         if (index > last_ + 1)
-            return Status(ErrorCode::invalid_argument,
-                          fmt::format("compact_before({}) is past the last index {} + 1", index,
-                                      last_));
+            return Status(
+                ErrorCode::invalid_argument,
+                fmt::format("compact_before({}) is past the last index {} + 1", index, last_));
     }
     detail::MetadataFile m = meta_;
     m.log_floor = index;
@@ -183,8 +186,9 @@ std::uint64_t Wal::Impl::first_index_locked() const {
 
 std::shared_ptr<File> Wal::Impl::file_for_locked(std::uint64_t index) const {
     // The last segment whose first index is <= index.
-    auto it = std::upper_bound(segments_.begin(), segments_.end(), index,
-                               [](std::uint64_t i, const auto& seg) { return i < seg->first_index; });
+    auto it =
+        std::upper_bound(segments_.begin(), segments_.end(), index,
+                         [](std::uint64_t i, const auto& seg) { return i < seg->first_index; });
     KEEL_ASSERT(it != segments_.begin(), "a durable index lies in some segment");
     return (*(it - 1))->file;
 }
@@ -205,9 +209,9 @@ Result<std::vector<Record>> Wal::Impl::read(std::uint64_t from, std::uint64_t to
         std::lock_guard lock(state_mu_);
         const std::uint64_t first = first_index_locked();
         if (from < first || to > last_ + 1 || from > to)
-            return Status(ErrorCode::not_found,
-                          fmt::format("read [{}, {}) outside the log [{}, {}]", from, to, first,
-                                      last_));
+            return Status(
+                ErrorCode::not_found,
+                fmt::format("read [{}, {}) outside the log [{}, {}]", from, to, first, last_));
         const std::uint64_t cache_first = last_ + 1 - cache_.size();
         std::uint64_t bytes = 0;
         for (std::uint64_t i = from; i < to; ++i) {
@@ -217,7 +221,8 @@ Result<std::vector<Record>> Wal::Impl::read(std::uint64_t from, std::uint64_t to
             if (i >= cache_first) {
                 out.push_back(cache_[i - cache_first]);
             } else {
-                disk.push_back(Location{i, e.term, e.offset, e.payload_bytes, e.crc, file_for_locked(i)});
+                disk.push_back(
+                    Location{i, e.term, e.offset, e.payload_bytes, e.crc, file_for_locked(i)});
                 out.emplace_back();
             }
         }
@@ -239,9 +244,9 @@ Result<std::vector<Record>> Wal::Impl::read(std::uint64_t from, std::uint64_t to
                 return Status(ErrorCode::not_found,
                               fmt::format("record {} was truncated or compacted while being read",
                                           loc.index));
-            return Status(ErrorCode::corruption,
-                          fmt::format("record {} at offset {} fails its CRC on read", loc.index,
-                                      loc.offset));
+            return Status(
+                ErrorCode::corruption,
+                fmt::format("record {} at offset {} fails its CRC on read", loc.index, loc.offset));
         }
         out[slot] = Record{h.index, h.term, h.type,
                            std::string(buf.data() + detail::k_record_header_bytes, h.length)};
@@ -282,6 +287,10 @@ Stats Wal::Impl::stats() const {
     s.batches = batches_.load();
     s.records_written = records_written_.load();
     s.bytes_written = bytes_written_.load();
+    {
+        std::lock_guard lock(bg_mu_);
+        s.next_segment_ready = prepared_ != nullptr;
+    }
     return s;
 }
 
@@ -315,21 +324,43 @@ Status Wal::truncate_after(std::uint64_t index, Callback done) {
 Status Wal::reset(std::uint64_t next_index, Callback done) {
     return impl_->enqueue_reset(next_index, std::move(done));
 }
-Status Wal::compact_before(std::uint64_t index) { return impl_->compact_before(index); }
-Status Wal::save_metadata(const Metadata& metadata) { return impl_->save_metadata(metadata); }
-Metadata Wal::metadata() const { return impl_->metadata(); }
+Status Wal::compact_before(std::uint64_t index) {
+    return impl_->compact_before(index);
+}
+Status Wal::save_metadata(const Metadata& metadata) {
+    return impl_->save_metadata(metadata);
+}
+Metadata Wal::metadata() const {
+    return impl_->metadata();
+}
 Result<std::vector<Record>> Wal::read(std::uint64_t from, std::uint64_t to_exclusive,
                                       std::uint64_t max_bytes) const {
     return impl_->read(from, to_exclusive, max_bytes);
 }
-std::uint64_t Wal::first_index() const { return impl_->first_index(); }
-std::uint64_t Wal::last_index() const { return impl_->last_index(); }
-std::uint64_t Wal::next_index() const { return impl_->next_index(); }
-Result<std::uint64_t> Wal::term_at(std::uint64_t index) const { return impl_->term_at(index); }
-bool Wal::failed() const { return impl_->failed(); }
-Stats Wal::stats() const { return impl_->stats(); }
-const OpenReport& Wal::open_report() const { return impl_->report_; }
-const std::string& Wal::dir() const { return impl_->dir_; }
+std::uint64_t Wal::first_index() const {
+    return impl_->first_index();
+}
+std::uint64_t Wal::last_index() const {
+    return impl_->last_index();
+}
+std::uint64_t Wal::next_index() const {
+    return impl_->next_index();
+}
+Result<std::uint64_t> Wal::term_at(std::uint64_t index) const {
+    return impl_->term_at(index);
+}
+bool Wal::failed() const {
+    return impl_->failed();
+}
+Stats Wal::stats() const {
+    return impl_->stats();
+}
+const OpenReport& Wal::open_report() const {
+    return impl_->report_;
+}
+const std::string& Wal::dir() const {
+    return impl_->dir_;
+}
 
 // ---- blocking helpers ----
 
@@ -345,7 +376,8 @@ Status wait_for(Submit submit) {
 }  // namespace
 
 Status append_sync(Wal& wal, std::vector<Record> records) {
-    return wait_for([&](Wal::Callback cb) { return wal.append(std::move(records), std::move(cb)); });
+    return wait_for(
+        [&](Wal::Callback cb) { return wal.append(std::move(records), std::move(cb)); });
 }
 Status truncate_after_sync(Wal& wal, std::uint64_t index) {
     return wait_for([&](Wal::Callback cb) { return wal.truncate_after(index, std::move(cb)); });

@@ -9,7 +9,7 @@
 //    under state_mu_ before running callbacks.
 //  - the background thread (segment_files.cpp): zero-fills the next segment
 //    ahead of time and deletes compacted segments.
-// Lock order: queue_mu_ -> meta_mu_ -> state_mu_; bg_mu_ is a leaf.
+// Lock order: queue_mu_ -> meta_mu_ -> state_mu_; bg_mu_ and failure_mu_ are leaves.
 #pragma once
 
 #include <atomic>
@@ -38,7 +38,7 @@ struct Segment {
     std::string name;
     std::shared_ptr<File> file;
     std::atomic<std::uint64_t> end_offset{k_segment_header_bytes};  // past the last record
-    std::uint32_t last_crc = 0;                                    // chain value at end_offset
+    std::uint32_t last_crc = 0;                                     // chain value at end_offset
 };
 
 // Where a durable record lives (its segment is found by index).
@@ -65,6 +65,7 @@ public:
     ~Impl();
 
     // recovery.cpp
+    // Takes the directory lock (busy if another Wal holds it), then recovers.
     Status recover();
     // Starts the flusher and background threads.  REQUIRES: recover() ok.
     void start();
@@ -145,9 +146,9 @@ private:
     std::deque<SegmentPtr> segments_;
     std::deque<detail::Entry> entries_;  // entries_[i] is index phys_first_ + i
     std::uint64_t phys_first_ = 1;
-    std::uint64_t last_ = 0;             // last durable index
-    std::uint64_t floor_ = 1;            // compaction point; first_index = max(floor_, phys_first_)
-    std::deque<Record> cache_;           // the newest records, ending at last_
+    std::uint64_t last_ = 0;    // last durable index
+    std::uint64_t floor_ = 1;   // compaction point; first_index = max(floor_, phys_first_)
+    std::deque<Record> cache_;  // the newest records, ending at last_
     std::uint64_t cache_bytes_ = 0;
 
     // ---- flusher-owned ----
@@ -161,7 +162,7 @@ private:
     std::vector<Placed> placed_;
 
     // ---- background (bg_mu_) ----
-    std::mutex bg_mu_;
+    mutable std::mutex bg_mu_;
     std::condition_variable bg_cv_;
     bool bg_stop_ = false;
     bool want_prepared_ = false;
@@ -169,11 +170,13 @@ private:
     Status prepared_error_;
     std::vector<std::string> to_delete_;
 
+    mutable std::mutex failure_mu_;  // a leaf lock
     std::atomic<bool> failed_{false};
-    Status failure_;  // written once before failed_ is set
+    Status failure_;  // set once, under failure_mu_, before failed_
     std::atomic<std::uint64_t> fsyncs_{0}, batches_{0}, records_written_{0}, bytes_written_{0};
     std::thread flusher_;
     std::thread background_;
+    int lock_fd_ = -1;  // flock(2) on <dir>/LOCK: one Wal per directory
 };
 
 }  // namespace keel::wal

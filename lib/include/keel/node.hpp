@@ -12,8 +12,12 @@
 //   - one apply thread applies committed entries and completes proposals'
 //     callbacks and futures;
 //   - a background thread writes snapshots and deletes compacted segments.
-// Callbacks passed to the *_async functions run on the apply thread (for
-// proposals) or the I/O thread (everything else); they must not block.
+// Callbacks passed to the *_async functions must not block and must not call
+// stop().  Where they run: proposals and membership changes complete on the
+// apply thread once the entry is applied; a call refused up front (busy,
+// too_large, not_leader, aborted) completes on the calling thread or the I/O
+// thread; snapshot_async completes on the background thread; reads and
+// leadership transfers complete on the I/O thread.
 //
 // Single-node mode: while this node is the only member, no timer is armed;
 // a proposal is appended, and the moment its fsync completes it is committed,
@@ -69,7 +73,10 @@ public:
     std::future<ReadResult> read_index(bool wait_applied = true);
 
     // Membership (leader only; one change at a time).  Completes once the
-    // change is committed.
+    // change is committed and applied here.  add_member adds a voter when
+    // member.voter, else a learner (add a learner, let it catch up, then
+    // promote it, so the quorum never waits for an empty log).  A node being
+    // added should be opened with join=true.
     virtual void add_member_async(const MemberSpec& member, std::function<void(Status)> done) = 0;
     virtual void promote_member_async(NodeId id, std::function<void(Status)> done) = 0;
     virtual void remove_member_async(NodeId id, std::function<void(Status)> done) = 0;

@@ -22,34 +22,34 @@ namespace keel::wal {
 
 // One segment file as found on disk.
 struct SegmentInfo {
-    std::string file_name;            // e.g. "0000000000000001-0000000000000001.wal"
-    std::uint64_t file_bytes = 0;     // size of the file (includes zeroed preallocation)
-    bool header_ok = false;           // magic, version and header CRC verified
+    std::string file_name;         // e.g. "0000000000000001-0000000000000001.wal"
+    std::uint64_t file_bytes = 0;  // size of the file (includes zeroed preallocation)
+    bool header_ok = false;        // magic, version and header CRC verified
     std::uint32_t version = 0;
-    std::uint64_t sequence = 0;       // from the header (the file name repeats it)
-    std::uint64_t first_index = 0;    // index of its first record
-    std::uint32_t start_crc = 0;      // chain value its first record continues from
+    std::uint64_t sequence = 0;     // from the header (the file name repeats it)
+    std::uint64_t first_index = 0;  // index of its first record
+    std::uint32_t start_crc = 0;    // chain value its first record continues from
     // Filled in by the scan:
-    std::uint64_t records = 0;        // valid records found
-    std::uint64_t last_index = 0;     // of the last valid record (first_index - 1 if none)
-    std::uint32_t last_crc = 0;       // CRC of the last valid record (start_crc if none)
-    std::uint64_t end_offset = 0;     // byte offset just past the last valid record
-    bool ignored = false;             // wholly after ScanOptions::ignore_after_index
+    std::uint64_t records = 0;     // valid records found
+    std::uint64_t last_index = 0;  // of the last valid record (first_index - 1 if none)
+    std::uint32_t last_crc = 0;    // CRC of the last valid record (start_crc if none)
+    std::uint64_t end_offset = 0;  // byte offset just past the last valid record
+    bool ignored = false;          // wholly after ScanOptions::ignore_after_index
 };
 
 // A record as found on disk.  `payload` points into the scanner's buffer and
 // is valid only during the callback.
 struct ScannedRecord {
     const SegmentInfo* segment = nullptr;
-    std::uint64_t offset = 0;          // byte offset of the record header in the file
+    std::uint64_t offset = 0;  // byte offset of the record header in the file
     std::uint64_t index = 0;
     std::uint64_t term = 0;
     std::uint16_t type = 0;
     std::uint32_t payload_bytes = 0;
-    std::uint64_t record_bytes = 0;    // header + payload + padding
-    std::uint32_t crc = 0;             // stored CRC
-    bool crc_ok = true;                // always true: records failing their CRC are issues
-    bool chain_ok = true;              // prev_crc matched the chain (false only when resyncing)
+    std::uint64_t record_bytes = 0;  // header + payload + padding
+    std::uint32_t crc = 0;           // stored CRC
+    bool crc_ok = true;              // always true: records failing their CRC are issues
+    bool chain_ok = true;            // prev_crc matched the chain (false only when resyncing)
     std::string_view payload;
 };
 
@@ -63,12 +63,13 @@ const char* issue_kind_name(IssueKind kind) noexcept;
 
 struct ScanIssue {
     IssueKind kind = IssueKind::corruption;
-    std::string file_name;       // segment file
-    std::uint64_t offset = 0;    // byte offset in it where the problem starts
-    std::uint64_t index = 0;     // the index expected there (or found, for gap/duplicate)
-    std::uint64_t bad_bytes = 0; // length of the damaged region (torn: up to the last non-zero byte)
-    std::string message;         // one line, human readable
-    std::string region;          // up to 256 raw bytes from `offset`, for a hex dump
+    std::string file_name;     // segment file
+    std::uint64_t offset = 0;  // byte offset in it where the problem starts
+    std::uint64_t index = 0;   // the index expected there (or found, for gap/duplicate)
+    std::uint64_t bad_bytes =
+        0;                // length of the damaged region (torn: up to the last non-zero byte)
+    std::string message;  // one line, human readable
+    std::string region;   // up to 256 raw bytes from `offset`, for a hex dump
 };
 
 struct ScanOptions {
@@ -93,14 +94,14 @@ struct MetadataInfo {
 
 struct ScanResult {
     MetadataInfo meta;
-    std::vector<SegmentInfo> segments;   // in sequence order
-    std::vector<ScanIssue> issues;       // in file order; without resync, at most one
-                                         // problem stops the scan (a torn tail ends it)
+    std::vector<SegmentInfo> segments;  // in sequence order
+    std::vector<ScanIssue> issues;      // in file order; without resync, at most one
+                                        // problem stops the scan (a torn tail ends it)
     std::uint64_t records = 0;
-    std::uint64_t first_index = 0;       // of the first valid record (0 if none)
-    std::uint64_t last_index = 0;        // of the last valid record (0 if none)
+    std::uint64_t first_index = 0;  // of the first valid record (0 if none)
+    std::uint64_t last_index = 0;   // of the last valid record (0 if none)
     bool clean() const { return issues.empty(); }
-    bool torn_only() const;              // exactly one issue and it is a torn tail
+    bool torn_only() const;  // exactly one issue and it is a torn tail
 };
 
 // Scans `dir` read-only, calling on_record (may be empty) for each valid

@@ -10,7 +10,8 @@
 // callbacks run on the WAL's flusher thread, in submission (= index) order,
 // with no WAL lock held; they may call append()/truncate_after()/reset(), but
 // must not block waiting for another WAL operation (that would deadlock the
-// flusher), so the *_sync helpers below must not be called from a callback.
+// flusher), so the *_sync helpers below must not be called from a callback;
+// and they must not throw.  The Raft runtime posts them to its io_context.
 //
 // Failure policy: if a write or fdatasync fails, the WAL enters the failed
 // state (fail-stop): pending operations complete with ErrorCode::failed and
@@ -63,11 +64,11 @@ struct Options {
 
 // What open() found and fixed.
 struct OpenReport {
-    bool created = false;          // the directory held no WAL; a new one was made
-    std::uint64_t segments = 0;    // segment files after recovery
-    std::uint64_t records = 0;     // records after recovery (physically present)
-    bool torn_tail = false;        // an incomplete last write was cut away
-    std::string torn_file;         // segment file name of the torn tail
+    bool created = false;           // the directory held no WAL; a new one was made
+    std::uint64_t segments = 0;     // segment files after recovery
+    std::uint64_t records = 0;      // records after recovery (physically present)
+    bool torn_tail = false;         // an incomplete last write was cut away
+    std::string torn_file;          // segment file name of the torn tail
     std::uint64_t torn_offset = 0;  // byte offset in that file where it began
     std::uint64_t torn_bytes = 0;   // non-zero bytes that were zeroed there
     bool repaired = false;          // Options::repair cut away corruption
@@ -78,14 +79,16 @@ struct OpenReport {
 
 // Counters since open(), for monitoring.
 struct Stats {
-    std::uint64_t segments = 0;       // segment files in use
-    std::uint64_t disk_bytes = 0;     // bytes of records and headers in them
-    std::uint64_t fsyncs = 0;         // fdatasync calls on segments
-    std::uint64_t batches = 0;        // flusher batches written
+    std::uint64_t segments = 0;    // segment files in use
+    std::uint64_t disk_bytes = 0;  // bytes of records and headers in them
+    std::uint64_t fsyncs = 0;      // fdatasync calls on segments
+    std::uint64_t batches = 0;     // flusher batches written
     std::uint64_t records_written = 0;
     std::uint64_t bytes_written = 0;  // record bytes (headers, payloads, padding)
+    bool next_segment_ready = false;  // the next segment is zero-filled and waiting
     double records_per_fsync() const {
-        return fsyncs == 0 ? 0.0 : static_cast<double>(records_written) / static_cast<double>(fsyncs);
+        return fsyncs == 0 ? 0.0
+                           : static_cast<double>(records_written) / static_cast<double>(fsyncs);
     }
 };
 
@@ -99,7 +102,8 @@ public:
     // every CRC and the chain, cuts a torn tail, finishes an interrupted
     // truncation or compaction.  On corruption it fails with
     // ErrorCode::corruption naming the file, offset and index, and modifies
-    // nothing (unless options.repair).  Only one Wal may have a directory open.
+    // nothing (unless options.repair).  Only one Wal may have a directory open
+    // at a time (flock on <dir>/LOCK): a second open returns ErrorCode::busy.
     static Result<std::unique_ptr<Wal>> open(const std::string& dir, Options options = {});
 
     // Completes every queued operation (their callbacks run), then stops the
