@@ -22,7 +22,10 @@ test: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2
 
 run: build
-	./$(BUILD)/tools/waldump --help
+	./$(BUILD)/daemon/raftd
+
+cluster: build
+	@./scripts/cluster.sh $(BUILD)
 
 bench: build
 	./scripts/bench.sh $(BUILD)

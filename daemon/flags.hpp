@@ -1,0 +1,50 @@
+// daemon/flags.hpp — raftd's command line (CLI11) and its validation.
+//
+//   raftd                                  single node: ./raftd-data, HTTP 127.0.0.1:8080,
+//                                          Raft 127.0.0.1:7080
+//   raftd --id 2 --member 1,... --member 2,... --member 3,...   bootstrap a cluster
+//   raftd --id 4 --join --raft ... --http ... [--member 1,...]   wait to be added
+//   raftd --data-dir DIR                   restart: id and membership come from DIR
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "keel/options.hpp"
+#include "member_spec.hpp"
+
+namespace keel::daemon {
+
+struct DaemonConfig {
+    std::optional<NodeId> id;  // nullopt: the id stored in data_dir, else 1
+    std::string data_dir = "./raftd-data";
+    HostPort http{"127.0.0.1", 8080};
+    HostPort raft{"127.0.0.1", 7080};
+    std::vector<MemberSpec> members;  // --member, in order; empty: single node
+                                      // (with --join: the existing members, if known)
+    bool join = false;
+    std::uint32_t heartbeat_ms = 50;
+    std::uint32_t election_min_ms = 150;
+    std::uint32_t election_max_ms = 300;
+    std::size_t max_body_bytes = (2 << 20) + (64 << 10);  // a 1 MiB value, JSON-escaped, fits
+    std::size_t max_value_bytes = 1 << 20;
+    std::uint64_t snapshot_every_entries = 10000;
+    unsigned http_threads = 1;
+    std::string log_level = "info";  // debug, info, warn, error
+};
+
+// What the command line asks for: run with a config, or exit at once (after
+// --help, --version or an error) with `code`, printing `text`.
+struct FlagsExit {
+    int code = 0;
+    std::string text;
+};
+
+std::variant<DaemonConfig, FlagsExit> parse_flags(int argc, const char* const* argv,
+                                                  std::string_view version);
+
+}  // namespace keel::daemon

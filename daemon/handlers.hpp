@@ -1,0 +1,50 @@
+// daemon/handlers.hpp — raftd's HTTP routes: the KV API (handlers_kv.cpp) and
+// the admin API (handlers_admin.cpp), both on top of keel's public Node API.
+//
+// Threading: handlers run on an HTTP thread.  keel completes its *_async calls
+// on its own threads (apply or I/O), which must never block, so any follow-up
+// work there that touches the Node again (redirects, status) or reads the map
+// is handed back to the HTTP threads through HandlerContext::defer.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string>
+
+#include "keel/node.hpp"
+#include "kv_state_machine.hpp"
+#include "router.hpp"
+
+namespace keel::daemon {
+
+struct HandlerLimits {
+    std::size_t max_key_bytes = 4096;
+    std::size_t max_value_bytes = 1 << 20;  // 1 MiB
+    std::size_t max_list_limit = 10000;     // keys per GET /v1/kv
+    std::size_t default_list_limit = 100;
+    // /readyz: "caught up" = applied within this many entries of commit.
+    std::uint64_t ready_max_apply_lag_entries = 1000;
+};
+
+struct HandlerContext {
+    Node& node;
+    KvStateMachine& kv;
+    HandlerLimits limits;
+    // Runs `work` on an HTTP thread soon (never inline on a keel thread).
+    std::function<void(std::function<void()>)> defer;
+};
+
+void add_kv_routes(Router& router, HandlerContext& context);
+void add_admin_routes(Router& router, HandlerContext& context);
+
+// The answer to a request that needs the leader, on a node that is not it:
+// 307 to the leader's HTTP address (from its member metadata) with a JSON body
+// naming it, or 503 no_leader with Retry-After when no leader is known.
+// `leader_hint` 0 = ask the node's status for the current leader.
+HttpResponse not_leader_response(const HandlerContext& context, NodeId leader_hint,
+                                 const RouteRequest& request);
+
+// keel's Mode as the API spells it ("single" / "cluster").
+const char* mode_string(Mode mode);
+
+}  // namespace keel::daemon

@@ -1,0 +1,238 @@
+// The admin API: status, members, leadership transfer, snapshots, health,
+// readiness and metrics.
+#include <charconv>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "errors.hpp"
+#include "handlers.hpp"
+#include "member_spec.hpp"
+#include "metrics.hpp"
+
+namespace keel::daemon {
+namespace {
+
+using nlohmann::json;
+
+std::string dump(const json& j) {
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+json member_json(const MemberStatus& member) {
+    return {{"id", member.spec.id},
+            {"raft", member.spec.raft_address},
+            {"http", member.spec.metadata},
+            {"role", member.spec.voter ? "voter" : "learner"},
+            {"match_index", member.match_index}};
+}
+
+json members_json(const NodeStatus& status) {
+    json members = json::array();
+    for (const MemberStatus& member : status.members) members.push_back(member_json(member));
+    return members;
+}
+
+json histogram_summary(const LatencyHistogram& h) {
+    return {{"count", h.count},
+            {"mean_us", h.count ? h.sum_us / static_cast<double>(h.count) : 0.0}};
+}
+
+void handle_status(HandlerContext& context, RouteRequest&, Respond respond) {
+    NodeStatus s = context.node.status();
+    json body = {{"id", s.id},
+                 {"role", s.role},
+                 {"term", s.term},
+                 {"leader_id", s.leader_id},
+                 {"commit_index", s.commit_index},
+                 {"applied_index", s.applied_index},
+                 {"first_index", s.first_index},
+                 {"last_index", s.last_index},
+                 {"snapshot_index", s.snapshot_index},
+                 {"mode", mode_string(s.mode)},
+                 {"members", members_json(s)},
+                 {"timer_wakeups", s.timer_wakeups},
+                 {"elections", s.elections},
+                 {"proposals", s.proposals},
+                 {"commits", s.commits},
+                 {"keys", context.kv.size()},
+                 {"wal",
+                  {{"segments", s.wal.segments},
+                   {"bytes", s.wal.bytes},
+                   {"fsyncs", s.wal.fsyncs},
+                   {"records", s.wal.records},
+                   {"records_per_fsync", s.wal.records_per_fsync}}},
+                 {"commit_latency", histogram_summary(s.commit_latency)},
+                 {"fsync_latency", histogram_summary(s.fsync_latency)}};
+    respond(json_response(200, dump(body)));
+}
+
+void handle_members(HandlerContext& context, RouteRequest&, Respond respond) {
+    NodeStatus s = context.node.status();
+    respond(json_response(200, dump({{"leader_id", s.leader_id}, {"members", members_json(s)}})));
+}
+
+// Completes an admin call: keel answers on its I/O thread; the follow-up (a
+// redirect needs the Node again) runs on an HTTP thread.
+std::function<void(Status)> finish(HandlerContext& context, const RouteRequest& request,
+                                   Respond respond, std::function<HttpResponse()> on_ok) {
+    auto target = std::make_shared<RouteRequest>();
+    target->http.target = request.http.target;
+    return
+        [&context, target, respond = std::move(respond), on_ok = std::move(on_ok)](Status status) {
+            context.defer([&context, target, respond, on_ok, status] {
+                if (status.code() == ErrorCode::not_leader) {
+                    return respond(not_leader_response(context, 0, *target));
+                }
+                if (!status.ok()) return respond(error_from_status(status));
+                respond(on_ok());
+            });
+        };
+}
+
+// Parses the body as a JSON object; on failure answers 400 and returns nullopt.
+std::optional<json> json_object_body(const RouteRequest& request, Respond& respond) {
+    json body = json::parse(request.http.body, nullptr, false);
+    if (body.is_discarded()) {
+        respond(error_response(400, "bad_json", "the body is not valid JSON"));
+        return std::nullopt;
+    }
+    if (!body.is_object()) {
+        respond(error_response(400, "bad_request", "the body must be a JSON object"));
+        return std::nullopt;
+    }
+    return body;
+}
+
+std::optional<NodeId> id_field(const json& body, const char* name, Respond& respond) {
+    auto it = body.find(name);
+    if (it == body.end()) {
+        respond(error_response(400, "missing_field", std::string("\"") + name + "\" is required"));
+        return std::nullopt;
+    }
+    if (!it->is_number_unsigned() || it->get<std::uint64_t>() == 0) {
+        respond(error_response(400, "wrong_type",
+                               std::string("\"") + name + "\" must be an integer > 0"));
+        return std::nullopt;
+    }
+    return it->get<NodeId>();
+}
+
+std::optional<NodeId> id_param(const RouteRequest& request, Respond& respond) {
+    Result<NodeId> id = parse_node_id(request.params.at("id"));
+    if (!id.ok()) {
+        respond(error_response(400, "invalid_member", id.status().message()));
+        return std::nullopt;
+    }
+    return *id;
+}
+
+void handle_add_member(HandlerContext& context, RouteRequest& request, Respond respond) {
+    auto body = json_object_body(request, respond);
+    if (!body) return;
+    auto id = id_field(*body, "id", respond);
+    if (!id) return;
+    MemberSpec spec;
+    spec.id = *id;
+    for (const char* field : {"raft", "http"}) {
+        auto it = body->find(field);
+        if (it == body->end() || !it->is_string()) {
+            return respond(error_response(400, it == body->end() ? "missing_field" : "wrong_type",
+                                          std::string("\"") + field + "\" must be \"host:port\""));
+        }
+        Result<HostPort> address = parse_host_port(it->get<std::string>(), false);
+        if (!address.ok())
+            return respond(error_response(400, "invalid_member", address.status().message()));
+        (std::string_view(field) == "raft" ? spec.raft_address : spec.metadata) =
+            address->to_string();
+    }
+    if (auto role = body->find("role"); role != body->end()) {
+        if (!role->is_string() || (*role != "voter" && *role != "learner")) {
+            return respond(
+                error_response(400, "invalid_member", "\"role\" is \"voter\" or \"learner\""));
+        }
+        spec.voter = *role == "voter";
+    }
+    json answer = {{"id", spec.id},
+                   {"raft", spec.raft_address},
+                   {"http", spec.metadata},
+                   {"role", spec.voter ? "voter" : "learner"}};
+    context.node.add_member_async(spec, finish(context, request, std::move(respond), [answer] {
+                                      return json_response(200, dump({{"added", answer}}));
+                                  }));
+}
+
+void handle_promote(HandlerContext& context, RouteRequest& request, Respond respond) {
+    auto id = id_param(request, respond);
+    if (!id) return;
+    NodeId member = *id;
+    context.node.promote_member_async(member,
+                                      finish(context, request, std::move(respond), [member] {
+                                          return json_response(200, dump({{"promoted", member}}));
+                                      }));
+}
+
+void handle_remove(HandlerContext& context, RouteRequest& request, Respond respond) {
+    auto id = id_param(request, respond);
+    if (!id) return;
+    NodeId member = *id;
+    context.node.remove_member_async(member, finish(context, request, std::move(respond), [member] {
+                                         return json_response(200, dump({{"removed", member}}));
+                                     }));
+}
+
+void handle_transfer(HandlerContext& context, RouteRequest& request, Respond respond) {
+    auto body = json_object_body(request, respond);
+    if (!body) return;
+    auto to = id_field(*body, "to", respond);
+    if (!to) return;
+    NodeId target = *to;
+    context.node.transfer_leadership_async(
+        target, finish(context, request, std::move(respond), [target] {
+            return json_response(200, dump({{"transferred_to", target}}));
+        }));
+}
+
+void handle_snapshot(HandlerContext& context, RouteRequest& request, Respond respond) {
+    context.node.snapshot_async(finish(context, request, std::move(respond), [&context] {
+        return json_response(200, dump({{"snapshot_index", context.node.status().snapshot_index}}));
+    }));
+}
+
+void handle_ready(HandlerContext& context, RouteRequest&, Respond respond) {
+    NodeStatus s = context.node.status();
+    if (s.leader_id == 0) return respond(error_response(503, "not_ready", "no leader is known"));
+    if (s.applied_index + context.limits.ready_max_apply_lag_entries < s.commit_index) {
+        return respond(error_response(503, "not_ready", "still applying the committed log"));
+    }
+    respond(json_response(200, dump({{"ready", true}, {"leader_id", s.leader_id}})));
+}
+
+void handle_metrics(HandlerContext& context, RouteRequest&, Respond respond) {
+    HttpResponse response;
+    response.body = render_metrics(context.node.status());
+    response.content_type = kMetricsContentType;
+    respond(std::move(response));
+}
+
+}  // namespace
+
+void add_admin_routes(Router& router, HandlerContext& context) {
+    HandlerContext* c = &context;
+    auto bind = [c](void (*handler)(HandlerContext&, RouteRequest&, Respond)) {
+        return [c, handler](RouteRequest& r, Respond done) { handler(*c, r, std::move(done)); };
+    };
+    router.add("GET", "/v1/status", bind(handle_status));
+    router.add("GET", "/v1/members", bind(handle_members));
+    router.add("POST", "/v1/members", bind(handle_add_member));
+    router.add("POST", "/v1/members/{id}/promote", bind(handle_promote));
+    router.add("DELETE", "/v1/members/{id}", bind(handle_remove));
+    router.add("POST", "/v1/leader/transfer", bind(handle_transfer));
+    router.add("POST", "/v1/snapshot", bind(handle_snapshot));
+    router.add("GET", "/healthz",
+               [](RouteRequest&, Respond done) { done(json_response(200, R"({"status":"ok"})")); });
+    router.add("GET", "/readyz", bind(handle_ready));
+    router.add("GET", "/metrics", bind(handle_metrics));
+}
+
+}  // namespace keel::daemon

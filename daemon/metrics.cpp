@@ -1,0 +1,70 @@
+#include "metrics.hpp"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+namespace keel::daemon {
+namespace {
+
+void scalar(std::string& out, const char* name, const char* type, const char* help, double value) {
+    fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name,
+                   type, name, value);
+}
+
+void histogram(std::string& out, const char* name, const char* help, const LatencyHistogram& h) {
+    fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} histogram\n", name, help,
+                   name);
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < h.counts.size() && i < h.upper_bounds_us.size(); ++i) {
+        cumulative += h.counts[i];
+        const double bound = h.upper_bounds_us[i];
+        if (std::isinf(bound)) break;  // +Inf is written below from the total count
+        fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"{}\"}} {}\n", name, bound / 1e6,
+                       cumulative);
+    }
+    fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {}\n{}_count {}\n",
+                   name, h.count, name, h.sum_us / 1e6, name, h.count);
+}
+
+}  // namespace
+
+std::string render_metrics(const NodeStatus& s) {
+    std::string out;
+    out.reserve(4096);
+    scalar(out, "keel_proposals_total", "counter", "Proposals accepted by this node.", s.proposals);
+    scalar(out, "keel_commits_total", "counter", "Log entries applied on this node.", s.commits);
+    scalar(out, "keel_elections_total", "counter", "Campaigns started by this node.", s.elections);
+    scalar(out, "keel_term", "gauge", "Current Raft term.", s.term);
+    fmt::format_to(std::back_inserter(out),
+                   "# HELP keel_role Current Raft role (1 for the role this node is in).\n"
+                   "# TYPE keel_role gauge\n");
+    for (const char* role : {"follower", "pre_candidate", "candidate", "leader"}) {
+        fmt::format_to(std::back_inserter(out), "keel_role{{role=\"{}\"}} {}\n", role,
+                       s.role == role ? 1 : 0);
+    }
+    scalar(out, "keel_is_single_mode", "gauge", "1 while this node is the only member.",
+           s.mode == Mode::single ? 1 : 0);
+    scalar(out, "keel_leader_id", "gauge", "The known leader's id (0: none).",
+           static_cast<double>(s.leader_id));
+    scalar(out, "keel_members", "gauge", "Members in the current configuration.",
+           static_cast<double>(s.members.size()));
+    scalar(out, "keel_commit_index", "gauge", "Highest committed log index.", s.commit_index);
+    scalar(out, "keel_applied_index", "gauge", "Highest applied log index.", s.applied_index);
+    scalar(out, "keel_last_index", "gauge", "Last log index.", s.last_index);
+    scalar(out, "keel_snapshot_index", "gauge", "Index of the latest snapshot.", s.snapshot_index);
+    scalar(out, "keel_timer_wakeups_total", "counter", "Wakeups of any timer the node owns.",
+           s.timer_wakeups);
+    scalar(out, "keel_wal_segments", "gauge", "WAL segment files.", s.wal.segments);
+    scalar(out, "keel_wal_bytes", "gauge", "Bytes in the WAL.", s.wal.bytes);
+    scalar(out, "keel_wal_fsyncs_total", "counter", "WAL fdatasync calls.", s.wal.fsyncs);
+    scalar(out, "keel_wal_records_total", "counter", "WAL records written.", s.wal.records);
+    scalar(out, "keel_wal_records_per_fsync", "gauge", "Mean WAL records per fdatasync.",
+           s.wal.records_per_fsync);
+    histogram(out, "keel_commit_latency_seconds", "Propose to applied, on this node's proposals.",
+              s.commit_latency);
+    histogram(out, "keel_fsync_latency_seconds", "WAL write plus fdatasync.", s.fsync_latency);
+    return out;
+}
+
+}  // namespace keel::daemon

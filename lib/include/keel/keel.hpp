@@ -1,0 +1,8 @@
+// keel/keel.hpp — everything a program embedding keel needs.
+#pragma once
+
+#include "keel/node.hpp"
+#include "keel/options.hpp"
+#include "keel/state_machine.hpp"
+#include "keel/status.hpp"
+#include "keel/status_report.hpp"

@@ -1,0 +1,105 @@
+// keel/node.hpp — a replicated state machine node: the library's entry point.
+//
+//   auto node = keel::Node::open(options, std::make_shared<MyStateMachine>());
+//   auto result = node.value()->propose("set x 1").get();   // durable, committed, applied
+//
+// A Node owns one Raft core, a WAL-backed log, a TCP transport and the
+// application's StateMachine.  Threading model:
+//   - one I/O thread runs the Raft core, the transport and WAL completions
+//     (an asio::io_context); every public call below is thread-safe and only
+//     posts work to it;
+//   - the WAL's flusher thread writes and fdatasyncs batches (group commit);
+//   - one apply thread applies committed entries and completes proposals'
+//     callbacks and futures;
+//   - a background thread writes snapshots and deletes compacted segments.
+// Callbacks passed to the *_async functions must not block and must not call
+// stop().  Where they run: proposals and membership changes complete on the
+// apply thread once the entry is applied; a call refused up front (busy,
+// too_large, not_leader, aborted) completes on the calling thread or the I/O
+// thread; snapshot_async completes on the background thread; reads and
+// leadership transfers complete on the I/O thread.
+//
+// Single-node mode: while this node is the only member, no timer is armed;
+// a proposal is appended, and the moment its fsync completes it is committed,
+// applied and answered.  Nothing is applied or acknowledged before it is on
+// disk.  Adding a member switches to cluster mode online.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <string>
+
+#include "keel/options.hpp"
+#include "keel/state_machine.hpp"
+#include "keel/status.hpp"
+#include "keel/status_report.hpp"
+
+namespace keel {
+
+struct ProposeResult {
+    Status status;               // ok, or not_leader / busy / too_large / aborted / failed
+    std::uint64_t index = 0;     // log index of the applied entry (when ok)
+    std::string result;          // what StateMachine::apply wrote for this entry
+    NodeId leader_hint = 0;      // with not_leader: the leader if known, else 0
+};
+
+struct ReadResult {
+    Status status;               // ok, or not_leader / busy / aborted / timeout
+    std::uint64_t read_index = 0;
+    NodeId leader_hint = 0;
+};
+
+class Node {
+public:
+    // Create (first start: bootstrap from options) or reopen (data_dir holds
+    // state: recover hard state, snapshot and log; the state machine is
+    // restored from the snapshot and the log re-applied).
+    static Result<std::unique_ptr<Node>> open(const NodeOptions& options,
+                                              std::shared_ptr<StateMachine> state_machine);
+    virtual ~Node() = default;
+
+    // Replicate `data`; completes once it is applied on this node (so the
+    // result reflects it).  Fails fast with not_leader on a follower.
+    virtual void propose_async(std::string data, std::function<void(ProposeResult)> done) = 0;
+    std::future<ProposeResult> propose(std::string data);
+
+    // Linearizable read barrier (ReadIndex): completes with the read index
+    // once leadership is confirmed.  wait_applied=true additionally waits
+    // until this node has applied that index, so the local state machine may
+    // then be read and reflects every write acknowledged before the call.
+    virtual void read_index_async(bool wait_applied, std::function<void(ReadResult)> done) = 0;
+    std::future<ReadResult> read_index(bool wait_applied = true);
+
+    // Membership (leader only; one change at a time).  Completes once the
+    // change is committed and applied here.  add_member adds a voter when
+    // member.voter, else a learner (add a learner, let it catch up, then
+    // promote it, so the quorum never waits for an empty log).  A node being
+    // added should be opened with join=true.
+    virtual void add_member_async(const MemberSpec& member, std::function<void(Status)> done) = 0;
+    virtual void promote_member_async(NodeId id, std::function<void(Status)> done) = 0;
+    virtual void remove_member_async(NodeId id, std::function<void(Status)> done) = 0;
+    virtual void transfer_leadership_async(NodeId to, std::function<void(Status)> done) = 0;
+    // Take a state machine snapshot now and compact the log behind it.
+    virtual void snapshot_async(std::function<void(Status)> done) = 0;
+
+    std::future<Status> add_member(const MemberSpec& member);
+    std::future<Status> promote_member(NodeId id);
+    std::future<Status> remove_member(NodeId id);
+    std::future<Status> transfer_leadership(NodeId to);
+    std::future<Status> snapshot_now();
+
+    virtual NodeStatus status() const = 0;
+    // The member spec of `id` in the current configuration (e.g. to redirect
+    // clients to the leader); not_found if unknown.
+    virtual Result<MemberSpec> member(NodeId id) const = 0;
+
+    // Stop: stop accepting, fail pending calls with aborted, stop threads,
+    // close the WAL cleanly.  If this node leads a cluster and
+    // transfer_leadership_first, hand leadership to the most caught-up voter
+    // first (bounded wait).  Idempotent; the destructor calls stop(false).
+    virtual void stop(bool transfer_leadership_first = false) = 0;
+};
+
+}  // namespace keel

@@ -1,0 +1,67 @@
+// keel/options.hpp — how to create or reopen a node.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace keel {
+
+using NodeId = std::uint64_t;
+
+// A member of the cluster as the application names it.
+struct MemberSpec {
+    NodeId id = 0;                 // > 0, unique in the cluster
+    std::string raft_address;      // "host:port" where its Raft transport listens
+    std::string metadata;          // opaque to keel, replicated with the membership
+                                   // (raftd keeps the member's HTTP address here)
+    bool voter = true;             // false: learner
+};
+
+enum class LogLevel { debug, info, warn, error };
+
+struct NodeOptions {
+    NodeId id = 1;
+    std::string data_dir;          // created if missing; holds the WAL, metadata, snapshots
+    std::string listen_address;    // "host:port" for the Raft transport; port 0 = any
+
+    // Bootstrap: the founding members of a new cluster (this node included).
+    // Used only when data_dir holds no state yet; ignored afterwards, since
+    // membership then comes from the log.  Empty + join=false: a single-node
+    // cluster of this node alone.
+    std::vector<MemberSpec> initial_members;
+    // Start with an empty log and wait to be added by the cluster's leader.
+    // initial_members may then list existing members (with their
+    // raft_address) so this node can answer them before its log tells it
+    // the configuration; they are not a bootstrap configuration.
+    bool join = false;
+
+    // Timing.  Only armed in cluster mode: a lone voter runs no timer at all.
+    std::uint32_t heartbeat_interval_ms = 50;
+    std::uint32_t election_timeout_min_ms = 150;
+    std::uint32_t election_timeout_max_ms = 300;
+    bool pre_vote = true;
+    bool check_quorum = true;
+
+    // Snapshots: take one every this many applied entries (0 = only on request).
+    std::uint64_t snapshot_every_entries = 10000;
+    // Entries kept in the log behind a snapshot for slightly lagging followers.
+    std::uint64_t snapshot_trailing_entries = 1024;
+
+    // Limits (backpressure: past them calls answer "busy" at once).
+    std::size_t max_pending_proposals = 65536;
+    std::size_t max_pending_reads = 65536;
+    std::size_t max_entry_bytes = 64 << 20;
+    std::size_t max_apply_queue_entries = 65536;
+
+    // WAL segment size.
+    std::uint64_t wal_segment_bytes = 64ull << 20;
+
+    // Where keel reports what happens (one line per event).  Called from
+    // keel's threads; must be thread-safe.  Default: stderr for warn/error.
+    std::function<void(LogLevel, const std::string&)> logger;
+};
+
+}  // namespace keel

@@ -1,0 +1,73 @@
+// keel/state_machine.hpp — what an application implements to be replicated.
+//
+// keel applies committed log entries to the StateMachine, in log order, on
+// one dedicated apply thread (never on the I/O thread, so a slow apply
+// cannot hold up the network or the WAL).  All three member functions are
+// called from that thread only, never concurrently with each other; the
+// function returned by snapshot() is the one exception (see below).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "keel/status.hpp"
+
+namespace keel {
+
+// One committed entry handed to the state machine.
+struct CommittedEntry {
+    std::uint64_t index = 0;  // log index: unique, strictly increasing; usable as a revision
+    std::uint64_t term = 0;
+    std::string_view data;    // what was proposed; valid only during apply()
+};
+
+// Streams a snapshot out.  Implemented by keel (writes a file, fsynced once
+// the writer function returns ok).
+class SnapshotWriter {
+public:
+    virtual ~SnapshotWriter() = default;
+    virtual Status write(std::string_view bytes) = 0;
+};
+
+// Streams a snapshot in.  read() returns the number of bytes read, 0 at end.
+class SnapshotReader {
+public:
+    virtual ~SnapshotReader() = default;
+    virtual Result<std::size_t> read(char* buffer, std::size_t capacity) = 0;
+    virtual std::uint64_t size_bytes() const = 0;
+};
+
+// Writes a snapshot; returned by StateMachine::snapshot().
+using SnapshotFunction = std::function<Status(SnapshotWriter&)>;
+
+class StateMachine {
+public:
+    virtual ~StateMachine() = default;
+
+    // Apply `entries` (contiguous, in index order).  Write one result per
+    // entry into `results` (resized by keel to entries.size()); the result
+    // of an entry is handed back to whoever proposed it (e.g. "ok" or a
+    // compare-and-set failure).  Must be deterministic: every replica applies
+    // the same entries and must reach the same state.  Entries are durable
+    // on a quorum before they are applied; apply is never undone.
+    virtual void apply(const std::vector<CommittedEntry>& entries,
+                       std::vector<std::string>& results) = 0;
+
+    // Capture the state as of the last applied entry and return a function
+    // that writes it.  snapshot() itself runs on the apply thread between two
+    // apply() calls and should be quick (take a copy or an immutable view);
+    // the returned function runs on a background thread *concurrently with
+    // later apply() calls*, so it must not touch mutable state.  This split
+    // is what keeps snapshots from stalling the write path.
+    virtual SnapshotFunction snapshot() = 0;
+
+    // Replace the whole state with the snapshot's (on restart, or when the
+    // leader sends a snapshot to a follower that fell too far behind).
+    virtual Status restore(SnapshotReader& reader) = 0;
+};
+
+}  // namespace keel

@@ -1,0 +1,63 @@
+// keel/status_report.hpp — a point-in-time view of a node, for status pages,
+// metrics and tests (e.g. the mode detector's timer counters).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "keel/options.hpp"
+
+namespace keel {
+
+enum class Mode {
+    single,   // this node is the only member: no tick timer, commit on local fsync
+    cluster,  // several members: heartbeats and election timers armed
+};
+
+// A fixed-bucket latency histogram (microseconds), cumulative since start.
+struct LatencyHistogram {
+    std::vector<double> upper_bounds_us;   // bucket upper bounds, ascending; last is +inf
+    std::vector<std::uint64_t> counts;     // per bucket (not cumulative)
+    std::uint64_t count = 0;
+    double sum_us = 0;
+};
+
+struct WalFigures {
+    std::uint64_t segments = 0;
+    std::uint64_t bytes = 0;
+    std::uint64_t fsyncs = 0;
+    std::uint64_t records = 0;
+    double records_per_fsync = 0;  // mean
+};
+
+struct MemberStatus {
+    MemberSpec spec;
+    std::uint64_t match_index = 0;  // on the leader: highest index known replicated there
+};
+
+struct NodeStatus {
+    NodeId id = 0;
+    std::string role;               // "follower", "pre_candidate", "candidate", "leader"
+    std::uint64_t term = 0;
+    NodeId leader_id = 0;           // 0 when unknown
+    std::uint64_t commit_index = 0;
+    std::uint64_t applied_index = 0;
+    std::uint64_t first_index = 0;
+    std::uint64_t last_index = 0;
+    std::uint64_t snapshot_index = 0;
+    Mode mode = Mode::single;
+    std::vector<MemberStatus> members;
+
+    std::uint64_t timer_wakeups = 0;  // every wakeup of any timer the node owns
+    std::uint64_t elections = 0;      // campaigns started by this node
+    std::uint64_t proposals = 0;      // accepted proposals
+    std::uint64_t commits = 0;        // entries applied
+    WalFigures wal;
+    LatencyHistogram commit_latency;  // propose -> applied, on this node's proposals
+    LatencyHistogram fsync_latency;   // WAL write + fdatasync
+};
+
+const char* mode_name(Mode mode);
+
+}  // namespace keel

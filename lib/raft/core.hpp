@@ -1,0 +1,179 @@
+// raft/core.hpp — Raft as a pure, deterministic state machine.
+//
+// The Core implements the Raft algorithm (election, PreVote, CheckQuorum,
+// log replication with flow control, ReadIndex, leadership transfer,
+// single-server membership change, snapshots) with no I/O, no threads, no
+// clock and no randomness of its own: the only randomness comes from a
+// generator seeded with Options::random_seed.  The same state and the same
+// inputs always give the same Actions, which is what lets tests/sim drive
+// millions of interleavings.
+//
+// Threading: a Core is not thread-safe; one thread (the runtime's I/O
+// thread, or the simulator) calls everything.
+//
+// Time: tick() is one logical time unit; only the caller decides when ticks
+// happen.  With a single voter (itself), a node needs no ticks at all: it
+// becomes leader at once and commits each entry as soon as on_persisted()
+// says it is durable locally.  needs_ticks() tells the runtime's mode
+// detector when it may stop its timer.
+//
+// Log ownership: the core keeps every entry after its latest snapshot in
+// memory (it serves lagging followers from it).  The runtime persists what
+// Actions::entries tells it to and reloads it through RestoredState.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "keel/status.hpp"
+#include "raft/actions.hpp"
+#include "raft/types.hpp"
+
+namespace keel::raft {
+
+struct Options {
+    NodeId id = kNoNode;
+
+    // Election timeout: a follower that hears from no leader for a number of
+    // ticks drawn uniformly from [election_ticks_min, election_ticks_max]
+    // becomes a (pre-)candidate.  Must exceed heartbeat_ticks.
+    int election_ticks_min = 10;
+    int election_ticks_max = 20;
+    int heartbeat_ticks = 1;
+
+    bool pre_vote = true;
+    // A leader that has not heard from a quorum within an election timeout
+    // steps down; followers that heard from a leader within the minimum
+    // election timeout ignore (pre-)votes (leader stickiness).
+    bool check_quorum = true;
+    // Lease-based reads (no heartbeat round per read) rely on bounded clock
+    // drift; off unless explicitly enabled.  Requires check_quorum.
+    bool lease_reads = false;
+
+    // Flow control per follower.
+    std::size_t max_inflight_messages = 256;        // append messages in flight in replicate state
+    std::size_t max_message_bytes = 1 << 20;        // entry bytes per append message (at least one entry)
+    std::size_t max_uncommitted_bytes = 64 << 20;   // leader refuses proposals past this (busy)
+    std::size_t max_proposal_bytes = 64 << 20;      // one entry's data
+    // Entry data handed out per batch as committed_entries (at least one entry).
+    std::size_t max_committed_bytes_per_batch = 16 << 20;
+    // ReadIndex requests a leader holds unanswered; read_index() is busy past it.
+    std::size_t max_pending_reads = 4096;
+
+    // On on_snapshot_taken(i), keep this many entries before i in memory so
+    // slightly lagging followers still get entries rather than a snapshot.
+    std::size_t snapshot_trailing_entries = 1024;
+
+    std::uint64_t random_seed = 1;
+};
+
+// What a node starts from: everything the runtime recovered from disk.
+// A brand-new cluster member is bootstrapped with bootstrap() below; a node
+// that joins an existing cluster starts from an empty RestoredState and
+// waits to be contacted by the leader.
+struct RestoredState {
+    HardState hard_state;
+    std::optional<SnapshotMeta> snapshot;  // latest snapshot, if any
+    std::vector<Entry> entries;            // stored log after the snapshot, contiguous
+    Index applied = 0;                     // what the state machine already reflects (>= snapshot)
+};
+
+// The initial state of every founding member of a new cluster: one config
+// entry at index 1, term 1 holding `initial`, committed (every founder
+// writes the same entry, so it is in every log).  Like any RestoredState it
+// counts as durable: the runtime writes it to storage before (or instead of
+// having) a Core built from it acknowledges anything.
+RestoredState bootstrap(const Configuration& initial);
+
+// Result of propose()/propose_config_change().
+struct Proposed {
+    Index index = 0;  // where the entry was appended
+    Term term = 0;    // with this term; it is committed iff the entry at index keeps this term
+};
+
+class Core {
+public:
+    Core(const Options& options, RestoredState restored);
+    ~Core();
+    Core(const Core&) = delete;
+    Core& operator=(const Core&) = delete;
+    Core(Core&&) noexcept;
+    Core& operator=(Core&&) noexcept;
+
+    // ---- inputs ----------------------------------------------------------
+    // A message from another node.  Stale or malformed messages are dropped;
+    // the Status says why (for logging), never an error that needs handling.
+    Status step(const Message& message);
+    // One logical time unit.
+    void tick();
+
+    // Append a user entry.  Fails fast with not_leader ("not leader (leader
+    // is 3)") on a non-leader, busy while a leadership transfer is under way
+    // or past max_uncommitted_bytes, too_large past max_proposal_bytes.
+    Result<Proposed> propose(std::string data);
+    // Add/remove/promote one member.  Accepted only on a leader that has
+    // committed an entry of its own term and has no other configuration
+    // change uncommitted; rejects changes that would leave no voter.
+    Result<Proposed> propose_config_change(const ConfigChange& change);
+    // Start a linearizable read; the answer arrives as a ReadState (or a
+    // ReadFailure) in a later batch.  On a single-voter leader that has
+    // committed an entry of its term it is answered immediately.
+    // A non-ok Status means the request was not accepted and nothing more is
+    // reported for it: not_leader ("not leader (leader is 3)"; leader() gives
+    // the hint) fails fast on a non-leader, busy past max_pending_reads.
+    Status read_index(std::uint64_t request_id);
+    // Hand leadership to `target`: stop accepting proposals, catch the target
+    // up, then send it timeout_now.  Aborted after an election timeout.
+    Status transfer_leadership(NodeId target);
+
+    // ---- acknowledgements from the runtime --------------------------------
+    // Entries up to `index` (whose entry has `term`) are durable.  Ignored if
+    // the entry at `index` no longer has `term` (it was truncated meanwhile).
+    void on_persisted(Index index, Term term);
+    // The state machine has applied everything up to `index`.
+    void on_applied(Index index);
+    // The state machine took a snapshot at `index` (<= applied).  Returns its
+    // metadata (term, configuration) for the runtime to store with the data;
+    // the in-memory log before index - snapshot_trailing_entries is dropped.
+    Result<SnapshotMeta> on_snapshot_taken(Index index);
+    // The transport could not reach `peer` (connection refused, dropped
+    // message): replication to it falls back to probing.
+    void report_unreachable(NodeId peer);
+    // Streaming the snapshot to `peer` finished (ok) or failed.
+    void report_snapshot(NodeId peer, bool ok);
+
+    // ---- output ------------------------------------------------------------
+    bool has_actions() const;
+    Actions take_actions();
+
+    // ---- inspection (status, mode detector, tests) --------------------------
+    NodeId id() const;
+    Role role() const;
+    Term term() const;
+    NodeId leader() const;
+    NodeId vote() const;
+    Index commit_index() const;
+    Index applied_index() const;
+    Index first_index() const;  // first entry held in memory (snapshot index + 1 when compacted)
+    Index last_index() const;
+    Index persisted_index() const;  // last entry acknowledged durable
+    std::optional<Term> term_at(Index index) const;  // nullopt if compacted away or beyond the log
+    std::vector<Entry> entries(Index from, Index to_exclusive) const;  // from the in-memory log
+    const Configuration& configuration() const;  // effective (latest in the log)
+    std::optional<SnapshotMeta> snapshot() const;  // latest snapshot known to the core
+    // False when this node is the only member (a voter) and leads: the
+    // runtime may then run without a tick timer.  (A lone voter deposed by a
+    // higher term takes leadership back within the same step, so it never
+    // waits for a tick.)
+    bool needs_ticks() const;
+
+private:
+    struct State;
+    std::unique_ptr<State> s_;
+};
+
+}  // namespace keel::raft

@@ -1,0 +1,347 @@
+// The I/O-thread side of the Replica: carrying out each batch of core
+// output exactly per the contract in raft/actions.hpp, and handling the
+// progress reports other threads post back (WAL durable, applied, snapshot
+// written, ticks, snapshot chunks).
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <cstdio>
+
+#include "runtime/member_context.hpp"
+#include "runtime/replica.hpp"
+
+namespace keel::runtime {
+
+namespace {
+bool campaigning(raft::Role r) {
+    return r == raft::Role::pre_candidate || r == raft::Role::candidate;
+}
+}  // namespace
+
+void Replica::drain_inbox() {
+    {
+        std::lock_guard lock(inbox_mu_);
+        draining_.swap(inbox_);
+        inbox_posted_ = false;
+    }
+    // Every proposal queued since the last wakeup goes into the core before
+    // take_actions(), so a burst becomes one WAL batch.
+    for (InboxProposal& p : draining_) {
+        if (shut_down_ || failed_) {
+            ProposeResult r;
+            r.status = Status(failed_ ? ErrorCode::failed : ErrorCode::aborted, "node stopped");
+            p.done(std::move(r));
+            continue;
+        }
+        auto proposed = core_->propose(std::move(p.data));
+        if (!proposed.ok()) {
+            ProposeResult r;
+            r.status = proposed.status();
+            r.leader_hint = core_->leader();
+            p.done(std::move(r));
+            continue;
+        }
+        proposals_accepted_.fetch_add(1, std::memory_order_relaxed);
+        proposals_.add(
+            PendingProposal{proposed->index, proposed->term, std::move(p.done), p.start_ns});
+    }
+    draining_.clear();
+    run_core();
+}
+
+void Replica::run_core() {
+    if (shut_down_ || failed_) return;
+    while (core_->has_actions()) {
+        raft::Actions a = core_->take_actions();
+        execute(a);
+        if (failed_) return;
+    }
+    // The mode detector: a lone voter runs no timer at all.
+    ticker_->set_needed(core_->needs_ticks());
+    publish_status();
+}
+
+void Replica::execute(raft::Actions& a) {
+    if (a.soft_state) on_soft_state(*a.soft_state);
+    // 1. A snapshot from the leader is installed before anything else.
+    if (a.snapshot) install_snapshot(*a.snapshot);
+    // 2. Term and vote durable before any message of this batch leaves
+    //    (Figure 2); a commit-only change is saved lazily (with the next
+    //    term/vote change, or at stop).
+    if (a.hard_state) {
+        const raft::HardState& hs = *a.hard_state;
+        if (hs.term != saved_hard_state_.term || hs.vote != saved_hard_state_.vote) {
+            if (Status s = log_->save_hard_state(hs); !s.ok()) return fail_stop(s);
+        }
+        saved_hard_state_ = hs;
+    }
+    // A new configuration takes effect when appended: peers change now.
+    if (a.configuration) on_configuration(*a.configuration);
+    // 3. Entries to the WAL, asynchronously (group commit).
+    if (!a.entries.empty()) persist_entries(std::move(a.entries));
+    // 4. Messages: now, or once everything written so far is durable.
+    if (!a.messages.empty()) send_messages(std::move(a.messages));
+    if (!a.messages_after_persist.empty()) {
+        if (in_flight_.empty()) {
+            send_messages(std::move(a.messages_after_persist));
+        } else {
+            after_persist_.emplace_back(write_seq_, std::move(a.messages_after_persist));
+        }
+    }
+    // 5. Committed entries to the apply thread, with their waiters.
+    if (!a.committed_entries.empty()) {
+        ApplyItem item;
+        item.waiters = proposals_.take_committed(a.committed_entries);
+        item.entries = std::move(a.committed_entries);
+        apply_->enqueue(std::move(item));
+    }
+    if (!a.read_states.empty() || !a.read_failures.empty()) {
+        const raft::Index applied = apply_->applied_index();
+        for (const raft::ReadState& rs : a.read_states) reads_.on_read_state(rs, applied);
+        for (const raft::ReadFailure& f : a.read_failures) reads_.on_failure(f);
+    }
+}
+
+void Replica::on_soft_state(const raft::SoftState& ss) {
+    if (campaigning(ss.role) && !campaigning(role_)) elections_.fetch_add(1);
+    if (role_ == raft::Role::leader && ss.role != raft::Role::leader) {
+        proposals_.fail_all(ErrorCode::aborted, "leadership lost; the entry may still commit",
+                            ss.leader);
+    }
+    if (ss.role != role_ || ss.role == raft::Role::leader) {
+        log(LogLevel::info, std::string("role ") + raft::role_name(ss.role) + " term " +
+                                std::to_string(ss.term) + " leader " + std::to_string(ss.leader));
+    }
+    role_ = ss.role;
+    if (transfer_ && ss.leader == transfer_->target) {
+        auto done = std::move(transfer_->done);
+        transfer_.reset();
+        done(Status::ok_status());
+    }
+}
+
+void Replica::persist_entries(std::vector<raft::Entry> entries) {
+    const std::uint64_t seq = ++write_seq_;
+    in_flight_.push_back(InFlightWrite{seq, entries.back().index, entries.back().term});
+    const std::uint64_t start = monotonic_ns();
+    Status s = log_->append(std::move(entries), [this, seq, start](Status st) {
+        // WAL flusher thread: record progress, post at most one handler.
+        fsync_latency_.record_ns(monotonic_ns() - start);
+        if (!st.ok()) wal_failed_.store(true);
+        durable_seq_.store(seq);
+        if (!wal_post_pending_.exchange(true)) post([this] { on_wal_progress(); });
+    });
+    if (!s.ok()) fail_stop(s);
+}
+
+void Replica::on_wal_progress() {
+    wal_post_pending_.store(false);
+    if (shut_down_ || failed_) return;
+    if (wal_failed_.load()) return fail_stop(Status(ErrorCode::failed, "WAL write failed"));
+    const std::uint64_t durable = durable_seq_.load();
+    std::optional<InFlightWrite> last;
+    while (!in_flight_.empty() && in_flight_.front().seq <= durable) {
+        if (in_flight_.front().index != 0) last = in_flight_.front();
+        in_flight_.pop_front();
+    }
+    if (last) core_->on_persisted(last->index, last->term);
+    while (!after_persist_.empty() && after_persist_.front().first <= durable) {
+        send_messages(std::move(after_persist_.front().second));
+        after_persist_.pop_front();
+    }
+    run_core();
+}
+
+void Replica::on_applied_progress() {
+    applied_post_pending_.store(false);
+    if (shut_down_ || failed_) return;
+    const raft::Index applied = apply_->applied_index();
+    if (applied > core_->applied_index()) core_->on_applied(applied);
+    reads_.on_applied(applied);
+    run_core();
+}
+
+void Replica::on_snapshot_written(const raft::SnapshotMeta& meta) {
+    if (shut_down_ || failed_) return;
+    auto s = core_->on_snapshot_taken(meta.index);
+    if (!s.ok()) {
+        // E.g. a snapshot from the leader was installed meanwhile, past it.
+        log(LogLevel::info, "snapshot at " + std::to_string(meta.index) +
+                                " not recorded by the core: " + s.status().to_string());
+    } else {
+        std::lock_guard lock(status_mu_);
+        status_.snapshot_index = std::max(status_.snapshot_index, meta.index);
+    }
+    run_core();
+}
+
+void Replica::install_snapshot(const raft::SnapshotMeta& meta) {
+    auto it = staged_.find({meta.index, meta.term});
+    KEEL_ASSERT(it != staged_.end(), "the core installs only snapshots whose data was staged");
+    const std::string staged = it->second;
+    staged_.erase(staged_.begin(), std::next(it));
+    // Crash window: the snapshot is published (durable) before the log is
+    // reset, so a crash in between recovers from the snapshot (bootstrap
+    // reconciles the old log against it).
+    auto file = snapshots_->adopt(staged, meta);
+    if (!file.ok()) return fail_stop(file.status());
+    const std::uint64_t seq = ++write_seq_;
+    in_flight_.push_back(InFlightWrite{seq, 0, 0});
+    Status s = log_->reset_after_snapshot(meta.index, meta.term, [this, seq](Status st) {
+        if (!st.ok()) wal_failed_.store(true);
+        durable_seq_.store(seq);
+        if (!wal_post_pending_.exchange(true)) post([this] { on_wal_progress(); });
+    });
+    if (!s.ok()) return fail_stop(s);
+    ApplyItem item;
+    item.restore = [store = snapshots_.get(), f = file.value()](StateMachine& sm) -> Status {
+        auto reader = store->open_reader(f);
+        if (!reader.ok()) return reader.status();
+        return sm.restore(*reader.value());
+    };
+    item.restore_meta = meta;
+    apply_->enqueue(std::move(item));
+    log(LogLevel::info, "installed snapshot at " + std::to_string(meta.index) + " from the leader");
+    std::lock_guard lock(status_mu_);
+    status_.snapshot_index = meta.index;
+}
+
+void Replica::on_configuration(const raft::Configuration& config) {
+    std::map<raft::NodeId, std::string> peers;
+    std::vector<MemberStatus> members;
+    for (const auto& [id, info] : config.members) {
+        MemberStatus m;
+        m.spec = member_spec(id, info);
+        if (id != options_.id && !m.spec.raft_address.empty()) peers[id] = m.spec.raft_address;
+        members.push_back(std::move(m));
+    }
+    // A joining node learns the cluster's addresses from its log; until then
+    // it answers the members it was told about (NodeOptions::initial_members).
+    if (options_.join)
+        for (const MemberSpec& m : options_.initial_members)
+            if (m.id != options_.id && !m.raft_address.empty() && !peers.count(m.id))
+                peers[m.id] = m.raft_address;
+    if (transport_) {
+        for (const auto& [id, address] : peers_)
+            if (!peers.count(id)) transport_->remove_peer(id);
+        for (const auto& [id, address] : peers) {
+            auto old = peers_.find(id);
+            if (old == peers_.end() || old->second != address) transport_->set_peer(id, address);
+        }
+    }
+    peers_ = std::move(peers);
+    std::lock_guard lock(status_mu_);
+    status_.members = std::move(members);
+}
+
+void Replica::send_messages(std::vector<raft::Message> messages) {
+    if (!transport_) return;  // a lone node has nobody to talk to
+    std::vector<raft::Message> plain;
+    plain.reserve(messages.size());
+    for (raft::Message& m : messages) {
+        if (m.type == raft::MessageType::snapshot) {
+            send_snapshot(m);
+        } else {
+            plain.push_back(std::move(m));
+        }
+    }
+    if (!plain.empty()) transport_->send(std::move(plain));
+}
+
+void Replica::send_snapshot(const raft::Message& m) {
+    KEEL_ASSERT(m.snapshot.has_value(), "a snapshot message carries its metadata");
+    auto busy = outgoing_snapshot_.find(m.to);
+    if (busy != outgoing_snapshot_.end() && busy->second == m.snapshot->index) return;
+    std::optional<SnapshotFile> file = snapshots_->latest();
+    if (!file || file->meta.index != m.snapshot->index || file->meta.term != m.snapshot->term) {
+        log(LogLevel::warn,
+            "no snapshot file for the core's snapshot at " + std::to_string(m.snapshot->index));
+        core_->report_snapshot(m.to, false);
+        return;
+    }
+    outgoing_snapshot_[m.to] = m.snapshot->index;
+    // The transport streams the file itself (bounded chunks); the receiver
+    // gets a byte copy, which is a valid snapshot file (metadata included).
+    transport_->send_snapshot(m, file->path);
+}
+
+void Replica::on_snapshot_received(raft::Message message, std::string path) {
+    if (shut_down_ || failed_ || !message.snapshot) {
+        std::remove(path.c_str());
+        return;
+    }
+    auto key = std::make_pair(message.snapshot->index, message.snapshot->term);
+    if (auto old = staged_.find(key); old != staged_.end() && old->second != path)
+        std::remove(old->second.c_str());
+    staged_[key] = std::move(path);
+    while (staged_.size() > k_max_staged_snapshots) {
+        std::remove(staged_.begin()->second.c_str());
+        staged_.erase(staged_.begin());
+    }
+    (void)core_->step(message);
+    run_core();
+}
+
+void Replica::on_tick() {
+    if (shut_down_ || failed_) return;
+    core_->tick();
+    if (transfer_ && --transfer_->ticks_left == 0) {
+        auto done = std::move(transfer_->done);
+        transfer_.reset();
+        done(Status(ErrorCode::timeout, "leadership transfer did not complete"));
+    }
+    run_core();
+}
+
+void Replica::fail_stop(const Status& why) {
+    if (failed_) return;
+    failed_ = true;
+    log(LogLevel::error, "fail-stop: " + why.to_string());
+    ticker_->stop();
+    proposals_.fail_all(ErrorCode::failed, why.to_string(), 0);
+    reads_.fail_all(ErrorCode::failed, why.to_string());
+    publish_status();
+}
+
+void Replica::shutdown_on_io() {
+    if (!failed_) {
+        // The commit index is saved lazily; save it now so a restart re-applies at once.
+        (void)log_->save_hard_state(saved_hard_state_);
+    }
+    shut_down_ = true;
+    ticker_->stop();
+    if (transport_) transport_->stop();
+    std::vector<InboxProposal> inbox;
+    {
+        std::lock_guard lock(inbox_mu_);
+        inbox.swap(inbox_);
+    }
+    for (InboxProposal& p : inbox) {
+        ProposeResult r;
+        r.status = Status(ErrorCode::aborted, "node stopped");
+        p.done(std::move(r));
+    }
+    proposals_.fail_all(ErrorCode::aborted, "node stopped; the entry may still be committed", 0);
+    reads_.fail_all(ErrorCode::aborted, "node stopped");
+    if (transfer_) {
+        auto done = std::move(transfer_->done);
+        transfer_.reset();
+        done(Status(ErrorCode::aborted, "node stopped"));
+    }
+    for (const auto& [key, path] : staged_) std::remove(path.c_str());
+    staged_.clear();
+}
+
+void Replica::publish_status() {
+    std::lock_guard lock(status_mu_);
+    status_.id = options_.id;
+    status_.role = raft::role_name(core_->role());
+    status_.term = core_->term();
+    status_.leader_id = core_->leader();
+    status_.commit_index = core_->commit_index();
+    status_.first_index = core_->first_index();
+    status_.last_index = core_->last_index();
+    status_.mode = core_->needs_ticks() ? Mode::cluster : Mode::single;
+}
+
+}  // namespace keel::runtime

@@ -1,0 +1,171 @@
+#include "runtime/apply_worker.hpp"
+
+#include <utility>
+
+#include "keel/assert.hpp"
+
+namespace keel::runtime {
+
+ApplyWorker::ApplyWorker(std::shared_ptr<StateMachine> sm, raft::SnapshotMeta applied,
+                         std::uint64_t snapshot_every_entries, Hooks hooks,
+                         LatencyHistogramRecorder* commit_latency)
+    : sm_(std::move(sm)),
+      snapshot_every_(snapshot_every_entries),
+      hooks_(std::move(hooks)),
+      commit_latency_(commit_latency),
+      applied_(std::move(applied)),
+      last_snapshot_index_(applied_.index) {
+    applied_index_.store(applied_.index);
+}
+
+ApplyWorker::~ApplyWorker() {
+    stop();
+}
+
+void ApplyWorker::start() {
+    KEEL_ASSERT(!thread_.joinable(), "apply worker started twice");
+    thread_ = std::thread([this] { run(); });
+}
+
+void ApplyWorker::stop() {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    // Anything enqueued after the thread left (or never started) is not applied.
+    std::deque<ApplyItem> rest;
+    {
+        std::lock_guard lock(mu_);
+        rest.swap(queue_);
+        queued_entries_ = 0;
+        queued_atomic_.store(0);
+    }
+    for (ApplyItem& item : rest) {
+        for (ApplyWaiter& w : item.waiters) {
+            ProposeResult r;
+            r.status = Status(ErrorCode::aborted, "node stopped before the entry was applied");
+            r.index = w.index;
+            w.done(std::move(r));
+        }
+        if (item.snapshot_request)
+            item.snapshot_request(Status(ErrorCode::aborted, "node stopped"));
+    }
+}
+
+void ApplyWorker::enqueue(ApplyItem item) {
+    {
+        std::lock_guard lock(mu_);
+        queued_entries_ += item.entries.size();
+        queued_atomic_.store(queued_entries_, std::memory_order_relaxed);
+        queue_.push_back(std::move(item));
+    }
+    cv_.notify_one();
+}
+
+void ApplyWorker::snapshot_finished() {
+    snapshot_in_flight_.store(false);
+}
+
+void ApplyWorker::run() {
+    std::deque<ApplyItem> items;
+    for (;;) {
+        {
+            std::unique_lock lock(mu_);
+            cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+            if (queue_.empty()) return;  // stopping and drained
+            items.swap(queue_);
+        }
+        const raft::Index before = applied_.index;
+        std::size_t entries = 0;
+        if (hooks_.batch_begin) hooks_.batch_begin();
+        for (ApplyItem& item : items) {
+            entries += item.entries.size();
+            if (item.restore) {
+                Status s = (*item.restore)(*sm_);
+                // A half-restored state machine cannot go on applying: fail-stop.
+                if (!s.ok())
+                    hooks_.log(LogLevel::error, "snapshot restore failed: " + s.to_string());
+                KEEL_ASSERT(s.ok(), "restoring the state machine from a snapshot failed");
+                applied_ = *item.restore_meta;
+                last_snapshot_index_ = applied_.index;
+            } else if (item.snapshot_request) {
+                maybe_snapshot(std::move(item.snapshot_request));
+            } else {
+                apply_entries(item);
+            }
+        }
+        items.clear();
+        if (hooks_.batch_end) hooks_.batch_end();
+        {
+            std::lock_guard lock(mu_);
+            queued_entries_ -= entries;
+            queued_atomic_.store(queued_entries_, std::memory_order_relaxed);
+        }
+        entries_applied_.fetch_add(entries);
+        if (applied_.index != before) {
+            applied_index_.store(applied_.index);
+            hooks_.on_applied(applied_.index);
+        }
+    }
+}
+
+void ApplyWorker::apply_entries(ApplyItem& item) {
+    batch_.clear();
+    for (const raft::Entry& e : item.entries) {
+        KEEL_ASSERT(e.index == applied_.index + 1, "committed entries are applied in order, once");
+        KEEL_ASSERT(e.term >= applied_.term, "terms never decrease along the log");
+        applied_.index = e.index;
+        applied_.term = e.term;
+        if (e.type == raft::EntryType::normal) {
+            batch_.push_back(CommittedEntry{e.index, e.term, e.data});
+        } else if (e.type == raft::EntryType::config) {
+            auto config = raft::decode_configuration(e.data);
+            KEEL_ASSERT(config.has_value(), "a committed configuration entry decodes");
+            applied_.config = std::move(*config);
+        }
+    }
+    results_.clear();
+    if (!batch_.empty()) {
+        results_.resize(batch_.size());
+        sm_->apply(batch_, results_);
+        KEEL_ASSERT(results_.size() == batch_.size(), "one result per applied entry");
+    }
+    // Visible before any proposer hears back (status() after a future
+    // completes must show the entry applied).
+    applied_index_.store(applied_.index);
+    const std::uint64_t now = item.waiters.empty() ? 0 : monotonic_ns();
+    std::size_t j = 0;
+    for (ApplyWaiter& w : item.waiters) {
+        while (j < batch_.size() && batch_[j].index < w.index) ++j;
+        ProposeResult r;
+        r.index = w.index;
+        if (j < batch_.size() && batch_[j].index == w.index) r.result = std::move(results_[j]);
+        if (w.start_ns != 0 && commit_latency_ && now > w.start_ns)
+            commit_latency_->record_ns(now - w.start_ns);
+        w.done(std::move(r));
+    }
+    if (snapshot_every_ != 0 && applied_.index - last_snapshot_index_ >= snapshot_every_)
+        maybe_snapshot({});
+}
+
+void ApplyWorker::maybe_snapshot(std::function<void(Status)> requested) {
+    if (applied_.index == 0 || applied_.index == last_snapshot_index_) {
+        if (requested) requested(Status::ok_status());  // nothing new to capture
+        return;
+    }
+    std::function<void(Status)> done = std::move(requested);
+    if (!done) {
+        if (snapshot_in_flight_.exchange(true)) return;  // one automatic snapshot at a time
+        done = [this](Status s) {
+            if (!s.ok()) hooks_.log(LogLevel::warn, "automatic snapshot failed: " + s.to_string());
+            snapshot_finished();
+        };
+    }
+    SnapshotFunction fn = sm_->snapshot();
+    last_snapshot_index_ = applied_.index;
+    hooks_.on_snapshot(std::move(fn), applied_, std::move(done));
+}
+
+}  // namespace keel::runtime

@@ -1,0 +1,123 @@
+// runtime/apply_worker.hpp — the apply thread: applies committed entries to
+// the StateMachine off the I/O thread, completes proposals, and decides when
+// to snapshot.
+//
+// The I/O thread enqueues ApplyItems in log order; the apply thread takes
+// everything queued at each wakeup, applies it, runs the proposers'
+// callbacks, then reports its progress through on_applied (called on the
+// apply thread; the replica posts it to the I/O thread).  The queue is
+// bounded by entries (queued_entries() lets the replica refuse proposals
+// with "busy" near the limit); committed entries themselves are never
+// refused: they are already decided.
+//
+// Snapshots: after an apply that crosses snapshot_every_entries, or on an
+// explicit request, the apply thread calls StateMachine::snapshot() (quick:
+// the state machine captures a view) and hands the returned function, with
+// the metadata as of the applied index, to on_snapshot (the replica runs it
+// on the background thread).  At most one automatic snapshot is in flight.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "keel/node.hpp"
+#include "keel/state_machine.hpp"
+#include "raft/types.hpp"
+#include "runtime/latency_histogram.hpp"
+
+namespace keel::runtime {
+
+// Someone waiting for an entry to be applied.
+struct ApplyWaiter {
+    raft::Index index = 0;
+    std::function<void(ProposeResult)> done;
+    std::uint64_t start_ns = 0;  // monotonic; 0 = do not record latency
+};
+
+struct ApplyItem {
+    // Committed entries (contiguous, next after the last item's).
+    std::vector<raft::Entry> entries;
+    std::vector<ApplyWaiter> waiters;  // ascending by index, each within `entries`
+    // Instead of entries: restore the state machine from this snapshot.
+    std::optional<std::function<Status(StateMachine&)>> restore;
+    std::optional<raft::SnapshotMeta> restore_meta;
+    // Instead of entries: take a snapshot now (snapshot_now()).
+    std::function<void(Status)> snapshot_request;
+};
+
+class ApplyWorker {
+public:
+    struct Hooks {
+        // After each batch: everything up to `index` is applied.
+        std::function<void(raft::Index index)> on_applied;
+        // A snapshot to write: the function, and the metadata as of its index;
+        // `done` (may be empty) must be called with the outcome.
+        std::function<void(SnapshotFunction, raft::SnapshotMeta, std::function<void(Status)> done)>
+            on_snapshot;
+        std::function<void(LogLevel, const std::string&)> log;
+        // Around each batch of applies and proposal callbacks (may be empty):
+        // lets the replica gather the proposals those callbacks submit into
+        // one wakeup of the I/O thread, so they share one WAL batch.
+        std::function<void()> batch_begin;
+        std::function<void()> batch_end;
+    };
+
+    // `applied` is what the state machine reflects already (the restored
+    // snapshot's metadata, or index 0 with the bootstrap configuration).
+    ApplyWorker(std::shared_ptr<StateMachine> sm, raft::SnapshotMeta applied,
+                std::uint64_t snapshot_every_entries, Hooks hooks,
+                LatencyHistogramRecorder* commit_latency);
+    ~ApplyWorker();  // stop() then join
+
+    void start();
+    // Completes what is queued, then stops the thread.  Waiters of items
+    // never applied get aborted.
+    void stop();
+
+    void enqueue(ApplyItem item);
+    // Entries queued or being applied (lock-free; for backpressure).
+    std::size_t queued_entries() const { return queued_atomic_.load(std::memory_order_relaxed); }
+    raft::Index applied_index() const { return applied_index_.load(); }
+    // Entries applied since start (noop and configuration entries included).
+    std::uint64_t entries_applied() const { return entries_applied_.load(); }
+    // Called (from any thread) when the automatic snapshot handed out
+    // earlier has finished, so another one may start.
+    void snapshot_finished();
+
+private:
+    void run();
+    void apply_entries(ApplyItem& item);
+    void maybe_snapshot(std::function<void(Status)> requested);
+
+    std::shared_ptr<StateMachine> sm_;
+    const std::uint64_t snapshot_every_;
+    Hooks hooks_;
+    LatencyHistogramRecorder* commit_latency_;
+
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<ApplyItem> queue_;                // GUARDED_BY(mu_)
+    std::size_t queued_entries_ = 0;             // GUARDED_BY(mu_)
+    std::atomic<std::size_t> queued_atomic_{0};  // mirrors queued_entries_
+    std::atomic<std::uint64_t> entries_applied_{0};
+    bool stopping_ = false;  // GUARDED_BY(mu_)
+
+    // Apply-thread state.
+    raft::SnapshotMeta applied_;  // index/term of the last applied entry, config as of it
+    raft::Index last_snapshot_index_ = 0;
+    std::atomic<raft::Index> applied_index_{0};
+    std::atomic<bool> snapshot_in_flight_{false};
+    std::vector<CommittedEntry> batch_;
+    std::vector<std::string> results_;
+    std::thread thread_;
+};
+
+}  // namespace keel::runtime

@@ -1,0 +1,130 @@
+#include "runtime/log_store.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace keel::runtime {
+
+namespace {
+
+constexpr std::uint64_t k_read_chunk_bytes = 64ull << 20;
+
+wal::Record to_record(raft::Entry&& e) {
+    wal::Record r;
+    r.index = e.index;
+    r.term = e.term;
+    r.type = static_cast<std::uint16_t>(e.type);
+    r.payload = std::move(e.data);
+    return r;
+}
+
+Result<raft::Entry> to_entry(wal::Record&& r) {
+    if (r.type < static_cast<std::uint16_t>(raft::EntryType::normal) ||
+        r.type > static_cast<std::uint16_t>(raft::EntryType::config))
+        return Status(ErrorCode::corruption,
+                      "log record " + std::to_string(r.index) + " has unknown entry type");
+    raft::Entry e;
+    e.index = r.index;
+    e.term = r.term;
+    e.type = static_cast<raft::EntryType>(r.type);
+    e.data = std::move(r.payload);
+    return e;
+}
+
+}  // namespace
+
+LogStore::LogStore(std::unique_ptr<wal::Wal> wal) : wal_(std::move(wal)), meta_(wal_->metadata()) {}
+
+Result<std::unique_ptr<LogStore>> LogStore::open(const std::string& dir, wal::Options options) {
+    auto w = wal::Wal::open(dir, std::move(options));
+    if (!w.ok()) return w.status();
+    return std::unique_ptr<LogStore>(new LogStore(std::move(w.value())));
+}
+
+bool LogStore::fresh() const {
+    return wal_->last_index() == 0 && meta_ == wal::Metadata{};
+}
+
+raft::HardState LogStore::hard_state() const {
+    return raft::HardState{meta_.term, meta_.vote, meta_.commit};
+}
+
+Result<std::vector<raft::Entry>> LogStore::entries_after(raft::Index snapshot_index,
+                                                         raft::Term snapshot_term) const {
+    std::vector<raft::Entry> out;
+    const std::uint64_t first = wal_->first_index();
+    const std::uint64_t last = wal_->last_index();
+    if (last < first) return out;  // empty log
+    if (snapshot_index != 0 && snapshot_index >= first && snapshot_index <= last) {
+        auto t = wal_->term_at(snapshot_index);
+        if (!t.ok()) return t.status();
+        if (t.value() != snapshot_term) return out;  // an old log the snapshot replaced
+    }
+    if (snapshot_index != 0 && first > snapshot_index + 1) {
+        return Status(ErrorCode::corruption, "the log starts at " + std::to_string(first) +
+                                                 ", after the snapshot at " +
+                                                 std::to_string(snapshot_index) + " + 1");
+    }
+    std::uint64_t from = std::max(first, snapshot_index + 1);
+    while (from <= last) {
+        auto records = wal_->read(from, last + 1, k_read_chunk_bytes);
+        if (!records.ok()) return records.status();
+        if (records.value().empty()) break;
+        for (wal::Record& r : records.value()) {
+            auto e = to_entry(std::move(r));
+            if (!e.ok()) return e.status();
+            out.push_back(std::move(e.value()));
+        }
+        from = out.back().index + 1;
+    }
+    return out;
+}
+
+Status LogStore::append(std::vector<raft::Entry> entries, wal::Wal::Callback done) {
+    KEEL_ASSERT(!entries.empty(), "append needs entries");
+    const raft::Index first = entries.front().index;
+    const std::uint64_t next = wal_->next_index();
+    KEEL_ASSERT(first <= next, "the log has no gaps");
+    if (first < next) {
+        // Raft §5.3: a conflicting suffix is deleted before the new entries.
+        Status s = wal_->truncate_after(first - 1, [](Status) {});
+        if (!s.ok()) return s;
+    }
+    std::vector<wal::Record> records;
+    records.reserve(entries.size());
+    for (raft::Entry& e : entries) records.push_back(to_record(std::move(e)));
+    return wal_->append(std::move(records), std::move(done));
+}
+
+Status LogStore::save_hard_state(const raft::HardState& hs) {
+    wal::Metadata m = meta_;
+    m.term = hs.term;
+    m.vote = hs.vote;
+    m.commit = hs.commit;
+    if (m == meta_) return Status::ok_status();
+    Status s = wal_->save_metadata(m);
+    if (s.ok()) meta_ = std::move(m);
+    return s;
+}
+
+Status LogStore::reset_after_snapshot(raft::Index index, raft::Term term, wal::Wal::Callback done) {
+    std::lock_guard lock(shape_mu_);
+    generation_.fetch_add(1);
+    wal::Metadata m = meta_;
+    m.snapshot_index = index;
+    m.snapshot_term = term;
+    m.commit = std::max(m.commit, index);
+    if (Status s = wal_->save_metadata(m); !s.ok()) return s;
+    meta_ = std::move(m);
+    return wal_->reset(index + 1, std::move(done));
+}
+
+Status LogStore::compact_through(raft::Index index, std::uint64_t generation) {
+    std::lock_guard lock(shape_mu_);
+    if (generation != generation_.load()) return Status::ok_status();  // a reset superseded it
+    const std::uint64_t target = std::min<std::uint64_t>(index + 1, wal_->last_index() + 1);
+    if (target <= wal_->first_index()) return Status::ok_status();
+    return wal_->compact_before(target);
+}
+
+}  // namespace keel::runtime

@@ -1,0 +1,76 @@
+// runtime/log_store.hpp — the Raft log and hard state on top of keel::wal.
+//
+// Mapping: a raft::Entry is a wal::Record with the same index and term,
+// type = EntryType's value, payload = data.  The hard state (term, vote,
+// commit) and the latest snapshot's index/term are the WAL's Metadata.
+// The WAL knows nothing of Raft; this adapter is the only place that maps.
+//
+// Crash windows handled here:
+//   - truncate_after() for a conflicting suffix is ordered by the WAL with
+//     later appends, so "truncate then append" needs no wait;
+//   - reset() (snapshot installed from the leader) is called only after the
+//     snapshot file is published, so a crash in between leaves a snapshot
+//     plus an old log, which recover() reconciles (entries not matching
+//     the snapshot's term at its index are ignored);
+//   - compaction runs only for snapshots published before the latest reset
+//     (a generation counter), so it never races a reset.
+//
+// Threads: append/truncate/reset/save_hard_state from the I/O thread;
+// compact() from the background thread; reads at open only.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "keel/status.hpp"
+#include "keel/wal/wal.hpp"
+#include "raft/types.hpp"
+
+namespace keel::runtime {
+
+class LogStore {
+public:
+    static Result<std::unique_ptr<LogStore>> open(const std::string& dir, wal::Options options);
+
+    // ---- recovery ----
+    bool fresh() const;  // nothing was ever stored (no record, no metadata)
+    raft::HardState hard_state() const;
+    // The stored entries after `snapshot_index` (all of them when 0),
+    // consistent with a snapshot at (snapshot_index, snapshot_term): if the
+    // log holds that index with another term, nothing after it is valid.
+    Result<std::vector<raft::Entry>> entries_after(raft::Index snapshot_index,
+                                                   raft::Term snapshot_term) const;
+
+    // ---- writes (I/O thread) ----
+    // Appends `entries`, first truncating a conflicting suffix when
+    // entries.front().index is not the next index.  `done` runs on the WAL
+    // flusher thread once they are durable.
+    Status append(std::vector<raft::Entry> entries, wal::Wal::Callback done);
+    // Durable before returning (term/vote changes must be, Figure 2).
+    Status save_hard_state(const raft::HardState& hs);
+    // Drops the whole log: the next append is at snapshot.index + 1.
+    Status reset_after_snapshot(raft::Index index, raft::Term term, wal::Wal::Callback done);
+    std::uint64_t generation() const { return generation_.load(); }
+
+    // ---- compaction (background thread) ----
+    // Drops records up to `index` if no reset happened since `generation`.
+    Status compact_through(raft::Index index, std::uint64_t generation);
+
+    wal::Wal& wal() { return *wal_; }
+    const wal::Wal& wal() const { return *wal_; }
+
+private:
+    explicit LogStore(std::unique_ptr<wal::Wal> wal);
+
+    std::unique_ptr<wal::Wal> wal_;
+    std::mutex shape_mu_;  // serialises reset with compaction
+    std::atomic<std::uint64_t> generation_{0};
+    wal::Metadata meta_;  // last saved (I/O thread)
+};
+
+}  // namespace keel::runtime

@@ -1,0 +1,41 @@
+// runtime/peer_transport.hpp — what the replica needs from a network
+// transport.  The shape mirrors keel::transport::Transport (lib/transport/)
+// so the TCP adapter is thin; tests may plug in anything else.
+//
+// Threading: every method is called on the replica's I/O thread, and every
+// handler runs there (never from inside a call into the transport).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "keel/status.hpp"
+#include "raft/types.hpp"
+
+namespace keel::runtime {
+
+class PeerTransport {
+public:
+    struct Handlers {
+        std::function<void(raft::Message)> on_message;
+        // A whole snapshot (a byte copy of the leader's snapshot file) is
+        // staged at `path`, fsynced; the file now belongs to the replica.
+        std::function<void(raft::Message message, std::string path)> on_snapshot;
+        std::function<void(raft::NodeId)> on_unreachable;
+        std::function<void(raft::NodeId, bool ok)> on_snapshot_sent;
+    };
+
+    virtual ~PeerTransport() = default;
+    // The address peers reach this node at ("host:port"), after start.
+    virtual std::string local_address() const = 0;
+    virtual void set_peer(raft::NodeId id, std::string address) = 0;
+    virtual void remove_peer(raft::NodeId id) = 0;
+    virtual void send(std::vector<raft::Message> messages) = 0;
+    // Streams the file at `path` then `message` (type snapshot) to message.to.
+    virtual void send_snapshot(raft::Message message, std::string path) = 0;
+    virtual void stop() = 0;
+};
+
+}  // namespace keel::runtime

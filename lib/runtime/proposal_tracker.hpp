@@ -1,0 +1,78 @@
+// runtime/proposal_tracker.hpp — who is waiting for which log entry.
+//
+// The I/O thread records (index, term) for every entry this node proposed as
+// leader.  When entries commit, a waiter whose entry still has its term is
+// handed to the apply thread (completed after apply); a waiter whose index
+// committed with another term lost its entry to another leader's (Raft
+// §5.3: overwritten) and is failed.  On leadership loss every waiter is
+// failed with "aborted": the entry may still commit under the new leader,
+// so the caller learns the outcome is unknown, never a false success.
+//
+// Thread: I/O thread only.
+#pragma once
+
+#include <deque>
+#include <vector>
+
+#include "keel/assert.hpp"
+#include "runtime/apply_worker.hpp"
+
+namespace keel::runtime {
+
+struct PendingProposal {
+    raft::Index index = 0;
+    raft::Term term = 0;
+    std::function<void(ProposeResult)> done;
+    std::uint64_t start_ns = 0;
+};
+
+class ProposalTracker {
+public:
+    void add(PendingProposal p) {
+        KEEL_ASSERT(pending_.empty() || pending_.back().index < p.index,
+                    "a leader's proposals have increasing indexes");
+        pending_.push_back(std::move(p));
+    }
+
+    // `committed` is contiguous.  Returns the waiters to complete after
+    // apply; fails (now) those whose entries were overwritten.
+    std::vector<ApplyWaiter> take_committed(const std::vector<raft::Entry>& committed) {
+        std::vector<ApplyWaiter> out;
+        if (committed.empty()) return out;
+        const raft::Index first = committed.front().index;
+        const raft::Index last = committed.back().index;
+        while (!pending_.empty() && pending_.front().index <= last) {
+            PendingProposal p = std::move(pending_.front());
+            pending_.pop_front();
+            KEEL_ASSERT(p.index >= first, "a waiter's entry committed without it being told");
+            if (committed[p.index - first].term == p.term) {
+                out.push_back(ApplyWaiter{p.index, std::move(p.done), p.start_ns});
+            } else {
+                ProposeResult r;
+                r.status = Status(ErrorCode::aborted, "entry overwritten by another leader");
+                r.index = p.index;
+                p.done(std::move(r));
+            }
+        }
+        return out;
+    }
+
+    void fail_all(ErrorCode code, const std::string& why, raft::NodeId leader_hint) {
+        std::deque<PendingProposal> pending;
+        pending.swap(pending_);
+        for (PendingProposal& p : pending) {
+            ProposeResult r;
+            r.status = Status(code, why);
+            r.index = p.index;
+            r.leader_hint = leader_hint;
+            p.done(std::move(r));
+        }
+    }
+
+    std::size_t size() const { return pending_.size(); }
+
+private:
+    std::deque<PendingProposal> pending_;
+};
+
+}  // namespace keel::runtime

@@ -1,0 +1,451 @@
+// Node's public calls, start-up and shutdown.  The I/O-thread side (what
+// happens to each batch of core output) is in actions_executor.cpp.
+#include "runtime/replica.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <chrono>
+#include <cstdio>
+#include <future>
+
+#include "runtime/bootstrap.hpp"
+#include "runtime/member_context.hpp"
+
+namespace keel::runtime {
+
+// Defined in peer_transport_tcp.cpp.
+TransportFactory default_transport_factory();
+
+struct Replica::WorkGuard {
+    explicit WorkGuard(boost::asio::io_context& io) : guard(io.get_executor()) {}
+    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard;
+};
+
+void Replica::post(std::function<void()> f) {
+    boost::asio::post(*io_, std::move(f));
+}
+
+namespace {
+
+// Set on the apply thread while it runs a batch of proposal callbacks:
+// proposals those callbacks submit (a closed loop of clients) wait in the
+// inbox and the I/O thread is woken once at the end of the batch, so they
+// reach the WAL together instead of trickling into separate fsyncs.
+thread_local const Replica* t_deferring_replica = nullptr;
+
+Status validate(const NodeOptions& o) {
+    if (o.id == 0) return Status(ErrorCode::invalid_argument, "id must be > 0");
+    if (o.data_dir.empty()) return Status(ErrorCode::invalid_argument, "data_dir is empty");
+    if (o.heartbeat_interval_ms == 0)
+        return Status(ErrorCode::invalid_argument, "heartbeat_interval_ms must be > 0");
+    if (o.election_timeout_min_ms <= o.heartbeat_interval_ms ||
+        o.election_timeout_max_ms < o.election_timeout_min_ms)
+        return Status(ErrorCode::invalid_argument,
+                      "need heartbeat_interval_ms < election_timeout_min_ms <= "
+                      "election_timeout_max_ms");
+    if (o.max_pending_proposals == 0 || o.max_pending_reads == 0 ||
+        o.max_apply_queue_entries == 0 || o.max_entry_bytes == 0)
+        return Status(ErrorCode::invalid_argument, "limits must be > 0");
+    return Status::ok_status();
+}
+
+raft::Options core_options(const NodeOptions& o) {
+    raft::Options c;
+    c.id = o.id;
+    c.heartbeat_ticks = 1;  // one tick = one heartbeat interval
+    c.election_ticks_min = static_cast<int>(
+        (o.election_timeout_min_ms + o.heartbeat_interval_ms - 1) / o.heartbeat_interval_ms);
+    c.election_ticks_max =
+        std::max(c.election_ticks_min + 1,
+                 static_cast<int>(o.election_timeout_max_ms / o.heartbeat_interval_ms));
+    c.pre_vote = o.pre_vote;
+    c.check_quorum = o.check_quorum;
+    c.max_proposal_bytes = o.max_entry_bytes;
+    c.snapshot_trailing_entries = o.snapshot_trailing_entries;
+    c.random_seed =
+        o.id * 0x9E3779B97F4A7C15ull ^
+        static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    return c;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Node>> Replica::open(const NodeOptions& options,
+                                            std::shared_ptr<StateMachine> state_machine) {
+    if (Status s = validate(options); !s.ok()) return s;
+    if (!state_machine) return Status(ErrorCode::invalid_argument, "state machine is null");
+    std::unique_ptr<Replica> r(new Replica(options, std::move(state_machine)));
+    if (Status s = r->start(default_transport_factory()); !s.ok()) return s;
+    return std::unique_ptr<Node>(std::move(r));
+}
+
+Replica::Replica(NodeOptions options, std::shared_ptr<StateMachine> sm)
+    : options_(std::move(options)), sm_(std::move(sm)) {}
+
+Replica::~Replica() {
+    stop(false);
+}
+
+void Replica::log(LogLevel level, const std::string& message) const {
+    if (options_.logger) {
+        options_.logger(level, message);
+    } else if (level == LogLevel::warn || level == LogLevel::error) {
+        std::fprintf(stderr, "keel[%llu] %s: %s\n", static_cast<unsigned long long>(options_.id),
+                     level == LogLevel::warn ? "warn" : "error", message.c_str());
+    }
+}
+
+Status Replica::start(TransportFactory factory) {
+    wal::Options wo;
+    wo.segment_bytes = options_.wal_segment_bytes;
+    wo.max_record_bytes = std::max<std::uint64_t>(options_.max_entry_bytes, 1 << 20);
+    auto recovered = recover_or_bootstrap(options_, *sm_, wo);
+    if (!recovered.ok()) return recovered.status();
+    Recovered& rec = recovered.value();
+    log_ = std::move(rec.log);
+    snapshots_ = std::move(rec.snapshots);
+    saved_hard_state_ = rec.state.hard_state;
+    if (rec.state.snapshot) status_.snapshot_index = rec.state.snapshot->index;
+    core_ = std::make_unique<raft::Core>(core_options(options_), std::move(rec.state));
+
+    io_ = std::make_unique<boost::asio::io_context>(1);
+    work_ = std::make_unique<WorkGuard>(*io_);
+    ticker_ = std::make_unique<Ticker>(
+        *io_, std::chrono::milliseconds(options_.heartbeat_interval_ms), [this] { on_tick(); });
+    background_ = std::make_unique<BackgroundWorker>();
+
+    ApplyWorker::Hooks hooks;
+    hooks.on_applied = [this](raft::Index) {
+        if (!applied_post_pending_.exchange(true)) post([this] { on_applied_progress(); });
+    };
+    hooks.on_snapshot = [this](SnapshotFunction fn, raft::SnapshotMeta meta,
+                               std::function<void(Status)> done) {
+        const std::uint64_t generation = log_->generation();
+        auto task = [this, fn = std::move(fn), meta = std::move(meta), done = std::move(done),
+                     generation]() mutable {
+            Status s = [&]() -> Status {
+                auto writer = snapshots_->begin();
+                if (!writer.ok()) return writer.status();
+                if (Status w = fn(*writer.value()); !w.ok()) return w;
+                auto published = snapshots_->publish(*writer.value(), meta);
+                if (!published.ok()) return published.status();
+                // The snapshot is durable: the log behind it may go (off the
+                // I/O thread: one metadata write; the WAL deletes files on
+                // its own thread).
+                return log_->compact_through(meta.index, generation);
+            }();
+            if (s.ok()) post([this, meta] { on_snapshot_written(meta); });
+            done(s);
+        };
+        if (!background_->submit(std::move(task)))
+            log(LogLevel::warn, "snapshot not started: background queue full or stopping");
+    };
+    hooks.log = [this](LogLevel l, const std::string& m) { log(l, m); };
+    hooks.batch_begin = [this] { t_deferring_replica = this; };
+    hooks.batch_end = [this] {
+        t_deferring_replica = nullptr;
+        flush_deferred_inbox_post();
+    };
+    apply_ = std::make_unique<ApplyWorker>(sm_, rec.applied, options_.snapshot_every_entries,
+                                           std::move(hooks), &commit_latency_);
+
+    if (factory) {
+        PeerTransport::Handlers h;
+        h.on_message = [this](raft::Message m) {
+            if (shut_down_ || failed_) return;
+            (void)core_->step(m);
+            run_core();
+        };
+        h.on_unreachable = [this](raft::NodeId peer) {
+            if (shut_down_) return;
+            core_->report_unreachable(peer);
+            run_core();
+        };
+        h.on_snapshot = [this](raft::Message m, std::string path) {
+            on_snapshot_received(std::move(m), std::move(path));
+        };
+        h.on_snapshot_sent = [this](raft::NodeId to, bool ok) {
+            if (shut_down_) return;
+            outgoing_snapshot_.erase(to);
+            core_->report_snapshot(to, ok);
+            run_core();
+        };
+        auto t = factory(*io_, options_, std::move(h));
+        if (!t.ok()) return t.status();
+        transport_ = std::move(t.value());
+    }
+
+    publish_status();
+    apply_->start();
+    std::promise<void> running;
+    io_thread_ = std::thread([this, &running] {
+        io_thread_id_ = std::this_thread::get_id();
+        running.set_value();
+        io_->run();
+    });
+    running.get_future().wait();
+    post([this] {
+        on_configuration(core_->configuration());
+        run_core();
+    });
+    return Status::ok_status();
+}
+
+// ---- public calls: validate, then hand over to the I/O thread ------------------
+
+void Replica::propose_async(std::string data, std::function<void(ProposeResult)> done) {
+    auto fail = [&](ErrorCode code, const char* why) {
+        ProposeResult r;
+        r.status = Status(code, why);
+        done(std::move(r));
+    };
+    if (stopping_.load(std::memory_order_relaxed)) return fail(ErrorCode::aborted, "node stopped");
+    if (data.size() > options_.max_entry_bytes)
+        return fail(ErrorCode::too_large, "entry larger than max_entry_bytes");
+    if (apply_->queued_entries() >= options_.max_apply_queue_entries)
+        return fail(ErrorCode::busy, "apply queue full");
+    if (pending_proposals_.fetch_add(1, std::memory_order_relaxed) >=
+        options_.max_pending_proposals) {
+        pending_proposals_.fetch_sub(1, std::memory_order_relaxed);
+        return fail(ErrorCode::busy, "too many pending proposals");
+    }
+    InboxProposal p{std::move(data),
+                    [this, done = std::move(done)](ProposeResult r) {
+                        pending_proposals_.fetch_sub(1, std::memory_order_relaxed);
+                        done(std::move(r));
+                    },
+                    monotonic_ns()};
+    bool need_post = false;
+    {
+        std::lock_guard lock(inbox_mu_);
+        inbox_.push_back(std::move(p));
+        if (t_deferring_replica == this) {
+            inbox_post_deferred_ = true;
+        } else {
+            need_post = !inbox_posted_;
+            inbox_posted_ = true;
+        }
+    }
+    if (need_post) post([this] { drain_inbox(); });
+}
+
+void Replica::flush_deferred_inbox_post() {
+    bool need_post = false;
+    {
+        std::lock_guard lock(inbox_mu_);
+        if (!inbox_post_deferred_) return;
+        inbox_post_deferred_ = false;
+        need_post = !inbox_posted_;
+        inbox_posted_ = true;
+    }
+    if (need_post) post([this] { drain_inbox(); });
+}
+
+void Replica::read_index_async(bool wait_applied, std::function<void(ReadResult)> done) {
+    if (stopping_) return done(ReadResult{Status(ErrorCode::aborted, "node stopped"), 0, 0});
+    post([this, wait_applied, done = std::move(done)]() mutable {
+        if (shut_down_ || failed_)
+            return done(ReadResult{Status(ErrorCode::aborted, "node stopped"), 0, 0});
+        if (reads_.size() >= options_.max_pending_reads)
+            return done(ReadResult{Status(ErrorCode::busy, "too many pending reads"), 0, 0});
+        const std::uint64_t id = reads_.add(wait_applied, std::move(done));
+        if (Status s = core_->read_index(id); !s.ok()) reads_.fail(id, s, core_->leader());
+        run_core();
+    });
+}
+
+void Replica::propose_config(raft::ConfigChange change, std::function<void(Status)> done) {
+    if (stopping_) return done(Status(ErrorCode::aborted, "node stopped"));
+    post([this, change = std::move(change), done = std::move(done)]() mutable {
+        if (shut_down_ || failed_) return done(Status(ErrorCode::aborted, "node stopped"));
+        auto r = core_->propose_config_change(change);
+        if (!r.ok()) return done(r.status());
+        proposals_.add(PendingProposal{
+            r->index, r->term,
+            [done = std::move(done)](ProposeResult pr) { done(std::move(pr.status)); }, 0});
+        run_core();
+    });
+}
+
+void Replica::add_member_async(const MemberSpec& member, std::function<void(Status)> done) {
+    if (Status s = validate_member(member); !s.ok()) return done(s);
+    raft::ConfigChange c;
+    c.kind =
+        member.voter ? raft::ConfigChange::Kind::add_voter : raft::ConfigChange::Kind::add_learner;
+    c.node = member.id;
+    c.context = encode_member_context(member);
+    propose_config(std::move(c), std::move(done));
+}
+
+void Replica::promote_member_async(NodeId id, std::function<void(Status)> done) {
+    raft::ConfigChange c;
+    c.kind = raft::ConfigChange::Kind::promote;
+    c.node = id;
+    propose_config(std::move(c), std::move(done));
+}
+
+void Replica::remove_member_async(NodeId id, std::function<void(Status)> done) {
+    raft::ConfigChange c;
+    c.kind = raft::ConfigChange::Kind::remove;
+    c.node = id;
+    propose_config(std::move(c), std::move(done));
+}
+
+void Replica::transfer_leadership_async(NodeId to, std::function<void(Status)> done) {
+    if (stopping_) return done(Status(ErrorCode::aborted, "node stopped"));
+    post([this, to, done = std::move(done)]() mutable {
+        if (shut_down_ || failed_) return done(Status(ErrorCode::aborted, "node stopped"));
+        if (transfer_) return done(Status(ErrorCode::busy, "a transfer is already under way"));
+        if (Status s = core_->transfer_leadership(to); !s.ok()) return done(s);
+        // Bounded: two maximal election timeouts.
+        const std::uint64_t ticks =
+            2 * (options_.election_timeout_max_ms / options_.heartbeat_interval_ms + 1);
+        transfer_ = PendingTransfer{to, std::move(done), ticks};
+        run_core();
+    });
+}
+
+void Replica::snapshot_async(std::function<void(Status)> done) {
+    if (stopping_) return done(Status(ErrorCode::aborted, "node stopped"));
+    ApplyItem item;
+    item.snapshot_request = std::move(done);
+    apply_->enqueue(std::move(item));
+}
+
+NodeStatus Replica::status() const {
+    NodeStatus s;
+    {
+        std::lock_guard lock(status_mu_);
+        s = status_;
+    }
+    s.applied_index = apply_->applied_index();
+    // The I/O thread publishes after each batch; the apply thread may be
+    // ahead of that publication, and commit >= applied always holds.
+    s.commit_index = std::max(s.commit_index, s.applied_index);
+    s.last_index = std::max(s.last_index, s.commit_index);
+    s.timer_wakeups = ticker_->wakeups();
+    s.elections = elections_.load();
+    s.proposals = proposals_accepted_.load();
+    s.commits = apply_->entries_applied();
+    if (log_) {
+        const wal::Stats w = log_->wal().stats();
+        s.wal.segments = w.segments;
+        s.wal.bytes = w.disk_bytes;
+        s.wal.fsyncs = w.fsyncs;
+        s.wal.records = w.records_written;
+        s.wal.records_per_fsync = w.records_per_fsync();
+    }
+    s.commit_latency = commit_latency_.snapshot();
+    s.fsync_latency = fsync_latency_.snapshot();
+    return s;
+}
+
+Result<MemberSpec> Replica::member(NodeId id) const {
+    std::lock_guard lock(status_mu_);
+    for (const MemberStatus& m : status_.members)
+        if (m.spec.id == id) return m.spec;
+    return Status(ErrorCode::not_found, "no member " + std::to_string(id));
+}
+
+void Replica::stop(bool transfer_leadership_first) {
+    KEEL_ASSERT(!io_thread_.joinable() || !on_io_thread(), "stop() from a keel callback");
+    std::call_once(stop_once_, [&] {
+        if (!io_) return;  // start() failed before the threads existed
+        if (transfer_leadership_first) {
+            NodeStatus st = status();
+            NodeId target = 0;
+            for (const MemberStatus& m : st.members)
+                if (m.spec.id != options_.id && m.spec.voter && m.match_index >= st.commit_index)
+                    target = m.spec.id;
+            for (const MemberStatus& m : st.members)
+                if (target == 0 && m.spec.id != options_.id && m.spec.voter) target = m.spec.id;
+            if (st.role == "leader" && target != 0) {
+                auto f = transfer_leadership(target);
+                f.wait_for(std::chrono::milliseconds(4 * options_.election_timeout_max_ms));
+            }
+        }
+        stopping_ = true;
+        std::promise<void> done;
+        post([this, &done] {
+            shutdown_on_io();
+            done.set_value();
+        });
+        done.get_future().wait();
+        work_.reset();
+        io_->stop();
+        io_thread_.join();
+        apply_->stop();
+        background_->stop();
+        // The WAL stays open (status() reads it) until the destructor.
+    });
+}
+
+// ---- Node's future helpers ---------------------------------------------------
+
+}  // namespace keel::runtime
+
+namespace keel {
+
+Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options,
+                                         std::shared_ptr<StateMachine> state_machine) {
+    return runtime::Replica::open(options, std::move(state_machine));
+}
+
+namespace {
+template <typename T>
+std::pair<std::shared_ptr<std::promise<T>>, std::future<T>> make_promise() {
+    auto p = std::make_shared<std::promise<T>>();
+    auto f = p->get_future();
+    return {std::move(p), std::move(f)};
+}
+}  // namespace
+
+std::future<ProposeResult> Node::propose(std::string data) {
+    auto [p, f] = make_promise<ProposeResult>();
+    propose_async(std::move(data), [p = p](ProposeResult r) { p->set_value(std::move(r)); });
+    return std::move(f);
+}
+
+std::future<ReadResult> Node::read_index(bool wait_applied) {
+    auto [p, f] = make_promise<ReadResult>();
+    read_index_async(wait_applied, [p = p](ReadResult r) { p->set_value(std::move(r)); });
+    return std::move(f);
+}
+
+namespace {
+template <typename Call>
+std::future<Status> status_future(Call call) {
+    auto [p, f] = make_promise<Status>();
+    call([p = p](Status s) { p->set_value(std::move(s)); });
+    return std::move(f);
+}
+}  // namespace
+
+std::future<Status> Node::add_member(const MemberSpec& member) {
+    return status_future([&](auto cb) { add_member_async(member, std::move(cb)); });
+}
+std::future<Status> Node::promote_member(NodeId id) {
+    return status_future([&](auto cb) { promote_member_async(id, std::move(cb)); });
+}
+std::future<Status> Node::remove_member(NodeId id) {
+    return status_future([&](auto cb) { remove_member_async(id, std::move(cb)); });
+}
+std::future<Status> Node::transfer_leadership(NodeId to) {
+    return status_future([&](auto cb) { transfer_leadership_async(to, std::move(cb)); });
+}
+std::future<Status> Node::snapshot_now() {
+    return status_future([&](auto cb) { snapshot_async(std::move(cb)); });
+}
+
+const char* mode_name(Mode mode) {
+    switch (mode) {
+        case Mode::single:
+            return "single";
+        case Mode::cluster:
+            return "cluster";
+    }
+    return "unknown";
+}
+
+}  // namespace keel

@@ -1,0 +1,288 @@
+// transport/tcp_outbound.cpp — one peer's outbound connection: connect with
+// backoff, the bounded send queue, coalesced writes, snapshot streaming.
+#include <algorithm>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/write.hpp>
+#include <random>
+#include <utility>
+
+#include "transport/tcp_internal.hpp"
+
+namespace keel::transport {
+
+OutboundPeer::OutboundPeer(std::shared_ptr<TcpTransport::Impl> transport, NodeId id,
+                           std::string address)
+    : t_(std::move(transport)),
+      id_(id),
+      address_(std::move(address)),
+      resolver_(t_->io_),
+      socket_(t_->io_),
+      backoff_timer_(t_->io_) {}
+
+bool OutboundPeer::enqueue(raft::Message&& m) {
+    if (state_ == State::closed || queue_.size() >= t_->options_.peer_queue_messages_max)
+        return false;
+    queue_.push_back(std::move(m));
+    return true;
+}
+
+void OutboundPeer::start_snapshot(raft::Message message, SnapshotReader reader,
+                                  std::uint64_t snapshot_id) {
+    if (state_ == State::closed) {
+        t_->post_snapshot_sent(id_, false);
+        return;
+    }
+    if (snapshot_) abort_snapshot("replaced by a newer snapshot");
+    snapshot_.emplace(Outgoing{snapshot_id, std::move(message), std::move(reader), 0, false});
+    kick();
+}
+
+void OutboundPeer::kick() {
+    if (state_ == State::idle) {
+        connect();
+    } else if (state_ == State::connected) {
+        write_next();
+    }
+    // connecting: on_connected writes; backing_off: the timer reconnects.
+}
+
+void OutboundPeer::close() {
+    if (state_ == State::closed) return;
+    tear_down_connection();
+    state_ = State::closed;
+    backoff_timer_.cancel();
+    t_->stats_.messages_dropped += queue_.size();
+    queue_.clear();
+    if (snapshot_) abort_snapshot("peer removed");
+}
+
+void OutboundPeer::connect() {
+    KEEL_ASSERT(state_ == State::idle, "connect only from idle");
+    std::string host, port;
+    if (Status s = split_host_port(address_, host, port); !s.ok()) {
+        fail(s.message());
+        return;
+    }
+    state_ = State::connecting;
+    const std::uint64_t generation = generation_;
+    // The backoff timer is idle while connecting; it doubles as the deadline.
+    backoff_timer_.expires_after(t_->options_.connect_timeout);
+    backoff_timer_.async_wait(
+        [self = shared_from_this(), generation](boost::system::error_code ec) {
+            if (ec || generation != self->generation_ || self->state_ != State::connecting) return;
+            ++self->t_->stats_.connect_failures;
+            self->fail("connect to " + self->address_ + " timed out after " +
+                       std::to_string(self->t_->options_.connect_timeout.count()) + " ms");
+        });
+    boost::system::error_code ec;
+    asio::ip::address ip = asio::ip::make_address(host, ec);
+    if (!ec) {
+        // Numeric address: no resolver (it would run getaddrinfo on a hidden thread).
+        auto port_number = static_cast<std::uint16_t>(std::stoul(port));
+        connect_to({tcp::endpoint(ip, port_number)});
+        return;
+    }
+    resolver_.async_resolve(
+        host, port,
+        [self = shared_from_this(), generation](boost::system::error_code rec,
+                                                tcp::resolver::results_type results) {
+            if (generation != self->generation_ || self->state_ != State::connecting) return;
+            if (rec) return self->fail("cannot resolve " + self->address_ + ": " + rec.message());
+            std::vector<tcp::endpoint> endpoints;
+            for (const auto& entry : results) endpoints.push_back(entry.endpoint());
+            self->connect_to(endpoints);
+        });
+}
+
+void OutboundPeer::connect_to(const std::vector<tcp::endpoint>& endpoints) {
+    const std::uint64_t generation = generation_;
+    asio::async_connect(
+        socket_, endpoints,
+        [self = shared_from_this(), generation](boost::system::error_code ec,
+                                                const tcp::endpoint&) {
+            if (generation != self->generation_ || self->state_ != State::connecting) return;
+            if (ec) {
+                ++self->t_->stats_.connect_failures;
+                return self->fail("cannot connect to " + self->address_ + ": " + ec.message());
+            }
+            self->on_connected();
+        });
+}
+
+void OutboundPeer::on_connected() {
+    state_ = State::connected;
+    backoff_timer_.cancel();
+    ++t_->stats_.connects;
+    boost::system::error_code ignored;
+    socket_.set_option(tcp::no_delay(true), ignored);
+    hello_sent_ = false;
+    t_->log(LogLevel::debug, "connected to node " + std::to_string(id_) + " at " + address_);
+    watch_for_close();
+    write_next();
+}
+
+// Peers never send on a connection we dialled, so any completed read means
+// the peer closed it (or broke the protocol): notice at once rather than on
+// the next write, which the kernel might still accept.
+void OutboundPeer::watch_for_close() {
+    const std::uint64_t generation = generation_;
+    socket_.async_read_some(asio::buffer(probe_), [self = shared_from_this(), generation](
+                                                      boost::system::error_code ec, std::size_t) {
+        if (generation != self->generation_ || self->state_ != State::connected) return;
+        self->fail(ec ? "connection lost: " + ec.message()
+                      : std::string("peer sent data on a send-only connection"));
+    });
+}
+
+void OutboundPeer::write_next() {
+    if (state_ != State::connected || writing_) return;
+    auto frames = std::make_shared<std::vector<std::string>>();
+    if (!hello_sent_) {
+        frames->push_back(encode_hello(Hello{t_->options_.cluster_id, t_->options_.self}));
+        hello_sent_ = true;
+    }
+    const std::size_t messages = take_message_frames(*frames);
+    const bool final_chunk = take_snapshot_chunk(*frames);
+    const std::uint64_t final_id = final_chunk ? snapshot_->id : 0;
+    if (frames->empty()) return;
+
+    std::vector<asio::const_buffer> buffers;
+    buffers.reserve(frames->size());
+    for (const auto& f : *frames) buffers.push_back(asio::buffer(f));
+    writing_ = true;
+    const std::uint64_t generation = generation_;
+    asio::async_write(socket_, buffers,
+                      [self = shared_from_this(), generation, frames, messages, final_id](
+                          boost::system::error_code ec, std::size_t) {
+                          if (generation != self->generation_) return;
+                          self->writing_ = false;
+                          if (ec) return self->fail("write failed: " + ec.message());
+                          self->backoff_ = std::chrono::milliseconds(0);  // the connection works
+                          self->t_->stats_.frames_sent += frames->size();
+                          self->t_->stats_.messages_sent += messages;
+                          if (final_id != 0 && self->snapshot_ && self->snapshot_->id == final_id) {
+                              self->snapshot_.reset();
+                              self->t_->post_snapshot_sent(self->id_, true);
+                          }
+                          self->write_next();
+                      });
+}
+
+// Moves queued messages into frames of at most batch_bytes_max (a single
+// larger message gets a frame of its own) and messages_per_batch_max.
+// Returns how many messages were taken.
+std::size_t OutboundPeer::take_message_frames(std::vector<std::string>& frames) {
+    // Each round either frames a message or drops one, so this ends; it
+    // stops at the first round that framed something.
+    while (!queue_.empty()) {
+        std::size_t sent = take_one_batch(frames);
+        if (sent > 0) return sent;
+    }
+    return 0;
+}
+
+std::size_t OutboundPeer::take_one_batch(std::vector<std::string>& frames) {
+    const TcpTransportOptions& o = t_->options_;
+    std::vector<raft::Message> batch;
+    std::size_t bytes = 0;
+    while (!queue_.empty() && batch.size() < o.limits.messages_per_batch_max) {
+        std::size_t m = encoded_message_bytes(queue_.front());
+        if (!batch.empty() && bytes + m > o.batch_bytes_max) break;
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+        bytes += m;
+    }
+    if (batch.empty()) return 0;
+    Result<std::string> frame = encode_messages(batch, o.limits);
+    if (frame.ok()) {
+        frames.push_back(std::move(*frame));
+        return batch.size();
+    }
+    // Some message breaks a codec limit: send the others one per frame and
+    // drop the offender (the peer would refuse it and close the connection).
+    std::size_t sent = 0;
+    for (const auto& m : batch) {
+        Result<std::string> one = encode_messages(std::span<const raft::Message>(&m, 1), o.limits);
+        if (one.ok()) {
+            frames.push_back(std::move(*one));
+            ++sent;
+        } else {
+            ++t_->stats_.messages_dropped;
+            t_->log(LogLevel::warning, "dropping a message to node " + std::to_string(id_) + ": " +
+                                           one.status().to_string());
+            t_->post_unreachable(id_);
+        }
+    }
+    return sent;
+}
+
+// Adds the next chunk of the snapshot stream, if any.  Returns true when it
+// is the final chunk.
+bool OutboundPeer::take_snapshot_chunk(std::vector<std::string>& frames) {
+    if (!snapshot_ || snapshot_->final_chunk_in_flight) return false;
+    Outgoing& s = *snapshot_;
+    Result<std::string> data = s.reader.read(s.offset, t_->options_.snapshot_chunk_bytes);
+    if (!data.ok()) {
+        abort_snapshot(data.status().to_string());
+        return false;
+    }
+    SnapshotChunk chunk{s.id, s.offset, s.reader.size_bytes(), std::move(*data), std::nullopt};
+    const bool last = s.offset + chunk.data.size() == s.reader.size_bytes();
+    if (last) chunk.message = s.message;
+    Result<std::string> frame = encode_snapshot_chunk(chunk, t_->options_.limits);
+    if (!frame.ok()) {
+        abort_snapshot(frame.status().to_string());
+        return false;
+    }
+    frames.push_back(std::move(*frame));
+    s.offset += chunk.data.size();
+    s.final_chunk_in_flight = last;
+    return last;
+}
+
+void OutboundPeer::fail(const std::string& reason) {
+    if (state_ == State::closed) return;
+    t_->log(LogLevel::warning, "peer " + std::to_string(id_) + " (" + address_ + "): " + reason);
+    tear_down_connection();
+    t_->stats_.messages_dropped += queue_.size();
+    queue_.clear();
+    if (snapshot_) abort_snapshot("connection failed");
+    t_->post_unreachable(id_);
+
+    state_ = State::backing_off;
+    backoff_timer_.expires_after(next_backoff());
+    backoff_timer_.async_wait(
+        [self = shared_from_this(), generation = generation_](boost::system::error_code ec) {
+            if (ec || generation != self->generation_ || self->state_ != State::backing_off) return;
+            self->state_ = State::idle;
+            // Lazy: reconnect only when there is something to send.
+            if (!self->queue_.empty() || self->snapshot_) self->connect();
+        });
+}
+
+void OutboundPeer::tear_down_connection() {
+    ++generation_;
+    writing_ = false;
+    hello_sent_ = false;
+    boost::system::error_code ignored;
+    resolver_.cancel();
+    socket_.close(ignored);
+}
+
+void OutboundPeer::abort_snapshot(const std::string& reason) {
+    KEEL_ASSERT(snapshot_.has_value(), "no snapshot to abort");
+    t_->log(LogLevel::info, "snapshot to node " + std::to_string(id_) + " aborted: " + reason);
+    snapshot_.reset();
+    t_->post_snapshot_sent(id_, false);
+}
+
+// Doubles from backoff_initial up to backoff_max; the actual delay is drawn
+// uniformly from [backoff/2, backoff] so that peers do not reconnect in step.
+std::chrono::milliseconds OutboundPeer::next_backoff() {
+    const TcpTransportOptions& o = t_->options_;
+    backoff_ = backoff_.count() == 0 ? o.backoff_initial : std::min(backoff_ * 2, o.backoff_max);
+    std::uniform_int_distribution<std::int64_t> jitter(backoff_.count() / 2, backoff_.count());
+    return std::chrono::milliseconds(jitter(t_->rng_));
+}
+
+}  // namespace keel::transport

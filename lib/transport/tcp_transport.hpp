@@ -1,0 +1,121 @@
+// transport/tcp_transport.hpp — the Transport between members over TCP
+// (Boost.Asio), speaking the frames of codec.hpp.
+//
+// Connections are one-way: each member dials one outbound connection per
+// peer and sends on it; it reads frames only on the connections peers
+// dialled to it (at most one per peer: a newer one replaces an older one).  The first frame on a connection is a Hello (cluster id +
+// sender id); an inbound connection that says anything else first, names
+// another cluster, or sends a malformed, truncated or oversized frame is
+// closed and the reason goes to the log callback.  Nothing a peer sends
+// can crash the process or make it allocate past the codec limits.
+//
+// Outbound, per peer: lazy connect on the first message, TCP_NODELAY, a
+// bounded queue (peer_queue_messages_max; overflow drops and reports
+// on_unreachable), and at most one write in flight — everything queued
+// meanwhile is coalesced into the next frame (gather-written together with
+// a snapshot chunk, if a snapshot is streaming, so heartbeats keep flowing
+// during a long transfer).  A failed connection drops its queue, reports
+// on_unreachable and reconnects after an exponential backoff
+// (backoff_initial .. backoff_max, jittered by a seeded generator) once
+// there is something to send.
+//
+// Snapshots travel on the same connection as messages, as chunks of
+// snapshot_chunk_bytes (one chunk per write, so memory stays bounded and
+// heartbeats interleave).  The receiver appends them to
+// <staging_dir>/snapshot-<from>-<n>.part, checks every offset and the total
+// against snapshot_bytes_max, and on the final chunk fsyncs, renames to
+// .snap and calls on_snapshot.  A new snapshot from the same sender, or the
+// loss of its connection, deletes the partial file; .part files left by a
+// crash are deleted by start().
+//
+// Threading: see transport.hpp (one io_context, calls and callbacks on its
+// thread).  The io_context is the runtime's and must outlive this object;
+// pending handlers keep the internals alive, so the transport may be
+// destroyed at any time after stop() (the destructor calls stop()).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "transport/codec.hpp"
+#include "transport/transport.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace keel::transport {
+
+struct TcpTransportOptions {
+    NodeId self = raft::kNoNode;
+    std::uint64_t cluster_id = 0;
+    // "host:port" to listen on ("127.0.0.1:0" picks a free port, see
+    // bound_port()); empty: do not listen (send-only, for tools and tests).
+    std::string listen_address;
+    // Where incoming snapshots are staged (must exist).  Empty: incoming
+    // snapshots are refused (the connection is closed).
+    std::string staging_dir;
+
+    CodecLimits limits;
+    std::size_t peer_queue_messages_max = 4096;      // per peer, waiting for the socket
+    std::size_t batch_bytes_max = 1024 * 1024;       // target size of one messages frame
+    std::size_t snapshot_chunk_bytes = 1024 * 1024;  // must be <= limits.chunk_bytes_max
+    std::uint64_t snapshot_bytes_max = std::uint64_t{64} << 30;  // refused above (both sides)
+    std::size_t inbound_connections_max = 256;  // further connections are closed at once
+    // An inbound connection that has not said hello by then is closed, so
+    // strangers cannot hold connection slots.
+    std::chrono::milliseconds hello_timeout{5000};
+
+    // A connect that has not completed by then fails (a partitioned peer
+    // drops SYNs; the kernel alone would keep trying for minutes).
+    std::chrono::milliseconds connect_timeout{1000};
+    std::chrono::milliseconds backoff_initial{10};
+    std::chrono::milliseconds backoff_max{1000};
+    std::uint64_t jitter_seed = 1;
+};
+
+// Counters for tests and metrics; monotonic.
+struct TcpTransportStats {
+    std::uint64_t frames_sent = 0;
+    std::uint64_t messages_sent = 0;
+    std::uint64_t messages_dropped = 0;  // queue overflow, unknown peer, failed connection
+    std::uint64_t messages_received = 0;
+    std::uint64_t connects = 0;  // outbound connections established
+    std::uint64_t connect_failures = 0;
+    std::uint64_t inbound_accepted = 0;
+    std::uint64_t inbound_rejected = 0;  // closed for bad input (not a clean EOF)
+    std::uint64_t snapshots_received = 0;
+};
+
+class TcpTransport final : public Transport {
+public:
+    TcpTransport(boost::asio::io_context& io, TcpTransportOptions options,
+                 TransportHandler handler);
+    ~TcpTransport() override;
+    TcpTransport(const TcpTransport&) = delete;
+    TcpTransport& operator=(const TcpTransport&) = delete;
+
+    // Binds and listens (if listen_address is set) and starts accepting.
+    // Fails with invalid_argument (bad address) or io_error (bind failed).
+    Status start() override;
+    void stop() override;
+
+    void set_peer(NodeId id, std::string address) override;
+    void remove_peer(NodeId id) override;
+    void send(std::vector<raft::Message> messages) override;
+    void send_snapshot(raft::Message message, SnapshotSource source) override;
+
+    // The port actually bound (useful with port 0); 0 before start().
+    std::uint16_t bound_port() const;
+    TcpTransportStats stats() const;
+
+    class Impl;
+
+private:
+    std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace keel::transport

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs keel's benchmarks and prints their JSON lines (called by `make bench`).
+#   scripts/bench.sh [BUILD_DIR]
+# Environment: BENCH_DIR (a directory on the disk to measure; default: a
+# temporary directory inside the build dir, not /tmp, which may be tmpfs),
+# BENCH_SECONDS (3), BENCH_RECORD_BYTES (100), BENCH_OUTSTANDING (1,16,256).
+set -euo pipefail
+build="${1:-build}"
+parent="${BENCH_DIR:-$build}"
+mkdir -p "$parent"
+dir="$(mktemp -d "$parent/keel-bench.XXXXXX")"
+trap 'rm -rf "$dir"' EXIT
+
+echo "# wal-bench in $dir" >&2
+"$build/tools/wal-bench" --dir "$dir/wal" \
+  --seconds "${BENCH_SECONDS:-3}" \
+  --record-bytes "${BENCH_RECORD_BYTES:-100}" \
+  --outstanding "${BENCH_OUTSTANDING:-1,16,256}" \
+  --recovery
+
+if [ -x "$build/tools/raft-bench" ]; then
+  echo "# raft-bench in $dir" >&2
+  common=(--seconds "${BENCH_SECONDS:-3}" --record-bytes "${BENCH_RECORD_BYTES:-100}")
+  # wal and single interleaved per K, then the 5 s idle check.
+  "$build/tools/raft-bench" --dir "$dir/raft" "${common[@]}" \
+    --outstanding "${BENCH_OUTSTANDING:-1,16,256}" --mode all
+  # Snapshots every 1024 entries must not stall the write path.
+  "$build/tools/raft-bench" --dir "$dir/raft" "${common[@]}" \
+    --outstanding 256 --mode single --snapshot-every 1024
+  "$build/tools/raft-bench" --dir "$dir/raft" "${common[@]}" \
+    --outstanding "${BENCH_OUTSTANDING:-1,16,256}" --mode cluster3
+fi

@@ -1,0 +1,71 @@
+#include <catch2/catch.hpp>
+
+#include "flags.hpp"
+
+using namespace keel::daemon;
+
+namespace {
+
+std::variant<DaemonConfig, FlagsExit> parse(std::vector<const char*> args) {
+    args.insert(args.begin(), "raftd");
+    return parse_flags(static_cast<int>(args.size()), args.data(), "9.9.9");
+}
+
+}  // namespace
+
+TEST_CASE("no flags: a single node on the default addresses", "[daemon][flags]") {
+    auto parsed = parse({});
+    REQUIRE(std::holds_alternative<DaemonConfig>(parsed));
+    auto& c = std::get<DaemonConfig>(parsed);
+    CHECK_FALSE(c.id);
+    CHECK(c.data_dir == "./raftd-data");
+    CHECK(c.http.to_string() == "127.0.0.1:8080");
+    CHECK(c.raft.to_string() == "127.0.0.1:7080");
+    CHECK(c.members.empty());
+    CHECK(c.heartbeat_ms == 50);
+    CHECK(c.election_min_ms == 150);
+    CHECK(c.election_max_ms == 300);
+}
+
+TEST_CASE("--member bootstraps and sets this node's addresses", "[daemon][flags]") {
+    auto parsed = parse({"--id", "2", "--member", "1,127.0.0.1:7081,127.0.0.1:8081", "--member",
+                         "2,127.0.0.1:7082,127.0.0.1:8082"});
+    REQUIRE(std::holds_alternative<DaemonConfig>(parsed));
+    auto& c = std::get<DaemonConfig>(parsed);
+    CHECK(c.id == 2u);
+    CHECK(c.members.size() == 2);
+    CHECK(c.raft.to_string() == "127.0.0.1:7082");
+    CHECK(c.http.to_string() == "127.0.0.1:8082");
+}
+
+TEST_CASE("--help and --version exit 0; bad flags exit non-zero with a reason", "[daemon][flags]") {
+    auto help = parse({"--help"});
+    REQUIRE(std::holds_alternative<FlagsExit>(help));
+    CHECK(std::get<FlagsExit>(help).code == 0);
+    CHECK(std::get<FlagsExit>(help).text.find("--member") != std::string::npos);
+    auto version = parse({"--version"});
+    REQUIRE(std::holds_alternative<FlagsExit>(version));
+    CHECK(std::get<FlagsExit>(version).text.find("9.9.9") != std::string::npos);
+    for (auto args : std::vector<std::vector<const char*>>{
+             {"--id", "0"},
+             {"--id", "x"},
+             {"--http", "nope"},
+             {"--raft", "h:70000"},
+             {"--member", "1,a:1,b:2"},  // no --id
+             {"--id", "3", "--member", "1,a:1,b:2"},
+             {"--id", "1", "--member", "1,a:1,b:2", "--member", "1,a:3,b:4"},
+             {"--id", "1", "--member", "1,a:1"},
+             {"--join", "--id", "1", "--member", "1,a:1,b:2"},  // itself listed
+             {"--join", "--member", "1,a:1,b:2"},               // no --id
+             {"--join"},
+             {"--heartbeat-ms", "200"},
+             {"--election-min-ms", "400"},
+             {"--max-value-bytes", "0"},
+             {"--log-level", "loud"},
+             {"--bogus"}}) {
+        auto parsed = parse(args);
+        INFO(args[0]);
+        REQUIRE(std::holds_alternative<FlagsExit>(parsed));
+        CHECK(std::get<FlagsExit>(parsed).code != 0);
+    }
+}

@@ -1,0 +1,28 @@
+#include <catch2/catch.hpp>
+
+#include "metrics.hpp"
+
+using namespace keel::daemon;
+
+TEST_CASE("metrics render in Prometheus text format with cumulative buckets", "[daemon][metrics]") {
+    keel::NodeStatus s;
+    s.role = "leader";
+    s.term = 5;
+    s.timer_wakeups = 0;
+    s.wal.bytes = 4096;
+    s.fsync_latency.upper_bounds_us = {100, 1000, 1.0 / 0.0};
+    s.fsync_latency.counts = {3, 2, 1};
+    s.fsync_latency.count = 6;
+    s.fsync_latency.sum_us = 2500;
+    std::string text = render_metrics(s);
+    CHECK(text.find("# TYPE keel_term gauge\nkeel_term 5\n") != std::string::npos);
+    CHECK(text.find("keel_role{role=\"leader\"} 1\n") != std::string::npos);
+    CHECK(text.find("keel_role{role=\"follower\"} 0\n") != std::string::npos);
+    CHECK(text.find("keel_timer_wakeups_total 0\n") != std::string::npos);
+    CHECK(text.find("keel_wal_bytes 4096\n") != std::string::npos);
+    CHECK(text.find("keel_fsync_latency_seconds_bucket{le=\"0.0001\"} 3\n") != std::string::npos);
+    CHECK(text.find("keel_fsync_latency_seconds_bucket{le=\"0.001\"} 5\n") != std::string::npos);
+    CHECK(text.find("keel_fsync_latency_seconds_bucket{le=\"+Inf\"} 6\n") != std::string::npos);
+    CHECK(text.find("keel_fsync_latency_seconds_count 6\n") != std::string::npos);
+    CHECK(text.find("keel_commit_latency_seconds_count 0\n") != std::string::npos);
+}

@@ -1,0 +1,137 @@
+// tests/runtime/cluster_support.hpp — several keel::Nodes in one process on
+// loopback TCP, each with its own data dir and state machine.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include "test_state_machine.hpp"
+
+namespace keel::test {
+
+inline std::uint16_t free_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    KEEL_ASSERT(fd >= 0, "socket");
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    KEEL_ASSERT(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0, "bind");
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+// Polls `cond` until it holds (true) or a generous deadline passes (false).
+// A condition wait, not a timing assertion: the deadline only turns a hang
+// into a failure.
+inline bool eventually(const std::function<bool()>& cond,
+                       std::chrono::seconds deadline = std::chrono::seconds(30)) {
+    const auto end = std::chrono::steady_clock::now() + deadline;
+    while (std::chrono::steady_clock::now() < end) {
+        if (cond()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return cond();
+}
+
+class TestCluster {
+public:
+    explicit TestCluster(std::size_t founders, std::size_t spares = 0) {
+        for (NodeId id = 1; id <= founders + spares; ++id) {
+            MemberSpec m;
+            m.id = id;
+            m.raft_address = "127.0.0.1:" + std::to_string(free_port());
+            m.metadata = "node-" + std::to_string(id);
+            specs_[id] = m;
+            if (id <= founders) founders_.push_back(m);
+        }
+    }
+    ~TestCluster() {
+        for (auto& [id, n] : nodes_)
+            if (n) n->stop();
+    }
+
+    NodeOptions options(NodeId id, bool join = false) const {
+        NodeOptions o;
+        o.id = id;
+        o.data_dir = dir_.path() + "/node-" + std::to_string(id);
+        o.listen_address = specs_.at(id).raft_address;
+        o.heartbeat_interval_ms = heartbeat_ms;
+        o.election_timeout_min_ms = election_min_ms;
+        o.election_timeout_max_ms = election_min_ms * 2;
+        o.snapshot_every_entries = snapshot_every;
+        o.snapshot_trailing_entries = snapshot_trailing;
+        o.join = join;
+        o.initial_members = founders_;
+        return o;
+    }
+
+    Node& start(NodeId id, bool join = false) {
+        sms_[id] = std::make_shared<RecordingStateMachine>();
+        auto n = Node::open(options(id, join), sms_[id]);
+        KEEL_ASSERT(n.ok(), "node opens");
+        nodes_[id] = std::move(n.value());
+        return *nodes_[id];
+    }
+    void stop(NodeId id) {
+        nodes_.at(id)->stop();
+        nodes_.erase(id);
+    }
+    void wipe(NodeId id) { std::filesystem::remove_all(options(id).data_dir); }
+
+    Node& node(NodeId id) { return *nodes_.at(id); }
+    RecordingStateMachine& sm(NodeId id) { return *sms_.at(id); }
+    const MemberSpec& spec(NodeId id) const { return specs_.at(id); }
+    bool running(NodeId id) const { return nodes_.count(id) != 0; }
+
+    // The running node that leads and answers a read barrier as leader.
+    NodeId leader() {
+        NodeId found = 0;
+        eventually([&] {
+            for (auto& [id, n] : nodes_) {
+                if (n->status().role == "leader" && n->read_index(false).get().status.ok()) {
+                    found = id;
+                    return true;
+                }
+            }
+            return false;
+        });
+        return found;
+    }
+
+    // Proposes through whoever leads (retrying not_leader/aborted/busy)
+    // until acknowledged; returns the index.
+    std::uint64_t propose(const std::string& data) {
+        for (int attempt = 0; attempt < 1000; ++attempt) {
+            NodeId l = leader();
+            if (l == 0) continue;
+            ProposeResult r = nodes_.at(l)->propose(data).get();
+            if (r.status.ok()) return r.index;
+        }
+        KEEL_ASSERT(false, "could not get a proposal acknowledged");
+        return 0;
+    }
+
+    std::uint32_t heartbeat_ms = 20;
+    std::uint32_t election_min_ms = 100;
+    std::uint64_t snapshot_every = 0;
+    std::uint64_t snapshot_trailing = 1024;
+
+private:
+    TempDir dir_;
+    std::map<NodeId, MemberSpec> specs_;
+    std::vector<MemberSpec> founders_;
+    std::map<NodeId, std::unique_ptr<Node>> nodes_;
+    std::map<NodeId, std::shared_ptr<RecordingStateMachine>> sms_;
+};
+
+}  // namespace keel::test

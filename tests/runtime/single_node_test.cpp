@@ -1,0 +1,189 @@
+// Single-node mode end to end: propose -> durable -> committed -> applied ->
+// answered, restart from log and snapshot, backpressure, and the mode
+// detector's promise that a lone node arms no timer.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <future>
+#include <memory>
+
+#include "test_state_machine.hpp"
+
+using namespace keel;
+using keel::test::RecordingStateMachine;
+using keel::test::TempDir;
+
+namespace {
+
+NodeOptions single_options(const std::string& dir) {
+    NodeOptions o;
+    o.id = 1;
+    o.data_dir = dir;
+    o.snapshot_every_entries = 0;
+    return o;
+}
+
+std::unique_ptr<Node> open_node(const NodeOptions& o, std::shared_ptr<StateMachine> sm) {
+    auto node = Node::open(o, std::move(sm));
+    INFO(node.status().to_string());
+    REQUIRE(node.ok());
+    return std::move(node.value());
+}
+
+}  // namespace
+
+TEST_CASE("a single node applies proposals in order and returns the state machine's result") {
+    TempDir dir;
+    auto sm = std::make_shared<RecordingStateMachine>();
+    auto node = open_node(single_options(dir.path()), sm);
+    std::uint64_t last = 0;
+    for (int i = 0; i < 100; ++i) {
+        ProposeResult r = node->propose("v" + std::to_string(i)).get();
+        REQUIRE(r.status.ok());
+        REQUIRE(r.index > last);
+        REQUIRE(r.result == "ok:" + std::to_string(r.index));
+        REQUIRE(sm->applied().at(r.index) == "v" + std::to_string(i));
+        last = r.index;
+    }
+    NodeStatus st = node->status();
+    CHECK(st.mode == Mode::single);
+    CHECK(st.role == "leader");
+    CHECK(st.leader_id == 1);
+    CHECK(st.commit_index >= last);
+    CHECK(st.applied_index >= last);
+    CHECK(st.proposals == 100);
+    CHECK(st.commit_latency.count == 100);
+    CHECK(st.wal.fsyncs > 0);
+    CHECK(st.members.size() == 1);
+    CHECK(sm->duplicate_applies() == 0);
+}
+
+TEST_CASE("a lone node arms no timer: zero timer wakeups across many proposals") {
+    TempDir dir;
+    auto sm = std::make_shared<RecordingStateMachine>();
+    auto node = open_node(single_options(dir.path()), sm);
+    std::vector<std::future<ProposeResult>> futures;
+    for (int i = 0; i < 2000; ++i) futures.push_back(node->propose(std::string(100, 'x')));
+    for (auto& f : futures) REQUIRE(f.get().status.ok());
+    REQUIRE(node->read_index(true).get().status.ok());
+    NodeStatus st = node->status();
+    CHECK(st.timer_wakeups == 0);
+    CHECK(st.mode == Mode::single);
+    // Group commit: many records share an fsync.
+    CHECK(st.wal.records_per_fsync > 1.0);
+}
+
+TEST_CASE("restart re-applies every acknowledged entry to a fresh state machine") {
+    TempDir dir;
+    std::map<std::uint64_t, std::string> acked;
+    {
+        auto node =
+            open_node(single_options(dir.path()), std::make_shared<RecordingStateMachine>());
+        for (int i = 0; i < 50; ++i) {
+            ProposeResult r = node->propose("a" + std::to_string(i)).get();
+            REQUIRE(r.status.ok());
+            acked[r.index] = "a" + std::to_string(i);
+        }
+        node->stop();
+    }
+    auto sm = std::make_shared<RecordingStateMachine>();
+    auto node = open_node(single_options(dir.path()), sm);
+    ReadResult rr = node->read_index(true).get();
+    REQUIRE(rr.status.ok());
+    auto applied = sm->applied();
+    for (const auto& [index, data] : acked) REQUIRE(applied.at(index) == data);
+    // And the node keeps going after the old entries.
+    ProposeResult r = node->propose("after").get();
+    REQUIRE(r.status.ok());
+    CHECK(r.index > acked.rbegin()->first);
+    CHECK(sm->duplicate_applies() == 0);
+}
+
+TEST_CASE("restart restores the snapshot then applies the log after it") {
+    TempDir dir;
+    std::map<std::uint64_t, std::string> acked;
+    NodeOptions o = single_options(dir.path());
+    o.snapshot_every_entries = 16;
+    {
+        auto node = open_node(o, std::make_shared<RecordingStateMachine>());
+        for (int i = 0; i < 40; ++i) {
+            ProposeResult r = node->propose("s" + std::to_string(i)).get();
+            REQUIRE(r.status.ok());
+            acked[r.index] = "s" + std::to_string(i);
+        }
+        REQUIRE(node->snapshot_now().get().ok());
+        for (int i = 40; i < 45; ++i) {
+            ProposeResult r = node->propose("s" + std::to_string(i)).get();
+            REQUIRE(r.status.ok());
+            acked[r.index] = "s" + std::to_string(i);
+        }
+        CHECK(node->status().snapshot_index >= 40);
+        node->stop();
+    }
+    auto sm = std::make_shared<RecordingStateMachine>();
+    auto node = open_node(o, sm);
+    CHECK(sm->restores() == 1);
+    CHECK(node->status().snapshot_index >= 40);
+    REQUIRE(node->read_index(true).get().status.ok());
+    auto applied = sm->applied();
+    for (const auto& [index, data] : acked) REQUIRE(applied.at(index) == data);
+}
+
+TEST_CASE("read_index(wait_applied) reflects every acknowledged write") {
+    TempDir dir;
+    auto sm = std::make_shared<RecordingStateMachine>();
+    auto node = open_node(single_options(dir.path()), sm);
+    std::vector<std::future<ProposeResult>> futures;
+    for (int i = 0; i < 64; ++i) futures.push_back(node->propose("r" + std::to_string(i)));
+    std::uint64_t max_index = 0;
+    for (auto& f : futures) max_index = std::max(max_index, f.get().index);
+    ReadResult rr = node->read_index(true).get();
+    REQUIRE(rr.status.ok());
+    CHECK(rr.read_index >= max_index);
+    CHECK(sm->last_index() >= max_index);
+}
+
+TEST_CASE("backpressure: past max_pending_proposals a proposal answers busy at once") {
+    TempDir dir;
+    NodeOptions o = single_options(dir.path());
+    o.max_pending_proposals = 4;
+    auto node = open_node(o, std::make_shared<RecordingStateMachine>());
+    std::atomic<int> ok{0}, busy{0}, other{0};
+    std::atomic<int> done{0};
+    std::promise<void> all_done;
+    constexpr int n = 2000;
+    for (int i = 0; i < n; ++i) {
+        node->propose_async("b", [&](ProposeResult r) {
+            if (r.status.ok())
+                ok++;
+            else if (r.status.code() == ErrorCode::busy)
+                busy++;
+            else
+                other++;
+            if (++done == n) all_done.set_value();
+        });
+    }
+    all_done.get_future().wait();
+    CHECK(ok > 0);
+    CHECK(busy > 0);
+    CHECK(other == 0);
+}
+
+TEST_CASE("an entry larger than max_entry_bytes is refused with too_large") {
+    TempDir dir;
+    NodeOptions o = single_options(dir.path());
+    o.max_entry_bytes = 1024;
+    auto node = open_node(o, std::make_shared<RecordingStateMachine>());
+    CHECK(node->propose(std::string(1025, 'x')).get().status.code() == ErrorCode::too_large);
+    CHECK(node->propose(std::string(1024, 'x')).get().status.ok());
+}
+
+TEST_CASE("after stop, calls fail with aborted") {
+    TempDir dir;
+    auto node = open_node(single_options(dir.path()), std::make_shared<RecordingStateMachine>());
+    REQUIRE(node->propose("x").get().status.ok());
+    node->stop();
+    node->stop();  // idempotent
+    CHECK(node->propose("y").get().status.code() == ErrorCode::aborted);
+    CHECK(node->read_index().get().status.code() == ErrorCode::aborted);
+}

@@ -1,0 +1,141 @@
+// tests/transport/harness.hpp — shared pieces of the transport tests: a
+// recording TransportHandler, a temporary directory, and run_until (drive
+// an io_context until a predicate holds, bounded by iterations, never by
+// sleeping).
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "transport/transport.hpp"
+
+namespace keel::transport::testing {
+
+// Runs handlers until `done()` holds; false if it still does not after
+// `iterations_max` rounds (each waits at most 5 ms for a handler).
+inline bool run_until(boost::asio::io_context& io, const std::function<bool()>& done,
+                      int iterations_max = 20000) {
+    for (int i = 0; i < iterations_max; ++i) {
+        if (done()) return true;
+        if (io.stopped()) io.restart();
+        io.run_one_for(std::chrono::milliseconds(5));
+    }
+    return done();
+}
+
+// Runs every handler that is ready now, without waiting for new ones.
+inline void drain(boost::asio::io_context& io) {
+    if (io.stopped()) io.restart();
+    io.poll();
+}
+
+class TempDir {
+public:
+    TempDir() {
+        std::string tmpl = (std::filesystem::temp_directory_path() / "keel-net-XXXXXX").string();
+        char* made = ::mkdtemp(tmpl.data());
+        if (made == nullptr) std::abort();
+        path_ = made;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+
+    const std::string& path() const { return path_; }
+    std::vector<std::string> files_with_extension(const std::string& ext) const {
+        std::vector<std::string> out;
+        for (const auto& e : std::filesystem::directory_iterator(path_))
+            if (e.path().extension() == ext) out.push_back(e.path().string());
+        return out;
+    }
+
+private:
+    std::string path_;
+};
+
+inline std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+inline std::string random_bytes(std::size_t n, std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::string out(n, '\0');
+    for (auto& c : out) c = static_cast<char>(rng());
+    return out;
+}
+
+inline void write_file(const std::string& path, const std::string& bytes) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// Everything the transport reported, in order.
+struct Recorder {
+    std::vector<raft::Message> messages;
+    std::vector<std::pair<raft::Message, std::string>> snapshots;
+    std::vector<NodeId> unreachable;
+    std::vector<std::pair<NodeId, bool>> snapshots_sent;
+    std::vector<std::string> logs;
+
+    TransportHandler handler() {
+        TransportHandler h;
+        h.on_message = [this](raft::Message m) { messages.push_back(std::move(m)); };
+        h.on_snapshot = [this](raft::Message m, std::string path) {
+            snapshots.emplace_back(std::move(m), std::move(path));
+        };
+        h.on_unreachable = [this](NodeId id) { unreachable.push_back(id); };
+        h.on_snapshot_sent = [this](NodeId id, bool ok) { snapshots_sent.emplace_back(id, ok); };
+        h.log = [this](LogLevel, std::string_view line) { logs.emplace_back(line); };
+        return h;
+    }
+    bool logged(const std::string& needle) const {
+        for (const auto& l : logs)
+            if (l.find(needle) != std::string::npos) return true;
+        return false;
+    }
+    std::string all_logs() const {
+        std::string out;
+        for (const auto& l : logs) out += l + "\n";
+        return out;
+    }
+};
+
+inline raft::Message heartbeat(NodeId from, NodeId to, std::uint64_t context) {
+    raft::Message m;
+    m.type = raft::MessageType::heartbeat;
+    m.from = from;
+    m.to = to;
+    m.term = 1;
+    m.context = context;
+    return m;
+}
+
+inline raft::Message snapshot_message(NodeId from, NodeId to) {
+    raft::Message m;
+    m.type = raft::MessageType::snapshot;
+    m.from = from;
+    m.to = to;
+    m.term = 3;
+    m.snapshot = raft::SnapshotMeta{};
+    m.snapshot->index = 100;
+    m.snapshot->term = 2;
+    m.snapshot->config.members[from] = raft::MemberInfo{true, "a"};
+    m.snapshot->config.members[to] = raft::MemberInfo{false, "b"};
+    return m;
+}
+
+}  // namespace keel::transport::testing

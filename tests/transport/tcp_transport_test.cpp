@@ -1,0 +1,585 @@
+// TcpTransport on 127.0.0.1: batches, bad input from strangers, limits,
+// reconnects and snapshot streaming.  Everything runs on one io_context in
+// this thread; waits are bounded loops over run_one_for, never sleeps.
+#include <catch2/catch.hpp>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "harness.hpp"
+#include "sample_messages.hpp"
+#include "transport/codec.hpp"
+#include "transport/tcp_transport.hpp"
+
+using namespace keel;
+using namespace keel::transport;
+using namespace keel::transport::testing;
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr std::uint64_t kCluster = 0xC105;
+
+struct Node {
+    Recorder rec;
+    std::unique_ptr<TcpTransport> transport;
+
+    std::string address() const { return "127.0.0.1:" + std::to_string(transport->bound_port()); }
+};
+
+TcpTransportOptions options_for(NodeId id, const std::string& staging_dir,
+                                const std::string& listen = "127.0.0.1:0") {
+    TcpTransportOptions o;
+    o.self = id;
+    o.cluster_id = kCluster;
+    o.listen_address = listen;
+    o.staging_dir = staging_dir;
+    o.snapshot_chunk_bytes = 64 * 1024;
+    return o;
+}
+
+std::unique_ptr<Node> start_node(asio::io_context& io, TcpTransportOptions o) {
+    auto node = std::make_unique<Node>();
+    node->transport = std::make_unique<TcpTransport>(io, std::move(o), node->rec.handler());
+    Status s = node->transport->start();
+    INFO(s.to_string());
+    REQUIRE(s.ok());
+    return node;
+}
+
+// A hand-driven client for feeding a transport bytes it never should get.
+struct RawClient {
+    explicit RawClient(asio::io_context& io, std::uint16_t port) : socket(io) {
+        socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    }
+    void send(const std::string& bytes) { asio::write(socket, asio::buffer(bytes)); }
+    void half_close() { socket.shutdown(tcp::socket::shutdown_send); }
+    // Waits for the server to close the connection (read returns an error).
+    bool wait_closed(asio::io_context& io) {
+        bool closed = false;
+        std::function<void()> read_more = [&] {
+            socket.async_read_some(asio::buffer(buf),
+                                   [&](boost::system::error_code ec, std::size_t) {
+                                       if (ec) {
+                                           closed = true;
+                                       } else {
+                                           read_more();
+                                       }
+                                   });
+        };
+        read_more();
+        bool ok = run_until(io, [&] { return closed; });
+        return ok;
+    }
+    tcp::socket socket;
+    std::array<char, 256> buf{};
+};
+
+std::string hello_frame(NodeId from, std::uint64_t cluster = kCluster) {
+    return encode_hello(Hello{cluster, from});
+}
+
+std::vector<raft::Message> numbered_heartbeats(NodeId from, NodeId to, std::size_t n,
+                                               std::uint64_t first = 0) {
+    std::vector<raft::Message> out;
+    for (std::size_t i = 0; i < n; ++i) out.push_back(heartbeat(from, to, first + i));
+    return out;
+}
+
+bool in_order(const std::vector<raft::Message>& got, std::size_t n) {
+    if (got.size() != n) return false;
+    for (std::size_t i = 0; i < n; ++i)
+        if (got[i].context != i) return false;
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("three transports exchange message batches, in order per peer", "[transport][tcp]") {
+    asio::io_context io;
+    TempDir dir;
+    std::vector<std::unique_ptr<Node>> nodes;
+    for (NodeId id = 1; id <= 3; ++id) nodes.push_back(start_node(io, options_for(id, dir.path())));
+    for (NodeId a = 1; a <= 3; ++a)
+        for (NodeId b = 1; b <= 3; ++b)
+            if (a != b) nodes[a - 1]->transport->set_peer(b, nodes[b - 1]->address());
+
+    // Every field set: the full message survives the trip.
+    raft::Message full = sample_message(raft::MessageType::append);
+    full.from = 1;
+    full.to = 2;
+    nodes[0]->transport->send({full});
+    REQUIRE(run_until(io, [&] { return nodes[1]->rec.messages.size() == 1; }));
+    CHECK(nodes[1]->rec.messages[0] == full);
+    nodes[1]->rec.messages.clear();
+
+    // 1 -> 2 and 3 -> 2 in several calls; 2 -> 1 in one call.
+    const std::size_t n = 300;
+    for (std::size_t i = 0; i < n; i += 100) {
+        nodes[0]->transport->send(numbered_heartbeats(1, 2, 100, i));
+        nodes[2]->transport->send(numbered_heartbeats(3, 2, 100, i));
+    }
+    nodes[1]->transport->send(numbered_heartbeats(2, 1, n));
+    REQUIRE(run_until(io, [&] {
+        return nodes[1]->rec.messages.size() == 2 * n && nodes[0]->rec.messages.size() == n;
+    }));
+    std::vector<raft::Message> from1, from3;
+    for (const auto& m : nodes[1]->rec.messages) (m.from == 1 ? from1 : from3).push_back(m);
+    CHECK(in_order(from1, n));
+    CHECK(in_order(from3, n));
+    CHECK(in_order(nodes[0]->rec.messages, n));
+    // Batching: many messages shared few frames.
+    CHECK(nodes[1]->transport->stats().frames_sent < n / 10);
+    for (const auto& node : nodes) CHECK(node->rec.unreachable.empty());
+}
+
+TEST_CASE("a garbage client is disconnected and the transport keeps serving", "[transport][tcp]") {
+    asio::io_context io;
+    TempDir dir;
+    auto a = start_node(io, options_for(1, dir.path()));
+    auto b = start_node(io, options_for(2, dir.path()));
+    a->transport->set_peer(2, b->address());
+
+    SECTION("text instead of frames") {
+        RawClient junk(io, b->transport->bound_port());
+        junk.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        CHECK(junk.wait_closed(io));
+        CHECK(b->rec.logged("before hello"));
+    }
+    SECTION("random bytes behind a plausible length") {
+        RawClient junk(io, b->transport->bound_port());
+        std::string bytes = random_bytes(kHelloFrameBytes, 7);
+        bytes[0] = static_cast<char>(kHelloFrameBytes - kFrameLengthBytes);
+        bytes[1] = bytes[2] = bytes[3] = 0;
+        junk.send(bytes);
+        CHECK(junk.wait_closed(io));
+        CHECK(b->rec.logged("bad frame"));
+    }
+    SECTION("a frame before the hello") {
+        RawClient junk(io, b->transport->bound_port());
+        std::vector<raft::Message> one{heartbeat(1, 2, 0)};
+        junk.send(*encode_messages(one, {}));
+        CHECK(junk.wait_closed(io));
+    }
+    SECTION("a hello from another cluster") {
+        RawClient junk(io, b->transport->bound_port());
+        junk.send(hello_frame(1, kCluster + 1));
+        CHECK(junk.wait_closed(io));
+        CHECK(b->rec.logged("of cluster"));
+    }
+    SECTION("a message claiming another sender") {
+        RawClient junk(io, b->transport->bound_port());
+        std::vector<raft::Message> one{heartbeat(3, 2, 0)};
+        junk.send(hello_frame(1) + *encode_messages(one, {}));
+        CHECK(junk.wait_closed(io));
+        CHECK(b->rec.logged("on the connection of node 1"));
+    }
+    SECTION("a message addressed to another node") {
+        RawClient junk(io, b->transport->bound_port());
+        std::vector<raft::Message> one{heartbeat(1, 3, 0)};
+        junk.send(hello_frame(1) + *encode_messages(one, {}));
+        CHECK(junk.wait_closed(io));
+        CHECK(b->rec.logged("message for node 3, this is node 2"));
+    }
+    CHECK(b->rec.messages.empty());
+    CHECK(b->transport->stats().inbound_rejected >= 1);
+
+    a->transport->send(numbered_heartbeats(1, 2, 10));
+    REQUIRE(run_until(io, [&] { return b->rec.messages.size() == 10; }));
+    CHECK(in_order(b->rec.messages, 10));
+}
+
+TEST_CASE("a truncated frame closes the connection with the reason logged", "[transport][tcp]") {
+    asio::io_context io;
+    TempDir dir;
+    auto b = start_node(io, options_for(2, dir.path()));
+    std::vector<raft::Message> batch = numbered_heartbeats(1, 2, 5);
+    std::string frame = *encode_messages(batch, {});
+
+    RawClient client(io, b->transport->bound_port());
+    client.send(hello_frame(1) + frame.substr(0, frame.size() / 2));
+    client.half_close();
+    CHECK(client.wait_closed(io));
+    INFO(b->rec.all_logs());
+    CHECK(b->rec.logged("truncated frame: connection closed after " +
+                        std::to_string(frame.size() / 2 - kFrameLengthBytes) + " of " +
+                        std::to_string(frame.size() - kFrameLengthBytes) + " body bytes"));
+    CHECK(b->rec.messages.empty());
+
+    RawClient cut_prefix(io, b->transport->bound_port());
+    cut_prefix.send(hello_frame(1) + frame.substr(0, 2));
+    cut_prefix.half_close();
+    CHECK(cut_prefix.wait_closed(io));
+    CHECK(b->rec.logged("truncated frame length prefix: connection closed after 2 of 4 bytes"));
+}
+
+TEST_CASE("an oversized length prefix closes the connection before any allocation",
+          "[transport][tcp][limits]") {
+    asio::io_context io;
+    TempDir dir;
+    TcpTransportOptions o = options_for(2, dir.path());
+    o.limits.frame_bytes_max = 128 * 1024;
+    o.batch_bytes_max = 64 * 1024;
+    auto b = start_node(io, o);
+
+    RawClient client(io, b->transport->bound_port());
+    std::uint32_t body =
+        static_cast<std::uint32_t>(o.limits.frame_bytes_max - kFrameLengthBytes + 1);
+    std::string prefix(4, '\0');
+    for (int i = 0; i < 4; ++i) prefix[i] = static_cast<char>((body >> (8 * i)) & 0xff);
+    client.send(hello_frame(1) + prefix);
+    CHECK(client.wait_closed(io));
+    INFO(b->rec.all_logs());
+    CHECK(b->rec.logged("frame length " + std::to_string(body) + " exceeds the limit of " +
+                        std::to_string(o.limits.frame_bytes_max)));
+}
+
+TEST_CASE("a frame of exactly the size limit is delivered, one byte more is never sent",
+          "[transport][tcp][limits]") {
+    asio::io_context io;
+    TempDir dir;
+    TcpTransportOptions oa = options_for(1, dir.path());
+    TcpTransportOptions ob = options_for(2, dir.path());
+    for (auto* o : {&oa, &ob}) {
+        o->limits.frame_bytes_max = 256 * 1024;
+        o->batch_bytes_max = 64 * 1024;
+    }
+    auto a = start_node(io, oa);
+    auto b = start_node(io, ob);
+    a->transport->set_peer(2, b->address());
+
+    raft::Message m = heartbeat(1, 2, 0);
+    m.type = raft::MessageType::append;
+    m.entries.push_back(raft::Entry{1, 1, raft::EntryType::normal, ""});
+    std::size_t empty_frame = kFrameLengthBytes + kFrameBodyBytesMin + 4 + encoded_message_bytes(m);
+    m.entries[0].data.assign(oa.limits.frame_bytes_max - empty_frame, 'x');
+    REQUIRE(encode_messages(std::vector{m}, oa.limits)->size() == oa.limits.frame_bytes_max);
+    a->transport->send({m});
+    REQUIRE(run_until(io, [&] { return b->rec.messages.size() == 1; }));
+    CHECK(b->rec.messages[0] == m);
+
+    m.entries[0].data.push_back('y');
+    a->transport->send({m, heartbeat(1, 2, 1)});
+    REQUIRE(
+        run_until(io, [&] { return b->rec.messages.size() == 2 && !a->rec.unreachable.empty(); }));
+    CHECK(b->rec.messages[1].context == 1);  // the oversized one was dropped, not the rest
+    CHECK(a->rec.unreachable == std::vector<NodeId>{2});
+    CHECK(a->rec.logged("too_large"));
+}
+
+TEST_CASE("a peer queue takes exactly its limit; one more message is dropped and reported",
+          "[transport][tcp][limits]") {
+    asio::io_context io;
+    TempDir dir;
+    TcpTransportOptions oa = options_for(1, dir.path());
+    oa.peer_queue_messages_max = 8;
+    auto a = start_node(io, oa);
+    auto b = start_node(io, options_for(2, dir.path()));
+    a->transport->set_peer(2, b->address());
+
+    a->transport->send(numbered_heartbeats(1, 2, 9));  // queued before any connect completes
+    REQUIRE(
+        run_until(io, [&] { return b->rec.messages.size() == 8 && !a->rec.unreachable.empty(); }));
+    CHECK(in_order(b->rec.messages, 8));
+    CHECK(a->rec.unreachable == std::vector<NodeId>{2});
+    CHECK(a->transport->stats().messages_dropped == 1);
+}
+
+TEST_CASE("a batch of exactly batch_bytes_max goes in one frame, one more message starts another",
+          "[transport][tcp][limits]") {
+    const std::size_t per_message = encoded_message_bytes(heartbeat(1, 2, 0));
+    for (std::size_t n : {10u, 11u}) {
+        asio::io_context io;
+        TempDir dir;
+        TcpTransportOptions oa = options_for(1, dir.path());
+        oa.batch_bytes_max = 10 * per_message;
+        auto a = start_node(io, oa);
+        auto b = start_node(io, options_for(2, dir.path()));
+        a->transport->set_peer(2, b->address());
+        a->transport->send(numbered_heartbeats(1, 2, n));  // all queued before the connect
+        // The hello, then one frame per batch.
+        const std::uint64_t frames = n == 10 ? 2 : 3;
+        REQUIRE(run_until(io, [&] {
+            return b->rec.messages.size() == n && a->transport->stats().frames_sent >= frames;
+        }));
+        CHECK(in_order(b->rec.messages, n));
+        CHECK(a->transport->stats().frames_sent == frames);
+    }
+}
+
+TEST_CASE("messages to an unknown peer are dropped and reported", "[transport][tcp]") {
+    asio::io_context io;
+    TempDir dir;
+    auto a = start_node(io, options_for(1, dir.path()));
+    a->transport->send({heartbeat(1, 9, 0)});
+    CHECK(a->rec.unreachable.empty());  // never reported from inside send()
+    drain(io);
+    CHECK(a->rec.unreachable == std::vector<NodeId>{9});
+}
+
+TEST_CASE("the inbound connection limit: exactly the limit is served, one more is closed",
+          "[transport][tcp][limits]") {
+    asio::io_context io;
+    TempDir dir;
+    TcpTransportOptions ob = options_for(2, dir.path());
+    ob.inbound_connections_max = 1;
+    auto b = start_node(io, ob);
+    RawClient first(io, b->transport->bound_port());
+    first.send(hello_frame(1));
+    REQUIRE(run_until(io, [&] { return b->transport->stats().inbound_accepted == 1; }));
+    RawClient second(io, b->transport->bound_port());
+    CHECK(second.wait_closed(io));
+    CHECK(b->transport->stats().inbound_accepted == 1);
+    CHECK(b->transport->stats().inbound_rejected == 1);
+}
+
+TEST_CASE("a connection that never says hello is closed", "[transport][tcp][limits]") {
+    asio::io_context io;
+    TempDir dir;
+    TcpTransportOptions ob = options_for(2, dir.path());
+    ob.hello_timeout = std::chrono::milliseconds(20);
+    auto b = start_node(io, ob);
+    RawClient silent(io, b->transport->bound_port());
+    CHECK(silent.wait_closed(io));
+    CHECK(b->rec.logged("no hello within 20 ms"));
+}
+
+TEST_CASE("a newer connection from the same node replaces the older one", "[transport][tcp]") {
+    asio::io_context io;
+    TempDir dir;
+    auto b = start_node(io, options_for(2, dir.path()));
+    RawClient old_connection(io, b->transport->bound_port());
+    old_connection.send(hello_frame(1));
+    REQUIRE(run_until(io, [&] { return b->rec.logged("is node 1"); }));
+    RawClient new_connection(io, b->transport->bound_port());
+    new_connection.send(hello_frame(1));
+    CHECK(old_connection.wait_closed(io));
+    CHECK(b->rec.logged("replaced by a newer connection"));
+    std::vector<raft::Message> one{heartbeat(1, 2, 0)};
+    new_connection.send(*encode_messages(one, {}));
+    REQUIRE(run_until(io, [&] { return b->rec.messages.size() == 1; }));
+}
+
+TEST_CASE("a connect that never completes times out and is reported", "[transport][tcp]") {
+    asio::io_context io;
+    TempDir dir;
+    // A listener that never accepts, with its backlog filled: Linux then
+    // drops further SYNs, so the transport's connect hangs.
+    tcp::acceptor stuck(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    stuck.listen(0);
+    const std::uint16_t port = stuck.local_endpoint().port();
+    std::vector<std::unique_ptr<tcp::socket>> fillers;
+    for (int i = 0; i < 2; ++i) {
+        fillers.push_back(std::make_unique<tcp::socket>(io));
+        fillers.back()->async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
+                                      [](boost::system::error_code) {});
+    }
+    TcpTransportOptions oa = options_for(1, dir.path());
+    oa.connect_timeout = std::chrono::milliseconds(50);
+    auto a = start_node(io, oa);
+    a->transport->set_peer(2, "127.0.0.1:" + std::to_string(port));
+    a->transport->send({heartbeat(1, 2, 0)});
+    REQUIRE(run_until(io, [&] { return !a->rec.unreachable.empty(); }));
+    INFO(a->rec.all_logs());
+    if (a->rec.logged("cannot connect")) {
+        // A kernel set to reset on accept-queue overflow (tcp_abort_on_overflow)
+        // refuses instead: still reported, but the timeout was not exercised.
+        WARN("connect was refused, not left hanging; connect_timeout not exercised");
+        return;
+    }
+    CHECK(a->rec.logged("timed out after 50 ms"));
+    CHECK(a->transport->stats().connect_failures >= 1);
+}
+
+TEST_CASE("a sender reconnects after its peer restarts", "[transport][tcp]") {
+    asio::io_context io;
+    TempDir dir;
+    auto a = start_node(io, options_for(1, dir.path()));
+    auto b = start_node(io, options_for(2, dir.path()));
+    const std::string b_address = b->address();
+    a->transport->set_peer(2, b_address);
+
+    a->transport->send({heartbeat(1, 2, 0)});
+    REQUIRE(run_until(io, [&] { return b->rec.messages.size() == 1; }));
+
+    b.reset();  // the peer goes away: A notices and reports it unreachable
+    REQUIRE(run_until(io, [&] { return !a->rec.unreachable.empty(); }));
+
+    // Send while down: dropped (Raft retries); then the peer comes back on
+    // the same port and a later message gets through on a new connection.
+    a->transport->send({heartbeat(1, 2, 1)});
+    b = start_node(io, options_for(2, dir.path(), b_address));
+    std::uint64_t next = 2;
+    int rounds = 0;
+    REQUIRE(run_until(io, [&] {
+        if (++rounds % 20 == 0) a->transport->send({heartbeat(1, 2, next++)});
+        return !b->rec.messages.empty();
+    }));
+    CHECK(b->rec.messages.back().context >= 1);
+    CHECK(a->transport->stats().connects >= 2);
+}
+
+TEST_CASE("a multi-chunk snapshot arrives intact while messages keep flowing",
+          "[transport][tcp][snapshot]") {
+    asio::io_context io;
+    TempDir sender_dir, receiver_dir;
+    TcpTransportOptions oa = options_for(1, sender_dir.path());
+    auto a = start_node(io, oa);
+    auto b = start_node(io, options_for(2, receiver_dir.path()));
+    a->transport->set_peer(2, b->address());
+
+    const std::string data = random_bytes(oa.snapshot_chunk_bytes * 7 / 2, 42);  // 3.5 chunks
+    const std::string source = sender_dir.path() + "/snap.bin";
+    write_file(source, data);
+    raft::Message msg = snapshot_message(1, 2);
+    a->transport->send_snapshot(msg, SnapshotSource{source});
+    a->transport->send(numbered_heartbeats(1, 2, 3));
+
+    REQUIRE(run_until(
+        io, [&] { return b->rec.snapshots.size() == 1 && !a->rec.snapshots_sent.empty(); }));
+    CHECK(b->rec.snapshots[0].first == msg);
+    CHECK(read_file(b->rec.snapshots[0].second) == data);
+    CHECK(a->rec.snapshots_sent == std::vector<std::pair<NodeId, bool>>{{2, true}});
+    CHECK(receiver_dir.files_with_extension(".part").empty());
+    REQUIRE(run_until(io, [&] { return b->rec.messages.size() == 3; }));
+    CHECK(in_order(b->rec.messages, 3));
+}
+
+TEST_CASE("a new snapshot to the same peer aborts the previous one", "[transport][tcp][snapshot]") {
+    asio::io_context io;
+    TempDir sender_dir, receiver_dir;
+    TcpTransportOptions oa = options_for(1, sender_dir.path());
+    auto a = start_node(io, oa);
+    auto b = start_node(io, options_for(2, receiver_dir.path()));
+    a->transport->set_peer(2, b->address());
+
+    const std::string old_data = random_bytes(oa.snapshot_chunk_bytes * 3, 1);
+    const std::string new_data = random_bytes(oa.snapshot_chunk_bytes * 2 + 5, 2);
+    write_file(sender_dir.path() + "/old.bin", old_data);
+    write_file(sender_dir.path() + "/new.bin", new_data);
+    a->transport->send_snapshot(snapshot_message(1, 2),
+                                SnapshotSource{sender_dir.path() + "/old.bin"});
+    a->transport->send_snapshot(snapshot_message(1, 2),
+                                SnapshotSource{sender_dir.path() + "/new.bin"});
+
+    REQUIRE(run_until(io, [&] { return a->rec.snapshots_sent.size() == 2; }));
+    CHECK(a->rec.snapshots_sent == std::vector<std::pair<NodeId, bool>>{{2, false}, {2, true}});
+    REQUIRE(run_until(io, [&] { return b->rec.snapshots.size() == 1; }));
+    CHECK(read_file(b->rec.snapshots[0].second) == new_data);
+    CHECK(receiver_dir.files_with_extension(".part").empty());
+}
+
+TEST_CASE("snapshot size limits: exactly the limit is sent, one byte more is refused",
+          "[transport][tcp][snapshot][limits]") {
+    asio::io_context io;
+    TempDir sender_dir, receiver_dir;
+    TcpTransportOptions oa = options_for(1, sender_dir.path());
+    oa.snapshot_bytes_max = 100 * 1024;
+    TcpTransportOptions ob = options_for(2, receiver_dir.path());
+    ob.snapshot_bytes_max = 100 * 1024;
+    auto a = start_node(io, oa);
+    auto b = start_node(io, ob);
+    a->transport->set_peer(2, b->address());
+
+    write_file(sender_dir.path() + "/at.bin", random_bytes(oa.snapshot_bytes_max, 3));
+    write_file(sender_dir.path() + "/over.bin", random_bytes(oa.snapshot_bytes_max + 1, 4));
+    a->transport->send_snapshot(snapshot_message(1, 2),
+                                SnapshotSource{sender_dir.path() + "/at.bin"});
+    REQUIRE(run_until(
+        io, [&] { return !a->rec.snapshots_sent.empty() && b->rec.snapshots.size() == 1; }));
+    CHECK(a->rec.snapshots_sent.back() == std::pair<NodeId, bool>{2, true});
+
+    a->transport->send_snapshot(snapshot_message(1, 2),
+                                SnapshotSource{sender_dir.path() + "/over.bin"});
+    REQUIRE(run_until(io, [&] { return a->rec.snapshots_sent.size() == 2; }));
+    CHECK(a->rec.snapshots_sent.back() == std::pair<NodeId, bool>{2, false});
+
+    SECTION("the receiver enforces its own limit") {
+        TcpTransportOptions big = options_for(3, sender_dir.path());
+        big.snapshot_bytes_max = oa.snapshot_bytes_max + 1;
+        auto c = start_node(io, big);
+        c->transport->set_peer(2, b->address());
+        c->transport->send_snapshot(snapshot_message(3, 2),
+                                    SnapshotSource{sender_dir.path() + "/over.bin"});
+        // "Sent" only means handed to the network; the refusal shows as the
+        // receiver closing the connection, which the sender reports.
+        REQUIRE(run_until(io, [&] {
+            return !c->rec.unreachable.empty() && b->rec.logged("exceeds snapshot_bytes_max");
+        }));
+        REQUIRE(run_until(io, [&] { return !c->rec.snapshots_sent.empty(); }));
+        CHECK(b->rec.snapshots.size() == 1);
+        CHECK(receiver_dir.files_with_extension(".part").empty());
+    }
+}
+
+TEST_CASE("no callback runs after stop", "[transport][tcp]") {
+    asio::io_context io;
+    TempDir dir;
+    auto a = start_node(io, options_for(1, dir.path()));
+    a->transport->send({heartbeat(1, 9, 0)});  // posts on_unreachable
+    a->transport->stop();
+    drain(io);
+    CHECK(a->rec.unreachable.empty());
+    a.reset();
+    drain(io);  // pending handlers complete harmlessly after destruction
+}
+
+TEST_CASE("snapshot chunks out of order are refused and leave no partial file",
+          "[transport][tcp][snapshot]") {
+    asio::io_context io;
+    TempDir dir;
+    auto b = start_node(io, options_for(2, dir.path()));
+    auto chunk = [](std::uint64_t id, std::uint64_t offset, std::size_t bytes) {
+        return *encode_snapshot_chunk(
+            SnapshotChunk{id, offset, 100, std::string(bytes, 'c'), std::nullopt}, CodecLimits{});
+    };
+    SECTION("a stream that does not start at 0") {
+        RawClient client(io, b->transport->bound_port());
+        client.send(hello_frame(1) + chunk(1, 10, 10));
+        CHECK(client.wait_closed(io));
+        CHECK(b->rec.logged("starts at offset 10, not 0"));
+    }
+    SECTION("a gap in the stream") {
+        RawClient client(io, b->transport->bound_port());
+        client.send(hello_frame(1) + chunk(1, 0, 10) + chunk(1, 20, 10));
+        CHECK(client.wait_closed(io));
+        CHECK(b->rec.logged("expected offset 10 of 100"));
+    }
+    SECTION("the sender goes away mid-stream") {
+        RawClient client(io, b->transport->bound_port());
+        client.send(hello_frame(1) + chunk(1, 0, 10));
+        REQUIRE(run_until(io, [&] { return dir.files_with_extension(".part").size() == 1; }));
+        client.socket.close();
+        REQUIRE(run_until(io, [&] { return b->rec.logged("dropped with its connection"); }));
+    }
+    SECTION("a new stream from the same sender replaces the partial one") {
+        RawClient client(io, b->transport->bound_port());
+        client.send(hello_frame(1) + chunk(1, 0, 10));
+        REQUIRE(run_until(io, [&] { return dir.files_with_extension(".part").size() == 1; }));
+        client.send(chunk(2, 0, 10));
+        REQUIRE(run_until(io, [&] { return b->rec.logged("aborts its partial one"); }));
+        CHECK(dir.files_with_extension(".part").size() == 1);
+    }
+    CHECK(b->rec.snapshots.empty());
+    if (!b->rec.logged("aborts its partial one")) CHECK(dir.files_with_extension(".part").empty());
+}
+
+TEST_CASE("removing a peer aborts its snapshot stream", "[transport][tcp][snapshot]") {
+    asio::io_context io;
+    TempDir dir;
+    auto a = start_node(io, options_for(1, dir.path()));
+    auto b = start_node(io, options_for(2, dir.path()));
+    a->transport->set_peer(2, b->address());
+    write_file(dir.path() + "/s.bin", random_bytes(1000, 9));
+    a->transport->send_snapshot(snapshot_message(1, 2), SnapshotSource{dir.path() + "/s.bin"});
+    a->transport->remove_peer(2);
+    REQUIRE(run_until(io, [&] { return !a->rec.snapshots_sent.empty(); }));
+    CHECK(a->rec.snapshots_sent == std::vector<std::pair<NodeId, bool>>{{2, false}});
+}

@@ -1,0 +1,230 @@
+// Wal: appends, reads, reopen, limits, truncation, reset, compaction, metadata.
+#include <catch2/catch.hpp>
+
+#include "keel/wal/wal.hpp"
+#include "test_util.hpp"
+
+using namespace keel;
+using namespace keel::wal;
+using namespace keel::wal::test;
+
+namespace {
+std::unique_ptr<Wal> open_ok(const std::string& dir, Options o) {
+    auto wal = Wal::open(dir, o);
+    INFO(wal.status().to_string());
+    REQUIRE(wal.ok());
+    return std::move(*wal);
+}
+void require_records(Wal& wal, std::uint64_t from, std::uint64_t to, std::uint64_t term = 1) {
+    auto got = wal.read(from, to);
+    INFO(got.status().to_string());
+    REQUIRE(got.ok());
+    REQUIRE(got->size() == to - from);
+    for (std::uint64_t i = from; i < to; ++i) REQUIRE((*got)[i - from] == make_record(i, term));
+}
+}  // namespace
+
+TEST_CASE("records appended are read back, from memory and from disk") {
+    TempDir dir;
+    Options o = small_options();
+    o.cache_bytes = 2000;  // most reads below must go to disk
+    auto wal = open_ok(dir.path(), o);
+    REQUIRE(wal->open_report().created);
+    REQUIRE(wal->first_index() == 1);
+    REQUIRE(wal->last_index() == 0);
+    for (std::uint64_t i = 1; i <= 300; i += 10)
+        REQUIRE(append_sync(*wal, make_records(i, 10)).ok());
+    REQUIRE(wal->last_index() == 300);
+    require_records(*wal, 1, 301);
+    REQUIRE(wal->stats().segments > 1);  // rolled
+    REQUIRE(*wal->term_at(42) == 1);
+    REQUIRE(wal->term_at(301).status().code() == ErrorCode::not_found);
+    REQUIRE(wal->read(0, 5).status().code() == ErrorCode::not_found);
+    REQUIRE(wal->read(5, 302).status().code() == ErrorCode::not_found);
+}
+
+TEST_CASE("read stops at max_bytes but returns at least one record") {
+    TempDir dir;
+    auto wal = open_ok(dir.path(), small_options());
+    REQUIRE(append_sync(*wal, make_records(1, 10)).ok());
+    REQUIRE(wal->read(1, 11, 100)->size() == 2);  // 40-byte payloads
+    REQUIRE(wal->read(1, 11, 1)->size() == 1);
+    REQUIRE(wal->read(3, 3)->empty());
+}
+
+TEST_CASE("a reopened WAL holds every record and continues the index") {
+    TempDir dir;
+    {
+        auto wal = open_ok(dir.path(), small_options());
+        REQUIRE(append_sync(*wal, make_records(1, 500)).ok());
+    }
+    auto wal = open_ok(dir.path(), small_options());
+    const OpenReport& r = wal->open_report();
+    REQUIRE_FALSE(r.created);
+    REQUIRE_FALSE(r.torn_tail);
+    REQUIRE(r.records == 500);
+    REQUIRE(wal->last_index() == 500);
+    require_records(*wal, 1, 501);
+    REQUIRE(append_sync(*wal, make_records(501, 5)).ok());
+    require_records(*wal, 495, 506);
+}
+
+TEST_CASE("appends must be contiguous") {
+    TempDir dir;
+    auto wal = open_ok(dir.path(), small_options());
+    REQUIRE(wal->append(make_record(2), nullptr).code() == ErrorCode::invalid_argument);
+    std::vector<Record> gap{make_record(1), make_record(3)};
+    REQUIRE(wal->append(gap, nullptr).code() == ErrorCode::invalid_argument);
+    REQUIRE(wal->append(std::vector<Record>{}, nullptr).code() == ErrorCode::invalid_argument);
+    REQUIRE(append_sync(*wal, make_records(1, 2)).ok());
+    REQUIRE(wal->append(make_record(2), nullptr).code() == ErrorCode::invalid_argument);
+    REQUIRE(wal->next_index() == 3);
+}
+
+TEST_CASE("a record over max_record_bytes is refused with a clear error") {
+    TempDir dir;
+    Options o = small_options();
+    o.max_record_bytes = 1000;
+    auto wal = open_ok(dir.path(), o);
+    Status s = wal->append(make_record(1, 1, 1001), nullptr);
+    REQUIRE(s.code() == ErrorCode::too_large);
+    REQUIRE_THAT(s.message(), Catch::Contains("1001") && Catch::Contains("max_record_bytes"));
+    REQUIRE(append_sync(*wal, {make_record(1, 1, 1000)}).ok());  // exactly at the limit
+}
+
+TEST_CASE("a record larger than a segment gets a segment of its own") {
+    TempDir dir;
+    Options o = small_options();
+    o.max_record_bytes = 100 * 1024;  // segments are 16 KiB
+    {
+        auto wal = open_ok(dir.path(), o);
+        REQUIRE(append_sync(*wal, make_records(1, 3)).ok());
+        REQUIRE(append_sync(*wal, {make_record(4, 1, 50 * 1024)}).ok());
+        REQUIRE(append_sync(*wal, {make_record(5)}).ok());
+    }
+    auto wal = open_ok(dir.path(), o);
+    REQUIRE(wal->last_index() == 5);
+    REQUIRE((*wal->read(4, 5))[0] == make_record(4, 1, 50 * 1024));
+    REQUIRE((*wal->read(5, 6))[0] == make_record(5));
+}
+
+TEST_CASE("truncate_after removes the suffix and appends continue after it") {
+    TempDir dir;
+    auto wal = open_ok(dir.path(), small_options());
+    REQUIRE(append_sync(*wal, make_records(1, 400)).ok());
+    // Queued back to back, no waiting in between: the follower pattern.
+    Status truncated, appended;
+    REQUIRE(wal->truncate_after(120, [&](Status s) { truncated = s; }).ok());
+    REQUIRE(wal->next_index() == 121);
+    REQUIRE(append_sync(*wal, make_records(121, 10, 2)).ok());
+    REQUIRE(truncated.ok());
+    REQUIRE(wal->last_index() == 130);
+    require_records(*wal, 1, 121);
+    require_records(*wal, 121, 131, 2);
+    REQUIRE(truncate_after_sync(*wal, 500).ok());  // past the end: no-op
+    wal.reset();
+    auto again = open_ok(dir.path(), small_options());
+    REQUIRE(again->last_index() == 130);
+    REQUIRE_FALSE(again->open_report().torn_tail);
+    require_records(*again, 121, 131, 2);
+    require_records(*again, 1, 121);
+}
+
+TEST_CASE("truncate_after at a segment boundary and to an empty log") {
+    TempDir dir;
+    auto wal = open_ok(dir.path(), small_options());
+    REQUIRE(append_sync(*wal, make_records(1, 400)).ok());
+    REQUIRE(truncate_after_sync(*wal, 0).ok());
+    REQUIRE(wal->last_index() == 0);
+    REQUIRE(wal->first_index() == 1);
+    REQUIRE(append_sync(*wal, make_records(1, 3, 5)).ok());
+    wal.reset();
+    auto again = open_ok(dir.path(), small_options());
+    REQUIRE(again->last_index() == 3);
+    require_records(*again, 1, 4, 5);
+}
+
+TEST_CASE("compact_before hides the prefix and deletes whole segments") {
+    TempDir dir;
+    auto wal = open_ok(dir.path(), small_options());
+    REQUIRE(append_sync(*wal, make_records(1, 1000)).ok());
+    const auto segments_before = wal->stats().segments;
+    REQUIRE(wal->compact_before(700).ok());
+    REQUIRE(wal->first_index() == 700);
+    REQUIRE(wal->read(699, 701).status().code() == ErrorCode::not_found);
+    require_records(*wal, 700, 1001);
+    REQUIRE(wal->stats().segments < segments_before);
+    REQUIRE(wal->compact_before(1002).code() == ErrorCode::invalid_argument);
+    REQUIRE(append_sync(*wal, make_records(1001, 1)).ok());
+    wal.reset();
+    auto again = open_ok(dir.path(), small_options());
+    REQUIRE(again->first_index() == 700);
+    REQUIRE(again->last_index() == 1001);
+    require_records(*again, 700, 1002);
+}
+
+TEST_CASE("reset throws the log away and starts at the given index") {
+    TempDir dir;
+    auto wal = open_ok(dir.path(), small_options());
+    REQUIRE(append_sync(*wal, make_records(1, 300)).ok());
+    REQUIRE(reset_sync(*wal, 5000).ok());
+    REQUIRE(wal->first_index() == 5000);
+    REQUIRE(wal->last_index() == 4999);
+    REQUIRE(append_sync(*wal, make_records(5000, 3)).ok());
+    wal.reset();
+    auto again = open_ok(dir.path(), small_options());
+    REQUIRE(again->first_index() == 5000);
+    REQUIRE(again->last_index() == 5002);
+    REQUIRE(again->stats().segments == 1);
+    require_records(*again, 5000, 5003);
+}
+
+TEST_CASE("a new WAL may start at an arbitrary index") {
+    TempDir dir;
+    Options o = small_options();
+    o.initial_index = 77;
+    {
+        auto wal = open_ok(dir.path(), o);
+        REQUIRE(wal->first_index() == 77);
+        REQUIRE(wal->next_index() == 77);
+        REQUIRE(append_sync(*wal, make_records(77, 2)).ok());
+    }
+    auto wal = open_ok(dir.path(), small_options());
+    REQUIRE(wal->first_index() == 77);
+    REQUIRE(wal->last_index() == 78);
+}
+
+TEST_CASE("metadata is saved durably and read back after reopen") {
+    TempDir dir;
+    Metadata m{7, 3, 41, 40, 6, std::string("membership\0blob", 15)};
+    {
+        auto wal = open_ok(dir.path(), small_options());
+        REQUIRE(wal->metadata() == Metadata{});
+        REQUIRE(wal->save_metadata(m).ok());
+        REQUIRE(wal->metadata() == m);
+        Metadata big;
+        big.opaque.resize(k_max_metadata_opaque_bytes + 1);
+        REQUIRE(wal->save_metadata(big).code() == ErrorCode::too_large);
+    }
+    auto wal = open_ok(dir.path(), small_options());
+    REQUIRE(wal->metadata() == m);
+}
+
+TEST_CASE("stats count fsyncs and records") {
+    TempDir dir;
+    auto wal = open_ok(dir.path(), small_options());
+    REQUIRE(append_sync(*wal, make_records(1, 10)).ok());
+    Stats s = wal->stats();
+    REQUIRE(s.records_written == 10);
+    REQUIRE(s.fsyncs == 1);
+    REQUIRE(s.records_per_fsync() == 10.0);
+}
+
+TEST_CASE("a directory can be open in only one Wal at a time") {
+    TempDir dir;
+    auto first = open_ok(dir.path(), small_options());
+    auto second = Wal::open(dir.path(), small_options());
+    REQUIRE(second.status().code() == ErrorCode::busy);
+    first.reset();
+    REQUIRE(Wal::open(dir.path(), small_options()).ok());
+}

@@ -1,0 +1,388 @@
+// raft-bench — what does Raft cost over the WAL alone?
+//
+//   raft-bench --dir D --seconds S --record-bytes B --outstanding 1,16,256
+//              --mode wal|single|cluster3|all [--snapshot-every N]
+//
+// Closed loop: K operations in flight, each completion submits the next.
+//   wal       the WAL alone (keel::wal::Wal::append, completion on fsync):
+//             the "direct local WAL" baseline
+//   single    a single-node keel::Node: propose -> durable -> committed ->
+//             applied -> the callback (what a user's future sees)
+//   cluster3  three nodes in this process on loopback TCP, each with its
+//             own data dir; proposals go to the leader
+//   all       wal and single interleaved per K (fair ratio on a noisy
+//             machine), then the idle check: a single node left alone for
+//             5 s, counting its timer wakeups and the process's CPU time.
+// One JSON object per line on stdout.  Public headers only.
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "keel/keel.hpp"
+#include "keel/wal/wal.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+[[noreturn]] void die(const std::string& what) {
+    std::fprintf(stderr, "raft-bench: %s\n", what.c_str());
+    std::exit(1);
+}
+
+void print(const nlohmann::json& j) {
+    std::printf("%s\n", j.dump().c_str());
+    std::fflush(stdout);
+}
+
+double percentile(std::vector<double>& v, double p) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+struct Options {
+    std::string dir;
+    double seconds = 5;
+    std::size_t record_bytes = 100;
+    std::vector<int> outstanding{1, 16, 256};
+    std::string mode = "all";
+    std::uint64_t snapshot_every = 0;
+};
+
+// ---- the closed loop ----------------------------------------------------------
+
+// Issues one operation; calls done(ok) when it completes (any thread).
+using Op = std::function<void(std::function<void(bool ok)> done)>;
+
+struct LoopResult {
+    double ops_per_s = 0;
+    double p50_us = 0;
+    double p99_us = 0;
+    std::size_t ops = 0;
+    std::size_t failures = 0;
+};
+
+class ClosedLoop {
+public:
+    explicit ClosedLoop(Op op) : op_(std::move(op)) {}
+
+    LoopResult run(int outstanding, double seconds) {
+        latencies_.reserve(1u << 22);
+        const auto warmup = std::chrono::duration<double>(std::min(1.0, seconds * 0.1));
+        measure_from_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(warmup);
+        for (int i = 0; i < outstanding; ++i) issue();
+        std::unique_lock lock(mu_);
+        while (Clock::now() < measure_from_) cv_.wait_until(lock, measure_from_);
+        const std::size_t before = completed_in_window_;
+        const auto t0 = Clock::now();
+        const auto end = t0 + std::chrono::duration_cast<Clock::duration>(
+                                  std::chrono::duration<double>(seconds));
+        while (Clock::now() < end) cv_.wait_until(lock, end);
+        const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+        const std::size_t done = completed_in_window_ - before;
+        stop_ = true;
+        cv_.wait(lock, [&] { return in_flight_ == 0; });
+        LoopResult r;
+        r.ops = done;
+        r.ops_per_s = static_cast<double>(done) / elapsed;
+        r.p50_us = percentile(latencies_, 0.50);
+        r.p99_us = percentile(latencies_, 0.99);
+        r.failures = failures_;
+        return r;
+    }
+
+private:
+    void issue() {
+        {
+            std::lock_guard lock(mu_);
+            if (stop_) return;
+            ++in_flight_;
+        }
+        const auto start = Clock::now();
+        op_([this, start](bool ok) {
+            const auto now = Clock::now();
+            bool again = false;
+            {
+                std::lock_guard lock(mu_);
+                --in_flight_;
+                if (!ok) ++failures_;
+                if (now >= measure_from_ && start >= measure_from_) {
+                    latencies_.push_back(
+                        std::chrono::duration<double, std::micro>(now - start).count());
+                    ++completed_in_window_;
+                }
+                again = !stop_;
+                if (stop_ && in_flight_ == 0) cv_.notify_all();
+            }
+            if (again) issue();
+        });
+    }
+
+    Op op_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::vector<double> latencies_;
+    std::size_t completed_in_window_ = 0;
+    std::size_t failures_ = 0;
+    int in_flight_ = 0;
+    bool stop_ = false;
+    Clock::time_point measure_from_;
+};
+
+void report(const std::string& mode, int k, const Options& o, const LoopResult& r) {
+    nlohmann::json j = {{"bench", "raft"},          {"mode", mode},
+                        {"outstanding", k},         {"record_bytes", o.record_bytes},
+                        {"ops_per_s", r.ops_per_s}, {"p50_us", r.p50_us},
+                        {"p99_us", r.p99_us}};
+    if (o.snapshot_every != 0 && mode != "wal") j["snapshot_every"] = o.snapshot_every;
+    if (r.failures != 0) j["failures"] = r.failures;
+    print(j);
+}
+
+std::string fresh_dir(const Options& o, const std::string& name) {
+    const std::string d = o.dir + "/" + name;
+    std::filesystem::remove_all(d);
+    std::filesystem::create_directories(d);
+    return d;
+}
+
+// ---- modes ----------------------------------------------------------------------
+
+LoopResult run_wal(const Options& o, int k) {
+    const std::string dir = fresh_dir(o, "wal-" + std::to_string(k));
+    auto wal = keel::wal::Wal::open(dir);
+    if (!wal.ok()) die("wal open: " + wal.status().to_string());
+    keel::wal::Wal& w = *wal.value();
+    std::mutex order;  // index assignment and submission stay in order
+    const std::string payload(o.record_bytes, 'r');
+    ClosedLoop loop([&](std::function<void(bool)> done) {
+        std::lock_guard lock(order);
+        keel::wal::Record r{w.next_index(), 1, 1, payload};
+        keel::Status s = w.append(std::move(r), [done](keel::Status st) { done(st.ok()); });
+        if (!s.ok()) done(false);
+    });
+    LoopResult r = loop.run(k, o.seconds);
+    wal.value().reset();
+    std::filesystem::remove_all(dir);
+    return r;
+}
+
+// A small state machine: counts entries and bytes; its snapshot writes the
+// counters and a 64 KiB body (a stand-in for real state).
+class CountingStateMachine final : public keel::StateMachine {
+public:
+    void apply(const std::vector<keel::CommittedEntry>& entries,
+               std::vector<std::string>&) override {
+        for (const auto& e : entries) {
+            ++count_;
+            bytes_ += e.data.size();
+        }
+    }
+    keel::SnapshotFunction snapshot() override {
+        const std::uint64_t count = count_, bytes = bytes_;
+        return [count, bytes](keel::SnapshotWriter& w) -> keel::Status {
+            std::string body(64 * 1024, 's');
+            std::memcpy(body.data(), &count, 8);
+            std::memcpy(body.data() + 8, &bytes, 8);
+            return w.write(body);
+        };
+    }
+    keel::Status restore(keel::SnapshotReader& r) override {
+        std::string all(r.size_bytes(), '\0');
+        std::size_t at = 0;
+        for (;;) {
+            auto n = r.read(all.data() + at, all.size() - at);
+            if (!n.ok()) return n.status();
+            if (n.value() == 0) break;
+            at += n.value();
+        }
+        if (all.size() >= 16) {
+            std::memcpy(&count_, all.data(), 8);
+            std::memcpy(&bytes_, all.data() + 8, 8);
+        }
+        return keel::Status::ok_status();
+    }
+
+private:
+    std::uint64_t count_ = 0;
+    std::uint64_t bytes_ = 0;
+};
+
+keel::NodeOptions node_options(const Options& o, const std::string& dir) {
+    keel::NodeOptions n;
+    n.id = 1;
+    n.data_dir = dir;
+    n.snapshot_every_entries = o.snapshot_every;
+    n.logger = [](keel::LogLevel l, const std::string& m) {
+        if (l == keel::LogLevel::warn || l == keel::LogLevel::error)
+            std::fprintf(stderr, "keel: %s\n", m.c_str());
+    };
+    return n;
+}
+
+Op propose_op(keel::Node& node, std::size_t bytes) {
+    auto payload = std::make_shared<const std::string>(bytes, 'p');
+    return [&node, payload](std::function<void(bool)> done) {
+        node.propose_async(*payload, [done](keel::ProposeResult r) { done(r.status.ok()); });
+    };
+}
+
+LoopResult run_single(const Options& o, int k) {
+    const std::string dir = fresh_dir(o, "single-" + std::to_string(k));
+    auto node = keel::Node::open(node_options(o, dir), std::make_shared<CountingStateMachine>());
+    if (!node.ok()) die("node open: " + node.status().to_string());
+    // Wait until it leads (immediate for a lone voter, but be exact).
+    if (!node.value()->read_index(false).get().status.ok()) die("single node has no leader");
+    ClosedLoop loop(propose_op(*node.value(), o.record_bytes));
+    LoopResult r = loop.run(k, o.seconds);
+    node.value()->stop();
+    node.value().reset();
+    std::filesystem::remove_all(dir);
+    return r;
+}
+
+std::uint16_t free_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) die("bind");
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+LoopResult run_cluster3(const Options& o, int k) {
+    const std::string base = fresh_dir(o, "cluster3-" + std::to_string(k));
+    std::vector<keel::MemberSpec> members;
+    for (keel::NodeId id = 1; id <= 3; ++id)
+        members.push_back({id, "127.0.0.1:" + std::to_string(free_port()), "", true});
+    std::vector<std::unique_ptr<keel::Node>> nodes;
+    for (const auto& m : members) {
+        keel::NodeOptions n = node_options(o, base + "/node-" + std::to_string(m.id));
+        n.id = m.id;
+        n.listen_address = m.raft_address;
+        n.initial_members = members;
+        auto node = keel::Node::open(n, std::make_shared<CountingStateMachine>());
+        if (!node.ok()) die("node open: " + node.status().to_string());
+        nodes.push_back(std::move(node.value()));
+    }
+    keel::Node* leader = nullptr;
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (!leader && Clock::now() < deadline) {
+        for (auto& n : nodes)
+            if (n->status().role == "leader" && n->read_index(false).get().status.ok())
+                leader = n.get();
+        if (!leader) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!leader) die("cluster3: no leader elected within 10 s");
+    ClosedLoop loop(propose_op(*leader, o.record_bytes));
+    LoopResult r = loop.run(k, o.seconds);
+    for (auto& n : nodes) n->stop();
+    nodes.clear();
+    std::filesystem::remove_all(base);
+    return r;
+}
+
+double cpu_seconds() {
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);
+    auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+    return s(ru.ru_utime) + s(ru.ru_stime);
+}
+
+void run_idle(const Options& o) {
+    const std::string dir = fresh_dir(o, "idle");
+    auto node = keel::Node::open(node_options(o, dir), std::make_shared<CountingStateMachine>());
+    if (!node.ok()) die("node open: " + node.status().to_string());
+    // Some traffic first, so the idle period follows real work.
+    for (int i = 0; i < 100; ++i) (void)node.value()->propose("warm").get();
+    const std::uint64_t wakeups_before = node.value()->status().timer_wakeups;
+    const double cpu_before = cpu_seconds();
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+    const double cpu = cpu_seconds() - cpu_before;
+    const std::uint64_t wakeups = node.value()->status().timer_wakeups - wakeups_before;
+    print({{"bench", "idle"}, {"seconds", 5}, {"timer_wakeups", wakeups}, {"cpu_s", cpu}});
+    node.value()->stop();
+    node.value().reset();
+    std::filesystem::remove_all(dir);
+}
+
+std::vector<int> parse_list(const std::string& s) {
+    std::vector<int> out;
+    std::stringstream in(s);
+    std::string item;
+    while (std::getline(in, item, ',')) out.push_back(std::stoi(item));
+    return out;
+}
+
+Options parse(int argc, char** argv) {
+    Options o;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) die("missing value for " + a);
+            return argv[++i];
+        };
+        if (a == "--dir")
+            o.dir = value();
+        else if (a == "--seconds")
+            o.seconds = std::stod(value());
+        else if (a == "--record-bytes")
+            o.record_bytes = std::stoul(value());
+        else if (a == "--outstanding")
+            o.outstanding = parse_list(value());
+        else if (a == "--mode")
+            o.mode = value();
+        else if (a == "--snapshot-every")
+            o.snapshot_every = std::stoull(value());
+        else if (a == "--help" || a == "-h") {
+            std::printf(
+                "raft-bench --dir D [--seconds S] [--record-bytes B] [--outstanding 1,16,256]\n"
+                "           [--mode wal|single|cluster3|all] [--snapshot-every N]\n");
+            std::exit(0);
+        } else {
+            die("unknown argument " + a + " (see --help)");
+        }
+    }
+    if (o.dir.empty()) die("--dir is required");
+    if (o.seconds <= 0) die("--seconds must be > 0");
+    for (int k : o.outstanding)
+        if (k < 1) die("--outstanding values must be >= 1");
+    if (o.mode != "wal" && o.mode != "single" && o.mode != "cluster3" && o.mode != "all")
+        die("--mode must be wal, single, cluster3 or all");
+    return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const Options o = parse(argc, argv);
+    std::filesystem::create_directories(o.dir);
+    for (int k : o.outstanding) {
+        if (o.mode == "wal" || o.mode == "all") report("wal", k, o, run_wal(o, k));
+        if (o.mode == "single" || o.mode == "all") report("single", k, o, run_single(o, k));
+        if (o.mode == "cluster3") report("cluster3", k, o, run_cluster3(o, k));
+    }
+    if (o.mode == "all") run_idle(o);
+    return 0;
+}

@@ -1,0 +1,247 @@
+// wal-bench: the physical fdatasync floor and the WAL's group commit under a
+// closed loop of K outstanding appends.  Prints one JSON object per line.
+//
+//   wal-bench --dir D --seconds S --record-bytes B --outstanding 1,16,256 [--recovery]
+//
+// The WAL it writes is left in D (inspect it with waldump); the raw files
+// and the --recovery log are removed.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "keel/wal/wal.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using keel::Status;
+using keel::wal::Record;
+using keel::wal::Wal;
+
+double micros(Clock::duration d) {
+    return std::chrono::duration<double, std::micro>(d).count();
+}
+
+double percentile(std::vector<double>& v, double p) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+void print(const nlohmann::json& j) {
+    std::printf("%s\n", j.dump().c_str());
+    std::fflush(stdout);
+}
+
+void die(const std::string& what) {
+    std::fprintf(stderr, "wal-bench: %s\n", what.c_str());
+    std::exit(1);
+}
+
+// pwrite of `bytes` + fdatasync in a loop.  overwrite: into a zero-filled,
+// synced file (wrapping around inside it); otherwise appending to a new file.
+void raw_bench(const std::string& dir, double seconds, std::size_t bytes, bool overwrite) {
+    const std::string path = dir + (overwrite ? "/raw-overwrite.tmp" : "/raw-append.tmp");
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) die("cannot create " + path);
+    const std::size_t file_bytes = 64u << 20;
+    std::vector<char> buf(std::max<std::size_t>(bytes, 1u << 20), 0);
+    if (overwrite) {
+        for (std::size_t at = 0; at < file_bytes; at += buf.size())
+            if (::pwrite(fd, buf.data(), buf.size(), static_cast<off_t>(at)) < 0) die("pwrite");
+        if (::fsync(fd) != 0) die("fsync");
+    }
+    std::fill(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(bytes), 'x');
+    std::vector<double> lat;
+    const auto end = Clock::now() + std::chrono::duration<double>(seconds);
+    std::size_t offset = 0;
+    while (Clock::now() < end) {
+        const auto t0 = Clock::now();
+        if (::pwrite(fd, buf.data(), bytes, static_cast<off_t>(offset)) !=
+            static_cast<ssize_t>(bytes))
+            die("pwrite");
+        if (::fdatasync(fd) != 0) die("fdatasync");
+        lat.push_back(micros(Clock::now() - t0));
+        offset += bytes;
+        if (overwrite && offset + bytes > file_bytes) offset = 0;
+    }
+    ::close(fd);
+    std::filesystem::remove(path);
+    const double n = static_cast<double>(lat.size());
+    print({{"bench", overwrite ? "raw_fdatasync" : "raw_append_fdatasync"},
+           {"record_bytes", bytes},
+           {"ops", lat.size()},
+           {"ops_per_s", n / seconds},
+           {"p50_us", percentile(lat, 0.50)},
+           {"p99_us", percentile(lat, 0.99)}});
+}
+
+// Closed loop: K appends in flight; each completion submits the next one.
+class ClosedLoop {
+public:
+    ClosedLoop(Wal& wal, std::size_t bytes) : wal_(wal), payload_(bytes, 'r') {}
+
+    void run(int outstanding, double seconds) {
+        const auto before = wal_.stats();
+        latencies_.clear();
+        latencies_.reserve(1u << 20);
+        stop_ = false;
+        const auto t0 = Clock::now();
+        for (int i = 0; i < outstanding; ++i) submit();
+        {
+            std::unique_lock lock(mu_);
+            cv_.wait_for(lock, std::chrono::duration<double>(seconds), [&] { return failed_; });
+            stop_ = true;
+            cv_.wait(lock, [&] { return in_flight_ == 0; });
+        }
+        const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+        if (failed_) die("append failed: " + error_);
+        const auto after = wal_.stats();
+        const double records = static_cast<double>(after.records_written - before.records_written);
+        const double fsyncs = static_cast<double>(after.fsyncs - before.fsyncs);
+        print({{"bench", "wal"},
+               {"outstanding", outstanding},
+               {"record_bytes", payload_.size()},
+               {"ops", latencies_.size()},
+               {"ops_per_s", static_cast<double>(latencies_.size()) / elapsed},
+               {"p50_us", percentile(latencies_, 0.50)},
+               {"p99_us", percentile(latencies_, 0.99)},
+               {"fsyncs_per_s", fsyncs / elapsed},
+               {"records_per_fsync", fsyncs > 0 ? records / fsyncs : 0.0}});
+    }
+
+private:
+    void submit() {
+        std::lock_guard lock(mu_);  // index assignment and submission stay in order
+        if (stop_ || failed_) return;
+        Record r{wal_.next_index(), 1, 1, payload_};
+        const auto start = Clock::now();
+        Status s = wal_.append(std::move(r), [this, start](Status st) { done(st, start); });
+        if (!s.ok()) {
+            failed_ = true;
+            error_ = s.to_string();
+            cv_.notify_all();
+            return;
+        }
+        ++in_flight_;
+    }
+
+    void done(const Status& s, Clock::time_point start) {  // on the flusher thread
+        const double us = micros(Clock::now() - start);
+        {
+            std::lock_guard lock(mu_);
+            --in_flight_;
+            if (!s.ok()) {
+                failed_ = true;
+                error_ = s.to_string();
+            } else {
+                latencies_.push_back(us);
+            }
+            if (stop_ || failed_) {
+                cv_.notify_all();
+                return;
+            }
+        }
+        submit();
+    }
+
+    Wal& wal_;
+    std::string payload_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    int in_flight_ = 0;
+    bool stop_ = false;
+    bool failed_ = false;
+    std::string error_;
+    std::vector<double> latencies_;
+};
+
+void recovery_bench(const std::string& dir, std::size_t bytes, std::uint64_t records) {
+    const std::string path = dir + "/recovery-wal";
+    std::filesystem::remove_all(path);
+    {
+        auto wal = Wal::open(path);
+        if (!wal.ok()) die(wal.status().to_string());
+        constexpr std::uint64_t k_batch = 4096;
+        std::string payload(bytes, 'v');
+        for (std::uint64_t i = 1; i <= records; i += k_batch) {
+            std::vector<Record> batch;
+            for (std::uint64_t j = i; j < std::min(i + k_batch, records + 1); ++j)
+                batch.push_back(Record{j, 1, 1, payload});
+            if (Status s = keel::wal::append_sync(**wal, std::move(batch)); !s.ok())
+                die(s.to_string());
+        }
+    }
+    const auto t0 = Clock::now();
+    auto wal = Wal::open(path);
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    if (!wal.ok()) die(wal.status().to_string());
+    if ((*wal)->last_index() != records) die("recovered the wrong number of records");
+    print({{"bench", "recovery"},
+           {"records", records},
+           {"record_bytes", bytes},
+           {"segments", (*wal)->stats().segments},
+           {"open_ms", ms}});
+    wal->reset();
+    std::filesystem::remove_all(path);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"wal-bench: fdatasync floor and WAL group-commit throughput/latency (JSON lines)"};
+    std::string dir;
+    double seconds = 3;
+    std::size_t record_bytes = 100;
+    std::vector<int> outstanding{1, 16, 256};
+    bool recovery = false;
+    bool skip_raw = false;
+    std::uint64_t recovery_records = 1000000;
+    std::uint64_t segment_bytes = 64ull << 20;
+    app.add_option("--dir", dir, "directory to write in (the WAL is left there)")->required();
+    app.add_option("--seconds", seconds, "duration of each measurement");
+    app.add_option("--record-bytes", record_bytes, "payload bytes per record");
+    app.add_option("--outstanding", outstanding, "appends in flight, e.g. 1,16,256")
+        ->delimiter(',');
+    app.add_option("--segment-bytes", segment_bytes, "WAL segment size");
+    app.add_flag("--skip-raw", skip_raw, "skip the raw fdatasync floor measurements");
+    app.add_flag("--recovery", recovery, "also time open() of a freshly built large WAL");
+    app.add_option("--recovery-records", recovery_records, "records in the --recovery WAL");
+    CLI11_PARSE(app, argc, argv);
+
+    std::filesystem::create_directories(dir);
+    if (!skip_raw) {
+        raw_bench(dir, seconds, record_bytes, true);
+        raw_bench(dir, seconds, record_bytes, false);
+    }
+    {
+        keel::wal::Options options;
+        options.segment_bytes = segment_bytes;
+        auto wal = Wal::open(dir, options);
+        if (!wal.ok()) die(wal.status().to_string());
+        // Let the background zero-fill of the next segment finish first, so
+        // it does not compete with the measured fdatasyncs.
+        while (!(*wal)->stats().next_segment_ready)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        ClosedLoop loop(**wal, record_bytes);
+        for (int k : outstanding) {
+            if (k < 1) die("--outstanding values must be >= 1");
+            loop.run(k, seconds);
+        }
+    }
+    if (recovery) recovery_bench(dir, record_bytes, recovery_records);
+    return 0;
+}

@@ -1,0 +1,73 @@
+// keel/wal/file_system.hpp — the file layer the WAL does all its I/O through.
+//
+// Production uses default_file_system() (POSIX: pread/pwritev/fdatasync).
+// Tests inject a wrapper to fail fdatasync, count operations or copy the
+// directory at chosen instants (simulated crashes).  Every method returns
+// errors as values; none throws.  Implementations must be thread-safe for
+// concurrent calls on different File objects; one File is used by one
+// thread at a time except pread, which may run concurrently with writes.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "keel/status.hpp"
+
+namespace keel::wal {
+
+// A read-only memory mapping of a whole file (see File::map).
+class Mapping {
+public:
+    virtual ~Mapping() = default;
+    virtual const char* data() const = 0;
+    virtual std::uint64_t size() const = 0;
+};
+
+class File {
+public:
+    virtual ~File() = default;
+    // Reads up to `size` bytes at `offset`; returns the count (short only at EOF).
+    virtual Result<std::size_t> pread(void* buf, std::size_t size, std::uint64_t offset) = 0;
+    // Writes all of `iov` at `offset` (retrying short writes) or fails.
+    virtual Status pwritev(const struct iovec* iov, int iovcnt, std::uint64_t offset) = 0;
+    // fdatasync(2).  An error here is fatal to the WAL (see docs/wal.md).
+    virtual Status datasync() = 0;
+    virtual Result<std::uint64_t> size() = 0;
+    virtual Status truncate(std::uint64_t size) = 0;
+    // Maps the first `size` bytes read-only, so the recovery scanner need not
+    // copy whole segments.  Optional: the default says `unsupported` and the
+    // scanner falls back to pread.  The file must not shrink while mapped.
+    virtual Result<std::unique_ptr<Mapping>> map(std::uint64_t size) {
+        (void)size;
+        return Status(ErrorCode::unsupported, "this File does not map");
+    }
+};
+
+enum class OpenMode {
+    read_only,   // the file must exist
+    read_write,  // the file must exist
+    create_new,  // create; fails if it exists
+};
+
+class FileSystem {
+public:
+    virtual ~FileSystem() = default;
+    virtual Result<std::unique_ptr<File>> open(const std::string& path, OpenMode mode) = 0;
+    virtual Status rename(const std::string& from, const std::string& to) = 0;
+    virtual Status remove(const std::string& path) = 0;
+    // fsync(2) of the directory itself, after a create, rename or remove.
+    virtual Status sync_dir(const std::string& dir) = 0;
+    // Names (not paths) of the regular files in `dir`, unsorted.
+    virtual Result<std::vector<std::string>> list(const std::string& dir) = 0;
+    virtual Result<bool> exists(const std::string& path) = 0;
+    virtual Status create_dir(const std::string& dir) = 0;  // ok if it exists
+};
+
+// The process-wide POSIX implementation.  Never null; lives forever.
+FileSystem* default_file_system();
+
+}  // namespace keel::wal

@@ -1,0 +1,26 @@
+// keel/wal/record.hpp — the unit the WAL stores: an index-addressed record.
+//
+// The WAL is generic: `type` is user-defined and `term` is just a number it
+// stores and returns (the Raft runtime puts the entry's term there).  Indexes
+// are 1-based and contiguous; the WAL enforces next == last + 1.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace keel::wal {
+
+struct Record {
+    std::uint64_t index = 0;  // >= 1; contiguous within the log
+    std::uint64_t term = 0;   // opaque to the WAL
+    std::uint16_t type = 0;   // user-defined
+    std::string payload;      // bytes (not necessarily text)
+
+    friend bool operator==(const Record&, const Record&) = default;
+};
+
+// Hard limits of the on-disk format.  Options::max_record_bytes (default
+// 64 MiB) is the configurable limit and must not exceed k_format_max_payload_bytes.
+inline constexpr std::uint64_t k_format_max_payload_bytes = (1ull << 32) - 64;
+
+}  // namespace keel::wal

@@ -1,0 +1,190 @@
+// keel/wal/wal.hpp — the group-commit write-ahead log.
+//
+// An index-addressed log of Records in a directory of segment files, plus a
+// small durable Metadata record.  Concurrent appends are batched: one flusher
+// thread writes everything queued with one write and one fdatasync, then
+// completes the whole batch.  The on-disk format, recovery rules and crash
+// windows are specified in docs/wal.md.  The WAL knows nothing about Raft.
+//
+// Threads: every public method may be called from any thread.  Completion
+// callbacks run on the WAL's flusher thread, in submission (= index) order,
+// with no WAL lock held; they may call append()/truncate_after()/reset(), but
+// must not block waiting for another WAL operation (that would deadlock the
+// flusher), so the *_sync helpers below must not be called from a callback;
+// and they must not throw.  The Raft runtime posts them to its io_context.
+//
+// Failure policy: if a write or fdatasync fails, the WAL enters the failed
+// state (fail-stop): pending operations complete with ErrorCode::failed and
+// every later mutating call returns ErrorCode::failed.  The only way out is
+// to close it and open it again (recovery decides what is durable).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "keel/status.hpp"
+#include "keel/wal/file_system.hpp"
+#include "keel/wal/metadata.hpp"
+#include "keel/wal/record.hpp"
+
+namespace keel::wal {
+
+struct Options {
+    // A segment is rolled when the next record does not fit (a single record
+    // larger than this gets a segment of its own that grows past it).
+    std::uint64_t segment_bytes = 64ull << 20;
+    // Appends with a larger payload are refused with ErrorCode::too_large.
+    std::uint64_t max_record_bytes = 64ull << 20;
+    // Zero-fill the active segment and prepare the next one ahead of time on
+    // a background thread, so appends overwrite zeroed blocks (the fast
+    // fdatasync floor on ext4).  Off: segments are created empty and appends
+    // extend the file.
+    bool preallocate = true;
+    // On corruption (a bad record followed by valid ones, a gap, a broken
+    // chain) truncate the log at the first bad record instead of failing.
+    // Reported in OpenReport::repaired.  Loses every record after that point.
+    bool repair = false;
+    // Recent records kept in memory so reads of the tail need no I/O.
+    std::uint64_t cache_bytes = 16ull << 20;
+    // Bytes of payload queued but not yet written; append() beyond it
+    // returns ErrorCode::busy.
+    std::uint64_t max_queue_bytes = 1ull << 30;
+    // Upper bound for one flusher batch (one write + one fdatasync); a batch
+    // always takes at least one operation.
+    std::uint64_t max_batch_bytes = 32ull << 20;
+    // Index of the first record of a brand-new WAL (an existing one keeps its own).
+    std::uint64_t initial_index = 1;
+    // Null = default_file_system().  Not owned; must outlive the Wal.
+    FileSystem* fs = nullptr;
+};
+
+// What open() found and fixed.
+struct OpenReport {
+    bool created = false;           // the directory held no WAL; a new one was made
+    std::uint64_t segments = 0;     // segment files after recovery
+    std::uint64_t records = 0;      // records after recovery (physically present)
+    bool torn_tail = false;         // an incomplete last write was cut away
+    std::string torn_file;          // segment file name of the torn tail
+    std::uint64_t torn_offset = 0;  // byte offset in that file where it began
+    std::uint64_t torn_bytes = 0;   // non-zero bytes that were zeroed there
+    bool repaired = false;          // Options::repair cut away corruption
+    std::string repair_detail;      // what was found (class, file, offset, index)
+    bool redid_truncation = false;  // a truncate_after/reset interrupted by a crash was finished
+    std::uint64_t removed_segments = 0;  // segments deleted to finish a compaction/truncation
+};
+
+// Counters since open(), for monitoring.
+struct Stats {
+    std::uint64_t segments = 0;    // segment files in use
+    std::uint64_t disk_bytes = 0;  // bytes of records and headers in them
+    std::uint64_t fsyncs = 0;      // fdatasync calls on segments
+    std::uint64_t batches = 0;     // flusher batches written
+    std::uint64_t records_written = 0;
+    std::uint64_t bytes_written = 0;  // record bytes (headers, payloads, padding)
+    bool next_segment_ready = false;  // the next segment is zero-filled and waiting
+    double records_per_fsync() const {
+        return fsyncs == 0 ? 0.0
+                           : static_cast<double>(records_written) / static_cast<double>(fsyncs);
+    }
+};
+
+class Wal {
+public:
+    // Called once, on the flusher thread, when the operation is durable (ok)
+    // or has failed (failed / aborted / io_error).
+    using Callback = std::function<void(Status)>;
+
+    // Opens (creating if needed) the WAL in `dir` and recovers it: verifies
+    // every CRC and the chain, cuts a torn tail, finishes an interrupted
+    // truncation or compaction.  On corruption it fails with
+    // ErrorCode::corruption naming the file, offset and index, and modifies
+    // nothing (unless options.repair).  Only one Wal may have a directory open
+    // at a time (flock on <dir>/LOCK): a second open returns ErrorCode::busy.
+    static Result<std::unique_ptr<Wal>> open(const std::string& dir, Options options = {});
+
+    // Completes every queued operation (their callbacks run), then stops the
+    // threads.  Does not throw.
+    ~Wal();
+    Wal(const Wal&) = delete;
+    Wal& operator=(const Wal&) = delete;
+
+    // ---- writes (queued, executed by the flusher in submission order) ----
+
+    // Appends consecutive records: records[0].index must equal
+    // next_index() and each next one must be +1.  If the returned Status is
+    // not ok (invalid_argument, too_large, busy, failed, aborted) nothing was
+    // queued and `done` is never called; otherwise `done` is called exactly
+    // once, after all the records are durable, and they are readable by then.
+    Status append(std::vector<Record> records, Callback done);
+    Status append(Record record, Callback done);
+
+    // Removes every record with index > `index` (a Raft follower whose log
+    // conflicts with the leader's).  Ordered with appends: operations
+    // submitted earlier are written and completed first (their callbacks get
+    // ok even if this then removes their records); operations submitted later
+    // run after it, so truncate_after(k) followed by append(k+1, ...) is
+    // valid immediately, without waiting.  `done` fires once it is durable.
+    // REQUIRES: index + 1 >= first_index(); index >= last: a no-op.
+    Status truncate_after(std::uint64_t index, Callback done);
+
+    // Throws the whole log away; the next append must be `next_index`
+    // (a follower that installed a snapshot ending at next_index - 1).
+    // Ordered like truncate_after.  Crash-safe: recovers to before or after.
+    Status reset(std::uint64_t next_index, Callback done);
+
+    // Makes records with index < `index` unreadable (after a snapshot) and
+    // deletes the segment files that hold only such records, on a background
+    // thread (never the flusher).  Returns once the new first index is
+    // durable (one metadata write); first_index() == index afterwards.
+    // REQUIRES: first_index() <= index <= last_index() + 1.
+    Status compact_before(std::uint64_t index);
+
+    // Durably replaces the metadata (atomic: a crash leaves old or new).
+    // Blocks the caller for a file write + fdatasync + rename + directory
+    // fsync (a few hundred µs); does not stall the flusher.  Raft needs the
+    // term and vote durable before answering, so call it on every term/vote
+    // change; the commit index need not be durable (Raft recovers it), so
+    // include the latest commit when you save anyway rather than saving on
+    // every commit advance.  opaque is limited to k_max_metadata_opaque_bytes.
+    Status save_metadata(const Metadata& metadata);
+    // The last saved metadata (all zero for a new WAL).
+    Metadata metadata() const;
+
+    // ---- reads (durable records only: those whose append has completed) ----
+
+    // Records [from, to_exclusive), stopping early once their payloads exceed
+    // max_bytes (at least one record is returned if any is in range).
+    // not_found if from < first_index() or to_exclusive > last_index() + 1.
+    Result<std::vector<Record>> read(std::uint64_t from, std::uint64_t to_exclusive,
+                                     std::uint64_t max_bytes = UINT64_MAX) const;
+    // first_index() == last_index() + 1 when the log is empty.
+    std::uint64_t first_index() const;
+    std::uint64_t last_index() const;
+    // The index the next append must start at (counts queued appends,
+    // truncations and resets, not only durable records).
+    std::uint64_t next_index() const;
+    // Term of a durable record; not_found outside [first_index, last_index].
+    Result<std::uint64_t> term_at(std::uint64_t index) const;
+
+    bool failed() const;
+    Stats stats() const;
+    const OpenReport& open_report() const;
+    const std::string& dir() const;
+
+    class Impl;
+
+private:
+    explicit Wal(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+// Blocking helpers (tests, tools).  Never call them from a WAL callback.
+Status append_sync(Wal& wal, std::vector<Record> records);
+Status truncate_after_sync(Wal& wal, std::uint64_t index);
+Status reset_sync(Wal& wal, std::uint64_t next_index);
+
+}  // namespace keel::wal

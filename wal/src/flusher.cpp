@@ -1,0 +1,148 @@
+// The flusher: group commit.
+//
+// One thread takes everything queued (up to Options::max_batch_bytes),
+// encodes the appends into one reused buffer, writes it with one pwritev and
+// issues one fdatasync, publishes the records, then runs the callbacks in
+// order.  Appends that arrive meanwhile wait in the queue and form the next
+// batch: no timers, no fixed delays.  Truncations and resets are executed in
+// queue order between batches of appends.
+#include <fmt/format.h>
+
+#include "format.hpp"
+#include "keel/assert.hpp"
+#include "wal_impl.hpp"
+
+namespace keel::wal {
+
+using detail::Op;
+
+void Wal::Impl::flusher_main() {
+    std::vector<Op> batch;
+    for (;;) {
+        {
+            std::unique_lock lock(queue_mu_);
+            queue_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+            if (queue_.empty()) return;  // stopping, and everything is drained
+            std::uint64_t bytes = 0;
+            while (!queue_.empty() && (batch.empty() || bytes < options_.max_batch_bytes)) {
+                bytes += queue_.front().bytes;
+                batch.push_back(std::move(queue_.front()));
+                queue_.pop_front();
+            }
+            queued_bytes_ -= bytes;
+        }
+        process_batch(batch);
+        batch.clear();
+    }
+}
+
+void Wal::Impl::process_batch(std::vector<Op>& batch) {
+    std::size_t i = 0;
+    while (i < batch.size()) {
+        std::size_t j = i + 1;
+        Status s;
+        if (batch[i].kind == Op::Kind::append) {
+            while (j < batch.size() && batch[j].kind == Op::Kind::append) ++j;
+            s = failed() ? failed_status() : write_appends(batch, i, j);
+            if (s.ok()) publish(batch, i, j);
+        } else if (failed()) {
+            s = failed_status();
+        } else {
+            s = batch[i].kind == Op::Kind::truncate ? do_truncate(batch[i].index)
+                                                    : do_reset(batch[i].index);
+        }
+        if (!s.ok() && !failed()) enter_failed(s);
+        // Callbacks in submission (= index) order, no lock held.
+        for (std::size_t k = i; k < j; ++k)
+            if (batch[k].done) batch[k].done(s.ok() ? s : failed_status());
+        i = j;
+    }
+}
+
+Status Wal::Impl::write_appends(std::vector<Op>& ops, std::size_t begin, std::size_t end) {
+    std::uint64_t pending = 0;
+    std::uint32_t chain = active_->last_crc;
+    placed_.clear();
+    for (std::size_t k = begin; k < end; ++k) {
+        for (const Record& r : ops[k].records) {
+            const std::uint64_t bytes = detail::record_bytes(r.payload.size());
+            const std::uint64_t at = active_->end_offset.load() + pending;
+            if (at + bytes > options_.segment_bytes && at > detail::k_segment_header_bytes) {
+                // Roll: the old segment must be durable before the new one
+                // holds anything (recovery requires a contiguous chain).
+                if (Status s = flush_buffer(pending, chain); !s.ok()) return s;
+                pending = 0;
+                if (Status s = install_segment(r.index, chain); !s.ok()) return s;
+            }
+            if (buffer_.size() < pending + bytes)
+                buffer_.resize(std::max<std::uint64_t>(pending + bytes, buffer_.size() * 2));
+            chain = detail::encode_record(r.index, r.term, r.type, r.payload, chain,
+                                          buffer_.data() + pending);
+            placed_.push_back({active_->end_offset.load() + pending, chain});
+            pending += bytes;
+        }
+    }
+    return flush_buffer(pending, chain);
+}
+
+// One write and one fdatasync of buffer_[0, bytes) at the active segment's
+// end; `chain` is the CRC of the last record in it.
+Status Wal::Impl::flush_buffer(std::uint64_t bytes, std::uint32_t chain) {
+    if (bytes == 0) return Status();
+    struct iovec iov {
+        buffer_.data(), bytes
+    };
+    const std::uint64_t at = active_->end_offset.load();
+    if (Status s = active_->file->pwritev(&iov, 1, at); !s.ok()) return s;
+    if (Status s = active_->file->datasync(); !s.ok()) return s;
+    fsyncs_.fetch_add(1, std::memory_order_relaxed);
+    bytes_written_.fetch_add(bytes, std::memory_order_relaxed);
+    active_->end_offset.store(at + bytes);
+    active_->last_crc = chain;
+    return Status();
+}
+
+// Makes the written records readable and moves them into the cache.
+void Wal::Impl::publish(std::vector<Op>& ops, std::size_t begin, std::size_t end) {
+    std::uint64_t count = 0;
+    std::lock_guard lock(state_mu_);
+    std::size_t p = 0;
+    for (std::size_t k = begin; k < end; ++k) {
+        for (Record& r : ops[k].records) {
+            KEEL_ASSERT(r.index == last_ + 1, "durable records are contiguous");
+            entries_.push_back(detail::Entry{r.term, placed_[p].offset,
+                                             static_cast<std::uint32_t>(r.payload.size()),
+                                             placed_[p].crc});
+            ++p;
+            last_ = r.index;
+            cache_bytes_ += r.payload.size() + sizeof(Record);
+            cache_.push_back(std::move(r));
+            ++count;
+        }
+    }
+    trim_cache_locked();
+    batches_.fetch_add(1, std::memory_order_relaxed);
+    records_written_.fetch_add(count, std::memory_order_relaxed);
+}
+
+void Wal::Impl::trim_cache_locked() {
+    while (!cache_.empty() && cache_bytes_ > options_.cache_bytes) {
+        cache_bytes_ -= cache_.front().payload.size() + sizeof(Record);
+        cache_.pop_front();
+    }
+}
+
+void Wal::Impl::enter_failed(const Status& why) {
+    std::lock_guard lock(failure_mu_);
+    if (failed_.load()) return;
+    failure_ = Status(ErrorCode::failed, fmt::format("WAL {} is in the failed state after: {}",
+                                                     dir_, why.to_string()));
+    failed_.store(true);
+}
+
+Status Wal::Impl::failed_status() const {
+    std::lock_guard lock(failure_mu_);
+    return failure_;
+}
+
+}  // namespace keel::wal

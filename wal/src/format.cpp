@@ -1,0 +1,141 @@
+// Encoding and decoding of the on-disk structures.  See format.hpp, docs/wal.md.
+#include "format.hpp"
+
+#include <fmt/format.h>
+
+#include "crc32c.hpp"
+#include "keel/assert.hpp"
+
+namespace keel::wal::detail {
+
+void encode_segment_header(const SegmentHeader& h, char out[k_segment_header_bytes]) {
+    std::memset(out, 0, k_segment_header_bytes);
+    std::memcpy(out, k_segment_magic, 8);
+    store<std::uint32_t>(out + 8, k_format_version);
+    store<std::uint32_t>(out + 12, static_cast<std::uint32_t>(k_segment_header_bytes));
+    store<std::uint64_t>(out + 16, h.sequence);
+    store<std::uint64_t>(out + 24, h.first_index);
+    store<std::uint32_t>(out + 32, h.start_crc);
+    store<std::uint32_t>(out + 60, crc32c(out, 60));
+}
+
+std::optional<SegmentHeader> decode_segment_header(const char* in, std::size_t size,
+                                                   std::uint32_t* version) {
+    *version = 0;
+    if (size < k_segment_header_bytes) return std::nullopt;
+    if (std::memcmp(in, k_segment_magic, 8) != 0) return std::nullopt;
+    *version = load<std::uint32_t>(in + 8);
+    if (*version != k_format_version) return std::nullopt;
+    if (load<std::uint32_t>(in + 12) != k_segment_header_bytes) return std::nullopt;
+    if (load<std::uint32_t>(in + 60) != crc32c(in, 60)) return std::nullopt;
+    SegmentHeader h;
+    h.sequence = load<std::uint64_t>(in + 16);
+    h.first_index = load<std::uint64_t>(in + 24);
+    h.start_crc = load<std::uint32_t>(in + 32);
+    return h;
+}
+
+RecordHeader decode_record_header(const char* in) {
+    RecordHeader h;
+    h.crc = load<std::uint32_t>(in + 0);
+    h.length = load<std::uint32_t>(in + 4);
+    h.index = load<std::uint64_t>(in + 8);
+    h.term = load<std::uint64_t>(in + 16);
+    h.type = load<std::uint16_t>(in + 24);
+    h.flags = load<std::uint16_t>(in + 26);
+    h.prev_crc = load<std::uint32_t>(in + 28);
+    return h;
+}
+
+std::uint32_t record_crc(const char* record, std::uint64_t record_bytes_total,
+                         std::uint32_t prev_crc) {
+    return crc32c_extend(prev_crc, record + 4, record_bytes_total - 4);
+}
+
+std::uint32_t encode_record(std::uint64_t index, std::uint64_t term, std::uint16_t type,
+                            std::string_view payload, std::uint32_t prev_crc, char* out) {
+    KEEL_ASSERT(payload.size() <= UINT32_MAX, "payload length must fit the u32 length field");
+    const std::uint64_t total = record_bytes(payload.size());
+    store<std::uint32_t>(out + 4, static_cast<std::uint32_t>(payload.size()));
+    store<std::uint64_t>(out + 8, index);
+    store<std::uint64_t>(out + 16, term);
+    store<std::uint16_t>(out + 24, type);
+    store<std::uint16_t>(out + 26, 0);
+    store<std::uint32_t>(out + 28, prev_crc);
+    if (!payload.empty()) std::memcpy(out + k_record_header_bytes, payload.data(), payload.size());
+    std::memset(out + k_record_header_bytes + payload.size(), 0,
+                total - k_record_header_bytes - payload.size());
+    const std::uint32_t crc = record_crc(out, total, prev_crc);
+    store<std::uint32_t>(out, crc);
+    return crc;
+}
+
+std::string segment_file_name(std::uint64_t sequence, std::uint64_t first_index) {
+    return fmt::format("{:016x}-{:016x}.wal", sequence, first_index);
+}
+
+bool parse_segment_file_name(std::string_view name, std::uint64_t* sequence,
+                             std::uint64_t* first_index) {
+    if (name.size() != 37 || name[16] != '-' || name.substr(33) != ".wal") return false;
+    auto hex = [](std::string_view s, std::uint64_t* out) {
+        std::uint64_t v = 0;
+        for (char c : s) {
+            int d;
+            if (c >= '0' && c <= '9')
+                d = c - '0';
+            else if (c >= 'a' && c <= 'f')
+                d = c - 'a' + 10;
+            else
+                return false;
+            v = (v << 4) | static_cast<std::uint64_t>(d);
+        }
+        *out = v;
+        return true;
+    };
+    return hex(name.substr(0, 16), sequence) && hex(name.substr(17, 16), first_index);
+}
+
+std::string encode_metadata(const MetadataFile& m) {
+    KEEL_ASSERT(m.metadata.opaque.size() <= k_max_metadata_opaque_bytes, "opaque over its limit");
+    std::string out(k_metadata_fixed_bytes + m.metadata.opaque.size(), '\0');
+    char* p = out.data();
+    std::memcpy(p, k_metadata_magic, 8);
+    store<std::uint32_t>(p + 8, k_format_version);
+    store<std::uint32_t>(p + 12, static_cast<std::uint32_t>(out.size()));
+    // p + 16: CRC, filled last; p + 20: reserved (0).
+    char* b = p + 24;
+    const std::uint64_t fields[8] = {
+        m.metadata.term,          m.metadata.vote, m.metadata.commit,     m.metadata.snapshot_index,
+        m.metadata.snapshot_term, m.log_floor,     m.fence_set ? 1u : 0u, m.fence};
+    for (int i = 0; i < 8; ++i) store<std::uint64_t>(b + 8 * i, fields[i]);
+    store<std::uint32_t>(b + 64, static_cast<std::uint32_t>(m.metadata.opaque.size()));
+    if (!m.metadata.opaque.empty())
+        std::memcpy(b + 68, m.metadata.opaque.data(), m.metadata.opaque.size());
+    store<std::uint32_t>(p + 16, crc32c(p + 20, out.size() - 20));
+    return out;
+}
+
+std::optional<MetadataFile> decode_metadata(std::string_view bytes) {
+    const char* p = bytes.data();
+    if (bytes.size() < k_metadata_fixed_bytes) return std::nullopt;
+    if (std::memcmp(p, k_metadata_magic, 8) != 0) return std::nullopt;
+    if (load<std::uint32_t>(p + 8) != k_format_version) return std::nullopt;
+    if (load<std::uint32_t>(p + 12) != bytes.size()) return std::nullopt;
+    if (load<std::uint32_t>(p + 16) != crc32c(p + 20, bytes.size() - 20)) return std::nullopt;
+    const char* b = p + 24;
+    MetadataFile m;
+    m.metadata.term = load<std::uint64_t>(b + 0);
+    m.metadata.vote = load<std::uint64_t>(b + 8);
+    m.metadata.commit = load<std::uint64_t>(b + 16);
+    m.metadata.snapshot_index = load<std::uint64_t>(b + 24);
+    m.metadata.snapshot_term = load<std::uint64_t>(b + 32);
+    m.log_floor = load<std::uint64_t>(b + 40);
+    m.fence_set = load<std::uint64_t>(b + 48) != 0;
+    m.fence = load<std::uint64_t>(b + 56);
+    const std::uint32_t opaque_bytes = load<std::uint32_t>(b + 64);
+    if (k_metadata_fixed_bytes + opaque_bytes != bytes.size()) return std::nullopt;
+    m.metadata.opaque.assign(b + 68, opaque_bytes);
+    return m;
+}
+
+}  // namespace keel::wal::detail

@@ -1,0 +1,96 @@
+// format.hpp — the on-disk layout of segments, records and the metadata file.
+//
+// docs/wal.md is the byte-by-byte specification; this file is its code.  All
+// integers are little-endian (the build refuses big-endian hosts).
+#pragma once
+
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "keel/wal/metadata.hpp"
+
+namespace keel::wal::detail {
+
+static_assert(std::endian::native == std::endian::little, "the WAL format is little-endian");
+
+inline constexpr std::uint32_t k_format_version = 1;
+inline constexpr char k_segment_magic[8] = {'K', 'E', 'E', 'L', 'W', 'A', 'L', '\0'};
+inline constexpr std::uint64_t k_segment_header_bytes = 64;
+inline constexpr std::uint64_t k_record_header_bytes = 32;
+inline constexpr std::uint64_t k_record_alignment = 8;
+
+inline constexpr char k_metadata_magic[8] = {'K', 'E', 'E', 'L', 'M', 'E', 'T', 'A'};
+inline constexpr std::uint64_t k_metadata_fixed_bytes = 24 + 8 * 8 + 4;
+inline constexpr const char* k_metadata_tmp_name = "meta.tmp";
+inline constexpr const char* k_prealloc_name = "next-segment.tmp";
+inline constexpr const char* k_lock_name = "LOCK";
+
+inline std::uint64_t padded(std::uint64_t n) {
+    return (n + 7) & ~std::uint64_t{7};
+}
+inline std::uint64_t record_bytes(std::uint64_t payload_bytes) {
+    return k_record_header_bytes + padded(payload_bytes);
+}
+
+template <typename T>
+inline T load(const char* p) {
+    T v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+template <typename T>
+inline void store(char* p, T v) {
+    std::memcpy(p, &v, sizeof v);
+}
+
+struct SegmentHeader {
+    std::uint64_t sequence = 0;
+    std::uint64_t first_index = 0;
+    std::uint32_t start_crc = 0;
+};
+void encode_segment_header(const SegmentHeader& h, char out[k_segment_header_bytes]);
+// nullopt if the magic, version or header CRC is wrong; *version gets the
+// stored version when the magic matched (to tell "unsupported" apart).
+std::optional<SegmentHeader> decode_segment_header(const char* in, std::size_t size,
+                                                   std::uint32_t* version);
+
+// Record header fields (offsets in docs/wal.md).
+struct RecordHeader {
+    std::uint32_t crc = 0;
+    std::uint32_t length = 0;  // payload bytes
+    std::uint64_t index = 0;
+    std::uint64_t term = 0;
+    std::uint16_t type = 0;
+    std::uint16_t flags = 0;
+    std::uint32_t prev_crc = 0;
+};
+RecordHeader decode_record_header(const char* in);
+// Writes header + payload + zero padding into out (record_bytes(len) bytes)
+// and returns the record's CRC (chained from prev_crc).
+std::uint32_t encode_record(std::uint64_t index, std::uint64_t term, std::uint16_t type,
+                            std::string_view payload, std::uint32_t prev_crc, char* out);
+// CRC a stored record must carry: over bytes [4, record_bytes) seeded with prev_crc.
+std::uint32_t record_crc(const char* record, std::uint64_t record_bytes_total,
+                         std::uint32_t prev_crc);
+
+// "<sequence:016x>-<first_index:016x>.wal"
+std::string segment_file_name(std::uint64_t sequence, std::uint64_t first_index);
+bool parse_segment_file_name(std::string_view name, std::uint64_t* sequence,
+                             std::uint64_t* first_index);
+
+// The metadata side file.
+struct MetadataFile {
+    Metadata metadata;
+    std::uint64_t log_floor = 0;
+    bool fence_set = false;
+    std::uint64_t fence = 0;
+};
+std::string encode_metadata(const MetadataFile& m);
+// nullopt on bad magic, size or CRC.
+std::optional<MetadataFile> decode_metadata(std::string_view bytes);
+
+}  // namespace keel::wal::detail

@@ -1,0 +1,184 @@
+// The POSIX FileSystem: pread/pwritev/fdatasync on plain file descriptors.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "keel/wal/file_system.hpp"
+
+namespace keel::wal {
+namespace {
+
+Status errno_status(const std::string& what, const std::string& path, int err) {
+    return Status(err == ENOENT ? ErrorCode::not_found : ErrorCode::io_error,
+                  fmt::format("{} {}: {}", what, path, std::strerror(err)));
+}
+
+class PosixMapping final : public Mapping {
+public:
+    PosixMapping(void* data, std::uint64_t size) : data_(data), size_(size) {}
+    ~PosixMapping() override { ::munmap(data_, size_); }
+    const char* data() const override { return static_cast<const char*>(data_); }
+    std::uint64_t size() const override { return size_; }
+
+private:
+    void* data_;
+    std::uint64_t size_;
+};
+
+class PosixFile final : public File {
+public:
+    PosixFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+    ~PosixFile() override { ::close(fd_); }
+
+    Result<std::size_t> pread(void* buf, std::size_t size, std::uint64_t offset) override {
+        std::size_t done = 0;
+        while (done < size) {
+            ssize_t n = ::pread(fd_, static_cast<char*>(buf) + done, size - done,
+                                static_cast<off_t>(offset + done));
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                return errno_status("pread", path_, errno);
+            }
+            if (n == 0) break;
+            done += static_cast<std::size_t>(n);
+        }
+        return done;
+    }
+
+    Status pwritev(const struct iovec* iov, int iovcnt, std::uint64_t offset) override {
+        // Bounded: at most IOV_MAX entries per call, and we loop on short writes.
+        std::vector<struct iovec> rest(iov, iov + iovcnt);
+        std::size_t first = 0;
+        while (first < rest.size()) {
+            const int count = static_cast<int>(std::min<std::size_t>(rest.size() - first, IOV_MAX));
+            ssize_t n = ::pwritev(fd_, rest.data() + first, count, static_cast<off_t>(offset));
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                return errno_status("pwritev", path_, errno);
+            }
+            offset += static_cast<std::uint64_t>(n);
+            auto left = static_cast<std::size_t>(n);
+            while (first < rest.size() && left >= rest[first].iov_len) {
+                left -= rest[first].iov_len;
+                ++first;
+            }
+            if (left > 0) {
+                rest[first].iov_base = static_cast<char*>(rest[first].iov_base) + left;
+                rest[first].iov_len -= left;
+            }
+        }
+        return Status();
+    }
+
+    Status datasync() override {
+        if (::fdatasync(fd_) != 0) return errno_status("fdatasync", path_, errno);
+        return Status();
+    }
+
+    Result<std::uint64_t> size() override {
+        struct stat st;
+        if (::fstat(fd_, &st) != 0) return errno_status("fstat", path_, errno);
+        return static_cast<std::uint64_t>(st.st_size);
+    }
+
+    Status truncate(std::uint64_t size) override {
+        if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
+            return errno_status("ftruncate", path_, errno);
+        return Status();
+    }
+
+    Result<std::unique_ptr<Mapping>> map(std::uint64_t size) override {
+        if (size == 0) return Status(ErrorCode::invalid_argument, "cannot map an empty file");
+        void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd_, 0);
+        if (p == MAP_FAILED) return errno_status("mmap", path_, errno);
+        return std::unique_ptr<Mapping>(new PosixMapping(p, size));
+    }
+
+private:
+    int fd_;
+    std::string path_;
+};
+
+class PosixFileSystem final : public FileSystem {
+public:
+    Result<std::unique_ptr<File>> open(const std::string& path, OpenMode mode) override {
+        int flags = O_CLOEXEC;
+        switch (mode) {
+            case OpenMode::read_only:
+                flags |= O_RDONLY;
+                break;
+            case OpenMode::read_write:
+                flags |= O_RDWR;
+                break;
+            case OpenMode::create_new:
+                flags |= O_RDWR | O_CREAT | O_EXCL;
+                break;
+        }
+        int fd = ::open(path.c_str(), flags, 0644);
+        if (fd < 0) return errno_status("open", path, errno);
+        return std::unique_ptr<File>(new PosixFile(fd, path));
+    }
+
+    Status rename(const std::string& from, const std::string& to) override {
+        if (::rename(from.c_str(), to.c_str()) != 0) return errno_status("rename", from, errno);
+        return Status();
+    }
+
+    Status remove(const std::string& path) override {
+        if (::unlink(path.c_str()) != 0) return errno_status("unlink", path, errno);
+        return Status();
+    }
+
+    Status sync_dir(const std::string& dir) override {
+        int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) return errno_status("open directory", dir, errno);
+        int rc = ::fsync(fd);
+        int err = errno;
+        ::close(fd);
+        if (rc != 0) return errno_status("fsync directory", dir, err);
+        return Status();
+    }
+
+    Result<std::vector<std::string>> list(const std::string& dir) override {
+        DIR* d = ::opendir(dir.c_str());
+        if (d == nullptr) return errno_status("opendir", dir, errno);
+        std::vector<std::string> names;
+        while (struct dirent* e = ::readdir(d)) {
+            if (e->d_type == DT_REG || e->d_type == DT_UNKNOWN) {
+                std::string name = e->d_name;
+                if (name != "." && name != "..") names.push_back(std::move(name));
+            }
+        }
+        ::closedir(d);
+        return names;
+    }
+
+    Result<bool> exists(const std::string& path) override {
+        struct stat st;
+        if (::stat(path.c_str(), &st) == 0) return true;
+        if (errno == ENOENT) return false;
+        return errno_status("stat", path, errno);
+    }
+
+    Status create_dir(const std::string& dir) override {
+        if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+            return errno_status("mkdir", dir, errno);
+        return Status();
+    }
+};
+
+}  // namespace
+
+FileSystem* default_file_system() {
+    static PosixFileSystem fs;
+    return &fs;
+}
+
+}  // namespace keel::wal

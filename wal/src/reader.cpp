@@ -1,0 +1,377 @@
+// scan_wal(): the read-only scanner shared by recovery and waldump.
+//
+// Classification rules (docs/wal.md, "Recovery"):
+//  - a zero record header with only zeros after it ends a segment cleanly;
+//  - a damaged record (or non-zero bytes after the end) with no
+//    self-consistent record anywhere after it is a torn tail;
+//  - a damaged record followed by a valid record (in this or a later segment)
+//    is corruption, as is a record whose prev_crc breaks the chain;
+//  - an index that jumps forward is a gap, one that repeats or goes back a
+//    duplicate (within a segment or between segments).
+#include <algorithm>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "format.hpp"
+#include "keel/wal/reader.hpp"
+#include "metadata_file.hpp"
+#include "segment_scan.hpp"
+
+namespace keel::wal {
+
+const char* issue_kind_name(IssueKind kind) noexcept {
+    switch (kind) {
+        case IssueKind::torn_tail:
+            return "torn_tail";
+        case IssueKind::corruption:
+            return "corruption";
+        case IssueKind::gap:
+            return "gap";
+        case IssueKind::duplicate:
+            return "duplicate";
+    }
+    return "unknown";
+}
+
+bool ScanResult::torn_only() const {
+    return issues.size() == 1 && issues[0].kind == IssueKind::torn_tail;
+}
+
+bool is_segment_file_name(std::string_view name) {
+    std::uint64_t a, b;
+    return detail::parse_segment_file_name(name, &a, &b);
+}
+
+namespace {
+
+using namespace detail;
+
+class Scanner {
+public:
+    Scanner(FileSystem& fs, std::string dir, const ScanOptions& options,
+            const std::function<void(const ScannedRecord&)>& on_record, ScanResult& result)
+        : fs_(fs), dir_(std::move(dir)), options_(options), on_record_(on_record), r_(result) {}
+
+    Status run() {
+        for (std::size_t i = 0; i < r_.segments.size(); ++i) {
+            if (Status s = scan_file(r_.segments[i]); !s.ok()) return s;
+        }
+        return Status();
+    }
+
+private:
+    Status scan_file(SegmentInfo& info) {
+        auto file = fs_.open(dir_ + "/" + info.file_name, OpenMode::read_only);
+        if (!file.ok()) return file.status();
+        auto size = (*file)->size();
+        if (!size.ok()) return size.status();
+        info.file_bytes = *size;
+        const char* buf = nullptr;
+        std::uint64_t bytes = 0;
+        std::unique_ptr<Mapping> mapping;
+        if (*size > 0) {
+            auto mapped = (*file)->map(*size);
+            if (mapped.ok()) mapping = std::move(*mapped);
+        }
+        if (mapping) {
+            buf = mapping->data();
+            bytes = mapping->size();
+        } else {
+            if (capacity_ < *size) {
+                buf_.reset(new char[*size]);
+                capacity_ = *size;
+            }
+            auto n = (*file)->pread(buf_.get(), *size, 0);
+            if (!n.ok()) return n.status();
+            bytes = *n;
+            buf = buf_.get();
+        }
+        std::uint32_t version = 0;
+        auto header = decode_segment_header(buf, bytes, &version);
+        if (!header) {
+            const char* why = version != 0 && version != k_format_version
+                                  ? "has an unsupported format version"
+                                  : "has a bad segment header (magic or CRC)";
+            add_issue(IssueKind::corruption, info, 0, expected_.value_or(0), bytes,
+                      fmt::format("segment {} {}", info.file_name, why), buf, bytes);
+            if (!options_.resync) stopped_ = true;
+            return Status();
+        }
+        info.header_ok = true;
+        info.version = version;
+        info.sequence = header->sequence;
+        info.first_index = header->first_index;
+        info.start_crc = header->start_crc;
+        info.last_index = header->first_index - 1;
+        info.last_crc = header->start_crc;
+        info.end_offset = k_segment_header_bytes;
+        if (stopped_) return Status();
+        if (header->first_index > options_.ignore_after_index &&
+            header->first_index - 1 > options_.ignore_after_index) {
+            info.ignored = true;
+            return Status();
+        }
+        check_segment_continuity(info, buf, bytes);
+        if (stopped_) return Status();
+        scan_records(info, buf, bytes);
+        return Status();
+    }
+
+    void check_segment_continuity(SegmentInfo& info, const char* buf, std::uint64_t bytes) {
+        if (!expected_) {
+            expected_ = info.first_index;
+            chain_ = info.start_crc;
+            return;
+        }
+        if (pending_torn_ >= 0) return;  // judged when this segment's records are seen
+        if (info.first_index > *expected_) {
+            add_issue(IssueKind::gap, info, 0, *expected_, 0,
+                      fmt::format("gap: segment {} starts at index {} but index {} was expected "
+                                  "(a segment is missing)",
+                                  info.file_name, info.first_index, *expected_),
+                      buf, bytes);
+        } else if (info.first_index < *expected_) {
+            add_issue(IssueKind::duplicate, info, 0, info.first_index, 0,
+                      fmt::format("duplicate: segment {} starts at index {}, already seen "
+                                  "(expected {})",
+                                  info.file_name, info.first_index, *expected_),
+                      buf, bytes);
+        } else if (info.start_crc != chain_) {
+            add_issue(IssueKind::corruption, info, 0, *expected_, 0,
+                      fmt::format("corruption: segment {} does not continue the CRC chain of the "
+                                  "previous segment",
+                                  info.file_name),
+                      buf, bytes);
+        } else {
+            return;
+        }
+        if (!options_.resync) {
+            stopped_ = true;
+            return;
+        }
+        expected_ = info.first_index;
+        chain_ = info.start_crc;
+    }
+
+    void scan_records(SegmentInfo& info, const char* buf, std::uint64_t size) {
+        std::uint64_t off = k_segment_header_bytes;
+        std::uint64_t expected = info.first_index;
+        std::uint32_t chain = info.start_crc;
+        bool resynced = false;
+        while (!stopped_) {
+            std::optional<FoundRecord> rec;
+            if (off + k_record_header_bytes <= size && !all_zero(buf + off, k_record_header_bytes))
+                rec = check_record_at(buf, size, off, options_.max_record_bytes);
+            if (!rec) {
+                auto next = judge_tail(info, buf, size, off, expected);
+                if (!next) return;
+                rec = next;
+                off = next->offset;
+                resynced = true;
+            }
+            const RecordHeader& h = rec->header;
+            if (h.index > options_.ignore_after_index) return;  // void (unfinished truncation)
+            bool chain_ok = h.prev_crc == chain && !resynced;
+            if (h.index != expected && !resynced) {
+                const bool gap = h.index > expected;
+                add_issue(
+                    gap ? IssueKind::gap : IssueKind::duplicate, info, off, h.index, rec->bytes,
+                    fmt::format("{}: record at {} offset {} has index {} but index {} was "
+                                "expected",
+                                gap ? "gap" : "duplicate", info.file_name, off, h.index, expected),
+                    buf, size);
+                if (!options_.resync) {
+                    stopped_ = true;
+                    return;
+                }
+                chain_ok = false;
+            } else if (!chain_ok && !resynced) {
+                add_issue(IssueKind::corruption, info, off, h.index, rec->bytes,
+                          fmt::format("corruption: record at {} offset {} (index {}) does not "
+                                      "continue the CRC chain (a lost, misplaced or reordered "
+                                      "write)",
+                                      info.file_name, off, h.index),
+                          buf, size);
+                if (!options_.resync) {
+                    stopped_ = true;
+                    return;
+                }
+            }
+            resynced = false;
+            if (pending_torn_ >= 0) promote_pending_torn(info, off, h.index);
+            if (stopped_) return;
+            emit(info, buf, *rec, chain_ok);
+            chain = h.crc;
+            expected = h.index + 1;
+            info.records++;
+            info.last_index = h.index;
+            info.last_crc = h.crc;
+            off += rec->bytes;
+            info.end_offset = off;
+            expected_ = expected;
+            chain_ = chain;
+        }
+    }
+
+    // The record at `off` is missing or damaged.  Returns the next valid
+    // record when scanning should go on (resync), nullopt when the segment ends.
+    std::optional<FoundRecord> judge_tail(SegmentInfo& info, const char* buf, std::uint64_t size,
+                                          std::uint64_t off, std::uint64_t expected) {
+        bool saw_data = false;
+        auto next = find_next_record(buf, size, off + 8, options_.max_record_bytes, &saw_data);
+        if (next && next->header.index > options_.ignore_after_index) next.reset();
+        if (!next) {
+            const bool header_zero =
+                off >= size || all_zero(buf + off, std::min(k_record_header_bytes, size - off));
+            const std::uint64_t end = saw_data || !header_zero ? nonzero_end(buf, size, off) : off;
+            if (end == off) return std::nullopt;  // clean end: zeros only
+            add_issue(IssueKind::torn_tail, info, off, expected, end - off,
+                      fmt::format("torn tail: incomplete record at {} offset {} (index {}), "
+                                  "{} bytes up to the last non-zero byte, nothing valid after it",
+                                  info.file_name, off, expected, end - off),
+                      buf, size);
+            pending_torn_ = static_cast<int>(r_.issues.size()) - 1;
+            return std::nullopt;
+        }
+        add_issue(IssueKind::corruption, info, off, expected, next->offset - off,
+                  fmt::format("corruption: bad record at {} offset {} (index {}) is followed by a "
+                              "valid record (index {} at offset {})",
+                              info.file_name, off, expected, next->header.index, next->offset),
+                  buf, size);
+        if (!options_.resync) {
+            stopped_ = true;
+            return std::nullopt;
+        }
+        return next;
+    }
+
+    // A torn tail was followed by a valid record in a later segment: it was
+    // not the end of the log after all.
+    void promote_pending_torn(const SegmentInfo& info, std::uint64_t off, std::uint64_t index) {
+        ScanIssue& issue = r_.issues[static_cast<std::size_t>(pending_torn_)];
+        issue.kind = IssueKind::corruption;
+        issue.message = fmt::format(
+            "corruption: bad record at {} offset {} (index {}) is followed by a valid record "
+            "(index {} at {} offset {})",
+            issue.file_name, issue.offset, issue.index, index, info.file_name, off);
+        pending_torn_ = -1;
+        if (!options_.resync) stopped_ = true;
+    }
+
+    void emit(const SegmentInfo& info, const char* buf, const FoundRecord& rec, bool chain_ok) {
+        r_.records++;
+        if (r_.first_index == 0) r_.first_index = rec.header.index;
+        r_.last_index = rec.header.index;
+        if (!on_record_) return;
+        ScannedRecord s;
+        s.segment = &info;
+        s.offset = rec.offset;
+        s.index = rec.header.index;
+        s.term = rec.header.term;
+        s.type = rec.header.type;
+        s.payload_bytes = rec.header.length;
+        s.record_bytes = rec.bytes;
+        s.crc = rec.header.crc;
+        s.chain_ok = chain_ok;
+        s.payload = std::string_view(buf + rec.offset + k_record_header_bytes, rec.header.length);
+        on_record_(s);
+    }
+
+    void add_issue(IssueKind kind, const SegmentInfo& info, std::uint64_t off, std::uint64_t index,
+                   std::uint64_t bad_bytes, std::string message, const char* buf,
+                   std::uint64_t size) {
+        ScanIssue issue;
+        issue.kind = kind;
+        issue.file_name = info.file_name;
+        issue.offset = off;
+        issue.index = index;
+        issue.bad_bytes = bad_bytes;
+        issue.message = std::move(message);
+        if (off < size) issue.region.assign(buf + off, std::min<std::uint64_t>(256, size - off));
+        r_.issues.push_back(std::move(issue));
+    }
+
+    FileSystem& fs_;
+    std::string dir_;
+    const ScanOptions& options_;
+    const std::function<void(const ScannedRecord&)>& on_record_;
+    ScanResult& r_;
+    std::unique_ptr<char[]> buf_;
+    std::uint64_t capacity_ = 0;
+    std::optional<std::uint64_t> expected_;  // next index across segments
+    std::uint32_t chain_ = 0;
+    int pending_torn_ = -1;  // index in r_.issues of a torn tail not yet confirmed
+    bool stopped_ = false;
+};
+
+}  // namespace
+
+namespace {
+
+// Reads the meta file and lists the segments in sequence order.
+Result<ScanResult> list_wal(FileSystem& fs, const std::string& dir) {
+    auto exists = fs.exists(dir);
+    if (!exists.ok()) return exists.status();
+    if (!*exists) return Status(ErrorCode::not_found, fmt::format("no such directory: {}", dir));
+    auto names = fs.list(dir);
+    if (!names.ok()) return names.status();
+    ScanResult result;
+    auto meta = read_metadata_file(fs, dir);
+    if (!meta.ok()) return meta.status();
+    result.meta = *meta;
+    std::vector<std::pair<std::uint64_t, std::string>> segments;
+    for (const auto& name : *names) {
+        std::uint64_t seq, first;
+        if (parse_segment_file_name(name, &seq, &first)) segments.emplace_back(seq, name);
+    }
+    if (segments.empty() && !result.meta.present)
+        return Status(
+            ErrorCode::not_found,
+            fmt::format("{} is not a WAL directory (no segment files, no meta file)", dir));
+    std::sort(segments.begin(), segments.end());
+    for (auto& [seq, name] : segments) {
+        SegmentInfo info;
+        info.file_name = name;
+        info.sequence = seq;
+        result.segments.push_back(std::move(info));
+    }
+    return result;
+}
+
+}  // namespace
+
+Result<ScanResult> read_wal_layout(const std::string& dir, FileSystem* fs_or_null) {
+    FileSystem& fs = fs_or_null != nullptr ? *fs_or_null : *default_file_system();
+    auto result = list_wal(fs, dir);
+    if (!result.ok()) return result;
+    for (SegmentInfo& info : result->segments) {
+        auto file = fs.open(dir + "/" + info.file_name, OpenMode::read_only);
+        if (!file.ok()) return file.status();
+        auto size = (*file)->size();
+        if (!size.ok()) return size.status();
+        info.file_bytes = *size;
+        char header[k_segment_header_bytes];
+        auto n = (*file)->pread(header, sizeof header, 0);
+        if (!n.ok()) return n.status();
+        auto h = decode_segment_header(header, *n, &info.version);
+        if (!h) continue;
+        info.header_ok = true;
+        info.sequence = h->sequence;
+        info.first_index = h->first_index;
+        info.start_crc = h->start_crc;
+    }
+    return result;
+}
+
+Result<ScanResult> scan_wal(const std::string& dir, const ScanOptions& options,
+                            const std::function<void(const ScannedRecord&)>& on_record) {
+    FileSystem& fs = options.fs != nullptr ? *options.fs : *default_file_system();
+    auto result = list_wal(fs, dir);
+    if (!result.ok()) return result;
+    Scanner scanner(fs, dir, options, on_record, *result);
+    if (Status s = scanner.run(); !s.ok()) return s;
+    return result;
+}
+
+}  // namespace keel::wal

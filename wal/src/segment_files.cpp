@@ -1,0 +1,181 @@
+// Segment files: preparing the next one (zero-filled, ahead of time, on the
+// background thread), installing it, zeroing tails, deleting files.
+//
+// Crash windows of a roll (install_segment):
+//  1. next-segment.tmp exists (zero-filled or not): ignored and deleted by
+//     recovery, it holds no records.
+//  2. the header is written and fdatasynced, the file renamed, the directory
+//     fsynced: only then does the flusher write records into it.  A crash
+//     between rename and directory fsync leaves either name; both are fine.
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "keel/assert.hpp"
+#include "wal_impl.hpp"
+
+namespace keel::wal {
+
+namespace {
+constexpr std::uint64_t k_zero_chunk_bytes = 1u << 20;
+const char* zero_chunk() {
+    static const std::vector<char> zeros(k_zero_chunk_bytes, 0);
+    return zeros.data();
+}
+}  // namespace
+
+Result<std::shared_ptr<File>> Wal::Impl::prepare_segment_file() {
+    const std::string path = dir_ + "/" + detail::k_prealloc_name;
+    auto exists = fs_->exists(path);
+    if (!exists.ok()) return exists.status();
+    if (*exists) {
+        if (Status s = fs_->remove(path); !s.ok()) return s;
+    }
+    auto file = fs_->open(path, OpenMode::create_new);
+    if (!file.ok()) return file.status();
+    if (options_.preallocate) {
+        // Real zeros, not fallocate: on ext4 fallocated extents are
+        // "unwritten", so every first write into them also commits metadata.
+        for (std::uint64_t at = 0; at < options_.segment_bytes; at += k_zero_chunk_bytes) {
+            struct iovec iov {
+                const_cast<char*>(zero_chunk()), std::min(k_zero_chunk_bytes,
+                                                          options_.segment_bytes - at)
+            };
+            if (Status s = (*file)->pwritev(&iov, 1, at); !s.ok()) return s;
+        }
+        if (Status s = (*file)->datasync(); !s.ok()) return s;
+    }
+    if (Status s = fs_->sync_dir(dir_); !s.ok()) return s;
+    return std::shared_ptr<File>(std::move(*file));
+}
+
+Result<std::shared_ptr<File>> Wal::Impl::take_prepared_file() {
+    if (!options_.preallocate || !background_.joinable()) return prepare_segment_file();
+    std::unique_lock lock(bg_mu_);
+    want_prepared_ = true;
+    bg_cv_.notify_all();
+    bg_cv_.wait(lock, [&] { return prepared_ != nullptr || !prepared_error_.ok(); });
+    if (!prepared_error_.ok()) return prepared_error_;
+    std::shared_ptr<File> file = std::move(prepared_);
+    prepared_.reset();
+    // Not the next one yet: it would reuse the temp name we are about to rename.
+    want_prepared_ = false;
+    return file;
+}
+
+Status Wal::Impl::install_segment(std::uint64_t first_index, std::uint32_t start_crc) {
+    auto file = take_prepared_file();
+    if (!file.ok()) return file.status();
+    detail::SegmentHeader h{next_sequence_, first_index, start_crc};
+    char header[detail::k_segment_header_bytes];
+    detail::encode_segment_header(h, header);
+    struct iovec iov {
+        header, sizeof header
+    };
+    if (Status s = (*file)->pwritev(&iov, 1, 0); !s.ok()) return s;
+    if (Status s = (*file)->datasync(); !s.ok()) return s;
+    const std::string name = detail::segment_file_name(next_sequence_, first_index);
+    if (Status s = fs_->rename(dir_ + "/" + detail::k_prealloc_name, dir_ + "/" + name); !s.ok())
+        return s;
+    if (Status s = fs_->sync_dir(dir_); !s.ok()) return s;
+    if (options_.preallocate && background_.joinable()) {
+        std::lock_guard lock(bg_mu_);
+        want_prepared_ = true;  // start zero-filling the one after
+        bg_cv_.notify_all();
+    }
+    auto seg = std::make_shared<Segment>();
+    seg->sequence = next_sequence_;
+    seg->first_index = first_index;
+    seg->start_crc = start_crc;
+    seg->name = name;
+    seg->file = std::move(*file);
+    seg->last_crc = start_crc;
+    ++next_sequence_;
+    {
+        std::lock_guard lock(state_mu_);
+        segments_.push_back(seg);
+    }
+    active_ = std::move(seg);
+    return Status();
+}
+
+Status Wal::Impl::zero_tail(File& file, std::uint64_t from, std::uint64_t* zeroed) {
+    *zeroed = 0;
+    auto size = file.size();
+    if (!size.ok()) return size.status();
+    std::vector<char> chunk(k_zero_chunk_bytes);
+    std::uint64_t end = from;  // past the last non-zero byte
+    for (std::uint64_t at = from; at < *size; at += k_zero_chunk_bytes) {
+        const std::uint64_t n = std::min<std::uint64_t>(k_zero_chunk_bytes, *size - at);
+        auto got = file.pread(chunk.data(), n, at);
+        if (!got.ok()) return got.status();
+        for (std::uint64_t i = *got; i > 0; --i) {
+            if (chunk[i - 1] != 0) {
+                end = at + i;
+                break;
+            }
+        }
+    }
+    if (end == from) return Status();
+    for (std::uint64_t at = from; at < end; at += k_zero_chunk_bytes) {
+        struct iovec iov {
+            const_cast<char*>(zero_chunk()), std::min(k_zero_chunk_bytes, end - at)
+        };
+        if (Status s = file.pwritev(&iov, 1, at); !s.ok()) return s;
+    }
+    if (Status s = file.datasync(); !s.ok()) return s;
+    *zeroed = end - from;
+    return Status();
+}
+
+Status Wal::Impl::remove_files(const std::vector<std::string>& names) {
+    if (names.empty()) return Status();
+    for (const auto& name : names) {
+        Status s = fs_->remove(dir_ + "/" + name);
+        if (!s.ok() && s.code() != ErrorCode::not_found) return s;
+    }
+    return fs_->sync_dir(dir_);
+}
+
+void Wal::Impl::delete_in_background(std::vector<std::string> names) {
+    if (names.empty()) return;
+    if (!background_.joinable()) {
+        (void)remove_files(names);  // recovery redoes it on the next open if this fails
+        return;
+    }
+    std::lock_guard lock(bg_mu_);
+    to_delete_.insert(to_delete_.end(), names.begin(), names.end());
+    bg_cv_.notify_all();
+}
+
+void Wal::Impl::background_main() {
+    std::unique_lock lock(bg_mu_);
+    for (;;) {
+        bg_cv_.wait(lock, [&] {
+            return bg_stop_ || !to_delete_.empty() ||
+                   (want_prepared_ && prepared_ == nullptr && prepared_error_.ok());
+        });
+        if (!to_delete_.empty()) {
+            std::vector<std::string> names = std::move(to_delete_);
+            to_delete_.clear();
+            lock.unlock();
+            // A failure leaves files below the durable floor; the next open deletes them.
+            (void)remove_files(names);
+            lock.lock();
+            continue;
+        }
+        if (bg_stop_) return;
+        lock.unlock();
+        auto file = prepare_segment_file();
+        lock.lock();
+        if (file.ok()) {
+            prepared_ = std::move(*file);
+        } else {
+            prepared_error_ = file.status();
+        }
+        bg_cv_.notify_all();
+    }
+}
+
+}  // namespace keel::wal

@@ -1,0 +1,98 @@
+// Suffix truncation and reset, executed by the flusher in queue order.
+//
+// Both are made atomic by a fence in the meta file (docs/wal.md, "Crash
+// windows"): once the meta file says "records above k are void", recovery
+// ignores them and finishes the physical work; until then the old log is
+// intact.  After the physical work the fence is cleared, before any later
+// append runs (the flusher executes them after this returns).
+#include <fmt/format.h>
+
+#include "keel/assert.hpp"
+#include "wal_impl.hpp"
+
+namespace keel::wal {
+
+Status Wal::Impl::do_truncate(std::uint64_t index) {
+    {
+        std::lock_guard lock(state_mu_);
+        if (index >= last_) return Status();  // nothing durable above it
+        if (index + 1 < first_index_locked())
+            return Status(ErrorCode::invalid_argument,
+                          fmt::format("truncate_after({}) would cut below the first index {} "
+                                      "(compacted meanwhile)",
+                                      index, first_index_locked()));
+    }
+    {
+        std::lock_guard lock(meta_mu_);
+        detail::MetadataFile m = meta_;
+        m.fence_set = true;
+        m.fence = index;
+        if (Status s = write_meta_locked(m); !s.ok()) return s;
+    }
+    std::vector<std::string> dropped;
+    std::uint64_t cut = 0;
+    std::uint32_t crc = 0;
+    {
+        std::lock_guard lock(state_mu_);
+        while (segments_.size() > 1 && segments_.back()->first_index > index + 1) {
+            dropped.push_back(segments_.back()->name);
+            segments_.pop_back();
+        }
+        active_ = segments_.back();
+        if (index + 1 == active_->first_index) {
+            cut = detail::k_segment_header_bytes;
+            crc = active_->start_crc;
+        } else {
+            const detail::Entry& e = entries_[index - phys_first_];
+            cut = e.offset + detail::record_bytes(e.payload_bytes);
+            crc = e.crc;
+        }
+        entries_.resize(index + 1 - phys_first_);
+        last_ = index;
+        while (!cache_.empty() && cache_.back().index > index) {
+            cache_bytes_ -= cache_.back().payload.size() + sizeof(Record);
+            cache_.pop_back();
+        }
+    }
+    if (Status s = remove_files(dropped); !s.ok()) return s;
+    std::uint64_t zeroed = 0;
+    if (Status s = zero_tail(*active_->file, cut, &zeroed); !s.ok()) return s;
+    active_->end_offset.store(cut);
+    active_->last_crc = crc;
+    std::lock_guard lock(meta_mu_);
+    detail::MetadataFile m = meta_;
+    m.fence_set = false;
+    return write_meta_locked(m);
+}
+
+Status Wal::Impl::do_reset(std::uint64_t next_index) {
+    {
+        std::lock_guard lock(meta_mu_);
+        detail::MetadataFile m = meta_;
+        m.log_floor = next_index;
+        m.fence_set = true;
+        m.fence = next_index - 1;
+        if (Status s = write_meta_locked(m); !s.ok()) return s;
+    }
+    std::vector<std::string> dropped;
+    {
+        std::lock_guard lock(state_mu_);
+        for (const auto& seg : segments_) dropped.push_back(seg->name);
+        segments_.clear();
+        entries_.clear();
+        phys_first_ = next_index;
+        last_ = next_index - 1;
+        floor_ = next_index;
+        cache_.clear();
+        cache_bytes_ = 0;
+    }
+    active_.reset();
+    if (Status s = remove_files(dropped); !s.ok()) return s;
+    if (Status s = install_segment(next_index, 0); !s.ok()) return s;
+    std::lock_guard lock(meta_mu_);
+    detail::MetadataFile m = meta_;
+    m.fence_set = false;
+    return write_meta_locked(m);
+}
+
+}  // namespace keel::wal

@@ -1,0 +1,389 @@
+// keel::wal::Wal: the public operations (validation, queueing, reads,
+// compaction, metadata).  The flusher is in flusher.cpp, recovery in
+// recovery.cpp, segment files in segment_files.cpp.
+#include "keel/wal/wal.hpp"
+
+#include <unistd.h>
+
+#include <future>
+
+#include <fmt/format.h>
+
+#include "crc32c.hpp"
+#include "keel/assert.hpp"
+#include "wal_impl.hpp"
+
+namespace keel::wal {
+
+namespace {
+constexpr std::uint64_t k_max_index = 1ull << 62;  // the scanner's sanity bound
+}
+
+Wal::Impl::Impl(std::string dir, Options options)
+    : dir_(std::move(dir)),
+      options_(options),
+      fs_(options.fs != nullptr ? options.fs : default_file_system()) {}
+
+Wal::Impl::~Impl() {
+    {
+        std::lock_guard lock(queue_mu_);
+        stopping_ = true;
+    }
+    queue_cv_.notify_all();
+    if (flusher_.joinable()) flusher_.join();
+    {
+        std::lock_guard lock(bg_mu_);
+        bg_stop_ = true;
+    }
+    bg_cv_.notify_all();
+    if (background_.joinable()) background_.join();
+    if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+}
+
+void Wal::Impl::start() {
+    background_ = std::thread([this] { background_main(); });
+    if (options_.preallocate) {
+        std::lock_guard lock(bg_mu_);
+        want_prepared_ = true;
+        bg_cv_.notify_all();
+    }
+    flusher_ = std::thread([this] { flusher_main(); });
+}
+
+Status Wal::Impl::append(std::vector<Record> records, Callback done) {
+    if (records.empty()) return Status(ErrorCode::invalid_argument, "append of no records");
+    std::uint64_t bytes = 0;
+    for (std::size_t i = 0; i < records.size(); ++i) {
+        const Record& r = records[i];
+        if (r.payload.size() > options_.max_record_bytes)
+            return Status(ErrorCode::too_large,
+                          fmt::format("record at index {} has a {}-byte payload, over the limit "
+                                      "of {} bytes (Options::max_record_bytes)",
+                                      r.index, r.payload.size(), options_.max_record_bytes));
+        if (r.index != records[0].index + i)
+            return Status(ErrorCode::invalid_argument,
+                          fmt::format("append batch is not contiguous: index {} follows {}",
+                                      r.index, records[i - 1].index));
+        bytes += r.payload.size();
+    }
+    if (records.back().index > k_max_index)
+        return Status(ErrorCode::invalid_argument, "index over 2^62");
+    {
+        std::lock_guard lock(queue_mu_);
+        if (failed_.load()) return failed_status();
+        if (stopping_) return Status(ErrorCode::aborted, "the WAL is closing");
+        if (records[0].index != submit_next_)
+            return Status(ErrorCode::invalid_argument,
+                          fmt::format("append at index {}, but the next index is {}",
+                                      records[0].index, submit_next_));
+        if (queued_bytes_ > 0 && queued_bytes_ + bytes > options_.max_queue_bytes)
+            return Status(ErrorCode::busy,
+                          fmt::format("{} bytes already queued (Options::max_queue_bytes {})",
+                                      queued_bytes_, options_.max_queue_bytes));
+        submit_next_ = records.back().index + 1;
+        queued_bytes_ += bytes;
+        queue_.push_back(
+            detail::Op{detail::Op::Kind::append, std::move(records), 0, bytes, std::move(done)});
+    }
+    queue_cv_.notify_one();
+    return Status();
+}
+
+Status Wal::Impl::enqueue_truncate(std::uint64_t index, Callback done) {
+    {
+        std::lock_guard lock(queue_mu_);
+        if (failed_.load()) return failed_status();
+        if (stopping_) return Status(ErrorCode::aborted, "the WAL is closing");
+        std::uint64_t first;
+        {
+            std::lock_guard state(state_mu_);
+            first = first_index_locked();
+        }
+        if (index + 1 < first)
+            return Status(
+                ErrorCode::invalid_argument,
+                fmt::format("truncate_after({}) is below the first index {}", index, first));
+        submit_next_ = std::min(submit_next_, index + 1);
+        queue_.push_back(detail::Op{detail::Op::Kind::truncate, {}, index, 0, std::move(done)});
+    }
+    queue_cv_.notify_one();
+    return Status();
+}
+
+Status Wal::Impl::enqueue_reset(std::uint64_t next_index, Callback done) {
+    if (next_index == 0 || next_index > k_max_index)
+        return Status(ErrorCode::invalid_argument,
+                      fmt::format("reset({}): the index must be in [1, 2^62]", next_index));
+    {
+        std::lock_guard lock(queue_mu_);
+        if (failed_.load()) return failed_status();
+        if (stopping_) return Status(ErrorCode::aborted, "the WAL is closing");
+        submit_next_ = next_index;
+        queue_.push_back(detail::Op{detail::Op::Kind::reset, {}, next_index, 0, std::move(done)});
+    }
+    queue_cv_.notify_one();
+    return Status();
+}
+
+Status Wal::Impl::compact_before(std::uint64_t index) {
+    if (failed()) return failed_status();
+    std::lock_guard meta_lock(meta_mu_);
+    {
+        std::lock_guard lock(state_mu_);
+        if (index <= first_index_locked()) return Status();  // already there
+        if (index > last_ + 1)
+            return Status(
+                ErrorCode::invalid_argument,
+                fmt::format("compact_before({}) is past the last index {} + 1", index, last_));
+    }
+    detail::MetadataFile m = meta_;
+    m.log_floor = index;
+    if (Status s = write_meta_locked(m); !s.ok()) {
+        enter_failed(s);
+        return s;
+    }
+    std::vector<std::string> names;
+    {
+        std::lock_guard lock(state_mu_);
+        floor_ = std::max(floor_, index);
+        // Never the active (last) segment; only files whose every record is below the floor.
+        while (segments_.size() > 1 && segments_[1]->first_index <= floor_) {
+            const std::uint64_t drop = segments_[1]->first_index - segments_[0]->first_index;
+            entries_.erase(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(drop));
+            phys_first_ += drop;
+            names.push_back(segments_.front()->name);
+            segments_.pop_front();
+        }
+    }
+    delete_in_background(std::move(names));
+    return Status();
+}
+
+Status Wal::Impl::save_metadata(const Metadata& metadata) {
+    if (metadata.opaque.size() > k_max_metadata_opaque_bytes)
+        return Status(ErrorCode::too_large,
+                      fmt::format("metadata opaque blob of {} bytes is over the {}-byte limit",
+                                  metadata.opaque.size(), k_max_metadata_opaque_bytes));
+    if (failed()) return failed_status();
+    std::lock_guard lock(meta_mu_);
+    detail::MetadataFile m = meta_;
+    m.metadata = metadata;
+    if (Status s = write_meta_locked(m); !s.ok()) {
+        enter_failed(s);
+        return s;
+    }
+    return Status();
+}
+
+Metadata Wal::Impl::metadata() const {
+    std::lock_guard lock(meta_mu_);
+    return meta_.metadata;
+}
+
+std::uint64_t Wal::Impl::first_index_locked() const {
+    return std::min(std::max(floor_, phys_first_), last_ + 1);
+}
+
+std::shared_ptr<File> Wal::Impl::file_for_locked(std::uint64_t index) const {
+    // The last segment whose first index is <= index.
+    auto it =
+        std::upper_bound(segments_.begin(), segments_.end(), index,
+                         [](std::uint64_t i, const auto& seg) { return i < seg->first_index; });
+    KEEL_ASSERT(it != segments_.begin(), "a durable index lies in some segment");
+    return (*(it - 1))->file;
+}
+
+Result<std::vector<Record>> Wal::Impl::read(std::uint64_t from, std::uint64_t to,
+                                            std::uint64_t max_bytes) const {
+    struct Location {
+        std::uint64_t index;
+        std::uint64_t term;
+        std::uint64_t offset;
+        std::uint32_t payload_bytes;
+        std::uint32_t crc;
+        std::shared_ptr<File> file;
+    };
+    std::vector<Record> out;
+    std::vector<Location> disk;
+    {
+        std::lock_guard lock(state_mu_);
+        const std::uint64_t first = first_index_locked();
+        if (from < first || to > last_ + 1 || from > to)
+            return Status(
+                ErrorCode::not_found,
+                fmt::format("read [{}, {}) outside the log [{}, {}]", from, to, first, last_));
+        const std::uint64_t cache_first = last_ + 1 - cache_.size();
+        std::uint64_t bytes = 0;
+        for (std::uint64_t i = from; i < to; ++i) {
+            const detail::Entry& e = entries_[i - phys_first_];
+            if (i > from && bytes + e.payload_bytes > max_bytes) break;
+            bytes += e.payload_bytes;
+            if (i >= cache_first) {
+                out.push_back(cache_[i - cache_first]);
+            } else {
+                disk.push_back(
+                    Location{i, e.term, e.offset, e.payload_bytes, e.crc, file_for_locked(i)});
+                out.emplace_back();
+            }
+        }
+    }
+    // Records not in the cache are read without the lock; each is verified.
+    std::vector<char> buf;
+    std::size_t slot = 0;
+    for (const Location& loc : disk) {
+        while (out[slot].index != 0) ++slot;
+        const std::uint64_t n = detail::record_bytes(loc.payload_bytes);
+        buf.resize(n);
+        auto got = loc.file->pread(buf.data(), n, loc.offset);
+        if (!got.ok()) return got.status();
+        const detail::RecordHeader h = detail::decode_record_header(buf.data());
+        if (*got != n || h.index != loc.index || h.crc != loc.crc ||
+            detail::record_crc(buf.data(), n, h.prev_crc) != h.crc) {
+            std::lock_guard lock(state_mu_);
+            if (loc.index > last_ || loc.index < first_index_locked())
+                return Status(ErrorCode::not_found,
+                              fmt::format("record {} was truncated or compacted while being read",
+                                          loc.index));
+            return Status(
+                ErrorCode::corruption,
+                fmt::format("record {} at offset {} fails its CRC on read", loc.index, loc.offset));
+        }
+        out[slot] = Record{h.index, h.term, h.type,
+                           std::string(buf.data() + detail::k_record_header_bytes, h.length)};
+    }
+    return out;
+}
+
+std::uint64_t Wal::Impl::first_index() const {
+    std::lock_guard lock(state_mu_);
+    return first_index_locked();
+}
+
+std::uint64_t Wal::Impl::last_index() const {
+    std::lock_guard lock(state_mu_);
+    return last_;
+}
+
+std::uint64_t Wal::Impl::next_index() const {
+    std::lock_guard lock(queue_mu_);
+    return submit_next_;
+}
+
+Result<std::uint64_t> Wal::Impl::term_at(std::uint64_t index) const {
+    std::lock_guard lock(state_mu_);
+    if (index < first_index_locked() || index > last_)
+        return Status(ErrorCode::not_found, fmt::format("no record {} in the log", index));
+    return entries_[index - phys_first_].term;
+}
+
+Stats Wal::Impl::stats() const {
+    Stats s;
+    {
+        std::lock_guard lock(state_mu_);
+        s.segments = segments_.size();
+        for (const auto& seg : segments_) s.disk_bytes += seg->end_offset.load();
+    }
+    s.fsyncs = fsyncs_.load();
+    s.batches = batches_.load();
+    s.records_written = records_written_.load();
+    s.bytes_written = bytes_written_.load();
+    {
+        std::lock_guard lock(bg_mu_);
+        s.next_segment_ready = prepared_ != nullptr;
+    }
+    return s;
+}
+
+// ---- Wal: forwarding ----
+
+Wal::Wal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Wal::~Wal() = default;
+
+Result<std::unique_ptr<Wal>> Wal::open(const std::string& dir, Options options) {
+    if (options.max_record_bytes > k_format_max_payload_bytes)
+        return Status(ErrorCode::invalid_argument, "max_record_bytes over the format's limit");
+    if (options.segment_bytes < 4096)
+        return Status(ErrorCode::invalid_argument, "segment_bytes must be at least 4096");
+    auto impl = std::make_unique<Impl>(dir, options);
+    if (Status s = impl->recover(); !s.ok()) return s;
+    impl->start();
+    return std::unique_ptr<Wal>(new Wal(std::move(impl)));
+}
+
+Status Wal::append(std::vector<Record> records, Callback done) {
+    return impl_->append(std::move(records), std::move(done));
+}
+Status Wal::append(Record record, Callback done) {
+    std::vector<Record> one;
+    one.push_back(std::move(record));
+    return impl_->append(std::move(one), std::move(done));
+}
+Status Wal::truncate_after(std::uint64_t index, Callback done) {
+    return impl_->enqueue_truncate(index, std::move(done));
+}
+Status Wal::reset(std::uint64_t next_index, Callback done) {
+    return impl_->enqueue_reset(next_index, std::move(done));
+}
+Status Wal::compact_before(std::uint64_t index) {
+    return impl_->compact_before(index);
+}
+Status Wal::save_metadata(const Metadata& metadata) {
+    return impl_->save_metadata(metadata);
+}
+Metadata Wal::metadata() const {
+    return impl_->metadata();
+}
+Result<std::vector<Record>> Wal::read(std::uint64_t from, std::uint64_t to_exclusive,
+                                      std::uint64_t max_bytes) const {
+    return impl_->read(from, to_exclusive, max_bytes);
+}
+std::uint64_t Wal::first_index() const {
+    return impl_->first_index();
+}
+std::uint64_t Wal::last_index() const {
+    return impl_->last_index();
+}
+std::uint64_t Wal::next_index() const {
+    return impl_->next_index();
+}
+Result<std::uint64_t> Wal::term_at(std::uint64_t index) const {
+    return impl_->term_at(index);
+}
+bool Wal::failed() const {
+    return impl_->failed();
+}
+Stats Wal::stats() const {
+    return impl_->stats();
+}
+const OpenReport& Wal::open_report() const {
+    return impl_->report_;
+}
+const std::string& Wal::dir() const {
+    return impl_->dir_;
+}
+
+// ---- blocking helpers ----
+
+namespace {
+template <typename Submit>
+Status wait_for(Submit submit) {
+    std::promise<Status> promise;
+    auto future = promise.get_future();
+    Status s = submit([&promise](Status st) { promise.set_value(std::move(st)); });
+    if (!s.ok()) return s;
+    return future.get();
+}
+}  // namespace
+
+Status append_sync(Wal& wal, std::vector<Record> records) {
+    return wait_for(
+        [&](Wal::Callback cb) { return wal.append(std::move(records), std::move(cb)); });
+}
+Status truncate_after_sync(Wal& wal, std::uint64_t index) {
+    return wait_for([&](Wal::Callback cb) { return wal.truncate_after(index, std::move(cb)); });
+}
+Status reset_sync(Wal& wal, std::uint64_t next_index) {
+    return wait_for([&](Wal::Callback cb) { return wal.reset(next_index, std::move(cb)); });
+}
+
+}  // namespace keel::wal

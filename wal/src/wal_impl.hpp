@@ -1,0 +1,182 @@
+// wal_impl.hpp — the state behind keel::wal::Wal and who may touch it.
+//
+// Threads:
+//  - callers: append/truncate_after/reset enqueue under queue_mu_;
+//    compact_before and save_metadata write the meta file under meta_mu_;
+//    reads take state_mu_ briefly, then pread without locks.
+//  - the flusher (flusher.cpp): the only writer of segment data; owns
+//    active_ and the write buffer without locks; publishes durable records
+//    under state_mu_ before running callbacks.
+//  - the background thread (segment_files.cpp): zero-fills the next segment
+//    ahead of time and deletes compacted segments.
+// Lock order: queue_mu_ -> meta_mu_ -> state_mu_; bg_mu_ and failure_mu_ are leaves.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "format.hpp"
+#include "keel/wal/wal.hpp"
+
+namespace keel::wal {
+
+namespace detail {
+
+// One segment file.  first_index, start_crc and file never change; the
+// flusher alone advances end_offset/last_crc of the active segment.
+struct Segment {
+    std::uint64_t sequence = 0;
+    std::uint64_t first_index = 0;
+    std::uint32_t start_crc = 0;
+    std::string name;
+    std::shared_ptr<File> file;
+    std::atomic<std::uint64_t> end_offset{k_segment_header_bytes};  // past the last record
+    std::uint32_t last_crc = 0;                                     // chain value at end_offset
+};
+
+// Where a durable record lives (its segment is found by index).
+struct Entry {
+    std::uint64_t term = 0;
+    std::uint64_t offset = 0;
+    std::uint32_t payload_bytes = 0;
+    std::uint32_t crc = 0;
+};
+
+struct Op {
+    enum class Kind { append, truncate, reset } kind = Kind::append;
+    std::vector<Record> records;  // append
+    std::uint64_t index = 0;      // truncate: keep <= index; reset: next index
+    std::uint64_t bytes = 0;      // payload bytes, counted against max_queue_bytes
+    Wal::Callback done;
+};
+
+}  // namespace detail
+
+class Wal::Impl {
+public:
+    Impl(std::string dir, Options options);
+    ~Impl();
+
+    // recovery.cpp
+    // Takes the directory lock (busy if another Wal holds it), then recovers.
+    Status recover();
+    // Starts the flusher and background threads.  REQUIRES: recover() ok.
+    void start();
+
+    // wal.cpp: the public operations.
+    Status append(std::vector<Record> records, Callback done);
+    Status enqueue_truncate(std::uint64_t index, Callback done);
+    Status enqueue_reset(std::uint64_t next_index, Callback done);
+    Status compact_before(std::uint64_t index);
+    Status save_metadata(const Metadata& m);
+    Metadata metadata() const;
+    Result<std::vector<Record>> read(std::uint64_t from, std::uint64_t to,
+                                     std::uint64_t max_bytes) const;
+    std::uint64_t first_index() const;
+    std::uint64_t last_index() const;
+    std::uint64_t next_index() const;
+    Result<std::uint64_t> term_at(std::uint64_t index) const;
+    bool failed() const { return failed_.load(); }
+    Stats stats() const;
+
+    const std::string dir_;
+    const Options options_;
+    FileSystem* const fs_;
+    OpenReport report_;
+
+private:
+    using Segment = detail::Segment;
+    using SegmentPtr = std::shared_ptr<Segment>;
+
+    // flusher.cpp
+    void flusher_main();
+    void process_batch(std::vector<detail::Op>& batch);
+    Status write_appends(std::vector<detail::Op>& ops, std::size_t begin, std::size_t end);
+    Status flush_buffer(std::uint64_t bytes, std::uint32_t chain);
+    void publish(std::vector<detail::Op>& ops, std::size_t begin, std::size_t end);
+    Status do_truncate(std::uint64_t index);
+    Status do_reset(std::uint64_t next_index);
+    void enter_failed(const Status& why);
+    Status failed_status() const;
+
+    // segment_files.cpp
+    void background_main();
+    // Creates the temporary next segment file (zero-filled when
+    // options_.preallocate), synced along with the directory.
+    Result<std::shared_ptr<File>> prepare_segment_file();
+    // Gets a prepared file (from the background thread when preallocating).
+    Result<std::shared_ptr<File>> take_prepared_file();
+    // Writes the header into a prepared file and renames it into place;
+    // makes it the active segment.  Flusher or recovery only.
+    Status install_segment(std::uint64_t first_index, std::uint32_t start_crc);
+    // Zeroes [from, last non-zero byte) of a file and fdatasyncs it.
+    Status zero_tail(File& file, std::uint64_t from, std::uint64_t* zeroed);
+    Status remove_files(const std::vector<std::string>& names);
+    void delete_in_background(std::vector<std::string> names);
+
+    // Meta file (REQUIRES: meta_mu_ held).
+    Status write_meta_locked(const detail::MetadataFile& m);
+
+    // REQUIRES: state_mu_ held.
+    std::uint64_t first_index_locked() const;
+    std::shared_ptr<File> file_for_locked(std::uint64_t index) const;
+    void trim_cache_locked();
+
+    // ---- queue (queue_mu_) ----
+    mutable std::mutex queue_mu_;
+    std::condition_variable queue_cv_;
+    std::deque<detail::Op> queue_;
+    std::uint64_t queued_bytes_ = 0;
+    std::uint64_t submit_next_ = 1;  // index the next append must start at
+    bool stopping_ = false;
+
+    // ---- metadata (meta_mu_) ----
+    mutable std::mutex meta_mu_;
+    detail::MetadataFile meta_;
+
+    // ---- published log state (state_mu_) ----
+    mutable std::mutex state_mu_;
+    std::deque<SegmentPtr> segments_;
+    std::deque<detail::Entry> entries_;  // entries_[i] is index phys_first_ + i
+    std::uint64_t phys_first_ = 1;
+    std::uint64_t last_ = 0;    // last durable index
+    std::uint64_t floor_ = 1;   // compaction point; first_index = max(floor_, phys_first_)
+    std::deque<Record> cache_;  // the newest records, ending at last_
+    std::uint64_t cache_bytes_ = 0;
+
+    // ---- flusher-owned ----
+    SegmentPtr active_;
+    std::uint64_t next_sequence_ = 1;
+    std::vector<char> buffer_;
+    struct Placed {
+        std::uint64_t offset;
+        std::uint32_t crc;
+    };
+    std::vector<Placed> placed_;
+
+    // ---- background (bg_mu_) ----
+    mutable std::mutex bg_mu_;
+    std::condition_variable bg_cv_;
+    bool bg_stop_ = false;
+    bool want_prepared_ = false;
+    std::shared_ptr<File> prepared_;
+    Status prepared_error_;
+    std::vector<std::string> to_delete_;
+
+    mutable std::mutex failure_mu_;  // a leaf lock
+    std::atomic<bool> failed_{false};
+    Status failure_;  // set once, under failure_mu_, before failed_
+    std::atomic<std::uint64_t> fsyncs_{0}, batches_{0}, records_written_{0}, bytes_written_{0};
+    std::thread flusher_;
+    std::thread background_;
+    int lock_fd_ = -1;  // flock(2) on <dir>/LOCK: one Wal per directory
+};
+
+}  // namespace keel::wal
