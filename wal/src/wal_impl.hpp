@@ -49,6 +49,8 @@ struct Entry {
     std::uint32_t crc = 0;
 };
 
+struct RecoveryPlan;  // recovery.cpp
+
 struct Op {
     enum class Kind { append, truncate, reset } kind = Kind::append;
     std::vector<Record> records;  // append
@@ -67,6 +69,8 @@ public:
     // recovery.cpp
     // Takes the directory lock (busy if another Wal holds it), then recovers.
     Status recover();
+    Status lock_directory();
+    Status apply_recovery(detail::RecoveryPlan& plan);
     // Starts the flusher and background threads.  REQUIRES: recover() ok.
     void start();
 
