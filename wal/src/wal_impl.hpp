@@ -122,6 +122,8 @@ private:
     Status install_segment(std::uint64_t first_index, std::uint32_t start_crc);
     // Zeroes [from, last non-zero byte) of a file and fdatasyncs it.
     Status zero_tail(File& file, std::uint64_t from, std::uint64_t* zeroed);
+    // Zeroes [from, to) and fdatasyncs.
+    Status zero_range(File& file, std::uint64_t from, std::uint64_t to);
     Status remove_files(const std::vector<std::string>& names);
     void delete_in_background(std::vector<std::string> names);
 
