@@ -143,13 +143,13 @@ Status Wal::Impl::recover() {
 // Phase 2: from here on the directory is modified.
 Status Wal::Impl::apply_recovery(detail::RecoveryPlan& plan) {
     next_sequence_ = plan.next_sequence;
+    std::vector<std::string> temps;
     for (const char* tmp : {detail::k_prealloc_name, detail::k_metadata_tmp_name}) {
         auto exists = fs_->exists(dir_ + "/" + tmp);
         if (!exists.ok()) return exists.status();
-        if (*exists) {
-            if (Status s = fs_->remove(dir_ + "/" + tmp); !s.ok()) return s;
-        }
+        if (*exists) temps.emplace_back(tmp);
     }
+    if (Status s = remove_files(temps); !s.ok()) return s;  // fsyncs the directory
     for (const SegmentInfo& info : plan.keep) {
         auto file = fs_->open(dir_ + "/" + info.file_name, OpenMode::read_write);
         if (!file.ok()) return file.status();
