@@ -124,7 +124,9 @@ Status Wal::Impl::recover() {
 
     detail::RecoveryPlan plan;
     ScanOptions scan_options;
-    scan_options.max_record_bytes = options_.max_record_bytes;
+    // Not options_.max_record_bytes: a log written under a larger limit must
+    // not have its big records mistaken for damage after the limit shrinks.
+    scan_options.max_record_bytes = k_format_max_payload_bytes;
     scan_options.ignore_after_index = meta->fence.value_or(UINT64_MAX);
     scan_options.fs = fs_;
     auto scan = scan_wal(dir_, scan_options, [&](const ScannedRecord& r) {
