@@ -5,6 +5,8 @@
 // and reverts if the entry is truncated.  Keel does not implement joint
 // consensus: single-server changes cover every operation it offers (grow,
 // shrink, replace = add learner, promote, remove) with much less machinery.
+#include <algorithm>
+
 #include "keel/assert.hpp"
 #include "raft/limits.hpp"
 #include "raft/state.hpp"
@@ -107,9 +109,18 @@ void Core::State::on_config_changed() {
 void Core::State::sync_progress() {
     const Configuration& c = config();
     const Configuration& committed = configs.at(log.committed());
-    std::erase_if(progress, [&](const auto& item) {
-        return !c.contains(item.first) && !committed.contains(item.first);
-    });
+    for (auto it = progress.begin(); it != progress.end();) {
+        if (c.contains(it->first) || committed.contains(it->first)) {
+            ++it;
+            continue;
+        }
+        // A last word before forgetting it: the commit index, so a member that
+        // holds its removal learns that it is committed and stops campaigning.
+        send(Message{.type = MessageType::heartbeat,
+                     .to = it->first,
+                     .commit = std::min(it->second.match, log.committed())});
+        it = progress.erase(it);
+    }
     for (const auto& [id, info] : c.members) {
         if (id == opt.id || progress.count(id) != 0) continue;
         progress.emplace(id, Progress(log.last_index() + 1, opt.max_inflight_messages));
