@@ -5,8 +5,6 @@
 // and reverts if the entry is truncated.  Keel does not implement joint
 // consensus: single-server changes cover every operation it offers (grow,
 // shrink, replace = add learner, promote, remove) with much less machinery.
-#include <algorithm>
-
 #include "keel/assert.hpp"
 #include "raft/limits.hpp"
 #include "raft/state.hpp"
@@ -114,11 +112,11 @@ void Core::State::sync_progress() {
             ++it;
             continue;
         }
-        // A last word before forgetting it: the commit index, so a member that
-        // holds its removal learns that it is committed and stops campaigning.
-        send(Message{.type = MessageType::heartbeat,
-                     .to = it->first,
-                     .commit = std::min(it->second.match, log.committed())});
+        // A last word before forgetting it: the entries it lacks and the commit
+        // index (whatever the flow control state), so that it learns its
+        // removal is committed and stops campaigning.
+        it->second.become_probe();
+        send_append(it->first, /*send_if_empty=*/true);
         it = progress.erase(it);
     }
     for (const auto& [id, info] : c.members) {
