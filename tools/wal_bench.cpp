@@ -89,24 +89,33 @@ void raw_bench(const std::string& dir, double seconds, std::size_t bytes, bool o
            {"p99_us", percentile(lat, 0.99)}});
 }
 
-// Closed loop: K appends in flight; each completion submits the next one.
+// Closed loop: K appends in flight; each completion submits the next one,
+// either from the completion callback itself (on the WAL's flusher thread:
+// no thread hop) or, with from_thread, from a separate submitter thread
+// woken by the callback (what a runtime posting to its own thread pays).
 class ClosedLoop {
 public:
-    ClosedLoop(Wal& wal, std::size_t bytes) : wal_(wal), payload_(bytes, 'r') {}
+    ClosedLoop(Wal& wal, std::size_t bytes, bool from_thread)
+        : wal_(wal), payload_(bytes, 'r'), from_thread_(from_thread) {}
 
     void run(int outstanding, double seconds) {
         const auto before = wal_.stats();
         latencies_.clear();
         latencies_.reserve(1u << 20);
         stop_ = false;
+        owed_ = 0;
+        std::thread submitter;
+        if (from_thread_) submitter = std::thread([this] { submitter_main(); });
         const auto t0 = Clock::now();
         for (int i = 0; i < outstanding; ++i) submit();
         {
             std::unique_lock lock(mu_);
             cv_.wait_for(lock, std::chrono::duration<double>(seconds), [&] { return failed_; });
             stop_ = true;
+            cv_.notify_all();
             cv_.wait(lock, [&] { return in_flight_ == 0; });
         }
+        if (submitter.joinable()) submitter.join();
         const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
         if (failed_) die("append failed: " + error_);
         const auto after = wal_.stats();
@@ -114,6 +123,7 @@ public:
         const double fsyncs = static_cast<double>(after.fsyncs - before.fsyncs);
         print({{"bench", "wal"},
                {"outstanding", outstanding},
+               {"submit_from", from_thread_ ? "thread" : "callback"},
                {"record_bytes", payload_.size()},
                {"ops", latencies_.size()},
                {"ops_per_s", static_cast<double>(latencies_.size()) / elapsed},
@@ -154,15 +164,35 @@ private:
                 cv_.notify_all();
                 return;
             }
+            if (from_thread_) {
+                ++owed_;
+                cv_.notify_all();
+                return;
+            }
         }
         submit();
+    }
+
+    void submitter_main() {
+        std::unique_lock lock(mu_);
+        for (;;) {
+            cv_.wait(lock, [&] { return owed_ > 0 || stop_ || failed_; });
+            if (stop_ || failed_) return;
+            int n = owed_;
+            owed_ = 0;
+            lock.unlock();
+            while (n-- > 0) submit();
+            lock.lock();
+        }
     }
 
     Wal& wal_;
     std::string payload_;
     std::mutex mu_;
     std::condition_variable cv_;
+    bool from_thread_;
     int in_flight_ = 0;
+    int owed_ = 0;  // completions whose replacement the submitter thread still owes
     bool stop_ = false;
     bool failed_ = false;
     std::string error_;
@@ -209,6 +239,7 @@ int main(int argc, char** argv) {
     std::vector<int> outstanding{1, 16, 256};
     bool recovery = false;
     bool skip_raw = false;
+    std::string submit_from = "callback";
     std::uint64_t recovery_records = 1000000;
     std::uint64_t segment_bytes = 64ull << 20;
     app.add_option("--dir", dir, "directory to write in (the WAL is left there)")->required();
@@ -218,6 +249,10 @@ int main(int argc, char** argv) {
         ->delimiter(',');
     app.add_option("--segment-bytes", segment_bytes, "WAL segment size");
     app.add_flag("--skip-raw", skip_raw, "skip the raw fdatasync floor measurements");
+    app.add_option("--submit-from", submit_from,
+                   "who submits the next append: the completion callback (flusher thread) "
+                   "or a separate thread")
+        ->check(CLI::IsMember({"callback", "thread"}));
     app.add_flag("--recovery", recovery, "also time open() of a freshly built large WAL");
     app.add_option("--recovery-records", recovery_records, "records in the --recovery WAL");
     CLI11_PARSE(app, argc, argv);
@@ -236,7 +271,7 @@ int main(int argc, char** argv) {
         // it does not compete with the measured fdatasyncs.
         while (!(*wal)->stats().next_segment_ready)
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        ClosedLoop loop(**wal, record_bytes);
+        ClosedLoop loop(**wal, record_bytes, submit_from == "thread");
         for (int k : outstanding) {
             if (k < 1) die("--outstanding values must be >= 1");
             loop.run(k, seconds);

@@ -35,7 +35,7 @@ struct Args {
     bool resync = false;
     std::optional<std::uint64_t> from, to;
     std::optional<unsigned> type;
-    std::uint64_t max_record_bytes = 64ull << 20;
+    std::uint64_t max_record_bytes = keel::wal::k_format_max_payload_bytes;
 };
 
 std::string preview(std::string_view payload) {
@@ -280,7 +280,7 @@ int main(int argc, char** argv) {
     app.add_option("--to", a.to, "last index to print (inclusive)");
     app.add_option("--type", a.type, "only records of this type");
     app.add_option("--max-record-bytes", a.max_record_bytes,
-                   "largest payload considered valid (the WAL's Options::max_record_bytes)");
+                   "largest payload considered valid (default: the format's maximum)");
     CLI11_PARSE(app, argc, argv);
     try {
         return run(a);

@@ -85,6 +85,11 @@ Replica::Replica(NodeOptions options, std::shared_ptr<StateMachine> sm)
 
 Replica::~Replica() {
     stop(false);
+    // Close the transport and the WAL while every member their callbacks
+    // touch is still alive (the WAL completes queued writes when closed).
+    transport_.reset();
+    ticker_.reset();
+    log_.reset();
 }
 
 void Replica::log(LogLevel level, const std::string& message) const {
@@ -351,7 +356,12 @@ Result<MemberSpec> Replica::member(NodeId id) const {
 void Replica::stop(bool transfer_leadership_first) {
     KEEL_ASSERT(!io_thread_.joinable() || !on_io_thread(), "stop() from a keel callback");
     std::call_once(stop_once_, [&] {
-        if (!io_) return;  // start() failed before the threads existed
+        stopping_ = true;
+        if (!io_thread_.joinable()) {  // start() failed before the I/O thread ran
+            if (apply_) apply_->stop();
+            if (background_) background_->stop();
+            return;
+        }
         if (transfer_leadership_first) {
             NodeStatus st = status();
             NodeId target = 0;

@@ -3,6 +3,10 @@
 // detector's promise that a lone node arms no timer.
 #include <catch2/catch.hpp>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <future>
 #include <memory>
@@ -14,6 +18,14 @@ using keel::test::RecordingStateMachine;
 using keel::test::TempDir;
 
 namespace {
+
+// "prefix<n>", built by appending: GCC 12 warns falsely (-Wrestrict) on
+// "literal" + std::string once inlined.
+std::string tag(const char* prefix, std::uint64_t n) {
+    std::string s(prefix);
+    s.append(std::to_string(n));
+    return s;
+}
 
 NodeOptions single_options(const std::string& dir) {
     NodeOptions o;
@@ -38,11 +50,11 @@ TEST_CASE("a single node applies proposals in order and returns the state machin
     auto node = open_node(single_options(dir.path()), sm);
     std::uint64_t last = 0;
     for (int i = 0; i < 100; ++i) {
-        ProposeResult r = node->propose("v" + std::to_string(i)).get();
+        ProposeResult r = node->propose(tag("v", i)).get();
         REQUIRE(r.status.ok());
         REQUIRE(r.index > last);
-        REQUIRE(r.result == "ok:" + std::to_string(r.index));
-        REQUIRE(sm->applied().at(r.index) == "v" + std::to_string(i));
+        REQUIRE(r.result == tag("ok:", r.index));
+        REQUIRE(sm->applied().at(r.index) == tag("v", i));
         last = r.index;
     }
     NodeStatus st = node->status();
@@ -80,9 +92,9 @@ TEST_CASE("restart re-applies every acknowledged entry to a fresh state machine"
         auto node =
             open_node(single_options(dir.path()), std::make_shared<RecordingStateMachine>());
         for (int i = 0; i < 50; ++i) {
-            ProposeResult r = node->propose("a" + std::to_string(i)).get();
+            ProposeResult r = node->propose(tag("a", i)).get();
             REQUIRE(r.status.ok());
-            acked[r.index] = "a" + std::to_string(i);
+            acked[r.index] = tag("a", i);
         }
         node->stop();
     }
@@ -107,15 +119,15 @@ TEST_CASE("restart restores the snapshot then applies the log after it") {
     {
         auto node = open_node(o, std::make_shared<RecordingStateMachine>());
         for (int i = 0; i < 40; ++i) {
-            ProposeResult r = node->propose("s" + std::to_string(i)).get();
+            ProposeResult r = node->propose(tag("s", i)).get();
             REQUIRE(r.status.ok());
-            acked[r.index] = "s" + std::to_string(i);
+            acked[r.index] = tag("s", i);
         }
         REQUIRE(node->snapshot_now().get().ok());
         for (int i = 40; i < 45; ++i) {
-            ProposeResult r = node->propose("s" + std::to_string(i)).get();
+            ProposeResult r = node->propose(tag("s", i)).get();
             REQUIRE(r.status.ok());
-            acked[r.index] = "s" + std::to_string(i);
+            acked[r.index] = tag("s", i);
         }
         CHECK(node->status().snapshot_index >= 40);
         node->stop();
@@ -134,7 +146,7 @@ TEST_CASE("read_index(wait_applied) reflects every acknowledged write") {
     auto sm = std::make_shared<RecordingStateMachine>();
     auto node = open_node(single_options(dir.path()), sm);
     std::vector<std::future<ProposeResult>> futures;
-    for (int i = 0; i < 64; ++i) futures.push_back(node->propose("r" + std::to_string(i)));
+    for (int i = 0; i < 64; ++i) futures.push_back(node->propose(tag("r", i)));
     std::uint64_t max_index = 0;
     for (auto& f : futures) max_index = std::max(max_index, f.get().index);
     ReadResult rr = node->read_index(true).get();
@@ -186,4 +198,23 @@ TEST_CASE("after stop, calls fail with aborted") {
     node->stop();  // idempotent
     CHECK(node->propose("y").get().status.code() == ErrorCode::aborted);
     CHECK(node->read_index().get().status.code() == ErrorCode::aborted);
+}
+
+TEST_CASE("open fails cleanly (no hang, no leak) when the raft port is taken") {
+    TempDir dir;
+    // Take a port by listening on it.
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd, 1) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    NodeOptions o = single_options(dir.path());
+    o.listen_address = tag("127.0.0.1:", ntohs(a.sin_port));
+    auto node = Node::open(o, std::make_shared<RecordingStateMachine>());
+    CHECK_FALSE(node.ok());
+    ::close(fd);
 }

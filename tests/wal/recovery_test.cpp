@@ -186,3 +186,40 @@ TEST_CASE("the scanner classifies without modifying, and resyncs when asked") {
     REQUIRE(seen == 9);
     REQUIRE(dir_contents(base.path()) == before);
 }
+
+TEST_CASE("a record damaged on disk after open fails its CRC on read") {
+    TempDir base;
+    Options o = small_options();
+    o.cache_bytes = 0;  // every read goes to disk
+    auto wal = Wal::open(base.path(), o);
+    REQUIRE(wal.ok());
+    REQUIRE(append_sync(**wal, make_records(1, 10)).ok());
+    const Located rec = locate(base.path(), 6);
+    patch(base.path() + "/" + rec.file, rec.offset + 40, "!");
+    REQUIRE((*wal)->read(1, 6).ok());
+    auto bad = (*wal)->read(1, 11);
+    REQUIRE(bad.status().code() == ErrorCode::corruption);
+    REQUIRE_THAT(bad.status().message(), Catch::Contains("record 6"));
+}
+
+TEST_CASE("repair of a gap keeps the log up to the missing segment") {
+    TempDir base;
+    build(base.path(), 600);
+    auto layout = read_wal_layout(base.path());
+    REQUIRE(layout.ok());
+    REQUIRE(layout->segments.size() >= 3);
+    const std::uint64_t kept_last = layout->segments[1].first_index - 1;
+    std::filesystem::remove(base.path() + "/" + layout->segments[1].file_name);
+    Options o = small_options();
+    o.repair = true;
+    auto wal = Wal::open(base.path(), o);
+    REQUIRE(wal.ok());
+    REQUIRE((*wal)->open_report().repaired);
+    REQUIRE_THAT((*wal)->open_report().repair_detail, Catch::Contains("gap"));
+    REQUIRE((*wal)->last_index() == kept_last);
+    REQUIRE(append_sync(**wal, make_records(kept_last + 1, 3)).ok());
+    wal->reset();
+    auto again = Wal::open(base.path(), small_options());
+    REQUIRE(again.ok());
+    REQUIRE((*again)->last_index() == kept_last + 3);
+}

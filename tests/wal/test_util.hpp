@@ -92,10 +92,11 @@ inline std::vector<std::pair<std::string, std::string>> dir_contents(const std::
     return out;
 }
 
-// Wraps the POSIX file system.  A before_mutation hook runs before every write,
-// sync, rename, remove and create (with a short description); tests use it
-// to copy the directory, i.e. to take the state a crash at that instant
-// would leave (every earlier write reached the disk).
+// Wraps the POSIX file system.  A before_mutation hook runs before every
+// write, sync, rename, remove and create (with a short description); tests
+// use it to copy the directory, i.e. to take the state a crash at that
+// instant would leave.  Each mutating operation runs together with its hook
+// under one mutex, so a copy never sees another thread's operation half done.
 class FaultFs final : public FileSystem {
 public:
     std::atomic<int> datasyncs_until_failure{-1};  // -1: never fail
@@ -107,20 +108,43 @@ public:
     }
 
     Result<std::unique_ptr<File>> open(const std::string& path, OpenMode mode) override {
+        std::lock_guard lock(mu_);
         if (mode == OpenMode::create_new) hook("create " + path);
         auto f = base_->open(path, mode);
         if (!f.ok()) return f.status();
-        return std::unique_ptr<File>(new FaultFile(this, std::move(*f), path));
+        std::lock_guard track(track_mu_);
+        const int id = next_id_++;
+        paths_[id] = path;
+        return std::unique_ptr<File>(new FaultFile(this, std::move(*f), id));
     }
     Status rename(const std::string& from, const std::string& to) override {
+        std::lock_guard lock(mu_);
         hook("rename " + from);
-        return base_->rename(from, to);
+        Status s = base_->rename(from, to);
+        if (s.ok()) {
+            std::lock_guard track(track_mu_);
+            for (auto& [id, path] : paths_) {
+                if (path == to)
+                    path.clear();  // replaced
+                else if (path == from)
+                    path = to;
+            }
+        }
+        return s;
     }
     Status remove(const std::string& path) override {
+        std::lock_guard lock(mu_);
         hook("remove " + path);
-        return base_->remove(path);
+        Status s = base_->remove(path);
+        if (s.ok()) {
+            std::lock_guard track(track_mu_);
+            for (auto& [id, p] : paths_)
+                if (p == path) p.clear();
+        }
+        return s;
     }
     Status sync_dir(const std::string& dir) override {
+        std::lock_guard lock(mu_);
         hook("sync_dir");
         return base_->sync_dir(dir);
     }
@@ -134,15 +158,17 @@ public:
     // kept only what was fdatasynced: every write since a file's last
     // fdatasync is undone in the copy (old bytes restored, growth cut off).
     // Directory operations are taken as durable (the WAL fsyncs the
-    // directory right after each).  Safe to call from before_mutation.
+    // directory right after each).  Call it from the hook.
     void copy_dropping_unsynced(const std::string& dir, const std::string& to) {
         copy_dir(dir, to);
-        std::lock_guard lock(unsynced_mu_);
-        for (const auto& [path, writes] : unsynced_) {
+        std::lock_guard track(track_mu_);
+        for (const auto& [id, writes] : unsynced_) {
+            const std::string& path = paths_[id];
+            if (path.empty() || writes.empty()) continue;
             const std::filesystem::path p(path);
             if (p.parent_path() != std::filesystem::path(dir)) continue;
             const std::string target = to + "/" + p.filename().string();
-            if (!std::filesystem::exists(target) || writes.empty()) continue;
+            if (!std::filesystem::exists(target)) continue;
             std::fstream f(target, std::ios::in | std::ios::out | std::ios::binary);
             for (auto it = writes.rbegin(); it != writes.rend(); ++it) {
                 f.seekp(static_cast<std::streamoff>(it->offset));
@@ -159,64 +185,81 @@ private:
         std::string old_bytes;  // what was there (the part inside the old file)
         std::uint64_t old_size;
     };
-    void note_write(const std::string& path, File& file, std::uint64_t offset, std::uint64_t len) {
-        auto size = file.size();
-        std::string old(len, '\0');
-        auto got = file.pread(old.data(), len, offset);
-        old.resize(got.ok() ? *got : 0);
-        std::lock_guard lock(unsynced_mu_);
-        unsynced_[path].push_back({offset, std::move(old), size.ok() ? *size : 0});
-    }
-    void note_sync(const std::string& path) {
-        std::lock_guard lock(unsynced_mu_);
-        unsynced_.erase(path);
-    }
 
     class FaultFile final : public File {
     public:
-        FaultFile(FaultFs* fs, std::unique_ptr<File> base, std::string path)
-            : fs_(fs), base_(std::move(base)), path_(std::move(path)) {}
+        FaultFile(FaultFs* fs, std::unique_ptr<File> base, int id)
+            : fs_(fs), base_(std::move(base)), id_(id) {}
         Result<std::size_t> pread(void* buf, std::size_t size, std::uint64_t offset) override {
             return base_->pread(buf, size, offset);
         }
         Status pwritev(const struct iovec* iov, int iovcnt, std::uint64_t offset) override {
-            fs_->hook("write " + path_);
+            std::lock_guard lock(fs_->mu_);
+            fs_->hook("write " + fs_->path_of(id_));
             std::uint64_t len = 0;
             for (int i = 0; i < iovcnt; ++i) len += iov[i].iov_len;
-            fs_->note_write(path_, *base_, offset, len);
+            fs_->note_write(id_, *base_, offset, len);
             return base_->pwritev(iov, iovcnt, offset);
         }
         Status datasync() override {
-            fs_->hook("datasync " + path_);
+            std::lock_guard lock(fs_->mu_);
+            fs_->hook("datasync " + fs_->path_of(id_));
             int left = fs_->datasyncs_until_failure.load();
             if (left == 0) return Status(ErrorCode::io_error, "injected fdatasync failure");
             if (left > 0) fs_->datasyncs_until_failure.store(left - 1);
             Status s = base_->datasync();
-            if (s.ok()) fs_->note_sync(path_);
+            if (s.ok()) fs_->note_sync(id_);
             return s;
         }
         Result<std::uint64_t> size() override { return base_->size(); }
         Status truncate(std::uint64_t size) override {
-            fs_->hook("truncate " + path_);
+            std::lock_guard lock(fs_->mu_);
+            fs_->hook("truncate " + fs_->path_of(id_));
             return base_->truncate(size);
         }
 
     private:
         FaultFs* fs_;
         std::unique_ptr<File> base_;
-        std::string path_;
+        int id_;
     };
 
+    // REQUIRES: mu_ held.
     void hook(const std::string& what) {
-        std::lock_guard lock(mu_);
         if (before_mutation_) before_mutation_(what);
+    }
+    std::string path_of(int id) {
+        std::lock_guard track(track_mu_);
+        return paths_[id];
+    }
+    void note_write(int id, File& file, std::uint64_t offset, std::uint64_t len) {
+        auto size = file.size();
+        std::string old(len, '\0');
+        auto got = file.pread(old.data(), len, offset);
+        old.resize(got.ok() ? *got : 0);
+        std::lock_guard track(track_mu_);
+        unsynced_[id].push_back({offset, std::move(old), size.ok() ? *size : 0});
+    }
+    // fdatasync on any descriptor of a file makes all its writes durable.
+    void note_sync(int id) {
+        std::lock_guard track(track_mu_);
+        const std::string path = paths_[id];
+        for (auto it = unsynced_.begin(); it != unsynced_.end();) {
+            if (it->first == id || (!path.empty() && paths_[it->first] == path)) {
+                it = unsynced_.erase(it);
+            } else {
+                ++it;
+            }
+        }
     }
 
     FileSystem* base_ = default_file_system();
-    std::mutex mu_;
+    std::mutex mu_;  // one mutating operation (and its hook) at a time
     std::function<void(const std::string&)> before_mutation_;
-    std::mutex unsynced_mu_;
-    std::map<std::string, std::vector<UnsyncedWrite>> unsynced_;
+    std::mutex track_mu_;  // paths_, unsynced_, next_id_
+    int next_id_ = 0;
+    std::map<int, std::string> paths_;  // current name of each open file ("" = gone)
+    std::map<int, std::vector<UnsyncedWrite>> unsynced_;
 };
 
 }  // namespace keel::wal::test

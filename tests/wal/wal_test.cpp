@@ -228,3 +228,19 @@ TEST_CASE("a directory can be open in only one Wal at a time") {
     first.reset();
     REQUIRE(Wal::open(dir.path(), small_options()).ok());
 }
+
+TEST_CASE("records over a lowered max_record_bytes are still recovered, not taken for damage") {
+    TempDir dir;
+    Options big = small_options();
+    big.max_record_bytes = 10000;
+    {
+        auto wal = open_ok(dir.path(), big);
+        REQUIRE(append_sync(*wal, {make_record(1, 1, 9000), make_record(2)}).ok());
+    }
+    Options small = small_options();
+    small.max_record_bytes = 100;
+    auto wal = open_ok(dir.path(), small);
+    REQUIRE_FALSE(wal->open_report().torn_tail);
+    REQUIRE(wal->last_index() == 2);
+    REQUIRE((*wal->read(1, 2))[0] == make_record(1, 1, 9000));
+}

@@ -25,8 +25,81 @@
 
 namespace keel::wal {
 
-Status Wal::Impl::recover() {
-    if (Status s = fs_->create_dir(dir_); !s.ok()) return s;
+namespace detail {
+
+// What phase 1 decided; phase 2 carries it out.
+struct RecoveryPlan {
+    bool fresh = false;               // no WAL here yet
+    std::vector<SegmentInfo> keep;    // in order
+    std::vector<std::string> remove;  // segment files to delete
+    std::deque<Entry> entries;        // one per record of `keep`, in order
+    std::uint64_t last = 0;           // last index kept (if keep is not empty)
+    bool zero_tail = false;           // zero what follows the last valid record
+    std::uint64_t next_sequence = 1;
+};
+
+}  // namespace detail
+
+namespace {
+
+// Phase 1, pure: which segments stay, where the log is cut, what the report says.
+Status plan_recovery(const std::string& dir, const Options& options, std::uint64_t log_floor,
+                     bool fence_set, ScanResult& result, detail::RecoveryPlan& plan,
+                     OpenReport& report) {
+    std::optional<std::size_t> cut;  // position in result.segments of the cut
+    bool cut_removes_segment = false;
+    if (!result.issues.empty()) {
+        const ScanIssue& issue = result.issues.front();
+        if (!result.torn_only() && !options.repair)
+            return Status(ErrorCode::corruption,
+                          fmt::format("{} (in {}; open refused, nothing was modified; "
+                                      "Options::repair would truncate the log there)",
+                                      issue.message, dir));
+        for (std::size_t i = 0; i < result.segments.size(); ++i)
+            if (result.segments[i].file_name == issue.file_name) cut = i;
+        KEEL_ASSERT(cut.has_value(), "an issue names a scanned segment");
+        cut_removes_segment = issue.offset == 0;
+        if (result.torn_only()) {
+            report.torn_tail = true;
+            report.torn_file = issue.file_name;
+            report.torn_offset = issue.offset;
+        } else {
+            report.repaired = true;
+            report.repair_detail = issue.message;
+        }
+    }
+    for (std::size_t i = 0; i < result.segments.size(); ++i) {
+        const SegmentInfo& info = result.segments[i];
+        plan.next_sequence = std::max(plan.next_sequence, info.sequence + 1);
+        const bool after_cut = cut && (i > *cut || (i == *cut && cut_removes_segment));
+        if (info.ignored || after_cut || !info.header_ok) {
+            plan.remove.push_back(info.file_name);
+        } else {
+            plan.keep.push_back(info);
+        }
+    }
+    // Segments holding only records below the floor: an unfinished compaction.
+    std::size_t entries_begin = 0;
+    while (plan.keep.size() > 1 && plan.keep[1].first_index <= log_floor) {
+        plan.remove.push_back(plan.keep.front().file_name);
+        entries_begin += plan.keep[1].first_index - plan.keep[0].first_index;
+        plan.keep.erase(plan.keep.begin());
+    }
+    plan.entries.erase(plan.entries.begin(),
+                       plan.entries.begin() + static_cast<std::ptrdiff_t>(entries_begin));
+    if (!plan.keep.empty()) {
+        plan.last = plan.keep.back().last_index;
+        plan.entries.resize(plan.last + 1 - plan.keep.front().first_index);
+    } else {
+        plan.entries.clear();
+    }
+    plan.zero_tail = cut.has_value() || fence_set;
+    return Status();
+}
+
+}  // namespace
+
+Status Wal::Impl::lock_directory() {
     // Not through FileSystem: the lock is process state, not log data.
     const std::string lock_path = dir_ + "/" + detail::k_lock_name;
     lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -36,6 +109,12 @@ Status Wal::Impl::recover() {
     if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
         return Status(ErrorCode::busy,
                       fmt::format("{} is already open (locked by {})", dir_, lock_path));
+    return Status();
+}
+
+Status Wal::Impl::recover() {
+    if (Status s = fs_->create_dir(dir_); !s.ok()) return s;
+    if (Status s = lock_directory(); !s.ok()) return s;
     auto meta = detail::read_metadata_file(*fs_, dir_);
     if (!meta.ok()) return meta.status();
     meta_.metadata = meta->metadata;
@@ -43,72 +122,37 @@ Status Wal::Impl::recover() {
     meta_.fence_set = meta->fence.has_value();
     meta_.fence = meta->fence.value_or(0);
 
+    detail::RecoveryPlan plan;
     ScanOptions scan_options;
-    scan_options.max_record_bytes = options_.max_record_bytes;
+    // Not options_.max_record_bytes: a log written under a larger limit must
+    // not have its big records mistaken for damage after the limit shrinks.
+    scan_options.max_record_bytes = k_format_max_payload_bytes;
     scan_options.ignore_after_index = meta->fence.value_or(UINT64_MAX);
     scan_options.fs = fs_;
-    std::deque<detail::Entry> entries;
     auto scan = scan_wal(dir_, scan_options, [&](const ScannedRecord& r) {
-        entries.push_back(detail::Entry{r.term, r.offset, r.payload_bytes, r.crc});
+        plan.entries.push_back(detail::Entry{r.term, r.offset, r.payload_bytes, r.crc});
     });
-    const bool fresh = !scan.ok() && scan.status().code() == ErrorCode::not_found;
-    if (!scan.ok() && !fresh) return scan.status();
-    ScanResult result = fresh ? ScanResult{} : std::move(*scan);
+    plan.fresh = !scan.ok() && scan.status().code() == ErrorCode::not_found;
+    if (!scan.ok() && !plan.fresh) return scan.status();
+    ScanResult result = plan.fresh ? ScanResult{} : std::move(*scan);
+    if (Status s =
+            plan_recovery(dir_, options_, meta_.log_floor, meta_.fence_set, result, plan, report_);
+        !s.ok())
+        return s;
+    return apply_recovery(plan);
+}
 
-    // ---- phase 1: decide ----
-    std::optional<std::size_t> cut;  // position in result.segments of the last segment kept
-    bool cut_removes_segment = false;
-    if (!result.issues.empty()) {
-        const ScanIssue& issue = result.issues.front();
-        if (!result.torn_only() && !options_.repair)
-            return Status(ErrorCode::corruption,
-                          fmt::format("{} (in {}; open refused, nothing was modified; "
-                                      "Options::repair would truncate the log there)",
-                                      issue.message, dir_));
-        for (std::size_t i = 0; i < result.segments.size(); ++i)
-            if (result.segments[i].file_name == issue.file_name) cut = i;
-        KEEL_ASSERT(cut.has_value(), "an issue names a scanned segment");
-        cut_removes_segment = issue.offset == 0;
-        if (result.torn_only()) {
-            report_.torn_tail = true;
-            report_.torn_file = issue.file_name;
-            report_.torn_offset = issue.offset;
-        } else {
-            report_.repaired = true;
-            report_.repair_detail = issue.message;
-        }
-    }
-    std::vector<std::string> remove;
-    std::vector<SegmentInfo> keep;
-    for (std::size_t i = 0; i < result.segments.size(); ++i) {
-        const SegmentInfo& info = result.segments[i];
-        next_sequence_ = std::max(next_sequence_, info.sequence + 1);
-        const bool after_cut = cut && (i > *cut || (i == *cut && cut_removes_segment));
-        if (info.ignored || after_cut || !info.header_ok) {
-            remove.push_back(info.file_name);
-        } else {
-            keep.push_back(info);
-        }
-    }
-    std::uint64_t first = keep.empty() ? 0 : keep.front().first_index;
-    std::size_t entries_begin = 0;
-    while (keep.size() > 1 && keep[1].first_index <= meta_.log_floor) {
-        remove.push_back(keep.front().file_name);
-        entries_begin += keep[1].first_index - keep[0].first_index;
-        keep.erase(keep.begin());
-        first = keep.front().first_index;
-    }
-    const std::uint64_t last = keep.empty() ? 0 : keep.back().last_index;
-
-    // ---- phase 2: modify ----
+// Phase 2: from here on the directory is modified.
+Status Wal::Impl::apply_recovery(detail::RecoveryPlan& plan) {
+    next_sequence_ = plan.next_sequence;
+    std::vector<std::string> temps;
     for (const char* tmp : {detail::k_prealloc_name, detail::k_metadata_tmp_name}) {
         auto exists = fs_->exists(dir_ + "/" + tmp);
         if (!exists.ok()) return exists.status();
-        if (*exists) {
-            if (Status s = fs_->remove(dir_ + "/" + tmp); !s.ok()) return s;
-        }
+        if (*exists) temps.emplace_back(tmp);
     }
-    for (const SegmentInfo& info : keep) {
+    if (Status s = remove_files(temps); !s.ok()) return s;  // fsyncs the directory
+    for (const SegmentInfo& info : plan.keep) {
         auto file = fs_->open(dir_ + "/" + info.file_name, OpenMode::read_write);
         if (!file.ok()) return file.status();
         auto seg = std::make_shared<Segment>();
@@ -121,35 +165,31 @@ Status Wal::Impl::recover() {
         seg->last_crc = info.last_crc;
         segments_.push_back(std::move(seg));
     }
-    if (!segments_.empty() && (cut || meta_.fence_set)) {
+    if (!segments_.empty() && plan.zero_tail) {
         // Zero whatever follows the last valid record: the torn write, the
         // repaired suffix or the rest of an interrupted truncation.
         std::uint64_t zeroed = 0;
-        if (Status s =
-                zero_tail(*segments_.back()->file, segments_.back()->end_offset.load(), &zeroed);
-            !s.ok())
-            return s;
+        const Segment& last = *segments_.back();
+        if (Status s = zero_tail(*last.file, last.end_offset.load(), &zeroed); !s.ok()) return s;
         if (report_.torn_tail) report_.torn_bytes = zeroed;
     }
-    if (Status s = remove_files(remove); !s.ok()) return s;
-    report_.removed_segments = remove.size();
+    if (Status s = remove_files(plan.remove); !s.ok()) return s;
+    report_.removed_segments = plan.remove.size();
     if (meta_.fence_set) {
-        meta_.fence_set = false;
-        if (Status s = write_meta_locked(meta_); !s.ok()) return s;
+        detail::MetadataFile m = meta_;
+        m.fence_set = false;
+        if (Status s = write_meta_locked(m); !s.ok()) return s;
         report_.redid_truncation = true;
     }
-
-    entries.erase(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(entries_begin));
-    entries.resize(keep.empty() ? 0 : last + 1 - first);
-    entries_ = std::move(entries);
-    floor_ = meta_.log_floor;
-    if (fresh) {
+    entries_ = std::move(plan.entries);
+    if (plan.fresh) {
         report_.created = true;
-        meta_.log_floor = std::max<std::uint64_t>(options_.initial_index, 1);
-        if (Status s = write_meta_locked(meta_); !s.ok()) return s;
-        floor_ = meta_.log_floor;
+        detail::MetadataFile m = meta_;
+        m.log_floor = std::max<std::uint64_t>(options_.initial_index, 1);
+        if (Status s = write_meta_locked(m); !s.ok()) return s;
     }
-    if (segments_.empty() || floor_ > last + 1) {
+    floor_ = meta_.log_floor;
+    if (segments_.empty() || floor_ > plan.last + 1) {
         // A new log, or one whose records all lie below the floor (a reset
         // that crashed before creating its segment): start empty at the floor.
         std::vector<std::string> old;
@@ -165,10 +205,10 @@ Status Wal::Impl::recover() {
     } else {
         active_ = segments_.back();
         phys_first_ = segments_.front()->first_index;
-        last_ = last;
+        last_ = plan.last;
         KEEL_ASSERT(entries_.size() == last_ + 1 - phys_first_, "one entry per record");
     }
-    if (floor_ < phys_first_) floor_ = phys_first_;
+    floor_ = std::max(floor_, phys_first_);
     submit_next_ = last_ + 1;
     report_.segments = segments_.size();
     report_.records = entries_.size();

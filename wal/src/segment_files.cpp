@@ -118,15 +118,20 @@ Status Wal::Impl::zero_tail(File& file, std::uint64_t from, std::uint64_t* zeroe
         }
     }
     if (end == from) return Status();
-    for (std::uint64_t at = from; at < end; at += k_zero_chunk_bytes) {
+    if (Status s = zero_range(file, from, end); !s.ok()) return s;
+    *zeroed = end - from;
+    return Status();
+}
+
+Status Wal::Impl::zero_range(File& file, std::uint64_t from, std::uint64_t to) {
+    if (to <= from) return Status();
+    for (std::uint64_t at = from; at < to; at += k_zero_chunk_bytes) {
         struct iovec iov {
-            const_cast<char*>(zero_chunk()), std::min(k_zero_chunk_bytes, end - at)
+            const_cast<char*>(zero_chunk()), std::min(k_zero_chunk_bytes, to - at)
         };
         if (Status s = file.pwritev(&iov, 1, at); !s.ok()) return s;
     }
-    if (Status s = file.datasync(); !s.ok()) return s;
-    *zeroed = end - from;
-    return Status();
+    return file.datasync();
 }
 
 Status Wal::Impl::remove_files(const std::vector<std::string>& names) {

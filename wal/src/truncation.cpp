@@ -55,8 +55,9 @@ Status Wal::Impl::do_truncate(std::uint64_t index) {
         }
     }
     if (Status s = remove_files(dropped); !s.ok()) return s;
-    std::uint64_t zeroed = 0;
-    if (Status s = zero_tail(*active_->file, cut, &zeroed); !s.ok()) return s;
+    // Everything after end_offset is already zero (preallocated, or zeroed
+    // by recovery), so only the truncated records need zeroing.
+    if (Status s = zero_range(*active_->file, cut, active_->end_offset.load()); !s.ok()) return s;
     active_->end_offset.store(cut);
     active_->last_crc = crc;
     std::lock_guard lock(meta_mu_);

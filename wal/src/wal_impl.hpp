@@ -49,6 +49,8 @@ struct Entry {
     std::uint32_t crc = 0;
 };
 
+struct RecoveryPlan;  // recovery.cpp
+
 struct Op {
     enum class Kind { append, truncate, reset } kind = Kind::append;
     std::vector<Record> records;  // append
@@ -67,6 +69,8 @@ public:
     // recovery.cpp
     // Takes the directory lock (busy if another Wal holds it), then recovers.
     Status recover();
+    Status lock_directory();
+    Status apply_recovery(detail::RecoveryPlan& plan);
     // Starts the flusher and background threads.  REQUIRES: recover() ok.
     void start();
 
@@ -118,6 +122,8 @@ private:
     Status install_segment(std::uint64_t first_index, std::uint32_t start_crc);
     // Zeroes [from, last non-zero byte) of a file and fdatasyncs it.
     Status zero_tail(File& file, std::uint64_t from, std::uint64_t* zeroed);
+    // Zeroes [from, to) and fdatasyncs.
+    Status zero_range(File& file, std::uint64_t from, std::uint64_t to);
     Status remove_files(const std::vector<std::string>& names);
     void delete_in_background(std::vector<std::string> names);
 

@@ -17,6 +17,7 @@
 #include "keel/status.hpp"
 #include "keel/wal/file_system.hpp"
 #include "keel/wal/metadata.hpp"
+#include "keel/wal/record.hpp"
 
 namespace keel::wal {
 
@@ -73,7 +74,9 @@ struct ScanIssue {
 };
 
 struct ScanOptions {
-    std::uint64_t max_record_bytes = 64ull << 20;
+    // A record header claiming a longer payload is treated as damage.
+    // Recovery uses the format's maximum, whatever Options::max_record_bytes.
+    std::uint64_t max_record_bytes = k_format_max_payload_bytes;
     // Keep scanning past corruption, resynchronising at the next record
     // whose own CRC is valid (waldump --continue).  Records found that way
     // have chain_ok == false when they do not continue the chain.

@@ -95,7 +95,8 @@ struct Stats {
 class Wal {
 public:
     // Called once, on the flusher thread, when the operation is durable (ok)
-    // or has failed (failed / aborted / io_error).
+    // or could not be made durable (ErrorCode::failed: the WAL is now in its
+    // failed state; the message names the original error).
     using Callback = std::function<void(Status)>;
 
     // Opens (creating if needed) the WAL in `dir` and recovers it: verifies
@@ -140,7 +141,10 @@ public:
     // deletes the segment files that hold only such records, on a background
     // thread (never the flusher).  Returns once the new first index is
     // durable (one metadata write); first_index() == index afterwards.
-    // REQUIRES: first_index() <= index <= last_index() + 1.
+    // index <= first_index() is a no-op; index > last_index() + 1 is
+    // invalid_argument (use reset() to move past the end).  The term of the
+    // record at index - 1 is no longer available: keep it with the snapshot
+    // (Metadata::snapshot_term).
     Status compact_before(std::uint64_t index);
 
     // Durably replaces the metadata (atomic: a crash leaves old or new).
