@@ -16,7 +16,9 @@
 //      asynchronously; when durable call Core::on_persisted(last.index, last.term).
 //   4. Send `messages` at once (a leader replicates in parallel with its
 //      own append).  Send `messages_after_persist` only once step 3 is
-//      durable (a follower may not acknowledge entries it could still lose).
+//      durable — and every append of earlier batches too, even when this
+//      batch has no entries (a follower may not acknowledge entries it could
+//      still lose; a granted vote waits for the hard state the same way).
 //   5. Apply `committed_entries` in order (they are contiguous and start at
 //      the last applied index + 1), then call Core::on_applied(index).
 //      Serve each ReadState once applied >= its index.
@@ -62,7 +64,9 @@ struct ReadFailure {
 
 struct Actions {
     std::optional<SoftState> soft_state;          // set when role, leader or term changed
-    std::optional<HardState> hard_state;          // set when term, vote or commit changed
+    // Set when term, vote or commit changed.  Its commit is capped at the
+    // persisted index, so a restart never finds a commit beyond its log.
+    std::optional<HardState> hard_state;
     std::optional<SnapshotMeta> snapshot;         // a snapshot from the leader to install
     std::vector<Entry> entries;                   // to append to stable storage
     std::vector<Message> messages;                // send now

@@ -59,6 +59,10 @@ struct Options {
     std::size_t max_message_bytes = 1 << 20;        // entry bytes per append message (at least one entry)
     std::size_t max_uncommitted_bytes = 64 << 20;   // leader refuses proposals past this (busy)
     std::size_t max_proposal_bytes = 64 << 20;      // one entry's data
+    // Entry data handed out per batch as committed_entries (at least one entry).
+    std::size_t max_committed_bytes_per_batch = 16 << 20;
+    // ReadIndex requests a leader holds unanswered; read_index() is busy past it.
+    std::size_t max_pending_reads = 4096;
 
     // On on_snapshot_taken(i), keep this many entries before i in memory so
     // slightly lagging followers still get entries rather than a snapshot.
@@ -80,7 +84,9 @@ struct RestoredState {
 
 // The initial state of every founding member of a new cluster: one config
 // entry at index 1, term 1 holding `initial`, committed (every founder
-// writes the same entry, so it is in every log).
+// writes the same entry, so it is in every log).  Like any RestoredState it
+// counts as durable: the runtime writes it to storage before (or instead of
+// having) a Core built from it acknowledges anything.
 RestoredState bootstrap(const Configuration& initial);
 
 // Result of propose()/propose_config_change().
@@ -116,6 +122,9 @@ public:
     // Start a linearizable read; the answer arrives as a ReadState (or a
     // ReadFailure) in a later batch.  On a single-voter leader that has
     // committed an entry of its term it is answered immediately.
+    // A non-ok Status means the request was not accepted and nothing more is
+    // reported for it: not_leader ("not leader (leader is 3)"; leader() gives
+    // the hint) fails fast on a non-leader, busy past max_pending_reads.
     Status read_index(std::uint64_t request_id);
     // Hand leadership to `target`: stop accepting proposals, catch the target
     // up, then send it timeout_now.  Aborted after an election timeout.

@@ -1,0 +1,60 @@
+// raft/config_history.hpp — which configuration is in effect at each index.
+//
+// A configuration takes effect as soon as its entry is in the log and
+// reverts when that entry is truncated (dissertation §4.1), so the node
+// keeps the configuration entries it holds: the base (from the snapshot or
+// the compaction point) plus every config entry after it.  The effective
+// configuration is the last one; config_at(i) answers for snapshots.
+#pragma once
+
+#include <utility>
+#include <vector>
+
+#include "keel/assert.hpp"
+#include "raft/types.hpp"
+
+namespace keel::raft {
+
+class ConfigHistory {
+public:
+    void reset(Index index, Configuration config) {
+        history_.clear();
+        history_.emplace_back(index, std::move(config));
+    }
+    // A config entry at index (after every one already held) took effect.
+    void add(Index index, Configuration config) {
+        KEEL_ASSERT(history_.empty() || history_.back().first < index,
+                    "config entries are added in log order");
+        history_.emplace_back(index, std::move(config));
+    }
+    // The log was truncated: entries from index on are gone.  Returns true if
+    // the effective configuration changed.
+    bool truncate_from(Index index) {
+        bool changed = false;
+        while (history_.size() > 1 && history_.back().first >= index) {
+            history_.pop_back();
+            changed = true;
+        }
+        KEEL_ASSERT(history_.back().first < index, "the base configuration is never truncated");
+        return changed;
+    }
+    // The log was compacted through index: forget configs superseded by then.
+    void compact(Index index) {
+        while (history_.size() > 1 && history_[1].first <= index) history_.erase(history_.begin());
+    }
+    const Configuration& latest() const { return history_.back().second; }
+    Index latest_index() const { return history_.back().first; }
+    // REQUIRES: index >= the base's index.
+    const Configuration& at(Index index) const {
+        KEEL_ASSERT(index >= history_.front().first, "configuration at a compacted index");
+        for (auto it = history_.rbegin(); it != history_.rend(); ++it) {
+            if (it->first <= index) return it->second;
+        }
+        KEEL_UNREACHABLE("config history");
+    }
+
+private:
+    std::vector<std::pair<Index, Configuration>> history_{{0, Configuration{}}};
+};
+
+}  // namespace keel::raft

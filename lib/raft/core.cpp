@@ -1,0 +1,353 @@
+// raft/core.cpp — construction, message dispatch and the assembly of
+// Actions.  The algorithm itself lives in the files named in state.hpp.
+#include "raft/core.hpp"
+
+#include <algorithm>
+
+#include "keel/assert.hpp"
+#include "raft/state.hpp"
+#include "raft/str_cat.hpp"
+
+namespace keel::raft {
+
+namespace {
+
+void check_options(const Options& o) {
+    KEEL_ASSERT(o.id != kNoNode, "Options::id must be set (0 means nobody)");
+    KEEL_ASSERT(o.heartbeat_ticks >= 1, "heartbeat_ticks must be at least 1");
+    KEEL_ASSERT(o.election_ticks_min > o.heartbeat_ticks,
+                "election_ticks_min must exceed heartbeat_ticks");
+    KEEL_ASSERT(o.election_ticks_max >= o.election_ticks_min,
+                "election_ticks_max must be at least election_ticks_min");
+    KEEL_ASSERT(o.max_inflight_messages >= 1, "max_inflight_messages must be at least 1");
+    KEEL_ASSERT(!o.lease_reads || o.check_quorum, "lease_reads requires check_quorum");
+}
+
+// Messages that only a leader of m.term sends.
+bool from_leader(const Message& m) {
+    return m.type == MessageType::append || m.type == MessageType::heartbeat ||
+           m.type == MessageType::snapshot || m.type == MessageType::timeout_now;
+}
+
+// Structural checks on a message from the network: anything that fails here
+// could only come from a bug or corruption elsewhere; drop it.
+Status validate(const Message& m, NodeId self) {
+    if (m.to != self) return {ErrorCode::invalid_argument, "message addressed to another node"};
+    if (m.from == kNoNode || m.from == self) {
+        return {ErrorCode::invalid_argument, "message from an invalid sender"};
+    }
+    if (m.term == 0) return {ErrorCode::invalid_argument, "message without a term"};
+    if (m.type == MessageType::snapshot && (!m.snapshot || m.snapshot->index == 0)) {
+        return {ErrorCode::invalid_argument, "snapshot message without metadata"};
+    }
+    if (m.type != MessageType::append && !m.entries.empty()) {
+        return {ErrorCode::invalid_argument, "entries on a message that carries none"};
+    }
+    Index expected = m.log_index + 1;
+    Term previous_term = m.log_term;
+    for (const Entry& e : m.entries) {
+        if (e.index != expected++ || e.term < previous_term || e.term > m.term) {
+            return {ErrorCode::invalid_argument, "append entries not contiguous after prevLog"};
+        }
+        if (e.type == EntryType::config && !decode_configuration(e.data)) {
+            return {ErrorCode::corruption, "undecodable configuration entry"};
+        }
+        previous_term = e.term;
+    }
+    return {};
+}
+
+}  // namespace
+
+RestoredState bootstrap(const Configuration& initial) {
+    KEEL_ASSERT(initial.voter_count() >= 1, "a cluster needs at least one voter");
+    RestoredState r;
+    r.hard_state = HardState{1, kNoNode, 1};
+    r.entries.push_back(Entry{1, 1, EntryType::config, encode_configuration(initial)});
+    return r;
+}
+
+Core::State::State(const Options& options, RestoredState restored)
+    : opt(options), rng(options.random_seed) {
+    check_options(opt);
+    term = restored.hard_state.term;
+    vote = restored.hard_state.vote;
+    Index prev_index = 0;
+    Term prev_term = 0;
+    if (restored.snapshot) {
+        prev_index = restored.snapshot->index;
+        prev_term = restored.snapshot->term;
+        configs.reset(prev_index, restored.snapshot->config);
+        snapshot = restored.snapshot;
+    }
+    // Entries the snapshot covers are not needed (they are committed and applied).
+    std::erase_if(restored.entries, [&](const Entry& e) { return e.index <= prev_index; });
+    log.reset(prev_index, prev_term, restored.entries);
+    for (const Entry& e : restored.entries) {
+        if (e.type != EntryType::config) continue;
+        auto config = decode_configuration(e.data);
+        KEEL_ASSERT(config.has_value(), "restored configuration entry does not decode");
+        configs.add(e.index, std::move(*config));
+    }
+    Index applied = std::max(restored.applied, prev_index);
+    log.restore_indexes(std::max(restored.hard_state.commit, applied), applied);
+    KEEL_ASSERT(log.last_term() <= term || log.last_index() == 0,
+                "restored log holds an entry of a term newer than the hard state");
+    reported_hard_state = hard_state();
+    reported_soft_state = soft_state();
+    become_follower(term, kNoNode);
+    maybe_campaign_alone();
+}
+
+HardState Core::State::hard_state() const {
+    // Only durable entries may be recorded as committed on disk: a restart
+    // must never find a commit index beyond its log.
+    return HardState{term, vote, std::min(log.committed(), log.persisted())};
+}
+
+SoftState Core::State::soft_state() const { return SoftState{role, leader, term}; }
+
+Status Core::State::not_leader_status() const {
+    return {ErrorCode::not_leader, str_cat("not leader (leader is ", leader, ")")};
+}
+
+void Core::State::send(Message m) {
+    m.from = opt.id;
+    if (m.term == 0) m.term = term;
+    msgs.push_back(std::move(m));
+}
+
+void Core::State::send_after_persist(Message m) {
+    m.from = opt.id;
+    if (m.term == 0) m.term = term;
+    msgs_after_persist.push_back(std::move(m));
+}
+
+Status Core::State::step(const Message& m) {
+    if (Status st = validate(m, opt.id); !st.ok()) return st;
+    bool handled = false;
+    Status st = step_by_term(m, handled);
+    if (handled) return st;
+    if (m.type == MessageType::vote || m.type == MessageType::pre_vote) {
+        handle_vote_request(m);
+        return {};
+    }
+    switch (role) {
+        case Role::follower: step_follower(m); break;
+        case Role::pre_candidate:
+        case Role::candidate: step_candidate(m); break;
+        case Role::leader: step_leader(m); break;
+    }
+    return {};
+}
+
+// Figure 2, "Rules for all servers": "If RPC request or response contains
+// term T > currentTerm: set currentTerm = T, convert to follower."  With the
+// PreVote and leader-stickiness exceptions of dissertation §9.6.
+Status Core::State::step_by_term(const Message& m, bool& handled) {
+    bool vote_request = m.type == MessageType::vote || m.type == MessageType::pre_vote;
+    if (m.term > term) {
+        if (vote_request) {
+            // Leader stickiness: we heard from a live leader within the minimum
+            // election timeout, so ignore the (pre-)vote unless a transfer asks.
+            bool in_lease = opt.check_quorum && leader != kNoNode &&
+                            election_elapsed_ticks < opt.election_ticks_min;
+            if (in_lease && !m.transfer) {
+                handled = true;
+                return {ErrorCode::aborted, "vote request ignored: a leader is in its lease"};
+            }
+        }
+        bool no_term_change = m.type == MessageType::pre_vote ||
+                              (m.type == MessageType::pre_vote_response && !m.reject);
+        if (!no_term_change) become_follower(m.term, from_leader(m) ? m.from : kNoNode);
+        return {};
+    }
+    if (m.term < term) {
+        handled = true;
+        if ((opt.check_quorum || opt.pre_vote) &&
+            (m.type == MessageType::append || m.type == MessageType::heartbeat)) {
+            // A stale leader (e.g. back from a partition) learns our term and steps
+            // down; without this, a node that advanced its term through pre-vote
+            // failures could be kept out forever.
+            send(Message{.type = MessageType::append_response, .to = m.from});
+        } else if (vote_request) {
+            // Figure 2, RequestVote receiver: "Reply false if term < currentTerm."
+            auto reply = m.type == MessageType::vote ? MessageType::vote_response
+                                                     : MessageType::pre_vote_response;
+            send(Message{.type = reply, .to = m.from, .reject = true});
+        }
+        return {ErrorCode::aborted, "message from an older term"};
+    }
+    return {};
+}
+
+void Core::State::step_follower(const Message& m) {
+    switch (m.type) {
+        case MessageType::append:
+        case MessageType::heartbeat:
+        case MessageType::snapshot:
+            election_elapsed_ticks = 0;
+            leader = m.from;
+            if (m.type == MessageType::append) handle_append(m);
+            if (m.type == MessageType::heartbeat) handle_heartbeat(m);
+            if (m.type == MessageType::snapshot) handle_snapshot(m);
+            break;
+        case MessageType::timeout_now:
+            // A learner (or a removed node) never campaigns.
+            if (may_campaign()) campaign(/*pre=*/false, /*transfer=*/true);
+            break;
+        default: break;  // responses to a role we no longer hold
+    }
+}
+
+void Core::State::step_candidate(const Message& m) {
+    switch (m.type) {
+        case MessageType::append:
+        case MessageType::heartbeat:
+        case MessageType::snapshot:
+            // Figure 2, Candidates: "If AppendEntries RPC received from new
+            // leader: convert to follower."
+            become_follower(term, m.from);
+            step_follower(m);
+            break;
+        case MessageType::vote_response:
+        case MessageType::pre_vote_response: handle_vote_response(m); break;
+        default: break;
+    }
+}
+
+void Core::State::step_leader(const Message& m) {
+    switch (m.type) {
+        case MessageType::append_response: handle_append_response(m); break;
+        case MessageType::heartbeat_response: handle_heartbeat_response(m); break;
+        default: break;  // at most one leader per term: nothing else concerns us
+    }
+}
+
+// ---- Core: thin forwarding to State ------------------------------------------
+
+Core::Core(const Options& options, RestoredState restored)
+    : s_(std::make_unique<State>(options, std::move(restored))) {}
+Core::~Core() = default;
+Core::Core(Core&&) noexcept = default;
+Core& Core::operator=(Core&&) noexcept = default;
+
+Status Core::step(const Message& message) { return s_->step(message); }
+
+void Core::tick() {
+    if (s_->role == Role::leader) {
+        s_->tick_leader();
+    } else {
+        s_->tick_election();
+    }
+}
+
+Result<Proposed> Core::propose(std::string data) {
+    State& s = *s_;
+    if (s.role != Role::leader) return s.not_leader_status();
+    if (s.transfer_target != kNoNode) {
+        return Status{ErrorCode::busy,
+                      str_cat("leadership transfer to ", s.transfer_target, " in progress")};
+    }
+    if (data.size() > s.opt.max_proposal_bytes) {
+        return Status{ErrorCode::too_large, str_cat("proposal of ", data.size(), " bytes over max_proposal_bytes")};
+    }
+    if (s.uncommitted_bytes > 0 &&
+        s.uncommitted_bytes + data.size() > s.opt.max_uncommitted_bytes) {
+        return Status{ErrorCode::busy, "too many uncommitted bytes (max_uncommitted_bytes)"};
+    }
+    s.append_own(EntryType::normal, std::move(data));
+    return Proposed{s.log.last_index(), s.term};
+}
+
+Result<Proposed> Core::propose_config_change(const ConfigChange& change) {
+    return s_->propose_config_change(change);
+}
+
+Status Core::read_index(std::uint64_t request_id) { return s_->read_index(request_id); }
+
+Status Core::transfer_leadership(NodeId target) { return s_->transfer_leadership(target); }
+
+void Core::on_persisted(Index index, Term term) {
+    if (s_->log.persisted_to(index, term) && s_->role == Role::leader) {
+        // The leader's own durable append counts toward the quorum only now.
+        s_->maybe_commit();
+    }
+}
+
+void Core::on_applied(Index index) { s_->log.applied_to(index); }
+
+Result<SnapshotMeta> Core::on_snapshot_taken(Index index) {
+    return s_->on_snapshot_taken(index);
+}
+
+void Core::report_unreachable(NodeId peer) {
+    if (s_->role != Role::leader) return;
+    auto it = s_->progress.find(peer);
+    if (it != s_->progress.end() && it->second.state == Progress::State::replicate) {
+        it->second.become_probe();
+    }
+}
+
+void Core::report_snapshot(NodeId peer, bool ok) { s_->report_snapshot(peer, ok); }
+
+bool Core::has_actions() const {
+    const State& s = *s_;
+    return !s.msgs.empty() || !s.msgs_after_persist.empty() || !s.read_states.empty() ||
+           !s.read_failures.empty() || s.snapshot_to_install || s.log.has_unstable() ||
+           s.log.has_committed_to_hand() || s.hard_state() != s.reported_hard_state ||
+           s.soft_state() != s.reported_soft_state || s.config() != s.reported_config;
+}
+
+Actions Core::take_actions() {
+    State& s = *s_;
+    Actions a;
+    if (SoftState ss = s.soft_state(); ss != s.reported_soft_state) {
+        a.soft_state = s.reported_soft_state = ss;
+    }
+    a.snapshot = std::exchange(s.snapshot_to_install, std::nullopt);
+    a.entries = s.log.take_unstable();
+    if (HardState hs = s.hard_state(); hs != s.reported_hard_state) {
+        KEEL_ASSERT(hs.term >= s.reported_hard_state.term, "term never decreases");
+        a.hard_state = s.reported_hard_state = hs;
+    }
+    a.messages = std::exchange(s.msgs, {});
+    a.messages_after_persist = std::exchange(s.msgs_after_persist, {});
+    a.committed_entries = s.log.take_committed(s.opt.max_committed_bytes_per_batch);
+    a.read_states = std::exchange(s.read_states, {});
+    a.read_failures = std::exchange(s.read_failures, {});
+    if (s.config() != s.reported_config) a.configuration = s.reported_config = s.config();
+    return a;
+}
+
+// ---- inspection ----------------------------------------------------------------
+
+NodeId Core::id() const { return s_->opt.id; }
+Role Core::role() const { return s_->role; }
+Term Core::term() const { return s_->term; }
+NodeId Core::leader() const { return s_->leader; }
+NodeId Core::vote() const { return s_->vote; }
+Index Core::commit_index() const { return s_->log.committed(); }
+Index Core::applied_index() const { return s_->log.applied(); }
+Index Core::first_index() const { return s_->log.first_index(); }
+Index Core::last_index() const { return s_->log.last_index(); }
+Index Core::persisted_index() const { return s_->log.persisted(); }
+std::optional<Term> Core::term_at(Index index) const { return s_->log.term_at(index); }
+
+std::vector<Entry> Core::entries(Index from, Index to_exclusive) const {
+    const RaftLog& log = s_->log;
+    from = std::max(from, log.first_index());
+    to_exclusive = std::min(to_exclusive, log.last_index() + 1);
+    if (from >= to_exclusive) return {};
+    return log.slice(from, to_exclusive, SIZE_MAX);
+}
+
+const Configuration& Core::configuration() const { return s_->config(); }
+std::optional<SnapshotMeta> Core::snapshot() const { return s_->snapshot; }
+
+bool Core::needs_ticks() const {
+    const Configuration& c = s_->config();
+    return !(c.members.size() == 1 && c.is_voter(s_->opt.id));
+}
+
+}  // namespace keel::raft

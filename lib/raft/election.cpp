@@ -1,0 +1,216 @@
+// raft/election.cpp — timers, (pre-)campaigns and votes (Raft §5.2, §5.4.1;
+// dissertation §9.6 PreVote; §6.2 / etcd CheckQuorum).
+#include <algorithm>
+
+#include "keel/assert.hpp"
+#include "raft/quorum.hpp"
+#include "raft/state.hpp"
+
+namespace keel::raft {
+
+void Core::State::randomize_election_timeout() {
+    auto span = static_cast<std::uint64_t>(opt.election_ticks_max - opt.election_ticks_min + 1);
+    randomized_election_ticks = opt.election_ticks_min + static_cast<int>(rng() % span);
+}
+
+bool Core::State::single_voter() const {
+    const Configuration& c = config();
+    return c.voter_count() == 1 && c.is_voter(opt.id);
+}
+
+// A voter of the effective configuration campaigns; so does a node that an
+// *uncommitted* configuration entry removes, as long as it is a voter of the
+// last committed configuration it knows.  Without that, a leader that
+// appended its own removal and then lost its quorum could hold the most
+// up-to-date log, refuse to campaign, and refuse its vote to every other
+// voter (whose configuration still counts it): no leader ever again.  Such a
+// candidate needs a majority of the *effective* configuration, which does
+// not count itself, so this is safe; once elected it commits its removal and
+// steps down.
+bool Core::State::may_campaign() const {
+    return is_voter() || configs.at(log.committed()).is_voter(opt.id);
+}
+
+// Followers and candidates: "If election timeout elapses without receiving
+// AppendEntries RPC from current leader or granting vote to candidate:
+// convert to candidate" (Figure 2).  Learners and nodes outside the
+// configuration never campaign.
+void Core::State::tick_election() {
+    election_elapsed_ticks += 1;
+    if (!may_campaign() || election_elapsed_ticks < randomized_election_ticks) return;
+    election_elapsed_ticks = 0;
+    campaign(opt.pre_vote, /*transfer=*/false);
+}
+
+void Core::State::tick_leader() {
+    heartbeat_elapsed_ticks += 1;
+    election_elapsed_ticks += 1;
+    if (election_elapsed_ticks >= opt.election_ticks_min) {
+        election_elapsed_ticks = 0;
+        // CheckQuorum: a leader that has not heard from a quorum for an
+        // election timeout steps down, so a partitioned leader cannot serve
+        // stale reads forever and a flapping partial partition settles.
+        if (opt.check_quorum && !quorum_active()) {
+            become_follower(term, kNoNode);
+            return;
+        }
+        if (transfer_target != kNoNode) abort_transfer();
+    }
+    if (heartbeat_elapsed_ticks >= opt.heartbeat_ticks) {
+        heartbeat_elapsed_ticks = 0;
+        broadcast_heartbeat(read_rounds.empty() ? 0 : read_rounds.back().round);
+    }
+}
+
+bool Core::State::quorum_active() {
+    bool active = has_quorum(config().voters(), [&](NodeId id) {
+        if (id == opt.id) return true;
+        auto it = progress.find(id);
+        return it != progress.end() && it->second.recent_active;
+    });
+    for (auto& [id, pr] : progress) pr.recent_active = false;
+    return active;
+}
+
+void Core::State::reset(Term new_term) {
+    KEEL_ASSERT(new_term >= term, "the term never decreases");
+    if (new_term != term) {
+        term = new_term;
+        vote = kNoNode;
+    }
+    leader = kNoNode;
+    election_elapsed_ticks = 0;
+    heartbeat_elapsed_ticks = 0;
+    randomize_election_timeout();
+    votes.clear();
+    abort_transfer();
+    progress.clear();
+    uncommitted_bytes = 0;
+}
+
+void Core::State::become_follower(Term new_term, NodeId new_leader) {
+    if (role == Role::leader) fail_pending_reads(new_leader);
+    reset(new_term);
+    role = Role::follower;
+    leader = new_leader;
+}
+
+void Core::State::become_pre_candidate() {
+    KEEL_ASSERT(role != Role::leader, "a leader never pre-campaigns");
+    // PreVote changes neither term nor vote: a node that cannot win does not
+    // disrupt the cluster by bumping terms.
+    votes.clear();
+    leader = kNoNode;
+    role = Role::pre_candidate;
+}
+
+void Core::State::become_candidate() {
+    KEEL_ASSERT(role != Role::leader, "a leader never campaigns");
+    // Figure 2, Candidates: "increment currentTerm, vote for self".
+    reset(term + 1);
+    vote = opt.id;
+    role = Role::candidate;
+}
+
+void Core::State::become_leader() {
+    KEEL_ASSERT(role == Role::candidate, "only a candidate becomes leader");
+    KEEL_ASSERT(vote == opt.id, "a leader voted for itself in its term");
+    reset(term);
+    role = Role::leader;
+    leader = opt.id;
+    sync_progress();
+    for (auto& [id, pr] : progress) pr.recent_active = true;
+    // §8: a new leader appends a no-op of its term at once; until it commits,
+    // the leader does not know which entries are committed (and ReadIndex waits).
+    term_start_index = log.last_index() + 1;
+    append_own(EntryType::noop, {});
+    release_waiting_reads();
+}
+
+void Core::State::campaign(bool pre, bool transfer) {
+    if (!may_campaign()) return;
+    if (pre) {
+        become_pre_candidate();
+    } else {
+        become_candidate();
+    }
+    Term vote_term = pre ? term + 1 : term;
+    votes[opt.id] = true;
+    if (tally_votes(config().voters(), votes) == VoteResult::won) {
+        // A single voter wins at once: no messages, no ticks.
+        if (pre) {
+            campaign(false, transfer);
+        } else {
+            become_leader();
+        }
+        return;
+    }
+    for (NodeId id : config().voters()) {
+        if (id == opt.id) continue;
+        send(Message{.type = pre ? MessageType::pre_vote : MessageType::vote,
+                     .to = id,
+                     .term = vote_term,
+                     .log_index = log.last_index(),
+                     .log_term = log.last_term(),
+                     .transfer = transfer});
+    }
+}
+
+// With one voter, and that voter is us, nobody else can be leader: take the
+// role now rather than after an election timeout (no ticks in that mode).
+void Core::State::maybe_campaign_alone() {
+    if (role != Role::leader && single_voter()) campaign(/*pre=*/false, /*transfer=*/false);
+}
+
+// §5.4.1: "the voter denies its vote if its own log is more up-to-date than
+// that of the candidate": compare last terms, then lengths.
+bool Core::State::log_up_to_date(Index last_index, Term last_term) const {
+    return last_term > log.last_term() ||
+           (last_term == log.last_term() && last_index >= log.last_index());
+}
+
+// Figure 2, RequestVote receiver: "1. Reply false if term < currentTerm
+// (handled in step_by_term).  2. If votedFor is null or candidateId, and
+// candidate's log is at least as up-to-date as receiver's log, grant vote."
+void Core::State::handle_vote_request(const Message& m) {
+    bool pre = m.type == MessageType::pre_vote;
+    bool can_vote = vote == m.from || (vote == kNoNode && leader == kNoNode) ||
+                    (pre && m.term > term);
+    auto reply_type = pre ? MessageType::pre_vote_response : MessageType::vote_response;
+    if (can_vote && log_up_to_date(m.log_index, m.log_term)) {
+        // A granted pre-vote is answered at the prospective term, so the
+        // pre-candidate can tell it from stale answers.
+        Message reply{.type = reply_type, .to = m.from, .term = m.term};
+        if (pre) {
+            send(std::move(reply));
+        } else {
+            election_elapsed_ticks = 0;
+            vote = m.from;
+            // The vote must be durable before the candidate may count it.
+            send_after_persist(std::move(reply));
+        }
+        return;
+    }
+    send(Message{.type = reply_type, .to = m.from, .term = term, .reject = true});
+}
+
+void Core::State::handle_vote_response(const Message& m) {
+    bool pre = role == Role::pre_candidate;
+    if (m.type != (pre ? MessageType::pre_vote_response : MessageType::vote_response)) return;
+    // A granted pre-vote carries term + 1; a rejection carries our own term.
+    if (pre && !m.reject && m.term != term + 1) return;
+    votes.emplace(m.from, !m.reject);
+    switch (tally_votes(config().voters(), votes)) {
+        case VoteResult::won:
+            if (pre) {
+                campaign(/*pre=*/false, /*transfer=*/false);
+            } else {
+                become_leader();
+            }
+            break;
+        case VoteResult::lost: become_follower(term, kNoNode); break;
+        case VoteResult::pending: break;
+    }
+}
+
+}  // namespace keel::raft

@@ -1,0 +1,66 @@
+// raft/progress.hpp — the leader's view of one follower's log (etcd's
+// tracker.Progress): how far it matches, what to send next, and how much
+// may be in flight.
+//
+//   probe:     we do not know where the follower's log ends; send one append
+//              and wait for its answer before sending another.
+//   replicate: the follower is keeping up; pipeline appends optimistically,
+//              at most max_inflight_messages unacknowledged at once.
+//   snapshot:  the follower needs a snapshot; send nothing until the
+//              runtime reports the snapshot streamed (or it failed).
+// Invariant: match < next.
+#pragma once
+
+#include <cstddef>
+#include <deque>
+
+#include "raft/types.hpp"
+
+namespace keel::raft {
+
+// The last entry index of each append message in flight, oldest first.
+class Inflights {
+public:
+    explicit Inflights(std::size_t capacity) : capacity_(capacity) {}
+    bool full() const { return queue_.size() >= capacity_; }
+    std::size_t count() const { return queue_.size(); }
+    void add(Index last_index);
+    // A response acknowledged everything up to index.
+    void free_up_to(Index index);
+    void free_first_one();
+    void reset() { queue_.clear(); }
+
+private:
+    std::size_t capacity_;
+    std::deque<Index> queue_;
+};
+
+struct Progress {
+    enum class State : std::uint8_t { probe, replicate, snapshot };
+
+    explicit Progress(Index next_index, std::size_t max_inflight_messages)
+        : next(next_index), inflights(max_inflight_messages) {}
+
+    Index match = 0;
+    Index next = 1;
+    State state = State::probe;
+    bool probe_sent = false;       // probe: an append is out, wait for its answer
+    Index pending_snapshot = 0;    // snapshot: index of the snapshot being sent
+    bool recent_active = false;    // heard from it since the last CheckQuorum
+    Inflights inflights;
+
+    void become_probe();
+    void become_replicate();
+    void become_snapshot(Index snapshot_index);
+    // A successful append response acknowledged `index`; false if stale.
+    bool maybe_update(Index index);
+    // Replicate: entries up to last are on their way.
+    void optimistic_update(Index last) { next = last + 1; }
+    // A rejection of prevLogIndex `rejected` with the probe hint; false if stale.
+    bool maybe_decrease_to(Index rejected, Index hint_index);
+    bool is_paused() const;
+};
+
+const char* progress_state_name(Progress::State state);
+
+}  // namespace keel::raft

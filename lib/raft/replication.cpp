@@ -1,0 +1,221 @@
+// raft/replication.cpp — log replication and commitment (Raft §5.3, §5.4.2),
+// with etcd-style flow control (progress.hpp) and fast backtracking.
+#include <algorithm>
+
+#include "keel/assert.hpp"
+#include "raft/quorum.hpp"
+#include "raft/state.hpp"
+
+namespace keel::raft {
+
+// Leader: send `to` the entries it lacks (or, if they were compacted away,
+// the snapshot).  Returns false if nothing was sent: paused by flow control,
+// or nothing to send and !send_if_empty.
+bool Core::State::send_append(NodeId to, bool send_if_empty) {
+    auto it = progress.find(to);
+    if (it == progress.end()) return false;
+    Progress& pr = it->second;
+    if (pr.is_paused()) return false;
+    KEEL_ASSERT(pr.next <= log.last_index() + 1, "progress.next beyond the leader's log");
+    Index prev_index = pr.next - 1;
+    std::optional<Term> prev_term = log.term_at(prev_index);
+    if (!prev_term) {
+        send_snapshot(to, pr);
+        return true;
+    }
+    std::vector<Entry> entries;
+    if (pr.next <= log.last_index()) {
+        entries = log.slice(pr.next, log.last_index() + 1, opt.max_message_bytes);
+    }
+    if (entries.empty() && !send_if_empty) return false;
+    if (!entries.empty() && pr.state == Progress::State::replicate) {
+        pr.optimistic_update(entries.back().index);
+        pr.inflights.add(entries.back().index);
+    }
+    if (pr.state == Progress::State::probe) pr.probe_sent = true;
+    send(Message{.type = MessageType::append,
+                 .to = to,
+                 .log_index = prev_index,
+                 .log_term = *prev_term,
+                 .commit = log.committed(),
+                 .entries = std::move(entries)});
+    return true;
+}
+
+void Core::State::broadcast_append() {
+    for (auto& [id, pr] : progress) send_append(id, /*send_if_empty=*/true);
+}
+
+void Core::State::broadcast_heartbeat(std::uint64_t context) {
+    for (auto& [id, pr] : progress) {
+        // Never tell a follower to commit past what it is known to hold.
+        send(Message{.type = MessageType::heartbeat,
+                     .to = id,
+                     .commit = std::min(pr.match, log.committed()),
+                     .context = context});
+    }
+}
+
+// Figure 2, Leaders: "If command received from client: append entry to local
+// log, respond after entry applied to state machine."  The leader's append is
+// handed to the runtime and replicated in parallel; it counts toward the
+// commit quorum once on_persisted() says it is durable.
+void Core::State::append_own(EntryType type, std::string data) {
+    KEEL_ASSERT(role == Role::leader, "only a leader appends its own entries");
+    uncommitted_bytes += data.size();
+    Entry e{term, log.last_index() + 1, type, std::move(data)};
+    log.append(e);
+    if (type == EntryType::config && note_config_entries({e})) on_config_changed();
+    broadcast_append();
+}
+
+void Core::State::follower_merge(const std::vector<Entry>& entries) {
+    Index truncated_at = log.merge(entries);
+    bool changed = truncated_at != 0 && configs.truncate_from(truncated_at);
+    changed = note_config_entries(entries) || changed;
+    if (changed) on_config_changed();
+}
+
+// Figure 2, AppendEntries receiver:
+//   1. Reply false if term < currentTerm (step_by_term).
+//   2. Reply false if log doesn't contain an entry at prevLogIndex whose term
+//      matches prevLogTerm.
+//   3. If an existing entry conflicts with a new one, delete it and all that
+//      follow.  4. Append any new entries not already in the log.
+//   5. If leaderCommit > commitIndex, set commitIndex = min(leaderCommit,
+//      index of last new entry).
+// Success is acknowledged only after the appended entries are durable.
+void Core::State::handle_append(const Message& m) {
+    if (m.log_index < log.committed()) {
+        // Everything up to our commit index already matches the leader's log.
+        send_after_persist(
+            Message{.type = MessageType::append_response, .to = m.from, .index = log.committed()});
+        return;
+    }
+    if (!log.matches(m.log_index, m.log_term)) {
+        // Hint: the last index at or below prevLogIndex whose term is <= prevLogTerm,
+        // so the leader can skip a whole conflicting term per round trip.
+        auto [hint_index, hint_term] =
+            log.find_conflict_by_term(std::min(m.log_index, log.last_index()), m.log_term);
+        send(Message{.type = MessageType::append_response,
+                     .to = m.from,
+                     .index = m.log_index,
+                     .reject = true,
+                     .hint_index = hint_index,
+                     .hint_term = hint_term});
+        return;
+    }
+    follower_merge(m.entries);
+    Index last_new = m.log_index + m.entries.size();
+    log.commit_to(std::min(m.commit, last_new));
+    send_after_persist(
+        Message{.type = MessageType::append_response, .to = m.from, .index = last_new});
+}
+
+void Core::State::handle_heartbeat(const Message& m) {
+    // The leader caps m.commit at our match index, so those entries are ours.
+    log.commit_to(std::min(m.commit, log.last_index()));
+    send(Message{.type = MessageType::heartbeat_response, .to = m.from, .context = m.context});
+}
+
+void Core::State::handle_append_response(const Message& m) {
+    auto it = progress.find(m.from);
+    if (it == progress.end()) return;
+    Progress& pr = it->second;
+    pr.recent_active = true;
+    if (m.reject) {
+        // Figure 2, Leaders: "If AppendEntries fails because of log
+        // inconsistency: decrement nextIndex and retry" — by a whole term at a
+        // time using the follower's hint.
+        Index next_probe = m.hint_index;
+        if (m.hint_term > 0) next_probe = log.find_conflict_by_term(m.hint_index, m.hint_term).first;
+        if (pr.maybe_decrease_to(m.index, next_probe)) {
+            if (pr.state == Progress::State::replicate) pr.become_probe();
+            send_append(m.from, /*send_if_empty=*/true);
+        }
+        return;
+    }
+    KEEL_ASSERT(m.index <= log.last_index(), "follower acknowledged entries the leader lacks");
+    if (!pr.maybe_update(m.index)) {
+        // The answer to a probe that found the follower where we thought it
+        // was: start pipelining.  Anything else is stale or a duplicate.
+        if (pr.state != Progress::State::probe || pr.match != m.index) return;
+    }
+    switch (pr.state) {
+        case Progress::State::probe: pr.become_replicate(); break;
+        case Progress::State::snapshot:
+            if (pr.match >= pr.pending_snapshot) {
+                pr.become_probe();
+                pr.become_replicate();
+            }
+            break;
+        case Progress::State::replicate: pr.inflights.free_up_to(m.index); break;
+    }
+    maybe_commit();
+    if (role != Role::leader) return;  // a removed leader stepped down
+    while (send_append(m.from, /*send_if_empty=*/false)) {
+    }
+    if (m.from == transfer_target) maybe_send_timeout_now(m.from);
+}
+
+void Core::State::handle_heartbeat_response(const Message& m) {
+    auto it = progress.find(m.from);
+    if (it == progress.end()) return;
+    Progress& pr = it->second;
+    pr.recent_active = true;
+    pr.probe_sent = false;
+    // A lost append in a full window would stall replication forever: let one
+    // more through per heartbeat, its answer reveals the gap.
+    if (pr.state == Progress::State::replicate && pr.inflights.full()) {
+        pr.inflights.free_first_one();
+    }
+    if (pr.match < log.last_index()) send_append(m.from, /*send_if_empty=*/true);
+    if (m.context != 0) handle_read_ack(m.from, m.context);
+}
+
+// Figure 2, Leaders: "If there exists an N such that N > commitIndex, a
+// majority of matchIndex[i] >= N, and log[N].term == currentTerm: set
+// commitIndex = N."  Only entries of the current term are committed by
+// counting replicas (§5.4.2, Figure 8); the leader's own match is its
+// durable (persisted) index.
+bool Core::State::maybe_commit() {
+    if (role != Role::leader) return false;
+    Index quorum = quorum_index(config().voters(), [&](NodeId id) -> Index {
+        if (id == opt.id) return log.persisted();
+        auto it = progress.find(id);
+        return it == progress.end() ? 0 : it->second.match;
+    });
+    if (quorum <= log.committed() || log.term_at(quorum) != term) return false;
+    Index old_commit = log.committed();
+    log.commit_to(quorum);
+    on_commit_advanced(old_commit);
+    return true;
+}
+
+void Core::State::on_commit_advanced(Index old_commit) {
+    for (Index i = std::max(old_commit + 1, term_start_index); i <= log.committed(); ++i) {
+        uncommitted_bytes -= std::min(uncommitted_bytes, log.at(i).data.size());
+    }
+    broadcast_append();  // tell followers the new commit index
+    sync_progress();     // forget members whose removal just committed
+    release_waiting_reads();
+    step_down_if_removed();
+}
+
+// Dissertation §4.2.2: a leader removed from the configuration keeps leading
+// (without counting itself) until the entry removing it is committed, then
+// steps down.  It hands over to the most caught-up voter at once.
+void Core::State::step_down_if_removed() {
+    if (role != Role::leader || is_voter() || configs.latest_index() > log.committed()) return;
+    NodeId best = kNoNode;
+    for (const auto& [id, pr] : progress) {
+        if (config().is_voter(id) && pr.match == log.last_index()) {
+            best = id;
+            break;
+        }
+    }
+    if (best != kNoNode) send(Message{.type = MessageType::timeout_now, .to = best});
+    become_follower(term, kNoNode);
+}
+
+}  // namespace keel::raft

@@ -1,0 +1,144 @@
+// raft/state.hpp — the private state of a Core and the functions that
+// implement each part of the algorithm.  Each group of member functions
+// lives in its own file (named in the comment above it); core.cpp holds
+// dispatch and the assembly of Actions.  Private to lib/raft.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "raft/config_history.hpp"
+#include "raft/core.hpp"
+#include "raft/log.hpp"
+#include "raft/progress.hpp"
+
+namespace keel::raft {
+
+// One ReadIndex round: requests answered once a quorum acks `round`.
+struct ReadRound {
+    std::uint64_t round = 0;
+    Index index = 0;  // the commit index when the round started
+    std::vector<std::uint64_t> request_ids;
+    std::set<NodeId> acks;
+};
+
+struct Core::State {
+    State(const Options& options, RestoredState restored);
+
+    // ---- fixed --------------------------------------------------------------
+    Options opt;
+    std::mt19937_64 rng;
+
+    // ---- persistent (Figure 2): term and vote, and the log ------------------
+    Term term = 0;
+    NodeId vote = kNoNode;
+    RaftLog log;
+    ConfigHistory configs;
+    std::optional<SnapshotMeta> snapshot;  // latest snapshot known here
+
+    // ---- volatile -------------------------------------------------------------
+    Role role = Role::follower;
+    NodeId leader = kNoNode;
+    int election_elapsed_ticks = 0;
+    int heartbeat_elapsed_ticks = 0;
+    int randomized_election_ticks = 0;
+    std::map<NodeId, bool> votes;  // candidate / pre-candidate: voter -> granted
+
+    // ---- leader ---------------------------------------------------------------
+    std::map<NodeId, Progress> progress;  // every member but this node
+    Index term_start_index = 0;            // index of this term's no-op
+    std::size_t uncommitted_bytes = 0;
+    NodeId transfer_target = kNoNode;  // aborted when election_elapsed_ticks reaches the minimum
+    std::uint64_t read_round = 0;
+    std::deque<ReadRound> read_rounds;           // oldest first
+    std::vector<std::uint64_t> reads_waiting;    // until an entry of this term commits
+    std::size_t pending_read_count = 0;
+
+    // ---- outputs not yet taken ----------------------------------------------
+    std::vector<Message> msgs;
+    std::vector<Message> msgs_after_persist;
+    std::vector<ReadState> read_states;
+    std::vector<ReadFailure> read_failures;
+    std::optional<SnapshotMeta> snapshot_to_install;
+    HardState reported_hard_state;
+    SoftState reported_soft_state;
+    Configuration reported_config;
+
+    // ---- core.cpp: dispatch and shared helpers ------------------------------
+    Status step(const Message& m);
+    Status step_by_term(const Message& m, bool& handled);
+    void step_follower(const Message& m);
+    void step_candidate(const Message& m);
+    void step_leader(const Message& m);
+    void send(Message m);
+    void send_after_persist(Message m);
+    HardState hard_state() const;
+    SoftState soft_state() const;
+    const Configuration& config() const { return configs.latest(); }
+    bool is_voter() const { return config().is_voter(opt.id); }
+    bool may_campaign() const;
+    bool committed_own_term() const { return log.term_at(log.committed()) == term; }
+    Status not_leader_status() const;
+
+    // ---- election.cpp ---------------------------------------------------------
+    void tick_election();
+    void tick_leader();
+    void reset(Term new_term);
+    void become_follower(Term new_term, NodeId new_leader);
+    void become_pre_candidate();
+    void become_candidate();
+    void become_leader();
+    void campaign(bool pre, bool transfer);
+    void maybe_campaign_alone();
+    bool single_voter() const;
+    void randomize_election_timeout();
+    void handle_vote_request(const Message& m);
+    void handle_vote_response(const Message& m);
+    bool log_up_to_date(Index last_index, Term last_term) const;
+    bool quorum_active();
+
+    // ---- replication.cpp --------------------------------------------------------
+    bool send_append(NodeId to, bool send_if_empty);
+    void broadcast_append();
+    void broadcast_heartbeat(std::uint64_t context);
+    void handle_append(const Message& m);
+    void handle_heartbeat(const Message& m);
+    void handle_append_response(const Message& m);
+    void handle_heartbeat_response(const Message& m);
+    void append_own(EntryType type, std::string data);
+    bool maybe_commit();
+    void on_commit_advanced(Index old_commit);
+    void step_down_if_removed();
+    void follower_merge(const std::vector<Entry>& entries);
+
+    // ---- membership.cpp -------------------------------------------------------
+    Result<Configuration> apply_change(const ConfigChange& change) const;
+    Result<Proposed> propose_config_change(const ConfigChange& change);
+    bool note_config_entries(const std::vector<Entry>& entries);
+    void on_config_changed();
+    void sync_progress();
+
+    // ---- read_index.cpp -------------------------------------------------------
+    Status read_index(std::uint64_t request_id);
+    void start_read_round(std::vector<std::uint64_t> request_ids);
+    void handle_read_ack(NodeId from, std::uint64_t context);
+    void release_waiting_reads();
+    void fail_pending_reads(NodeId leader_hint);
+
+    // ---- transfer.cpp ---------------------------------------------------------
+    Status transfer_leadership(NodeId target);
+    void maybe_send_timeout_now(NodeId to);
+    void abort_transfer();
+
+    // ---- snapshot.cpp ---------------------------------------------------------
+    void send_snapshot(NodeId to, Progress& pr);
+    void handle_snapshot(const Message& m);
+    Result<SnapshotMeta> on_snapshot_taken(Index index);
+    void report_snapshot(NodeId peer, bool ok);
+};
+
+}  // namespace keel::raft

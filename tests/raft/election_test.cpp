@@ -1,0 +1,251 @@
+// tests/raft/election_test.cpp — RequestVote receiver rules (Figure 2),
+// elections, PreVote, CheckQuorum and leader stickiness.
+#include <catch2/catch.hpp>
+
+#include "harness.hpp"
+
+using namespace keel::raft;
+using namespace keel::raft::test;
+
+namespace {
+
+Message vote_request(NodeId from, NodeId to, Term term, Index last_index, Term last_term,
+                     MessageType type = MessageType::vote) {
+    return Message{.type = type,
+                   .from = from,
+                   .to = to,
+                   .term = term,
+                   .log_index = last_index,
+                   .log_term = last_term};
+}
+
+std::vector<Message> all_messages(const Actions& a) {
+    std::vector<Message> out = a.messages;
+    out.insert(out.end(), a.messages_after_persist.begin(), a.messages_after_persist.end());
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("RequestVote: reply false if term < currentTerm") {
+    auto c = lone_core(1, {1, 2, 3}, /*term=*/5);
+    Actions a = step_and_take(*c, vote_request(2, 1, 4, 10, 4));
+    auto replies = of_type(all_messages(a), MessageType::vote_response);
+    REQUIRE(replies.size() == 1);
+    CHECK(replies[0].reject);
+    CHECK(replies[0].term == 5);
+    CHECK(c->term() == 5);
+    CHECK(c->vote() == kNoNode);
+}
+
+TEST_CASE("RequestVote: grant if not voted and candidate's log is up to date; vote durable first") {
+    auto c = lone_core(1, {1, 2, 3}, 2, {2});  // log: 1/1, 2/2
+    Actions a = step_and_take(*c, vote_request(2, 1, 3, 2, 2));
+    REQUIRE(c->term() == 3);
+    REQUIRE(c->vote() == 2);
+    // Term and vote are in the batch's hard state, and the grant waits for it.
+    REQUIRE(a.hard_state);
+    CHECK(a.hard_state->term == 3);
+    CHECK(a.hard_state->vote == 2);
+    CHECK(of_type(a.messages, MessageType::vote_response).empty());
+    auto replies = of_type(a.messages_after_persist, MessageType::vote_response);
+    REQUIRE(replies.size() == 1);
+    CHECK_FALSE(replies[0].reject);
+    CHECK(replies[0].term == 3);
+}
+
+TEST_CASE("RequestVote: at most one vote per term, repeated to the same candidate") {
+    auto c = lone_core(1, {1, 2, 3}, 2);
+    (void)step_and_take(*c, vote_request(2, 1, 3, 1, 1));
+    REQUIRE(c->vote() == 2);
+    Actions other = step_and_take(*c, vote_request(3, 1, 3, 1, 1));
+    auto r = of_type(all_messages(other), MessageType::vote_response);
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].reject);
+    CHECK(c->vote() == 2);
+    Actions again = step_and_take(*c, vote_request(2, 1, 3, 1, 1));
+    r = of_type(all_messages(again), MessageType::vote_response);
+    REQUIRE(r.size() == 1);
+    CHECK_FALSE(r[0].reject);
+}
+
+TEST_CASE("RequestVote: reject a candidate whose log is less up to date (§5.4.1)") {
+    auto c = lone_core(1, {1, 2, 3}, 3, {2, 3});  // last entry 3/3
+    SECTION("lower last term") {
+        Actions a = step_and_take(*c, vote_request(2, 1, 4, 10, 2));
+        auto r = of_type(all_messages(a), MessageType::vote_response);
+        REQUIRE(r.size() == 1);
+        CHECK(r[0].reject);
+        // The higher term is still adopted (Figure 2, rules for all servers).
+        CHECK(c->term() == 4);
+        CHECK(c->vote() == kNoNode);
+    }
+    SECTION("same last term, shorter log") {
+        Actions a = step_and_take(*c, vote_request(2, 1, 4, 2, 3));
+        CHECK(of_type(all_messages(a), MessageType::vote_response).at(0).reject);
+    }
+    SECTION("same last term, same length: granted") {
+        Actions a = step_and_take(*c, vote_request(2, 1, 4, 3, 3));
+        CHECK_FALSE(of_type(all_messages(a), MessageType::vote_response).at(0).reject);
+    }
+}
+
+TEST_CASE("a candidate that wins a majority becomes leader and appends a no-op of its term") {
+    auto c = lone_core(1, {1, 2, 3}, 1);
+    Actions a = win_election(*c);
+    CHECK(c->role() == Role::leader);
+    CHECK(c->term() == 2);
+    REQUIRE(a.entries.size() == 1);
+    CHECK(a.entries[0].type == EntryType::noop);
+    CHECK(a.entries[0].term == 2);
+    CHECK(of_type(a.messages, MessageType::append).size() == 2);
+    REQUIRE(a.soft_state);
+    CHECK(a.soft_state->role == Role::leader);
+}
+
+TEST_CASE("a candidate that loses a majority of votes returns to follower") {
+    auto c = lone_core(1, {1, 2, 3}, 1, {}, 1, [](Options& o) { o.pre_vote = false; });
+    for (int i = 0; i < 30 && c->role() == Role::follower; ++i) c->tick();
+    REQUIRE(c->role() == Role::candidate);
+    (void)c->take_actions();
+    for (NodeId from : {2, 3}) {
+        (void)c->step(Message{.type = MessageType::vote_response,
+                              .from = from,
+                              .to = 1,
+                              .term = c->term(),
+                              .reject = true});
+    }
+    CHECK(c->role() == Role::follower);
+}
+
+TEST_CASE("elections use randomized timeouts within the configured range") {
+    for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+        auto c = lone_core(1, {1, 2, 3}, 1, {}, 1, [](Options& o) { o.pre_vote = false; });
+        (void)seed;
+        int ticks = 0;
+        while (c->role() == Role::follower) {
+            c->tick();
+            ++ticks;
+        }
+        CHECK(ticks >= 10);
+        CHECK(ticks <= 20);
+    }
+}
+
+TEST_CASE("PreVote: an isolated node neither bumps its term nor disrupts the stable leader") {
+    Cluster c({1, 2, 3});
+    c.elect(1);
+    Term term = c.core(1).term();
+    c.isolate(3);
+    for (int i = 0; i < 100; ++i) {
+        c.tick_all();
+    }
+    CHECK(c.core(3).term() == term);  // pre-votes never succeeded
+    CHECK(c.core(3).role() != Role::leader);
+    c.heal();
+    c.tick_all(30);
+    CHECK(c.leader() == 1);
+    CHECK(c.core(1).term() == term);
+    CHECK(c.core(3).leader() == 1);
+}
+
+TEST_CASE("PreVote off: an isolated node bumps its term and disrupts the leader on return") {
+    Cluster c({1, 2, 3}, {}, [](Options& o) {
+        o.pre_vote = false;
+        o.check_quorum = false;
+    });
+    c.elect(1);
+    Term term = c.core(1).term();
+    c.isolate(3);
+    c.tick_all(100);
+    CHECK(c.core(3).term() > term);
+    c.heal();
+    c.tick_all(50);
+    CHECK(c.core(1).term() > term);  // the old leader was deposed by the higher term
+}
+
+TEST_CASE("PreVote: a pre-candidate keeps its term and vote") {
+    auto c = lone_core(1, {1, 2, 3}, 4);
+    for (int i = 0; i < 30 && c->role() == Role::follower; ++i) c->tick();
+    REQUIRE(c->role() == Role::pre_candidate);
+    CHECK(c->term() == 4);
+    CHECK(c->vote() == kNoNode);
+    Actions a = c->take_actions();
+    auto pre = of_type(a.messages, MessageType::pre_vote);
+    REQUIRE(pre.size() == 2);
+    CHECK(pre[0].term == 5);  // the prospective term
+}
+
+TEST_CASE("CheckQuorum: a leader that cannot reach a quorum for an election timeout steps down") {
+    Cluster c({1, 2, 3});
+    c.elect(1);
+    c.isolate(1);
+    for (int i = 0; i < 2 * 10 && c.core(1).role() == Role::leader; ++i) c.tick(1);
+    CHECK(c.core(1).role() == Role::follower);
+}
+
+TEST_CASE("CheckQuorum: a leader hearing from a quorum stays leader") {
+    Cluster c({1, 2, 3});
+    c.elect(1);
+    c.isolate(3);
+    for (int i = 0; i < 50; ++i) {
+        c.tick(1);
+        c.deliver_all();
+    }
+    CHECK(c.core(1).role() == Role::leader);
+}
+
+TEST_CASE("leader stickiness: a follower in a leader's lease ignores vote requests") {
+    Cluster c({1, 2, 3});
+    c.elect(1);
+    Term term = c.core(2).term();
+    (void)c.core(2).step(vote_request(3, 2, term + 1, 100, term));
+    CHECK(c.core(2).term() == term);
+    Actions a = c.core(2).take_actions();
+    CHECK(of_type(all_messages(a), MessageType::vote_response).empty());
+    // A leadership transfer bypasses the lease.
+    Message m = vote_request(3, 2, term + 1, 100, term);
+    m.transfer = true;
+    (void)c.core(2).step(m);
+    CHECK(c.core(2).term() == term + 1);
+    CHECK(c.core(2).vote() == 3);
+}
+
+TEST_CASE("a stale leader learns the newer term from a follower's reply and steps down") {
+    Cluster c({1, 2, 3});
+    c.elect(1);
+    c.isolate(1);
+    // 2 and 3 time out (1 does not tick, so it still believes it leads).
+    for (int i = 0; i < 100 && c.core(2).role() != Role::leader &&
+                    c.core(3).role() != Role::leader;
+         ++i) {
+        c.tick(2);
+        c.tick(3);
+        c.deliver_all();
+    }
+    NodeId new_leader = c.core(2).role() == Role::leader ? 2 : 3;
+    REQUIRE(c.core(new_leader).role() == Role::leader);
+    REQUIRE(c.core(1).role() == Role::leader);  // does not know yet
+    c.heal();
+    c.tick(1);  // heartbeat of the old term
+    c.deliver_all();
+    CHECK(c.core(1).role() == Role::follower);
+    CHECK(c.core(1).term() == c.core(new_leader).term());
+}
+
+TEST_CASE("learners and nodes outside the configuration never campaign") {
+    Cluster c({1, 2}, {3});
+    for (int i = 0; i < 100; ++i) c.tick(3);
+    CHECK(c.core(3).role() == Role::follower);
+    Options o = test_options(9);
+    c.add(9, o, RestoredState{});
+    for (int i = 0; i < 100; ++i) c.tick(9);
+    CHECK(c.core(9).role() == Role::follower);
+    CHECK(c.core(9).term() == 0);
+}
+
+TEST_CASE("needs_ticks is false exactly for the only member of the configuration") {
+    CHECK_FALSE(Cluster({1}).core(1).needs_ticks());
+    CHECK(Cluster({1, 2}).core(1).needs_ticks());
+    CHECK(Cluster({1}, {2}).core(1).needs_ticks());  // a learner needs retries
+}

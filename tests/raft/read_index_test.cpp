@@ -1,0 +1,110 @@
+// tests/raft/read_index_test.cpp — linearizable reads via ReadIndex.
+#include <catch2/catch.hpp>
+
+#include "harness.hpp"
+
+using namespace keel::raft;
+using namespace keel::raft::test;
+
+TEST_CASE("ReadIndex waits until the leader has committed an entry of its current term") {
+    auto c = lone_core(1, {1, 2, 3}, 1);
+    (void)win_election(*c);
+    Index noop = c->last_index();
+    c->on_persisted(noop, c->term());
+    REQUIRE(c->read_index(7).ok());
+    // Heartbeat acknowledgements alone do not release it: the no-op is not committed.
+    c->tick();
+    Actions a = c->take_actions();
+    for (const Message& m : of_type(a.messages, MessageType::heartbeat)) {
+        (void)c->step(Message{.type = MessageType::heartbeat_response, .from = m.to, .to = 1,
+                              .term = c->term(), .context = m.context});
+    }
+    CHECK(c->take_actions().read_states.empty());
+    // The no-op commits; a heartbeat round for the read starts.
+    (void)c->step(Message{.type = MessageType::append_response, .from = 2, .to = 1,
+                          .term = c->term(), .index = noop});
+    REQUIRE(c->commit_index() == noop);
+    a = c->take_actions();
+    CHECK(a.read_states.empty());
+    auto hb = of_type(a.messages, MessageType::heartbeat);
+    REQUIRE(hb.size() == 2);
+    REQUIRE(hb[0].context != 0);
+    // One follower's acknowledgement makes a quorum with the leader.
+    (void)c->step(Message{.type = MessageType::heartbeat_response, .from = 3, .to = 1,
+                          .term = c->term(), .context = hb[0].context});
+    a = c->take_actions();
+    REQUIRE(a.read_states.size() == 1);
+    CHECK(a.read_states[0].request_id == 7);
+    CHECK(a.read_states[0].index == noop);
+}
+
+TEST_CASE("ReadIndex answers after a quorum confirms leadership, with the commit index") {
+    Cluster c({1, 2, 3});
+    c.elect(1);
+    c.propose(1, "w");
+    REQUIRE(c.core(1).read_index(42).ok());
+    c.deliver_all();
+    auto& reads = c.node(1).read_states;
+    REQUIRE(reads.size() == 1);
+    CHECK(reads[0].request_id == 42);
+    CHECK(reads[0].index == c.core(1).commit_index());
+}
+
+TEST_CASE("ReadIndex is not answered without a quorum, and fails when leadership is lost") {
+    Cluster c({1, 2, 3});
+    c.elect(1);
+    c.isolate(1);
+    REQUIRE(c.core(1).read_index(5).ok());
+    c.deliver_all();
+    CHECK(c.node(1).read_states.empty());
+    for (int i = 0; i < 30 && c.core(1).role() == Role::leader; ++i) c.tick(1);
+    REQUIRE(c.core(1).role() == Role::follower);  // CheckQuorum
+    REQUIRE(c.node(1).read_failures.size() == 1);
+    CHECK(c.node(1).read_failures[0].request_id == 5);
+    CHECK(c.node(1).read_states.empty());
+}
+
+TEST_CASE("ReadIndex on a non-leader fails fast") {
+    Cluster c({1, 2, 3});
+    c.elect(1);
+    keel::Status st = c.core(2).read_index(1);
+    CHECK(st.code() == keel::ErrorCode::not_leader);
+    CHECK(st.message() == "not leader (leader is 1)");
+}
+
+TEST_CASE("ReadIndex on a single voter is answered at once, without ticks") {
+    Cluster c({1});
+    REQUIRE(c.core(1).read_index(3).ok());
+    c.process(1);
+    REQUIRE(c.node(1).read_states.size() == 1);
+    CHECK(c.node(1).read_states[0].index == c.core(1).commit_index());
+}
+
+TEST_CASE("ReadIndex on a single voter waits for its term's first commit") {
+    auto c = lone_core(1, {1});
+    REQUIRE(c->role() == Role::leader);
+    Index noop = c->last_index();
+    REQUIRE(c->read_index(3).ok());
+    CHECK(c->take_actions().read_states.empty());
+    c->on_persisted(noop, c->term());
+    Actions a = c->take_actions();
+    REQUIRE(a.read_states.size() == 1);
+    CHECK(a.read_states[0].index == noop);
+}
+
+TEST_CASE("ReadIndex: lease reads (explicit option) skip the heartbeat round") {
+    Cluster c({1, 2, 3}, {}, [](Options& o) { o.lease_reads = true; });
+    c.elect(1);
+    REQUIRE(c.core(1).read_index(9).ok());
+    c.process(1);
+    REQUIRE(c.node(1).read_states.size() == 1);
+}
+
+TEST_CASE("ReadIndex: busy past max_pending_reads") {
+    Cluster c({1, 2, 3}, {}, [](Options& o) { o.max_pending_reads = 2; });
+    c.elect(1);
+    c.isolate(1);
+    CHECK(c.core(1).read_index(1).ok());
+    CHECK(c.core(1).read_index(2).ok());
+    CHECK(c.core(1).read_index(3).code() == keel::ErrorCode::busy);
+}

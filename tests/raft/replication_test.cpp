@@ -1,0 +1,309 @@
+// tests/raft/replication_test.cpp — AppendEntries receiver rules (Figure 2),
+// the leader's commit rule (Figure 8), fast backtracking, flow control and
+// proposal limits.
+#include <catch2/catch.hpp>
+
+#include "harness.hpp"
+
+using namespace keel::raft;
+using namespace keel::raft::test;
+
+namespace {
+
+Entry entry(Term term, Index index, std::string data = "") {
+    return Entry{term, index, EntryType::normal, std::move(data)};
+}
+
+Message append(NodeId from, NodeId to, Term term, Index prev_index, Term prev_term,
+               std::vector<Entry> entries, Index commit) {
+    return Message{.type = MessageType::append,
+                   .from = from,
+                   .to = to,
+                   .term = term,
+                   .log_index = prev_index,
+                   .log_term = prev_term,
+                   .commit = commit,
+                   .entries = std::move(entries)};
+}
+
+Message append_ok(NodeId from, NodeId to, Term term, Index index) {
+    return Message{.type = MessageType::append_response,
+                   .from = from,
+                   .to = to,
+                   .term = term,
+                   .index = index};
+}
+
+std::vector<Message> responses(const Actions& a) {
+    std::vector<Message> out = of_type(a.messages, MessageType::append_response);
+    for (const Message& m : of_type(a.messages_after_persist, MessageType::append_response)) {
+        out.push_back(m);
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("AppendEntries: reply false if term < currentTerm") {
+    auto c = lone_core(1, {1, 2, 3}, 5);
+    Actions a = step_and_take(*c, append(2, 1, 4, 1, 1, {entry(4, 2)}, 1));
+    auto r = responses(a);
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].term == 5);  // the stale leader learns the newer term
+    CHECK(c->last_index() == 1);
+    CHECK(c->leader() == kNoNode);
+}
+
+TEST_CASE("AppendEntries: reply false if the log has no entry at prevLogIndex with prevLogTerm") {
+    auto c = lone_core(1, {1, 2, 3}, 3, {1, 2});  // 1/1 1/2 2/3
+    SECTION("log too short") {
+        Actions a = step_and_take(*c, append(2, 1, 3, 5, 3, {entry(3, 6)}, 1));
+        auto r = responses(a);
+        REQUIRE(r.size() == 1);
+        CHECK(r[0].reject);
+        CHECK(r[0].index == 5);
+        CHECK(r[0].hint_index == 3);  // our last index
+        CHECK(r[0].hint_term == 2);
+        CHECK(a.entries.empty());
+    }
+    SECTION("term mismatch at prevLogIndex") {
+        Actions a = step_and_take(*c, append(2, 1, 3, 3, 3, {entry(3, 4)}, 1));
+        auto r = responses(a);
+        REQUIRE(r.size() == 1);
+        CHECK(r[0].reject);
+        // Hint: the last index whose term is <= prevLogTerm... here 3 (term 2).
+        CHECK(r[0].hint_index == 3);
+        CHECK(r[0].hint_term == 2);
+        CHECK(c->last_index() == 3);
+    }
+    CHECK(c->leader() == 2);  // still, it heard from the leader of its term
+}
+
+TEST_CASE("AppendEntries: delete a conflicting entry and all that follow it, append new ones") {
+    auto c = lone_core(1, {1, 2, 3}, 3, {1, 2, 2});  // 1/1 1/2 2/3 2/4
+    Actions a = step_and_take(*c, append(2, 1, 3, 2, 1, {entry(3, 3, "x")}, 1));
+    CHECK(c->last_index() == 3);
+    CHECK(c->term_at(3) == 3);
+    CHECK_FALSE(c->term_at(4));
+    // The runtime is told to truncate after 2 and append 3.
+    REQUIRE(a.entries.size() == 1);
+    CHECK(a.entries[0].index == 3);
+    auto r = responses(a);
+    REQUIRE(r.size() == 1);
+    CHECK_FALSE(r[0].reject);
+    CHECK(r[0].index == 3);
+    // The acknowledgement waits for durability.
+    CHECK(of_type(a.messages, MessageType::append_response).empty());
+}
+
+TEST_CASE("AppendEntries: entries already in the log are not rewritten (idempotent retry)") {
+    auto c = lone_core(1, {1, 2, 3}, 2, {2, 2});  // 1/1 2/2 2/3
+    Actions a = step_and_take(*c, append(2, 1, 2, 1, 1, {entry(2, 2, "e2"), entry(2, 3, "e3")}, 1));
+    CHECK(a.entries.empty());
+    CHECK(c->last_index() == 3);
+    // A shorter, older append does not truncate the entries after it.
+    a = step_and_take(*c, append(2, 1, 2, 1, 1, {entry(2, 2, "e2")}, 1));
+    CHECK(c->last_index() == 3);
+    REQUIRE(responses(a).size() == 1);
+    CHECK(responses(a)[0].index == 2);
+}
+
+TEST_CASE("AppendEntries: commitIndex = min(leaderCommit, index of last new entry)") {
+    auto c = lone_core(1, {1, 2, 3}, 2);
+    (void)step_and_take(*c, append(2, 1, 2, 1, 1, {entry(2, 2), entry(2, 3)}, 10));
+    CHECK(c->commit_index() == 3);
+    (void)step_and_take(*c, append(2, 1, 2, 3, 2, {entry(2, 4)}, 3));
+    CHECK(c->commit_index() == 3);
+    // Committed entries are handed out only once durable.
+    c->on_persisted(4, 2);
+    Actions a = c->take_actions();
+    REQUIRE_FALSE(a.committed_entries.empty());
+    CHECK(a.committed_entries.back().index == 3);
+}
+
+TEST_CASE("a follower hands out committed entries only once they are durable") {
+    auto c = lone_core(1, {1, 2, 3}, 2);
+    Actions a = step_and_take(*c, append(2, 1, 2, 1, 1, {entry(2, 2), entry(2, 3)}, 3));
+    CHECK(c->commit_index() == 3);
+    CHECK(a.committed_entries.empty());
+    // Never persist a commit index beyond the durable log.
+    CHECK((!a.hard_state || a.hard_state->commit == 1));
+    c->on_persisted(3, 2);
+    a = c->take_actions();
+    REQUIRE(a.committed_entries.size() == 2);
+    CHECK(a.hard_state->commit == 3);
+}
+
+TEST_CASE("Figure 8: a leader never commits an entry of an earlier term by counting replicas") {
+    // Node 1 holds 2/3 from term 2 (uncommitted), then wins term 4.
+    auto c = lone_core(1, {1, 2, 3, 4, 5}, 3, {2, 2}, 2);
+    (void)win_election(*c);
+    REQUIRE(c->term() == 4);
+    Index noop = c->last_index();
+    REQUIRE(noop == 4);
+    c->on_persisted(noop, 4);
+    // 2/3 reaches a majority (1, 2, 3) — but is of term 2: no commit.
+    (void)c->step(append_ok(2, 1, 4, 3));
+    (void)c->step(append_ok(3, 1, 4, 3));
+    CHECK(c->commit_index() == 2);
+    // Once the no-op of term 4 is on a majority, it and everything before commit.
+    (void)c->step(append_ok(2, 1, 4, 4));
+    CHECK(c->commit_index() == 2);
+    (void)c->step(append_ok(3, 1, 4, 4));
+    CHECK(c->commit_index() == 4);
+}
+
+TEST_CASE("Figure 8: the leader's own append counts only once durable") {
+    auto c = lone_core(1, {1, 2, 3}, 1);
+    (void)win_election(*c);
+    Index noop = c->last_index();
+    (void)c->step(append_ok(2, 1, c->term(), noop));
+    CHECK(c->commit_index() == 1);  // follower 2 has it, but the leader's copy is not durable
+    c->on_persisted(noop, c->term());
+    CHECK(c->commit_index() == noop);
+    // Both followers alone are a quorum too: the leader's disk is not waited for.
+    (void)c->propose("x");
+    (void)c->step(append_ok(2, 1, c->term(), noop + 1));
+    (void)c->step(append_ok(3, 1, c->term(), noop + 1));
+    CHECK(c->commit_index() == noop + 1);
+}
+
+TEST_CASE("fast backtracking: a follower with a long conflicting tail is fixed in few rounds") {
+    // Follower 2: entries of term 2 at 2..51 (uncommitted, from a dead leader).
+    std::vector<Term> tail(50, 2);
+    auto f = lone_core(2, {1, 2, 3}, 2, tail);
+    // Leader 1: entries of term 3 at 2..31; now term 4.
+    std::vector<Term> mine(30, 3);
+    auto l = lone_core(1, {1, 2, 3}, 3, mine);
+    Actions first = win_election(*l);
+    l->on_persisted(l->last_index(), l->term());
+    int rounds = 0;
+    std::deque<Message> net;
+    for (const Message& m : first.messages) net.push_back(m);
+    while (!net.empty() && rounds < 100) {
+        Message m = net.front();
+        net.pop_front();
+        if (m.to == 3) continue;
+        Core& to = m.to == 1 ? *l : *f;
+        if (m.type == MessageType::append) ++rounds;
+        (void)to.step(m);
+        Actions a = to.take_actions();
+        if (!a.entries.empty()) to.on_persisted(a.entries.back().index, a.entries.back().term);
+        for (const Message& x : a.messages) net.push_back(x);
+        for (const Message& x : a.messages_after_persist) net.push_back(x);
+    }
+    CHECK(f->last_index() == l->last_index());
+    CHECK(f->term_at(f->last_index()) == l->term());
+    CHECK(rounds <= 4);  // linear backtracking would take ~50
+}
+
+TEST_CASE("flow control: at most max_inflight_messages appends in flight in replicate state") {
+    auto c = lone_core(1, {1, 2, 3}, 1, {}, 1, [](Options& o) { o.max_inflight_messages = 3; });
+    (void)win_election(*c);
+    Index noop = c->last_index();
+    c->on_persisted(noop, c->term());
+    (void)c->step(append_ok(2, 1, c->term(), noop));  // 2: probe -> replicate
+    (void)c->take_actions();
+    int to_2 = 0;
+    for (int i = 0; i < 10; ++i) {
+        REQUIRE(c->propose("p").ok());
+        for (const Message& m : c->take_actions().messages) {
+            if (m.type == MessageType::append && m.to == 2 && !m.entries.empty()) ++to_2;
+        }
+    }
+    CHECK(to_2 == 3);
+    // An acknowledgement frees the window: the rest goes out (bounded again).
+    (void)c->step(append_ok(2, 1, c->term(), noop + 3));
+    int more = 0;
+    Index last_sent = 0;
+    for (const Message& m : c->take_actions().messages) {
+        if (m.type == MessageType::append && m.to == 2 && !m.entries.empty()) {
+            ++more;
+            last_sent = m.entries.back().index;
+        }
+    }
+    CHECK(more >= 1);
+    CHECK(more <= 3);
+    CHECK(last_sent == c->last_index());
+}
+
+TEST_CASE("flow control: a probing follower gets one append until it answers") {
+    auto c = lone_core(1, {1, 2, 3}, 1);
+    (void)win_election(*c);
+    for (int i = 0; i < 5; ++i) {
+        REQUIRE(c->propose("p").ok());
+        for (const Message& m : c->take_actions().messages) {
+            CHECK_FALSE((m.type == MessageType::append && m.to == 2));
+        }
+    }
+}
+
+TEST_CASE("flow control: entries per append bounded by max_message_bytes, at least one") {
+    auto c = lone_core(1, {1, 2}, 1, {}, 1, [](Options& o) { o.max_message_bytes = 250; });
+    (void)win_election(*c);
+    Index noop = c->last_index();
+    c->on_persisted(noop, c->term());
+    (void)c->step(append_ok(2, 1, c->term(), noop));
+    REQUIRE(c->commit_index() == noop);
+    (void)c->take_actions();
+    // Proposals while 2 cannot answer: queue up in the leader's log.
+    (void)c->step(Message{.type = MessageType::append_response, .from = 2, .to = 1,
+                          .term = c->term(), .index = noop + 100, .reject = true,
+                          .hint_index = noop, .hint_term = c->term()});
+    for (int i = 0; i < 6; ++i) REQUIRE(c->propose(std::string(100, 'x')).ok());
+    REQUIRE(c->propose(std::string(1000, 'y')).ok());
+    (void)c->take_actions();
+    // 2 answers its probe: the leader sends everything, message by message.
+    std::vector<std::size_t> sizes;
+    Index acked = noop;
+    for (int round = 0; round < 20 && acked < c->last_index(); ++round) {
+        (void)c->step(append_ok(2, 1, c->term(), acked));
+        for (const Message& m : c->take_actions().messages) {
+            if (m.type != MessageType::append || m.to != 2 || m.entries.empty()) continue;
+            std::size_t bytes = 0;
+            for (const Entry& e : m.entries) bytes += e.data.size();
+            sizes.push_back(bytes);
+            CHECK((bytes <= 250 || m.entries.size() == 1));
+            acked = m.entries.back().index;
+        }
+    }
+    CHECK(acked == c->last_index());
+    REQUIRE_FALSE(sizes.empty());
+    CHECK(sizes.back() == 1000);  // an oversized entry still goes, alone
+}
+
+TEST_CASE("proposals on a non-leader fail fast naming the leader") {
+    Cluster c({1, 2, 3});
+    c.elect(1);
+    auto r = c.core(2).propose("x");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == keel::ErrorCode::not_leader);
+    CHECK(r.status().message() == "not leader (leader is 1)");
+}
+
+TEST_CASE("proposals: too_large past max_proposal_bytes, busy past max_uncommitted_bytes") {
+    Cluster c({1, 2, 3}, {}, [](Options& o) {
+        o.max_proposal_bytes = 100;
+        o.max_uncommitted_bytes = 250;
+    });
+    c.elect(1);
+    auto big = c.core(1).propose(std::string(101, 'x'));
+    CHECK(big.status().code() == keel::ErrorCode::too_large);
+    c.isolate(1);  // nothing commits
+    CHECK(c.core(1).propose(std::string(100, 'x')).ok());
+    CHECK(c.core(1).propose(std::string(100, 'x')).ok());
+    auto busy = c.core(1).propose(std::string(100, 'x'));
+    CHECK(busy.status().code() == keel::ErrorCode::busy);
+    c.heal();
+    c.tick_all(3);
+    CHECK(c.core(1).propose(std::string(100, 'x')).ok());
+}
+
+TEST_CASE("a proposal returns its index and term; it is committed iff that entry keeps the term") {
+    Cluster c({1, 2, 3});
+    c.elect(1);
+    Proposed p = c.propose(1, "v");
+    CHECK(p.term == c.core(1).term());
+    CHECK(c.core(2).term_at(p.index) == p.term);
+    CHECK(c.core(1).commit_index() >= p.index);
+}
