@@ -11,8 +11,12 @@ using raft::Term;
 
 namespace {
 
-std::string n_(NodeId id) { return "n" + std::to_string(id); }
-std::string s_(std::uint64_t v) { return std::to_string(v); }
+std::string n_(NodeId id) {
+    return std::string("n") + std::to_string(id);
+}
+std::string s_(std::uint64_t v) {
+    return std::to_string(v);
+}
 
 }  // namespace
 
@@ -44,8 +48,9 @@ void Checker::node_started(NodeId node, const raft::RestoredState& restored) {
         m.snap_index = restored.snapshot->index;
         m.snap_term = restored.snapshot->term;
         if (m.snap_index > commit_known() || committed_term(m.snap_index) != m.snap_term) {
-            fail("State Machine Safety: " + n_(node) + " restarts from a snapshot at " +
-                 s_(m.snap_index) + "/t" + s_(m.snap_term) + " that is not committed");
+            fail(std::string("State Machine Safety: ") + n_(node) +
+                 " restarts from a snapshot at " + s_(m.snap_index) + "/t" + s_(m.snap_term) +
+                 " that is not committed");
         }
     }
     for (const Entry& e : restored.entries) append_to_mirror(node, e);
@@ -60,14 +65,14 @@ void Checker::reference(Index index, const RefEntry& e, const std::string& who) 
     if (index <= ref_.size()) {
         const RefEntry& r = ref_[index - 1];
         if (r.term != e.term || r.digest != e.digest || r.type != e.type) {
-            fail("State Machine Safety: " + who + " has entry " + s_(index) + "/t" + s_(e.term) +
-                 " (digest " + s_(e.digest) + ") but the committed entry there is " + s_(index) +
-                 "/t" + s_(r.term) + " (digest " + s_(r.digest) + ")");
+            fail(std::string("State Machine Safety: ") + who + " has entry " + s_(index) + "/t" +
+                 s_(e.term) + " (digest " + s_(e.digest) + ") but the committed entry there is " +
+                 s_(index) + "/t" + s_(r.term) + " (digest " + s_(r.digest) + ")");
         }
         return;
     }
     if (index != ref_.size() + 1) {
-        fail("State Machine Safety: " + who + " shows entry " + s_(index) +
+        fail(std::string("State Machine Safety: ") + who + " shows entry " + s_(index) +
              " committed, but entries after " + s_(ref_.size()) + " were never seen committed");
         return;
     }
@@ -84,9 +89,9 @@ void Checker::log_matching(NodeId node, Index index, Term prev_term, const RefEn
         const RefEntry& theirs = m.entries[index - m.snap_index - 1];
         const auto their_prev = index == 1 ? std::optional<Term>(0) : m.term_at(index - 1);
         if (theirs.digest != e.digest || (their_prev && *their_prev != prev_term)) {
-            fail("Log Matching: " + n_(node) + " holds entry " + s_(index) + "/t" + s_(e.term) +
-                 " (digest " + s_(e.digest) + ", previous term " + s_(prev_term) + ") but " +
-                 n_(other) + " holds " + s_(index) + "/t" + s_(e.term) + " (digest " +
+            fail(std::string("Log Matching: ") + n_(node) + " holds entry " + s_(index) + "/t" +
+                 s_(e.term) + " (digest " + s_(e.digest) + ", previous term " + s_(prev_term) +
+                 ") but " + n_(other) + " holds " + s_(index) + "/t" + s_(e.term) + " (digest " +
                  s_(theirs.digest) + ", previous term " +
                  (their_prev ? s_(*their_prev) : std::string("compacted")) + ")");
             return;
@@ -128,18 +133,21 @@ void Checker::append_to_mirror(NodeId node, const Entry& e) {
 void Checker::on_entries(NodeId node, bool leader, const std::vector<Entry>& entries) {
     const Mirror& m = mirrors_[node];
     if (leader && entries.front().index <= m.last()) {
-        fail("Leader Append-Only: leader " + n_(node) + " rewrites its log from entry " +
-             s_(entries.front().index) + " (its log ends at " + s_(m.last()) + ")");
+        fail(std::string("Leader Append-Only: leader ") + n_(node) +
+             " rewrites its log from entry " + s_(entries.front().index) + " (its log ends at " +
+             s_(m.last()) + ")");
     }
     for (const Entry& e : entries) append_to_mirror(node, e);
 }
 
 void Checker::on_snapshot_installed(NodeId node, bool leader, const raft::SnapshotMeta& meta,
                                     const ValueLog& state) {
-    if (leader) fail("Leader Append-Only: leader " + n_(node) + " installs a snapshot over its log");
+    if (leader)
+        fail(std::string("Leader Append-Only: leader ") + n_(node) +
+             " installs a snapshot over its log");
     if (meta.index > commit_known() || committed_term(meta.index) != meta.term) {
-        fail("State Machine Safety: " + n_(node) + " installs a snapshot at " + s_(meta.index) +
-             "/t" + s_(meta.term) + " that is not committed");
+        fail(std::string("State Machine Safety: ") + n_(node) + " installs a snapshot at " +
+             s_(meta.index) + "/t" + s_(meta.term) + " that is not committed");
     }
     check_state(node, state, "installed snapshot");
     Mirror& m = mirrors_[node];
@@ -149,10 +157,11 @@ void Checker::on_snapshot_installed(NodeId node, bool leader, const raft::Snapsh
     watch_[node].commit_observed = std::max(watch_[node].commit_observed, meta.index);
 }
 
-void Checker::on_snapshot_taken(NodeId node, const raft::SnapshotMeta& meta, const ValueLog& state) {
+void Checker::on_snapshot_taken(NodeId node, const raft::SnapshotMeta& meta,
+                                const ValueLog& state) {
     if (meta.index > commit_known() || committed_term(meta.index) != meta.term) {
-        fail("State Machine Safety: " + n_(node) + " takes a snapshot at " + s_(meta.index) + "/t" +
-             s_(meta.term) + " that is not committed");
+        fail(std::string("State Machine Safety: ") + n_(node) + " takes a snapshot at " +
+             s_(meta.index) + "/t" + s_(meta.term) + " that is not committed");
     }
     check_state(node, state, "snapshot taken");
 }
@@ -166,26 +175,28 @@ void Checker::on_applied(NodeId node, const Entry& entry, const ValueLog& state)
 void Checker::check_state(NodeId node, const ValueLog& state, const char* what) {
     const Index i = state.applied();
     if (i > commit_known()) {
-        fail("State Machine Safety: " + n_(node) + " " + what + " reflects index " + s_(i) +
-             ", beyond anything committed (" + s_(commit_known()) + ")");
+        fail(std::string("State Machine Safety: ") + n_(node) + " " + what + " reflects index " +
+             s_(i) + ", beyond anything committed (" + s_(commit_known()) + ")");
         return;
     }
     if (state.hash() != prefix_hash_[i] || state.count() != prefix_count_[i]) {
-        fail("State Machine Safety: " + n_(node) + " " + what + " at index " + s_(i) + " holds " +
-             s_(state.count()) + " values (hash " + s_(state.hash()) + ") but the committed prefix has " +
-             s_(prefix_count_[i]) + " (hash " + s_(prefix_hash_[i]) + ")");
+        fail(std::string("State Machine Safety: ") + n_(node) + " " + what + " at index " + s_(i) +
+             " holds " + s_(state.count()) + " values (hash " + s_(state.hash()) +
+             ") but the committed prefix has " + s_(prefix_count_[i]) + " (hash " +
+             s_(prefix_hash_[i]) + ")");
     }
 }
 
 void Checker::on_read_served(NodeId node, Index read_index, Index commit_at_start,
                              const ValueLog& state) {
     if (read_index < commit_at_start) {
-        fail("Linearizability: " + n_(node) + " serves a read at index " + s_(read_index) +
-             " but index " + s_(commit_at_start) + " was committed before the read started");
+        fail(std::string("Linearizability: ") + n_(node) + " serves a read at index " +
+             s_(read_index) + " but index " + s_(commit_at_start) +
+             " was committed before the read started");
     }
     if (state.applied() < read_index) {
-        fail("Linearizability: " + n_(node) + " serves a read at index " + s_(read_index) +
-             " from a state applied only to " + s_(state.applied()));
+        fail(std::string("Linearizability: ") + n_(node) + " serves a read at index " +
+             s_(read_index) + " from a state applied only to " + s_(state.applied()));
     }
     check_state(node, state, "read result");
 }
@@ -213,13 +224,14 @@ void Checker::after_step(const Nodes& nodes, const Disks& disks) {
         // A leader that removed itself steps down in the very step that
         // commits its removal: that commit is still a leader's to verify.
         const bool leader = core.role() == raft::Role::leader;
-        if (leader || (w.was_leader && core.term() == w.leader_term)) check_leader(id, *node, w, disks);
+        if (leader || (w.was_leader && core.term() == w.leader_term))
+            check_leader(id, *node, w, disks);
         w.was_leader = leader;
     }
     for (const auto& [id, node] : nodes) {
         const raft::Core& core = node->core();
         if (core.commit_index() > leader_commit_max_) {
-            fail("Commit: " + n_(id) + " has commit index " + s_(core.commit_index()) +
+            fail(std::string("Commit: ") + n_(id) + " has commit index " + s_(core.commit_index()) +
                  " but no leader ever committed past " + s_(leader_commit_max_));
         }
         observe_commits(id, core, watch_[id]);
@@ -232,8 +244,8 @@ void Checker::check_leader(NodeId id, const SimNode& n, NodeWatch& w, const Disk
     if (core.role() == raft::Role::leader && w.leader_term != term) {
         auto [it, inserted] = leader_of_term_.try_emplace(term, id);
         if (!inserted && it->second != id) {
-            fail("Election Safety: " + n_(id) + " and " + n_(it->second) + " are both leader of term " +
-                 s_(term));
+            fail(std::string("Election Safety: ") + n_(id) + " and " + n_(it->second) +
+                 " are both leader of term " + s_(term));
         }
         ++leaders_elected_;
         check_new_leader_complete(id, term);
@@ -252,10 +264,12 @@ void Checker::check_new_leader_complete(NodeId id, Term term) {
     for (Index i = std::max<Index>(1, m.snap_index); i <= commit_known(); ++i) {
         const auto t = m.term_at(i);
         const RefEntry& r = ref_[i - 1];
-        if (!t || *t != r.term || (i > m.snap_index && m.entries[i - m.snap_index - 1].digest != r.digest)) {
-            fail("Leader Completeness: " + n_(id) + " becomes leader of term " + s_(term) +
-                 " without committed entry " + s_(i) + "/t" + s_(r.term) + " (its log has " +
-                 (t ? "t" + s_(*t) : std::string("nothing")) + " there, last " + s_(m.last()) + ")");
+        if (!t || *t != r.term ||
+            (i > m.snap_index && m.entries[i - m.snap_index - 1].digest != r.digest)) {
+            fail(std::string("Leader Completeness: ") + n_(id) + " becomes leader of term " +
+                 s_(term) + " without committed entry " + s_(i) + "/t" + s_(r.term) +
+                 " (its log has " + (t ? std::string("t") + s_(*t) : std::string("nothing")) +
+                 " there, last " + s_(m.last()) + ")");
             return;
         }
     }
@@ -274,14 +288,14 @@ void Checker::check_quorum_durable(NodeId leader, const raft::Core& core, Index 
         const DurableState& d = it->second->durable();
         if (d.term_at(index) == term || (d.snapshot && d.snapshot->index >= index)) {
             ++durable;
-            holders += " " + n_(v);
+            holders += std::string(" ") + n_(v);
         }
     }
     if (durable * 2 <= voters.size()) {
-        fail("Commit: leader " + n_(leader) + " commits entry " + s_(index) + "/t" + s_(*term) +
-             " but only " + s_(durable) + " of its " + s_(voters.size()) + " voters hold it durably:" +
-             (holders.empty() ? std::string(" none") : holders) + " (config " +
-             raft::to_string(core.configuration()) + ")");
+        fail(std::string("Commit: leader ") + n_(leader) + " commits entry " + s_(index) + "/t" +
+             s_(*term) + " but only " + s_(durable) + " of its " + s_(voters.size()) +
+             " voters hold it durably:" + (holders.empty() ? std::string(" none") : holders) +
+             " (config " + raft::to_string(core.configuration()) + ")");
     }
 }
 
@@ -290,7 +304,8 @@ void Checker::observe_commits(NodeId id, const raft::Core& core, NodeWatch& w) {
     const Index c = core.commit_index();
     for (Index i = std::max(w.commit_observed, m.snap_index) + 1; i <= c; ++i) {
         if (i > m.last()) {
-            fail(n_(id) + " commit index " + s_(c) + " is past its log (last " + s_(m.last()) + ")");
+            fail(n_(id) + " commit index " + s_(c) + " is past its log (last " + s_(m.last()) +
+                 ")");
             return;
         }
         reference(i, m.entries[i - m.snap_index - 1], n_(id) + " committed");

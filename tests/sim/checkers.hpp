@@ -66,7 +66,8 @@ public:
     void on_entries(raft::NodeId node, bool leader, const std::vector<raft::Entry>& entries);
     void on_snapshot_installed(raft::NodeId node, bool leader, const raft::SnapshotMeta& meta,
                                const ValueLog& state);
-    void on_snapshot_taken(raft::NodeId node, const raft::SnapshotMeta& meta, const ValueLog& state);
+    void on_snapshot_taken(raft::NodeId node, const raft::SnapshotMeta& meta,
+                           const ValueLog& state);
     void on_applied(raft::NodeId node, const raft::Entry& entry, const ValueLog& state);
     void on_read_served(raft::NodeId node, raft::Index read_index, raft::Index commit_at_start,
                         const ValueLog& state);
@@ -102,18 +103,19 @@ private:
     };
     struct NodeWatch {
         std::uint64_t incarnation = 0;
-        raft::Index commit_seen = 0;       // commit index at the previous step
-        raft::Index commit_observed = 0;   // committed entries already compared with ref_
+        raft::Index commit_seen = 0;      // commit index at the previous step
+        raft::Index commit_observed = 0;  // committed entries already compared with ref_
         raft::Term term_seen = 0;
-        raft::Term leader_term = 0;        // term in which it was last seen leader
-        raft::Index leader_checked = 0;    // commit indexes verified against durable quorums
-        bool was_leader = false;           // leader at the end of the previous step
+        raft::Term leader_term = 0;      // term in which it was last seen leader
+        raft::Index leader_checked = 0;  // commit indexes verified against durable quorums
+        bool was_leader = false;         // leader at the end of the previous step
     };
 
     void fail(const std::string& what);
     // Extends or compares with the reference; `who` names the source.
     void reference(raft::Index index, const RefEntry& e, const std::string& who);
-    void log_matching(raft::NodeId node, raft::Index index, raft::Term prev_term, const RefEntry& e);
+    void log_matching(raft::NodeId node, raft::Index index, raft::Term prev_term,
+                      const RefEntry& e);
     static Mirror mirror_of(const raft::RestoredState& restored);
     void append_to_mirror(raft::NodeId node, const raft::Entry& e);
     void check_leader(raft::NodeId node, const SimNode& n, NodeWatch& w, const Disks& disks);
@@ -125,7 +127,7 @@ private:
 
     Fail fail_;
     bool failed_ = false;
-    std::vector<RefEntry> ref_;              // committed entries, index 1, 2, ...
+    std::vector<RefEntry> ref_;               // committed entries, index 1, 2, ...
     std::vector<std::uint64_t> prefix_hash_;  // ValueLog hash after index i (i = 0 first)
     std::vector<std::uint64_t> prefix_count_;
     raft::Index leader_commit_max_ = 0;

@@ -4,8 +4,8 @@
 
 namespace keel::sim {
 
-using raft::Configuration;
 using raft::ConfigChange;
+using raft::Configuration;
 using raft::Entry;
 using raft::Index;
 using raft::Message;
@@ -15,8 +15,12 @@ using raft::Role;
 
 namespace {
 
-std::string n_(NodeId id) { return "n" + std::to_string(id); }
-std::string s_(std::uint64_t v) { return std::to_string(v); }
+std::string n_(NodeId id) {
+    return std::string("n") + std::to_string(id);
+}
+std::string s_(std::uint64_t v) {
+    return std::to_string(v);
+}
 
 // Stream ids for Rng::split, one per concern.
 enum Stream : std::uint64_t { kNet = 1, kClock, kClient, kFault, kAdmin, kDisk, kNode };
@@ -46,7 +50,7 @@ void Cluster::violation(const std::string& what) {
     if (violation_) return;
     violation_ = what;
     safety_violation_ = what.rfind("Liveness", 0) != 0 && what.rfind("Storm", 0) != 0;
-    trace("VIOLATION: " + what);
+    trace(std::string("VIOLATION: ") + what);
 }
 
 raft::Options Cluster::options_for(NodeId id) {
@@ -73,7 +77,7 @@ void Cluster::start_node(NodeId id) {
     if (!clock_rate_.count(id)) {
         clock_rate_[id] = 1.0 + params_.skew * (2 * rng_clock_.unit() - 1);
     }
-    auto node = std::make_unique<SimNode>(*this, disk, options_for(id), incarnation, config_.bug,
+    auto node = std::make_unique<SimNode>(*this, disk, options_for(id), incarnation, config_,
                                           rng_node_.split(hash_mix(id, incarnation)));
     nodes_[id] = std::move(node);
     // The constructor may already have produced actions (a lone voter leads at once).
@@ -81,11 +85,13 @@ void Cluster::start_node(NodeId id) {
 }
 
 void Cluster::schedule_tick(NodeId id, std::uint64_t incarnation) {
-    const auto period = static_cast<std::uint64_t>(static_cast<double>(params_.tick_us) * clock_rate_[id]);
-    schedule_node(id, incarnation, std::max<std::uint64_t>(period, 1), [this, id, incarnation](SimNode& n) {
-        n.tick();
-        schedule_tick(id, incarnation);
-    });
+    const auto period =
+        static_cast<std::uint64_t>(static_cast<double>(params_.tick_us) * clock_rate_[id]);
+    schedule_node(id, incarnation, std::max<std::uint64_t>(period, 1),
+                  [this, id, incarnation](SimNode& n) {
+                      n.tick();
+                      schedule_tick(id, incarnation);
+                  });
 }
 
 void Cluster::schedule_node(NodeId node, std::uint64_t incarnation, std::uint64_t delay_us,
@@ -97,7 +103,7 @@ void Cluster::schedule_node(NodeId node, std::uint64_t incarnation, std::uint64_
 }
 
 void Cluster::send(const Message& m, std::string snapshot_data) {
-    const auto delays = network_.route(m);
+    const auto delays = network_.route(m, now_us());
     if (delays.empty()) {
         trace(n_(m.from) + "->" + n_(m.to) + " lost " + raft::message_type_name(m.type));
         if (m.type == MessageType::snapshot) {
@@ -132,15 +138,17 @@ void Cluster::deliver(const Message& m, const std::string& data) {
         return;
     }
     Message copy = m;
-    if (network_.tamper(copy)) trace("BUG " + std::string(bug_name(config_.bug)) + " tampers with the next message");
-    trace("deliver " + raft::to_string(copy));
+    if (network_.tamper(copy))
+        trace(std::string("BUG ") + std::string(bug_name(config_.bug)) +
+              " tampers with the next message");
+    trace(std::string("deliver ") + raft::to_string(copy));
     target->second->deliver(copy, data);
 }
 
 void Cluster::crash(NodeId id) {
     auto it = nodes_.find(id);
     if (it == nodes_.end()) return;
-    trace("CRASH " + n_(id) + " (unflushed writes lost)");
+    trace(std::string("CRASH ") + n_(id) + " (unflushed writes lost)");
     nodes_.erase(it);
     disks_.at(id)->crash();
     checker_.node_crashed(id, disks_.at(id)->restored());
@@ -156,7 +164,7 @@ void Cluster::restart(NodeId id) {
 
 void Cluster::stop_removed(NodeId id) {
     if (removed_.count(id)) return;
-    trace("STOP " + n_(id) + " (removed from the committed configuration)");
+    trace(std::string("STOP ") + n_(id) + " (removed from the committed configuration)");
     removed_.insert(id);
     crashed_.erase(id);
     nodes_.erase(id);
@@ -175,7 +183,8 @@ void Cluster::on_snapshot_installed(NodeId node, bool leader, const raft::Snapsh
     checker_.on_snapshot_installed(node, leader, meta, state);
 }
 
-void Cluster::on_snapshot_taken(NodeId node, const raft::SnapshotMeta& meta, const ValueLog& state) {
+void Cluster::on_snapshot_taken(NodeId node, const raft::SnapshotMeta& meta,
+                                const ValueLog& state) {
     checker_.on_snapshot_taken(node, meta, state);
 }
 
@@ -187,10 +196,12 @@ void Cluster::on_applied(NodeId node, const Entry& entry, const ValueLog& state)
     committed_config_index_ = entry.index;
     auto config = raft::decode_configuration(entry.data);
     if (!config) {
-        violation(n_(node) + " applies a config entry " + s_(entry.index) + " that does not decode");
+        violation(n_(node) + " applies a config entry " + s_(entry.index) +
+                  " that does not decode");
         return;
     }
-    trace("committed configuration at " + s_(entry.index) + ": " + raft::to_string(*config));
+    trace(std::string("committed configuration at ") + s_(entry.index) + ": " +
+          raft::to_string(*config));
     for (NodeId id : ever_member_) {
         if (!config->contains(id) && !removed_.count(id)) {
             sched_.after(rng_admin_.range(0, 200'000), [this, id] { stop_removed(id); });
@@ -259,16 +270,17 @@ std::vector<NodeId> Cluster::members() const {
 void Cluster::client_propose() {
     SimNode* n = client_target(rng_client_);
     if (!n) return;
-    std::string value = "v" + s_(next_value_++) + ".";
+    std::string value = std::string("v") + s_(next_value_++) + ".";
     value.append(rng_client_.range(0, params_.proposal_bytes_max), 'x');
     ++history_.stats().proposals;
     auto r = n->propose(value);
     if (r.ok()) {
-        trace("client: " + n_(n->id()) + " accepts write " + value.substr(0, value.find('.')) +
-              " at " + s_(r->index) + "/t" + s_(r->term));
+        trace(std::string("client: ") + n_(n->id()) + " accepts write " +
+              value.substr(0, value.find('.')) + " at " + s_(r->index) + "/t" + s_(r->term));
         history_.proposal_accepted(r->index, r->term, now_us());
     } else {
-        trace("client: " + n_(n->id()) + " refuses a write: " + r.status().to_string());
+        trace(std::string("client: ") + n_(n->id()) +
+              " refuses a write: " + r.status().to_string());
     }
 }
 
@@ -277,14 +289,15 @@ void Cluster::client_read() {
     if (!n) return;
     const std::uint64_t id = next_request_id_++;
     ++history_.stats().reads;
-    history_.read_started(id, ReadRecord{n->id(), n->incarnation(), checker_.commit_known(), now_us()});
-    trace("client: read " + s_(id) + " at " + n_(n->id()) + " (committed so far " +
+    history_.read_started(id,
+                          ReadRecord{n->id(), n->incarnation(), checker_.commit_known(), now_us()});
+    trace(std::string("client: read ") + s_(id) + " at " + n_(n->id()) + " (committed so far " +
           s_(checker_.commit_known()) + ")");
     Status st = n->read_index(id);
     if (!st.ok()) {
         ReadRecord r;
         if (history_.read_finished(id, &r)) ++history_.stats().reads_failed;
-        trace("client: read " + s_(id) + " refused: " + st.to_string());
+        trace(std::string("client: read ") + s_(id) + " refused: " + st.to_string());
     }
 }
 
@@ -301,7 +314,7 @@ void Cluster::fault_partition() {
         }
         network_.partition(side, all);
     }
-    trace("PARTITION " + network_.describe_partition());
+    trace(std::string("PARTITION ") + network_.describe_partition());
     sched_.after(rng_fault_.range(1, params_.partition_us_max), [this] {
         if (!network_.partitioned()) return;
         network_.heal();
@@ -334,7 +347,8 @@ void Cluster::admin_change_membership() {
         change.kind = (nvoters < params_.voters_max && rng_admin_.chance(0.8))
                           ? ConfigChange::Kind::promote
                           : ConfigChange::Kind::remove;
-    } else if (nvoters < params_.voters_max && (nvoters <= params_.voters_min || rng_admin_.chance(0.5))) {
+    } else if (nvoters < params_.voters_max &&
+               (nvoters <= params_.voters_min || rng_admin_.chance(0.5))) {
         change.kind = ConfigChange::Kind::add_learner;
         change.node = next_node_id_;
     } else if (nvoters > params_.voters_min) {
@@ -347,15 +361,17 @@ void Cluster::admin_change_membership() {
     if (adding) {
         // The new node exists (empty) before it is named, so the leader can reach it.
         const NodeId id = next_node_id_++;
-        disks_[id] = std::make_unique<SimDisk>(params_, config_.bug == Bug::lying_disk,
-                                               rng_disk_.split(id));
+        disks_[id] =
+            std::make_unique<SimDisk>(params_, config_.bug == Bug::lying_disk, rng_disk_.split(id));
         start_node(id);
     }
     static const char* kKind[] = {"?", "add_voter", "add_learner", "promote", "remove"};
     auto r = l->change_membership(change);
     ++result_.config_changes;
-    trace("admin: " + n_(l->id()) + " " + kKind[static_cast<int>(change.kind)] + " " + n_(change.node) +
-          ": " + (r.ok() ? "appended at " + s_(r->index) + "/t" + s_(r->term) : r.status().to_string()));
+    trace(std::string("admin: ") + n_(l->id()) + " " + kKind[static_cast<int>(change.kind)] + " " +
+          n_(change.node) + ": " +
+          (r.ok() ? std::string("appended at ") + s_(r->index) + "/t" + s_(r->term)
+                  : r.status().to_string()));
     if (r.ok()) {
         pending_change_ = *r;
     } else if (adding) {
@@ -373,7 +389,8 @@ void Cluster::admin_transfer() {
     if (voters.empty()) return;
     const NodeId target = voters[rng_admin_.pick(voters.size())];
     Status st = l->transfer_leadership(target);
-    trace("admin: " + n_(l->id()) + " transfers leadership to " + n_(target) + ": " + st.to_string());
+    trace(std::string("admin: ") + n_(l->id()) + " transfers leadership to " + n_(target) + ": " +
+          st.to_string());
 }
 
 void Cluster::admin_snapshot() {
@@ -407,12 +424,17 @@ void Cluster::liveness_probe() {
         }
         probe_.reset();  // overwritten: try again
     }
+    if (SimNode* l = leader(); probe_ && l && l->core().term() > probe_->term &&
+                               l->core().term_at(probe_->index) != probe_->term) {
+        probe_.reset();  // a later leader lacks it: it can never commit
+    }
     if (!probe_) {
         if (SimNode* l = leader()) {
             auto r = l->propose("probe");
             if (r.ok()) {
                 probe_ = *r;
-                trace("liveness probe appended at " + s_(r->index) + "/t" + s_(r->term));
+                trace(std::string("liveness probe appended at ") + s_(r->index) + "/t" +
+                      s_(r->term));
             }
         }
     }
@@ -427,28 +449,40 @@ bool Cluster::liveness_reached(std::string* why_not) const {
     }
     const raft::Core& c = l->core();
     if (!probe_committed_) {
-        *why_not = "the probe write has not committed (leader " + n_(l->id()) + ", commit " +
-                   s_(c.commit_index()) + ", last " + s_(c.last_index()) + ")";
+        *why_not = std::string("the probe write has not committed (leader ") + n_(l->id()) +
+                   ", commit " + s_(c.commit_index()) + ", last " + s_(c.last_index()) + ")";
         return false;
     }
     if (c.commit_index() != c.last_index() || c.term_at(c.commit_index()) != c.term()) {
-        *why_not = "leader " + n_(l->id()) + " has not committed its log (commit " +
+        *why_not = std::string("leader ") + n_(l->id()) + " has not committed its log (commit " +
                    s_(c.commit_index()) + ", last " + s_(c.last_index()) + ")";
         return false;
     }
     for (const auto& [id, info] : c.configuration().members) {
         auto it = nodes_.find(id);
         if (it == nodes_.end()) {
-            *why_not = "member " + n_(id) + " is not running";
+            *why_not = std::string("member ") + n_(id) + " is not running";
             return false;
         }
         if (it->second->state().applied() < c.commit_index()) {
-            *why_not = "member " + n_(id) + " applied " + s_(it->second->state().applied()) +
-                       " of " + s_(c.commit_index());
+            *why_not = std::string("member ") + n_(id) + " applied " +
+                       s_(it->second->state().applied()) + " of " + s_(c.commit_index());
             return false;
         }
     }
     return true;
+}
+
+std::string Cluster::describe_nodes() const {
+    std::string out;
+    for (const auto& [id, n] : nodes_) {
+        const raft::Core& c = n->core();
+        if (!out.empty()) out += "; ";
+        out += n_(id) + " " + raft::role_name(c.role()) + " t" + s_(c.term()) + " commit " +
+               s_(c.commit_index()) + " last " + s_(c.last_index()) + " config " +
+               raft::to_string(c.configuration()) + (c.needs_ticks() ? "" : " (needs no ticks)");
+    }
+    return out;
 }
 
 RunResult Cluster::run() {
@@ -458,11 +492,12 @@ RunResult Cluster::run() {
     const raft::RestoredState boot = raft::bootstrap(initial);
     checker_.bootstrapped(boot);
     for (const auto& [id, info] : initial.members) {
-        disks_[id] = std::make_unique<SimDisk>(params_, config_.bug == Bug::lying_disk, rng_disk_.split(id));
+        disks_[id] =
+            std::make_unique<SimDisk>(params_, config_.bug == Bug::lying_disk, rng_disk_.split(id));
         disks_[id]->format(boot);
         ever_member_.insert(id);
     }
-    trace("seed " + s_(seed_) + ": " + params_.describe());
+    trace(std::string("seed ") + s_(seed_) + ": " + params_.describe());
     for (const auto& [id, info] : initial.members) start_node(id);
 
     every(params_.proposals_per_s, &rng_client_, [this] { client_propose(); });
@@ -491,17 +526,18 @@ RunResult Cluster::run() {
             std::string why_not;
             if (liveness_reached(&why_not)) {
                 live = true;
-                trace("liveness reached " + format_time(now_us() - heal_us_) + " after healing");
+                trace(std::string("liveness reached ") + format_time(now_us() - heal_us_) +
+                      " after healing");
                 break;
             }
             if (now_us() > heal_us_ + params_.liveness_bound_us) {
-                violation("Liveness: " + format_time(params_.liveness_bound_us) +
-                          " after healing, still " + why_not);
+                violation(std::string("Liveness: ") + format_time(params_.liveness_bound_us) +
+                          " after healing, still " + why_not + "; nodes: " + describe_nodes());
                 break;
             }
         }
         if (result_.events >= config_.events_max) {
-            violation("Storm: the run exceeded " + s_(config_.events_max) +
+            violation(std::string("Storm: the run exceeded ") + s_(config_.events_max) +
                       " events (a livelock or message storm)");
             break;
         }

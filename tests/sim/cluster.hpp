@@ -62,7 +62,8 @@ public:
     void send(const raft::Message& m, std::string snapshot_data) override;
     void trace(const std::string& line) override { trace_.add(sched_.now_us(), line); }
     void violation(const std::string& what) override;
-    void on_entries(raft::NodeId node, bool leader, const std::vector<raft::Entry>& entries) override;
+    void on_entries(raft::NodeId node, bool leader,
+                    const std::vector<raft::Entry>& entries) override;
     void on_snapshot_installed(raft::NodeId node, bool leader, const raft::SnapshotMeta& meta,
                                const ValueLog& state) override;
     void on_snapshot_taken(raft::NodeId node, const raft::SnapshotMeta& meta,
@@ -96,6 +97,7 @@ private:
     void heal();
     void liveness_probe();
     bool liveness_reached(std::string* why_not) const;
+    std::string describe_nodes() const;  // role, term, log and configuration of each live node
 
     SimNode* leader() const;  // a live leader of the highest term, if any
     SimNode* client_target(Rng& rng) const;

@@ -34,8 +34,8 @@ struct HistoryStats {
     std::uint64_t proposals = 0;  // attempted
     std::uint64_t accepted = 0;   // appended by a leader
     std::uint64_t committed = 0;
-    std::uint64_t lost = 0;       // overwritten before commit
-    std::uint64_t reads = 0;      // attempted
+    std::uint64_t lost = 0;   // overwritten before commit
+    std::uint64_t reads = 0;  // attempted
     std::uint64_t reads_served = 0;
     std::uint64_t reads_failed = 0;
 };

@@ -77,6 +77,8 @@ inline std::uint64_t hash_bytes(std::uint64_t h, const void* data, std::size_t s
     return h;
 }
 inline constexpr std::uint64_t kHashSeed = 0xCBF29CE484222325ull;
-inline std::uint64_t hash_mix(std::uint64_t h, std::uint64_t v) { return hash_bytes(h, &v, sizeof v); }
+inline std::uint64_t hash_mix(std::uint64_t h, std::uint64_t v) {
+    return hash_bytes(h, &v, sizeof v);
+}
 
 }  // namespace keel::sim

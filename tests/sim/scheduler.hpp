@@ -27,7 +27,9 @@ public:
         KEEL_ASSERT(queue_.size() < kEventsPendingMax, "event queue over its limit");
         queue_.push(Event{time_us, seq_++, std::move(fn)});
     }
-    void after(std::uint64_t delay_us, std::function<void()> fn) { at(now_us_ + delay_us, std::move(fn)); }
+    void after(std::uint64_t delay_us, std::function<void()> fn) {
+        at(now_us_ + delay_us, std::move(fn));
+    }
 
     bool empty() const { return queue_.empty(); }
     std::uint64_t next_time_us() const { return queue_.top().time_us; }

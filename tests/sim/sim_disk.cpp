@@ -58,11 +58,12 @@ std::optional<std::string> SimDisk::apply(const DiskOp& op) {
             const Index first = op.entries.front().index;
             const Index snap = durable_.snapshot ? durable_.snapshot->index : 0;
             // Truncate the stored log after first - 1 (when it goes that far).
-            while (!durable_.log.empty() && durable_.log.back().index >= first) durable_.log.pop_back();
+            while (!durable_.log.empty() && durable_.log.back().index >= first)
+                durable_.log.pop_back();
             for (const Entry& e : op.entries) {
                 if (e.index <= snap) continue;  // already covered by the snapshot
                 if (e.index != durable_.last_index() + 1) {
-                    return "append of entry " + std::to_string(e.index) +
+                    return std::string("append of entry ") + std::to_string(e.index) +
                            " leaves a gap: the stored log ends at " +
                            std::to_string(durable_.last_index());
                 }
@@ -78,7 +79,7 @@ std::optional<std::string> SimDisk::apply(const DiskOp& op) {
         case DiskOpKind::save_snapshot: {
             if (durable_.snapshot && durable_.snapshot->index >= op.meta.index) return std::nullopt;
             if (durable_.last_index() < op.meta.index) {
-                return "snapshot at " + std::to_string(op.meta.index) +
+                return std::string("snapshot at ") + std::to_string(op.meta.index) +
                        " saved past the stored log (ends at " +
                        std::to_string(durable_.last_index()) + ")";
             }

@@ -43,8 +43,8 @@ struct DiskOp {
     DiskOpKind kind = DiskOpKind::batch;
     std::optional<raft::HardState> hard_state;  // batch
     std::vector<raft::Entry> entries;           // batch
-    raft::SnapshotMeta meta;           // install_snapshot, save_snapshot
-    std::string data;                  // install_snapshot, save_snapshot
+    raft::SnapshotMeta meta;                    // install_snapshot, save_snapshot
+    std::string data;                           // install_snapshot, save_snapshot
 
     std::uint64_t id = 0;       // assigned by submit(), increasing
     std::uint64_t done_us = 0;  // when it becomes durable

@@ -2,7 +2,7 @@
 //
 //   keel_sim [--nodes N] [--membership] [--seeds K] [--first-seed S]
 //            [--bug NAME --expect-violation] [--determinism] [--keep-going]
-//            [--events-max N]
+//            [--events-max N] [--tick-always]
 //
 // Environment: KEEL_SIM_SEED=n runs only seed n (printing its summary);
 // KEEL_SIM_SEEDS=k overrides --seeds; KEEL_SIM_VERBOSE=1 echoes every trace
@@ -39,7 +39,7 @@ struct Args {
     std::fprintf(stderr,
                  "keel_sim: %s\nusage: keel_sim [--nodes N] [--membership] [--seeds K] "
                  "[--first-seed S] [--bug NAME --expect-violation] [--determinism] "
-                 "[--keep-going] [--events-max N]\n",
+                 "[--keep-going] [--events-max N] [--tick-always]\n",
                  why);
     std::exit(2);
 }
@@ -56,7 +56,7 @@ Args parse(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         auto value = [&]() -> const char* {
-            if (i + 1 >= argc) usage(("missing value for " + arg).c_str());
+            if (i + 1 >= argc) usage((std::string("missing value for ") + arg).c_str());
             return argv[++i];
         };
         if (arg == "--nodes") {
@@ -72,6 +72,8 @@ Args parse(int argc, char** argv) {
             if (!keel::sim::parse_bug(value(), &a.config.bug)) usage("unknown --bug");
         } else if (arg == "--expect-violation") {
             a.expect_violation = true;
+        } else if (arg == "--tick-always") {
+            a.config.tick_always = true;
         } else if (arg == "--events-max") {
             a.config.events_max = number(value(), "bad --events-max");
         } else if (arg == "--determinism") {
@@ -79,7 +81,7 @@ Args parse(int argc, char** argv) {
         } else if (arg == "--keep-going") {
             a.keep_going = true;
         } else {
-            usage(("unknown argument " + arg).c_str());
+            usage((std::string("unknown argument ") + arg).c_str());
         }
     }
     if (const char* s = std::getenv("KEEL_SIM_SEEDS")) a.seeds = number(s, "bad KEEL_SIM_SEEDS");
@@ -91,10 +93,12 @@ Args parse(int argc, char** argv) {
 }
 
 std::string replay(const Args& a, std::uint64_t seed) {
-    std::string cmd = "KEEL_SIM_SEED=" + std::to_string(seed) + " keel_sim --nodes " +
+    std::string cmd = std::string("KEEL_SIM_SEED=") + std::to_string(seed) + " keel_sim --nodes " +
                       std::to_string(a.config.nodes);
     if (a.config.membership) cmd += " --membership";
-    if (a.config.bug != Bug::none) cmd += std::string(" --bug ") + keel::sim::bug_name(a.config.bug);
+    if (a.config.tick_always) cmd += " --tick-always";
+    if (a.config.bug != Bug::none)
+        cmd += std::string(" --bug ") + keel::sim::bug_name(a.config.bug);
     return cmd;
 }
 
@@ -122,25 +126,26 @@ int main(int argc, char** argv) {
         leaders += r.leaders_elected;
         committed += r.history.committed;
         if (a.seeds == 1) {
-            std::printf("seed %llu: %s; %llu events, %.1fs simulated, %llu leaders, %llu entries "
-                        "committed, writes %llu accepted %llu committed %llu lost, reads %llu "
-                        "served %llu failed, %llu crashes, %llu config changes, %llu snapshot "
-                        "installs, trace hash %016llx\n",
-                        (unsigned long long)seed, r.ok ? "ok" : "FAILED",
-                        (unsigned long long)r.events, r.end_us / 1e6,
-                        (unsigned long long)r.leaders_elected, (unsigned long long)r.committed,
-                        (unsigned long long)r.history.accepted,
-                        (unsigned long long)r.history.committed, (unsigned long long)r.history.lost,
-                        (unsigned long long)r.history.reads_served,
-                        (unsigned long long)r.history.reads_failed, (unsigned long long)r.crashes,
-                        (unsigned long long)r.config_changes,
-                        (unsigned long long)r.snapshots_installed, (unsigned long long)r.trace_hash);
+            std::printf(
+                "seed %llu: %s; %llu events, %.1fs simulated, %llu leaders, %llu entries "
+                "committed, writes %llu accepted %llu committed %llu lost, reads %llu "
+                "served %llu failed, %llu crashes, %llu config changes, %llu snapshot "
+                "installs, trace hash %016llx\n",
+                (unsigned long long)seed, r.ok ? "ok" : "FAILED", (unsigned long long)r.events,
+                r.end_us / 1e6, (unsigned long long)r.leaders_elected,
+                (unsigned long long)r.committed, (unsigned long long)r.history.accepted,
+                (unsigned long long)r.history.committed, (unsigned long long)r.history.lost,
+                (unsigned long long)r.history.reads_served,
+                (unsigned long long)r.history.reads_failed, (unsigned long long)r.crashes,
+                (unsigned long long)r.config_changes, (unsigned long long)r.snapshots_installed,
+                (unsigned long long)r.trace_hash);
         }
         if (a.determinism) {
             Cluster again(seed, a.config, false);
             const RunResult r2 = again.run();
             if (r2.trace_hash != r.trace_hash || r2.events != r.events) {
-                std::fprintf(stderr, "keel_sim: seed %llu is not deterministic (trace hash %016llx "
+                std::fprintf(stderr,
+                             "keel_sim: seed %llu is not deterministic (trace hash %016llx "
                              "vs %016llx, %llu vs %llu events)\n",
                              (unsigned long long)seed, (unsigned long long)r.trace_hash,
                              (unsigned long long)r2.trace_hash, (unsigned long long)r.events,
@@ -160,8 +165,11 @@ int main(int argc, char** argv) {
         }
         if (!r.ok) {
             ++failures;
-            if (failures == 1 || !a.keep_going) print_failure(a, seed, cluster, r);
-            else std::fprintf(stderr, "seed %llu FAILED: %s\n", (unsigned long long)seed, r.violation.c_str());
+            if (failures == 1 || !a.keep_going)
+                print_failure(a, seed, cluster, r);
+            else
+                std::fprintf(stderr, "seed %llu FAILED: %s\n", (unsigned long long)seed,
+                             r.violation.c_str());
             if (!a.keep_going) break;
         }
     }
@@ -172,11 +180,12 @@ int main(int argc, char** argv) {
                      keel::sim::bug_name(a.config.bug), (unsigned long long)a.seeds);
         return 1;
     }
-    std::printf("keel_sim: %llu seeds (nodes %d%s) from %llu: %llu failed; %llu events, %.0fs "
-                "simulated, %llu leaders, %llu writes committed; %.1fs wall, %.0f seeds/min\n",
-                (unsigned long long)a.seeds, a.config.nodes, a.config.membership ? ", membership" : "",
-                (unsigned long long)a.first_seed, (unsigned long long)failures,
-                (unsigned long long)events, sim_us / 1e6, (unsigned long long)leaders,
-                (unsigned long long)committed, wall_s, wall_s > 0 ? a.seeds * 60 / wall_s : 0.0);
+    std::printf(
+        "keel_sim: %llu seeds (nodes %d%s) from %llu: %llu failed; %llu events, %.0fs "
+        "simulated, %llu leaders, %llu writes committed; %.1fs wall, %.0f seeds/min\n",
+        (unsigned long long)a.seeds, a.config.nodes, a.config.membership ? ", membership" : "",
+        (unsigned long long)a.first_seed, (unsigned long long)failures, (unsigned long long)events,
+        sim_us / 1e6, (unsigned long long)leaders, (unsigned long long)committed, wall_s,
+        wall_s > 0 ? a.seeds * 60 / wall_s : 0.0);
     return failures == 0 ? 0 : 1;
 }

@@ -11,14 +11,21 @@ using raft::NodeId;
 SimNetwork::SimNetwork(const SwarmParams& params, Bug bug, Rng rng)
     : params_(params), bug_(bug), rng_(rng) {}
 
-std::vector<std::uint64_t> SimNetwork::route(const Message&) {
+std::vector<std::uint64_t> SimNetwork::route(const Message& m, std::uint64_t now_us) {
     std::vector<std::uint64_t> delays;
     if (!calm_ && rng_.chance(params_.drop_p)) return delays;
     const int copies = (!calm_ && rng_.chance(params_.dup_p)) ? 2 : 1;
     for (int i = 0; i < copies; ++i) {
-        std::uint64_t d = rng_.range(params_.delay_min_us, params_.delay_max_us);
-        if (!calm_ && rng_.chance(params_.reorder_p)) d += rng_.range(0, params_.reorder_extra_max_us);
-        delays.push_back(d);
+        std::uint64_t at = now_us + rng_.range(params_.delay_min_us, params_.delay_max_us);
+        if (!calm_ && rng_.chance(params_.reorder_p)) {
+            at +=
+                rng_.range(0, params_.reorder_extra_max_us);  // held: may overtake or be overtaken
+        } else if (params_.fifo_links || calm_) {
+            std::uint64_t& last = last_delivery_us_[{m.from, m.to}];
+            at = std::max(at, last);
+            last = at;
+        }
+        delays.push_back(at - now_us);
     }
     return delays;
 }
@@ -44,7 +51,8 @@ void SimNetwork::partition_asymmetric(const std::vector<NodeId>& all) {
 bool SimNetwork::tamper(Message& m) {
     switch (bug_) {
         case Bug::vote_granter:
-            if ((m.type == MessageType::vote_response || m.type == MessageType::pre_vote_response) &&
+            if ((m.type == MessageType::vote_response ||
+                 m.type == MessageType::pre_vote_response) &&
                 m.reject) {
                 m.reject = false;
                 return true;

@@ -1,8 +1,10 @@
 // sim/sim_network.hpp — the simulated network between nodes.
 //
 // The network decides each message's fate when it is sent: dropped, or
-// delivered once or twice (duplication), each copy after its own delay
-// (jitter plus occasional long holds give reordering).  Partitions are a set
+// delivered once or twice (duplication), each copy after its own delay.
+// Links are FIFO like the TCP transport (a copy never overtakes an earlier
+// one on its link) except for occasional long holds; in some seeds they are
+// not FIFO at all and jitter alone reorders.  Partitions are a set
 // of blocked directed links, checked when a copy arrives, so a partition
 // also swallows messages already in flight.  A symmetric partition blocks
 // both directions between two sides; an asymmetric one blocks single
@@ -10,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <utility>
@@ -25,8 +28,8 @@ class SimNetwork {
 public:
     SimNetwork(const SwarmParams& params, Bug bug, Rng rng);
 
-    // Delays (microseconds) of the copies to deliver; empty when dropped.
-    std::vector<std::uint64_t> route(const raft::Message& m);
+    // Delays (microseconds from now_us) of the copies to deliver; empty when dropped.
+    std::vector<std::uint64_t> route(const raft::Message& m, std::uint64_t now_us);
 
     bool blocked(raft::NodeId from, raft::NodeId to) const {
         return blocked_.count({from, to}) != 0;
@@ -51,6 +54,8 @@ private:
     Bug bug_;
     Rng rng_;
     std::set<std::pair<raft::NodeId, raft::NodeId>> blocked_;  // (from, to)
+    // FIFO links: the latest delivery time scheduled on each (from, to).
+    std::map<std::pair<raft::NodeId, raft::NodeId>, std::uint64_t> last_delivery_us_;
     bool calm_ = false;
 };
 

@@ -14,18 +14,20 @@ using raft::NodeId;
 namespace {
 
 std::string describe(const raft::SnapshotMeta& m) {
-    return "snapshot(index " + std::to_string(m.index) + " term " + std::to_string(m.term) + ")";
+    return std::string("snapshot(index ") + std::to_string(m.index) + " term " +
+           std::to_string(m.term) + ")";
 }
 
 }  // namespace
 
 SimNode::SimNode(NodeHost& host, SimDisk& disk, const raft::Options& options,
-                 std::uint64_t incarnation, Bug bug, Rng rng)
+                 std::uint64_t incarnation, const RunConfig& config, Rng rng)
     : host_(host),
       disk_(disk),
       core_(options, disk.restored()),
       incarnation_(incarnation),
-      bug_(bug),
+      bug_(config.bug),
+      tick_always_(config.tick_always),
       rng_(rng) {
     const DurableState& d = disk.durable();
     hard_state_ = d.hard_state;
@@ -33,7 +35,7 @@ SimNode::SimNode(NodeHost& host, SimDisk& disk, const raft::Options& options,
         latest_snapshot_ = Snapshot{*d.snapshot, d.snapshot_data};
         auto restored = ValueLog::deserialize(d.snapshot_data);
         if (!restored || restored->applied() != d.snapshot->index) {
-            host_.violation("node " + std::to_string(options.id) +
+            host_.violation(std::string("node ") + std::to_string(options.id) +
                             ": stored snapshot data does not match its metadata");
         } else {
             state_ = *restored;
@@ -44,7 +46,7 @@ SimNode::SimNode(NodeHost& host, SimDisk& disk, const raft::Options& options,
 
 void SimNode::tick() {
     // A lone voter needs no ticks (core.hpp): honour needs_ticks() like the runtime does.
-    if (!core_.needs_ticks()) return;
+    if (!core_.needs_ticks() && !tick_always_) return;
     core_.tick();
     drain();
 }
@@ -56,7 +58,8 @@ void SimNode::deliver(const Message& m, const std::string& snapshot_data) {
         staged_[{m.snapshot->index, m.snapshot->term}] = snapshot_data;
     }
     Status st = core_.step(m);
-    if (!st.ok()) host_.trace("n" + std::to_string(id()) + " dropped: " + st.to_string());
+    if (!st.ok())
+        host_.trace(std::string("n") + std::to_string(id()) + " dropped: " + st.to_string());
     drain();
 }
 
@@ -89,16 +92,17 @@ void SimNode::take_snapshot() {
     if (at == 0 || (latest_snapshot_ && latest_snapshot_->meta.index >= at)) return;
     auto meta = core_.on_snapshot_taken(at);
     if (!meta.ok()) {
-        host_.trace("n" + std::to_string(id()) + " snapshot at " + std::to_string(at) +
+        host_.trace(std::string("n") + std::to_string(id()) + " snapshot at " + std::to_string(at) +
                     " refused: " + meta.status().to_string());
         drain();
         return;
     }
     if (meta->index != at) {
-        host_.violation("on_snapshot_taken(" + std::to_string(at) + ") returned " + describe(*meta));
+        host_.violation(std::string("on_snapshot_taken(") + std::to_string(at) + ") returned " +
+                        describe(*meta));
     }
     latest_snapshot_ = Snapshot{*meta, state_.serialize()};
-    host_.trace("n" + std::to_string(id()) + " took " + describe(*meta));
+    host_.trace(std::string("n") + std::to_string(id()) + " took " + describe(*meta));
     host_.on_snapshot_taken(id(), *meta, state_);
     DiskOp op;
     op.kind = DiskOpKind::save_snapshot;
@@ -129,13 +133,13 @@ std::uint64_t SimNode::submit(DiskOp op) {
 void SimNode::disk_done(std::uint64_t op_id) {
     DiskOp op;
     if (auto error = disk_.complete(op_id, &op)) {
-        host_.violation("node " + std::to_string(id()) + " storage: " + *error);
+        host_.violation(std::string("node ") + std::to_string(id()) + " storage: " + *error);
     }
     release_gated();
     if (op.kind == DiskOpKind::batch && !op.entries.empty()) {
         const Entry& last = op.entries.back();
-        host_.trace("n" + std::to_string(id()) + " durable up to " + std::to_string(last.index) +
-                    "/t" + std::to_string(last.term));
+        host_.trace(std::string("n") + std::to_string(id()) + " durable up to " +
+                    std::to_string(last.index) + "/t" + std::to_string(last.term));
         core_.on_persisted(last.index, last.term);
     }
     drain();
@@ -146,7 +150,8 @@ void SimNode::drain() {
     // quickly, so the number of rounds is bounded.
     for (int rounds = 0; core_.has_actions(); ++rounds) {
         if (rounds >= 1000) {
-            host_.violation("node " + std::to_string(id()) + " keeps producing actions");
+            host_.violation(std::string("node ") + std::to_string(id()) +
+                            " keeps producing actions");
             return;
         }
         process(core_.take_actions());
@@ -154,7 +159,7 @@ void SimNode::drain() {
 }
 
 void SimNode::process(Actions a) {
-    const std::string me = "n" + std::to_string(id());
+    const std::string me = std::string("n") + std::to_string(id());
     if (a.soft_state) {
         host_.trace(me + " is " + raft::role_name(a.soft_state->role) + " in term " +
                     std::to_string(a.soft_state->term) + " (leader " +
@@ -170,8 +175,8 @@ void SimNode::process(Actions a) {
         op.kind = DiskOpKind::batch;
         bool term_or_vote = false;
         if (a.hard_state) {
-            term_or_vote = a.hard_state->term != hard_state_.term ||
-                           a.hard_state->vote != hard_state_.vote;
+            term_or_vote =
+                a.hard_state->term != hard_state_.term || a.hard_state->vote != hard_state_.vote;
             hard_state_ = *a.hard_state;
             op.hard_state = *a.hard_state;
         }
@@ -202,7 +207,7 @@ void SimNode::process(Actions a) {
 }
 
 void SimNode::install_snapshot(const raft::SnapshotMeta& meta) {
-    const std::string me = "n" + std::to_string(id());
+    const std::string me = std::string("n") + std::to_string(id());
     auto it = staged_.find({meta.index, meta.term});
     if (it == staged_.end()) {
         host_.violation(me + " told to install " + describe(meta) + " it never received");
@@ -229,8 +234,9 @@ void SimNode::install_snapshot(const raft::SnapshotMeta& meta) {
 void SimNode::apply(const std::vector<Entry>& committed) {
     for (const Entry& e : committed) {
         if (e.index != state_.applied() + 1) {
-            host_.violation("n" + std::to_string(id()) + " given entry " + std::to_string(e.index) +
-                            " to apply after " + std::to_string(state_.applied()));
+            host_.violation(std::string("n") + std::to_string(id()) + " given entry " +
+                            std::to_string(e.index) + " to apply after " +
+                            std::to_string(state_.applied()));
             return;
         }
         if (bug_ == Bug::skip_apply && e.type == raft::EntryType::normal && rng_.chance(0.02)) {
@@ -273,8 +279,8 @@ void SimNode::send_now(const Message& m) {
     if (m.type == MessageType::snapshot) {
         if (!m.snapshot || !latest_snapshot_ || latest_snapshot_->meta.index != m.snapshot->index ||
             latest_snapshot_->meta.term != m.snapshot->term) {
-            host_.violation("n" + std::to_string(id()) + " sends a snapshot it does not hold: " +
-                            raft::to_string(m));
+            host_.violation(std::string("n") + std::to_string(id()) +
+                            " sends a snapshot it does not hold: " + raft::to_string(m));
             return;
         }
         data = latest_snapshot_->data;

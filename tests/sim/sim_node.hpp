@@ -42,9 +42,10 @@ public:
     virtual void violation(const std::string& what) = 0;
 
     // Observations for the checkers and the client history.
-    virtual void on_entries(raft::NodeId node, bool leader, const std::vector<raft::Entry>& entries) = 0;
-    virtual void on_snapshot_installed(raft::NodeId node, bool leader, const raft::SnapshotMeta& meta,
-                                       const ValueLog& state) = 0;
+    virtual void on_entries(raft::NodeId node, bool leader,
+                            const std::vector<raft::Entry>& entries) = 0;
+    virtual void on_snapshot_installed(raft::NodeId node, bool leader,
+                                       const raft::SnapshotMeta& meta, const ValueLog& state) = 0;
     virtual void on_snapshot_taken(raft::NodeId node, const raft::SnapshotMeta& meta,
                                    const ValueLog& state) = 0;
     virtual void on_applied(raft::NodeId node, const raft::Entry& entry, const ValueLog& state) = 0;
@@ -61,7 +62,7 @@ public:
     // Starts a node from what its disk holds (its state machine restored
     // from the durable snapshot).  `incarnation` distinguishes restarts.
     SimNode(NodeHost& host, SimDisk& disk, const raft::Options& options, std::uint64_t incarnation,
-            Bug bug, Rng rng);
+            const RunConfig& config, Rng rng);
 
     raft::NodeId id() const { return core_.id(); }
     std::uint64_t incarnation() const { return incarnation_; }
@@ -106,12 +107,13 @@ private:
     raft::Core core_;
     std::uint64_t incarnation_;
     Bug bug_;
+    bool tick_always_;
     Rng rng_;
 
     ValueLog state_;
-    std::optional<Snapshot> latest_snapshot_;                       // taken or installed
+    std::optional<Snapshot> latest_snapshot_;                           // taken or installed
     std::map<std::pair<raft::Index, raft::Term>, std::string> staged_;  // received snapshot data
-    raft::HardState hard_state_;                                     // last one handed to the disk
+    raft::HardState hard_state_;         // last one handed to the disk
     std::uint64_t send_barrier_op_ = 0;  // newest term/vote/snapshot write: messages wait for it
     std::deque<Gated> gated_;
     std::vector<std::pair<std::uint64_t, raft::Index>> pending_reads_;  // (request id, read index)

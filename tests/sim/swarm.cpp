@@ -9,18 +9,23 @@ namespace keel::sim {
 
 const char* bug_name(Bug bug) {
     switch (bug) {
-        case Bug::none: return "none";
-        case Bug::lying_disk: return "lying_disk";
-        case Bug::vote_granter: return "vote_granter";
-        case Bug::commit_forger: return "commit_forger";
-        case Bug::skip_apply: return "skip_apply";
+        case Bug::none:
+            return "none";
+        case Bug::lying_disk:
+            return "lying_disk";
+        case Bug::vote_granter:
+            return "vote_granter";
+        case Bug::commit_forger:
+            return "commit_forger";
+        case Bug::skip_apply:
+            return "skip_apply";
     }
     return "?";
 }
 
 bool parse_bug(const std::string& name, Bug* out) {
-    for (Bug b : {Bug::none, Bug::lying_disk, Bug::vote_granter, Bug::commit_forger,
-                  Bug::skip_apply}) {
+    for (Bug b :
+         {Bug::none, Bug::lying_disk, Bug::vote_granter, Bug::commit_forger, Bug::skip_apply}) {
         if (name == bug_name(b)) {
             *out = b;
             return true;
@@ -55,6 +60,7 @@ SwarmParams draw_swarm(std::uint64_t seed, const RunConfig& config) {
 
     p.delay_min_us = one_of(rng, {100ull, 500ull, 1'000ull});
     p.delay_max_us = p.delay_min_us + one_of(rng, {0ull, 2'000ull, 10'000ull, 50'000ull});
+    p.fifo_links = rng.chance(0.8);
     if (!calm) {
         p.drop_p = one_of(rng, {0.0, 0.0, 0.01, 0.05, 0.2});
         p.dup_p = one_of(rng, {0.0, 0.0, 0.01, 0.1});
@@ -100,14 +106,15 @@ std::string SwarmParams::describe() const {
     char buf[1024];
     std::snprintf(
         buf, sizeof buf,
-        "voters %d..%d; net delay %llu..%lluus drop %.2f dup %.2f reorder %.2f(+%lluus) "
+        "voters %d..%d; net %s delay %llu..%lluus drop %.2f dup %.2f reorder %.2f(+%lluus) "
         "partitions %.1f/s%s up to %lluus unreachable %d; fsync %llu..%lluus; crashes %.1f/s "
         "down<=%lluus max %d; tick %lluus skew %.2f; proposals %.0f/s reads %.0f/s to-leader "
         "%.1f config %.1f/s transfers %.1f/s snapshots %.1f/s bytes<=%llu; election %d..%d "
         "heartbeat %d pre_vote %d check_quorum %d inflight %llu msg_bytes %llu trailing %llu; "
         "faults for %lluus",
-        voters_min, voters_max, (unsigned long long)delay_min_us, (unsigned long long)delay_max_us,
-        drop_p, dup_p, reorder_p, (unsigned long long)reorder_extra_max_us, partitions_per_s,
+        voters_min, voters_max, fifo_links ? "fifo" : "unordered", (unsigned long long)delay_min_us,
+        (unsigned long long)delay_max_us, drop_p, dup_p, reorder_p,
+        (unsigned long long)reorder_extra_max_us, partitions_per_s,
         asymmetric_partitions ? " (asymmetric)" : "", (unsigned long long)partition_us_max,
         report_unreachable ? 1 : 0, (unsigned long long)fsync_min_us,
         (unsigned long long)fsync_max_us, crashes_per_s, (unsigned long long)down_us_max,

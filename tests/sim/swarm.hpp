@@ -29,6 +29,10 @@ struct RunConfig {
     int nodes = 3;            // founding voters
     bool membership = false;  // grow and shrink the cluster (also 1 -> 3 -> 1)
     Bug bug = Bug::none;
+    // Tick every node even when needs_ticks() says it may go without: works
+    // around a known core bug (a lone voter that steps down to follower never
+    // campaigns again without ticks; docs/simulator.md, "Known core bugs").
+    bool tick_always = false;
     // A run that needs more events than this is a livelock (a message storm).
     std::uint64_t events_max = 2'000'000;
 };
@@ -42,6 +46,9 @@ struct SwarmParams {
     // reorder_p of them are held back up to reorder_extra_max_us more.
     std::uint64_t delay_min_us = 500;
     std::uint64_t delay_max_us = 5'000;
+    // Links deliver in order (like the TCP transport) unless a message is held
+    // back (reorder_p); otherwise every message's delay is independent.
+    bool fifo_links = true;
     double drop_p = 0;
     double dup_p = 0;
     double reorder_p = 0;
