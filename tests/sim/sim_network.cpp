@@ -64,6 +64,13 @@ bool SimNetwork::tamper(Message& m) {
                 return true;
             }
             return false;
+        case Bug::ack_forger:
+            // The follower said "I lack your prevLogIndex"; the leader hears "I match it".
+            if (m.type == MessageType::append_response && m.reject) {
+                m.reject = false;
+                return true;
+            }
+            return false;
         default:
             return false;
     }

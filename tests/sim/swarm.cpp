@@ -19,13 +19,15 @@ const char* bug_name(Bug bug) {
             return "commit_forger";
         case Bug::skip_apply:
             return "skip_apply";
+        case Bug::ack_forger:
+            return "ack_forger";
     }
     return "?";
 }
 
 bool parse_bug(const std::string& name, Bug* out) {
-    for (Bug b :
-         {Bug::none, Bug::lying_disk, Bug::vote_granter, Bug::commit_forger, Bug::skip_apply}) {
+    for (Bug b : {Bug::none, Bug::lying_disk, Bug::vote_granter, Bug::commit_forger,
+                  Bug::skip_apply, Bug::ack_forger}) {
         if (name == bug_name(b)) {
             *out = b;
             return true;

@@ -20,6 +20,7 @@ enum class Bug : std::uint8_t {
     vote_granter,   // the network turns every rejected (pre-)vote into a grant
     commit_forger,  // the network raises the commit index of appends and heartbeats
     skip_apply,     // a node's state machine skips an entry now and then
+    ack_forger,     // the network turns rejected appends into acknowledgements
 };
 const char* bug_name(Bug bug);
 bool parse_bug(const std::string& name, Bug* out);
