@@ -37,7 +37,8 @@ public:
         if (bytes_.size() - pos_ < static_cast<std::size_t>(size_bytes)) return false;
         v = 0;
         for (int i = 0; i < size_bytes; ++i) {
-            v |= static_cast<std::uint64_t>(static_cast<unsigned char>(bytes_[pos_ + i])) << (8 * i);
+            v |= static_cast<std::uint64_t>(static_cast<unsigned char>(bytes_[pos_ + i]))
+                 << (8 * i);
         }
         pos_ += size_bytes;
         return true;

@@ -105,7 +105,9 @@ HardState Core::State::hard_state() const {
     return HardState{term, vote, std::min(log.committed(), log.persisted())};
 }
 
-SoftState Core::State::soft_state() const { return SoftState{role, leader, term}; }
+SoftState Core::State::soft_state() const {
+    return SoftState{role, leader, term};
+}
 
 Status Core::State::not_leader_status() const {
     return {ErrorCode::not_leader, str_cat("not leader (leader is ", leader, ")")};
@@ -133,10 +135,16 @@ Status Core::State::step(const Message& m) {
         return {};
     }
     switch (role) {
-        case Role::follower: step_follower(m); break;
+        case Role::follower:
+            step_follower(m);
+            break;
         case Role::pre_candidate:
-        case Role::candidate: step_candidate(m); break;
-        case Role::leader: step_leader(m); break;
+        case Role::candidate:
+            step_candidate(m);
+            break;
+        case Role::leader:
+            step_leader(m);
+            break;
     }
     return {};
 }
@@ -196,7 +204,8 @@ void Core::State::step_follower(const Message& m) {
             // A learner (or a removed node) never campaigns.
             if (may_campaign()) campaign(/*pre=*/false, /*transfer=*/true);
             break;
-        default: break;  // responses to a role we no longer hold
+        default:
+            break;  // responses to a role we no longer hold
     }
 }
 
@@ -211,16 +220,24 @@ void Core::State::step_candidate(const Message& m) {
             step_follower(m);
             break;
         case MessageType::vote_response:
-        case MessageType::pre_vote_response: handle_vote_response(m); break;
-        default: break;
+        case MessageType::pre_vote_response:
+            handle_vote_response(m);
+            break;
+        default:
+            break;
     }
 }
 
 void Core::State::step_leader(const Message& m) {
     switch (m.type) {
-        case MessageType::append_response: handle_append_response(m); break;
-        case MessageType::heartbeat_response: handle_heartbeat_response(m); break;
-        default: break;  // at most one leader per term: nothing else concerns us
+        case MessageType::append_response:
+            handle_append_response(m);
+            break;
+        case MessageType::heartbeat_response:
+            handle_heartbeat_response(m);
+            break;
+        default:
+            break;  // at most one leader per term: nothing else concerns us
     }
 }
 
@@ -232,7 +249,9 @@ Core::~Core() = default;
 Core::Core(Core&&) noexcept = default;
 Core& Core::operator=(Core&&) noexcept = default;
 
-Status Core::step(const Message& message) { return s_->step(message); }
+Status Core::step(const Message& message) {
+    return s_->step(message);
+}
 
 void Core::tick() {
     if (s_->role == Role::leader) {
@@ -250,7 +269,8 @@ Result<Proposed> Core::propose(std::string data) {
                       str_cat("leadership transfer to ", s.transfer_target, " in progress")};
     }
     if (data.size() > s.opt.max_proposal_bytes) {
-        return Status{ErrorCode::too_large, str_cat("proposal of ", data.size(), " bytes over max_proposal_bytes")};
+        return Status{ErrorCode::too_large,
+                      str_cat("proposal of ", data.size(), " bytes over max_proposal_bytes")};
     }
     if (s.uncommitted_bytes > 0 &&
         s.uncommitted_bytes + data.size() > s.opt.max_uncommitted_bytes) {
@@ -264,9 +284,13 @@ Result<Proposed> Core::propose_config_change(const ConfigChange& change) {
     return s_->propose_config_change(change);
 }
 
-Status Core::read_index(std::uint64_t request_id) { return s_->read_index(request_id); }
+Status Core::read_index(std::uint64_t request_id) {
+    return s_->read_index(request_id);
+}
 
-Status Core::transfer_leadership(NodeId target) { return s_->transfer_leadership(target); }
+Status Core::transfer_leadership(NodeId target) {
+    return s_->transfer_leadership(target);
+}
 
 void Core::on_persisted(Index index, Term term) {
     if (s_->log.persisted_to(index, term) && s_->role == Role::leader) {
@@ -275,7 +299,9 @@ void Core::on_persisted(Index index, Term term) {
     }
 }
 
-void Core::on_applied(Index index) { s_->log.applied_to(index); }
+void Core::on_applied(Index index) {
+    s_->log.applied_to(index);
+}
 
 Result<SnapshotMeta> Core::on_snapshot_taken(Index index) {
     return s_->on_snapshot_taken(index);
@@ -289,7 +315,9 @@ void Core::report_unreachable(NodeId peer) {
     }
 }
 
-void Core::report_snapshot(NodeId peer, bool ok) { s_->report_snapshot(peer, ok); }
+void Core::report_snapshot(NodeId peer, bool ok) {
+    s_->report_snapshot(peer, ok);
+}
 
 bool Core::has_actions() const {
     const State& s = *s_;
@@ -322,17 +350,39 @@ Actions Core::take_actions() {
 
 // ---- inspection ----------------------------------------------------------------
 
-NodeId Core::id() const { return s_->opt.id; }
-Role Core::role() const { return s_->role; }
-Term Core::term() const { return s_->term; }
-NodeId Core::leader() const { return s_->leader; }
-NodeId Core::vote() const { return s_->vote; }
-Index Core::commit_index() const { return s_->log.committed(); }
-Index Core::applied_index() const { return s_->log.applied(); }
-Index Core::first_index() const { return s_->log.first_index(); }
-Index Core::last_index() const { return s_->log.last_index(); }
-Index Core::persisted_index() const { return s_->log.persisted(); }
-std::optional<Term> Core::term_at(Index index) const { return s_->log.term_at(index); }
+NodeId Core::id() const {
+    return s_->opt.id;
+}
+Role Core::role() const {
+    return s_->role;
+}
+Term Core::term() const {
+    return s_->term;
+}
+NodeId Core::leader() const {
+    return s_->leader;
+}
+NodeId Core::vote() const {
+    return s_->vote;
+}
+Index Core::commit_index() const {
+    return s_->log.committed();
+}
+Index Core::applied_index() const {
+    return s_->log.applied();
+}
+Index Core::first_index() const {
+    return s_->log.first_index();
+}
+Index Core::last_index() const {
+    return s_->log.last_index();
+}
+Index Core::persisted_index() const {
+    return s_->log.persisted();
+}
+std::optional<Term> Core::term_at(Index index) const {
+    return s_->log.term_at(index);
+}
 
 std::vector<Entry> Core::entries(Index from, Index to_exclusive) const {
     const RaftLog& log = s_->log;
@@ -342,8 +392,12 @@ std::vector<Entry> Core::entries(Index from, Index to_exclusive) const {
     return log.slice(from, to_exclusive, SIZE_MAX);
 }
 
-const Configuration& Core::configuration() const { return s_->config(); }
-std::optional<SnapshotMeta> Core::snapshot() const { return s_->snapshot; }
+const Configuration& Core::configuration() const {
+    return s_->config();
+}
+std::optional<SnapshotMeta> Core::snapshot() const {
+    return s_->snapshot;
+}
 
 bool Core::needs_ticks() const {
     const Configuration& c = s_->config();

@@ -174,8 +174,8 @@ bool Core::State::log_up_to_date(Index last_index, Term last_term) const {
 // candidate's log is at least as up-to-date as receiver's log, grant vote."
 void Core::State::handle_vote_request(const Message& m) {
     bool pre = m.type == MessageType::pre_vote;
-    bool can_vote = vote == m.from || (vote == kNoNode && leader == kNoNode) ||
-                    (pre && m.term > term);
+    bool can_vote =
+        vote == m.from || (vote == kNoNode && leader == kNoNode) || (pre && m.term > term);
     auto reply_type = pre ? MessageType::pre_vote_response : MessageType::vote_response;
     if (can_vote && log_up_to_date(m.log_index, m.log_term)) {
         // A granted pre-vote is answered at the prospective term, so the
@@ -208,8 +208,11 @@ void Core::State::handle_vote_response(const Message& m) {
                 become_leader();
             }
             break;
-        case VoteResult::lost: become_follower(term, kNoNode); break;
-        case VoteResult::pending: break;
+        case VoteResult::lost:
+            become_follower(term, kNoNode);
+            break;
+        case VoteResult::pending:
+            break;
     }
 }
 

@@ -87,7 +87,8 @@ void RaftLog::compact(Index index) {
     KEEL_ASSERT(index <= applied_, "only applied entries may be compacted");
     KEEL_ASSERT(index < unstable_, "only entries handed out for persistence may be compacted");
     prev_term_ = at(index).term;
-    entries_.erase(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(index - prev_index_));
+    entries_.erase(entries_.begin(),
+                   entries_.begin() + static_cast<std::ptrdiff_t>(index - prev_index_));
     prev_index_ = index;
     check_invariants();
 }

@@ -23,7 +23,8 @@ Result<Configuration> Core::State::apply_change(const ConfigChange& change) cons
     switch (change.kind) {
         case ConfigChange::Kind::add_voter:
         case ConfigChange::Kind::add_learner:
-            if (next.contains(id)) return Status{ErrorCode::invalid_argument, who + " is already a member"};
+            if (next.contains(id))
+                return Status{ErrorCode::invalid_argument, who + " is already a member"};
             if (next.members.size() >= kMaxMembers) {
                 return Status{ErrorCode::invalid_argument, "configuration is at kMaxMembers"};
             }
@@ -31,19 +32,24 @@ Result<Configuration> Core::State::apply_change(const ConfigChange& change) cons
                 id, MemberInfo{change.kind == ConfigChange::Kind::add_voter, change.context});
             break;
         case ConfigChange::Kind::promote:
-            if (!next.contains(id)) return Status{ErrorCode::invalid_argument, who + " is not a member"};
-            if (next.is_voter(id)) return Status{ErrorCode::invalid_argument, who + " is already a voter"};
+            if (!next.contains(id))
+                return Status{ErrorCode::invalid_argument, who + " is not a member"};
+            if (next.is_voter(id))
+                return Status{ErrorCode::invalid_argument, who + " is already a voter"};
             next.members[id].voter = true;
             if (!change.context.empty()) next.members[id].context = change.context;
             break;
         case ConfigChange::Kind::remove:
-            if (!next.contains(id)) return Status{ErrorCode::invalid_argument, who + " is not a member"};
+            if (!next.contains(id))
+                return Status{ErrorCode::invalid_argument, who + " is not a member"};
             next.members.erase(id);
             if (next.voter_count() == 0) {
-                return Status{ErrorCode::invalid_argument, "removing " + who + " would leave no voter"};
+                return Status{ErrorCode::invalid_argument,
+                              "removing " + who + " would leave no voter"};
             }
             break;
-        default: return Status{ErrorCode::invalid_argument, "unknown configuration change kind"};
+        default:
+            return Status{ErrorCode::invalid_argument, "unknown configuration change kind"};
     }
     return next;
 }

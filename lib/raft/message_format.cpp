@@ -13,9 +13,12 @@ namespace {
 
 const char* entry_type_name(EntryType type) {
     switch (type) {
-        case EntryType::normal: return "normal";
-        case EntryType::noop: return "noop";
-        case EntryType::config: return "config";
+        case EntryType::normal:
+            return "normal";
+        case EntryType::noop:
+            return "noop";
+        case EntryType::config:
+            return "config";
     }
     return "unknown";
 }
@@ -31,26 +34,40 @@ void append_field(std::string& out, const char* name, std::uint64_t value) {
 
 const char* message_type_name(MessageType type) {
     switch (type) {
-        case MessageType::append: return "append";
-        case MessageType::append_response: return "append_response";
-        case MessageType::vote: return "vote";
-        case MessageType::vote_response: return "vote_response";
-        case MessageType::pre_vote: return "pre_vote";
-        case MessageType::pre_vote_response: return "pre_vote_response";
-        case MessageType::heartbeat: return "heartbeat";
-        case MessageType::heartbeat_response: return "heartbeat_response";
-        case MessageType::snapshot: return "snapshot";
-        case MessageType::timeout_now: return "timeout_now";
+        case MessageType::append:
+            return "append";
+        case MessageType::append_response:
+            return "append_response";
+        case MessageType::vote:
+            return "vote";
+        case MessageType::vote_response:
+            return "vote_response";
+        case MessageType::pre_vote:
+            return "pre_vote";
+        case MessageType::pre_vote_response:
+            return "pre_vote_response";
+        case MessageType::heartbeat:
+            return "heartbeat";
+        case MessageType::heartbeat_response:
+            return "heartbeat_response";
+        case MessageType::snapshot:
+            return "snapshot";
+        case MessageType::timeout_now:
+            return "timeout_now";
     }
     return "unknown";
 }
 
 const char* role_name(Role role) {
     switch (role) {
-        case Role::follower: return "follower";
-        case Role::pre_candidate: return "pre_candidate";
-        case Role::candidate: return "candidate";
-        case Role::leader: return "leader";
+        case Role::follower:
+            return "follower";
+        case Role::pre_candidate:
+            return "pre_candidate";
+        case Role::candidate:
+            return "candidate";
+        case Role::leader:
+            return "leader";
     }
     return "unknown";
 }
@@ -141,7 +158,8 @@ std::string to_string(const Message& m) {
                 out += to_string(m.snapshot->config);
             }
             break;
-        case MessageType::timeout_now: break;
+        case MessageType::timeout_now:
+            break;
     }
     return out;
 }

@@ -77,18 +77,24 @@ bool Progress::maybe_decrease_to(Index rejected, Index hint_index) {
 
 bool Progress::is_paused() const {
     switch (state) {
-        case State::probe: return probe_sent;
-        case State::replicate: return inflights.full();
-        case State::snapshot: return true;
+        case State::probe:
+            return probe_sent;
+        case State::replicate:
+            return inflights.full();
+        case State::snapshot:
+            return true;
     }
     KEEL_UNREACHABLE("progress state");
 }
 
 const char* progress_state_name(Progress::State state) {
     switch (state) {
-        case Progress::State::probe: return "probe";
-        case Progress::State::replicate: return "replicate";
-        case Progress::State::snapshot: return "snapshot";
+        case Progress::State::probe:
+            return "probe";
+        case Progress::State::replicate:
+            return "replicate";
+        case Progress::State::snapshot:
+            return "snapshot";
     }
     return "unknown";
 }

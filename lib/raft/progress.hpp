@@ -44,9 +44,9 @@ struct Progress {
     Index match = 0;
     Index next = 1;
     State state = State::probe;
-    bool probe_sent = false;       // probe: an append is out, wait for its answer
-    Index pending_snapshot = 0;    // snapshot: index of the snapshot being sent
-    bool recent_active = false;    // heard from it since the last CheckQuorum
+    bool probe_sent = false;     // probe: an append is out, wait for its answer
+    Index pending_snapshot = 0;  // snapshot: index of the snapshot being sent
+    bool recent_active = false;  // heard from it since the last CheckQuorum
     Inflights inflights;
 
     void become_probe();

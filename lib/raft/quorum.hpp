@@ -16,7 +16,9 @@
 
 namespace keel::raft {
 
-inline std::size_t quorum_size(std::size_t voter_count) { return voter_count / 2 + 1; }
+inline std::size_t quorum_size(std::size_t voter_count) {
+    return voter_count / 2 + 1;
+}
 
 // The largest index that a majority of voters have reached (match_of gives
 // each voter's match index).  0 with no voters.

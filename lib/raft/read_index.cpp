@@ -73,7 +73,8 @@ void Core::State::release_waiting_reads() {
 
 void Core::State::fail_pending_reads(NodeId leader_hint) {
     for (const ReadRound& r : read_rounds) {
-        for (std::uint64_t id : r.request_ids) read_failures.push_back(ReadFailure{id, leader_hint});
+        for (std::uint64_t id : r.request_ids)
+            read_failures.push_back(ReadFailure{id, leader_hint});
     }
     for (std::uint64_t id : reads_waiting) read_failures.push_back(ReadFailure{id, leader_hint});
     read_rounds.clear();

@@ -128,7 +128,8 @@ void Core::State::handle_append_response(const Message& m) {
         // inconsistency: decrement nextIndex and retry" — by a whole term at a
         // time using the follower's hint.
         Index next_probe = m.hint_index;
-        if (m.hint_term > 0) next_probe = log.find_conflict_by_term(m.hint_index, m.hint_term).first;
+        if (m.hint_term > 0)
+            next_probe = log.find_conflict_by_term(m.hint_index, m.hint_term).first;
         if (pr.maybe_decrease_to(m.index, next_probe)) {
             if (pr.state == Progress::State::replicate) pr.become_probe();
             send_append(m.from, /*send_if_empty=*/true);
@@ -142,14 +143,18 @@ void Core::State::handle_append_response(const Message& m) {
         if (pr.state != Progress::State::probe || pr.match != m.index) return;
     }
     switch (pr.state) {
-        case Progress::State::probe: pr.become_replicate(); break;
+        case Progress::State::probe:
+            pr.become_replicate();
+            break;
         case Progress::State::snapshot:
             if (pr.match >= pr.pending_snapshot) {
                 pr.become_probe();
                 pr.become_replicate();
             }
             break;
-        case Progress::State::replicate: pr.inflights.free_up_to(m.index); break;
+        case Progress::State::replicate:
+            pr.inflights.free_up_to(m.index);
+            break;
     }
     maybe_commit();
     if (role != Role::leader) return;  // a removed leader stepped down

@@ -53,7 +53,8 @@ Result<SnapshotMeta> Core::State::on_snapshot_taken(Index index) {
         return Status{ErrorCode::invalid_argument, "snapshot not newer than the latest one"};
     }
     std::optional<Term> t = log.term_at(index);
-    if (!t || index == 0) return Status{ErrorCode::invalid_argument, "snapshot index not in the log"};
+    if (!t || index == 0)
+        return Status{ErrorCode::invalid_argument, "snapshot index not in the log"};
     SnapshotMeta meta{index, *t, configs.at(index)};
     snapshot = meta;
     Index keep = static_cast<Index>(opt.snapshot_trailing_entries);

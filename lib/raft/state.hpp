@@ -50,12 +50,12 @@ struct Core::State {
 
     // ---- leader ---------------------------------------------------------------
     std::map<NodeId, Progress> progress;  // every member but this node
-    Index term_start_index = 0;            // index of this term's no-op
+    Index term_start_index = 0;           // index of this term's no-op
     std::size_t uncommitted_bytes = 0;
     NodeId transfer_target = kNoNode;  // aborted when election_elapsed_ticks reaches the minimum
     std::uint64_t read_round = 0;
-    std::deque<ReadRound> read_rounds;           // oldest first
-    std::vector<std::uint64_t> reads_waiting;    // until an entry of this term commits
+    std::deque<ReadRound> read_rounds;         // oldest first
+    std::vector<std::uint64_t> reads_waiting;  // until an entry of this term commits
     std::size_t pending_read_count = 0;
 
     // ---- outputs not yet taken ----------------------------------------------

@@ -11,12 +11,20 @@
 namespace keel::raft {
 
 namespace detail {
-inline void str_append(std::string& out, std::string_view piece) { out.append(piece); }
-inline void str_append(std::string& out, const char* piece) { out.append(piece); }
-inline void str_append(std::string& out, const std::string& piece) { out.append(piece); }
-inline void str_append(std::string& out, char piece) { out.push_back(piece); }
+inline void str_append(std::string& out, std::string_view piece) {
+    out.append(piece);
+}
+inline void str_append(std::string& out, const char* piece) {
+    out.append(piece);
+}
+inline void str_append(std::string& out, const std::string& piece) {
+    out.append(piece);
+}
+inline void str_append(std::string& out, char piece) {
+    out.push_back(piece);
+}
 template <typename T>
-    requires std::is_integral_v<T>
+requires std::is_integral_v<T>
 inline void str_append(std::string& out, T piece) {
     out.append(std::to_string(piece));
 }

@@ -34,6 +34,8 @@ void Core::State::maybe_send_timeout_now(NodeId to) {
     }
 }
 
-void Core::State::abort_transfer() { transfer_target = kNoNode; }
+void Core::State::abort_transfer() {
+    transfer_target = kNoNode;
+}
 
 }  // namespace keel::raft

@@ -216,8 +216,7 @@ TEST_CASE("a stale leader learns the newer term from a follower's reply and step
     c.elect(1);
     c.isolate(1);
     // 2 and 3 time out (1 does not tick, so it still believes it leads).
-    for (int i = 0; i < 100 && c.core(2).role() != Role::leader &&
-                    c.core(3).role() != Role::leader;
+    for (int i = 0; i < 100 && c.core(2).role() != Role::leader && c.core(3).role() != Role::leader;
          ++i) {
         c.tick(2);
         c.tick(3);

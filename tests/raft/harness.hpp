@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -40,24 +41,26 @@ inline Configuration make_config(const std::vector<NodeId>& voters,
 // The runtime side of one node.
 struct Node {
     std::unique_ptr<Core> core;
-    std::vector<Entry> storage;   // the durable log as the runtime wrote it
+    std::vector<Entry> storage;  // the durable log as the runtime wrote it
     HardState hard_state;
     std::optional<SnapshotMeta> installed;  // last snapshot installed
-    std::vector<Entry> applied;   // entries applied to the state machine, in order
+    std::vector<Entry> applied;             // entries applied to the state machine, in order
     Index applied_index = 0;
     std::vector<ReadState> read_states;
     std::vector<ReadFailure> read_failures;
     std::vector<SoftState> soft_states;
-    bool hold_persist = false;             // do not acknowledge appends yet
-    std::optional<Entry> unacked_last;     // last entry written but not acknowledged
-    std::vector<Message> held_messages;    // messages_after_persist waiting for the ack
+    bool hold_persist = false;           // do not acknowledge appends yet
+    std::optional<Entry> unacked_last;   // last entry written but not acknowledged
+    std::vector<Message> held_messages;  // messages_after_persist waiting for the ack
 };
 
 class Cluster {
 public:
     // A founding cluster: every member bootstrapped with the same config.
     explicit Cluster(const std::vector<NodeId>& voters, const std::vector<NodeId>& learners = {},
-                     void (*tweak)(Options&) = nullptr) {
+                     std::function<void(Options&)> tweak = nullptr,
+                     std::vector<std::string>* trace_to = nullptr)
+        : trace(trace_to) {
         Configuration c = make_config(voters, learners);
         std::vector<NodeId> all = voters;
         all.insert(all.end(), learners.begin(), learners.end());
@@ -105,7 +108,14 @@ public:
         Node& n = nodes_.at(id);
         while (n.core->has_actions()) {
             Actions a = n.core->take_actions();
-            if (a.soft_state) n.soft_states.push_back(*a.soft_state);
+            if (a.soft_state) {
+                n.soft_states.push_back(*a.soft_state);
+                note(str_cat(id, ": ", role_name(a.soft_state->role), " term=", a.soft_state->term,
+                             " leader=", a.soft_state->leader));
+            }
+            if (a.snapshot)
+                note(str_cat(id, ": install snapshot ", a.snapshot->index, '/', a.snapshot->term));
+            if (a.configuration) note(str_cat(id, ": config ", to_string(*a.configuration)));
             if (a.snapshot) {
                 n.installed = a.snapshot;
                 n.storage.clear();
@@ -127,10 +137,17 @@ public:
                 }
                 n.applied_index = e.index;
                 n.applied.push_back(e);
+                note(str_cat(id, ": apply ", to_string(e)));
                 n.core->on_applied(e.index);
             }
-            for (ReadState& r : a.read_states) n.read_states.push_back(r);
-            for (ReadFailure& f : a.read_failures) n.read_failures.push_back(f);
+            for (ReadState& r : a.read_states) {
+                note(str_cat(id, ": read ", r.request_id, " at index ", r.index));
+                n.read_states.push_back(r);
+            }
+            for (ReadFailure& f : a.read_failures) {
+                note(str_cat(id, ": read ", f.request_id, " failed, leader hint ", f.leader_hint));
+                n.read_failures.push_back(f);
+            }
         }
     }
 
@@ -152,6 +169,7 @@ public:
     }
 
     void send(Message m) {
+        note(to_string(m));
         sent_log.push_back(m);
         network.push_back(std::move(m));
     }
@@ -163,6 +181,7 @@ public:
         network.pop_front();
         bool dropped =
             cut_.count({m.from, m.to}) || drop_types.count(m.type) || !nodes_.count(m.to);
+        if (dropped) note(str_cat("dropped ", m.from, "->", m.to, ' ', message_type_name(m.type)));
         if (!dropped) {
             (void)core(m.to).step(m);
             process(m.to);
@@ -220,7 +239,15 @@ public:
         return *r;
     }
 
+    // When set, every message sent and every state change is recorded here
+    // (the scenario tests print it).
+    std::vector<std::string>* trace = nullptr;
+
 private:
+    void note(std::string line) {
+        if (trace) trace->push_back(std::move(line));
+    }
+
     std::map<NodeId, Node> nodes_;
     std::set<std::pair<NodeId, NodeId>> cut_;
 };
@@ -228,9 +255,9 @@ private:
 // A lone core of a cluster of `voters` (plus `learners`): bootstrapped, then
 // restored with extra entries of the given terms (indexes 2, 3, ...), the
 // hard state at `term` and commit index `commit`.
-inline std::unique_ptr<Core> lone_core(NodeId id, const std::vector<NodeId>& voters,
-                                       Term term = 1, const std::vector<Term>& extra_terms = {},
-                                       Index commit = 1, void (*tweak)(Options&) = nullptr,
+inline std::unique_ptr<Core> lone_core(NodeId id, const std::vector<NodeId>& voters, Term term = 1,
+                                       const std::vector<Term>& extra_terms = {}, Index commit = 1,
+                                       void (*tweak)(Options&) = nullptr,
                                        const std::vector<NodeId>& learners = {}) {
     RestoredState r = bootstrap(make_config(voters, learners));
     for (Term t : extra_terms) {

@@ -17,7 +17,9 @@ ConfigChange change(ConfigChange::Kind kind, NodeId node) {
 }
 
 // A node joining an existing cluster: empty state, contacted by the leader.
-void add_joiner(Cluster& c, NodeId id) { c.add(id, test_options(id), RestoredState{}); }
+void add_joiner(Cluster& c, NodeId id) {
+    c.add(id, test_options(id), RestoredState{});
+}
 
 }  // namespace
 
@@ -68,8 +70,11 @@ TEST_CASE("config change: refused until an entry of the leader's term is committ
     auto r = core->propose_config_change(change(ConfigChange::Kind::add_learner, 4));
     CHECK(r.status().code() == keel::ErrorCode::busy);
     core->on_persisted(core->last_index(), core->term());
-    (void)core->step(Message{.type = MessageType::append_response, .from = 2, .to = 1,
-                             .term = core->term(), .index = core->last_index()});
+    (void)core->step(Message{.type = MessageType::append_response,
+                             .from = 2,
+                             .to = 1,
+                             .term = core->term(),
+                             .index = core->last_index()});
     CHECK(core->propose_config_change(change(ConfigChange::Kind::add_learner, 4)).ok());
 }
 
@@ -134,15 +139,26 @@ TEST_CASE("config change takes effect when appended and reverts when truncated")
     auto f = lone_core(2, {1, 2, 3}, 2);
     Configuration next = make_config({1, 2, 3}, {4});
     Entry conf{2, 2, EntryType::config, encode_configuration(next)};
-    (void)f->step(Message{.type = MessageType::append, .from = 1, .to = 2, .term = 2,
-                          .log_index = 1, .log_term = 1, .commit = 1, .entries = {conf}});
+    (void)f->step(Message{.type = MessageType::append,
+                          .from = 1,
+                          .to = 2,
+                          .term = 2,
+                          .log_index = 1,
+                          .log_term = 1,
+                          .commit = 1,
+                          .entries = {conf}});
     CHECK(f->configuration() == next);
     Actions a = f->take_actions();
     REQUIRE(a.configuration);
     CHECK(*a.configuration == next);
     // A leader of term 3 overwrites index 2.
-    (void)f->step(Message{.type = MessageType::append, .from = 3, .to = 2, .term = 3,
-                          .log_index = 1, .log_term = 1, .commit = 1,
+    (void)f->step(Message{.type = MessageType::append,
+                          .from = 3,
+                          .to = 2,
+                          .term = 3,
+                          .log_index = 1,
+                          .log_term = 1,
+                          .commit = 1,
                           .entries = {Entry{3, 2, EntryType::noop, ""}}});
     CHECK(f->configuration() == make_config({1, 2, 3}));
     a = f->take_actions();
@@ -188,7 +204,7 @@ TEST_CASE("learners receive the log but never count for commit") {
     c.deliver_all();
     c.tick_all(3);
     CHECK(c.core(3).last_index() == c.core(1).last_index());  // replicated to the learner
-    CHECK(c.core(1).commit_index() == before);                 // but 1 of 2 voters only
+    CHECK(c.core(1).commit_index() == before);                // but 1 of 2 voters only
 }
 
 TEST_CASE("config codec: round trip") {

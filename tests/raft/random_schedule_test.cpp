@@ -1,7 +1,8 @@
 // tests/raft/random_schedule_test.cpp — many random schedules against
-// Raft's safety properties (Figure 3): election safety, state machine
-// safety (no two nodes apply different entries at one index), durability
-// across crashes; and liveness once the faults stop.
+// Raft's safety properties (Figure 3): election safety, leader completeness,
+// state machine safety (no two nodes apply different entries at one index),
+// linearizable ReadIndex, durability across crashes; and liveness once the
+// faults stop.
 //
 // This is a small, self-contained randomised test of the core; the full
 // deterministic cluster simulator lives in tests/sim.  Each schedule takes a
@@ -9,11 +10,11 @@
 // replayed with KEEL_RAFT_SEED=<seed> (KEEL_RAFT_SEED_COUNT=n runs n seeds from there).
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <random>
-#include <unistd.h>
 
 #include "harness.hpp"
 
@@ -82,9 +83,9 @@ public:
             for (auto& [id, r] : nodes_) {
                 const Core& c = *r.core;
                 UNSCOPED_INFO("node " << id << " " << role_name(c.role()) << " term " << c.term()
-                                      << " leader " << c.leader() << " commit "
-                                      << c.commit_index() << " last " << c.last_index()
-                                      << " persisted " << c.persisted_index() << " config "
+                                      << " leader " << c.leader() << " commit " << c.commit_index()
+                                      << " last " << c.last_index() << " persisted "
+                                      << c.persisted_index() << " config "
                                       << to_string(c.configuration()));
             }
         }
@@ -96,18 +97,44 @@ private:
         NodeId id = 1 + rng_() % universe_;
         Runtime& r = nodes_[id];
         switch (rng_() % 16) {
-            case 0: case 1: case 2: r.core->tick(); break;
-            case 3: case 4: case 5: case 6: case 7: deliver(); break;
-            case 8: case 9: complete_write(id); break;
-            case 10: propose(id); break;
-            case 11: if (faults && rng_() % 8 == 0) crash(id); break;
-            case 12: if (faults) partition(); break;
-            case 13: if (faults) change_config(id); break;
-            case 14: take_snapshot(id); break;
-            case 15: if (rng_() % 4 == 0) (void)r.core->read_index(rng_()); break;
+            case 0:
+            case 1:
+            case 2:
+                r.core->tick();
+                break;
+            case 3:
+            case 4:
+            case 5:
+            case 6:
+            case 7:
+                deliver();
+                break;
+            case 8:
+            case 9:
+                complete_write(id);
+                break;
+            case 10:
+                propose(id);
+                break;
+            case 11:
+                if (faults && rng_() % 8 == 0) crash(id);
+                break;
+            case 12:
+                if (faults) partition();
+                break;
+            case 13:
+                if (faults) change_config(id);
+                break;
+            case 14:
+                take_snapshot(id);
+                break;
+            case 15:
+                if (rng_() % 4 == 0) start_read(id);
+                break;
         }
         for (auto& [nid, n] : nodes_) process(nid);
         check_one_leader_per_term();
+        check_leader_completeness();
         if (!faults) {
             // Make sure the end phase moves: complete writes, deliver.
             for (auto& [nid, n] : nodes_) complete_write(nid);
@@ -129,8 +156,10 @@ private:
             // Term and vote durable before any message of this batch is sent.
             if (a.hard_state) r.hard_state = *a.hard_state;
             for (Message& m : a.messages) network_.push_back(std::move(m));
-            r.writes.push_back(Runtime::Write{std::move(a.entries), std::move(a.messages_after_persist)});
+            r.writes.push_back(
+                Runtime::Write{std::move(a.entries), std::move(a.messages_after_persist)});
             for (const Entry& e : a.committed_entries) apply(id, e);
+            for (const ReadState& rs : a.read_states) check_read(rs);
         }
     }
 
@@ -138,6 +167,14 @@ private:
         Runtime& r = nodes_[id];
         REQUIRE(e.index == r.applied + 1);
         auto [it, inserted] = applied_.emplace(e.index, e);
+        if (inserted) {
+            applied_by_[e.index] = id;
+            // The entry was committed in some term <= the highest term any node
+            // has reached now: every leader of a later term must hold it.
+            Term highest = 0;
+            for (auto& [nid, n] : nodes_) highest = std::max(highest, n.core->term());
+            applied_term_bound_[e.index] = highest;
+        }
         if (!inserted && !(it->second == e)) {
             FAIL("state machine safety: node " << id << " applied " << to_string(e)
                                                << " where another applied "
@@ -231,13 +268,55 @@ private:
         std::erase_if(r.log, [&](const Entry& e) { return e.index <= meta->index; });
     }
 
+    // A read started after an entry was applied somewhere (acknowledged to a
+    // client) must be served at an index that includes it (linearizability).
+    void start_read(NodeId id) {
+        std::uint64_t request = ++next_read_;
+        Index seen = applied_.empty() ? 0 : applied_.rbegin()->first;
+        if (nodes_[id].core->read_index(request).ok()) read_floor_[request] = seen;
+    }
+
+    void check_read(const ReadState& rs) {
+        auto it = read_floor_.find(rs.request_id);
+        REQUIRE(it != read_floor_.end());
+        if (rs.index < it->second) {
+            FAIL("ReadIndex " << rs.request_id << " served at " << rs.index << " but index "
+                              << it->second << " was applied before it began");
+        }
+        read_floor_.erase(it);
+    }
+
+    // Leader Completeness (§5.4): a leader of a term after the one in which an
+    // entry was committed holds it (checked for the entries it still has in
+    // memory; older ones are in its snapshot).
+    void check_leader_completeness() {
+        for (auto& [id, r] : nodes_) {
+            const Core& c = *r.core;
+            if (c.role() != Role::leader) continue;
+            for (auto it = applied_.lower_bound(c.first_index()); it != applied_.end(); ++it) {
+                if (c.term() <= applied_term_bound_[it->first]) continue;
+                if (it->first > c.last_index()) {
+                    FAIL("leader " << id << " of term " << c.term() << " lacks applied entry "
+                                   << to_string(it->second));
+                }
+                if (c.term_at(it->first) != it->second.term) {
+                    FAIL("leader " << id << " of term " << c.term()
+                                   << " holds another entry at applied index " << it->first << ": "
+                                   << (c.term_at(it->first) ? *c.term_at(it->first) : 0)
+                                   << " vs applied " << to_string(it->second) << " (by "
+                                   << applied_by_[it->first] << ")");
+                }
+            }
+        }
+    }
+
     void check_one_leader_per_term() {
         for (auto& [id, r] : nodes_) {
             if (r.core->role() != Role::leader) continue;
             auto [it, inserted] = leaders_.emplace(r.core->term(), id);
             if (!inserted && it->second != id) {
-                FAIL("election safety: two leaders in term " << r.core->term() << ": "
-                                                             << it->second << " and " << id);
+                FAIL("election safety: two leaders in term " << r.core->term() << ": " << it->second
+                                                             << " and " << id);
             }
         }
     }
@@ -265,11 +344,15 @@ private:
     std::vector<Message> network_;
     std::set<std::pair<NodeId, NodeId>> cut_;
     std::map<Index, Entry> applied_;
+    std::map<Index, NodeId> applied_by_;
+    std::map<Index, Term> applied_term_bound_;
     std::map<Term, NodeId> leaders_;
     std::uint64_t next_value_ = 0;
     Index progress_base_ = 0;
     bool applied_after_faults_ = false;
     std::set<Term> final_proposed_;
+    std::uint64_t next_read_ = 0;
+    std::map<std::uint64_t, Index> read_floor_;  // request -> highest index applied at its start
 };
 
 }  // namespace

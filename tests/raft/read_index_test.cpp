@@ -16,13 +16,19 @@ TEST_CASE("ReadIndex waits until the leader has committed an entry of its curren
     c->tick();
     Actions a = c->take_actions();
     for (const Message& m : of_type(a.messages, MessageType::heartbeat)) {
-        (void)c->step(Message{.type = MessageType::heartbeat_response, .from = m.to, .to = 1,
-                              .term = c->term(), .context = m.context});
+        (void)c->step(Message{.type = MessageType::heartbeat_response,
+                              .from = m.to,
+                              .to = 1,
+                              .term = c->term(),
+                              .context = m.context});
     }
     CHECK(c->take_actions().read_states.empty());
     // The no-op commits; a heartbeat round for the read starts.
-    (void)c->step(Message{.type = MessageType::append_response, .from = 2, .to = 1,
-                          .term = c->term(), .index = noop});
+    (void)c->step(Message{.type = MessageType::append_response,
+                          .from = 2,
+                          .to = 1,
+                          .term = c->term(),
+                          .index = noop});
     REQUIRE(c->commit_index() == noop);
     a = c->take_actions();
     CHECK(a.read_states.empty());
@@ -30,8 +36,11 @@ TEST_CASE("ReadIndex waits until the leader has committed an entry of its curren
     REQUIRE(hb.size() == 2);
     REQUIRE(hb[0].context != 0);
     // One follower's acknowledgement makes a quorum with the leader.
-    (void)c->step(Message{.type = MessageType::heartbeat_response, .from = 3, .to = 1,
-                          .term = c->term(), .context = hb[0].context});
+    (void)c->step(Message{.type = MessageType::heartbeat_response,
+                          .from = 3,
+                          .to = 1,
+                          .term = c->term(),
+                          .context = hb[0].context});
     a = c->take_actions();
     REQUIRE(a.read_states.size() == 1);
     CHECK(a.read_states[0].request_id == 7);

@@ -27,11 +27,8 @@ Message append(NodeId from, NodeId to, Term term, Index prev_index, Term prev_te
 }
 
 Message append_ok(NodeId from, NodeId to, Term term, Index index) {
-    return Message{.type = MessageType::append_response,
-                   .from = from,
-                   .to = to,
-                   .term = term,
-                   .index = index};
+    return Message{
+        .type = MessageType::append_response, .from = from, .to = to, .term = term, .index = index};
 }
 
 std::vector<Message> responses(const Actions& a) {
@@ -247,9 +244,14 @@ TEST_CASE("flow control: entries per append bounded by max_message_bytes, at lea
     REQUIRE(c->commit_index() == noop);
     (void)c->take_actions();
     // Proposals while 2 cannot answer: queue up in the leader's log.
-    (void)c->step(Message{.type = MessageType::append_response, .from = 2, .to = 1,
-                          .term = c->term(), .index = noop + 100, .reject = true,
-                          .hint_index = noop, .hint_term = c->term()});
+    (void)c->step(Message{.type = MessageType::append_response,
+                          .from = 2,
+                          .to = 1,
+                          .term = c->term(),
+                          .index = noop + 100,
+                          .reject = true,
+                          .hint_index = noop,
+                          .hint_term = c->term()});
     for (int i = 0; i < 6; ++i) REQUIRE(c->propose(std::string(100, 'x')).ok());
     REQUIRE(c->propose(std::string(1000, 'y')).ok());
     (void)c->take_actions();

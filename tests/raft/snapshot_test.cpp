@@ -37,8 +37,8 @@ TEST_CASE("snapshot install on a follower too far behind, then the log") {
 TEST_CASE("a snapshot at or below the commit index is not installed") {
     auto f = lone_core(2, {1, 2, 3}, 2, {2, 2, 2}, 3);
     SnapshotMeta meta{2, 2, make_config({1, 2, 3})};
-    (void)f->step(Message{.type = MessageType::snapshot, .from = 1, .to = 2, .term = 2,
-                          .snapshot = meta});
+    (void)f->step(
+        Message{.type = MessageType::snapshot, .from = 1, .to = 2, .term = 2, .snapshot = meta});
     Actions a = f->take_actions();
     CHECK_FALSE(a.snapshot);
     REQUIRE(a.messages_after_persist.size() == 1);
@@ -50,8 +50,8 @@ TEST_CASE("a snapshot at or below the commit index is not installed") {
 TEST_CASE("a snapshot whose last entry is in the log only advances the commit index") {
     auto f = lone_core(2, {1, 2, 3}, 2, {2, 2, 2}, 1);
     SnapshotMeta meta{3, 2, make_config({1, 2, 3})};
-    (void)f->step(Message{.type = MessageType::snapshot, .from = 1, .to = 2, .term = 2,
-                          .snapshot = meta});
+    (void)f->step(
+        Message{.type = MessageType::snapshot, .from = 1, .to = 2, .term = 2, .snapshot = meta});
     Actions a = f->take_actions();
     CHECK_FALSE(a.snapshot);
     CHECK(f->commit_index() == 3);
@@ -62,8 +62,8 @@ TEST_CASE("installing a snapshot resets the log, commit and configuration") {
     auto f = lone_core(2, {1, 2, 3}, 2, {2, 2}, 1);
     Configuration conf = make_config({1, 2, 3, 4});
     SnapshotMeta meta{10, 3, conf};
-    (void)f->step(Message{.type = MessageType::snapshot, .from = 1, .to = 2, .term = 3,
-                          .snapshot = meta});
+    (void)f->step(
+        Message{.type = MessageType::snapshot, .from = 1, .to = 2, .term = 3, .snapshot = meta});
     Actions a = f->take_actions();
     REQUIRE(a.snapshot);
     CHECK(*a.snapshot == meta);
@@ -77,8 +77,13 @@ TEST_CASE("installing a snapshot resets the log, commit and configuration") {
     REQUIRE(a.messages_after_persist.size() == 1);
     CHECK(a.messages_after_persist[0].index == 10);
     // The log continues after it.
-    (void)f->step(Message{.type = MessageType::append, .from = 1, .to = 2, .term = 3,
-                          .log_index = 10, .log_term = 3, .commit = 11,
+    (void)f->step(Message{.type = MessageType::append,
+                          .from = 1,
+                          .to = 2,
+                          .term = 3,
+                          .log_index = 10,
+                          .log_term = 3,
+                          .commit = 11,
                           .entries = {Entry{3, 11, EntryType::normal, "x"}}});
     a = f->take_actions();
     CHECK(a.committed_entries.empty());  // not durable yet
