@@ -481,6 +481,12 @@ std::string Cluster::describe_nodes() const {
         out += n_(id) + " " + raft::role_name(c.role()) + " t" + s_(c.term()) + " commit " +
                s_(c.commit_index()) + " last " + s_(c.last_index()) + " config " +
                raft::to_string(c.configuration()) + (c.needs_ticks() ? "" : " (needs no ticks)");
+        const SimDisk& d = *disks_.at(id);
+        if (n->gated() > 0 || !d.idle()) {
+            out += " [" + s_(n->gated()) + " messages wait for write " + s_(n->gated_on()) +
+                   "; disk completed " + s_(d.last_completed()) + " of " + s_(d.last_submitted()) +
+                   "]";
+        }
     }
     return out;
 }

@@ -97,6 +97,8 @@ std::optional<std::string> SimDisk::apply(const DiskOp& op) {
 
 void SimDisk::crash() {
     pending_.clear();
+    // The lost writes will never complete: nothing after a restart may wait for them.
+    last_completed_ = next_id_ - 1;
     last_done_us_ = 0;
     if (lying_) durable_ = flushed_;
 }

@@ -68,6 +68,9 @@ public:
     std::uint64_t incarnation() const { return incarnation_; }
     const raft::Core& core() const { return core_; }
     const ValueLog& state() const { return state_; }
+    // Messages waiting for a disk write, and the write they wait for (diagnostics).
+    std::size_t gated() const { return gated_.size(); }
+    std::uint64_t gated_on() const { return gated_.empty() ? 0 : gated_.front().barrier_op; }
 
     // Inputs; each runs the core and carries out every resulting batch.
     void tick();
