@@ -61,6 +61,7 @@ raft::Options Cluster::options_for(NodeId id) {
     o.heartbeat_ticks = params_.heartbeat_ticks;
     o.pre_vote = params_.pre_vote;
     o.check_quorum = params_.check_quorum;
+    o.lease_reads = params_.lease_reads;
     o.max_inflight_messages = params_.max_inflight_messages;
     o.max_message_bytes = params_.max_message_bytes;
     o.snapshot_trailing_entries = params_.snapshot_trailing_entries;

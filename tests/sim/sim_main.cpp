@@ -2,7 +2,7 @@
 //
 //   keel_sim [--nodes N] [--membership] [--seeds K] [--first-seed S]
 //            [--bug NAME --expect-violation] [--determinism] [--keep-going]
-//            [--events-max N] [--tick-always]
+//            [--events-max N] [--tick-always] [--no-lease-reads]
 //
 // Environment: KEEL_SIM_SEED=n runs only seed n (printing its summary);
 // KEEL_SIM_SEEDS=k overrides --seeds; KEEL_SIM_VERBOSE=1 echoes every trace
@@ -39,7 +39,7 @@ struct Args {
     std::fprintf(stderr,
                  "keel_sim: %s\nusage: keel_sim [--nodes N] [--membership] [--seeds K] "
                  "[--first-seed S] [--bug NAME --expect-violation] [--determinism] "
-                 "[--keep-going] [--events-max N] [--tick-always]\n",
+                 "[--keep-going] [--events-max N] [--tick-always] [--no-lease-reads]\n",
                  why);
     std::exit(2);
 }
@@ -72,6 +72,8 @@ Args parse(int argc, char** argv) {
             if (!keel::sim::parse_bug(value(), &a.config.bug)) usage("unknown --bug");
         } else if (arg == "--expect-violation") {
             a.expect_violation = true;
+        } else if (arg == "--no-lease-reads") {
+            a.config.lease_reads = false;
         } else if (arg == "--tick-always") {
             a.config.tick_always = true;
         } else if (arg == "--events-max") {
@@ -97,6 +99,7 @@ std::string replay(const Args& a, std::uint64_t seed) {
                       std::to_string(a.config.nodes);
     if (a.config.membership) cmd += " --membership";
     if (a.config.tick_always) cmd += " --tick-always";
+    if (!a.config.lease_reads) cmd += " --no-lease-reads";
     if (a.config.bug != Bug::none)
         cmd += std::string(" --bug ") + keel::sim::bug_name(a.config.bug);
     return cmd;

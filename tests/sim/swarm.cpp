@@ -101,6 +101,8 @@ SwarmParams draw_swarm(std::uint64_t seed, const RunConfig& config) {
     p.snapshot_trailing_entries = one_of(rng, {0ull, 5ull, 1024ull});
 
     p.fault_phase_us = one_of(rng, {3'000'000ull, 6'000'000ull, 10'000'000ull});
+    // Drawn last so that adding it left every other parameter of a seed as it was.
+    p.lease_reads = rng.chance(0.3) && p.check_quorum && config.lease_reads;
     return p;
 }
 
@@ -112,7 +114,8 @@ std::string SwarmParams::describe() const {
         "partitions %.1f/s%s up to %lluus unreachable %d; fsync %llu..%lluus; crashes %.1f/s "
         "down<=%lluus max %d; tick %lluus skew %.2f; proposals %.0f/s reads %.0f/s to-leader "
         "%.1f config %.1f/s transfers %.1f/s snapshots %.1f/s bytes<=%llu; election %d..%d "
-        "heartbeat %d pre_vote %d check_quorum %d inflight %llu msg_bytes %llu trailing %llu; "
+        "heartbeat %d pre_vote %d check_quorum %d lease_reads %d inflight %llu msg_bytes %llu "
+        "trailing %llu; "
         "faults for %lluus",
         voters_min, voters_max, fifo_links ? "fifo" : "unordered", (unsigned long long)delay_min_us,
         (unsigned long long)delay_max_us, drop_p, dup_p, reorder_p,
@@ -123,7 +126,7 @@ std::string SwarmParams::describe() const {
         crashed_max, (unsigned long long)tick_us, skew, proposals_per_s, reads_per_s, to_leader_p,
         config_changes_per_s, transfers_per_s, snapshots_per_s,
         (unsigned long long)proposal_bytes_max, election_ticks_min, election_ticks_max,
-        heartbeat_ticks, pre_vote ? 1 : 0, check_quorum ? 1 : 0,
+        heartbeat_ticks, pre_vote ? 1 : 0, check_quorum ? 1 : 0, lease_reads ? 1 : 0,
         (unsigned long long)max_inflight_messages, (unsigned long long)max_message_bytes,
         (unsigned long long)snapshot_trailing_entries, (unsigned long long)fault_phase_us);
     return buf;
