@@ -110,6 +110,7 @@ SoftState Core::State::soft_state() const {
 }
 
 Status Core::State::not_leader_status() const {
+    if (leader == kNoNode) return {ErrorCode::not_leader, "not leader (leader unknown)"};
     return {ErrorCode::not_leader, str_cat("not leader (leader is ", leader, ")")};
 }
 
@@ -126,6 +127,15 @@ void Core::State::send_after_persist(Message m) {
 }
 
 Status Core::State::step(const Message& m) {
+    Status st = step_message(m);
+    // A lone voter deposed by a higher term (from a removed member that does
+    // not know it yet) is never ticked (needs_ticks() is false): it must take
+    // leadership back now, or nothing would ever wake it.
+    maybe_campaign_alone();
+    return st;
+}
+
+Status Core::State::step_message(const Message& m) {
     if (Status st = validate(m, opt.id); !st.ok()) return st;
     bool handled = false;
     Status st = step_by_term(m, handled);
@@ -401,7 +411,7 @@ std::optional<SnapshotMeta> Core::snapshot() const {
 
 bool Core::needs_ticks() const {
     const Configuration& c = s_->config();
-    return !(c.members.size() == 1 && c.is_voter(s_->opt.id));
+    return !(c.members.size() == 1 && c.is_voter(s_->opt.id) && s_->role == Role::leader);
 }
 
 }  // namespace keel::raft

@@ -165,8 +165,10 @@ public:
     std::vector<Entry> entries(Index from, Index to_exclusive) const;  // from the in-memory log
     const Configuration& configuration() const;  // effective (latest in the log)
     std::optional<SnapshotMeta> snapshot() const;  // latest snapshot known to the core
-    // False when this node is the only voter and has no other member: the
-    // runtime may then run without a tick timer.
+    // False when this node is the only member (a voter) and leads: the
+    // runtime may then run without a tick timer.  (A lone voter deposed by a
+    // higher term takes leadership back within the same step, so it never
+    // waits for a tick.)
     bool needs_ticks() const;
 
 private:

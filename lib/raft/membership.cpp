@@ -107,9 +107,18 @@ void Core::State::on_config_changed() {
 void Core::State::sync_progress() {
     const Configuration& c = config();
     const Configuration& committed = configs.at(log.committed());
-    std::erase_if(progress, [&](const auto& item) {
-        return !c.contains(item.first) && !committed.contains(item.first);
-    });
+    for (auto it = progress.begin(); it != progress.end();) {
+        if (c.contains(it->first) || committed.contains(it->first)) {
+            ++it;
+            continue;
+        }
+        // A last word before forgetting it: the entries it lacks and the commit
+        // index (whatever the flow control state), so that it learns its
+        // removal is committed and stops campaigning.
+        it->second.become_probe();
+        send_append(it->first, /*send_if_empty=*/true);
+        it = progress.erase(it);
+    }
     for (const auto& [id, info] : c.members) {
         if (id == opt.id || progress.count(id) != 0) continue;
         progress.emplace(id, Progress(log.last_index() + 1, opt.max_inflight_messages));

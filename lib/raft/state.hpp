@@ -70,6 +70,7 @@ struct Core::State {
 
     // ---- core.cpp: dispatch and shared helpers ------------------------------
     Status step(const Message& m);
+    Status step_message(const Message& m);
     Status step_by_term(const Message& m, bool& handled);
     void step_follower(const Message& m);
     void step_candidate(const Message& m);

@@ -119,9 +119,12 @@ TEST_CASE("a candidate that loses a majority of votes returns to follower") {
 }
 
 TEST_CASE("elections use randomized timeouts within the configured range") {
-    for (std::uint64_t seed = 1; seed <= 20; ++seed) {
-        auto c = lone_core(1, {1, 2, 3}, 1, {}, 1, [](Options& o) { o.pre_vote = false; });
-        (void)seed;
+    std::set<int> seen;
+    for (std::uint64_t seed = 1; seed <= 50; ++seed) {
+        auto c = lone_core(1, {1, 2, 3}, 1, {}, 1, [seed](Options& o) {
+            o.pre_vote = false;
+            o.random_seed = seed;
+        });
         int ticks = 0;
         while (c->role() == Role::follower) {
             c->tick();
@@ -129,7 +132,9 @@ TEST_CASE("elections use randomized timeouts within the configured range") {
         }
         CHECK(ticks >= 10);
         CHECK(ticks <= 20);
+        seen.insert(ticks);
     }
+    CHECK(seen.size() > 5);  // actually randomized
 }
 
 TEST_CASE("PreVote: an isolated node neither bumps its term nor disrupts the stable leader") {
@@ -247,4 +252,27 @@ TEST_CASE("needs_ticks is false exactly for the only member of the configuration
     CHECK_FALSE(Cluster({1}).core(1).needs_ticks());
     CHECK(Cluster({1, 2}).core(1).needs_ticks());
     CHECK(Cluster({1}, {2}).core(1).needs_ticks());  // a learner needs retries
+}
+
+TEST_CASE("a lone voter deposed by a higher term takes leadership back at once, without ticks") {
+    // A removed member that does not know it yet reaches the lone voter with
+    // a higher term; needs_ticks() is false, so nothing else would wake it.
+    Cluster c({1});
+    REQUIRE(c.core(1).role() == Role::leader);
+    REQUIRE_FALSE(c.core(1).needs_ticks());
+    Term removed_term = c.core(1).term() + 5;
+    for (MessageType type : {MessageType::vote, MessageType::append_response,
+                             MessageType::heartbeat, MessageType::append}) {
+        Term term = c.core(1).term();
+        Term before = std::max(term, removed_term);
+        (void)c.core(1).step(Message{.type = type, .from = 9, .to = 1, .term = before + 1});
+        c.process(1);
+        CHECK(c.core(1).role() == Role::leader);
+        // A vote request is ignored (the leader is in its own lease); anything
+        // else moves it to the higher term, and it campaigns alone at once.
+        CHECK(c.core(1).term() == (type == MessageType::vote ? term : before + 2));
+        CHECK_FALSE(c.core(1).needs_ticks());
+        c.propose(1, "still serving");
+        CHECK(c.node(1).applied.back().data == "still serving");
+    }
 }

@@ -257,7 +257,7 @@ private:
 // hard state at `term` and commit index `commit`.
 inline std::unique_ptr<Core> lone_core(NodeId id, const std::vector<NodeId>& voters, Term term = 1,
                                        const std::vector<Term>& extra_terms = {}, Index commit = 1,
-                                       void (*tweak)(Options&) = nullptr,
+                                       const std::function<void(Options&)>& tweak = nullptr,
                                        const std::vector<NodeId>& learners = {}) {
     RestoredState r = bootstrap(make_config(voters, learners));
     for (Term t : extra_terms) {
