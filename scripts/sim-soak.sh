@@ -17,8 +17,8 @@ kinds=(
   "10 --nodes 1"
   "35 --nodes 3"
   "20 --nodes 5"
-  "15 --nodes 1 --membership --tick-always"
-  "20 --nodes 3 --membership --tick-always"
+  "15 --nodes 1 --membership --no-lease-reads"
+  "20 --nodes 3 --membership --no-lease-reads"
 )
 plan=$(mktemp)
 logs=$(mktemp -d)

@@ -30,9 +30,8 @@ struct RunConfig {
     int nodes = 3;            // founding voters
     bool membership = false;  // grow and shrink the cluster (also 1 -> 3 -> 1)
     Bug bug = Bug::none;
-    // Tick every node even when needs_ticks() says it may go without: works
-    // around a known core bug (a lone voter that steps down to follower never
-    // campaigns again without ticks; docs/simulator.md, "Known core bugs").
+    // Tick every node even when needs_ticks() says it may go without: tells
+    // apart bugs of the tickless lone-voter mode (docs/simulator.md).
     bool tick_always = false;
     // Let the swarm turn on lease reads (in about a quarter of the seeds).
     // Off works around a known core bug (a lease read served by a leader
