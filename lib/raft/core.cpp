@@ -274,6 +274,7 @@ void Core::tick() {
 Result<Proposed> Core::propose(std::string data) {
     State& s = *s_;
     if (s.role != Role::leader) return s.not_leader_status();
+    if (!s.term_durable) return Status{ErrorCode::busy, "leader's term is not durable yet"};
     if (s.transfer_target != kNoNode) {
         return Status{ErrorCode::busy,
                       str_cat("leadership transfer to ", s.transfer_target, " in progress")};
@@ -303,9 +304,11 @@ Status Core::transfer_leadership(NodeId target) {
 }
 
 void Core::on_persisted(Index index, Term term) {
-    if (s_->log.persisted_to(index, term) && s_->role == Role::leader) {
+    State& s = *s_;
+    if (s.log.persisted_to(index, term) && s.role == Role::leader) {
+        if (s.log.persisted() >= s.term_start_index) s.term_durable = true;
         // The leader's own durable append counts toward the quorum only now.
-        s_->maybe_commit();
+        s.maybe_commit();
     }
 }
 

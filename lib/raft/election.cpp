@@ -118,6 +118,7 @@ void Core::State::become_leader() {
     reset(term);
     role = Role::leader;
     leader = opt.id;
+    term_durable = true;  // won with votes of others: asked for only once durable
     sync_progress();
     for (auto& [id, pr] : progress) pr.recent_active = true;
     // §8: a new leader appends a no-op of its term at once; until it commits,
@@ -137,11 +138,16 @@ void Core::State::campaign(bool pre, bool transfer) {
     Term vote_term = pre ? term + 1 : term;
     votes[opt.id] = true;
     if (tally_votes(config().voters(), votes) == VoteResult::won) {
-        // A single voter wins at once: no messages, no ticks.
+        // A single voter wins at once: no messages, no ticks.  Its own vote is
+        // not durable yet, so it stays inert (refuses proposals) until its
+        // no-op — in the same batch as the hard state — is: after a crash
+        // that loses that batch it could vote again in this term, and another
+        // leader of the term could reuse the (index, term) of its proposals.
         if (pre) {
             campaign(false, transfer);
         } else {
             become_leader();
+            term_durable = false;
         }
         return;
     }

@@ -51,6 +51,9 @@ struct Core::State {
     // ---- leader ---------------------------------------------------------------
     std::map<NodeId, Progress> progress;  // every member but this node
     Index term_start_index = 0;           // index of this term's no-op
+    // False while a leader elected by its own vote alone has not seen that
+    // vote (the batch with its hard state and no-op) become durable.
+    bool term_durable = true;
     std::size_t uncommitted_bytes = 0;
     NodeId transfer_target = kNoNode;  // aborted when election_elapsed_ticks reaches the minimum
     std::uint64_t read_round = 0;

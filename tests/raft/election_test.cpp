@@ -276,3 +276,16 @@ TEST_CASE("a lone voter deposed by a higher term takes leadership back at once, 
         CHECK(c.node(1).applied.back().data == "still serving");
     }
 }
+
+TEST_CASE("a lone voter refuses proposals until its self-elected term is durable") {
+    // Its vote for itself and its no-op travel in one batch; should that batch
+    // be lost in a crash, it could vote again in the same term, and another
+    // leader of that term could reuse the (index, term) of an accepted proposal.
+    auto c = lone_core(1, {1});
+    REQUIRE(c->role() == Role::leader);
+    auto r = c->propose("early");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == keel::ErrorCode::busy);
+    c->on_persisted(c->last_index(), c->term());
+    CHECK(c->propose("now").ok());
+}

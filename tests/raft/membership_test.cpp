@@ -135,6 +135,28 @@ TEST_CASE("config change: removing a follower; it stops campaigning") {
     CHECK(c.core(3).role() == Role::follower);
 }
 
+TEST_CASE(
+    "config change: a member removed before it acknowledged learns that its removal committed") {
+    // One append in flight: the leader's usual commit broadcast skips 3.
+    Cluster c({1, 2, 3}, {}, [](Options& o) { o.max_inflight_messages = 1; });
+    c.elect(1);
+    c.tick_all(2);
+    c.node(3).hold_persist = true;  // 3 receives its removal but does not acknowledge it
+    auto r = c.core(1).propose_config_change(change(ConfigChange::Kind::remove, 3));
+    REQUIRE(r.ok());
+    c.deliver_all();
+    REQUIRE(c.core(1).commit_index() >= r->index);  // committed by 1 and 2
+    c.release(3);
+    c.deliver_all();
+    // The leader's last append told it the commit index: it knows it is out.
+    CHECK(c.core(3).commit_index() >= r->index);
+    Term term = c.core(3).term();
+    c.isolate(3);
+    for (int i = 0; i < 100; ++i) c.tick(3);
+    CHECK(c.core(3).role() == Role::follower);
+    CHECK(c.core(3).term() == term);
+}
+
 TEST_CASE("config change takes effect when appended and reverts when truncated") {
     auto f = lone_core(2, {1, 2, 3}, 2);
     Configuration next = make_config({1, 2, 3}, {4});
