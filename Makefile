@@ -30,6 +30,10 @@ cluster: build
 bench: build
 	./scripts/bench.sh $(BUILD)
 
+# 100,000 simulator seeds across cluster sizes on both cores (docs/simulator.md).
+soak: build
+	./scripts/sim-soak.sh $(BUILD)
+
 format:
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
 

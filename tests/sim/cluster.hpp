@@ -1,0 +1,139 @@
+// sim/cluster.hpp — one simulation run: a cluster, its clients and its
+// faults, all driven by one seed.
+//
+// The run has two phases.  During the fault phase, clients propose and read,
+// operators change membership, transfer leadership and take snapshots, and
+// the swarm's faults hit the network, the disks and the nodes.  Then
+// everything heals (every link up, no more drops, crashed members
+// restarted) and the liveness phase demands, within a bounded simulated
+// time, a leader that has committed everything in its log (including a new
+// probe write) and every member caught up.  The checkers run after every
+// event of both phases.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "checkers.hpp"
+#include "history.hpp"
+#include "rng.hpp"
+#include "scheduler.hpp"
+#include "sim_disk.hpp"
+#include "sim_network.hpp"
+#include "sim_node.hpp"
+#include "swarm.hpp"
+#include "trace.hpp"
+
+namespace keel::sim {
+
+struct RunResult {
+    bool ok = true;
+    std::string violation;
+    bool safety = false;  // the violation is a safety property (not liveness or a storm)
+    std::uint64_t trace_hash = 0;
+    std::uint64_t events = 0;
+    std::uint64_t end_us = 0;
+    std::uint64_t leaders_elected = 0;
+    raft::Index committed = 0;
+    std::uint64_t crashes = 0;
+    std::uint64_t config_changes = 0;
+    std::uint64_t snapshots_installed = 0;
+    HistoryStats history;
+};
+
+class Cluster final : public NodeHost {
+public:
+    Cluster(std::uint64_t seed, const RunConfig& config, bool echo_trace);
+    ~Cluster() override;
+
+    RunResult run();
+    const SwarmParams& params() const { return params_; }
+    const Trace& trace_log() const { return trace_; }
+
+    // NodeHost
+    std::uint64_t now_us() const override { return sched_.now_us(); }
+    void schedule_node(raft::NodeId node, std::uint64_t incarnation, std::uint64_t delay_us,
+                       std::function<void(SimNode&)> fn) override;
+    void send(const raft::Message& m, std::string snapshot_data) override;
+    void trace(const std::string& line) override { trace_.add(sched_.now_us(), line); }
+    void violation(const std::string& what) override;
+    void on_entries(raft::NodeId node, bool leader,
+                    const std::vector<raft::Entry>& entries) override;
+    void on_snapshot_installed(raft::NodeId node, bool leader, const raft::SnapshotMeta& meta,
+                               const ValueLog& state) override;
+    void on_snapshot_taken(raft::NodeId node, const raft::SnapshotMeta& meta,
+                           const ValueLog& state) override;
+    void on_applied(raft::NodeId node, const raft::Entry& entry, const ValueLog& state) override;
+    void on_read_served(raft::NodeId node, std::uint64_t request_id, raft::Index read_index,
+                        const ValueLog& state) override;
+    void on_read_failed(raft::NodeId node, std::uint64_t request_id) override;
+
+private:
+    enum class Phase { faults, liveness };
+
+    raft::Options options_for(raft::NodeId id);
+    void start_node(raft::NodeId id);
+    void schedule_tick(raft::NodeId id, std::uint64_t incarnation);
+    void deliver(const raft::Message& m, const std::string& data);
+    void crash(raft::NodeId id);
+    void restart(raft::NodeId id);
+    void stop_removed(raft::NodeId id);
+
+    // Recurring activities of the fault phase: fn runs at random intervals
+    // averaging 1/rate, until the liveness phase begins.
+    void every(double rate_per_s, Rng* rng, std::function<void()> fn);
+    void client_propose();
+    void client_read();
+    void fault_partition();
+    void fault_crash();
+    void admin_change_membership();
+    void admin_transfer();
+    void admin_snapshot();
+    void heal();
+    void liveness_probe();
+    bool liveness_reached(std::string* why_not) const;
+    std::string describe_nodes() const;  // role, term, log and configuration of each live node
+
+    SimNode* leader() const;  // a live leader of the highest term, if any
+    SimNode* client_target(Rng& rng) const;
+    std::vector<raft::NodeId> members() const;  // every node that exists and is not removed
+
+    std::uint64_t seed_;
+    RunConfig config_;
+    SwarmParams params_;
+    Rng root_;
+    Rng rng_net_, rng_clock_, rng_client_, rng_fault_, rng_admin_, rng_disk_, rng_node_;
+    Scheduler sched_;
+    Trace trace_;
+    SimNetwork network_;
+    Checker checker_;
+    History history_;
+
+    std::map<raft::NodeId, std::unique_ptr<SimDisk>> disks_;  // every node that ever existed
+    std::map<raft::NodeId, std::unique_ptr<SimNode>> nodes_;  // live incarnations
+    std::map<raft::NodeId, std::uint64_t> incarnations_;
+    std::map<raft::NodeId, double> clock_rate_;  // tick period multiplier (skew)
+    std::set<raft::NodeId> crashed_;
+    std::set<raft::NodeId> removed_;
+    std::set<raft::NodeId> ever_member_;  // in some committed configuration
+    raft::Index committed_config_index_ = 0;
+    raft::NodeId next_node_id_ = 1;
+    std::optional<raft::Proposed> pending_change_;
+    std::optional<raft::Proposed> probe_;
+    bool probe_committed_ = false;
+    std::uint64_t next_request_id_ = 1;
+    std::uint64_t next_value_ = 1;
+
+    Phase phase_ = Phase::faults;
+    std::uint64_t heal_us_ = 0;
+    std::optional<std::string> violation_;
+    bool safety_violation_ = false;
+    RunResult result_;
+};
+
+}  // namespace keel::sim
