@@ -77,6 +77,15 @@ Result<std::unique_ptr<Node>> Replica::open(const NodeOptions& options,
     if (!state_machine) return Status(ErrorCode::invalid_argument, "state machine is null");
     std::unique_ptr<Replica> r(new Replica(options, std::move(state_machine)));
     if (Status s = r->start(default_transport_factory()); !s.ok()) return s;
+    // A lone voter elects itself at once but refuses proposals (busy) until
+    // its first entry of the new term is durable (raft/core: its own vote
+    // must be on disk first).  Wait for that one fsync here, so the node is
+    // ready to write when open() returns.  Bounded; in a cluster the read
+    // fails fast on a follower and open() does not wait for an election.
+    if (r->core_config_single_voter_) {
+        auto ready = r->read_index(false);
+        (void)ready.wait_for(std::chrono::seconds(10));
+    }
     return std::unique_ptr<Node>(std::move(r));
 }
 
@@ -113,6 +122,10 @@ Status Replica::start(TransportFactory factory) {
     saved_hard_state_ = rec.state.hard_state;
     if (rec.state.snapshot) status_.snapshot_index = rec.state.snapshot->index;
     core_ = std::make_unique<raft::Core>(core_options(options_), std::move(rec.state));
+    {
+        const raft::Configuration& c = core_->configuration();
+        core_config_single_voter_ = c.members.size() == 1 && c.is_voter(options_.id);
+    }
 
     io_ = std::make_unique<boost::asio::io_context>(1);
     work_ = std::make_unique<WorkGuard>(*io_);

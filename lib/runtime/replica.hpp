@@ -143,6 +143,7 @@ private:
     std::map<raft::NodeId, raft::Index> outgoing_snapshot_;  // peer -> index being sent
     std::map<raft::NodeId, std::string> peers_;              // id -> raft address
     bool failed_ = false;
+    bool core_config_single_voter_ = false;  // at start (set before threads run)
     bool shut_down_ = false;
 
     // Inbox: proposals from any thread, drained by the I/O thread.

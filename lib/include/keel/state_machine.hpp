@@ -48,7 +48,9 @@ class StateMachine {
 public:
     virtual ~StateMachine() = default;
 
-    // Apply `entries` (contiguous, in index order).  Write one result per
+    // Apply `entries` (in index order; only the application's own entries:
+    // Raft's no-op and membership entries are not passed, so indexes may
+    // skip, but never repeat or go back).  Write one result per
     // entry into `results` (resized by keel to entries.size()); the result
     // of an entry is handed back to whoever proposed it (e.g. "ok" or a
     // compare-and-set failure).  Must be deterministic: every replica applies
