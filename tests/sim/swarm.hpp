@@ -21,6 +21,7 @@ enum class Bug : std::uint8_t {
     commit_forger,  // the network raises the commit index of appends and heartbeats
     skip_apply,     // a node's state machine skips an entry now and then
     ack_forger,     // the network turns rejected appends into acknowledgements
+    commit_older_term,  // the core's leader commits older-term entries by counting replicas (Figure 8)
 };
 const char* bug_name(Bug bug);
 bool parse_bug(const std::string& name, Bug* out);
