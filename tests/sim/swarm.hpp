@@ -35,8 +35,6 @@ struct RunConfig {
     // apart bugs of the tickless lone-voter mode (docs/simulator.md).
     bool tick_always = false;
     // Let the swarm turn on lease reads (in about a quarter of the seeds).
-    // Off works around a known core bug (a lease read served by a leader
-    // that removed itself; docs/simulator.md, "Known core bugs").
     bool lease_reads = true;
     // A run that needs more events than this is a livelock (a message storm).
     std::uint64_t events_max = 2'000'000;
