@@ -53,6 +53,10 @@ struct Options {
     // Lease-based reads (no heartbeat round per read) rely on bounded clock
     // drift; off unless explicitly enabled.  Requires check_quorum.
     bool lease_reads = false;
+    // TEST ONLY: breaks Figure 8's rule (§5.4.2) by letting the leader commit
+    // an entry of an older term by counting its replicas, to prove the
+    // simulator catches it (sim_catches_commit_older_term).  Never set it.
+    bool unsafe_commit_older_terms = false;
 
     // Flow control per follower.
     std::size_t max_inflight_messages = 256;        // append messages in flight in replicate state

@@ -190,7 +190,8 @@ bool Core::State::maybe_commit() {
         auto it = progress.find(id);
         return it == progress.end() ? 0 : it->second.match;
     });
-    if (quorum <= log.committed() || log.term_at(quorum) != term) return false;
+    if (quorum <= log.committed()) return false;
+    if (log.term_at(quorum) != term && !opt.unsafe_commit_older_terms) return false;
     Index old_commit = log.committed();
     log.commit_to(quorum);
     on_commit_advanced(old_commit);

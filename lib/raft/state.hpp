@@ -128,6 +128,7 @@ struct Core::State {
 
     // ---- read_index.cpp -------------------------------------------------------
     Status read_index(std::uint64_t request_id);
+    bool lease_read_allowed() const;
     void start_read_round(std::vector<std::uint64_t> request_ids);
     void handle_read_ack(NodeId from, std::uint64_t context);
     void release_waiting_reads();

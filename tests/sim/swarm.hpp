@@ -21,6 +21,7 @@ enum class Bug : std::uint8_t {
     commit_forger,  // the network raises the commit index of appends and heartbeats
     skip_apply,     // a node's state machine skips an entry now and then
     ack_forger,     // the network turns rejected appends into acknowledgements
+    commit_older_term,  // the core's leader commits older-term entries by counting replicas (Figure 8)
 };
 const char* bug_name(Bug bug);
 bool parse_bug(const std::string& name, Bug* out);
@@ -34,8 +35,6 @@ struct RunConfig {
     // apart bugs of the tickless lone-voter mode (docs/simulator.md).
     bool tick_always = false;
     // Let the swarm turn on lease reads (in about a quarter of the seeds).
-    // Off works around a known core bug (a lease read served by a leader
-    // that removed itself; docs/simulator.md, "Known core bugs").
     bool lease_reads = true;
     // A run that needs more events than this is a livelock (a message storm).
     std::uint64_t events_max = 2'000'000;
