@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   g++ make meson ninja-build pkgconf
   libboost1.81-dev libfmt-dev catch2 nlohmann-json3-dev libcli11-dev libspdlog-dev
-  curl procps
+  curl procps python3
 )
 
 missing=()
