@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "keel/keel.hpp"
+#include "../common/temp_dir.hpp"
 
 namespace keel::test {
 
@@ -119,17 +120,6 @@ private:
     int apply_calls_ = 0;
     int snapshots_taken_ = 0;
     int restores_ = 0;
-};
-
-// A fresh temporary directory, removed at the end of the scope.
-class TempDir {
-public:
-    TempDir();
-    ~TempDir();
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
 };
 
 }  // namespace keel::test

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "transport/transport.hpp"
+#include "../common/temp_dir.hpp"
 
 namespace keel::transport::testing {
 
@@ -39,32 +40,7 @@ inline void drain(boost::asio::io_context& io) {
     io.poll();
 }
 
-class TempDir {
-public:
-    TempDir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "keel-net-XXXXXX").string();
-        char* made = ::mkdtemp(tmpl.data());
-        if (made == nullptr) std::abort();
-        path_ = made;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    const std::string& path() const { return path_; }
-    std::vector<std::string> files_with_extension(const std::string& ext) const {
-        std::vector<std::string> out;
-        for (const auto& e : std::filesystem::directory_iterator(path_))
-            if (e.path().extension() == ext) out.push_back(e.path().string());
-        return out;
-    }
-
-private:
-    std::string path_;
-};
+using keel::test::TempDir;
 
 inline std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);

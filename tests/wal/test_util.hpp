@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include "../common/temp_dir.hpp"
 #include <fstream>
 #include <functional>
 #include <map>
@@ -20,27 +21,7 @@
 
 namespace keel::wal::test {
 
-class TempDir {
-public:
-    TempDir() {
-        std::string tmpl =
-            (std::filesystem::temp_directory_path() / "keel-wal-test-XXXXXX").string();
-        char* p = ::mkdtemp(tmpl.data());
-        if (p == nullptr) throw std::runtime_error("mkdtemp failed");
-        path_ = p;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::string& path() const { return path_; }
-    std::string sub(const std::string& name) const { return path_ + "/" + name; }
-
-private:
-    std::string path_;
-};
+using keel::test::TempDir;
 
 inline Record make_record(std::uint64_t index, std::uint64_t term = 1, std::size_t bytes = 40) {
     Record r;
