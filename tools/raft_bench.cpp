@@ -1,7 +1,7 @@
 // raft-bench — what does Raft cost over the WAL alone?
 //
 //   raft-bench --dir D --seconds S --record-bytes B --outstanding 1,16,256
-//              --mode wal|single|cluster3|all [--snapshot-every N]
+//              --mode wal|single|cluster3|all [--snapshot-every N] [--rounds R]
 //
 // Closed loop: K operations in flight, each completion submits the next.
 //   wal       the WAL alone (keel::wal::Wal::append, completion on fsync):
@@ -11,8 +11,11 @@
 //   cluster3  three nodes in this process on loopback TCP, each with its
 //             own data dir; proposals go to the leader
 //   all       wal and single interleaved per K (fair ratio on a noisy
-//             machine), then the idle check: a single node left alone for
-//             5 s, counting its timer wakeups and the process's CPU time.
+//             machine): R rounds of S/R seconds each, alternating which
+//             goes first, latencies and counts pooled per mode; then the
+//             idle check: a single node left alone for 5 s, counting its
+//             timer wakeups and the process's CPU time.
+// records_per_fsync in the output is the WAL's mean over the whole run.
 // One JSON object per line on stdout.  Public headers only.
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -64,6 +67,7 @@ struct Options {
     std::vector<int> outstanding{1, 16, 256};
     std::string mode = "all";
     std::uint64_t snapshot_every = 0;
+    int rounds = 3;
 };
 
 // ---- the closed loop ----------------------------------------------------------
@@ -72,11 +76,23 @@ struct Options {
 using Op = std::function<void(std::function<void(bool ok)> done)>;
 
 struct LoopResult {
-    double ops_per_s = 0;
-    double p50_us = 0;
-    double p99_us = 0;
+    std::vector<double> latencies_us;  // of the operations in the window
+    double seconds = 0;                // length of the window
     std::size_t ops = 0;
     std::size_t failures = 0;
+    std::uint64_t records = 0;  // WAL records and fsyncs over the run
+    std::uint64_t fsyncs = 0;
+
+    // Pools another run of the same mode (interleaved rounds).
+    void add(LoopResult&& other) {
+        latencies_us.insert(latencies_us.end(), other.latencies_us.begin(),
+                            other.latencies_us.end());
+        seconds += other.seconds;
+        ops += other.ops;
+        failures += other.failures;
+        records += other.records;
+        fsyncs += other.fsyncs;
+    }
 };
 
 class ClosedLoop {
@@ -85,7 +101,7 @@ public:
 
     LoopResult run(int outstanding, double seconds) {
         latencies_.reserve(1u << 22);
-        const auto warmup = std::chrono::duration<double>(std::min(1.0, seconds * 0.1));
+        const auto warmup = std::chrono::duration<double>(std::min(1.0, seconds * 0.25));
         measure_from_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(warmup);
         for (int i = 0; i < outstanding; ++i) issue();
         std::unique_lock lock(mu_);
@@ -101,9 +117,8 @@ public:
         cv_.wait(lock, [&] { return in_flight_ == 0; });
         LoopResult r;
         r.ops = done;
-        r.ops_per_s = static_cast<double>(done) / elapsed;
-        r.p50_us = percentile(latencies_, 0.50);
-        r.p99_us = percentile(latencies_, 0.99);
+        r.seconds = elapsed;
+        r.latencies_us = std::move(latencies_);
         r.failures = failures_;
         return r;
     }
@@ -146,11 +161,17 @@ private:
     Clock::time_point measure_from_;
 };
 
-void report(const std::string& mode, int k, const Options& o, const LoopResult& r) {
-    nlohmann::json j = {{"bench", "raft"},          {"mode", mode},
-                        {"outstanding", k},         {"record_bytes", o.record_bytes},
-                        {"ops_per_s", r.ops_per_s}, {"p50_us", r.p50_us},
-                        {"p99_us", r.p99_us}};
+void report(const std::string& mode, int k, const Options& o, LoopResult r) {
+    const double ops_per_s = r.seconds > 0 ? static_cast<double>(r.ops) / r.seconds : 0;
+    nlohmann::json j = {{"bench", "raft"},
+                        {"mode", mode},
+                        {"outstanding", k},
+                        {"record_bytes", o.record_bytes},
+                        {"ops_per_s", ops_per_s},
+                        {"p50_us", percentile(r.latencies_us, 0.50)},
+                        {"p99_us", percentile(r.latencies_us, 0.99)}};
+    if (r.fsyncs != 0)
+        j["records_per_fsync"] = static_cast<double>(r.records) / static_cast<double>(r.fsyncs);
     if (o.snapshot_every != 0 && mode != "wal") j["snapshot_every"] = o.snapshot_every;
     if (r.failures != 0) j["failures"] = r.failures;
     print(j);
@@ -165,7 +186,7 @@ std::string fresh_dir(const Options& o, const std::string& name) {
 
 // ---- modes ----------------------------------------------------------------------
 
-LoopResult run_wal(const Options& o, int k) {
+LoopResult run_wal(const Options& o, int k, double seconds) {
     const std::string dir = fresh_dir(o, "wal-" + std::to_string(k));
     auto wal = keel::wal::Wal::open(dir);
     if (!wal.ok()) die("wal open: " + wal.status().to_string());
@@ -178,7 +199,9 @@ LoopResult run_wal(const Options& o, int k) {
         keel::Status s = w.append(std::move(r), [done](keel::Status st) { done(st.ok()); });
         if (!s.ok()) done(false);
     });
-    LoopResult r = loop.run(k, o.seconds);
+    LoopResult r = loop.run(k, seconds);
+    r.records = w.stats().records_written;
+    r.fsyncs = w.stats().fsyncs;
     wal.value().reset();
     std::filesystem::remove_all(dir);
     return r;
@@ -244,14 +267,17 @@ Op propose_op(keel::Node& node, std::size_t bytes) {
     };
 }
 
-LoopResult run_single(const Options& o, int k) {
+LoopResult run_single(const Options& o, int k, double seconds) {
     const std::string dir = fresh_dir(o, "single-" + std::to_string(k));
     auto node = keel::Node::open(node_options(o, dir), std::make_shared<CountingStateMachine>());
     if (!node.ok()) die("node open: " + node.status().to_string());
     // Wait until it leads (immediate for a lone voter, but be exact).
     if (!node.value()->read_index(false).get().status.ok()) die("single node has no leader");
     ClosedLoop loop(propose_op(*node.value(), o.record_bytes));
-    LoopResult r = loop.run(k, o.seconds);
+    LoopResult r = loop.run(k, seconds);
+    const keel::NodeStatus st = node.value()->status();
+    r.records = st.wal.records;
+    r.fsyncs = st.wal.fsyncs;
     node.value()->stop();
     node.value().reset();
     std::filesystem::remove_all(dir);
@@ -297,6 +323,9 @@ LoopResult run_cluster3(const Options& o, int k) {
     if (!leader) die("cluster3: no leader elected within 10 s");
     ClosedLoop loop(propose_op(*leader, o.record_bytes));
     LoopResult r = loop.run(k, o.seconds);
+    const keel::NodeStatus st = leader->status();
+    r.records = st.wal.records;
+    r.fsyncs = st.wal.fsyncs;
     for (auto& n : nodes) n->stop();
     nodes.clear();
     std::filesystem::remove_all(base);
@@ -358,10 +387,13 @@ Options parse(int argc, char** argv) {
             o.mode = value();
         else if (a == "--snapshot-every")
             o.snapshot_every = std::stoull(value());
+        else if (a == "--rounds")
+            o.rounds = std::stoi(value());
         else if (a == "--help" || a == "-h") {
             std::printf(
                 "raft-bench --dir D [--seconds S] [--record-bytes B] [--outstanding 1,16,256]\n"
-                "           [--mode wal|single|cluster3|all] [--snapshot-every N]\n");
+                "           [--mode wal|single|cluster3|all] [--snapshot-every N] "
+                "[--rounds R]\n");
             std::exit(0);
         } else {
             die("unknown argument " + a + " (see --help)");
@@ -369,6 +401,7 @@ Options parse(int argc, char** argv) {
     }
     if (o.dir.empty()) die("--dir is required");
     if (o.seconds <= 0) die("--seconds must be > 0");
+    if (o.rounds < 1 || o.rounds > 100) die("--rounds must be in [1, 100]");
     for (int k : o.outstanding)
         if (k < 1) die("--outstanding values must be >= 1");
     if (o.mode != "wal" && o.mode != "single" && o.mode != "cluster3" && o.mode != "all")
@@ -382,8 +415,25 @@ int main(int argc, char** argv) {
     const Options o = parse(argc, argv);
     std::filesystem::create_directories(o.dir);
     for (int k : o.outstanding) {
-        if (o.mode == "wal" || o.mode == "all") report("wal", k, o, run_wal(o, k));
-        if (o.mode == "single" || o.mode == "all") report("single", k, o, run_single(o, k));
+        if (o.mode == "all") {
+            // Interleaved rounds, alternating which mode goes first, so slow
+            // drifts of the disk hit both alike.
+            LoopResult wal, single;
+            const double each = o.seconds / o.rounds;
+            for (int round = 0; round < o.rounds; ++round) {
+                if (round % 2 == 0) {
+                    wal.add(run_wal(o, k, each));
+                    single.add(run_single(o, k, each));
+                } else {
+                    single.add(run_single(o, k, each));
+                    wal.add(run_wal(o, k, each));
+                }
+            }
+            report("wal", k, o, std::move(wal));
+            report("single", k, o, std::move(single));
+        }
+        if (o.mode == "wal") report("wal", k, o, run_wal(o, k, o.seconds));
+        if (o.mode == "single") report("single", k, o, run_single(o, k, o.seconds));
         if (o.mode == "cluster3") report("cluster3", k, o, run_cluster3(o, k));
     }
     if (o.mode == "all") run_idle(o);

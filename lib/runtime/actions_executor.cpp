@@ -1,7 +1,8 @@
-// The I/O-thread side of the Replica: carrying out each batch of core
-// output exactly per the contract in raft/actions.hpp, and handling the
-// progress reports other threads post back (WAL durable, applied, snapshot
-// written, ticks, snapshot chunks).
+// The Replica under its core lock: carrying out each batch of core output
+// exactly per the contract in raft/actions.hpp, and handling the progress
+// other threads report (WAL durable, applied, snapshot written, ticks,
+// snapshot chunks).  Socket and timer calls are queued for the I/O thread
+// (to_io), in the order they were produced.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
@@ -22,12 +23,13 @@ void Replica::drain_inbox() {
     {
         std::lock_guard lock(inbox_mu_);
         draining_.swap(inbox_);
-        inbox_posted_ = false;
+        inbox_nonempty_.store(false);
     }
     // Every proposal queued since the last wakeup goes into the core before
     // take_actions(), so a burst becomes one WAL batch.
     for (InboxProposal& p : draining_) {
         if (shut_down_ || failed_) {
+            pending_proposals_.fetch_sub(1, std::memory_order_relaxed);
             ProposeResult r;
             r.status = Status(failed_ ? ErrorCode::failed : ErrorCode::aborted, "node stopped");
             p.done(std::move(r));
@@ -35,6 +37,7 @@ void Replica::drain_inbox() {
         }
         auto proposed = core_->propose(std::move(p.data));
         if (!proposed.ok()) {
+            pending_proposals_.fetch_sub(1, std::memory_order_relaxed);
             ProposeResult r;
             r.status = proposed.status();
             r.leader_hint = core_->leader();
@@ -57,7 +60,8 @@ void Replica::run_core() {
         if (failed_) return;
     }
     // The mode detector: a lone voter runs no timer at all.
-    ticker_->set_needed(core_->needs_ticks());
+    set_ticker_needed(core_->needs_ticks());
+    apply_->set_work_expected(!in_flight_.empty());
     publish_status();
 }
 
@@ -125,17 +129,25 @@ void Replica::persist_entries(std::vector<raft::Entry> entries) {
     in_flight_.push_back(InFlightWrite{seq, entries.back().index, entries.back().term});
     const std::uint64_t start = monotonic_ns();
     Status s = log_->append(std::move(entries), [this, seq, start](Status st) {
-        // WAL flusher thread: record progress, post at most one handler.
         fsync_latency_.record_ns(monotonic_ns() - start);
-        if (!st.ok()) wal_failed_.store(true);
-        durable_seq_.store(seq);
-        if (!wal_post_pending_.exchange(true)) post([this] { on_wal_progress(); });
+        on_wal_write_done(seq, st);
     });
     if (!s.ok()) fail_stop(s);
 }
 
+// The WAL's flusher thread (or the thread closing it): the write is durable
+// (or failed).  Commit happens right here, under the core lock: no hop.
+void Replica::on_wal_write_done(std::uint64_t seq, const Status& st) {
+    if (!st.ok()) wal_failed_.store(true);
+    // Completions come in submission order, so seq only grows.
+    KEEL_ASSERT(seq > durable_seq_.load(), "WAL completions arrive in order");
+    durable_seq_.store(seq);
+    wal_progress_pending_.store(true);
+    if (holding_core()) return;  // the holder settles it before unlocking
+    with_core([] {});
+}
+
 void Replica::on_wal_progress() {
-    wal_post_pending_.store(false);
     if (shut_down_ || failed_) return;
     if (wal_failed_.load()) return fail_stop(Status(ErrorCode::failed, "WAL write failed"));
     const std::uint64_t durable = durable_seq_.load();
@@ -153,7 +165,6 @@ void Replica::on_wal_progress() {
 }
 
 void Replica::on_applied_progress() {
-    applied_post_pending_.store(false);
     if (shut_down_ || failed_) return;
     const raft::Index applied = apply_->applied_index();
     if (applied > core_->applied_index()) core_->on_applied(applied);
@@ -187,11 +198,8 @@ void Replica::install_snapshot(const raft::SnapshotMeta& meta) {
     if (!file.ok()) return fail_stop(file.status());
     const std::uint64_t seq = ++write_seq_;
     in_flight_.push_back(InFlightWrite{seq, 0, 0});
-    Status s = log_->reset_after_snapshot(meta.index, meta.term, [this, seq](Status st) {
-        if (!st.ok()) wal_failed_.store(true);
-        durable_seq_.store(seq);
-        if (!wal_post_pending_.exchange(true)) post([this] { on_wal_progress(); });
-    });
+    Status s = log_->reset_after_snapshot(meta.index, meta.term,
+                                          [this, seq](Status st) { on_wal_write_done(seq, st); });
     if (!s.ok()) return fail_stop(s);
     ApplyItem item;
     item.restore = [store = snapshots_.get(), f = file.value()](StateMachine& sm) -> Status {
@@ -223,10 +231,11 @@ void Replica::on_configuration(const raft::Configuration& config) {
                 peers[m.id] = m.raft_address;
     if (transport_) {
         for (const auto& [id, address] : peers_)
-            if (!peers.count(id)) transport_->remove_peer(id);
+            if (!peers.count(id)) to_io([this, id = id] { transport_->remove_peer(id); });
         for (const auto& [id, address] : peers) {
             auto old = peers_.find(id);
-            if (old == peers_.end() || old->second != address) transport_->set_peer(id, address);
+            if (old == peers_.end() || old->second != address)
+                to_io([this, id = id, address = address] { transport_->set_peer(id, address); });
         }
     }
     peers_ = std::move(peers);
@@ -245,7 +254,8 @@ void Replica::send_messages(std::vector<raft::Message> messages) {
             plain.push_back(std::move(m));
         }
     }
-    if (!plain.empty()) transport_->send(std::move(plain));
+    if (!plain.empty())
+        to_io([this, plain = std::move(plain)]() mutable { transport_->send(std::move(plain)); });
 }
 
 void Replica::send_snapshot(const raft::Message& m) {
@@ -262,7 +272,7 @@ void Replica::send_snapshot(const raft::Message& m) {
     outgoing_snapshot_[m.to] = m.snapshot->index;
     // The transport streams the file itself (bounded chunks); the receiver
     // gets a byte copy, which is a valid snapshot file (metadata included).
-    transport_->send_snapshot(m, file->path);
+    to_io([this, m, path = file->path] { transport_->send_snapshot(m, path); });
 }
 
 void Replica::on_snapshot_received(raft::Message message, std::string path) {
@@ -297,7 +307,7 @@ void Replica::fail_stop(const Status& why) {
     if (failed_) return;
     failed_ = true;
     log(LogLevel::error, "fail-stop: " + why.to_string());
-    ticker_->stop();
+    set_ticker_needed(false);
     proposals_.fail_all(ErrorCode::failed, why.to_string(), 0);
     reads_.fail_all(ErrorCode::failed, why.to_string());
     publish_status();
@@ -308,15 +318,21 @@ void Replica::shutdown_on_io() {
         // The commit index is saved lazily; save it now so a restart re-applies at once.
         (void)log_->save_hard_state(saved_hard_state_);
     }
+    // On the I/O thread (posted by stop()): sockets and the timer go now;
+    // work queued for them earlier is dropped.
+    KEEL_ASSERT(on_io_thread(), "shutdown runs on the I/O thread");
     shut_down_ = true;
+    io_stopped_ = true;
     ticker_->stop();
     if (transport_) transport_->stop();
     std::vector<InboxProposal> inbox;
     {
         std::lock_guard lock(inbox_mu_);
         inbox.swap(inbox_);
+        inbox_nonempty_.store(false);
     }
     for (InboxProposal& p : inbox) {
+        pending_proposals_.fetch_sub(1, std::memory_order_relaxed);
         ProposeResult r;
         r.status = Status(ErrorCode::aborted, "node stopped");
         p.done(std::move(r));
@@ -330,6 +346,41 @@ void Replica::shutdown_on_io() {
     }
     for (const auto& [key, path] : staged_) std::remove(path.c_str());
     staged_.clear();
+}
+
+void Replica::to_io(std::function<void()> work) {
+    std::lock_guard lock(outbox_mu_);
+    outbox_.push_back(std::move(work));
+}
+
+void Replica::set_ticker_needed(bool needed) {
+    if (needed == ticker_wanted_) return;
+    ticker_wanted_ = needed;
+    log_->wal().set_idle_spin_us(needed ? 0 : k_single_mode_flusher_spin_us);
+    apply_->set_spin_us(needed ? 0 : k_single_mode_apply_spin_us);
+    to_io([this, needed] { ticker_->set_needed(needed); });
+}
+
+void Replica::flush_io_outbox() {
+    if (on_io_thread()) return run_io_outbox();
+    {
+        std::lock_guard lock(outbox_mu_);
+        if (outbox_.empty() || outbox_posted_) return;
+        outbox_posted_ = true;
+    }
+    post([this] { run_io_outbox(); });
+}
+
+void Replica::run_io_outbox() {
+    std::vector<std::function<void()>> work;
+    {
+        std::lock_guard lock(outbox_mu_);
+        if (outbox_.empty()) return;
+        work.swap(outbox_);
+        outbox_posted_ = false;
+    }
+    for (auto& w : work)
+        if (!io_stopped_) w();
 }
 
 void Replica::publish_status() {

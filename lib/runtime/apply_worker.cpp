@@ -1,5 +1,9 @@
 #include "runtime/apply_worker.hpp"
 
+#include <pthread.h>
+#include <sched.h>
+
+#include <chrono>
 #include <utility>
 
 #include "keel/assert.hpp"
@@ -24,13 +28,17 @@ ApplyWorker::~ApplyWorker() {
 
 void ApplyWorker::start() {
     KEEL_ASSERT(!thread_.joinable(), "apply worker started twice");
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), "keel-apply");
+        run();
+    });
 }
 
 void ApplyWorker::stop() {
     {
         std::lock_guard lock(mu_);
         stopping_ = true;
+        queue_ready_.store(true);
     }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
@@ -60,6 +68,7 @@ void ApplyWorker::enqueue(ApplyItem item) {
         queued_entries_ += item.entries.size();
         queued_atomic_.store(queued_entries_, std::memory_order_relaxed);
         queue_.push_back(std::move(item));
+        queue_ready_.store(true, std::memory_order_release);
     }
     cv_.notify_one();
 }
@@ -71,11 +80,13 @@ void ApplyWorker::snapshot_finished() {
 void ApplyWorker::run() {
     std::deque<ApplyItem> items;
     for (;;) {
+        spin_for_work();
         {
             std::unique_lock lock(mu_);
             cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
             if (queue_.empty()) return;  // stopping and drained
             items.swap(queue_);
+            queue_ready_.store(stopping_, std::memory_order_relaxed);
         }
         const raft::Index before = applied_.index;
         std::size_t entries = 0;
@@ -108,6 +119,19 @@ void ApplyWorker::run() {
             applied_index_.store(applied_.index);
             hooks_.on_applied(applied_.index);
         }
+    }
+}
+
+void ApplyWorker::spin_for_work() {
+    const std::uint32_t spin_us = spin_us_.load(std::memory_order_relaxed);
+    if (spin_us == 0) return;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us);
+    while (!queue_ready_.load(std::memory_order_acquire) &&
+           work_expected_.load(std::memory_order_relaxed)) {
+        if (std::chrono::steady_clock::now() >= until) return;
+        // Gives the core to any runnable thread (the flusher, request
+        // handlers): this wait only uses what would otherwise be idle.
+        sched_yield();
     }
 }
 

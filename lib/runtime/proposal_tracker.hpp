@@ -8,9 +8,14 @@
 // failed with "aborted": the entry may still commit under the new leader,
 // so the caller learns the outcome is unknown, never a false success.
 //
-// Thread: I/O thread only.
+// Every waiter leaving the tracker (handed to the apply thread or failed)
+// is subtracted from the replica's count of pending proposals, which
+// bounds proposals not yet committed (NodeOptions::max_pending_proposals).
+//
+// Thread: under the replica's core lock.
 #pragma once
 
+#include <atomic>
 #include <deque>
 #include <vector>
 
@@ -28,6 +33,9 @@ struct PendingProposal {
 
 class ProposalTracker {
 public:
+    // `pending` counts proposals not yet committed; decremented here.
+    explicit ProposalTracker(std::atomic<std::size_t>& pending) : pending_count_(pending) {}
+
     void add(PendingProposal p) {
         KEEL_ASSERT(pending_.empty() || pending_.back().index < p.index,
                     "a leader's proposals have increasing indexes");
@@ -41,6 +49,7 @@ public:
         if (committed.empty()) return out;
         const raft::Index first = committed.front().index;
         const raft::Index last = committed.back().index;
+        const std::size_t before = pending_.size();
         while (!pending_.empty() && pending_.front().index <= last) {
             PendingProposal p = std::move(pending_.front());
             pending_.pop_front();
@@ -54,12 +63,14 @@ public:
                 p.done(std::move(r));
             }
         }
+        pending_count_.fetch_sub(before - pending_.size(), std::memory_order_relaxed);
         return out;
     }
 
     void fail_all(ErrorCode code, const std::string& why, raft::NodeId leader_hint) {
         std::deque<PendingProposal> pending;
         pending.swap(pending_);
+        pending_count_.fetch_sub(pending.size(), std::memory_order_relaxed);
         for (PendingProposal& p : pending) {
             ProposeResult r;
             r.status = Status(code, why);
@@ -72,6 +83,7 @@ public:
     std::size_t size() const { return pending_.size(); }
 
 private:
+    std::atomic<std::size_t>& pending_count_;
     std::deque<PendingProposal> pending_;
 };
 

@@ -5,6 +5,8 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <pthread.h>
+
 #include <chrono>
 #include <cstdio>
 #include <future>
@@ -30,9 +32,18 @@ namespace {
 
 // Set on the apply thread while it runs a batch of proposal callbacks:
 // proposals those callbacks submit (a closed loop of clients) wait in the
-// inbox and the I/O thread is woken once at the end of the batch, so they
+// inbox and are taken into the core once at the end of the batch, so they
 // reach the WAL together instead of trickling into separate fsyncs.
 thread_local const Replica* t_deferring_replica = nullptr;
+// The replica whose core lock this thread holds, if any.
+thread_local const Replica* t_core_holder = nullptr;
+// The holder this thread had before entering a core (a callback of one
+// replica may call into another).
+thread_local std::vector<const Replica*> t_outer_holders;
+
+// settle_locked() rounds before what is left goes to the I/O thread: a
+// callback that resubmits at once on every failure cannot pin a thread.
+constexpr int k_max_settle_rounds = 8;
 
 Status validate(const NodeOptions& o) {
     if (o.id == 0) return Status(ErrorCode::invalid_argument, "id must be > 0");
@@ -127,15 +138,18 @@ Status Replica::start(TransportFactory factory) {
         core_config_single_voter_ = c.members.size() == 1 && c.is_voter(options_.id);
     }
 
+
     io_ = std::make_unique<boost::asio::io_context>(1);
     work_ = std::make_unique<WorkGuard>(*io_);
     ticker_ = std::make_unique<Ticker>(
-        *io_, std::chrono::milliseconds(options_.heartbeat_interval_ms), [this] { on_tick(); });
+        *io_, std::chrono::milliseconds(options_.heartbeat_interval_ms),
+        [this] { with_core([this] { on_tick(); }); });
     background_ = std::make_unique<BackgroundWorker>();
 
     ApplyWorker::Hooks hooks;
     hooks.on_applied = [this](raft::Index) {
-        if (!applied_post_pending_.exchange(true)) post([this] { on_applied_progress(); });
+        applied_progress_pending_.store(true);
+        with_core([] {});
     };
     hooks.on_snapshot = [this](SnapshotFunction fn, raft::SnapshotMeta meta,
                                std::function<void(Status)> done) {
@@ -153,7 +167,7 @@ Status Replica::start(TransportFactory factory) {
                 // its own thread).
                 return log_->compact_through(meta.index, generation);
             }();
-            if (s.ok()) post([this, meta] { on_snapshot_written(meta); });
+            if (s.ok()) with_core([this, &meta] { on_snapshot_written(meta); });
             done(s);
         };
         if (!background_->submit(std::move(task)))
@@ -163,31 +177,41 @@ Status Replica::start(TransportFactory factory) {
     hooks.batch_begin = [this] { t_deferring_replica = this; };
     hooks.batch_end = [this] {
         t_deferring_replica = nullptr;
-        flush_deferred_inbox_post();
+        if (inbox_nonempty_.load()) with_core([] {});
     };
     apply_ = std::make_unique<ApplyWorker>(sm_, rec.applied, options_.snapshot_every_entries,
                                            std::move(hooks), &commit_latency_);
+    // Single-node mode until the core needs ticks (set_ticker_needed).
+    log_->wal().set_idle_spin_us(k_single_mode_flusher_spin_us);
+    apply_->set_spin_us(k_single_mode_apply_spin_us);
 
     if (factory) {
         PeerTransport::Handlers h;
+        // Transport handlers run on the I/O thread.
         h.on_message = [this](raft::Message m) {
-            if (shut_down_ || failed_) return;
-            (void)core_->step(m);
-            run_core();
+            with_core([this, &m] {
+                if (shut_down_ || failed_) return;
+                (void)core_->step(m);
+                run_core();
+            });
         };
         h.on_unreachable = [this](raft::NodeId peer) {
-            if (shut_down_) return;
-            core_->report_unreachable(peer);
-            run_core();
+            with_core([this, peer] {
+                if (shut_down_) return;
+                core_->report_unreachable(peer);
+                run_core();
+            });
         };
         h.on_snapshot = [this](raft::Message m, std::string path) {
-            on_snapshot_received(std::move(m), std::move(path));
+            with_core([&] { on_snapshot_received(std::move(m), std::move(path)); });
         };
         h.on_snapshot_sent = [this](raft::NodeId to, bool ok) {
-            if (shut_down_) return;
-            outgoing_snapshot_.erase(to);
-            core_->report_snapshot(to, ok);
-            run_core();
+            with_core([this, to, ok] {
+                if (shut_down_) return;
+                outgoing_snapshot_.erase(to);
+                core_->report_snapshot(to, ok);
+                run_core();
+            });
         };
         auto t = factory(*io_, options_, std::move(h));
         if (!t.ok()) return t.status();
@@ -199,11 +223,12 @@ Status Replica::start(TransportFactory factory) {
     std::promise<void> running;
     io_thread_ = std::thread([this, &running] {
         io_thread_id_ = std::this_thread::get_id();
+        pthread_setname_np(pthread_self(), "keel-io");
         running.set_value();
         io_->run();
     });
     running.get_future().wait();
-    post([this] {
+    with_core([this] {
         on_configuration(core_->configuration());
         run_core();
     });
@@ -228,41 +253,70 @@ void Replica::propose_async(std::string data, std::function<void(ProposeResult)>
         pending_proposals_.fetch_sub(1, std::memory_order_relaxed);
         return fail(ErrorCode::busy, "too many pending proposals");
     }
-    InboxProposal p{std::move(data),
-                    [this, done = std::move(done)](ProposeResult r) {
-                        pending_proposals_.fetch_sub(1, std::memory_order_relaxed);
-                        done(std::move(r));
-                    },
-                    monotonic_ns()};
-    bool need_post = false;
+    InboxProposal p{std::move(data), std::move(done), monotonic_ns()};
+    std::size_t queued = 0;
     {
         std::lock_guard lock(inbox_mu_);
         inbox_.push_back(std::move(p));
-        if (t_deferring_replica == this) {
-            inbox_post_deferred_ = true;
-        } else {
-            need_post = !inbox_posted_;
-            inbox_posted_ = true;
-        }
+        inbox_nonempty_.store(true);
+        queued = inbox_.size();
     }
-    if (need_post) post([this] { drain_inbox(); });
+    // Under the core lock, the holder takes the inbox in before releasing
+    // it.  Inside a batch of proposal callbacks, the batch's end does, or
+    // every k_deferred_proposals_chunk proposals: the WAL starts on the first
+    // chunk while the apply thread is still answering the rest.  Otherwise
+    // this thread runs the core itself.
+    if (holding_core()) return;
+    if (t_deferring_replica == this && queued < k_deferred_proposals_chunk) return;
+    with_core([] {});
 }
 
-void Replica::flush_deferred_inbox_post() {
-    bool need_post = false;
-    {
-        std::lock_guard lock(inbox_mu_);
-        if (!inbox_post_deferred_) return;
-        inbox_post_deferred_ = false;
-        need_post = !inbox_posted_;
-        inbox_posted_ = true;
+bool Replica::holding_core() const {
+    return t_core_holder == this;
+}
+
+void Replica::enter_core() {
+    t_outer_holders.push_back(t_core_holder);
+    t_core_holder = this;
+}
+
+void Replica::leave_core() {
+    KEEL_ASSERT(t_core_holder == this && !t_outer_holders.empty(), "core lock nesting");
+    t_core_holder = t_outer_holders.back();
+    t_outer_holders.pop_back();
+}
+
+void Replica::run_or_post(std::function<void()> f) {
+    if (holding_core()) {
+        post([this, f = std::move(f)] { with_core(f); });
+    } else {
+        with_core(f);
     }
-    if (need_post) post([this] { drain_inbox(); });
+}
+
+void Replica::settle_locked() {
+    for (int round = 0; round < k_max_settle_rounds; ++round) {
+        bool worked = false;
+        if (wal_progress_pending_.exchange(false)) {
+            on_wal_progress();
+            worked = true;
+        }
+        if (applied_progress_pending_.exchange(false)) {
+            on_applied_progress();
+            worked = true;
+        }
+        if (inbox_nonempty_.load()) {
+            drain_inbox();
+            worked = true;
+        }
+        if (!worked) return;
+    }
+    post([this] { with_core([] {}); });
 }
 
 void Replica::read_index_async(bool wait_applied, std::function<void(ReadResult)> done) {
     if (stopping_) return done(ReadResult{Status(ErrorCode::aborted, "node stopped"), 0, 0});
-    post([this, wait_applied, done = std::move(done)]() mutable {
+    run_or_post([this, wait_applied, done = std::move(done)]() mutable {
         if (shut_down_ || failed_)
             return done(ReadResult{Status(ErrorCode::aborted, "node stopped"), 0, 0});
         if (reads_.size() >= options_.max_pending_reads)
@@ -275,10 +329,11 @@ void Replica::read_index_async(bool wait_applied, std::function<void(ReadResult)
 
 void Replica::propose_config(raft::ConfigChange change, std::function<void(Status)> done) {
     if (stopping_) return done(Status(ErrorCode::aborted, "node stopped"));
-    post([this, change = std::move(change), done = std::move(done)]() mutable {
+    run_or_post([this, change = std::move(change), done = std::move(done)]() mutable {
         if (shut_down_ || failed_) return done(Status(ErrorCode::aborted, "node stopped"));
         auto r = core_->propose_config_change(change);
         if (!r.ok()) return done(r.status());
+        pending_proposals_.fetch_add(1, std::memory_order_relaxed);
         proposals_.add(PendingProposal{
             r->index, r->term,
             [done = std::move(done)](ProposeResult pr) { done(std::move(pr.status)); }, 0});
@@ -312,7 +367,7 @@ void Replica::remove_member_async(NodeId id, std::function<void(Status)> done) {
 
 void Replica::transfer_leadership_async(NodeId to, std::function<void(Status)> done) {
     if (stopping_) return done(Status(ErrorCode::aborted, "node stopped"));
-    post([this, to, done = std::move(done)]() mutable {
+    run_or_post([this, to, done = std::move(done)]() mutable {
         if (shut_down_ || failed_) return done(Status(ErrorCode::aborted, "node stopped"));
         if (transfer_) return done(Status(ErrorCode::busy, "a transfer is already under way"));
         if (Status s = core_->transfer_leadership(to); !s.ok()) return done(s);
@@ -368,6 +423,7 @@ Result<MemberSpec> Replica::member(NodeId id) const {
 
 void Replica::stop(bool transfer_leadership_first) {
     KEEL_ASSERT(!io_thread_.joinable() || !on_io_thread(), "stop() from a keel callback");
+    KEEL_ASSERT(!holding_core() && t_deferring_replica != this, "stop() from a keel callback");
     std::call_once(stop_once_, [&] {
         stopping_ = true;
         if (!io_thread_.joinable()) {  // start() failed before the I/O thread ran
@@ -391,7 +447,7 @@ void Replica::stop(bool transfer_leadership_first) {
         stopping_ = true;
         std::promise<void> done;
         post([this, &done] {
-            shutdown_on_io();
+            with_core([this] { shutdown_on_io(); });
             done.set_value();
         });
         done.get_future().wait();

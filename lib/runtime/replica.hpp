@@ -1,22 +1,31 @@
 // runtime/replica.hpp — keel::Node's implementation: one Raft core, its
 // WAL-backed log, snapshots, a transport and the application's state
-// machine, driven by an asio::io_context on one I/O thread.
+// machine.
+//
+// Who runs the core: whichever thread brings the input, holding the core
+// lock (core_mu_).  There is no hop to a dedicated thread for a proposal
+// or a WAL completion; each input is followed at once, under the same lock,
+// by the batch of core output it produced (Core::take_actions).
 //
 // Threads (see also keel/node.hpp):
-//   I/O thread      the core (every call), the transport, the ticker, the
-//                   trackers; runs a batch of core output after every input
-//                   (proposals drained from the inbox, a message, a WAL
-//                   completion, an apply report, a tick) — never on a poll.
-//   WAL flusher     writes + fdatasyncs batches; its completions only record
-//                   progress in atomics and post one handler to the I/O thread.
+//   callers         propose/read/membership calls run the core themselves.
+//   WAL flusher     writes + fdatasyncs batches; its completion runs
+//                   core.on_persisted (commit) under the core lock and
+//                   hands committed entries to the apply thread.
 //   apply thread    ApplyWorker: StateMachine::apply/snapshot/restore and
-//                   proposal callbacks.
+//                   proposal callbacks; proposals those callbacks submit are
+//                   gathered and handed to the core once per apply batch.
+//   I/O thread      the asio::io_context: the transport (every socket call
+//                   and every received message), the ticker.  Work for it
+//                   produced under the core lock (messages to send, peers to
+//                   set, the ticker to arm) goes through an ordered outbox.
 //   background      BackgroundWorker: writes snapshot files, compacts the log.
 //
-// The single-node write path: propose() (caller) -> inbox + one post ->
-// I/O: core.propose for everything queued, take_actions -> WAL append ->
-// flusher fsync -> post -> I/O: core.on_persisted commits -> apply queue ->
-// apply thread applies and completes the caller's future.
+// The single-node write path, two thread handoffs per round trip of a
+// closed-loop client: propose() (caller, under the core lock) -> WAL append
+// -> flusher: write + fdatasync -> completion (flusher, under the core
+// lock): the lone voter commits -> apply thread applies and completes the
+// caller's future.
 #pragma once
 
 #include <atomic>
@@ -41,6 +50,21 @@
 #include "runtime/ticker.hpp"
 
 namespace keel::runtime {
+
+// Single-node mode: how long the WAL flusher looks for the next append
+// before sleeping (wal::Options::idle_spin_us).  The next proposal of a
+// closed-loop client comes from the apply thread a few microseconds after a
+// commit; finding the flusher awake saves a thread wakeup per write.  Zero
+// in cluster mode, where more threads share the cores.
+inline constexpr std::uint32_t k_single_mode_flusher_spin_us = 50;
+// Single-node mode, while a WAL write is in flight: how long the apply
+// thread waits awake (yielding its core) for the commit it will bring
+// (ApplyWorker::set_spin_us).  About a slow fsync; longer waits sleep.
+inline constexpr std::uint32_t k_single_mode_apply_spin_us = 1000;
+
+// Proposals submitted from inside a batch of proposal callbacks are handed
+// to the core (one WAL append) at the batch's end or in chunks of this many.
+inline constexpr std::size_t k_deferred_proposals_chunk = 1024;
 
 // Complete snapshots from leaders kept until the core installs one.
 inline constexpr std::size_t k_max_staged_snapshots = 2;
@@ -90,8 +114,25 @@ private:
     // Runs `f` on the I/O thread (thread-safe).
     void post(std::function<void()> f);
     bool on_io_thread() const { return std::this_thread::get_id() == io_thread_id_; }
+    // True while the calling thread holds this replica's core lock.
+    bool holding_core() const;
 
-    // ---- I/O thread (actions_executor.cpp) ----
+    // Runs `f` holding the core lock, then settles (see settle_locked), then
+    // hands the I/O outbox to the I/O thread.  REQUIRES: the calling thread
+    // does not hold the core lock (a callback running under it posts instead,
+    // see run_or_post).
+    template <typename F>
+    void with_core(F&& f);
+    // with_core(f) now, or on the I/O thread when called under the core
+    // lock (from a callback keel runs there).
+    void run_or_post(std::function<void()> f);
+    // Drains work reported while the lock was busy or taken recursively:
+    // queued proposals, WAL completions, apply progress.  Bounded rounds.
+    void settle_locked();
+    void enter_core();
+    void leave_core();
+
+    // ---- under the core lock (actions_executor.cpp) ----
     void drain_inbox();
     void run_core();
     void execute(raft::Actions& a);
@@ -109,8 +150,16 @@ private:
     void fail_stop(const Status& why);
     void shutdown_on_io();
     void publish_status();
-    void flush_deferred_inbox_post();
     void propose_config(raft::ConfigChange change, std::function<void(Status)> done);
+    // Queues work for the I/O thread (transport and ticker calls), in order.
+    void to_io(std::function<void()> work);
+    void set_ticker_needed(bool needed);
+    // ---- not under the core lock ----
+    // Runs the outbox now on the I/O thread, else posts one run of it.
+    void flush_io_outbox();
+    void run_io_outbox();
+    // Called by the WAL's flusher for each completed write.
+    void on_wal_write_done(std::uint64_t seq, const Status& st);
 
     const NodeOptions options_;
     std::shared_ptr<StateMachine> sm_;
@@ -129,8 +178,13 @@ private:
     std::unique_ptr<Ticker> ticker_;
     std::unique_ptr<PeerTransport> transport_;
 
-    // I/O-thread state.
-    ProposalTracker proposals_;
+    // The core lock: every member below down to `shut_down_` is GUARDED_BY
+    // it, as are core_, log_'s writers and the trackers.
+    std::mutex core_mu_;
+    // Proposals accepted by propose_async (and membership changes) not yet
+    // committed or failed: in the inbox or in proposals_.  Not under the lock.
+    std::atomic<std::size_t> pending_proposals_{0};
+    ProposalTracker proposals_{pending_proposals_};
     ReadTracker reads_;
     raft::HardState saved_hard_state_;
     raft::Role role_ = raft::Role::follower;
@@ -142,34 +196,52 @@ private:
     std::map<std::pair<raft::Index, raft::Term>, std::string> staged_;
     std::map<raft::NodeId, raft::Index> outgoing_snapshot_;  // peer -> index being sent
     std::map<raft::NodeId, std::string> peers_;              // id -> raft address
+    bool ticker_wanted_ = false;
     bool failed_ = false;
     bool core_config_single_voter_ = false;  // at start (set before threads run)
     bool shut_down_ = false;
+    std::vector<InboxProposal> draining_;
 
-    // Inbox: proposals from any thread, drained by the I/O thread.
+    // Inbox: proposals from any thread, taken into the core by whoever holds
+    // the core lock next (one batch per drain: one WAL append).
     std::mutex inbox_mu_;
-    std::vector<InboxProposal> inbox_;     // GUARDED_BY(inbox_mu_)
-    std::vector<InboxProposal> draining_;  // I/O thread
-    bool inbox_posted_ = false;            // GUARDED_BY(inbox_mu_)
-    bool inbox_post_deferred_ = false;     // GUARDED_BY(inbox_mu_)
+    std::vector<InboxProposal> inbox_;  // GUARDED_BY(inbox_mu_)
+    std::atomic<bool> inbox_nonempty_{false};
 
-    // Progress reported by other threads (coalesced into one post each).
+    // Work for the I/O thread, in the order it was produced.
+    std::mutex outbox_mu_;
+    std::vector<std::function<void()>> outbox_;  // GUARDED_BY(outbox_mu_)
+    bool outbox_posted_ = false;                 // GUARDED_BY(outbox_mu_)
+    std::vector<std::function<void()>> outbox_running_;  // I/O thread
+    bool io_stopped_ = false;                            // I/O thread
+
+    // Progress reported by other threads, consumed under the core lock.
     std::atomic<std::uint64_t> durable_seq_{0};
-    std::atomic<bool> wal_post_pending_{false};
+    std::atomic<bool> wal_progress_pending_{false};
     std::atomic<bool> wal_failed_{false};
-    std::atomic<bool> applied_post_pending_{false};
-
+    std::atomic<bool> applied_progress_pending_{false};
     std::atomic<bool> stopping_{false};
-    std::atomic<std::size_t> pending_proposals_{0};
     std::atomic<std::uint64_t> elections_{0};
     std::atomic<std::uint64_t> proposals_accepted_{0};
     LatencyHistogramRecorder commit_latency_;
     LatencyHistogramRecorder fsync_latency_;
     std::once_flag stop_once_;
 
-    // Published by the I/O thread for status()/member().
+    // Published under the core lock for status()/member().
     mutable std::mutex status_mu_;
     NodeStatus status_;  // GUARDED_BY(status_mu_); counters filled in at read time
 };
+
+template <typename F>
+void Replica::with_core(F&& f) {
+    {
+        std::lock_guard lock(core_mu_);
+        enter_core();
+        f();
+        settle_locked();
+        leave_core();
+    }
+    flush_io_outbox();
+}
 
 }  // namespace keel::runtime

@@ -155,6 +155,36 @@ TEST_CASE("read_index(wait_applied) reflects every acknowledged write") {
     CHECK(sm->last_index() >= max_index);
 }
 
+TEST_CASE("callbacks may call back into the node: proposals and reads from inside callbacks") {
+    // Read callbacks run under the core lock, proposal callbacks on the
+    // apply thread: calls made from either must neither deadlock nor be lost.
+    TempDir dir;
+    auto sm = std::make_shared<RecordingStateMachine>();
+    auto node = open_node(single_options(dir.path()), sm);
+    constexpr int chain = 200;
+    std::promise<std::uint64_t> finished;
+    std::function<void(int)> step = [&](int left) {
+        node->read_index_async(true, [&, left](ReadResult rr) {
+            REQUIRE(rr.status.ok());
+            node->propose_async(tag("c", left), [&, left](ProposeResult pr) {
+                REQUIRE(pr.status.ok());
+                if (left == 0) {
+                    finished.set_value(pr.index);
+                } else {
+                    step(left - 1);
+                }
+            });
+        });
+    };
+    step(chain);
+    const std::uint64_t last = finished.get_future().get();
+    CHECK(sm->applied().at(last) == "c0");
+    int seen = 0;
+    for (const auto& [index, data] : sm->applied())
+        if (data.rfind("c", 0) == 0) ++seen;
+    CHECK(seen == chain + 1);
+}
+
 TEST_CASE("backpressure: past max_pending_proposals a proposal answers busy at once") {
     TempDir dir;
     NodeOptions o = single_options(dir.path());

@@ -8,6 +8,8 @@
 // queue order between batches of appends.
 #include <fmt/format.h>
 
+#include <chrono>
+
 #include "format.hpp"
 #include "keel/assert.hpp"
 #include "wal_impl.hpp"
@@ -16,9 +18,32 @@ namespace keel::wal {
 
 using detail::Op;
 
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace
+
+// Options::idle_spin_us: look at the queue for a little while before
+// sleeping.  Bounded by the clock, so an idle WAL goes to sleep right after.
+void Wal::Impl::spin_for_work() {
+    const std::uint32_t spin_us = idle_spin_us_.load(std::memory_order_relaxed);
+    if (spin_us == 0) return;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us);
+    while (!queue_ready_.load(std::memory_order_acquire)) {
+        for (int i = 0; i < 64; ++i) cpu_relax();
+        if (std::chrono::steady_clock::now() >= until) return;
+    }
+}
+
 void Wal::Impl::flusher_main() {
     std::vector<Op> batch;
     for (;;) {
+        spin_for_work();
         {
             std::unique_lock lock(queue_mu_);
             queue_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
@@ -30,6 +55,7 @@ void Wal::Impl::flusher_main() {
                 queue_.pop_front();
             }
             queued_bytes_ -= bytes;
+            queue_ready_.store(!queue_.empty() || stopping_, std::memory_order_relaxed);
         }
         process_batch(batch);
         batch.clear();

@@ -3,6 +3,7 @@
 // recovery.cpp, segment files in segment_files.cpp.
 #include "keel/wal/wal.hpp"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <future>
@@ -22,12 +23,15 @@ constexpr std::uint64_t k_max_index = 1ull << 62;  // the scanner's sanity bound
 Wal::Impl::Impl(std::string dir, Options options)
     : dir_(std::move(dir)),
       options_(options),
-      fs_(options.fs != nullptr ? options.fs : default_file_system()) {}
+      fs_(options.fs != nullptr ? options.fs : default_file_system()) {
+    idle_spin_us_.store(options.idle_spin_us);
+}
 
 Wal::Impl::~Impl() {
     {
         std::lock_guard lock(queue_mu_);
         stopping_ = true;
+        queue_ready_.store(true);
     }
     queue_cv_.notify_all();
     if (flusher_.joinable()) flusher_.join();
@@ -41,13 +45,19 @@ Wal::Impl::~Impl() {
 }
 
 void Wal::Impl::start() {
-    background_ = std::thread([this] { background_main(); });
+    background_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), "keel-wal-prep");
+        background_main();
+    });
     if (options_.preallocate) {
         std::lock_guard lock(bg_mu_);
         want_prepared_ = true;
         bg_cv_.notify_all();
     }
-    flusher_ = std::thread([this] { flusher_main(); });
+    flusher_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), "keel-wal-flush");
+        flusher_main();
+    });
 }
 
 Status Wal::Impl::append(std::vector<Record> records, Callback done) {
@@ -84,6 +94,7 @@ Status Wal::Impl::append(std::vector<Record> records, Callback done) {
         queued_bytes_ += bytes;
         queue_.push_back(
             detail::Op{detail::Op::Kind::append, std::move(records), 0, bytes, std::move(done)});
+        queue_ready_.store(true, std::memory_order_release);
     }
     queue_cv_.notify_one();
     return Status();
@@ -105,6 +116,7 @@ Status Wal::Impl::enqueue_truncate(std::uint64_t index, Callback done) {
                 fmt::format("truncate_after({}) is below the first index {}", index, first));
         submit_next_ = std::min(submit_next_, index + 1);
         queue_.push_back(detail::Op{detail::Op::Kind::truncate, {}, index, 0, std::move(done)});
+        queue_ready_.store(true, std::memory_order_release);
     }
     queue_cv_.notify_one();
     return Status();
@@ -120,6 +132,7 @@ Status Wal::Impl::enqueue_reset(std::uint64_t next_index, Callback done) {
         if (stopping_) return Status(ErrorCode::aborted, "the WAL is closing");
         submit_next_ = next_index;
         queue_.push_back(detail::Op{detail::Op::Kind::reset, {}, next_index, 0, std::move(done)});
+        queue_ready_.store(true, std::memory_order_release);
     }
     queue_cv_.notify_one();
     return Status();
@@ -348,6 +361,9 @@ std::uint64_t Wal::next_index() const {
 }
 Result<std::uint64_t> Wal::term_at(std::uint64_t index) const {
     return impl_->term_at(index);
+}
+void Wal::set_idle_spin_us(std::uint32_t us) {
+    impl_->set_idle_spin_us(us);
 }
 bool Wal::failed() const {
     return impl_->failed();

@@ -95,12 +95,15 @@ public:
     FileSystem* const fs_;
     OpenReport report_;
 
+    void set_idle_spin_us(std::uint32_t us) { idle_spin_us_.store(us, std::memory_order_relaxed); }
+
 private:
     using Segment = detail::Segment;
     using SegmentPtr = std::shared_ptr<Segment>;
 
     // flusher.cpp
     void flusher_main();
+    void spin_for_work();
     void process_batch(std::vector<detail::Op>& batch);
     Status write_appends(std::vector<detail::Op>& ops, std::size_t begin, std::size_t end);
     Status flush_buffer(std::uint64_t bytes, std::uint32_t chain);
@@ -142,6 +145,10 @@ private:
     std::uint64_t queued_bytes_ = 0;
     std::uint64_t submit_next_ = 1;  // index the next append must start at
     bool stopping_ = false;
+    // Mirrors !queue_.empty() || stopping_ for the flusher's idle spin
+    // (written under queue_mu_, read without it).
+    std::atomic<bool> queue_ready_{false};
+    std::atomic<std::uint32_t> idle_spin_us_{0};
 
     // ---- metadata (meta_mu_) ----
     mutable std::mutex meta_mu_;

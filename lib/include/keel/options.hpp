@@ -51,6 +51,8 @@ struct NodeOptions {
     std::uint64_t snapshot_trailing_entries = 1024;
 
     // Limits (backpressure: past them calls answer "busy" at once).
+    // Proposals accepted and not yet committed; committed ones wait for the
+    // apply thread under max_apply_queue_entries.
     std::size_t max_pending_proposals = 65536;
     std::size_t max_pending_reads = 65536;
     std::size_t max_entry_bytes = 64 << 20;
