@@ -412,6 +412,36 @@ std::optional<SnapshotMeta> Core::snapshot() const {
     return s_->snapshot;
 }
 
+std::vector<PeerProgress> Core::progress() const {
+    const State& s = *s_;
+    if (s.role != Role::leader) return {};
+    const Configuration& config = s.config();
+    std::vector<PeerProgress> out;
+    out.reserve(s.progress.size() + 1);
+    bool self_added = false;
+    auto add_self = [&] {
+        // What maybe_commit() counts for the leader: its durable log, not its
+        // last index (an entry counts once the runtime says it is on disk).
+        out.push_back(PeerProgress{.id = s.opt.id,
+                                   .voter = config.is_voter(s.opt.id),
+                                   .match = s.log.persisted(),
+                                   .next = s.log.last_index() + 1,
+                                   .state = ProgressState::replicate});
+        self_added = true;
+    };
+    for (const auto& [id, pr] : s.progress) {  // a std::map: ordered by id
+        if (!self_added && id > s.opt.id) add_self();
+        out.push_back(PeerProgress{.id = id,
+                                   .voter = config.is_voter(id),
+                                   .match = pr.match,
+                                   .next = pr.next,
+                                   .state = pr.state});
+    }
+    if (!self_added) add_self();
+    KEEL_ASSERT(!s.progress.count(s.opt.id), "a leader keeps no Progress for itself");
+    return out;
+}
+
 bool Core::needs_ticks() const {
     const Configuration& c = s_->config();
     return !(c.members.size() == 1 && c.is_voter(s_->opt.id) && s_->role == Role::leader);

@@ -31,6 +31,7 @@
 
 #include "keel/status.hpp"
 #include "raft/actions.hpp"
+#include "raft/peer_progress.hpp"
 #include "raft/types.hpp"
 
 namespace keel::raft {
@@ -169,6 +170,13 @@ public:
     std::vector<Entry> entries(Index from, Index to_exclusive) const;  // from the in-memory log
     const Configuration& configuration() const;  // effective (latest in the log)
     std::optional<SnapshotMeta> snapshot() const;  // latest snapshot known to the core
+    // The leader's view of replication (peer_progress.hpp), one entry per node
+    // it replicates to — every member of its latest configuration, plus any
+    // member whose removal is not yet committed — and one for itself (match =
+    // persisted_index(), state replicate), even when it is removing itself;
+    // sorted by id.  Empty unless role() is leader: a follower or candidate
+    // tracks no one's log.  A copy, stale after the next input to the core.
+    std::vector<PeerProgress> progress() const;
     // False when this node is the only member (a voter) and leads: the
     // runtime may then run without a tick timer.  (A lone voter deposed by a
     // higher term takes leadership back within the same step, so it never

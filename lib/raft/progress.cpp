@@ -87,13 +87,13 @@ bool Progress::is_paused() const {
     KEEL_UNREACHABLE("progress state");
 }
 
-const char* progress_state_name(Progress::State state) {
+const char* progress_state_name(ProgressState state) {
     switch (state) {
-        case Progress::State::probe:
+        case ProgressState::probe:
             return "probe";
-        case Progress::State::replicate:
+        case ProgressState::replicate:
             return "replicate";
-        case Progress::State::snapshot:
+        case ProgressState::snapshot:
             return "snapshot";
     }
     return "unknown";

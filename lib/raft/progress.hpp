@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <deque>
 
+#include "raft/peer_progress.hpp"
 #include "raft/types.hpp"
 
 namespace keel::raft {
@@ -36,7 +37,7 @@ private:
 };
 
 struct Progress {
-    enum class State : std::uint8_t { probe, replicate, snapshot };
+    using State = ProgressState;  // shared with PeerProgress (peer_progress.hpp)
 
     explicit Progress(Index next_index, std::size_t max_inflight_messages)
         : next(next_index), inflights(max_inflight_messages) {}
@@ -60,7 +61,5 @@ struct Progress {
     bool maybe_decrease_to(Index rejected, Index hint_index);
     bool is_paused() const;
 };
-
-const char* progress_state_name(Progress::State state);
 
 }  // namespace keel::raft

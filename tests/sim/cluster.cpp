@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "keel/assert.hpp"
+
 namespace keel::sim {
 
 using raft::ConfigChange;
@@ -30,7 +32,8 @@ enum Stream : std::uint64_t { kNet = 1, kClock, kClient, kFault, kAdmin, kDisk, 
 Cluster::Cluster(std::uint64_t seed, const RunConfig& config, bool echo_trace)
     : seed_(seed),
       config_(config),
-      params_(draw_swarm(seed, config)),
+      params_(config.scenario == Scenario::none ? draw_swarm(seed, config)
+                                                 : scenario_params(config.scenario)),
       root_(seed),
       rng_net_(root_.split(kNet)),
       rng_clock_(root_.split(kClock)),
@@ -42,6 +45,11 @@ Cluster::Cluster(std::uint64_t seed, const RunConfig& config, bool echo_trace)
       network_(params_, config.bug, rng_net_),
       checker_([this](const std::string& what) { violation(what); }) {
     trace_.set_echo(echo_trace);
+    if (config.scenario != Scenario::none) {
+        KEEL_ASSERT(config.nodes == scenario_nodes(config.scenario) && !config.membership,
+                    "a scenario fixes the cluster it runs on");
+        script_.emplace(make_script(config.scenario));
+    }
 }
 
 Cluster::~Cluster() = default;
@@ -49,7 +57,8 @@ Cluster::~Cluster() = default;
 void Cluster::violation(const std::string& what) {
     if (violation_) return;
     violation_ = what;
-    safety_violation_ = what.rfind("Liveness", 0) != 0 && what.rfind("Storm", 0) != 0;
+    safety_violation_ = what.rfind("Liveness", 0) != 0 && what.rfind("Storm", 0) != 0 &&
+                        what.rfind("Scenario", 0) != 0;
     trace(std::string("VIOLATION: ") + what);
 }
 
@@ -67,6 +76,7 @@ raft::Options Cluster::options_for(NodeId id) {
     o.max_message_bytes = params_.max_message_bytes;
     o.snapshot_trailing_entries = params_.snapshot_trailing_entries;
     o.random_seed = hash_mix(hash_mix(seed_, id), incarnations_[id]);
+    if (config_.scenario != Scenario::none) scenario_options(config_.scenario, &o);
     return o;
 }
 
@@ -173,6 +183,23 @@ void Cluster::stop_removed(NodeId id) {
     checker_.node_stopped(id);
 }
 
+// ---- what a script sees and does ------------------------------------------------
+
+const raft::Core* Cluster::core(NodeId id) const {
+    auto it = nodes_.find(id);
+    return it == nodes_.end() ? nullptr : &it->second->core();
+}
+
+void Cluster::cut(NodeId a, NodeId b) {
+    network_.cut(a, b);
+    trace(std::string("PARTITION ") + network_.describe_partition());
+}
+
+void Cluster::reconnect() {
+    network_.heal();
+    trace("PARTITION healed");
+}
+
 // ---- observations -----------------------------------------------------------
 
 void Cluster::on_entries(NodeId node, bool leader, const std::vector<Entry>& entries) {
@@ -271,19 +298,28 @@ std::vector<NodeId> Cluster::members() const {
 
 void Cluster::client_propose() {
     SimNode* n = client_target(rng_client_);
-    if (!n) return;
+    if (n) (void)propose_on(*n);
+}
+
+bool Cluster::propose(NodeId id) {
+    auto it = nodes_.find(id);
+    return it != nodes_.end() && propose_on(*it->second);
+}
+
+bool Cluster::propose_on(SimNode& n) {
     std::string value = std::string("v") + s_(next_value_++) + ".";
     value.append(rng_client_.range(0, params_.proposal_bytes_max), 'x');
     ++history_.stats().proposals;
-    auto r = n->propose(value);
-    if (r.ok()) {
-        trace(std::string("client: ") + n_(n->id()) + " accepts write " +
-              value.substr(0, value.find('.')) + " at " + s_(r->index) + "/t" + s_(r->term));
-        history_.proposal_accepted(r->index, r->term, now_us());
-    } else {
-        trace(std::string("client: ") + n_(n->id()) +
+    auto r = n.propose(value);
+    if (!r.ok()) {
+        trace(std::string("client: ") + n_(n.id()) +
               " refuses a write: " + r.status().to_string());
+        return false;
     }
+    trace(std::string("client: ") + n_(n.id()) + " accepts write " +
+          value.substr(0, value.find('.')) + " at " + s_(r->index) + "/t" + s_(r->term));
+    history_.proposal_accepted(r->index, r->term, now_us());
+    return true;
 }
 
 void Cluster::client_read() {
@@ -493,6 +529,16 @@ std::string Cluster::describe_nodes() const {
     return out;
 }
 
+// A scripted run: the script's steps are the fault phase; once they are all
+// done, everything heals as after a swarm's fault phase.
+void Cluster::poll_script() {
+    if (auto off = script_->poll(*this)) {
+        violation(*off);
+    } else if (script_->done()) {
+        heal();
+    }
+}
+
 RunResult Cluster::run() {
     // Founding members all start from raft::bootstrap (entry 1 = the configuration).
     Configuration initial;
@@ -515,7 +561,11 @@ RunResult Cluster::run() {
     every(params_.config_changes_per_s, &rng_admin_, [this] { admin_change_membership(); });
     every(params_.transfers_per_s, &rng_admin_, [this] { admin_transfer(); });
     every(params_.snapshots_per_s, &rng_admin_, [this] { admin_snapshot(); });
-    sched_.at(params_.fault_phase_us, [this] { heal(); });
+    if (script_) {
+        poll_script();  // its first steps may act before anything happens
+    } else {
+        sched_.at(params_.fault_phase_us, [this] { heal(); });
+    }
 
     Index settled_at = 0;
     bool live = false;
@@ -526,6 +576,7 @@ RunResult Cluster::run() {
         }
         ++result_.events;
         checker_.after_step(nodes_, disks_);
+        if (script_ && phase_ == Phase::faults && !violation_) poll_script();
         if (checker_.commit_known() != settled_at) {
             settled_at = checker_.commit_known();
             history_.settle(settled_at, [this](Index i) { return checker_.committed_term(i); });

@@ -22,6 +22,7 @@
 #include "checkers.hpp"
 #include "history.hpp"
 #include "rng.hpp"
+#include "scenario.hpp"
 #include "scheduler.hpp"
 #include "sim_disk.hpp"
 #include "sim_network.hpp"
@@ -46,7 +47,7 @@ struct RunResult {
     HistoryStats history;
 };
 
-class Cluster final : public NodeHost {
+class Cluster final : public NodeHost, public ScriptHost {
 public:
     Cluster(std::uint64_t seed, const RunConfig& config, bool echo_trace);
     ~Cluster() override;
@@ -73,6 +74,19 @@ public:
                         const ValueLog& state) override;
     void on_read_failed(raft::NodeId node, std::uint64_t request_id) override;
 
+    // ScriptHost (now_us and trace as above)
+    const raft::Core* core(raft::NodeId id) const override;
+    const DurableState& durable(raft::NodeId id) const override { return disks_.at(id)->durable(); }
+    raft::Index commit_known() const override { return checker_.commit_known(); }
+    raft::Term committed_term(raft::Index index) const override {
+        return checker_.committed_term(index);
+    }
+    bool propose(raft::NodeId id) override;
+    void crash(raft::NodeId id) override;
+    void restart(raft::NodeId id) override;
+    void cut(raft::NodeId a, raft::NodeId b) override;
+    void reconnect() override;
+
 private:
     enum class Phase { faults, liveness };
 
@@ -80,14 +94,13 @@ private:
     void start_node(raft::NodeId id);
     void schedule_tick(raft::NodeId id, std::uint64_t incarnation);
     void deliver(const raft::Message& m, const std::string& data);
-    void crash(raft::NodeId id);
-    void restart(raft::NodeId id);
     void stop_removed(raft::NodeId id);
 
     // Recurring activities of the fault phase: fn runs at random intervals
     // averaging 1/rate, until the liveness phase begins.
     void every(double rate_per_s, Rng* rng, std::function<void()> fn);
     void client_propose();
+    bool propose_on(SimNode& n);
     void client_read();
     void fault_partition();
     void fault_crash();
@@ -95,6 +108,7 @@ private:
     void admin_transfer();
     void admin_snapshot();
     void heal();
+    void poll_script();
     void liveness_probe();
     bool liveness_reached(std::string* why_not) const;
     std::string describe_nodes() const;  // role, term, log and configuration of each live node
@@ -113,6 +127,7 @@ private:
     SimNetwork network_;
     Checker checker_;
     History history_;
+    std::optional<Script> script_;  // a scripted run (RunConfig::scenario)
 
     std::map<raft::NodeId, std::unique_ptr<SimDisk>> disks_;  // every node that ever existed
     std::map<raft::NodeId, std::unique_ptr<SimNode>> nodes_;  // live incarnations

@@ -3,6 +3,10 @@
 //   keel_sim [--nodes N] [--membership] [--seeds K] [--first-seed S]
 //            [--bug NAME --expect-violation] [--determinism] [--keep-going]
 //            [--events-max N] [--tick-always] [--no-lease-reads]
+//            [--scenario NAME]
+//
+// --scenario runs a script (scenario.hpp) instead of the swarm; it fixes the
+// cluster (figure8: 5 nodes, no --membership).
 //
 // Environment: KEEL_SIM_SEED=n runs only seed n (printing its summary);
 // KEEL_SIM_SEEDS=k overrides --seeds; KEEL_SIM_VERBOSE=1 echoes every trace
@@ -18,6 +22,7 @@
 #include <string>
 
 #include "cluster.hpp"
+#include "scenario.hpp"
 
 namespace {
 
@@ -39,7 +44,8 @@ struct Args {
     std::fprintf(stderr,
                  "keel_sim: %s\nusage: keel_sim [--nodes N] [--membership] [--seeds K] "
                  "[--first-seed S] [--bug NAME --expect-violation] [--determinism] "
-                 "[--keep-going] [--events-max N] [--tick-always] [--no-lease-reads]\n",
+                 "[--keep-going] [--events-max N] [--tick-always] [--no-lease-reads] "
+                 "[--scenario figure8]\n",
                  why);
     std::exit(2);
 }
@@ -53,6 +59,7 @@ std::uint64_t number(const char* s, const char* what) {
 
 Args parse(int argc, char** argv) {
     Args a;
+    bool nodes_given = false;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         auto value = [&]() -> const char* {
@@ -60,6 +67,7 @@ Args parse(int argc, char** argv) {
             return argv[++i];
         };
         if (arg == "--nodes") {
+            nodes_given = true;
             a.config.nodes = static_cast<int>(number(value(), "bad --nodes"));
             if (a.config.nodes < 1 || a.config.nodes > 7) usage("--nodes must be 1..7");
         } else if (arg == "--membership") {
@@ -72,6 +80,8 @@ Args parse(int argc, char** argv) {
             if (!keel::sim::parse_bug(value(), &a.config.bug)) usage("unknown --bug");
         } else if (arg == "--expect-violation") {
             a.expect_violation = true;
+        } else if (arg == "--scenario") {
+            if (!keel::sim::parse_scenario(value(), &a.config.scenario)) usage("unknown --scenario");
         } else if (arg == "--no-lease-reads") {
             a.config.lease_reads = false;
         } else if (arg == "--tick-always") {
@@ -86,6 +96,12 @@ Args parse(int argc, char** argv) {
             usage((std::string("unknown argument ") + arg).c_str());
         }
     }
+    if (a.config.scenario != keel::sim::Scenario::none) {
+        if (a.config.membership) usage("--scenario runs without --membership");
+        if (nodes_given && a.config.nodes != keel::sim::scenario_nodes(a.config.scenario))
+            usage("--scenario fixes the number of nodes");
+        a.config.nodes = keel::sim::scenario_nodes(a.config.scenario);
+    }
     if (const char* s = std::getenv("KEEL_SIM_SEEDS")) a.seeds = number(s, "bad KEEL_SIM_SEEDS");
     if (const char* s = std::getenv("KEEL_SIM_SEED")) {
         a.first_seed = number(s, "bad KEEL_SIM_SEED");
@@ -97,6 +113,8 @@ Args parse(int argc, char** argv) {
 std::string replay(const Args& a, std::uint64_t seed) {
     std::string cmd = std::string("KEEL_SIM_SEED=") + std::to_string(seed) + " keel_sim --nodes " +
                       std::to_string(a.config.nodes);
+    if (a.config.scenario != keel::sim::Scenario::none)
+        cmd += std::string(" --scenario ") + keel::sim::scenario_name(a.config.scenario);
     if (a.config.membership) cmd += " --membership";
     if (a.config.tick_always) cmd += " --tick-always";
     if (!a.config.lease_reads) cmd += " --no-lease-reads";

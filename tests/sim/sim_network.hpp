@@ -38,6 +38,11 @@ public:
     void partition(const std::vector<raft::NodeId>& side, const std::vector<raft::NodeId>& all);
     // Cuts single directed links at random among `all`.
     void partition_asymmetric(const std::vector<raft::NodeId>& all);
+    // Cuts both directions between a and b.
+    void cut(raft::NodeId a, raft::NodeId b) {
+        blocked_.insert({a, b});
+        blocked_.insert({b, a});
+    }
     void heal() { blocked_.clear(); }
     bool partitioned() const { return !blocked_.empty(); }
     // From now on: no drops, duplicates or long holds (the liveness phase).

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "rng.hpp"
+#include "scenario.hpp"
 #include "sim_disk.hpp"
 #include "sim_network.hpp"
 #include "trace.hpp"
@@ -16,6 +17,9 @@ using keel::raft::Message;
 using keel::sim::DiskOp;
 using keel::sim::DiskOpKind;
 using keel::sim::Rng;
+using keel::sim::Script;
+using keel::sim::ScriptHost;
+using keel::sim::ScriptStep;
 using keel::sim::SimDisk;
 using keel::sim::SimNetwork;
 using keel::sim::SwarmParams;
@@ -132,4 +136,73 @@ TEST_CASE("the trace keeps exactly its last kTraceLinesMax lines, oldest first",
     Trace u;
     for (std::size_t i = 0; i < n; ++i) u.add(i, std::string("line ") + std::to_string(i));
     CHECK(u.hash() == t.hash());
+}
+
+namespace {
+
+// A host whose clock the test moves; it records what steps did.
+class FakeHost final : public ScriptHost {
+public:
+    std::uint64_t now = 0;
+    std::vector<std::string> log;
+    bool flag = false;
+
+    std::uint64_t now_us() const override { return now; }
+    void trace(const std::string& line) override { log.push_back(line); }
+    const keel::raft::Core* core(keel::raft::NodeId) const override { return nullptr; }
+    const keel::sim::DurableState& durable(keel::raft::NodeId) const override { return durable_; }
+    keel::raft::Index commit_known() const override { return 0; }
+    keel::raft::Term committed_term(keel::raft::Index) const override { return 0; }
+    bool propose(keel::raft::NodeId) override { return false; }
+    void crash(keel::raft::NodeId id) override {
+        log.push_back(std::string("crash ") + std::to_string(id));
+    }
+    void restart(keel::raft::NodeId) override {}
+    void cut(keel::raft::NodeId, keel::raft::NodeId) override {}
+    void reconnect() override {}
+
+private:
+    keel::sim::DurableState durable_;
+};
+
+}  // namespace
+
+TEST_CASE("script: steps run in order, each once its condition holds") {
+    FakeHost h;
+    Script s({
+        {"first", [](const ScriptHost&) { return true; }, nullptr,
+         [](ScriptHost& host) { host.crash(1); }},
+        {"second", [&h](const ScriptHost&) { return h.flag; }, nullptr,
+         [](ScriptHost& host) { host.crash(2); }},
+    });
+    CHECK_FALSE(s.poll(h));
+    CHECK_FALSE(s.done());
+    CHECK(h.log == std::vector<std::string>{"SCRIPT 1: first", "crash 1"});
+    h.flag = true;
+    CHECK_FALSE(s.poll(h));
+    CHECK(s.done());
+    CHECK(h.log.back() == "crash 2");
+}
+
+TEST_CASE("script: a step that never becomes ready fails the run after the wait limit") {
+    FakeHost h;
+    Script s({{"never", [](const ScriptHost&) { return false; }, nullptr, nullptr}});
+    h.now = Script::kStepWaitUsMax;
+    CHECK_FALSE(s.poll(h));  // at the limit: still waiting
+    h.now = Script::kStepWaitUsMax + 1;
+    auto off = s.poll(h);
+    REQUIRE(off);
+    CHECK(off->rfind("Scenario: step 1 (never) did not happen", 0) == 0);
+}
+
+TEST_CASE("script: a failed check stops the run before the step acts") {
+    FakeHost h;
+    Script s({{"checked", [](const ScriptHost&) { return true; },
+               [](const ScriptHost&) { return std::string("wrong term"); },
+               [](ScriptHost& host) { host.crash(1); }}});
+    auto off = s.poll(h);
+    REQUIRE(off);
+    CHECK(off->rfind("Scenario: off script at step 1 (checked): wrong term", 0) == 0);
+    CHECK(h.log.empty());
+    CHECK_FALSE(s.done());
 }

@@ -26,11 +26,21 @@ enum class Bug : std::uint8_t {
 const char* bug_name(Bug bug);
 bool parse_bug(const std::string& name, Bug* out);
 
+// A scripted run (scenario.hpp) instead of the swarm's random faults.
+enum class Scenario : std::uint8_t {
+    none = 0,
+    figure8,  // Figure 8 of the Raft paper, step by step, on 5 nodes
+};
+
 // What the caller fixes for a whole batch of seeds.
 struct RunConfig {
     int nodes = 3;            // founding voters
     bool membership = false;  // grow and shrink the cluster (also 1 -> 3 -> 1)
     Bug bug = Bug::none;
+    // A scenario fixes its own parameters and faults; the seed only varies
+    // the cores' election timeouts (within the ranges the script allows) and
+    // the padding of client writes.
+    Scenario scenario = Scenario::none;
     // Tick every node even when needs_ticks() says it may go without: tells
     // apart bugs of the tickless lone-voter mode (docs/simulator.md).
     bool tick_always = false;
