@@ -44,6 +44,15 @@ TEST_CASE("three nodes elect one leader and replicate to every member") {
         put(c, acked, "rep-", i);
     }
     REQUIRE(eventually([&] { return all_applied(c, {1, 2, 3}, acked); }));
+    // The leader reports how far each member's log is durable.
+    const std::uint64_t last = acked.rbegin()->first;
+    REQUIRE(eventually([&] {
+        for (const MemberStatus& m : c.node(leader).status().members)
+            if (m.match_index < last) return false;
+        return true;
+    }));
+    const NodeId a_follower = leader == 1 ? 2 : 1;
+    for (const MemberStatus& m : c.node(a_follower).status().members) CHECK(m.match_index == 0);
     NodeStatus st = c.node(leader).status();
     CHECK(st.mode == Mode::cluster);
     CHECK(st.members.size() == 3);

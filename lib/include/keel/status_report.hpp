@@ -33,7 +33,9 @@ struct WalFigures {
 
 struct MemberStatus {
     MemberSpec spec;
-    std::uint64_t match_index = 0;  // on the leader: highest index known replicated there
+    // On the leader: the highest index known durable on that member (its
+    // own: its durable last index); 0 on other nodes, which do not track it.
+    std::uint64_t match_index = 0;
 };
 
 struct NodeStatus {
