@@ -135,16 +135,15 @@ void Replica::persist_entries(std::vector<raft::Entry> entries) {
     if (!s.ok()) fail_stop(s);
 }
 
-// The WAL's flusher thread (or the thread closing it): the write is durable
-// (or failed).  Commit happens right here, under the core lock: no hop.
+// The WAL's flusher thread: the write is durable (or failed).  Only
+// recorded here; the commit happens once per group commit, right after its
+// callbacks (wal::Options::after_batch), under the core lock: no hop.
 void Replica::on_wal_write_done(std::uint64_t seq, const Status& st) {
     if (!st.ok()) wal_failed_.store(true);
     // Completions come in submission order, so seq only grows.
     KEEL_ASSERT(seq > durable_seq_.load(), "WAL completions arrive in order");
     durable_seq_.store(seq);
     wal_progress_pending_.store(true);
-    if (holding_core()) return;  // the holder settles it before unlocking
-    with_core([] {});
 }
 
 void Replica::on_wal_progress() {

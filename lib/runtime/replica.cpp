@@ -125,6 +125,12 @@ Status Replica::start(TransportFactory factory) {
     wal::Options wo;
     wo.segment_bytes = options_.wal_segment_bytes;
     wo.max_record_bytes = std::max<std::uint64_t>(options_.max_entry_bytes, 1 << 20);
+    // The per-write callbacks only record progress; one commit per group
+    // commit, so entries fsynced together are applied (and their proposers'
+    // next proposals appended) together.
+    wo.after_batch = [this] {
+        if (wal_progress_pending_.load()) with_core([] {});
+    };
     auto recovered = recover_or_bootstrap(options_, *sm_, wo);
     if (!recovered.ok()) return recovered.status();
     Recovered& rec = recovered.value();

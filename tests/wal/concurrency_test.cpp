@@ -62,6 +62,45 @@ TEST_CASE("concurrent appenders: every completion fires once, in index order") {
     REQUIRE(s.fsyncs <= s.records_written);
 }
 
+TEST_CASE("after_batch runs once per group commit, after that batch's callbacks, with spin on") {
+    TempDir dir;
+    Options o = small_options();
+    o.idle_spin_us = 200;  // the spin changes when the flusher sleeps, never what it does
+    std::mutex mu;
+    std::condition_variable cv;
+    std::uint64_t completions_seen = 0;  // callbacks run so far
+    std::vector<std::uint64_t> at_batch_end;  // completions_seen at each after_batch
+    std::thread::id flusher;
+    bool off_flusher = false;
+    o.after_batch = [&] {
+        std::lock_guard lock(mu);
+        if (flusher != std::thread::id() && flusher != std::this_thread::get_id())
+            off_flusher = true;
+        at_batch_end.push_back(completions_seen);
+        cv.notify_all();
+    };
+    auto opened = Wal::open(dir.path(), o);
+    REQUIRE(opened.ok());
+    Wal& wal = **opened;
+    constexpr std::uint64_t k_appends = 500;
+    for (std::uint64_t i = 1; i <= k_appends; ++i) {
+        REQUIRE(wal.append(make_records(i, 1), [&](Status st) {
+            REQUIRE(st.ok());
+            std::lock_guard lock(mu);
+            flusher = std::this_thread::get_id();
+            ++completions_seen;
+        }).ok());
+        if (i % 100 == 0) wal.set_idle_spin_us(i % 200 == 0 ? 0 : 50);
+    }
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return !at_batch_end.empty() && at_batch_end.back() == k_appends; });
+    CHECK_FALSE(off_flusher);
+    // One call per batch that completed something, each after all of them.
+    REQUIRE(std::is_sorted(at_batch_end.begin(), at_batch_end.end()));
+    REQUIRE(std::adjacent_find(at_batch_end.begin(), at_batch_end.end()) == at_batch_end.end());
+    CHECK(at_batch_end.size() == wal.stats().batches);
+}
+
 TEST_CASE("a callback may append the next record (closed loop on the flusher thread)") {
     TempDir dir;
     auto opened = Wal::open(dir.path(), small_options());

@@ -58,6 +58,7 @@ void Wal::Impl::flusher_main() {
             queue_ready_.store(!queue_.empty() || stopping_, std::memory_order_relaxed);
         }
         process_batch(batch);
+        if (options_.after_batch) options_.after_batch();
         batch.clear();
     }
 }

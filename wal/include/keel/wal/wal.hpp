@@ -63,6 +63,10 @@ struct Options {
     // awake instead of paying a thread wakeup.  Costs up to this much CPU per
     // batch; never delays a write.  Changeable with set_idle_spin_us().
     std::uint32_t idle_spin_us = 0;
+    // Called on the flusher thread after the callbacks of each batch (one
+    // group commit) have all run.  Lets a user that records progress in its
+    // per-append callbacks act once per batch.  Must not block.
+    std::function<void()> after_batch;
     // Index of the first record of a brand-new WAL (an existing one keeps its own).
     std::uint64_t initial_index = 1;
     // Null = default_file_system().  Not owned; must outlive the Wal.
