@@ -1,6 +1,8 @@
 // transport/codec.cpp — see codec.hpp for the byte layout.
 #include "transport/codec.hpp"
 
+#include "keel/crc32c.hpp"
+
 #include <array>
 #include <sstream>
 #include <utility>
@@ -41,19 +43,6 @@ std::string cat(Args&&... args) {
         ::keel::Status status_ = (expr);   \
         if (!status_.ok()) return status_; \
     } while (0)
-
-// ---- CRC-32C (Castagnoli, reflected polynomial 0x82F63B78) ----
-
-constexpr std::array<std::uint32_t, 256> make_crc_table() {
-    std::array<std::uint32_t, 256> table{};
-    for (std::uint32_t i = 0; i < 256; ++i) {
-        std::uint32_t c = i;
-        for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-        table[i] = c;
-    }
-    return table;
-}
-constexpr auto kCrcTable = make_crc_table();
 
 // ---- writing ----
 
@@ -351,9 +340,7 @@ Result<Frame> read_chunk(Reader& r, const CodecLimits& limits) {
 }  // namespace
 
 std::uint32_t crc32c(std::string_view bytes) {
-    std::uint32_t c = 0xFFFFFFFFu;
-    for (char ch : bytes) c = kCrcTable[(c ^ static_cast<std::uint8_t>(ch)) & 0xff] ^ (c >> 8);
-    return c ^ 0xFFFFFFFFu;
+    return ::keel::crc32c(bytes.data(), bytes.size());
 }
 
 std::size_t encoded_message_bytes(const raft::Message& m) {

@@ -4,9 +4,9 @@
 #include <random>
 #include <string>
 
-#include "crc32c.hpp"
+#include "keel/crc32c.hpp"
 
-using namespace keel::wal::detail;
+using namespace keel;
 
 TEST_CASE("crc32c matches the standard check value") {
     const std::string s = "123456789";

@@ -1,5 +1,5 @@
-// CRC-32C: SSE4.2 when available, Boost.CRC otherwise.  See crc32c.hpp.
-#include "crc32c.hpp"
+// CRC-32C: SSE4.2 when available, Boost.CRC otherwise.  See keel/crc32c.hpp.
+#include "keel/crc32c.hpp"
 
 #include <cstring>
 
@@ -9,7 +9,7 @@
 #include <nmmintrin.h>
 #endif
 
-namespace keel::wal::detail {
+namespace keel {
 
 std::uint32_t crc32c_extend_portable(std::uint32_t crc, const void* data,
                                      std::size_t size) noexcept {
@@ -65,4 +65,4 @@ std::uint32_t crc32c_extend(std::uint32_t crc, const void* data, std::size_t siz
     return hw ? crc32c_extend_hardware(crc, data, size) : crc32c_extend_portable(crc, data, size);
 }
 
-}  // namespace keel::wal::detail
+}  // namespace keel

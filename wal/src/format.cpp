@@ -3,7 +3,7 @@
 
 #include <fmt/format.h>
 
-#include "crc32c.hpp"
+#include "keel/crc32c.hpp"
 #include "keel/assert.hpp"
 
 namespace keel::wal::detail {

@@ -1,7 +1,7 @@
 // Low-level scanning helpers.  See segment_scan.hpp.
 #include "segment_scan.hpp"
 
-#include "crc32c.hpp"
+#include "keel/crc32c.hpp"
 
 namespace keel::wal::detail {
 

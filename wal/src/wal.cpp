@@ -10,7 +10,7 @@
 
 #include <fmt/format.h>
 
-#include "crc32c.hpp"
+#include "keel/crc32c.hpp"
 #include "keel/assert.hpp"
 #include "wal_impl.hpp"
 

@@ -1,4 +1,5 @@
-// crc32c.hpp — CRC-32C (Castagnoli), the checksum of every WAL record.
+// keel/crc32c.hpp — CRC-32C (Castagnoli): the checksum of every WAL record
+// and of every network frame (a base utility shared by wal/ and transport/).
 //
 // crc32c_extend(crc, data) continues a finished CRC value over more bytes, so
 // crc32c_extend(crc32c(a), b) == crc32c(a ++ b).  The WAL chains records by
@@ -10,7 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace keel::wal::detail {
+namespace keel {
 
 std::uint32_t crc32c_extend(std::uint32_t crc, const void* data, std::size_t size) noexcept;
 inline std::uint32_t crc32c(const void* data, std::size_t size) noexcept {
@@ -25,4 +26,4 @@ std::uint32_t crc32c_extend_hardware(std::uint32_t crc, const void* data,
                                      std::size_t size) noexcept;
 bool crc32c_hardware_available() noexcept;
 
-}  // namespace keel::wal::detail
+}  // namespace keel
