@@ -4,6 +4,8 @@
 #include "keel/crc32c.hpp"
 
 #include <array>
+#include <bit>
+#include <cstring>
 #include <sstream>
 #include <utility>
 
@@ -46,16 +48,25 @@ std::string cat(Args&&... args) {
 
 // ---- writing ----
 
+// Integers are little-endian on the wire; on a little-endian host a
+// memcpy is the encoding (whole words, not a byte loop: this is per field
+// of every message).
+template <typename T>
+T to_little_endian(T v) {
+    if constexpr (std::endian::native == std::endian::big) {
+        T out = 0;
+        for (std::size_t i = 0; i < sizeof(T); ++i) out = (out << 8) | ((v >> (8 * i)) & 0xff);
+        return out;
+    }
+    return v;
+}
+
 class Writer {
 public:
     explicit Writer(std::string& out) : out_(out) {}
     void u8(std::uint8_t v) { out_.push_back(static_cast<char>(v)); }
-    void u32(std::uint32_t v) {
-        for (int i = 0; i < 4; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-    }
-    void u64(std::uint64_t v) {
-        for (int i = 0; i < 8; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-    }
+    void u32(std::uint32_t v) { word(v); }
+    void u64(std::uint64_t v) { word(v); }
     void boolean(bool v) { u8(v ? 1 : 0); }
     void bytes(std::string_view b) {
         KEEL_ASSERT(b.size() <= UINT32_MAX, "callers check sizes against the limits first");
@@ -64,6 +75,14 @@ public:
     }
 
 private:
+    template <typename T>
+    void word(T v) {
+        v = to_little_endian(v);
+        char raw[sizeof(T)];
+        std::memcpy(raw, &v, sizeof(T));
+        out_.append(raw, sizeof(T));
+    }
+
     std::string& out_;
 };
 
@@ -173,20 +192,8 @@ public:
         v = static_cast<std::uint8_t>(bytes_[pos_++]);
         return Status();
     }
-    Status u32(std::uint32_t& v, const char* what) {
-        KEEL_CODEC_TRY(need(4, what));
-        v = 0;
-        for (int i = 0; i < 4; ++i)
-            v |= std::uint32_t{static_cast<std::uint8_t>(bytes_[pos_++])} << (8 * i);
-        return Status();
-    }
-    Status u64(std::uint64_t& v, const char* what) {
-        KEEL_CODEC_TRY(need(8, what));
-        v = 0;
-        for (int i = 0; i < 8; ++i)
-            v |= std::uint64_t{static_cast<std::uint8_t>(bytes_[pos_++])} << (8 * i);
-        return Status();
-    }
+    Status u32(std::uint32_t& v, const char* what) { return word(v, what); }
+    Status u64(std::uint64_t& v, const char* what) { return word(v, what); }
     Status boolean(bool& v, const char* what) {
         std::size_t at = offset();
         std::uint8_t b = 0;
@@ -228,6 +235,15 @@ public:
     }
 
 private:
+    template <typename T>
+    Status word(T& v, const char* what) {
+        KEEL_CODEC_TRY(need(sizeof(T), what));
+        std::memcpy(&v, bytes_.data() + pos_, sizeof(T));
+        v = to_little_endian(v);  // the same byte swap both ways
+        pos_ += sizeof(T);
+        return Status();
+    }
+
     std::string_view bytes_;
     std::size_t pos_ = 0;
 };
