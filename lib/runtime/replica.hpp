@@ -64,7 +64,7 @@ inline constexpr std::uint32_t k_single_mode_apply_spin_us = 1000;
 
 // Proposals submitted from inside a batch of proposal callbacks are handed
 // to the core (one WAL append) at the batch's end or in chunks of this many.
-inline constexpr std::size_t k_deferred_proposals_chunk = 1024;
+inline constexpr std::size_t k_deferred_proposals_chunk = 128;
 
 // Complete snapshots from leaders kept until the core installs one.
 inline constexpr std::size_t k_max_staged_snapshots = 2;
