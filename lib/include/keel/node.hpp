@@ -4,20 +4,23 @@
 //   auto result = node.value()->propose("set x 1").get();   // durable, committed, applied
 //
 // A Node owns one Raft core, a WAL-backed log, a TCP transport and the
-// application's StateMachine.  Threading model:
-//   - one I/O thread runs the Raft core, the transport and WAL completions
-//     (an asio::io_context); every public call below is thread-safe and only
-//     posts work to it;
-//   - the WAL's flusher thread writes and fdatasyncs batches (group commit);
+// application's StateMachine.  Threading model (docs/runtime.md):
+//   - the Raft core runs on whichever thread brings an input, under a lock:
+//     every public call below is thread-safe and does its part of the work
+//     on the calling thread (a proposal is appended to the WAL by it);
+//   - the WAL's flusher thread writes and fdatasyncs batches (group commit)
+//     and commits what each batch made durable;
 //   - one apply thread applies committed entries and completes proposals'
 //     callbacks and futures;
+//   - one I/O thread (an asio::io_context) runs the transport and the timer;
 //   - a background thread writes snapshots and deletes compacted segments.
 // Callbacks passed to the *_async functions must not block and must not call
-// stop().  Where they run: proposals and membership changes complete on the
-// apply thread once the entry is applied; a call refused up front (busy,
-// too_large, not_leader, aborted) completes on the calling thread or the I/O
-// thread; snapshot_async completes on the background thread; reads and
-// leadership transfers complete on the I/O thread.
+// stop(); they may call the other functions of this Node.  Where they run:
+// proposals and membership changes complete on the apply thread once the
+// entry is applied; a call refused up front (busy, too_large, not_leader,
+// aborted) completes on the calling thread or on a keel thread; snapshot_async
+// completes on the background thread; reads and leadership transfers complete
+// on the keel thread that brought the deciding input (often the I/O thread).
 //
 // Single-node mode: while this node is the only member, no timer is armed;
 // a proposal is appended, and the moment its fsync completes it is committed,

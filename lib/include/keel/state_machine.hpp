@@ -1,8 +1,8 @@
 // keel/state_machine.hpp — what an application implements to be replicated.
 //
 // keel applies committed log entries to the StateMachine, in log order, on
-// one dedicated apply thread (never on the I/O thread, so a slow apply
-// cannot hold up the network or the WAL).  All three member functions are
+// one dedicated apply thread (never on the threads that run the network or
+// the WAL, so a slow apply cannot hold them up).  All three member functions are
 // called from that thread only, never concurrently with each other; the
 // function returned by snapshot() is the one exception (see below).
 #pragma once
