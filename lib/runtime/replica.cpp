@@ -44,6 +44,8 @@ thread_local std::vector<const Replica*> t_outer_holders;
 // settle_locked() rounds before what is left goes to the I/O thread: a
 // callback that resubmits at once on every failure cannot pin a thread.
 constexpr int k_max_settle_rounds = 8;
+// kick_core() lock rounds, likewise.
+constexpr int k_max_kick_rounds = 4;
 
 Status validate(const NodeOptions& o) {
     if (o.id == 0) return Status(ErrorCode::invalid_argument, "id must be > 0");
@@ -129,7 +131,7 @@ Status Replica::start(TransportFactory factory) {
     // commit, so entries fsynced together are applied (and their proposers'
     // next proposals appended) together.
     wo.after_batch = [this] {
-        if (wal_progress_pending_.load()) with_core([] {});
+        if (wal_progress_pending_.load()) kick_core();
     };
     auto recovered = recover_or_bootstrap(options_, *sm_, wo);
     if (!recovered.ok()) return recovered.status();
@@ -155,7 +157,7 @@ Status Replica::start(TransportFactory factory) {
     ApplyWorker::Hooks hooks;
     hooks.on_applied = [this](raft::Index) {
         applied_progress_pending_.store(true);
-        with_core([] {});
+        kick_core();
     };
     hooks.on_snapshot = [this](SnapshotFunction fn, raft::SnapshotMeta meta,
                                std::function<void(Status)> done) {
@@ -183,7 +185,7 @@ Status Replica::start(TransportFactory factory) {
     hooks.batch_begin = [this] { t_deferring_replica = this; };
     hooks.batch_end = [this] {
         t_deferring_replica = nullptr;
-        if (inbox_nonempty_.load()) with_core([] {});
+        if (inbox_nonempty_.load()) kick_core();
     };
     apply_ = std::make_unique<ApplyWorker>(sm_, rec.applied, options_.snapshot_every_entries,
                                            std::move(hooks), &commit_latency_);
@@ -267,6 +269,9 @@ void Replica::propose_async(std::string data, std::function<void(ProposeResult)>
         inbox_nonempty_.store(true);
         queued = inbox_.size();
     }
+    // A commit will follow (whichever thread appends this proposal): the
+    // apply thread may wait for it awake (single-node mode).
+    apply_->set_work_expected(true);
     // Under the core lock, the holder takes the inbox in before releasing
     // it.  Inside a batch of proposal callbacks, the batch's end does, or
     // every k_deferred_proposals_chunk proposals: the WAL starts on the first
@@ -274,7 +279,7 @@ void Replica::propose_async(std::string data, std::function<void(ProposeResult)>
     // this thread runs the core itself.
     if (holding_core()) return;
     if (t_deferring_replica == this && queued < k_deferred_proposals_chunk) return;
-    with_core([] {});
+    kick_core();
 }
 
 bool Replica::holding_core() const {
@@ -316,6 +321,35 @@ void Replica::settle_locked() {
             worked = true;
         }
         if (!worked) return;
+    }
+    post([this] { with_core([] {}); });
+}
+
+bool Replica::work_pending() const {
+    return wal_progress_pending_.load() || applied_progress_pending_.load() ||
+           inbox_nonempty_.load();
+}
+
+void Replica::kick_core() {
+    if (holding_core()) return;  // settled before this thread lets go
+    for (int round = 0; round < k_max_kick_rounds; ++round) {
+        // Busy: the holder sees the work after it lets go (with_core's tail)
+        // and takes the lock again, or leaves it to the next holder.  The
+        // work was recorded before this try, the holder checks after its
+        // unlock, so nothing is stranded (the fences pair with the one in
+        // with_core: the work's store and the holder's unlock cannot both be
+        // missed).
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (!core_mu_.try_lock()) return;
+        {
+            std::lock_guard lock(core_mu_, std::adopt_lock);
+            enter_core();
+            settle_locked();
+            leave_core();
+        }
+        flush_io_outbox();
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (!work_pending()) return;
     }
     post([this] { with_core([] {}); });
 }

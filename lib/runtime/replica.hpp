@@ -129,6 +129,11 @@ private:
     // Drains work reported while the lock was busy or taken recursively:
     // queued proposals, WAL completions, apply progress.  Bounded rounds.
     void settle_locked();
+    // Work was recorded (a pending flag, the inbox): settle it now if the
+    // core lock is free; if another thread holds it, that thread does after
+    // letting go.  Never blocks on the lock.
+    void kick_core();
+    bool work_pending() const;
     void enter_core();
     void leave_core();
 
@@ -242,6 +247,10 @@ void Replica::with_core(F&& f) {
         leave_core();
     }
     flush_io_outbox();
+    // Work recorded while this thread held the lock, by threads that found
+    // it busy (kick_core), is this thread's to settle.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (work_pending()) kick_core();
 }
 
 }  // namespace keel::runtime
