@@ -58,7 +58,9 @@ public:
     std::uint64_t generation() const { return generation_.load(); }
 
     // ---- compaction (background thread) ----
-    // Drops records up to `index` if no reset happened since `generation`.
+    // Drops records up to `index` if no reset happened since `generation`,
+    // and only once that deletes at least one segment file (until then the
+    // records stay; every reader skips what a snapshot covers).
     Status compact_through(raft::Index index, std::uint64_t generation);
 
     wal::Wal& wal() { return *wal_; }

@@ -267,6 +267,11 @@ Result<std::vector<Record>> Wal::Impl::read(std::uint64_t from, std::uint64_t to
     return out;
 }
 
+std::uint64_t Wal::Impl::reclaimable_from() const {
+    std::lock_guard lock(state_mu_);
+    return segments_.size() > 1 ? segments_[1]->first_index : 0;
+}
+
 std::uint64_t Wal::Impl::first_index() const {
     std::lock_guard lock(state_mu_);
     return first_index_locked();
@@ -349,6 +354,9 @@ Metadata Wal::metadata() const {
 Result<std::vector<Record>> Wal::read(std::uint64_t from, std::uint64_t to_exclusive,
                                       std::uint64_t max_bytes) const {
     return impl_->read(from, to_exclusive, max_bytes);
+}
+std::uint64_t Wal::reclaimable_from() const {
+    return impl_->reclaimable_from();
 }
 std::uint64_t Wal::first_index() const {
     return impl_->first_index();

@@ -84,6 +84,7 @@ public:
     Result<std::vector<Record>> read(std::uint64_t from, std::uint64_t to,
                                      std::uint64_t max_bytes) const;
     std::uint64_t first_index() const;
+    std::uint64_t reclaimable_from() const;
     std::uint64_t last_index() const;
     std::uint64_t next_index() const;
     Result<std::uint64_t> term_at(std::uint64_t index) const;

@@ -178,6 +178,11 @@ public:
                                      std::uint64_t max_bytes = UINT64_MAX) const;
     // first_index() == last_index() + 1 when the log is empty.
     std::uint64_t first_index() const;
+    // The smallest index i for which compact_before(i) deletes a segment
+    // file (the first index of the second-oldest segment); 0 while there is
+    // only one segment.  Compacting to less only moves the logical floor
+    // (one metadata write and its fsyncs) and frees no disk space.
+    std::uint64_t reclaimable_from() const;
     std::uint64_t last_index() const;
     // The index the next append must start at (counts queued appends,
     // truncations and resets, not only durable records).
