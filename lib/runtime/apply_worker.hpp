@@ -119,7 +119,7 @@ private:
     std::size_t queued_entries_ = 0;             // GUARDED_BY(mu_)
     std::atomic<std::size_t> queued_atomic_{0};  // mirrors queued_entries_
     std::atomic<std::uint64_t> entries_applied_{0};
-    bool stopping_ = false;  // GUARDED_BY(mu_)
+    bool stopping_ = false;                 // GUARDED_BY(mu_)
     std::atomic<bool> queue_ready_{false};  // mirrors !queue_.empty() || stopping_
     std::atomic<std::uint32_t> spin_us_{0};
     std::atomic<bool> work_expected_{false};

@@ -2,10 +2,10 @@
 // happens to each batch of core output) is in actions_executor.cpp.
 #include "runtime/replica.hpp"
 
+#include <pthread.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <pthread.h>
 
 #include <chrono>
 #include <cstdio>
@@ -146,12 +146,11 @@ Status Replica::start(TransportFactory factory) {
         core_config_single_voter_ = c.members.size() == 1 && c.is_voter(options_.id);
     }
 
-
     io_ = std::make_unique<boost::asio::io_context>(1);
     work_ = std::make_unique<WorkGuard>(*io_);
-    ticker_ = std::make_unique<Ticker>(
-        *io_, std::chrono::milliseconds(options_.heartbeat_interval_ms),
-        [this] { with_core([this] { on_tick(); }); });
+    ticker_ =
+        std::make_unique<Ticker>(*io_, std::chrono::milliseconds(options_.heartbeat_interval_ms),
+                                 [this] { with_core([this] { on_tick(); }); });
     background_ = std::make_unique<BackgroundWorker>();
 
     ApplyWorker::Hooks hooks;

@@ -215,8 +215,8 @@ private:
 
     // Work for the I/O thread, in the order it was produced.
     std::mutex outbox_mu_;
-    std::vector<std::function<void()>> outbox_;  // GUARDED_BY(outbox_mu_)
-    bool outbox_posted_ = false;                 // GUARDED_BY(outbox_mu_)
+    std::vector<std::function<void()>> outbox_;          // GUARDED_BY(outbox_mu_)
+    bool outbox_posted_ = false;                         // GUARDED_BY(outbox_mu_)
     std::vector<std::function<void()>> outbox_running_;  // I/O thread
     bool io_stopped_ = false;                            // I/O thread
 

@@ -68,7 +68,7 @@ TEST_CASE("after_batch runs once per group commit, after that batch's callbacks,
     o.idle_spin_us = 200;  // the spin changes when the flusher sleeps, never what it does
     std::mutex mu;
     std::condition_variable cv;
-    std::uint64_t completions_seen = 0;  // callbacks run so far
+    std::uint64_t completions_seen = 0;       // callbacks run so far
     std::vector<std::uint64_t> at_batch_end;  // completions_seen at each after_batch
     std::thread::id flusher;
     bool off_flusher = false;
@@ -84,12 +84,14 @@ TEST_CASE("after_batch runs once per group commit, after that batch's callbacks,
     Wal& wal = **opened;
     constexpr std::uint64_t k_appends = 500;
     for (std::uint64_t i = 1; i <= k_appends; ++i) {
-        REQUIRE(wal.append(make_records(i, 1), [&](Status st) {
-            REQUIRE(st.ok());
-            std::lock_guard lock(mu);
-            flusher = std::this_thread::get_id();
-            ++completions_seen;
-        }).ok());
+        REQUIRE(wal.append(make_records(i, 1),
+                           [&](Status st) {
+                               REQUIRE(st.ok());
+                               std::lock_guard lock(mu);
+                               flusher = std::this_thread::get_id();
+                               ++completions_seen;
+                           })
+                    .ok());
         if (i % 100 == 0) wal.set_idle_spin_us(i % 200 == 0 ? 0 : 50);
     }
     std::unique_lock lock(mu);

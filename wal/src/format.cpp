@@ -3,8 +3,8 @@
 
 #include <fmt/format.h>
 
-#include "keel/crc32c.hpp"
 #include "keel/assert.hpp"
+#include "keel/crc32c.hpp"
 
 namespace keel::wal::detail {
 

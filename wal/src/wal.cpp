@@ -10,8 +10,8 @@
 
 #include <fmt/format.h>
 
-#include "keel/crc32c.hpp"
 #include "keel/assert.hpp"
+#include "keel/crc32c.hpp"
 #include "wal_impl.hpp"
 
 namespace keel::wal {
