@@ -224,6 +224,21 @@ public:
         deliver_all();
     }
 
+    // Ticks only `candidates` (delivering after each round) until one of
+    // them leads; returns it, or 0 after 100 rounds.  The other nodes do not
+    // tick: an isolated old leader keeps believing it leads.
+    NodeId tick_until_one_leads(const std::vector<NodeId>& candidates) {
+        for (int i = 0; i < 100; ++i) {
+            for (NodeId id : candidates)
+                if (core(id).role() == Role::leader) return id;
+            for (NodeId id : candidates) tick(id);
+            deliver_all();
+        }
+        for (NodeId id : candidates)
+            if (core(id).role() == Role::leader) return id;
+        return 0;
+    }
+
     NodeId leader() {
         for (const auto& [id, n] : nodes_) {
             if (n.core->role() == Role::leader) return id;
