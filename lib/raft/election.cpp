@@ -119,6 +119,7 @@ void Core::State::become_leader() {
     role = Role::leader;
     leader = opt.id;
     term_durable = true;  // won with votes of others: asked for only once durable
+    lease_forfeited = false;
     sync_progress();
     for (auto& [id, pr] : progress) pr.recent_active = true;
     // §8: a new leader appends a no-op of its term at once; until it commits,

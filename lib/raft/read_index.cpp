@@ -41,8 +41,12 @@ Status Core::State::read_index(std::uint64_t request_id) {
 // lone voter needs no votes) and commit more: seed 1004 of
 // `keel_sim --nodes 3 --membership` served a read at index 31 after index 38
 // was committed.  Such reads take the heartbeat round instead.
+// Likewise once this leader has sent timeout_now: the transfer's target
+// campaigns with votes that ignore leases, at any moment after, so the
+// lease no longer holds for the rest of this term.
 bool Core::State::lease_read_allowed() const {
-    return opt.lease_reads && is_voter() && configs.latest_index() <= log.committed();
+    return opt.lease_reads && !lease_forfeited && is_voter() &&
+           configs.latest_index() <= log.committed();
 }
 
 void Core::State::start_read_round(std::vector<std::uint64_t> request_ids) {

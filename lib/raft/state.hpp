@@ -56,6 +56,10 @@ struct Core::State {
     bool term_durable = true;
     std::size_t uncommitted_bytes = 0;
     NodeId transfer_target = kNoNode;  // aborted when election_elapsed_ticks reaches the minimum
+    // Set once this leader sent timeout_now in its term: the target may win
+    // a forced election (voters ignore leases for it) at any moment, even
+    // after the transfer is aborted here, so the lease no longer holds.
+    bool lease_forfeited = false;
     std::uint64_t read_round = 0;
     std::deque<ReadRound> read_rounds;         // oldest first
     std::vector<std::uint64_t> reads_waiting;  // until an entry of this term commits

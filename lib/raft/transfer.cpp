@@ -28,6 +28,7 @@ void Core::State::maybe_send_timeout_now(NodeId to) {
     auto it = progress.find(to);
     KEEL_ASSERT(it != progress.end(), "the transfer target is a member");
     if (it->second.match == log.last_index()) {
+        lease_forfeited = true;  // before the message can leave
         send(Message{.type = MessageType::timeout_now, .to = to});
     } else {
         send_append(to, /*send_if_empty=*/true);

@@ -109,6 +109,19 @@ TEST_CASE("ReadIndex: lease reads (explicit option) skip the heartbeat round") {
     REQUIRE(c.node(1).read_states.size() == 1);
 }
 
+TEST_CASE(
+    "ReadIndex: no lease reads once the leader sent timeout_now (forced elections ignore leases)") {
+    Cluster c({1, 2, 3}, {}, [](Options& o) { o.lease_reads = true; });
+    c.elect(1);
+    REQUIRE(c.core(1).transfer_leadership(2).ok());
+    c.process(1);  // 2 is caught up: timeout_now goes out now
+    c.isolate(1);  // and the transfer never completes from 1's point of view
+    REQUIRE(c.core(1).role() == Role::leader);
+    REQUIRE(c.core(1).read_index(9).ok());
+    c.process(1);
+    CHECK(c.node(1).read_states.empty());  // waits for a heartbeat quorum instead
+}
+
 TEST_CASE("ReadIndex: busy past max_pending_reads") {
     Cluster c({1, 2, 3}, {}, [](Options& o) { o.max_pending_reads = 2; });
     c.elect(1);
