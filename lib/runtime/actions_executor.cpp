@@ -392,15 +392,6 @@ void Replica::publish_status() {
     status_.first_index = core_->first_index();
     status_.last_index = core_->last_index();
     status_.mode = core_->needs_ticks() ? Mode::cluster : Mode::single;
-    // The leader's view of each member's log (0 on a follower: it has none).
-    const bool leading = core_->role() == raft::Role::leader;
-    std::vector<raft::PeerProgress> progress;
-    if (leading) progress = core_->progress();
-    for (MemberStatus& m : status_.members) {
-        m.match_index = 0;
-        for (const raft::PeerProgress& p : progress)
-            if (p.id == m.spec.id) m.match_index = p.match;
-    }
 }
 
 }  // namespace keel::runtime

@@ -185,7 +185,7 @@ private:
 
     // The core lock: every member below down to `shut_down_` is GUARDED_BY
     // it, as are core_, log_'s writers and the trackers.
-    std::mutex core_mu_;
+    mutable std::mutex core_mu_;  // mutable: status() reads the core under it
     // Proposals accepted by propose_async (and membership changes) not yet
     // committed or failed: in the inbox or in proposals_.  Not under the lock.
     std::atomic<std::size_t> pending_proposals_{0};
