@@ -97,7 +97,12 @@ void Replica::execute(raft::Actions& a) {
         ApplyItem item;
         item.waiters = proposals_.take_committed(a.committed_entries);
         item.entries = std::move(a.committed_entries);
-        apply_->enqueue(std::move(item));
+        if (may_apply_inline() &&
+            (!inline_apply_.empty() || apply_->claim_inline(item.entries.size()))) {
+            inline_apply_.push_back(std::move(item));  // applied once the lock is let go
+        } else {
+            apply_->enqueue(std::move(item));
+        }
     }
     if (!a.read_states.empty() || !a.read_failures.empty()) {
         const raft::Index applied = apply_->applied_index();
@@ -357,6 +362,7 @@ void Replica::set_ticker_needed(bool needed) {
     ticker_wanted_ = needed;
     log_->wal().set_idle_spin_us(needed ? 0 : k_single_mode_flusher_spin_us);
     apply_->set_spin_us(needed ? 0 : k_single_mode_apply_spin_us);
+    apply_->set_inline_budget_us(needed ? 0 : k_single_mode_inline_apply_budget_us);
     to_io([this, needed] { ticker_->set_needed(needed); });
 }
 

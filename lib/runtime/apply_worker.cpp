@@ -36,9 +36,12 @@ void ApplyWorker::start() {
 
 void ApplyWorker::stop() {
     {
-        std::lock_guard lock(mu_);
+        std::unique_lock lock(mu_);
         stopping_ = true;
         queue_ready_.store(true);
+        // No apply may run once stop() returns: wait out an inline one.
+        cv_.notify_all();
+        cv_.wait(lock, [&] { return !inline_claimed_; });
     }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
@@ -83,43 +86,88 @@ void ApplyWorker::run() {
         spin_for_work();
         {
             std::unique_lock lock(mu_);
-            cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+            // Queued items wait for an inline apply in progress: they come
+            // after its entries.
+            cv_.wait(lock, [&] { return !inline_claimed_ && (stopping_ || !queue_.empty()); });
             if (queue_.empty()) return;  // stopping and drained
             items.swap(queue_);
+            applying_ = true;
             queue_ready_.store(stopping_, std::memory_order_relaxed);
         }
-        const raft::Index before = applied_.index;
-        std::size_t entries = 0;
-        if (hooks_.batch_begin) hooks_.batch_begin();
-        for (ApplyItem& item : items) {
-            entries += item.entries.size();
-            if (item.restore) {
-                Status s = (*item.restore)(*sm_);
-                // A half-restored state machine cannot go on applying: fail-stop.
-                if (!s.ok())
-                    hooks_.log(LogLevel::error, "snapshot restore failed: " + s.to_string());
-                KEEL_ASSERT(s.ok(), "restoring the state machine from a snapshot failed");
-                applied_ = *item.restore_meta;
-                last_snapshot_index_ = applied_.index;
-            } else if (item.snapshot_request) {
-                maybe_snapshot(std::move(item.snapshot_request));
-            } else {
-                apply_entries(item);
-            }
-        }
+        spin_pointless_.store(false, std::memory_order_relaxed);
+        const std::size_t entries = apply_batch(items);
         items.clear();
-        if (hooks_.batch_end) hooks_.batch_end();
         {
             std::lock_guard lock(mu_);
+            applying_ = false;
             queued_entries_ -= entries;
             queued_atomic_.store(queued_entries_, std::memory_order_relaxed);
         }
-        entries_applied_.fetch_add(entries);
-        if (applied_.index != before) {
-            applied_index_.store(applied_.index);
-            hooks_.on_applied(applied_.index);
+    }
+}
+
+std::size_t ApplyWorker::apply_batch(std::deque<ApplyItem>& items) {
+    const raft::Index before = applied_.index;
+    const std::uint64_t start = monotonic_ns();
+    std::size_t entries = 0;
+    if (hooks_.batch_begin) hooks_.batch_begin();
+    for (ApplyItem& item : items) {
+        entries += item.entries.size();
+        if (item.restore) {
+            Status s = (*item.restore)(*sm_);
+            // A half-restored state machine cannot go on applying: fail-stop.
+            if (!s.ok()) hooks_.log(LogLevel::error, "snapshot restore failed: " + s.to_string());
+            KEEL_ASSERT(s.ok(), "restoring the state machine from a snapshot failed");
+            applied_ = *item.restore_meta;
+            last_snapshot_index_ = applied_.index;
+        } else if (item.snapshot_request) {
+            maybe_snapshot(std::move(item.snapshot_request));
+        } else {
+            apply_entries(item);
         }
     }
+    if (hooks_.batch_end) hooks_.batch_end();
+    if (entries != 0) {
+        // Cost per entry (apply and callbacks), smoothed: what claim_inline()
+        // predicts a batch will take.
+        const std::uint64_t per_entry = (monotonic_ns() - start) / entries;
+        const std::uint64_t old = apply_ns_per_entry_.load(std::memory_order_relaxed);
+        apply_ns_per_entry_.store((old * 7 + per_entry) / 8, std::memory_order_relaxed);
+    }
+    entries_applied_.fetch_add(entries);
+    if (applied_.index != before) {
+        applied_index_.store(applied_.index);
+        hooks_.on_applied(applied_.index);
+    }
+    return entries;
+}
+
+bool ApplyWorker::claim_inline(std::size_t entries) {
+    const std::uint64_t budget_ns = inline_budget_ns_.load(std::memory_order_relaxed);
+    if (budget_ns == 0) return false;
+    if (entries * apply_ns_per_entry_.load(std::memory_order_relaxed) > budget_ns) return false;
+    std::lock_guard lock(mu_);
+    if (stopping_ || inline_claimed_ || applying_ || !queue_.empty()) return false;
+    // A batch that would take an automatic snapshot goes to the apply
+    // thread: capturing the state may take a while.
+    if (snapshot_every_ != 0 && applied_.index + entries - last_snapshot_index_ >= snapshot_every_)
+        return false;
+    inline_claimed_ = true;
+    spin_pointless_.store(true, std::memory_order_relaxed);
+    return true;
+}
+
+void ApplyWorker::apply_claimed(std::deque<ApplyItem>& items) {
+    KEEL_ASSERT(inline_claimed_, "apply_claimed() after a successful claim_inline()");
+    apply_batch(items);
+    items.clear();
+    bool waiting = false;  // queued items, or stop(), wait for the claim
+    {
+        std::lock_guard lock(mu_);
+        inline_claimed_ = false;
+        waiting = stopping_ || !queue_.empty();
+    }
+    if (waiting) cv_.notify_all();
 }
 
 void ApplyWorker::spin_for_work() {
@@ -127,7 +175,8 @@ void ApplyWorker::spin_for_work() {
     if (spin_us == 0) return;
     const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us);
     while (!queue_ready_.load(std::memory_order_acquire) &&
-           work_expected_.load(std::memory_order_relaxed)) {
+           work_expected_.load(std::memory_order_relaxed) &&
+           !spin_pointless_.load(std::memory_order_relaxed)) {
         if (std::chrono::steady_clock::now() >= until) return;
         // Gives the core to any runnable thread (the flusher, request
         // handlers): this wait only uses what would otherwise be idle.

@@ -41,6 +41,10 @@ thread_local const Replica* t_core_holder = nullptr;
 // replica may call into another).
 thread_local std::vector<const Replica*> t_outer_holders;
 
+// Set on the WAL flusher while it commits what its group commit made
+// durable: a small committed batch may then be claimed for inline apply.
+thread_local const Replica* t_wal_flusher_of = nullptr;
+
 // settle_locked() rounds before what is left goes to the I/O thread: a
 // callback that resubmits at once on every failure cannot pin a thread.
 constexpr int k_max_settle_rounds = 8;
@@ -130,9 +134,7 @@ Status Replica::start(TransportFactory factory) {
     // The per-write callbacks only record progress; one commit per group
     // commit, so entries fsynced together are applied (and their proposers'
     // next proposals appended) together.
-    wo.after_batch = [this] {
-        if (wal_progress_pending_.load()) kick_core();
-    };
+    wo.after_batch = [this] { on_wal_batch_done(); };
     auto recovered = recover_or_bootstrap(options_, *sm_, wo);
     if (!recovered.ok()) return recovered.status();
     Recovered& rec = recovered.value();
@@ -191,6 +193,7 @@ Status Replica::start(TransportFactory factory) {
     // Single-node mode until the core needs ticks (set_ticker_needed).
     log_->wal().set_idle_spin_us(k_single_mode_flusher_spin_us);
     apply_->set_spin_us(k_single_mode_apply_spin_us);
+    apply_->set_inline_budget_us(k_single_mode_inline_apply_budget_us);
 
     if (factory) {
         PeerTransport::Handlers h;
@@ -279,6 +282,20 @@ void Replica::propose_async(std::string data, std::function<void(ProposeResult)>
     if (holding_core()) return;
     if (t_deferring_replica == this && queued < k_deferred_proposals_chunk) return;
     kick_core();
+}
+
+// The WAL's flusher, after the callbacks of one group commit: commit what
+// it made durable, then apply inline what the commit claimed (no lock held).
+void Replica::on_wal_batch_done() {
+    if (!wal_progress_pending_.load()) return;
+    t_wal_flusher_of = this;
+    kick_core();
+    t_wal_flusher_of = nullptr;
+    if (!inline_apply_.empty()) apply_->apply_claimed(inline_apply_);
+}
+
+bool Replica::may_apply_inline() const {
+    return t_wal_flusher_of == this;
 }
 
 bool Replica::holding_core() const {

@@ -8,6 +8,8 @@
 // queue order between batches of appends.
 #include <fmt/format.h>
 
+#include <sched.h>
+
 #include <chrono>
 
 #include "format.hpp"
@@ -18,16 +20,6 @@ namespace keel::wal {
 
 using detail::Op;
 
-namespace {
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-}  // namespace
-
 // Options::idle_spin_us: look at the queue for a little while before
 // sleeping.  Bounded by the clock, so an idle WAL goes to sleep right after.
 void Wal::Impl::spin_for_work() {
@@ -35,8 +27,10 @@ void Wal::Impl::spin_for_work() {
     if (spin_us == 0) return;
     const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us);
     while (!queue_ready_.load(std::memory_order_acquire)) {
-        for (int i = 0; i < 64; ++i) cpu_relax();
         if (std::chrono::steady_clock::now() >= until) return;
+        // Yield, not just pause: the thread about to append (often woken
+        // on this very core) must get to run while we wait for it.
+        sched_yield();
     }
 }
 
