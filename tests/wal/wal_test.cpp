@@ -244,3 +244,30 @@ TEST_CASE("records over a lowered max_record_bytes are still recovered, not take
     REQUIRE(wal->last_index() == 2);
     REQUIRE((*wal->read(1, 2))[0] == make_record(1, 1, 9000));
 }
+
+// Zero-filling the next segment competes with appends for the disk; a fresh
+// WAL must not start it before the active segment is half full.
+TEST_CASE("the next segment is prepared once the active one is half full, not at open") {
+    TempDir dir;
+    FaultFs fs;
+    Options o = small_options(&fs);  // 16 KiB segments
+    auto wal = open_ok(dir.path(), o);
+    std::mutex mu;
+    int segment_writes = 0;                 // appends written so far (one write each)
+    std::vector<int> prepared_after_writes;  // segment_writes at each preparation
+    fs.set_before_mutation([&](const std::string& what) {
+        std::lock_guard lock(mu);
+        if (what.rfind("write ", 0) == 0 && what.find(".wal") != std::string::npos)
+            ++segment_writes;
+        if (what.rfind("create ", 0) == 0 && what.find("next-segment.tmp") != std::string::npos)
+            prepared_after_writes.push_back(segment_writes);
+    });
+    // 1 KiB records, one append (one write) at a time: the first segment
+    // holds 15, so half of it is reached by the 8th.
+    for (std::uint64_t i = 1; i <= 20; ++i)
+        REQUIRE(append_sync(*wal, {make_record(i, 1, 1000)}).ok());
+    wal.reset();  // joins the background thread: every preparation is recorded
+    std::lock_guard lock(mu);
+    REQUIRE(!prepared_after_writes.empty());
+    CHECK(prepared_after_writes.front() >= 7);
+}

@@ -120,6 +120,7 @@ Status Wal::Impl::flush_buffer(std::uint64_t bytes, std::uint32_t chain) {
     bytes_written_.fetch_add(bytes, std::memory_order_relaxed);
     active_->end_offset.store(at + bytes);
     active_->last_crc = chain;
+    if (at + bytes >= options_.segment_bytes / 2) request_next_segment();
     return Status();
 }
 

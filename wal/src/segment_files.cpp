@@ -50,6 +50,18 @@ Result<std::shared_ptr<File>> Wal::Impl::prepare_segment_file() {
     return std::shared_ptr<File>(std::move(*file));
 }
 
+// The active segment is half full: zero-fill the next one in the background
+// now, so the roll finds it ready.  Not earlier: a fresh or reopened WAL
+// would compete with its own first writes for the disk to prepare a segment
+// it may need much later or never.  Flusher only.
+void Wal::Impl::request_next_segment() {
+    if (next_requested_ || !options_.preallocate || !background_.joinable()) return;
+    next_requested_ = true;
+    std::lock_guard lock(bg_mu_);
+    want_prepared_ = true;
+    bg_cv_.notify_all();
+}
+
 Result<std::shared_ptr<File>> Wal::Impl::take_prepared_file() {
     if (!options_.preallocate || !background_.joinable()) return prepare_segment_file();
     std::unique_lock lock(bg_mu_);
@@ -79,11 +91,7 @@ Status Wal::Impl::install_segment(std::uint64_t first_index, std::uint32_t start
     if (Status s = fs_->rename(dir_ + "/" + detail::k_prealloc_name, dir_ + "/" + name); !s.ok())
         return s;
     if (Status s = fs_->sync_dir(dir_); !s.ok()) return s;
-    if (options_.preallocate && background_.joinable()) {
-        std::lock_guard lock(bg_mu_);
-        want_prepared_ = true;  // start zero-filling the one after
-        bg_cv_.notify_all();
-    }
+    next_requested_ = false;  // the one after: once this one is half full
     auto seg = std::make_shared<Segment>();
     seg->sequence = next_sequence_;
     seg->first_index = first_index;

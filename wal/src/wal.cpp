@@ -49,11 +49,6 @@ void Wal::Impl::start() {
         pthread_setname_np(pthread_self(), "keel-wal-prep");
         background_main();
     });
-    if (options_.preallocate) {
-        std::lock_guard lock(bg_mu_);
-        want_prepared_ = true;
-        bg_cv_.notify_all();
-    }
     flusher_ = std::thread([this] {
         pthread_setname_np(pthread_self(), "keel-wal-flush");
         flusher_main();

@@ -124,6 +124,7 @@ private:
     // Writes the header into a prepared file and renames it into place;
     // makes it the active segment.  Flusher or recovery only.
     Status install_segment(std::uint64_t first_index, std::uint32_t start_crc);
+    void request_next_segment();
     // Zeroes [from, last non-zero byte) of a file and fdatasyncs it.
     Status zero_tail(File& file, std::uint64_t from, std::uint64_t* zeroed);
     // Zeroes [from, to) and fdatasyncs.
@@ -174,6 +175,7 @@ private:
         std::uint32_t crc;
     };
     std::vector<Placed> placed_;
+    bool next_requested_ = false;  // the next segment's preparation was asked for
 
     // ---- background (bg_mu_) ----
     mutable std::mutex bg_mu_;

@@ -40,8 +40,8 @@ struct Options {
     // Appends with a larger payload are refused with ErrorCode::too_large.
     std::uint64_t max_record_bytes = 64ull << 20;
     // Zero-fill the active segment and prepare the next one ahead of time on
-    // a background thread, so appends overwrite zeroed blocks (the fast
-    // fdatasync floor on ext4).  Off: segments are created empty and appends
+    // a background thread (once the active one is half full), so appends
+    // overwrite zeroed blocks (the fast fdatasync floor on ext4).  Off: segments are created empty and appends
     // extend the file.
     bool preallocate = true;
     // On corruption (a bad record followed by valid ones, a gap, a broken
