@@ -267,10 +267,8 @@ int main(int argc, char** argv) {
         options.segment_bytes = segment_bytes;
         auto wal = Wal::open(dir, options);
         if (!wal.ok()) die(wal.status().to_string());
-        // Let the background zero-fill of the next segment finish first, so
-        // it does not compete with the measured fdatasyncs.
-        while (!(*wal)->stats().next_segment_ready)
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        // No background zero-fill competes with the first fdatasyncs: the WAL
+        // prepares the next segment only once the active one is half full.
         ClosedLoop loop(**wal, record_bytes, submit_from == "thread");
         for (int k : outstanding) {
             if (k < 1) die("--outstanding values must be >= 1");
