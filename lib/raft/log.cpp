@@ -37,6 +37,7 @@ std::vector<Entry> RaftLog::slice(Index from, Index to_exclusive, std::size_t ma
     KEEL_ASSERT(from >= first_index(), "slice of compacted entries");
     to_exclusive = std::min(to_exclusive, last_index() + 1);
     std::vector<Entry> out;
+    if (to_exclusive > from) out.reserve(to_exclusive - from);
     std::size_t size_bytes = 0;
     for (Index i = from; i < to_exclusive; ++i) {
         const Entry& e = at(i);
@@ -124,6 +125,7 @@ std::vector<Entry> RaftLog::take_committed(std::size_t max_bytes) {
 
 std::vector<Entry> RaftLog::take_unstable() {
     std::vector<Entry> out;
+    if (last_index() >= unstable_) out.reserve(last_index() - unstable_ + 1);
     for (Index i = unstable_; i <= last_index(); ++i) out.push_back(at(i));
     unstable_ = last_index() + 1;
     return out;

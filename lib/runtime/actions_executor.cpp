@@ -61,7 +61,6 @@ void Replica::run_core() {
     }
     // The mode detector: a lone voter runs no timer at all.
     set_ticker_needed(core_->needs_ticks());
-    apply_->set_work_expected(!in_flight_.empty());
     publish_status();
 }
 
@@ -361,7 +360,6 @@ void Replica::set_ticker_needed(bool needed) {
     if (needed == ticker_wanted_) return;
     ticker_wanted_ = needed;
     log_->wal().set_idle_spin_us(needed ? 0 : k_single_mode_flusher_spin_us);
-    apply_->set_spin_us(needed ? 0 : k_single_mode_apply_spin_us);
     apply_->set_inline_budget_us(needed ? 0 : k_single_mode_inline_apply_budget_us);
     to_io([this, needed] { ticker_->set_needed(needed); });
 }

@@ -1,7 +1,6 @@
 #include "runtime/apply_worker.hpp"
 
 #include <pthread.h>
-#include <sched.h>
 
 #include <chrono>
 #include <utility>
@@ -38,7 +37,6 @@ void ApplyWorker::stop() {
     {
         std::unique_lock lock(mu_);
         stopping_ = true;
-        queue_ready_.store(true);
         // No apply may run once stop() returns: wait out an inline one.
         cv_.notify_all();
         cv_.wait(lock, [&] { return !inline_claimed_; });
@@ -71,7 +69,6 @@ void ApplyWorker::enqueue(ApplyItem item) {
         queued_entries_ += item.entries.size();
         queued_atomic_.store(queued_entries_, std::memory_order_relaxed);
         queue_.push_back(std::move(item));
-        queue_ready_.store(true, std::memory_order_release);
     }
     cv_.notify_one();
 }
@@ -83,7 +80,6 @@ void ApplyWorker::snapshot_finished() {
 void ApplyWorker::run() {
     std::deque<ApplyItem> items;
     for (;;) {
-        spin_for_work();
         {
             std::unique_lock lock(mu_);
             // Queued items wait for an inline apply in progress: they come
@@ -92,9 +88,7 @@ void ApplyWorker::run() {
             if (queue_.empty()) return;  // stopping and drained
             items.swap(queue_);
             applying_ = true;
-            queue_ready_.store(stopping_, std::memory_order_relaxed);
         }
-        spin_pointless_.store(false, std::memory_order_relaxed);
         const std::size_t entries = apply_batch(items);
         items.clear();
         {
@@ -155,7 +149,6 @@ bool ApplyWorker::claim_inline(std::size_t entries) {
     if (snapshot_every_ != 0 && applied_.index + entries - last_snapshot_index_ >= snapshot_every_)
         return false;
     inline_claimed_ = true;
-    spin_pointless_.store(true, std::memory_order_relaxed);
     return true;
 }
 
@@ -170,20 +163,6 @@ void ApplyWorker::apply_claimed(std::deque<ApplyItem>& items) {
         waiting = stopping_ || !queue_.empty();
     }
     if (waiting) cv_.notify_all();
-}
-
-void ApplyWorker::spin_for_work() {
-    const std::uint32_t spin_us = spin_us_.load(std::memory_order_relaxed);
-    if (spin_us == 0) return;
-    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us);
-    while (!queue_ready_.load(std::memory_order_acquire) &&
-           work_expected_.load(std::memory_order_relaxed) &&
-           !spin_pointless_.load(std::memory_order_relaxed)) {
-        if (std::chrono::steady_clock::now() >= until) return;
-        // Gives the core to any runnable thread (the flusher, request
-        // handlers): this wait only uses what would otherwise be idle.
-        sched_yield();
-    }
 }
 
 void ApplyWorker::apply_entries(ApplyItem& item) {

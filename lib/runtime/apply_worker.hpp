@@ -95,17 +95,6 @@ public:
     // Called (from any thread) when the automatic snapshot handed out
     // earlier has finished, so another one may start.
     void snapshot_finished();
-    // While `expected` (the replica knows a commit is coming: a WAL write is
-    // in flight in single-node mode), an idle apply thread looks at its
-    // queue for up to `spin_us` before sleeping, yielding the core to any
-    // other runnable thread meanwhile.  The commit then finds it awake: no
-    // thread wakeup between an fsync and the caller's answer.  Never spins
-    // when nothing is expected, so an idle node sleeps.  Thread-safe.
-    void set_spin_us(std::uint32_t spin_us) { spin_us_.store(spin_us, std::memory_order_relaxed); }
-    void set_work_expected(bool expected) {
-        work_expected_.store(expected, std::memory_order_relaxed);
-    }
-
     // Inline apply (single-node mode): the thread that made entries durable
     // may apply a small batch itself instead of waking the apply thread.
     // claim_inline() succeeds when inline apply is on (budget > 0), the
@@ -126,7 +115,6 @@ private:
     // Applies `items` (apply thread, or an inline claimer); returns the
     // number of entries.
     std::size_t apply_batch(std::deque<ApplyItem>& items);
-    void spin_for_work();
     void apply_entries(ApplyItem& item);
     void maybe_snapshot(std::function<void(Status)> requested);
 
@@ -144,10 +132,6 @@ private:
     bool stopping_ = false;                 // GUARDED_BY(mu_)
     bool applying_ = false;                 // the apply thread is in a batch; GUARDED_BY(mu_)
     bool inline_claimed_ = false;           // an inline apply is in progress; GUARDED_BY(mu_)
-    std::atomic<bool> queue_ready_{false};  // mirrors !queue_.empty() || stopping_
-    std::atomic<std::uint32_t> spin_us_{0};
-    std::atomic<bool> work_expected_{false};
-    std::atomic<bool> spin_pointless_{false};  // the last commit was applied inline
     std::atomic<std::uint64_t> inline_budget_ns_{0};
     // Smoothed cost of one entry (apply and callbacks); starts pessimistic.
     std::atomic<std::uint64_t> apply_ns_per_entry_{2000};

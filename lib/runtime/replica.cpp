@@ -192,7 +192,6 @@ Status Replica::start(TransportFactory factory) {
                                            std::move(hooks), &commit_latency_);
     // Single-node mode until the core needs ticks (set_ticker_needed).
     log_->wal().set_idle_spin_us(k_single_mode_flusher_spin_us);
-    apply_->set_spin_us(k_single_mode_apply_spin_us);
     apply_->set_inline_budget_us(k_single_mode_inline_apply_budget_us);
 
     if (factory) {
@@ -271,9 +270,6 @@ void Replica::propose_async(std::string data, std::function<void(ProposeResult)>
         inbox_nonempty_.store(true);
         queued = inbox_.size();
     }
-    // A commit will follow (whichever thread appends this proposal): the
-    // apply thread may wait for it awake (single-node mode).
-    apply_->set_work_expected(true);
     // Under the core lock, the holder takes the inbox in before releasing
     // it.  Inside a batch of proposal callbacks, the batch's end does, or
     // every k_deferred_proposals_chunk proposals: the WAL starts on the first

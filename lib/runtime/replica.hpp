@@ -52,17 +52,14 @@
 namespace keel::runtime {
 
 // Single-node mode: how long the WAL flusher looks for the next append
-// before sleeping (wal::Options::idle_spin_us), yielding its core to any
-// runnable thread meanwhile.  The next proposal of a closed-loop client comes
-// a few microseconds after a commit, that of a client across a network
-// (raftd's) one round trip after its answer; finding the flusher awake saves
-// a thread wakeup per write.  Zero in cluster mode, where more threads share
-// the cores.
-inline constexpr std::uint32_t k_single_mode_flusher_spin_us = 300;
-// Single-node mode, while a WAL write is in flight: how long the apply
-// thread waits awake (yielding its core) for the commit it will bring
-// (ApplyWorker::set_spin_us).  About a slow fsync; longer waits sleep.
-inline constexpr std::uint32_t k_single_mode_apply_spin_us = 1000;
+// before sleeping (wal::Options::idle_spin_us).  The next proposal of a
+// closed-loop client comes a few microseconds after its answer; finding the
+// flusher awake saves a thread wakeup per write.  Short, because the spin
+// holds its core: it never yields (a yielding spinner that hands its core to
+// a CPU-bound process waits out that process's whole time slice, milliseconds,
+// when its work arrives; a sleeper that is woken preempts it).  Zero in
+// cluster mode, where more threads share the cores.
+inline constexpr std::uint32_t k_single_mode_flusher_spin_us = 50;
 // Single-node mode: a committed batch predicted to apply (with its
 // proposers' callbacks) within this budget is applied by the WAL flusher
 // right after its fsync, instead of waking the apply thread: the answer

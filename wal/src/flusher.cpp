@@ -8,8 +8,6 @@
 // queue order between batches of appends.
 #include <fmt/format.h>
 
-#include <sched.h>
-
 #include <chrono>
 
 #include "format.hpp"
@@ -20,17 +18,28 @@ namespace keel::wal {
 
 using detail::Op;
 
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace
+
 // Options::idle_spin_us: look at the queue for a little while before
 // sleeping.  Bounded by the clock, so an idle WAL goes to sleep right after.
 void Wal::Impl::spin_for_work() {
     const std::uint32_t spin_us = idle_spin_us_.load(std::memory_order_relaxed);
     if (spin_us == 0) return;
     const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us);
+    // Pause, never sched_yield: a yielding thread that gives its core to a
+    // CPU-bound process is not woken when work arrives, it waits out that
+    // process's time slice (milliseconds).
     while (!queue_ready_.load(std::memory_order_acquire)) {
+        for (int i = 0; i < 64; ++i) cpu_relax();
         if (std::chrono::steady_clock::now() >= until) return;
-        // Yield, not just pause: the thread about to append (often woken
-        // on this very core) must get to run while we wait for it.
-        sched_yield();
     }
 }
 

@@ -11,13 +11,15 @@
 //   - the WAL's flusher thread writes and fdatasyncs batches (group commit)
 //     and commits what each batch made durable;
 //   - one apply thread applies committed entries and completes proposals'
-//     callbacks and futures;
+//     callbacks and futures (in single-node mode the flusher does this for
+//     small batches itself, one at a time with the apply thread: see
+//     state_machine.hpp);
 //   - one I/O thread (an asio::io_context) runs the transport and the timer;
 //   - a background thread writes snapshots and deletes compacted segments.
 // Callbacks passed to the *_async functions must not block and must not call
 // stop(); they may call the other functions of this Node.  Where they run:
-// proposals and membership changes complete on the apply thread once the
-// entry is applied; a call refused up front (busy, too_large, not_leader,
+// proposals and membership changes complete on the thread that applied the
+// entry (the apply thread, or in single-node mode the WAL flusher); a call refused up front (busy, too_large, not_leader,
 // aborted) completes on the calling thread or on a keel thread; snapshot_async
 // completes on the background thread; reads and leadership transfers complete
 // on the keel thread that brought the deciding input (often the I/O thread).

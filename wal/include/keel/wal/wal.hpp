@@ -60,10 +60,10 @@ struct Options {
     // for this long before it sleeps (0 = sleep at once).  A writer that
     // submits its next record microseconds after a completion (a closed loop
     // whose completions are handed to another thread) then finds the flusher
-    // awake instead of paying a thread wakeup.  The flusher yields its core
-    // between checks, so any runnable thread goes first; costs up to this
-    // much CPU per batch only when the core would otherwise idle; never
-    // delays a write.  Changeable with set_idle_spin_us().
+    // awake instead of paying a thread wakeup.  The flusher holds its core
+    // meanwhile (it never yields: see flusher.cpp), so keep this short.
+    // Costs up to this much CPU per batch; never delays a write.
+    // Changeable with set_idle_spin_us().
     std::uint32_t idle_spin_us = 0;
     // Called on the flusher thread after the callbacks of each batch (one
     // group commit) have all run.  Lets a user that records progress in its
