@@ -15,7 +15,8 @@
 //   - compaction runs only for snapshots published before the latest reset
 //     (a generation counter), so it never races a reset.
 //
-// Threads: append/truncate/reset/save_hard_state from the I/O thread;
+// Threads: append/truncate/reset/save_hard_state under the replica's core
+// lock (whichever thread holds it);
 // compact() from the background thread; reads at open only.
 #pragma once
 
@@ -46,7 +47,7 @@ public:
     Result<std::vector<raft::Entry>> entries_after(raft::Index snapshot_index,
                                                    raft::Term snapshot_term) const;
 
-    // ---- writes (I/O thread) ----
+    // ---- writes (under the core lock) ----
     // Appends `entries`, first truncating a conflicting suffix when
     // entries.front().index is not the next index.  `done` runs on the WAL
     // flusher thread once they are durable.
@@ -72,7 +73,7 @@ private:
     std::unique_ptr<wal::Wal> wal_;
     std::mutex shape_mu_;  // serialises reset with compaction
     std::atomic<std::uint64_t> generation_{0};
-    wal::Metadata meta_;  // last saved (I/O thread)
+    wal::Metadata meta_;  // last saved (under the core lock)
 };
 
 }  // namespace keel::runtime

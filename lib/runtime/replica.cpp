@@ -135,6 +135,8 @@ Status Replica::start(TransportFactory factory) {
     // commit, so entries fsynced together are applied (and their proposers'
     // next proposals appended) together.
     wo.after_batch = [this] { on_wal_batch_done(); };
+    // The core keeps the log in memory; the WAL is read at open only.
+    wo.cache_bytes = 0;
     auto recovered = recover_or_bootstrap(options_, *sm_, wo);
     if (!recovered.ok()) return recovered.status();
     Recovered& rec = recovered.value();

@@ -271,3 +271,14 @@ TEST_CASE("the next segment is prepared once the active one is half full, not at
     REQUIRE(!prepared_after_writes.empty());
     CHECK(prepared_after_writes.front() >= 7);
 }
+
+TEST_CASE("with cache_bytes 0 nothing is cached and reads come from disk") {
+    TempDir dir;
+    Options o = small_options();
+    o.cache_bytes = 0;
+    auto wal = open_ok(dir.path(), o);
+    REQUIRE(append_sync(*wal, make_records(1, 40)).ok());  // spans segments
+    require_records(*wal, 1, 41);
+    REQUIRE(append_sync(*wal, make_records(41, 5)).ok());
+    require_records(*wal, 38, 46);
+}

@@ -146,8 +146,10 @@ void Wal::Impl::publish(std::vector<Op>& ops, std::size_t begin, std::size_t end
                                              placed_[p].crc});
             ++p;
             last_ = r.index;
-            cache_bytes_ += r.payload.size() + sizeof(Record);
-            cache_.push_back(std::move(r));
+            if (options_.cache_bytes != 0) {
+                cache_bytes_ += r.payload.size() + sizeof(Record);
+                cache_.push_back(std::move(r));
+            }
             ++count;
         }
     }

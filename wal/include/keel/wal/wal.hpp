@@ -48,7 +48,8 @@ struct Options {
     // chain) truncate the log at the first bad record instead of failing.
     // Reported in OpenReport::repaired.  Loses every record after that point.
     bool repair = false;
-    // Recent records kept in memory so reads of the tail need no I/O.
+    // Recent records kept in memory so reads of the tail need no I/O (0: none,
+    // for a user that keeps its own copy).
     std::uint64_t cache_bytes = 16ull << 20;
     // Bytes of payload queued but not yet written; append() beyond it
     // returns ErrorCode::busy.
