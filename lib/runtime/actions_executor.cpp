@@ -96,8 +96,12 @@ void Replica::execute(raft::Actions& a) {
         ApplyItem item;
         item.waiters = proposals_.take_committed(a.committed_entries);
         item.entries = std::move(a.committed_entries);
+        // Inline only when the flusher has nothing else to write: otherwise
+        // it writes (and fsyncs) what is queued while the apply thread
+        // applies this batch.
         if (may_apply_inline() &&
-            (!inline_apply_.empty() || apply_->claim_inline(item.entries.size()))) {
+            (!inline_apply_.empty() ||
+             (!log_->wal().has_queued() && apply_->claim_inline(item.entries.size())))) {
             inline_apply_.push_back(std::move(item));  // applied once the lock is let go
         } else {
             apply_->enqueue(std::move(item));

@@ -371,6 +371,9 @@ void Wal::set_idle_spin_us(std::uint32_t us) {
 bool Wal::failed() const {
     return impl_->failed();
 }
+bool Wal::has_queued() const {
+    return impl_->has_queued();
+}
 Stats Wal::stats() const {
     return impl_->stats();
 }

@@ -88,6 +88,7 @@ public:
     std::uint64_t last_index() const;
     std::uint64_t next_index() const;
     Result<std::uint64_t> term_at(std::uint64_t index) const;
+    bool has_queued() const { return queue_ready_.load(std::memory_order_acquire); }
     bool failed() const { return failed_.load(); }
     Stats stats() const;
 

@@ -195,6 +195,9 @@ public:
     Result<std::uint64_t> term_at(std::uint64_t index) const;
 
     bool failed() const;
+    // Operations are queued that the flusher has not taken yet (lock-free;
+    // a hint: it may change at once).
+    bool has_queued() const;
     // Options::idle_spin_us, from now on.  Thread-safe.
     void set_idle_spin_us(std::uint32_t us);
     Stats stats() const;
