@@ -35,6 +35,8 @@ struct HttpServerOptions {
     std::size_t max_connections = 4096;
     std::chrono::milliseconds read_timeout{30000};
     std::chrono::milliseconds write_timeout{30000};
+    // Server threads, each running its own io_context; connections are
+    // dealt round-robin and stay on one thread (no cross-thread hops).
     unsigned threads = 1;
 };
 

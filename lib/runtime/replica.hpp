@@ -52,14 +52,17 @@
 namespace keel::runtime {
 
 // Single-node mode: how long the WAL flusher looks for the next append
-// before sleeping (wal::Options::idle_spin_us).  The next proposal of a
-// closed-loop client comes a few microseconds after its answer; finding the
-// flusher awake saves a thread wakeup per write.  Short, because the spin
-// holds its core: it never yields (a yielding spinner that hands its core to
-// a CPU-bound process waits out that process's whole time slice, milliseconds,
-// when its work arrives; a sleeper that is woken preempts it).  Zero in
-// cluster mode, where more threads share the cores.
-inline constexpr std::uint32_t k_single_mode_flusher_spin_us = 50;
+// before sleeping (wal::Options::idle_spin_us).  A closed-loop client's next
+// proposal comes microseconds after its answer, a network client's (raftd's)
+// one round trip later, ~100-200 us on loopback; finding the flusher awake
+// saves a thread wakeup per write (raftd, one connection: PUT p50 440-467 us
+// with 50 us of spin, 386-387 us with 250).  The spin holds its core, never
+// yields (a yielding spinner that hands its core to a CPU-bound process waits
+// out that process's whole time slice, milliseconds, when its work arrives;
+// a sleeper that is woken preempts it), and costs at most this much CPU per
+// write; an idle node sleeps.  Zero in cluster mode, where more threads
+// share the cores.
+inline constexpr std::uint32_t k_single_mode_flusher_spin_us = 250;
 // Single-node mode: a committed batch predicted to apply (with its
 // proposers' callbacks) within this budget is applied by the WAL flusher
 // right after its fsync, instead of waking the apply thread: the answer
