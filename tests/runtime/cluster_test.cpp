@@ -65,6 +65,9 @@ TEST_CASE("three nodes elect one leader and replicate to every member") {
     ProposeResult r = c.node(follower).propose("x").get();
     CHECK(r.status.code() == ErrorCode::not_leader);
     for (NodeId id = 1; id <= 3; ++id) CHECK(c.sm(id).duplicate_applies() == 0);
+    // Cluster mode never applies inline on the WAL flusher: only the apply thread.
+    for (NodeId id = 1; id <= 3; ++id)
+        CHECK(c.sm(id).apply_threads() == std::set<std::string>{"keel-apply"});
 }
 
 TEST_CASE("when the leader stops, the others elect a new one and keep every write") {

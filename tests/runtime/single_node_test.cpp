@@ -68,6 +68,9 @@ TEST_CASE("a single node applies proposals in order and returns the state machin
     CHECK(st.wal.fsyncs > 0);
     CHECK(st.members.size() == 1);
     CHECK(sm->duplicate_applies() == 0);
+    // Applied by the apply thread, or inline by the WAL flusher; nowhere else.
+    for (const std::string& thread : sm->apply_threads())
+        CHECK((thread == "keel-apply" || thread == "keel-wal-flush"));
 }
 
 TEST_CASE("a lone node arms no timer: zero timer wakeups across many proposals") {

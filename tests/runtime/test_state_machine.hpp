@@ -8,7 +8,10 @@
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <pthread.h>
+
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,6 +33,9 @@ public:
             results[i] = "ok:" + std::to_string(e.index);
         }
         apply_calls_++;
+        char name[16] = {};
+        pthread_getname_np(pthread_self(), name, sizeof name);
+        apply_threads_.insert(name);
         cv_.notify_all();
     }
 
@@ -89,6 +95,11 @@ public:
         std::lock_guard lock(mu_);
         return last_index_;
     }
+    // Names of the threads apply() ran on (keel names its threads).
+    std::set<std::string> apply_threads() const {
+        std::lock_guard lock(mu_);
+        return apply_threads_;
+    }
     int duplicate_applies() const {
         std::lock_guard lock(mu_);
         return duplicate_applies_;
@@ -118,6 +129,7 @@ private:
     std::uint64_t last_index_ = 0;
     int duplicate_applies_ = 0;
     int apply_calls_ = 0;
+    std::set<std::string> apply_threads_;
     int snapshots_taken_ = 0;
     int restores_ = 0;
 };
