@@ -2,10 +2,11 @@
 // the StateMachine off the I/O thread, completes proposals, and decides when
 // to snapshot.
 //
-// The I/O thread enqueues ApplyItems in log order; the apply thread takes
-// everything queued at each wakeup, applies it, runs the proposers'
+// The core-lock holder enqueues ApplyItems in log order; the apply thread
+// takes everything queued at each wakeup, applies it, runs the proposers'
 // callbacks, then reports its progress through on_applied (called on the
-// apply thread; the replica posts it to the I/O thread).  The queue is
+// thread that applied; the replica records it and settles it under its core
+// lock).  The queue is
 // bounded by entries (queued_entries() lets the replica refuse proposals
 // with "busy" near the limit); committed entries themselves are never
 // refused: they are already decided.
