@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -30,15 +31,19 @@ inline std::uint16_t free_port() {
     return ntohs(a.sin_port);
 }
 
-// Polls `cond` until it holds (true) or a generous deadline passes (false).
-// A condition wait, not a timing assertion: the deadline only turns a hang
-// into a failure.
+// Waits until `cond` holds (true) or a generous deadline passes (false).
+// A condition wait, not a timing assertion: `cond` is re-checked whenever a
+// node applies, restores or logs something (ProgressSignal), and at least
+// every 5 ms for what no signal covers (a timer wakeup count, a status
+// field); the deadline only turns a hang into a failure.
 inline bool eventually(const std::function<bool()>& cond,
                        std::chrono::seconds deadline = std::chrono::seconds(30)) {
+    ProgressSignal& progress = ProgressSignal::instance();
     const auto end = std::chrono::steady_clock::now() + deadline;
     while (std::chrono::steady_clock::now() < end) {
+        const std::uint64_t seen = progress.changes();
         if (cond()) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        progress.wait_for_change(seen, std::chrono::milliseconds(5));
     }
     return cond();
 }
@@ -72,6 +77,14 @@ public:
         o.snapshot_trailing_entries = snapshot_trailing;
         o.join = join;
         o.initial_members = founders_;
+        // As the default logger (warnings and errors to stderr), and a node
+        // event is progress that eventually() re-checks on.
+        o.logger = [id](LogLevel level, const std::string& message) {
+            if (level == LogLevel::warn || level == LogLevel::error)
+                std::fprintf(stderr, "keel[%llu] %s\n", static_cast<unsigned long long>(id),
+                             message.c_str());
+            ProgressSignal::instance().notify();
+        };
         return o;
     }
 

@@ -4,6 +4,7 @@
 // for the test thread (the apply thread writes under a mutex).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
@@ -19,6 +20,38 @@
 #include "../common/temp_dir.hpp"
 
 namespace keel::test {
+
+// Something observable changed in some node of this process: an entry was
+// applied, a snapshot restored, a node logged an event (role changes, for
+// one).  Waiters re-check their condition on each change (eventually()).
+class ProgressSignal {
+public:
+    static ProgressSignal& instance() {
+        static ProgressSignal signal;
+        return signal;
+    }
+    void notify() {
+        {
+            std::lock_guard lock(mu_);
+            ++changes_;
+        }
+        cv_.notify_all();
+    }
+    std::uint64_t changes() const {
+        std::lock_guard lock(mu_);
+        return changes_;
+    }
+    // Waits until something changes after `seen`, or `at_most` passes.
+    void wait_for_change(std::uint64_t seen, std::chrono::milliseconds at_most) const {
+        std::unique_lock lock(mu_);
+        cv_.wait_for(lock, at_most, [&] { return changes_ != seen; });
+    }
+
+private:
+    mutable std::mutex mu_;
+    mutable std::condition_variable cv_;
+    std::uint64_t changes_ = 0;
+};
 
 class RecordingStateMachine : public StateMachine {
 public:
@@ -37,6 +70,7 @@ public:
         pthread_getname_np(pthread_self(), name, sizeof name);
         apply_threads_.insert(name);
         cv_.notify_all();
+        ProgressSignal::instance().notify();
     }
 
     SnapshotFunction snapshot() override {
@@ -84,6 +118,7 @@ public:
         last_index_ = applied_.empty() ? 0 : applied_.rbegin()->first;
         restores_++;
         cv_.notify_all();
+        ProgressSignal::instance().notify();
         return Status::ok_status();
     }
 
