@@ -1,4 +1,5 @@
 #include "cluster.hpp"
+#include "cluster_internal.hpp"
 
 #include <algorithm>
 
@@ -15,14 +16,10 @@ using raft::MessageType;
 using raft::NodeId;
 using raft::Role;
 
-namespace {
+using cluster_detail::n_;
+using cluster_detail::s_;
 
-std::string n_(NodeId id) {
-    return std::string("n") + std::to_string(id);
-}
-std::string s_(std::uint64_t v) {
-    return std::to_string(v);
-}
+namespace {
 
 // Stream ids for Rng::split, one per concern.
 enum Stream : std::uint64_t { kNet = 1, kClock, kClient, kFault, kAdmin, kDisk, kNode };
@@ -256,186 +253,6 @@ void Cluster::on_read_served(NodeId node, std::uint64_t request_id, Index read_i
 void Cluster::on_read_failed(NodeId, std::uint64_t request_id) {
     ReadRecord r;
     if (history_.read_finished(request_id, &r)) ++history_.stats().reads_failed;
-}
-
-// ---- clients, operators, faults --------------------------------------------
-
-void Cluster::every(double rate_per_s, Rng* rng, std::function<void()> fn) {
-    if (rate_per_s <= 0) return;
-    const auto mean_us = static_cast<std::uint64_t>(1e6 / rate_per_s);
-    sched_.after(rng->range(1, 2 * mean_us), [this, rate_per_s, rng, fn] {
-        if (phase_ != Phase::faults) return;  // clients stop too once faults stop
-        fn();
-        every(rate_per_s, rng, fn);
-    });
-}
-
-SimNode* Cluster::leader() const {
-    SimNode* best = nullptr;
-    for (const auto& [id, n] : nodes_) {
-        if (n->core().role() == Role::leader && (!best || n->core().term() > best->core().term())) {
-            best = n.get();
-        }
-    }
-    return best;
-}
-
-SimNode* Cluster::client_target(Rng& rng) const {
-    if (nodes_.empty()) return nullptr;
-    if (SimNode* l = leader(); l && rng.chance(params_.to_leader_p)) return l;
-    auto it = nodes_.begin();
-    std::advance(it, static_cast<long>(rng.pick(nodes_.size())));
-    return it->second.get();
-}
-
-std::vector<NodeId> Cluster::members() const {
-    std::vector<NodeId> out;
-    for (const auto& [id, disk] : disks_) {
-        if (!removed_.count(id)) out.push_back(id);
-    }
-    return out;
-}
-
-void Cluster::client_propose() {
-    SimNode* n = client_target(rng_client_);
-    if (n) (void)propose_on(*n);
-}
-
-bool Cluster::propose(NodeId id) {
-    auto it = nodes_.find(id);
-    return it != nodes_.end() && propose_on(*it->second);
-}
-
-bool Cluster::propose_on(SimNode& n) {
-    std::string value = std::string("v") + s_(next_value_++) + ".";
-    value.append(rng_client_.range(0, params_.proposal_bytes_max), 'x');
-    ++history_.stats().proposals;
-    auto r = n.propose(value);
-    if (!r.ok()) {
-        trace(std::string("client: ") + n_(n.id()) +
-              " refuses a write: " + r.status().to_string());
-        return false;
-    }
-    trace(std::string("client: ") + n_(n.id()) + " accepts write " +
-          value.substr(0, value.find('.')) + " at " + s_(r->index) + "/t" + s_(r->term));
-    history_.proposal_accepted(r->index, r->term, now_us());
-    return true;
-}
-
-void Cluster::client_read() {
-    SimNode* n = client_target(rng_client_);
-    if (!n) return;
-    const std::uint64_t id = next_request_id_++;
-    ++history_.stats().reads;
-    history_.read_started(id,
-                          ReadRecord{n->id(), n->incarnation(), checker_.commit_known(), now_us()});
-    trace(std::string("client: read ") + s_(id) + " at " + n_(n->id()) + " (committed so far " +
-          s_(checker_.commit_known()) + ")");
-    Status st = n->read_index(id);
-    if (!st.ok()) {
-        ReadRecord r;
-        if (history_.read_finished(id, &r)) ++history_.stats().reads_failed;
-        trace(std::string("client: read ") + s_(id) + " refused: " + st.to_string());
-    }
-}
-
-void Cluster::fault_partition() {
-    if (network_.partitioned()) return;
-    auto all = members();
-    if (all.size() < 2) return;
-    if (params_.asymmetric_partitions && rng_fault_.chance(0.5)) {
-        network_.partition_asymmetric(all);
-    } else {
-        std::vector<NodeId> side;
-        for (NodeId id : all) {
-            if (rng_fault_.chance(0.5)) side.push_back(id);
-        }
-        network_.partition(side, all);
-    }
-    trace(std::string("PARTITION ") + network_.describe_partition());
-    sched_.after(rng_fault_.range(1, params_.partition_us_max), [this] {
-        if (!network_.partitioned()) return;
-        network_.heal();
-        trace("PARTITION healed");
-    });
-}
-
-void Cluster::fault_crash() {
-    if (static_cast<int>(crashed_.size()) >= params_.crashed_max || nodes_.empty()) return;
-    auto it = nodes_.begin();
-    std::advance(it, static_cast<long>(rng_fault_.pick(nodes_.size())));
-    const NodeId id = it->first;
-    crash(id);
-    sched_.after(rng_fault_.range(1, params_.down_us_max), [this, id] {
-        if (phase_ == Phase::faults) restart(id);
-    });
-}
-
-void Cluster::admin_change_membership() {
-    SimNode* l = leader();
-    if (!l) return;
-    if (pending_change_ && pending_change_->index > checker_.commit_known()) return;
-    const Configuration& config = l->core().configuration();
-    const auto voters = config.voters();
-    const auto learners = config.learners();
-    ConfigChange change;
-    const int nvoters = static_cast<int>(voters.size());
-    if (!learners.empty()) {
-        change.node = learners[rng_admin_.pick(learners.size())];
-        change.kind = (nvoters < params_.voters_max && rng_admin_.chance(0.8))
-                          ? ConfigChange::Kind::promote
-                          : ConfigChange::Kind::remove;
-    } else if (nvoters < params_.voters_max &&
-               (nvoters <= params_.voters_min || rng_admin_.chance(0.5))) {
-        change.kind = ConfigChange::Kind::add_learner;
-        change.node = next_node_id_;
-    } else if (nvoters > params_.voters_min) {
-        change.kind = ConfigChange::Kind::remove;
-        change.node = voters[rng_admin_.pick(voters.size())];
-    } else {
-        return;
-    }
-    const bool adding = change.kind == ConfigChange::Kind::add_learner;
-    if (adding) {
-        // The new node exists (empty) before it is named, so the leader can reach it.
-        const NodeId id = next_node_id_++;
-        disks_[id] =
-            std::make_unique<SimDisk>(params_, config_.bug == Bug::lying_disk, rng_disk_.split(id));
-        start_node(id);
-    }
-    static const char* kKind[] = {"?", "add_voter", "add_learner", "promote", "remove"};
-    auto r = l->change_membership(change);
-    ++result_.config_changes;
-    trace(std::string("admin: ") + n_(l->id()) + " " + kKind[static_cast<int>(change.kind)] + " " +
-          n_(change.node) + ": " +
-          (r.ok() ? std::string("appended at ") + s_(r->index) + "/t" + s_(r->term)
-                  : r.status().to_string()));
-    if (r.ok()) {
-        pending_change_ = *r;
-    } else if (adding) {
-        removed_.insert(change.node);  // never named: it will never be contacted
-        nodes_.erase(change.node);
-        checker_.node_stopped(change.node);
-    }
-}
-
-void Cluster::admin_transfer() {
-    SimNode* l = leader();
-    if (!l) return;
-    auto voters = l->core().configuration().voters();
-    voters.erase(std::remove(voters.begin(), voters.end(), l->id()), voters.end());
-    if (voters.empty()) return;
-    const NodeId target = voters[rng_admin_.pick(voters.size())];
-    Status st = l->transfer_leadership(target);
-    trace(std::string("admin: ") + n_(l->id()) + " transfers leadership to " + n_(target) + ": " +
-          st.to_string());
-}
-
-void Cluster::admin_snapshot() {
-    if (nodes_.empty()) return;
-    auto it = nodes_.begin();
-    std::advance(it, static_cast<long>(rng_admin_.pick(nodes_.size())));
-    it->second->take_snapshot();
 }
 
 // ---- phases -------------------------------------------------------------------
