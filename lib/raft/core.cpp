@@ -337,11 +337,13 @@ bool Core::has_actions() const {
     return !s.msgs.empty() || !s.msgs_after_persist.empty() || !s.read_states.empty() ||
            !s.read_failures.empty() || s.snapshot_to_install || s.log.has_unstable() ||
            s.log.has_committed_to_hand() || s.hard_state() != s.reported_hard_state ||
-           s.soft_state() != s.reported_soft_state || s.config() != s.reported_config;
+           s.soft_state() != s.reported_soft_state || s.config() != s.reported_config ||
+           ((s.appends_pending || s.commit_news_pending) && s.role == Role::leader);
 }
 
 Actions Core::take_actions() {
     State& s = *s_;
+    s.send_pending_appends();
     Actions a;
     if (SoftState ss = s.soft_state(); ss != s.reported_soft_state) {
         a.soft_state = s.reported_soft_state = ss;

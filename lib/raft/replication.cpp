@@ -1,6 +1,7 @@
 // raft/replication.cpp — log replication and commitment (Raft §5.3, §5.4.2),
 // with etcd-style flow control (progress.hpp) and fast backtracking.
 #include <algorithm>
+#include <utility>
 
 #include "keel/assert.hpp"
 #include "raft/quorum.hpp"
@@ -60,13 +61,51 @@ void Core::State::broadcast_heartbeat(std::uint64_t context) {
 // log, respond after entry applied to state machine."  The leader's append is
 // handed to the runtime and replicated in parallel; it counts toward the
 // commit quorum once on_persisted() says it is durable.
+//
+// The entry goes to the followers when the batch is taken (take_actions ->
+// send_pending_appends, below), not here: a burst of proposals between two batches
+// leaves as one append message per follower, not one per proposal.  Each
+// message costs the follower a step, a WAL write and an acknowledgement,
+// and the leader a step per acknowledgement.
 void Core::State::append_own(EntryType type, std::string data) {
     KEEL_ASSERT(role == Role::leader, "only a leader appends its own entries");
     uncommitted_bytes += data.size();
     Entry e{term, log.last_index() + 1, type, std::move(data)};
     log.append(e);
     if (type == EntryType::config && note_config_entries({e})) on_config_changed();
-    broadcast_append();
+    appends_pending = true;
+}
+
+void Core::State::send_pending_appends() {
+    const bool entries = std::exchange(appends_pending, false);
+    const bool commit = std::exchange(commit_news_pending, false);
+    // A leader that stepped down before the batch was taken sends nothing:
+    // its unsent entries are like lost messages (a later leader repairs its
+    // followers' logs), and a commit index is news, never a duty.
+    if (role != Role::leader || (!entries && !commit)) return;
+    for (auto& [id, pr] : progress) {
+        // New entries: as many messages as flow control lets through (a
+        // burst over max_message_bytes is pipelined).  A probing follower
+        // gets a probe even without entries, as from broadcast_append: a
+        // member added by this batch's configuration entry is probed at once.
+        const bool probe = pr.state == Progress::State::probe;
+        if (entries && send_append(id, /*send_if_empty=*/probe)) {
+            while (send_append(id, /*send_if_empty=*/false)) {
+            }
+        }
+        if (!commit) continue;
+        // The new commit index rides on this batch's appends to `id` if
+        // there are any (raising an append's commit is safe: the follower
+        // commits at most up to the entries it matched), else goes alone.
+        bool carried = false;
+        for (Message& m : msgs) {
+            if (m.type == MessageType::append && m.to == id) {
+                m.commit = log.committed();
+                carried = true;
+            }
+        }
+        if (!carried) send_append(id, /*send_if_empty=*/true);
+    }
 }
 
 void Core::State::follower_merge(const std::vector<Entry>& entries) {
@@ -202,8 +241,17 @@ void Core::State::on_commit_advanced(Index old_commit) {
     for (Index i = std::max(old_commit + 1, term_start_index); i <= log.committed(); ++i) {
         uncommitted_bytes -= std::min(uncommitted_bytes, log.at(i).data.size());
     }
-    broadcast_append();  // tell followers the new commit index
-    sync_progress();     // forget members whose removal just committed
+    // Tell followers the new commit index: when the batch is taken, on the
+    // appends it carries anyway (an acknowledgement usually releases new
+    // entries to its sender), not as one more message per follower now.  A
+    // configuration change is told at once, before sync_progress forgets
+    // the members it removed and step_down_if_removed hands over.
+    if (configs.latest_index() > old_commit) {
+        broadcast_append();
+    } else {
+        commit_news_pending = true;
+    }
+    sync_progress();  // forget members whose removal just committed
     release_waiting_reads();
     step_down_if_removed();
 }

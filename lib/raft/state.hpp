@@ -64,6 +64,12 @@ struct Core::State {
     std::deque<ReadRound> read_rounds;         // oldest first
     std::vector<std::uint64_t> reads_waiting;  // until an entry of this term commits
     std::size_t pending_read_count = 0;
+    // Entries appended by append_own() not yet offered to the followers
+    // (send_pending_appends, when the batch is taken).
+    bool appends_pending = false;
+    // The commit index advanced and followers were not told yet (also
+    // send_pending_appends).
+    bool commit_news_pending = false;
 
     // ---- outputs not yet taken ----------------------------------------------
     std::vector<Message> msgs;
@@ -118,6 +124,7 @@ struct Core::State {
     void handle_append_response(const Message& m);
     void handle_heartbeat_response(const Message& m);
     void append_own(EntryType type, std::string data);
+    void send_pending_appends();
     bool maybe_commit();
     void on_commit_advanced(Index old_commit);
     void step_down_if_removed();

@@ -78,8 +78,10 @@ TEST_CASE("report_unreachable sends a pipelining follower back to probing") {
     (void)c->take_actions();
     // Replicate state: two proposals go out back to back (3 is still probing).
     REQUIRE(c->propose("a").ok());
-    REQUIRE(c->propose("b").ok());
     auto appends = of_type(c->take_actions().messages, MessageType::append);
+    REQUIRE(c->propose("b").ok());
+    for (const Message& m : of_type(c->take_actions().messages, MessageType::append))
+        appends.push_back(m);
     REQUIRE(appends.size() == 2);
     CHECK(appends[1].log_index == noop + 1);  // optimistic: sent before the first is acked
     c->report_unreachable(2);
@@ -92,4 +94,91 @@ TEST_CASE("report_unreachable sends a pipelining follower back to probing") {
     CHECK(appends[0].entries.size() == 3);
     REQUIRE(c->propose("d").ok());
     CHECK(of_type(c->take_actions().messages, MessageType::append).empty());
+}
+
+TEST_CASE("a burst of proposals between two batches leaves as one append per follower") {
+    auto c = lone_core(1, {1, 2, 3});
+    (void)win_election(*c);
+    const Index noop = c->last_index();
+    for (NodeId peer : {NodeId{2}, NodeId{3}})
+        (void)c->step(Message{.type = MessageType::append_response,
+                              .from = peer,
+                              .to = 1,
+                              .term = c->term(),
+                              .index = noop});
+    (void)c->take_actions();
+    for (int i = 0; i < 100; ++i) REQUIRE(c->propose("p" + std::to_string(i)).ok());
+    REQUIRE(c->has_actions());
+    Actions a = c->take_actions();
+    CHECK(a.entries.size() == 100);
+    auto appends = of_type(a.messages, MessageType::append);
+    REQUIRE(appends.size() == 2);
+    for (const Message& m : appends) {
+        CHECK(m.log_index == noop);
+        CHECK(m.entries.size() == 100);
+    }
+    // Nothing is left over for a later batch.
+    CHECK(!c->has_actions());
+}
+
+TEST_CASE("a leader that steps down before its batch is taken sends no appends") {
+    auto c = lone_core(1, {1, 2, 3});
+    (void)win_election(*c);
+    (void)c->take_actions();
+    REQUIRE(c->propose("x").ok());
+    // A higher term arrives before the runtime takes the batch.
+    (void)c->step(Message{.type = MessageType::heartbeat, .from = 2, .to = 1, .term = c->term() + 1});
+    CHECK(c->role() == Role::follower);
+    CHECK(of_type(c->take_actions().messages, MessageType::append).empty());
+}
+
+TEST_CASE("a new commit index rides on the appends of the same batch") {
+    auto c = lone_core(1, {1, 2, 3});
+    (void)win_election(*c);
+    const Index noop = c->last_index();
+    for (NodeId peer : {NodeId{2}, NodeId{3}})
+        (void)c->step(Message{.type = MessageType::append_response,
+                              .from = peer,
+                              .to = 1,
+                              .term = c->term(),
+                              .index = noop});
+    (void)c->take_actions();
+    REQUIRE(c->propose("a").ok());
+    Actions first = c->take_actions();
+    REQUIRE(first.entries.size() == 1);
+    c->on_persisted(first.entries.back().index, first.entries.back().term);
+    (void)c->take_actions();
+    // "b" is proposed; before the batch is taken, 2 acknowledges "a": the
+    // commit advances, and the batch carries "b" to each follower with the
+    // new commit index, and nothing else.
+    REQUIRE(c->propose("b").ok());
+    (void)c->step(Message{.type = MessageType::append_response,
+                          .from = 2,
+                          .to = 1,
+                          .term = c->term(),
+                          .index = noop + 1});
+    REQUIRE(c->commit_index() == noop + 1);
+    Actions a = c->take_actions();
+    auto appends = of_type(a.messages, MessageType::append);
+    REQUIRE(appends.size() == 2);
+    for (const Message& m : appends) {
+        CHECK(m.entries.size() == 1);
+        CHECK(m.commit == noop + 1);
+    }
+    // With nothing else to send, the news goes alone: 3 acknowledges "b"
+    // after 2 did, the commit advances again, 2 and 3 each get an empty append.
+    c->on_persisted(noop + 2, c->term());
+    (void)c->take_actions();
+    (void)c->step(Message{.type = MessageType::append_response,
+                          .from = 3,
+                          .to = 1,
+                          .term = c->term(),
+                          .index = noop + 2});
+    REQUIRE(c->commit_index() == noop + 2);
+    appends = of_type(c->take_actions().messages, MessageType::append);
+    REQUIRE(appends.size() == 2);
+    for (const Message& m : appends) {
+        CHECK(m.entries.empty());
+        CHECK(m.commit == noop + 2);
+    }
 }
