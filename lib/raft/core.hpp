@@ -153,6 +153,9 @@ public:
 
     // ---- output ------------------------------------------------------------
     bool has_actions() const;
+    // A leader's appends to followers are formed here, for everything
+    // proposed since the last batch (one message per follower, not one per
+    // proposal; see docs/raft.md "Batching to followers").
     Actions take_actions();
 
     // ---- inspection (status, mode detector, tests) --------------------------
