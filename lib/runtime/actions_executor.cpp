@@ -400,6 +400,17 @@ void Replica::publish_status() {
     status_.first_index = core_->first_index();
     status_.last_index = core_->last_index();
     status_.mode = core_->needs_ticks() ? Mode::cluster : Mode::single;
+    // The leader's view of each member's log (0 on a follower: it has none).
+    // Copied here, after each batch, so that status() never takes the core
+    // lock: a reader holding it would strand work other threads leave for
+    // the holder (kick_core), as a proposal in single mode, where nothing
+    // else runs the core.
+    for (MemberStatus& m : status_.members) m.match_index = 0;
+    if (core_->role() == raft::Role::leader && status_.members.size() > 1) {
+        for (const raft::PeerProgress& p : core_->progress())
+            for (MemberStatus& m : status_.members)
+                if (m.spec.id == p.id) m.match_index = p.match;
+    }
 }
 
 }  // namespace keel::runtime

@@ -446,21 +446,6 @@ NodeStatus Replica::status() const {
         std::lock_guard lock(status_mu_);
         s = status_;
     }
-    // The leader's view of each member's log (0 on a follower: it has none),
-    // read from the core here rather than copied after every batch: status
-    // is read rarely, batches run on the write path.
-    auto fill_match = [&] {
-        if (core_->role() != raft::Role::leader) return;
-        for (const raft::PeerProgress& p : core_->progress())
-            for (MemberStatus& m : s.members)
-                if (m.spec.id == p.id) m.match_index = p.match;
-    };
-    if (holding_core()) {
-        fill_match();
-    } else {
-        std::lock_guard lock(core_mu_);
-        fill_match();
-    }
     s.applied_index = apply_->applied_index();
     // status_ is published after each batch of core output; the apply thread may be
     // ahead of that publication, and commit >= applied always holds.

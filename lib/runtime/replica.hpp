@@ -199,7 +199,8 @@ private:
 
     // The core lock: every member below down to `shut_down_` is GUARDED_BY
     // it, as are core_, log_'s writers and the trackers.
-    mutable std::mutex core_mu_;  // mutable: status() reads the core under it
+    // Never taken by status(): see publish_status().
+    std::mutex core_mu_;
     // Proposals accepted by propose_async (and membership changes) not yet
     // committed or failed: in the inbox or in proposals_.  Not under the lock.
     std::atomic<std::size_t> pending_proposals_{0};

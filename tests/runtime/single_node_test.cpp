@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <future>
 #include <memory>
 
@@ -278,4 +280,33 @@ TEST_CASE("open fails cleanly (no hang, no leak) when the raft port is taken") {
     auto node = Node::open(o, std::make_shared<RecordingStateMachine>());
     CHECK_FALSE(node.ok());
     ::close(fd);
+}
+
+TEST_CASE("status() read concurrently never strands a proposal") {
+    // A proposer that finds the core lock busy leaves its proposal in the
+    // inbox for the lock's holder to take in after letting go.  status()
+    // once held that lock without doing so: in single mode, where nothing
+    // else runs the core, a proposal arriving during a status() read then
+    // waited forever.
+    TempDir dir;
+    auto node = open_node(single_options(dir.path()), std::make_shared<RecordingStateMachine>());
+    std::atomic<bool> done{false};
+    std::thread reader([&] {
+        while (!done.load()) (void)node->status();
+    });
+    int stranded = 0;
+    for (int i = 0; i < 3000 && stranded == 0; ++i) {
+        auto f = node->propose(tag("s", i));
+        if (f.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+            stranded = i + 1;
+            break;
+        }
+        REQUIRE(f.get().status.ok());
+    }
+    done = true;
+    reader.join();
+    INFO("proposal " << stranded << " never answered");
+    CHECK(stranded == 0);
+    // A stranded proposal is answered by the next one's settle (or at stop).
+    REQUIRE(node->propose("after").get().status.ok());
 }
