@@ -107,7 +107,11 @@ TEST_CASE("a burst of proposals between two batches leaves as one append per fol
                               .term = c->term(),
                               .index = noop});
     (void)c->take_actions();
-    for (int i = 0; i < 100; ++i) REQUIRE(c->propose("p" + std::to_string(i)).ok());
+    for (int i = 0; i < 100; ++i) {
+        std::string data("p");  // appended: GCC 12 warns falsely (-Wrestrict) on "p" + string
+        data.append(std::to_string(i));
+        REQUIRE(c->propose(std::move(data)).ok());
+    }
     REQUIRE(c->has_actions());
     Actions a = c->take_actions();
     CHECK(a.entries.size() == 100);
