@@ -30,3 +30,12 @@ if [ -x "$build/tools/raft-bench" ]; then
   "$build/tools/raft-bench" --dir "$dir/raft" "${common[@]}" \
     --outstanding "${BENCH_OUTSTANDING:-1,16,256}" --mode cluster3
 fi
+
+# The disk floor cluster3 runs on: three fdatasync loops at once, one file
+# each (three nodes sharing this disk).  Compare with raw_fdatasync above.
+echo "# three raw fdatasync loops at once in $dir" >&2
+for n in 1 2 3; do
+  "$build/tools/wal-bench" --dir "$dir/raw3-$n" --seconds "${BENCH_SECONDS:-3}" \
+    --record-bytes "${BENCH_RECORD_BYTES:-100}" --outstanding 1 | grep '"raw_fdatasync"' &
+done
+wait
