@@ -98,11 +98,15 @@ void Core::State::send_pending_appends() {
         }
         if (!commit) continue;
         // The new commit index rides on this batch's appends to `id` if
-        // there are any (raising an append's commit is safe: the follower
-        // commits at most up to the entries it matched), else goes alone.
+        // there are any, else goes alone.  Raising an append's commit is
+        // safe when it was formed in this term: a leader's log only grows
+        // within its term, so the entries the follower matches through that
+        // append are the leader's, and it commits at most up to them.  (An
+        // append from an earlier leadership of this node, deposed and
+        // re-elected within one batch, may carry entries since replaced.)
         bool carried = false;
         for (Message& m : msgs) {
-            if (m.type == MessageType::append && m.to == id) {
+            if (m.type == MessageType::append && m.to == id && m.term == term) {
                 m.commit = log.committed();
                 carried = true;
             }
