@@ -186,3 +186,49 @@ TEST_CASE("a new commit index rides on the appends of the same batch") {
         CHECK(m.commit == noop + 2);
     }
 }
+
+TEST_CASE("a new commit index never rides on an append of an earlier term in the same batch") {
+    auto c = lone_core(1, {1, 2, 3});
+    (void)win_election(*c);
+    const Term t = c->term();
+    const Index noop = c->last_index();
+    c->on_persisted(noop, t);
+    for (NodeId peer : {NodeId{2}, NodeId{3}})
+        (void)c->step(Message{.type = MessageType::append_response,
+                              .from = peer,
+                              .to = 1,
+                              .term = t,
+                              .index = noop});
+    (void)c->take_actions();
+    REQUIRE(c->commit_index() == noop);
+    // Within one batch (nothing taken until the end): "a" leaves for 2 in
+    // term t, the node is deposed, then re-elected in term t + 2, and its
+    // new no-op commits.
+    REQUIRE(c->propose("a").ok());
+    (void)c->step(Message{.type = MessageType::heartbeat_response, .from = 2, .to = 1, .term = t});
+    (void)c->step(Message{.type = MessageType::heartbeat, .from = 3, .to = 1, .term = t + 1});
+    REQUIRE(c->role() == Role::follower);
+    for (int i = 0; i < 100 && c->role() == Role::follower; ++i) c->tick();
+    (void)c->step(Message{.type = MessageType::pre_vote_response, .from = 2, .to = 1, .term = t + 2});
+    (void)c->step(Message{.type = MessageType::vote_response, .from = 2, .to = 1, .term = t + 2});
+    REQUIRE(c->role() == Role::leader);
+    REQUIRE(c->term() == t + 2);
+    const Index noop2 = c->last_index();
+    // Both followers acknowledge it (the leader's own copy is not handed
+    // out for writing yet, so it cannot count).
+    for (NodeId peer : {NodeId{2}, NodeId{3}})
+        (void)c->step(Message{.type = MessageType::append_response,
+                              .from = peer,
+                              .to = 1,
+                              .term = t + 2,
+                              .index = noop2});
+    REQUIRE(c->commit_index() == noop2);
+    int old_appends = 0;
+    for (const Message& m : of_type(c->take_actions().messages, MessageType::append)) {
+        if (m.term != t) continue;
+        ++old_appends;
+        CHECK(m.to == 2);
+        CHECK(m.commit == noop);  // as formed: the term-t leader's commit
+    }
+    CHECK(old_appends == 1);
+}
