@@ -29,6 +29,7 @@ void Progress::become_probe() {
         next = match + 1;
     }
     state = State::probe;
+    ++phase;
     probe_sent = false;
     pending_snapshot = 0;
     inflights.reset();
@@ -36,6 +37,7 @@ void Progress::become_probe() {
 
 void Progress::become_replicate() {
     state = State::replicate;
+    ++phase;
     next = match + 1;
     probe_sent = false;
     pending_snapshot = 0;
@@ -44,6 +46,7 @@ void Progress::become_replicate() {
 
 void Progress::become_snapshot(Index snapshot_index) {
     state = State::snapshot;
+    ++phase;
     pending_snapshot = snapshot_index;
     probe_sent = false;
     inflights.reset();

@@ -48,6 +48,13 @@ struct Progress {
     bool probe_sent = false;     // probe: an append is out, wait for its answer
     Index pending_snapshot = 0;  // snapshot: index of the snapshot being sent
     bool recent_active = false;  // heard from it since the last CheckQuorum
+    // Bumped by every change of state.  Appends carry it (Message::context)
+    // and the follower's answer echoes it, so a rejection of an append sent
+    // in an earlier phase is known stale: on a link that reorders, the late
+    // rejections of an abandoned window would otherwise knock a follower
+    // back to probe again and again, each time followed by a fresh window
+    // (a message storm).
+    std::uint64_t phase = 0;
     Inflights inflights;
 
     void become_probe();

@@ -39,7 +39,8 @@ bool Core::State::send_append(NodeId to, bool send_if_empty) {
                  .log_index = prev_index,
                  .log_term = *prev_term,
                  .commit = log.committed(),
-                 .entries = std::move(entries)});
+                 .entries = std::move(entries),
+                 .context = pr.phase});
     return true;
 }
 
@@ -134,8 +135,10 @@ void Core::State::follower_merge(const std::vector<Entry>& entries) {
 void Core::State::handle_append(const Message& m) {
     if (m.log_index < log.committed()) {
         // Everything up to our commit index already matches the leader's log.
-        send_after_persist(
-            Message{.type = MessageType::append_response, .to = m.from, .index = log.committed()});
+        send_after_persist(Message{.type = MessageType::append_response,
+                                   .to = m.from,
+                                   .index = log.committed(),
+                                   .context = m.context});
         return;
     }
     if (!log.matches(m.log_index, m.log_term)) {
@@ -148,14 +151,15 @@ void Core::State::handle_append(const Message& m) {
                      .index = m.log_index,
                      .reject = true,
                      .hint_index = hint_index,
-                     .hint_term = hint_term});
+                     .hint_term = hint_term,
+                     .context = m.context});  // the leader's phase: see Progress::phase
         return;
     }
     follower_merge(m.entries);
     Index last_new = m.log_index + m.entries.size();
     log.commit_to(std::min(m.commit, last_new));
-    send_after_persist(
-        Message{.type = MessageType::append_response, .to = m.from, .index = last_new});
+    send_after_persist(Message{
+        .type = MessageType::append_response, .to = m.from, .index = last_new, .context = m.context});
 }
 
 void Core::State::handle_heartbeat(const Message& m) {
@@ -170,6 +174,9 @@ void Core::State::handle_append_response(const Message& m) {
     Progress& pr = it->second;
     pr.recent_active = true;
     if (m.reject) {
+        // A rejection of an append from an earlier phase (Progress::phase)
+        // is stale: the state it would correct has already changed.
+        if (m.context != pr.phase) return;
         // Figure 2, Leaders: "If AppendEntries fails because of log
         // inconsistency: decrement nextIndex and retry" — by a whole term at a
         // time using the follower's hint.

@@ -242,7 +242,10 @@ TEST_CASE("flow control: entries per append bounded by max_message_bytes, at lea
     c->on_persisted(noop, c->term());
     (void)c->step(append_ok(2, 1, c->term(), noop));
     REQUIRE(c->commit_index() == noop);
-    (void)c->take_actions();
+    // The commit index goes to 2 in an append: the rejection below answers
+    // it, echoing its context (the leader's phase for 2, Progress::phase).
+    std::vector<Message> to_2 = of_type(c->take_actions().messages, MessageType::append);
+    REQUIRE(to_2.size() == 1);
     // Proposals while 2 cannot answer: queue up in the leader's log.
     (void)c->step(Message{.type = MessageType::append_response,
                           .from = 2,
@@ -251,7 +254,8 @@ TEST_CASE("flow control: entries per append bounded by max_message_bytes, at lea
                           .index = noop + 100,
                           .reject = true,
                           .hint_index = noop,
-                          .hint_term = c->term()});
+                          .hint_term = c->term(),
+                          .context = to_2.back().context});
     for (int i = 0; i < 6; ++i) REQUIRE(c->propose(std::string(100, 'x')).ok());
     REQUIRE(c->propose(std::string(1000, 'y')).ok());
     (void)c->take_actions();
@@ -308,4 +312,53 @@ TEST_CASE("a proposal returns its index and term; it is committed iff that entry
     CHECK(p.term == c.core(1).term());
     CHECK(c.core(2).term_at(p.index) == p.term);
     CHECK(c.core(1).commit_index() >= p.index);
+}
+
+TEST_CASE("a rejection of an append from an earlier flow-control phase is ignored") {
+    // A link that reorders: 2 gets "b" before "a" and rejects it, which
+    // sends the leader back to probing; "a"'s acknowledgement puts it back
+    // in replicate.  The late rejection of "c", sent in the first phase,
+    // must not knock it back again (each knock-back sends a fresh window:
+    // on a reordering link, a message storm).
+    auto c = lone_core(1, {1, 2});
+    (void)win_election(*c);
+    const Index noop = c->last_index();
+    c->on_persisted(noop, c->term());
+    (void)c->step(append_ok(2, 1, c->term(), noop));
+    (void)c->take_actions();
+    auto state_of_2 = [&] {
+        for (const PeerProgress& p : c->progress())
+            if (p.id == 2) return p.state;
+        FAIL("no progress for 2");
+        return ProgressState::snapshot;
+    };
+    REQUIRE(state_of_2() == ProgressState::replicate);
+    std::vector<Message> sent;  // one append per proposal: "a", "b", "c"
+    for (const char* data : {"a", "b", "c"}) {
+        REQUIRE(c->propose(data).ok());
+        for (const Message& m : of_type(c->take_actions().messages, MessageType::append))
+            if (m.to == 2 && !m.entries.empty()) sent.push_back(m);
+    }
+    REQUIRE(sent.size() == 3);
+    auto rejection_of = [&](const Message& append) {
+        return Message{.type = MessageType::append_response,
+                       .from = 2,
+                       .to = 1,
+                       .term = c->term(),
+                       .index = append.log_index,
+                       .reject = true,
+                       .hint_index = noop,
+                       .hint_term = c->term(),
+                       .context = append.context};
+    };
+    (void)c->step(rejection_of(sent[1]));  // "b" before "a": a real gap, back to probing
+    REQUIRE(state_of_2() == ProgressState::probe);
+    Message ack = append_ok(2, 1, c->term(), sent[0].entries.back().index);
+    ack.context = sent[0].context;
+    (void)c->step(ack);  // "a" arrives: replicating again
+    REQUIRE(state_of_2() == ProgressState::replicate);
+    (void)c->take_actions();
+    (void)c->step(rejection_of(sent[2]));  // "c", rejected back in the first phase
+    CHECK(state_of_2() == ProgressState::replicate);
+    CHECK(of_type(c->take_actions().messages, MessageType::append).empty());
 }
