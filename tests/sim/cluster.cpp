@@ -262,8 +262,9 @@ void Cluster::heal() {
     heal_us_ = now_us();
     network_.heal();
     network_.calm();
-    trace("HEAL: faults stop; crashed members restart; a leader must commit everything within " +
-          format_time(params_.liveness_bound_us));
+    trace("HEAL: faults stop; crashed members restart; a leader must commit everything, never " +
+          format_time(params_.liveness_bound_us) + " without a commit, within " +
+          format_time(params_.liveness_cap_us));
     const std::set<NodeId> down = crashed_;
     for (NodeId id : down) restart(id);
     liveness_probe();
@@ -396,6 +397,7 @@ RunResult Cluster::run() {
         if (script_ && phase_ == Phase::faults && !violation_) poll_script();
         if (checker_.commit_known() != settled_at) {
             settled_at = checker_.commit_known();
+            last_commit_us_ = now_us();
             history_.settle(settled_at, [this](Index i) { return checker_.committed_term(i); });
         }
         if (phase_ == Phase::liveness) {
@@ -406,8 +408,15 @@ RunResult Cluster::run() {
                       " after healing");
                 break;
             }
-            if (now_us() > heal_us_ + params_.liveness_bound_us) {
-                violation(std::string("Liveness: ") + format_time(params_.liveness_bound_us) +
+            const std::uint64_t quiet_since = std::max(heal_us_, last_commit_us_);
+            if (now_us() > quiet_since + params_.liveness_bound_us) {
+                violation(std::string("Liveness: no commit for ") +
+                          format_time(params_.liveness_bound_us) + " after healing, still " +
+                          why_not + "; nodes: " + describe_nodes());
+                break;
+            }
+            if (now_us() > heal_us_ + params_.liveness_cap_us) {
+                violation(std::string("Liveness: ") + format_time(params_.liveness_cap_us) +
                           " after healing, still " + why_not + "; nodes: " + describe_nodes());
                 break;
             }

@@ -146,6 +146,7 @@ private:
 
     Phase phase_ = Phase::faults;
     std::uint64_t heal_us_ = 0;
+    std::uint64_t last_commit_us_ = 0;  // liveness phase: when the known commit last advanced
     std::optional<std::string> violation_;
     bool safety_violation_ = false;
     RunResult result_;

@@ -175,7 +175,7 @@ int main(int argc, char** argv) {
             }
         }
         if (a.expect_violation) {
-            if (!r.ok && r.safety) {
+            if (!r.ok && (r.safety || keel::sim::liveness_bug(a.config.bug))) {
                 std::printf("keel_sim: injected bug %s caught at seed %llu: %s\n",
                             keel::sim::bug_name(a.config.bug), (unsigned long long)seed,
                             r.violation.c_str());

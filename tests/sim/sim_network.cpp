@@ -64,6 +64,14 @@ bool SimNetwork::tamper(Message& m) {
                 return true;
             }
             return false;
+        case Bug::ack_eater:
+            // "I have everything up to i" becomes "I have your snapshot's
+            // worth" (index 0): stale news the leader ignores.
+            if (m.type == MessageType::append_response && !m.reject && m.index != 0) {
+                m.index = 0;
+                return true;
+            }
+            return false;
         case Bug::ack_forger:
             // The follower said "I lack your prevLogIndex"; the leader hears "I match it".
             if (m.type == MessageType::append_response && m.reject) {

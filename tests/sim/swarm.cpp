@@ -23,13 +23,15 @@ const char* bug_name(Bug bug) {
             return "ack_forger";
         case Bug::commit_older_term:
             return "commit_older_term";
+        case Bug::ack_eater:
+            return "ack_eater";
     }
     return "?";
 }
 
 bool parse_bug(const std::string& name, Bug* out) {
     for (Bug b : {Bug::none, Bug::lying_disk, Bug::vote_granter, Bug::commit_forger,
-                  Bug::skip_apply, Bug::ack_forger, Bug::commit_older_term}) {
+                  Bug::skip_apply, Bug::ack_forger, Bug::commit_older_term, Bug::ack_eater}) {
         if (name == bug_name(b)) {
             *out = b;
             return true;

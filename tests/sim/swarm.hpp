@@ -22,7 +22,11 @@ enum class Bug : std::uint8_t {
     skip_apply,     // a node's state machine skips an entry now and then
     ack_forger,     // the network turns rejected appends into acknowledgements
     commit_older_term,  // the core's leader commits older-term entries by counting replicas (Figure 8)
+    ack_eater,      // the network turns every append acknowledgement into a no-news one: nothing
+                    // new commits (a stall: caught by the liveness check, not a safety one)
 };
+// An injected bug the liveness check must catch (the others break safety).
+inline bool liveness_bug(Bug bug) { return bug == Bug::ack_eater; }
 const char* bug_name(Bug bug);
 bool parse_bug(const std::string& name, Bug* out);
 
@@ -106,9 +110,15 @@ struct SwarmParams {
     std::uint64_t snapshot_trailing_entries = 1024;
 
     // Phases: faults for fault_phase_us, then everything heals and a leader
-    // must commit everything within liveness_bound_us.
+    // must commit everything.  A violation: no commit for liveness_bound_us
+    // (a stall), or not done within liveness_cap_us in all (a livelock that
+    // still commits).  The backlog left at healing drains at the pace of the
+    // configuration: one entry per round trip in the slowest (one append in
+    // flight, one entry per append, 51 ms links, 31 ms fsyncs: ~8-35 entries
+    // a second, against up to 100 proposals a second during the faults).
     std::uint64_t fault_phase_us = 10'000'000;
     std::uint64_t liveness_bound_us = 30'000'000;
+    std::uint64_t liveness_cap_us = 300'000'000;
 
     std::string describe() const;
 };
