@@ -158,8 +158,10 @@ void Core::State::handle_append(const Message& m) {
     follower_merge(m.entries);
     Index last_new = m.log_index + m.entries.size();
     log.commit_to(std::min(m.commit, last_new));
-    send_after_persist(Message{
-        .type = MessageType::append_response, .to = m.from, .index = last_new, .context = m.context});
+    send_after_persist(Message{.type = MessageType::append_response,
+                               .to = m.from,
+                               .index = last_new,
+                               .context = m.context});
 }
 
 void Core::State::handle_heartbeat(const Message& m) {

@@ -164,10 +164,12 @@ void Replica::on_wal_progress() {
         in_flight_.pop_front();
     }
     if (last) core_->on_persisted(last->index, last->term);
+    std::vector<raft::Message> released;
     while (!after_persist_.empty() && after_persist_.front().first <= durable) {
-        send_messages(std::move(after_persist_.front().second));
+        for (raft::Message& m : after_persist_.front().second) released.push_back(std::move(m));
         after_persist_.pop_front();
     }
+    if (!released.empty()) send_messages(coalesce_acknowledgements(std::move(released)));
     run_core();
 }
 

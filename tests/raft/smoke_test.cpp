@@ -131,7 +131,8 @@ TEST_CASE("a leader that steps down before its batch is taken sends no appends")
     (void)c->take_actions();
     REQUIRE(c->propose("x").ok());
     // A higher term arrives before the runtime takes the batch.
-    (void)c->step(Message{.type = MessageType::heartbeat, .from = 2, .to = 1, .term = c->term() + 1});
+    (void)c->step(
+        Message{.type = MessageType::heartbeat, .from = 2, .to = 1, .term = c->term() + 1});
     CHECK(c->role() == Role::follower);
     CHECK(of_type(c->take_actions().messages, MessageType::append).empty());
 }
@@ -194,11 +195,8 @@ TEST_CASE("a new commit index never rides on an append of an earlier term in the
     const Index noop = c->last_index();
     c->on_persisted(noop, t);
     for (NodeId peer : {NodeId{2}, NodeId{3}})
-        (void)c->step(Message{.type = MessageType::append_response,
-                              .from = peer,
-                              .to = 1,
-                              .term = t,
-                              .index = noop});
+        (void)c->step(Message{
+            .type = MessageType::append_response, .from = peer, .to = 1, .term = t, .index = noop});
     (void)c->take_actions();
     REQUIRE(c->commit_index() == noop);
     // Within one batch (nothing taken until the end): "a" leaves for 2 in
@@ -209,7 +207,8 @@ TEST_CASE("a new commit index never rides on an append of an earlier term in the
     (void)c->step(Message{.type = MessageType::heartbeat, .from = 3, .to = 1, .term = t + 1});
     REQUIRE(c->role() == Role::follower);
     for (int i = 0; i < 100 && c->role() == Role::follower; ++i) c->tick();
-    (void)c->step(Message{.type = MessageType::pre_vote_response, .from = 2, .to = 1, .term = t + 2});
+    (void)c->step(
+        Message{.type = MessageType::pre_vote_response, .from = 2, .to = 1, .term = t + 2});
     (void)c->step(Message{.type = MessageType::vote_response, .from = 2, .to = 1, .term = t + 2});
     REQUIRE(c->role() == Role::leader);
     REQUIRE(c->term() == t + 2);

@@ -9,9 +9,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <thread>
 #include <future>
 #include <memory>
+#include <thread>
 
 #include "test_state_machine.hpp"
 

@@ -30,7 +30,7 @@ Cluster::Cluster(std::uint64_t seed, const RunConfig& config, bool echo_trace)
     : seed_(seed),
       config_(config),
       params_(config.scenario == Scenario::none ? draw_swarm(seed, config)
-                                                 : scenario_params(config.scenario)),
+                                                : scenario_params(config.scenario)),
       root_(seed),
       rng_net_(root_.split(kNet)),
       rng_clock_(root_.split(kClock)),

@@ -81,7 +81,8 @@ Args parse(int argc, char** argv) {
         } else if (arg == "--expect-violation") {
             a.expect_violation = true;
         } else if (arg == "--scenario") {
-            if (!keel::sim::parse_scenario(value(), &a.config.scenario)) usage("unknown --scenario");
+            if (!keel::sim::parse_scenario(value(), &a.config.scenario))
+                usage("unknown --scenario");
         } else if (arg == "--no-lease-reads") {
             a.config.lease_reads = false;
         } else if (arg == "--tick-always") {

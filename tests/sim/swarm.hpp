@@ -22,11 +22,14 @@ enum class Bug : std::uint8_t {
     skip_apply,     // a node's state machine skips an entry now and then
     ack_forger,     // the network turns rejected appends into acknowledgements
     commit_older_term,  // the core's leader commits older-term entries by counting replicas (Figure 8)
-    ack_eater,      // the network turns every append acknowledgement into a no-news one: nothing
-                    // new commits (a stall: caught by the liveness check, not a safety one)
+    // The network turns every append acknowledgement into a no-news one:
+    // nothing new commits (a stall: caught by the liveness check, not a safety one).
+    ack_eater,
 };
 // An injected bug the liveness check must catch (the others break safety).
-inline bool liveness_bug(Bug bug) { return bug == Bug::ack_eater; }
+inline bool liveness_bug(Bug bug) {
+    return bug == Bug::ack_eater;
+}
 const char* bug_name(Bug bug);
 bool parse_bug(const std::string& name, Bug* out);
 
