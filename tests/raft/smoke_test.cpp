@@ -96,10 +96,14 @@ TEST_CASE("report_unreachable sends a pipelining follower back to probing") {
     CHECK(of_type(c->take_actions().messages, MessageType::append).empty());
 }
 
-TEST_CASE("a burst of proposals between two batches leaves as one append per follower") {
+namespace {
+// Leader 1 of {1, 2, 3}: its no-op durable, acknowledged by both followers
+// (so both replicate) and committed; every batch so far taken.
+std::unique_ptr<Core> leader_of_three() {
     auto c = lone_core(1, {1, 2, 3});
     (void)win_election(*c);
     const Index noop = c->last_index();
+    c->on_persisted(noop, c->term());
     for (NodeId peer : {NodeId{2}, NodeId{3}})
         (void)c->step(Message{.type = MessageType::append_response,
                               .from = peer,
@@ -107,6 +111,14 @@ TEST_CASE("a burst of proposals between two batches leaves as one append per fol
                               .term = c->term(),
                               .index = noop});
     (void)c->take_actions();
+    REQUIRE(c->commit_index() == noop);
+    return c;
+}
+}  // namespace
+
+TEST_CASE("a burst of proposals between two batches leaves as one append per follower") {
+    auto c = leader_of_three();
+    const Index noop = c->last_index();
     for (int i = 0; i < 100; ++i) {
         std::string data("p");  // appended: GCC 12 warns falsely (-Wrestrict) on "p" + string
         data.append(std::to_string(i));
@@ -138,16 +150,8 @@ TEST_CASE("a leader that steps down before its batch is taken sends no appends")
 }
 
 TEST_CASE("a new commit index rides on the appends of the same batch") {
-    auto c = lone_core(1, {1, 2, 3});
-    (void)win_election(*c);
+    auto c = leader_of_three();
     const Index noop = c->last_index();
-    for (NodeId peer : {NodeId{2}, NodeId{3}})
-        (void)c->step(Message{.type = MessageType::append_response,
-                              .from = peer,
-                              .to = 1,
-                              .term = c->term(),
-                              .index = noop});
-    (void)c->take_actions();
     REQUIRE(c->propose("a").ok());
     Actions first = c->take_actions();
     REQUIRE(first.entries.size() == 1);
@@ -189,15 +193,9 @@ TEST_CASE("a new commit index rides on the appends of the same batch") {
 }
 
 TEST_CASE("a new commit index never rides on an append of an earlier term in the same batch") {
-    auto c = lone_core(1, {1, 2, 3});
-    (void)win_election(*c);
+    auto c = leader_of_three();
     const Term t = c->term();
     const Index noop = c->last_index();
-    c->on_persisted(noop, t);
-    for (NodeId peer : {NodeId{2}, NodeId{3}})
-        (void)c->step(Message{
-            .type = MessageType::append_response, .from = peer, .to = 1, .term = t, .index = noop});
-    (void)c->take_actions();
     REQUIRE(c->commit_index() == noop);
     // Within one batch (nothing taken until the end): "a" leaves for 2 in
     // term t, the node is deposed, then re-elected in term t + 2, and its
