@@ -8,6 +8,7 @@
 
 #include <cstdio>
 
+#include "runtime/acknowledgements.hpp"
 #include "runtime/member_context.hpp"
 #include "runtime/replica.hpp"
 

@@ -39,7 +39,6 @@
 
 #include "keel/node.hpp"
 #include "raft/core.hpp"
-#include "runtime/acknowledgements.hpp"
 #include "runtime/apply_worker.hpp"
 #include "runtime/background_worker.hpp"
 #include "runtime/latency_histogram.hpp"
