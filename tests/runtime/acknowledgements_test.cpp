@@ -9,7 +9,12 @@ using keel::runtime::coalesce_acknowledgements;
 
 namespace {
 Message ack(keel::raft::NodeId to, keel::raft::Term term, keel::raft::Index index) {
-    return Message{.type = MessageType::append_response, .to = to, .term = term, .index = index};
+    Message m;
+    m.type = MessageType::append_response;
+    m.to = to;
+    m.term = term;
+    m.index = index;
+    return m;
 }
 }  // namespace
 
@@ -22,7 +27,10 @@ TEST_CASE("only the last acknowledgement to each leader goes") {
 TEST_CASE("acknowledgements that say something new stay, in order") {
     Message reject = ack(1, 3, 20);
     reject.reject = true;
-    Message vote{.type = MessageType::vote_response, .to = 2, .term = 4};
+    Message vote;
+    vote.type = MessageType::vote_response;
+    vote.to = 2;
+    vote.term = 4;
     auto out = coalesce_acknowledgements({
         ack(1, 3, 10),  // superseded by 12 below
         reject,         // a rejection always goes
