@@ -95,6 +95,9 @@ public:
     std::future<Status> transfer_leadership(NodeId to);
     std::future<Status> snapshot_now();
 
+    // A snapshot of the node's state, published after each batch of Raft
+    // output.  Cheap and callable from any thread, callbacks included: it
+    // never waits for the Raft core.
     virtual NodeStatus status() const = 0;
     // The member spec of `id` in the current configuration (e.g. to redirect
     // clients to the leader); not_found if unknown.
