@@ -310,6 +310,12 @@ inline Actions win_election(Core& c) {
     return c.take_actions();
 }
 
+// A follower's successful answer to an append: it holds everything up to `index`.
+inline Message append_ok(NodeId from, NodeId to, Term term, Index index) {
+    return Message{
+        .type = MessageType::append_response, .from = from, .to = to, .term = term, .index = index};
+}
+
 // Messages of one type in a batch.
 inline std::vector<Message> of_type(const std::vector<Message>& msgs, MessageType type) {
     std::vector<Message> out;

@@ -26,11 +26,6 @@ Message append(NodeId from, NodeId to, Term term, Index prev_index, Term prev_te
                    .entries = std::move(entries)};
 }
 
-Message append_ok(NodeId from, NodeId to, Term term, Index index) {
-    return Message{
-        .type = MessageType::append_response, .from = from, .to = to, .term = term, .index = index};
-}
-
 std::vector<Message> responses(const Actions& a) {
     std::vector<Message> out = of_type(a.messages, MessageType::append_response);
     for (const Message& m : of_type(a.messages_after_persist, MessageType::append_response)) {

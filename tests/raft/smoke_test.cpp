@@ -70,11 +70,7 @@ TEST_CASE("report_unreachable sends a pipelining follower back to probing") {
     auto c = lone_core(1, {1, 2, 3});
     (void)win_election(*c);
     Index noop = c->last_index();
-    (void)c->step(Message{.type = MessageType::append_response,
-                          .from = 2,
-                          .to = 1,
-                          .term = c->term(),
-                          .index = noop});
+    (void)c->step(append_ok(2, 1, c->term(), noop));
     (void)c->take_actions();
     // Replicate state: two proposals go out back to back (3 is still probing).
     REQUIRE(c->propose("a").ok());
@@ -104,12 +100,7 @@ std::unique_ptr<Core> leader_of_three() {
     (void)win_election(*c);
     const Index noop = c->last_index();
     c->on_persisted(noop, c->term());
-    for (NodeId peer : {NodeId{2}, NodeId{3}})
-        (void)c->step(Message{.type = MessageType::append_response,
-                              .from = peer,
-                              .to = 1,
-                              .term = c->term(),
-                              .index = noop});
+    for (NodeId peer : {NodeId{2}, NodeId{3}}) (void)c->step(append_ok(peer, 1, c->term(), noop));
     (void)c->take_actions();
     REQUIRE(c->commit_index() == noop);
     return c;
@@ -161,11 +152,7 @@ TEST_CASE("a new commit index rides on the appends of the same batch") {
     // commit advances, and the batch carries "b" to each follower with the
     // new commit index, and nothing else.
     REQUIRE(c->propose("b").ok());
-    (void)c->step(Message{.type = MessageType::append_response,
-                          .from = 2,
-                          .to = 1,
-                          .term = c->term(),
-                          .index = noop + 1});
+    (void)c->step(append_ok(2, 1, c->term(), noop + 1));
     REQUIRE(c->commit_index() == noop + 1);
     Actions a = c->take_actions();
     auto appends = of_type(a.messages, MessageType::append);
@@ -178,11 +165,7 @@ TEST_CASE("a new commit index rides on the appends of the same batch") {
     // after 2 did, the commit advances again, 2 and 3 each get an empty append.
     c->on_persisted(noop + 2, c->term());
     (void)c->take_actions();
-    (void)c->step(Message{.type = MessageType::append_response,
-                          .from = 3,
-                          .to = 1,
-                          .term = c->term(),
-                          .index = noop + 2});
+    (void)c->step(append_ok(3, 1, c->term(), noop + 2));
     REQUIRE(c->commit_index() == noop + 2);
     appends = of_type(c->take_actions().messages, MessageType::append);
     REQUIRE(appends.size() == 2);
@@ -213,12 +196,7 @@ TEST_CASE("a new commit index never rides on an append of an earlier term in the
     const Index noop2 = c->last_index();
     // Both followers acknowledge it (the leader's own copy is not handed
     // out for writing yet, so it cannot count).
-    for (NodeId peer : {NodeId{2}, NodeId{3}})
-        (void)c->step(Message{.type = MessageType::append_response,
-                              .from = peer,
-                              .to = 1,
-                              .term = t + 2,
-                              .index = noop2});
+    for (NodeId peer : {NodeId{2}, NodeId{3}}) (void)c->step(append_ok(peer, 1, t + 2, noop2));
     REQUIRE(c->commit_index() == noop2);
     int old_appends = 0;
     for (const Message& m : of_type(c->take_actions().messages, MessageType::append)) {
