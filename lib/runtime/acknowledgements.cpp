@@ -10,23 +10,26 @@ bool is_acknowledgement(const raft::Message& m) {
 }
 }  // namespace
 
-std::vector<raft::Message> coalesce_acknowledgements(std::vector<raft::Message> messages) {
-    if (messages.size() < 2) return messages;
-    std::vector<raft::Message> out;
-    out.reserve(messages.size());
-    for (std::size_t i = 0; i < messages.size(); ++i) {
+void coalesce_acknowledgements(std::vector<raft::Message>& messages) {
+    // A handful of messages per fsync: the quadratic scan is cheaper than an index.
+    auto superseded = [&](std::size_t i) {
         const raft::Message& m = messages[i];
-        bool superseded = false;
-        // A handful of messages per fsync: the quadratic scan is cheaper than an index.
-        for (std::size_t j = i + 1; is_acknowledgement(m) && j < messages.size() && !superseded;
-             ++j) {
+        if (!is_acknowledgement(m)) return false;
+        for (std::size_t j = i + 1; j < messages.size(); ++j) {
             const raft::Message& later = messages[j];
-            superseded = is_acknowledgement(later) && later.to == m.to && later.term == m.term &&
-                         later.index >= m.index;
+            if (is_acknowledgement(later) && later.to == m.to && later.term == m.term &&
+                later.index >= m.index)
+                return true;
         }
-        if (!superseded) out.push_back(std::move(messages[i]));
+        return false;
+    };
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+        if (superseded(i)) continue;
+        if (kept != i) messages[kept] = std::move(messages[i]);
+        ++kept;
     }
-    return out;
+    messages.resize(kept);
 }
 
 }  // namespace keel::runtime

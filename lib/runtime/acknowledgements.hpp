@@ -14,8 +14,8 @@ namespace keel::runtime {
 // append_response says "I hold everything up to index"; a later one of the
 // same term to the same node with an index at least as high says as much
 // (the leader keeps the highest match; the phase it echoes matters only in
-// rejections).  Rejections, and every other message, pass unchanged and in
-// order.
-std::vector<raft::Message> coalesce_acknowledgements(std::vector<raft::Message> messages);
+// rejections).  Drops the superseded ones from `messages`, in place;
+// rejections, and every other message, stay unchanged and in order.
+void coalesce_acknowledgements(std::vector<raft::Message>& messages);
 
 }  // namespace keel::runtime

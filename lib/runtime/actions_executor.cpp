@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 
 #include <cstdio>
+#include <iterator>
 
 #include "runtime/acknowledgements.hpp"
 #include "runtime/member_context.hpp"
@@ -167,10 +168,16 @@ void Replica::on_wal_progress() {
     if (last) core_->on_persisted(last->index, last->term);
     std::vector<raft::Message> released;
     while (!after_persist_.empty() && after_persist_.front().first <= durable) {
-        for (raft::Message& m : after_persist_.front().second) released.push_back(std::move(m));
+        std::vector<raft::Message>& batch = after_persist_.front().second;
+        if (released.empty()) {
+            released = std::move(batch);
+        } else {
+            std::move(batch.begin(), batch.end(), std::back_inserter(released));
+        }
         after_persist_.pop_front();
     }
-    if (!released.empty()) send_messages(coalesce_acknowledgements(std::move(released)));
+    coalesce_acknowledgements(released);
+    if (!released.empty()) send_messages(std::move(released));
     run_core();
 }
 

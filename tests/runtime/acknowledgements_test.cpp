@@ -5,7 +5,6 @@
 
 using keel::raft::Message;
 using keel::raft::MessageType;
-using keel::runtime::coalesce_acknowledgements;
 
 namespace {
 Message ack(keel::raft::NodeId to, keel::raft::Term term, keel::raft::Index index) {
@@ -16,10 +15,15 @@ Message ack(keel::raft::NodeId to, keel::raft::Term term, keel::raft::Index inde
     m.index = index;
     return m;
 }
+// The messages left after coalescing.
+std::vector<Message> coalesced(std::vector<Message> messages) {
+    keel::runtime::coalesce_acknowledgements(messages);
+    return messages;
+}
 }  // namespace
 
 TEST_CASE("only the last acknowledgement to each leader goes") {
-    auto out = coalesce_acknowledgements({ack(1, 3, 10), ack(1, 3, 12), ack(1, 3, 15)});
+    auto out = coalesced({ack(1, 3, 10), ack(1, 3, 12), ack(1, 3, 15)});
     REQUIRE(out.size() == 1);
     CHECK(out[0].index == 15);
 }
@@ -31,7 +35,7 @@ TEST_CASE("acknowledgements that say something new stay, in order") {
     vote.type = MessageType::vote_response;
     vote.to = 2;
     vote.term = 4;
-    auto out = coalesce_acknowledgements({
+    auto out = coalesced({
         ack(1, 3, 10),  // superseded by 12 below
         reject,         // a rejection always goes
         ack(2, 3, 11),  // another node
@@ -50,8 +54,8 @@ TEST_CASE("acknowledgements that say something new stay, in order") {
 }
 
 TEST_CASE("nothing or one message passes as it is") {
-    CHECK(coalesce_acknowledgements({}).empty());
-    auto one = coalesce_acknowledgements({ack(1, 1, 5)});
+    CHECK(coalesced({}).empty());
+    auto one = coalesced({ack(1, 1, 5)});
     REQUIRE(one.size() == 1);
     CHECK(one[0].index == 5);
 }
