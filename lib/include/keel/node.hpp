@@ -19,8 +19,9 @@
 // Callbacks passed to the *_async functions must not block and must not call
 // stop(); they may call the other functions of this Node.  Where they run:
 // proposals and membership changes complete on the thread that applied the
-// entry (the apply thread, or in single-node mode the WAL flusher); a call refused up front (busy, too_large, not_leader,
-// aborted) completes on the calling thread or on a keel thread; snapshot_async
+// entry (the apply thread, or in single-node mode the WAL flusher); a call
+// refused up front (busy, too_large, not_leader, aborted) completes on the
+// calling thread or on a keel thread; snapshot_async
 // completes on the background thread; reads and leadership transfers complete
 // on the keel thread that brought the deciding input (often the I/O thread).
 //

@@ -41,8 +41,8 @@ struct Options {
     std::uint64_t max_record_bytes = 64ull << 20;
     // Zero-fill the active segment and prepare the next one ahead of time on
     // a background thread (once the active one is half full), so appends
-    // overwrite zeroed blocks (the fast fdatasync floor on ext4).  Off: segments are created empty and appends
-    // extend the file.
+    // overwrite zeroed blocks (the fast fdatasync floor on ext4).  Off:
+    // segments are created empty and appends extend the file.
     bool preallocate = true;
     // On corruption (a bad record followed by valid ones, a gap, a broken
     // chain) truncate the log at the first bad record instead of failing.
@@ -195,8 +195,8 @@ public:
     Result<std::uint64_t> term_at(std::uint64_t index) const;
 
     bool failed() const;
-    // Operations are queued that the flusher has not taken yet (lock-free;
-    // a hint: it may change at once).
+    // Operations are queued that the flusher has not taken yet, or the WAL
+    // is closing (lock-free; a hint: it may change at once).
     bool has_queued() const;
     // Options::idle_spin_us, from now on.  Thread-safe.
     void set_idle_spin_us(std::uint32_t us);
