@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "keel/shared_bytes.hpp"
+
 namespace keel::raft {
 
 using NodeId = std::uint64_t;
@@ -34,7 +36,9 @@ struct Entry {
     Term term = 0;
     Index index = 0;
     EntryType type = EntryType::normal;
-    std::string data;
+    // Copies share the bytes: the log, the WAL queue and the apply queue
+    // each hold the entry without copying its data.
+    SharedBytes data;
 
     friend bool operator==(const Entry&, const Entry&) = default;
 };

@@ -103,7 +103,7 @@ void Replica::execute(raft::Actions& a) {
         // applies this batch.
         if (may_apply_inline() &&
             (!inline_apply_.empty() ||
-             (!log_->wal().has_queued() && apply_->claim_inline(item.entries.size())))) {
+             apply_->claim_inline(item.entries.size(), inline_apply_budget_ns()))) {
             inline_apply_.push_back(std::move(item));  // applied once the lock is let go
         } else {
             apply_->enqueue(std::move(item));
@@ -374,7 +374,6 @@ void Replica::set_ticker_needed(bool needed) {
     if (needed == ticker_wanted_) return;
     ticker_wanted_ = needed;
     log_->wal().set_idle_spin_us(needed ? 0 : k_single_mode_flusher_spin_us);
-    apply_->set_inline_budget_us(needed ? 0 : k_single_mode_inline_apply_budget_us);
     to_io([this, needed] { ticker_->set_needed(needed); });
 }
 

@@ -138,8 +138,7 @@ std::size_t ApplyWorker::apply_batch(std::deque<ApplyItem>& items) {
     return entries;
 }
 
-bool ApplyWorker::claim_inline(std::size_t entries) {
-    const std::uint64_t budget_ns = inline_budget_ns_.load(std::memory_order_relaxed);
+bool ApplyWorker::claim_inline(std::size_t entries, std::uint64_t budget_ns) {
     if (budget_ns == 0) return false;
     if (entries * apply_ns_per_entry_.load(std::memory_order_relaxed) > budget_ns) return false;
     std::lock_guard lock(mu_);

@@ -97,18 +97,15 @@ public:
     // earlier has finished, so another one may start.
     void snapshot_finished();
     // Inline apply (single-node mode): the thread that made entries durable
-    // may apply a small batch itself instead of waking the apply thread.
-    // claim_inline() succeeds when inline apply is on (budget > 0), the
-    // apply thread is idle with nothing queued, the batch is predicted to
-    // take at most the budget (from the measured cost per entry) and would
-    // not trigger an automatic snapshot.  After a successful claim, items
-    // enqueue()d meanwhile wait, and the claimer must call apply_claimed()
-    // with the claimed items (in log order), from a thread holding no keel
-    // lock.  The state machine still sees one apply at a time, in order.
-    void set_inline_budget_us(std::uint32_t us) {
-        inline_budget_ns_.store(std::uint64_t{us} * 1000, std::memory_order_relaxed);
-    }
-    bool claim_inline(std::size_t entries);
+    // may apply a batch itself instead of waking the apply thread.
+    // claim_inline() succeeds when the apply thread is idle with nothing
+    // queued, the batch is predicted to take at most budget_ns (from the
+    // measured cost per entry; 0 = never) and would not trigger an automatic
+    // snapshot.  After a successful claim, items enqueue()d meanwhile wait,
+    // and the claimer must call apply_claimed() with the claimed items (in
+    // log order), from a thread holding no keel lock.  The state machine
+    // still sees one apply at a time, in order.
+    bool claim_inline(std::size_t entries, std::uint64_t budget_ns);
     void apply_claimed(std::deque<ApplyItem>& items);
 
 private:
@@ -133,7 +130,6 @@ private:
     bool stopping_ = false;                 // GUARDED_BY(mu_)
     bool applying_ = false;                 // the apply thread is in a batch; GUARDED_BY(mu_)
     bool inline_claimed_ = false;           // an inline apply is in progress; GUARDED_BY(mu_)
-    std::atomic<std::uint64_t> inline_budget_ns_{0};
     // Smoothed cost of one entry (apply and callbacks); starts pessimistic.
     std::atomic<std::uint64_t> apply_ns_per_entry_{2000};
 

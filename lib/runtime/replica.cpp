@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <future>
@@ -194,7 +195,6 @@ Status Replica::start(TransportFactory factory) {
                                            std::move(hooks), &commit_latency_);
     // Single-node mode until the core needs ticks (set_ticker_needed).
     log_->wal().set_idle_spin_us(k_single_mode_flusher_spin_us);
-    apply_->set_inline_budget_us(k_single_mode_inline_apply_budget_us);
 
     if (factory) {
         PeerTransport::Handlers h;
@@ -294,6 +294,12 @@ void Replica::on_wal_batch_done() {
 
 bool Replica::may_apply_inline() const {
     return t_wal_flusher_of == this;
+}
+
+std::uint64_t Replica::inline_apply_budget_ns() const {
+    if (ticker_wanted_) return 0;
+    return std::clamp(log_->wal().recent_sync_ns(), k_single_mode_min_inline_apply_ns,
+                      k_single_mode_max_inline_apply_ns);
 }
 
 bool Replica::holding_core() const {

@@ -64,13 +64,19 @@ namespace keel::runtime {
 // share the cores.
 inline constexpr std::uint32_t k_single_mode_flusher_spin_us = 250;
 // Single-node mode: a committed batch predicted to apply (with its
-// proposers' callbacks) within this budget is applied by the WAL flusher
-// right after its fsync, instead of waking the apply thread: the answer
-// leaves one thread hop sooner, and the next fsync waits about this long at
-// most.  A third of the fastest fsync seen here (~150 us), about one thread
-// wakeup on a busy VM.  Larger batches go to the apply thread, so their
-// apply overlaps the next fsync.  (ApplyWorker::set_inline_budget_us.)
-inline constexpr std::uint32_t k_single_mode_inline_apply_budget_us = 50;
+// proposers' callbacks) within the inline budget is applied by the WAL
+// flusher right after its fsync, instead of waking the apply thread.  The
+// answer leaves one thread hop sooner; the next write waits for the apply.
+// Handing the batch over instead costs a thread wakeup, and under a closed
+// loop it splits the proposers into two cohorts that alternate on the WAL,
+// each paying a full fdatasync for half the records (K=256 here: 133 records
+// per fsync instead of 256).  So inline wins while the apply takes less than
+// a sync: the budget is the WAL's recent write + fdatasync time
+// (wal::Wal::recent_sync_ns), at least about one thread wakeup on a busy VM,
+// at most 1 ms, which bounds how long a write can wait behind an apply.
+// Slower batches go to the apply thread and overlap the next fsync.
+inline constexpr std::uint64_t k_single_mode_min_inline_apply_ns = 50'000;
+inline constexpr std::uint64_t k_single_mode_max_inline_apply_ns = 1'000'000;
 
 // Proposals submitted from inside a batch of proposal callbacks are handed
 // to the core (one WAL append) at the batch's end or in chunks of this many.
@@ -128,6 +134,9 @@ private:
     bool holding_core() const;
     // On the WAL flusher, committing its group commit (on_wal_batch_done).
     bool may_apply_inline() const;
+    // Under the core lock: how long a batch applied inline may take (0 in
+    // cluster mode: the flusher must not wait for the state machine there).
+    std::uint64_t inline_apply_budget_ns() const;
 
     // Runs `f` holding the core lock, then settles (see settle_locked), then
     // hands the I/O outbox to the I/O thread.  REQUIRES: the calling thread
@@ -222,7 +231,7 @@ private:
     bool shut_down_ = false;
     std::vector<InboxProposal> draining_;
     // Committed entries the WAL flusher claimed to apply inline (see
-    // k_single_mode_inline_apply_budget_us); filled under the core lock by
+    // k_single_mode_min_inline_apply_ns); filled under the core lock by
     // the flusher only, applied by it once it lets go of the lock.
     std::deque<ApplyItem> inline_apply_;
 

@@ -28,7 +28,7 @@ constexpr std::size_t kFrameOverheadBytes = kFrameLengthBytes + kFrameBodyBytesM
 // read_message and the tests, then these sizes.
 #if defined(__GLIBCXX__) && defined(__x86_64__)
 static_assert(sizeof(raft::Message) == 200, "raft::Message changed: update the codec");
-static_assert(sizeof(raft::Entry) == 56, "raft::Entry changed: update the codec");
+static_assert(sizeof(raft::Entry) == 32, "raft::Entry changed: update the codec");
 static_assert(sizeof(raft::SnapshotMeta) == 64, "raft::SnapshotMeta changed: update the codec");
 static_assert(sizeof(raft::MemberInfo) == 40, "raft::MemberInfo changed: update the codec");
 #endif
@@ -207,6 +207,13 @@ public:
     // A u32 length then that many bytes; the length is checked against
     // `limit` and against the bytes present before anything is allocated.
     Status bytes(std::string& out, std::size_t limit, const char* what) {
+        std::string_view view;
+        KEEL_CODEC_TRY(bytes(view, limit, what));
+        out.assign(view);
+        return Status();
+    }
+    // As above, a view into the input instead of a copy.
+    Status bytes(std::string_view& out, std::size_t limit, const char* what) {
         std::size_t at = offset();
         std::uint32_t n = 0;
         KEEL_CODEC_TRY(u32(n, what));
@@ -214,7 +221,7 @@ public:
             return Status(ErrorCode::too_large,
                           cat(what, " of ", n, " bytes at byte ", at, " exceeds limit ", limit));
         KEEL_CODEC_TRY(need(n, what));
-        out.assign(bytes_.data() + pos_, n);
+        out = bytes_.substr(pos_, n);
         pos_ += n;
         return Status();
     }
@@ -258,7 +265,10 @@ Status read_entry(Reader& r, raft::Entry& e, const CodecLimits& limits) {
         return Status(ErrorCode::corruption,
                       cat("unknown entry type ", int(type), " at byte ", at));
     e.type = static_cast<raft::EntryType>(type);
-    return r.bytes(e.data, limits.entry_bytes_max, "entry data");
+    std::string_view data;
+    KEEL_CODEC_TRY(r.bytes(data, limits.entry_bytes_max, "entry data"));
+    e.data = SharedBytes(data);
+    return Status();
 }
 
 Status read_snapshot_meta(Reader& r, raft::SnapshotMeta& s, const CodecLimits& limits) {

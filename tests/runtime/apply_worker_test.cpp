@@ -26,8 +26,9 @@ ApplyItem entries(std::uint64_t first, std::uint64_t last, std::atomic<int>* ans
         keel::raft::Entry e;
         e.index = i;
         e.term = 1;
-        e.data = "e";  // (not "e" + to_string(i): GCC 12 warns, -Wrestrict, falsely)
-        e.data += std::to_string(i);
+        std::string data = "e";  // (not "e" + to_string(i): GCC 12 warns, -Wrestrict, falsely)
+        data += std::to_string(i);
+        e.data = std::move(data);
         item.entries.push_back(std::move(e));
         // (Catch's assertions are not thread-safe: count, check later.)
         item.waiters.push_back(ApplyWaiter{i, [answered](keel::ProposeResult r) {
@@ -71,12 +72,14 @@ struct Fixture {
 
 }  // namespace
 
-TEST_CASE("inline apply is off until a budget is set", "[apply_worker]") {
+// Inline budgets below: 20 us, or 1 ms for the interleaving test.
+constexpr std::uint64_t k_budget_ns = 20'000;
+
+TEST_CASE("inline apply is off with a zero budget", "[apply_worker]") {
     Fixture f;
     f.worker->start();
-    CHECK_FALSE(f.worker->claim_inline(1));
-    f.worker->set_inline_budget_us(20);
-    CHECK(f.worker->claim_inline(1));
+    CHECK_FALSE(f.worker->claim_inline(1, 0));
+    CHECK(f.worker->claim_inline(1, k_budget_ns));
     std::atomic<int> answered{0};
     std::deque<ApplyItem> items;
     items.push_back(entries(1, 1, &answered));
@@ -86,26 +89,24 @@ TEST_CASE("inline apply is off until a budget is set", "[apply_worker]") {
     CHECK(f.worker->applied_index() == 1);
     CHECK(f.last_reported.load() == 1);
     CHECK(indexes(*f.sm) == std::vector<std::uint64_t>{1});
-    f.worker->set_inline_budget_us(0);
-    CHECK_FALSE(f.worker->claim_inline(1));
+    CHECK_FALSE(f.worker->claim_inline(1, 0));
     f.worker->stop();
 }
 
 TEST_CASE("one claim at a time; batches predicted over the budget are refused",
           "[apply_worker]") {
     Fixture f;
-    f.worker->set_inline_budget_us(20);
     f.worker->start();
     // The initial estimate is pessimistic (2 us an entry): 11 entries exceed 20 us.
-    CHECK_FALSE(f.worker->claim_inline(11));
-    REQUIRE(f.worker->claim_inline(10));
-    CHECK_FALSE(f.worker->claim_inline(1));  // the claim is held
+    CHECK_FALSE(f.worker->claim_inline(11, k_budget_ns));
+    REQUIRE(f.worker->claim_inline(10, k_budget_ns));
+    CHECK_FALSE(f.worker->claim_inline(1, k_budget_ns));  // the claim is held
     std::atomic<int> answered{0};
     std::deque<ApplyItem> items;
     items.push_back(entries(1, 10, &answered));
     f.worker->apply_claimed(items);
     CHECK(answered.load() == 10);
-    CHECK(f.worker->claim_inline(1));
+    CHECK(f.worker->claim_inline(1, k_budget_ns));
     std::deque<ApplyItem> more;
     more.push_back(entries(11, 11, &answered));
     f.worker->apply_claimed(more);
@@ -115,14 +116,13 @@ TEST_CASE("one claim at a time; batches predicted over the budget are refused",
 
 TEST_CASE("items queued during a claim are applied after the claimed ones", "[apply_worker]") {
     Fixture f;
-    f.worker->set_inline_budget_us(20);
     f.worker->start();
     std::atomic<int> answered{0};
-    REQUIRE(f.worker->claim_inline(2));
+    REQUIRE(f.worker->claim_inline(2, k_budget_ns));
     // The apply thread gets later entries while the claim is held: it must
     // wait, or it would apply 3..5 before 1..2 (the worker asserts order).
     f.worker->enqueue(entries(3, 5, &answered));
-    CHECK_FALSE(f.worker->claim_inline(1));  // held, and now something is queued
+    CHECK_FALSE(f.worker->claim_inline(1, k_budget_ns));  // held, and now something is queued
     std::deque<ApplyItem> items;
     items.push_back(entries(1, 2, &answered));
     f.worker->apply_claimed(items);
@@ -138,7 +138,6 @@ TEST_CASE("items queued during a claim are applied after the claimed ones", "[ap
 // through what it queued.  The worker asserts log order on every entry.
 TEST_CASE("inline claims and the apply thread interleave in log order", "[apply_worker]") {
     Fixture f;
-    f.worker->set_inline_budget_us(1000);
     f.worker->start();
     std::atomic<int> answered{0};
     constexpr std::uint64_t k_last = 20000;
@@ -146,7 +145,7 @@ TEST_CASE("inline claims and the apply thread interleave in log order", "[apply_
     int inline_batches = 0, queued_batches = 0;
     while (next <= k_last) {
         const std::uint64_t last = std::min(k_last, next + next % 3);
-        if (f.worker->claim_inline(last - next + 1)) {
+        if (f.worker->claim_inline(last - next + 1, 1'000'000)) {
             // Something queued right after the claim must wait for it.
             const int begun = f.batches_begun.load();
             f.worker->enqueue(entries(last + 1, last + 1, &answered));
@@ -180,29 +179,27 @@ TEST_CASE("inline claims and the apply thread interleave in log order", "[apply_
 TEST_CASE("no inline claim while the apply thread has work, nor once stopped",
           "[apply_worker]") {
     Fixture f;
-    f.worker->set_inline_budget_us(20);
     // Not started: the queued item stays queued, so a claim must be refused.
     std::atomic<int> answered{0};
     f.worker->enqueue(entries(1, 1, &answered));
-    CHECK_FALSE(f.worker->claim_inline(1));
+    CHECK_FALSE(f.worker->claim_inline(1, k_budget_ns));
     f.worker->start();
     wait_for_index(*f.sm, 1);
     f.worker->stop();
-    CHECK_FALSE(f.worker->claim_inline(1));
+    CHECK_FALSE(f.worker->claim_inline(1, k_budget_ns));
 }
 
 TEST_CASE("a batch that would take an automatic snapshot goes to the apply thread",
           "[apply_worker]") {
     Fixture f(/*snapshot_every=*/4);
-    f.worker->set_inline_budget_us(20);
     f.worker->start();
     std::atomic<int> answered{0};
-    REQUIRE(f.worker->claim_inline(3));
+    REQUIRE(f.worker->claim_inline(3, k_budget_ns));
     std::deque<ApplyItem> items;
     items.push_back(entries(1, 3, &answered));
     f.worker->apply_claimed(items);
     CHECK(f.snapshots.load() == 0);
-    CHECK_FALSE(f.worker->claim_inline(1));  // index 4 reaches snapshot_every
+    CHECK_FALSE(f.worker->claim_inline(1, k_budget_ns));  // index 4 reaches snapshot_every
     f.worker->enqueue(entries(4, 4, &answered));
     wait_for_index(*f.sm, 4);
     f.worker->stop();

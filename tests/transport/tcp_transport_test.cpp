@@ -259,13 +259,13 @@ TEST_CASE("a frame of exactly the size limit is delivered, one byte more is neve
     m.type = raft::MessageType::append;
     m.entries.push_back(raft::Entry{1, 1, raft::EntryType::normal, ""});
     std::size_t empty_frame = kFrameLengthBytes + kFrameBodyBytesMin + 4 + encoded_message_bytes(m);
-    m.entries[0].data.assign(oa.limits.frame_bytes_max - empty_frame, 'x');
+    m.entries[0].data = std::string(oa.limits.frame_bytes_max - empty_frame, 'x');
     REQUIRE(encode_messages(std::vector{m}, oa.limits)->size() == oa.limits.frame_bytes_max);
     a->transport->send({m});
     REQUIRE(run_until(io, [&] { return b->rec.messages.size() == 1; }));
     CHECK(b->rec.messages[0] == m);
 
-    m.entries[0].data.push_back('y');
+    m.entries[0].data = m.entries[0].data.str() + 'y';
     a->transport->send({m, heartbeat(1, 2, 1)});
     REQUIRE(
         run_until(io, [&] { return b->rec.messages.size() == 2 && !a->rec.unreachable.empty(); }));

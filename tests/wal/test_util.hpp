@@ -28,9 +28,10 @@ inline Record make_record(std::uint64_t index, std::uint64_t term = 1, std::size
     r.index = index;
     r.term = term;
     r.type = static_cast<std::uint16_t>(index % 3);
-    r.payload.resize(bytes);
+    std::string payload(bytes, '\0');
     for (std::size_t i = 0; i < bytes; ++i)
-        r.payload[i] = static_cast<char>('a' + (index * 7 + i) % 26);
+        payload[i] = static_cast<char>('a' + (index * 7 + i) % 26);
+    r.payload = std::move(payload);
     return r;
 }
 

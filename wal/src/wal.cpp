@@ -256,8 +256,9 @@ Result<std::vector<Record>> Wal::Impl::read(std::uint64_t from, std::uint64_t to
                 ErrorCode::corruption,
                 fmt::format("record {} at offset {} fails its CRC on read", loc.index, loc.offset));
         }
-        out[slot] = Record{h.index, h.term, h.type,
-                           std::string(buf.data() + detail::k_record_header_bytes, h.length)};
+        out[slot] = Record{
+            h.index, h.term, h.type,
+            SharedBytes(std::string_view(buf.data() + detail::k_record_header_bytes, h.length))};
     }
     return out;
 }
@@ -373,6 +374,9 @@ bool Wal::failed() const {
 }
 bool Wal::has_queued() const {
     return impl_->has_queued();
+}
+std::uint64_t Wal::recent_sync_ns() const {
+    return impl_->recent_sync_ns();
 }
 Stats Wal::stats() const {
     return impl_->stats();

@@ -8,13 +8,15 @@
 #include <cstdint>
 #include <string>
 
+#include "keel/shared_bytes.hpp"
+
 namespace keel::wal {
 
 struct Record {
     std::uint64_t index = 0;  // >= 1; contiguous within the log
     std::uint64_t term = 0;   // opaque to the WAL
     std::uint16_t type = 0;   // user-defined
-    std::string payload;      // bytes (not necessarily text)
+    SharedBytes payload;      // bytes (not necessarily text); copies share them
 
     friend bool operator==(const Record&, const Record&) = default;
 };
