@@ -1,10 +1,11 @@
 // raft/types.hpp — the vocabulary of the pure Raft core: ids, log entries,
 // hard state, cluster configuration, snapshot metadata and messages.
 //
-// Everything here is plain data (standard library only) so the core, the
-// simulator, the wire codec and the runtime can all share it.  Field
-// meanings follow Figure 2 of the Raft paper; where a field is reused by
-// several message types, its meaning per type is documented on Message.
+// Everything here is plain data (the standard library, and keel::SharedBytes
+// for entry payloads) so the core, the simulator, the wire codec and the
+// runtime can all share it.  Field meanings follow Figure 2 of the Raft
+// paper; where a field is reused by several message types, its meaning per
+// type is documented on Message.
 #pragma once
 
 #include <cstddef>

@@ -100,10 +100,14 @@ void Replica::execute(raft::Actions& a) {
         item.entries = std::move(a.committed_entries);
         // Inline only when the flusher has nothing else to write: otherwise
         // it writes (and fsyncs) what is queued while the apply thread
-        // applies this batch.
+        // applies this batch.  (Applying first, so that the proposals this
+        // apply answers join the queued write, made more records per fsync
+        // but no more throughput, and K=256 p50 went from 1.1-1.2x the
+        // WAL's to 1.2-1.8x.)
         if (may_apply_inline() &&
             (!inline_apply_.empty() ||
-             apply_->claim_inline(item.entries.size(), inline_apply_budget_ns()))) {
+             (!log_->wal().has_queued() &&
+              apply_->claim_inline(item.entries.size(), inline_apply_budget_ns())))) {
             inline_apply_.push_back(std::move(item));  // applied once the lock is let go
         } else {
             apply_->enqueue(std::move(item));
