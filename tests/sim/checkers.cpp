@@ -35,6 +35,7 @@ void Checker::bootstrapped(const raft::RestoredState& restored) {
         reference(e.index, RefEntry{e.term, e.type, entry_digest(e)}, "bootstrap");
     }
     leader_commit_max_ = std::max(leader_commit_max_, restored.hard_state.commit);
+    commit_term_.resize(leader_commit_max_, 0);
 }
 
 void Checker::node_started(NodeId node, const raft::RestoredState& restored) {
@@ -256,12 +257,25 @@ void Checker::check_leader(NodeId id, const SimNode& n, NodeWatch& w, const Disk
         check_quorum_durable(id, core, i, disks);
     }
     w.leader_checked = std::max(w.leader_checked, core.commit_index());
+    // This leader is the first to commit whatever lies past every earlier
+    // leader's commit index: those entries are committed in its term.
+    KEEL_ASSERT(commit_term_.size() == leader_commit_max_, "one commit term per committed index");
+    while (commit_term_.size() < core.commit_index()) commit_term_.push_back(term);
     leader_commit_max_ = std::max(leader_commit_max_, core.commit_index());
 }
 
+// Leader Completeness (§5.4.3): an entry committed in a term is in the log
+// of every leader of a *higher* term.  A leader of a lower term may still win
+// after a newer leader committed more (its vote responses were delayed): the
+// voters that moved on reject its appends, so it can commit nothing, and it
+// need not hold what the newer term committed.  Commit terms never decrease
+// along the log, so the check stops at the first entry committed in this
+// term or later.  Entries past commit_term_ were committed (and already
+// applied) in the step being checked, by the leader taking it: this one.
 void Checker::check_new_leader_complete(NodeId id, Term term) {
     const Mirror& m = mirrors_[id];
     for (Index i = std::max<Index>(1, m.snap_index); i <= commit_known(); ++i) {
+        if (i > commit_term_.size() || commit_term_[i - 1] >= term) break;
         const auto t = m.term_at(i);
         const RefEntry& r = ref_[i - 1];
         if (!t || *t != r.term ||

@@ -131,6 +131,9 @@ private:
     std::vector<std::uint64_t> prefix_hash_;  // ValueLog hash after index i (i = 0 first)
     std::vector<std::uint64_t> prefix_count_;
     raft::Index leader_commit_max_ = 0;
+    // The term of the leader that first committed each index 1, 2, ...
+    // (0: committed at bootstrap); as long as leader_commit_max_.
+    std::vector<raft::Term> commit_term_;
     std::map<raft::Term, raft::NodeId> leader_of_term_;
     std::uint64_t leaders_elected_ = 0;
     std::map<raft::NodeId, Mirror> mirrors_;
