@@ -257,11 +257,25 @@ void Cluster::on_read_failed(NodeId, std::uint64_t request_id) {
 
 // ---- phases -------------------------------------------------------------------
 
+// Raft is live only while an election round fits in the election timeout
+// (§5.6: broadcastTime << electionTimeout).  A swarm may draw links and disks
+// slower than that (seed 20519 of --nodes 5: up to 50 ms one way and 31 ms per
+// fsync against a 50 ms timeout; 30 s of split votes, term 695).  Like the
+// other faults, that slowness heals: from now on a round (the candidate's
+// write, the request, the voter's write, the answer) takes at most half the
+// shortest election timeout.
+std::uint64_t Cluster::calm_latency_max_us() const {
+    const double election_min_us = static_cast<double>(params_.election_ticks_min) *
+                                   static_cast<double>(params_.tick_us) * (1.0 - params_.skew);
+    return static_cast<std::uint64_t>(election_min_us / 8);
+}
+
 void Cluster::heal() {
     phase_ = Phase::liveness;
     heal_us_ = now_us();
     network_.heal();
-    network_.calm();
+    network_.calm(calm_latency_max_us());
+    for (auto& [id, disk] : disks_) disk->calm(calm_latency_max_us());
     trace("HEAL: faults stop; crashed members restart; a leader must commit everything, never " +
           format_time(params_.liveness_bound_us) + " without a commit, within " +
           format_time(params_.liveness_cap_us));

@@ -108,6 +108,8 @@ private:
     void admin_transfer();
     void admin_snapshot();
     void heal();
+    // The liveness phase's bound on one message delay and on one disk write.
+    std::uint64_t calm_latency_max_us() const;
     void poll_script();
     void liveness_probe();
     bool liveness_reached(std::string* why_not) const;

@@ -165,6 +165,7 @@ void Cluster::admin_change_membership() {
         const NodeId id = next_node_id_++;
         disks_[id] =
             std::make_unique<SimDisk>(params_, config_.bug == Bug::lying_disk, rng_disk_.split(id));
+        if (phase_ == Phase::liveness) disks_[id]->calm(calm_latency_max_us());
         start_node(id);
     }
     static const char* kKind[] = {"?", "add_voter", "add_learner", "promote", "remove"};

@@ -31,7 +31,11 @@ void SimDisk::format(const raft::RestoredState& initial) {
 const DiskOp& SimDisk::submit(DiskOp op, std::uint64_t now_us) {
     KEEL_ASSERT(pending_.size() < kPendingOpsMax, "disk queue over its limit");
     op.id = next_id_++;
-    const std::uint64_t latency = rng_.range(params_.fsync_min_us, params_.fsync_max_us);
+    const std::uint64_t fsync_max =
+        calm_fsync_max_us_ == 0
+            ? params_.fsync_max_us
+            : std::max(params_.fsync_min_us, std::min(params_.fsync_max_us, calm_fsync_max_us_));
+    const std::uint64_t latency = rng_.range(params_.fsync_min_us, fsync_max);
     op.done_us = std::max(last_done_us_, now_us + latency);
     last_done_us_ = op.done_us;
     pending_.push_back(std::move(op));

@@ -66,6 +66,8 @@ public:
     // an error message if applying it breaks the storage contract.
     std::optional<std::string> complete(std::uint64_t id, DiskOp* done);
     void crash();
+    // From now on no write takes longer than fsync_max_us (the liveness phase).
+    void calm(std::uint64_t fsync_max_us) { calm_fsync_max_us_ = fsync_max_us; }
 
     const DurableState& durable() const { return durable_; }
     std::uint64_t last_submitted() const { return next_id_ - 1; }
@@ -87,6 +89,7 @@ private:
     std::uint64_t next_id_ = 1;
     std::uint64_t last_completed_ = 0;
     std::uint64_t last_done_us_ = 0;
+    std::uint64_t calm_fsync_max_us_ = 0;  // 0: params_.fsync_max_us
 };
 
 }  // namespace keel::sim

@@ -16,7 +16,10 @@ std::vector<std::uint64_t> SimNetwork::route(const Message& m, std::uint64_t now
     if (!calm_ && rng_.chance(params_.drop_p)) return delays;
     const int copies = (!calm_ && rng_.chance(params_.dup_p)) ? 2 : 1;
     for (int i = 0; i < copies; ++i) {
-        std::uint64_t at = now_us + rng_.range(params_.delay_min_us, params_.delay_max_us);
+        const std::uint64_t delay_max =
+            calm_ ? std::max(params_.delay_min_us, std::min(params_.delay_max_us, calm_delay_max_us_))
+                  : params_.delay_max_us;
+        std::uint64_t at = now_us + rng_.range(params_.delay_min_us, delay_max);
         if (!calm_ && rng_.chance(params_.reorder_p)) {
             at +=
                 rng_.range(0, params_.reorder_extra_max_us);  // held: may overtake or be overtaken

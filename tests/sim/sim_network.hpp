@@ -45,8 +45,12 @@ public:
     }
     void heal() { blocked_.clear(); }
     bool partitioned() const { return !blocked_.empty(); }
-    // From now on: no drops, duplicates or long holds (the liveness phase).
-    void calm() { calm_ = true; }
+    // From now on: no drops, duplicates or long holds, and no delay over
+    // delay_max_us (the liveness phase).
+    void calm(std::uint64_t delay_max_us) {
+        calm_ = true;
+        calm_delay_max_us_ = delay_max_us;
+    }
 
     // Applies the injected network bug, if any, to a message in flight.
     // Returns true when it changed the message.
@@ -62,6 +66,7 @@ private:
     // FIFO links: the latest delivery time scheduled on each (from, to).
     std::map<std::pair<raft::NodeId, raft::NodeId>, std::uint64_t> last_delivery_us_;
     bool calm_ = false;
+    std::uint64_t calm_delay_max_us_ = 0;
 };
 
 }  // namespace keel::sim
