@@ -107,6 +107,7 @@ private:
         raft::Index commit_observed = 0;  // committed entries already compared with ref_
         raft::Term term_seen = 0;
         raft::Term leader_term = 0;      // term in which it was last seen leader
+        raft::Term leader_durable = 0;   // leadership counted by Election Safety (durable)
         raft::Index leader_checked = 0;  // commit indexes verified against durable quorums
         bool was_leader = false;         // leader at the end of the previous step
     };
