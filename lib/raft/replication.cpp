@@ -72,11 +72,8 @@ void Core::State::append_own(EntryType type, std::string data) {
     KEEL_ASSERT(role == Role::leader, "only a leader appends its own entries");
     uncommitted_bytes += data.size();
     Entry e{term, log.last_index() + 1, type, std::move(data)};
-    // A configuration entry (rare) is noted from a copy; the log takes the
-    // entry itself (no copy of a proposal's data on the write path).
-    const bool config_changed = type == EntryType::config && note_config_entries({e});
-    log.append(std::move(e));
-    if (config_changed) on_config_changed();
+    log.append(e);  // copies share the data (SharedBytes)
+    if (type == EntryType::config && note_config_entries({e})) on_config_changed();
     appends_pending = true;
 }
 
