@@ -193,6 +193,12 @@ private:
             if (s.ok()) fs_->note_sync(id_);
             return s;
         }
+        Status write_back(std::uint64_t offset, std::uint64_t size, bool wait) override {
+            std::lock_guard lock(fs_->mu_);
+            fs_->hook((wait ? "write_back_wait " : "write_back ") + fs_->path_of(id_) + " " +
+                      std::to_string(offset) + " " + std::to_string(size));
+            return base_->write_back(offset, size, wait);
+        }
         Result<std::uint64_t> size() override { return base_->size(); }
         Status truncate(std::uint64_t size) override {
             std::lock_guard lock(fs_->mu_);

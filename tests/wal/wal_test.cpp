@@ -1,8 +1,11 @@
 // Wal: appends, reads, reopen, limits, truncation, reset, compaction, metadata.
 #include <catch2/catch.hpp>
 
+#include <sstream>
+
 #include "keel/wal/wal.hpp"
 #include "test_util.hpp"
+#include "wal_impl.hpp"
 
 using namespace keel;
 using namespace keel::wal;
@@ -280,6 +283,51 @@ TEST_CASE("the next segment is prepared once the active one is half full, not at
     std::lock_guard lock(mu);
     REQUIRE(!prepared_after_writes.empty());
     CHECK(prepared_after_writes.front() >= 7);
+}
+
+// The log's fdatasync queues behind the disk's outstanding writes: a segment
+// is zero-filled chunk by chunk, never more than two chunks in flight, and
+// made durable at the end.
+TEST_CASE("zero-filling a segment keeps at most two chunks in flight") {
+    constexpr std::uint64_t chunk = keel::wal::detail::k_zero_fill_chunk_bytes;
+    TempDir dir;
+    FaultFs fs;
+    std::mutex mu;
+    std::vector<std::string> events;  // on the file being prepared
+    fs.set_before_mutation([&](const std::string& what) {
+        std::lock_guard lock(mu);
+        if (what.find(keel::wal::detail::k_prealloc_name) != std::string::npos)
+            events.push_back(what);
+    });
+    Options o = small_options(&fs);
+    o.segment_bytes = 4 * chunk + chunk / 2;  // the last chunk is a short one
+    auto wal = open_ok(dir.path(), o);        // prepares the first segment
+    wal.reset();
+    std::lock_guard lock(mu);
+    std::uint64_t started_end = 0;  // contiguous prefix whose write-out started
+    std::uint64_t done_end = 0;     // contiguous prefix whose write-out finished
+    bool synced_after = false;
+    for (const std::string& e : events) {
+        std::istringstream in(e);
+        std::string kind, path;
+        std::uint64_t offset = 0, size = 0;
+        in >> kind >> path >> offset >> size;
+        if (kind == "write_back") {
+            CHECK(offset == started_end);
+            started_end = offset + size;
+            CHECK(started_end - done_end <= 2 * chunk);
+            synced_after = false;
+        } else if (kind == "write_back_wait") {
+            CHECK(offset == done_end);
+            CHECK(offset + size <= started_end);
+            done_end = offset + size;
+        } else if (kind == "datasync") {
+            synced_after = started_end == o.segment_bytes;
+        }
+    }
+    CHECK(started_end == o.segment_bytes);
+    CHECK(done_end == o.segment_bytes - chunk / 2);
+    CHECK(synced_after);
 }
 
 TEST_CASE("with cache_bytes 0 nothing is cached and reads come from disk") {

@@ -82,6 +82,16 @@ public:
         return Status();
     }
 
+    Status write_back(std::uint64_t offset, std::uint64_t size, bool wait) override {
+        const unsigned flags =
+            wait ? SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER
+                 : SYNC_FILE_RANGE_WRITE;
+        if (::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(size), flags) !=
+            0)
+            return errno_status("sync_file_range", path_, errno);
+        return Status();
+    }
+
     Result<std::uint64_t> size() override {
         struct stat st;
         if (::fstat(fd_, &st) != 0) return errno_status("fstat", path_, errno);

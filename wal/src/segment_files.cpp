@@ -18,9 +18,8 @@
 namespace keel::wal {
 
 namespace {
-constexpr std::uint64_t k_zero_chunk_bytes = 1u << 20;
 const char* zero_chunk() {
-    static const std::vector<char> zeros(k_zero_chunk_bytes, 0);
+    static const std::vector<char> zeros(detail::k_zero_fill_chunk_bytes, 0);
     return zeros.data();
 }
 }  // namespace
@@ -37,12 +36,19 @@ Result<std::shared_ptr<File>> Wal::Impl::prepare_segment_file() {
     if (options_.preallocate) {
         // Real zeros, not fallocate: on ext4 fallocated extents are
         // "unwritten", so every first write into them also commits metadata.
-        for (std::uint64_t at = 0; at < options_.segment_bytes; at += k_zero_chunk_bytes) {
+        // Paced (k_zero_fill_chunk_bytes): a chunk's write-out starts as soon
+        // as it is written, and the next chunk waits until the one before
+        // it is out, so at most two chunks are in flight.
+        constexpr std::uint64_t chunk = detail::k_zero_fill_chunk_bytes;
+        for (std::uint64_t at = 0; at < options_.segment_bytes; at += chunk) {
             struct iovec iov {
-                const_cast<char*>(zero_chunk()), std::min(k_zero_chunk_bytes,
-                                                          options_.segment_bytes - at)
+                const_cast<char*>(zero_chunk()), std::min(chunk, options_.segment_bytes - at)
             };
             if (Status s = (*file)->pwritev(&iov, 1, at); !s.ok()) return s;
+            if (Status s = (*file)->write_back(at, iov.iov_len, false); !s.ok()) return s;
+            if (at >= chunk) {
+                if (Status s = (*file)->write_back(at - chunk, chunk, true); !s.ok()) return s;
+            }
         }
         if (Status s = (*file)->datasync(); !s.ok()) return s;
     }
@@ -112,10 +118,11 @@ Status Wal::Impl::zero_tail(File& file, std::uint64_t from, std::uint64_t* zeroe
     *zeroed = 0;
     auto size = file.size();
     if (!size.ok()) return size.status();
-    std::vector<char> chunk(k_zero_chunk_bytes);
+    std::vector<char> chunk(detail::k_zero_fill_chunk_bytes);
     std::uint64_t end = from;  // past the last non-zero byte
-    for (std::uint64_t at = from; at < *size; at += k_zero_chunk_bytes) {
-        const std::uint64_t n = std::min<std::uint64_t>(k_zero_chunk_bytes, *size - at);
+    for (std::uint64_t at = from; at < *size; at += detail::k_zero_fill_chunk_bytes) {
+        const std::uint64_t n =
+            std::min<std::uint64_t>(detail::k_zero_fill_chunk_bytes, *size - at);
         auto got = file.pread(chunk.data(), n, at);
         if (!got.ok()) return got.status();
         for (std::uint64_t i = *got; i > 0; --i) {
@@ -133,9 +140,9 @@ Status Wal::Impl::zero_tail(File& file, std::uint64_t from, std::uint64_t* zeroe
 
 Status Wal::Impl::zero_range(File& file, std::uint64_t from, std::uint64_t to) {
     if (to <= from) return Status();
-    for (std::uint64_t at = from; at < to; at += k_zero_chunk_bytes) {
+    for (std::uint64_t at = from; at < to; at += detail::k_zero_fill_chunk_bytes) {
         struct iovec iov {
-            const_cast<char*>(zero_chunk()), std::min(k_zero_chunk_bytes, to - at)
+            const_cast<char*>(zero_chunk()), std::min(detail::k_zero_fill_chunk_bytes, to - at)
         };
         if (Status s = file.pwritev(&iov, 1, at); !s.ok()) return s;
     }

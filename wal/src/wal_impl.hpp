@@ -29,6 +29,13 @@ namespace keel::wal {
 
 namespace detail {
 
+// Zero-filling a segment (background thread) writes this much at a time and
+// keeps at most two such chunks in flight to the disk: the log's own
+// fdatasync queues behind the disk's outstanding writes, so one 64 MiB
+// write-out stalled it ~100 ms every 64 MiB of log (raft-bench --mode wal,
+// K=256, this machine), where a chunk delays it by milliseconds.
+inline constexpr std::uint64_t k_zero_fill_chunk_bytes = 1u << 20;
+
 // One segment file.  first_index, start_crc and file never change; the
 // flusher alone advances end_offset/last_crc of the active segment.
 struct Segment {

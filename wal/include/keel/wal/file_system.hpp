@@ -36,6 +36,16 @@ public:
     virtual Status pwritev(const struct iovec* iov, int iovcnt, std::uint64_t offset) = 0;
     // fdatasync(2).  An error here is fatal to the WAL (see docs/wal.md).
     virtual Status datasync() = 0;
+    // Starts writing the byte range [offset, offset + size) back to the disk
+    // (wait = false), or waits until that has finished (wait = true).  A
+    // pacing hint for bulk writes, never a durability promise (datasync()
+    // is).  Optional: the default does nothing.
+    virtual Status write_back(std::uint64_t offset, std::uint64_t size, bool wait) {
+        (void)offset;
+        (void)size;
+        (void)wait;
+        return Status();
+    }
     virtual Result<std::uint64_t> size() = 0;
     virtual Status truncate(std::uint64_t size) = 0;
     // Maps the first `size` bytes read-only, so the recovery scanner need not
