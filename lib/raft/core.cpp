@@ -271,7 +271,7 @@ void Core::tick() {
     }
 }
 
-Result<Proposed> Core::propose(std::string data) {
+Result<Proposed> Core::propose(SharedBytes data) {
     State& s = *s_;
     if (s.role != Role::leader) return s.not_leader_status();
     if (!s.term_durable) return Status{ErrorCode::busy, "leader's term is not durable yet"};

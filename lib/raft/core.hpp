@@ -119,7 +119,8 @@ public:
     // Append a user entry.  Fails fast with not_leader ("not leader (leader
     // is 3)") on a non-leader, busy while a leadership transfer is under way
     // or past max_uncommitted_bytes, too_large past max_proposal_bytes.
-    Result<Proposed> propose(std::string data);
+    // The log, the actions and the runtime share `data` (no copy).
+    Result<Proposed> propose(SharedBytes data);
     // Add/remove/promote one member.  Accepted only on a leader that has
     // committed an entry of its own term and has no other configuration
     // change uncommitted; rejects changes that would leave no voter.

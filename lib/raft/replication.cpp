@@ -68,7 +68,7 @@ void Core::State::broadcast_heartbeat(std::uint64_t context) {
 // leaves as one append message per follower, not one per proposal.  Each
 // message costs the follower a step, a WAL write and an acknowledgement,
 // and the leader a step per acknowledgement.
-void Core::State::append_own(EntryType type, std::string data) {
+void Core::State::append_own(EntryType type, SharedBytes data) {
     KEEL_ASSERT(role == Role::leader, "only a leader appends its own entries");
     uncommitted_bytes += data.size();
     Entry e{term, log.last_index() + 1, type, std::move(data)};

@@ -123,7 +123,7 @@ struct Core::State {
     void handle_heartbeat(const Message& m);
     void handle_append_response(const Message& m);
     void handle_heartbeat_response(const Message& m);
-    void append_own(EntryType type, std::string data);
+    void append_own(EntryType type, SharedBytes data);
     void send_pending_appends();
     bool maybe_commit();
     void on_commit_advanced(Index old_commit);

@@ -377,6 +377,7 @@ void Replica::to_io(std::function<void()> work) {
 void Replica::set_ticker_needed(bool needed) {
     if (needed == ticker_wanted_) return;
     ticker_wanted_ = needed;
+    single_mode_.store(!needed, std::memory_order_relaxed);
     log_->wal().set_idle_spin_us(needed ? 0 : k_single_mode_flusher_spin_us);
     to_io([this, needed] { ticker_->set_needed(needed); });
 }

@@ -11,7 +11,10 @@
 //   callers         propose/read/membership calls run the core themselves.
 //   WAL flusher     writes + fdatasyncs batches; its completion runs
 //                   core.on_persisted (commit) under the core lock and
-//                   hands committed entries to the apply thread.
+//                   hands committed entries to the apply thread (in
+//                   single-node mode with the next batch already queued, it
+//                   hands the commit itself to the apply thread and writes
+//                   on: see on_wal_batch_done).
 //   apply thread    ApplyWorker: StateMachine::apply/snapshot/restore and
 //                   proposal callbacks; proposals those callbacks submit are
 //                   gathered and handed to the core once per apply batch.
@@ -96,7 +99,7 @@ public:
                                               std::shared_ptr<StateMachine> state_machine);
     ~Replica() override;
 
-    void propose_async(std::string data, std::function<void(ProposeResult)> done) override;
+    void propose_async(SharedBytes data, std::function<void(ProposeResult)> done) override;
     void read_index_async(bool wait_applied, std::function<void(ReadResult)> done) override;
     void add_member_async(const MemberSpec& member, std::function<void(Status)> done) override;
     void promote_member_async(NodeId id, std::function<void(Status)> done) override;
@@ -109,7 +112,7 @@ public:
 
 private:
     struct InboxProposal {
-        std::string data;
+        SharedBytes data;
         std::function<void(ProposeResult)> done;
         std::uint64_t start_ns = 0;
     };
@@ -253,6 +256,8 @@ private:
     std::atomic<bool> wal_progress_pending_{false};
     std::atomic<bool> wal_failed_{false};
     std::atomic<bool> applied_progress_pending_{false};
+    // !ticker_wanted_, readable without the core lock (the WAL flusher's).
+    std::atomic<bool> single_mode_{true};
     std::atomic<bool> stopping_{false};
     std::atomic<std::uint64_t> elections_{0};
     std::atomic<std::uint64_t> proposals_accepted_{0};

@@ -25,9 +25,9 @@ public:
     std::uint64_t last_index = 0;
     std::uint64_t snapshot_index = 0;
 
-    void propose_async(std::string data, std::function<void(ProposeResult)> done) override {
+    void propose_async(SharedBytes data, std::function<void(ProposeResult)> done) override {
         if (Status s = take_failure(); !s.ok()) return done({s, 0, "", leader});
-        std::vector<CommittedEntry> entries{{++last_index, 1, data}};
+        std::vector<CommittedEntry> entries{{++last_index, 1, data.view()}};
         std::vector<std::string> results;
         sm_->apply(entries, results);
         done({Status(), last_index, results.at(0), 0});

@@ -205,3 +205,30 @@ TEST_CASE("a batch that would take an automatic snapshot goes to the apply threa
     f.worker->stop();
     CHECK(f.snapshots.load() == 1);
 }
+
+// The replica's commit, handed over by a WAL flusher with more to write,
+// runs as a task: on the apply thread, after what was queued before it.
+TEST_CASE("a task runs on the apply thread, in queue order", "[apply_worker]") {
+    Fixture f;
+    // Not started yet: all three items are taken as one batch.
+    std::atomic<int> answered{0};
+    std::atomic<keel::raft::Index> applied_at_task{0};
+    std::atomic<bool> on_caller{true};
+    const std::thread::id caller = std::this_thread::get_id();
+    f.worker->enqueue(entries(1, 3, &answered));
+    ApplyItem task;
+    task.task = [&] {
+        applied_at_task.store(f.worker->applied_index());
+        on_caller.store(std::this_thread::get_id() == caller);
+    };
+    f.worker->enqueue(std::move(task));
+    f.worker->enqueue(entries(4, 5, &answered));
+    CHECK(f.worker->queued_entries() == 5);  // a task is no entry
+    f.worker->start();
+    wait_for_index(*f.sm, 5);
+    f.worker->stop();
+    CHECK(applied_at_task.load() == 3);
+    CHECK_FALSE(on_caller.load());
+    CHECK(answered.load() == 5);
+    CHECK(indexes(*f.sm) == std::vector<std::uint64_t>{1, 2, 3, 4, 5});
+}

@@ -38,6 +38,7 @@
 #include <string>
 
 #include "keel/options.hpp"
+#include "keel/shared_bytes.hpp"
 #include "keel/state_machine.hpp"
 #include "keel/status.hpp"
 #include "keel/status_report.hpp"
@@ -68,8 +69,10 @@ public:
 
     // Replicate `data`; completes once it is applied on this node (so the
     // result reflects it).  Fails fast with not_leader on a follower.
-    virtual void propose_async(std::string data, std::function<void(ProposeResult)> done) = 0;
-    std::future<ProposeResult> propose(std::string data);
+    // A std::string or string literal converts to SharedBytes, copied once
+    // into the one buffer that keel's log, WAL queue and apply then share.
+    virtual void propose_async(SharedBytes data, std::function<void(ProposeResult)> done) = 0;
+    std::future<ProposeResult> propose(SharedBytes data);
 
     // Linearizable read barrier (ReadIndex): completes with the read index
     // once leadership is confirmed.  wait_applied=true additionally waits
