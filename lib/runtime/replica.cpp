@@ -312,8 +312,7 @@ bool Replica::may_apply_inline() const {
 
 std::uint64_t Replica::inline_apply_budget_ns() const {
     if (ticker_wanted_) return 0;
-    return std::clamp(log_->wal().recent_sync_ns(), k_single_mode_min_inline_apply_ns,
-                      k_single_mode_max_inline_apply_ns);
+    return k_single_mode_inline_apply_ns;
 }
 
 bool Replica::holding_core() const {

@@ -46,16 +46,6 @@ TEST_CASE("records appended are read back, from memory and from disk") {
     REQUIRE(wal->read(5, 302).status().code() == ErrorCode::not_found);
 }
 
-TEST_CASE("recent_sync_ns is 0 until a batch is written, then the batches' sync time") {
-    TempDir dir;
-    auto wal = open_ok(dir.path(), small_options());
-    CHECK(wal->recent_sync_ns() == 0);
-    REQUIRE(append_sync(*wal, make_records(1, 3)).ok());
-    // A pwritev + fdatasync takes some nanoseconds; never a timing bound.
-    CHECK(wal->recent_sync_ns() > 0);
-    CHECK(wal->stats().fsyncs == 1);
-}
-
 TEST_CASE("read stops at max_bytes but returns at least one record") {
     TempDir dir;
     auto wal = open_ok(dir.path(), small_options());

@@ -123,15 +123,8 @@ Status Wal::Impl::flush_buffer(std::uint64_t bytes, std::uint32_t chain) {
         buffer_.data(), bytes
     };
     const std::uint64_t at = active_->end_offset.load();
-    const auto start = std::chrono::steady_clock::now();
     if (Status s = active_->file->pwritev(&iov, 1, at); !s.ok()) return s;
     if (Status s = active_->file->datasync(); !s.ok()) return s;
-    const auto took = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
-                                                             start)
-            .count());
-    const std::uint64_t old = sync_ns_ewma_.load(std::memory_order_relaxed);
-    sync_ns_ewma_.store(old == 0 ? took : (old * 7 + took) / 8, std::memory_order_relaxed);
     fsyncs_.fetch_add(1, std::memory_order_relaxed);
     bytes_written_.fetch_add(bytes, std::memory_order_relaxed);
     active_->end_offset.store(at + bytes);

@@ -375,9 +375,6 @@ bool Wal::failed() const {
 bool Wal::has_queued() const {
     return impl_->has_queued();
 }
-std::uint64_t Wal::recent_sync_ns() const {
-    return impl_->recent_sync_ns();
-}
 Stats Wal::stats() const {
     return impl_->stats();
 }

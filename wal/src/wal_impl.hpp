@@ -105,7 +105,6 @@ public:
     OpenReport report_;
 
     void set_idle_spin_us(std::uint32_t us) { idle_spin_us_.store(us, std::memory_order_relaxed); }
-    std::uint64_t recent_sync_ns() const { return sync_ns_ewma_.load(std::memory_order_relaxed); }
 
 private:
     using Segment = detail::Segment;
@@ -200,7 +199,6 @@ private:
     Status failure_;  // set once, under failure_mu_, before failed_
     std::atomic<std::uint64_t> fsyncs_{0}, batches_{0}, records_written_{0}, bytes_written_{0};
     // Smoothed duration of one write + fdatasync (flush_buffer); 0 before the first.
-    std::atomic<std::uint64_t> sync_ns_ewma_{0};
     std::thread flusher_;
     std::thread background_;
     int lock_fd_ = -1;  // flock(2) on <dir>/LOCK: one Wal per directory

@@ -198,10 +198,6 @@ public:
     // Operations are queued that the flusher has not taken yet, or the WAL
     // is closing (lock-free; a hint: it may change at once).
     bool has_queued() const;
-    // How long one group commit's write + fdatasync has taken lately (a
-    // moving average over recent batches, in ns; 0 before the first).
-    // Lock-free.  Lets a user weigh work against the cost of a sync.
-    std::uint64_t recent_sync_ns() const;
     // Options::idle_spin_us, from now on.  Thread-safe.
     void set_idle_spin_us(std::uint32_t us);
     Stats stats() const;
