@@ -82,6 +82,7 @@ inline std::vector<std::pair<std::string, std::string>> dir_contents(const std::
 class FaultFs final : public FileSystem {
 public:
     std::atomic<int> datasyncs_until_failure{-1};  // -1: never fail
+    std::atomic<bool> refuse_write_back{false};    // as a file system without sync_file_range
 
     // Installs (or with nullptr removes) the hook; safe while a Wal runs.
     void set_before_mutation(std::function<void(const std::string&)> hook) {
@@ -197,6 +198,8 @@ private:
             std::lock_guard lock(fs_->mu_);
             fs_->hook((wait ? "write_back_wait " : "write_back ") + fs_->path_of(id_) + " " +
                       std::to_string(offset) + " " + std::to_string(size));
+            if (fs_->refuse_write_back.load())
+                return Status(ErrorCode::unsupported, "injected: no sync_file_range");
             return base_->write_back(offset, size, wait);
         }
         Result<std::uint64_t> size() override { return base_->size(); }

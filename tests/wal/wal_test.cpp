@@ -320,6 +320,26 @@ TEST_CASE("zero-filling a segment keeps at most two chunks in flight") {
     CHECK(synced_after);
 }
 
+// Pacing is a hint: a file system that refuses it still gets its segments
+// zero-filled and synced, and the WAL works on.
+TEST_CASE("segments are prepared without pacing where write_back is refused") {
+    TempDir dir;
+    FaultFs fs;
+    fs.refuse_write_back = true;
+    Options o = small_options(&fs);
+    o.segment_bytes = 2 * keel::wal::detail::k_zero_fill_chunk_bytes + 4096;
+    o.max_record_bytes = 128 * 1024;
+    {
+        auto wal = open_ok(dir.path(), o);
+        for (std::uint64_t i = 1; i <= 80; ++i)  // 6.4 MB in all: rolls twice or more
+            REQUIRE(append_sync(*wal, {make_record(i, 1, 80 * 1000)}).ok());
+        CHECK(wal->stats().segments >= 3);
+    }
+    auto wal = open_ok(dir.path(), o);
+    REQUIRE(wal->last_index() == 80);
+    REQUIRE((*wal->read(80, 81))[0] == make_record(80, 1, 80 * 1000));
+}
+
 TEST_CASE("with cache_bytes 0 nothing is cached and reads come from disk") {
     TempDir dir;
     Options o = small_options();

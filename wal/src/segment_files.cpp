@@ -38,17 +38,18 @@ Result<std::shared_ptr<File>> Wal::Impl::prepare_segment_file() {
         // "unwritten", so every first write into them also commits metadata.
         // Paced (k_zero_fill_chunk_bytes): a chunk's write-out starts as soon
         // as it is written, and the next chunk waits until the one before
-        // it is out, so at most two chunks are in flight.
+        // it is out, so at most two chunks are in flight.  Pacing is a hint:
+        // where the file system refuses it, the zeros go out unpaced, and
+        // the fdatasync below still makes them durable.
         constexpr std::uint64_t chunk = detail::k_zero_fill_chunk_bytes;
+        bool pace = true;
         for (std::uint64_t at = 0; at < options_.segment_bytes; at += chunk) {
             struct iovec iov {
                 const_cast<char*>(zero_chunk()), std::min(chunk, options_.segment_bytes - at)
             };
             if (Status s = (*file)->pwritev(&iov, 1, at); !s.ok()) return s;
-            if (Status s = (*file)->write_back(at, iov.iov_len, false); !s.ok()) return s;
-            if (at >= chunk) {
-                if (Status s = (*file)->write_back(at - chunk, chunk, true); !s.ok()) return s;
-            }
+            pace = pace && (*file)->write_back(at, iov.iov_len, false).ok();
+            if (pace && at >= chunk) pace = (*file)->write_back(at - chunk, chunk, true).ok();
         }
         if (Status s = (*file)->datasync(); !s.ok()) return s;
     }
