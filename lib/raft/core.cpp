@@ -170,6 +170,11 @@ Status Core::State::step_by_term(const Message& m, bool& handled) {
             // election timeout, so ignore the (pre-)vote unless a transfer asks.
             bool in_lease = opt.check_quorum && leader != kNoNode &&
                             election_elapsed_ticks < opt.election_ticks_min;
+            // With lease reads, the promise behind a leader's lease: no vote
+            // within election_ticks_min ticks of acknowledging it, whatever
+            // happened since (a restart, a higher term seen; read_index.cpp).
+            if (opt.lease_reads && ticks_since_leader_contact < opt.election_ticks_min)
+                in_lease = true;
             if (in_lease && !m.transfer) {
                 handled = true;
                 return {ErrorCode::aborted, "vote request ignored: a leader is in its lease"};
@@ -205,6 +210,7 @@ void Core::State::step_follower(const Message& m) {
         case MessageType::heartbeat:
         case MessageType::snapshot:
             election_elapsed_ticks = 0;
+            ticks_since_leader_contact = 0;
             leader = m.from;
             if (m.type == MessageType::append) handle_append(m);
             if (m.type == MessageType::heartbeat) handle_heartbeat(m);
@@ -264,6 +270,8 @@ Status Core::step(const Message& message) {
 }
 
 void Core::tick() {
+    s_->ticks += 1;
+    if (s_->ticks_since_leader_contact < s_->opt.election_ticks_min) s_->ticks_since_leader_contact += 1;
     if (s_->role == Role::leader) {
         s_->tick_leader();
     } else {

@@ -52,7 +52,9 @@ struct Options {
     // election timeout ignore (pre-)votes (leader stickiness).
     bool check_quorum = true;
     // Lease-based reads (no heartbeat round per read) rely on bounded clock
-    // drift; off unless explicitly enabled.  Requires check_quorum.
+    // drift; off unless explicitly enabled.  Requires check_quorum.  With
+    // it, a voter gives no vote within election_ticks_min ticks of hearing
+    // from a leader or of starting up (docs/raft.md, "Lease reads").
     bool lease_reads = false;
     // TEST ONLY: breaks Figure 8's rule (§5.4.2) by letting the leader commit
     // an entry of an older term by counting its replicas, to prove the

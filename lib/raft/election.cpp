@@ -58,7 +58,7 @@ void Core::State::tick_leader() {
     }
     if (heartbeat_elapsed_ticks >= opt.heartbeat_ticks) {
         heartbeat_elapsed_ticks = 0;
-        broadcast_heartbeat(read_rounds.empty() ? 0 : read_rounds.back().round);
+        broadcast_heartbeat();
     }
 }
 

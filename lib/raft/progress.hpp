@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 
 #include "raft/peer_progress.hpp"
@@ -48,6 +49,11 @@ struct Progress {
     bool probe_sent = false;     // probe: an append is out, wait for its answer
     Index pending_snapshot = 0;  // snapshot: index of the snapshot being sent
     bool recent_active = false;  // heard from it since the last CheckQuorum
+    // The latest heartbeat it acknowledged (its sequence number and the tick
+    // it was sent at): ReadIndex rounds and the lease (read_index.cpp).
+    std::uint64_t acked_heartbeat_seq = 0;
+    std::int64_t acked_heartbeat_tick = kNeverTick;
+    static constexpr std::int64_t kNeverTick = INT64_MIN / 4;
     // Bumped by every change of state.  Appends carry it (Message::context)
     // and the follower's answer echoes it, so a rejection of an append sent
     // in an earlier phase is known stale: on a link that reorders, the late

@@ -7,6 +7,9 @@
 //      quorum answers the round, no newer leader can have committed more.
 //   4. The runtime serves the read once applied >= read index.
 // A later round acknowledged by a quorum also confirms every earlier one.
+#include <algorithm>
+#include <functional>
+
 #include "keel/assert.hpp"
 #include "raft/quorum.hpp"
 #include "raft/state.hpp"
@@ -46,24 +49,74 @@ Status Core::State::read_index(std::uint64_t request_id) {
 // lease no longer holds for the rest of this term.
 bool Core::State::lease_read_allowed() const {
     return opt.lease_reads && !lease_forfeited && is_voter() &&
-           configs.latest_index() <= log.committed();
+           configs.latest_index() <= log.committed() && lease_held();
+}
+
+// The lease itself.  A voter that acknowledges a heartbeat sent at this
+// leader's tick s received it after the leader counted s ticks, and then
+// grants no vote (nor campaigns) until its own election_ticks_min-th tick
+// after receipt (ticks_since_leader_contact, core.cpp).  Its first tick may
+// come at once, so that is at least election_ticks_min - 1 tick periods after
+// the sending; the leader's current tick n may be up to one period old.  With
+// clocks that tick at the same rate, no other leader can exist while
+//     n - s <= election_ticks_min - 2
+// for the s that a quorum (this leader included, at n) acknowledged.
+// Dating the lease from the sending, not from the acknowledgement or from
+// CheckQuorum's verdict, is what keeps a leader cut off from its followers
+// from serving reads after they elected another: seeds 1221 and 27273 of
+// `keel_sim --nodes 5` and 23736 of `--nodes 3 --membership` did, while
+// CheckQuorum (whose clock a leadership transfer restarts) still trusted
+// acknowledgements up to two election timeouts old.
+bool Core::State::lease_held() const {
+    const std::vector<NodeId> voters = config().voters();
+    std::vector<std::int64_t> sent_ticks;
+    sent_ticks.reserve(voters.size());
+    for (NodeId id : voters) {
+        if (id == opt.id) {
+            sent_ticks.push_back(ticks);
+            continue;
+        }
+        auto it = progress.find(id);
+        sent_ticks.push_back(it == progress.end() ? Progress::kNeverTick
+                                                  : it->second.acked_heartbeat_tick);
+    }
+    if (sent_ticks.empty()) return false;
+    std::sort(sent_ticks.begin(), sent_ticks.end(), std::greater<>());
+    const std::int64_t quorum_sent = sent_ticks[quorum_size(sent_ticks.size()) - 1];
+    return ticks - quorum_sent <= opt.election_ticks_min - 2;
 }
 
 void Core::State::start_read_round(std::vector<std::uint64_t> request_ids) {
-    ReadRound round{++read_round, log.committed(), std::move(request_ids), {}};
-    if (is_voter()) round.acks.insert(opt.id);
-    read_rounds.push_back(std::move(round));
-    broadcast_heartbeat(read_round);
+    const Index index = log.committed();
+    const std::uint64_t seq = broadcast_heartbeat();
+    read_rounds.push_back(ReadRound{seq, index, std::move(request_ids)});
+    release_confirmed_reads();  // a lone voter among learners confirms itself
 }
 
-void Core::State::handle_read_ack(NodeId from, std::uint64_t context) {
-    auto it = read_rounds.begin();
-    while (it != read_rounds.end() && it->round != context) ++it;
-    if (it == read_rounds.end()) return;
-    it->acks.insert(from);
-    if (!has_quorum(config().voters(), [&](NodeId id) { return it->acks.count(id) != 0; })) return;
-    // Release this round and every older one.
-    while (!read_rounds.empty() && read_rounds.front().round <= context) {
+// Follower acknowledged heartbeat `context` (every heartbeat carries its
+// sequence number; acknowledgements of older terms never get here).
+void Core::State::handle_heartbeat_ack(Progress& pr, std::uint64_t context) {
+    if (context <= pr.acked_heartbeat_seq || context > heartbeat_seq) return;
+    pr.acked_heartbeat_seq = context;
+    auto sent = std::lower_bound(
+        heartbeats_sent.begin(), heartbeats_sent.end(), context,
+        [](const HeartbeatSent& h, std::uint64_t seq) { return h.seq < seq; });
+    if (sent != heartbeats_sent.end() && sent->seq == context)
+        pr.acked_heartbeat_tick = std::max(pr.acked_heartbeat_tick, sent->tick);
+    release_confirmed_reads();
+}
+
+// A round is confirmed once a quorum acknowledged its heartbeat or a later
+// one: each of those left after the round started, so their acknowledgers
+// knew no newer leader then.  Rounds are released oldest first.
+void Core::State::release_confirmed_reads() {
+    if (read_rounds.empty()) return;
+    const Index confirmed = quorum_index(config().voters(), [&](NodeId id) -> Index {
+        if (id == opt.id) return heartbeat_seq;
+        auto it = progress.find(id);
+        return it == progress.end() ? 0 : it->second.acked_heartbeat_seq;
+    });
+    while (!read_rounds.empty() && read_rounds.front().seq <= confirmed) {
         ReadRound& r = read_rounds.front();
         for (std::uint64_t id : r.request_ids) read_states.push_back(ReadState{id, r.index});
         KEEL_ASSERT(pending_read_count >= r.request_ids.size(), "pending read count");

@@ -48,14 +48,21 @@ void Core::State::broadcast_append() {
     for (auto& [id, pr] : progress) send_append(id, /*send_if_empty=*/true);
 }
 
-void Core::State::broadcast_heartbeat(std::uint64_t context) {
+std::uint64_t Core::State::broadcast_heartbeat() {
+    const std::uint64_t seq = ++heartbeat_seq;
+    heartbeats_sent.push_back(HeartbeatSent{seq, ticks});
+    // Only heartbeats sent within the last election timeout can still
+    // support a lease; older ones are forgotten (their acks then count for
+    // ReadIndex rounds only).
+    while (heartbeats_sent.front().tick < ticks - opt.election_ticks_min) heartbeats_sent.pop_front();
     for (auto& [id, pr] : progress) {
         // Never tell a follower to commit past what it is known to hold.
         send(Message{.type = MessageType::heartbeat,
                      .to = id,
                      .commit = std::min(pr.match, log.committed()),
-                     .context = context});
+                     .context = seq});
     }
+    return seq;
 }
 
 // Figure 2, Leaders: "If command received from client: append entry to local
@@ -227,7 +234,7 @@ void Core::State::handle_heartbeat_response(const Message& m) {
         pr.inflights.free_first_one();
     }
     if (pr.match < log.last_index()) send_append(m.from, /*send_if_empty=*/true);
-    if (m.context != 0) handle_read_ack(m.from, m.context);
+    handle_heartbeat_ack(pr, m.context);
 }
 
 // Figure 2, Leaders: "If there exists an N such that N > commitIndex, a

@@ -18,12 +18,18 @@
 
 namespace keel::raft {
 
-// One ReadIndex round: requests answered once a quorum acks `round`.
+// One ReadIndex round: requests answered once a quorum acknowledged the
+// heartbeat `seq` (the one broadcast to start the round) or a later one.
 struct ReadRound {
-    std::uint64_t round = 0;
+    std::uint64_t seq = 0;
     Index index = 0;  // the commit index when the round started
     std::vector<std::uint64_t> request_ids;
-    std::set<NodeId> acks;
+};
+
+// A heartbeat broadcast by this leader: its context and the tick it left at.
+struct HeartbeatSent {
+    std::uint64_t seq = 0;
+    std::int64_t tick = 0;
 };
 
 struct Core::State {
@@ -46,6 +52,14 @@ struct Core::State {
     int election_elapsed_ticks = 0;
     int heartbeat_elapsed_ticks = 0;
     int randomized_election_ticks = 0;
+    // Ticks since this core started (any role): the leader's lease clock.
+    std::int64_t ticks = 0;
+    // Ticks since a leader last reached this node, counted from start-up (a
+    // voter may have acknowledged a heartbeat just before it restarted) and
+    // never reset by a change of term or role.  With lease_reads, a voter
+    // gives no vote while it is below election_ticks_min: that is the promise
+    // a leader's lease rests on (lease_held, read_index.cpp).
+    int ticks_since_leader_contact = 0;
     std::map<NodeId, bool> votes;  // candidate / pre-candidate: voter -> granted
 
     // ---- leader ---------------------------------------------------------------
@@ -60,8 +74,13 @@ struct Core::State {
     // a forced election (voters ignore leases for it) at any moment, even
     // after the transfer is aborted here, so the lease no longer holds.
     bool lease_forfeited = false;
-    std::uint64_t read_round = 0;
-    std::deque<ReadRound> read_rounds;         // oldest first
+    // Every heartbeat broadcast carries a new sequence number as its context
+    // (never reset, so contexts never repeat across terms); a follower's
+    // acknowledgement of one confirms this leader as of its sending, for
+    // every ReadIndex round started before it and for the lease.
+    std::uint64_t heartbeat_seq = 0;
+    std::deque<HeartbeatSent> heartbeats_sent;  // the recent ones, oldest first
+    std::deque<ReadRound> read_rounds;          // oldest first
     std::vector<std::uint64_t> reads_waiting;  // until an entry of this term commits
     std::size_t pending_read_count = 0;
     // Entries appended by append_own() not yet offered to the followers
@@ -118,7 +137,7 @@ struct Core::State {
     // ---- replication.cpp --------------------------------------------------------
     bool send_append(NodeId to, bool send_if_empty);
     void broadcast_append();
-    void broadcast_heartbeat(std::uint64_t context);
+    std::uint64_t broadcast_heartbeat();
     void handle_append(const Message& m);
     void handle_heartbeat(const Message& m);
     void handle_append_response(const Message& m);
@@ -140,8 +159,10 @@ struct Core::State {
     // ---- read_index.cpp -------------------------------------------------------
     Status read_index(std::uint64_t request_id);
     bool lease_read_allowed() const;
+    bool lease_held() const;
     void start_read_round(std::vector<std::uint64_t> request_ids);
-    void handle_read_ack(NodeId from, std::uint64_t context);
+    void handle_heartbeat_ack(Progress& pr, std::uint64_t context);
+    void release_confirmed_reads();
     void release_waiting_reads();
     void fail_pending_reads(NodeId leader_hint);
 

@@ -216,6 +216,47 @@ TEST_CASE("leader stickiness: a follower in a leader's lease ignores vote reques
     CHECK(c.core(2).vote() == 3);
 }
 
+TEST_CASE("with lease reads, a voter gives no vote for an election timeout after it restarts") {
+    // It may have acknowledged a leader's heartbeat just before the restart:
+    // the leader's lease counts on that voter's silence for election_ticks_min.
+    auto c = lone_core(2, {1, 2, 3}, 3, {}, 1, [](Options& o) { o.lease_reads = true; });
+    for (int i = 0; i < 9; ++i) c->tick();  // election_ticks_min is 10
+    (void)c->take_actions();
+    for (MessageType type : {MessageType::pre_vote, MessageType::vote}) {
+        Actions a = step_and_take(*c, vote_request(3, 2, 4, 100, 3, type));
+        CHECK(a.messages.empty());
+        CHECK(c->term() == 3);
+    }
+    c->tick();  // the tenth
+    (void)c->take_actions();
+    Actions a = step_and_take(*c, vote_request(3, 2, 4, 100, 3));
+    auto replies = of_type(all_messages(a), MessageType::vote_response);
+    REQUIRE(replies.size() == 1);
+    CHECK_FALSE(replies[0].reject);
+}
+
+TEST_CASE("with lease reads, a voter that heard a leader gives no vote even after a newer term") {
+    // Without lease reads only leader stickiness holds, and a newer term
+    // learned from anyone (here a stale pre-vote answer) clears the leader.
+    for (bool lease_reads : {false, true}) {
+        CAPTURE(lease_reads);
+        auto c = lone_core(2, {1, 2, 3}, 3, {}, 1, [&](Options& o) { o.lease_reads = lease_reads; });
+        for (int i = 0; i < 10; ++i) c->tick();
+        (void)c->take_actions();
+        (void)c->step(Message{.type = MessageType::heartbeat, .from = 1, .to = 2, .term = 3});
+        (void)c->take_actions();
+        (void)c->step(Message{.type = MessageType::pre_vote_response,
+                              .from = 3,
+                              .to = 2,
+                              .term = 4,
+                              .reject = true});
+        REQUIRE(c->term() == 4);
+        REQUIRE(c->leader() == kNoNode);
+        Actions a = step_and_take(*c, vote_request(3, 2, 5, 100, 3));
+        CHECK(of_type(all_messages(a), MessageType::vote_response).size() == (lease_reads ? 0 : 1));
+    }
+}
+
 TEST_CASE("a stale leader learns the newer term from a follower's reply and steps down") {
     Cluster c({1, 2, 3});
     c.elect(1);
