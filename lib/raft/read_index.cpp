@@ -98,9 +98,9 @@ void Core::State::start_read_round(std::vector<std::uint64_t> request_ids) {
 void Core::State::handle_heartbeat_ack(Progress& pr, std::uint64_t context) {
     if (context <= pr.acked_heartbeat_seq || context > heartbeat_seq) return;
     pr.acked_heartbeat_seq = context;
-    auto sent = std::lower_bound(
-        heartbeats_sent.begin(), heartbeats_sent.end(), context,
-        [](const HeartbeatSent& h, std::uint64_t seq) { return h.seq < seq; });
+    auto sent =
+        std::lower_bound(heartbeats_sent.begin(), heartbeats_sent.end(), context,
+                         [](const HeartbeatSent& h, std::uint64_t seq) { return h.seq < seq; });
     if (sent != heartbeats_sent.end() && sent->seq == context)
         pr.acked_heartbeat_tick = std::max(pr.acked_heartbeat_tick, sent->tick);
     release_confirmed_reads();

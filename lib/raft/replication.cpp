@@ -54,7 +54,8 @@ std::uint64_t Core::State::broadcast_heartbeat() {
     // Only heartbeats sent within the last election timeout can still
     // support a lease; older ones are forgotten (their acks then count for
     // ReadIndex rounds only).
-    while (heartbeats_sent.front().tick < ticks - opt.election_ticks_min) heartbeats_sent.pop_front();
+    while (heartbeats_sent.front().tick < ticks - opt.election_ticks_min)
+        heartbeats_sent.pop_front();
     for (auto& [id, pr] : progress) {
         // Never tell a follower to commit past what it is known to hold.
         send(Message{.type = MessageType::heartbeat,

@@ -81,7 +81,7 @@ struct Core::State {
     std::uint64_t heartbeat_seq = 0;
     std::deque<HeartbeatSent> heartbeats_sent;  // the recent ones, oldest first
     std::deque<ReadRound> read_rounds;          // oldest first
-    std::vector<std::uint64_t> reads_waiting;  // until an entry of this term commits
+    std::vector<std::uint64_t> reads_waiting;   // until an entry of this term commits
     std::size_t pending_read_count = 0;
     // Entries appended by append_own() not yet offered to the followers
     // (send_pending_appends, when the batch is taken).

@@ -240,16 +240,14 @@ TEST_CASE("with lease reads, a voter that heard a leader gives no vote even afte
     // learned from anyone (here a stale pre-vote answer) clears the leader.
     for (bool lease_reads : {false, true}) {
         CAPTURE(lease_reads);
-        auto c = lone_core(2, {1, 2, 3}, 3, {}, 1, [&](Options& o) { o.lease_reads = lease_reads; });
+        auto c =
+            lone_core(2, {1, 2, 3}, 3, {}, 1, [&](Options& o) { o.lease_reads = lease_reads; });
         for (int i = 0; i < 10; ++i) c->tick();
         (void)c->take_actions();
         (void)c->step(Message{.type = MessageType::heartbeat, .from = 1, .to = 2, .term = 3});
         (void)c->take_actions();
-        (void)c->step(Message{.type = MessageType::pre_vote_response,
-                              .from = 3,
-                              .to = 2,
-                              .term = 4,
-                              .reject = true});
+        (void)c->step(Message{
+            .type = MessageType::pre_vote_response, .from = 3, .to = 2, .term = 4, .reject = true});
         REQUIRE(c->term() == 4);
         REQUIRE(c->leader() == kNoNode);
         Actions a = step_and_take(*c, vote_request(3, 2, 5, 100, 3));

@@ -158,7 +158,7 @@ TEST_CASE("ReadIndex: the lease runs from the sending of the acknowledged heartb
     // the unknown phase of the follower's ticks).
     auto c = lease_leader();
     const std::uint64_t hb = tick_heartbeat(*c, 2);  // sent at this tick, s
-    for (int i = 0; i < 5; ++i) (void)c->tick();      // s + 5
+    for (int i = 0; i < 5; ++i) (void)c->tick();     // s + 5
     (void)c->take_actions();
     ack_heartbeat(*c, 2, hb);  // a late acknowledgement still dates from s
     (void)c->take_actions();
