@@ -20,16 +20,24 @@ inline std::size_t quorum_size(std::size_t voter_count) {
     return voter_count / 2 + 1;
 }
 
+// The largest value that a majority of voters have reached or passed
+// (value_of gives each voter's), or `none` with no voters.
+template <typename T>
+T quorum_value(const std::vector<NodeId>& voters, const std::function<T(NodeId)>& value_of,
+               T none) {
+    if (voters.empty()) return none;
+    std::vector<T> values;
+    values.reserve(voters.size());
+    for (NodeId id : voters) values.push_back(value_of(id));
+    std::sort(values.begin(), values.end(), std::greater<>());
+    return values[quorum_size(voters.size()) - 1];
+}
+
 // The largest index that a majority of voters have reached (match_of gives
 // each voter's match index).  0 with no voters.
 inline Index quorum_index(const std::vector<NodeId>& voters,
                           const std::function<Index(NodeId)>& match_of) {
-    if (voters.empty()) return 0;
-    std::vector<Index> matches;
-    matches.reserve(voters.size());
-    for (NodeId id : voters) matches.push_back(match_of(id));
-    std::sort(matches.begin(), matches.end(), std::greater<>());
-    return matches[quorum_size(voters.size()) - 1];
+    return quorum_value<Index>(voters, match_of, 0);
 }
 
 enum class VoteResult : std::uint8_t { pending, won, lost };

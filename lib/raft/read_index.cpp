@@ -7,9 +7,6 @@
 //      quorum answers the round, no newer leader can have committed more.
 //   4. The runtime serves the read once applied >= read index.
 // A later round acknowledged by a quorum also confirms every earlier one.
-#include <algorithm>
-#include <functional>
-
 #include "keel/assert.hpp"
 #include "raft/quorum.hpp"
 #include "raft/state.hpp"
@@ -68,21 +65,14 @@ bool Core::State::lease_read_allowed() const {
 // CheckQuorum (whose clock a leadership transfer restarts) still trusted
 // acknowledgements up to two election timeouts old.
 bool Core::State::lease_held() const {
-    const std::vector<NodeId> voters = config().voters();
-    std::vector<std::int64_t> sent_ticks;
-    sent_ticks.reserve(voters.size());
-    for (NodeId id : voters) {
-        if (id == opt.id) {
-            sent_ticks.push_back(ticks);
-            continue;
-        }
-        auto it = progress.find(id);
-        sent_ticks.push_back(it == progress.end() ? Progress::kNeverTick
-                                                  : it->second.acked_heartbeat_tick);
-    }
-    if (sent_ticks.empty()) return false;
-    std::sort(sent_ticks.begin(), sent_ticks.end(), std::greater<>());
-    const std::int64_t quorum_sent = sent_ticks[quorum_size(sent_ticks.size()) - 1];
+    const std::int64_t quorum_sent = quorum_value<std::int64_t>(
+        config().voters(),
+        [&](NodeId id) {
+            if (id == opt.id) return ticks;
+            auto it = progress.find(id);
+            return it == progress.end() ? Progress::kNeverTick : it->second.acked_heartbeat_tick;
+        },
+        Progress::kNeverTick);
     return ticks - quorum_sent <= opt.election_ticks_min - 2;
 }
 

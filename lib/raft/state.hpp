@@ -8,7 +8,6 @@
 #include <deque>
 #include <map>
 #include <random>
-#include <set>
 #include <vector>
 
 #include "raft/config_history.hpp"
