@@ -54,8 +54,9 @@ void Core::State::tick_leader() {
             become_follower(term, kNoNode);
             return;
         }
-        if (transfer_target != kNoNode) abort_transfer();
     }
+    if (transfer_target != kNoNode && ++transfer_elapsed_ticks >= opt.election_ticks_min)
+        abort_transfer();
     if (heartbeat_elapsed_ticks >= opt.heartbeat_ticks) {
         heartbeat_elapsed_ticks = 0;
         broadcast_heartbeat();

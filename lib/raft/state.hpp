@@ -68,7 +68,8 @@ struct Core::State {
     // vote (the batch with its hard state and no-op) become durable.
     bool term_durable = true;
     std::size_t uncommitted_bytes = 0;
-    NodeId transfer_target = kNoNode;  // aborted when election_elapsed_ticks reaches the minimum
+    NodeId transfer_target = kNoNode;
+    int transfer_elapsed_ticks = 0;  // the transfer is aborted at election_ticks_min
     // Set once this leader sent timeout_now in its term: the target may win
     // a forced election (voters ignore leases for it) at any moment, even
     // after the transfer is aborted here, so the lease no longer holds.

@@ -17,9 +17,10 @@ Status Core::State::transfer_leadership(NodeId target) {
     }
     if (transfer_target == target) return {};
     transfer_target = target;
-    // The transfer is aborted when election_elapsed_ticks next reaches the
-    // minimum election timeout (tick_leader), so start counting now.
-    election_elapsed_ticks = 0;
+    // Aborted after election_ticks_min ticks (tick_leader).  Its own clock:
+    // restarting CheckQuorum's instead (as etcd does) lets a leader cut off
+    // from its quorum stay leader as long as transfers keep being asked of it.
+    transfer_elapsed_ticks = 0;
     maybe_send_timeout_now(target);
     return {};
 }

@@ -50,6 +50,20 @@ TEST_CASE("a transfer that does not complete within an election timeout is abort
     CHECK(c.core(1).propose("x").ok());
 }
 
+TEST_CASE("a leader cut off from its quorum steps down although transfers keep being asked") {
+    // The transfer's deadline has its own clock: restarting CheckQuorum's at
+    // every request kept such a leader in office for as long as they came.
+    Cluster c({1, 2, 3});
+    c.elect(1);
+    c.isolate(1);
+    for (int i = 0; i < 30 && c.core(1).role() == Role::leader; ++i) {
+        REQUIRE(c.core(1).transfer_leadership(i % 2 == 0 ? 2 : 3).ok());
+        c.tick(1);
+        c.deliver_all();
+    }
+    CHECK(c.core(1).role() == Role::follower);
+}
+
 TEST_CASE("transfer: only to a voter; not on a follower") {
     Cluster c({1, 2}, {3});
     c.elect(1);
