@@ -187,11 +187,16 @@ Status Core::State::step_by_term(const Message& m, bool& handled) {
     }
     if (m.term < term) {
         handled = true;
-        if ((opt.check_quorum || opt.pre_vote) &&
-            (m.type == MessageType::append || m.type == MessageType::heartbeat)) {
-            // A stale leader (e.g. back from a partition) learns our term and steps
-            // down; without this, a node that advanced its term through pre-vote
-            // failures could be kept out forever.
+        if (m.type == MessageType::append || m.type == MessageType::heartbeat) {
+            // Figure 2, AppendEntries receiver: "Reply false if term <
+            // currentTerm" (the reply carries our term): a stale leader, e.g.
+            // back from a partition, learns it and steps down.  etcd answers
+            // only with CheckQuorum or PreVote on, counting on the node with
+            // the higher term to campaign otherwise; but a member that does
+            // not know it is one (its log predates its addition) never
+            // campaigns, and was cut off for good: seed 204075 of
+            // `keel_sim --nodes 3 --membership`, both options off, where a
+            // failed candidate's vote request had taken it one term ahead.
             send(Message{.type = MessageType::append_response, .to = m.from});
         } else if (vote_request) {
             // Figure 2, RequestVote receiver: "Reply false if term < currentTerm."

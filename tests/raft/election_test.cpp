@@ -256,18 +256,27 @@ TEST_CASE("with lease reads, a voter that heard a leader gives no vote even afte
 }
 
 TEST_CASE("a stale leader learns the newer term from a follower's reply and steps down") {
-    Cluster c({1, 2, 3});
-    c.elect(1);
-    c.isolate(1);
-    // 2 and 3 time out (1 does not tick, so it still believes it leads).
-    const NodeId new_leader = c.tick_until_one_leads({2, 3});
-    REQUIRE(new_leader != 0);
-    REQUIRE(c.core(1).role() == Role::leader);  // does not know yet
-    c.heal();
-    c.tick(1);  // heartbeat of the old term
-    c.deliver_all();
-    CHECK(c.core(1).role() == Role::follower);
-    CHECK(c.core(1).term() == c.core(new_leader).term());
+    // Also with CheckQuorum and PreVote off (Figure 2's reply carries the
+    // receiver's term): a member that does not know it is one never
+    // campaigns, so nothing else would tell the leader.
+    for (bool options_on : {true, false}) {
+        CAPTURE(options_on);
+        Cluster c({1, 2, 3}, {}, [&](Options& o) {
+            o.check_quorum = options_on;
+            o.pre_vote = options_on;
+        });
+        c.elect(1);
+        c.isolate(1);
+        // 2 and 3 time out (1 does not tick, so it still believes it leads).
+        const NodeId new_leader = c.tick_until_one_leads({2, 3});
+        REQUIRE(new_leader != 0);
+        REQUIRE(c.core(1).role() == Role::leader);  // does not know yet
+        c.heal();
+        c.tick(1);  // heartbeat of the old term
+        c.deliver_all();
+        CHECK(c.core(1).role() == Role::follower);
+        CHECK(c.core(1).term() == c.core(new_leader).term());
+    }
 }
 
 TEST_CASE("learners and nodes outside the configuration never campaign") {
