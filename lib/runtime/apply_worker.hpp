@@ -74,6 +74,7 @@ public:
         // Around each batch of applies and proposal callbacks (may be empty):
         // lets the replica gather the proposals those callbacks submit into
         // one wakeup of the I/O thread, so they share one WAL batch.
+        // batch_end comes after the batch's on_applied.
         std::function<void()> batch_begin;
         std::function<void()> batch_end;
     };
