@@ -275,14 +275,7 @@ Status Core::step(const Message& message) {
 }
 
 void Core::tick() {
-    s_->ticks += 1;
-    if (s_->ticks_since_leader_contact < s_->opt.election_ticks_min)
-        s_->ticks_since_leader_contact += 1;
-    if (s_->role == Role::leader) {
-        s_->tick_leader();
-    } else {
-        s_->tick_election();
-    }
+    s_->tick();
 }
 
 Result<Proposed> Core::propose(SharedBytes data) {

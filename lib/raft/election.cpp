@@ -31,6 +31,16 @@ bool Core::State::may_campaign() const {
     return is_voter() || configs.at(log.committed()).is_voter(opt.id);
 }
 
+void Core::State::tick() {
+    ticks += 1;
+    if (ticks_since_leader_contact < opt.election_ticks_min) ticks_since_leader_contact += 1;
+    if (role == Role::leader) {
+        tick_leader();
+    } else {
+        tick_election();
+    }
+}
+
 // Followers and candidates: "If election timeout elapses without receiving
 // AppendEntries RPC from current leader or granting vote to candidate:
 // convert to candidate" (Figure 2).  Learners and nodes outside the

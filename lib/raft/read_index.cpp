@@ -91,8 +91,10 @@ void Core::State::handle_heartbeat_ack(Progress& pr, std::uint64_t context) {
     auto sent =
         std::lower_bound(heartbeats_sent.begin(), heartbeats_sent.end(), context,
                          [](const HeartbeatSent& h, std::uint64_t seq) { return h.seq < seq; });
-    if (sent != heartbeats_sent.end() && sent->seq == context)
-        pr.acked_heartbeat_tick = std::max(pr.acked_heartbeat_tick, sent->tick);
+    if (sent != heartbeats_sent.end() && sent->seq == context) {
+        KEEL_ASSERT(sent->tick >= pr.acked_heartbeat_tick, "later heartbeats leave no earlier");
+        pr.acked_heartbeat_tick = sent->tick;
+    }
     release_confirmed_reads();
 }
 

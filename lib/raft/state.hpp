@@ -118,6 +118,7 @@ struct Core::State {
     Status not_leader_status() const;
 
     // ---- election.cpp ---------------------------------------------------------
+    void tick();  // the clocks, then the role's timer
     void tick_election();
     void tick_leader();
     void reset(Term new_term);
