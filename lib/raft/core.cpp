@@ -349,25 +349,30 @@ bool Core::has_actions() const {
 }
 
 Actions Core::take_actions() {
+    Actions a;
+    take_actions(a);
+    return a;
+}
+
+void Core::take_actions(Actions& a) {
+    KEEL_ASSERT(a.empty(), "take_actions fills an empty batch");
     State& s = *s_;
     s.send_pending_appends();
-    Actions a;
     if (SoftState ss = s.soft_state(); ss != s.reported_soft_state) {
         a.soft_state = s.reported_soft_state = ss;
     }
     a.snapshot = std::exchange(s.snapshot_to_install, std::nullopt);
-    a.entries = s.log.take_unstable();
+    s.log.take_unstable(a.entries);
     if (HardState hs = s.hard_state(); hs != s.reported_hard_state) {
         KEEL_ASSERT(hs.term >= s.reported_hard_state.term, "term never decreases");
         a.hard_state = s.reported_hard_state = hs;
     }
     a.messages = std::exchange(s.msgs, {});
     a.messages_after_persist = std::exchange(s.msgs_after_persist, {});
-    a.committed_entries = s.log.take_committed(s.opt.max_committed_bytes_per_batch);
+    s.log.take_committed(s.opt.max_committed_bytes_per_batch, a.committed_entries);
     a.read_states = std::exchange(s.read_states, {});
     a.read_failures = std::exchange(s.read_failures, {});
     if (s.config() != s.reported_config) a.configuration = s.reported_config = s.config();
-    return a;
 }
 
 // ---- inspection ----------------------------------------------------------------

@@ -160,6 +160,9 @@ public:
     // proposed since the last batch (one message per follower, not one per
     // proposal; see docs/raft.md "Batching to followers").
     Actions take_actions();
+    // The same into `out`, which must be empty; the capacity its vectors
+    // hold is reused (the runtime recycles them: keel/spare_vectors.hpp).
+    void take_actions(Actions& out);
 
     // ---- inspection (status, mode detector, tests) --------------------------
     NodeId id() const;

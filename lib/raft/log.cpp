@@ -34,18 +34,24 @@ const Entry& RaftLog::at(Index index) const {
 }
 
 std::vector<Entry> RaftLog::slice(Index from, Index to_exclusive, std::size_t max_bytes) const {
+    std::vector<Entry> out;
+    slice(from, to_exclusive, max_bytes, out);
+    return out;
+}
+
+void RaftLog::slice(Index from, Index to_exclusive, std::size_t max_bytes,
+                    std::vector<Entry>& out) const {
     KEEL_ASSERT(from >= first_index(), "slice of compacted entries");
     to_exclusive = std::min(to_exclusive, last_index() + 1);
-    std::vector<Entry> out;
-    if (to_exclusive > from) out.reserve(to_exclusive - from);
+    if (to_exclusive > from) out.reserve(out.size() + (to_exclusive - from));
+    const std::size_t first_out = out.size();
     std::size_t size_bytes = 0;
     for (Index i = from; i < to_exclusive; ++i) {
         const Entry& e = at(i);
-        if (!out.empty() && size_bytes + e.data.size() > max_bytes) break;
+        if (out.size() > first_out && size_bytes + e.data.size() > max_bytes) break;
         size_bytes += e.data.size();
         out.push_back(e);
     }
-    return out;
 }
 
 void RaftLog::append(Entry entry) {
@@ -116,19 +122,28 @@ bool RaftLog::has_committed_to_hand() const {
 }
 
 std::vector<Entry> RaftLog::take_committed(std::size_t max_bytes) {
-    Index to = std::min(committed_, persisted_);
-    if (handed_ >= to) return {};
-    std::vector<Entry> out = slice(handed_ + 1, to + 1, max_bytes);
-    handed_ = out.back().index;
+    std::vector<Entry> out;
+    take_committed(max_bytes, out);
     return out;
+}
+
+void RaftLog::take_committed(std::size_t max_bytes, std::vector<Entry>& out) {
+    Index to = std::min(committed_, persisted_);
+    if (handed_ >= to) return;
+    slice(handed_ + 1, to + 1, max_bytes, out);
+    handed_ = out.back().index;
 }
 
 std::vector<Entry> RaftLog::take_unstable() {
     std::vector<Entry> out;
-    if (last_index() >= unstable_) out.reserve(last_index() - unstable_ + 1);
+    take_unstable(out);
+    return out;
+}
+
+void RaftLog::take_unstable(std::vector<Entry>& out) {
+    if (last_index() >= unstable_) out.reserve(out.size() + (last_index() - unstable_ + 1));
     for (Index i = unstable_; i <= last_index(); ++i) out.push_back(at(i));
     unstable_ = last_index() + 1;
-    return out;
 }
 
 void RaftLog::restore_snapshot(Index index, Term term) {

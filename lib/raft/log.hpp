@@ -43,6 +43,9 @@ public:
     // be exceeded (but always at least one entry when the range is non-empty).
     // REQUIRES: first_index() <= from.
     std::vector<Entry> slice(Index from, Index to_exclusive, std::size_t max_bytes) const;
+    // The same, appended to `out` (whose capacity a caller may reuse).
+    void slice(Index from, Index to_exclusive, std::size_t max_bytes,
+               std::vector<Entry>& out) const;
 
     // Leader: append one entry at last_index() + 1.
     void append(Entry entry);
@@ -73,9 +76,11 @@ public:
     // Committed and durable entries not yet handed out, up to max_bytes
     // (at least one); marks them handed.
     std::vector<Entry> take_committed(std::size_t max_bytes);
+    void take_committed(std::size_t max_bytes, std::vector<Entry>& out);  // appended to out
     bool has_committed_to_hand() const;
     // Entries not yet handed to the runtime to persist; marks them handed.
     std::vector<Entry> take_unstable();
+    void take_unstable(std::vector<Entry>& out);  // appended to out
     bool has_unstable() const { return unstable_ <= last_index(); }
     // After a snapshot install: everything up to index is committed, durable
     // and applied (the state machine was restored from the snapshot).

@@ -57,8 +57,14 @@ void Replica::drain_inbox() {
 void Replica::run_core() {
     if (shut_down_ || failed_) return;
     while (core_->has_actions()) {
-        raft::Actions a = core_->take_actions();
+        raft::Actions a;
+        a.entries = spare_entries_.take();
+        a.committed_entries = spare_entries_.take();
+        core_->take_actions(a);
         execute(a);
+        // Those not moved on (empty, with capacity): back for the next batch.
+        spare_entries_.give(std::move(a.entries));
+        spare_entries_.give(std::move(a.committed_entries));
         if (failed_) return;
     }
     // The mode detector: a lone voter runs no timer at all.
@@ -96,7 +102,8 @@ void Replica::execute(raft::Actions& a) {
     // 5. Committed entries to the apply thread, with their waiters.
     if (!a.committed_entries.empty()) {
         ApplyItem item;
-        item.waiters = proposals_.take_committed(a.committed_entries);
+        item.waiters = spare_waiters_.take();
+        proposals_.take_committed(a.committed_entries, item.waiters);
         item.entries = std::move(a.committed_entries);
         // Inline only when the flusher has nothing else to write: otherwise
         // it writes (and fsyncs) what is queued while the apply thread
@@ -142,10 +149,15 @@ void Replica::persist_entries(std::vector<raft::Entry> entries) {
     const std::uint64_t seq = ++write_seq_;
     in_flight_.push_back(InFlightWrite{seq, entries.back().index, entries.back().term});
     const std::uint64_t start = monotonic_ns();
-    Status s = log_->append(std::move(entries), [this, seq, start](Status st) {
-        fsync_latency_.record_ns(monotonic_ns() - start);
+    Status s = log_->append(entries, [this, seq, start](Status st) {
+        const std::uint64_t took = monotonic_ns() - start;
+        fsync_latency_.record_ns(took);
+        // Only the flusher writes it (this callback); others read it.
+        const std::uint64_t old = durable_ns_smoothed_.load(std::memory_order_relaxed);
+        durable_ns_smoothed_.store((old * 7 + took) / 8, std::memory_order_relaxed);
         on_wal_write_done(seq, st);
     });
+    spare_entries_.give(std::move(entries));
     if (!s.ok()) fail_stop(s);
 }
 

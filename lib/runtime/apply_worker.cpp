@@ -123,6 +123,7 @@ std::size_t ApplyWorker::apply_batch(std::deque<ApplyItem>& items) {
             task_ns += monotonic_ns() - task_start;
         } else {
             apply_entries(item);
+            if (hooks_.recycle) hooks_.recycle(std::move(item.entries), std::move(item.waiters));
         }
     }
     if (entries != 0) {

@@ -77,6 +77,9 @@ public:
         // batch_end comes after the batch's on_applied.
         std::function<void()> batch_begin;
         std::function<void()> batch_end;
+        // After an item's entries are applied and its waiters completed (may
+        // be empty): its vectors, handed back for reuse.
+        std::function<void(std::vector<raft::Entry>, std::vector<ApplyWaiter>)> recycle;
     };
 
     // `applied` is what the state machine reflects already (the restored

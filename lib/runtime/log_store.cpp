@@ -80,7 +80,7 @@ Result<std::vector<raft::Entry>> LogStore::entries_after(raft::Index snapshot_in
     return out;
 }
 
-Status LogStore::append(std::vector<raft::Entry> entries, wal::Wal::Callback done) {
+Status LogStore::append(std::vector<raft::Entry>& entries, wal::Wal::Callback done) {
     KEEL_ASSERT(!entries.empty(), "append needs entries");
     const raft::Index first = entries.front().index;
     const std::uint64_t next = wal_->next_index();
@@ -90,7 +90,7 @@ Status LogStore::append(std::vector<raft::Entry> entries, wal::Wal::Callback don
         Status s = wal_->truncate_after(first - 1, [](Status) {});
         if (!s.ok()) return s;
     }
-    std::vector<wal::Record> records;
+    std::vector<wal::Record> records = wal_->record_buffer();
     records.reserve(entries.size());
     for (raft::Entry& e : entries) records.push_back(to_record(std::move(e)));
     return wal_->append(std::move(records), std::move(done));

@@ -50,8 +50,9 @@ public:
     // ---- writes (under the core lock) ----
     // Appends `entries`, first truncating a conflicting suffix when
     // entries.front().index is not the next index.  `done` runs on the WAL
-    // flusher thread once they are durable.
-    Status append(std::vector<raft::Entry> entries, wal::Wal::Callback done);
+    // flusher thread once they are durable.  The entries' payloads are moved
+    // out; the caller may reuse the vector.
+    Status append(std::vector<raft::Entry>& entries, wal::Wal::Callback done);
     // Durable before returning (term/vote changes must be, Figure 2).
     Status save_hard_state(const raft::HardState& hs);
     // Drops the whole log: the next append is at snapshot.index + 1.

@@ -15,6 +15,7 @@
 // Thread: under the replica's core lock.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <vector>
@@ -42,14 +43,14 @@ public:
         pending_.push_back(std::move(p));
     }
 
-    // `committed` is contiguous.  Returns the waiters to complete after
-    // apply; fails (now) those whose entries were overwritten.
-    std::vector<ApplyWaiter> take_committed(const std::vector<raft::Entry>& committed) {
-        std::vector<ApplyWaiter> out;
-        if (committed.empty()) return out;
+    // `committed` is contiguous.  Appends to `out` the waiters to complete
+    // after apply; fails (now) those whose entries were overwritten.
+    void take_committed(const std::vector<raft::Entry>& committed, std::vector<ApplyWaiter>& out) {
+        if (committed.empty()) return;
         const raft::Index first = committed.front().index;
         const raft::Index last = committed.back().index;
         const std::size_t before = pending_.size();
+        out.reserve(out.size() + std::min<std::size_t>(before, committed.size()));
         while (!pending_.empty() && pending_.front().index <= last) {
             PendingProposal p = std::move(pending_.front());
             pending_.pop_front();
@@ -64,7 +65,6 @@ public:
             }
         }
         pending_count_.fetch_sub(before - pending_.size(), std::memory_order_relaxed);
-        return out;
     }
 
     void fail_all(ErrorCode code, const std::string& why, raft::NodeId leader_hint) {

@@ -191,6 +191,10 @@ Status Replica::start(TransportFactory factory) {
         t_deferring_replica = nullptr;
         if (inbox_nonempty_.load()) kick_core();
     };
+    hooks.recycle = [this](std::vector<raft::Entry> entries, std::vector<ApplyWaiter> waiters) {
+        spare_entries_.give(std::move(entries));
+        spare_waiters_.give(std::move(waiters));
+    };
     apply_ = std::make_unique<ApplyWorker>(sm_, rec.applied, options_.snapshot_every_entries,
                                            std::move(hooks), &commit_latency_);
     // Single-node mode until the core needs ticks (set_ticker_needed).
@@ -312,7 +316,8 @@ bool Replica::may_apply_inline() const {
 
 std::uint64_t Replica::inline_apply_budget_ns() const {
     if (ticker_wanted_) return 0;
-    return k_single_mode_inline_apply_ns;
+    return std::clamp(durable_ns_smoothed_.load(std::memory_order_relaxed),
+                      k_single_mode_inline_apply_min_ns, k_single_mode_inline_apply_max_ns);
 }
 
 bool Replica::holding_core() const {

@@ -75,6 +75,32 @@ TEST_CASE("log: only committed and durable entries are handed out, bounded per b
     CHECK_FALSE(log.has_committed_to_hand());
 }
 
+TEST_CASE("log: the taking calls append to a caller's vector, reusing its capacity") {
+    RaftLog log;
+    log.reset(0, 0, {});
+    for (Index i = 1; i <= 3; ++i) log.append(Entry{1, i, EntryType::normal, "x"});
+    std::vector<Entry> out;
+    out.reserve(64);
+    const Entry* storage = out.data();
+    log.take_unstable(out);
+    REQUIRE(out.size() == 3);
+    CHECK(out.data() == storage);  // filled in place
+    CHECK(out.back().index == 3);
+    CHECK_FALSE(log.has_unstable());
+    CHECK(log.persisted_to(3, 1));
+    log.commit_to(3);
+    out.clear();
+    log.take_committed(1 << 20, out);
+    REQUIRE(out.size() == 3);
+    CHECK(out.data() == storage);
+    CHECK(out.front().index == 1);
+    CHECK_FALSE(log.has_committed_to_hand());
+    // slice appends after what is there; max_bytes counts only what it adds.
+    log.slice(2, 4, 1, out);
+    REQUIRE(out.size() == 4);
+    CHECK(out.back().index == 2);
+}
+
 TEST_CASE("log: find_conflict_by_term skips whole terms") {
     RaftLog log;
     log.reset(0, 0, entries(1, {1, 1, 2, 2, 2, 4, 4}));

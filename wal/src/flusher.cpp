@@ -61,6 +61,10 @@ void Wal::Impl::flusher_main() {
             queue_ready_.store(!queue_.empty() || stopping_, std::memory_order_relaxed);
         }
         process_batch(batch);
+        // Written and completed: the record vectors go back for the next
+        // appends (record_buffer()) before after_batch, whose work may append.
+        for (Op& op : batch)
+            if (op.kind == Op::Kind::append) spare_records_.give(std::move(op.records));
         if (options_.after_batch) options_.after_batch();
         batch.clear();
     }

@@ -332,6 +332,9 @@ Status Wal::append(Record record, Callback done) {
     one.push_back(std::move(record));
     return impl_->append(std::move(one), std::move(done));
 }
+std::vector<Record> Wal::record_buffer() {
+    return impl_->record_buffer();
+}
 Status Wal::truncate_after(std::uint64_t index, Callback done) {
     return impl_->enqueue_truncate(index, std::move(done));
 }

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "format.hpp"
+#include "keel/spare_vectors.hpp"
 #include "keel/wal/wal.hpp"
 
 namespace keel::wal {
@@ -83,6 +84,7 @@ public:
 
     // wal.cpp: the public operations.
     Status append(std::vector<Record> records, Callback done);
+    std::vector<Record> record_buffer() { return spare_records_.take(); }
     Status enqueue_truncate(std::uint64_t index, Callback done);
     Status enqueue_reset(std::uint64_t next_index, Callback done);
     Status compact_before(std::uint64_t index);
@@ -159,6 +161,8 @@ private:
     // (written under queue_mu_, read without it).
     std::atomic<bool> queue_ready_{false};
     std::atomic<std::uint32_t> idle_spin_us_{0};
+    // Record vectors of written appends, for record_buffer() (own lock).
+    SpareVectors<Record> spare_records_;
 
     // ---- metadata (meta_mu_) ----
     mutable std::mutex meta_mu_;

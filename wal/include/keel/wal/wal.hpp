@@ -137,6 +137,11 @@ public:
     // once, after all the records are durable, and they are readable by then.
     Status append(std::vector<Record> records, Callback done);
     Status append(Record record, Callback done);
+    // An empty vector for the next append(records), with the capacity of one
+    // the flusher has finished with when there is one (keel/spare_vectors.hpp:
+    // a writer that fills it spares malloc a large request per batch).
+    // Thread-safe.
+    std::vector<Record> record_buffer();
 
     // Removes every record with index > `index` (a Raft follower whose log
     // conflicts with the leader's).  Ordered with appends: operations
