@@ -58,13 +58,18 @@ void Replica::run_core() {
     if (shut_down_ || failed_) return;
     while (core_->has_actions()) {
         raft::Actions a;
-        a.entries = spare_entries_.take();
-        a.committed_entries = spare_entries_.take();
+        a.entries.swap(entries_buffer_);
+        a.committed_entries.swap(committed_buffer_);
         core_->take_actions(a);
         execute(a);
-        // Those not moved on (empty, with capacity): back for the next batch.
-        spare_entries_.give(std::move(a.entries));
-        spare_entries_.give(std::move(a.committed_entries));
+        // A vector execute() did not move on is empty and keeps its capacity
+        // for the next batch; one it moved on is replaced by a spare (if one
+        // has come back).
+        entries_buffer_ = a.entries.capacity() != 0 ? std::move(a.entries) : spare_entries_.take();
+        committed_buffer_ = a.committed_entries.capacity() != 0 ? std::move(a.committed_entries)
+                                                                : spare_entries_.take();
+        entries_buffer_.clear();  // not moved on only when empty, unless execute() failed
+        committed_buffer_.clear();
         if (failed_) return;
     }
     // The mode detector: a lone voter runs no timer at all.

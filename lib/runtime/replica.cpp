@@ -142,6 +142,7 @@ Status Replica::start(TransportFactory factory) {
     if (!recovered.ok()) return recovered.status();
     Recovered& rec = recovered.value();
     log_ = std::move(rec.log);
+    wal_ = &log_->wal();
     snapshots_ = std::move(rec.snapshots);
     saved_hard_state_ = rec.state.hard_state;
     if (rec.state.snapshot) status_.snapshot_index = rec.state.snapshot->index;
@@ -298,7 +299,7 @@ void Replica::on_wal_batch_done() {
     // the disk and in the state machine, overlapping each one's CPU work
     // with the other's fsync.  (Cluster mode commits here: the commit also
     // releases messages held for this write.)
-    if (single_mode_.load(std::memory_order_relaxed) && log_->wal().has_queued()) {
+    if (single_mode_.load(std::memory_order_relaxed) && wal_->has_queued()) {
         ApplyItem commit;
         commit.task = [this] { kick_core(); };
         apply_->enqueue(std::move(commit));

@@ -208,6 +208,10 @@ private:
     SpareVectors<raft::Entry> spare_entries_;
     SpareVectors<ApplyWaiter> spare_waiters_;
     std::unique_ptr<LogStore> log_;
+    // log_->wal(), for the WAL flusher's own callbacks: unlike log_, it does
+    // not change while the destructor's log_.reset() closes the WAL, and the
+    // flusher may still complete a write then (ThreadSanitizer, crash_test).
+    wal::Wal* wal_ = nullptr;
     std::unique_ptr<SnapshotStore> snapshots_;
     std::unique_ptr<raft::Core> core_;
     std::unique_ptr<ApplyWorker> apply_;
@@ -239,6 +243,9 @@ private:
     bool core_config_single_voter_ = false;  // at start (set before threads run)
     bool shut_down_ = false;
     std::vector<InboxProposal> draining_;
+    // Empty, with capacity: the next batch's entries to persist and to apply.
+    std::vector<raft::Entry> entries_buffer_;
+    std::vector<raft::Entry> committed_buffer_;
     // Committed entries the WAL flusher claimed to apply inline (see
     // k_single_mode_inline_apply_min_ns); filled under the core lock by
     // the flusher only, applied by it once it lets go of the lock.
