@@ -15,7 +15,11 @@
 //
 // Thread-safe: give() and take() may run on different threads.  At most
 // `max_spares` vectors are kept, none with a capacity over `max_capacity`
-// elements (a rare huge batch is freed, not kept for ever).
+// elements, so a pool holds at most max_spares * max_capacity elements' worth
+// of memory (768 KiB at most for the write path's 32-48-byte elements by default)
+// after a rare huge batch (a follower catching up) has gone through.  A
+// larger batch allocates afresh, one large request amortised over thousands
+// of entries.
 #pragma once
 
 #include <cstddef>
@@ -28,7 +32,7 @@ namespace keel {
 template <typename T>
 class SpareVectors {
 public:
-    explicit SpareVectors(std::size_t max_spares = 4, std::size_t max_capacity = 1u << 16)
+    explicit SpareVectors(std::size_t max_spares = 4, std::size_t max_capacity = 4096)
         : max_spares_(max_spares), max_capacity_(max_capacity) {
         spares_.reserve(max_spares_);
     }
