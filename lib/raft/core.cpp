@@ -345,7 +345,7 @@ bool Core::has_actions() const {
            !s.read_failures.empty() || s.snapshot_to_install || s.log.has_unstable() ||
            s.log.has_committed_to_hand() || s.hard_state() != s.reported_hard_state ||
            s.soft_state() != s.reported_soft_state || s.config() != s.reported_config ||
-           ((s.appends_pending || s.commit_news_pending) && s.role == Role::leader);
+           ((s.appends_pending || s.commit_news_due()) && s.role == Role::leader);
 }
 
 Actions Core::take_actions() {

@@ -34,6 +34,7 @@ bool Core::State::send_append(NodeId to, bool send_if_empty) {
         pr.inflights.add(entries.back().index);
     }
     if (pr.state == Progress::State::probe) pr.probe_sent = true;
+    pr.commit_sent = std::max(pr.commit_sent, log.committed());
     send(Message{.type = MessageType::append,
                  .to = to,
                  .log_index = prev_index,
@@ -58,10 +59,9 @@ std::uint64_t Core::State::broadcast_heartbeat() {
         heartbeats_sent.pop_front();
     for (auto& [id, pr] : progress) {
         // Never tell a follower to commit past what it is known to hold.
-        send(Message{.type = MessageType::heartbeat,
-                     .to = id,
-                     .commit = std::min(pr.match, log.committed()),
-                     .context = seq});
+        const Index commit = std::min(pr.match, log.committed());
+        pr.commit_sent = std::max(pr.commit_sent, commit);
+        send(Message{.type = MessageType::heartbeat, .to = id, .commit = commit, .context = seq});
     }
     return seq;
 }
@@ -87,7 +87,9 @@ void Core::State::append_own(EntryType type, SharedBytes data) {
 
 void Core::State::send_pending_appends() {
     const bool entries = std::exchange(appends_pending, false);
-    const bool commit = std::exchange(commit_news_pending, false);
+    const bool commit = commit_news_pending;
+    const bool commit_due = commit_news_due();
+    if (commit_due) commit_news_pending = false;
     // A leader that stepped down before the batch was taken sends nothing:
     // its unsent entries are like lost messages (a later leader repairs its
     // followers' logs), and a commit index is news, never a duty.
@@ -102,23 +104,27 @@ void Core::State::send_pending_appends() {
             while (send_append(id, /*send_if_empty=*/false)) {
             }
         }
-        if (!commit) continue;
+        if (!commit || pr.commit_sent >= log.committed()) continue;
         // The new commit index rides on this batch's appends to `id` if
-        // there are any, else goes alone.  Raising an append's commit is
-        // safe when it was formed in this term: a leader's log only grows
-        // within its term, so the entries the follower matches through that
-        // append are the leader's, and it commits at most up to them.  (An
-        // append from an earlier leadership of this node, deposed and
-        // re-elected within one batch, may carry entries since replaced.)
-        bool carried = false;
+        // there are any.  Raising an append's commit is safe when it was
+        // formed in this term: a leader's log only grows within its term, so
+        // the entries the follower matches through that append are the
+        // leader's, and it commits at most up to them.  (An append from an
+        // earlier leadership of this node, deposed and re-elected within one
+        // batch, may carry entries since replaced.)
         for (Message& m : msgs) {
             if (m.type == MessageType::append && m.to == id && m.term == term) {
                 m.commit = log.committed();
-                carried = true;
+                pr.commit_sent = log.committed();
             }
         }
-        if (!carried) send_append(id, /*send_if_empty=*/true);
+        // Else it goes alone, once due (on_commit_advanced).
+        if (pr.commit_sent < log.committed() && commit_due) send_append(id, /*send_if_empty=*/true);
     }
+}
+
+bool Core::State::commit_news_due() const {
+    return commit_news_pending && log.applied() >= log.committed();
 }
 
 void Core::State::follower_merge(const std::vector<Entry>& entries) {
@@ -262,9 +268,14 @@ void Core::State::on_commit_advanced(Index old_commit) {
     for (Index i = std::max(old_commit + 1, term_start_index); i <= log.committed(); ++i) {
         uncommitted_bytes -= std::min(uncommitted_bytes, log.at(i).data.size());
     }
-    // Tell followers the new commit index: when the batch is taken, on the
-    // appends it carries anyway (an acknowledgement usually releases new
-    // entries to its sender), not as one more message per follower now.  A
+    // Tell followers the new commit index on the appends batches carry
+    // anyway (an acknowledgement usually releases new entries to its
+    // sender; the proposals that the applied entries' callbacks make come
+    // next), not as one more message per follower now.  A follower that got
+    // none is sent an append of its own once this node has applied what it
+    // committed (commit_news_due), or learns the commit from the next
+    // heartbeat if that comes first.  With one proposal in flight those
+    // empty appends and their answers were half the messages.  A
     // configuration change is told at once, before sync_progress forgets
     // the members it removed and step_down_if_removed hands over.
     if (configs.latest_index() > old_commit) {

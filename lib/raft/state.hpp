@@ -86,9 +86,12 @@ struct Core::State {
     // Entries appended by append_own() not yet offered to the followers
     // (send_pending_appends, when the batch is taken).
     bool appends_pending = false;
-    // The commit index advanced and followers were not told yet (also
-    // send_pending_appends).
+    // The commit index advanced and some follower may not have been told
+    // yet (send_pending_appends; Progress::commit_sent says who was).
     bool commit_news_pending = false;
+    // Whether a follower that gets no append in this batch is told the
+    // commit index now, in an append of its own (see on_commit_advanced).
+    bool commit_news_due() const;
 
     // ---- outputs not yet taken ----------------------------------------------
     std::vector<Message> msgs;

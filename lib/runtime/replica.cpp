@@ -351,12 +351,16 @@ void Replica::settle_locked() {
             on_wal_progress();
             worked = true;
         }
-        if (applied_progress_pending_.exchange(false)) {
-            on_applied_progress();
-            worked = true;
-        }
+        // Proposals before the applied progress: those the applied entries'
+        // callbacks made carry the new commit index to the followers, which
+        // the core sends alone once the leader has applied it
+        // (raft/replication.cpp, on_commit_advanced).
         if (inbox_nonempty_.load()) {
             drain_inbox();
+            worked = true;
+        }
+        if (applied_progress_pending_.exchange(false)) {
+            on_applied_progress();
             worked = true;
         }
         if (!worked) return;

@@ -189,6 +189,64 @@ TEST_CASE("fast backtracking: a follower with a long conflicting tail is fixed i
     CHECK(rounds <= 4);  // linear backtracking would take ~50
 }
 
+TEST_CASE("a new commit index rides on later appends, or goes alone once the leader applied it") {
+    auto c = lone_core(1, {1, 2, 3}, 1);
+    (void)win_election(*c);
+    const Index noop = c->last_index();
+    c->on_persisted(noop, c->term());
+    (void)c->step(append_ok(2, 1, c->term(), noop));
+    (void)c->step(append_ok(3, 1, c->term(), noop));
+    (void)c->take_actions();
+    REQUIRE(c->propose("x").ok());
+    (void)c->take_actions();  // the append of x to 2 and 3
+    c->on_persisted(noop + 1, c->term());
+    (void)c->step(append_ok(2, 1, c->term(), noop + 1));
+    REQUIRE(c->commit_index() == noop + 1);
+    auto commit_appends = [](const Actions& a) {
+        std::vector<Message> out;
+        for (const Message& m : of_type(a.messages, MessageType::append))
+            if (m.entries.empty()) out.push_back(m);
+        return out;
+    };
+    Actions committed = c->take_actions();
+    REQUIRE(committed.committed_entries.size() == 1);
+    // Not yet applied by the leader: no append only to carry the commit.
+    CHECK(commit_appends(committed).empty());
+    CHECK_FALSE(c->has_actions());
+
+    SECTION("a proposal before the apply carries it, and nothing more follows") {
+        REQUIRE(c->propose("y").ok());
+        std::vector<Message> out = of_type(c->take_actions().messages, MessageType::append);
+        REQUIRE(out.size() == 2);  // y to 2 and to 3
+        for (const Message& m : out) {
+            CHECK(m.entries.size() == 1);
+            CHECK(m.commit == noop + 1);
+        }
+        c->on_applied(noop + 1);
+        CHECK(commit_appends(c->take_actions()).empty());
+    }
+    SECTION("applied with nothing to carry it: one empty append per follower") {
+        c->on_applied(noop + 1);
+        REQUIRE(c->has_actions());
+        std::vector<Message> out = commit_appends(c->take_actions());
+        REQUIRE(out.size() == 2);
+        for (const Message& m : out) CHECK(m.commit == noop + 1);
+        CHECK_FALSE(c->has_actions());
+    }
+    SECTION("never applied: the next heartbeat carries it") {
+        std::vector<Message> hb;
+        for (int i = 0; i < 10 && hb.empty(); ++i) {
+            c->tick();
+            hb = of_type(c->take_actions().messages, MessageType::heartbeat);
+        }
+        REQUIRE(hb.size() == 2);
+        for (const Message& m : hb) {
+            // min(match, commit): 2 holds x, 3 is only known to hold the no-op.
+            CHECK(m.commit == (m.to == 2 ? noop + 1 : noop));
+        }
+    }
+}
+
 TEST_CASE("flow control: at most max_inflight_messages appends in flight in replicate state") {
     auto c = lone_core(1, {1, 2, 3}, 1, {}, 1, [](Options& o) { o.max_inflight_messages = 3; });
     (void)win_election(*c);
@@ -237,8 +295,11 @@ TEST_CASE("flow control: entries per append bounded by max_message_bytes, at lea
     c->on_persisted(noop, c->term());
     (void)c->step(append_ok(2, 1, c->term(), noop));
     REQUIRE(c->commit_index() == noop);
-    // The commit index goes to 2 in an append: the rejection below answers
-    // it, echoing its context (the leader's phase for 2, Progress::phase).
+    // The commit index goes to 2 in an append once the leader has applied
+    // it: the rejection below answers it, echoing its context (the leader's
+    // phase for 2, Progress::phase).
+    (void)c->take_actions();
+    c->on_applied(noop);
     std::vector<Message> to_2 = of_type(c->take_actions().messages, MessageType::append);
     REQUIRE(to_2.size() == 1);
     // Proposals while 2 cannot answer: queue up in the leader's log.

@@ -161,12 +161,17 @@ TEST_CASE("a new commit index rides on the appends of the same batch") {
         CHECK(m.entries.size() == 1);
         CHECK(m.commit == noop + 1);
     }
-    // With nothing else to send, the news goes alone: 3 acknowledges "b"
-    // after 2 did, the commit advances again, 2 and 3 each get an empty append.
+    // With nothing else to send, the news goes alone once the leader has
+    // applied it: 3 acknowledges "b" after 2 did, the commit advances again,
+    // and when "b" is applied 2 and 3 each get an empty append.
     c->on_persisted(noop + 2, c->term());
     (void)c->take_actions();
     (void)c->step(append_ok(3, 1, c->term(), noop + 2));
     REQUIRE(c->commit_index() == noop + 2);
+    Actions commit = c->take_actions();
+    CHECK(of_type(commit.messages, MessageType::append).empty());
+    REQUIRE_FALSE(commit.committed_entries.empty());
+    c->on_applied(noop + 2);
     appends = of_type(c->take_actions().messages, MessageType::append);
     REQUIRE(appends.size() == 2);
     for (const Message& m : appends) {
