@@ -33,6 +33,11 @@ public:
     virtual void set_peer(raft::NodeId id, std::string address) = 0;
     virtual void remove_peer(raft::NodeId id) = 0;
     virtual void send(std::vector<raft::Message> messages) = 0;
+    // The exception to the threading rule above: called from other threads
+    // (never the I/O thread), only when every earlier send() has run.  May
+    // write some messages at once, without blocking, and remove them from
+    // `messages`; the rest go to send().  The default writes none.
+    virtual void send_now(std::vector<raft::Message>& messages) { (void)messages; }
     // Streams the file at `path` then `message` (type snapshot) to message.to.
     virtual void send_snapshot(raft::Message message, std::string path) = 0;
     virtual void stop() = 0;

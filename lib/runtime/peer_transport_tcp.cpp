@@ -29,6 +29,7 @@ public:
     }
     void remove_peer(raft::NodeId id) override { tcp_.remove_peer(id); }
     void send(std::vector<raft::Message> messages) override { tcp_.send(std::move(messages)); }
+    void send_now(std::vector<raft::Message>& messages) override { tcp_.send_now(messages); }
     void send_snapshot(raft::Message message, std::string path) override {
         tcp_.send_snapshot(std::move(message), transport::SnapshotSource{std::move(path)});
     }

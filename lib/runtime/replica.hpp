@@ -171,6 +171,9 @@ private:
     void install_snapshot(const raft::SnapshotMeta& meta);
     void persist_entries(std::vector<raft::Entry> entries);
     void send_messages(std::vector<raft::Message> messages);
+    // Off the I/O thread, with nothing in the outbox: the transport writes
+    // what it can at once (PeerTransport::send_now) and leaves the rest.
+    void send_now_if_idle(std::vector<raft::Message>& messages);
     void send_snapshot(const raft::Message& m);
     void on_configuration(const raft::Configuration& config);
     void on_wal_progress();
@@ -262,7 +265,9 @@ private:
     std::mutex outbox_mu_;
     std::vector<std::function<void()>> outbox_;          // GUARDED_BY(outbox_mu_)
     bool outbox_posted_ = false;                         // GUARDED_BY(outbox_mu_)
-    std::vector<std::function<void()>> outbox_running_;  // I/O thread
+    // The I/O thread is running outbox work it took: messages written
+    // directly now could overtake a send() in it (send_messages).
+    bool outbox_running_ = false;                        // GUARDED_BY(outbox_mu_)
     bool io_stopped_ = false;                            // I/O thread
 
     // Progress reported by other threads, consumed under the core lock.

@@ -18,6 +18,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <set>
@@ -85,6 +86,15 @@ public:
 
     std::mt19937_64 rng_;  // backoff jitter
     TcpTransportStats stats_;
+
+    // The send lock: TcpTransport::send_now may run on any thread, so every
+    // access to the outbound side — peers_, each OutboundPeer's state, its
+    // socket's open/close, stopped_'s change, stats_ from send_now's side —
+    // holds it.  The public calls and the outbound handlers take it on entry;
+    // the methods they call assume it.  Inbound connections never take it.
+    // Nothing run under it calls a TransportHandler callback (those are
+    // posted) other than log.
+    mutable std::mutex send_mu_;
 };
 
 // The connection we dial to one peer, its send queue and its snapshot stream.
@@ -100,6 +110,13 @@ public:
     void start_snapshot(raft::Message message, SnapshotReader reader, std::uint64_t snapshot_id);
     // Connects if idle, writes if connected and no write is in flight.
     void kick();
+    // From any thread (send lock held): writes `frame` (encoded messages) to
+    // the socket at once when the connection is idle — connected, hello
+    // sent, nothing queued, being written or left over — and the kernel
+    // takes at least part of it; what it did not take goes first in the next
+    // write, from the I/O thread.  False, with nothing written or changed,
+    // otherwise: the caller queues the messages through send().
+    bool try_write_now(const std::string& frame);
     // Final: closes the connection, drops the queue, aborts the snapshot.
     void close();
 
@@ -132,6 +149,7 @@ private:
     std::uint64_t generation_ = 0;
     bool writing_ = false;
     bool hello_sent_ = false;
+    std::string unsent_;  // the part of a frame try_write_now's send left; written first
     std::chrono::milliseconds backoff_{0};
     std::deque<raft::Message> queue_;
     std::array<char, 1> probe_{};

@@ -1,8 +1,16 @@
 // transport/tcp_outbound.cpp — one peer's outbound connection: connect with
-// backoff, the bounded send queue, coalesced writes, snapshot streaming.
+// backoff, the bounded send queue, coalesced writes, snapshot streaming, and
+// the write from another thread when the connection is idle (try_write_now).
+//
+// Every handler here takes the transport's send lock first (Impl::send_mu_);
+// the methods they and the public calls reach assume it is held.
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
 #include <random>
 #include <utility>
 
@@ -46,6 +54,31 @@ void OutboundPeer::kick() {
     // connecting: on_connected writes; backing_off: the timer reconnects.
 }
 
+bool OutboundPeer::try_write_now(const std::string& frame) {
+    if (state_ != State::connected || !hello_sent_ || writing_ || !queue_.empty() ||
+        !unsent_.empty())
+        return false;
+    // Reads the descriptor only: the socket object is opened and closed
+    // under the send lock, which this caller holds.
+    const int fd = socket_.native_handle();
+    ssize_t n = 0;
+    do {
+        n = ::send(fd, frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    // Would block, or failed: the queued write that follows meets the same
+    // error on the I/O thread and handles it (fail()).
+    if (n <= 0) return false;
+    if (static_cast<std::size_t>(n) < frame.size()) {
+        unsent_.assign(frame, static_cast<std::size_t>(n));
+        asio::post(t_->io_, [self = shared_from_this(), generation = generation_] {
+            std::lock_guard lock(self->t_->send_mu_);
+            if (generation == self->generation_) self->write_next();
+        });
+    }
+    backoff_ = std::chrono::milliseconds(0);  // the connection works
+    return true;
+}
+
 void OutboundPeer::close() {
     if (state_ == State::closed) return;
     tear_down_connection();
@@ -69,6 +102,7 @@ void OutboundPeer::connect() {
     backoff_timer_.expires_after(t_->options_.connect_timeout);
     backoff_timer_.async_wait(
         [self = shared_from_this(), generation](boost::system::error_code ec) {
+            std::lock_guard lock(self->t_->send_mu_);
             if (ec || generation != self->generation_ || self->state_ != State::connecting) return;
             ++self->t_->stats_.connect_failures;
             self->fail("connect to " + self->address_ + " timed out after " +
@@ -86,6 +120,7 @@ void OutboundPeer::connect() {
         host, port,
         [self = shared_from_this(), generation](boost::system::error_code rec,
                                                 tcp::resolver::results_type results) {
+            std::lock_guard lock(self->t_->send_mu_);
             if (generation != self->generation_ || self->state_ != State::connecting) return;
             if (rec) return self->fail("cannot resolve " + self->address_ + ": " + rec.message());
             std::vector<tcp::endpoint> endpoints;
@@ -100,6 +135,7 @@ void OutboundPeer::connect_to(const std::vector<tcp::endpoint>& endpoints) {
         socket_, endpoints,
         [self = shared_from_this(), generation](boost::system::error_code ec,
                                                 const tcp::endpoint&) {
+            std::lock_guard lock(self->t_->send_mu_);
             if (generation != self->generation_ || self->state_ != State::connecting) return;
             if (ec) {
                 ++self->t_->stats_.connect_failures;
@@ -128,6 +164,7 @@ void OutboundPeer::watch_for_close() {
     const std::uint64_t generation = generation_;
     socket_.async_read_some(asio::buffer(probe_), [self = shared_from_this(), generation](
                                                       boost::system::error_code ec, std::size_t) {
+        std::lock_guard lock(self->t_->send_mu_);
         if (generation != self->generation_ || self->state_ != State::connected) return;
         self->fail(ec ? "connection lost: " + ec.message()
                       : std::string("peer sent data on a send-only connection"));
@@ -141,6 +178,8 @@ void OutboundPeer::write_next() {
         frames->push_back(encode_hello(Hello{t_->options_.cluster_id, t_->options_.self}));
         hello_sent_ = true;
     }
+    // The rest of a frame try_write_now began: before anything newer.
+    if (!unsent_.empty()) frames->push_back(std::exchange(unsent_, std::string()));
     const std::size_t messages = take_message_frames(*frames);
     const bool final_chunk = take_snapshot_chunk(*frames);
     const std::uint64_t final_id = final_chunk ? snapshot_->id : 0;
@@ -154,6 +193,7 @@ void OutboundPeer::write_next() {
     asio::async_write(socket_, buffers,
                       [self = shared_from_this(), generation, frames, messages, final_id](
                           boost::system::error_code ec, std::size_t) {
+                          std::lock_guard lock(self->t_->send_mu_);
                           if (generation != self->generation_) return;
                           self->writing_ = false;
                           if (ec) return self->fail("write failed: " + ec.message());
@@ -253,6 +293,7 @@ void OutboundPeer::fail(const std::string& reason) {
     backoff_timer_.expires_after(next_backoff());
     backoff_timer_.async_wait(
         [self = shared_from_this(), generation = generation_](boost::system::error_code ec) {
+            std::lock_guard lock(self->t_->send_mu_);
             if (ec || generation != self->generation_ || self->state_ != State::backing_off) return;
             self->state_ = State::idle;
             // Lazy: reconnect only when there is something to send.
@@ -264,6 +305,7 @@ void OutboundPeer::tear_down_connection() {
     ++generation_;
     writing_ = false;
     hello_sent_ = false;
+    unsent_.clear();  // a frame's tail means nothing on the next connection
     boost::system::error_code ignored;
     resolver_.cancel();
     socket_.close(ignored);

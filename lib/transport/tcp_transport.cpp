@@ -2,7 +2,9 @@
 // accepting, and the receiving side of snapshot streams.
 #include "transport/tcp_transport.hpp"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
+#include <iterator>
 #include <utility>
 
 #include "transport/tcp_internal.hpp"
@@ -100,6 +102,7 @@ Status TcpTransport::Impl::start() {
 }
 
 void TcpTransport::Impl::stop() {
+    std::lock_guard lock(send_mu_);
     if (stopped_) return;
     stopped_ = true;
     boost::system::error_code ignored;
@@ -231,6 +234,7 @@ void TcpTransport::stop() {
 
 void TcpTransport::set_peer(NodeId id, std::string address) {
     KEEL_ASSERT(id != raft::kNoNode, "peer id 0 is nobody");
+    std::lock_guard lock(impl_->send_mu_);
     if (impl_->stopped_) return;
     auto it = impl_->peers_.find(id);
     if (it != impl_->peers_.end()) {
@@ -242,6 +246,7 @@ void TcpTransport::set_peer(NodeId id, std::string address) {
 }
 
 void TcpTransport::remove_peer(NodeId id) {
+    std::lock_guard lock(impl_->send_mu_);
     auto it = impl_->peers_.find(id);
     if (it == impl_->peers_.end()) return;
     it->second->close();
@@ -250,6 +255,7 @@ void TcpTransport::remove_peer(NodeId id) {
 
 void TcpTransport::send(std::vector<raft::Message> messages) {
     Impl& t = *impl_;
+    std::lock_guard lock(t.send_mu_);
     if (!t.running()) {
         t.stats_.messages_dropped += messages.size();
         return;
@@ -271,11 +277,54 @@ void TcpTransport::send(std::vector<raft::Message> messages) {
     for (NodeId id : unreachable) t.post_unreachable(id);
 }
 
+void TcpTransport::send_now(std::vector<raft::Message>& messages) {
+    Impl& t = *impl_;
+    std::lock_guard lock(t.send_mu_);
+    if (!t.running() || messages.empty()) return;
+    const TcpTransportOptions& o = t.options_;
+    std::vector<raft::Message> left;
+    std::vector<raft::Message> batch;
+    // Peer by peer, in the order they first appear; each peer's messages
+    // keep their order, in one frame or all left for send().
+    while (!messages.empty()) {
+        const NodeId to = messages.front().to;
+        batch.clear();
+        std::vector<raft::Message> others;
+        std::size_t bytes = 0;
+        for (raft::Message& m : messages) {
+            if (m.to != to) {
+                others.push_back(std::move(m));
+                continue;
+            }
+            bytes += encoded_message_bytes(m);
+            batch.push_back(std::move(m));
+        }
+        messages = std::move(others);
+        auto it = t.peers_.find(to);
+        bool sent = false;
+        // One frame at most, as send() would build it; anything bigger or
+        // that breaks a codec limit takes the queued path, which splits it.
+        if (it != t.peers_.end() && batch.size() <= o.limits.messages_per_batch_max &&
+            bytes <= o.batch_bytes_max) {
+            Result<std::string> frame = encode_messages(batch, o.limits);
+            if (frame.ok() && it->second->try_write_now(*frame)) {
+                sent = true;
+                ++t.stats_.frames_sent;
+                t.stats_.messages_sent += batch.size();
+                t.stats_.messages_sent_now += batch.size();
+            }
+        }
+        if (!sent) std::move(batch.begin(), batch.end(), std::back_inserter(left));
+    }
+    messages = std::move(left);
+}
+
 void TcpTransport::send_snapshot(raft::Message message, SnapshotSource source) {
     Impl& t = *impl_;
     KEEL_ASSERT(message.type == raft::MessageType::snapshot && message.snapshot,
                 "send_snapshot needs a snapshot message with its meta");
     NodeId to = message.to;
+    std::lock_guard lock(t.send_mu_);
     if (!t.running()) return;
     auto it = t.peers_.find(to);
     if (it == t.peers_.end()) {
@@ -305,6 +354,7 @@ std::uint16_t TcpTransport::bound_port() const {
 }
 
 TcpTransportStats TcpTransport::stats() const {
+    std::lock_guard lock(impl_->send_mu_);
     return impl_->stats_;
 }
 

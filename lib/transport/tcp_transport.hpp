@@ -3,11 +3,11 @@
 //
 // Connections are one-way: each member dials one outbound connection per
 // peer and sends on it; it reads frames only on the connections peers
-// dialled to it (at most one per peer: a newer one replaces an older one).  The first frame on a connection is a Hello (cluster id +
-// sender id); an inbound connection that says anything else first, names
-// another cluster, or sends a malformed, truncated or oversized frame is
-// closed and the reason goes to the log callback.  Nothing a peer sends
-// can crash the process or make it allocate past the codec limits.
+// dialled to it (at most one per peer: a newer one replaces an older one).  The first frame on a
+// connection is a Hello (cluster id + sender id); an inbound connection that says anything else
+// first, names another cluster, or sends a malformed, truncated or oversized frame is closed and
+// the reason goes to the log callback.  Nothing a peer sends can crash the process or make it
+// allocate past the codec limits.
 //
 // Outbound, per peer: lazy connect on the first message, TCP_NODELAY, a
 // bounded queue (peer_queue_messages_max; overflow drops and reports
@@ -29,9 +29,10 @@
 // crash are deleted by start().
 //
 // Threading: see transport.hpp (one io_context, calls and callbacks on its
-// thread).  The io_context is the runtime's and must outlive this object;
-// pending handlers keep the internals alive, so the transport may be
-// destroyed at any time after stop() (the destructor calls stop()).
+// thread), except send_now(), which any thread may call: one mutex (the
+// send lock) guards the outbound side.  The io_context is the runtime's and must outlive this
+// object; pending handlers keep the internals alive, so the transport may be destroyed at any time
+// after stop() (the destructor calls stop()).
 #pragma once
 
 #include <chrono>
@@ -81,6 +82,7 @@ struct TcpTransportOptions {
 struct TcpTransportStats {
     std::uint64_t frames_sent = 0;
     std::uint64_t messages_sent = 0;
+    std::uint64_t messages_sent_now = 0;  // of which by send_now, without the I/O thread
     std::uint64_t messages_dropped = 0;  // queue overflow, unknown peer, failed connection
     std::uint64_t messages_received = 0;
     std::uint64_t connects = 0;  // outbound connections established
@@ -107,6 +109,18 @@ public:
     void remove_peer(NodeId id) override;
     void send(std::vector<raft::Message> messages) override;
     void send_snapshot(raft::Message message, SnapshotSource source) override;
+    // The exception to the threading rule: may be called from any thread
+    // while the I/O thread runs (or not).  Writes at once, on the calling
+    // thread and without blocking, the messages to each peer whose
+    // connection is idle (connected, nothing queued or being written) —
+    // one frame per peer, as send() would have built it — and removes them
+    // from `messages`; it leaves the others, in order, for the caller to
+    // pass to send() on the I/O thread.  The caller must also keep the order
+    // with its own earlier send() calls: nothing it queued for the I/O thread
+    // may still be on its way to send(), or a message written now overtakes
+    // it (keel::runtime::Replica calls it only when its outbox is empty).
+    // Never drops a message, never calls a TransportHandler callback.
+    void send_now(std::vector<raft::Message>& messages);
 
     // The port actually bound (useful with port 0); 0 before start().
     std::uint16_t bound_port() const;
