@@ -491,20 +491,20 @@ Result<Frame> decode_frame_body(std::string_view body, const CodecLimits& limits
     std::uint8_t skip = 0, kind = 0;
     KEEL_CODEC_TRY(r.u8(skip, "frame version"));
     KEEL_CODEC_TRY(r.u8(kind, "frame kind"));
-    Result<Frame> frame = Status(ErrorCode::corruption, cat("unknown frame kind ", int(kind)));
-    switch (kind) {
-        case static_cast<std::uint8_t>(FrameKind::hello):
-            frame = read_hello(r);
-            break;
-        case static_cast<std::uint8_t>(FrameKind::messages):
-            frame = read_batch(r, limits);
-            break;
-        case static_cast<std::uint8_t>(FrameKind::snapshot_chunk):
-            frame = read_chunk(r, limits);
-            break;
-        default:
-            break;
-    }
+    // (The error is formatted only for a bad kind: formatting it up front
+    // cost every frame an ostringstream.)
+    Result<Frame> frame = [&]() -> Result<Frame> {
+        switch (kind) {
+            case static_cast<std::uint8_t>(FrameKind::hello):
+                return read_hello(r);
+            case static_cast<std::uint8_t>(FrameKind::messages):
+                return read_batch(r, limits);
+            case static_cast<std::uint8_t>(FrameKind::snapshot_chunk):
+                return read_chunk(r, limits);
+            default:
+                return Status(ErrorCode::corruption, cat("unknown frame kind ", int(kind)));
+        }
+    }();
     if (frame.ok() && r.remaining() != 0)
         return Status(ErrorCode::corruption, cat(r.remaining(), " trailing bytes at byte ",
                                                  r.offset(), " after the frame's payload"));
