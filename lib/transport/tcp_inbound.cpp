@@ -1,7 +1,8 @@
-// transport/tcp_inbound.cpp — one accepted connection: read a length prefix,
-// check it against the limit, read exactly that many bytes, decode, deliver;
-// close with a logged reason on anything malformed.
-#include <boost/asio/read.hpp>
+// transport/tcp_inbound.cpp — one accepted connection: read what the socket
+// has, and for each whole frame in it check the length prefix against the
+// limit, decode, deliver; close with a logged reason on anything malformed.
+#include <algorithm>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -10,9 +11,16 @@
 namespace keel::transport {
 namespace {
 
-// A body buffer grown for a large frame is released afterwards, so an idle
+// The receive buffer starts small (a stranger's idle connection costs
+// little), takes this size the first time a read fills it, and shrinks back
+// to it after a large frame.
+constexpr std::size_t kReadBufferFirstBytes = 4096;
+constexpr std::size_t kReadBufferBytes = 64 * 1024;
+// A buffer grown for a large frame is released afterwards, so an idle
 // connection does not pin up to frame_bytes_max of memory.
-constexpr std::size_t kBodyBufferKeepBytes = 1024 * 1024;
+constexpr std::size_t kReadBufferKeepBytes = 1024 * 1024;
+// Below this much free space, unread bytes move to the front before a read.
+constexpr std::size_t kReadMinBytes = 4096;
 
 }  // namespace
 
@@ -32,7 +40,8 @@ void InboundConnection::start() {
             "no hello within " + std::to_string(self->t_->options_.hello_timeout.count()) + " ms",
             true);
     });
-    read_length();
+    in_.resize(kReadBufferFirstBytes);
+    read_more();
 }
 
 void InboundConnection::close(const std::string& reason, bool bad_input) {
@@ -50,53 +59,86 @@ void InboundConnection::close(const std::string& reason, bool bad_input) {
     t_->forget_inbound(shared_from_this());
 }
 
-void InboundConnection::read_length() {
-    asio::async_read(
-        socket_, asio::buffer(prefix_),
+void InboundConnection::read_more() {
+    if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
+    if (in_.size() > kReadBufferKeepBytes && in_end_ - in_begin_ <= kReadBufferBytes &&
+        frame_bytes_ <= kReadBufferBytes) {
+        std::vector<char> smaller(kReadBufferBytes);
+        std::copy(in_.begin() + in_begin_, in_.begin() + in_end_, smaller.begin());
+        in_end_ -= in_begin_;
+        in_begin_ = 0;
+        in_.swap(smaller);
+    }
+    if (in_begin_ > 0 && (in_.size() - in_end_ < kReadMinBytes ||
+                          in_.size() - in_begin_ < frame_bytes_)) {
+        std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
+        in_end_ -= in_begin_;
+        in_begin_ = 0;
+    }
+    if (in_end_ == in_.size()) {
+        // Full with part of one frame (deliver_frames took the whole ones):
+        // double, up to what that frame needs.
+        const std::size_t want = std::max(kReadBufferBytes, in_.size() * 2);
+        in_.resize(std::min(want, std::max(frame_bytes_, in_.size() + 1)));
+    }
+    socket_.async_read_some(
+        asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
         [self = shared_from_this()](boost::system::error_code ec, std::size_t got) {
-            if (self->closed_ || !self->t_->running()) return;
-            if (ec == asio::error::eof && got == 0) return self->close("closed by peer", false);
-            if (ec == asio::error::eof)
-                return self->close("truncated frame length prefix: connection closed after " +
-                                       std::to_string(got) + " of 4 bytes",
-                                   true);
-            if (ec) return self->close("read failed: " + ec.message(), false);
-            // Until the peer has said who it is, only a hello fits.
-            const bool known = self->peer_ != raft::kNoNode;
-            std::size_t limit =
-                known ? self->t_->options_.limits.frame_bytes_max : kHelloFrameBytes;
-            Result<std::uint32_t> length = decode_frame_length(
-                std::string_view(self->prefix_.data(), self->prefix_.size()), limit);
-            if (!length.ok())
-                return self->close(length.status().to_string() + (known ? "" : " (before hello)"),
-                                   true);
-            self->read_body(*length);
+            self->on_read(ec, got);
         });
 }
 
-void InboundConnection::read_body(std::uint32_t body_bytes) {
-    if (body_.capacity() > kBodyBufferKeepBytes) std::string().swap(body_);
-    body_.clear();
-    // The dynamic buffer grows as bytes arrive (capped at body_bytes), so a
-    // peer announcing a large frame and sending little costs little memory.
-    asio::async_read(
-        socket_, asio::dynamic_buffer(body_, body_bytes), asio::transfer_exactly(body_bytes),
-        [self = shared_from_this(), body_bytes](boost::system::error_code ec, std::size_t got) {
-            if (self->closed_ || !self->t_->running()) return;
-            if (ec == asio::error::eof)
-                return self->close("truncated frame: connection closed after " +
-                                       std::to_string(got) + " of " + std::to_string(body_bytes) +
-                                       " body bytes",
-                                   true);
-            if (ec) return self->close("read failed: " + ec.message(), false);
-            KEEL_ASSERT(self->body_.size() == body_bytes, "transfer_exactly reads the body");
-            Result<Frame> frame = decode_frame_body(self->body_, self->t_->options_.limits);
-            if (!frame.ok()) return self->close("bad frame: " + frame.status().to_string(), true);
-            if (Status s = self->dispatch(std::move(*frame)); !s.ok())
-                return self->close(s.to_string(), true);
-            // A callback may have stopped the transport.
-            if (!self->closed_ && self->t_->running()) self->read_length();
-        });
+void InboundConnection::on_read(boost::system::error_code ec, std::size_t got) {
+    if (closed_ || !t_->running()) return;
+    in_end_ += got;
+    if (!deliver_frames()) return;
+    if (ec) {
+        const std::size_t have = in_end_ - in_begin_;
+        if (ec != asio::error::eof) return close("read failed: " + ec.message(), false);
+        if (have == 0) return close("closed by peer", false);
+        if (have < kFrameLengthBytes)
+            return close("truncated frame length prefix: connection closed after " +
+                             std::to_string(have) + " of 4 bytes",
+                         true);
+        return close("truncated frame: connection closed after " +
+                         std::to_string(have - kFrameLengthBytes) + " of " +
+                         std::to_string(frame_bytes_ - kFrameLengthBytes) +
+                         " body bytes",
+                     true);
+    }
+    read_more();
+}
+
+bool InboundConnection::deliver_frames() {
+    for (;;) {
+        const std::size_t have = in_end_ - in_begin_;
+        frame_bytes_ = kFrameLengthBytes;
+        if (have < kFrameLengthBytes) return true;
+        // Until the peer has said who it is, only a hello fits.
+        const bool known = peer_ != raft::kNoNode;
+        const std::size_t limit = known ? t_->options_.limits.frame_bytes_max : kHelloFrameBytes;
+        Result<std::uint32_t> length =
+            decode_frame_length(std::string_view(in_.data() + in_begin_, kFrameLengthBytes), limit);
+        if (!length.ok()) {
+            close(length.status().to_string() + (known ? "" : " (before hello)"), true);
+            return false;
+        }
+        frame_bytes_ = kFrameLengthBytes + *length;
+        if (have < frame_bytes_) return true;
+        const std::string_view body(in_.data() + in_begin_ + kFrameLengthBytes, *length);
+        in_begin_ += kFrameLengthBytes + *length;
+        Result<Frame> frame = decode_frame_body(body, t_->options_.limits);
+        if (!frame.ok()) {
+            close("bad frame: " + frame.status().to_string(), true);
+            return false;
+        }
+        if (Status s = dispatch(std::move(*frame)); !s.ok()) {
+            close(s.to_string(), true);
+            return false;
+        }
+        // A callback may have stopped the transport.
+        if (closed_ || !t_->running()) return false;
+    }
 }
 
 Status InboundConnection::dispatch(Frame&& frame) {

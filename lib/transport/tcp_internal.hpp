@@ -176,8 +176,13 @@ public:
     void close(const std::string& reason, bool bad_input);
 
 private:
-    void read_length();
-    void read_body(std::uint32_t body_bytes);
+    // One read into the free space of in_ (compacted or grown first).
+    void read_more();
+    void on_read(boost::system::error_code ec, std::size_t got);
+    // Decodes and dispatches every whole frame in in_; false once the
+    // connection is closed (bad input, or a callback stopped the transport).
+    bool deliver_frames();
+
     // Returns an error when the connection must be closed.
     Status dispatch(Frame&& frame);
     Status on_hello(const Hello& hello);
@@ -187,8 +192,18 @@ private:
     tcp::socket socket_;
     asio::steady_timer hello_timer_;
     std::string remote_;
-    std::array<char, kFrameLengthBytes> prefix_{};
-    std::string body_;
+    // Received bytes; [in_begin_, in_end_) are not decoded yet.  Reads take
+    // whatever the socket has, so one read often brings several frames (one
+    // system call and one handler for all of them) and a frame never costs
+    // a read for its length and another for its body.  The buffer grows only
+    // when full, so a peer announcing a large frame and sending little costs
+    // little memory.
+    std::vector<char> in_;
+    std::size_t in_begin_ = 0;
+    std::size_t in_end_ = 0;
+    // Bytes the frame at in_begin_ needs in all (length prefix included), as
+    // far as known: the prefix alone until it has arrived (deliver_frames).
+    std::size_t frame_bytes_ = kFrameLengthBytes;
     NodeId peer_ = raft::kNoNode;  // set by the hello
     bool closed_ = false;
 };

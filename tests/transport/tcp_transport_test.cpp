@@ -202,6 +202,68 @@ TEST_CASE("a garbage client is disconnected and the transport keeps serving", "[
     CHECK(in_order(b->rec.messages, 10));
 }
 
+TEST_CASE("frames split at every byte, many in one write, or larger than the buffer arrive whole",
+          "[transport][tcp]") {
+    asio::io_context io;
+    TempDir dir;
+    auto b = start_node(io, options_for(2, dir.path()));
+    RawClient client(io, b->transport->bound_port());
+    std::uint64_t next = 0;
+    auto frame_of = [&](std::size_t messages, std::size_t payload_bytes) {
+        std::vector<raft::Message> batch;
+        for (std::size_t i = 0; i < messages; ++i) {
+            raft::Message m = heartbeat(1, 2, next++);
+            if (payload_bytes != 0) {
+                m.type = raft::MessageType::append;
+                m.entries.push_back(
+                    raft::Entry{1, m.context + 1, raft::EntryType::normal,
+                                std::string(payload_bytes, static_cast<char>('a' + m.context % 26))});
+            }
+            batch.push_back(std::move(m));
+        }
+        return *encode_messages(batch, {});
+    };
+    // Five frames in one write, behind the hello.
+    std::string burst = hello_frame(1);
+    for (int i = 0; i < 5; ++i) burst += frame_of(1 + i % 3, 0);
+    client.send(burst);
+    // Five frames a byte at a time, each byte given a chance to be read alone.
+    std::string trickle;
+    for (int i = 0; i < 5; ++i) trickle += frame_of(2, 10);
+    for (char c : trickle) {
+        client.send(std::string(1, c));
+        drain(io);
+    }
+    // A frame of 3 MiB (the buffer starts at 64 KiB and grows), in three
+    // uneven writes, then small frames again (the buffer shrinks back).
+    // Large writes go asynchronously, the receiver reading meanwhile: the
+    // loopback buffers need not hold them whole.
+    auto write_all = [&](const std::string& bytes) {
+        bool written = false;
+        asio::async_write(client.socket, asio::buffer(bytes),
+                          [&](boost::system::error_code ec, std::size_t) { written = !ec; });
+        REQUIRE(run_until(io, [&] { return written; }));
+    };
+    const std::string big = frame_of(1, 3 << 20);
+    client.send(big.substr(0, 5));
+    drain(io);
+    write_all(big.substr(5, 100000));
+    const std::string after = frame_of(3, 0);
+    write_all(big.substr(100005) + after + frame_of(1, 0));
+    // ~400 KiB of small frames in one write: reads end inside frames, whose
+    // start moves to the front of the buffer before the next read.
+    std::string many;
+    for (int i = 0; i < 2000; ++i) many += frame_of(1 + i % 4, 97);
+    write_all(many);
+    REQUIRE(run_until(io, [&] { return b->rec.messages.size() == next; }));
+    CHECK(in_order(b->rec.messages, next));
+    const raft::Message& got_big = b->rec.messages[19];
+    REQUIRE(got_big.entries.size() == 1);
+    CHECK(got_big.entries[0].data.size() == std::size_t{3} << 20);
+    CHECK(b->rec.unreachable.empty());
+    CHECK(b->transport->stats().inbound_rejected == 0);
+}
+
 TEST_CASE("a truncated frame closes the connection with the reason logged", "[transport][tcp]") {
     asio::io_context io;
     TempDir dir;
