@@ -280,7 +280,7 @@ void Core::State::on_commit_advanced(Index old_commit) {
     // the members it removed and step_down_if_removed hands over.
     if (configs.latest_index() > old_commit) {
         broadcast_append();
-    } else {
+    } else if (!progress.empty()) {  // a lone voter has no one to tell
         commit_news_pending = true;
     }
     sync_progress();  // forget members whose removal just committed

@@ -289,6 +289,7 @@ private:
     // Published under the core lock for status()/member().
     mutable std::mutex status_mu_;
     NodeStatus status_;  // GUARDED_BY(status_mu_); counters filled in at read time
+    std::optional<raft::Role> published_role_;  // GUARDED_BY(status_mu_): status_.role's
 };
 
 template <typename F>
