@@ -12,8 +12,8 @@ namespace keel::transport {
 namespace {
 
 // The receive buffer starts small (a stranger's idle connection costs
-// little), takes this size the first time a read fills it, and shrinks back
-// to it after a large frame.
+// little), grows to this size the first time a frame does not fit, and
+// shrinks back to it after a frame over kReadBufferKeepBytes.
 constexpr std::size_t kReadBufferFirstBytes = 4096;
 constexpr std::size_t kReadBufferBytes = 64 * 1024;
 // A buffer grown for a large frame is released afterwards, so an idle
@@ -77,9 +77,12 @@ void InboundConnection::read_more() {
     }
     if (in_end_ == in_.size()) {
         // Full with part of one frame (deliver_frames took the whole ones):
-        // double, up to what that frame needs.
-        const std::size_t want = std::max(kReadBufferBytes, in_.size() * 2);
-        in_.resize(std::min(want, std::max(frame_bytes_, in_.size() + 1)));
+        // double, to at least kReadBufferBytes, never past a larger frame's
+        // size (memory stays within twice what the peer has sent).
+        std::size_t grown = std::max(kReadBufferBytes, in_.size() * 2);
+        if (grown > frame_bytes_) grown = std::max(frame_bytes_, kReadBufferBytes);
+        KEEL_ASSERT(grown > in_.size(), "a full buffer holds part of a frame larger than it");
+        in_.resize(grown);
     }
     socket_.async_read_some(
         asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
