@@ -1,112 +1,21 @@
-// TcpTransport on 127.0.0.1: batches, bad input from strangers, limits,
-// reconnects, snapshot streaming and send_now.  Everything runs on one
-// io_context in this thread (but for one send_now test, which runs the
-// sender's on a thread of its own); waits are bounded loops over
-// run_one_for, never sleeps.
+// TcpTransport on 127.0.0.1: batches, framing, bad input from strangers,
+// limits, connects and reconnects (snapshots: tcp_snapshot_test.cpp;
+// send_now: tcp_send_now_test.cpp).  Everything runs on one io_context in
+// this thread; waits are bounded loops over run_one_for, never sleeps.
 #include <catch2/catch.hpp>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
-#include <future>
-#include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "harness.hpp"
-#include "sample_messages.hpp"
-#include "transport/codec.hpp"
-#include "transport/tcp_transport.hpp"
+#include "tcp_support.hpp"
 
 using namespace keel;
 using namespace keel::transport;
 using namespace keel::transport::testing;
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
-
-namespace {
-
-constexpr std::uint64_t kCluster = 0xC105;
-
-struct Node {
-    Recorder rec;
-    std::unique_ptr<TcpTransport> transport;
-
-    std::string address() const { return "127.0.0.1:" + std::to_string(transport->bound_port()); }
-};
-
-TcpTransportOptions options_for(NodeId id, const std::string& staging_dir,
-                                const std::string& listen = "127.0.0.1:0") {
-    TcpTransportOptions o;
-    o.self = id;
-    o.cluster_id = kCluster;
-    o.listen_address = listen;
-    o.staging_dir = staging_dir;
-    o.snapshot_chunk_bytes = 64 * 1024;
-    return o;
-}
-
-std::unique_ptr<Node> start_node(asio::io_context& io, TcpTransportOptions o) {
-    auto node = std::make_unique<Node>();
-    node->transport = std::make_unique<TcpTransport>(io, std::move(o), node->rec.handler());
-    Status s = node->transport->start();
-    INFO(s.to_string());
-    REQUIRE(s.ok());
-    return node;
-}
-
-// A hand-driven client for feeding a transport bytes it never should get.
-struct RawClient {
-    explicit RawClient(asio::io_context& io, std::uint16_t port) : socket(io) {
-        socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-    }
-    void send(const std::string& bytes) { asio::write(socket, asio::buffer(bytes)); }
-    void half_close() { socket.shutdown(tcp::socket::shutdown_send); }
-    // Waits for the server to close the connection (read returns an error).
-    bool wait_closed(asio::io_context& io) {
-        bool closed = false;
-        std::function<void()> read_more = [&] {
-            socket.async_read_some(asio::buffer(buf),
-                                   [&](boost::system::error_code ec, std::size_t) {
-                                       if (ec) {
-                                           closed = true;
-                                       } else {
-                                           read_more();
-                                       }
-                                   });
-        };
-        read_more();
-        bool ok = run_until(io, [&] { return closed; });
-        return ok;
-    }
-    tcp::socket socket;
-    std::array<char, 256> buf{};
-};
-
-std::string hello_frame(NodeId from, std::uint64_t cluster = kCluster) {
-    return encode_hello(Hello{cluster, from});
-}
-
-std::vector<raft::Message> numbered_heartbeats(NodeId from, NodeId to, std::size_t n,
-                                               std::uint64_t first = 0) {
-    std::vector<raft::Message> out;
-    for (std::size_t i = 0; i < n; ++i) out.push_back(heartbeat(from, to, first + i));
-    return out;
-}
-
-bool in_order(const std::vector<raft::Message>& got, std::size_t n) {
-    if (got.size() != n) return false;
-    for (std::size_t i = 0; i < n; ++i)
-        if (got[i].context != i) return false;
-    return true;
-}
-
-}  // namespace
 
 TEST_CASE("three transports exchange message batches, in order per peer", "[transport][tcp]") {
     asio::io_context io;
@@ -215,9 +124,9 @@ TEST_CASE("frames split at every byte, many in one write, or larger than the buf
             raft::Message m = heartbeat(1, 2, next++);
             if (payload_bytes != 0) {
                 m.type = raft::MessageType::append;
-                m.entries.push_back(
-                    raft::Entry{1, m.context + 1, raft::EntryType::normal,
-                                std::string(payload_bytes, static_cast<char>('a' + m.context % 26))});
+                m.entries.push_back(raft::Entry{
+                    1, m.context + 1, raft::EntryType::normal,
+                    std::string(payload_bytes, static_cast<char>('a' + m.context % 26))});
             }
             batch.push_back(std::move(m));
         }
@@ -494,99 +403,6 @@ TEST_CASE("a sender reconnects after its peer restarts", "[transport][tcp]") {
     CHECK(a->transport->stats().connects >= 2);
 }
 
-TEST_CASE("a multi-chunk snapshot arrives intact while messages keep flowing",
-          "[transport][tcp][snapshot]") {
-    asio::io_context io;
-    TempDir sender_dir, receiver_dir;
-    TcpTransportOptions oa = options_for(1, sender_dir.path());
-    auto a = start_node(io, oa);
-    auto b = start_node(io, options_for(2, receiver_dir.path()));
-    a->transport->set_peer(2, b->address());
-
-    const std::string data = random_bytes(oa.snapshot_chunk_bytes * 7 / 2, 42);  // 3.5 chunks
-    const std::string source = sender_dir.path() + "/snap.bin";
-    write_file(source, data);
-    raft::Message msg = snapshot_message(1, 2);
-    a->transport->send_snapshot(msg, SnapshotSource{source});
-    a->transport->send(numbered_heartbeats(1, 2, 3));
-
-    REQUIRE(run_until(
-        io, [&] { return b->rec.snapshots.size() == 1 && !a->rec.snapshots_sent.empty(); }));
-    CHECK(b->rec.snapshots[0].first == msg);
-    CHECK(read_file(b->rec.snapshots[0].second) == data);
-    CHECK(a->rec.snapshots_sent == std::vector<std::pair<NodeId, bool>>{{2, true}});
-    CHECK(receiver_dir.files_with_extension(".part").empty());
-    REQUIRE(run_until(io, [&] { return b->rec.messages.size() == 3; }));
-    CHECK(in_order(b->rec.messages, 3));
-}
-
-TEST_CASE("a new snapshot to the same peer aborts the previous one", "[transport][tcp][snapshot]") {
-    asio::io_context io;
-    TempDir sender_dir, receiver_dir;
-    TcpTransportOptions oa = options_for(1, sender_dir.path());
-    auto a = start_node(io, oa);
-    auto b = start_node(io, options_for(2, receiver_dir.path()));
-    a->transport->set_peer(2, b->address());
-
-    const std::string old_data = random_bytes(oa.snapshot_chunk_bytes * 3, 1);
-    const std::string new_data = random_bytes(oa.snapshot_chunk_bytes * 2 + 5, 2);
-    write_file(sender_dir.path() + "/old.bin", old_data);
-    write_file(sender_dir.path() + "/new.bin", new_data);
-    a->transport->send_snapshot(snapshot_message(1, 2),
-                                SnapshotSource{sender_dir.path() + "/old.bin"});
-    a->transport->send_snapshot(snapshot_message(1, 2),
-                                SnapshotSource{sender_dir.path() + "/new.bin"});
-
-    REQUIRE(run_until(io, [&] { return a->rec.snapshots_sent.size() == 2; }));
-    CHECK(a->rec.snapshots_sent == std::vector<std::pair<NodeId, bool>>{{2, false}, {2, true}});
-    REQUIRE(run_until(io, [&] { return b->rec.snapshots.size() == 1; }));
-    CHECK(read_file(b->rec.snapshots[0].second) == new_data);
-    CHECK(receiver_dir.files_with_extension(".part").empty());
-}
-
-TEST_CASE("snapshot size limits: exactly the limit is sent, one byte more is refused",
-          "[transport][tcp][snapshot][limits]") {
-    asio::io_context io;
-    TempDir sender_dir, receiver_dir;
-    TcpTransportOptions oa = options_for(1, sender_dir.path());
-    oa.snapshot_bytes_max = 100 * 1024;
-    TcpTransportOptions ob = options_for(2, receiver_dir.path());
-    ob.snapshot_bytes_max = 100 * 1024;
-    auto a = start_node(io, oa);
-    auto b = start_node(io, ob);
-    a->transport->set_peer(2, b->address());
-
-    write_file(sender_dir.path() + "/at.bin", random_bytes(oa.snapshot_bytes_max, 3));
-    write_file(sender_dir.path() + "/over.bin", random_bytes(oa.snapshot_bytes_max + 1, 4));
-    a->transport->send_snapshot(snapshot_message(1, 2),
-                                SnapshotSource{sender_dir.path() + "/at.bin"});
-    REQUIRE(run_until(
-        io, [&] { return !a->rec.snapshots_sent.empty() && b->rec.snapshots.size() == 1; }));
-    CHECK(a->rec.snapshots_sent.back() == std::pair<NodeId, bool>{2, true});
-
-    a->transport->send_snapshot(snapshot_message(1, 2),
-                                SnapshotSource{sender_dir.path() + "/over.bin"});
-    REQUIRE(run_until(io, [&] { return a->rec.snapshots_sent.size() == 2; }));
-    CHECK(a->rec.snapshots_sent.back() == std::pair<NodeId, bool>{2, false});
-
-    SECTION("the receiver enforces its own limit") {
-        TcpTransportOptions big = options_for(3, sender_dir.path());
-        big.snapshot_bytes_max = oa.snapshot_bytes_max + 1;
-        auto c = start_node(io, big);
-        c->transport->set_peer(2, b->address());
-        c->transport->send_snapshot(snapshot_message(3, 2),
-                                    SnapshotSource{sender_dir.path() + "/over.bin"});
-        // "Sent" only means handed to the network; the refusal shows as the
-        // receiver closing the connection, which the sender reports.
-        REQUIRE(run_until(io, [&] {
-            return !c->rec.unreachable.empty() && b->rec.logged("exceeds snapshot_bytes_max");
-        }));
-        REQUIRE(run_until(io, [&] { return !c->rec.snapshots_sent.empty(); }));
-        CHECK(b->rec.snapshots.size() == 1);
-        CHECK(receiver_dir.files_with_extension(".part").empty());
-    }
-}
-
 TEST_CASE("no callback runs after stop", "[transport][tcp]") {
     asio::io_context io;
     TempDir dir;
@@ -597,148 +413,4 @@ TEST_CASE("no callback runs after stop", "[transport][tcp]") {
     CHECK(a->rec.unreachable.empty());
     a.reset();
     drain(io);  // pending handlers complete harmlessly after destruction
-}
-
-TEST_CASE("snapshot chunks out of order are refused and leave no partial file",
-          "[transport][tcp][snapshot]") {
-    asio::io_context io;
-    TempDir dir;
-    auto b = start_node(io, options_for(2, dir.path()));
-    auto chunk = [](std::uint64_t id, std::uint64_t offset, std::size_t bytes) {
-        return *encode_snapshot_chunk(
-            SnapshotChunk{id, offset, 100, std::string(bytes, 'c'), std::nullopt}, CodecLimits{});
-    };
-    SECTION("a stream that does not start at 0") {
-        RawClient client(io, b->transport->bound_port());
-        client.send(hello_frame(1) + chunk(1, 10, 10));
-        CHECK(client.wait_closed(io));
-        CHECK(b->rec.logged("starts at offset 10, not 0"));
-    }
-    SECTION("a gap in the stream") {
-        RawClient client(io, b->transport->bound_port());
-        client.send(hello_frame(1) + chunk(1, 0, 10) + chunk(1, 20, 10));
-        CHECK(client.wait_closed(io));
-        CHECK(b->rec.logged("expected offset 10 of 100"));
-    }
-    SECTION("the sender goes away mid-stream") {
-        RawClient client(io, b->transport->bound_port());
-        client.send(hello_frame(1) + chunk(1, 0, 10));
-        REQUIRE(run_until(io, [&] { return dir.files_with_extension(".part").size() == 1; }));
-        client.socket.close();
-        REQUIRE(run_until(io, [&] { return b->rec.logged("dropped with its connection"); }));
-    }
-    SECTION("a new stream from the same sender replaces the partial one") {
-        RawClient client(io, b->transport->bound_port());
-        client.send(hello_frame(1) + chunk(1, 0, 10));
-        REQUIRE(run_until(io, [&] { return dir.files_with_extension(".part").size() == 1; }));
-        client.send(chunk(2, 0, 10));
-        REQUIRE(run_until(io, [&] { return b->rec.logged("aborts its partial one"); }));
-        CHECK(dir.files_with_extension(".part").size() == 1);
-    }
-    CHECK(b->rec.snapshots.empty());
-    if (!b->rec.logged("aborts its partial one")) CHECK(dir.files_with_extension(".part").empty());
-}
-
-TEST_CASE("removing a peer aborts its snapshot stream", "[transport][tcp][snapshot]") {
-    asio::io_context io;
-    TempDir dir;
-    auto a = start_node(io, options_for(1, dir.path()));
-    auto b = start_node(io, options_for(2, dir.path()));
-    a->transport->set_peer(2, b->address());
-    write_file(dir.path() + "/s.bin", random_bytes(1000, 9));
-    a->transport->send_snapshot(snapshot_message(1, 2), SnapshotSource{dir.path() + "/s.bin"});
-    a->transport->remove_peer(2);
-    REQUIRE(run_until(io, [&] { return !a->rec.snapshots_sent.empty(); }));
-    CHECK(a->rec.snapshots_sent == std::vector<std::pair<NodeId, bool>>{{2, false}});
-}
-
-TEST_CASE("send_now writes to an idle connection at once and leaves the rest in order",
-          "[transport][tcp][send_now]") {
-    asio::io_context io;
-    TempDir dir;
-    auto a = start_node(io, options_for(1, dir.path()));
-    auto b = start_node(io, options_for(2, dir.path()));
-    a->transport->set_peer(2, b->address());
-    a->transport->set_peer(3, "127.0.0.1:1");  // never connected
-
-    // Not connected yet: nothing is written, nothing is taken.
-    std::vector<raft::Message> msgs = numbered_heartbeats(1, 2, 1);
-    a->transport->send_now(msgs);
-    CHECK(msgs.size() == 1);
-    a->transport->send(std::move(msgs));  // connects, says hello, sends 0
-    REQUIRE(run_until(io, [&] { return a->transport->stats().messages_sent == 1; }));
-
-    // Idle: the messages to 2 are written now (without running the
-    // io_context), the one to 3 is left.
-    msgs = numbered_heartbeats(1, 2, 5, 1);
-    msgs.insert(msgs.begin() + 2, heartbeat(1, 3, 99));
-    a->transport->send_now(msgs);
-    REQUIRE(msgs.size() == 1);
-    CHECK(msgs[0].to == 3);
-    CHECK(a->transport->stats().messages_sent_now == 5);
-    msgs = numbered_heartbeats(1, 2, 5, 6);
-    a->transport->send_now(msgs);
-    CHECK(msgs.empty());
-
-    // A queued write in flight (its completion not run yet): send_now
-    // leaves everything, and send() keeps the order.
-    a->transport->send(numbered_heartbeats(1, 2, 5, 11));
-    msgs = numbered_heartbeats(1, 2, 5, 16);
-    a->transport->send_now(msgs);
-    CHECK(msgs.size() == 5);
-    CHECK(a->transport->stats().messages_sent_now == 10);
-    a->transport->send(std::move(msgs));
-    REQUIRE(run_until(io, [&] { return b->rec.messages.size() == 21; }));
-    CHECK(in_order(b->rec.messages, 21));
-}
-
-// The sender's io_context runs on its own thread while this thread calls
-// send_now, as keel's runtime does (run it under ThreadSanitizer too).  The
-// receiver reads nothing until this thread has written everything, so the
-// socket fills: send_now meets partial writes (the rest goes first in the
-// next write) and refusals; everything still arrives once, in order.
-TEST_CASE("send_now from another thread keeps order under a full socket",
-          "[transport][tcp][send_now]") {
-    asio::io_context io_a, io_b;
-    TempDir dir;
-    auto a = start_node(io_a, options_for(1, dir.path()));
-    auto b = start_node(io_b, options_for(2, dir.path()));
-    a->transport->set_peer(2, b->address());
-    auto work = asio::make_work_guard(io_a);
-    std::thread io_thread([&] { io_a.run(); });
-    // Runs `f` on the sender's I/O thread and waits for it.
-    auto on_a = [&](std::function<void()> f) {
-        std::promise<void> done;
-        asio::post(io_a, [&] {
-            f();
-            done.set_value();
-        });
-        done.get_future().wait();
-    };
-
-    const std::size_t n = 400;
-    const std::string payload(64 * 1024, 'x');  // 25 MiB in all: more than loopback buffers
-    std::size_t sent_now = 0;
-    for (std::size_t i = 0; i < n; i += 4) {
-        std::vector<raft::Message> msgs;
-        for (std::size_t j = i; j < i + 4; ++j) {
-            raft::Message m = heartbeat(1, 2, j);
-            m.type = raft::MessageType::append;
-            m.entries.push_back(raft::Entry{1, j + 1, raft::EntryType::normal, payload});
-            msgs.push_back(std::move(m));
-        }
-        const std::size_t before = msgs.size();
-        a->transport->send_now(msgs);
-        sent_now += before - msgs.size();
-        // What is left goes through send() before the next send_now, as the
-        // contract asks.
-        if (!msgs.empty()) on_a([&] { a->transport->send(std::move(msgs)); });
-    }
-    REQUIRE(run_until(io_b, [&] { return b->rec.messages.size() == n; }));
-    on_a([&] { a->transport->stop(); });
-    work.reset();
-    io_thread.join();
-    CHECK(in_order(b->rec.messages, n));
-    CHECK(sent_now > 0);
-    CHECK(a->transport->stats().messages_sent_now == sent_now);
 }
