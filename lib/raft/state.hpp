@@ -87,7 +87,10 @@ struct Core::State {
     // (send_pending_appends, when the batch is taken).
     bool appends_pending = false;
     // The commit index advanced and some follower may not have been told
-    // yet (send_pending_appends; Progress::commit_sent says who was).
+    // yet (send_pending_appends; Progress::commit_sent says who was).  Not
+    // derived from commit_sent: a follower paused by flow control cannot be
+    // told until its window opens (its next append carries the commit), and
+    // the news must not keep has_actions() true meanwhile.
     bool commit_news_pending = false;
     // Whether a follower that gets no append in this batch is told the
     // commit index now, in an append of its own (see on_commit_advanced).
