@@ -15,17 +15,13 @@
 
 using namespace keel;
 using namespace keel::transport;
-using namespace keel::transport::testing;
-namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
+using namespace keel::transport::testing;  // with its asio and tcp aliases
 
 TEST_CASE("send_now writes to an idle connection at once and leaves the rest in order",
           "[transport][tcp][send_now]") {
     asio::io_context io;
     TempDir dir;
-    auto a = start_node(io, options_for(1, dir.path()));
-    auto b = start_node(io, options_for(2, dir.path()));
-    a->transport->set_peer(2, b->address());
+    auto [a, b] = start_pair(io, options_for(1, dir.path()), options_for(2, dir.path()));
     a->transport->set_peer(3, "127.0.0.1:1");  // never connected
 
     // Not connected yet: nothing is written, nothing is taken.
@@ -68,9 +64,7 @@ TEST_CASE("send_now from another thread keeps order under a full socket",
           "[transport][tcp][send_now]") {
     asio::io_context io_a, io_b;
     TempDir dir;
-    auto a = start_node(io_a, options_for(1, dir.path()));
-    auto b = start_node(io_b, options_for(2, dir.path()));
-    a->transport->set_peer(2, b->address());
+    auto [a, b] = start_pair(io_a, options_for(1, dir.path()), io_b, options_for(2, dir.path()));
     auto work = asio::make_work_guard(io_a);
     std::thread io_thread([&] { io_a.run(); });
     // Runs `f` on the sender's I/O thread and waits for it.

@@ -10,18 +10,14 @@
 
 using namespace keel;
 using namespace keel::transport;
-using namespace keel::transport::testing;
-namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
+using namespace keel::transport::testing;  // with its asio and tcp aliases
 
 TEST_CASE("a multi-chunk snapshot arrives intact while messages keep flowing",
           "[transport][tcp][snapshot]") {
     asio::io_context io;
     TempDir sender_dir, receiver_dir;
     TcpTransportOptions oa = options_for(1, sender_dir.path());
-    auto a = start_node(io, oa);
-    auto b = start_node(io, options_for(2, receiver_dir.path()));
-    a->transport->set_peer(2, b->address());
+    auto [a, b] = start_pair(io, oa, options_for(2, receiver_dir.path()));
 
     const std::string data = random_bytes(oa.snapshot_chunk_bytes * 7 / 2, 42);  // 3.5 chunks
     const std::string source = sender_dir.path() + "/snap.bin";
@@ -44,9 +40,7 @@ TEST_CASE("a new snapshot to the same peer aborts the previous one", "[transport
     asio::io_context io;
     TempDir sender_dir, receiver_dir;
     TcpTransportOptions oa = options_for(1, sender_dir.path());
-    auto a = start_node(io, oa);
-    auto b = start_node(io, options_for(2, receiver_dir.path()));
-    a->transport->set_peer(2, b->address());
+    auto [a, b] = start_pair(io, oa, options_for(2, receiver_dir.path()));
 
     const std::string old_data = random_bytes(oa.snapshot_chunk_bytes * 3, 1);
     const std::string new_data = random_bytes(oa.snapshot_chunk_bytes * 2 + 5, 2);
@@ -72,9 +66,7 @@ TEST_CASE("snapshot size limits: exactly the limit is sent, one byte more is ref
     oa.snapshot_bytes_max = 100 * 1024;
     TcpTransportOptions ob = options_for(2, receiver_dir.path());
     ob.snapshot_bytes_max = 100 * 1024;
-    auto a = start_node(io, oa);
-    auto b = start_node(io, ob);
-    a->transport->set_peer(2, b->address());
+    auto [a, b] = start_pair(io, oa, ob);
 
     write_file(sender_dir.path() + "/at.bin", random_bytes(oa.snapshot_bytes_max, 3));
     write_file(sender_dir.path() + "/over.bin", random_bytes(oa.snapshot_bytes_max + 1, 4));
@@ -150,9 +142,7 @@ TEST_CASE("snapshot chunks out of order are refused and leave no partial file",
 TEST_CASE("removing a peer aborts its snapshot stream", "[transport][tcp][snapshot]") {
     asio::io_context io;
     TempDir dir;
-    auto a = start_node(io, options_for(1, dir.path()));
-    auto b = start_node(io, options_for(2, dir.path()));
-    a->transport->set_peer(2, b->address());
+    auto [a, b] = start_pair(io, options_for(1, dir.path()), options_for(2, dir.path()));
     write_file(dir.path() + "/s.bin", random_bytes(1000, 9));
     a->transport->send_snapshot(snapshot_message(1, 2), SnapshotSource{dir.path() + "/s.bin"});
     a->transport->remove_peer(2);

@@ -54,6 +54,25 @@ inline std::unique_ptr<Node> start_node(asio::io_context& io, TcpTransportOption
     return node;
 }
 
+// The setup of most tests: node 1 (`a`) started with `oa` and told where
+// node 2 (`b`, started with `ob`) listens.  Each may run on its own io_context.
+struct SenderAndReceiver {
+    std::unique_ptr<Node> a;
+    std::unique_ptr<Node> b;
+};
+
+inline SenderAndReceiver start_pair(asio::io_context& io_a, TcpTransportOptions oa,
+                                    asio::io_context& io_b, TcpTransportOptions ob) {
+    SenderAndReceiver p{start_node(io_a, std::move(oa)), start_node(io_b, std::move(ob))};
+    p.a->transport->set_peer(2, p.b->address());
+    return p;
+}
+
+inline SenderAndReceiver start_pair(asio::io_context& io, TcpTransportOptions oa,
+                                    TcpTransportOptions ob) {
+    return start_pair(io, std::move(oa), io, std::move(ob));
+}
+
 // A hand-driven client for feeding a transport bytes it never should get.
 struct RawClient {
     explicit RawClient(asio::io_context& io, std::uint16_t port) : socket(io) {

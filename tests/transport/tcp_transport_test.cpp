@@ -13,9 +13,7 @@
 
 using namespace keel;
 using namespace keel::transport;
-using namespace keel::transport::testing;
-namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
+using namespace keel::transport::testing;  // with its asio and tcp aliases
 
 TEST_CASE("three transports exchange message batches, in order per peer", "[transport][tcp]") {
     asio::io_context io;
@@ -58,9 +56,7 @@ TEST_CASE("three transports exchange message batches, in order per peer", "[tran
 TEST_CASE("a garbage client is disconnected and the transport keeps serving", "[transport][tcp]") {
     asio::io_context io;
     TempDir dir;
-    auto a = start_node(io, options_for(1, dir.path()));
-    auto b = start_node(io, options_for(2, dir.path()));
-    a->transport->set_peer(2, b->address());
+    auto [a, b] = start_pair(io, options_for(1, dir.path()), options_for(2, dir.path()));
 
     SECTION("text instead of frames") {
         RawClient junk(io, b->transport->bound_port());
@@ -228,9 +224,7 @@ TEST_CASE("a frame of exactly the size limit is delivered, one byte more is neve
         o->limits.frame_bytes_max = 256 * 1024;
         o->batch_bytes_max = 64 * 1024;
     }
-    auto a = start_node(io, oa);
-    auto b = start_node(io, ob);
-    a->transport->set_peer(2, b->address());
+    auto [a, b] = start_pair(io, oa, ob);
 
     raft::Message m = heartbeat(1, 2, 0);
     m.type = raft::MessageType::append;
@@ -257,9 +251,7 @@ TEST_CASE("a peer queue takes exactly its limit; one more message is dropped and
     TempDir dir;
     TcpTransportOptions oa = options_for(1, dir.path());
     oa.peer_queue_messages_max = 8;
-    auto a = start_node(io, oa);
-    auto b = start_node(io, options_for(2, dir.path()));
-    a->transport->set_peer(2, b->address());
+    auto [a, b] = start_pair(io, oa, options_for(2, dir.path()));
 
     a->transport->send(numbered_heartbeats(1, 2, 9));  // queued before any connect completes
     REQUIRE(
@@ -277,9 +269,7 @@ TEST_CASE("a batch of exactly batch_bytes_max goes in one frame, one more messag
         TempDir dir;
         TcpTransportOptions oa = options_for(1, dir.path());
         oa.batch_bytes_max = 10 * per_message;
-        auto a = start_node(io, oa);
-        auto b = start_node(io, options_for(2, dir.path()));
-        a->transport->set_peer(2, b->address());
+        auto [a, b] = start_pair(io, oa, options_for(2, dir.path()));
         a->transport->send(numbered_heartbeats(1, 2, n));  // all queued before the connect
         // The hello, then one frame per batch.
         const std::uint64_t frames = n == 10 ? 2 : 3;
