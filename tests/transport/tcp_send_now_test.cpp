@@ -77,17 +77,28 @@ TEST_CASE("send_now from another thread keeps order under a full socket",
         done.get_future().wait();
     };
 
-    const std::size_t n = 400;
+    const std::size_t n = 401;
     const std::string payload(64 * 1024, 'x');  // 25 MiB in all: more than loopback buffers
-    std::size_t sent_now = 0;
-    for (std::size_t i = 0; i < n; i += 4) {
+    auto numbered = [&](std::size_t from, std::size_t count) {
         std::vector<raft::Message> msgs;
-        for (std::size_t j = i; j < i + 4; ++j) {
+        for (std::size_t j = from; j < from + count; ++j) {
             raft::Message m = heartbeat(1, 2, j);
             m.type = raft::MessageType::append;
             m.entries.push_back(raft::Entry{1, j + 1, raft::EntryType::normal, payload});
             msgs.push_back(std::move(m));
         }
+        return msgs;
+    };
+    // Message 0 through send(): connects, says hello; once its write has
+    // completed the connection is idle, so the first send_now below writes.
+    on_a([&] { a->transport->send(numbered(0, 1)); });
+    bool connected = false;
+    for (int round = 0; round < 100000 && !connected; ++round)
+        on_a([&] { connected = a->transport->stats().messages_sent == 1; });
+    REQUIRE(connected);
+    std::size_t sent_now = 0;
+    for (std::size_t i = 1; i < n; i += 4) {
+        std::vector<raft::Message> msgs = numbered(i, 4);
         const std::size_t before = msgs.size();
         a->transport->send_now(msgs);
         sent_now += before - msgs.size();
