@@ -110,13 +110,16 @@ public:
     void start_snapshot(raft::Message message, SnapshotReader reader, std::uint64_t snapshot_id);
     // Connects if idle, writes if connected and no write is in flight.
     void kick();
-    // From any thread (send lock held): writes `frame` (encoded messages) to
-    // the socket at once when the connection is idle — connected, hello
-    // sent, nothing queued, being written or left over — and the kernel
-    // takes at least part of it; what it did not take goes first in the next
-    // write, from the I/O thread.  False, with nothing written or changed,
-    // otherwise: the caller queues the messages through send().
-    bool try_write_now(const std::string& frame);
+    // Connected, hello sent, nothing queued, being written or left over: a
+    // write now from another thread cannot overtake anything.
+    bool idle() const;
+    // From any thread (send lock held), on an idle connection: takes
+    // `messages` (all to this peer; those past the queue limit are dropped and
+    // reported, as by send()), frames them as send() would, and writes the
+    // frames at once without blocking; what the kernel does not take goes
+    // first in the next write, from the I/O thread.  Returns how many were
+    // taken; `messages` is left empty.
+    std::size_t write_now(std::vector<raft::Message>& messages);
     // Final: closes the connection, drops the queue, aborts the snapshot.
     void close();
 
@@ -149,7 +152,7 @@ private:
     std::uint64_t generation_ = 0;
     bool writing_ = false;
     bool hello_sent_ = false;
-    std::string unsent_;  // the part of a frame try_write_now's send left; written first
+    std::string unsent_;  // the bytes write_now's send left; written first
     std::chrono::milliseconds backoff_{0};
     std::deque<raft::Message> queue_;
     std::array<char, 1> probe_{};

@@ -1,6 +1,6 @@
 // transport/tcp_outbound.cpp — one peer's outbound connection: connect with
 // backoff, the bounded send queue, coalesced writes, snapshot streaming, and
-// the write from another thread when the connection is idle (try_write_now).
+// the write from another thread when the connection is idle (write_now).
 //
 // Every handler here takes the transport's send lock first (Impl::send_mu_);
 // the methods they and the public calls reach assume it is held.
@@ -54,29 +54,52 @@ void OutboundPeer::kick() {
     // connecting: on_connected writes; backing_off: the timer reconnects.
 }
 
-bool OutboundPeer::try_write_now(const std::string& frame) {
-    if (state_ != State::connected || !hello_sent_ || writing_ || !queue_.empty() ||
-        !unsent_.empty())
-        return false;
+bool OutboundPeer::idle() const {
+    return state_ == State::connected && hello_sent_ && !writing_ && queue_.empty() &&
+           unsent_.empty();
+}
+
+std::size_t OutboundPeer::write_now(std::vector<raft::Message>& messages) {
+    KEEL_ASSERT(idle(), "write_now only on an idle connection");
+    std::size_t taken = 0;
+    for (raft::Message& m : messages) {
+        if (enqueue(std::move(m))) {
+            ++taken;
+        } else {
+            ++t_->stats_.messages_dropped;  // past the queue limit, as in send()
+            t_->post_unreachable(id_);
+        }
+    }
+    messages.clear();
+    // The frames send() would have built (batches, limits, offenders dropped).
+    std::vector<std::string> frames;
+    while (!queue_.empty()) take_message_frames(frames);
+    if (frames.empty()) return taken;
+    std::string bytes = frames.size() == 1 ? std::move(frames[0]) : std::string();
+    for (std::size_t i = 0; frames.size() > 1 && i < frames.size(); ++i) bytes += frames[i];
     // Reads the descriptor only: the socket object is opened and closed
     // under the send lock, which this caller holds.
     const int fd = socket_.native_handle();
     ssize_t n = 0;
     do {
-        n = ::send(fd, frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        n = ::send(fd, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     } while (n < 0 && errno == EINTR);
-    // Would block, or failed: the queued write that follows meets the same
-    // error on the I/O thread and handles it (fail()).
-    if (n <= 0) return false;
-    if (static_cast<std::size_t>(n) < frame.size()) {
-        unsent_.assign(frame, static_cast<std::size_t>(n));
-        asio::post(t_->io_, [self = shared_from_this(), generation = generation_] {
-            std::lock_guard lock(self->t_->send_mu_);
-            if (generation == self->generation_) self->write_next();
-        });
+    const std::size_t sent = n > 0 ? static_cast<std::size_t>(n) : 0;
+    t_->stats_.frames_sent += frames.size();
+    t_->stats_.messages_sent += taken;
+    if (sent == bytes.size()) {
+        backoff_ = std::chrono::milliseconds(0);  // the connection works
+        return taken;
     }
-    backoff_ = std::chrono::milliseconds(0);  // the connection works
-    return true;
+    // What the kernel did not take (all of it if the send would block or
+    // failed) goes first in the next write, from the I/O thread, which also
+    // meets and handles any error (fail()).
+    unsent_.assign(bytes, sent);
+    asio::post(t_->io_, [self = shared_from_this(), generation = generation_] {
+        std::lock_guard lock(self->t_->send_mu_);
+        if (generation == self->generation_) self->write_next();
+    });
+    return taken;
 }
 
 void OutboundPeer::close() {

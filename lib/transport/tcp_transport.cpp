@@ -281,40 +281,20 @@ void TcpTransport::send_now(std::vector<raft::Message>& messages) {
     Impl& t = *impl_;
     std::lock_guard lock(t.send_mu_);
     if (!t.running() || messages.empty()) return;
-    const TcpTransportOptions& o = t.options_;
     std::vector<raft::Message> left;
-    std::vector<raft::Message> batch;
-    // Peer by peer, in the order they first appear; each peer's messages
-    // keep their order, in one frame or all left for send().
+    // Peer by peer, in the order they first appear: an idle peer takes all
+    // its messages (in order), any other leaves them all for send().
     while (!messages.empty()) {
         const NodeId to = messages.front().to;
-        batch.clear();
-        std::vector<raft::Message> others;
-        std::size_t bytes = 0;
-        for (raft::Message& m : messages) {
-            if (m.to != to) {
-                others.push_back(std::move(m));
-                continue;
-            }
-            bytes += encoded_message_bytes(m);
-            batch.push_back(std::move(m));
-        }
+        std::vector<raft::Message> mine, others;
+        for (raft::Message& m : messages) (m.to == to ? mine : others).push_back(std::move(m));
         messages = std::move(others);
         auto it = t.peers_.find(to);
-        bool sent = false;
-        // One frame at most, as send() would build it; anything bigger or
-        // that breaks a codec limit takes the queued path, which splits it.
-        if (it != t.peers_.end() && batch.size() <= o.limits.messages_per_batch_max &&
-            bytes <= o.batch_bytes_max) {
-            Result<std::string> frame = encode_messages(batch, o.limits);
-            if (frame.ok() && it->second->try_write_now(*frame)) {
-                sent = true;
-                ++t.stats_.frames_sent;
-                t.stats_.messages_sent += batch.size();
-                t.stats_.messages_sent_now += batch.size();
-            }
+        if (it != t.peers_.end() && it->second->idle()) {
+            t.stats_.messages_sent_now += it->second->write_now(mine);
+        } else {
+            std::move(mine.begin(), mine.end(), std::back_inserter(left));
         }
-        if (!sent) std::move(batch.begin(), batch.end(), std::back_inserter(left));
     }
     messages = std::move(left);
 }

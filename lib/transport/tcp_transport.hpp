@@ -82,8 +82,8 @@ struct TcpTransportOptions {
 struct TcpTransportStats {
     std::uint64_t frames_sent = 0;
     std::uint64_t messages_sent = 0;
-    std::uint64_t messages_sent_now = 0;  // of which by send_now, without the I/O thread
-    std::uint64_t messages_dropped = 0;  // queue overflow, unknown peer, failed connection
+    std::uint64_t messages_sent_now = 0;  // of which taken by send_now (written off the I/O thread)
+    std::uint64_t messages_dropped = 0;   // queue overflow, unknown peer, failed connection
     std::uint64_t messages_received = 0;
     std::uint64_t connects = 0;  // outbound connections established
     std::uint64_t connect_failures = 0;
@@ -110,16 +110,18 @@ public:
     void send(std::vector<raft::Message> messages) override;
     void send_snapshot(raft::Message message, SnapshotSource source) override;
     // The exception to the threading rule: may be called from any thread
-    // while the I/O thread runs (or not).  Writes at once, on the calling
-    // thread and without blocking, the messages to each peer whose
-    // connection is idle (connected, nothing queued or being written) —
-    // one frame per peer, as send() would have built it — and removes them
-    // from `messages`; it leaves the others, in order, for the caller to
-    // pass to send() on the I/O thread.  The caller must also keep the order
-    // with its own earlier send() calls: nothing it queued for the I/O thread
-    // may still be on its way to send(), or a message written now overtakes
-    // it (keel::runtime::Replica calls it only when its outbox is empty).
-    // Never drops a message, never calls a TransportHandler callback.
+    // while the I/O thread runs (or not).  Each peer whose connection is
+    // idle (connected, nothing queued, being written or left over) takes its
+    // messages from `messages` as send() would (queue limit, batching into
+    // frames, offenders dropped and reported), and the calling thread writes
+    // the frames at once without blocking; what the kernel does not take is
+    // written next by the I/O thread.  Messages to other peers are left, in
+    // order, for the caller to pass to send() on the I/O thread.  The caller
+    // must also keep the order with its own earlier send() calls: nothing it
+    // queued for the I/O thread may still be on its way to send(), or a
+    // message written now overtakes it (keel::runtime::Replica calls it only
+    // when its outbox is empty).  TransportHandler callbacks it causes are
+    // posted, as always.
     void send_now(std::vector<raft::Message>& messages);
 
     // The port actually bound (useful with port 0); 0 before start().
