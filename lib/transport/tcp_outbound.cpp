@@ -201,7 +201,7 @@ void OutboundPeer::write_next() {
         frames->push_back(encode_hello(Hello{t_->options_.cluster_id, t_->options_.self}));
         hello_sent_ = true;
     }
-    // The rest of a frame try_write_now began: before anything newer.
+    // What write_now could not write at once: before anything newer.
     if (!unsent_.empty()) frames->push_back(std::exchange(unsent_, std::string()));
     const std::size_t messages = take_message_frames(*frames);
     const bool final_chunk = take_snapshot_chunk(*frames);
