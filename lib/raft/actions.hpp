@@ -22,6 +22,8 @@
 //   5. Apply `committed_entries` in order (they are contiguous and start at
 //      the last applied index + 1), then call Core::on_applied(index).
 //      Serve each ReadState once applied >= its index.
+//   6. If `snapshot_wanted`: snapshot the state machine once it has applied
+//      the entries above, and report it with Core::on_snapshot_taken().
 //
 // Actions are values: the runtime may move them to other threads.
 #pragma once
@@ -75,11 +77,18 @@ struct Actions {
     std::vector<ReadState> read_states;           // ReadIndex results
     std::vector<ReadFailure> read_failures;       // ReadIndex requests that failed
     std::optional<Configuration> configuration;   // set when the effective configuration changed
+    // A follower needs entries this leader dropped while it led alone
+    // (Options::forget_applied_when_alone) and no snapshot covers them: take
+    // a snapshot of the state machine (at its applied index, which covers
+    // them) and report it with Core::on_snapshot_taken(), which sends it.
+    // Set again while the follower still waits; one snapshot at a time is
+    // enough.
+    bool snapshot_wanted = false;
 
     bool empty() const {
         return !soft_state && !hard_state && !snapshot && entries.empty() && messages.empty() &&
-               messages_after_persist.empty() && committed_entries.empty() &&
-               read_states.empty() && read_failures.empty() && !configuration;
+               messages_after_persist.empty() && committed_entries.empty() && read_states.empty() &&
+               read_failures.empty() && !configuration && !snapshot_wanted;
     }
 };
 

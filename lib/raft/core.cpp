@@ -321,6 +321,7 @@ void Core::on_persisted(Index index, Term term) {
 
 void Core::on_applied(Index index) {
     s_->log.applied_to(index);
+    s_->forget_applied_when_alone();
 }
 
 Result<SnapshotMeta> Core::on_snapshot_taken(Index index) {
@@ -345,7 +346,8 @@ bool Core::has_actions() const {
            !s.read_failures.empty() || s.snapshot_to_install || s.log.has_unstable() ||
            s.log.has_committed_to_hand() || s.hard_state() != s.reported_hard_state ||
            s.soft_state() != s.reported_soft_state || s.config() != s.reported_config ||
-           ((s.appends_pending || s.commit_news_due()) && s.role == Role::leader);
+           ((s.appends_pending || s.commit_news_due()) && s.role == Role::leader) ||
+           s.snapshot_wanted;
 }
 
 Actions Core::take_actions() {
@@ -373,6 +375,7 @@ void Core::take_actions(Actions& a) {
     a.read_states = std::exchange(s.read_states, {});
     a.read_failures = std::exchange(s.read_failures, {});
     if (s.config() != s.reported_config) a.configuration = s.reported_config = s.config();
+    a.snapshot_wanted = std::exchange(s.snapshot_wanted, false);
 }
 
 // ---- inspection ----------------------------------------------------------------

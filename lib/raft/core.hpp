@@ -74,6 +74,13 @@ struct Options {
     // On on_snapshot_taken(i), keep this many entries before i in memory so
     // slightly lagging followers still get entries rather than a snapshot.
     std::size_t snapshot_trailing_entries = 1024;
+    // A leader that is the only member of its configuration (no other voter,
+    // no learner) drops each entry from memory once it is applied: no one
+    // needs it there (it stays in storage).  Otherwise the in-memory log
+    // grows with every entry until a snapshot compacts it.  When a member
+    // joins later and needs entries no snapshot covers, the core asks the
+    // runtime for a snapshot (Actions::snapshot_wanted) and sends that.
+    bool forget_applied_when_alone = true;
 
     std::uint64_t random_seed = 1;
 };
@@ -147,6 +154,8 @@ public:
     // The state machine took a snapshot at `index` (<= applied).  Returns its
     // metadata (term, configuration) for the runtime to store with the data;
     // the in-memory log before index - snapshot_trailing_entries is dropped.
+    // A leader then sends it to any follower that waited for it
+    // (Actions::snapshot_wanted).
     Result<SnapshotMeta> on_snapshot_taken(Index index);
     // The transport could not reach `peer` (connection refused, dropped
     // message): replication to it falls back to probing.

@@ -20,10 +20,7 @@ bool Core::State::send_append(NodeId to, bool send_if_empty) {
     KEEL_ASSERT(pr.next <= log.last_index() + 1, "progress.next beyond the leader's log");
     Index prev_index = pr.next - 1;
     std::optional<Term> prev_term = log.term_at(prev_index);
-    if (!prev_term) {
-        send_snapshot(to, pr);
-        return true;
-    }
+    if (!prev_term) return send_snapshot(to, pr);
     std::vector<Entry> entries;
     if (pr.next <= log.last_index()) {
         entries = log.slice(pr.next, log.last_index() + 1, opt.max_message_bytes);

@@ -6,16 +6,70 @@
 // `snapshot` message carrying only metadata: the runtime streams the data
 // in chunks and steps the message into the receiving core only once the
 // whole snapshot is there.
+#include <algorithm>
+#include <iterator>
+
 #include "keel/assert.hpp"
 #include "raft/state.hpp"
 
 namespace keel::raft {
 
-void Core::State::send_snapshot(NodeId to, Progress& pr) {
-    KEEL_ASSERT(snapshot.has_value(), "entries were compacted without a snapshot");
+// Returns false if there is no snapshot to send yet.
+bool Core::State::send_snapshot(NodeId to, Progress& pr) {
+    if (!snapshot || snapshot->index < log.prev_index()) {
+        // Entries were dropped while this leader was alone
+        // (forget_applied_when_alone) and no snapshot covers them: ask the
+        // runtime for one.  The follower waits in probe; on_snapshot_taken()
+        // sends it the snapshot (and its next answer would ask again).
+        KEEL_ASSERT(opt.forget_applied_when_alone, "entries were compacted without a snapshot");
+        snapshot_wanted = true;
+        return false;
+    }
     send(Message{.type = MessageType::snapshot, .to = to, .snapshot = snapshot});
     // Nothing more is sent until report_snapshot() or the follower's answer.
     pr.become_snapshot(snapshot->index);
+    return true;
+}
+
+// The only member of its configuration, and its leader, replicating to no
+// one (a member whose removal is not committed yet keeps its Progress, and
+// gets the entries it lacks: sync_progress): no one will ask for an entry.
+// A configuration entry that adds a member takes effect when appended
+// (config() is the latest in the log), so this turns false before the new
+// member can be sent anything.
+bool Core::State::alone() const {
+    const Configuration& c = config();
+    return role == Role::leader && progress.empty() && c.members.size() == 1 && c.is_voter(opt.id);
+}
+
+// A lone leader keeps only what is not yet applied in memory: every applied
+// entry is durable (a lone voter commits what it persisted) and in storage,
+// and nothing else will read it from the in-memory log.  Without this the
+// log grows by every entry until a snapshot; with snapshots off, without
+// bound (and growing a heap a page at a time is not free: docs/runtime.md).
+void Core::State::forget_applied_when_alone() {
+    if (!opt.forget_applied_when_alone || !alone()) return;
+    const Index upto = log.applied();
+    if (upto <= log.prev_index()) return;
+    KEEL_ASSERT(upto <= log.persisted(), "a lone leader applied an entry it has not persisted");
+    for (Index i = log.prev_index() + 1; i <= upto; ++i) {
+        const Term t = log.at(i).term;
+        if (forgotten_terms.empty() || forgotten_terms.back().second != t)
+            forgotten_terms.emplace_back(i, t);
+    }
+    log.compact(upto);
+    // The configuration history stays: on_snapshot_taken() may still ask
+    // for the configuration at a dropped index.
+}
+
+std::optional<Term> Core::State::term_at_or_forgotten(Index index) const {
+    if (std::optional<Term> t = log.term_at(index)) return t;
+    if (index >= log.prev_index() || forgotten_terms.empty() ||
+        index < forgotten_terms.front().first)
+        return std::nullopt;
+    auto after = std::upper_bound(forgotten_terms.begin(), forgotten_terms.end(), index,
+                                  [](Index i, const auto& run) { return i < run.first; });
+    return std::prev(after)->second;
 }
 
 // InstallSnapshot receiver (Figure 13): "If existing log entry has same index
@@ -37,6 +91,7 @@ void Core::State::handle_snapshot(const Message& m) {
         return;
     }
     log.restore_snapshot(meta.index, meta.term);
+    forgotten_terms.clear();
     configs.reset(meta.index, meta.config);
     snapshot = meta;
     snapshot_to_install = meta;
@@ -52,16 +107,25 @@ Result<SnapshotMeta> Core::State::on_snapshot_taken(Index index) {
     if (snapshot && index <= snapshot->index) {
         return Status{ErrorCode::invalid_argument, "snapshot not newer than the latest one"};
     }
-    std::optional<Term> t = log.term_at(index);
+    std::optional<Term> t = term_at_or_forgotten(index);
     if (!t || index == 0)
         return Status{ErrorCode::invalid_argument, "snapshot index not in the log"};
     SnapshotMeta meta{index, *t, configs.at(index)};
     snapshot = meta;
     Index keep = static_cast<Index>(opt.snapshot_trailing_entries);
     Index compact_to = index > keep ? index - keep : 0;
-    if (compact_to > log.prev_index()) {
-        log.compact(compact_to);
-        configs.compact(compact_to);
+    if (compact_to > log.prev_index()) log.compact(compact_to);
+    configs.compact(std::min(compact_to, log.prev_index()));
+    // Terms the snapshot covers are no longer asked for.
+    while (forgotten_terms.size() > 1 && forgotten_terms[1].first <= index + 1)
+        forgotten_terms.erase(forgotten_terms.begin());
+    if (!forgotten_terms.empty() && index >= log.prev_index()) forgotten_terms.clear();
+    // Followers that waited for a snapshot (send_snapshot) get it now.
+    if (role == Role::leader) {
+        for (auto& [id, pr] : progress) {
+            if (pr.state != Progress::State::snapshot && !log.term_at(pr.next - 1))
+                send_append(id, /*send_if_empty=*/false);
+        }
     }
     return meta;
 }

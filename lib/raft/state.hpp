@@ -102,6 +102,13 @@ struct Core::State {
     std::vector<ReadState> read_states;
     std::vector<ReadFailure> read_failures;
     std::optional<SnapshotMeta> snapshot_to_install;
+    bool snapshot_wanted = false;  // Actions::snapshot_wanted
+    // Terms of the entries forget_applied_when_alone() dropped that no
+    // snapshot covers yet, as (first index, term) runs, ascending: a
+    // snapshot the runtime took at an index dropped since still needs its
+    // term (on_snapshot_taken).  One run per term, so a handful.
+    std::vector<std::pair<Index, Term>> forgotten_terms;
+    std::optional<Term> term_at_or_forgotten(Index index) const;
     HardState reported_hard_state;
     SoftState reported_soft_state;
     Configuration reported_config;
@@ -179,7 +186,9 @@ struct Core::State {
     void abort_transfer();
 
     // ---- snapshot.cpp ---------------------------------------------------------
-    void send_snapshot(NodeId to, Progress& pr);
+    bool send_snapshot(NodeId to, Progress& pr);
+    bool alone() const;
+    void forget_applied_when_alone();
     void handle_snapshot(const Message& m);
     Result<SnapshotMeta> on_snapshot_taken(Index index);
     void report_snapshot(NodeId peer, bool ok);

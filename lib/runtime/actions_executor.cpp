@@ -125,6 +125,13 @@ void Replica::execute(raft::Actions& a) {
             apply_->enqueue(std::move(item));
         }
     }
+    // 6. A member needs entries the core dropped while it led alone: a
+    // snapshot, taken on the apply thread after what is queued above.
+    if (a.snapshot_wanted) {
+        ApplyItem item;
+        item.automatic_snapshot = true;
+        apply_->enqueue(std::move(item));
+    }
     if (!a.read_states.empty() || !a.read_failures.empty()) {
         const raft::Index applied = apply_->applied_index();
         for (const raft::ReadState& rs : a.read_states) reads_.on_read_state(rs, applied);

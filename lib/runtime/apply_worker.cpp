@@ -117,6 +117,8 @@ std::size_t ApplyWorker::apply_batch(std::deque<ApplyItem>& items) {
             last_snapshot_index_ = applied_.index;
         } else if (item.snapshot_request) {
             maybe_snapshot(std::move(item.snapshot_request));
+        } else if (item.automatic_snapshot) {
+            maybe_snapshot({});
         } else if (item.task) {
             const std::uint64_t task_start = monotonic_ns();
             item.task();

@@ -56,6 +56,9 @@ struct ApplyItem {
     std::optional<raft::SnapshotMeta> restore_meta;
     // Instead of entries: take a snapshot now (snapshot_now()).
     std::function<void(Status)> snapshot_request;
+    // Instead of entries: take a snapshot unless one is in flight (the core
+    // asked for one: raft::Actions::snapshot_wanted).
+    bool automatic_snapshot = false;
     // Instead of entries: run this on the apply thread, in queue order (the
     // replica's commit, handed over by a WAL flusher with more to write).
     std::function<void()> task;

@@ -140,6 +140,13 @@ public:
                 note(str_cat(id, ": apply ", to_string(e)));
                 n.core->on_applied(e.index);
             }
+            if (a.snapshot_wanted) {
+                // As the runtime does: snapshot the state machine (here: its
+                // applied index) and report it.
+                auto meta = n.core->on_snapshot_taken(n.applied_index);
+                note(str_cat(id, ": snapshot wanted, taken at ", n.applied_index, ": ",
+                             meta.ok() ? "ok" : meta.status().to_string()));
+            }
             for (ReadState& r : a.read_states) {
                 note(str_cat(id, ": read ", r.request_id, " at index ", r.index));
                 n.read_states.push_back(r);

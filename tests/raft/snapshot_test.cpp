@@ -94,7 +94,11 @@ TEST_CASE("installing a snapshot resets the log, commit and configuration") {
 }
 
 TEST_CASE("on_snapshot_taken: bounds, and the configuration as of the snapshot index") {
-    Cluster c({1}, {}, [](Options& o) { o.snapshot_trailing_entries = 0; });
+    // The lone leader keeps its log (nothing asks for a snapshot on the learner's behalf).
+    Cluster c({1}, {}, [](Options& o) {
+        o.snapshot_trailing_entries = 0;
+        o.forget_applied_when_alone = false;
+    });
     c.propose(1, "a");
     Index before_change = c.core(1).applied_index();
     c.add(2, test_options(2), RestoredState{});
@@ -132,4 +136,88 @@ TEST_CASE("a core restarts from a snapshot and the entries after it") {
     Actions a = c.take_actions();
     REQUIRE(a.committed_entries.size() == 1);
     CHECK(a.committed_entries[0].index == 6);
+}
+
+// ---- a lone leader's in-memory log (Options::forget_applied_when_alone) ----
+
+TEST_CASE("a lone leader keeps only what it has not applied in memory") {
+    for (bool forget : {true, false}) {
+        INFO("forget_applied_when_alone " << forget);
+        Cluster c({1}, {}, [&](Options& o) { o.forget_applied_when_alone = forget; });
+        for (int i = 0; i < 10; ++i) c.propose(1, str_cat("v", i));
+        const Index last = c.core(1).last_index();
+        REQUIRE(c.core(1).applied_index() == last);
+        if (forget) {
+            CHECK(c.core(1).first_index() == last + 1);
+            CHECK(c.core(1).entries(1, last + 1).empty());
+            CHECK(c.core(1).term_at(last) == c.core(1).term());  // the compaction point's term
+        } else {
+            CHECK(c.core(1).first_index() == 1);
+            CHECK(c.core(1).entries(1, last + 1).size() == last);
+        }
+        CHECK_FALSE(c.core(1).snapshot());
+        // Still a working leader: reads and writes go on.
+        c.propose(1, "more");
+        CHECK(c.node(1).applied.back().data == "more");
+    }
+}
+
+TEST_CASE("a member joining a lone leader that dropped its log gets a snapshot taken for it") {
+    Cluster c({1});
+    for (int i = 0; i < 5; ++i) c.propose(1, str_cat("v", i));
+    const Index dropped_to = c.core(1).first_index() - 1;
+    REQUIRE(dropped_to == c.core(1).applied_index());
+    c.add(2, test_options(2), RestoredState{});
+    REQUIRE(c.core(1)
+                .propose_config_change(ConfigChange{ConfigChange::Kind::add_learner, 2, "x"})
+                .ok());
+    c.deliver_all();
+    c.tick_all(3);
+    // The leader asked for a snapshot (the harness takes it at its applied
+    // index, as the runtime does) and sent it to the learner.
+    REQUIRE(c.core(1).snapshot());
+    CHECK(c.core(1).snapshot()->index >= dropped_to);
+    REQUIRE(c.node(2).installed);
+    CHECK(c.node(2).installed->index == c.core(1).snapshot()->index);
+    // With company the leader keeps its log: the learner gets what follows by appends.
+    const Index first = c.core(1).first_index();
+    c.propose(1, "after");
+    c.tick_all(2);
+    CHECK(c.node(2).applied.back().data == "after");
+    CHECK(c.core(1).first_index() == first);
+    CHECK(c.core(2).commit_index() == c.core(1).commit_index());
+}
+
+TEST_CASE("a snapshot at an index the lone leader already dropped has that entry's term") {
+    // Restarted alone with entries of terms 1 and 2 after a snapshot at 2;
+    // it leads in term 3, applies everything and drops it from memory.
+    RestoredState r;
+    r.snapshot = SnapshotMeta{2, 1, make_config({1})};
+    r.entries = {Entry{1, 3, EntryType::normal, "a"}, Entry{2, 4, EntryType::noop, ""},
+                 Entry{2, 5, EntryType::normal, "b"}};
+    r.hard_state = HardState{2, 1, 5};
+    r.applied = 2;
+    Core core(test_options(1), r);
+    for (int round = 0; round < 10 && core.has_actions(); ++round) {
+        Actions a = core.take_actions();
+        if (!a.entries.empty()) core.on_persisted(a.entries.back().index, a.entries.back().term);
+        if (!a.committed_entries.empty()) core.on_applied(a.committed_entries.back().index);
+    }
+    REQUIRE(core.role() == Role::leader);
+    REQUIRE(core.term() == 3);
+    REQUIRE(core.applied_index() == 6);  // 3..5 and the term's no-op
+    REQUIRE(core.first_index() == 7);
+    CHECK_FALSE(core.term_at(4));  // dropped from memory
+    // The runtime's snapshots may lag the core's applied index.
+    auto at3 = core.on_snapshot_taken(3);
+    REQUIRE(at3.ok());
+    CHECK(at3->term == 1);
+    CHECK(at3->config == make_config({1}));
+    auto at5 = core.on_snapshot_taken(5);
+    REQUIRE(at5.ok());
+    CHECK(at5->term == 2);
+    auto at6 = core.on_snapshot_taken(6);
+    REQUIRE(at6.ok());
+    CHECK(at6->term == 3);
+    CHECK(core.on_snapshot_taken(7).status().code() == keel::ErrorCode::invalid_argument);
 }

@@ -52,10 +52,16 @@ struct Fixture {
     explicit Fixture(std::uint64_t snapshot_every = 0) {
         ApplyWorker::Hooks hooks;
         hooks.on_applied = [this](keel::raft::Index i) { last_reported.store(i); };
-        hooks.on_snapshot = [this](keel::SnapshotFunction, keel::raft::SnapshotMeta,
+        hooks.on_snapshot = [this](keel::SnapshotFunction, keel::raft::SnapshotMeta meta,
                                    std::function<void(keel::Status)> done) {
             snapshots.fetch_add(1);
-            if (done) done(keel::Status::ok_status());
+            last_snapshot_index.store(meta.index);
+            if (!done) return;
+            if (hold_snapshots.load()) {
+                held.push_back(std::move(done));  // apply thread only, read after stop()
+            } else {
+                done(keel::Status::ok_status());
+            }
         };
         hooks.log = [](keel::LogLevel, const std::string&) {};
         hooks.batch_begin = [this] { batches_begun.fetch_add(1); };
@@ -66,6 +72,9 @@ struct Fixture {
         std::make_shared<keel::test::RecordingStateMachine>();
     std::atomic<keel::raft::Index> last_reported{0};
     std::atomic<int> snapshots{0};
+    std::atomic<keel::raft::Index> last_snapshot_index{0};
+    std::atomic<bool> hold_snapshots{false};  // keep them in flight (done not called)
+    std::vector<std::function<void(keel::Status)>> held;
     std::atomic<int> batches_begun{0};  // by the apply thread or a claimer
     std::unique_ptr<ApplyWorker> worker;
 };
@@ -231,4 +240,31 @@ TEST_CASE("a task runs on the apply thread, in queue order", "[apply_worker]") {
     CHECK_FALSE(on_caller.load());
     CHECK(answered.load() == 5);
     CHECK(indexes(*f.sm) == std::vector<std::uint64_t>{1, 2, 3, 4, 5});
+}
+
+// The core asks for a snapshot (raft::Actions::snapshot_wanted) while it
+// waits to bring a member up: taken after what was queued before it, and
+// only one at a time however often it is asked.
+TEST_CASE("an automatic snapshot item: after the entries before it, one in flight at a time",
+          "[apply_worker]") {
+    Fixture f;
+    f.hold_snapshots.store(true);
+    std::atomic<int> answered{0};
+    auto automatic = [] {
+        ApplyItem item;
+        item.automatic_snapshot = true;
+        return item;
+    };
+    f.worker->enqueue(entries(1, 3, &answered));
+    f.worker->enqueue(automatic());
+    f.worker->enqueue(entries(4, 5, &answered));
+    f.worker->enqueue(automatic());  // the first is still in flight: skipped
+    f.worker->enqueue(entries(6, 6, &answered));
+    f.worker->start();
+    wait_for_index(*f.sm, 6);
+    f.worker->stop();
+    CHECK(f.snapshots.load() == 1);
+    CHECK(f.last_snapshot_index.load() == 3);
+    CHECK(f.held.size() == 1);
+    CHECK(answered.load() == 6);
 }

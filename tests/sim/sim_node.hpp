@@ -58,6 +58,8 @@ class SimNode {
 public:
     // Reads waiting for the state machine to catch up; more is a leak.
     static constexpr std::size_t kPendingReadsMax = 10'000;
+    // How long after Actions::snapshot_wanted the snapshot is taken.
+    static constexpr std::uint64_t kSnapshotWantedDelayUs = 500;
 
     // Starts a node from what its disk holds (its state machine restored
     // from the durable snapshot).  `incarnation` distinguishes restarts.
