@@ -46,6 +46,10 @@ struct NodeOptions {
     bool check_quorum = true;
 
     // Snapshots: take one every this many applied entries (0 = only on request).
+    // Between snapshots a cluster member keeps the log after the last one in
+    // memory; a node alone (no other member) keeps only entries not yet
+    // applied, and takes a snapshot when a member joins and needs it.  The
+    // WAL's files are reclaimed only behind a snapshot, whatever the mode.
     std::uint64_t snapshot_every_entries = 10000;
     // Entries kept in the log behind a snapshot for slightly lagging followers.
     std::uint64_t snapshot_trailing_entries = 1024;
