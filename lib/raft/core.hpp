@@ -181,7 +181,9 @@ public:
     NodeId vote() const;
     Index commit_index() const;
     Index applied_index() const;
-    Index first_index() const;  // first entry held in memory (snapshot index + 1 when compacted)
+    // First entry held in memory: after a compaction, the snapshot index + 1
+    // (minus the trailing entries); for a lone leader, its applied index + 1.
+    Index first_index() const;
     Index last_index() const;
     Index persisted_index() const;  // last entry acknowledged durable
     std::optional<Term> term_at(Index index) const;  // nullopt if compacted away or beyond the log

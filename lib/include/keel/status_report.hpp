@@ -45,7 +45,7 @@ struct NodeStatus {
     NodeId leader_id = 0;           // 0 when unknown
     std::uint64_t commit_index = 0;
     std::uint64_t applied_index = 0;
-    std::uint64_t first_index = 0;
+    std::uint64_t first_index = 0;  // first entry in memory (single mode: applied + 1)
     std::uint64_t last_index = 0;
     std::uint64_t snapshot_index = 0;
     Mode mode = Mode::single;
