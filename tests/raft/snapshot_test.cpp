@@ -6,6 +6,20 @@
 using namespace keel::raft;
 using namespace keel::raft::test;
 
+namespace {
+
+// A new, empty node joins through leader 1 as a learner; the cluster settles.
+void join_as_learner(Cluster& c, NodeId id) {
+    c.add(id, test_options(id), RestoredState{});
+    REQUIRE(c.core(1)
+                .propose_config_change(ConfigChange{ConfigChange::Kind::add_learner, id, "x"})
+                .ok());
+    c.deliver_all();
+    c.tick_all(3);
+}
+
+}  // namespace
+
 TEST_CASE("snapshot install on a follower too far behind, then the log") {
     Cluster c({1, 2, 3}, {}, [](Options& o) { o.snapshot_trailing_entries = 2; });
     c.elect(1);
@@ -101,12 +115,7 @@ TEST_CASE("on_snapshot_taken: bounds, and the configuration as of the snapshot i
     });
     c.propose(1, "a");
     Index before_change = c.core(1).applied_index();
-    c.add(2, test_options(2), RestoredState{});
-    REQUIRE(c.core(1)
-                .propose_config_change(ConfigChange{ConfigChange::Kind::add_learner, 2, "x"})
-                .ok());
-    c.deliver_all();
-    c.tick_all(3);
+    join_as_learner(c, 2);
     CHECK(c.core(1).on_snapshot_taken(c.core(1).applied_index() + 1).status().code() ==
           keel::ErrorCode::invalid_argument);
     auto meta = c.core(1).on_snapshot_taken(before_change);
@@ -167,12 +176,7 @@ TEST_CASE("a member joining a lone leader that dropped its log gets a snapshot t
     for (int i = 0; i < 5; ++i) c.propose(1, str_cat("v", i));
     const Index dropped_to = c.core(1).first_index() - 1;
     REQUIRE(dropped_to == c.core(1).applied_index());
-    c.add(2, test_options(2), RestoredState{});
-    REQUIRE(c.core(1)
-                .propose_config_change(ConfigChange{ConfigChange::Kind::add_learner, 2, "x"})
-                .ok());
-    c.deliver_all();
-    c.tick_all(3);
+    join_as_learner(c, 2);
     // The leader asked for a snapshot (the harness takes it at its applied
     // index, as the runtime does) and sent it to the learner.
     REQUIRE(c.core(1).snapshot());
