@@ -52,10 +52,19 @@ void Core::State::forget_applied_when_alone() {
     const Index upto = log.applied();
     if (upto <= log.prev_index()) return;
     KEEL_ASSERT(upto <= log.persisted(), "a lone leader applied an entry it has not persisted");
-    for (Index i = log.prev_index() + 1; i <= upto; ++i) {
+    // Terms never decrease along the log: when the first and the last entry
+    // dropped share a term (every batch but the one crossing a new term's
+    // no-op), so do all between, and no entry needs a look.
+    auto note_term_of = [&](Index i) {
         const Term t = log.at(i).term;
         if (forgotten_terms.empty() || forgotten_terms.back().second != t)
             forgotten_terms.emplace_back(i, t);
+    };
+    const Index first = log.prev_index() + 1;
+    if (log.at(first).term == log.at(upto).term) {
+        note_term_of(first);
+    } else {
+        for (Index i = first; i <= upto; ++i) note_term_of(i);
     }
     log.compact(upto);
     // The configuration history stays: on_snapshot_taken() may still ask
