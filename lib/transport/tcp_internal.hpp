@@ -113,13 +113,12 @@ public:
     // Connected, hello sent, nothing queued, being written or left over: a
     // write now from another thread cannot overtake anything.
     bool idle() const;
-    // From any thread (send lock held), on an idle connection: takes
-    // `messages` (all to this peer; those past the queue limit are dropped and
-    // reported, as by send()), frames them as send() would, and writes the
-    // frames at once without blocking; what the kernel does not take goes
-    // first in the next write, from the I/O thread.  Returns how many were
-    // taken; `messages` is left empty.
-    std::size_t write_now(std::vector<raft::Message>& messages);
+    // From any thread (send lock held), on a connection that was idle before
+    // the caller queued messages (enqueue): frames the queue as write_next()
+    // would and writes the frames at once without blocking; what the kernel
+    // does not take goes first in the next write, from the I/O thread.
+    // Returns how many messages it framed.
+    std::size_t write_now();
     // Final: closes the connection, drops the queue, aborts the snapshot.
     void close();
 

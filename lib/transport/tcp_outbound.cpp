@@ -59,21 +59,13 @@ bool OutboundPeer::idle() const {
            unsent_.empty();
 }
 
-std::size_t OutboundPeer::write_now(std::vector<raft::Message>& messages) {
-    KEEL_ASSERT(idle(), "write_now only on an idle connection");
-    std::size_t taken = 0;
-    for (raft::Message& m : messages) {
-        if (enqueue(std::move(m))) {
-            ++taken;
-        } else {
-            ++t_->stats_.messages_dropped;  // past the queue limit, as in send()
-            t_->post_unreachable(id_);
-        }
-    }
-    messages.clear();
-    // The frames send() would have built (batches, limits, offenders dropped).
+std::size_t OutboundPeer::write_now() {
+    KEEL_ASSERT(state_ == State::connected && hello_sent_ && !writing_ && unsent_.empty(),
+                "write_now only on a connection that was idle");
+    // The frames write_next() would have built (batches, limits, offenders dropped).
     std::vector<std::string> frames;
-    while (!queue_.empty()) take_message_frames(frames);
+    std::size_t taken = 0;
+    while (!queue_.empty()) taken += take_message_frames(frames);
     if (frames.empty()) return taken;
     std::string bytes = frames.size() == 1 ? std::move(frames[0]) : std::string();
     for (std::size_t i = 0; frames.size() > 1 && i < frames.size(); ++i) bytes += frames[i];

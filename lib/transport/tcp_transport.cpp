@@ -2,9 +2,7 @@
 // accepting, and the receiving side of snapshot streams.
 #include "transport/tcp_transport.hpp"
 
-#include <algorithm>
 #include <boost/asio/post.hpp>
-#include <iterator>
 #include <utility>
 
 #include "transport/tcp_internal.hpp"
@@ -281,21 +279,31 @@ void TcpTransport::send_now(std::vector<raft::Message>& messages) {
     Impl& t = *impl_;
     std::lock_guard lock(t.send_mu_);
     if (!t.running() || messages.empty()) return;
+    // A peer idle when first met takes all its messages, queued as send()
+    // queues them; any other peer's are left, in order, for send().
+    std::vector<std::pair<OutboundPeer*, bool>> met;  // peer, idle before this call
+    auto idle_before = [&met](OutboundPeer* peer) {
+        for (const auto& [p, idle] : met)
+            if (p == peer) return idle;
+        return met.emplace_back(peer, peer->idle()).second;
+    };
+    std::set<NodeId> unreachable;
     std::vector<raft::Message> left;
-    // Peer by peer, in the order they first appear: an idle peer takes all
-    // its messages (in order), any other leaves them all for send().
-    while (!messages.empty()) {
-        const NodeId to = messages.front().to;
-        std::vector<raft::Message> mine, others;
-        for (raft::Message& m : messages) (m.to == to ? mine : others).push_back(std::move(m));
-        messages = std::move(others);
-        auto it = t.peers_.find(to);
-        if (it != t.peers_.end() && it->second->idle()) {
-            t.stats_.messages_sent_now += it->second->write_now(mine);
-        } else {
-            std::move(mine.begin(), mine.end(), std::back_inserter(left));
+    for (raft::Message& m : messages) {
+        auto it = t.peers_.find(m.to);
+        if (it == t.peers_.end() || !idle_before(it->second.get())) {
+            left.push_back(std::move(m));
+            continue;
+        }
+        const NodeId to = m.to;
+        if (!it->second->enqueue(std::move(m))) {  // past the queue limit, as in send()
+            ++t.stats_.messages_dropped;
+            unreachable.insert(to);
         }
     }
+    for (const auto& [peer, idle] : met)
+        if (idle) t.stats_.messages_sent_now += peer->write_now();
+    for (NodeId id : unreachable) t.post_unreachable(id);
     messages = std::move(left);
 }
 
