@@ -253,10 +253,15 @@ void Replica::install_snapshot(const raft::SnapshotMeta& meta) {
         return sm.restore(*reader.value());
     };
     item.restore_meta = meta;
+    {
+        // Published before the restore is queued: the apply thread may finish
+        // it at once, and a status showing applied_index past the snapshot
+        // must show the snapshot too.
+        std::lock_guard lock(status_mu_);
+        status_.snapshot_index = meta.index;
+    }
     apply_->enqueue(std::move(item));
     log(LogLevel::info, "installed snapshot at " + std::to_string(meta.index) + " from the leader");
-    std::lock_guard lock(status_mu_);
-    status_.snapshot_index = meta.index;
 }
 
 void Replica::on_configuration(const raft::Configuration& config) {
