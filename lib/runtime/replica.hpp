@@ -160,8 +160,10 @@ private:
     // letting go.  Never blocks on the lock.
     void kick_core();
     bool work_pending() const;
-    void enter_core();
-    void leave_core();
+    // Marks this thread as the core lock's holder; returns the holder it
+    // replaces (another replica's, or null), for leave_core.
+    const Replica* enter_core();
+    void leave_core(const Replica* outer);
 
     // ---- under the core lock (actions_executor.cpp) ----
     void drain_inbox();
@@ -296,10 +298,10 @@ template <typename F>
 void Replica::with_core(F&& f) {
     {
         std::lock_guard lock(core_mu_);
-        enter_core();
+        const Replica* outer = enter_core();
         f();
         settle_locked();
-        leave_core();
+        leave_core(outer);
     }
     flush_io_outbox();
     // Work recorded while this thread held the lock, by threads that found
