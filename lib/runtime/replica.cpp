@@ -487,6 +487,11 @@ NodeStatus Replica::status() const {
     // ahead of that publication, and commit >= applied always holds.
     s.commit_index = std::max(s.commit_index, s.applied_index);
     s.last_index = std::max(s.last_index, s.commit_index);
+    // The mode as the timer has it.  The core's change of mode reaches the
+    // ticker through the I/O thread, so the two differ for a moment; a
+    // status that says single must mean no tick is counted any more (read
+    // before the wakeups: Ticker::armed).
+    if (ticker_->armed()) s.mode = Mode::cluster;
     s.timer_wakeups = ticker_->wakeups();
     s.elections = elections_.load();
     s.proposals = proposals_accepted_.load();

@@ -18,7 +18,7 @@ Ticker::~Ticker() = default;
 
 void Ticker::set_needed(bool needed) {
     if (needed == armed()) return;
-    armed_.store(needed, std::memory_order_relaxed);
+    armed_.store(needed, std::memory_order_release);  // after the counted wakeups
     if (needed) {
         arms_.fetch_add(1, std::memory_order_relaxed);
         timer_->timer.expires_after(period_);

@@ -36,7 +36,10 @@ public:
     void set_needed(bool needed);
     void stop() { set_needed(false); }
 
-    bool armed() const { return armed_.load(std::memory_order_relaxed); }
+    // Once armed() reads false, every expiry counted before the disarm is in
+    // wakeups() and none is counted after it until the next arming (a
+    // handler already queued finds the generation changed).
+    bool armed() const { return armed_.load(std::memory_order_acquire); }
     std::uint64_t wakeups() const { return wakeups_.load(std::memory_order_relaxed); }
     std::uint64_t arm_count() const { return arms_.load(std::memory_order_relaxed); }
 

@@ -11,8 +11,8 @@
 namespace keel {
 
 enum class Mode {
-    single,   // this node is the only member: no tick timer, commit on local fsync
-    cluster,  // several members: heartbeats and election timers armed
+    single,   // the only member, and leading: no tick timer armed, commit on local fsync
+    cluster,  // otherwise: heartbeat and election ticks armed (or being armed)
 };
 
 // A fixed-bucket latency histogram (microseconds), cumulative since start.
