@@ -77,8 +77,12 @@ void Core::State::append_own(EntryType type, SharedBytes data) {
     KEEL_ASSERT(role == Role::leader, "only a leader appends its own entries");
     uncommitted_bytes += data.size();
     Entry e{term, log.last_index() + 1, type, std::move(data)};
-    log.append(e);  // copies share the data (SharedBytes)
-    if (type == EntryType::config && note_config_entries({e})) on_config_changed();
+    if (type == EntryType::config) {
+        log.append(e);  // the copy shares the data (SharedBytes)
+        if (note_config_entries({e})) on_config_changed();
+    } else {
+        log.append(std::move(e));  // no reference count to raise and drop again
+    }
     appends_pending = true;
 }
 

@@ -200,14 +200,19 @@ void ApplyWorker::apply_entries(ApplyItem& item) {
     // completes must show the entry applied).
     applied_index_.store(applied_.index);
     const std::uint64_t now = item.waiters.empty() ? 0 : monotonic_ns();
+    // Recorded before any proposer hears back, like applied_index.
+    if (commit_latency_ && !item.waiters.empty()) {
+        LatencyHistogramRecorder::Tally latencies;
+        for (const ApplyWaiter& w : item.waiters)
+            if (w.start_ns != 0 && now > w.start_ns) latencies.record_ns(now - w.start_ns);
+        commit_latency_->add(latencies);
+    }
     std::size_t j = 0;
     for (ApplyWaiter& w : item.waiters) {
         while (j < batch_.size() && batch_[j].index < w.index) ++j;
         ProposeResult r;
         r.index = w.index;
         if (j < batch_.size() && batch_[j].index == w.index) r.result = std::move(results_[j]);
-        if (w.start_ns != 0 && commit_latency_ && now > w.start_ns)
-            commit_latency_->record_ns(now - w.start_ns);
         w.done(std::move(r));
     }
     if (snapshot_every_ != 0 && applied_.index - last_snapshot_index_ >= snapshot_every_)

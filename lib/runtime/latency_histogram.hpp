@@ -1,6 +1,6 @@
 // runtime/latency_histogram.hpp — a lock-free fixed-bucket latency recorder
-// (microseconds) behind NodeStatus's histograms.  record() may be called
-// from any thread; it costs a few relaxed atomic increments.
+// (microseconds) behind NodeStatus's histograms.  record_ns() and add() may
+// be called from any thread; each costs a few relaxed atomic additions.
 #pragma once
 
 #include <array>
@@ -25,13 +25,36 @@ public:
         10,    25,    50,    100,    250,    500,    1000,    2500, 5000,
         10000, 25000, 50000, 100000, 250000, 500000, 1000000, 1e300};
 
+    // Counts gathered by one thread over a batch, added to the recorder at
+    // once: a few atomic additions per batch instead of three per sample
+    // (at 256 answers per fsync, those made a fifth of the apply's cost).
+    class Tally {
+    public:
+        void record_ns(std::uint64_t ns) {
+            ++counts_[bucket(ns)];
+            ++count_;
+            sum_ns_ += ns;
+        }
+
+    private:
+        friend class LatencyHistogramRecorder;
+        std::array<std::uint64_t, k_upper_bounds_us.size()> counts_{};
+        std::uint64_t count_ = 0;
+        std::uint64_t sum_ns_ = 0;
+    };
+
     void record_ns(std::uint64_t ns) {
-        const double us = static_cast<double>(ns) / 1000.0;
-        std::size_t b = 0;
-        while (us > k_upper_bounds_us[b]) ++b;  // the last bound is "infinite"
-        counts_[b].fetch_add(1, std::memory_order_relaxed);
+        counts_[bucket(ns)].fetch_add(1, std::memory_order_relaxed);
         count_.fetch_add(1, std::memory_order_relaxed);
         sum_ns_.fetch_add(ns, std::memory_order_relaxed);
+    }
+
+    void add(const Tally& t) {
+        if (t.count_ == 0) return;
+        for (std::size_t b = 0; b < counts_.size(); ++b)
+            if (t.counts_[b] != 0) counts_[b].fetch_add(t.counts_[b], std::memory_order_relaxed);
+        count_.fetch_add(t.count_, std::memory_order_relaxed);
+        sum_ns_.fetch_add(t.sum_ns_, std::memory_order_relaxed);
     }
 
     LatencyHistogram snapshot() const {
@@ -45,6 +68,13 @@ public:
     }
 
 private:
+    static std::size_t bucket(std::uint64_t ns) {
+        const double us = static_cast<double>(ns) / 1000.0;
+        std::size_t b = 0;
+        while (us > k_upper_bounds_us[b]) ++b;  // the last bound is "infinite"
+        return b;
+    }
+
     std::array<std::atomic<std::uint64_t>, k_upper_bounds_us.size()> counts_{};
     std::atomic<std::uint64_t> count_{0};
     std::atomic<std::uint64_t> sum_ns_{0};

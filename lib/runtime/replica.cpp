@@ -281,8 +281,10 @@ void Replica::propose_async(SharedBytes data, std::function<void(ProposeResult)>
     {
         std::lock_guard lock(inbox_mu_);
         inbox_.push_back(std::move(p));
-        inbox_nonempty_.store(true);
         queued = inbox_.size();
+        // The flag is cleared only under this lock, with the whole inbox
+        // taken: with others queued before this one, it is set already.
+        if (queued == 1) inbox_nonempty_.store(true);
     }
     // Under the core lock, the holder takes the inbox in before releasing
     // it.  Inside a batch of proposal callbacks, the batch's end does, or

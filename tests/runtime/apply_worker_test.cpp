@@ -9,8 +9,10 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "runtime/apply_worker.hpp"
+#include "runtime/latency_histogram.hpp"
 #include "test_state_machine.hpp"
 
 namespace {
@@ -49,7 +51,8 @@ void wait_for_index(const keel::test::RecordingStateMachine& sm, std::uint64_t i
 }
 
 struct Fixture {
-    explicit Fixture(std::uint64_t snapshot_every = 0) {
+    explicit Fixture(std::uint64_t snapshot_every = 0,
+                     keel::runtime::LatencyHistogramRecorder* commit_latency = nullptr) {
         ApplyWorker::Hooks hooks;
         hooks.on_applied = [this](keel::raft::Index i) { last_reported.store(i); };
         hooks.on_snapshot = [this](keel::SnapshotFunction, keel::raft::SnapshotMeta meta,
@@ -66,7 +69,7 @@ struct Fixture {
         hooks.log = [](keel::LogLevel, const std::string&) {};
         hooks.batch_begin = [this] { batches_begun.fetch_add(1); };
         worker = std::make_unique<ApplyWorker>(sm, keel::raft::SnapshotMeta{}, snapshot_every,
-                                               std::move(hooks), nullptr);
+                                               std::move(hooks), commit_latency);
     }
     std::shared_ptr<keel::test::RecordingStateMachine> sm =
         std::make_shared<keel::test::RecordingStateMachine>();
@@ -99,6 +102,34 @@ TEST_CASE("inline apply is off with a zero budget", "[apply_worker]") {
     CHECK(f.last_reported.load() == 1);
     CHECK(indexes(*f.sm) == std::vector<std::uint64_t>{1});
     CHECK_FALSE(f.worker->claim_inline(1, 0));
+    f.worker->stop();
+}
+
+TEST_CASE("a proposer hears back only once its commit latency is counted", "[apply_worker]") {
+    keel::runtime::LatencyHistogramRecorder latency;
+    Fixture f(0, &latency);
+    f.worker->start();
+    REQUIRE(f.worker->claim_inline(3, k_budget_ns));
+    // Applied inline, on this thread: the callbacks may record into a vector.
+    std::vector<std::uint64_t> counted_when_answered;
+    ApplyItem item;
+    for (std::uint64_t i = 1; i <= 3; ++i) {
+        keel::raft::Entry e;
+        e.index = i;
+        e.term = 1;
+        e.data = std::string("x");
+        item.entries.push_back(std::move(e));
+        item.waiters.push_back(ApplyWaiter{
+            i,
+            [&](keel::ProposeResult) { counted_when_answered.push_back(latency.snapshot().count); },
+            /*start_ns=*/1});
+    }
+    std::deque<ApplyItem> items;
+    items.push_back(std::move(item));
+    f.worker->apply_claimed(items);
+    REQUIRE(counted_when_answered.size() == 3);
+    for (std::size_t k = 0; k < 3; ++k) CHECK(counted_when_answered[k] >= k + 1);
+    CHECK(latency.snapshot().count == 3);
     f.worker->stop();
 }
 
