@@ -29,6 +29,7 @@ void Replica::drain_inbox() {
     }
     // Every proposal queued since the last wakeup goes into the core before
     // take_actions(), so a burst becomes one WAL batch.
+    std::uint64_t accepted = 0;
     for (InboxProposal& p : draining_) {
         if (shut_down_ || failed_) {
             pending_proposals_.fetch_sub(1, std::memory_order_relaxed);
@@ -46,11 +47,15 @@ void Replica::drain_inbox() {
             p.done(std::move(r));
             continue;
         }
-        proposals_accepted_.fetch_add(1, std::memory_order_relaxed);
+        ++accepted;
         proposals_.add(
             PendingProposal{proposed->index, proposed->term, std::move(p.done), p.start_ns});
     }
     draining_.clear();
+    // Written only under the core lock (no atomic addition needed), read by
+    // status() from anywhere.
+    proposals_accepted_.store(proposals_accepted_.load(std::memory_order_relaxed) + accepted,
+                              std::memory_order_relaxed);
     run_core();
 }
 
