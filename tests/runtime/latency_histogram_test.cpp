@@ -12,9 +12,17 @@ using keel::runtime::LatencyHistogramRecorder;
 
 TEST_CASE("a tally added at once equals recording each sample", "[latency_histogram]") {
     // On the bounds, just over them, zero and far past the last finite bound.
-    const std::vector<std::uint64_t> samples_ns = {0,         1,          10'000,        10'001,
-                                                   25'000,    99'999,     1'000'000'000, 1'000'000'001,
-                                                   5'000'000, 77'777'777, std::numeric_limits<std::uint64_t>::max() / 2};
+    const std::vector<std::uint64_t> samples_ns = {0,
+                                                   1,
+                                                   10'000,
+                                                   10'001,
+                                                   25'000,
+                                                   99'999,
+                                                   1'000'000'000,
+                                                   1'000'000'001,
+                                                   5'000'000,
+                                                   77'777'777,
+                                                   std::numeric_limits<std::uint64_t>::max() / 2};
     LatencyHistogramRecorder one_by_one;
     LatencyHistogramRecorder batched;
     LatencyHistogramRecorder::Tally tally;
@@ -30,8 +38,8 @@ TEST_CASE("a tally added at once equals recording each sample", "[latency_histog
     CHECK(b.count == a.count);
     CHECK(b.sum_us == a.sum_us);
     // A bound belongs to its own bucket; one nanosecond more to the next.
-    CHECK(a.counts[0] == 3);  // 0, 1 ns, 10 us
-    CHECK(a.counts[1] == 2);  // 10.001 us, 25 us
+    CHECK(a.counts[0] == 3);      // 0, 1 ns, 10 us
+    CHECK(a.counts[1] == 2);      // 10.001 us, 25 us
     CHECK(a.counts.back() == 2);  // beyond 1 s
 }
 
