@@ -5,7 +5,9 @@
 // issues one fdatasync, publishes the records, then runs the callbacks in
 // order.  Appends that arrive meanwhile wait in the queue and form the next
 // batch: no timers, no fixed delays.  Truncations and resets are executed in
-// queue order between batches of appends.
+// queue order between batches of appends.  A caller may write a batch itself
+// (Wal::write_queued) when none is in progress: one batch at a time, whoever
+// writes it (batch_owner_).
 #include <fmt/format.h>
 
 #include <chrono>
@@ -49,25 +51,60 @@ void Wal::Impl::flusher_main() {
         spin_for_work();
         {
             std::unique_lock lock(queue_mu_);
-            queue_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+            // The previous batch, this thread's, is over: after_batch ran.
+            if (batch_owner_ == BatchOwner::flusher) batch_owner_ = BatchOwner::none;
+            // A caller's batch: wait for its end (it notifies), even when
+            // stopping, so the WAL is not torn down under it.
+            queue_cv_.wait(lock, [&] {
+                return batch_owner_ == BatchOwner::none && (!queue_.empty() || stopping_);
+            });
             if (queue_.empty()) return;  // stopping, and everything is drained
-            std::uint64_t bytes = 0;
-            while (!queue_.empty() && (batch.empty() || bytes < options_.max_batch_bytes)) {
-                bytes += queue_.front().bytes;
-                batch.push_back(std::move(queue_.front()));
-                queue_.pop_front();
-            }
-            queued_bytes_ -= bytes;
-            queue_ready_.store(!queue_.empty() || stopping_, std::memory_order_relaxed);
+            take_batch_locked(batch);
+            batch_owner_ = BatchOwner::flusher;
         }
-        process_batch(batch);
-        // Written and completed: the record vectors go back for the next
-        // appends (record_buffer()) before after_batch, whose work may append.
-        for (Op& op : batch)
-            if (op.kind == Op::Kind::append) spare_records_.give(std::move(op.records));
-        if (options_.after_batch) options_.after_batch();
-        batch.clear();
+        write_batch(batch);
     }
+}
+
+bool Wal::Impl::write_queued() {
+    std::vector<Op> batch;
+    {
+        std::lock_guard lock(queue_mu_);
+        // A batch in progress: its writer (the flusher, or a caller that
+        // notifies the flusher at its end) takes the queue afterwards.
+        // Stopping: the flusher drains it.
+        if (batch_owner_ != BatchOwner::none || queue_.empty() || stopping_) return false;
+        take_batch_locked(batch);
+        batch_owner_ = BatchOwner::caller;
+    }
+    write_batch(batch);
+    {
+        std::lock_guard lock(queue_mu_);
+        batch_owner_ = BatchOwner::none;
+    }
+    queue_cv_.notify_one();  // the flusher may wait for this batch's end
+    return true;
+}
+
+void Wal::Impl::take_batch_locked(std::vector<Op>& batch) {
+    std::uint64_t bytes = 0;
+    while (!queue_.empty() && (batch.empty() || bytes < options_.max_batch_bytes)) {
+        bytes += queue_.front().bytes;
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+    }
+    queued_bytes_ -= bytes;
+    queue_ready_.store(!queue_.empty() || stopping_, std::memory_order_relaxed);
+}
+
+void Wal::Impl::write_batch(std::vector<Op>& batch) {
+    process_batch(batch);
+    // Written and completed: the record vectors go back for the next
+    // appends (record_buffer()) before after_batch, whose work may append.
+    for (Op& op : batch)
+        if (op.kind == Op::Kind::append) spare_records_.give(std::move(op.records));
+    if (options_.after_batch) options_.after_batch();
+    batch.clear();
 }
 
 void Wal::Impl::process_batch(std::vector<Op>& batch) {

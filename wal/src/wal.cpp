@@ -55,7 +55,7 @@ void Wal::Impl::start() {
     });
 }
 
-Status Wal::Impl::append(std::vector<Record> records, Callback done) {
+Status Wal::Impl::append(std::vector<Record> records, Callback done, Wal::Writer writer) {
     if (records.empty()) return Status(ErrorCode::invalid_argument, "append of no records");
     std::uint64_t bytes = 0;
     for (std::size_t i = 0; i < records.size(); ++i) {
@@ -91,7 +91,7 @@ Status Wal::Impl::append(std::vector<Record> records, Callback done) {
             detail::Op{detail::Op::Kind::append, std::move(records), 0, bytes, std::move(done)});
         queue_ready_.store(true, std::memory_order_release);
     }
-    queue_cv_.notify_one();
+    if (writer == Wal::Writer::flusher) queue_cv_.notify_one();
     return Status();
 }
 
@@ -324,13 +324,16 @@ Result<std::unique_ptr<Wal>> Wal::open(const std::string& dir, Options options) 
     return std::unique_ptr<Wal>(new Wal(std::move(impl)));
 }
 
-Status Wal::append(std::vector<Record> records, Callback done) {
-    return impl_->append(std::move(records), std::move(done));
+Status Wal::append(std::vector<Record> records, Callback done, Writer writer) {
+    return impl_->append(std::move(records), std::move(done), writer);
 }
 Status Wal::append(Record record, Callback done) {
     std::vector<Record> one;
     one.push_back(std::move(record));
-    return impl_->append(std::move(one), std::move(done));
+    return impl_->append(std::move(one), std::move(done), Writer::flusher);
+}
+bool Wal::write_queued() {
+    return impl_->write_queued();
 }
 std::vector<Record> Wal::record_buffer() {
     return impl_->record_buffer();

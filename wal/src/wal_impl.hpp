@@ -83,7 +83,8 @@ public:
     void start();
 
     // wal.cpp: the public operations.
-    Status append(std::vector<Record> records, Callback done);
+    Status append(std::vector<Record> records, Callback done, Wal::Writer writer);
+    bool write_queued();
     std::vector<Record> record_buffer() { return spare_records_.take(); }
     Status enqueue_truncate(std::uint64_t index, Callback done);
     Status enqueue_reset(std::uint64_t next_index, Callback done);
@@ -115,6 +116,12 @@ private:
     // flusher.cpp
     void flusher_main();
     void spin_for_work();
+    // REQUIRES: queue_mu_ held.  Moves the next batch (up to
+    // Options::max_batch_bytes, at least one operation) out of the queue.
+    void take_batch_locked(std::vector<detail::Op>& batch);
+    // Writes, completes and recycles a batch, then runs after_batch.
+    // REQUIRES: this thread owns the batch (batch_owner_).
+    void write_batch(std::vector<detail::Op>& batch);
     void process_batch(std::vector<detail::Op>& batch);
     Status write_appends(std::vector<detail::Op>& ops, std::size_t begin, std::size_t end);
     Status flush_buffer(std::uint64_t bytes, std::uint32_t chain);
@@ -157,6 +164,10 @@ private:
     std::uint64_t queued_bytes_ = 0;
     std::uint64_t submit_next_ = 1;  // index the next append must start at
     bool stopping_ = false;
+    // Who writes the batch in progress, if any: batches never overlap, so
+    // the "writer-owned" state below has one owner at a time.
+    enum class BatchOwner { none, flusher, caller };
+    BatchOwner batch_owner_ = BatchOwner::none;
     // Mirrors !queue_.empty() || stopping_ for the flusher's idle spin
     // (written under queue_mu_, read without it).
     std::atomic<bool> queue_ready_{false};
@@ -178,7 +189,7 @@ private:
     std::deque<Record> cache_;  // the newest records, ending at last_
     std::uint64_t cache_bytes_ = 0;
 
-    // ---- flusher-owned ----
+    // ---- writer-owned (the flusher, or a write_queued() caller: batch_owner_) ----
     SegmentPtr active_;
     std::uint64_t next_sequence_ = 1;
     std::vector<char> buffer_;

@@ -7,11 +7,12 @@
 // windows are specified in docs/wal.md.  The WAL knows nothing about Raft.
 //
 // Threads: every public method may be called from any thread.  Completion
-// callbacks run on the WAL's flusher thread, in submission (= index) order,
+// callbacks run on the thread that writes the batch (the WAL's flusher
+// thread, or a caller of write_queued()), in submission (= index) order,
 // with no WAL lock held; they may call append()/truncate_after()/reset(), but
 // must not block waiting for another WAL operation (that would deadlock the
-// flusher), so the *_sync helpers below must not be called from a callback;
-// and they must not throw.  The Raft runtime posts them to its io_context.
+// writer), so the *_sync helpers below must not be called from a callback;
+// and they must not throw.
 //
 // Failure policy: if a write or fdatasync fails, the WAL enters the failed
 // state (fail-stop): pending operations complete with ErrorCode::failed and
@@ -66,7 +67,8 @@ struct Options {
     // Costs up to this much CPU per batch; never delays a write.
     // Changeable with set_idle_spin_us().
     std::uint32_t idle_spin_us = 0;
-    // Called on the flusher thread after the callbacks of each batch (one
+    // Called on the writing thread (the flusher, or a caller of
+    // Wal::write_queued()) after the callbacks of each batch (one
     // group commit) have all run.  Lets a user that records progress in its
     // per-append callbacks act once per batch.  Must not block; whatever it
     // runs delays the next batch (it may append: that lands in the next).
@@ -109,7 +111,11 @@ struct Stats {
 
 class Wal {
 public:
-    // Called once, on the flusher thread, when the operation is durable (ok)
+    // Who writes an append: the flusher thread, woken for it (the default),
+    // or the caller, who calls write_queued() next on the same thread.
+    enum class Writer { flusher, caller };
+
+    // Called once, on the writing thread, when the operation is durable (ok)
     // or could not be made durable (ErrorCode::failed: the WAL is now in its
     // failed state; the message names the original error).
     using Callback = std::function<void(Status)>;
@@ -135,7 +141,13 @@ public:
     // not ok (invalid_argument, too_large, busy, failed, aborted) nothing was
     // queued and `done` is never called; otherwise `done` is called exactly
     // once, after all the records are durable, and they are readable by then.
-    Status append(std::vector<Record> records, Callback done);
+    //
+    // Writer::caller does not wake the flusher: the caller promises to call
+    // write_queued() next (until then the records wait, unless something
+    // else wakes the flusher).  For a thread that has nothing to do but wait
+    // for the write anyway (a Raft follower's network thread, whose answer
+    // waits for it): writing itself saves the flusher's wakeup.
+    Status append(std::vector<Record> records, Callback done, Writer writer = Writer::flusher);
     Status append(Record record, Callback done);
     // An empty vector for the next append(records), with the capacity of one
     // the flusher has finished with when there is one (keel/spare_vectors.hpp:
@@ -203,6 +215,14 @@ public:
     // Operations are queued that the flusher has not taken yet, or the WAL
     // is closing (lock-free; a hint: it may change at once).
     bool has_queued() const;
+    // Writes and fdatasyncs what is queued as one batch on the calling
+    // thread, exactly as the flusher would (the same batch limit; callbacks
+    // and Options::after_batch run on this thread), and returns true.  If a
+    // batch is being written already (by the flusher or another caller), or
+    // the WAL is closing, it returns false at once and the flusher writes the
+    // queue after that batch.  Blocks for the write; not from a callback or
+    // after_batch (it returns false there: their batch is in progress).
+    bool write_queued();
     // Options::idle_spin_us, from now on.  Thread-safe.
     void set_idle_spin_us(std::uint32_t us);
     Stats stats() const;
