@@ -122,10 +122,10 @@ void Replica::execute(raft::Actions& a) {
         // but no more throughput, and K=256 p50 went from 1.1-1.2x the
         // WAL's to 1.2-1.8x.)
         if (may_apply_inline() &&
-            (!inline_apply_.empty() ||
+            (!inline_queue().empty() ||
              (!log_->wal().has_queued() &&
               apply_->claim_inline(item.entries.size(), inline_apply_budget_ns())))) {
-            inline_apply_.push_back(std::move(item));  // applied once the lock is let go
+            inline_queue().push_back(std::move(item));  // applied once the lock is let go
         } else {
             apply_->enqueue(std::move(item));
         }
@@ -166,10 +166,18 @@ void Replica::persist_entries(std::vector<raft::Entry> entries) {
     const std::uint64_t seq = ++write_seq_;
     in_flight_.push_back(InFlightWrite{seq, entries.back().index, entries.back().term});
     const std::uint64_t start = monotonic_ns();
-    Status s = log_->append(entries, [this, seq, start](Status st) {
+    // A follower's I/O thread writes a small batch itself (on_message).
+    const bool io_writes = ticker_wanted_ && handling_message() &&
+                           core_->role() == raft::Role::follower &&
+                           entries.size() <= k_follower_io_write_max_entries;
+    if (io_writes) io_write_queued_ = true;
+    const wal::Wal::Writer writer =
+        io_writes ? wal::Wal::Writer::caller : wal::Wal::Writer::flusher;
+    Status s = log_->append(entries, writer, [this, seq, start](Status st) {
         const std::uint64_t took = monotonic_ns() - start;
         fsync_latency_.record_ns(took);
-        // Only the flusher writes it (this callback); others read it.
+        // Only the WAL's writing thread writes it (this callback, one batch
+        // at a time); others read it.
         const std::uint64_t old = durable_ns_smoothed_.load(std::memory_order_relaxed);
         durable_ns_smoothed_.store((old * 7 + took) / 8, std::memory_order_relaxed);
         on_wal_write_done(seq, st);

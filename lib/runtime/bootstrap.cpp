@@ -72,8 +72,9 @@ Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine&
         r.state = raft::bootstrap(config.value());
         if (!r.state.entries.empty()) {
             std::vector<raft::Entry> entries = r.state.entries;
-            Status s = wait_wal(
-                [&](wal::Wal::Callback cb) { return r.log->append(entries, std::move(cb)); });
+            Status s = wait_wal([&](wal::Wal::Callback cb) {
+                return r.log->append(entries, wal::Wal::Writer::flusher, std::move(cb));
+            });
             if (!s.ok()) return s;
         }
         if (Status s = r.log->save_hard_state(r.state.hard_state); !s.ok()) return s;

@@ -80,7 +80,8 @@ Result<std::vector<raft::Entry>> LogStore::entries_after(raft::Index snapshot_in
     return out;
 }
 
-Status LogStore::append(std::vector<raft::Entry>& entries, wal::Wal::Callback done) {
+Status LogStore::append(std::vector<raft::Entry>& entries, wal::Wal::Writer writer,
+                        wal::Wal::Callback done) {
     KEEL_ASSERT(!entries.empty(), "append needs entries");
     const raft::Index first = entries.front().index;
     const std::uint64_t next = wal_->next_index();
@@ -93,7 +94,7 @@ Status LogStore::append(std::vector<raft::Entry>& entries, wal::Wal::Callback do
     std::vector<wal::Record> records = wal_->record_buffer();
     records.reserve(entries.size());
     for (raft::Entry& e : entries) records.push_back(to_record(std::move(e)));
-    return wal_->append(std::move(records), std::move(done));
+    return wal_->append(std::move(records), std::move(done), writer);
 }
 
 Status LogStore::save_hard_state(const raft::HardState& hs) {

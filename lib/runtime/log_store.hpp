@@ -49,10 +49,12 @@ public:
 
     // ---- writes (under the core lock) ----
     // Appends `entries`, first truncating a conflicting suffix when
-    // entries.front().index is not the next index.  `done` runs on the WAL
-    // flusher thread once they are durable.  The entries' payloads are moved
-    // out; the caller may reuse the vector.
-    Status append(std::vector<raft::Entry>& entries, wal::Wal::Callback done);
+    // entries.front().index is not the next index.  `done` runs on the
+    // thread that writes them (`writer`: see wal::Wal::append) once they are
+    // durable.  The entries' payloads are moved out; the caller may reuse
+    // the vector.
+    Status append(std::vector<raft::Entry>& entries, wal::Wal::Writer writer,
+                  wal::Wal::Callback done);
     // Durable before returning (term/vote changes must be, Figure 2).
     Status save_hard_state(const raft::HardState& hs);
     // Drops the whole log: the next append is at snapshot.index + 1.

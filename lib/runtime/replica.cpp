@@ -52,6 +52,10 @@ KEEL_FAST_TLS thread_local const Replica* t_core_holder = nullptr;
 // Set on the WAL flusher while it commits what its group commit made
 // durable: a small committed batch may then be claimed for inline apply.
 KEEL_FAST_TLS thread_local const Replica* t_wal_flusher_of = nullptr;
+// Set on the I/O thread while it handles a received message (on_message):
+// it may then claim a small committed batch for inline apply, and write the
+// entries it appends itself (cluster mode).
+KEEL_FAST_TLS thread_local const Replica* t_io_stepping_of = nullptr;
 
 // settle_locked() rounds before what is left goes to the I/O thread: a
 // callback that resubmits at once on every failure cannot pin a thread.
@@ -211,13 +215,7 @@ Status Replica::start(TransportFactory factory) {
     if (factory) {
         PeerTransport::Handlers h;
         // Transport handlers run on the I/O thread.
-        h.on_message = [this](raft::Message m) {
-            with_core([this, &m] {
-                if (shut_down_ || failed_) return;
-                (void)core_->step(m);
-                run_core();
-            });
-        };
+        h.on_message = [this](raft::Message m) { on_message(m); };
         h.on_unreachable = [this](raft::NodeId peer) {
             with_core([this, peer] {
                 if (shut_down_) return;
@@ -320,11 +318,50 @@ void Replica::on_wal_batch_done() {
     if (!inline_apply_.empty()) apply_->apply_claimed(inline_apply_);
 }
 
+void Replica::on_message(raft::Message& message) {
+    t_io_stepping_of = this;
+    with_core([this, &message] {
+        if (shut_down_ || failed_) return;
+        (void)core_->step(message);
+        run_core();
+    });
+    // The write first: the leader waits for its acknowledgement, which the
+    // commit after it (after_batch, on this thread) releases; no one waits
+    // for a follower's apply.  The commit may append more: written in turn.
+    // If a batch is being written, its writer takes these after it.
+    while (io_write_queued_) {
+        io_write_queued_ = false;
+        (void)log_->wal().write_queued();
+    }
+    t_io_stepping_of = nullptr;
+    if (io_inline_apply_.empty()) return;
+    const std::uint64_t start = monotonic_ns();
+    apply_->apply_claimed(io_inline_apply_);
+    const std::uint64_t took = monotonic_ns() - start;
+    if (took > k_io_inline_apply_limit_ns && !io_inline_apply_off_.exchange(true)) {
+        log(LogLevel::warn,
+            "a batch applied inline on the I/O thread took " + std::to_string(took / 1000) +
+                " us; from now on only the apply thread applies " + "(NodeOptions::inline_apply)");
+    }
+}
+
 bool Replica::may_apply_inline() const {
-    return t_wal_flusher_of == this;
+    return options_.inline_apply && (t_wal_flusher_of == this || handling_message());
+}
+
+bool Replica::handling_message() const {
+    return t_io_stepping_of == this;
+}
+
+std::deque<ApplyItem>& Replica::inline_queue() {
+    return handling_message() ? io_inline_apply_ : inline_apply_;
 }
 
 std::uint64_t Replica::inline_apply_budget_ns() const {
+    if (handling_message()) {
+        const bool off = io_inline_apply_off_.load(std::memory_order_relaxed);
+        return ticker_wanted_ && !off ? k_io_inline_apply_ns : 0;
+    }
     if (ticker_wanted_) return 0;
     return std::clamp(durable_ns_smoothed_.load(std::memory_order_relaxed),
                       k_single_mode_inline_apply_min_ns, k_single_mode_inline_apply_max_ns);

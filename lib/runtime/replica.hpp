@@ -82,6 +82,30 @@ inline constexpr std::uint32_t k_single_mode_flusher_spin_us = 250;
 // for a p50 +0.07 of the WAL's, over 32 alternating pairs).
 inline constexpr std::uint64_t k_single_mode_inline_apply_min_ns = 50'000;
 inline constexpr std::uint64_t k_single_mode_inline_apply_max_ns = 2'000'000;
+// Cluster mode: the I/O thread, when a message it steps in commits a batch
+// predicted to apply (with its proposers' callbacks) within this long,
+// applies it itself once it lets go of the core lock, if the apply thread
+// is idle.  On a leader the proposer's answer then leaves without waking
+// the apply thread, and the proposals its callbacks make are replicated by
+// the same thread; on a follower one thread does all the work of a round
+// (see k_follower_io_write_max_entries).  The I/O thread takes every
+// member's messages, so the budget is of the order of stepping one in.  An
+// inline batch that takes longer than k_io_inline_apply_limit_ns (a slow
+// state machine, mispredicted) turns inline apply on the I/O thread off
+// for good: a stalled I/O thread delays heartbeats, and a long enough stall
+// costs the leadership.
+inline constexpr std::uint64_t k_io_inline_apply_ns = 20'000;
+inline constexpr std::uint64_t k_io_inline_apply_limit_ns = 1'000'000;
+// Cluster mode: a follower's I/O thread that appends at most this many
+// entries from a leader's message writes and fdatasyncs them itself
+// (wal::Wal::Writer::caller), after it lets go of the core lock, instead of
+// waking the WAL flusher, unless a batch is being written already.  It has
+// nothing else to do meanwhile: its answer to the leader waits for that
+// write.  A larger batch goes to the flusher, so that the I/O thread takes
+// in the leader's next message (decoding and stepping in hundreds of
+// entries) while it is written: without the bound, cluster3 at K=256 lost
+// 28% of its throughput (docs/benchmarks.md).
+inline constexpr std::size_t k_follower_io_write_max_entries = 8;
 
 // Proposals submitted from inside a batch of proposal callbacks are handed
 // to the core (one WAL append) at the batch's end or in chunks of this many.
@@ -137,11 +161,22 @@ private:
     bool on_io_thread() const { return std::this_thread::get_id() == io_thread_id_; }
     // True while the calling thread holds this replica's core lock.
     bool holding_core() const;
-    // On the WAL flusher, committing its group commit (on_wal_batch_done).
+    // On the WAL flusher, committing its group commit (on_wal_batch_done),
+    // or on the I/O thread, stepping a received message in (on_message).
     bool may_apply_inline() const;
-    // Under the core lock: how long a batch applied inline may take (0 in
-    // cluster mode: the flusher must not wait for the state machine there).
+    // On the I/O thread, inside on_message().
+    bool handling_message() const;
+    // Where this thread keeps the batches it claimed (may_apply_inline()).
+    std::deque<ApplyItem>& inline_queue();
+    // Under the core lock: how long a batch this thread applies inline may
+    // take (0: none).  The flusher: single-node mode only (in cluster mode
+    // it must not wait for the state machine while followers wait for it).
+    // The I/O thread: cluster mode only (k_io_inline_apply_ns).
     std::uint64_t inline_apply_budget_ns() const;
+    // The I/O thread, on a message: steps it in; then, with the core lock
+    // let go, writes the entries it appended (k_follower_io_write_max_entries)
+    // and applies what it claimed (k_io_inline_apply_ns).
+    void on_message(raft::Message& message);
 
     // Runs `f` holding the core lock, then settles (see settle_locked), then
     // hands the I/O outbox to the I/O thread.  REQUIRES: the calling thread
@@ -256,6 +291,14 @@ private:
     // k_single_mode_inline_apply_min_ns); filled under the core lock by
     // the flusher only, applied by it once it lets go of the lock.
     std::deque<ApplyItem> inline_apply_;
+    // The same for the I/O thread (k_io_inline_apply_ns).  One claim
+    // at a time (ApplyWorker::claim_inline): at most one of the two holds
+    // entries, and each is touched by its own thread only.
+    std::deque<ApplyItem> io_inline_apply_;
+    // An inline batch on the I/O thread overran k_io_inline_apply_limit_ns.
+    std::atomic<bool> io_inline_apply_off_{false};
+    // The I/O thread appended entries it is to write itself (I/O thread only).
+    bool io_write_queued_ = false;
 
     // Inbox: proposals from any thread, taken into the core by whoever holds
     // the core lock next (one batch per drain: one WAL append).
@@ -265,12 +308,12 @@ private:
 
     // Work for the I/O thread, in the order it was produced.
     std::mutex outbox_mu_;
-    std::vector<std::function<void()>> outbox_;          // GUARDED_BY(outbox_mu_)
-    bool outbox_posted_ = false;                         // GUARDED_BY(outbox_mu_)
+    std::vector<std::function<void()>> outbox_;  // GUARDED_BY(outbox_mu_)
+    bool outbox_posted_ = false;                 // GUARDED_BY(outbox_mu_)
     // The I/O thread is running outbox work it took: messages written
     // directly now could overtake a send() in it (send_messages).
-    bool outbox_running_ = false;                        // GUARDED_BY(outbox_mu_)
-    bool io_stopped_ = false;                            // I/O thread
+    bool outbox_running_ = false;  // GUARDED_BY(outbox_mu_)
+    bool io_stopped_ = false;      // I/O thread
 
     // Progress reported by other threads, consumed under the core lock.
     std::atomic<std::uint64_t> durable_seq_{0};

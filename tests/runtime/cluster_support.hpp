@@ -12,7 +12,10 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "test_state_machine.hpp"
 
@@ -77,19 +80,24 @@ public:
         o.snapshot_trailing_entries = snapshot_trailing;
         o.join = join;
         o.initial_members = founders_;
+        o.inline_apply = inline_apply;
         // As the default logger (warnings and errors to stderr), and a node
         // event is progress that eventually() re-checks on.
-        o.logger = [id](LogLevel level, const std::string& message) {
-            if (level == LogLevel::warn || level == LogLevel::error)
+        o.logger = [id, log = log_](LogLevel level, const std::string& message) {
+            if (level == LogLevel::warn || level == LogLevel::error) {
                 std::fprintf(stderr, "keel[%llu] %s\n", static_cast<unsigned long long>(id),
                              message.c_str());
+                std::lock_guard lock(log->mu);
+                log->warnings.emplace_back(id, message);
+            }
             ProgressSignal::instance().notify();
         };
         return o;
     }
 
     Node& start(NodeId id, bool join = false) {
-        sms_[id] = std::make_shared<RecordingStateMachine>();
+        sms_[id] = state_machine_factory ? state_machine_factory()
+                                         : std::make_shared<RecordingStateMachine>();
         auto n = Node::open(options(id, join), sms_[id]);
         KEEL_ASSERT(n.ok(), "node opens");
         nodes_[id] = std::move(n.value());
@@ -100,6 +108,14 @@ public:
         nodes_.erase(id);
     }
     void wipe(NodeId id) { std::filesystem::remove_all(options(id).data_dir); }
+
+    // Whether node `id` logged a warning or error containing `text`.
+    bool warned(NodeId id, const std::string& text) const {
+        std::lock_guard lock(log_->mu);
+        for (const auto& [from, message] : log_->warnings)
+            if (from == id && message.find(text) != std::string::npos) return true;
+        return false;
+    }
 
     Node& node(NodeId id) { return *nodes_.at(id); }
     RecordingStateMachine& sm(NodeId id) { return *sms_.at(id); }
@@ -138,8 +154,17 @@ public:
     std::uint32_t election_min_ms = 100;
     std::uint64_t snapshot_every = 0;
     std::uint64_t snapshot_trailing = 1024;
+    bool inline_apply = true;
+    // Makes each started node's state machine (default: a plain one).
+    std::function<std::shared_ptr<RecordingStateMachine>()> state_machine_factory;
 
 private:
+    struct WarningLog {
+        std::mutex mu;
+        std::vector<std::pair<NodeId, std::string>> warnings;
+    };
+    // Shared with the nodes' loggers, which may outlive a stopped node's slot.
+    std::shared_ptr<WarningLog> log_ = std::make_shared<WarningLog>();
     TempDir dir_;
     std::map<NodeId, MemberSpec> specs_;
     std::vector<MemberSpec> founders_;

@@ -3,6 +3,12 @@
 // install to a wiped follower.  Waits are on conditions, never on time.
 #include <catch2/catch.hpp>
 
+#include <pthread.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
 #include "cluster_support.hpp"
 
 using namespace keel;
@@ -65,9 +71,66 @@ TEST_CASE("three nodes elect one leader and replicate to every member") {
     ProposeResult r = c.node(follower).propose("x").get();
     CHECK(r.status.code() == ErrorCode::not_leader);
     for (NodeId id = 1; id <= 3; ++id) CHECK(c.sm(id).duplicate_applies() == 0);
-    // Cluster mode never applies inline on the WAL flusher: only the apply thread.
+    // Cluster mode never applies inline on the WAL flusher: the apply
+    // thread does, or the I/O thread a small batch it committed.
+    for (NodeId id = 1; id <= 3; ++id)
+        for (const std::string& thread : c.sm(id).apply_threads())
+            CHECK((thread == "keel-apply" || thread == "keel-io"));
+}
+
+TEST_CASE("with inline_apply off, every member applies on its apply thread only") {
+    TestCluster c(3);
+    c.inline_apply = false;
+    for (NodeId id = 1; id <= 3; ++id) c.start(id);
+    std::map<std::uint64_t, std::string> acked;
+    for (int i = 0; i < 50; ++i) put(c, acked, "off-", i);
+    REQUIRE(eventually([&] { return all_applied(c, {1, 2, 3}, acked); }));
     for (NodeId id = 1; id <= 3; ++id)
         CHECK(c.sm(id).apply_threads() == std::set<std::string>{"keel-apply"});
+}
+
+namespace {
+
+// Slow only where keel must not be held up: 2 ms per apply on the I/O
+// thread (a workload, not a wait), quick on the apply thread.  keel's
+// prediction, learnt on the apply thread, lets the I/O thread claim a batch.
+class SlowOnIoThread final : public keel::test::RecordingStateMachine {
+public:
+    void apply(const std::vector<CommittedEntry>& entries,
+               std::vector<std::string>& results) override {
+        char name[16] = {};
+        pthread_getname_np(pthread_self(), name, sizeof name);
+        if (std::string(name) == "keel-io") {
+            io_applies_.fetch_add(1);
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        RecordingStateMachine::apply(entries, results);
+    }
+    int io_applies() const { return io_applies_.load(); }
+
+private:
+    std::atomic<int> io_applies_{0};
+};
+
+}  // namespace
+
+TEST_CASE("an inline apply that overruns its limit stops inline apply on the I/O thread") {
+    TestCluster c(3);
+    c.state_machine_factory = [] { return std::make_shared<SlowOnIoThread>(); };
+    for (NodeId id = 1; id <= 3; ++id) c.start(id);
+    const NodeId leader = c.leader();
+    REQUIRE(leader != 0);
+    auto& slow = dynamic_cast<SlowOnIoThread&>(c.sm(leader));
+    // One proposal at a time: the leader's I/O thread, taking the
+    // acknowledgement that commits it, finds the apply thread idle.
+    std::map<std::uint64_t, std::string> acked;
+    for (int i = 0; i < 2000 && slow.io_applies() == 0; ++i) put(c, acked, "s-", i);
+    REQUIRE(slow.io_applies() > 0);
+    REQUIRE(eventually([&] { return c.warned(leader, "applied inline on the I/O thread took"); }));
+    const int before = slow.io_applies();
+    for (int i = 0; i < 200; ++i) put(c, acked, "t-", i);
+    REQUIRE(eventually([&] { return all_applied(c, {1, 2, 3}, acked); }));
+    CHECK(slow.io_applies() == before);
 }
 
 TEST_CASE("when the leader stops, the others elect a new one and keep every write") {

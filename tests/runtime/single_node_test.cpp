@@ -75,6 +75,16 @@ TEST_CASE("a single node applies proposals in order and returns the state machin
         CHECK((thread == "keel-apply" || thread == "keel-wal-flush"));
 }
 
+TEST_CASE("with inline_apply off, a single node applies on its apply thread only") {
+    TempDir dir;
+    auto sm = std::make_shared<RecordingStateMachine>();
+    NodeOptions o = single_options(dir.path());
+    o.inline_apply = false;
+    auto node = open_node(o, sm);
+    for (int i = 0; i < 100; ++i) REQUIRE(node->propose(tag("v", i)).get().status.ok());
+    CHECK(sm->apply_threads() == std::set<std::string>{"keel-apply"});
+}
+
 TEST_CASE("a lone node arms no timer: zero timer wakeups across many proposals") {
     TempDir dir;
     auto sm = std::make_shared<RecordingStateMachine>();

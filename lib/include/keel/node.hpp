@@ -9,17 +9,18 @@
 //     every public call below is thread-safe and does its part of the work
 //     on the calling thread (a proposal is appended to the WAL by it);
 //   - the WAL's flusher thread writes and fdatasyncs batches (group commit)
-//     and commits what each batch made durable;
+//     and commits what each batch made durable (a follower's I/O thread
+//     writes the small batches a leader's message brings itself);
 //   - one apply thread applies committed entries and completes proposals'
-//     callbacks and futures (in single-node mode the flusher does this for
-//     small batches itself, one at a time with the apply thread: see
-//     state_machine.hpp);
+//     callbacks and futures (small batches are applied by the thread that
+//     committed them, one at a time with the apply thread: the flusher in
+//     single-node mode, the I/O thread in a cluster; see state_machine.hpp);
 //   - one I/O thread (an asio::io_context) runs the transport and the timer;
 //   - a background thread writes snapshots and deletes compacted segments.
 // Callbacks passed to the *_async functions must not block and must not call
 // stop(); they may call the other functions of this Node.  Where they run:
 // proposals and membership changes complete on the thread that applied the
-// entry (the apply thread, or in single-node mode the WAL flusher); a call
+// entry (the apply thread, the WAL flusher or the I/O thread); a call
 // refused up front (busy, too_large, not_leader, aborted) completes on the
 // calling thread or on a keel thread; snapshot_async
 // completes on the background thread; reads and leadership transfers complete

@@ -1,15 +1,21 @@
 // keel/state_machine.hpp — what an application implements to be replicated.
 //
 // keel applies committed log entries to the StateMachine, in log order, on
-// its apply thread (never on the thread that runs the network, so a slow
-// apply cannot hold it up).  One exception: a lone voter (single-node mode)
-// applies a small batch, one measured to take under ~50 us, on the WAL's
-// flusher thread right after the fsync that made it durable, saving the
-// proposer a thread handoff; a batch predicted to take longer, or one that
-// would take a snapshot, always goes to the apply thread.  Either way the
-// three member functions are called one at a time, never concurrently with
-// each other, each call seeing the effects of the previous ones; the
-// function returned by snapshot() is the one exception (see below).
+// its apply thread, so that a slow apply cannot hold up the network or the
+// WAL.  One exception, inline apply (NodeOptions::inline_apply, on by
+// default): a small batch, predicted from measured apply times to be quick,
+// is applied by the thread that committed it, saving the proposer a thread
+// handoff, while the apply thread is idle.  A lone voter (single-node mode)
+// applies such a batch (up to about one write's time to durability, at
+// least 50 us) on the WAL's flusher thread right after the fsync that made
+// it durable; a cluster member (up to 20 us) on its I/O thread right after
+// the message that committed it.  A batch predicted to take longer, or one
+// that would take a snapshot, goes to the apply thread, and a batch on the
+// I/O thread that takes over 1 ms turns inline apply there off for good.
+// Either way the three member functions are called one at a time, never
+// concurrently with each other, each call seeing the effects of the
+// previous ones; the function returned by snapshot() is the one exception
+// (see below).
 #pragma once
 
 #include <cstddef>
