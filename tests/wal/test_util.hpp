@@ -51,6 +51,19 @@ inline Options small_options(FileSystem* fs = nullptr) {
     return o;
 }
 
+// REQUIREs that `wal` holds exactly make_record(first .. last).  For a
+// test file that includes Catch before this header.
+#ifdef REQUIRE
+inline void require_log_is(Wal& wal, std::uint64_t first, std::uint64_t last) {
+    REQUIRE(wal.first_index() == first);
+    REQUIRE(wal.last_index() == last);
+    auto got = wal.read(first, last + 1);
+    REQUIRE(got.ok());
+    REQUIRE(got->size() == last + 1 - first);
+    for (std::uint64_t i = first; i <= last; ++i) REQUIRE((*got)[i - first] == make_record(i));
+}
+#endif
+
 inline void copy_dir(const std::string& from, const std::string& to) {
     std::filesystem::create_directories(to);
     for (const auto& e : std::filesystem::directory_iterator(from))

@@ -30,19 +30,6 @@ using namespace keel::wal::test;
 
 namespace {
 
-void require_records(Wal& wal, std::uint64_t first, std::uint64_t last) {
-    REQUIRE(wal.first_index() == first);
-    REQUIRE(wal.last_index() == last);
-    auto got = wal.read(first, last + 1);
-    REQUIRE(got.ok());
-    REQUIRE(got->size() == last + 1 - first);
-    for (std::uint64_t i = first; i <= last; ++i) REQUIRE((*got)[i - first] == make_record(i));
-}
-
-}  // namespace
-
-namespace {
-
 // The seeds run by default; KEEL_SEED=n runs seed n alone.  A seed fixes
 // each thread's choices, not how the threads interleave.
 std::vector<std::uint64_t> seeds_to_run() {
@@ -196,7 +183,7 @@ void run_racing_writers(std::uint64_t seed) {
     REQUIRE(log.caller_batches.load() + log.random_batches.load() > 0);  // the caller path ran
     auto reopened = Wal::open(dir.path(), small_options());
     REQUIRE(reopened.ok());
-    require_records(**reopened, 1, next - 1);
+    require_log_is(**reopened, 1, next - 1);
 }
 
 }  // namespace

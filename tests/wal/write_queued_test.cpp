@@ -156,15 +156,6 @@ struct AfterBatchLog {
     }
 };
 
-void require_records(Wal& wal, std::uint64_t first, std::uint64_t last) {
-    REQUIRE(wal.first_index() == first);
-    REQUIRE(wal.last_index() == last);
-    auto got = wal.read(first, last + 1);
-    REQUIRE(got.ok());
-    REQUIRE(got->size() == last + 1 - first);
-    for (std::uint64_t i = first; i <= last; ++i) REQUIRE((*got)[i - first] == make_record(i));
-}
-
 }  // namespace
 
 TEST_CASE("write_queued writes a caller's append on the calling thread before it returns") {
@@ -192,7 +183,7 @@ TEST_CASE("write_queued writes a caller's append on the calling thread before it
     REQUIRE(completion);
     REQUIRE(completion->thread == me);
     REQUIRE(completion->status.ok());
-    require_records(wal, 1, *index);
+    require_log_is(wal, 1, *index);
     const Stats after = wal.stats();
     CHECK(after.fsyncs == before.fsyncs + 1);
     CHECK(after.batches == before.batches + 1);
@@ -264,7 +255,7 @@ TEST_CASE("write_queued takes at most max_batch_bytes; the flusher writes the re
         // Exactly the first batch on this thread; nothing after it.
         REQUIRE((completion.thread == me) == (i < *first + k_appends_per_batch));
     }
-    require_records(wal, 1, *first + k_appends - 1);
+    require_log_is(wal, 1, *first + k_appends - 1);
 }
 
 TEST_CASE("write_queued declines during the flusher's batch; the flusher writes it next") {
@@ -306,7 +297,7 @@ TEST_CASE("write_queued declines during the flusher's batch; the flusher writes 
     REQUIRE(all.size() == 2);
     CHECK(all[0].index == 1);
     CHECK(all[1].index == 2);
-    require_records(wal, 1, 2);
+    require_log_is(wal, 1, 2);
 }
 
 TEST_CASE("write_queued declines during another caller's batch; the flusher writes it next") {
@@ -357,7 +348,7 @@ TEST_CASE("write_queued declines during another caller's batch; the flusher writ
     REQUIRE(completion.status.ok());
     CHECK(completion.thread == flusher);
     CHECK(other_index == *mine + 1);
-    require_records(wal, 1, other_index);
+    require_log_is(wal, 1, other_index);
 }
 
 namespace {
@@ -391,7 +382,7 @@ void require_declined_then_written(NestedWrite& nested, Completions& done, Wal& 
     const auto completion = done.wait(nested.index);
     REQUIRE(completion.status.ok());
     CHECK(completion.thread == flusher);
-    require_records(wal, 1, nested.index);
+    require_log_is(wal, 1, nested.index);
 }
 
 }  // namespace
@@ -464,7 +455,7 @@ TEST_CASE("a flusher append wakes the flusher to write the caller-queued records
     CHECK(all[0].thread == last.thread);
     CHECK(last.status.ok());
     CHECK(last.thread != std::this_thread::get_id());
-    require_records(wal, 1, 3);
+    require_log_is(wal, 1, 3);
 }
 
 TEST_CASE("records a caller queued and never wrote are written when the WAL closes") {
@@ -486,7 +477,7 @@ TEST_CASE("records a caller queued and never wrote are written when the WAL clos
     }
     auto reopened = Wal::open(dir.path(), small_options());
     REQUIRE(reopened.ok());
-    require_records(**reopened, 1, k_records);
+    require_log_is(**reopened, 1, k_records);
 }
 
 TEST_CASE("an fdatasync failure in a caller's batch puts the WAL in the failed state for good") {
@@ -541,11 +532,11 @@ TEST_CASE("an fdatasync failure in a caller's batch puts the WAL in the failed s
     fs.copy_dropping_unsynced(dir, power_lost);
     auto after_power_loss = Wal::open(power_lost, small_options());
     REQUIRE(after_power_loss.ok());
-    require_records(**after_power_loss, 1, acked);
+    require_log_is(**after_power_loss, 1, acked);
     // Without one, the written but unsynced batch may be there, whole and valid.
     auto reopened = Wal::open(dir, small_options());
     REQUIRE(reopened.ok());
     const std::uint64_t last = (*reopened)->last_index();
     REQUIRE((last == acked || last == acked + 1));
-    require_records(**reopened, 1, last);
+    require_log_is(**reopened, 1, last);
 }
