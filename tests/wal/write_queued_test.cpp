@@ -156,17 +156,22 @@ struct AfterBatchLog {
     }
 };
 
+// Opens a WAL in `dir` whose after_batch notes the thread it runs on in `log`.
+std::unique_ptr<Wal> open_noting_batches(const TempDir& dir, Options o, AfterBatchLog& log) {
+    o.after_batch = [&log] { log.note(); };
+    auto opened = Wal::open(dir.path(), o);
+    REQUIRE(opened.ok());
+    return std::move(opened.value());
+}
+
 }  // namespace
 
 TEST_CASE("write_queued writes a caller's append on the calling thread before it returns") {
     TempDir dir;
     AfterBatchLog after_batch;
-    Options o = small_options();
-    o.after_batch = [&] { after_batch.note(); };
-    Completions done;
-    auto opened = Wal::open(dir.path(), o);
-    REQUIRE(opened.ok());
-    Wal& wal = **opened;
+    Completions done;  // outlives the Wal, whose callbacks record into it
+    const auto opened = open_noting_batches(dir, small_options(), after_batch);
+    Wal& wal = *opened;
     const std::thread::id me = std::this_thread::get_id();
 
     Stats before;
@@ -194,11 +199,8 @@ TEST_CASE("write_queued writes a caller's append on the calling thread before it
 TEST_CASE("write_queued with nothing queued returns false and changes nothing") {
     TempDir dir;
     AfterBatchLog after_batch;
-    Options o = small_options();
-    o.after_batch = [&] { after_batch.note(); };
-    auto opened = Wal::open(dir.path(), o);
-    REQUIRE(opened.ok());
-    Wal& wal = **opened;
+    const auto opened = open_noting_batches(dir, small_options(), after_batch);
+    Wal& wal = *opened;
 
     auto require_no_effect = [&] {
         const Stats before = wal.stats();
@@ -233,11 +235,9 @@ TEST_CASE("write_queued takes at most max_batch_bytes; the flusher writes the re
     Options o = small_options();
     o.max_batch_bytes = 100;  // a batch takes ops while under 100 bytes: 3 records of 40
     constexpr std::uint64_t k_appends_per_batch = 3;
-    o.after_batch = [&] { after_batch.note(); };
-    Completions done;
-    auto opened = Wal::open(dir.path(), o);
-    REQUIRE(opened.ok());
-    Wal& wal = **opened;
+    Completions done;  // outlives the Wal, whose callbacks record into it
+    const auto opened = open_noting_batches(dir, o, after_batch);
+    Wal& wal = *opened;
     const std::thread::id me = std::this_thread::get_id();
 
     constexpr std::uint64_t k_appends = 9;
