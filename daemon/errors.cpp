@@ -32,6 +32,8 @@ HttpResponse error_from_status(const Status& status) {
             return error_response(503, "timeout", status.message());
         case ErrorCode::not_leader:
             return error_response(503, "no_leader", status.message());
+        case ErrorCode::no_space:
+            return error_response(507, "no_space", status.message());
         default:
             return error_response(500, error_code_name(status.code()), status.message());
     }

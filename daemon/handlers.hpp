@@ -9,8 +9,10 @@
 
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 
+#include "alarms.hpp"
 #include "keel/node.hpp"
 #include "kv_state_machine.hpp"
 #include "router.hpp"
@@ -32,6 +34,8 @@ struct HandlerContext {
     HandlerLimits limits;
     // Runs `work` on an HTTP thread soon (never inline on a keel thread).
     std::function<void(std::function<void()>)> defer;
+    // Alarms raftd raises itself (shown with keel's own).
+    std::shared_ptr<DaemonAlarms> alarms = std::make_shared<DaemonAlarms>();
 };
 
 void add_kv_routes(Router& router, HandlerContext& context);

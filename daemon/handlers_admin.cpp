@@ -63,7 +63,9 @@ void handle_status(HandlerContext& context, RouteRequest&, Respond respond) {
                    {"records", s.wal.records},
                    {"records_per_fsync", s.wal.records_per_fsync}}},
                  {"commit_latency", histogram_summary(s.commit_latency)},
-                 {"fsync_latency", histogram_summary(s.fsync_latency)}};
+                 {"fsync_latency", histogram_summary(s.fsync_latency)},
+                 {"alarms", active_alarms(s, *context.alarms)}};
+    if (!s.failure.empty()) body["failure"] = s.failure;
     respond(json_response(200, dump(body)));
 }
 
@@ -199,8 +201,18 @@ void handle_snapshot(HandlerContext& context, RouteRequest& request, Respond res
     }));
 }
 
+// Liveness: 200 while the node runs, 503 once it has fail-stopped (a
+// supervisor should restart it: recovery reads the disk afresh).
+void handle_health(HandlerContext& context, RouteRequest&, Respond respond) {
+    NodeStatus s = context.node.status();
+    if (!s.failure.empty())
+        return respond(json_response(503, dump({{"status", "failed"}, {"reason", s.failure}})));
+    respond(json_response(200, R"({"status":"ok"})"));
+}
+
 void handle_ready(HandlerContext& context, RouteRequest&, Respond respond) {
     NodeStatus s = context.node.status();
+    if (!s.failure.empty()) return respond(error_response(503, "failed", s.failure));
     if (s.leader_id == 0) return respond(error_response(503, "not_ready", "no leader is known"));
     if (s.applied_index + context.limits.ready_max_apply_lag_entries < s.commit_index) {
         return respond(error_response(503, "not_ready", "still applying the committed log"));
@@ -210,7 +222,8 @@ void handle_ready(HandlerContext& context, RouteRequest&, Respond respond) {
 
 void handle_metrics(HandlerContext& context, RouteRequest&, Respond respond) {
     HttpResponse response;
-    response.body = render_metrics(context.node.status());
+    NodeStatus status = context.node.status();
+    response.body = render_metrics(status, active_alarms(status, *context.alarms));
     response.content_type = kMetricsContentType;
     respond(std::move(response));
 }
@@ -229,8 +242,7 @@ void add_admin_routes(Router& router, HandlerContext& context) {
     router.add("DELETE", "/v1/members/{id}", bind(handle_remove));
     router.add("POST", "/v1/leader/transfer", bind(handle_transfer));
     router.add("POST", "/v1/snapshot", bind(handle_snapshot));
-    router.add("GET", "/healthz",
-               [](RouteRequest&, Respond done) { done(json_response(200, R"({"status":"ok"})")); });
+    router.add("GET", "/healthz", bind(handle_health));
     router.add("GET", "/readyz", bind(handle_ready));
     router.add("GET", "/metrics", bind(handle_metrics));
 }

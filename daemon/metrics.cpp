@@ -1,6 +1,10 @@
 #include "metrics.hpp"
 
+#include "alarms.hpp"
+
+#include <algorithm>
 #include <cmath>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -29,7 +33,7 @@ void histogram(std::string& out, const char* name, const char* help, const Laten
 
 }  // namespace
 
-std::string render_metrics(const NodeStatus& s) {
+std::string render_metrics(const NodeStatus& s, const std::vector<std::string>& alarms) {
     std::string out;
     out.reserve(4096);
     scalar(out, "keel_proposals_total", "counter", "Proposals accepted by this node.", s.proposals);
@@ -64,6 +68,18 @@ std::string render_metrics(const NodeStatus& s) {
     histogram(out, "keel_commit_latency_seconds", "Propose to applied, on this node's proposals.",
               s.commit_latency);
     histogram(out, "keel_fsync_latency_seconds", "WAL write plus fdatasync.", s.fsync_latency);
+    scalar(out, "keel_failed", "gauge", "1 once the node has fail-stopped (restart it).",
+           s.failure.empty() ? 0 : 1);
+    fmt::format_to(std::back_inserter(out),
+                   "# HELP keel_alarm Alarms raised now (1) or not (0).\n"
+                   "# TYPE keel_alarm gauge\n");
+    std::set<std::string> names(known_alarms().begin(), known_alarms().end());
+    names.insert(alarms.begin(), alarms.end());
+    for (const std::string& name : names) {
+        const bool raised = std::find(alarms.begin(), alarms.end(), name) != alarms.end();
+        fmt::format_to(std::back_inserter(out), "keel_alarm{{alarm=\"{}\"}} {}\n", name,
+                       raised ? 1 : 0);
+    }
     return out;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "keel/status_report.hpp"
 
@@ -11,6 +12,8 @@ namespace keel::daemon {
 
 inline constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-std::string render_metrics(const NodeStatus& status);
+// `alarms`: those raised now (keel's and raftd's, see alarms.hpp); each of
+// known_alarms() is listed as keel_alarm{alarm="NAME"} 0 or 1.
+std::string render_metrics(const NodeStatus& status, const std::vector<std::string>& alarms = {});
 
 }  // namespace keel::daemon

@@ -7,7 +7,10 @@ set -euo pipefail
 packages=(
   g++ make meson ninja-build pkgconf
   libboost1.81-dev libfmt-dev catch2 nlohmann-json3-dev libcli11-dev libspdlog-dev
+  libssl-dev openssl
   curl procps python3
+  # The fuzzers (libFuzzer) are built with clang in their own build directory.
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

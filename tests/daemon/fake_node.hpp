@@ -24,6 +24,8 @@ public:
     Status fail_next;   // if not ok: the next call fails with it
     std::uint64_t last_index = 0;
     std::uint64_t snapshot_index = 0;
+    std::vector<std::string> alarms;  // NodeStatus::alarms
+    std::string failure;              // NodeStatus::failure
 
     void propose_async(SharedBytes data, std::function<void(ProposeResult)> done) override {
         if (Status s = take_failure(); !s.ok()) return done({s, 0, "", leader});
@@ -81,6 +83,8 @@ public:
         s.commit_latency.counts = {2, 1, 1};
         s.commit_latency.count = 4;
         s.commit_latency.sum_us = 3000;
+        s.alarms = alarms;
+        s.failure = failure;
         return s;
     }
     Result<MemberSpec> member(NodeId id) const override {

@@ -173,6 +173,44 @@ TEST_CASE("keel errors map to HTTP statuses", "[daemon][errors]") {
     CHECK(h.call("PUT", "/v1/kv/a", R"({"value":"1"})").status == 500);
     h.node.fail_next = Status(ErrorCode::timeout, "read");
     CHECK(h.call("GET", "/v1/kv/a").status == 503);
+    h.node.fail_next = Status(ErrorCode::no_space, "disk full");
+    auto full = h.call("PUT", "/v1/kv/a", R"({"value":"1"})");
+    CHECK(full.status == 507);
+    CHECK(body_of(full)["error"] == "no_space");
+}
+
+TEST_CASE("alarms from keel and from raftd show in status and metrics, each once",
+          "[daemon][alarms]") {
+    Harness h;
+    CHECK(body_of(h.call("GET", "/v1/status"))["alarms"] == json::array());
+    CHECK(h.call("GET", "/metrics").body.find("keel_alarm{alarm=\"no_space\"} 0\n") !=
+          std::string::npos);
+    h.node.alarms = {"no_space"};
+    h.context.alarms->set("no_space", true);
+    h.context.alarms->set("zz_other", true);
+    CHECK(body_of(h.call("GET", "/v1/status"))["alarms"] == json::array({"no_space", "zz_other"}));
+    const std::string metrics = h.call("GET", "/metrics").body;
+    CHECK(metrics.find("keel_alarm{alarm=\"no_space\"} 1\n") != std::string::npos);
+    CHECK(metrics.find("keel_alarm{alarm=\"zz_other\"} 1\n") != std::string::npos);
+    h.node.alarms.clear();
+    h.context.alarms->set("no_space", false);
+    CHECK(body_of(h.call("GET", "/v1/status"))["alarms"] == json::array({"zz_other"}));
+}
+
+TEST_CASE("a fail-stopped node answers 503 failed on /healthz and /readyz", "[daemon][health]") {
+    Harness h;
+    REQUIRE(h.call("GET", "/healthz").status == 200);
+    CHECK(h.call("GET", "/metrics").body.find("keel_failed 0\n") != std::string::npos);
+    h.node.failure = "fdatasync of 00000001.wal: Input/output error";
+    auto health = h.call("GET", "/healthz");
+    CHECK(health.status == 503);
+    CHECK(body_of(health)["status"] == "failed");
+    CHECK(body_of(health)["reason"] == h.node.failure);
+    auto ready = h.call("GET", "/readyz");
+    CHECK(ready.status == 503);
+    CHECK(body_of(ready)["error"] == "failed");
+    CHECK(body_of(h.call("GET", "/v1/status"))["failure"] == h.node.failure);
+    CHECK(h.call("GET", "/metrics").body.find("keel_failed 1\n") != std::string::npos);
 }
 
 TEST_CASE("bad input is answered with the documented errors", "[daemon][bad-input]") {
@@ -240,7 +278,8 @@ TEST_CASE("bad input is answered with the documented errors", "[daemon][bad-inpu
     CHECK(h.kv->size() == 1);
 }
 
-TEST_CASE("values and keys at their limits are accepted, one byte over refused", "[daemon][limits]") {
+TEST_CASE("values and keys at their limits are accepted, one byte over refused",
+          "[daemon][limits]") {
     Harness h;
     const std::string key(64, 'k');
     CHECK(h.call("PUT", "/v1/kv/" + key, value_body(1000)).status == 200);

@@ -17,8 +17,8 @@ enum class Mode {
 
 // A fixed-bucket latency histogram (microseconds), cumulative since start.
 struct LatencyHistogram {
-    std::vector<double> upper_bounds_us;   // bucket upper bounds, ascending; last is +inf
-    std::vector<std::uint64_t> counts;     // per bucket (not cumulative)
+    std::vector<double> upper_bounds_us;  // bucket upper bounds, ascending; last is +inf
+    std::vector<std::uint64_t> counts;    // per bucket (not cumulative)
     std::uint64_t count = 0;
     double sum_us = 0;
 };
@@ -40,9 +40,9 @@ struct MemberStatus {
 
 struct NodeStatus {
     NodeId id = 0;
-    std::string role;               // "follower", "pre_candidate", "candidate", "leader"
+    std::string role;  // "follower", "pre_candidate", "candidate", "leader"
     std::uint64_t term = 0;
-    NodeId leader_id = 0;           // 0 when unknown
+    NodeId leader_id = 0;  // 0 when unknown
     std::uint64_t commit_index = 0;
     std::uint64_t applied_index = 0;
     std::uint64_t first_index = 0;  // first entry in memory (single mode: applied + 1)
@@ -58,7 +58,19 @@ struct NodeStatus {
     WalFigures wal;
     LatencyHistogram commit_latency;  // propose -> applied, on this node's proposals
     LatencyHistogram fsync_latency;   // WAL write + fdatasync
+
+    // Conditions an operator must see, raised and cleared by keel itself,
+    // sorted, each at most once.  Known names: kAlarmNoSpace.
+    std::vector<std::string> alarms;
+    // Non-empty once the node has fail-stopped (a failed write or fsync of
+    // data, never retried): why, naming the file where known.  A failed
+    // node refuses every call; only a restart, which reads the disk afresh,
+    // brings it back.
+    std::string failure;
 };
+
+// Storage is full: writes are refused with ErrorCode::no_space, reads go on.
+inline constexpr const char* kAlarmNoSpace = "no_space";
 
 const char* mode_name(Mode mode);
 

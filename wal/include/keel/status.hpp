@@ -15,17 +15,18 @@ namespace keel {
 
 enum class ErrorCode {
     ok = 0,
-    invalid_argument,   // the caller passed something malformed or out of range
-    not_found,          // a file, index or key that does not exist
-    corruption,         // bytes on disk or on the wire fail their checks
-    io_error,           // the operating system refused a read or write
-    failed,             // the component is in its fail-stop state (e.g. after an fsync error)
-    too_large,          // a record, frame or body over its configured limit
-    busy,               // a bounded queue is full; retry later
-    not_leader,         // the request needs the leader and this node is not it
-    aborted,            // the operation was cancelled (shutdown, leadership lost)
-    timeout,            // a deadline passed
-    unsupported,        // a format version or feature this build does not know
+    invalid_argument,  // the caller passed something malformed or out of range
+    not_found,         // a file, index or key that does not exist
+    corruption,        // bytes on disk or on the wire fail their checks
+    io_error,          // the operating system refused a read or write
+    failed,            // the component is in its fail-stop state (e.g. after an fsync error)
+    too_large,         // a record, frame or body over its configured limit
+    busy,              // a bounded queue is full; retry later
+    not_leader,        // the request needs the leader and this node is not it
+    aborted,           // the operation was cancelled (shutdown, leadership lost)
+    timeout,           // a deadline passed
+    unsupported,       // a format version or feature this build does not know
+    no_space,          // storage is full (or over its quota): writes are refused, reads go on
 };
 
 const char* error_code_name(ErrorCode code) noexcept;
@@ -53,7 +54,7 @@ private:
 template <typename T>
 class [[nodiscard]] Result {
 public:
-    Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+    Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
     Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
         KEEL_ASSERT(!std::get<Status>(v_).ok(), "a Result holding a Status must hold an error");
     }
@@ -88,18 +89,32 @@ private:
 
 inline const char* error_code_name(ErrorCode code) noexcept {
     switch (code) {
-        case ErrorCode::ok: return "ok";
-        case ErrorCode::invalid_argument: return "invalid_argument";
-        case ErrorCode::not_found: return "not_found";
-        case ErrorCode::corruption: return "corruption";
-        case ErrorCode::io_error: return "io_error";
-        case ErrorCode::failed: return "failed";
-        case ErrorCode::too_large: return "too_large";
-        case ErrorCode::busy: return "busy";
-        case ErrorCode::not_leader: return "not_leader";
-        case ErrorCode::aborted: return "aborted";
-        case ErrorCode::timeout: return "timeout";
-        case ErrorCode::unsupported: return "unsupported";
+        case ErrorCode::ok:
+            return "ok";
+        case ErrorCode::invalid_argument:
+            return "invalid_argument";
+        case ErrorCode::not_found:
+            return "not_found";
+        case ErrorCode::corruption:
+            return "corruption";
+        case ErrorCode::io_error:
+            return "io_error";
+        case ErrorCode::failed:
+            return "failed";
+        case ErrorCode::too_large:
+            return "too_large";
+        case ErrorCode::busy:
+            return "busy";
+        case ErrorCode::not_leader:
+            return "not_leader";
+        case ErrorCode::aborted:
+            return "aborted";
+        case ErrorCode::timeout:
+            return "timeout";
+        case ErrorCode::unsupported:
+            return "unsupported";
+        case ErrorCode::no_space:
+            return "no_space";
     }
     return "unknown";
 }
