@@ -68,6 +68,14 @@ std::string render_metrics(const NodeStatus& s, const std::vector<std::string>& 
     histogram(out, "keel_commit_latency_seconds", "Propose to applied, on this node's proposals.",
               s.commit_latency);
     histogram(out, "keel_fsync_latency_seconds", "WAL write plus fdatasync.", s.fsync_latency);
+    fmt::format_to(std::back_inserter(out),
+                   "# HELP keel_peer_messages_rejected_total Peer connections and messages "
+                   "refused, by reason.\n"
+                   "# TYPE keel_peer_messages_rejected_total counter\n");
+    for (const auto& [reason, count] : s.peer_messages_rejected) {
+        fmt::format_to(std::back_inserter(out),
+                       "keel_peer_messages_rejected_total{{reason=\"{}\"}} {}\n", reason, count);
+    }
     scalar(out, "keel_failed", "gauge", "1 once the node has fail-stopped (restart it).",
            s.failure.empty() ? 0 : 1);
     fmt::format_to(std::back_inserter(out),

@@ -26,3 +26,14 @@ TEST_CASE("metrics render in Prometheus text format with cumulative buckets", "[
     CHECK(text.find("keel_fsync_latency_seconds_count 6\n") != std::string::npos);
     CHECK(text.find("keel_commit_latency_seconds_count 0\n") != std::string::npos);
 }
+
+TEST_CASE("refused peer messages are exported by reason", "[daemon][metrics]") {
+    keel::NodeStatus s;
+    s.peer_messages_rejected = {{"not_a_member", 3}, {"term_out_of_range", 1}};
+    std::string text = render_metrics(s);
+    CHECK(text.find("# TYPE keel_peer_messages_rejected_total counter\n") != std::string::npos);
+    CHECK(text.find("keel_peer_messages_rejected_total{reason=\"not_a_member\"} 3\n") !=
+          std::string::npos);
+    CHECK(text.find("keel_peer_messages_rejected_total{reason=\"term_out_of_range\"} 1\n") !=
+          std::string::npos);
+}

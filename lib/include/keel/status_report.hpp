@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,11 @@ struct NodeStatus {
     // Conditions an operator must see, raised and cleared by keel itself,
     // sorted, each at most once.  Known names: kAlarmNoSpace.
     std::vector<std::string> alarms;
+    // What arrived from other processes on the peer port and was refused
+    // (never delivered to Raft), counted by reason since start: e.g. a
+    // connection without a valid certificate, another cluster's hello, a
+    // message from a node that is not a member, a field out of range.
+    std::map<std::string, std::uint64_t> peer_messages_rejected;
     // Non-empty once the node has fail-stopped (a failed write or fsync of
     // data, never retried): why, naming the file where known.  A failed
     // node refuses every call; only a restart, which reads the disk afresh,
