@@ -102,13 +102,8 @@ void Replica::execute(raft::Actions& a) {
     if (!a.entries.empty()) persist_entries(std::move(a.entries));
     // 4. Messages: now, or once everything written so far is durable.
     if (!a.messages.empty()) send_messages(std::move(a.messages));
-    if (!a.messages_after_persist.empty()) {
-        if (in_flight_.empty()) {
-            send_messages(std::move(a.messages_after_persist));
-        } else {
-            after_persist_.emplace_back(write_seq_, std::move(a.messages_after_persist));
-        }
-    }
+    writes_.hold_until_durable(a.messages_after_persist);
+    if (!a.messages_after_persist.empty()) send_messages(std::move(a.messages_after_persist));
     // 5. Committed entries to the apply thread, with their waiters.
     if (!a.committed_entries.empty()) {
         ApplyItem item;
@@ -163,8 +158,7 @@ void Replica::on_soft_state(const raft::SoftState& ss) {
 }
 
 void Replica::persist_entries(std::vector<raft::Entry> entries) {
-    const std::uint64_t seq = ++write_seq_;
-    in_flight_.push_back(InFlightWrite{seq, entries.back().index, entries.back().term});
+    const std::uint64_t seq = writes_.appended(entries.back().index, entries.back().term);
     const std::uint64_t start = monotonic_ns();
     // A follower's I/O thread writes a small batch itself (on_message).
     const bool io_writes = ticker_wanted_ && handling_message() &&
@@ -200,23 +194,8 @@ void Replica::on_wal_write_done(std::uint64_t seq, const Status& st) {
 void Replica::on_wal_progress() {
     if (shut_down_ || failed_) return;
     if (wal_failed_.load()) return fail_stop(Status(ErrorCode::failed, "WAL write failed"));
-    const std::uint64_t durable = durable_seq_.load();
-    std::optional<InFlightWrite> last;
-    while (!in_flight_.empty() && in_flight_.front().seq <= durable) {
-        if (in_flight_.front().index != 0) last = in_flight_.front();
-        in_flight_.pop_front();
-    }
-    if (last) core_->on_persisted(last->index, last->term);
     std::vector<raft::Message> released;
-    while (!after_persist_.empty() && after_persist_.front().first <= durable) {
-        std::vector<raft::Message>& batch = after_persist_.front().second;
-        if (released.empty()) {
-            released = std::move(batch);
-        } else {
-            std::move(batch.begin(), batch.end(), std::back_inserter(released));
-        }
-        after_persist_.pop_front();
-    }
+    writes_.durable_through(durable_seq_.load(), *core_, released);
     coalesce_acknowledgements(released);
     if (!released.empty()) send_messages(std::move(released));
     run_core();
@@ -254,8 +233,7 @@ void Replica::install_snapshot(const raft::SnapshotMeta& meta) {
     // reconciles the old log against it).
     auto file = snapshots_->adopt(staged, meta);
     if (!file.ok()) return fail_stop(file.status());
-    const std::uint64_t seq = ++write_seq_;
-    in_flight_.push_back(InFlightWrite{seq, 0, 0});
+    const std::uint64_t seq = writes_.reset();
     Status s = log_->reset_after_snapshot(meta.index, meta.term,
                                           [this, seq](Status st) { on_wal_write_done(seq, st); });
     if (!s.ok()) return fail_stop(s);

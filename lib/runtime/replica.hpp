@@ -52,6 +52,7 @@
 #include "runtime/read_tracker.hpp"
 #include "runtime/snapshot_store.hpp"
 #include "runtime/ticker.hpp"
+#include "runtime/write_tracker.hpp"
 
 namespace keel::runtime {
 
@@ -141,11 +142,6 @@ private:
         SharedBytes data;
         std::function<void(ProposeResult)> done;
         std::uint64_t start_ns = 0;
-    };
-    struct InFlightWrite {  // a WAL append or reset not yet durable
-        std::uint64_t seq = 0;
-        raft::Index index = 0;  // last entry appended (0 for a reset)
-        raft::Term term = 0;
     };
     struct PendingTransfer {
         raft::NodeId target = 0;
@@ -271,9 +267,7 @@ private:
     ReadTracker reads_;
     raft::HardState saved_hard_state_;
     raft::Role role_ = raft::Role::follower;
-    std::uint64_t write_seq_ = 0;
-    std::deque<InFlightWrite> in_flight_;
-    std::deque<std::pair<std::uint64_t, std::vector<raft::Message>>> after_persist_;
+    WriteTracker writes_;  // WAL appends and resets in flight, messages held for them
     std::optional<PendingTransfer> transfer_;
     // Snapshots received from leaders, staged until the core installs one.
     std::map<std::pair<raft::Index, raft::Term>, std::string> staged_;
