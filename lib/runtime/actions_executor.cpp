@@ -99,7 +99,7 @@ void Replica::execute(raft::Actions& a) {
     // A new configuration takes effect when appended: peers change now.
     if (a.configuration) on_configuration(*a.configuration);
     // 3. Entries to the WAL, asynchronously (group commit).
-    if (!a.entries.empty()) persist_entries(std::move(a.entries));
+    if (!a.entries.empty()) persist_entries(std::move(a.entries), a.write_id);
     // 4. Messages: now, or once everything written so far is durable.
     if (!a.messages.empty()) send_messages(std::move(a.messages));
     writes_.hold_until_durable(a.messages_after_persist);
@@ -157,8 +157,8 @@ void Replica::on_soft_state(const raft::SoftState& ss) {
     }
 }
 
-void Replica::persist_entries(std::vector<raft::Entry> entries) {
-    const std::uint64_t seq = writes_.appended(entries.back().index, entries.back().term);
+void Replica::persist_entries(std::vector<raft::Entry> entries, raft::WriteId write) {
+    const std::uint64_t seq = writes_.appended(write);
     const std::uint64_t start = monotonic_ns();
     // A follower's I/O thread writes a small batch itself (on_message).
     const bool io_writes = ticker_wanted_ && handling_message() &&

@@ -202,7 +202,7 @@ private:
     void execute(raft::Actions& a);
     void on_soft_state(const raft::SoftState& ss);
     void install_snapshot(const raft::SnapshotMeta& meta);
-    void persist_entries(std::vector<raft::Entry> entries);
+    void persist_entries(std::vector<raft::Entry> entries, raft::WriteId write);
     void send_messages(std::vector<raft::Message> messages);
     // Off the I/O thread, with nothing in the outbox: the transport writes
     // what it can at once (PeerTransport::send_now) and leaves the rest.

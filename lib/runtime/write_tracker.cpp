@@ -1,17 +1,19 @@
 #include "runtime/write_tracker.hpp"
 
 #include <iterator>
-#include <optional>
+
+#include "keel/assert.hpp"
 
 namespace keel::runtime {
 
-std::uint64_t WriteTracker::appended(raft::Index last_index, raft::Term last_term) {
-    in_flight_.push_back(InFlight{++last_seq_, last_index, last_term});
+std::uint64_t WriteTracker::appended(raft::WriteId write) {
+    KEEL_ASSERT(write != 0, "an append of the core's entries has a write id");
+    in_flight_.push_back(InFlight{++last_seq_, write});
     return last_seq_;
 }
 
 std::uint64_t WriteTracker::reset() {
-    in_flight_.push_back(InFlight{++last_seq_, 0, 0});
+    in_flight_.push_back(InFlight{++last_seq_, 0});
     return last_seq_;
 }
 
@@ -23,12 +25,12 @@ void WriteTracker::hold_until_durable(std::vector<raft::Message>& messages) {
 
 void WriteTracker::durable_through(std::uint64_t seq, raft::Core& core,
                                    std::vector<raft::Message>& released) {
-    std::optional<InFlight> last;
+    raft::WriteId latest = 0;
     while (!in_flight_.empty() && in_flight_.front().seq <= seq) {
-        if (in_flight_.front().index != 0) last = in_flight_.front();
+        if (in_flight_.front().write != 0) latest = in_flight_.front().write;
         in_flight_.pop_front();
     }
-    if (last) core.on_persisted(last->index, last->term);
+    if (latest != 0) core.on_persisted(latest);
     while (!held_.empty() && held_.front().first <= seq) {
         std::vector<raft::Message>& batch = held_.front().second;
         if (released.empty()) {

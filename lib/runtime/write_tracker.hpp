@@ -23,9 +23,9 @@ namespace keel::runtime {
 
 class WriteTracker {
 public:
-    // An append of the core's entries, ending at (last_index, last_term), was
-    // queued.  Returns its sequence number.
-    std::uint64_t appended(raft::Index last_index, raft::Term last_term);
+    // An append of the core's entries (Actions::write_id `write`) was queued.
+    // Returns its sequence number.
+    std::uint64_t appended(raft::WriteId write);
     // A reset of the whole log (after a snapshot install) was queued.
     std::uint64_t reset();
 
@@ -36,15 +36,17 @@ public:
     // is in flight.
     void hold_until_durable(std::vector<raft::Message>& messages);
 
-    // Writes up to and including `seq` are durable: tells `core`, and moves
-    // the messages that waited for them to the end of `released`, in order.
+    // Writes up to and including `seq` are durable: tells `core` the latest
+    // of the core's writes among them (by its write id: never by the
+    // (index, term) of its last entry, which an earlier write overwritten
+    // since may share: raft/actions.hpp), and moves the messages that waited
+    // for them to the end of `released`, in order.
     void durable_through(std::uint64_t seq, raft::Core& core, std::vector<raft::Message>& released);
 
 private:
     struct InFlight {
         std::uint64_t seq = 0;
-        raft::Index index = 0;  // last entry appended (0 for a reset)
-        raft::Term term = 0;
+        raft::WriteId write = 0;  // the core's name for it (0 for a reset)
     };
 
     std::uint64_t last_seq_ = 0;

@@ -66,10 +66,10 @@ TEST_CASE("config change: one at a time") {
 
 TEST_CASE("config change: refused until an entry of the leader's term is committed") {
     auto core = lone_core(1, {1, 2, 3});
-    (void)win_election(*core);
+    const WriteId noop_write = win_election(*core).write_id;
     auto r = core->propose_config_change(change(ConfigChange::Kind::add_learner, 4));
     CHECK(r.status().code() == keel::ErrorCode::busy);
-    core->on_persisted(core->last_index(), core->term());
+    core->on_persisted(noop_write);
     (void)core->step(Message{.type = MessageType::append_response,
                              .from = 2,
                              .to = 1,

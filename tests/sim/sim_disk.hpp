@@ -43,6 +43,7 @@ struct DiskOp {
     DiskOpKind kind = DiskOpKind::batch;
     std::optional<raft::HardState> hard_state;  // batch
     std::vector<raft::Entry> entries;           // batch
+    raft::WriteId write_id = 0;                 // batch with entries: the core's name for it
     raft::SnapshotMeta meta;                    // install_snapshot, save_snapshot
     std::string data;                           // install_snapshot, save_snapshot
 

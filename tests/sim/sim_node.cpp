@@ -140,7 +140,7 @@ void SimNode::disk_done(std::uint64_t op_id) {
         const Entry& last = op.entries.back();
         host_.trace(std::string("n") + std::to_string(id()) + " durable up to " +
                     std::to_string(last.index) + "/t" + std::to_string(last.term));
-        core_.on_persisted(last.index, last.term);
+        core_.on_persisted(op.write_id);
     }
     drain();
 }
@@ -183,6 +183,7 @@ void SimNode::process(Actions a) {
         if (!a.entries.empty()) {
             host_.on_entries(id(), core_.role() == raft::Role::leader, a.entries);
             op.entries = std::move(a.entries);
+            op.write_id = a.write_id;
         }
         const std::uint64_t op_id = submit(std::move(op));
         if (term_or_vote) send_barrier_op_ = op_id;
