@@ -89,6 +89,13 @@ void Replica::execute(raft::Actions& a) {
     // 2. Term and vote durable before any message of this batch leaves
     //    (Figure 2); a commit-only change is saved lazily (with the next
     //    term/vote change, or at stop).
+    //    Crash window: the metadata file is replaced at once, ahead of WAL
+    //    writes queued before it, so a crash may leave it over any completed
+    //    prefix of the queue (the last write torn).  The commit it records
+    //    is the core's min(commit, persisted): persisted counts only what
+    //    completed writes left in place (WriteTracker reports by write id),
+    //    and committed entries are never truncated, so every such prefix
+    //    holds the entries up to it.
     if (a.hard_state) {
         const raft::HardState& hs = *a.hard_state;
         if (hs.term != saved_hard_state_.term || hs.vote != saved_hard_state_.vote) {
@@ -157,6 +164,14 @@ void Replica::on_soft_state(const raft::SoftState& ss) {
     }
 }
 
+// Crash windows (LogStore::append queues a truncation of the conflicting
+// suffix, then the append, two WAL operations in that order):
+//   - before the truncation completes: the old suffix stands, as if this
+//     batch had never been taken (nothing of it was acknowledged);
+//   - between the truncation and the append: the log ends at the cut;
+//   - inside the append: a torn tail, a prefix of these entries survives.
+// In each the core has not counted any of them durable: only the
+// completion of this append (reported by `write`) vouches for them.
 void Replica::persist_entries(std::vector<raft::Entry> entries, raft::WriteId write) {
     const std::uint64_t seq = writes_.appended(write);
     const std::uint64_t start = monotonic_ns();

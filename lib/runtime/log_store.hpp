@@ -8,6 +8,11 @@
 // Crash windows handled here:
 //   - truncate_after() for a conflicting suffix is ordered by the WAL with
 //     later appends, so "truncate then append" needs no wait;
+//   - save_hard_state() is durable on return but not ordered with the WAL's
+//     queue: it can land before appends and truncations queued ahead of it.
+//     The commit index it records must be covered by completed writes alone
+//     (the core hands out min(commit, persisted), by write id: see
+//     raft/log.hpp), never by writes still queued;
 //   - reset() (snapshot installed from the leader) is called only after the
 //     snapshot file is published, so a crash in between leaves a snapshot
 //     plus an old log, which recover() reconciles (entries not matching
