@@ -51,6 +51,9 @@ public:
     // log holds that index with another term, nothing after it is valid.
     Result<std::vector<raft::Entry>> entries_after(raft::Index snapshot_index,
                                                    raft::Term snapshot_term) const;
+    // Whether the log holds `index` with another term than `term`: an old
+    // log that a snapshot at (index, term) replaced.
+    Result<bool> replaced_by_snapshot(raft::Index index, raft::Term term) const;
 
     // ---- writes (under the core lock) ----
     // Appends `entries`, first truncating a conflicting suffix when

@@ -236,9 +236,11 @@ raft::RestoredState SimDisk::restored() const {
 raft::RestoredState SimDisk::recover() {
     const DurableState d = durable();
     const Index expected_next = d.last_index() + 1;
-    if (files_.wal_next != expected_next) {
+    if (d.wal_replaced() || files_.wal_next != expected_next) {
         // A snapshot from the leader was published but the log reset after
-        // it had not completed: recovery finishes it (synchronously).
+        // it had not completed: recovery finishes it (synchronously), also
+        // when the old log ends right at the snapshot (seed 53021 of
+        // --nodes 3: its record there voided every later one).
         files_.wal.clear();
         files_.wal_next = expected_next;
         wal_submit_next_ = expected_next;

@@ -70,9 +70,11 @@ public:
     const raft::Entry& at(raft::Index index) const;
     // The records recovery keeps.
     std::vector<raft::Entry> entries() const;
+    // The WAL holds the snapshot's index with another term: an old log the
+    // snapshot replaced, none of whose records recovery keeps.
+    bool wal_replaced() const { return !wal_agrees(); }
 
 private:
-    // False when the WAL holds the snapshot's index with another term.
     bool wal_agrees() const;
     const DiskFiles& f_;
 };

@@ -171,6 +171,23 @@ TEST_CASE("recovery drops an old log a snapshot replaced and finishes the reset"
     CHECK(disk.wal_next_submitted() == 3);
 }
 
+TEST_CASE("recovery finishes the reset when the old log ends right at the snapshot", "[sim]") {
+    const SwarmParams p = fixed_latency();  // the disk keeps a reference
+    SimDisk disk(p, false, Rng(1));
+    disk.submit(append({entry(1, 1), entry(2, 1)}), 0);
+    complete_next(disk);
+    const keel::raft::SnapshotMeta meta{2, 2, {}};  // 2/t2 over the WAL's 2/t1
+    disk.install_snapshot_file(meta, "data");
+    disk.crash();  // before the marker and the reset
+    (void)disk.recover();
+    // Had the record 2/t1 stayed, every record appended after it would be
+    // void at the next start.
+    disk.submit(append({entry(3, 2)}), 0);
+    complete_next(disk);
+    CHECK(disk.durable().last_index() == 3);
+    CHECK(disk.restored().entries.size() == 1);
+}
+
 TEST_CASE("a snapshot file is written on its own queue, apart from the WAL's", "[sim]") {
     const SwarmParams p = fixed_latency();  // the disk keeps a reference
     SimDisk disk(p, false, Rng(1));
