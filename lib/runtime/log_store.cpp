@@ -49,17 +49,22 @@ raft::HardState LogStore::hard_state() const {
     return raft::HardState{meta_.term, meta_.vote, meta_.commit};
 }
 
+Result<bool> LogStore::replaced_by_snapshot(raft::Index index, raft::Term term) const {
+    if (index == 0 || index < wal_->first_index() || index > wal_->last_index()) return false;
+    auto t = wal_->term_at(index);
+    if (!t.ok()) return t.status();
+    return t.value() != term;
+}
+
 Result<std::vector<raft::Entry>> LogStore::entries_after(raft::Index snapshot_index,
                                                          raft::Term snapshot_term) const {
     std::vector<raft::Entry> out;
     const std::uint64_t first = wal_->first_index();
     const std::uint64_t last = wal_->last_index();
     if (last < first) return out;  // empty log
-    if (snapshot_index != 0 && snapshot_index >= first && snapshot_index <= last) {
-        auto t = wal_->term_at(snapshot_index);
-        if (!t.ok()) return t.status();
-        if (t.value() != snapshot_term) return out;  // an old log the snapshot replaced
-    }
+    auto replaced = replaced_by_snapshot(snapshot_index, snapshot_term);
+    if (!replaced.ok()) return replaced.status();
+    if (replaced.value()) return out;  // an old log the snapshot replaced
     if (snapshot_index != 0 && first > snapshot_index + 1) {
         return Status(ErrorCode::corruption, "the log starts at " + std::to_string(first) +
                                                  ", after the snapshot at " +

@@ -52,6 +52,7 @@
 #include "runtime/read_tracker.hpp"
 #include "runtime/snapshot_store.hpp"
 #include "runtime/ticker.hpp"
+#include "runtime/write_tracker.hpp"
 
 namespace keel::runtime {
 
@@ -142,11 +143,6 @@ private:
         std::function<void(ProposeResult)> done;
         std::uint64_t start_ns = 0;
     };
-    struct InFlightWrite {  // a WAL append or reset not yet durable
-        std::uint64_t seq = 0;
-        raft::Index index = 0;  // last entry appended (0 for a reset)
-        raft::Term term = 0;
-    };
     struct PendingTransfer {
         raft::NodeId target = 0;
         std::function<void(Status)> done;
@@ -206,7 +202,7 @@ private:
     void execute(raft::Actions& a);
     void on_soft_state(const raft::SoftState& ss);
     void install_snapshot(const raft::SnapshotMeta& meta);
-    void persist_entries(std::vector<raft::Entry> entries);
+    void persist_entries(std::vector<raft::Entry> entries, raft::WriteId write);
     void send_messages(std::vector<raft::Message> messages);
     // Off the I/O thread, with nothing in the outbox: the transport writes
     // what it can at once (PeerTransport::send_now) and leaves the rest.
@@ -271,9 +267,7 @@ private:
     ReadTracker reads_;
     raft::HardState saved_hard_state_;
     raft::Role role_ = raft::Role::follower;
-    std::uint64_t write_seq_ = 0;
-    std::deque<InFlightWrite> in_flight_;
-    std::deque<std::pair<std::uint64_t, std::vector<raft::Message>>> after_persist_;
+    WriteTracker writes_;  // WAL appends and resets in flight, messages held for them
     std::optional<PendingTransfer> transfer_;
     // Snapshots received from leaders, staged until the core installs one.
     std::map<std::pair<raft::Index, raft::Term>, std::string> staged_;
