@@ -30,11 +30,15 @@ def free_port():
 
 
 def request(port, method, path, body=None, timeout=5.0, headers=None):
-    """Returns (status, headers dict, parsed JSON or text); never follows redirects."""
+    """Returns (status, headers dict, parsed JSON or text); never follows redirects.
+    A body is sent as application/json unless `headers` name another type."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         data = None if body is None else (body if isinstance(body, (bytes, str)) else json.dumps(body))
-        conn.request(method, path, body=data, headers=headers or {})
+        headers = dict(headers or {})
+        if data is not None and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
+        conn.request(method, path, body=data, headers=headers)
         resp = conn.getresponse()
         raw = resp.read()
         hdrs = {k.lower(): v for k, v in resp.getheaders()}
@@ -401,7 +405,7 @@ class RaftdTest(unittest.TestCase):
             s.sendall(b"GARBAGE\r\n\r\n")
             self.assertTrue(s.recv(100).startswith(b"HTTP/1.1 400"))
         with socket.create_connection(("127.0.0.1", n.http), timeout=5) as s:
-            s.sendall(b"PUT /v1/kv/a HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
+            s.sendall(b"PUT /v1/kv/a HTTP/1.1\r\nHost: localhost\r\nContent-Length: 99999999\r\n\r\n")
             self.assertTrue(s.recv(100).startswith(b"HTTP/1.1 413"))
         self.assertEqual(self.put(n.http, "a", "still serving")[0], 200)
         self.assertTrue(n.alive())
