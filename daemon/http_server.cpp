@@ -122,6 +122,13 @@ Result<std::uint16_t> HttpServer::start() {
     }
     impl_->connection_info.loopback_listener = address.is_loopback();
     const std::uint16_t port = acceptor.local_endpoint().port();
+    // Asio creates a context's reactor (an eventfd and a timerfd) with its
+    // first socket or timer, and throws if that fails: make them now, not at
+    // the first connection, which may come when file descriptors have run out.
+    for (auto& context : impl_->contexts) {
+        tcp::socket socket(*context);
+        net::steady_timer timer(*context);
+    }
     impl_->started = true;
     for (auto& context : impl_->contexts) impl_->work.emplace_back(context->get_executor());
     impl_->accept(impl_);

@@ -17,8 +17,8 @@
 //   - when accept() fails for want of file descriptors (EMFILE, ENFILE) the
 //     acceptor pauses, doubling from kAcceptBackoffMin to kAcceptBackoffMax,
 //     instead of retrying at once (counted).
-// Unparseable requests get 400 and the connection is closed; so does a
-// request the gate refuses (its body unread).
+// Unparseable requests get 400 and the connection is closed; so is it after
+// a request the gate refuses, unless that request had no body.
 //
 // shutdown(): stop accepting, close idle connections, let in-flight requests
 // finish and be answered (with "Connection: close"), bounded by a grace period.

@@ -130,12 +130,14 @@ private:
         head_.origin.assign(message[http::field::origin]);
         head_.authorization.assign(message[http::field::authorization]);
         head_.has_body = parser_->chunked() || parser_->content_length().value_or(0) > 0;
-        if (options().gate) {
-            std::optional<HttpResponse> refusal = options().gate(head_, server_->connection_info);
-            head_.authorization.clear();  // handlers never see credentials
-            if (refusal) return reject(std::move(*refusal));
+        std::optional<HttpResponse> refusal;
+        if (options().gate) refusal = options().gate(head_, server_->connection_info);
+        head_.authorization.clear();  // handlers never see credentials
+        if (refusal) {
+            // With no body left unread, the connection may serve the next request.
+            const bool complete = !head_.has_body && parser_->is_done();
+            return reject(std::move(*refusal), complete && message.keep_alive());
         }
-        head_.authorization.clear();
         if (beast::iequals(message[http::field::expect], "100-continue")) {
             auto cont =
                 std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
@@ -201,10 +203,11 @@ private:
         });
     }
 
-    // Answers and closes: the rest of the request (its body) is never read.
-    void reject(HttpResponse response) {
+    // Answers, then closes unless `keep_alive`: the rest of the request (its
+    // body) is never read.
+    void reject(HttpResponse response, bool keep_alive = false) {
         server_->rejected.fetch_add(1, std::memory_order_relaxed);
-        keep_alive_ = false;
+        keep_alive_ = keep_alive;
         busy_ = true;
         write(std::move(response), false);
     }

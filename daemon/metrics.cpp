@@ -51,7 +51,7 @@ void daemon_metrics(std::string& out, const DaemonFigures& f) {
     labelled(out, "raftd_http_timeouts_total", "phase",
              "HTTP connections closed for a timeout, by phase.", f.timeouts);
     scalar(out, "raftd_http_accept_backoffs_total", "counter",
-           "Pauses of the acceptor for want of file descriptors.",
+           "Pauses of the acceptor after a failed accept (EMFILE, ENFILE, ...).",
            static_cast<double>(f.accept_backoffs));
     scalar(out, "raftd_state_bytes", "gauge",
            "The state machine's size as a snapshot writes it (counted by --quota-bytes).",
