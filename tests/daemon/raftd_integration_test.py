@@ -115,7 +115,8 @@ class Node:
         return self.proc is not None and self.proc.poll() is None
 
 
-class RaftdTest(unittest.TestCase):
+class RaftdCase(unittest.TestCase):
+    """Nodes in a temp dir, killed and shown (log tails) after a failure."""
     def setUp(self):
         self.root = tempfile.mkdtemp(prefix="raftd-test-")
         self.nodes = {}
@@ -197,7 +198,8 @@ class RaftdTest(unittest.TestCase):
             n.start(*members)
         return nodes
 
-    # -- tests ---------------------------------------------------------------
+
+class RaftdTest(RaftdCase):
     def test_single_node_put_get_cas_delete_and_restart(self):
         n = self.node(1).start()
         self.wait_ready(n)
