@@ -162,6 +162,40 @@ void reload_tokens(const DaemonConfig& config, TokenStore* tokens, spdlog::logge
     tokens->replace(std::move(file->tokens));
 }
 
+// The tokens file's set, or null without --auth-tokens; an error (logged)
+// when the file cannot be read or parsed.
+Result<std::shared_ptr<TokenStore>> load_tokens(const DaemonConfig& config, spdlog::logger& log) {
+    if (config.auth_tokens.empty()) return std::shared_ptr<TokenStore>();
+    Result<TokenFile> file = load_token_file(config.auth_tokens);
+    if (!file.ok()) {
+        log.error("--auth-tokens: {}", file.status().message());
+        return file.status();
+    }
+    for (const std::string& warning : file->warnings) log.warn("--auth-tokens: {}", warning);
+    log.info("--auth-tokens: {} token(s) from {}", file->tokens.size(), config.auth_tokens);
+    return std::make_shared<TokenStore>(std::move(file->tokens));
+}
+
+// Runs the signals' context: SIGHUP calls `reload` and waits on, SIGINT or
+// SIGTERM calls `stop` and returns.
+void serve_until_stopped(boost::asio::io_context& context, boost::asio::signal_set& signals,
+                         const std::function<void()>& reload, const std::function<void()>& stop,
+                         spdlog::logger& log) {
+    std::function<void(const boost::system::error_code&, int)> on_signal =
+        [&](const boost::system::error_code& ec, int signal) {
+            if (ec) return;
+            if (signal == SIGHUP) {
+                reload();
+                signals.async_wait(on_signal);
+                return;
+            }
+            log.info("received signal {}: shutting down", signal);
+            stop();
+        };
+    signals.async_wait(on_signal);
+    context.run();
+}
+
 HttpServerOptions http_server_options(const DaemonConfig& config, const RequestGuard& guard) {
     HttpServerOptions options;
     options.host = config.http.host;
@@ -191,6 +225,7 @@ DaemonFigures server_figures(const HttpServer& server, const RequestGuard& guard
     figures.connections_refused = stats.connections_refused;
     figures.accept_backoffs = stats.accept_backoffs;
     figures.timeouts = stats.timeouts;
+    figures.tls_handshake_failures = stats.tls_handshake_failures;
     return figures;
 }
 
@@ -209,6 +244,10 @@ int run(const DaemonConfig& config) {
     }
     const NodeId id = config.id ? *config.id : (*stored ? **stored : 1);
     auto log = make_logger(id, config.log_level);
+    // From now on SIGHUP, SIGINT and SIGTERM wait for serve_until_stopped
+    // instead of killing the process (SIGHUP's default).
+    boost::asio::io_context signals_context;
+    boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM, SIGHUP);
     log->info("raftd {} starting: data dir {}, HTTP {}, Raft {}{}", RAFTD_VERSION, config.data_dir,
               config.http.to_string(), config.raft.to_string(), config.join ? ", joining" : "");
     if (!*stored) {
@@ -218,17 +257,8 @@ int run(const DaemonConfig& config) {
         }
     }
     raise_fd_limit(*log);
-    std::shared_ptr<TokenStore> tokens;
-    if (!config.auth_tokens.empty()) {
-        Result<TokenFile> file = load_token_file(config.auth_tokens);
-        if (!file.ok()) {
-            log->error("--auth-tokens: {}", file.status().message());
-            return 1;
-        }
-        for (const std::string& warning : file->warnings) log->warn("--auth-tokens: {}", warning);
-        log->info("--auth-tokens: {} token(s) from {}", file->tokens.size(), config.auth_tokens);
-        tokens = std::make_shared<TokenStore>(std::move(file->tokens));
-    }
+    Result<std::shared_ptr<TokenStore>> tokens = load_tokens(config, *log);
+    if (!tokens.ok()) return 1;
     warn_about_security(config, *log);
 
     auto kv = std::make_shared<KvStateMachine>();
@@ -250,7 +280,7 @@ int run(const DaemonConfig& config) {
     context.url_scheme = config.http_cert.empty() ? "http" : "https";
     add_kv_routes(router, context);
     add_admin_routes(router, context);
-    RequestGuard guard(GuardOptions{config.allowed_origins, config.allowed_hosts}, tokens, router);
+    RequestGuard guard(GuardOptions{config.allowed_origins, config.allowed_hosts}, *tokens, router);
     server = std::make_unique<HttpServer>(
         http_server_options(config, guard), [&router](HttpRequest request, Respond respond) {
             router.dispatch(std::move(request), std::move(respond));
@@ -267,21 +297,9 @@ int run(const DaemonConfig& config) {
               context.url_scheme == "https" ? "HTTPS" : "HTTP", config.http.host, *port,
               status.role, status.term, mode_string(status.mode), status.members.size());
 
-    boost::asio::io_context signals_context;
-    boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM, SIGHUP);
-    std::function<void(const boost::system::error_code&, int)> on_signal =
-        [&](const boost::system::error_code& ec, int signal) {
-            if (ec) return;
-            if (signal == SIGHUP) {
-                reload_tokens(config, tokens.get(), *log);
-                signals.async_wait(on_signal);
-                return;
-            }
-            log->info("received signal {}: shutting down", signal);
-            shut_down(*node, *server, *log);
-        };
-    signals.async_wait(on_signal);
-    signals_context.run();
+    serve_until_stopped(
+        signals_context, signals, [&] { reload_tokens(config, tokens->get(), *log); },
+        [&] { shut_down(*node, *server, *log); }, *log);
     return 0;
 }
 

@@ -50,6 +50,10 @@ void daemon_metrics(std::string& out, const DaemonFigures& f) {
              "HTTP connections closed at once, by reason.", f.connections_refused);
     labelled(out, "raftd_http_timeouts_total", "phase",
              "HTTP connections closed for a timeout, by phase.", f.timeouts);
+    scalar(
+        out, "raftd_http_tls_handshake_failures_total", "counter",
+        "TLS handshakes that failed (plain HTTP on the TLS port, no or a bad client certificate).",
+        static_cast<double>(f.tls_handshake_failures));
     scalar(out, "raftd_http_accept_backoffs_total", "counter",
            "Pauses of the acceptor after a failed accept (EMFILE, ENFILE, ...).",
            static_cast<double>(f.accept_backoffs));

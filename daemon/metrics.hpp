@@ -26,8 +26,9 @@ struct DaemonFigures {
     // Times the acceptor paused because the process or system ran out of
     // file descriptors (EMFILE/ENFILE) instead of retrying at once.
     std::uint64_t accept_backoffs = 0;
-    // Connections closed for a timeout, by phase: header, body, idle.
+    // Connections closed for a timeout, by phase: header, body, idle, ...
     std::map<std::string, std::uint64_t> timeouts;
+    std::uint64_t tls_handshake_failures = 0;
     std::uint64_t state_bytes = 0;  // the state machine's size (KvStateMachine::size_bytes)
     std::uint64_t quota_bytes = 0;  // --quota-bytes; 0: none
 };

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -113,6 +114,20 @@ def instrument(script):
     return "\n".join(out) + "\n", expected
 
 
+def distinct_free_ports(names):
+    """{name: a free port}, all different (each held until all are chosen)."""
+    socks = []
+    try:
+        for _ in names:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return {name: s.getsockname()[1] for name, s in zip(names, socks)}
+    finally:
+        for s in socks:
+            s.close()
+
+
 PRELUDE = r'''set -eo pipefail
 curl() { command curl -w "%{stderr}KEELDOC ${KEEL_DOC_CMD:-0} %{http_code}\n" "$@"; }
 '''
@@ -121,7 +136,7 @@ curl() { command curl -w "%{stderr}KEELDOC ${KEEL_DOC_CMD:-0} %{http_code}\n" "$
 class DocsTest(it.RaftdCase):
     def setUp(self):
         super().setUp()
-        self.ports = {p: it.free_port() for p in DOC_PORTS}
+        self.ports = distinct_free_ports(DOC_PORTS)
         self.work = os.path.join(self.root, "work")
         os.mkdir(self.work)
         self.procs = []
@@ -133,6 +148,14 @@ class DocsTest(it.RaftdCase):
             except ProcessLookupError:
                 pass
             p.wait()
+        result = getattr(self._outcome, "result", None)
+        if result is not None and any(test is self for test, _ in
+                                      list(result.failures) + list(result.errors)):
+            for name in sorted(os.listdir(self.root)):
+                if name.startswith("raftd-") and name.endswith(".log"):
+                    with open(os.path.join(self.root, name), "rb") as f:
+                        tail = f.read()[-2000:].decode("utf-8", "replace")
+                    sys.stderr.write("---- %s (tail) ----\n%s\n" % (name, tail))
         super().tearDown()
 
     def port(self, doc_port):

@@ -341,6 +341,8 @@ class SecurityTest(it.RaftdCase):
                                  stranger[1], url)[0], 0)
         self.assertEqual(curl(*mine, "-X", "PUT", "--json", '{"value":"1"}',
                               url.replace("/healthz", "/v1/kv/m"))[1], 200)
+        rc, code, text = curl(*mine, url.replace("/healthz", "/metrics"))
+        self.assertIn("raftd_http_tls_handshake_failures_total 2\n", text)
 
     def test_https_redirects_name_https(self):
         cert, key = make_cert(self.root)
