@@ -5,8 +5,9 @@
 // Per connection: a TLS handshake if TLS is on, then one request at a time:
 // wait for it (idle), read its header, let the gate refuse it, maybe answer
 // "100 Continue", read its body, dispatch, write, repeat.  Limits:
-//   - the header must arrive within header_timeout (from the connection's
-//     start, or from the first byte of a keep-alive request), the body
+//   - a TLS handshake must finish within header_timeout, and so must the
+//     header (from the connection's start or the handshake's end, or from
+//     the first byte of a keep-alive request), the body
 //     within body_timeout, and a keep-alive connection may stay idle for
 //     idle_timeout; past any of them the connection is closed (counted);
 //   - a body over max_body_bytes gets 413 as soon as its Content-Length is

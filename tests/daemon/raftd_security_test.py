@@ -371,7 +371,9 @@ class SecurityTest(it.RaftdCase):
     def test_trickling_headers_hold_no_one_up_and_are_closed_after_the_header_timeout(self):
         raise_fd_limit(4096)
         sources = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
-        n = self.single()  # default header timeout (10 s)
+        # Held: a header timeout long enough that none is closed meanwhile,
+        # however slow the machine.
+        n = self.single("--http-header-timeout-ms", "120000")
         self.wait_ready(n)
         slow = Tricklers(n.http, sources, 250)
         try:
