@@ -5,6 +5,8 @@
 //   raftd --id 2 --member 1,... --member 2,... --member 3,...   bootstrap a cluster
 //   raftd --id 4 --join --raft ... --http ... [--member 1,...]   wait to be added
 //   raftd --data-dir DIR                   restart: id and membership come from DIR
+//   raftd --http 0.0.0.0:8443 --http-cert C --http-key K --auth-tokens T
+//                                          HTTPS and bearer tokens (docs/operations.md)
 #pragma once
 
 #include <cstddef>
@@ -35,6 +37,27 @@ struct DaemonConfig {
     std::uint64_t snapshot_every_entries = 10000;
     unsigned http_threads = 2;       // one HTTP thread saturates before the WAL on 2 cores
     std::string log_level = "info";  // debug, info, warn, error
+
+    // Client security (docs/operations.md, "Security").  TLS: cert and key
+    // both or neither; client_ca needs them.
+    std::string http_cert;
+    std::string http_key;
+    std::string http_client_ca;
+    std::string auth_tokens;     // path of the tokens file; "": no tokens asked for
+    bool http_insecure = false;  // serve a non-loopback address without tokens
+    std::vector<std::string> allowed_origins;
+    std::vector<std::string> allowed_hosts;
+
+    // HTTP limits.
+    std::uint32_t header_timeout_ms = 10000;
+    std::uint32_t body_timeout_ms = 30000;
+    std::uint32_t idle_timeout_ms = 60000;
+    std::size_t max_conns = 4096;
+    std::size_t max_conns_per_client = 256;
+
+    // --quota-bytes: the state machine's size plus the WAL's.  At most the
+    // largest snapshot raftd can restore (kMaxSnapshotBytes).
+    std::uint64_t quota_bytes = 8ull << 30;
 };
 
 // What the command line asks for: run with a config, or exit at once (after

@@ -46,6 +46,6 @@ done
 
 echo "raftd cluster: PIDs $(tr '\n' ' ' < "$pids_file")"
 for n in 1 2 3; do echo "  node $n: http://127.0.0.1:808$n  raft 127.0.0.1:708$n  log $dir/node$n.log"; done
-echo "try:  curl -L -X PUT -d '{\"value\":\"hello\"}' http://127.0.0.1:8081/v1/kv/greeting"
+echo "try:  curl -L -X PUT --json '{\"value\":\"hello\"}' http://127.0.0.1:8081/v1/kv/greeting"
 echo "      curl http://127.0.0.1:8082/v1/status"
 echo "stop: scripts/cluster.sh --stop     (or: kill \$(cat $pids_file))"

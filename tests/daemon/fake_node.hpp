@@ -26,6 +26,7 @@ public:
     std::uint64_t snapshot_index = 0;
     std::vector<std::string> alarms;  // NodeStatus::alarms
     std::string failure;              // NodeStatus::failure
+    std::uint64_t wal_bytes = 0;      // NodeStatus::wal.bytes
 
     void propose_async(SharedBytes data, std::function<void(ProposeResult)> done) override {
         if (Status s = take_failure(); !s.ok()) return done({s, 0, "", leader});
@@ -79,6 +80,7 @@ public:
         s.mode = members_.size() > 1 ? Mode::cluster : Mode::single;
         s.members = members_;
         s.wal.segments = 1;
+        s.wal.bytes = wal_bytes;
         s.commit_latency.upper_bounds_us = {100, 1000, 1.0 / 0.0};
         s.commit_latency.counts = {2, 1, 1};
         s.commit_latency.count = 4;

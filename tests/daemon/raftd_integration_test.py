@@ -30,11 +30,15 @@ def free_port():
 
 
 def request(port, method, path, body=None, timeout=5.0, headers=None):
-    """Returns (status, headers dict, parsed JSON or text); never follows redirects."""
+    """Returns (status, headers dict, parsed JSON or text); never follows redirects.
+    A body is sent as application/json unless `headers` name another type."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         data = None if body is None else (body if isinstance(body, (bytes, str)) else json.dumps(body))
-        conn.request(method, path, body=data, headers=headers or {})
+        headers = dict(headers or {})
+        if data is not None and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
+        conn.request(method, path, body=data, headers=headers)
         resp = conn.getresponse()
         raw = resp.read()
         hdrs = {k.lower(): v for k, v in resp.getheaders()}
@@ -111,7 +115,8 @@ class Node:
         return self.proc is not None and self.proc.poll() is None
 
 
-class RaftdTest(unittest.TestCase):
+class RaftdCase(unittest.TestCase):
+    """Nodes in a temp dir, killed and shown (log tails) after a failure."""
     def setUp(self):
         self.root = tempfile.mkdtemp(prefix="raftd-test-")
         self.nodes = {}
@@ -193,7 +198,8 @@ class RaftdTest(unittest.TestCase):
             n.start(*members)
         return nodes
 
-    # -- tests ---------------------------------------------------------------
+
+class RaftdTest(RaftdCase):
     def test_single_node_put_get_cas_delete_and_restart(self):
         n = self.node(1).start()
         self.wait_ready(n)
@@ -401,7 +407,7 @@ class RaftdTest(unittest.TestCase):
             s.sendall(b"GARBAGE\r\n\r\n")
             self.assertTrue(s.recv(100).startswith(b"HTTP/1.1 400"))
         with socket.create_connection(("127.0.0.1", n.http), timeout=5) as s:
-            s.sendall(b"PUT /v1/kv/a HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
+            s.sendall(b"PUT /v1/kv/a HTTP/1.1\r\nHost: localhost\r\nContent-Length: 99999999\r\n\r\n")
             self.assertTrue(s.recv(100).startswith(b"HTTP/1.1 413"))
         self.assertEqual(self.put(n.http, "a", "still serving")[0], 200)
         self.assertTrue(n.alive())
