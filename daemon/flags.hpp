@@ -55,7 +55,7 @@ struct DaemonConfig {
     std::size_t max_conns = 4096;
     std::size_t max_conns_per_client = 256;
 
-    // --quota-bytes: the state machine's size plus the WAL's.  At most the
+    // --quota-bytes: caps the state machine's size and the WAL's, each.  At most the
     // largest snapshot raftd can restore (kMaxSnapshotBytes).
     std::uint64_t quota_bytes = 8ull << 30;
 };

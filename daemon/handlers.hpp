@@ -63,7 +63,7 @@ HttpResponse not_leader_response(const HandlerContext& context, NodeId leader_hi
 // keel's Mode as the API spells it ("single" / "cluster").
 const char* mode_string(Mode mode);
 
-// What --quota-bytes counts now: the state machine's size plus the WAL's
+// What --quota-bytes counts now: the larger of the state machine's size and the WAL's
 // (read from keel's status at most StorageQuota::kWalBytesMaxAge ago, or
 // now when `fresh`).  REQUIRES: context.quota.
 std::uint64_t storage_usage_bytes(const HandlerContext& context, bool fresh);

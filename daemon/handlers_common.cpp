@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "errors.hpp"
@@ -38,7 +39,7 @@ std::uint64_t storage_usage_bytes(const HandlerContext& context, bool fresh) {
     const auto now = std::chrono::steady_clock::now();
     if (fresh || quota.wal_bytes_stale(now))
         quota.note_wal_bytes(context.node.status().wal.bytes, now);
-    return context.kv.size_bytes() + quota.wal_bytes();
+    return std::max(context.kv.size_bytes(), quota.wal_bytes());
 }
 
 }  // namespace keel::daemon

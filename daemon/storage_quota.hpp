@@ -1,7 +1,7 @@
-// daemon/storage_quota.hpp — --quota-bytes: a cap on what raftd's data takes,
-// counted as the state machine's size (as a snapshot writes it) plus the
-// WAL's bytes.  A write that would take the usage past the quota is refused
-// (507 no_space) and raises the no_space alarm; while it is raised, every
+// daemon/storage_quota.hpp — --quota-bytes: a cap on what raftd's data takes:
+// neither the state machine's size (as a snapshot writes it) nor the WAL's
+// bytes may pass it (the usage is the larger of the two).  A write that would take the usage past
+// the quota is refused (507 no_space) and raises the no_space alarm; while it is raised, every
 // write is refused.  Reads and deletes go on.  The alarm clears by itself
 // once deletes and compaction bring the usage down to kClearPercent of the
 // quota: the margin keeps it from flapping on every write near the limit.

@@ -488,7 +488,8 @@ class SecurityTest(it.RaftdCase):
 
         def alarms():
             return n.status()["alarms"]
-        # Deletes bring the state back under.
+        # Deletes bring the state back under, and compaction the WAL (each
+        # is capped on its own, and both passed the quota together).
         written = fill(lambda i: "k%d" % i)
         self.assertGreater(written, 10)
         self.assertEqual(alarms(), ["no_space"])
@@ -497,6 +498,11 @@ class SecurityTest(it.RaftdCase):
         self.assertEqual(request(n.http, "GET", "/v1/kv/k0")[0], 200)
         for i in range(written):
             self.assertEqual(request(n.http, "DELETE", "/v1/kv/k%d" % i)[0], 200)
+        self.assertLess(n.status()["state_bytes"], 1024)
+        self.assertEqual(alarms(), ["no_space"])  # the WAL still holds every write
+        wal_before = n.status()["wal"]["bytes"]
+        self.assertEqual(request(n.http, "POST", "/v1/snapshot")[0], 200)
+        wait_until("the WAL compacted", lambda: n.status()["wal"]["bytes"] < wal_before)
         self.assertEqual(alarms(), [])
         self.assertEqual(self.put(n.http, "small", "x")[0], 200)
         # Compaction brings the WAL back under: one key rewritten until the
