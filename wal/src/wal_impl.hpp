@@ -79,6 +79,8 @@ public:
     Status recover();
     Status lock_directory();
     Status apply_recovery(detail::RecoveryPlan& plan);
+    // fdatasyncs the kept segments and `meta`, fsyncs the directory.
+    Status sync_recovered();
     // Starts the flusher and background threads.  REQUIRES: recover() ok.
     void start();
 
