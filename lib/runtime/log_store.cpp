@@ -60,10 +60,11 @@ Result<std::vector<raft::Entry>> LogStore::entries_after(raft::Index snapshot_in
         if (!t.ok()) return t.status();
         if (t.value() != snapshot_term) return out;  // an old log the snapshot replaced
     }
-    if (snapshot_index != 0 && first > snapshot_index + 1) {
-        return Status(ErrorCode::corruption, "the log starts at " + std::to_string(first) +
-                                                 ", after the snapshot at " +
-                                                 std::to_string(snapshot_index) + " + 1");
+    if (first > snapshot_index + 1) {
+        return Status(ErrorCode::corruption,
+                      "the log in " + wal_->dir() + " starts at index " + std::to_string(first) +
+                          ", but the state it continues ends at index " +
+                          std::to_string(snapshot_index) + " (a snapshot is missing)");
     }
     std::uint64_t from = std::max(first, snapshot_index + 1);
     while (from <= last) {
@@ -115,8 +116,15 @@ Status LogStore::reset_after_snapshot(raft::Index index, raft::Term term, wal::W
     m.snapshot_index = index;
     m.snapshot_term = term;
     m.commit = std::max(m.commit, index);
-    if (Status s = wal_->save_metadata(m); !s.ok()) return s;
-    meta_ = std::move(m);
+    // The snapshot marker and the commit index are for the record only (a
+    // restart takes the snapshot from its file and the commit index is
+    // clamped to it): out of space, go on without them; the reset's own
+    // metadata writes wait for space (wal::Wal::no_space()).
+    if (Status s = wal_->save_metadata(m); s.ok()) {
+        meta_ = std::move(m);
+    } else if (s.code() != ErrorCode::no_space) {
+        return s;
+    }
     return wal_->reset(index + 1, std::move(done));
 }
 
