@@ -74,6 +74,13 @@ public:
         std::lock_guard lock(inject_mu_);
         inject_ = std::move(inject);
     }
+    // Reads at offset 0 of files whose path contains `part` come back with
+    // their first byte flipped (a file damaged on the way, e.g. a snapshot
+    // in transfer).  Empty: none.
+    void set_corrupt_reads(std::string part) {
+        std::lock_guard lock(inject_mu_);
+        corrupt_reads_ = std::move(part);
+    }
 
     Result<std::unique_ptr<wal::File>> open(const std::string& path, wal::OpenMode mode) override {
         if (Status s = injected("open", path); !s.ok()) return s;
@@ -176,8 +183,12 @@ private:
         FaultFile(FaultFs* fs, std::unique_ptr<wal::File> base, int id)
             : fs_(fs), base_(std::move(base)), id_(id) {}
         Result<std::size_t> pread(void* buf, std::size_t size, std::uint64_t offset) override {
-            if (Status s = fs_->injected("pread", fs_->path_of(id_)); !s.ok()) return s;
-            return base_->pread(buf, size, offset);
+            const std::string path = fs_->path_of(id_);
+            if (Status s = fs_->injected("pread", path); !s.ok()) return s;
+            auto got = base_->pread(buf, size, offset);
+            if (got.ok() && *got > 0 && offset == 0 && fs_->corrupts(path))
+                static_cast<char*>(buf)[0] ^= 0x01;
+            return got;
         }
         Status pwritev(const struct iovec* iov, int iovcnt, std::uint64_t offset) override {
             std::lock_guard lock(fs_->mu_);
@@ -253,6 +264,10 @@ private:
         }
         return inject ? inject(op, path) : Status();
     }
+    bool corrupts(const std::string& path) {
+        std::lock_guard lock(inject_mu_);
+        return !corrupt_reads_.empty() && path.find(corrupt_reads_) != std::string::npos;
+    }
     std::string path_of(int id) {
         std::lock_guard track(track_mu_);
         return paths_[id];
@@ -282,8 +297,9 @@ private:
     std::mutex mu_;  // one mutating operation (and its hook) at a time
     std::function<void(const std::string&)> before_mutation_;
     std::mutex inject_mu_;
-    Inject inject_;
-    std::mutex track_mu_;  // paths_, unsynced_, next_id_
+    Inject inject_;              // GUARDED_BY(inject_mu_)
+    std::string corrupt_reads_;  // GUARDED_BY(inject_mu_)
+    std::mutex track_mu_;        // paths_, unsynced_, next_id_
     int next_id_ = 0;
     std::map<int, std::string> paths_;  // current name of each open file ("" = gone)
     std::map<int, std::vector<UnsyncedWrite>> unsynced_;
