@@ -7,6 +7,11 @@
 //      voter (bounded), so that writers are redirected, not failed;
 //   2. stop accepting connections, finish in-flight requests (bounded);
 //   3. node->stop(true): stop keel's threads, close the WAL cleanly.
+// The same (without 1) when keel fail-stops on a storage error
+// (NodeOptions::on_failure), and then raftd exits with kExitStorageFailure,
+// so that a supervisor restarts it and recovery reads the disk afresh.
+// Exit codes: docs/operations.md, "Exit codes".
+#include <atomic>
 #include <csignal>
 #include <filesystem>
 #include <memory>
@@ -14,6 +19,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 
 #include "errors.hpp"
@@ -34,6 +40,8 @@ namespace {
 
 constexpr std::chrono::milliseconds kTransferWait{2000};
 constexpr std::chrono::milliseconds kDrainGrace{5000};
+// keel fail-stopped on a failed write or fsync (EX_IOERR, sysexits.h).
+constexpr int kExitStorageFailure = 74;
 
 std::shared_ptr<spdlog::logger> make_logger(NodeId id, const std::string& level) {
     auto logger = std::make_shared<spdlog::logger>(
@@ -62,6 +70,7 @@ NodeOptions node_options(const DaemonConfig& config, NodeId id, spdlog::logger& 
     options.election_timeout_min_ms = config.election_min_ms;
     options.election_timeout_max_ms = config.election_max_ms;
     options.snapshot_every_entries = config.snapshot_every_entries;
+    options.wal_segment_bytes = config.wal_segment_bytes;
     options.max_entry_bytes = config.max_body_bytes + 4096;
     options.logger = [&log](LogLevel level, const std::string& message) {
         switch (level) {
@@ -98,7 +107,7 @@ NodeId transfer_target(const NodeStatus& status) {
 
 void shut_down(Node& node, HttpServer& server, spdlog::logger& log) {
     NodeStatus status = node.status();
-    if (status.role == "leader" && status.mode == Mode::cluster) {
+    if (status.role == "leader" && status.mode == Mode::cluster && status.failure.empty()) {
         if (NodeId to = transfer_target(status); to != 0) {
             log.info("transferring leadership to node {} before stopping", to);
             auto done = node.transfer_leadership(to);
@@ -134,8 +143,16 @@ int run(const DaemonConfig& config) {
     log->info("raftd {} starting: data dir {}, HTTP {}, Raft {}{}", RAFTD_VERSION, config.data_dir,
               config.http.to_string(), config.raft.to_string(), config.join ? ", joining" : "");
 
+    // Runs the shut-down: on a signal, or once keel has fail-stopped.
+    boost::asio::io_context signals_context;
+    std::atomic<int> exit_code{0};
     auto kv = std::make_shared<KvStateMachine>();
-    Result<std::unique_ptr<Node>> opened = Node::open(node_options(config, id, *log), kv);
+    NodeOptions options = node_options(config, id, *log);
+    // On a keel thread: only hand over (it must not block or stop the node).
+    options.on_failure = [&signals_context, &exit_code](const Status&) {
+        boost::asio::post(signals_context, [&exit_code] { exit_code = kExitStorageFailure; });
+    };
+    Result<std::unique_ptr<Node>> opened = Node::open(options, kv);
     if (!opened.ok()) {
         log->error("cannot open the node: {}", opened.status().to_string());
         return 1;
@@ -177,15 +194,25 @@ int run(const DaemonConfig& config) {
     log->info("serving HTTP on {}:{}; role {}, term {}, mode {}, {} member(s)", config.http.host,
               *port, status.role, status.term, mode_string(status.mode), status.members.size());
 
-    boost::asio::io_context signals_context;
+    bool stopped = false;  // this thread only
     boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code& ec, int signal) {
-        if (ec) return;
+        if (ec || stopped) return;
+        stopped = true;
         log->info("received signal {}: shutting down", signal);
         shut_down(*node, *server, *log);
     });
-    signals_context.run();
-    return 0;
+    // A fail-stop (posted by on_failure, possibly before this point) ends
+    // the run: answer what is in flight, stop, exit for a restart.
+    while (signals_context.run_one() > 0) {
+        if (exit_code != kExitStorageFailure || stopped) continue;
+        stopped = true;
+        log->error("keel stopped on a storage failure: {}; shutting down for a restart (exit {})",
+                   node->status().failure, kExitStorageFailure);
+        signals.cancel();
+        shut_down(*node, *server, *log);
+    }
+    return exit_code;
 }
 
 }  // namespace

@@ -147,6 +147,11 @@ Status Wal::Impl::install_segment(std::uint64_t first_index, std::uint32_t start
     if (Status s = fs_->rename(dir_ + "/" + detail::k_prealloc_name, dir_ + "/" + name); !s.ok())
         return s;
     if (Status s = fs_->sync_dir(dir_); !s.ok()) return s;
+    // Opened again under its final name, so that an error writing or
+    // syncing it names the segment, not the temporary file it was.
+    auto named = fs_->open(dir_ + "/" + name, OpenMode::read_write);
+    if (!named.ok()) return named.status();
+    file = std::shared_ptr<File>(std::move(*named));
     next_requested_ = false;  // the one after: once this one is half full
     auto seg = std::make_shared<Segment>();
     seg->sequence = next_sequence_;
