@@ -521,3 +521,30 @@ TEST_CASE(
     CHECK(saw_before > 0);
     CHECK(saw_after > 0);
 }
+
+TEST_CASE("a node's data dir is readable by its user only: directories 0700, files 0600") {
+    TempDir base;
+    const std::string dir = base.sub("data/node");  // keel makes both levels
+    {
+        auto node = Node::open(node_options(dir), std::make_shared<RecordingStateMachine>());
+        REQUIRE(node.ok());
+        REQUIRE(node.value()->propose("x").get().status.ok());
+        REQUIRE(node.value()->snapshot_now().get().ok());
+    }
+    int files = 0;
+    auto mode = [](const std::filesystem::path& p) {
+        return std::filesystem::status(p).permissions() & std::filesystem::perms::all;
+    };
+    CHECK(mode(base.sub("data")) == std::filesystem::perms::owner_all);
+    for (const auto& e : std::filesystem::recursive_directory_iterator(base.sub("data"))) {
+        INFO(e.path());
+        if (e.is_directory()) {
+            CHECK(mode(e.path()) == std::filesystem::perms::owner_all);
+        } else {
+            CHECK(mode(e.path()) ==
+                  (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+            ++files;
+        }
+    }
+    CHECK(files >= 4);  // a segment, meta, LOCK, a snapshot
+}
