@@ -49,6 +49,7 @@ void Replica::on_wal_health() {
     } else {
         clear_no_space(kNoSpaceWal);
     }
+    run_core();
 }
 
 void Replica::persist_hard_state(const raft::HardState& hs) {
@@ -129,9 +130,8 @@ void Replica::on_no_space_tick() {
         if (!background_->submit([this, generation] { compact_log(generation); }))
             compaction_retry_in_flight_ = false;
     }
-    on_wal_health();  // the WAL retries by itself; its report may be on its way
     step_aside_if_full();
-    run_core();
+    on_wal_health();  // the WAL retries by itself (its report may be on its way); runs the core
 }
 
 // Dissertation §3.10's transfer, for a leader that cannot write: the voter
@@ -162,7 +162,8 @@ void Replica::step_aside_if_full() {
                     "handing leadership to node " + std::to_string(target) + ": " + s.to_string());
         },
         ticks};
-    run_core();
+    // The caller runs the core (for the transfer's messages): this may be
+    // called while a batch of output is being carried out.
 }
 
 void Replica::write_snapshot(SnapshotFunction fn, const raft::SnapshotMeta& meta,
@@ -203,6 +204,7 @@ void Replica::write_snapshot(SnapshotFunction fn, const raft::SnapshotMeta& meta
             clear_no_space(kNoSpaceSnapshot);
             on_snapshot_written(meta);
         }
+        run_core();
     });
     done(s);
 }
@@ -223,6 +225,7 @@ void Replica::compact_log(std::uint64_t generation) {
             on_wal_health();
             if (!failed_) fail_stop(s);
         }
+        run_core();
     });
 }
 
