@@ -18,11 +18,13 @@ wal::Record to_record(raft::Entry&& e) {
     return r;
 }
 
-Result<raft::Entry> to_entry(wal::Record&& r) {
+Result<raft::Entry> to_entry(wal::Record&& r, const std::string& dir) {
     if (r.type < static_cast<std::uint16_t>(raft::EntryType::normal) ||
         r.type > static_cast<std::uint16_t>(raft::EntryType::config))
         return Status(ErrorCode::corruption,
-                      "log record " + std::to_string(r.index) + " has unknown entry type");
+                      "log record " + std::to_string(r.index) + " in " + dir +
+                          " has an unknown entry type " + std::to_string(r.type) +
+                          " (waldump shows where it lies)");
     raft::Entry e;
     e.index = r.index;
     e.term = r.term;
@@ -72,7 +74,7 @@ Result<std::vector<raft::Entry>> LogStore::entries_after(raft::Index snapshot_in
         if (!records.ok()) return records.status();
         if (records.value().empty()) break;
         for (wal::Record& r : records.value()) {
-            auto e = to_entry(std::move(r));
+            auto e = to_entry(std::move(r), wal_->dir());
             if (!e.ok()) return e.status();
             out.push_back(std::move(e.value()));
         }
