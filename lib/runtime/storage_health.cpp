@@ -236,10 +236,10 @@ void Replica::verify_received_snapshot(raft::Message message, std::string path) 
         if (!verified.ok()) checked = verified.status();
     }
     if (!checked.ok()) {
-        snapshots_rejected_.fetch_add(1);
         log(LogLevel::warn, "discarding a snapshot received from node " +
                                 std::to_string(message.from) + ": " + checked.to_string() +
                                 " (the leader will send it again)");
+        snapshots_rejected_.fetch_add(1);  // after the log line: counted means logged
         (void)snapshots_->file_system().remove(path);
         return;
     }
