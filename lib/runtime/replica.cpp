@@ -143,23 +143,7 @@ void Replica::log(LogLevel level, const std::string& message) const {
 }
 
 Status Replica::start(TransportFactory factory, wal::FileSystem* fs) {
-    wal::Options wo;
-    wo.fs = fs;
-    wo.segment_bytes = options_.wal_segment_bytes;
-    wo.max_record_bytes = std::max<std::uint64_t>(options_.max_entry_bytes, 1 << 20);
-    // The per-write callbacks only record progress; one commit per group
-    // commit, so entries fsynced together are applied (and their proposers'
-    // next proposals appended) together.
-    wo.after_batch = [this] { on_wal_batch_done(); };
-    // A failure or a full disk (and space coming back): settled under the
-    // core lock like any other progress.
-    wo.on_health_change = [this] {
-        wal_health_pending_.store(true);
-        if (running_.load()) kick_core();
-    };
-    // The core keeps the log in memory; the WAL is read at open only.
-    wo.cache_bytes = 0;
-    auto recovered = recover_or_bootstrap(options_, *sm_, wo,
+    auto recovered = recover_or_bootstrap(options_, *sm_, wal_options(fs),
                                           [this](LogLevel l, const std::string& m) { log(l, m); });
     if (!recovered.ok()) return recovered.status();
     Recovered& rec = recovered.value();
@@ -189,32 +173,7 @@ Status Replica::start(TransportFactory factory, wal::FileSystem* fs) {
     log_->wal().set_idle_spin_us(k_single_mode_flusher_spin_us);
 
     if (factory) {
-        PeerTransport::Handlers h;
-        // Transport handlers run on the I/O thread.
-        h.on_message = [this](raft::Message m) { on_message(m); };
-        h.on_unreachable = [this](raft::NodeId peer) {
-            with_core([this, peer] {
-                if (shut_down_) return;
-                core_->report_unreachable(peer);
-                run_core();
-            });
-        };
-        // Read whole against its checksums off the I/O thread first.
-        h.on_snapshot = [this](raft::Message m, std::string path) {
-            auto task = [this, m = std::move(m), path]() mutable {
-                verify_received_snapshot(std::move(m), std::move(path));
-            };
-            if (!background_->submit(std::move(task))) std::remove(path.c_str());
-        };
-        h.on_snapshot_sent = [this](raft::NodeId to, bool ok) {
-            with_core([this, to, ok] {
-                if (shut_down_) return;
-                outgoing_snapshot_.erase(to);
-                core_->report_snapshot(to, ok);
-                run_core();
-            });
-        };
-        auto t = factory(*io_, options_, std::move(h));
+        auto t = factory(*io_, options_, transport_handlers());
         if (!t.ok()) return t.status();
         transport_ = std::move(t.value());
     }

@@ -175,6 +175,9 @@ private:
 
     Replica(NodeOptions options, std::shared_ptr<StateMachine> sm);
     Status start(TransportFactory factory, wal::FileSystem* fs);
+    // What the services call back (replica_wiring.cpp; apply_hooks in replica.cpp).
+    wal::Options wal_options(wal::FileSystem* fs);
+    PeerTransport::Handlers transport_handlers();
     ApplyWorker::Hooks apply_hooks();
     void log(LogLevel level, const std::string& message) const;
     // Runs `f` on the I/O thread (thread-safe).
