@@ -87,7 +87,7 @@ class StorageTest(unittest.TestCase):
              "mount -t tmpfs -o size=%d,mode=0700 tmpfs %s && echo mounted && exec sleep 100000"
              % (TMPFS_BYTES, inside)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.addCleanup(lambda: (holder.kill(), holder.wait()))
+        self.addCleanup(lambda: (holder.kill(), holder.wait(), holder.stdout.close()))
         line = holder.stdout.readline().decode().strip()
         self.assertEqual(line, "mounted", "could not mount a tmpfs in a private namespace")
         outside = "/proc/%d/root%s" % (holder.pid, inside)
