@@ -58,6 +58,7 @@ std::string check_security(const DaemonConfig& config) {
     }
     return "";
 }
+constexpr std::uint64_t kMinWalSegmentBytes = 64 << 10;
 
 // Checks that need several flags at once; returns an error message or "".
 std::string cross_check(DaemonConfig& config, bool http_set, bool raft_set) {
@@ -73,6 +74,8 @@ std::string cross_check(DaemonConfig& config, bool http_set, bool raft_set) {
     }
     if (config.http_threads == 0 || config.http_threads > 64)
         return "--http-threads must be in 1..64";
+    if (config.wal_segment_bytes < kMinWalSegmentBytes || config.wal_segment_bytes > (1ull << 30))
+        return "--wal-segment-bytes must be in 65536..1073741824";
     static const std::set<std::string> levels = {"debug", "info", "warn", "error"};
     if (!levels.count(config.log_level)) return "--log-level is one of debug, info, warn, error";
     if (config.join && !config.id) return "--join needs --id (the id the leader will add)";
@@ -165,6 +168,9 @@ std::variant<DaemonConfig, FlagsExit> parse_flags(int argc, const char* const* a
                    "Snapshot every this many applied entries (0: on request only)")
         ->capture_default_str();
     app.add_option("--http-threads", config.http_threads, "HTTP server threads")
+        ->capture_default_str();
+    app.add_option("--wal-segment-bytes", config.wal_segment_bytes,
+                   "WAL segment size (each is preallocated whole)")
         ->capture_default_str();
     app.add_option("--log-level", config.log_level, "debug, info, warn or error")
         ->capture_default_str();

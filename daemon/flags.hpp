@@ -35,6 +35,7 @@ struct DaemonConfig {
     std::size_t max_body_bytes = (2 << 20) + (64 << 10);  // a 1 MiB value, JSON-escaped, fits
     std::size_t max_value_bytes = 1 << 20;
     std::uint64_t snapshot_every_entries = 10000;
+    std::uint64_t wal_segment_bytes = 64ull << 20;  // NodeOptions::wal_segment_bytes
     unsigned http_threads = 2;       // one HTTP thread saturates before the WAL on 2 cores
     std::string log_level = "info";  // debug, info, warn, error
 

@@ -58,6 +58,7 @@ void handle_status(HandlerContext& context, RouteRequest&, Respond respond) {
                  {"first_index", s.first_index},
                  {"last_index", s.last_index},
                  {"snapshot_index", s.snapshot_index},
+                 {"snapshots_damaged", s.snapshots_damaged},
                  {"mode", mode_string(s.mode)},
                  {"members", members_json(s)},
                  {"timer_wakeups", s.timer_wakeups},

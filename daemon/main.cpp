@@ -8,8 +8,13 @@
 //      voter (bounded), so that writers are redirected, not failed;
 //   2. stop accepting connections, finish in-flight requests (bounded);
 //   3. node->stop(true): stop keel's threads, close the WAL cleanly.
+// The same (without 1) when keel fail-stops on a storage error
+// (NodeOptions::on_failure), and then raftd exits with kExitStorageFailure,
+// so that a supervisor restarts it and recovery reads the disk afresh.
+// Exit codes: docs/operations.md, "Exit codes".
 #include <sys/resource.h>
 
+#include <atomic>
 #include <csignal>
 #include <filesystem>
 #include <memory>
@@ -17,6 +22,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 
 #include "auth_tokens.hpp"
@@ -41,6 +47,8 @@ namespace {
 
 constexpr std::chrono::milliseconds kTransferWait{2000};
 constexpr std::chrono::milliseconds kDrainGrace{5000};
+// keel fail-stopped on a failed write or fsync (EX_IOERR, sysexits.h).
+constexpr int kExitStorageFailure = 74;
 
 std::shared_ptr<spdlog::logger> make_logger(NodeId id, const std::string& level) {
     auto logger = std::make_shared<spdlog::logger>(
@@ -69,6 +77,7 @@ NodeOptions node_options(const DaemonConfig& config, NodeId id, spdlog::logger& 
     options.election_timeout_min_ms = config.election_min_ms;
     options.election_timeout_max_ms = config.election_max_ms;
     options.snapshot_every_entries = config.snapshot_every_entries;
+    options.wal_segment_bytes = config.wal_segment_bytes;
     options.max_entry_bytes = config.max_body_bytes + 4096;
     options.logger = [&log](LogLevel level, const std::string& message) {
         switch (level) {
@@ -105,7 +114,7 @@ NodeId transfer_target(const NodeStatus& status) {
 
 void shut_down(Node& node, HttpServer& server, spdlog::logger& log) {
     NodeStatus status = node.status();
-    if (status.role == "leader" && status.mode == Mode::cluster) {
+    if (status.role == "leader" && status.mode == Mode::cluster && status.failure.empty()) {
         if (NodeId to = transfer_target(status); to != 0) {
             log.info("transferring leadership to node {} before stopping", to);
             auto done = node.transfer_leadership(to);
@@ -176,24 +185,38 @@ Result<std::shared_ptr<TokenStore>> load_tokens(const DaemonConfig& config, spdl
     return std::make_shared<TokenStore>(std::move(file->tokens));
 }
 
-// Runs the signals' context: SIGHUP calls `reload` and waits on, SIGINT or
-// SIGTERM calls `stop` and returns.
+// Runs the signals' context until raftd must stop: SIGHUP calls `reload`
+// and waits on; SIGINT or SIGTERM call `stop` once; a fail-stop of keel
+// (NodeOptions::on_failure posts to `context` and sets `exit_code` to
+// kExitStorageFailure, possibly before this is called) calls `on_failure`
+// once.  Returns when either has run.
 void serve_until_stopped(boost::asio::io_context& context, boost::asio::signal_set& signals,
-                         const std::function<void()>& reload, const std::function<void()>& stop,
+                         const std::atomic<int>& exit_code, const std::function<void()>& reload,
+                         const std::function<void()>& stop, const std::function<void()>& on_failure,
                          spdlog::logger& log) {
+    bool stopped = false;  // this thread only
     std::function<void(const boost::system::error_code&, int)> on_signal =
         [&](const boost::system::error_code& ec, int signal) {
-            if (ec) return;
+            if (ec || stopped) return;
             if (signal == SIGHUP) {
                 reload();
                 signals.async_wait(on_signal);
                 return;
             }
+            stopped = true;
             log.info("received signal {}: shutting down", signal);
             stop();
         };
     signals.async_wait(on_signal);
-    context.run();
+    while (!stopped) {
+        if (exit_code == kExitStorageFailure) {
+            stopped = true;
+            signals.cancel();
+            on_failure();
+            break;
+        }
+        if (context.run_one() == 0) break;
+    }
 }
 
 HttpServerOptions http_server_options(const DaemonConfig& config, const RequestGuard& guard) {
@@ -261,8 +284,15 @@ int run(const DaemonConfig& config) {
     if (!tokens.ok()) return 1;
     warn_about_security(config, *log);
 
+    // Set (through signals_context) once keel has fail-stopped.
+    std::atomic<int> exit_code{0};
     auto kv = std::make_shared<KvStateMachine>();
-    Result<std::unique_ptr<Node>> opened = Node::open(node_options(config, id, *log), kv);
+    NodeOptions options = node_options(config, id, *log);
+    // On a keel thread: only hand over (it must not block or stop the node).
+    options.on_failure = [&signals_context, &exit_code](const Status&) {
+        boost::asio::post(signals_context, [&exit_code] { exit_code = kExitStorageFailure; });
+    };
+    Result<std::unique_ptr<Node>> opened = Node::open(options, kv);
     if (!opened.ok()) {
         log->error("cannot open the node: {}", opened.status().to_string());
         return 1;
@@ -298,9 +328,17 @@ int run(const DaemonConfig& config) {
               status.role, status.term, mode_string(status.mode), status.members.size());
 
     serve_until_stopped(
-        signals_context, signals, [&] { reload_tokens(config, tokens->get(), *log); },
-        [&] { shut_down(*node, *server, *log); }, *log);
-    return 0;
+        signals_context, signals, exit_code, [&] { reload_tokens(config, tokens->get(), *log); },
+        [&] { shut_down(*node, *server, *log); },
+        [&] {
+            // Answer what is in flight, stop, and exit for a restart.
+            log->error(
+                "keel stopped on a storage failure: {}; shutting down for a restart (exit {})",
+                node->status().failure, kExitStorageFailure);
+            shut_down(*node, *server, *log);
+        },
+        *log);
+    return exit_code;
 }
 
 }  // namespace

@@ -113,6 +113,9 @@ std::string render_metrics(const NodeStatus& s, const std::vector<std::string>& 
     }
     scalar(out, "keel_failed", "gauge", "1 once the node has fail-stopped (restart it).",
            s.failure.empty() ? 0 : 1);
+    scalar(out, "keel_snapshots_damaged_total", "counter",
+           "Snapshot files found damaged and not used (at start-up, or received).",
+           s.snapshots_damaged);
     fmt::format_to(std::back_inserter(out),
                    "# HELP keel_alarm Alarms raised now (1) or not (0).\n"
                    "# TYPE keel_alarm gauge\n");

@@ -96,12 +96,11 @@ void Replica::execute(raft::Actions& a) {
     //    completed writes left in place (WriteTracker reports by write id),
     //    and committed entries are never truncated, so every such prefix
     //    holds the entries up to it.
+    //    Out of space, nothing of this batch or after leaves until it is
+    //    saved (persist_hard_state, send_messages).
     if (a.hard_state) {
-        const raft::HardState& hs = *a.hard_state;
-        if (hs.term != saved_hard_state_.term || hs.vote != saved_hard_state_.vote) {
-            if (Status s = log_->save_hard_state(hs); !s.ok()) return fail_stop(s);
-        }
-        saved_hard_state_ = hs;
+        persist_hard_state(*a.hard_state);
+        if (failed_) return;
     }
     // A new configuration takes effect when appended: peers change now.
     if (a.configuration) on_configuration(*a.configuration);
@@ -208,7 +207,10 @@ void Replica::on_wal_write_done(std::uint64_t seq, const Status& st) {
 
 void Replica::on_wal_progress() {
     if (shut_down_ || failed_) return;
-    if (wal_failed_.load()) return fail_stop(Status(ErrorCode::failed, "WAL write failed"));
+    if (wal_failed_.load()) {
+        const Status why = wal_->failure();
+        return fail_stop(why.ok() ? Status(ErrorCode::failed, "WAL write failed") : why);
+    }
     std::vector<raft::Message> released;
     writes_.durable_through(durable_seq_.load(), *core_, released);
     coalesce_acknowledgements(released);
@@ -301,6 +303,13 @@ void Replica::on_configuration(const raft::Configuration& config) {
 
 void Replica::send_messages(std::vector<raft::Message> messages) {
     if (!transport_) return;  // a lone node has nobody to talk to
+    if (hard_state_unsaved_) {
+        // They may rest on a term or vote not yet on disk: dropped (Raft
+        // retransmits); a snapshot being sent is reported as not sent.
+        for (const raft::Message& m : messages)
+            if (m.type == raft::MessageType::snapshot) core_->report_snapshot(m.to, false);
+        return;
+    }
     std::vector<raft::Message> plain;
     plain.reserve(messages.size());
     for (raft::Message& m : messages) {
@@ -379,7 +388,12 @@ void Replica::fail_stop(const Status& why) {
     set_ticker_needed(false);
     proposals_.fail_all(ErrorCode::failed, why.to_string(), 0);
     reads_.fail_all(ErrorCode::failed, why.to_string());
+    {
+        std::lock_guard lock(status_mu_);
+        status_.failure = why.to_string();
+    }
     publish_status();
+    if (options_.on_failure) options_.on_failure(why);
 }
 
 void Replica::shutdown_on_io() {
@@ -393,6 +407,7 @@ void Replica::shutdown_on_io() {
     shut_down_ = true;
     io_stopped_ = true;
     ticker_->stop();
+    no_space_ticker_->stop();
     if (transport_) transport_->stop();
     std::vector<InboxProposal> inbox;
     {

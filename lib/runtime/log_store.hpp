@@ -64,6 +64,9 @@ public:
     Status append(std::vector<raft::Entry>& entries, wal::Wal::Writer writer,
                   wal::Wal::Callback done);
     // Durable before returning (term/vote changes must be, Figure 2).
+    // no_space (nothing saved) when the disk has no room for the metadata
+    // file: the caller must not act on the new term or vote until a later
+    // call succeeds.
     Status save_hard_state(const raft::HardState& hs);
     // Drops the whole log: the next append is at snapshot.index + 1.
     Status reset_after_snapshot(raft::Index index, raft::Term term, wal::Wal::Callback done);
@@ -72,7 +75,10 @@ public:
     // ---- compaction (background thread) ----
     // Drops records up to `index` if no reset happened since `generation`,
     // and only once that deletes at least one segment file (until then the
-    // records stay; every reader skips what a snapshot covers).
+    // records stay; every reader skips what a snapshot covers).  The runtime
+    // passes the older kept snapshot's index (SnapshotStore::fallback_index),
+    // so that a restart can fall back to it.  no_space (nothing changed)
+    // when the metadata update finds no room.
     Status compact_through(raft::Index index, std::uint64_t generation);
 
     wal::Wal& wal() { return *wal_; }

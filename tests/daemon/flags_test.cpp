@@ -38,6 +38,15 @@ TEST_CASE("--member bootstraps and sets this node's addresses", "[daemon][flags]
     CHECK(c.http.to_string() == "127.0.0.1:8082");
 }
 
+TEST_CASE("--wal-segment-bytes sets the WAL's segment size", "[daemon][flags]") {
+    auto parsed = parse({"--wal-segment-bytes", "4194304"});
+    REQUIRE(std::holds_alternative<DaemonConfig>(parsed));
+    CHECK(std::get<DaemonConfig>(parsed).wal_segment_bytes == 4194304u);
+    auto defaults = parse({});
+    REQUIRE(std::holds_alternative<DaemonConfig>(defaults));
+    CHECK(std::get<DaemonConfig>(defaults).wal_segment_bytes == 64u << 20);
+}
+
 TEST_CASE("--help and --version exit 0; bad flags exit non-zero with a reason", "[daemon][flags]") {
     auto help = parse({"--help"});
     REQUIRE(std::holds_alternative<FlagsExit>(help));
@@ -75,6 +84,7 @@ TEST_CASE("--help and --version exit 0; bad flags exit non-zero with a reason", 
              {"--http-max-conns-per-client", "0"},
              {"--quota-bytes", "0"},
              {"--quota-bytes", "9GiB"},  // past what a snapshot restore takes
+             {"--wal-segment-bytes", "4096"},
              {"--bogus"}}) {
         auto parsed = parse(args);
         INFO(args[0]);

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/replica.hpp"
 #include "test_state_machine.hpp"
 
 namespace keel::test {
@@ -98,7 +99,9 @@ public:
     Node& start(NodeId id, bool join = false) {
         sms_[id] = state_machine_factory ? state_machine_factory()
                                          : std::make_shared<RecordingStateMachine>();
-        auto n = Node::open(options(id, join), sms_[id]);
+        auto fs = file_systems.find(id);
+        auto n = runtime::Replica::open(options(id, join), sms_[id],
+                                        fs == file_systems.end() ? nullptr : fs->second);
         KEEL_ASSERT(n.ok(), "node opens");
         nodes_[id] = std::move(n.value());
         return *nodes_[id];
@@ -155,6 +158,9 @@ public:
     std::uint64_t snapshot_every = 0;
     std::uint64_t snapshot_trailing = 1024;
     bool inline_apply = true;
+    // Where a node keeps its WAL and snapshots (default: the POSIX file
+    // system); tests inject faults there.  Not owned.
+    std::map<NodeId, wal::FileSystem*> file_systems;
     // Makes each started node's state machine (default: a plain one).
     std::function<std::shared_ptr<RecordingStateMachine>()> state_machine_factory;
 

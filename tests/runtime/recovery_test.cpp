@@ -30,6 +30,8 @@ void append_durably(LogStore& log, std::vector<raft::Entry> entries) {
     REQUIRE(done.get_future().get().ok());
 }
 
+void ignore_log(LogLevel, const std::string&) {}
+
 NodeOptions options_for(const TempDir& dir) {
     NodeOptions o;
     o.id = 1;
@@ -61,7 +63,8 @@ TEST_CASE(
         append_durably(*log.value(),
                        {entry(1, 1), entry(1, 2), entry(1, 3), entry(1, 4), entry(1, 5)});
         REQUIRE(log.value()->save_hard_state(raft::HardState{2, 0, 0}).ok());
-        auto snapshots = SnapshotStore::open(dir.path() + "/snapshots");
+        auto snapshots =
+            SnapshotStore::open(dir.path() + "/snapshots", *wal::default_file_system());
         REQUIRE(snapshots.ok());
         auto writer = snapshots.value()->begin();
         REQUIRE(writer.ok());
@@ -69,7 +72,7 @@ TEST_CASE(
     }
     {
         RecordingStateMachine sm;
-        auto r = recover_or_bootstrap(options_for(dir), sm, wo);
+        auto r = recover_or_bootstrap(options_for(dir), sm, wo, ignore_log);
         REQUIRE(r.ok());
         REQUIRE(r.value().state.snapshot);
         CHECK(r.value().state.snapshot->index == 5);
@@ -78,7 +81,7 @@ TEST_CASE(
         append_durably(*r.value().log, {entry(2, 6), entry(2, 7)});
     }
     RecordingStateMachine sm;
-    auto r = recover_or_bootstrap(options_for(dir), sm, wo);
+    auto r = recover_or_bootstrap(options_for(dir), sm, wo, ignore_log);
     REQUIRE(r.ok());
     const std::vector<raft::Entry>& entries = r.value().state.entries;
     REQUIRE(entries.size() == 2);

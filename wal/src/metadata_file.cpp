@@ -48,11 +48,19 @@ Status write_metadata_file(FileSystem& fs, const std::string& dir, const Metadat
     struct iovec iov {
         const_cast<char*>(bytes.data()), bytes.size()
     };
-    if (Status s = (*file)->pwritev(&iov, 1, 0); !s.ok()) return s;
-    if (Status s = (*file)->datasync(); !s.ok()) return s;
+    if (Status s = (*file)->pwritev(&iov, 1, 0); !s.ok()) {
+        // Nothing refers to meta.tmp: give back what it holds (no_space
+        // stays no_space, for the caller to retry).
+        file->reset();
+        (void)fs.remove(tmp);
+        return s;
+    }
+    // A failed fdatasync is never taken for "no space, retry" (docs/wal.md).
+    if (Status s = (*file)->datasync(); !s.ok()) return Status(ErrorCode::io_error, s.message());
     file->reset();
-    if (Status s = fs.rename(tmp, path); !s.ok()) return s;
-    return fs.sync_dir(dir);
+    if (Status s = fs.rename(tmp, path); !s.ok()) return Status(ErrorCode::io_error, s.message());
+    if (Status s = fs.sync_dir(dir); !s.ok()) return Status(ErrorCode::io_error, s.message());
+    return Status();
 }
 
 }  // namespace keel::wal::detail

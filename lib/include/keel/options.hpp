@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "keel/status.hpp"
+
 namespace keel {
 
 using NodeId = std::uint64_t;
@@ -79,6 +81,14 @@ struct NodeOptions {
     // Where keel reports what happens (one line per event).  Called from
     // keel's threads; must be thread-safe.  Default: stderr for warn/error.
     std::function<void(LogLevel, const std::string&)> logger;
+
+    // Called once, on a keel thread, when the node fail-stops (a failed
+    // write or fsync of data, never retried: NodeStatus::failure says why,
+    // naming the file).  From then on every call fails; only a restart,
+    // which reads the disk afresh, brings the node back.  Must not block
+    // and must not call stop() (post to your own thread: raftd answers the
+    // requests in flight, then exits with its storage-failure code).
+    std::function<void(const Status& why)> on_failure;
 };
 
 }  // namespace keel

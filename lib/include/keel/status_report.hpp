@@ -73,6 +73,10 @@ struct NodeStatus {
     // node refuses every call; only a restart, which reads the disk afresh,
     // brings it back.
     std::string failure;
+    // Snapshot files found damaged and not used since start: at start-up (a
+    // bad trailer or data checksum; left in place for inspection) and
+    // received from a leader (discarded; the leader sends it again).
+    std::uint64_t snapshots_damaged = 0;
 };
 
 // Storage is full: writes are refused with ErrorCode::no_space, reads go on.
