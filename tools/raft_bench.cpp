@@ -32,6 +32,7 @@
 #include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -307,11 +308,15 @@ LoopResult run_cluster3(const Options& o, int k) {
     for (keel::NodeId id = 1; id <= 3; ++id)
         members.push_back({id, "127.0.0.1:" + std::to_string(free_port()), "", true});
     std::vector<std::unique_ptr<keel::Node>> nodes;
+    std::random_device random;
+    std::string cluster_id;
+    while (cluster_id.size() < 32) cluster_id += "0123456789abcdef"[random() % 16];
     for (const auto& m : members) {
         keel::NodeOptions n = node_options(o, base + "/node-" + std::to_string(m.id));
         n.id = m.id;
         n.listen_address = m.raft_address;
         n.initial_members = members;
+        n.cluster_id = cluster_id;
         auto node = keel::Node::open(n, std::make_shared<CountingStateMachine>());
         if (!node.ok()) die("node open: " + node.status().to_string());
         nodes.push_back(std::move(node.value()));

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <future>
 
+#include "runtime/cluster_identity.hpp"
 #include "runtime/member_context.hpp"
 
 namespace keel::runtime {
@@ -58,7 +59,12 @@ Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine&
 
     // A crash during bootstrap may leave metadata without the entry (or the
     // reverse): with no snapshot and no entry there is nothing to lose.
-    if ((r.log->fresh() || r.log->wal().last_index() == 0) && !latest) {
+    const bool empty = (r.log->fresh() || r.log->wal().last_index() == 0) && !latest;
+    // Before the bootstrap entry: a cluster's entries never exist without its id.
+    Result<transport::ClusterId> cluster_id = resolve_cluster_id(options, !empty);
+    if (!cluster_id.ok()) return cluster_id.status();
+    r.cluster_id = *cluster_id;
+    if (empty) {
         r.first_start = true;
         if (options.join) {
             // Empty log: the leader sends a snapshot or the log.  A vote cast

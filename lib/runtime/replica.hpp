@@ -115,9 +115,11 @@ inline constexpr std::size_t k_deferred_proposals_chunk = 128;
 inline constexpr std::size_t k_max_staged_snapshots = 2;
 
 // Makes the TCP transport for a replica (peer_transport_tcp.cpp), or null
-// when this build has none.
+// when this build has none.  The cluster id is unset for a joiner that has
+// not heard from its cluster yet.
 using TransportFactory = std::function<Result<std::unique_ptr<PeerTransport>>(
-    boost::asio::io_context&, const NodeOptions&, PeerTransport::Handlers)>;
+    boost::asio::io_context&, const NodeOptions&, const transport::ClusterId&,
+    PeerTransport::Handlers)>;
 
 class Replica final : public Node {
 public:
@@ -155,6 +157,13 @@ private:
 
     Replica(NodeOptions options, std::shared_ptr<StateMachine> sm);
     Status start(TransportFactory factory);
+    // The transport's handlers (they run on the I/O thread).
+    PeerTransport::Handlers transport_handlers();
+    // Node::open's check of the Raft port's security (peer_security.hpp).
+    Status check_peer_security() const;
+    // A joiner's first valid hello: stores the cluster id (I/O thread).
+    Status adopt_cluster_id(const transport::ClusterId& id, raft::NodeId from);
+    void count_rejection(std::string_view reason, std::string_view detail);
     void log(LogLevel level, const std::string& message) const;
     // Runs `f` on the I/O thread (thread-safe).
     void post(std::function<void()> f);
@@ -330,6 +339,10 @@ private:
     // Append to durable, smoothed (7/8 old, 1/8 new): the inline apply budget.
     std::atomic<std::uint64_t> durable_ns_smoothed_{k_single_mode_inline_apply_min_ns};
     std::once_flag stop_once_;
+
+    // What the transport refused, by reason (any thread; status() reads it).
+    mutable std::mutex rejected_mu_;
+    std::map<std::string, std::uint64_t, std::less<>> rejected_;  // GUARDED_BY(rejected_mu_)
 
     // Published under the core lock for status()/member().
     mutable std::mutex status_mu_;

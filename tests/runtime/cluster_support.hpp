@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,6 +33,13 @@ inline std::uint16_t free_port() {
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
     ::close(fd);
     return ntohs(a.sin_port);
+}
+
+inline std::string random_cluster_id() {
+    std::random_device random;
+    std::string hex;
+    while (hex.size() < 32) hex += "0123456789abcdef"[random() % 16];
+    return hex;
 }
 
 // Waits until `cond` holds (true) or a generous deadline passes (false).
@@ -80,6 +88,8 @@ public:
         o.snapshot_trailing_entries = snapshot_trailing;
         o.join = join;
         o.initial_members = founders_;
+        // Founders share the cluster's id; a joiner learns it from the leader.
+        if (!join) o.cluster_id = cluster_id;
         o.inline_apply = inline_apply;
         // As the default logger (warnings and errors to stderr), and a node
         // event is progress that eventually() re-checks on.
@@ -150,6 +160,8 @@ public:
         return 0;
     }
 
+    // The founders' cluster id (random: no two test clusters share one).
+    std::string cluster_id = random_cluster_id();
     std::uint32_t heartbeat_ms = 20;
     std::uint32_t election_min_ms = 100;
     std::uint64_t snapshot_every = 0;

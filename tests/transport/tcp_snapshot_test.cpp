@@ -14,10 +14,12 @@ using namespace keel::transport::testing;  // with its asio and tcp aliases
 
 TEST_CASE("a multi-chunk snapshot arrives intact while messages keep flowing",
           "[transport][tcp][snapshot]") {
+    const bool tls = GENERATE(false, true);
+    INFO("tls " << tls);
     asio::io_context io;
     TempDir sender_dir, receiver_dir;
-    TcpTransportOptions oa = options_for(1, sender_dir.path());
-    auto [a, b] = start_pair(io, oa, options_for(2, receiver_dir.path()));
+    TcpTransportOptions oa = with_tls(options_for(1, sender_dir.path()), tls);
+    auto [a, b] = start_pair(io, oa, with_tls(options_for(2, receiver_dir.path()), tls));
 
     const std::string data = random_bytes(oa.snapshot_chunk_bytes * 7 / 2, 42);  // 3.5 chunks
     const std::string source = sender_dir.path() + "/snap.bin";
