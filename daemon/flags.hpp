@@ -5,6 +5,7 @@
 //   raftd --id 2 --member 1,... --member 2,... --member 3,...   bootstrap a cluster
 //   raftd --id 4 --join --raft ... --http ... [--member 1,...]   wait to be added
 //   raftd --data-dir DIR                   restart: id and membership come from DIR
+//   ... --peer-cert F --peer-key F --peer-ca F   mutual TLS between members
 #pragma once
 
 #include <cstddef>
@@ -27,6 +28,9 @@ struct DaemonConfig {
     std::vector<MemberSpec> members;  // --member, in order; empty: single node
                                       // (with --join: the existing members, if known)
     bool join = false;
+    std::string cluster_id;  // --cluster-id: 32 hex digits, or "" (see NodeOptions::cluster_id)
+    PeerTls peer_tls;        // --peer-cert, --peer-key, --peer-ca
+    bool peer_insecure = false;
     std::uint32_t heartbeat_ms = 50;
     std::uint32_t election_min_ms = 150;
     std::uint32_t election_max_ms = 300;

@@ -41,6 +41,7 @@ json histogram_summary(const LatencyHistogram& h) {
 void handle_status(HandlerContext& context, RouteRequest&, Respond respond) {
     NodeStatus s = context.node.status();
     json body = {{"id", s.id},
+                 {"cluster_id", s.cluster_id},
                  {"role", s.role},
                  {"term", s.term},
                  {"leader_id", s.leader_id},

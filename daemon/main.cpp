@@ -51,6 +51,9 @@ NodeOptions node_options(const DaemonConfig& config, NodeId id, spdlog::logger& 
     options.data_dir = config.data_dir;
     options.listen_address = config.raft.to_string();
     options.join = config.join;
+    options.cluster_id = config.cluster_id;
+    options.peer_tls = config.peer_tls;
+    options.peer_insecure = config.peer_insecure;
     options.initial_members = config.members;
     // A single node still records its own HTTP address in the membership, so
     // that it can be named in redirects once the cluster grows.
@@ -174,8 +177,12 @@ int run(const DaemonConfig& config) {
         return 1;
     }
     NodeStatus status = node->status();
-    log->info("serving HTTP on {}:{}; role {}, term {}, mode {}, {} member(s)", config.http.host,
-              *port, status.role, status.term, mode_string(status.mode), status.members.size());
+    log->info(
+        "serving HTTP on {}:{}; role {}, term {}, mode {}, {} member(s), cluster {}, "
+        "members over {}",
+        config.http.host, *port, status.role, status.term, mode_string(status.mode),
+        status.members.size(), status.cluster_id.empty() ? "not known yet" : status.cluster_id,
+        config.peer_tls.enabled() ? "mutual TLS" : "plain TCP");
 
     boost::asio::io_context signals_context;
     boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM);

@@ -151,6 +151,9 @@ Status Replica::start(TransportFactory factory) {
     wo.after_batch = [this] { on_wal_batch_done(); };
     // The core keeps the log in memory; the WAL is read at open only.
     wo.cache_bytes = 0;
+    // What the options alone break, before anything is written; the
+    // configuration from the log is checked once it is read.
+    if (Status s = check_peer_security(); !s.ok()) return s;
     auto recovered = recover_or_bootstrap(options_, *sm_, wo);
     if (!recovered.ok()) return recovered.status();
     Recovered& rec = recovered.value();
@@ -272,12 +275,13 @@ PeerTransport::Handlers Replica::transport_handlers() {
 
 Status Replica::check_peer_security() const {
     std::vector<std::string> addresses;
-    for (const auto& [id, info] : core_->configuration().members)
-        addresses.push_back(member_spec(id, info).raft_address);
+    if (core_)
+        for (const auto& [id, info] : core_->configuration().members)
+            addresses.push_back(member_spec(id, info).raft_address);
     for (const MemberSpec& m : options_.initial_members) addresses.push_back(m.raft_address);
     std::string warning;
     if (Status s = runtime::check_peer_security(options_, addresses, warning); !s.ok()) return s;
-    if (!warning.empty()) log(LogLevel::warn, warning);
+    if (!warning.empty() && core_) log(LogLevel::warn, warning);
     return Status::ok_status();
 }
 
@@ -286,8 +290,8 @@ Status Replica::adopt_cluster_id(const transport::ClusterId& id, raft::NodeId fr
         log(LogLevel::error, "cannot store the cluster id " + id.hex() + ": " + s.to_string());
         return s;
     }
-    log(LogLevel::info, "joined cluster " + id.hex() + " (learned from node " +
-                            std::to_string(from) + ")");
+    log(LogLevel::info,
+        "joined cluster " + id.hex() + " (learned from node " + std::to_string(from) + ")");
     std::lock_guard lock(status_mu_);
     status_.cluster_id = id.hex();
     return Status::ok_status();
@@ -519,8 +523,7 @@ void Replica::propose_config(raft::ConfigChange change, std::function<void(Statu
 
 void Replica::add_member_async(const MemberSpec& member, std::function<void(Status)> done) {
     if (Status s = validate_member(member); !s.ok()) return done(s);
-    if (Status s = check_new_member_address(options_, member.raft_address); !s.ok())
-        return done(s);
+    if (Status s = check_new_member_address(options_, member.raft_address); !s.ok()) return done(s);
     raft::ConfigChange c;
     c.kind =
         member.voter ? raft::ConfigChange::Kind::add_voter : raft::ConfigChange::Kind::add_learner;

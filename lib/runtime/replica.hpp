@@ -159,7 +159,9 @@ private:
     Status start(TransportFactory factory);
     // The transport's handlers (they run on the I/O thread).
     PeerTransport::Handlers transport_handlers();
-    // Node::open's check of the Raft port's security (peer_security.hpp).
+    // Node::open's check of the Raft port's security (peer_security.hpp):
+    // the options alone before the core exists, then with the addresses of
+    // the configuration from the log too (and the warning, if any, logged).
     Status check_peer_security() const;
     // A joiner's first valid hello: stores the cluster id (I/O thread).
     Status adopt_cluster_id(const transport::ClusterId& id, raft::NodeId from);

@@ -184,13 +184,14 @@ class RaftdTest(unittest.TestCase):
             flags += ["--member", n.spec]
         return flags
 
-    def start_cluster(self, count):
+    def start_cluster(self, count, *extra):
+        """Founders share a cluster id (raftd refuses to bootstrap several without one)."""
         nodes = [self.node(i) for i in range(1, count + 1)]
-        members = []
+        members = ["--cluster-id", os.urandom(16).hex()]
         for n in nodes:
             members += ["--member", n.spec]
         for n in nodes:
-            n.start(*members)
+            n.start(*(members + list(extra)))
         return nodes
 
     # -- tests ---------------------------------------------------------------
