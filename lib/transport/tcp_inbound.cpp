@@ -26,8 +26,10 @@ constexpr std::size_t kReadBufferBytes = 64 * 1024;
 constexpr std::size_t kReadBufferKeepBytes = 1024 * 1024;
 // Below this much free space, unread bytes move to the front before a read.
 constexpr std::size_t kReadMinBytes = 4096;
-// TLS: ciphertext taken from the socket per read.  The session holds at
-// most this much (plus one partial record) before it is decrypted.
+// TLS: ciphertext taken from the socket per read, before the hello (a
+// stranger's costs little) and after it.  The session holds at most this
+// much (plus one partial record) before it is decrypted.
+constexpr std::size_t kCipherFirstBytes = 4096;
 constexpr std::size_t kCipherReadBytes = 64 * 1024;
 
 }  // namespace
@@ -49,7 +51,7 @@ void InboundConnection::start() {
     arm_timer(t_->options_.hello_timeout);
     if (t_->options_.tls) {
         tls_ = std::make_unique<TlsSession>(t_->options_.tls, TlsSession::Role::server);
-        cipher_.resize(kCipherReadBytes);
+        cipher_.resize(kCipherFirstBytes);
     }
     in_.resize(kReadBufferFirstBytes);
     read_more();
@@ -249,6 +251,7 @@ bool InboundConnection::pass_gate() {
 void InboundConnection::on_identified(std::size_t hello_bytes) {
     in_begin_ += hello_bytes;
     peer_ = gate_.hello().from;
+    if (tls_) cipher_.resize(kCipherReadBytes);
     pending_ = false;
     t_->remove_pending(remote_address_);
     arm_timer(t_->options_.idle_timeout);

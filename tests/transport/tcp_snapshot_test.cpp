@@ -98,6 +98,11 @@ TEST_CASE("snapshot size limits: exactly the limit is sent, one byte more is ref
         REQUIRE(run_until(io, [&] { return !c->rec.snapshots_sent.empty(); }));
         CHECK(b->rec.snapshots.size() == 1);
         CHECK(receiver_dir.files_with_extension(".part").empty());
+        // The stream is refused, not the node: counted, and the sender's
+        // next messages arrive on a new connection.
+        CHECK(b->rec.rejected(Rejection::snapshot) == 1);
+        c->transport->send(numbered_heartbeats(3, 2, 1));
+        REQUIRE(run_until(io, [&] { return b->rec.messages.size() == 1; }));
     }
 }
 
