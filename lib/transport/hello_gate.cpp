@@ -35,7 +35,8 @@ HelloGate::Decision HelloGate::on_bytes(std::string_view received, const Cluster
     if (received.size() < kFrameLengthBytes) return Decision{};
     Result<std::uint32_t> length =
         decode_frame_length(received.substr(0, kFrameLengthBytes), kHelloFrameBytes);
-    if (!length.ok()) return refuse(Rejection::hello, length.status().message() + " (before hello)");
+    if (!length.ok())
+        return refuse(Rejection::hello, length.status().message() + " (before hello)");
     const std::size_t frame_bytes = kFrameLengthBytes + *length;
     if (received.size() < frame_bytes) return Decision{};
 
@@ -46,8 +47,8 @@ HelloGate::Decision HelloGate::on_bytes(std::string_view received, const Cluster
     const Hello* hello = std::get_if<Hello>(&*frame);
     if (!hello) return refuse(Rejection::hello, "the first frame must be a hello");
     if (hello->from == self_)
-        return refuse(Rejection::hello, "hello from a node with our own id " +
-                                            std::to_string(self_));
+        return refuse(Rejection::hello,
+                      "hello from a node with our own id " + std::to_string(self_));
     if (!ours.unset() && hello->cluster_id != ours)
         return refuse(Rejection::cluster_id, "hello from node " + std::to_string(hello->from) +
                                                  " of cluster " + hello->cluster_id.hex() +
@@ -69,9 +70,9 @@ HelloGate::Decision HelloGate::on_bytes(std::string_view received, const Cluster
 HelloGate::Decision HelloGate::on_adopted(const Status& persisted) {
     KEEL_ASSERT(state_ == State::adopting, "an adoption outside adopting");
     if (!persisted.ok())
-        return refuse(Rejection::cluster_id,
-                      "cannot adopt cluster " + hello_.cluster_id.hex() + " from node " +
-                          std::to_string(hello_.from) + ": " + persisted.to_string());
+        return refuse(Rejection::cluster_id, "cannot adopt cluster " + hello_.cluster_id.hex() +
+                                                 " from node " + std::to_string(hello_.from) +
+                                                 ": " + persisted.to_string());
     state_ = State::identified;
     Decision d;
     d.action = Action::identified;
@@ -97,11 +98,11 @@ HelloGate::Decision HelloGate::on_closed(std::size_t pending_bytes) {
         d.detail = "closed by peer before saying anything";
         return d;
     }
-    return refuse(handshaking ? Rejection::tls_handshake : Rejection::hello,
-                  "closed by peer " +
-                      std::string(handshaking ? "during the TLS handshake"
-                                              : "in the middle of its hello") +
-                      " (" + std::to_string(pending_bytes) + " bytes pending)");
+    return refuse(
+        handshaking ? Rejection::tls_handshake : Rejection::hello,
+        "closed by peer " +
+            std::string(handshaking ? "during the TLS handshake" : "in the middle of its hello") +
+            " (" + std::to_string(pending_bytes) + " bytes received)");
 }
 
 const char* hello_gate_state_name(HelloGate::State state) {

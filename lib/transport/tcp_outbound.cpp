@@ -186,8 +186,8 @@ void OutboundPeer::connect_to(const std::vector<tcp::endpoint>& endpoints) {
             self->socket_.set_option(tcp::no_delay(true), ignored);
             if (!self->t_->options_.tls) return self->on_connected();
             self->state_ = State::handshaking;
-            self->tls_ = std::make_unique<TlsSession>(self->t_->options_.tls,
-                                                      TlsSession::Role::client);
+            self->tls_ =
+                std::make_unique<TlsSession>(self->t_->options_.tls, TlsSession::Role::client);
             self->handshake_step();
         });
 }
@@ -197,6 +197,10 @@ void OutboundPeer::handshake_step() {
     std::string out;
     tls_->take_output(out);
     if (!step.ok()) {
+        // Tell the server why (our alert) if the socket takes it at once.
+        boost::system::error_code ignored;
+        socket_.non_blocking(true, ignored);
+        socket_.write_some(asio::buffer(out), ignored);
         ++t_->stats_.connect_failures;
         return fail(step.status().message(), LogLevel::error);
     }
@@ -211,8 +215,7 @@ void OutboundPeer::handshake_step() {
                       [self = shared_from_this(), generation = generation_, bytes](
                           boost::system::error_code ec, std::size_t) {
                           std::lock_guard lock(self->t_->send_mu_);
-                          if (generation != self->generation_ ||
-                              self->state_ != State::handshaking)
+                          if (generation != self->generation_ || self->state_ != State::handshaking)
                               return;
                           if (ec) return self->fail("TLS handshake write failed: " + ec.message());
                           self->read_handshake();
@@ -284,8 +287,8 @@ void OutboundPeer::arm_idle_close() {
             const auto quiet = std::chrono::steady_clock::now() - self->last_write_;
             if (!self->idle() || self->snapshot_ || quiet < self->t_->options_.outbound_idle_close)
                 return self->arm_idle_close();
-            self->t_->log(LogLevel::debug, "closing the idle connection to node " +
-                                               std::to_string(self->id_));
+            self->t_->log(LogLevel::debug,
+                          "closing the idle connection to node " + std::to_string(self->id_));
             self->tear_down_connection();
             self->state_ = State::idle;
         });
