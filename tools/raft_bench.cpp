@@ -146,7 +146,9 @@ private:
                 std::lock_guard lock(mu_);
                 --in_flight_;
                 if (!ok) ++failures_;
-                if (now >= measure_from_ && start >= measure_from_) {
+                // Only what succeeded counts: a leader that lost its
+                // leadership fails proposals at once, which is no throughput.
+                if (ok && now >= measure_from_ && start >= measure_from_) {
                     latencies_.push_back(
                         std::chrono::duration<double, std::micro>(now - start).count());
                     ++completed_in_window_;
