@@ -103,7 +103,8 @@ Result<transport::ClusterId> resolve_cluster_id(const NodeOptions& options, bool
     // only the operator can give it to them.
     if (options.initial_members.size() > 1)
         return Status(ErrorCode::invalid_argument,
-                      "bootstrapping a cluster of " + std::to_string(options.initial_members.size()) +
+                      "bootstrapping a cluster of " +
+                          std::to_string(options.initial_members.size()) +
                           " founding members needs the same cluster id on each: make one "
                           "(openssl rand -hex 16) and give it to every founder (raftd "
                           "--cluster-id ID, NodeOptions::cluster_id)");

@@ -26,8 +26,7 @@ bool is_loopback_address(std::string_view address) {
     const std::string host(host_of(address));
     if (host == "localhost") return true;
     in_addr v4{};
-    if (::inet_pton(AF_INET, host.c_str(), &v4) == 1)
-        return (ntohl(v4.s_addr) >> 24) == 127;
+    if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
     in6_addr v6{};
     if (::inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
         if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
@@ -49,8 +48,7 @@ Status check_peer_security(const NodeOptions& o, const std::vector<std::string>&
     if (!o.listen_address.empty() && !is_loopback_address(o.listen_address))
         exposed = o.listen_address + " (this node)";
     for (const std::string& address : member_addresses)
-        if (exposed.empty() && !address.empty() && !is_loopback_address(address))
-            exposed = address;
+        if (exposed.empty() && !address.empty() && !is_loopback_address(address)) exposed = address;
     if (exposed.empty()) return Status::ok_status();
     if (!o.peer_insecure)
         return Status(ErrorCode::invalid_argument,

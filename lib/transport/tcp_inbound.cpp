@@ -60,10 +60,10 @@ void InboundConnection::start() {
 void InboundConnection::close(const std::string& reason) {
     if (closed_) return;
     closed_ = true;
-    t_->log(LogLevel::debug, "closing connection from " + remote_ +
-                                 (peer_ != raft::kNoNode ? " (node " + std::to_string(peer_) + ")"
-                                                         : "") +
-                                 ": " + reason);
+    t_->log(LogLevel::debug,
+            "closing connection from " + remote_ +
+                (peer_ != raft::kNoNode ? " (node " + std::to_string(peer_) + ")" : "") + ": " +
+                reason);
     boost::system::error_code ignored;
     socket_.close(ignored);
     timer_.cancel();
@@ -98,7 +98,8 @@ void InboundConnection::arm_timer(Clock::duration after) {
 void InboundConnection::on_timer() {
     if (peer_ == raft::kNoNode) {
         HelloGate::Decision d = gate_.on_deadline();
-        d.detail += " (hello_timeout " + std::to_string(t_->options_.hello_timeout.count()) + " ms)";
+        d.detail +=
+            " (hello_timeout " + std::to_string(t_->options_.hello_timeout.count()) + " ms)";
         return act(d);
     }
     const Clock::duration idle = Clock::now() - last_read_;
@@ -117,8 +118,8 @@ void InboundConnection::make_room() {
         in_begin_ = 0;
         in_.swap(smaller);
     }
-    if (in_begin_ > 0 && (in_.size() - in_end_ < kReadMinBytes ||
-                          in_.size() - in_begin_ < frame_bytes_)) {
+    if (in_begin_ > 0 &&
+        (in_.size() - in_end_ < kReadMinBytes || in_.size() - in_begin_ < frame_bytes_)) {
         std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
         in_end_ -= in_begin_;
         in_begin_ = 0;
@@ -239,7 +240,8 @@ bool InboundConnection::decrypt_received() {
 bool InboundConnection::pass_gate() {
     HelloGate::Decision d = gate_.on_bytes(
         std::string_view(in_.data() + in_begin_, in_end_ - in_begin_), t_->cluster_id_);
-    if (d.action == HelloGate::Action::adopt) d = gate_.on_adopted(t_->adopt_cluster_id(gate_.hello()));
+    if (d.action == HelloGate::Action::adopt)
+        d = gate_.on_adopted(t_->adopt_cluster_id(gate_.hello()));
     if (d.action == HelloGate::Action::identified) {
         on_identified(d.consumed);
         return !closed_ && t_->running();

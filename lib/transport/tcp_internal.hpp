@@ -260,8 +260,8 @@ private:
     HelloGate gate_;
     bool pending_ = true;  // counted in Impl::pending_by_address_
     std::unique_ptr<TlsSession> tls_;
-    std::vector<char> cipher_;     // TLS: one socket read
-    std::string handshake_out_;    // TLS: the flight being written
+    std::vector<char> cipher_;   // TLS: one socket read
+    std::string handshake_out_;  // TLS: the flight being written
     std::uint64_t bytes_received_ = 0;
     std::chrono::steady_clock::time_point last_read_;
     // Received plaintext; [in_begin_, in_end_) are not decoded yet.  Reads

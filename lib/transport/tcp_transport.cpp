@@ -49,8 +49,9 @@ TcpTransport::Impl::Impl(asio::io_context& io, TcpTransportOptions options,
     KEEL_ASSERT(
         options_.backoff_initial.count() > 0 && options_.backoff_initial <= options_.backoff_max,
         "backoff must start positive and below its cap");
-    KEEL_ASSERT(options_.inbound_connections_max > 0 && options_.inbound_pending_per_address_max > 0,
-                "inbound limits need room");
+    KEEL_ASSERT(
+        options_.inbound_connections_max > 0 && options_.inbound_pending_per_address_max > 0,
+        "inbound limits need room");
     KEEL_ASSERT(options_.hello_timeout.count() > 0 && options_.idle_timeout.count() > 0 &&
                     options_.outbound_idle_close.count() > 0,
                 "timeouts must be positive");
@@ -170,9 +171,8 @@ void TcpTransport::Impl::admit(tcp::socket socket) {
         refused = "already " + std::to_string(inbound_.size()) +
                   " inbound connections (inbound_connections_max)";
     } else if (pending_by_address_[address] >= options_.inbound_pending_per_address_max) {
-        refused = "already " + std::to_string(pending_by_address_[address]) +
-                  " connections from " + address +
-                  " before their hello (inbound_pending_per_address_max)";
+        refused = "already " + std::to_string(pending_by_address_[address]) + " connections from " +
+                  address + " before their hello (inbound_pending_per_address_max)";
     }
     if (pending_by_address_[address] == 0) pending_by_address_.erase(address);
     if (!refused.empty()) {
@@ -183,8 +183,8 @@ void TcpTransport::Impl::admit(tcp::socket socket) {
     }
     ++stats_.inbound_accepted;
     add_pending(address);
-    auto connection = std::make_shared<InboundConnection>(shared_from_this(), std::move(socket),
-                                                          address);
+    auto connection =
+        std::make_shared<InboundConnection>(shared_from_this(), std::move(socket), address);
     inbound_.insert(connection);
     connection->start();
 }

@@ -44,9 +44,9 @@
 //
 // Threading: see transport.hpp (one io_context, calls and callbacks on its
 // thread), except send_now(), which any thread may call: one mutex (the
-// send lock) guards the outbound side, TLS sessions included.  The io_context is the runtime's and must outlive this
-// object; pending handlers keep the internals alive, so the transport may be destroyed at any time
-// after stop() (the destructor calls stop()).
+// send lock) guards the outbound side, TLS sessions included.  The io_context is the runtime's and
+// must outlive this object; pending handlers keep the internals alive, so the transport may be
+// destroyed at any time after stop() (the destructor calls stop()).
 #pragma once
 
 #include <chrono>

@@ -45,8 +45,7 @@ std::string name_of(X509_NAME* name) {
 
 Status file_error(const std::string& what, const std::string& path) {
     std::string why = drain_errors();
-    return Status(ErrorCode::invalid_argument,
-                  what + " " + path + (why.empty() ? "" : ": " + why));
+    return Status(ErrorCode::invalid_argument, what + " " + path + (why.empty() ? "" : ": " + why));
 }
 
 // Whether `cert` is valid now and chains to the CA in `ctx`'s store.

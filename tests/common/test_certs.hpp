@@ -37,27 +37,25 @@ public:
     // A certificate "CN=<name>" signed by this CA, valid from
     // `valid_from_days` (negative: in the past) for `valid_days`.
     Member issue(const std::string& name, long valid_from_days = 0, long valid_days = 30) const {
-        std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(EVP_EC_gen("P-256"),
-                                                                 EVP_PKEY_free);
+        std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(EVP_EC_gen("P-256"), EVP_PKEY_free);
         KEEL_ASSERT(key != nullptr, "EC key");
         std::unique_ptr<X509, decltype(&X509_free)> cert(
-            make_cert(name, key.get(), cert_.get(), key_.get(), false, valid_from_days,
-                      valid_days),
+            make_cert(name, key.get(), cert_.get(), key_.get(), false, valid_from_days, valid_days),
             X509_free);
         Member m{dir_ + "/" + name + ".crt", dir_ + "/" + name + ".key"};
         write_cert(m.cert_file, cert.get());
         FILE* f = std::fopen(m.key_file.c_str(), "w");
-        KEEL_ASSERT(f && PEM_write_PrivateKey(f, key.get(), nullptr, nullptr, 0, nullptr,
-                                              nullptr) == 1,
-                    "write key");
+        KEEL_ASSERT(
+            f && PEM_write_PrivateKey(f, key.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1,
+            "write key");
         std::fclose(f);
         return m;
     }
 
 private:
     // Signed by (issuer, issuer_key), or self-signed when issuer is null.
-    static X509* make_cert(const std::string& cn, EVP_PKEY* key, X509* issuer,
-                           EVP_PKEY* issuer_key, bool ca, long valid_from_days, long valid_days) {
+    static X509* make_cert(const std::string& cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key,
+                           bool ca, long valid_from_days, long valid_days) {
         X509* cert = X509_new();
         KEEL_ASSERT(cert != nullptr, "X509_new");
         X509_set_version(cert, 2);

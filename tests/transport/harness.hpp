@@ -17,8 +17,8 @@
 #include <utility>
 #include <vector>
 
-#include "transport/transport.hpp"
 #include "../common/temp_dir.hpp"
+#include "transport/transport.hpp"
 
 namespace keel::transport::testing {
 
@@ -85,8 +85,8 @@ struct Recorder {
         h.log = [this](LogLevel, std::string_view line) { logs.emplace_back(line); };
         h.on_rejected = [this](Rejection reason, std::string_view detail) {
             rejections.emplace_back(reason, std::string(detail));
-            logs.push_back(std::string("refused (") + rejection_name(reason) + "): " +
-                           std::string(detail));
+            logs.push_back(std::string("refused (") + rejection_name(reason) +
+                           "): " + std::string(detail));
         };
         return h;
     }

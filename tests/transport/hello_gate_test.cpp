@@ -78,7 +78,9 @@ TEST_CASE("what the gate refuses, and why", "[transport][hello]") {
     SECTION("another cluster") {
         refused(hello_frame(1, test_cluster(6)), Rejection::cluster_id, "this is cluster");
     }
-    SECTION("our own id") { refused(hello_frame(kSelf), Rejection::hello, "our own id"); }
+    SECTION("our own id") {
+        refused(hello_frame(kSelf), Rejection::hello, "our own id");
+    }
 }
 
 TEST_CASE("a fresh joiner adopts the first valid hello's cluster once it is stored",

@@ -45,8 +45,8 @@ TEST_CASE("a plaintext client on a TLS port, and a TLS client on a plaintext por
         CHECK(b->rec.messages.empty());
     }
     SECTION("TLS to plaintext") {
-        auto [a, b] = start_pair(io, with_tls(options_for(1, dir.path())),
-                                 options_for(2, dir.path()));
+        auto [a, b] =
+            start_pair(io, with_tls(options_for(1, dir.path())), options_for(2, dir.path()));
         a->transport->send(numbered_heartbeats(1, 2, 1));
         REQUIRE(run_until(io, [&] { return b->rec.rejected(Rejection::hello) >= 1; }));
         CHECK(b->rec.logged("(before hello)"));

@@ -103,8 +103,7 @@ TEST_CASE("a server with a certificate from another CA is refused by the client"
     p.run();
     REQUIRE_FALSE(p.client_state.ok());
     INFO(p.client_state.status().message());
-    CHECK(p.client_state.status().message().find("certificate verify failed") !=
-          std::string::npos);
+    CHECK(p.client_state.status().message().find("certificate verify failed") != std::string::npos);
     CHECK_FALSE(done(p.server_state));
 }
 
