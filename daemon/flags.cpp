@@ -79,6 +79,15 @@ std::string cross_check(DaemonConfig& config, bool http_set, bool raft_set) {
     static const std::set<std::string> levels = {"debug", "info", "warn", "error"};
     if (!levels.count(config.log_level)) return "--log-level is one of debug, info, warn, error";
     if (config.join && !config.id) return "--join needs --id (the id the leader will add)";
+    if (!config.cluster_id.empty() &&
+        (config.cluster_id.size() != 32 ||
+         config.cluster_id.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos))
+        return "--cluster-id is 32 hex digits (make one with: openssl rand -hex 16)";
+    const PeerTls& tls = config.peer_tls;
+    if (tls.enabled() && (tls.cert_file.empty() || tls.key_file.empty() || tls.ca_file.empty()))
+        return "--peer-cert, --peer-key and --peer-ca go together";
+    if (tls.enabled() && config.peer_insecure)
+        return "--peer-insecure contradicts --peer-cert/--peer-key/--peer-ca";
     if (config.members.empty()) return "";
     if (!config.id) return "--member needs --id (which member is this node?)";
     std::set<NodeId> ids;
@@ -154,6 +163,17 @@ std::variant<DaemonConfig, FlagsExit> parse_flags(int argc, const char* const* a
                    "ID,RAFT_HOST:PORT,HTTP_HOST:PORT of a founding member; repeat it "
                    "(ignored once the data dir holds state)");
     app.add_flag("--join", config.join, "Start empty and wait to be added by the leader");
+    app.add_option("--cluster-id", config.cluster_id,
+                   "The cluster's id, 32 hex digits: the same for every founding member of a "
+                   "new cluster (default: the one stored in the data dir; a lone founder makes "
+                   "one, a joiner learns it)");
+    app.add_option("--peer-cert", config.peer_tls.cert_file,
+                   "PEM certificate of this member, signed by --peer-ca (mutual TLS)");
+    app.add_option("--peer-key", config.peer_tls.key_file, "PEM private key of --peer-cert");
+    app.add_option("--peer-ca", config.peer_tls.ca_file,
+                   "PEM certificate of the CA that signs every member's certificate");
+    app.add_flag("--peer-insecure", config.peer_insecure,
+                 "Allow plain TCP between members on non-loopback addresses");
     app.add_option("--heartbeat-ms", config.heartbeat_ms, "Leader heartbeat interval")
         ->capture_default_str();
     app.add_option("--election-min-ms", config.election_min_ms, "Election timeout, lower bound")

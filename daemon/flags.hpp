@@ -7,6 +7,7 @@
 //   raftd --data-dir DIR                   restart: id and membership come from DIR
 //   raftd --http 0.0.0.0:8443 --http-cert C --http-key K --auth-tokens T
 //                                          HTTPS and bearer tokens (docs/operations.md)
+//   ... --peer-cert F --peer-key F --peer-ca F   mutual TLS between members
 #pragma once
 
 #include <cstddef>
@@ -29,6 +30,9 @@ struct DaemonConfig {
     std::vector<MemberSpec> members;  // --member, in order; empty: single node
                                       // (with --join: the existing members, if known)
     bool join = false;
+    std::string cluster_id;  // --cluster-id: 32 hex digits, or "" (see NodeOptions::cluster_id)
+    PeerTls peer_tls;        // --peer-cert, --peer-key, --peer-ca
+    bool peer_insecure = false;
     std::uint32_t heartbeat_ms = 50;
     std::uint32_t election_min_ms = 150;
     std::uint32_t election_max_ms = 300;

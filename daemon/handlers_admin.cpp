@@ -50,6 +50,7 @@ void handle_status(HandlerContext& context, RouteRequest&, Respond respond) {
     NodeStatus s = context.node.status();
     refresh_quota(context, s);
     json body = {{"id", s.id},
+                 {"cluster_id", s.cluster_id},
                  {"role", s.role},
                  {"term", s.term},
                  {"leader_id", s.leader_id},

@@ -66,6 +66,9 @@ NodeOptions node_options(const DaemonConfig& config, NodeId id, spdlog::logger& 
     options.data_dir = config.data_dir;
     options.listen_address = config.raft.to_string();
     options.join = config.join;
+    options.cluster_id = config.cluster_id;
+    options.peer_tls = config.peer_tls;
+    options.peer_insecure = config.peer_insecure;
     options.initial_members = config.members;
     // A single node still records its own HTTP address in the membership, so
     // that it can be named in redirects once the cluster grows.
@@ -323,9 +326,13 @@ int run(const DaemonConfig& config) {
         return 1;
     }
     NodeStatus status = node->status();
-    log->info("serving {} on {}:{}; role {}, term {}, mode {}, {} member(s)",
-              context.url_scheme == "https" ? "HTTPS" : "HTTP", config.http.host, *port,
-              status.role, status.term, mode_string(status.mode), status.members.size());
+    log->info(
+        "serving {} on {}:{}; role {}, term {}, mode {}, {} member(s), cluster {}, "
+        "members over {}",
+        context.url_scheme == "https" ? "HTTPS" : "HTTP", config.http.host, *port, status.role,
+        status.term, mode_string(status.mode), status.members.size(),
+        status.cluster_id.empty() ? "not known yet" : status.cluster_id,
+        config.peer_tls.enabled() ? "mutual TLS" : "plain TCP");
 
     serve_until_stopped(
         signals_context, signals, exit_code, [&] { reload_tokens(config, tokens->get(), *log); },

@@ -8,6 +8,7 @@
 #include <future>
 
 #include "keel/wal/reader.hpp"
+#include "runtime/cluster_identity.hpp"
 #include "runtime/member_context.hpp"
 
 namespace keel::runtime {
@@ -163,7 +164,13 @@ Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine&
 
     // A crash during bootstrap may leave metadata without the entry (or the
     // reverse): with no snapshot and no entry there is nothing to lose.
-    if ((r.log->fresh() || r.log->wal().last_index() == 0) && !plan->any_snapshot_file) {
+    const bool empty =
+        (r.log->fresh() || r.log->wal().last_index() == 0) && !plan->any_snapshot_file;
+    // Before the bootstrap entry: a cluster's entries never exist without its id.
+    Result<transport::ClusterId> cluster_id = resolve_cluster_id(options, !empty, fs);
+    if (!cluster_id.ok()) return cluster_id.status();
+    r.cluster_id = *cluster_id;
+    if (empty) {
         if (Status s = first_start(options, r); !s.ok()) return s;
         return r;
     }

@@ -10,11 +10,12 @@
 // state before its first entry is gone.
 //
 // First start (the data dir holds no log record, no metadata and no
-// snapshot file): a founding member writes the bootstrap configuration
-// entry (index 1) and the hard state before the core starts, so a crash
-// during bootstrap leaves either nothing (bootstrap again) or a complete
-// start; a joining node (NodeOptions::join) starts empty and waits for the
-// leader.
+// snapshot): a founding member writes a new cluster id (cluster_identity.hpp),
+// then the bootstrap configuration entry (index 1) and the hard state before
+// the core starts, so a crash during bootstrap leaves either nothing or an id
+// alone (bootstrap again, with that id) or a complete start; a joining node
+// (NodeOptions::join) starts empty and waits for the leader, from which it
+// learns the cluster id.
 //
 // Reopen: the chosen snapshot is made durable (it may have been in the page
 // cache only) and restores the state machine (on the calling thread, before
@@ -33,6 +34,7 @@
 #include "raft/core.hpp"
 #include "runtime/log_store.hpp"
 #include "runtime/snapshot_store.hpp"
+#include "transport/cluster_id.hpp"
 
 namespace keel::runtime {
 
@@ -42,6 +44,8 @@ struct Recovered {
     raft::RestoredState state;
     raft::SnapshotMeta applied;  // what the state machine reflects now
     bool first_start = false;
+    // Unset only for a joiner that has not heard from its cluster yet.
+    transport::ClusterId cluster_id;
 };
 
 using LogFunction = std::function<void(LogLevel, const std::string&)>;

@@ -16,6 +16,7 @@
 
 #include "runtime/bootstrap.hpp"
 #include "runtime/member_context.hpp"
+#include "runtime/peer_security.hpp"
 
 namespace keel::runtime {
 
@@ -143,6 +144,10 @@ void Replica::log(LogLevel level, const std::string& message) const {
 }
 
 Status Replica::start(TransportFactory factory, wal::FileSystem* fs) {
+    fs_ = fs != nullptr ? fs : wal::default_file_system();
+    // What the options alone break, before anything is written; the
+    // configuration from the log is checked once it is read.
+    if (Status s = check_peer_security(); !s.ok()) return s;
     auto recovered = recover_or_bootstrap(options_, *sm_, wal_options(fs),
                                           [this](LogLevel l, const std::string& m) { log(l, m); });
     if (!recovered.ok()) return recovered.status();
@@ -152,6 +157,7 @@ Status Replica::start(TransportFactory factory, wal::FileSystem* fs) {
     snapshots_ = std::move(rec.snapshots);
     saved_hard_state_ = rec.state.hard_state;
     if (rec.state.snapshot) status_.snapshot_index = rec.state.snapshot->index;
+    status_.cluster_id = rec.cluster_id.hex();
     core_ = std::make_unique<raft::Core>(core_options(options_), std::move(rec.state));
     {
         const raft::Configuration& c = core_->configuration();
@@ -172,8 +178,9 @@ Status Replica::start(TransportFactory factory, wal::FileSystem* fs) {
     // Single-node mode until the core needs ticks (set_ticker_needed).
     log_->wal().set_idle_spin_us(k_single_mode_flusher_spin_us);
 
+    if (Status s = check_peer_security(); !s.ok()) return s;
     if (factory) {
-        auto t = factory(*io_, options_, transport_handlers());
+        auto t = factory(*io_, options_, rec.cluster_id, transport_handlers());
         if (!t.ok()) return t.status();
         transport_ = std::move(t.value());
     }
@@ -457,6 +464,7 @@ void Replica::propose_config(raft::ConfigChange change, std::function<void(Statu
 
 void Replica::add_member_async(const MemberSpec& member, std::function<void(Status)> done) {
     if (Status s = validate_member(member); !s.ok()) return done(s);
+    if (Status s = check_new_member_address(options_, member.raft_address); !s.ok()) return done(s);
     raft::ConfigChange c;
     c.kind =
         member.voter ? raft::ConfigChange::Kind::add_voter : raft::ConfigChange::Kind::add_learner;
@@ -532,6 +540,10 @@ NodeStatus Replica::status() const {
     }
     s.commit_latency = commit_latency_.snapshot();
     s.fsync_latency = fsync_latency_.snapshot();
+    {
+        std::lock_guard lock(rejected_mu_);
+        for (const auto& [reason, count] : rejected_) s.peer_messages_rejected[reason] += count;
+    }
     return s;
 }
 

@@ -133,9 +133,11 @@ inline constexpr std::uint32_t kNoSpaceRetryMs = 100;
 inline constexpr int kMaxNoSpaceTransfers = 3;
 
 // Makes the TCP transport for a replica (peer_transport_tcp.cpp), or null
-// when this build has none.
+// when this build has none.  The cluster id is unset for a joiner that has
+// not heard from its cluster yet.
 using TransportFactory = std::function<Result<std::unique_ptr<PeerTransport>>(
-    boost::asio::io_context&, const NodeOptions&, PeerTransport::Handlers)>;
+    boost::asio::io_context&, const NodeOptions&, const transport::ClusterId&,
+    PeerTransport::Handlers)>;
 
 class Replica final : public Node {
 public:
@@ -171,10 +173,18 @@ private:
 
     Replica(NodeOptions options, std::shared_ptr<StateMachine> sm);
     Status start(TransportFactory factory, wal::FileSystem* fs);
-    // What the services call back (replica_wiring.cpp; apply_hooks in replica.cpp).
+    // What the services call back (replica_wiring.cpp, replica_peers.cpp; apply_hooks in
+    // replica.cpp; the transport's handlers run on the I/O thread).
     wal::Options wal_options(wal::FileSystem* fs);
     PeerTransport::Handlers transport_handlers();
     ApplyWorker::Hooks apply_hooks();
+    // Node::open's check of the Raft port's security (peer_security.hpp):
+    // the options alone before the core exists, then with the addresses of
+    // the configuration from the log too (and the warning, if any, logged).
+    Status check_peer_security() const;
+    // A joiner's first valid hello: stores the cluster id (I/O thread).
+    Status adopt_cluster_id(const transport::ClusterId& id, raft::NodeId from);
+    void count_rejection(std::string_view reason, std::string_view detail);
     void log(LogLevel level, const std::string& message) const;
     // Runs `f` on the I/O thread (thread-safe).
     void post(std::function<void()> f);
@@ -278,6 +288,8 @@ private:
 
     const NodeOptions options_;
     std::shared_ptr<StateMachine> sm_;
+    // Where the data dir's files live (set by start(); never null after).
+    wal::FileSystem* fs_ = nullptr;
 
     std::unique_ptr<boost::asio::io_context> io_;
     struct WorkGuard;
@@ -388,6 +400,10 @@ private:
     // Append to durable, smoothed (7/8 old, 1/8 new): the inline apply budget.
     std::atomic<std::uint64_t> durable_ns_smoothed_{k_single_mode_inline_apply_min_ns};
     std::once_flag stop_once_;
+
+    // What the transport refused, by reason (any thread; status() reads it).
+    mutable std::mutex rejected_mu_;
+    std::map<std::string, std::uint64_t, std::less<>> rejected_;  // GUARDED_BY(rejected_mu_)
 
     // Published under the core lock for status()/member().
     mutable std::mutex status_mu_;

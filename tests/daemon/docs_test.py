@@ -235,7 +235,8 @@ class DocsTest(it.RaftdCase):
         # 8081-8083 led by node 1, and node 4 waiting to be added.
         self.raftd("--data-dir", "single", "--http", "127.0.0.1:%d" % self.port(8080),
                    "--raft", "127.0.0.1:%d" % self.port(7080))
-        members = []
+        # Founders share a cluster id (raftd refuses to bootstrap several without one).
+        members = ["--cluster-id", os.urandom(16).hex()]
         for n in (1, 2, 3):
             members += ["--member", "%d,127.0.0.1:%d,127.0.0.1:%d" % (
                 n, self.port(7080 + n), self.port(8080 + n))]

@@ -72,6 +72,7 @@ public:
     NodeStatus status() const override {
         NodeStatus s;
         s.id = self;
+        s.cluster_id = "00112233445566778899aabbccddeeff";
         s.role = leader == self ? "leader" : "follower";
         s.term = 3;
         s.leader_id = leader;

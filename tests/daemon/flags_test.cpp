@@ -47,6 +47,21 @@ TEST_CASE("--wal-segment-bytes sets the WAL's segment size", "[daemon][flags]") 
     CHECK(std::get<DaemonConfig>(defaults).wal_segment_bytes == 64u << 20);
 }
 
+TEST_CASE("--cluster-id and the peer TLS flags reach the config", "[daemon][flags]") {
+    auto parsed = parse({"--cluster-id", "0123456789ABCDEF0123456789abcdef", "--peer-cert", "m.crt",
+                         "--peer-key", "m.key", "--peer-ca", "ca.crt"});
+    REQUIRE(std::holds_alternative<DaemonConfig>(parsed));
+    auto& c = std::get<DaemonConfig>(parsed);
+    CHECK(c.cluster_id == "0123456789ABCDEF0123456789abcdef");
+    CHECK(c.peer_tls.cert_file == "m.crt");
+    CHECK(c.peer_tls.key_file == "m.key");
+    CHECK(c.peer_tls.ca_file == "ca.crt");
+    CHECK_FALSE(c.peer_insecure);
+    auto insecure = parse({"--peer-insecure"});
+    REQUIRE(std::holds_alternative<DaemonConfig>(insecure));
+    CHECK(std::get<DaemonConfig>(insecure).peer_insecure);
+}
+
 TEST_CASE("--help and --version exit 0; bad flags exit non-zero with a reason", "[daemon][flags]") {
     auto help = parse({"--help"});
     REQUIRE(std::holds_alternative<FlagsExit>(help));
@@ -67,6 +82,11 @@ TEST_CASE("--help and --version exit 0; bad flags exit non-zero with a reason", 
              {"--join", "--id", "1", "--member", "1,a:1,b:2"},  // itself listed
              {"--join", "--member", "1,a:1,b:2"},               // no --id
              {"--join"},
+             {"--cluster-id", "abc"},
+             {"--cluster-id", "0123456789abcdef0123456789abcdeg"},
+             {"--peer-cert", "a.crt"},
+             {"--peer-cert", "a.crt", "--peer-key", "a.key"},
+             {"--peer-cert", "a", "--peer-key", "b", "--peer-ca", "c", "--peer-insecure"},
              {"--heartbeat-ms", "200"},
              {"--election-min-ms", "400"},
              {"--max-value-bytes", "0"},

@@ -305,6 +305,7 @@ TEST_CASE("GET /v1/status reports the node's figures", "[daemon][admin]") {
     CHECK(s["mode"] == "cluster");
     CHECK(s["role"] == "leader");
     CHECK(s["commit_index"] == 1);
+    CHECK(s["cluster_id"] == "00112233445566778899aabbccddeeff");
     for (const char* field : {"segments", "bytes", "fsyncs", "records_per_fsync"}) {
         CHECK(s["wal"].contains(field));
     }

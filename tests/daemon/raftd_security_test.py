@@ -347,7 +347,8 @@ class SecurityTest(it.RaftdCase):
     def test_https_redirects_name_https(self):
         cert, key = make_cert(self.root)
         nodes = [self.node(i) for i in (1, 2, 3)]
-        flags = self.member_flags(nodes) + ["--http-cert", cert, "--http-key", key]
+        flags = (["--cluster-id", os.urandom(16).hex()] + self.member_flags(nodes) +
+                 ["--http-cert", cert, "--http-key", key])
         for n in nodes:
             n.start(*flags)
 

@@ -36,6 +36,7 @@ NodeOptions options_for(const TempDir& dir) {
     NodeOptions o;
     o.id = 1;
     o.data_dir = dir.path();
+    o.cluster_id = "0123456789abcdef0123456789abcdef";  // the files below hold a log
     return o;
 }
 

@@ -41,6 +41,9 @@ struct MemberStatus {
 
 struct NodeStatus {
     NodeId id = 0;
+    // The cluster's id, 32 hex digits; "" while a joiner has not heard from
+    // its cluster yet.
+    std::string cluster_id;
     std::string role;  // "follower", "pre_candidate", "candidate", "leader"
     std::uint64_t term = 0;
     NodeId leader_id = 0;  // 0 when unknown
