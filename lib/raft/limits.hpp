@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace keel::raft {
 
@@ -14,5 +15,13 @@ inline constexpr std::size_t kMaxMembers = 256;
 inline constexpr std::size_t kMaxContextBytes = 4096;
 // An encoded Configuration can never be longer than this.
 inline constexpr std::size_t kMaxConfigBytes = 1 + 4 + kMaxMembers * (8 + 1 + 4 + kMaxContextBytes);
+
+// The largest term and index a message or a restored state may carry (both
+// below 2^63).  The core adds to terms (a campaign is term + 1) and to
+// indexes (last index + 1, prevLogIndex + entries); a value the network or
+// the disk hands it must leave room for that, so that no sum can wrap.  A
+// term grows by one per election: 2^63 of them is never reached honestly.
+inline constexpr std::uint64_t kMaxTerm = (std::uint64_t{1} << 63) - 1;
+inline constexpr std::uint64_t kMaxIndex = (std::uint64_t{1} << 63) - 1;
 
 }  // namespace keel::raft

@@ -31,6 +31,11 @@ struct HeartbeatSent {
     std::int64_t tick = 0;
 };
 
+// Checks of a message's fields that need no state (admission.cpp).
+Status validate_message(const Message& m, NodeId self);
+// Messages that only a leader of m.term sends (core.cpp).
+bool from_leader(const Message& m);
+
 struct Core::State {
     State(const Options& options, RestoredState restored);
 
@@ -119,7 +124,7 @@ struct Core::State {
     Status step_by_term(const Message& m, bool& handled);
     void step_follower(const Message& m);
     void step_candidate(const Message& m);
-    void step_leader(const Message& m);
+    Status step_leader(const Message& m);
     void send(Message m);
     void send_after_persist(Message m);
     HardState hard_state() const;
@@ -129,6 +134,10 @@ struct Core::State {
     bool may_campaign() const;
     bool committed_own_term() const { return log.term_at(log.committed()) == term; }
     Status not_leader_status() const;
+
+    // ---- admission.cpp: which messages are heard at all -----------------------
+    bool knows_member(NodeId id) const;
+    Status admit(const Message& m) const;
 
     // ---- election.cpp ---------------------------------------------------------
     void tick();  // the clocks, then the role's timer
@@ -154,7 +163,7 @@ struct Core::State {
     std::uint64_t broadcast_heartbeat();
     void handle_append(const Message& m);
     void handle_heartbeat(const Message& m);
-    void handle_append_response(const Message& m);
+    Status handle_append_response(const Message& m);
     void handle_heartbeat_response(const Message& m);
     void append_own(EntryType type, SharedBytes data);
     void send_pending_appends();

@@ -23,6 +23,15 @@ Status wait_wal(Submit submit) {
     return future.get();
 }
 
+// The core asserts what validate_restored checks: a data dir it refuses
+// fails open() with the reason instead of aborting every start.
+Status check_restored(const NodeOptions& options, const raft::RestoredState& state) {
+    Status s = raft::validate_restored(state);
+    if (s.ok()) return s;
+    return Status(s.code(), "data dir " + options.data_dir + " cannot be opened: " + s.message() +
+                                " (remove this member and add it back with an empty data dir)");
+}
+
 Status restore_from(SnapshotStore& store, const SnapshotFile& file, StateMachine& sm) {
     auto reader = store.open_reader(file);
     if (!reader.ok()) return reader.status();
@@ -65,6 +74,7 @@ Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine&
             // before a restart is kept (never vote twice in a term).
             r.state.hard_state = r.log->hard_state();
             r.state.hard_state.commit = 0;
+            if (Status s = check_restored(options, r.state); !s.ok()) return s;
             return r;
         }
         auto config = initial_configuration(options);
@@ -113,6 +123,7 @@ Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine&
     }
     r.state.hard_state = hs;
     r.state.applied = snap_index;
+    if (Status s = check_restored(options, r.state); !s.ok()) return s;
     return r;
 }
 
