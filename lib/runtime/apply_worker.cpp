@@ -108,11 +108,19 @@ std::size_t ApplyWorker::apply_batch(std::deque<ApplyItem>& items) {
     if (hooks_.batch_begin) hooks_.batch_begin();
     for (ApplyItem& item : items) {
         entries += item.entries.size();
-        if (item.restore) {
+        if (failed_) {
+            drop(item);
+        } else if (item.restore) {
             Status s = (*item.restore)(*sm_);
-            // A half-restored state machine cannot go on applying: fail-stop.
-            if (!s.ok()) hooks_.log(LogLevel::error, "snapshot restore failed: " + s.to_string());
-            KEEL_ASSERT(s.ok(), "restoring the state machine from a snapshot failed");
+            if (!s.ok()) {
+                // The data came from another member: a half-restored state
+                // machine cannot go on applying, so the node fail-stops
+                // (never an abort: the bytes were not ours).
+                hooks_.log(LogLevel::error, "snapshot restore failed: " + s.to_string());
+                failed_ = true;
+                if (hooks_.on_failure) hooks_.on_failure(s);
+                continue;
+            }
             applied_ = *item.restore_meta;
             last_snapshot_index_ = applied_.index;
         } else if (item.snapshot_request) {
@@ -173,6 +181,16 @@ void ApplyWorker::apply_claimed(std::deque<ApplyItem>& items) {
         waiting = stopping_ || !queue_.empty();
     }
     if (waiting) cv_.notify_all();
+}
+
+void ApplyWorker::drop(ApplyItem& item) {
+    for (ApplyWaiter& w : item.waiters) {
+        ProposeResult r;
+        r.status = Status(ErrorCode::failed, "the state machine failed to restore a snapshot");
+        r.index = w.index;
+        w.done(std::move(r));
+    }
+    if (item.snapshot_request) item.snapshot_request(Status(ErrorCode::failed, "node failed"));
 }
 
 void ApplyWorker::apply_entries(ApplyItem& item) {

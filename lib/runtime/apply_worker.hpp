@@ -83,6 +83,10 @@ public:
         // After an item's entries are applied and its waiters completed (may
         // be empty): its vectors, handed back for reuse.
         std::function<void(std::vector<raft::Entry>, std::vector<ApplyWaiter>)> recycle;
+        // The state machine could not be restored from a snapshot (its data
+        // came from another member): nothing more is applied; the node must
+        // fail-stop (called once, on the applying thread).
+        std::function<void(Status)> on_failure;
     };
 
     // `applied` is what the state machine reflects already (the restored
@@ -124,6 +128,8 @@ private:
     // number of entries.
     std::size_t apply_batch(std::deque<ApplyItem>& items);
     void apply_entries(ApplyItem& item);
+    // After a failed restore: tells the item's waiters instead of applying it.
+    void drop(ApplyItem& item);
     void maybe_snapshot(std::function<void(Status)> requested);
 
     std::shared_ptr<StateMachine> sm_;
@@ -149,6 +155,7 @@ private:
     raft::Index last_snapshot_index_ = 0;
     std::atomic<raft::Index> applied_index_{0};
     std::atomic<bool> snapshot_in_flight_{false};
+    bool failed_ = false;  // a restore failed: items are dropped, waiters told
     std::vector<CommittedEntry> batch_;
     std::vector<std::string> results_;
     std::thread thread_;

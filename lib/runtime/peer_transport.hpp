@@ -9,12 +9,16 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "keel/status.hpp"
 #include "raft/types.hpp"
 
 namespace keel::runtime {
+
+// A snapshot message outside a snapshot stream: its data never arrived.
+inline constexpr std::string_view kRejectedWrongFrameKind = "wrong_frame_kind";
 
 class PeerTransport {
 public:
@@ -25,6 +29,11 @@ public:
         std::function<void(raft::Message message, std::string path)> on_snapshot;
         std::function<void(raft::NodeId)> on_unreachable;
         std::function<void(raft::NodeId, bool ok)> on_snapshot_sent;
+        // Something a peer sent was refused before it reached the replica
+        // (a frame that does not decode, a message in the wrong kind of
+        // frame...): `reason` is a short stable name (the key of
+        // NodeStatus::peer_messages_rejected), `detail` says what for the log.
+        std::function<void(std::string_view reason, const std::string& detail)> on_rejected;
     };
 
     virtual ~PeerTransport() = default;

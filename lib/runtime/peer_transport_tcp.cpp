@@ -9,6 +9,8 @@ namespace keel::runtime {
 
 namespace {
 
+static_assert(kRejectedWrongFrameKind == transport::kRejectedWrongFrameKind);
+
 // Members of one keel cluster share this id in their hello frames.
 constexpr std::uint64_t k_cluster_id = 0x6b65656c;  // "keel"
 
@@ -56,6 +58,7 @@ TransportFactory default_transport_factory() {
         th.on_snapshot = std::move(h.on_snapshot);
         th.on_unreachable = std::move(h.on_unreachable);
         th.on_snapshot_sent = std::move(h.on_snapshot_sent);
+        th.on_rejected = std::move(h.on_rejected);
         auto logger = options.logger;
         th.log = [logger, id = options.id](transport::LogLevel level, std::string_view what) {
             // Refused connects while peers start or stop are routine: info, not warn.

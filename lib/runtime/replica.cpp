@@ -207,6 +207,11 @@ Status Replica::start(TransportFactory factory) {
         spare_entries_.give(std::move(entries));
         spare_waiters_.give(std::move(waiters));
     };
+    hooks.on_failure = [this](Status why) {
+        apply_failure_ = std::move(why);
+        apply_failed_.store(true);
+        kick_core();
+    };
     apply_ = std::make_unique<ApplyWorker>(sm_, rec.applied, options_.snapshot_every_entries,
                                            std::move(hooks), &commit_latency_);
     // Single-node mode until the core needs ticks (set_ticker_needed).
@@ -224,7 +229,10 @@ Status Replica::start(TransportFactory factory) {
             });
         };
         h.on_snapshot = [this](raft::Message m, std::string path) {
-            with_core([&] { on_snapshot_received(std::move(m), std::move(path)); });
+            on_snapshot_arrived(std::move(m), std::move(path));
+        };
+        h.on_rejected = [this](std::string_view reason, const std::string& detail) {
+            note_rejected(reason, detail);
         };
         h.on_snapshot_sent = [this](raft::NodeId to, bool ok) {
             with_core([this, to, ok] {
@@ -319,10 +327,17 @@ void Replica::on_wal_batch_done() {
 }
 
 void Replica::on_message(raft::Message& message) {
+    // A snapshot's metadata travels with its data (on_snapshot_arrived):
+    // alone, in a frame of messages, the core would install a snapshot
+    // whose data was never staged.
+    if (message.type == raft::MessageType::snapshot)
+        return note_rejected(kRejectedWrongFrameKind, "snapshot message from node " +
+                                                          std::to_string(message.from) +
+                                                          " outside a snapshot stream");
     t_io_stepping_of = this;
     with_core([this, &message] {
         if (shut_down_ || failed_) return;
-        (void)core_->step(message);
+        note_refusal(core_->step(message));
         run_core();
     });
     // The write first: the leader waits for its acknowledgement, which the
@@ -393,6 +408,10 @@ void Replica::run_or_post(std::function<void()> f) {
 void Replica::settle_locked() {
     for (int round = 0; round < k_max_settle_rounds; ++round) {
         bool worked = false;
+        if (apply_failed_.exchange(false)) {
+            fail_stop(apply_failure_);
+            worked = true;
+        }
         if (wal_progress_pending_.exchange(false)) {
             on_wal_progress();
             worked = true;
@@ -416,7 +435,7 @@ void Replica::settle_locked() {
 
 bool Replica::work_pending() const {
     return wal_progress_pending_.load() || applied_progress_pending_.load() ||
-           inbox_nonempty_.load();
+           inbox_nonempty_.load() || apply_failed_.load();
 }
 
 void Replica::kick_core() {

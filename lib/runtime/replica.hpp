@@ -217,7 +217,18 @@ private:
     void on_applied_progress();
     void on_snapshot_written(const raft::SnapshotMeta& meta);
     void on_tick();
-    void on_snapshot_received(raft::Message message, std::string path);
+    // ---- what peers send (peer_input.cpp) ----
+    // I/O thread: a whole snapshot from a peer is staged at `path`; checked
+    // on the background thread, then on_snapshot_received.
+    void on_snapshot_arrived(raft::Message message, std::string path);
+    // Under the core lock: `verified` says whether the staged file holds the
+    // snapshot `message` names, intact.
+    void on_snapshot_received(raft::Message message, std::string path, const Status& verified);
+    // Counts a refusal in NodeStatus::peer_messages_rejected (any thread;
+    // takes status_mu_) and logs it, at the 1st, 2nd, 4th, 8th ... of a reason.
+    void note_rejected(std::string_view reason, const std::string& detail);
+    // note_rejected() if `stepped` (Core::step's answer) is a refusal.
+    void note_refusal(const Status& stepped);
     void fail_stop(const Status& why);
     void shutdown_on_io();
     void publish_status();
@@ -320,6 +331,10 @@ private:
     std::atomic<bool> wal_progress_pending_{false};
     std::atomic<bool> wal_failed_{false};
     std::atomic<bool> applied_progress_pending_{false};
+    // The apply thread failed to restore a snapshot (apply_failure_, written
+    // before the flag is set): the holder of the core lock fail-stops.
+    std::atomic<bool> apply_failed_{false};
+    Status apply_failure_;
     // !ticker_wanted_, readable without the core lock (the WAL flusher's).
     std::atomic<bool> single_mode_{true};
     std::atomic<bool> stopping_{false};

@@ -321,6 +321,24 @@ Result<SnapshotFile> SnapshotStore::adopt(const std::string& path,
     return f;
 }
 
+Status SnapshotStore::verify(const std::string& path, const raft::SnapshotMeta& expected) const {
+    std::uint32_t crc = 0;
+    auto f = inspect(path, &crc);
+    if (!f.ok()) return f.status();
+    if (!(f.value().meta == expected))
+        return Status(ErrorCode::corruption,
+                      "the file's snapshot metadata differs from its message's");
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno_status("open " + path);
+    SnapshotFileReader reader(fd, 0, f.value().data_bytes, crc);  // closes fd
+    std::string buffer(k_write_buffer_bytes, '\0');
+    for (;;) {
+        auto n = reader.read(buffer.data(), buffer.size());
+        if (!n.ok()) return n.status();  // the data's checksum fails at the end
+        if (n.value() == 0) return Status::ok_status();
+    }
+}
+
 void SnapshotStore::add_locked(SnapshotFile f) {
     files_.erase(std::remove_if(files_.begin(), files_.end(),
                                 [&](const SnapshotFile& g) { return g.path == f.path; }),

@@ -107,6 +107,12 @@ public:
     // renames it into place and fsyncs the directory.
     Result<SnapshotFile> adopt(const std::string& path, const raft::SnapshotMeta& expected);
 
+    // Checks a file received from another member before anything acts on
+    // it: a complete snapshot file (trailer, configuration, checksums, the
+    // data's included, read through once) holding exactly `expected`.
+    // corruption or unsupported says what is wrong.  Any thread.
+    Status verify(const std::string& path, const raft::SnapshotMeta& expected) const;
+
     // Where the transport stages incoming snapshots (a subdirectory).
     std::string staging_dir() const { return dir_ + "/incoming"; }
 

@@ -123,6 +123,7 @@ bool InboundConnection::deliver_frames() {
         Result<std::uint32_t> length =
             decode_frame_length(std::string_view(in_.data() + in_begin_, kFrameLengthBytes), limit);
         if (!length.ok()) {
+            t_->reject(kRejectedMalformed, length.status().to_string());
             close(length.status().to_string() + (known ? "" : " (before hello)"), true);
             return false;
         }
@@ -132,10 +133,13 @@ bool InboundConnection::deliver_frames() {
         in_begin_ += kFrameLengthBytes + *length;
         Result<Frame> frame = decode_frame_body(body, t_->options_.limits);
         if (!frame.ok()) {
+            t_->reject(kRejectedMalformed, frame.status().to_string());
             close("bad frame: " + frame.status().to_string(), true);
             return false;
         }
-        if (Status s = dispatch(std::move(*frame)); !s.ok()) {
+        std::string_view refused = kRejectedMalformed;
+        if (Status s = dispatch(std::move(*frame), refused); !s.ok()) {
+            t_->reject(refused, s.to_string());
             close(s.to_string(), true);
             return false;
         }
@@ -144,7 +148,7 @@ bool InboundConnection::deliver_frames() {
     }
 }
 
-Status InboundConnection::dispatch(Frame&& frame) {
+Status InboundConnection::dispatch(Frame&& frame, std::string_view& refused) {
     if (const auto* hello = std::get_if<Hello>(&frame)) return on_hello(*hello);
     if (peer_ == raft::kNoNode)
         return Status(ErrorCode::corruption, "the first frame must be a hello");
@@ -152,7 +156,15 @@ Status InboundConnection::dispatch(Frame&& frame) {
     if (auto* batch = std::get_if<MessageBatch>(&frame)) {
         // Check the whole batch before delivering any of it.
         for (const auto& m : batch->messages) {
-            if (Status s = check_message(m); !s.ok()) return s;
+            if (Status s = check_message(m); !s.ok()) {
+                refused = kRejectedMisaddressed;
+                return s;
+            }
+            // Its data travels in snapshot chunks, this message with the last.
+            if (m.type == raft::MessageType::snapshot) {
+                refused = kRejectedWrongFrameKind;
+                return Status(ErrorCode::corruption, "a snapshot message in a frame of messages");
+            }
         }
         for (auto& m : batch->messages) {
             if (closed_ || !t_->running()) break;
@@ -164,10 +176,15 @@ Status InboundConnection::dispatch(Frame&& frame) {
 
     auto& chunk = std::get<SnapshotChunk>(frame);
     if (chunk.message) {
-        if (Status s = check_message(*chunk.message); !s.ok()) return s;
-        if (chunk.message->type != raft::MessageType::snapshot || !chunk.message->snapshot)
+        if (Status s = check_message(*chunk.message); !s.ok()) {
+            refused = kRejectedMisaddressed;
+            return s;
+        }
+        if (chunk.message->type != raft::MessageType::snapshot || !chunk.message->snapshot) {
+            refused = kRejectedWrongFrameKind;
             return Status(ErrorCode::corruption,
                           "the final snapshot chunk must carry a snapshot message");
+        }
     }
     return t_->on_chunk(this, peer_, std::move(chunk));
 }

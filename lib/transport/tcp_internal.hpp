@@ -49,6 +49,9 @@ public:
     // that a call into the transport never re-enters the runtime.
     void post_unreachable(NodeId id);
     void post_snapshot_sent(NodeId id, bool ok);
+    // Reports input from a peer that was refused (on_rejected), at once:
+    // inbound handlers run on the I/O thread, never inside a call.
+    void reject(std::string_view reason, const std::string& detail) const;
 
     Status start();
     void stop();
@@ -185,8 +188,9 @@ private:
     // connection is closed (bad input, or a callback stopped the transport).
     bool deliver_frames();
 
-    // Returns an error when the connection must be closed.
-    Status dispatch(Frame&& frame);
+    // Returns an error when the connection must be closed, and sets
+    // `refused` to its reason (TransportHandler::on_rejected) when not malformed.
+    Status dispatch(Frame&& frame, std::string_view& refused);
     Status on_hello(const Hello& hello);
     Status check_message(const raft::Message& m) const;
 

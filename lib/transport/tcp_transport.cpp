@@ -54,6 +54,10 @@ void TcpTransport::Impl::log(LogLevel level, const std::string& message) const {
     if (handler_.log) handler_.log(level, "node " + std::to_string(options_.self) + ": " + message);
 }
 
+void TcpTransport::Impl::reject(std::string_view reason, const std::string& detail) const {
+    if (handler_.on_rejected) handler_.on_rejected(reason, detail);
+}
+
 void TcpTransport::Impl::post_unreachable(NodeId id) {
     asio::post(io_, [self = shared_from_this(), id] {
         if (self->running() && self->handler_.on_unreachable) self->handler_.on_unreachable(id);

@@ -46,6 +46,16 @@ struct SnapshotSource {
 
 enum class LogLevel : std::uint8_t { debug = 1, info = 2, warning = 3 };
 
+// Reasons for TransportHandler::on_rejected.
+// A frame that does not decode, or a protocol step out of order.
+inline constexpr std::string_view kRejectedMalformed = "malformed";
+// A message in a kind of frame that cannot carry it (a snapshot message in
+// a frame of messages: its data is not there).
+inline constexpr std::string_view kRejectedWrongFrameKind = "wrong_frame_kind";
+// A message whose sender is not the node that said hello on its
+// connection, or that is meant for another node.
+inline constexpr std::string_view kRejectedMisaddressed = "misaddressed";
+
 // Callbacks into the runtime.  Any of them may be empty (then ignored).
 struct TransportHandler {
     // A message from a peer (its `from` is the authenticated sender).
@@ -62,6 +72,10 @@ struct TransportHandler {
     // handed to the network (not an acknowledgement: the follower answers
     // with an append_response), false = it was aborted.
     std::function<void(NodeId, bool ok)> on_snapshot_sent;
+    // Something a peer sent was refused (and, as the stream can no longer
+    // be trusted, its connection closed): `reason` is a short stable
+    // snake_case name (kRejected* below), `detail` says what for the log.
+    std::function<void(std::string_view reason, const std::string& detail)> on_rejected;
     // Diagnostics (a refused frame, a closed connection, a failed connect).
     // The library never logs by itself.
     std::function<void(LogLevel, std::string_view)> log;

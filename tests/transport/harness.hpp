@@ -66,6 +66,7 @@ struct Recorder {
     std::vector<NodeId> unreachable;
     std::vector<std::pair<NodeId, bool>> snapshots_sent;
     std::vector<std::string> logs;
+    std::vector<std::string> rejected;  // on_rejected's reasons
 
     TransportHandler handler() {
         TransportHandler h;
@@ -76,6 +77,9 @@ struct Recorder {
         h.on_unreachable = [this](NodeId id) { unreachable.push_back(id); };
         h.on_snapshot_sent = [this](NodeId id, bool ok) { snapshots_sent.emplace_back(id, ok); };
         h.log = [this](LogLevel, std::string_view line) { logs.emplace_back(line); };
+        h.on_rejected = [this](std::string_view reason, const std::string&) {
+            rejected.emplace_back(reason);
+        };
         return h;
     }
     bool logged(const std::string& needle) const {
