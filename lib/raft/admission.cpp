@@ -106,14 +106,14 @@ Status validate_restored(const RestoredState& r) {
         return Status{ErrorCode::corruption, "restored state: " + why};
     };
     const Term term = r.hard_state.term;
-    if (term > kMaxTerm)
-        return bad(str_cat("term ", term, " is past the largest a node accepts (2^63 - 1)"));
+    if (term > kMaxRestoredTerm)
+        return bad(str_cat("term ", term, " is past the largest a node reaches (2^63 + 2^32 - 1)"));
     Index prev_index = 0;
     Term prev_term = 0;
     if (r.snapshot) {
         prev_index = r.snapshot->index;
         prev_term = r.snapshot->term;
-        if (prev_index > kMaxIndex || prev_term > kMaxTerm)
+        if (prev_index > kMaxRestoredIndex || prev_term > kMaxRestoredTerm)
             return bad(str_cat("snapshot ", prev_index, "/", prev_term, " out of range"));
         if (!valid_configuration(r.snapshot->config))
             return bad("snapshot configuration over the limits or voterless");
@@ -124,7 +124,7 @@ Status validate_restored(const RestoredState& r) {
         if (e.index <= prev_index) continue;  // covered by the snapshot
         if (e.index != last_index + 1)
             return bad(str_cat("log entry ", e.index, " does not follow ", last_index));
-        if (e.term < last_term || e.term > kMaxTerm)
+        if (e.index > kMaxRestoredIndex || e.term < last_term)
             return bad(str_cat("log entry ", e.index, " has term ", e.term, " after ", last_term));
         if (e.type == EntryType::config && !decode_configuration(e.data))
             return bad(str_cat("configuration entry ", e.index, " does not decode"));
@@ -157,13 +157,17 @@ bool Core::State::knows_member(NodeId id) const {
 //   - this node has heard from no leader for an election timeout and does
 //     not lead (`ticks_since_leader_contact`): a member whose log predates
 //     the current leader's addition, whose other voters are gone.
-// While a leader is heard, and on a leader, a stranger changes nothing.
+// While a leader is heard, and on a leader, a stranger changes nothing; and
+// no stranger brings a term past kMaxTermFromNonMember.
 // The leader this node follows is heard in its term and later ones, even
 // once this node no longer knows it (timeout_now included, which a leader
 // that committed its own removal sends its successor).  Responses come from
 // members only: they answer what this node sent to its members.
 Status Core::State::admit(const Message& m) const {
     if (knows_member(m.from)) return {};
+    if (m.term > kMaxTermFromNonMember)
+        return refused(kRefusedTermOutOfRange,
+                       str_cat("term ", m.term, " from node ", m.from, ", not a member"));
     const bool request = m.type == MessageType::append || m.type == MessageType::heartbeat ||
                          m.type == MessageType::snapshot || m.type == MessageType::vote ||
                          m.type == MessageType::pre_vote;

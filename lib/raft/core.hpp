@@ -106,7 +106,9 @@ RestoredState bootstrap(const Configuration& initial);
 
 // Checks what the runtime read back from disk before a Core is built from
 // it (the constructor asserts all of it): terms and indexes at most
-// kMaxTerm / kMaxIndex, the snapshot's configuration within the limits,
+// kMaxRestoredTerm / kMaxRestoredIndex (what a node that took a message's
+// term or index near kMaxTerm / kMaxIndex may have reached since), the
+// snapshot's configuration within the limits,
 // entries contiguous after the snapshot with terms never decreasing and
 // none newer than the hard state, configuration entries that decode, the
 // commit and applied indexes within the log.  corruption says which fails:

@@ -102,7 +102,7 @@ TEST_CASE("a heartbeat at 2^64-2 from a stranger leaves the lone voter's term al
 }
 
 TEST_CASE("a term past 2^63 - 1 is refused even from a member; 2^63 - 1 is not") {
-    auto c = follower_of_1();
+    auto c = lone_core(2, {1, 2, 3}, 2, {2}, 1, [](Options& o) { o.pre_vote = false; });
     for (Term bad : {kMaxTerm + 1, kU64Max - 1, kU64Max}) {
         require_refused(*c, heartbeat(1, 2, bad), kRefusedTermOutOfRange);
         Message vote{.type = MessageType::vote, .from = 3, .to = 2, .term = bad};
@@ -112,7 +112,47 @@ TEST_CASE("a term past 2^63 - 1 is refused even from a member; 2^63 - 1 is not")
     CHECK(c->step(heartbeat(1, 2, kMaxTerm)).ok());
     CHECK(c->term() == kMaxTerm);
     for (int i = 0; i < 100 && c->role() == Role::follower; ++i) c->tick();
-    CHECK(c->role() != Role::follower);
+    CHECK(c->role() == Role::candidate);
+    // What it persists then reopens (found by the core_step fuzzer: a term
+    // past kMaxTerm, reached by its own campaign, failed validate_restored).
+    REQUIRE(c->term() > kMaxTerm);
+    RestoredState reopened = bootstrap(make_config({1, 2, 3}));
+    reopened.entries = c->entries(1, c->last_index() + 1);
+    reopened.hard_state = HardState{c->term(), c->vote(), c->commit_index()};
+    CHECK(validate_restored(reopened).ok());
+}
+
+TEST_CASE(
+    "a node that took a snapshot at 2^63 - 1 appends past it, and what it persisted reopens") {
+    // Found by the core_step fuzzer: the leader's no-op went to 2^63, which
+    // validate_restored refused, so the node could not have restarted.
+    auto c = lone_core(2, {1, 2, 3}, 2, {}, 1, [](Options& o) { o.pre_vote = false; });
+    const SnapshotMeta meta{kMaxIndex, 2, make_config({1, 2, 3})};
+    REQUIRE(
+        c->step(Message{
+                    .type = MessageType::snapshot, .from = 1, .to = 2, .term = 2, .snapshot = meta})
+            .ok());
+    (void)c->take_actions();
+    (void)win_election(*c);
+    REQUIRE(c->last_index() == kMaxIndex + 1);
+    RestoredState reopened;
+    reopened.snapshot = meta;
+    reopened.applied = meta.index;
+    reopened.entries = c->entries(kMaxIndex + 1, kMaxIndex + 2);
+    reopened.hard_state = HardState{c->term(), c->vote(), kMaxIndex};
+    CHECK(validate_restored(reopened).ok());
+}
+
+TEST_CASE("no stranger brings a term past 2^62 - 1, even to a node that hears strangers") {
+    // A joiner hears a leader it does not know yet; were a stranger able to
+    // take every node to kMaxTerm, their next election would be refused.
+    Core joiner(test_options(4), RestoredState{});
+    (void)joiner.take_actions();
+    constexpr Term k2To62 = Term{1} << 62;
+    require_refused(joiner, heartbeat(9, 4, k2To62), kRefusedTermOutOfRange);
+    require_refused(joiner, heartbeat(9, 4, kMaxTerm), kRefusedTermOutOfRange);
+    CHECK(joiner.step(heartbeat(9, 4, k2To62 - 1)).ok());
+    CHECK(joiner.term() == k2To62 - 1);
 }
 
 TEST_CASE("timeout_now at 2^64-1 is refused (it used to abort the process)") {
@@ -462,8 +502,10 @@ TEST_CASE("validate_restored refuses a state the core would abort on") {
     r.hard_state.term = kU64Max;  // a data dir bricked by a forged heartbeat
     refused_because(r, "term 18446744073709551615");
     r = good;
-    r.hard_state.term = kMaxTerm + 1;
+    r.hard_state.term = kMaxRestoredTerm + 1;
     refused_because(r, "past the largest");
+    r.hard_state.term = kMaxRestoredTerm;  // reached by campaigns from kMaxTerm
+    CHECK(validate_restored(r).ok());
     r = good;
     r.entries.push_back(Entry{1, 4, EntryType::normal, "gap"});
     refused_because(r, "does not follow");
@@ -477,7 +519,7 @@ TEST_CASE("validate_restored refuses a state the core would abort on") {
     r.hard_state.commit = 9;
     refused_because(r, "beyond the log");
     r = good;
-    r.snapshot = SnapshotMeta{kMaxIndex + 1, 1, make_config({1})};
+    r.snapshot = SnapshotMeta{kMaxRestoredIndex + 1, 1, make_config({1})};
     refused_because(r, "out of range");
     // Entries the snapshot covers do not count.
     r = good;
