@@ -14,6 +14,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+self="$root/scripts/fuzz.sh"
 build="$root/build-fuzz"
 seconds=30
 update=0
@@ -23,7 +24,7 @@ while [ $# -gt 0 ]; do
     --build-dir) build="$2"; shift 2 ;;
     --seconds) seconds="$2"; shift 2 ;;
     --update-corpus) update=1; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$self"; exit 0 ;;
     *) only+=("$1"); shift ;;
   esac
 done
@@ -59,7 +60,7 @@ meson compile -C "$build" "${targets[@]}" >"$build/compile.log" 2>&1 ||
   { tail -n 50 "$build/compile.log" >&2; exit 1; }
 
 seed=${KEEL_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
-echo "fuzz: seed $seed, ${seconds}s per target (replay with KEEL_SEED=$seed $0 --seconds $seconds ${names[*]})"
+echo "fuzz: seed $seed, ${seconds}s per target (replay with KEEL_SEED=$seed $self --seconds $seconds ${names[*]})"
 failed=0
 for name in "${names[@]}"; do
   binary="$build/tests/fuzz/${name}_fuzzer"
