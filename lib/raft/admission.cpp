@@ -139,6 +139,11 @@ Status validate_restored(const RestoredState& r) {
     return {};
 }
 
+bool Core::State::out_of_contact() const {
+    if (role == Role::leader) return !quorum_heard;
+    return ticks_since_leader_contact >= opt.election_ticks_min;
+}
+
 bool Core::State::knows_member(NodeId id) const {
     return config().contains(id) || configs.at(log.committed()).contains(id);
 }
@@ -154,11 +159,15 @@ bool Core::State::knows_member(NodeId id) const {
 //   - this node is not in its own configuration: a node started to join
 //     and still empty, or whose log or snapshot predates its addition
 //     (dissertation §4.2.1), or that was removed; or
-//   - this node has heard from no leader for an election timeout and does
-//     not lead (`ticks_since_leader_contact`): a member whose log predates
-//     the current leader's addition, whose other voters are gone.
-// While a leader is heard, and on a leader, a stranger changes nothing; and
-// no stranger brings a term past kMaxTermFromNonMember.
+//   - this node is out of contact: it has heard from no leader for an
+//     election timeout (`ticks_since_leader_contact`), or, leading, from no
+//     quorum of its voters (`quorum_heard`): a member whose log predates the
+//     current leader's (or candidate's) addition, whose other voters are
+//     gone; or a stale leader of such a member, without CheckQuorum to make
+//     it step down (seed 22011 of `keel_sim --nodes 3 --membership`).
+// While a leader is heard, and on a leader that hears a quorum (a lone voter
+// always does), a stranger changes nothing; and no stranger brings a term
+// past kMaxTermFromNonMember.
 // The leader this node follows is heard in its term and later ones, even
 // once this node no longer knows it (timeout_now included, which a leader
 // that committed its own removal sends its successor).  Responses come from
@@ -173,8 +182,7 @@ Status Core::State::admit(const Message& m) const {
                          m.type == MessageType::pre_vote;
     if (from_leader(m) && m.from == leader && m.term >= term) return {};
     if (request && !knows_member(opt.id)) return {};
-    if (request && role != Role::leader && ticks_since_leader_contact >= opt.election_ticks_min)
-        return {};
+    if (request && out_of_contact()) return {};
     return refused(kRefusedNotAMember, str_cat(message_type_name(m.type), " from node ", m.from));
 }
 

@@ -68,7 +68,11 @@ struct Core::State {
 
     // ---- leader ---------------------------------------------------------------
     std::map<NodeId, Progress> progress;  // every member but this node
-    Index term_start_index = 0;           // index of this term's no-op
+    // Whether a quorum of voters was heard from within the last full
+    // election timeout (checked every election_ticks_min ticks, with or
+    // without CheckQuorum): a leader that was not is out of contact.
+    bool quorum_heard = true;
+    Index term_start_index = 0;  // index of this term's no-op
     // False while a leader elected by its own vote alone has not seen that
     // vote (the batch with its hard state and no-op) become durable.
     bool term_durable = true;
@@ -137,6 +141,8 @@ struct Core::State {
 
     // ---- admission.cpp: which messages are heard at all -----------------------
     bool knows_member(NodeId id) const;
+    // Heard from no leader for an election timeout (a leader: from no quorum).
+    bool out_of_contact() const;
     Status admit(const Message& m) const;
 
     // ---- election.cpp ---------------------------------------------------------

@@ -453,6 +453,35 @@ TEST_CASE("a member lagging behind its leader's addition hears it once no leader
     require_refused(*c, heartbeat(8, 5, 8), kRefusedNotAMember);
 }
 
+TEST_CASE("a leader that hears no quorum hears a stranger's candidate; one that does, not") {
+    // Without CheckQuorum a stale leader never steps down by itself: one whose
+    // voters are gone, deaf to the member added after its log, blocked the
+    // configuration that needed its vote (seed 22011 of `--nodes 3 --membership`).
+    auto c = lone_core(2, {1, 2, 3}, 1, {}, 1, [](Options& o) {
+        o.check_quorum = false;
+        o.pre_vote = false;
+    });
+    (void)win_election(*c);
+    const Term term = c->term();
+    Message vote{.type = MessageType::vote,
+                 .from = 12,
+                 .to = 2,
+                 .term = term + 5,
+                 .log_index = 50,
+                 .log_term = term + 1};
+    require_refused(*c, vote, kRefusedNotAMember);   // it just heard its quorum (the votes)
+    for (int i = 0; i < 2 * 10 + 1; ++i) c->tick();  // two checks with nobody heard
+    REQUIRE(c->role() == Role::leader);
+    CHECK(c->step(vote).ok());
+    CHECK(c->term() == term + 5);
+    CHECK(c->role() == Role::follower);
+    // A lone voter always hears its quorum, itself.
+    Cluster one({1});
+    for (int i = 0; i < 50; ++i) one.tick(1);
+    vote.to = 1;
+    require_refused(one.core(1), vote, kRefusedNotAMember);
+}
+
 TEST_CASE("a voter outside its own configuration hears a candidate it does not know") {
     // 4 was added as a voter before it received anything: the only other voter
     // needs its vote.
