@@ -38,15 +38,20 @@ std::string_view refusal_reason(const Status& status) {
 
 namespace {
 
-// Whether `config` could have been written by a correct member: within the
-// limits encode_configuration() asserts, and with a voter (no change ever
-// leaves none).  The configuration codec checks the rest (ids, order).
-bool valid_configuration(const Configuration& config) {
-    if (config.members.size() > kMaxMembers || config.voter_count() == 0) return false;
+// Within the limits encode_configuration() asserts.  The configuration
+// codec checks the rest (ids, order).
+bool within_limits(const Configuration& config) {
+    if (config.members.size() > kMaxMembers) return false;
     for (const auto& [id, info] : config.members) {
         if (id == kNoNode || info.context.size() > kMaxContextBytes) return false;
     }
     return true;
+}
+
+// Whether a member could have sent `config`: within the limits, and with a
+// voter (no change ever leaves none).
+bool valid_configuration(const Configuration& config) {
+    return within_limits(config) && config.voter_count() != 0;
 }
 
 Status check_entries(const Message& m) {
@@ -115,8 +120,10 @@ Status validate_restored(const RestoredState& r) {
         prev_term = r.snapshot->term;
         if (prev_index > kMaxRestoredIndex || prev_term > kMaxRestoredTerm)
             return bad(str_cat("snapshot ", prev_index, "/", prev_term, " out of range"));
-        if (!valid_configuration(r.snapshot->config))
-            return bad("snapshot configuration over the limits or voterless");
+        // Voterless is possible: a node that joined empty and was sent
+        // entries without a configuration snapshots with none.
+        if (!within_limits(r.snapshot->config))
+            return bad("snapshot configuration over the limits");
     }
     Index last_index = prev_index;
     Term last_term = prev_term;

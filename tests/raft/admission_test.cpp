@@ -143,6 +143,37 @@ TEST_CASE(
     CHECK(validate_restored(reopened).ok());
 }
 
+TEST_CASE("a joiner fed entries without a configuration snapshots them, and that reopens") {
+    // Found by the core_step fuzzer: an empty joiner hears a leader it does
+    // not know; sent entries from index 1 that hold no configuration (no
+    // correct leader's log starts so, a stranger's may), its snapshot has
+    // the empty configuration, which validate_restored refused.
+    Core joiner(test_options(4), RestoredState{});
+    (void)joiner.take_actions();
+    REQUIRE(joiner
+                .step(Message{.type = MessageType::append,
+                              .from = 9,
+                              .to = 4,
+                              .term = 2,
+                              .commit = 2,
+                              .entries = {Entry{2, 1, EntryType::normal, "a"},
+                                          Entry{2, 2, EntryType::normal, "b"}}})
+                .ok());
+    Actions a = joiner.take_actions();
+    joiner.on_persisted(2, 2);
+    a = joiner.take_actions();
+    REQUIRE(a.committed_entries.size() == 2);
+    joiner.on_applied(2);
+    auto meta = joiner.on_snapshot_taken(2);
+    REQUIRE(meta.ok());
+    CHECK(meta->config.members.empty());
+    RestoredState reopened;
+    reopened.hard_state = HardState{2, kNoNode, 2};
+    reopened.snapshot = *meta;
+    reopened.applied = 2;
+    CHECK(validate_restored(reopened).ok());
+}
+
 TEST_CASE("no stranger brings a term past 2^62 - 1, even to a node that hears strangers") {
     // A joiner hears a leader it does not know yet; were a stranger able to
     // take every node to kMaxTerm, their next election would be refused.
