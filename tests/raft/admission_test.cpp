@@ -580,7 +580,11 @@ TEST_CASE("validate_restored refuses a state the core would abort on") {
     refused_because(r, "beyond the log");
     r = good;
     r.snapshot = SnapshotMeta{kMaxRestoredIndex + 1, 1, make_config({1})};
+    r.applied = r.hard_state.commit = 0;
     refused_because(r, "out of range");
+    r.snapshot->index = kMaxRestoredIndex;  // what appends from kMaxIndex may reach
+    r.entries.clear();
+    CHECK(validate_restored(r).ok());
     // Entries the snapshot covers do not count.
     r = good;
     r.snapshot = SnapshotMeta{2, 1, make_config({1, 2, 3})};
