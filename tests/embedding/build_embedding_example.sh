@@ -3,8 +3,11 @@
 # temporary destdir (no root, nothing outside the build dir), then, with
 # nothing but `pkg-config --cflags --libs keel` pointed at that prefix:
 #   - every installed header compiles (none includes one left uninstalled);
+#   - keel/keel_c.h compiles as C99 and as C++;
 #   - the program of docs/embedding.md builds and runs twice over the same
-#     data dir (write, then recover).
+#     data dir (write, then recover);
+#   - the C API's example (examples/kv_c.c) builds with the C compiler and
+#     runs the same way (write and snapshot, then restore).
 #   build_embedding_example.sh SOURCE_ROOT BUILD_ROOT
 set -euo pipefail
 src="$1"
@@ -33,6 +36,11 @@ for h in $headers; do echo "#include <$h>"; done > "$work/all_headers.cpp"
 # shellcheck disable=SC2086
 c++ -std=c++20 -Wall -Wextra -Werror -fsyntax-only "$work/all_headers.cpp" $cflags
 echo "headers: $(echo "$headers" | wc -w) installed headers compile against the prefix"
+[ -f "$includedir/keel/keel_c.h" ] || { echo "keel/keel_c.h was not installed" >&2; exit 1; }
+# shellcheck disable=SC2086
+echo "#include <keel/keel_c.h>" | cc -std=c99 -Wall -Wextra -Wpedantic -Werror -fsyntax-only -x c - $cflags
+# shellcheck disable=SC2086
+c++ -std=c++20 -Wall -Wextra -Wpedantic -Werror -fsyntax-only "$includedir/keel/keel_c.h" $cflags
 
 # The first ```cpp block of docs/embedding.md is the program.
 awk '/^```cpp$/ {inside=1; next} /^```$/ && inside {exit} inside {print}' \
@@ -41,6 +49,14 @@ awk '/^```cpp$/ {inside=1; next} /^```$/ && inside {exit} inside {print}' \
 # shellcheck disable=SC2086
 c++ -std=c++20 -Wall -Wextra -Werror "$work/kv.cpp" $flags -o "$work/kv"
 
-LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$work/kv" "$work/data" | tee "$work/out"
+export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+"$work/kv" "$work/data" | tee "$work/out"
 grep -q "run 2: greeting=hello" "$work/out"
 grep -q "run 2: role=leader mode=single" "$work/out"
+
+# The C example, as its first lines say to build it.
+# shellcheck disable=SC2086
+cc -std=c11 -Wall -Wextra -Wpedantic -Werror "$src/examples/kv_c.c" $flags -o "$work/kv_c"
+"$work/kv_c" "$work/data_c" | tee "$work/out_c"
+grep -q "run 2: greeting=hello" "$work/out_c"
+grep -q "run 2: role=leader mode=single" "$work/out_c"
