@@ -54,9 +54,16 @@ export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 grep -q "run 2: greeting=hello" "$work/out"
 grep -q "run 2: role=leader mode=single" "$work/out"
 
-# The C example, as its first lines say to build it.
-# shellcheck disable=SC2086
-cc -std=c11 -Wall -Wextra -Wpedantic -Werror "$src/examples/kv_c.c" $flags -o "$work/kv_c"
-"$work/kv_c" "$work/data_c" | tee "$work/out_c"
+# The C example, built and run by the commands of docs/embedding.md's "The C
+# API" section (its first ```sh block), as written but for the data dir, in a
+# directory holding examples/kv_c.c.  PKG_CONFIG_SYSROOT_DIR makes the bare
+# `pkg-config --cflags --libs keel` there point into the destdir.
+mkdir -p "$work/c/examples"
+cp "$src/examples/kv_c.c" "$work/c/examples/"
+awk '/^## The C API$/ {section=1} section && /^```sh$/ {inside=1; next}
+     inside && /^```$/ {exit} inside {print}' "$src/docs/embedding.md" > "$work/c/commands.sh"
+grep -q "kv_c" "$work/c/commands.sh" || { echo "no C API commands in docs/embedding.md" >&2; exit 1; }
+sed -i "s|/tmp/kv-c-data|$work/data_c|g" "$work/c/commands.sh"
+(cd "$work/c" && PKG_CONFIG_SYSROOT_DIR="$work/root" bash -euo pipefail commands.sh) | tee "$work/out_c"
 grep -q "run 2: greeting=hello" "$work/out_c"
 grep -q "run 2: role=leader mode=single" "$work/out_c"
