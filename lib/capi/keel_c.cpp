@@ -5,7 +5,10 @@
 // (guarded / start_async).  Completions reach the C callback through a
 // OnceGate, which makes "called exactly once when the call returned
 // KEEL_OK, never otherwise" hold even if keel throws after taking one.
+#include <algorithm>
 #include <atomic>
+#include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>

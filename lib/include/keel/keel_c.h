@@ -229,9 +229,8 @@ keel_code keel_node_open(const keel_options* options, const keel_state_machine* 
  * completion is then called exactly once (possibly before the function
  * returns, on the calling thread, e.g. with KEEL_NOT_LEADER or KEEL_BUSY),
  * and by keel_node_close at the latest (KEEL_ABORTED).  Any other return
- * (a NULL node or callback, the node closing, out of memory) means the
- * completion is never called.  A completion's argument is valid during the
- * call only. */
+ * (a NULL node or callback, out of memory) means the completion is never
+ * called.  A completion's argument is valid during the call only. */
 
 typedef struct keel_propose_result {
     keel_error status;  /* KEEL_OK: durable, committed and applied on this node */
