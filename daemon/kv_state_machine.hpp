@@ -23,10 +23,22 @@
 #include <string>
 #include <vector>
 
+#include "keel/kv/kv_command.hpp"
 #include "keel/state_machine.hpp"
-#include "kv_command.hpp"
 
 namespace keel::daemon {
+
+// raftd's commands and results (keel/kv/kv_command.hpp, shared with waldump).
+using kv::decode_command;
+using kv::decode_result;
+using kv::encode_command;
+using kv::encode_result;
+using kv::KvCommand;
+using kv::KvOp;
+using kv::KvOutcome;
+using kv::KvResult;
+using kv::KvValue;
+namespace codec = kv::codec;
 
 // Upper bound on a snapshot restore() accepts (it is held in memory once).
 inline constexpr std::uint64_t kMaxSnapshotBytes = 8ull << 30;

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  g++ make meson ninja-build pkgconf
+  gcc g++ make meson ninja-build pkgconf
   libboost1.81-dev libfmt-dev catch2 nlohmann-json3-dev libcli11-dev libspdlog-dev
   libssl-dev openssl
   curl procps python3

@@ -1,8 +1,11 @@
 // waldump: inspect a keel WAL directory, read-only (safe on a crashed or
-// running node's directory).  Uses only the public keel/wal headers.
+// running node's directory).  Uses only public headers: keel/wal's to read,
+// keel/log_entry.hpp to name entry types and decode config entries, and
+// raftd's command codec (keel/kv/kv_command.hpp) for --decode kv.
 //
 // Exit status: 0 clean, 1 torn tail (reported), 2 corruption / gap /
 // duplicate, 3 the directory is missing or not a WAL or cannot be read.
+#include <algorithm>
 #include <cctype>
 #include <cinttypes>
 #include <cstdio>
@@ -14,6 +17,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "keel/kv/kv_command.hpp"
+#include "keel/log_entry.hpp"
 #include "keel/wal/reader.hpp"
 
 namespace {
@@ -35,6 +40,7 @@ struct Args {
     bool resync = false;
     std::optional<std::uint64_t> from, to;
     std::optional<unsigned> type;
+    bool decode_kv = false;  // --decode kv: normal entries are raftd's commands
     std::uint64_t max_record_bytes = keel::wal::k_format_max_payload_bytes;
 };
 
@@ -70,6 +76,60 @@ std::string hex_dump(const std::string& region, std::uint64_t base) {
         out += " |" + ascii + "|\n";
     }
     return out;
+}
+
+// "normal", "noop", "config", or the number of a type keel does not write.
+std::string type_label(unsigned type) {
+    const char* name = keel::log_entry_type_name(type);
+    return name != nullptr ? name : std::to_string(type);
+}
+
+// In JSON "type" is always a name; "type_code" carries the number.
+std::string type_name_or_unknown(unsigned type) {
+    const char* name = keel::log_entry_type_name(type);
+    return name != nullptr ? name : "unknown";
+}
+
+// JSON text never throws on bytes that are not UTF-8 (they come from disk).
+std::string dump(const json& j) {
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+json members_json(const std::vector<keel::MemberSpec>& members) {
+    json out = json::array();
+    for (const keel::MemberSpec& m : members) {
+        out.push_back({{"id", m.id},
+                       {"voter", m.voter},
+                       {"raft_address", m.raft_address},
+                       {"metadata", m.metadata}});
+    }
+    return out;
+}
+
+json command_json(const keel::kv::KvCommand& c) {
+    json j = {{"op", c.op == keel::kv::KvOp::put ? "put" : "delete"}, {"key", c.key}};
+    if (c.op == keel::kv::KvOp::put) j["value"] = c.value;
+    if (c.prev_value) j["prev_value"] = *c.prev_value;
+    if (c.prev_revision) j["prev_revision"] = *c.prev_revision;
+    return j;
+}
+
+// What a record's payload decodes to: {"members": [...]} for a config
+// entry, {"command": {...}} for a normal one under --decode kv, and
+// {"decode_error": "..."} when the bytes are not what they should be.
+// Empty for everything else (the payload preview says it all).
+json decoded(const Args& a, const ScannedRecord& r) {
+    if (r.type == static_cast<unsigned>(keel::LogEntryType::config)) {
+        auto members = keel::decode_config_entry(r.payload);
+        if (!members.ok()) return {{"decode_error", members.status().to_string()}};
+        return {{"members", members_json(*members)}};
+    }
+    if (a.decode_kv && r.type == static_cast<unsigned>(keel::LogEntryType::normal)) {
+        auto command = keel::kv::decode_command(r.payload);
+        if (!command.ok()) return {{"decode_error", command.status().to_string()}};
+        return {{"command", command_json(*command)}};
+    }
+    return json::object();
 }
 
 json meta_json(const ScanResult& r) {
@@ -137,20 +197,28 @@ void print_record(const Args& a, const ScannedRecord& r) {
                   {"offset", r.offset},
                   {"index", r.index},
                   {"term", r.term},
-                  {"type", r.type},
+                  {"type", type_name_or_unknown(r.type)},
+                  {"type_code", r.type},
                   {"size", r.payload_bytes},
                   {"record_bytes", r.record_bytes},
                   {"crc", fmt::format("0x{:08x}", r.crc)},
                   {"crc_ok", r.crc_ok},
                   {"chain_ok", r.chain_ok},
                   {"payload", preview(r.payload)}};
-        std::printf("%s\n", j.dump().c_str());
+        j.update(decoded(a, r));
+        std::printf("%s\n", dump(j).c_str());
     } else {
+        // The decoded form, when there is one, as "key=JSON" after the preview.
+        std::string decoded_text;
+        const json parts = decoded(a, r);
+        for (const auto& [key, value] : parts.items())
+            decoded_text += "  " + key + "=" + dump(value);
         std::printf("%s  offset=%-10" PRIu64 " index=%-10" PRIu64 " term=%-6" PRIu64
-                    " type=%-5u size=%-8u crc=%s%s  %s\n",
-                    r.segment->file_name.c_str(), r.offset, r.index, r.term, r.type,
-                    r.payload_bytes, r.crc_ok ? "ok" : "BAD", r.chain_ok ? "" : " (chain broken)",
-                    preview(r.payload).c_str());
+                    " type=%-6s size=%-8u crc=%s%s  %s%s\n",
+                    r.segment->file_name.c_str(), r.offset, r.index, r.term,
+                    type_label(r.type).c_str(), r.payload_bytes, r.crc_ok ? "ok" : "BAD",
+                    r.chain_ok ? "" : " (chain broken)", preview(r.payload).c_str(),
+                    decoded_text.c_str());
     }
 }
 
@@ -166,7 +234,7 @@ void print_stats(const Args& a, const ScanResult& r, const Totals& t) {
     if (a.json) {
         json types = json::object();
         for (const auto& [type, v] : t.by_type)
-            types[std::to_string(type)] = {{"records", v.first}, {"bytes", v.second}};
+            types[type_label(type)] = {{"records", v.first}, {"bytes", v.second}};
         json j = {{"segments", r.segments.size()},    {"records", t.records}, {"bytes", t.bytes},
                   {"payload_bytes", t.payload_bytes}, {"file_bytes", disk},   {"types", types}};
         j["first_index"] = t.first ? json(*t.first) : json(nullptr);
@@ -179,8 +247,8 @@ void print_stats(const Args& a, const ScanResult& r, const Totals& t) {
                 r.segments.size(), t.records, t.bytes, t.payload_bytes, disk,
                 t.first ? fmt::format("{}..{}", *t.first, *t.last).c_str() : "empty");
     for (const auto& [type, v] : t.by_type)
-        std::printf("  type %-5u records=%-10" PRIu64 " bytes=%" PRIu64 "\n", type, v.first,
-                    v.second);
+        std::printf("  type %-6s records=%-10" PRIu64 " bytes=%" PRIu64 "\n",
+                    type_label(type).c_str(), v.first, v.second);
 }
 
 int exit_code(const ScanResult& r) {
@@ -263,6 +331,15 @@ int run(const Args& a) {
     return code;
 }
 
+// A type by name ("config") or by number ("3"); nullopt for anything else.
+std::optional<unsigned> parse_type(const std::string& text) {
+    if (auto t = keel::parse_log_entry_type(text)) return static_cast<unsigned>(*t);
+    if (text.empty() || text.size() > 3 || !std::all_of(text.begin(), text.end(), ::isdigit))
+        return std::nullopt;
+    const unsigned n = static_cast<unsigned>(std::stoul(text));
+    return n <= 255 ? std::optional<unsigned>(n) : std::nullopt;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -278,10 +355,24 @@ int main(int argc, char** argv) {
                  "keep reading past a bad record, resynchronising at the next valid one");
     app.add_option("--from", a.from, "first index to print (inclusive)");
     app.add_option("--to", a.to, "last index to print (inclusive)");
-    app.add_option("--type", a.type, "only records of this type");
+    std::string type;
+    app.add_option("--type", type, "only records of this type: normal, noop, config or a number");
+    std::string decode;
+    app.add_option("--decode", decode,
+                   "decode normal entries as an application's commands: kv (raftd's)")
+        ->check(CLI::IsMember({"kv"}));
     app.add_option("--max-record-bytes", a.max_record_bytes,
                    "largest payload considered valid (default: the format's maximum)");
     CLI11_PARSE(app, argc, argv);
+    if (!type.empty()) {
+        a.type = parse_type(type);
+        if (!a.type) {
+            std::fprintf(stderr, "waldump: --type %s: not normal, noop, config or a number\n",
+                         type.c_str());
+            return 3;
+        }
+    }
+    a.decode_kv = decode == "kv";
     try {
         return run(a);
     } catch (const std::exception& e) {

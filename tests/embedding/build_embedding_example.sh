@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Builds the program in docs/embedding.md the way a user would: against a
-# `meson install` of this build tree, with `pkg-config --cflags --libs keel`,
-# then runs it twice over the same data dir (write, then recover).
+# keel as a user installs it: `meson install` of this build tree into a
+# temporary destdir (no root, nothing outside the build dir), then, with
+# nothing but `pkg-config --cflags --libs keel` pointed at that prefix:
+#   - every installed header compiles (none includes one left uninstalled);
+#   - keel/keel_c.h compiles as C99 and as C++;
+#   - the program of docs/embedding.md builds and runs twice over the same
+#     data dir (write, then recover);
+#   - the C API's example (examples/kv_c.c) builds with the C compiler and
+#     runs the same way (write and snapshot, then restore).
 #   build_embedding_example.sh SOURCE_ROOT BUILD_ROOT
 set -euo pipefail
 src="$1"
@@ -14,19 +20,50 @@ pc="$(find "$work/root" -name keel.pc -print -quit)"
 [ -n "$pc" ] || { echo "keel.pc was not installed" >&2; exit 1; }
 export PKG_CONFIG_PATH="$(dirname "$pc")"
 
+# The files sit under the destdir: point pkg-config's prefix there.
+prefix="$work/root$(pkg-config --variable=prefix keel)"
+flags="$(pkg-config --define-variable=prefix="$prefix" --cflags --libs keel)"
+cflags="$(pkg-config --define-variable=prefix="$prefix" --cflags keel)"
+includedir="$(pkg-config --define-variable=prefix="$prefix" --variable=includedir keel)"
+libdir="$(pkg-config --define-variable=prefix="$prefix" --variable=libdir keel)"
+echo "pkg-config: $flags"
+
+# Every installed header, with the installed headers only on the path: none
+# may include a header that was not installed.
+headers=$(cd "$includedir" && find keel -name '*.hpp' | sort)
+[ -n "$headers" ] || { echo "no headers installed under $includedir" >&2; exit 1; }
+for h in $headers; do echo "#include <$h>"; done > "$work/all_headers.cpp"
+# shellcheck disable=SC2086
+c++ -std=c++20 -Wall -Wextra -Werror -fsyntax-only "$work/all_headers.cpp" $cflags
+echo "headers: $(echo "$headers" | wc -w) installed headers compile against the prefix"
+[ -f "$includedir/keel/keel_c.h" ] || { echo "keel/keel_c.h was not installed" >&2; exit 1; }
+# shellcheck disable=SC2086
+echo "#include <keel/keel_c.h>" | cc -std=c99 -Wall -Wextra -Wpedantic -Werror -fsyntax-only -x c - $cflags
+# shellcheck disable=SC2086
+c++ -std=c++20 -Wall -Wextra -Wpedantic -Werror -fsyntax-only "$includedir/keel/keel_c.h" $cflags
+
 # The first ```cpp block of docs/embedding.md is the program.
 awk '/^```cpp$/ {inside=1; next} /^```$/ && inside {exit} inside {print}' \
   "$src/docs/embedding.md" > "$work/kv.cpp"
 [ -s "$work/kv.cpp" ] || { echo "no cpp block in docs/embedding.md" >&2; exit 1; }
-
-# The files sit under the destdir: point pkg-config's prefix there.
-prefix="$work/root$(pkg-config --variable=prefix keel)"
-flags="$(pkg-config --define-variable=prefix="$prefix" --cflags --libs keel)"
-echo "pkg-config: $flags"
 # shellcheck disable=SC2086
 c++ -std=c++20 -Wall -Wextra -Werror "$work/kv.cpp" $flags -o "$work/kv"
 
-libdir="$(pkg-config --define-variable=prefix="$prefix" --variable=libdir keel)"
-LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$work/kv" "$work/data" | tee "$work/out"
+export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+"$work/kv" "$work/data" | tee "$work/out"
 grep -q "run 2: greeting=hello" "$work/out"
 grep -q "run 2: role=leader mode=single" "$work/out"
+
+# The C example, built and run by the commands of docs/embedding.md's "The C
+# API" section (its first ```sh block), as written but for the data dir, in a
+# directory holding examples/kv_c.c.  PKG_CONFIG_SYSROOT_DIR makes the bare
+# `pkg-config --cflags --libs keel` there point into the destdir.
+mkdir -p "$work/c/examples"
+cp "$src/examples/kv_c.c" "$work/c/examples/"
+awk '/^## The C API$/ {section=1} section && /^```sh$/ {inside=1; next}
+     inside && /^```$/ {exit} inside {print}' "$src/docs/embedding.md" > "$work/c/commands.sh"
+grep -q "kv_c" "$work/c/commands.sh" || { echo "no C API commands in docs/embedding.md" >&2; exit 1; }
+sed -i "s|/tmp/kv-c-data|$work/data_c|g" "$work/c/commands.sh"
+(cd "$work/c" && PKG_CONFIG_SYSROOT_DIR="$work/root" bash -euo pipefail commands.sh) | tee "$work/out_c"
+grep -q "run 2: greeting=hello" "$work/out_c"
+grep -q "run 2: role=leader mode=single" "$work/out_c"

@@ -2,11 +2,11 @@
 
 #include <catch2/catch.hpp>
 
-#include "kv_command.hpp"
+#include "keel/kv/kv_command.hpp"
 
-using namespace keel::daemon;
+using namespace keel::kv;
 
-TEST_CASE("commands round-trip through the codec", "[daemon][codec]") {
+TEST_CASE("commands round-trip through the codec", "[kv][codec]") {
     std::vector<KvCommand> commands = {
         {KvOp::put, "k", "v", std::nullopt, std::nullopt},
         {KvOp::put, "", std::string(1000, '\0'), std::string("old"), std::nullopt},
@@ -21,7 +21,7 @@ TEST_CASE("commands round-trip through the codec", "[daemon][codec]") {
     }
 }
 
-TEST_CASE("every truncation of a command is rejected, not over-read", "[daemon][codec]") {
+TEST_CASE("every truncation of a command is rejected, not over-read", "[kv][codec]") {
     std::string bytes =
         encode_command({KvOp::put, "key", "value", std::string("p"), std::uint64_t{9}});
     for (std::size_t n = 0; n < bytes.size(); ++n) {
@@ -30,7 +30,7 @@ TEST_CASE("every truncation of a command is rejected, not over-read", "[daemon][
     CHECK_FALSE(decode_command(bytes + "x").ok());
 }
 
-TEST_CASE("unknown versions, ops and flags are rejected", "[daemon][codec]") {
+TEST_CASE("unknown versions, ops and flags are rejected", "[kv][codec]") {
     std::string bytes = encode_command({KvOp::put, "k", "v", std::nullopt, std::nullopt});
     std::string bad = bytes;
     bad[0] = 2;
@@ -47,7 +47,7 @@ TEST_CASE("unknown versions, ops and flags are rejected", "[daemon][codec]") {
     CHECK_FALSE(decode_command(bad).ok());
 }
 
-TEST_CASE("random bytes never crash the decoders", "[daemon][codec]") {
+TEST_CASE("random bytes never crash the decoders", "[kv][codec]") {
     std::mt19937 rng(42);
     for (int i = 0; i < 20000; ++i) {
         std::string bytes(rng() % 40, '\0');
@@ -58,7 +58,7 @@ TEST_CASE("random bytes never crash the decoders", "[daemon][codec]") {
     }
 }
 
-TEST_CASE("results round-trip through the codec", "[daemon][codec]") {
+TEST_CASE("results round-trip through the codec", "[kv][codec]") {
     std::vector<KvResult> results = {
         {KvOutcome::ok, 12, std::nullopt},
         {KvOutcome::compare_failed, 0, KvValue{"now", 5}},

@@ -1,9 +1,11 @@
-// daemon/kv_command.hpp — the KV store's log entries and apply results, byte by byte.
+// keel/kv/kv_command.hpp — raftd's KV log entries and apply results, byte by byte.
 //
-// A command is what raftd proposes; a result is what KvStateMachine::apply
-// hands back to the proposer.  Both are versioned, compact binary records and
-// are decoded with every length checked against what remains, so a corrupt or
-// hostile entry yields an error value, never an out-of-bounds read.
+// A command is what raftd proposes; a result is what its KvStateMachine::apply
+// (daemon/) hands back to the proposer.  Both are versioned, compact binary
+// records and are decoded with every length checked against what remains, so a
+// corrupt or hostile entry yields an error value, never an out-of-bounds read.
+// The codec is pure (standard library and keel/status.hpp) and lives apart from
+// the daemon so that waldump (tools/) decodes raftd's entries with this code.
 //
 // Command (all integers little-endian):
 //   u8  version (= 1)
@@ -30,7 +32,7 @@
 
 #include "keel/status.hpp"
 
-namespace keel::daemon {
+namespace keel::kv {
 
 inline constexpr std::uint8_t kKvCommandVersion = 1;
 
@@ -94,4 +96,4 @@ private:
 };
 
 }  // namespace codec
-}  // namespace keel::daemon
+}  // namespace keel::kv

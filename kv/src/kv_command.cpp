@@ -1,8 +1,8 @@
-#include "kv_command.hpp"
+#include "keel/kv/kv_command.hpp"
 
 #include <limits>
 
-namespace keel::daemon {
+namespace keel::kv {
 namespace codec {
 
 void put_u8(std::string& out, std::uint8_t v) {
@@ -147,4 +147,4 @@ Result<KvResult> decode_result(std::string_view bytes) {
     return result;
 }
 
-}  // namespace keel::daemon
+}  // namespace keel::kv
