@@ -35,7 +35,9 @@ json members_json(const NodeStatus& status) {
 
 json histogram_summary(const LatencyHistogram& h) {
     return {{"count", h.count},
-            {"mean_us", h.count ? h.sum_us / static_cast<double>(h.count) : 0.0}};
+            {"mean_us", h.count ? h.sum_us / static_cast<double>(h.count) : 0.0},
+            {"p50_us", histogram_quantile_us(h, 0.50)},
+            {"p99_us", histogram_quantile_us(h, 0.99)}};
 }
 
 void handle_status(HandlerContext& context, RouteRequest&, Respond respond) {
