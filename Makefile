@@ -29,6 +29,7 @@ cluster: build
 
 bench: build
 	./scripts/bench.sh $(BUILD)
+	./scripts/http-bench.sh $(BUILD)
 
 # 100,000 simulator seeds across cluster sizes on both cores (docs/simulator.md).
 soak: build

@@ -5,8 +5,60 @@
 
 #include <CLI/CLI.hpp>
 
+#include "kv_state_machine.hpp"
+
 namespace keel::daemon {
 namespace {
+
+// "https://host[:port]" or "http://...", nothing after the authority.
+bool valid_origin(const std::string& origin) {
+    for (const char* scheme : {"http://", "https://"}) {
+        const std::string prefix(scheme);
+        if (origin.rfind(prefix, 0) != 0) continue;
+        const std::string authority = origin.substr(prefix.size());
+        return !authority.empty() && authority.find_first_of("/?#@ ") == std::string::npos;
+    }
+    return false;
+}
+
+std::string check_security(const DaemonConfig& config) {
+    if (config.http_cert.empty() != config.http_key.empty()) {
+        return "--http-cert and --http-key go together";
+    }
+    if (!config.http_client_ca.empty() && config.http_cert.empty()) {
+        return "--http-client-ca needs --http-cert and --http-key";
+    }
+    if (!is_loopback_host(config.http.host) && config.auth_tokens.empty() &&
+        !config.http_insecure) {
+        return "--http " + config.http.to_string() +
+               " is not a loopback address: give --auth-tokens FILE (and --http-cert/--http-key), "
+               "or --http-insecure to serve it to anyone who can reach it";
+    }
+    for (const std::string& origin : config.allowed_origins) {
+        if (!valid_origin(origin)) {
+            return "--http-allowed-origin '" + origin + "': expected http(s)://host[:port]";
+        }
+    }
+    for (const std::string& host : config.allowed_hosts) {
+        if (host.empty() || host.find_first_of("/ ") != std::string::npos) {
+            return "--http-allowed-host '" + host + "': expected a host name";
+        }
+    }
+    if (config.header_timeout_ms == 0 || config.body_timeout_ms == 0 ||
+        config.idle_timeout_ms == 0) {
+        return "HTTP timeouts must be > 0";
+    }
+    if (config.max_conns == 0) return "--http-max-conns must be > 0";
+    if (config.max_conns_per_client == 0 || config.max_conns_per_client > config.max_conns) {
+        return "--http-max-conns-per-client must be in 1..--http-max-conns";
+    }
+    if (config.quota_bytes == 0 || config.quota_bytes > kMaxSnapshotBytes) {
+        return "--quota-bytes must be in 1.." + std::to_string(kMaxSnapshotBytes) +
+               " (a larger state could not be restored from its snapshot)";
+    }
+    return "";
+}
+constexpr std::uint64_t kMinWalSegmentBytes = 64 << 10;
 
 // Checks that need several flags at once; returns an error message or "".
 std::string cross_check(DaemonConfig& config, bool http_set, bool raft_set) {
@@ -22,9 +74,20 @@ std::string cross_check(DaemonConfig& config, bool http_set, bool raft_set) {
     }
     if (config.http_threads == 0 || config.http_threads > 64)
         return "--http-threads must be in 1..64";
+    if (config.wal_segment_bytes < kMinWalSegmentBytes || config.wal_segment_bytes > (1ull << 30))
+        return "--wal-segment-bytes must be in 65536..1073741824";
     static const std::set<std::string> levels = {"debug", "info", "warn", "error"};
     if (!levels.count(config.log_level)) return "--log-level is one of debug, info, warn, error";
     if (config.join && !config.id) return "--join needs --id (the id the leader will add)";
+    if (!config.cluster_id.empty() &&
+        (config.cluster_id.size() != 32 ||
+         config.cluster_id.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos))
+        return "--cluster-id is 32 hex digits (make one with: openssl rand -hex 16)";
+    const PeerTls& tls = config.peer_tls;
+    if (tls.enabled() && (tls.cert_file.empty() || tls.key_file.empty() || tls.ca_file.empty()))
+        return "--peer-cert, --peer-key and --peer-ca go together";
+    if (tls.enabled() && config.peer_insecure)
+        return "--peer-insecure contradicts --peer-cert/--peer-key/--peer-ca";
     if (config.members.empty()) return "";
     if (!config.id) return "--member needs --id (which member is this node?)";
     std::set<NodeId> ids;
@@ -41,6 +104,41 @@ std::string cross_check(DaemonConfig& config, bool http_set, bool raft_set) {
     if (!raft_set) config.raft = *parse_host_port(self->raft_address, false);
     if (!http_set) config.http = *parse_host_port(self->metadata, false);
     return "";
+}
+
+void add_security_flags(CLI::App& app, DaemonConfig& config) {
+    app.add_option("--http-cert", config.http_cert,
+                   "Serve HTTPS: the server's certificate chain (PEM); needs --http-key");
+    app.add_option("--http-key", config.http_key, "The private key of --http-cert (PEM)");
+    app.add_option("--http-client-ca", config.http_client_ca,
+                   "Require client certificates signed by this CA (PEM)");
+    app.add_option("--auth-tokens", config.auth_tokens,
+                   "File of `ROLE TOKEN` lines (read, write, admin); re-read on SIGHUP");
+    app.add_flag("--http-insecure", config.http_insecure,
+                 "Serve a non-loopback --http address without --auth-tokens");
+    app.add_option("--http-allowed-origin", config.allowed_origins,
+                   "An Origin browsers may send requests from; repeat it (default: none)");
+    app.add_option("--http-allowed-host", config.allowed_hosts,
+                   "A Host name accepted besides localhost, 127.0.0.1 and [::1] while --http is "
+                   "loopback; repeat it");
+    app.add_option("--http-header-timeout-ms", config.header_timeout_ms,
+                   "Time to read a request's headers")
+        ->capture_default_str();
+    app.add_option("--http-body-timeout-ms", config.body_timeout_ms,
+                   "Time to read a request's body")
+        ->capture_default_str();
+    app.add_option("--http-idle-timeout-ms", config.idle_timeout_ms,
+                   "Time a keep-alive connection may stay idle")
+        ->capture_default_str();
+    app.add_option("--http-max-conns", config.max_conns, "Open HTTP connections, in all")
+        ->capture_default_str();
+    app.add_option("--http-max-conns-per-client", config.max_conns_per_client,
+                   "Open HTTP connections from one client address")
+        ->capture_default_str();
+    app.add_option("--quota-bytes", config.quota_bytes,
+                   "Refuse writes past this state machine size plus WAL size (e.g. 8GiB)")
+        ->capture_default_str()
+        ->transform(CLI::AsSizeValue(false));
 }
 
 }  // namespace
@@ -65,6 +163,17 @@ std::variant<DaemonConfig, FlagsExit> parse_flags(int argc, const char* const* a
                    "ID,RAFT_HOST:PORT,HTTP_HOST:PORT of a founding member; repeat it "
                    "(ignored once the data dir holds state)");
     app.add_flag("--join", config.join, "Start empty and wait to be added by the leader");
+    app.add_option("--cluster-id", config.cluster_id,
+                   "The cluster's id, 32 hex digits: the same for every founding member of a "
+                   "new cluster (default: the one stored in the data dir; a lone founder makes "
+                   "one, a joiner learns it)");
+    app.add_option("--peer-cert", config.peer_tls.cert_file,
+                   "PEM certificate of this member, signed by --peer-ca (mutual TLS)");
+    app.add_option("--peer-key", config.peer_tls.key_file, "PEM private key of --peer-cert");
+    app.add_option("--peer-ca", config.peer_tls.ca_file,
+                   "PEM certificate of the CA that signs every member's certificate");
+    app.add_flag("--peer-insecure", config.peer_insecure,
+                 "Allow plain TCP between members on non-loopback addresses");
     app.add_option("--heartbeat-ms", config.heartbeat_ms, "Leader heartbeat interval")
         ->capture_default_str();
     app.add_option("--election-min-ms", config.election_min_ms, "Election timeout, lower bound")
@@ -80,8 +189,12 @@ std::variant<DaemonConfig, FlagsExit> parse_flags(int argc, const char* const* a
         ->capture_default_str();
     app.add_option("--http-threads", config.http_threads, "HTTP server threads")
         ->capture_default_str();
+    app.add_option("--wal-segment-bytes", config.wal_segment_bytes,
+                   "WAL segment size (each is preallocated whole)")
+        ->capture_default_str();
     app.add_option("--log-level", config.log_level, "debug, info, warn or error")
         ->capture_default_str();
+    add_security_flags(app, config);
 
     std::ostringstream out, err;
     try {
@@ -109,6 +222,7 @@ std::variant<DaemonConfig, FlagsExit> parse_flags(int argc, const char* const* a
         config.members.push_back(*member);
     }
     std::string problem = cross_check(config, http_option->count() > 0, raft_option->count() > 0);
+    if (problem.empty()) problem = check_security(config);  // once --http is final
     if (!problem.empty()) return fail(problem);
     return config;
 }

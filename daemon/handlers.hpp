@@ -15,7 +15,10 @@
 #include "alarms.hpp"
 #include "keel/node.hpp"
 #include "kv_state_machine.hpp"
+#include "metrics.hpp"
 #include "router.hpp"
+#include "snapshot_gate.hpp"
+#include "storage_quota.hpp"
 
 namespace keel::daemon {
 
@@ -36,6 +39,15 @@ struct HandlerContext {
     std::function<void(std::function<void()>)> defer;
     // Alarms raftd raises itself (shown with keel's own).
     std::shared_ptr<DaemonAlarms> alarms = std::make_shared<DaemonAlarms>();
+    // --quota-bytes (raising its alarm in `alarms`); null: no quota.
+    std::shared_ptr<StorageQuota> quota{};
+    // One POST /v1/snapshot at a time.
+    std::shared_ptr<SnapshotGate> snapshots = std::make_shared<SnapshotGate>();
+    // "https" when the API is served over TLS: redirects name it.  Every
+    // member is expected to serve the same scheme.
+    std::string url_scheme = "http";
+    // The HTTP server's and request guard's figures for /metrics; null: none.
+    std::function<DaemonFigures()> server_figures{};
 };
 
 void add_kv_routes(Router& router, HandlerContext& context);
@@ -50,5 +62,10 @@ HttpResponse not_leader_response(const HandlerContext& context, NodeId leader_hi
 
 // keel's Mode as the API spells it ("single" / "cluster").
 const char* mode_string(Mode mode);
+
+// What --quota-bytes counts now: the larger of the state machine's size and the WAL's
+// (read from keel's status at most StorageQuota::kWalBytesMaxAge ago, or
+// now when `fresh`).  REQUIRES: context.quota.
+std::uint64_t storage_usage_bytes(const HandlerContext& context, bool fresh);
 
 }  // namespace keel::daemon

@@ -40,9 +40,19 @@ json histogram_summary(const LatencyHistogram& h) {
             {"p99_us", histogram_quantile_us(h, 0.99)}};
 }
 
+// Re-evaluates the quota's alarm from a fresh status, so that it clears by
+// itself as soon as anyone looks once usage is back under.
+void refresh_quota(HandlerContext& context, const NodeStatus& s) {
+    if (!context.quota) return;
+    context.quota->note_wal_bytes(s.wal.bytes, std::chrono::steady_clock::now());
+    context.quota->refresh(context.kv.size_bytes() + s.wal.bytes);
+}
+
 void handle_status(HandlerContext& context, RouteRequest&, Respond respond) {
     NodeStatus s = context.node.status();
+    refresh_quota(context, s);
     json body = {{"id", s.id},
+                 {"cluster_id", s.cluster_id},
                  {"role", s.role},
                  {"term", s.term},
                  {"leader_id", s.leader_id},
@@ -51,6 +61,7 @@ void handle_status(HandlerContext& context, RouteRequest&, Respond respond) {
                  {"first_index", s.first_index},
                  {"last_index", s.last_index},
                  {"snapshot_index", s.snapshot_index},
+                 {"snapshots_damaged", s.snapshots_damaged},
                  {"mode", mode_string(s.mode)},
                  {"members", members_json(s)},
                  {"timer_wakeups", s.timer_wakeups},
@@ -58,6 +69,8 @@ void handle_status(HandlerContext& context, RouteRequest&, Respond respond) {
                  {"proposals", s.proposals},
                  {"commits", s.commits},
                  {"keys", context.kv.size()},
+                 {"state_bytes", context.kv.size_bytes()},
+                 {"quota_bytes", context.quota ? context.quota->quota_bytes() : 0},
                  {"wal",
                   {{"segments", s.wal.segments},
                    {"bytes", s.wal.bytes},
@@ -197,10 +210,15 @@ void handle_transfer(HandlerContext& context, RouteRequest& request, Respond res
         }));
 }
 
+// Concurrent requests share the running snapshot (snapshot_gate.hpp).
 void handle_snapshot(HandlerContext& context, RouteRequest& request, Respond respond) {
-    context.node.snapshot_async(finish(context, request, std::move(respond), [&context] {
-        return json_response(200, dump({{"snapshot_index", context.node.status().snapshot_index}}));
-    }));
+    Node& node = context.node;
+    context.snapshots->run(
+        [&node](SnapshotGate::Done done) { node.snapshot_async(std::move(done)); },
+        finish(context, request, std::move(respond), [&context] {
+            return json_response(200,
+                                 dump({{"snapshot_index", context.node.status().snapshot_index}}));
+        }));
 }
 
 // Liveness: 200 while the node runs, 503 once it has fail-stopped (a
@@ -225,7 +243,12 @@ void handle_ready(HandlerContext& context, RouteRequest&, Respond respond) {
 void handle_metrics(HandlerContext& context, RouteRequest&, Respond respond) {
     HttpResponse response;
     NodeStatus status = context.node.status();
-    response.body = render_metrics(status, active_alarms(status, *context.alarms));
+    refresh_quota(context, status);
+    DaemonFigures figures;
+    if (context.server_figures) figures = context.server_figures();
+    figures.state_bytes = context.kv.size_bytes();
+    if (context.quota) figures.quota_bytes = context.quota->quota_bytes();
+    response.body = render_metrics(status, active_alarms(status, *context.alarms), &figures);
     response.content_type = kMetricsContentType;
     respond(std::move(response));
 }
@@ -237,16 +260,17 @@ void add_admin_routes(Router& router, HandlerContext& context) {
     auto bind = [c](void (*handler)(HandlerContext&, RouteRequest&, Respond)) {
         return [c, handler](RouteRequest& r, Respond done) { handler(*c, r, std::move(done)); };
     };
-    router.add("GET", "/v1/status", bind(handle_status));
-    router.add("GET", "/v1/members", bind(handle_members));
-    router.add("POST", "/v1/members", bind(handle_add_member));
-    router.add("POST", "/v1/members/{id}/promote", bind(handle_promote));
-    router.add("DELETE", "/v1/members/{id}", bind(handle_remove));
-    router.add("POST", "/v1/leader/transfer", bind(handle_transfer));
-    router.add("POST", "/v1/snapshot", bind(handle_snapshot));
-    router.add("GET", "/healthz", bind(handle_health));
-    router.add("GET", "/readyz", bind(handle_ready));
-    router.add("GET", "/metrics", bind(handle_metrics));
+    router.add("GET", "/v1/status", Access::read, bind(handle_status));
+    router.add("GET", "/v1/members", Access::read, bind(handle_members));
+    router.add("POST", "/v1/members", Access::admin, bind(handle_add_member));
+    router.add("POST", "/v1/members/{id}/promote", Access::admin, bind(handle_promote));
+    router.add("DELETE", "/v1/members/{id}", Access::admin, bind(handle_remove));
+    router.add("POST", "/v1/leader/transfer", Access::admin, bind(handle_transfer));
+    router.add("POST", "/v1/snapshot", Access::admin, bind(handle_snapshot));
+    // Probes stay open: a load balancer or supervisor holds no token.
+    router.add("GET", "/healthz", Access::open, bind(handle_health));
+    router.add("GET", "/readyz", Access::open, bind(handle_ready));
+    router.add("GET", "/metrics", Access::read, bind(handle_metrics));
 }
 
 }  // namespace keel::daemon

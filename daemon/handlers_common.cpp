@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "errors.hpp"
@@ -28,8 +29,17 @@ HttpResponse not_leader_response(const HandlerContext& context, NodeId leader_hi
     HttpResponse response;
     response.status = 307;
     response.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    response.set_header("Location", "http://" + http_address + request.http.target);
+    response.set_header("Location",
+                        context.url_scheme + "://" + http_address + request.http.target);
     return response;
+}
+
+std::uint64_t storage_usage_bytes(const HandlerContext& context, bool fresh) {
+    StorageQuota& quota = *context.quota;
+    const auto now = std::chrono::steady_clock::now();
+    if (fresh || quota.wal_bytes_stale(now))
+        quota.note_wal_bytes(context.node.status().wal.bytes, now);
+    return std::max(context.kv.size_bytes(), quota.wal_bytes());
 }
 
 }  // namespace keel::daemon

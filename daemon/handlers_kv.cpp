@@ -81,12 +81,11 @@ json value_json(const std::string& key, const KvValue& value) {
 // on keel's apply thread: the success path only formats and responds; paths
 // that need the Node again are deferred to an HTTP thread.
 void propose_and_respond(HandlerContext& context, const RouteRequest& request,
-                         const KvCommand& command, Respond respond) {
+                         const std::string& encoded, std::string key, Respond respond) {
     auto target = std::make_shared<RouteRequest>();
     target->http.target = request.http.target;
-    std::string key = command.key;
-    context.node.propose_async(encode_command(command), [&context, target, key = std::move(key),
-                                                         respond](ProposeResult result) {
+    context.node.propose_async(encoded, [&context, target, key = std::move(key),
+                                         respond](ProposeResult result) {
         if (result.status.code() == ErrorCode::not_leader) {
             NodeId hint = result.leader_hint;
             context.defer([&context, target, hint, respond] {
@@ -161,7 +160,20 @@ void handle_put(HandlerContext& context, RouteRequest& request, Respond respond)
         }
         command.prev_revision = prev->get<std::uint64_t>();
     }
-    propose_and_respond(context, request, command, std::move(respond));
+    const std::string encoded = encode_command(command);
+    if (context.quota) {
+        // What the write may add: its WAL record and the map's new entry.
+        const std::uint64_t adds =
+            encoded.size() + KvStateMachine::entry_bytes(command.key, command.value);
+        if (!context.quota->admit(storage_usage_bytes(context, false), adds)) {
+            return respond(error_response(
+                507, "no_space",
+                "storage is over --quota-bytes (" + std::to_string(context.quota->quota_bytes()) +
+                    "): writes are refused until deletes and compaction bring it under " +
+                    std::to_string(context.quota->clear_at_bytes()) + " bytes"));
+        }
+    }
+    propose_and_respond(context, request, encoded, std::move(command.key), std::move(respond));
 }
 
 void handle_delete(HandlerContext& context, RouteRequest& request, Respond respond) {
@@ -180,7 +192,9 @@ void handle_delete(HandlerContext& context, RouteRequest& request, Respond respo
                 error_response(400, "wrong_type", "prev_revision must be an integer >= 0"));
         command.prev_revision = *revision;
     }
-    propose_and_respond(context, request, command, std::move(respond));
+    // Never held back by the quota: deleting is how usage comes down.
+    const std::string encoded = encode_command(command);
+    propose_and_respond(context, request, encoded, std::move(command.key), std::move(respond));
 }
 
 // Linearizable reads wait for a ReadIndex barrier (and for this node to apply
@@ -248,13 +262,13 @@ void handle_list(HandlerContext& context, RouteRequest& request, Respond respond
 
 void add_kv_routes(Router& router, HandlerContext& context) {
     HandlerContext* c = &context;
-    router.add("PUT", "/v1/kv/{key*}",
+    router.add("PUT", "/v1/kv/{key*}", Access::write,
                [c](RouteRequest& r, Respond done) { handle_put(*c, r, std::move(done)); });
-    router.add("GET", "/v1/kv/{key*}",
+    router.add("GET", "/v1/kv/{key*}", Access::read,
                [c](RouteRequest& r, Respond done) { handle_get(*c, r, std::move(done)); });
-    router.add("DELETE", "/v1/kv/{key*}",
+    router.add("DELETE", "/v1/kv/{key*}", Access::write,
                [c](RouteRequest& r, Respond done) { handle_delete(*c, r, std::move(done)); });
-    router.add("GET", "/v1/kv",
+    router.add("GET", "/v1/kv", Access::read,
                [c](RouteRequest& r, Respond done) { handle_list(*c, r, std::move(done)); });
 }
 

@@ -1,9 +1,10 @@
 // daemon/http_types.hpp — the HTTP request and response as raftd's handlers
 // see them: plain structs, so the router and handlers never include Beast
-// (only http_server.cpp does) and can be unit-tested without sockets.
+// (only the http_* files do) and can be unit-tested without sockets.
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,6 +16,11 @@ struct HttpRequest {
     std::string target;  // path and query, as sent (e.g. "/v1/kv/a?consistency=stale")
     std::string body;
     std::string content_type;
+    // Checked by the server's gate (request_guard.hpp) before the body is read.
+    std::string host{};           // the Host header, "" when absent
+    std::string origin{};         // the Origin header, "" when absent
+    std::string authorization{};  // cleared once the gate has run: handlers never see it
+    bool has_body = false;        // Content-Length > 0, or a chunked body
 };
 
 struct HttpResponse {
@@ -28,9 +34,20 @@ struct HttpResponse {
     }
 };
 
+// What the server knows about the connection a request came on.
+struct ConnectionInfo {
+    bool loopback_listener = false;  // the server listens on 127.0.0.0/8 or ::1
+    bool tls = false;
+};
+
 // Completes a request.  Must be called exactly once; may be called from any
 // thread (the server posts the write back to the connection's executor).
 using Respond = std::function<void(HttpResponse)>;
 using HttpHandler = std::function<void(HttpRequest, Respond)>;
+// Runs on a server thread once a request's headers are read, before its
+// body: a response refuses the request (the connection is closed after it,
+// the body unread); nullopt lets it through to the handler.
+using HttpGate =
+    std::function<std::optional<HttpResponse>(const HttpRequest&, const ConnectionInfo&)>;
 
 }  // namespace keel::daemon

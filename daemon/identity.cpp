@@ -1,8 +1,10 @@
 #include "identity.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -11,6 +13,48 @@
 #include "member_spec.hpp"
 
 namespace keel::daemon {
+namespace {
+
+constexpr mode_t kDirMode = 0700;
+constexpr mode_t kFileMode = 0600;
+
+Status errno_status(const std::string& what, const std::string& path) {
+    return Status(ErrorCode::io_error, what + " " + path + ": " + std::strerror(errno));
+}
+
+Status sync_dir(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return errno_status("cannot open", path);
+    const int rc = ::fsync(fd);
+    ::close(fd);
+    if (rc != 0) return errno_status("cannot fsync", path);
+    return Status::ok_status();
+}
+
+// mkdir -p, each directory it creates 0700 and made durable in its parent.
+Status make_private_dirs(const std::string& path) {
+    std::string prefix;
+    std::size_t start = 0;
+    while (start <= path.size()) {
+        std::size_t slash = path.find('/', start);
+        if (slash == std::string::npos) slash = path.size();
+        prefix = path.substr(0, slash);
+        start = slash + 1;
+        if (prefix.empty() || prefix == "." || prefix == "..") continue;
+        if (::mkdir(prefix.c_str(), kDirMode) == 0) {
+            const std::size_t parent_end = prefix.find_last_of('/');
+            const std::string parent = parent_end == std::string::npos
+                                           ? "."
+                                           : prefix.substr(0, std::max<std::size_t>(parent_end, 1));
+            if (Status s = sync_dir(parent); !s.ok()) return s;
+        } else if (errno != EEXIST) {
+            return errno_status("cannot create", prefix);
+        }
+    }
+    return Status::ok_status();
+}
+
+}  // namespace
 
 Result<std::optional<NodeId>> read_node_id(const std::string& data_dir) {
     const std::string path = data_dir + "/" + kIdentityFileName;
@@ -27,25 +71,23 @@ Result<std::optional<NodeId>> read_node_id(const std::string& data_dir) {
 }
 
 Status write_node_id(const std::string& data_dir, NodeId id) {
+    if (Status s = make_private_dirs(data_dir); !s.ok()) return s;
     const std::string path = data_dir + "/" + kIdentityFileName;
     const std::string temp = path + ".tmp";
     const std::string text = std::to_string(id) + "\n";
-    int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, kFileMode);
     if (fd < 0)
         return Status(ErrorCode::io_error, "cannot create " + temp + ": " + std::strerror(errno));
+    // A temp file left by a crash keeps its old mode through O_CREAT.
     const bool written =
+        ::fchmod(fd, kFileMode) == 0 &&
         ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
         ::fsync(fd) == 0;
     ::close(fd);
     if (!written || ::rename(temp.c_str(), path.c_str()) != 0) {
         return Status(ErrorCode::io_error, "cannot write " + path + ": " + std::strerror(errno));
     }
-    int dir = ::open(data_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir >= 0) {
-        ::fsync(dir);
-        ::close(dir);
-    }
-    return Status::ok_status();
+    return sync_dir(data_dir);
 }
 
 }  // namespace keel::daemon

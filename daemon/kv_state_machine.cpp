@@ -80,14 +80,22 @@ KvResult KvStateMachine::apply_one(std::uint64_t index, std::string_view data) {
         if (exists) failed.current = it->second;
         return failed;
     }
+    std::uint64_t size = size_bytes_.load(std::memory_order_relaxed);
     if (command.op == KvOp::del) {
         if (!exists) return KvResult{KvOutcome::not_found, 0, std::nullopt};
+        size_bytes_.store(size - entry_bytes(it->first, it->second.value),
+                          std::memory_order_relaxed);
         map_.erase(it);
         return KvResult{KvOutcome::ok, index, std::nullopt};
     }
     if (exists) {
+        size -= entry_bytes(it->first, it->second.value);
+        size_bytes_.store(size + entry_bytes(command.key, command.value),
+                          std::memory_order_relaxed);
         it->second = KvValue{std::move(command.value), index};
     } else {
+        size_bytes_.store(size + entry_bytes(command.key, command.value),
+                          std::memory_order_relaxed);
         map_.emplace(std::move(command.key), KvValue{std::move(command.value), index});
     }
     return KvResult{KvOutcome::ok, index, std::nullopt};
@@ -171,9 +179,12 @@ Status KvStateMachine::restore(SnapshotReader& reader) {
     Map map;
     std::uint64_t applied = 0;
     if (Status status = parse_snapshot(bytes, map, applied); !status.ok()) return status;
+    std::uint64_t map_bytes = kEmptySnapshotBytes;
+    for (const auto& [key, value] : map) map_bytes += entry_bytes(key, value.value);
     std::unique_lock lock(mutex_);
     map_ = std::move(map);
     applied_index_ = applied;
+    size_bytes_.store(map_bytes, std::memory_order_relaxed);
     return Status::ok_status();
 }
 

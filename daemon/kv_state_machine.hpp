@@ -15,6 +15,7 @@
 // it replaces anything, so a bad snapshot leaves the current state untouched.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -51,9 +52,17 @@ public:
     KvListing list(std::string_view prefix, std::size_t limit) const;
     std::size_t size() const;
     std::uint64_t applied_index() const;
+    // The bytes a snapshot of the map takes now (what --quota-bytes counts
+    // besides the WAL).  Lock-free; exact as of the last applied entry.
+    std::uint64_t size_bytes() const { return size_bytes_.load(std::memory_order_relaxed); }
 
     // Serialises `map` in the snapshot format (exposed for tests).
     static std::string serialize(const Map& map, std::uint64_t applied_index);
+    // What one entry adds to a snapshot, and what an empty one takes.
+    static std::uint64_t entry_bytes(std::string_view key, std::string_view value) {
+        return 4 + key.size() + 4 + value.size() + 8;
+    }
+    static constexpr std::uint64_t kEmptySnapshotBytes = 8 + 8 + 8 + 8;
 
 private:
     KvResult apply_one(std::uint64_t index, std::string_view data);
@@ -61,6 +70,8 @@ private:
     mutable std::shared_mutex mutex_;
     Map map_;                          // GUARDED_BY(mutex_)
     std::uint64_t applied_index_ = 0;  // GUARDED_BY(mutex_)
+    // Written under mutex_ (exclusive), read without it.
+    std::atomic<std::uint64_t> size_bytes_{kEmptySnapshotBytes};
 };
 
 }  // namespace keel::daemon

@@ -1,12 +1,20 @@
 // raftd — keel's HTTP/JSON daemon: a replicated key-value store.
 //
-// Start-up: flags -> node id (flag, or the one stored in the data dir) ->
-// keel::Node::open -> HTTP server.  Shut-down on SIGTERM/SIGINT, in the
-// order that costs clients least:
+// Start-up: flags -> node id (flag, or the one stored in the data dir; on a
+// first start written before anything else) -> tokens -> keel::Node::open ->
+// HTTP server.  SIGHUP re-reads the tokens file.  Shut-down on
+// SIGTERM/SIGINT, in the order that costs clients least:
 //   1. if this node leads a cluster, hand leadership to the most caught-up
 //      voter (bounded), so that writers are redirected, not failed;
 //   2. stop accepting connections, finish in-flight requests (bounded);
 //   3. node->stop(true): stop keel's threads, close the WAL cleanly.
+// The same (without 1) when keel fail-stops on a storage error
+// (NodeOptions::on_failure), and then raftd exits with kExitStorageFailure,
+// so that a supervisor restarts it and recovery reads the disk afresh.
+// Exit codes: docs/operations.md, "Exit codes".
+#include <sys/resource.h>
+
+#include <atomic>
 #include <csignal>
 #include <filesystem>
 #include <memory>
@@ -14,8 +22,10 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "auth_tokens.hpp"
 #include "errors.hpp"
 #include "flags.hpp"
 #include "handlers.hpp"
@@ -23,7 +33,10 @@
 #include "identity.hpp"
 #include "keel/keel.hpp"
 #include "kv_state_machine.hpp"
+#include "member_spec.hpp"
+#include "request_guard.hpp"
 #include "router.hpp"
+#include "storage_quota.hpp"
 
 #ifndef RAFTD_VERSION
 #define RAFTD_VERSION "dev"
@@ -34,6 +47,8 @@ namespace {
 
 constexpr std::chrono::milliseconds kTransferWait{2000};
 constexpr std::chrono::milliseconds kDrainGrace{5000};
+// keel fail-stopped on a failed write or fsync (EX_IOERR, sysexits.h).
+constexpr int kExitStorageFailure = 74;
 
 std::shared_ptr<spdlog::logger> make_logger(NodeId id, const std::string& level) {
     auto logger = std::make_shared<spdlog::logger>(
@@ -51,6 +66,9 @@ NodeOptions node_options(const DaemonConfig& config, NodeId id, spdlog::logger& 
     options.data_dir = config.data_dir;
     options.listen_address = config.raft.to_string();
     options.join = config.join;
+    options.cluster_id = config.cluster_id;
+    options.peer_tls = config.peer_tls;
+    options.peer_insecure = config.peer_insecure;
     options.initial_members = config.members;
     // A single node still records its own HTTP address in the membership, so
     // that it can be named in redirects once the cluster grows.
@@ -62,6 +80,7 @@ NodeOptions node_options(const DaemonConfig& config, NodeId id, spdlog::logger& 
     options.election_timeout_min_ms = config.election_min_ms;
     options.election_timeout_max_ms = config.election_max_ms;
     options.snapshot_every_entries = config.snapshot_every_entries;
+    options.wal_segment_bytes = config.wal_segment_bytes;
     options.max_entry_bytes = config.max_body_bytes + 4096;
     options.logger = [&log](LogLevel level, const std::string& message) {
         switch (level) {
@@ -98,7 +117,7 @@ NodeId transfer_target(const NodeStatus& status) {
 
 void shut_down(Node& node, HttpServer& server, spdlog::logger& log) {
     NodeStatus status = node.status();
-    if (status.role == "leader" && status.mode == Mode::cluster) {
+    if (status.role == "leader" && status.mode == Mode::cluster && status.failure.empty()) {
         if (NodeId to = transfer_target(status); to != 0) {
             log.info("transferring leadership to node {} before stopping", to);
             auto done = node.transfer_leadership(to);
@@ -116,6 +135,126 @@ void shut_down(Node& node, HttpServer& server, spdlog::logger& log) {
     log.info("stopped cleanly");
 }
 
+// Connections are file descriptors: take what the hard limit allows.
+void raise_fd_limit(spdlog::logger& log) {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+    const rlim_t before = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) == 0) {
+        log.debug("open files limit raised from {} to {}", before, limit.rlim_cur);
+    }
+}
+
+void warn_about_security(const DaemonConfig& config, spdlog::logger& log) {
+    const bool loopback = is_loopback_host(config.http.host);
+    if (!loopback && config.auth_tokens.empty()) {
+        log.warn("--http-insecure: serving {} to anyone who can reach it, without tokens",
+                 config.http.to_string());
+    }
+    if (!loopback && !config.auth_tokens.empty() && config.http_cert.empty()) {
+        log.warn("tokens are sent in clear over plain HTTP on {}: add --http-cert and --http-key",
+                 config.http.to_string());
+    }
+}
+
+// SIGHUP: a file that cannot be read or parsed keeps the tokens in force.
+void reload_tokens(const DaemonConfig& config, TokenStore* tokens, spdlog::logger& log) {
+    if (!tokens) {
+        log.info("SIGHUP: no --auth-tokens file to re-read");
+        return;
+    }
+    Result<TokenFile> file = load_token_file(config.auth_tokens);
+    if (!file.ok()) {
+        log.error("SIGHUP: kept the previous tokens: {}", file.status().message());
+        return;
+    }
+    for (const std::string& warning : file->warnings) log.warn("--auth-tokens: {}", warning);
+    log.info("SIGHUP: {} token(s) re-read from {}", file->tokens.size(), config.auth_tokens);
+    tokens->replace(std::move(file->tokens));
+}
+
+// The tokens file's set, or null without --auth-tokens; an error (logged)
+// when the file cannot be read or parsed.
+Result<std::shared_ptr<TokenStore>> load_tokens(const DaemonConfig& config, spdlog::logger& log) {
+    if (config.auth_tokens.empty()) return std::shared_ptr<TokenStore>();
+    Result<TokenFile> file = load_token_file(config.auth_tokens);
+    if (!file.ok()) {
+        log.error("--auth-tokens: {}", file.status().message());
+        return file.status();
+    }
+    for (const std::string& warning : file->warnings) log.warn("--auth-tokens: {}", warning);
+    log.info("--auth-tokens: {} token(s) from {}", file->tokens.size(), config.auth_tokens);
+    return std::make_shared<TokenStore>(std::move(file->tokens));
+}
+
+// Runs the signals' context until raftd must stop: SIGHUP calls `reload`
+// and waits on; SIGINT or SIGTERM call `stop` once; a fail-stop of keel
+// (NodeOptions::on_failure posts to `context` and sets `exit_code` to
+// kExitStorageFailure, possibly before this is called) calls `on_failure`
+// once.  Returns when either has run.
+void serve_until_stopped(boost::asio::io_context& context, boost::asio::signal_set& signals,
+                         const std::atomic<int>& exit_code, const std::function<void()>& reload,
+                         const std::function<void()>& stop, const std::function<void()>& on_failure,
+                         spdlog::logger& log) {
+    bool stopped = false;  // this thread only
+    std::function<void(const boost::system::error_code&, int)> on_signal =
+        [&](const boost::system::error_code& ec, int signal) {
+            if (ec || stopped) return;
+            if (signal == SIGHUP) {
+                reload();
+                signals.async_wait(on_signal);
+                return;
+            }
+            stopped = true;
+            log.info("received signal {}: shutting down", signal);
+            stop();
+        };
+    signals.async_wait(on_signal);
+    while (!stopped) {
+        if (exit_code == kExitStorageFailure) {
+            stopped = true;
+            signals.cancel();
+            on_failure();
+            break;
+        }
+        if (context.run_one() == 0) break;
+    }
+}
+
+HttpServerOptions http_server_options(const DaemonConfig& config, const RequestGuard& guard) {
+    HttpServerOptions options;
+    options.host = config.http.host;
+    options.port = config.http.port;
+    options.max_body_bytes = config.max_body_bytes;
+    options.threads = config.http_threads;
+    options.max_connections = config.max_conns;
+    options.max_connections_per_client = config.max_conns_per_client;
+    options.header_timeout = std::chrono::milliseconds(config.header_timeout_ms);
+    options.body_timeout = std::chrono::milliseconds(config.body_timeout_ms);
+    options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
+    options.tls_cert_file = config.http_cert;
+    options.tls_key_file = config.http_key;
+    options.tls_client_ca_file = config.http_client_ca;
+    options.gate = [&guard](const HttpRequest& head, const ConnectionInfo& conn) {
+        return guard.check(head, conn);
+    };
+    return options;
+}
+
+DaemonFigures server_figures(const HttpServer& server, const RequestGuard& guard) {
+    HttpServerStats stats = server.stats();
+    DaemonFigures figures;
+    figures.connections = stats.connections;
+    figures.requests = stats.requests;
+    figures.requests_refused = guard.refused();
+    figures.connections_refused = stats.connections_refused;
+    figures.accept_backoffs = stats.accept_backoffs;
+    figures.timeouts = stats.timeouts;
+    figures.tls_handshake_failures = stats.tls_handshake_failures;
+    return figures;
+}
+
 int run(const DaemonConfig& config) {
     // The id: --id, else the one this data dir was created with, else 1.
     Result<std::optional<NodeId>> stored = read_node_id(config.data_dir);
@@ -131,29 +270,38 @@ int run(const DaemonConfig& config) {
     }
     const NodeId id = config.id ? *config.id : (*stored ? **stored : 1);
     auto log = make_logger(id, config.log_level);
+    // From now on SIGHUP, SIGINT and SIGTERM wait for serve_until_stopped
+    // instead of killing the process (SIGHUP's default).
+    boost::asio::io_context signals_context;
+    boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM, SIGHUP);
     log->info("raftd {} starting: data dir {}, HTTP {}, Raft {}{}", RAFTD_VERSION, config.data_dir,
               config.http.to_string(), config.raft.to_string(), config.join ? ", joining" : "");
+    if (!*stored) {
+        if (Status s = write_node_id(config.data_dir, id); !s.ok()) {
+            log->error("{}", s.to_string());
+            return 1;
+        }
+    }
+    raise_fd_limit(*log);
+    Result<std::shared_ptr<TokenStore>> tokens = load_tokens(config, *log);
+    if (!tokens.ok()) return 1;
+    warn_about_security(config, *log);
 
+    // Set (through signals_context) once keel has fail-stopped.
+    std::atomic<int> exit_code{0};
     auto kv = std::make_shared<KvStateMachine>();
-    Result<std::unique_ptr<Node>> opened = Node::open(node_options(config, id, *log), kv);
+    NodeOptions options = node_options(config, id, *log);
+    // On a keel thread: only hand over (it must not block or stop the node).
+    options.on_failure = [&signals_context, &exit_code](const Status&) {
+        boost::asio::post(signals_context, [&exit_code] { exit_code = kExitStorageFailure; });
+    };
+    Result<std::unique_ptr<Node>> opened = Node::open(options, kv);
     if (!opened.ok()) {
         log->error("cannot open the node: {}", opened.status().to_string());
         return 1;
     }
     std::unique_ptr<Node> node = std::move(opened.value());
-    if (!*stored) {
-        if (Status s = write_node_id(config.data_dir, id); !s.ok()) {
-            log->error("{}", s.to_string());
-            node->stop(false);
-            return 1;
-        }
-    }
 
-    HttpServerOptions http_options;
-    http_options.host = config.http.host;
-    http_options.port = config.http.port;
-    http_options.max_body_bytes = config.max_body_bytes;
-    http_options.threads = config.http_threads;
     Router router;
     std::unique_ptr<HttpServer> server;
     HandlerLimits limits;
@@ -161,12 +309,16 @@ int run(const DaemonConfig& config) {
     HandlerContext context{*node, *kv, limits, [&server](std::function<void()> work) {
                                server->post(std::move(work));
                            }};
+    context.quota = std::make_shared<StorageQuota>(config.quota_bytes, context.alarms);
+    context.url_scheme = config.http_cert.empty() ? "http" : "https";
     add_kv_routes(router, context);
     add_admin_routes(router, context);
-    server =
-        std::make_unique<HttpServer>(http_options, [&router](HttpRequest request, Respond respond) {
+    RequestGuard guard(GuardOptions{config.allowed_origins, config.allowed_hosts}, *tokens, router);
+    server = std::make_unique<HttpServer>(
+        http_server_options(config, guard), [&router](HttpRequest request, Respond respond) {
             router.dispatch(std::move(request), std::move(respond));
         });
+    context.server_figures = [&server, &guard] { return server_figures(*server, guard); };
     Result<std::uint16_t> port = server->start();
     if (!port.ok()) {
         log->error("{}", port.status().to_string());
@@ -174,18 +326,26 @@ int run(const DaemonConfig& config) {
         return 1;
     }
     NodeStatus status = node->status();
-    log->info("serving HTTP on {}:{}; role {}, term {}, mode {}, {} member(s)", config.http.host,
-              *port, status.role, status.term, mode_string(status.mode), status.members.size());
+    log->info(
+        "serving {} on {}:{}; role {}, term {}, mode {}, {} member(s), cluster {}, "
+        "members over {}",
+        context.url_scheme == "https" ? "HTTPS" : "HTTP", config.http.host, *port, status.role,
+        status.term, mode_string(status.mode), status.members.size(),
+        status.cluster_id.empty() ? "not known yet" : status.cluster_id,
+        config.peer_tls.enabled() ? "mutual TLS" : "plain TCP");
 
-    boost::asio::io_context signals_context;
-    boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM);
-    signals.async_wait([&](const boost::system::error_code& ec, int signal) {
-        if (ec) return;
-        log->info("received signal {}: shutting down", signal);
-        shut_down(*node, *server, *log);
-    });
-    signals_context.run();
-    return 0;
+    serve_until_stopped(
+        signals_context, signals, exit_code, [&] { reload_tokens(config, tokens->get(), *log); },
+        [&] { shut_down(*node, *server, *log); },
+        [&] {
+            // Answer what is in flight, stop, and exit for a restart.
+            log->error(
+                "keel stopped on a storage failure: {}; shutting down for a restart (exit {})",
+                node->status().failure, kExitStorageFailure);
+            shut_down(*node, *server, *log);
+        },
+        *log);
+    return exit_code;
 }
 
 }  // namespace

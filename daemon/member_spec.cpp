@@ -1,7 +1,10 @@
 #include "member_spec.hpp"
 
+#include <arpa/inet.h>
+
 #include <cctype>
 #include <charconv>
+#include <cstring>
 #include <vector>
 
 namespace keel::daemon {
@@ -60,6 +63,19 @@ Result<HostPort> parse_host_port(std::string_view text, bool allow_port_zero) {
     }
     out.port = static_cast<std::uint16_t>(port);
     return out;
+}
+
+bool is_loopback_host(std::string_view host) {
+    std::string name(host);
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (name == "localhost") return true;
+    in_addr v4{};
+    if (::inet_pton(AF_INET, name.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+    in6_addr v6{};
+    if (::inet_pton(AF_INET6, name.c_str(), &v6) == 1) {
+        return std::memcmp(&v6, &in6addr_loopback, sizeof v6) == 0;
+    }
+    return false;
 }
 
 Result<NodeId> parse_node_id(std::string_view text) {

@@ -30,6 +30,10 @@ struct HostPort {
 // ("any free port"); a member's advertised address needs a real port.
 Result<HostPort> parse_host_port(std::string_view text, bool allow_port_zero);
 
+// Whether a listen host is loopback: 127.0.0.0/8, ::1 or "localhost".  Any
+// other name counts as not loopback, whatever it resolves to.
+bool is_loopback_host(std::string_view host);
+
 // A decimal NodeId > 0 with no sign, spaces or overflow.
 Result<NodeId> parse_node_id(std::string_view text);
 

@@ -31,6 +31,40 @@ void histogram(std::string& out, const char* name, const char* help, const Laten
                    name, h.count, name, h.sum_us / 1e6, name, h.count);
 }
 
+void labelled(std::string& out, const char* name, const char* label, const char* help,
+              const std::map<std::string, std::uint64_t>& counts) {
+    fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} counter\n", name, help, name);
+    for (const auto& [value, count] : counts) {
+        fmt::format_to(std::back_inserter(out), "{}{{{}=\"{}\"}} {}\n", name, label, value, count);
+    }
+}
+
+void daemon_metrics(std::string& out, const DaemonFigures& f) {
+    scalar(out, "raftd_http_connections", "gauge", "HTTP connections open now.",
+           static_cast<double>(f.connections));
+    scalar(out, "raftd_http_requests_total", "counter", "HTTP requests handed to the routes.",
+           static_cast<double>(f.requests));
+    labelled(out, "raftd_http_requests_refused_total", "reason",
+             "HTTP requests refused before their body was read, by reason.", f.requests_refused);
+    labelled(out, "raftd_http_connections_refused_total", "reason",
+             "HTTP connections closed at once, by reason.", f.connections_refused);
+    labelled(out, "raftd_http_timeouts_total", "phase",
+             "HTTP connections closed for a timeout, by phase.", f.timeouts);
+    scalar(
+        out, "raftd_http_tls_handshake_failures_total", "counter",
+        "TLS handshakes that failed (plain HTTP on the TLS port, no or a bad client certificate).",
+        static_cast<double>(f.tls_handshake_failures));
+    scalar(out, "raftd_http_accept_backoffs_total", "counter",
+           "Pauses of the acceptor after a failed accept (EMFILE, ENFILE, ...).",
+           static_cast<double>(f.accept_backoffs));
+    scalar(out, "raftd_state_bytes", "gauge",
+           "The state machine's size as a snapshot writes it (counted by --quota-bytes).",
+           static_cast<double>(f.state_bytes));
+    scalar(out, "raftd_quota_bytes", "gauge",
+           "--quota-bytes: cap on the state machine's size plus the WAL's.",
+           static_cast<double>(f.quota_bytes));
+}
+
 }  // namespace
 
 double histogram_quantile_us(const LatencyHistogram& h, double q) {
@@ -53,7 +87,8 @@ double histogram_quantile_us(const LatencyHistogram& h, double q) {
     return lower;
 }
 
-std::string render_metrics(const NodeStatus& s, const std::vector<std::string>& alarms) {
+std::string render_metrics(const NodeStatus& s, const std::vector<std::string>& alarms,
+                           const DaemonFigures* daemon) {
     std::string out;
     out.reserve(4096);
     scalar(out, "keel_proposals_total", "counter", "Proposals accepted by this node.", s.proposals);
@@ -98,6 +133,9 @@ std::string render_metrics(const NodeStatus& s, const std::vector<std::string>& 
     }
     scalar(out, "keel_failed", "gauge", "1 once the node has fail-stopped (restart it).",
            s.failure.empty() ? 0 : 1);
+    scalar(out, "keel_snapshots_damaged_total", "counter",
+           "Snapshot files found damaged and not used (at start-up, or received).",
+           s.snapshots_damaged);
     fmt::format_to(std::back_inserter(out),
                    "# HELP keel_alarm Alarms raised now (1) or not (0).\n"
                    "# TYPE keel_alarm gauge\n");
@@ -108,6 +146,7 @@ std::string render_metrics(const NodeStatus& s, const std::vector<std::string>& 
         fmt::format_to(std::back_inserter(out), "keel_alarm{{alarm=\"{}\"}} {}\n", name,
                        raised ? 1 : 0);
     }
+    if (daemon) daemon_metrics(out, *daemon);
     return out;
 }
 

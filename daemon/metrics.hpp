@@ -3,6 +3,8 @@
 // as Prometheus convention asks, from keel's microsecond histograms.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -18,8 +20,29 @@ inline constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; c
 // bucket is reported as the largest finite bound.
 double histogram_quantile_us(const LatencyHistogram& h, double q);
 
+// raftd's own figures: its HTTP server, request guard and storage quota.
+struct DaemonFigures {
+    std::uint64_t connections = 0;  // open now
+    std::uint64_t requests = 0;     // handed to the routes
+    // Requests refused before their body was read (request_guard.hpp), and
+    // connections closed at once (over the global or the per-client cap),
+    // by reason.
+    std::map<std::string, std::uint64_t> requests_refused;
+    std::map<std::string, std::uint64_t> connections_refused;
+    // Times the acceptor paused because the process or system ran out of
+    // file descriptors (EMFILE/ENFILE) instead of retrying at once.
+    std::uint64_t accept_backoffs = 0;
+    // Connections closed for a timeout, by phase: header, body, idle, ...
+    std::map<std::string, std::uint64_t> timeouts;
+    std::uint64_t tls_handshake_failures = 0;
+    std::uint64_t state_bytes = 0;  // the state machine's size (KvStateMachine::size_bytes)
+    std::uint64_t quota_bytes = 0;  // --quota-bytes; 0: none
+};
+
 // `alarms`: those raised now (keel's and raftd's, see alarms.hpp); each of
-// known_alarms() is listed as keel_alarm{alarm="NAME"} 0 or 1.
-std::string render_metrics(const NodeStatus& status, const std::vector<std::string>& alarms = {});
+// known_alarms() is listed as keel_alarm{alarm="NAME"} 0 or 1.  `daemon`:
+// raftd's own figures (raftd_*), if any.
+std::string render_metrics(const NodeStatus& status, const std::vector<std::string>& alarms = {},
+                           const DaemonFigures* daemon = nullptr);
 
 }  // namespace keel::daemon

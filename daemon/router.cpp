@@ -67,9 +67,10 @@ std::optional<Params> parse_query(std::string_view query) {
     return params;
 }
 
-void Router::add(std::string method, std::string_view pattern, RouteHandler handler) {
+void Router::add(std::string method, std::string_view pattern, Access access,
+                 RouteHandler handler) {
     KEEL_ASSERT(!pattern.empty() && pattern[0] == '/', "a route pattern starts with '/'");
-    Route route{std::move(method), {}, std::move(handler)};
+    Route route{std::move(method), {}, access, std::move(handler)};
     for (std::string_view segment : split_path(pattern)) route.segments.emplace_back(segment);
     routes_.push_back(std::move(route));
 }
@@ -102,6 +103,17 @@ bool Router::match(const Route& route, const std::vector<std::string_view>& path
         if (rest) return true;
     }
     return route.segments.size() == path.size();
+}
+
+Access Router::access(std::string_view method, std::string_view target) const {
+    std::string_view path = target.substr(0, target.find('?'));
+    if (path.empty() || path[0] != '/') return Access::read;
+    const std::vector<std::string_view> segments = split_path(path);
+    for (const Route& route : routes_) {
+        Params params;
+        if (route.method == method && match(route, segments, params)) return route.access;
+    }
+    return Access::read;
 }
 
 void Router::dispatch(HttpRequest request, Respond respond) const {

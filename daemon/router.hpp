@@ -5,7 +5,8 @@
 // segments, '/' included).  Captured values are percent-decoded.  A path no
 // pattern matches is a 404; a path some pattern matches under another method
 // is a 405 with an Allow header.  Handlers that throw answer 500: exceptions
-// stop at this edge.
+// stop at this edge.  Each route names the Access it needs (auth_tokens.hpp),
+// which the request guard checks before the body is read.
 #pragma once
 
 #include <map>
@@ -14,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "auth_tokens.hpp"
 #include "http_types.hpp"
 
 namespace keel::daemon {
@@ -33,13 +35,18 @@ class Router {
 public:
     // REQUIRES: pattern starts with '/'.  Not thread-safe: add every route
     // before the first dispatch; dispatch is then safe from any thread.
-    void add(std::string method, std::string_view pattern, RouteHandler handler);
+    void add(std::string method, std::string_view pattern, Access access, RouteHandler handler);
     void dispatch(HttpRequest request, Respond respond) const;
+    // The Access the route for (method, target) needs.  A request no route
+    // takes (404, 405, a malformed target) needs `read`: a client without a
+    // token learns nothing about which routes exist.
+    Access access(std::string_view method, std::string_view target) const;
 
 private:
     struct Route {
         std::string method;
         std::vector<std::string> segments;
+        Access access;
         RouteHandler handler;
     };
     static bool match(const Route& route, const std::vector<std::string_view>& path,

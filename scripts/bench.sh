@@ -3,7 +3,8 @@
 #   scripts/bench.sh [BUILD_DIR]
 # Environment: BENCH_DIR (a directory on the disk to measure; default: a
 # temporary directory inside the build dir, not /tmp, which may be tmpfs),
-# BENCH_SECONDS (3), BENCH_RECORD_BYTES (100), BENCH_OUTSTANDING (1,16,256).
+# BENCH_SECONDS (3), BENCH_RECORD_BYTES (100), BENCH_OUTSTANDING (1,16,256),
+# BENCH_TLS_SECONDS (8: per mode and K, over 4 interleaved rounds).
 set -euo pipefail
 build="${1:-build}"
 parent="${BENCH_DIR:-$build}"
@@ -29,6 +30,13 @@ if [ -x "$build/tools/raft-bench" ]; then
     --outstanding 256 --mode single --snapshot-every 1024
   "$build/tools/raft-bench" --dir "$dir/raft" "${common[@]}" \
     --outstanding "${BENCH_OUTSTANDING:-1,16,256}" --mode cluster3
+  # The cost of mutual TLS between members: cluster3 in plain TCP and in TLS,
+  # interleaved, then the ratios TLS / plain (goal: ops_ratio >= 0.85 at K=256).
+  echo "# raft-bench cluster3 plain vs mutual TLS in $dir" >&2
+  "$(dirname "$0")/make-peer-certs.sh" "$dir/certs" 1 2 3 2>/dev/null
+  "$build/tools/raft-bench" --dir "$dir/raft" --seconds "${BENCH_TLS_SECONDS:-8}" \
+    --record-bytes "${BENCH_RECORD_BYTES:-100}" --outstanding 1,256 --rounds 4 \
+    --mode cluster3-tls --tls-dir "$dir/certs"
 fi
 
 # The disk floor cluster3 runs on: three fdatasync loops at once, one file

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Starts a local three-node raftd cluster in the background:
+# Starts a local three-node raftd cluster in the background, its members
+# talking mutual TLS:
 #   node N: HTTP 127.0.0.1:808N, Raft 127.0.0.1:708N, data ./raftd-cluster/nodeN,
-#   log ./raftd-cluster/nodeN.log.
+#   log ./raftd-cluster/nodeN.log; the cluster's CA and member certificates in
+#   ./raftd-cluster/certs (made on first start by scripts/make-peer-certs.sh),
+#   its id in ./raftd-cluster/cluster_id.
 # Usage: scripts/cluster.sh [BUILD_DIR]      start (make cluster)
 #        scripts/cluster.sh --stop           stop it (SIGTERM: graceful)
 # Restarting after a stop reuses the data dirs (bootstrap flags are then ignored);
@@ -27,10 +30,16 @@ if [ -f "$pids_file" ]; then
   exit 1
 fi
 mkdir -p "$dir"
-members=()
+certs=$dir/certs
+[ -f "$certs/ca.crt" ] || "$(dirname "$0")/make-peer-certs.sh" "$certs" 1 2 3
+# The founders share one cluster id (kept: later starts pass the same one).
+[ -f "$dir/cluster_id" ] || openssl rand -hex 16 >"$dir/cluster_id"
+members=(--cluster-id "$(cat "$dir/cluster_id")")
 for n in 1 2 3; do members+=(--member "$n,127.0.0.1:708$n,127.0.0.1:808$n"); done
 for n in 1 2 3; do
-  nohup "$raftd" --id "$n" --data-dir "$dir/node$n" "${members[@]}" >>"$dir/node$n.log" 2>&1 &
+  nohup "$raftd" --id "$n" --data-dir "$dir/node$n" "${members[@]}" \
+    --peer-cert "$certs/member$n.crt" --peer-key "$certs/member$n.key" --peer-ca "$certs/ca.crt" \
+    >>"$dir/node$n.log" 2>&1 &
   echo $! >>"$pids_file"
 done
 
@@ -44,8 +53,8 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-echo "raftd cluster: PIDs $(tr '\n' ' ' < "$pids_file")"
+echo "raftd cluster $(cat "$dir/cluster_id") (members over mutual TLS, certificates in $certs): PIDs $(tr '\n' ' ' < "$pids_file")"
 for n in 1 2 3; do echo "  node $n: http://127.0.0.1:808$n  raft 127.0.0.1:708$n  log $dir/node$n.log"; done
-echo "try:  curl -L -X PUT -d '{\"value\":\"hello\"}' http://127.0.0.1:8081/v1/kv/greeting"
+echo "try:  curl -L -X PUT --json '{\"value\":\"hello\"}' http://127.0.0.1:8081/v1/kv/greeting"
 echo "      curl http://127.0.0.1:8082/v1/status"
 echo "stop: scripts/cluster.sh --stop     (or: kill \$(cat $pids_file))"

@@ -40,7 +40,8 @@ class Writer(threading.Thread):
             try:
                 if conn is None:
                     conn = http.client.HTTPConnection("127.0.0.1", self.target, timeout=1.0)
-                conn.request("PUT", "/v1/kv/f%d" % (i % 1000), body='{"value":"x"}')
+                conn.request("PUT", "/v1/kv/f%d" % (i % 1000), body='{"value":"x"}',
+                             headers={"Content-Type": "application/json"})
                 resp = conn.getresponse()
                 resp.read()
                 if resp.status == 200:

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # HTTP load benchmark: raftd single-node and three-node, and etcd 3.4 (Debian
 # etcd-server, its /v3/kv/put JSON gateway) as a reference, with the same
-# client (wrk), connections and value size, in the same run.
+# client (wrk), connections and value size, in the same run; then raftd with
+# HTTPS and a bearer token against plain HTTP, alternating (A B A B), as
+# ratios of the medians.
 #   scripts/http-bench.sh [BUILD_DIR]
 # Environment: BENCH_SECONDS (10), VALUE_BYTES (100), CONNECTIONS ("64 1"),
-# BENCH_DIR (data dirs; default inside the build dir, on the real disk).
+# BENCH_DIR (data dirs; default inside the build dir, on the real disk),
+# TRICKLE_SECONDS (3: each round of scripts/trickle-bench.py).
 # Installs wrk and etcd-server if missing (bench only; not test dependencies).
 set -euo pipefail
 build=${1:-build}
@@ -30,22 +33,27 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
 
-wait_http() {  # url
-  for _ in $(seq 1 300); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
+wait_http() {  # url [curl options...]
+  # shellcheck disable=SC2086
+  for _ in $(seq 1 300); do curl -fsS -o /dev/null $1 2>/dev/null && return 0; sleep 0.1; done
   echo "timed out waiting for $1" >&2; return 1
 }
 
-# One wrk run; prints a markdown table row.
+# wrk's "1.23ms" / "456.00us" / "1.2s" in microseconds.
+to_us() { awk -v t="$1" 'BEGIN { n = t + 0; if (t ~ /us$/) print n; else if (t ~ /ms$/) print n * 1000; else print n * 1e6 }'; }
+
+# One wrk run; prints a markdown table row and sets RPS and P50_US.
 run_wrk() {  # label url lua conns
   local label=$1 url=$2 lua=$3 conns=$4 threads=2 out
   [ "$conns" -lt 2 ] && threads=1
   out=$(wrk -t"$threads" -c"$conns" -d"${seconds}s" --latency -s "$lua" "$url")
-  local rps p50 p99 non2xx
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  local p50 p99 non2xx
+  RPS=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-  echo "| $label | $conns | ${rps} | ${p50} | ${p99} | ${non2xx:-0} |"
+  P50_US=$(to_us "$p50")
+  echo "| $label | $conns | ${RPS} | ${p50} | ${p99} | ${non2xx:-0} |"
 }
 
 echo "| target | connections | PUT req/s | p50 | p99 | non-2xx |"
@@ -75,3 +83,44 @@ for p in "${pids[@]: -3}"; do kill -TERM "$p" 2>/dev/null || true; done
   --log-level error >"$dir/etcd.log" 2>&1 & pids+=($!)
 wait_http http://127.0.0.1:12379/health
 for c in $connections; do run_wrk "etcd 3.4 1 node" http://127.0.0.1:12379 "$here/bench/etcd_put.lua" "$c"; done
+kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || true
+
+# raftd 1 node, HTTPS + bearer token (B) against plain HTTP (A): both nodes
+# up at once, runs alternating A B A B per connection count.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+  -keyout "$dir/key.pem" -out "$dir/cert.pem" -subj /CN=raftd-bench \
+  -addext 'subjectAltName=IP:127.0.0.1' 2>/dev/null
+token=$(openssl rand -hex 32)
+(umask 077; printf 'write %s\n' "$token" >"$dir/tokens")
+"$raftd" --data-dir "$dir/plain" --http 127.0.0.1:18180 --raft 127.0.0.1:17180 --log-level warn \
+  2>"$dir/plain.log" & pids+=($!)
+"$raftd" --data-dir "$dir/secure" --http 127.0.0.1:18181 --raft 127.0.0.1:17181 --log-level warn \
+  --http-cert "$dir/cert.pem" --http-key "$dir/key.pem" --auth-tokens "$dir/tokens" \
+  2>"$dir/secure.log" & pids+=($!)
+wait_http http://127.0.0.1:18180/readyz
+wait_http "https://127.0.0.1:18181/readyz --cacert $dir/cert.pem"
+echo
+echo "| raftd 1 node | connections | PUT req/s | p50 | p99 | non-2xx |"
+echo "|---|---|---|---|---|---|"
+summary=()
+for c in $connections; do
+  a_rps=(); a_p50=(); b_rps=(); b_p50=()
+  for _ in 1 2; do
+    run_wrk "plain HTTP" http://127.0.0.1:18180 "$here/bench/raftd_put.lua" "$c"
+    a_rps+=("$RPS"); a_p50+=("$P50_US")
+    TOKEN=$token run_wrk "HTTPS + token" https://127.0.0.1:18181 "$here/bench/raftd_put.lua" "$c"
+    b_rps+=("$RPS"); b_p50+=("$P50_US")
+  done
+  summary+=("$(awk -v c="$c" -v ar="${a_rps[*]}" -v br="${b_rps[*]}" -v ap="${a_p50[*]}" -v bp="${b_p50[*]}" '
+    function mid(s,   a, n) { n = split(s, a, " "); return (a[1] + a[n]) / 2 }  # median of two
+    BEGIN { printf "| %s | %.3f | %.3f |", c, mid(br) / mid(ar), mid(bp) / mid(ap) }')")
+done
+echo
+echo "| connections | HTTPS+token / plain: req/s | HTTPS+token / plain: p50 |"
+echo "|---|---|---|"
+printf '%s\n' "${summary[@]}"
+for p in "${pids[@]: -2}"; do kill -TERM "$p" 2>/dev/null || true; done
+
+# A normal client's PUT latency while 1,000 connections trickle headers.
+echo
+BENCH_DIR="$parent" python3 "$here/trickle-bench.py" "$raftd" --rounds 2 --seconds "${TRICKLE_SECONDS:-3}"

@@ -1,7 +1,8 @@
 // raft-bench — what does Raft cost over the WAL alone?
 //
 //   raft-bench --dir D --seconds S --record-bytes B --outstanding 1,16,256
-//              --mode wal|single|cluster3|all [--snapshot-every N] [--rounds R]
+//              --mode wal|single|cluster3|cluster3-tls|all [--snapshot-every N]
+//              [--rounds R] [--tls-dir T]
 //
 // Closed loop: K operations in flight, each completion submits the next.
 //   wal       the WAL alone (keel::wal::Wal::append, completion on fsync):
@@ -9,7 +10,12 @@
 //   single    a single-node keel::Node: propose -> durable -> committed ->
 //             applied -> the callback (what a user's future sees)
 //   cluster3  three nodes in this process on loopback TCP, each with its
-//             own data dir; proposals go to the leader
+//             own data dir; proposals go to the leader (with --tls-dir: over
+//             mutual TLS, with T/ca.crt and T/memberN.crt/.key for node N, as
+//             scripts/make-peer-certs.sh T 1 2 3 makes them)
+//   cluster3-tls  cluster3 in plain TCP and in mutual TLS interleaved per K
+//             (needs --tls-dir): R rounds of S/R seconds each, alternating
+//             which goes first, pooled per mode, then their ratios
 //   all       wal and single interleaved per K (fair ratio on a noisy
 //             machine): R rounds of S/R seconds each, alternating which
 //             goes first, latencies and counts pooled per mode; then the
@@ -32,6 +38,7 @@
 #include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -68,6 +75,7 @@ struct Options {
     std::string mode = "all";
     std::uint64_t snapshot_every = 0;
     int rounds = 3;
+    std::string tls_dir;
 };
 
 // ---- the closed loop ----------------------------------------------------------
@@ -138,7 +146,9 @@ private:
                 std::lock_guard lock(mu_);
                 --in_flight_;
                 if (!ok) ++failures_;
-                if (now >= measure_from_ && start >= measure_from_) {
+                // Only what succeeded counts: a leader that lost its
+                // leadership fails proposals at once, which is no throughput.
+                if (ok && now >= measure_from_ && start >= measure_from_) {
                     latencies_.push_back(
                         std::chrono::duration<double, std::micro>(now - start).count());
                     ++completed_in_window_;
@@ -301,17 +311,30 @@ std::uint16_t free_port() {
     return ntohs(a.sin_port);
 }
 
-LoopResult run_cluster3(const Options& o, int k) {
+LoopResult run_cluster3(const Options& o, int k, double seconds, bool tls) {
     const std::string base = fresh_dir(o, "cluster3-" + std::to_string(k));
     std::vector<keel::MemberSpec> members;
     for (keel::NodeId id = 1; id <= 3; ++id)
         members.push_back({id, "127.0.0.1:" + std::to_string(free_port()), "", true});
     std::vector<std::unique_ptr<keel::Node>> nodes;
+    std::random_device random;
+    std::string cluster_id;
+    while (cluster_id.size() < 32) cluster_id += "0123456789abcdef"[random() % 16];
     for (const auto& m : members) {
         keel::NodeOptions n = node_options(o, base + "/node-" + std::to_string(m.id));
         n.id = m.id;
         n.listen_address = m.raft_address;
         n.initial_members = members;
+        n.cluster_id = cluster_id;
+        // Steady state is what is measured: on a loaded machine a stall of
+        // a few hundred ms must not start an election mid-run (proposals
+        // would fail until a new leader is found, by another node).
+        n.election_timeout_min_ms = 1000;
+        n.election_timeout_max_ms = 2000;
+        if (tls) {
+            const std::string member = o.tls_dir + "/member" + std::to_string(m.id);
+            n.peer_tls = {member + ".crt", member + ".key", o.tls_dir + "/ca.crt"};
+        }
         auto node = keel::Node::open(n, std::make_shared<CountingStateMachine>());
         if (!node.ok()) die("node open: " + node.status().to_string());
         nodes.push_back(std::move(node.value()));
@@ -326,7 +349,7 @@ LoopResult run_cluster3(const Options& o, int k) {
     }
     if (!leader) die("cluster3: no leader elected within 10 s");
     ClosedLoop loop(propose_op(*leader, o.record_bytes));
-    LoopResult r = loop.run(k, o.seconds);
+    LoopResult r = loop.run(k, seconds);
     const keel::NodeStatus st = leader->status();
     r.records = st.wal.records;
     r.fsyncs = st.wal.fsyncs;
@@ -334,6 +357,40 @@ LoopResult run_cluster3(const Options& o, int k) {
     nodes.clear();
     std::filesystem::remove_all(base);
     return r;
+}
+
+// cluster3 in plain TCP and in mutual TLS, interleaved as in --mode all;
+// then the ratios (TLS / plain) of throughput and latencies.
+void compare_tls(const Options& o, int k) {
+    LoopResult plain, tls;
+    const double each = o.seconds / o.rounds;
+    for (int round = 0; round < o.rounds; ++round) {
+        if (round % 2 == 0) {
+            plain.add(run_cluster3(o, k, each, false));
+            tls.add(run_cluster3(o, k, each, true));
+        } else {
+            tls.add(run_cluster3(o, k, each, true));
+            plain.add(run_cluster3(o, k, each, false));
+        }
+    }
+    auto ops = [](const LoopResult& r) {
+        return r.seconds > 0 ? static_cast<double>(r.ops) / r.seconds : 0;
+    };
+    auto ratio = [](double a, double b) { return b > 0 ? a / b : 0; };
+    const double p50_ratio =
+        ratio(percentile(tls.latencies_us, 0.50), percentile(plain.latencies_us, 0.50));
+    const double p99_ratio =
+        ratio(percentile(tls.latencies_us, 0.99), percentile(plain.latencies_us, 0.99));
+    const double ops_ratio = ratio(ops(tls), ops(plain));
+    report("cluster3", k, o, std::move(plain));
+    report("cluster3_tls", k, o, std::move(tls));
+    print({{"bench", "raft"},
+           {"compare", "cluster3_tls/cluster3"},
+           {"outstanding", k},
+           {"rounds", o.rounds},
+           {"ops_ratio", ops_ratio},
+           {"p50_ratio", p50_ratio},
+           {"p99_ratio", p99_ratio}});
 }
 
 double cpu_seconds() {
@@ -393,11 +450,13 @@ Options parse(int argc, char** argv) {
             o.snapshot_every = std::stoull(value());
         else if (a == "--rounds")
             o.rounds = std::stoi(value());
+        else if (a == "--tls-dir")
+            o.tls_dir = value();
         else if (a == "--help" || a == "-h") {
             std::printf(
                 "raft-bench --dir D [--seconds S] [--record-bytes B] [--outstanding 1,16,256]\n"
-                "           [--mode wal|single|cluster3|all] [--snapshot-every N] "
-                "[--rounds R]\n");
+                "           [--mode wal|single|cluster3|cluster3-tls|all] [--snapshot-every N]\n"
+                "           [--rounds R] [--tls-dir T]\n");
             std::exit(0);
         } else {
             die("unknown argument " + a + " (see --help)");
@@ -408,8 +467,11 @@ Options parse(int argc, char** argv) {
     if (o.rounds < 1 || o.rounds > 100) die("--rounds must be in [1, 100]");
     for (int k : o.outstanding)
         if (k < 1) die("--outstanding values must be >= 1");
-    if (o.mode != "wal" && o.mode != "single" && o.mode != "cluster3" && o.mode != "all")
-        die("--mode must be wal, single, cluster3 or all");
+    if (o.mode != "wal" && o.mode != "single" && o.mode != "cluster3" && o.mode != "cluster3-tls" &&
+        o.mode != "all")
+        die("--mode must be wal, single, cluster3, cluster3-tls or all");
+    if (o.mode == "cluster3-tls" && o.tls_dir.empty())
+        die("--mode cluster3-tls needs --tls-dir (scripts/make-peer-certs.sh DIR 1 2 3)");
     return o;
 }
 
@@ -438,7 +500,10 @@ int main(int argc, char** argv) {
         }
         if (o.mode == "wal") report("wal", k, o, run_wal(o, k, o.seconds));
         if (o.mode == "single") report("single", k, o, run_single(o, k, o.seconds));
-        if (o.mode == "cluster3") report("cluster3", k, o, run_cluster3(o, k));
+        if (o.mode == "cluster3")
+            report(o.tls_dir.empty() ? "cluster3" : "cluster3_tls", k, o,
+                   run_cluster3(o, k, o.seconds, !o.tls_dir.empty()));
+        if (o.mode == "cluster3-tls") compare_tls(o, k);
     }
     if (o.mode == "all") run_idle(o);
     return 0;

@@ -13,7 +13,13 @@
 //      alone may be persisted lazily.
 //   3. If `entries` is non-empty: truncate the stored log after
 //      entries.front().index - 1 (when it goes that far) and append them,
-//      asynchronously; when durable call Core::on_persisted(last.index, last.term).
+//      asynchronously, after every write of earlier batches; once durable
+//      call Core::on_persisted(write_id).  Writes must become durable in the
+//      order they were taken, the truncation before the append (a WAL
+//      does that).  Report by write_id, never by the last entry's
+//      (index, term): after a truncation and a re-append the log can hold
+//      the same (index, term) from two writes, and only the second vouches
+//      for what the log holds now.
 //   4. Send `messages` at once (a leader replicates in parallel with its
 //      own append).  Send `messages_after_persist` only once step 3 is
 //      durable — and every append of earlier batches too, even when this
@@ -71,6 +77,7 @@ struct Actions {
     std::optional<HardState> hard_state;
     std::optional<SnapshotMeta> snapshot;         // a snapshot from the leader to install
     std::vector<Entry> entries;                   // to append to stable storage
+    WriteId write_id = 0;                         // names that write (0 if none): on_persisted
     std::vector<Message> messages;                // send now
     std::vector<Message> messages_after_persist;  // send once `entries`/hard state are durable
     std::vector<Entry> committed_entries;         // to apply, in order
@@ -86,9 +93,9 @@ struct Actions {
     bool snapshot_wanted = false;
 
     bool empty() const {
-        return !soft_state && !hard_state && !snapshot && entries.empty() && messages.empty() &&
-               messages_after_persist.empty() && committed_entries.empty() && read_states.empty() &&
-               read_failures.empty() && !configuration && !snapshot_wanted;
+        return !soft_state && !hard_state && !snapshot && entries.empty() && write_id == 0 &&
+               messages.empty() && messages_after_persist.empty() && committed_entries.empty() &&
+               read_states.empty() && read_failures.empty() && !configuration && !snapshot_wanted;
     }
 };
 

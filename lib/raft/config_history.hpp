@@ -44,6 +44,15 @@ public:
     }
     const Configuration& latest() const { return history_.back().second; }
     Index latest_index() const { return history_.back().first; }
+    // Whether `id` is a voter of the configuration in effect at `index` or
+    // of any configuration entry after it.
+    bool voter_at_or_after(Index index, NodeId id) const {
+        for (auto it = history_.rbegin(); it != history_.rend(); ++it) {
+            if (it->second.is_voter(id)) return true;
+            if (it->first <= index) break;
+        }
+        return false;
+    }
     // REQUIRES: index >= the base's index.
     const Configuration& at(Index index) const {
         KEEL_ASSERT(index >= history_.front().first, "configuration at a compacted index");

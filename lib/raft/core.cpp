@@ -310,9 +310,9 @@ Status Core::transfer_leadership(NodeId target) {
     return s_->transfer_leadership(target);
 }
 
-void Core::on_persisted(Index index, Term term) {
+void Core::on_persisted(WriteId write) {
     State& s = *s_;
-    if (s.log.persisted_to(index, term) && s.role == Role::leader) {
+    if (s.log.persisted_to(write) && s.role == Role::leader) {
         if (s.log.persisted() >= s.term_start_index) s.term_durable = true;
         // The leader's own durable append counts toward the quorum only now.
         s.maybe_commit();
@@ -364,7 +364,7 @@ void Core::take_actions(Actions& a) {
         a.soft_state = s.reported_soft_state = ss;
     }
     a.snapshot = std::exchange(s.snapshot_to_install, std::nullopt);
-    s.log.take_unstable(a.entries);
+    a.write_id = s.log.take_unstable(a.entries);
     if (HardState hs = s.hard_state(); hs != s.reported_hard_state) {
         KEEL_ASSERT(hs.term >= s.reported_hard_state.term, "term never decreases");
         a.hard_state = s.reported_hard_state = hs;

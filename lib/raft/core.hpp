@@ -146,9 +146,12 @@ public:
     Status transfer_leadership(NodeId target);
 
     // ---- acknowledgements from the runtime --------------------------------
-    // Entries up to `index` (whose entry has `term`) are durable.  Ignored if
-    // the entry at `index` no longer has `term` (it was truncated meanwhile).
-    void on_persisted(Index index, Term term);
+    // The write Actions::write_id == `write` is durable, and so is every
+    // write taken before it (writes become durable in the order they were
+    // taken).  It vouches for the entries it wrote that no later truncation
+    // or snapshot install has replaced in the log since; a repeated or older
+    // report is ignored.  REQUIRES: `write` was taken from this Core.
+    void on_persisted(WriteId write);
     // The state machine has applied everything up to `index`.
     void on_applied(Index index);
     // The state machine took a snapshot at `index` (<= applied).  Returns its

@@ -19,16 +19,20 @@ bool Core::State::single_voter() const {
 }
 
 // A voter of the effective configuration campaigns; so does a node that an
-// *uncommitted* configuration entry removes, as long as it is a voter of the
-// last committed configuration it knows.  Without that, a leader that
-// appended its own removal and then lost its quorum could hold the most
-// up-to-date log, refuse to campaign, and refuse its vote to every other
-// voter (whose configuration still counts it): no leader ever again.  Such a
-// candidate needs a majority of the *effective* configuration, which does
-// not count itself, so this is safe; once elected it commits its removal and
-// steps down.
+// *uncommitted* configuration entry removes, as long as it is a voter of
+// some configuration that may be the committed one: the one in effect at
+// the commit index it knows, or any later one in its log.  Without that, a
+// leader that appended its own removal and then lost its quorum could hold
+// the most up-to-date log, refuse to campaign, and refuse its vote to every
+// other voter (whose configuration still counts it): no leader ever again.
+// Its own commit index may lag the cluster's: the runtime saves it lazily,
+// and a node restarted from an old one may find itself a learner there
+// although the entry promoting it was committed (seed 3023 of `keel_sim
+// --nodes 1 --membership --no-lease-reads`).  Such a candidate needs a
+// majority of the *effective* configuration, which does not count itself,
+// so this is safe; once elected it commits its removal and steps down.
 bool Core::State::may_campaign() const {
-    return is_voter() || configs.at(log.committed()).is_voter(opt.id);
+    return configs.voter_at_or_after(log.committed(), opt.id);
 }
 
 void Core::State::tick() {

@@ -72,6 +72,7 @@ Index RaftLog::merge(const std::vector<Entry>& entries) {
             entries_.resize(e.index - prev_index_ - 1);
             persisted_ = std::min(persisted_, e.index - 1);
             unstable_ = std::min(unstable_, e.index);
+            writes_vouch_to_at_most(e.index - 1);
             if (truncated_at == 0) truncated_at = e.index;
         }
         append(e);
@@ -106,10 +107,25 @@ void RaftLog::commit_to(Index index) {
     committed_ = index;
 }
 
-bool RaftLog::persisted_to(Index index, Term term) {
-    if (index <= persisted_ || !matches(index, term) || index >= unstable_) return false;
-    persisted_ = index;
+bool RaftLog::persisted_to(WriteId write) {
+    KEEL_ASSERT(write <= last_write_, "a durability report for a write never handed out");
+    // Writes become durable in the order they were handed out, each on top
+    // of the ones before it: the disk now holds what the latest of them left,
+    // which agrees with this log up to that write's vouches_to.
+    std::optional<Index> durable;
+    while (!pending_writes_.empty() && pending_writes_.front().id <= write) {
+        durable = pending_writes_.front().vouches_to;
+        pending_writes_.pop_front();
+    }
+    if (!durable || *durable <= persisted_) return false;
+    KEEL_ASSERT(*durable <= last_index() && *durable < unstable_,
+                "a write vouches only for entries it handed out");
+    persisted_ = *durable;
     return true;
+}
+
+void RaftLog::writes_vouch_to_at_most(Index index) {
+    for (PendingWrite& w : pending_writes_) w.vouches_to = std::min(w.vouches_to, index);
 }
 
 void RaftLog::applied_to(Index index) {
@@ -134,16 +150,13 @@ void RaftLog::take_committed(std::size_t max_bytes, std::vector<Entry>& out) {
     handed_ = out.back().index;
 }
 
-std::vector<Entry> RaftLog::take_unstable() {
-    std::vector<Entry> out;
-    take_unstable(out);
-    return out;
-}
-
-void RaftLog::take_unstable(std::vector<Entry>& out) {
-    if (last_index() >= unstable_) out.reserve(out.size() + (last_index() - unstable_ + 1));
+WriteId RaftLog::take_unstable(std::vector<Entry>& out) {
+    if (unstable_ > last_index()) return 0;
+    out.reserve(out.size() + (last_index() - unstable_ + 1));
     for (Index i = unstable_; i <= last_index(); ++i) out.push_back(at(i));
     unstable_ = last_index() + 1;
+    pending_writes_.push_back(PendingWrite{++last_write_, last_index()});
+    return last_write_;
 }
 
 void RaftLog::restore_snapshot(Index index, Term term) {
@@ -153,6 +166,9 @@ void RaftLog::restore_snapshot(Index index, Term term) {
     entries_.clear();
     committed_ = persisted_ = handed_ = applied_ = index;
     unstable_ = index + 1;
+    // The snapshot is durable as installed (Actions: step 1); the stored log
+    // is reset after it, so no earlier write vouches for anything beyond it.
+    writes_vouch_to_at_most(index);
     check_invariants();
 }
 

@@ -11,6 +11,16 @@
 //   unstable   — first index not yet handed to the runtime to persist
 // Invariants: prev_index <= applied <= handed <= committed <= last_index,
 //             handed <= persisted <= last_index, persisted < unstable.
+//
+// Durability is reported per write, never per (index, term).  Each batch
+// of entries handed out for persistence is one write, named by a WriteId
+// that grows by one per write.  A write's report vouches for the entries
+// it wrote only as far as no later truncation (or snapshot install) has
+// replaced them in this log since: a follower overwritten back and forth
+// by leaders of successive terms can hold the same (index, term) twice,
+// written by two writes with a truncation between them, and the report of
+// the first must not vouch for the second
+// (docs/decisions/0001-durability-report-ids.md).
 #pragma once
 
 #include <deque>
@@ -69,18 +79,23 @@ public:
     Index unstable() const { return unstable_; }
 
     void commit_to(Index index);
-    // Entries up to (index, term) are durable; false if ignored because the
-    // entry at index is gone or has another term (truncated meanwhile).
-    bool persisted_to(Index index, Term term);
+    // Write `write` and every earlier one are durable (REQUIRES: it was
+    // handed out).  Raises persisted to the last entry that write left in
+    // the log, as far as no later truncation has replaced it since (the
+    // disk as that write left it agrees with this log up to there); false
+    // if that raises nothing (an old or repeated report, or everything it
+    // wrote replaced meanwhile).
+    bool persisted_to(WriteId write);
     void applied_to(Index index);
     // Committed and durable entries not yet handed out, up to max_bytes
     // (at least one); marks them handed.
     std::vector<Entry> take_committed(std::size_t max_bytes);
     void take_committed(std::size_t max_bytes, std::vector<Entry>& out);  // appended to out
     bool has_committed_to_hand() const;
-    // Entries not yet handed to the runtime to persist; marks them handed.
-    std::vector<Entry> take_unstable();
-    void take_unstable(std::vector<Entry>& out);  // appended to out
+    // Appends to `out` the entries not yet handed to the runtime to persist,
+    // marks them handed and returns the id of that write (0 if there were
+    // none).
+    WriteId take_unstable(std::vector<Entry>& out);
     bool has_unstable() const { return unstable_ <= last_index(); }
     // After a snapshot install: everything up to index is committed, durable
     // and applied (the state machine was restored from the snapshot).
@@ -89,6 +104,17 @@ public:
     void restore_indexes(Index committed, Index applied);
 
 private:
+    // A write handed out and not yet reported durable.
+    struct PendingWrite {
+        WriteId id = 0;
+        // The last entry it wrote that this log still holds as written:
+        // its last entry, lowered by every truncation since.
+        Index vouches_to = 0;
+    };
+
+    // Entries after `index` were replaced (a truncation, a snapshot install):
+    // no write handed out so far vouches for them any more.
+    void writes_vouch_to_at_most(Index index);
     void check_invariants() const;
 
     Index prev_index_ = 0;
@@ -99,6 +125,9 @@ private:
     Index handed_ = 0;
     Index applied_ = 0;
     Index unstable_ = 1;
+    WriteId last_write_ = 0;
+    // Oldest first; as many as the runtime has writes in flight.
+    std::deque<PendingWrite> pending_writes_;
 };
 
 }  // namespace keel::raft

@@ -23,6 +23,9 @@ namespace keel::raft {
 using NodeId = std::uint64_t;
 using Term = std::uint64_t;
 using Index = std::uint64_t;
+// Names one write of log entries handed to the runtime (Actions::write_id):
+// 1, 2, 3, ... in the order the writes were handed out, per Core.
+using WriteId = std::uint64_t;
 
 // NodeId 0 means "nobody" (no vote cast, no known leader).
 inline constexpr NodeId kNoNode = 0;

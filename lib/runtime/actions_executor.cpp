@@ -89,26 +89,27 @@ void Replica::execute(raft::Actions& a) {
     // 2. Term and vote durable before any message of this batch leaves
     //    (Figure 2); a commit-only change is saved lazily (with the next
     //    term/vote change, or at stop).
+    //    Crash window: the metadata file is replaced at once, ahead of WAL
+    //    writes queued before it, so a crash may leave it over any completed
+    //    prefix of the queue (the last write torn).  The commit it records
+    //    is the core's min(commit, persisted): persisted counts only what
+    //    completed writes left in place (WriteTracker reports by write id),
+    //    and committed entries are never truncated, so every such prefix
+    //    holds the entries up to it.
+    //    Out of space, nothing of this batch or after leaves until it is
+    //    saved (persist_hard_state, send_messages).
     if (a.hard_state) {
-        const raft::HardState& hs = *a.hard_state;
-        if (hs.term != saved_hard_state_.term || hs.vote != saved_hard_state_.vote) {
-            if (Status s = log_->save_hard_state(hs); !s.ok()) return fail_stop(s);
-        }
-        saved_hard_state_ = hs;
+        persist_hard_state(*a.hard_state);
+        if (failed_) return;
     }
     // A new configuration takes effect when appended: peers change now.
     if (a.configuration) on_configuration(*a.configuration);
     // 3. Entries to the WAL, asynchronously (group commit).
-    if (!a.entries.empty()) persist_entries(std::move(a.entries));
+    if (!a.entries.empty()) persist_entries(std::move(a.entries), a.write_id);
     // 4. Messages: now, or once everything written so far is durable.
     if (!a.messages.empty()) send_messages(std::move(a.messages));
-    if (!a.messages_after_persist.empty()) {
-        if (in_flight_.empty()) {
-            send_messages(std::move(a.messages_after_persist));
-        } else {
-            after_persist_.emplace_back(write_seq_, std::move(a.messages_after_persist));
-        }
-    }
+    writes_.hold_until_durable(a.messages_after_persist);
+    if (!a.messages_after_persist.empty()) send_messages(std::move(a.messages_after_persist));
     // 5. Committed entries to the apply thread, with their waiters.
     if (!a.committed_entries.empty()) {
         ApplyItem item;
@@ -162,9 +163,16 @@ void Replica::on_soft_state(const raft::SoftState& ss) {
     }
 }
 
-void Replica::persist_entries(std::vector<raft::Entry> entries) {
-    const std::uint64_t seq = ++write_seq_;
-    in_flight_.push_back(InFlightWrite{seq, entries.back().index, entries.back().term});
+// Crash windows (LogStore::append queues a truncation of the conflicting
+// suffix, then the append, two WAL operations in that order):
+//   - before the truncation completes: the old suffix stands, as if this
+//     batch had never been taken (nothing of it was acknowledged);
+//   - between the truncation and the append: the log ends at the cut;
+//   - inside the append: a torn tail, a prefix of these entries survives.
+// In each the core has not counted any of them durable: only the
+// completion of this append (reported by `write`) vouches for them.
+void Replica::persist_entries(std::vector<raft::Entry> entries, raft::WriteId write) {
+    const std::uint64_t seq = writes_.appended(write);
     const std::uint64_t start = monotonic_ns();
     // A follower's I/O thread writes a small batch itself (on_message).
     const bool io_writes = ticker_wanted_ && handling_message() &&
@@ -199,24 +207,12 @@ void Replica::on_wal_write_done(std::uint64_t seq, const Status& st) {
 
 void Replica::on_wal_progress() {
     if (shut_down_ || failed_) return;
-    if (wal_failed_.load()) return fail_stop(Status(ErrorCode::failed, "WAL write failed"));
-    const std::uint64_t durable = durable_seq_.load();
-    std::optional<InFlightWrite> last;
-    while (!in_flight_.empty() && in_flight_.front().seq <= durable) {
-        if (in_flight_.front().index != 0) last = in_flight_.front();
-        in_flight_.pop_front();
+    if (wal_failed_.load()) {
+        const Status why = wal_->failure();
+        return fail_stop(why.ok() ? Status(ErrorCode::failed, "WAL write failed") : why);
     }
-    if (last) core_->on_persisted(last->index, last->term);
     std::vector<raft::Message> released;
-    while (!after_persist_.empty() && after_persist_.front().first <= durable) {
-        std::vector<raft::Message>& batch = after_persist_.front().second;
-        if (released.empty()) {
-            released = std::move(batch);
-        } else {
-            std::move(batch.begin(), batch.end(), std::back_inserter(released));
-        }
-        after_persist_.pop_front();
-    }
+    writes_.durable_through(durable_seq_.load(), *core_, released);
     coalesce_acknowledgements(released);
     if (!released.empty()) send_messages(std::move(released));
     run_core();
@@ -254,8 +250,7 @@ void Replica::install_snapshot(const raft::SnapshotMeta& meta) {
     // reconciles the old log against it).
     auto file = snapshots_->adopt(staged, meta);
     if (!file.ok()) return fail_stop(file.status());
-    const std::uint64_t seq = ++write_seq_;
-    in_flight_.push_back(InFlightWrite{seq, 0, 0});
+    const std::uint64_t seq = writes_.reset();
     Status s = log_->reset_after_snapshot(meta.index, meta.term,
                                           [this, seq](Status st) { on_wal_write_done(seq, st); });
     if (!s.ok()) return fail_stop(s);
@@ -308,6 +303,13 @@ void Replica::on_configuration(const raft::Configuration& config) {
 
 void Replica::send_messages(std::vector<raft::Message> messages) {
     if (!transport_) return;  // a lone node has nobody to talk to
+    if (hard_state_unsaved_) {
+        // They may rest on a term or vote not yet on disk: dropped (Raft
+        // retransmits); a snapshot being sent is reported as not sent.
+        for (const raft::Message& m : messages)
+            if (m.type == raft::MessageType::snapshot) core_->report_snapshot(m.to, false);
+        return;
+    }
     std::vector<raft::Message> plain;
     plain.reserve(messages.size());
     for (raft::Message& m : messages) {
@@ -386,7 +388,12 @@ void Replica::fail_stop(const Status& why) {
     set_ticker_needed(false);
     proposals_.fail_all(ErrorCode::failed, why.to_string(), 0);
     reads_.fail_all(ErrorCode::failed, why.to_string());
+    {
+        std::lock_guard lock(status_mu_);
+        status_.failure = why.to_string();
+    }
     publish_status();
+    if (options_.on_failure) options_.on_failure(why);
 }
 
 void Replica::shutdown_on_io() {
@@ -400,6 +407,7 @@ void Replica::shutdown_on_io() {
     shut_down_ = true;
     io_stopped_ = true;
     ticker_->stop();
+    no_space_ticker_->stop();
     if (transport_) transport_->stop();
     std::vector<InboxProposal> inbox;
     {

@@ -108,15 +108,21 @@ std::size_t ApplyWorker::apply_batch(std::deque<ApplyItem>& items) {
     if (hooks_.batch_begin) hooks_.batch_begin();
     for (ApplyItem& item : items) {
         entries += item.entries.size();
-        if (item.restore) {
+        if (broken_) {
+            refuse(item);
+        } else if (item.restore) {
             Status s = (*item.restore)(*sm_);
-            // A half-restored state machine cannot go on applying: fail-stop.
-            if (!s.ok()) hooks_.log(LogLevel::error, "snapshot restore failed: " + s.to_string());
-            KEEL_ASSERT(s.ok(), "restoring the state machine from a snapshot failed");
+            if (!s.ok()) {
+                // A half-restored state machine cannot go on applying.
+                hooks_.log(LogLevel::error, "snapshot restore failed: " + s.to_string());
+                broken_ = true;
+                if (hooks_.on_restore_failed) hooks_.on_restore_failed(s);
+                continue;
+            }
             applied_ = *item.restore_meta;
             last_snapshot_index_ = applied_.index;
         } else if (item.snapshot_request) {
-            maybe_snapshot(std::move(item.snapshot_request));
+            maybe_snapshot(std::move(item.snapshot_request), item.snapshot_again);
         } else if (item.automatic_snapshot) {
             maybe_snapshot({});
         } else if (item.task) {
@@ -219,8 +225,20 @@ void ApplyWorker::apply_entries(ApplyItem& item) {
         maybe_snapshot({});
 }
 
-void ApplyWorker::maybe_snapshot(std::function<void(Status)> requested) {
-    if (applied_.index == 0 || applied_.index == last_snapshot_index_) {
+void ApplyWorker::refuse(ApplyItem& item) {
+    for (ApplyWaiter& w : item.waiters) {
+        ProposeResult r;
+        r.status = Status(ErrorCode::failed, "the state machine failed to restore a snapshot");
+        r.index = w.index;
+        w.done(std::move(r));
+    }
+    if (item.snapshot_request)
+        item.snapshot_request(Status(ErrorCode::failed, "the state machine failed"));
+    if (item.task) item.task();  // the replica's own work (a commit), not an apply
+}
+
+void ApplyWorker::maybe_snapshot(std::function<void(Status)> requested, bool again) {
+    if (applied_.index == 0 || (applied_.index == last_snapshot_index_ && !again)) {
         if (requested) requested(Status::ok_status());  // nothing new to capture
         return;
     }

@@ -59,6 +59,9 @@ struct ApplyItem {
     // Instead of entries: take a snapshot unless one is in flight (the core
     // asked for one: raft::Actions::snapshot_wanted).
     bool automatic_snapshot = false;
+    // With snapshot_request: take one even if nothing was applied since the
+    // last (that one could not be written: the disk was full).
+    bool snapshot_again = false;
     // Instead of entries: run this on the apply thread, in queue order (the
     // replica's commit, handed over by a WAL flusher with more to write).
     std::function<void()> task;
@@ -73,6 +76,9 @@ public:
         // `done` (may be empty) must be called with the outcome.
         std::function<void(SnapshotFunction, raft::SnapshotMeta, std::function<void(Status)> done)>
             on_snapshot;
+        // StateMachine::restore failed (the state machine is half-way): no
+        // entry is applied after it, and waiters fail.  The replica fail-stops.
+        std::function<void(Status)> on_restore_failed;
         std::function<void(LogLevel, const std::string&)> log;
         // Around each batch of applies and proposal callbacks (may be empty):
         // lets the replica gather the proposals those callbacks submit into
@@ -124,7 +130,9 @@ private:
     // number of entries.
     std::size_t apply_batch(std::deque<ApplyItem>& items);
     void apply_entries(ApplyItem& item);
-    void maybe_snapshot(std::function<void(Status)> requested);
+    void maybe_snapshot(std::function<void(Status)> requested, bool again = false);
+    // After a failed restore: completes an item without applying it.
+    void refuse(ApplyItem& item);
 
     std::shared_ptr<StateMachine> sm_;
     const std::uint64_t snapshot_every_;
@@ -137,9 +145,9 @@ private:
     std::size_t queued_entries_ = 0;             // GUARDED_BY(mu_)
     std::atomic<std::size_t> queued_atomic_{0};  // mirrors queued_entries_
     std::atomic<std::uint64_t> entries_applied_{0};
-    bool stopping_ = false;                 // GUARDED_BY(mu_)
-    bool applying_ = false;                 // the apply thread is in a batch; GUARDED_BY(mu_)
-    bool inline_claimed_ = false;           // an inline apply is in progress; GUARDED_BY(mu_)
+    bool stopping_ = false;        // GUARDED_BY(mu_)
+    bool applying_ = false;        // the apply thread is in a batch; GUARDED_BY(mu_)
+    bool inline_claimed_ = false;  // an inline apply is in progress; GUARDED_BY(mu_)
     // Smoothed cost of one entry (apply and callbacks); starts pessimistic.
     std::atomic<std::uint64_t> apply_ns_per_entry_{2000};
 
@@ -149,6 +157,7 @@ private:
     raft::Index last_snapshot_index_ = 0;
     std::atomic<raft::Index> applied_index_{0};
     std::atomic<bool> snapshot_in_flight_{false};
+    bool broken_ = false;  // a restore failed: nothing is applied any more
     std::vector<CommittedEntry> batch_;
     std::vector<std::string> results_;
     std::thread thread_;

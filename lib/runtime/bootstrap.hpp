@@ -1,25 +1,40 @@
 // runtime/bootstrap.hpp — first start versus reopen.
 //
-// First start (the data dir holds no log record, no metadata and no
-// snapshot): a founding member writes the bootstrap configuration entry
-// (index 1) and the hard state before the core starts, so a crash during
-// bootstrap leaves either nothing (bootstrap again) or a complete start;
-// a joining node (NodeOptions::join) starts empty and waits for the leader.
+// Before opening anything, the data dir is checked (read only): the WAL's
+// metadata and segment headers, and every snapshot, whose trailer and data
+// are read against their checksums.  The snapshot to start from is the
+// newest one that is intact and that the log continues (the log's first
+// index is at most its index + 1); a newer damaged one is reported (logged,
+// counted in SnapshotStore::damaged()) and skipped.  A log compacted past
+// every usable snapshot is refused with an error naming the files: the
+// state before its first entry is gone.
 //
-// Reopen: the newest valid snapshot restores the state machine (on the
-// calling thread, before any keel thread exists), the log after it and the
-// hard state are read back, and the core re-commits and the runtime
-// re-applies the entries after the snapshot.  Every acknowledged entry was
-// durable in the log before it was acknowledged, so it is there again.
+// First start (the data dir holds no log record, no metadata and no
+// snapshot): a founding member writes a new cluster id (cluster_identity.hpp),
+// then the bootstrap configuration entry (index 1) and the hard state before
+// the core starts, so a crash during bootstrap leaves either nothing or an id
+// alone (bootstrap again, with that id) or a complete start; a joining node
+// (NodeOptions::join) starts empty and waits for the leader, from which it
+// learns the cluster id.
+//
+// Reopen: the chosen snapshot is made durable (it may have been in the page
+// cache only) and restores the state machine (on the calling thread, before
+// any keel thread exists), the log after it and the hard state are read
+// back, and the core re-commits and the runtime re-applies the entries
+// after the snapshot.  Every acknowledged entry was durable in the log
+// before it was acknowledged, so it is there again.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
 
 #include "keel/options.hpp"
 #include "keel/state_machine.hpp"
 #include "raft/core.hpp"
 #include "runtime/log_store.hpp"
 #include "runtime/snapshot_store.hpp"
+#include "transport/cluster_id.hpp"
 
 namespace keel::runtime {
 
@@ -29,12 +44,17 @@ struct Recovered {
     raft::RestoredState state;
     raft::SnapshotMeta applied;  // what the state machine reflects now
     bool first_start = false;
+    // Unset only for a joiner that has not heard from its cluster yet.
+    transport::ClusterId cluster_id;
 };
 
-Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine& sm,
-                                       const wal::Options& wal_options);
+using LogFunction = std::function<void(LogLevel, const std::string&)>;
 
-// mkdir -p
+// wal_options.fs (null: the POSIX file system) holds the snapshots too.
+Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine& sm,
+                                       const wal::Options& wal_options, const LogFunction& log);
+
+// mkdir -p, each new directory 0700.
 Status create_directories(const std::string& path);
 
 }  // namespace keel::runtime

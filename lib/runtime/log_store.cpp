@@ -18,11 +18,13 @@ wal::Record to_record(raft::Entry&& e) {
     return r;
 }
 
-Result<raft::Entry> to_entry(wal::Record&& r) {
+Result<raft::Entry> to_entry(wal::Record&& r, const std::string& dir) {
     if (r.type < static_cast<std::uint16_t>(raft::EntryType::normal) ||
         r.type > static_cast<std::uint16_t>(raft::EntryType::config))
-        return Status(ErrorCode::corruption,
-                      "log record " + std::to_string(r.index) + " has unknown entry type");
+        return Status(ErrorCode::corruption, "log record " + std::to_string(r.index) + " in " +
+                                                 dir + " has an unknown entry type " +
+                                                 std::to_string(r.type) +
+                                                 " (waldump shows where it lies)");
     raft::Entry e;
     e.index = r.index;
     e.term = r.term;
@@ -49,21 +51,27 @@ raft::HardState LogStore::hard_state() const {
     return raft::HardState{meta_.term, meta_.vote, meta_.commit};
 }
 
+Result<bool> LogStore::replaced_by_snapshot(raft::Index index, raft::Term term) const {
+    if (index == 0 || index < wal_->first_index() || index > wal_->last_index()) return false;
+    auto t = wal_->term_at(index);
+    if (!t.ok()) return t.status();
+    return t.value() != term;
+}
+
 Result<std::vector<raft::Entry>> LogStore::entries_after(raft::Index snapshot_index,
                                                          raft::Term snapshot_term) const {
     std::vector<raft::Entry> out;
     const std::uint64_t first = wal_->first_index();
     const std::uint64_t last = wal_->last_index();
     if (last < first) return out;  // empty log
-    if (snapshot_index != 0 && snapshot_index >= first && snapshot_index <= last) {
-        auto t = wal_->term_at(snapshot_index);
-        if (!t.ok()) return t.status();
-        if (t.value() != snapshot_term) return out;  // an old log the snapshot replaced
-    }
-    if (snapshot_index != 0 && first > snapshot_index + 1) {
-        return Status(ErrorCode::corruption, "the log starts at " + std::to_string(first) +
-                                                 ", after the snapshot at " +
-                                                 std::to_string(snapshot_index) + " + 1");
+    auto replaced = replaced_by_snapshot(snapshot_index, snapshot_term);
+    if (!replaced.ok()) return replaced.status();
+    if (replaced.value()) return out;  // an old log the snapshot replaced
+    if (first > snapshot_index + 1) {
+        return Status(ErrorCode::corruption,
+                      "the log in " + wal_->dir() + " starts at index " + std::to_string(first) +
+                          ", but the state it continues ends at index " +
+                          std::to_string(snapshot_index) + " (a snapshot is missing)");
     }
     std::uint64_t from = std::max(first, snapshot_index + 1);
     while (from <= last) {
@@ -71,7 +79,7 @@ Result<std::vector<raft::Entry>> LogStore::entries_after(raft::Index snapshot_in
         if (!records.ok()) return records.status();
         if (records.value().empty()) break;
         for (wal::Record& r : records.value()) {
-            auto e = to_entry(std::move(r));
+            auto e = to_entry(std::move(r), wal_->dir());
             if (!e.ok()) return e.status();
             out.push_back(std::move(e.value()));
         }
@@ -115,8 +123,15 @@ Status LogStore::reset_after_snapshot(raft::Index index, raft::Term term, wal::W
     m.snapshot_index = index;
     m.snapshot_term = term;
     m.commit = std::max(m.commit, index);
-    if (Status s = wal_->save_metadata(m); !s.ok()) return s;
-    meta_ = std::move(m);
+    // The snapshot marker and the commit index are for the record only (a
+    // restart takes the snapshot from its file and the commit index is
+    // clamped to it): out of space, go on without them; the reset's own
+    // metadata writes wait for space (wal::Wal::no_space()).
+    if (Status s = wal_->save_metadata(m); s.ok()) {
+        meta_ = std::move(m);
+    } else if (s.code() != ErrorCode::no_space) {
+        return s;
+    }
     return wal_->reset(index + 1, std::move(done));
 }
 

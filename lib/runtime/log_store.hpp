@@ -8,6 +8,11 @@
 // Crash windows handled here:
 //   - truncate_after() for a conflicting suffix is ordered by the WAL with
 //     later appends, so "truncate then append" needs no wait;
+//   - save_hard_state() is durable on return but not ordered with the WAL's
+//     queue: it can land before appends and truncations queued ahead of it.
+//     The commit index it records must be covered by completed writes alone
+//     (the core hands out min(commit, persisted), by write id: see
+//     raft/log.hpp), never by writes still queued;
 //   - reset() (snapshot installed from the leader) is called only after the
 //     snapshot file is published, so a crash in between leaves a snapshot
 //     plus an old log, which recover() reconciles (entries not matching
@@ -46,6 +51,9 @@ public:
     // log holds that index with another term, nothing after it is valid.
     Result<std::vector<raft::Entry>> entries_after(raft::Index snapshot_index,
                                                    raft::Term snapshot_term) const;
+    // Whether the log holds `index` with another term than `term`: an old
+    // log that a snapshot at (index, term) replaced.
+    Result<bool> replaced_by_snapshot(raft::Index index, raft::Term term) const;
 
     // ---- writes (under the core lock) ----
     // Appends `entries`, first truncating a conflicting suffix when
@@ -56,6 +64,9 @@ public:
     Status append(std::vector<raft::Entry>& entries, wal::Wal::Writer writer,
                   wal::Wal::Callback done);
     // Durable before returning (term/vote changes must be, Figure 2).
+    // no_space (nothing saved) when the disk has no room for the metadata
+    // file: the caller must not act on the new term or vote until a later
+    // call succeeds.
     Status save_hard_state(const raft::HardState& hs);
     // Drops the whole log: the next append is at snapshot.index + 1.
     Status reset_after_snapshot(raft::Index index, raft::Term term, wal::Wal::Callback done);
@@ -64,7 +75,10 @@ public:
     // ---- compaction (background thread) ----
     // Drops records up to `index` if no reset happened since `generation`,
     // and only once that deletes at least one segment file (until then the
-    // records stay; every reader skips what a snapshot covers).
+    // records stay; every reader skips what a snapshot covers).  The runtime
+    // passes the older kept snapshot's index (SnapshotStore::fallback_index),
+    // so that a restart can fall back to it.  no_space (nothing changed)
+    // when the metadata update finds no room.
     Status compact_through(raft::Index index, std::uint64_t generation);
 
     wal::Wal& wal() { return *wal_; }

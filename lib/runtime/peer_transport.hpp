@@ -9,10 +9,12 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "keel/status.hpp"
 #include "raft/types.hpp"
+#include "transport/cluster_id.hpp"
 
 namespace keel::runtime {
 
@@ -25,6 +27,13 @@ public:
         std::function<void(raft::Message message, std::string path)> on_snapshot;
         std::function<void(raft::NodeId)> on_unreachable;
         std::function<void(raft::NodeId, bool ok)> on_snapshot_sent;
+        // Something a peer sent refused before Raft saw it: `reason` is the
+        // metrics label, `detail` the log line.
+        std::function<void(std::string_view reason, std::string_view detail)> on_rejected;
+        // A joiner without a cluster id: persist the one in the first valid
+        // hello (from node `from`) before returning ok; nothing from that
+        // connection is delivered before.
+        std::function<Status(const transport::ClusterId& id, raft::NodeId from)> on_cluster_id;
     };
 
     virtual ~PeerTransport() = default;

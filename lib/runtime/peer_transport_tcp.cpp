@@ -1,16 +1,15 @@
 // The TCP transport for replicas: a thin adapter from PeerTransport to
-// keel::transport::TcpTransport (lib/transport/).
+// keel::transport::TcpTransport (lib/transport/), with mutual TLS when
+// NodeOptions::peer_tls is set.
 #include <boost/asio/io_context.hpp>
 
 #include "runtime/replica.hpp"
 #include "transport/tcp_transport.hpp"
+#include "transport/tls.hpp"
 
 namespace keel::runtime {
 
 namespace {
-
-// Members of one keel cluster share this id in their hello frames.
-constexpr std::uint64_t k_cluster_id = 0x6b65656c;  // "keel"
 
 class TcpPeerTransport final : public PeerTransport {
 public:
@@ -44,10 +43,18 @@ private:
 
 TransportFactory default_transport_factory() {
     return [](boost::asio::io_context& io, const NodeOptions& options,
+              const transport::ClusterId& cluster_id,
               PeerTransport::Handlers h) -> Result<std::unique_ptr<PeerTransport>> {
         transport::TcpTransportOptions o;
         o.self = options.id;
-        o.cluster_id = k_cluster_id;
+        o.cluster_id = cluster_id;
+        if (options.peer_tls.enabled()) {
+            auto tls = transport::TlsContext::load(transport::TlsFiles{
+                options.peer_tls.cert_file, options.peer_tls.key_file, options.peer_tls.ca_file});
+            if (!tls.ok())
+                return Status(tls.status().code(), "peer TLS: " + tls.status().message());
+            o.tls = std::move(tls.value());
+        }
         o.listen_address = options.listen_address;
         o.staging_dir = options.data_dir + "/snapshots/incoming";
         o.jitter_seed = options.id;
@@ -56,12 +63,19 @@ TransportFactory default_transport_factory() {
         th.on_snapshot = std::move(h.on_snapshot);
         th.on_unreachable = std::move(h.on_unreachable);
         th.on_snapshot_sent = std::move(h.on_snapshot_sent);
+        th.on_rejected = [f = std::move(h.on_rejected)](transport::Rejection reason,
+                                                        std::string_view detail) {
+            if (f) f(transport::rejection_name(reason), detail);
+        };
+        th.on_cluster_id = std::move(h.on_cluster_id);
         auto logger = options.logger;
         th.log = [logger, id = options.id](transport::LogLevel level, std::string_view what) {
-            // Refused connects while peers start or stop are routine: info, not warn.
-            const LogLevel l = level == transport::LogLevel::warning ? LogLevel::info
-                               : level == transport::LogLevel::info  ? LogLevel::info
-                                                                     : LogLevel::debug;
+            // Refused connects while peers start or stop are routine: info,
+            // not warn.  Errors are for the operator (a certificate refused).
+            const LogLevel l = level == transport::LogLevel::error     ? LogLevel::warn
+                               : level == transport::LogLevel::warning ? LogLevel::info
+                               : level == transport::LogLevel::info    ? LogLevel::info
+                                                                       : LogLevel::debug;
             if (logger) logger(l, "transport: " + std::string(what));
             (void)id;
         };

@@ -12,8 +12,11 @@
 #include <cstdio>
 #include <future>
 
+#include "keel/wal/wal.hpp"
+
 #include "runtime/bootstrap.hpp"
 #include "runtime/member_context.hpp"
+#include "runtime/peer_security.hpp"
 
 namespace keel::runtime {
 
@@ -101,11 +104,12 @@ raft::Options core_options(const NodeOptions& o) {
 }  // namespace
 
 Result<std::unique_ptr<Node>> Replica::open(const NodeOptions& options,
-                                            std::shared_ptr<StateMachine> state_machine) {
+                                            std::shared_ptr<StateMachine> state_machine,
+                                            wal::FileSystem* fs) {
     if (Status s = validate(options); !s.ok()) return s;
     if (!state_machine) return Status(ErrorCode::invalid_argument, "state machine is null");
     std::unique_ptr<Replica> r(new Replica(options, std::move(state_machine)));
-    if (Status s = r->start(default_transport_factory()); !s.ok()) return s;
+    if (Status s = r->start(default_transport_factory(), fs); !s.ok()) return s;
     // A lone voter elects itself at once but refuses proposals (busy) until
     // its first entry of the new term is durable (raft/core: its own vote
     // must be on disk first).  Wait for that one fsync here, so the node is
@@ -139,17 +143,13 @@ void Replica::log(LogLevel level, const std::string& message) const {
     }
 }
 
-Status Replica::start(TransportFactory factory) {
-    wal::Options wo;
-    wo.segment_bytes = options_.wal_segment_bytes;
-    wo.max_record_bytes = std::max<std::uint64_t>(options_.max_entry_bytes, 1 << 20);
-    // The per-write callbacks only record progress; one commit per group
-    // commit, so entries fsynced together are applied (and their proposers'
-    // next proposals appended) together.
-    wo.after_batch = [this] { on_wal_batch_done(); };
-    // The core keeps the log in memory; the WAL is read at open only.
-    wo.cache_bytes = 0;
-    auto recovered = recover_or_bootstrap(options_, *sm_, wo);
+Status Replica::start(TransportFactory factory, wal::FileSystem* fs) {
+    fs_ = fs != nullptr ? fs : wal::default_file_system();
+    // What the options alone break, before anything is written; the
+    // configuration from the log is checked once it is read.
+    if (Status s = check_peer_security(); !s.ok()) return s;
+    auto recovered = recover_or_bootstrap(options_, *sm_, wal_options(fs),
+                                          [this](LogLevel l, const std::string& m) { log(l, m); });
     if (!recovered.ok()) return recovered.status();
     Recovered& rec = recovered.value();
     log_ = std::move(rec.log);
@@ -157,6 +157,7 @@ Status Replica::start(TransportFactory factory) {
     snapshots_ = std::move(rec.snapshots);
     saved_hard_state_ = rec.state.hard_state;
     if (rec.state.snapshot) status_.snapshot_index = rec.state.snapshot->index;
+    status_.cluster_id = rec.cluster_id.hex();
     core_ = std::make_unique<raft::Core>(core_options(options_), std::move(rec.state));
     {
         const raft::Configuration& c = core_->configuration();
@@ -168,73 +169,18 @@ Status Replica::start(TransportFactory factory) {
     ticker_ =
         std::make_unique<Ticker>(*io_, std::chrono::milliseconds(options_.heartbeat_interval_ms),
                                  [this] { with_core([this] { on_tick(); }); });
+    no_space_ticker_ =
+        std::make_unique<Ticker>(*io_, std::chrono::milliseconds(kNoSpaceRetryMs),
+                                 [this] { with_core([this] { on_no_space_tick(); }); });
     background_ = std::make_unique<BackgroundWorker>();
-
-    ApplyWorker::Hooks hooks;
-    hooks.on_applied = [this](raft::Index) {
-        applied_progress_pending_.store(true);
-        kick_core();
-    };
-    hooks.on_snapshot = [this](SnapshotFunction fn, raft::SnapshotMeta meta,
-                               std::function<void(Status)> done) {
-        const std::uint64_t generation = log_->generation();
-        auto task = [this, fn = std::move(fn), meta = std::move(meta), done = std::move(done),
-                     generation]() mutable {
-            Status s = [&]() -> Status {
-                auto writer = snapshots_->begin();
-                if (!writer.ok()) return writer.status();
-                if (Status w = fn(*writer.value()); !w.ok()) return w;
-                auto published = snapshots_->publish(*writer.value(), meta);
-                if (!published.ok()) return published.status();
-                // The snapshot is durable: the log behind it may go (off the
-                // I/O thread: one metadata write; the WAL deletes files on
-                // its own thread).
-                return log_->compact_through(meta.index, generation);
-            }();
-            if (s.ok()) with_core([this, &meta] { on_snapshot_written(meta); });
-            done(s);
-        };
-        if (!background_->submit(std::move(task)))
-            log(LogLevel::warn, "snapshot not started: background queue full or stopping");
-    };
-    hooks.log = [this](LogLevel l, const std::string& m) { log(l, m); };
-    hooks.batch_begin = [this] { t_deferring_replica = this; };
-    hooks.batch_end = [this] {
-        t_deferring_replica = nullptr;
-        if (inbox_nonempty_.load()) kick_core();
-    };
-    hooks.recycle = [this](std::vector<raft::Entry> entries, std::vector<ApplyWaiter> waiters) {
-        spare_entries_.give(std::move(entries));
-        spare_waiters_.give(std::move(waiters));
-    };
     apply_ = std::make_unique<ApplyWorker>(sm_, rec.applied, options_.snapshot_every_entries,
-                                           std::move(hooks), &commit_latency_);
+                                           apply_hooks(), &commit_latency_);
     // Single-node mode until the core needs ticks (set_ticker_needed).
     log_->wal().set_idle_spin_us(k_single_mode_flusher_spin_us);
 
+    if (Status s = check_peer_security(); !s.ok()) return s;
     if (factory) {
-        PeerTransport::Handlers h;
-        // Transport handlers run on the I/O thread.
-        h.on_message = [this](raft::Message m) { on_message(m); };
-        h.on_unreachable = [this](raft::NodeId peer) {
-            with_core([this, peer] {
-                if (shut_down_) return;
-                core_->report_unreachable(peer);
-                run_core();
-            });
-        };
-        h.on_snapshot = [this](raft::Message m, std::string path) {
-            with_core([&] { on_snapshot_received(std::move(m), std::move(path)); });
-        };
-        h.on_snapshot_sent = [this](raft::NodeId to, bool ok) {
-            with_core([this, to, ok] {
-                if (shut_down_) return;
-                outgoing_snapshot_.erase(to);
-                core_->report_snapshot(to, ok);
-                run_core();
-            });
-        };
-        auto t = factory(*io_, options_, std::move(h));
+        auto t = factory(*io_, options_, rec.cluster_id, transport_handlers());
         if (!t.ok()) return t.status();
         transport_ = std::move(t.value());
     }
@@ -249,11 +195,48 @@ Status Replica::start(TransportFactory factory) {
         io_->run();
     });
     running.get_future().wait();
+    running_.store(true);
     with_core([this] {
         on_configuration(core_->configuration());
+        // The WAL may have reported during open (settle_locked takes it).
+        wal_health_pending_.store(true);
         run_core();
     });
     return Status::ok_status();
+}
+
+ApplyWorker::Hooks Replica::apply_hooks() {
+    ApplyWorker::Hooks hooks;
+    hooks.on_applied = [this](raft::Index) {
+        applied_progress_pending_.store(true);
+        kick_core();
+    };
+    hooks.on_snapshot = [this](SnapshotFunction fn, raft::SnapshotMeta meta,
+                               std::function<void(Status)> done) {
+        const std::uint64_t generation = log_->generation();
+        auto task = [this, fn = std::move(fn), meta = std::move(meta), done = std::move(done),
+                     generation]() mutable {
+            write_snapshot(std::move(fn), meta, generation, done);
+        };
+        if (!background_->submit(std::move(task)))
+            log(LogLevel::warn, "snapshot not started: background queue full or stopping");
+    };
+    // A state machine that failed half-way through a restore cannot go on
+    // applying: fail-stop (a restart restores again from the files).
+    hooks.on_restore_failed = [this](Status why) {
+        with_core([this, why = std::move(why)] { fail_stop(why); });
+    };
+    hooks.log = [this](LogLevel l, const std::string& m) { log(l, m); };
+    hooks.batch_begin = [this] { t_deferring_replica = this; };
+    hooks.batch_end = [this] {
+        t_deferring_replica = nullptr;
+        if (inbox_nonempty_.load()) kick_core();
+    };
+    hooks.recycle = [this](std::vector<raft::Entry> entries, std::vector<ApplyWaiter> waiters) {
+        spare_entries_.give(std::move(entries));
+        spare_waiters_.give(std::move(waiters));
+    };
+    return hooks;
 }
 
 // ---- public calls: validate, then hand over to the I/O thread ------------------
@@ -267,6 +250,9 @@ void Replica::propose_async(SharedBytes data, std::function<void(ProposeResult)>
     if (stopping_.load(std::memory_order_relaxed)) return fail(ErrorCode::aborted, "node stopped");
     if (data.size() > options_.max_entry_bytes)
         return fail(ErrorCode::too_large, "entry larger than max_entry_bytes");
+    if (no_space_causes_.load(std::memory_order_relaxed) != 0)
+        return fail(ErrorCode::no_space,
+                    "storage is full: writes are refused until space is freed");
     if (apply_->queued_entries() >= options_.max_apply_queue_entries)
         return fail(ErrorCode::busy, "apply queue full");
     if (pending_proposals_.fetch_add(1, std::memory_order_relaxed) >=
@@ -409,6 +395,10 @@ void Replica::settle_locked() {
             on_applied_progress();
             worked = true;
         }
+        if (wal_health_pending_.exchange(false)) {
+            on_wal_health();
+            worked = true;
+        }
         if (!worked) return;
     }
     post([this] { with_core([] {}); });
@@ -416,7 +406,7 @@ void Replica::settle_locked() {
 
 bool Replica::work_pending() const {
     return wal_progress_pending_.load() || applied_progress_pending_.load() ||
-           inbox_nonempty_.load();
+           inbox_nonempty_.load() || wal_health_pending_.load();
 }
 
 void Replica::kick_core() {
@@ -458,6 +448,8 @@ void Replica::read_index_async(bool wait_applied, std::function<void(ReadResult)
 
 void Replica::propose_config(raft::ConfigChange change, std::function<void(Status)> done) {
     if (stopping_) return done(Status(ErrorCode::aborted, "node stopped"));
+    if (no_space_causes_.load() != 0)
+        return done(Status(ErrorCode::no_space, "storage is full: writes are refused"));
     run_or_post([this, change = std::move(change), done = std::move(done)]() mutable {
         if (shut_down_ || failed_) return done(Status(ErrorCode::aborted, "node stopped"));
         auto r = core_->propose_config_change(change);
@@ -472,6 +464,7 @@ void Replica::propose_config(raft::ConfigChange change, std::function<void(Statu
 
 void Replica::add_member_async(const MemberSpec& member, std::function<void(Status)> done) {
     if (Status s = validate_member(member); !s.ok()) return done(s);
+    if (Status s = check_new_member_address(options_, member.raft_address); !s.ok()) return done(s);
     raft::ConfigChange c;
     c.kind =
         member.voter ? raft::ConfigChange::Kind::add_voter : raft::ConfigChange::Kind::add_learner;
@@ -531,7 +524,9 @@ NodeStatus Replica::status() const {
     // status that says single must mean no tick is counted any more (read
     // before the wakeups: Ticker::armed).
     if (ticker_->armed()) s.mode = Mode::cluster;
-    s.timer_wakeups = ticker_->wakeups();
+    s.timer_wakeups = ticker_->wakeups() + no_space_ticker_->wakeups();
+    if (no_space_causes_.load() != 0) s.alarms.push_back(kAlarmNoSpace);
+    s.snapshots_damaged = snapshots_->damaged().size() + snapshots_rejected_.load();
     s.elections = elections_.load();
     s.proposals = proposals_accepted_.load();
     s.commits = apply_->entries_applied();
@@ -545,6 +540,10 @@ NodeStatus Replica::status() const {
     }
     s.commit_latency = commit_latency_.snapshot();
     s.fsync_latency = fsync_latency_.snapshot();
+    {
+        std::lock_guard lock(rejected_mu_);
+        for (const auto& [reason, count] : rejected_) s.peer_messages_rejected[reason] += count;
+    }
     return s;
 }
 
@@ -560,6 +559,7 @@ void Replica::stop(bool transfer_leadership_first) {
     KEEL_ASSERT(!holding_core() && t_deferring_replica != this, "stop() from a keel callback");
     std::call_once(stop_once_, [&] {
         stopping_ = true;
+        running_.store(false);
         if (!io_thread_.joinable()) {  // start() failed before the I/O thread ran
             if (apply_) apply_->stop();
             if (background_) background_->stop();

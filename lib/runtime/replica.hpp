@@ -52,6 +52,7 @@
 #include "runtime/read_tracker.hpp"
 #include "runtime/snapshot_store.hpp"
 #include "runtime/ticker.hpp"
+#include "runtime/write_tracker.hpp"
 
 namespace keel::runtime {
 
@@ -114,15 +115,37 @@ inline constexpr std::size_t k_deferred_proposals_chunk = 128;
 // Complete snapshots from leaders kept until the core installs one.
 inline constexpr std::size_t k_max_staged_snapshots = 2;
 
+// Why the node refuses writes with ErrorCode::no_space (the no_space alarm,
+// docs/runtime.md "A full disk"): a bit per storage operation that found no
+// room and is being retried.
+enum NoSpaceCause : unsigned {
+    kNoSpaceWal = 1u << 0,         // the WAL waits for room (wal::Wal::no_space)
+    kNoSpaceHardState = 1u << 1,   // a term/vote change could not be saved
+    kNoSpaceSnapshot = 1u << 2,    // a snapshot could not be written
+    kNoSpaceCompaction = 1u << 3,  // the log could not be compacted behind one
+};
+// While the alarm is up, the runtime retries its own operations this often
+// (the WAL retries its own at the same rate: wal::kNoSpaceRetryMs).
+inline constexpr std::uint32_t kNoSpaceRetryMs = 100;
+// A leader that cannot write hands leadership to another voter at most this
+// many times per alarm (it cannot know which member has room; a bound keeps
+// a cluster whose disks are all full from passing leadership round).
+inline constexpr int kMaxNoSpaceTransfers = 3;
+
 // Makes the TCP transport for a replica (peer_transport_tcp.cpp), or null
-// when this build has none.
+// when this build has none.  The cluster id is unset for a joiner that has
+// not heard from its cluster yet.
 using TransportFactory = std::function<Result<std::unique_ptr<PeerTransport>>(
-    boost::asio::io_context&, const NodeOptions&, PeerTransport::Handlers)>;
+    boost::asio::io_context&, const NodeOptions&, const transport::ClusterId&,
+    PeerTransport::Handlers)>;
 
 class Replica final : public Node {
 public:
+    // `fs`: where the WAL and the snapshots live (null: the POSIX file
+    // system; tests inject faults).  Not owned; must outlive the node.
     static Result<std::unique_ptr<Node>> open(const NodeOptions& options,
-                                              std::shared_ptr<StateMachine> state_machine);
+                                              std::shared_ptr<StateMachine> state_machine,
+                                              wal::FileSystem* fs = nullptr);
     ~Replica() override;
 
     void propose_async(SharedBytes data, std::function<void(ProposeResult)> done) override;
@@ -142,11 +165,6 @@ private:
         std::function<void(ProposeResult)> done;
         std::uint64_t start_ns = 0;
     };
-    struct InFlightWrite {  // a WAL append or reset not yet durable
-        std::uint64_t seq = 0;
-        raft::Index index = 0;  // last entry appended (0 for a reset)
-        raft::Term term = 0;
-    };
     struct PendingTransfer {
         raft::NodeId target = 0;
         std::function<void(Status)> done;
@@ -154,7 +172,19 @@ private:
     };
 
     Replica(NodeOptions options, std::shared_ptr<StateMachine> sm);
-    Status start(TransportFactory factory);
+    Status start(TransportFactory factory, wal::FileSystem* fs);
+    // What the services call back (replica_wiring.cpp, replica_peers.cpp; apply_hooks in
+    // replica.cpp; the transport's handlers run on the I/O thread).
+    wal::Options wal_options(wal::FileSystem* fs);
+    PeerTransport::Handlers transport_handlers();
+    ApplyWorker::Hooks apply_hooks();
+    // Node::open's check of the Raft port's security (peer_security.hpp):
+    // the options alone before the core exists, then with the addresses of
+    // the configuration from the log too (and the warning, if any, logged).
+    Status check_peer_security() const;
+    // A joiner's first valid hello: stores the cluster id (I/O thread).
+    Status adopt_cluster_id(const transport::ClusterId& id, raft::NodeId from);
+    void count_rejection(std::string_view reason, std::string_view detail);
     void log(LogLevel level, const std::string& message) const;
     // Runs `f` on the I/O thread (thread-safe).
     void post(std::function<void()> f);
@@ -206,7 +236,7 @@ private:
     void execute(raft::Actions& a);
     void on_soft_state(const raft::SoftState& ss);
     void install_snapshot(const raft::SnapshotMeta& meta);
-    void persist_entries(std::vector<raft::Entry> entries);
+    void persist_entries(std::vector<raft::Entry> entries, raft::WriteId write);
     void send_messages(std::vector<raft::Message> messages);
     // Off the I/O thread, with nothing in the outbox: the transport writes
     // what it can at once (PeerTransport::send_now) and leaves the rest.
@@ -219,6 +249,28 @@ private:
     void on_tick();
     void on_snapshot_received(raft::Message message, std::string path);
     void fail_stop(const Status& why);
+
+    // ---- storage health (storage_health.cpp) ----
+    // Under the core lock: the WAL reported a change (failed, no_space).
+    void on_wal_health();
+    // Under the core lock: saves a term/vote change; out of space, marks it
+    // unsaved (no message leaves until it is saved) and raises the alarm.
+    void persist_hard_state(const raft::HardState& hs);
+    bool save_unsaved_hard_state();
+    // Under the core lock: the alarm's causes (NoSpaceCause).
+    void raise_no_space(unsigned cause, const Status& why);
+    void clear_no_space(unsigned cause);
+    // Under the core lock, every kNoSpaceRetryMs while the alarm is up.
+    void on_no_space_tick();
+    void step_aside_if_full();
+    // Background thread: writes a snapshot, compacts the log behind the
+    // older kept one, reports the outcome under the core lock.
+    void write_snapshot(SnapshotFunction fn, const raft::SnapshotMeta& meta,
+                        std::uint64_t generation, const std::function<void(Status)>& done);
+    void compact_log(std::uint64_t generation);
+    // Background thread: a snapshot staged by the transport is read whole
+    // against its checksums before the core may install it.
+    void verify_received_snapshot(raft::Message message, std::string path);
     void shutdown_on_io();
     void publish_status();
     void propose_config(raft::ConfigChange change, std::function<void(Status)> done);
@@ -236,6 +288,8 @@ private:
 
     const NodeOptions options_;
     std::shared_ptr<StateMachine> sm_;
+    // Where the data dir's files live (set by start(); never null after).
+    wal::FileSystem* fs_ = nullptr;
 
     std::unique_ptr<boost::asio::io_context> io_;
     struct WorkGuard;
@@ -258,6 +312,8 @@ private:
     std::unique_ptr<ApplyWorker> apply_;
     std::unique_ptr<BackgroundWorker> background_;
     std::unique_ptr<Ticker> ticker_;
+    // Armed while the no_space alarm is up (on_no_space_tick).  I/O thread.
+    std::unique_ptr<Ticker> no_space_ticker_;
     std::unique_ptr<PeerTransport> transport_;
 
     // The core lock: every member below down to `shut_down_` is GUARDED_BY
@@ -271,9 +327,7 @@ private:
     ReadTracker reads_;
     raft::HardState saved_hard_state_;
     raft::Role role_ = raft::Role::follower;
-    std::uint64_t write_seq_ = 0;
-    std::deque<InFlightWrite> in_flight_;
-    std::deque<std::pair<std::uint64_t, std::vector<raft::Message>>> after_persist_;
+    WriteTracker writes_;  // WAL appends and resets in flight, messages held for them
     std::optional<PendingTransfer> transfer_;
     // Snapshots received from leaders, staged until the core installs one.
     std::map<std::pair<raft::Index, raft::Term>, std::string> staged_;
@@ -281,6 +335,15 @@ private:
     std::map<raft::NodeId, std::string> peers_;              // id -> raft address
     bool ticker_wanted_ = false;
     bool failed_ = false;
+    // A term/vote change is not durable yet (out of space): messages are
+    // dropped (Raft tolerates loss) until it is saved.
+    bool hard_state_unsaved_ = false;
+    bool snapshot_retry_in_flight_ = false;
+    bool compaction_retry_in_flight_ = false;
+    // Bytes the last snapshot had written when the disk was full: the next
+    // attempt waits until about that much is free.
+    std::uint64_t snapshot_bytes_needed_ = 0;
+    int no_space_transfers_ = 0;             // leadership handed on during this alarm
     bool core_config_single_voter_ = false;  // at start (set before threads run)
     bool shut_down_ = false;
     std::vector<InboxProposal> draining_;
@@ -320,6 +383,13 @@ private:
     std::atomic<bool> wal_progress_pending_{false};
     std::atomic<bool> wal_failed_{false};
     std::atomic<bool> applied_progress_pending_{false};
+    // The WAL's health changed (wal::Options::on_health_change).
+    std::atomic<bool> wal_health_pending_{false};
+    // NoSpaceCause bits; written under the core lock, read anywhere.
+    std::atomic<unsigned> no_space_causes_{0};
+    // start() finished and stop() has not begun: WAL reports may kick the core.
+    std::atomic<bool> running_{false};
+    std::atomic<std::uint64_t> snapshots_rejected_{0};  // received ones found damaged
     // !ticker_wanted_, readable without the core lock (the WAL flusher's).
     std::atomic<bool> single_mode_{true};
     std::atomic<bool> stopping_{false};
@@ -330,6 +400,10 @@ private:
     // Append to durable, smoothed (7/8 old, 1/8 new): the inline apply budget.
     std::atomic<std::uint64_t> durable_ns_smoothed_{k_single_mode_inline_apply_min_ns};
     std::once_flag stop_once_;
+
+    // What the transport refused, by reason (any thread; status() reads it).
+    mutable std::mutex rejected_mu_;
+    std::map<std::string, std::uint64_t, std::less<>> rejected_;  // GUARDED_BY(rejected_mu_)
 
     // Published under the core lock for status()/member().
     mutable std::mutex status_mu_;

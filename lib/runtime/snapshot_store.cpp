@@ -1,14 +1,11 @@
 #include "runtime/snapshot_store.hpp"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <boost/crc.hpp>
-#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -17,11 +14,12 @@ namespace keel::runtime {
 
 namespace {
 
-constexpr char k_magic[8] = {'K', 'E', 'E', 'L', 'S', 'N', 'A', 'P'};
-constexpr std::uint32_t k_version = 1;
-constexpr std::size_t k_trailer_bytes = 8 + 8 + 8 + 4 + 4 + 4 + 4 + 8;
-constexpr std::size_t k_write_buffer_bytes = 1 << 20;
-constexpr std::uint32_t k_crc_init = 0xFFFFFFFFu;
+constexpr char kMagic[8] = {'K', 'E', 'E', 'L', 'S', 'N', 'A', 'P'};
+constexpr std::uint32_t kVersion = 1;
+constexpr std::size_t kTrailerBytes = 8 + 8 + 8 + 4 + 4 + 4 + 4 + 8;
+constexpr std::size_t kWriteBufferBytes = 1 << 20;
+constexpr std::size_t kVerifyChunkBytes = 1 << 20;
+constexpr std::uint32_t kCrcInit = 0xFFFFFFFFu;
 
 std::uint32_t crc_update(std::uint32_t state, const void* data, std::size_t n) {
     boost::crc_32_type crc;
@@ -50,45 +48,26 @@ std::uint64_t get_u64(const char* p) {
     return v;
 }
 
-Status errno_status(const std::string& what) {
-    return Status(ErrorCode::io_error, what + ": " + std::strerror(errno));
+Status corruption(const std::string& path, const std::string& what) {
+    return Status(ErrorCode::corruption, "snapshot " + path + ": " + what);
 }
 
-Status write_all(int fd, const char* data, std::size_t n, const std::string& path) {
-    while (n > 0) {
-        ssize_t w = ::write(fd, data, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return errno_status("write " + path);
-        }
-        data += w;
-        n -= static_cast<std::size_t>(w);
-    }
+// Reads exactly n bytes at `offset`; a file shorter than that is corruption.
+Status read_exact(wal::File& file, const std::string& path, char* data, std::size_t n,
+                  std::uint64_t offset) {
+    auto got = file.pread(data, n, offset);
+    if (!got.ok()) return got.status();
+    if (*got != n)
+        return corruption(path, "truncated (" + std::to_string(offset + *got) + " bytes, needs " +
+                                    std::to_string(offset + n) + ")");
     return Status::ok_status();
 }
 
-Status read_exact(int fd, char* data, std::size_t n, std::uint64_t offset) {
-    while (n > 0) {
-        ssize_t r = ::pread(fd, data, n, static_cast<off_t>(offset));
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return errno_status("read snapshot");
-        }
-        if (r == 0) return Status(ErrorCode::corruption, "snapshot file is truncated");
-        data += r;
-        n -= static_cast<std::size_t>(r);
-        offset += static_cast<std::uint64_t>(r);
-    }
-    return Status::ok_status();
-}
-
-Status sync_dir(const std::string& dir) {
-    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return errno_status("open dir " + dir);
-    int rc = ::fsync(fd);
-    ::close(fd);
-    if (rc != 0) return errno_status("fsync dir " + dir);
-    return Status::ok_status();
+Status write_at(wal::File& file, const char* data, std::size_t n, std::uint64_t offset) {
+    struct iovec iov {
+        const_cast<char*>(data), n
+    };
+    return file.pwritev(&iov, 1, offset);
 }
 
 std::string file_name(const raft::SnapshotMeta& meta) {
@@ -107,44 +86,46 @@ std::string encode_trailer(const raft::SnapshotMeta& meta, std::uint64_t data_by
     put_u64(t, data_bytes);
     put_u32(t, config_bytes);
     put_u32(t, data_crc);
-    put_u32(t, k_version);
-    put_u32(t, crc_final(crc_update(k_crc_init, t.data(), t.size())));
-    t.append(k_magic, sizeof k_magic);
+    put_u32(t, kVersion);
+    put_u32(t, crc_final(crc_update(kCrcInit, t.data(), t.size())));
+    t.append(kMagic, sizeof kMagic);
     return t;
 }
 
-// Reads and checks the trailer of `path` (not the data checksum: that is
-// verified while the data streams through a reader).
-Result<SnapshotFile> inspect(const std::string& path, std::uint32_t* data_crc) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno_status("open " + path);
-    struct Closer {
-        int fd;
-        ~Closer() { ::close(fd); }
-    } closer{fd};
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) return errno_status("stat " + path);
-    const auto file_bytes = static_cast<std::uint64_t>(st.st_size);
-    if (file_bytes < k_trailer_bytes)
-        return Status(ErrorCode::corruption, path + ": too short for a snapshot");
-    char t[k_trailer_bytes];
-    if (Status s = read_exact(fd, t, sizeof t, file_bytes - k_trailer_bytes); !s.ok()) return s;
-    if (std::memcmp(t + k_trailer_bytes - 8, k_magic, sizeof k_magic) != 0)
-        return Status(ErrorCode::corruption, path + ": bad magic");
-    if (get_u32(t + 32) != k_version)
-        return Status(ErrorCode::unsupported, path + ": unknown snapshot version");
+// Reads and checks the trailer of an open snapshot file (not the data
+// checksum, which takes reading the whole file: verify_data).
+Result<SnapshotFile> inspect(wal::File& file, const std::string& path, std::uint32_t* data_crc) {
+    auto size = file.size();
+    if (!size.ok()) return size.status();
+    const std::uint64_t file_bytes = *size;
+    if (file_bytes < kTrailerBytes)
+        return corruption(path,
+                          "too short for a snapshot (" + std::to_string(file_bytes) + " bytes)");
+    const std::uint64_t at = file_bytes - kTrailerBytes;
+    char t[kTrailerBytes];
+    if (Status s = read_exact(file, path, t, sizeof t, at); !s.ok()) return s;
+    if (std::memcmp(t + kTrailerBytes - 8, kMagic, sizeof kMagic) != 0)
+        return corruption(path, "bad magic at offset " + std::to_string(at + kTrailerBytes - 8));
+    if (get_u32(t + 32) != kVersion)
+        return Status(ErrorCode::unsupported,
+                      "snapshot " + path + ": unknown version " + std::to_string(get_u32(t + 32)));
     const std::uint64_t data_bytes = get_u64(t + 16);
     const std::uint32_t config_bytes = get_u32(t + 24);
-    if (config_bytes > k_max_snapshot_config_bytes ||
-        data_bytes != file_bytes - k_trailer_bytes - config_bytes)
-        return Status(ErrorCode::corruption, path + ": lengths do not match the file");
+    if (config_bytes > kMaxSnapshotConfigBytes ||
+        data_bytes != file_bytes - kTrailerBytes - config_bytes)
+        return corruption(path, "trailer lengths do not match the file's " +
+                                    std::to_string(file_bytes) + " bytes");
     std::string checked(config_bytes, '\0');
-    if (Status s = read_exact(fd, checked.data(), config_bytes, data_bytes); !s.ok()) return s;
+    if (Status s = read_exact(file, path, checked.data(), config_bytes, data_bytes); !s.ok())
+        return s;
     checked.append(t, 36);
-    if (crc_final(crc_update(k_crc_init, checked.data(), checked.size())) != get_u32(t + 36))
-        return Status(ErrorCode::corruption, path + ": bad trailer checksum");
+    if (crc_final(crc_update(kCrcInit, checked.data(), checked.size())) != get_u32(t + 36))
+        return corruption(path, "bad trailer checksum (configuration at offset " +
+                                    std::to_string(data_bytes) + ")");
     auto config = raft::decode_configuration(std::string_view(checked.data(), config_bytes));
-    if (!config) return Status(ErrorCode::corruption, path + ": bad configuration");
+    if (!config)
+        return corruption(
+            path, "the configuration at offset " + std::to_string(data_bytes) + " does not decode");
     SnapshotFile f;
     f.meta.index = get_u64(t);
     f.meta.term = get_u64(t + 8);
@@ -153,6 +134,13 @@ Result<SnapshotFile> inspect(const std::string& path, std::uint32_t* data_crc) {
     f.data_bytes = data_bytes;
     if (data_crc) *data_crc = get_u32(t + 28);
     return f;
+}
+
+Result<SnapshotFile> inspect_path(wal::FileSystem& fs, const std::string& path,
+                                  std::uint32_t* data_crc) {
+    auto file = fs.open(path, wal::OpenMode::read_only);
+    if (!file.ok()) return file.status();
+    return inspect(**file, path, data_crc);
 }
 
 bool ends_with(const std::string& s, const char* suffix) {
@@ -164,20 +152,26 @@ bool ends_with(const std::string& s, const char* suffix) {
 
 // ---- writer -----------------------------------------------------------------
 
-SnapshotFileWriter::SnapshotFileWriter(int fd, std::string temp_path)
-    : fd_(fd), temp_path_(std::move(temp_path)), crc_state_(k_crc_init) {
-    buffer_.reserve(k_write_buffer_bytes);
+SnapshotFileWriter::SnapshotFileWriter(wal::FileSystem& fs, std::unique_ptr<wal::File> file,
+                                       std::string temp_path)
+    : fs_(fs), file_(std::move(file)), temp_path_(std::move(temp_path)), crc_state_(kCrcInit) {
+    buffer_.reserve(kWriteBufferBytes);
 }
 
 SnapshotFileWriter::~SnapshotFileWriter() {
-    if (fd_ >= 0) ::close(fd_);
-    ::unlink(temp_path_.c_str());  // never published (after a rename: no such file)
+    file_.reset();
+    if (!published_) (void)fs_.remove(temp_path_);  // its space back; open() retries otherwise
 }
 
 Status SnapshotFileWriter::flush_buffer() {
-    Status s = write_all(fd_, buffer_.data(), buffer_.size(), temp_path_);
+    Status s = write_at(*file_, buffer_.data(), buffer_.size(), file_bytes_);
+    if (s.ok()) file_bytes_ += buffer_.size();
     buffer_.clear();
-    if (!s.ok()) failed_ = true;
+    if (!s.ok()) {
+        failed_ = true;
+        out_of_space_ = s.code() == ErrorCode::no_space;
+        io_failed_ = !out_of_space_;
+    }
     return s;
 }
 
@@ -185,11 +179,17 @@ Status SnapshotFileWriter::write(std::string_view bytes) {
     if (failed_ || finished_) return Status(ErrorCode::failed, "snapshot writer is closed");
     crc_state_ = crc_update(crc_state_, bytes.data(), bytes.size());
     data_bytes_ += bytes.size();
-    if (buffer_.size() + bytes.size() > k_write_buffer_bytes) {
+    if (buffer_.size() + bytes.size() > kWriteBufferBytes) {
         if (Status s = flush_buffer(); !s.ok()) return s;
-        if (bytes.size() >= k_write_buffer_bytes) {
-            Status s = write_all(fd_, bytes.data(), bytes.size(), temp_path_);
-            if (!s.ok()) failed_ = true;
+        if (bytes.size() >= kWriteBufferBytes) {
+            Status s = write_at(*file_, bytes.data(), bytes.size(), file_bytes_);
+            if (!s.ok()) {
+                failed_ = true;
+                out_of_space_ = s.code() == ErrorCode::no_space;
+                io_failed_ = !out_of_space_;
+                return s;
+            }
+            file_bytes_ += bytes.size();
             return s;
         }
     }
@@ -202,75 +202,81 @@ Status SnapshotFileWriter::finish(const raft::SnapshotMeta& meta) {
     finished_ = true;
     buffer_ += encode_trailer(meta, data_bytes_, crc_final(crc_state_));
     if (Status s = flush_buffer(); !s.ok()) return s;
-    if (::fdatasync(fd_) != 0) {
+    if (Status s = file_->datasync(); !s.ok()) {
         failed_ = true;
-        return errno_status("fdatasync " + temp_path_);
+        io_failed_ = true;
+        // Never "no space, retry": a failed fdatasync is an I/O failure.
+        return Status(ErrorCode::io_error, s.message());
     }
-    ::close(fd_);
-    fd_ = -1;
+    file_.reset();
     return Status::ok_status();
 }
 
 // ---- reader -----------------------------------------------------------------
 
-SnapshotFileReader::SnapshotFileReader(int fd, std::uint64_t offset, std::uint64_t data_bytes,
-                                       std::uint32_t expected_crc)
-    : fd_(fd),
-      offset_(offset),
-      remaining_(data_bytes),
+SnapshotFileReader::SnapshotFileReader(std::unique_ptr<wal::File> file, std::string path,
+                                       std::uint64_t data_bytes, std::uint32_t expected_crc)
+    : file_(std::move(file)),
+      path_(std::move(path)),
       data_bytes_(data_bytes),
       expected_crc_(expected_crc),
-      crc_state_(k_crc_init) {}
-
-SnapshotFileReader::~SnapshotFileReader() {
-    ::close(fd_);
-}
+      crc_state_(kCrcInit) {}
 
 Result<std::size_t> SnapshotFileReader::read(char* buffer, std::size_t capacity) {
-    if (remaining_ == 0 || capacity == 0) return std::size_t{0};
-    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(capacity, remaining_));
-    if (Status s = read_exact(fd_, buffer, n, offset_); !s.ok()) return s;
+    const std::uint64_t remaining = data_bytes_ - offset_;
+    if (remaining == 0 || capacity == 0) return std::size_t{0};
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(capacity, remaining));
+    if (Status s = read_exact(*file_, path_, buffer, n, offset_); !s.ok()) return s;
     offset_ += n;
-    remaining_ -= n;
     crc_state_ = crc_update(crc_state_, buffer, n);
-    if (remaining_ == 0 && crc_final(crc_state_) != expected_crc_)
-        return Status(ErrorCode::corruption, "snapshot data checksum mismatch");
+    if (offset_ == data_bytes_ && crc_final(crc_state_) != expected_crc_)
+        return corruption(path_, "the data does not match its checksum");
     return n;
 }
 
 // ---- store ------------------------------------------------------------------
 
-Result<std::unique_ptr<SnapshotStore>> SnapshotStore::open(const std::string& dir) {
-    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return errno_status("mkdir " + dir);
-    std::unique_ptr<SnapshotStore> store(new SnapshotStore(dir));
-    const std::string staging = store->staging_dir();
-    if (::mkdir(staging.c_str(), 0755) != 0 && errno != EEXIST)
-        return errno_status("mkdir " + staging);
-    if (DIR* sd = ::opendir(staging.c_str())) {
-        // Whatever a previous run staged was never installed: it is stale.
-        while (dirent* e = ::readdir(sd)) {
-            const std::string name = e->d_name;
-            if (name != "." && name != "..") ::unlink((staging + "/" + name).c_str());
-        }
-        ::closedir(sd);
-    }
-    DIR* d = ::opendir(dir.c_str());
-    if (!d) return errno_status("opendir " + dir);
-    std::vector<std::string> names;
-    while (dirent* e = ::readdir(d)) names.emplace_back(e->d_name);
-    ::closedir(d);
-    for (const std::string& name : names) {
+Result<SnapshotStore::Listing> SnapshotStore::list(const std::string& dir, wal::FileSystem& fs) {
+    Listing listing;
+    auto exists = fs.exists(dir);
+    if (!exists.ok()) return exists.status();
+    if (!*exists) return listing;
+    auto names = fs.list(dir);
+    if (!names.ok()) return names.status();
+    for (const std::string& name : *names) {
+        if (!ends_with(name, ".snap")) continue;
         const std::string path = dir + "/" + name;
-        if (ends_with(name, ".tmp")) {
-            ::unlink(path.c_str());  // an unpublished snapshot from before a crash
-        } else if (ends_with(name, ".snap")) {
-            auto f = inspect(path, nullptr);
-            if (f.ok()) store->files_.push_back(std::move(f.value()));
+        auto f = inspect_path(fs, path, nullptr);
+        if (f.ok()) {
+            listing.valid.push_back(std::move(f.value()));
+        } else {
+            listing.damaged.push_back(DamagedSnapshot{path, f.status()});
         }
     }
     std::sort(
-        store->files_.begin(), store->files_.end(),
+        listing.valid.begin(), listing.valid.end(),
         [](const SnapshotFile& a, const SnapshotFile& b) { return a.meta.index < b.meta.index; });
+    return listing;
+}
+
+Result<std::unique_ptr<SnapshotStore>> SnapshotStore::open(const std::string& dir,
+                                                           wal::FileSystem& fs) {
+    if (Status s = fs.create_dir(dir); !s.ok()) return s;
+    std::unique_ptr<SnapshotStore> store(new SnapshotStore(dir, fs));
+    const std::string staging = store->staging_dir();
+    if (Status s = fs.create_dir(staging); !s.ok()) return s;
+    // Whatever a previous run staged was never installed: it is stale.
+    auto staged = fs.list(staging);
+    if (!staged.ok()) return staged.status();
+    for (const std::string& name : *staged) (void)fs.remove(staging + "/" + name);
+    auto names = fs.list(dir);
+    if (!names.ok()) return names.status();
+    for (const std::string& name : *names)
+        if (ends_with(name, ".tmp")) (void)fs.remove(dir + "/" + name);  // unpublished
+    auto listing = list(dir, fs);
+    if (!listing.ok()) return listing.status();
+    store->files_ = std::move(listing->valid);
+    store->damaged_ = std::move(listing->damaged);
     return store;
 }
 
@@ -280,22 +286,88 @@ std::optional<SnapshotFile> SnapshotStore::latest() const {
     return files_.back();
 }
 
+std::vector<SnapshotFile> SnapshotStore::all() const {
+    std::lock_guard lock(mu_);
+    return files_;
+}
+
+std::optional<raft::Index> SnapshotStore::fallback_index() const {
+    std::lock_guard lock(mu_);
+    if (files_.size() < 2) return std::nullopt;
+    return files_[files_.size() - 2].meta.index;
+}
+
+std::vector<DamagedSnapshot> SnapshotStore::damaged() const {
+    std::lock_guard lock(mu_);
+    return damaged_;
+}
+
+void SnapshotStore::mark_damaged(const SnapshotFile& file, Status why) {
+    std::lock_guard lock(mu_);
+    files_.erase(std::remove_if(files_.begin(), files_.end(),
+                                [&](const SnapshotFile& f) { return f.path == file.path; }),
+                 files_.end());
+    damaged_.push_back(DamagedSnapshot{file.path, std::move(why)});
+}
+
+Result<SnapshotFile> SnapshotStore::verify(wal::FileSystem& fs, const std::string& path,
+                                           const raft::SnapshotMeta* expected) {
+    auto file = fs.open(path, wal::OpenMode::read_only);
+    if (!file.ok()) return file.status();
+    std::uint32_t data_crc = 0;
+    auto f = inspect(**file, path, &data_crc);
+    if (!f.ok()) return f.status();
+    if (expected && !(f->meta == *expected))
+        return corruption(path, "holds the snapshot at index " + std::to_string(f->meta.index) +
+                                    " term " + std::to_string(f->meta.term) + ", not the one at " +
+                                    std::to_string(expected->index) + " term " +
+                                    std::to_string(expected->term) + " announced");
+    std::string chunk(
+        static_cast<std::size_t>(std::min<std::uint64_t>(kVerifyChunkBytes, f->data_bytes)), '\0');
+    std::uint32_t crc = kCrcInit;
+    for (std::uint64_t at = 0; at < f->data_bytes;) {
+        const auto n =
+            static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), f->data_bytes - at));
+        if (Status s = read_exact(**file, path, chunk.data(), n, at); !s.ok()) return s;
+        crc = crc_update(crc, chunk.data(), n);
+        at += n;
+    }
+    if (crc_final(crc) != data_crc)
+        return corruption(path, "the data (bytes 0.." + std::to_string(f->data_bytes) +
+                                    ") does not match its checksum");
+    return f;
+}
+
+Status SnapshotStore::make_durable(const SnapshotFile& file) const {
+    auto f = fs_.open(file.path, wal::OpenMode::read_only);
+    if (!f.ok()) return f.status();
+    if (Status s = (*f)->datasync(); !s.ok()) return s;
+    return fs_.sync_dir(dir_);
+}
+
 Result<std::unique_ptr<SnapshotFileWriter>> SnapshotStore::begin() {
     static std::atomic<std::uint64_t> sequence{0};
     const std::string temp_path = dir_ + "/incoming-" + std::to_string(::getpid()) + "-" +
                                   std::to_string(++sequence) + ".tmp";
-    int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return errno_status("create " + temp_path);
-    return std::unique_ptr<SnapshotFileWriter>(new SnapshotFileWriter(fd, temp_path));
+    auto file = fs_.open(temp_path, wal::OpenMode::create_new);
+    if (!file.ok()) return file.status();
+    return std::unique_ptr<SnapshotFileWriter>(
+        new SnapshotFileWriter(fs_, std::move(*file), temp_path));
 }
 
 Result<SnapshotFile> SnapshotStore::publish(SnapshotFileWriter& writer,
                                             const raft::SnapshotMeta& meta) {
     if (Status s = writer.finish(meta); !s.ok()) return s;
     const std::string final_path = dir_ + "/" + file_name(meta);
-    if (::rename(writer.temp_path_.c_str(), final_path.c_str()) != 0)
-        return errno_status("rename " + writer.temp_path_);
-    if (Status s = sync_dir(dir_); !s.ok()) return s;
+    if (Status s = fs_.rename(writer.temp_path_, final_path); !s.ok()) {
+        writer.io_failed_ = true;
+        return s;
+    }
+    writer.published_ = true;
+    if (Status s = fs_.sync_dir(dir_); !s.ok()) {
+        writer.io_failed_ = true;
+        return s;
+    }
     SnapshotFile f;
     f.meta = meta;
     f.path = final_path;
@@ -307,14 +379,13 @@ Result<SnapshotFile> SnapshotStore::publish(SnapshotFileWriter& writer,
 
 Result<SnapshotFile> SnapshotStore::adopt(const std::string& path,
                                           const raft::SnapshotMeta& expected) {
-    auto f = inspect(path, nullptr);
+    auto f = inspect_path(fs_, path, nullptr);
     if (!f.ok()) return f.status();
     if (!(f.value().meta == expected))
-        return Status(ErrorCode::corruption,
-                      path + ": snapshot metadata differs from the leader's");
+        return corruption(path, "its metadata differs from the leader's");
     const std::string final_path = dir_ + "/" + file_name(expected);
-    if (::rename(path.c_str(), final_path.c_str()) != 0) return errno_status("rename " + path);
-    if (Status s = sync_dir(dir_); !s.ok()) return s;
+    if (Status s = fs_.rename(path, final_path); !s.ok()) return s;
+    if (Status s = fs_.sync_dir(dir_); !s.ok()) return s;
     f.value().path = final_path;
     std::lock_guard lock(mu_);
     add_locked(f.value());
@@ -333,21 +404,21 @@ void SnapshotStore::add_locked(SnapshotFile f) {
 }
 
 void SnapshotStore::prune_locked() {
-    while (files_.size() > k_snapshots_kept) {
-        ::unlink(files_.front().path.c_str());  // best effort: a leftover is only disk space
+    while (files_.size() > kSnapshotsKept) {
+        (void)fs_.remove(files_.front().path);  // best effort: a leftover is only disk space
         files_.erase(files_.begin());
     }
 }
 
 Result<std::unique_ptr<SnapshotFileReader>> SnapshotStore::open_reader(
     const SnapshotFile& file) const {
-    std::uint32_t crc = 0;
-    auto f = inspect(file.path, &crc);
+    auto f = fs_.open(file.path, wal::OpenMode::read_only);
     if (!f.ok()) return f.status();
-    int fd = ::open(file.path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno_status("open " + file.path);
+    std::uint32_t crc = 0;
+    auto checked = inspect(**f, file.path, &crc);
+    if (!checked.ok()) return checked.status();
     return std::unique_ptr<SnapshotFileReader>(
-        new SnapshotFileReader(fd, 0, f.value().data_bytes, crc));
+        new SnapshotFileReader(std::move(*f), file.path, checked->data_bytes, crc));
 }
 
 }  // namespace keel::runtime

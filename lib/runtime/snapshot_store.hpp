@@ -9,11 +9,25 @@
 //             u32 crc32 of config + the trailer fields before it | "KEELSNAP"
 // The metadata travels inside the file, so a byte copy streamed from the
 // leader is itself a complete snapshot file (adopt()).
+//
+// Every byte goes through wal::FileSystem (tests inject faults there).
+//
+// Checks: list()/open() read each trailer (magic, version, lengths, the
+// trailer's CRC, the configuration decodes); a file that fails is damaged:
+// reported (damaged()), never used, left in place for inspection.  verify()
+// also reads the whole data against its CRC: the runtime calls it before it
+// adopts a snapshot received from a leader and before it restores one at
+// start-up, so a damaged file is refused while the state it would replace
+// is still intact.  (Whether the bytes mean anything is the state
+// machine's to say, in restore().)
+//
 // Crash windows: a snapshot is written to <name>.tmp, fdatasynced, renamed
 // to <name> and the directory fsynced, so a visible .snap is always
 // complete; leftover .tmp files are deleted by open().  The two newest
-// snapshots are kept (the older is the fallback if the newest turns out to
-// be damaged); older ones are deleted after a new one is published.
+// valid snapshots are kept (the older is the fallback if the newest turns
+// out to be damaged: the runtime compacts the log only up to the older, so
+// that it can restart from either); older ones are deleted after a new one
+// is published or adopted.
 //
 // Threads: every member may be called from any thread (one mutex guards the
 // list of files); a writer or reader object is used by one thread at a time.
@@ -28,12 +42,13 @@
 
 #include "keel/state_machine.hpp"
 #include "keel/status.hpp"
+#include "keel/wal/file_system.hpp"
 #include "raft/types.hpp"
 
 namespace keel::runtime {
 
-inline constexpr std::size_t k_snapshots_kept = 2;
-inline constexpr std::size_t k_max_snapshot_config_bytes = 16 << 20;
+inline constexpr std::size_t kSnapshotsKept = 2;
+inline constexpr std::size_t kMaxSnapshotConfigBytes = 16 << 20;
 
 struct SnapshotFile {
     raft::SnapshotMeta meta;
@@ -41,70 +56,117 @@ struct SnapshotFile {
     std::uint64_t data_bytes = 0;
 };
 
+// A snapshot file that failed its checks, and why (the Status names the
+// file and what is wrong).
+struct DamagedSnapshot {
+    std::string path;
+    Status why;
+};
+
 // Writes the data of one snapshot to a temporary file; the file is deleted
-// unless published.
+// unless published.  A write that finds the disk full fails with no_space.
 class SnapshotFileWriter final : public SnapshotWriter {
 public:
     ~SnapshotFileWriter() override;
     Status write(std::string_view bytes) override;
     std::uint64_t data_bytes() const { return data_bytes_; }
+    // A write found the disk full (whatever status the state machine's
+    // snapshot function made of it).
+    bool out_of_space() const { return out_of_space_; }
+    // A write, fsync or rename of the file failed otherwise (an I/O error:
+    // the runtime fail-stops, docs/runtime.md "Failure").
+    bool io_failed() const { return io_failed_; }
 
 private:
     friend class SnapshotStore;
-    SnapshotFileWriter(int fd, std::string temp_path);
+    SnapshotFileWriter(wal::FileSystem& fs, std::unique_ptr<wal::File> file, std::string temp_path);
     Status flush_buffer();
     // Appends the trailer and makes the file durable (not yet visible).
     Status finish(const raft::SnapshotMeta& meta);
 
-    int fd_;
+    wal::FileSystem& fs_;
+    std::unique_ptr<wal::File> file_;
     std::string temp_path_;
     std::string buffer_;
+    std::uint64_t file_bytes_ = 0;  // written to the file so far
     std::uint64_t data_bytes_ = 0;
     std::uint32_t crc_state_ = 0;  // running crc32 of the data
     bool finished_ = false;
     bool failed_ = false;
+    bool published_ = false;  // renamed into place: nothing to delete
+    bool out_of_space_ = false;
+    bool io_failed_ = false;
 };
 
 // Streams the data of one snapshot; fails with corruption at the end if the
 // data does not match its checksum.
 class SnapshotFileReader final : public SnapshotReader {
 public:
-    ~SnapshotFileReader() override;
     Result<std::size_t> read(char* buffer, std::size_t capacity) override;
     std::uint64_t size_bytes() const override { return data_bytes_; }
 
 private:
     friend class SnapshotStore;
-    SnapshotFileReader(int fd, std::uint64_t offset, std::uint64_t data_bytes,
+    SnapshotFileReader(std::unique_ptr<wal::File> file, std::string path, std::uint64_t data_bytes,
                        std::uint32_t expected_crc);
-    int fd_;
-    std::uint64_t offset_;
-    std::uint64_t remaining_;
+    std::unique_ptr<wal::File> file_;
+    std::string path_;
+    std::uint64_t offset_ = 0;
     std::uint64_t data_bytes_;
     std::uint32_t expected_crc_;
-    std::uint32_t crc_state_ = 0;
+    std::uint32_t crc_state_;
 };
 
 class SnapshotStore {
 public:
-    // Creates `dir` if needed, deletes leftover temporary files and indexes
-    // the valid snapshots (damaged ones are skipped and left for inspection).
-    static Result<std::unique_ptr<SnapshotStore>> open(const std::string& dir);
+    struct Listing {
+        std::vector<SnapshotFile> valid;  // trailers check out; ascending by index
+        std::vector<DamagedSnapshot> damaged;
+    };
+    // Read-only: the .snap files in `dir` (none if it does not exist), each
+    // trailer checked.  Fails only if the directory cannot be read.
+    static Result<Listing> list(const std::string& dir, wal::FileSystem& fs);
+
+    // Creates `dir` and its staging subdirectory if needed, deletes leftover
+    // temporary and staged files, and indexes the snapshots (list()).
+    static Result<std::unique_ptr<SnapshotStore>> open(const std::string& dir, wal::FileSystem& fs);
 
     // The newest valid snapshot, if any.
     std::optional<SnapshotFile> latest() const;
+    // Every valid snapshot, ascending by index.
+    std::vector<SnapshotFile> all() const;
+    // The index of the snapshot before the newest (the fallback), if any:
+    // the log must reach back to it.
+    std::optional<raft::Index> fallback_index() const;
+    // Damaged files found so far: at open, by verify() and mark_damaged().
+    std::vector<DamagedSnapshot> damaged() const;
+    // `file` failed a check after open (its data CRC, or restore()): it is
+    // no longer offered (latest(), all()) and is reported by damaged().
+    void mark_damaged(const SnapshotFile& file, Status why);
+
+    // Reads `path` completely: trailer, configuration, data CRC, and, when
+    // `expected` is given, that it holds that snapshot.  corruption (or
+    // unsupported) naming the file and offset when it does not; io_error if
+    // it cannot be read.
+    static Result<SnapshotFile> verify(wal::FileSystem& fs, const std::string& path,
+                                       const raft::SnapshotMeta* expected = nullptr);
+    // fdatasyncs `file` and fsyncs the directory: a snapshot found at start-up
+    // may have been in the page cache only.
+    Status make_durable(const SnapshotFile& file) const;
 
     // Starts writing a snapshot.
     Result<std::unique_ptr<SnapshotFileWriter>> begin();
     // Finishes `writer` with `meta`, fdatasyncs it, renames it into place,
-    // fsyncs the directory and deletes all but the k_snapshots_kept newest.
+    // fsyncs the directory and deletes all but the kSnapshotsKept newest.
     // Once this returns ok the snapshot survives a crash and latest()
     // returns it (or a newer one).  The writer is finished either way.
+    // no_space when the trailer found no room (nothing was published).
     Result<SnapshotFile> publish(SnapshotFileWriter& writer, const raft::SnapshotMeta& meta);
 
     // Takes over a complete snapshot file received from the leader (already
-    // fsynced at `path`, same file system): checks that it holds `expected`,
-    // renames it into place and fsyncs the directory.
+    // fsynced at `path`, same file system, verified by verify()): checks its
+    // trailer holds `expected`, renames it into place and fsyncs the
+    // directory, then deletes all but the kSnapshotsKept newest.
     Result<SnapshotFile> adopt(const std::string& path, const raft::SnapshotMeta& expected);
 
     // Where the transport stages incoming snapshots (a subdirectory).
@@ -113,15 +175,18 @@ public:
     Result<std::unique_ptr<SnapshotFileReader>> open_reader(const SnapshotFile& file) const;
 
     const std::string& dir() const { return dir_; }
+    wal::FileSystem& file_system() const { return fs_; }
 
 private:
-    explicit SnapshotStore(std::string dir) : dir_(std::move(dir)) {}
+    SnapshotStore(std::string dir, wal::FileSystem& fs) : dir_(std::move(dir)), fs_(fs) {}
     void prune_locked();
     void add_locked(SnapshotFile f);
 
     const std::string dir_;
+    wal::FileSystem& fs_;
     mutable std::mutex mu_;
-    std::vector<SnapshotFile> files_;  // GUARDED_BY(mu_), ascending by index
+    std::vector<SnapshotFile> files_;       // GUARDED_BY(mu_), ascending by index
+    std::vector<DamagedSnapshot> damaged_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace keel::runtime

@@ -325,8 +325,9 @@ Status read_message(Reader& r, raft::Message& m, const CodecLimits& limits) {
 
 Result<Frame> read_hello(Reader& r) {
     Hello h;
-    KEEL_CODEC_TRY(r.u64(h.cluster_id, "hello cluster id"));
+    for (std::uint8_t& b : h.cluster_id.bytes) KEEL_CODEC_TRY(r.u8(b, "hello cluster id"));
     KEEL_CODEC_TRY(r.u64(h.from, "hello node id"));
+    if (h.cluster_id.unset()) return Status(ErrorCode::corruption, "hello without a cluster id");
     if (h.from == raft::kNoNode) return Status(ErrorCode::corruption, "hello from node id 0");
     return Frame{h};
 }
@@ -397,7 +398,7 @@ std::string seal_frame(std::uint8_t kind, std::string_view payload, std::uint8_t
 std::string encode_hello(const Hello& hello) {
     std::string payload;
     Writer w(payload);
-    w.u64(hello.cluster_id);
+    for (std::uint8_t b : hello.cluster_id.bytes) w.u8(b);
     w.u64(hello.from);
     std::string frame = seal_frame(static_cast<std::uint8_t>(FrameKind::hello), payload);
     KEEL_ASSERT(frame.size() == kHelloFrameBytes, "hello frames have a fixed size");

@@ -15,7 +15,7 @@
 //   u32 crc32c            CRC-32C (Castagnoli) of version, kind and payload
 //
 // Payloads:
-//   hello (kind 1):          u64 cluster_id, u64 from
+//   hello (kind 1):          16 bytes cluster_id (never all zero), u64 from (never 0)
 //   messages (kind 2):       u32 count, then `count` messages
 //   snapshot_chunk (kind 3): u64 snapshot_id, u64 offset, u64 total_bytes,
 //                            u32 data_len, data, u8 last, [message if last == 1]
@@ -43,10 +43,12 @@
 
 #include "keel/status.hpp"
 #include "raft/types.hpp"
+#include "transport/cluster_id.hpp"
 
 namespace keel::transport {
 
-inline constexpr std::uint8_t kWireVersion = 1;
+// 2: the hello carries the cluster's 128-bit random id (1 had a u64 constant).
+inline constexpr std::uint8_t kWireVersion = 2;
 
 // Bytes of the u32 length prefix, and of the smallest possible frame body
 // (version + kind + crc with an empty payload).
@@ -54,7 +56,8 @@ inline constexpr std::size_t kFrameLengthBytes = 4;
 inline constexpr std::size_t kFrameBodyBytesMin = 1 + 1 + 4;
 // A hello frame has a fixed size; before a connection has said hello, the
 // receiver refuses any longer length prefix (no big buffer for strangers).
-inline constexpr std::size_t kHelloFrameBytes = kFrameLengthBytes + kFrameBodyBytesMin + 16;
+inline constexpr std::size_t kHelloFrameBytes =
+    kFrameLengthBytes + kFrameBodyBytesMin + ClusterId::kBytes + 8;
 
 enum class FrameKind : std::uint8_t {
     hello = 1,
@@ -77,7 +80,7 @@ struct CodecLimits {
 
 // The first frame on every connection: who is talking, and in which cluster.
 struct Hello {
-    std::uint64_t cluster_id = 0;
+    ClusterId cluster_id;
     raft::NodeId from = raft::kNoNode;
 
     friend bool operator==(const Hello&, const Hello&) = default;

@@ -80,7 +80,8 @@ Result<std::string> SnapshotReader::read(std::uint64_t offset, std::size_t max_b
 
 Result<StagingFile> StagingFile::create(const std::string& dir, const std::string& name) {
     std::string path = dir + "/" + name + ".part";
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    // A snapshot holds the application's data: readable by its user only.
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return io_error("cannot create staging file", path, errno);
     return StagingFile(fd, dir, name);
 }

@@ -1,7 +1,10 @@
-// transport/tcp_inbound.cpp — one accepted connection: read what the socket
-// has, and for each whole frame in it check the length prefix against the
-// limit, decode, deliver; close with a logged reason on anything malformed.
+// transport/tcp_inbound.cpp — one accepted connection: the TLS handshake and
+// the hello (decided by HelloGate), then read what the socket has (decrypted
+// under TLS), and for each whole frame in it check the length prefix against
+// the limit, decode, deliver; close with a logged reason on anything
+// malformed.
 #include <algorithm>
+#include <boost/asio/write.hpp>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -10,6 +13,8 @@
 
 namespace keel::transport {
 namespace {
+
+using Clock = std::chrono::steady_clock;
 
 // The receive buffer starts small (a stranger's idle connection costs
 // little), grows to this size the first time a frame does not fit, and
@@ -21,45 +26,89 @@ constexpr std::size_t kReadBufferBytes = 64 * 1024;
 constexpr std::size_t kReadBufferKeepBytes = 1024 * 1024;
 // Below this much free space, unread bytes move to the front before a read.
 constexpr std::size_t kReadMinBytes = 4096;
+// TLS: ciphertext taken from the socket per read, before the hello (a
+// stranger's costs little) and after it.  The session holds at most this
+// much (plus one partial record) before it is decrypted.
+constexpr std::size_t kCipherFirstBytes = 4096;
+constexpr std::size_t kCipherReadBytes = 64 * 1024;
 
 }  // namespace
 
 InboundConnection::InboundConnection(std::shared_ptr<TcpTransport::Impl> transport,
-                                     tcp::socket socket)
-    : t_(std::move(transport)), socket_(std::move(socket)), hello_timer_(t_->io_) {}
+                                     tcp::socket socket, std::string remote_address)
+    : t_(std::move(transport)),
+      socket_(std::move(socket)),
+      timer_(t_->io_),
+      remote_address_(std::move(remote_address)),
+      gate_(t_->options_.self, t_->options_.tls != nullptr) {}
 
 void InboundConnection::start() {
     boost::system::error_code ec;
     tcp::endpoint remote = socket_.remote_endpoint(ec);
     remote_ =
         ec ? std::string("?") : remote.address().to_string() + ":" + std::to_string(remote.port());
-    hello_timer_.expires_after(t_->options_.hello_timeout);
-    hello_timer_.async_wait([self = shared_from_this()](boost::system::error_code wait_ec) {
-        if (wait_ec || self->closed_ || self->peer_ != raft::kNoNode) return;
-        self->close(
-            "no hello within " + std::to_string(self->t_->options_.hello_timeout.count()) + " ms",
-            true);
-    });
+    last_read_ = Clock::now();
+    arm_timer(t_->options_.hello_timeout);
+    if (t_->options_.tls) {
+        tls_ = std::make_unique<TlsSession>(t_->options_.tls, TlsSession::Role::server);
+        cipher_.resize(kCipherFirstBytes);
+    }
     in_.resize(kReadBufferFirstBytes);
     read_more();
 }
 
-void InboundConnection::close(const std::string& reason, bool bad_input) {
+void InboundConnection::close(const std::string& reason) {
     if (closed_) return;
     closed_ = true;
-    if (bad_input) ++t_->stats_.inbound_rejected;
-    t_->log(bad_input ? LogLevel::warning : LogLevel::debug,
+    t_->log(LogLevel::debug,
             "closing connection from " + remote_ +
                 (peer_ != raft::kNoNode ? " (node " + std::to_string(peer_) + ")" : "") + ": " +
                 reason);
     boost::system::error_code ignored;
     socket_.close(ignored);
-    hello_timer_.cancel();
+    timer_.cancel();
+    if (pending_) {
+        pending_ = false;
+        t_->remove_pending(remote_address_);
+    }
     t_->abort_staging_of(this);
     t_->forget_inbound(shared_from_this());
 }
 
-void InboundConnection::read_more() {
+void InboundConnection::refuse(Rejection reason, const std::string& detail) {
+    if (closed_) return;
+    t_->reject(reason, "connection from " + remote_ +
+                           (peer_ != raft::kNoNode ? " (node " + std::to_string(peer_) + ")" : "") +
+                           ": " + detail);
+    close(std::string("refused (") + rejection_name(reason) + ")");
+}
+
+void InboundConnection::act(const HelloGate::Decision& decision) {
+    if (decision.action == HelloGate::Action::refuse) refuse(decision.reason, decision.detail);
+    if (decision.action == HelloGate::Action::close) close(decision.detail);
+}
+
+void InboundConnection::arm_timer(Clock::duration after) {
+    timer_.expires_after(after);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+        if (!ec && !self->closed_ && self->t_->running()) self->on_timer();
+    });
+}
+
+void InboundConnection::on_timer() {
+    if (peer_ == raft::kNoNode) {
+        HelloGate::Decision d = gate_.on_deadline();
+        d.detail +=
+            " (hello_timeout " + std::to_string(t_->options_.hello_timeout.count()) + " ms)";
+        return act(d);
+    }
+    const Clock::duration idle = Clock::now() - last_read_;
+    if (idle < t_->options_.idle_timeout) return arm_timer(t_->options_.idle_timeout - idle);
+    close("nothing received for " + std::to_string(t_->options_.idle_timeout.count()) +
+          " ms (idle_timeout)");
+}
+
+void InboundConnection::make_room() {
     if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
     if (in_.size() > kReadBufferKeepBytes && in_end_ - in_begin_ <= kReadBufferBytes &&
         frame_bytes_ <= kReadBufferBytes) {
@@ -69,8 +118,8 @@ void InboundConnection::read_more() {
         in_begin_ = 0;
         in_.swap(smaller);
     }
-    if (in_begin_ > 0 && (in_.size() - in_end_ < kReadMinBytes ||
-                          in_.size() - in_begin_ < frame_bytes_)) {
+    if (in_begin_ > 0 &&
+        (in_.size() - in_end_ < kReadMinBytes || in_.size() - in_begin_ < frame_bytes_)) {
         std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
         in_end_ -= in_begin_;
         in_begin_ = 0;
@@ -84,6 +133,18 @@ void InboundConnection::read_more() {
         KEEL_ASSERT(grown > in_.size(), "a full buffer holds part of a frame larger than it");
         in_.resize(grown);
     }
+}
+
+void InboundConnection::read_more() {
+    if (tls_) {
+        socket_.async_read_some(
+            asio::buffer(cipher_),
+            [self = shared_from_this()](boost::system::error_code ec, std::size_t got) {
+                self->on_ciphertext(ec, got);
+            });
+        return;
+    }
+    make_room();
     socket_.async_read_some(
         asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
         [self = shared_from_this()](boost::system::error_code ec, std::size_t got) {
@@ -93,37 +154,132 @@ void InboundConnection::read_more() {
 
 void InboundConnection::on_read(boost::system::error_code ec, std::size_t got) {
     if (closed_ || !t_->running()) return;
+    last_read_ = Clock::now();
+    bytes_received_ += got;
     in_end_ += got;
     if (!deliver_frames()) return;
-    if (ec) {
-        const std::size_t have = in_end_ - in_begin_;
-        if (ec != asio::error::eof) return close("read failed: " + ec.message(), false);
-        if (have == 0) return close("closed by peer", false);
-        if (have < kFrameLengthBytes)
-            return close("truncated frame length prefix: connection closed after " +
-                             std::to_string(have) + " of 4 bytes",
-                         true);
-        return close("truncated frame: connection closed after " +
-                         std::to_string(have - kFrameLengthBytes) + " of " +
-                         std::to_string(frame_bytes_ - kFrameLengthBytes) +
-                         " body bytes",
-                     true);
-    }
+    if (ec) return on_read_end(ec);
     read_more();
 }
 
+void InboundConnection::on_ciphertext(boost::system::error_code ec, std::size_t got) {
+    if (closed_ || !t_->running()) return;
+    last_read_ = Clock::now();
+    bytes_received_ += got;
+    tls_->put_received(std::string_view(cipher_.data(), got));
+    if (gate_.state() == HelloGate::State::tls_handshake) {
+        if (ec) return act(gate_.on_closed(bytes_received_));
+        return continue_handshake();
+    }
+    if (!decrypt_received()) return;
+    if (ec) return on_read_end(ec);
+    read_more();
+}
+
+void InboundConnection::on_read_end(boost::system::error_code ec) {
+    const std::size_t have = in_end_ - in_begin_;
+    if (ec != asio::error::eof) return close("read failed: " + ec.message());
+    if (peer_ == raft::kNoNode) return act(gate_.on_closed(have));
+    if (have == 0) return close("closed by peer");
+    if (have < kFrameLengthBytes)
+        return refuse(Rejection::frame, "truncated frame length prefix: connection closed after " +
+                                            std::to_string(have) + " of 4 bytes");
+    refuse(Rejection::frame, "truncated frame: connection closed after " +
+                                 std::to_string(have - kFrameLengthBytes) + " of " +
+                                 std::to_string(frame_bytes_ - kFrameLengthBytes) + " body bytes");
+}
+
+void InboundConnection::continue_handshake() {
+    Result<TlsSession::Handshake> step = tls_->handshake();
+    handshake_out_.clear();
+    tls_->take_output(handshake_out_);
+    if (!step.ok()) {
+        // Tell the client why (its alert) if the socket takes it at once.
+        boost::system::error_code ignored;
+        socket_.non_blocking(true, ignored);
+        socket_.write_some(asio::buffer(handshake_out_), ignored);
+        return act(gate_.on_tls_handshake(step.status()));
+    }
+    const bool done = *step == TlsSession::Handshake::done;
+    auto next = [self = shared_from_this(), done] {
+        if (!done) return self->read_more();
+        self->act(self->gate_.on_tls_handshake(Status()));
+        self->t_->log(LogLevel::debug,
+                      "TLS from " + self->remote_ + ": " + self->tls_->peer_subject());
+        // The client may have sent its hello right behind its last flight.
+        if (self->decrypt_received()) self->read_more();
+    };
+    if (handshake_out_.empty()) return next();
+    asio::async_write(socket_, asio::buffer(handshake_out_),
+                      [self = shared_from_this(), next](boost::system::error_code ec, std::size_t) {
+                          if (self->closed_ || !self->t_->running()) return;
+                          if (ec) return self->act(self->gate_.on_closed(self->bytes_received_));
+                          next();
+                      });
+}
+
+bool InboundConnection::decrypt_received() {
+    for (;;) {
+        make_room();
+        Result<std::size_t> got = tls_->decrypt(in_.data() + in_end_, in_.size() - in_end_);
+        if (!got.ok()) {
+            // A close_notify ends the stream as a FIN does.
+            if (got.status().code() == ErrorCode::aborted) {
+                on_read_end(asio::error::eof);
+            } else {
+                refuse(Rejection::frame, got.status().message());
+            }
+            return false;
+        }
+        if (*got == 0) return true;
+        in_end_ += *got;
+        if (!deliver_frames()) return false;
+    }
+}
+
+bool InboundConnection::pass_gate() {
+    HelloGate::Decision d = gate_.on_bytes(
+        std::string_view(in_.data() + in_begin_, in_end_ - in_begin_), t_->cluster_id_);
+    if (d.action == HelloGate::Action::adopt)
+        d = gate_.on_adopted(t_->adopt_cluster_id(gate_.hello()));
+    if (d.action == HelloGate::Action::identified) {
+        on_identified(d.consumed);
+        return !closed_ && t_->running();
+    }
+    act(d);
+    return !closed_;
+}
+
+void InboundConnection::on_identified(std::size_t hello_bytes) {
+    in_begin_ += hello_bytes;
+    peer_ = gate_.hello().from;
+    if (tls_) cipher_.resize(kCipherReadBytes);
+    pending_ = false;
+    t_->remove_pending(remote_address_);
+    arm_timer(t_->options_.idle_timeout);
+    // A peer dials one connection to us at a time; an older one still open
+    // is half-dead (the peer restarted or lost it), so it goes.
+    std::vector<std::shared_ptr<InboundConnection>> older;
+    for (const auto& c : t_->inbound_)
+        if (c.get() != this && c->peer() == peer_) older.push_back(c);
+    for (const auto& c : older) c->close("replaced by a newer connection from the same node");
+    t_->log(LogLevel::debug, "connection from " + remote_ + " is node " + std::to_string(peer_));
+}
+
 bool InboundConnection::deliver_frames() {
+    if (peer_ == raft::kNoNode) {
+        if (!pass_gate()) return false;
+        if (peer_ == raft::kNoNode) return true;  // the rest of the hello is on its way
+    }
     for (;;) {
         const std::size_t have = in_end_ - in_begin_;
         frame_bytes_ = kFrameLengthBytes;
         if (have < kFrameLengthBytes) return true;
-        // Until the peer has said who it is, only a hello fits.
-        const bool known = peer_ != raft::kNoNode;
-        const std::size_t limit = known ? t_->options_.limits.frame_bytes_max : kHelloFrameBytes;
         Result<std::uint32_t> length =
-            decode_frame_length(std::string_view(in_.data() + in_begin_, kFrameLengthBytes), limit);
+            decode_frame_length(std::string_view(in_.data() + in_begin_, kFrameLengthBytes),
+                                t_->options_.limits.frame_bytes_max);
         if (!length.ok()) {
-            close(length.status().to_string() + (known ? "" : " (before hello)"), true);
+            refuse(Rejection::frame, length.status().to_string());
             return false;
         }
         frame_bytes_ = kFrameLengthBytes + *length;
@@ -132,11 +288,11 @@ bool InboundConnection::deliver_frames() {
         in_begin_ += kFrameLengthBytes + *length;
         Result<Frame> frame = decode_frame_body(body, t_->options_.limits);
         if (!frame.ok()) {
-            close("bad frame: " + frame.status().to_string(), true);
+            refuse(Rejection::frame, "bad frame: " + frame.status().to_string());
             return false;
         }
-        if (Status s = dispatch(std::move(*frame)); !s.ok()) {
-            close(s.to_string(), true);
+        if (std::optional<Refused> r = dispatch(std::move(*frame))) {
+            refuse(r->reason, r->detail);
             return false;
         }
         // A callback may have stopped the transport.
@@ -144,55 +300,35 @@ bool InboundConnection::deliver_frames() {
     }
 }
 
-Status InboundConnection::dispatch(Frame&& frame) {
-    if (const auto* hello = std::get_if<Hello>(&frame)) return on_hello(*hello);
-    if (peer_ == raft::kNoNode)
-        return Status(ErrorCode::corruption, "the first frame must be a hello");
+std::optional<InboundConnection::Refused> InboundConnection::dispatch(Frame&& frame) {
+    if (std::holds_alternative<Hello>(frame))
+        return Refused{Rejection::frame, "a second hello on one connection"};
 
     if (auto* batch = std::get_if<MessageBatch>(&frame)) {
         // Check the whole batch before delivering any of it.
         for (const auto& m : batch->messages) {
-            if (Status s = check_message(m); !s.ok()) return s;
+            if (Status s = check_message(m); !s.ok())
+                return Refused{Rejection::message, s.to_string()};
         }
         for (auto& m : batch->messages) {
             if (closed_ || !t_->running()) break;
             ++t_->stats_.messages_received;
             if (t_->handler_.on_message) t_->handler_.on_message(std::move(m));
         }
-        return Status();
+        return std::nullopt;
     }
 
     auto& chunk = std::get<SnapshotChunk>(frame);
     if (chunk.message) {
-        if (Status s = check_message(*chunk.message); !s.ok()) return s;
+        if (Status s = check_message(*chunk.message); !s.ok())
+            return Refused{Rejection::message, s.to_string()};
         if (chunk.message->type != raft::MessageType::snapshot || !chunk.message->snapshot)
-            return Status(ErrorCode::corruption,
-                          "the final snapshot chunk must carry a snapshot message");
+            return Refused{Rejection::message,
+                           "the final snapshot chunk must carry a snapshot message"};
     }
-    return t_->on_chunk(this, peer_, std::move(chunk));
-}
-
-Status InboundConnection::on_hello(const Hello& hello) {
-    if (peer_ != raft::kNoNode)
-        return Status(ErrorCode::corruption, "a second hello on one connection");
-    if (hello.cluster_id != t_->options_.cluster_id)
-        return Status(ErrorCode::invalid_argument,
-                      "hello from node " + std::to_string(hello.from) + " of cluster " +
-                          std::to_string(hello.cluster_id) + ", this is cluster " +
-                          std::to_string(t_->options_.cluster_id));
-    if (hello.from == t_->options_.self)
-        return Status(ErrorCode::invalid_argument, "hello from a node with our own id");
-    peer_ = hello.from;
-    hello_timer_.cancel();
-    // A peer dials one connection to us at a time; an older one still open
-    // is half-dead (the peer restarted or lost it), so it goes.
-    std::vector<std::shared_ptr<InboundConnection>> older;
-    for (const auto& c : t_->inbound_)
-        if (c.get() != this && c->peer() == peer_) older.push_back(c);
-    for (const auto& c : older)
-        c->close("replaced by a newer connection from the same node", false);
-    t_->log(LogLevel::debug, "connection from " + remote_ + " is node " + std::to_string(peer_));
-    return Status();
+    if (Status s = t_->on_chunk(this, peer_, std::move(chunk)); !s.ok())
+        return Refused{Rejection::snapshot, s.to_string()};
+    return std::nullopt;
 }
 
 // A message must come from the node that said hello, and be meant for us:

@@ -25,8 +25,10 @@
 #include <string>
 #include <vector>
 
+#include "transport/hello_gate.hpp"
 #include "transport/snapshot_files.hpp"
 #include "transport/tcp_transport.hpp"
+#include "transport/tls.hpp"
 
 namespace keel::transport {
 
@@ -45,6 +47,12 @@ public:
 
     bool running() const { return started_ && !stopped_; }
     void log(LogLevel level, const std::string& message) const;
+    // Something from outside refused: counted, and reported through
+    // on_rejected (or logged as a warning when there is none).
+    void reject(Rejection reason, const std::string& detail);
+    // A fresh joiner's first valid hello: the runtime persists the id
+    // (on_cluster_id), then it is ours and outbound peers may say hello.
+    Status adopt_cluster_id(const Hello& hello);
     // Outbound events are reported through posted handlers, never inline, so
     // that a call into the transport never re-enters the runtime.
     void post_unreachable(NodeId id);
@@ -53,7 +61,11 @@ public:
     Status start();
     void stop();
     void accept_next();
+    void admit(tcp::socket socket);
     void forget_inbound(const std::shared_ptr<InboundConnection>& connection);
+    // Connections from `address` not past their hello yet (the per-address cap).
+    void add_pending(const std::string& address);
+    void remove_pending(const std::string& address);
 
     // A snapshot chunk from `from` on `connection`: appended to that peer's
     // staging file; the final chunk fsyncs it and calls on_snapshot.  An
@@ -73,6 +85,10 @@ public:
 
     std::map<NodeId, std::shared_ptr<OutboundPeer>> peers_;
     std::set<std::shared_ptr<InboundConnection>> inbound_;
+    std::map<std::string, std::size_t> pending_by_address_;  // remote IP -> count (I/O thread)
+    // options_.cluster_id until a fresh joiner adopts one.  Written on the
+    // I/O thread under the send lock; read there, or under the lock.
+    ClusterId cluster_id_;
 
     struct Staged {
         const InboundConnection* owner = nullptr;  // identity only, never dereferenced
@@ -108,7 +124,9 @@ public:
     bool enqueue(raft::Message&& m);
     // Replaces any snapshot stream in progress (which is reported failed).
     void start_snapshot(raft::Message message, SnapshotReader reader, std::uint64_t snapshot_id);
-    // Connects if idle, writes if connected and no write is in flight.
+    // Connects if idle, writes if connected and no write is in flight;
+    // nothing while the transport has no cluster id (a joiner says nothing
+    // before it knows its cluster: messages wait in the queue).
     void kick();
     // Connected, hello sent, nothing queued, being written or left over: a
     // write now from another thread cannot overtake anything.
@@ -123,17 +141,29 @@ public:
     void close();
 
 private:
-    enum class State { idle, connecting, connected, backing_off, closed };
+    enum class State { idle, connecting, handshaking, connected, backing_off, closed };
 
     void connect();
     void connect_to(const std::vector<tcp::endpoint>& endpoints);
+    // TLS: drives the client handshake (writes its flights, reads the
+    // server's) until done, then on_connected.  Bounded by connect_timeout.
+    void handshake_step();
+    void read_handshake();
     void on_connected();
     void watch_for_close();
+    // While connected: closes the connection quietly once nothing has been
+    // written for outbound_idle_close (dialled again on the next message).
+    void arm_idle_close();
+    // The frames as they go on the wire: encrypted under TLS.  False (and
+    // the connection failed) if encryption failed.
+    bool to_wire(std::vector<std::string>& plain, std::vector<std::string>& wire);
     void write_next();
     std::size_t take_message_frames(std::vector<std::string>& frames);
     std::size_t take_one_batch(std::vector<std::string>& frames);
     bool take_snapshot_chunk(std::vector<std::string>& frames);
-    void fail(const std::string& reason);
+    // Drops the connection and its queue, reports the peer unreachable,
+    // backs off.  `level`: error for what an operator must fix (TLS refused).
+    void fail(const std::string& reason, LogLevel level = LogLevel::warning);
     void tear_down_connection();
     void abort_snapshot(const std::string& reason);
     std::chrono::milliseconds next_backoff();
@@ -143,7 +173,9 @@ private:
     const std::string address_;
     tcp::resolver resolver_;
     tcp::socket socket_;
+    // The connect deadline, then (connected) the idle check, then the backoff.
     asio::steady_timer backoff_timer_;
+    std::unique_ptr<TlsSession> tls_;  // under TLS, from the TCP connect on
 
     State state_ = State::idle;
     // Bumped whenever the connection is torn down: a handler that captured
@@ -151,10 +183,15 @@ private:
     std::uint64_t generation_ = 0;
     bool writing_ = false;
     bool hello_sent_ = false;
-    std::string unsent_;  // the bytes write_now's send left; written first
+    // Wire bytes (ciphertext under TLS) to write before anything newer:
+    // what write_now's send left, or the TLS handshake's last flight.
+    std::string unsent_;
+    std::chrono::steady_clock::time_point last_write_;
     std::chrono::milliseconds backoff_{0};
     std::deque<raft::Message> queue_;
-    std::array<char, 1> probe_{};
+    // The server's handshake flights; then anything the peer sends (it
+    // never should: an alert, or a close).
+    std::array<char, 4096> read_buffer_{};
 
     struct Outgoing {
         std::uint64_t id = 0;
@@ -166,36 +203,69 @@ private:
     std::optional<Outgoing> snapshot_;
 };
 
-// One accepted connection: reads frames until the peer closes or misbehaves.
+// One accepted connection: the TLS handshake and the hello (HelloGate),
+// then frames until the peer closes or misbehaves.
 class InboundConnection : public std::enable_shared_from_this<InboundConnection> {
 public:
-    InboundConnection(std::shared_ptr<TcpTransport::Impl> transport, tcp::socket socket);
+    InboundConnection(std::shared_ptr<TcpTransport::Impl> transport, tcp::socket socket,
+                      std::string remote_address);
 
     void start();
     NodeId peer() const { return peer_; }
-    // Idempotent.  `bad_input`: the peer sent something we refuse (counted,
-    // logged as a warning); otherwise a normal close (logged as debug).
-    void close(const std::string& reason, bool bad_input);
+    // Idempotent.  A normal end (logged as debug).
+    void close(const std::string& reason);
+    // Idempotent.  The peer sent something we refuse: counted, reported.
+    void refuse(Rejection reason, const std::string& detail);
 
 private:
-    // One read into the free space of in_ (compacted or grown first).
+    // One socket read: plaintext into in_, or (TLS) ciphertext into cipher_.
     void read_more();
     void on_read(boost::system::error_code ec, std::size_t got);
-    // Decodes and dispatches every whole frame in in_; false once the
-    // connection is closed (bad input, or a callback stopped the transport).
+    void on_ciphertext(boost::system::error_code ec, std::size_t got);
+    // The peer closed or the read failed, with in_ holding what is left.
+    void on_read_end(boost::system::error_code ec);
+    // TLS: advances the server handshake, writes its flight, reads more.
+    void continue_handshake();
+    // TLS: decrypts what the session holds into in_ and delivers the whole
+    // frames; false once the connection is closed.
+    bool decrypt_received();
+    // Makes free space at the end of in_ (compacted or grown first).
+    void make_room();
+    // Decodes and dispatches every whole frame in in_ (the hello first,
+    // through the gate); false once the connection is closed (bad input,
+    // or a callback stopped the transport).
     bool deliver_frames();
+    // Before the hello: feeds the gate; false once closed.
+    bool pass_gate();
+    void on_identified(std::size_t hello_bytes);
+    // Carries out the gate's refuse / close.
+    void act(const HelloGate::Decision& decision);
+    // Before the hello: the hello deadline; after: the idle check.
+    void arm_timer(std::chrono::steady_clock::duration after);
+    void on_timer();
 
-    // Returns an error when the connection must be closed.
-    Status dispatch(Frame&& frame);
-    Status on_hello(const Hello& hello);
+    struct Refused {
+        Rejection reason;
+        std::string detail;
+    };
+    // Returns why the connection must be closed, if it must.
+    std::optional<Refused> dispatch(Frame&& frame);
     Status check_message(const raft::Message& m) const;
 
     std::shared_ptr<TcpTransport::Impl> t_;
     tcp::socket socket_;
-    asio::steady_timer hello_timer_;
-    std::string remote_;
-    // Received bytes; [in_begin_, in_end_) are not decoded yet.  Reads take
-    // whatever the socket has, so one read often brings several frames (one
+    asio::steady_timer timer_;
+    const std::string remote_address_;  // the peer's IP (the per-address cap)
+    std::string remote_;                // address:port, for logs
+    HelloGate gate_;
+    bool pending_ = true;  // counted in Impl::pending_by_address_
+    std::unique_ptr<TlsSession> tls_;
+    std::vector<char> cipher_;   // TLS: one socket read
+    std::string handshake_out_;  // TLS: the flight being written
+    std::uint64_t bytes_received_ = 0;
+    std::chrono::steady_clock::time_point last_read_;
+    // Received plaintext; [in_begin_, in_end_) are not decoded yet.  Reads
+    // take whatever the socket has, so one read often brings several frames (one
     // system call and one handler for all of them) and a frame never costs
     // a read for its length and another for its body.  The buffer grows only
     // when full, so a peer announcing a large frame and sending little costs

@@ -1,9 +1,16 @@
 // transport/tcp_outbound.cpp — one peer's outbound connection: connect with
-// backoff, the bounded send queue, coalesced writes, snapshot streaming, and
-// the write from another thread when the connection is idle (write_now).
+// backoff, the TLS client handshake, the bounded send queue, coalesced
+// writes, snapshot streaming, and the write from another thread when the
+// connection is idle (write_now).
 //
 // Every handler here takes the transport's send lock first (Impl::send_mu_);
-// the methods they and the public calls reach assume it is held.
+// the methods they and the public calls reach assume it is held.  The TLS
+// session is touched only under that lock, so write_now may encrypt on its
+// own thread: frames become records in the order the lock orders them, and
+// the records reach the socket in that order (write_now writes only when
+// nothing is queued or in flight, and what it leaves goes first in the next
+// write).  Reads on this connection (the handshake, then watch_for_close)
+// see only the handshake and, after it, alerts: a server never sends data.
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -46,6 +53,7 @@ void OutboundPeer::start_snapshot(raft::Message message, SnapshotReader reader,
 }
 
 void OutboundPeer::kick() {
+    if (t_->cluster_id_.unset()) return;
     if (state_ == State::idle) {
         connect();
     } else if (state_ == State::connected) {
@@ -67,8 +75,22 @@ std::size_t OutboundPeer::write_now() {
     std::size_t taken = 0;
     while (!queue_.empty()) taken += take_message_frames(frames);
     if (frames.empty()) return taken;
-    std::string bytes = frames.size() == 1 ? std::move(frames[0]) : std::string();
-    for (std::size_t i = 0; frames.size() > 1 && i < frames.size(); ++i) bytes += frames[i];
+    std::string bytes;
+    if (tls_) {
+        for (const std::string& frame : frames) {
+            if (Status s = tls_->encrypt(frame, bytes); !s.ok()) {
+                // The session is broken: the I/O thread fails the connection.
+                asio::post(t_->io_, [self = shared_from_this(), generation = generation_, s] {
+                    std::lock_guard lock(self->t_->send_mu_);
+                    if (generation == self->generation_) self->fail(s.message());
+                });
+                return taken;
+            }
+        }
+    } else {
+        bytes = frames.size() == 1 ? std::move(frames[0]) : std::string();
+        for (std::size_t i = 0; frames.size() > 1 && i < frames.size(); ++i) bytes += frames[i];
+    }
     // Reads the descriptor only: the socket object is opened and closed
     // under the send lock, which this caller holds.
     const int fd = socket_.native_handle();
@@ -79,6 +101,7 @@ std::size_t OutboundPeer::write_now() {
     const std::size_t sent = n > 0 ? static_cast<std::size_t>(n) : 0;
     t_->stats_.frames_sent += frames.size();
     t_->stats_.messages_sent += taken;
+    last_write_ = std::chrono::steady_clock::now();
     if (sent == bytes.size()) {
         backoff_ = std::chrono::milliseconds(0);  // the connection works
         return taken;
@@ -118,9 +141,12 @@ void OutboundPeer::connect() {
     backoff_timer_.async_wait(
         [self = shared_from_this(), generation](boost::system::error_code ec) {
             std::lock_guard lock(self->t_->send_mu_);
-            if (ec || generation != self->generation_ || self->state_ != State::connecting) return;
+            if (ec || generation != self->generation_) return;
+            if (self->state_ != State::connecting && self->state_ != State::handshaking) return;
             ++self->t_->stats_.connect_failures;
-            self->fail("connect to " + self->address_ + " timed out after " +
+            self->fail(std::string(self->state_ == State::handshaking ? "TLS handshake with "
+                                                                      : "connect to ") +
+                       self->address_ + " timed out after " +
                        std::to_string(self->t_->options_.connect_timeout.count()) + " ms");
         });
     boost::system::error_code ec;
@@ -156,7 +182,58 @@ void OutboundPeer::connect_to(const std::vector<tcp::endpoint>& endpoints) {
                 ++self->t_->stats_.connect_failures;
                 return self->fail("cannot connect to " + self->address_ + ": " + ec.message());
             }
-            self->on_connected();
+            boost::system::error_code ignored;
+            self->socket_.set_option(tcp::no_delay(true), ignored);
+            if (!self->t_->options_.tls) return self->on_connected();
+            self->state_ = State::handshaking;
+            self->tls_ =
+                std::make_unique<TlsSession>(self->t_->options_.tls, TlsSession::Role::client);
+            self->handshake_step();
+        });
+}
+
+void OutboundPeer::handshake_step() {
+    Result<TlsSession::Handshake> step = tls_->handshake();
+    std::string out;
+    tls_->take_output(out);
+    if (!step.ok()) {
+        // Tell the server why (our alert) if the socket takes it at once.
+        boost::system::error_code ignored;
+        socket_.non_blocking(true, ignored);
+        socket_.write_some(asio::buffer(out), ignored);
+        ++t_->stats_.connect_failures;
+        return fail(step.status().message(), LogLevel::error);
+    }
+    if (*step == TlsSession::Handshake::done) {
+        // The last flight goes first, before the hello.
+        unsent_ = std::move(out);
+        return on_connected();
+    }
+    if (out.empty()) return read_handshake();
+    auto bytes = std::make_shared<std::string>(std::move(out));
+    asio::async_write(socket_, asio::buffer(*bytes),
+                      [self = shared_from_this(), generation = generation_, bytes](
+                          boost::system::error_code ec, std::size_t) {
+                          std::lock_guard lock(self->t_->send_mu_);
+                          if (generation != self->generation_ || self->state_ != State::handshaking)
+                              return;
+                          if (ec) return self->fail("TLS handshake write failed: " + ec.message());
+                          self->read_handshake();
+                      });
+}
+
+void OutboundPeer::read_handshake() {
+    socket_.async_read_some(
+        asio::buffer(read_buffer_), [self = shared_from_this(), generation = generation_](
+                                        boost::system::error_code ec, std::size_t got) {
+            std::lock_guard lock(self->t_->send_mu_);
+            if (generation != self->generation_ || self->state_ != State::handshaking) return;
+            if (ec) {
+                ++self->t_->stats_.connect_failures;
+                return self->fail("connection lost during the TLS handshake: " + ec.message());
+            }
+            self->tls_->put_received(std::string_view(self->read_buffer_.data(), got));
+            self->handshake_step();
         });
 }
 
@@ -164,56 +241,109 @@ void OutboundPeer::on_connected() {
     state_ = State::connected;
     backoff_timer_.cancel();
     ++t_->stats_.connects;
-    boost::system::error_code ignored;
-    socket_.set_option(tcp::no_delay(true), ignored);
     hello_sent_ = false;
-    t_->log(LogLevel::debug, "connected to node " + std::to_string(id_) + " at " + address_);
+    last_write_ = std::chrono::steady_clock::now();
+    t_->log(LogLevel::debug, "connected to node " + std::to_string(id_) + " at " + address_ +
+                                 (tls_ ? " (TLS: " + tls_->peer_subject() + ")" : ""));
     watch_for_close();
+    arm_idle_close();
     write_next();
 }
 
 // Peers never send on a connection we dialled, so any completed read means
 // the peer closed it (or broke the protocol): notice at once rather than on
-// the next write, which the kernel might still accept.
+// the next write, which the kernel might still accept.  Under TLS what
+// comes is an alert (the server refused our certificate: a TLS 1.3 client
+// finishes its handshake before the server has checked it) or a
+// close_notify, decrypted to say which.
 void OutboundPeer::watch_for_close() {
     const std::uint64_t generation = generation_;
-    socket_.async_read_some(asio::buffer(probe_), [self = shared_from_this(), generation](
-                                                      boost::system::error_code ec, std::size_t) {
-        std::lock_guard lock(self->t_->send_mu_);
-        if (generation != self->generation_ || self->state_ != State::connected) return;
-        self->fail(ec ? "connection lost: " + ec.message()
-                      : std::string("peer sent data on a send-only connection"));
-    });
+    socket_.async_read_some(
+        asio::buffer(read_buffer_),
+        [self = shared_from_this(), generation](boost::system::error_code ec, std::size_t got) {
+            std::lock_guard lock(self->t_->send_mu_);
+            if (generation != self->generation_ || self->state_ != State::connected) return;
+            if (ec) return self->fail("connection lost: " + ec.message());
+            if (!self->tls_) return self->fail("peer sent data on a send-only connection");
+            self->tls_->put_received(std::string_view(self->read_buffer_.data(), got));
+            std::array<char, 256> scratch;
+            Result<std::size_t> data = self->tls_->decrypt(scratch.data(), scratch.size());
+            if (data.ok() && *data == 0) return self->watch_for_close();  // part of a record
+            if (data.ok()) return self->fail("peer sent data on a send-only connection");
+            if (data.status().code() == ErrorCode::aborted) return self->fail("peer closed TLS");
+            // Most likely our certificate was refused: the operator must know.
+            self->fail("the peer ended TLS: " + data.status().message(), LogLevel::error);
+        });
+}
+
+void OutboundPeer::arm_idle_close() {
+    const auto idle = std::chrono::steady_clock::now() - last_write_;
+    const auto limit = t_->options_.outbound_idle_close;
+    backoff_timer_.expires_after(idle < limit ? limit - idle : limit);
+    backoff_timer_.async_wait(
+        [self = shared_from_this(), generation = generation_](boost::system::error_code ec) {
+            std::lock_guard lock(self->t_->send_mu_);
+            if (ec || generation != self->generation_ || self->state_ != State::connected) return;
+            const auto quiet = std::chrono::steady_clock::now() - self->last_write_;
+            if (!self->idle() || self->snapshot_ || quiet < self->t_->options_.outbound_idle_close)
+                return self->arm_idle_close();
+            self->t_->log(LogLevel::debug,
+                          "closing the idle connection to node " + std::to_string(self->id_));
+            self->tear_down_connection();
+            self->state_ = State::idle;
+        });
+}
+
+bool OutboundPeer::to_wire(std::vector<std::string>& plain, std::vector<std::string>& wire) {
+    if (!tls_) {
+        for (std::string& frame : plain) wire.push_back(std::move(frame));
+        return true;
+    }
+    if (plain.empty()) return true;
+    std::string records;
+    for (const std::string& frame : plain) {
+        if (Status s = tls_->encrypt(frame, records); !s.ok()) {
+            fail(s.message());
+            return false;
+        }
+    }
+    wire.push_back(std::move(records));
+    return true;
 }
 
 void OutboundPeer::write_next() {
     if (state_ != State::connected || writing_) return;
-    auto frames = std::make_shared<std::vector<std::string>>();
+    auto wire = std::make_shared<std::vector<std::string>>();
+    // What write_now could not write at once, or the TLS handshake's last
+    // flight: before anything newer.
+    if (!unsent_.empty()) wire->push_back(std::exchange(unsent_, std::string()));
+    std::vector<std::string> plain;
     if (!hello_sent_) {
-        frames->push_back(encode_hello(Hello{t_->options_.cluster_id, t_->options_.self}));
+        plain.push_back(encode_hello(Hello{t_->cluster_id_, t_->options_.self}));
         hello_sent_ = true;
     }
-    // What write_now could not write at once: before anything newer.
-    if (!unsent_.empty()) frames->push_back(std::exchange(unsent_, std::string()));
-    const std::size_t messages = take_message_frames(*frames);
-    const bool final_chunk = take_snapshot_chunk(*frames);
+    const std::size_t messages = take_message_frames(plain);
+    const bool final_chunk = take_snapshot_chunk(plain);
     const std::uint64_t final_id = final_chunk ? snapshot_->id : 0;
-    if (frames->empty()) return;
+    const std::size_t frames = plain.size();
+    if (!to_wire(plain, *wire)) return;
+    if (wire->empty()) return;
 
     std::vector<asio::const_buffer> buffers;
-    buffers.reserve(frames->size());
-    for (const auto& f : *frames) buffers.push_back(asio::buffer(f));
+    buffers.reserve(wire->size());
+    for (const auto& w : *wire) buffers.push_back(asio::buffer(w));
     writing_ = true;
     const std::uint64_t generation = generation_;
     asio::async_write(socket_, buffers,
-                      [self = shared_from_this(), generation, frames, messages, final_id](
+                      [self = shared_from_this(), generation, wire, frames, messages, final_id](
                           boost::system::error_code ec, std::size_t) {
                           std::lock_guard lock(self->t_->send_mu_);
                           if (generation != self->generation_) return;
                           self->writing_ = false;
                           if (ec) return self->fail("write failed: " + ec.message());
                           self->backoff_ = std::chrono::milliseconds(0);  // the connection works
-                          self->t_->stats_.frames_sent += frames->size();
+                          self->last_write_ = std::chrono::steady_clock::now();
+                          self->t_->stats_.frames_sent += frames;
                           self->t_->stats_.messages_sent += messages;
                           if (final_id != 0 && self->snapshot_ && self->snapshot_->id == final_id) {
                               self->snapshot_.reset();
@@ -295,9 +425,9 @@ bool OutboundPeer::take_snapshot_chunk(std::vector<std::string>& frames) {
     return last;
 }
 
-void OutboundPeer::fail(const std::string& reason) {
+void OutboundPeer::fail(const std::string& reason, LogLevel level) {
     if (state_ == State::closed) return;
-    t_->log(LogLevel::warning, "peer " + std::to_string(id_) + " (" + address_ + "): " + reason);
+    t_->log(level, "peer " + std::to_string(id_) + " (" + address_ + "): " + reason);
     tear_down_connection();
     t_->stats_.messages_dropped += queue_.size();
     queue_.clear();
@@ -321,6 +451,7 @@ void OutboundPeer::tear_down_connection() {
     writing_ = false;
     hello_sent_ = false;
     unsent_.clear();  // a frame's tail means nothing on the next connection
+    tls_.reset();
     boost::system::error_code ignored;
     resolver_.cancel();
     socket_.close(ignored);

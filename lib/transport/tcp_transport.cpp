@@ -37,6 +37,7 @@ TcpTransport::Impl::Impl(asio::io_context& io, TcpTransportOptions options,
       handler_(std::move(handler)),
       acceptor_(io),
       accept_retry_timer_(io),
+      cluster_id_(options_.cluster_id),
       rng_(options_.jitter_seed) {
     KEEL_ASSERT(options_.self != raft::kNoNode, "a transport needs its own node id");
     KEEL_ASSERT(options_.snapshot_chunk_bytes > 0 &&
@@ -48,10 +49,38 @@ TcpTransport::Impl::Impl(asio::io_context& io, TcpTransportOptions options,
     KEEL_ASSERT(
         options_.backoff_initial.count() > 0 && options_.backoff_initial <= options_.backoff_max,
         "backoff must start positive and below its cap");
+    KEEL_ASSERT(
+        options_.inbound_connections_max > 0 && options_.inbound_pending_per_address_max > 0,
+        "inbound limits need room");
+    KEEL_ASSERT(options_.hello_timeout.count() > 0 && options_.idle_timeout.count() > 0 &&
+                    options_.outbound_idle_close.count() > 0,
+                "timeouts must be positive");
 }
 
 void TcpTransport::Impl::log(LogLevel level, const std::string& message) const {
     if (handler_.log) handler_.log(level, "node " + std::to_string(options_.self) + ": " + message);
+}
+
+void TcpTransport::Impl::reject(Rejection reason, const std::string& detail) {
+    ++stats_.inbound_rejected;
+    if (handler_.on_rejected) {
+        handler_.on_rejected(reason, detail);
+    } else {
+        log(LogLevel::warning, std::string("refused (") + rejection_name(reason) + "): " + detail);
+    }
+}
+
+Status TcpTransport::Impl::adopt_cluster_id(const Hello& hello) {
+    if (!handler_.on_cluster_id)
+        return Status(ErrorCode::unsupported, "this node has no cluster id and cannot adopt one");
+    if (Status s = handler_.on_cluster_id(hello.cluster_id, hello.from); !s.ok()) return s;
+    std::lock_guard lock(send_mu_);
+    cluster_id_ = hello.cluster_id;
+    log(LogLevel::info, "joined cluster " + cluster_id_.hex() + " (hello from node " +
+                            std::to_string(hello.from) + ")");
+    // Messages queued while we could not say hello go now.
+    for (auto& [id, peer] : peers_) peer->kick();
+    return Status();
 }
 
 void TcpTransport::Impl::post_unreachable(NodeId id) {
@@ -109,7 +138,7 @@ void TcpTransport::Impl::stop() {
     for (auto& [id, peer] : peers_) peer->close();
     peers_.clear();
     auto inbound = inbound_;  // close() erases from inbound_
-    for (const auto& connection : inbound) connection->close("transport stopped", false);
+    for (const auto& connection : inbound) connection->close("transport stopped");
     inbound_.clear();
     staging_.clear();  // StagingFile deletes partial files
 }
@@ -127,25 +156,51 @@ void TcpTransport::Impl::accept_next() {
                 });
                 return;
             }
-            if (self->inbound_.size() >= self->options_.inbound_connections_max) {
-                ++self->stats_.inbound_rejected;
-                self->log(LogLevel::warning, "refusing inbound connection: already " +
-                                                 std::to_string(self->inbound_.size()) +
-                                                 " (inbound_connections_max)");
-                boost::system::error_code ignored;
-                socket.close(ignored);
-            } else {
-                ++self->stats_.inbound_accepted;
-                auto connection = std::make_shared<InboundConnection>(self, std::move(socket));
-                self->inbound_.insert(connection);
-                connection->start();
-            }
+            self->admit(std::move(socket));
             self->accept_next();
         });
 }
 
+void TcpTransport::Impl::admit(tcp::socket socket) {
+    boost::system::error_code ec;
+    const tcp::endpoint remote = socket.remote_endpoint(ec);
+    const std::string address = ec ? std::string("?") : remote.address().to_string();
+    const std::string where = ec ? address : address + ":" + std::to_string(remote.port());
+    std::string refused;
+    if (inbound_.size() >= options_.inbound_connections_max) {
+        refused = "already " + std::to_string(inbound_.size()) +
+                  " inbound connections (inbound_connections_max)";
+    } else if (pending_by_address_[address] >= options_.inbound_pending_per_address_max) {
+        refused = "already " + std::to_string(pending_by_address_[address]) + " connections from " +
+                  address + " before their hello (inbound_pending_per_address_max)";
+    }
+    if (pending_by_address_[address] == 0) pending_by_address_.erase(address);
+    if (!refused.empty()) {
+        reject(Rejection::connection_limit, "connection from " + where + " closed: " + refused);
+        boost::system::error_code ignored;
+        socket.close(ignored);
+        return;
+    }
+    ++stats_.inbound_accepted;
+    add_pending(address);
+    auto connection =
+        std::make_shared<InboundConnection>(shared_from_this(), std::move(socket), address);
+    inbound_.insert(connection);
+    connection->start();
+}
+
 void TcpTransport::Impl::forget_inbound(const std::shared_ptr<InboundConnection>& connection) {
     inbound_.erase(connection);
+}
+
+void TcpTransport::Impl::add_pending(const std::string& address) {
+    ++pending_by_address_[address];
+}
+
+void TcpTransport::Impl::remove_pending(const std::string& address) {
+    auto it = pending_by_address_.find(address);
+    KEEL_ASSERT(it != pending_by_address_.end() && it->second > 0, "pending counts balance");
+    if (--it->second == 0) pending_by_address_.erase(it);
 }
 
 Status TcpTransport::Impl::on_chunk(const InboundConnection* connection, NodeId from,

@@ -1,13 +1,25 @@
 // transport/tcp_transport.hpp — the Transport between members over TCP
-// (Boost.Asio), speaking the frames of codec.hpp.
+// (Boost.Asio), speaking the frames of codec.hpp, in plain TCP or mutual TLS.
 //
 // Connections are one-way: each member dials one outbound connection per
 // peer and sends on it; it reads frames only on the connections peers
-// dialled to it (at most one per peer: a newer one replaces an older one).  The first frame on a
-// connection is a Hello (cluster id + sender id); an inbound connection that says anything else
-// first, names another cluster, or sends a malformed, truncated or oversized frame is closed and
-// the reason goes to the log callback.  Nothing a peer sends can crash the process or make it
-// allocate past the codec limits.
+// dialled to it.  With TLS (options.tls) both sides present a certificate
+// and verify the other's against the CA (tls.hpp) before anything else.  The
+// first frame on a connection is a Hello (cluster id + sender id).  What
+// happens before it is HelloGate's (hello_gate.hpp): an inbound connection
+// that fails the TLS handshake, says anything else first, names another
+// cluster, or sends a malformed, truncated or oversized frame is closed, and
+// the refusal counted (TransportHandler::on_rejected).  Nothing a peer sends
+// can crash the process or make it allocate past the codec limits.
+//
+// Limits on the peer port, each an option below: inbound_connections_max in
+// all; inbound_pending_per_address_max not yet past their hello from one
+// address; one identified connection per claimed peer (a newer one replaces
+// the older: the peer dials one at a time, so the older is half-dead);
+// hello_timeout from accept to hello (TLS handshake included); idle_timeout
+// after it; snapshot_bytes_max staged per sender, one stream at a time.
+// Before the hello the I/O thread does no disk work and reads at most
+// kHelloFrameBytes (plus, with TLS, one bounded handshake).
 //
 // Outbound, per peer: lazy connect on the first message, TCP_NODELAY, a
 // bounded queue (peer_queue_messages_max; overflow drops and reports
@@ -17,7 +29,8 @@
 // during a long transfer).  A failed connection drops its queue, reports
 // on_unreachable and reconnects after an exponential backoff
 // (backoff_initial .. backoff_max, jittered by a seeded generator) once
-// there is something to send.
+// there is something to send.  One idle for outbound_idle_close is closed
+// quietly (below the peers' idle_timeout) and dialled again when needed.
 //
 // Snapshots travel on the same connection as messages, as chunks of
 // snapshot_chunk_bytes (one chunk per write, so memory stays bounded and
@@ -26,13 +39,14 @@
 // against snapshot_bytes_max, and on the final chunk fsyncs, renames to
 // .snap and calls on_snapshot.  A new snapshot from the same sender, or the
 // loss of its connection, deletes the partial file; .part files left by a
-// crash are deleted by start().
+// crash are deleted by start().  A refused stream closes its connection;
+// the node goes on.
 //
 // Threading: see transport.hpp (one io_context, calls and callbacks on its
 // thread), except send_now(), which any thread may call: one mutex (the
-// send lock) guards the outbound side.  The io_context is the runtime's and must outlive this
-// object; pending handlers keep the internals alive, so the transport may be destroyed at any time
-// after stop() (the destructor calls stop()).
+// send lock) guards the outbound side, TLS sessions included.  The io_context is the runtime's and
+// must outlive this object; pending handlers keep the internals alive, so the transport may be
+// destroyed at any time after stop() (the destructor calls stop()).
 #pragma once
 
 #include <chrono>
@@ -41,6 +55,7 @@
 #include <memory>
 #include <string>
 
+#include "transport/cluster_id.hpp"
 #include "transport/codec.hpp"
 #include "transport/transport.hpp"
 
@@ -50,9 +65,15 @@ class io_context;
 
 namespace keel::transport {
 
+class TlsContext;
+
 struct TcpTransportOptions {
     NodeId self = raft::kNoNode;
-    std::uint64_t cluster_id = 0;
+    // Unset: a fresh joiner's; it adopts the first valid hello's
+    // (TransportHandler::on_cluster_id) and dials no one before.
+    ClusterId cluster_id;
+    // Mutual TLS on every connection, both ways (tls.hpp); null: plain TCP.
+    std::shared_ptr<const TlsContext> tls;
     // "host:port" to listen on ("127.0.0.1:0" picks a free port, see
     // bound_port()); empty: do not listen (send-only, for tools and tests).
     std::string listen_address;
@@ -66,9 +87,20 @@ struct TcpTransportOptions {
     std::size_t snapshot_chunk_bytes = 1024 * 1024;  // must be <= limits.chunk_bytes_max
     std::uint64_t snapshot_bytes_max = std::uint64_t{64} << 30;  // refused above (both sides)
     std::size_t inbound_connections_max = 256;  // further connections are closed at once
-    // An inbound connection that has not said hello by then is closed, so
-    // strangers cannot hold connection slots.
+    // Connections from one remote address not past their hello yet; more
+    // are closed at once, so that one host cannot hold every slot.
+    std::size_t inbound_pending_per_address_max = 8;
+    // An inbound connection that has not finished its TLS handshake and
+    // said hello by then (from accept) is closed, so strangers cannot hold
+    // connection slots.
     std::chrono::milliseconds hello_timeout{5000};
+    // An identified inbound connection on which nothing arrives for this
+    // long is closed (its peer vanished without a FIN, or holds a slot).
+    std::chrono::milliseconds idle_timeout{30000};
+    // An outbound connection on which nothing was written for this long is
+    // closed quietly, and dialled again for the next message.  Below the
+    // peers' idle_timeout, so that they never time a live peer out.
+    std::chrono::milliseconds outbound_idle_close{10000};
 
     // A connect that has not completed by then fails (a partitioned peer
     // drops SYNs; the kernel alone would keep trying for minutes).

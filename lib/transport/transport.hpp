@@ -32,6 +32,8 @@
 
 #include "keel/status.hpp"
 #include "raft/types.hpp"
+#include "transport/cluster_id.hpp"
+#include "transport/rejection.hpp"
 
 namespace keel::transport {
 
@@ -44,7 +46,8 @@ struct SnapshotSource {
     std::string path;
 };
 
-enum class LogLevel : std::uint8_t { debug = 1, info = 2, warning = 3 };
+// error: something an operator must fix (a peer refuses our certificate).
+enum class LogLevel : std::uint8_t { debug = 1, info = 2, warning = 3, error = 4 };
 
 // Callbacks into the runtime.  Any of them may be empty (then ignored).
 struct TransportHandler {
@@ -62,9 +65,19 @@ struct TransportHandler {
     // handed to the network (not an acknowledgement: the follower answers
     // with an append_response), false = it was aborted.
     std::function<void(NodeId, bool ok)> on_snapshot_sent;
-    // Diagnostics (a refused frame, a closed connection, a failed connect).
-    // The library never logs by itself.
+    // Diagnostics (a closed connection, a failed connect).  The library
+    // never logs by itself.
     std::function<void(LogLevel, std::string_view)> log;
+    // A connection or frame from outside refused before reaching Raft
+    // (rejection.hpp): `detail` says what and from where.  When empty the
+    // transport logs the refusal as a warning instead.
+    std::function<void(Rejection reason, std::string_view detail)> on_rejected;
+    // Only for a transport started without a cluster id (a joiner that has
+    // not heard from its cluster yet): the id in the first valid hello, from
+    // node `from`.  Make it durable and return ok to adopt it (nothing from
+    // that connection is delivered before), or an error to refuse the
+    // connection.  Adopted at most once; empty: such hellos are refused.
+    std::function<Status(const ClusterId& id, NodeId from)> on_cluster_id;
 };
 
 class Transport {

@@ -26,6 +26,7 @@ public:
     std::uint64_t snapshot_index = 0;
     std::vector<std::string> alarms;  // NodeStatus::alarms
     std::string failure;              // NodeStatus::failure
+    std::uint64_t wal_bytes = 0;      // NodeStatus::wal.bytes
 
     void propose_async(SharedBytes data, std::function<void(ProposeResult)> done) override {
         if (Status s = take_failure(); !s.ok()) return done({s, 0, "", leader});
@@ -71,6 +72,7 @@ public:
     NodeStatus status() const override {
         NodeStatus s;
         s.id = self;
+        s.cluster_id = "00112233445566778899aabbccddeeff";
         s.role = leader == self ? "leader" : "follower";
         s.term = 3;
         s.leader_id = leader;
@@ -79,6 +81,7 @@ public:
         s.mode = members_.size() > 1 ? Mode::cluster : Mode::single;
         s.members = members_;
         s.wal.segments = 1;
+        s.wal.bytes = wal_bytes;
         s.commit_latency.upper_bounds_us = {100, 1000, 1.0 / 0.0};
         s.commit_latency.counts = {2, 1, 1};
         s.commit_latency.count = 4;

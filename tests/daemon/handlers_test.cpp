@@ -305,6 +305,7 @@ TEST_CASE("GET /v1/status reports the node's figures", "[daemon][admin]") {
     CHECK(s["mode"] == "cluster");
     CHECK(s["role"] == "leader");
     CHECK(s["commit_index"] == 1);
+    CHECK(s["cluster_id"] == "00112233445566778899aabbccddeeff");
     for (const char* field : {"segments", "bytes", "fsyncs", "records_per_fsync"}) {
         CHECK(s["wal"].contains(field));
     }
@@ -346,4 +347,76 @@ TEST_CASE("leader transfer, snapshot, health, readiness and metrics answer", "[d
     REQUIRE(transfer.status == 200);
     CHECK(h.node.leader == 2);
     CHECK(h.call("POST", "/v1/leader/transfer", R"({"to":2})").status == 307);
+}
+
+TEST_CASE(
+    "over the quota, writes get 507 no_space and raise the alarm; reads and deletes go on, "
+    "and it clears by itself",
+    "[daemon][quota]") {
+    Harness h;
+    h.context.quota = std::make_shared<StorageQuota>(10000, h.context.alarms);
+    REQUIRE(h.call("PUT", "/v1/kv/a", value_body(900)).status == 200);
+    // The WAL alone nearly at the quota (each is capped, not their sum).
+    h.node.wal_bytes = 9500;  // keel's WAL, read at most kWalBytesMaxAge ago
+    CHECK(h.call("GET", "/v1/status").status == 200);  // a fresh status reads it now
+    auto refused = h.call("PUT", "/v1/kv/b", value_body(900));
+    REQUIRE(refused.status == 507);
+    CHECK(body_of(refused)["error"] == "no_space");
+    CHECK(body_of(h.call("GET", "/v1/status"))["alarms"] == json::array({"no_space"}));
+    CHECK(h.call("GET", "/metrics").body.find("keel_alarm{alarm=\"no_space\"} 1\n") !=
+          std::string::npos);
+    // Past 90 % of the quota, the alarm holds: not even a small write fits in.
+    CHECK(h.call("PUT", "/v1/kv/tiny", R"({"value":""})").status == 507);
+    CHECK(h.call("GET", "/v1/kv/a").status == 200);
+    CHECK(h.call("GET", "/v1/kv?prefix=").status == 200);
+    REQUIRE(h.call("DELETE", "/v1/kv/a").status == 200);
+    // Deletes brought the state down; compaction the WAL.
+    h.node.wal_bytes = 1000;
+    auto status = body_of(h.call("GET", "/v1/status"));
+    CHECK(status["alarms"] == json::array());
+    CHECK(status["quota_bytes"] == 10000);
+    CHECK(status["state_bytes"] == h.kv->size_bytes());
+    CHECK(h.call("PUT", "/v1/kv/b", value_body(900)).status == 200);
+}
+
+TEST_CASE("keel's own no_space alarm and the quota's combine", "[daemon][quota]") {
+    Harness h;
+    h.context.quota = std::make_shared<StorageQuota>(1 << 20, h.context.alarms);
+    h.node.alarms = {"no_space"};
+    h.node.fail_next = Status(ErrorCode::no_space, "disk full");
+    CHECK(h.call("PUT", "/v1/kv/a", R"({"value":"1"})").status == 507);
+    CHECK(body_of(h.call("GET", "/v1/status"))["alarms"] == json::array({"no_space"}));
+    h.node.alarms.clear();
+    CHECK(body_of(h.call("GET", "/v1/status"))["alarms"] == json::array());
+    CHECK(h.call("PUT", "/v1/kv/a", R"({"value":"1"})").status == 200);
+}
+
+TEST_CASE("over HTTPS, redirects name https://", "[daemon][redirect]") {
+    Harness h;
+    h.context.url_scheme = "https";
+    h.node.leader = 2;
+    auto r = h.call("PUT", "/v1/kv/a", R"({"value":"1"})");
+    REQUIRE(r.status == 307);
+    CHECK(header(r, "Location") == "https://127.0.0.1:8082/v1/kv/a");
+}
+
+TEST_CASE("/metrics carries raftd's own figures", "[daemon][metrics]") {
+    Harness h;
+    h.context.quota = std::make_shared<StorageQuota>(1 << 20, h.context.alarms);
+    h.context.server_figures = [] {
+        DaemonFigures f;
+        f.connections = 3;
+        f.requests_refused = {{"unauthorized", 2}};
+        f.accept_backoffs = 1;
+        return f;
+    };
+    REQUIRE(h.call("PUT", "/v1/kv/a", R"({"value":"1"})").status == 200);
+    const std::string text = h.call("GET", "/metrics").body;
+    CHECK(text.find("raftd_http_connections 3\n") != std::string::npos);
+    CHECK(text.find("raftd_http_requests_refused_total{reason=\"unauthorized\"} 2\n") !=
+          std::string::npos);
+    CHECK(text.find("raftd_http_accept_backoffs_total 1\n") != std::string::npos);
+    CHECK(text.find("raftd_quota_bytes 1048576\n") != std::string::npos);
+    CHECK(text.find("raftd_state_bytes " + std::to_string(h.kv->size_bytes()) + "\n") !=
+          std::string::npos);
 }

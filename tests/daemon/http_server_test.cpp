@@ -1,10 +1,14 @@
 // The HTTP server over real loopback sockets (plain POSIX clients, so that
 // this test does not compile Beast again).
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <future>
 #include <thread>
 
@@ -18,11 +22,18 @@ namespace {
 
 struct Client {
     int fd = -1;
-    explicit Client(std::uint16_t port) {
+    // From `source` (another loopback address is another client).
+    explicit Client(std::uint16_t port, const char* source = nullptr) {
         fd = ::socket(AF_INET, SOCK_STREAM, 0);
         REQUIRE(fd >= 0);
         timeval tv{10, 0};
         ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        if (source) {
+            sockaddr_in from{};
+            from.sin_family = AF_INET;
+            REQUIRE(::inet_pton(AF_INET, source, &from.sin_addr) == 1);
+            REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) == 0);
+        }
         sockaddr_in addr{};
         addr.sin_family = AF_INET;
         addr.sin_port = htons(port);
@@ -84,6 +95,25 @@ void echo(HttpRequest request, Respond respond) {
 
 bool starts_with(const std::string& s, const std::string& prefix) {
     return s.rfind(prefix, 0) == 0;
+}
+
+// Polls `done` until it holds or 20 s pass (a bound, not a timing).
+template <class F>
+bool eventually(F done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return true;
+}
+
+// Waits (up to the client's 10 s receive timeout) for the server to close
+// the connection: true on end of stream or reset, false on a timeout or data.
+bool closed_by_server(Client& client) {
+    char byte;
+    const ssize_t n = ::recv(client.fd, &byte, 1, 0);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
 }
 
 }  // namespace
@@ -181,4 +211,209 @@ TEST_CASE("shutdown finishes in-flight requests and closes idle connections", "[
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     CHECK(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0);
     ::close(fd);
+}
+
+TEST_CASE("a request whose header does not arrive within header_timeout is closed",
+          "[daemon][http][limits]") {
+    HttpServerOptions options = small_limits();
+    options.header_timeout = std::chrono::milliseconds(300);
+    HttpServer server(options, echo);
+    auto port = server.start();
+    REQUIRE(port.ok());
+    Client slow(*port);
+    // Trickle a header, a byte at a time, never finishing it: sending keeps
+    // no connection alive past the header timeout.
+    const std::string partial = "GET /slow HTTP/1.1\r\nHost: x\r\nX-Trickle: ";
+    std::atomic<bool> closed{false};
+    std::thread trickler([&] {
+        for (std::size_t i = 0; !closed; ++i) {
+            const char byte = i < partial.size() ? partial[i] : 'a';
+            if (::send(slow.fd, &byte, 1, MSG_NOSIGNAL) != 1) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    });
+    CHECK(closed_by_server(slow));
+    closed = true;
+    trickler.join();
+    CHECK(eventually([&] { return server.stats().timeouts.at("header") == 1; }));
+    // A connection that sends nothing at all is closed too.
+    Client silent(*port);
+    CHECK(closed_by_server(silent));
+    CHECK(eventually([&] { return server.stats().timeouts.at("header") == 2; }));
+    server.shutdown(std::chrono::milliseconds(1000));
+}
+
+TEST_CASE(
+    "a keep-alive connection waits for its next request under idle_timeout, not "
+    "header_timeout",
+    "[daemon][http][limits]") {
+    HttpServerOptions options = small_limits();
+    options.header_timeout = std::chrono::milliseconds(100);
+    options.idle_timeout = std::chrono::milliseconds(60000);
+    HttpServer server(options, echo);
+    auto port = server.start();
+    REQUIRE(port.ok());
+    Client client(*port);
+    client.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(starts_with(client.response(), "HTTP/1.1 200 "));
+    // Idle for several header timeouts (elapsed time, not a synchronisation).
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    client.send("GET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(starts_with(client.response(), "HTTP/1.1 200 "));
+    CHECK(server.stats().timeouts.at("header") == 0);
+    server.shutdown(std::chrono::milliseconds(1000));
+
+    options.idle_timeout = std::chrono::milliseconds(100);
+    options.header_timeout = std::chrono::milliseconds(60000);
+    HttpServer short_idle(options, echo);
+    port = short_idle.start();
+    REQUIRE(port.ok());
+    Client idle(*port);
+    idle.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(starts_with(idle.response(), "HTTP/1.1 200 "));
+    CHECK(closed_by_server(idle));
+    CHECK(eventually([&] { return short_idle.stats().timeouts.at("idle") == 1; }));
+    short_idle.shutdown(std::chrono::milliseconds(1000));
+}
+
+TEST_CASE("a body that does not arrive within body_timeout is closed", "[daemon][http][limits]") {
+    HttpServerOptions options = small_limits();
+    options.body_timeout = std::chrono::milliseconds(200);
+    HttpServer server(options, echo);
+    auto port = server.start();
+    REQUIRE(port.ok());
+    Client client(*port);
+    client.send("PUT /b HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
+    CHECK(closed_by_server(client));
+    CHECK(eventually([&] { return server.stats().timeouts.at("body") == 1; }));
+    server.shutdown(std::chrono::milliseconds(1000));
+}
+
+TEST_CASE("one client address holds at most max_connections_per_client", "[daemon][http][limits]") {
+    HttpServerOptions options = small_limits();
+    options.max_connections_per_client = 2;
+    HttpServer server(options, echo);
+    auto port = server.start();
+    REQUIRE(port.ok());
+    Client a(*port, "127.0.0.2"), b(*port, "127.0.0.2");
+    for (Client* c : {&a, &b}) {
+        c->send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+        CHECK(starts_with(c->response(), "HTTP/1.1 200 "));
+    }
+    Client third(*port, "127.0.0.2");
+    CHECK(closed_by_server(third));
+    CHECK(server.stats().connections_refused.at("max_conns_per_client") == 1);
+    // Another address is another client.
+    Client other(*port, "127.0.0.3");
+    other.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(starts_with(other.response(), "HTTP/1.1 200 "));
+    // A closed connection frees its place.
+    ::shutdown(a.fd, SHUT_RDWR);
+    CHECK(eventually([&] { return server.stats().connections == 2; }));
+    Client again(*port, "127.0.0.2");
+    again.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(starts_with(again.response(), "HTTP/1.1 200 "));
+    server.shutdown(std::chrono::milliseconds(1000));
+}
+
+TEST_CASE("the gate sees the header before the body; a refusal closes unless there was no body",
+          "[daemon][http][gate]") {
+    HttpServerOptions options = small_limits();
+    std::atomic<int> gated{0};
+    options.gate = [&](const HttpRequest& head, const ConnectionInfo& conn) {
+        ++gated;
+        CHECK(conn.loopback_listener);
+        CHECK_FALSE(conn.tls);
+        std::optional<HttpResponse> refusal;
+        if (head.authorization != "Bearer ok") {
+            refusal = HttpResponse{};
+            refusal->status = 401;
+        }
+        return refusal;
+    };
+    std::string seen_authorization = "unset";
+    HttpServer server(options, [&](HttpRequest request, Respond respond) {
+        seen_authorization = request.authorization;
+        echo(std::move(request), std::move(respond));
+    });
+    auto port = server.start();
+    REQUIRE(port.ok());
+    CHECK(server.loopback());
+    Client client(*port);
+    client.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(starts_with(client.response(), "HTTP/1.1 401 "));
+    client.send("GET /a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ok\r\n\r\n");
+    CHECK(starts_with(client.response(), "HTTP/1.1 200 "));
+    CHECK(seen_authorization.empty());  // handlers never see credentials
+    // Refused with its body unread: answered, then closed.
+    client.send("PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n");
+    std::string refused = client.response();
+    CHECK(starts_with(refused, "HTTP/1.1 401 "));
+    CHECK(refused.find("Connection: close") != std::string::npos);
+    CHECK(closed_by_server(client));
+    CHECK(gated == 3);
+    CHECK(server.stats().requests == 1);
+    server.shutdown(std::chrono::milliseconds(1000));
+}
+
+namespace {
+
+std::size_t open_fds() {
+    std::size_t n = 0;
+    DIR* dir = ::opendir("/proc/self/fd");
+    REQUIRE(dir != nullptr);
+    while (::readdir(dir)) ++n;
+    ::closedir(dir);
+    return n - 3;  // ".", ".." and the DIR's own
+}
+
+// Lowers the soft RLIMIT_NOFILE for a scope.
+struct FdLimit {
+    rlimit saved{};
+    explicit FdLimit(rlim_t soft) {
+        REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+        rlimit lowered = saved;
+        lowered.rlim_cur = soft;
+        REQUIRE(::setrlimit(RLIMIT_NOFILE, &lowered) == 0);
+    }
+    ~FdLimit() { restore(); }
+    void restore() { ::setrlimit(RLIMIT_NOFILE, &saved); }
+};
+
+}  // namespace
+
+TEST_CASE("out of file descriptors, the acceptor backs off instead of spinning, then serves",
+          "[daemon][http][limits]") {
+    HttpServer server(small_limits(), echo);
+    auto port = server.start();
+    REQUIRE(port.ok());
+    // Clients' sockets are made first: with the limit at the fds open now,
+    // only the server's accept() fails, and keeps failing.
+    std::vector<int> fds;
+    for (int i = 0; i < 8; ++i) fds.push_back(::socket(AF_INET, SOCK_STREAM, 0));
+    FdLimit limit(open_fds());
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(*port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const auto start = std::chrono::steady_clock::now();
+    for (int fd : fds) REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(eventually([&] { return server.stats().accept_backoffs >= 3; }));
+    const auto backoffs = server.stats().accept_backoffs;
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    // Timers never fire early: at most one pause per kAcceptBackoffMin.
+    CHECK(backoffs <= static_cast<std::uint64_t>(elapsed / kAcceptBackoffMin) + 1);
+    limit.restore();
+    for (int fd : fds) {
+        const std::string request = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+        REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+                static_cast<ssize_t>(request.size()));
+        timeval tv{10, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        char buffer[16] = {};
+        CHECK(::recv(fd, buffer, 12, MSG_WAITALL) == 12);
+        CHECK(std::string(buffer, 12) == "HTTP/1.1 200");
+        ::close(fd);
+    }
+    server.shutdown(std::chrono::milliseconds(1000));
 }

@@ -13,20 +13,17 @@ import sys
 import unittest
 
 import raftd_integration_test as rt
+import raftd_security_test as sec
 
 KEELCTL = None
 
 
-# raftd_integration_test's harness (processes, ports, waits) without its tests.
-Harness = type("Harness", (unittest.TestCase,),
-               {k: v for k, v in vars(rt.RaftdTest).items() if not k.startswith("test_")})
-
-
-class KeelctlTest(Harness):
-    def keelctl(self, *args, endpoints=None, output="json", env=None):
+class KeelctlTest(rt.RaftdCase):
+    def keelctl(self, *args, endpoints=None, output="json", env=None, scheme="http"):
         """Runs keelctl; returns (exit code, stdout, stderr)."""
         nodes = endpoints if endpoints is not None else [n for n in self.nodes.values() if n.alive()]
-        cmd = [KEELCTL, "--endpoints", ",".join("http://127.0.0.1:%d" % n.http for n in nodes)]
+        cmd = [KEELCTL, "--endpoints",
+               ",".join("%s://127.0.0.1:%d" % (scheme, n.http) for n in nodes)]
         if output:
             cmd += ["-o", output]
         proc = subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=120,
@@ -144,6 +141,42 @@ class KeelctlTest(Harness):
         code, _, err = self.keelctl("get", "a", endpoints=[n], output="table")
         self.assertEqual(code, 3, err)
         self.assertIn("cannot connect", err)
+
+    def test_https_and_tokens_by_role(self):
+        cert, key = sec.make_cert(self.root)
+        tokens = {"admin": "admin-" + os.urandom(16).hex(), "read": "read-" + os.urandom(16).hex()}
+        path = os.path.join(self.root, "tokens")
+        sec.write_tokens(path, tokens)
+        nodes = self.start_cluster(3, "--http-cert", cert, "--http-key", key, "--auth-tokens", path)
+        env = dict(os.environ, KEEL_TOKEN=tokens["admin"])
+        https = dict(scheme="https", endpoints=nodes)
+
+        def ready():
+            code, out, _ = self.keelctl("--cacert", cert, "status", env=env, **https)
+            rows = json.loads(out) if out else []
+            return code == 0 and len({r["status"]["leader_id"] for r in rows}) == 1 and \
+                rows[0]["status"]["leader_id"] != 0
+        rt.wait_until("an HTTPS cluster with a leader", ready)
+        # Through any node: redirects to the leader name https://.
+        for node in nodes:
+            code, out, err = self.keelctl("--cacert", cert, "put", "k", "v", env=env,
+                                          scheme="https", endpoints=[node])
+            self.assertEqual(code, 0, err)
+        # Without the CA the server's certificate is not trusted: unreachable.
+        code, _, err = self.keelctl("status", env=env, **https)
+        self.assertEqual(code, 3, err)
+        self.assertIn("certificate verify failed", err)
+        # No token: 401; a read token writing: 403.  Both exit 4.
+        code, _, err = self.keelctl("--cacert", cert, "get", "k", **https)
+        self.assertEqual(code, 4, err)
+        self.assertIn("unauthorized", err)
+        code, _, err = self.keelctl("--cacert", cert, "--token", tokens["read"], "put", "k", "w",
+                                    **https)
+        self.assertEqual(code, 4, err)
+        self.assertIn("forbidden", err)
+        got = self.keelctl_json("--cacert", cert, "--token", tokens["read"], "get", "k", **https)
+        self.assertEqual(got["value"], "v")
+        self.assertNotIn(tokens["admin"], err)
 
 
 if __name__ == "__main__":

@@ -1,3 +1,4 @@
+#include <cstdlib>
 #include <cstring>
 #include <random>
 
@@ -171,4 +172,28 @@ TEST_CASE("list honours prefix and limit", "[daemon][kv_sm]") {
     CHECK(sm.list("a", 2).truncated);
     CHECK_FALSE(sm.list("a", 3).truncated);
     CHECK(sm.list("zzz", 10).items.empty());
+}
+
+TEST_CASE("size_bytes is the size of a snapshot, through puts, overwrites, deletes and restore",
+          "[daemon][kv_sm]") {
+    const std::uint64_t seed =
+        std::getenv("KEEL_SEED") ? std::stoull(std::getenv("KEEL_SEED")) : std::random_device{}();
+    INFO("KEEL_SEED=" << seed);
+    std::mt19937_64 rng(seed);
+    KvStateMachine sm;
+    CHECK(sm.size_bytes() == snapshot_of(sm).size());
+    for (std::uint64_t index = 1; index <= 3000; ++index) {
+        const std::string key = numbered("k", static_cast<int>(rng() % 200));
+        if (rng() % 3 == 0) {
+            apply(sm, index, {KvOp::del, key, "", std::nullopt, std::nullopt});
+        } else {
+            apply(sm, index, put(key, std::string(rng() % 500, 'v')));
+        }
+        if (index % 250 == 0) REQUIRE(sm.size_bytes() == snapshot_of(sm).size());
+    }
+    const std::string bytes = snapshot_of(sm);
+    KvStateMachine restored;
+    StringReader reader(bytes, 4096);
+    REQUIRE(restored.restore(reader).ok());
+    CHECK(restored.size_bytes() == bytes.size());
 }

@@ -19,6 +19,7 @@ import time
 import unittest
 
 RAFTD = None
+DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs")
 DEADLINE_S = 30.0       # bound on any wait for the cluster to converge
 POLL_S = 0.02
 
@@ -30,11 +31,15 @@ def free_port():
 
 
 def request(port, method, path, body=None, timeout=5.0, headers=None):
-    """Returns (status, headers dict, parsed JSON or text); never follows redirects."""
+    """Returns (status, headers dict, parsed JSON or text); never follows redirects.
+    A body is sent as application/json unless `headers` name another type."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         data = None if body is None else (body if isinstance(body, (bytes, str)) else json.dumps(body))
-        conn.request(method, path, body=data, headers=headers or {})
+        headers = dict(headers or {})
+        if data is not None and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
+        conn.request(method, path, body=data, headers=headers)
         resp = conn.getresponse()
         raw = resp.read()
         hdrs = {k.lower(): v for k, v in resp.getheaders()}
@@ -65,11 +70,33 @@ def wait_until(what, fn, deadline_s=DEADLINE_S):
     raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
 
 
+def doc_block(doc, heading):
+    """The first ```sh block after `heading` in docs/`doc`, as written."""
+    with open(os.path.join(DOCS, doc)) as f:
+        text = f.read()
+    after = text[text.index(heading):]
+    start = after.index("```sh\n") + len("```sh\n")
+    return after[start:after.index("```", start)]
+
+
+def metric(port, name, labels):
+    """The value of `name{labels}` in /metrics, or 0 if absent."""
+    code, _, text = try_request(port, "GET", "/metrics")
+    if code != 200:
+        return 0
+    prefix = "%s{%s} " % (name, labels)
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line[len(prefix):])
+    return 0
+
+
 class Node:
     def __init__(self, root, node_id):
         self.id = node_id
         self.http = free_port()
         self.raft = free_port()
+        self.raft_host = "127.0.0.1"
         self.data_dir = os.path.join(root, "node%d" % node_id)
         self.log_path = os.path.join(root, "node%d.log" % node_id)
         self.proc = None
@@ -81,7 +108,7 @@ class Node:
 
     def start(self, *extra, minimal=False):
         args = [RAFTD, "--data-dir", self.data_dir, "--http", "127.0.0.1:%d" % self.http,
-                "--raft", "127.0.0.1:%d" % self.raft]
+                "--raft", "%s:%d" % (self.raft_host, self.raft)]
         if not minimal:
             args += ["--id", str(self.id)] + list(extra)
         if self.first_args is None:
@@ -110,8 +137,13 @@ class Node:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
 
-class RaftdTest(unittest.TestCase):
+
+class RaftdCase(unittest.TestCase):
+    """Nodes in a temp dir, killed and shown (log tails) after a failure."""
     def setUp(self):
         self.root = tempfile.mkdtemp(prefix="raftd-test-")
         self.nodes = {}
@@ -184,16 +216,34 @@ class RaftdTest(unittest.TestCase):
             flags += ["--member", n.spec]
         return flags
 
-    def start_cluster(self, count):
+    def start_cluster(self, count, *extra, per_node=lambda n: []):
+        """Founders share a cluster id (raftd refuses to bootstrap several without one)."""
         nodes = [self.node(i) for i in range(1, count + 1)]
-        members = []
+        self.cluster_id = os.urandom(16).hex()
+        members = ["--cluster-id", self.cluster_id]
         for n in nodes:
             members += ["--member", n.spec]
         for n in nodes:
-            n.start(*members)
+            n.start(*(members + list(extra) + per_node(n)))
         return nodes
 
-    # -- tests ---------------------------------------------------------------
+    def documented_certificates(self, name):
+        """Runs the openssl commands of docs/operations.md as written, in a new directory."""
+        where = os.path.join(self.root, name)
+        os.makedirs(where)
+        subprocess.run(["bash", "-euo", "pipefail", "-c",
+                        doc_block("operations.md", "### Between members")],
+                       cwd=where, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return where
+
+    @staticmethod
+    def tls_flags(certs):
+        return lambda n: ["--peer-cert", os.path.join(certs, "member%d.crt" % n.id),
+                          "--peer-key", os.path.join(certs, "member%d.key" % n.id),
+                          "--peer-ca", os.path.join(certs, "ca.crt")]
+
+
+class RaftdTest(RaftdCase):
     def test_single_node_put_get_cas_delete_and_restart(self):
         n = self.node(1).start()
         self.wait_ready(n)
@@ -370,6 +420,60 @@ class RaftdTest(unittest.TestCase):
             self.assertEqual(self.put(first.http, "t%d" % i, "v")[0], 200)
         self.assertEqual(first.status()["timer_wakeups"], idle)
 
+    def test_mutual_tls_cluster_with_the_documented_certificates(self):
+        certs = self.documented_certificates("certs")
+        for n in (1, 2, 3):
+            self.assertEqual(os.stat(os.path.join(certs, "member%d.key" % n)).st_mode & 0o777, 0o600)
+        nodes = self.start_cluster(3, per_node=self.tls_flags(certs))
+        leader = self.leader_of(nodes)
+        for i in range(10):
+            self.put_via_any(nodes, "t%d" % i, str(i))
+        for n in nodes:
+            self.assertEqual(n.status()["cluster_id"], self.cluster_id)
+            self.assertIn("members over mutual TLS", n.log_text())
+        # Fail over, and the old leader rejoins over TLS and catches up.
+        leader.kill(signal.SIGKILL)
+        survivors = [n for n in nodes if n is not leader]
+        self.assertIsNot(self.leader_of(survivors), leader)
+        self.put_via_any(survivors, "after", "1")
+        leader.start(*leader.first_args)
+        target = self.leader_of(survivors).status()["commit_index"]
+        wait_until("the old leader catching up",
+                   lambda: (leader.status() or {}).get("applied_index", 0) >= target)
+        for n in nodes:
+            self.assertEqual(metric(n.http, "keel_peer_messages_rejected_total",
+                                    'reason="tls_handshake"'), 0)
+
+    def test_member_with_another_cas_certificate_is_refused_visibly(self):
+        certs = self.documented_certificates("certs")
+        other = self.documented_certificates("other")  # the same commands: another CA
+        nodes = self.start_cluster(3, per_node=self.tls_flags(certs))
+        leader = self.leader_of(nodes)
+        self.put_via_any(nodes, "a", "1")
+        impostor = next(n for n in nodes if n is not leader)
+        impostor.kill(signal.SIGTERM)
+        flags = [f for f in impostor.first_args if not f.startswith(certs)]
+        flags = [f for f in flags if f not in ("--peer-cert", "--peer-key", "--peer-ca")]
+        impostor.start(*(flags + self.tls_flags(other)(impostor)))
+        wait_until("the impostor serving HTTP", lambda: impostor.status() is not None)
+        self.put_via_any([leader], "b", "2")
+        wait_until("a refusal counted on the leader", lambda: metric(
+            leader.http, "keel_peer_messages_rejected_total", 'reason="tls_handshake"') > 0)
+        wait_until("the refusal logged on the leader",
+                   lambda: "peer refused (tls_handshake)" in leader.log_text() or
+                   "not signed by our CA" in leader.log_text())
+        self.assertEqual(try_request(impostor.http, "GET", "/v1/kv/b?consistency=stale")[0], 404)
+
+    def test_plain_tcp_beyond_loopback_needs_peer_insecure(self):
+        n = self.node(1)
+        n.raft_host = "0.0.0.0"
+        n.start()
+        self.assertEqual(n.proc.wait(timeout=DEADLINE_S), 1)
+        self.assertIn("is not loopback", n.log_text())
+        n.start("--peer-insecure")
+        self.wait_ready(n)
+        self.assertIn("plain TCP although 0.0.0.0", n.log_text())
+
     def test_bad_input_matrix(self):
         n = self.node(1).start("--max-body-bytes", "4096", "--max-value-bytes", "1024")
         self.wait_ready(n)
@@ -401,7 +505,7 @@ class RaftdTest(unittest.TestCase):
             s.sendall(b"GARBAGE\r\n\r\n")
             self.assertTrue(s.recv(100).startswith(b"HTTP/1.1 400"))
         with socket.create_connection(("127.0.0.1", n.http), timeout=5) as s:
-            s.sendall(b"PUT /v1/kv/a HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
+            s.sendall(b"PUT /v1/kv/a HTTP/1.1\r\nHost: localhost\r\nContent-Length: 99999999\r\n\r\n")
             self.assertTrue(s.recv(100).startswith(b"HTTP/1.1 413"))
         self.assertEqual(self.put(n.http, "a", "still serving")[0], 200)
         self.assertTrue(n.alive())

@@ -21,11 +21,11 @@ HttpResponse dispatch(const Router& router, std::string method, std::string targ
 TEST_CASE("routes capture one segment or the rest of the path, decoded", "[daemon][router]") {
     Router router;
     std::string seen;
-    router.add("GET", "/v1/members/{id}/promote", [&](RouteRequest& r, Respond done) {
+    router.add("GET", "/v1/members/{id}/promote", Access::read, [&](RouteRequest& r, Respond done) {
         seen = "promote " + r.params.at("id");
         done({});
     });
-    router.add("GET", "/v1/kv/{key*}", [&](RouteRequest& r, Respond done) {
+    router.add("GET", "/v1/kv/{key*}", Access::read, [&](RouteRequest& r, Respond done) {
         seen = "kv " + r.params.at("key") + " q=" + (r.query.count("q") ? r.query.at("q") : "");
         done({});
     });
@@ -39,8 +39,8 @@ TEST_CASE("routes capture one segment or the rest of the path, decoded", "[daemo
 
 TEST_CASE("unknown paths are 404, known paths with another method 405", "[daemon][router]") {
     Router router;
-    router.add("GET", "/a", [](RouteRequest&, Respond done) { done({}); });
-    router.add("PUT", "/a", [](RouteRequest&, Respond done) { done({}); });
+    router.add("GET", "/a", Access::read, [](RouteRequest&, Respond done) { done({}); });
+    router.add("PUT", "/a", Access::read, [](RouteRequest&, Respond done) { done({}); });
     CHECK(dispatch(router, "GET", "/b").status == 404);
     auto r = dispatch(router, "DELETE", "/a");
     CHECK(r.status == 405);
@@ -51,9 +51,9 @@ TEST_CASE("unknown paths are 404, known paths with another method 405", "[daemon
 
 TEST_CASE("a handler that throws answers 500, once", "[daemon][router]") {
     Router router;
-    router.add("GET", "/boom",
+    router.add("GET", "/boom", Access::read,
                [](RouteRequest&, Respond) -> void { throw std::runtime_error("x"); });
-    router.add("GET", "/late", [](RouteRequest&, Respond done) -> void {
+    router.add("GET", "/late", Access::read, [](RouteRequest&, Respond done) -> void {
         done({});
         throw std::runtime_error("after answering");
     });
@@ -61,6 +61,24 @@ TEST_CASE("a handler that throws answers 500, once", "[daemon][router]") {
     int answers = 0;
     router.dispatch({"GET", "/late", "", ""}, [&](HttpResponse) { ++answers; });
     CHECK(answers == 1);
+}
+
+TEST_CASE("each route names its access; unrouted requests need read", "[daemon][router]") {
+    Router router;
+    auto done = [](RouteRequest&, Respond respond) { respond({}); };
+    router.add("GET", "/healthz", Access::open, done);
+    router.add("PUT", "/v1/kv/{key*}", Access::write, done);
+    router.add("GET", "/v1/kv/{key*}", Access::read, done);
+    router.add("POST", "/v1/members/{id}/promote", Access::admin, done);
+    CHECK(router.access("GET", "/healthz") == Access::open);
+    CHECK(router.access("GET", "/healthz?x=1") == Access::open);
+    CHECK(router.access("PUT", "/v1/kv/a/b") == Access::write);
+    CHECK(router.access("GET", "/v1/kv/a?consistency=stale") == Access::read);
+    CHECK(router.access("POST", "/v1/members/3/promote") == Access::admin);
+    CHECK(router.access("POST", "/healthz") == Access::read);    // 405
+    CHECK(router.access("GET", "/nothing") == Access::read);     // 404
+    CHECK(router.access("GET", "*") == Access::read);            // 400
+    CHECK(router.access("DELETE", "/v1/kv/a") == Access::read);  // 405
 }
 
 TEST_CASE("percent-decoding rejects malformed escapes", "[daemon][router]") {

@@ -49,9 +49,9 @@ struct Node {
     std::vector<ReadState> read_states;
     std::vector<ReadFailure> read_failures;
     std::vector<SoftState> soft_states;
-    bool hold_persist = false;           // do not acknowledge appends yet
-    std::optional<Entry> unacked_last;   // last entry written but not acknowledged
-    std::vector<Message> held_messages;  // messages_after_persist waiting for the ack
+    bool hold_persist = false;             // do not acknowledge appends yet
+    std::optional<WriteId> unacked_write;  // last write not yet acknowledged
+    std::vector<Message> held_messages;    // messages_after_persist waiting for the ack
 };
 
 class Cluster {
@@ -126,7 +126,7 @@ public:
                 Index first = a.entries.front().index;
                 while (!n.storage.empty() && n.storage.back().index >= first) n.storage.pop_back();
                 for (Entry& e : a.entries) n.storage.push_back(e);
-                n.unacked_last = n.storage.back();
+                n.unacked_write = a.write_id;
             }
             for (Message& m : a.messages_after_persist) n.held_messages.push_back(std::move(m));
             if (!n.hold_persist) ack_persist(id);
@@ -161,10 +161,10 @@ public:
     // The runtime's durable append completed: acknowledge and release replies.
     void ack_persist(NodeId id) {
         Node& n = nodes_.at(id);
-        if (n.unacked_last) {
-            Entry last = *n.unacked_last;
-            n.unacked_last.reset();
-            n.core->on_persisted(last.index, last.term);
+        if (n.unacked_write) {
+            const WriteId w = *n.unacked_write;
+            n.unacked_write.reset();
+            n.core->on_persisted(w);
         }
         for (Message& m : n.held_messages) send(std::move(m));
         n.held_messages.clear();

@@ -17,6 +17,12 @@ std::vector<Entry> entries(Index first, const std::vector<Term>& terms) {
     return out;
 }
 
+// Hands the unstable entries out as one write; returns its id.
+WriteId take_write(RaftLog& log) {
+    std::vector<Entry> out;
+    return log.take_unstable(out);
+}
+
 }  // namespace
 
 TEST_CASE("log: term_at covers the compaction point and nothing beyond the log") {
@@ -42,22 +48,68 @@ TEST_CASE("log: merge truncates at the first conflict only, and moves persisted 
     CHECK(log.term_at(3) == 2);
     CHECK(log.persisted() == 2);
     CHECK(log.unstable() == 3);
-    auto out = log.take_unstable();
+    std::vector<Entry> out;
+    CHECK(log.take_unstable(out) == 1);  // the first write handed out
     REQUIRE(out.size() == 1);
     CHECK(out[0].index == 3);
+    CHECK(log.take_unstable(out) == 0);  // nothing left: no write
 }
 
 TEST_CASE("log: a stale persistence acknowledgement is ignored") {
     RaftLog log;
     log.reset(0, 0, entries(1, {1}));
     (void)log.merge(entries(2, {1, 1}));
-    (void)log.take_unstable();
+    const WriteId first = take_write(log);
     (void)log.merge(entries(2, {2}));  // 2/1 and 3/1 replaced before their write completed
-    (void)log.take_unstable();
-    CHECK_FALSE(log.persisted_to(3, 1));  // gone
-    CHECK_FALSE(log.persisted_to(2, 1));  // another term now
-    CHECK(log.persisted_to(2, 2));
+    const WriteId second = take_write(log);
+    CHECK_FALSE(log.persisted_to(first));  // everything it wrote is gone
+    CHECK(log.persisted() == 1);
+    CHECK(log.persisted_to(second));
     CHECK(log.persisted() == 2);
+    CHECK_FALSE(log.persisted_to(second));  // repeated
+    CHECK_FALSE(log.persisted_to(first));   // older
+}
+
+TEST_CASE("log: a write vouches only up to the earliest truncation since it was handed out") {
+    RaftLog log;
+    log.reset(0, 0, entries(1, {1}));
+    (void)log.merge(entries(2, {1, 1, 1}));
+    const WriteId w1 = take_write(log);   // 2/1 3/1 4/1
+    (void)log.merge(entries(3, {2}));     // 3/2 replaces 3/1 and 4/1
+    const WriteId w2 = take_write(log);   // 3/2
+    (void)log.merge(entries(3, {1, 1}));  // and 3/1 4/1 come back
+    const WriteId w3 = take_write(log);   // 3/1 4/1, the same (index, term) as w1 wrote
+    CHECK(log.persisted_to(w1));
+    CHECK(log.persisted() == 2);        // not 4: w2 and w3 replace what w1 wrote at 3
+    CHECK_FALSE(log.persisted_to(w2));  // its 3/2 is gone too
+    CHECK(log.persisted_to(w3));
+    CHECK(log.persisted() == 4);
+}
+
+TEST_CASE("log: reports of several writes at once count the latest") {
+    RaftLog log;
+    log.reset(0, 0, entries(1, {1}));
+    (void)log.merge(entries(2, {1, 1}));
+    (void)take_write(log);  // 2/1 3/1
+    (void)log.merge(entries(3, {2}));
+    const WriteId w2 = take_write(log);  // 3/2
+    CHECK(log.persisted_to(w2));         // both durable: the disk as w2 left it
+    CHECK(log.persisted() == 3);
+}
+
+TEST_CASE("log: a snapshot install leaves no earlier write vouching beyond it") {
+    RaftLog log;
+    log.reset(0, 0, entries(1, {1}));
+    (void)log.merge(entries(2, {1, 1, 1}));
+    const WriteId w1 = take_write(log);  // 2/1 3/1 4/1
+    log.restore_snapshot(2, 1);
+    (void)log.merge(entries(3, {1, 1}));
+    const WriteId w2 = take_write(log);  // 3/1 4/1 again, after the reset
+    CHECK(log.persisted() == 2);
+    CHECK_FALSE(log.persisted_to(w1));
+    CHECK(log.persisted() == 2);
+    CHECK(log.persisted_to(w2));
+    CHECK(log.persisted() == 4);
 }
 
 TEST_CASE("log: only committed and durable entries are handed out, bounded per batch") {
@@ -66,8 +118,7 @@ TEST_CASE("log: only committed and durable entries are handed out, bounded per b
     (void)log.merge(entries(2, {1, 1, 1}));
     log.commit_to(4);
     CHECK(log.take_committed(1 << 20).size() == 1);  // 2..4 not durable yet
-    (void)log.take_unstable();
-    CHECK(log.persisted_to(4, 1));
+    CHECK(log.persisted_to(take_write(log)));
     auto first = log.take_committed(1);  // one byte: at least one entry
     REQUIRE(first.size() == 1);
     CHECK(first[0].index == 2);
@@ -82,12 +133,12 @@ TEST_CASE("log: the taking calls append to a caller's vector, reusing its capaci
     std::vector<Entry> out;
     out.reserve(64);
     const Entry* storage = out.data();
-    log.take_unstable(out);
+    const WriteId w = log.take_unstable(out);
     REQUIRE(out.size() == 3);
     CHECK(out.data() == storage);  // filled in place
     CHECK(out.back().index == 3);
     CHECK_FALSE(log.has_unstable());
-    CHECK(log.persisted_to(3, 1));
+    CHECK(log.persisted_to(w));
     log.commit_to(3);
     out.clear();
     log.take_committed(1 << 20, out);

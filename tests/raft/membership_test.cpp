@@ -66,10 +66,10 @@ TEST_CASE("config change: one at a time") {
 
 TEST_CASE("config change: refused until an entry of the leader's term is committed") {
     auto core = lone_core(1, {1, 2, 3});
-    (void)win_election(*core);
+    const WriteId noop_write = win_election(*core).write_id;
     auto r = core->propose_config_change(change(ConfigChange::Kind::add_learner, 4));
     CHECK(r.status().code() == keel::ErrorCode::busy);
-    core->on_persisted(core->last_index(), core->term());
+    core->on_persisted(noop_write);
     (void)core->step(Message{.type = MessageType::append_response,
                              .from = 2,
                              .to = 1,
@@ -120,6 +120,41 @@ TEST_CASE("config change: a removed leader leads until its removal commits, then
     for (int i = 0; i < 100; ++i) c.tick(1);
     CHECK(c.core(1).role() == Role::follower);
     CHECK(c.core(leader).configuration().voter_count() == 2);
+}
+
+// Seed 3023 of `keel_sim --nodes 1 --membership --no-lease-reads` (the
+// simulator's disk saves the commit index as lazily as the runtime): node 2,
+// promoted at index 2, led and appended its own removal at 3; it restarted
+// with the commit index it had saved, 1, where it was still a learner.  Node
+// 1, which had lost 3 in a crash, needs 2's vote and 2 refuses (its log is
+// longer).  If 2 does not campaign either, no leader is ever elected.
+TEST_CASE("config change: a node removed by an uncommitted entry campaigns even if its saved "
+          "commit index predates its promotion") {
+    RestoredState r;
+    r.entries = {
+        Entry{1, 1, EntryType::config, encode_configuration(make_config({1}, {2}))},
+        Entry{1, 2, EntryType::config, encode_configuration(make_config({1, 2}))},
+        Entry{2, 3, EntryType::config, encode_configuration(make_config({1}))},
+    };
+    r.hard_state = HardState{2, 2, 1};
+    Core c(test_options(2), r);
+    (void)c.take_actions();
+    bool asked = false;
+    for (int i = 0; i < 100 && !asked; ++i) {
+        c.tick();
+        for (const Message& m : c.take_actions().messages)
+            asked = asked || ((m.type == MessageType::pre_vote || m.type == MessageType::vote) &&
+                              m.to == 1);
+    }
+    CHECK(asked);
+    // A node the log shows removed for good (never a voter at or after its
+    // commit index) still never campaigns.
+    r.hard_state.commit = 3;
+    Core removed(test_options(2), r);
+    (void)removed.take_actions();
+    for (int i = 0; i < 100; ++i) removed.tick();
+    CHECK(removed.role() == Role::follower);
+    CHECK(of_type(removed.take_actions().messages, MessageType::pre_vote).empty());
 }
 
 TEST_CASE("config change: removing a follower; it stops campaigning") {

@@ -124,7 +124,7 @@ TEST_CASE("progress: the leader's own match is its persisted index, not its last
 
 TEST_CASE("progress: a new leader probes; learners are reported as non-voters") {
     auto l = lone_core(1, {1, 2, 3}, 1, {}, 1, nullptr, {4});
-    (void)win_election(*l);
+    const WriteId noop_write = win_election(*l).write_id;
     const Index noop = l->last_index();
     auto p = l->progress();
     CHECK(ids_of(p) == std::vector<NodeId>{1, 2, 3, 4});
@@ -138,7 +138,7 @@ TEST_CASE("progress: a new leader probes; learners are reported as non-voters") 
     CHECK(of(p, 2).voter);
     CHECK_FALSE(of(p, 4).voter);
     CHECK(of(p, 1).match == noop - 1);  // what it restored from disk; the no-op is not durable yet
-    l->on_persisted(noop, l->term());
+    l->on_persisted(noop_write);
     CHECK(of(l->progress(), 1).match == noop);
 
     // An acknowledgement moves a follower to replicate with its match.

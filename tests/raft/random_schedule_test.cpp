@@ -45,6 +45,7 @@ struct Runtime {
     // Writes handed to "disk" but not complete: entries and replies waiting.
     struct Write {
         std::vector<Entry> entries;
+        WriteId id = 0;
         std::vector<Message> after;
     };
     std::deque<Write> writes;
@@ -156,8 +157,8 @@ private:
             // Term and vote durable before any message of this batch is sent.
             if (a.hard_state) r.hard_state = *a.hard_state;
             for (Message& m : a.messages) network_.push_back(std::move(m));
-            r.writes.push_back(
-                Runtime::Write{std::move(a.entries), std::move(a.messages_after_persist)});
+            r.writes.push_back(Runtime::Write{std::move(a.entries), a.write_id,
+                                              std::move(a.messages_after_persist)});
             for (const Entry& e : a.committed_entries) apply(id, e);
             for (const ReadState& rs : a.read_states) check_read(rs);
         }
@@ -194,7 +195,7 @@ private:
             Index first = w.entries.front().index;
             while (!r.log.empty() && r.log.back().index >= first) r.log.pop_back();
             for (const Entry& e : w.entries) r.log.push_back(e);
-            r.core->on_persisted(w.entries.back().index, w.entries.back().term);
+            r.core->on_persisted(w.id);
         }
         for (Message& m : w.after) network_.push_back(std::move(m));
     }

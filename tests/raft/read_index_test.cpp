@@ -8,9 +8,9 @@ using namespace keel::raft::test;
 
 TEST_CASE("ReadIndex waits until the leader has committed an entry of its current term") {
     auto c = lone_core(1, {1, 2, 3}, 1);
-    (void)win_election(*c);
+    const WriteId noop_write = win_election(*c).write_id;
     Index noop = c->last_index();
-    c->on_persisted(noop, c->term());
+    c->on_persisted(noop_write);
     REQUIRE(c->read_index(7).ok());
     // Heartbeat acknowledgements alone do not release it: the no-op is not committed.
     c->tick();
@@ -95,7 +95,7 @@ TEST_CASE("ReadIndex on a single voter waits for its term's first commit") {
     Index noop = c->last_index();
     REQUIRE(c->read_index(3).ok());
     CHECK(c->take_actions().read_states.empty());
-    c->on_persisted(noop, c->term());
+    c->on_persisted(1);  // the core's first write: its no-op, taken by lone_core
     Actions a = c->take_actions();
     REQUIRE(a.read_states.size() == 1);
     CHECK(a.read_states[0].index == noop);
@@ -107,9 +107,9 @@ namespace {
 // of its heartbeats acknowledged yet.
 std::unique_ptr<Core> lease_leader() {
     auto c = lone_core(1, {1, 2, 3}, 1, {}, 1, [](Options& o) { o.lease_reads = true; });
-    (void)win_election(*c);
+    const WriteId noop_write = win_election(*c).write_id;
     const Index noop = c->last_index();
-    c->on_persisted(noop, c->term());
+    c->on_persisted(noop_write);
     (void)c->step(append_ok(2, 1, c->term(), noop));
     REQUIRE(c->commit_index() == noop);
     (void)c->take_actions();

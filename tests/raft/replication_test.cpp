@@ -104,10 +104,10 @@ TEST_CASE("AppendEntries: commitIndex = min(leaderCommit, index of last new entr
     auto c = lone_core(1, {1, 2, 3}, 2);
     (void)step_and_take(*c, append(2, 1, 2, 1, 1, {entry(2, 2), entry(2, 3)}, 10));
     CHECK(c->commit_index() == 3);
-    (void)step_and_take(*c, append(2, 1, 2, 3, 2, {entry(2, 4)}, 3));
+    const WriteId w = step_and_take(*c, append(2, 1, 2, 3, 2, {entry(2, 4)}, 3)).write_id;
     CHECK(c->commit_index() == 3);
     // Committed entries are handed out only once durable.
-    c->on_persisted(4, 2);
+    c->on_persisted(w);
     Actions a = c->take_actions();
     REQUIRE_FALSE(a.committed_entries.empty());
     CHECK(a.committed_entries.back().index == 3);
@@ -120,7 +120,7 @@ TEST_CASE("a follower hands out committed entries only once they are durable") {
     CHECK(a.committed_entries.empty());
     // Never persist a commit index beyond the durable log.
     CHECK((!a.hard_state || a.hard_state->commit == 1));
-    c->on_persisted(3, 2);
+    c->on_persisted(a.write_id);
     a = c->take_actions();
     REQUIRE(a.committed_entries.size() == 2);
     CHECK(a.hard_state->commit == 3);
@@ -129,11 +129,10 @@ TEST_CASE("a follower hands out committed entries only once they are durable") {
 TEST_CASE("Figure 8: a leader never commits an entry of an earlier term by counting replicas") {
     // Node 1 holds 2/3 from term 2 (uncommitted), then wins term 4.
     auto c = lone_core(1, {1, 2, 3, 4, 5}, 3, {2, 2}, 2);
-    (void)win_election(*c);
+    const WriteId noop_write = win_election(*c).write_id;
     REQUIRE(c->term() == 4);
-    Index noop = c->last_index();
-    REQUIRE(noop == 4);
-    c->on_persisted(noop, 4);
+    REQUIRE(c->last_index() == 4);
+    c->on_persisted(noop_write);
     // 2/3 reaches a majority (1, 2, 3) — but is of term 2: no commit.
     (void)c->step(append_ok(2, 1, 4, 3));
     (void)c->step(append_ok(3, 1, 4, 3));
@@ -147,11 +146,11 @@ TEST_CASE("Figure 8: a leader never commits an entry of an earlier term by count
 
 TEST_CASE("Figure 8: the leader's own append counts only once durable") {
     auto c = lone_core(1, {1, 2, 3}, 1);
-    (void)win_election(*c);
+    const WriteId noop_write = win_election(*c).write_id;
     Index noop = c->last_index();
     (void)c->step(append_ok(2, 1, c->term(), noop));
     CHECK(c->commit_index() == 1);  // follower 2 has it, but the leader's copy is not durable
-    c->on_persisted(noop, c->term());
+    c->on_persisted(noop_write);
     CHECK(c->commit_index() == noop);
     // Both followers alone are a quorum too: the leader's disk is not waited for.
     (void)c->propose("x");
@@ -168,7 +167,7 @@ TEST_CASE("fast backtracking: a follower with a long conflicting tail is fixed i
     std::vector<Term> mine(30, 3);
     auto l = lone_core(1, {1, 2, 3}, 3, mine);
     Actions first = win_election(*l);
-    l->on_persisted(l->last_index(), l->term());
+    l->on_persisted(first.write_id);
     int rounds = 0;
     std::deque<Message> net;
     for (const Message& m : first.messages) net.push_back(m);
@@ -180,7 +179,7 @@ TEST_CASE("fast backtracking: a follower with a long conflicting tail is fixed i
         if (m.type == MessageType::append) ++rounds;
         (void)to.step(m);
         Actions a = to.take_actions();
-        if (!a.entries.empty()) to.on_persisted(a.entries.back().index, a.entries.back().term);
+        if (!a.entries.empty()) to.on_persisted(a.write_id);
         for (const Message& x : a.messages) net.push_back(x);
         for (const Message& x : a.messages_after_persist) net.push_back(x);
     }
@@ -191,15 +190,15 @@ TEST_CASE("fast backtracking: a follower with a long conflicting tail is fixed i
 
 TEST_CASE("a new commit index rides on later appends, or goes alone once the leader applied it") {
     auto c = lone_core(1, {1, 2, 3}, 1);
-    (void)win_election(*c);
+    const WriteId noop_write = win_election(*c).write_id;
     const Index noop = c->last_index();
-    c->on_persisted(noop, c->term());
+    c->on_persisted(noop_write);
     (void)c->step(append_ok(2, 1, c->term(), noop));
     (void)c->step(append_ok(3, 1, c->term(), noop));
     (void)c->take_actions();
     REQUIRE(c->propose("x").ok());
-    (void)c->take_actions();  // the append of x to 2 and 3
-    c->on_persisted(noop + 1, c->term());
+    const WriteId x_write = c->take_actions().write_id;  // with the append of x to 2 and 3
+    c->on_persisted(x_write);
     (void)c->step(append_ok(2, 1, c->term(), noop + 1));
     REQUIRE(c->commit_index() == noop + 1);
     auto commit_appends = [](const Actions& a) {
@@ -249,9 +248,9 @@ TEST_CASE("a new commit index rides on later appends, or goes alone once the lea
 
 TEST_CASE("flow control: at most max_inflight_messages appends in flight in replicate state") {
     auto c = lone_core(1, {1, 2, 3}, 1, {}, 1, [](Options& o) { o.max_inflight_messages = 3; });
-    (void)win_election(*c);
+    const WriteId noop_write = win_election(*c).write_id;
     Index noop = c->last_index();
-    c->on_persisted(noop, c->term());
+    c->on_persisted(noop_write);
     (void)c->step(append_ok(2, 1, c->term(), noop));  // 2: probe -> replicate
     (void)c->take_actions();
     int to_2 = 0;
@@ -290,9 +289,9 @@ TEST_CASE("flow control: a probing follower gets one append until it answers") {
 
 TEST_CASE("flow control: entries per append bounded by max_message_bytes, at least one") {
     auto c = lone_core(1, {1, 2}, 1, {}, 1, [](Options& o) { o.max_message_bytes = 250; });
-    (void)win_election(*c);
+    const WriteId noop_write = win_election(*c).write_id;
     Index noop = c->last_index();
-    c->on_persisted(noop, c->term());
+    c->on_persisted(noop_write);
     (void)c->step(append_ok(2, 1, c->term(), noop));
     REQUIRE(c->commit_index() == noop);
     // The commit index goes to 2 in an append once the leader has applied
@@ -377,9 +376,9 @@ TEST_CASE("a rejection of an append from an earlier flow-control phase is ignore
     // must not knock it back again (each knock-back sends a fresh window:
     // on a reordering link, a message storm).
     auto c = lone_core(1, {1, 2});
-    (void)win_election(*c);
+    const WriteId noop_write = win_election(*c).write_id;
     const Index noop = c->last_index();
-    c->on_persisted(noop, c->term());
+    c->on_persisted(noop_write);
     (void)c->step(append_ok(2, 1, c->term(), noop));
     (void)c->take_actions();
     auto state_of_2 = [&] {

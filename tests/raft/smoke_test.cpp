@@ -97,9 +97,9 @@ namespace {
 // (so both replicate) and committed; every batch so far taken.
 std::unique_ptr<Core> leader_of_three() {
     auto c = lone_core(1, {1, 2, 3});
-    (void)win_election(*c);
+    const WriteId noop_write = win_election(*c).write_id;
     const Index noop = c->last_index();
-    c->on_persisted(noop, c->term());
+    c->on_persisted(noop_write);
     for (NodeId peer : {NodeId{2}, NodeId{3}}) (void)c->step(append_ok(peer, 1, c->term(), noop));
     (void)c->take_actions();
     REQUIRE(c->commit_index() == noop);
@@ -146,7 +146,7 @@ TEST_CASE("a new commit index rides on the appends of the same batch") {
     REQUIRE(c->propose("a").ok());
     Actions first = c->take_actions();
     REQUIRE(first.entries.size() == 1);
-    c->on_persisted(first.entries.back().index, first.entries.back().term);
+    c->on_persisted(first.write_id);
     (void)c->take_actions();
     // "b" is proposed; before the batch is taken, 2 acknowledges "a": the
     // commit advances, and the batch carries "b" to each follower with the
@@ -164,7 +164,7 @@ TEST_CASE("a new commit index rides on the appends of the same batch") {
     // With nothing else to send, the news goes alone once the leader has
     // applied it: 3 acknowledges "b" after 2 did, the commit advances again,
     // and when "b" is applied 2 and 3 each get an empty append.
-    c->on_persisted(noop + 2, c->term());
+    c->on_persisted(a.write_id);  // "b"
     (void)c->take_actions();
     (void)c->step(append_ok(3, 1, c->term(), noop + 2));
     REQUIRE(c->commit_index() == noop + 2);

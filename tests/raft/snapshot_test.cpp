@@ -101,7 +101,7 @@ TEST_CASE("installing a snapshot resets the log, commit and configuration") {
                           .entries = {Entry{3, 11, EntryType::normal, "x"}}});
     a = f->take_actions();
     CHECK(a.committed_entries.empty());  // not durable yet
-    f->on_persisted(11, 3);
+    f->on_persisted(a.write_id);
     a = f->take_actions();
     REQUIRE(a.committed_entries.size() == 1);
     CHECK(a.committed_entries[0].index == 11);
@@ -204,7 +204,7 @@ TEST_CASE("a snapshot at an index the lone leader already dropped has that entry
     Core core(test_options(1), r);
     for (int round = 0; round < 10 && core.has_actions(); ++round) {
         Actions a = core.take_actions();
-        if (!a.entries.empty()) core.on_persisted(a.entries.back().index, a.entries.back().term);
+        if (!a.entries.empty()) core.on_persisted(a.write_id);
         if (!a.committed_entries.empty()) core.on_applied(a.committed_entries.back().index);
     }
     REQUIRE(core.role() == Role::leader);

@@ -299,3 +299,44 @@ TEST_CASE("an automatic snapshot item: after the entries before it, one in fligh
     CHECK(f.held.size() == 1);
     CHECK(answered.load() == 6);
 }
+
+TEST_CASE("a restore that fails stops applying and reports it, instead of asserting") {
+    Fixture f;
+    std::atomic<int> reported{0};
+    std::atomic<int> failed_waiters{0};
+    // Rebuilt with the hook (Fixture's worker has none).
+    ApplyWorker::Hooks hooks;
+    hooks.on_applied = [](keel::raft::Index) {};
+    hooks.on_snapshot = [](keel::SnapshotFunction, keel::raft::SnapshotMeta,
+                           std::function<void(keel::Status)>) {};
+    hooks.log = [](keel::LogLevel, const std::string&) {};
+    hooks.on_restore_failed = [&](keel::Status s) {
+        if (s.code() == keel::ErrorCode::corruption) reported.fetch_add(1);
+    };
+    f.worker.reset();
+    f.worker = std::make_unique<ApplyWorker>(f.sm, keel::raft::SnapshotMeta{}, 0, std::move(hooks),
+                                             nullptr);
+    f.worker->start();
+    ApplyItem restore;
+    restore.restore = [](keel::StateMachine&) {
+        return keel::Status(keel::ErrorCode::corruption, "injected: a bad snapshot");
+    };
+    restore.restore_meta = keel::raft::SnapshotMeta{};
+    restore.restore_meta->index = 10;
+    f.worker->enqueue(std::move(restore));
+    ApplyItem after;
+    keel::raft::Entry e;
+    e.index = 11;
+    e.term = 1;
+    e.data = std::string("x");
+    after.entries.push_back(std::move(e));
+    after.waiters.push_back(ApplyWaiter{11, [&](keel::ProposeResult r) {
+                                            if (r.status.code() == keel::ErrorCode::failed)
+                                                failed_waiters.fetch_add(1);
+                                        }});
+    f.worker->enqueue(std::move(after));
+    f.worker->stop();
+    CHECK(reported.load() == 1);
+    CHECK(failed_waiters.load() == 1);
+    CHECK(f.sm->applied().empty());
+}

@@ -13,10 +13,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "../common/test_certs.hpp"
+#include "runtime/replica.hpp"
 #include "test_state_machine.hpp"
 
 namespace keel::test {
@@ -32,6 +35,13 @@ inline std::uint16_t free_port() {
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
     ::close(fd);
     return ntohs(a.sin_port);
+}
+
+inline std::string random_cluster_id() {
+    std::random_device random;
+    std::string hex;
+    while (hex.size() < 32) hex += "0123456789abcdef"[random() % 16];
+    return hex;
 }
 
 // Waits until `cond` holds (true) or a generous deadline passes (false).
@@ -80,6 +90,9 @@ public:
         o.snapshot_trailing_entries = snapshot_trailing;
         o.join = join;
         o.initial_members = founders_;
+        // Founders share the cluster's id; a joiner learns it from the leader.
+        if (!join) o.cluster_id = cluster_id;
+        if (tls) o.peer_tls = member_certificate(id);
         o.inline_apply = inline_apply;
         // As the default logger (warnings and errors to stderr), and a node
         // event is progress that eventually() re-checks on.
@@ -98,7 +111,9 @@ public:
     Node& start(NodeId id, bool join = false) {
         sms_[id] = state_machine_factory ? state_machine_factory()
                                          : std::make_shared<RecordingStateMachine>();
-        auto n = Node::open(options(id, join), sms_[id]);
+        auto fs = file_systems.find(id);
+        auto n = runtime::Replica::open(options(id, join), sms_[id],
+                                        fs == file_systems.end() ? nullptr : fs->second);
         KEEL_ASSERT(n.ok(), "node opens");
         nodes_[id] = std::move(n.value());
         return *nodes_[id];
@@ -150,11 +165,31 @@ public:
         return 0;
     }
 
+    // Mutual TLS between the nodes: a CA and a certificate per node, made
+    // in the cluster's directory when first needed.
+    PeerTls member_certificate(NodeId id) const {
+        if (!ca_) ca_ = std::make_unique<TestCa>(dir_.path(), "members");
+        auto it = certificates_.find(id);
+        if (it == certificates_.end()) {
+            TestCa::Member m = ca_->issue("node-" + std::to_string(id));
+            it =
+                certificates_.emplace(id, PeerTls{m.cert_file, m.key_file, ca_->cert_path()}).first;
+        }
+        return it->second;
+    }
+    const std::string& directory() const { return dir_.path(); }
+
+    bool tls = false;
+    // The founders' cluster id (random: no two test clusters share one).
+    std::string cluster_id = random_cluster_id();
     std::uint32_t heartbeat_ms = 20;
     std::uint32_t election_min_ms = 100;
     std::uint64_t snapshot_every = 0;
     std::uint64_t snapshot_trailing = 1024;
     bool inline_apply = true;
+    // Where a node keeps its WAL and snapshots (default: the POSIX file
+    // system); tests inject faults there.  Not owned.
+    std::map<NodeId, wal::FileSystem*> file_systems;
     // Makes each started node's state machine (default: a plain one).
     std::function<std::shared_ptr<RecordingStateMachine>()> state_machine_factory;
 
@@ -166,6 +201,8 @@ private:
     // Shared with the nodes' loggers, which may outlive a stopped node's slot.
     std::shared_ptr<WarningLog> log_ = std::make_shared<WarningLog>();
     TempDir dir_;
+    mutable std::unique_ptr<TestCa> ca_;
+    mutable std::map<NodeId, PeerTls> certificates_;
     std::map<NodeId, MemberSpec> specs_;
     std::vector<MemberSpec> founders_;
     std::map<NodeId, std::unique_ptr<Node>> nodes_;

@@ -1,6 +1,7 @@
 // Three in-process nodes over real loopback TCP: election, replication,
 // leader stop and re-election, follower restart and catch-up, snapshot
-// install to a wiped follower.  Waits are on conditions, never on time.
+// install to a wiped follower and to a joiner.  The tests marked so run both
+// in plain TCP and in mutual TLS.  Waits are on conditions, never on time.
 #include <catch2/catch.hpp>
 
 #include <pthread.h>
@@ -42,6 +43,8 @@ void put(TestCluster& c, std::map<std::uint64_t, std::string>& acked, const char
 
 TEST_CASE("three nodes elect one leader and replicate to every member") {
     TestCluster c(3);
+    c.tls = GENERATE(false, true);
+    INFO("tls " << c.tls);
     for (NodeId id = 1; id <= 3; ++id) c.start(id);
     const NodeId leader = c.leader();
     REQUIRE(leader != 0);
@@ -70,7 +73,11 @@ TEST_CASE("three nodes elect one leader and replicate to every member") {
     const NodeId follower = leader == 1 ? 2 : 1;
     ProposeResult r = c.node(follower).propose("x").get();
     CHECK(r.status.code() == ErrorCode::not_leader);
-    for (NodeId id = 1; id <= 3; ++id) CHECK(c.sm(id).duplicate_applies() == 0);
+    for (NodeId id = 1; id <= 3; ++id) {
+        CHECK(c.sm(id).duplicate_applies() == 0);
+        CHECK(c.node(id).status().cluster_id == c.cluster_id);
+        CHECK(c.node(id).status().peer_messages_rejected.empty());
+    }
     // Cluster mode never applies inline on the WAL flusher: the apply
     // thread does, or the I/O thread a small batch it committed.
     for (NodeId id = 1; id <= 3; ++id)
@@ -135,6 +142,8 @@ TEST_CASE("an inline apply that overruns its limit stops inline apply on the I/O
 
 TEST_CASE("when the leader stops, the others elect a new one and keep every write") {
     TestCluster c(3);
+    c.tls = GENERATE(false, true);
+    INFO("tls " << c.tls);
     for (NodeId id = 1; id <= 3; ++id) c.start(id);
     std::map<std::uint64_t, std::string> acked;
     for (int i = 0; i < 30; ++i) put(c, acked, "a", i);
@@ -167,6 +176,8 @@ TEST_CASE("a restarted follower catches up from its log and the leader") {
 
 TEST_CASE("a wiped follower is brought back by a snapshot from the leader") {
     TestCluster c(3);
+    c.tls = GENERATE(false, true);
+    INFO("tls " << c.tls);
     c.snapshot_every = 20;
     c.snapshot_trailing = 5;
     for (NodeId id = 1; id <= 3; ++id) c.start(id);
@@ -182,4 +193,32 @@ TEST_CASE("a wiped follower is brought back by a snapshot from the leader") {
     REQUIRE(eventually([&] { return all_applied(c, {1, 2, 3}, acked); }));
     CHECK(c.sm(follower).restores() >= 1);
     CHECK(c.node(follower).status().snapshot_index > 0);
+}
+
+TEST_CASE("a joiner learns the cluster id from its leader, gets a snapshot, and keeps both") {
+    TestCluster c(3, 1);
+    c.tls = GENERATE(false, true);
+    INFO("tls " << c.tls);
+    c.snapshot_every = 20;
+    c.snapshot_trailing = 5;
+    for (NodeId id = 1; id <= 3; ++id) c.start(id);
+    std::map<std::uint64_t, std::string> acked;
+    for (int i = 0; i < 60; ++i) put(c, acked, "j", i);
+    REQUIRE(eventually([&] { return c.node(c.leader()).status().snapshot_index > 20; }));
+    c.start(4, /*join=*/true);
+    CHECK(c.node(4).status().cluster_id.empty());  // not known until the leader says hello
+    MemberSpec learner = c.spec(4);
+    learner.voter = false;
+    REQUIRE(c.node(c.leader()).add_member(learner).get().ok());
+    REQUIRE(eventually([&] { return all_applied(c, {4}, acked); }));
+    CHECK(c.sm(4).restores() >= 1);
+    CHECK(c.node(4).status().cluster_id == c.cluster_id);
+    REQUIRE(c.node(c.leader()).promote_member(4).get().ok());
+    for (int i = 60; i < 80; ++i) put(c, acked, "j", i);
+    // Restarted, it knows its cluster from its data dir alone.
+    c.stop(4);
+    c.start(4, /*join=*/true);
+    CHECK(c.node(4).status().cluster_id == c.cluster_id);
+    for (int i = 80; i < 90; ++i) put(c, acked, "j", i);
+    REQUIRE(eventually([&] { return all_applied(c, {1, 2, 3, 4}, acked); }));
 }

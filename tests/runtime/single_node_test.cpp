@@ -156,7 +156,7 @@ TEST_CASE("restart restores the snapshot then applies the log after it") {
     for (const auto& [index, data] : acked) REQUIRE(applied.at(index) == data);
 }
 
-TEST_CASE("snapshots reclaim the WAL's segment files, and only whole files") {
+TEST_CASE("snapshots reclaim the WAL's segment files behind the older kept one, only whole files") {
     TempDir dir;
     NodeOptions o = single_options(dir.path());
     o.wal_segment_bytes = 64 * 1024;
@@ -168,7 +168,13 @@ TEST_CASE("snapshots reclaim the WAL's segment files, and only whole files") {
     for (auto& w : writes) REQUIRE(w.get().status.ok());
     const std::uint64_t before = node->status().wal.segments;
     REQUIRE(before >= 6);  // ~500 KB of records in 64 KiB segments
-    // The snapshot's future completes once the log behind it is compacted.
+    // The log is compacted only up to the snapshot before the newest, the
+    // fallback should the newest be damaged: the first one deletes nothing.
+    REQUIRE(node->snapshot_now().get().ok());
+    CHECK(node->status().wal.segments == before);
+    // The second compacts behind the first (its future completes once the
+    // log is compacted).
+    REQUIRE(node->propose("between").get().status.ok());
     REQUIRE(node->snapshot_now().get().ok());
     CHECK(node->status().wal.segments <= 2);
     // A snapshot that covers no whole older segment deletes nothing (and
@@ -181,7 +187,7 @@ TEST_CASE("snapshots reclaim the WAL's segment files, and only whole files") {
     auto sm = std::make_shared<RecordingStateMachine>();
     auto again = open_node(o, sm);
     REQUIRE(again->read_index(true).get().status.ok());
-    CHECK(again->status().applied_index >= 1001);
+    CHECK(again->status().applied_index >= 1002);
 }
 
 TEST_CASE("read_index(wait_applied) reflects every acknowledged write") {

@@ -237,6 +237,57 @@ void Checker::after_step(const Nodes& nodes, const Disks& disks) {
         }
         observe_commits(id, core, watch_[id]);
     }
+    // Every disk, of running nodes and of crashed or removed ones alike.
+    for (const auto& [id, disk] : disks) check_durable(id, *disk, disk_watch_[id]);
+}
+
+// The saved commit index is written apart from the WAL and may reach the
+// disk before appends and truncations queued ahead of it: it must never
+// claim more than the WAL holds, as it stands now (docs/runtime.md).  The
+// disk reports the lowest index whose recovered entry may have changed since
+// the last look, so each entry is compared with the reference once per change.
+void Checker::check_durable(NodeId id, SimDisk& disk, DiskWatch& w) {
+    if (failed_ || disk.version() == w.version) return;
+    w.version = disk.version();
+    const Index changed_from = disk.changed_from();
+    disk.reset_changes();
+    if (changed_from != UINT64_MAX) w.verified = std::min(w.verified, changed_from - 1);
+    if (changed_from == 0) w.verified = 0;
+    const DurableState d = disk.durable();
+    const raft::HardState& hs = d.hard_state();
+    const Index snap = d.snapshot_index();
+    const Index last = d.last_index();
+    const std::string who = std::string("Durability: ") + n_(id) + "'s disk";
+    if (last > snap && !d.term_at(snap + 1)) {
+        fail(who + " has a snapshot at " + s_(snap) + " and log entries up to " + s_(last) +
+             " but not " + s_(snap + 1));
+        return;
+    }
+    if (last > snap && *d.term_at(last) > hs.term) {
+        fail(who + " holds entry " + s_(last) + "/t" + s_(*d.term_at(last)) +
+             " under a saved term " + s_(hs.term));
+        return;
+    }
+    if (hs.commit > last) {
+        fail(who + " holds commit index " + s_(hs.commit) + " past its durable log (last " +
+             s_(last) + ", snapshot " + s_(snap) + ")");
+        return;
+    }
+    for (Index i = std::max(w.verified, snap) + 1; i <= hs.commit; ++i) {
+        const Entry& e = d.at(i);
+        if (i > commit_known()) {
+            fail(who + " holds commit index " + s_(hs.commit) + " over entry " + s_(i) + "/t" +
+                 s_(e.term) + ", beyond anything committed (" + s_(commit_known()) + ")");
+            return;
+        }
+        const RefEntry& r = ref_[i - 1];
+        if (r.term != e.term || r.digest != entry_digest(e) || r.type != e.type) {
+            fail(who + " holds commit index " + s_(hs.commit) + " over entry " + s_(i) + "/t" +
+                 s_(e.term) + ", but the committed entry there is " + s_(i) + "/t" + s_(r.term));
+            return;
+        }
+    }
+    w.verified = std::max(w.verified, hs.commit);
 }
 
 void Checker::check_leader(NodeId id, const SimNode& n, NodeWatch& w, const Disks& disks) {
@@ -250,7 +301,7 @@ void Checker::check_leader(NodeId id, const SimNode& n, NodeWatch& w, const Disk
     // escapes (its messages wait for the write, and it refuses proposals
     // until its no-op is durable, docs/raft.md), so it is as if it never led.
     if (core.role() == raft::Role::leader && w.leader_durable != term) {
-        const raft::HardState& hs = disks.at(id)->durable().hard_state;
+        const raft::HardState& hs = disks.at(id)->raw().hard_state;
         if (hs.term == term && hs.vote == id) {
             w.leader_durable = term;
             auto [it, inserted] = leader_of_term_.try_emplace(term, id);
@@ -312,8 +363,8 @@ void Checker::check_quorum_durable(NodeId leader, const raft::Core& core, Index 
     for (NodeId v : voters) {
         auto it = disks.find(v);
         if (it == disks.end()) continue;
-        const DurableState& d = it->second->durable();
-        if (d.term_at(index) == term || (d.snapshot && d.snapshot->index >= index)) {
+        const DurableState d = it->second->durable();
+        if (d.term_at(index) == term || d.snapshot_index() >= index) {
             ++durable;
             holders += std::string(" ") + n_(v);
         }

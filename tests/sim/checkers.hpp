@@ -29,6 +29,12 @@
 //                        configuration hold that entry on their *durable*
 //                        disk; no node's commit index exceeds the highest
 //                        commit index any leader reached.
+//   Durability           what every disk holds — the state a restart would
+//                        recover at any instant — has a commit index no
+//                        higher than its recovered log, every entry up to it
+//                        is the committed one, and no entry has a term above
+//                        the saved term.  Checked whenever a disk changes:
+//                        a completed write, a synchronous save, a crash.
 //   Reads                the index a ReadIndex read is served at is at least
 //                        the highest commit index known anywhere when the
 //                        read started, and the state it returns is exactly the
@@ -124,6 +130,12 @@ private:
     void check_quorum_durable(raft::NodeId leader, const raft::Core& core, raft::Index index,
                               const Disks& disks);
     void observe_commits(raft::NodeId node, const raft::Core& core, NodeWatch& w);
+    // What the disk would give a restart now (its durable state).
+    struct DiskWatch {
+        std::uint64_t version = 0;  // SimDisk::version() when last checked
+        raft::Index verified = 0;   // its entries up to here matched the reference
+    };
+    void check_durable(raft::NodeId node, SimDisk& disk, DiskWatch& w);
     void check_state(raft::NodeId node, const ValueLog& state, const char* what);
 
     Fail fail_;
@@ -139,6 +151,7 @@ private:
     std::uint64_t leaders_elected_ = 0;
     std::map<raft::NodeId, Mirror> mirrors_;
     std::map<raft::NodeId, NodeWatch> watch_;
+    std::map<raft::NodeId, DiskWatch> disk_watch_;
 };
 
 }  // namespace keel::sim

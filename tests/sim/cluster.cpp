@@ -22,7 +22,7 @@ using cluster_detail::s_;
 namespace {
 
 // Stream ids for Rng::split, one per concern.
-enum Stream : std::uint64_t { kNet = 1, kClock, kClient, kFault, kAdmin, kDisk, kNode };
+enum Stream : std::uint64_t { kNet = 1, kClock, kClient, kFault, kAdmin, kDisk, kNode, kStall };
 
 }  // namespace
 
@@ -39,6 +39,7 @@ Cluster::Cluster(std::uint64_t seed, const RunConfig& config, bool echo_trace)
       rng_admin_(root_.split(kAdmin)),
       rng_disk_(root_.split(kDisk)),
       rng_node_(root_.split(kNode)),
+      rng_stall_(root_.split(kStall)),
       network_(params_, config.bug, rng_net_),
       checker_([this](const std::string& what) { violation(what); }) {
     trace_.set_echo(echo_trace);
@@ -82,12 +83,13 @@ void Cluster::start_node(NodeId id) {
     SimDisk& disk = *disks_.at(id);
     checker_.node_started(id, disk.restored());
     trace(n_(id) + " starts (incarnation " + s_(incarnation) + ", term " +
-          s_(disk.durable().hard_state.term) + ", log to " + s_(disk.durable().last_index()) + ")");
+          s_(disk.durable().hard_state().term) + ", log to " + s_(disk.durable().last_index()) +
+          ")");
     if (!clock_rate_.count(id)) {
         clock_rate_[id] = 1.0 + params_.skew * (2 * rng_clock_.unit() - 1);
     }
     auto node = std::make_unique<SimNode>(*this, disk, options_for(id), incarnation, config_,
-                                          rng_node_.split(hash_mix(id, incarnation)));
+                                          params_, rng_node_.split(hash_mix(id, incarnation)));
     nodes_[id] = std::move(node);
     // The constructor may already have produced actions (a lone voter leads at once).
     schedule_tick(id, incarnation);
@@ -159,6 +161,7 @@ void Cluster::crash(NodeId id) {
     if (it == nodes_.end()) return;
     trace(std::string("CRASH ") + n_(id) + " (unflushed writes lost)");
     nodes_.erase(it);
+    armed_.erase(id);
     disks_.at(id)->crash();
     checker_.node_crashed(id, disks_.at(id)->restored());
     crashed_.insert(id);
@@ -195,6 +198,21 @@ void Cluster::cut(NodeId a, NodeId b) {
 void Cluster::reconnect() {
     network_.heal();
     trace("PARTITION healed");
+}
+
+void Cluster::hold_disk(NodeId id) {
+    disks_.at(id)->hold();
+    trace(std::string("HOLD ") + n_(id) + "'s WAL: nothing on it completes");
+}
+
+void Cluster::release_disk(NodeId id) {
+    trace(std::string("RELEASE ") + n_(id) + "'s WAL");
+    auto it = nodes_.find(id);
+    if (it != nodes_.end()) {
+        it->second->release_disk();
+    } else {
+        disks_.at(id)->release();
+    }
 }
 
 // ---- observations -----------------------------------------------------------
@@ -279,6 +297,13 @@ void Cluster::heal() {
     trace("HEAL: faults stop; crashed members restart; a leader must commit everything, never " +
           format_time(params_.liveness_bound_us) + " without a commit, within " +
           format_time(params_.liveness_cap_us));
+    for (NodeId id : armed_) {
+        if (auto it = nodes_.find(id); it != nodes_.end()) it->second->arm_crash(-1, false);
+    }
+    armed_.clear();
+    for (const auto& [id, disk] : disks_) {
+        if (disk->held()) release_disk(id);
+    }
     const std::set<NodeId> down = crashed_;
     for (NodeId id : down) restart(id);
     liveness_probe();
@@ -352,10 +377,10 @@ std::string Cluster::describe_nodes() const {
                s_(c.commit_index()) + " last " + s_(c.last_index()) + " config " +
                raft::to_string(c.configuration()) + (c.needs_ticks() ? "" : " (needs no ticks)");
         const SimDisk& d = *disks_.at(id);
-        if (n->gated() > 0 || !d.idle()) {
-            out += " [" + s_(n->gated()) + " messages wait for write " + s_(n->gated_on()) +
-                   "; disk completed " + s_(d.last_completed()) + " of " + s_(d.last_submitted()) +
-                   "]";
+        if (n->gated() > 0 || !d.wal_idle()) {
+            out += " [" + s_(n->gated()) + " messages wait for write " + s_(n->gated_on()) + "; " +
+                   s_(d.wal_queue().size()) + " WAL writes queued, the last " +
+                   s_(d.wal_last_submitted()) + (d.held() ? ", held" : "") + "]";
         }
     }
     return out;
@@ -393,6 +418,7 @@ RunResult Cluster::run() {
     every(params_.config_changes_per_s, &rng_admin_, [this] { admin_change_membership(); });
     every(params_.transfers_per_s, &rng_admin_, [this] { admin_transfer(); });
     every(params_.snapshots_per_s, &rng_admin_, [this] { admin_snapshot(); });
+    every(params_.disk_stalls_per_s, &rng_stall_, [this] { fault_disk_stall(); });
     if (script_) {
         poll_script();  // its first steps may act before anything happens
     } else {
@@ -408,6 +434,12 @@ RunResult Cluster::run() {
         }
         ++result_.events;
         checker_.after_step(nodes_, disks_);
+        // A node that stopped inside a write is judged as it stood (what its
+        // core committed counts), then crashed, and its disk judged again.
+        if (!dying_.empty()) {
+            crash_dying();
+            checker_.after_step(nodes_, disks_);
+        }
         if (script_ && phase_ == Phase::faults && !violation_) poll_script();
         if (checker_.commit_known() != settled_at) {
             settled_at = checker_.commit_known();

@@ -49,6 +49,10 @@ struct RunResult {
 
 class Cluster final : public NodeHost, public ScriptHost {
 public:
+    // A crash armed to land inside a write (SimNode::arm_crash) that finds
+    // none within this long happens between events instead.
+    static constexpr std::uint64_t kArmedCrashWaitUs = 500'000;
+
     Cluster(std::uint64_t seed, const RunConfig& config, bool echo_trace);
     ~Cluster() override;
 
@@ -63,6 +67,7 @@ public:
     void send(const raft::Message& m, std::string snapshot_data) override;
     void trace(const std::string& line) override { trace_.add(sched_.now_us(), line); }
     void violation(const std::string& what) override;
+    void crash_requested(raft::NodeId node) override { dying_.insert(node); }
     void on_entries(raft::NodeId node, bool leader,
                     const std::vector<raft::Entry>& entries) override;
     void on_snapshot_installed(raft::NodeId node, bool leader, const raft::SnapshotMeta& meta,
@@ -76,7 +81,7 @@ public:
 
     // ScriptHost (now_us and trace as above)
     const raft::Core* core(raft::NodeId id) const override;
-    const DurableState& durable(raft::NodeId id) const override { return disks_.at(id)->durable(); }
+    DurableState durable(raft::NodeId id) const override { return disks_.at(id)->durable(); }
     raft::Index commit_known() const override { return checker_.commit_known(); }
     raft::Term committed_term(raft::Index index) const override {
         return checker_.committed_term(index);
@@ -86,6 +91,8 @@ public:
     void restart(raft::NodeId id) override;
     void cut(raft::NodeId a, raft::NodeId b) override;
     void reconnect() override;
+    void hold_disk(raft::NodeId id) override;
+    void release_disk(raft::NodeId id) override;
 
 private:
     enum class Phase { faults, liveness };
@@ -104,6 +111,11 @@ private:
     void client_read();
     void fault_partition();
     void fault_crash();
+    // Crashes `id` now and restarts it after a random downtime (fault phase).
+    void crash_for_a_while(raft::NodeId id);
+    // Crashes the nodes that stopped inside a write during the last event.
+    void crash_dying();
+    void fault_disk_stall();
     void admin_change_membership();
     void admin_transfer();
     void admin_snapshot();
@@ -123,7 +135,7 @@ private:
     RunConfig config_;
     SwarmParams params_;
     Rng root_;
-    Rng rng_net_, rng_clock_, rng_client_, rng_fault_, rng_admin_, rng_disk_, rng_node_;
+    Rng rng_net_, rng_clock_, rng_client_, rng_fault_, rng_admin_, rng_disk_, rng_node_, rng_stall_;
     Scheduler sched_;
     Trace trace_;
     SimNetwork network_;
@@ -136,6 +148,8 @@ private:
     std::map<raft::NodeId, std::uint64_t> incarnations_;
     std::map<raft::NodeId, double> clock_rate_;  // tick period multiplier (skew)
     std::set<raft::NodeId> crashed_;
+    std::set<raft::NodeId> armed_;  // will crash at a synchronous write (SimNode::arm_crash)
+    std::set<raft::NodeId> dying_;  // stopped inside a write in the current event
     std::set<raft::NodeId> removed_;
     std::set<raft::NodeId> ever_member_;  // in some committed configuration
     raft::Index committed_config_index_ = 0;

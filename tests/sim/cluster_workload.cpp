@@ -125,14 +125,55 @@ void Cluster::fault_partition() {
 }
 
 void Cluster::fault_crash() {
-    if (static_cast<int>(crashed_.size()) >= params_.crashed_max || nodes_.empty()) return;
+    if (static_cast<int>(crashed_.size() + armed_.size()) >= params_.crashed_max || nodes_.empty())
+        return;
     auto it = nodes_.begin();
     std::advance(it, static_cast<long>(rng_fault_.pick(nodes_.size())));
     const NodeId id = it->first;
+    if (armed_.count(id)) return;
+    if (!rng_fault_.chance(params_.crash_in_write_p)) return crash_for_a_while(id);
+    // The crash lands inside a batch, at the node's next synchronous write
+    // (or the one after), before or after it reaches the disk; if none
+    // comes soon, between events after all.
+    const int skip = static_cast<int>(rng_fault_.range(0, 1));
+    const bool write_first = rng_fault_.chance(0.5);
+    it->second->arm_crash(skip, write_first);
+    armed_.insert(id);
+    trace(std::string("CRASH ") + n_(id) + " armed: at its " + (skip == 0 ? "next" : "second") +
+          " synchronous write, " + (write_first ? "after" : "before") + " it");
+    const std::uint64_t incarnation = incarnations_[id];
+    sched_.after(kArmedCrashWaitUs, [this, id, incarnation] {
+        auto node = nodes_.find(id);
+        if (node == nodes_.end() || node->second->incarnation() != incarnation) return;
+        if (node->second->crash_armed()) crash_for_a_while(id);
+    });
+}
+
+void Cluster::fault_disk_stall() {
+    if (nodes_.empty()) return;
+    auto it = nodes_.begin();
+    std::advance(it, static_cast<long>(rng_stall_.pick(nodes_.size())));
+    const NodeId id = it->first;
+    if (disks_.at(id)->held()) return;
+    hold_disk(id);
+    sched_.after(rng_stall_.range(1, params_.disk_stall_us_max), [this, id] {
+        if (phase_ == Phase::faults && disks_.at(id)->held()) release_disk(id);
+    });
+}
+
+void Cluster::crash_for_a_while(NodeId id) {
     crash(id);
     sched_.after(rng_fault_.range(1, params_.down_us_max), [this, id] {
         if (phase_ == Phase::faults) restart(id);
     });
+}
+
+void Cluster::crash_dying() {
+    while (!dying_.empty()) {
+        const NodeId id = *dying_.begin();
+        dying_.erase(dying_.begin());
+        crash_for_a_while(id);
+    }
 }
 
 void Cluster::admin_change_membership() {

@@ -16,12 +16,14 @@ const char* scenario_name(Scenario scenario) {
             return "none";
         case Scenario::figure8:
             return "figure8";
+        case Scenario::overwritten_write:
+            return "overwritten_write";
     }
     return "?";
 }
 
 bool parse_scenario(const std::string& name, Scenario* out) {
-    for (Scenario s : {Scenario::none, Scenario::figure8}) {
+    for (Scenario s : {Scenario::none, Scenario::figure8, Scenario::overwritten_write}) {
         if (name == scenario_name(s)) {
             *out = s;
             return true;
@@ -232,10 +234,138 @@ std::vector<ScriptStep> figure8_steps() {
     return steps;
 }
 
+// ---- A write overwritten back and forth ----------------------------------------
+//
+// Issue 21 (docs/decisions/0001-durability-report-ids.md), on nodes 1..5.
+// n3's WAL is held, so that its first write (W1, 3/t2 from n1 in term 2)
+// is still on its way to disk while
+//   (b) n5, elected in term 3 without 3/t2, overwrites index 3 on n3 with
+//       its no-op 3/t3 (W2: a truncation and 3/t3), and
+//   (c) n1, elected in term 4 with n2 and n4 and having committed its no-op
+//       4/t4, overwrites it back with 3/t2 4/t4 and tells n3 commit 4 (W3).
+// Then the WAL is released: W1, W2 and W3 complete in turn, one event each.
+// W1 is the last entry 3/t2, which n3's log holds again — but only W3 put
+// it there.  A runtime that names W1 by that entry (Bug::stale_durability_
+// report) makes the core count W3 durable: it saves commit 4 (the scenario
+// saves every commit change at once, commit_save_p = 1) while the disk
+// holds W1 only, and once W2 lands, 3/t3 under it.  The Durability check
+// catches it at W1's completion.  With the correct runtime, n3 saves commit
+// 4 only once W3 has landed.
+//
+// Who campaigns: n1 and n5 (10..12 ticks); n2, n3, n4 only vote.  PreVote
+// on, CheckQuorum off (as in figure8: no leader stickiness to wait out).
+
+std::vector<ScriptStep> overwritten_write_steps() {
+    std::vector<ScriptStep> steps;
+    steps.push_back({
+        "n5 is cut off until n1 leads, so that n1 wins term 2",
+        [](const ScriptHost&) { return true; },
+        nullptr,
+        [](ScriptHost& h) { isolate(h, 5); },
+    });
+    steps.push_back({
+        "(a) n1 leads term 2; n5 is reconnected",
+        [](const ScriptHost& h) { return leads(h, 1); },
+        [](const ScriptHost& h) { return expect_term(h, 1, 2); },
+        [](ScriptHost& h) { h.reconnect(); },
+    });
+    steps.push_back({
+        "(a) n1's no-op 2/t2 is committed and on every disk; n3's WAL is held; n1 takes a "
+        "client write at 3/t2 and is cut from n2, n4 and n5, so only n3 receives it",
+        [](const ScriptHost& h) {
+            if (h.commit_known() < 2) return false;
+            for (NodeId id = 1; id <= kNodes; ++id) {
+                if (!holds_durably(h, id, 2, 2)) return false;
+            }
+            return true;
+        },
+        [](const ScriptHost& h) {
+            if (h.core(1)->last_index() != 2) return std::string("n1's log goes past index 2");
+            return std::string();
+        },
+        [](ScriptHost& h) {
+            h.hold_disk(3);
+            (void)h.propose(1);  // checked by the next step
+            h.cut(1, 2);
+            h.cut(1, 4);
+            h.cut(1, 5);
+        },
+    });
+    steps.push_back({
+        "(a) n3's log holds 3/t2 (W1, held) and n1's disk does; n1 is cut off",
+        [](const ScriptHost& h) {
+            return h.core(3)->term_at(kContested) == 2u && holds_durably(h, 1, kContested, 2);
+        },
+        nullptr,
+        [](ScriptHost& h) { isolate(h, 1); },
+    });
+    steps.push_back({
+        "(b) n5 leads term 3 (votes of n2, n4; n3 holds 3/t2 and refuses); cut from n2 and n4, "
+        "its no-op 3/t3 reaches n3 only",
+        [](const ScriptHost& h) { return leads(h, 5); },
+        [](const ScriptHost& h) { return expect_term(h, 5, 3); },
+        [](ScriptHost& h) {
+            h.cut(5, 2);
+            h.cut(5, 4);
+        },
+    });
+    steps.push_back({
+        "(b) n3's log holds 3/t3 (W2, queued behind W1); n5 is cut off; n1 is reconnected to "
+        "n2 and n4",
+        [](const ScriptHost& h) { return h.core(3)->term_at(kContested) == 3u; },
+        nullptr,
+        [](ScriptHost& h) {
+            h.reconnect();
+            isolate(h, 5);
+            h.cut(1, 3);
+        },
+    });
+    steps.push_back({
+        "(c) n1 leads term 4 (votes of n2, n4) and has committed its no-op 4/t4; n1 is "
+        "reconnected to n3",
+        [](const ScriptHost& h) {
+            return leads(h, 1) && h.core(1)->term() == 4 && h.commit_known() >= 4;
+        },
+        [](const ScriptHost& h) {
+            if (h.committed_term(kContested) != 2)
+                return std::string("index 3 is committed with another term than 2");
+            return std::string();
+        },
+        [](ScriptHost& h) {
+            h.reconnect();
+            isolate(h, 5);
+        },
+    });
+    steps.push_back({
+        "(c) n3's log holds 3/t2 4/t4 again (W3, queued behind W1 and W2) and commit 4; n3's "
+        "WAL is released",
+        [](const ScriptHost& h) {
+            const raft::Core* c = h.core(3);
+            return c->term_at(kContested) == 2u && c->term_at(4) == 4u && c->commit_index() >= 4;
+        },
+        [](const ScriptHost& h) {
+            if (h.durable(3).last_index() != 2)
+                return std::string("n3's held WAL let a write through");
+            return std::string();
+        },
+        [](ScriptHost& h) { h.release_disk(3); },
+    });
+    steps.push_back({
+        "(c) W1, W2 and W3 have landed: n3's disk holds 3/t2 and 4/t4",
+        [](const ScriptHost& h) {
+            return holds_durably(h, 3, kContested, 2) && holds_durably(h, 3, 4, 4) &&
+                   h.core(3)->persisted_index() >= 4;
+        },
+        nullptr,
+        nullptr,
+    });
+    return steps;
+}
+
 }  // namespace
 
 SwarmParams scenario_params(Scenario scenario) {
-    KEEL_ASSERT(scenario == Scenario::figure8, "scenario_params: no such scenario");
+    KEEL_ASSERT(scenario != Scenario::none, "scenario_params: no such scenario");
     SwarmParams p;  // defaults: no drops, duplicates, holds, partitions or crashes
     p.voters_min = p.voters_max = static_cast<int>(kNodes);
     // Fixed delays keep the order of the few messages that matter (n2's
@@ -253,23 +383,27 @@ SwarmParams scenario_params(Scenario scenario) {
     p.lease_reads = false;
     p.max_message_bytes = 1;  // one entry per append
     p.fault_phase_us = 0;     // unused: the script ends the fault phase
+    if (scenario == Scenario::overwritten_write) {
+        p.max_message_bytes = 1 << 20;  // 3/t2 and 4/t4 travel together
+        p.commit_save_p = 1;            // every commit change saved at once
+    }
     return p;
 }
 
 void scenario_options(Scenario scenario, raft::Options* o) {
-    KEEL_ASSERT(scenario == Scenario::figure8, "scenario_options: no such scenario");
+    KEEL_ASSERT(scenario != Scenario::none, "scenario_options: no such scenario");
     if (o->id == 1 || o->id == 5) return;  // the candidates keep 10..12 ticks
     o->election_ticks_min = o->election_ticks_max = 1'000;
 }
 
 int scenario_nodes(Scenario scenario) {
-    KEEL_ASSERT(scenario == Scenario::figure8, "scenario_nodes: no such scenario");
+    KEEL_ASSERT(scenario != Scenario::none, "scenario_nodes: no such scenario");
     return static_cast<int>(kNodes);
 }
 
 Script make_script(Scenario scenario) {
-    KEEL_ASSERT(scenario == Scenario::figure8, "make_script: no such scenario");
-    return Script(figure8_steps());
+    KEEL_ASSERT(scenario != Scenario::none, "make_script: no such scenario");
+    return Script(scenario == Scenario::figure8 ? figure8_steps() : overwritten_write_steps());
 }
 
 }  // namespace keel::sim

@@ -37,7 +37,7 @@ public:
     // A live node's core; nullptr while the node is down.
     virtual const raft::Core* core(raft::NodeId id) const = 0;
     // What survives a crash of the node (REQUIRES: the node exists).
-    virtual const DurableState& durable(raft::NodeId id) const = 0;
+    virtual DurableState durable(raft::NodeId id) const = 0;
     // The checkers' reference log of committed entries.
     virtual raft::Index commit_known() const = 0;
     virtual raft::Term committed_term(raft::Index index) const = 0;  // REQUIRES: <= commit_known()
@@ -49,6 +49,10 @@ public:
     // flight (the network checks links when a message arrives).
     virtual void cut(raft::NodeId a, raft::NodeId b) = 0;
     virtual void reconnect() = 0;  // lifts every cut
+    // Stalls the node's WAL: nothing queued on it completes until released;
+    // then each queued write completes in turn, one event each.
+    virtual void hold_disk(raft::NodeId id) = 0;
+    virtual void release_disk(raft::NodeId id) = 0;
 };
 
 struct ScriptStep {

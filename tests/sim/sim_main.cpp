@@ -6,7 +6,7 @@
 //            [--scenario NAME]
 //
 // --scenario runs a script (scenario.hpp) instead of the swarm; it fixes the
-// cluster (figure8: 5 nodes, no --membership).
+// cluster (figure8, overwritten_write: 5 nodes, no --membership).
 //
 // Environment: KEEL_SIM_SEED=n runs only seed n (printing its summary);
 // KEEL_SIM_SEEDS=k overrides --seeds; KEEL_SIM_VERBOSE=1 echoes every trace
@@ -45,7 +45,7 @@ struct Args {
                  "keel_sim: %s\nusage: keel_sim [--nodes N] [--membership] [--seeds K] "
                  "[--first-seed S] [--bug NAME --expect-violation] [--determinism] "
                  "[--keep-going] [--events-max N] [--tick-always] [--no-lease-reads] "
-                 "[--scenario figure8]\n",
+                 "[--scenario figure8|overwritten_write]\n",
                  why);
     std::exit(2);
 }

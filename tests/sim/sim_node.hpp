@@ -1,13 +1,27 @@
 // sim/sim_node.hpp — one incarnation of a node: a raft::Core plus the
 // simulated runtime around it.
 //
-// SimNode carries out each Actions batch exactly as actions.hpp demands:
-// install a snapshot first; make a term/vote change durable before any
-// message leaves; queue entries on the disk and call on_persisted() when
-// they are durable; send `messages` at once and `messages_after_persist`
-// only once everything queued so far is durable; apply committed entries in
-// order and serve ReadIndex reads once applied.  A crash destroys the
-// SimNode; its SimDisk survives and the next incarnation starts from it.
+// SimNode carries out each Actions batch as the runtime does
+// (lib/runtime/actions_executor.cpp, in the order of raft/actions.hpp), on
+// the runtime's files (sim_disk.hpp):
+//   1. a leader's snapshot: the file, then meta (synchronous), then a WAL
+//      reset (queued);
+//   2. a term or vote change: meta, synchronous, so durable before anything
+//      of the batch leaves (a change of commit alone: at the next term or
+//      vote change, or at once with SwarmParams::commit_save_p);
+//   3. entries: a truncation of a conflicting suffix, then the append, each
+//      queued on the WAL; when the append completes, on_persisted(write_id);
+//   4. `messages` at once; `messages_after_persist` once every WAL operation
+//      queued so far has completed;
+//   5. committed entries applied in order, then on_applied; ReadIndex reads
+//      served once applied;
+//   6. snapshot_wanted: a snapshot at the applied index, taken a little
+//      later.  Its file is written on the background queue, and the core is
+//      told (on_snapshot_taken) once it is published, as in the runtime.
+// A crash destroys the SimNode; its SimDisk survives and the next
+// incarnation starts from what recovery makes of it.  A crash may also
+// land inside a batch, at a synchronous write (arm_crash): the node stops
+// there, before or after that write, and does nothing more.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +54,8 @@ public:
     virtual void trace(const std::string& line) = 0;
     // The simulator's own contract checks (not Raft invariants) fail here too.
     virtual void violation(const std::string& what) = 0;
+    // The node stopped inside a write (arm_crash): crash it once the event ends.
+    virtual void crash_requested(raft::NodeId node) = 0;
 
     // Observations for the checkers and the client history.
     virtual void on_entries(raft::NodeId node, bool leader,
@@ -60,11 +76,13 @@ public:
     static constexpr std::size_t kPendingReadsMax = 10'000;
     // How long after Actions::snapshot_wanted the snapshot is taken.
     static constexpr std::uint64_t kSnapshotWantedDelayUs = 500;
+    // How long a released WAL (a script's hold) takes for its next write.
+    static constexpr std::uint64_t kReleasedWriteUs = 100;
 
-    // Starts a node from what its disk holds (its state machine restored
-    // from the durable snapshot).  `incarnation` distinguishes restarts.
+    // Starts a node from what recovery makes of its disk (its state machine
+    // restored from the durable snapshot).  `incarnation` distinguishes restarts.
     SimNode(NodeHost& host, SimDisk& disk, const raft::Options& options, std::uint64_t incarnation,
-            const RunConfig& config, Rng rng);
+            const RunConfig& config, const SwarmParams& params, Rng rng);
 
     raft::NodeId id() const { return core_.id(); }
     std::uint64_t incarnation() const { return incarnation_; }
@@ -86,29 +104,42 @@ public:
     void report_unreachable(raft::NodeId peer);
     // The disk finished write `op_id` (scheduled by this node).
     void disk_done(std::uint64_t op_id);
+    // A script let the held WAL go on.
+    void release_disk();
+    // The node crashes at its next synchronous write, or the one after it
+    // (skip_writes = 1): before the write reaches the disk, or after
+    // (write_first).  Until then it runs as usual.
+    void arm_crash(int skip_writes, bool write_first);
+    bool crash_armed() const { return crash_skip_ >= 0; }
 
 private:
-    struct Snapshot {
-        raft::SnapshotMeta meta;
-        std::string data;
-    };
     struct Gated {
-        std::uint64_t barrier_op;  // send once the disk completed this write
+        std::uint64_t barrier_op;  // send once the WAL completed this operation
         raft::Message message;
     };
 
     void drain();
     void process(raft::Actions a);
-    void install_snapshot(const raft::SnapshotMeta& meta);
+    std::optional<std::string> adopt_snapshot(const raft::SnapshotMeta& meta);
+    bool install_snapshot(const raft::SnapshotMeta& meta, const std::string& data);
+    bool save_hard_state(const raft::HardState& hs);
+    // Runs a synchronous write unless an armed crash lands on it; returns
+    // false if the node stopped there.
+    bool sync_write(const std::function<void()>& write, const char* what);
+    void persist(std::vector<raft::Entry> entries, raft::WriteId write);
+    void report_durable(const DiskOp& op);
+    void finish_snapshot(const DiskOp& op);
     void apply(const std::vector<raft::Entry>& committed);
     void send_or_gate(raft::Message m, std::uint64_t barrier_op);
     void send_now(const raft::Message& m);
     void release_gated();
     void serve_reads();
-    std::uint64_t submit(DiskOp op);
+    void submit(DiskOp op);
+    void schedule_completion(const DiskOp& op);
 
     NodeHost& host_;
     SimDisk& disk_;
+    const SwarmParams& params_;
     raft::Core core_;
     std::uint64_t incarnation_;
     Bug bug_;
@@ -116,12 +147,19 @@ private:
     Rng rng_;
 
     ValueLog state_;
-    std::optional<Snapshot> latest_snapshot_;                           // taken or installed
+    // The term and configuration of the last applied entry (the runtime's
+    // apply thread knows them too): what its own snapshots record.
+    raft::Term applied_term_ = 0;
+    raft::Configuration applied_config_;
+    bool snapshot_writing_ = false;                                     // one at a time
     std::map<std::pair<raft::Index, raft::Term>, std::string> staged_;  // received snapshot data
-    raft::HardState hard_state_;         // last one handed to the disk
-    std::uint64_t send_barrier_op_ = 0;  // newest term/vote/snapshot write: messages wait for it
+    raft::HardState hard_state_;  // the core's latest (the runtime's saved_hard_state_)
     std::deque<Gated> gated_;
     std::vector<std::pair<std::uint64_t, raft::Index>> pending_reads_;  // (request id, read index)
+    bool wal_stalled_ = false;  // a completion came while the WAL was held
+    int crash_skip_ = -1;       // arm_crash: synchronous writes to let through first (-1: none)
+    bool crash_write_first_ = false;
+    bool dead_ = false;  // stopped inside a write: does nothing more
 };
 
 }  // namespace keel::sim

@@ -1,5 +1,6 @@
 // Unit tests of the simulator's own parts: if the simulated disk, network
 // or trace were wrong, the simulator could pass a broken core.
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,17 +28,37 @@ using keel::sim::Trace;
 
 namespace {
 
-DiskOp batch(std::vector<Entry> entries, std::optional<HardState> hs = std::nullopt) {
-    DiskOp op;
-    op.kind = DiskOpKind::batch;
-    op.entries = std::move(entries);
-    op.hard_state = hs;
-    return op;
-}
-
 Entry entry(keel::raft::Index index, keel::raft::Term term) {
     return Entry{term, index, keel::raft::EntryType::normal,
                  std::string("v") + std::to_string(index)};
+}
+
+DiskOp append(std::vector<Entry> entries, keel::raft::WriteId write = 1) {
+    DiskOp op;
+    op.kind = DiskOpKind::append;
+    op.entries = std::move(entries);
+    op.write_id = write;
+    return op;
+}
+
+DiskOp wal_op(DiskOpKind kind, keel::raft::Index index) {
+    DiskOp op;
+    op.kind = kind;
+    op.index = index;
+    return op;
+}
+
+// Completes the head of the WAL's queue; fails the test on a storage error.
+void complete_next(SimDisk& disk) {
+    REQUIRE(disk.head(false) != nullptr);
+    DiskOp done;
+    REQUIRE_FALSE(disk.complete(disk.head(false)->id, &done).has_value());
+}
+
+SwarmParams fixed_latency() {
+    SwarmParams p;
+    p.fsync_min_us = p.fsync_max_us = 10;
+    return p;
 }
 
 }  // namespace
@@ -50,49 +71,141 @@ TEST_CASE("one seed gives one sequence, and split streams differ", "[sim]") {
     CHECK(x.next() != y.next());
 }
 
-TEST_CASE("a crash loses the writes not yet durable and keeps the durable ones", "[sim]") {
-    SwarmParams p;
-    p.fsync_min_us = 10;
-    p.fsync_max_us = 10;
+TEST_CASE("a crash loses the WAL writes not yet durable and keeps the durable ones", "[sim]") {
+    const SwarmParams p = fixed_latency();  // torn_write_p = 0: nothing of the lost write stays
     SimDisk disk(p, /*lying=*/false, Rng(1));
-    const DiskOp first = disk.submit(batch({entry(1, 1), entry(2, 1)}, HardState{1, 1, 0}), 0);
-    disk.submit(batch({entry(3, 1)}, HardState{2, 2, 0}), 0);
-    DiskOp done;
-    REQUIRE_FALSE(disk.complete(first.id, &done).has_value());
+    disk.submit(append({entry(1, 1), entry(2, 1)}), 0);
+    disk.submit(append({entry(3, 1)}), 0);
+    complete_next(disk);
     disk.crash();
     CHECK(disk.durable().last_index() == 2);
-    CHECK(disk.durable().hard_state == HardState{1, 1, 0});
-    CHECK(disk.idle());
+    CHECK(disk.wal_idle());
     // Nothing after the restart waits for the lost write.
-    CHECK(disk.last_completed() == disk.last_submitted());
+    CHECK(disk.wal_completed_through(disk.wal_last_submitted()));
     CHECK(disk.restored().entries.size() == 2);
 }
 
-TEST_CASE("disk writes complete in order, each after the previous one", "[sim]") {
+TEST_CASE("the hard state is durable at once, ahead of WAL writes queued before it", "[sim]") {
+    const SwarmParams p = fixed_latency();  // the disk keeps a reference
+    SimDisk disk(p, false, Rng(1));
+    disk.submit(append({entry(1, 1), entry(2, 1)}), 0);
+    disk.save_hard_state(HardState{2, 1, 2});
+    // The runtime's order: a term change is saved synchronously while the
+    // WAL still holds the append.  A crash now keeps the new hard state.
+    disk.crash();
+    CHECK(disk.raw().hard_state == HardState{2, 1, 2});
+    CHECK(disk.durable().last_index() == 0);
+    // Recovery clamps the commit index into the log (the checkers report a
+    // saved commit past the log as a violation before any restart).
+    CHECK(disk.restored().hard_state.commit == 0);
+}
+
+TEST_CASE("WAL writes complete in order, each after the previous one", "[sim]") {
     SwarmParams p;
     p.fsync_min_us = 1;
     p.fsync_max_us = 1000;
     SimDisk disk(p, false, Rng(3));
     std::uint64_t last_done = 0;
-    for (int i = 1; i <= 50; ++i) {
-        const DiskOp& op = disk.submit(batch({entry(i, 1)}), 0);
+    for (keel::raft::Index i = 1; i <= 50; ++i) {
+        const DiskOp& op = disk.submit(append({entry(i, 1)}), 0);
         CHECK(op.done_us >= last_done);
         last_done = op.done_us;
     }
+    // A truncation completes after the append queued before it, whatever its latency.
+    const DiskOp& t = disk.submit(wal_op(DiskOpKind::truncate, 10), 0);
+    CHECK(t.done_us >= last_done);
 }
 
-TEST_CASE("an append truncates a conflicting suffix and refuses a gap", "[sim]") {
-    SwarmParams p;
+TEST_CASE("a truncation and the append after it are separate WAL writes", "[sim]") {
+    const SwarmParams p = fixed_latency();  // the disk keeps a reference
     SimDisk disk(p, false, Rng(1));
-    DiskOp done;
-    auto a = disk.submit(batch({entry(1, 1), entry(2, 1), entry(3, 1)}), 0).id;
-    REQUIRE_FALSE(disk.complete(a, &done).has_value());
-    auto b = disk.submit(batch({entry(2, 2)}), 0).id;
-    REQUIRE_FALSE(disk.complete(b, &done).has_value());
+    disk.submit(append({entry(1, 1), entry(2, 1), entry(3, 1)}), 0);
+    complete_next(disk);
+    disk.submit(wal_op(DiskOpKind::truncate, 1), 0);
+    CHECK(disk.wal_next_submitted() == 2);
+    disk.submit(append({entry(2, 2)}), 0);
+    complete_next(disk);  // the truncation alone
+    CHECK(disk.durable().last_index() == 1);
+    complete_next(disk);
     CHECK(disk.durable().last_index() == 2);
     CHECK(disk.durable().term_at(2) == 2u);
-    auto c = disk.submit(batch({entry(5, 2)}), 0).id;
-    CHECK(disk.complete(c, &done).has_value());
+}
+
+TEST_CASE("a crash may tear the WAL write in progress", "[sim]") {
+    SwarmParams p = fixed_latency();
+    p.torn_write_p = 1;
+    std::set<keel::raft::Index> lasts;
+    for (std::uint64_t seed = 1; seed <= 40; ++seed) {
+        SimDisk disk(p, false, Rng(seed));
+        disk.submit(append({entry(1, 1)}), 0);
+        complete_next(disk);
+        disk.submit(append({entry(2, 1), entry(3, 1), entry(4, 1)}), 0);
+        disk.submit(append({entry(5, 1)}), 0);
+        disk.crash();
+        const keel::raft::Index last = disk.durable().last_index();
+        CHECK(last >= 1);
+        CHECK(last <= 4);  // only the write in progress, a prefix of it
+        lasts.insert(last);
+    }
+    CHECK(lasts.size() == 4);  // every prefix, from none of it to all of it
+}
+
+TEST_CASE("recovery drops an old log a snapshot replaced and finishes the reset", "[sim]") {
+    const SwarmParams p = fixed_latency();  // the disk keeps a reference
+    SimDisk disk(p, false, Rng(1));
+    disk.submit(append({entry(1, 1), entry(2, 1), entry(3, 1)}), 0);
+    complete_next(disk);
+    const keel::raft::SnapshotMeta meta{2, 2, {}};  // 2/t2: not the 2/t1 the WAL holds
+    disk.install_snapshot_file(meta, "data");
+    disk.save_snapshot_marker(meta);
+    disk.submit(wal_op(DiskOpKind::reset, 3), 0);
+    disk.crash();  // before the reset
+    CHECK(disk.durable().last_index() == 2);
+    CHECK_FALSE(disk.durable().term_at(3));
+    CHECK(disk.raw().hard_state.commit == 2);
+    const keel::raft::RestoredState r = disk.recover();
+    CHECK(r.entries.empty());
+    REQUIRE(r.snapshot);
+    CHECK(r.snapshot->index == 2);
+    CHECK(disk.raw().wal.empty());
+    CHECK(disk.wal_next_submitted() == 3);
+}
+
+TEST_CASE("recovery finishes the reset when the old log ends right at the snapshot", "[sim]") {
+    const SwarmParams p = fixed_latency();  // the disk keeps a reference
+    SimDisk disk(p, false, Rng(1));
+    disk.submit(append({entry(1, 1), entry(2, 1)}), 0);
+    complete_next(disk);
+    const keel::raft::SnapshotMeta meta{2, 2, {}};  // 2/t2 over the WAL's 2/t1
+    disk.install_snapshot_file(meta, "data");
+    disk.crash();  // before the marker and the reset
+    (void)disk.recover();
+    // Had the record 2/t1 stayed, every record appended after it would be
+    // void at the next start.
+    disk.submit(append({entry(3, 2)}), 0);
+    complete_next(disk);
+    CHECK(disk.durable().last_index() == 3);
+    CHECK(disk.restored().entries.size() == 1);
+}
+
+TEST_CASE("a snapshot file is written on its own queue, apart from the WAL's", "[sim]") {
+    const SwarmParams p = fixed_latency();  // the disk keeps a reference
+    SimDisk disk(p, false, Rng(1));
+    disk.submit(append({entry(1, 1), entry(2, 1)}), 0);
+    complete_next(disk);
+    disk.submit(append({entry(3, 1)}), 0);
+    DiskOp file;
+    file.kind = DiskOpKind::snapshot_file;
+    file.meta = keel::raft::SnapshotMeta{2, 1, {}};
+    file.data = "state";
+    const std::uint64_t id = disk.submit(file, 0).id;
+    REQUIRE(disk.head(true) != nullptr);
+    DiskOp done;
+    REQUIRE_FALSE(disk.complete(id, &done).has_value());  // before the WAL's queued append
+    CHECK(disk.durable().snapshot_index() == 2);
+    CHECK(disk.raw().wal.empty());  // compacted behind the snapshot
+    complete_next(disk);
+    CHECK(disk.durable().last_index() == 3);
 }
 
 TEST_CASE("FIFO links never let a message overtake an earlier one", "[sim]") {
@@ -150,9 +263,13 @@ public:
     std::uint64_t now_us() const override { return now; }
     void trace(const std::string& line) override { log.push_back(line); }
     const keel::raft::Core* core(keel::raft::NodeId) const override { return nullptr; }
-    const keel::sim::DurableState& durable(keel::raft::NodeId) const override { return durable_; }
+    keel::sim::DurableState durable(keel::raft::NodeId) const override {
+        return keel::sim::DurableState(files_);
+    }
     keel::raft::Index commit_known() const override { return 0; }
     keel::raft::Term committed_term(keel::raft::Index) const override { return 0; }
+    void hold_disk(keel::raft::NodeId) override {}
+    void release_disk(keel::raft::NodeId) override {}
     bool propose(keel::raft::NodeId) override { return false; }
     void crash(keel::raft::NodeId id) override {
         log.push_back(std::string("crash ") + std::to_string(id));
@@ -162,7 +279,7 @@ public:
     void reconnect() override {}
 
 private:
-    keel::sim::DurableState durable_;
+    keel::sim::DiskFiles files_;
 };
 
 }  // namespace

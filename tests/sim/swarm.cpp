@@ -25,13 +25,16 @@ const char* bug_name(Bug bug) {
             return "commit_older_term";
         case Bug::ack_eater:
             return "ack_eater";
+        case Bug::stale_durability_report:
+            return "stale_durability_report";
     }
     return "?";
 }
 
 bool parse_bug(const std::string& name, Bug* out) {
-    for (Bug b : {Bug::none, Bug::lying_disk, Bug::vote_granter, Bug::commit_forger,
-                  Bug::skip_apply, Bug::ack_forger, Bug::commit_older_term, Bug::ack_eater}) {
+    for (Bug b :
+         {Bug::none, Bug::lying_disk, Bug::vote_granter, Bug::commit_forger, Bug::skip_apply,
+          Bug::ack_forger, Bug::commit_older_term, Bug::ack_eater, Bug::stale_durability_report}) {
         if (name == bug_name(b)) {
             *out = b;
             return true;
@@ -107,15 +110,23 @@ SwarmParams draw_swarm(std::uint64_t seed, const RunConfig& config) {
     p.fault_phase_us = one_of(rng, {3'000'000ull, 6'000'000ull, 10'000'000ull});
     // Drawn last so that adding it left every other parameter of a seed as it was.
     p.lease_reads = rng.chance(0.3) && p.check_quorum && config.lease_reads;
+    // The runtime's files (sim_disk.hpp), drawn after everything else for
+    // the same reason.
+    p.commit_save_p = one_of(rng, {0.0, 0.0, 0.1, 1.0});
+    p.torn_write_p = one_of(rng, {0.0, 0.5, 1.0});
+    p.crash_in_write_p = calm ? 0.0 : one_of(rng, {0.0, 0.3, 0.7});
+    p.disk_stalls_per_s = calm ? 0.0 : one_of(rng, {0.0, 0.0, 0.3, 1.0});
+    p.disk_stall_us_max = one_of(rng, {100'000ull, 500'000ull, 2'000'000ull});
     return p;
 }
 
 std::string SwarmParams::describe() const {
-    char buf[1024];
+    char buf[1536];
     std::snprintf(
         buf, sizeof buf,
         "voters %d..%d; net %s delay %llu..%lluus drop %.2f dup %.2f reorder %.2f(+%lluus) "
-        "partitions %.1f/s%s up to %lluus unreachable %d; fsync %llu..%lluus; crashes %.1f/s "
+        "partitions %.1f/s%s up to %lluus unreachable %d; fsync %llu..%lluus commit-saves %.1f "
+        "torn %.1f stalls %.1f/s up to %lluus; crashes %.1f/s (in a write %.1f) "
         "down<=%lluus max %d; tick %lluus skew %.2f; proposals %.0f/s reads %.0f/s to-leader "
         "%.1f config %.1f/s transfers %.1f/s snapshots %.1f/s bytes<=%llu; election %d..%d "
         "heartbeat %d pre_vote %d check_quorum %d lease_reads %d inflight %llu msg_bytes %llu "
@@ -126,13 +137,15 @@ std::string SwarmParams::describe() const {
         (unsigned long long)reorder_extra_max_us, partitions_per_s,
         asymmetric_partitions ? " (asymmetric)" : "", (unsigned long long)partition_us_max,
         report_unreachable ? 1 : 0, (unsigned long long)fsync_min_us,
-        (unsigned long long)fsync_max_us, crashes_per_s, (unsigned long long)down_us_max,
-        crashed_max, (unsigned long long)tick_us, skew, proposals_per_s, reads_per_s, to_leader_p,
-        config_changes_per_s, transfers_per_s, snapshots_per_s,
-        (unsigned long long)proposal_bytes_max, election_ticks_min, election_ticks_max,
-        heartbeat_ticks, pre_vote ? 1 : 0, check_quorum ? 1 : 0, lease_reads ? 1 : 0,
-        (unsigned long long)max_inflight_messages, (unsigned long long)max_message_bytes,
-        (unsigned long long)snapshot_trailing_entries, (unsigned long long)fault_phase_us);
+        (unsigned long long)fsync_max_us, commit_save_p, torn_write_p, disk_stalls_per_s,
+        (unsigned long long)disk_stall_us_max, crashes_per_s, crash_in_write_p,
+        (unsigned long long)down_us_max, crashed_max, (unsigned long long)tick_us, skew,
+        proposals_per_s, reads_per_s, to_leader_p, config_changes_per_s, transfers_per_s,
+        snapshots_per_s, (unsigned long long)proposal_bytes_max, election_ticks_min,
+        election_ticks_max, heartbeat_ticks, pre_vote ? 1 : 0, check_quorum ? 1 : 0,
+        lease_reads ? 1 : 0, (unsigned long long)max_inflight_messages,
+        (unsigned long long)max_message_bytes, (unsigned long long)snapshot_trailing_entries,
+        (unsigned long long)fault_phase_us);
     return buf;
 }
 

@@ -25,6 +25,10 @@ enum class Bug : std::uint8_t {
     // The network turns every append acknowledgement into a no-news one:
     // nothing new commits (a stall: caught by the liveness check, not a safety one).
     ack_eater,
+    // The runtime names a completed WAL write by its last entry's (index,
+    // term) and reports the newest write holding that entry — after a
+    // truncation and a re-append, one still queued (issue 21).
+    stale_durability_report,
 };
 // An injected bug the liveness check must catch (the others break safety).
 inline bool liveness_bug(Bug bug) {
@@ -37,6 +41,9 @@ bool parse_bug(const std::string& name, Bug* out);
 enum class Scenario : std::uint8_t {
     none = 0,
     figure8,  // Figure 8 of the Raft paper, step by step, on 5 nodes
+    // A follower's log overwritten back and forth (3/t2, 3/t3, 3/t2 again)
+    // while its first write is held on its way to disk (scenario.cpp).
+    overwritten_write,
 };
 
 // What the caller fixes for a whole batch of seeds.
@@ -78,10 +85,25 @@ struct SwarmParams {
     std::uint64_t partition_us_max = 0;
     bool report_unreachable = false;
 
-    // Disk: each write becomes durable fsync_min_us..fsync_max_us after the
-    // previous one (one FIFO queue per node, like a WAL).
+    // Disk (sim_disk.hpp): each WAL write becomes durable
+    // fsync_min_us..fsync_max_us after the previous one (one FIFO queue per
+    // node), as does each snapshot file on its own queue.
     std::uint64_t fsync_min_us = 100;
     std::uint64_t fsync_max_us = 2'000;
+    // A change of the commit index alone is saved at once with this
+    // probability (the runtime: 0, it waits for the next term or vote
+    // change; the contract allows any time).
+    double commit_save_p = 0;
+    // A crash tears the WAL write in progress with this probability: part
+    // of an append survives, or a truncation or reset reached its commit point.
+    double torn_write_p = 0;
+    // A crash lands inside a batch, at a synchronous write, with this
+    // probability (else between events).
+    double crash_in_write_p = 0;
+    // Disk stalls: a live node's WAL completes nothing for up to
+    // disk_stall_us_max (a slow or stuck device), while the node runs on.
+    double disk_stalls_per_s = 0;
+    std::uint64_t disk_stall_us_max = 0;
 
     // Crashes: a live node crashes, stays down up to down_us_max, restarts.
     double crashes_per_s = 0;

@@ -66,9 +66,13 @@ TEST_CASE("a batch of many messages round-trips in order", "[transport][codec]")
 }
 
 TEST_CASE("hello and snapshot chunks round-trip", "[transport][codec]") {
-    Hello hello{0xC1C1C1C1ull, 7};
+    Hello hello{*ClusterId::parse_hex("00112233445566778899aabbccddeeff"), 7};
     std::string frame = encode_hello(hello);
     CHECK(frame.size() == kHelloFrameBytes);
+    // The id travels as its 16 bytes, in order, after the version and kind.
+    CHECK(frame.substr(6, 16) == std::string("\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb"
+                                             "\xcc\xdd\xee\xff",
+                                             16));
     Result<Frame> h = decode_frame(frame, {});
     REQUIRE(h.ok());
     CHECK(std::get<Hello>(*h) == hello);
@@ -97,6 +101,32 @@ TEST_CASE("the encoder refuses chunks whose message does not match their positio
     CHECK_FALSE(encode_snapshot_chunk(middle_with_message, {}).ok());
     SnapshotChunk past_the_end{1, 15, 20, std::string(10, 'a'), std::nullopt};
     CHECK_FALSE(encode_snapshot_chunk(past_the_end, {}).ok());
+}
+
+TEST_CASE("a hello without a cluster id or from node 0 is refused", "[transport][codec]") {
+    Hello no_cluster{ClusterId{}, 7};
+    CHECK(decode_frame(encode_hello(no_cluster), {}).status().message() ==
+          "hello without a cluster id");
+    Hello no_node{*ClusterId::parse_hex("0123456789abcdef0123456789abcdef"), 0};
+    CHECK(decode_frame(encode_hello(no_node), {}).status().message() == "hello from node id 0");
+}
+
+TEST_CASE("cluster ids: 32 hex digits, never all zero, random ones differ", "[transport][codec]") {
+    Result<ClusterId> id = ClusterId::parse_hex("0123456789ABCDEF0123456789abcdef");
+    REQUIRE(id.ok());
+    CHECK(id->hex() == "0123456789abcdef0123456789abcdef");
+    CHECK_FALSE(ClusterId::parse_hex("0123456789abcdef0123456789abcde").ok());    // 31 digits
+    CHECK_FALSE(ClusterId::parse_hex("0123456789abcdef0123456789abcdef0").ok());  // 33
+    CHECK_FALSE(ClusterId::parse_hex("0123456789abcdef0123456789abcdeg").ok());
+    CHECK_FALSE(ClusterId::parse_hex(std::string(32, '0')).ok());
+    CHECK(ClusterId{}.unset());
+    CHECK(ClusterId{}.hex().empty());
+    Result<ClusterId> a = ClusterId::random(), b = ClusterId::random();
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    CHECK_FALSE(a->unset());
+    CHECK(*a != *b);
+    CHECK(ClusterId::parse_hex(a->hex()).value() == *a);
 }
 
 TEST_CASE("an empty batch is neither encoded nor accepted", "[transport][codec]") {

@@ -17,8 +17,8 @@
 #include <utility>
 #include <vector>
 
-#include "transport/transport.hpp"
 #include "../common/temp_dir.hpp"
+#include "transport/transport.hpp"
 
 namespace keel::transport::testing {
 
@@ -66,6 +66,13 @@ struct Recorder {
     std::vector<NodeId> unreachable;
     std::vector<std::pair<NodeId, bool>> snapshots_sent;
     std::vector<std::string> logs;
+    std::vector<std::pair<Rejection, std::string>> rejections;
+
+    std::size_t rejected(Rejection reason) const {
+        std::size_t n = 0;
+        for (const auto& r : rejections) n += r.first == reason ? 1 : 0;
+        return n;
+    }
 
     TransportHandler handler() {
         TransportHandler h;
@@ -76,6 +83,11 @@ struct Recorder {
         h.on_unreachable = [this](NodeId id) { unreachable.push_back(id); };
         h.on_snapshot_sent = [this](NodeId id, bool ok) { snapshots_sent.emplace_back(id, ok); };
         h.log = [this](LogLevel, std::string_view line) { logs.emplace_back(line); };
+        h.on_rejected = [this](Rejection reason, std::string_view detail) {
+            rejections.emplace_back(reason, std::string(detail));
+            logs.push_back(std::string("refused (") + rejection_name(reason) +
+                           "): " + std::string(detail));
+        };
         return h;
     }
     bool logged(const std::string& needle) const {

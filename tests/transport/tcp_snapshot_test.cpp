@@ -14,10 +14,12 @@ using namespace keel::transport::testing;  // with its asio and tcp aliases
 
 TEST_CASE("a multi-chunk snapshot arrives intact while messages keep flowing",
           "[transport][tcp][snapshot]") {
+    const bool tls = GENERATE(false, true);
+    INFO("tls " << tls);
     asio::io_context io;
     TempDir sender_dir, receiver_dir;
-    TcpTransportOptions oa = options_for(1, sender_dir.path());
-    auto [a, b] = start_pair(io, oa, options_for(2, receiver_dir.path()));
+    TcpTransportOptions oa = with_tls(options_for(1, sender_dir.path()), tls);
+    auto [a, b] = start_pair(io, oa, with_tls(options_for(2, receiver_dir.path()), tls));
 
     const std::string data = random_bytes(oa.snapshot_chunk_bytes * 7 / 2, 42);  // 3.5 chunks
     const std::string source = sender_dir.path() + "/snap.bin";
@@ -96,6 +98,11 @@ TEST_CASE("snapshot size limits: exactly the limit is sent, one byte more is ref
         REQUIRE(run_until(io, [&] { return !c->rec.snapshots_sent.empty(); }));
         CHECK(b->rec.snapshots.size() == 1);
         CHECK(receiver_dir.files_with_extension(".part").empty());
+        // The stream is refused, not the node: counted, and the sender's
+        // next messages arrive on a new connection.
+        CHECK(b->rec.rejected(Rejection::snapshot) == 1);
+        c->transport->send(numbered_heartbeats(3, 2, 1));
+        REQUIRE(run_until(io, [&] { return b->rec.messages.size() == 1; }));
     }
 }
 

@@ -15,17 +15,26 @@
 #include <string>
 #include <vector>
 
+#include "../common/test_certs.hpp"
 #include "harness.hpp"
 #include "sample_messages.hpp"
 #include "transport/codec.hpp"
 #include "transport/tcp_transport.hpp"
+#include "transport/tls.hpp"
 
 namespace keel::transport::testing {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-inline constexpr std::uint64_t kCluster = 0xC105;
+// Cluster ids for tests: `n` in the last byte.
+inline ClusterId test_cluster(std::uint8_t n) {
+    ClusterId id;
+    id.bytes[0] = 0xC1;
+    id.bytes[ClusterId::kBytes - 1] = n;
+    return id;
+}
+inline const ClusterId kCluster = test_cluster(5);
 
 struct Node {
     Recorder rec;
@@ -42,6 +51,41 @@ inline TcpTransportOptions options_for(NodeId id, const std::string& staging_dir
     o.listen_address = listen;
     o.staging_dir = staging_dir;
     o.snapshot_chunk_bytes = 64 * 1024;
+    return o;
+}
+
+// Certificates for the whole test process, made once: the members' CA and
+// a member certificate; another CA (a neighbouring cluster's) and a member
+// of it, whose CA file also trusts the members' CA (so that it accepts a
+// member's certificate and is refused only for its own).
+struct TestPki {
+    TempDir dir{"keel-pki"};
+    keel::test::TestCa ca{dir.path(), "members"};
+    keel::test::TestCa other_ca{dir.path(), "neighbours"};
+    TlsFiles member_files;
+    TlsFiles stranger_files;
+    std::shared_ptr<const TlsContext> member;
+    std::shared_ptr<const TlsContext> stranger;
+
+    TestPki() {
+        auto m = ca.issue("member");
+        member_files = TlsFiles{m.cert_file, m.key_file, ca.cert_path()};
+        member = TlsContext::load(member_files).value();
+        auto s = other_ca.issue("stranger");
+        const std::string both = dir.sub("both-ca.crt");
+        write_file(both, read_file(other_ca.cert_path()) + read_file(ca.cert_path()));
+        stranger_files = TlsFiles{s.cert_file, s.key_file, both};
+        stranger = TlsContext::load(stranger_files).value();
+    }
+};
+inline TestPki& pki() {
+    static TestPki instance;
+    return instance;
+}
+
+// `o` with mutual TLS as a member (tls = true), or as it is.
+inline TcpTransportOptions with_tls(TcpTransportOptions o, bool tls = true) {
+    if (tls) o.tls = pki().member;
     return o;
 }
 
@@ -101,7 +145,7 @@ struct RawClient {
     std::array<char, 256> buf{};
 };
 
-inline std::string hello_frame(NodeId from, std::uint64_t cluster = kCluster) {
+inline std::string hello_frame(NodeId from, const ClusterId& cluster = kCluster) {
     return encode_hello(Hello{cluster, from});
 }
 

@@ -16,10 +16,13 @@ using namespace keel::transport;
 using namespace keel::transport::testing;  // with its asio and tcp aliases
 
 TEST_CASE("three transports exchange message batches, in order per peer", "[transport][tcp]") {
+    const bool tls = GENERATE(false, true);
+    INFO("tls " << tls);
     asio::io_context io;
     TempDir dir;
     std::vector<std::unique_ptr<Node>> nodes;
-    for (NodeId id = 1; id <= 3; ++id) nodes.push_back(start_node(io, options_for(id, dir.path())));
+    for (NodeId id = 1; id <= 3; ++id)
+        nodes.push_back(start_node(io, with_tls(options_for(id, dir.path()), tls)));
     for (NodeId a = 1; a <= 3; ++a)
         for (NodeId b = 1; b <= 3; ++b)
             if (a != b) nodes[a - 1]->transport->set_peer(b, nodes[b - 1]->address());
@@ -50,7 +53,10 @@ TEST_CASE("three transports exchange message batches, in order per peer", "[tran
     CHECK(in_order(nodes[0]->rec.messages, n));
     // Batching: many messages shared few frames.
     CHECK(nodes[1]->transport->stats().frames_sent < n / 10);
-    for (const auto& node : nodes) CHECK(node->rec.unreachable.empty());
+    for (const auto& node : nodes) {
+        CHECK(node->rec.unreachable.empty());
+        CHECK(node->rec.rejections.empty());
+    }
 }
 
 TEST_CASE("a garbage client is disconnected and the transport keeps serving", "[transport][tcp]") {
@@ -81,7 +87,7 @@ TEST_CASE("a garbage client is disconnected and the transport keeps serving", "[
     }
     SECTION("a hello from another cluster") {
         RawClient junk(io, b->transport->bound_port());
-        junk.send(hello_frame(1, kCluster + 1));
+        junk.send(hello_frame(1, test_cluster(6)));
         CHECK(junk.wait_closed(io));
         CHECK(b->rec.logged("of cluster"));
     }
@@ -315,7 +321,8 @@ TEST_CASE("a connection that never says hello is closed", "[transport][tcp][limi
     auto b = start_node(io, ob);
     RawClient silent(io, b->transport->bound_port());
     CHECK(silent.wait_closed(io));
-    CHECK(b->rec.logged("no hello within 20 ms"));
+    CHECK(b->rec.logged("no hello in time (hello_timeout 20 ms)"));
+    CHECK(b->rec.rejected(Rejection::hello_timeout) == 1);
 }
 
 TEST_CASE("a newer connection from the same node replaces the older one", "[transport][tcp]") {

@@ -134,6 +134,7 @@ int cmd_status(const Session& session) {
             code = std::max(code, exit_code_for_status(answer->status));
         }
         if (!problem.empty()) {
+            session.err() << "keelctl: " << name << ": " << problem << '\n';
             all.push_back({{"endpoint", name}, {"error", problem}});
             std::vector<std::string> row(table.header.size(), "");
             row[0] = name;

@@ -114,18 +114,26 @@ void Wal::Impl::process_batch(std::vector<Op>& batch) {
         Status s;
         if (batch[i].kind == Op::Kind::append) {
             while (j < batch.size() && batch[j].kind == Op::Kind::append) ++j;
-            s = failed() ? failed_status() : write_appends(batch, i, j);
-            if (s.ok()) publish(batch, i, j);
+        }
+        if (abandoned_) {
+            s = closing_while_waiting();
         } else if (failed()) {
             s = failed_status();
+        } else if (batch[i].kind == Op::Kind::append) {
+            s = write_appends(batch, i, j);
+            if (s.ok()) publish(batch, i, j);
         } else {
             s = batch[i].kind == Op::Kind::truncate ? do_truncate(batch[i].index)
                                                     : do_reset(batch[i].index);
         }
-        if (!s.ok() && !failed()) enter_failed(s);
+        // Closed while waiting for disk space: not a failure of the disk,
+        // but nothing after this operation may be written either.
+        if (s.code() == ErrorCode::aborted) abandoned_ = true;
+        if (!s.ok() && !abandoned_ && !failed()) enter_failed(s);
         // Callbacks in submission (= index) order, no lock held.
+        const Status outcome = s.ok() || abandoned_ ? s : failed_status();
         for (std::size_t k = i; k < j; ++k)
-            if (batch[k].done) batch[k].done(s.ok() ? s : failed_status());
+            if (batch[k].done) batch[k].done(outcome);
         i = j;
     }
 }
@@ -207,11 +215,14 @@ void Wal::Impl::trim_cache_locked() {
 }
 
 void Wal::Impl::enter_failed(const Status& why) {
-    std::lock_guard lock(failure_mu_);
-    if (failed_.load()) return;
-    failure_ = Status(ErrorCode::failed, fmt::format("WAL {} is in the failed state after: {}",
-                                                     dir_, why.to_string()));
-    failed_.store(true);
+    {
+        std::lock_guard lock(failure_mu_);
+        if (failed_.load()) return;
+        failure_ = Status(ErrorCode::failed, fmt::format("WAL {} is in the failed state after: {}",
+                                                         dir_, why.to_string()));
+        failed_.store(true);
+    }
+    notify_health();
 }
 
 Status Wal::Impl::failed_status() const {

@@ -3,27 +3,21 @@
 
 #include <fmt/format.h>
 
+#include <string_view>
+
+#include "keel/wal/small_file.hpp"
+
 namespace keel::wal::detail {
 
 Result<MetadataInfo> read_metadata_file(FileSystem& fs, const std::string& dir) {
     const std::string path = dir + "/" + k_metadata_file_name;
-    auto exists = fs.exists(path);
-    if (!exists.ok()) return exists.status();
     MetadataInfo info;
-    if (!*exists) return info;
-    auto file = fs.open(path, OpenMode::read_only);
-    if (!file.ok()) return file.status();
-    auto size = (*file)->size();
-    if (!size.ok()) return size.status();
-    if (*size > k_metadata_fixed_bytes + k_max_metadata_opaque_bytes)
-        return Status(
-            ErrorCode::corruption,
-            fmt::format("metadata file {} is {} bytes, more than any valid one", path, *size));
-    std::string bytes(*size, '\0');
-    auto n = (*file)->pread(bytes.data(), bytes.size(), 0);
-    if (!n.ok()) return n.status();
-    bytes.resize(*n);
-    auto decoded = decode_metadata(bytes);
+    auto bytes = read_file(fs, path, k_metadata_fixed_bytes + k_max_metadata_opaque_bytes);
+    if (!bytes.ok()) {
+        if (bytes.status().code() == ErrorCode::not_found) return info;
+        return bytes.status();
+    }
+    auto decoded = decode_metadata(*bytes);
     if (!decoded)
         return Status(ErrorCode::corruption,
                       fmt::format("metadata file {} is damaged (bad magic, size or CRC)", path));
@@ -35,24 +29,10 @@ Result<MetadataInfo> read_metadata_file(FileSystem& fs, const std::string& dir) 
 }
 
 Status write_metadata_file(FileSystem& fs, const std::string& dir, const MetadataFile& m) {
-    const std::string tmp = dir + "/" + k_metadata_tmp_name;
-    const std::string path = dir + "/" + k_metadata_file_name;
-    const std::string bytes = encode_metadata(m);
-    auto exists = fs.exists(tmp);
-    if (!exists.ok()) return exists.status();
-    if (*exists) {
-        if (Status s = fs.remove(tmp); !s.ok()) return s;
-    }
-    auto file = fs.open(tmp, OpenMode::create_new);
-    if (!file.ok()) return file.status();
-    struct iovec iov {
-        const_cast<char*>(bytes.data()), bytes.size()
-    };
-    if (Status s = (*file)->pwritev(&iov, 1, 0); !s.ok()) return s;
-    if (Status s = (*file)->datasync(); !s.ok()) return s;
-    file->reset();
-    if (Status s = fs.rename(tmp, path); !s.ok()) return s;
-    return fs.sync_dir(dir);
+    static_assert(std::string_view(k_metadata_tmp_name) == "meta.tmp" &&
+                      std::string_view(k_metadata_file_name) == "meta",
+                  "replace_file names its temp file <name>.tmp");
+    return replace_file(fs, dir, k_metadata_file_name, encode_metadata(m));
 }
 
 }  // namespace keel::wal::detail

@@ -19,6 +19,8 @@ namespace keel::wal::detail {
 Result<MetadataInfo> read_metadata_file(FileSystem& fs, const std::string& dir);
 
 // write meta.tmp, fdatasync, rename over meta, fsync the directory.
+// no_space only when meta.tmp could not be created or written (then nothing
+// changed and meta.tmp is gone); any error after that is io_error.
 Status write_metadata_file(FileSystem& fs, const std::string& dir, const MetadataFile& m);
 
 }  // namespace keel::wal::detail

@@ -1,8 +1,10 @@
 // The POSIX FileSystem: pread/pwritev/fdatasync on plain file descriptors.
+// Files are created 0600 and directories 0700: the log and snapshots hold
+// whatever the application replicates, readable by its user alone.
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,22 +17,30 @@
 namespace keel::wal {
 namespace {
 
-Status errno_status(const std::string& what, const std::string& path, int err) {
-    return Status(err == ENOENT ? ErrorCode::not_found : ErrorCode::io_error,
-                  fmt::format("{} {}: {}", what, path, std::strerror(err)));
+constexpr mode_t k_file_mode = 0600;
+constexpr mode_t k_dir_mode = 0700;
+
+ErrorCode code_of(int err) {
+    switch (err) {
+        case ENOENT:
+            return ErrorCode::not_found;
+        case ENOSPC:
+        case EDQUOT:
+            return ErrorCode::no_space;
+        default:
+            return ErrorCode::io_error;
+    }
 }
 
-class PosixMapping final : public Mapping {
-public:
-    PosixMapping(void* data, std::uint64_t size) : data_(data), size_(size) {}
-    ~PosixMapping() override { ::munmap(data_, size_); }
-    const char* data() const override { return static_cast<const char*>(data_); }
-    std::uint64_t size() const override { return size_; }
+Status errno_status(const std::string& what, const std::string& path, int err) {
+    return Status(code_of(err), fmt::format("{} {}: {}", what, path, std::strerror(err)));
+}
 
-private:
-    void* data_;
-    std::uint64_t size_;
-};
+Status errno_status_at(const std::string& what, const std::string& path, std::uint64_t offset,
+                       int err) {
+    return Status(code_of(err),
+                  fmt::format("{} {} at offset {}: {}", what, path, offset, std::strerror(err)));
+}
 
 class PosixFile final : public File {
 public:
@@ -44,7 +54,7 @@ public:
                                 static_cast<off_t>(offset + done));
             if (n < 0) {
                 if (errno == EINTR) continue;
-                return errno_status("pread", path_, errno);
+                return errno_status_at("pread", path_, offset + done, errno);
             }
             if (n == 0) break;
             done += static_cast<std::size_t>(n);
@@ -61,7 +71,7 @@ public:
             ssize_t n = ::pwritev(fd_, rest.data() + first, count, static_cast<off_t>(offset));
             if (n < 0) {
                 if (errno == EINTR) continue;
-                return errno_status("pwritev", path_, errno);
+                return errno_status_at("pwritev", path_, offset, errno);
             }
             offset += static_cast<std::uint64_t>(n);
             auto left = static_cast<std::size_t>(n);
@@ -92,6 +102,14 @@ public:
         return Status();
     }
 
+    Status allocate(std::uint64_t offset, std::uint64_t size) override {
+        if (::fallocate(fd_, 0, static_cast<off_t>(offset), static_cast<off_t>(size)) == 0)
+            return Status();
+        if (errno == EOPNOTSUPP)
+            return Status(ErrorCode::unsupported, "fallocate " + path_ + ": not supported here");
+        return errno_status_at("fallocate", path_, offset, errno);
+    }
+
     Result<std::uint64_t> size() override {
         struct stat st;
         if (::fstat(fd_, &st) != 0) return errno_status("fstat", path_, errno);
@@ -102,13 +120,6 @@ public:
         if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
             return errno_status("ftruncate", path_, errno);
         return Status();
-    }
-
-    Result<std::unique_ptr<Mapping>> map(std::uint64_t size) override {
-        if (size == 0) return Status(ErrorCode::invalid_argument, "cannot map an empty file");
-        void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd_, 0);
-        if (p == MAP_FAILED) return errno_status("mmap", path_, errno);
-        return std::unique_ptr<Mapping>(new PosixMapping(p, size));
     }
 
 private:
@@ -131,7 +142,7 @@ public:
                 flags |= O_RDWR | O_CREAT | O_EXCL;
                 break;
         }
-        int fd = ::open(path.c_str(), flags, 0644);
+        int fd = ::open(path.c_str(), flags, k_file_mode);
         if (fd < 0) return errno_status("open", path, errno);
         return std::unique_ptr<File>(new PosixFile(fd, path));
     }
@@ -178,9 +189,15 @@ public:
     }
 
     Status create_dir(const std::string& dir) override {
-        if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+        if (::mkdir(dir.c_str(), k_dir_mode) != 0 && errno != EEXIST)
             return errno_status("mkdir", dir, errno);
         return Status();
+    }
+
+    Result<std::uint64_t> available_bytes(const std::string& path) override {
+        struct statvfs st;
+        if (::statvfs(path.c_str(), &st) != 0) return errno_status("statvfs", path, errno);
+        return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
     }
 };
 

@@ -67,26 +67,16 @@ private:
         auto size = (*file)->size();
         if (!size.ok()) return size.status();
         info.file_bytes = *size;
-        const char* buf = nullptr;
-        std::uint64_t bytes = 0;
-        std::unique_ptr<Mapping> mapping;
-        if (*size > 0) {
-            auto mapped = (*file)->map(*size);
-            if (mapped.ok()) mapping = std::move(*mapped);
+        // Read, not mapped: a disk error on a mapped page is a SIGBUS, on a
+        // read an error naming the file and offset (PosixFile::pread).
+        if (capacity_ < *size) {
+            buf_.reset(new char[*size]);
+            capacity_ = *size;
         }
-        if (mapping) {
-            buf = mapping->data();
-            bytes = mapping->size();
-        } else {
-            if (capacity_ < *size) {
-                buf_.reset(new char[*size]);
-                capacity_ = *size;
-            }
-            auto n = (*file)->pread(buf_.get(), *size, 0);
-            if (!n.ok()) return n.status();
-            bytes = *n;
-            buf = buf_.get();
-        }
+        auto n = (*file)->pread(buf_.get(), *size, 0);
+        if (!n.ok()) return n.status();
+        const std::uint64_t bytes = *n;
+        const char* buf = buf_.get();
         std::uint32_t version = 0;
         auto header = decode_segment_header(buf, bytes, &version);
         if (!header) {

@@ -3,10 +3,12 @@
 // Phase 1 (read only): read `meta`, scan every segment (reader.cpp), decide.
 //   Corruption, a gap or a duplicate refuses the open here, before anything
 //   is modified, unless Options::repair.
-// Phase 2 (modify): delete temp files, zero a torn tail (or the repaired
-//   suffix), finish an interrupted truncation/reset (the fence), delete
-//   segments after the cut or wholly below the compaction floor, clear the
-//   fence; create the first segment of a new or emptied log.
+// Phase 2 (modify): delete temp files, fdatasync every kept segment and the
+//   metadata file and fsync the directory (what was read may have been in
+//   the page cache only), zero a torn tail (or the repaired suffix), finish
+//   an interrupted truncation/reset (the fence), delete segments after the
+//   cut or wholly below the compaction floor, clear the fence; create the
+//   first segment of a new or emptied log.
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -102,7 +104,7 @@ Status plan_recovery(const std::string& dir, const Options& options, std::uint64
 Status Wal::Impl::lock_directory() {
     // Not through FileSystem: the lock is process state, not log data.
     const std::string lock_path = dir_ + "/" + detail::k_lock_name;
-    lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lock_fd_ < 0)
         return Status(ErrorCode::io_error,
                       fmt::format("cannot open {}: {}", lock_path, std::strerror(errno)));
@@ -165,6 +167,10 @@ Status Wal::Impl::apply_recovery(detail::RecoveryPlan& plan) {
         seg->last_crc = info.last_crc;
         segments_.push_back(std::move(seg));
     }
+    // What recovery read may still be only in the page cache (a process
+    // killed before its fdatasync leaves its writes there, and a later
+    // power loss drops them): make it durable before any record counts.
+    if (Status s = sync_recovered(); !s.ok()) return s;
     if (!segments_.empty() && plan.zero_tail) {
         // Zero whatever follows the last valid record: the torn write, the
         // repaired suffix or the rest of an interrupted truncation.
@@ -213,6 +219,21 @@ Status Wal::Impl::apply_recovery(detail::RecoveryPlan& plan) {
     report_.segments = segments_.size();
     report_.records = entries_.size();
     return Status();
+}
+
+Status Wal::Impl::sync_recovered() {
+    for (const auto& seg : segments_) {
+        if (Status s = seg->file->datasync(); !s.ok()) return s;
+    }
+    const std::string meta_path = dir_ + "/" + k_metadata_file_name;
+    auto exists = fs_->exists(meta_path);
+    if (!exists.ok()) return exists.status();
+    if (*exists) {
+        auto meta = fs_->open(meta_path, OpenMode::read_only);
+        if (!meta.ok()) return meta.status();
+        if (Status s = (*meta)->datasync(); !s.ok()) return s;
+    }
+    return fs_->sync_dir(dir_);
 }
 
 Status Wal::Impl::write_meta_locked(const detail::MetadataFile& m) {

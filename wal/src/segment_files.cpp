@@ -1,6 +1,11 @@
 // Segment files: preparing the next one (zero-filled, ahead of time, on the
 // background thread), installing it, zeroing tails, deleting files.
 //
+// Out of space: preparing a segment writes only a temporary file that
+// nothing refers to, so ENOSPC there is a state, not a failure: the file
+// is deleted, no_space() turns true, and the background thread tries again
+// every kNoSpaceRetryMs; a roll that needs the segment meanwhile waits.
+//
 // Crash windows of a roll (install_segment):
 //  1. next-segment.tmp exists (zero-filled or not): ignored and deleted by
 //     recovery, it holds no records.
@@ -8,6 +13,7 @@
 //     fsynced: only then does the flusher write records into it.  A crash
 //     between rename and directory fsync leaves either name; both are fine.
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -33,8 +39,25 @@ Result<std::shared_ptr<File>> Wal::Impl::prepare_segment_file() {
     }
     auto file = fs_->open(path, OpenMode::create_new);
     if (!file.ok()) return file.status();
+    Status s = fill_segment_file(**file);
+    if (!s.ok()) {
+        // Nothing refers to the file yet: give its space back (recovery
+        // deletes it too, should this fail).
+        file->reset();
+        (void)fs_->remove(path);
+        return s;
+    }
+    return std::shared_ptr<File>(std::move(*file));
+}
+
+Status Wal::Impl::fill_segment_file(File& file) {
     if (options_.preallocate) {
-        // Real zeros, not fallocate: on ext4 fallocated extents are
+        // Reserve the whole segment first, so that a full disk shows at
+        // once instead of after writing most of it (and a retry costs no
+        // writing).  Where the file system cannot, the zeros below find out.
+        Status reserved = file.allocate(0, options_.segment_bytes);
+        if (reserved.code() == ErrorCode::no_space) return reserved;
+        // Real zeros, not only fallocate: on ext4 fallocated extents are
         // "unwritten", so every first write into them also commits metadata.
         // Paced (k_zero_fill_chunk_bytes): a chunk's write-out starts as soon
         // as it is written, and the next chunk waits until the one before
@@ -47,14 +70,14 @@ Result<std::shared_ptr<File>> Wal::Impl::prepare_segment_file() {
             struct iovec iov {
                 const_cast<char*>(zero_chunk()), std::min(chunk, options_.segment_bytes - at)
             };
-            if (Status s = (*file)->pwritev(&iov, 1, at); !s.ok()) return s;
-            pace = pace && (*file)->write_back(at, iov.iov_len, false).ok();
-            if (pace && at >= chunk) pace = (*file)->write_back(at - chunk, chunk, true).ok();
+            if (Status s = file.pwritev(&iov, 1, at); !s.ok()) return s;
+            pace = pace && file.write_back(at, iov.iov_len, false).ok();
+            if (pace && at >= chunk) pace = file.write_back(at - chunk, chunk, true).ok();
         }
-        if (Status s = (*file)->datasync(); !s.ok()) return s;
+        // A failed fdatasync is never taken for "no space, retry" (docs/wal.md).
+        if (Status s = file.datasync(); !s.ok()) return Status(ErrorCode::io_error, s.message());
     }
-    if (Status s = fs_->sync_dir(dir_); !s.ok()) return s;
-    return std::shared_ptr<File>(std::move(*file));
+    return fs_->sync_dir(dir_);
 }
 
 // The active segment is half full: zero-fill the next one in the background
@@ -70,17 +93,43 @@ void Wal::Impl::request_next_segment() {
 }
 
 Result<std::shared_ptr<File>> Wal::Impl::take_prepared_file() {
-    if (!options_.preallocate || !background_.joinable()) return prepare_segment_file();
+    if (!started_) return prepare_segment_file();  // recovery: no waiting for space
+    if (!options_.preallocate) {
+        for (;;) {
+            auto file = prepare_segment_file();
+            if (file.ok() || file.status().code() != ErrorCode::no_space) {
+                set_no_space(NoSpaceSource::flusher, false);
+                return file;
+            }
+            set_no_space(NoSpaceSource::flusher, true);
+            if (!wait_for_space_retry()) return closing_while_waiting();
+        }
+    }
     std::unique_lock lock(bg_mu_);
     want_prepared_ = true;
     bg_cv_.notify_all();
-    bg_cv_.wait(lock, [&] { return prepared_ != nullptr || !prepared_error_.ok(); });
+    // Without space the background thread retries (background_main); the
+    // flusher waits for it, holding up this batch and the ones queued after.
+    bg_cv_.wait(lock,
+                [&] { return prepared_ != nullptr || !prepared_error_.ok() || closing_.load(); });
+    if (prepared_ == nullptr && prepared_error_.ok()) return closing_while_waiting();
     if (!prepared_error_.ok()) return prepared_error_;
     std::shared_ptr<File> file = std::move(prepared_);
     prepared_.reset();
     // Not the next one yet: it would reuse the temp name we are about to rename.
     want_prepared_ = false;
     return file;
+}
+
+Status Wal::Impl::closing_while_waiting() const {
+    return Status(ErrorCode::aborted,
+                  fmt::format("WAL {} closed while waiting for disk space", dir_));
+}
+
+bool Wal::Impl::wait_for_space_retry() {
+    std::unique_lock lock(bg_mu_);
+    return !bg_cv_.wait_for(lock, std::chrono::milliseconds(kNoSpaceRetryMs),
+                            [&] { return closing_.load(); });
 }
 
 Status Wal::Impl::install_segment(std::uint64_t first_index, std::uint32_t start_crc) {
@@ -98,6 +147,11 @@ Status Wal::Impl::install_segment(std::uint64_t first_index, std::uint32_t start
     if (Status s = fs_->rename(dir_ + "/" + detail::k_prealloc_name, dir_ + "/" + name); !s.ok())
         return s;
     if (Status s = fs_->sync_dir(dir_); !s.ok()) return s;
+    // Opened again under its final name, so that an error writing or
+    // syncing it names the segment, not the temporary file it was.
+    auto named = fs_->open(dir_ + "/" + name, OpenMode::read_write);
+    if (!named.ok()) return named.status();
+    file = std::shared_ptr<File>(std::move(*named));
     next_requested_ = false;  // the one after: once this one is half full
     auto seg = std::make_shared<Segment>();
     seg->sequence = next_sequence_;
@@ -171,12 +225,21 @@ void Wal::Impl::delete_in_background(std::vector<std::string> names) {
 }
 
 void Wal::Impl::background_main() {
+    using Clock = std::chrono::steady_clock;
     std::unique_lock lock(bg_mu_);
+    Clock::time_point retry_at{};  // after a no_space: when to try again
     for (;;) {
-        bg_cv_.wait(lock, [&] {
-            return bg_stop_ || !to_delete_.empty() ||
-                   (want_prepared_ && prepared_ == nullptr && prepared_error_.ok());
-        });
+        auto preparation_due = [&] {
+            return want_prepared_ && prepared_ == nullptr && prepared_error_.ok() &&
+                   Clock::now() >= retry_at;
+        };
+        auto ready = [&] { return bg_stop_ || !to_delete_.empty() || preparation_due(); };
+        if (want_prepared_ && prepared_ == nullptr && prepared_error_.ok() &&
+            Clock::now() < retry_at) {
+            bg_cv_.wait_until(lock, retry_at, ready);
+        } else {
+            bg_cv_.wait(lock, ready);
+        }
         if (!to_delete_.empty()) {
             std::vector<std::string> names = std::move(to_delete_);
             to_delete_.clear();
@@ -187,11 +250,19 @@ void Wal::Impl::background_main() {
             continue;
         }
         if (bg_stop_) return;
+        if (!preparation_due()) continue;  // woken early, the retry is not due
         lock.unlock();
         auto file = prepare_segment_file();
+        // Out of space: try again in a while; meanwhile no_space() says so,
+        // and the flusher, if it needs the segment now, waits.  Other
+        // errors fail the WAL when a roll needs the segment.
+        set_no_space(NoSpaceSource::preparation,
+                     !file.ok() && file.status().code() == ErrorCode::no_space);
         lock.lock();
         if (file.ok()) {
             prepared_ = std::move(*file);
+        } else if (file.status().code() == ErrorCode::no_space) {
+            retry_at = Clock::now() + std::chrono::milliseconds(kNoSpaceRetryMs);
         } else {
             prepared_error_ = file.status();
         }

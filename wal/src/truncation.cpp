@@ -4,7 +4,9 @@
 // windows"): once the meta file says "records above k are void", recovery
 // ignores them and finishes the physical work; until then the old log is
 // intact.  After the physical work the fence is cleared, before any later
-// append runs (the flusher executes them after this returns).
+// append runs (the flusher executes them after this returns).  A metadata
+// write or segment that finds the disk full is retried until space comes
+// back (no_space() meanwhile): each step is safe to repeat.
 #include <fmt/format.h>
 
 #include "keel/assert.hpp"
@@ -22,13 +24,14 @@ Status Wal::Impl::do_truncate(std::uint64_t index) {
                                       "(compacted meanwhile)",
                                       index, first_index_locked()));
     }
-    {
-        std::lock_guard lock(meta_mu_);
-        detail::MetadataFile m = meta_;
-        m.fence_set = true;
-        m.fence = index;
-        if (Status s = write_meta_locked(m); !s.ok()) return s;
-    }
+    // The commit point.  Out of space: nothing has changed yet; wait and
+    // write it again (write_meta_retrying).
+    if (Status s = write_meta_retrying([index](detail::MetadataFile& m) {
+            m.fence_set = true;
+            m.fence = index;
+        });
+        !s.ok())
+        return s;
     std::vector<std::string> dropped;
     std::uint64_t cut = 0;
     std::uint32_t crc = 0;
@@ -60,21 +63,19 @@ Status Wal::Impl::do_truncate(std::uint64_t index) {
     if (Status s = zero_range(*active_->file, cut, active_->end_offset.load()); !s.ok()) return s;
     active_->end_offset.store(cut);
     active_->last_crc = crc;
-    std::lock_guard lock(meta_mu_);
-    detail::MetadataFile m = meta_;
-    m.fence_set = false;
-    return write_meta_locked(m);
+    // Out of space here: the truncation is durable (the fence), and no later
+    // append may be written until the fence is cleared; wait and retry.
+    return write_meta_retrying([](detail::MetadataFile& m) { m.fence_set = false; });
 }
 
 Status Wal::Impl::do_reset(std::uint64_t next_index) {
-    {
-        std::lock_guard lock(meta_mu_);
-        detail::MetadataFile m = meta_;
-        m.log_floor = next_index;
-        m.fence_set = true;
-        m.fence = next_index - 1;
-        if (Status s = write_meta_locked(m); !s.ok()) return s;
-    }
+    if (Status s = write_meta_retrying([next_index](detail::MetadataFile& m) {
+            m.log_floor = next_index;
+            m.fence_set = true;
+            m.fence = next_index - 1;
+        });
+        !s.ok())
+        return s;
     std::vector<std::string> dropped;
     {
         std::lock_guard lock(state_mu_);
@@ -89,11 +90,9 @@ Status Wal::Impl::do_reset(std::uint64_t next_index) {
     }
     active_.reset();
     if (Status s = remove_files(dropped); !s.ok()) return s;
+    // Waits for space if the disk is full (take_prepared_file).
     if (Status s = install_segment(next_index, 0); !s.ok()) return s;
-    std::lock_guard lock(meta_mu_);
-    detail::MetadataFile m = meta_;
-    m.fence_set = false;
-    return write_meta_locked(m);
+    return write_meta_retrying([](detail::MetadataFile& m) { m.fence_set = false; });
 }
 
 }  // namespace keel::wal

@@ -29,6 +29,13 @@ Wal::Impl::Impl(std::string dir, Options options)
 
 Wal::Impl::~Impl() {
     {
+        // A writer waiting for disk space gives up (its operations complete
+        // with aborted).
+        std::lock_guard lock(bg_mu_);
+        closing_.store(true);
+    }
+    bg_cv_.notify_all();
+    {
         std::lock_guard lock(queue_mu_);
         stopping_ = true;
         queue_ready_.store(true);
@@ -45,6 +52,7 @@ Wal::Impl::~Impl() {
 }
 
 void Wal::Impl::start() {
+    started_ = true;
     background_ = std::thread([this] {
         pthread_setname_np(pthread_self(), "keel-wal-prep");
         background_main();
@@ -147,7 +155,7 @@ Status Wal::Impl::compact_before(std::uint64_t index) {
     detail::MetadataFile m = meta_;
     m.log_floor = index;
     if (Status s = write_meta_locked(m); !s.ok()) {
-        enter_failed(s);
+        if (s.code() != ErrorCode::no_space) enter_failed(s);
         return s;
     }
     std::vector<std::string> names;
@@ -177,10 +185,45 @@ Status Wal::Impl::save_metadata(const Metadata& metadata) {
     detail::MetadataFile m = meta_;
     m.metadata = metadata;
     if (Status s = write_meta_locked(m); !s.ok()) {
-        enter_failed(s);
+        if (s.code() != ErrorCode::no_space) enter_failed(s);
         return s;
     }
     return Status();
+}
+
+Status Wal::Impl::write_meta_retrying(const std::function<void(detail::MetadataFile&)>& change) {
+    for (;;) {
+        Status s;
+        {
+            std::lock_guard lock(meta_mu_);
+            detail::MetadataFile m = meta_;
+            change(m);
+            s = write_meta_locked(m);
+        }
+        if (s.code() != ErrorCode::no_space || !started_) {
+            if (s.ok()) set_no_space(NoSpaceSource::flusher, false);
+            return s;
+        }
+        set_no_space(NoSpaceSource::flusher, true);
+        if (!wait_for_space_retry()) return closing_while_waiting();
+    }
+}
+
+void Wal::Impl::set_no_space(NoSpaceSource source, bool no_space) {
+    bool changed = false;
+    {
+        std::lock_guard lock(health_mu_);
+        (source == NoSpaceSource::preparation ? preparation_no_space_ : flusher_no_space_) =
+            no_space;
+        const bool now = preparation_no_space_ || flusher_no_space_;
+        changed = now != no_space_.load();
+        no_space_.store(now);
+    }
+    if (changed) notify_health();
+}
+
+void Wal::Impl::notify_health() const {
+    if (options_.on_health_change) options_.on_health_change();
 }
 
 Metadata Wal::Impl::metadata() const {
@@ -377,6 +420,12 @@ void Wal::set_idle_spin_us(std::uint32_t us) {
 }
 bool Wal::failed() const {
     return impl_->failed();
+}
+Status Wal::failure() const {
+    return impl_->failure();
+}
+bool Wal::no_space() const {
+    return impl_->no_space();
 }
 bool Wal::has_queued() const {
     return impl_->has_queued();

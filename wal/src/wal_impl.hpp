@@ -8,14 +8,17 @@
 //    active_ and the write buffer without locks; publishes durable records
 //    under state_mu_ before running callbacks.
 //  - the background thread (segment_files.cpp): zero-fills the next segment
-//    ahead of time and deletes compacted segments.
-// Lock order: queue_mu_ -> meta_mu_ -> state_mu_; bg_mu_ and failure_mu_ are leaves.
+//    ahead of time (retrying while the disk is full) and deletes compacted
+//    segments.
+// Lock order: queue_mu_ -> meta_mu_ -> state_mu_; bg_mu_, health_mu_ and
+// failure_mu_ are leaves.  Options::on_health_change runs with no lock held.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -79,6 +82,8 @@ public:
     Status recover();
     Status lock_directory();
     Status apply_recovery(detail::RecoveryPlan& plan);
+    // fdatasyncs the kept segments and `meta`, fsyncs the directory.
+    Status sync_recovered();
     // Starts the flusher and background threads.  REQUIRES: recover() ok.
     void start();
 
@@ -100,6 +105,9 @@ public:
     Result<std::uint64_t> term_at(std::uint64_t index) const;
     bool has_queued() const { return queue_ready_.load(std::memory_order_acquire); }
     bool failed() const { return failed_.load(); }
+    bool no_space() const { return no_space_.load(); }
+    // ok while not failed.
+    Status failure() const { return failed() ? failed_status() : Status(); }
     Stats stats() const;
 
     const std::string dir_;
@@ -134,10 +142,17 @@ private:
     // segment_files.cpp
     void background_main();
     // Creates the temporary next segment file (zero-filled when
-    // options_.preallocate), synced along with the directory.
+    // options_.preallocate), synced along with the directory.  On failure
+    // the file is deleted again; no_space when the disk is full.
     Result<std::shared_ptr<File>> prepare_segment_file();
+    Status fill_segment_file(File& file);
     // Gets a prepared file (from the background thread when preallocating).
+    // After start(), waits while the disk is full (no_space() is then
+    // true) and returns aborted if the WAL closes meanwhile.
     Result<std::shared_ptr<File>> take_prepared_file();
+    // Sleeps kNoSpaceRetryMs; false if the WAL started closing.
+    bool wait_for_space_retry();
+    Status closing_while_waiting() const;
     // Writes the header into a prepared file and renames it into place;
     // makes it the active segment.  Flusher or recovery only.
     Status install_segment(std::uint64_t first_index, std::uint32_t start_crc);
@@ -151,6 +166,16 @@ private:
 
     // Meta file (REQUIRES: meta_mu_ held).
     Status write_meta_locked(const detail::MetadataFile& m);
+    // The flusher's metadata writes (truncation and reset steps): writes
+    // change(meta_), and while the disk is full waits and writes again
+    // (meta_mu_ is not held while waiting).  aborted if the WAL closes.
+    Status write_meta_retrying(const std::function<void(detail::MetadataFile&)>& change);
+
+    // no_space() is the OR of these; Options::on_health_change runs when
+    // it (or failed()) changes.
+    enum class NoSpaceSource { preparation, flusher };
+    void set_no_space(NoSpaceSource source, bool no_space);
+    void notify_health() const;
 
     // REQUIRES: state_mu_ held.
     std::uint64_t first_index_locked() const;
@@ -199,6 +224,10 @@ private:
     };
     std::vector<Placed> placed_;
     bool next_requested_ = false;  // the next segment's preparation was asked for
+    // The WAL closed while the writer waited for space: every operation
+    // left completes with aborted (records of the interrupted batch may be
+    // on disk, unpublished; the next open finds them).
+    bool abandoned_ = false;
 
     // ---- background (bg_mu_) ----
     mutable std::mutex bg_mu_;
@@ -208,6 +237,16 @@ private:
     std::shared_ptr<File> prepared_;
     Status prepared_error_;
     std::vector<std::string> to_delete_;
+
+    // Set once the destructor begins (under bg_mu_, notified on bg_cv_):
+    // a writer waiting for disk space gives up.
+    std::atomic<bool> closing_{false};
+    bool started_ = false;  // start() ran: the writer may wait for space
+
+    mutable std::mutex health_mu_;       // a leaf lock
+    bool preparation_no_space_ = false;  // GUARDED_BY(health_mu_)
+    bool flusher_no_space_ = false;      // GUARDED_BY(health_mu_)
+    std::atomic<bool> no_space_{false};
 
     mutable std::mutex failure_mu_;  // a leaf lock
     std::atomic<bool> failed_{false};

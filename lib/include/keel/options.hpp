@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "keel/status.hpp"
+
 namespace keel {
 
 using NodeId = std::uint64_t;
@@ -21,6 +23,21 @@ struct MemberSpec {
 };
 
 enum class LogLevel { debug, info, warn, error };
+
+// Mutual TLS between members (docs/operations.md, "Security"): every
+// connection between two members is TLS 1.3, and each side presents its
+// certificate and verifies the other's against ca_file.  A peer without a
+// certificate signed by that CA is refused before it can say anything.
+// PEM files, read once by Node::open (which fails if one is unreadable, the
+// key does not match, or the certificate is expired or not signed by the
+// CA).  All three or none.
+struct PeerTls {
+    std::string cert_file;  // this member's certificate (then any intermediates)
+    std::string key_file;   // its private key, unencrypted
+    std::string ca_file;    // the CA every member's certificate chains to
+
+    bool enabled() const { return !cert_file.empty() || !key_file.empty() || !ca_file.empty(); }
+};
 
 struct NodeOptions {
     NodeId id = 1;
@@ -37,6 +54,24 @@ struct NodeOptions {
     // raft_address) so this node can answer them before its log tells it
     // the configuration; they are not a bootstrap configuration.
     bool join = false;
+
+    // The cluster's id, 32 hex digits (docs/operations.md, "Cluster
+    // identity").  Empty: the one stored in data_dir; a lone founding member
+    // creates a random one at bootstrap, a joiner learns it from the leader
+    // that adds it.  Set: it must equal the stored one; a data dir that has
+    // none is given this one.  Required to bootstrap several founding
+    // members (the same on each), and for a data dir that holds a log but
+    // no id (written by a keel from before cluster ids).  A joiner given one
+    // accepts only that cluster.
+    std::string cluster_id;
+
+    // Security of the Raft port.  Plain TCP while peer_tls is not set,
+    // which Node::open allows only while listen_address and every member's
+    // address are loopback: otherwise it fails, unless peer_insecure says
+    // so explicitly (logged as a warning), and add_member refuses a
+    // non-loopback member.
+    PeerTls peer_tls;
+    bool peer_insecure = false;
 
     // Timing.  Only armed in cluster mode: a lone voter runs no timer at all.
     std::uint32_t heartbeat_interval_ms = 50;
@@ -79,6 +114,14 @@ struct NodeOptions {
     // Where keel reports what happens (one line per event).  Called from
     // keel's threads; must be thread-safe.  Default: stderr for warn/error.
     std::function<void(LogLevel, const std::string&)> logger;
+
+    // Called once, on a keel thread, when the node fail-stops (a failed
+    // write or fsync of data, never retried: NodeStatus::failure says why,
+    // naming the file).  From then on every call fails; only a restart,
+    // which reads the disk afresh, brings the node back.  Must not block
+    // and must not call stop() (post to your own thread: raftd answers the
+    // requests in flight, then exits with its storage-failure code).
+    std::function<void(const Status& why)> on_failure;
 };
 
 }  // namespace keel

@@ -41,6 +41,9 @@ struct MemberStatus {
 
 struct NodeStatus {
     NodeId id = 0;
+    // The cluster's id, 32 hex digits; "" while a joiner has not heard from
+    // its cluster yet.
+    std::string cluster_id;
     std::string role;  // "follower", "pre_candidate", "candidate", "leader"
     std::uint64_t term = 0;
     NodeId leader_id = 0;  // 0 when unknown
@@ -73,6 +76,10 @@ struct NodeStatus {
     // node refuses every call; only a restart, which reads the disk afresh,
     // brings it back.
     std::string failure;
+    // Snapshot files found damaged and not used since start: at start-up (a
+    // bad trailer or data checksum; left in place for inspection) and
+    // received from a leader (discarded; the leader sends it again).
+    std::uint64_t snapshots_damaged = 0;
 };
 
 // Storage is full: writes are refused with ErrorCode::no_space, reads go on.

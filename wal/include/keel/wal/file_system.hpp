@@ -1,11 +1,22 @@
-// keel/wal/file_system.hpp — the file layer the WAL does all its I/O through.
+// keel/wal/file_system.hpp — the file layer keel does all its storage I/O
+// through: the WAL's segments and metadata, and the runtime's snapshots.
 //
 // Production uses default_file_system() (POSIX: pread/pwritev/fdatasync).
-// Tests inject a wrapper to fail fdatasync, count operations or copy the
-// directory at chosen instants (simulated crashes).  Every method returns
-// errors as values; none throws.  Implementations must be thread-safe for
-// concurrent calls on different File objects; one File is used by one
-// thread at a time except pread, which may run concurrently with writes.
+// Tests inject a wrapper to fail fdatasync, run out of space, count
+// operations or copy the directory at chosen instants (simulated crashes).
+// Every method returns errors as values; none throws.  Implementations must
+// be thread-safe for concurrent calls on different File objects; one File
+// is used by one thread at a time except pread, which may run concurrently
+// with writes.
+//
+// Error codes: a file system that is full (ENOSPC) or over its quota
+// (EDQUOT) reports ErrorCode::no_space, so that callers can tell "no room
+// for a new file" (recoverable, docs/wal.md "Failure policy") from a failed
+// I/O (io_error); a missing file is not_found.  Every message names the
+// path, and a read or write also the byte offset.
+//
+// Files and directories are created private to the user that runs keel
+// (0600 and 0700 in the POSIX implementation, further narrowed by umask).
 #pragma once
 
 #include <sys/uio.h>
@@ -18,14 +29,6 @@
 #include "keel/status.hpp"
 
 namespace keel::wal {
-
-// A read-only memory mapping of a whole file (see File::map).
-class Mapping {
-public:
-    virtual ~Mapping() = default;
-    virtual const char* data() const = 0;
-    virtual std::uint64_t size() const = 0;
-};
 
 class File {
 public:
@@ -46,15 +49,17 @@ public:
         (void)wait;
         return Status();
     }
+    // Reserves disk space for [offset, offset + size) without writing it
+    // (fallocate(2)), so that running out of space shows at once, before
+    // any byte is written.  Optional: the default says `unsupported` and
+    // callers simply write.
+    virtual Status allocate(std::uint64_t offset, std::uint64_t size) {
+        (void)offset;
+        (void)size;
+        return Status(ErrorCode::unsupported, "this File does not preallocate");
+    }
     virtual Result<std::uint64_t> size() = 0;
     virtual Status truncate(std::uint64_t size) = 0;
-    // Maps the first `size` bytes read-only, so the recovery scanner need not
-    // copy whole segments.  Optional: the default says `unsupported` and the
-    // scanner falls back to pread.  The file must not shrink while mapped.
-    virtual Result<std::unique_ptr<Mapping>> map(std::uint64_t size) {
-        (void)size;
-        return Status(ErrorCode::unsupported, "this File does not map");
-    }
 };
 
 enum class OpenMode {
@@ -75,6 +80,14 @@ public:
     virtual Result<std::vector<std::string>> list(const std::string& dir) = 0;
     virtual Result<bool> exists(const std::string& path) = 0;
     virtual Status create_dir(const std::string& dir) = 0;  // ok if it exists
+    // Bytes an unprivileged writer may still use on the file system holding
+    // `path` (statvfs(2)).  A hint for deciding when to retry after
+    // no_space (a quota may refuse less).  Optional: the default says
+    // `unsupported`.
+    virtual Result<std::uint64_t> available_bytes(const std::string& path) {
+        (void)path;
+        return Status(ErrorCode::unsupported, "this FileSystem does not report free space");
+    }
 };
 
 // The process-wide POSIX implementation.  Never null; lives forever.

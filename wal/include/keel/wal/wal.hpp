@@ -14,10 +14,14 @@
 // writer), so the *_sync helpers below must not be called from a callback;
 // and they must not throw.
 //
-// Failure policy: if a write or fdatasync fails, the WAL enters the failed
-// state (fail-stop): pending operations complete with ErrorCode::failed and
-// every later mutating call returns ErrorCode::failed.  The only way out is
-// to close it and open it again (recovery decides what is durable).
+// Failure policy (docs/wal.md): if a write or fdatasync of data fails, the
+// WAL enters the failed state (fail-stop): pending operations complete with
+// ErrorCode::failed and every later mutating call returns ErrorCode::failed.
+// The only way out is to close it and open it again (recovery decides what
+// is durable).  Running out of space for a new file (the next segment, a
+// metadata update) before any data is at stake is not a failure: the WAL
+// waits for space and retries by itself (no_space() meanwhile), or, for
+// save_metadata() and compact_before(), returns ErrorCode::no_space.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +37,10 @@
 #include "keel/wal/record.hpp"
 
 namespace keel::wal {
+
+// While the disk is full, how often the WAL tries again to make the file it
+// needs (the next segment; a truncation's or reset's metadata update).
+inline constexpr std::uint32_t kNoSpaceRetryMs = 100;
 
 struct Options {
     // A segment is rolled when the next record does not fit (a single record
@@ -73,6 +81,12 @@ struct Options {
     // per-append callbacks act once per batch.  Must not block; whatever it
     // runs delays the next batch (it may append: that lands in the next).
     std::function<void()> after_batch;
+    // Called when no_space() or failed() changes, on the thread that saw the
+    // change (the flusher, the background thread, or a caller of
+    // compact_before/save_metadata), with no WAL lock held.  It only says
+    // "look again": read no_space() and failed().  Must not block or call
+    // the WAL's blocking helpers; it may be called during open().
+    std::function<void()> on_health_change;
     // Index of the first record of a brand-new WAL (an existing one keeps its own).
     std::uint64_t initial_index = 1;
     // Null = default_file_system().  Not owned; must outlive the Wal.
@@ -176,10 +190,13 @@ public:
     // index <= first_index() is a no-op; index > last_index() + 1 is
     // invalid_argument (use reset() to move past the end).  The term of the
     // record at index - 1 is no longer available: keep it with the snapshot
-    // (Metadata::snapshot_term).
+    // (Metadata::snapshot_term).  no_space (nothing changed) when the disk
+    // has no room for the metadata update.
     Status compact_before(std::uint64_t index);
 
     // Durably replaces the metadata (atomic: a crash leaves old or new).
+    // no_space (nothing changed, the WAL is not failed) when the disk has no
+    // room for the new file; the caller may try again later.
     // Blocks the caller for a file write + fdatasync + rename + directory
     // fsync (a few hundred µs); does not stall the flusher.  Raft needs the
     // term and vote durable before answering, so call it on every term/vote
@@ -212,6 +229,16 @@ public:
     Result<std::uint64_t> term_at(std::uint64_t index) const;
 
     bool failed() const;
+    // Why the WAL failed (ErrorCode::failed, naming the original error and
+    // its file); ok while it has not.
+    Status failure() const;
+    // The disk is full: the WAL waits for space for a file it needs (the
+    // next segment, prepared ahead of time once the active one is half
+    // full, or a metadata update of a truncation or reset) and retries
+    // every kNoSpaceRetryMs.  Appends are still queued; they are written
+    // once space is back, unless a roll needs the missing segment first.
+    // Turns false by itself when the retry succeeds.
+    bool no_space() const;
     // Operations are queued that the flusher has not taken yet, or the WAL
     // is closing (lock-free; a hint: it may change at once).
     bool has_queued() const;

@@ -1,0 +1,85 @@
+// The replica's side of the Raft port: the transport's handlers, the check
+// of the port's security at start (peer_security.hpp), the cluster id a
+// joiner learns from its first hello, and the refusals counted for status().
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runtime/cluster_identity.hpp"
+#include "runtime/member_context.hpp"
+#include "runtime/peer_security.hpp"
+#include "runtime/replica.hpp"
+
+namespace keel::runtime {
+
+PeerTransport::Handlers Replica::transport_handlers() {
+    PeerTransport::Handlers h;
+    // Transport handlers run on the I/O thread.
+    h.on_message = [this](raft::Message m) { on_message(m); };
+    h.on_unreachable = [this](raft::NodeId peer) {
+        with_core([this, peer] {
+            if (shut_down_) return;
+            core_->report_unreachable(peer);
+            run_core();
+        });
+    };
+    // Read whole against its checksums off the I/O thread first.
+    h.on_snapshot = [this](raft::Message m, std::string path) {
+        auto task = [this, m = std::move(m), path]() mutable {
+            verify_received_snapshot(std::move(m), std::move(path));
+        };
+        if (!background_->submit(std::move(task))) std::remove(path.c_str());
+    };
+    h.on_snapshot_sent = [this](raft::NodeId to, bool ok) {
+        with_core([this, to, ok] {
+            if (shut_down_) return;
+            outgoing_snapshot_.erase(to);
+            core_->report_snapshot(to, ok);
+            run_core();
+        });
+    };
+    h.on_rejected = [this](std::string_view reason, std::string_view detail) {
+        count_rejection(reason, detail);
+    };
+    h.on_cluster_id = [this](const transport::ClusterId& id, raft::NodeId from) {
+        return adopt_cluster_id(id, from);
+    };
+    return h;
+}
+
+Status Replica::check_peer_security() const {
+    std::vector<std::string> addresses;
+    if (core_)
+        for (const auto& [id, info] : core_->configuration().members)
+            addresses.push_back(member_spec(id, info).raft_address);
+    for (const MemberSpec& m : options_.initial_members) addresses.push_back(m.raft_address);
+    std::string warning;
+    if (Status s = runtime::check_peer_security(options_, addresses, warning); !s.ok()) return s;
+    if (!warning.empty() && core_) log(LogLevel::warn, warning);
+    return Status::ok_status();
+}
+
+Status Replica::adopt_cluster_id(const transport::ClusterId& id, raft::NodeId from) {
+    if (Status s = write_cluster_id(*fs_, options_.data_dir, id); !s.ok()) {
+        log(LogLevel::error, "cannot store the cluster id " + id.hex() + ": " + s.to_string());
+        return s;
+    }
+    log(LogLevel::info,
+        "joined cluster " + id.hex() + " (learned from node " + std::to_string(from) + ")");
+    std::lock_guard lock(status_mu_);
+    status_.cluster_id = id.hex();
+    return Status::ok_status();
+}
+
+void Replica::count_rejection(std::string_view reason, std::string_view detail) {
+    {
+        std::lock_guard lock(rejected_mu_);
+        auto it = rejected_.find(reason);
+        if (it == rejected_.end()) it = rejected_.emplace(std::string(reason), 0).first;
+        ++it->second;
+    }
+    log(LogLevel::warn, "peer refused (" + std::string(reason) + "): " + std::string(detail));
+}
+
+}  // namespace keel::runtime

@@ -1,0 +1,249 @@
+// The Replica and its disk: a full disk as a state (the no_space alarm,
+// retried in the background, cleared by itself), a failed write or fsync of
+// data as fail-stop, snapshots written and received with their checks.
+// docs/runtime.md, "A full disk" and "Failure", says what a user sees.
+//
+// Out of space is recoverable only where nothing unsynced is at stake: a
+// new file that nothing refers to yet could not be made (the WAL's next
+// segment or metadata update, a snapshot file).  Then the node refuses
+// writes (no_space: proposals and membership changes), keeps serving reads,
+// raises kAlarmNoSpace, and every kNoSpaceRetryMs retries what failed; a
+// leader of a cluster hands leadership to another voter.  When every cause
+// is gone the alarm clears and writes resume, without a restart.
+#include <algorithm>
+
+#include "runtime/replica.hpp"
+
+namespace keel::runtime {
+
+namespace {
+
+// A snapshot is retried once about as much room as the failed attempt had
+// written (plus this) is free, if the file system says how much is free.
+constexpr std::uint64_t kSnapshotRetryMarginBytes = 1 << 20;
+
+std::string cause_names(unsigned causes) {
+    std::string out;
+    auto add = [&](unsigned bit, const char* name) {
+        if ((causes & bit) == 0) return;
+        if (!out.empty()) out += ", ";
+        out += name;
+    };
+    add(kNoSpaceWal, "the WAL's next segment or metadata");
+    add(kNoSpaceHardState, "the term and vote");
+    add(kNoSpaceSnapshot, "a snapshot");
+    add(kNoSpaceCompaction, "the log's compaction");
+    return out;
+}
+
+}  // namespace
+
+void Replica::on_wal_health() {
+    if (shut_down_ || failed_) return;
+    if (wal_->failed()) return fail_stop(wal_->failure());
+    if (wal_->no_space()) {
+        raise_no_space(kNoSpaceWal, Status(ErrorCode::no_space,
+                                           "the WAL has no room for its next segment or a "
+                                           "metadata update in " +
+                                               wal_->dir()));
+    } else {
+        clear_no_space(kNoSpaceWal);
+    }
+    run_core();
+}
+
+void Replica::persist_hard_state(const raft::HardState& hs) {
+    const bool changed = hs.term != saved_hard_state_.term || hs.vote != saved_hard_state_.vote;
+    saved_hard_state_ = hs;
+    // A commit-only change is saved lazily (at stop, or with the next one).
+    if (changed || hard_state_unsaved_) (void)save_unsaved_hard_state();
+}
+
+bool Replica::save_unsaved_hard_state() {
+    Status s = log_->save_hard_state(saved_hard_state_);
+    if (s.ok()) {
+        if (hard_state_unsaved_) {
+            hard_state_unsaved_ = false;
+            log(LogLevel::info, "term " + std::to_string(saved_hard_state_.term) +
+                                    " and vote saved: messages flow again");
+        }
+        clear_no_space(kNoSpaceHardState);
+        return true;
+    }
+    if (s.code() != ErrorCode::no_space) {
+        fail_stop(s);
+        return false;
+    }
+    // Nothing that may rest on the new term or vote leaves until it is on
+    // disk (Figure 2): every message is dropped meanwhile (send_messages).
+    hard_state_unsaved_ = true;
+    raise_no_space(kNoSpaceHardState, s);
+    return false;
+}
+
+void Replica::raise_no_space(unsigned cause, const Status& why) {
+    const unsigned before = no_space_causes_.load();
+    if ((before & cause) != 0) return;
+    no_space_causes_.store(before | cause);
+    log(LogLevel::warn, "out of disk space (" + cause_names(cause) + "): " + why.to_string() +
+                            "; writes are refused with no_space, reads go on, retrying every " +
+                            std::to_string(kNoSpaceRetryMs) + " ms");
+    if (before != 0) return;
+    no_space_transfers_ = 0;
+    to_io([this] { no_space_ticker_->set_needed(true); });
+    step_aside_if_full();
+    publish_status();
+}
+
+void Replica::clear_no_space(unsigned cause) {
+    const unsigned before = no_space_causes_.load();
+    if ((before & cause) == 0) return;
+    const unsigned after = before & ~cause;
+    no_space_causes_.store(after);
+    if (after != 0) return;
+    log(LogLevel::info, "disk space is back: writes are accepted again");
+    to_io([this] { no_space_ticker_->set_needed(false); });
+    publish_status();
+}
+
+void Replica::on_no_space_tick() {
+    if (shut_down_ || failed_) return;
+    if (hard_state_unsaved_ && !save_unsaved_hard_state()) {
+        if (failed_) return;
+    }
+    const unsigned causes = no_space_causes_.load();
+    if ((causes & kNoSpaceSnapshot) != 0 && !snapshot_retry_in_flight_) {
+        auto free = snapshots_->file_system().available_bytes(snapshots_->dir());
+        if (!free.ok() || *free > snapshot_bytes_needed_) {
+            snapshot_retry_in_flight_ = true;
+            ApplyItem item;
+            item.snapshot_again = true;
+            item.snapshot_request = [this](Status) {
+                with_core([this] { snapshot_retry_in_flight_ = false; });
+            };
+            apply_->enqueue(std::move(item));
+        }
+    }
+    if ((causes & kNoSpaceCompaction) != 0 && !compaction_retry_in_flight_) {
+        compaction_retry_in_flight_ = true;
+        const std::uint64_t generation = log_->generation();
+        if (!background_->submit([this, generation] { compact_log(generation); }))
+            compaction_retry_in_flight_ = false;
+    }
+    step_aside_if_full();
+    on_wal_health();  // the WAL retries by itself (its report may be on its way); runs the core
+}
+
+// Dissertation §3.10's transfer, for a leader that cannot write: the voter
+// that has acknowledged the most is the likeliest to have room.
+void Replica::step_aside_if_full() {
+    if (no_space_causes_.load() == 0 || !ticker_wanted_ || transfer_ ||
+        core_->role() != raft::Role::leader || no_space_transfers_ >= kMaxNoSpaceTransfers)
+        return;
+    raft::NodeId target = 0;
+    raft::Index best = 0;
+    for (const raft::PeerProgress& p : core_->progress()) {
+        if (p.id == options_.id || !p.voter) continue;
+        if (target == 0 || p.match > best) {
+            target = p.id;
+            best = p.match;
+        }
+    }
+    if (target == 0 || !core_->transfer_leadership(target).ok()) return;
+    ++no_space_transfers_;
+    log(LogLevel::warn, "out of disk space: handing leadership to node " + std::to_string(target));
+    const std::uint64_t ticks =
+        2 * (options_.election_timeout_max_ms / options_.heartbeat_interval_ms + 1);
+    transfer_ = PendingTransfer{
+        target,
+        [this, target](Status s) {
+            if (!s.ok())
+                log(LogLevel::warn,
+                    "handing leadership to node " + std::to_string(target) + ": " + s.to_string());
+        },
+        ticks};
+    // The caller runs the core (for the transfer's messages): this may be
+    // called while a batch of output is being carried out.
+}
+
+void Replica::write_snapshot(SnapshotFunction fn, const raft::SnapshotMeta& meta,
+                             std::uint64_t generation, const std::function<void(Status)>& done) {
+    Status s;
+    bool out_of_space = false;
+    bool io_failed = false;  // a write or fsync of the file failed: fail-stop
+    std::uint64_t written = 0;
+    auto writer = snapshots_->begin();
+    if (!writer.ok()) {
+        s = writer.status();
+        out_of_space = s.code() == ErrorCode::no_space;
+        io_failed = !out_of_space;
+    } else {
+        s = fn(*writer.value());
+        if (s.ok()) {
+            auto published = snapshots_->publish(*writer.value(), meta);
+            if (!published.ok()) s = published.status();
+        }
+        written = writer.value()->data_bytes();
+        out_of_space = writer.value()->out_of_space();
+        io_failed = writer.value()->io_failed();
+        writer.value().reset();  // deletes an unpublished file: its space back
+    }
+    if (out_of_space && s.code() != ErrorCode::no_space)
+        s = Status(ErrorCode::no_space,
+                   "writing the snapshot at " + std::to_string(meta.index) + ": " + s.to_string());
+    // The snapshot is durable: the log behind the older kept snapshot may go
+    // (one metadata write; the WAL deletes the files on its own thread).
+    if (s.ok()) compact_log(generation);
+    with_core([&] {
+        if (shut_down_ || failed_) return;
+        if (io_failed) return fail_stop(s);
+        if (out_of_space) {
+            snapshot_bytes_needed_ = written + kSnapshotRetryMarginBytes;
+            raise_no_space(kNoSpaceSnapshot, s);
+        } else if (s.ok()) {
+            clear_no_space(kNoSpaceSnapshot);
+            on_snapshot_written(meta);
+        }
+        run_core();
+    });
+    done(s);
+}
+
+void Replica::compact_log(std::uint64_t generation) {
+    Status s;
+    if (const std::optional<raft::Index> fallback = snapshots_->fallback_index())
+        s = log_->compact_through(*fallback, generation);
+    with_core([&] {
+        compaction_retry_in_flight_ = false;
+        if (shut_down_ || failed_) return;
+        if (s.code() == ErrorCode::no_space) {
+            raise_no_space(kNoSpaceCompaction, s);
+        } else if (s.ok()) {
+            clear_no_space(kNoSpaceCompaction);
+        } else {
+            // The WAL failed (it reports that itself); anything else is ours.
+            on_wal_health();
+            if (!failed_) fail_stop(s);
+        }
+        run_core();
+    });
+}
+
+void Replica::verify_received_snapshot(raft::Message message, std::string path) {
+    Status checked;
+    if (message.snapshot) {
+        auto verified = SnapshotStore::verify(snapshots_->file_system(), path, &*message.snapshot);
+        if (!verified.ok()) checked = verified.status();
+    }
+    if (!checked.ok()) {
+        log(LogLevel::warn, "discarding a snapshot received from node " +
+                                std::to_string(message.from) + ": " + checked.to_string() +
+                                " (the leader will send it again)");
+        snapshots_rejected_.fetch_add(1);  // after the log line: counted means logged
+        (void)snapshots_->file_system().remove(path);
+        return;
+    }
+    with_core([&] { on_snapshot_received(std::move(message), std::move(path)); });
+}
+
+}  // namespace keel::runtime

@@ -1,0 +1,45 @@
+#include "runtime/write_tracker.hpp"
+
+#include <iterator>
+
+#include "keel/assert.hpp"
+
+namespace keel::runtime {
+
+std::uint64_t WriteTracker::appended(raft::WriteId write) {
+    KEEL_ASSERT(write != 0, "an append of the core's entries has a write id");
+    in_flight_.push_back(InFlight{++last_seq_, write});
+    return last_seq_;
+}
+
+std::uint64_t WriteTracker::reset() {
+    in_flight_.push_back(InFlight{++last_seq_, 0});
+    return last_seq_;
+}
+
+void WriteTracker::hold_until_durable(std::vector<raft::Message>& messages) {
+    if (in_flight_.empty() || messages.empty()) return;
+    held_.emplace_back(last_seq_, std::move(messages));
+    messages.clear();
+}
+
+void WriteTracker::durable_through(std::uint64_t seq, raft::Core& core,
+                                   std::vector<raft::Message>& released) {
+    raft::WriteId latest = 0;
+    while (!in_flight_.empty() && in_flight_.front().seq <= seq) {
+        if (in_flight_.front().write != 0) latest = in_flight_.front().write;
+        in_flight_.pop_front();
+    }
+    if (latest != 0) core.on_persisted(latest);
+    while (!held_.empty() && held_.front().first <= seq) {
+        std::vector<raft::Message>& batch = held_.front().second;
+        if (released.empty()) {
+            released = std::move(batch);
+        } else {
+            std::move(batch.begin(), batch.end(), std::back_inserter(released));
+        }
+        held_.pop_front();
+    }
+}
+
+}  // namespace keel::runtime

@@ -1,0 +1,43 @@
+// transport/rejection.hpp — why the transport refused a connection or a
+// frame before anything reached Raft.  The names are the `reason` label of
+// keel_peer_messages_rejected_total (NodeStatus::peer_messages_rejected).
+#pragma once
+
+#include <cstdint>
+
+namespace keel::transport {
+
+enum class Rejection : std::uint8_t {
+    tls_handshake,     // no certificate, one the CA did not sign, or not TLS at all
+    hello,             // the first frame is not a valid hello (or names our own id)
+    cluster_id,        // a hello from another cluster
+    hello_timeout,     // no TLS handshake and hello within hello_timeout
+    connection_limit,  // past inbound_connections_max or inbound_pending_per_address_max
+    frame,             // a malformed frame after the hello
+    message,           // a message not from the hello's sender, or not for this node
+    snapshot,          // a snapshot stream refused (size limit, offsets, staging failed)
+};
+
+inline const char* rejection_name(Rejection r) {
+    switch (r) {
+        case Rejection::tls_handshake:
+            return "tls_handshake";
+        case Rejection::hello:
+            return "hello";
+        case Rejection::cluster_id:
+            return "cluster_id";
+        case Rejection::hello_timeout:
+            return "hello_timeout";
+        case Rejection::connection_limit:
+            return "connection_limit";
+        case Rejection::frame:
+            return "frame";
+        case Rejection::message:
+            return "message";
+        case Rejection::snapshot:
+            return "snapshot";
+    }
+    return "unknown";
+}
+
+}  // namespace keel::transport
