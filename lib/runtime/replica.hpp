@@ -155,6 +155,7 @@ public:
     void remove_member_async(NodeId id, std::function<void(Status)> done) override;
     void transfer_leadership_async(NodeId to, std::function<void(Status)> done) override;
     void snapshot_async(std::function<void(Status)> done) override;
+    Result<std::unique_ptr<SnapshotFileSource>> open_latest_snapshot() override;
     NodeStatus status() const override;
     Result<MemberSpec> member(NodeId id) const override;
     void stop(bool transfer_leadership_first = false) override;

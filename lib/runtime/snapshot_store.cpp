@@ -132,7 +132,8 @@ Result<SnapshotFile> inspect(wal::File& file, const std::string& path, std::uint
     f.meta.config = std::move(*config);
     f.path = path;
     f.data_bytes = data_bytes;
-    if (data_crc) *data_crc = get_u32(t + 28);
+    f.data_crc32 = get_u32(t + 28);
+    if (data_crc) *data_crc = f.data_crc32;
     return f;
 }
 

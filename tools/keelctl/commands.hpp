@@ -46,4 +46,8 @@ int cmd_del(const Session& session, const std::string& key,
             const std::optional<std::uint64_t>& prev_revision);
 int cmd_ls(const Session& session, const std::string& prefix, std::uint64_t limit, bool stale);
 
+// Downloads the latest snapshot of the first endpoint that answers to
+// `file`, checked, written atomically (commands_snapshot.cpp).
+int cmd_snapshot_save(const Session& session, const std::string& file);
+
 }  // namespace keel::keelctl

@@ -116,6 +116,16 @@ void add_cluster_commands(CLI::App& app, Action& action) {
     remove->callback(
         [&action, id] { action = [id](const Session& s) { return cmd_member_remove(s, *id); }; });
 
+    auto* snapshot = app.add_subcommand("snapshot", "Backups");
+    snapshot->require_subcommand(1);
+    auto* save = snapshot->add_subcommand(
+        "save", "Download a node's latest snapshot to FILE, checked (raftd --restore takes it)");
+    auto file = std::make_shared<std::string>();
+    save->add_option("file", *file, "Where to write it")->required();
+    save->callback([&action, file] {
+        action = [file](const Session& s) { return cmd_snapshot_save(s, *file); };
+    });
+
     auto* leader = app.add_subcommand("leader", "Leadership");
     leader->require_subcommand(1);
     auto* transfer = leader->add_subcommand("transfer", "Hand leadership to another voter");
