@@ -93,6 +93,15 @@ Result<StartPlan> check_data_dir(const std::string& data_dir, wal::FileSystem& f
     return plan;
 }
 
+// The core asserts what validate_restored checks: a data dir it refuses
+// fails open() with the reason instead of aborting every start.
+Status check_restored(const NodeOptions& options, const raft::RestoredState& state) {
+    Status s = raft::validate_restored(state);
+    if (s.ok()) return s;
+    return Status(s.code(), "data dir " + options.data_dir + " cannot be opened: " + s.message() +
+                                " (remove this member and add it back with an empty data dir)");
+}
+
 Status restore_from(SnapshotStore& store, const SnapshotFile& file, StateMachine& sm) {
     auto reader = store.open_reader(file);
     if (!reader.ok()) return reader.status();
@@ -111,7 +120,7 @@ Status first_start(const NodeOptions& options, Recovered& r) {
         // before a restart is kept (never vote twice in a term).
         r.state.hard_state = r.log->hard_state();
         r.state.hard_state.commit = 0;
-        return Status::ok_status();
+        return check_restored(options, r.state);
     }
     auto config = initial_configuration(options);
     if (!config.ok()) return config.status();
@@ -284,6 +293,7 @@ Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine&
     }
     r.state.hard_state = hs;
     r.state.applied = snap_index;
+    if (Status s = check_restored(options, r.state); !s.ok()) return s;
     if (options.force_new_cluster) {
         if (Status s = force_new_cluster(options, r, log); !s.ok()) return s;
     }

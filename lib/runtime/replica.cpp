@@ -306,10 +306,18 @@ void Replica::on_wal_batch_done() {
 }
 
 void Replica::on_message(raft::Message& message) {
+    // A snapshot's metadata travels with its data (the transport's
+    // on_snapshot): alone, in a frame of messages, the core would install a
+    // snapshot whose data was never staged.  (The TCP transport refuses it
+    // already; another transport might not.)
+    if (message.type == raft::MessageType::snapshot)
+        return count_rejection(kRejectedWrongFrameKind, "snapshot message from node " +
+                                                          std::to_string(message.from) +
+                                                          " outside a snapshot stream");
     t_io_stepping_of = this;
     with_core([this, &message] {
         if (shut_down_ || failed_) return;
-        (void)core_->step(message);
+        note_refusal(core_->step(message));
         run_core();
     });
     // The write first: the leader waits for its acknowledgement, which the

@@ -373,6 +373,7 @@ Result<SnapshotFile> SnapshotStore::publish(SnapshotFileWriter& writer,
     f.meta = meta;
     f.path = final_path;
     f.data_bytes = writer.data_bytes_;
+    f.data_crc32 = crc_final(writer.crc_state_);
     std::lock_guard lock(mu_);
     add_locked(f);
     return f;
