@@ -46,8 +46,9 @@ int cmd_del(const Session& session, const std::string& key,
             const std::optional<std::uint64_t>& prev_revision);
 int cmd_ls(const Session& session, const std::string& prefix, std::uint64_t limit, bool stale);
 
-// Downloads the latest snapshot of the first endpoint that answers to
-// `file`, checked, written atomically (commands_snapshot.cpp).
-int cmd_snapshot_save(const Session& session, const std::string& file);
+// Has the first endpoint that answers take a snapshot (unless `latest`),
+// then downloads its latest snapshot to `file`, checked, written
+// atomically (commands_snapshot.cpp).
+int cmd_snapshot_save(const Session& session, const std::string& file, bool latest);
 
 }  // namespace keel::keelctl

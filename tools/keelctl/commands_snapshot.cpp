@@ -1,4 +1,6 @@
-// keelctl snapshot save: a backup of a node's latest snapshot.
+// keelctl snapshot save: a backup of a node's state.  Unless --latest, the
+// node first takes a snapshot (POST /v1/snapshot), so that the backup holds
+// everything it had applied; then its latest snapshot is downloaded.
 //
 // The file is downloaded to FILE.part next to FILE, fsynced, checked whole
 // (keel::verify_snapshot_file: trailer, configuration, data checksum) and
@@ -68,7 +70,11 @@ std::string mismatch(const Response& answer, const SnapshotFileInfo& info) {
 
 }  // namespace
 
-int cmd_snapshot_save(const Session& session, const std::string& file) {
+int cmd_snapshot_save(const Session& session, const std::string& file, bool latest) {
+    if (!latest) {
+        Result<Response> taken = session.call_any("POST", "/v1/snapshot");
+        if (!taken.ok() || taken->status != 200) return session.finish(taken, [](const json&) {});
+    }
     const std::string part = file + ".part";
     const int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return session.fail(kExitRefused, errno_status("create " + part).message());
@@ -96,9 +102,9 @@ int cmd_snapshot_save(const Session& session, const std::string& file) {
     }
     Result<SnapshotFileInfo> info = verify_snapshot_file(part);
     if (!info.ok())
-        return give_up(kExitUnavailable, "the download from " + answer->origin +
-                                             " is not a sound snapshot: " +
-                                             info.status().message());
+        return give_up(kExitUnavailable,
+                       "the download from " + answer->origin +
+                           " is not a sound snapshot: " + info.status().message());
     if (std::string why = mismatch(*answer, *info); !why.empty())
         return give_up(kExitUnavailable, "the download from " + answer->origin +
                                              " is not the snapshot announced: " + why);

@@ -119,11 +119,15 @@ void add_cluster_commands(CLI::App& app, Action& action) {
     auto* snapshot = app.add_subcommand("snapshot", "Backups");
     snapshot->require_subcommand(1);
     auto* save = snapshot->add_subcommand(
-        "save", "Download a node's latest snapshot to FILE, checked (raftd --restore takes it)");
+        "save",
+        "Have a node take a snapshot and download it to FILE, checked (raftd --restore takes it)");
     auto file = std::make_shared<std::string>();
+    auto latest = std::make_shared<bool>(false);
     save->add_option("file", *file, "Where to write it")->required();
-    save->callback([&action, file] {
-        action = [file](const Session& s) { return cmd_snapshot_save(s, *file); };
+    save->add_flag("--latest", *latest,
+                   "Download the node's latest snapshot as it is, without taking one first");
+    save->callback([&action, file, latest] {
+        action = [file, latest](const Session& s) { return cmd_snapshot_save(s, *file, *latest); };
     });
 
     auto* leader = app.add_subcommand("leader", "Leadership");
