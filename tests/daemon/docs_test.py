@@ -177,8 +177,10 @@ class DocsTest(it.RaftdCase):
 
     def run_script(self, script, what):
         script, expected = instrument(self.substitute(script))
+        # keelctl's default endpoint is 127.0.0.1:8080: moved like the ports in the text.
         env = dict(os.environ, PATH=os.pathsep.join(
-            [os.path.dirname(it.RAFTD), os.path.dirname(KEELCTL), os.environ["PATH"]]))
+            [os.path.dirname(it.RAFTD), os.path.dirname(KEELCTL), os.environ["PATH"]]),
+            KEEL_ENDPOINTS="http://127.0.0.1:%d" % self.port(8080))
         # Files, not pipes: raftd processes the script starts in the
         # background keep its output open after it exits.
         out_path, err_path = os.path.join(self.root, "out"), os.path.join(self.root, "err")
@@ -231,6 +233,18 @@ class DocsTest(it.RaftdCase):
         self.assertEqual(len(blocks), 1)
         out = self.run_script(blocks[0], "README.md")
         self.assertIn('"value":"hello"', out)
+
+    def test_readme_keelctl(self):
+        self.raftd("--data-dir", "d", "--http", "127.0.0.1:%d" % self.port(8080),
+                   "--raft", "127.0.0.1:%d" % self.port(7080))
+        self.wait_http(8080)
+        blocks = [b for b in sh_blocks(os.path.join(REPO, "README.md")) if "keelctl" in b]
+        self.assertEqual(len(blocks), 1)
+        # The README runs it from the repository's top, where meson builds into build/.
+        script = blocks[0].replace("build/tools/keelctl", KEELCTL)
+        out = self.run_script(script, "README.md, keelctl")
+        self.assertIn("bonjour", out)
+        self.assertIn("leader", out)
 
     def test_api_md_examples(self):
         # `make run`'s single node on 8080, `make cluster`'s three nodes on

@@ -150,6 +150,7 @@ int run(int argc, char** argv) {
                    "raftd HTTP endpoints, comma-separated; requests that need the leader are "
                    "redirected to it")
         ->delimiter(',')
+        ->envname("KEEL_ENDPOINTS")
         ->capture_default_str();
     app.add_option("--token", g.client.token, "Bearer token for raftd --auth-tokens")
         ->envname("KEEL_TOKEN");
