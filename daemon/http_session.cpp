@@ -129,6 +129,8 @@ private:
         head_.host.assign(message[http::field::host]);
         head_.origin.assign(message[http::field::origin]);
         head_.authorization.assign(message[http::field::authorization]);
+        head_.access_control_request_method.assign(
+            message[http::field::access_control_request_method]);
         head_.has_body = parser_->chunked() || parser_->content_length().value_or(0) > 0;
         std::optional<HttpResponse> refusal;
         if (options().gate) refusal = options().gate(head_, server_->connection_info);
@@ -217,11 +219,14 @@ private:
         auto message = std::make_shared<http::response<http::string_body>>(
             static_cast<http::status>(response.status), 11);
         message->set(http::field::server, "raftd");
-        message->set(http::field::content_type, response.content_type);
+        if (!response.content_type.empty())
+            message->set(http::field::content_type, response.content_type);
         for (auto& [name, value] : response.headers) message->set(name, value);
         message->body() = std::move(response.body);
         message->keep_alive(keep_alive);
         message->prepare_payload();
+        // A 204 has no body and must not say so (RFC 9110, 8.6).
+        if (response.status == 204) message->erase(http::field::content_length);
         lowest().expires_after(options().write_timeout);
         http::async_write(stream_, *message,
                           [self = this->shared_from_this(), message, keep_alive, counted](

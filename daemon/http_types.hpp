@@ -20,13 +20,14 @@ struct HttpRequest {
     std::string host{};           // the Host header, "" when absent
     std::string origin{};         // the Origin header, "" when absent
     std::string authorization{};  // cleared once the gate has run: handlers never see it
-    bool has_body = false;        // Content-Length > 0, or a chunked body
+    std::string access_control_request_method{};  // a CORS preflight's (cors.hpp), "" when absent
+    bool has_body = false;                        // Content-Length > 0, or a chunked body
 };
 
 struct HttpResponse {
     int status = 200;
     std::string body;
-    std::string content_type = "application/json";
+    std::string content_type = "application/json";             // "": no Content-Type header
     std::vector<std::pair<std::string, std::string>> headers;  // extra headers
 
     void set_header(std::string name, std::string value) {
