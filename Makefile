@@ -5,7 +5,7 @@ BUILD      ?= build
 WERROR     ?= $(if $(CI),true,false)
 MESON_ARGS ?= --buildtype=release -Db_ndebug=false -Dwerror=$(WERROR)
 
-.PHONY: all deps setup build test run bench soak cluster format clean
+.PHONY: all deps setup build test run bench soak fuzz cluster format clean
 
 all: build
 
@@ -35,8 +35,15 @@ bench: build
 soak: build
 	./scripts/sim-soak.sh $(BUILD)
 
+# The libFuzzer targets of tests/fuzz/targets.txt, built with clang in build-fuzz/,
+# FUZZ_SECONDS each (`make test` runs them 30 s each).  FUZZ_ARGS=--update-corpus keeps
+# what they find in tests/fuzz/corpus/; KEEL_SEED=n picks the seed.
+FUZZ_SECONDS ?= 300
+fuzz: deps
+	./scripts/fuzz.sh --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
+
 format:
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-fuzz

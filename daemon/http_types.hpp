@@ -3,7 +3,10 @@
 // (only the http_* files do) and can be unit-tested without sockets.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -24,9 +27,21 @@ struct HttpRequest {
     bool has_body = false;                        // Content-Length > 0, or a chunked body
 };
 
+// A response body read in pieces while it is written (a snapshot
+// download), so that it never has to fit in memory.  `read` fills up to
+// `capacity` bytes and returns how many, 0 at the end, or -1 when the
+// source failed; it is called on the connection's thread, one piece at a
+// time.  A failure or a short source (fewer than size_bytes in all) closes
+// the connection: the client sees a body shorter than its Content-Length.
+struct StreamedBody {
+    std::uint64_t size_bytes = 0;
+    std::function<std::ptrdiff_t(char* buffer, std::size_t capacity)> read;
+};
+
 struct HttpResponse {
     int status = 200;
     std::string body;
+    std::shared_ptr<StreamedBody> stream{};                     // when set, `body` is not sent
     std::string content_type = "application/json";             // "": no Content-Type header
     std::vector<std::pair<std::string, std::string>> headers;  // extra headers
 

@@ -69,6 +69,7 @@ NodeOptions node_options(const DaemonConfig& config, NodeId id, spdlog::logger& 
     options.data_dir = config.data_dir;
     options.listen_address = config.raft.to_string();
     options.join = config.join;
+    options.force_new_cluster = config.force_new_cluster;
     options.cluster_id = config.cluster_id;
     options.peer_tls = config.peer_tls;
     options.peer_insecure = config.peer_insecure;
@@ -258,6 +259,30 @@ DaemonFigures server_figures(const HttpServer& server, const RequestGuard& guard
     return figures;
 }
 
+// --restore FILE: a new data dir whose state is the snapshot file, for the
+// cluster of the --member list (keel::restore_data_dir), then exit.
+int run_restore(const DaemonConfig& config, NodeId id, spdlog::logger& log) {
+    Result<SnapshotFileInfo> backup = verify_snapshot_file(config.restore_file);
+    if (!backup.ok()) {
+        log.error("--restore {}: {}", config.restore_file, backup.status().to_string());
+        return 1;
+    }
+    if (Status s = restore_data_dir(node_options(config, id, log), config.restore_file); !s.ok()) {
+        log.error("--restore: {}", s.to_string());
+        return 1;
+    }
+    if (Status s = write_node_id(config.data_dir, id); !s.ok()) {
+        log.error("{}", s.to_string());
+        return 1;
+    }
+    log.info(
+        "restored {} into {}: index {}, term {}, {} bytes of state, {} member(s); start raftd on "
+        "it as usual",
+        config.restore_file, config.data_dir, backup->index, backup->term, backup->data_bytes,
+        std::max<std::size_t>(config.members.size(), 1));
+    return 0;
+}
+
 int run(const DaemonConfig& config) {
     // The id: --id, else the one this data dir was created with, else 1.
     Result<std::optional<NodeId>> stored = read_node_id(config.data_dir);
@@ -273,6 +298,18 @@ int run(const DaemonConfig& config) {
     }
     const NodeId id = config.id ? *config.id : (*stored ? **stored : 1);
     auto log = make_logger(id, config.log_level);
+    if (!config.restore_file.empty()) return run_restore(config, id, *log);
+    if (config.force_new_cluster) {
+        if (!*stored) {
+            log->error("--force-new-cluster keeps a data dir's state: {} holds none",
+                       config.data_dir);
+            return 1;
+        }
+        log->warn(
+            "--force-new-cluster: node {} becomes the only voter of {}; entries the old cluster "
+            "had not committed will be; the other old members must not come back with their data",
+            id, config.data_dir);
+    }
     // From now on SIGHUP, SIGINT and SIGTERM wait for serve_until_stopped
     // instead of killing the process (SIGHUP's default).
     boost::asio::io_context signals_context;

@@ -10,6 +10,11 @@
 
 namespace keel::raft {
 
+bool from_leader(const Message& m) {
+    return m.type == MessageType::append || m.type == MessageType::heartbeat ||
+           m.type == MessageType::snapshot || m.type == MessageType::timeout_now;
+}
+
 namespace {
 
 void check_options(const Options& o) {
@@ -21,40 +26,6 @@ void check_options(const Options& o) {
                 "election_ticks_max must be at least election_ticks_min");
     KEEL_ASSERT(o.max_inflight_messages >= 1, "max_inflight_messages must be at least 1");
     KEEL_ASSERT(!o.lease_reads || o.check_quorum, "lease_reads requires check_quorum");
-}
-
-// Messages that only a leader of m.term sends.
-bool from_leader(const Message& m) {
-    return m.type == MessageType::append || m.type == MessageType::heartbeat ||
-           m.type == MessageType::snapshot || m.type == MessageType::timeout_now;
-}
-
-// Structural checks on a message from the network: anything that fails here
-// could only come from a bug or corruption elsewhere; drop it.
-Status validate(const Message& m, NodeId self) {
-    if (m.to != self) return {ErrorCode::invalid_argument, "message addressed to another node"};
-    if (m.from == kNoNode || m.from == self) {
-        return {ErrorCode::invalid_argument, "message from an invalid sender"};
-    }
-    if (m.term == 0) return {ErrorCode::invalid_argument, "message without a term"};
-    if (m.type == MessageType::snapshot && (!m.snapshot || m.snapshot->index == 0)) {
-        return {ErrorCode::invalid_argument, "snapshot message without metadata"};
-    }
-    if (m.type != MessageType::append && !m.entries.empty()) {
-        return {ErrorCode::invalid_argument, "entries on a message that carries none"};
-    }
-    Index expected = m.log_index + 1;
-    Term previous_term = m.log_term;
-    for (const Entry& e : m.entries) {
-        if (e.index != expected++ || e.term < previous_term || e.term > m.term) {
-            return {ErrorCode::invalid_argument, "append entries not contiguous after prevLog"};
-        }
-        if (e.type == EntryType::config && !decode_configuration(e.data)) {
-            return {ErrorCode::corruption, "undecodable configuration entry"};
-        }
-        previous_term = e.term;
-    }
-    return {};
 }
 
 }  // namespace
@@ -136,7 +107,10 @@ Status Core::State::step(const Message& m) {
 }
 
 Status Core::State::step_message(const Message& m) {
-    if (Status st = validate(m, opt.id); !st.ok()) return st;
+    // Fields first, then the sender (admission.cpp): a refused message
+    // touches nothing.
+    if (Status st = validate_message(m, opt.id); !st.ok()) return st;
+    if (Status st = admit(m); !st.ok()) return st;
     bool handled = false;
     Status st = step_by_term(m, handled);
     if (handled) return st;
@@ -153,8 +127,7 @@ Status Core::State::step_message(const Message& m) {
             step_candidate(m);
             break;
         case Role::leader:
-            step_leader(m);
-            break;
+            return step_leader(m);
     }
     return {};
 }
@@ -249,17 +222,17 @@ void Core::State::step_candidate(const Message& m) {
     }
 }
 
-void Core::State::step_leader(const Message& m) {
+Status Core::State::step_leader(const Message& m) {
     switch (m.type) {
         case MessageType::append_response:
-            handle_append_response(m);
-            break;
+            return handle_append_response(m);
         case MessageType::heartbeat_response:
             handle_heartbeat_response(m);
             break;
         default:
             break;  // at most one leader per term: nothing else concerns us
     }
+    return {};
 }
 
 // ---- Core: thin forwarding to State ------------------------------------------

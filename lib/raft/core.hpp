@@ -32,6 +32,7 @@
 #include "keel/status.hpp"
 #include "raft/actions.hpp"
 #include "raft/peer_progress.hpp"
+#include "raft/refusal.hpp"
 #include "raft/types.hpp"
 
 namespace keel::raft {
@@ -103,6 +104,17 @@ struct RestoredState {
 // having) a Core built from it acknowledges anything.
 RestoredState bootstrap(const Configuration& initial);
 
+// Checks what the runtime read back from disk before a Core is built from
+// it (the constructor asserts all of it): terms and indexes at most
+// kMaxRestoredTerm / kMaxRestoredIndex (what a node that took a message's
+// term or index near kMaxTerm / kMaxIndex may have reached since), the
+// snapshot's configuration within the limits,
+// entries contiguous after the snapshot with terms never decreasing and
+// none newer than the hard state, configuration entries that decode, the
+// commit and applied indexes within the log.  corruption says which fails:
+// such a data dir cannot be opened (admission.cpp).
+Status validate_restored(const RestoredState& restored);
+
 // Result of propose()/propose_config_change().
 struct Proposed {
     Index index = 0;  // where the entry was appended
@@ -119,8 +131,16 @@ public:
     Core& operator=(Core&&) noexcept;
 
     // ---- inputs ----------------------------------------------------------
-    // A message from another node.  Stale or malformed messages are dropped;
-    // the Status says why (for logging), never an error that needs handling.
+    // A message from another node, from outside the process: anything may
+    // be in it.  Refused, touching nothing (refusal.hpp: the Status names
+    // the reason, refusal_reason() extracts it for counting): a field out of
+    // range (a term or index at or above 2^63, an acknowledgement past this
+    // leader's log), a malformed message (entries out of order, a
+    // configuration that does not decode or has no voter), and a sender this
+    // node does not know as a member (admission.cpp says exactly which
+    // strangers are still heard: a leader a lagging node does not know yet).
+    // Stale messages are dropped as Raft drops them, with a non-ok Status
+    // that is no refusal.  Never an error that needs handling.
     Status step(const Message& message);
     // One logical time unit.
     void tick();
@@ -188,10 +208,10 @@ public:
     // (minus the trailing entries); for a lone leader, its applied index + 1.
     Index first_index() const;
     Index last_index() const;
-    Index persisted_index() const;  // last entry acknowledged durable
+    Index persisted_index() const;                   // last entry acknowledged durable
     std::optional<Term> term_at(Index index) const;  // nullopt if compacted away or beyond the log
     std::vector<Entry> entries(Index from, Index to_exclusive) const;  // from the in-memory log
-    const Configuration& configuration() const;  // effective (latest in the log)
+    const Configuration& configuration() const;    // effective (latest in the log)
     std::optional<SnapshotMeta> snapshot() const;  // latest snapshot known to the core
     // The leader's view of replication (peer_progress.hpp), one entry per node
     // it replicates to — every member of its latest configuration, plus any

@@ -61,10 +61,12 @@ void Core::State::tick_leader() {
     election_elapsed_ticks += 1;
     if (election_elapsed_ticks >= opt.election_ticks_min) {
         election_elapsed_ticks = 0;
+        quorum_heard = quorum_active();
         // CheckQuorum: a leader that has not heard from a quorum for an
         // election timeout steps down, so a partitioned leader cannot serve
         // stale reads forever and a flapping partial partition settles.
-        if (opt.check_quorum && !quorum_active()) {
+        // Without it, it leads on, but hears strangers (admission.cpp).
+        if (opt.check_quorum && !quorum_heard) {
             become_follower(term, kNoNode);
             return;
         }
@@ -137,6 +139,7 @@ void Core::State::become_leader() {
     lease_forfeited = false;
     sync_progress();
     for (auto& [id, pr] : progress) pr.recent_active = true;
+    quorum_heard = true;
     // §8: a new leader appends a no-op of its term at once; until it commits,
     // the leader does not know which entries are committed (and ReadIndex waits).
     term_start_index = log.last_index() + 1;

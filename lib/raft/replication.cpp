@@ -5,7 +5,9 @@
 
 #include "keel/assert.hpp"
 #include "raft/quorum.hpp"
+#include "raft/refusal.hpp"
 #include "raft/state.hpp"
+#include "raft/str_cat.hpp"
 
 namespace keel::raft {
 
@@ -182,15 +184,24 @@ void Core::State::handle_heartbeat(const Message& m) {
     send(Message{.type = MessageType::heartbeat_response, .to = m.from, .context = m.context});
 }
 
-void Core::State::handle_append_response(const Message& m) {
+Status Core::State::handle_append_response(const Message& m) {
+    // Within its term a leader's log only grows, and every prevLogIndex it
+    // sent and every index a follower can match lie within it; the
+    // follower's hint lies at or below the index it rejected.
+    if (m.index > log.last_index())
+        return refused(kRefusedIndexOutOfRange, str_cat("append_response for index ", m.index,
+                                                        " past the log's ", log.last_index()));
+    if (m.reject && m.hint_index > m.index)
+        return refused(kRefusedIndexOutOfRange,
+                       str_cat("hint ", m.hint_index, " past the rejected index ", m.index));
     auto it = progress.find(m.from);
-    if (it == progress.end()) return;
+    if (it == progress.end()) return {};
     Progress& pr = it->second;
     pr.recent_active = true;
     if (m.reject) {
         // A rejection of an append from an earlier phase (Progress::phase)
         // is stale: the state it would correct has already changed.
-        if (m.context != pr.phase) return;
+        if (m.context != pr.phase) return {};
         // Figure 2, Leaders: "If AppendEntries fails because of log
         // inconsistency: decrement nextIndex and retry" — by a whole term at a
         // time using the follower's hint.
@@ -201,13 +212,12 @@ void Core::State::handle_append_response(const Message& m) {
             if (pr.state == Progress::State::replicate) pr.become_probe();
             send_append(m.from, /*send_if_empty=*/true);
         }
-        return;
+        return {};
     }
-    KEEL_ASSERT(m.index <= log.last_index(), "follower acknowledged entries the leader lacks");
     if (!pr.maybe_update(m.index)) {
         // The answer to a probe that found the follower where we thought it
         // was: start pipelining.  Anything else is stale or a duplicate.
-        if (pr.state != Progress::State::probe || pr.match != m.index) return;
+        if (pr.state != Progress::State::probe || pr.match != m.index) return {};
     }
     switch (pr.state) {
         case Progress::State::probe:
@@ -224,10 +234,11 @@ void Core::State::handle_append_response(const Message& m) {
             break;
     }
     maybe_commit();
-    if (role != Role::leader) return;  // a removed leader stepped down
+    if (role != Role::leader) return {};  // a removed leader stepped down
     while (send_append(m.from, /*send_if_empty=*/false)) {
     }
     if (m.from == transfer_target) maybe_send_timeout_now(m.from);
+    return {};
 }
 
 void Core::State::handle_heartbeat_response(const Message& m) {

@@ -31,6 +31,11 @@ struct HeartbeatSent {
     std::int64_t tick = 0;
 };
 
+// Checks of a message's fields that need no state (admission.cpp).
+Status validate_message(const Message& m, NodeId self);
+// Messages that only a leader of m.term sends (core.cpp).
+bool from_leader(const Message& m);
+
 struct Core::State {
     State(const Options& options, RestoredState restored);
 
@@ -63,7 +68,11 @@ struct Core::State {
 
     // ---- leader ---------------------------------------------------------------
     std::map<NodeId, Progress> progress;  // every member but this node
-    Index term_start_index = 0;           // index of this term's no-op
+    // Whether a quorum of voters was heard from within the last full
+    // election timeout (checked every election_ticks_min ticks, with or
+    // without CheckQuorum): a leader that was not is out of contact.
+    bool quorum_heard = true;
+    Index term_start_index = 0;  // index of this term's no-op
     // False while a leader elected by its own vote alone has not seen that
     // vote (the batch with its hard state and no-op) become durable.
     bool term_durable = true;
@@ -119,7 +128,7 @@ struct Core::State {
     Status step_by_term(const Message& m, bool& handled);
     void step_follower(const Message& m);
     void step_candidate(const Message& m);
-    void step_leader(const Message& m);
+    Status step_leader(const Message& m);
     void send(Message m);
     void send_after_persist(Message m);
     HardState hard_state() const;
@@ -129,6 +138,12 @@ struct Core::State {
     bool may_campaign() const;
     bool committed_own_term() const { return log.term_at(log.committed()) == term; }
     Status not_leader_status() const;
+
+    // ---- admission.cpp: which messages are heard at all -----------------------
+    bool knows_member(NodeId id) const;
+    // Heard from no leader for an election timeout (a leader: from no quorum).
+    bool out_of_contact() const;
+    Status admit(const Message& m) const;
 
     // ---- election.cpp ---------------------------------------------------------
     void tick();  // the clocks, then the role's timer
@@ -154,7 +169,7 @@ struct Core::State {
     std::uint64_t broadcast_heartbeat();
     void handle_append(const Message& m);
     void handle_heartbeat(const Message& m);
-    void handle_append_response(const Message& m);
+    Status handle_append_response(const Message& m);
     void handle_heartbeat_response(const Message& m);
     void append_own(EntryType type, SharedBytes data);
     void send_pending_appends();

@@ -1,8 +1,8 @@
 // The Replica under its core lock: carrying out each batch of core output
 // exactly per the contract in raft/actions.hpp, and handling the progress
-// other threads report (WAL durable, applied, snapshot written, ticks,
-// snapshot chunks).  Socket and timer calls are queued for the I/O thread
-// (to_io), in the order they were produced.
+// other threads report (WAL durable, applied, snapshot written, ticks; what
+// peers send is in peer_input.cpp).  Socket and timer calls are queued for
+// the I/O thread (to_io), in the order they were produced.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
@@ -351,23 +351,6 @@ void Replica::send_snapshot(const raft::Message& m) {
     // The transport streams the file itself (bounded chunks); the receiver
     // gets a byte copy, which is a valid snapshot file (metadata included).
     to_io([this, m, path = file->path] { transport_->send_snapshot(m, path); });
-}
-
-void Replica::on_snapshot_received(raft::Message message, std::string path) {
-    if (shut_down_ || failed_ || !message.snapshot) {
-        std::remove(path.c_str());
-        return;
-    }
-    auto key = std::make_pair(message.snapshot->index, message.snapshot->term);
-    if (auto old = staged_.find(key); old != staged_.end() && old->second != path)
-        std::remove(old->second.c_str());
-    staged_[key] = std::move(path);
-    while (staged_.size() > k_max_staged_snapshots) {
-        std::remove(staged_.begin()->second.c_str());
-        staged_.erase(staged_.begin());
-    }
-    (void)core_->step(message);
-    run_core();
 }
 
 void Replica::on_tick() {

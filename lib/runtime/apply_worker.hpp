@@ -89,6 +89,10 @@ public:
         // After an item's entries are applied and its waiters completed (may
         // be empty): its vectors, handed back for reuse.
         std::function<void(std::vector<raft::Entry>, std::vector<ApplyWaiter>)> recycle;
+        // The state machine could not be restored from a snapshot (its data
+        // came from another member): nothing more is applied; the node must
+        // fail-stop (called once, on the applying thread).
+        std::function<void(Status)> on_failure;
     };
 
     // `applied` is what the state machine reflects already (the restored

@@ -18,6 +18,9 @@
 
 namespace keel::runtime {
 
+// A snapshot message outside a snapshot stream: its data never arrived.
+inline constexpr std::string_view kRejectedWrongFrameKind = "wrong_frame_kind";
+
 class PeerTransport {
 public:
     struct Handlers {

@@ -17,6 +17,7 @@
 #include "runtime/bootstrap.hpp"
 #include "runtime/member_context.hpp"
 #include "runtime/peer_security.hpp"
+#include "runtime/snapshot_file.hpp"
 
 namespace keel::runtime {
 
@@ -305,10 +306,18 @@ void Replica::on_wal_batch_done() {
 }
 
 void Replica::on_message(raft::Message& message) {
+    // A snapshot's metadata travels with its data (the transport's
+    // on_snapshot): alone, in a frame of messages, the core would install a
+    // snapshot whose data was never staged.  (The TCP transport refuses it
+    // already; another transport might not.)
+    if (message.type == raft::MessageType::snapshot)
+        return count_rejection(kRejectedWrongFrameKind, "snapshot message from node " +
+                                                          std::to_string(message.from) +
+                                                          " outside a snapshot stream");
     t_io_stepping_of = this;
     with_core([this, &message] {
         if (shut_down_ || failed_) return;
-        (void)core_->step(message);
+        note_refusal(core_->step(message));
         run_core();
     });
     // The write first: the leader waits for its acknowledgement, which the
@@ -499,6 +508,19 @@ void Replica::transfer_leadership_async(NodeId to, std::function<void(Status)> d
         transfer_ = PendingTransfer{to, std::move(done), ticks};
         run_core();
     });
+}
+
+Result<std::unique_ptr<SnapshotFileSource>> Replica::open_latest_snapshot() {
+    // The store may delete the newest file's predecessor between latest()
+    // and the open (a newer snapshot came): then the next latest() has it.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        std::optional<SnapshotFile> latest = snapshots_->latest();
+        if (!latest)
+            return Status(ErrorCode::not_found, "this node has no snapshot yet: take one first");
+        auto source = open_snapshot_source(*fs_, *latest);
+        if (source.ok() || source.status().code() != ErrorCode::not_found) return source;
+    }
+    return Status(ErrorCode::busy, "the snapshots changed while the latest was opened; try again");
 }
 
 void Replica::snapshot_async(std::function<void(Status)> done) {

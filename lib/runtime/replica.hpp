@@ -155,6 +155,7 @@ public:
     void remove_member_async(NodeId id, std::function<void(Status)> done) override;
     void transfer_leadership_async(NodeId to, std::function<void(Status)> done) override;
     void snapshot_async(std::function<void(Status)> done) override;
+    Result<std::unique_ptr<SnapshotFileSource>> open_latest_snapshot() override;
     NodeStatus status() const override;
     Result<MemberSpec> member(NodeId id) const override;
     void stop(bool transfer_leadership_first = false) override;
@@ -247,7 +248,13 @@ private:
     void on_applied_progress();
     void on_snapshot_written(const raft::SnapshotMeta& meta);
     void on_tick();
+    // ---- what peers send (peer_input.cpp) ----
+    // Under the core lock: a whole snapshot from a peer, staged at `path`
+    // and checked against its checksums already (verify_received_snapshot):
+    // stepped in, and kept for install_snapshot if the core takes it.
     void on_snapshot_received(raft::Message message, std::string path);
+    // count_rejection() if `stepped` (Core::step's answer) is a refusal.
+    void note_refusal(const Status& stepped);
     void fail_stop(const Status& why);
 
     // ---- storage health (storage_health.cpp) ----

@@ -72,14 +72,4 @@ Status Replica::adopt_cluster_id(const transport::ClusterId& id, raft::NodeId fr
     return Status::ok_status();
 }
 
-void Replica::count_rejection(std::string_view reason, std::string_view detail) {
-    {
-        std::lock_guard lock(rejected_mu_);
-        auto it = rejected_.find(reason);
-        if (it == rejected_.end()) it = rejected_.emplace(std::string(reason), 0).first;
-        ++it->second;
-    }
-    log(LogLevel::warn, "peer refused (" + std::string(reason) + "): " + std::string(detail));
-}
-
 }  // namespace keel::runtime

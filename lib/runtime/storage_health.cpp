@@ -12,6 +12,7 @@
 // is gone the alarm clears and writes resume, without a restart.
 #include <algorithm>
 
+#include "raft/refusal.hpp"
 #include "runtime/replica.hpp"
 
 namespace keel::runtime {
@@ -240,6 +241,9 @@ void Replica::verify_received_snapshot(raft::Message message, std::string path) 
                                 std::to_string(message.from) + ": " + checked.to_string() +
                                 " (the leader will send it again)");
         snapshots_rejected_.fetch_add(1);  // after the log line: counted means logged
+        count_rejection(raft::kRefusedMalformed, "snapshot from node " +
+                                                     std::to_string(message.from) + ": " +
+                                                     checked.to_string());
         (void)snapshots_->file_system().remove(path);
         return;
     }

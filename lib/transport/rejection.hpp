@@ -13,8 +13,10 @@ enum class Rejection : std::uint8_t {
     cluster_id,        // a hello from another cluster
     hello_timeout,     // no TLS handshake and hello within hello_timeout
     connection_limit,  // past inbound_connections_max or inbound_pending_per_address_max
-    frame,             // a malformed frame after the hello
-    message,           // a message not from the hello's sender, or not for this node
+    malformed,         // a frame that does not decode, after the hello
+    misaddressed,      // a message not from the hello's sender, or not for this node
+    wrong_frame_kind,  // a message in a frame that cannot carry it (a snapshot message
+                       // outside a snapshot stream: its data is not there)
     snapshot,          // a snapshot stream refused (size limit, offsets, staging failed)
 };
 
@@ -30,10 +32,12 @@ inline const char* rejection_name(Rejection r) {
             return "hello_timeout";
         case Rejection::connection_limit:
             return "connection_limit";
-        case Rejection::frame:
-            return "frame";
-        case Rejection::message:
-            return "message";
+        case Rejection::malformed:
+            return "malformed";
+        case Rejection::misaddressed:
+            return "misaddressed";
+        case Rejection::wrong_frame_kind:
+            return "wrong_frame_kind";
         case Rejection::snapshot:
             return "snapshot";
     }

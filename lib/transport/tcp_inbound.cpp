@@ -182,9 +182,9 @@ void InboundConnection::on_read_end(boost::system::error_code ec) {
     if (peer_ == raft::kNoNode) return act(gate_.on_closed(have));
     if (have == 0) return close("closed by peer");
     if (have < kFrameLengthBytes)
-        return refuse(Rejection::frame, "truncated frame length prefix: connection closed after " +
+        return refuse(Rejection::malformed, "truncated frame length prefix: connection closed after " +
                                             std::to_string(have) + " of 4 bytes");
-    refuse(Rejection::frame, "truncated frame: connection closed after " +
+    refuse(Rejection::malformed, "truncated frame: connection closed after " +
                                  std::to_string(have - kFrameLengthBytes) + " of " +
                                  std::to_string(frame_bytes_ - kFrameLengthBytes) + " body bytes");
 }
@@ -227,7 +227,7 @@ bool InboundConnection::decrypt_received() {
             if (got.status().code() == ErrorCode::aborted) {
                 on_read_end(asio::error::eof);
             } else {
-                refuse(Rejection::frame, got.status().message());
+                refuse(Rejection::malformed, got.status().message());
             }
             return false;
         }
@@ -279,7 +279,7 @@ bool InboundConnection::deliver_frames() {
             decode_frame_length(std::string_view(in_.data() + in_begin_, kFrameLengthBytes),
                                 t_->options_.limits.frame_bytes_max);
         if (!length.ok()) {
-            refuse(Rejection::frame, length.status().to_string());
+            refuse(Rejection::malformed, length.status().to_string());
             return false;
         }
         frame_bytes_ = kFrameLengthBytes + *length;
@@ -288,7 +288,7 @@ bool InboundConnection::deliver_frames() {
         in_begin_ += kFrameLengthBytes + *length;
         Result<Frame> frame = decode_frame_body(body, t_->options_.limits);
         if (!frame.ok()) {
-            refuse(Rejection::frame, "bad frame: " + frame.status().to_string());
+            refuse(Rejection::malformed, "bad frame: " + frame.status().to_string());
             return false;
         }
         if (std::optional<Refused> r = dispatch(std::move(*frame))) {
@@ -302,13 +302,16 @@ bool InboundConnection::deliver_frames() {
 
 std::optional<InboundConnection::Refused> InboundConnection::dispatch(Frame&& frame) {
     if (std::holds_alternative<Hello>(frame))
-        return Refused{Rejection::frame, "a second hello on one connection"};
+        return Refused{Rejection::malformed, "a second hello on one connection"};
 
     if (auto* batch = std::get_if<MessageBatch>(&frame)) {
         // Check the whole batch before delivering any of it.
         for (const auto& m : batch->messages) {
             if (Status s = check_message(m); !s.ok())
-                return Refused{Rejection::message, s.to_string()};
+                return Refused{Rejection::misaddressed, s.to_string()};
+            // Its data travels in snapshot chunks, this message with the last.
+            if (m.type == raft::MessageType::snapshot)
+                return Refused{Rejection::wrong_frame_kind, "a snapshot message in a frame of messages"};
         }
         for (auto& m : batch->messages) {
             if (closed_ || !t_->running()) break;
@@ -321,9 +324,9 @@ std::optional<InboundConnection::Refused> InboundConnection::dispatch(Frame&& fr
     auto& chunk = std::get<SnapshotChunk>(frame);
     if (chunk.message) {
         if (Status s = check_message(*chunk.message); !s.ok())
-            return Refused{Rejection::message, s.to_string()};
+            return Refused{Rejection::misaddressed, s.to_string()};
         if (chunk.message->type != raft::MessageType::snapshot || !chunk.message->snapshot)
-            return Refused{Rejection::message,
+            return Refused{Rejection::wrong_frame_kind,
                            "the final snapshot chunk must carry a snapshot message"};
     }
     if (Status s = t_->on_chunk(this, peer_, std::move(chunk)); !s.ok())

@@ -297,26 +297,55 @@ TEST_CASE("needs_ticks is false exactly for the only member of the configuration
 }
 
 TEST_CASE("a lone voter deposed by a higher term takes leadership back at once, without ticks") {
-    // A removed member that does not know it yet reaches the lone voter with
-    // a higher term; needs_ticks() is false, so nothing else would wake it.
-    Cluster c({1});
+    // 1 removed 2; until that commits, 2 is still heard (it is in 1's
+    // committed configuration), and 2, which does not know it is out,
+    // reaches the lone voter with a higher term.  needs_ticks() is false,
+    // so nothing else would wake it.
+    Cluster c({1, 2});
+    c.elect(1);
+    c.propose(1, "a");
+    c.isolate(2);
+    c.node(1).hold_persist = true;  // the removal stays uncommitted
+    REQUIRE(c.core(1)
+                .propose_config_change(ConfigChange{ConfigChange::Kind::remove, 2, std::string()})
+                .ok());
+    c.process(1);
     REQUIRE(c.core(1).role() == Role::leader);
     REQUIRE_FALSE(c.core(1).needs_ticks());
-    Term removed_term = c.core(1).term() + 5;
-    for (MessageType type : {MessageType::vote, MessageType::append_response,
-                             MessageType::heartbeat, MessageType::append}) {
-        Term term = c.core(1).term();
-        Term before = std::max(term, removed_term);
-        (void)c.core(1).step(Message{.type = type, .from = 9, .to = 1, .term = before + 1});
+    const Term term = c.core(1).term();
+    CHECK(c.core(1)
+              .step(Message{
+                  .type = MessageType::heartbeat_response, .from = 2, .to = 1, .term = term + 5})
+              .ok());
+    c.process(1);
+    // Moved to the higher term, and campaigned alone at once.
+    CHECK(c.core(1).role() == Role::leader);
+    CHECK(c.core(1).term() == term + 6);
+    CHECK_FALSE(c.core(1).needs_ticks());
+    c.release(1);
+    c.propose(1, "still serving");
+    CHECK(c.node(1).applied.back().data == "still serving");
+}
+
+TEST_CASE("a lone voter hears no stranger, whatever its term") {
+    // Before admission checks, each of these from a node that is not a
+    // member deposed the lone voter, which moved to the stranger's term.
+    Cluster c({1});
+    REQUIRE(c.core(1).role() == Role::leader);
+    const Term term = c.core(1).term();
+    for (MessageType type : {MessageType::vote, MessageType::pre_vote, MessageType::append_response,
+                             MessageType::heartbeat_response, MessageType::heartbeat,
+                             MessageType::append, MessageType::timeout_now}) {
+        keel::Status st =
+            c.core(1).step(Message{.type = type, .from = 9, .to = 1, .term = term + 1});
+        CHECK(refusal_reason(st) == kRefusedNotAMember);
         c.process(1);
         CHECK(c.core(1).role() == Role::leader);
-        // A vote request is ignored (the leader is in its own lease); anything
-        // else moves it to the higher term, and it campaigns alone at once.
-        CHECK(c.core(1).term() == (type == MessageType::vote ? term : before + 2));
-        CHECK_FALSE(c.core(1).needs_ticks());
-        c.propose(1, "still serving");
-        CHECK(c.node(1).applied.back().data == "still serving");
+        CHECK(c.core(1).term() == term);
+        CHECK_FALSE(c.core(1).has_actions());
     }
+    c.propose(1, "still serving");
+    CHECK(c.node(1).applied.back().data == "still serving");
 }
 
 TEST_CASE("a lone voter refuses proposals until its self-elected term is durable") {

@@ -43,6 +43,10 @@ void Checker::node_started(NodeId node, const raft::RestoredState& restored) {
         prefix_hash_.assign(1, ValueLog().hash());
         prefix_count_.assign(1, 0);
     }
+    // What a correct node left on its disk always opens (the runtime refuses
+    // to open a data dir that fails this check).
+    if (keel::Status st = raft::validate_restored(restored); !st.ok())
+        fail(n_(node) + " restarts from a state validate_restored refuses: " + st.to_string());
     Mirror& m = mirrors_[node];
     m = Mirror{};
     if (restored.snapshot) {

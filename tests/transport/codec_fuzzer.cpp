@@ -1,5 +1,5 @@
-// libFuzzer target for the frame decoder (built only with clang; see
-// meson.build).  Run:  ./transport_codec_fuzzer -max_total_time=60
+// libFuzzer target for the frame decoder (tests/fuzz/targets.txt: built with
+// clang and run by scripts/fuzz.sh; `scripts/fuzz.sh --seconds 60 codec`).
 // Every input must decode or fail cleanly; whatever decodes must re-encode
 // to the same bytes (the format is canonical).
 #include <cstddef>

@@ -68,6 +68,13 @@ struct Recorder {
     std::vector<std::string> logs;
     std::vector<std::pair<Rejection, std::string>> rejections;
 
+    // The reasons of every refusal so far, in order, by name.
+    std::vector<std::string> rejection_names() const {
+        std::vector<std::string> names;
+        for (const auto& r : rejections) names.push_back(rejection_name(r.first));
+        return names;
+    }
+
     std::size_t rejected(Rejection reason) const {
         std::size_t n = 0;
         for (const auto& r : rejections) n += r.first == reason ? 1 : 0;

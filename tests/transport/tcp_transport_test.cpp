@@ -69,6 +69,7 @@ TEST_CASE("a garbage client is disconnected and the transport keeps serving", "[
         junk.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         CHECK(junk.wait_closed(io));
         CHECK(b->rec.logged("before hello"));
+        CHECK(b->rec.rejection_names() == std::vector<std::string>{"hello"});
     }
     SECTION("random bytes behind a plausible length") {
         RawClient junk(io, b->transport->bound_port());
@@ -78,18 +79,21 @@ TEST_CASE("a garbage client is disconnected and the transport keeps serving", "[
         junk.send(bytes);
         CHECK(junk.wait_closed(io));
         CHECK(b->rec.logged("bad frame"));
+        CHECK(b->rec.rejection_names() == std::vector<std::string>{"hello"});
     }
     SECTION("a frame before the hello") {
         RawClient junk(io, b->transport->bound_port());
         std::vector<raft::Message> one{heartbeat(1, 2, 0)};
         junk.send(*encode_messages(one, {}));
         CHECK(junk.wait_closed(io));
+        CHECK(b->rec.rejection_names() == std::vector<std::string>{"hello"});
     }
     SECTION("a hello from another cluster") {
         RawClient junk(io, b->transport->bound_port());
         junk.send(hello_frame(1, test_cluster(6)));
         CHECK(junk.wait_closed(io));
         CHECK(b->rec.logged("of cluster"));
+        CHECK(b->rec.rejection_names() == std::vector<std::string>{"cluster_id"});
     }
     SECTION("a message claiming another sender") {
         RawClient junk(io, b->transport->bound_port());
@@ -97,6 +101,7 @@ TEST_CASE("a garbage client is disconnected and the transport keeps serving", "[
         junk.send(hello_frame(1) + *encode_messages(one, {}));
         CHECK(junk.wait_closed(io));
         CHECK(b->rec.logged("on the connection of node 1"));
+        CHECK(b->rec.rejection_names() == std::vector<std::string>{"misaddressed"});
     }
     SECTION("a message addressed to another node") {
         RawClient junk(io, b->transport->bound_port());
@@ -104,6 +109,18 @@ TEST_CASE("a garbage client is disconnected and the transport keeps serving", "[
         junk.send(hello_frame(1) + *encode_messages(one, {}));
         CHECK(junk.wait_closed(io));
         CHECK(b->rec.logged("message for node 3, this is node 2"));
+        CHECK(b->rec.rejection_names() == std::vector<std::string>{"misaddressed"});
+    }
+    SECTION("a snapshot message in a frame of messages (its data never comes)") {
+        RawClient junk(io, b->transport->bound_port());
+        raft::Message snap = heartbeat(1, 2, 1);
+        snap.type = raft::MessageType::snapshot;
+        snap.snapshot = raft::SnapshotMeta{10, 3, {}};
+        std::vector<raft::Message> one{heartbeat(1, 2, 0), snap};
+        junk.send(hello_frame(1) + *encode_messages(one, {}));
+        CHECK(junk.wait_closed(io));
+        CHECK(b->rec.logged("a snapshot message in a frame of messages"));
+        CHECK(b->rec.rejection_names() == std::vector<std::string>{"wrong_frame_kind"});
     }
     CHECK(b->rec.messages.empty());
     CHECK(b->transport->stats().inbound_rejected >= 1);

@@ -55,6 +55,17 @@ struct NodeOptions {
     // the configuration; they are not a bootstrap configuration.
     bool join = false;
 
+    // Disaster recovery, when a majority of the members is lost for good:
+    // at open this node keeps its data and becomes the only voter of a new
+    // configuration, written to its own log in a new term before anything
+    // else runs (as etcd's --force-new-cluster).  Everything in its log is
+    // then committed, also entries the old cluster had not committed.  Needs
+    // a data dir that holds state; refused on a first start and with join.
+    // For one start only (a later start with it set adds another such entry,
+    // harmlessly).  The old members must never come back with their old
+    // data: empty their data dirs and add them again as new members.
+    bool force_new_cluster = false;
+
     // The cluster's id, 32 hex digits (docs/operations.md, "Cluster
     // identity").  Empty: the one stored in data_dir; a lone founding member
     // creates a random one at bootstrap, a joiner learns it from the leader

@@ -7,6 +7,10 @@
 //
 // This is the one header every keel layer shares.  It depends on the
 // standard library only, so the pure Raft core and the WAL may both use it.
+//
+// Rule (docs/style.md): KEEL_ASSERT guards our own invariants only; what
+// comes from outside (peer bytes, HTTP, files on disk) is checked, refused
+// with a Status and counted, never asserted.
 #pragma once
 
 #include <cstdio>
