@@ -266,7 +266,8 @@ private:
         s->message.result(static_cast<http::status>(response.status));
         s->message.version(11);
         s->message.set(http::field::server, "raftd");
-        s->message.set(http::field::content_type, response.content_type);
+        if (!response.content_type.empty())
+            s->message.set(http::field::content_type, response.content_type);
         for (auto& [name, value] : response.headers) s->message.set(name, value);
         s->message.keep_alive(s->keep_alive);
         s->message.content_length(s->source->size_bytes);
@@ -275,12 +276,12 @@ private:
         s->serializer.emplace(s->message);
         s->piece.resize(kStreamPieceBytes);
         lowest().expires_after(options().write_timeout);
-        http::async_write_header(stream_, *s->serializer,
-                                 [self = this->shared_from_this(), s](beast::error_code ec,
-                                                                      std::size_t) {
-                                     if (ec) return self->end_streamed(*s, ec);
-                                     self->write_piece(s);
-                                 });
+        http::async_write_header(
+            stream_, *s->serializer,
+            [self = this->shared_from_this(), s](beast::error_code ec, std::size_t) {
+                if (ec) return self->end_streamed(*s, ec);
+                self->write_piece(s);
+            });
     }
 
     void write_piece(const std::shared_ptr<Streaming>& s) {
