@@ -26,7 +26,8 @@ import time
 # networking flags keep Chromium from calling out of a closed network.
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", "--mute-audio", "--remote-debugging-pipe"]
+         "--hide-scrollbars", "--mute-audio", "--disable-dev-shm-usage",
+         "--remote-debugging-pipe"]
 CALL_TIMEOUT_S = 20.0
 POLL_S = 0.05
 # Records Content-Security-Policy violations from the first script on: the

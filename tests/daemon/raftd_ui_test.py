@@ -38,6 +38,8 @@ from headless_chromium import Chromium  # noqa: E402
 from raftd_integration_test import request, wait_until  # noqa: E402
 
 ARTEFACTS = os.environ.get("KEEL_UI_ARTEFACTS") or os.getcwd()
+PAGE_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "daemon", "ui",
+                           "status.html")
 POLL_QUERY = "?interval_ms=250"  # a faster poll than the page's 1 s, for a quick test
 WRITES_MAX = 20000               # bound on the background traffic, per writer
 
@@ -53,7 +55,10 @@ PAGE_STATE = """(() => {
   return {ids: rows.map((r) => Number(r.dataset.id)),
           leaders: rows.filter((r) => r.classList.contains('leader')).map((r) => Number(r.dataset.id)),
           answers: rows.map((r) => r.lastElementChild.textContent),
+          roles: rows.map((r) => r.querySelector('.role').textContent),
           prompt: prompt.hidden ? '' : prompt.textContent,
+          notice: document.getElementById('notice').hidden ? ''
+              : document.getElementById('notice').textContent,
           charts, csp: window.__cspViolations || ['(not recorded)']};
 })()"""
 
@@ -165,6 +170,23 @@ class UiTest(it.RaftdCase):
                       page.eval("document.querySelector('#members tbody').textContent"))
         page.screenshot(artefact("status-page.png"))
 
+        # A learner added while the page is open: listed at once, but the
+        # page's policy predates it, so the page asks to be reloaded; once
+        # reloaded it reaches the new member too.
+        fourth = self.node(4).start("--join", *self.member_flags(nodes))
+        code, _, body = request(leader.http, "POST", "/v1/members", {
+            "id": 4, "raft": "127.0.0.1:%d" % fourth.raft, "http": "127.0.0.1:%d" % fourth.http,
+            "role": "learner"})
+        self.assertEqual(code, 200, body)
+        state = page.wait_until("the page asking to be reloaded", PAGE_STATE,
+                                lambda s: "reload it" in s["notice"] and len(s["ids"]) == 4)
+        self.assertIn("127.0.0.1:%d" % fourth.http, state["notice"])
+        page.call("Page.reload")
+        state = page.wait_until("four members answering after a reload", PAGE_STATE,
+                                shows_cluster([1, 2, 3, 4]))
+        self.assertEqual((state["notice"], state["csp"]), ("", []))
+        self.assertIn("learner", state["roles"][state["ids"].index(4)])
+
     def test_token_prompt_then_members_over_https(self):
         ca, cert, key = make_ca_and_cert(self.root)
         read_token, write_token = os.urandom(16).hex(), os.urandom(16).hex()
@@ -221,6 +243,8 @@ class UiTest(it.RaftdCase):
         # The page: a CSP naming its own inline script's and style's hashes.
         code, hdrs, html = request(a.http, "GET", "/ui")
         self.assertEqual(code, 200)
+        with open(PAGE_SOURCE, encoding="utf-8") as f:
+            self.assertEqual(html, f.read())  # the file, embedded byte for byte
         self.assertEqual(hdrs["content-type"], "text/html; charset=utf-8")
         policy = dict(d.strip().split(" ", 1) for d in hdrs["content-security-policy"].split(";"))
         for tag, directive in (("script", "script-src"), ("style", "style-src")):
