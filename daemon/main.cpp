@@ -380,6 +380,12 @@ int run(const DaemonConfig& config) {
         status.term, mode_string(status.mode), status.members.size(),
         status.cluster_id.empty() ? "not known yet" : status.cluster_id,
         config.peer_tls.enabled() ? "mutual TLS" : "plain TCP");
+    const std::string& host = config.http.host;
+    const std::string bracketed = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+    if (std::optional<std::string> origin =
+            browser_origin(context.url_scheme, bracketed + ":" + std::to_string(*port))) {
+        log->info("status page: {}/ui", *origin);
+    }
 
     serve_until_stopped(
         signals_context, signals, exit_code, [&] { reload_tokens(config, tokens->get(), *log); },
