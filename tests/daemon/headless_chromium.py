@@ -176,8 +176,17 @@ class Page:
             time.sleep(POLL_S)
         raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
 
-    def screenshot(self, path):
-        data = self.call("Page.captureScreenshot", {"format": "png"})["data"]
+    def screenshot(self, path, down_to=None):
+        """A PNG of the viewport; with `down_to` (a CSS selector), cut below
+        that element's bottom edge."""
+        params = {"format": "png"}
+        if down_to:
+            box = self.eval("(() => { const r = document.querySelector(%s)"
+                            ".getBoundingClientRect(); return [innerWidth, r.bottom]; })()"
+                            % json.dumps(down_to))
+            params["clip"] = {"x": 0, "y": 0, "width": box[0], "height": min(box[1], 10000),
+                              "scale": 1}
+        data = self.call("Page.captureScreenshot", params)["data"]
         with open(path, "wb") as f:
             f.write(base64.b64decode(data))
         return path

@@ -168,7 +168,7 @@ class UiTest(it.RaftdCase):
         self.assertEqual(state["csp"], [])
         self.assertIn("node %d (this page)" % follower.id,
                       page.eval("document.querySelector('#members tbody').textContent"))
-        page.screenshot(artefact("status-page.png"))
+        page.screenshot(artefact("status-page.png"), down_to="main")
 
         # A learner added while the page is open: listed at once, but the
         # page's policy predates it, so the page asks to be reloaded; once
@@ -226,7 +226,7 @@ class UiTest(it.RaftdCase):
         self.assertEqual(page.eval("localStorage.length"), 0)
         self.assertNotIn(read_token, page.eval("location.href"))
         self.assertEqual(page.eval("document.getElementById('token').value"), "")
-        page.screenshot(artefact("status-page-https.png"))
+        page.screenshot(artefact("status-page-https.png"), down_to="main")
         # Forgetting it brings the prompt back and clears the data.
         page.eval("document.getElementById('forget').click()")
         state = page.wait_until("the prompt again", PAGE_STATE,
