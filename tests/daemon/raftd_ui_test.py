@@ -16,7 +16,10 @@ clusters on loopback, and the cross-origin rules it relies on:
 Waits poll the DOM or HTTP against bounded deadlines; no fixed sleeps as
 synchronisation.  chromium and certutil come from scripts/install-deps.sh;
 without them the test fails (it never skips).  Screenshots go to
-$KEEL_UI_ARTEFACTS (meson sets the build dir) and their paths are printed.
+$KEEL_UI_ARTEFACTS (meson sets the build dir) and their paths are printed;
+docs/images/status-page.png (linked from README.md) is this test's
+status-page.png: after changing the page, run `meson test -C build daemon_ui`,
+look at build/tests/daemon/status-page.png and copy it there.
 
     raftd_ui_test.py path/to/raftd [unittest args]
 """
