@@ -4,9 +4,10 @@ reads commands from fd 3 and writes answers and events to fd 4, each a JSON
 object ended by a NUL byte (no port, no websocket).
 
     browser = Chromium(work_dir, trusted_ca=None)   # fails if chromium is missing
-    page = browser.open("http://127.0.0.1:8080/ui")
+    page = browser.open("http://127.0.0.1:8080/ui")     # a new tab
     page.wait_until("the table", "document.querySelectorAll('tr').length", lambda n: n > 2)
     page.screenshot(path)
+    page.close()
     browser.close()
 
 Every wait is bounded.  `trusted_ca`: a PEM CA certificate that Chromium
@@ -119,7 +120,7 @@ class Chromium:
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.call("Target.attachToTarget",
                             {"targetId": target, "flatten": True})["sessionId"]
-        page = Page(self, session)
+        page = Page(self, session, target)
         page.call("Page.enable")
         page.call("Emulation.setDeviceMetricsOverride",
                   {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
@@ -146,9 +147,17 @@ class Chromium:
 
 
 class Page:
-    def __init__(self, browser, session):
+    def __init__(self, browser, session, target):
         self.browser = browser
         self.session = session
+        self.target = target
+
+    def close(self):
+        """Closes the tab (the browser stays)."""
+        try:
+            self.browser.call("Target.closeTarget", {"targetId": self.target}, timeout_s=5)
+        except ChromiumError:
+            pass  # the browser is gone: nothing left to close
 
     def call(self, method, params=None):
         return self.browser.call(method, params, self.session)

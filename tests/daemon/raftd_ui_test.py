@@ -29,9 +29,11 @@ import http.client
 import json
 import os
 import re
+import shutil
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import unittest
 
@@ -131,17 +133,38 @@ class Writers:
 
 
 class UiTest(it.RaftdCase):
+    # One Chromium for the class (its start is a good part of a test's
+    # time), trusting a test CA from the start; each test has its own tab,
+    # so its own sessionStorage.
+    @classmethod
+    def setUpClass(cls):
+        cls.shared = tempfile.mkdtemp(prefix="raftd-ui-")
+        cls.ca, cls.cert, cls.key = make_ca_and_cert(cls.shared)
+        cls._browser = None
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls._browser:
+            cls._browser.close()
+        shutil.rmtree(cls.shared, ignore_errors=True)
+
     def setUp(self):
         super().setUp()
-        self.browser = None
+        self.page = None
         self.writers = None
 
     def tearDown(self):
         if self.writers:
             self.writers.close()
-        if self.browser:
-            self.browser.close()
+        if self.page:
+            self.page.close()
         super().tearDown()
+
+    def open_page(self, url):
+        if UiTest._browser is None:
+            UiTest._browser = Chromium(self.shared, trusted_ca=self.ca)
+        self.page = UiTest._browser.open(url)
+        return self.page
 
     def page_leader_is_the_cluster_leader(self, page, nodes):
         def agree():
@@ -154,8 +177,7 @@ class UiTest(it.RaftdCase):
         leader = self.leader_of(nodes)
         self.writers = Writers(leader.http)
         follower = next(n for n in nodes if n is not leader)
-        self.browser = Chromium(self.root)
-        page = self.browser.open("http://127.0.0.1:%d/ui%s" % (follower.http, POLL_QUERY))
+        page = self.open_page("http://127.0.0.1:%d/ui%s" % (follower.http, POLL_QUERY))
         state = page.wait_until("three members answering, one leader", PAGE_STATE,
                                 shows_cluster([1, 2, 3]))
         self.page_leader_is_the_cluster_leader(page, nodes)
@@ -191,7 +213,7 @@ class UiTest(it.RaftdCase):
         self.assertIn("learner", state["roles"][state["ids"].index(4)])
 
     def test_token_prompt_then_members_over_https(self):
-        ca, cert, key = make_ca_and_cert(self.root)
+        ca, cert, key = self.ca, self.cert, self.key
         read_token, write_token = os.urandom(16).hex(), os.urandom(16).hex()
         tokens = os.path.join(self.root, "tokens")
         with open(tokens, "w") as f:
@@ -205,8 +227,7 @@ class UiTest(it.RaftdCase):
             leaders = {s["leader_id"] for s in statuses if s}
             return None not in statuses and len(leaders) == 1 and 0 not in leaders
         wait_until("an agreed leader over HTTPS", one_leader)
-        self.browser = Chromium(self.root, trusted_ca=ca)
-        page = self.browser.open("https://127.0.0.1:%d/ui%s" % (nodes[0].http, POLL_QUERY))
+        page = self.open_page("https://127.0.0.1:%d/ui%s" % (nodes[0].http, POLL_QUERY))
         state = page.wait_until("the token prompt", PAGE_STATE, lambda s: s["prompt"])
         self.assertIn("asks for a token (401)", state["prompt"])
         self.assertEqual(state["ids"], [])
