@@ -132,6 +132,8 @@ private:
         head_.host.assign(message[http::field::host]);
         head_.origin.assign(message[http::field::origin]);
         head_.authorization.assign(message[http::field::authorization]);
+        head_.access_control_request_method.assign(
+            message[http::field::access_control_request_method]);
         head_.has_body = parser_->chunked() || parser_->content_length().value_or(0) > 0;
         std::optional<HttpResponse> refusal;
         if (options().gate) refusal = options().gate(head_, server_->connection_info);
@@ -221,11 +223,14 @@ private:
         auto message = std::make_shared<http::response<http::string_body>>(
             static_cast<http::status>(response.status), 11);
         message->set(http::field::server, "raftd");
-        message->set(http::field::content_type, response.content_type);
+        if (!response.content_type.empty())
+            message->set(http::field::content_type, response.content_type);
         for (auto& [name, value] : response.headers) message->set(name, value);
         message->body() = std::move(response.body);
         message->keep_alive(keep_alive);
         message->prepare_payload();
+        // A 204 has no body and must not say so (RFC 9110, 8.6).
+        if (response.status == 204) message->erase(http::field::content_length);
         lowest().expires_after(options().write_timeout);
         http::async_write(stream_, *message,
                           [self = this->shared_from_this(), message, keep_alive, counted](
@@ -261,7 +266,8 @@ private:
         s->message.result(static_cast<http::status>(response.status));
         s->message.version(11);
         s->message.set(http::field::server, "raftd");
-        s->message.set(http::field::content_type, response.content_type);
+        if (!response.content_type.empty())
+            s->message.set(http::field::content_type, response.content_type);
         for (auto& [name, value] : response.headers) s->message.set(name, value);
         s->message.keep_alive(s->keep_alive);
         s->message.content_length(s->source->size_bytes);
@@ -270,12 +276,12 @@ private:
         s->serializer.emplace(s->message);
         s->piece.resize(kStreamPieceBytes);
         lowest().expires_after(options().write_timeout);
-        http::async_write_header(stream_, *s->serializer,
-                                 [self = this->shared_from_this(), s](beast::error_code ec,
-                                                                      std::size_t) {
-                                     if (ec) return self->end_streamed(*s, ec);
-                                     self->write_piece(s);
-                                 });
+        http::async_write_header(
+            stream_, *s->serializer,
+            [self = this->shared_from_this(), s](beast::error_code ec, std::size_t) {
+                if (ec) return self->end_streamed(*s, ec);
+                self->write_piece(s);
+            });
     }
 
     void write_piece(const std::shared_ptr<Streaming>& s) {

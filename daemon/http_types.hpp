@@ -23,7 +23,8 @@ struct HttpRequest {
     std::string host{};           // the Host header, "" when absent
     std::string origin{};         // the Origin header, "" when absent
     std::string authorization{};  // cleared once the gate has run: handlers never see it
-    bool has_body = false;        // Content-Length > 0, or a chunked body
+    std::string access_control_request_method{};  // a CORS preflight's (cors.hpp), "" when absent
+    bool has_body = false;                        // Content-Length > 0, or a chunked body
 };
 
 // A response body read in pieces while it is written (a snapshot
@@ -40,8 +41,8 @@ struct StreamedBody {
 struct HttpResponse {
     int status = 200;
     std::string body;
-    std::shared_ptr<StreamedBody> stream{};  // when set, `body` is not sent
-    std::string content_type = "application/json";
+    std::shared_ptr<StreamedBody> stream{};                     // when set, `body` is not sent
+    std::string content_type = "application/json";             // "": no Content-Type header
     std::vector<std::pair<std::string, std::string>> headers;  // extra headers
 
     void set_header(std::string name, std::string value) {

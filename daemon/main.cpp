@@ -26,6 +26,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "auth_tokens.hpp"
+#include "cors.hpp"
 #include "errors.hpp"
 #include "flags.hpp"
 #include "handlers.hpp"
@@ -33,9 +34,11 @@
 #include "identity.hpp"
 #include "keel/keel.hpp"
 #include "kv_state_machine.hpp"
+#include "member_origins.hpp"
 #include "member_spec.hpp"
 #include "request_guard.hpp"
 #include "router.hpp"
+#include "status_page.hpp"
 #include "storage_quota.hpp"
 
 #ifndef RAFTD_VERSION
@@ -350,11 +353,18 @@ int run(const DaemonConfig& config) {
     context.url_scheme = config.http_cert.empty() ? "http" : "https";
     add_kv_routes(router, context);
     add_admin_routes(router, context);
-    RequestGuard guard(GuardOptions{config.allowed_origins, config.allowed_hosts}, *tokens, router);
+    add_ui_routes(router, context, std::make_shared<const StatusPage>(status_page_html()));
+    // The members' status pages may read cross-origin (cors.hpp).
+    auto cors = std::make_shared<const CorsPolicy>([&node = *node, scheme = context.url_scheme] {
+        return member_origins(node.status(), scheme);
+    });
+    RequestGuard guard(GuardOptions{config.allowed_origins, config.allowed_hosts, cors}, *tokens,
+                       router);
     server = std::make_unique<HttpServer>(
-        http_server_options(config, guard), [&router](HttpRequest request, Respond respond) {
+        http_server_options(config, guard),
+        with_cors(cors, [&router](HttpRequest request, Respond respond) {
             router.dispatch(std::move(request), std::move(respond));
-        });
+        }));
     context.server_figures = [&server, &guard] { return server_figures(*server, guard); };
     Result<std::uint16_t> port = server->start();
     if (!port.ok()) {
@@ -370,6 +380,12 @@ int run(const DaemonConfig& config) {
         status.term, mode_string(status.mode), status.members.size(),
         status.cluster_id.empty() ? "not known yet" : status.cluster_id,
         config.peer_tls.enabled() ? "mutual TLS" : "plain TCP");
+    const std::string& host = config.http.host;
+    const std::string bracketed = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+    if (std::optional<std::string> origin =
+            browser_origin(context.url_scheme, bracketed + ":" + std::to_string(*port))) {
+        log->info("status page: {}/ui", *origin);
+    }
 
     serve_until_stopped(
         signals_context, signals, exit_code, [&] { reload_tokens(config, tokens->get(), *log); },

@@ -233,6 +233,17 @@ class DocsTest(it.RaftdCase):
         self.assertEqual(len(blocks), 1)
         out = self.run_script(blocks[0], "README.md")
         self.assertIn('"value":"hello"', out)
+        # The status page's address as the README gives it, and its screenshot.
+        with open(os.path.join(REPO, "README.md")) as f:
+            readme = f.read()
+        pages = re.findall(r"http://127\.0\.0\.1:8080/ui\b", readme)
+        self.assertTrue(pages, "README.md names the status page")
+        for url in set(pages):
+            code, hdrs, html = it.request(self.port(8080), "GET", url[len("http://127.0.0.1:8080"):])
+            self.assertEqual((code, hdrs["content-type"]), (200, "text/html; charset=utf-8"), url)
+            self.assertIn("<title>raftd status</title>", html)
+        for image in re.findall(r"!\[[^]]*\]\(([^)]+)\)", readme):
+            self.assertTrue(os.path.isfile(os.path.join(REPO, image)), image)
 
     def test_readme_keelctl(self):
         self.raftd("--data-dir", "d", "--http", "127.0.0.1:%d" % self.port(8080),
