@@ -132,12 +132,17 @@ inline constexpr std::uint32_t kNoSpaceRetryMs = 100;
 // a cluster whose disks are all full from passing leadership round).
 inline constexpr int kMaxNoSpaceTransfers = 3;
 
+// Addresses the runtime learned from peers' hellos and keeps for ids its
+// configuration does not place (replica_peers.cpp): the newest this many.
+inline constexpr std::size_t kMaxLearnedPeerAddresses = 64;
+
 // Makes the TCP transport for a replica (peer_transport_tcp.cpp), or null
 // when this build has none.  The cluster id is unset for a joiner that has
-// not heard from its cluster yet.
+// not heard from its cluster yet.  `advertised_address`: what the hellos say
+// this node listens at (empty: the transport's bound listen address).
 using TransportFactory = std::function<Result<std::unique_ptr<PeerTransport>>(
     boost::asio::io_context&, const NodeOptions&, const transport::ClusterId&,
-    PeerTransport::Handlers)>;
+    const std::string& advertised_address, PeerTransport::Handlers)>;
 
 class Replica final : public Node {
 public:
@@ -185,6 +190,15 @@ private:
     Status check_peer_security() const;
     // A joiner's first valid hello: stores the cluster id (I/O thread).
     Status adopt_cluster_id(const transport::ClusterId& id, raft::NodeId from);
+    // A peer's hello said where it listens (I/O thread): kept for an id the
+    // configuration does not place, so that answers reach it.
+    void on_peer_hello(raft::NodeId from, std::string address);
+    // What this node's hellos say it listens at: its own address in the
+    // configuration, or empty (the transport's bound listen address).
+    std::string advertised_address() const;
+    // Sets the transport's peers to configured_peers_, and the learned
+    // addresses of ids it does not place.  REQUIRES: the core lock.
+    void update_peer_directory();
     void count_rejection(std::string_view reason, std::string_view detail);
     void log(LogLevel level, const std::string& message) const;
     // Runs `f` on the I/O thread (thread-safe).
@@ -339,7 +353,12 @@ private:
     // Snapshots received from leaders, staged until the core installs one.
     std::map<std::pair<raft::Index, raft::Term>, std::string> staged_;
     std::map<raft::NodeId, raft::Index> outgoing_snapshot_;  // peer -> index being sent
-    std::map<raft::NodeId, std::string> peers_;              // id -> raft address
+    std::map<raft::NodeId, std::string> peers_;              // id -> raft address, as set
+    // From the configuration (and, joining, NodeOptions::initial_members).
+    std::map<raft::NodeId, std::string> configured_peers_;
+    // From hellos: id -> (address, when learned), at most kMaxLearnedPeerAddresses.
+    std::map<raft::NodeId, std::pair<std::string, std::uint64_t>> learned_peers_;
+    std::uint64_t learned_seq_ = 0;
     bool ticker_wanted_ = false;
     bool failed_ = false;
     // A term/vote change is not durable yet (out of space): messages are

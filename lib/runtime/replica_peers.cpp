@@ -1,6 +1,7 @@
 // The replica's side of the Raft port: the transport's handlers, the check
 // of the port's security at start (peer_security.hpp), the cluster id a
 // joiner learns from its first hello, and the refusals counted for status().
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <string_view>
@@ -10,6 +11,7 @@
 #include "runtime/member_context.hpp"
 #include "runtime/peer_security.hpp"
 #include "runtime/replica.hpp"
+#include "transport/codec.hpp"
 
 namespace keel::runtime {
 
@@ -45,7 +47,81 @@ PeerTransport::Handlers Replica::transport_handlers() {
     h.on_cluster_id = [this](const transport::ClusterId& id, raft::NodeId from) {
         return adopt_cluster_id(id, from);
     };
+    h.on_hello = [this](raft::NodeId from, std::string_view address) {
+        on_peer_hello(from, std::string(address));
+    };
     return h;
+}
+
+std::string Replica::advertised_address() const {
+    const raft::Configuration& config = core_->configuration();
+    auto self = config.members.find(options_.id);
+    if (self == config.members.end()) return {};
+    std::string address = member_spec(options_.id, self->second).raft_address;
+    // Port 0 is a listen address, not one to dial: the transport's bound one.
+    if (address.ends_with(":0") || !transport::valid_hello_address(address)) return {};
+    return address;
+}
+
+// Why: a node learns the cluster's addresses from its configuration, but a
+// joiner has none yet, and a member whose log predates a new leader's
+// addition does not know that leader.  Both hear such a leader (admission.cpp)
+// and must answer it, or it never learns what they lack.  The transport is
+// one-way (each side dials the other), so the answer needs the leader's
+// address: its hello says it.  The configuration, then the operator's
+// initial_members, take precedence; a learned address only fills a gap, and
+// only the newest kMaxLearnedPeerAddresses are kept.  A plain-TCP node
+// without peer_insecure learns loopback addresses only (peer_security.hpp).
+void Replica::on_peer_hello(raft::NodeId from, std::string address) {
+    if (address.empty()) return;
+    with_core([this, from, address = std::move(address)]() mutable {
+        if (shut_down_) return;
+        if (configured_peers_.count(from)) return;
+        if (Status s = check_new_member_address(options_, address); !s.ok()) {
+            log(LogLevel::warn, "not answering node " + std::to_string(from) + " at " + address +
+                                    ": " + s.message());
+            return;
+        }
+        auto it = learned_peers_.find(from);
+        if (it != learned_peers_.end() && it->second.first == address) {
+            it->second.second = ++learned_seq_;
+            return;
+        }
+        if (it == learned_peers_.end() && learned_peers_.size() >= kMaxLearnedPeerAddresses) {
+            auto oldest = std::min_element(
+                learned_peers_.begin(), learned_peers_.end(),
+                [](const auto& a, const auto& b) { return a.second.second < b.second.second; });
+            learned_peers_.erase(oldest);
+        }
+        log(LogLevel::info, "node " + std::to_string(from) +
+                                ", not in the configuration, said hello from " + address +
+                                ": answering it there");
+        learned_peers_[from] = {std::move(address), ++learned_seq_};
+        update_peer_directory();
+    });
+}
+
+void Replica::update_peer_directory() {
+    std::map<raft::NodeId, std::string> peers = configured_peers_;
+    for (auto it = learned_peers_.begin(); it != learned_peers_.end();) {
+        // The configuration places it now: what it says wins, for good.
+        if (configured_peers_.count(it->first)) {
+            it = learned_peers_.erase(it);
+            continue;
+        }
+        if (it->first != options_.id) peers[it->first] = it->second.first;
+        ++it;
+    }
+    if (transport_) {
+        for (const auto& [id, address] : peers_)
+            if (!peers.count(id)) to_io([this, id = id] { transport_->remove_peer(id); });
+        for (const auto& [id, address] : peers) {
+            auto old = peers_.find(id);
+            if (old == peers_.end() || old->second != address)
+                to_io([this, id = id, address = address] { transport_->set_peer(id, address); });
+        }
+    }
+    peers_ = std::move(peers);
 }
 
 Status Replica::check_peer_security() const {

@@ -42,7 +42,7 @@ public:
             static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1)))));
         auto cluster = tp::ClusterId::parse_hex(target.status().cluster_id);
         REQUIRE(cluster.ok());
-        send(tp::encode_hello(tp::Hello{cluster.value(), from}));
+        send(tp::encode_hello(tp::Hello{cluster.value(), from, ""}));
     }
     void send(const std::string& bytes) { asio::write(socket_, asio::buffer(bytes)); }
     void send_messages(std::vector<raft::Message> messages) {

@@ -74,8 +74,10 @@ TEST_CASE("a garbage client is disconnected and the transport keeps serving", "[
     SECTION("random bytes behind a plausible length") {
         RawClient junk(io, b->transport->bound_port());
         std::string bytes = random_bytes(kHelloFrameBytes, 7);
-        bytes[0] = static_cast<char>(kHelloFrameBytes - kFrameLengthBytes);
-        bytes[1] = bytes[2] = bytes[3] = 0;
+        const std::size_t length = kHelloFrameBytes - kFrameLengthBytes;
+        bytes[0] = static_cast<char>(length & 0xff);
+        bytes[1] = static_cast<char>(length >> 8);
+        bytes[2] = bytes[3] = 0;
         junk.send(bytes);
         CHECK(junk.wait_closed(io));
         CHECK(b->rec.logged("bad frame"));
