@@ -283,12 +283,12 @@ void Replica::on_configuration(const raft::Configuration& config) {
     }
     // A joining node learns the cluster's addresses from its log; until then
     // it answers the members it was told about (NodeOptions::initial_members)
-    // and those that said hello (update_peer_directory).
+    // and those that said hello (peer_directory.hpp).
     if (options_.join)
         for (const MemberSpec& m : options_.initial_members)
             if (m.id != options_.id && !m.raft_address.empty() && !peers.count(m.id))
                 peers[m.id] = m.raft_address;
-    configured_peers_ = std::move(peers);
+    directory_.set_configured(std::move(peers));
     update_peer_directory();
     std::lock_guard lock(status_mu_);
     status_.members = std::move(members);

@@ -47,6 +47,7 @@
 #include "runtime/background_worker.hpp"
 #include "runtime/latency_histogram.hpp"
 #include "runtime/log_store.hpp"
+#include "runtime/peer_directory.hpp"
 #include "runtime/peer_transport.hpp"
 #include "runtime/proposal_tracker.hpp"
 #include "runtime/read_tracker.hpp"
@@ -132,10 +133,6 @@ inline constexpr std::uint32_t kNoSpaceRetryMs = 100;
 // a cluster whose disks are all full from passing leadership round).
 inline constexpr int kMaxNoSpaceTransfers = 3;
 
-// Addresses the runtime learned from peers' hellos and keeps for ids its
-// configuration does not place (replica_peers.cpp): the newest this many.
-inline constexpr std::size_t kMaxLearnedPeerAddresses = 64;
-
 // Makes the TCP transport for a replica (peer_transport_tcp.cpp), or null
 // when this build has none.  The cluster id is unset for a joiner that has
 // not heard from its cluster yet.  `advertised_address`: what the hellos say
@@ -196,8 +193,7 @@ private:
     // What this node's hellos say it listens at: its own address in the
     // configuration, or empty (the transport's bound listen address).
     std::string advertised_address() const;
-    // Sets the transport's peers to configured_peers_, and the learned
-    // addresses of ids it does not place.  REQUIRES: the core lock.
+    // Sets the transport's peers to directory_'s.  REQUIRES: the core lock.
     void update_peer_directory();
     void count_rejection(std::string_view reason, std::string_view detail);
     void log(LogLevel level, const std::string& message) const;
@@ -353,12 +349,8 @@ private:
     // Snapshots received from leaders, staged until the core installs one.
     std::map<std::pair<raft::Index, raft::Term>, std::string> staged_;
     std::map<raft::NodeId, raft::Index> outgoing_snapshot_;  // peer -> index being sent
+    PeerDirectory directory_{options_.id};                   // where each peer is
     std::map<raft::NodeId, std::string> peers_;              // id -> raft address, as set
-    // From the configuration (and, joining, NodeOptions::initial_members).
-    std::map<raft::NodeId, std::string> configured_peers_;
-    // From hellos: id -> (address, when learned), at most kMaxLearnedPeerAddresses.
-    std::map<raft::NodeId, std::pair<std::string, std::uint64_t>> learned_peers_;
-    std::uint64_t learned_seq_ = 0;
     bool ticker_wanted_ = false;
     bool failed_ = false;
     // A term/vote change is not durable yet (out of space): messages are

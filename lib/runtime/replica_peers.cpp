@@ -1,7 +1,7 @@
 // The replica's side of the Raft port: the transport's handlers, the check
 // of the port's security at start (peer_security.hpp), the cluster id a
-// joiner learns from its first hello, and the refusals counted for status().
-#include <algorithm>
+// joiner learns from its first hello, where peers the configuration does not
+// place listen (their hellos say it), and the refusals counted for status().
 #include <cstdio>
 #include <string>
 #include <string_view>
@@ -63,55 +63,28 @@ std::string Replica::advertised_address() const {
     return address;
 }
 
-// Why: a node learns the cluster's addresses from its configuration, but a
-// joiner has none yet, and a member whose log predates a new leader's
-// addition does not know that leader.  Both hear such a leader (admission.cpp)
-// and must answer it, or it never learns what they lack.  The transport is
-// one-way (each side dials the other), so the answer needs the leader's
-// address: its hello says it.  The configuration, then the operator's
-// initial_members, take precedence; a learned address only fills a gap, and
-// only the newest kMaxLearnedPeerAddresses are kept.  A plain-TCP node
-// without peer_insecure learns loopback addresses only (peer_security.hpp).
+// A joiner, or a member that lags, answers a leader it knows only from its
+// hello (peer_directory.hpp says why).  A plain-TCP node without
+// peer_insecure learns loopback addresses only (peer_security.hpp).
 void Replica::on_peer_hello(raft::NodeId from, std::string address) {
     if (address.empty()) return;
-    with_core([this, from, address = std::move(address)]() mutable {
+    with_core([this, from, address = std::move(address)] {
         if (shut_down_) return;
-        if (configured_peers_.count(from)) return;
         if (Status s = check_new_member_address(options_, address); !s.ok()) {
             log(LogLevel::warn, "not answering node " + std::to_string(from) + " at " + address +
                                     ": " + s.message());
             return;
         }
-        auto it = learned_peers_.find(from);
-        if (it != learned_peers_.end() && it->second.first == address) {
-            it->second.second = ++learned_seq_;
-            return;
-        }
-        if (it == learned_peers_.end() && learned_peers_.size() >= kMaxLearnedPeerAddresses) {
-            auto oldest = std::min_element(
-                learned_peers_.begin(), learned_peers_.end(),
-                [](const auto& a, const auto& b) { return a.second.second < b.second.second; });
-            learned_peers_.erase(oldest);
-        }
+        if (!directory_.learn(from, address)) return;
         log(LogLevel::info, "node " + std::to_string(from) +
-                                ", not in the configuration, said hello from " + address +
-                                ": answering it there");
-        learned_peers_[from] = {std::move(address), ++learned_seq_};
+                                ", which the configuration does not place, said hello from " +
+                                address + ": answering it there");
         update_peer_directory();
     });
 }
 
 void Replica::update_peer_directory() {
-    std::map<raft::NodeId, std::string> peers = configured_peers_;
-    for (auto it = learned_peers_.begin(); it != learned_peers_.end();) {
-        // The configuration places it now: what it says wins, for good.
-        if (configured_peers_.count(it->first)) {
-            it = learned_peers_.erase(it);
-            continue;
-        }
-        if (it->first != options_.id) peers[it->first] = it->second.first;
-        ++it;
-    }
+    std::map<raft::NodeId, std::string> peers = directory_.addresses();
     if (transport_) {
         for (const auto& [id, address] : peers_)
             if (!peers.count(id)) to_io([this, id = id] { transport_->remove_peer(id); });
