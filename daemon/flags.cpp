@@ -165,8 +165,11 @@ std::variant<DaemonConfig, FlagsExit> parse_flags(int argc, const char* const* a
                             ->capture_default_str();
     app.add_option("--member", members,
                    "ID,RAFT_HOST:PORT,HTTP_HOST:PORT of a founding member; repeat it "
-                   "(ignored once the data dir holds state)");
-    app.add_flag("--join", config.join, "Start empty and wait to be added by the leader");
+                   "(ignored once the data dir holds state). With --join: optional, "
+                   "existing members");
+    app.add_flag("--join", config.join,
+                 "Start empty and wait to be added by the leader, learning the cluster "
+                 "(its id, its members) from it");
     app.add_option("--restore", config.restore_file,
                    "Build --data-dir (absent or empty) from this snapshot file (keelctl "
                    "snapshot save) for a new cluster of the --member list, then exit")

@@ -181,7 +181,7 @@ Status Replica::start(TransportFactory factory, wal::FileSystem* fs) {
 
     if (Status s = check_peer_security(); !s.ok()) return s;
     if (factory) {
-        auto t = factory(*io_, options_, rec.cluster_id, transport_handlers());
+        auto t = factory(*io_, options_, rec.cluster_id, advertised_address(), transport_handlers());
         if (!t.ok()) return t.status();
         transport_ = std::move(t.value());
     }

@@ -320,6 +320,16 @@ class DocsTest(it.RaftdCase):
         status = it.request(self.port(8082), "GET", "/v1/status")[2]
         self.assertEqual(sorted(m["id"] for m in status["members"]), [1, 2, 3])
 
+    def test_operations_md_when_an_add_goes_wrong(self):
+        blocks = sh_blocks(os.path.join(REPO, "docs", "operations.md"), "When an add goes wrong")
+        self.assertEqual(len(blocks), 2)
+        self.run_script("".join(blocks), "docs/operations.md, When an add goes wrong")
+        members = it.request(self.port(8081), "GET", "/v1/members")[2]["members"]
+        self.assertEqual([(m["id"], m["role"]) for m in members], [(1, "voter")])
+        self.assertEqual(it.request(self.port(8081), "GET", "/v1/kv/k")[2]["value"], "kept")
+        code, _, body = it.request(self.port(8081), "PUT", "/v1/kv/k", {"value": "again"})
+        self.assertEqual(code, 200, body)
+
     def test_operations_md_client_security(self):
         blocks = sh_blocks(os.path.join(REPO, "docs", "operations.md"), "Clients")
         self.assertEqual(len(blocks), 3)

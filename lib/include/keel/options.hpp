@@ -50,9 +50,11 @@ struct NodeOptions {
     // cluster of this node alone.
     std::vector<MemberSpec> initial_members;
     // Start with an empty log and wait to be added by the cluster's leader.
-    // initial_members may then list existing members (with their
-    // raft_address) so this node can answer them before its log tells it
-    // the configuration; they are not a bootstrap configuration.
+    // The node learns the cluster from that leader: its id (cluster_id, if
+    // unset), its address (from the hello of the leader's connection, so
+    // that this node can answer it), then the members from the log.
+    // initial_members may list existing members (with their raft_address),
+    // any of them, or none; they are not a bootstrap configuration.
     bool join = false;
 
     // Disaster recovery, when a majority of the members is lost for good:
