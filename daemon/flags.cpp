@@ -79,6 +79,10 @@ std::string cross_check(DaemonConfig& config, bool http_set, bool raft_set) {
     static const std::set<std::string> levels = {"debug", "info", "warn", "error"};
     if (!levels.count(config.log_level)) return "--log-level is one of debug, info, warn, error";
     if (config.join && !config.id) return "--join needs --id (the id the leader will add)";
+    if (!config.restore_file.empty() && (config.join || config.force_new_cluster))
+        return "--restore builds a new cluster's data dir: no --join or --force-new-cluster";
+    if (config.force_new_cluster && config.join)
+        return "--force-new-cluster keeps this node's data: no --join";
     if (!config.cluster_id.empty() &&
         (config.cluster_id.size() != 32 ||
          config.cluster_id.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos))
@@ -161,8 +165,18 @@ std::variant<DaemonConfig, FlagsExit> parse_flags(int argc, const char* const* a
                             ->capture_default_str();
     app.add_option("--member", members,
                    "ID,RAFT_HOST:PORT,HTTP_HOST:PORT of a founding member; repeat it "
-                   "(ignored once the data dir holds state)");
-    app.add_flag("--join", config.join, "Start empty and wait to be added by the leader");
+                   "(ignored once the data dir holds state). With --join: optional, "
+                   "existing members");
+    app.add_flag("--join", config.join,
+                 "Start empty and wait to be added by the leader, learning the cluster "
+                 "(its id, its members) from it");
+    app.add_option("--restore", config.restore_file,
+                   "Build --data-dir (absent or empty) from this snapshot file (keelctl "
+                   "snapshot save) for a new cluster of the --member list, then exit")
+        ->check(CLI::ExistingFile);
+    app.add_flag("--force-new-cluster", config.force_new_cluster,
+                 "Disaster recovery: keep this data dir's state and make this node the only "
+                 "voter (when a majority is lost for good; use once)");
     app.add_option("--cluster-id", config.cluster_id,
                    "The cluster's id, 32 hex digits: the same for every founding member of a "
                    "new cluster (default: the one stored in the data dir; a lone founder makes "

@@ -30,6 +30,12 @@ struct DaemonConfig {
     std::vector<MemberSpec> members;  // --member, in order; empty: single node
                                       // (with --join: the existing members, if known)
     bool join = false;
+    // --restore FILE: build data_dir from this snapshot file and exit
+    // (keel::restore_data_dir); "" to run as usual.
+    std::string restore_file;
+    // --force-new-cluster: this node becomes the only voter of its data
+    // (NodeOptions::force_new_cluster).
+    bool force_new_cluster = false;
     std::string cluster_id;  // --cluster-id: 32 hex digits, or "" (see NodeOptions::cluster_id)
     PeerTls peer_tls;        // --peer-cert, --peer-key, --peer-ca
     bool peer_insecure = false;

@@ -1,5 +1,6 @@
-// daemon/handlers.hpp — raftd's HTTP routes: the KV API (handlers_kv.cpp) and
-// the admin API (handlers_admin.cpp), both on top of keel's public Node API.
+// daemon/handlers.hpp — raftd's HTTP routes: the KV API (handlers_kv.cpp), the
+// admin API (handlers_admin.cpp) and the status page (handlers_ui.cpp), on top
+// of keel's public Node API.
 //
 // Threading: handlers run on an HTTP thread.  keel completes its *_async calls
 // on its own threads (apply or I/O), which must never block, so any follow-up
@@ -18,6 +19,7 @@
 #include "metrics.hpp"
 #include "router.hpp"
 #include "snapshot_gate.hpp"
+#include "status_page.hpp"
 #include "storage_quota.hpp"
 
 namespace keel::daemon {
@@ -52,6 +54,8 @@ struct HandlerContext {
 
 void add_kv_routes(Router& router, HandlerContext& context);
 void add_admin_routes(Router& router, HandlerContext& context);
+// GET /ui (handlers_ui.cpp).
+void add_ui_routes(Router& router, HandlerContext& context, std::shared_ptr<const StatusPage> page);
 
 // The answer to a request that needs the leader, on a node that is not it:
 // 307 to the leader's HTTP address (from its member metadata) with a JSON body

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <memory>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "errors.hpp"
@@ -35,7 +36,9 @@ json members_json(const NodeStatus& status) {
 
 json histogram_summary(const LatencyHistogram& h) {
     return {{"count", h.count},
-            {"mean_us", h.count ? h.sum_us / static_cast<double>(h.count) : 0.0}};
+            {"mean_us", h.count ? h.sum_us / static_cast<double>(h.count) : 0.0},
+            {"p50_us", histogram_quantile_us(h, 0.50)},
+            {"p99_us", histogram_quantile_us(h, 0.99)}};
 }
 
 // Re-evaluates the quota's alarm from a fresh status, so that it clears by
@@ -219,6 +222,36 @@ void handle_snapshot(HandlerContext& context, RouteRequest& request, Respond res
         }));
 }
 
+// GET /v1/snapshot: the latest snapshot file, streamed: a backup
+// (keelctl snapshot save; raftd --restore).  Its index, term and data
+// checksum go in headers, so a client can check what it received.
+void handle_snapshot_download(HandlerContext& context, RouteRequest&, Respond respond) {
+    auto source = context.node.open_latest_snapshot();
+    if (!source.ok()) {
+        if (source.status().code() == ErrorCode::not_found)
+            return respond(error_response(404, "no_snapshot",
+                                          source.status().message() +
+                                              " (POST /v1/snapshot takes one)"));
+        return respond(error_from_status(source.status()));
+    }
+    std::shared_ptr<SnapshotFileSource> file(std::move(source.value()));
+    const SnapshotFileInfo& info = file->info();
+    HttpResponse response;
+    response.content_type = "application/octet-stream";
+    response.set_header("X-Keel-Snapshot-Index", std::to_string(info.index));
+    response.set_header("X-Keel-Snapshot-Term", std::to_string(info.term));
+    response.set_header("X-Keel-Snapshot-Data-Crc32", fmt::format("{:08x}", info.data_crc32));
+    response.set_header("Content-Disposition",
+                        fmt::format("attachment; filename=\"snapshot-{}-{}.snap\"", info.index,
+                                    info.term));
+    response.stream = std::make_shared<StreamedBody>(
+        StreamedBody{info.size_bytes, [file](char* buffer, std::size_t capacity) {
+                         Result<std::size_t> got = file->read(buffer, capacity);
+                         return got.ok() ? static_cast<std::ptrdiff_t>(*got) : std::ptrdiff_t{-1};
+                     }});
+    respond(std::move(response));
+}
+
 // Liveness: 200 while the node runs, 503 once it has fail-stopped (a
 // supervisor should restart it: recovery reads the disk afresh).
 void handle_health(HandlerContext& context, RouteRequest&, Respond respond) {
@@ -265,6 +298,7 @@ void add_admin_routes(Router& router, HandlerContext& context) {
     router.add("DELETE", "/v1/members/{id}", Access::admin, bind(handle_remove));
     router.add("POST", "/v1/leader/transfer", Access::admin, bind(handle_transfer));
     router.add("POST", "/v1/snapshot", Access::admin, bind(handle_snapshot));
+    router.add("GET", "/v1/snapshot", Access::admin, bind(handle_snapshot_download));
     // Probes stay open: a load balancer or supervisor holds no token.
     router.add("GET", "/healthz", Access::open, bind(handle_health));
     router.add("GET", "/readyz", Access::open, bind(handle_ready));

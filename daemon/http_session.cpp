@@ -27,6 +27,9 @@ constexpr std::chrono::milliseconds kDrainTimeout{2000};
 constexpr std::size_t kDrainBufferBytes = 64 << 10;
 // An idle keep-alive connection is woken by its next request's first bytes.
 constexpr std::size_t kIdleReadBytes = 4096;
+// A streamed body (HttpResponse::stream) is read and written this much at a
+// time: one piece of it in memory per connection.
+constexpr std::size_t kStreamPieceBytes = 256 << 10;
 
 template <class Stream>
 class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
@@ -129,6 +132,8 @@ private:
         head_.host.assign(message[http::field::host]);
         head_.origin.assign(message[http::field::origin]);
         head_.authorization.assign(message[http::field::authorization]);
+        head_.access_control_request_method.assign(
+            message[http::field::access_control_request_method]);
         head_.has_body = parser_->chunked() || parser_->content_length().value_or(0) > 0;
         std::optional<HttpResponse> refusal;
         if (options().gate) refusal = options().gate(head_, server_->connection_info);
@@ -213,15 +218,19 @@ private:
     }
 
     void write(HttpResponse response, bool counted) {
+        if (response.stream) return write_streamed(std::move(response), counted);
         const bool keep_alive = keep_alive_ && !stop_requested_ && !server_->stopping.load();
         auto message = std::make_shared<http::response<http::string_body>>(
             static_cast<http::status>(response.status), 11);
         message->set(http::field::server, "raftd");
-        message->set(http::field::content_type, response.content_type);
+        if (!response.content_type.empty())
+            message->set(http::field::content_type, response.content_type);
         for (auto& [name, value] : response.headers) message->set(name, value);
         message->body() = std::move(response.body);
         message->keep_alive(keep_alive);
         message->prepare_payload();
+        // A 204 has no body and must not say so (RFC 9110, 8.6).
+        if (response.status == 204) message->erase(http::field::content_length);
         lowest().expires_after(options().write_timeout);
         http::async_write(stream_, *message,
                           [self = this->shared_from_this(), message, keep_alive, counted](
@@ -234,6 +243,72 @@ private:
                               if (!keep_alive) return self->drain_and_close();
                               self->read_request(false);
                           });
+    }
+
+    // A response whose body is read from `response.stream` piece by piece:
+    // the header, then each piece once the previous one is written.  Each
+    // write has the write timeout (a stalled client is dropped).
+    struct Streaming {
+        http::response<http::buffer_body> message;
+        std::optional<http::response_serializer<http::buffer_body>> serializer;
+        std::shared_ptr<StreamedBody> source;
+        std::vector<char> piece;
+        std::uint64_t sent_bytes = 0;
+        bool keep_alive = false;
+        bool counted = false;
+    };
+
+    void write_streamed(HttpResponse response, bool counted) {
+        auto s = std::make_shared<Streaming>();
+        s->keep_alive = keep_alive_ && !stop_requested_ && !server_->stopping.load();
+        s->counted = counted;
+        s->source = std::move(response.stream);
+        s->message.result(static_cast<http::status>(response.status));
+        s->message.version(11);
+        s->message.set(http::field::server, "raftd");
+        if (!response.content_type.empty())
+            s->message.set(http::field::content_type, response.content_type);
+        for (auto& [name, value] : response.headers) s->message.set(name, value);
+        s->message.keep_alive(s->keep_alive);
+        s->message.content_length(s->source->size_bytes);
+        s->message.body().data = nullptr;
+        s->message.body().more = true;
+        s->serializer.emplace(s->message);
+        s->piece.resize(kStreamPieceBytes);
+        lowest().expires_after(options().write_timeout);
+        http::async_write_header(
+            stream_, *s->serializer,
+            [self = this->shared_from_this(), s](beast::error_code ec, std::size_t) {
+                if (ec) return self->end_streamed(*s, ec);
+                self->write_piece(s);
+            });
+    }
+
+    void write_piece(const std::shared_ptr<Streaming>& s) {
+        const std::ptrdiff_t got = s->source->read(s->piece.data(), s->piece.size());
+        const std::uint64_t left = s->source->size_bytes - s->sent_bytes;
+        if (got < 0 || static_cast<std::uint64_t>(got) > left || (got == 0 && left > 0))
+            return end_streamed(*s, beast::error_code(boost::asio::error::broken_pipe));
+        s->sent_bytes += static_cast<std::uint64_t>(got);
+        s->message.body().data = got > 0 ? s->piece.data() : nullptr;
+        s->message.body().size = static_cast<std::size_t>(got);
+        s->message.body().more = got > 0;
+        lowest().expires_after(options().write_timeout);
+        http::async_write(stream_, *s->serializer,
+                          [self = this->shared_from_this(), s](beast::error_code ec, std::size_t) {
+                              if (ec == http::error::need_buffer) ec = {};
+                              if (ec || s->serializer->is_done()) return self->end_streamed(*s, ec);
+                              self->write_piece(s);
+                          });
+    }
+
+    void end_streamed(Streaming& s, beast::error_code ec) {
+        if (s.counted) server_->in_flight.fetch_sub(1);
+        busy_ = false;
+        if (ec == beast::error::timeout) server_->count_timeout(TimeoutPhase::write);
+        if (ec) return close();
+        if (!s.keep_alive) return drain_and_close();
+        read_request(false);
     }
 
     // Plain: half-close, then discard what the client still sends.  TLS:

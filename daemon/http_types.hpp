@@ -3,7 +3,10 @@
 // (only the http_* files do) and can be unit-tested without sockets.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -20,13 +23,26 @@ struct HttpRequest {
     std::string host{};           // the Host header, "" when absent
     std::string origin{};         // the Origin header, "" when absent
     std::string authorization{};  // cleared once the gate has run: handlers never see it
-    bool has_body = false;        // Content-Length > 0, or a chunked body
+    std::string access_control_request_method{};  // a CORS preflight's (cors.hpp), "" when absent
+    bool has_body = false;                        // Content-Length > 0, or a chunked body
+};
+
+// A response body read in pieces while it is written (a snapshot
+// download), so that it never has to fit in memory.  `read` fills up to
+// `capacity` bytes and returns how many, 0 at the end, or -1 when the
+// source failed; it is called on the connection's thread, one piece at a
+// time.  A failure or a short source (fewer than size_bytes in all) closes
+// the connection: the client sees a body shorter than its Content-Length.
+struct StreamedBody {
+    std::uint64_t size_bytes = 0;
+    std::function<std::ptrdiff_t(char* buffer, std::size_t capacity)> read;
 };
 
 struct HttpResponse {
     int status = 200;
     std::string body;
-    std::string content_type = "application/json";
+    std::shared_ptr<StreamedBody> stream{};                     // when set, `body` is not sent
+    std::string content_type = "application/json";             // "": no Content-Type header
     std::vector<std::pair<std::string, std::string>> headers;  // extra headers
 
     void set_header(std::string name, std::string value) {

@@ -26,6 +26,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "auth_tokens.hpp"
+#include "cors.hpp"
 #include "errors.hpp"
 #include "flags.hpp"
 #include "handlers.hpp"
@@ -33,9 +34,11 @@
 #include "identity.hpp"
 #include "keel/keel.hpp"
 #include "kv_state_machine.hpp"
+#include "member_origins.hpp"
 #include "member_spec.hpp"
 #include "request_guard.hpp"
 #include "router.hpp"
+#include "status_page.hpp"
 #include "storage_quota.hpp"
 
 #ifndef RAFTD_VERSION
@@ -66,6 +69,7 @@ NodeOptions node_options(const DaemonConfig& config, NodeId id, spdlog::logger& 
     options.data_dir = config.data_dir;
     options.listen_address = config.raft.to_string();
     options.join = config.join;
+    options.force_new_cluster = config.force_new_cluster;
     options.cluster_id = config.cluster_id;
     options.peer_tls = config.peer_tls;
     options.peer_insecure = config.peer_insecure;
@@ -255,6 +259,30 @@ DaemonFigures server_figures(const HttpServer& server, const RequestGuard& guard
     return figures;
 }
 
+// --restore FILE: a new data dir whose state is the snapshot file, for the
+// cluster of the --member list (keel::restore_data_dir), then exit.
+int run_restore(const DaemonConfig& config, NodeId id, spdlog::logger& log) {
+    Result<SnapshotFileInfo> backup = verify_snapshot_file(config.restore_file);
+    if (!backup.ok()) {
+        log.error("--restore {}: {}", config.restore_file, backup.status().to_string());
+        return 1;
+    }
+    if (Status s = restore_data_dir(node_options(config, id, log), config.restore_file); !s.ok()) {
+        log.error("--restore: {}", s.to_string());
+        return 1;
+    }
+    if (Status s = write_node_id(config.data_dir, id); !s.ok()) {
+        log.error("{}", s.to_string());
+        return 1;
+    }
+    log.info(
+        "restored {} into {}: index {}, term {}, {} bytes of state, {} member(s); start raftd on "
+        "it as usual",
+        config.restore_file, config.data_dir, backup->index, backup->term, backup->data_bytes,
+        std::max<std::size_t>(config.members.size(), 1));
+    return 0;
+}
+
 int run(const DaemonConfig& config) {
     // The id: --id, else the one this data dir was created with, else 1.
     Result<std::optional<NodeId>> stored = read_node_id(config.data_dir);
@@ -270,6 +298,18 @@ int run(const DaemonConfig& config) {
     }
     const NodeId id = config.id ? *config.id : (*stored ? **stored : 1);
     auto log = make_logger(id, config.log_level);
+    if (!config.restore_file.empty()) return run_restore(config, id, *log);
+    if (config.force_new_cluster) {
+        if (!*stored) {
+            log->error("--force-new-cluster keeps a data dir's state: {} holds none",
+                       config.data_dir);
+            return 1;
+        }
+        log->warn(
+            "--force-new-cluster: node {} becomes the only voter of {}; entries the old cluster "
+            "had not committed will be; the other old members must not come back with their data",
+            id, config.data_dir);
+    }
     // From now on SIGHUP, SIGINT and SIGTERM wait for serve_until_stopped
     // instead of killing the process (SIGHUP's default).
     boost::asio::io_context signals_context;
@@ -313,11 +353,18 @@ int run(const DaemonConfig& config) {
     context.url_scheme = config.http_cert.empty() ? "http" : "https";
     add_kv_routes(router, context);
     add_admin_routes(router, context);
-    RequestGuard guard(GuardOptions{config.allowed_origins, config.allowed_hosts}, *tokens, router);
+    add_ui_routes(router, context, std::make_shared<const StatusPage>(status_page_html()));
+    // The members' status pages may read cross-origin (cors.hpp).
+    auto cors = std::make_shared<const CorsPolicy>([&node = *node, scheme = context.url_scheme] {
+        return member_origins(node.status(), scheme);
+    });
+    RequestGuard guard(GuardOptions{config.allowed_origins, config.allowed_hosts, cors}, *tokens,
+                       router);
     server = std::make_unique<HttpServer>(
-        http_server_options(config, guard), [&router](HttpRequest request, Respond respond) {
+        http_server_options(config, guard),
+        with_cors(cors, [&router](HttpRequest request, Respond respond) {
             router.dispatch(std::move(request), std::move(respond));
-        });
+        }));
     context.server_figures = [&server, &guard] { return server_figures(*server, guard); };
     Result<std::uint16_t> port = server->start();
     if (!port.ok()) {
@@ -333,6 +380,12 @@ int run(const DaemonConfig& config) {
         status.term, mode_string(status.mode), status.members.size(),
         status.cluster_id.empty() ? "not known yet" : status.cluster_id,
         config.peer_tls.enabled() ? "mutual TLS" : "plain TCP");
+    const std::string& host = config.http.host;
+    const std::string bracketed = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+    if (std::optional<std::string> origin =
+            browser_origin(context.url_scheme, bracketed + ":" + std::to_string(*port))) {
+        log->info("status page: {}/ui", *origin);
+    }
 
     serve_until_stopped(
         signals_context, signals, exit_code, [&] { reload_tokens(config, tokens->get(), *log); },

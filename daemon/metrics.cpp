@@ -67,6 +67,26 @@ void daemon_metrics(std::string& out, const DaemonFigures& f) {
 
 }  // namespace
 
+double histogram_quantile_us(const LatencyHistogram& h, double q) {
+    if (h.count == 0) return 0;
+    const double rank = q * static_cast<double>(h.count);
+    std::uint64_t cumulative = 0;
+    double lower = 0;
+    for (std::size_t i = 0; i < h.counts.size() && i < h.upper_bounds_us.size(); ++i) {
+        const double upper = h.upper_bounds_us[i];
+        const std::uint64_t before = cumulative;
+        cumulative += h.counts[i];
+        if (static_cast<double>(cumulative) >= rank && h.counts[i] > 0) {
+            if (std::isinf(upper) || upper > 1e299) return lower;
+            const double within =
+                (rank - static_cast<double>(before)) / static_cast<double>(h.counts[i]);
+            return lower + (upper - lower) * within;
+        }
+        if (!std::isinf(upper) && upper <= 1e299) lower = upper;
+    }
+    return lower;
+}
+
 std::string render_metrics(const NodeStatus& s, const std::vector<std::string>& alarms,
                            const DaemonFigures* daemon) {
     std::string out;

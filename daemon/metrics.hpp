@@ -14,6 +14,12 @@ namespace keel::daemon {
 
 inline constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 
+// The q-quantile (0 < q < 1) of a latency histogram in microseconds,
+// interpolated linearly inside its bucket as Prometheus's
+// histogram_quantile does; 0 when empty.  A quantile in the last (+inf)
+// bucket is reported as the largest finite bound.
+double histogram_quantile_us(const LatencyHistogram& h, double q);
+
 // raftd's own figures: its HTTP server, request guard and storage quota.
 struct DaemonFigures {
     std::uint64_t connections = 0;  // open now

@@ -36,12 +36,6 @@ std::string quoted(std::string_view text) {
     return out;
 }
 
-std::string normal_origin(std::string_view origin) {
-    std::string out = lower(trim(origin));
-    if (!out.empty() && out.back() == '/') out.pop_back();
-    return out;
-}
-
 // The token of "Bearer TOKEN" (scheme case-insensitive), or nullopt.
 std::optional<std::string_view> bearer_token(std::string_view authorization) {
     authorization = trim(authorization);
@@ -108,24 +102,43 @@ bool RequestGuard::origin_allowed(std::string_view origin) const {
            options_.allowed_origins.end();
 }
 
-HttpResponse RequestGuard::refuse(Reason reason, HttpResponse response) const {
+HttpResponse RequestGuard::refuse(Reason reason, HttpResponse response,
+                                  const std::optional<std::string>& member_origin) const {
     refused_[reason].fetch_add(1, std::memory_order_relaxed);
+    if (options_.cors) CorsPolicy::add_headers(response, member_origin);
     return response;
 }
 
 std::optional<HttpResponse> RequestGuard::check(const HttpRequest& head,
                                                 const ConnectionInfo& conn) const {
+    // Set when the request comes from a current member's page (cors.hpp).
+    std::optional<std::string> member;
+    if (!head.origin.empty() && options_.cors) member = options_.cors->member_origin(head.origin);
     if (conn.loopback_listener && !host_allowed(head.host)) {
-        return refuse(kHost, error_response(403, "forbidden",
-                                            "Host " + quoted(head.host) +
-                                                " is not allowed on a loopback listener "
-                                                "(see --http-allowed-host)"));
+        return refuse(kHost,
+                      error_response(403, "forbidden",
+                                     "Host " + quoted(head.host) +
+                                         " is not allowed on a loopback listener "
+                                         "(see --http-allowed-host)"),
+                      member);
     }
     if (!head.origin.empty() && !origin_allowed(head.origin)) {
-        return refuse(kOrigin, error_response(403, "forbidden",
-                                              "Origin " + quoted(head.origin) +
-                                                  " is not allowed (see --http-allowed-origin)"));
+        if (!member) {
+            return refuse(kOrigin,
+                          error_response(403, "forbidden",
+                                         "Origin " + quoted(head.origin) +
+                                             " is not allowed (see --http-allowed-origin)"),
+                          member);
+        }
+        if (head.method != "GET" && !CorsPolicy::is_preflight(head)) {
+            return refuse(kOrigin,
+                          error_response(403, "forbidden",
+                                         "a member's status page may only read (GET), not " +
+                                             quoted(head.method)),
+                          member);
+        }
     }
+    if (member && CorsPolicy::is_preflight(head)) return CorsPolicy::preflight_response(*member);
     const Access needed = router_.access(head.method, head.target);
     if (tokens_ && needed != Access::open) {
         std::optional<std::string_view> token = bearer_token(head.authorization);
@@ -138,21 +151,24 @@ std::optional<HttpResponse> RequestGuard::check(const HttpRequest& head,
             response.set_header("WWW-Authenticate",
                                 token ? R"(Bearer realm="raftd", error="invalid_token")"
                                       : R"(Bearer realm="raftd")");
-            return refuse(kUnauthorized, std::move(response));
+            return refuse(kUnauthorized, std::move(response), member);
         }
         if (*role < needed) {
             return refuse(kForbidden,
                           error_response(403, "forbidden",
                                          std::string("this token's role (") + access_name(*role) +
                                              ") does not allow " + head.method + " here (needs " +
-                                             access_name(needed) + ")"));
+                                             access_name(needed) + ")"),
+                          member);
         }
     }
     if (head.has_body && !is_json_media_type(head.content_type)) {
-        return refuse(kMediaType, error_response(415, "unsupported_media_type",
-                                                 "a request body must be sent as Content-Type: "
-                                                 "application/json, not " +
-                                                     quoted(head.content_type)));
+        return refuse(kMediaType,
+                      error_response(415, "unsupported_media_type",
+                                     "a request body must be sent as Content-Type: "
+                                     "application/json, not " +
+                                         quoted(head.content_type)),
+                      member);
     }
     return std::nullopt;
 }

@@ -55,6 +55,7 @@ done
 
 echo "raftd cluster $(cat "$dir/cluster_id") (members over mutual TLS, certificates in $certs): PIDs $(tr '\n' ' ' < "$pids_file")"
 for n in 1 2 3; do echo "  node $n: http://127.0.0.1:808$n  raft 127.0.0.1:708$n  log $dir/node$n.log"; done
+echo "status page: http://127.0.0.1:8081/ui (any node's)"
 echo "try:  curl -L -X PUT --json '{\"value\":\"hello\"}' http://127.0.0.1:8081/v1/kv/greeting"
 echo "      curl http://127.0.0.1:8082/v1/status"
 echo "stop: scripts/cluster.sh --stop     (or: kill \$(cat $pids_file))"

@@ -9,6 +9,9 @@ packages=(
   libboost1.81-dev libfmt-dev catch2 nlohmann-json3-dev libcli11-dev libspdlog-dev
   libssl-dev openssl
   curl procps python3
+  # The status page's browser test (tests/daemon/raftd_ui_test.py): headless
+  # Chromium, and certutil for the NSS database that trusts its test CA.
+  chromium libnss3-tools
   # The fuzzers (libFuzzer) are built with clang in their own build directory.
   clang-14 libclang-rt-14-dev
 )

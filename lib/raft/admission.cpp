@@ -163,9 +163,13 @@ bool Core::State::knows_member(NodeId id) const {
 // has them its vote or its log may be what a new member needs.  So what a
 // leader or a candidate sends (append, heartbeat, snapshot; vote and
 // pre-vote requests) from an unknown id is heard as well when
-//   - this node is not in its own configuration: a node started to join
-//     and still empty, or whose log or snapshot predates its addition
-//     (dissertation §4.2.1), or that was removed; or
+//   - this node is not in its own configuration and follows no leader: a
+//     node started to join and still empty (the leader adding it, or a
+//     candidate needing its vote when it was added as a voter before it
+//     received anything), or whose log or snapshot predates its addition
+//     (dissertation §4.2.1), or that was removed.  Once it follows a
+//     leader, a stranger is heard only as below: the joiner's term moves
+//     with its leader's, not with whoever reaches its port; or
 //   - this node is out of contact: it has heard from no leader for an
 //     election timeout (`ticks_since_leader_contact`), or, leading, from no
 //     quorum of its voters (`quorum_heard`): a member whose log predates the
@@ -188,7 +192,7 @@ Status Core::State::admit(const Message& m) const {
                          m.type == MessageType::snapshot || m.type == MessageType::vote ||
                          m.type == MessageType::pre_vote;
     if (from_leader(m) && m.from == leader && m.term >= term) return {};
-    if (request && !knows_member(opt.id)) return {};
+    if (request && !knows_member(opt.id) && leader == kNoNode) return {};
     if (request && out_of_contact()) return {};
     return refused(kRefusedNotAMember, str_cat(message_type_name(m.type), " from node ", m.from));
 }

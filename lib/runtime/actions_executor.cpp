@@ -282,21 +282,14 @@ void Replica::on_configuration(const raft::Configuration& config) {
         members.push_back(std::move(m));
     }
     // A joining node learns the cluster's addresses from its log; until then
-    // it answers the members it was told about (NodeOptions::initial_members).
+    // it answers the members it was told about (NodeOptions::initial_members)
+    // and those that said hello (peer_directory.hpp).
     if (options_.join)
         for (const MemberSpec& m : options_.initial_members)
             if (m.id != options_.id && !m.raft_address.empty() && !peers.count(m.id))
                 peers[m.id] = m.raft_address;
-    if (transport_) {
-        for (const auto& [id, address] : peers_)
-            if (!peers.count(id)) to_io([this, id = id] { transport_->remove_peer(id); });
-        for (const auto& [id, address] : peers) {
-            auto old = peers_.find(id);
-            if (old == peers_.end() || old->second != address)
-                to_io([this, id = id, address = address] { transport_->set_peer(id, address); });
-        }
-    }
-    peers_ = std::move(peers);
+    directory_.set_configured(std::move(peers));
+    update_peer_directory();
     std::lock_guard lock(status_mu_);
     status_.members = std::move(members);
 }

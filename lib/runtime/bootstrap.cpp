@@ -135,6 +135,62 @@ Status first_start(const NodeOptions& options, Recovered& r) {
     return r.log->save_hard_state(r.state.hard_state);
 }
 
+// The configuration in effect at the end of the recovered state: the last
+// configuration entry of the log, else the snapshot's.
+raft::Configuration latest_configuration(const raft::RestoredState& state) {
+    for (auto it = state.entries.rbegin(); it != state.entries.rend(); ++it) {
+        if (it->type != raft::EntryType::config) continue;
+        if (auto config = raft::decode_configuration(it->data)) return *config;
+    }
+    return state.snapshot ? state.snapshot->config : raft::Configuration{};
+}
+
+// NodeOptions::force_new_cluster: this node alone as a voter, in a new
+// term, written to the log (durably, before the core starts) after what it
+// holds.  The new term keeps the entry apart from anything a leader of the
+// current term wrote at that index elsewhere.  Crash windows: the entry is
+// appended before the hard state is saved with the new term; a crash in
+// between leaves an entry of a term newer than the saved one, which
+// recovery takes the term from (the hard state's term is raised to the last
+// entry's), so the next start holds the new configuration either way.
+Status force_new_cluster(const NodeOptions& options, Recovered& r, const LogFunction& log) {
+    if (options.join)
+        return Status(ErrorCode::invalid_argument, "force_new_cluster and join exclude each other");
+    const raft::Configuration old = latest_configuration(r.state);
+    raft::MemberInfo self{true, ""};
+    if (auto it = old.members.find(options.id); it != old.members.end()) {
+        self.context = it->second.context;
+    } else {
+        MemberSpec spec{options.id, options.listen_address, "", true};
+        for (const MemberSpec& m : options.initial_members)
+            if (m.id == options.id) spec = m;
+        if (Status s = validate_member(spec); !s.ok()) return s;
+        self.context = encode_member_context(spec);
+    }
+    raft::Configuration alone;
+    alone.members[options.id] = self;
+    const raft::Index last =
+        r.state.entries.empty() ? r.applied.index : r.state.entries.back().index;
+    raft::HardState& hs = r.state.hard_state;
+    const raft::Term term = hs.term + 1;
+    std::vector<raft::Entry> entry{
+        raft::Entry{term, last + 1, raft::EntryType::config, raft::encode_configuration(alone)}};
+    r.state.entries.push_back(entry.front());
+    Status s = wait_wal([&](wal::Wal::Callback cb) {
+        return r.log->append(entry, wal::Wal::Writer::flusher, std::move(cb));
+    });
+    if (!s.ok()) return s;
+    hs = raft::HardState{term, raft::kNoNode, hs.commit};
+    if (s = r.log->save_hard_state(hs); !s.ok()) return s;
+    log(LogLevel::warn, "force_new_cluster: node " + std::to_string(options.id) +
+                            " is now the only voter (term " + std::to_string(term) +
+                            ", configuration entry " + std::to_string(last + 1) + ", " +
+                            std::to_string(old.members.size()) +
+                            " member(s) before); the old members must not come back with "
+                            "their data");
+    return Status();
+}
+
 }  // namespace
 
 Status create_directories(const std::string& path) {
@@ -180,6 +236,10 @@ Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine&
     if (!cluster_id.ok()) return cluster_id.status();
     r.cluster_id = *cluster_id;
     if (empty) {
+        if (options.force_new_cluster)
+            return Status(ErrorCode::invalid_argument,
+                          "force_new_cluster needs a data dir that holds state; " +
+                              options.data_dir + " holds none");
         if (Status s = first_start(options, r); !s.ok()) return s;
         return r;
     }
@@ -234,6 +294,9 @@ Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine&
     r.state.hard_state = hs;
     r.state.applied = snap_index;
     if (Status s = check_restored(options, r.state); !s.ok()) return s;
+    if (options.force_new_cluster) {
+        if (Status s = force_new_cluster(options, r, log); !s.ok()) return s;
+    }
     return r;
 }
 

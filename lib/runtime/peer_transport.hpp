@@ -37,6 +37,9 @@ public:
         // hello (from node `from`) before returning ok; nothing from that
         // connection is delivered before.
         std::function<Status(const transport::ClusterId& id, raft::NodeId from)> on_cluster_id;
+        // A peer said hello: node `from` says it listens at `address`
+        // (transport::TransportHandler::on_hello).
+        std::function<void(raft::NodeId from, std::string_view address)> on_hello;
     };
 
     virtual ~PeerTransport() = default;

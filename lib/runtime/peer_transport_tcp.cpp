@@ -43,7 +43,7 @@ private:
 
 TransportFactory default_transport_factory() {
     return [](boost::asio::io_context& io, const NodeOptions& options,
-              const transport::ClusterId& cluster_id,
+              const transport::ClusterId& cluster_id, const std::string& advertised_address,
               PeerTransport::Handlers h) -> Result<std::unique_ptr<PeerTransport>> {
         transport::TcpTransportOptions o;
         o.self = options.id;
@@ -56,6 +56,7 @@ TransportFactory default_transport_factory() {
             o.tls = std::move(tls.value());
         }
         o.listen_address = options.listen_address;
+        o.advertised_address = advertised_address;
         o.staging_dir = options.data_dir + "/snapshots/incoming";
         o.jitter_seed = options.id;
         transport::TransportHandler th;
@@ -68,6 +69,7 @@ TransportFactory default_transport_factory() {
             if (f) f(transport::rejection_name(reason), detail);
         };
         th.on_cluster_id = std::move(h.on_cluster_id);
+        th.on_hello = std::move(h.on_hello);
         auto logger = options.logger;
         th.log = [logger, id = options.id](transport::LogLevel level, std::string_view what) {
             // Refused connects while peers start or stop are routine: info,

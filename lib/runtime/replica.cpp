@@ -17,6 +17,7 @@
 #include "runtime/bootstrap.hpp"
 #include "runtime/member_context.hpp"
 #include "runtime/peer_security.hpp"
+#include "runtime/snapshot_file.hpp"
 
 namespace keel::runtime {
 
@@ -180,7 +181,7 @@ Status Replica::start(TransportFactory factory, wal::FileSystem* fs) {
 
     if (Status s = check_peer_security(); !s.ok()) return s;
     if (factory) {
-        auto t = factory(*io_, options_, rec.cluster_id, transport_handlers());
+        auto t = factory(*io_, options_, rec.cluster_id, advertised_address(), transport_handlers());
         if (!t.ok()) return t.status();
         transport_ = std::move(t.value());
     }
@@ -507,6 +508,19 @@ void Replica::transfer_leadership_async(NodeId to, std::function<void(Status)> d
         transfer_ = PendingTransfer{to, std::move(done), ticks};
         run_core();
     });
+}
+
+Result<std::unique_ptr<SnapshotFileSource>> Replica::open_latest_snapshot() {
+    // The store may delete the newest file's predecessor between latest()
+    // and the open (a newer snapshot came): then the next latest() has it.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        std::optional<SnapshotFile> latest = snapshots_->latest();
+        if (!latest)
+            return Status(ErrorCode::not_found, "this node has no snapshot yet: take one first");
+        auto source = open_snapshot_source(*fs_, *latest);
+        if (source.ok() || source.status().code() != ErrorCode::not_found) return source;
+    }
+    return Status(ErrorCode::busy, "the snapshots changed while the latest was opened; try again");
 }
 
 void Replica::snapshot_async(std::function<void(Status)> done) {

@@ -47,6 +47,7 @@
 #include "runtime/background_worker.hpp"
 #include "runtime/latency_histogram.hpp"
 #include "runtime/log_store.hpp"
+#include "runtime/peer_directory.hpp"
 #include "runtime/peer_transport.hpp"
 #include "runtime/proposal_tracker.hpp"
 #include "runtime/read_tracker.hpp"
@@ -134,10 +135,11 @@ inline constexpr int kMaxNoSpaceTransfers = 3;
 
 // Makes the TCP transport for a replica (peer_transport_tcp.cpp), or null
 // when this build has none.  The cluster id is unset for a joiner that has
-// not heard from its cluster yet.
+// not heard from its cluster yet.  `advertised_address`: what the hellos say
+// this node listens at (empty: the transport's bound listen address).
 using TransportFactory = std::function<Result<std::unique_ptr<PeerTransport>>(
     boost::asio::io_context&, const NodeOptions&, const transport::ClusterId&,
-    PeerTransport::Handlers)>;
+    const std::string& advertised_address, PeerTransport::Handlers)>;
 
 class Replica final : public Node {
 public:
@@ -155,6 +157,7 @@ public:
     void remove_member_async(NodeId id, std::function<void(Status)> done) override;
     void transfer_leadership_async(NodeId to, std::function<void(Status)> done) override;
     void snapshot_async(std::function<void(Status)> done) override;
+    Result<std::unique_ptr<SnapshotFileSource>> open_latest_snapshot() override;
     NodeStatus status() const override;
     Result<MemberSpec> member(NodeId id) const override;
     void stop(bool transfer_leadership_first = false) override;
@@ -184,6 +187,14 @@ private:
     Status check_peer_security() const;
     // A joiner's first valid hello: stores the cluster id (I/O thread).
     Status adopt_cluster_id(const transport::ClusterId& id, raft::NodeId from);
+    // A peer's hello said where it listens (I/O thread): kept for an id the
+    // configuration does not place, so that answers reach it.
+    void on_peer_hello(raft::NodeId from, std::string address);
+    // What this node's hellos say it listens at: its own address in the
+    // configuration, or empty (the transport's bound listen address).
+    std::string advertised_address() const;
+    // Sets the transport's peers to directory_'s.  REQUIRES: the core lock.
+    void update_peer_directory();
     void count_rejection(std::string_view reason, std::string_view detail);
     void log(LogLevel level, const std::string& message) const;
     // Runs `f` on the I/O thread (thread-safe).
@@ -338,7 +349,8 @@ private:
     // Snapshots received from leaders, staged until the core installs one.
     std::map<std::pair<raft::Index, raft::Term>, std::string> staged_;
     std::map<raft::NodeId, raft::Index> outgoing_snapshot_;  // peer -> index being sent
-    std::map<raft::NodeId, std::string> peers_;              // id -> raft address
+    PeerDirectory directory_{options_.id};                   // where each peer is
+    std::map<raft::NodeId, std::string> peers_;              // id -> raft address, as set
     bool ticker_wanted_ = false;
     bool failed_ = false;
     // A term/vote change is not durable yet (out of space): messages are

@@ -1,6 +1,7 @@
 // The replica's side of the Raft port: the transport's handlers, the check
 // of the port's security at start (peer_security.hpp), the cluster id a
-// joiner learns from its first hello, and the refusals counted for status().
+// joiner learns from its first hello, where peers the configuration does not
+// place listen (their hellos say it), and the refusals counted for status().
 #include <cstdio>
 #include <string>
 #include <string_view>
@@ -10,6 +11,7 @@
 #include "runtime/member_context.hpp"
 #include "runtime/peer_security.hpp"
 #include "runtime/replica.hpp"
+#include "transport/codec.hpp"
 
 namespace keel::runtime {
 
@@ -45,7 +47,54 @@ PeerTransport::Handlers Replica::transport_handlers() {
     h.on_cluster_id = [this](const transport::ClusterId& id, raft::NodeId from) {
         return adopt_cluster_id(id, from);
     };
+    h.on_hello = [this](raft::NodeId from, std::string_view address) {
+        on_peer_hello(from, std::string(address));
+    };
     return h;
+}
+
+std::string Replica::advertised_address() const {
+    const raft::Configuration& config = core_->configuration();
+    auto self = config.members.find(options_.id);
+    if (self == config.members.end()) return {};
+    std::string address = member_spec(options_.id, self->second).raft_address;
+    // Port 0 is a listen address, not one to dial: the transport's bound one.
+    if (address.ends_with(":0") || !transport::valid_hello_address(address)) return {};
+    return address;
+}
+
+// A joiner, or a member that lags, answers a leader it knows only from its
+// hello (peer_directory.hpp says why).  A plain-TCP node without
+// peer_insecure learns loopback addresses only (peer_security.hpp).
+void Replica::on_peer_hello(raft::NodeId from, std::string address) {
+    if (address.empty()) return;
+    with_core([this, from, address = std::move(address)] {
+        if (shut_down_) return;
+        if (Status s = check_new_member_address(options_, address); !s.ok()) {
+            log(LogLevel::warn, "not answering node " + std::to_string(from) + " at " + address +
+                                    ": " + s.message());
+            return;
+        }
+        if (!directory_.learn(from, address)) return;
+        log(LogLevel::info, "node " + std::to_string(from) +
+                                ", which the configuration does not place, said hello from " +
+                                address + ": answering it there");
+        update_peer_directory();
+    });
+}
+
+void Replica::update_peer_directory() {
+    std::map<raft::NodeId, std::string> peers = directory_.addresses();
+    if (transport_) {
+        for (const auto& [id, address] : peers_)
+            if (!peers.count(id)) to_io([this, id = id] { transport_->remove_peer(id); });
+        for (const auto& [id, address] : peers) {
+            auto old = peers_.find(id);
+            if (old == peers_.end() || old->second != address)
+                to_io([this, id = id, address = address] { transport_->set_peer(id, address); });
+        }
+    }
+    peers_ = std::move(peers);
 }
 
 Status Replica::check_peer_security() const {

@@ -132,7 +132,8 @@ Result<SnapshotFile> inspect(wal::File& file, const std::string& path, std::uint
     f.meta.config = std::move(*config);
     f.path = path;
     f.data_bytes = data_bytes;
-    if (data_crc) *data_crc = get_u32(t + 28);
+    f.data_crc32 = get_u32(t + 28);
+    if (data_crc) *data_crc = f.data_crc32;
     return f;
 }
 
@@ -372,6 +373,7 @@ Result<SnapshotFile> SnapshotStore::publish(SnapshotFileWriter& writer,
     f.meta = meta;
     f.path = final_path;
     f.data_bytes = writer.data_bytes_;
+    f.data_crc32 = crc_final(writer.crc_state_);
     std::lock_guard lock(mu_);
     add_locked(f);
     return f;

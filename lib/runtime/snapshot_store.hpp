@@ -54,6 +54,7 @@ struct SnapshotFile {
     raft::SnapshotMeta meta;
     std::string path;
     std::uint64_t data_bytes = 0;
+    std::uint32_t data_crc32 = 0;  // as the trailer records it
 };
 
 // A snapshot file that failed its checks, and why (the Status names the

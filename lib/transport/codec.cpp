@@ -3,6 +3,7 @@
 
 #include "keel/crc32c.hpp"
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cstring>
@@ -329,7 +330,10 @@ Result<Frame> read_hello(Reader& r) {
     KEEL_CODEC_TRY(r.u64(h.from, "hello node id"));
     if (h.cluster_id.unset()) return Status(ErrorCode::corruption, "hello without a cluster id");
     if (h.from == raft::kNoNode) return Status(ErrorCode::corruption, "hello from node id 0");
-    return Frame{h};
+    KEEL_CODEC_TRY(r.bytes(h.address, kHelloAddressBytesMax, "hello address"));
+    if (!valid_hello_address(h.address))
+        return Status(ErrorCode::corruption, "hello address is not printable ASCII");
+    return Frame{std::move(h)};
 }
 
 Result<Frame> read_batch(Reader& r, const CodecLimits& limits) {
@@ -395,13 +399,21 @@ std::string seal_frame(std::uint8_t kind, std::string_view payload, std::uint8_t
     return out;
 }
 
+bool valid_hello_address(std::string_view address) {
+    if (address.size() > kHelloAddressBytesMax) return false;
+    return std::all_of(address.begin(), address.end(), [](char c) { return c > ' ' && c < 0x7f; });
+}
+
 std::string encode_hello(const Hello& hello) {
+    KEEL_ASSERT(valid_hello_address(hello.address), "the transport checks its address at start");
     std::string payload;
     Writer w(payload);
     for (std::uint8_t b : hello.cluster_id.bytes) w.u8(b);
     w.u64(hello.from);
+    w.bytes(hello.address);
     std::string frame = seal_frame(static_cast<std::uint8_t>(FrameKind::hello), payload);
-    KEEL_ASSERT(frame.size() == kHelloFrameBytes, "hello frames have a fixed size");
+    KEEL_ASSERT(frame.size() == kHelloFrameBytesMin + hello.address.size(),
+                "a hello is its fixed part and its address");
     return frame;
 }
 

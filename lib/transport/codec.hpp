@@ -15,7 +15,9 @@
 //   u32 crc32c            CRC-32C (Castagnoli) of version, kind and payload
 //
 // Payloads:
-//   hello (kind 1):          16 bytes cluster_id (never all zero), u64 from (never 0)
+//   hello (kind 1):          16 bytes cluster_id (never all zero), u64 from (never 0),
+//                            u32 address_len, address (the sender's Raft address,
+//                            "host:port", printable ASCII; empty if it listens nowhere)
 //   messages (kind 2):       u32 count, then `count` messages
 //   snapshot_chunk (kind 3): u64 snapshot_id, u64 offset, u64 total_bytes,
 //                            u32 data_len, data, u8 last, [message if last == 1]
@@ -48,16 +50,23 @@
 namespace keel::transport {
 
 // 2: the hello carries the cluster's 128-bit random id (1 had a u64 constant).
-inline constexpr std::uint8_t kWireVersion = 2;
+// 3: the hello carries the sender's Raft address (a joiner answers a leader
+//    it knows nothing else about).
+inline constexpr std::uint8_t kWireVersion = 3;
 
 // Bytes of the u32 length prefix, and of the smallest possible frame body
 // (version + kind + crc with an empty payload).
 inline constexpr std::size_t kFrameLengthBytes = 4;
 inline constexpr std::size_t kFrameBodyBytesMin = 1 + 1 + 4;
-// A hello frame has a fixed size; before a connection has said hello, the
-// receiver refuses any longer length prefix (no big buffer for strangers).
-inline constexpr std::size_t kHelloFrameBytes =
-    kFrameLengthBytes + kFrameBodyBytesMin + ClusterId::kBytes + 8;
+// The longest address a hello carries (runtime/member_context.hpp's
+// k_max_address_bytes).
+inline constexpr std::size_t kHelloAddressBytesMax = 256;
+// A hello frame is at most this long; before a connection has said hello,
+// the receiver refuses any longer length prefix (no big buffer for
+// strangers).  kHelloFrameBytesMin: one with an empty address.
+inline constexpr std::size_t kHelloFrameBytesMin =
+    kFrameLengthBytes + kFrameBodyBytesMin + ClusterId::kBytes + 8 + 4;
+inline constexpr std::size_t kHelloFrameBytes = kHelloFrameBytesMin + kHelloAddressBytesMax;
 
 enum class FrameKind : std::uint8_t {
     hello = 1,
@@ -78,10 +87,13 @@ struct CodecLimits {
     std::size_t chunk_bytes_max = 16 * 1024 * 1024;  // data of one snapshot chunk
 };
 
-// The first frame on every connection: who is talking, and in which cluster.
+// The first frame on every connection: who is talking, in which cluster, and
+// where it listens.  The address is what the sender says: a receiver that
+// knows the sender from its configuration goes by that, not by this.
 struct Hello {
     ClusterId cluster_id;
     raft::NodeId from = raft::kNoNode;
+    std::string address;  // at most kHelloAddressBytesMax, printable ASCII
 
     friend bool operator==(const Hello&, const Hello&) = default;
 };
@@ -116,7 +128,11 @@ using Frame = std::variant<Hello, MessageBatch, SnapshotChunk>;
 // holding messages m1..mn is kFrameLengthBytes + kFrameBodyBytesMin + 4 + sum).
 std::size_t encoded_message_bytes(const raft::Message& m);
 
+// REQUIRES: valid_hello_address(hello.address).
 std::string encode_hello(const Hello& hello);
+// Whether `address` may travel in a hello: at most kHelloAddressBytesMax
+// bytes of printable ASCII (no space, no control byte).
+bool valid_hello_address(std::string_view address);
 // Fails with too_large when the batch breaks a limit (count, entries, entry
 // or context size, frame size) and invalid_argument on an empty batch or an
 // enum value outside its range.

@@ -182,11 +182,12 @@ void InboundConnection::on_read_end(boost::system::error_code ec) {
     if (peer_ == raft::kNoNode) return act(gate_.on_closed(have));
     if (have == 0) return close("closed by peer");
     if (have < kFrameLengthBytes)
-        return refuse(Rejection::malformed, "truncated frame length prefix: connection closed after " +
-                                            std::to_string(have) + " of 4 bytes");
-    refuse(Rejection::malformed, "truncated frame: connection closed after " +
-                                 std::to_string(have - kFrameLengthBytes) + " of " +
-                                 std::to_string(frame_bytes_ - kFrameLengthBytes) + " body bytes");
+        return refuse(Rejection::malformed,
+                      "truncated frame length prefix: connection closed after " +
+                          std::to_string(have) + " of 4 bytes");
+    refuse(Rejection::malformed,
+           "truncated frame: connection closed after " + std::to_string(have - kFrameLengthBytes) +
+               " of " + std::to_string(frame_bytes_ - kFrameLengthBytes) + " body bytes");
 }
 
 void InboundConnection::continue_handshake() {
@@ -263,7 +264,9 @@ void InboundConnection::on_identified(std::size_t hello_bytes) {
     for (const auto& c : t_->inbound_)
         if (c.get() != this && c->peer() == peer_) older.push_back(c);
     for (const auto& c : older) c->close("replaced by a newer connection from the same node");
-    t_->log(LogLevel::debug, "connection from " + remote_ + " is node " + std::to_string(peer_));
+    t_->log(LogLevel::debug, "connection from " + remote_ + " is node " + std::to_string(peer_) +
+                                 " listening at " + gate_.hello().address);
+    if (t_->handler_.on_hello) t_->handler_.on_hello(peer_, gate_.hello().address);
 }
 
 bool InboundConnection::deliver_frames() {
@@ -311,7 +314,8 @@ std::optional<InboundConnection::Refused> InboundConnection::dispatch(Frame&& fr
                 return Refused{Rejection::misaddressed, s.to_string()};
             // Its data travels in snapshot chunks, this message with the last.
             if (m.type == raft::MessageType::snapshot)
-                return Refused{Rejection::wrong_frame_kind, "a snapshot message in a frame of messages"};
+                return Refused{Rejection::wrong_frame_kind,
+                               "a snapshot message in a frame of messages"};
         }
         for (auto& m : batch->messages) {
             if (closed_ || !t_->running()) break;

@@ -86,6 +86,8 @@ public:
     std::map<NodeId, std::shared_ptr<OutboundPeer>> peers_;
     std::set<std::shared_ptr<InboundConnection>> inbound_;
     std::map<std::string, std::size_t> pending_by_address_;  // remote IP -> count (I/O thread)
+    // What our hellos say about where we listen (set by start()).
+    std::string hello_address_;
     // options_.cluster_id until a fresh joiner adopts one.  Written on the
     // I/O thread under the send lock; read there, or under the lock.
     ClusterId cluster_id_;

@@ -319,7 +319,8 @@ void OutboundPeer::write_next() {
     if (!unsent_.empty()) wire->push_back(std::exchange(unsent_, std::string()));
     std::vector<std::string> plain;
     if (!hello_sent_) {
-        plain.push_back(encode_hello(Hello{t_->cluster_id_, t_->options_.self}));
+        plain.push_back(
+            encode_hello(Hello{t_->cluster_id_, t_->options_.self, t_->hello_address_}));
         hello_sent_ = true;
     }
     const std::size_t messages = take_message_frames(plain);

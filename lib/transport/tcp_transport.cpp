@@ -122,7 +122,14 @@ Status TcpTransport::Impl::start() {
                           "cannot listen on " + options_.listen_address + ": " + ec.message());
         }
         bound_port_ = acceptor_.local_endpoint(ec).port();
+        const bool v6 = host.find(':') != std::string::npos;
+        hello_address_ = (v6 ? "[" + host + "]" : host) + ":" + std::to_string(bound_port_);
     }
+    if (!options_.advertised_address.empty()) hello_address_ = options_.advertised_address;
+    if (!valid_hello_address(hello_address_))
+        return Status(ErrorCode::invalid_argument,
+                      "advertised address over " + std::to_string(kHelloAddressBytesMax) +
+                          " bytes or not printable: " + hello_address_);
     started_ = true;
     if (acceptor_.is_open()) accept_next();
     return Status();

@@ -9,7 +9,8 @@
 // happens before it is HelloGate's (hello_gate.hpp): an inbound connection
 // that fails the TLS handshake, says anything else first, names another
 // cluster, or sends a malformed, truncated or oversized frame is closed, and
-// the refusal counted (TransportHandler::on_rejected).  Nothing a peer sends
+// the refusal counted (TransportHandler::on_rejected).  The hello also says
+// where its sender listens (TransportHandler::on_hello).  Nothing a peer sends
 // can crash the process or make it allocate past the codec limits.
 //
 // Limits on the peer port, each an option below: inbound_connections_max in
@@ -77,6 +78,10 @@ struct TcpTransportOptions {
     // "host:port" to listen on ("127.0.0.1:0" picks a free port, see
     // bound_port()); empty: do not listen (send-only, for tools and tests).
     std::string listen_address;
+    // What our hellos give as our address: where peers reach us.  Empty:
+    // listen_address's host with the bound port (nothing if we do not
+    // listen).  At most kHelloAddressBytesMax of printable ASCII.
+    std::string advertised_address;
     // Where incoming snapshots are staged (must exist).  Empty: incoming
     // snapshots are refused (the connection is closed).
     std::string staging_dir;

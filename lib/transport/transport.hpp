@@ -78,6 +78,12 @@ struct TransportHandler {
     // that connection is delivered before), or an error to refuse the
     // connection.  Adopted at most once; empty: such hellos are refused.
     std::function<Status(const ClusterId& id, NodeId from)> on_cluster_id;
+    // A peer said hello: node `from` says it listens at `address` (printable
+    // ASCII, possibly empty).  Called once per identified connection, before
+    // anything that connection carries is delivered.  Unauthenticated beyond
+    // what the connection is (a CA-signed certificate under TLS): the
+    // runtime uses it only for ids its configuration does not place.
+    std::function<void(NodeId from, std::string_view address)> on_hello;
 };
 
 class Transport {

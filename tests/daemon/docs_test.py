@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """The command sequences of README.md and docs/ run as written, against real
 raftd processes: each section's ```sh blocks run, in order, as one bash script
-(set -e), in a temporary directory with raftd on the PATH.  Only the ports are
+(set -e), in a temporary directory with raftd and keelctl on the PATH.  Only the ports are
 substituted (free ones for 8080-8084, 7080-7084, 8443 and 7443).
 
 A curl command's HTTP status must be one of those its comment shows
 (`# 200 ...`, `# 200, or 409 ...`); without one, below 400.  curl runs as
 written: a shell function only adds `-w` to report each status on stderr.
 
-    docs_test.py path/to/raftd [unittest args]
+    docs_test.py path/to/raftd path/to/keelctl [unittest args]
 """
 import os
 import re
@@ -27,6 +27,7 @@ from raftd_integration_test import try_request, wait_until  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOC_PORTS = [8080, 8081, 8082, 8083, 8084, 7080, 7081, 7082, 7083, 7084, 8443, 7443]
 SCRIPT_TIMEOUT_S = 180
+KEELCTL = None  # path/to/keelctl, from the command line
 STATUS_RE = re.compile(r"(?:^|[\s,(])([1-5]\d\d)(?=[\s,.):]|$)")
 
 
@@ -176,7 +177,10 @@ class DocsTest(it.RaftdCase):
 
     def run_script(self, script, what):
         script, expected = instrument(self.substitute(script))
-        env = dict(os.environ, PATH=os.path.dirname(it.RAFTD) + os.pathsep + os.environ["PATH"])
+        # keelctl's default endpoint is 127.0.0.1:8080: moved like the ports in the text.
+        env = dict(os.environ, PATH=os.pathsep.join(
+            [os.path.dirname(it.RAFTD), os.path.dirname(KEELCTL), os.environ["PATH"]]),
+            KEEL_ENDPOINTS="http://127.0.0.1:%d" % self.port(8080))
         # Files, not pipes: raftd processes the script starts in the
         # background keep its output open after it exits.
         out_path, err_path = os.path.join(self.root, "out"), os.path.join(self.root, "err")
@@ -229,6 +233,29 @@ class DocsTest(it.RaftdCase):
         self.assertEqual(len(blocks), 1)
         out = self.run_script(blocks[0], "README.md")
         self.assertIn('"value":"hello"', out)
+        # The status page's address as the README gives it, and its screenshot.
+        with open(os.path.join(REPO, "README.md")) as f:
+            readme = f.read()
+        pages = re.findall(r"http://127\.0\.0\.1:8080/ui\b", readme)
+        self.assertTrue(pages, "README.md names the status page")
+        for url in set(pages):
+            code, hdrs, html = it.request(self.port(8080), "GET", url[len("http://127.0.0.1:8080"):])
+            self.assertEqual((code, hdrs["content-type"]), (200, "text/html; charset=utf-8"), url)
+            self.assertIn("<title>raftd status</title>", html)
+        for image in re.findall(r"!\[[^]]*\]\(([^)]+)\)", readme):
+            self.assertTrue(os.path.isfile(os.path.join(REPO, image)), image)
+
+    def test_readme_keelctl(self):
+        self.raftd("--data-dir", "d", "--http", "127.0.0.1:%d" % self.port(8080),
+                   "--raft", "127.0.0.1:%d" % self.port(7080))
+        self.wait_http(8080)
+        blocks = [b for b in sh_blocks(os.path.join(REPO, "README.md")) if "keelctl" in b]
+        self.assertEqual(len(blocks), 1)
+        # The README runs it from the repository's top, where meson builds into build/.
+        script = blocks[0].replace("build/tools/keelctl", KEELCTL)
+        out = self.run_script(script, "README.md, keelctl")
+        self.assertIn("bonjour", out)
+        self.assertIn("leader", out)
 
     def test_api_md_examples(self):
         # `make run`'s single node on 8080, `make cluster`'s three nodes on
@@ -267,6 +294,42 @@ class DocsTest(it.RaftdCase):
         status = it.request(self.port(8081), "GET", "/v1/status")[2]
         self.assertEqual((status["mode"], len(status["members"])), ("single", 1))
 
+    def test_operations_md_backup_and_restore(self):
+        blocks = sh_blocks(os.path.join(REPO, "docs", "operations.md"), "Backup and restore")
+        self.assertEqual(len(blocks), 1)
+        out = self.run_script(blocks[0], "docs/operations.md, Backup and restore")
+        self.assertIn("hello", out)
+        status = it.request(self.port(8083), "GET", "/v1/status")[2]
+        self.assertEqual(sorted(m["id"] for m in status["members"]), [2, 3, 4])
+
+    def test_operations_md_lost_majority(self):
+        blocks = sh_blocks(os.path.join(REPO, "docs", "operations.md"),
+                           "Recovering from a lost majority")
+        self.assertEqual(len(blocks), 1)
+        out = self.run_script(blocks[0], "docs/operations.md, Recovering from a lost majority")
+        self.assertIn("hello", out)
+        status = it.request(self.port(8081), "GET", "/v1/status")[2]
+        self.assertEqual((status["mode"], [m["id"] for m in status["members"]]), ("single", [1]))
+
+    def test_keelctl_md_session(self):
+        blocks = sh_blocks(os.path.join(REPO, "docs", "keelctl.md"), "A session")
+        self.assertEqual(len(blocks), 2)
+        out = self.run_script("".join(blocks), "docs/keelctl.md, A session")
+        self.assertIn("bonjour", out)
+        self.assertTrue(os.path.exists(os.path.join(self.work, "backup.snap")))
+        status = it.request(self.port(8082), "GET", "/v1/status")[2]
+        self.assertEqual(sorted(m["id"] for m in status["members"]), [1, 2, 3])
+
+    def test_operations_md_when_an_add_goes_wrong(self):
+        blocks = sh_blocks(os.path.join(REPO, "docs", "operations.md"), "When an add goes wrong")
+        self.assertEqual(len(blocks), 2)
+        self.run_script("".join(blocks), "docs/operations.md, When an add goes wrong")
+        members = it.request(self.port(8081), "GET", "/v1/members")[2]["members"]
+        self.assertEqual([(m["id"], m["role"]) for m in members], [(1, "voter")])
+        self.assertEqual(it.request(self.port(8081), "GET", "/v1/kv/k")[2]["value"], "kept")
+        code, _, body = it.request(self.port(8081), "PUT", "/v1/kv/k", {"value": "again"})
+        self.assertEqual(code, 200, body)
+
     def test_operations_md_client_security(self):
         blocks = sh_blocks(os.path.join(REPO, "docs", "operations.md"), "Clients")
         self.assertEqual(len(blocks), 3)
@@ -280,6 +343,7 @@ if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     it.RAFTD = os.path.abspath(sys.argv.pop(1))
+    KEELCTL = os.path.abspath(sys.argv.pop(1))
     if not shutil.which("curl") or not shutil.which("openssl"):
         sys.exit("docs_test.py needs curl and openssl (scripts/install-deps.sh)")
     unittest.main(verbosity=2)

@@ -69,6 +69,9 @@ public:
         snapshot_index = last_index;
         done(Status());
     }
+    Result<std::unique_ptr<SnapshotFileSource>> open_latest_snapshot() override {
+        return Status(ErrorCode::not_found, "the fake node keeps no snapshot files");
+    }
     NodeStatus status() const override {
         NodeStatus s;
         s.id = self;

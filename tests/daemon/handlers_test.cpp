@@ -6,6 +6,7 @@
 #include "errors.hpp"
 #include "fake_node.hpp"
 #include "handlers.hpp"
+#include "status_page.hpp"
 
 using keel::ErrorCode;
 using keel::Status;
@@ -398,6 +399,28 @@ TEST_CASE("over HTTPS, redirects name https://", "[daemon][redirect]") {
     auto r = h.call("PUT", "/v1/kv/a", R"({"value":"1"})");
     REQUIRE(r.status == 307);
     CHECK(header(r, "Location") == "https://127.0.0.1:8082/v1/kv/a");
+}
+
+TEST_CASE("GET /ui is open, and its policy may connect to the current members only",
+          "[daemon][ui]") {
+    Harness h;
+    add_ui_routes(h.router, h.context,
+                  std::make_shared<const StatusPage>("<style>s{}</style><script>j()</script>"));
+    CHECK(h.router.access("GET", "/ui") == Access::open);
+    auto connect_src = [&] {
+        HttpResponse r = h.call("GET", "/ui");
+        REQUIRE(r.status == 200);
+        CHECK(r.content_type == "text/html; charset=utf-8");
+        const std::string policy = header(r, "Content-Security-Policy");
+        const std::size_t start = policy.find("connect-src ");
+        REQUIRE(start != std::string::npos);
+        return policy.substr(start, policy.find(';', start) - start);
+    };
+    CHECK(connect_src() == "connect-src 'self' http://127.0.0.1:8081 http://127.0.0.1:8082");
+    REQUIRE(h.call("DELETE", "/v1/members/2").status == 200);
+    CHECK(connect_src() == "connect-src 'self' http://127.0.0.1:8081");
+    h.context.url_scheme = "https";
+    CHECK(connect_src() == "connect-src 'self' https://127.0.0.1:8081");
 }
 
 TEST_CASE("/metrics carries raftd's own figures", "[daemon][metrics]") {

@@ -182,6 +182,128 @@ TEST_CASE("Expect: 100-continue is answered before the body is read", "[daemon][
     server.shutdown(std::chrono::milliseconds(1000));
 }
 
+namespace {
+
+// A streamed body of `size_bytes` ('a', 'b', ... repeating) whose source
+// gives out after `fail_after_bytes` (-1 when it fails, 0 when it ends early).
+std::shared_ptr<StreamedBody> lettered_stream(std::uint64_t size_bytes,
+                                              std::uint64_t fail_after_bytes, int failure) {
+    auto body = std::make_shared<StreamedBody>();
+    body->size_bytes = size_bytes;
+    auto offset = std::make_shared<std::uint64_t>(0);
+    body->read = [offset, fail_after_bytes, failure](char* buffer,
+                                                     std::size_t capacity) -> std::ptrdiff_t {
+        if (*offset >= fail_after_bytes) return failure;
+        const std::uint64_t n = std::min<std::uint64_t>(capacity, fail_after_bytes - *offset);
+        for (std::uint64_t i = 0; i < n; ++i)
+            buffer[i] = static_cast<char>('a' + (*offset + i) % 26);
+        *offset += n;
+        return static_cast<std::ptrdiff_t>(n);
+    };
+    return body;
+}
+
+std::string header_block(const std::string& response) {
+    return response.substr(0, response.find("\r\n\r\n") + 2);
+}
+
+}  // namespace
+
+TEST_CASE("a streamed body arrives whole, in several pieces, and the connection goes on",
+          "[daemon][http][stream]") {
+    constexpr std::uint64_t kSize = 600 * 1024 + 7;  // more than two of the server's pieces
+    HttpServer server(small_limits(), [&](HttpRequest request, Respond respond) {
+        if (request.target != "/stream") return echo(std::move(request), std::move(respond));
+        HttpResponse response;
+        response.content_type = "application/octet-stream";
+        response.set_header("X-Snapshot-Index", "42");
+        response.stream = lettered_stream(kSize, kSize, 0);
+        respond(std::move(response));
+    });
+    auto port = server.start();
+    REQUIRE(port.ok());
+    Client client(*port);
+    client.send("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    const std::string response = client.response();
+    const std::string head = header_block(response);
+    CHECK(starts_with(head, "HTTP/1.1 200 OK\r\n"));
+    CHECK(head.find("Content-Length: " + std::to_string(kSize) + "\r\n") != std::string::npos);
+    CHECK(head.find("Content-Type: application/octet-stream\r\n") != std::string::npos);
+    CHECK(head.find("X-Snapshot-Index: 42\r\n") != std::string::npos);
+    const std::string body = response.substr(head.size() + 2);
+    REQUIRE(body.size() == kSize);
+    bool lettered = true;
+    for (std::uint64_t i = 0; i < kSize; ++i)
+        lettered = lettered && body[i] == static_cast<char>('a' + i % 26);
+    CHECK(lettered);
+    client.send("GET /after HTTP/1.1\r\nHost: x\r\n\r\n");  // keep-alive after a stream
+    CHECK(client.response().find("GET /after ") != std::string::npos);
+    server.shutdown(std::chrono::milliseconds(1000));
+}
+
+TEST_CASE("a streamed body whose source fails or ends short is cut: the connection closes",
+          "[daemon][http][stream]") {
+    constexpr std::uint64_t kSize = 300 * 1024;
+    constexpr std::uint64_t kGiven = 1000;
+    for (int failure : {-1, 0}) {
+        INFO("the source returns " << failure);
+        HttpServer server(small_limits(), [&](HttpRequest, Respond respond) {
+            HttpResponse response;
+            response.stream = lettered_stream(kSize, kGiven, failure);
+            respond(std::move(response));
+        });
+        auto port = server.start();
+        REQUIRE(port.ok());
+        Client client(*port);
+        client.send("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+        std::string got;
+        char chunk[4096];
+        ssize_t n = 0;
+        while ((n = ::recv(client.fd, chunk, sizeof chunk, 0)) > 0)
+            got.append(chunk, static_cast<std::size_t>(n));
+        CHECK((n == 0 || errno == ECONNRESET));  // closed, not the client's receive timeout
+        REQUIRE(got.find("\r\n\r\n") != std::string::npos);
+        CHECK(header_block(got).find("Content-Length: " + std::to_string(kSize)) !=
+              std::string::npos);
+        CHECK(got.size() - (got.find("\r\n\r\n") + 4) == kGiven);
+        server.shutdown(std::chrono::milliseconds(1000));
+    }
+}
+
+TEST_CASE("an empty content_type sends no Content-Type; a 204 says no Content-Length",
+          "[daemon][http]") {
+    HttpServer server(small_limits(), [&](HttpRequest request, Respond respond) {
+        HttpResponse response;
+        response.content_type.clear();
+        if (request.target == "/stream") {
+            response.stream = lettered_stream(3, 3, 0);
+        } else if (request.target == "/none") {
+            response.status = 204;
+        } else {
+            response.body = "abc";
+        }
+        respond(std::move(response));
+    });
+    auto port = server.start();
+    REQUIRE(port.ok());
+    Client client(*port);
+    for (const char* target : {"/plain", "/stream", "/none"}) {
+        INFO(target);
+        client.send(std::string("GET ") + target + " HTTP/1.1\r\nHost: x\r\n\r\n");
+        const std::string response = client.response();
+        const std::string head = header_block(response);
+        CHECK(head.find("Content-Type") == std::string::npos);
+        if (std::string(target) == "/none") {
+            CHECK(starts_with(head, "HTTP/1.1 204 "));
+            CHECK(head.find("Content-Length") == std::string::npos);
+        } else {
+            CHECK(head.find("Content-Length: 3\r\n") != std::string::npos);
+            CHECK(response.substr(head.size() + 2) == "abc");
+        }
+    }
+    server.shutdown(std::chrono::milliseconds(1000));
+}
+
 TEST_CASE("shutdown finishes in-flight requests and closes idle connections", "[daemon][http]") {
     std::promise<Respond> pending;
     HttpServer server(small_limits(), [&pending](HttpRequest, Respond respond) {

@@ -37,3 +37,16 @@ TEST_CASE("refused peer messages are exported by reason", "[daemon][metrics]") {
     CHECK(text.find("keel_peer_messages_rejected_total{reason=\"term_out_of_range\"} 1\n") !=
           std::string::npos);
 }
+
+TEST_CASE("latency quantiles are interpolated inside their bucket", "[daemon][metrics]") {
+    keel::LatencyHistogram h;
+    h.upper_bounds_us = {100, 1000, 1e300};
+    h.counts = {0, 0, 0};
+    CHECK(histogram_quantile_us(h, 0.5) == 0);
+    h.counts = {2, 2, 0};
+    h.count = 4;
+    CHECK(histogram_quantile_us(h, 0.5) == Approx(100));   // the 2nd of 4 ends the first bucket
+    CHECK(histogram_quantile_us(h, 0.75) == Approx(550));  // halfway through 100..1000
+    h.counts = {0, 1, 3};
+    CHECK(histogram_quantile_us(h, 0.99) == Approx(1000));  // +inf: the largest finite bound
+}

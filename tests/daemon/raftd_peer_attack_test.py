@@ -52,7 +52,7 @@ def crc32c(data):
     return c ^ 0xFFFFFFFF
 
 
-WIRE_VERSION = 2  # transport::kWireVersion
+WIRE_VERSION = 3  # transport::kWireVersion
 
 
 def frame(kind, payload, version=WIRE_VERSION):
@@ -61,14 +61,15 @@ def frame(kind, payload, version=WIRE_VERSION):
     return struct.pack("<I", len(body) + 4) + body + struct.pack("<I", crc32c(body))
 
 
-def peer_hello(node_id, to_node):
+def peer_hello(node_id, to_node, address=b""):
     """The first frame on every connection: the 16-byte cluster id of the
     node dialled (`to_node`, read from its /v1/status: what an attacker who
-    learnt it, or a member gone rogue, can send) and who speaks."""
+    learnt it, or a member gone rogue, can send), who speaks, and where it
+    says it listens."""
     _, _, status = request(to_node.http, "GET", "/v1/status")
     cluster_id = bytes.fromhex(status["cluster_id"])
     assert len(cluster_id) == 16, status["cluster_id"]
-    return frame(HELLO_FRAME, cluster_id + struct.pack("<Q", node_id))
+    return frame(HELLO_FRAME, cluster_id + struct.pack("<QI", node_id, len(address)) + address)
 
 
 def message(type_, frm, to, term, log_index=0, log_term=0, commit=0, index=0, reject=False,

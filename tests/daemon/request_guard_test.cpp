@@ -197,3 +197,101 @@ TEST_CASE("Host names and media types parse as browsers send them", "[daemon][gu
     CHECK(is_json_media_type("application/json;charset=utf-8"));
     CHECK_FALSE(is_json_media_type("text/plain;application/json"));
 }
+
+namespace {
+
+const std::string kMember = "http://127.0.0.1:8082";
+
+std::shared_ptr<const CorsPolicy> members_cors() {
+    return std::make_shared<const CorsPolicy>([] {
+        return std::vector<std::string>{"http://127.0.0.1:8081", kMember};
+    });
+}
+
+std::string header(const HttpResponse& response, const std::string& name) {
+    for (const auto& [key, value] : response.headers)
+        if (key == name) return value;
+    return "";
+}
+
+HttpRequest preflight(std::string origin) {
+    HttpRequest r = head("OPTIONS", "/v1/status");
+    r.origin = std::move(origin);
+    r.access_control_request_method = "GET";
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("a member's origin may read, and only read; a stranger's gets nothing",
+          "[daemon][guard][cors]") {
+    Fixture f(false);
+    RequestGuard guard(GuardOptions{{}, {}, members_cors()}, nullptr, f.router);
+    HttpRequest get = head("GET", "/v1/kv/a");
+    get.origin = "HTTP://127.0.0.1:8082/";  // compared as normalised
+    CHECK(status_of(guard, get) == 200);
+    HttpRequest put = with_body(head("PUT", "/v1/kv/a"), "application/json");
+    put.origin = kMember;
+    auto refusal = guard.check(put, ConnectionInfo{true, false});
+    REQUIRE(refusal);
+    CHECK(refusal->status == 403);
+    CHECK(header(*refusal, "Access-Control-Allow-Origin") == kMember);  // the page can read why
+    for (const char* stranger : {"https://127.0.0.1:8082", "http://127.0.0.1:8083",
+                                 "http://localhost:8082", "null", "http://127.0.0.1:8082.evil"}) {
+        INFO(stranger);
+        get.origin = stranger;
+        refusal = guard.check(get, ConnectionInfo{true, false});
+        REQUIRE(refusal);
+        CHECK(refusal->status == 403);
+        CHECK(header(*refusal, "Access-Control-Allow-Origin").empty());
+        CHECK(header(*refusal, "Vary") == "Origin");
+        refusal = guard.check(preflight(stranger), ConnectionInfo{true, false});
+        REQUIRE(refusal);
+        CHECK(refusal->status == 403);
+        for (const auto& [name, value] : refusal->headers)
+            CHECK(name.rfind("Access-Control-", 0) == std::string::npos);
+    }
+    CHECK(guard.refused().at("origin") == 11);
+}
+
+TEST_CASE("a member's preflight is answered without a token; its GET needs one",
+          "[daemon][guard][cors]") {
+    Fixture f(true);
+    RequestGuard guard(GuardOptions{{}, {}, members_cors()}, f.tokens, f.router);
+    auto answer = guard.check(preflight(kMember), ConnectionInfo{true, false});
+    REQUIRE(answer);
+    CHECK(answer->status == 204);
+    CHECK(answer->body.empty());
+    CHECK(answer->content_type.empty());
+    CHECK(header(*answer, "Access-Control-Allow-Origin") == kMember);
+    CHECK(header(*answer, "Access-Control-Allow-Methods") == "GET");
+    CHECK(header(*answer, "Access-Control-Allow-Headers") == "Authorization");
+    CHECK(header(*answer, "Access-Control-Max-Age") == "600");
+    CHECK(header(*answer, "Vary") == "Origin");
+    CHECK(answer->headers.size() == 5);
+    // An OPTIONS that is not a preflight (no Access-Control-Request-Method)
+    // is not a read.
+    HttpRequest options = preflight(kMember);
+    options.access_control_request_method.clear();
+    CHECK(status_of(guard, options) == 403);
+    HttpRequest get = head("GET", "/v1/kv/a");
+    get.origin = kMember;
+    auto refusal = guard.check(get, ConnectionInfo{true, false});
+    REQUIRE(refusal);
+    CHECK(refusal->status == 401);
+    CHECK(header(*refusal, "Access-Control-Allow-Origin") == kMember);
+    CHECK(status_of(guard, bearer(get, kRead)) == 200);
+    CHECK(guard.refused().at("unauthorized") == 1);
+}
+
+TEST_CASE("--http-allowed-origin keeps its meaning beside the members' origins",
+          "[daemon][guard][cors]") {
+    Fixture f(false);
+    RequestGuard guard(GuardOptions{{"https://ops.example.com"}, {}, members_cors()}, nullptr,
+                       f.router);
+    HttpRequest put = with_body(head("PUT", "/v1/kv/a"), "application/json");
+    put.origin = "https://ops.example.com";
+    CHECK(status_of(guard, put) == 200);
+    // Its preflight is not answered here (no CORS for it): the router's 405.
+    CHECK(status_of(guard, preflight("https://ops.example.com")) == 200);
+}

@@ -409,6 +409,36 @@ TEST_CASE("a node still empty after --join hears the leader that adds it, and no
                     kRefusedNotAMember);
 }
 
+TEST_CASE("a joiner that follows the leader adding it hears no stranger until it loses it") {
+    Options o = test_options(4);
+    Core joiner(o, RestoredState{});
+    (void)joiner.take_actions();
+    REQUIRE(joiner.step(heartbeat(1, 4, 3)).ok());
+    REQUIRE(joiner.leader() == 1);
+    // While its leader is heard, another id moves neither its term nor its leader.
+    require_refused(joiner, heartbeat(9, 4, 50), kRefusedNotAMember);
+    require_refused(joiner, Message{.type = MessageType::append, .from = 9, .to = 4, .term = 50},
+                    kRefusedNotAMember);
+    require_refused(joiner,
+                    Message{.type = MessageType::vote,
+                            .from = 9,
+                            .to = 4,
+                            .term = 50,
+                            .log_index = 9,
+                            .log_term = 9},
+                    kRefusedNotAMember);
+    // Its leader, re-elected in a later term, is heard.
+    REQUIRE(joiner.step(heartbeat(1, 4, 5)).ok());
+    CHECK(joiner.term() == 5);
+    // Once it has heard no leader for an election timeout, a new leader it
+    // does not know yet (added after the entries it has) is heard.
+    for (int i = 0; i < o.election_ticks_min; ++i) joiner.tick();
+    (void)joiner.take_actions();
+    CHECK(joiner.step(heartbeat(3, 4, 6)).ok());
+    CHECK(joiner.leader() == 3);
+    CHECK(joiner.term() == 6);
+}
+
 TEST_CASE("the leader a node follows is still heard once the node no longer knows it") {
     // 1 removed itself: once 2 commits that, 1 is no member 2 knows, yet 1's
     // timeout_now (its hand-over) must still make 2 campaign at once.

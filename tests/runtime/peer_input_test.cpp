@@ -35,14 +35,22 @@ namespace tp = keel::transport;
 // gone rogue, can send.
 class RawPeer {
 public:
-    RawPeer(Node& target, const std::string& address, raft::NodeId from) : socket_(io_) {
+    RawPeer(Node& target, const std::string& address, raft::NodeId from)
+        : RawPeer(address, cluster_of(target), from, "") {}
+    // Says hello in `cluster`, from `from` listening at `hello_address`.
+    RawPeer(const std::string& address, const tp::ClusterId& cluster, raft::NodeId from,
+            const std::string& hello_address)
+        : socket_(io_) {
         const std::size_t colon = address.rfind(':');
         socket_.connect(asio::ip::tcp::endpoint(
             asio::ip::make_address(address.substr(0, colon)),
             static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1)))));
+        send(tp::encode_hello(tp::Hello{cluster, from, hello_address}));
+    }
+    static tp::ClusterId cluster_of(Node& target) {
         auto cluster = tp::ClusterId::parse_hex(target.status().cluster_id);
         REQUIRE(cluster.ok());
-        send(tp::encode_hello(tp::Hello{cluster.value(), from}));
+        return cluster.value();
     }
     void send(const std::string& bytes) { asio::write(socket_, asio::buffer(bytes)); }
     void send_messages(std::vector<raft::Message> messages) {
@@ -157,6 +165,60 @@ TEST_CASE("strangers and out-of-range fields are refused and counted; no term mo
         CHECK_FALSE(fail_stopped(c.node(id)));
     }
     CHECK(c.propose("after the attack") > 0);
+}
+
+TEST_CASE("a joiner answers a leader it knows only from its hello, where the hello said") {
+    // No configuration, no initial_members: the hello alone says where node 7 is.
+    TestCluster c(0, 1);
+    Node& joiner = c.start(1, /*join=*/true);
+    asio::io_context io;
+    asio::ip::tcp::acceptor leader_port(
+        io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    leader_port.non_blocking(true);
+    const std::string leader_address =
+        "127.0.0.1:" + std::to_string(leader_port.local_endpoint().port());
+    const tp::ClusterId cluster = *tp::ClusterId::parse_hex(keel::test::random_cluster_id());
+    RawPeer leader(c.spec(1).raft_address, cluster, 7, leader_address);
+    leader.send_messages({message(raft::MessageType::heartbeat, 7, 1, 2)});
+
+    asio::ip::tcp::socket answers(io);
+    REQUIRE(eventually([&] {
+        boost::system::error_code ec;
+        leader_port.accept(answers, ec);
+        return !ec;
+    }));
+    answers.non_blocking(true);
+    std::string received;
+    std::vector<tp::Frame> frames;
+    auto heartbeat_answered = [&] {
+        char buf[4096];
+        boost::system::error_code ec;
+        const std::size_t n = answers.read_some(asio::buffer(buf), ec);
+        if (!ec) received.append(buf, n);
+        while (received.size() >= tp::kFrameLengthBytes) {
+            auto length = tp::decode_frame_length(received.substr(0, tp::kFrameLengthBytes),
+                                                  tp::CodecLimits{}.frame_bytes_max);
+            REQUIRE(length.ok());
+            if (received.size() < tp::kFrameLengthBytes + *length) break;
+            auto frame = tp::decode_frame_body(
+                std::string_view(received).substr(tp::kFrameLengthBytes, *length), {});
+            REQUIRE(frame.ok());
+            frames.push_back(*frame);
+            received.erase(0, tp::kFrameLengthBytes + *length);
+        }
+        for (const tp::Frame& f : frames)
+            if (auto* batch = std::get_if<tp::MessageBatch>(&f))
+                for (const raft::Message& m : batch->messages)
+                    if (m.type == raft::MessageType::heartbeat_response && m.to == 7) return true;
+        return false;
+    };
+    REQUIRE(eventually(heartbeat_answered));
+    const tp::Hello& hello = std::get<tp::Hello>(frames.front());
+    CHECK(hello.from == 1);
+    CHECK(hello.cluster_id == cluster);
+    CHECK(hello.address == c.spec(1).raft_address);  // the joiner's bound listen address
+    CHECK(joiner.status().cluster_id == cluster.hex());
+    CHECK(joiner.status().term == 2);
 }
 
 TEST_CASE("a snapshot whose file does not match its message is refused; the node keeps serving") {

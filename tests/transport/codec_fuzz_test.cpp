@@ -47,8 +47,8 @@ CodecLimits small_limits() {
 
 std::vector<std::string> valid_frames() {
     std::vector<std::string> frames;
-    frames.push_back(
-        encode_hello(Hello{*ClusterId::parse_hex("99999999999999999999999999999999"), 3}));
+    frames.push_back(encode_hello(
+        Hello{*ClusterId::parse_hex("99999999999999999999999999999999"), 3, "127.0.0.1:7"}));
     for (const auto& m : testing::sample_messages_of_every_type()) {
         std::vector<raft::Message> one{m};
         frames.push_back(*encode_messages(one, small_limits()));

@@ -66,9 +66,9 @@ TEST_CASE("a batch of many messages round-trips in order", "[transport][codec]")
 }
 
 TEST_CASE("hello and snapshot chunks round-trip", "[transport][codec]") {
-    Hello hello{*ClusterId::parse_hex("00112233445566778899aabbccddeeff"), 7};
+    Hello hello{*ClusterId::parse_hex("00112233445566778899aabbccddeeff"), 7, "10.0.0.7:7080"};
     std::string frame = encode_hello(hello);
-    CHECK(frame.size() == kHelloFrameBytes);
+    CHECK(frame.size() == kHelloFrameBytesMin + hello.address.size());
     // The id travels as its 16 bytes, in order, after the version and kind.
     CHECK(frame.substr(6, 16) == std::string("\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb"
                                              "\xcc\xdd\xee\xff",
@@ -104,11 +104,44 @@ TEST_CASE("the encoder refuses chunks whose message does not match their positio
 }
 
 TEST_CASE("a hello without a cluster id or from node 0 is refused", "[transport][codec]") {
-    Hello no_cluster{ClusterId{}, 7};
+    Hello no_cluster{ClusterId{}, 7, ""};
     CHECK(decode_frame(encode_hello(no_cluster), {}).status().message() ==
           "hello without a cluster id");
-    Hello no_node{*ClusterId::parse_hex("0123456789abcdef0123456789abcdef"), 0};
+    Hello no_node{*ClusterId::parse_hex("0123456789abcdef0123456789abcdef"), 0, ""};
     CHECK(decode_frame(encode_hello(no_node), {}).status().message() == "hello from node id 0");
+}
+
+TEST_CASE("a hello's address: empty to kHelloAddressBytesMax of printable ASCII",
+          "[transport][codec]") {
+    const ClusterId cluster = *ClusterId::parse_hex("0123456789abcdef0123456789abcdef");
+    for (const std::string& address :
+         {std::string(), std::string("[::1]:7080"), std::string(kHelloAddressBytesMax, 'h')}) {
+        Hello hello{cluster, 3, address};
+        const std::string frame = encode_hello(hello);
+        CHECK(frame.size() <= kHelloFrameBytes);
+        Result<Frame> decoded = decode_frame(frame, {});
+        REQUIRE(decoded.ok());
+        CHECK(std::get<Hello>(*decoded) == hello);
+    }
+    CHECK(encode_hello(Hello{cluster, 3, std::string(kHelloAddressBytesMax, 'h')}).size() ==
+          kHelloFrameBytes);
+    CHECK_FALSE(valid_hello_address(std::string(kHelloAddressBytesMax + 1, 'h')));
+    CHECK_FALSE(valid_hello_address("host name:1"));
+    CHECK_FALSE(valid_hello_address(std::string("h\0:1", 4)));
+    CHECK_FALSE(valid_hello_address("h\x7f:1"));
+    // Hand-sealed: one byte over the limit, and a control byte, are refused.
+    auto sealed = [&](const std::string& address) {
+        std::string payload(reinterpret_cast<const char*>(cluster.bytes.data()), 16);
+        payload += std::string("\x03\0\0\0\0\0\0\0", 8);
+        const std::uint32_t n = static_cast<std::uint32_t>(address.size());
+        payload += std::string{static_cast<char>(n & 0xff), static_cast<char>(n >> 8), '\0', '\0'};
+        return seal_frame(static_cast<std::uint8_t>(FrameKind::hello), payload + address);
+    };
+    REQUIRE(decode_frame(sealed("a:1"), {}).ok());
+    CHECK(decode_frame(sealed(std::string(kHelloAddressBytesMax + 1, 'h')), {}).status().code() ==
+          ErrorCode::too_large);
+    CHECK(decode_frame(sealed("a\n:1"), {}).status().message() ==
+          "hello address is not printable ASCII");
 }
 
 TEST_CASE("cluster ids: 32 hex digits, never all zero, random ones differ", "[transport][codec]") {

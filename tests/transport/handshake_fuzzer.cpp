@@ -100,7 +100,8 @@ struct Connection {
                 break;
             case Action::identified: {
                 FUZZ_CHECK(!tls || tls_done, "never identified before the TLS handshake");
-                FUZZ_CHECK(d.consumed == kHelloFrameBytes && d.consumed <= received.size(),
+                FUZZ_CHECK(d.consumed == encode_hello(gate.hello()).size() &&
+                               d.consumed <= received.size(),
                            "exactly the hello is consumed");
                 const Hello& h = gate.hello();
                 FUZZ_CHECK(h.from != self && h.from != raft::kNoNode, "a real peer");
@@ -147,7 +148,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             const NodeId from = script.byte() % 4;  // 0 is invalid, self is refused
             const std::uint8_t which = script.byte();
             const ClusterId id = which == 0 || op == 6 ? cluster : cluster_with_last_byte(which);
-            std::string frame = encode_hello(Hello{id, from});
+            std::string frame = encode_hello(Hello{id, from, std::string(which % 16, 'a')});
             if (op == 6) frame.resize(which % frame.size());
             c.arrive(frame);
         } else if (op == 2) {

@@ -67,6 +67,7 @@ struct Recorder {
     std::vector<std::pair<NodeId, bool>> snapshots_sent;
     std::vector<std::string> logs;
     std::vector<std::pair<Rejection, std::string>> rejections;
+    std::vector<std::pair<NodeId, std::string>> hellos;  // (from, address), on_hello
 
     // The reasons of every refusal so far, in order, by name.
     std::vector<std::string> rejection_names() const {
@@ -90,6 +91,9 @@ struct Recorder {
         h.on_unreachable = [this](NodeId id) { unreachable.push_back(id); };
         h.on_snapshot_sent = [this](NodeId id, bool ok) { snapshots_sent.emplace_back(id, ok); };
         h.log = [this](LogLevel, std::string_view line) { logs.emplace_back(line); };
+        h.on_hello = [this](NodeId from, std::string_view address) {
+            hellos.emplace_back(from, std::string(address));
+        };
         h.on_rejected = [this](Rejection reason, std::string_view detail) {
             rejections.emplace_back(reason, std::string(detail));
             logs.push_back(std::string("refused (") + rejection_name(reason) +

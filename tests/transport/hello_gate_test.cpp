@@ -42,7 +42,7 @@ TEST_CASE("only the hello is consumed; the frames behind it are the connection's
     const std::string bytes = hello_frame(1) + *encode_messages(one, {});
     HelloGate::Decision d = gate.on_bytes(bytes, kCluster);
     REQUIRE(d.action == Action::identified);
-    CHECK(d.consumed == kHelloFrameBytes);
+    CHECK(d.consumed == hello_frame(1).size());
 }
 
 TEST_CASE("what the gate refuses, and why", "[transport][hello]") {
@@ -57,7 +57,9 @@ TEST_CASE("what the gate refuses, and why", "[transport][hello]") {
     };
     SECTION("a length prefix longer than a hello, before its body is read") {
         std::string prefix = hello_frame(1).substr(0, 4);
-        prefix[0] = static_cast<char>(kHelloFrameBytes - kFrameLengthBytes + 1);
+        const std::size_t length = kHelloFrameBytes - kFrameLengthBytes + 1;
+        prefix[0] = static_cast<char>(length & 0xff);
+        prefix[1] = static_cast<char>(length >> 8);
         refused(prefix, Rejection::hello, "(before hello)");
     }
     SECTION("a messages frame first") {
@@ -71,7 +73,8 @@ TEST_CASE("what the gate refuses, and why", "[transport][hello]") {
         refused(bad, Rejection::hello, "bad frame");
     }
     SECTION("another wire version") {
-        std::string payload = hello_frame(1).substr(6, 24);
+        const std::string hello = hello_frame(1);
+        std::string payload = hello.substr(6, hello.size() - 10);
         refused(seal_frame(static_cast<std::uint8_t>(FrameKind::hello), payload, kWireVersion - 1),
                 Rejection::hello, "version");
     }

@@ -146,7 +146,7 @@ struct RawClient {
 };
 
 inline std::string hello_frame(NodeId from, const ClusterId& cluster = kCluster) {
-    return encode_hello(Hello{cluster, from});
+    return encode_hello(Hello{cluster, from, ""});
 }
 
 inline std::vector<raft::Message> numbered_heartbeats(NodeId from, NodeId to, std::size_t n,

@@ -59,6 +59,48 @@ TEST_CASE("three transports exchange message batches, in order per peer", "[tran
     }
 }
 
+TEST_CASE("a hello says where its sender listens: its bound address, or the one advertised",
+          "[transport][tcp]") {
+    const bool tls = GENERATE(false, true);
+    INFO("tls " << tls);
+    asio::io_context io;
+    TempDir dir;
+    auto [a, b] = start_pair(io, with_tls(options_for(1, dir.path()), tls),
+                             with_tls(options_for(2, dir.path()), tls));
+    a->transport->send(numbered_heartbeats(1, 2, 1));
+    REQUIRE(run_until(io, [&] { return b->rec.messages.size() == 1; }));
+    // Reported once per connection, before what it carries.
+    REQUIRE(b->rec.hellos.size() == 1);
+    CHECK(b->rec.hellos[0] == std::pair<NodeId, std::string>{1, a->address()});
+
+    TcpTransportOptions advertised = with_tls(options_for(3, dir.path()), tls);
+    advertised.advertised_address = "node3.example:7080";
+    auto c = start_node(io, advertised);
+    c->transport->set_peer(2, b->address());
+    c->transport->send(numbered_heartbeats(3, 2, 1));
+    REQUIRE(run_until(io, [&] { return b->rec.messages.size() == 2; }));
+    REQUIRE(b->rec.hellos.size() == 2);
+    CHECK(b->rec.hellos[1] == std::pair<NodeId, std::string>{3, "node3.example:7080"});
+}
+
+TEST_CASE("an advertised address a hello cannot carry is refused at start", "[transport][tcp]") {
+    asio::io_context io;
+    TempDir dir;
+    for (const std::string& bad :
+         {std::string(kHelloAddressBytesMax + 1, 'h'), std::string("with space:1")}) {
+        TcpTransportOptions o = options_for(1, dir.path());
+        o.advertised_address = bad;
+        Recorder rec;
+        TcpTransport t(io, o, rec.handler());
+        CHECK(t.start().code() == ErrorCode::invalid_argument);
+    }
+    TcpTransportOptions longest = options_for(1, dir.path());
+    longest.advertised_address = std::string(kHelloAddressBytesMax, 'h');
+    Recorder rec;
+    TcpTransport t(io, longest, rec.handler());
+    CHECK(t.start().ok());
+}
+
 TEST_CASE("a garbage client is disconnected and the transport keeps serving", "[transport][tcp]") {
     asio::io_context io;
     TempDir dir;
@@ -74,8 +116,10 @@ TEST_CASE("a garbage client is disconnected and the transport keeps serving", "[
     SECTION("random bytes behind a plausible length") {
         RawClient junk(io, b->transport->bound_port());
         std::string bytes = random_bytes(kHelloFrameBytes, 7);
-        bytes[0] = static_cast<char>(kHelloFrameBytes - kFrameLengthBytes);
-        bytes[1] = bytes[2] = bytes[3] = 0;
+        const std::size_t length = kHelloFrameBytes - kFrameLengthBytes;
+        bytes[0] = static_cast<char>(length & 0xff);
+        bytes[1] = static_cast<char>(length >> 8);
+        bytes[2] = bytes[3] = 0;
         junk.send(bytes);
         CHECK(junk.wait_closed(io));
         CHECK(b->rec.logged("bad frame"));

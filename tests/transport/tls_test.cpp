@@ -137,7 +137,7 @@ TEST_CASE("a client without a certificate is refused", "[transport][tls]") {
 
 TEST_CASE("bytes that are not TLS fail the server's handshake", "[transport][tls]") {
     TlsSession server(pki().member, TlsSession::Role::server);
-    server.put_received(encode_hello(Hello{kCluster, 1}));
+    server.put_received(encode_hello(Hello{kCluster, 1, ""}));
     Result<TlsSession::Handshake> r = server.handshake();
     REQUIRE_FALSE(r.ok());
     CHECK(r.status().message().find("TLS handshake failed") != std::string::npos);

@@ -3,6 +3,7 @@
 
 #include "keel/node.hpp"
 #include "keel/options.hpp"
+#include "keel/snapshot_file.hpp"
 #include "keel/state_machine.hpp"
 #include "keel/status.hpp"
 #include "keel/status_report.hpp"

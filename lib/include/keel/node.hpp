@@ -40,6 +40,7 @@
 
 #include "keel/options.hpp"
 #include "keel/shared_bytes.hpp"
+#include "keel/snapshot_file.hpp"
 #include "keel/state_machine.hpp"
 #include "keel/status.hpp"
 #include "keel/status_report.hpp"
@@ -93,6 +94,12 @@ public:
     virtual void transfer_leadership_async(NodeId to, std::function<void(Status)> done) = 0;
     // Take a state machine snapshot now and compact the log behind it.
     virtual void snapshot_async(std::function<void(Status)> done) = 0;
+    // The latest snapshot this node holds, as a file to copy off it: a
+    // backup (keel/snapshot_file.hpp; restore_data_dir builds a new cluster
+    // from it).  not_found before the node has any (take one with
+    // snapshot_async).  Callable from any thread; reading it blocks on the
+    // disk, so read it off keel's threads.
+    virtual Result<std::unique_ptr<SnapshotFileSource>> open_latest_snapshot() = 0;
 
     std::future<Status> add_member(const MemberSpec& member);
     std::future<Status> promote_member(NodeId id);

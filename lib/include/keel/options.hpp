@@ -50,10 +50,23 @@ struct NodeOptions {
     // cluster of this node alone.
     std::vector<MemberSpec> initial_members;
     // Start with an empty log and wait to be added by the cluster's leader.
-    // initial_members may then list existing members (with their
-    // raft_address) so this node can answer them before its log tells it
-    // the configuration; they are not a bootstrap configuration.
+    // The node learns the cluster from that leader: its id (cluster_id, if
+    // unset), its address (from the hello of the leader's connection, so
+    // that this node can answer it), then the members from the log.
+    // initial_members may list existing members (with their raft_address),
+    // any of them, or none; they are not a bootstrap configuration.
     bool join = false;
+
+    // Disaster recovery, when a majority of the members is lost for good:
+    // at open this node keeps its data and becomes the only voter of a new
+    // configuration, written to its own log in a new term before anything
+    // else runs (as etcd's --force-new-cluster).  Everything in its log is
+    // then committed, also entries the old cluster had not committed.  Needs
+    // a data dir that holds state; refused on a first start and with join.
+    // For one start only (a later start with it set adds another such entry,
+    // harmlessly).  The old members must never come back with their old
+    // data: empty their data dirs and add them again as new members.
+    bool force_new_cluster = false;
 
     // The cluster's id, 32 hex digits (docs/operations.md, "Cluster
     // identity").  Empty: the one stored in data_dir; a lone founding member
