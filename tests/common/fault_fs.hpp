@@ -248,7 +248,9 @@ private:
             if (left == 0 || fs_->lie_about_datasync.load())
                 fs_->note_write(id_, readable(), offset, len);
             Status s = base_->pwritev(iov, iovcnt, offset);
-            if (left == 0) return Status(ErrorCode::io_error, "injected fdatasync failure (of an O_DSYNC write)");
+            if (left == 0)
+                return Status(ErrorCode::io_error,
+                              "injected fdatasync failure (of an O_DSYNC write)");
             return s;
         }
         Status allocate(std::uint64_t offset, std::uint64_t size) override {
