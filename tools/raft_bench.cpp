@@ -199,9 +199,11 @@ std::string fresh_dir(const Options& o, const std::string& name) {
 LoopResult run_wal(const Options& o, int k, double seconds) {
     const std::string dir = fresh_dir(o, "wal-" + std::to_string(k));
     // The fastest configuration of the WAL alone, as keel's runtime uses it:
-    // no record cache (the runtime's core keeps the log in memory).
+    // no record cache (the runtime's core keeps the log in memory), direct
+    // I/O where the file system takes it (NodeOptions::wal_direct_io).
     keel::wal::Options wo;
     wo.cache_bytes = 0;
+    wo.write_path = keel::wal::WritePath::automatic;
     auto wal = keel::wal::Wal::open(dir, wo);
     if (!wal.ok()) die("wal open: " + wal.status().to_string());
     keel::wal::Wal& w = *wal.value();

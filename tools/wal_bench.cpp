@@ -1,18 +1,24 @@
-// wal-bench: the physical fdatasync floor and the WAL's group commit under a
-// closed loop of K outstanding appends.  Prints one JSON object per line.
+// wal-bench: the physical floors (pwrite + fdatasync; a 4 KiB
+// O_DIRECT|O_DSYNC write) and the WAL's group commit under a closed loop of
+// K outstanding appends, on each write path asked for.  Prints one JSON
+// object per line; each WAL row names its write path.
 //
-//   wal-bench --dir D --seconds S --record-bytes B --outstanding 1,16,256 [--recovery]
+//   wal-bench --dir D --seconds S --record-bytes B --outstanding 1,16,256
+//             [--write-path buffered,direct] [--recovery]
 //
-// The WAL it writes is left in D (inspect it with waldump); the raw files
-// and the --recovery log are removed.
+// The WALs it writes are left in D/wal-<path> (inspect them with waldump);
+// the raw files and the --recovery log are removed.
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <string>
@@ -89,6 +95,56 @@ void raw_bench(const std::string& dir, double seconds, std::size_t bytes, bool o
            {"p99_us", percentile(lat, 0.99)}});
 }
 
+// 4 KiB O_DIRECT|O_DSYNC writes in a loop, overwriting a zero-filled,
+// synced file (wrapping around inside it): the floor of the WAL's direct
+// path at K=1, whose batch is one such write.  False where the file system
+// refuses O_DIRECT.
+bool raw_direct_bench(const std::string& dir, double seconds) {
+    constexpr std::size_t k_block = 4096;
+    const std::string path = dir + "/raw-direct.tmp";
+    const std::size_t file_bytes = 64u << 20;
+    {
+        int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) die("cannot create " + path);
+        std::vector<char> zeros(1u << 20, 0);
+        for (std::size_t at = 0; at < file_bytes; at += zeros.size())
+            if (::pwrite(fd, zeros.data(), zeros.size(), static_cast<off_t>(at)) < 0) die("pwrite");
+        if (::fsync(fd) != 0) die("fsync");
+        ::close(fd);
+    }
+    int fd = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_DSYNC | O_CLOEXEC);
+    if (fd < 0) {
+        std::filesystem::remove(path);
+        if (errno == EINVAL) return false;
+        die("cannot open " + path + " with O_DIRECT");
+    }
+    void* raw = std::aligned_alloc(k_block, k_block);
+    if (raw == nullptr) die("aligned_alloc");
+    std::memset(raw, 'x', k_block);
+    std::vector<double> lat;
+    const auto end = Clock::now() + std::chrono::duration<double>(seconds);
+    std::size_t offset = 0;
+    while (Clock::now() < end) {
+        const auto t0 = Clock::now();
+        if (::pwrite(fd, raw, k_block, static_cast<off_t>(offset)) != static_cast<ssize_t>(k_block))
+            die("pwrite (O_DIRECT|O_DSYNC)");
+        lat.push_back(micros(Clock::now() - t0));
+        offset += k_block;
+        if (offset + k_block > file_bytes) offset = 0;
+    }
+    std::free(raw);
+    ::close(fd);
+    std::filesystem::remove(path);
+    const double n = static_cast<double>(lat.size());
+    print({{"bench", "raw_direct_dsync"},
+           {"write_bytes", k_block},
+           {"ops", lat.size()},
+           {"ops_per_s", n / seconds},
+           {"p50_us", percentile(lat, 0.50)},
+           {"p99_us", percentile(lat, 0.99)}});
+    return true;
+}
+
 // Closed loop: K appends in flight; each completion submits the next one,
 // either from the completion callback itself (on the WAL's flusher thread:
 // no thread hop) or, with from_thread, from a separate submitter thread
@@ -122,6 +178,7 @@ public:
         const double records = static_cast<double>(after.records_written - before.records_written);
         const double fsyncs = static_cast<double>(after.fsyncs - before.fsyncs);
         print({{"bench", "wal"},
+               {"write_path", keel::wal::write_path_name(wal_.write_path())},
                {"outstanding", outstanding},
                {"submit_from", from_thread_ ? "thread" : "callback"},
                {"record_bytes", payload_.size()},
@@ -242,13 +299,18 @@ int main(int argc, char** argv) {
     std::string submit_from = "callback";
     std::uint64_t recovery_records = 1000000;
     std::uint64_t segment_bytes = 64ull << 20;
-    app.add_option("--dir", dir, "directory to write in (the WAL is left there)")->required();
+    std::vector<std::string> write_paths{"buffered", "direct"};
+    app.add_option("--dir", dir, "directory to write in (the WALs are left there)")->required();
     app.add_option("--seconds", seconds, "duration of each measurement");
     app.add_option("--record-bytes", record_bytes, "payload bytes per record");
     app.add_option("--outstanding", outstanding, "appends in flight, e.g. 1,16,256")
         ->delimiter(',');
     app.add_option("--segment-bytes", segment_bytes, "WAL segment size");
-    app.add_flag("--skip-raw", skip_raw, "skip the raw fdatasync floor measurements");
+    app.add_flag("--skip-raw", skip_raw, "skip the raw floor measurements");
+    app.add_option("--write-path", write_paths,
+                   "the WAL's write paths to measure, in this order (Options::write_path)")
+        ->delimiter(',')
+        ->check(CLI::IsMember({"buffered", "direct", "auto"}));
     app.add_option("--submit-from", submit_from,
                    "who submits the next append: the completion callback (flusher thread) "
                    "or a separate thread")
@@ -260,12 +322,23 @@ int main(int argc, char** argv) {
     std::filesystem::create_directories(dir);
     if (!skip_raw) {
         raw_bench(dir, seconds, record_bytes, true);
+        if (!raw_direct_bench(dir, seconds))
+            std::fprintf(stderr, "wal-bench: %s refuses O_DIRECT: no raw_direct_dsync\n",
+                         dir.c_str());
         raw_bench(dir, seconds, record_bytes, false);
     }
-    {
+    for (const std::string& name : write_paths) {
         keel::wal::Options options;
         options.segment_bytes = segment_bytes;
-        auto wal = Wal::open(dir, options);
+        options.write_path = name == "direct" ? keel::wal::WritePath::direct
+                             : name == "auto" ? keel::wal::WritePath::automatic
+                                              : keel::wal::WritePath::buffered;
+        auto wal = Wal::open(dir + "/wal-" + name, options);
+        if (!wal.ok() && wal.status().code() == keel::ErrorCode::unsupported) {
+            std::fprintf(stderr, "wal-bench: no %s WAL rows: %s\n", name.c_str(),
+                         wal.status().to_string().c_str());
+            continue;
+        }
         if (!wal.ok()) die(wal.status().to_string());
         // No background zero-fill competes with the first fdatasyncs: the WAL
         // prepares the next segment only once the active one is half full.

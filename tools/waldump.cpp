@@ -168,15 +168,20 @@ void print_layout(const Args& a, const ScanResult& layout) {
                 {"file", s.file_name}, {"header_ok", s.header_ok}, {"file_bytes", s.file_bytes}};
             if (s.header_ok)
                 j.update({{"version", s.version},
+                          {"flush_align_bytes", s.flush_align_bytes},
                           {"sequence", s.sequence},
                           {"first_index", s.first_index},
                           {"start_crc", fmt::format("0x{:08x}", s.start_crc)}});
             std::printf("%s\n", json{{"segment_header", j}}.dump().c_str());
         } else if (s.header_ok) {
+            // flush_align: version 2, every flush starts on a block of that size.
             std::printf("segment %s: version=%u sequence=%" PRIu64 " first_index=%" PRIu64
-                        " start_crc=0x%08x file_bytes=%" PRIu64 "\n",
+                        " start_crc=0x%08x file_bytes=%" PRIu64 "%s\n",
                         s.file_name.c_str(), s.version, s.sequence, s.first_index, s.start_crc,
-                        s.file_bytes);
+                        s.file_bytes,
+                        s.flush_align_bytes != 0
+                            ? fmt::format(" flush_align={}", s.flush_align_bytes).c_str()
+                            : "");
         } else {
             std::printf("segment %s: BAD HEADER (file_bytes=%" PRIu64 ")\n", s.file_name.c_str(),
                         s.file_bytes);

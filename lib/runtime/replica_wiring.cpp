@@ -13,6 +13,7 @@ wal::Options Replica::wal_options(wal::FileSystem* fs) {
     wal::Options wo;
     wo.fs = fs;
     wo.segment_bytes = options_.wal_segment_bytes;
+    wo.write_path = options_.wal_direct_io ? wal::WritePath::automatic : wal::WritePath::buffered;
     wo.max_record_bytes = std::max<std::uint64_t>(options_.max_entry_bytes, 1 << 20);
     // The per-write callbacks only record progress; one commit per group
     // commit, so entries fsynced together are applied (and their proposers'

@@ -49,10 +49,10 @@ inline std::vector<std::pair<std::string, std::string>> dir_contents(const std::
 class FaultFs final : public wal::FileSystem {
 public:
     // Fails an operation when it returns an error.  `op` is one of create,
-    // open, pread, write, allocate, datasync, truncate, rename, remove,
-    // sync_dir, list, mkdir; `path` the file (the source of a rename).
-    // Called under the file system's mutex for everything but pread, list
-    // and open (any thread: make it thread-safe).
+    // open, open_direct (OpenMode::write_direct), pread, write, allocate, datasync, truncate,
+    // rename, remove, sync_dir, list, mkdir; `path` the file (the source of a rename). Called under
+    // the file system's mutex for everything but pread, list and open (any thread: make it
+    // thread-safe).
     using Inject = std::function<Status(const std::string& op, const std::string& path)>;
 
     std::atomic<int> datasyncs_until_failure{-1};  // -1: never fail
@@ -84,6 +84,12 @@ public:
 
     Result<std::unique_ptr<wal::File>> open(const std::string& path, wal::OpenMode mode) override {
         if (Status s = injected("open", path); !s.ok()) return s;
+        const bool direct = mode == wal::OpenMode::write_direct;
+        // "open_direct": inject ErrorCode::unsupported there to play a file
+        // system that refuses O_DIRECT.
+        if (direct) {
+            if (Status s = injected("open_direct", path); !s.ok()) return s;
+        }
         std::lock_guard lock(mu_);
         if (mode == wal::OpenMode::create_new) {
             hook("create " + path);
@@ -91,10 +97,19 @@ public:
         }
         auto f = base_->open(path, mode);
         if (!f.ok()) return f.status();
+        // A direct file cannot be read with unaligned buffers: reads (and the
+        // bookkeeping of unsynced writes) go through a buffered descriptor.
+        std::unique_ptr<wal::File> reader;
+        if (direct) {
+            auto r = base_->open(path, wal::OpenMode::read_only);
+            if (!r.ok()) return r.status();
+            reader = std::move(*r);
+        }
         std::lock_guard track(track_mu_);
         const int id = next_id_++;
         paths_[id] = path;
-        return std::unique_ptr<wal::File>(new FaultFile(this, std::move(*f), id));
+        return std::unique_ptr<wal::File>(
+            new FaultFile(this, std::move(*f), std::move(reader), id));
     }
     Status rename(const std::string& from, const std::string& to) override {
         std::lock_guard lock(mu_);
@@ -180,12 +195,14 @@ private:
 
     class FaultFile final : public wal::File {
     public:
-        FaultFile(FaultFs* fs, std::unique_ptr<wal::File> base, int id)
-            : fs_(fs), base_(std::move(base)), id_(id) {}
+        // reader: a buffered descriptor of a direct file (null otherwise).
+        FaultFile(FaultFs* fs, std::unique_ptr<wal::File> base, std::unique_ptr<wal::File> reader,
+                  int id)
+            : fs_(fs), base_(std::move(base)), reader_(std::move(reader)), id_(id) {}
         Result<std::size_t> pread(void* buf, std::size_t size, std::uint64_t offset) override {
             const std::string path = fs_->path_of(id_);
             if (Status s = fs_->injected("pread", path); !s.ok()) return s;
-            auto got = base_->pread(buf, size, offset);
+            auto got = readable().pread(buf, size, offset);
             if (got.ok() && *got > 0 && offset == 0 && fs_->corrupts(path))
                 static_cast<char*>(buf)[0] ^= 0x01;
             return got;
@@ -204,8 +221,37 @@ private:
                     return Status(ErrorCode::no_space,
                                   "injected: pwritev " + path + ": No space left on device");
             }
-            fs_->note_write(id_, *base_, offset, len);
+            fs_->note_write(id_, readable(), offset, len);
             return base_->pwritev(iov, iovcnt, offset);
+        }
+        // A direct file's write is durable when it returns (O_DSYNC): one
+        // mutation ("write"), and the durability step datasync() plays
+        // elsewhere: datasyncs_until_failure and lie_about_datasync act on it.
+        Status write_durable(const struct iovec* iov, int iovcnt, std::uint64_t offset) override {
+            if (reader_ == nullptr) return File::write_durable(iov, iovcnt, offset);
+            std::lock_guard lock(fs_->mu_);
+            const std::string path = fs_->path_of(id_);
+            fs_->hook("write " + path);
+            if (Status s = fs_->injected("write", path); !s.ok()) return s;
+            std::uint64_t len = 0;
+            for (int i = 0; i < iovcnt; ++i) len += iov[i].iov_len;
+            if (fs_->full.load()) {
+                auto size = base_->size();
+                if (!size.ok()) return size.status();
+                if (offset + len > *size)
+                    return Status(ErrorCode::no_space,
+                                  "injected: pwritev " + path + ": No space left on device");
+            }
+            if (Status s = fs_->injected("datasync", path); !s.ok()) return s;
+            const int left = fs_->datasyncs_until_failure.load();
+            if (left > 0) fs_->datasyncs_until_failure.store(left - 1);
+            if (left == 0 || fs_->lie_about_datasync.load())
+                fs_->note_write(id_, readable(), offset, len);
+            Status s = base_->pwritev(iov, iovcnt, offset);
+            if (left == 0)
+                return Status(ErrorCode::io_error,
+                              "injected fdatasync failure (of an O_DSYNC write)");
+            return s;
         }
         Status allocate(std::uint64_t offset, std::uint64_t size) override {
             std::lock_guard lock(fs_->mu_);
@@ -247,8 +293,11 @@ private:
         }
 
     private:
+        wal::File& readable() { return reader_ != nullptr ? *reader_ : *base_; }
+
         FaultFs* fs_;
         std::unique_ptr<wal::File> base_;
+        std::unique_ptr<wal::File> reader_;
         int id_;
     };
 

@@ -6,6 +6,8 @@
 
 #include <stdlib.h>
 
+#include <cstdlib>
+
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +19,7 @@
 #include "../common/fault_fs.hpp"
 #include "../common/temp_dir.hpp"
 
+#include "keel/assert.hpp"
 #include "keel/wal/file_system.hpp"
 #include "keel/wal/record.hpp"
 #include "keel/wal/wal.hpp"
@@ -48,12 +51,28 @@ inline std::vector<Record> make_records(std::uint64_t first, std::uint64_t count
     return out;
 }
 
-// Small segments so tests roll often and stay fast.
+// The write path the WAL tests run on: KEEL_WAL_WRITE_PATH = buffered
+// (unset), direct or auto.  tests/wal/meson.build runs every WAL test
+// binary once per path; `direct` is strict (open fails where the file
+// system refuses O_DIRECT), so a direct run cannot quietly test buffered.
+inline WritePath test_write_path() {
+    const char* env = std::getenv("KEEL_WAL_WRITE_PATH");
+    const std::string path = env != nullptr ? env : "buffered";
+    if (path == "direct") return WritePath::direct;
+    if (path == "auto") return WritePath::automatic;
+    KEEL_ASSERT(path == "buffered", "KEEL_WAL_WRITE_PATH must be buffered, direct or auto");
+    return WritePath::buffered;
+}
+
+// Small segments so tests roll often and stay fast: 16 KiB (on the direct
+// path, where every batch takes a 4 KiB block of its own and the header one
+// more, that is three batches).
 inline Options small_options(FileSystem* fs = nullptr) {
     Options o;
     o.segment_bytes = 16 * 1024;
     o.max_record_bytes = 64 * 1024;
     o.fs = fs;
+    o.write_path = test_write_path();
     return o;
 }
 

@@ -78,8 +78,12 @@ TEST_CASE("waldump on a clean WAL lists every record and verifies clean") {
     Run list = waldump(dir.path());
     REQUIRE(list.code == 0);
     REQUIRE_THAT(list.out, Catch::Contains("hard state: term=5 vote=2 commit=9"));
-    REQUIRE_THAT(list.out,
-                 Catch::Contains("segment 0000000000000001-0000000000000001.wal: version=1"));
+    // The direct path writes layout version 2 (docs/wal.md, "Write paths").
+    const bool direct = test_write_path() == WritePath::direct;
+    REQUIRE_THAT(list.out, Catch::Contains(std::string("segment 0000000000000001-0000000000000001"
+                                                       ".wal: version=") +
+                                           (direct ? "2" : "1")));
+    if (direct) REQUIRE_THAT(list.out, Catch::Contains("flush_align=4096"));
     REQUIRE_THAT(list.out, Catch::Contains("index=300 "));
 
     Run verify = waldump("--verify " + dir.path());

@@ -490,14 +490,15 @@ TEST_CASE("an fdatasync failure in a caller's batch puts the WAL in the failed s
     Wal& wal = **opened;
     REQUIRE(append_sync(wal, make_records(1, 3)).ok());
 
-    // Fails the first fdatasync this thread issues, which is that of the
-    // batch it writes (the flusher writes a declined attempt, and its syncs
-    // succeed).
+    // Fails the first fdatasync this thread issues (on the direct path: the
+    // first durable write), which is that of the batch it writes (the
+    // flusher writes a declined attempt, and its syncs succeed).
     const std::thread::id me = std::this_thread::get_id();
+    const char* sync_op = test_write_path() == WritePath::direct ? "write " : "datasync ";
     std::atomic<bool> armed{true};
     fs.set_before_mutation([&](const std::string& what) {
-        if (what.rfind("datasync ", 0) == 0 && std::this_thread::get_id() == me &&
-            armed.exchange(false))
+        if (what.rfind(sync_op, 0) == 0 && what.find(".wal") != std::string::npos &&
+            std::this_thread::get_id() == me && armed.exchange(false))
             fs.datasyncs_until_failure = 0;
     });
     // One append per attempt: with more, a flusher still awake could take

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cstring>
 
 #include "format.hpp"
 #include "keel/assert.hpp"
@@ -141,39 +142,55 @@ void Wal::Impl::process_batch(std::vector<Op>& batch) {
 Status Wal::Impl::write_appends(std::vector<Op>& ops, std::size_t begin, std::size_t end) {
     std::uint64_t pending = 0;
     std::uint32_t chain = active_->last_crc;
+    std::uint64_t start = flush_start();
     placed_.clear();
     for (std::size_t k = begin; k < end; ++k) {
         for (const Record& r : ops[k].records) {
             const std::uint64_t bytes = detail::record_bytes(r.payload.size());
-            const std::uint64_t at = active_->end_offset.load() + pending;
-            if (at + bytes > options_.segment_bytes && at > detail::k_segment_header_bytes) {
+            const std::uint64_t align = active_->flush_align_bytes;
+            const std::uint64_t at = start + pending;
+            if (detail::align_up(at + bytes, align) > options_.segment_bytes &&
+                at > detail::records_start(active_->flush_align_bytes)) {
                 // Roll: the old segment must be durable before the new one
                 // holds anything (recovery requires a contiguous chain).
-                if (Status s = flush_buffer(pending, chain); !s.ok()) return s;
+                if (Status s = flush_buffer(start, pending, chain); !s.ok()) return s;
                 pending = 0;
                 if (Status s = install_segment(r.index, chain); !s.ok()) return s;
+                start = flush_start();
             }
-            if (buffer_.size() < pending + bytes)
-                buffer_.resize(std::max<std::uint64_t>(pending + bytes, buffer_.size() * 2));
+            // Room for the record and the zeros up to the end of its block.
+            buffer_.reserve(detail::align_up(pending + bytes, detail::k_flush_align_bytes),
+                            pending);
             chain = detail::encode_record(r.index, r.term, r.type, r.payload, chain,
                                           buffer_.data() + pending);
-            placed_.push_back({active_->end_offset.load() + pending, chain});
+            placed_.push_back({start + pending, chain});
             pending += bytes;
         }
     }
-    return flush_buffer(pending, chain);
+    return flush_buffer(start, pending, chain);
 }
 
-// One write and one fdatasync of buffer_[0, bytes) at the active segment's
-// end; `chain` is the CRC of the last record in it.
-Status Wal::Impl::flush_buffer(std::uint64_t bytes, std::uint32_t chain) {
+std::uint64_t Wal::Impl::flush_start() const {
+    return detail::align_up(active_->end_offset.load(), active_->flush_align_bytes);
+}
+
+// One durable write of buffer_[0, bytes) at `at` (flush_start()) in the
+// active segment, padded with zeros to the end of its last block in layout
+// version 2; `chain` is the CRC of the last record in it.  The direct path
+// writes it with O_DIRECT|O_DSYNC (one system call), the buffered path with
+// pwritev + fdatasync.
+Status Wal::Impl::flush_buffer(std::uint64_t at, std::uint64_t bytes, std::uint32_t chain) {
     if (bytes == 0) return Status();
+    const std::uint64_t write_bytes = detail::align_up(bytes, active_->flush_align_bytes);
+    std::memset(buffer_.data() + bytes, 0, write_bytes - bytes);
     struct iovec iov {
-        buffer_.data(), bytes
+        buffer_.data(), write_bytes
     };
-    const std::uint64_t at = active_->end_offset.load();
-    if (Status s = active_->file->pwritev(&iov, 1, at); !s.ok()) return s;
-    if (Status s = active_->file->datasync(); !s.ok()) return s;
+    KEEL_ASSERT(active_->direct == nullptr ||
+                    (at % kDirectIoAlignBytes == 0 && write_bytes % kDirectIoAlignBytes == 0),
+                "a direct write covers whole blocks");
+    File& out = active_->direct != nullptr ? *active_->direct : *active_->file;
+    if (Status s = out.write_durable(&iov, 1, at); !s.ok()) return s;
     fsyncs_.fetch_add(1, std::memory_order_relaxed);
     bytes_written_.fetch_add(bytes, std::memory_order_relaxed);
     active_->end_offset.store(at + bytes);

@@ -11,11 +11,13 @@ namespace keel::wal::detail {
 void encode_segment_header(const SegmentHeader& h, char out[k_segment_header_bytes]) {
     std::memset(out, 0, k_segment_header_bytes);
     std::memcpy(out, k_segment_magic, 8);
-    store<std::uint32_t>(out + 8, k_format_version);
+    store<std::uint32_t>(
+        out + 8, h.flush_align_bytes == 0 ? k_segment_version_packed : k_segment_version_aligned);
     store<std::uint32_t>(out + 12, static_cast<std::uint32_t>(k_segment_header_bytes));
     store<std::uint64_t>(out + 16, h.sequence);
     store<std::uint64_t>(out + 24, h.first_index);
     store<std::uint32_t>(out + 32, h.start_crc);
+    store<std::uint32_t>(out + 36, h.flush_align_bytes);
     store<std::uint32_t>(out + 60, crc32c(out, 60));
 }
 
@@ -25,13 +27,22 @@ std::optional<SegmentHeader> decode_segment_header(const char* in, std::size_t s
     if (size < k_segment_header_bytes) return std::nullopt;
     if (std::memcmp(in, k_segment_magic, 8) != 0) return std::nullopt;
     *version = load<std::uint32_t>(in + 8);
-    if (*version != k_format_version) return std::nullopt;
+    if (*version != k_segment_version_packed && *version != k_segment_version_aligned)
+        return std::nullopt;
     if (load<std::uint32_t>(in + 12) != k_segment_header_bytes) return std::nullopt;
     if (load<std::uint32_t>(in + 60) != crc32c(in, 60)) return std::nullopt;
     SegmentHeader h;
     h.sequence = load<std::uint64_t>(in + 16);
     h.first_index = load<std::uint64_t>(in + 24);
     h.start_crc = load<std::uint32_t>(in + 32);
+    if (*version == k_segment_version_aligned) {
+        // Version 1 keeps these bytes reserved (zero, unchecked).
+        const std::uint32_t align = load<std::uint32_t>(in + 36);
+        if (align < k_min_flush_align_bytes || align > k_max_flush_align_bytes ||
+            !std::has_single_bit(align))
+            return std::nullopt;
+        h.flush_align_bytes = align;
+    }
     return h;
 }
 

@@ -17,9 +17,21 @@ namespace keel::wal::detail {
 
 static_assert(std::endian::native == std::endian::little, "the WAL format is little-endian");
 
+// The metadata file's version.
 inline constexpr std::uint32_t k_format_version = 1;
 inline constexpr char k_segment_magic[8] = {'K', 'E', 'E', 'L', 'W', 'A', 'L', '\0'};
+// Segment versions (docs/wal.md, "Segment file"): 1 packs each flush right
+// after the previous one; 2 starts every flush on a fresh block of
+// `flush_align_bytes`, so that a write never touches a block that holds
+// records of an earlier flush (the direct-I/O path needs that).
+inline constexpr std::uint32_t k_segment_version_packed = 1;
+inline constexpr std::uint32_t k_segment_version_aligned = 2;
 inline constexpr std::uint64_t k_segment_header_bytes = 64;
+// The flush alignment the WAL writes into version-2 segments (a reader
+// accepts any power of two in [k_min_flush_align_bytes, k_max_flush_align_bytes]).
+inline constexpr std::uint32_t k_flush_align_bytes = 4096;
+inline constexpr std::uint32_t k_min_flush_align_bytes = 512;
+inline constexpr std::uint32_t k_max_flush_align_bytes = 1u << 20;
 inline constexpr std::uint64_t k_record_header_bytes = 32;
 inline constexpr std::uint64_t k_record_alignment = 8;
 
@@ -34,6 +46,10 @@ inline std::uint64_t padded(std::uint64_t n) {
 }
 inline std::uint64_t record_bytes(std::uint64_t payload_bytes) {
     return k_record_header_bytes + padded(payload_bytes);
+}
+// n rounded up to a multiple of `align` (a power of two; 0 or 1: n).
+inline std::uint64_t align_up(std::uint64_t n, std::uint64_t align) {
+    return align <= 1 ? n : (n + align - 1) & ~(align - 1);
 }
 
 template <typename T>
@@ -51,10 +67,20 @@ struct SegmentHeader {
     std::uint64_t sequence = 0;
     std::uint64_t first_index = 0;
     std::uint32_t start_crc = 0;
+    // 0: version 1 (packed flushes); otherwise version 2, every flush
+    // starts at a multiple of this many bytes.
+    std::uint32_t flush_align_bytes = 0;
 };
+// Offset of the first record: right after the header (version 1), or the
+// first aligned block after it (version 2).
+inline std::uint64_t records_start(std::uint32_t flush_align_bytes) {
+    return flush_align_bytes == 0 ? k_segment_header_bytes
+                                  : align_up(k_segment_header_bytes, flush_align_bytes);
+}
 void encode_segment_header(const SegmentHeader& h, char out[k_segment_header_bytes]);
-// nullopt if the magic, version or header CRC is wrong; *version gets the
-// stored version when the magic matched (to tell "unsupported" apart).
+// nullopt if the magic, version, header CRC or (version 2) the flush
+// alignment is wrong; *version gets the stored version when the magic
+// matched (to tell "unsupported" apart).
 std::optional<SegmentHeader> decode_segment_header(const char* in, std::size_t size,
                                                    std::uint32_t* version);
 

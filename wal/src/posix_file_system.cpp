@@ -44,7 +44,9 @@ Status errno_status_at(const std::string& what, const std::string& path, std::ui
 
 class PosixFile final : public File {
 public:
-    PosixFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+    // durable_writes: opened O_DSYNC, so a completed write is durable.
+    PosixFile(int fd, std::string path, bool durable_writes)
+        : fd_(fd), path_(std::move(path)), durable_writes_(durable_writes) {}
     ~PosixFile() override { ::close(fd_); }
 
     Result<std::size_t> pread(void* buf, std::size_t size, std::uint64_t offset) override {
@@ -92,6 +94,13 @@ public:
         return Status();
     }
 
+    Status write_durable(const struct iovec* iov, int iovcnt, std::uint64_t offset) override {
+        if (!durable_writes_) return File::write_durable(iov, iovcnt, offset);
+        // O_DSYNC: the write returns once the data (and what is needed to
+        // read it back) is on stable storage, as a write + fdatasync would.
+        return pwritev(iov, iovcnt, offset);
+    }
+
     Status write_back(std::uint64_t offset, std::uint64_t size, bool wait) override {
         const unsigned flags =
             wait ? SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER
@@ -125,6 +134,7 @@ public:
 private:
     int fd_;
     std::string path_;
+    bool durable_writes_;
 };
 
 class PosixFileSystem final : public FileSystem {
@@ -141,10 +151,19 @@ public:
             case OpenMode::create_new:
                 flags |= O_RDWR | O_CREAT | O_EXCL;
                 break;
+            case OpenMode::write_direct:
+                flags |= O_WRONLY | O_DIRECT | O_DSYNC;
+                break;
         }
         int fd = ::open(path.c_str(), flags, k_file_mode);
-        if (fd < 0) return errno_status("open", path, errno);
-        return std::unique_ptr<File>(new PosixFile(fd, path));
+        if (fd < 0) {
+            // open(2) says EINVAL where the file system does not support O_DIRECT.
+            if (mode == OpenMode::write_direct && errno == EINVAL)
+                return Status(ErrorCode::unsupported,
+                              "open " + path + ": the file system refuses O_DIRECT");
+            return errno_status("open", path, errno);
+        }
+        return std::unique_ptr<File>(new PosixFile(fd, path, mode == OpenMode::write_direct));
     }
 
     Status rename(const std::string& from, const std::string& to) override {

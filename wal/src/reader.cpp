@@ -80,9 +80,10 @@ private:
         std::uint32_t version = 0;
         auto header = decode_segment_header(buf, bytes, &version);
         if (!header) {
-            const char* why = version != 0 && version != k_format_version
-                                  ? "has an unsupported format version"
-                                  : "has a bad segment header (magic or CRC)";
+            const bool known =
+                version == k_segment_version_packed || version == k_segment_version_aligned;
+            const char* why = version != 0 && !known ? "has an unsupported format version"
+                                                     : "has a bad segment header (magic or CRC)";
             add_issue(IssueKind::corruption, info, 0, expected_.value_or(0), bytes,
                       fmt::format("segment {} {}", info.file_name, why), buf, bytes);
             if (!options_.resync) stopped_ = true;
@@ -93,9 +94,10 @@ private:
         info.sequence = header->sequence;
         info.first_index = header->first_index;
         info.start_crc = header->start_crc;
+        info.flush_align_bytes = header->flush_align_bytes;
         info.last_index = header->first_index - 1;
         info.last_crc = header->start_crc;
-        info.end_offset = k_segment_header_bytes;
+        info.end_offset = records_start(header->flush_align_bytes);
         if (stopped_) return Status();
         if (header->first_index > options_.ignore_after_index &&
             header->first_index - 1 > options_.ignore_after_index) {
@@ -145,11 +147,12 @@ private:
     }
 
     void scan_records(SegmentInfo& info, const char* buf, std::uint64_t size) {
-        std::uint64_t off = k_segment_header_bytes;
+        std::uint64_t off = records_start(info.flush_align_bytes);
         std::uint64_t expected = info.first_index;
         std::uint32_t chain = info.start_crc;
         bool resynced = false;
         while (!stopped_) {
+            off = skip_flush_padding(info, buf, size, off);
             std::optional<FoundRecord> rec;
             if (off + k_record_header_bytes <= size && !all_zero(buf + off, k_record_header_bytes))
                 rec = check_record_at(buf, size, off, options_.max_record_bytes);
@@ -202,6 +205,19 @@ private:
             expected_ = expected;
             chain_ = chain;
         }
+    }
+
+    // Version 2: a flush ends with zeros up to the next multiple of
+    // flush_align_bytes, where the next flush starts.  From `off` (past a
+    // record), returns where the next record must be: the next block when
+    // the rest of this one is zeros (padding), `off` otherwise (a record, or
+    // damage for the caller to judge).  An all-zero block start is the end.
+    static std::uint64_t skip_flush_padding(const SegmentInfo& info, const char* buf,
+                                            std::uint64_t size, std::uint64_t off) {
+        const std::uint64_t align = info.flush_align_bytes;
+        if (align == 0 || off % align == 0 || off >= size) return off;
+        const std::uint64_t block_end = std::min(align_up(off, align), size);
+        return all_zero(buf + off, block_end - off) ? block_end : off;
     }
 
     // The record at `off` is missing or damaged.  Returns the next valid
@@ -350,6 +366,7 @@ Result<ScanResult> read_wal_layout(const std::string& dir, FileSystem* fs_or_nul
         info.sequence = h->sequence;
         info.first_index = h->first_index;
         info.start_crc = h->start_crc;
+        info.flush_align_bytes = h->flush_align_bytes;
     }
     return result;
 }

@@ -117,6 +117,7 @@ Status Wal::Impl::lock_directory() {
 Status Wal::Impl::recover() {
     if (Status s = fs_->create_dir(dir_); !s.ok()) return s;
     if (Status s = lock_directory(); !s.ok()) return s;
+    if (Status s = choose_write_path(); !s.ok()) return s;
     auto meta = detail::read_metadata_file(*fs_, dir_);
     if (!meta.ok()) return meta.status();
     meta_.metadata = meta->metadata;
@@ -161,6 +162,7 @@ Status Wal::Impl::apply_recovery(detail::RecoveryPlan& plan) {
         seg->sequence = info.sequence;
         seg->first_index = info.first_index;
         seg->start_crc = info.start_crc;
+        seg->flush_align_bytes = info.flush_align_bytes;
         seg->name = info.file_name;
         seg->file = std::move(*file);
         seg->end_offset.store(info.end_offset);
@@ -213,6 +215,9 @@ Status Wal::Impl::apply_recovery(detail::RecoveryPlan& plan) {
         phys_first_ = segments_.front()->first_index;
         last_ = plan.last;
         KEEL_ASSERT(entries_.size() == last_ + 1 - phys_first_, "one entry per record");
+        // The direct path continues a segment of its own layout; one the
+        // buffered path wrote is closed and the log goes on in a new one.
+        if (Status s = ready_active_segment(last_ + 1); !s.ok()) return s;
     }
     floor_ = std::max(floor_, phys_first_);
     submit_next_ = last_ + 1;

@@ -43,7 +43,7 @@ Status Wal::Impl::do_truncate(std::uint64_t index) {
         }
         active_ = segments_.back();
         if (index + 1 == active_->first_index) {
-            cut = detail::k_segment_header_bytes;
+            cut = detail::records_start(active_->flush_align_bytes);
             crc = active_->start_crc;
         } else {
             const detail::Entry& e = entries_[index - phys_first_];
@@ -63,6 +63,10 @@ Status Wal::Impl::do_truncate(std::uint64_t index) {
     if (Status s = zero_range(*active_->file, cut, active_->end_offset.load()); !s.ok()) return s;
     active_->end_offset.store(cut);
     active_->last_crc = crc;
+    // Back in an older segment: the direct path may need its writer, or a
+    // new segment if that one is of the buffered layout.  Still under the
+    // fence, which voids nothing here (the new segment starts at index + 1).
+    if (Status s = ready_active_segment(index + 1); !s.ok()) return s;
     // Out of space here: the truncation is durable (the fence), and no later
     // append may be written until the fence is cleared; wait and retry.
     return write_meta_retrying([](detail::MetadataFile& m) { m.fence_set = false; });

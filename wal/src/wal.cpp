@@ -433,6 +433,9 @@ bool Wal::has_queued() const {
 Stats Wal::stats() const {
     return impl_->stats();
 }
+WritePath Wal::write_path() const {
+    return impl_->write_path();
+}
 const OpenReport& Wal::open_report() const {
     return impl_->report_;
 }

@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "aligned_buffer.hpp"
 #include "format.hpp"
 #include "keel/spare_vectors.hpp"
 #include "keel/wal/wal.hpp"
@@ -40,14 +41,17 @@ namespace detail {
 // K=256, this machine), where a chunk delays it by milliseconds.
 inline constexpr std::uint64_t k_zero_fill_chunk_bytes = 1u << 20;
 
-// One segment file.  first_index, start_crc and file never change; the
-// flusher alone advances end_offset/last_crc of the active segment.
+// One segment file.  first_index, start_crc, flush_align_bytes and file
+// never change; the writer alone advances end_offset/last_crc of the active
+// segment and sets `direct`.
 struct Segment {
     std::uint64_t sequence = 0;
     std::uint64_t first_index = 0;
     std::uint32_t start_crc = 0;
+    std::uint32_t flush_align_bytes = 0;  // 0: layout version 1 (SegmentHeader)
     std::string name;
-    std::shared_ptr<File> file;
+    std::shared_ptr<File> file;    // buffered: reads, zeroing, and the buffered path's writes
+    std::shared_ptr<File> direct;  // OpenMode::write_direct: the direct path's writes
     std::atomic<std::uint64_t> end_offset{k_segment_header_bytes};  // past the last record
     std::uint32_t last_crc = 0;                                     // chain value at end_offset
 };
@@ -109,6 +113,7 @@ public:
     // ok while not failed.
     Status failure() const { return failed() ? failed_status() : Status(); }
     Stats stats() const;
+    WritePath write_path() const { return write_path_; }
 
     const std::string dir_;
     const Options options_;
@@ -132,7 +137,10 @@ private:
     void write_batch(std::vector<detail::Op>& batch);
     void process_batch(std::vector<detail::Op>& batch);
     Status write_appends(std::vector<detail::Op>& ops, std::size_t begin, std::size_t end);
-    Status flush_buffer(std::uint64_t bytes, std::uint32_t chain);
+    // Where the next flush into the active segment starts: its end, or the
+    // next block (layout version 2).
+    std::uint64_t flush_start() const;
+    Status flush_buffer(std::uint64_t at, std::uint64_t bytes, std::uint32_t chain);
     void publish(std::vector<detail::Op>& ops, std::size_t begin, std::size_t end);
     Status do_truncate(std::uint64_t index);
     Status do_reset(std::uint64_t next_index);
@@ -156,6 +164,18 @@ private:
     // Writes the header into a prepared file and renames it into place;
     // makes it the active segment.  Flusher or recovery only.
     Status install_segment(std::uint64_t first_index, std::uint32_t start_crc);
+    // write_path.cpp
+    // Options::write_path automatic: probes whether the directory's file
+    // system takes O_DIRECT and settles write_path_.  Recovery, first.
+    Status choose_write_path();
+    // The direct path: opens seg's O_DIRECT writer.  Buffered: nothing.
+    Status attach_writer(Segment& seg);
+    // Before the direct path writes into active_ (at open, after a
+    // truncation): opens its O_DIRECT writer, or, where the direct path
+    // cannot write into it without touching blocks that hold acknowledged
+    // records (layout version 1, or aligned for less than
+    // kDirectIoAlignBytes), installs a new segment starting at next_index.
+    Status ready_active_segment(std::uint64_t next_index);
     void request_next_segment();
     // Zeroes [from, last non-zero byte) of a file and fdatasyncs it.
     Status zero_tail(File& file, std::uint64_t from, std::uint64_t* zeroed);
@@ -217,7 +237,7 @@ private:
     // ---- writer-owned (the flusher, or a write_queued() caller: batch_owner_) ----
     SegmentPtr active_;
     std::uint64_t next_sequence_ = 1;
-    std::vector<char> buffer_;
+    detail::AlignedBuffer buffer_;
     struct Placed {
         std::uint64_t offset;
         std::uint32_t crc;
@@ -242,6 +262,9 @@ private:
     // a writer waiting for disk space gives up.
     std::atomic<bool> closing_{false};
     bool started_ = false;  // start() ran: the writer may wait for space
+    // buffered or direct, settled by recovery (choose_write_path) before
+    // any segment is written; fixed afterwards.
+    WritePath write_path_ = WritePath::buffered;
 
     mutable std::mutex health_mu_;       // a leaf lock
     bool preparation_no_space_ = false;  // GUARDED_BY(health_mu_)

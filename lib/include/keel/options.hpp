@@ -15,11 +15,11 @@ using NodeId = std::uint64_t;
 
 // A member of the cluster as the application names it.
 struct MemberSpec {
-    NodeId id = 0;                 // > 0, unique in the cluster
-    std::string raft_address;      // "host:port" where its Raft transport listens
-    std::string metadata;          // opaque to keel, replicated with the membership
-                                   // (raftd keeps the member's HTTP address here)
-    bool voter = true;             // false: learner
+    NodeId id = 0;             // > 0, unique in the cluster
+    std::string raft_address;  // "host:port" where its Raft transport listens
+    std::string metadata;      // opaque to keel, replicated with the membership
+                               // (raftd keeps the member's HTTP address here)
+    bool voter = true;         // false: learner
 };
 
 enum class LogLevel { debug, info, warn, error };
@@ -41,8 +41,8 @@ struct PeerTls {
 
 struct NodeOptions {
     NodeId id = 1;
-    std::string data_dir;          // created if missing; holds the WAL, metadata, snapshots
-    std::string listen_address;    // "host:port" for the Raft transport; port 0 = any
+    std::string data_dir;        // created if missing; holds the WAL, metadata, snapshots
+    std::string listen_address;  // "host:port" for the Raft transport; port 0 = any
 
     // Bootstrap: the founding members of a new cluster (this node included).
     // Used only when data_dir holds no state yet; ignored afterwards, since
@@ -123,6 +123,10 @@ struct NodeOptions {
 
     // WAL segment size.
     std::uint64_t wal_segment_bytes = 64ull << 20;
+    // The WAL writes with O_DIRECT|O_DSYNC where the file system accepts
+    // O_DIRECT (probed at open), else through the page cache with
+    // fdatasync; false: always the latter.  docs/wal.md, "Write paths".
+    bool wal_direct_io = true;
 
     // Where keel reports what happens (one line per event).  Called from
     // keel's threads; must be thread-safe.  Default: stderr for warn/error.

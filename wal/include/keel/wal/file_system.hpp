@@ -1,7 +1,8 @@
 // keel/wal/file_system.hpp — the file layer keel does all its storage I/O
 // through: the WAL's segments and metadata, and the runtime's snapshots.
 //
-// Production uses default_file_system() (POSIX: pread/pwritev/fdatasync).
+// Production uses default_file_system() (POSIX: pread/pwritev/fdatasync, and
+// O_DIRECT|O_DSYNC for the WAL's direct write path).
 // Tests inject a wrapper to fail fdatasync, run out of space, count
 // operations or copy the directory at chosen instants (simulated crashes).
 // Every method returns errors as values; none throws.  Implementations must
@@ -39,6 +40,14 @@ public:
     virtual Status pwritev(const struct iovec* iov, int iovcnt, std::uint64_t offset) = 0;
     // fdatasync(2).  An error here is fatal to the WAL (see docs/wal.md).
     virtual Status datasync() = 0;
+    // Writes all of `iov` at `offset` and returns once it is durable.  The
+    // default is pwritev() then datasync(); a file opened with
+    // OpenMode::write_direct is durable on each write (O_DSYNC), in one
+    // system call.  An error is fatal to the WAL, like datasync()'s.
+    virtual Status write_durable(const struct iovec* iov, int iovcnt, std::uint64_t offset) {
+        if (Status s = pwritev(iov, iovcnt, offset); !s.ok()) return s;
+        return datasync();
+    }
     // Starts writing the byte range [offset, offset + size) back to the disk
     // (wait = false), or waits until that has finished (wait = true).  A
     // pacing hint for bulk writes, never a durability promise (datasync()
@@ -62,10 +71,19 @@ public:
     virtual Status truncate(std::uint64_t size) = 0;
 };
 
+// Direct I/O (OpenMode::write_direct): every buffer address, offset and
+// length must be a multiple of this.
+inline constexpr std::uint64_t kDirectIoAlignBytes = 4096;
+
 enum class OpenMode {
     read_only,   // the file must exist
     read_write,  // the file must exist
     create_new,  // create; fails if it exists
+    // The file must exist; opened for writing only, past the page cache
+    // (O_DIRECT) and durable on every write (O_DSYNC): write_durable() or
+    // pwritev() of buffers aligned to kDirectIoAlignBytes, never pread().
+    // ErrorCode::unsupported where the file system refuses direct I/O.
+    write_direct,
 };
 
 class FileSystem {

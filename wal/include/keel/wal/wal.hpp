@@ -42,6 +42,22 @@ namespace keel::wal {
 // needs (the next segment; a truncation's or reset's metadata update).
 inline constexpr std::uint32_t kNoSpaceRetryMs = 100;
 
+// How the WAL writes records (docs/wal.md, "Write paths").
+enum class WritePath {
+    // pwritev into the page cache, then fdatasync; segment layout version 1.
+    buffered,
+    // O_DIRECT|O_DSYNC: one block-aligned write per batch from an aligned
+    // buffer, durable when it returns; every batch starts on a fresh block
+    // (segment layout version 2).  Open fails with ErrorCode::unsupported
+    // where the file system refuses O_DIRECT.
+    direct,
+    // direct where the file system accepts O_DIRECT (probed at open),
+    // buffered elsewhere (tmpfs on older kernels, some network file systems).
+    automatic,
+};
+// "buffered", "direct", "auto".
+const char* write_path_name(WritePath path) noexcept;
+
 struct Options {
     // A segment is rolled when the next record does not fit (a single record
     // larger than this gets a segment of its own that grows past it).
@@ -91,6 +107,9 @@ struct Options {
     std::uint64_t initial_index = 1;
     // Null = default_file_system().  Not owned; must outlive the Wal.
     FileSystem* fs = nullptr;
+    // Wal::write_path() says which one `automatic` chose.  Either path
+    // reads what the other wrote.
+    WritePath write_path = WritePath::buffered;
 };
 
 // What open() found and fixed.
@@ -112,7 +131,7 @@ struct OpenReport {
 struct Stats {
     std::uint64_t segments = 0;    // segment files in use
     std::uint64_t disk_bytes = 0;  // bytes of records and headers in them
-    std::uint64_t fsyncs = 0;      // fdatasync calls on segments
+    std::uint64_t fsyncs = 0;      // durable writes of segments (fdatasync, or O_DSYNC writes)
     std::uint64_t batches = 0;     // flusher batches written
     std::uint64_t records_written = 0;
     std::uint64_t bytes_written = 0;  // record bytes (headers, payloads, padding)
@@ -253,6 +272,9 @@ public:
     // Options::idle_spin_us, from now on.  Thread-safe.
     void set_idle_spin_us(std::uint32_t us);
     Stats stats() const;
+    // The path in use: buffered or direct (what Options::write_path
+    // `automatic` chose at open; never automatic).
+    WritePath write_path() const;
     const OpenReport& open_report() const;
     const std::string& dir() const;
 
