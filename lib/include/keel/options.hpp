@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,13 +14,15 @@ namespace keel {
 
 using NodeId = std::uint64_t;
 
+class Observer;  // keel/observer.hpp
+
 // A member of the cluster as the application names it.
 struct MemberSpec {
-    NodeId id = 0;                 // > 0, unique in the cluster
-    std::string raft_address;      // "host:port" where its Raft transport listens
-    std::string metadata;          // opaque to keel, replicated with the membership
-                                   // (raftd keeps the member's HTTP address here)
-    bool voter = true;             // false: learner
+    NodeId id = 0;             // > 0, unique in the cluster
+    std::string raft_address;  // "host:port" where its Raft transport listens
+    std::string metadata;      // opaque to keel, replicated with the membership
+                               // (raftd keeps the member's HTTP address here)
+    bool voter = true;         // false: learner
 };
 
 enum class LogLevel { debug, info, warn, error };
@@ -41,8 +44,8 @@ struct PeerTls {
 
 struct NodeOptions {
     NodeId id = 1;
-    std::string data_dir;          // created if missing; holds the WAL, metadata, snapshots
-    std::string listen_address;    // "host:port" for the Raft transport; port 0 = any
+    std::string data_dir;        // created if missing; holds the WAL, metadata, snapshots
+    std::string listen_address;  // "host:port" for the Raft transport; port 0 = any
 
     // Bootstrap: the founding members of a new cluster (this node included).
     // Used only when data_dir holds no state yet; ignored afterwards, since
@@ -122,6 +125,11 @@ struct NodeOptions {
     // and must not call stop() (post to your own thread: raftd answers the
     // requests in flight, then exits with its storage-failure code).
     std::function<void(const Status& why)> on_failure;
+
+    // Told of leadership, role, membership and snapshot changes, and of a
+    // fail-stop, in order, on the node's event thread (keel/observer.hpp,
+    // which says what is guaranteed).  Null: no event thread runs.
+    std::shared_ptr<Observer> observer;
 };
 
 }  // namespace keel
