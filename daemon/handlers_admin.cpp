@@ -54,7 +54,7 @@ void handle_status(HandlerContext& context, RouteRequest&, Respond respond) {
     refresh_quota(context, s);
     json body = {{"id", s.id},
                  {"cluster_id", s.cluster_id},
-                 {"role", s.role},
+                 {"role", keel::role_name(s.role)},
                  {"term", s.term},
                  {"leader_id", s.leader_id},
                  {"commit_index", s.commit_index},

@@ -214,7 +214,7 @@ std::size_t KvStateMachine::size() const {
     return map_.size();
 }
 
-std::uint64_t KvStateMachine::applied_index() const {
+std::uint64_t KvStateMachine::last_applied_index() const {
     std::shared_lock lock(mutex_);
     return applied_index_;
 }

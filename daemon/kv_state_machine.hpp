@@ -63,7 +63,9 @@ public:
     // Keys starting with `prefix`, in order, at most `limit` of them.
     KvListing list(std::string_view prefix, std::size_t limit) const;
     std::size_t size() const;
-    std::uint64_t applied_index() const;
+    // The last entry applied (in memory: not StateMachine::applied_index,
+    // which would tell keel this state survives a crash by itself).
+    std::uint64_t last_applied_index() const;
     // The bytes a snapshot of the map takes now (what --quota-bytes counts
     // besides the WAL).  Lock-free; exact as of the last applied entry.
     std::uint64_t size_bytes() const { return size_bytes_.load(std::memory_order_relaxed); }

@@ -121,7 +121,7 @@ NodeId transfer_target(const NodeStatus& status) {
 
 void shut_down(Node& node, HttpServer& server, spdlog::logger& log) {
     NodeStatus status = node.status();
-    if (status.role == "leader" && status.mode == Mode::cluster && status.failure.empty()) {
+    if (status.role == Role::leader && status.mode == Mode::cluster && status.failure.empty()) {
         if (NodeId to = transfer_target(status); to != 0) {
             log.info("transferring leadership to node {} before stopping", to);
             auto done = node.transfer_leadership(to);
@@ -376,8 +376,8 @@ int run(const DaemonConfig& config) {
     log->info(
         "serving {} on {}:{}; role {}, term {}, mode {}, {} member(s), cluster {}, "
         "members over {}",
-        context.url_scheme == "https" ? "HTTPS" : "HTTP", config.http.host, *port, status.role,
-        status.term, mode_string(status.mode), status.members.size(),
+        context.url_scheme == "https" ? "HTTPS" : "HTTP", config.http.host, *port,
+        role_name(status.role), status.term, mode_string(status.mode), status.members.size(),
         status.cluster_id.empty() ? "not known yet" : status.cluster_id,
         config.peer_tls.enabled() ? "mutual TLS" : "plain TCP");
     const std::string& host = config.http.host;

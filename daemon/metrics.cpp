@@ -98,8 +98,8 @@ std::string render_metrics(const NodeStatus& s, const std::vector<std::string>& 
     fmt::format_to(std::back_inserter(out),
                    "# HELP keel_role Current Raft role (1 for the role this node is in).\n"
                    "# TYPE keel_role gauge\n");
-    for (const char* role : {"follower", "pre_candidate", "candidate", "leader"}) {
-        fmt::format_to(std::back_inserter(out), "keel_role{{role=\"{}\"}} {}\n", role,
+    for (Role role : {Role::follower, Role::pre_candidate, Role::candidate, Role::leader}) {
+        fmt::format_to(std::back_inserter(out), "keel_role{{role=\"{}\"}} {}\n", role_name(role),
                        s.role == role ? 1 : 0);
     }
     scalar(out, "keel_is_single_mode", "gauge", "1 while this node is the only member.",

@@ -345,7 +345,7 @@ LoopResult run_cluster3(const Options& o, int k, double seconds, bool tls) {
     const auto deadline = Clock::now() + std::chrono::seconds(10);
     while (!leader && Clock::now() < deadline) {
         for (auto& n : nodes)
-            if (n->status().role == "leader" && n->read_index(false).get().status.ok())
+            if (n->status().role == keel::Role::leader && n->read_index(false).get().status.ok())
                 leader = n.get();
         if (!leader) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }

@@ -28,9 +28,16 @@ namespace {
 
 // NodeStatus::role as the C enum: the one place the C API reads it.
 keel_role to_role(const NodeStatus& status) {
-    if (status.role == "leader") return KEEL_ROLE_LEADER;
-    if (status.role == "candidate") return KEEL_ROLE_CANDIDATE;
-    if (status.role == "pre_candidate") return KEEL_ROLE_PRE_CANDIDATE;
+    switch (status.role) {
+        case Role::leader:
+            return KEEL_ROLE_LEADER;
+        case Role::candidate:
+            return KEEL_ROLE_CANDIDATE;
+        case Role::pre_candidate:
+            return KEEL_ROLE_PRE_CANDIDATE;
+        case Role::follower:
+            return KEEL_ROLE_FOLLOWER;
+    }
     return KEEL_ROLE_FOLLOWER;
 }
 

@@ -49,7 +49,11 @@ Core::State::State(const Options& options, RestoredState restored)
         prev_index = restored.snapshot->index;
         prev_term = restored.snapshot->term;
         configs.reset(prev_index, restored.snapshot->config);
-        snapshot = restored.snapshot;
+        if (restored.snapshot_is_floor) {
+            compacted_without_snapshot = prev_index > 0;
+        } else {
+            snapshot = restored.snapshot;
+        }
     }
     // Entries the snapshot covers are not needed (they are committed and applied).
     std::erase_if(restored.entries, [&](const Entry& e) { return e.index <= prev_index; });
@@ -299,6 +303,10 @@ void Core::on_applied(Index index) {
 
 Result<SnapshotMeta> Core::on_snapshot_taken(Index index) {
     return s_->on_snapshot_taken(index);
+}
+
+Result<SnapshotMeta> Core::on_state_machine_durable(Index index) {
+    return s_->on_state_machine_durable(index);
 }
 
 void Core::report_unreachable(NodeId peer) {

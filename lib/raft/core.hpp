@@ -63,10 +63,10 @@ struct Options {
     bool unsafe_commit_older_terms = false;
 
     // Flow control per follower.
-    std::size_t max_inflight_messages = 256;        // append messages in flight in replicate state
-    std::size_t max_message_bytes = 1 << 20;        // entry bytes per append message (at least one entry)
-    std::size_t max_uncommitted_bytes = 64 << 20;   // leader refuses proposals past this (busy)
-    std::size_t max_proposal_bytes = 64 << 20;      // one entry's data
+    std::size_t max_inflight_messages = 256;  // append messages in flight in replicate state
+    std::size_t max_message_bytes = 1 << 20;  // entry bytes per append message (at least one entry)
+    std::size_t max_uncommitted_bytes = 64 << 20;  // leader refuses proposals past this (busy)
+    std::size_t max_proposal_bytes = 64 << 20;     // one entry's data
     // Entry data handed out per batch as committed_entries (at least one entry).
     std::size_t max_committed_bytes_per_batch = 16 << 20;
     // ReadIndex requests a leader holds unanswered; read_index() is busy past it.
@@ -95,6 +95,11 @@ struct RestoredState {
     std::optional<SnapshotMeta> snapshot;  // latest snapshot, if any
     std::vector<Entry> entries;            // stored log after the snapshot, contiguous
     Index applied = 0;                     // what the state machine already reflects (>= snapshot)
+    // `snapshot` is only where the stored log was compacted on a durable
+    // state machine's word (Core::on_state_machine_durable): no snapshot
+    // file holds that state.  A follower that needs it gets one taken on
+    // demand.
+    bool snapshot_is_floor = false;
 };
 
 // The initial state of every founding member of a new cluster: one config
@@ -180,6 +185,15 @@ public:
     // A leader then sends it to any follower that waited for it
     // (Actions::snapshot_wanted).
     Result<SnapshotMeta> on_snapshot_taken(Index index);
+    // The state machine has made everything up to `index` (<= applied)
+    // durable itself (keel/state_machine.hpp, StateMachine::applied_index):
+    // the in-memory log before index - snapshot_trailing_entries is dropped,
+    // no snapshot needed.  A follower that needs a dropped entry is sent a
+    // snapshot the runtime takes on demand (Actions::snapshot_wanted).
+    // Returns where the log may be compacted in storage: index, its term and
+    // the configuration as of it, for the runtime to record before it drops
+    // the stored entries (RestoredState::snapshot_is_floor at restart).
+    Result<SnapshotMeta> on_state_machine_durable(Index index);
     // The transport could not reach `peer` (connection refused, dropped
     // message): replication to it falls back to probing.
     void report_unreachable(NodeId peer);

@@ -18,10 +18,12 @@ namespace keel::raft {
 bool Core::State::send_snapshot(NodeId to, Progress& pr) {
     if (!snapshot || snapshot->index < log.prev_index()) {
         // Entries were dropped while this leader was alone
-        // (forget_applied_when_alone) and no snapshot covers them: ask the
+        // (forget_applied_when_alone), or on a durable state machine's word
+        // (on_state_machine_durable), and no snapshot covers them: ask the
         // runtime for one.  The follower waits in probe; on_snapshot_taken()
         // sends it the snapshot (and its next answer would ask again).
-        KEEL_ASSERT(opt.forget_applied_when_alone, "entries were compacted without a snapshot");
+        KEEL_ASSERT(opt.forget_applied_when_alone || compacted_without_snapshot,
+                    "entries were compacted without a snapshot");
         snapshot_wanted = true;
         return false;
     }
@@ -149,6 +151,28 @@ void Core::State::report_snapshot(NodeId peer, bool ok) {
     // Success: wait for the follower's append_response; failure: retry after
     // the next heartbeat answer.
     pr.probe_sent = true;
+}
+
+// The state machine holds everything up to `index` itself: the in-memory
+// log behind it may go as it would behind a snapshot (keeping the trailing
+// entries for slightly lagging followers), with no snapshot to send; the
+// next follower that needs a dropped entry makes the leader ask for one
+// (send_snapshot).
+Result<SnapshotMeta> Core::State::on_state_machine_durable(Index index) {
+    if (index > log.applied())
+        return Status{ErrorCode::invalid_argument, "durable index beyond the applied index"};
+    std::optional<Term> t = term_at_or_forgotten(index);
+    if (!t || index == 0)
+        return Status{ErrorCode::invalid_argument, "durable index not in the log"};
+    SnapshotMeta meta{index, *t, configs.at(index)};
+    const Index keep = static_cast<Index>(opt.snapshot_trailing_entries);
+    const Index compact_to = index > keep ? index - keep : 0;
+    if (compact_to > log.prev_index()) {
+        log.compact(compact_to);
+        configs.compact(compact_to);
+        compacted_without_snapshot = true;
+    }
+    return meta;
 }
 
 }  // namespace keel::raft

@@ -117,6 +117,11 @@ struct Core::State {
     // snapshot the runtime took at an index dropped since still needs its
     // term (on_snapshot_taken).  One run per term, so a handful.
     std::vector<std::pair<Index, Term>> forgotten_terms;
+    // The log was compacted on a durable state machine's word, behind no
+    // snapshot (on_state_machine_durable, RestoredState::snapshot_is_floor):
+    // a follower that needs what was dropped is sent a snapshot taken on
+    // demand (snapshot_wanted).
+    bool compacted_without_snapshot = false;
     std::optional<Term> term_at_or_forgotten(Index index) const;
     HardState reported_hard_state;
     SoftState reported_soft_state;
@@ -206,6 +211,7 @@ struct Core::State {
     void forget_applied_when_alone();
     void handle_snapshot(const Message& m);
     Result<SnapshotMeta> on_snapshot_taken(Index index);
+    Result<SnapshotMeta> on_state_machine_durable(Index index);
     void report_snapshot(NodeId peer, bool ok);
 };
 

@@ -40,11 +40,10 @@ void Replica::drain_inbox() {
         }
         auto proposed = core_->propose(std::move(p.data));
         if (!proposed.ok()) {
-            pending_proposals_.fetch_sub(1, std::memory_order_relaxed);
             ProposeResult r;
             r.status = proposed.status();
             r.leader_hint = core_->leader();
-            p.done(std::move(r));
+            refuse_proposal(std::move(p.done), std::move(r));
             continue;
         }
         ++accepted;
@@ -147,9 +146,13 @@ void Replica::execute(raft::Actions& a) {
 
 void Replica::on_soft_state(const raft::SoftState& ss) {
     if (campaigning(ss.role) && !campaigning(role_)) elections_.fetch_add(1);
+    // Queued first: the proposals failed below, and every later refusal,
+    // reach their callers after the observer hears of it.
+    announce_soft_state(ss);
     if (role_ == raft::Role::leader && ss.role != raft::Role::leader) {
-        proposals_.fail_all(ErrorCode::aborted, "leadership lost; the entry may still commit",
-                            ss.leader);
+        proposals_.fail_all(
+            ErrorCode::aborted, "leadership lost; the entry may still commit", ss.leader,
+            [this](std::function<void()> c) { complete_after_events(std::move(c)); });
     }
     if (ss.role != role_ || ss.role == raft::Role::leader) {
         log(LogLevel::info, std::string("role ") + raft::role_name(ss.role) + " term " +
@@ -223,6 +226,8 @@ void Replica::on_applied_progress() {
     const raft::Index applied = apply_->applied_index();
     if (applied > core_->applied_index()) core_->on_applied(applied);
     reads_.on_applied(applied);
+    const raft::Index durable = std::min(apply_->durable_index(), core_->applied_index());
+    if (durable > sm_durable_seen_) follow_durable_state_machine(durable);
     run_core();
 }
 
@@ -234,8 +239,11 @@ void Replica::on_snapshot_written(const raft::SnapshotMeta& meta) {
         log(LogLevel::info, "snapshot at " + std::to_string(meta.index) +
                                 " not recorded by the core: " + s.status().to_string());
     } else {
-        std::lock_guard lock(status_mu_);
-        status_.snapshot_index = std::max(status_.snapshot_index, meta.index);
+        {
+            std::lock_guard lock(status_mu_);
+            status_.snapshot_index = std::max(status_.snapshot_index, meta.index);
+        }
+        announce([index = meta.index](Observer& o) { o.on_snapshot(index); });
     }
     run_core();
 }
@@ -269,6 +277,7 @@ void Replica::install_snapshot(const raft::SnapshotMeta& meta) {
         status_.snapshot_index = meta.index;
     }
     apply_->enqueue(std::move(item));
+    announce([index = meta.index](Observer& o) { o.on_snapshot(index); });
     log(LogLevel::info, "installed snapshot at " + std::to_string(meta.index) + " from the leader");
 }
 
@@ -290,6 +299,10 @@ void Replica::on_configuration(const raft::Configuration& config) {
                 peers[m.id] = m.raft_address;
     directory_.set_configured(std::move(peers));
     update_peer_directory();
+    std::vector<MemberSpec> specs;
+    specs.reserve(members.size());
+    for (const MemberStatus& m : members) specs.push_back(m.spec);
+    announce_members(std::move(specs));
     std::lock_guard lock(status_mu_);
     status_.members = std::move(members);
 }
@@ -369,6 +382,7 @@ void Replica::fail_stop(const Status& why) {
         status_.failure = why.to_string();
     }
     publish_status();
+    announce([why](Observer& o) { o.on_failed(why); }, /*last=*/true);
     if (options_.on_failure) options_.on_failure(why);
 }
 
@@ -449,12 +463,7 @@ void Replica::run_io_outbox() {
 void Replica::publish_status() {
     std::lock_guard lock(status_mu_);
     status_.id = options_.id;
-    // The role's name only when it changed: a string assignment per batch
-    // was a noticeable part of publishing (callgrind, single-node mode).
-    if (const raft::Role role = core_->role(); role != published_role_) {
-        status_.role = raft::role_name(role);
-        published_role_ = role;
-    }
+    status_.role = public_role(core_->role());
     status_.term = core_->term();
     status_.leader_id = core_->leader();
     status_.commit_index = core_->commit_index();

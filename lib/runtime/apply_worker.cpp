@@ -10,14 +10,14 @@
 namespace keel::runtime {
 
 ApplyWorker::ApplyWorker(std::shared_ptr<StateMachine> sm, raft::SnapshotMeta applied,
-                         std::uint64_t snapshot_every_entries, Hooks hooks,
-                         LatencyHistogramRecorder* commit_latency)
+                         raft::Index last_snapshot_index, std::uint64_t snapshot_every_entries,
+                         Hooks hooks, LatencyHistogramRecorder* commit_latency)
     : sm_(std::move(sm)),
       snapshot_every_(snapshot_every_entries),
       hooks_(std::move(hooks)),
       commit_latency_(commit_latency),
       applied_(std::move(applied)),
-      last_snapshot_index_(applied_.index) {
+      last_snapshot_index_(last_snapshot_index) {
     applied_index_.store(applied_.index);
 }
 
@@ -145,6 +145,9 @@ std::size_t ApplyWorker::apply_batch(std::deque<ApplyItem>& items) {
     }
     entries_applied_.fetch_add(entries);
     if (applied_.index != before) {
+        // Between applies, like every call into the state machine; before
+        // on_applied, which reports it to the replica (log compaction).
+        if (!broken_) durable_index_.store(std::min(sm_->applied_index(), applied_.index));
         applied_index_.store(applied_.index);
         hooks_.on_applied(applied_.index);
     }

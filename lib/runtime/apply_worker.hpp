@@ -96,9 +96,11 @@ public:
     };
 
     // `applied` is what the state machine reflects already (the restored
-    // snapshot's metadata, or index 0 with the bootstrap configuration).
+    // snapshot's metadata, a durable state machine's own position, or index
+    // 0 with the bootstrap configuration); `last_snapshot_index` the keel
+    // snapshot the node started from (0: none).
     ApplyWorker(std::shared_ptr<StateMachine> sm, raft::SnapshotMeta applied,
-                std::uint64_t snapshot_every_entries, Hooks hooks,
+                raft::Index last_snapshot_index, std::uint64_t snapshot_every_entries, Hooks hooks,
                 LatencyHistogramRecorder* commit_latency);
     ~ApplyWorker();  // stop() then join
 
@@ -111,6 +113,10 @@ public:
     // Entries queued or being applied (lock-free; for backpressure).
     std::size_t queued_entries() const { return queued_atomic_.load(std::memory_order_relaxed); }
     raft::Index applied_index() const { return applied_index_.load(); }
+    // What a durable state machine last reported it holds
+    // (StateMachine::applied_index, asked after each batch); 0 for one
+    // that keeps nothing.
+    raft::Index durable_index() const { return durable_index_.load(); }
     // Entries applied since start (noop and configuration entries included).
     std::uint64_t entries_applied() const { return entries_applied_.load(); }
     // Called (from any thread) when the automatic snapshot handed out
@@ -160,6 +166,7 @@ private:
     raft::SnapshotMeta applied_;  // index/term of the last applied entry, config as of it
     raft::Index last_snapshot_index_ = 0;
     std::atomic<raft::Index> applied_index_{0};
+    std::atomic<raft::Index> durable_index_{0};
     std::atomic<bool> snapshot_in_flight_{false};
     bool broken_ = false;  // a restore failed: nothing is applied any more
     std::vector<CommittedEntry> batch_;

@@ -48,12 +48,18 @@ std::string describe_snapshots(const SnapshotStore::Listing& listing,
 }
 
 // Read only: where the log starts, which snapshot the node can start from.
-Result<StartPlan> check_data_dir(const std::string& data_dir, wal::FileSystem& fs) {
+// `sm_applied`: what a durable state machine holds (0: nothing).
+Result<StartPlan> check_data_dir(const std::string& data_dir, wal::FileSystem& fs,
+                                 std::uint64_t sm_applied) {
     const std::string wal_dir = data_dir + "/wal";
     const std::string snapshot_dir = data_dir + "/snapshots";
     std::uint64_t log_first = 1;  // the first index the log still holds
+    std::optional<raft::SnapshotMeta> floor;
     auto layout = wal::read_wal_layout(wal_dir, &fs);
     if (layout.ok()) {
+        auto decoded = decode_floor(layout->meta.metadata.opaque, wal_dir);
+        if (!decoded.ok()) return decoded.status();
+        floor = *decoded;
         log_first = std::max<std::uint64_t>(layout->meta.log_floor, 1);
         for (const wal::SegmentInfo& segment : layout->segments) {
             if (!segment.header_ok) continue;
@@ -78,7 +84,24 @@ Result<StartPlan> check_data_dir(const std::string& data_dir, wal::FileSystem& f
         }
         plan.data_damaged.push_back(DamagedSnapshot{it->path, verified.status()});
     }
-    if (!plan.snapshot && log_first > 1) {
+    // A durable state machine that holds everything up to the point the log
+    // was compacted to on its word needs no snapshot.
+    const bool state_machine_covers =
+        floor && floor->index + 1 >= log_first && sm_applied >= floor->index;
+    if (!plan.snapshot && log_first > 1 && floor && !state_machine_covers) {
+        return Status(ErrorCode::corruption,
+                      "data dir " + data_dir + ": the log in " + wal_dir + " starts at index " +
+                          std::to_string(log_first) + ", compacted through index " +
+                          std::to_string(floor->index) +
+                          " on the state machine's word (StateMachine::applied_index), but the "
+                          "state machine now reports applied index " +
+                          std::to_string(sm_applied) + " and no intact snapshot in " +
+                          snapshot_dir + " reaches index " + std::to_string(log_first - 1) +
+                          describe_snapshots(*listing, plan.data_damaged) +
+                          ". The state machine lost state it reported durable: restore its "
+                          "files, or empty the data dir and add the node to its cluster again");
+    }
+    if (!plan.snapshot && log_first > 1 && !state_machine_covers) {
         return Status(ErrorCode::corruption,
                       "data dir " + data_dir + ": the log in " + wal_dir + " starts at index " +
                           std::to_string(log_first) +
@@ -110,6 +133,78 @@ Status restore_from(SnapshotStore& store, const SnapshotFile& file, StateMachine
         return Status(s.code(), "the state machine could not restore snapshot " + file.path + ": " +
                                     s.message());
     return s;
+}
+
+// Where a reopened node starts: the state it continues (`base`: keel's
+// snapshot, or a durable state machine's compaction point), and whether
+// the state machine is restored from that snapshot or holds its state.
+struct Start {
+    std::optional<raft::SnapshotMeta> base;
+    bool base_is_floor = false;
+    bool restore = false;
+};
+
+// A durable state machine (sm_applied > 0) that holds at least the chosen
+// snapshot's state and the compaction point's is not restored: applying
+// resumes after sm_applied.  Otherwise keel's snapshot restores it, as for a
+// state machine that keeps nothing (check_data_dir made sure the log
+// continues one of the two).
+Start choose_start(const std::optional<SnapshotFile>& chosen,
+                   const std::optional<raft::SnapshotMeta>& floor, std::uint64_t sm_applied) {
+    Start start;
+    const raft::Index snapshot_index = chosen ? chosen->meta.index : 0;
+    const bool own_state =
+        sm_applied > 0 && sm_applied >= snapshot_index && (!floor || sm_applied >= floor->index);
+    if (!own_state) {
+        if (chosen) {
+            start.base = chosen->meta;
+            start.restore = true;
+        }
+        return start;
+    }
+    if (floor && floor->index > snapshot_index) {
+        start.base = *floor;
+        start.base_is_floor = true;
+    } else if (chosen) {
+        start.base = chosen->meta;
+    }
+    return start;
+}
+
+// The state machine's position at `index`: its term and the configuration
+// as of it, from the restored base and the entries after it.  An index
+// beyond the log is the state machine's error (it reports entries keel
+// never gave it).
+Result<raft::SnapshotMeta> applied_as_of(const raft::RestoredState& state, raft::Index index,
+                                         const NodeOptions& options) {
+    raft::SnapshotMeta at;
+    if (state.snapshot) at = *state.snapshot;
+    if (index < at.index)
+        return Status(ErrorCode::corruption, "data dir " + options.data_dir +
+                                                 ": the state machine reports applied index " +
+                                                 std::to_string(index) + ", behind the state " +
+                                                 std::to_string(at.index) + " it must continue");
+    for (const raft::Entry& e : state.entries) {
+        if (e.index > index) break;
+        at.index = e.index;
+        at.term = e.term;
+        if (e.type == raft::EntryType::config) {
+            auto config = raft::decode_configuration(e.data);
+            if (!config)
+                return Status(
+                    ErrorCode::corruption,
+                    "configuration entry " + std::to_string(e.index) + " does not decode");
+            at.config = std::move(*config);
+        }
+    }
+    if (at.index != index)
+        return Status(ErrorCode::invalid_argument,
+                      "the state machine reports applied index " + std::to_string(index) +
+                          " (StateMachine::applied_index), beyond the last index " +
+                          std::to_string(at.index) + " of the log in " + options.data_dir +
+                          "/wal: its state belongs to another data dir, or keel's log lost "
+                          "entries it had acknowledged");
+    return at;
 }
 
 // A founding member's or a joining node's first start.
@@ -208,7 +303,9 @@ Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine&
                                        const wal::Options& wal_options, const LogFunction& log) {
     wal::FileSystem& fs = wal_options.fs != nullptr ? *wal_options.fs : *wal::default_file_system();
     if (Status s = create_directories(options.data_dir); !s.ok()) return s;
-    auto plan = check_data_dir(options.data_dir, fs);
+    // Asked once: what a durable state machine holds already (0: nothing).
+    const std::uint64_t sm_applied = sm.applied_index();
+    auto plan = check_data_dir(options.data_dir, fs, sm_applied);
     if (!plan.ok()) return plan.status();
 
     Recovered r;
@@ -240,34 +337,49 @@ Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine&
             return Status(ErrorCode::invalid_argument,
                           "force_new_cluster needs a data dir that holds state; " +
                               options.data_dir + " holds none");
+        if (sm_applied != 0)
+            return Status(ErrorCode::invalid_argument, "the state machine reports applied index " +
+                                                           std::to_string(sm_applied) +
+                                                           " (StateMachine::applied_index), but "
+                                                           "data dir " +
+                                                           options.data_dir +
+                                                           " holds no log: its state belongs "
+                                                           "to another data dir");
         if (Status s = first_start(options, r); !s.ok()) return s;
         return r;
     }
-    const raft::Index snap_index = chosen ? chosen->meta.index : 0;
-    const raft::Term snap_term = chosen ? chosen->meta.term : 0;
-    if (r.log->wal().first_index() > snap_index + 1) {
+    auto floor = r.log->floor();
+    if (!floor.ok()) return floor.status();
+    Start start = choose_start(chosen, *floor, sm_applied);
+    const raft::Index base_index = start.base ? start.base->index : 0;
+    const raft::Term base_term = start.base ? start.base->term : 0;
+    if (r.log->wal().first_index() > base_index + 1) {
         // check_data_dir rules this out; the log changed under us otherwise.
         return Status(ErrorCode::corruption, "the log in " + options.data_dir +
                                                  "/wal starts at index " +
                                                  std::to_string(r.log->wal().first_index()) +
-                                                 ", after the snapshot it must continue (index " +
-                                                 std::to_string(snap_index) + ")");
+                                                 ", after the state it must continue (index " +
+                                                 std::to_string(base_index) + ")");
     }
     raft::HardState hs = r.log->hard_state();
     if (chosen) {
         if (Status s = r.snapshots->make_durable(*chosen); !s.ok()) return s;
-        if (Status s = restore_from(*r.snapshots, *chosen, sm); !s.ok()) return s;
         if (r.snapshots->latest() && r.snapshots->latest()->path != chosen->path)
             log(LogLevel::warn, "restarting from the older snapshot " + chosen->path);
-        r.state.snapshot = chosen->meta;
-        r.applied = chosen->meta;
     }
-    auto entries = r.log->entries_after(snap_index, snap_term);
+    if (start.restore) {
+        if (Status s = restore_from(*r.snapshots, *chosen, sm); !s.ok()) return s;
+    }
+    if (start.base) {
+        r.state.snapshot = *start.base;
+        r.state.snapshot_is_floor = start.base_is_floor;
+    }
+    auto entries = r.log->entries_after(base_index, base_term);
     if (!entries.ok()) return entries.status();
     r.state.entries = std::move(entries.value());
     const raft::Index expected_next =
-        r.state.entries.empty() ? snap_index + 1 : r.state.entries.back().index + 1;
-    auto replaced = r.log->replaced_by_snapshot(snap_index, snap_term);
+        r.state.entries.empty() ? base_index + 1 : r.state.entries.back().index + 1;
+    auto replaced = r.log->replaced_by_snapshot(base_index, base_term);
     if (!replaced.ok()) return replaced.status();
     if (replaced.value() || r.log->wal().next_index() != expected_next) {
         // A snapshot from the leader was published but the log reset after
@@ -278,21 +390,29 @@ Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine&
         // appended after it at the next start (seed 53021 of `keel_sim
         // --nodes 3`; tests/runtime/recovery_test.cpp).
         Status s = wait_wal([&](wal::Wal::Callback cb) {
-            return r.log->reset_after_snapshot(snap_index, snap_term, std::move(cb));
+            return r.log->reset_after_snapshot(base_index, base_term, std::move(cb));
         });
         if (!s.ok()) return s;
     }
-    const raft::Index last = r.state.entries.empty() ? snap_index : r.state.entries.back().index;
-    hs.commit = std::clamp<raft::Index>(hs.commit, snap_index, last);
+    const raft::Index last = r.state.entries.empty() ? base_index : r.state.entries.back().index;
+    // Where applying resumes: after the restored snapshot, or after what
+    // the durable state machine holds.
+    auto applied = applied_as_of(r.state, start.restore ? base_index : sm_applied, options);
+    if (!applied.ok()) return applied.status();
+    r.applied = std::move(*applied);
+    r.last_snapshot_index = start.base && !start.base_is_floor ? base_index : 0;
+    // Everything the state machine applied was committed (and durable here
+    // before it was applied); the commit index on disk is saved lazily.
+    hs.commit = std::clamp<raft::Index>(std::max(hs.commit, r.applied.index), base_index, last);
     // The term is at least the last stored entry's (bootstrap writes the
     // entry before the metadata; a crash in between leaves term 0).
-    const raft::Term last_term = r.state.entries.empty() ? snap_term : r.state.entries.back().term;
+    const raft::Term last_term = r.state.entries.empty() ? base_term : r.state.entries.back().term;
     if (hs.term < last_term) {
         hs.term = last_term;
         hs.vote = raft::kNoNode;
     }
     r.state.hard_state = hs;
-    r.state.applied = snap_index;
+    r.state.applied = r.applied.index;
     if (Status s = check_restored(options, r.state); !s.ok()) return s;
     if (options.force_new_cluster) {
         if (Status s = force_new_cluster(options, r, log); !s.ok()) return s;

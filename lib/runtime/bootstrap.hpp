@@ -22,7 +22,11 @@
 // any keel thread exists), the log after it and the hard state are read
 // back, and the core re-commits and the runtime re-applies the entries
 // after the snapshot.  Every acknowledged entry was durable in the log
-// before it was acknowledged, so it is there again.
+// before it was acknowledged, so it is there again.  A durable state machine
+// (StateMachine::applied_index, asked once, first) that holds the snapshot's
+// state and the compaction point saved on its word (LogStore::floor) is not
+// restored: applying resumes after its index.  An index the log cannot back
+// fails the open with an error.
 #pragma once
 
 #include <functional>
@@ -43,6 +47,9 @@ struct Recovered {
     std::unique_ptr<SnapshotStore> snapshots;
     raft::RestoredState state;
     raft::SnapshotMeta applied;  // what the state machine reflects now
+    // The index of the keel snapshot the node starts from (0: none; a
+    // durable state machine's compaction point is none).
+    raft::Index last_snapshot_index = 0;
     bool first_start = false;
     // Unset only for a joiner that has not heard from its cluster yet.
     transport::ClusterId cluster_id;

@@ -9,6 +9,22 @@ namespace {
 
 constexpr std::uint64_t k_read_chunk_bytes = 64ull << 20;
 
+// The floor in the metadata's opaque blob: this magic, then the index and
+// the term (8 bytes each, little-endian), then the configuration
+// (raft::encode_configuration).
+constexpr std::string_view k_floor_magic = "keel-sm-floor-1\n";
+
+void put_u64(std::string& out, std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+std::uint64_t get_u64(std::string_view in) {
+    std::uint64_t v = 0;
+    for (int i = 0; i < 8; ++i)
+        v |= static_cast<std::uint64_t>(static_cast<unsigned char>(in[i])) << (8 * i);
+    return v;
+}
+
 wal::Record to_record(raft::Entry&& e) {
     wal::Record r;
     r.index = e.index;
@@ -103,6 +119,41 @@ Status LogStore::append(std::vector<raft::Entry>& entries, wal::Wal::Writer writ
     records.reserve(entries.size());
     for (raft::Entry& e : entries) records.push_back(to_record(std::move(e)));
     return wal_->append(std::move(records), std::move(done), writer);
+}
+
+Result<std::optional<raft::SnapshotMeta>> decode_floor(std::string_view blob,
+                                                       const std::string& dir) {
+    if (blob.empty()) return std::optional<raft::SnapshotMeta>();
+    auto bad = [&](const char* why) {
+        return Status(
+            ErrorCode::corruption,
+            "the metadata in " + dir + " holds a state machine compaction point that " + why);
+    };
+    if (blob.size() < k_floor_magic.size() + 16 ||
+        blob.substr(0, k_floor_magic.size()) != k_floor_magic)
+        return bad("is not in keel's format");
+    raft::SnapshotMeta floor;
+    floor.index = get_u64(blob.substr(k_floor_magic.size()));
+    floor.term = get_u64(blob.substr(k_floor_magic.size() + 8));
+    auto config = raft::decode_configuration(blob.substr(k_floor_magic.size() + 16));
+    if (!config) return bad("has a configuration that does not decode");
+    floor.config = std::move(*config);
+    return std::optional<raft::SnapshotMeta>(std::move(floor));
+}
+
+Result<std::optional<raft::SnapshotMeta>> LogStore::floor() const {
+    return decode_floor(meta_.opaque, wal_->dir());
+}
+
+Status LogStore::save_floor(const raft::SnapshotMeta& floor) {
+    wal::Metadata m = meta_;
+    m.opaque.assign(k_floor_magic);
+    put_u64(m.opaque, floor.index);
+    put_u64(m.opaque, floor.term);
+    m.opaque += raft::encode_configuration(floor.config);
+    Status s = wal_->save_metadata(m);
+    if (s.ok()) meta_ = std::move(m);
+    return s;
 }
 
 Status LogStore::save_hard_state(const raft::HardState& hs) {

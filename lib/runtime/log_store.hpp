@@ -18,7 +18,10 @@
 //     plus an old log, which recover() reconciles (entries not matching
 //     the snapshot's term at its index are ignored);
 //   - compaction runs only for snapshots published before the latest reset
-//     (a generation counter), so it never races a reset.
+//     (a generation counter), so it never races a reset;
+//   - a durable state machine's compaction point (save_floor) is durable in
+//     the metadata before the log is compacted to it, so a crash in between
+//     leaves the point with the entries still behind it (skipped at open).
 //
 // Threads: append/truncate/reset/save_hard_state under the replica's core
 // lock (whichever thread holds it);
@@ -30,7 +33,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "keel/status.hpp"
@@ -38,6 +43,12 @@
 #include "raft/types.hpp"
 
 namespace keel::runtime {
+
+// A durable state machine's compaction point as LogStore::floor() keeps it
+// in the WAL metadata's opaque blob (empty: none).  corruption, naming
+// `dir`, when the blob does not decode.
+Result<std::optional<raft::SnapshotMeta>> decode_floor(std::string_view blob,
+                                                       const std::string& dir);
 
 class LogStore {
 public:
@@ -80,6 +91,17 @@ public:
     // so that a restart can fall back to it.  no_space (nothing changed)
     // when the metadata update finds no room.
     Status compact_through(raft::Index index, std::uint64_t generation);
+
+    // ---- a durable state machine's compaction point ----
+    // Where the log may be (or was) compacted on a durable state machine's
+    // word, behind no snapshot (raft::Core::on_state_machine_durable): the
+    // index, its term and the configuration as of it, kept in the WAL
+    // metadata's opaque blob (docs/wal.md, "Metadata").  nullopt when none
+    // was recorded; corruption when the blob does not decode.
+    Result<std::optional<raft::SnapshotMeta>> floor() const;
+    // Records the point, durable before returning (under the core lock);
+    // compact_through(floor.index) may follow.  no_space: nothing saved.
+    Status save_floor(const raft::SnapshotMeta& floor);
 
     wal::Wal& wal() { return *wal_; }
     const wal::Wal& wal() const { return *wal_; }

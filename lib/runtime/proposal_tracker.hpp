@@ -67,7 +67,11 @@ public:
         pending_count_.fetch_sub(before - pending_.size(), std::memory_order_relaxed);
     }
 
-    void fail_all(ErrorCode code, const std::string& why, raft::NodeId leader_hint) {
+    // Fails every waiter.  `complete` (if set) is handed each completion
+    // instead of running it now (the replica delivers those after the
+    // observer's events: event_queue.hpp).
+    void fail_all(ErrorCode code, const std::string& why, raft::NodeId leader_hint,
+                  const std::function<void(std::function<void()>)>& complete = {}) {
         std::deque<PendingProposal> pending;
         pending.swap(pending_);
         pending_count_.fetch_sub(pending.size(), std::memory_order_relaxed);
@@ -76,7 +80,12 @@ public:
             r.status = Status(code, why);
             r.index = p.index;
             r.leader_hint = leader_hint;
-            p.done(std::move(r));
+            if (complete) {
+                complete(
+                    [done = std::move(p.done), r = std::move(r)]() mutable { done(std::move(r)); });
+            } else {
+                p.done(std::move(r));
+            }
         }
     }
 

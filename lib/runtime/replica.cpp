@@ -157,7 +157,10 @@ Status Replica::start(TransportFactory factory, wal::FileSystem* fs) {
     wal_ = &log_->wal();
     snapshots_ = std::move(rec.snapshots);
     saved_hard_state_ = rec.state.hard_state;
-    if (rec.state.snapshot) status_.snapshot_index = rec.state.snapshot->index;
+    if (rec.state.snapshot && !rec.state.snapshot_is_floor)
+        status_.snapshot_index = rec.state.snapshot->index;
+    if (rec.state.snapshot && rec.state.snapshot_is_floor)
+        saved_floor_.store(rec.state.snapshot->index);
     status_.cluster_id = rec.cluster_id.hex();
     core_ = std::make_unique<raft::Core>(core_options(options_), std::move(rec.state));
     {
@@ -165,6 +168,7 @@ Status Replica::start(TransportFactory factory, wal::FileSystem* fs) {
         core_config_single_voter_ = c.members.size() == 1 && c.is_voter(options_.id);
     }
 
+    if (options_.observer) events_ = std::make_unique<EventQueue>(kMaxQueuedObserverEvents);
     io_ = std::make_unique<boost::asio::io_context>(1);
     work_ = std::make_unique<WorkGuard>(*io_);
     ticker_ =
@@ -174,8 +178,9 @@ Status Replica::start(TransportFactory factory, wal::FileSystem* fs) {
         std::make_unique<Ticker>(*io_, std::chrono::milliseconds(kNoSpaceRetryMs),
                                  [this] { with_core([this] { on_no_space_tick(); }); });
     background_ = std::make_unique<BackgroundWorker>();
-    apply_ = std::make_unique<ApplyWorker>(sm_, rec.applied, options_.snapshot_every_entries,
-                                           apply_hooks(), &commit_latency_);
+    apply_ = std::make_unique<ApplyWorker>(sm_, rec.applied, rec.last_snapshot_index,
+                                           options_.snapshot_every_entries, apply_hooks(),
+                                           &commit_latency_);
     // Single-node mode until the core needs ticks (set_ticker_needed).
     log_->wal().set_idle_spin_us(k_single_mode_flusher_spin_us);
 
@@ -312,8 +317,8 @@ void Replica::on_message(raft::Message& message) {
     // already; another transport might not.)
     if (message.type == raft::MessageType::snapshot)
         return count_rejection(kRejectedWrongFrameKind, "snapshot message from node " +
-                                                          std::to_string(message.from) +
-                                                          " outside a snapshot stream");
+                                                            std::to_string(message.from) +
+                                                            " outside a snapshot stream");
     t_io_stepping_of = this;
     with_core([this, &message] {
         if (shut_down_ || failed_) return;
@@ -462,7 +467,10 @@ void Replica::propose_config(raft::ConfigChange change, std::function<void(Statu
     run_or_post([this, change = std::move(change), done = std::move(done)]() mutable {
         if (shut_down_ || failed_) return done(Status(ErrorCode::aborted, "node stopped"));
         auto r = core_->propose_config_change(change);
-        if (!r.ok()) return done(r.status());
+        if (!r.ok()) {
+            return complete_after_events(
+                [done = std::move(done), s = r.status()]() mutable { done(std::move(s)); });
+        }
         pending_proposals_.fetch_add(1, std::memory_order_relaxed);
         proposals_.add(PendingProposal{
             r->index, r->term,
@@ -585,6 +593,7 @@ void Replica::stop(bool transfer_leadership_first) {
         if (!io_thread_.joinable()) {  // start() failed before the I/O thread ran
             if (apply_) apply_->stop();
             if (background_) background_->stop();
+            if (events_) events_->stop();
             return;
         }
         if (transfer_leadership_first) {
@@ -595,7 +604,7 @@ void Replica::stop(bool transfer_leadership_first) {
                     target = m.spec.id;
             for (const MemberStatus& m : st.members)
                 if (target == 0 && m.spec.id != options_.id && m.spec.voter) target = m.spec.id;
-            if (st.role == "leader" && target != 0) {
+            if (st.role == Role::leader && target != 0) {
                 auto f = transfer_leadership(target);
                 f.wait_for(std::chrono::milliseconds(4 * options_.election_timeout_max_ms));
             }
@@ -612,6 +621,8 @@ void Replica::stop(bool transfer_leadership_first) {
         io_thread_.join();
         apply_->stop();
         background_->stop();
+        // Last: every thread above queues events.  What is queued is delivered.
+        if (events_) events_->stop();
         // The WAL stays open (status() reads it) until the destructor.
     });
 }

@@ -41,10 +41,12 @@
 #include <thread>
 
 #include "keel/node.hpp"
+#include "keel/observer.hpp"
 #include "keel/spare_vectors.hpp"
 #include "raft/core.hpp"
 #include "runtime/apply_worker.hpp"
 #include "runtime/background_worker.hpp"
+#include "runtime/event_queue.hpp"
 #include "runtime/latency_histogram.hpp"
 #include "runtime/log_store.hpp"
 #include "runtime/peer_directory.hpp"
@@ -133,6 +135,9 @@ inline constexpr std::uint32_t kNoSpaceRetryMs = 100;
 // a cluster whose disks are all full from passing leadership round).
 inline constexpr int kMaxNoSpaceTransfers = 3;
 
+// The public name of a core role (NodeStatus::role, the observer's events).
+Role public_role(raft::Role role);
+
 // Makes the TCP transport for a replica (peer_transport_tcp.cpp), or null
 // when this build has none.  The cluster id is unset for a joiner that has
 // not heard from its cluster yet.  `advertised_address`: what the hellos say
@@ -161,6 +166,10 @@ public:
     NodeStatus status() const override;
     Result<MemberSpec> member(NodeId id) const override;
     void stop(bool transfer_leadership_first = false) override;
+
+    // Tests: events and completions waiting for the observer's thread (0
+    // without an observer).
+    std::size_t observer_queue_size() const { return events_ ? events_->queued() : 0; }
 
 private:
     struct InboxProposal {
@@ -256,6 +265,10 @@ private:
     void on_configuration(const raft::Configuration& config);
     void on_wal_progress();
     void on_applied_progress();
+    // A durable state machine holds everything up to `durable`: the core's
+    // log follows it, and the WAL once a segment file can go
+    // (StateMachine::applied_index; storage_health.cpp).
+    void follow_durable_state_machine(raft::Index durable);
     void on_snapshot_written(const raft::SnapshotMeta& meta);
     void on_tick();
     // ---- what peers send (peer_input.cpp) ----
@@ -266,6 +279,18 @@ private:
     // count_rejection() if `stepped` (Core::step's answer) is a refusal.
     void note_refusal(const Status& stepped);
     void fail_stop(const Status& why);
+
+    // ---- the observer's events (replica_events.cpp), under the core lock ----
+    // Queues `event` for the observer's thread; without an observer, nothing.
+    void announce(std::function<void(Observer&)> event, bool last = false);
+    void announce_soft_state(const raft::SoftState& ss);
+    void announce_members(std::vector<MemberSpec> members);
+    // Runs `complete` after every event queued so far (on the observer's
+    // thread), or now without an observer: a refusal never overtakes the
+    // event that explains it.
+    void complete_after_events(std::function<void()> complete);
+    // A proposal refused after it was counted in pending_proposals_.
+    void refuse_proposal(std::function<void(ProposeResult)> done, ProposeResult r);
 
     // ---- storage health (storage_health.cpp) ----
     // Under the core lock: the WAL reported a change (failed, no_space).
@@ -332,6 +357,9 @@ private:
     // Armed while the no_space alarm is up (on_no_space_tick).  I/O thread.
     std::unique_ptr<Ticker> no_space_ticker_;
     std::unique_ptr<PeerTransport> transport_;
+    // The observer's thread; null without NodeOptions::observer.  Stopped
+    // after every thread that queues into it.
+    std::unique_ptr<EventQueue> events_;
 
     // The core lock: every member below down to `shut_down_` is GUARDED_BY
     // it, as are core_, log_'s writers and the trackers.
@@ -357,11 +385,19 @@ private:
     // dropped (Raft tolerates loss) until it is saved.
     bool hard_state_unsaved_ = false;
     bool snapshot_retry_in_flight_ = false;
+    // The last durable index a durable state machine reported (core lock).
+    raft::Index sm_durable_seen_ = 0;
+    bool floor_compaction_in_flight_ = false;
     bool compaction_retry_in_flight_ = false;
     // Bytes the last snapshot had written when the disk was full: the next
     // attempt waits until about that much is free.
     std::uint64_t snapshot_bytes_needed_ = 0;
-    int no_space_transfers_ = 0;             // leadership handed on during this alarm
+    int no_space_transfers_ = 0;  // leadership handed on during this alarm
+    // What the observer was last told (announce_*).
+    raft::NodeId announced_leader_ = 0;
+    raft::Term announced_term_ = 0;
+    Role announced_role_ = Role::follower;
+    std::optional<std::vector<MemberSpec>> announced_members_;
     bool core_config_single_voter_ = false;  // at start (set before threads run)
     bool shut_down_ = false;
     std::vector<InboxProposal> draining_;
@@ -408,6 +444,9 @@ private:
     // start() finished and stop() has not begun: WAL reports may kick the core.
     std::atomic<bool> running_{false};
     std::atomic<std::uint64_t> snapshots_rejected_{0};  // received ones found damaged
+    // The durable state machine's compaction point saved in the WAL's
+    // metadata (LogStore::save_floor): the log may be compacted up to it.
+    std::atomic<raft::Index> saved_floor_{0};
     // !ticker_wanted_, readable without the core lock (the WAL flusher's).
     std::atomic<bool> single_mode_{true};
     std::atomic<bool> stopping_{false};
@@ -426,7 +465,6 @@ private:
     // Published under the core lock for status()/member().
     mutable std::mutex status_mu_;
     NodeStatus status_;  // GUARDED_BY(status_mu_); counters filled in at read time
-    std::optional<raft::Role> published_role_;  // GUARDED_BY(status_mu_): status_.role's
 };
 
 template <typename F>

@@ -419,8 +419,10 @@ Result<std::unique_ptr<SnapshotFileReader>> SnapshotStore::open_reader(
     std::uint32_t crc = 0;
     auto checked = inspect(**f, file.path, &crc);
     if (!checked.ok()) return checked.status();
-    return std::unique_ptr<SnapshotFileReader>(
+    std::unique_ptr<SnapshotFileReader> reader(
         new SnapshotFileReader(std::move(*f), file.path, checked->data_bytes, crc));
+    reader->index_ = file.meta.index;
+    return reader;
 }
 
 }  // namespace keel::runtime

@@ -105,6 +105,7 @@ class SnapshotFileReader final : public SnapshotReader {
 public:
     Result<std::size_t> read(char* buffer, std::size_t capacity) override;
     std::uint64_t size_bytes() const override { return data_bytes_; }
+    std::uint64_t index() const override { return index_; }
 
 private:
     friend class SnapshotStore;
@@ -116,6 +117,7 @@ private:
     std::uint64_t data_bytes_;
     std::uint32_t expected_crc_;
     std::uint32_t crc_state_;
+    std::uint64_t index_ = 0;
 };
 
 class SnapshotStore {

@@ -210,12 +210,41 @@ void Replica::write_snapshot(SnapshotFunction fn, const raft::SnapshotMeta& meta
     done(s);
 }
 
+void Replica::follow_durable_state_machine(raft::Index durable) {
+    sm_durable_seen_ = durable;
+    auto floor = core_->on_state_machine_durable(durable);
+    if (!floor.ok()) return;  // behind what the core dropped already: nothing to follow
+    // The WAL only once a whole segment file can go: moving its floor alone
+    // costs a metadata write (two fsyncs) and frees nothing.
+    const std::uint64_t reclaimable = log_->wal().reclaimable_from();
+    if (reclaimable == 0 || durable + 1 < reclaimable || floor_compaction_in_flight_) return;
+    // Crash window: the point is durable before the log is compacted to it
+    // (compact_log, background thread); a restart in between finds the
+    // point with the entries still behind it, which it skips.
+    if (Status s = log_->save_floor(*floor); !s.ok()) {
+        if (s.code() == ErrorCode::no_space) return;  // the next batch tries again
+        on_wal_health();
+        if (!failed_) fail_stop(s);
+        return;
+    }
+    saved_floor_.store(durable);
+    floor_compaction_in_flight_ = true;
+    const std::uint64_t generation = log_->generation();
+    if (!background_->submit([this, generation] { compact_log(generation); }))
+        floor_compaction_in_flight_ = false;
+}
+
 void Replica::compact_log(std::uint64_t generation) {
     Status s;
+    // Behind the older kept snapshot (a restart may fall back to it), or
+    // behind what a durable state machine holds, whichever is further.
+    raft::Index through = saved_floor_.load();
     if (const std::optional<raft::Index> fallback = snapshots_->fallback_index())
-        s = log_->compact_through(*fallback, generation);
+        through = std::max(through, *fallback);
+    if (through > 0) s = log_->compact_through(through, generation);
     with_core([&] {
         compaction_retry_in_flight_ = false;
+        floor_compaction_in_flight_ = false;
         if (shut_down_ || failed_) return;
         if (s.code() == ErrorCode::no_space) {
             raise_no_space(kNoSpaceCompaction, s);
@@ -241,9 +270,9 @@ void Replica::verify_received_snapshot(raft::Message message, std::string path) 
                                 std::to_string(message.from) + ": " + checked.to_string() +
                                 " (the leader will send it again)");
         snapshots_rejected_.fetch_add(1);  // after the log line: counted means logged
-        count_rejection(raft::kRefusedMalformed, "snapshot from node " +
-                                                     std::to_string(message.from) + ": " +
-                                                     checked.to_string());
+        count_rejection(
+            raft::kRefusedMalformed,
+            "snapshot from node " + std::to_string(message.from) + ": " + checked.to_string());
         (void)snapshots_->file_system().remove(path);
         return;
     }

@@ -76,7 +76,7 @@ public:
         NodeStatus s;
         s.id = self;
         s.cluster_id = "00112233445566778899aabbccddeeff";
-        s.role = leader == self ? "leader" : "follower";
+        s.role = leader == self ? Role::leader : Role::follower;
         s.term = 3;
         s.leader_id = leader;
         s.commit_index = s.applied_index = s.last_index = last_index;

@@ -86,7 +86,7 @@ TEST_CASE("apply puts, deletes and compares, with revisions from the log index",
     CHECK_FALSE(sm.get("a"));
     CHECK(apply(sm, 5, {KvOp::del, "a", "", std::nullopt, std::nullopt}).outcome ==
           KvOutcome::not_found);
-    CHECK(sm.applied_index() == 5);
+    CHECK(sm.last_applied_index() == 5);
 }
 
 TEST_CASE("a garbage entry is answered 'invalid' and changes nothing", "[daemon][kv_sm]") {
@@ -97,7 +97,7 @@ TEST_CASE("a garbage entry is answered 'invalid' and changes nothing", "[daemon]
     sm.apply(entries, results);
     CHECK(decode_result(results[0])->outcome == KvOutcome::invalid);
     CHECK(sm.size() == 1);
-    CHECK(sm.applied_index() == 2);
+    CHECK(sm.last_applied_index() == 2);
 }
 
 TEST_CASE("snapshot and restore round-trip the whole map", "[daemon][kv_sm]") {
@@ -118,7 +118,7 @@ TEST_CASE("snapshot and restore round-trip the whole map", "[daemon][kv_sm]") {
     StringReader reader(bytes, 1000);
     REQUIRE(restored.restore(reader).ok());
     CHECK(restored.size() == 2001);
-    CHECK(restored.applied_index() == 2001);
+    CHECK(restored.last_applied_index() == 2001);
     CHECK(restored.get("key1999") == sm.get("key1999"));
     CHECK_FALSE(restored.get("stale"));
 }

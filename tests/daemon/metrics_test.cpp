@@ -6,7 +6,7 @@ using namespace keel::daemon;
 
 TEST_CASE("metrics render in Prometheus text format with cumulative buckets", "[daemon][metrics]") {
     keel::NodeStatus s;
-    s.role = "leader";
+    s.role = keel::Role::leader;
     s.term = 5;
     s.timer_wakeups = 0;
     s.wal.bytes = 4096;

@@ -4,8 +4,9 @@
 # nothing but `pkg-config --cflags --libs keel` pointed at that prefix:
 #   - every installed header compiles (none includes one left uninstalled);
 #   - keel/keel_c.h compiles as C99 and as C++;
-#   - the program of docs/embedding.md builds and runs twice over the same
-#     data dir (write, then recover);
+#   - each program of docs/embedding.md (every ```cpp block, named by its
+#     first line) builds and runs twice over the same data dir (write, then
+#     recover): kv.cpp with an observer, files.cpp a durable state machine;
 #   - the C API's example (examples/kv_c.c) builds with the C compiler and
 #     runs the same way (write and snapshot, then restore).
 #   build_embedding_example.sh SOURCE_ROOT BUILD_ROOT
@@ -42,17 +43,33 @@ echo "#include <keel/keel_c.h>" | cc -std=c99 -Wall -Wextra -Wpedantic -Werror -
 # shellcheck disable=SC2086
 c++ -std=c++20 -Wall -Wextra -Wpedantic -Werror -fsyntax-only "$includedir/keel/keel_c.h" $cflags
 
-# The first ```cpp block of docs/embedding.md is the program.
-awk '/^```cpp$/ {inside=1; next} /^```$/ && inside {exit} inside {print}' \
-  "$src/docs/embedding.md" > "$work/kv.cpp"
-[ -s "$work/kv.cpp" ] || { echo "no cpp block in docs/embedding.md" >&2; exit 1; }
-# shellcheck disable=SC2086
-c++ -std=c++20 -Wall -Wextra -Werror "$work/kv.cpp" $flags -o "$work/kv"
+# Each ```cpp block of docs/embedding.md is a program; its first line
+# ("// NAME.cpp — ...") names the file.
+awk -v dir="$work" '
+  /^```cpp$/ {inside=1; file=""; next}
+  /^```$/ && inside {inside=0; close(file); next}
+  inside && file == "" {split($2, name, " "); file=dir "/" name[1]}
+  inside {print > file}' "$src/docs/embedding.md"
+for program in kv files; do
+  [ -s "$work/$program.cpp" ] || { echo "no $program.cpp block in docs/embedding.md" >&2; exit 1; }
+done
+
+for program in kv files; do
+  # shellcheck disable=SC2086
+  c++ -std=c++20 -Wall -Wextra -Werror "$work/$program.cpp" $flags -o "$work/$program"
+done
 
 export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+# The durable state machine: the second run is handed nothing it holds.
+"$work/files" "$work/files-data" | tee "$work/files.out"
+grep -q "run 1: held index 0 at open, replayed 0, greeting=hello" "$work/files.out"
+grep -Eq "run 2: held index [1-9][0-9]* at open, replayed 0, greeting=hello" "$work/files.out"
+
 "$work/kv" "$work/data" | tee "$work/out"
 grep -q "run 2: greeting=hello" "$work/out"
 grep -q "run 2: role=leader mode=single" "$work/out"
+grep -q "role leader in term" "$work/out"   # the observer
 
 # The C example, built and run by the commands of docs/embedding.md's "The C
 # API" section (its first ```sh block), as written but for the data dir, in a

@@ -68,7 +68,7 @@ struct Fixture {
         };
         hooks.log = [](keel::LogLevel, const std::string&) {};
         hooks.batch_begin = [this] { batches_begun.fetch_add(1); };
-        worker = std::make_unique<ApplyWorker>(sm, keel::raft::SnapshotMeta{}, snapshot_every,
+        worker = std::make_unique<ApplyWorker>(sm, keel::raft::SnapshotMeta{}, 0, snapshot_every,
                                                std::move(hooks), commit_latency);
     }
     std::shared_ptr<keel::test::RecordingStateMachine> sm =
@@ -133,8 +133,7 @@ TEST_CASE("a proposer hears back only once its commit latency is counted", "[app
     f.worker->stop();
 }
 
-TEST_CASE("one claim at a time; batches predicted over the budget are refused",
-          "[apply_worker]") {
+TEST_CASE("one claim at a time; batches predicted over the budget are refused", "[apply_worker]") {
     Fixture f;
     f.worker->start();
     // The initial estimate is pessimistic (2 us an entry): 11 entries exceed 20 us.
@@ -216,8 +215,7 @@ TEST_CASE("inline claims and the apply thread interleave in log order", "[apply_
     CHECK(queued_batches > 0);
 }
 
-TEST_CASE("no inline claim while the apply thread has work, nor once stopped",
-          "[apply_worker]") {
+TEST_CASE("no inline claim while the apply thread has work, nor once stopped", "[apply_worker]") {
     Fixture f;
     // Not started: the queued item stays queued, so a claim must be refused.
     std::atomic<int> answered{0};
@@ -314,8 +312,8 @@ TEST_CASE("a restore that fails stops applying and reports it, instead of assert
         if (s.code() == keel::ErrorCode::corruption) reported.fetch_add(1);
     };
     f.worker.reset();
-    f.worker = std::make_unique<ApplyWorker>(f.sm, keel::raft::SnapshotMeta{}, 0, std::move(hooks),
-                                             nullptr);
+    f.worker = std::make_unique<ApplyWorker>(f.sm, keel::raft::SnapshotMeta{}, 0, 0,
+                                             std::move(hooks), nullptr);
     f.worker->start();
     ApplyItem restore;
     restore.restore = [](keel::StateMachine&) {

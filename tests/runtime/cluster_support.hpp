@@ -94,6 +94,7 @@ public:
         if (!join) o.cluster_id = cluster_id;
         if (tls) o.peer_tls = member_certificate(id);
         o.inline_apply = inline_apply;
+        if (auto it = observers.find(id); it != observers.end()) o.observer = it->second;
         // As the default logger (warnings and errors to stderr), and a node
         // event is progress that eventually() re-checks on.
         o.logger = [id, log = log_](LogLevel level, const std::string& message) {
@@ -142,7 +143,7 @@ public:
         NodeId found = 0;
         eventually([&] {
             for (auto& [id, n] : nodes_) {
-                if (n->status().role == "leader" && n->read_index(false).get().status.ok()) {
+                if (n->status().role == Role::leader && n->read_index(false).get().status.ok()) {
                     found = id;
                     return true;
                 }
@@ -192,6 +193,8 @@ public:
     std::map<NodeId, wal::FileSystem*> file_systems;
     // Makes each started node's state machine (default: a plain one).
     std::function<std::shared_ptr<RecordingStateMachine>()> state_machine_factory;
+    // Each node's observer (NodeOptions::observer), if any.
+    std::map<NodeId, std::shared_ptr<Observer>> observers;
 
 private:
     struct WarningLog {

@@ -45,7 +45,7 @@ public:
         std::fprintf(stderr,
                      "writer stuck at %zu of %zu acks: role=%s term=%llu mode=%s commit=%llu "
                      "applied=%llu last=%llu members=%zu proposals=%llu commits=%llu\n",
-                     acked_count(), target, st.role.c_str(),
+                     acked_count(), target, role_name(st.role),
                      static_cast<unsigned long long>(st.term), mode_name(st.mode),
                      static_cast<unsigned long long>(st.commit_index),
                      static_cast<unsigned long long>(st.applied_index),

@@ -83,7 +83,7 @@ TEST_CASE("a node of another cluster never reaches this one, whatever ids it cla
     REQUIRE(eventually(
         [&] { return rejected(c.node(1), "cluster_id") + rejected(c.node(2), "cluster_id") > 0; }));
     for (int i = 0; i < 5; ++i) c.propose("mine-" + std::to_string(i));
-    CHECK(c.node(leader).status().role == "leader");
+    CHECK(c.node(leader).status().role == Role::leader);
     CHECK(c.node(leader).status().term == term);
     CHECK(stray.value()->status().leader_id == 0);
     stray.value()->stop();

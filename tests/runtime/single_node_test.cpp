@@ -61,7 +61,7 @@ TEST_CASE("a single node applies proposals in order and returns the state machin
     }
     NodeStatus st = node->status();
     CHECK(st.mode == Mode::single);
-    CHECK(st.role == "leader");
+    CHECK(st.role == Role::leader);
     CHECK(st.leader_id == 1);
     CHECK(st.commit_index >= last);
     CHECK(st.applied_index >= last);

@@ -80,7 +80,7 @@ TEST_CASE("a leader whose disk is full hands leadership on and catches up once s
     // Its snapshot finds no room: the alarm goes up, writes are refused there.
     CHECK(c.node(old_leader).snapshot_now().get().code() == ErrorCode::no_space);
     CHECK(c.node(old_leader).status().alarms == std::vector<std::string>{kAlarmNoSpace});
-    REQUIRE(eventually([&] { return c.node(old_leader).status().role != "leader"; }));
+    REQUIRE(eventually([&] { return c.node(old_leader).status().role != Role::leader; }));
     CHECK(c.warned(old_leader, "handing leadership to node"));
     // A member that can write leads, and writes go on there.
     for (int i = 20; i < 40; ++i) put(c, acked, "f", i);

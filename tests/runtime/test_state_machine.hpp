@@ -4,20 +4,20 @@
 // for the test thread (the apply thread writes under a mutex).
 #pragma once
 
+#include <pthread.h>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <map>
-#include <pthread.h>
 
 #include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
-#include "keel/keel.hpp"
 #include "../common/temp_dir.hpp"
+#include "keel/keel.hpp"
 
 namespace keel::test {
 
@@ -138,6 +138,10 @@ public:
     int duplicate_applies() const {
         std::lock_guard lock(mu_);
         return duplicate_applies_;
+    }
+    int snapshots_taken() const {
+        std::lock_guard lock(mu_);
+        return snapshots_taken_;
     }
     int restores() const {
         std::lock_guard lock(mu_);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "keel/node.hpp"
+#include "keel/observer.hpp"
 #include "keel/options.hpp"
 #include "keel/snapshot_file.hpp"
 #include "keel/state_machine.hpp"

@@ -22,7 +22,9 @@
 // proposals and membership changes complete on the thread that applied the
 // entry (the apply thread, the WAL flusher or the I/O thread); a call
 // refused up front (busy, too_large, not_leader, aborted) completes on the
-// calling thread or on a keel thread; snapshot_async
+// calling thread or on a keel thread (with NodeOptions::observer, a refusal
+// the Raft core decides completes on the event thread, after the events
+// queued before it: keel/observer.hpp); snapshot_async
 // completes on the background thread; reads and leadership transfers complete
 // on the keel thread that brought the deciding input (often the I/O thread).
 //
@@ -48,14 +50,14 @@
 namespace keel {
 
 struct ProposeResult {
-    Status status;               // ok, or not_leader / busy / too_large / aborted / failed
-    std::uint64_t index = 0;     // log index of the applied entry (when ok)
-    std::string result;          // what StateMachine::apply wrote for this entry
-    NodeId leader_hint = 0;      // with not_leader: the leader if known, else 0
+    Status status;            // ok, or not_leader / busy / too_large / aborted / failed
+    std::uint64_t index = 0;  // log index of the applied entry (when ok)
+    std::string result;       // what StateMachine::apply wrote for this entry
+    NodeId leader_hint = 0;   // with not_leader: the leader if known, else 0
 };
 
 struct ReadResult {
-    Status status;               // ok, or not_leader / busy / aborted / timeout
+    Status status;  // ok, or not_leader / busy / aborted / timeout
     std::uint64_t read_index = 0;
     NodeId leader_hint = 0;
 };

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,8 @@
 namespace keel {
 
 using NodeId = std::uint64_t;
+
+class Observer;  // keel/observer.hpp
 
 // A member of the cluster as the application names it.
 struct MemberSpec {
@@ -139,6 +142,11 @@ struct NodeOptions {
     // and must not call stop() (post to your own thread: raftd answers the
     // requests in flight, then exits with its storage-failure code).
     std::function<void(const Status& why)> on_failure;
+
+    // Told of leadership, role, membership and snapshot changes, and of a
+    // fail-stop, in order, on the node's event thread (keel/observer.hpp,
+    // which says what is guaranteed).  Null: no event thread runs.
+    std::shared_ptr<Observer> observer;
 };
 
 }  // namespace keel

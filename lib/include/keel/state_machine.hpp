@@ -12,10 +12,29 @@
 // the message that committed it.  A batch predicted to take longer, or one
 // that would take a snapshot, goes to the apply thread, and a batch on the
 // I/O thread that takes over 1 ms turns inline apply there off for good.
-// Either way the three member functions are called one at a time, never
+// Either way the member functions are called one at a time, never
 // concurrently with each other, each call seeing the effects of the
 // previous ones; the function returned by snapshot() is the one exception
 // (see below).
+//
+// Durable state machines.  A state machine that keeps its state on disk
+// itself reports how far that state goes with applied_index() (the default,
+// 0, means "in memory": keel restores it from keel's snapshot and replays the
+// log after it at every open).  What such a state machine may assume:
+//   - entries come once each, in index order, and never an entry at or
+//     below the applied_index() it reported at open;
+//   - after a crash, keel replays from its applied_index(): entries after
+//     its last durable point come again (a state machine that made some of
+//     them durable after it last answered skips them by index);
+//   - keel compacts its own log (the WAL) up to what applied_index()
+//     reports, so the state machine must never lose what it reported there:
+//     at the next open, an applied_index() below the point keel compacted
+//     to (with no keel snapshot to restore instead), or beyond the log's
+//     last index, fails Node::open with an error;
+//   - keel's own automatic snapshots are not needed to bound the log (set
+//     NodeOptions::snapshot_every_entries = 0); a follower that lags behind
+//     the compacted log still gets one, taken through snapshot() on the
+//     leader and installed through restore() on the follower.
 #pragma once
 
 #include <cstddef>
@@ -33,7 +52,7 @@ namespace keel {
 struct CommittedEntry {
     std::uint64_t index = 0;  // log index: unique, strictly increasing; usable as a revision
     std::uint64_t term = 0;
-    std::string_view data;    // what was proposed; valid only during apply()
+    std::string_view data;  // what was proposed; valid only during apply()
 };
 
 // Streams a snapshot out.  Implemented by keel (writes a file, fsynced once
@@ -50,6 +69,9 @@ public:
     virtual ~SnapshotReader() = default;
     virtual Result<std::size_t> read(char* buffer, std::size_t capacity) = 0;
     virtual std::uint64_t size_bytes() const = 0;
+    // The index of the last entry the snapshot holds: what a durable state
+    // machine's applied_index() reports once the restored state is durable.
+    virtual std::uint64_t index() const { return 0; }
 };
 
 // Writes a snapshot; returned by StateMachine::snapshot().
@@ -81,6 +103,21 @@ public:
     // Replace the whole state with the snapshot's (on restart, or when the
     // leader sends a snapshot to a follower that fell too far behind).
     virtual Status restore(SnapshotReader& reader) = 0;
+
+    // A durable state machine (see the top of this file): the index of the
+    // last entry whose effects it has made durable in its own storage, so
+    // that they survive a crash; 0 for a state machine that keeps nothing
+    // (the default).  Never decreases (a restore() moves it on to
+    // reader.index(), which is past it).  keel asks once at open, before anything is applied or
+    // restored (on the thread that calls Node::open), and then after each
+    // batch of apply() calls, like the other functions: one call at a time,
+    // never concurrently with them.  If the state machine's own threads
+    // change what it returns (it makes writes durable in the background),
+    // it must synchronise with them.  Quick: it is on the apply path.
+    // A state machine that keeps its state in memory must not override it
+    // (mind a method of this name and signature kept for another purpose:
+    // it overrides this one, and keel would compact its log behind it).
+    virtual std::uint64_t applied_index() const { return 0; }
 };
 
 }  // namespace keel

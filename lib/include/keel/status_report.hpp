@@ -11,6 +11,30 @@
 
 namespace keel {
 
+// A member's role in Raft (NodeStatus::role, Observer::on_role_changed).
+enum class Role : std::uint8_t {
+    follower,       // follows a leader (or waits for one)
+    pre_candidate,  // asks whether it could win an election (PreVote) before starting one
+    candidate,      // campaigns in a new term
+    leader,         // accepts proposals and replicates them
+};
+
+// "follower", "pre_candidate", "candidate", "leader": the names raftd's
+// JSON and metrics use.
+inline const char* role_name(Role role) {
+    switch (role) {
+        case Role::follower:
+            return "follower";
+        case Role::pre_candidate:
+            return "pre_candidate";
+        case Role::candidate:
+            return "candidate";
+        case Role::leader:
+            return "leader";
+    }
+    return "unknown";
+}
+
 enum class Mode {
     single,   // the only member, and leading: no tick timer armed, commit on local fsync
     cluster,  // otherwise: heartbeat and election ticks armed (or being armed)
@@ -44,7 +68,7 @@ struct NodeStatus {
     // The cluster's id, 32 hex digits; "" while a joiner has not heard from
     // its cluster yet.
     std::string cluster_id;
-    std::string role;  // "follower", "pre_candidate", "candidate", "leader"
+    Role role = Role::follower;
     std::uint64_t term = 0;
     NodeId leader_id = 0;  // 0 when unknown
     std::uint64_t commit_index = 0;
