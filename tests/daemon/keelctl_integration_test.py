@@ -107,6 +107,9 @@ class KeelctlTest(rt.RaftdCase):
         self.assertEqual(got["value"], "v")
         self.keelctl_json("leader", "transfer", "4", endpoints=nodes)
         rt.wait_until("node 4 leading", lambda: (joiner.status() or {}).get("role") == "leader")
+        # Transferring to the leader itself asks for what holds: success.
+        again = self.keelctl_json("leader", "transfer", "4", endpoints=nodes)
+        self.assertEqual(again, {"transferred_to": 4, "already_leader": True})
         self.keelctl_json("member", "remove", "3", endpoints=nodes)
         members = self.keelctl_json("member", "list", endpoints=[joiner])["members"]
         self.assertEqual(sorted(m["id"] for m in members), [1, 2, 4])

@@ -206,8 +206,25 @@ int cmd_member_remove(const Session& session, std::uint64_t id) {
 }
 
 int cmd_leader_transfer(const Session& session, std::uint64_t to) {
-    return member_change(session, "POST", "/v1/leader/transfer", json{{"to", to}}.dump(),
-                         "leadership transferred to node " + std::to_string(to));
+    Result<Response> answer =
+        session.call_any("POST", "/v1/leader/transfer", json{{"to", to}}.dump());
+    // Refused because `to` leads already (an election may have made it the
+    // leader since the caller looked): what was asked for holds, so success.
+    if (answer.ok() && answer->status == 400) {
+        Result<Response> status = session.call_any("GET", "/v1/status");
+        if (status.ok() && status->status == 200 &&
+            u64_of(parse_body(*status), "leader_id") == to) {
+            if (session.format() == Format::json)
+                session.out() << json{{"transferred_to", to}, {"already_leader", true}}.dump()
+                              << '\n';
+            else
+                session.out() << "node " << to << " is the leader already\n";
+            return kExitOk;
+        }
+    }
+    return session.finish(answer, [&](const json&) {
+        session.out() << "leadership transferred to node " << to << '\n';
+    });
 }
 
 }  // namespace keel::keelctl
