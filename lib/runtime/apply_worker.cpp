@@ -241,8 +241,11 @@ void ApplyWorker::refuse(ApplyItem& item) {
 }
 
 void ApplyWorker::maybe_snapshot(std::function<void(Status)> requested, bool again) {
-    if (applied_.index == 0 || (applied_.index == last_snapshot_index_ && !again)) {
-        if (requested) requested(Status::ok_status());  // nothing new to capture
+    // Nothing new to capture: unless the last attempt failed after its
+    // capture, a snapshot of applied_ exists already.
+    const bool last_failed = last_snapshot_failed_.load(std::memory_order_acquire);
+    if (applied_.index == 0 || (applied_.index == last_snapshot_index_ && !again && !last_failed)) {
+        if (requested) requested(Status::ok_status());
         return;
     }
     std::function<void(Status)> done = std::move(requested);
@@ -253,8 +256,15 @@ void ApplyWorker::maybe_snapshot(std::function<void(Status)> requested, bool aga
             snapshot_finished();
         };
     }
+    // The write finishes on another thread: its failure is noted there, and
+    // read back by the next request.
+    done = [this, inner = std::move(done)](Status s) {
+        if (!s.ok()) last_snapshot_failed_.store(true, std::memory_order_release);
+        inner(std::move(s));
+    };
     SnapshotFunction fn = sm_->snapshot();
     last_snapshot_index_ = applied_.index;
+    last_snapshot_failed_.store(false, std::memory_order_release);
     hooks_.on_snapshot(std::move(fn), applied_, std::move(done));
 }
 

@@ -163,8 +163,11 @@ private:
 
     // Apply state: touched by the apply thread, or by an inline claimer
     // (never both at once).
-    raft::SnapshotMeta applied_;  // index/term of the last applied entry, config as of it
-    raft::Index last_snapshot_index_ = 0;
+    raft::SnapshotMeta applied_;           // index/term of the last applied entry, config as of it
+    raft::Index last_snapshot_index_ = 0;  // the last snapshot captured (written or not)
+    // The write of the last capture failed: a request at the same index
+    // captures again (set on the thread that wrote it).
+    std::atomic<bool> last_snapshot_failed_{false};
     std::atomic<raft::Index> applied_index_{0};
     std::atomic<raft::Index> durable_index_{0};
     std::atomic<bool> snapshot_in_flight_{false};
