@@ -117,10 +117,8 @@ void Replica::execute(raft::Actions& a) {
         item.entries = std::move(a.committed_entries);
         // Inline only when the flusher has nothing else to write: otherwise
         // it writes (and fsyncs) what is queued while the apply thread
-        // applies this batch.  (Applying first, so that the proposals this
-        // apply answers join the queued write, made more records per fsync
-        // but no more throughput, and K=256 p50 went from 1.1-1.2x the
-        // WAL's to 1.2-1.8x.)
+        // applies this batch, rather than delaying that write behind the
+        // apply (docs/decisions/0004-runtime-write-path-tuning.md).
         if (may_apply_inline() &&
             (!inline_queue().empty() ||
              (!log_->wal().has_queued() &&

@@ -38,9 +38,8 @@ namespace {
 // The thread-locals below are read on every proposal and every group
 // commit.  initial-exec: a load at a fixed offset from the thread pointer,
 // where the default model for a shared library calls __tls_get_addr each
-// time (0.5% of the flusher's samples in single-node mode at K=1).  It
-// needs a little static TLS space, which glibc reserves even for a library
-// loaded with dlopen.
+// time (docs/decisions/0004-runtime-write-path-tuning.md).  It needs a little static TLS space,
+// which glibc reserves even for a library loaded with dlopen.
 #define KEEL_FAST_TLS [[gnu::tls_model("initial-exec")]]
 
 // Set on the apply thread while it runs a batch of proposal callbacks:
@@ -186,7 +185,8 @@ Status Replica::start(TransportFactory factory, wal::FileSystem* fs) {
 
     if (Status s = check_peer_security(); !s.ok()) return s;
     if (factory) {
-        auto t = factory(*io_, options_, rec.cluster_id, advertised_address(), transport_handlers());
+        auto t =
+            factory(*io_, options_, rec.cluster_id, advertised_address(), transport_handlers());
         if (!t.ok()) return t.status();
         transport_ = std::move(t.value());
     }

@@ -62,9 +62,9 @@ namespace keel::runtime {
 // Single-node mode: how long the WAL flusher looks for the next append
 // before sleeping (wal::Options::idle_spin_us).  A closed-loop client's next
 // proposal comes microseconds after its answer, a network client's (raftd's)
-// one round trip later, ~100-200 us on loopback; finding the flusher awake
-// saves a thread wakeup per write (raftd, one connection: PUT p50 440-467 us
-// with 50 us of spin, 386-387 us with 250).  The spin holds its core, never
+// one round trip later (a loopback round trip); finding the flusher awake
+// saves a thread wakeup per write (the measurement behind the value:
+// docs/decisions/0004-runtime-write-path-tuning.md).  The spin holds its core, never
 // yields (a yielding spinner that hands its core to a CPU-bound process waits
 // out that process's whole time slice, milliseconds, when its work arrives;
 // a sleeper that is woken preempts it), and costs at most this much CPU per
