@@ -2,7 +2,8 @@
 """Reads the JSON rows of scripts/libraft-compare.sh on stdin and echoes them;
 then prints, per row kind, the median over the rounds of ops_per_s, p50_us and
 p99_us, and per K the ratios keel single / libraft single of those medians
-(ops_ratio > 1: keel faster; p50_ratio < 1: keel's latency lower)."""
+(ops_ratio > 1: keel faster; p50_ratio < 1: keel's latency lower), and the
+median of the per-round ratios."""
 import argparse
 import json
 import statistics
@@ -30,6 +31,8 @@ def main():
             continue
         print(line, flush=True)
         row = json.loads(line)
+        if "bench" not in row:
+            continue
         groups.setdefault(key(row), []).append(row)
     medians = {}
     for (name, k), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
@@ -45,10 +48,20 @@ def main():
         if name != "keel_single" or ("libraft_single", k) not in medians:
             continue
         lib = medians[("libraft_single", k)]
-        ratio = {f"{f.replace('_per_s', '').replace('_us', '')}_ratio": round(m[f] / lib[f], 3)
-                 for f in ("ops_per_s", "p50_us", "p99_us") if lib.get(f)}
-        print(json.dumps({"compare": "keel_single/libraft_single", "outstanding": k,
-                          "rounds": args.rounds, **ratio}))
+        out = {"compare": "keel_single/libraft_single", "outstanding": k, "rounds": args.rounds}
+        # The ratio of the medians, and the median of each round's own ratio
+        # (keel and libraft ran back to back in a round: the fairer one when
+        # the disk's speed drifts between rounds).
+        keel_rows, lib_rows = groups[(name, k)], groups[("libraft_single", k)]
+        for f in ("ops_per_s", "p50_us", "p99_us"):
+            short = f.replace("_per_s", "").replace("_us", "")
+            if lib.get(f):
+                out[f"{short}_ratio"] = round(m[f] / lib[f], 3)
+            per_round = [a[f] / b[f] for a, b in zip(keel_rows, lib_rows) if b.get(f)]
+            if per_round:
+                out[f"{short}_ratio_median_of_rounds"] = round(statistics.median(per_round), 3)
+                out[f"{short}_ratio_rounds"] = [round(x, 3) for x in per_round]
+        print(json.dumps(out))
 
 
 if __name__ == "__main__":
