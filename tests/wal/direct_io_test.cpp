@@ -10,9 +10,11 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <random>
 
+#include "keel/crc32c.hpp"
 #include "keel/wal/reader.hpp"
 #include "keel/wal/wal.hpp"
 #include "test_util.hpp"
@@ -432,4 +434,98 @@ TEST_CASE("the same sectors lost from a batch that a later batch follows are cor
             refused(kept, "subset");
         }
     }
+}
+
+namespace {
+
+// Rewrites the version-3 segments of `dir` as an older keel wrote them,
+// layout version 2 (docs/wal.md): each batch's records moved to the start of
+// its block, the batch header gone.  Records carry no offsets, so they stay
+// valid and chained.
+void to_layout_2(const std::string& dir) {
+    auto layout = read_wal_layout(dir);
+    REQUIRE(layout.ok());
+    for (const SegmentInfo& s : layout->segments) {
+        REQUIRE(s.version == 3u);
+        const std::string path = dir + "/" + s.file_name;
+        std::string bytes = read_all(path);
+        std::uint32_t version = 2;
+        std::memcpy(bytes.data() + 8, &version, 4);
+        const std::uint32_t header_crc = crc32c(bytes.data(), 60);
+        std::memcpy(bytes.data() + 60, &header_crc, 4);
+        for (std::uint64_t p = k_block; p + k_batch_header <= bytes.size(); p += k_block) {
+            if (bytes.compare(p + 4, 4, "KBAT") != 0) continue;
+            std::uint64_t length = 0;
+            std::memcpy(&length, bytes.data() + p + 16, 8);
+            bytes.replace(p, length, bytes.substr(p + k_batch_header, length));
+            bytes.replace(p + length, k_batch_header, std::string(k_batch_header, '\0'));
+        }
+        write_all(path, bytes);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("a WAL of layout version 2 (an older keel's direct path) opens and goes on") {
+    TempDir dir;
+    {
+        auto wal = open_ok(dir.path(), options_for(WritePath::direct));
+        for (std::uint64_t i = 1; i <= 200; i += 20)
+            REQUIRE(append_sync(*wal, make_records(i, 20)).ok());
+    }
+    to_layout_2(dir.path());
+    std::size_t old_segments = 0;
+    {
+        auto layout = read_wal_layout(dir.path());
+        REQUIRE(layout.ok());
+        for (const SegmentInfo& s : layout->segments) REQUIRE(s.version == 2u);
+        old_segments = layout->segments.size();
+        auto scan = scan_wal(dir.path(), ScanOptions{}, nullptr);
+        REQUIRE(scan.ok());
+        REQUIRE(scan->clean());
+        REQUIRE(scan->records == 200);
+    }
+    SECTION("the buffered path writes on in version 2") {
+        {
+            auto wal = open_ok(dir.path(), options_for(WritePath::buffered));
+            require_log_is(*wal, 1, 200);
+            REQUIRE(append_sync(*wal, make_records(201, 5)).ok());
+        }
+        auto wal = open_ok(dir.path(), options_for(WritePath::buffered));
+        REQUIRE_FALSE(wal->open_report().torn_tail);
+        require_log_is(*wal, 1, 205);
+    }
+    SECTION("the direct path rolls to a version-3 segment") {
+        {
+            auto wal = open_ok(dir.path(), options_for(WritePath::direct));
+            require_log_is(*wal, 1, 200);
+            REQUIRE(wal->stats().segments == old_segments + 1);
+            REQUIRE(append_sync(*wal, make_records(201, 5)).ok());
+        }
+        auto layout = read_wal_layout(dir.path());
+        REQUIRE(layout.ok());
+        REQUIRE(layout->segments.back().version == 3u);
+        auto wal = open_ok(dir.path(), options_for(WritePath::direct));
+        REQUIRE_FALSE(wal->open_report().torn_tail);
+        require_log_is(*wal, 1, 205);
+    }
+}
+
+TEST_CASE("a truncation inside a batch, then appends, reopens clean on the direct path") {
+    TempDir dir;
+    {
+        auto wal = open_ok(dir.path(), options_for(WritePath::direct));
+        for (std::uint64_t i = 1; i <= 30; i += 10)
+            REQUIRE(append_sync(*wal, make_records(i, 10)).ok());
+        // Cuts the second batch after its fifth record: its header still
+        // gives the old extent.
+        REQUIRE(truncate_after_sync(*wal, 15).ok());
+        REQUIRE(append_sync(*wal, make_records(16, 3)).ok());
+        REQUIRE(append_sync(*wal, make_records(19, 2)).ok());
+        require_log_is(*wal, 1, 20);
+    }
+    auto wal = open_ok(dir.path(), options_for(WritePath::direct));
+    REQUIRE_FALSE(wal->open_report().torn_tail);
+    REQUIRE_FALSE(wal->open_report().repaired);
+    require_log_is(*wal, 1, 20);
 }
