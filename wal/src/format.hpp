@@ -30,7 +30,7 @@ inline constexpr std::uint32_t k_segment_version_packed = 1;
 inline constexpr std::uint32_t k_segment_version_aligned = 2;
 inline constexpr std::uint32_t k_segment_version_batched = 3;
 inline constexpr std::uint64_t k_segment_header_bytes = 64;
-// The flush alignment the WAL writes into version-2 segments (a reader
+// The flush alignment the WAL writes into version-3 segments (a reader
 // accepts any power of two in [k_min_flush_align_bytes, k_max_flush_align_bytes]).
 inline constexpr std::uint32_t k_flush_align_bytes = 4096;
 inline constexpr std::uint32_t k_min_flush_align_bytes = 512;
@@ -85,13 +85,13 @@ inline std::uint32_t segment_version(const SegmentHeader& h) {
                                     : k_segment_version_aligned;
 }
 // Offset of the first record: right after the header (version 1), or the
-// first aligned block after it (version 2).
+// first aligned block after it (versions 2 and 3).
 inline std::uint64_t records_start(std::uint32_t flush_align_bytes) {
     return flush_align_bytes == 0 ? k_segment_header_bytes
                                   : align_up(k_segment_header_bytes, flush_align_bytes);
 }
 void encode_segment_header(const SegmentHeader& h, char out[k_segment_header_bytes]);
-// nullopt if the magic, version, header CRC or (version 2) the flush
+// nullopt if the magic, version, header CRC or (versions 2, 3) the flush
 // alignment is wrong; *version gets the stored version when the magic
 // matched (to tell "unsupported" apart).
 std::optional<SegmentHeader> decode_segment_header(const char* in, std::size_t size,

@@ -139,7 +139,7 @@ private:
     void process_batch(std::vector<detail::Op>& batch);
     Status write_appends(std::vector<detail::Op>& ops, std::size_t begin, std::size_t end);
     // Where the next flush into the active segment starts: its end, or the
-    // next block (layout version 2).
+    // next block (layout versions 2 and 3).
     std::uint64_t flush_start() const;
     // One flush being encoded into buffer_: where it goes in the active
     // segment, its bytes so far (with room for its batch header in layout
