@@ -252,10 +252,11 @@ static void run(const struct options* o, int k) {
 
     qsort(b->latencies_us, b->n_latencies, sizeof(double), compare_double);
     const double ops_per_s = (double)b->ops_in_window / o->seconds;
-    printf("{\"bench\":\"libraft\",\"mode\":\"single\",\"outstanding\":%d,\"record_bytes\":%zu,"
-           "\"ops_per_s\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f",
-           k, o->record_bytes, ops_per_s, percentile(b->latencies_us, b->n_latencies, 0.50),
-           percentile(b->latencies_us, b->n_latencies, 0.99));
+    printf(
+        "{\"bench\":\"libraft\",\"mode\":\"single\",\"outstanding\":%d,\"record_bytes\":%zu,"
+        "\"ops_per_s\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f",
+        k, o->record_bytes, ops_per_s, percentile(b->latencies_us, b->n_latencies, 0.50),
+        percentile(b->latencies_us, b->n_latencies, 0.99));
     if (b->failures != 0) printf(",\"failures\":%zu", b->failures);
     printf("}\n");
     fflush(stdout);
@@ -285,7 +286,8 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const char* a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            printf("libraft-bench --dir D [--seconds S] [--record-bytes B] [--outstanding 1,256]\n");
+            printf(
+                "libraft-bench --dir D [--seconds S] [--record-bytes B] [--outstanding 1,256]\n");
             return 0;
         }
         if (i + 1 >= argc) die("missing value for", a);
