@@ -4,7 +4,8 @@
 # Environment: BENCH_DIR (a directory on the disk to measure; default: a
 # temporary directory inside the build dir, not /tmp, which may be tmpfs),
 # BENCH_SECONDS (3), BENCH_RECORD_BYTES (100), BENCH_OUTSTANDING (1,16,256),
-# BENCH_TLS_SECONDS (8: per mode and K, over 4 interleaved rounds).
+# BENCH_TLS_SECONDS (8: per mode and K, over 4 interleaved rounds);
+# COMPARE_ROUNDS, COMPARE_OUTSTANDING for scripts/libraft-compare.sh.
 set -euo pipefail
 build="${1:-build}"
 parent="${BENCH_DIR:-$build}"
@@ -38,6 +39,10 @@ if [ -x "$build/tools/raft-bench" ]; then
     --record-bytes "${BENCH_RECORD_BYTES:-100}" --outstanding 1,256 --rounds 4 \
     --mode cluster3-tls --tls-dir "$dir/certs"
 fi
+
+# keel's single node against canonical/raft's, when libraft-dev is installed
+# (tools/libraft_bench.c): interleaved rounds, medians, ratios keel/libraft.
+"$(dirname "$0")/libraft-compare.sh" "$build"
 
 # The disk floor cluster3 runs on: three fdatasync loops at once, one file
 # each (three nodes sharing this disk).  Compare with raw_fdatasync above.

@@ -174,7 +174,7 @@ void print_layout(const Args& a, const ScanResult& layout) {
                           {"start_crc", fmt::format("0x{:08x}", s.start_crc)}});
             std::printf("%s\n", json{{"segment_header", j}}.dump().c_str());
         } else if (s.header_ok) {
-            // flush_align: version 2, every flush starts on a block of that size.
+            // flush_align: versions 2 and 3, every flush starts on a block of that size.
             std::printf("segment %s: version=%u sequence=%" PRIu64 " first_index=%" PRIu64
                         " start_crc=0x%08x file_bytes=%" PRIu64 "%s\n",
                         s.file_name.c_str(), s.version, s.sequence, s.first_index, s.start_crc,

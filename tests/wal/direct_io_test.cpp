@@ -1,16 +1,20 @@
 // The direct write path and the block-aligned segment layout (docs/wal.md,
-// "Write paths"): batches start on fresh blocks and never rewrite one that
-// holds acknowledged records, the padding is not taken for a torn record,
-// either path reads what the other wrote, `auto` falls back where O_DIRECT
-// is refused, and a write torn at any 512-byte sector loses no acknowledged
-// record.  Run with TMPDIR on a file system that takes O_DIRECT
+// "Write paths"): batches start on fresh blocks behind a batch header and
+// never rewrite one that holds acknowledged records, the padding is not
+// taken for a torn record, either path reads what the other wrote (and what
+// an older keel wrote, layout version 2), `auto` falls back where O_DIRECT
+// is refused, a write torn at any 512-byte sectors loses no acknowledged
+// record and recovers without `repair`, and the same damage to an earlier
+// batch is still refused as corruption.  Run with TMPDIR on a file system that takes O_DIRECT
 // (tests/wal/meson.build puts it in the build tree).
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <random>
 
+#include "keel/crc32c.hpp"
 #include "keel/wal/reader.hpp"
 #include "keel/wal/wal.hpp"
 #include "test_util.hpp"
@@ -23,6 +27,7 @@ namespace {
 
 constexpr std::uint64_t k_block = 4096;
 constexpr std::uint64_t k_sector = 512;
+constexpr std::uint64_t k_batch_header = 32;  // docs/wal.md, "Segment file", version 3
 
 Options options_for(WritePath path, FileSystem* fs = nullptr) {
     Options o = small_options(fs);
@@ -70,7 +75,9 @@ std::map<std::string, std::uint32_t> layouts(const std::string& dir) {
     std::map<std::string, std::uint32_t> out;
     for (const SegmentInfo& s : layout->segments) {
         REQUIRE(s.header_ok);
-        REQUIRE(s.version == (s.flush_align_bytes == 0 ? 1u : 2u));
+        // The direct path writes version 3; version 2 only comes from an
+        // older keel (to_layout_2 below).
+        REQUIRE(s.version == (s.flush_align_bytes == 0 ? 1u : 3u));
         out[s.file_name] = s.flush_align_bytes;
     }
     return out;
@@ -101,8 +108,9 @@ TEST_CASE("the direct path starts every batch on a fresh block and pads the last
         const std::uint64_t last = b + 1 < batch_first.size() ? batch_first[b + 1] - 1 : next - 1;
         INFO("batch " << first << ".." << last);
         const Placed& p = at.at(first);
-        REQUIRE(p.offset % k_block == 0);
-        REQUIRE(p.offset >= k_block);  // the first block holds the header alone
+        // Behind the batch header, at the start of a block.
+        REQUIRE(p.offset % k_block == k_batch_header);
+        REQUIRE(p.offset >= k_block);  // the first block holds the segment header alone
         for (std::uint64_t i = first + 1; i <= last; ++i) {
             if (at.at(i).file != p.file) continue;  // rolled inside the batch
             const Placed& prev = at.at(i - 1);
@@ -149,7 +157,7 @@ TEST_CASE("either path reads what the other wrote; the direct path rolls off a b
     {
         auto wal = open_ok(dir.path(), options_for(WritePath::direct));
         REQUIRE(wal->write_path() == WritePath::direct);
-        // Closed the buffered active segment: a new one, layout version 2.
+        // Closed the buffered active segment: a new one, layout version 3.
         REQUIRE(wal->stats().segments == buffered_segments + 1);
         require_log_is(*wal, 1, 300);
         REQUIRE(append_sync(*wal, make_records(301, 20)).ok());
@@ -165,8 +173,8 @@ TEST_CASE("either path reads what the other wrote; the direct path rolls off a b
         REQUIRE(append_sync(*wal, make_records(326, 5)).ok());
     }
     const auto at = places(dir.path());
-    REQUIRE(at.at(321).offset % k_block == 0);
-    REQUIRE(at.at(326).offset % k_block == 0);
+    REQUIRE(at.at(321).offset % k_block == k_batch_header);
+    REQUIRE(at.at(326).offset % k_block == k_batch_header);
     auto wal = open_ok(dir.path(), options_for(WritePath::direct));
     REQUIRE(layouts(dir.path()).size() ==
             after_direct.size() + (at.at(330).file != after_direct.rbegin()->first));
@@ -216,98 +224,157 @@ TEST_CASE("auto picks direct where O_DIRECT works and falls back where it is ref
     }
 }
 
-TEST_CASE("a batch write torn at any 512-byte sector loses no acknowledged record") {
-    TempDir base;
-    FaultFs fs;
-    const std::string dir = base.sub("wal");
-    Options o = options_for(WritePath::direct, &fs);
-    o.segment_bytes = 64 * 1024;
-    auto wal = open_ok(dir, o);
-    for (std::uint64_t i = 1; i <= 12; i += 3) REQUIRE(append_sync(*wal, make_records(i, 3)).ok());
-    const std::uint64_t acked = 12;
-    // The state just before the next batch's write reaches the disk ...
-    const std::string before = base.sub("before");
-    bool armed = true;
-    fs.set_before_mutation([&](const std::string& what) {
-        if (armed && what.rfind("write ", 0) == 0 && what.find(".wal") != std::string::npos) {
-            copy_dir(dir, before);
-            armed = false;
-        }
-    });
-    // ... a batch of 100 records of 100 bytes: 13,600 bytes, four blocks.
-    REQUIRE(append_sync(*wal, make_records(acked + 1, 100, 1, 100)).ok());
-    wal.reset();
-    fs.set_before_mutation(nullptr);
-    REQUIRE_FALSE(armed);
-    const auto at = places(dir);
-    const std::string seg = at.at(acked + 1).file;
-    REQUIRE(at.at(acked + 100).file == seg);
-    const std::string old_bytes = read_all(before + "/" + seg);
-    const std::string new_bytes = read_all(dir + "/" + seg);
-    REQUIRE(old_bytes.size() == new_bytes.size());
-    const std::uint64_t start = at.at(acked + 1).offset;
-    const std::uint64_t end =
-        (at.at(acked + 100).offset + at.at(acked + 100).bytes + k_block - 1) / k_block * k_block;
-    REQUIRE(start % k_block == 0);
-    REQUIRE(end - start == 4 * k_block);
-    REQUIRE(old_bytes.substr(start, end - start) == std::string(end - start, '\0'));
-    const std::uint64_t sectors = (end - start) / k_sector;
+namespace {
 
-    // The disk kept the sectors `kept` of the write and none of the others.
-    // may_refuse: open may refuse (the known limit) when a kept sector
-    // follows one that was lost.
-    auto recover = [&](const std::vector<bool>& kept, const std::string& name, bool may_refuse) {
+// A direct WAL of 12 acknowledged records (four batches), then a batch of
+// 100 records of 100 bytes (13,632 bytes with its header: four blocks),
+// with the segment's bytes just before that batch's write reached the disk
+// and after it (and after `later` more records, one batch, when asked).
+struct WatchedBatch {
+    static constexpr std::uint64_t k_acked = 12;
+    static constexpr std::uint64_t k_batch = 100;
+    std::string before;  // the directory just before the batch's write
+    std::string after;   // and at the end
+    std::string seg;     // the segment the batch went to
+    std::string old_bytes, new_bytes;
+    std::uint64_t start = 0;  // the batch's first byte (its header), block-aligned
+    std::uint64_t sectors = 0;
+    std::map<std::uint64_t, Placed> at;
+    std::uint64_t segment_bytes = 64 * 1024;
+
+    WatchedBatch(TempDir& base, std::uint64_t later) {
+        FaultFs fs;
+        after = base.sub("wal");
+        before = base.sub("before");
+        Options o = options_for(WritePath::direct, &fs);
+        o.segment_bytes = segment_bytes;
+        auto wal = open_ok(after, o);
+        for (std::uint64_t i = 1; i <= k_acked; i += 3)
+            REQUIRE(append_sync(*wal, make_records(i, 3)).ok());
+        bool armed = true;
+        fs.set_before_mutation([&](const std::string& what) {
+            if (armed && what.rfind("write ", 0) == 0 && what.find(".wal") != std::string::npos) {
+                copy_dir(after, before);
+                armed = false;
+            }
+        });
+        REQUIRE(append_sync(*wal, make_records(k_acked + 1, k_batch, 1, 100)).ok());
+        REQUIRE_FALSE(armed);
+        fs.set_before_mutation(nullptr);
+        if (later != 0) REQUIRE(append_sync(*wal, make_records(k_acked + k_batch + 1, later)).ok());
+        wal.reset();
+        at = places(after);
+        seg = at.at(k_acked + 1).file;
+        REQUIRE(at.at(k_acked + k_batch + later).file == seg);
+        old_bytes = read_all(before + "/" + seg);
+        new_bytes = read_all(after + "/" + seg);
+        REQUIRE(old_bytes.size() == new_bytes.size());
+        start = at.at(k_acked + 1).offset - k_batch_header;
+        const Placed& last = at.at(k_acked + k_batch);
+        const std::uint64_t end = (last.offset + last.bytes + k_block - 1) / k_block * k_block;
+        REQUIRE(start % k_block == 0);
+        REQUIRE(end - start == 4 * k_block);
+        REQUIRE(old_bytes.substr(start, end - start) == std::string(end - start, '\0'));
+        sectors = (end - start) / k_sector;
+    }
+
+    // The segment as the disk kept it: of the batch's sectors only those
+    // `kept` (the others hold what they held before the write: zeros).
+    std::string torn(const std::vector<bool>& kept) const {
+        std::string bytes = new_bytes;
+        for (std::uint64_t s = 0; s < sectors; ++s)
+            if (!kept[s])
+                bytes.replace(start + s * k_sector, k_sector,
+                              old_bytes.substr(start + s * k_sector, k_sector));
+        return bytes;
+    }
+
+    // How many of the batch's records lie wholly in kept sectors, from its
+    // first: what recovery keeps of it (none when the header's sector is lost).
+    std::uint64_t kept_records(const std::vector<bool>& kept) const {
+        if (!kept[0]) return 0;
+        std::uint64_t n = 0;
+        for (std::uint64_t i = k_acked + 1; i <= k_acked + k_batch; ++i, ++n) {
+            const Placed& p = at.at(i);
+            for (std::uint64_t b = p.offset - start; b < p.offset + p.bytes - start; b += k_sector)
+                if (!kept[b / k_sector]) return n;
+            if (!kept[(p.offset + p.bytes - 1 - start) / k_sector]) return n;
+        }
+        return n;
+    }
+
+    // Sectors whose content the write changed (the rest of the last block
+    // is zeros before and after: losing those sectors changes nothing).
+    bool changed(std::uint64_t s) const {
+        return old_bytes.compare(start + s * k_sector, k_sector, new_bytes, start + s * k_sector,
+                                 k_sector) != 0;
+    }
+
+    Options reopen_options() const {
+        Options ro = options_for(WritePath::direct);
+        ro.segment_bytes = segment_bytes;
+        ro.preallocate = false;  // no background zero-filling: keeps the many opens fast
+        return ro;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a batch write torn at any 512-byte sectors loses no acknowledged record and opens") {
+    TempDir base;
+    const WatchedBatch w(base, 0);
+    const std::uint64_t acked = WatchedBatch::k_acked;
+
+    // The disk kept the sectors `kept` of the final batch's write and none
+    // of the others: open recovers without repair, keeps every acknowledged
+    // record and exactly the records of the batch that were wholly kept
+    // from its first on, cuts the rest, and takes new appends; those
+    // reopen clean.
+    auto recover = [&](const std::vector<bool>& kept, const std::string& name) {
         const std::string torn = base.sub(name);
         std::filesystem::remove_all(torn);
-        copy_dir(before, torn);
-        std::string bytes = old_bytes;
-        for (std::uint64_t s = 0; s < sectors; ++s)
-            if (kept[s])
-                bytes.replace(start + s * k_sector, k_sector,
-                              new_bytes.substr(start + s * k_sector, k_sector));
-        write_all(torn + "/" + seg, bytes);
-        Options ro = options_for(WritePath::direct);
-        ro.segment_bytes = o.segment_bytes;
-        ro.preallocate = false;  // no background zero-filling: keeps the many opens fast
-        const auto untouched = dir_contents(torn);
-        auto opened = Wal::open(torn, ro);
-        if (!opened.ok()) {
+        copy_dir(w.before, torn);
+        write_all(torn + "/" + w.seg, w.torn(kept));
+        const std::uint64_t expect_last = acked + w.kept_records(kept);
+        // Every acknowledged record, what was kept of the write, and (after)
+        // the record appended since, intact.
+        auto require_log = [&](Wal& wal, std::uint64_t last) {
+            REQUIRE(wal.last_index() == last);
+            auto got = wal.read(1, last + 1);
+            REQUIRE(got.ok());
+            REQUIRE(got->size() == last);
+            for (std::uint64_t i = 1; i <= last; ++i)
+                REQUIRE((*got)[i - 1] ==
+                        (i <= acked || i > expect_last ? make_record(i) : make_record(i, 1, 100)));
+        };
+        {
+            auto opened = Wal::open(torn, w.reopen_options());
             INFO(opened.status().to_string());
-            REQUIRE(may_refuse);
-            // The known limit (docs/wal.md): a later sector of the final,
-            // unacknowledged write kept without an earlier one looks like
-            // damage followed by valid data.  open refuses and changes
-            // nothing; repair cuts at the damage, inside that write.
-            REQUIRE(opened.status().code() == ErrorCode::corruption);
-            REQUIRE(dir_contents(torn) == untouched);
-            ro.repair = true;
-            opened = Wal::open(torn, ro);
             REQUIRE(opened.ok());
+            REQUIRE_FALSE((*opened)->open_report().repaired);
+            require_log(**opened, expect_last);
+            REQUIRE(append_sync(**opened, {make_record(expect_last + 1)}).ok());
         }
-        Wal& w = **opened;
-        const std::uint64_t last = w.last_index();
-        REQUIRE(last >= acked);
-        // Every acknowledged record, and what was kept of the write, intact.
-        auto got = w.read(1, last + 1);
-        REQUIRE(got.ok());
-        REQUIRE(got->size() == last);
-        for (std::uint64_t i = 1; i <= last; ++i)
-            REQUIRE((*got)[i - 1] == (i <= acked ? make_record(i) : make_record(i, 1, 100)));
-        REQUIRE(append_sync(w, {make_record(last + 1)}).ok());
-        return last;
+        auto again = open_ok(torn, w.reopen_options());
+        REQUIRE_FALSE(again->open_report().torn_tail);
+        require_log(*again, expect_last + 1);
     };
 
     SECTION("every prefix of the sectors (the disk wrote them in order)") {
-        std::uint64_t previous = acked;
-        for (std::uint64_t p = 0; p <= sectors; ++p) {
-            INFO("sectors kept: the first " << p << " of " << sectors);
-            std::vector<bool> kept(sectors, false);
+        for (std::uint64_t p = 0; p <= w.sectors; ++p) {
+            INFO("sectors kept: the first " << p << " of " << w.sectors);
+            std::vector<bool> kept(w.sectors, false);
             for (std::uint64_t s = 0; s < p; ++s) kept[s] = true;
-            const std::uint64_t last = recover(kept, "prefix", false);
-            REQUIRE(last >= previous);  // more sectors never recover less
-            previous = last;
+            recover(kept, "prefix");
         }
-        REQUIRE(previous == acked + 100);
+    }
+    SECTION("every single sector lost, the later ones kept") {
+        for (std::uint64_t lost = 0; lost < w.sectors; ++lost) {
+            INFO("sector lost: " << lost << " of " << w.sectors);
+            std::vector<bool> kept(w.sectors, true);
+            kept[lost] = false;
+            recover(kept, "one-lost");
+        }
     }
     SECTION("random subsets of the sectors") {
         const char* env = std::getenv("KEEL_SEED");
@@ -315,10 +382,150 @@ TEST_CASE("a batch write torn at any 512-byte sector loses no acknowledged recor
         INFO("seed " << seed << " (rerun with KEEL_SEED=" << seed << ")");
         std::mt19937_64 rng(seed);
         for (int run = 0; run < 40; ++run) {
-            std::vector<bool> kept(sectors);
-            for (std::uint64_t s = 0; s < sectors; ++s) kept[s] = (rng() & 1) != 0;
+            std::vector<bool> kept(w.sectors);
+            for (std::uint64_t s = 0; s < w.sectors; ++s) kept[s] = (rng() & 1) != 0;
             INFO("run " << run);
-            recover(kept, "subset", true);
+            recover(kept, "subset");
         }
     }
+}
+
+TEST_CASE("the same sectors lost from a batch that a later batch follows are corruption") {
+    TempDir base;
+    const WatchedBatch w(base, 3);  // then a batch of three more records
+
+    // Sectors of an acknowledged batch lost: open refuses, changing nothing.
+    auto refused = [&](const std::vector<bool>& kept, const std::string& name) {
+        const std::string damaged = base.sub(name);
+        std::filesystem::remove_all(damaged);
+        copy_dir(w.after, damaged);
+        write_all(damaged + "/" + w.seg, w.torn(kept));
+        const auto untouched = dir_contents(damaged);
+        auto opened = Wal::open(damaged, w.reopen_options());
+        REQUIRE_FALSE(opened.ok());
+        INFO(opened.status().to_string());
+        REQUIRE(opened.status().code() == ErrorCode::corruption);
+        REQUIRE(dir_contents(damaged) == untouched);
+    };
+
+    SECTION("every single sector lost") {
+        for (std::uint64_t lost = 0; lost < w.sectors; ++lost) {
+            if (!w.changed(lost)) continue;
+            INFO("sector lost: " << lost << " of " << w.sectors);
+            std::vector<bool> kept(w.sectors, true);
+            kept[lost] = false;
+            refused(kept, "one-lost");
+        }
+    }
+    SECTION("random subsets of the sectors") {
+        const char* env = std::getenv("KEEL_SEED");
+        const std::uint64_t seed = env != nullptr ? std::strtoull(env, nullptr, 10) : 27;
+        INFO("seed " << seed << " (rerun with KEEL_SEED=" << seed << ")");
+        std::mt19937_64 rng(seed);
+        for (int run = 0; run < 40; ++run) {
+            std::vector<bool> kept(w.sectors);
+            bool damage = false;
+            for (std::uint64_t s = 0; s < w.sectors; ++s) {
+                kept[s] = (rng() & 1) != 0;
+                damage |= !kept[s] && w.changed(s);
+            }
+            if (!damage) continue;
+            INFO("run " << run);
+            refused(kept, "subset");
+        }
+    }
+}
+
+namespace {
+
+// Rewrites the version-3 segments of `dir` as an older keel wrote them,
+// layout version 2 (docs/wal.md): each batch's records moved to the start of
+// its block, the batch header gone.  Records carry no offsets, so they stay
+// valid and chained.
+void to_layout_2(const std::string& dir) {
+    auto layout = read_wal_layout(dir);
+    REQUIRE(layout.ok());
+    for (const SegmentInfo& s : layout->segments) {
+        REQUIRE(s.version == 3u);
+        const std::string path = dir + "/" + s.file_name;
+        std::string bytes = read_all(path);
+        std::uint32_t version = 2;
+        std::memcpy(bytes.data() + 8, &version, 4);
+        const std::uint32_t header_crc = crc32c(bytes.data(), 60);
+        std::memcpy(bytes.data() + 60, &header_crc, 4);
+        for (std::uint64_t p = k_block; p + k_batch_header <= bytes.size(); p += k_block) {
+            if (bytes.compare(p + 4, 4, "KBAT") != 0) continue;
+            std::uint64_t length = 0;
+            std::memcpy(&length, bytes.data() + p + 16, 8);
+            bytes.replace(p, length, bytes.substr(p + k_batch_header, length));
+            bytes.replace(p + length, k_batch_header, std::string(k_batch_header, '\0'));
+        }
+        write_all(path, bytes);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("a WAL of layout version 2 (an older keel's direct path) opens and goes on") {
+    TempDir dir;
+    {
+        auto wal = open_ok(dir.path(), options_for(WritePath::direct));
+        for (std::uint64_t i = 1; i <= 200; i += 20)
+            REQUIRE(append_sync(*wal, make_records(i, 20)).ok());
+    }
+    to_layout_2(dir.path());
+    std::size_t old_segments = 0;
+    {
+        auto layout = read_wal_layout(dir.path());
+        REQUIRE(layout.ok());
+        for (const SegmentInfo& s : layout->segments) REQUIRE(s.version == 2u);
+        old_segments = layout->segments.size();
+        auto scan = scan_wal(dir.path(), ScanOptions{}, nullptr);
+        REQUIRE(scan.ok());
+        REQUIRE(scan->clean());
+        REQUIRE(scan->records == 200);
+    }
+    SECTION("the buffered path writes on in version 2") {
+        {
+            auto wal = open_ok(dir.path(), options_for(WritePath::buffered));
+            require_log_is(*wal, 1, 200);
+            REQUIRE(append_sync(*wal, make_records(201, 5)).ok());
+        }
+        auto wal = open_ok(dir.path(), options_for(WritePath::buffered));
+        REQUIRE_FALSE(wal->open_report().torn_tail);
+        require_log_is(*wal, 1, 205);
+    }
+    SECTION("the direct path rolls to a version-3 segment") {
+        {
+            auto wal = open_ok(dir.path(), options_for(WritePath::direct));
+            require_log_is(*wal, 1, 200);
+            REQUIRE(wal->stats().segments == old_segments + 1);
+            REQUIRE(append_sync(*wal, make_records(201, 5)).ok());
+        }
+        auto layout = read_wal_layout(dir.path());
+        REQUIRE(layout.ok());
+        REQUIRE(layout->segments.back().version == 3u);
+        auto wal = open_ok(dir.path(), options_for(WritePath::direct));
+        REQUIRE_FALSE(wal->open_report().torn_tail);
+        require_log_is(*wal, 1, 205);
+    }
+}
+
+TEST_CASE("a truncation inside a batch, then appends, reopens clean on the direct path") {
+    TempDir dir;
+    {
+        auto wal = open_ok(dir.path(), options_for(WritePath::direct));
+        for (std::uint64_t i = 1; i <= 30; i += 10)
+            REQUIRE(append_sync(*wal, make_records(i, 10)).ok());
+        // Cuts the second batch after its fifth record: its header still
+        // gives the old extent.
+        REQUIRE(truncate_after_sync(*wal, 15).ok());
+        REQUIRE(append_sync(*wal, make_records(16, 3)).ok());
+        REQUIRE(append_sync(*wal, make_records(19, 2)).ok());
+        require_log_is(*wal, 1, 20);
+    }
+    auto wal = open_ok(dir.path(), options_for(WritePath::direct));
+    REQUIRE_FALSE(wal->open_report().torn_tail);
+    REQUIRE_FALSE(wal->open_report().repaired);
+    require_log_is(*wal, 1, 20);
 }

@@ -82,7 +82,7 @@ TEST_CASE("waldump on a clean WAL lists every record and verifies clean") {
     const bool direct = test_write_path() == WritePath::direct;
     REQUIRE_THAT(list.out, Catch::Contains(std::string("segment 0000000000000001-0000000000000001"
                                                        ".wal: version=") +
-                                           (direct ? "2" : "1")));
+                                           (direct ? "3" : "1")));
     if (direct) REQUIRE_THAT(list.out, Catch::Contains("flush_align=4096"));
     REQUIRE_THAT(list.out, Catch::Contains("index=300 "));
 

@@ -18,7 +18,8 @@ public:
     char* data() { return data_.get(); }
     std::uint64_t capacity() const { return capacity_; }
 
-    // Makes room for at least `bytes`, keeping the first `keep` bytes.
+    // Makes room for at least `bytes`, keeping the first `keep` bytes (of
+    // those it had: a buffer that had none has none to keep).
     // Grows at least twofold, so a batch of many records reallocates rarely.
     void reserve(std::uint64_t bytes, std::uint64_t keep) {
         if (bytes <= capacity_) return;
@@ -27,6 +28,7 @@ public:
         grown = (grown + kDirectIoAlignBytes - 1) & ~(kDirectIoAlignBytes - 1);
         void* p = std::aligned_alloc(kDirectIoAlignBytes, grown);
         if (p == nullptr) throw std::bad_alloc();  // as std::vector would
+        if (keep > capacity_) keep = capacity_;
         if (keep > 0) std::memcpy(p, data_.get(), keep);
         data_.reset(static_cast<char*>(p));
         capacity_ = grown;

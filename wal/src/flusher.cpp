@@ -140,62 +140,77 @@ void Wal::Impl::process_batch(std::vector<Op>& batch) {
 }
 
 Status Wal::Impl::write_appends(std::vector<Op>& ops, std::size_t begin, std::size_t end) {
-    std::uint64_t pending = 0;
-    std::uint32_t chain = active_->last_crc;
-    std::uint64_t start = flush_start();
+    Flush f = begin_flush(active_->last_crc);
     placed_.clear();
     for (std::size_t k = begin; k < end; ++k) {
         for (const Record& r : ops[k].records) {
             const std::uint64_t bytes = detail::record_bytes(r.payload.size());
             const std::uint64_t align = active_->flush_align_bytes;
-            const std::uint64_t at = start + pending;
+            const std::uint64_t at = f.at + f.bytes;
             if (detail::align_up(at + bytes, align) > options_.segment_bytes &&
-                at > detail::records_start(active_->flush_align_bytes)) {
+                at > detail::records_start(align) + flush_header_bytes()) {
                 // Roll: the old segment must be durable before the new one
                 // holds anything (recovery requires a contiguous chain).
-                if (Status s = flush_buffer(start, pending, chain); !s.ok()) return s;
-                pending = 0;
-                if (Status s = install_segment(r.index, chain); !s.ok()) return s;
-                start = flush_start();
+                if (Status s = flush_buffer(f); !s.ok()) return s;
+                if (Status s = install_segment(r.index, f.chain); !s.ok()) return s;
+                f = begin_flush(f.chain);
             }
+            if (f.first_index == 0) f.first_index = r.index;
             // Room for the record and the zeros up to the end of its block.
-            buffer_.reserve(detail::align_up(pending + bytes, detail::k_flush_align_bytes),
-                            pending);
-            chain = detail::encode_record(r.index, r.term, r.type, r.payload, chain,
-                                          buffer_.data() + pending);
-            placed_.push_back({start + pending, chain});
-            pending += bytes;
+            buffer_.reserve(detail::align_up(f.bytes + bytes, detail::k_flush_align_bytes),
+                            f.bytes);
+            f.chain = detail::encode_record(r.index, r.term, r.type, r.payload, f.chain,
+                                            buffer_.data() + f.bytes);
+            placed_.push_back({f.at + f.bytes, f.chain});
+            f.bytes += bytes;
         }
     }
-    return flush_buffer(start, pending, chain);
+    return flush_buffer(f);
 }
 
 std::uint64_t Wal::Impl::flush_start() const {
     return detail::align_up(active_->end_offset.load(), active_->flush_align_bytes);
 }
 
-// One durable write of buffer_[0, bytes) at `at` (flush_start()) in the
-// active segment, padded with zeros to the end of its last block in layout
-// version 2; `chain` is the CRC of the last record in it.  The direct path
+std::uint64_t Wal::Impl::flush_header_bytes() const {
+    return active_->batch_headers ? detail::k_batch_header_bytes : 0;
+}
+
+Wal::Impl::Flush Wal::Impl::begin_flush(std::uint32_t chain) const {
+    Flush f;
+    f.at = flush_start();
+    f.bytes = flush_header_bytes();
+    f.prev_crc = chain;
+    f.chain = chain;
+    return f;
+}
+
+// One durable write of buffer_[0, f.bytes) at f.at (flush_start()) in the
+// active segment: in layout version 3 behind its batch header, in versions
+// 2 and 3 padded with zeros to the end of its last block.  The direct path
 // writes it with O_DIRECT|O_DSYNC (one system call), the buffered path with
-// pwritev + fdatasync.
-Status Wal::Impl::flush_buffer(std::uint64_t at, std::uint64_t bytes, std::uint32_t chain) {
-    if (bytes == 0) return Status();
-    const std::uint64_t write_bytes = detail::align_up(bytes, active_->flush_align_bytes);
-    std::memset(buffer_.data() + bytes, 0, write_bytes - bytes);
+// pwritev + fdatasync.  A flush without records writes nothing.
+Status Wal::Impl::flush_buffer(const Flush& f) {
+    if (f.first_index == 0) return Status();
+    const std::uint64_t header = flush_header_bytes();
+    if (header != 0) {
+        detail::encode_batch_header({f.first_index, f.bytes - header, f.prev_crc}, buffer_.data());
+    }
+    const std::uint64_t write_bytes = detail::align_up(f.bytes, active_->flush_align_bytes);
+    std::memset(buffer_.data() + f.bytes, 0, write_bytes - f.bytes);
     struct iovec iov {
         buffer_.data(), write_bytes
     };
     KEEL_ASSERT(active_->direct == nullptr ||
-                    (at % kDirectIoAlignBytes == 0 && write_bytes % kDirectIoAlignBytes == 0),
+                    (f.at % kDirectIoAlignBytes == 0 && write_bytes % kDirectIoAlignBytes == 0),
                 "a direct write covers whole blocks");
     File& out = active_->direct != nullptr ? *active_->direct : *active_->file;
-    if (Status s = out.write_durable(&iov, 1, at); !s.ok()) return s;
+    if (Status s = out.write_durable(&iov, 1, f.at); !s.ok()) return s;
     fsyncs_.fetch_add(1, std::memory_order_relaxed);
-    bytes_written_.fetch_add(bytes, std::memory_order_relaxed);
-    active_->end_offset.store(at + bytes);
-    active_->last_crc = chain;
-    if (at + bytes >= options_.segment_bytes / 2) request_next_segment();
+    bytes_written_.fetch_add(f.bytes, std::memory_order_relaxed);
+    active_->end_offset.store(f.at + f.bytes);
+    active_->last_crc = f.chain;
+    if (f.at + f.bytes >= options_.segment_bytes / 2) request_next_segment();
     return Status();
 }
 

@@ -11,8 +11,8 @@ namespace keel::wal::detail {
 void encode_segment_header(const SegmentHeader& h, char out[k_segment_header_bytes]) {
     std::memset(out, 0, k_segment_header_bytes);
     std::memcpy(out, k_segment_magic, 8);
-    store<std::uint32_t>(
-        out + 8, h.flush_align_bytes == 0 ? k_segment_version_packed : k_segment_version_aligned);
+    KEEL_ASSERT(!h.batch_headers || h.flush_align_bytes != 0, "batch headers need aligned flushes");
+    store<std::uint32_t>(out + 8, segment_version(h));
     store<std::uint32_t>(out + 12, static_cast<std::uint32_t>(k_segment_header_bytes));
     store<std::uint64_t>(out + 16, h.sequence);
     store<std::uint64_t>(out + 24, h.first_index);
@@ -27,7 +27,8 @@ std::optional<SegmentHeader> decode_segment_header(const char* in, std::size_t s
     if (size < k_segment_header_bytes) return std::nullopt;
     if (std::memcmp(in, k_segment_magic, 8) != 0) return std::nullopt;
     *version = load<std::uint32_t>(in + 8);
-    if (*version != k_segment_version_packed && *version != k_segment_version_aligned)
+    if (*version != k_segment_version_packed && *version != k_segment_version_aligned &&
+        *version != k_segment_version_batched)
         return std::nullopt;
     if (load<std::uint32_t>(in + 12) != k_segment_header_bytes) return std::nullopt;
     if (load<std::uint32_t>(in + 60) != crc32c(in, 60)) return std::nullopt;
@@ -35,14 +36,43 @@ std::optional<SegmentHeader> decode_segment_header(const char* in, std::size_t s
     h.sequence = load<std::uint64_t>(in + 16);
     h.first_index = load<std::uint64_t>(in + 24);
     h.start_crc = load<std::uint32_t>(in + 32);
-    if (*version == k_segment_version_aligned) {
+    if (*version != k_segment_version_packed) {
         // Version 1 keeps these bytes reserved (zero, unchecked).
         const std::uint32_t align = load<std::uint32_t>(in + 36);
         if (align < k_min_flush_align_bytes || align > k_max_flush_align_bytes ||
             !std::has_single_bit(align))
             return std::nullopt;
         h.flush_align_bytes = align;
+        h.batch_headers = *version == k_segment_version_batched;
     }
+    return h;
+}
+
+void encode_batch_header(const BatchHeader& h, char out[k_batch_header_bytes]) {
+    std::memset(out, 0, k_batch_header_bytes);
+    std::memcpy(out + 4, k_batch_magic, 4);
+    store<std::uint64_t>(out + 8, h.first_index);
+    store<std::uint64_t>(out + 16, h.length_bytes);
+    store<std::uint32_t>(out + 24, h.prev_crc);
+    store<std::uint32_t>(out, crc32c(out + 4, k_batch_header_bytes - 4));
+}
+
+std::optional<BatchHeader> check_batch_header_at(const char* buf, std::uint64_t size,
+                                                 std::uint64_t offset) {
+    if (offset > size || size - offset < k_batch_header_bytes) return std::nullopt;
+    const char* p = buf + offset;
+    if (std::memcmp(p + 4, k_batch_magic, 4) != 0) return std::nullopt;
+    if (load<std::uint32_t>(p) != crc32c(p + 4, k_batch_header_bytes - 4)) return std::nullopt;
+    BatchHeader h;
+    h.first_index = load<std::uint64_t>(p + 8);
+    h.length_bytes = load<std::uint64_t>(p + 16);
+    h.prev_crc = load<std::uint32_t>(p + 24);
+    if (load<std::uint32_t>(p + 28) != 0) return std::nullopt;
+    // A batch holds at least one record; the same index bound as records.
+    if (h.first_index == 0 || h.first_index > (1ull << 62) ||
+        h.length_bytes < k_record_header_bytes || h.length_bytes % k_record_alignment != 0 ||
+        h.length_bytes > (1ull << 62))
+        return std::nullopt;
     return h;
 }
 

@@ -23,17 +23,22 @@ inline constexpr char k_segment_magic[8] = {'K', 'E', 'E', 'L', 'W', 'A', 'L', '
 // Segment versions (docs/wal.md, "Segment file"): 1 packs each flush right
 // after the previous one; 2 starts every flush on a fresh block of
 // `flush_align_bytes`, so that a write never touches a block that holds
-// records of an earlier flush (the direct-I/O path needs that).
+// records of an earlier flush (the direct-I/O path needs that); 3 is 2 with
+// a batch header at the start of every flush, giving the flush's extent, so
+// that recovery can tell a torn final flush from corruption.
 inline constexpr std::uint32_t k_segment_version_packed = 1;
 inline constexpr std::uint32_t k_segment_version_aligned = 2;
+inline constexpr std::uint32_t k_segment_version_batched = 3;
 inline constexpr std::uint64_t k_segment_header_bytes = 64;
-// The flush alignment the WAL writes into version-2 segments (a reader
+// The flush alignment the WAL writes into version-3 segments (a reader
 // accepts any power of two in [k_min_flush_align_bytes, k_max_flush_align_bytes]).
 inline constexpr std::uint32_t k_flush_align_bytes = 4096;
 inline constexpr std::uint32_t k_min_flush_align_bytes = 512;
 inline constexpr std::uint32_t k_max_flush_align_bytes = 1u << 20;
 inline constexpr std::uint64_t k_record_header_bytes = 32;
 inline constexpr std::uint64_t k_record_alignment = 8;
+inline constexpr std::uint64_t k_batch_header_bytes = 32;
+inline constexpr char k_batch_magic[4] = {'K', 'B', 'A', 'T'};
 
 inline constexpr char k_metadata_magic[8] = {'K', 'E', 'E', 'L', 'M', 'E', 'T', 'A'};
 inline constexpr std::uint64_t k_metadata_fixed_bytes = 24 + 8 * 8 + 4;
@@ -67,18 +72,26 @@ struct SegmentHeader {
     std::uint64_t sequence = 0;
     std::uint64_t first_index = 0;
     std::uint32_t start_crc = 0;
-    // 0: version 1 (packed flushes); otherwise version 2, every flush
+    // 0: version 1 (packed flushes); otherwise version 2 or 3, every flush
     // starts at a multiple of this many bytes.
     std::uint32_t flush_align_bytes = 0;
+    // Version 3: every flush starts with a batch header.  Requires
+    // flush_align_bytes != 0.
+    bool batch_headers = false;
 };
+inline std::uint32_t segment_version(const SegmentHeader& h) {
+    return h.flush_align_bytes == 0 ? k_segment_version_packed
+           : h.batch_headers        ? k_segment_version_batched
+                                    : k_segment_version_aligned;
+}
 // Offset of the first record: right after the header (version 1), or the
-// first aligned block after it (version 2).
+// first aligned block after it (versions 2 and 3).
 inline std::uint64_t records_start(std::uint32_t flush_align_bytes) {
     return flush_align_bytes == 0 ? k_segment_header_bytes
                                   : align_up(k_segment_header_bytes, flush_align_bytes);
 }
 void encode_segment_header(const SegmentHeader& h, char out[k_segment_header_bytes]);
-// nullopt if the magic, version, header CRC or (version 2) the flush
+// nullopt if the magic, version, header CRC or (versions 2, 3) the flush
 // alignment is wrong; *version gets the stored version when the magic
 // matched (to tell "unsupported" apart).
 std::optional<SegmentHeader> decode_segment_header(const char* in, std::size_t size,
@@ -102,6 +115,20 @@ std::uint32_t encode_record(std::uint64_t index, std::uint64_t term, std::uint16
 // CRC a stored record must carry: over bytes [4, record_bytes) seeded with prev_crc.
 std::uint32_t record_crc(const char* record, std::uint64_t record_bytes_total,
                          std::uint32_t prev_crc);
+
+// The header at the start of every flush of a version-3 segment: the
+// flush's first index, the chain value its first record continues from, and
+// the bytes of records that follow the header (its extent).
+struct BatchHeader {
+    std::uint64_t first_index = 0;
+    std::uint64_t length_bytes = 0;  // records after the header, a multiple of 8, > 0
+    std::uint32_t prev_crc = 0;
+};
+void encode_batch_header(const BatchHeader& h, char out[k_batch_header_bytes]);
+// The batch header at `offset` if it is self-consistent (magic, CRC, sane
+// fields, within `size`); says nothing about whether it continues the log.
+std::optional<BatchHeader> check_batch_header_at(const char* buf, std::uint64_t size,
+                                                 std::uint64_t offset);
 
 // "<sequence:016x>-<first_index:016x>.wal"
 std::string segment_file_name(std::uint64_t sequence, std::uint64_t first_index);

@@ -80,8 +80,9 @@ private:
         std::uint32_t version = 0;
         auto header = decode_segment_header(buf, bytes, &version);
         if (!header) {
-            const bool known =
-                version == k_segment_version_packed || version == k_segment_version_aligned;
+            const bool known = version == k_segment_version_packed ||
+                               version == k_segment_version_aligned ||
+                               version == k_segment_version_batched;
             const char* why = version != 0 && !known ? "has an unsupported format version"
                                                      : "has a bad segment header (magic or CRC)";
             add_issue(IssueKind::corruption, info, 0, expected_.value_or(0), bytes,
@@ -147,64 +148,199 @@ private:
     }
 
     void scan_records(SegmentInfo& info, const char* buf, std::uint64_t size) {
+        if (info.version == k_segment_version_batched) return scan_batches(info, buf, size);
         std::uint64_t off = records_start(info.flush_align_bytes);
-        std::uint64_t expected = info.first_index;
-        std::uint32_t chain = info.start_crc;
-        bool resynced = false;
+        Cursor at{info.first_index, info.start_crc, false};
         while (!stopped_) {
             off = skip_flush_padding(info, buf, size, off);
             std::optional<FoundRecord> rec;
             if (off + k_record_header_bytes <= size && !all_zero(buf + off, k_record_header_bytes))
                 rec = check_record_at(buf, size, off, options_.max_record_bytes);
             if (!rec) {
-                auto next = judge_tail(info, buf, size, off, expected);
+                auto next = judge_tail(info, buf, size, off, at.expected);
                 if (!next) return;
                 rec = next;
-                off = next->offset;
-                resynced = true;
+                at.resynced = true;
             }
-            const RecordHeader& h = rec->header;
-            if (h.index > options_.ignore_after_index) return;  // void (unfinished truncation)
-            bool chain_ok = h.prev_crc == chain && !resynced;
-            if (h.index != expected && !resynced) {
-                const bool gap = h.index > expected;
-                add_issue(
-                    gap ? IssueKind::gap : IssueKind::duplicate, info, off, h.index, rec->bytes,
-                    fmt::format("{}: record at {} offset {} has index {} but index {} was "
-                                "expected",
-                                gap ? "gap" : "duplicate", info.file_name, off, h.index, expected),
-                    buf, size);
-                if (!options_.resync) {
-                    stopped_ = true;
-                    return;
-                }
-                chain_ok = false;
-            } else if (!chain_ok && !resynced) {
-                add_issue(IssueKind::corruption, info, off, h.index, rec->bytes,
-                          fmt::format("corruption: record at {} offset {} (index {}) does not "
-                                      "continue the CRC chain (a lost, misplaced or reordered "
-                                      "write)",
-                                      info.file_name, off, h.index),
-                          buf, size);
-                if (!options_.resync) {
-                    stopped_ = true;
-                    return;
-                }
-            }
-            resynced = false;
-            if (pending_torn_ >= 0) promote_pending_torn(info, off, h.index);
-            if (stopped_) return;
-            emit(info, buf, *rec, chain_ok);
-            chain = h.crc;
-            expected = h.index + 1;
-            info.records++;
-            info.last_index = h.index;
-            info.last_crc = h.crc;
-            off += rec->bytes;
-            info.end_offset = off;
-            expected_ = expected;
-            chain_ = chain;
+            if (!take_record(info, buf, size, *rec, at)) return;
+            off = rec->offset + rec->bytes;
         }
+    }
+
+    // Where the scan of a segment stands: the next index and chain value
+    // expected, and whether the next record follows a resync (--continue),
+    // which skips its index and chain checks.
+    struct Cursor {
+        std::uint64_t expected = 0;
+        std::uint32_t chain = 0;
+        bool resynced = false;
+    };
+
+    // A self-consistent record where the next one is due: checks its index
+    // and chain, reports it and advances the cursor.  false: the segment's
+    // scan ends (a void record above a pending fence, or a problem without
+    // resync).
+    bool take_record(SegmentInfo& info, const char* buf, std::uint64_t size, const FoundRecord& rec,
+                     Cursor& at) {
+        const RecordHeader& h = rec.header;
+        const std::uint64_t off = rec.offset;
+        if (h.index > options_.ignore_after_index) return false;  // void (unfinished truncation)
+        bool chain_ok = h.prev_crc == at.chain && !at.resynced;
+        if (h.index != at.expected && !at.resynced) {
+            const bool gap = h.index > at.expected;
+            add_issue(
+                gap ? IssueKind::gap : IssueKind::duplicate, info, off, h.index, rec.bytes,
+                fmt::format("{}: record at {} offset {} has index {} but index {} was "
+                            "expected",
+                            gap ? "gap" : "duplicate", info.file_name, off, h.index, at.expected),
+                buf, size);
+            if (!options_.resync) {
+                stopped_ = true;
+                return false;
+            }
+            chain_ok = false;
+        } else if (!chain_ok && !at.resynced) {
+            add_issue(IssueKind::corruption, info, off, h.index, rec.bytes,
+                      fmt::format("corruption: record at {} offset {} (index {}) does not "
+                                  "continue the CRC chain (a lost, misplaced or reordered "
+                                  "write)",
+                                  info.file_name, off, h.index),
+                      buf, size);
+            if (!options_.resync) {
+                stopped_ = true;
+                return false;
+            }
+        }
+        at.resynced = false;
+        if (pending_torn_ >= 0) promote_pending_torn(info, off, h.index);
+        if (stopped_) return false;
+        emit(info, buf, rec, chain_ok);
+        at.chain = h.crc;
+        at.expected = h.index + 1;
+        info.records++;
+        info.last_index = h.index;
+        info.last_crc = h.crc;
+        info.end_offset = off + rec.bytes;
+        expected_ = at.expected;
+        chain_ = at.chain;
+        return true;
+    }
+
+    // Version 3: every flush is a batch, a batch header at a block boundary
+    // giving the extent of the records behind it.  A batch ends at its
+    // extent, or earlier where zeros run to the end of the block and the
+    // next block starts a batch that continues the log (a truncation, or
+    // recovery after a torn flush, cut it there).  Damage anywhere in the
+    // last batch of the log (no self-consistent batch header at any later
+    // block) is a torn tail: nothing after it was written, so its write
+    // never completed and none of its records was acknowledged.  Damage
+    // followed by a later batch is corruption.
+    void scan_batches(SegmentInfo& info, const char* buf, std::uint64_t size) {
+        const std::uint64_t align = info.flush_align_bytes;
+        std::uint64_t off = records_start(align);
+        std::uint64_t batch_end = off;  // end of the current batch's extent
+        Cursor at{info.first_index, info.start_crc, false};
+        while (!stopped_) {
+            if (off < batch_end) {
+                const std::uint64_t within = std::min(size, batch_end);
+                if (auto rec = check_record_at(buf, within, off, options_.max_record_bytes)) {
+                    if (!take_record(info, buf, size, *rec, at)) return;
+                    off = rec->offset + rec->bytes;
+                    continue;
+                }
+            }
+            const std::uint64_t next = align_up(off, align);
+            std::optional<BatchHeader> h;
+            if (next < size && all_zero(buf + off, next - off))
+                h = check_batch_header_at(buf, size, next);
+            if (!h) {
+                if (off >= size || all_zero(buf + off, size - off)) return;  // clean end
+                auto later = judge_batch_damage(info, buf, size, off, at.expected);
+                if (!later) return;
+                at.resynced = true;
+                // Resync: a record further on in this batch, else the later batch.
+                bool saw_data = false;
+                auto rec = off < batch_end
+                               ? find_next_record(buf, std::min(size, batch_end), off + 8,
+                                                  options_.max_record_bytes, &saw_data)
+                               : std::nullopt;
+                if (rec && rec->offset < later->first) {
+                    if (!take_record(info, buf, size, *rec, at)) return;
+                    off = rec->offset + rec->bytes;
+                    continue;
+                }
+                h = later->second;
+                off = later->first;
+            } else {
+                if (h->first_index > options_.ignore_after_index) return;  // void
+                if (!batch_continues(info, buf, size, next, *h, at)) return;
+                off = next;
+            }
+            batch_end = off + k_batch_header_bytes + h->length_bytes;
+            off += k_batch_header_bytes;
+        }
+    }
+
+    // A self-consistent batch header at `off` where the next batch is due:
+    // false (scan ends) if it does not continue the log and not resyncing.
+    bool batch_continues(SegmentInfo& info, const char* buf, std::uint64_t size, std::uint64_t off,
+                         const BatchHeader& h, Cursor& at) {
+        if (at.resynced || (h.first_index == at.expected && h.prev_crc == at.chain)) return true;
+        if (h.first_index != at.expected) {
+            const bool gap = h.first_index > at.expected;
+            add_issue(gap ? IssueKind::gap : IssueKind::duplicate, info, off, h.first_index, 0,
+                      fmt::format("{}: batch at {} offset {} starts at index {} but index {} "
+                                  "was expected",
+                                  gap ? "gap" : "duplicate", info.file_name, off, h.first_index,
+                                  at.expected),
+                      buf, size);
+        } else {
+            add_issue(IssueKind::corruption, info, off, h.first_index, 0,
+                      fmt::format("corruption: batch at {} offset {} (index {}) does not "
+                                  "continue the CRC chain (a lost, misplaced or reordered write)",
+                                  info.file_name, off, h.first_index),
+                      buf, size);
+        }
+        if (!options_.resync) {
+            stopped_ = true;
+            return false;
+        }
+        at.resynced = true;
+        return true;
+    }
+
+    // Version 3: the log does not go on cleanly at `off` (inside a batch,
+    // or where the next batch is due).  A self-consistent batch header at a
+    // later block means a later flush was written, so this one had
+    // completed: corruption; with resync, returns that batch (offset,
+    // header).  None: the damage lies in the final flush, a torn tail.
+    std::optional<std::pair<std::uint64_t, BatchHeader>> judge_batch_damage(
+        SegmentInfo& info, const char* buf, std::uint64_t size, std::uint64_t off,
+        std::uint64_t expected) {
+        const std::uint64_t align = info.flush_align_bytes;
+        for (std::uint64_t z = align_up(off + 1, align); z < size; z += align) {
+            if (all_zero(buf + z, std::min(k_batch_header_bytes, size - z))) continue;
+            auto h = check_batch_header_at(buf, size, z);
+            if (!h || h->first_index > options_.ignore_after_index) continue;
+            add_issue(IssueKind::corruption, info, off, expected, z - off,
+                      fmt::format("corruption: damaged batch at {} offset {} (index {}) is "
+                                  "followed by a later flush (a batch of index {} at offset {})",
+                                  info.file_name, off, expected, h->first_index, z),
+                      buf, size);
+            if (!options_.resync) {
+                stopped_ = true;
+                return std::nullopt;
+            }
+            return std::make_pair(z, *h);
+        }
+        const std::uint64_t end = nonzero_end(buf, size, off);
+        add_issue(IssueKind::torn_tail, info, off, expected, end - off,
+                  fmt::format("torn tail: the final flush is incomplete at {} offset {} (index "
+                              "{}), {} bytes up to the last non-zero byte, no later flush",
+                              info.file_name, off, expected, end - off),
+                  buf, size);
+        pending_torn_ = static_cast<int>(r_.issues.size()) - 1;
+        return std::nullopt;
     }
 
     // Version 2: a flush ends with zeros up to the next multiple of

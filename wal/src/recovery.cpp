@@ -163,6 +163,7 @@ Status Wal::Impl::apply_recovery(detail::RecoveryPlan& plan) {
         seg->first_index = info.first_index;
         seg->start_crc = info.start_crc;
         seg->flush_align_bytes = info.flush_align_bytes;
+        seg->batch_headers = info.version == detail::k_segment_version_batched;
         seg->name = info.file_name;
         seg->file = std::move(*file);
         seg->end_offset.store(info.end_offset);

@@ -135,9 +135,11 @@ bool Wal::Impl::wait_for_space_retry() {
 Status Wal::Impl::install_segment(std::uint64_t first_index, std::uint32_t start_crc) {
     auto file = take_prepared_file();
     if (!file.ok()) return file.status();
-    // The direct path writes layout version 2 (every flush on a fresh block).
-    const std::uint32_t align = write_path_ == WritePath::direct ? detail::k_flush_align_bytes : 0;
-    detail::SegmentHeader h{next_sequence_, first_index, start_crc, align};
+    // The direct path writes layout version 3 (every flush on a fresh block,
+    // behind a batch header).
+    const bool direct = write_path_ == WritePath::direct;
+    const std::uint32_t align = direct ? detail::k_flush_align_bytes : 0;
+    detail::SegmentHeader h{next_sequence_, first_index, start_crc, align, direct};
     char header[detail::k_segment_header_bytes];
     detail::encode_segment_header(h, header);
     struct iovec iov {
@@ -160,6 +162,7 @@ Status Wal::Impl::install_segment(std::uint64_t first_index, std::uint32_t start
     seg->first_index = first_index;
     seg->start_crc = start_crc;
     seg->flush_align_bytes = align;
+    seg->batch_headers = direct;
     seg->name = name;
     seg->file = std::move(*file);
     seg->end_offset.store(detail::records_start(align));

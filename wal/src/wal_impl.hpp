@@ -49,6 +49,7 @@ struct Segment {
     std::uint64_t first_index = 0;
     std::uint32_t start_crc = 0;
     std::uint32_t flush_align_bytes = 0;  // 0: layout version 1 (SegmentHeader)
+    bool batch_headers = false;           // layout version 3: every flush starts with one
     std::string name;
     std::shared_ptr<File> file;    // buffered: reads, zeroing, and the buffered path's writes
     std::shared_ptr<File> direct;  // OpenMode::write_direct: the direct path's writes
@@ -138,9 +139,23 @@ private:
     void process_batch(std::vector<detail::Op>& batch);
     Status write_appends(std::vector<detail::Op>& ops, std::size_t begin, std::size_t end);
     // Where the next flush into the active segment starts: its end, or the
-    // next block (layout version 2).
+    // next block (layout versions 2 and 3).
     std::uint64_t flush_start() const;
-    Status flush_buffer(std::uint64_t at, std::uint64_t bytes, std::uint32_t chain);
+    // One flush being encoded into buffer_: where it goes in the active
+    // segment, its bytes so far (with room for its batch header in layout
+    // version 3), and what the header says.
+    struct Flush {
+        std::uint64_t at = 0;
+        std::uint64_t bytes = 0;
+        std::uint64_t first_index = 0;  // of its first record; 0 while it has none
+        std::uint32_t prev_crc = 0;     // chain value before its first record
+        std::uint32_t chain = 0;        // CRC of its last record
+    };
+    // A new, empty flush at flush_start() continuing the chain from `chain`.
+    Flush begin_flush(std::uint32_t chain) const;
+    // Bytes in front of a flush's records in the active segment (its batch header).
+    std::uint64_t flush_header_bytes() const;
+    Status flush_buffer(const Flush& f);
     void publish(std::vector<detail::Op>& ops, std::size_t begin, std::size_t end);
     Status do_truncate(std::uint64_t index);
     Status do_reset(std::uint64_t next_index);
@@ -174,7 +189,8 @@ private:
     // truncation): opens its O_DIRECT writer, or, where the direct path
     // cannot write into it without touching blocks that hold acknowledged
     // records (layout version 1, or aligned for less than
-    // kDirectIoAlignBytes), installs a new segment starting at next_index.
+    // kDirectIoAlignBytes) or without batch headers (version 2), installs a
+    // new segment starting at next_index.
     Status ready_active_segment(std::uint64_t next_index);
     void request_next_segment();
     // Zeroes [from, last non-zero byte) of a file and fdatasyncs it.

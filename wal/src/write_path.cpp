@@ -3,10 +3,11 @@
 //
 // The direct path writes a batch with one O_DIRECT|O_DSYNC write of whole
 // blocks starting on a fresh block, so it never rewrites a block that holds
-// acknowledged records; that needs segment layout version 2 (every flush
-// block-aligned).  A WAL whose active segment was written in version 1 by
-// the buffered path is rolled to a new segment at open before the direct
-// path writes anything.
+// acknowledged records; that needs segment layout version 3 (every flush
+// block-aligned, behind a batch header that lets recovery tell a torn final
+// flush from corruption).  A WAL whose active segment is of an older layout
+// (version 1 from the buffered path, version 2 from an older keel) is
+// rolled to a new segment at open before the direct path writes anything.
 #include <fmt/format.h>
 
 #include "keel/wal/wal.hpp"
@@ -54,7 +55,7 @@ Status Wal::Impl::attach_writer(Segment& seg) {
 Status Wal::Impl::ready_active_segment(std::uint64_t next_index) {
     if (write_path_ != WritePath::direct || active_->direct != nullptr) return Status();
     const std::uint32_t align = active_->flush_align_bytes;
-    if (align != 0 && align % kDirectIoAlignBytes == 0) return attach_writer(*active_);
+    if (active_->batch_headers && align % kDirectIoAlignBytes == 0) return attach_writer(*active_);
     return install_segment(next_index, active_->last_crc);
 }
 

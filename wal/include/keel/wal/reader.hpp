@@ -30,9 +30,9 @@ struct SegmentInfo {
     std::uint64_t sequence = 0;     // from the header (the file name repeats it)
     std::uint64_t first_index = 0;  // index of its first record
     std::uint32_t start_crc = 0;    // chain value its first record continues from
-    // Version 2 segments: every flush starts at a multiple of this many
-    // bytes, the rest of its last block is zeros (docs/wal.md).  0: version
-    // 1, flushes packed back to back.
+    // Version 2 and 3 segments: every flush starts at a multiple of this
+    // many bytes (in version 3 with a batch header), the rest of its last
+    // block is zeros (docs/wal.md).  0: version 1, flushes packed back to back.
     std::uint32_t flush_align_bytes = 0;
     // Filled in by the scan:
     std::uint64_t records = 0;     // valid records found

@@ -47,8 +47,8 @@ enum class WritePath {
     // pwritev into the page cache, then fdatasync; segment layout version 1.
     buffered,
     // O_DIRECT|O_DSYNC: one block-aligned write per batch from an aligned
-    // buffer, durable when it returns; every batch starts on a fresh block
-    // (segment layout version 2).  Open fails with ErrorCode::unsupported
+    // buffer, durable when it returns; every batch starts on a fresh block,
+    // behind a batch header (segment layout version 3).  Open fails with ErrorCode::unsupported
     // where the file system refuses O_DIRECT.
     direct,
     // direct where the file system accepts O_DIRECT (probed at open),
