@@ -27,9 +27,14 @@ run: build
 cluster: build
 	@./scripts/cluster.sh $(BUILD)
 
+# The benchmarks' JSON lines go to the terminal and to $(BUILD)/bench/results.jsonl;
+# scripts/plot-bench.py draws them (docs/benchmarks.md).  Installs wrk and
+# etcd-server first (bench only; gnuplot-nox is a test dependency).
 bench: build
-	./scripts/bench.sh $(BUILD)
-	./scripts/http-bench.sh $(BUILD)
+	@./scripts/install-deps.sh --bench
+	@mkdir -p $(BUILD)/bench
+	bash -o pipefail -c '{ ./scripts/bench.sh $(BUILD) && ./scripts/http-bench.sh $(BUILD); } \
+	  | tee $(BUILD)/bench/results.jsonl'
 
 # 100,000 simulator seeds across cluster sizes on both cores (docs/simulator.md).
 soak: build
