@@ -86,6 +86,8 @@ class Results:
             self.http.setdefault(row["target"], {}).setdefault(row["connections"], row)
         elif bench == "trickle_summary":
             self.trickle = row
+        elif bench == "trickle":
+            pass  # its rounds; the summary carries the ratio
         else:
             self.rows -= 1
             self.skipped += 1
