@@ -27,16 +27,21 @@ run: build
 cluster: build
 	@./scripts/cluster.sh $(BUILD)
 
+# The benchmarks' JSON lines go to the terminal and to $(BUILD)/bench/results.jsonl;
+# scripts/plot-bench.py draws them (docs/benchmarks.md).  Installs wrk and
+# etcd-server first (bench only; gnuplot-nox is a test dependency).
 bench: build
-	./scripts/bench.sh $(BUILD)
-	./scripts/http-bench.sh $(BUILD)
+	@./scripts/install-deps.sh --bench
+	@mkdir -p $(BUILD)/bench
+	bash -o pipefail -c '{ ./scripts/bench.sh $(BUILD) && ./scripts/http-bench.sh $(BUILD); } \
+	  | tee $(BUILD)/bench/results.jsonl'
 
 # 100,000 simulator seeds across cluster sizes on both cores (docs/simulator.md).
 soak: build
 	./scripts/sim-soak.sh $(BUILD)
 
 # The libFuzzer targets of tests/fuzz/targets.txt, built with clang in build-fuzz/,
-# FUZZ_SECONDS each (`make test` runs them 30 s each).  FUZZ_ARGS=--update-corpus keeps
+# FUZZ_SECONDS each (`make test` runs them 20 s each).  FUZZ_ARGS=--update-corpus keeps
 # what they find in tests/fuzz/corpus/; KEEL_SEED=n picks the seed.
 FUZZ_SECONDS ?= 300
 fuzz: deps

@@ -29,6 +29,11 @@ if [ -x "$build/tools/raft-bench" ]; then
   # Snapshots every 1024 entries must not stall the write path.
   "$build/tools/raft-bench" --dir "$dir/raft" "${common[@]}" \
     --outstanding 256 --mode single --snapshot-every 1024
+  # The floor cluster3 is compared with, measured right before it: the disk
+  # drifts within a run.  Labelled, so that it is not taken for wal-bench's.
+  "$build/tools/wal-bench" --dir "$dir/floor" --seconds "${BENCH_SECONDS:-3}" \
+    --record-bytes "${BENCH_RECORD_BYTES:-100}" --outstanding 1 --write-path buffered \
+    | grep '"raw_fdatasync"' | sed 's/^{/{"label":"before_cluster3",/'
   "$build/tools/raft-bench" --dir "$dir/raft" "${common[@]}" \
     --outstanding "${BENCH_OUTSTANDING:-1,16,256}" --mode cluster3
   # The cost of mutual TLS between members: cluster3 in plain TCP and in TLS,
@@ -45,10 +50,11 @@ fi
 "$(dirname "$0")/libraft-compare.sh" "$build"
 
 # The disk floor cluster3 runs on: three fdatasync loops at once, one file
-# each (three nodes sharing this disk).  Compare with raw_fdatasync above.
+# each (three nodes sharing this disk).  Compare with the lone floor before cluster3.
 echo "# three raw fdatasync loops at once in $dir" >&2
 for n in 1 2 3; do
   "$build/tools/wal-bench" --dir "$dir/raw3-$n" --seconds "${BENCH_SECONDS:-3}" \
-    --record-bytes "${BENCH_RECORD_BYTES:-100}" --outstanding 1 | grep '"raw_fdatasync"' &
+    --record-bytes "${BENCH_RECORD_BYTES:-100}" --outstanding 1 --write-path buffered \
+    | grep '"raw_fdatasync"' | sed 's/^{/{"label":"concurrent_3",/' &
 done
 wait

@@ -86,7 +86,7 @@ def main():
     sig = signal.SIGKILL if args.signal == "kill" else signal.SIGTERM
     root = tempfile.mkdtemp(prefix="raftd-failover-", dir=os.environ.get("BENCH_DIR"))
     nodes = [it.Node(root, i) for i in (1, 2, 3)]
-    members = []
+    members = ["--cluster-id", os.urandom(16).hex()]  # founders share a cluster id
     for n in nodes:
         members += ["--member", n.spec]
     for n in nodes:

@@ -3,9 +3,12 @@
 # etcd-server, its /v3/kv/put JSON gateway) as a reference, with the same
 # client (wrk), connections and value size, in the same run; then raftd with
 # HTTPS and a bearer token against plain HTTP, alternating (A B A B), as
-# ratios of the medians.
+# ratios of the medians.  One JSON line per measurement on stdout
+# ({"bench":"http",...}, then trickle-bench.py's); the same as markdown tables
+# on stderr.
 #   scripts/http-bench.sh [BUILD_DIR]
-# Environment: BENCH_SECONDS (10), VALUE_BYTES (100), CONNECTIONS ("64 1"),
+# Environment: BENCH_SECONDS (10), VALUE_BYTES (100), CONNECTIONS ("1 16 64":
+# raftd and etcd), TLS_CONNECTIONS ("64 1": HTTPS + token against plain),
 # BENCH_DIR (data dirs; default inside the build dir, on the real disk),
 # TRICKLE_SECONDS (3: each round of scripts/trickle-bench.py).
 # Installs wrk and etcd-server if missing (bench only; not test dependencies).
@@ -14,7 +17,8 @@ build=${1:-build}
 raftd=$build/daemon/raftd
 seconds=${BENCH_SECONDS:-10}
 export VALUE_BYTES=${VALUE_BYTES:-100}
-connections=${CONNECTIONS:-"64 1"}
+connections=${CONNECTIONS:-"1 16 64"}
+tls_connections=${TLS_CONNECTIONS:-"64 1"}
 here=$(cd "$(dirname "$0")" && pwd)
 
 missing=()
@@ -42,9 +46,10 @@ wait_http() {  # url [curl options...]
 # wrk's "1.23ms" / "456.00us" / "1.2s" in microseconds.
 to_us() { awk -v t="$1" 'BEGIN { n = t + 0; if (t ~ /us$/) print n; else if (t ~ /ms$/) print n * 1000; else print n * 1e6 }'; }
 
-# One wrk run; prints a markdown table row and sets RPS and P50_US.
-run_wrk() {  # label url lua conns
-  local label=$1 url=$2 lua=$3 conns=$4 threads=2 out
+# One wrk run; prints a JSON line (stdout) and a markdown table row (stderr),
+# and sets RPS and P50_US.  `target` names the series in the JSON.
+run_wrk() {  # label target url lua conns
+  local label=$1 target=$2 url=$3 lua=$4 conns=$5 threads=2 out
   [ "$conns" -lt 2 ] && threads=1
   out=$(wrk -t"$threads" -c"$conns" -d"${seconds}s" --latency -s "$lua" "$url")
   local p50 p99 non2xx
@@ -53,28 +58,30 @@ run_wrk() {  # label url lua conns
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
   P50_US=$(to_us "$p50")
-  echo "| $label | $conns | ${RPS} | ${p50} | ${p99} | ${non2xx:-0} |"
+  printf '{"bench":"http","target":"%s","connections":%d,"value_bytes":%d,"req_per_s":%s,"p50_us":%s,"p99_us":%s,"non_2xx":%d}\n' \
+    "$target" "$conns" "$VALUE_BYTES" "${RPS:-0}" "${P50_US:-0}" "$(to_us "${p99:-0}")" "${non2xx:-0}"
+  echo "| $label | $conns | ${RPS} | ${p50} | ${p99} | ${non2xx:-0} |" >&2
 }
 
-echo "| target | connections | PUT req/s | p50 | p99 | non-2xx |"
-echo "|---|---|---|---|---|---|"
+echo "| target | connections | PUT req/s | p50 | p99 | non-2xx |" >&2
+echo "|---|---|---|---|---|---|" >&2
 
 # raftd, single node.
 "$raftd" --data-dir "$dir/single" --http 127.0.0.1:18180 --raft 127.0.0.1:17180 --log-level warn \
   2>"$dir/single.log" & pids+=($!)
 wait_http http://127.0.0.1:18180/readyz
-for c in $connections; do run_wrk "raftd 1 node" http://127.0.0.1:18180 "$here/bench/raftd_put.lua" "$c"; done
+for c in $connections; do run_wrk "raftd 1 node" raftd_1 http://127.0.0.1:18180 "$here/bench/raftd_put.lua" "$c"; done
 kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || true
 
 # raftd, three nodes (load on the leader).
-members=()
+members=(--cluster-id "$(openssl rand -hex 16)")  # founders share a cluster id
 for n in 1 2 3; do members+=(--member "$n,127.0.0.1:1719$n,127.0.0.1:1819$n"); done
 for n in 1 2 3; do
   "$raftd" --id "$n" --data-dir "$dir/n$n" "${members[@]}" --log-level warn 2>"$dir/n$n.log" & pids+=($!)
 done
 for n in 1 2 3; do wait_http "http://127.0.0.1:1819$n/readyz"; done
 leader=$(curl -fsS http://127.0.0.1:18191/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader_id"])')
-for c in $connections; do run_wrk "raftd 3 nodes" "http://127.0.0.1:1819$leader" "$here/bench/raftd_put.lua" "$c"; done
+for c in $connections; do run_wrk "raftd 3 nodes" raftd_3 "http://127.0.0.1:1819$leader" "$here/bench/raftd_put.lua" "$c"; done
 for p in "${pids[@]: -3}"; do kill -TERM "$p" 2>/dev/null || true; done
 
 # etcd 3.4, single member, default settings.
@@ -82,7 +89,7 @@ for p in "${pids[@]: -3}"; do kill -TERM "$p" 2>/dev/null || true; done
   --advertise-client-urls http://127.0.0.1:12379 --listen-peer-urls http://127.0.0.1:12380 \
   --log-level error >"$dir/etcd.log" 2>&1 & pids+=($!)
 wait_http http://127.0.0.1:12379/health
-for c in $connections; do run_wrk "etcd 3.4 1 node" http://127.0.0.1:12379 "$here/bench/etcd_put.lua" "$c"; done
+for c in $connections; do run_wrk "etcd 3.4 1 node" etcd_1 http://127.0.0.1:12379 "$here/bench/etcd_put.lua" "$c"; done
 kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || true
 
 # raftd 1 node, HTTPS + bearer token (B) against plain HTTP (A): both nodes
@@ -99,28 +106,31 @@ token=$(openssl rand -hex 32)
   2>"$dir/secure.log" & pids+=($!)
 wait_http http://127.0.0.1:18180/readyz
 wait_http "https://127.0.0.1:18181/readyz --cacert $dir/cert.pem"
-echo
-echo "| raftd 1 node | connections | PUT req/s | p50 | p99 | non-2xx |"
-echo "|---|---|---|---|---|---|"
+echo >&2
+echo "| raftd 1 node | connections | PUT req/s | p50 | p99 | non-2xx |" >&2
+echo "|---|---|---|---|---|---|" >&2
 summary=()
-for c in $connections; do
+for c in $tls_connections; do
   a_rps=(); a_p50=(); b_rps=(); b_p50=()
   for _ in 1 2; do
-    run_wrk "plain HTTP" http://127.0.0.1:18180 "$here/bench/raftd_put.lua" "$c"
+    run_wrk "plain HTTP" raftd_1_plain http://127.0.0.1:18180 "$here/bench/raftd_put.lua" "$c"
     a_rps+=("$RPS"); a_p50+=("$P50_US")
-    TOKEN=$token run_wrk "HTTPS + token" https://127.0.0.1:18181 "$here/bench/raftd_put.lua" "$c"
+    TOKEN=$token run_wrk "HTTPS + token" raftd_1_https_token https://127.0.0.1:18181 "$here/bench/raftd_put.lua" "$c"
     b_rps+=("$RPS"); b_p50+=("$P50_US")
   done
+  awk -v c="$c" -v ar="${a_rps[*]}" -v br="${b_rps[*]}" -v ap="${a_p50[*]}" -v bp="${b_p50[*]}" '
+    function mid(s,   a, n) { n = split(s, a, " "); return (a[1] + a[n]) / 2 }  # median of two
+    BEGIN { printf "{\"bench\":\"http\",\"compare\":\"https_token/plain\",\"connections\":%d,\"req_per_s_ratio\":%.3f,\"p50_ratio\":%.3f}\n", c, mid(br) / mid(ar), mid(bp) / mid(ap) }'
   summary+=("$(awk -v c="$c" -v ar="${a_rps[*]}" -v br="${b_rps[*]}" -v ap="${a_p50[*]}" -v bp="${b_p50[*]}" '
     function mid(s,   a, n) { n = split(s, a, " "); return (a[1] + a[n]) / 2 }  # median of two
     BEGIN { printf "| %s | %.3f | %.3f |", c, mid(br) / mid(ar), mid(bp) / mid(ap) }')")
 done
-echo
-echo "| connections | HTTPS+token / plain: req/s | HTTPS+token / plain: p50 |"
-echo "|---|---|---|"
-printf '%s\n' "${summary[@]}"
+echo >&2
+echo "| connections | HTTPS+token / plain: req/s | HTTPS+token / plain: p50 |" >&2
+echo "|---|---|---|" >&2
+printf '%s\n' "${summary[@]}" >&2
 for p in "${pids[@]: -2}"; do kill -TERM "$p" 2>/dev/null || true; done
 
 # A normal client's PUT latency while 1,000 connections trickle headers.
-echo
+echo >&2
 BENCH_DIR="$parent" python3 "$here/trickle-bench.py" "$raftd" --rounds 2 --seconds "${TRICKLE_SECONDS:-3}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages keel needs to build, test and run.
-# Idempotent and quick when everything is present: it only calls apt-get
+# Installs the Debian packages keel needs to build, test and run; with --bench,
+# also those `make bench` needs (wrk, etcd-server).  Idempotent and quick when everything is present: it only calls apt-get
 # when a package is missing (dpkg-query is a few milliseconds).
 set -euo pipefail
 
@@ -14,7 +14,13 @@ packages=(
   chromium libnss3-tools
   # The fuzzers (libFuzzer) are built with clang in their own build directory.
   clang-14 libclang-rt-14-dev
+  # scripts/plot-bench.py draws docs/benchmarks.md's plots; its test runs it.
+  gnuplot-nox
 )
+if [ "${1:-}" = "--bench" ]; then
+  # The HTTP load client, and etcd as scripts/http-bench.sh's reference.
+  packages+=(wrk etcd-server)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,7 +1,7 @@
 // raft/limits.hpp — fixed upper bounds of the core that are not Options.
 //
 // Every collection the core builds from outside input has a named limit
-// here (STYLE.md: limits on everything); the tests exercise each at its bound.
+// here (docs/style.md: limits on everything); the tests exercise each at its bound.
 #pragma once
 
 #include <cstddef>

@@ -5,7 +5,7 @@
 // No Asio here: a TlsSession is fed the bytes the socket received and hands
 // back the bytes to send, so the transport decides which thread touches the
 // socket and when.  That is what lets a non-I/O thread encrypt and write a
-// frame under the transport's send lock (docs/decisions/0001-tls-send-now.md).
+// frame under the transport's send lock (docs/decisions/0005-peer-tls-send-now.md).
 //
 // Policy (both roles): TLS 1.3 only; each side presents its certificate and
 // verifies the other's chain against the CA file alone (not the system's

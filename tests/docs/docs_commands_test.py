@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Command blocks of the docs that run from the repository's top without a
+raftd (tests/daemon/docs_test.py runs those that need one): docs/benchmarks.md
+"By hand" and CONTRIBUTING.md "Tests".  Each block runs as written (bash,
+set -e) in a fresh directory laid out like the repository's top: build/tools,
+build/tests and build/daemon link to the build, scripts/ to the repository's.
+
+    docs_commands_test.py BUILD_DIR [unittest args]
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "tests", "daemon"))
+from docs_test import sh_blocks  # noqa: E402
+
+BUILD = None  # from the command line
+TIMEOUT_S = 300
+
+
+class DocsCommands(unittest.TestCase):
+    def run_block(self, doc, section):
+        blocks = sh_blocks(os.path.join(REPO, doc), section)
+        self.assertEqual(len(blocks), 1, "%s: one sh block under %r" % (doc, section))
+        top = tempfile.mkdtemp(prefix="docs-commands-")
+        self.addCleanup(shutil.rmtree, top)
+        os.mkdir(os.path.join(top, "build"))
+        for name in ("tools", "tests", "daemon"):
+            os.symlink(os.path.join(BUILD, name), os.path.join(top, "build", name))
+        os.symlink(os.path.join(REPO, "scripts"), os.path.join(top, "scripts"))
+        p = subprocess.run(["bash", "-c", "set -eo pipefail\n" + blocks[0]], cwd=top,
+                           capture_output=True, text=True, timeout=TIMEOUT_S)
+        self.assertEqual(p.returncode, 0, "%s, %s:\n%s\n---- stdout\n%s\n---- stderr\n%s" % (
+            doc, section, blocks[0], p.stdout[-3000:], p.stderr[-3000:]))
+        # What a block leaves behind is only what it says it makes.
+        self.assertEqual(sorted(os.listdir(os.path.join(top, "build"))), ["daemon", "tests", "tools"])
+        return p
+
+    def test_benchmarks_md_by_hand(self):
+        p = self.run_block("docs/benchmarks.md", "By hand")
+        self.assertIn("| K | WAL buffered p50 / fdatasync floor", p.stdout)
+        self.assertIn("| single / wal K=1: p50 |", p.stdout)
+        self.assertIn("bench-latency.svg", p.stderr)
+        self.assertIn("signal=kill rounds=2 outage_ms", p.stdout)
+        self.assertIn("signal=term rounds=2 outage_ms", p.stdout)
+
+    def test_contributing_md_tests(self):
+        p = self.run_block("CONTRIBUTING.md", "Tests")
+        self.assertIn("All tests passed", p.stdout)
+        self.assertIn("seed 42: ok", p.stdout)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    BUILD = os.path.abspath(sys.argv.pop(1))
+    if not shutil.which("gnuplot"):
+        sys.exit("docs_commands_test.py needs gnuplot (gnuplot-nox, scripts/install-deps.sh)")
+    unittest.main(verbosity=2)
