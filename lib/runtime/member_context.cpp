@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <string>
 
 namespace keel::runtime {
 
@@ -36,7 +37,9 @@ Status validate_member(const MemberSpec& spec) {
     if (spec.raft_address.size() > k_max_address_bytes)
         return Status(ErrorCode::invalid_argument, "raft_address longer than 256 bytes");
     if (spec.metadata.size() > k_max_member_metadata_bytes)
-        return Status(ErrorCode::invalid_argument, "member metadata larger than 64 KiB");
+        return Status(ErrorCode::invalid_argument, "member metadata larger than " +
+                                                       std::to_string(k_max_member_metadata_bytes) +
+                                                       " bytes");
     return Status::ok_status();
 }
 

@@ -14,12 +14,16 @@
 
 #include "keel/options.hpp"
 #include "keel/status.hpp"
+#include "raft/limits.hpp"
 #include "raft/types.hpp"
 
 namespace keel::runtime {
 
 inline constexpr std::size_t k_max_address_bytes = 256;
-inline constexpr std::size_t k_max_member_metadata_bytes = 64 * 1024;
+// The encoded context (version byte, two u32 lengths, address, metadata) must
+// fit the core's raft::kMaxContextBytes, whatever the address's length.
+inline constexpr std::size_t k_max_member_metadata_bytes =
+    raft::kMaxContextBytes - 9 - k_max_address_bytes;
 
 // invalid_argument when an address or the metadata exceeds its limit.
 Status validate_member(const MemberSpec& spec);

@@ -368,3 +368,23 @@ TEST_CASE("a closed loop of 256 proposers: each proposal answered once, applied 
     CHECK(applied == k_proposers * k_rounds);
     node->stop();
 }
+
+TEST_CASE(
+    "member metadata past its limit is refused with invalid_argument, at open and when adding") {
+    // The member context (address + metadata) must fit the core's 4 KiB
+    // (raft::kMaxContextBytes); the runtime once let 64 KiB of metadata through
+    // to a core that cannot encode it.
+    TempDir dir;
+    NodeOptions o = single_options(dir.path());
+    MemberSpec self{1, "127.0.0.1:1", std::string(4000, 'm'), true};
+    o.initial_members = {self};
+    auto refused = Node::open(o, std::make_shared<RecordingStateMachine>());
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.status().code() == ErrorCode::invalid_argument);
+
+    self.metadata.assign(3831, 'm');  // the limit
+    o.initial_members = {self};
+    auto node = open_node(o, std::make_shared<RecordingStateMachine>());
+    auto added = node->add_member(MemberSpec{2, "127.0.0.1:2", std::string(3832, 'm'), false});
+    CHECK(added.get().code() == ErrorCode::invalid_argument);
+}

@@ -20,8 +20,9 @@ class Observer;  // keel/observer.hpp
 struct MemberSpec {
     NodeId id = 0;             // > 0, unique in the cluster
     std::string raft_address;  // "host:port" where its Raft transport listens
-    std::string metadata;      // opaque to keel, replicated with the membership
-                               // (raftd keeps the member's HTTP address here)
+    std::string metadata;      // opaque to keel, replicated with the membership (raftd
+                               // keeps the member's HTTP address here); at most 3,831
+                               // bytes, so that address and metadata fit in 4 KiB
     bool voter = true;         // false: learner
 };
 
