@@ -41,7 +41,7 @@ soak: build
 	./scripts/sim-soak.sh $(BUILD)
 
 # The libFuzzer targets of tests/fuzz/targets.txt, built with clang in build-fuzz/,
-# FUZZ_SECONDS each (`make test` runs them 20 s each).  FUZZ_ARGS=--update-corpus keeps
+# FUZZ_SECONDS each (`make test` runs them 10 s each).  FUZZ_ARGS=--update-corpus keeps
 # what they find in tests/fuzz/corpus/; KEEL_SEED=n picks the seed.
 FUZZ_SECONDS ?= 300
 fuzz: deps
