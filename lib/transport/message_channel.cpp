@@ -227,11 +227,12 @@ Status MessageChannel::post_delivery(Delivery kind, GroupId group, NodeId from,
                                      std::string_view bytes) {
     if (!open_->load()) return Status::ok_status();
     const std::size_t size = bytes.size();
-    if (posted_bytes_.fetch_add(size) + size > kPostedBytesMax) {
+    if (posted_bytes_.fetch_add(size) + size > options_.posted_bytes_max) {
         posted_bytes_.fetch_sub(size);
-        const std::string detail =
-            "from node " + std::to_string(from) + ": " + std::to_string(size) + " bytes dropped, " +
-            std::to_string(kPostedBytesMax) + " bytes already wait for keel's I/O thread";
+        const std::string detail = "from node " + std::to_string(from) + ": " +
+                                   std::to_string(size) + " bytes dropped, past the " +
+                                   std::to_string(options_.posted_bytes_max) +
+                                   " bytes that may wait for keel's I/O thread";
         if (handlers_.on_rejected)
             handlers_.on_rejected(rejection_name(Rejection::overloaded), detail);
         return Status(ErrorCode::busy, detail);

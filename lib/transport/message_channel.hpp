@@ -22,8 +22,8 @@
 // transport delivers on the owner thread is handled at once; what it
 // delivers on another thread, or from inside a call this channel made into
 // it, is copied and posted to the owner thread (Executor), at most
-// kPostedBytesMax bytes waiting at a time (beyond: refused as busy, counted
-// as overloaded).  Outbound reports (on_unreachable, on_snapshot_sent) are
+// posted_bytes_max bytes waiting at a time (beyond: refused as busy,
+// counted as overloaded).  Outbound reports (on_unreachable, on_snapshot_sent) are
 // always posted, so that no handler runs inside a call into the channel.
 // Without an Executor everything runs inline (tests on one thread).
 #pragma once
@@ -61,6 +61,8 @@ struct MessageChannelOptions {
     // Where incoming snapshots are staged (must exist).  Empty: incoming
     // snapshots are refused.
     std::string staging_dir;
+    // Bytes delivered from other threads waiting for the owner thread.
+    std::size_t posted_bytes_max = kPostedBytesMax;
 };
 
 class MessageChannel : public TransportSink {

@@ -20,7 +20,7 @@ enum class Rejection : std::uint8_t {
                        // outside a snapshot stream: its data is not there)
     snapshot,          // a snapshot stream refused (size limit, offsets, staging failed)
     overloaded,        // delivered from another thread while too much waited for keel's
-                       // I/O thread (MessageChannel's kPostedBytesMax): dropped
+                       // I/O thread (MessageChannelOptions::posted_bytes_max): dropped
 };
 
 inline const char* rejection_name(Rejection r) {
