@@ -16,8 +16,10 @@ std::string_view host_of(std::string_view address) {
     return host;
 }
 
+// keel's own TCP transport without TLS.  An application transport
+// (NodeOptions::transport) secures its links itself (keel/transport.hpp).
 bool plain_tcp(const NodeOptions& o) {
-    return !o.peer_tls.enabled();
+    return !o.transport && !o.peer_tls.enabled();
 }
 
 }  // namespace
@@ -37,6 +39,7 @@ bool is_loopback_address(std::string_view address) {
 
 Status check_peer_security(const NodeOptions& o, const std::vector<std::string>& member_addresses,
                            std::string& warning) {
+    if (o.transport) return Status::ok_status();  // peer_tls and the addresses are not ours
     const PeerTls& tls = o.peer_tls;
     if (tls.enabled() && (tls.cert_file.empty() || tls.key_file.empty() || tls.ca_file.empty()))
         return Status(ErrorCode::invalid_argument,

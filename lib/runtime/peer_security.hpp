@@ -4,7 +4,8 @@
 // can speak for any member.  keel allows it only while every address
 // involved is loopback (one host, one trust domain); otherwise it needs
 // mutual TLS (NodeOptions::peer_tls) or the operator's explicit
-// NodeOptions::peer_insecure.
+// NodeOptions::peer_insecure.  None of it applies to an application's own
+// transport (NodeOptions::transport), which secures its links itself.
 #pragma once
 
 #include <string>

@@ -21,7 +21,7 @@
 
 namespace keel::runtime {
 
-// Defined in peer_transport_tcp.cpp.
+// Defined in peer_transport_factory.cpp.
 TransportFactory default_transport_factory();
 
 struct Replica::WorkGuard {

@@ -138,9 +138,9 @@ inline constexpr int kMaxNoSpaceTransfers = 3;
 // The public name of a core role (NodeStatus::role, the observer's events).
 Role public_role(raft::Role role);
 
-// Makes the TCP transport for a replica (peer_transport_tcp.cpp), or null
-// when this build has none.  The cluster id is unset for a joiner that has
-// not heard from its cluster yet.  `advertised_address`: what the hellos say
+// Makes a replica's transport (peer_transport_factory.cpp): over
+// NodeOptions::transport, or the built-in TCP one.  The cluster id is unset
+// for a joiner that has not heard from its cluster yet.  `advertised_address`: what the hellos say
 // this node listens at (empty: the transport's bound listen address).
 using TransportFactory = std::function<Result<std::unique_ptr<PeerTransport>>(
     boost::asio::io_context&, const NodeOptions&, const transport::ClusterId&,

@@ -417,26 +417,62 @@ std::string encode_hello(const Hello& hello) {
     return frame;
 }
 
-Result<std::string> encode_messages(std::span<const raft::Message> messages,
-                                    const CodecLimits& limits) {
+namespace {
+
+// Header and payload written straight into the frame, then the CRC: one
+// buffer, no copy of the payload (seal_frame copies).
+void begin_frame(std::string& out, FrameKind kind, std::size_t frame_bytes) {
+    out.reserve(frame_bytes);
+    Writer w(out);
+    w.u32(static_cast<std::uint32_t>(frame_bytes - kFrameLengthBytes));
+    w.u8(kWireVersion);
+    w.u8(static_cast<std::uint8_t>(kind));
+}
+
+void end_frame(std::string& out) {
+    Writer w(out);
+    w.u32(crc32c(std::string_view(out).substr(kFrameLengthBytes)));
+}
+
+const raft::Message& deref(const raft::Message& m) {
+    return m;
+}
+const raft::Message& deref(const raft::Message* m) {
+    return *m;
+}
+
+template <typename T>
+Result<std::string> encode_batch(std::span<const T> messages, const CodecLimits& limits) {
     if (messages.empty()) return Status(ErrorCode::invalid_argument, "empty message batch");
     if (messages.size() > limits.messages_per_batch_max)
         return Status(ErrorCode::too_large, cat("batch of ", messages.size(), " messages, limit ",
                                                 limits.messages_per_batch_max));
     std::size_t size = kFrameOverheadBytes + kBatchFixedBytes;
     for (const auto& m : messages) {
-        KEEL_CODEC_TRY(check_message(m, limits));
-        size += encoded_message_bytes(m);
+        KEEL_CODEC_TRY(check_message(deref(m), limits));
+        size += encoded_message_bytes(deref(m));
     }
     KEEL_CODEC_TRY(check_frame_size(size, limits));
-    std::string payload;
-    payload.reserve(size - kFrameOverheadBytes);
-    Writer w(payload);
+    std::string frame;
+    begin_frame(frame, FrameKind::messages, size);
+    Writer w(frame);
     w.u32(static_cast<std::uint32_t>(messages.size()));
-    for (const auto& m : messages) write_message(w, m);
-    std::string frame = seal_frame(static_cast<std::uint8_t>(FrameKind::messages), payload);
+    for (const auto& m : messages) write_message(w, deref(m));
+    end_frame(frame);
     KEEL_ASSERT(frame.size() == size, "encoded_message_bytes must match the encoder");
     return frame;
+}
+
+}  // namespace
+
+Result<std::string> encode_messages(std::span<const raft::Message> messages,
+                                    const CodecLimits& limits) {
+    return encode_batch(messages, limits);
+}
+
+Result<std::string> encode_message_pointers(std::span<const raft::Message* const> messages,
+                                            const CodecLimits& limits) {
+    return encode_batch(messages, limits);
 }
 
 Result<std::string> encode_snapshot_chunk(const SnapshotChunk& chunk, const CodecLimits& limits) {

@@ -138,6 +138,9 @@ bool valid_hello_address(std::string_view address);
 // enum value outside its range.
 Result<std::string> encode_messages(std::span<const raft::Message> messages,
                                     const CodecLimits& limits);
+// The same for messages spread over a larger vector (those for one peer).
+Result<std::string> encode_message_pointers(std::span<const raft::Message* const> messages,
+                                            const CodecLimits& limits);
 Result<std::string> encode_snapshot_chunk(const SnapshotChunk& chunk, const CodecLimits& limits);
 
 // Wraps an already encoded payload into a frame (prefix, header, CRC).  The

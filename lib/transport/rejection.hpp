@@ -1,6 +1,7 @@
-// transport/rejection.hpp — why the transport refused a connection or a
-// frame before anything reached Raft.  The names are the `reason` label of
-// keel_peer_messages_rejected_total (NodeStatus::peer_messages_rejected).
+// transport/rejection.hpp — why the transport (or keel's side of it,
+// MessageChannel) refused a connection or a frame before anything reached
+// Raft.  The names are the `reason` label of keel_peer_messages_rejected_total
+// (NodeStatus::peer_messages_rejected).
 #pragma once
 
 #include <cstdint>
@@ -18,6 +19,8 @@ enum class Rejection : std::uint8_t {
     wrong_frame_kind,  // a message in a frame that cannot carry it (a snapshot message
                        // outside a snapshot stream: its data is not there)
     snapshot,          // a snapshot stream refused (size limit, offsets, staging failed)
+    overloaded,        // delivered from another thread while too much waited for keel's
+                       // I/O thread (MessageChannelOptions::posted_bytes_max): dropped
 };
 
 inline const char* rejection_name(Rejection r) {
@@ -40,6 +43,8 @@ inline const char* rejection_name(Rejection r) {
             return "wrong_frame_kind";
         case Rejection::snapshot:
             return "snapshot";
+        case Rejection::overloaded:
+            return "overloaded";
     }
     return "unknown";
 }

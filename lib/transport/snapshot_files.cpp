@@ -19,8 +19,6 @@ Status io_error(const std::string& what, const std::string& path, int err) {
     return Status(ErrorCode::io_error, what + " " + path + ": " + std::strerror(err));
 }
 
-constexpr std::size_t kCopyChunkBytes = 1024 * 1024;
-
 }  // namespace
 
 // ---- SnapshotReader ----
@@ -161,22 +159,6 @@ void remove_partial_snapshots(const std::string& dir) {
     for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
         if (e.path().extension() == ".part") std::filesystem::remove(e.path(), ec);
     }
-}
-
-Result<std::string> stage_copy(const std::string& from, const std::string& dir,
-                               const std::string& name) {
-    Result<SnapshotReader> reader = SnapshotReader::open(from);
-    if (!reader.ok()) return reader.status();
-    Result<StagingFile> staged = StagingFile::create(dir, name);
-    if (!staged.ok()) return staged.status();
-    for (std::uint64_t offset = 0; offset < reader->size_bytes();) {
-        Result<std::string> chunk = reader->read(offset, kCopyChunkBytes);
-        if (!chunk.ok()) return chunk.status();
-        Status s = staged->append(*chunk);
-        if (!s.ok()) return s;
-        offset += chunk->size();
-    }
-    return staged->finish();
 }
 
 }  // namespace keel::transport

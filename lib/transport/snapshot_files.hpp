@@ -71,9 +71,4 @@ private:
 // Deletes every "*.part" file left in `dir` by an earlier run.
 void remove_partial_snapshots(const std::string& dir);
 
-// Copies `from` into a new staging file: the in-process transport's way of
-// "receiving" a snapshot.  Returns the final (.snap) path.
-Result<std::string> stage_copy(const std::string& from, const std::string& dir,
-                               const std::string& name);
-
 }  // namespace keel::transport

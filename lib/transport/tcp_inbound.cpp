@@ -1,8 +1,8 @@
 // transport/tcp_inbound.cpp — one accepted connection: the TLS handshake and
 // the hello (decided by HelloGate), then read what the socket has (decrypted
 // under TLS), and for each whole frame in it check the length prefix against
-// the limit, decode, deliver; close with a logged reason on anything
-// malformed.
+// the limit and hand the frame to the sink (which decodes it); close with a
+// logged reason on a frame of the wrong kind or one the sink refuses.
 #include <algorithm>
 #include <boost/asio/write.hpp>
 #include <cstring>
@@ -71,7 +71,8 @@ void InboundConnection::close(const std::string& reason) {
         pending_ = false;
         t_->remove_pending(remote_address_);
     }
-    t_->abort_staging_of(this);
+    // A snapshot this peer was streaming on this connection will not complete.
+    if (peer_ != raft::kNoNode && t_->running()) t_->sink_->on_disconnected(0, peer_);
     t_->forget_inbound(shared_from_this());
 }
 
@@ -266,7 +267,7 @@ void InboundConnection::on_identified(std::size_t hello_bytes) {
     for (const auto& c : older) c->close("replaced by a newer connection from the same node");
     t_->log(LogLevel::debug, "connection from " + remote_ + " is node " + std::to_string(peer_) +
                                  " listening at " + gate_.hello().address);
-    if (t_->handler_.on_hello) t_->handler_.on_hello(peer_, gate_.hello().address);
+    if (t_->hooks_.on_hello) t_->hooks_.on_hello(peer_, gate_.hello().address);
 }
 
 bool InboundConnection::deliver_frames() {
@@ -280,76 +281,45 @@ bool InboundConnection::deliver_frames() {
         if (have < kFrameLengthBytes) return true;
         Result<std::uint32_t> length =
             decode_frame_length(std::string_view(in_.data() + in_begin_, kFrameLengthBytes),
-                                t_->options_.limits.frame_bytes_max);
+                                t_->options_.frame_bytes_max);
         if (!length.ok()) {
             refuse(Rejection::malformed, length.status().to_string());
             return false;
         }
         frame_bytes_ = kFrameLengthBytes + *length;
         if (have < frame_bytes_) return true;
-        const std::string_view body(in_.data() + in_begin_ + kFrameLengthBytes, *length);
-        in_begin_ += kFrameLengthBytes + *length;
-        Result<Frame> frame = decode_frame_body(body, t_->options_.limits);
-        if (!frame.ok()) {
-            refuse(Rejection::malformed, "bad frame: " + frame.status().to_string());
-            return false;
-        }
-        if (std::optional<Refused> r = dispatch(std::move(*frame))) {
-            refuse(r->reason, r->detail);
-            return false;
-        }
+        const std::string_view frame(in_.data() + in_begin_, frame_bytes_);
+        in_begin_ += frame_bytes_;
+        if (!dispatch(frame)) return false;
         // A callback may have stopped the transport.
         if (closed_ || !t_->running()) return false;
     }
 }
 
-std::optional<InboundConnection::Refused> InboundConnection::dispatch(Frame&& frame) {
-    if (std::holds_alternative<Hello>(frame))
-        return Refused{Rejection::malformed, "a second hello on one connection"};
-
-    if (auto* batch = std::get_if<MessageBatch>(&frame)) {
-        // Check the whole batch before delivering any of it.
-        for (const auto& m : batch->messages) {
-            if (Status s = check_message(m); !s.ok())
-                return Refused{Rejection::misaddressed, s.to_string()};
-            // Its data travels in snapshot chunks, this message with the last.
-            if (m.type == raft::MessageType::snapshot)
-                return Refused{Rejection::wrong_frame_kind,
-                               "a snapshot message in a frame of messages"};
-        }
-        for (auto& m : batch->messages) {
-            if (closed_ || !t_->running()) break;
-            ++t_->stats_.messages_received;
-            if (t_->handler_.on_message) t_->handler_.on_message(std::move(m));
-        }
-        return std::nullopt;
+bool InboundConnection::dispatch(std::string_view frame) {
+    // The body starts with the version and the kind (decode_frame_length
+    // refused anything shorter); the sink decodes and checks the rest.
+    const auto kind = static_cast<std::uint8_t>(frame[kFrameLengthBytes + 1]);
+    Status s;
+    if (kind == static_cast<std::uint8_t>(FrameKind::messages)) {
+        ++t_->stats_.frames_received;
+        s = t_->sink_->on_messages(0, peer_, frame);
+    } else if (kind == static_cast<std::uint8_t>(FrameKind::snapshot_chunk)) {
+        ++t_->stats_.frames_received;
+        s = t_->sink_->on_snapshot_chunk(0, peer_, frame);
+    } else {
+        refuse(Rejection::malformed, kind == static_cast<std::uint8_t>(FrameKind::hello)
+                                         ? "a second hello on one connection"
+                                         : "a frame of unknown kind " + std::to_string(kind));
+        return false;
     }
-
-    auto& chunk = std::get<SnapshotChunk>(frame);
-    if (chunk.message) {
-        if (Status s = check_message(*chunk.message); !s.ok())
-            return Refused{Rejection::misaddressed, s.to_string()};
-        if (chunk.message->type != raft::MessageType::snapshot || !chunk.message->snapshot)
-            return Refused{Rejection::wrong_frame_kind,
-                           "the final snapshot chunk must carry a snapshot message"};
+    if (!s.ok()) {
+        // Refused and counted by the sink: the connection goes.
+        ++t_->stats_.inbound_rejected;
+        close("refused: " + s.message());
+        return false;
     }
-    if (Status s = t_->on_chunk(this, peer_, std::move(chunk)); !s.ok())
-        return Refused{Rejection::snapshot, s.to_string()};
-    return std::nullopt;
-}
-
-// A message must come from the node that said hello, and be meant for us:
-// anything else means a misconfigured address book, which Raft must not see.
-Status InboundConnection::check_message(const raft::Message& m) const {
-    if (m.from != peer_)
-        return Status(ErrorCode::invalid_argument, "message from node " + std::to_string(m.from) +
-                                                       " on the connection of node " +
-                                                       std::to_string(peer_));
-    if (m.to != t_->options_.self)
-        return Status(ErrorCode::invalid_argument, "message for node " + std::to_string(m.to) +
-                                                       ", this is node " +
-                                                       std::to_string(t_->options_.self));
-    return Status();
+    return true;
 }
 
 }  // namespace keel::transport

@@ -26,7 +26,6 @@
 #include <vector>
 
 #include "transport/hello_gate.hpp"
-#include "transport/snapshot_files.hpp"
 #include "transport/tcp_transport.hpp"
 #include "transport/tls.hpp"
 
@@ -43,7 +42,7 @@ Status split_host_port(std::string_view address, std::string& host, std::string&
 
 class TcpTransport::Impl : public std::enable_shared_from_this<TcpTransport::Impl> {
 public:
-    Impl(asio::io_context& io, TcpTransportOptions options, TransportHandler handler);
+    Impl(asio::io_context& io, TcpTransportOptions options, TcpTransportHooks hooks);
 
     bool running() const { return started_ && !stopped_; }
     void log(LogLevel level, const std::string& message) const;
@@ -56,9 +55,9 @@ public:
     // Outbound events are reported through posted handlers, never inline, so
     // that a call into the transport never re-enters the runtime.
     void post_unreachable(NodeId id);
-    void post_snapshot_sent(NodeId id, bool ok);
+    void post_snapshot_done(std::shared_ptr<OutgoingSnapshot> snapshot, bool delivered);
 
-    Status start();
+    Status start(TransportSink& sink);
     void stop();
     void accept_next();
     void admit(tcp::socket socket);
@@ -67,16 +66,11 @@ public:
     void add_pending(const std::string& address);
     void remove_pending(const std::string& address);
 
-    // A snapshot chunk from `from` on `connection`: appended to that peer's
-    // staging file; the final chunk fsyncs it and calls on_snapshot.  An
-    // error means the connection must be closed.
-    Status on_chunk(const InboundConnection* connection, NodeId from, SnapshotChunk&& chunk);
-    // Deletes partial snapshots last written through `connection`.
-    void abort_staging_of(const InboundConnection* connection);
-
     asio::io_context& io_;
     const TcpTransportOptions options_;
-    const TransportHandler handler_;
+    const TcpTransportHooks hooks_;
+    // Set by start(); valid until stop() returns (keel::Transport).
+    TransportSink* sink_ = nullptr;
     tcp::acceptor acceptor_;
     asio::steady_timer accept_retry_timer_;
     bool started_ = false;
@@ -92,15 +86,7 @@ public:
     // I/O thread under the send lock; read there, or under the lock.
     ClusterId cluster_id_;
 
-    struct Staged {
-        const InboundConnection* owner = nullptr;  // identity only, never dereferenced
-        std::uint64_t snapshot_id = 0;
-        std::uint64_t total_bytes = 0;
-        StagingFile file;
-    };
-    std::map<NodeId, Staged> staging_;  // at most one partial snapshot per sender
-    std::uint64_t next_staging_seq_ = 1;
-    std::uint64_t next_snapshot_id_ = 1;
+    std::uint64_t next_snapshot_id_ = 1;  // tells streams apart (OutboundPeer::Outgoing)
 
     std::mt19937_64 rng_;  // backoff jitter
     TcpTransportStats stats_;
@@ -110,8 +96,8 @@ public:
     // socket's open/close, stopped_'s change, stats_ from send_now's side —
     // holds it.  The public calls and the outbound handlers take it on entry;
     // the methods they call assume it.  Inbound connections never take it.
-    // Nothing run under it calls a TransportHandler callback (those are
-    // posted) other than log.
+    // Nothing run under it calls the sink or a hook (those are posted)
+    // other than log.
     mutable std::mutex send_mu_;
 };
 
@@ -121,11 +107,11 @@ public:
     OutboundPeer(std::shared_ptr<TcpTransport::Impl> transport, NodeId id, std::string address);
 
     const std::string& address() const { return address_; }
-    // Queues `m`; false (and nothing queued) when the queue is at its limit
-    // or the peer is closed.  Call kick() after a batch of enqueues.
-    bool enqueue(raft::Message&& m);
+    // Queues `bytes`; false (and nothing queued) when the queue is at its
+    // limit or the peer is closed.  Call kick() after.
+    bool enqueue(std::string&& bytes);
     // Replaces any snapshot stream in progress (which is reported failed).
-    void start_snapshot(raft::Message message, SnapshotReader reader, std::uint64_t snapshot_id);
+    void start_snapshot(std::shared_ptr<OutgoingSnapshot> snapshot, std::uint64_t snapshot_id);
     // Connects if idle, writes if connected and no write is in flight;
     // nothing while the transport has no cluster id (a joiner says nothing
     // before it knows its cluster: messages wait in the queue).
@@ -133,12 +119,10 @@ public:
     // Connected, hello sent, nothing queued, being written or left over: a
     // write now from another thread cannot overtake anything.
     bool idle() const;
-    // From any thread (send lock held), on a connection that was idle before
-    // the caller queued messages (enqueue): frames the queue as write_next()
-    // would and writes the frames at once without blocking; what the kernel
-    // does not take goes first in the next write, from the I/O thread.
-    // Returns how many messages it framed.
-    std::size_t write_now();
+    // From any thread (send lock held), on an idle connection: writes
+    // `bytes` at once without blocking; what the kernel does not take goes
+    // first in the next write, from the I/O thread.
+    void write_now(std::string bytes);
     // Final: closes the connection, drops the queue, aborts the snapshot.
     void close();
 
@@ -160,8 +144,9 @@ private:
     // the connection failed) if encryption failed.
     bool to_wire(std::vector<std::string>& plain, std::vector<std::string>& wire);
     void write_next();
-    std::size_t take_message_frames(std::vector<std::string>& frames);
-    std::size_t take_one_batch(std::vector<std::string>& frames);
+    // Moves queued buffers into `frames`, up to write_bytes_max (one at
+    // least).  Returns how many.
+    std::size_t take_queued(std::vector<std::string>& frames);
     bool take_snapshot_chunk(std::vector<std::string>& frames);
     // Drops the connection and its queue, reports the peer unreachable,
     // backs off.  `level`: error for what an operator must fix (TLS refused).
@@ -190,16 +175,14 @@ private:
     std::string unsent_;
     std::chrono::steady_clock::time_point last_write_;
     std::chrono::milliseconds backoff_{0};
-    std::deque<raft::Message> queue_;
+    std::deque<std::string> queue_;
     // The server's handshake flights; then anything the peer sends (it
     // never should: an alert, or a close).
     std::array<char, 4096> read_buffer_{};
 
     struct Outgoing {
         std::uint64_t id = 0;
-        raft::Message message;
-        SnapshotReader reader;
-        std::uint64_t offset = 0;  // next byte to send
+        std::shared_ptr<OutgoingSnapshot> snapshot;
         bool final_chunk_in_flight = false;
     };
     std::optional<Outgoing> snapshot_;
@@ -246,13 +229,9 @@ private:
     void arm_timer(std::chrono::steady_clock::duration after);
     void on_timer();
 
-    struct Refused {
-        Rejection reason;
-        std::string detail;
-    };
-    // Returns why the connection must be closed, if it must.
-    std::optional<Refused> dispatch(Frame&& frame);
-    Status check_message(const raft::Message& m) const;
+    // Hands one whole frame (prefix included) to the sink; false once the
+    // connection is closed (a frame of the wrong kind, or refused).
+    bool dispatch(std::string_view frame);
 
     std::shared_ptr<TcpTransport::Impl> t_;
     tcp::socket socket_;

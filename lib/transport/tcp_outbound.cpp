@@ -34,21 +34,21 @@ OutboundPeer::OutboundPeer(std::shared_ptr<TcpTransport::Impl> transport, NodeId
       socket_(t_->io_),
       backoff_timer_(t_->io_) {}
 
-bool OutboundPeer::enqueue(raft::Message&& m) {
-    if (state_ == State::closed || queue_.size() >= t_->options_.peer_queue_messages_max)
+bool OutboundPeer::enqueue(std::string&& bytes) {
+    if (state_ == State::closed || queue_.size() >= t_->options_.peer_queue_buffers_max)
         return false;
-    queue_.push_back(std::move(m));
+    queue_.push_back(std::move(bytes));
     return true;
 }
 
-void OutboundPeer::start_snapshot(raft::Message message, SnapshotReader reader,
+void OutboundPeer::start_snapshot(std::shared_ptr<OutgoingSnapshot> snapshot,
                                   std::uint64_t snapshot_id) {
     if (state_ == State::closed) {
-        t_->post_snapshot_sent(id_, false);
+        t_->post_snapshot_done(std::move(snapshot), false);
         return;
     }
     if (snapshot_) abort_snapshot("replaced by a newer snapshot");
-    snapshot_.emplace(Outgoing{snapshot_id, std::move(message), std::move(reader), 0, false});
+    snapshot_.emplace(Outgoing{snapshot_id, std::move(snapshot), false});
     kick();
 }
 
@@ -67,29 +67,20 @@ bool OutboundPeer::idle() const {
            unsent_.empty();
 }
 
-std::size_t OutboundPeer::write_now() {
-    KEEL_ASSERT(state_ == State::connected && hello_sent_ && !writing_ && unsent_.empty(),
-                "write_now only on a connection that was idle");
-    // The frames write_next() would have built (batches, limits, offenders dropped).
-    std::vector<std::string> frames;
-    std::size_t taken = 0;
-    while (!queue_.empty()) taken += take_message_frames(frames);
-    if (frames.empty()) return taken;
+void OutboundPeer::write_now(std::string plain) {
+    KEEL_ASSERT(idle(), "write_now only on an idle connection");
     std::string bytes;
     if (tls_) {
-        for (const std::string& frame : frames) {
-            if (Status s = tls_->encrypt(frame, bytes); !s.ok()) {
-                // The session is broken: the I/O thread fails the connection.
-                asio::post(t_->io_, [self = shared_from_this(), generation = generation_, s] {
-                    std::lock_guard lock(self->t_->send_mu_);
-                    if (generation == self->generation_) self->fail(s.message());
-                });
-                return taken;
-            }
+        if (Status s = tls_->encrypt(plain, bytes); !s.ok()) {
+            // The session is broken: the I/O thread fails the connection.
+            asio::post(t_->io_, [self = shared_from_this(), generation = generation_, s] {
+                std::lock_guard lock(self->t_->send_mu_);
+                if (generation == self->generation_) self->fail(s.message());
+            });
+            return;
         }
     } else {
-        bytes = frames.size() == 1 ? std::move(frames[0]) : std::string();
-        for (std::size_t i = 0; frames.size() > 1 && i < frames.size(); ++i) bytes += frames[i];
+        bytes = std::move(plain);
     }
     // Reads the descriptor only: the socket object is opened and closed
     // under the send lock, which this caller holds.
@@ -99,12 +90,13 @@ std::size_t OutboundPeer::write_now() {
         n = ::send(fd, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     } while (n < 0 && errno == EINTR);
     const std::size_t sent = n > 0 ? static_cast<std::size_t>(n) : 0;
-    t_->stats_.frames_sent += frames.size();
-    t_->stats_.messages_sent += taken;
+    ++t_->stats_.writes;
+    ++t_->stats_.buffers_sent;
+    ++t_->stats_.buffers_sent_now;
     last_write_ = std::chrono::steady_clock::now();
     if (sent == bytes.size()) {
         backoff_ = std::chrono::milliseconds(0);  // the connection works
-        return taken;
+        return;
     }
     // What the kernel did not take (all of it if the send would block or
     // failed) goes first in the next write, from the I/O thread, which also
@@ -114,7 +106,6 @@ std::size_t OutboundPeer::write_now() {
         std::lock_guard lock(self->t_->send_mu_);
         if (generation == self->generation_) self->write_next();
     });
-    return taken;
 }
 
 void OutboundPeer::close() {
@@ -122,7 +113,7 @@ void OutboundPeer::close() {
     tear_down_connection();
     state_ = State::closed;
     backoff_timer_.cancel();
-    t_->stats_.messages_dropped += queue_.size();
+    t_->stats_.buffers_dropped += queue_.size();
     queue_.clear();
     if (snapshot_) abort_snapshot("peer removed");
 }
@@ -323,10 +314,9 @@ void OutboundPeer::write_next() {
             encode_hello(Hello{t_->cluster_id_, t_->options_.self, t_->hello_address_}));
         hello_sent_ = true;
     }
-    const std::size_t messages = take_message_frames(plain);
+    const std::size_t queued = take_queued(plain);
     const bool final_chunk = take_snapshot_chunk(plain);
     const std::uint64_t final_id = final_chunk ? snapshot_->id : 0;
-    const std::size_t frames = plain.size();
     if (!to_wire(plain, *wire)) return;
     if (wire->empty()) return;
 
@@ -336,7 +326,7 @@ void OutboundPeer::write_next() {
     writing_ = true;
     const std::uint64_t generation = generation_;
     asio::async_write(socket_, buffers,
-                      [self = shared_from_this(), generation, wire, frames, messages, final_id](
+                      [self = shared_from_this(), generation, wire, queued, final_id](
                           boost::system::error_code ec, std::size_t) {
                           std::lock_guard lock(self->t_->send_mu_);
                           if (generation != self->generation_) return;
@@ -344,93 +334,49 @@ void OutboundPeer::write_next() {
                           if (ec) return self->fail("write failed: " + ec.message());
                           self->backoff_ = std::chrono::milliseconds(0);  // the connection works
                           self->last_write_ = std::chrono::steady_clock::now();
-                          self->t_->stats_.frames_sent += frames;
-                          self->t_->stats_.messages_sent += messages;
+                          ++self->t_->stats_.writes;
+                          self->t_->stats_.buffers_sent += queued;
                           if (final_id != 0 && self->snapshot_ && self->snapshot_->id == final_id) {
+                              self->t_->post_snapshot_done(std::move(self->snapshot_->snapshot),
+                                                           true);
                               self->snapshot_.reset();
-                              self->t_->post_snapshot_sent(self->id_, true);
                           }
                           self->write_next();
                       });
 }
 
-// Moves queued messages into frames of at most batch_bytes_max (a single
-// larger message gets a frame of its own) and messages_per_batch_max.
-// Returns how many messages were taken.
-std::size_t OutboundPeer::take_message_frames(std::vector<std::string>& frames) {
-    // Each round either frames a message or drops one, so this ends; it
-    // stops at the first round that framed something.
-    while (!queue_.empty()) {
-        std::size_t sent = take_one_batch(frames);
-        if (sent > 0) return sent;
-    }
-    return 0;
-}
-
-std::size_t OutboundPeer::take_one_batch(std::vector<std::string>& frames) {
-    const TcpTransportOptions& o = t_->options_;
-    std::vector<raft::Message> batch;
+std::size_t OutboundPeer::take_queued(std::vector<std::string>& frames) {
+    std::size_t taken = 0;
     std::size_t bytes = 0;
-    while (!queue_.empty() && batch.size() < o.limits.messages_per_batch_max) {
-        std::size_t m = encoded_message_bytes(queue_.front());
-        if (!batch.empty() && bytes + m > o.batch_bytes_max) break;
-        batch.push_back(std::move(queue_.front()));
+    while (!queue_.empty() &&
+           (taken == 0 || bytes + queue_.front().size() <= t_->options_.write_bytes_max)) {
+        bytes += queue_.front().size();
+        frames.push_back(std::move(queue_.front()));
         queue_.pop_front();
-        bytes += m;
+        ++taken;
     }
-    if (batch.empty()) return 0;
-    Result<std::string> frame = encode_messages(batch, o.limits);
-    if (frame.ok()) {
-        frames.push_back(std::move(*frame));
-        return batch.size();
-    }
-    // Some message breaks a codec limit: send the others one per frame and
-    // drop the offender (the peer would refuse it and close the connection).
-    std::size_t sent = 0;
-    for (const auto& m : batch) {
-        Result<std::string> one = encode_messages(std::span<const raft::Message>(&m, 1), o.limits);
-        if (one.ok()) {
-            frames.push_back(std::move(*one));
-            ++sent;
-        } else {
-            ++t_->stats_.messages_dropped;
-            t_->log(LogLevel::warning, "dropping a message to node " + std::to_string(id_) + ": " +
-                                           one.status().to_string());
-            t_->post_unreachable(id_);
-        }
-    }
-    return sent;
+    return taken;
 }
 
 // Adds the next chunk of the snapshot stream, if any.  Returns true when it
 // is the final chunk.
 bool OutboundPeer::take_snapshot_chunk(std::vector<std::string>& frames) {
     if (!snapshot_ || snapshot_->final_chunk_in_flight) return false;
-    Outgoing& s = *snapshot_;
-    Result<std::string> data = s.reader.read(s.offset, t_->options_.snapshot_chunk_bytes);
-    if (!data.ok()) {
-        abort_snapshot(data.status().to_string());
+    Result<keel::SnapshotChunk> chunk = snapshot_->snapshot->next_chunk();
+    if (!chunk.ok()) {
+        abort_snapshot(chunk.status().to_string());
         return false;
     }
-    SnapshotChunk chunk{s.id, s.offset, s.reader.size_bytes(), std::move(*data), std::nullopt};
-    const bool last = s.offset + chunk.data.size() == s.reader.size_bytes();
-    if (last) chunk.message = s.message;
-    Result<std::string> frame = encode_snapshot_chunk(chunk, t_->options_.limits);
-    if (!frame.ok()) {
-        abort_snapshot(frame.status().to_string());
-        return false;
-    }
-    frames.push_back(std::move(*frame));
-    s.offset += chunk.data.size();
-    s.final_chunk_in_flight = last;
-    return last;
+    frames.push_back(std::move(chunk->bytes));
+    snapshot_->final_chunk_in_flight = chunk->last;
+    return chunk->last;
 }
 
 void OutboundPeer::fail(const std::string& reason, LogLevel level) {
     if (state_ == State::closed) return;
     t_->log(level, "peer " + std::to_string(id_) + " (" + address_ + "): " + reason);
     tear_down_connection();
-    t_->stats_.messages_dropped += queue_.size();
+    t_->stats_.buffers_dropped += queue_.size();
     queue_.clear();
     if (snapshot_) abort_snapshot("connection failed");
     t_->post_unreachable(id_);
@@ -461,8 +407,8 @@ void OutboundPeer::tear_down_connection() {
 void OutboundPeer::abort_snapshot(const std::string& reason) {
     KEEL_ASSERT(snapshot_.has_value(), "no snapshot to abort");
     t_->log(LogLevel::info, "snapshot to node " + std::to_string(id_) + " aborted: " + reason);
+    t_->post_snapshot_done(std::move(snapshot_->snapshot), false);
     snapshot_.reset();
-    t_->post_snapshot_sent(id_, false);
 }
 
 // Doubles from backoff_initial up to backoff_max; the actual delay is drawn

@@ -1,5 +1,5 @@
 // transport/tcp_transport.cpp — the public TcpTransport, listening and
-// accepting, and the receiving side of snapshot streams.
+// accepting.
 #include "transport/tcp_transport.hpp"
 
 #include <boost/asio/post.hpp>
@@ -30,22 +30,18 @@ Status split_host_port(std::string_view address, std::string& host, std::string&
 
 // ---- Impl ----
 
-TcpTransport::Impl::Impl(asio::io_context& io, TcpTransportOptions options,
-                         TransportHandler handler)
+TcpTransport::Impl::Impl(asio::io_context& io, TcpTransportOptions options, TcpTransportHooks hooks)
     : io_(io),
       options_(std::move(options)),
-      handler_(std::move(handler)),
+      hooks_(std::move(hooks)),
       acceptor_(io),
       accept_retry_timer_(io),
       cluster_id_(options_.cluster_id),
       rng_(options_.jitter_seed) {
     KEEL_ASSERT(options_.self != raft::kNoNode, "a transport needs its own node id");
-    KEEL_ASSERT(options_.snapshot_chunk_bytes > 0 &&
-                    options_.snapshot_chunk_bytes <= options_.limits.chunk_bytes_max,
-                "snapshot chunks must fit the codec's chunk limit");
-    KEEL_ASSERT(options_.batch_bytes_max + 64 <= options_.limits.frame_bytes_max,
-                "a full batch must fit in one frame");
-    KEEL_ASSERT(options_.peer_queue_messages_max > 0, "peer queues need room");
+    KEEL_ASSERT(options_.frame_bytes_max >= kHelloFrameBytes, "frames must fit a hello");
+    KEEL_ASSERT(options_.write_bytes_max > 0, "writes need room");
+    KEEL_ASSERT(options_.peer_queue_buffers_max > 0, "peer queues need room");
     KEEL_ASSERT(
         options_.backoff_initial.count() > 0 && options_.backoff_initial <= options_.backoff_max,
         "backoff must start positive and below its cap");
@@ -58,22 +54,22 @@ TcpTransport::Impl::Impl(asio::io_context& io, TcpTransportOptions options,
 }
 
 void TcpTransport::Impl::log(LogLevel level, const std::string& message) const {
-    if (handler_.log) handler_.log(level, "node " + std::to_string(options_.self) + ": " + message);
+    if (hooks_.log) hooks_.log(level, "node " + std::to_string(options_.self) + ": " + message);
 }
 
 void TcpTransport::Impl::reject(Rejection reason, const std::string& detail) {
     ++stats_.inbound_rejected;
-    if (handler_.on_rejected) {
-        handler_.on_rejected(reason, detail);
+    if (hooks_.on_rejected) {
+        hooks_.on_rejected(reason, detail);
     } else {
         log(LogLevel::warning, std::string("refused (") + rejection_name(reason) + "): " + detail);
     }
 }
 
 Status TcpTransport::Impl::adopt_cluster_id(const Hello& hello) {
-    if (!handler_.on_cluster_id)
+    if (!hooks_.on_cluster_id)
         return Status(ErrorCode::unsupported, "this node has no cluster id and cannot adopt one");
-    if (Status s = handler_.on_cluster_id(hello.cluster_id, hello.from); !s.ok()) return s;
+    if (Status s = hooks_.on_cluster_id(hello.cluster_id, hello.from); !s.ok()) return s;
     std::lock_guard lock(send_mu_);
     cluster_id_ = hello.cluster_id;
     log(LogLevel::info, "joined cluster " + cluster_id_.hex() + " (hello from node " +
@@ -85,20 +81,20 @@ Status TcpTransport::Impl::adopt_cluster_id(const Hello& hello) {
 
 void TcpTransport::Impl::post_unreachable(NodeId id) {
     asio::post(io_, [self = shared_from_this(), id] {
-        if (self->running() && self->handler_.on_unreachable) self->handler_.on_unreachable(id);
+        if (self->running()) self->sink_->on_unreachable(0, id);
     });
 }
 
-void TcpTransport::Impl::post_snapshot_sent(NodeId id, bool ok) {
-    asio::post(io_, [self = shared_from_this(), id, ok] {
-        if (self->running() && self->handler_.on_snapshot_sent)
-            self->handler_.on_snapshot_sent(id, ok);
-    });
+// Posted even after stop(): a stream ends with done() whatever happens (an
+// OutgoingSnapshot dropped unfinished reports itself as failed anyway).
+void TcpTransport::Impl::post_snapshot_done(std::shared_ptr<OutgoingSnapshot> snapshot,
+                                            bool delivered) {
+    asio::post(io_, [snapshot = std::move(snapshot), delivered] { snapshot->done(delivered); });
 }
 
-Status TcpTransport::Impl::start() {
+Status TcpTransport::Impl::start(TransportSink& sink) {
     if (started_) return Status(ErrorCode::invalid_argument, "transport started twice");
-    if (!options_.staging_dir.empty()) remove_partial_snapshots(options_.staging_dir);
+    sink_ = &sink;
     if (!options_.listen_address.empty()) {
         std::string host, port;
         Status s = split_host_port(options_.listen_address, host, port);
@@ -147,7 +143,6 @@ void TcpTransport::Impl::stop() {
     auto inbound = inbound_;  // close() erases from inbound_
     for (const auto& connection : inbound) connection->close("transport stopped");
     inbound_.clear();
-    staging_.clear();  // StagingFile deletes partial files
 }
 
 void TcpTransport::Impl::accept_next() {
@@ -210,89 +205,25 @@ void TcpTransport::Impl::remove_pending(const std::string& address) {
     if (--it->second == 0) pending_by_address_.erase(it);
 }
 
-Status TcpTransport::Impl::on_chunk(const InboundConnection* connection, NodeId from,
-                                    SnapshotChunk&& chunk) {
-    if (options_.staging_dir.empty())
-        return Status(ErrorCode::unsupported, "snapshots are not accepted (no staging directory)");
-    if (chunk.total_bytes > options_.snapshot_bytes_max)
-        return Status(ErrorCode::too_large, "snapshot of " + std::to_string(chunk.total_bytes) +
-                                                " bytes exceeds snapshot_bytes_max " +
-                                                std::to_string(options_.snapshot_bytes_max));
-    auto it = staging_.find(from);
-    if (it == staging_.end() || it->second.snapshot_id != chunk.snapshot_id) {
-        if (it != staging_.end()) {
-            log(LogLevel::info,
-                "new snapshot from node " + std::to_string(from) + " aborts its partial one");
-            staging_.erase(it);
-        }
-        if (chunk.offset != 0)
-            return Status(ErrorCode::corruption, "snapshot " + std::to_string(chunk.snapshot_id) +
-                                                     " starts at offset " +
-                                                     std::to_string(chunk.offset) + ", not 0");
-        std::string name =
-            "snapshot-" + std::to_string(from) + "-" + std::to_string(next_staging_seq_++);
-        Result<StagingFile> file = StagingFile::create(options_.staging_dir, name);
-        if (!file.ok()) return file.status();
-        it = staging_
-                 .emplace(from, Staged{connection, chunk.snapshot_id, chunk.total_bytes,
-                                       std::move(*file)})
-                 .first;
-    }
-    Staged& staged = it->second;
-    if (chunk.offset != staged.file.size_bytes() || chunk.total_bytes != staged.total_bytes) {
-        std::string why = "snapshot chunk at offset " + std::to_string(chunk.offset) + " of " +
-                          std::to_string(chunk.total_bytes) + ", expected offset " +
-                          std::to_string(staged.file.size_bytes()) + " of " +
-                          std::to_string(staged.total_bytes);
-        staging_.erase(it);
-        return Status(ErrorCode::corruption, why);
-    }
-    staged.owner = connection;
-    if (Status s = staged.file.append(chunk.data); !s.ok()) {
-        staging_.erase(it);
-        return s;
-    }
-    if (!chunk.last()) return Status();
-
-    Result<std::string> path = staged.file.finish();
-    staging_.erase(it);
-    if (!path.ok()) return path.status();
-    ++stats_.snapshots_received;
-    if (handler_.on_snapshot) handler_.on_snapshot(std::move(*chunk.message), *path);
-    return Status();
-}
-
-void TcpTransport::Impl::abort_staging_of(const InboundConnection* connection) {
-    for (auto it = staging_.begin(); it != staging_.end();) {
-        if (it->second.owner == connection) {
-            log(LogLevel::info, "partial snapshot from node " + std::to_string(it->first) +
-                                    " dropped with its connection");
-            it = staging_.erase(it);
-        } else {
-            ++it;
-        }
-    }
-}
-
 // ---- TcpTransport ----
 
 TcpTransport::TcpTransport(asio::io_context& io, TcpTransportOptions options,
-                           TransportHandler handler)
-    : impl_(std::make_shared<Impl>(io, std::move(options), std::move(handler))) {}
+                           TcpTransportHooks hooks)
+    : impl_(std::make_shared<Impl>(io, std::move(options), std::move(hooks))) {}
 
 TcpTransport::~TcpTransport() {
     impl_->stop();
 }
 
-Status TcpTransport::start() {
-    return impl_->start();
+Status TcpTransport::start(TransportSink& sink) {
+    return impl_->start(sink);
 }
 
 void TcpTransport::stop() {
     impl_->stop();
 }
 
-void TcpTransport::set_peer(NodeId id, std::string address) {
+void TcpTransport::set_peer(NodeId id, const std::string& address) {
     KEEL_ASSERT(id != raft::kNoNode, "peer id 0 is nobody");
     std::lock_guard lock(impl_->send_mu_);
     if (impl_->stopped_) return;
@@ -302,7 +233,7 @@ void TcpTransport::set_peer(NodeId id, std::string address) {
         it->second->close();
         impl_->peers_.erase(it);
     }
-    impl_->peers_.emplace(id, std::make_shared<OutboundPeer>(impl_, id, std::move(address)));
+    impl_->peers_.emplace(id, std::make_shared<OutboundPeer>(impl_, id, address));
 }
 
 void TcpTransport::remove_peer(NodeId id) {
@@ -313,90 +244,49 @@ void TcpTransport::remove_peer(NodeId id) {
     impl_->peers_.erase(it);
 }
 
-void TcpTransport::send(std::vector<raft::Message> messages) {
+void TcpTransport::send(GroupId group, NodeId to, std::string bytes) {
     Impl& t = *impl_;
     std::lock_guard lock(t.send_mu_);
     if (!t.running()) {
-        t.stats_.messages_dropped += messages.size();
+        ++t.stats_.buffers_dropped;
         return;
     }
-    std::set<NodeId> unreachable;
-    std::set<OutboundPeer*> touched;
-    for (auto& m : messages) {
-        auto it = t.peers_.find(m.to);
-        NodeId to = m.to;
-        if (it != t.peers_.end() && it->second->enqueue(std::move(m))) {
-            touched.insert(it->second.get());
-        } else {
-            ++t.stats_.messages_dropped;
-            unreachable.insert(to);
-        }
-    }
-    // Kick after queueing everything, so one call's messages share a frame.
-    for (OutboundPeer* peer : touched) peer->kick();
-    for (NodeId id : unreachable) t.post_unreachable(id);
-}
-
-void TcpTransport::send_now(std::vector<raft::Message>& messages) {
-    Impl& t = *impl_;
-    std::lock_guard lock(t.send_mu_);
-    if (!t.running() || messages.empty()) return;
-    // A peer idle when first met takes all its messages, queued as send()
-    // queues them; any other peer's are left, in order, for send().
-    std::vector<std::pair<OutboundPeer*, bool>> met;  // peer, idle before this call
-    auto idle_before = [&met](OutboundPeer* peer) {
-        for (const auto& [p, idle] : met)
-            if (p == peer) return idle;
-        return met.emplace_back(peer, peer->idle()).second;
-    };
-    std::set<NodeId> unreachable;
-    std::vector<raft::Message> left;
-    for (raft::Message& m : messages) {
-        auto it = t.peers_.find(m.to);
-        if (it == t.peers_.end() || !idle_before(it->second.get())) {
-            left.push_back(std::move(m));
-            continue;
-        }
-        const NodeId to = m.to;
-        if (!it->second->enqueue(std::move(m))) {  // past the queue limit, as in send()
-            ++t.stats_.messages_dropped;
-            unreachable.insert(to);
-        }
-    }
-    for (const auto& [peer, idle] : met)
-        if (idle) t.stats_.messages_sent_now += peer->write_now();
-    for (NodeId id : unreachable) t.post_unreachable(id);
-    messages = std::move(left);
-}
-
-void TcpTransport::send_snapshot(raft::Message message, SnapshotSource source) {
-    Impl& t = *impl_;
-    KEEL_ASSERT(message.type == raft::MessageType::snapshot && message.snapshot,
-                "send_snapshot needs a snapshot message with its meta");
-    NodeId to = message.to;
-    std::lock_guard lock(t.send_mu_);
-    if (!t.running()) return;
     auto it = t.peers_.find(to);
-    if (it == t.peers_.end()) {
-        t.post_snapshot_sent(to, false);
+    if (group != 0) {
+        t.log(LogLevel::warning, "dropping a buffer for group " + std::to_string(group) +
+                                     ": this transport carries group 0 only");
+    } else if (it != t.peers_.end() && it->second->enqueue(std::move(bytes))) {
+        it->second->kick();
+        return;
+    }
+    ++t.stats_.buffers_dropped;
+    t.post_unreachable(to);
+}
+
+bool TcpTransport::send_now(GroupId group, NodeId to, const std::function<std::string()>& encode) {
+    Impl& t = *impl_;
+    std::lock_guard lock(t.send_mu_);
+    if (!t.running() || group != 0) return false;
+    auto it = t.peers_.find(to);
+    if (it == t.peers_.end() || !it->second->idle()) return false;
+    std::string bytes = encode();
+    if (!bytes.empty()) it->second->write_now(std::move(bytes));
+    return true;
+}
+
+void TcpTransport::send_snapshot(GroupId group, NodeId to,
+                                 std::shared_ptr<OutgoingSnapshot> snapshot) {
+    Impl& t = *impl_;
+    KEEL_ASSERT(snapshot != nullptr, "send_snapshot needs a snapshot");
+    std::lock_guard lock(t.send_mu_);
+    if (!t.running()) return t.post_snapshot_done(std::move(snapshot), false);
+    auto it = t.peers_.find(to);
+    if (group != 0 || it == t.peers_.end()) {
+        t.post_snapshot_done(std::move(snapshot), false);
         t.post_unreachable(to);
         return;
     }
-    Result<SnapshotReader> reader = SnapshotReader::open(source.path);
-    if (!reader.ok()) {
-        t.log(LogLevel::warning, "snapshot for node " + std::to_string(to) +
-                                     " not sent: " + reader.status().to_string());
-        t.post_snapshot_sent(to, false);
-        return;
-    }
-    if (reader->size_bytes() > t.options_.snapshot_bytes_max) {
-        t.log(LogLevel::warning, "snapshot " + source.path + " of " +
-                                     std::to_string(reader->size_bytes()) +
-                                     " bytes exceeds snapshot_bytes_max");
-        t.post_snapshot_sent(to, false);
-        return;
-    }
-    it->second->start_snapshot(std::move(message), std::move(*reader), t.next_snapshot_id_++);
+    it->second->start_snapshot(std::move(snapshot), t.next_snapshot_id_++);
 }
 
 std::uint16_t TcpTransport::bound_port() const {

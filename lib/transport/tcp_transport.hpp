@@ -1,5 +1,8 @@
-// transport/tcp_transport.hpp — the Transport between members over TCP
-// (Boost.Asio), speaking the frames of codec.hpp, in plain TCP or mutual TLS.
+// transport/tcp_transport.hpp — keel's built-in keel::Transport
+// (keel/transport.hpp) between members over TCP (Boost.Asio), in plain TCP
+// or mutual TLS.  It carries the opaque buffers keel's MessageChannel makes
+// (codec.hpp frames) and hands every frame it reads to the TransportSink
+// unopened but for its length prefix and kind.
 //
 // Connections are one-way: each member dials one outbound connection per
 // peer and sends on it; it reads frames only on the connections peers
@@ -9,56 +12,62 @@
 // happens before it is HelloGate's (hello_gate.hpp): an inbound connection
 // that fails the TLS handshake, says anything else first, names another
 // cluster, or sends a malformed, truncated or oversized frame is closed, and
-// the refusal counted (TransportHandler::on_rejected).  The hello also says
-// where its sender listens (TransportHandler::on_hello).  Nothing a peer sends
-// can crash the process or make it allocate past the codec limits.
+// the refusal counted (TcpTransportHooks::on_rejected).  The hello also says
+// where its sender listens (TcpTransportHooks::on_hello).  After the hello,
+// each frame of kind messages goes to TransportSink::on_messages, each of
+// kind snapshot_chunk to on_snapshot_chunk, with the hello's sender as
+// `from`; a frame of any other kind, or one the sink refuses, closes the
+// connection.  Nothing a peer sends can crash the process or make it
+// allocate past the codec's frame limit.  Group 0 only: the wire carries no
+// group yet (a buffer for another group is dropped and reported).
 //
 // Limits on the peer port, each an option below: inbound_connections_max in
 // all; inbound_pending_per_address_max not yet past their hello from one
 // address; one identified connection per claimed peer (a newer one replaces
 // the older: the peer dials one at a time, so the older is half-dead);
 // hello_timeout from accept to hello (TLS handshake included); idle_timeout
-// after it; snapshot_bytes_max staged per sender, one stream at a time.
-// Before the hello the I/O thread does no disk work and reads at most
-// kHelloFrameBytes (plus, with TLS, one bounded handshake).
+// after it.  Before the hello the I/O thread does no disk work and reads at
+// most kHelloFrameBytes (plus, with TLS, one bounded handshake).
 //
-// Outbound, per peer: lazy connect on the first message, TCP_NODELAY, a
-// bounded queue (peer_queue_messages_max; overflow drops and reports
+// Outbound, per peer: lazy connect on the first buffer, TCP_NODELAY, a
+// bounded queue (peer_queue_buffers_max; overflow drops and reports
 // on_unreachable), and at most one write in flight — everything queued
-// meanwhile is coalesced into the next frame (gather-written together with
-// a snapshot chunk, if a snapshot is streaming, so heartbeats keep flowing
-// during a long transfer).  A failed connection drops its queue, reports
-// on_unreachable and reconnects after an exponential backoff
+// meanwhile (up to write_bytes_max) is gather-written in the next one,
+// together with a snapshot chunk, if a snapshot is streaming, so heartbeats
+// keep flowing during a long transfer.  A failed connection drops its
+// queue, reports on_unreachable and reconnects after an exponential backoff
 // (backoff_initial .. backoff_max, jittered by a seeded generator) once
 // there is something to send.  One idle for outbound_idle_close is closed
 // quietly (below the peers' idle_timeout) and dialled again when needed.
 //
-// Snapshots travel on the same connection as messages, as chunks of
-// snapshot_chunk_bytes (one chunk per write, so memory stays bounded and
-// heartbeats interleave).  The receiver appends them to
-// <staging_dir>/snapshot-<from>-<n>.part, checks every offset and the total
-// against snapshot_bytes_max, and on the final chunk fsyncs, renames to
-// .snap and calls on_snapshot.  A new snapshot from the same sender, or the
-// loss of its connection, deletes the partial file; .part files left by a
-// crash are deleted by start().  A refused stream closes its connection;
-// the node goes on.
+// Snapshots travel on the same connection as messages, one chunk per write
+// (pulled from the OutgoingSnapshot when the connection has room, so memory
+// stays bounded and heartbeats interleave).  The loss of an inbound
+// connection is reported (TransportSink::on_disconnected), so that keel
+// drops a partial snapshot that came on it.
 //
-// Threading: see transport.hpp (one io_context, calls and callbacks on its
-// thread), except send_now(), which any thread may call: one mutex (the
-// send lock) guards the outbound side, TLS sessions included.  The io_context is the runtime's and
-// must outlive this object; pending handlers keep the internals alive, so the transport may be
-// destroyed at any time after stop() (the destructor calls stop()).
+// Threading: the keel::Transport contract, on one io_context owned by the
+// caller: calls from its thread, and the sink and hooks called from
+// handlers it runs (never from inside a call), except send_now(), which any
+// thread may call: one mutex (the send lock) guards the outbound side, TLS
+// sessions included.  The io_context must outlive this object; pending
+// handlers keep the internals alive, so the transport may be destroyed at
+// any time after stop() (the destructor calls stop()).
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
+#include "keel/transport.hpp"
 #include "transport/cluster_id.hpp"
 #include "transport/codec.hpp"
-#include "transport/transport.hpp"
+#include "transport/diagnostics.hpp"
+#include "transport/rejection.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -68,10 +77,37 @@ namespace keel::transport {
 
 class TlsContext;
 
+using raft::NodeId;
+
+// What only the TCP transport reports (the data goes to the TransportSink).
+// Called from handlers on the io_context; any of them may be empty.
+struct TcpTransportHooks {
+    // Diagnostics (a closed connection, a failed connect).  May be called
+    // from inside any call (send_now's thread included); must not call back
+    // into the transport.
+    std::function<void(LogLevel, std::string_view)> log;
+    // A connection or frame from outside refused before reaching the sink
+    // (rejection.hpp): `detail` says what and from where.  When empty the
+    // transport logs the refusal as a warning instead.
+    std::function<void(Rejection reason, std::string_view detail)> on_rejected;
+    // Only for a transport started without a cluster id (a joiner that has
+    // not heard from its cluster yet): the id in the first valid hello, from
+    // node `from`.  Make it durable and return ok to adopt it (nothing from
+    // that connection is delivered before), or an error to refuse the
+    // connection.  Adopted at most once; empty: such hellos are refused.
+    std::function<Status(const ClusterId& id, NodeId from)> on_cluster_id;
+    // A peer said hello: node `from` says it listens at `address` (printable
+    // ASCII, possibly empty).  Called once per identified connection, before
+    // anything that connection carries is delivered.  Unauthenticated beyond
+    // what the connection is (a CA-signed certificate under TLS): the
+    // runtime uses it only for ids its configuration does not place.
+    std::function<void(NodeId from, std::string_view address)> on_hello;
+};
+
 struct TcpTransportOptions {
     NodeId self = raft::kNoNode;
     // Unset: a fresh joiner's; it adopts the first valid hello's
-    // (TransportHandler::on_cluster_id) and dials no one before.
+    // (TcpTransportHooks::on_cluster_id) and dials no one before.
     ClusterId cluster_id;
     // Mutual TLS on every connection, both ways (tls.hpp); null: plain TCP.
     std::shared_ptr<const TlsContext> tls;
@@ -82,15 +118,11 @@ struct TcpTransportOptions {
     // listen_address's host with the bound port (nothing if we do not
     // listen).  At most kHelloAddressBytesMax of printable ASCII.
     std::string advertised_address;
-    // Where incoming snapshots are staged (must exist).  Empty: incoming
-    // snapshots are refused (the connection is closed).
-    std::string staging_dir;
 
-    CodecLimits limits;
-    std::size_t peer_queue_messages_max = 4096;      // per peer, waiting for the socket
-    std::size_t batch_bytes_max = 1024 * 1024;       // target size of one messages frame
-    std::size_t snapshot_chunk_bytes = 1024 * 1024;  // must be <= limits.chunk_bytes_max
-    std::uint64_t snapshot_bytes_max = std::uint64_t{64} << 30;  // refused above (both sides)
+    // Frames longer than this are refused before they are read whole.
+    std::size_t frame_bytes_max = CodecLimits{}.frame_bytes_max;
+    std::size_t peer_queue_buffers_max = 4096;  // per peer, waiting for the socket
+    std::size_t write_bytes_max = 1024 * 1024;  // queued buffers gathered into one write
     std::size_t inbound_connections_max = 256;  // further connections are closed at once
     // Connections from one remote address not past their hello yet; more
     // are closed at once, so that one host cannot hold every slot.
@@ -117,49 +149,43 @@ struct TcpTransportOptions {
 
 // Counters for tests and metrics; monotonic.
 struct TcpTransportStats {
-    std::uint64_t frames_sent = 0;
-    std::uint64_t messages_sent = 0;
-    std::uint64_t messages_sent_now = 0;  // of which taken by send_now (written off the I/O thread)
-    std::uint64_t messages_dropped = 0;   // queue overflow, unknown peer, failed connection
-    std::uint64_t messages_received = 0;
-    std::uint64_t connects = 0;  // outbound connections established
+    std::uint64_t writes = 0;            // socket writes of buffers (send_now's included)
+    std::uint64_t buffers_sent = 0;      // buffers given to send() or send_now(), written
+    std::uint64_t buffers_sent_now = 0;  // of which written by send_now (off the I/O thread)
+    std::uint64_t buffers_dropped = 0;   // queue overflow, unknown peer, failed connection
+    std::uint64_t frames_received = 0;   // handed to the sink
+    std::uint64_t connects = 0;          // outbound connections established
     std::uint64_t connect_failures = 0;
     std::uint64_t inbound_accepted = 0;
     std::uint64_t inbound_rejected = 0;  // closed for bad input (not a clean EOF)
-    std::uint64_t snapshots_received = 0;
 };
 
 class TcpTransport final : public Transport {
 public:
     TcpTransport(boost::asio::io_context& io, TcpTransportOptions options,
-                 TransportHandler handler);
+                 TcpTransportHooks hooks = {});
     ~TcpTransport() override;
     TcpTransport(const TcpTransport&) = delete;
     TcpTransport& operator=(const TcpTransport&) = delete;
 
     // Binds and listens (if listen_address is set) and starts accepting.
     // Fails with invalid_argument (bad address) or io_error (bind failed).
-    Status start() override;
+    Status start(TransportSink& sink) override;
     void stop() override;
 
-    void set_peer(NodeId id, std::string address) override;
+    void set_peer(NodeId id, const std::string& address) override;
     void remove_peer(NodeId id) override;
-    void send(std::vector<raft::Message> messages) override;
-    void send_snapshot(raft::Message message, SnapshotSource source) override;
-    // The exception to the threading rule: may be called from any thread
-    // while the I/O thread runs (or not).  Each peer whose connection is
-    // idle (connected, nothing queued, being written or left over) takes its
-    // messages from `messages` as send() would (queue limit, batching into
-    // frames, offenders dropped and reported), and the calling thread writes
-    // the frames at once without blocking; what the kernel does not take is
-    // written next by the I/O thread.  Messages to other peers are left, in
-    // order, for the caller to pass to send() on the I/O thread.  The caller
-    // must also keep the order with its own earlier send() calls: nothing it
-    // queued for the I/O thread may still be on its way to send(), or a
-    // message written now overtakes it (keel::runtime::Replica calls it only
-    // when its outbox is empty).  TransportHandler callbacks it causes are
-    // posted, as always.
-    void send_now(std::vector<raft::Message>& messages);
+    void send(GroupId group, NodeId to, std::string bytes) override;
+    // Any thread, while the I/O thread runs (or not).  A peer whose
+    // connection is idle (connected, nothing queued, being written or left
+    // over) takes the buffer encode() makes and the calling thread writes it
+    // at once without blocking; what the kernel does not take is written
+    // next by the I/O thread.  Any other peer: false, encode() not called.
+    // The caller keeps the order with its own earlier send() calls (see
+    // keel::Transport::send_now).  Sink calls it causes are posted.
+    bool send_now(GroupId group, NodeId to, const std::function<std::string()>& encode) override;
+    void send_snapshot(GroupId group, NodeId to,
+                       std::shared_ptr<OutgoingSnapshot> snapshot) override;
 
     // The port actually bound (useful with port 0); 0 before start().
     std::uint16_t bound_port() const;

@@ -7,6 +7,7 @@
 #   - each program of docs/embedding.md (every ```cpp block, named by its
 #     first line) builds and runs twice over the same data dir (write, then
 #     recover): kv.cpp with an observer, files.cpp a durable state machine;
+#     transport.cpp (three nodes over the application's own transport) once;
 #   - the C API's example (examples/kv_c.c) builds with the C compiler and
 #     runs the same way (write and snapshot, then restore).
 #   build_embedding_example.sh SOURCE_ROOT BUILD_ROOT
@@ -50,11 +51,11 @@ awk -v dir="$work" '
   /^```$/ && inside {inside=0; close(file); next}
   inside && file == "" {split($2, name, " "); file=dir "/" name[1]}
   inside {print > file}' "$src/docs/embedding.md"
-for program in kv files; do
+for program in kv files transport; do
   [ -s "$work/$program.cpp" ] || { echo "no $program.cpp block in docs/embedding.md" >&2; exit 1; }
 done
 
-for program in kv files; do
+for program in kv files transport; do
   # shellcheck disable=SC2086
   c++ -std=c++20 -Wall -Wextra -Werror "$work/$program.cpp" $flags -o "$work/$program"
 done
@@ -65,6 +66,10 @@ export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 "$work/files" "$work/files-data" | tee "$work/files.out"
 grep -q "run 1: held index 0 at open, replayed 0, greeting=hello" "$work/files.out"
 grep -Eq "run 2: held index [1-9][0-9]* at open, replayed 0, greeting=hello" "$work/files.out"
+
+# An application's transport: three nodes in one process, a write on all.
+"$work/transport" "$work/transport-data" | tee "$work/transport.out"
+grep -q "replicated to 3 nodes over the application's transport" "$work/transport.out"
 
 "$work/kv" "$work/data" | tee "$work/out"
 grep -q "run 2: greeting=hello" "$work/out"

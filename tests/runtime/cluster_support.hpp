@@ -1,5 +1,6 @@
 // tests/runtime/cluster_support.hpp — several keel::Nodes in one process on
-// loopback TCP, each with its own data dir and state machine.
+// loopback TCP (or a transport of the test's: transport_for), each with its
+// own data dir and state machine.
 #pragma once
 
 #include <netinet/in.h>
@@ -113,8 +114,10 @@ public:
         sms_[id] = state_machine_factory ? state_machine_factory()
                                          : std::make_shared<RecordingStateMachine>();
         auto fs = file_systems.find(id);
-        auto n = runtime::Replica::open(options(id, join), sms_[id],
-                                        fs == file_systems.end() ? nullptr : fs->second);
+        NodeOptions o = options(id, join);
+        if (transport_for) o.transport = transport_for(id);
+        auto n =
+            runtime::Replica::open(o, sms_[id], fs == file_systems.end() ? nullptr : fs->second);
         KEEL_ASSERT(n.ok(), "node opens");
         nodes_[id] = std::move(n.value());
         return *nodes_[id];
@@ -193,6 +196,9 @@ public:
     std::map<NodeId, wal::FileSystem*> file_systems;
     // Makes each started node's state machine (default: a plain one).
     std::function<std::shared_ptr<RecordingStateMachine>()> state_machine_factory;
+    // Makes the transport of each node started (NodeOptions::transport);
+    // unset: keel's TCP transport.
+    std::function<std::shared_ptr<Transport>(NodeId)> transport_for;
     // Each node's observer (NodeOptions::observer), if any.
     std::map<NodeId, std::shared_ptr<Observer>> observers;
 

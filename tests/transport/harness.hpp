@@ -1,7 +1,7 @@
 // tests/transport/harness.hpp — shared pieces of the transport tests: a
-// recording TransportHandler, a temporary directory, and run_until (drive
-// an io_context until a predicate holds, bounded by iterations, never by
-// sleeping).
+// recorder of what a MessageChannel and its TcpTransport report, a
+// temporary directory, and run_until (drive an io_context until a predicate
+// holds, bounded by iterations, never by sleeping).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -18,7 +18,8 @@
 #include <vector>
 
 #include "../common/temp_dir.hpp"
-#include "transport/transport.hpp"
+#include "transport/message_channel.hpp"
+#include "transport/tcp_transport.hpp"
 
 namespace keel::transport::testing {
 
@@ -66,24 +67,24 @@ struct Recorder {
     std::vector<NodeId> unreachable;
     std::vector<std::pair<NodeId, bool>> snapshots_sent;
     std::vector<std::string> logs;
-    std::vector<std::pair<Rejection, std::string>> rejections;
-    std::vector<std::pair<NodeId, std::string>> hellos;  // (from, address), on_hello
+    std::vector<std::pair<std::string, std::string>> rejections;  // (reason, detail)
+    std::vector<std::pair<NodeId, std::string>> hellos;           // (from, address), on_hello
 
     // The reasons of every refusal so far, in order, by name.
     std::vector<std::string> rejection_names() const {
         std::vector<std::string> names;
-        for (const auto& r : rejections) names.push_back(rejection_name(r.first));
+        for (const auto& r : rejections) names.push_back(r.first);
         return names;
     }
 
     std::size_t rejected(Rejection reason) const {
         std::size_t n = 0;
-        for (const auto& r : rejections) n += r.first == reason ? 1 : 0;
+        for (const auto& r : rejections) n += r.first == rejection_name(reason) ? 1 : 0;
         return n;
     }
 
-    TransportHandler handler() {
-        TransportHandler h;
+    MessageChannel::Handlers handler() {
+        MessageChannel::Handlers h;
         h.on_message = [this](raft::Message m) { messages.push_back(std::move(m)); };
         h.on_snapshot = [this](raft::Message m, std::string path) {
             snapshots.emplace_back(std::move(m), std::move(path));
@@ -91,11 +92,20 @@ struct Recorder {
         h.on_unreachable = [this](NodeId id) { unreachable.push_back(id); };
         h.on_snapshot_sent = [this](NodeId id, bool ok) { snapshots_sent.emplace_back(id, ok); };
         h.log = [this](LogLevel, std::string_view line) { logs.emplace_back(line); };
+        h.on_rejected = [this](std::string_view reason, std::string_view detail) {
+            rejections.emplace_back(std::string(reason), std::string(detail));
+            logs.push_back("refused (" + std::string(reason) + "): " + std::string(detail));
+        };
+        return h;
+    }
+    TcpTransportHooks hooks() {
+        TcpTransportHooks h;
+        h.log = [this](LogLevel, std::string_view line) { logs.emplace_back(line); };
         h.on_hello = [this](NodeId from, std::string_view address) {
             hellos.emplace_back(from, std::string(address));
         };
         h.on_rejected = [this](Rejection reason, std::string_view detail) {
-            rejections.emplace_back(reason, std::string(detail));
+            rejections.emplace_back(rejection_name(reason), std::string(detail));
             logs.push_back(std::string("refused (") + rejection_name(reason) +
                            "): " + std::string(detail));
         };

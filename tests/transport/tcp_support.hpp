@@ -36,22 +36,52 @@ inline ClusterId test_cluster(std::uint8_t n) {
 }
 inline const ClusterId kCluster = test_cluster(5);
 
-struct Node {
-    Recorder rec;
-    std::unique_ptr<TcpTransport> transport;
-
-    std::string address() const { return "127.0.0.1:" + std::to_string(transport->bound_port()); }
+// The options of both halves of a member's transport: the TCP transport's
+// and its MessageChannel's (limits, batching, snapshots).
+struct TestOptions : TcpTransportOptions, MessageChannelOptions {
+    using TcpTransportOptions::self;
 };
 
-inline TcpTransportOptions options_for(NodeId id, const std::string& staging_dir,
-                                       const std::string& listen = "127.0.0.1:0") {
-    TcpTransportOptions o;
+struct Node {
+    Recorder rec;
+    std::shared_ptr<TcpTransport> tcp;
+    std::unique_ptr<MessageChannel> transport;
+
+    std::string address() const { return "127.0.0.1:" + std::to_string(tcp->bound_port()); }
+};
+
+inline TestOptions options_for(NodeId id, const std::string& staging_dir,
+                               const std::string& listen = "127.0.0.1:0") {
+    TestOptions o;
     o.self = id;
     o.cluster_id = kCluster;
     o.listen_address = listen;
     o.staging_dir = staging_dir;
     o.snapshot_chunk_bytes = 64 * 1024;
     return o;
+}
+
+// Each half's options.
+inline TcpTransportOptions tcp_options(const TestOptions& o) {
+    TcpTransportOptions tcp = o;
+    tcp.frame_bytes_max = o.limits.frame_bytes_max;
+    return tcp;
+}
+inline MessageChannelOptions channel_options(const TestOptions& o) {
+    MessageChannelOptions channel = o;
+    channel.self = o.self;
+    return channel;
+}
+
+// Builds the node's TcpTransport and MessageChannel (not started).
+inline void make_transport(asio::io_context& io, Node& node, const TestOptions& o,
+                           TcpTransportHooks hooks) {
+    node.tcp = std::make_shared<TcpTransport>(io, tcp_options(o), std::move(hooks));
+    node.transport =
+        std::make_unique<MessageChannel>(node.tcp, channel_options(o), node.rec.handler());
+}
+inline void make_transport(asio::io_context& io, Node& node, const TestOptions& o) {
+    make_transport(io, node, o, node.rec.hooks());
 }
 
 // Certificates for the whole test process, made once: the members' CA and
@@ -84,14 +114,14 @@ inline TestPki& pki() {
 }
 
 // `o` with mutual TLS as a member (tls = true), or as it is.
-inline TcpTransportOptions with_tls(TcpTransportOptions o, bool tls = true) {
+inline TestOptions with_tls(TestOptions o, bool tls = true) {
     if (tls) o.tls = pki().member;
     return o;
 }
 
-inline std::unique_ptr<Node> start_node(asio::io_context& io, TcpTransportOptions o) {
+inline std::unique_ptr<Node> start_node(asio::io_context& io, const TestOptions& o) {
     auto node = std::make_unique<Node>();
-    node->transport = std::make_unique<TcpTransport>(io, std::move(o), node->rec.handler());
+    make_transport(io, *node, o);
     Status s = node->transport->start();
     INFO(s.to_string());
     REQUIRE(s.ok());
@@ -105,16 +135,16 @@ struct SenderAndReceiver {
     std::unique_ptr<Node> b;
 };
 
-inline SenderAndReceiver start_pair(asio::io_context& io_a, TcpTransportOptions oa,
-                                    asio::io_context& io_b, TcpTransportOptions ob) {
-    SenderAndReceiver p{start_node(io_a, std::move(oa)), start_node(io_b, std::move(ob))};
+inline SenderAndReceiver start_pair(asio::io_context& io_a, const TestOptions& oa,
+                                    asio::io_context& io_b, const TestOptions& ob) {
+    SenderAndReceiver p{start_node(io_a, oa), start_node(io_b, ob)};
     p.a->transport->set_peer(2, p.b->address());
     return p;
 }
 
-inline SenderAndReceiver start_pair(asio::io_context& io, TcpTransportOptions oa,
-                                    TcpTransportOptions ob) {
-    return start_pair(io, std::move(oa), io, std::move(ob));
+inline SenderAndReceiver start_pair(asio::io_context& io, const TestOptions& oa,
+                                    const TestOptions& ob) {
+    return start_pair(io, oa, io, ob);
 }
 
 // A hand-driven client for feeding a transport bytes it never should get.

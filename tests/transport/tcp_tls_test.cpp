@@ -17,7 +17,7 @@ TEST_CASE("a member with a certificate from another CA delivers nothing and is r
           "[transport][tcp][tls]") {
     asio::io_context io;
     TempDir dir;
-    TcpTransportOptions oa = options_for(1, dir.path());
+    TestOptions oa = options_for(1, dir.path());
     oa.tls = pki().stranger;
     auto [a, b] = start_pair(io, oa, with_tls(options_for(2, dir.path())));
     a->transport->send(numbered_heartbeats(1, 2, 3));
@@ -37,7 +37,7 @@ TEST_CASE("a plaintext client on a TLS port, and a TLS client on a plaintext por
     TempDir dir;
     SECTION("plaintext hello to TLS") {
         auto b = start_node(io, with_tls(options_for(2, dir.path())));
-        RawClient plain(io, b->transport->bound_port());
+        RawClient plain(io, b->tcp->bound_port());
         std::vector<raft::Message> one{heartbeat(1, 2, 0)};
         plain.send(hello_frame(1) + *encode_messages(one, {}));
         CHECK(plain.wait_closed(io));
@@ -57,10 +57,10 @@ TEST_CASE("a plaintext client on a TLS port, and a TLS client on a plaintext por
 TEST_CASE("the hello deadline covers the TLS handshake", "[transport][tcp][tls][limits]") {
     asio::io_context io;
     TempDir dir;
-    TcpTransportOptions ob = with_tls(options_for(2, dir.path()));
+    TestOptions ob = with_tls(options_for(2, dir.path()));
     ob.hello_timeout = std::chrono::milliseconds(30);
     auto b = start_node(io, ob);
-    RawClient silent(io, b->transport->bound_port());
+    RawClient silent(io, b->tcp->bound_port());
     CHECK(silent.wait_closed(io));
     CHECK(b->rec.rejected(Rejection::hello_timeout) == 1);
     CHECK(b->rec.logged("no TLS handshake in time (hello_timeout 30 ms)"));
@@ -70,10 +70,10 @@ TEST_CASE("an identified connection that goes quiet for idle_timeout is closed",
           "[transport][tcp][limits]") {
     asio::io_context io;
     TempDir dir;
-    TcpTransportOptions ob = options_for(2, dir.path());
+    TestOptions ob = options_for(2, dir.path());
     ob.idle_timeout = std::chrono::milliseconds(50);
     auto b = start_node(io, ob);
-    RawClient quiet(io, b->transport->bound_port());
+    RawClient quiet(io, b->tcp->bound_port());
     quiet.send(hello_frame(1));
     REQUIRE(run_until(io, [&] { return b->rec.logged("is node 1"); }));
     CHECK(quiet.wait_closed(io));
@@ -88,7 +88,7 @@ TEST_CASE("an idle outbound connection is closed quietly and dialled again for t
     INFO("tls " << tls);
     asio::io_context io;
     TempDir dir;
-    TcpTransportOptions oa = with_tls(options_for(1, dir.path()), tls);
+    TestOptions oa = with_tls(options_for(1, dir.path()), tls);
     oa.outbound_idle_close = std::chrono::milliseconds(30);
     auto [a, b] = start_pair(io, oa, with_tls(options_for(2, dir.path()), tls));
     a->transport->send(numbered_heartbeats(1, 2, 1));
@@ -99,7 +99,7 @@ TEST_CASE("an idle outbound connection is closed quietly and dialled again for t
     a->transport->send(numbered_heartbeats(1, 2, 1, 1));
     REQUIRE(run_until(io, [&] { return b->rec.messages.size() == 2; }));
     CHECK(in_order(b->rec.messages, 2));
-    CHECK(a->transport->stats().connects == 2);
+    CHECK(a->tcp->stats().connects == 2);
     CHECK(b->rec.rejections.empty());
 }
 
@@ -107,21 +107,21 @@ TEST_CASE("connections before their hello: exactly the per-address limit, one mo
           "[transport][tcp][limits]") {
     asio::io_context io;
     TempDir dir;
-    TcpTransportOptions ob = options_for(2, dir.path());
+    TestOptions ob = options_for(2, dir.path());
     ob.inbound_pending_per_address_max = 2;
     auto b = start_node(io, ob);
-    RawClient first(io, b->transport->bound_port());
-    RawClient second(io, b->transport->bound_port());
-    REQUIRE(run_until(io, [&] { return b->transport->stats().inbound_accepted == 2; }));
-    RawClient third(io, b->transport->bound_port());
+    RawClient first(io, b->tcp->bound_port());
+    RawClient second(io, b->tcp->bound_port());
+    REQUIRE(run_until(io, [&] { return b->tcp->stats().inbound_accepted == 2; }));
+    RawClient third(io, b->tcp->bound_port());
     CHECK(third.wait_closed(io));
     CHECK(b->rec.rejected(Rejection::connection_limit) == 1);
     CHECK(b->rec.logged("inbound_pending_per_address_max"));
     // Once one has said hello it no longer counts: a new one is served.
     first.send(hello_frame(1));
     REQUIRE(run_until(io, [&] { return b->rec.logged("is node 1"); }));
-    RawClient fourth(io, b->transport->bound_port());
-    REQUIRE(run_until(io, [&] { return b->transport->stats().inbound_accepted == 3; }));
+    RawClient fourth(io, b->tcp->bound_port());
+    REQUIRE(run_until(io, [&] { return b->tcp->stats().inbound_accepted == 3; }));
     fourth.send(hello_frame(3));
     REQUIRE(run_until(io, [&] { return b->rec.logged("is node 3"); }));
     CHECK(b->rec.rejected(Rejection::connection_limit) == 1);
@@ -135,21 +135,21 @@ TEST_CASE("a transport without a cluster id adopts the first valid hello's, once
     auto b = std::make_unique<Node>();
     std::vector<std::pair<ClusterId, NodeId>> adopted;
     Status store_result;
-    TransportHandler hb = b->rec.handler();
+    TcpTransportHooks hb = b->rec.hooks();
     hb.on_cluster_id = [&](const ClusterId& id, NodeId from) {
         adopted.emplace_back(id, from);
         return store_result;
     };
-    TcpTransportOptions ob = options_for(2, dir.path());
+    TestOptions ob = options_for(2, dir.path());
     ob.cluster_id = ClusterId{};
-    b->transport = std::make_unique<TcpTransport>(io, ob, std::move(hb));
+    make_transport(io, *b, ob, std::move(hb));
     REQUIRE(b->transport->start().ok());
     auto a = start_node(io, options_for(1, dir.path()));
     a->transport->set_peer(2, b->address());
     b->transport->set_peer(1, a->address());
     b->transport->send(numbered_heartbeats(2, 1, 1));
     drain(io);
-    CHECK(b->transport->stats().connects == 0);  // no hello to say yet
+    CHECK(b->tcp->stats().connects == 0);  // no hello to say yet
 
     SECTION("stored: adopted, and the held message goes") {
         a->transport->send(numbered_heartbeats(1, 2, 2));
@@ -158,7 +158,7 @@ TEST_CASE("a transport without a cluster id adopts the first valid hello's, once
         CHECK(adopted[0] == std::make_pair(kCluster, NodeId{1}));
         REQUIRE(run_until(io, [&] { return a->rec.messages.size() == 1; }));
         // Now it is b's cluster: another one is refused.
-        RawClient other(io, b->transport->bound_port());
+        RawClient other(io, b->tcp->bound_port());
         other.send(hello_frame(3, test_cluster(6)));
         CHECK(other.wait_closed(io));
         CHECK(b->rec.rejected(Rejection::cluster_id) == 1);
@@ -166,13 +166,13 @@ TEST_CASE("a transport without a cluster id adopts the first valid hello's, once
     }
     SECTION("not stored: refused, nothing delivered, still without an id") {
         store_result = Status(ErrorCode::io_error, "disk full");
-        RawClient client(io, b->transport->bound_port());
+        RawClient client(io, b->tcp->bound_port());
         std::vector<raft::Message> one{heartbeat(1, 2, 0)};
         client.send(hello_frame(1) + *encode_messages(one, {}));
         CHECK(client.wait_closed(io));
         CHECK(b->rec.rejected(Rejection::cluster_id) == 1);
         CHECK(b->rec.logged("disk full"));
         CHECK(b->rec.messages.empty());
-        CHECK(b->transport->stats().connects == 0);
+        CHECK(b->tcp->stats().connects == 0);
     }
 }

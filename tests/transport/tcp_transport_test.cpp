@@ -52,7 +52,7 @@ TEST_CASE("three transports exchange message batches, in order per peer", "[tran
     CHECK(in_order(from3, n));
     CHECK(in_order(nodes[0]->rec.messages, n));
     // Batching: many messages shared few frames.
-    CHECK(nodes[1]->transport->stats().frames_sent < n / 10);
+    CHECK(nodes[1]->tcp->stats().buffers_sent < n / 10);
     for (const auto& node : nodes) {
         CHECK(node->rec.unreachable.empty());
         CHECK(node->rec.rejections.empty());
@@ -73,7 +73,7 @@ TEST_CASE("a hello says where its sender listens: its bound address, or the one 
     REQUIRE(b->rec.hellos.size() == 1);
     CHECK(b->rec.hellos[0] == std::pair<NodeId, std::string>{1, a->address()});
 
-    TcpTransportOptions advertised = with_tls(options_for(3, dir.path()), tls);
+    TestOptions advertised = with_tls(options_for(3, dir.path()), tls);
     advertised.advertised_address = "node3.example:7080";
     auto c = start_node(io, advertised);
     c->transport->set_peer(2, b->address());
@@ -88,17 +88,17 @@ TEST_CASE("an advertised address a hello cannot carry is refused at start", "[tr
     TempDir dir;
     for (const std::string& bad :
          {std::string(kHelloAddressBytesMax + 1, 'h'), std::string("with space:1")}) {
-        TcpTransportOptions o = options_for(1, dir.path());
+        TestOptions o = options_for(1, dir.path());
         o.advertised_address = bad;
-        Recorder rec;
-        TcpTransport t(io, o, rec.handler());
-        CHECK(t.start().code() == ErrorCode::invalid_argument);
+        Node node;
+        make_transport(io, node, o);
+        CHECK(node.transport->start().code() == ErrorCode::invalid_argument);
     }
-    TcpTransportOptions longest = options_for(1, dir.path());
+    TestOptions longest = options_for(1, dir.path());
     longest.advertised_address = std::string(kHelloAddressBytesMax, 'h');
-    Recorder rec;
-    TcpTransport t(io, longest, rec.handler());
-    CHECK(t.start().ok());
+    Node node;
+    make_transport(io, node, longest);
+    CHECK(node.transport->start().ok());
 }
 
 TEST_CASE("a garbage client is disconnected and the transport keeps serving", "[transport][tcp]") {
@@ -107,14 +107,14 @@ TEST_CASE("a garbage client is disconnected and the transport keeps serving", "[
     auto [a, b] = start_pair(io, options_for(1, dir.path()), options_for(2, dir.path()));
 
     SECTION("text instead of frames") {
-        RawClient junk(io, b->transport->bound_port());
+        RawClient junk(io, b->tcp->bound_port());
         junk.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         CHECK(junk.wait_closed(io));
         CHECK(b->rec.logged("before hello"));
         CHECK(b->rec.rejection_names() == std::vector<std::string>{"hello"});
     }
     SECTION("random bytes behind a plausible length") {
-        RawClient junk(io, b->transport->bound_port());
+        RawClient junk(io, b->tcp->bound_port());
         std::string bytes = random_bytes(kHelloFrameBytes, 7);
         const std::size_t length = kHelloFrameBytes - kFrameLengthBytes;
         bytes[0] = static_cast<char>(length & 0xff);
@@ -126,29 +126,29 @@ TEST_CASE("a garbage client is disconnected and the transport keeps serving", "[
         CHECK(b->rec.rejection_names() == std::vector<std::string>{"hello"});
     }
     SECTION("a frame before the hello") {
-        RawClient junk(io, b->transport->bound_port());
+        RawClient junk(io, b->tcp->bound_port());
         std::vector<raft::Message> one{heartbeat(1, 2, 0)};
         junk.send(*encode_messages(one, {}));
         CHECK(junk.wait_closed(io));
         CHECK(b->rec.rejection_names() == std::vector<std::string>{"hello"});
     }
     SECTION("a hello from another cluster") {
-        RawClient junk(io, b->transport->bound_port());
+        RawClient junk(io, b->tcp->bound_port());
         junk.send(hello_frame(1, test_cluster(6)));
         CHECK(junk.wait_closed(io));
         CHECK(b->rec.logged("of cluster"));
         CHECK(b->rec.rejection_names() == std::vector<std::string>{"cluster_id"});
     }
     SECTION("a message claiming another sender") {
-        RawClient junk(io, b->transport->bound_port());
+        RawClient junk(io, b->tcp->bound_port());
         std::vector<raft::Message> one{heartbeat(3, 2, 0)};
         junk.send(hello_frame(1) + *encode_messages(one, {}));
         CHECK(junk.wait_closed(io));
-        CHECK(b->rec.logged("on the connection of node 1"));
+        CHECK(b->rec.logged("on the link of node 1"));
         CHECK(b->rec.rejection_names() == std::vector<std::string>{"misaddressed"});
     }
     SECTION("a message addressed to another node") {
-        RawClient junk(io, b->transport->bound_port());
+        RawClient junk(io, b->tcp->bound_port());
         std::vector<raft::Message> one{heartbeat(1, 3, 0)};
         junk.send(hello_frame(1) + *encode_messages(one, {}));
         CHECK(junk.wait_closed(io));
@@ -156,7 +156,7 @@ TEST_CASE("a garbage client is disconnected and the transport keeps serving", "[
         CHECK(b->rec.rejection_names() == std::vector<std::string>{"misaddressed"});
     }
     SECTION("a snapshot message in a frame of messages (its data never comes)") {
-        RawClient junk(io, b->transport->bound_port());
+        RawClient junk(io, b->tcp->bound_port());
         raft::Message snap = heartbeat(1, 2, 1);
         snap.type = raft::MessageType::snapshot;
         snap.snapshot = raft::SnapshotMeta{10, 3, {}};
@@ -167,7 +167,7 @@ TEST_CASE("a garbage client is disconnected and the transport keeps serving", "[
         CHECK(b->rec.rejection_names() == std::vector<std::string>{"wrong_frame_kind"});
     }
     CHECK(b->rec.messages.empty());
-    CHECK(b->transport->stats().inbound_rejected >= 1);
+    CHECK(b->tcp->stats().inbound_rejected >= 1);
 
     a->transport->send(numbered_heartbeats(1, 2, 10));
     REQUIRE(run_until(io, [&] { return b->rec.messages.size() == 10; }));
@@ -179,7 +179,7 @@ TEST_CASE("frames split at every byte, many in one write, or larger than the buf
     asio::io_context io;
     TempDir dir;
     auto b = start_node(io, options_for(2, dir.path()));
-    RawClient client(io, b->transport->bound_port());
+    RawClient client(io, b->tcp->bound_port());
     std::uint64_t next = 0;
     auto frame_of = [&](std::size_t messages, std::size_t payload_bytes) {
         std::vector<raft::Message> batch;
@@ -233,7 +233,7 @@ TEST_CASE("frames split at every byte, many in one write, or larger than the buf
     REQUIRE(got_big.entries.size() == 1);
     CHECK(got_big.entries[0].data.size() == std::size_t{3} << 20);
     CHECK(b->rec.unreachable.empty());
-    CHECK(b->transport->stats().inbound_rejected == 0);
+    CHECK(b->tcp->stats().inbound_rejected == 0);
 }
 
 TEST_CASE("a truncated frame closes the connection with the reason logged", "[transport][tcp]") {
@@ -243,7 +243,7 @@ TEST_CASE("a truncated frame closes the connection with the reason logged", "[tr
     std::vector<raft::Message> batch = numbered_heartbeats(1, 2, 5);
     std::string frame = *encode_messages(batch, {});
 
-    RawClient client(io, b->transport->bound_port());
+    RawClient client(io, b->tcp->bound_port());
     client.send(hello_frame(1) + frame.substr(0, frame.size() / 2));
     client.half_close();
     CHECK(client.wait_closed(io));
@@ -253,7 +253,7 @@ TEST_CASE("a truncated frame closes the connection with the reason logged", "[tr
                         std::to_string(frame.size() - kFrameLengthBytes) + " body bytes"));
     CHECK(b->rec.messages.empty());
 
-    RawClient cut_prefix(io, b->transport->bound_port());
+    RawClient cut_prefix(io, b->tcp->bound_port());
     cut_prefix.send(hello_frame(1) + frame.substr(0, 2));
     cut_prefix.half_close();
     CHECK(cut_prefix.wait_closed(io));
@@ -264,12 +264,12 @@ TEST_CASE("an oversized length prefix closes the connection before any allocatio
           "[transport][tcp][limits]") {
     asio::io_context io;
     TempDir dir;
-    TcpTransportOptions o = options_for(2, dir.path());
+    TestOptions o = options_for(2, dir.path());
     o.limits.frame_bytes_max = 128 * 1024;
     o.batch_bytes_max = 64 * 1024;
     auto b = start_node(io, o);
 
-    RawClient client(io, b->transport->bound_port());
+    RawClient client(io, b->tcp->bound_port());
     std::uint32_t body =
         static_cast<std::uint32_t>(o.limits.frame_bytes_max - kFrameLengthBytes + 1);
     std::string prefix(4, '\0');
@@ -285,8 +285,8 @@ TEST_CASE("a frame of exactly the size limit is delivered, one byte more is neve
           "[transport][tcp][limits]") {
     asio::io_context io;
     TempDir dir;
-    TcpTransportOptions oa = options_for(1, dir.path());
-    TcpTransportOptions ob = options_for(2, dir.path());
+    TestOptions oa = options_for(1, dir.path());
+    TestOptions ob = options_for(2, dir.path());
     for (auto* o : {&oa, &ob}) {
         o->limits.frame_bytes_max = 256 * 1024;
         o->batch_bytes_max = 64 * 1024;
@@ -312,20 +312,21 @@ TEST_CASE("a frame of exactly the size limit is delivered, one byte more is neve
     CHECK(a->rec.logged("too_large"));
 }
 
-TEST_CASE("a peer queue takes exactly its limit; one more message is dropped and reported",
+TEST_CASE("a peer queue takes exactly its limit; one more buffer is dropped and reported",
           "[transport][tcp][limits]") {
     asio::io_context io;
     TempDir dir;
-    TcpTransportOptions oa = options_for(1, dir.path());
-    oa.peer_queue_messages_max = 8;
+    TestOptions oa = options_for(1, dir.path());
+    oa.peer_queue_buffers_max = 8;
     auto [a, b] = start_pair(io, oa, options_for(2, dir.path()));
 
-    a->transport->send(numbered_heartbeats(1, 2, 9));  // queued before any connect completes
+    // Nine buffers (one per send), queued before any connect completes.
+    for (std::size_t i = 0; i < 9; ++i) a->transport->send(numbered_heartbeats(1, 2, 1, i));
     REQUIRE(
         run_until(io, [&] { return b->rec.messages.size() == 8 && !a->rec.unreachable.empty(); }));
     CHECK(in_order(b->rec.messages, 8));
     CHECK(a->rec.unreachable == std::vector<NodeId>{2});
-    CHECK(a->transport->stats().messages_dropped == 1);
+    CHECK(a->tcp->stats().buffers_dropped == 1);
 }
 
 TEST_CASE("a batch of exactly batch_bytes_max goes in one frame, one more message starts another",
@@ -334,17 +335,17 @@ TEST_CASE("a batch of exactly batch_bytes_max goes in one frame, one more messag
     for (std::size_t n : {10u, 11u}) {
         asio::io_context io;
         TempDir dir;
-        TcpTransportOptions oa = options_for(1, dir.path());
+        TestOptions oa = options_for(1, dir.path());
         oa.batch_bytes_max = 10 * per_message;
         auto [a, b] = start_pair(io, oa, options_for(2, dir.path()));
         a->transport->send(numbered_heartbeats(1, 2, n));  // all queued before the connect
-        // The hello, then one frame per batch.
-        const std::uint64_t frames = n == 10 ? 2 : 3;
+        // One frame (one buffer) per batch.
+        const std::uint64_t frames = n == 10 ? 1 : 2;
         REQUIRE(run_until(io, [&] {
-            return b->rec.messages.size() == n && a->transport->stats().frames_sent >= frames;
+            return b->rec.messages.size() == n && a->tcp->stats().buffers_sent >= frames;
         }));
         CHECK(in_order(b->rec.messages, n));
-        CHECK(a->transport->stats().frames_sent == frames);
+        CHECK(a->tcp->stats().buffers_sent == frames);
     }
 }
 
@@ -362,25 +363,25 @@ TEST_CASE("the inbound connection limit: exactly the limit is served, one more i
           "[transport][tcp][limits]") {
     asio::io_context io;
     TempDir dir;
-    TcpTransportOptions ob = options_for(2, dir.path());
+    TestOptions ob = options_for(2, dir.path());
     ob.inbound_connections_max = 1;
     auto b = start_node(io, ob);
-    RawClient first(io, b->transport->bound_port());
+    RawClient first(io, b->tcp->bound_port());
     first.send(hello_frame(1));
-    REQUIRE(run_until(io, [&] { return b->transport->stats().inbound_accepted == 1; }));
-    RawClient second(io, b->transport->bound_port());
+    REQUIRE(run_until(io, [&] { return b->tcp->stats().inbound_accepted == 1; }));
+    RawClient second(io, b->tcp->bound_port());
     CHECK(second.wait_closed(io));
-    CHECK(b->transport->stats().inbound_accepted == 1);
-    CHECK(b->transport->stats().inbound_rejected == 1);
+    CHECK(b->tcp->stats().inbound_accepted == 1);
+    CHECK(b->tcp->stats().inbound_rejected == 1);
 }
 
 TEST_CASE("a connection that never says hello is closed", "[transport][tcp][limits]") {
     asio::io_context io;
     TempDir dir;
-    TcpTransportOptions ob = options_for(2, dir.path());
+    TestOptions ob = options_for(2, dir.path());
     ob.hello_timeout = std::chrono::milliseconds(20);
     auto b = start_node(io, ob);
-    RawClient silent(io, b->transport->bound_port());
+    RawClient silent(io, b->tcp->bound_port());
     CHECK(silent.wait_closed(io));
     CHECK(b->rec.logged("no hello in time (hello_timeout 20 ms)"));
     CHECK(b->rec.rejected(Rejection::hello_timeout) == 1);
@@ -390,10 +391,10 @@ TEST_CASE("a newer connection from the same node replaces the older one", "[tran
     asio::io_context io;
     TempDir dir;
     auto b = start_node(io, options_for(2, dir.path()));
-    RawClient old_connection(io, b->transport->bound_port());
+    RawClient old_connection(io, b->tcp->bound_port());
     old_connection.send(hello_frame(1));
     REQUIRE(run_until(io, [&] { return b->rec.logged("is node 1"); }));
-    RawClient new_connection(io, b->transport->bound_port());
+    RawClient new_connection(io, b->tcp->bound_port());
     new_connection.send(hello_frame(1));
     CHECK(old_connection.wait_closed(io));
     CHECK(b->rec.logged("replaced by a newer connection"));
@@ -416,7 +417,7 @@ TEST_CASE("a connect that never completes times out and is reported", "[transpor
         fillers.back()->async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
                                       [](boost::system::error_code) {});
     }
-    TcpTransportOptions oa = options_for(1, dir.path());
+    TestOptions oa = options_for(1, dir.path());
     oa.connect_timeout = std::chrono::milliseconds(50);
     auto a = start_node(io, oa);
     a->transport->set_peer(2, "127.0.0.1:" + std::to_string(port));
@@ -430,7 +431,7 @@ TEST_CASE("a connect that never completes times out and is reported", "[transpor
         return;
     }
     CHECK(a->rec.logged("timed out after 50 ms"));
-    CHECK(a->transport->stats().connect_failures >= 1);
+    CHECK(a->tcp->stats().connect_failures >= 1);
 }
 
 TEST_CASE("a sender reconnects after its peer restarts", "[transport][tcp]") {
@@ -458,7 +459,7 @@ TEST_CASE("a sender reconnects after its peer restarts", "[transport][tcp]") {
         return !b->rec.messages.empty();
     }));
     CHECK(b->rec.messages.back().context >= 1);
-    CHECK(a->transport->stats().connects >= 2);
+    CHECK(a->tcp->stats().connects >= 2);
 }
 
 TEST_CASE("no callback runs after stop", "[transport][tcp]") {

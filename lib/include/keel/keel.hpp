@@ -8,3 +8,4 @@
 #include "keel/state_machine.hpp"
 #include "keel/status.hpp"
 #include "keel/status_report.hpp"
+#include "keel/transport.hpp"

@@ -14,7 +14,8 @@ namespace keel {
 
 using NodeId = std::uint64_t;
 
-class Observer;  // keel/observer.hpp
+class Observer;   // keel/observer.hpp
+class Transport;  // keel/transport.hpp
 
 // A member of the cluster as the application names it.
 struct MemberSpec {
@@ -81,6 +82,15 @@ struct NodeOptions {
     // no id (written by a keel from before cluster ids).  A joiner given one
     // accepts only that cluster.
     std::string cluster_id;
+
+    // How this node reaches the other members.  Null: keel's TCP transport,
+    // listening at listen_address, with the security below.  Set: the
+    // application's own (keel/transport.hpp says what it must do that the
+    // TCP transport does: authenticate members, keep strangers out);
+    // listen_address, peer_tls and peer_insecure are then ignored, and each
+    // member's raft_address is whatever the transport understands.  One
+    // transport per node.
+    std::shared_ptr<Transport> transport;
 
     // Security of the Raft port.  Plain TCP while peer_tls is not set,
     // which Node::open allows only while listen_address and every member's
