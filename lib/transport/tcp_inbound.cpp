@@ -302,10 +302,10 @@ bool InboundConnection::dispatch(std::string_view frame) {
     const auto kind = static_cast<std::uint8_t>(frame[kFrameLengthBytes + 1]);
     Status s;
     if (kind == static_cast<std::uint8_t>(FrameKind::messages)) {
-        ++t_->stats_.frames_received;
+        t_->frames_received_.fetch_add(1, std::memory_order_relaxed);
         s = t_->sink_->on_messages(0, peer_, frame);
     } else if (kind == static_cast<std::uint8_t>(FrameKind::snapshot_chunk)) {
-        ++t_->stats_.frames_received;
+        t_->frames_received_.fetch_add(1, std::memory_order_relaxed);
         s = t_->sink_->on_snapshot_chunk(0, peer_, frame);
     } else {
         refuse(Rejection::malformed, kind == static_cast<std::uint8_t>(FrameKind::hello)
@@ -315,7 +315,7 @@ bool InboundConnection::dispatch(std::string_view frame) {
     }
     if (!s.ok()) {
         // Refused and counted by the sink: the connection goes.
-        ++t_->stats_.inbound_rejected;
+        t_->inbound_rejected_.fetch_add(1, std::memory_order_relaxed);
         close("refused: " + s.message());
         return false;
     }

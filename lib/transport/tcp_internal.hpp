@@ -11,6 +11,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -88,8 +89,13 @@ public:
 
     std::uint64_t next_snapshot_id_ = 1;  // tells streams apart (OutboundPeer::Outgoing)
 
-    std::mt19937_64 rng_;  // backoff jitter
-    TcpTransportStats stats_;
+    std::mt19937_64 rng_;      // backoff jitter
+    TcpTransportStats stats_;  // the outbound counters (under send_mu_)
+    // The inbound counters: the I/O thread counts them without the send lock,
+    // stats() reads them from any thread.
+    std::atomic<std::uint64_t> frames_received_{0};
+    std::atomic<std::uint64_t> inbound_accepted_{0};
+    std::atomic<std::uint64_t> inbound_rejected_{0};
 
     // The send lock: TcpTransport::send_now may run on any thread, so every
     // access to the outbound side — peers_, each OutboundPeer's state, its

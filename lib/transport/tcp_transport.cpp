@@ -58,7 +58,7 @@ void TcpTransport::Impl::log(LogLevel level, const std::string& message) const {
 }
 
 void TcpTransport::Impl::reject(Rejection reason, const std::string& detail) {
-    ++stats_.inbound_rejected;
+    inbound_rejected_.fetch_add(1, std::memory_order_relaxed);
     if (hooks_.on_rejected) {
         hooks_.on_rejected(reason, detail);
     } else {
@@ -183,7 +183,7 @@ void TcpTransport::Impl::admit(tcp::socket socket) {
         socket.close(ignored);
         return;
     }
-    ++stats_.inbound_accepted;
+    inbound_accepted_.fetch_add(1, std::memory_order_relaxed);
     add_pending(address);
     auto connection =
         std::make_shared<InboundConnection>(shared_from_this(), std::move(socket), address);
@@ -294,8 +294,15 @@ std::uint16_t TcpTransport::bound_port() const {
 }
 
 TcpTransportStats TcpTransport::stats() const {
-    std::lock_guard lock(impl_->send_mu_);
-    return impl_->stats_;
+    TcpTransportStats stats;
+    {
+        std::lock_guard lock(impl_->send_mu_);
+        stats = impl_->stats_;
+    }
+    stats.frames_received = impl_->frames_received_.load(std::memory_order_relaxed);
+    stats.inbound_accepted = impl_->inbound_accepted_.load(std::memory_order_relaxed);
+    stats.inbound_rejected = impl_->inbound_rejected_.load(std::memory_order_relaxed);
+    return stats;
 }
 
 }  // namespace keel::transport
