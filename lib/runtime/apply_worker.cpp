@@ -35,18 +35,18 @@ void ApplyWorker::start() {
 
 void ApplyWorker::stop() {
     {
-        std::unique_lock lock(mu_);
+        MutexLock lock(mu_);
         stopping_ = true;
         // No apply may run once stop() returns: wait out an inline one.
         cv_.notify_all();
-        cv_.wait(lock, [&] { return !inline_claimed_; });
+        while (inline_claimed_) cv_.wait(lock);
     }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
     // Anything enqueued after the thread left (or never started) is not applied.
     std::deque<ApplyItem> rest;
     {
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         rest.swap(queue_);
         queued_entries_ = 0;
         queued_atomic_.store(0);
@@ -65,7 +65,7 @@ void ApplyWorker::stop() {
 
 void ApplyWorker::enqueue(ApplyItem item) {
     {
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         queued_entries_ += item.entries.size();
         queued_atomic_.store(queued_entries_, std::memory_order_relaxed);
         queue_.push_back(std::move(item));
@@ -81,10 +81,10 @@ void ApplyWorker::run() {
     std::deque<ApplyItem> items;
     for (;;) {
         {
-            std::unique_lock lock(mu_);
+            MutexLock lock(mu_);
             // Queued items wait for an inline apply in progress: they come
             // after its entries.
-            cv_.wait(lock, [&] { return !inline_claimed_ && (stopping_ || !queue_.empty()); });
+            while (inline_claimed_ || (!stopping_ && queue_.empty())) cv_.wait(lock);
             if (queue_.empty()) return;  // stopping and drained
             items.swap(queue_);
             applying_ = true;
@@ -92,7 +92,7 @@ void ApplyWorker::run() {
         const std::size_t entries = apply_batch(items);
         items.clear();
         {
-            std::lock_guard lock(mu_);
+            MutexLock lock(mu_);
             applying_ = false;
             queued_entries_ -= entries;
             queued_atomic_.store(queued_entries_, std::memory_order_relaxed);
@@ -161,7 +161,7 @@ std::size_t ApplyWorker::apply_batch(std::deque<ApplyItem>& items) {
 bool ApplyWorker::claim_inline(std::size_t entries, std::uint64_t budget_ns) {
     if (budget_ns == 0) return false;
     if (entries * apply_ns_per_entry_.load(std::memory_order_relaxed) > budget_ns) return false;
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_ || inline_claimed_ || applying_ || !queue_.empty()) return false;
     // A batch that would take an automatic snapshot goes to the apply
     // thread: capturing the state may take a while.
@@ -172,12 +172,12 @@ bool ApplyWorker::claim_inline(std::size_t entries, std::uint64_t budget_ns) {
 }
 
 void ApplyWorker::apply_claimed(std::deque<ApplyItem>& items) {
-    KEEL_ASSERT(inline_claimed_, "apply_claimed() after a successful claim_inline()");
     apply_batch(items);
     items.clear();
     bool waiting = false;  // queued items, or stop(), wait for the claim
     {
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
+        KEEL_ASSERT(inline_claimed_, "apply_claimed() after a successful claim_inline()");
         inline_claimed_ = false;
         waiting = stopping_ || !queue_.empty();
     }

@@ -23,12 +23,10 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -37,6 +35,7 @@
 #include "keel/state_machine.hpp"
 #include "raft/types.hpp"
 #include "runtime/latency_histogram.hpp"
+#include "runtime/thread_annotations.hpp"
 
 namespace keel::runtime {
 
@@ -149,15 +148,15 @@ private:
     Hooks hooks_;
     LatencyHistogramRecorder* commit_latency_;
 
-    mutable std::mutex mu_;
-    std::condition_variable cv_;
-    std::deque<ApplyItem> queue_;                // GUARDED_BY(mu_)
-    std::size_t queued_entries_ = 0;             // GUARDED_BY(mu_)
+    mutable Mutex mu_;
+    CondVar cv_;
+    std::deque<ApplyItem> queue_ GUARDED_BY(mu_);
+    std::size_t queued_entries_ GUARDED_BY(mu_) = 0;
     std::atomic<std::size_t> queued_atomic_{0};  // mirrors queued_entries_
     std::atomic<std::uint64_t> entries_applied_{0};
-    bool stopping_ = false;        // GUARDED_BY(mu_)
-    bool applying_ = false;        // the apply thread is in a batch; GUARDED_BY(mu_)
-    bool inline_claimed_ = false;  // an inline apply is in progress; GUARDED_BY(mu_)
+    bool stopping_ GUARDED_BY(mu_) = false;
+    bool applying_ GUARDED_BY(mu_) = false;        // the apply thread is in a batch
+    bool inline_claimed_ GUARDED_BY(mu_) = false;  // an inline apply is in progress
     // Smoothed cost of one entry (apply and callbacks); starts pessimistic.
     std::atomic<std::uint64_t> apply_ns_per_entry_{2000};
 
