@@ -92,7 +92,7 @@ void Replica::execute(raft::Actions& a) {
     //    writes queued before it, so a crash may leave it over any completed
     //    prefix of the queue (the last write torn).  The commit it records
     //    is the core's min(commit, persisted): persisted counts only what
-    //    completed writes left in place (WriteTracker reports by write id),
+    //    completed writes left in place (DurabilityGate reports by write id),
     //    and committed entries are never truncated, so every such prefix
     //    holds the entries up to it.
     //    Out of space, nothing of this batch or after leaves until it is
@@ -107,7 +107,7 @@ void Replica::execute(raft::Actions& a) {
     if (!a.entries.empty()) persist_entries(std::move(a.entries), a.write_id);
     // 4. Messages: now, or once everything written so far is durable.
     if (!a.messages.empty()) send_messages(std::move(a.messages));
-    writes_.hold_until_durable(a.messages_after_persist);
+    gate_.hold_until_durable(a.messages_after_persist);
     if (!a.messages_after_persist.empty()) send_messages(std::move(a.messages_after_persist));
     // 5. Committed entries to the apply thread, with their waiters.
     if (!a.committed_entries.empty()) {
@@ -173,7 +173,7 @@ void Replica::on_soft_state(const raft::SoftState& ss) {
 // In each the core has not counted any of them durable: only the
 // completion of this append (reported by `write`) vouches for them.
 void Replica::persist_entries(std::vector<raft::Entry> entries, raft::WriteId write) {
-    const std::uint64_t seq = writes_.appended(write);
+    const std::uint64_t seq = gate_.appended(write);
     const std::uint64_t start = monotonic_ns();
     // A follower's I/O thread writes a small batch itself (on_message).
     const bool io_writes = ticker_wanted_ && handling_message() &&
@@ -213,7 +213,7 @@ void Replica::on_wal_progress() {
         return fail_stop(why.ok() ? Status(ErrorCode::failed, "WAL write failed") : why);
     }
     std::vector<raft::Message> released;
-    writes_.durable_through(durable_seq_.load(), *core_, released);
+    gate_.durable_through(durable_seq_.load(), *core_, released);
     coalesce_acknowledgements(released);
     if (!released.empty()) send_messages(std::move(released));
     run_core();
@@ -256,7 +256,7 @@ void Replica::install_snapshot(const raft::SnapshotMeta& meta) {
     // reconciles the old log against it).
     auto file = snapshots_->adopt(staged, meta);
     if (!file.ok()) return fail_stop(file.status());
-    const std::uint64_t seq = writes_.reset();
+    const std::uint64_t seq = gate_.reset();
     Status s = log_->reset_after_snapshot(meta.index, meta.term,
                                           [this, seq](Status st) { on_wal_write_done(seq, st); });
     if (!s.ok()) return fail_stop(s);
@@ -307,7 +307,7 @@ void Replica::on_configuration(const raft::Configuration& config) {
 
 void Replica::send_messages(std::vector<raft::Message> messages) {
     if (!transport_) return;  // a lone node has nobody to talk to
-    if (hard_state_unsaved_) {
+    if (!gate_.may_send()) {
         // They may rest on a term or vote not yet on disk: dropped (Raft
         // retransmits); a snapshot being sent is reported as not sent.
         for (const raft::Message& m : messages)
@@ -387,7 +387,7 @@ void Replica::fail_stop(const Status& why) {
 void Replica::shutdown_on_io() {
     if (!failed_) {
         // The commit index is saved lazily; save it now so a restart re-applies at once.
-        (void)log_->save_hard_state(saved_hard_state_);
+        (void)log_->save_hard_state(gate_.hard_state());
     }
     // On the I/O thread (posted by stop()): sockets and the timer go now;
     // work queued for them earlier is dropped.

@@ -155,7 +155,7 @@ Status Replica::start(TransportFactory factory, wal::FileSystem* fs) {
     log_ = std::move(rec.log);
     wal_ = &log_->wal();
     snapshots_ = std::move(rec.snapshots);
-    saved_hard_state_ = rec.state.hard_state;
+    gate_.start_from(rec.state.hard_state);
     if (rec.state.snapshot && !rec.state.snapshot_is_floor)
         status_.snapshot_index = rec.state.snapshot->index;
     if (rec.state.snapshot && rec.state.snapshot_is_floor)

@@ -46,6 +46,7 @@
 #include "raft/core.hpp"
 #include "runtime/apply_worker.hpp"
 #include "runtime/background_worker.hpp"
+#include "runtime/durability_gate.hpp"
 #include "runtime/event_queue.hpp"
 #include "runtime/latency_histogram.hpp"
 #include "runtime/log_store.hpp"
@@ -55,7 +56,6 @@
 #include "runtime/read_tracker.hpp"
 #include "runtime/snapshot_store.hpp"
 #include "runtime/ticker.hpp"
-#include "runtime/write_tracker.hpp"
 
 namespace keel::runtime {
 
@@ -370,9 +370,8 @@ private:
     std::atomic<std::size_t> pending_proposals_{0};
     ProposalTracker proposals_{pending_proposals_};
     ReadTracker reads_;
-    raft::HardState saved_hard_state_;
     raft::Role role_ = raft::Role::follower;
-    WriteTracker writes_;  // WAL appends and resets in flight, messages held for them
+    DurabilityGate gate_;  // WAL writes in flight, the term and vote, what waits for them
     std::optional<PendingTransfer> transfer_;
     // Snapshots received from leaders, staged until the core installs one.
     std::map<std::pair<raft::Index, raft::Term>, std::string> staged_;
@@ -381,9 +380,6 @@ private:
     std::map<raft::NodeId, std::string> peers_;              // id -> raft address, as set
     bool ticker_wanted_ = false;
     bool failed_ = false;
-    // A term/vote change is not durable yet (out of space): messages are
-    // dropped (Raft tolerates loss) until it is saved.
-    bool hard_state_unsaved_ = false;
     bool snapshot_retry_in_flight_ = false;
     // The last durable index a durable state machine reported (core lock).
     raft::Index sm_durable_seen_ = 0;

@@ -54,18 +54,15 @@ void Replica::on_wal_health() {
 }
 
 void Replica::persist_hard_state(const raft::HardState& hs) {
-    const bool changed = hs.term != saved_hard_state_.term || hs.vote != saved_hard_state_.vote;
-    saved_hard_state_ = hs;
     // A commit-only change is saved lazily (at stop, or with the next one).
-    if (changed || hard_state_unsaved_) (void)save_unsaved_hard_state();
+    if (gate_.needs_save(hs)) (void)save_unsaved_hard_state();
 }
 
 bool Replica::save_unsaved_hard_state() {
-    Status s = log_->save_hard_state(saved_hard_state_);
+    Status s = log_->save_hard_state(gate_.hard_state());
     if (s.ok()) {
-        if (hard_state_unsaved_) {
-            hard_state_unsaved_ = false;
-            log(LogLevel::info, "term " + std::to_string(saved_hard_state_.term) +
+        if (gate_.saved()) {
+            log(LogLevel::info, "term " + std::to_string(gate_.hard_state().term) +
                                     " and vote saved: messages flow again");
         }
         clear_no_space(kNoSpaceHardState);
@@ -77,7 +74,7 @@ bool Replica::save_unsaved_hard_state() {
     }
     // Nothing that may rest on the new term or vote leaves until it is on
     // disk (Figure 2): every message is dropped meanwhile (send_messages).
-    hard_state_unsaved_ = true;
+    gate_.save_failed();
     raise_no_space(kNoSpaceHardState, s);
     return false;
 }
@@ -109,7 +106,7 @@ void Replica::clear_no_space(unsigned cause) {
 
 void Replica::on_no_space_tick() {
     if (shut_down_ || failed_) return;
-    if (hard_state_unsaved_ && !save_unsaved_hard_state()) {
+    if (!gate_.may_send() && !save_unsaved_hard_state()) {
         if (failed_) return;
     }
     const unsigned causes = no_space_causes_.load();
