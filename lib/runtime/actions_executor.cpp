@@ -111,7 +111,7 @@ void Replica::execute(raft::Actions& a) {
     if (!a.messages_after_persist.empty()) send_messages(std::move(a.messages_after_persist));
     // 5. Committed entries to the apply thread, with their waiters.
     if (!a.committed_entries.empty()) {
-        ApplyItem item;
+        ApplyEntries item;
         item.waiters = spare_waiters_.take();
         proposals_.take_committed(a.committed_entries, item.waiters);
         item.entries = std::move(a.committed_entries);
@@ -131,9 +131,7 @@ void Replica::execute(raft::Actions& a) {
     // 6. A member needs entries the core dropped while it led alone: a
     // snapshot, taken on the apply thread after what is queued above.
     if (a.snapshot_wanted) {
-        ApplyItem item;
-        item.automatic_snapshot = true;
-        apply_->enqueue(std::move(item));
+        apply_->enqueue(ApplySnapshot::automatic_one());
     }
     if (!a.read_states.empty() || !a.read_failures.empty()) {
         const raft::Index applied = apply_->applied_index();
@@ -260,13 +258,13 @@ void Replica::install_snapshot(const raft::SnapshotMeta& meta) {
     Status s = log_->reset_after_snapshot(meta.index, meta.term,
                                           [this, seq](Status st) { on_wal_write_done(seq, st); });
     if (!s.ok()) return fail_stop(s);
-    ApplyItem item;
+    ApplyRestore item;
     item.restore = [store = snapshots_.get(), f = file.value()](StateMachine& sm) -> Status {
         auto reader = store->open_reader(f);
         if (!reader.ok()) return reader.status();
         return sm.restore(*reader.value());
     };
-    item.restore_meta = meta;
+    item.meta = meta;
     {
         // Published before the restore is queued: the apply thread may finish
         // it at once, and a status showing applied_index past the snapshot

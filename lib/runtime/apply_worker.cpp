@@ -52,21 +52,23 @@ void ApplyWorker::stop() {
         queued_atomic_.store(0);
     }
     for (ApplyItem& item : rest) {
-        for (ApplyWaiter& w : item.waiters) {
-            ProposeResult r;
-            r.status = Status(ErrorCode::aborted, "node stopped before the entry was applied");
-            r.index = w.index;
-            w.done(std::move(r));
+        if (auto* e = std::get_if<ApplyEntries>(&item)) {
+            for (ApplyWaiter& w : e->waiters) {
+                ProposeResult r;
+                r.status = Status(ErrorCode::aborted, "node stopped before the entry was applied");
+                r.index = w.index;
+                w.done(std::move(r));
+            }
+        } else if (auto* s = std::get_if<ApplySnapshot>(&item); s != nullptr && s->done) {
+            s->done(Status(ErrorCode::aborted, "node stopped"));
         }
-        if (item.snapshot_request)
-            item.snapshot_request(Status(ErrorCode::aborted, "node stopped"));
     }
 }
 
 void ApplyWorker::enqueue(ApplyItem item) {
     {
         MutexLock lock(mu_);
-        queued_entries_ += item.entries.size();
+        queued_entries_ += entry_count(item);
         queued_atomic_.store(queued_entries_, std::memory_order_relaxed);
         queue_.push_back(std::move(item));
     }
@@ -106,34 +108,7 @@ std::size_t ApplyWorker::apply_batch(std::deque<ApplyItem>& items) {
     std::uint64_t task_ns = 0;  // not the state machine's: left out of the estimate
     std::size_t entries = 0;
     if (hooks_.batch_begin) hooks_.batch_begin();
-    for (ApplyItem& item : items) {
-        entries += item.entries.size();
-        if (broken_) {
-            refuse(item);
-        } else if (item.restore) {
-            Status s = (*item.restore)(*sm_);
-            if (!s.ok()) {
-                // A half-restored state machine cannot go on applying.
-                hooks_.log(LogLevel::error, "snapshot restore failed: " + s.to_string());
-                broken_ = true;
-                if (hooks_.on_restore_failed) hooks_.on_restore_failed(s);
-                continue;
-            }
-            applied_ = *item.restore_meta;
-            last_snapshot_index_ = applied_.index;
-        } else if (item.snapshot_request) {
-            maybe_snapshot(std::move(item.snapshot_request), item.snapshot_again);
-        } else if (item.automatic_snapshot) {
-            maybe_snapshot({});
-        } else if (item.task) {
-            const std::uint64_t task_start = monotonic_ns();
-            item.task();
-            task_ns += monotonic_ns() - task_start;
-        } else {
-            apply_entries(item);
-            if (hooks_.recycle) hooks_.recycle(std::move(item.entries), std::move(item.waiters));
-        }
-    }
+    for (ApplyItem& item : items) entries += apply_one(item, task_ns);
     if (entries != 0) {
         // Cost per entry of the state machine and the callbacks, smoothed:
         // what claim_inline() predicts a batch will take.  (Not the proposals
@@ -156,6 +131,42 @@ std::size_t ApplyWorker::apply_batch(std::deque<ApplyItem>& items) {
     // (one trip through the core per batch instead of two).
     if (hooks_.batch_end) hooks_.batch_end();
     return entries;
+}
+
+std::size_t ApplyWorker::apply_one(ApplyItem& item, std::uint64_t& task_ns) {
+    if (broken_) {
+        refuse(item);
+        return entry_count(item);
+    }
+    if (auto* e = std::get_if<ApplyEntries>(&item)) {
+        const std::size_t n = e->entries.size();
+        apply_entries(*e);
+        if (hooks_.recycle) hooks_.recycle(std::move(e->entries), std::move(e->waiters));
+        return n;
+    }
+    if (auto* r = std::get_if<ApplyRestore>(&item)) {
+        Status s = r->restore(*sm_);
+        if (!s.ok()) {
+            // A half-restored state machine cannot go on applying.
+            hooks_.log(LogLevel::error, "snapshot restore failed: " + s.to_string());
+            broken_ = true;
+            if (hooks_.on_restore_failed) hooks_.on_restore_failed(s);
+            return 0;
+        }
+        applied_ = r->meta;
+        last_snapshot_index_ = applied_.index;
+    } else if (auto* snap = std::get_if<ApplySnapshot>(&item)) {
+        if (snap->automatic) {
+            maybe_snapshot({});
+        } else {
+            maybe_snapshot(std::move(snap->done), snap->again);
+        }
+    } else if (auto* task = std::get_if<ApplyTask>(&item)) {
+        const std::uint64_t task_start = monotonic_ns();
+        task->run();
+        task_ns += monotonic_ns() - task_start;
+    }
+    return 0;
 }
 
 bool ApplyWorker::claim_inline(std::size_t entries, std::uint64_t budget_ns) {
@@ -184,7 +195,7 @@ void ApplyWorker::apply_claimed(std::deque<ApplyItem>& items) {
     if (waiting) cv_.notify_all();
 }
 
-void ApplyWorker::apply_entries(ApplyItem& item) {
+void ApplyWorker::apply_entries(ApplyEntries& item) {
     batch_.clear();
     for (const raft::Entry& e : item.entries) {
         KEEL_ASSERT(e.index == applied_.index + 1, "committed entries are applied in order, once");
@@ -229,15 +240,18 @@ void ApplyWorker::apply_entries(ApplyItem& item) {
 }
 
 void ApplyWorker::refuse(ApplyItem& item) {
-    for (ApplyWaiter& w : item.waiters) {
-        ProposeResult r;
-        r.status = Status(ErrorCode::failed, "the state machine failed to restore a snapshot");
-        r.index = w.index;
-        w.done(std::move(r));
+    if (auto* e = std::get_if<ApplyEntries>(&item)) {
+        for (ApplyWaiter& w : e->waiters) {
+            ProposeResult r;
+            r.status = Status(ErrorCode::failed, "the state machine failed to restore a snapshot");
+            r.index = w.index;
+            w.done(std::move(r));
+        }
+    } else if (auto* s = std::get_if<ApplySnapshot>(&item)) {
+        if (s->done) s->done(Status(ErrorCode::failed, "the state machine failed"));
+    } else if (auto* task = std::get_if<ApplyTask>(&item)) {
+        task->run();  // the replica's own work (a commit), not an apply
     }
-    if (item.snapshot_request)
-        item.snapshot_request(Status(ErrorCode::failed, "the state machine failed"));
-    if (item.task) item.task();  // the replica's own work (a commit), not an apply
 }
 
 void ApplyWorker::maybe_snapshot(std::function<void(Status)> requested, bool again) {

@@ -29,6 +29,7 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "keel/node.hpp"
@@ -46,25 +47,45 @@ struct ApplyWaiter {
     std::uint64_t start_ns = 0;  // monotonic; 0 = do not record latency
 };
 
-struct ApplyItem {
-    // Committed entries (contiguous, next after the last item's).
+// What the apply thread does with one queued item, in queue order:
+// Committed entries (contiguous, next after the last item's) to apply, and
+// those waiting for them.
+struct ApplyEntries {
     std::vector<raft::Entry> entries;
     std::vector<ApplyWaiter> waiters;  // ascending by index, each within `entries`
-    // Instead of entries: restore the state machine from this snapshot.
-    std::optional<std::function<Status(StateMachine&)>> restore;
-    std::optional<raft::SnapshotMeta> restore_meta;
-    // Instead of entries: take a snapshot now (snapshot_now()).
-    std::function<void(Status)> snapshot_request;
-    // Instead of entries: take a snapshot unless one is in flight (the core
-    // asked for one: raft::Actions::snapshot_wanted).
-    bool automatic_snapshot = false;
-    // With snapshot_request: take one even if nothing was applied since the
-    // last (that one could not be written: the disk was full).
-    bool snapshot_again = false;
-    // Instead of entries: run this on the apply thread, in queue order (the
-    // replica's commit, handed over by a WAL flusher with more to write).
-    std::function<void()> task;
 };
+// Restore the state machine from a snapshot; `meta` is what it then holds.
+struct ApplyRestore {
+    std::function<Status(StateMachine&)> restore;
+    raft::SnapshotMeta meta;
+};
+// Take a snapshot: asked for (snapshot_now(), a retry), `done` told the
+// outcome; or automatic (the core asked for one:
+// raft::Actions::snapshot_wanted), skipped while one is in flight.
+struct ApplySnapshot {
+    static ApplySnapshot automatic_one() {
+        ApplySnapshot s;
+        s.automatic = true;
+        return s;
+    }
+    std::function<void(Status)> done;
+    bool automatic = false;
+    // Take one even if nothing was applied since the last (that one could
+    // not be written: the disk was full).
+    bool again = false;
+};
+// The replica's own work, run on the apply thread (the commit, handed over
+// by a WAL flusher with more to write).
+struct ApplyTask {
+    std::function<void()> run;
+};
+using ApplyItem = std::variant<ApplyEntries, ApplyRestore, ApplySnapshot, ApplyTask>;
+
+// The committed entries `item` carries (0 for any other kind).
+inline std::size_t entry_count(const ApplyItem& item) {
+    const ApplyEntries* e = std::get_if<ApplyEntries>(&item);
+    return e != nullptr ? e->entries.size() : 0;
+}
 
 class ApplyWorker {
 public:
@@ -88,10 +109,6 @@ public:
         // After an item's entries are applied and its waiters completed (may
         // be empty): its vectors, handed back for reuse.
         std::function<void(std::vector<raft::Entry>, std::vector<ApplyWaiter>)> recycle;
-        // The state machine could not be restored from a snapshot (its data
-        // came from another member): nothing more is applied; the node must
-        // fail-stop (called once, on the applying thread).
-        std::function<void(Status)> on_failure;
     };
 
     // `applied` is what the state machine reflects already (the restored
@@ -138,7 +155,9 @@ private:
     // Applies `items` (apply thread, or an inline claimer); returns the
     // number of entries.
     std::size_t apply_batch(std::deque<ApplyItem>& items);
-    void apply_entries(ApplyItem& item);
+    // One item of a batch; returns its entries.
+    std::size_t apply_one(ApplyItem& item, std::uint64_t& task_ns);
+    void apply_entries(ApplyEntries& item);
     void maybe_snapshot(std::function<void(Status)> requested, bool again = false);
     // After a failed restore: completes an item without applying it.
     void refuse(ApplyItem& item);

@@ -299,9 +299,7 @@ void Replica::on_wal_batch_done() {
     // with the other's fsync.  (Cluster mode commits here: the commit also
     // releases messages held for this write.)
     if (single_mode_.load(std::memory_order_relaxed) && wal_->has_queued()) {
-        ApplyItem commit;
-        commit.task = [this] { kick_core(); };
-        apply_->enqueue(std::move(commit));
+        apply_->enqueue(ApplyTask{[this] { kick_core(); }});
         return;
     }
     t_wal_flusher_of = this;
@@ -533,9 +531,9 @@ Result<std::unique_ptr<SnapshotFileSource>> Replica::open_latest_snapshot() {
 
 void Replica::snapshot_async(std::function<void(Status)> done) {
     if (stopping_) return done(Status(ErrorCode::aborted, "node stopped"));
-    ApplyItem item;
-    item.snapshot_request = std::move(done);
-    apply_->enqueue(std::move(item));
+    ApplySnapshot request;
+    request.done = std::move(done);
+    apply_->enqueue(std::move(request));
 }
 
 NodeStatus Replica::status() const {

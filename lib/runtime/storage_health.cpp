@@ -114,12 +114,12 @@ void Replica::on_no_space_tick() {
         auto free = snapshots_->file_system().available_bytes(snapshots_->dir());
         if (!free.ok() || *free > snapshot_bytes_needed_) {
             snapshot_retry_in_flight_ = true;
-            ApplyItem item;
-            item.snapshot_again = true;
-            item.snapshot_request = [this](Status) {
+            ApplySnapshot retry;
+            retry.again = true;
+            retry.done = [this](Status) {
                 with_core([this] { snapshot_retry_in_flight_ = false; });
             };
-            apply_->enqueue(std::move(item));
+            apply_->enqueue(std::move(retry));
         }
     }
     if ((causes & kNoSpaceCompaction) != 0 && !compaction_retry_in_flight_) {
