@@ -1,19 +1,18 @@
 // runtime/apply_worker.hpp — the apply thread: applies committed entries to
-// the StateMachine off the I/O thread, completes proposals, and decides when
-// to snapshot.
+// the StateMachine, completes proposals, and decides when to snapshot.
 //
-// The core-lock holder enqueues ApplyItems in log order; the apply thread
+// The core lock's holder enqueues ApplyItems in log order; the apply thread
 // takes everything queued at each wakeup, applies it, runs the proposers'
 // callbacks, then reports its progress through on_applied (called on the
-// thread that applied; the replica records it and settles it under its core
-// lock).  The queue is
-// bounded by entries (queued_entries() lets the replica refuse proposals
-// with "busy" near the limit); committed entries themselves are never
-// refused: they are already decided.
+// thread that applied; the replica records it for the core lock's holder).
+// The queue is bounded by entries (queued_entries() lets the replica refuse
+// proposals with "busy" near the limit); committed entries themselves are
+// never refused: they are already decided.
 //
-// Single-node mode may apply small batches inline on the thread that made
-// them durable (claim_inline / apply_claimed below): one thread wakeup less
-// between an fsync and the proposer's answer.
+// A small batch may be applied instead by the thread that committed it (the
+// WAL flusher in single-node mode, the I/O thread in cluster mode:
+// inline_policy.hpp), through claim_inline / apply_claimed below: one thread
+// wakeup less between the commit and the proposer's answer.
 //
 // Snapshots: after an apply that crosses snapshot_every_entries, or on an
 // explicit request, the apply thread calls StateMachine::snapshot() (quick:
@@ -138,7 +137,7 @@ public:
     // Called (from any thread) when the automatic snapshot handed out
     // earlier has finished, so another one may start.
     void snapshot_finished();
-    // Inline apply (single-node mode): the thread that made entries durable
+    // Inline apply (inline_policy.hpp): the thread that committed entries
     // may apply a batch itself instead of waking the apply thread.
     // claim_inline() succeeds when the apply thread is idle with nothing
     // queued, the batch is predicted to take at most budget_ns (from the

@@ -3,9 +3,9 @@
 // A log entry's payload travels from the proposer through the Raft core's
 // in-memory log, the WAL's write queue and the apply queue.  Copying the
 // bytes at each hop cost two allocations, two copies and two frees per
-// entry, most of the frees on another thread than the allocation: the
-// allocator held 25% of single-node mode's CPU samples at K=256 before, 15%
-// after (docs/benchmarks.md).  A SharedBytes copy is one atomic increment.
+// entry, most of the frees on another thread than the allocation
+// (docs/decisions/0004-runtime-write-path-tuning.md).  A SharedBytes copy is
+// one atomic increment.
 //
 // Construction copies the bytes once into a single allocation that also
 // holds the count (as a std::string copy would).  The bytes never change

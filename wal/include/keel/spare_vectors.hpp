@@ -6,10 +6,8 @@
 // entries makes each such vector a request of kilobytes, and glibc's malloc
 // answers every request of 1 KiB or more by first consolidating its
 // fastbins (malloc_consolidate): the batch's next few hundred small
-// allocations then go the slow way through the unsorted bin.  With whole
-// batches of 256 entries applied on the WAL's flusher, single-node keel did
-// 0.69x the WAL's throughput with those requests and 0.86x with them kept
-// from glibc (docs/benchmarks.md, "Allocator").  Handing the emptied
+// allocations then go the slow way through the unsorted bin
+// (docs/decisions/0004-runtime-write-path-tuning.md).  Handing the emptied
 // vectors back here and taking them again for the next batch keeps the
 // pipeline off malloc for them in the steady state.
 //
