@@ -35,38 +35,40 @@ void ApplyWorker::start() {
 
 void ApplyWorker::stop() {
     {
-        std::unique_lock lock(mu_);
+        MutexLock lock(mu_);
         stopping_ = true;
         // No apply may run once stop() returns: wait out an inline one.
         cv_.notify_all();
-        cv_.wait(lock, [&] { return !inline_claimed_; });
+        while (inline_claimed_) cv_.wait(lock);
     }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
     // Anything enqueued after the thread left (or never started) is not applied.
     std::deque<ApplyItem> rest;
     {
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         rest.swap(queue_);
         queued_entries_ = 0;
         queued_atomic_.store(0);
     }
     for (ApplyItem& item : rest) {
-        for (ApplyWaiter& w : item.waiters) {
-            ProposeResult r;
-            r.status = Status(ErrorCode::aborted, "node stopped before the entry was applied");
-            r.index = w.index;
-            w.done(std::move(r));
+        if (auto* e = std::get_if<ApplyEntries>(&item)) {
+            for (ApplyWaiter& w : e->waiters) {
+                ProposeResult r;
+                r.status = Status(ErrorCode::aborted, "node stopped before the entry was applied");
+                r.index = w.index;
+                w.done(std::move(r));
+            }
+        } else if (auto* s = std::get_if<ApplySnapshot>(&item); s != nullptr && s->done) {
+            s->done(Status(ErrorCode::aborted, "node stopped"));
         }
-        if (item.snapshot_request)
-            item.snapshot_request(Status(ErrorCode::aborted, "node stopped"));
     }
 }
 
 void ApplyWorker::enqueue(ApplyItem item) {
     {
-        std::lock_guard lock(mu_);
-        queued_entries_ += item.entries.size();
+        MutexLock lock(mu_);
+        queued_entries_ += entry_count(item);
         queued_atomic_.store(queued_entries_, std::memory_order_relaxed);
         queue_.push_back(std::move(item));
     }
@@ -81,10 +83,10 @@ void ApplyWorker::run() {
     std::deque<ApplyItem> items;
     for (;;) {
         {
-            std::unique_lock lock(mu_);
+            MutexLock lock(mu_);
             // Queued items wait for an inline apply in progress: they come
             // after its entries.
-            cv_.wait(lock, [&] { return !inline_claimed_ && (stopping_ || !queue_.empty()); });
+            while (inline_claimed_ || (!stopping_ && queue_.empty())) cv_.wait(lock);
             if (queue_.empty()) return;  // stopping and drained
             items.swap(queue_);
             applying_ = true;
@@ -92,7 +94,7 @@ void ApplyWorker::run() {
         const std::size_t entries = apply_batch(items);
         items.clear();
         {
-            std::lock_guard lock(mu_);
+            MutexLock lock(mu_);
             applying_ = false;
             queued_entries_ -= entries;
             queued_atomic_.store(queued_entries_, std::memory_order_relaxed);
@@ -106,34 +108,7 @@ std::size_t ApplyWorker::apply_batch(std::deque<ApplyItem>& items) {
     std::uint64_t task_ns = 0;  // not the state machine's: left out of the estimate
     std::size_t entries = 0;
     if (hooks_.batch_begin) hooks_.batch_begin();
-    for (ApplyItem& item : items) {
-        entries += item.entries.size();
-        if (broken_) {
-            refuse(item);
-        } else if (item.restore) {
-            Status s = (*item.restore)(*sm_);
-            if (!s.ok()) {
-                // A half-restored state machine cannot go on applying.
-                hooks_.log(LogLevel::error, "snapshot restore failed: " + s.to_string());
-                broken_ = true;
-                if (hooks_.on_restore_failed) hooks_.on_restore_failed(s);
-                continue;
-            }
-            applied_ = *item.restore_meta;
-            last_snapshot_index_ = applied_.index;
-        } else if (item.snapshot_request) {
-            maybe_snapshot(std::move(item.snapshot_request), item.snapshot_again);
-        } else if (item.automatic_snapshot) {
-            maybe_snapshot({});
-        } else if (item.task) {
-            const std::uint64_t task_start = monotonic_ns();
-            item.task();
-            task_ns += monotonic_ns() - task_start;
-        } else {
-            apply_entries(item);
-            if (hooks_.recycle) hooks_.recycle(std::move(item.entries), std::move(item.waiters));
-        }
-    }
+    for (ApplyItem& item : items) entries += apply_one(item, task_ns);
     if (entries != 0) {
         // Cost per entry of the state machine and the callbacks, smoothed:
         // what claim_inline() predicts a batch will take.  (Not the proposals
@@ -158,10 +133,46 @@ std::size_t ApplyWorker::apply_batch(std::deque<ApplyItem>& items) {
     return entries;
 }
 
+std::size_t ApplyWorker::apply_one(ApplyItem& item, std::uint64_t& task_ns) {
+    if (broken_) {
+        refuse(item);
+        return entry_count(item);
+    }
+    if (auto* e = std::get_if<ApplyEntries>(&item)) {
+        const std::size_t n = e->entries.size();
+        apply_entries(*e);
+        if (hooks_.recycle) hooks_.recycle(std::move(e->entries), std::move(e->waiters));
+        return n;
+    }
+    if (auto* r = std::get_if<ApplyRestore>(&item)) {
+        Status s = r->restore(*sm_);
+        if (!s.ok()) {
+            // A half-restored state machine cannot go on applying.
+            hooks_.log(LogLevel::error, "snapshot restore failed: " + s.to_string());
+            broken_ = true;
+            if (hooks_.on_restore_failed) hooks_.on_restore_failed(s);
+            return 0;
+        }
+        applied_ = r->meta;
+        last_snapshot_index_ = applied_.index;
+    } else if (auto* snap = std::get_if<ApplySnapshot>(&item)) {
+        if (snap->automatic) {
+            maybe_snapshot({});
+        } else {
+            maybe_snapshot(std::move(snap->done), snap->again);
+        }
+    } else if (auto* task = std::get_if<ApplyTask>(&item)) {
+        const std::uint64_t task_start = monotonic_ns();
+        task->run();
+        task_ns += monotonic_ns() - task_start;
+    }
+    return 0;
+}
+
 bool ApplyWorker::claim_inline(std::size_t entries, std::uint64_t budget_ns) {
     if (budget_ns == 0) return false;
     if (entries * apply_ns_per_entry_.load(std::memory_order_relaxed) > budget_ns) return false;
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_ || inline_claimed_ || applying_ || !queue_.empty()) return false;
     // A batch that would take an automatic snapshot goes to the apply
     // thread: capturing the state may take a while.
@@ -172,19 +183,19 @@ bool ApplyWorker::claim_inline(std::size_t entries, std::uint64_t budget_ns) {
 }
 
 void ApplyWorker::apply_claimed(std::deque<ApplyItem>& items) {
-    KEEL_ASSERT(inline_claimed_, "apply_claimed() after a successful claim_inline()");
     apply_batch(items);
     items.clear();
     bool waiting = false;  // queued items, or stop(), wait for the claim
     {
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
+        KEEL_ASSERT(inline_claimed_, "apply_claimed() after a successful claim_inline()");
         inline_claimed_ = false;
         waiting = stopping_ || !queue_.empty();
     }
     if (waiting) cv_.notify_all();
 }
 
-void ApplyWorker::apply_entries(ApplyItem& item) {
+void ApplyWorker::apply_entries(ApplyEntries& item) {
     batch_.clear();
     for (const raft::Entry& e : item.entries) {
         KEEL_ASSERT(e.index == applied_.index + 1, "committed entries are applied in order, once");
@@ -229,15 +240,18 @@ void ApplyWorker::apply_entries(ApplyItem& item) {
 }
 
 void ApplyWorker::refuse(ApplyItem& item) {
-    for (ApplyWaiter& w : item.waiters) {
-        ProposeResult r;
-        r.status = Status(ErrorCode::failed, "the state machine failed to restore a snapshot");
-        r.index = w.index;
-        w.done(std::move(r));
+    if (auto* e = std::get_if<ApplyEntries>(&item)) {
+        for (ApplyWaiter& w : e->waiters) {
+            ProposeResult r;
+            r.status = Status(ErrorCode::failed, "the state machine failed to restore a snapshot");
+            r.index = w.index;
+            w.done(std::move(r));
+        }
+    } else if (auto* s = std::get_if<ApplySnapshot>(&item)) {
+        if (s->done) s->done(Status(ErrorCode::failed, "the state machine failed"));
+    } else if (auto* task = std::get_if<ApplyTask>(&item)) {
+        task->run();  // the replica's own work (a commit), not an apply
     }
-    if (item.snapshot_request)
-        item.snapshot_request(Status(ErrorCode::failed, "the state machine failed"));
-    if (item.task) item.task();  // the replica's own work (a commit), not an apply
 }
 
 void ApplyWorker::maybe_snapshot(std::function<void(Status)> requested, bool again) {

@@ -1,19 +1,18 @@
 // runtime/apply_worker.hpp — the apply thread: applies committed entries to
-// the StateMachine off the I/O thread, completes proposals, and decides when
-// to snapshot.
+// the StateMachine, completes proposals, and decides when to snapshot.
 //
-// The core-lock holder enqueues ApplyItems in log order; the apply thread
+// The core lock's holder enqueues ApplyItems in log order; the apply thread
 // takes everything queued at each wakeup, applies it, runs the proposers'
 // callbacks, then reports its progress through on_applied (called on the
-// thread that applied; the replica records it and settles it under its core
-// lock).  The queue is
-// bounded by entries (queued_entries() lets the replica refuse proposals
-// with "busy" near the limit); committed entries themselves are never
-// refused: they are already decided.
+// thread that applied; the replica records it for the core lock's holder).
+// The queue is bounded by entries (queued_entries() lets the replica refuse
+// proposals with "busy" near the limit); committed entries themselves are
+// never refused: they are already decided.
 //
-// Single-node mode may apply small batches inline on the thread that made
-// them durable (claim_inline / apply_claimed below): one thread wakeup less
-// between an fsync and the proposer's answer.
+// A small batch may be applied instead by the thread that committed it (the
+// WAL flusher in single-node mode, the I/O thread in cluster mode:
+// inline_policy.hpp), through claim_inline / apply_claimed below: one thread
+// wakeup less between the commit and the proposer's answer.
 //
 // Snapshots: after an apply that crosses snapshot_every_entries, or on an
 // explicit request, the apply thread calls StateMachine::snapshot() (quick:
@@ -23,20 +22,20 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "keel/node.hpp"
 #include "keel/state_machine.hpp"
 #include "raft/types.hpp"
 #include "runtime/latency_histogram.hpp"
+#include "runtime/thread_annotations.hpp"
 
 namespace keel::runtime {
 
@@ -47,25 +46,45 @@ struct ApplyWaiter {
     std::uint64_t start_ns = 0;  // monotonic; 0 = do not record latency
 };
 
-struct ApplyItem {
-    // Committed entries (contiguous, next after the last item's).
+// What the apply thread does with one queued item, in queue order:
+// Committed entries (contiguous, next after the last item's) to apply, and
+// those waiting for them.
+struct ApplyEntries {
     std::vector<raft::Entry> entries;
     std::vector<ApplyWaiter> waiters;  // ascending by index, each within `entries`
-    // Instead of entries: restore the state machine from this snapshot.
-    std::optional<std::function<Status(StateMachine&)>> restore;
-    std::optional<raft::SnapshotMeta> restore_meta;
-    // Instead of entries: take a snapshot now (snapshot_now()).
-    std::function<void(Status)> snapshot_request;
-    // Instead of entries: take a snapshot unless one is in flight (the core
-    // asked for one: raft::Actions::snapshot_wanted).
-    bool automatic_snapshot = false;
-    // With snapshot_request: take one even if nothing was applied since the
-    // last (that one could not be written: the disk was full).
-    bool snapshot_again = false;
-    // Instead of entries: run this on the apply thread, in queue order (the
-    // replica's commit, handed over by a WAL flusher with more to write).
-    std::function<void()> task;
 };
+// Restore the state machine from a snapshot; `meta` is what it then holds.
+struct ApplyRestore {
+    std::function<Status(StateMachine&)> restore;
+    raft::SnapshotMeta meta;
+};
+// Take a snapshot: asked for (snapshot_now(), a retry), `done` told the
+// outcome; or automatic (the core asked for one:
+// raft::Actions::snapshot_wanted), skipped while one is in flight.
+struct ApplySnapshot {
+    static ApplySnapshot automatic_one() {
+        ApplySnapshot s;
+        s.automatic = true;
+        return s;
+    }
+    std::function<void(Status)> done;
+    bool automatic = false;
+    // Take one even if nothing was applied since the last (that one could
+    // not be written: the disk was full).
+    bool again = false;
+};
+// The replica's own work, run on the apply thread (the commit, handed over
+// by a WAL flusher with more to write).
+struct ApplyTask {
+    std::function<void()> run;
+};
+using ApplyItem = std::variant<ApplyEntries, ApplyRestore, ApplySnapshot, ApplyTask>;
+
+// The committed entries `item` carries (0 for any other kind).
+inline std::size_t entry_count(const ApplyItem& item) {
+    const ApplyEntries* e = std::get_if<ApplyEntries>(&item);
+    return e != nullptr ? e->entries.size() : 0;
+}
 
 class ApplyWorker {
 public:
@@ -89,10 +108,6 @@ public:
         // After an item's entries are applied and its waiters completed (may
         // be empty): its vectors, handed back for reuse.
         std::function<void(std::vector<raft::Entry>, std::vector<ApplyWaiter>)> recycle;
-        // The state machine could not be restored from a snapshot (its data
-        // came from another member): nothing more is applied; the node must
-        // fail-stop (called once, on the applying thread).
-        std::function<void(Status)> on_failure;
     };
 
     // `applied` is what the state machine reflects already (the restored
@@ -122,7 +137,7 @@ public:
     // Called (from any thread) when the automatic snapshot handed out
     // earlier has finished, so another one may start.
     void snapshot_finished();
-    // Inline apply (single-node mode): the thread that made entries durable
+    // Inline apply (inline_policy.hpp): the thread that committed entries
     // may apply a batch itself instead of waking the apply thread.
     // claim_inline() succeeds when the apply thread is idle with nothing
     // queued, the batch is predicted to take at most budget_ns (from the
@@ -139,7 +154,9 @@ private:
     // Applies `items` (apply thread, or an inline claimer); returns the
     // number of entries.
     std::size_t apply_batch(std::deque<ApplyItem>& items);
-    void apply_entries(ApplyItem& item);
+    // One item of a batch; returns its entries.
+    std::size_t apply_one(ApplyItem& item, std::uint64_t& task_ns);
+    void apply_entries(ApplyEntries& item);
     void maybe_snapshot(std::function<void(Status)> requested, bool again = false);
     // After a failed restore: completes an item without applying it.
     void refuse(ApplyItem& item);
@@ -149,15 +166,15 @@ private:
     Hooks hooks_;
     LatencyHistogramRecorder* commit_latency_;
 
-    mutable std::mutex mu_;
-    std::condition_variable cv_;
-    std::deque<ApplyItem> queue_;                // GUARDED_BY(mu_)
-    std::size_t queued_entries_ = 0;             // GUARDED_BY(mu_)
+    mutable Mutex mu_;
+    CondVar cv_;
+    std::deque<ApplyItem> queue_ GUARDED_BY(mu_);
+    std::size_t queued_entries_ GUARDED_BY(mu_) = 0;
     std::atomic<std::size_t> queued_atomic_{0};  // mirrors queued_entries_
     std::atomic<std::uint64_t> entries_applied_{0};
-    bool stopping_ = false;        // GUARDED_BY(mu_)
-    bool applying_ = false;        // the apply thread is in a batch; GUARDED_BY(mu_)
-    bool inline_claimed_ = false;  // an inline apply is in progress; GUARDED_BY(mu_)
+    bool stopping_ GUARDED_BY(mu_) = false;
+    bool applying_ GUARDED_BY(mu_) = false;        // the apply thread is in a batch
+    bool inline_claimed_ GUARDED_BY(mu_) = false;  // an inline apply is in progress
     // Smoothed cost of one entry (apply and callbacks); starts pessimistic.
     std::atomic<std::uint64_t> apply_ns_per_entry_{2000};
 

@@ -4,13 +4,12 @@
 // snapshots to send to followers.  Tasks run one at a time, in order.
 #pragma once
 
-#include <condition_variable>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
 
 #include "keel/assert.hpp"
+#include "runtime/thread_annotations.hpp"
 
 namespace keel::runtime {
 
@@ -25,9 +24,9 @@ public:
     BackgroundWorker(const BackgroundWorker&) = delete;
     BackgroundWorker& operator=(const BackgroundWorker&) = delete;
 
-    bool submit(std::function<void()> task) {
+    bool submit(std::function<void()> task) EXCLUDES(mu_) {
         {
-            std::lock_guard lock(mu_);
+            MutexLock lock(mu_);
             if (stopping_ || tasks_.size() >= k_max_background_tasks) return false;
             tasks_.push_back(std::move(task));
         }
@@ -36,9 +35,9 @@ public:
     }
 
     // Runs what is queued, then joins.  Idempotent.
-    void stop() {
+    void stop() EXCLUDES(mu_) {
         {
-            std::lock_guard lock(mu_);
+            MutexLock lock(mu_);
             stopping_ = true;
         }
         cv_.notify_one();
@@ -48,12 +47,12 @@ public:
     bool on_worker_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
 
 private:
-    void run() {
+    void run() EXCLUDES(mu_) {
         for (;;) {
             std::function<void()> task;
             {
-                std::unique_lock lock(mu_);
-                cv_.wait(lock, [&] { return stopping_ || !tasks_.empty(); });
+                MutexLock lock(mu_);
+                while (!stopping_ && tasks_.empty()) cv_.wait(lock);
                 if (tasks_.empty()) return;
                 task = std::move(tasks_.front());
                 tasks_.pop_front();
@@ -62,10 +61,10 @@ private:
         }
     }
 
-    std::mutex mu_;
-    std::condition_variable cv_;
-    std::deque<std::function<void()>> tasks_;  // GUARDED_BY(mu_)
-    bool stopping_ = false;                    // GUARDED_BY(mu_)
+    Mutex mu_;
+    CondVar cv_;
+    std::deque<std::function<void()>> tasks_ GUARDED_BY(mu_);
+    bool stopping_ GUARDED_BY(mu_) = false;
     std::thread thread_;
 };
 

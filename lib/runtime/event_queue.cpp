@@ -19,7 +19,7 @@ EventQueue::~EventQueue() {
 
 bool EventQueue::push_event(std::function<void()> deliver, bool beyond_limit) {
     {
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         if (stopping_) return true;  // dropped: the node is stopping
         if (events_ >= max_events_ && !beyond_limit) return false;
         items_.push_back(Item{std::move(deliver), true});
@@ -31,7 +31,7 @@ bool EventQueue::push_event(std::function<void()> deliver, bool beyond_limit) {
 
 void EventQueue::push_completion(std::function<void()> complete) {
     {
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         if (!stopping_) {
             items_.push_back(Item{std::move(complete), false});
             complete = nullptr;
@@ -44,7 +44,7 @@ void EventQueue::push_completion(std::function<void()> complete) {
 void EventQueue::stop() {
     KEEL_ASSERT(!on_event_thread(), "stop() from an observer callback");
     {
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         stopping_ = true;
     }
     cv_.notify_one();
@@ -52,7 +52,7 @@ void EventQueue::stop() {
 }
 
 std::size_t EventQueue::queued() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return items_.size();
 }
 
@@ -60,8 +60,8 @@ void EventQueue::loop() {
     for (;;) {
         Item item;
         {
-            std::unique_lock lock(mu_);
-            cv_.wait(lock, [&] { return stopping_ || !items_.empty(); });
+            MutexLock lock(mu_);
+            while (!stopping_ && items_.empty()) cv_.wait(lock);
             if (items_.empty()) return;  // stopping, and everything delivered
             item = std::move(items_.front());
             items_.pop_front();
@@ -69,7 +69,7 @@ void EventQueue::loop() {
         // No lock held: the callback may call the node, which may queue more.
         item.run();
         if (item.event) {
-            std::lock_guard lock(mu_);
+            MutexLock lock(mu_);
             --events_;
         }
     }

@@ -15,12 +15,12 @@
 // callbacks run on the "keel-events" thread only.
 #pragma once
 
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
+
+#include "runtime/thread_annotations.hpp"
 
 namespace keel::runtime {
 
@@ -54,11 +54,11 @@ private:
     };
     void loop();
 
-    mutable std::mutex mu_;
-    std::condition_variable cv_;
-    std::deque<Item> items_;  // GUARDED_BY(mu_)
-    std::size_t events_ = 0;  // events in items_; GUARDED_BY(mu_)
-    bool stopping_ = false;   // GUARDED_BY(mu_)
+    mutable Mutex mu_;
+    CondVar cv_;
+    std::deque<Item> items_ GUARDED_BY(mu_);
+    std::size_t events_ GUARDED_BY(mu_) = 0;  // events in items_
+    bool stopping_ GUARDED_BY(mu_) = false;
     const std::size_t max_events_;
     std::thread thread_;
 };

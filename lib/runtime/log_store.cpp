@@ -168,7 +168,7 @@ Status LogStore::save_hard_state(const raft::HardState& hs) {
 }
 
 Status LogStore::reset_after_snapshot(raft::Index index, raft::Term term, wal::Wal::Callback done) {
-    std::lock_guard lock(shape_mu_);
+    MutexLock lock(shape_mu_);
     generation_.fetch_add(1);
     wal::Metadata m = meta_;
     m.snapshot_index = index;
@@ -187,7 +187,7 @@ Status LogStore::reset_after_snapshot(raft::Index index, raft::Term term, wal::W
 }
 
 Status LogStore::compact_through(raft::Index index, std::uint64_t generation) {
-    std::lock_guard lock(shape_mu_);
+    MutexLock lock(shape_mu_);
     if (generation != generation_.load()) return Status::ok_status();  // a reset superseded it
     const std::uint64_t target = std::min<std::uint64_t>(index + 1, wal_->last_index() + 1);
     if (target <= wal_->first_index()) return Status::ok_status();

@@ -32,7 +32,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,6 +40,7 @@
 #include "keel/status.hpp"
 #include "keel/wal/wal.hpp"
 #include "raft/types.hpp"
+#include "runtime/thread_annotations.hpp"
 
 namespace keel::runtime {
 
@@ -110,7 +110,7 @@ private:
     explicit LogStore(std::unique_ptr<wal::Wal> wal);
 
     std::unique_ptr<wal::Wal> wal_;
-    std::mutex shape_mu_;  // serialises reset with compaction
+    Mutex shape_mu_;  // serialises reset with compaction
     std::atomic<std::uint64_t> generation_{0};
     wal::Metadata meta_;  // last saved (under the core lock)
 };

@@ -2,8 +2,7 @@
 // (checked against its checksums first, verify_received_snapshot) stepped in
 // and staged, and every refusal counted by reason
 // (NodeStatus::peer_messages_rejected) and logged without flooding the log.
-// Messages themselves are stepped in by Replica::on_message (replica.cpp);
-// the core refuses what it must not act on (raft/admission.cpp).
+// The core refuses what it must not act on (raft/admission.cpp).
 #include <cstdio>
 
 #include "runtime/replica.hpp"
@@ -18,14 +17,36 @@ bool power_of_two(std::uint64_t n) {
 
 }  // namespace
 
-void Replica::count_rejection(std::string_view reason, std::string_view detail) {
-    std::uint64_t count = 0;
-    {
-        std::lock_guard lock(rejected_mu_);
-        auto it = rejected_.find(reason);
-        if (it == rejected_.end()) it = rejected_.emplace(std::string(reason), 0).first;
-        count = ++it->second;
+void Replica::on_message(raft::Message& message) {
+    // A snapshot's metadata travels with its data (the transport's
+    // on_snapshot): alone, in a frame of messages, the core would install a
+    // snapshot whose data was never staged.  (The TCP transport refuses it
+    // already; another transport might not.)
+    if (message.type == raft::MessageType::snapshot)
+        return count_rejection(kRejectedWrongFrameKind, "snapshot message from node " +
+                                                            std::to_string(message.from) +
+                                                            " outside a snapshot stream");
+    inline_.begin_message();
+    with_core([this, &message]() REQUIRES(core_lock_) {
+        if (halted()) return;
+        note_refusal(core_->step(message));
+        run_core();
+    });
+    // The write first: the leader waits for its acknowledgement, which the
+    // commit after it (after_batch, on this thread) releases; no one waits
+    // for a follower's apply.  The commit may append more: written in turn.
+    // If a batch is being written, its writer takes these after it.
+    while (inline_.take_io_write()) (void)log_->wal().write_queued();
+    inline_.end_message();
+    if (const std::uint64_t took = inline_.apply_io_claims(*apply_); took != 0) {
+        log(LogLevel::warn,
+            "a batch applied inline on the I/O thread took " + std::to_string(took / 1000) +
+                " us; from now on only the apply thread applies " + "(NodeOptions::inline_apply)");
     }
+}
+
+void Replica::count_rejection(std::string_view reason, std::string_view detail) {
+    const std::uint64_t count = board_.count_rejection(reason);
     // A peer that keeps sending what we refuse gets a log line per doubling,
     // not one per message.
     if (power_of_two(count))
@@ -39,7 +60,7 @@ void Replica::note_refusal(const Status& stepped) {
 }
 
 void Replica::on_snapshot_received(raft::Message message, std::string path) {
-    if (shut_down_ || failed_ || !message.snapshot) {
+    if (halted() || !message.snapshot) {
         std::remove(path.c_str());
         return;
     }
@@ -50,14 +71,7 @@ void Replica::on_snapshot_received(raft::Message message, std::string path) {
     }
     // Staged before the batch this step produced is carried out: its
     // install_snapshot looks the data up here.
-    auto key = std::make_pair(message.snapshot->index, message.snapshot->term);
-    if (auto old = staged_.find(key); old != staged_.end() && old->second != path)
-        std::remove(old->second.c_str());
-    staged_[key] = std::move(path);
-    while (staged_.size() > k_max_staged_snapshots) {
-        std::remove(staged_.begin()->second.c_str());
-        staged_.erase(staged_.begin());
-    }
+    locked_.staged.stage(message.snapshot->index, message.snapshot->term, std::move(path));
     run_core();
 }
 

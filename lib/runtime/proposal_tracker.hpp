@@ -1,7 +1,7 @@
 // runtime/proposal_tracker.hpp — who is waiting for which log entry.
 //
-// The I/O thread records (index, term) for every entry this node proposed as
-// leader.  When entries commit, a waiter whose entry still has its term is
+// The core lock's holder records (index, term) for every entry this node
+// proposed as leader.  When entries commit, a waiter whose entry still has its term is
 // handed to the apply thread (completed after apply); a waiter whose index
 // committed with another term lost its entry to another leader's (Raft
 // §5.3: overwritten) and is failed.  On leadership loss every waiter is
@@ -9,8 +9,9 @@
 // so the caller learns the outcome is unknown, never a false success.
 //
 // Every waiter leaving the tracker (handed to the apply thread or failed)
-// is subtracted from the replica's count of pending proposals, which
-// bounds proposals not yet committed (NodeOptions::max_pending_proposals).
+// is subtracted from the replica's count of pending proposals
+// (ProposalInbox::admit), which bounds proposals not yet committed
+// (NodeOptions::max_pending_proposals).
 //
 // Thread: under the replica's core lock.
 #pragma once

@@ -5,7 +5,8 @@
 // once the local state machine has applied the read index, so reading the
 // state machine then is linearizable (Raft dissertation §6.4).
 //
-// Thread: I/O thread only.  Callbacks run on the I/O thread.
+// Thread: under the replica's core lock (whichever thread holds it); the
+// callbacks run there.
 #pragma once
 
 #include <cstdint>

@@ -20,8 +20,8 @@ PeerTransport::Handlers Replica::transport_handlers() {
     // Transport handlers run on the I/O thread.
     h.on_message = [this](raft::Message m) { on_message(m); };
     h.on_unreachable = [this](raft::NodeId peer) {
-        with_core([this, peer] {
-            if (shut_down_) return;
+        with_core([this, peer]() REQUIRES(core_lock_) {
+            if (shut_down()) return;
             core_->report_unreachable(peer);
             run_core();
         });
@@ -31,12 +31,12 @@ PeerTransport::Handlers Replica::transport_handlers() {
         auto task = [this, m = std::move(m), path]() mutable {
             verify_received_snapshot(std::move(m), std::move(path));
         };
-        if (!background_->submit(std::move(task))) std::remove(path.c_str());
+        if (!services_->background().submit(std::move(task))) std::remove(path.c_str());
     };
     h.on_snapshot_sent = [this](raft::NodeId to, bool ok) {
-        with_core([this, to, ok] {
-            if (shut_down_) return;
-            outgoing_snapshot_.erase(to);
+        with_core([this, to, ok]() REQUIRES(core_lock_) {
+            if (shut_down()) return;
+            locked_.outgoing_snapshot.erase(to);
             core_->report_snapshot(to, ok);
             run_core();
         });
@@ -68,14 +68,14 @@ std::string Replica::advertised_address() const {
 // peer_insecure learns loopback addresses only (peer_security.hpp).
 void Replica::on_peer_hello(raft::NodeId from, std::string address) {
     if (address.empty()) return;
-    with_core([this, from, address = std::move(address)] {
-        if (shut_down_) return;
+    with_core([this, from, address = std::move(address)]() REQUIRES(core_lock_) {
+        if (shut_down()) return;
         if (Status s = check_new_member_address(options_, address); !s.ok()) {
             log(LogLevel::warn, "not answering node " + std::to_string(from) + " at " + address +
                                     ": " + s.message());
             return;
         }
-        if (!directory_.learn(from, address)) return;
+        if (!locked_.directory.learn(from, address)) return;
         log(LogLevel::info, "node " + std::to_string(from) +
                                 ", which the configuration does not place, said hello from " +
                                 address + ": answering it there");
@@ -84,17 +84,17 @@ void Replica::on_peer_hello(raft::NodeId from, std::string address) {
 }
 
 void Replica::update_peer_directory() {
-    std::map<raft::NodeId, std::string> peers = directory_.addresses();
+    std::map<raft::NodeId, std::string> peers = locked_.directory.addresses();
     if (transport_) {
-        for (const auto& [id, address] : peers_)
+        for (const auto& [id, address] : locked_.peers)
             if (!peers.count(id)) to_io([this, id = id] { transport_->remove_peer(id); });
         for (const auto& [id, address] : peers) {
-            auto old = peers_.find(id);
-            if (old == peers_.end() || old->second != address)
+            auto old = locked_.peers.find(id);
+            if (old == locked_.peers.end() || old->second != address)
                 to_io([this, id = id, address = address] { transport_->set_peer(id, address); });
         }
     }
-    peers_ = std::move(peers);
+    locked_.peers = std::move(peers);
 }
 
 Status Replica::check_peer_security() const {
@@ -116,8 +116,7 @@ Status Replica::adopt_cluster_id(const transport::ClusterId& id, raft::NodeId fr
     }
     log(LogLevel::info,
         "joined cluster " + id.hex() + " (learned from node " + std::to_string(from) + ")");
-    std::lock_guard lock(status_mu_);
-    status_.cluster_id = id.hex();
+    board_.set_cluster_id(id.hex());
     return Status::ok_status();
 }
 

@@ -276,35 +276,38 @@ Result<std::unique_ptr<SnapshotStore>> SnapshotStore::open(const std::string& di
         if (ends_with(name, ".tmp")) (void)fs.remove(dir + "/" + name);  // unpublished
     auto listing = list(dir, fs);
     if (!listing.ok()) return listing.status();
-    store->files_ = std::move(listing->valid);
-    store->damaged_ = std::move(listing->damaged);
+    {
+        MutexLock lock(store->mu_);  // not shared yet; for the analysis
+        store->files_ = std::move(listing->valid);
+        store->damaged_ = std::move(listing->damaged);
+    }
     return store;
 }
 
 std::optional<SnapshotFile> SnapshotStore::latest() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (files_.empty()) return std::nullopt;
     return files_.back();
 }
 
 std::vector<SnapshotFile> SnapshotStore::all() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return files_;
 }
 
 std::optional<raft::Index> SnapshotStore::fallback_index() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (files_.size() < 2) return std::nullopt;
     return files_[files_.size() - 2].meta.index;
 }
 
 std::vector<DamagedSnapshot> SnapshotStore::damaged() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return damaged_;
 }
 
 void SnapshotStore::mark_damaged(const SnapshotFile& file, Status why) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     files_.erase(std::remove_if(files_.begin(), files_.end(),
                                 [&](const SnapshotFile& f) { return f.path == file.path; }),
                  files_.end());
@@ -374,7 +377,7 @@ Result<SnapshotFile> SnapshotStore::publish(SnapshotFileWriter& writer,
     f.path = final_path;
     f.data_bytes = writer.data_bytes_;
     f.data_crc32 = crc_final(writer.crc_state_);
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     add_locked(f);
     return f;
 }
@@ -389,7 +392,7 @@ Result<SnapshotFile> SnapshotStore::adopt(const std::string& path,
     if (Status s = fs_.rename(path, final_path); !s.ok()) return s;
     if (Status s = fs_.sync_dir(dir_); !s.ok()) return s;
     f.value().path = final_path;
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     add_locked(f.value());
     return f;
 }

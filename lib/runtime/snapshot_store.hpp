@@ -35,7 +35,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +43,7 @@
 #include "keel/status.hpp"
 #include "keel/wal/file_system.hpp"
 #include "raft/types.hpp"
+#include "runtime/thread_annotations.hpp"
 
 namespace keel::runtime {
 
@@ -182,14 +182,14 @@ public:
 
 private:
     SnapshotStore(std::string dir, wal::FileSystem& fs) : dir_(std::move(dir)), fs_(fs) {}
-    void prune_locked();
-    void add_locked(SnapshotFile f);
+    void prune_locked() REQUIRES(mu_);
+    void add_locked(SnapshotFile f) REQUIRES(mu_);
 
     const std::string dir_;
     wal::FileSystem& fs_;
-    mutable std::mutex mu_;
-    std::vector<SnapshotFile> files_;       // GUARDED_BY(mu_), ascending by index
-    std::vector<DamagedSnapshot> damaged_;  // GUARDED_BY(mu_)
+    mutable Mutex mu_;
+    std::vector<SnapshotFile> files_ GUARDED_BY(mu_);  // ascending by index
+    std::vector<DamagedSnapshot> damaged_ GUARDED_BY(mu_);
 };
 
 }  // namespace keel::runtime

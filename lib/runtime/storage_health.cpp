@@ -14,6 +14,7 @@
 
 #include "raft/refusal.hpp"
 #include "runtime/replica.hpp"
+#include "runtime/storage_health.hpp"
 
 namespace keel::runtime {
 
@@ -40,7 +41,7 @@ std::string cause_names(unsigned causes) {
 }  // namespace
 
 void Replica::on_wal_health() {
-    if (shut_down_ || failed_) return;
+    if (halted()) return;
     if (wal_->failed()) return fail_stop(wal_->failure());
     if (wal_->no_space()) {
         raise_no_space(kNoSpaceWal, Status(ErrorCode::no_space,
@@ -54,18 +55,15 @@ void Replica::on_wal_health() {
 }
 
 void Replica::persist_hard_state(const raft::HardState& hs) {
-    const bool changed = hs.term != saved_hard_state_.term || hs.vote != saved_hard_state_.vote;
-    saved_hard_state_ = hs;
     // A commit-only change is saved lazily (at stop, or with the next one).
-    if (changed || hard_state_unsaved_) (void)save_unsaved_hard_state();
+    if (locked_.gate.needs_save(hs)) (void)save_unsaved_hard_state();
 }
 
 bool Replica::save_unsaved_hard_state() {
-    Status s = log_->save_hard_state(saved_hard_state_);
+    Status s = log_->save_hard_state(locked_.gate.hard_state());
     if (s.ok()) {
-        if (hard_state_unsaved_) {
-            hard_state_unsaved_ = false;
-            log(LogLevel::info, "term " + std::to_string(saved_hard_state_.term) +
+        if (locked_.gate.saved()) {
+            log(LogLevel::info, "term " + std::to_string(locked_.gate.hard_state().term) +
                                     " and vote saved: messages flow again");
         }
         clear_no_space(kNoSpaceHardState);
@@ -77,30 +75,30 @@ bool Replica::save_unsaved_hard_state() {
     }
     // Nothing that may rest on the new term or vote leaves until it is on
     // disk (Figure 2): every message is dropped meanwhile (send_messages).
-    hard_state_unsaved_ = true;
+    locked_.gate.save_failed();
     raise_no_space(kNoSpaceHardState, s);
     return false;
 }
 
 void Replica::raise_no_space(unsigned cause, const Status& why) {
-    const unsigned before = no_space_causes_.load();
+    const unsigned before = health_.no_space_causes.load();
     if ((before & cause) != 0) return;
-    no_space_causes_.store(before | cause);
+    health_.no_space_causes.store(before | cause);
     log(LogLevel::warn, "out of disk space (" + cause_names(cause) + "): " + why.to_string() +
                             "; writes are refused with no_space, reads go on, retrying every " +
                             std::to_string(kNoSpaceRetryMs) + " ms");
     if (before != 0) return;
-    no_space_transfers_ = 0;
+    health_.no_space_transfers = 0;
     to_io([this] { no_space_ticker_->set_needed(true); });
     step_aside_if_full();
     publish_status();
 }
 
 void Replica::clear_no_space(unsigned cause) {
-    const unsigned before = no_space_causes_.load();
+    const unsigned before = health_.no_space_causes.load();
     if ((before & cause) == 0) return;
     const unsigned after = before & ~cause;
-    no_space_causes_.store(after);
+    health_.no_space_causes.store(after);
     if (after != 0) return;
     log(LogLevel::info, "disk space is back: writes are accepted again");
     to_io([this] { no_space_ticker_->set_needed(false); });
@@ -108,28 +106,29 @@ void Replica::clear_no_space(unsigned cause) {
 }
 
 void Replica::on_no_space_tick() {
-    if (shut_down_ || failed_) return;
-    if (hard_state_unsaved_ && !save_unsaved_hard_state()) {
-        if (failed_) return;
+    if (halted()) return;
+    if (!locked_.gate.may_send() && !save_unsaved_hard_state()) {
+        if (locked_.failed) return;
     }
-    const unsigned causes = no_space_causes_.load();
-    if ((causes & kNoSpaceSnapshot) != 0 && !snapshot_retry_in_flight_) {
+    const unsigned causes = health_.no_space_causes.load();
+    if ((causes & kNoSpaceSnapshot) != 0 && !health_.snapshot_retry_in_flight) {
         auto free = snapshots_->file_system().available_bytes(snapshots_->dir());
-        if (!free.ok() || *free > snapshot_bytes_needed_) {
-            snapshot_retry_in_flight_ = true;
-            ApplyItem item;
-            item.snapshot_again = true;
-            item.snapshot_request = [this](Status) {
-                with_core([this] { snapshot_retry_in_flight_ = false; });
+        if (!free.ok() || *free > health_.snapshot_bytes_needed) {
+            health_.snapshot_retry_in_flight = true;
+            ApplySnapshot retry;
+            retry.again = true;
+            retry.done = [this](Status) {
+                with_core([this]()
+                              REQUIRES(core_lock_) { health_.snapshot_retry_in_flight = false; });
             };
-            apply_->enqueue(std::move(item));
+            apply_->enqueue(std::move(retry));
         }
     }
-    if ((causes & kNoSpaceCompaction) != 0 && !compaction_retry_in_flight_) {
-        compaction_retry_in_flight_ = true;
+    if ((causes & kNoSpaceCompaction) != 0 && !health_.compaction_retry_in_flight) {
+        health_.compaction_retry_in_flight = true;
         const std::uint64_t generation = log_->generation();
-        if (!background_->submit([this, generation] { compact_log(generation); }))
-            compaction_retry_in_flight_ = false;
+        if (!services_->background().submit([this, generation] { compact_log(generation); }))
+            health_.compaction_retry_in_flight = false;
     }
     step_aside_if_full();
     on_wal_health();  // the WAL retries by itself (its report may be on its way); runs the core
@@ -138,8 +137,8 @@ void Replica::on_no_space_tick() {
 // Dissertation §3.10's transfer, for a leader that cannot write: the voter
 // that has acknowledged the most is the likeliest to have room.
 void Replica::step_aside_if_full() {
-    if (no_space_causes_.load() == 0 || !ticker_wanted_ || transfer_ ||
-        core_->role() != raft::Role::leader || no_space_transfers_ >= kMaxNoSpaceTransfers)
+    if (health_.no_space_causes.load() == 0 || !inline_.cluster_mode() || locked_.transfer ||
+        core_->role() != raft::Role::leader || health_.no_space_transfers >= kMaxNoSpaceTransfers)
         return;
     raft::NodeId target = 0;
     raft::Index best = 0;
@@ -151,11 +150,11 @@ void Replica::step_aside_if_full() {
         }
     }
     if (target == 0 || !core_->transfer_leadership(target).ok()) return;
-    ++no_space_transfers_;
+    ++health_.no_space_transfers;
     log(LogLevel::warn, "out of disk space: handing leadership to node " + std::to_string(target));
     const std::uint64_t ticks =
         2 * (options_.election_timeout_max_ms / options_.heartbeat_interval_ms + 1);
-    transfer_ = PendingTransfer{
+    locked_.transfer = PendingTransfer{
         target,
         [this, target](Status s) {
             if (!s.ok())
@@ -195,11 +194,11 @@ void Replica::write_snapshot(SnapshotFunction fn, const raft::SnapshotMeta& meta
     // The snapshot is durable: the log behind the older kept snapshot may go
     // (one metadata write; the WAL deletes the files on its own thread).
     if (s.ok()) compact_log(generation);
-    with_core([&] {
-        if (shut_down_ || failed_) return;
+    with_core([&]() REQUIRES(core_lock_) {
+        if (halted()) return;
         if (io_failed) return fail_stop(s);
         if (out_of_space) {
-            snapshot_bytes_needed_ = written + kSnapshotRetryMarginBytes;
+            health_.snapshot_bytes_needed = written + kSnapshotRetryMarginBytes;
             raise_no_space(kNoSpaceSnapshot, s);
         } else if (s.ok()) {
             clear_no_space(kNoSpaceSnapshot);
@@ -211,41 +210,41 @@ void Replica::write_snapshot(SnapshotFunction fn, const raft::SnapshotMeta& meta
 }
 
 void Replica::follow_durable_state_machine(raft::Index durable) {
-    sm_durable_seen_ = durable;
+    health_.sm_durable_seen = durable;
     auto floor = core_->on_state_machine_durable(durable);
     if (!floor.ok()) return;  // behind what the core dropped already: nothing to follow
     // The WAL only once a whole segment file can go: moving its floor alone
     // costs a metadata write (two fsyncs) and frees nothing.
     const std::uint64_t reclaimable = log_->wal().reclaimable_from();
-    if (reclaimable == 0 || durable + 1 < reclaimable || floor_compaction_in_flight_) return;
+    if (reclaimable == 0 || durable + 1 < reclaimable || health_.floor_compaction_in_flight) return;
     // Crash window: the point is durable before the log is compacted to it
     // (compact_log, background thread); a restart in between finds the
     // point with the entries still behind it, which it skips.
     if (Status s = log_->save_floor(*floor); !s.ok()) {
         if (s.code() == ErrorCode::no_space) return;  // the next batch tries again
         on_wal_health();
-        if (!failed_) fail_stop(s);
+        if (!locked_.failed) fail_stop(s);
         return;
     }
-    saved_floor_.store(durable);
-    floor_compaction_in_flight_ = true;
+    health_.saved_floor.store(durable);
+    health_.floor_compaction_in_flight = true;
     const std::uint64_t generation = log_->generation();
-    if (!background_->submit([this, generation] { compact_log(generation); }))
-        floor_compaction_in_flight_ = false;
+    if (!services_->background().submit([this, generation] { compact_log(generation); }))
+        health_.floor_compaction_in_flight = false;
 }
 
 void Replica::compact_log(std::uint64_t generation) {
     Status s;
     // Behind the older kept snapshot (a restart may fall back to it), or
     // behind what a durable state machine holds, whichever is further.
-    raft::Index through = saved_floor_.load();
+    raft::Index through = health_.saved_floor.load();
     if (const std::optional<raft::Index> fallback = snapshots_->fallback_index())
         through = std::max(through, *fallback);
     if (through > 0) s = log_->compact_through(through, generation);
-    with_core([&] {
-        compaction_retry_in_flight_ = false;
-        floor_compaction_in_flight_ = false;
-        if (shut_down_ || failed_) return;
+    with_core([&]() REQUIRES(core_lock_) {
+        health_.compaction_retry_in_flight = false;
+        health_.floor_compaction_in_flight = false;
+        if (halted()) return;
         if (s.code() == ErrorCode::no_space) {
             raise_no_space(kNoSpaceCompaction, s);
         } else if (s.ok()) {
@@ -253,7 +252,7 @@ void Replica::compact_log(std::uint64_t generation) {
         } else {
             // The WAL failed (it reports that itself); anything else is ours.
             on_wal_health();
-            if (!failed_) fail_stop(s);
+            if (!locked_.failed) fail_stop(s);
         }
         run_core();
     });
@@ -269,14 +268,15 @@ void Replica::verify_received_snapshot(raft::Message message, std::string path) 
         log(LogLevel::warn, "discarding a snapshot received from node " +
                                 std::to_string(message.from) + ": " + checked.to_string() +
                                 " (the leader will send it again)");
-        snapshots_rejected_.fetch_add(1);  // after the log line: counted means logged
+        board_.snapshots_rejected.fetch_add(1);  // after the log line: counted means logged
         count_rejection(
             raft::kRefusedMalformed,
             "snapshot from node " + std::to_string(message.from) + ": " + checked.to_string());
         (void)snapshots_->file_system().remove(path);
         return;
     }
-    with_core([&] { on_snapshot_received(std::move(message), std::move(path)); });
+    with_core(
+        [&]() REQUIRES(core_lock_) { on_snapshot_received(std::move(message), std::move(path)); });
 }
 
 }  // namespace keel::runtime

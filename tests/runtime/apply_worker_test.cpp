@@ -17,13 +17,17 @@
 
 namespace {
 
+using keel::runtime::ApplyEntries;
 using keel::runtime::ApplyItem;
+using keel::runtime::ApplyRestore;
+using keel::runtime::ApplySnapshot;
+using keel::runtime::ApplyTask;
 using keel::runtime::ApplyWaiter;
 using keel::runtime::ApplyWorker;
 
 // Entries first..last (term 1), with a waiter on each that counts answers.
 ApplyItem entries(std::uint64_t first, std::uint64_t last, std::atomic<int>* answered) {
-    ApplyItem item;
+    ApplyEntries item;
     for (std::uint64_t i = first; i <= last; ++i) {
         keel::raft::Entry e;
         e.index = i;
@@ -112,7 +116,7 @@ TEST_CASE("a proposer hears back only once its commit latency is counted", "[app
     REQUIRE(f.worker->claim_inline(3, k_budget_ns));
     // Applied inline, on this thread: the callbacks may record into a vector.
     std::vector<std::uint64_t> counted_when_answered;
-    ApplyItem item;
+    ApplyEntries item;
     for (std::uint64_t i = 1; i <= 3; ++i) {
         keel::raft::Entry e;
         e.index = i;
@@ -254,8 +258,8 @@ TEST_CASE("a task runs on the apply thread, in queue order", "[apply_worker]") {
     std::atomic<bool> on_caller{true};
     const std::thread::id caller = std::this_thread::get_id();
     f.worker->enqueue(entries(1, 3, &answered));
-    ApplyItem task;
-    task.task = [&] {
+    ApplyTask task;
+    task.run = [&] {
         applied_at_task.store(f.worker->applied_index());
         on_caller.store(std::this_thread::get_id() == caller);
     };
@@ -279,11 +283,7 @@ TEST_CASE("an automatic snapshot item: after the entries before it, one in fligh
     Fixture f;
     f.hold_snapshots.store(true);
     std::atomic<int> answered{0};
-    auto automatic = [] {
-        ApplyItem item;
-        item.automatic_snapshot = true;
-        return item;
-    };
+    auto automatic = [] { return ApplyItem(ApplySnapshot::automatic_one()); };
     f.worker->enqueue(entries(1, 3, &answered));
     f.worker->enqueue(automatic());
     f.worker->enqueue(entries(4, 5, &answered));
@@ -315,14 +315,13 @@ TEST_CASE("a restore that fails stops applying and reports it, instead of assert
     f.worker = std::make_unique<ApplyWorker>(f.sm, keel::raft::SnapshotMeta{}, 0, 0,
                                              std::move(hooks), nullptr);
     f.worker->start();
-    ApplyItem restore;
+    ApplyRestore restore;
     restore.restore = [](keel::StateMachine&) {
         return keel::Status(keel::ErrorCode::corruption, "injected: a bad snapshot");
     };
-    restore.restore_meta = keel::raft::SnapshotMeta{};
-    restore.restore_meta->index = 10;
+    restore.meta.index = 10;
     f.worker->enqueue(std::move(restore));
-    ApplyItem after;
+    ApplyEntries after;
     keel::raft::Entry e;
     e.index = 11;
     e.term = 1;

@@ -205,7 +205,7 @@ void SimNode::release_disk() {
                         [id](SimNode& n) { n.disk_done(id); });
 }
 
-// The runtime's WriteTracker: the core hears of each completed append by
+// The runtime's DurabilityGate: the core hears of each completed append by
 // the write id it was handed with.
 void SimNode::report_durable(const DiskOp& op) {
     const Entry& last = op.entries.back();

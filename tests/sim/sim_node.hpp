@@ -153,7 +153,7 @@ private:
     raft::Configuration applied_config_;
     bool snapshot_writing_ = false;                                     // one at a time
     std::map<std::pair<raft::Index, raft::Term>, std::string> staged_;  // received snapshot data
-    raft::HardState hard_state_;  // the core's latest (the runtime's saved_hard_state_)
+    raft::HardState hard_state_;  // the core's latest (the runtime's DurabilityGate::hard_state)
     std::deque<Gated> gated_;
     std::vector<std::pair<std::uint64_t, raft::Index>> pending_reads_;  // (request id, read index)
     bool wal_stalled_ = false;  // a completion came while the WAL was held

@@ -36,9 +36,9 @@ namespace detail {
 
 // Zero-filling a segment (background thread) writes this much at a time and
 // keeps at most two such chunks in flight to the disk: the log's own
-// fdatasync queues behind the disk's outstanding writes, so one 64 MiB
-// write-out stalled it ~100 ms every 64 MiB of log (raft-bench --mode wal,
-// K=256, this machine), where a chunk delays it by milliseconds.
+// fdatasync queues behind the disk's outstanding writes, so a whole-segment
+// write-out stalls it for as long as that takes, where a chunk delays it
+// little (docs/decisions/0004-runtime-write-path-tuning.md).
 inline constexpr std::uint64_t k_zero_fill_chunk_bytes = 1u << 20;
 
 // One segment file.  first_index, start_crc, flush_align_bytes and file

@@ -1,15 +1,16 @@
-// The replica's WAL bookkeeping (runtime/write_tracker.hpp) between a real
+// The replica's durability gate (runtime/durability_gate.hpp) between a real
 // raft::Core and a WAL the test completes by hand: which write a durable
-// sequence number vouches for, and which held messages it releases.
+// sequence number vouches for, which held messages it releases, and the
+// term and vote saved before anything leaves.  No thread, no disk.
 #include <catch2/catch.hpp>
 
 #include "raft/core.hpp"
 #include "raft/str_cat.hpp"
-#include "runtime/write_tracker.hpp"
+#include "runtime/durability_gate.hpp"
 
 using namespace keel;
 using namespace keel::raft;
-using keel::runtime::WriteTracker;
+using keel::runtime::DurabilityGate;
 
 namespace {
 
@@ -51,8 +52,10 @@ Entry entry(Term term, Index index) {
 // hard state it saves at once (a term or vote change; a commit alone waits
 // for the next one), the WAL writes it queues, the messages it holds.
 struct Runtime {
+    Runtime(Core& c, HardState on_disk) : core(c), saved(on_disk) { writes.start_from(on_disk); }
+
     Core& core;
-    WriteTracker writes;
+    DurabilityGate writes;
     HardState saved;  // the metadata file
     std::vector<Message> sent;
 
@@ -62,9 +65,9 @@ struct Runtime {
         while (core.has_actions()) {
             Actions a = core.take_actions();
             if (a.snapshot) seq = writes.reset();
-            if (a.hard_state) {
-                if (a.hard_state->term != saved.term || a.hard_state->vote != saved.vote)
-                    saved = *a.hard_state;
+            if (a.hard_state && writes.needs_save(*a.hard_state)) {
+                saved = writes.hard_state();
+                (void)writes.saved();
             }
             if (!a.entries.empty()) seq = writes.appended(a.write_id);
             writes.hold_until_durable(a.messages_after_persist);
@@ -92,7 +95,7 @@ struct Runtime {
 // first write is still on its way to disk.
 TEST_CASE("a WAL write overwritten since vouches for nothing after the truncation") {
     auto core = follower();
-    Runtime rt{*core, {}, HardState{2, kNoNode, 2}, {}};
+    Runtime rt(*core, HardState{2, kNoNode, 2});
     const std::uint64_t w1 = rt.carry_out(append(1, 2, 2, 2, {entry(2, 3)}, 2));
     const std::uint64_t w2 = rt.carry_out(append(5, 3, 2, 2, {entry(3, 3)}, 2));
     const std::uint64_t w3 = rt.carry_out(append(1, 4, 2, 2, {entry(2, 3), entry(4, 4)}, 4));
@@ -114,7 +117,7 @@ TEST_CASE("a WAL write overwritten since vouches for nothing after the truncatio
 
 TEST_CASE("a WAL write from before a snapshot install vouches for nothing after the reset") {
     auto core = follower();
-    Runtime rt{*core, {}, HardState{2, kNoNode, 2}, {}};
+    Runtime rt(*core, HardState{2, kNoNode, 2});
     const std::uint64_t w1 = rt.carry_out(append(1, 2, 2, 2, {entry(2, 3), entry(2, 4)}, 2));
     (void)rt.carry_out(append(5, 3, 2, 2, {entry(3, 3)}, 2));
     const std::uint64_t reset =
@@ -138,7 +141,7 @@ TEST_CASE("a WAL write from before a snapshot install vouches for nothing after 
 
 TEST_CASE("held messages wait for every write queued before them, and go in order") {
     auto core = follower();
-    Runtime rt{*core, {}, HardState{2, kNoNode, 2}, {}};
+    Runtime rt(*core, HardState{2, kNoNode, 2});
     const std::uint64_t w1 = rt.carry_out(append(1, 2, 2, 2, {entry(2, 3)}, 2));
     const std::uint64_t w2 = rt.carry_out(append(1, 2, 3, 2, {entry(2, 4)}, 2));
     // A duplicate append writes nothing, but its answer still waits for w2.
@@ -155,4 +158,34 @@ TEST_CASE("held messages wait for every write queued before them, and go in orde
     std::vector<Message> now{Message{.type = MessageType::append_response}};
     rt.writes.hold_until_durable(now);
     CHECK(now.size() == 1);
+}
+
+TEST_CASE("a term or vote change must be saved at once, a commit alone waits for the next") {
+    DurabilityGate gate;
+    gate.start_from(HardState{2, kNoNode, 2});
+    CHECK_FALSE(gate.needs_save(HardState{2, kNoNode, 3}));
+    CHECK(gate.hard_state().commit == 3);  // recorded: saved with the next change
+    CHECK(gate.needs_save(HardState{3, kNoNode, 3}));
+    CHECK_FALSE(gate.saved());                   // nothing was held back
+    CHECK(gate.needs_save(HardState{3, 1, 3}));  // a vote
+    CHECK_FALSE(gate.saved());
+    CHECK_FALSE(gate.needs_save(HardState{3, 1, 4}));
+    CHECK(gate.may_send());
+}
+
+TEST_CASE("out of space, no message leaves until the term and vote are saved") {
+    DurabilityGate gate;
+    gate.start_from(HardState{2, kNoNode, 2});
+    REQUIRE(gate.needs_save(HardState{3, kNoNode, 2}));
+    gate.save_failed();
+    CHECK_FALSE(gate.may_send());
+    // Unsaved: even a commit-only change asks for the save again, of the
+    // latest hard state.
+    CHECK(gate.needs_save(HardState{3, kNoNode, 4}));
+    CHECK(gate.hard_state().term == 3);
+    CHECK(gate.hard_state().commit == 4);
+    CHECK_FALSE(gate.may_send());
+    CHECK(gate.saved());  // messages were held back until now
+    CHECK(gate.may_send());
+    CHECK_FALSE(gate.needs_save(HardState{3, kNoNode, 5}));
 }

@@ -1,4 +1,5 @@
-#include "runtime/write_tracker.hpp"
+// What may leave after which write.  See durability_gate.hpp.
+#include "runtime/durability_gate.hpp"
 
 #include <iterator>
 
@@ -6,25 +7,25 @@
 
 namespace keel::runtime {
 
-std::uint64_t WriteTracker::appended(raft::WriteId write) {
+std::uint64_t DurabilityGate::appended(raft::WriteId write) {
     KEEL_ASSERT(write != 0, "an append of the core's entries has a write id");
     in_flight_.push_back(InFlight{++last_seq_, write});
     return last_seq_;
 }
 
-std::uint64_t WriteTracker::reset() {
+std::uint64_t DurabilityGate::reset() {
     in_flight_.push_back(InFlight{++last_seq_, 0});
     return last_seq_;
 }
 
-void WriteTracker::hold_until_durable(std::vector<raft::Message>& messages) {
+void DurabilityGate::hold_until_durable(std::vector<raft::Message>& messages) {
     if (in_flight_.empty() || messages.empty()) return;
     held_.emplace_back(last_seq_, std::move(messages));
     messages.clear();
 }
 
-void WriteTracker::durable_through(std::uint64_t seq, raft::Core& core,
-                                   std::vector<raft::Message>& released) {
+void DurabilityGate::durable_through(std::uint64_t seq, raft::Core& core,
+                                     std::vector<raft::Message>& released) {
     raft::WriteId latest = 0;
     while (!in_flight_.empty() && in_flight_.front().seq <= seq) {
         if (in_flight_.front().write != 0) latest = in_flight_.front().write;
@@ -40,6 +41,18 @@ void WriteTracker::durable_through(std::uint64_t seq, raft::Core& core,
         }
         held_.pop_front();
     }
+}
+
+bool DurabilityGate::needs_save(const raft::HardState& hs) {
+    const bool changed = hs.term != hard_state_.term || hs.vote != hard_state_.vote;
+    hard_state_ = hs;
+    return changed || unsaved_;
+}
+
+bool DurabilityGate::saved() {
+    const bool was_unsaved = unsaved_;
+    unsaved_ = false;
+    return was_unsaved;
 }
 
 }  // namespace keel::runtime

@@ -1,0 +1,116 @@
+// Which thread does which work itself.  See inline_policy.hpp.
+#include "runtime/inline_policy.hpp"
+
+#include <algorithm>
+
+namespace keel::runtime {
+
+namespace {
+
+// Read on every proposal and every group commit.  initial-exec: a load at a
+// fixed offset from the thread pointer, where the default model for a
+// shared library calls __tls_get_addr each time
+// (docs/decisions/0004-runtime-write-path-tuning.md).
+#define KEEL_FAST_TLS [[gnu::tls_model("initial-exec")]]
+
+// Set on the WAL flusher while it commits what its group commit made
+// durable: a small committed batch may then be claimed.
+KEEL_FAST_TLS thread_local const InlinePolicy* t_flusher_of = nullptr;
+// Set on the I/O thread while it handles a received message.
+KEEL_FAST_TLS thread_local const InlinePolicy* t_message_of = nullptr;
+// Set on the apply thread while it runs a batch of proposal callbacks.
+KEEL_FAST_TLS thread_local const InlinePolicy* t_callbacks_of = nullptr;
+
+}  // namespace
+
+void InlinePolicy::begin_flusher_commit() {
+    t_flusher_of = this;
+}
+void InlinePolicy::end_flusher_commit() {
+    t_flusher_of = nullptr;
+}
+void InlinePolicy::begin_message() {
+    t_message_of = this;
+}
+void InlinePolicy::end_message() {
+    t_message_of = nullptr;
+}
+bool InlinePolicy::handling_message() const {
+    return t_message_of == this;
+}
+void InlinePolicy::begin_callbacks() {
+    t_callbacks_of = this;
+}
+void InlinePolicy::end_callbacks() {
+    t_callbacks_of = nullptr;
+}
+bool InlinePolicy::in_callbacks() const {
+    return t_callbacks_of == this;
+}
+bool InlinePolicy::gathers(std::size_t queued) const {
+    return in_callbacks() && queued < k_deferred_proposals_chunk;
+}
+
+std::uint64_t InlinePolicy::budget_ns() const {
+    const bool cluster = cluster_mode();
+    if (handling_message()) {
+        const bool off = io_apply_off_.load(std::memory_order_relaxed);
+        return cluster && !off ? k_io_inline_apply_ns : 0;
+    }
+    // The flusher, in single-node mode only: in cluster mode it must not
+    // wait for the state machine while followers wait for it.
+    if (cluster) return 0;
+    return std::clamp(durable_ns_smoothed_.load(std::memory_order_relaxed),
+                      k_single_mode_inline_apply_min_ns, k_single_mode_inline_apply_max_ns);
+}
+
+bool InlinePolicy::offer(ApplyEntries& item, ApplyWorker& apply, const wal::Wal& wal) {
+    if (!enabled_) return false;
+    const bool message = handling_message();
+    if (!message && t_flusher_of != this) return false;
+    std::deque<ApplyItem>& claims = message ? io_claims_ : flusher_claims_;
+    // Behind a batch claimed already: it must follow it.  Otherwise only
+    // when the WAL has nothing queued: the flusher writes (and fsyncs) what
+    // is queued while the apply thread applies this batch, rather than
+    // delaying that write behind the apply.
+    if (claims.empty() &&
+        (wal.has_queued() || !apply.claim_inline(item.entries.size(), budget_ns())))
+        return false;
+    claims.emplace_back(std::move(item));
+    return true;
+}
+
+void InlinePolicy::apply_flusher_claims(ApplyWorker& apply) {
+    if (!flusher_claims_.empty()) apply.apply_claimed(flusher_claims_);
+}
+
+std::uint64_t InlinePolicy::apply_io_claims(ApplyWorker& apply) {
+    if (io_claims_.empty()) return 0;
+    const std::uint64_t start = monotonic_ns();
+    apply.apply_claimed(io_claims_);
+    const std::uint64_t took = monotonic_ns() - start;
+    if (took > k_io_inline_apply_limit_ns && !io_apply_off_.exchange(true)) return took;
+    return 0;
+}
+
+bool InlinePolicy::io_writes(bool follower, std::size_t entries) {
+    const bool writes = cluster_mode() && handling_message() && follower &&
+                        entries <= k_follower_io_write_max_entries;
+    if (writes) io_write_queued_ = true;
+    return writes;
+}
+
+bool InlinePolicy::take_io_write() {
+    const bool queued = io_write_queued_;
+    io_write_queued_ = false;
+    return queued;
+}
+
+void InlinePolicy::record_durable_ns(std::uint64_t ns) {
+    // Only the WAL's writing thread writes it (one batch at a time); others
+    // read it.
+    const std::uint64_t old = durable_ns_smoothed_.load(std::memory_order_relaxed);
+    durable_ns_smoothed_.store((old * 7 + ns) / 8, std::memory_order_relaxed);
+}
+
+}  // namespace keel::runtime

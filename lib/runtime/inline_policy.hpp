@@ -1,0 +1,129 @@
+// runtime/inline_policy.hpp — which thread does which work itself instead
+// of handing it to another thread, and when: one thread wakeup less on the
+// write path each time.
+//
+//   - apply inline: a small committed batch is applied by the thread that
+//     committed it, once it lets go of the core lock, instead of waking the
+//     apply thread: the WAL flusher in single-node mode (after its group
+//     commit), the I/O thread in cluster mode (after a message it stepped
+//     in).  Only when the apply thread is idle with nothing queued, the WAL
+//     has nothing queued, and the batch is predicted to fit the budget
+//     (ApplyWorker::claim_inline);
+//   - write inline: a follower's I/O thread writes and fdatasyncs a small
+//     batch of entries from the leader itself (wal::Wal::Writer::caller);
+//   - gather: proposals that proposal callbacks submit on the apply thread
+//     wait for the end of the batch (or a chunk), to share one WAL append.
+//
+// docs/runtime.md ("Inline apply", "The cluster write path") says why each
+// bound is what it is; docs/decisions/0004-runtime-write-path-tuning.md has
+// the measurements.
+//
+// Threads: the begin_/end_ pairs mark what the calling thread is doing for
+// this replica (thread-locals); offer() runs under the core lock; the
+// apply_* calls run after it is let go, on the thread that claimed.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+
+#include "keel/wal/wal.hpp"
+#include "runtime/apply_worker.hpp"
+
+namespace keel::runtime {
+
+// Single-node mode: a committed batch predicted to apply (with its
+// proposers' callbacks) within about one write's time to durability (the
+// smoothed time from append to durable, within these bounds) is applied by
+// the WAL flusher right after its fsync.  A write from elsewhere that
+// arrives meanwhile waits for the apply, at most about as long as it would
+// wait behind one more fsync.  A larger batch goes to the apply thread.
+inline constexpr std::uint64_t k_single_mode_inline_apply_min_ns = 50'000;
+inline constexpr std::uint64_t k_single_mode_inline_apply_max_ns = 2'000'000;
+// Cluster mode: the I/O thread applies a committed batch predicted to take
+// at most this long (it takes every member's messages: the budget is of the
+// order of stepping one in).  An inline batch that takes longer than the
+// limit (a slow state machine, mispredicted) turns inline apply on the I/O
+// thread off for good: a stalled I/O thread delays heartbeats, and a long
+// enough stall costs the leadership.
+inline constexpr std::uint64_t k_io_inline_apply_ns = 20'000;
+inline constexpr std::uint64_t k_io_inline_apply_limit_ns = 1'000'000;
+// Cluster mode: a follower's I/O thread writes a batch of at most this many
+// entries itself, unless a batch is being written already; a larger one
+// goes to the flusher, so that the I/O thread takes in the leader's next
+// message while it is written.
+inline constexpr std::size_t k_follower_io_write_max_entries = 8;
+// Proposals submitted from inside a batch of proposal callbacks are handed
+// to the core (one WAL append) at the batch's end or in chunks of this many.
+inline constexpr std::size_t k_deferred_proposals_chunk = 128;
+
+class InlinePolicy {
+public:
+    // `enabled`: NodeOptions::inline_apply (false: every apply on the apply
+    // thread; writing inline and gathering are not affected).
+    explicit InlinePolicy(bool enabled) : enabled_(enabled) {}
+    InlinePolicy(const InlinePolicy&) = delete;
+    InlinePolicy& operator=(const InlinePolicy&) = delete;
+
+    // Cluster mode: the core needs ticks (a member to heartbeat or to elect
+    // against).  Set under the core lock, read anywhere.
+    void set_cluster_mode(bool cluster) { cluster_.store(cluster, std::memory_order_relaxed); }
+    bool cluster_mode() const { return cluster_.load(std::memory_order_relaxed); }
+
+    // ---- what the calling thread is doing for this replica ----
+    // The WAL flusher commits what its group commit made durable.
+    void begin_flusher_commit();
+    void end_flusher_commit();
+    // The I/O thread steps in a message (and then writes and applies).
+    void begin_message();
+    void end_message();
+    bool handling_message() const;
+    // The apply thread runs a batch of proposal callbacks.
+    void begin_callbacks();
+    void end_callbacks();
+    bool in_callbacks() const;
+    // A proposal submitted now, with `queued` waiting in the inbox, waits
+    // for the end of the callbacks' batch.
+    bool gathers(std::size_t queued) const;
+
+    // ---- applying inline ----
+    // Under the core lock: `item` was committed.  Returns true if this thread
+    // claimed it (moved here, applied by apply_claimed_* once the lock is let
+    // go); false: the caller queues it for the apply thread.
+    bool offer(ApplyEntries& item, ApplyWorker& apply, const wal::Wal& wal);
+    // The WAL flusher, no lock held: applies what it claimed.
+    void apply_flusher_claims(ApplyWorker& apply);
+    // The I/O thread, no lock held: applies what it claimed.  Returns how
+    // long it took if that overran k_io_inline_apply_limit_ns and so turned
+    // applying on the I/O thread off (for the caller to log), else 0.
+    std::uint64_t apply_io_claims(ApplyWorker& apply);
+
+    // ---- writing inline ----
+    // Under the core lock, on an append of `entries` entries: true if the
+    // I/O thread writes it itself (write_queued_by_io() then says so).
+    bool io_writes(bool follower, std::size_t entries);
+    // The I/O thread, no lock held: true (once) if it has entries to write.
+    bool take_io_write();
+
+    // The WAL's writing thread: a write took `ns` from append to durable.
+    void record_durable_ns(std::uint64_t ns);
+
+private:
+    std::uint64_t budget_ns() const;
+
+    const bool enabled_;
+    std::atomic<bool> cluster_{false};
+    // Batches claimed by the flusher (filled under the core lock by the
+    // flusher only, applied by it once it lets go), and by the I/O thread.
+    // One claim at a time (ApplyWorker::claim_inline): at most one of the
+    // two holds entries, and each is touched by its own thread only.
+    std::deque<ApplyItem> flusher_claims_;
+    std::deque<ApplyItem> io_claims_;
+    std::atomic<bool> io_apply_off_{false};
+    bool io_write_queued_ = false;  // I/O thread only
+    // Append to durable, smoothed (7/8 old, 1/8 new): the flusher's budget.
+    std::atomic<std::uint64_t> durable_ns_smoothed_{k_single_mode_inline_apply_min_ns};
+};
+
+}  // namespace keel::runtime

@@ -1,0 +1,88 @@
+// What status() reports.  See status_board.hpp.
+#include "runtime/status_board.hpp"
+
+namespace keel::runtime {
+
+Role public_role(raft::Role role) {
+    switch (role) {
+        case raft::Role::follower:
+            return Role::follower;
+        case raft::Role::pre_candidate:
+            return Role::pre_candidate;
+        case raft::Role::candidate:
+            return Role::candidate;
+        case raft::Role::leader:
+            return Role::leader;
+    }
+    KEEL_ASSERT(false, "a core role has a public name");
+    return Role::follower;
+}
+
+void StatusBoard::publish(const raft::Core& core) {
+    MutexLock lock(mu_);
+    status_.role = public_role(core.role());
+    status_.term = core.term();
+    status_.leader_id = core.leader();
+    status_.commit_index = core.commit_index();
+    status_.first_index = core.first_index();
+    status_.last_index = core.last_index();
+    status_.mode = core.needs_ticks() ? Mode::cluster : Mode::single;
+    for (MemberStatus& m : status_.members) m.match_index = 0;
+    if (core.role() == raft::Role::leader && status_.members.size() > 1) {
+        for (const raft::PeerProgress& p : core.progress())
+            for (MemberStatus& m : status_.members)
+                if (m.spec.id == p.id) m.match_index = p.match;
+    }
+}
+
+void StatusBoard::set_members(std::vector<MemberStatus> members) {
+    MutexLock lock(mu_);
+    status_.members = std::move(members);
+}
+
+void StatusBoard::set_cluster_id(std::string hex) {
+    MutexLock lock(mu_);
+    status_.cluster_id = std::move(hex);
+}
+
+void StatusBoard::set_failure(std::string why) {
+    MutexLock lock(mu_);
+    status_.failure = std::move(why);
+}
+
+void StatusBoard::raise_snapshot_index(raft::Index index) {
+    MutexLock lock(mu_);
+    status_.snapshot_index = std::max(status_.snapshot_index, index);
+}
+
+void StatusBoard::set_snapshot_index(raft::Index index) {
+    MutexLock lock(mu_);
+    status_.snapshot_index = index;
+}
+
+NodeStatus StatusBoard::read() const {
+    NodeStatus s;
+    {
+        MutexLock lock(mu_);
+        s = status_;
+    }
+    MutexLock lock(rejected_mu_);
+    for (const auto& [reason, count] : rejected_) s.peer_messages_rejected[reason] += count;
+    return s;
+}
+
+Result<MemberSpec> StatusBoard::member(raft::NodeId id) const {
+    MutexLock lock(mu_);
+    for (const MemberStatus& m : status_.members)
+        if (m.spec.id == id) return m.spec;
+    return Status(ErrorCode::not_found, "no member " + std::to_string(id));
+}
+
+std::uint64_t StatusBoard::count_rejection(std::string_view reason) {
+    MutexLock lock(rejected_mu_);
+    auto it = rejected_.find(reason);
+    if (it == rejected_.end()) it = rejected_.emplace(std::string(reason), 0).first;
+    return ++it->second;
+}
+
+}  // namespace keel::runtime
