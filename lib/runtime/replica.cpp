@@ -257,10 +257,27 @@ Result<MemberSpec> Replica::member(NodeId id) const {
     return board_.member(id);
 }
 
+void Replica::hand_leadership_on() {
+    const NodeStatus st = status();
+    if (st.role != Role::leader) return;
+    // A voter that holds every committed entry, else any other voter.
+    NodeId target = 0;
+    for (const MemberStatus& m : st.members)
+        if (m.spec.id != options_.id && m.spec.voter && m.match_index >= st.commit_index)
+            target = m.spec.id;
+    for (const MemberStatus& m : st.members)
+        if (target == 0 && m.spec.id != options_.id && m.spec.voter) target = m.spec.id;
+    if (target == 0) return;
+    auto done = transfer_leadership(target);
+    done.wait_for(std::chrono::milliseconds(4 * options_.election_timeout_max_ms));
+}
+
 void Replica::stop(bool transfer_leadership_first) {
     KEEL_ASSERT(!services_->io_started() || !on_io_thread(), "stop() from a keel callback");
     KEEL_ASSERT(!holding_core() && !inline_.in_callbacks(), "stop() from a keel callback");
     std::call_once(stop_once_, [&] {
+        // The transfer goes first: it is a public call, refused once stopping.
+        if (transfer_leadership_first && services_->io_started()) hand_leadership_on();
         // Public calls are refused from here on.
         lifecycle_.store(Lifecycle::stopping);
         if (!services_->io_started()) {  // start() failed before the I/O thread ran
@@ -268,19 +285,6 @@ void Replica::stop(bool transfer_leadership_first) {
             services_->background().stop();
             announcer_.stop();
             return;
-        }
-        if (transfer_leadership_first) {
-            NodeStatus st = status();
-            NodeId target = 0;
-            for (const MemberStatus& m : st.members)
-                if (m.spec.id != options_.id && m.spec.voter && m.match_index >= st.commit_index)
-                    target = m.spec.id;
-            for (const MemberStatus& m : st.members)
-                if (target == 0 && m.spec.id != options_.id && m.spec.voter) target = m.spec.id;
-            if (st.role == Role::leader && target != 0) {
-                auto f = transfer_leadership(target);
-                f.wait_for(std::chrono::milliseconds(4 * options_.election_timeout_max_ms));
-            }
         }
         std::promise<void> done;
         post([this, &done] {

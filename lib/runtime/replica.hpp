@@ -121,6 +121,10 @@ private:
     Replica(NodeOptions options, std::shared_ptr<StateMachine> sm);
     // Before any other thread of this node exists, then starts them.
     Status start(TransportFactory factory, wal::FileSystem* fs) NO_THREAD_SAFETY_ANALYSIS;
+    // stop(true)'s first step, before public calls are refused: a leader
+    // transfers leadership to the most caught-up voter and waits for it
+    // (bounded by four maximal election timeouts).
+    void hand_leadership_on();
     // What the services call back (replica.cpp; the transport's handlers,
     // replica_peers.cpp, run on the I/O thread).
     wal::Options wal_options(wal::FileSystem* fs);

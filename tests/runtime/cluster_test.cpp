@@ -222,3 +222,22 @@ TEST_CASE("a joiner learns the cluster id from its leader, gets a snapshot, and 
     for (int i = 80; i < 90; ++i) put(c, acked, "j", i);
     REQUIRE(eventually([&] { return all_applied(c, {1, 2, 3, 4}, acked); }));
 }
+
+TEST_CASE("stop(true) on the leader hands leadership to another voter before stopping") {
+    TestCluster c(3);
+    for (NodeId id = 1; id <= 3; ++id) c.start(id);
+    std::map<std::uint64_t, std::string> acked;
+    for (int i = 0; i < 10; ++i) put(c, acked, "a", i);
+    const NodeId old_leader = c.leader();
+    const std::uint64_t old_term = c.node(old_leader).status().term;
+    c.node(old_leader).stop(true);
+    // The transfer finished before stop returned: the stopped node saw a
+    // leader of a later term (a plain stop leaves it a leader in old_term).
+    const NodeStatus stopped = c.node(old_leader).status();
+    CHECK(stopped.role != Role::leader);
+    CHECK(stopped.term > old_term);
+    CHECK(stopped.leader_id != 0);
+    CHECK(stopped.leader_id != old_leader);
+    c.stop(old_leader);
+    CHECK(c.leader() != old_leader);
+}
