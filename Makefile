@@ -3,7 +3,7 @@
 BUILD      ?= build
 # -Werror in CI (CI=true), warnings stay warnings on a developer's machine.
 WERROR     ?= $(if $(CI),true,false)
-MESON_ARGS ?= --buildtype=release -Db_ndebug=false -Dwerror=$(WERROR)
+MESON_ARGS ?= -Db_ndebug=false -Dwerror=$(WERROR)
 
 .PHONY: all deps setup build test run bench soak fuzz cluster format clean
 
