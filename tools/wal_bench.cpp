@@ -100,7 +100,7 @@ void raw_bench(const std::string& dir, double seconds, std::size_t bytes, bool o
 // path at K=1, whose batch is one such write.  False where the file system
 // refuses O_DIRECT.
 bool raw_direct_bench(const std::string& dir, double seconds) {
-    constexpr std::size_t k_block = 4096;
+    constexpr std::size_t kBlock = 4096;
     const std::string path = dir + "/raw-direct.tmp";
     const std::size_t file_bytes = 64u << 20;
     {
@@ -118,26 +118,26 @@ bool raw_direct_bench(const std::string& dir, double seconds) {
         if (errno == EINVAL) return false;
         die("cannot open " + path + " with O_DIRECT");
     }
-    void* raw = std::aligned_alloc(k_block, k_block);
+    void* raw = std::aligned_alloc(kBlock, kBlock);
     if (raw == nullptr) die("aligned_alloc");
-    std::memset(raw, 'x', k_block);
+    std::memset(raw, 'x', kBlock);
     std::vector<double> lat;
     const auto end = Clock::now() + std::chrono::duration<double>(seconds);
     std::size_t offset = 0;
     while (Clock::now() < end) {
         const auto t0 = Clock::now();
-        if (::pwrite(fd, raw, k_block, static_cast<off_t>(offset)) != static_cast<ssize_t>(k_block))
+        if (::pwrite(fd, raw, kBlock, static_cast<off_t>(offset)) != static_cast<ssize_t>(kBlock))
             die("pwrite (O_DIRECT|O_DSYNC)");
         lat.push_back(micros(Clock::now() - t0));
-        offset += k_block;
-        if (offset + k_block > file_bytes) offset = 0;
+        offset += kBlock;
+        if (offset + kBlock > file_bytes) offset = 0;
     }
     std::free(raw);
     ::close(fd);
     std::filesystem::remove(path);
     const double n = static_cast<double>(lat.size());
     print({{"bench", "raw_direct_dsync"},
-           {"write_bytes", k_block},
+           {"write_bytes", kBlock},
            {"ops", lat.size()},
            {"ops_per_s", n / seconds},
            {"p50_us", percentile(lat, 0.50)},
@@ -262,11 +262,11 @@ void recovery_bench(const std::string& dir, std::size_t bytes, std::uint64_t rec
     {
         auto wal = Wal::open(path);
         if (!wal.ok()) die(wal.status().to_string());
-        constexpr std::uint64_t k_batch = 4096;
+        constexpr std::uint64_t kBatch = 4096;
         std::string payload(bytes, 'v');
-        for (std::uint64_t i = 1; i <= records; i += k_batch) {
+        for (std::uint64_t i = 1; i <= records; i += kBatch) {
             std::vector<Record> batch;
-            for (std::uint64_t j = i; j < std::min(i + k_batch, records + 1); ++j)
+            for (std::uint64_t j = i; j < std::min(i + kBatch, records + 1); ++j)
                 batch.push_back(Record{j, 1, 1, payload});
             if (Status s = keel::wal::append_sync(**wal, std::move(batch)); !s.ok())
                 die(s.to_string());

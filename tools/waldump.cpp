@@ -30,7 +30,7 @@ using keel::wal::ScanResult;
 using keel::wal::SegmentInfo;
 using nlohmann::json;
 
-constexpr std::size_t k_preview_bytes = 24;
+constexpr std::size_t kPreviewBytes = 24;
 
 struct Args {
     std::string dir;
@@ -41,11 +41,11 @@ struct Args {
     std::optional<std::uint64_t> from, to;
     std::optional<unsigned> type;
     bool decode_kv = false;  // --decode kv: normal entries are raftd's commands
-    std::uint64_t max_record_bytes = keel::wal::k_format_max_payload_bytes;
+    std::uint64_t max_record_bytes = keel::wal::kFormatMaxPayloadBytes;
 };
 
 std::string preview(std::string_view payload) {
-    const std::string_view head = payload.substr(0, k_preview_bytes);
+    const std::string_view head = payload.substr(0, kPreviewBytes);
     bool printable = true;
     for (unsigned char c : head) printable = printable && std::isprint(c) && c != '"';
     std::string out;

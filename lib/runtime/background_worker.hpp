@@ -15,7 +15,7 @@ namespace keel::runtime {
 
 // Tasks queued beyond this are refused (submit returns false): snapshots
 // are at most a few in flight, so a full queue means something is stuck.
-inline constexpr std::size_t k_max_background_tasks = 1024;
+inline constexpr std::size_t kMaxBackgroundTasks = 1024;
 
 class BackgroundWorker {
 public:
@@ -27,7 +27,7 @@ public:
     bool submit(std::function<void()> task) EXCLUDES(mu_) {
         {
             MutexLock lock(mu_);
-            if (stopping_ || tasks_.size() >= k_max_background_tasks) return false;
+            if (stopping_ || tasks_.size() >= kMaxBackgroundTasks) return false;
             tasks_.push_back(std::move(task));
         }
         cv_.notify_one();

@@ -48,20 +48,20 @@ bool InlinePolicy::in_callbacks() const {
     return t_callbacks_of == this;
 }
 bool InlinePolicy::gathers(std::size_t queued) const {
-    return in_callbacks() && queued < k_deferred_proposals_chunk;
+    return in_callbacks() && queued < kDeferredProposalsChunk;
 }
 
 std::uint64_t InlinePolicy::budget_ns() const {
     const bool cluster = cluster_mode();
     if (handling_message()) {
         const bool off = io_apply_off_.load(std::memory_order_relaxed);
-        return cluster && !off ? k_io_inline_apply_ns : 0;
+        return cluster && !off ? kIoInlineApplyNs : 0;
     }
     // The flusher, in single-node mode only: in cluster mode it must not
     // wait for the state machine while followers wait for it.
     if (cluster) return 0;
     return std::clamp(durable_ns_smoothed_.load(std::memory_order_relaxed),
-                      k_single_mode_inline_apply_min_ns, k_single_mode_inline_apply_max_ns);
+                      kSingleModeInlineApplyMinNs, kSingleModeInlineApplyMaxNs);
 }
 
 bool InlinePolicy::offer(ApplyEntries& item, ApplyWorker& apply, const wal::Wal& wal) {
@@ -89,13 +89,13 @@ std::uint64_t InlinePolicy::apply_io_claims(ApplyWorker& apply) {
     const std::uint64_t start = monotonic_ns();
     apply.apply_claimed(io_claims_);
     const std::uint64_t took = monotonic_ns() - start;
-    if (took > k_io_inline_apply_limit_ns && !io_apply_off_.exchange(true)) return took;
+    if (took > kIoInlineApplyLimitNs && !io_apply_off_.exchange(true)) return took;
     return 0;
 }
 
 bool InlinePolicy::io_writes(bool follower, std::size_t entries) {
-    const bool writes = cluster_mode() && handling_message() && follower &&
-                        entries <= k_follower_io_write_max_entries;
+    const bool writes =
+        cluster_mode() && handling_message() && follower && entries <= kFollowerIoWriteMaxEntries;
     if (writes) io_write_queued_ = true;
     return writes;
 }

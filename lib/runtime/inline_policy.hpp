@@ -39,24 +39,24 @@ namespace keel::runtime {
 // the WAL flusher right after its fsync.  A write from elsewhere that
 // arrives meanwhile waits for the apply, at most about as long as it would
 // wait behind one more fsync.  A larger batch goes to the apply thread.
-inline constexpr std::uint64_t k_single_mode_inline_apply_min_ns = 50'000;
-inline constexpr std::uint64_t k_single_mode_inline_apply_max_ns = 2'000'000;
+inline constexpr std::uint64_t kSingleModeInlineApplyMinNs = 50'000;
+inline constexpr std::uint64_t kSingleModeInlineApplyMaxNs = 2'000'000;
 // Cluster mode: the I/O thread applies a committed batch predicted to take
 // at most this long (it takes every member's messages: the budget is of the
 // order of stepping one in).  An inline batch that takes longer than the
 // limit (a slow state machine, mispredicted) turns inline apply on the I/O
 // thread off for good: a stalled I/O thread delays heartbeats, and a long
 // enough stall costs the leadership.
-inline constexpr std::uint64_t k_io_inline_apply_ns = 20'000;
-inline constexpr std::uint64_t k_io_inline_apply_limit_ns = 1'000'000;
+inline constexpr std::uint64_t kIoInlineApplyNs = 20'000;
+inline constexpr std::uint64_t kIoInlineApplyLimitNs = 1'000'000;
 // Cluster mode: a follower's I/O thread writes a batch of at most this many
 // entries itself, unless a batch is being written already; a larger one
 // goes to the flusher, so that the I/O thread takes in the leader's next
 // message while it is written.
-inline constexpr std::size_t k_follower_io_write_max_entries = 8;
+inline constexpr std::size_t kFollowerIoWriteMaxEntries = 8;
 // Proposals submitted from inside a batch of proposal callbacks are handed
 // to the core (one WAL append) at the batch's end or in chunks of this many.
-inline constexpr std::size_t k_deferred_proposals_chunk = 128;
+inline constexpr std::size_t kDeferredProposalsChunk = 128;
 
 class InlinePolicy {
 public:
@@ -95,7 +95,7 @@ public:
     // The WAL flusher, no lock held: applies what it claimed.
     void apply_flusher_claims(ApplyWorker& apply);
     // The I/O thread, no lock held: applies what it claimed.  Returns how
-    // long it took if that overran k_io_inline_apply_limit_ns and so turned
+    // long it took if that overran kIoInlineApplyLimitNs and so turned
     // applying on the I/O thread off (for the caller to log), else 0.
     std::uint64_t apply_io_claims(ApplyWorker& apply);
 
@@ -123,7 +123,7 @@ private:
     std::atomic<bool> io_apply_off_{false};
     bool io_write_queued_ = false;  // I/O thread only
     // Append to durable, smoothed (7/8 old, 1/8 new): the flusher's budget.
-    std::atomic<std::uint64_t> durable_ns_smoothed_{k_single_mode_inline_apply_min_ns};
+    std::atomic<std::uint64_t> durable_ns_smoothed_{kSingleModeInlineApplyMinNs};
 };
 
 }  // namespace keel::runtime

@@ -21,7 +21,7 @@ inline std::uint64_t monotonic_ns() {
 
 class LatencyHistogramRecorder {
 public:
-    static constexpr std::array<double, 17> k_upper_bounds_us = {
+    static constexpr std::array<double, 17> kUpperBoundsUs = {
         10,    25,    50,    100,    250,    500,    1000,    2500, 5000,
         10000, 25000, 50000, 100000, 250000, 500000, 1000000, 1e300};
 
@@ -39,7 +39,7 @@ public:
 
     private:
         friend class LatencyHistogramRecorder;
-        std::array<std::uint64_t, k_upper_bounds_us.size()> counts_{};
+        std::array<std::uint64_t, kUpperBoundsUs.size()> counts_{};
         std::uint64_t count_ = 0;
         std::uint64_t sum_ns_ = 0;
     };
@@ -60,7 +60,7 @@ public:
 
     LatencyHistogram snapshot() const {
         LatencyHistogram h;
-        h.upper_bounds_us.assign(k_upper_bounds_us.begin(), k_upper_bounds_us.end());
+        h.upper_bounds_us.assign(kUpperBoundsUs.begin(), kUpperBoundsUs.end());
         h.upper_bounds_us.back() = std::numeric_limits<double>::infinity();
         for (const auto& c : counts_) h.counts.push_back(c.load(std::memory_order_relaxed));
         h.count = count_.load(std::memory_order_relaxed);
@@ -72,11 +72,11 @@ private:
     static std::size_t bucket(std::uint64_t ns) {
         const double us = static_cast<double>(ns) / 1000.0;
         std::size_t b = 0;
-        while (us > k_upper_bounds_us[b]) ++b;  // the last bound is "infinite"
+        while (us > kUpperBoundsUs[b]) ++b;  // the last bound is "infinite"
         return b;
     }
 
-    std::array<std::atomic<std::uint64_t>, k_upper_bounds_us.size()> counts_{};
+    std::array<std::atomic<std::uint64_t>, kUpperBoundsUs.size()> counts_{};
     std::atomic<std::uint64_t> count_{0};
     std::atomic<std::uint64_t> sum_ns_{0};
 };

@@ -7,12 +7,12 @@ namespace keel::runtime {
 
 namespace {
 
-constexpr std::uint64_t k_read_chunk_bytes = 64ull << 20;
+constexpr std::uint64_t kReadChunkBytes = 64ull << 20;
 
 // The floor in the metadata's opaque blob: this magic, then the index and
 // the term (8 bytes each, little-endian), then the configuration
 // (raft::encode_configuration).
-constexpr std::string_view k_floor_magic = "keel-sm-floor-1\n";
+constexpr std::string_view kFloorMagic = "keel-sm-floor-1\n";
 
 void put_u64(std::string& out, std::uint64_t v) {
     for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -91,7 +91,7 @@ Result<std::vector<raft::Entry>> LogStore::entries_after(raft::Index snapshot_in
     }
     std::uint64_t from = std::max(first, snapshot_index + 1);
     while (from <= last) {
-        auto records = wal_->read(from, last + 1, k_read_chunk_bytes);
+        auto records = wal_->read(from, last + 1, kReadChunkBytes);
         if (!records.ok()) return records.status();
         if (records.value().empty()) break;
         for (wal::Record& r : records.value()) {
@@ -129,13 +129,12 @@ Result<std::optional<raft::SnapshotMeta>> decode_floor(std::string_view blob,
             ErrorCode::corruption,
             "the metadata in " + dir + " holds a state machine compaction point that " + why);
     };
-    if (blob.size() < k_floor_magic.size() + 16 ||
-        blob.substr(0, k_floor_magic.size()) != k_floor_magic)
+    if (blob.size() < kFloorMagic.size() + 16 || blob.substr(0, kFloorMagic.size()) != kFloorMagic)
         return bad("is not in keel's format");
     raft::SnapshotMeta floor;
-    floor.index = get_u64(blob.substr(k_floor_magic.size()));
-    floor.term = get_u64(blob.substr(k_floor_magic.size() + 8));
-    auto config = raft::decode_configuration(blob.substr(k_floor_magic.size() + 16));
+    floor.index = get_u64(blob.substr(kFloorMagic.size()));
+    floor.term = get_u64(blob.substr(kFloorMagic.size() + 8));
+    auto config = raft::decode_configuration(blob.substr(kFloorMagic.size() + 16));
     if (!config) return bad("has a configuration that does not decode");
     floor.config = std::move(*config);
     return std::optional<raft::SnapshotMeta>(std::move(floor));
@@ -147,7 +146,7 @@ Result<std::optional<raft::SnapshotMeta>> LogStore::floor() const {
 
 Status LogStore::save_floor(const raft::SnapshotMeta& floor) {
     wal::Metadata m = meta_;
-    m.opaque.assign(k_floor_magic);
+    m.opaque.assign(kFloorMagic);
     put_u64(m.opaque, floor.index);
     put_u64(m.opaque, floor.term);
     m.opaque += raft::encode_configuration(floor.config);

@@ -8,7 +8,7 @@ namespace keel::runtime {
 
 namespace {
 
-constexpr std::uint8_t k_context_version = 1;
+constexpr std::uint8_t kContextVersion = 1;
 
 void put_u32(std::string& out, std::uint32_t v) {
     for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -34,12 +34,12 @@ bool get_bytes(std::string_view& in, std::size_t limit, std::string& out) {
 
 Status validate_member(const MemberSpec& spec) {
     if (spec.id == 0) return Status(ErrorCode::invalid_argument, "member id must be > 0");
-    if (spec.raft_address.size() > k_max_address_bytes)
+    if (spec.raft_address.size() > kMaxAddressBytes)
         return Status(ErrorCode::invalid_argument, "raft_address longer than 256 bytes");
-    if (spec.metadata.size() > k_max_member_metadata_bytes)
-        return Status(ErrorCode::invalid_argument, "member metadata larger than " +
-                                                       std::to_string(k_max_member_metadata_bytes) +
-                                                       " bytes");
+    if (spec.metadata.size() > kMaxMemberMetadataBytes)
+        return Status(
+            ErrorCode::invalid_argument,
+            "member metadata larger than " + std::to_string(kMaxMemberMetadataBytes) + " bytes");
     return Status::ok_status();
 }
 
@@ -47,7 +47,7 @@ std::string encode_member_context(const MemberSpec& spec) {
     KEEL_ASSERT(validate_member(spec).ok(), "member specs are validated before encoding");
     std::string out;
     out.reserve(9 + spec.raft_address.size() + spec.metadata.size());
-    out.push_back(static_cast<char>(k_context_version));
+    out.push_back(static_cast<char>(kContextVersion));
     put_u32(out, static_cast<std::uint32_t>(spec.raft_address.size()));
     out += spec.raft_address;
     put_u32(out, static_cast<std::uint32_t>(spec.metadata.size()));
@@ -56,11 +56,11 @@ std::string encode_member_context(const MemberSpec& spec) {
 }
 
 Status decode_member_context(std::string_view in, MemberSpec& spec) {
-    if (in.empty() || static_cast<std::uint8_t>(in[0]) != k_context_version)
+    if (in.empty() || static_cast<std::uint8_t>(in[0]) != kContextVersion)
         return Status(ErrorCode::corruption, "member context: bad version");
     in.remove_prefix(1);
-    if (!get_bytes(in, k_max_address_bytes, spec.raft_address) ||
-        !get_bytes(in, k_max_member_metadata_bytes, spec.metadata) || !in.empty())
+    if (!get_bytes(in, kMaxAddressBytes, spec.raft_address) ||
+        !get_bytes(in, kMaxMemberMetadataBytes, spec.metadata) || !in.empty())
         return Status(ErrorCode::corruption, "member context: malformed");
     return Status::ok_status();
 }

@@ -19,11 +19,11 @@
 
 namespace keel::runtime {
 
-inline constexpr std::size_t k_max_address_bytes = 256;
+inline constexpr std::size_t kMaxAddressBytes = 256;
 // The encoded context (version byte, two u32 lengths, address, metadata) must
 // fit the core's raft::kMaxContextBytes, whatever the address's length.
-inline constexpr std::size_t k_max_member_metadata_bytes =
-    raft::kMaxContextBytes - 9 - k_max_address_bytes;
+inline constexpr std::size_t kMaxMemberMetadataBytes =
+    raft::kMaxContextBytes - 9 - kMaxAddressBytes;
 
 // invalid_argument when an address or the metadata exceeds its limit.
 Status validate_member(const MemberSpec& spec);

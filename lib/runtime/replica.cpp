@@ -142,7 +142,7 @@ Status Replica::start(TransportFactory factory, wal::FileSystem* fs) {
                                            options_.snapshot_every_entries, apply_hooks(),
                                            &board_.commit_latency);
     // Single-node mode until the core needs ticks (set_ticker_needed).
-    log_->wal().set_idle_spin_us(k_single_mode_flusher_spin_us);
+    log_->wal().set_idle_spin_us(kSingleModeFlusherSpinUs);
 
     if (Status s = check_peer_security(); !s.ok()) return s;
     if (factory) {

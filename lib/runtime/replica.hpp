@@ -69,7 +69,7 @@ namespace keel::runtime {
 // spinner waits out a CPU-bound process's whole time slice when its work
 // arrives), and costs at most this much CPU per write; an idle node
 // sleeps.  Zero in cluster mode, where more threads share the cores.
-inline constexpr std::uint32_t k_single_mode_flusher_spin_us = 250;
+inline constexpr std::uint32_t kSingleModeFlusherSpinUs = 250;
 
 // Makes a replica's transport (peer_transport_factory.cpp): over
 // NodeOptions::transport, or the built-in TCP one.  The cluster id is unset

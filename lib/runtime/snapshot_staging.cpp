@@ -11,7 +11,7 @@ void SnapshotStaging::stage(raft::Index index, raft::Term term, std::string path
     if (auto old = staged_.find(key); old != staged_.end() && old->second != path)
         std::remove(old->second.c_str());
     staged_[key] = std::move(path);
-    while (staged_.size() > k_max_staged_snapshots) {
+    while (staged_.size() > kMaxStagedSnapshots) {
         std::remove(staged_.begin()->second.c_str());
         staged_.erase(staged_.begin());
     }

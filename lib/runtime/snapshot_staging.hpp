@@ -6,7 +6,7 @@
 // (index, term) for the install_snapshot that may follow.  Installing one
 // takes it and drops every older one from the stage (their files stay until
 // the next start empties the staging directory); at most
-// k_max_staged_snapshots are kept, the oldest deleted first.
+// kMaxStagedSnapshots are kept, the oldest deleted first.
 //
 // Threads: none of its own; the replica calls it under its core lock.
 #pragma once
@@ -22,7 +22,7 @@
 namespace keel::runtime {
 
 // Complete snapshots from leaders kept until the core installs one.
-inline constexpr std::size_t k_max_staged_snapshots = 2;
+inline constexpr std::size_t kMaxStagedSnapshots = 2;
 
 class SnapshotStaging {
 public:

@@ -31,7 +31,7 @@ void Replica::propose_async(SharedBytes data, std::function<void(ProposeResult)>
         inbox_.push(InboxProposal{std::move(data), std::move(done), monotonic_ns()});
     // Under the core lock, the holder takes the inbox in before releasing
     // it.  Inside a batch of proposal callbacks, the batch's end does, or
-    // every k_deferred_proposals_chunk proposals: the WAL starts on the first
+    // every kDeferredProposalsChunk proposals: the WAL starts on the first
     // chunk while the apply thread is still answering the rest.  Otherwise
     // this thread runs the core itself.
     if (holding_core() || inline_.gathers(queued)) return;

@@ -59,7 +59,7 @@ inline constexpr std::uint8_t kWireVersion = 3;
 inline constexpr std::size_t kFrameLengthBytes = 4;
 inline constexpr std::size_t kFrameBodyBytesMin = 1 + 1 + 4;
 // The longest address a hello carries (runtime/member_context.hpp's
-// k_max_address_bytes).
+// kMaxAddressBytes).
 inline constexpr std::size_t kHelloAddressBytesMax = 256;
 // A hello frame is at most this long; before a connection has said hello,
 // the receiver refuses any longer length prefix (no big buffer for

@@ -89,13 +89,13 @@ struct Fixture {
 }  // namespace
 
 // Inline budgets below: 20 us, or 1 ms for the interleaving test.
-constexpr std::uint64_t k_budget_ns = 20'000;
+constexpr std::uint64_t kBudgetNs = 20'000;
 
 TEST_CASE("inline apply is off with a zero budget", "[apply_worker]") {
     Fixture f;
     f.worker->start();
     CHECK_FALSE(f.worker->claim_inline(1, 0));
-    CHECK(f.worker->claim_inline(1, k_budget_ns));
+    CHECK(f.worker->claim_inline(1, kBudgetNs));
     std::atomic<int> answered{0};
     std::deque<ApplyItem> items;
     items.push_back(entries(1, 1, &answered));
@@ -113,7 +113,7 @@ TEST_CASE("a proposer hears back only once its commit latency is counted", "[app
     keel::runtime::LatencyHistogramRecorder latency;
     Fixture f(0, &latency);
     f.worker->start();
-    REQUIRE(f.worker->claim_inline(3, k_budget_ns));
+    REQUIRE(f.worker->claim_inline(3, kBudgetNs));
     // Applied inline, on this thread: the callbacks may record into a vector.
     std::vector<std::uint64_t> counted_when_answered;
     ApplyEntries item;
@@ -141,15 +141,15 @@ TEST_CASE("one claim at a time; batches predicted over the budget are refused", 
     Fixture f;
     f.worker->start();
     // The initial estimate is pessimistic (2 us an entry): 11 entries exceed 20 us.
-    CHECK_FALSE(f.worker->claim_inline(11, k_budget_ns));
-    REQUIRE(f.worker->claim_inline(10, k_budget_ns));
-    CHECK_FALSE(f.worker->claim_inline(1, k_budget_ns));  // the claim is held
+    CHECK_FALSE(f.worker->claim_inline(11, kBudgetNs));
+    REQUIRE(f.worker->claim_inline(10, kBudgetNs));
+    CHECK_FALSE(f.worker->claim_inline(1, kBudgetNs));  // the claim is held
     std::atomic<int> answered{0};
     std::deque<ApplyItem> items;
     items.push_back(entries(1, 10, &answered));
     f.worker->apply_claimed(items);
     CHECK(answered.load() == 10);
-    CHECK(f.worker->claim_inline(1, k_budget_ns));
+    CHECK(f.worker->claim_inline(1, kBudgetNs));
     std::deque<ApplyItem> more;
     more.push_back(entries(11, 11, &answered));
     f.worker->apply_claimed(more);
@@ -161,11 +161,11 @@ TEST_CASE("items queued during a claim are applied after the claimed ones", "[ap
     Fixture f;
     f.worker->start();
     std::atomic<int> answered{0};
-    REQUIRE(f.worker->claim_inline(2, k_budget_ns));
+    REQUIRE(f.worker->claim_inline(2, kBudgetNs));
     // The apply thread gets later entries while the claim is held: it must
     // wait, or it would apply 3..5 before 1..2 (the worker asserts order).
     f.worker->enqueue(entries(3, 5, &answered));
-    CHECK_FALSE(f.worker->claim_inline(1, k_budget_ns));  // held, and now something is queued
+    CHECK_FALSE(f.worker->claim_inline(1, kBudgetNs));  // held, and now something is queued
     std::deque<ApplyItem> items;
     items.push_back(entries(1, 2, &answered));
     f.worker->apply_claimed(items);
@@ -183,11 +183,11 @@ TEST_CASE("inline claims and the apply thread interleave in log order", "[apply_
     Fixture f;
     f.worker->start();
     std::atomic<int> answered{0};
-    constexpr std::uint64_t k_last = 20000;
+    constexpr std::uint64_t kLast = 20000;
     std::uint64_t next = 1;
     int inline_batches = 0, queued_batches = 0;
-    while (next <= k_last) {
-        const std::uint64_t last = std::min(k_last, next + next % 3);
+    while (next <= kLast) {
+        const std::uint64_t last = std::min(kLast, next + next % 3);
         if (f.worker->claim_inline(last - next + 1, 1'000'000)) {
             // Something queued right after the claim must wait for it.
             const int begun = f.batches_begun.load();
@@ -224,11 +224,11 @@ TEST_CASE("no inline claim while the apply thread has work, nor once stopped", "
     // Not started: the queued item stays queued, so a claim must be refused.
     std::atomic<int> answered{0};
     f.worker->enqueue(entries(1, 1, &answered));
-    CHECK_FALSE(f.worker->claim_inline(1, k_budget_ns));
+    CHECK_FALSE(f.worker->claim_inline(1, kBudgetNs));
     f.worker->start();
     wait_for_index(*f.sm, 1);
     f.worker->stop();
-    CHECK_FALSE(f.worker->claim_inline(1, k_budget_ns));
+    CHECK_FALSE(f.worker->claim_inline(1, kBudgetNs));
 }
 
 TEST_CASE("a batch that would take an automatic snapshot goes to the apply thread",
@@ -236,12 +236,12 @@ TEST_CASE("a batch that would take an automatic snapshot goes to the apply threa
     Fixture f(/*snapshot_every=*/4);
     f.worker->start();
     std::atomic<int> answered{0};
-    REQUIRE(f.worker->claim_inline(3, k_budget_ns));
+    REQUIRE(f.worker->claim_inline(3, kBudgetNs));
     std::deque<ApplyItem> items;
     items.push_back(entries(1, 3, &answered));
     f.worker->apply_claimed(items);
     CHECK(f.snapshots.load() == 0);
-    CHECK_FALSE(f.worker->claim_inline(1, k_budget_ns));  // index 4 reaches snapshot_every
+    CHECK_FALSE(f.worker->claim_inline(1, kBudgetNs));  // index 4 reaches snapshot_every
     f.worker->enqueue(entries(4, 4, &answered));
     wait_for_index(*f.sm, 4);
     f.worker->stop();

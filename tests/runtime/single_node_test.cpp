@@ -334,8 +334,8 @@ TEST_CASE("a closed loop of 256 proposers: each proposal answered once, applied 
     TempDir dir;
     auto sm = std::make_shared<RecordingStateMachine>();
     auto node = open_node(single_options(dir.path()), sm);
-    constexpr int k_proposers = 256;
-    constexpr int k_rounds = 20;
+    constexpr int kProposers = 256;
+    constexpr int kRounds = 20;
     std::atomic<int> failures{0};
     std::atomic<int> answered{0};
     std::promise<void> all_done;
@@ -345,16 +345,16 @@ TEST_CASE("a closed loop of 256 proposers: each proposal answered once, applied 
         data += std::to_string(round);
         node->propose_async(std::move(data), [&, proposer, round](ProposeResult r) {
             if (!r.status.ok()) failures.fetch_add(1);
-            if (answered.fetch_add(1) + 1 == k_proposers * k_rounds) all_done.set_value();
-            if (round + 1 < k_rounds) propose(proposer, round + 1);
+            if (answered.fetch_add(1) + 1 == kProposers * kRounds) all_done.set_value();
+            if (round + 1 < kRounds) propose(proposer, round + 1);
         });
     };
-    for (int p = 0; p < k_proposers; ++p) propose(p, 0);
+    for (int p = 0; p < kProposers; ++p) propose(p, 0);
     all_done.get_future().wait();
     CHECK(failures.load() == 0);
     CHECK(sm->duplicate_applies() == 0);
     // Each proposer's entries were applied in its own order.
-    std::vector<int> next_round(k_proposers, 0);
+    std::vector<int> next_round(kProposers, 0);
     int applied = 0;
     for (const auto& [index, data] : sm->applied()) {
         if (data.empty() || data[0] != 'p') continue;
@@ -365,7 +365,7 @@ TEST_CASE("a closed loop of 256 proposers: each proposal answered once, applied 
         next_round.at(static_cast<std::size_t>(proposer)) = round + 1;
         ++applied;
     }
-    CHECK(applied == k_proposers * k_rounds);
+    CHECK(applied == kProposers * kRounds);
     node->stop();
 }
 

@@ -22,8 +22,8 @@ TEST_CASE("concurrent appenders: every completion fires once, in index order") {
     REQUIRE(opened.ok());
     Wal& wal = **opened;
 
-    constexpr int k_threads = 4;
-    constexpr int k_appends_per_thread = 300;
+    constexpr int kThreads = 4;
+    constexpr int kAppendsPerThread = 300;
     std::mutex submit_mu;  // the caller serialises index assignment, as the Raft runtime does
     std::uint64_t next = 1;
     std::mutex done_mu;
@@ -32,9 +32,9 @@ TEST_CASE("concurrent appenders: every completion fires once, in index order") {
     // Catch's assertions are not thread-safe: count failures, check after.
     std::atomic<int> failed_appends{0}, failed_completions{0};
     std::vector<std::thread> threads;
-    for (int t = 0; t < k_threads; ++t) {
+    for (int t = 0; t < kThreads; ++t) {
         threads.emplace_back([&, t] {
-            for (int i = 0; i < k_appends_per_thread; ++i) {
+            for (int i = 0; i < kAppendsPerThread; ++i) {
                 std::lock_guard lock(submit_mu);
                 const std::uint64_t count = 1 + static_cast<std::uint64_t>((i + t) % 3);
                 const std::uint64_t first = next;
@@ -56,7 +56,7 @@ TEST_CASE("concurrent appenders: every completion fires once, in index order") {
     REQUIRE(failed_appends.load() == 0);
     {
         std::unique_lock lock(done_mu);
-        done_cv.wait(lock, [&] { return completed.size() == k_threads * k_appends_per_thread; });
+        done_cv.wait(lock, [&] { return completed.size() == kThreads * kAppendsPerThread; });
     }
     CHECK(failed_completions.load() == 0);
     REQUIRE(std::is_sorted(completed.begin(), completed.end()));
@@ -90,9 +90,9 @@ TEST_CASE("after_batch runs once per group commit, after that batch's callbacks,
     auto opened = Wal::open(dir.path(), o);
     REQUIRE(opened.ok());
     Wal& wal = **opened;
-    constexpr std::uint64_t k_appends = 500;
+    constexpr std::uint64_t kAppends = 500;
     std::atomic<int> failed{0};  // (no Catch assertions on the flusher thread)
-    for (std::uint64_t i = 1; i <= k_appends; ++i) {
+    for (std::uint64_t i = 1; i <= kAppends; ++i) {
         REQUIRE(wal.append(make_records(i, 1),
                            [&](Status st) {
                                if (!st.ok()) failed.fetch_add(1);
@@ -104,7 +104,7 @@ TEST_CASE("after_batch runs once per group commit, after that batch's callbacks,
         if (i % 100 == 0) wal.set_idle_spin_us(i % 200 == 0 ? 0 : 50);
     }
     std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return !at_batch_end.empty() && at_batch_end.back() == k_appends; });
+    cv.wait(lock, [&] { return !at_batch_end.empty() && at_batch_end.back() == kAppends; });
     CHECK_FALSE(off_flusher);
     CHECK(failed.load() == 0);
     // One call per batch that completed something, each after all of them.
@@ -122,12 +122,12 @@ TEST_CASE("a callback may append the next record (closed loop on the flusher thr
     std::condition_variable cv;
     bool finished = false;
     bool failed = false;  // (no Catch assertions on the flusher thread)
-    constexpr std::uint64_t k_last = 200;
+    constexpr std::uint64_t kLast = 200;
     std::function<void(Status)> on_done = [&](Status s) {
         const std::uint64_t next = wal.next_index();
-        if (!s.ok() || next > k_last || !wal.append(make_record(next), on_done).ok()) {
+        if (!s.ok() || next > kLast || !wal.append(make_record(next), on_done).ok()) {
             std::lock_guard lock(mu);
-            failed = next <= k_last;
+            failed = next <= kLast;
             finished = true;
             cv.notify_all();
         }
@@ -136,7 +136,7 @@ TEST_CASE("a callback may append the next record (closed loop on the flusher thr
     std::unique_lock lock(mu);
     cv.wait(lock, [&] { return finished; });
     CHECK_FALSE(failed);
-    REQUIRE(wal.last_index() == k_last);
+    REQUIRE(wal.last_index() == kLast);
 }
 
 TEST_CASE("closing the WAL completes every queued append") {

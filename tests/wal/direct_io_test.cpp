@@ -25,9 +25,9 @@ using namespace keel::wal::test;
 
 namespace {
 
-constexpr std::uint64_t k_block = 4096;
-constexpr std::uint64_t k_sector = 512;
-constexpr std::uint64_t k_batch_header = 32;  // docs/wal.md, "Segment file", version 3
+constexpr std::uint64_t kBlock = 4096;
+constexpr std::uint64_t kSector = 512;
+constexpr std::uint64_t kBatchHeader = 32;  // docs/wal.md, "Segment file", version 3
 
 Options options_for(WritePath path, FileSystem* fs = nullptr) {
     Options o = small_options(fs);
@@ -102,15 +102,15 @@ TEST_CASE("the direct path starts every batch on a fresh block and pads the last
     wal.reset();
     const auto at = places(dir.path());
     REQUIRE(at.size() == next - 1);
-    for (const auto& [file, align] : layouts(dir.path())) REQUIRE(align == k_block);
+    for (const auto& [file, align] : layouts(dir.path())) REQUIRE(align == kBlock);
     for (std::size_t b = 0; b < batch_first.size(); ++b) {
         const std::uint64_t first = batch_first[b];
         const std::uint64_t last = b + 1 < batch_first.size() ? batch_first[b + 1] - 1 : next - 1;
         INFO("batch " << first << ".." << last);
         const Placed& p = at.at(first);
         // Behind the batch header, at the start of a block.
-        REQUIRE(p.offset % k_block == k_batch_header);
-        REQUIRE(p.offset >= k_block);  // the first block holds the segment header alone
+        REQUIRE(p.offset % kBlock == kBatchHeader);
+        REQUIRE(p.offset >= kBlock);  // the first block holds the segment header alone
         for (std::uint64_t i = first + 1; i <= last; ++i) {
             if (at.at(i).file != p.file) continue;  // rolled inside the batch
             const Placed& prev = at.at(i - 1);
@@ -120,7 +120,7 @@ TEST_CASE("the direct path starts every batch on a fresh block and pads the last
         const Placed& end = at.at(last);
         const std::string bytes = read_all(dir.path() + "/" + end.file);
         const std::uint64_t from = end.offset + end.bytes;
-        const std::uint64_t to = (from + k_block - 1) / k_block * k_block;
+        const std::uint64_t to = (from + kBlock - 1) / kBlock * kBlock;
         REQUIRE(bytes.substr(from, to - from) == std::string(to - from, '\0'));
     }
 }
@@ -164,7 +164,7 @@ TEST_CASE("either path reads what the other wrote; the direct path rolls off a b
         require_log_is(*wal, 1, 320);
     }
     const auto after_direct = layouts(dir.path());
-    REQUIRE(after_direct.rbegin()->second == k_block);
+    REQUIRE(after_direct.rbegin()->second == kBlock);
     {
         // The buffered path keeps the active segment's layout.
         auto wal = open_ok(dir.path(), options_for(WritePath::buffered));
@@ -173,8 +173,8 @@ TEST_CASE("either path reads what the other wrote; the direct path rolls off a b
         REQUIRE(append_sync(*wal, make_records(326, 5)).ok());
     }
     const auto at = places(dir.path());
-    REQUIRE(at.at(321).offset % k_block == k_batch_header);
-    REQUIRE(at.at(326).offset % k_block == k_batch_header);
+    REQUIRE(at.at(321).offset % kBlock == kBatchHeader);
+    REQUIRE(at.at(326).offset % kBlock == kBatchHeader);
     auto wal = open_ok(dir.path(), options_for(WritePath::direct));
     REQUIRE(layouts(dir.path()).size() ==
             after_direct.size() + (at.at(330).file != after_direct.rbegin()->first));
@@ -194,7 +194,7 @@ TEST_CASE("truncating back into a buffered-layout segment on the direct path rol
     require_log_is(*wal, 1, 60);
     wal.reset();
     const auto at = places(dir.path());
-    REQUIRE(layouts(dir.path()).at(at.at(51).file) == k_block);
+    REQUIRE(layouts(dir.path()).at(at.at(51).file) == kBlock);
     REQUIRE(layouts(dir.path()).at(at.at(50).file) == 0);
     auto again = open_ok(dir.path(), options_for(WritePath::direct));
     require_log_is(*again, 1, 60);
@@ -208,7 +208,7 @@ TEST_CASE("auto picks direct where O_DIRECT works and falls back where it is ref
         CHECK(wal->write_path() == WritePath::direct);
         REQUIRE(append_sync(*wal, make_records(1, 5)).ok());
         wal.reset();
-        CHECK(layouts(base.sub("a")).begin()->second == k_block);
+        CHECK(layouts(base.sub("a")).begin()->second == kBlock);
     }
     SECTION("one that refuses it, as tmpfs before Linux 6.6 does") {
         fs.set_inject(fail_on("open_direct", "", ErrorCode::unsupported));
@@ -231,8 +231,8 @@ namespace {
 // with the segment's bytes just before that batch's write reached the disk
 // and after it (and after `later` more records, one batch, when asked).
 struct WatchedBatch {
-    static constexpr std::uint64_t k_acked = 12;
-    static constexpr std::uint64_t k_batch = 100;
+    static constexpr std::uint64_t kAcked = 12;
+    static constexpr std::uint64_t kBatch = 100;
     std::string before;  // the directory just before the batch's write
     std::string after;   // and at the end
     std::string seg;     // the segment the batch went to
@@ -249,7 +249,7 @@ struct WatchedBatch {
         Options o = options_for(WritePath::direct, &fs);
         o.segment_bytes = segment_bytes;
         auto wal = open_ok(after, o);
-        for (std::uint64_t i = 1; i <= k_acked; i += 3)
+        for (std::uint64_t i = 1; i <= kAcked; i += 3)
             REQUIRE(append_sync(*wal, make_records(i, 3)).ok());
         bool armed = true;
         fs.set_before_mutation([&](const std::string& what) {
@@ -258,24 +258,24 @@ struct WatchedBatch {
                 armed = false;
             }
         });
-        REQUIRE(append_sync(*wal, make_records(k_acked + 1, k_batch, 1, 100)).ok());
+        REQUIRE(append_sync(*wal, make_records(kAcked + 1, kBatch, 1, 100)).ok());
         REQUIRE_FALSE(armed);
         fs.set_before_mutation(nullptr);
-        if (later != 0) REQUIRE(append_sync(*wal, make_records(k_acked + k_batch + 1, later)).ok());
+        if (later != 0) REQUIRE(append_sync(*wal, make_records(kAcked + kBatch + 1, later)).ok());
         wal.reset();
         at = places(after);
-        seg = at.at(k_acked + 1).file;
-        REQUIRE(at.at(k_acked + k_batch + later).file == seg);
+        seg = at.at(kAcked + 1).file;
+        REQUIRE(at.at(kAcked + kBatch + later).file == seg);
         old_bytes = read_all(before + "/" + seg);
         new_bytes = read_all(after + "/" + seg);
         REQUIRE(old_bytes.size() == new_bytes.size());
-        start = at.at(k_acked + 1).offset - k_batch_header;
-        const Placed& last = at.at(k_acked + k_batch);
-        const std::uint64_t end = (last.offset + last.bytes + k_block - 1) / k_block * k_block;
-        REQUIRE(start % k_block == 0);
-        REQUIRE(end - start == 4 * k_block);
+        start = at.at(kAcked + 1).offset - kBatchHeader;
+        const Placed& last = at.at(kAcked + kBatch);
+        const std::uint64_t end = (last.offset + last.bytes + kBlock - 1) / kBlock * kBlock;
+        REQUIRE(start % kBlock == 0);
+        REQUIRE(end - start == 4 * kBlock);
         REQUIRE(old_bytes.substr(start, end - start) == std::string(end - start, '\0'));
-        sectors = (end - start) / k_sector;
+        sectors = (end - start) / kSector;
     }
 
     // The segment as the disk kept it: of the batch's sectors only those
@@ -284,8 +284,8 @@ struct WatchedBatch {
         std::string bytes = new_bytes;
         for (std::uint64_t s = 0; s < sectors; ++s)
             if (!kept[s])
-                bytes.replace(start + s * k_sector, k_sector,
-                              old_bytes.substr(start + s * k_sector, k_sector));
+                bytes.replace(start + s * kSector, kSector,
+                              old_bytes.substr(start + s * kSector, kSector));
         return bytes;
     }
 
@@ -294,11 +294,11 @@ struct WatchedBatch {
     std::uint64_t kept_records(const std::vector<bool>& kept) const {
         if (!kept[0]) return 0;
         std::uint64_t n = 0;
-        for (std::uint64_t i = k_acked + 1; i <= k_acked + k_batch; ++i, ++n) {
+        for (std::uint64_t i = kAcked + 1; i <= kAcked + kBatch; ++i, ++n) {
             const Placed& p = at.at(i);
-            for (std::uint64_t b = p.offset - start; b < p.offset + p.bytes - start; b += k_sector)
-                if (!kept[b / k_sector]) return n;
-            if (!kept[(p.offset + p.bytes - 1 - start) / k_sector]) return n;
+            for (std::uint64_t b = p.offset - start; b < p.offset + p.bytes - start; b += kSector)
+                if (!kept[b / kSector]) return n;
+            if (!kept[(p.offset + p.bytes - 1 - start) / kSector]) return n;
         }
         return n;
     }
@@ -306,8 +306,8 @@ struct WatchedBatch {
     // Sectors whose content the write changed (the rest of the last block
     // is zeros before and after: losing those sectors changes nothing).
     bool changed(std::uint64_t s) const {
-        return old_bytes.compare(start + s * k_sector, k_sector, new_bytes, start + s * k_sector,
-                                 k_sector) != 0;
+        return old_bytes.compare(start + s * kSector, kSector, new_bytes, start + s * kSector,
+                                 kSector) != 0;
     }
 
     Options reopen_options() const {
@@ -323,7 +323,7 @@ struct WatchedBatch {
 TEST_CASE("a batch write torn at any 512-byte sectors loses no acknowledged record and opens") {
     TempDir base;
     const WatchedBatch w(base, 0);
-    const std::uint64_t acked = WatchedBatch::k_acked;
+    const std::uint64_t acked = WatchedBatch::kAcked;
 
     // The disk kept the sectors `kept` of the final batch's write and none
     // of the others: open recovers without repair, keeps every acknowledged
@@ -453,12 +453,12 @@ void to_layout_2(const std::string& dir) {
         std::memcpy(bytes.data() + 8, &version, 4);
         const std::uint32_t header_crc = crc32c(bytes.data(), 60);
         std::memcpy(bytes.data() + 60, &header_crc, 4);
-        for (std::uint64_t p = k_block; p + k_batch_header <= bytes.size(); p += k_block) {
+        for (std::uint64_t p = kBlock; p + kBatchHeader <= bytes.size(); p += kBlock) {
             if (bytes.compare(p + 4, 4, "KBAT") != 0) continue;
             std::uint64_t length = 0;
             std::memcpy(&length, bytes.data() + p + 16, 8);
-            bytes.replace(p, length, bytes.substr(p + k_batch_header, length));
-            bytes.replace(p + length, k_batch_header, std::string(k_batch_header, '\0'));
+            bytes.replace(p, length, bytes.substr(p + kBatchHeader, length));
+            bytes.replace(p + length, kBatchHeader, std::string(kBatchHeader, '\0'));
         }
         write_all(path, bytes);
     }

@@ -230,7 +230,7 @@ TEST_CASE("metadata is saved durably and read back after reopen") {
         REQUIRE(wal->save_metadata(m).ok());
         REQUIRE(wal->metadata() == m);
         Metadata big;
-        big.opaque.resize(k_max_metadata_opaque_bytes + 1);
+        big.opaque.resize(kMaxMetadataOpaqueBytes + 1);
         REQUIRE(wal->save_metadata(big).code() == ErrorCode::too_large);
     }
     auto wal = open_ok(dir.path(), small_options());
@@ -304,14 +304,14 @@ TEST_CASE("the next segment is prepared once the active one is half full, not at
 // is zero-filled chunk by chunk, never more than two chunks in flight, and
 // made durable at the end.
 TEST_CASE("zero-filling a segment keeps at most two chunks in flight") {
-    constexpr std::uint64_t chunk = keel::wal::detail::k_zero_fill_chunk_bytes;
+    constexpr std::uint64_t chunk = keel::wal::detail::kZeroFillChunkBytes;
     TempDir dir;
     FaultFs fs;
     std::mutex mu;
     std::vector<std::string> events;  // on the file being prepared
     fs.set_before_mutation([&](const std::string& what) {
         std::lock_guard lock(mu);
-        if (what.find(keel::wal::detail::k_prealloc_name) != std::string::npos)
+        if (what.find(keel::wal::detail::kPreallocName) != std::string::npos)
             events.push_back(what);
     });
     Options o = small_options(&fs);
@@ -352,7 +352,7 @@ TEST_CASE("segments are prepared without pacing where write_back is refused") {
     FaultFs fs;
     fs.refuse_write_back = true;
     Options o = small_options(&fs);
-    o.segment_bytes = 2 * keel::wal::detail::k_zero_fill_chunk_bytes + 4096;
+    o.segment_bytes = 2 * keel::wal::detail::kZeroFillChunkBytes + 4096;
     o.max_record_bytes = 128 * 1024;
     {
         auto wal = open_ok(dir.path(), o);

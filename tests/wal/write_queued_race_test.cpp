@@ -48,9 +48,9 @@ struct Mix {
 
 Mix pick_mix(std::uint64_t seed) {
     std::mt19937_64 rng(seed);
-    constexpr std::uint64_t k_batch_limits[] = {64, 256, 4096, 32ull << 20};
+    constexpr std::uint64_t kBatchLimits[] = {64, 256, 4096, 32ull << 20};
     Mix mix;
-    mix.max_batch_bytes = k_batch_limits[rng() % std::size(k_batch_limits)];
+    mix.max_batch_bytes = kBatchLimits[rng() % std::size(kBatchLimits)];
     mix.caller_percent = 50 + rng() % 51;  // at least half: the path under test
     mix.waited_percent = rng() % 101;
     mix.nested_percent = rng() % 30;
@@ -79,16 +79,16 @@ struct RaceLog {
 // appends are durable and all meet, so the queue runs empty.  Without that
 // the flusher, which takes the next batch as it ends one, would rarely
 // leave a caller a moment with no batch in progress.
-constexpr int k_appenders = 4;
-constexpr int k_phases = 25;
-constexpr int k_appends_per_phase = 10;  // per appender
+constexpr int kAppenders = 4;
+constexpr int kPhases = 25;
+constexpr int kAppendsPerPhase = 10;  // per appender
 
 void run_appender(Wal& wal, RaceLog& log, const Mix& mix, std::uint64_t seed, int thread,
                   std::mutex& submit_mu, std::uint64_t& next, std::barrier<>& phase_end) {
     std::mt19937_64 rng(seed * 1000 + static_cast<std::uint64_t>(thread));
-    for (int phase = 0; phase < k_phases; ++phase) {
+    for (int phase = 0; phase < kPhases; ++phase) {
         std::vector<std::future<void>> outstanding;
-        for (int i = 0; i < k_appends_per_phase; ++i) {
+        for (int i = 0; i < kAppendsPerPhase; ++i) {
             const std::uint64_t count = 1 + rng() % 3;
             const bool by_caller = rng() % 100 < mix.caller_percent;
             const bool waited = rng() % 100 < mix.waited_percent;
@@ -150,10 +150,10 @@ void run_racing_writers(std::uint64_t seed) {
 
     std::mutex submit_mu;  // the caller serialises index assignment, as the Raft runtime does
     std::uint64_t next = 1;
-    std::barrier phase_end(k_appenders);
+    std::barrier phase_end(kAppenders);
     std::atomic<bool> appenders_finished{false};
     std::thread random_writer([&] {  // one more caller of write_queued(), at random
-        std::mt19937_64 rng(seed * 1000 + k_appenders);
+        std::mt19937_64 rng(seed * 1000 + kAppenders);
         while (!appenders_finished.load()) {
             if (rng() % 4 != 0) {
                 std::this_thread::yield();
@@ -163,7 +163,7 @@ void run_racing_writers(std::uint64_t seed) {
         }
     });
     std::vector<std::thread> appenders;
-    for (int t = 0; t < k_appenders; ++t)
+    for (int t = 0; t < kAppenders; ++t)
         appenders.emplace_back(
             [&, t] { run_appender(wal, log, mix, seed, t, submit_mu, next, phase_end); });
     for (auto& t : appenders) t.join();  // every append is durable by now
@@ -179,8 +179,8 @@ void run_racing_writers(std::uint64_t seed) {
     CHECK(log.failed_completions.load() == 0);
     CHECK(log.nested_batches.load() == 0);  // a callback's write_queued() always declines
     // Each append completed exactly once, in index order.
-    constexpr std::size_t k_appends = k_appenders * k_phases * k_appends_per_phase;
-    REQUIRE(log.completed.size() == k_appends);
+    constexpr std::size_t kAppends = kAppenders * kPhases * kAppendsPerPhase;
+    REQUIRE(log.completed.size() == kAppends);
     REQUIRE(std::is_sorted(log.completed.begin(), log.completed.end()));
     REQUIRE(std::adjacent_find(log.completed.begin(), log.completed.end()) == log.completed.end());
     REQUIRE(log.caller_batches.load() + log.random_batches.load() > 0);  // the caller path ran

@@ -95,7 +95,7 @@ std::thread::id learn_flusher_thread(Wal& wal, Completions& done) {
 // writes the records of a declined attempt, the test waits for them and
 // queues the next ones.  What a test checks of the attempt that wrote is
 // deterministic; only the number of attempts is not, and it is bounded.
-constexpr int k_max_attempts = 1000;
+constexpr int kMaxAttempts = 1000;
 
 // One attempt: queues `appends` one-record appends with Writer::caller
 // (`in_first_callback` runs inside the first one's callback) and calls
@@ -126,7 +126,7 @@ std::optional<std::uint64_t> try_write_on_this_thread(
 // Runs `attempt` (returning std::optional) until it reports a write.
 template <typename Attempt>
 auto until_written_on_this_thread(Attempt attempt) -> decltype(attempt()) {
-    for (int i = 0; i < k_max_attempts; ++i)
+    for (int i = 0; i < kMaxAttempts; ++i)
         if (auto wrote = attempt()) return wrote;
     return std::nullopt;
 }
@@ -234,28 +234,28 @@ TEST_CASE("write_queued takes at most max_batch_bytes; the flusher writes the re
     AfterBatchLog after_batch;
     Options o = small_options();
     o.max_batch_bytes = 100;  // a batch takes ops while under 100 bytes: 3 records of 40
-    constexpr std::uint64_t k_appends_per_batch = 3;
+    constexpr std::uint64_t kAppendsPerBatch = 3;
     Completions done;  // outlives the Wal, whose callbacks record into it
     const auto opened = open_noting_batches(dir, o, after_batch);
     Wal& wal = *opened;
     const std::thread::id me = std::this_thread::get_id();
 
-    constexpr std::uint64_t k_appends = 9;
+    constexpr std::uint64_t kAppends = 9;
     std::size_t after_batches_here_before = 0;
     const auto first = until_written_on_this_thread([&] {
         after_batches_here_before = after_batch.count_on(me);
-        return try_write_on_this_thread(wal, done, k_appends);
+        return try_write_on_this_thread(wal, done, kAppends);
     });
     REQUIRE(first);
     CHECK(after_batch.count_on(me) == after_batches_here_before + 1);
-    for (std::uint64_t i = *first; i < *first + k_appends; ++i) {
+    for (std::uint64_t i = *first; i < *first + kAppends; ++i) {
         INFO("index " << i);
         const auto completion = done.wait(i);
         REQUIRE(completion.status.ok());
         // Exactly the first batch on this thread; nothing after it.
-        REQUIRE((completion.thread == me) == (i < *first + k_appends_per_batch));
+        REQUIRE((completion.thread == me) == (i < *first + kAppendsPerBatch));
     }
-    require_log_is(wal, 1, *first + k_appends - 1);
+    require_log_is(wal, 1, *first + kAppends - 1);
 }
 
 TEST_CASE("write_queued declines during the flusher's batch; the flusher writes it next") {
@@ -461,23 +461,23 @@ TEST_CASE("a flusher append wakes the flusher to write the caller-queued records
 TEST_CASE("records a caller queued and never wrote are written when the WAL closes") {
     TempDir dir;
     Completions done;  // outlives the Wal: its callbacks run while closing
-    constexpr std::uint64_t k_records = 5;
+    constexpr std::uint64_t kRecords = 5;
     {
         auto opened = Wal::open(dir.path(), small_options());
         REQUIRE(opened.ok());
-        for (std::uint64_t i = 1; i <= k_records; ++i)
+        for (std::uint64_t i = 1; i <= kRecords; ++i)
             REQUIRE(
                 (*opened)->append(make_records(i, 1), done.callback(i), Wal::Writer::caller).ok());
     }
     const auto all = done.all();
-    REQUIRE(all.size() == k_records);
-    for (std::uint64_t i = 1; i <= k_records; ++i) {
+    REQUIRE(all.size() == kRecords);
+    for (std::uint64_t i = 1; i <= kRecords; ++i) {
         CHECK(all[i - 1].index == i);
         CHECK(all[i - 1].status.ok());
     }
     auto reopened = Wal::open(dir.path(), small_options());
     REQUIRE(reopened.ok());
-    require_log_is(**reopened, 1, k_records);
+    require_log_is(**reopened, 1, kRecords);
 }
 
 TEST_CASE("an fdatasync failure in a caller's batch puts the WAL in the failed state for good") {

@@ -157,8 +157,7 @@ Status Wal::Impl::write_appends(std::vector<Op>& ops, std::size_t begin, std::si
             }
             if (f.first_index == 0) f.first_index = r.index;
             // Room for the record and the zeros up to the end of its block.
-            buffer_.reserve(detail::align_up(f.bytes + bytes, detail::k_flush_align_bytes),
-                            f.bytes);
+            buffer_.reserve(detail::align_up(f.bytes + bytes, detail::kFlushAlignBytes), f.bytes);
             f.chain = detail::encode_record(r.index, r.term, r.type, r.payload, f.chain,
                                             buffer_.data() + f.bytes);
             placed_.push_back({f.at + f.bytes, f.chain});
@@ -173,7 +172,7 @@ std::uint64_t Wal::Impl::flush_start() const {
 }
 
 std::uint64_t Wal::Impl::flush_header_bytes() const {
-    return active_->batch_headers ? detail::k_batch_header_bytes : 0;
+    return active_->batch_headers ? detail::kBatchHeaderBytes : 0;
 }
 
 Wal::Impl::Flush Wal::Impl::begin_flush(std::uint32_t chain) const {

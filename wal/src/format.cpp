@@ -8,12 +8,12 @@
 
 namespace keel::wal::detail {
 
-void encode_segment_header(const SegmentHeader& h, char out[k_segment_header_bytes]) {
-    std::memset(out, 0, k_segment_header_bytes);
-    std::memcpy(out, k_segment_magic, 8);
+void encode_segment_header(const SegmentHeader& h, char out[kSegmentHeaderBytes]) {
+    std::memset(out, 0, kSegmentHeaderBytes);
+    std::memcpy(out, kSegmentMagic, 8);
     KEEL_ASSERT(!h.batch_headers || h.flush_align_bytes != 0, "batch headers need aligned flushes");
     store<std::uint32_t>(out + 8, segment_version(h));
-    store<std::uint32_t>(out + 12, static_cast<std::uint32_t>(k_segment_header_bytes));
+    store<std::uint32_t>(out + 12, static_cast<std::uint32_t>(kSegmentHeaderBytes));
     store<std::uint64_t>(out + 16, h.sequence);
     store<std::uint64_t>(out + 24, h.first_index);
     store<std::uint32_t>(out + 32, h.start_crc);
@@ -24,54 +24,53 @@ void encode_segment_header(const SegmentHeader& h, char out[k_segment_header_byt
 std::optional<SegmentHeader> decode_segment_header(const char* in, std::size_t size,
                                                    std::uint32_t* version) {
     *version = 0;
-    if (size < k_segment_header_bytes) return std::nullopt;
-    if (std::memcmp(in, k_segment_magic, 8) != 0) return std::nullopt;
+    if (size < kSegmentHeaderBytes) return std::nullopt;
+    if (std::memcmp(in, kSegmentMagic, 8) != 0) return std::nullopt;
     *version = load<std::uint32_t>(in + 8);
-    if (*version != k_segment_version_packed && *version != k_segment_version_aligned &&
-        *version != k_segment_version_batched)
+    if (*version != kSegmentVersionPacked && *version != kSegmentVersionAligned &&
+        *version != kSegmentVersionBatched)
         return std::nullopt;
-    if (load<std::uint32_t>(in + 12) != k_segment_header_bytes) return std::nullopt;
+    if (load<std::uint32_t>(in + 12) != kSegmentHeaderBytes) return std::nullopt;
     if (load<std::uint32_t>(in + 60) != crc32c(in, 60)) return std::nullopt;
     SegmentHeader h;
     h.sequence = load<std::uint64_t>(in + 16);
     h.first_index = load<std::uint64_t>(in + 24);
     h.start_crc = load<std::uint32_t>(in + 32);
-    if (*version != k_segment_version_packed) {
+    if (*version != kSegmentVersionPacked) {
         // Version 1 keeps these bytes reserved (zero, unchecked).
         const std::uint32_t align = load<std::uint32_t>(in + 36);
-        if (align < k_min_flush_align_bytes || align > k_max_flush_align_bytes ||
+        if (align < kMinFlushAlignBytes || align > kMaxFlushAlignBytes ||
             !std::has_single_bit(align))
             return std::nullopt;
         h.flush_align_bytes = align;
-        h.batch_headers = *version == k_segment_version_batched;
+        h.batch_headers = *version == kSegmentVersionBatched;
     }
     return h;
 }
 
-void encode_batch_header(const BatchHeader& h, char out[k_batch_header_bytes]) {
-    std::memset(out, 0, k_batch_header_bytes);
-    std::memcpy(out + 4, k_batch_magic, 4);
+void encode_batch_header(const BatchHeader& h, char out[kBatchHeaderBytes]) {
+    std::memset(out, 0, kBatchHeaderBytes);
+    std::memcpy(out + 4, kBatchMagic, 4);
     store<std::uint64_t>(out + 8, h.first_index);
     store<std::uint64_t>(out + 16, h.length_bytes);
     store<std::uint32_t>(out + 24, h.prev_crc);
-    store<std::uint32_t>(out, crc32c(out + 4, k_batch_header_bytes - 4));
+    store<std::uint32_t>(out, crc32c(out + 4, kBatchHeaderBytes - 4));
 }
 
 std::optional<BatchHeader> check_batch_header_at(const char* buf, std::uint64_t size,
                                                  std::uint64_t offset) {
-    if (offset > size || size - offset < k_batch_header_bytes) return std::nullopt;
+    if (offset > size || size - offset < kBatchHeaderBytes) return std::nullopt;
     const char* p = buf + offset;
-    if (std::memcmp(p + 4, k_batch_magic, 4) != 0) return std::nullopt;
-    if (load<std::uint32_t>(p) != crc32c(p + 4, k_batch_header_bytes - 4)) return std::nullopt;
+    if (std::memcmp(p + 4, kBatchMagic, 4) != 0) return std::nullopt;
+    if (load<std::uint32_t>(p) != crc32c(p + 4, kBatchHeaderBytes - 4)) return std::nullopt;
     BatchHeader h;
     h.first_index = load<std::uint64_t>(p + 8);
     h.length_bytes = load<std::uint64_t>(p + 16);
     h.prev_crc = load<std::uint32_t>(p + 24);
     if (load<std::uint32_t>(p + 28) != 0) return std::nullopt;
     // A batch holds at least one record; the same index bound as records.
-    if (h.first_index == 0 || h.first_index > (1ull << 62) ||
-        h.length_bytes < k_record_header_bytes || h.length_bytes % k_record_alignment != 0 ||
-        h.length_bytes > (1ull << 62))
+    if (h.first_index == 0 || h.first_index > (1ull << 62) || h.length_bytes < kRecordHeaderBytes ||
+        h.length_bytes % kRecordAlignment != 0 || h.length_bytes > (1ull << 62))
         return std::nullopt;
     return h;
 }
@@ -103,9 +102,9 @@ std::uint32_t encode_record(std::uint64_t index, std::uint64_t term, std::uint16
     store<std::uint16_t>(out + 24, type);
     store<std::uint16_t>(out + 26, 0);
     store<std::uint32_t>(out + 28, prev_crc);
-    if (!payload.empty()) std::memcpy(out + k_record_header_bytes, payload.data(), payload.size());
-    std::memset(out + k_record_header_bytes + payload.size(), 0,
-                total - k_record_header_bytes - payload.size());
+    if (!payload.empty()) std::memcpy(out + kRecordHeaderBytes, payload.data(), payload.size());
+    std::memset(out + kRecordHeaderBytes + payload.size(), 0,
+                total - kRecordHeaderBytes - payload.size());
     const std::uint32_t crc = record_crc(out, total, prev_crc);
     store<std::uint32_t>(out, crc);
     return crc;
@@ -137,11 +136,11 @@ bool parse_segment_file_name(std::string_view name, std::uint64_t* sequence,
 }
 
 std::string encode_metadata(const MetadataFile& m) {
-    KEEL_ASSERT(m.metadata.opaque.size() <= k_max_metadata_opaque_bytes, "opaque over its limit");
-    std::string out(k_metadata_fixed_bytes + m.metadata.opaque.size(), '\0');
+    KEEL_ASSERT(m.metadata.opaque.size() <= kMaxMetadataOpaqueBytes, "opaque over its limit");
+    std::string out(kMetadataFixedBytes + m.metadata.opaque.size(), '\0');
     char* p = out.data();
-    std::memcpy(p, k_metadata_magic, 8);
-    store<std::uint32_t>(p + 8, k_format_version);
+    std::memcpy(p, kMetadataMagic, 8);
+    store<std::uint32_t>(p + 8, kFormatVersion);
     store<std::uint32_t>(p + 12, static_cast<std::uint32_t>(out.size()));
     // p + 16: CRC, filled last; p + 20: reserved (0).
     char* b = p + 24;
@@ -158,9 +157,9 @@ std::string encode_metadata(const MetadataFile& m) {
 
 std::optional<MetadataFile> decode_metadata(std::string_view bytes) {
     const char* p = bytes.data();
-    if (bytes.size() < k_metadata_fixed_bytes) return std::nullopt;
-    if (std::memcmp(p, k_metadata_magic, 8) != 0) return std::nullopt;
-    if (load<std::uint32_t>(p + 8) != k_format_version) return std::nullopt;
+    if (bytes.size() < kMetadataFixedBytes) return std::nullopt;
+    if (std::memcmp(p, kMetadataMagic, 8) != 0) return std::nullopt;
+    if (load<std::uint32_t>(p + 8) != kFormatVersion) return std::nullopt;
     if (load<std::uint32_t>(p + 12) != bytes.size()) return std::nullopt;
     if (load<std::uint32_t>(p + 16) != crc32c(p + 20, bytes.size() - 20)) return std::nullopt;
     const char* b = p + 24;
@@ -174,7 +173,7 @@ std::optional<MetadataFile> decode_metadata(std::string_view bytes) {
     m.fence_set = load<std::uint64_t>(b + 48) != 0;
     m.fence = load<std::uint64_t>(b + 56);
     const std::uint32_t opaque_bytes = load<std::uint32_t>(b + 64);
-    if (k_metadata_fixed_bytes + opaque_bytes != bytes.size()) return std::nullopt;
+    if (kMetadataFixedBytes + opaque_bytes != bytes.size()) return std::nullopt;
     m.metadata.opaque.assign(b + 68, opaque_bytes);
     return m;
 }

@@ -18,39 +18,39 @@ namespace keel::wal::detail {
 static_assert(std::endian::native == std::endian::little, "the WAL format is little-endian");
 
 // The metadata file's version.
-inline constexpr std::uint32_t k_format_version = 1;
-inline constexpr char k_segment_magic[8] = {'K', 'E', 'E', 'L', 'W', 'A', 'L', '\0'};
+inline constexpr std::uint32_t kFormatVersion = 1;
+inline constexpr char kSegmentMagic[8] = {'K', 'E', 'E', 'L', 'W', 'A', 'L', '\0'};
 // Segment versions (docs/wal.md, "Segment file"): 1 packs each flush right
 // after the previous one; 2 starts every flush on a fresh block of
 // `flush_align_bytes`, so that a write never touches a block that holds
 // records of an earlier flush (the direct-I/O path needs that); 3 is 2 with
 // a batch header at the start of every flush, giving the flush's extent, so
 // that recovery can tell a torn final flush from corruption.
-inline constexpr std::uint32_t k_segment_version_packed = 1;
-inline constexpr std::uint32_t k_segment_version_aligned = 2;
-inline constexpr std::uint32_t k_segment_version_batched = 3;
-inline constexpr std::uint64_t k_segment_header_bytes = 64;
+inline constexpr std::uint32_t kSegmentVersionPacked = 1;
+inline constexpr std::uint32_t kSegmentVersionAligned = 2;
+inline constexpr std::uint32_t kSegmentVersionBatched = 3;
+inline constexpr std::uint64_t kSegmentHeaderBytes = 64;
 // The flush alignment the WAL writes into version-3 segments (a reader
-// accepts any power of two in [k_min_flush_align_bytes, k_max_flush_align_bytes]).
-inline constexpr std::uint32_t k_flush_align_bytes = 4096;
-inline constexpr std::uint32_t k_min_flush_align_bytes = 512;
-inline constexpr std::uint32_t k_max_flush_align_bytes = 1u << 20;
-inline constexpr std::uint64_t k_record_header_bytes = 32;
-inline constexpr std::uint64_t k_record_alignment = 8;
-inline constexpr std::uint64_t k_batch_header_bytes = 32;
-inline constexpr char k_batch_magic[4] = {'K', 'B', 'A', 'T'};
+// accepts any power of two in [kMinFlushAlignBytes, kMaxFlushAlignBytes]).
+inline constexpr std::uint32_t kFlushAlignBytes = 4096;
+inline constexpr std::uint32_t kMinFlushAlignBytes = 512;
+inline constexpr std::uint32_t kMaxFlushAlignBytes = 1u << 20;
+inline constexpr std::uint64_t kRecordHeaderBytes = 32;
+inline constexpr std::uint64_t kRecordAlignment = 8;
+inline constexpr std::uint64_t kBatchHeaderBytes = 32;
+inline constexpr char kBatchMagic[4] = {'K', 'B', 'A', 'T'};
 
-inline constexpr char k_metadata_magic[8] = {'K', 'E', 'E', 'L', 'M', 'E', 'T', 'A'};
-inline constexpr std::uint64_t k_metadata_fixed_bytes = 24 + 8 * 8 + 4;
-inline constexpr const char* k_metadata_tmp_name = "meta.tmp";
-inline constexpr const char* k_prealloc_name = "next-segment.tmp";
-inline constexpr const char* k_lock_name = "LOCK";
+inline constexpr char kMetadataMagic[8] = {'K', 'E', 'E', 'L', 'M', 'E', 'T', 'A'};
+inline constexpr std::uint64_t kMetadataFixedBytes = 24 + 8 * 8 + 4;
+inline constexpr const char* kMetadataTmpName = "meta.tmp";
+inline constexpr const char* kPreallocName = "next-segment.tmp";
+inline constexpr const char* kLockName = "LOCK";
 
 inline std::uint64_t padded(std::uint64_t n) {
     return (n + 7) & ~std::uint64_t{7};
 }
 inline std::uint64_t record_bytes(std::uint64_t payload_bytes) {
-    return k_record_header_bytes + padded(payload_bytes);
+    return kRecordHeaderBytes + padded(payload_bytes);
 }
 // n rounded up to a multiple of `align` (a power of two; 0 or 1: n).
 inline std::uint64_t align_up(std::uint64_t n, std::uint64_t align) {
@@ -80,17 +80,17 @@ struct SegmentHeader {
     bool batch_headers = false;
 };
 inline std::uint32_t segment_version(const SegmentHeader& h) {
-    return h.flush_align_bytes == 0 ? k_segment_version_packed
-           : h.batch_headers        ? k_segment_version_batched
-                                    : k_segment_version_aligned;
+    return h.flush_align_bytes == 0 ? kSegmentVersionPacked
+           : h.batch_headers        ? kSegmentVersionBatched
+                                    : kSegmentVersionAligned;
 }
 // Offset of the first record: right after the header (version 1), or the
 // first aligned block after it (versions 2 and 3).
 inline std::uint64_t records_start(std::uint32_t flush_align_bytes) {
-    return flush_align_bytes == 0 ? k_segment_header_bytes
-                                  : align_up(k_segment_header_bytes, flush_align_bytes);
+    return flush_align_bytes == 0 ? kSegmentHeaderBytes
+                                  : align_up(kSegmentHeaderBytes, flush_align_bytes);
 }
-void encode_segment_header(const SegmentHeader& h, char out[k_segment_header_bytes]);
+void encode_segment_header(const SegmentHeader& h, char out[kSegmentHeaderBytes]);
 // nullopt if the magic, version, header CRC or (versions 2, 3) the flush
 // alignment is wrong; *version gets the stored version when the magic
 // matched (to tell "unsupported" apart).
@@ -124,7 +124,7 @@ struct BatchHeader {
     std::uint64_t length_bytes = 0;  // records after the header, a multiple of 8, > 0
     std::uint32_t prev_crc = 0;
 };
-void encode_batch_header(const BatchHeader& h, char out[k_batch_header_bytes]);
+void encode_batch_header(const BatchHeader& h, char out[kBatchHeaderBytes]);
 // The batch header at `offset` if it is self-consistent (magic, CRC, sane
 // fields, within `size`); says nothing about whether it continues the log.
 std::optional<BatchHeader> check_batch_header_at(const char* buf, std::uint64_t size,

@@ -10,9 +10,9 @@
 namespace keel::wal::detail {
 
 Result<MetadataInfo> read_metadata_file(FileSystem& fs, const std::string& dir) {
-    const std::string path = dir + "/" + k_metadata_file_name;
+    const std::string path = dir + "/" + kMetadataFileName;
     MetadataInfo info;
-    auto bytes = read_file(fs, path, k_metadata_fixed_bytes + k_max_metadata_opaque_bytes);
+    auto bytes = read_file(fs, path, kMetadataFixedBytes + kMaxMetadataOpaqueBytes);
     if (!bytes.ok()) {
         if (bytes.status().code() == ErrorCode::not_found) return info;
         return bytes.status();
@@ -29,10 +29,10 @@ Result<MetadataInfo> read_metadata_file(FileSystem& fs, const std::string& dir) 
 }
 
 Status write_metadata_file(FileSystem& fs, const std::string& dir, const MetadataFile& m) {
-    static_assert(std::string_view(k_metadata_tmp_name) == "meta.tmp" &&
-                      std::string_view(k_metadata_file_name) == "meta",
+    static_assert(std::string_view(kMetadataTmpName) == "meta.tmp" &&
+                      std::string_view(kMetadataFileName) == "meta",
                   "replace_file names its temp file <name>.tmp");
-    return replace_file(fs, dir, k_metadata_file_name, encode_metadata(m));
+    return replace_file(fs, dir, kMetadataFileName, encode_metadata(m));
 }
 
 }  // namespace keel::wal::detail

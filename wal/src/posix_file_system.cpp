@@ -17,8 +17,8 @@
 namespace keel::wal {
 namespace {
 
-constexpr mode_t k_file_mode = 0600;
-constexpr mode_t k_dir_mode = 0700;
+constexpr mode_t kFileMode = 0600;
+constexpr mode_t kDirMode = 0700;
 
 ErrorCode code_of(int err) {
     switch (err) {
@@ -155,7 +155,7 @@ public:
                 flags |= O_WRONLY | O_DIRECT | O_DSYNC;
                 break;
         }
-        int fd = ::open(path.c_str(), flags, k_file_mode);
+        int fd = ::open(path.c_str(), flags, kFileMode);
         if (fd < 0) {
             // open(2) says EINVAL where the file system does not support O_DIRECT.
             if (mode == OpenMode::write_direct && errno == EINVAL)
@@ -208,7 +208,7 @@ public:
     }
 
     Status create_dir(const std::string& dir) override {
-        if (::mkdir(dir.c_str(), k_dir_mode) != 0 && errno != EEXIST)
+        if (::mkdir(dir.c_str(), kDirMode) != 0 && errno != EEXIST)
             return errno_status("mkdir", dir, errno);
         return Status();
     }

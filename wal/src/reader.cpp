@@ -80,9 +80,9 @@ private:
         std::uint32_t version = 0;
         auto header = decode_segment_header(buf, bytes, &version);
         if (!header) {
-            const bool known = version == k_segment_version_packed ||
-                               version == k_segment_version_aligned ||
-                               version == k_segment_version_batched;
+            const bool known = version == kSegmentVersionPacked ||
+                               version == kSegmentVersionAligned ||
+                               version == kSegmentVersionBatched;
             const char* why = version != 0 && !known ? "has an unsupported format version"
                                                      : "has a bad segment header (magic or CRC)";
             add_issue(IssueKind::corruption, info, 0, expected_.value_or(0), bytes,
@@ -148,13 +148,13 @@ private:
     }
 
     void scan_records(SegmentInfo& info, const char* buf, std::uint64_t size) {
-        if (info.version == k_segment_version_batched) return scan_batches(info, buf, size);
+        if (info.version == kSegmentVersionBatched) return scan_batches(info, buf, size);
         std::uint64_t off = records_start(info.flush_align_bytes);
         Cursor at{info.first_index, info.start_crc, false};
         while (!stopped_) {
             off = skip_flush_padding(info, buf, size, off);
             std::optional<FoundRecord> rec;
-            if (off + k_record_header_bytes <= size && !all_zero(buf + off, k_record_header_bytes))
+            if (off + kRecordHeaderBytes <= size && !all_zero(buf + off, kRecordHeaderBytes))
                 rec = check_record_at(buf, size, off, options_.max_record_bytes);
             if (!rec) {
                 auto next = judge_tail(info, buf, size, off, at.expected);
@@ -276,8 +276,8 @@ private:
                 if (!batch_continues(info, buf, size, next, *h, at)) return;
                 off = next;
             }
-            batch_end = off + k_batch_header_bytes + h->length_bytes;
-            off += k_batch_header_bytes;
+            batch_end = off + kBatchHeaderBytes + h->length_bytes;
+            off += kBatchHeaderBytes;
         }
     }
 
@@ -319,7 +319,7 @@ private:
         std::uint64_t expected) {
         const std::uint64_t align = info.flush_align_bytes;
         for (std::uint64_t z = align_up(off + 1, align); z < size; z += align) {
-            if (all_zero(buf + z, std::min(k_batch_header_bytes, size - z))) continue;
+            if (all_zero(buf + z, std::min(kBatchHeaderBytes, size - z))) continue;
             auto h = check_batch_header_at(buf, size, z);
             if (!h || h->first_index > options_.ignore_after_index) continue;
             add_issue(IssueKind::corruption, info, off, expected, z - off,
@@ -365,7 +365,7 @@ private:
         if (next && next->header.index > options_.ignore_after_index) next.reset();
         if (!next) {
             const bool header_zero =
-                off >= size || all_zero(buf + off, std::min(k_record_header_bytes, size - off));
+                off >= size || all_zero(buf + off, std::min(kRecordHeaderBytes, size - off));
             const std::uint64_t end = saw_data || !header_zero ? nonzero_end(buf, size, off) : off;
             if (end == off) return std::nullopt;  // clean end: zeros only
             add_issue(IssueKind::torn_tail, info, off, expected, end - off,
@@ -416,7 +416,7 @@ private:
         s.record_bytes = rec.bytes;
         s.crc = rec.header.crc;
         s.chain_ok = chain_ok;
-        s.payload = std::string_view(buf + rec.offset + k_record_header_bytes, rec.header.length);
+        s.payload = std::string_view(buf + rec.offset + kRecordHeaderBytes, rec.header.length);
         on_record_(s);
     }
 
@@ -493,7 +493,7 @@ Result<ScanResult> read_wal_layout(const std::string& dir, FileSystem* fs_or_nul
         auto size = (*file)->size();
         if (!size.ok()) return size.status();
         info.file_bytes = *size;
-        char header[k_segment_header_bytes];
+        char header[kSegmentHeaderBytes];
         auto n = (*file)->pread(header, sizeof header, 0);
         if (!n.ok()) return n.status();
         auto h = decode_segment_header(header, *n, &info.version);

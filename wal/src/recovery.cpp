@@ -103,7 +103,7 @@ Status plan_recovery(const std::string& dir, const Options& options, std::uint64
 
 Status Wal::Impl::lock_directory() {
     // Not through FileSystem: the lock is process state, not log data.
-    const std::string lock_path = dir_ + "/" + detail::k_lock_name;
+    const std::string lock_path = dir_ + "/" + detail::kLockName;
     lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lock_fd_ < 0)
         return Status(ErrorCode::io_error,
@@ -129,7 +129,7 @@ Status Wal::Impl::recover() {
     ScanOptions scan_options;
     // Not options_.max_record_bytes: a log written under a larger limit must
     // not have its big records mistaken for damage after the limit shrinks.
-    scan_options.max_record_bytes = k_format_max_payload_bytes;
+    scan_options.max_record_bytes = kFormatMaxPayloadBytes;
     scan_options.ignore_after_index = meta->fence.value_or(UINT64_MAX);
     scan_options.fs = fs_;
     auto scan = scan_wal(dir_, scan_options, [&](const ScannedRecord& r) {
@@ -149,7 +149,7 @@ Status Wal::Impl::recover() {
 Status Wal::Impl::apply_recovery(detail::RecoveryPlan& plan) {
     next_sequence_ = plan.next_sequence;
     std::vector<std::string> temps;
-    for (const char* tmp : {detail::k_prealloc_name, detail::k_metadata_tmp_name}) {
+    for (const char* tmp : {detail::kPreallocName, detail::kMetadataTmpName}) {
         auto exists = fs_->exists(dir_ + "/" + tmp);
         if (!exists.ok()) return exists.status();
         if (*exists) temps.emplace_back(tmp);
@@ -163,7 +163,7 @@ Status Wal::Impl::apply_recovery(detail::RecoveryPlan& plan) {
         seg->first_index = info.first_index;
         seg->start_crc = info.start_crc;
         seg->flush_align_bytes = info.flush_align_bytes;
-        seg->batch_headers = info.version == detail::k_segment_version_batched;
+        seg->batch_headers = info.version == detail::kSegmentVersionBatched;
         seg->name = info.file_name;
         seg->file = std::move(*file);
         seg->end_offset.store(info.end_offset);
@@ -231,7 +231,7 @@ Status Wal::Impl::sync_recovered() {
     for (const auto& seg : segments_) {
         if (Status s = seg->file->datasync(); !s.ok()) return s;
     }
-    const std::string meta_path = dir_ + "/" + k_metadata_file_name;
+    const std::string meta_path = dir_ + "/" + kMetadataFileName;
     auto exists = fs_->exists(meta_path);
     if (!exists.ok()) return exists.status();
     if (*exists) {

@@ -25,13 +25,13 @@ namespace keel::wal {
 
 namespace {
 const char* zero_chunk() {
-    static const std::vector<char> zeros(detail::k_zero_fill_chunk_bytes, 0);
+    static const std::vector<char> zeros(detail::kZeroFillChunkBytes, 0);
     return zeros.data();
 }
 }  // namespace
 
 Result<std::shared_ptr<File>> Wal::Impl::prepare_segment_file() {
-    const std::string path = dir_ + "/" + detail::k_prealloc_name;
+    const std::string path = dir_ + "/" + detail::kPreallocName;
     auto exists = fs_->exists(path);
     if (!exists.ok()) return exists.status();
     if (*exists) {
@@ -59,12 +59,12 @@ Status Wal::Impl::fill_segment_file(File& file) {
         if (reserved.code() == ErrorCode::no_space) return reserved;
         // Real zeros, not only fallocate: on ext4 fallocated extents are
         // "unwritten", so every first write into them also commits metadata.
-        // Paced (k_zero_fill_chunk_bytes): a chunk's write-out starts as soon
+        // Paced (kZeroFillChunkBytes): a chunk's write-out starts as soon
         // as it is written, and the next chunk waits until the one before
         // it is out, so at most two chunks are in flight.  Pacing is a hint:
         // where the file system refuses it, the zeros go out unpaced, and
         // the fdatasync below still makes them durable.
-        constexpr std::uint64_t chunk = detail::k_zero_fill_chunk_bytes;
+        constexpr std::uint64_t chunk = detail::kZeroFillChunkBytes;
         bool pace = true;
         for (std::uint64_t at = 0; at < options_.segment_bytes; at += chunk) {
             struct iovec iov {
@@ -138,9 +138,9 @@ Status Wal::Impl::install_segment(std::uint64_t first_index, std::uint32_t start
     // The direct path writes layout version 3 (every flush on a fresh block,
     // behind a batch header).
     const bool direct = write_path_ == WritePath::direct;
-    const std::uint32_t align = direct ? detail::k_flush_align_bytes : 0;
+    const std::uint32_t align = direct ? detail::kFlushAlignBytes : 0;
     detail::SegmentHeader h{next_sequence_, first_index, start_crc, align, direct};
-    char header[detail::k_segment_header_bytes];
+    char header[detail::kSegmentHeaderBytes];
     detail::encode_segment_header(h, header);
     struct iovec iov {
         header, sizeof header
@@ -148,7 +148,7 @@ Status Wal::Impl::install_segment(std::uint64_t first_index, std::uint32_t start
     if (Status s = (*file)->pwritev(&iov, 1, 0); !s.ok()) return s;
     if (Status s = (*file)->datasync(); !s.ok()) return s;
     const std::string name = detail::segment_file_name(next_sequence_, first_index);
-    if (Status s = fs_->rename(dir_ + "/" + detail::k_prealloc_name, dir_ + "/" + name); !s.ok())
+    if (Status s = fs_->rename(dir_ + "/" + detail::kPreallocName, dir_ + "/" + name); !s.ok())
         return s;
     if (Status s = fs_->sync_dir(dir_); !s.ok()) return s;
     // Opened again under its final name, so that an error writing or
@@ -181,11 +181,10 @@ Status Wal::Impl::zero_tail(File& file, std::uint64_t from, std::uint64_t* zeroe
     *zeroed = 0;
     auto size = file.size();
     if (!size.ok()) return size.status();
-    std::vector<char> chunk(detail::k_zero_fill_chunk_bytes);
+    std::vector<char> chunk(detail::kZeroFillChunkBytes);
     std::uint64_t end = from;  // past the last non-zero byte
-    for (std::uint64_t at = from; at < *size; at += detail::k_zero_fill_chunk_bytes) {
-        const std::uint64_t n =
-            std::min<std::uint64_t>(detail::k_zero_fill_chunk_bytes, *size - at);
+    for (std::uint64_t at = from; at < *size; at += detail::kZeroFillChunkBytes) {
+        const std::uint64_t n = std::min<std::uint64_t>(detail::kZeroFillChunkBytes, *size - at);
         auto got = file.pread(chunk.data(), n, at);
         if (!got.ok()) return got.status();
         for (std::uint64_t i = *got; i > 0; --i) {
@@ -203,9 +202,9 @@ Status Wal::Impl::zero_tail(File& file, std::uint64_t from, std::uint64_t* zeroe
 
 Status Wal::Impl::zero_range(File& file, std::uint64_t from, std::uint64_t to) {
     if (to <= from) return Status();
-    for (std::uint64_t at = from; at < to; at += detail::k_zero_fill_chunk_bytes) {
+    for (std::uint64_t at = from; at < to; at += detail::kZeroFillChunkBytes) {
         struct iovec iov {
-            const_cast<char*>(zero_chunk()), std::min(detail::k_zero_fill_chunk_bytes, to - at)
+            const_cast<char*>(zero_chunk()), std::min(detail::kZeroFillChunkBytes, to - at)
         };
         if (Status s = file.pwritev(&iov, 1, at); !s.ok()) return s;
     }

@@ -16,7 +16,7 @@ bool all_zero(const char* p, std::uint64_t n) {
 
 std::optional<FoundRecord> check_record_at(const char* buf, std::uint64_t size,
                                            std::uint64_t offset, std::uint64_t max_record_bytes) {
-    if (offset + k_record_header_bytes > size) return std::nullopt;
+    if (offset + kRecordHeaderBytes > size) return std::nullopt;
     RecordHeader h = decode_record_header(buf + offset);
     // Indexes above 2^62 are refused on append; this keeps a resync over
     // random bytes from CRC-ing huge bogus lengths.
@@ -33,7 +33,7 @@ std::optional<FoundRecord> find_next_record(const char* buf, std::uint64_t size,
     *saw_data = false;
     std::uint64_t y = padded(from);
     std::uint64_t w = y;
-    while (y + k_record_header_bytes <= size) {
+    while (y + kRecordHeaderBytes <= size) {
         // The next non-zero word; a header is 4 words, so only headers
         // starting at most 3 words before it can contain it.
         w = y;

@@ -17,7 +17,7 @@
 namespace keel::wal {
 
 namespace {
-constexpr std::uint64_t k_max_index = 1ull << 62;  // the scanner's sanity bound
+constexpr std::uint64_t kMaxIndex = 1ull << 62;  // the scanner's sanity bound
 }
 
 Wal::Impl::Impl(std::string dir, Options options)
@@ -79,7 +79,7 @@ Status Wal::Impl::append(std::vector<Record> records, Callback done, Wal::Writer
                                       r.index, records[i - 1].index));
         bytes += r.payload.size();
     }
-    if (records.back().index > k_max_index)
+    if (records.back().index > kMaxIndex)
         return Status(ErrorCode::invalid_argument, "index over 2^62");
     {
         std::lock_guard lock(queue_mu_);
@@ -126,7 +126,7 @@ Status Wal::Impl::enqueue_truncate(std::uint64_t index, Callback done) {
 }
 
 Status Wal::Impl::enqueue_reset(std::uint64_t next_index, Callback done) {
-    if (next_index == 0 || next_index > k_max_index)
+    if (next_index == 0 || next_index > kMaxIndex)
         return Status(ErrorCode::invalid_argument,
                       fmt::format("reset({}): the index must be in [1, 2^62]", next_index));
     {
@@ -176,10 +176,10 @@ Status Wal::Impl::compact_before(std::uint64_t index) {
 }
 
 Status Wal::Impl::save_metadata(const Metadata& metadata) {
-    if (metadata.opaque.size() > k_max_metadata_opaque_bytes)
+    if (metadata.opaque.size() > kMaxMetadataOpaqueBytes)
         return Status(ErrorCode::too_large,
                       fmt::format("metadata opaque blob of {} bytes is over the {}-byte limit",
-                                  metadata.opaque.size(), k_max_metadata_opaque_bytes));
+                                  metadata.opaque.size(), kMaxMetadataOpaqueBytes));
     if (failed()) return failed_status();
     std::lock_guard lock(meta_mu_);
     detail::MetadataFile m = meta_;
@@ -301,7 +301,7 @@ Result<std::vector<Record>> Wal::Impl::read(std::uint64_t from, std::uint64_t to
         }
         out[slot] = Record{
             h.index, h.term, h.type,
-            SharedBytes(std::string_view(buf.data() + detail::k_record_header_bytes, h.length))};
+            SharedBytes(std::string_view(buf.data() + detail::kRecordHeaderBytes, h.length))};
     }
     return out;
 }
@@ -357,7 +357,7 @@ Wal::Wal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Wal::~Wal() = default;
 
 Result<std::unique_ptr<Wal>> Wal::open(const std::string& dir, Options options) {
-    if (options.max_record_bytes > k_format_max_payload_bytes)
+    if (options.max_record_bytes > kFormatMaxPayloadBytes)
         return Status(ErrorCode::invalid_argument, "max_record_bytes over the format's limit");
     if (options.segment_bytes < 4096)
         return Status(ErrorCode::invalid_argument, "segment_bytes must be at least 4096");

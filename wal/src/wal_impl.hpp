@@ -39,7 +39,7 @@ namespace detail {
 // fdatasync queues behind the disk's outstanding writes, so a whole-segment
 // write-out stalls it for as long as that takes, where a chunk delays it
 // little (docs/decisions/0004-runtime-write-path-tuning.md).
-inline constexpr std::uint64_t k_zero_fill_chunk_bytes = 1u << 20;
+inline constexpr std::uint64_t kZeroFillChunkBytes = 1u << 20;
 
 // One segment file.  first_index, start_crc, flush_align_bytes and file
 // never change; the writer alone advances end_offset/last_crc of the active
@@ -53,8 +53,8 @@ struct Segment {
     std::string name;
     std::shared_ptr<File> file;    // buffered: reads, zeroing, and the buffered path's writes
     std::shared_ptr<File> direct;  // OpenMode::write_direct: the direct path's writes
-    std::atomic<std::uint64_t> end_offset{k_segment_header_bytes};  // past the last record
-    std::uint32_t last_crc = 0;                                     // chain value at end_offset
+    std::atomic<std::uint64_t> end_offset{kSegmentHeaderBytes};  // past the last record
+    std::uint32_t last_crc = 0;                                  // chain value at end_offset
 };
 
 // Where a durable record lives (its segment is found by index).

@@ -34,7 +34,7 @@ Status Wal::Impl::choose_write_path() {
     }
     // The probe: a file system that cannot do direct I/O refuses O_DIRECT
     // at open(2) (EINVAL).  LOCK exists by now and holds no data.
-    auto probe = fs_->open(dir_ + "/" + detail::k_lock_name, OpenMode::write_direct);
+    auto probe = fs_->open(dir_ + "/" + detail::kLockName, OpenMode::write_direct);
     if (probe.ok()) {
         write_path_ = WritePath::direct;
         return Status();

@@ -18,11 +18,11 @@ struct Metadata {
     std::uint64_t commit = 0;
     std::uint64_t snapshot_index = 0;
     std::uint64_t snapshot_term = 0;
-    std::string opaque;  // at most k_max_metadata_opaque_bytes
+    std::string opaque;  // at most kMaxMetadataOpaqueBytes
 
     friend bool operator==(const Metadata&, const Metadata&) = default;
 };
 
-inline constexpr std::size_t k_max_metadata_opaque_bytes = 1u << 20;  // 1 MiB
+inline constexpr std::size_t kMaxMetadataOpaqueBytes = 1u << 20;  // 1 MiB
 
 }  // namespace keel::wal

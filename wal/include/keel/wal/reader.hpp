@@ -80,7 +80,7 @@ struct ScanIssue {
 struct ScanOptions {
     // A record header claiming a longer payload is treated as damage.
     // Recovery uses the format's maximum, whatever Options::max_record_bytes.
-    std::uint64_t max_record_bytes = k_format_max_payload_bytes;
+    std::uint64_t max_record_bytes = kFormatMaxPayloadBytes;
     // Keep scanning past corruption, resynchronising at the next record
     // whose own CRC is valid (waldump --continue).  Records found that way
     // have chain_ok == false when they do not continue the chain.
@@ -126,6 +126,6 @@ Result<ScanResult> read_wal_layout(const std::string& dir, FileSystem* fs = null
 
 // File names used in a WAL directory (for tools and tests).
 bool is_segment_file_name(std::string_view name);
-inline constexpr const char* k_metadata_file_name = "meta";
+inline constexpr const char* kMetadataFileName = "meta";
 
 }  // namespace keel::wal

@@ -22,7 +22,7 @@ struct Record {
 };
 
 // Hard limits of the on-disk format.  Options::max_record_bytes (default
-// 64 MiB) is the configurable limit and must not exceed k_format_max_payload_bytes.
-inline constexpr std::uint64_t k_format_max_payload_bytes = (1ull << 32) - 64;
+// 64 MiB) is the configurable limit and must not exceed kFormatMaxPayloadBytes.
+inline constexpr std::uint64_t kFormatMaxPayloadBytes = (1ull << 32) - 64;
 
 }  // namespace keel::wal

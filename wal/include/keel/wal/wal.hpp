@@ -221,7 +221,7 @@ public:
     // term and vote durable before answering, so call it on every term/vote
     // change; the commit index need not be durable (Raft recovers it), so
     // include the latest commit when you save anyway rather than saving on
-    // every commit advance.  opaque is limited to k_max_metadata_opaque_bytes.
+    // every commit advance.  opaque is limited to kMaxMetadataOpaqueBytes.
     Status save_metadata(const Metadata& metadata);
     // The last saved metadata (all zero for a new WAL).
     Metadata metadata() const;
