@@ -77,7 +77,7 @@ TEST_CASE("apply puts, deletes and compares, with revisions from the log index",
     CHECK(apply(sm, 2, put("a", "2")).revision == 2);
     CHECK(sm.get("a") == KvValue{"2", 2});
     KvCommand cas = put("a", "3");
-    cas.prev_value = "1";
+    cas.prev_value.emplace("1");  // not = "1": GCC 12 -O2 warns falsely (-Wrestrict)
     KvResult failed = apply(sm, 3, cas);
     CHECK(failed.outcome == KvOutcome::compare_failed);
     CHECK(failed.current == KvValue{"2", 2});
