@@ -21,6 +21,8 @@ std::optional<std::string> SnapshotStaging::take(raft::Index index, raft::Term t
     auto it = staged_.find({index, term});
     if (it == staged_.end()) return std::nullopt;
     std::string path = std::move(it->second);
+    // The older ones can never be installed now: their files go with them.
+    for (auto older = staged_.begin(); older != it; ++older) std::remove(older->second.c_str());
     staged_.erase(staged_.begin(), std::next(it));
     return path;
 }

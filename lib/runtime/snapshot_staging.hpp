@@ -4,9 +4,8 @@
 // The transport stages a streamed snapshot in a file; once checked, its
 // message is stepped into the core, and the file is kept here under its
 // (index, term) for the install_snapshot that may follow.  Installing one
-// takes it and drops every older one from the stage (their files stay until
-// the next start empties the staging directory); at most
-// kMaxStagedSnapshots are kept, the oldest deleted first.
+// takes it and deletes every older one; at most kMaxStagedSnapshots are
+// kept, the oldest deleted first.
 //
 // Threads: none of its own; the replica calls it under its core lock.
 #pragma once
@@ -35,7 +34,7 @@ public:
     // (and deleting) another file staged for it.
     void stage(raft::Index index, raft::Term term, std::string path);
     // The file staged for (index, term), which the caller now owns, or none;
-    // every snapshot staged before it is dropped from the stage.
+    // every snapshot staged before it is deleted.
     std::optional<std::string> take(raft::Index index, raft::Term term);
     // Deletes every staged file.
     void clear();
