@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "../common/test_seed.hpp"
 #include "kv_state_machine.hpp"
 
 using keel::CommittedEntry;
@@ -176,8 +177,7 @@ TEST_CASE("list honours prefix and limit", "[daemon][kv_sm]") {
 
 TEST_CASE("size_bytes is the size of a snapshot, through puts, overwrites, deletes and restore",
           "[daemon][kv_sm]") {
-    const std::uint64_t seed =
-        std::getenv("KEEL_SEED") ? std::stoull(std::getenv("KEEL_SEED")) : std::random_device{}();
+    const std::uint64_t seed = keel::test::seed_from_env().value_or(std::random_device{}());
     INFO("KEEL_SEED=" << seed);
     std::mt19937_64 rng(seed);
     KvStateMachine sm;

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <random>
 
+#include "../common/test_seed.hpp"
 #include "keel/crc32c.hpp"
 #include "keel/wal/reader.hpp"
 #include "keel/wal/wal.hpp"
@@ -377,8 +378,7 @@ TEST_CASE("a batch write torn at any 512-byte sectors loses no acknowledged reco
         }
     }
     SECTION("random subsets of the sectors") {
-        const char* env = std::getenv("KEEL_SEED");
-        const std::uint64_t seed = env != nullptr ? std::strtoull(env, nullptr, 10) : 27;
+        const std::uint64_t seed = keel::test::seed_from_env().value_or(27);
         INFO("seed " << seed << " (rerun with KEEL_SEED=" << seed << ")");
         std::mt19937_64 rng(seed);
         for (int run = 0; run < 40; ++run) {
@@ -418,8 +418,7 @@ TEST_CASE("the same sectors lost from a batch that a later batch follows are cor
         }
     }
     SECTION("random subsets of the sectors") {
-        const char* env = std::getenv("KEEL_SEED");
-        const std::uint64_t seed = env != nullptr ? std::strtoull(env, nullptr, 10) : 27;
+        const std::uint64_t seed = keel::test::seed_from_env().value_or(27);
         INFO("seed " << seed << " (rerun with KEEL_SEED=" << seed << ")");
         std::mt19937_64 rng(seed);
         for (int run = 0; run < 40; ++run) {

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "../common/test_seed.hpp"
 #include "keel/wal/wal.hpp"
 #include "test_util.hpp"
 
@@ -33,7 +34,7 @@ namespace {
 // The seeds run by default; KEEL_SEED=n runs seed n alone.  A seed fixes
 // each thread's choices, not how the threads interleave.
 std::vector<std::uint64_t> seeds_to_run() {
-    if (const char* env = std::getenv("KEEL_SEED")) return {std::strtoull(env, nullptr, 10)};
+    if (auto seed = keel::test::seed_from_env()) return {*seed};
     return {1, 2, 3, 4};
 }
 
