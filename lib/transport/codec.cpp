@@ -28,6 +28,7 @@ Result<Frame> read_hello(Reader& r) {
 
 Result<Frame> read_chunk(Reader& r, const CodecLimits& limits) {
     SnapshotChunk c;
+    KEEL_CODEC_TRY(r.u64(c.group, "frame group id"));
     KEEL_CODEC_TRY(r.u64(c.snapshot_id, "chunk snapshot id"));
     KEEL_CODEC_TRY(r.u64(c.offset, "chunk offset"));
     KEEL_CODEC_TRY(r.u64(c.total_bytes, "chunk total bytes"));
@@ -130,6 +131,7 @@ Result<std::string> encode_snapshot_chunk(const SnapshotChunk& chunk, const Code
     std::string payload;
     payload.reserve(size - kFrameOverheadBytes);
     Writer w(payload);
+    w.u64(chunk.group);
     w.u64(chunk.snapshot_id);
     w.u64(chunk.offset);
     w.u64(chunk.total_bytes);
@@ -193,6 +195,31 @@ Result<Frame> decode_frame_body(std::string_view body, const CodecLimits& limits
         return Status(ErrorCode::corruption, cat(r.remaining(), " trailing bytes at byte ",
                                                  r.offset(), " after the frame's payload"));
     return frame;
+}
+
+Result<FrameRoute> frame_route(std::string_view frame) {
+    if (frame.size() < kFrameLengthBytes + 2)
+        return Status(ErrorCode::corruption,
+                      cat("truncated frame header: ", frame.size(), " bytes"));
+    Reader r(frame.substr(kFrameLengthBytes));
+    std::uint8_t version = 0, kind = 0;
+    KEEL_CODEC_TRY(r.u8(version, "frame version"));
+    KEEL_CODEC_TRY(r.u8(kind, "frame kind"));
+    if (version != kWireVersion)
+        return Status(ErrorCode::unsupported,
+                      cat("frame version ", int(version), " unsupported (this build speaks ",
+                          int(kWireVersion), ")"));
+    if (kind != static_cast<std::uint8_t>(FrameKind::messages) &&
+        kind != static_cast<std::uint8_t>(FrameKind::snapshot_chunk))
+        return Status(ErrorCode::corruption, cat("a frame of kind ", int(kind), " has no group"));
+    FrameRoute route{static_cast<FrameKind>(kind), 0};
+    // The CRC follows the payload, so a frame holds a group id only if its
+    // group and CRC both fit.
+    if (frame.size() < kGroupFrameBytesMin)
+        return Status(ErrorCode::corruption,
+                      cat("truncated frame group id: a frame of ", frame.size(), " bytes"));
+    KEEL_CODEC_TRY(r.u64(route.group, "frame group id"));
+    return route;
 }
 
 Result<Frame> decode_frame(std::string_view frame, const CodecLimits& limits) {

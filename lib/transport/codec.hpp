@@ -18,9 +18,12 @@
 //   hello (kind 1):          16 bytes cluster_id (never all zero), u64 from (never 0),
 //                            u32 address_len, address (the sender's Raft address,
 //                            "host:port", printable ASCII; empty if it listens nowhere)
-//   messages (kind 2):       u32 count, then `count` messages
-//   snapshot_chunk (kind 3): u64 snapshot_id, u64 offset, u64 total_bytes,
+//   messages (kind 2):       u64 group, u32 count, then `count` messages
+//   snapshot_chunk (kind 3): u64 group, u64 snapshot_id, u64 offset, u64 total_bytes,
 //                            u32 data_len, data, u8 last, [message if last == 1]
+//
+// `group` is the Raft group the frame is for (keel::GroupId, any value):
+// one connection carries the frames of every group two processes share.
 //
 //   message:       u8 type, u64 from, u64 to, u64 term, u64 log_index, u64 log_term,
 //                  u64 commit, u64 index, u8 reject, u64 hint_index, u64 hint_term,
@@ -52,7 +55,8 @@ namespace keel::transport {
 // 2: the hello carries the cluster's 128-bit random id (1 had a u64 constant).
 // 3: the hello carries the sender's Raft address (a joiner answers a leader
 //    it knows nothing else about).
-inline constexpr std::uint8_t kWireVersion = 3;
+// 4: messages and snapshot chunk frames carry their Raft group id.
+inline constexpr std::uint8_t kWireVersion = 4;
 
 // Bytes of the u32 length prefix, and of the smallest possible frame body
 // (version + kind + crc with an empty payload).
@@ -67,6 +71,14 @@ inline constexpr std::size_t kHelloAddressBytesMax = 256;
 inline constexpr std::size_t kHelloFrameBytesMin =
     kFrameLengthBytes + kFrameBodyBytesMin + ClusterId::kBytes + 8 + 4;
 inline constexpr std::size_t kHelloFrameBytes = kHelloFrameBytesMin + kHelloAddressBytesMax;
+// Bytes of the group id that starts the payload of a messages or snapshot
+// chunk frame, and the shortest such frame that holds one.
+inline constexpr std::size_t kFrameGroupBytes = 8;
+inline constexpr std::size_t kGroupFrameBytesMin =
+    kFrameLengthBytes + kFrameBodyBytesMin + kFrameGroupBytes;
+// A messages frame is this plus its messages (encoded_message_bytes): the
+// envelope, the group and the u32 message count.
+inline constexpr std::size_t kMessagesFrameFixedBytes = kGroupFrameBytesMin + 4;
 
 enum class FrameKind : std::uint8_t {
     hello = 1,
@@ -100,6 +112,7 @@ struct Hello {
 
 struct MessageBatch {
     std::vector<raft::Message> messages;
+    std::uint64_t group = 0;  // keel::GroupId; first on the wire
 
     friend bool operator==(const MessageBatch&, const MessageBatch&) = default;
 };
@@ -115,6 +128,7 @@ struct SnapshotChunk {
     std::uint64_t total_bytes = 0;
     std::string data;
     std::optional<raft::Message> message;  // set exactly on the final chunk
+    std::uint64_t group = 0;               // keel::GroupId; first on the wire
 
     bool last() const { return message.has_value(); }
     friend bool operator==(const SnapshotChunk&, const SnapshotChunk&) = default;
@@ -125,7 +139,7 @@ using Frame = std::variant<Hello, MessageBatch, SnapshotChunk>;
 // ---- encoding ----
 
 // The size one message takes inside a messages frame (for batching: a frame
-// holding messages m1..mn is kFrameLengthBytes + kFrameBodyBytesMin + 4 + sum).
+// holding messages m1..mn is kMessagesFrameFixedBytes + sum).
 std::size_t encoded_message_bytes(const raft::Message& m);
 
 // REQUIRES: valid_hello_address(hello.address).
@@ -137,10 +151,10 @@ bool valid_hello_address(std::string_view address);
 // or context size, frame size) and invalid_argument on an empty batch or an
 // enum value outside its range.
 Result<std::string> encode_messages(std::span<const raft::Message> messages,
-                                    const CodecLimits& limits);
+                                    const CodecLimits& limits, std::uint64_t group = 0);
 // The same for messages spread over a larger vector (those for one peer).
 Result<std::string> encode_message_pointers(std::span<const raft::Message* const> messages,
-                                            const CodecLimits& limits);
+                                            const CodecLimits& limits, std::uint64_t group = 0);
 Result<std::string> encode_snapshot_chunk(const SnapshotChunk& chunk, const CodecLimits& limits);
 
 // Wraps an already encoded payload into a frame (prefix, header, CRC).  The
@@ -159,6 +173,17 @@ Result<std::uint32_t> decode_frame_length(std::string_view prefix, std::size_t f
 // Decodes a frame body (everything after the length prefix).  Errors name
 // the byte offset within the frame (prefix included) where decoding failed.
 Result<Frame> decode_frame_body(std::string_view body, const CodecLimits& limits);
+
+// The kind and group of a whole messages or snapshot chunk frame (prefix
+// included, as decode_frame_length delimited it), read from its first bytes
+// without checking the rest (decode_frame_body does): what a transport
+// needs to route a frame.  Fails with unsupported for another version,
+// corruption for another kind or a frame too short to hold a group id.
+struct FrameRoute {
+    FrameKind kind = FrameKind::messages;
+    std::uint64_t group = 0;
+};
+Result<FrameRoute> frame_route(std::string_view frame);
 
 // Decodes exactly one whole frame (prefix included); extra or missing bytes
 // are errors.

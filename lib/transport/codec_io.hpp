@@ -24,8 +24,8 @@ inline constexpr std::size_t kMessageFixedBytes = 1 + 8 * 7 + 1 + 8 * 3 + 1 + 4 
 inline constexpr std::size_t kEntryFixedBytes = 8 + 8 + 1 + 4;
 inline constexpr std::size_t kSnapshotMetaFixedBytes = 8 + 8 + 4;
 inline constexpr std::size_t kMemberFixedBytes = 8 + 1 + 4;
-inline constexpr std::size_t kChunkFixedBytes = 8 * 3 + 4 + 1;
-inline constexpr std::size_t kBatchFixedBytes = 4;
+inline constexpr std::size_t kChunkFixedBytes = kFrameGroupBytes + 8 * 3 + 4 + 1;
+inline constexpr std::size_t kBatchFixedBytes = kFrameGroupBytes + 4;
 inline constexpr std::size_t kFrameOverheadBytes = kFrameLengthBytes + kFrameBodyBytesMin;
 
 template <typename... Args>

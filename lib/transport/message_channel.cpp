@@ -118,7 +118,8 @@ void MessageChannel::encode_for_peer(std::span<const raft::Message* const> messa
             bytes += m;
             ++j;
         }
-        Result<std::string> frame = encode_message_pointers(messages.subspan(i, j - i), limits);
+        Result<std::string> frame =
+            encode_message_pointers(messages.subspan(i, j - i), limits, options_.group);
         if (frame.ok()) {
             frames.push_back(std::move(*frame));
             i = j;
@@ -127,7 +128,8 @@ void MessageChannel::encode_for_peer(std::span<const raft::Message* const> messa
         // Some message breaks a codec limit: the others one per frame, the
         // offender dropped (the peer would refuse it and close the link).
         for (; i < j; ++i) {
-            Result<std::string> one = encode_message_pointers(messages.subspan(i, 1), limits);
+            Result<std::string> one =
+                encode_message_pointers(messages.subspan(i, 1), limits, options_.group);
             if (one.ok()) {
                 frames.push_back(std::move(*one));
                 continue;
@@ -201,9 +203,9 @@ void MessageChannel::send_snapshot(raft::Message message, std::string path) {
             if (open->load()) report(to, delivered);
         });
     };
-    auto sender = SnapshotSender::open(std::move(message), path, next_snapshot_id_++,
-                                       options_.snapshot_chunk_bytes, options_.snapshot_bytes_max,
-                                       options_.limits, on_done);
+    auto sender = SnapshotSender::open(std::move(message), path, options_.group,
+                                       next_snapshot_id_++, options_.snapshot_chunk_bytes,
+                                       options_.snapshot_bytes_max, options_.limits, on_done);
     if (!sender.ok()) {
         log(LogLevel::warning, "snapshot for node " + std::to_string(to) +
                                    " not sent: " + sender.status().to_string());
@@ -338,6 +340,10 @@ Status MessageChannel::deliver_messages(GroupId group, NodeId from, std::string_
         if (batch == nullptr)
             return refuse(Rejection::wrong_frame_kind, from,
                           "a frame that is not a batch of messages among messages");
+        if (batch->group != group)
+            return refuse(Rejection::misaddressed, from,
+                          "a frame for group " + std::to_string(batch->group) +
+                              " delivered as group " + std::to_string(group));
         // The whole frame is checked before any of it is delivered.
         for (const raft::Message& m : batch->messages) {
             if (Status s = check_message(m, from); !s.ok())
@@ -368,6 +374,10 @@ Status MessageChannel::deliver_chunk(GroupId group, NodeId from, std::string_vie
     auto* chunk = std::get_if<SnapshotChunk>(&*frame);
     if (chunk == nullptr)
         return refuse(Rejection::wrong_frame_kind, from, "a frame that is not a snapshot chunk");
+    if (chunk->group != group)
+        return refuse(Rejection::misaddressed, from,
+                      "a snapshot chunk for group " + std::to_string(chunk->group) +
+                          " delivered as group " + std::to_string(group));
     if (chunk->message) {
         if (Status s = check_message(*chunk->message, from); !s.ok())
             return refuse(Rejection::misaddressed, from, s.message());

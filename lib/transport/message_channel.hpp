@@ -1,8 +1,8 @@
 // transport/message_channel.hpp — keel's side of a keel::Transport: Raft
 // messages and snapshot files in, opaque buffers out, and back.
 //
-// Outbound, it encodes each peer's messages into messages frames
-// (codec.hpp) of at most batch_bytes_max (a larger message gets a frame of
+// Outbound, it encodes each peer's messages into messages frames of its
+// group (codec.hpp) of at most batch_bytes_max (a larger message gets a frame of
 // its own; one that breaks a codec limit is dropped and its peer reported
 // unreachable: the peer would refuse it), and hands the transport one frame
 // per send(), or, on the fast path (send_now), one buffer per peer.  A
@@ -11,7 +11,8 @@
 // Inbound, it is the TransportSink: it trusts nothing it is handed.  Each
 // buffer is decoded frame by frame with the codec's limits; a frame that
 // does not decode (malformed), a message not from the member the transport
-// names or not for this node (misaddressed), a snapshot message outside a
+// names or not for this node, a frame of another group than the one it is
+// delivered as or than this channel's (misaddressed), a snapshot message outside a
 // snapshot stream (wrong_frame_kind), a stream that breaks its offsets or
 // the size limit (snapshot) are refused, reported through on_rejected with
 // the reason's name (rejection.hpp), and answered with an error Status; what

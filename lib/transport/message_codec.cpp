@@ -171,10 +171,11 @@ Status read_message(Reader& r, raft::Message& m, const CodecLimits& limits) {
 }
 
 Result<Frame> read_batch(Reader& r, const CodecLimits& limits) {
+    MessageBatch batch;
+    KEEL_CODEC_TRY(r.u64(batch.group, "frame group id"));
     std::uint32_t n = 0;
     KEEL_CODEC_TRY(r.count(n, limits.messages_per_batch_max, kMessageFixedBytes, "message count"));
     if (n == 0) return Status(ErrorCode::corruption, "empty message batch");
-    MessageBatch batch;
     batch.messages.resize(n);
     for (auto& m : batch.messages) KEEL_CODEC_TRY(read_message(r, m, limits));
     return Frame{std::move(batch)};
@@ -203,7 +204,8 @@ const raft::Message& deref(const raft::Message* m) {
 }
 
 template <typename T>
-Result<std::string> encode_batch(std::span<const T> messages, const CodecLimits& limits) {
+Result<std::string> encode_batch(std::span<const T> messages, const CodecLimits& limits,
+                                 std::uint64_t group) {
     if (messages.empty()) return Status(ErrorCode::invalid_argument, "empty message batch");
     if (messages.size() > limits.messages_per_batch_max)
         return Status(ErrorCode::too_large, cat("batch of ", messages.size(), " messages, limit ",
@@ -217,6 +219,7 @@ Result<std::string> encode_batch(std::span<const T> messages, const CodecLimits&
     std::string frame;
     begin_frame(frame, FrameKind::messages, size);
     Writer w(frame);
+    w.u64(group);
     w.u32(static_cast<std::uint32_t>(messages.size()));
     for (const auto& m : messages) write_message(w, deref(m));
     end_frame(frame);
@@ -227,13 +230,13 @@ Result<std::string> encode_batch(std::span<const T> messages, const CodecLimits&
 }  // namespace
 
 Result<std::string> encode_messages(std::span<const raft::Message> messages,
-                                    const CodecLimits& limits) {
-    return encode_batch(messages, limits);
+                                    const CodecLimits& limits, std::uint64_t group) {
+    return encode_batch(messages, limits, group);
 }
 
 Result<std::string> encode_message_pointers(std::span<const raft::Message* const> messages,
-                                            const CodecLimits& limits) {
-    return encode_batch(messages, limits);
+                                            const CodecLimits& limits, std::uint64_t group) {
+    return encode_batch(messages, limits, group);
 }
 
 }  // namespace keel::transport

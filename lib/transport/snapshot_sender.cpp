@@ -4,7 +4,7 @@
 namespace keel::transport {
 
 Result<std::shared_ptr<SnapshotSender>> SnapshotSender::open(
-    raft::Message message, const std::string& path, std::uint64_t snapshot_id,
+    raft::Message message, const std::string& path, GroupId group, std::uint64_t snapshot_id,
     std::size_t chunk_bytes, std::uint64_t bytes_max, const CodecLimits& limits,
     std::function<void(bool delivered)> on_done) {
     if (message.type != raft::MessageType::snapshot || !message.snapshot)
@@ -17,15 +17,16 @@ Result<std::shared_ptr<SnapshotSender>> SnapshotSender::open(
         return Status(ErrorCode::too_large, "snapshot " + path + " of " +
                                                 std::to_string(reader->size_bytes()) +
                                                 " bytes exceeds snapshot_bytes_max");
-    return std::make_shared<SnapshotSender>(std::move(message), std::move(*reader), snapshot_id,
-                                            chunk_bytes, limits, std::move(on_done));
+    return std::make_shared<SnapshotSender>(std::move(message), std::move(*reader), group,
+                                            snapshot_id, chunk_bytes, limits, std::move(on_done));
 }
 
-SnapshotSender::SnapshotSender(raft::Message message, SnapshotReader reader,
+SnapshotSender::SnapshotSender(raft::Message message, SnapshotReader reader, GroupId group,
                                std::uint64_t snapshot_id, std::size_t chunk_bytes,
                                const CodecLimits& limits, std::function<void(bool)> on_done)
     : message_(std::move(message)),
       reader_(std::move(reader)),
+      group_(group),
       snapshot_id_(snapshot_id),
       chunk_bytes_(chunk_bytes),
       limits_(limits),
@@ -40,8 +41,8 @@ Result<keel::SnapshotChunk> SnapshotSender::next_chunk() {
         return Status(ErrorCode::invalid_argument, "next_chunk after the last chunk");
     Result<std::string> data = reader_.read(offset_, chunk_bytes_);
     if (!data.ok()) return data.status();
-    SnapshotChunk chunk{snapshot_id_, offset_, reader_.size_bytes(), std::move(*data),
-                        std::nullopt};
+    SnapshotChunk chunk{snapshot_id_,     offset_,      reader_.size_bytes(),
+                        std::move(*data), std::nullopt, group_};
     const bool last = offset_ + chunk.data.size() == reader_.size_bytes();
     if (last) chunk.message = message_;
     Result<std::string> frame = encode_snapshot_chunk(chunk, limits_);

@@ -27,9 +27,10 @@ public:
     // stay unchanged until done).  invalid_argument when `message` is not a
     // snapshot message with its meta; too_large past `bytes_max`; the file's
     // error if it cannot be opened.  `snapshot_id` names the stream to the
-    // receiver (new for every stream from this sender).
+    // receiver (new for every stream from this sender); every chunk carries
+    // `group`.
     static Result<std::shared_ptr<SnapshotSender>> open(
-        raft::Message message, const std::string& path, std::uint64_t snapshot_id,
+        raft::Message message, const std::string& path, GroupId group, std::uint64_t snapshot_id,
         std::size_t chunk_bytes, std::uint64_t bytes_max, const CodecLimits& limits,
         std::function<void(bool delivered)> on_done);
     ~SnapshotSender() override;
@@ -38,13 +39,14 @@ public:
     Result<keel::SnapshotChunk> next_chunk() override;
     void done(bool delivered) override;
 
-    SnapshotSender(raft::Message message, SnapshotReader reader, std::uint64_t snapshot_id,
-                   std::size_t chunk_bytes, const CodecLimits& limits,
+    SnapshotSender(raft::Message message, SnapshotReader reader, GroupId group,
+                   std::uint64_t snapshot_id, std::size_t chunk_bytes, const CodecLimits& limits,
                    std::function<void(bool)> on_done);
 
 private:
     const raft::Message message_;
     SnapshotReader reader_;
+    const GroupId group_;
     const std::uint64_t snapshot_id_;
     const std::size_t chunk_bytes_;
     const CodecLimits limits_;

@@ -72,7 +72,8 @@ void InboundConnection::close(const std::string& reason) {
         t_->remove_pending(remote_address_);
     }
     // A snapshot this peer was streaming on this connection will not complete.
-    if (peer_ != raft::kNoNode && t_->running()) t_->sink_->on_disconnected(0, peer_);
+    if (peer_ != raft::kNoNode && t_->running())
+        for (GroupId group : snapshot_groups_) t_->sink_->on_disconnected(group, peer_);
     t_->forget_inbound(shared_from_this());
 }
 
@@ -298,20 +299,25 @@ bool InboundConnection::deliver_frames() {
 
 bool InboundConnection::dispatch(std::string_view frame) {
     // The body starts with the version and the kind (decode_frame_length
-    // refused anything shorter); the sink decodes and checks the rest.
+    // refused anything shorter), then, for the frames a sink takes, the
+    // group; the sink decodes and checks the rest.
     const auto kind = static_cast<std::uint8_t>(frame[kFrameLengthBytes + 1]);
-    Status s;
-    if (kind == static_cast<std::uint8_t>(FrameKind::messages)) {
-        t_->frames_received_.fetch_add(1, std::memory_order_relaxed);
-        s = t_->sink_->on_messages(0, peer_, frame);
-    } else if (kind == static_cast<std::uint8_t>(FrameKind::snapshot_chunk)) {
-        t_->frames_received_.fetch_add(1, std::memory_order_relaxed);
-        s = t_->sink_->on_snapshot_chunk(0, peer_, frame);
-    } else {
-        refuse(Rejection::malformed, kind == static_cast<std::uint8_t>(FrameKind::hello)
-                                         ? "a second hello on one connection"
-                                         : "a frame of unknown kind " + std::to_string(kind));
+    if (kind == static_cast<std::uint8_t>(FrameKind::hello)) {
+        refuse(Rejection::malformed, "a second hello on one connection");
         return false;
+    }
+    Result<FrameRoute> route = frame_route(frame);
+    if (!route.ok()) {
+        refuse(Rejection::malformed, route.status().to_string());
+        return false;
+    }
+    t_->frames_received_.fetch_add(1, std::memory_order_relaxed);
+    Status s;
+    if (route->kind == FrameKind::messages) {
+        s = t_->sink_->on_messages(route->group, peer_, frame);
+    } else {
+        s = t_->sink_->on_snapshot_chunk(route->group, peer_, frame);
+        if (s.ok()) snapshot_groups_.insert(route->group);
     }
     if (!s.ok()) {
         // Refused and counted by the sink: the connection goes.

@@ -40,6 +40,9 @@ class InboundConnection;
 
 // Splits "host:port" ("[v6]:port" allowed).  invalid_argument otherwise.
 Status split_host_port(std::string_view address, std::string& host, std::string& port);
+// Whether `bytes` are whole messages or snapshot chunk frames, every one
+// of `group` (the group travels in the frames' header).
+bool frames_of_group(std::string_view bytes, GroupId group);
 
 class TcpTransport::Impl : public std::enable_shared_from_this<TcpTransport::Impl> {
 public:
@@ -55,7 +58,7 @@ public:
     Status adopt_cluster_id(const Hello& hello);
     // Outbound events are reported through posted handlers, never inline, so
     // that a call into the transport never re-enters the runtime.
-    void post_unreachable(NodeId id);
+    void post_unreachable(GroupId group, NodeId id);
     void post_snapshot_done(std::shared_ptr<OutgoingSnapshot> snapshot, bool delivered);
 
     Status start(TransportSink& sink);
@@ -113,11 +116,12 @@ public:
     OutboundPeer(std::shared_ptr<TcpTransport::Impl> transport, NodeId id, std::string address);
 
     const std::string& address() const { return address_; }
-    // Queues `bytes`; false (and nothing queued) when the queue is at its
-    // limit or the peer is closed.  Call kick() after.
-    bool enqueue(std::string&& bytes);
+    // Queues `bytes` (frames of `group`); false (and nothing queued) when
+    // the queue is at its limit or the peer is closed.  Call kick() after.
+    bool enqueue(GroupId group, std::string&& bytes);
     // Replaces any snapshot stream in progress (which is reported failed).
-    void start_snapshot(std::shared_ptr<OutgoingSnapshot> snapshot, std::uint64_t snapshot_id);
+    void start_snapshot(GroupId group, std::shared_ptr<OutgoingSnapshot> snapshot,
+                        std::uint64_t snapshot_id);
     // Connects if idle, writes if connected and no write is in flight;
     // nothing while the transport has no cluster id (a joiner says nothing
     // before it knows its cluster: messages wait in the queue).
@@ -128,7 +132,7 @@ public:
     // From any thread (send lock held), on an idle connection: writes
     // `bytes` at once without blocking; what the kernel does not take goes
     // first in the next write, from the I/O thread.
-    void write_now(std::string bytes);
+    void write_now(GroupId group, std::string bytes);
     // Final: closes the connection, drops the queue, aborts the snapshot.
     void close();
 
@@ -154,8 +158,9 @@ private:
     // least).  Returns how many.
     std::size_t take_queued(std::vector<std::string>& frames);
     bool take_snapshot_chunk(std::vector<std::string>& frames);
-    // Drops the connection and its queue, reports the peer unreachable,
-    // backs off.  `level`: error for what an operator must fix (TLS refused).
+    // Drops the connection and its queue, reports the peer unreachable to
+    // every group that sent to it since the last report, backs off.  `level`: error for what an
+    // operator must fix (TLS refused).
     void fail(const std::string& reason, LogLevel level = LogLevel::warning);
     void tear_down_connection();
     void abort_snapshot(const std::string& reason);
@@ -182,11 +187,15 @@ private:
     std::chrono::steady_clock::time_point last_write_;
     std::chrono::milliseconds backoff_{0};
     std::deque<std::string> queue_;
+    // The groups whose buffers or snapshots went to this peer since its last
+    // failure: the ones told it is unreachable when the link fails.
+    std::set<GroupId> groups_;
     // The server's handshake flights; then anything the peer sends (it
     // never should: an alert, or a close).
     std::array<char, 4096> read_buffer_{};
 
     struct Outgoing {
+        GroupId group = 0;
         std::uint64_t id = 0;
         std::shared_ptr<OutgoingSnapshot> snapshot;
         bool final_chunk_in_flight = false;
@@ -235,8 +244,9 @@ private:
     void arm_timer(std::chrono::steady_clock::duration after);
     void on_timer();
 
-    // Hands one whole frame (prefix included) to the sink; false once the
-    // connection is closed (a frame of the wrong kind, or refused).
+    // Hands one whole frame (prefix included) to the sink, with the group
+    // its header names; false once the connection is closed (a frame of the
+    // wrong kind, too short for a group id, or refused).
     bool dispatch(std::string_view frame);
 
     std::shared_ptr<TcpTransport::Impl> t_;
@@ -264,6 +274,9 @@ private:
     // far as known: the prefix alone until it has arrived (deliver_frames).
     std::size_t frame_bytes_ = kFrameLengthBytes;
     NodeId peer_ = raft::kNoNode;  // set by the hello
+    // The groups whose snapshot chunks the sink took on this connection:
+    // told when it closes (TransportSink::on_disconnected).
+    std::set<GroupId> snapshot_groups_;
     bool closed_ = false;
 };
 

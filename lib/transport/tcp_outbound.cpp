@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <utility>
 
+#include "transport/frame_joiner.hpp"
 #include "transport/tcp_internal.hpp"
 
 namespace keel::transport {
@@ -32,21 +33,23 @@ OutboundPeer::OutboundPeer(std::shared_ptr<TcpTransport::Impl> transport, NodeId
       socket_(t_->io_),
       backoff_timer_(t_->io_) {}
 
-bool OutboundPeer::enqueue(std::string&& bytes) {
+bool OutboundPeer::enqueue(GroupId group, std::string&& bytes) {
     if (state_ == State::closed || queue_.size() >= t_->options_.peer_queue_buffers_max)
         return false;
+    groups_.insert(group);
     queue_.push_back(std::move(bytes));
     return true;
 }
 
-void OutboundPeer::start_snapshot(std::shared_ptr<OutgoingSnapshot> snapshot,
+void OutboundPeer::start_snapshot(GroupId group, std::shared_ptr<OutgoingSnapshot> snapshot,
                                   std::uint64_t snapshot_id) {
     if (state_ == State::closed) {
         t_->post_snapshot_done(std::move(snapshot), false);
         return;
     }
     if (snapshot_) abort_snapshot("replaced by a newer snapshot");
-    snapshot_.emplace(Outgoing{snapshot_id, std::move(snapshot), false});
+    groups_.insert(group);
+    snapshot_.emplace(Outgoing{group, snapshot_id, std::move(snapshot), false});
     kick();
 }
 
@@ -65,8 +68,9 @@ bool OutboundPeer::idle() const {
            unsent_.empty();
 }
 
-void OutboundPeer::write_now(std::string plain) {
+void OutboundPeer::write_now(GroupId group, std::string plain) {
     KEEL_ASSERT(idle(), "write_now only on an idle connection");
+    groups_.insert(group);
     std::string bytes;
     if (tls_) {
         if (Status s = tls_->encrypt(plain, bytes); !s.ok()) {
@@ -177,16 +181,32 @@ void OutboundPeer::write_next() {
 }
 
 std::size_t OutboundPeer::take_queued(std::vector<std::string>& frames) {
-    std::size_t taken = 0;
+    std::vector<std::string> taken;
     std::size_t bytes = 0;
     while (!queue_.empty() &&
-           (taken == 0 || bytes + queue_.front().size() <= t_->options_.write_bytes_max)) {
+           (taken.empty() || bytes + queue_.front().size() <= t_->options_.write_bytes_max)) {
         bytes += queue_.front().size();
-        frames.push_back(std::move(queue_.front()));
+        taken.push_back(std::move(queue_.front()));
         queue_.pop_front();
-        ++taken;
     }
-    return taken;
+    // Runs of messages frames of one group become one frame each.
+    MessageFrameJoiner joiner(t_->options_.joined_messages_max,
+                              t_->options_.joined_frame_bytes_max);
+    std::size_t i = 0;
+    while (i < taken.size()) {
+        std::size_t j = i;
+        while (j < taken.size() && joiner.add(taken[j])) ++j;
+        if (j - i >= 2) {
+            frames.push_back(joiner.take());
+            t_->stats_.buffers_joined += j - i - 1;
+            i = j;
+        } else {
+            joiner.reset();
+            frames.push_back(std::move(taken[i]));
+            ++i;
+        }
+    }
+    return taken.size();
 }
 
 // Adds the next chunk of the snapshot stream, if any.  Returns true when it

@@ -190,7 +190,8 @@ void OutboundPeer::fail(const std::string& reason, LogLevel level) {
     t_->stats_.buffers_dropped += queue_.size();
     queue_.clear();
     if (snapshot_) abort_snapshot("connection failed");
-    t_->post_unreachable(id_);
+    for (GroupId group : groups_) t_->post_unreachable(group, id_);
+    groups_.clear();
 
     state_ = State::backing_off;
     backoff_timer_.expires_after(next_backoff());

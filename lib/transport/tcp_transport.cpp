@@ -28,6 +28,24 @@ Status split_host_port(std::string_view address, std::string& host, std::string&
     return Status();
 }
 
+// The TCP wire carries a buffer's group in its frames (codec.hpp): keel's
+// channel makes them, so a buffer whose frames name another group, or that
+// is not whole frames, is a bug on our side, refused rather than misrouted.
+bool frames_of_group(std::string_view bytes, GroupId group) {
+    if (bytes.empty()) return false;
+    while (!bytes.empty()) {
+        if (bytes.size() < kFrameLengthBytes) return false;
+        std::uint32_t length = 0;
+        for (std::size_t i = 0; i < kFrameLengthBytes; ++i)
+            length |= std::uint32_t{static_cast<std::uint8_t>(bytes[i])} << (8 * i);
+        if (bytes.size() - kFrameLengthBytes < length) return false;
+        Result<FrameRoute> route = frame_route(bytes.substr(0, kFrameLengthBytes + length));
+        if (!route.ok() || route->group != group) return false;
+        bytes.remove_prefix(kFrameLengthBytes + length);
+    }
+    return true;
+}
+
 // ---- Impl ----
 
 TcpTransport::Impl::Impl(asio::io_context& io, TcpTransportOptions options, TcpTransportHooks hooks)
@@ -79,9 +97,9 @@ Status TcpTransport::Impl::adopt_cluster_id(const Hello& hello) {
     return Status();
 }
 
-void TcpTransport::Impl::post_unreachable(NodeId id) {
-    asio::post(io_, [self = shared_from_this(), id] {
-        if (self->running()) self->sink_->on_unreachable(0, id);
+void TcpTransport::Impl::post_unreachable(GroupId group, NodeId id) {
+    asio::post(io_, [self = shared_from_this(), group, id] {
+        if (self->running()) self->sink_->on_unreachable(group, id);
     });
 }
 
@@ -252,25 +270,33 @@ void TcpTransport::send(GroupId group, NodeId to, std::string bytes) {
         return;
     }
     auto it = t.peers_.find(to);
-    if (group != 0) {
-        t.log(LogLevel::warning, "dropping a buffer for group " + std::to_string(group) +
-                                     ": this transport carries group 0 only");
-    } else if (it != t.peers_.end() && it->second->enqueue(std::move(bytes))) {
+    if (!frames_of_group(bytes, group)) {
+        t.log(LogLevel::error, "dropping a buffer for group " + std::to_string(group) +
+                                   " that is not that group's frames");
+    } else if (it != t.peers_.end() && it->second->enqueue(group, std::move(bytes))) {
         it->second->kick();
         return;
     }
     ++t.stats_.buffers_dropped;
-    t.post_unreachable(to);
+    t.post_unreachable(group, to);
 }
 
 bool TcpTransport::send_now(GroupId group, NodeId to, const std::function<std::string()>& encode) {
     Impl& t = *impl_;
     std::lock_guard lock(t.send_mu_);
-    if (!t.running() || group != 0) return false;
+    if (!t.running()) return false;
     auto it = t.peers_.find(to);
     if (it == t.peers_.end() || !it->second->idle()) return false;
     std::string bytes = encode();
-    if (!bytes.empty()) it->second->write_now(std::move(bytes));
+    if (bytes.empty()) return true;
+    if (!frames_of_group(bytes, group)) {
+        t.log(LogLevel::error, "dropping a buffer for group " + std::to_string(group) +
+                                   " that is not that group's frames");
+        ++t.stats_.buffers_dropped;
+        t.post_unreachable(group, to);
+        return true;
+    }
+    it->second->write_now(group, std::move(bytes));
     return true;
 }
 
@@ -281,12 +307,12 @@ void TcpTransport::send_snapshot(GroupId group, NodeId to,
     std::lock_guard lock(t.send_mu_);
     if (!t.running()) return t.post_snapshot_done(std::move(snapshot), false);
     auto it = t.peers_.find(to);
-    if (group != 0 || it == t.peers_.end()) {
+    if (it == t.peers_.end()) {
         t.post_snapshot_done(std::move(snapshot), false);
-        t.post_unreachable(to);
+        t.post_unreachable(group, to);
         return;
     }
-    it->second->start_snapshot(std::move(snapshot), t.next_snapshot_id_++);
+    it->second->start_snapshot(group, std::move(snapshot), t.next_snapshot_id_++);
 }
 
 std::uint16_t TcpTransport::bound_port() const {

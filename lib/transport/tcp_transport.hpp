@@ -18,8 +18,9 @@
 // kind snapshot_chunk to on_snapshot_chunk, with the hello's sender as
 // `from`; a frame of any other kind, or one the sink refuses, closes the
 // connection.  Nothing a peer sends can crash the process or make it
-// allocate past the codec's frame limit.  Group 0 only: the wire carries no
-// group yet (a buffer for another group is dropped and reported).
+// allocate past the codec's frame limit.  Any number of groups share a
+// connection: the group travels in each frame (codec.hpp), is read from
+// there on arrival, and is the group the sink hears the frame under.
 //
 // Limits on the peer port, each an option below: inbound_connections_max in
 // all; inbound_pending_per_address_max not yet past their hello from one
@@ -34,7 +35,9 @@
 // on_unreachable), and at most one write in flight — everything queued
 // meanwhile (up to write_bytes_max) is gather-written in the next one,
 // together with a snapshot chunk, if a snapshot is streaming, so heartbeats
-// keep flowing during a long transfer.  A failed connection drops its
+// keep flowing during a long transfer.  Consecutive messages frames of one
+// group in that write are joined into one frame first (frame_joiner.hpp,
+// up to joined_messages_max and joined_frame_bytes_max).  A failed connection drops its
 // queue, reports on_unreachable and reconnects after an exponential backoff
 // (backoff_initial .. backoff_max, jittered by a seeded generator) once
 // there is something to send.  One idle for outbound_idle_close is closed
@@ -123,6 +126,11 @@ struct TcpTransportOptions {
     std::size_t frame_bytes_max = CodecLimits{}.frame_bytes_max;
     std::size_t peer_queue_buffers_max = 4096;  // per peer, waiting for the socket
     std::size_t write_bytes_max = 1024 * 1024;  // queued buffers gathered into one write
+    // Messages frames of one group queued one after the other are joined
+    // into one frame (frame_joiner.hpp) of at most these many messages and
+    // bytes: the receiver's codec limit, and MessageChannel's batch_bytes_max.
+    std::size_t joined_messages_max = CodecLimits{}.messages_per_batch_max;
+    std::size_t joined_frame_bytes_max = 1024 * 1024;
     std::size_t inbound_connections_max = 256;  // further connections are closed at once
     // Connections from one remote address not past their hello yet; more
     // are closed at once, so that one host cannot hold every slot.
@@ -152,9 +160,12 @@ struct TcpTransportStats {
     std::uint64_t writes = 0;            // socket writes of buffers (send_now's included)
     std::uint64_t buffers_sent = 0;      // buffers given to send() or send_now(), written
     std::uint64_t buffers_sent_now = 0;  // of which written by send_now (off the I/O thread)
-    std::uint64_t buffers_dropped = 0;   // queue overflow, unknown peer, failed connection
-    std::uint64_t frames_received = 0;   // handed to the sink
-    std::uint64_t connects = 0;          // outbound connections established
+    // Of buffers_sent, those that went out inside another's frame (n frames
+    // joined into one count n - 1): frames written = buffers_sent - this.
+    std::uint64_t buffers_joined = 0;
+    std::uint64_t buffers_dropped = 0;  // queue overflow, unknown peer, failed connection
+    std::uint64_t frames_received = 0;  // handed to the sink
+    std::uint64_t connects = 0;         // outbound connections established
     std::uint64_t connect_failures = 0;
     std::uint64_t inbound_accepted = 0;
     std::uint64_t inbound_rejected = 0;  // closed for bad input (not a clean EOF)

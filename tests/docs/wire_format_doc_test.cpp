@@ -116,13 +116,35 @@ TEST_CASE("wire-format.md: the append example is encode_messages' output", "[doc
     e.type = raft::EntryType::normal;
     e.data = SharedBytes("hi");
     m.entries.push_back(e);
-    Result<std::string> encoded = transport::encode_messages({&m, 1}, {});
+    Result<std::string> encoded = transport::encode_messages({&m, 1}, {}, /*group=*/7);
     REQUIRE(encoded.ok());
     INFO("encoder: " << hex(*encoded));
     CHECK(example("append") == *encoded);
     Result<transport::Frame> decoded = transport::decode_frame(example("append"), {});
     REQUIRE(decoded.ok());
-    CHECK(std::get<transport::MessageBatch>(*decoded).messages.at(0) == m);
+    const auto& batch = std::get<transport::MessageBatch>(*decoded);
+    CHECK(batch.group == 7);
+    CHECK(batch.messages.at(0) == m);
+}
+
+TEST_CASE("wire-format.md: the snapshot chunk example is encode_snapshot_chunk's output",
+          "[docs]") {
+    transport::SnapshotChunk chunk;
+    chunk.group = 7;
+    chunk.snapshot_id = 1;
+    chunk.offset = 0;
+    chunk.total_bytes = 10;
+    chunk.data = "snap";
+    Result<std::string> encoded = transport::encode_snapshot_chunk(chunk, {});
+    REQUIRE(encoded.ok());
+    INFO("encoder: " << hex(*encoded));
+    CHECK(example("snapshot-chunk") == *encoded);
+    Result<transport::Frame> decoded = transport::decode_frame(example("snapshot-chunk"), {});
+    REQUIRE(decoded.ok());
+    CHECK(std::get<transport::SnapshotChunk>(*decoded) == chunk);
+    Result<transport::FrameRoute> route = transport::frame_route(example("snapshot-chunk"));
+    REQUIRE(route.ok());
+    CHECK(route->group == 7);
 }
 
 TEST_CASE("wire-format.md: the snapshot file example is what SnapshotStore writes", "[docs]") {

@@ -76,7 +76,7 @@ void check_decodes_or_fails(const std::string& bytes, const CodecLimits& limits)
     if (const auto* hello = std::get_if<Hello>(&*r)) {
         again = encode_hello(*hello);
     } else if (const auto* batch = std::get_if<MessageBatch>(&*r)) {
-        Result<std::string> e = encode_messages(batch->messages, limits);
+        Result<std::string> e = encode_messages(batch->messages, limits, batch->group);
         REQUIRE(e.ok());
         again = *e;
     } else {

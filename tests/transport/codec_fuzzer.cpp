@@ -32,7 +32,7 @@ void check(std::string_view bytes, const CodecLimits& limits) {
     if (const auto* hello = std::get_if<Hello>(&*r)) {
         again = encode_hello(*hello);
     } else if (const auto* batch = std::get_if<MessageBatch>(&*r)) {
-        again = *encode_messages(batch->messages, limits);
+        again = *encode_messages(batch->messages, limits, batch->group);
     } else {
         again = *encode_snapshot_chunk(std::get<SnapshotChunk>(*r), limits);
     }

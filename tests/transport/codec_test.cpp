@@ -1,6 +1,7 @@
 // Round trips, precise errors and every named limit of the wire codec.
 #include <catch2/catch.hpp>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -50,8 +51,7 @@ TEST_CASE("every message type round-trips with every field set", "[transport][co
     for (const auto& m : sample_messages_of_every_type()) {
         INFO("type " << int(m.type));
         std::string frame = encode_ok({m});
-        CHECK(frame.size() ==
-              kFrameLengthBytes + kFrameBodyBytesMin + 4 + encoded_message_bytes(m));
+        CHECK(frame.size() == kMessagesFrameFixedBytes + encoded_message_bytes(m));
         MessageBatch batch = decode_batch(frame);
         REQUIRE(batch.messages.size() == 1);
         CHECK(batch.messages[0] == m);
@@ -164,7 +164,7 @@ TEST_CASE("cluster ids: 32 hex digits, never all zero, random ones differ", "[tr
 
 TEST_CASE("an empty batch is neither encoded nor accepted", "[transport][codec]") {
     CHECK(encode_messages({}, {}).status().code() == ErrorCode::invalid_argument);
-    std::string payload(4, '\0');
+    std::string payload(kFrameGroupBytes + 4, '\0');  // group 0, count 0
     Result<Frame> r = decode_frame(seal_frame(uint8_t(FrameKind::messages), payload), {});
     REQUIRE_FALSE(r.ok());
     CHECK(contains(r.status().message(), "empty message batch"));
@@ -175,10 +175,10 @@ TEST_CASE("decoding errors name what failed and where", "[transport][codec]") {
 
     SECTION("an unknown message type") {
         std::string payload = frame.substr(6, frame.size() - 10);
-        payload[4] = 99;  // the first message's type, after the u32 count
+        payload[12] = 99;  // the first message's type, after the u64 group and u32 count
         Result<Frame> r = decode_frame(seal_frame(uint8_t(FrameKind::messages), payload), {});
         REQUIRE_FALSE(r.ok());
-        CHECK(r.status().message() == "unknown message type 99 at byte 10");
+        CHECK(r.status().message() == "unknown message type 99 at byte 18");
     }
     SECTION("an unsupported version") {
         std::string payload = frame.substr(6, frame.size() - 10);
@@ -204,9 +204,9 @@ TEST_CASE("decoding errors name what failed and where", "[transport][codec]") {
         one.entries.resize(1);  // data "hello"
         std::string one_frame = encode_ok({one});
         std::string payload = one_frame.substr(6, one_frame.size() - 10);
-        // Cut one byte into the entry's data: count(4) + message
+        // Cut one byte into the entry's data: group(8) + count(4) + message
         // fixed part up to the entry count + entry header.
-        std::size_t data_at = 4 + (1 + 8 * 7 + 1 + 8 * 3 + 1 + 4) + (8 + 8 + 1 + 4);
+        std::size_t data_at = 8 + 4 + (1 + 8 * 7 + 1 + 8 * 3 + 1 + 4) + (8 + 8 + 1 + 4);
         payload.resize(data_at + 1);
         Result<Frame> r = decode_frame(seal_frame(uint8_t(FrameKind::messages), payload), {});
         REQUIRE_FALSE(r.ok());
@@ -221,7 +221,7 @@ TEST_CASE("decoding errors name what failed and where", "[transport][codec]") {
     }
     SECTION("a boolean that is neither 0 nor 1") {
         std::string payload = frame.substr(6, frame.size() - 10);
-        payload[4 + 1 + 8 * 7] = 2;  // reject flag
+        payload[8 + 4 + 1 + 8 * 7] = 2;  // reject flag
         Result<Frame> r = decode_frame(seal_frame(uint8_t(FrameKind::messages), payload), {});
         REQUIRE_FALSE(r.ok());
         CHECK(contains(r.status().message(), "bad message reject flag 2"));
@@ -243,9 +243,9 @@ TEST_CASE("configuration members must be in increasing id order and never 0",
     m.snapshot->config.members[2] = {};
     std::string frame = encode_ok({m});
     std::string payload = frame.substr(6, frame.size() - 10);
-    // Members start after count(4) + message fixed part without the snapshot
+    // Members start after group(8) + count(4) + message fixed part without the snapshot
     // flag + snapshot flag(1) + index/term/count (20).
-    std::size_t first = 4 + (1 + 8 * 7 + 1 + 8 * 3 + 1 + 4) + 1 + 20;
+    std::size_t first = 8 + 4 + (1 + 8 * 7 + 1 + 8 * 3 + 1 + 4) + 1 + 20;
     std::size_t second = first + 8 + 1 + 4;
     SECTION("a duplicate id") {
         payload[second] = 1;
@@ -386,11 +386,58 @@ TEST_CASE("the default limits let one maximum-size entry through in a frame",
     CodecLimits limits;
     raft::Message m = with_entries(1);
     // Only the size arithmetic: encoding 64 MiB is needless work for a unit test.
-    std::size_t frame = kFrameLengthBytes + kFrameBodyBytesMin + 4 + encoded_message_bytes(m) +
-                        limits.entry_bytes_max;
+    std::size_t frame =
+        kMessagesFrameFixedBytes + encoded_message_bytes(m) + limits.entry_bytes_max;
     CHECK(frame <= limits.frame_bytes_max);
 }
 
 TEST_CASE("crc32c matches the standard check value", "[transport][codec]") {
     CHECK(crc32c("123456789") == 0xE3069283u);
+}
+
+TEST_CASE("the group id: any value round-trips and routes; a frame cut inside it is refused",
+          "[transport][codec][groups]") {
+    const std::vector<raft::Message> one{sample_message(raft::MessageType::heartbeat)};
+    for (std::uint64_t group : {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{7},
+                                std::numeric_limits<std::uint64_t>::max()}) {
+        INFO("group " << group);
+        const std::string messages = *encode_messages(one, {}, group);
+        Result<Frame> decoded = decode_frame(messages, {});
+        REQUIRE(decoded.ok());
+        CHECK(std::get<MessageBatch>(*decoded).group == group);
+        Result<FrameRoute> route = frame_route(messages);
+        REQUIRE(route.ok());
+        CHECK(route->kind == FrameKind::messages);
+        CHECK(route->group == group);
+
+        SnapshotChunk chunk{2, 0, 8, std::string(4, 'c'), std::nullopt, group};
+        const std::string chunk_frame = *encode_snapshot_chunk(chunk, {});
+        decoded = decode_frame(chunk_frame, {});
+        REQUIRE(decoded.ok());
+        CHECK(std::get<SnapshotChunk>(*decoded) == chunk);
+        route = frame_route(chunk_frame);
+        REQUIRE(route.ok());
+        CHECK(route->kind == FrameKind::snapshot_chunk);
+        CHECK(route->group == group);
+    }
+    // A payload that ends inside the group id, behind a valid CRC.
+    for (auto kind : {FrameKind::messages, FrameKind::snapshot_chunk}) {
+        for (std::size_t n = 0; n < kFrameGroupBytes; ++n) {
+            INFO("kind " << int(kind) << ", payload of " << n << " bytes");
+            const std::string cut =
+                seal_frame(static_cast<std::uint8_t>(kind), std::string(n, 'g'));
+            Result<Frame> decoded = decode_frame(cut, {});
+            REQUIRE_FALSE(decoded.ok());
+            CHECK_THAT(decoded.status().message(), Catch::Contains("truncated frame group id"));
+            Result<FrameRoute> route = frame_route(cut);
+            REQUIRE_FALSE(route.ok());
+            CHECK_THAT(route.status().message(), Catch::Contains("truncated frame group id"));
+        }
+    }
+    // Frames that carry no group, or in another version.
+    CHECK_FALSE(frame_route(encode_hello(Hello{*ClusterId::random(), 1, ""})).ok());
+    CHECK_FALSE(frame_route(seal_frame(9, std::string(20, 'x'))).ok());
+    CHECK(frame_route(seal_frame(2, std::string(20, 'x'), 3)).status().code() ==
+          ErrorCode::unsupported);
+    CHECK_FALSE(frame_route("").ok());
 }

@@ -296,7 +296,7 @@ TEST_CASE("a frame of exactly the size limit is delivered, one byte more is neve
     raft::Message m = heartbeat(1, 2, 0);
     m.type = raft::MessageType::append;
     m.entries.push_back(raft::Entry{1, 1, raft::EntryType::normal, ""});
-    std::size_t empty_frame = kFrameLengthBytes + kFrameBodyBytesMin + 4 + encoded_message_bytes(m);
+    std::size_t empty_frame = kMessagesFrameFixedBytes + encoded_message_bytes(m);
     m.entries[0].data = std::string(oa.limits.frame_bytes_max - empty_frame, 'x');
     REQUIRE(encode_messages(std::vector{m}, oa.limits)->size() == oa.limits.frame_bytes_max);
     a->transport->send({m});
