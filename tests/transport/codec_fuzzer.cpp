@@ -1,13 +1,16 @@
 // libFuzzer target for the frame decoder (tests/fuzz/targets.txt: built with
 // clang and run by scripts/fuzz.sh; `scripts/fuzz.sh --seconds 60 codec`).
 // Every input must decode or fail cleanly; whatever decodes must re-encode
-// to the same bytes (the format is canonical).
+// to the same bytes (the format is canonical), and a messages frame joined
+// with itself (frame_joiner.hpp) must be the frame of its messages twice.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "transport/codec.hpp"
+#include "transport/frame_joiner.hpp"
 
 using namespace keel::transport;
 
@@ -33,6 +36,16 @@ void check(std::string_view bytes, const CodecLimits& limits) {
         again = encode_hello(*hello);
     } else if (const auto* batch = std::get_if<MessageBatch>(&*r)) {
         again = *encode_messages(batch->messages, limits, batch->group);
+        // Joined with itself it is the frame of its messages twice, or
+        // declined when that would break a limit.
+        MessageFrameJoiner joiner(limits.messages_per_batch_max, limits.frame_bytes_max);
+        KEEL_ASSERT(joiner.add(bytes), "a messages frame joins");
+        if (joiner.add(bytes)) {
+            std::vector<keel::raft::Message> twice = batch->messages;
+            twice.insert(twice.end(), batch->messages.begin(), batch->messages.end());
+            KEEL_ASSERT(joiner.take() == *encode_messages(twice, limits, batch->group),
+                        "a joined frame is the frame of all its messages");
+        }
     } else {
         again = *encode_snapshot_chunk(std::get<SnapshotChunk>(*r), limits);
     }

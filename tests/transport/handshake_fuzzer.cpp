@@ -15,7 +15,8 @@
 // Build and run by hand (the build wires it with the other fuzzers):
 //   clang++-14 -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined \
 //     -Ilib -Iwal/include tests/transport/handshake_fuzzer.cpp \
-//     lib/transport/hello_gate.cpp lib/transport/codec.cpp lib/transport/cluster_id.cpp \
+//     lib/transport/hello_gate.cpp lib/transport/codec.cpp lib/transport/message_codec.cpp \
+//     lib/transport/cluster_id.cpp \
 //     wal/src/crc32c.cpp -o handshake_fuzzer
 //   ./handshake_fuzzer -max_total_time=30 tests/fuzz/corpus/handshake
 //
