@@ -52,7 +52,7 @@ def crc32c(data):
     return c ^ 0xFFFFFFFF
 
 
-WIRE_VERSION = 3  # transport::kWireVersion
+WIRE_VERSION = 4  # transport::kWireVersion
 
 
 def frame(kind, payload, version=WIRE_VERSION):
@@ -90,12 +90,12 @@ def message(type_, frm, to, term, log_index=0, log_term=0, commit=0, index=0, re
     return out
 
 
-def messages_frame(*messages):
-    return frame(MESSAGES_FRAME, struct.pack("<I", len(messages)) + b"".join(messages))
+def messages_frame(*messages, group=0):
+    return frame(MESSAGES_FRAME, struct.pack("<QI", group, len(messages)) + b"".join(messages))
 
 
-def snapshot_chunk_frame(snapshot_id, offset, total, data, final_message=None):
-    payload = struct.pack("<QQQI", snapshot_id, offset, total, len(data)) + data
+def snapshot_chunk_frame(snapshot_id, offset, total, data, final_message=None, group=0):
+    payload = struct.pack("<QQQQI", group, snapshot_id, offset, total, len(data)) + data
     payload += b"\x01" + final_message if final_message is not None else b"\x00"
     return frame(SNAPSHOT_CHUNK_FRAME, payload)
 
@@ -192,8 +192,11 @@ class PeerAttackTest(base.RaftdTest):
             message(SNAPSHOT, STRANGER, 1, term, snapshot=(1000, term, [(1, True, b"")])))])
         # Not a frame at all, after a valid hello.
         self.attack(n, STRANGER, [b"\x00\x00\x00\x10" + b"\xff" * 16])
+        # A group this node does not serve; a frame that ends inside its group id.
+        self.attack(n, STRANGER, [messages_frame(message(HEARTBEAT, STRANGER, 1, term), group=77),
+                                  frame(MESSAGES_FRAME, b"\x07" * 5)])
         self.wait_rejected(n, {"term_out_of_range": 2, "not_a_member": 4,
-                               "wrong_frame_kind": 1, "malformed": 1})
+                               "wrong_frame_kind": 1, "malformed": 2, "misaddressed": 1})
         self.check_terms([n], before)
         self.assertEqual(n.status()["role"], "leader")
         self.assertEqual(self.put(n.http, "after", "2")[0], 200)
