@@ -52,8 +52,12 @@ Status Wal::Impl::do_truncate(std::uint64_t index) {
         }
         // Which groups had the removed records is not known without reading
         // them: the groups keep their claim, as high as the cut (which only
-        // ever delays a deletion).
-        for (auto& [group, last] : active_->group_last) last = std::min(last, index);
+        // ever delays a deletion), unless no record of the segment is left.
+        if (index + 1 == active_->first_index) {
+            active_->group_last.clear();
+        } else {
+            for (auto& [group, last] : active_->group_last) last = std::min(last, index);
+        }
         entries_.resize(index + 1 - phys_first_);
         last_ = index;
         while (!cache_.empty() && cache_.back().index > index) {
