@@ -6,9 +6,11 @@
 // from disk (a group id, a release table) is checked, never trusted.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "format.hpp"
 #include "keel/crc32c.hpp"
@@ -409,4 +411,34 @@ TEST_CASE("a record whose group id is over kMaxGroup is damage, not a record") {
     auto wal = open_ok(dir.path());
     REQUIRE(wal->open_report().torn_tail);
     REQUIRE(wal->last_index() == 19);
+}
+
+TEST_CASE("releases while two groups append and the log rolls lose no unreleased record") {
+    TempDir dir;
+    std::atomic<bool> done{false};
+    std::atomic<bool> refused{false};  // a release failed (Catch asserts on this thread only)
+    {
+        auto wal = open_ok(dir.path());
+        // Group 1 releases what it has written so far, over and over, while
+        // records of groups 1 and 2 alternate by fives.
+        std::thread releaser([&] {
+            while (!done.load()) {
+                const std::uint64_t upto = wal->last_index() + 1;
+                if (!wal->release(1, upto).ok()) refused.store(true);
+            }
+        });
+        for (std::uint64_t i = 1; i <= 1000; i += 5) append_group(*wal, i, i + 4, (i / 5) % 2 + 1);
+        done.store(true);
+        releaser.join();
+        REQUIRE_FALSE(refused.load());
+        // Group 2 never released: the floor is at most its first record's segment.
+        REQUIRE(wal->first_index() <= 6);
+        REQUIRE(wal->release(2, 1001).ok());
+        REQUIRE(wal->release(1, 1001).ok());
+        REQUIRE(wal->stats().segments == 1);
+    }
+    auto wal = open_ok(dir.path());
+    auto got = wal->read(wal->first_index(), 1001);
+    REQUIRE(got.ok());
+    for (const Record& r : *got) REQUIRE(r == group_record(r.index, (r.index - 1) / 5 % 2 + 1));
 }
