@@ -3,6 +3,9 @@
 // keel/log_entry.hpp to name entry types and decode config entries, and
 // raftd's command codec (keel/kv/kv_command.hpp) for --decode kv.
 //
+// Every record is shown with its group (a WAL shared by many groups;
+// --group G shows one).
+//
 // Exit status: 0 clean, 1 torn tail (reported), 2 corruption / gap /
 // duplicate, 3 the directory is missing or not a WAL or cannot be read.
 #include <algorithm>

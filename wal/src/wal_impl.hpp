@@ -2,7 +2,8 @@
 //
 // Threads:
 //  - callers: append/truncate_after/reset enqueue under queue_mu_;
-//    compact_before and save_metadata write the meta file under meta_mu_;
+//    compact_before, release and save_metadata write the meta file under
+//    meta_mu_;
 //    reads take state_mu_ briefly, then pread without locks.
 //  - the flusher (flusher.cpp): the only writer of segment data; owns
 //    active_ and the write buffer without locks; publishes durable records
@@ -284,7 +285,10 @@ private:
     struct Placed {
         std::uint64_t offset;
         std::uint32_t crc;
-        Segment* segment;  // the one it was written into (a batch may roll)
+        // The one it was written into (a batch may roll).  Alive until
+        // publish: compaction never drops a segment past the published
+        // records (released_floor_locked).
+        Segment* segment;
     };
     std::vector<Placed> placed_;
     bool next_requested_ = false;  // the next segment's preparation was asked for

@@ -5,6 +5,9 @@
 // thread writes everything queued with one write and one fdatasync, then
 // completes the whole batch.  The on-disk format, recovery rules and crash
 // windows are specified in docs/wal.md.  The WAL knows nothing about Raft.
+// Many streams (groups) may share it: every record carries its group, and
+// old segments go once every group in them has released its records
+// (release(), docs/wal.md "Groups").
 //
 // Threads: every public method may be called from any thread.  Completion
 // callbacks run on the thread that writes the batch (the WAL's flusher
