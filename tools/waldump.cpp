@@ -3,6 +3,9 @@
 // keel/log_entry.hpp to name entry types and decode config entries, and
 // raftd's command codec (keel/kv/kv_command.hpp) for --decode kv.
 //
+// Every record is shown with its group (a WAL shared by many groups;
+// --group G shows one).
+//
 // Exit status: 0 clean, 1 torn tail (reported), 2 corruption / gap /
 // duplicate, 3 the directory is missing or not a WAL or cannot be read.
 #include <algorithm>
@@ -40,7 +43,8 @@ struct Args {
     bool resync = false;
     std::optional<std::uint64_t> from, to;
     std::optional<unsigned> type;
-    bool decode_kv = false;  // --decode kv: normal entries are raftd's commands
+    std::optional<std::uint64_t> group;  // --group: only this group's records
+    bool decode_kv = false;              // --decode kv: normal entries are raftd's commands
     std::uint64_t max_record_bytes = keel::wal::kFormatMaxPayloadBytes;
 };
 
@@ -143,6 +147,9 @@ json meta_json(const ScanResult& r) {
                   {"snapshot_term", m.metadata.snapshot_term},
                   {"log_floor", m.log_floor},
                   {"opaque_bytes", m.metadata.opaque.size()}});
+        json releases = json::object();
+        for (const auto& [group, below] : m.releases) releases[std::to_string(group)] = below;
+        j["releases"] = releases;
         j["fence"] = m.fence ? json(*m.fence) : json(nullptr);
     }
     return j;
@@ -159,6 +166,9 @@ void print_layout(const Args& a, const ScanResult& layout) {
                     m.metadata.term, m.metadata.vote, m.metadata.commit, m.metadata.snapshot_index,
                     m.metadata.snapshot_term, m.log_floor,
                     m.fence ? std::to_string(*m.fence).c_str() : "none", m.metadata.opaque.size());
+        // Groups that released records still on disk (Wal::release).
+        for (const auto& [group, below] : m.releases)
+            std::printf("release: group=%" PRIu64 " below=%" PRIu64 "\n", group, below);
     } else {
         std::printf("hard state: (no meta file)\n");
     }
@@ -193,6 +203,7 @@ bool selected(const Args& a, const ScannedRecord& r) {
     if (a.from && r.index < *a.from) return false;
     if (a.to && r.index > *a.to) return false;
     if (a.type && r.type != *a.type) return false;
+    if (a.group && r.group != *a.group) return false;
     return true;
 }
 
@@ -201,6 +212,7 @@ void print_record(const Args& a, const ScannedRecord& r) {
         json j = {{"segment", r.segment->file_name},
                   {"offset", r.offset},
                   {"index", r.index},
+                  {"group", r.group},
                   {"term", r.term},
                   {"type", type_name_or_unknown(r.type)},
                   {"type_code", r.type},
@@ -218,9 +230,9 @@ void print_record(const Args& a, const ScannedRecord& r) {
         const json parts = decoded(a, r);
         for (const auto& [key, value] : parts.items())
             decoded_text += "  " + key + "=" + dump(value);
-        std::printf("%s  offset=%-10" PRIu64 " index=%-10" PRIu64 " term=%-6" PRIu64
-                    " type=%-6s size=%-8u crc=%s%s  %s%s\n",
-                    r.segment->file_name.c_str(), r.offset, r.index, r.term,
+        std::printf("%s  offset=%-10" PRIu64 " index=%-10" PRIu64 " group=%-6" PRIu64
+                    " term=%-6" PRIu64 " type=%-6s size=%-8u crc=%s%s  %s%s\n",
+                    r.segment->file_name.c_str(), r.offset, r.index, r.group, r.term,
                     type_label(r.type).c_str(), r.payload_bytes, r.crc_ok ? "ok" : "BAD",
                     r.chain_ok ? "" : " (chain broken)", preview(r.payload).c_str(),
                     decoded_text.c_str());
@@ -230,7 +242,8 @@ void print_record(const Args& a, const ScannedRecord& r) {
 struct Totals {
     std::uint64_t records = 0, bytes = 0, payload_bytes = 0;
     std::optional<std::uint64_t> first, last;
-    std::map<unsigned, std::pair<std::uint64_t, std::uint64_t>> by_type;  // records, bytes
+    std::map<unsigned, std::pair<std::uint64_t, std::uint64_t>> by_type;        // records, bytes
+    std::map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> by_group;  // records, bytes
 };
 
 void print_stats(const Args& a, const ScanResult& r, const Totals& t) {
@@ -240,8 +253,16 @@ void print_stats(const Args& a, const ScanResult& r, const Totals& t) {
         json types = json::object();
         for (const auto& [type, v] : t.by_type)
             types[type_label(type)] = {{"records", v.first}, {"bytes", v.second}};
-        json j = {{"segments", r.segments.size()},    {"records", t.records}, {"bytes", t.bytes},
-                  {"payload_bytes", t.payload_bytes}, {"file_bytes", disk},   {"types", types}};
+        json groups = json::object();
+        for (const auto& [group, v] : t.by_group)
+            groups[std::to_string(group)] = {{"records", v.first}, {"bytes", v.second}};
+        json j = {{"segments", r.segments.size()},
+                  {"records", t.records},
+                  {"bytes", t.bytes},
+                  {"payload_bytes", t.payload_bytes},
+                  {"file_bytes", disk},
+                  {"types", types},
+                  {"groups", groups}};
         j["first_index"] = t.first ? json(*t.first) : json(nullptr);
         j["last_index"] = t.last ? json(*t.last) : json(nullptr);
         std::printf("%s\n", json{{"stats", j}}.dump().c_str());
@@ -254,6 +275,9 @@ void print_stats(const Args& a, const ScanResult& r, const Totals& t) {
     for (const auto& [type, v] : t.by_type)
         std::printf("  type %-6s records=%-10" PRIu64 " bytes=%" PRIu64 "\n",
                     type_label(type).c_str(), v.first, v.second);
+    for (const auto& [group, v] : t.by_group)
+        std::printf("  group %-6" PRIu64 " records=%-10" PRIu64 " bytes=%" PRIu64 "\n", group,
+                    v.first, v.second);
 }
 
 int exit_code(const ScanResult& r) {
@@ -307,6 +331,9 @@ int run(const Args& a) {
         auto& bt = t.by_type[r.type];
         ++bt.first;
         bt.second += r.record_bytes;
+        auto& bg = t.by_group[r.group];
+        ++bg.first;
+        bg.second += r.record_bytes;
         if (list) print_record(a, r);
     });
     if (!scan.ok()) {
@@ -362,6 +389,9 @@ int main(int argc, char** argv) {
     app.add_option("--to", a.to, "last index to print (inclusive)");
     std::string type;
     app.add_option("--type", type, "only records of this type: normal, noop, config or a number");
+    app.add_option("--group", a.group,
+                   "only records of this group (a log shared by many groups; 0 in a one-group "
+                   "log and in segments of layout versions 1 to 3)");
     std::string decode;
     app.add_option("--decode", decode,
                    "decode normal entries as an application's commands: kv (raftd's)")

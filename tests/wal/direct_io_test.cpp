@@ -18,6 +18,7 @@
 #include "keel/crc32c.hpp"
 #include "keel/wal/reader.hpp"
 #include "keel/wal/wal.hpp"
+#include "old_layout.hpp"
 #include "test_util.hpp"
 
 using namespace keel;
@@ -76,9 +77,9 @@ std::map<std::string, std::uint32_t> layouts(const std::string& dir) {
     std::map<std::string, std::uint32_t> out;
     for (const SegmentInfo& s : layout->segments) {
         REQUIRE(s.header_ok);
-        // The direct path writes version 3; version 2 only comes from an
-        // older keel (to_layout_2 below).
-        REQUIRE(s.version == (s.flush_align_bytes == 0 ? 1u : 3u));
+        // Both paths write version 4 (packed or batched); versions 1 to 3
+        // only come from an older keel (to_layout_2 below).
+        REQUIRE(s.version == 4u);
         out[s.file_name] = s.flush_align_bytes;
     }
     return out;
@@ -158,7 +159,7 @@ TEST_CASE("either path reads what the other wrote; the direct path rolls off a b
     {
         auto wal = open_ok(dir.path(), options_for(WritePath::direct));
         REQUIRE(wal->write_path() == WritePath::direct);
-        // Closed the buffered active segment: a new one, layout version 3.
+        // Closed the buffered active segment: a new one, batched.
         REQUIRE(wal->stats().segments == buffered_segments + 1);
         require_log_is(*wal, 1, 300);
         REQUIRE(append_sync(*wal, make_records(301, 20)).ok());
@@ -437,11 +438,12 @@ TEST_CASE("the same sectors lost from a batch that a later batch follows are cor
 
 namespace {
 
-// Rewrites the version-3 segments of `dir` as an older keel wrote them,
-// layout version 2 (docs/wal.md): each batch's records moved to the start of
-// its block, the batch header gone.  Records carry no offsets, so they stay
-// valid and chained.
+// Rewrites the version-4 segments of `dir` as an older keel wrote them,
+// layout version 2 (docs/wal.md): first version 3 (old_layout.hpp), then
+// each batch's records moved to the start of its block, the batch header
+// gone.  Records carry no offsets, so they stay valid and chained.
 void to_layout_2(const std::string& dir) {
+    to_layout_before_groups(dir);
     auto layout = read_wal_layout(dir);
     REQUIRE(layout.ok());
     for (const SegmentInfo& s : layout->segments) {
@@ -494,7 +496,7 @@ TEST_CASE("a WAL of layout version 2 (an older keel's direct path) opens and goe
         REQUIRE_FALSE(wal->open_report().torn_tail);
         require_log_is(*wal, 1, 205);
     }
-    SECTION("the direct path rolls to a version-3 segment") {
+    SECTION("the direct path rolls to a version-4 segment") {
         {
             auto wal = open_ok(dir.path(), options_for(WritePath::direct));
             require_log_is(*wal, 1, 200);
@@ -503,7 +505,7 @@ TEST_CASE("a WAL of layout version 2 (an older keel's direct path) opens and goe
         }
         auto layout = read_wal_layout(dir.path());
         REQUIRE(layout.ok());
-        REQUIRE(layout->segments.back().version == 3u);
+        REQUIRE(layout->segments.back().version == 4u);
         auto wal = open_ok(dir.path(), options_for(WritePath::direct));
         REQUIRE_FALSE(wal->open_report().torn_tail);
         require_log_is(*wal, 1, 205);

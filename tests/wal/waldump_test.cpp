@@ -78,11 +78,11 @@ TEST_CASE("waldump on a clean WAL lists every record and verifies clean") {
     Run list = waldump(dir.path());
     REQUIRE(list.code == 0);
     REQUIRE_THAT(list.out, Catch::Contains("hard state: term=5 vote=2 commit=9"));
-    // The direct path writes layout version 2 (docs/wal.md, "Write paths").
+    // Both paths write layout version 4, the direct path with aligned
+    // flushes (docs/wal.md, "Write paths").
     const bool direct = test_write_path() == WritePath::direct;
-    REQUIRE_THAT(list.out, Catch::Contains(std::string("segment 0000000000000001-0000000000000001"
-                                                       ".wal: version=") +
-                                           (direct ? "3" : "1")));
+    REQUIRE_THAT(list.out, Catch::Contains("segment 0000000000000001-0000000000000001"
+                                           ".wal: version=4"));
     if (direct) REQUIRE_THAT(list.out, Catch::Contains("flush_align=4096"));
     REQUIRE_THAT(list.out, Catch::Contains("index=300 "));
 
@@ -168,4 +168,58 @@ TEST_CASE("waldump refuses a missing or non-WAL directory clearly") {
     Run help = waldump("--help");
     REQUIRE(help.code == 0);
     REQUIRE_THAT(help.out, Catch::Contains("--verify"));
+}
+
+TEST_CASE("waldump --group shows one group's records, and every record's group") {
+    TempDir dir;
+    {
+        auto wal = Wal::open(dir.path(), small_options());
+        REQUIRE(wal.ok());
+        // Indexes 1..30 over groups 0, 1 and 7 in turn; group 1 then releases
+        // its records below 20 (the release table shows in the header).
+        std::vector<Record> records = make_records(1, 30);
+        for (Record& r : records) r.group = std::vector<std::uint64_t>{0, 1, 7}[r.index % 3];
+        REQUIRE(append_sync(**wal, std::move(records)).ok());
+        REQUIRE((*wal)->release(1, 20).ok());
+    }
+    Run all = waldump(dir.path());
+    REQUIRE(all.code == 0);
+    REQUIRE_THAT(all.out, Catch::Contains(" index=4          group=1 ") &&
+                              Catch::Contains(" index=5          group=7 ") &&
+                              Catch::Contains(" index=6          group=0 "));
+    REQUIRE_THAT(all.out, Catch::Contains("release: group=1 below=20"));
+
+    Run one = waldump("--group 7 " + dir.path());
+    REQUIRE(one.code == 0);
+    int lines = 0;
+    std::istringstream text(one.out);
+    for (std::string line; std::getline(text, line);) {
+        if (line.find(".wal  offset=") == std::string::npos) continue;  // a record's line
+        ++lines;
+        REQUIRE_THAT(line, Catch::Contains(" group=7 "));
+    }
+    REQUIRE(lines == 10);
+
+    Run json = waldump("--json --group 1 --from 10 " + dir.path());
+    REQUIRE(json.code == 0);
+    std::istringstream json_lines(json.out);
+    std::vector<std::uint64_t> indexes;
+    for (std::string line; std::getline(json_lines, line);) {
+        auto j = nlohmann::json::parse(line);
+        if (j.contains("meta")) REQUIRE(j["meta"]["releases"]["1"] == 20);
+        if (!j.contains("index")) continue;
+        REQUIRE(j["group"] == 1);
+        indexes.push_back(j["index"]);
+    }
+    REQUIRE(indexes == std::vector<std::uint64_t>{10, 13, 16, 19, 22, 25, 28});
+
+    Run stats = waldump("--stats --json " + dir.path());
+    REQUIRE(stats.code == 0);
+    REQUIRE_THAT(stats.out, Catch::Contains(R"("groups":{"0":{"bytes":)") &&
+                                Catch::Contains(R"("1":{"bytes":)") &&
+                                Catch::Contains(R"("7":{"bytes":)"));
+    Run stats_one = waldump("--stats --group 0 " + dir.path());
+    REQUIRE(stats_one.code == 0);
+    REQUIRE_THAT(stats_one.out, Catch::Contains("records=10 ") && Catch::Contains("  group 0 ") &&
+                                    !Catch::Contains("  group 1 "));
 }

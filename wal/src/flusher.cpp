@@ -144,23 +144,28 @@ Status Wal::Impl::write_appends(std::vector<Op>& ops, std::size_t begin, std::si
     placed_.clear();
     for (std::size_t k = begin; k < end; ++k) {
         for (const Record& r : ops[k].records) {
-            const std::uint64_t bytes = detail::record_bytes(r.payload.size());
+            std::uint64_t bytes =
+                detail::record_bytes(r.payload.size(), active_->record_header_bytes);
             const std::uint64_t align = active_->flush_align_bytes;
             const std::uint64_t at = f.at + f.bytes;
-            if (detail::align_up(at + bytes, align) > options_.segment_bytes &&
-                at > detail::records_start(align) + flush_header_bytes()) {
+            const bool full = detail::align_up(at + bytes, align) > options_.segment_bytes &&
+                              at > detail::records_start(align) + flush_header_bytes();
+            // A segment of an older layout cannot hold a group id: the first
+            // record of another group than 0 starts a version-4 segment.
+            if (full || (r.group != 0 && !active_->groups)) {
                 // Roll: the old segment must be durable before the new one
                 // holds anything (recovery requires a contiguous chain).
                 if (Status s = flush_buffer(f); !s.ok()) return s;
                 if (Status s = install_segment(r.index, f.chain); !s.ok()) return s;
                 f = begin_flush(f.chain);
+                bytes = detail::record_bytes(r.payload.size(), active_->record_header_bytes);
             }
             if (f.first_index == 0) f.first_index = r.index;
             // Room for the record and the zeros up to the end of its block.
             buffer_.reserve(detail::align_up(f.bytes + bytes, detail::kFlushAlignBytes), f.bytes);
-            f.chain = detail::encode_record(r.index, r.term, r.type, r.payload, f.chain,
-                                            buffer_.data() + f.bytes);
-            placed_.push_back({f.at + f.bytes, f.chain});
+            f.chain = detail::encode_record({r.index, r.term, r.type, r.group}, r.payload, f.chain,
+                                            active_->record_header_bytes, buffer_.data() + f.bytes);
+            placed_.push_back({f.at + f.bytes, f.chain, active_.get()});
             f.bytes += bytes;
         }
     }
@@ -218,12 +223,23 @@ void Wal::Impl::publish(std::vector<Op>& ops, std::size_t begin, std::size_t end
     std::uint64_t count = 0;
     std::lock_guard lock(state_mu_);
     std::size_t p = 0;
+    // The group map entry of the previous record: a batch is mostly one
+    // group's, so most records need no map lookup.
+    Segment* seg = nullptr;
+    std::uint64_t group = 0;
+    std::uint64_t* group_last = nullptr;
     for (std::size_t k = begin; k < end; ++k) {
         for (Record& r : ops[k].records) {
             KEEL_ASSERT(r.index == last_ + 1, "durable records are contiguous");
             entries_.push_back(detail::Entry{r.term, placed_[p].offset,
                                              static_cast<std::uint32_t>(r.payload.size()),
                                              placed_[p].crc});
+            if (placed_[p].segment != seg || r.group != group || group_last == nullptr) {
+                seg = placed_[p].segment;
+                group = r.group;
+                group_last = &seg->group_last[group];
+            }
+            *group_last = r.index;
             ++p;
             last_ = r.index;
             if (options_.cache_bytes != 0) {

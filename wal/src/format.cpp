@@ -5,6 +5,7 @@
 
 #include "keel/assert.hpp"
 #include "keel/crc32c.hpp"
+#include "keel/wal/record.hpp"
 
 namespace keel::wal::detail {
 
@@ -12,6 +13,8 @@ void encode_segment_header(const SegmentHeader& h, char out[kSegmentHeaderBytes]
     std::memset(out, 0, kSegmentHeaderBytes);
     std::memcpy(out, kSegmentMagic, 8);
     KEEL_ASSERT(!h.batch_headers || h.flush_align_bytes != 0, "batch headers need aligned flushes");
+    KEEL_ASSERT(!h.groups || h.batch_headers == (h.flush_align_bytes != 0),
+                "version 4 is packed, or aligned with batch headers");
     store<std::uint32_t>(out + 8, segment_version(h));
     store<std::uint32_t>(out + 12, static_cast<std::uint32_t>(kSegmentHeaderBytes));
     store<std::uint64_t>(out + 16, h.sequence);
@@ -28,7 +31,7 @@ std::optional<SegmentHeader> decode_segment_header(const char* in, std::size_t s
     if (std::memcmp(in, kSegmentMagic, 8) != 0) return std::nullopt;
     *version = load<std::uint32_t>(in + 8);
     if (*version != kSegmentVersionPacked && *version != kSegmentVersionAligned &&
-        *version != kSegmentVersionBatched)
+        *version != kSegmentVersionBatched && *version != kSegmentVersionGroups)
         return std::nullopt;
     if (load<std::uint32_t>(in + 12) != kSegmentHeaderBytes) return std::nullopt;
     if (load<std::uint32_t>(in + 60) != crc32c(in, 60)) return std::nullopt;
@@ -36,15 +39,15 @@ std::optional<SegmentHeader> decode_segment_header(const char* in, std::size_t s
     h.sequence = load<std::uint64_t>(in + 16);
     h.first_index = load<std::uint64_t>(in + 24);
     h.start_crc = load<std::uint32_t>(in + 32);
-    if (*version != kSegmentVersionPacked) {
-        // Version 1 keeps these bytes reserved (zero, unchecked).
-        const std::uint32_t align = load<std::uint32_t>(in + 36);
-        if (align < kMinFlushAlignBytes || align > kMaxFlushAlignBytes ||
-            !std::has_single_bit(align))
-            return std::nullopt;
-        h.flush_align_bytes = align;
-        h.batch_headers = *version == kSegmentVersionBatched;
-    }
+    h.groups = *version == kSegmentVersionGroups;
+    const std::uint32_t align = load<std::uint32_t>(in + 36);
+    // Version 1 keeps these bytes reserved (zero, unchecked); in version 4,
+    // 0 means packed flushes.
+    if (*version == kSegmentVersionPacked || (h.groups && align == 0)) return h;
+    if (align < kMinFlushAlignBytes || align > kMaxFlushAlignBytes || !std::has_single_bit(align))
+        return std::nullopt;
+    h.flush_align_bytes = align;
+    h.batch_headers = *version == kSegmentVersionBatched || h.groups;
     return h;
 }
 
@@ -75,7 +78,7 @@ std::optional<BatchHeader> check_batch_header_at(const char* buf, std::uint64_t 
     return h;
 }
 
-RecordHeader decode_record_header(const char* in) {
+RecordHeader decode_record_header(const char* in, std::uint64_t header_bytes) {
     RecordHeader h;
     h.crc = load<std::uint32_t>(in + 0);
     h.length = load<std::uint32_t>(in + 4);
@@ -84,6 +87,7 @@ RecordHeader decode_record_header(const char* in) {
     h.type = load<std::uint16_t>(in + 24);
     h.flags = load<std::uint16_t>(in + 26);
     h.prev_crc = load<std::uint32_t>(in + 28);
+    if (header_bytes == kGroupRecordHeaderBytes) h.group = load<std::uint64_t>(in + 32);
     return h;
 }
 
@@ -92,19 +96,21 @@ std::uint32_t record_crc(const char* record, std::uint64_t record_bytes_total,
     return crc32c_extend(prev_crc, record + 4, record_bytes_total - 4);
 }
 
-std::uint32_t encode_record(std::uint64_t index, std::uint64_t term, std::uint16_t type,
-                            std::string_view payload, std::uint32_t prev_crc, char* out) {
+std::uint32_t encode_record(const RecordFields& fields, std::string_view payload,
+                            std::uint32_t prev_crc, std::uint64_t header_bytes, char* out) {
     KEEL_ASSERT(payload.size() <= UINT32_MAX, "payload length must fit the u32 length field");
-    const std::uint64_t total = record_bytes(payload.size());
+    KEEL_ASSERT(header_bytes == kGroupRecordHeaderBytes || fields.group == 0,
+                "only a version-4 record header has room for a group");
+    const std::uint64_t total = record_bytes(payload.size(), header_bytes);
     store<std::uint32_t>(out + 4, static_cast<std::uint32_t>(payload.size()));
-    store<std::uint64_t>(out + 8, index);
-    store<std::uint64_t>(out + 16, term);
-    store<std::uint16_t>(out + 24, type);
+    store<std::uint64_t>(out + 8, fields.index);
+    store<std::uint64_t>(out + 16, fields.term);
+    store<std::uint16_t>(out + 24, fields.type);
     store<std::uint16_t>(out + 26, 0);
     store<std::uint32_t>(out + 28, prev_crc);
-    if (!payload.empty()) std::memcpy(out + kRecordHeaderBytes, payload.data(), payload.size());
-    std::memset(out + kRecordHeaderBytes + payload.size(), 0,
-                total - kRecordHeaderBytes - payload.size());
+    if (header_bytes == kGroupRecordHeaderBytes) store<std::uint64_t>(out + 32, fields.group);
+    if (!payload.empty()) std::memcpy(out + header_bytes, payload.data(), payload.size());
+    std::memset(out + header_bytes + payload.size(), 0, total - header_bytes - payload.size());
     const std::uint32_t crc = record_crc(out, total, prev_crc);
     store<std::uint32_t>(out, crc);
     return crc;
@@ -137,10 +143,12 @@ bool parse_segment_file_name(std::string_view name, std::uint64_t* sequence,
 
 std::string encode_metadata(const MetadataFile& m) {
     KEEL_ASSERT(m.metadata.opaque.size() <= kMaxMetadataOpaqueBytes, "opaque over its limit");
-    std::string out(kMetadataFixedBytes + m.metadata.opaque.size(), '\0');
+    KEEL_ASSERT(m.releases.size() <= kMaxReleasedGroups, "release table over its limit");
+    const std::uint64_t table_at = kMetadataFixedBytes + m.metadata.opaque.size();
+    std::string out(table_at + kReleaseCountBytes + kReleaseEntryBytes * m.releases.size(), '\0');
     char* p = out.data();
     std::memcpy(p, kMetadataMagic, 8);
-    store<std::uint32_t>(p + 8, kFormatVersion);
+    store<std::uint32_t>(p + 8, kMetadataVersionReleases);
     store<std::uint32_t>(p + 12, static_cast<std::uint32_t>(out.size()));
     // p + 16: CRC, filled last; p + 20: reserved (0).
     char* b = p + 24;
@@ -151,15 +159,49 @@ std::string encode_metadata(const MetadataFile& m) {
     store<std::uint32_t>(b + 64, static_cast<std::uint32_t>(m.metadata.opaque.size()));
     if (!m.metadata.opaque.empty())
         std::memcpy(b + 68, m.metadata.opaque.data(), m.metadata.opaque.size());
+    char* t = p + table_at;
+    store<std::uint32_t>(t, static_cast<std::uint32_t>(m.releases.size()));
+    t += kReleaseCountBytes;
+    for (const auto& [group, below] : m.releases) {
+        store<std::uint64_t>(t, group);
+        store<std::uint64_t>(t + 8, below);
+        t += kReleaseEntryBytes;
+    }
     store<std::uint32_t>(p + 16, crc32c(p + 20, out.size() - 20));
     return out;
 }
+
+namespace {
+
+// The version-2 release table at `at`, which must end the file exactly.
+bool decode_releases(std::string_view bytes, std::uint64_t at,
+                     std::map<std::uint64_t, std::uint64_t>& out) {
+    if (at > bytes.size() || bytes.size() - at < kReleaseCountBytes) return false;
+    const std::uint64_t count = load<std::uint32_t>(bytes.data() + at);
+    if (count > kMaxReleasedGroups) return false;
+    at += kReleaseCountBytes;
+    if (bytes.size() - at != count * kReleaseEntryBytes) return false;
+    for (std::uint64_t i = 0; i < count; ++i, at += kReleaseEntryBytes) {
+        const std::uint64_t group = load<std::uint64_t>(bytes.data() + at);
+        const std::uint64_t below = load<std::uint64_t>(bytes.data() + at + 8);
+        // Ascending, unique groups; a release point is at most one past the
+        // largest index.
+        if (group > kMaxGroup || below > kMaxIndex + 1 || below == 0) return false;
+        if (!out.empty() && group <= out.rbegin()->first) return false;
+        out.emplace_hint(out.end(), group, below);
+    }
+    return true;
+}
+
+}  // namespace
 
 std::optional<MetadataFile> decode_metadata(std::string_view bytes) {
     const char* p = bytes.data();
     if (bytes.size() < kMetadataFixedBytes) return std::nullopt;
     if (std::memcmp(p, kMetadataMagic, 8) != 0) return std::nullopt;
-    if (load<std::uint32_t>(p + 8) != kFormatVersion) return std::nullopt;
+    const std::uint32_t version = load<std::uint32_t>(p + 8);
+    if (version != kMetadataVersionPlain && version != kMetadataVersionReleases)
+        return std::nullopt;
     if (load<std::uint32_t>(p + 12) != bytes.size()) return std::nullopt;
     if (load<std::uint32_t>(p + 16) != crc32c(p + 20, bytes.size() - 20)) return std::nullopt;
     const char* b = p + 24;
@@ -172,8 +214,14 @@ std::optional<MetadataFile> decode_metadata(std::string_view bytes) {
     m.log_floor = load<std::uint64_t>(b + 40);
     m.fence_set = load<std::uint64_t>(b + 48) != 0;
     m.fence = load<std::uint64_t>(b + 56);
-    const std::uint32_t opaque_bytes = load<std::uint32_t>(b + 64);
-    if (kMetadataFixedBytes + opaque_bytes != bytes.size()) return std::nullopt;
+    const std::uint64_t opaque_bytes = load<std::uint32_t>(b + 64);
+    if (opaque_bytes > kMaxMetadataOpaqueBytes) return std::nullopt;
+    const std::uint64_t table_at = kMetadataFixedBytes + opaque_bytes;
+    if (version == kMetadataVersionPlain) {
+        if (table_at != bytes.size()) return std::nullopt;
+    } else if (!decode_releases(bytes, table_at, m.releases)) {
+        return std::nullopt;
+    }
     m.metadata.opaque.assign(b + 68, opaque_bytes);
     return m;
 }

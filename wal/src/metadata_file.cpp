@@ -12,7 +12,7 @@ namespace keel::wal::detail {
 Result<MetadataInfo> read_metadata_file(FileSystem& fs, const std::string& dir) {
     const std::string path = dir + "/" + kMetadataFileName;
     MetadataInfo info;
-    auto bytes = read_file(fs, path, kMetadataFixedBytes + kMaxMetadataOpaqueBytes);
+    auto bytes = read_file(fs, path, kMaxMetadataFileBytes);
     if (!bytes.ok()) {
         if (bytes.status().code() == ErrorCode::not_found) return info;
         return bytes.status();
@@ -20,10 +20,13 @@ Result<MetadataInfo> read_metadata_file(FileSystem& fs, const std::string& dir) 
     auto decoded = decode_metadata(*bytes);
     if (!decoded)
         return Status(ErrorCode::corruption,
-                      fmt::format("metadata file {} is damaged (bad magic, size or CRC)", path));
+                      fmt::format("metadata file {} is damaged (bad magic, version, size or CRC, "
+                                  "or a bad release table)",
+                                  path));
     info.present = true;
     info.metadata = decoded->metadata;
     info.log_floor = decoded->log_floor;
+    info.releases = decoded->releases;
     if (decoded->fence_set) info.fence = decoded->fence;
     return info;
 }

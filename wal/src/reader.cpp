@@ -80,9 +80,9 @@ private:
         std::uint32_t version = 0;
         auto header = decode_segment_header(buf, bytes, &version);
         if (!header) {
-            const bool known = version == kSegmentVersionPacked ||
-                               version == kSegmentVersionAligned ||
-                               version == kSegmentVersionBatched;
+            const bool known =
+                version == kSegmentVersionPacked || version == kSegmentVersionAligned ||
+                version == kSegmentVersionBatched || version == kSegmentVersionGroups;
             const char* why = version != 0 && !known ? "has an unsupported format version"
                                                      : "has a bad segment header (magic or CRC)";
             add_issue(IssueKind::corruption, info, 0, expected_.value_or(0), bytes,
@@ -99,6 +99,7 @@ private:
         info.last_index = header->first_index - 1;
         info.last_crc = header->start_crc;
         info.end_offset = records_start(header->flush_align_bytes);
+        shape_ = RecordShape{record_header_bytes(version), options_.max_record_bytes};
         if (stopped_) return Status();
         if (header->first_index > options_.ignore_after_index &&
             header->first_index - 1 > options_.ignore_after_index) {
@@ -148,14 +149,15 @@ private:
     }
 
     void scan_records(SegmentInfo& info, const char* buf, std::uint64_t size) {
-        if (info.version == kSegmentVersionBatched) return scan_batches(info, buf, size);
+        if (has_batch_headers(info.version, info.flush_align_bytes))
+            return scan_batches(info, buf, size);
         std::uint64_t off = records_start(info.flush_align_bytes);
         Cursor at{info.first_index, info.start_crc, false};
         while (!stopped_) {
             off = skip_flush_padding(info, buf, size, off);
             std::optional<FoundRecord> rec;
-            if (off + kRecordHeaderBytes <= size && !all_zero(buf + off, kRecordHeaderBytes))
-                rec = check_record_at(buf, size, off, options_.max_record_bytes);
+            if (off + shape_.header_bytes <= size && !all_zero(buf + off, shape_.header_bytes))
+                rec = check_record_at(buf, size, off, shape_);
             if (!rec) {
                 auto next = judge_tail(info, buf, size, off, at.expected);
                 if (!next) return;
@@ -226,7 +228,7 @@ private:
         return true;
     }
 
-    // Version 3: every flush is a batch, a batch header at a block boundary
+    // Versions 3 and 4 (aligned): every flush is a batch, a batch header at a block boundary
     // giving the extent of the records behind it.  A batch ends at its
     // extent, or earlier where zeros run to the end of the block and the
     // next block starts a batch that continues the log (a truncation, or
@@ -243,7 +245,7 @@ private:
         while (!stopped_) {
             if (off < batch_end) {
                 const std::uint64_t within = std::min(size, batch_end);
-                if (auto rec = check_record_at(buf, within, off, options_.max_record_bytes)) {
+                if (auto rec = check_record_at(buf, within, off, shape_)) {
                     if (!take_record(info, buf, size, *rec, at)) return;
                     off = rec->offset + rec->bytes;
                     continue;
@@ -260,10 +262,9 @@ private:
                 at.resynced = true;
                 // Resync: a record further on in this batch, else the later batch.
                 bool saw_data = false;
-                auto rec = off < batch_end
-                               ? find_next_record(buf, std::min(size, batch_end), off + 8,
-                                                  options_.max_record_bytes, &saw_data)
-                               : std::nullopt;
+                auto rec = off < batch_end ? find_next_record(buf, std::min(size, batch_end),
+                                                              off + 8, shape_, &saw_data)
+                                           : std::nullopt;
                 if (rec && rec->offset < later->first) {
                     if (!take_record(info, buf, size, *rec, at)) return;
                     off = rec->offset + rec->bytes;
@@ -309,7 +310,7 @@ private:
         return true;
     }
 
-    // Version 3: the log does not go on cleanly at `off` (inside a batch,
+    // Versions 3 and 4: the log does not go on cleanly at `off` (inside a batch,
     // or where the next batch is due).  A self-consistent batch header at a
     // later block means a later flush was written, so this one had
     // completed: corruption; with resync, returns that batch (offset,
@@ -361,11 +362,11 @@ private:
     std::optional<FoundRecord> judge_tail(SegmentInfo& info, const char* buf, std::uint64_t size,
                                           std::uint64_t off, std::uint64_t expected) {
         bool saw_data = false;
-        auto next = find_next_record(buf, size, off + 8, options_.max_record_bytes, &saw_data);
+        auto next = find_next_record(buf, size, off + 8, shape_, &saw_data);
         if (next && next->header.index > options_.ignore_after_index) next.reset();
         if (!next) {
             const bool header_zero =
-                off >= size || all_zero(buf + off, std::min(kRecordHeaderBytes, size - off));
+                off >= size || all_zero(buf + off, std::min(shape_.header_bytes, size - off));
             const std::uint64_t end = saw_data || !header_zero ? nonzero_end(buf, size, off) : off;
             if (end == off) return std::nullopt;  // clean end: zeros only
             add_issue(IssueKind::torn_tail, info, off, expected, end - off,
@@ -412,11 +413,12 @@ private:
         s.index = rec.header.index;
         s.term = rec.header.term;
         s.type = rec.header.type;
+        s.group = rec.header.group;
         s.payload_bytes = rec.header.length;
         s.record_bytes = rec.bytes;
         s.crc = rec.header.crc;
         s.chain_ok = chain_ok;
-        s.payload = std::string_view(buf + rec.offset + kRecordHeaderBytes, rec.header.length);
+        s.payload = std::string_view(buf + rec.offset + shape_.header_bytes, rec.header.length);
         on_record_(s);
     }
 
@@ -441,6 +443,7 @@ private:
     ScanResult& r_;
     std::unique_ptr<char[]> buf_;
     std::uint64_t capacity_ = 0;
+    RecordShape shape_;                      // of the segment being scanned
     std::optional<std::uint64_t> expected_;  // next index across segments
     std::uint32_t chain_ = 0;
     int pending_torn_ = -1;  // index in r_.issues of a torn tail not yet confirmed

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -35,8 +36,10 @@ struct RecoveryPlan {
     std::vector<SegmentInfo> keep;    // in order
     std::vector<std::string> remove;  // segment files to delete
     std::deque<Entry> entries;        // one per record of `keep`, in order
-    std::uint64_t last = 0;           // last index kept (if keep is not empty)
-    bool zero_tail = false;           // zero what follows the last valid record
+    // Per segment file: its groups and the last index of each (Segment::group_last).
+    std::map<std::string, std::map<std::uint64_t, std::uint64_t>> group_last;
+    std::uint64_t last = 0;  // last index kept (if keep is not empty)
+    bool zero_tail = false;  // zero what follows the last valid record
     std::uint64_t next_sequence = 1;
 };
 
@@ -124,6 +127,7 @@ Status Wal::Impl::recover() {
     meta_.log_floor = meta->log_floor;
     meta_.fence_set = meta->fence.has_value();
     meta_.fence = meta->fence.value_or(0);
+    meta_.releases = meta->releases;
 
     detail::RecoveryPlan plan;
     ScanOptions scan_options;
@@ -132,8 +136,15 @@ Status Wal::Impl::recover() {
     scan_options.max_record_bytes = kFormatMaxPayloadBytes;
     scan_options.ignore_after_index = meta->fence.value_or(UINT64_MAX);
     scan_options.fs = fs_;
+    const SegmentInfo* segment = nullptr;  // of the previous record
+    std::map<std::uint64_t, std::uint64_t>* groups = nullptr;
     auto scan = scan_wal(dir_, scan_options, [&](const ScannedRecord& r) {
         plan.entries.push_back(detail::Entry{r.term, r.offset, r.payload_bytes, r.crc});
+        if (r.segment != segment) {
+            segment = r.segment;
+            groups = &plan.group_last[r.segment->file_name];
+        }
+        (*groups)[r.group] = r.index;
     });
     plan.fresh = !scan.ok() && scan.status().code() == ErrorCode::not_found;
     if (!scan.ok() && !plan.fresh) return scan.status();
@@ -163,7 +174,10 @@ Status Wal::Impl::apply_recovery(detail::RecoveryPlan& plan) {
         seg->first_index = info.first_index;
         seg->start_crc = info.start_crc;
         seg->flush_align_bytes = info.flush_align_bytes;
-        seg->batch_headers = info.version == detail::kSegmentVersionBatched;
+        seg->batch_headers = detail::has_batch_headers(info.version, info.flush_align_bytes);
+        seg->groups = info.version == detail::kSegmentVersionGroups;
+        seg->record_header_bytes = detail::record_header_bytes(info.version);
+        seg->group_last = std::move(plan.group_last[info.file_name]);
         seg->name = info.file_name;
         seg->file = std::move(*file);
         seg->end_offset.store(info.end_offset);

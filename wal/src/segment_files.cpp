@@ -135,11 +135,12 @@ bool Wal::Impl::wait_for_space_retry() {
 Status Wal::Impl::install_segment(std::uint64_t first_index, std::uint32_t start_crc) {
     auto file = take_prepared_file();
     if (!file.ok()) return file.status();
-    // The direct path writes layout version 3 (every flush on a fresh block,
-    // behind a batch header).
+    // The direct path writes every flush on a fresh block, behind a batch
+    // header; the buffered path packs them.
     const bool direct = write_path_ == WritePath::direct;
     const std::uint32_t align = direct ? detail::kFlushAlignBytes : 0;
-    detail::SegmentHeader h{next_sequence_, first_index, start_crc, align, direct};
+    // Layout version 4: records carry their group.
+    detail::SegmentHeader h{next_sequence_, first_index, start_crc, align, direct, true};
     char header[detail::kSegmentHeaderBytes];
     detail::encode_segment_header(h, header);
     struct iovec iov {
@@ -163,6 +164,8 @@ Status Wal::Impl::install_segment(std::uint64_t first_index, std::uint32_t start
     seg->start_crc = start_crc;
     seg->flush_align_bytes = align;
     seg->batch_headers = direct;
+    seg->groups = true;
+    seg->record_header_bytes = detail::kGroupRecordHeaderBytes;
     seg->name = name;
     seg->file = std::move(*file);
     seg->end_offset.store(detail::records_start(align));

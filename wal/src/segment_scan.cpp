@@ -2,6 +2,7 @@
 #include "segment_scan.hpp"
 
 #include "keel/crc32c.hpp"
+#include "keel/wal/record.hpp"
 
 namespace keel::wal::detail {
 
@@ -15,34 +16,36 @@ bool all_zero(const char* p, std::uint64_t n) {
 }
 
 std::optional<FoundRecord> check_record_at(const char* buf, std::uint64_t size,
-                                           std::uint64_t offset, std::uint64_t max_record_bytes) {
-    if (offset + kRecordHeaderBytes > size) return std::nullopt;
-    RecordHeader h = decode_record_header(buf + offset);
-    // Indexes above 2^62 are refused on append; this keeps a resync over
-    // random bytes from CRC-ing huge bogus lengths.
-    if (h.flags != 0 || h.index == 0 || h.index > (1ull << 62) || h.length > max_record_bytes)
+                                           std::uint64_t offset, const RecordShape& shape) {
+    if (offset + shape.header_bytes > size) return std::nullopt;
+    RecordHeader h = decode_record_header(buf + offset, shape.header_bytes);
+    // Indexes and groups above 2^62 are refused on append; this keeps a
+    // resync over random bytes from CRC-ing huge bogus lengths.
+    if (h.flags != 0 || h.index == 0 || h.index > kMaxIndex || h.group > kMaxGroup ||
+        h.length > shape.max_record_bytes)
         return std::nullopt;
-    const std::uint64_t bytes = record_bytes(h.length);
+    const std::uint64_t bytes = record_bytes(h.length, shape.header_bytes);
     if (offset + bytes > size) return std::nullopt;
     if (record_crc(buf + offset, bytes, h.prev_crc) != h.crc) return std::nullopt;
     return FoundRecord{offset, h, bytes};
 }
 
 std::optional<FoundRecord> find_next_record(const char* buf, std::uint64_t size, std::uint64_t from,
-                                            std::uint64_t max_record_bytes, bool* saw_data) {
+                                            const RecordShape& shape, bool* saw_data) {
     *saw_data = false;
     std::uint64_t y = padded(from);
     std::uint64_t w = y;
-    while (y + kRecordHeaderBytes <= size) {
-        // The next non-zero word; a header is 4 words, so only headers
-        // starting at most 3 words before it can contain it.
+    // A header is 4 (version 4: 5) words, so only headers starting at most
+    // 3 (4) words before a non-zero word can contain it.
+    const std::uint64_t reach = shape.header_bytes - 8;
+    while (y + shape.header_bytes <= size) {
         w = y;
         while (w + 8 <= size && load<std::uint64_t>(buf + w) == 0) w += 8;
         if (w + 8 > size) break;
         *saw_data = true;
-        const std::uint64_t first = w >= y + 24 ? w - 24 : y;
+        const std::uint64_t first = w >= y + reach ? w - reach : y;
         for (std::uint64_t c = first; c <= w; c += 8) {
-            if (auto r = check_record_at(buf, size, c, max_record_bytes)) return r;
+            if (auto r = check_record_at(buf, size, c, shape)) return r;
         }
         y = w + 8;
         w = y;

@@ -47,8 +47,16 @@ Status Wal::Impl::do_truncate(std::uint64_t index) {
             crc = active_->start_crc;
         } else {
             const detail::Entry& e = entries_[index - phys_first_];
-            cut = e.offset + detail::record_bytes(e.payload_bytes);
+            cut = e.offset + detail::record_bytes(e.payload_bytes, active_->record_header_bytes);
             crc = e.crc;
+        }
+        // Which groups had the removed records is not known without reading
+        // them: the groups keep their claim, as high as the cut (which only
+        // ever delays a deletion), unless no record of the segment is left.
+        if (index + 1 == active_->first_index) {
+            active_->group_last.clear();
+        } else {
+            for (auto& [group, last] : active_->group_last) last = std::min(last, index);
         }
         entries_.resize(index + 1 - phys_first_);
         last_ = index;
@@ -77,6 +85,7 @@ Status Wal::Impl::do_reset(std::uint64_t next_index) {
             m.log_floor = next_index;
             m.fence_set = true;
             m.fence = next_index - 1;
+            m.releases.clear();  // every record goes
         });
         !s.ok())
         return s;

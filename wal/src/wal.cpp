@@ -16,9 +16,7 @@
 
 namespace keel::wal {
 
-namespace {
-constexpr std::uint64_t kMaxIndex = 1ull << 62;  // the scanner's sanity bound
-}
+using detail::kMaxIndex;  // the scanner's sanity bound
 
 Wal::Impl::Impl(std::string dir, Options options)
     : dir_(std::move(dir)),
@@ -73,6 +71,10 @@ Status Wal::Impl::append(std::vector<Record> records, Callback done, Wal::Writer
                           fmt::format("record at index {} has a {}-byte payload, over the limit "
                                       "of {} bytes (Options::max_record_bytes)",
                                       r.index, r.payload.size(), options_.max_record_bytes));
+        if (r.group > kMaxGroup)
+            return Status(ErrorCode::invalid_argument,
+                          fmt::format("record at index {} has group {}, over the limit of 2^62",
+                                      r.index, r.group));
         if (r.index != records[0].index + i)
             return Status(ErrorCode::invalid_argument,
                           fmt::format("append batch is not contiguous: index {} follows {}",
@@ -141,40 +143,6 @@ Status Wal::Impl::enqueue_reset(std::uint64_t next_index, Callback done) {
     return Status();
 }
 
-Status Wal::Impl::compact_before(std::uint64_t index) {
-    if (failed()) return failed_status();
-    std::lock_guard meta_lock(meta_mu_);
-    {
-        std::lock_guard lock(state_mu_);
-        if (index <= first_index_locked()) return Status();  // already there
-        if (index > last_ + 1)
-            return Status(
-                ErrorCode::invalid_argument,
-                fmt::format("compact_before({}) is past the last index {} + 1", index, last_));
-    }
-    detail::MetadataFile m = meta_;
-    m.log_floor = index;
-    if (Status s = write_meta_locked(m); !s.ok()) {
-        if (s.code() != ErrorCode::no_space) enter_failed(s);
-        return s;
-    }
-    std::vector<std::string> names;
-    {
-        std::lock_guard lock(state_mu_);
-        floor_ = std::max(floor_, index);
-        // Never the active (last) segment; only files whose every record is below the floor.
-        while (segments_.size() > 1 && segments_[1]->first_index <= floor_) {
-            const std::uint64_t drop = segments_[1]->first_index - segments_[0]->first_index;
-            entries_.erase(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(drop));
-            phys_first_ += drop;
-            names.push_back(segments_.front()->name);
-            segments_.pop_front();
-        }
-    }
-    delete_in_background(std::move(names));
-    return Status();
-}
-
 Status Wal::Impl::save_metadata(const Metadata& metadata) {
     if (metadata.opaque.size() > kMaxMetadataOpaqueBytes)
         return Status(ErrorCode::too_large,
@@ -235,13 +203,13 @@ std::uint64_t Wal::Impl::first_index_locked() const {
     return std::min(std::max(floor_, phys_first_), last_ + 1);
 }
 
-std::shared_ptr<File> Wal::Impl::file_for_locked(std::uint64_t index) const {
+const Wal::Impl::SegmentPtr& Wal::Impl::segment_for_locked(std::uint64_t index) const {
     // The last segment whose first index is <= index.
     auto it =
         std::upper_bound(segments_.begin(), segments_.end(), index,
                          [](std::uint64_t i, const auto& seg) { return i < seg->first_index; });
     KEEL_ASSERT(it != segments_.begin(), "a durable index lies in some segment");
-    return (*(it - 1))->file;
+    return *(it - 1);
 }
 
 Result<std::vector<Record>> Wal::Impl::read(std::uint64_t from, std::uint64_t to,
@@ -253,6 +221,7 @@ Result<std::vector<Record>> Wal::Impl::read(std::uint64_t from, std::uint64_t to
         std::uint32_t payload_bytes;
         std::uint32_t crc;
         std::shared_ptr<File> file;
+        std::uint64_t header_bytes;  // of the segment's layout version
     };
     std::vector<Record> out;
     std::vector<Location> disk;
@@ -272,8 +241,9 @@ Result<std::vector<Record>> Wal::Impl::read(std::uint64_t from, std::uint64_t to
             if (i >= cache_first) {
                 out.push_back(cache_[i - cache_first]);
             } else {
-                disk.push_back(
-                    Location{i, e.term, e.offset, e.payload_bytes, e.crc, file_for_locked(i)});
+                const SegmentPtr& seg = segment_for_locked(i);
+                disk.push_back(Location{i, e.term, e.offset, e.payload_bytes, e.crc, seg->file,
+                                        seg->record_header_bytes});
                 out.emplace_back();
             }
         }
@@ -283,11 +253,11 @@ Result<std::vector<Record>> Wal::Impl::read(std::uint64_t from, std::uint64_t to
     std::size_t slot = 0;
     for (const Location& loc : disk) {
         while (out[slot].index != 0) ++slot;
-        const std::uint64_t n = detail::record_bytes(loc.payload_bytes);
+        const std::uint64_t n = detail::record_bytes(loc.payload_bytes, loc.header_bytes);
         buf.resize(n);
         auto got = loc.file->pread(buf.data(), n, loc.offset);
         if (!got.ok()) return got.status();
-        const detail::RecordHeader h = detail::decode_record_header(buf.data());
+        const detail::RecordHeader h = detail::decode_record_header(buf.data(), loc.header_bytes);
         if (*got != n || h.index != loc.index || h.crc != loc.crc ||
             detail::record_crc(buf.data(), n, h.prev_crc) != h.crc) {
             std::lock_guard lock(state_mu_);
@@ -299,9 +269,9 @@ Result<std::vector<Record>> Wal::Impl::read(std::uint64_t from, std::uint64_t to
                 ErrorCode::corruption,
                 fmt::format("record {} at offset {} fails its CRC on read", loc.index, loc.offset));
         }
-        out[slot] = Record{
-            h.index, h.term, h.type,
-            SharedBytes(std::string_view(buf.data() + detail::kRecordHeaderBytes, h.length))};
+        out[slot] =
+            Record{h.index, h.term, h.type,
+                   SharedBytes(std::string_view(buf.data() + loc.header_bytes, h.length)), h.group};
     }
     return out;
 }
@@ -389,6 +359,12 @@ Status Wal::reset(std::uint64_t next_index, Callback done) {
 }
 Status Wal::compact_before(std::uint64_t index) {
     return impl_->compact_before(index);
+}
+Status Wal::release(std::uint64_t group, std::uint64_t index) {
+    return impl_->release(group, index);
+}
+std::vector<SegmentPin> Wal::oldest_segment_pins() const {
+    return impl_->oldest_segment_pins();
 }
 Status Wal::save_metadata(const Metadata& metadata) {
     return impl_->save_metadata(metadata);

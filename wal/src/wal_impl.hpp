@@ -2,7 +2,8 @@
 //
 // Threads:
 //  - callers: append/truncate_after/reset enqueue under queue_mu_;
-//    compact_before and save_metadata write the meta file under meta_mu_;
+//    compact_before, release and save_metadata write the meta file under
+//    meta_mu_;
 //    reads take state_mu_ briefly, then pread without locks.
 //  - the flusher (flusher.cpp): the only writer of segment data; owns
 //    active_ and the write buffer without locks; publishes durable records
@@ -19,6 +20,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -43,18 +45,23 @@ inline constexpr std::uint64_t kZeroFillChunkBytes = 1u << 20;
 
 // One segment file.  first_index, start_crc, flush_align_bytes and file
 // never change; the writer alone advances end_offset/last_crc of the active
-// segment and sets `direct`.
+// segment and sets `direct`.  group_last is under Wal::Impl::state_mu_.
 struct Segment {
     std::uint64_t sequence = 0;
     std::uint64_t first_index = 0;
     std::uint32_t start_crc = 0;
     std::uint32_t flush_align_bytes = 0;  // 0: layout version 1 (SegmentHeader)
     bool batch_headers = false;           // layout version 3: every flush starts with one
+    bool groups = false;                  // layout version 4: records carry a group id
+    std::uint64_t record_header_bytes = kRecordHeaderBytes;  // of its layout version
     std::string name;
     std::shared_ptr<File> file;    // buffered: reads, zeroing, and the buffered path's writes
     std::shared_ptr<File> direct;  // OpenMode::write_direct: the direct path's writes
     std::atomic<std::uint64_t> end_offset{kSegmentHeaderBytes};  // past the last record
     std::uint32_t last_crc = 0;                                  // chain value at end_offset
+    // Every group with records in this segment, and the index of its last
+    // one here (at least: a truncation leaves it as high as the cut).
+    std::map<std::uint64_t, std::uint64_t> group_last;
 };
 
 // Where a durable record lives (its segment is found by index).
@@ -98,7 +105,10 @@ public:
     std::vector<Record> record_buffer() { return spare_records_.take(); }
     Status enqueue_truncate(std::uint64_t index, Callback done);
     Status enqueue_reset(std::uint64_t next_index, Callback done);
+    // compaction.cpp
     Status compact_before(std::uint64_t index);
+    Status release(std::uint64_t group, std::uint64_t index);
+    std::vector<SegmentPin> oldest_segment_pins() const;
     Status save_metadata(const Metadata& m);
     Metadata metadata() const;
     Result<std::vector<Record>> read(std::uint64_t from, std::uint64_t to,
@@ -215,7 +225,25 @@ private:
 
     // REQUIRES: state_mu_ held.
     std::uint64_t first_index_locked() const;
-    std::shared_ptr<File> file_for_locked(std::uint64_t index) const;
+    const SegmentPtr& segment_for_locked(std::uint64_t index) const;
+    // compaction.cpp.  REQUIRES: state_mu_ held.
+    // Whether every group with records in `seg` has released them (the log
+    // floor counts as a release by every group).
+    bool segment_released_locked(const Segment& seg, const detail::MetadataFile& m) const;
+    // The log floor that `m`'s releases allow: the first index of the
+    // oldest segment some group still needs (never past the active one),
+    // and at least m.log_floor.
+    std::uint64_t released_floor_locked(const detail::MetadataFile& m) const;
+    // Drops the table entries that no longer hold anything back: at or
+    // below the floor, or of a group with no records in any segment.
+    void prune_releases_locked(detail::MetadataFile& m) const;
+    // Raises floor_ to `floor` and unlinks (from segments_, entries_) the
+    // segments wholly below it; returns their file names.
+    std::vector<std::string> drop_segments_below_locked(std::uint64_t floor);
+    // Writes `m` as the new metadata (the commit point of a compaction or
+    // release), then drops the segments below its floor and hands their
+    // files to the background thread.  REQUIRES: meta_mu_ held.
+    Status commit_floor_locked(const detail::MetadataFile& m);
     void trim_cache_locked();
 
     // ---- queue (queue_mu_) ----
@@ -257,6 +285,10 @@ private:
     struct Placed {
         std::uint64_t offset;
         std::uint32_t crc;
+        // The one it was written into (a batch may roll).  Alive until
+        // publish: compaction never drops a segment past the published
+        // records (released_floor_locked).
+        Segment* segment;
     };
     std::vector<Placed> placed_;
     bool next_requested_ = false;  // the next segment's preparation was asked for

@@ -24,5 +24,8 @@ struct Metadata {
 };
 
 inline constexpr std::size_t kMaxMetadataOpaqueBytes = 1u << 20;  // 1 MiB
+// The most groups whose releases (Wal::release) the metadata file records
+// at once: groups that released records which still lie in live segments.
+inline constexpr std::size_t kMaxReleasedGroups = 1u << 16;
 
 }  // namespace keel::wal

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,9 +31,10 @@ struct SegmentInfo {
     std::uint64_t sequence = 0;     // from the header (the file name repeats it)
     std::uint64_t first_index = 0;  // index of its first record
     std::uint32_t start_crc = 0;    // chain value its first record continues from
-    // Version 2 and 3 segments: every flush starts at a multiple of this
-    // many bytes (in version 3 with a batch header), the rest of its last
-    // block is zeros (docs/wal.md).  0: version 1, flushes packed back to back.
+    // Version 2, 3 and aligned version-4 segments: every flush starts at a
+    // multiple of this many bytes (in versions 3 and 4 with a batch header),
+    // the rest of its last block is zeros (docs/wal.md).  0: versions 1 and
+    // 4, flushes packed back to back.  Version 4 records carry a group id.
     std::uint32_t flush_align_bytes = 0;
     // Filled in by the scan:
     std::uint64_t records = 0;     // valid records found
@@ -50,6 +52,7 @@ struct ScannedRecord {
     std::uint64_t index = 0;
     std::uint64_t term = 0;
     std::uint16_t type = 0;
+    std::uint64_t group = 0;  // layout version 4; 0 in older segments
     std::uint32_t payload_bytes = 0;
     std::uint64_t record_bytes = 0;  // header + payload + padding
     std::uint32_t crc = 0;           // stored CRC
@@ -97,6 +100,8 @@ struct MetadataInfo {
     Metadata metadata;
     std::uint64_t log_floor = 0;         // compaction point: records below are not part of the log
     std::optional<std::uint64_t> fence;  // an unfinished truncation: records above are void
+    // Per group: its records below this index are released (Wal::release).
+    std::map<std::uint64_t, std::uint64_t> releases;
 };
 
 struct ScanResult {

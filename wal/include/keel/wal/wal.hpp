@@ -5,6 +5,9 @@
 // thread writes everything queued with one write and one fdatasync, then
 // completes the whole batch.  The on-disk format, recovery rules and crash
 // windows are specified in docs/wal.md.  The WAL knows nothing about Raft.
+// Many streams (groups) may share it: every record carries its group, and
+// old segments go once every group in them has released its records
+// (release(), docs/wal.md "Groups").
 //
 // Threads: every public method may be called from any thread.  Completion
 // callbacks run on the thread that writes the batch (the WAL's flusher
@@ -142,6 +145,17 @@ struct Stats {
     }
 };
 
+// A group that keeps the oldest segment from being deleted
+// (Wal::oldest_segment_pins): it has records there that it has not released.
+struct SegmentPin {
+    std::uint64_t group = 0;
+    std::uint64_t segment_first_index = 0;  // the oldest segment
+    std::uint64_t last_index = 0;           // of the group's last record in it
+    // What the group has released so far (Wal::release), or the log floor
+    // if that is higher: it must release past last_index to unpin it.
+    std::uint64_t released_below = 0;
+};
+
 class Wal {
 public:
     // Who writes an append: the flusher thread, woken for it (the default),
@@ -212,6 +226,26 @@ public:
     // (Metadata::snapshot_term).  no_space (nothing changed) when the disk
     // has no room for the metadata update.
     Status compact_before(std::uint64_t index);
+
+    // Many groups, one log: `group` no longer needs its records with index
+    // < `index` (a group that took a snapshot).  A segment file is deleted
+    // (on a background thread) once every group with records in it has
+    // released them, oldest first: the log floor (first_index()) moves to
+    // the first segment some group still needs, so an idle group pins
+    // every segment from its oldest record on (oldest_segment_pins() says
+    // which).  compact_before(i) is a release by every group.  Returns once
+    // the release is durable (one metadata write, which also holds the new
+    // floor): a crash keeps it, and never loses a record a group has not
+    // released.  A group with no records below `index` has nothing to
+    // release: ok, nothing written.  index <= what the group released
+    // before: a no-op.  invalid_argument when index > last_index() + 1 or
+    // group > kMaxGroup; too_large when kMaxReleasedGroups groups already
+    // hold releases of records still on disk; no_space as compact_before.
+    Status release(std::uint64_t group, std::uint64_t index);
+    // The groups that keep the oldest segment from being deleted, in
+    // group order.  Empty while the oldest segment is the active one, or
+    // when nothing keeps it (it goes at the next release or compact_before).
+    std::vector<SegmentPin> oldest_segment_pins() const;
 
     // Durably replaces the metadata (atomic: a crash leaves old or new).
     // no_space (nothing changed, the WAL is not failed) when the disk has no
