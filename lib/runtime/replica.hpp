@@ -213,9 +213,14 @@ private:
 
     // ---- what peers send (peer_input.cpp) ----
     // The I/O thread, on a message: steps it in; then, with the core lock
-    // let go, writes the entries it appended and applies what it claimed
-    // (inline_policy.hpp).
+    // let go, schedules the write of the entries it appended
+    // (write_io_batch) and applies what it claimed (inline_policy.hpp).
     void on_message(raft::Message& message);
+    // I/O thread, posted by on_message: writes the entries the messages
+    // stepped in since the last call queued for it (InlinePolicy::io_writes).
+    void write_io_batch();
+    // I/O thread, no lock held: applies what it claimed for inline apply.
+    void apply_io_claims();
     // A whole snapshot from a peer, staged at `path` and checked against its
     // checksums already (verify_received_snapshot): stepped in, and kept for
     // install_snapshot if the core takes it.
