@@ -89,6 +89,7 @@ public:
     ~Replica() override;
 
     void propose_async(SharedBytes data, std::function<void(ProposeResult)> done) override;
+    void propose_batch_async(std::vector<Proposal> proposals) override;
     void read_index_async(bool wait_applied, std::function<void(ReadResult)> done) override;
     void add_member_async(const MemberSpec& member, std::function<void(Status)> done) override;
     void promote_member_async(NodeId id, std::function<void(Status)> done) override;
@@ -204,6 +205,9 @@ private:
     void shutdown_on_io() REQUIRES(core_lock_);
     void publish_status() REQUIRES(core_lock_);
     void propose_config(raft::ConfigChange change, std::function<void(Status)> done);
+    // propose_async's checks, then the proposal into the inbox: the number
+    // it now holds (> 0), or 0 once `done` has been answered with a refusal.
+    std::size_t admit_proposal(SharedBytes data, std::function<void(ProposeResult)> done);
     // Queues work for the I/O thread (transport and ticker calls), in order.
     void to_io(std::function<void()> work) { services_->to_io(std::move(work)); }
     void set_ticker_needed(bool needed) REQUIRES(core_lock_);
