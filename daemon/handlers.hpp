@@ -17,6 +17,7 @@
 #include "keel/node.hpp"
 #include "kv_state_machine.hpp"
 #include "metrics.hpp"
+#include "proposal_batcher.hpp"
 #include "router.hpp"
 #include "snapshot_gate.hpp"
 #include "status_page.hpp"
@@ -50,6 +51,9 @@ struct HandlerContext {
     std::string url_scheme = "http";
     // The HTTP server's and request guard's figures for /metrics; null: none.
     std::function<DaemonFigures()> server_figures{};
+    // Writes go through it (gathered per HTTP thread); null: straight to
+    // node.propose_async.
+    std::shared_ptr<ProposalBatcher> proposals{};
 };
 
 void add_kv_routes(Router& router, HandlerContext& context);

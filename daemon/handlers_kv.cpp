@@ -84,8 +84,7 @@ void propose_and_respond(HandlerContext& context, const RouteRequest& request,
                          const std::string& encoded, std::string key, Respond respond) {
     auto target = std::make_shared<RouteRequest>();
     target->http.target = request.http.target;
-    context.node.propose_async(encoded, [&context, target, key = std::move(key),
-                                         respond](ProposeResult result) {
+    auto done = [&context, target, key = std::move(key), respond](ProposeResult result) {
         if (result.status.code() == ErrorCode::not_leader) {
             NodeId hint = result.leader_hint;
             context.defer([&context, target, hint, respond] {
@@ -122,7 +121,9 @@ void propose_and_respond(HandlerContext& context, const RouteRequest& request,
                 return;
         }
         KEEL_UNREACHABLE("every KvOutcome is handled");
-    });
+    };
+    if (context.proposals) return context.proposals->propose(encoded, std::move(done));
+    context.node.propose_async(encoded, std::move(done));
 }
 
 void handle_put(HandlerContext& context, RouteRequest& request, Respond respond) {

@@ -10,6 +10,10 @@
 namespace keel::daemon {
 namespace {
 
+// Set on each server thread: the server it runs for, and its io_context.
+thread_local const HttpServer::Impl* t_server = nullptr;
+thread_local net::io_context* t_context = nullptr;
+
 std::vector<std::unique_ptr<net::io_context>> make_contexts(unsigned n) {
     std::vector<std::unique_ptr<net::io_context>> v;
     for (unsigned i = 0; i < std::max(1u, n); ++i)
@@ -133,13 +137,24 @@ Result<std::uint16_t> HttpServer::start() {
     for (auto& context : impl_->contexts) impl_->work.emplace_back(context->get_executor());
     impl_->accept(impl_);
     for (auto& context : impl_->contexts) {
-        impl_->threads.emplace_back([impl = impl_, ioc = context.get()] { ioc->run(); });
+        impl_->threads.emplace_back([impl = impl_, ioc = context.get()] {
+            t_server = impl.get();
+            t_context = ioc;
+            ioc->run();
+        });
     }
     return port;
 }
 
 void HttpServer::post(std::function<void()> work) {
     net::post(impl_->next_context(), std::move(work));
+}
+
+bool HttpServer::post_after_ready(std::function<void()> work) {
+    if (t_server != impl_.get() || t_context == nullptr) return false;
+    // From the thread running it: queued behind the handlers already due.
+    net::post(*t_context, std::move(work));
+    return true;
 }
 
 bool HttpServer::loopback() const {

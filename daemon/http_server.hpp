@@ -92,6 +92,11 @@ public:
     Result<std::uint16_t> start();
     // Runs `work` on a server thread.  Thread-safe.
     void post(std::function<void()> work);
+    // On one of this server's threads: queues `work` to run on it after the
+    // handlers that are ready now (those of the connections one wakeup
+    // brought in) and returns true.  On any other thread: false, nothing
+    // queued.
+    bool post_after_ready(std::function<void()> work);
     // Graceful stop (see above).  Thread-safe; idempotent; returns once the
     // threads are joined.
     void shutdown(std::chrono::milliseconds grace);

@@ -350,6 +350,10 @@ int run(const DaemonConfig& config) {
                                server->post(std::move(work));
                            }};
     context.quota = std::make_shared<StorageQuota>(config.quota_bytes, context.alarms);
+    context.proposals =
+        std::make_shared<ProposalBatcher>(*node, [&server](std::function<void()> work) {
+            return server->post_after_ready(std::move(work));
+        });
     context.url_scheme = config.http_cert.empty() ? "http" : "https";
     add_kv_routes(router, context);
     add_admin_routes(router, context);

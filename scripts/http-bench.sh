@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # HTTP load benchmark: raftd single-node and three-node, and etcd 3.4 (Debian
-# etcd-server, its /v3/kv/put JSON gateway) as a reference, with the same
-# client (wrk), connections and value size, in the same run; then raftd with
-# HTTPS and a bearer token against plain HTTP, alternating (A B A B), as
-# ratios of the medians.  One JSON line per measurement on stdout
-# ({"bench":"http",...}, then trickle-bench.py's); the same as markdown tables
-# on stderr.
+# etcd-server, its /v3/kv/put JSON gateway) single-member and three-member as
+# the reference, with the same client (wrk), connections and value size, in
+# the same run.  The two three-member clusters are up side by side and
+# measured alternately (raftd, etcd, raftd, etcd...), then compared as ratios
+# of the medians; likewise raftd with HTTPS and a bearer token against plain
+# HTTP (A B A B).  One JSON line per measurement on stdout ({"bench":"http",
+# ...}, then trickle-bench.py's); the same as markdown tables on stderr.
 #   scripts/http-bench.sh [BUILD_DIR]
 # Environment: BENCH_SECONDS (10), VALUE_BYTES (100), CONNECTIONS ("1 16 64":
-# raftd and etcd), TLS_CONNECTIONS ("64 1": HTTPS + token against plain),
-# BENCH_DIR (data dirs; default inside the build dir, on the real disk),
-# TRICKLE_SECONDS (3: each round of scripts/trickle-bench.py).
+# raftd and etcd), CLUSTER_ROUNDS (2: alternating rounds of the three-member
+# clusters per connection count), TLS_CONNECTIONS ("64 1": HTTPS + token
+# against plain), BENCH_DIR (data dirs; default inside the build dir, on the
+# real disk), TRICKLE_SECONDS (3: each round of scripts/trickle-bench.py).
 # Installs wrk and etcd-server if missing (bench only; not test dependencies).
 set -euo pipefail
 build=${1:-build}
@@ -18,6 +20,7 @@ raftd=$build/daemon/raftd
 seconds=${BENCH_SECONDS:-10}
 export VALUE_BYTES=${VALUE_BYTES:-100}
 connections=${CONNECTIONS:-"1 16 64"}
+cluster_rounds=${CLUSTER_ROUNDS:-2}
 tls_connections=${TLS_CONNECTIONS:-"64 1"}
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -63,6 +66,18 @@ run_wrk() {  # label target url lua conns
   echo "| $label | $conns | ${RPS} | ${p50} | ${p99} | ${non2xx:-0} |" >&2
 }
 
+# "A_RPS" "B_RPS" "A_P50" "B_P50" (space-separated rounds) -> the ratios of
+# the medians, A / B: "req_per_s p50".
+median_ratios() {
+  awk -v ar="$1" -v br="$2" -v ap="$3" -v bp="$4" '
+    function med(s,   a, n, i, j, t) {
+      n = split(s, a, " ")
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    BEGIN { printf "%.3f %.3f", med(ar) / med(br), med(ap) / med(bp) }'
+}
+
 echo "| target | connections | PUT req/s | p50 | p99 | non-2xx |" >&2
 echo "|---|---|---|---|---|---|" >&2
 
@@ -73,16 +88,51 @@ wait_http http://127.0.0.1:18180/readyz
 for c in $connections; do run_wrk "raftd 1 node" raftd_1 http://127.0.0.1:18180 "$here/bench/raftd_put.lua" "$c"; done
 kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || true
 
-# raftd, three nodes (load on the leader).
+# Three members each: raftd and etcd 3.4 (defaults) side by side, load on
+# each one's leader, runs alternating per connection count.
 members=(--cluster-id "$(openssl rand -hex 16)")  # founders share a cluster id
 for n in 1 2 3; do members+=(--member "$n,127.0.0.1:1719$n,127.0.0.1:1819$n"); done
 for n in 1 2 3; do
   "$raftd" --id "$n" --data-dir "$dir/n$n" "${members[@]}" --log-level warn 2>"$dir/n$n.log" & pids+=($!)
 done
-for n in 1 2 3; do wait_http "http://127.0.0.1:1819$n/readyz"; done
+initial=e1=http://127.0.0.1:21380,e2=http://127.0.0.1:22380,e3=http://127.0.0.1:23380
+for n in 1 2 3; do
+  /usr/bin/etcd --name "e$n" --data-dir "$dir/e$n" --listen-client-urls "http://127.0.0.1:2${n}379" \
+    --advertise-client-urls "http://127.0.0.1:2${n}379" --listen-peer-urls "http://127.0.0.1:2${n}380" \
+    --initial-advertise-peer-urls "http://127.0.0.1:2${n}380" --initial-cluster "$initial" \
+    --initial-cluster-state new --log-level error >"$dir/e$n.log" 2>&1 & pids+=($!)
+done
+for n in 1 2 3; do wait_http "http://127.0.0.1:1819$n/readyz"; wait_http "http://127.0.0.1:2${n}379/health"; done
 leader=$(curl -fsS http://127.0.0.1:18191/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader_id"])')
-for c in $connections; do run_wrk "raftd 3 nodes" raftd_3 "http://127.0.0.1:1819$leader" "$here/bench/raftd_put.lua" "$c"; done
-for p in "${pids[@]: -3}"; do kill -TERM "$p" 2>/dev/null || true; done
+etcd_leader=""
+for n in 1 2 3; do  # the member whose own id is the leader's
+  if curl -fsS -X POST "http://127.0.0.1:2${n}379/v3/maintenance/status" -d '{}' |
+      python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(d["leader"] != d["header"]["member_id"])'; then
+    etcd_leader=$n
+  fi
+done
+[ -n "$etcd_leader" ] || { echo "etcd: no leader" >&2; exit 1; }
+cluster_summary=()
+for c in $connections; do
+  a_rps=(); a_p50=(); b_rps=(); b_p50=()
+  for _ in $(seq 1 "$cluster_rounds"); do
+    run_wrk "raftd 3 nodes" raftd_3 "http://127.0.0.1:1819$leader" "$here/bench/raftd_put.lua" "$c"
+    a_rps+=("$RPS"); a_p50+=("$P50_US")
+    run_wrk "etcd 3.4 3 nodes" etcd_3 "http://127.0.0.1:2${etcd_leader}379" "$here/bench/etcd_put.lua" "$c"
+    b_rps+=("$RPS"); b_p50+=("$P50_US")
+  done
+  read -r rps_ratio p50_ratio <<<"$(median_ratios "${a_rps[*]}" "${b_rps[*]}" "${a_p50[*]}" "${b_p50[*]}")"
+  printf '{"bench":"http","compare":"raftd_3/etcd_3","connections":%d,"rounds":%d,"req_per_s_ratio":%s,"p50_ratio":%s}\n' \
+    "$c" "$cluster_rounds" "$rps_ratio" "$p50_ratio"
+  cluster_summary+=("| $c | $rps_ratio | $p50_ratio |")
+done
+echo >&2
+echo "| connections | raftd 3 nodes / etcd 3 nodes: req/s | raftd 3 nodes / etcd 3 nodes: p50 |" >&2
+echo "|---|---|---|" >&2
+printf '%s\n' "${cluster_summary[@]}" >&2
+echo >&2
+for p in "${pids[@]: -6}"; do kill -TERM "$p" 2>/dev/null || true; done
+wait "${pids[@]: -6}" 2>/dev/null || true
 
 # etcd 3.4, single member, default settings.
 /usr/bin/etcd --data-dir "$dir/etcd" --listen-client-urls http://127.0.0.1:12379 \

@@ -11,8 +11,8 @@ The plots (a series is left out when the run has no rows for it):
   bench-latency.svg     p50 and p99 against proposals in flight (K): the WAL
                         alone, a single node, three nodes; the raw fdatasync floor
   bench-throughput.svg  operations per second against K, the same series
-  bench-http.svg        raftd 1 node, raftd 3 nodes and etcd over HTTP: PUT
-                        requests per second and p50 against connections
+  bench-http.svg        raftd 1 node, raftd 3 nodes, etcd 1 and 3 nodes over
+                        HTTP: PUT requests per second and p50 against connections
 
 When a (series, K) pair appears more than once, the first row counts: bench.sh
 runs cluster3 on its own before the TLS comparison repeats it.  Rows with a
@@ -39,6 +39,7 @@ HTTP_SERIES = [
     ("raftd_1", "raftd, 1 node"),
     ("raftd_3", "raftd, 3 nodes"),
     ("etcd_1", "etcd 3.4, 1 node"),
+    ("etcd_3", "etcd 3.4, 3 nodes"),
 ]
 
 
@@ -55,7 +56,8 @@ class Results:
         self.idle = None
         self.recovery = None
         self.http = {}        # target -> {connections: row}
-        self.http_compare = {}  # connections -> compare row
+        self.http_compare = {}  # connections -> HTTPS + token / plain row
+        self.cluster_compare = {}  # connections -> raftd 3 nodes / etcd 3 nodes row
         self.trickle = None
         self.rows = 0
         self.skipped = 0
@@ -80,6 +82,8 @@ class Results:
             self.idle = row
         elif bench == "recovery":
             self.recovery = row
+        elif bench == "http" and row.get("compare") == "raftd_3/etcd_3":
+            self.cluster_compare.setdefault(row["connections"], row)
         elif bench == "http" and "compare" in row:
             self.http_compare.setdefault(row["connections"], row)
         elif bench == "http":
@@ -205,6 +209,13 @@ def tables(r):
     bar("raftd 1 node / etcd, 1 connection: p50",
         quotient(field(raftd1, 1, "p50_us"), field(etcd, 1, "p50_us")),
         "≤ 0.5", lambda v: v <= 0.5)
+    for c, what, field_name, rule, met in (
+            (64, "req/s", "req_per_s_ratio", "≥ 3", lambda v: v >= 3),
+            (1, "p50", "p50_ratio", "≤ 0.5", lambda v: v <= 0.5)):
+        row = r.cluster_compare.get(c)
+        if row:
+            bar("raftd 3 nodes / etcd 3 nodes, %d connection%s: %s (median of %d rounds)" % (
+                c, "s" if c != 1 else "", what, row["rounds"]), row[field_name], rule, met)
     if r.trickle:
         bar("a client's PUT p50 with 1,000 connections trickling headers / without",
             r.trickle["ratio"], "–", lambda v: True)
@@ -218,15 +229,18 @@ def tables(r):
     if conns:
         raftd1, raftd3, etcd = (r.http.get(t, {}) for t in ("raftd_1", "raftd_3", "etcd_1"))
         out.append("| connections | raftd 1 node / etcd: req/s | raftd 1 node / etcd: p50 "
-                   "| raftd 3 nodes / 1 node: req/s | HTTPS + token / plain: req/s, p50 |")
-        out.append("|---|---|---|---|---|")
+                   "| raftd 3 nodes / 1 node: req/s | raftd 3 nodes / etcd 3 nodes: req/s, p50 "
+                   "| HTTPS + token / plain: req/s, p50 |")
+        out.append("|---|---|---|---|---|---|")
         for c in conns:
-            cmp_row = r.http_compare.get(c)
-            out.append("| %d | %s | %s | %s | %s |" % (
+            cmp_row, cluster_row = r.http_compare.get(c), r.cluster_compare.get(c)
+            out.append("| %d | %s | %s | %s | %s | %s |" % (
                 c,
                 ratio(field(raftd1, c, "req_per_s"), field(etcd, c, "req_per_s")),
                 ratio(field(raftd1, c, "p50_us"), field(etcd, c, "p50_us")),
                 ratio(field(raftd3, c, "req_per_s"), field(raftd1, c, "req_per_s")),
+                "%.2f, %.2f" % (cluster_row["req_per_s_ratio"], cluster_row["p50_ratio"])
+                if cluster_row else "–",
                 "%.2f, %.2f" % (cmp_row["req_per_s_ratio"], cmp_row["p50_ratio"])
                 if cmp_row else "–"))
         out.append("")

@@ -94,15 +94,26 @@ std::uint64_t InlinePolicy::apply_io_claims(ApplyWorker& apply) {
 }
 
 bool InlinePolicy::io_writes(bool follower, std::size_t entries) {
-    const bool writes =
-        cluster_mode() && handling_message() && follower && entries <= kFollowerIoWriteMaxEntries;
-    if (writes) io_write_queued_ = true;
+    const bool writes = cluster_mode() && handling_message() && follower &&
+                        io_write_entries_ + entries <= kFollowerIoWriteMaxEntries;
+    if (writes) {
+        io_write_queued_ = true;
+        io_write_entries_ += entries;
+    }
     return writes;
+}
+
+bool InlinePolicy::io_write_to_schedule() {
+    if (!io_write_queued_ || io_write_scheduled_) return false;
+    io_write_scheduled_ = true;
+    return true;
 }
 
 bool InlinePolicy::take_io_write() {
     const bool queued = io_write_queued_;
     io_write_queued_ = false;
+    io_write_entries_ = 0;
+    io_write_scheduled_ = false;
     return queued;
 }
 

@@ -10,7 +10,9 @@
 //     has nothing queued, and the batch is predicted to fit the budget
 //     (ApplyWorker::claim_inline);
 //   - write inline: a follower's I/O thread writes and fdatasyncs a small
-//     batch of entries from the leader itself (wal::Wal::Writer::caller);
+//     batch of entries from the leader itself (wal::Wal::Writer::caller),
+//     once for all the messages it has in hand (one read of the socket
+//     often brings several appends), not once per message;
 //   - gather: proposals that proposal callbacks submit on the apply thread
 //     wait for the end of the batch (or a chunk), to share one WAL append.
 //
@@ -49,10 +51,11 @@ inline constexpr std::uint64_t kSingleModeInlineApplyMaxNs = 2'000'000;
 // enough stall costs the leadership.
 inline constexpr std::uint64_t kIoInlineApplyNs = 20'000;
 inline constexpr std::uint64_t kIoInlineApplyLimitNs = 1'000'000;
-// Cluster mode: a follower's I/O thread writes a batch of at most this many
-// entries itself, unless a batch is being written already; a larger one
-// goes to the flusher, so that the I/O thread takes in the leader's next
-// message while it is written.
+// Cluster mode: a follower's I/O thread writes up to this many entries
+// itself, as one batch after every message it has received so far is
+// stepped in, unless a batch is being written already; beyond it appends go
+// to the flusher, so that the I/O thread takes in the leader's next
+// messages while they are written.
 inline constexpr std::size_t kFollowerIoWriteMaxEntries = 8;
 // Proposals submitted from inside a batch of proposal callbacks are handed
 // to the core (one WAL append) at the batch's end or in chunks of this many.
@@ -101,8 +104,15 @@ public:
 
     // ---- writing inline ----
     // Under the core lock, on an append of `entries` entries: true if the
-    // I/O thread writes it itself (write_queued_by_io() then says so).
+    // I/O thread writes it itself, with the others it queued since its last
+    // write, up to kFollowerIoWriteMaxEntries in all.
     bool io_writes(bool follower, std::size_t entries);
+    // The I/O thread, after stepping a message in: true (once per write) if
+    // it queued entries to write and has not yet arranged to write them.
+    // The caller then arranges to call take_io_write() once the messages in
+    // hand are stepped in (a post to its own queue), so that they share
+    // one write.
+    bool io_write_to_schedule();
     // The I/O thread, no lock held: true (once) if it has entries to write.
     bool take_io_write();
 
@@ -121,7 +131,11 @@ private:
     std::deque<ApplyItem> flusher_claims_;
     std::deque<ApplyItem> io_claims_;
     std::atomic<bool> io_apply_off_{false};
-    bool io_write_queued_ = false;  // I/O thread only
+    // I/O thread only: entries queued for its next write, and whether that
+    // write is scheduled.
+    bool io_write_queued_ = false;
+    std::size_t io_write_entries_ = 0;
+    bool io_write_scheduled_ = false;
     // Append to durable, smoothed (7/8 old, 1/8 new): the flusher's budget.
     std::atomic<std::uint64_t> durable_ns_smoothed_{kSingleModeInlineApplyMinNs};
 };

@@ -32,12 +32,28 @@ void Replica::on_message(raft::Message& message) {
         note_refusal(core_->step(message));
         run_core();
     });
-    // The write first: the leader waits for its acknowledgement, which the
-    // commit after it (after_batch, on this thread) releases; no one waits
-    // for a follower's apply.  The commit may append more: written in turn.
-    // If a batch is being written, its writer takes these after it.
+    // Entries this thread is to write wait until the messages it has in
+    // hand are stepped in too: one read of the leader's socket often brings
+    // several appends, and each written alone cost an fdatasync.  A post to
+    // this (the I/O) thread runs after the handler that delivered them.
+    if (inline_.io_write_to_schedule()) post([this] { write_io_batch(); });
+    inline_.end_message();
+    apply_io_claims();
+}
+
+void Replica::write_io_batch() {
+    // The write before any apply: the leader waits for its acknowledgement,
+    // which the commit after it (after_batch, on this thread) releases; no
+    // one waits for a follower's apply.  The commit may append more:
+    // written in turn.  If a batch is being written, its writer takes these
+    // after it.
+    inline_.begin_message();
     while (inline_.take_io_write()) (void)log_->wal().write_queued();
     inline_.end_message();
+    apply_io_claims();
+}
+
+void Replica::apply_io_claims() {
     if (const std::uint64_t took = inline_.apply_io_claims(*apply_); took != 0) {
         log(LogLevel::warn,
             "a batch applied inline on the I/O thread took " + std::to_string(took / 1000) +

@@ -89,6 +89,7 @@ public:
     ~Replica() override;
 
     void propose_async(SharedBytes data, std::function<void(ProposeResult)> done) override;
+    void propose_batch_async(std::vector<Proposal> proposals) override;
     void read_index_async(bool wait_applied, std::function<void(ReadResult)> done) override;
     void add_member_async(const MemberSpec& member, std::function<void(Status)> done) override;
     void promote_member_async(NodeId id, std::function<void(Status)> done) override;
@@ -204,6 +205,9 @@ private:
     void shutdown_on_io() REQUIRES(core_lock_);
     void publish_status() REQUIRES(core_lock_);
     void propose_config(raft::ConfigChange change, std::function<void(Status)> done);
+    // propose_async's checks, then the proposal into the inbox: the number
+    // it now holds (> 0), or 0 once `done` has been answered with a refusal.
+    std::size_t admit_proposal(SharedBytes data, std::function<void(ProposeResult)> done);
     // Queues work for the I/O thread (transport and ticker calls), in order.
     void to_io(std::function<void()> work) { services_->to_io(std::move(work)); }
     void set_ticker_needed(bool needed) REQUIRES(core_lock_);
@@ -213,9 +217,14 @@ private:
 
     // ---- what peers send (peer_input.cpp) ----
     // The I/O thread, on a message: steps it in; then, with the core lock
-    // let go, writes the entries it appended and applies what it claimed
-    // (inline_policy.hpp).
+    // let go, schedules the write of the entries it appended
+    // (write_io_batch) and applies what it claimed (inline_policy.hpp).
     void on_message(raft::Message& message);
+    // I/O thread, posted by on_message: writes the entries the messages
+    // stepped in since the last call queued for it (InlinePolicy::io_writes).
+    void write_io_batch();
+    // I/O thread, no lock held: applies what it claimed for inline apply.
+    void apply_io_claims();
     // A whole snapshot from a peer, staged at `path` and checked against its
     // checksums already (verify_received_snapshot): stepped in, and kept for
     // install_snapshot if the core takes it.

@@ -3,6 +3,7 @@
 // commit handed to the state machine (docs/architecture.md follows it file
 // by file).  Everything here but propose_async and the WAL's callbacks runs
 // under the core lock (core_lock.hpp).
+#include <algorithm>
 #include <iterator>
 
 #include "runtime/acknowledgements.hpp"
@@ -12,10 +13,32 @@ namespace keel::runtime {
 
 // 1. The caller's thread: validate, queue in the inbox, run the core.
 void Replica::propose_async(SharedBytes data, std::function<void(ProposeResult)> done) {
-    auto fail = [&](ErrorCode code, const char* why) {
+    const std::size_t queued = admit_proposal(std::move(data), std::move(done));
+    if (queued == 0) return;
+    // Under the core lock, the holder takes the inbox in before releasing
+    // it.  Inside a batch of proposal callbacks, the batch's end does, or
+    // every kDeferredProposalsChunk proposals: the WAL starts on the first
+    // chunk while the apply thread is still answering the rest.  Otherwise
+    // this thread runs the core itself.
+    if (holding_core() || inline_.gathers(queued)) return;
+    kick_core();
+}
+
+// The same, all queued before the core runs once for them.
+void Replica::propose_batch_async(std::vector<Proposal> proposals) {
+    std::size_t queued = 0;
+    for (Proposal& p : proposals)
+        queued = std::max(queued, admit_proposal(std::move(p.data), std::move(p.done)));
+    if (queued == 0 || holding_core() || inline_.gathers(queued)) return;
+    kick_core();
+}
+
+std::size_t Replica::admit_proposal(SharedBytes data, std::function<void(ProposeResult)> done) {
+    auto fail = [&](ErrorCode code, const char* why) -> std::size_t {
         ProposeResult r;
         r.status = Status(code, why);
         done(std::move(r));
+        return 0;
     };
     if (stopping()) return fail(ErrorCode::aborted, "node stopped");
     if (data.size() > options_.max_entry_bytes)
@@ -27,15 +50,7 @@ void Replica::propose_async(SharedBytes data, std::function<void(ProposeResult)>
         return fail(ErrorCode::busy, "apply queue full");
     if (!inbox_.admit(options_.max_pending_proposals))
         return fail(ErrorCode::busy, "too many pending proposals");
-    const std::size_t queued =
-        inbox_.push(InboxProposal{std::move(data), std::move(done), monotonic_ns()});
-    // Under the core lock, the holder takes the inbox in before releasing
-    // it.  Inside a batch of proposal callbacks, the batch's end does, or
-    // every kDeferredProposalsChunk proposals: the WAL starts on the first
-    // chunk while the apply thread is still answering the rest.  Otherwise
-    // this thread runs the core itself.
-    if (holding_core() || inline_.gathers(queued)) return;
-    kick_core();
+    return inbox_.push(InboxProposal{std::move(data), std::move(done), monotonic_ns()});
 }
 
 // What other threads recorded while the lock was busy (CoreLock::settle_locked).

@@ -35,6 +35,12 @@ public:
         sm_->apply(entries, results);
         done({Status(), last_index, results.at(0), 0});
     }
+    // The size of each propose_batch_async call, in order.
+    std::vector<std::size_t> batches;
+    void propose_batch_async(std::vector<Proposal> proposals) override {
+        batches.push_back(proposals.size());
+        Node::propose_batch_async(std::move(proposals));
+    }
     void read_index_async(bool, std::function<void(ReadResult)> done) override {
         if (Status s = take_failure(); !s.ok()) return done({s, 0, leader});
         done({Status(), last_index, 0});

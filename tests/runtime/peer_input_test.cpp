@@ -269,6 +269,39 @@ TEST_CASE("a snapshot the state machine cannot restore fail-stops the node, neve
     CHECK(c.warned(f, "snapshot restore failed"));
 }
 
+TEST_CASE("a follower writes the appends one delivery brings with one fdatasync") {
+    // One read of the leader's socket often brings several appends; each
+    // used to cost the follower's I/O thread a write and an fdatasync.
+    TestCluster c(3);
+    for (NodeId id : {1, 2, 3}) c.start(id);
+    const NodeId leader = c.leader();
+    REQUIRE(leader != 0);
+    REQUIRE(c.propose("before") > 0);
+    const NodeId f = follower_of(leader, {1, 2, 3});
+    const std::uint64_t last = c.node(leader).status().last_index;
+    REQUIRE(eventually([&] { return c.node(f).status().last_index == last; }));
+    const NodeStatus before = c.node(f).status();
+    REQUIRE(before.term == c.node(leader).status().term);  // "before" is of this term
+    // Three appends of two entries each (within the I/O thread's bound), in
+    // one frame, in the leader's name: delivered to the follower together.
+    std::vector<raft::Message> appends;
+    std::uint64_t index = last;
+    for (int k = 0; k < 3; ++k) {
+        raft::Message m = message(raft::MessageType::append, leader, f, before.term);
+        m.log_index = index;
+        m.log_term = before.term;
+        m.commit = before.commit_index;
+        for (int e = 0; e < 2; ++e)
+            m.entries.push_back(raft::Entry{before.term, ++index, raft::EntryType::normal,
+                                            SharedBytes(std::string("batched"))});
+        appends.push_back(std::move(m));
+    }
+    RawPeer impostor(c.node(f), c.spec(f).raft_address, leader);
+    impostor.send_messages(std::move(appends));
+    REQUIRE(eventually([&] { return c.node(f).status().wal.records == before.wal.records + 6; }));
+    CHECK(c.node(f).status().wal.fsyncs == before.wal.fsyncs + 1);
+}
+
 TEST_CASE("a data dir whose term a forged message pushed near 2^64 fails to open, unchanged") {
     // What keel before admission checks left behind: a lone voter that took
     // a stranger's heartbeat at 2^64 - 2 saved term 2^64 - 1, and every start

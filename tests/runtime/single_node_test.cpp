@@ -75,6 +75,31 @@ TEST_CASE("a single node applies proposals in order and returns the state machin
         CHECK((thread == "keel-apply" || thread == "keel-wal-flush"));
 }
 
+TEST_CASE("propose_batch_async completes each of its proposals, in order") {
+    TempDir dir;
+    auto sm = std::make_shared<RecordingStateMachine>();
+    auto node = open_node(single_options(dir.path()), sm);
+    REQUIRE(node->propose("first").get().status.ok());
+    const NodeStatus before = node->status();
+    constexpr int kBatch = 50;
+    std::vector<std::promise<ProposeResult>> done(kBatch);
+    std::vector<Node::Proposal> batch;
+    for (int i = 0; i < kBatch; ++i)
+        batch.push_back({tag("b", i), [&done, i](ProposeResult r) { done[i].set_value(r); }});
+    node->propose_batch_async(std::move(batch));
+    std::uint64_t last = before.last_index;
+    for (int i = 0; i < kBatch; ++i) {
+        ProposeResult r = done[i].get_future().get();
+        REQUIRE(r.status.ok());
+        CHECK(r.index == last + 1);  // in order
+        CHECK(sm->applied().at(r.index) == tag("b", i));
+        last = r.index;
+    }
+    const NodeStatus after = node->status();
+    CHECK(after.wal.records == before.wal.records + kBatch);
+    CHECK(after.proposals == before.proposals + kBatch);
+}
+
 TEST_CASE("with inline_apply off, a single node applies on its apply thread only") {
     TempDir dir;
     auto sm = std::make_shared<RecordingStateMachine>();

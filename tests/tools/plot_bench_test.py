@@ -52,8 +52,14 @@ class PlotBench(unittest.TestCase):
         self.assertIn("| raftd 1 node / etcd, 1 connection: p50 | 0.653 | ≤ 0.5 | **no** |", p.stdout)
         # The median of the three concurrent loops, 164.5, over the lone loop's 100.
         self.assertIn("p50 / one loop alone | 1.645 |", p.stdout)
-        self.assertIn("| 64 | 4.11 | 0.23 | 0.47 | 0.62, 1.47 |", p.stdout)
-        self.assertIn("| 1 | 1.55 | 0.65 | 0.44 | – |", p.stdout)
+        # raftd 3 / etcd 3: the comparison rows' ratios (medians of the
+        # alternating rounds), not the first rows' 4000/1600 and 2400/3000.
+        self.assertIn("| 64 | 4.11 | 0.23 | 0.47 | 3.12, 0.40 | 0.62, 1.47 |", p.stdout)
+        self.assertIn("| 1 | 1.55 | 0.65 | 0.44 | 1.33, 0.80 | – |", p.stdout)
+        self.assertIn("| raftd 3 nodes / etcd 3 nodes, 64 connections: req/s (median of 2 rounds) "
+                      "| 3.125 | ≥ 3 | yes |", p.stdout)
+        self.assertIn("| raftd 3 nodes / etcd 3 nodes, 1 connection: p50 (median of 2 rounds) "
+                      "| 0.800 | ≤ 0.5 | **no** |", p.stdout)
         self.assertIn("trickling headers / without | 0.337 |", p.stdout)
         self.assertIn("skipped 1 lines", p.stderr)
 
@@ -64,7 +70,8 @@ class PlotBench(unittest.TestCase):
             "bench-latency.svg": ["WAL alone p50", "single node p99", "three nodes p50",
                                   "three nodes, mutual TLS p50", "raw fdatasync p50"],
             "bench-throughput.svg": ["WAL alone", "single node", "three nodes"],
-            "bench-http.svg": ["raftd, 1 node", "raftd, 3 nodes", "etcd 3.4, 1 node"],
+            "bench-http.svg": ["raftd, 1 node", "raftd, 3 nodes", "etcd 3.4, 1 node",
+                               "etcd 3.4, 3 nodes"],
         }
         self.assertEqual(sorted(os.listdir(self.dir)), sorted(expect))
         for name, titles in expect.items():

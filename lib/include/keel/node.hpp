@@ -39,6 +39,8 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "keel/options.hpp"
 #include "keel/shared_bytes.hpp"
@@ -77,6 +79,19 @@ public:
     // into the one buffer that keel's log, WAL queue and apply then share.
     virtual void propose_async(SharedBytes data, std::function<void(ProposeResult)> done) = 0;
     std::future<ProposeResult> propose(SharedBytes data);
+    // Several proposals at once, each as propose_async (in this order, each
+    // completing through its own `done`), handed to the core together: on
+    // a leader they share one append to each follower and one WAL write,
+    // where proposals submitted one by one from a busy thread each cost a
+    // message to every follower.  For a server that gathers the requests
+    // one wakeup brought in.  The default submits them one by one.
+    struct Proposal {
+        SharedBytes data;
+        std::function<void(ProposeResult)> done;
+    };
+    virtual void propose_batch_async(std::vector<Proposal> proposals) {
+        for (Proposal& p : proposals) propose_async(std::move(p.data), std::move(p.done));
+    }
 
     // Linearizable read barrier (ReadIndex): completes with the read index
     // once leadership is confirmed.  wait_applied=true additionally waits
