@@ -36,6 +36,8 @@ bool Core::State::may_campaign() const {
 }
 
 void Core::State::tick() {
+    // Quiescent: no clock runs, not even the lease's (quiescence.cpp).
+    if (quiescent) return;
     ticks += 1;
     if (ticks_since_leader_contact < opt.election_ticks_min) ticks_since_leader_contact += 1;
     if (role == Role::leader) {
@@ -73,6 +75,8 @@ void Core::State::tick_leader() {
     }
     if (transfer_target != kNoNode && ++transfer_elapsed_ticks >= opt.election_ticks_min)
         abort_transfer();
+    maybe_quiesce();
+    if (quiescent) return;
     if (heartbeat_elapsed_ticks >= opt.heartbeat_ticks) {
         heartbeat_elapsed_ticks = 0;
         broadcast_heartbeat();
@@ -96,6 +100,8 @@ void Core::State::reset(Term new_term) {
         vote = kNoNode;
     }
     leader = kNoNode;
+    quiescent = false;
+    quiet_ticks = 0;
     election_elapsed_ticks = 0;
     heartbeat_elapsed_ticks = 0;
     randomize_election_timeout();
