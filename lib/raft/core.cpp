@@ -117,10 +117,15 @@ Status Core::State::step_message(const Message& m) {
     if (Status st = validate_message(m, opt.id); !st.ok()) return st;
     if (Status st = admit(m); !st.ok()) return st;
     // A quiescent leader hears from a member that is not quiescent (one
-    // that missed the quiesce heartbeat, restarted, or campaigns): it wakes
-    // and heartbeats again.  A follower wakes in step_follower, or on a
-    // change of term (reset).
-    if (quiescent && role == Role::leader && m.term >= term) wake();
+    // that declined the quiesce heartbeat, restarted, or campaigns): it
+    // wakes and heartbeats again.  A follower wakes in step_follower, or on
+    // a change of term (reset).
+    if (quiescent && role == Role::leader && m.term >= term && wakes_leader(m)) wake();
+    // A quiescent follower asked for its vote by the very node it follows:
+    // that node no longer leads (it restarted, or stepped down), so the
+    // election timer must run again, whatever the host's liveness says.
+    const bool vote_request = m.type == MessageType::vote || m.type == MessageType::pre_vote;
+    if (quiescent && role != Role::leader && vote_request && m.from == leader) wake();
     bool handled = false;
     Status st = step_by_term(m, handled);
     if (handled) return st;
@@ -200,7 +205,9 @@ void Core::State::step_follower(const Message& m) {
             election_elapsed_ticks = 0;
             ticks_since_leader_contact = 0;
             leader = m.from;
-            if (m.type != MessageType::heartbeat) wake();  // handle_heartbeat decides
+            // handle_heartbeat decides for heartbeats; a late copy of an
+            // append this follower had before it quiesced is no news either.
+            if (m.type != MessageType::heartbeat && !stale_append(m)) wake();
             if (m.type == MessageType::append) handle_append(m);
             if (m.type == MessageType::heartbeat) handle_heartbeat(m);
             if (m.type == MessageType::snapshot) handle_snapshot(m);

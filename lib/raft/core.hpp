@@ -29,7 +29,8 @@
 //   - on a leader: propose, propose_config_change, read_index,
 //     transfer_leadership; any message of its term or a later one (a
 //     member that is not quiescent wants it); peer_down() of a member;
-//   - on a follower: any message from its leader but the quiesce heartbeat,
+//   - on a follower: any message from its leader but the quiesce heartbeat
+//     (or a heartbeat older than it), a (pre-)vote request from its leader,
 //     a message of a later term; peer_down() of its leader, after which it
 //     campaigns (PreVote as usual; with lease_reads, only once its
 //     promise not to vote has run out, i.e. after an election timeout).

@@ -53,7 +53,12 @@ void Core::State::tick() {
 // configuration never campaign.
 void Core::State::tick_election() {
     election_elapsed_ticks += 1;
-    if (!may_campaign() || election_elapsed_ticks < randomized_election_ticks) return;
+    if (election_elapsed_ticks < randomized_election_ticks) return;
+    if (!may_campaign()) {
+        // Its timer keeps counting (leader stickiness reads it); a poke per timeout.
+        if (election_elapsed_ticks % randomized_election_ticks == 0) poke_quiet_leader();
+        return;
+    }
     election_elapsed_ticks = 0;
     campaign(opt.pre_vote, /*transfer=*/false);
 }
@@ -98,6 +103,7 @@ void Core::State::reset(Term new_term) {
     if (new_term != term) {
         term = new_term;
         vote = kNoNode;
+        quiesce_seq = 0;
     }
     leader = kNoNode;
     quiescent = false;

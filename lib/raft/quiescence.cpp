@@ -55,6 +55,7 @@ void Core::State::quiesce() {
     const Index last = log.last_index();
     const Term last_term = *log.term_at(last);
     const std::uint64_t seq = ++heartbeat_seq;
+    quiesce_seq = seq;
     for (auto& [id, pr] : progress) {
         pr.commit_sent = std::max(pr.commit_sent, log.committed());
         send(Message{.type = MessageType::heartbeat,
@@ -85,6 +86,47 @@ void Core::State::wake() {
         pr.recent_active = false;
         pr.heard_since_wake = false;
     }
+}
+
+// Answers to what this leader sent before it quiesced may arrive late (links
+// reorder): they are no news and must not wake it, or a group on a jittery
+// network would quiesce and wake forever.  News is a vote or pre-vote (a
+// member's timer ran out), an answer to the quiesce heartbeat (a follower
+// that declined it), a rejected append of the follower's current phase, or
+// anything of a later term.
+bool Core::State::wakes_leader(const Message& m) const {
+    if (m.term > term) return true;
+    switch (m.type) {
+        case MessageType::heartbeat_response:
+            // Context 0: a follower that may not campaign asks for a heartbeat.
+            return m.context == 0 || m.context >= quiesce_seq;
+        case MessageType::append_response: {
+            auto it = progress.find(m.from);
+            return m.reject && it != progress.end() && m.context == it->second.phase;
+        }
+        default:
+            return true;
+    }
+}
+
+// From the leader this follower quiesced under (same term: a later one
+// resets quiescence), ending at or before the entry it quiesced at and
+// committing nothing more: a copy that the network held back.  The
+// leader's log only grows within its term, so the follower has all of it.
+bool Core::State::stale_append(const Message& m) const {
+    return quiescent && m.type == MessageType::append &&
+           m.log_index + m.entries.size() <= quiesce_index && m.commit <= log.committed();
+}
+
+// A learner (or any follower that may not campaign) never sends a vote
+// request, which is how a voter that missed the quiesce heartbeat wakes its
+// leader.  Once its election timer runs out it asks for a heartbeat instead,
+// with an answer of context 0 (quiescent leaders wake on it; awake ones
+// ignore it).  Only with quiescence on: otherwise it waits, as before.
+void Core::State::poke_quiet_leader() {
+    if (!opt.quiesce || leader == kNoNode || role != Role::follower || !config().contains(opt.id))
+        return;
+    send(Message{.type = MessageType::heartbeat_response, .to = leader, .context = 0});
 }
 
 bool Core::State::accept_quiesce(const Message& m) const {

@@ -183,8 +183,13 @@ void Core::State::handle_heartbeat(const Message& m) {
     log.commit_to(std::min(m.commit, log.last_index()));
     if (accept_quiesce(m)) {
         quiescent = true;  // unanswered: an answer would wake the leader (quiescence.cpp)
+        quiesce_seq = m.context;
+        quiesce_index = m.log_index;
         return;
     }
+    // Sent before the quiesce heartbeat this follower obeyed, and overtaken
+    // by it: the leader has been quiet since.
+    if (quiescent && m.context < quiesce_seq) return;
     wake();
     send(Message{.type = MessageType::heartbeat_response, .to = m.from, .context = m.context});
 }

@@ -69,6 +69,12 @@ struct Core::State {
     bool quiescent = false;
     // Leader: consecutive ticks that may_quiesce() held (Options::quiesce_after_ticks).
     int quiet_ticks = 0;
+    // The context (heartbeat sequence number) of the quiesce heartbeat this
+    // leader sent last, or this follower obeyed last, in this term: what
+    // was sent before it and arrives late is no news (quiescence.cpp).
+    std::uint64_t quiesce_seq = 0;
+    // Follower: the leader's last index when this follower last quiesced.
+    Index quiesce_index = 0;
 
     // ---- leader ---------------------------------------------------------------
     std::map<NodeId, Progress> progress;  // every member but this node
@@ -210,6 +216,9 @@ struct Core::State {
     void quiesce();
     void wake();
     bool accept_quiesce(const Message& m) const;  // follower: a quiesce heartbeat it may obey
+    bool wakes_leader(const Message& m) const;    // a quiescent leader's: news, not a late answer
+    bool stale_append(const Message& m) const;    // a quiescent follower's: nothing new in it
+    void poke_quiet_leader();                     // a follower that may not campaign
     void peer_down(NodeId peer);
 
     // ---- transfer.cpp ---------------------------------------------------------

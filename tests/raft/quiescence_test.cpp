@@ -322,3 +322,85 @@ TEST_CASE("a lone voter with a learner quiesces like any leader") {
     CHECK(tick_until_quiet(c));
     CHECK(c.core(2).commit_index() == c.core(1).last_index());
 }
+
+TEST_CASE("late answers to what a leader sent before it quiesced do not wake it") {
+    Cluster c({1, 2, 3}, {}, quiesce_on);
+    quiet_group(c);
+    const Term term = c.core(1).term();
+    const Index last = c.core(1).last_index();
+    (void)c.core(1).step(Message{.type = MessageType::heartbeat_response,
+                                 .from = 2,
+                                 .to = 1,
+                                 .term = term,
+                                 .context = 1});  // an early heartbeat's
+    (void)c.core(1).step(append_ok(3, 1, term, last));
+    CHECK(c.core(1).quiescent());
+    // A follower that declined the quiesce heartbeat answers it: that wakes it.
+    const Message quiesce = c.sent_log.back();
+    REQUIRE(quiesce.quiesce);
+    (void)c.core(1).step(Message{.type = MessageType::heartbeat_response,
+                                 .from = quiesce.to,
+                                 .to = 1,
+                                 .term = term,
+                                 .context = quiesce.context});
+    CHECK_FALSE(c.core(1).quiescent());
+}
+
+TEST_CASE("late copies of an append or a heartbeat do not wake a quiescent follower") {
+    Cluster c({1, 2, 3}, {}, quiesce_on);
+    c.elect(1);
+    c.propose(1, "x");
+    c.tick_all(1);  // a heartbeat too
+    // Copies of what 1 sent 2 while awake, held back by the network.
+    std::vector<Message> late;
+    for (const Message& m : c.sent_log)
+        if (m.to == 2 && m.from == 1 && m.term == c.core(1).term() &&
+            (m.type == MessageType::append || m.type == MessageType::heartbeat))
+            late.push_back(m);
+    REQUIRE(tick_until_quiet(c));
+    const std::size_t sent = c.sent_log.size();
+    for (const Message& m : late) {
+        (void)c.core(2).step(m);
+        c.process(2);
+        INFO(to_string(m));
+        CHECK(c.core(2).quiescent());
+    }
+    CHECK(of_type(late, MessageType::heartbeat).size() >= 1);
+    CHECK(of_type(messages_since(c, sent), MessageType::heartbeat_response).empty());
+}
+
+TEST_CASE("a quiescent follower asked for its vote by its own leader wakes") {
+    Cluster c({1, 2, 3}, {}, quiesce_on);
+    quiet_group(c);
+    const Term term = c.core(2).term();
+    // 1 restarted and campaigns; 2 is in its lease (stickiness) but must run its timer again.
+    (void)c.core(2).step(Message{.type = MessageType::pre_vote,
+                                 .from = 1,
+                                 .to = 2,
+                                 .term = term + 1,
+                                 .log_index = c.core(1).last_index(),
+                                 .log_term = term});
+    CHECK_FALSE(c.core(2).quiescent());
+    CHECK(c.core(2).needs_ticks());
+}
+
+TEST_CASE("a learner that missed the quiesce heartbeat asks its quiet leader for one") {
+    Cluster c({1, 2, 3}, {4}, quiesce_on);
+    c.elect(1);
+    c.propose(1, "x");
+    c.drop_types.insert(MessageType::heartbeat);  // the quiesce heartbeats are lost
+    for (int i = 0; i < 100 && !c.core(1).quiescent(); ++i) {
+        c.tick(1);
+        c.deliver_all();
+    }
+    REQUIRE(c.core(1).quiescent());
+    c.drop_types.clear();
+    CHECK_FALSE(c.core(4).quiescent());
+    // Voters would pre-vote; the learner pokes within an election timeout.
+    for (int i = 0; i < 25 && c.core(1).quiescent(); ++i) {
+        c.tick(4);
+        c.deliver_all();
+    }
+    CHECK_FALSE(c.core(1).quiescent());
+    CHECK(tick_until_quiet(c));
+}
