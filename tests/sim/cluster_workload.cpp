@@ -76,7 +76,8 @@ bool Cluster::propose_on(SimNode& n) {
     ++history_.stats().proposals;
     auto r = n.propose(value);
     if (!r.ok()) {
-        trace(std::string("client: ") + n_(n.id()) + " refuses a write: " + r.status().to_string());
+        trace(std::string("client: ") + n_(n.id()) +
+              " refuses a write: " + r.status().to_string());
         return false;
     }
     trace(std::string("client: ") + n_(n.id()) + " accepts write " +

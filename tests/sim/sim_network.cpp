@@ -17,9 +17,9 @@ std::vector<std::uint64_t> SimNetwork::route(const Message& m, std::uint64_t now
     const int copies = (!calm_ && rng_.chance(params_.dup_p)) ? 2 : 1;
     for (int i = 0; i < copies; ++i) {
         const std::uint64_t delay_max =
-            calm_
-                ? std::max(params_.delay_min_us, std::min(params_.delay_max_us, calm_delay_max_us_))
-                : params_.delay_max_us;
+            calm_ ? std::max(params_.delay_min_us,
+                             std::min(params_.delay_max_us, calm_delay_max_us_))
+                  : params_.delay_max_us;
         std::uint64_t at = now_us + rng_.range(params_.delay_min_us, delay_max);
         if (!calm_ && rng_.chance(params_.reorder_p)) {
             at +=
