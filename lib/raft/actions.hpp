@@ -46,11 +46,15 @@ enum class Role : std::uint8_t { follower = 1, pre_candidate = 2, candidate = 3,
 
 const char* role_name(Role role);
 
-// Volatile state worth reporting when it changes (leadership, role, term).
+// Volatile state worth reporting when it changes (leadership, role, term,
+// quiescence).
 struct SoftState {
     Role role = Role::follower;
     NodeId leader = kNoNode;
     Term term = 0;
+    // The group is quiescent here (Options::quiesce): this core needs no
+    // tick() until an input wakes it (Core::needs_ticks()).
+    bool quiescent = false;
 
     friend bool operator==(const SoftState&, const SoftState&) = default;
 };
@@ -71,7 +75,7 @@ struct ReadFailure {
 };
 
 struct Actions {
-    std::optional<SoftState> soft_state;          // set when role, leader or term changed
+    std::optional<SoftState> soft_state;  // set when role, leader or term changed
     // Set when term, vote or commit changed.  Its commit is capped at the
     // persisted index, so a restart never finds a commit beyond its log.
     std::optional<HardState> hard_state;

@@ -100,6 +100,8 @@ Status validate_message(const Message& m, NodeId self) {
     if (m.log_index > kMaxIndex || m.commit > kMaxIndex || m.index > kMaxIndex ||
         m.hint_index > kMaxIndex)
         return refused(kRefusedIndexOutOfRange, "index at or above 2^63");
+    if (m.quiesce && m.type != MessageType::heartbeat)
+        return refused(kRefusedMalformed, "quiesce flag on a non-heartbeat");
     if (m.type != MessageType::append && !m.entries.empty())
         return refused(kRefusedMalformed, "entries on a message that carries none");
     if (Status st = check_entries(m); !st.ok()) return st;

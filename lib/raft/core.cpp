@@ -26,6 +26,7 @@ void check_options(const Options& o) {
                 "election_ticks_max must be at least election_ticks_min");
     KEEL_ASSERT(o.max_inflight_messages >= 1, "max_inflight_messages must be at least 1");
     KEEL_ASSERT(!o.lease_reads || o.check_quorum, "lease_reads requires check_quorum");
+    KEEL_ASSERT(o.quiesce_after_ticks >= 1, "quiesce_after_ticks must be at least 1");
 }
 
 }  // namespace
@@ -81,7 +82,7 @@ HardState Core::State::hard_state() const {
 }
 
 SoftState Core::State::soft_state() const {
-    return SoftState{role, leader, term};
+    return SoftState{role, leader, term, quiescent};
 }
 
 Status Core::State::not_leader_status() const {
@@ -115,6 +116,16 @@ Status Core::State::step_message(const Message& m) {
     // touches nothing.
     if (Status st = validate_message(m, opt.id); !st.ok()) return st;
     if (Status st = admit(m); !st.ok()) return st;
+    // A quiescent leader hears from a member that is not quiescent (one
+    // that declined the quiesce heartbeat, restarted, or campaigns): it
+    // wakes and heartbeats again.  A follower wakes in step_follower, or on
+    // a change of term (reset).
+    if (quiescent && role == Role::leader && m.term >= term && wakes_leader(m)) wake();
+    // A quiescent follower asked for its vote by the very node it follows:
+    // that node no longer leads (it restarted, or stepped down), so the
+    // election timer must run again, whatever the host's liveness says.
+    const bool vote_request = m.type == MessageType::vote || m.type == MessageType::pre_vote;
+    if (quiescent && role != Role::leader && vote_request && m.from == leader) wake();
     bool handled = false;
     Status st = step_by_term(m, handled);
     if (handled) return st;
@@ -194,11 +205,15 @@ void Core::State::step_follower(const Message& m) {
             election_elapsed_ticks = 0;
             ticks_since_leader_contact = 0;
             leader = m.from;
+            // handle_heartbeat decides for heartbeats; a late copy of an
+            // append this follower had before it quiesced is no news either.
+            if (m.type != MessageType::heartbeat && !stale_append(m)) wake();
             if (m.type == MessageType::append) handle_append(m);
             if (m.type == MessageType::heartbeat) handle_heartbeat(m);
             if (m.type == MessageType::snapshot) handle_snapshot(m);
             break;
         case MessageType::timeout_now:
+            wake();
             // A learner (or a removed node) never campaigns.
             if (may_campaign()) campaign(/*pre=*/false, /*transfer=*/true);
             break;
@@ -258,6 +273,7 @@ void Core::tick() {
 Result<Proposed> Core::propose(SharedBytes data) {
     State& s = *s_;
     if (s.role != Role::leader) return s.not_leader_status();
+    s.wake();
     if (!s.term_durable) return Status{ErrorCode::busy, "leader's term is not durable yet"};
     if (s.transfer_target != kNoNode) {
         return Status{ErrorCode::busy,
@@ -275,15 +291,19 @@ Result<Proposed> Core::propose(SharedBytes data) {
     return Proposed{s.log.last_index(), s.term};
 }
 
+// A leader wakes for every request of its application, accepted or not.
 Result<Proposed> Core::propose_config_change(const ConfigChange& change) {
+    if (s_->role == Role::leader) s_->wake();
     return s_->propose_config_change(change);
 }
 
 Status Core::read_index(std::uint64_t request_id) {
+    if (s_->role == Role::leader) s_->wake();
     return s_->read_index(request_id);
 }
 
 Status Core::transfer_leadership(NodeId target) {
+    if (s_->role == Role::leader) s_->wake();
     return s_->transfer_leadership(target);
 }
 
@@ -319,6 +339,10 @@ void Core::report_unreachable(NodeId peer) {
 
 void Core::report_snapshot(NodeId peer, bool ok) {
     s_->report_snapshot(peer, ok);
+}
+
+void Core::peer_down(NodeId peer) {
+    s_->peer_down(peer);
 }
 
 bool Core::has_actions() const {
@@ -441,8 +465,13 @@ std::vector<PeerProgress> Core::progress() const {
 }
 
 bool Core::needs_ticks() const {
+    if (s_->quiescent) return false;
     const Configuration& c = s_->config();
     return !(c.members.size() == 1 && c.is_voter(s_->opt.id) && s_->role == Role::leader);
+}
+
+bool Core::quiescent() const {
+    return s_->quiescent;
 }
 
 }  // namespace keel::raft

@@ -17,6 +17,27 @@
 // says it is durable locally.  needs_ticks() tells the runtime's mode
 // detector when it may stop its timer.
 //
+// Quiescence (Options::quiesce; docs/groups.md, "Quiescence and liveness"):
+// an idle group needs no ticks either.  A leader whose followers have all
+// acknowledged its whole log, with nothing in flight, sends them a last
+// heartbeat marked quiesce and stops heartbeating and checking its quorum;
+// a follower that holds everything that heartbeat names stops its election
+// timer.  Both report SoftState::quiescent and needs_ticks() == false, and
+// ignore tick().  Liveness then belongs to the host: one heartbeat per peer
+// process, not per group, and peer_down() when a peer process stops
+// answering.  What wakes a quiescent core:
+//   - on a leader: propose, propose_config_change, read_index,
+//     transfer_leadership; any message of its term or a later one (a
+//     member that is not quiescent wants it); peer_down() of a member;
+//   - on a follower: any message from its leader but the quiesce heartbeat
+//     (or a heartbeat older than it), a (pre-)vote request from its leader,
+//     a message of a later term; peer_down() of its leader, after which it
+//     campaigns (PreVote as usual; with lease_reads, only once its
+//     promise not to vote has run out, i.e. after an election timeout).
+// Quiescence changes only timers: no Raft rule depends on it.  A leader's
+// lease (lease_reads) is dropped when it quiesces, since its clock stops:
+// only heartbeats sent after it wakes can support a lease again.
+//
 // Log ownership: the core keeps every entry after its latest snapshot in
 // memory (it serves lagging followers from it).  The runtime persists what
 // Actions::entries tells it to and reloads it through RestoredState.
@@ -82,6 +103,14 @@ struct Options {
     // joins later and needs entries no snapshot covers, the core asks the
     // runtime for a snapshot (Actions::snapshot_wanted) and sends that.
     bool forget_applied_when_alone = true;
+
+    // Quiescence (see the top of this file): off by default, for every
+    // member of a group alike (a follower with it off declines the leader's
+    // quiesce heartbeat, which wakes the leader again).
+    bool quiesce = false;
+    // A leader quiesces once the conditions hold for this many consecutive
+    // ticks (a group that goes idle and busy at once would flap otherwise).
+    int quiesce_after_ticks = 6;
 
     std::uint64_t random_seed = 1;
 };
@@ -199,6 +228,15 @@ public:
     void report_unreachable(NodeId peer);
     // Streaming the snapshot to `peer` finished (ok) or failed.
     void report_snapshot(NodeId peer, bool ok);
+    // The host's liveness service declared the process of member `peer`
+    // down (it missed that process's heartbeats for a timeout; one
+    // heartbeat per process serves all its groups).  A quiescent follower
+    // whose leader is `peer` wakes and campaigns (with lease_reads, once an
+    // election timeout has passed); a leader wakes if quiescent, and will
+    // not quiesce again before `peer` answers it, so that CheckQuorum runs
+    // meanwhile.  Ignored otherwise (a follower that is awake has its own
+    // timer).  A wrong verdict costs an election at worst, never safety.
+    void peer_down(NodeId peer);
 
     // ---- output ------------------------------------------------------------
     bool has_actions() const;
@@ -234,11 +272,14 @@ public:
     // sorted by id.  Empty unless role() is leader: a follower or candidate
     // tracks no one's log.  A copy, stale after the next input to the core.
     std::vector<PeerProgress> progress() const;
-    // False when this node is the only member (a voter) and leads: the
-    // runtime may then run without a tick timer.  (A lone voter deposed by a
-    // higher term takes leadership back within the same step, so it never
-    // waits for a tick.)
+    // False when this node is the only member (a voter) and leads, or when
+    // it is quiescent: the runtime may then run without a tick timer.  (A
+    // lone voter deposed by a higher term takes leadership back within the
+    // same step, so it never waits for a tick.)
     bool needs_ticks() const;
+    // Quiescent (Options::quiesce): ticks are ignored until an input wakes
+    // it.  Reported in SoftState::quiescent as well.
+    bool quiescent() const;
 
 private:
     struct State;

@@ -36,6 +36,8 @@ bool Core::State::may_campaign() const {
 }
 
 void Core::State::tick() {
+    // Quiescent: no clock runs, not even the lease's (quiescence.cpp).
+    if (quiescent) return;
     ticks += 1;
     if (ticks_since_leader_contact < opt.election_ticks_min) ticks_since_leader_contact += 1;
     if (role == Role::leader) {
@@ -51,7 +53,12 @@ void Core::State::tick() {
 // configuration never campaign.
 void Core::State::tick_election() {
     election_elapsed_ticks += 1;
-    if (!may_campaign() || election_elapsed_ticks < randomized_election_ticks) return;
+    if (election_elapsed_ticks < randomized_election_ticks) return;
+    if (!may_campaign()) {
+        // Its timer keeps counting (leader stickiness reads it); a poke per timeout.
+        if (election_elapsed_ticks % randomized_election_ticks == 0) poke_quiet_leader();
+        return;
+    }
     election_elapsed_ticks = 0;
     campaign(opt.pre_vote, /*transfer=*/false);
 }
@@ -73,6 +80,8 @@ void Core::State::tick_leader() {
     }
     if (transfer_target != kNoNode && ++transfer_elapsed_ticks >= opt.election_ticks_min)
         abort_transfer();
+    maybe_quiesce();
+    if (quiescent) return;
     if (heartbeat_elapsed_ticks >= opt.heartbeat_ticks) {
         heartbeat_elapsed_ticks = 0;
         broadcast_heartbeat();
@@ -94,8 +103,11 @@ void Core::State::reset(Term new_term) {
     if (new_term != term) {
         term = new_term;
         vote = kNoNode;
+        quiesce_seq = 0;
     }
     leader = kNoNode;
+    quiescent = false;
+    quiet_ticks = 0;
     election_elapsed_ticks = 0;
     heartbeat_elapsed_ticks = 0;
     randomize_election_timeout();

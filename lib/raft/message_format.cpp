@@ -146,6 +146,11 @@ std::string to_string(const Message& m) {
         case MessageType::heartbeat:
             append_field(out, "commit", m.commit);
             if (m.context != 0) append_field(out, "context", m.context);
+            if (m.quiesce) {
+                append_field(out, "log_term", m.log_term);
+                append_field(out, "log_index", m.log_index);
+                out += " quiesce";
+            }
             break;
         case MessageType::heartbeat_response:
             if (m.context != 0) append_field(out, "context", m.context);

@@ -49,7 +49,11 @@ struct Progress {
     bool probe_sent = false;     // probe: an append is out, wait for its answer
     Index pending_snapshot = 0;  // snapshot: index of the snapshot being sent
     bool recent_active = false;  // heard from it since the last CheckQuorum
-    Index commit_sent = 0;       // the highest commit index sent to it (appends, heartbeats)
+    // Answered since this leader was elected, last woke from quiescence, or
+    // was told its process is down (Core::peer_down): a leader quiesces only
+    // once every follower has (quiescence.cpp).
+    bool heard_since_wake = false;
+    Index commit_sent = 0;  // the highest commit index sent to it (appends, heartbeats)
     // The latest heartbeat it acknowledged (its sequence number and the tick
     // it was sent at): ReadIndex rounds and the lease (read_index.cpp).
     std::uint64_t acked_heartbeat_seq = 0;

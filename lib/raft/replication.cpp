@@ -181,6 +181,16 @@ void Core::State::handle_append(const Message& m) {
 void Core::State::handle_heartbeat(const Message& m) {
     // The leader caps m.commit at our match index, so those entries are ours.
     log.commit_to(std::min(m.commit, log.last_index()));
+    if (accept_quiesce(m)) {
+        quiescent = true;  // unanswered: an answer would wake the leader (quiescence.cpp)
+        quiesce_seq = m.context;
+        quiesce_index = m.log_index;
+        return;
+    }
+    // Sent before the quiesce heartbeat this follower obeyed, and overtaken
+    // by it: the leader has been quiet since.
+    if (quiescent && m.context < quiesce_seq) return;
+    wake();
     send(Message{.type = MessageType::heartbeat_response, .to = m.from, .context = m.context});
 }
 
@@ -198,6 +208,7 @@ Status Core::State::handle_append_response(const Message& m) {
     if (it == progress.end()) return {};
     Progress& pr = it->second;
     pr.recent_active = true;
+    pr.heard_since_wake = true;
     if (m.reject) {
         // A rejection of an append from an earlier phase (Progress::phase)
         // is stale: the state it would correct has already changed.
@@ -246,6 +257,7 @@ void Core::State::handle_heartbeat_response(const Message& m) {
     if (it == progress.end()) return;
     Progress& pr = it->second;
     pr.recent_active = true;
+    pr.heard_since_wake = true;
     pr.probe_sent = false;
     // A lost append in a full window would stall replication forever: let one
     // more through per heartbeat, its answer reveals the gap.

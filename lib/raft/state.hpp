@@ -65,6 +65,16 @@ struct Core::State {
     // a leader's lease rests on (lease_held, read_index.cpp).
     int ticks_since_leader_contact = 0;
     std::map<NodeId, bool> votes;  // candidate / pre-candidate: voter -> granted
+    // Quiescence (quiescence.cpp): ticks are ignored while set.
+    bool quiescent = false;
+    // Leader: consecutive ticks that may_quiesce() held (Options::quiesce_after_ticks).
+    int quiet_ticks = 0;
+    // The context (heartbeat sequence number) of the quiesce heartbeat this
+    // leader sent last, or this follower obeyed last, in this term: what
+    // was sent before it and arrives late is no news (quiescence.cpp).
+    std::uint64_t quiesce_seq = 0;
+    // Follower: the leader's last index when this follower last quiesced.
+    Index quiesce_index = 0;
 
     // ---- leader ---------------------------------------------------------------
     std::map<NodeId, Progress> progress;  // every member but this node
@@ -199,6 +209,17 @@ struct Core::State {
     void release_confirmed_reads();
     void release_waiting_reads();
     void fail_pending_reads(NodeId leader_hint);
+
+    // ---- quiescence.cpp -------------------------------------------------------
+    bool may_quiesce() const;
+    void maybe_quiesce();  // leader, once per tick
+    void quiesce();
+    void wake();
+    bool accept_quiesce(const Message& m) const;  // follower: a quiesce heartbeat it may obey
+    bool wakes_leader(const Message& m) const;    // a quiescent leader's: news, not a late answer
+    bool stale_append(const Message& m) const;    // a quiescent follower's: nothing new in it
+    void poke_quiet_leader();                     // a follower that may not campaign
+    void peer_down(NodeId peer);
 
     // ---- transfer.cpp ---------------------------------------------------------
     Status transfer_leadership(NodeId target);

@@ -60,8 +60,8 @@ struct HardState {
 };
 
 struct MemberInfo {
-    bool voter = true;     // false: a learner (receives the log, never votes or counts)
-    std::string context;   // opaque to the core; the runtime stores addresses here
+    bool voter = true;    // false: a learner (receives the log, never votes or counts)
+    std::string context;  // opaque to the core; the runtime stores addresses here
 
     friend bool operator==(const MemberInfo&, const MemberInfo&) = default;
 };
@@ -112,24 +112,24 @@ struct ConfigChange {
 };
 
 struct SnapshotMeta {
-    Index index = 0;  // last entry the snapshot covers
-    Term term = 0;    // term of that entry
+    Index index = 0;       // last entry the snapshot covers
+    Term term = 0;         // term of that entry
     Configuration config;  // the configuration as of `index`
 
     friend bool operator==(const SnapshotMeta&, const SnapshotMeta&) = default;
 };
 
 enum class MessageType : std::uint8_t {
-    append = 1,              // AppendEntries RPC (also carries no entries as a probe)
+    append = 1,  // AppendEntries RPC (also carries no entries as a probe)
     append_response = 2,
-    vote = 3,                // RequestVote RPC
+    vote = 3,  // RequestVote RPC
     vote_response = 4,
-    pre_vote = 5,            // PreVote (dissertation §9.6): would you vote for me at term+1?
+    pre_vote = 5,  // PreVote (dissertation §9.6): would you vote for me at term+1?
     pre_vote_response = 6,
-    heartbeat = 7,           // leader liveness + commit + ReadIndex round (context)
+    heartbeat = 7,  // leader liveness + commit + ReadIndex round (context)
     heartbeat_response = 8,
-    snapshot = 9,            // InstallSnapshot: meta here; data streamed by the runtime
-    timeout_now = 10,        // leadership transfer: campaign now, ignoring timers and leases
+    snapshot = 9,      // InstallSnapshot: meta here; data streamed by the runtime
+    timeout_now = 10,  // leadership transfer: campaign now, ignoring timers and leases
 };
 
 const char* message_type_name(MessageType type);
@@ -146,7 +146,9 @@ const char* message_type_name(MessageType type);
 //                       transfer = true when caused by a leadership transfer
 //   vote_response,
 //   pre_vote_response:  reject
-//   heartbeat:          commit (capped at the follower's match index), context (ReadIndex round)
+//   heartbeat:          commit (capped at the follower's match index), context (ReadIndex round);
+//                       quiesce = true: the leader stops heartbeating (quiescence.cpp), and
+//                       log_index/log_term = its last entry, which the follower must hold
 //   heartbeat_response: context echoed
 //   snapshot:           snapshot (meta); the runtime attaches the data
 //   timeout_now:        -
@@ -168,6 +170,10 @@ struct Message {
 
     std::uint64_t context = 0;
     bool transfer = false;
+    // Only on a heartbeat: the group goes quiet (Options::quiesce).  Not on
+    // the TCP wire yet (lib/transport encodes no such field): a runtime
+    // that turns quiescence on must carry it.
+    bool quiesce = false;
     std::optional<SnapshotMeta> snapshot;
 
     friend bool operator==(const Message&, const Message&) = default;

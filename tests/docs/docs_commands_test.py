@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Command blocks of the docs that run from the repository's top without a
 raftd (tests/daemon/docs_test.py runs those that need one): docs/benchmarks.md
-"By hand" and CONTRIBUTING.md "Tests".  Each block runs as written (bash,
+"By hand", docs/groups.md "Quiescence in the simulator" and CONTRIBUTING.md "Tests".  Each block runs as written (bash,
 set -e) in a fresh directory laid out like the repository's top: build/tools,
 build/tests and build/daemon link to the build, scripts/ to the repository's.
 
@@ -47,6 +47,11 @@ class DocsCommands(unittest.TestCase):
         self.assertIn("bench-latency.svg", p.stderr)
         self.assertIn("signal=kill rounds=2 outage_ms", p.stdout)
         self.assertIn("signal=term rounds=2 outage_ms", p.stdout)
+
+    def test_groups_md_quiescence_in_the_simulator(self):
+        p = self.run_block("docs/groups.md", "Quiescence in the simulator")
+        self.assertIn("seed 7: ok", p.stdout)
+        self.assertIn("without quiescence the idle check fails", p.stdout)
 
     def test_contributing_md_tests(self):
         p = self.run_block("CONTRIBUTING.md", "Tests")

@@ -56,7 +56,7 @@ void Cluster::violation(const std::string& what) {
     if (violation_) return;
     violation_ = what;
     safety_violation_ = what.rfind("Liveness", 0) != 0 && what.rfind("Storm", 0) != 0 &&
-                        what.rfind("Scenario", 0) != 0;
+                        what.rfind("Scenario", 0) != 0 && what.rfind("Idle", 0) != 0;
     trace(std::string("VIOLATION: ") + what);
 }
 
@@ -74,6 +74,11 @@ raft::Options Cluster::options_for(NodeId id) {
     o.max_message_bytes = params_.max_message_bytes;
     o.snapshot_trailing_entries = params_.snapshot_trailing_entries;
     o.random_seed = hash_mix(hash_mix(seed_, id), incarnations_[id]);
+    if (config_.quiesce) {
+        o.quiesce = true;
+        o.quiesce_after_ticks =
+            static_cast<int>(1 + seed_ % 6);  // not a swarm draw: seeds keep their runs
+    }
     if (config_.scenario != Scenario::none) scenario_options(config_.scenario, &o);
     return o;
 }
@@ -93,6 +98,7 @@ void Cluster::start_node(NodeId id) {
     nodes_[id] = std::move(node);
     // The constructor may already have produced actions (a lone voter leads at once).
     schedule_tick(id, incarnation);
+    if (config_.quiesce) start_liveness(id, incarnation);
 }
 
 void Cluster::schedule_tick(NodeId id, std::uint64_t incarnation) {
@@ -100,7 +106,7 @@ void Cluster::schedule_tick(NodeId id, std::uint64_t incarnation) {
         static_cast<std::uint64_t>(static_cast<double>(params_.tick_us) * clock_rate_[id]);
     schedule_node(id, incarnation, std::max<std::uint64_t>(period, 1),
                   [this, id, incarnation](SimNode& n) {
-                      n.tick();
+                      if (n.tick() && counts_ticks(id)) ++result_.core_ticks;
                       schedule_tick(id, incarnation);
                   });
 }
@@ -114,6 +120,7 @@ void Cluster::schedule_node(NodeId node, std::uint64_t incarnation, std::uint64_
 }
 
 void Cluster::send(const Message& m, std::string snapshot_data) {
+    if (counts_ticks(m.from)) ++result_.raft_messages;
     const auto delays = network_.route(m, now_us());
     if (delays.empty()) {
         trace(n_(m.from) + "->" + n_(m.to) + " lost " + raft::message_type_name(m.type));
@@ -375,7 +382,8 @@ std::string Cluster::describe_nodes() const {
         if (!out.empty()) out += "; ";
         out += n_(id) + " " + raft::role_name(c.role()) + " t" + s_(c.term()) + " commit " +
                s_(c.commit_index()) + " last " + s_(c.last_index()) + " config " +
-               raft::to_string(c.configuration()) + (c.needs_ticks() ? "" : " (needs no ticks)");
+               raft::to_string(c.configuration()) + (c.needs_ticks() ? "" : " (needs no ticks)") +
+               (c.quiescent() ? " (quiescent)" : "");
         const SimDisk& d = *disks_.at(id);
         if (n->gated() > 0 || !d.wal_idle()) {
             out += " [" + s_(n->gated()) + " messages wait for write " + s_(n->gated_on()) + "; " +
@@ -446,13 +454,17 @@ RunResult Cluster::run() {
             last_commit_us_ = now_us();
             history_.settle(settled_at, [this](Index i) { return checker_.committed_term(i); });
         }
-        if (phase_ == Phase::liveness) {
+        if (idle_from_us_) {
+            if (idle_check_done()) break;
+        } else if (phase_ == Phase::liveness) {
             std::string why_not;
             if (liveness_reached(&why_not)) {
                 live = true;
                 trace(std::string("liveness reached ") + format_time(now_us() - heal_us_) +
                       " after healing");
-                break;
+                if (!config_.idle_check) break;
+                idle_from_us_ = now_us();
+                continue;
             }
             const std::uint64_t quiet_since = std::max(heal_us_, last_commit_us_);
             if (now_us() > quiet_since + params_.liveness_bound_us) {

@@ -44,6 +44,13 @@ struct RunResult {
     std::uint64_t crashes = 0;
     std::uint64_t config_changes = 0;
     std::uint64_t snapshots_installed = 0;
+    // Counters of the whole run: Raft messages sent, core ticks (of members
+    // of the leader's configuration: Cluster::counts_ticks), and the host
+    // liveness model's pings and down verdicts (RunConfig::quiesce).
+    std::uint64_t raft_messages = 0;
+    std::uint64_t core_ticks = 0;
+    std::uint64_t liveness_pings = 0;
+    std::uint64_t peers_declared_down = 0;
     HistoryStats history;
 };
 
@@ -96,6 +103,29 @@ public:
 
 private:
     enum class Phase { faults, liveness };
+
+    // The host liveness model (cluster_liveness.cpp): every kLivenessPingTicks
+    // ticks each process pings every peer process over the simulated network
+    // (partitions, drops and delays apply) and declares down a peer it has
+    // not heard for an election timeout, feeding peer_down to its core
+    // again at every check while the peer stays silent.
+    static constexpr std::uint64_t kLivenessPingTicks = 2;
+    // RunConfig::idle_check: after liveness is reached, warm up, then count
+    // over a window: no Raft message and no core tick may happen in it.
+    static constexpr std::uint64_t kIdleWarmupUs = 3'000'000;
+    static constexpr std::uint64_t kIdleWindowUs = 2'000'000;
+    void start_liveness(raft::NodeId id, std::uint64_t incarnation);
+    void liveness_round(raft::NodeId id, std::uint64_t incarnation);
+    void deliver_ping(raft::NodeId from, std::uint64_t incarnation, raft::NodeId to);
+    void declare_down(raft::NodeId observer, raft::NodeId peer, const std::string& why);
+    std::uint64_t liveness_timeout_us() const;
+    // Whether the ticks and messages of `id` count (RunResult::core_ticks,
+    // raft_messages): not those of a
+    // node outside the leader's configuration, an orphan of a change the
+    // simulator leaves running (a host would drop such a replica).
+    bool counts_ticks(raft::NodeId id) const;
+    // Idle check: false while it runs, true once it finished (violation or not).
+    bool idle_check_done();
 
     raft::Options options_for(raft::NodeId id);
     void start_node(raft::NodeId id);
@@ -163,6 +193,20 @@ private:
     Phase phase_ = Phase::faults;
     std::uint64_t heal_us_ = 0;
     std::uint64_t last_commit_us_ = 0;  // liveness phase: when the known commit last advanced
+    // Host liveness: when each process last heard each peer's ping, and the
+    // peers it holds down.  Keys (observer, peer).
+    std::map<std::pair<raft::NodeId, raft::NodeId>, std::uint64_t> heard_us_;
+    std::set<std::pair<raft::NodeId, raft::NodeId>> declared_down_;
+    // The incarnation of each peer each process heard last: a new one means
+    // the process restarted, and what ran there before is down.
+    std::map<std::pair<raft::NodeId, raft::NodeId>, std::uint64_t> heard_incarnation_;
+    // Idle check: when liveness was reached, and the counters at the end of the warm-up.
+    std::optional<std::uint64_t> idle_from_us_;
+    struct IdleCounts {
+        std::uint64_t raft_messages = 0, core_ticks = 0, liveness_pings = 0;
+    };
+    IdleCounts idle_counts() const;
+    std::optional<IdleCounts> idle_counts_at_warm_;
     std::optional<std::string> violation_;
     bool safety_violation_ = false;
     RunResult result_;

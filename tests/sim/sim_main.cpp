@@ -44,7 +44,8 @@ struct Args {
     std::fprintf(stderr,
                  "keel_sim: %s\nusage: keel_sim [--nodes N] [--membership] [--seeds K] "
                  "[--first-seed S] [--bug NAME --expect-violation] [--determinism] "
-                 "[--keep-going] [--events-max N] [--tick-always] [--no-lease-reads] "
+                 "[--keep-going] [--events-max N] [--tick-always] [--no-lease-reads] [--quiesce] "
+                 "[--idle-check] "
                  "[--scenario figure8|overwritten_write]\n",
                  why);
     std::exit(2);
@@ -85,6 +86,10 @@ Args parse(int argc, char** argv) {
                 usage("unknown --scenario");
         } else if (arg == "--no-lease-reads") {
             a.config.lease_reads = false;
+        } else if (arg == "--quiesce") {
+            a.config.quiesce = true;
+        } else if (arg == "--idle-check") {
+            a.config.idle_check = true;
         } else if (arg == "--tick-always") {
             a.config.tick_always = true;
         } else if (arg == "--events-max") {
@@ -104,9 +109,12 @@ Args parse(int argc, char** argv) {
         a.config.nodes = keel::sim::scenario_nodes(a.config.scenario);
     }
     if (const char* s = std::getenv("KEEL_SIM_SEEDS")) a.seeds = number(s, "bad KEEL_SIM_SEEDS");
-    if (const char* s = std::getenv("KEEL_SIM_SEED")) {
-        a.first_seed = number(s, "bad KEEL_SIM_SEED");
-        a.seeds = 1;
+    // KEEL_SEED, the tests' convention (tests/common/test_seed.hpp), names one seed too.
+    for (const char* name : {"KEEL_SEED", "KEEL_SIM_SEED"}) {
+        if (const char* s = std::getenv(name); s != nullptr && *s != '\0') {
+            a.first_seed = number(s, (std::string("bad ") + name).c_str());
+            a.seeds = 1;
+        }
     }
     return a;
 }
@@ -118,6 +126,8 @@ std::string replay(const Args& a, std::uint64_t seed) {
         cmd += std::string(" --scenario ") + keel::sim::scenario_name(a.config.scenario);
     if (a.config.membership) cmd += " --membership";
     if (a.config.tick_always) cmd += " --tick-always";
+    if (a.config.quiesce) cmd += " --quiesce";
+    if (a.config.idle_check) cmd += " --idle-check";
     if (!a.config.lease_reads) cmd += " --no-lease-reads";
     if (a.config.bug != Bug::none)
         cmd += std::string(" --bug ") + keel::sim::bug_name(a.config.bug);
@@ -161,6 +171,13 @@ int main(int argc, char** argv) {
                 (unsigned long long)r.history.reads_failed, (unsigned long long)r.crashes,
                 (unsigned long long)r.config_changes, (unsigned long long)r.snapshots_installed,
                 (unsigned long long)r.trace_hash);
+            if (a.config.quiesce)
+                std::printf(
+                    "seed %llu: %llu Raft messages, %llu core ticks, %llu liveness pings, "
+                    "%llu peers declared down\n",
+                    (unsigned long long)seed, (unsigned long long)r.raft_messages,
+                    (unsigned long long)r.core_ticks, (unsigned long long)r.liveness_pings,
+                    (unsigned long long)r.peers_declared_down);
         }
         if (a.determinism) {
             Cluster again(seed, a.config, false);

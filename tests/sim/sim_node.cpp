@@ -47,10 +47,18 @@ SimNode::SimNode(NodeHost& host, SimDisk& disk, const raft::Options& options,
     drain();
 }
 
-void SimNode::tick() {
-    // A lone voter needs no ticks (core.hpp): honour needs_ticks() like the runtime does.
-    if (dead_ || (!core_.needs_ticks() && !tick_always_)) return;
+bool SimNode::tick() {
+    // A lone voter or a quiescent core needs no ticks (core.hpp): honour
+    // needs_ticks() like the runtime does.
+    if (dead_ || (!core_.needs_ticks() && !tick_always_)) return false;
     core_.tick();
+    drain();
+    return true;
+}
+
+void SimNode::peer_down(NodeId peer) {
+    if (dead_) return;
+    core_.peer_down(peer);
     drain();
 }
 

@@ -93,7 +93,10 @@ public:
     std::uint64_t gated_on() const { return gated_.empty() ? 0 : gated_.front().barrier_op; }
 
     // Inputs; each runs the core and carries out every resulting batch.
-    void tick();
+    // tick() returns whether the core was ticked (a lone leader or a
+    // quiescent core is not, as the runtime would stop its timer).
+    bool tick();
+    void peer_down(raft::NodeId peer);
     void deliver(const raft::Message& m, const std::string& snapshot_data);
     Result<raft::Proposed> propose(std::string data);
     Status read_index(std::uint64_t request_id);

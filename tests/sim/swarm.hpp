@@ -16,12 +16,13 @@ namespace keel::sim {
 // checkers notice (tests/sim/meson.build: sim_catches_injected_bugs).
 enum class Bug : std::uint8_t {
     none = 0,
-    lying_disk,     // fsync is acknowledged but a crash loses the acknowledged suffix
-    vote_granter,   // the network turns every rejected (pre-)vote into a grant
-    commit_forger,  // the network raises the commit index of appends and heartbeats
-    skip_apply,     // a node's state machine skips an entry now and then
-    ack_forger,     // the network turns rejected appends into acknowledgements
-    commit_older_term,  // the core's leader commits older-term entries by counting replicas (Figure 8)
+    lying_disk,         // fsync is acknowledged but a crash loses the acknowledged suffix
+    vote_granter,       // the network turns every rejected (pre-)vote into a grant
+    commit_forger,      // the network raises the commit index of appends and heartbeats
+    skip_apply,         // a node's state machine skips an entry now and then
+    ack_forger,         // the network turns rejected appends into acknowledgements
+    commit_older_term,  // the core's leader commits older-term entries by counting replicas (Figure
+                        // 8)
     // The network turns every append acknowledgement into a no-news one:
     // nothing new commits (a stall: caught by the liveness check, not a safety one).
     ack_eater,
@@ -62,6 +63,13 @@ struct RunConfig {
     bool lease_reads = true;
     // A run that needs more events than this is a livelock (a message storm).
     std::uint64_t events_max = 2'000'000;
+    // Quiescence on in every core (raft::Options::quiesce), with the host's
+    // liveness model: each process pings each peer process and feeds
+    // peer_down to its core when one stays silent (cluster_liveness.cpp).
+    bool quiesce = false;
+    // Once liveness is reached, idle on and demand that the quiet cluster
+    // sends no Raft message and ticks no core (needs quiesce to pass).
+    bool idle_check = false;
 };
 
 struct SwarmParams {

@@ -1,0 +1,104 @@
+// tests/sim/cluster_liveness.cpp — the host's side of quiescence
+// (RunConfig::quiesce; docs/groups.md, "Quiescence and liveness"): one
+// liveness ping per peer process per interval, whatever the number of
+// groups, and peer_down fed to the cores when a peer process stays silent;
+// and the idle check, which proves that a quiet cluster costs no Raft
+// message and no tick.  The rest of Cluster is in cluster.cpp and
+// cluster_workload.cpp.
+#include "cluster.hpp"
+#include "cluster_internal.hpp"
+
+namespace keel::sim {
+
+using cluster_detail::n_;
+using cluster_detail::s_;
+using raft::Message;
+using raft::NodeId;
+
+// An election timeout at its longest: a peer silent that long is down.
+std::uint64_t Cluster::liveness_timeout_us() const {
+    return static_cast<std::uint64_t>(params_.election_ticks_max) * params_.tick_us;
+}
+
+// A process starts with every peer presumed up (heard now): it has no
+// verdict of its own yet.
+void Cluster::start_liveness(NodeId id, std::uint64_t incarnation) {
+    for (NodeId peer : members()) {
+        if (peer == id) continue;
+        heard_us_[{id, peer}] = now_us();
+        declared_down_.erase({id, peer});
+    }
+    schedule_node(id, incarnation, kLivenessPingTicks * params_.tick_us,
+                  [this, id, incarnation](SimNode&) { liveness_round(id, incarnation); });
+}
+
+void Cluster::liveness_round(NodeId id, std::uint64_t incarnation) {
+    for (NodeId peer : members()) {
+        if (peer == id) continue;
+        // Only the link matters to the network (its partitions, drops, delays, order).
+        Message ping;
+        ping.from = id;
+        ping.to = peer;
+        ++result_.liveness_pings;
+        for (std::uint64_t d : network_.route(ping, now_us()))
+            sched_.after(d, [this, id, incarnation, peer] { deliver_ping(id, incarnation, peer); });
+        auto [heard, added] = heard_us_.try_emplace({id, peer}, now_us());  // a new member
+        if (now_us() - heard->second <= liveness_timeout_us()) continue;
+        // Again at every round while it stays silent: a core that went quiet
+        // since (a delayed quiesce heartbeat) must hear it too.
+        declare_down(id, peer, "silent for " + format_time(now_us() - heard->second));
+    }
+    schedule_node(id, incarnation, kLivenessPingTicks * params_.tick_us,
+                  [this, id, incarnation](SimNode&) { liveness_round(id, incarnation); });
+}
+
+void Cluster::declare_down(NodeId observer, NodeId peer, const std::string& why) {
+    if (declared_down_.insert({observer, peer}).second) {
+        ++result_.peers_declared_down;
+        trace(std::string("host ") + n_(observer) + " declares " + n_(peer) + " down (" + why +
+              ")");
+    }
+    if (auto node = nodes_.find(observer); node != nodes_.end()) node->second->peer_down(peer);
+}
+
+void Cluster::deliver_ping(NodeId from, std::uint64_t incarnation, NodeId to) {
+    if (network_.blocked(from, to) || !nodes_.count(to)) return;
+    heard_us_[{to, from}] = now_us();
+    // A process that restarted lost its replicas' state: the one that led
+    // a group is gone as surely as if the process had stayed down.
+    auto [known, first] = heard_incarnation_.try_emplace({to, from}, incarnation);
+    if (!first && known->second < incarnation) {
+        known->second = incarnation;
+        declare_down(to, from, "restarted");
+    }
+    if (declared_down_.erase({to, from}))
+        trace(std::string("host ") + n_(to) + " hears " + n_(from) + " again");
+}
+
+bool Cluster::counts_ticks(NodeId id) const {
+    const SimNode* l = leader();
+    return !l || l->core().configuration().contains(id);
+}
+
+Cluster::IdleCounts Cluster::idle_counts() const {
+    return IdleCounts{result_.raft_messages, result_.core_ticks, result_.liveness_pings};
+}
+
+bool Cluster::idle_check_done() {
+    const std::uint64_t idle_us = now_us() - *idle_from_us_;
+    if (!idle_counts_at_warm_ && idle_us >= kIdleWarmupUs) idle_counts_at_warm_ = idle_counts();
+    if (idle_us < kIdleWarmupUs + kIdleWindowUs) return false;
+    const IdleCounts now = idle_counts();
+    const std::uint64_t messages = now.raft_messages - idle_counts_at_warm_->raft_messages;
+    const std::uint64_t ticks = now.core_ticks - idle_counts_at_warm_->core_ticks;
+    const std::uint64_t pings = now.liveness_pings - idle_counts_at_warm_->liveness_pings;
+    const std::string counts = s_(messages) + " Raft messages, " + s_(ticks) + " core ticks and " +
+                               s_(pings) + " liveness pings in " + format_time(kIdleWindowUs) +
+                               " after " + format_time(kIdleWarmupUs) + " idle";
+    trace(std::string("idle check: ") + counts);
+    if (messages != 0 || ticks != 0)
+        violation(std::string("Idle: ") + counts + "; nodes: " + describe_nodes());
+    return true;
+}
+
+}  // namespace keel::sim
