@@ -2,6 +2,7 @@
 #include "runtime/group_router.hpp"
 
 #include <utility>
+#include <vector>
 
 #include "keel/assert.hpp"
 
@@ -92,15 +93,32 @@ Status GroupRouter::attach(GroupId group, TransportSink& sink) {
 }
 
 void GroupRouter::detach(GroupId group) {
-    MutexLock lock(mu_);
-    auto it = slots_.find(group);
-    if (it == slots_.end()) return;
-    Slot& slot = it->second;
-    KEEL_ASSERT(t_delivering_to != &slot, "a group leaves from outside its own deliveries");
-    slot.leaving = true;
-    while (slot.calls > 0) left_.wait(lock);
-    slots_.erase(it);
-    departed_.insert(group);
+    {
+        MutexLock lock(mu_);
+        auto it = slots_.find(group);
+        if (it == slots_.end()) return;
+        Slot& slot = it->second;
+        KEEL_ASSERT(t_delivering_to != &slot, "a group leaves from outside its own deliveries");
+        slot.leaving = true;
+        while (slot.calls > 0) left_.wait(lock);
+        slots_.erase(it);
+        departed_.insert(group);
+    }
+    // The members only this group had: the transport forgets them.
+    std::vector<NodeId> gone;
+    {
+        MutexLock lock(peers_mu_);
+        for (auto it = peers_.begin(); it != peers_.end();) {
+            it->second.groups.erase(group);
+            if (it->second.groups.empty()) {
+                gone.push_back(it->first);
+                it = peers_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+    for (NodeId id : gone) transport_->remove_peer(id);
 }
 
 template <typename Deliver>

@@ -19,8 +19,10 @@
 // Owns: the transport, once started (ProcessServices owns the router).
 // Threads: start/stop before the groups open and after they all left; the
 // TransportSink calls from any thread (the transport's contract); a link's
-// start/stop from any thread but from inside a delivery to its own group;
-// a link's other calls as a MessageChannel makes them (set_peer/remove_peer
+// start from any thread; stop from any thread but from inside a delivery
+// to its own group, and on the I/O thread once the group has set peers (the
+// members only that group had are removed from the transport there); a
+// link's other calls as a MessageChannel makes them (set_peer/remove_peer
 // on the I/O thread).
 #pragma once
 
@@ -62,7 +64,8 @@ public:
 
     // The transport group `group`'s MessageChannel uses: its start() attaches
     // the channel's sink (refused if the group is attached already), its
-    // stop() detaches it, waiting out a delivery to it in progress.
+    // stop() detaches it, waiting out a delivery to it in progress, and
+    // removes the members no other group has.
     // REQUIRES: started().  The router outlives the link.
     std::shared_ptr<Transport> link(GroupId group);
 

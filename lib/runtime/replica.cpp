@@ -184,7 +184,11 @@ Status Replica::start(wal::FileSystem* fs, bool open_process_transport) {
     }
     if (services_.router().started()) {
         auto channel = make_group_channel(services_, options_, group_, transport_handlers());
-        if (!channel.ok()) return channel.status();
+        if (!channel.ok()) {
+            // The transport's hooks are this group's: stop it before the group goes.
+            if (open_process_transport) services_.stop();
+            return channel.status();
+        }
         transport_ = std::move(channel.value());
     }
 

@@ -178,6 +178,9 @@ TEST_CASE("two groups share each process's services and stay independent", "[run
     // Group 1 leaves process 3: group 0 goes on there, and what group 1's
     // others still send to process 3 is dropped, not refused.
     c.process(3).groups.erase(1);
+    // Its members are group 0's too: the process's transport keeps them.
+    CHECK(c.process(3).endpoint->knows(1));
+    CHECK(c.process(3).endpoint->knows(2));
     REQUIRE(c.propose(0, "after"));
     std::vector<std::string> expected = entries("g0-", 10);
     expected.push_back("after");
