@@ -134,7 +134,7 @@ void Replica::send_messages(std::vector<raft::Message> messages) {
 // is queued for the I/O thread nor being run by it, so nothing written now
 // overtakes a message sent earlier; the I/O thread writes the rest.
 void Replica::send_now_if_idle(std::vector<raft::Message>& messages) {
-    services_->if_outbox_idle([&] { transport_->send_now(messages); });
+    services_.if_outbox_idle([&] { transport_->send_now(messages); });
 }
 
 void Replica::send_snapshot(const raft::Message& m) {
@@ -183,13 +183,13 @@ void Replica::shutdown_on_io() {
         // The commit index is saved lazily; save it now so a restart re-applies at once.
         (void)log_->save_hard_state(locked_.gate.hard_state());
     }
-    // On the I/O thread (posted by stop()): sockets and the timer go now;
-    // work queued for them earlier is dropped.
+    // On the I/O thread (posted by stop()): the channel and the timers go
+    // now; work queued or posted for them earlier is dropped.
     KEEL_ASSERT(on_io_thread(), "shutdown runs on the I/O thread");
     lifecycle_.store(Lifecycle::shut_down);
-    services_->close_outbox();
-    ticker_->stop();
-    no_space_ticker_->stop();
+    *io_closed_ = true;
+    ticker_->close();
+    no_space_ticker_->close();
     if (transport_) transport_->stop();
     std::vector<InboxProposal> inbox;
     inbox_.take(inbox);

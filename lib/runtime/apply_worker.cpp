@@ -1,3 +1,4 @@
+// The apply thread.  See apply_worker.hpp.
 #include "runtime/apply_worker.hpp"
 
 #include <pthread.h>
@@ -34,23 +35,11 @@ void ApplyWorker::start() {
 }
 
 void ApplyWorker::stop() {
-    {
-        MutexLock lock(mu_);
-        stopping_ = true;
-        // No apply may run once stop() returns: wait out an inline one.
-        cv_.notify_all();
-        while (inline_claimed_) cv_.wait(lock);
-    }
-    cv_.notify_all();
+    // No apply may run once stop() returns: wait out an inline one.
+    queue_.close();
     if (thread_.joinable()) thread_.join();
     // Anything enqueued after the thread left (or never started) is not applied.
-    std::deque<ApplyItem> rest;
-    {
-        MutexLock lock(mu_);
-        rest.swap(queue_);
-        queued_entries_ = 0;
-        queued_atomic_.store(0);
-    }
+    std::deque<ApplyItem> rest = queue_.take_rest();
     for (ApplyItem& item : rest) {
         if (auto* e = std::get_if<ApplyEntries>(&item)) {
             for (ApplyWaiter& w : e->waiters) {
@@ -65,40 +54,16 @@ void ApplyWorker::stop() {
     }
 }
 
-void ApplyWorker::enqueue(ApplyItem item) {
-    {
-        MutexLock lock(mu_);
-        queued_entries_ += entry_count(item);
-        queued_atomic_.store(queued_entries_, std::memory_order_relaxed);
-        queue_.push_back(std::move(item));
-    }
-    cv_.notify_one();
-}
-
 void ApplyWorker::snapshot_finished() {
     snapshot_in_flight_.store(false);
 }
 
 void ApplyWorker::run() {
     std::deque<ApplyItem> items;
-    for (;;) {
-        {
-            MutexLock lock(mu_);
-            // Queued items wait for an inline apply in progress: they come
-            // after its entries.
-            while (inline_claimed_ || (!stopping_ && queue_.empty())) cv_.wait(lock);
-            if (queue_.empty()) return;  // stopping and drained
-            items.swap(queue_);
-            applying_ = true;
-        }
+    while (queue_.take(items)) {
         const std::size_t entries = apply_batch(items);
         items.clear();
-        {
-            MutexLock lock(mu_);
-            applying_ = false;
-            queued_entries_ -= entries;
-            queued_atomic_.store(queued_entries_, std::memory_order_relaxed);
-        }
+        queue_.done(entries);
     }
 }
 
@@ -172,27 +137,19 @@ std::size_t ApplyWorker::apply_one(ApplyItem& item, std::uint64_t& task_ns) {
 bool ApplyWorker::claim_inline(std::size_t entries, std::uint64_t budget_ns) {
     if (budget_ns == 0) return false;
     if (entries * apply_ns_per_entry_.load(std::memory_order_relaxed) > budget_ns) return false;
-    MutexLock lock(mu_);
-    if (stopping_ || inline_claimed_ || applying_ || !queue_.empty()) return false;
-    // A batch that would take an automatic snapshot goes to the apply
-    // thread: capturing the state may take a while.
-    if (snapshot_every_ != 0 && applied_.index + entries - last_snapshot_index_ >= snapshot_every_)
-        return false;
-    inline_claimed_ = true;
-    return true;
+    // Under the queue's lock, with the apply thread idle: applied_ holds
+    // still.  A batch that would take an automatic snapshot goes to the
+    // apply thread: capturing the state may take a while.
+    return queue_.try_claim([&] {
+        return snapshot_every_ == 0 ||
+               applied_.index + entries - last_snapshot_index_ < snapshot_every_;
+    });
 }
 
 void ApplyWorker::apply_claimed(std::deque<ApplyItem>& items) {
     apply_batch(items);
     items.clear();
-    bool waiting = false;  // queued items, or stop(), wait for the claim
-    {
-        MutexLock lock(mu_);
-        KEEL_ASSERT(inline_claimed_, "apply_claimed() after a successful claim_inline()");
-        inline_claimed_ = false;
-        waiting = stopping_ || !queue_.empty();
-    }
-    if (waiting) cv_.notify_all();
+    queue_.release_claim();  // queued items, or stop(), wait for it
 }
 
 void ApplyWorker::apply_entries(ApplyEntries& item) {

@@ -1,13 +1,14 @@
 // runtime/apply_worker.hpp — the apply thread: applies committed entries to
 // the StateMachine, completes proposals, and decides when to snapshot.
 //
-// The core lock's holder enqueues ApplyItems in log order; the apply thread
-// takes everything queued at each wakeup, applies it, runs the proposers'
-// callbacks, then reports its progress through on_applied (called on the
-// thread that applied; the replica records it for the core lock's holder).
-// The queue is bounded by entries (queued_entries() lets the replica refuse
-// proposals with "busy" near the limit); committed entries themselves are
-// never refused: they are already decided.
+// The core lock's holder enqueues ApplyItems (apply_item.hpp) in log order
+// (apply_queue.hpp); the apply thread takes everything queued at each
+// wakeup, applies it, runs the proposers' callbacks, then reports its
+// progress through on_applied (called on the thread that applied; the
+// replica records it for the core lock's holder).  The queue is bounded by
+// entries (queued_entries() lets the replica refuse proposals with "busy"
+// near the limit); committed entries themselves are never refused: they are
+// already decided.
 //
 // A small batch may be applied instead by the thread that committed it (the
 // WAL flusher in single-node mode, the I/O thread in cluster mode:
@@ -34,57 +35,12 @@
 #include "keel/node.hpp"
 #include "keel/state_machine.hpp"
 #include "raft/types.hpp"
+#include "runtime/apply_item.hpp"
+#include "runtime/apply_queue.hpp"
 #include "runtime/latency_histogram.hpp"
 #include "runtime/thread_annotations.hpp"
 
 namespace keel::runtime {
-
-// Someone waiting for an entry to be applied.
-struct ApplyWaiter {
-    raft::Index index = 0;
-    std::function<void(ProposeResult)> done;
-    std::uint64_t start_ns = 0;  // monotonic; 0 = do not record latency
-};
-
-// What the apply thread does with one queued item, in queue order:
-// Committed entries (contiguous, next after the last item's) to apply, and
-// those waiting for them.
-struct ApplyEntries {
-    std::vector<raft::Entry> entries;
-    std::vector<ApplyWaiter> waiters;  // ascending by index, each within `entries`
-};
-// Restore the state machine from a snapshot; `meta` is what it then holds.
-struct ApplyRestore {
-    std::function<Status(StateMachine&)> restore;
-    raft::SnapshotMeta meta;
-};
-// Take a snapshot: asked for (snapshot_now(), a retry), `done` told the
-// outcome; or automatic (the core asked for one:
-// raft::Actions::snapshot_wanted), skipped while one is in flight.
-struct ApplySnapshot {
-    static ApplySnapshot automatic_one() {
-        ApplySnapshot s;
-        s.automatic = true;
-        return s;
-    }
-    std::function<void(Status)> done;
-    bool automatic = false;
-    // Take one even if nothing was applied since the last (that one could
-    // not be written: the disk was full).
-    bool again = false;
-};
-// The replica's own work, run on the apply thread (the commit, handed over
-// by a WAL flusher with more to write).
-struct ApplyTask {
-    std::function<void()> run;
-};
-using ApplyItem = std::variant<ApplyEntries, ApplyRestore, ApplySnapshot, ApplyTask>;
-
-// The committed entries `item` carries (0 for any other kind).
-inline std::size_t entry_count(const ApplyItem& item) {
-    const ApplyEntries* e = std::get_if<ApplyEntries>(&item);
-    return e != nullptr ? e->entries.size() : 0;
-}
 
 class ApplyWorker {
 public:
@@ -124,9 +80,9 @@ public:
     // never applied get aborted.
     void stop();
 
-    void enqueue(ApplyItem item);
+    void enqueue(ApplyItem item) { queue_.push(std::move(item)); }
     // Entries queued or being applied (lock-free; for backpressure).
-    std::size_t queued_entries() const { return queued_atomic_.load(std::memory_order_relaxed); }
+    std::size_t queued_entries() const { return queue_.queued_entries(); }
     raft::Index applied_index() const { return applied_index_.load(); }
     // What a durable state machine last reported it holds
     // (StateMachine::applied_index, asked after each batch); 0 for one
@@ -166,15 +122,8 @@ private:
     Hooks hooks_;
     LatencyHistogramRecorder* commit_latency_;
 
-    mutable Mutex mu_;
-    CondVar cv_;
-    std::deque<ApplyItem> queue_ GUARDED_BY(mu_);
-    std::size_t queued_entries_ GUARDED_BY(mu_) = 0;
-    std::atomic<std::size_t> queued_atomic_{0};  // mirrors queued_entries_
+    ApplyQueue queue_;
     std::atomic<std::uint64_t> entries_applied_{0};
-    bool stopping_ GUARDED_BY(mu_) = false;
-    bool applying_ GUARDED_BY(mu_) = false;        // the apply thread is in a batch
-    bool inline_claimed_ GUARDED_BY(mu_) = false;  // an inline apply is in progress
     // Smoothed cost of one entry (apply and callbacks); starts pessimistic.
     std::atomic<std::uint64_t> apply_ns_per_entry_{2000};
 

@@ -5,13 +5,13 @@
 #include <utility>
 
 #include "keel/node.hpp"
-#include "runtime/replica.hpp"
+#include "runtime/single_group_node.hpp"
 
 namespace keel {
 
 Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options,
                                          std::shared_ptr<StateMachine> state_machine) {
-    return runtime::Replica::open(options, std::move(state_machine));
+    return runtime::SingleGroupNode::open(options, std::move(state_machine), nullptr);
 }
 
 namespace {

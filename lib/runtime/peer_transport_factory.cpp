@@ -1,10 +1,11 @@
-// Makes a replica's PeerTransport: a MessageChannel over the application's
-// keel::Transport (NodeOptions::transport), or over the built-in TCP
-// transport, with mutual TLS when NodeOptions::peer_tls is set.
+// Makes a process's transport (the application's keel::Transport, or the
+// built-in TCP one with mutual TLS when NodeOptions::peer_tls is set) and
+// each group's MessageChannel over it.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
-#include "runtime/replica.hpp"
+#include "runtime/peer_transport.hpp"
+#include "runtime/process_services.hpp"
 #include "transport/tcp_transport.hpp"
 #include "transport/tls.hpp"
 
@@ -12,12 +13,29 @@ namespace keel::runtime {
 
 namespace {
 
-// The built-in transport: TCP, the TLS of options.peer_tls, the hello's
-// cluster id and address going to the replica's handlers.
-Result<std::shared_ptr<Transport>> make_tcp(boost::asio::io_context& io, const NodeOptions& options,
-                                            const transport::ClusterId& cluster_id,
-                                            const std::string& advertised_address,
-                                            PeerTransport::Handlers& h) {
+// Refused connects while peers start or stop are routine: info, not warn.
+// Errors are for the operator (a certificate refused).
+LogLevel level_of(transport::LogLevel level) {
+    return level == transport::LogLevel::error     ? LogLevel::warn
+           : level == transport::LogLevel::warning ? LogLevel::info
+           : level == transport::LogLevel::info    ? LogLevel::info
+                                                   : LogLevel::debug;
+}
+
+std::function<void(transport::LogLevel, std::string_view)> transport_log(const NodeOptions& o) {
+    return [logger = o.logger](transport::LogLevel level, std::string_view what) {
+        if (logger) logger(level_of(level), "transport: " + std::string(what));
+    };
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Transport>> make_process_transport(boost::asio::io_context& io,
+                                                          const NodeOptions& options,
+                                                          const transport::ClusterId& cluster_id,
+                                                          const std::string& advertised_address,
+                                                          ProcessTransportHooks h) {
+    if (options.transport) return options.transport;
     transport::TcpTransportOptions o;
     o.self = options.id;
     o.cluster_id = cluster_id;
@@ -36,46 +54,29 @@ Result<std::shared_ptr<Transport>> make_tcp(boost::asio::io_context& io, const N
     };
     hooks.on_cluster_id = std::move(h.on_cluster_id);
     hooks.on_hello = std::move(h.on_hello);
-    hooks.log = h.log;
+    hooks.log = transport_log(options);
     return std::shared_ptr<Transport>(
         std::make_shared<transport::TcpTransport>(io, std::move(o), std::move(hooks)));
 }
 
-}  // namespace
-
-TransportFactory default_transport_factory() {
-    return [](boost::asio::io_context& io, const NodeOptions& options,
-              const transport::ClusterId& cluster_id, const std::string& advertised_address,
-              PeerTransport::Handlers h) -> Result<std::unique_ptr<PeerTransport>> {
-        auto logger = options.logger;
-        h.log = [logger](transport::LogLevel level, std::string_view what) {
-            // Refused connects while peers start or stop are routine: info,
-            // not warn.  Errors are for the operator (a certificate refused).
-            const LogLevel l = level == transport::LogLevel::error     ? LogLevel::warn
-                               : level == transport::LogLevel::warning ? LogLevel::info
-                               : level == transport::LogLevel::info    ? LogLevel::info
-                                                                       : LogLevel::debug;
-            if (logger) logger(l, "transport: " + std::string(what));
-        };
-        std::shared_ptr<Transport> t = options.transport;
-        if (!t) {
-            auto tcp = make_tcp(io, options, cluster_id, advertised_address, h);
-            if (!tcp.ok()) return tcp.status();
-            t = std::move(*tcp);
-        }
-        transport::MessageChannelOptions o;
-        o.self = options.id;
-        o.staging_dir = options.data_dir + "/snapshots/incoming";
-        // What a transport delivers on another thread goes over to the I/O
-        // thread, where the replica's handlers run.
-        PeerTransport::Executor executor;
-        executor.on_owner_thread = [&io] { return io.get_executor().running_in_this_thread(); };
-        executor.post = [&io](std::function<void()> f) { boost::asio::post(io, std::move(f)); };
-        auto channel =
-            std::make_unique<PeerTransport>(std::move(t), std::move(o), std::move(h), executor);
-        if (Status s = channel->start(); !s.ok()) return s;
-        return channel;
-    };
+Result<std::unique_ptr<PeerTransport>> make_group_channel(ProcessServices& services,
+                                                          const NodeOptions& options, GroupId group,
+                                                          transport::MessageChannel::Handlers h) {
+    h.log = transport_log(options);
+    transport::MessageChannelOptions o;
+    o.self = options.id;
+    o.group = group;
+    o.staging_dir = options.data_dir + "/snapshots/incoming";
+    // What a transport delivers on another thread goes over to the I/O
+    // thread, where the group's handlers run.
+    boost::asio::io_context& io = services.io();
+    PeerTransport::Executor executor;
+    executor.on_owner_thread = [&io] { return io.get_executor().running_in_this_thread(); };
+    executor.post = [&io](std::function<void()> f) { boost::asio::post(io, std::move(f)); };
+    auto channel = std::make_unique<PeerTransport>(services.router().link(group), std::move(o),
+                                                   std::move(h), executor);
+    if (Status s = channel->start(); !s.ok()) return s;
+    return channel;
 }
 
 }  // namespace keel::runtime

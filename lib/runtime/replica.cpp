@@ -1,6 +1,6 @@
-// A replica's start-up and shutdown: opening (recovery), wiring the parts
-// to the services and to each other (what the WAL and the apply thread call
-// back), stopping, and status().  The public calls are in replica_calls.cpp,
+// A group's start-up and shutdown: opening (recovery), wiring the parts to
+// the process's services and to each other (what the WAL and the apply
+// thread call back), stopping, and status().  The public calls are in replica_calls.cpp,
 // the write path in write_path.cpp.
 #include "runtime/replica.hpp"
 
@@ -14,12 +14,10 @@
 #include "runtime/bootstrap.hpp"
 #include "runtime/member_context.hpp"
 #include "runtime/peer_security.hpp"
+#include "runtime/single_group_node.hpp"
 #include "runtime/snapshot_file.hpp"
 
 namespace keel::runtime {
-
-// Defined in peer_transport_factory.cpp.
-TransportFactory default_transport_factory();
 
 namespace {
 
@@ -63,31 +61,54 @@ raft::Options core_options(const NodeOptions& o) {
 Result<std::unique_ptr<Node>> Replica::open(const NodeOptions& options,
                                             std::shared_ptr<StateMachine> state_machine,
                                             wal::FileSystem* fs) {
-    if (Status s = validate(options); !s.ok()) return s;
-    if (!state_machine) return Status(ErrorCode::invalid_argument, "state machine is null");
-    std::unique_ptr<Replica> r(new Replica(options, std::move(state_machine)));
-    if (Status s = r->start(default_transport_factory(), fs); !s.ok()) return s;
-    // A lone voter elects itself at once but refuses proposals (busy) until
-    // its first entry of the new term is durable (raft/core: its own vote
-    // must be on disk first).  Wait for that one fsync here, so the node is
-    // ready to write when open() returns.  Bounded; in a cluster the read
-    // fails fast on a follower and open() does not wait for an election.
-    bool single_voter = false;
-    r->with_core([&]() REQUIRES(r->core_lock_) {
-        const raft::Configuration& c = r->core_->configuration();
-        single_voter = c.members.size() == 1 && c.is_voter(options.id);
-    });
-    if (single_voter) {
-        auto ready = r->read_index(false);
-        (void)ready.wait_for(std::chrono::seconds(10));
-    }
-    return std::unique_ptr<Node>(std::move(r));
+    return SingleGroupNode::open(options, std::move(state_machine), fs);
 }
 
-Replica::Replica(NodeOptions options, std::shared_ptr<StateMachine> sm)
+Result<std::unique_ptr<Replica>> Replica::open_group(const NodeOptions& options,
+                                                     std::shared_ptr<StateMachine> state_machine,
+                                                     ProcessServices& services, GroupId group,
+                                                     wal::FileSystem* fs) {
+    if (Status s = validate(options); !s.ok()) return s;
+    if (!state_machine) return Status(ErrorCode::invalid_argument, "state machine is null");
+    std::unique_ptr<Replica> r(new Replica(options, std::move(state_machine), services, group));
+    if (Status s = r->start(fs, /*open_process_transport=*/false); !s.ok()) return s;
+    r->await_lone_voter();
+    return r;
+}
+
+Result<std::unique_ptr<Replica>> Replica::open_process_group(
+    const NodeOptions& options, std::shared_ptr<StateMachine> state_machine,
+    ProcessServices& services, wal::FileSystem* fs) {
+    if (Status s = validate(options); !s.ok()) return s;
+    if (!state_machine) return Status(ErrorCode::invalid_argument, "state machine is null");
+    std::unique_ptr<Replica> r(new Replica(options, std::move(state_machine), services, 0));
+    if (Status s = r->start(fs, /*open_process_transport=*/true); !s.ok()) return s;
+    r->await_lone_voter();
+    return r;
+}
+
+// A lone voter elects itself at once but refuses proposals (busy) until its
+// first entry of the new term is durable (raft/core: its own vote must be
+// on disk first).  Bounded; in a cluster the read fails fast on a follower
+// and opening does not wait for an election.
+void Replica::await_lone_voter() {
+    bool single_voter = false;
+    with_core([&]() REQUIRES(core_lock_) {
+        const raft::Configuration& c = core_->configuration();
+        single_voter = c.members.size() == 1 && c.is_voter(options_.id);
+    });
+    if (single_voter) {
+        auto ready = read_index(false);
+        (void)ready.wait_for(std::chrono::seconds(10));
+    }
+}
+
+Replica::Replica(NodeOptions options, std::shared_ptr<StateMachine> sm, ProcessServices& services,
+                 GroupId group)
     : options_(std::move(options)),
       sm_(std::move(sm)),
-      services_(std::make_unique<Services>()),
+      services_(services),
+      group_(group),
       announcer_(options_.observer, [this]() REQUIRES(core_lock_) {
           fail_stop(Status(ErrorCode::failed, "the observer fell " +
                                                   std::to_string(kMaxQueuedObserverEvents) +
@@ -96,11 +117,18 @@ Replica::Replica(NodeOptions options, std::shared_ptr<StateMachine> sm)
 
 Replica::~Replica() {
     stop(false);
-    // Close the transport and the WAL while every member their callbacks
+    // Close the channel and the WAL while every member their callbacks
     // touch is still alive (the WAL completes queued writes when closed).
     transport_.reset();
     ticker_.reset();
+    no_space_ticker_.reset();
     log_.reset();
+}
+
+void Replica::post(std::function<void()> f) {
+    services_.post([closed = io_closed_, f = std::move(f)] {
+        if (!*closed) f();
+    });
 }
 
 void Replica::log(LogLevel level, const std::string& message) const {
@@ -112,7 +140,7 @@ void Replica::log(LogLevel level, const std::string& message) const {
     }
 }
 
-Status Replica::start(TransportFactory factory, wal::FileSystem* fs) {
+Status Replica::start(wal::FileSystem* fs, bool open_process_transport) {
     fs_ = fs != nullptr ? fs : wal::default_file_system();
     // What the options alone break, before anything is written; the
     // configuration from the log is checked once it is read.
@@ -133,10 +161,10 @@ Status Replica::start(TransportFactory factory, wal::FileSystem* fs) {
     core_ = std::make_unique<raft::Core>(core_options(options_), std::move(rec.state));
 
     ticker_ = std::make_unique<Ticker>(
-        services_->io(), std::chrono::milliseconds(options_.heartbeat_interval_ms),
+        services_.io(), std::chrono::milliseconds(options_.heartbeat_interval_ms),
         [this] { with_core([this]() REQUIRES(core_lock_) { on_tick(); }); });
     no_space_ticker_ = std::make_unique<Ticker>(
-        services_->io(), std::chrono::milliseconds(kNoSpaceRetryMs),
+        services_.io(), std::chrono::milliseconds(kNoSpaceRetryMs),
         [this] { with_core([this]() REQUIRES(core_lock_) { on_no_space_tick(); }); });
     apply_ = std::make_unique<ApplyWorker>(sm_, rec.applied, rec.last_snapshot_index,
                                            options_.snapshot_every_entries, apply_hooks(),
@@ -145,16 +173,28 @@ Status Replica::start(TransportFactory factory, wal::FileSystem* fs) {
     log_->wal().set_idle_spin_us(kSingleModeFlusherSpinUs);
 
     if (Status s = check_peer_security(); !s.ok()) return s;
-    if (factory) {
-        auto t = factory(services_->io(), options_, rec.cluster_id, advertised_address(),
-                         transport_handlers());
+    if (open_process_transport) {
+        auto t = make_process_transport(services_.io(), options_, rec.cluster_id,
+                                        advertised_address(), process_transport_hooks());
         if (!t.ok()) return t.status();
-        transport_ = std::move(t.value());
+        auto on_rejected = [this](std::string_view reason, std::string_view detail) {
+            count_rejection(reason, detail);
+        };
+        if (Status s = services_.start_transport(std::move(*t), on_rejected); !s.ok()) return s;
+    }
+    if (services_.router().started()) {
+        auto channel = make_group_channel(services_, options_, group_, transport_handlers());
+        if (!channel.ok()) {
+            // The transport's hooks are this group's: stop it before the group goes.
+            if (open_process_transport) services_.stop();
+            return channel.status();
+        }
+        transport_ = std::move(channel.value());
     }
 
     publish_status();
     apply_->start();
-    services_->start_io();
+    if (!services_.io_started()) services_.start_io();
     lifecycle_.store(Lifecycle::running);
     with_core([this]() REQUIRES(core_lock_) {
         on_configuration(core_->configuration());
@@ -201,7 +241,7 @@ ApplyWorker::Hooks Replica::apply_hooks() {
                      generation]() mutable {
             write_snapshot(std::move(fn), meta, generation, done);
         };
-        if (!services_->background().submit(std::move(task)))
+        if (!background_.submit(std::move(task)))
             log(LogLevel::warn, "snapshot not started: background queue full or stopping");
     };
     // A state machine that failed half-way through a restore cannot go on
@@ -273,28 +313,28 @@ void Replica::hand_leadership_on() {
 }
 
 void Replica::stop(bool transfer_leadership_first) {
-    KEEL_ASSERT(!services_->io_started() || !on_io_thread(), "stop() from a keel callback");
+    KEEL_ASSERT(!on_io_thread(), "stop() from a keel callback");
     KEEL_ASSERT(!holding_core() && !inline_.in_callbacks(), "stop() from a keel callback");
     std::call_once(stop_once_, [&] {
+        const bool ran = lifecycle_.load() == Lifecycle::running;
         // The transfer goes first: it is a public call, refused once stopping.
-        if (transfer_leadership_first && services_->io_started()) hand_leadership_on();
+        if (transfer_leadership_first && ran) hand_leadership_on();
         // Public calls are refused from here on.
         lifecycle_.store(Lifecycle::stopping);
-        if (!services_->io_started()) {  // start() failed before the I/O thread ran
-            if (apply_) apply_->stop();
-            services_->background().stop();
-            announcer_.stop();
-            return;
+        if (ran) {
+            // The channel, the timers and the work queued for them go now,
+            // on the I/O thread, which goes on for the process's other
+            // groups (the outbox is flushed as the lock is let go: nothing
+            // of this group is left in it).
+            std::promise<void> done;
+            services_.post([this, &done] {
+                with_core([this]() REQUIRES(core_lock_) { shutdown_on_io(); });
+                done.set_value();
+            });
+            done.get_future().wait();
         }
-        std::promise<void> done;
-        post([this, &done] {
-            with_core([this]() REQUIRES(core_lock_) { shutdown_on_io(); });
-            done.set_value();
-        });
-        done.get_future().wait();
-        services_->stop_io();
-        apply_->stop();
-        services_->background().stop();
+        if (apply_) apply_->stop();
+        background_.close();
         // Last: every thread above queues events.  What is queued is delivered.
         announcer_.stop();
         // The WAL stays open (status() reads it) until the destructor.

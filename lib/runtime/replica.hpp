@@ -1,7 +1,17 @@
-// runtime/replica.hpp — keel::Node's implementation: one Raft group (its
-// core, its WAL-backed log, snapshots and state machine, and the state
-// around them) on a set of per-process services (services.hpp: the I/O
-// thread, its outbox, the background thread).
+// runtime/replica.hpp — one Raft group of a process: its core, its
+// WAL-backed log, snapshots and state machine, and the state around them.
+// It is handed its process's services (process_services.hpp: the I/O
+// thread, its outbox, the background thread, the transport) and its
+// GroupId, and owns none of them: several groups may share one
+// ProcessServices, which must outlive them.  It has keel::Node's API;
+// keel::Node itself is one ProcessServices with one group
+// (single_group_node.hpp).
+//
+// Owns: the core, the log store (its WAL and flusher thread), the snapshot
+// store, the apply worker (its thread), the state machine (shared with the
+// application), the group's MessageChannel (peer_transport.hpp), its
+// tickers (timers on the process's io_context), the observer's thread, the
+// status board, and the parts below.
 //
 // The parts, each in its own file, each saying which thread may touch it:
 //   core_lock.hpp         who runs the core: the core lock, settling what
@@ -14,6 +24,7 @@
 //   status_board.hpp      what status() reports, without the core lock
 //   announcer.hpp         what the observer hears
 //   storage_health.hpp    the no_space alarm and the retries
+//   background_tasks.hpp  this group's tasks on the shared background thread
 //
 // Threads (see also keel/node.hpp and docs/runtime.md, "Threads"):
 //   callers       propose/read/membership calls run the core themselves,
@@ -22,8 +33,8 @@
 //                 commits under the core lock (on_wal_batch_done).
 //   apply thread  ApplyWorker: StateMachine::apply/snapshot/restore and the
 //                 proposers' callbacks.
-//   I/O thread    the transport, the timers, the outbox (services.hpp).
-//   background    snapshot files, log compaction (services.hpp).
+//   I/O thread    the process's: the transport, the timers, the outbox.
+//   background    the process's: snapshot files, log compaction.
 //   observer      the observer's callbacks (announcer.hpp).
 //
 // The write path, file by file: docs/architecture.md.
@@ -42,16 +53,17 @@
 #include "raft/core.hpp"
 #include "runtime/announcer.hpp"
 #include "runtime/apply_worker.hpp"
+#include "runtime/background_tasks.hpp"
 #include "runtime/core_lock.hpp"
 #include "runtime/durability_gate.hpp"
 #include "runtime/inline_policy.hpp"
 #include "runtime/log_store.hpp"
 #include "runtime/peer_directory.hpp"
 #include "runtime/peer_transport.hpp"
+#include "runtime/process_services.hpp"
 #include "runtime/proposal_inbox.hpp"
 #include "runtime/proposal_tracker.hpp"
 #include "runtime/read_tracker.hpp"
-#include "runtime/services.hpp"
 #include "runtime/snapshot_staging.hpp"
 #include "runtime/snapshot_store.hpp"
 #include "runtime/status_board.hpp"
@@ -71,22 +83,32 @@ namespace keel::runtime {
 // sleeps.  Zero in cluster mode, where more threads share the cores.
 inline constexpr std::uint32_t kSingleModeFlusherSpinUs = 250;
 
-// Makes a replica's transport (peer_transport_factory.cpp): over
-// NodeOptions::transport, or the built-in TCP one.  The cluster id is unset
-// for a joiner that has not heard from its cluster yet.  `advertised_address`: what the hellos say
-// this node listens at (empty: the transport's bound listen address).
-using TransportFactory = std::function<Result<std::unique_ptr<PeerTransport>>(
-    boost::asio::io_context&, const NodeOptions&, const transport::ClusterId&,
-    const std::string& advertised_address, PeerTransport::Handlers)>;
-
 class Replica final : public Node, private CoreLock::Client {
 public:
-    // `fs`: where the WAL and the snapshots live (null: the POSIX file
-    // system; tests inject faults).  Not owned; must outlive the node.
+    // keel::Node::open: a ProcessServices with this one group, 0
+    // (single_group_node.hpp).  `fs`: where the WAL and the snapshots live
+    // (null: the POSIX file system; tests inject faults).  Not owned; must
+    // outlive the node.
     static Result<std::unique_ptr<Node>> open(const NodeOptions& options,
                                               std::shared_ptr<StateMachine> state_machine,
                                               wal::FileSystem* fs = nullptr);
+    // Group `group` of a process, on `services`, whose transport (if any) is
+    // started (ProcessServices::start_transport) and whose I/O thread is
+    // started here if it is not yet.  options.transport is not used: the
+    // process's transport is.  `services` and `fs` must outlive the group.
+    static Result<std::unique_ptr<Replica>> open_group(const NodeOptions& options,
+                                                       std::shared_ptr<StateMachine> state_machine,
+                                                       ProcessServices& services, GroupId group,
+                                                       wal::FileSystem* fs = nullptr);
+    // keel::Node's group: group 0 of `services`, whose transport it makes
+    // and starts from its own options (single_group_node.hpp).
+    static Result<std::unique_ptr<Replica>> open_process_group(
+        const NodeOptions& options, std::shared_ptr<StateMachine> state_machine,
+        ProcessServices& services, wal::FileSystem* fs);
+    // Stops the group (stop(false)); the process's services go on.
     ~Replica() override;
+
+    GroupId group() const { return group_; }
 
     void propose_async(SharedBytes data, std::function<void(ProposeResult)> done) override;
     void propose_batch_async(std::vector<Proposal> proposals) override;
@@ -119,9 +141,17 @@ private:
         shut_down,  // the I/O thread shut the group down (under the core lock)
     };
 
-    Replica(NodeOptions options, std::shared_ptr<StateMachine> sm);
-    // Before any other thread of this node exists, then starts them.
-    Status start(TransportFactory factory, wal::FileSystem* fs) NO_THREAD_SAFETY_ANALYSIS;
+    Replica(NodeOptions options, std::shared_ptr<StateMachine> sm, ProcessServices& services,
+            GroupId group);
+    // Before any other thread of this group exists, then starts them.  With
+    // `open_process_transport` (keel::Node: the process's only group), it
+    // first makes and starts the process's transport, whose connection
+    // hooks (cluster id, hellos, refusals) are this group's.
+    Status start(wal::FileSystem* fs, bool open_process_transport) NO_THREAD_SAFETY_ANALYSIS;
+    // A lone voter elects itself at once but refuses proposals until its
+    // first entry of the new term is durable: waits (bounded) for that, so
+    // that the group is ready to write when it is opened.
+    void await_lone_voter();
     // stop(true)'s first step, before public calls are refused: a leader
     // transfers leadership to the most caught-up voter and waits for it
     // (bounded by four maximal election timeouts).
@@ -129,7 +159,8 @@ private:
     // What the services call back (replica.cpp; the transport's handlers,
     // replica_peers.cpp, run on the I/O thread).
     wal::Options wal_options(wal::FileSystem* fs);
-    PeerTransport::Handlers transport_handlers();
+    transport::MessageChannel::Handlers transport_handlers();
+    ProcessTransportHooks process_transport_hooks();
     ApplyWorker::Hooks apply_hooks();
     // Node::open's check of the Raft port's security (peer_security.hpp):
     // the options alone before the core exists, then with the addresses of
@@ -148,9 +179,10 @@ private:
     void update_peer_directory() REQUIRES(core_lock_);
     void count_rejection(std::string_view reason, std::string_view detail);
     void log(LogLevel level, const std::string& message) const;
-    // Runs `f` on the I/O thread (thread-safe).
-    void post(std::function<void()> f) override { services_->post(std::move(f)); }
-    bool on_io_thread() const { return services_->on_io_thread(); }
+    // Runs `f` on the I/O thread (thread-safe), unless the group has shut
+    // down by then (the process's I/O thread outlives the group).
+    void post(std::function<void()> f) override;
+    bool on_io_thread() const { return services_.on_io_thread(); }
     bool holding_core() const { return core_lock_.holding(); }
     bool stopping() const { return lifecycle_.load() >= Lifecycle::stopping; }
     bool shut_down() const { return lifecycle_.load() == Lifecycle::shut_down; }
@@ -174,7 +206,7 @@ private:
     // CoreLock::Client.
     void settle(unsigned work) override REQUIRES(core_lock_);
     bool inbox_pending() const override { return inbox_.nonempty(); }
-    void after_unlock() override { services_->flush_outbox(); }
+    void after_unlock() override { services_.flush_outbox(); }
 
     // ---- the write path (write_path.cpp), in the order it runs ----
     void drain_inbox() REQUIRES(core_lock_);
@@ -208,8 +240,11 @@ private:
     // propose_async's checks, then the proposal into the inbox: the number
     // it now holds (> 0), or 0 once `done` has been answered with a refusal.
     std::size_t admit_proposal(SharedBytes data, std::function<void(ProposeResult)> done);
-    // Queues work for the I/O thread (transport and ticker calls), in order.
-    void to_io(std::function<void()> work) { services_->to_io(std::move(work)); }
+    // Queues work for the I/O thread (transport and ticker calls), in order;
+    // nothing once the group has shut down.
+    void to_io(std::function<void()> work) REQUIRES(core_lock_) {
+        if (!shut_down()) services_.to_io(*io_closed_, std::move(work));
+    }
     void set_ticker_needed(bool needed) REQUIRES(core_lock_);
     // A proposal refused after it was counted as pending.
     void refuse_proposal(std::function<void(ProposeResult)> done, ProposeResult r)
@@ -262,8 +297,15 @@ private:
     std::shared_ptr<StateMachine> sm_;
     // Where the data dir's files live (set by start(); never null after).
     wal::FileSystem* fs_ = nullptr;
-    // Declared first: every part below may post to it, so it goes last.
-    std::unique_ptr<Services> services_;
+    // The process's; outlives the group.
+    ProcessServices& services_;
+    const GroupId group_;
+    // Set on the I/O thread as the group shuts down (shutdown_on_io): what
+    // it queued or posted for the I/O thread is skipped from then on.
+    // Shared with posted work, which may run after the group is gone.
+    const std::shared_ptr<bool> io_closed_ = std::make_shared<bool>(false);
+    // This group's tasks on the process's background thread.
+    BackgroundTasks background_{services_.background()};
 
     // Emptied vectors of the write path, reused batch after batch (taken and
     // given under the core lock, given back by the applying thread too).

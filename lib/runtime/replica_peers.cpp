@@ -15,8 +15,8 @@
 
 namespace keel::runtime {
 
-PeerTransport::Handlers Replica::transport_handlers() {
-    PeerTransport::Handlers h;
+transport::MessageChannel::Handlers Replica::transport_handlers() {
+    transport::MessageChannel::Handlers h;
     // Transport handlers run on the I/O thread.
     h.on_message = [this](raft::Message m) { on_message(m); };
     h.on_unreachable = [this](raft::NodeId peer) {
@@ -31,7 +31,7 @@ PeerTransport::Handlers Replica::transport_handlers() {
         auto task = [this, m = std::move(m), path]() mutable {
             verify_received_snapshot(std::move(m), std::move(path));
         };
-        if (!services_->background().submit(std::move(task))) std::remove(path.c_str());
+        if (!background_.submit(std::move(task))) std::remove(path.c_str());
     };
     h.on_snapshot_sent = [this](raft::NodeId to, bool ok) {
         with_core([this, to, ok]() REQUIRES(core_lock_) {
@@ -41,6 +41,15 @@ PeerTransport::Handlers Replica::transport_handlers() {
             run_core();
         });
     };
+    h.on_rejected = [this](std::string_view reason, std::string_view detail) {
+        count_rejection(reason, detail);
+    };
+    return h;
+}
+
+// keel::Node's group only: its process's connections are its own.
+ProcessTransportHooks Replica::process_transport_hooks() {
+    ProcessTransportHooks h;
     h.on_rejected = [this](std::string_view reason, std::string_view detail) {
         count_rejection(reason, detail);
     };

@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "keel/wal/small_file.hpp"
+
 namespace keel::runtime {
 
 namespace {
@@ -203,12 +205,6 @@ Status SnapshotFileWriter::finish(const raft::SnapshotMeta& meta) {
     finished_ = true;
     buffer_ += encode_trailer(meta, data_bytes_, crc_final(crc_state_));
     if (Status s = flush_buffer(); !s.ok()) return s;
-    if (Status s = file_->datasync(); !s.ok()) {
-        failed_ = true;
-        io_failed_ = true;
-        // Never "no space, retry": a failed fdatasync is an I/O failure.
-        return Status(ErrorCode::io_error, s.message());
-    }
     file_.reset();
     return Status::ok_status();
 }
@@ -363,15 +359,14 @@ Result<SnapshotFile> SnapshotStore::publish(SnapshotFileWriter& writer,
                                             const raft::SnapshotMeta& meta) {
     if (Status s = writer.finish(meta); !s.ok()) return s;
     const std::string final_path = dir_ + "/" + file_name(meta);
-    if (Status s = fs_.rename(writer.temp_path_, final_path); !s.ok()) {
+    // Never "no space, retry": a failed fdatasync or rename is an I/O
+    // failure (io_error), and the runtime fail-stops.
+    if (Status s = wal::install_file(fs_, writer.temp_path_, dir_, file_name(meta)); !s.ok()) {
+        writer.failed_ = true;
         writer.io_failed_ = true;
         return s;
     }
     writer.published_ = true;
-    if (Status s = fs_.sync_dir(dir_); !s.ok()) {
-        writer.io_failed_ = true;
-        return s;
-    }
     SnapshotFile f;
     f.meta = meta;
     f.path = final_path;
@@ -389,8 +384,7 @@ Result<SnapshotFile> SnapshotStore::adopt(const std::string& path,
     if (!(f.value().meta == expected))
         return corruption(path, "its metadata differs from the leader's");
     const std::string final_path = dir_ + "/" + file_name(expected);
-    if (Status s = fs_.rename(path, final_path); !s.ok()) return s;
-    if (Status s = fs_.sync_dir(dir_); !s.ok()) return s;
+    if (Status s = wal::install_file(fs_, path, dir_, file_name(expected)); !s.ok()) return s;
     f.value().path = final_path;
     MutexLock lock(mu_);
     add_locked(f.value());

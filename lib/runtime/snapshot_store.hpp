@@ -82,7 +82,8 @@ private:
     friend class SnapshotStore;
     SnapshotFileWriter(wal::FileSystem& fs, std::unique_ptr<wal::File> file, std::string temp_path);
     Status flush_buffer();
-    // Appends the trailer and makes the file durable (not yet visible).
+    // Appends the trailer and closes the file (SnapshotStore::publish
+    // makes it durable and visible: wal::install_file).
     Status finish(const raft::SnapshotMeta& meta);
 
     wal::FileSystem& fs_;

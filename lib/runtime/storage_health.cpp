@@ -127,7 +127,7 @@ void Replica::on_no_space_tick() {
     if ((causes & kNoSpaceCompaction) != 0 && !health_.compaction_retry_in_flight) {
         health_.compaction_retry_in_flight = true;
         const std::uint64_t generation = log_->generation();
-        if (!services_->background().submit([this, generation] { compact_log(generation); }))
+        if (!background_.submit([this, generation] { compact_log(generation); }))
             health_.compaction_retry_in_flight = false;
     }
     step_aside_if_full();
@@ -229,7 +229,7 @@ void Replica::follow_durable_state_machine(raft::Index durable) {
     health_.saved_floor.store(durable);
     health_.floor_compaction_in_flight = true;
     const std::uint64_t generation = log_->generation();
-    if (!services_->background().submit([this, generation] { compact_log(generation); }))
+    if (!background_.submit([this, generation] { compact_log(generation); }))
         health_.floor_compaction_in_flight = false;
 }
 

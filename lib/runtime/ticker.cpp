@@ -16,8 +16,13 @@ Ticker::Ticker(boost::asio::io_context& io, std::chrono::microseconds period,
 
 Ticker::~Ticker() = default;
 
+void Ticker::close() {
+    stop();
+    timer_.reset();
+}
+
 void Ticker::set_needed(bool needed) {
-    if (needed == armed()) return;
+    if (needed == armed() || !timer_) return;
     armed_.store(needed, std::memory_order_release);  // after the counted wakeups
     if (needed) {
         arms_.fetch_add(1, std::memory_order_relaxed);

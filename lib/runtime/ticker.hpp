@@ -8,8 +8,9 @@
 // expiry is counted (NodeStatus::timer_wakeups), which is how tests and
 // raft-bench observe that an idle single node never wakes up.
 //
-// Thread: construct, set_needed and stop on the I/O thread; the counters may
-// be read from any thread.
+// Thread: construct anywhere; set_needed, stop and close on the I/O thread;
+// destroy on the I/O thread, after it stopped, or after close(); the
+// counters may be read from any thread.
 #pragma once
 
 #include <atomic>
@@ -35,6 +36,10 @@ public:
     // Arms (fixed-rate, one tick per period) or disarms the timer.
     void set_needed(bool needed);
     void stop() { set_needed(false); }
+    // Disarms and releases the timer for good (set_needed does nothing
+    // after): a group leaving a process whose I/O thread goes on closes its
+    // tickers there.  The counters stay.
+    void close();
 
     // Once armed() reads false, every expiry counted before the disarm is in
     // wakeups() and none is counted after it until the next arming (a

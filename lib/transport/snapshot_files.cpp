@@ -12,6 +12,8 @@
 #include <system_error>
 #include <utility>
 
+#include "keel/wal/small_file.hpp"
+
 namespace keel::transport {
 namespace {
 
@@ -124,28 +126,16 @@ Status StagingFile::append(std::string_view data) {
 
 Result<std::string> StagingFile::finish() {
     KEEL_ASSERT(fd_ >= 0, "finish of a finished or aborted staging file");
-    std::string part = part_path();
-    std::string final_path = dir_ + "/" + name_ + ".snap";
-    if (::fsync(fd_) != 0) {
-        Status s = io_error("cannot fsync staging file", part, errno);
-        abort();
-        return s;
-    }
+    const std::string part = part_path();
+    const std::string name = name_ + ".snap";
     ::close(std::exchange(fd_, -1));
-    if (::rename(part.c_str(), final_path.c_str()) != 0) {
-        Status s = io_error("cannot rename staging file", part, errno);
+    if (Status s = wal::install_file(*wal::default_file_system(), part, dir_, name); !s.ok()) {
+        // Not durable: the sender streams it again.
         ::unlink(part.c_str());
-        return s;
+        ::unlink((dir_ + "/" + name).c_str());
+        return Status(s.code(), "cannot stage snapshot " + part + ": " + s.message());
     }
-    int dir_fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd < 0 || ::fsync(dir_fd) != 0) {
-        Status s = io_error("cannot fsync staging directory", dir_, errno);
-        if (dir_fd >= 0) ::close(dir_fd);
-        ::unlink(final_path.c_str());
-        return s;
-    }
-    ::close(dir_fd);
-    return final_path;
+    return dir_ + "/" + name;
 }
 
 void StagingFile::abort() {

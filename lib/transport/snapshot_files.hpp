@@ -1,13 +1,14 @@
 // transport/snapshot_files.hpp — the file side of snapshot streaming: reading
 // the sender's snapshot in chunks, and staging an incoming one durably.
 //
-// Standard library + POSIX.  Both do blocking disk I/O on the caller's
+// Standard library, POSIX, and the WAL's file layer for the one durable
+// rename keel has (wal::install_file).  Both do blocking disk I/O on the caller's
 // thread (the transport's io_context thread); chunks are bounded, so one
 // call blocks for one chunk at most.
 //
 // Staging protocol (crash windows): chunks are appended to
-// <dir>/<name>.part; on the final chunk the file is fsynced, renamed to
-// <dir>/<name>.snap and the directory fsynced, and only then is the path
+// <dir>/<name>.part; on the final chunk the file is fdatasynced, renamed to
+// <dir>/<name>.snap and the directory fsynced (wal::install_file), and only then is the path
 // handed to the runtime.  A crash leaves at most a .part file, never a
 // .snap that looks complete but is not; remove_partial_snapshots() deletes
 // leftovers at start-up.
@@ -52,8 +53,9 @@ public:
 
     std::uint64_t size_bytes() const { return size_bytes_; }
     Status append(std::string_view data);
-    // fsync, rename to <dir>/<name>.snap, fsync the directory; returns the
-    // final path.  On error the partial file is deleted.
+    // fdatasync, rename to <dir>/<name>.snap, fsync the directory
+    // (wal::install_file); returns the final path.  On error the file is
+    // deleted (the sender streams it again).
     Result<std::string> finish();
     // Closes and deletes the partial file.  Idempotent.
     void abort();

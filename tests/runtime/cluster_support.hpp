@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "../common/test_certs.hpp"
-#include "runtime/replica.hpp"
+#include "runtime/single_group_node.hpp"
 #include "test_state_machine.hpp"
 
 namespace keel::test {

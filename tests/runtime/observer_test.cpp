@@ -206,7 +206,7 @@ TEST_CASE("a proposal refused with not_leader reaches its caller after on_role_c
     const NodeId old_leader = c.leader();
     REQUIRE(old_leader != 0);
     const NodeId target = old_leader == 1 ? 2 : 1;
-    auto& replica = dynamic_cast<runtime::Replica&>(c.node(old_leader));
+    auto& replica = dynamic_cast<runtime::SingleGroupNode&>(c.node(old_leader)).group();
 
     // The old leader steps down; its observer is held inside on_role_changed.
     auto transferred = c.node(old_leader).transfer_leadership(target);

@@ -177,6 +177,22 @@ const std::vector<FaultCase>& fault_cases() {
              CHECK_FALSE(s.ok());
          },
          nullptr, Outcome::fail_stop, "snapshots/incoming-"},
+        {"EIO renaming a snapshot file into place (wal::install_file)",
+         [](Fixture& f) {
+             f.fs.set_inject(
+                 fail_on("rename", "snapshots/incoming-", ErrorCode::io_error, "injected EIO"));
+             Status s = f.node->snapshot_now().get();
+             CHECK_FALSE(s.ok());
+         },
+         nullptr, Outcome::fail_stop, "rename"},
+        {"EIO on the snapshot directory's fsync after the rename (wal::install_file)",
+         [](Fixture& f) {
+             f.fs.set_inject(
+                 fail_on("sync_dir", "/snapshots", ErrorCode::io_error, "injected EIO"));
+             Status s = f.node->snapshot_now().get();
+             CHECK_FALSE(s.ok());
+         },
+         nullptr, Outcome::fail_stop, "sync_dir"},
         {"ENOSPC preparing the next WAL segment",
          [](Fixture& f) {
              f.fs.full = true;  // the active segment still has room: writes go on until then

@@ -28,11 +28,23 @@ Status replace_file(FileSystem& fs, const std::string& dir, const std::string& n
         (void)fs.remove(tmp);
         return s;
     }
-    // A failed fdatasync is never taken for "no space, retry" (docs/wal.md).
-    if (Status s = (*file)->datasync(); !s.ok()) return Status(ErrorCode::io_error, s.message());
     file->reset();
-    if (Status s = fs.rename(tmp, path); !s.ok()) return Status(ErrorCode::io_error, s.message());
-    if (Status s = fs.sync_dir(dir); !s.ok()) return Status(ErrorCode::io_error, s.message());
+    return install_file(fs, tmp, dir, name);
+}
+
+Status install_file(FileSystem& fs, const std::string& from, const std::string& dir,
+                    const std::string& name) {
+    // Every failure is io_error: a failed fdatasync is never taken for "no
+    // space, retry" (docs/wal.md, "Failure policy").
+    auto io_error = [](const Status& s) { return Status(ErrorCode::io_error, s.message()); };
+    {
+        // fdatasync on any descriptor of a file makes all its writes durable.
+        auto file = fs.open(from, OpenMode::read_only);
+        if (!file.ok()) return io_error(file.status());
+        if (Status s = (*file)->datasync(); !s.ok()) return io_error(s);
+    }
+    if (Status s = fs.rename(from, dir + "/" + name); !s.ok()) return io_error(s);
+    if (Status s = fs.sync_dir(dir); !s.ok()) return io_error(s);
     return Status();
 }
 

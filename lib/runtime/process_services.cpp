@@ -1,5 +1,5 @@
-// The per-process services.  See services.hpp.
-#include "runtime/services.hpp"
+// The per-process services.  See process_services.hpp.
+#include "runtime/process_services.hpp"
 
 #include <pthread.h>
 #include <boost/asio/executor_work_guard.hpp>
@@ -12,20 +12,20 @@
 
 namespace keel::runtime {
 
-struct Services::WorkGuard {
+struct ProcessServices::WorkGuard {
     explicit WorkGuard(boost::asio::io_context& io) : guard(io.get_executor()) {}
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard;
 };
 
-Services::Services()
+ProcessServices::ProcessServices()
     : io_(std::make_unique<boost::asio::io_context>(1)), work_(std::make_unique<WorkGuard>(*io_)) {}
 
-Services::~Services() {
-    KEEL_ASSERT(!io_thread_.joinable(), "the I/O thread is stopped before its services go");
+ProcessServices::~ProcessServices() {
+    stop();
 }
 
-void Services::start_io() {
-    KEEL_ASSERT(!io_thread_.joinable(), "the I/O thread is started once");
+void ProcessServices::start_io() {
+    KEEL_ASSERT(!io_thread_.joinable() && !stopped_, "the I/O thread is started once");
     std::promise<void> running;
     io_thread_ = std::thread([this, &running] {
         io_thread_id_ = std::this_thread::get_id();
@@ -36,23 +36,43 @@ void Services::start_io() {
     running.get_future().wait();
 }
 
-void Services::post(std::function<void()> f) {
+void ProcessServices::post(std::function<void()> f) {
     boost::asio::post(*io_, std::move(f));
 }
 
-void Services::stop_io() {
+Status ProcessServices::start_transport(std::shared_ptr<Transport> transport,
+                                        GroupRouter::RejectionHook on_rejected) {
+    KEEL_ASSERT(!on_io_thread(), "the transport starts off the I/O thread");
+    return router_.start(std::move(transport), std::move(on_rejected));
+}
+
+void ProcessServices::stop() {
     KEEL_ASSERT(!on_io_thread(), "the I/O thread cannot stop itself");
+    if (stopped_) return;
+    stopped_ = true;
+    // The transport's sockets belong to the I/O thread while it runs.
+    if (io_thread_.joinable()) {
+        std::promise<void> done;
+        post([this, &done] {
+            router_.stop();
+            done.set_value();
+        });
+        done.get_future().wait();
+    } else {
+        router_.stop();
+    }
     work_.reset();
     io_->stop();
     if (io_thread_.joinable()) io_thread_.join();
+    background_.stop();
 }
 
-void Services::to_io(std::function<void()> work) {
+void ProcessServices::to_io(const bool& closed, std::function<void()> work) {
     MutexLock lock(mu_);
-    outbox_.push_back(std::move(work));
+    outbox_.push_back(Work{&closed, std::move(work)});
 }
 
-void Services::flush_outbox() {
+void ProcessServices::flush_outbox() {
     if (on_io_thread()) return run_outbox();
     {
         MutexLock lock(mu_);
@@ -62,8 +82,8 @@ void Services::flush_outbox() {
     post([this] { run_outbox(); });
 }
 
-void Services::run_outbox() {
-    std::vector<std::function<void()>> work;
+void ProcessServices::run_outbox() {
+    std::vector<Work> work;
     {
         MutexLock lock(mu_);
         if (outbox_.empty()) return;
@@ -71,8 +91,8 @@ void Services::run_outbox() {
         outbox_posted_ = false;
         outbox_running_ = true;
     }
-    for (auto& w : work)
-        if (!outbox_closed_) w();
+    for (Work& w : work)
+        if (!*w.closed) w.run();
     MutexLock lock(mu_);
     outbox_running_ = false;
 }

@@ -1,0 +1,203 @@
+// The process's transport shared by its groups.  See group_router.hpp.
+#include "runtime/group_router.hpp"
+
+#include <utility>
+#include <vector>
+
+#include "keel/assert.hpp"
+
+namespace keel::runtime {
+
+namespace {
+
+// The slot this thread is delivering into, if any: detaching it from inside
+// that delivery would wait for itself.
+thread_local const void* t_delivering_to = nullptr;
+
+}  // namespace
+
+// One group's view of the process's transport.
+class GroupRouter::Link final : public Transport {
+public:
+    Link(GroupRouter& router, GroupId group) : router_(router), group_(group) {}
+
+    Status start(TransportSink& sink) override {
+        Status s = router_.attach(group_, sink);
+        attached_.store(s.ok());
+        return s;
+    }
+    void stop() override {
+        if (!attached_.exchange(false)) return;
+        router_.detach(group_);
+    }
+    void set_peer(NodeId id, const std::string& address) override {
+        router_.set_peer(group_, id, address);
+    }
+    void remove_peer(NodeId id) override { router_.remove_peer(group_, id); }
+    void send(GroupId group, NodeId to, std::string bytes) override {
+        KEEL_ASSERT(group == group_, "a group's channel sends under its own group id");
+        router_.transport_->send(group_, to, std::move(bytes));
+    }
+    bool send_now(GroupId group, NodeId to, const std::function<std::string()>& encode) override {
+        KEEL_ASSERT(group == group_, "a group's channel sends under its own group id");
+        return router_.transport_->send_now(group_, to, encode);
+    }
+    void send_snapshot(GroupId group, NodeId to,
+                       std::shared_ptr<OutgoingSnapshot> snapshot) override {
+        KEEL_ASSERT(group == group_, "a group's channel sends under its own group id");
+        router_.transport_->send_snapshot(group_, to, std::move(snapshot));
+    }
+
+private:
+    GroupRouter& router_;
+    const GroupId group_;
+    std::atomic<bool> attached_{false};
+};
+
+GroupRouter::~GroupRouter() {
+    stop();
+}
+
+Status GroupRouter::start(std::shared_ptr<Transport> transport, RejectionHook on_rejected) {
+    KEEL_ASSERT(transport_ == nullptr && transport != nullptr, "the router starts once");
+    transport_ = std::move(transport);
+    on_rejected_ = std::move(on_rejected);
+    Status s = transport_->start(*this);
+    if (!s.ok()) stopped_ = true;  // never started: nothing to stop
+    return s;
+}
+
+void GroupRouter::stop() {
+    if (transport_ == nullptr || stopped_) return;
+    stopped_ = true;
+    {
+        MutexLock lock(mu_);
+        KEEL_ASSERT(slots_.empty(), "every group leaves before the transport stops");
+    }
+    transport_->stop();
+}
+
+std::shared_ptr<Transport> GroupRouter::link(GroupId group) {
+    KEEL_ASSERT(started(), "a link needs the process's transport");
+    return std::make_shared<Link>(*this, group);
+}
+
+Status GroupRouter::attach(GroupId group, TransportSink& sink) {
+    MutexLock lock(mu_);
+    if (slots_.count(group) != 0)
+        return Status(ErrorCode::invalid_argument,
+                      "group " + std::to_string(group) + " is open in this process already");
+    slots_[group].sink = &sink;
+    departed_.erase(group);
+    return Status::ok_status();
+}
+
+void GroupRouter::detach(GroupId group) {
+    {
+        MutexLock lock(mu_);
+        auto it = slots_.find(group);
+        if (it == slots_.end()) return;
+        Slot& slot = it->second;
+        KEEL_ASSERT(t_delivering_to != &slot, "a group leaves from outside its own deliveries");
+        slot.leaving = true;
+        while (slot.calls > 0) left_.wait(lock);
+        slots_.erase(it);
+        departed_.insert(group);
+    }
+    // The members only this group had: the transport forgets them.
+    std::vector<NodeId> gone;
+    {
+        MutexLock lock(peers_mu_);
+        for (auto it = peers_.begin(); it != peers_.end();) {
+            it->second.groups.erase(group);
+            if (it->second.groups.empty()) {
+                gone.push_back(it->first);
+                it = peers_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+    for (NodeId id : gone) transport_->remove_peer(id);
+}
+
+template <typename Deliver>
+Status GroupRouter::dispatch(GroupId group, NodeId from, bool peer_input, Deliver&& deliver) {
+    Slot* slot = nullptr;
+    {
+        MutexLock lock(mu_);
+        auto it = slots_.find(group);
+        if (it != slots_.end() && !it->second.leaving) {
+            slot = &it->second;
+            ++slot->calls;
+        } else if (it != slots_.end() || departed_.count(group) != 0 || !peer_input) {
+            return Status::ok_status();  // the group stopped: dropped, as a stopped node does
+        }
+    }
+    if (slot == nullptr) return refuse_unknown(group, from);
+    const void* outer = t_delivering_to;
+    t_delivering_to = slot;
+    Status s = deliver(*slot->sink);
+    t_delivering_to = outer;
+    MutexLock lock(mu_);
+    if (--slot->calls == 0 && slot->leaving) left_.notify_all();
+    return s;
+}
+
+Status GroupRouter::refuse_unknown(GroupId group, NodeId from) {
+    unknown_group_.fetch_add(1);
+    const std::string detail = "bytes from node " + std::to_string(from) + " for group " +
+                               std::to_string(group) + ", which this process does not serve";
+    if (on_rejected_) on_rejected_(kRejectedUnknownGroup, detail);
+    return Status(ErrorCode::invalid_argument, detail);
+}
+
+Status GroupRouter::on_messages(GroupId group, NodeId from, std::string_view bytes) {
+    return dispatch(group, from, true,
+                    [&](TransportSink& s) { return s.on_messages(group, from, bytes); });
+}
+
+Status GroupRouter::on_snapshot_chunk(GroupId group, NodeId from, std::string_view bytes) {
+    return dispatch(group, from, true,
+                    [&](TransportSink& s) { return s.on_snapshot_chunk(group, from, bytes); });
+}
+
+void GroupRouter::on_unreachable(GroupId group, NodeId to) {
+    (void)dispatch(group, to, false, [&](TransportSink& s) {
+        s.on_unreachable(group, to);
+        return Status::ok_status();
+    });
+}
+
+void GroupRouter::on_disconnected(GroupId group, NodeId from) {
+    (void)dispatch(group, from, false, [&](TransportSink& s) {
+        s.on_disconnected(group, from);
+        return Status::ok_status();
+    });
+}
+
+void GroupRouter::set_peer(GroupId group, NodeId id, const std::string& address) {
+    bool tell = false;
+    {
+        MutexLock lock(peers_mu_);
+        auto [it, fresh] = peers_.try_emplace(id);
+        it->second.groups.insert(group);
+        tell = fresh || it->second.address != address;
+        it->second.address = address;
+    }
+    if (tell) transport_->set_peer(id, address);
+}
+
+void GroupRouter::remove_peer(GroupId group, NodeId id) {
+    {
+        MutexLock lock(peers_mu_);
+        auto it = peers_.find(id);
+        if (it == peers_.end()) return;
+        it->second.groups.erase(group);
+        if (!it->second.groups.empty()) return;
+        peers_.erase(it);
+    }
+    transport_->remove_peer(id);
+}
+
+}  // namespace keel::runtime

@@ -1,0 +1,119 @@
+// runtime/group_router.hpp — one process's keel::Transport shared by the
+// Raft groups it hosts: the single TransportSink the transport delivers to,
+// handing each delivery to the sink of the group its GroupId names, and the
+// per-group keel::Transport (link()) each group's MessageChannel talks
+// through.
+//
+// Inbound: a delivery for a group that is attached goes to that group's
+// sink; for a group that was attached and has left, it is dropped (as a
+// stopped node drops it); for a group this process never served, it is
+// refused (kRejectedUnknownGroup: counted, reported through the hook, and
+// answered with an error Status).  Nothing a peer sends reaches an
+// assertion.
+//
+// Outbound: a link sends under its own group id.  Peers are the process's,
+// not a group's: the transport is told about a member while at least one
+// group has it (the last group's address wins), and told to forget it when
+// no group has it any more.
+//
+// Owns: the transport, once started (ProcessServices owns the router).
+// Threads: start/stop before the groups open and after they all left; the
+// TransportSink calls from any thread (the transport's contract); a link's
+// start from any thread; stop from any thread but from inside a delivery
+// to its own group, and on the I/O thread once the group has set peers (the
+// members only that group had are removed from the transport there); a
+// link's other calls as a MessageChannel makes them (set_peer/remove_peer
+// on the I/O thread).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "keel/transport.hpp"
+#include "runtime/thread_annotations.hpp"
+
+namespace keel::runtime {
+
+// Bytes for a group this process does not serve.
+inline constexpr std::string_view kRejectedUnknownGroup = "unknown_group";
+
+class GroupRouter final : public TransportSink {
+public:
+    // A refusal: `reason` is the metrics label, `detail` the log line.  Any
+    // thread.
+    using RejectionHook = std::function<void(std::string_view reason, std::string_view detail)>;
+
+    GroupRouter() = default;
+    // REQUIRES: stopped, or never started; no group attached.
+    ~GroupRouter() override;
+    GroupRouter(const GroupRouter&) = delete;
+    GroupRouter& operator=(const GroupRouter&) = delete;
+
+    // Starts `transport` delivering to this router.  Once.
+    Status start(std::shared_ptr<Transport> transport, RejectionHook on_rejected);
+    bool started() const { return transport_ != nullptr; }
+    // Stops the transport (no delivery after it returns).  Idempotent.
+    // REQUIRES: every group has left.
+    void stop();
+
+    // The transport group `group`'s MessageChannel uses: its start() attaches
+    // the channel's sink (refused if the group is attached already), its
+    // stop() detaches it, waiting out a delivery to it in progress, and
+    // removes the members no other group has.
+    // REQUIRES: started().  The router outlives the link.
+    std::shared_ptr<Transport> link(GroupId group);
+
+    // Deliveries refused as kRejectedUnknownGroup (any thread).
+    std::uint64_t unknown_group_deliveries() const { return unknown_group_.load(); }
+
+    // TransportSink (any thread).
+    Status on_messages(GroupId group, NodeId from, std::string_view bytes) override;
+    Status on_snapshot_chunk(GroupId group, NodeId from, std::string_view bytes) override;
+    void on_unreachable(GroupId group, NodeId to) override;
+    void on_disconnected(GroupId group, NodeId from) override;
+
+private:
+    class Link;
+    struct Slot {
+        TransportSink* sink = nullptr;
+        int calls = 0;         // deliveries in progress into `sink`
+        bool leaving = false;  // detach() waits out `calls`
+    };
+    struct Peer {
+        std::string address;
+        std::set<GroupId> groups;  // the groups that have this member
+    };
+
+    Status attach(GroupId group, TransportSink& sink) EXCLUDES(mu_);
+    void detach(GroupId group) EXCLUDES(mu_);
+    void set_peer(GroupId group, NodeId id, const std::string& address) EXCLUDES(peers_mu_);
+    void remove_peer(GroupId group, NodeId id) EXCLUDES(peers_mu_);
+    // Runs `deliver(sink)` for `group`'s sink, or answers for a group that
+    // is not attached: ok (dropped) if it left, else `unknown` (refused and
+    // counted when `from` is a peer's input).
+    template <typename Deliver>
+    Status dispatch(GroupId group, NodeId from, bool peer_input, Deliver&& deliver) EXCLUDES(mu_);
+    Status refuse_unknown(GroupId group, NodeId from);
+
+    std::shared_ptr<Transport> transport_;  // set by start(), before any delivery
+    RejectionHook on_rejected_;
+    bool stopped_ = false;
+
+    Mutex mu_;
+    CondVar left_;  // a slot's calls reached zero
+    std::map<GroupId, Slot> slots_ GUARDED_BY(mu_);
+    std::set<GroupId> departed_ GUARDED_BY(mu_);
+
+    Mutex peers_mu_;
+    std::map<NodeId, Peer> peers_ GUARDED_BY(peers_mu_);
+
+    std::atomic<std::uint64_t> unknown_group_{0};
+};
+
+}  // namespace keel::runtime

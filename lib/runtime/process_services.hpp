@@ -1,0 +1,115 @@
+// runtime/process_services.hpp — what one process gives every Raft group it
+// hosts: the I/O thread (an asio::io_context: the transport's sockets and
+// every group's timers run on it), the ordered outbox of work for that
+// thread, the background thread (snapshot files, log compaction, checking
+// received snapshots), and the transport with its demultiplexer by GroupId
+// (group_router.hpp).  None of it knows Raft.  A group (replica.hpp) is
+// handed these services and its GroupId and owns none of them; keel::Node
+// is one ProcessServices with one group, 0 (single_group_node.hpp).  Each
+// group's WAL flusher belongs to its WAL.
+//
+// The outbox: work produced under a group's core lock that must run on the
+// I/O thread (a message to send, a peer to set, a timer to arm) is queued
+// here in the order it was produced, and run there in that order.  One
+// outbox for all groups: a group's direct send (if_outbox_idle) overtakes
+// nothing queued, and the transport's send_now is called by one thread at a
+// time, whatever the number of groups.
+//
+// Owns: the io_context and the I/O thread, the outbox, the background
+// worker, the router (and through it the transport).  Outlives its groups.
+// Threads: post, to_io, flush_outbox and if_outbox_idle from any thread;
+// run_outbox on the I/O thread; start_transport, start_io and stop from a
+// thread that is not the I/O thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "runtime/background_worker.hpp"
+#include "runtime/group_router.hpp"
+#include "runtime/thread_annotations.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace keel::runtime {
+
+class ProcessServices {
+public:
+    ProcessServices();
+    // Stops what still runs (stop()).
+    ~ProcessServices();
+    ProcessServices(const ProcessServices&) = delete;
+    ProcessServices& operator=(const ProcessServices&) = delete;
+
+    // The groups' timers (ticker.hpp) and sockets run on it.
+    boost::asio::io_context& io() { return *io_; }
+    // Starts the I/O thread ("keel-io"); returns once it runs.  Once.
+    void start_io();
+    bool io_started() const { return io_thread_.joinable(); }
+    bool on_io_thread() const { return std::this_thread::get_id() == io_thread_id_; }
+    // Runs `f` on the I/O thread.
+    void post(std::function<void()> f);
+
+    // Starts the process's transport (once, before any group uses it):
+    // deliveries go to the router, which hands them to the groups; refusals
+    // of unknown groups go to `on_rejected` too.
+    Status start_transport(std::shared_ptr<Transport> transport,
+                           GroupRouter::RejectionHook on_rejected);
+    GroupRouter& router() { return router_; }
+
+    BackgroundWorker& background() { return background_; }
+
+    // Stops the transport (on the I/O thread), then the I/O thread (work
+    // queued and not run is dropped), then the background thread (what is
+    // queued runs).  Idempotent.  REQUIRES: every group has stopped; not
+    // on the I/O thread.
+    void stop();
+
+    // ---- the outbox ----
+    // Queues `work` for the I/O thread, after everything queued before.  It
+    // is skipped if `closed` reads true when its turn comes (read on the
+    // I/O thread): a group sets its flag as it shuts down there, and what
+    // it queued earlier is dropped.  `closed` must outlive the work: a
+    // group's shutdown flushes the outbox before the group may go.
+    void to_io(const bool& closed, std::function<void()> work) EXCLUDES(mu_);
+    // Runs the outbox now on the I/O thread, else posts one run of it.
+    void flush_outbox() EXCLUDES(mu_);
+    // I/O thread: runs what is queued, in order.
+    void run_outbox() EXCLUDES(mu_);
+    // Runs `f` under the outbox lock if nothing is queued for the I/O thread
+    // nor being run by it: what `f` sends then overtakes nothing.
+    template <typename F>
+    void if_outbox_idle(F&& f) EXCLUDES(mu_) {
+        MutexLock lock(mu_);
+        if (outbox_.empty() && !outbox_running_) f();
+    }
+
+private:
+    struct WorkGuard;
+    struct Work {
+        const bool* closed;
+        std::function<void()> run;
+    };
+
+    // Declared first, destroyed last: the router's and the worker's threads
+    // may post to it until they stop.
+    std::unique_ptr<boost::asio::io_context> io_;
+    std::unique_ptr<WorkGuard> work_;
+    std::thread io_thread_;
+    std::thread::id io_thread_id_;
+    BackgroundWorker background_;
+    GroupRouter router_;
+    bool stopped_ = false;
+
+    Mutex mu_;
+    std::vector<Work> outbox_ GUARDED_BY(mu_);
+    bool outbox_posted_ GUARDED_BY(mu_) = false;
+    // The I/O thread is running work it took from the outbox.
+    bool outbox_running_ GUARDED_BY(mu_) = false;
+};
+
+}  // namespace keel::runtime
