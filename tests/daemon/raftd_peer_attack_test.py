@@ -196,7 +196,7 @@ class PeerAttackTest(base.RaftdTest):
         self.attack(n, STRANGER, [messages_frame(message(HEARTBEAT, STRANGER, 1, term), group=77),
                                   frame(MESSAGES_FRAME, b"\x07" * 5)])
         self.wait_rejected(n, {"term_out_of_range": 2, "not_a_member": 4,
-                               "wrong_frame_kind": 1, "malformed": 2, "misaddressed": 1})
+                               "wrong_frame_kind": 1, "malformed": 2, "unknown_group": 1})
         self.check_terms([n], before)
         self.assertEqual(n.status()["role"], "leader")
         self.assertEqual(self.put(n.http, "after", "2")[0], 200)
