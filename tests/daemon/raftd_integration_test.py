@@ -24,10 +24,20 @@ DEADLINE_S = 30.0       # bound on any wait for the cluster to converge
 POLL_S = 0.02
 
 
+_ports_handed_out = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and never handed out before by this process: the
+    kernel may give a port it gave a moment ago once the probe socket is
+    closed, and two members of one test must not both be told to bind it."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_handed_out:
+            _ports_handed_out.add(port)
+            return port
 
 
 def request(port, method, path, body=None, timeout=5.0, headers=None):
