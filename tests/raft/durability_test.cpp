@@ -20,16 +20,10 @@ Entry entry(Term term, Index index) {
     return Entry{term, index, EntryType::normal, str_cat("e", index, "t", term)};
 }
 
+// An append to node 3.
 Message append(NodeId from, Term term, Index prev_index, Term prev_term, std::vector<Entry> entries,
                Index commit) {
-    return Message{.type = MessageType::append,
-                   .from = from,
-                   .to = 3,
-                   .term = term,
-                   .log_index = prev_index,
-                   .log_term = prev_term,
-                   .commit = commit,
-                   .entries = std::move(entries)};
+    return test::append_message(from, 3, term, prev_index, prev_term, std::move(entries), commit);
 }
 
 // The runtime keeps the id of each write it was handed.

@@ -30,6 +30,19 @@ inline Options test_options(NodeId id) {
     return o;
 }
 
+// An append from `from` to `to`: `entries` after (prev_index, prev_term).
+inline Message append_message(NodeId from, NodeId to, Term term, Index prev_index, Term prev_term,
+                              std::vector<Entry> entries, Index commit) {
+    return Message{.type = MessageType::append,
+                   .from = from,
+                   .to = to,
+                   .term = term,
+                   .log_index = prev_index,
+                   .log_term = prev_term,
+                   .commit = commit,
+                   .entries = std::move(entries)};
+}
+
 inline Configuration make_config(const std::vector<NodeId>& voters,
                                  const std::vector<NodeId>& learners = {}) {
     Configuration c;

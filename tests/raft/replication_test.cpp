@@ -16,14 +16,7 @@ Entry entry(Term term, Index index, std::string data = "") {
 
 Message append(NodeId from, NodeId to, Term term, Index prev_index, Term prev_term,
                std::vector<Entry> entries, Index commit) {
-    return Message{.type = MessageType::append,
-                   .from = from,
-                   .to = to,
-                   .term = term,
-                   .log_index = prev_index,
-                   .log_term = prev_term,
-                   .commit = commit,
-                   .entries = std::move(entries)};
+    return append_message(from, to, term, prev_index, prev_term, std::move(entries), commit);
 }
 
 std::vector<Message> responses(const Actions& a) {

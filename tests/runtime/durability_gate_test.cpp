@@ -4,6 +4,7 @@
 // term and vote saved before anything leaves.  No thread, no disk.
 #include <catch2/catch.hpp>
 
+#include "../raft/harness.hpp"
 #include "raft/core.hpp"
 #include "raft/str_cat.hpp"
 #include "runtime/durability_gate.hpp"
@@ -32,16 +33,10 @@ std::unique_ptr<Core> follower() {
     return c;
 }
 
+// An append to node 3.
 Message append(NodeId from, Term term, Index prev_index, Term prev_term, std::vector<Entry> entries,
                Index commit) {
-    return Message{.type = MessageType::append,
-                   .from = from,
-                   .to = 3,
-                   .term = term,
-                   .log_index = prev_index,
-                   .log_term = prev_term,
-                   .commit = commit,
-                   .entries = std::move(entries)};
+    return test::append_message(from, 3, term, prev_index, prev_term, std::move(entries), commit);
 }
 
 Entry entry(Term term, Index index) {
