@@ -79,7 +79,7 @@ public:
                         const ValueLog& state);
 
     using Nodes = std::map<raft::NodeId, std::unique_ptr<SimNode>>;
-    using Disks = std::map<raft::NodeId, std::unique_ptr<SimDisk>>;
+    using Disks = std::map<raft::NodeId, SimDisk*>;  // one group's files on each drive
     void after_step(const Nodes& nodes, const Disks& disks);
 
     // The highest index known committed (the reference log's length).

@@ -40,9 +40,19 @@ Cluster::Cluster(std::uint64_t seed, const RunConfig& config, bool echo_trace)
       rng_disk_(root_.split(kDisk)),
       rng_node_(root_.split(kNode)),
       rng_stall_(root_.split(kStall)),
-      network_(params_, config.bug, rng_net_),
-      checker_([this](const std::string& what) { violation(what); }) {
+      network_(params_, config.bug, rng_net_) {
     trace_.set_echo(echo_trace);
+    KEEL_ASSERT(config.groups >= 1, "a cluster runs at least one group");
+    KEEL_ASSERT(config.groups == 1 || (!config.membership && config.scenario == Scenario::none),
+                "several groups per process run without membership changes or scripts");
+    for (int i = 0; i < config.groups; ++i) {
+        const auto id = static_cast<std::uint64_t>(i);
+        // With several groups, a violation names the group it was found in.
+        const std::string prefix = config.groups == 1 ? "" : "g" + s_(id) + ": ";
+        groups_.push_back(std::make_unique<SimGroup>(
+            *this, id, [this, prefix](const std::string& what) { violation(prefix + what); }));
+        group_prefix_.push_back(prefix);
+    }
     if (config.scenario != Scenario::none) {
         KEEL_ASSERT(config.nodes == scenario_nodes(config.scenario) && !config.membership,
                     "a scenario fixes the cluster it runs on");
@@ -55,12 +65,38 @@ Cluster::~Cluster() = default;
 void Cluster::violation(const std::string& what) {
     if (violation_) return;
     violation_ = what;
-    safety_violation_ = what.rfind("Liveness", 0) != 0 && what.rfind("Storm", 0) != 0 &&
-                        what.rfind("Scenario", 0) != 0 && what.rfind("Idle", 0) != 0;
+    // A group's checker prefixes "g<id>: " (several groups).
+    std::string kind = what;
+    if (config_.groups > 1 && what.rfind('g', 0) == 0 && what.find(": ") != std::string::npos)
+        kind = what.substr(what.find(": ") + 2);
+    safety_violation_ = kind.rfind("Liveness", 0) != 0 && kind.rfind("Storm", 0) != 0 &&
+                        kind.rfind("Scenario", 0) != 0 && kind.rfind("Idle", 0) != 0;
     trace(std::string("VIOLATION: ") + what);
 }
 
-raft::Options Cluster::options_for(NodeId id) {
+void Cluster::violation(const SimGroup& g, const std::string& what) {
+    violation(group_prefix_.at(g.id) + what);
+}
+
+void Cluster::trace(const SimGroup& g, const std::string& line) {
+    if (config_.groups == 1) return trace(line);
+    trace("g" + s_(g.id) + " " + line);
+}
+
+SimGroup& Cluster::pick_group(Rng& rng) {
+    if (groups_.size() == 1) return *groups_.front();
+    return *groups_[rng.pick(groups_.size())];
+}
+
+std::vector<SimNode*> Cluster::replicas(NodeId id) const {
+    std::vector<SimNode*> out;
+    for (const auto& g : groups_) {
+        if (auto it = g->nodes.find(id); it != g->nodes.end()) out.push_back(it->second.get());
+    }
+    return out;
+}
+
+raft::Options Cluster::options_for(const SimGroup& g, NodeId id) {
     raft::Options o;
     o.id = id;
     o.election_ticks_min = params_.election_ticks_min;
@@ -74,6 +110,7 @@ raft::Options Cluster::options_for(NodeId id) {
     o.max_message_bytes = params_.max_message_bytes;
     o.snapshot_trailing_entries = params_.snapshot_trailing_entries;
     o.random_seed = hash_mix(hash_mix(seed_, id), incarnations_[id]);
+    if (g.id > 0) o.random_seed = hash_mix(o.random_seed, g.id);
     if (config_.quiesce) {
         o.quiesce = true;
         o.quiesce_after_ticks =
@@ -85,73 +122,91 @@ raft::Options Cluster::options_for(NodeId id) {
 
 void Cluster::start_node(NodeId id) {
     const std::uint64_t incarnation = ++incarnations_[id];
-    SimDisk& disk = *disks_.at(id);
-    checker_.node_started(id, disk.restored());
-    trace(n_(id) + " starts (incarnation " + s_(incarnation) + ", term " +
-          s_(disk.durable().hard_state().term) + ", log to " + s_(disk.durable().last_index()) +
-          ")");
-    if (!clock_rate_.count(id)) {
-        clock_rate_[id] = 1.0 + params_.skew * (2 * rng_clock_.unit() - 1);
+    running_.insert(id);
+    for (auto& g : groups_) {
+        SimDisk& disk = *g->disks.at(id);
+        g->checker.node_started(id, disk.restored());
+        trace(*g, n_(id) + " starts (incarnation " + s_(incarnation) + ", term " +
+                      s_(disk.durable().hard_state().term) + ", log to " +
+                      s_(disk.durable().last_index()) + ")");
+        if (!clock_rate_.count(id)) {
+            clock_rate_[id] = 1.0 + params_.skew * (2 * rng_clock_.unit() - 1);
+        }
+        std::uint64_t stream = hash_mix(id, incarnation);
+        if (g->id > 0) stream = hash_mix(stream, g->id);
+        auto node = std::make_unique<SimNode>(g->host, disk, options_for(*g, id), incarnation,
+                                              config_, params_, rng_node_.split(stream));
+        g->nodes[id] = std::move(node);
     }
-    auto node = std::make_unique<SimNode>(*this, disk, options_for(id), incarnation, config_,
-                                          params_, rng_node_.split(hash_mix(id, incarnation)));
-    nodes_[id] = std::move(node);
-    // The constructor may already have produced actions (a lone voter leads at once).
+    // The constructors may already have produced actions (a lone voter leads at once).
     schedule_tick(id, incarnation);
     if (config_.quiesce) start_liveness(id, incarnation);
 }
 
-void Cluster::schedule_tick(NodeId id, std::uint64_t incarnation) {
-    const auto period =
-        static_cast<std::uint64_t>(static_cast<double>(params_.tick_us) * clock_rate_[id]);
-    schedule_node(id, incarnation, std::max<std::uint64_t>(period, 1),
-                  [this, id, incarnation](SimNode& n) {
-                      if (n.tick() && counts_ticks(id)) ++result_.core_ticks;
-                      schedule_tick(id, incarnation);
-                  });
-}
-
-void Cluster::schedule_node(NodeId node, std::uint64_t incarnation, std::uint64_t delay_us,
-                            std::function<void(SimNode&)> fn) {
-    sched_.after(delay_us, [this, node, incarnation, fn = std::move(fn)] {
-        auto it = nodes_.find(node);
-        if (it != nodes_.end() && it->second->incarnation() == incarnation) fn(*it->second);
+void Cluster::schedule_process(NodeId id, std::uint64_t incarnation, std::uint64_t delay_us,
+                               std::function<void()> fn) {
+    sched_.after(delay_us, [this, id, incarnation, fn = std::move(fn)] {
+        if (running_.count(id) && incarnations_[id] == incarnation) fn();
     });
 }
 
-void Cluster::send(const Message& m, std::string snapshot_data) {
-    if (counts_ticks(m.from)) ++result_.raft_messages;
+// One timer per process ticks every group's core, in group order.
+void Cluster::schedule_tick(NodeId id, std::uint64_t incarnation) {
+    const auto period =
+        static_cast<std::uint64_t>(static_cast<double>(params_.tick_us) * clock_rate_[id]);
+    schedule_process(id, incarnation, std::max<std::uint64_t>(period, 1), [this, id, incarnation] {
+        for (auto& g : groups_) {
+            auto it = g->nodes.find(id);
+            if (it != g->nodes.end() && it->second->tick() && counts_ticks(*g, id))
+                ++result_.core_ticks;
+        }
+        schedule_tick(id, incarnation);
+    });
+}
+
+void Cluster::schedule_node(SimGroup& g, NodeId node, std::uint64_t incarnation,
+                            std::uint64_t delay_us, std::function<void(SimNode&)> fn) {
+    sched_.after(delay_us, [&g, node, incarnation, fn = std::move(fn)] {
+        auto it = g.nodes.find(node);
+        if (it != g.nodes.end() && it->second->incarnation() == incarnation) fn(*it->second);
+    });
+}
+
+void Cluster::send(SimGroup& g, const Message& m, std::string snapshot_data) {
+    if (counts_ticks(g, m.from)) ++result_.raft_messages;
     const auto delays = network_.route(m, now_us());
     if (delays.empty()) {
-        trace(n_(m.from) + "->" + n_(m.to) + " lost " + raft::message_type_name(m.type));
+        trace(g, n_(m.from) + "->" + n_(m.to) + " lost " + raft::message_type_name(m.type));
         if (m.type == MessageType::snapshot) {
             const NodeId from = m.from, to = m.to;
             const std::uint64_t inc = incarnations_[from];
-            schedule_node(from, inc, params_.delay_max_us,
+            schedule_node(g, from, inc, params_.delay_max_us,
                           [to](SimNode& n) { n.report_snapshot(to, false); });
         }
         return;
     }
     for (std::uint64_t d : delays) {
-        sched_.after(d, [this, m, snapshot_data] { deliver(m, snapshot_data); });
+        sched_.after(d, [this, &g, m, snapshot_data] { deliver(g, m, snapshot_data); });
     }
 }
 
-void Cluster::deliver(const Message& m, const std::string& data) {
+// The network is the processes': a partition or a crash cuts every group's
+// messages between them alike.
+void Cluster::deliver(SimGroup& g, const Message& m, const std::string& data) {
     const bool blocked = network_.blocked(m.from, m.to);
-    auto target = nodes_.find(m.to);
-    const bool up = target != nodes_.end();
+    auto target = g.nodes.find(m.to);
+    const bool up = target != g.nodes.end();
     if (m.type == MessageType::snapshot) {
         // The sender's streaming finishes now, one way or the other.
-        auto sender = nodes_.find(m.from);
-        if (sender != nodes_.end()) sender->second->report_snapshot(m.to, !blocked && up);
+        auto sender = g.nodes.find(m.from);
+        if (sender != g.nodes.end()) sender->second->report_snapshot(m.to, !blocked && up);
     }
     if (blocked || !up) {
-        trace(n_(m.from) + "->" + n_(m.to) + " undeliverable " + raft::message_type_name(m.type) +
-              (blocked ? " (partition)" : " (down)"));
+        trace(g, n_(m.from) + "->" + n_(m.to) + " undeliverable " +
+                     raft::message_type_name(m.type) + (blocked ? " (partition)" : " (down)"));
         if (params_.report_unreachable) {
-            auto sender = nodes_.find(m.from);
-            if (sender != nodes_.end()) sender->second->report_unreachable(m.to);
+            auto sender = g.nodes.find(m.from);
+            if (sender != g.nodes.end()) sender->second->report_unreachable(m.to);
         }
         return;
     }
@@ -159,18 +214,25 @@ void Cluster::deliver(const Message& m, const std::string& data) {
     if (network_.tamper(copy))
         trace(std::string("BUG ") + std::string(bug_name(config_.bug)) +
               " tampers with the next message");
-    trace(std::string("deliver ") + raft::to_string(copy));
+    trace(g, std::string("deliver ") + raft::to_string(copy));
     target->second->deliver(copy, data);
 }
 
+void Cluster::crash_requested(NodeId node) {
+    dying_.insert(node);
+    // The whole process stopped: its other groups do nothing more either.
+    for (SimNode* n : replicas(node)) n->stop();
+}
+
+// Every group of the process at once: one drive, one incarnation.
 void Cluster::crash(NodeId id) {
-    auto it = nodes_.find(id);
-    if (it == nodes_.end()) return;
+    if (!running_.count(id)) return;
     trace(std::string("CRASH ") + n_(id) + " (unflushed writes lost)");
-    nodes_.erase(it);
+    running_.erase(id);
+    for (auto& g : groups_) g->nodes.erase(id);
     armed_.erase(id);
-    disks_.at(id)->crash();
-    checker_.node_crashed(id, disks_.at(id)->restored());
+    drives_.at(id)->crash();
+    for (auto& g : groups_) g->checker.node_crashed(id, g->disks.at(id)->restored());
     crashed_.insert(id);
     ++result_.crashes;
 }
@@ -186,15 +248,19 @@ void Cluster::stop_removed(NodeId id) {
     trace(std::string("STOP ") + n_(id) + " (removed from the committed configuration)");
     removed_.insert(id);
     crashed_.erase(id);
-    nodes_.erase(id);
-    checker_.node_stopped(id);
+    running_.erase(id);
+    for (auto& g : groups_) {
+        g->nodes.erase(id);
+        g->checker.node_stopped(id);
+    }
 }
 
 // ---- what a script sees and does ------------------------------------------------
 
 const raft::Core* Cluster::core(NodeId id) const {
-    auto it = nodes_.find(id);
-    return it == nodes_.end() ? nullptr : &it->second->core();
+    const auto& nodes = groups_.front()->nodes;
+    auto it = nodes.find(id);
+    return it == nodes.end() ? nullptr : &it->second->core();
 }
 
 void Cluster::cut(NodeId a, NodeId b) {
@@ -208,51 +274,42 @@ void Cluster::reconnect() {
 }
 
 void Cluster::hold_disk(NodeId id) {
-    disks_.at(id)->hold();
+    drives_.at(id)->hold();
     trace(std::string("HOLD ") + n_(id) + "'s WAL: nothing on it completes");
 }
 
+// A completion that came while the drive was held runs again, on the
+// replica of the group whose write it is.
 void Cluster::release_disk(NodeId id) {
     trace(std::string("RELEASE ") + n_(id) + "'s WAL");
-    auto it = nodes_.find(id);
-    if (it != nodes_.end()) {
-        it->second->release_disk();
-    } else {
-        disks_.at(id)->release();
-    }
+    SimDrive& drive = *drives_.at(id);
+    drive.release();
+    if (!running_.count(id)) return;
+    SimGroup& g = *groups_.at(drive.head(false) ? drive.head(false)->group : 0);
+    auto it = g.nodes.find(id);
+    if (it == g.nodes.end() || it->second->stopped() || !drive.take_stalled()) return;
+    const std::uint64_t op_id = drive.head(false)->id;
+    schedule_node(g, id, incarnations_[id], SimNode::kReleasedWriteUs,
+                  [op_id](SimNode& n) { n.disk_done(op_id); });
 }
 
 // ---- observations -----------------------------------------------------------
 
-void Cluster::on_entries(NodeId node, bool leader, const std::vector<Entry>& entries) {
-    checker_.on_entries(node, leader, entries);
-}
-
-void Cluster::on_snapshot_installed(NodeId node, bool leader, const raft::SnapshotMeta& meta,
-                                    const ValueLog& state) {
-    ++result_.snapshots_installed;
-    checker_.on_snapshot_installed(node, leader, meta, state);
-}
-
-void Cluster::on_snapshot_taken(NodeId node, const raft::SnapshotMeta& meta,
-                                const ValueLog& state) {
-    checker_.on_snapshot_taken(node, meta, state);
-}
-
-void Cluster::on_applied(NodeId node, const Entry& entry, const ValueLog& state) {
-    checker_.on_applied(node, entry, state);
-    if (entry.type != raft::EntryType::config || entry.index <= committed_config_index_) return;
+void Cluster::on_applied(SimGroup& g, NodeId node, const Entry& entry, const ValueLog& state) {
+    g.checker.on_applied(node, entry, state);
+    if (entry.type != raft::EntryType::config || entry.index <= g.committed_config_index) return;
     // A newly committed configuration: members it dropped stop (soon, and
-    // never inside this node's own call stack).
-    committed_config_index_ = entry.index;
+    // never inside this node's own call stack).  Membership changes run with
+    // one group only, so a process leaves with its only group.
+    g.committed_config_index = entry.index;
     auto config = raft::decode_configuration(entry.data);
     if (!config) {
-        violation(n_(node) + " applies a config entry " + s_(entry.index) +
-                  " that does not decode");
+        violation(
+            g, n_(node) + " applies a config entry " + s_(entry.index) + " that does not decode");
         return;
     }
-    trace(std::string("committed configuration at ") + s_(entry.index) + ": " +
-          raft::to_string(*config));
+    trace(g, std::string("committed configuration at ") + s_(entry.index) + ": " +
+                 raft::to_string(*config));
     for (NodeId id : ever_member_) {
         if (!config->contains(id) && !removed_.count(id)) {
             sched_.after(rng_admin_.range(0, 200'000), [this, id] { stop_removed(id); });
@@ -261,23 +318,72 @@ void Cluster::on_applied(NodeId node, const Entry& entry, const ValueLog& state)
     for (const auto& [id, info] : config->members) ever_member_.insert(id);
 }
 
-void Cluster::on_read_served(NodeId node, std::uint64_t request_id, Index read_index,
+void Cluster::on_read_served(SimGroup& g, NodeId node, std::uint64_t request_id, Index read_index,
                              const ValueLog& state) {
     ReadRecord r;
-    if (!history_.read_finished(request_id, &r)) {
-        violation(n_(node) + " serves read " + s_(request_id) + " that nobody asked for");
+    if (!g.history.read_finished(request_id, &r)) {
+        violation(g, n_(node) + " serves read " + s_(request_id) + " that nobody asked for");
         return;
     }
-    ++history_.stats().reads_served;
-    trace(n_(node) + " serves read " + s_(request_id) + " at index " + s_(read_index) +
-          " (applied " + s_(state.applied()) + ", started when " + s_(r.commit_at_start) +
-          " was committed)");
-    checker_.on_read_served(node, read_index, r.commit_at_start, state);
+    ++g.history.stats().reads_served;
+    trace(g, n_(node) + " serves read " + s_(request_id) + " at index " + s_(read_index) +
+                 " (applied " + s_(state.applied()) + ", started when " + s_(r.commit_at_start) +
+                 " was committed)");
+    g.checker.on_read_served(node, read_index, r.commit_at_start, state);
 }
 
-void Cluster::on_read_failed(NodeId, std::uint64_t request_id) {
+void Cluster::on_read_failed(SimGroup& g, std::uint64_t request_id) {
     ReadRecord r;
-    if (history_.read_finished(request_id, &r)) ++history_.stats().reads_failed;
+    if (g.history.read_finished(request_id, &r)) ++g.history.stats().reads_failed;
+}
+
+// ---- a group's replicas see the simulation through its Host ---------------------
+
+std::uint64_t SimGroup::Host::now_us() const {
+    return cluster_.now_us();
+}
+void SimGroup::Host::schedule_node(NodeId node, std::uint64_t incarnation, std::uint64_t delay_us,
+                                   std::function<void(SimNode&)> fn) {
+    cluster_.schedule_node(group_, node, incarnation, delay_us, std::move(fn));
+}
+void SimGroup::Host::schedule_disk_done(std::uint64_t group, NodeId node, std::uint64_t incarnation,
+                                        std::uint64_t op_id, std::uint64_t delay_us) {
+    cluster_.schedule_node(cluster_.group(group), node, incarnation, delay_us,
+                           [op_id](SimNode& n) { n.disk_done(op_id); });
+}
+void SimGroup::Host::send(const Message& m, std::string snapshot_data) {
+    cluster_.send(group_, m, std::move(snapshot_data));
+}
+void SimGroup::Host::trace(const std::string& line) {
+    cluster_.trace(group_, line);
+}
+void SimGroup::Host::violation(const std::string& what) {
+    cluster_.violation(group_, what);
+}
+void SimGroup::Host::crash_requested(NodeId node) {
+    cluster_.crash_requested(node);
+}
+void SimGroup::Host::on_entries(NodeId node, bool leader, const std::vector<Entry>& entries) {
+    group_.checker.on_entries(node, leader, entries);
+}
+void SimGroup::Host::on_snapshot_installed(NodeId node, bool leader, const raft::SnapshotMeta& meta,
+                                           const ValueLog& state) {
+    cluster_.count_snapshot_installed();
+    group_.checker.on_snapshot_installed(node, leader, meta, state);
+}
+void SimGroup::Host::on_snapshot_taken(NodeId node, const raft::SnapshotMeta& meta,
+                                       const ValueLog& state) {
+    group_.checker.on_snapshot_taken(node, meta, state);
+}
+void SimGroup::Host::on_applied(NodeId node, const Entry& entry, const ValueLog& state) {
+    cluster_.on_applied(group_, node, entry, state);
+}
+void SimGroup::Host::on_read_served(NodeId node, std::uint64_t request_id, Index read_index,
+                                    const ValueLog& state) {
+    cluster_.on_read_served(group_, node, request_id, read_index, state);
+}
+void SimGroup::Host::on_read_failed(NodeId, std::uint64_t request_id) {
+    cluster_.on_read_failed(group_, request_id);
 }
 
 // ---- phases -------------------------------------------------------------------
@@ -300,74 +406,75 @@ void Cluster::heal() {
     heal_us_ = now_us();
     network_.heal();
     network_.calm(calm_latency_max_us());
-    for (auto& [id, disk] : disks_) disk->calm(calm_latency_max_us());
+    for (auto& [id, drive] : drives_) drive->calm(calm_latency_max_us());
     trace("HEAL: faults stop; crashed members restart; a leader must commit everything, never " +
           format_time(params_.liveness_bound_us) + " without a commit, within " +
           format_time(params_.liveness_cap_us));
     for (NodeId id : armed_) {
-        if (auto it = nodes_.find(id); it != nodes_.end()) it->second->arm_crash(-1, false);
+        for (SimNode* n : replicas(id)) n->arm_crash(-1, false);
     }
     armed_.clear();
-    for (const auto& [id, disk] : disks_) {
-        if (disk->held()) release_disk(id);
+    for (const auto& [id, drive] : drives_) {
+        if (drive->held()) release_disk(id);
     }
     const std::set<NodeId> down = crashed_;
     for (NodeId id : down) restart(id);
-    liveness_probe();
+    for (auto& g : groups_) liveness_probe(*g);
 }
 
-void Cluster::liveness_probe() {
-    // One probe write must commit; retried until a leader takes it.
-    if (probe_committed_) return;
-    if (probe_ && probe_->index <= checker_.commit_known()) {
-        if (checker_.committed_term(probe_->index) == probe_->term) {
-            probe_committed_ = true;
+void Cluster::liveness_probe(SimGroup& g) {
+    // One probe write must commit in every group; retried until a leader takes it.
+    if (g.probe_committed) return;
+    if (g.probe && g.probe->index <= g.checker.commit_known()) {
+        if (g.checker.committed_term(g.probe->index) == g.probe->term) {
+            g.probe_committed = true;
             return;
         }
-        probe_.reset();  // overwritten: try again
+        g.probe.reset();  // overwritten: try again
     }
-    if (SimNode* l = leader(); probe_ && l && l->core().term() > probe_->term &&
-                               l->core().term_at(probe_->index) != probe_->term) {
-        probe_.reset();  // a later leader lacks it: it can never commit
+    if (SimNode* l = leader(g); g.probe && l && l->core().term() > g.probe->term &&
+                                l->core().term_at(g.probe->index) != g.probe->term) {
+        g.probe.reset();  // a later leader lacks it: it can never commit
     }
-    if (!probe_) {
-        if (SimNode* l = leader()) {
+    if (!g.probe) {
+        if (SimNode* l = leader(g)) {
             auto r = l->propose("probe");
             if (r.ok()) {
-                probe_ = *r;
-                trace(std::string("liveness probe appended at ") + s_(r->index) + "/t" +
-                      s_(r->term));
+                g.probe = *r;
+                trace(g, std::string("liveness probe appended at ") + s_(r->index) + "/t" +
+                             s_(r->term));
             }
         }
     }
-    sched_.after(100'000, [this] { liveness_probe(); });
+    sched_.after(100'000, [this, &g] { liveness_probe(g); });
 }
 
-bool Cluster::liveness_reached(std::string* why_not) const {
-    SimNode* l = leader();
+bool Cluster::liveness_reached(const SimGroup& g, std::string* why_not) const {
+    const std::string group = config_.groups == 1 ? "" : "group " + s_(g.id) + ": ";
+    SimNode* l = leader(g);
     if (!l) {
-        *why_not = "no leader";
+        *why_not = group + "no leader";
         return false;
     }
     const raft::Core& c = l->core();
-    if (!probe_committed_) {
-        *why_not = std::string("the probe write has not committed (leader ") + n_(l->id()) +
+    if (!g.probe_committed) {
+        *why_not = group + "the probe write has not committed (leader " + n_(l->id()) +
                    ", commit " + s_(c.commit_index()) + ", last " + s_(c.last_index()) + ")";
         return false;
     }
     if (c.commit_index() != c.last_index() || c.term_at(c.commit_index()) != c.term()) {
-        *why_not = std::string("leader ") + n_(l->id()) + " has not committed its log (commit " +
+        *why_not = group + "leader " + n_(l->id()) + " has not committed its log (commit " +
                    s_(c.commit_index()) + ", last " + s_(c.last_index()) + ")";
         return false;
     }
     for (const auto& [id, info] : c.configuration().members) {
-        auto it = nodes_.find(id);
-        if (it == nodes_.end()) {
-            *why_not = std::string("member ") + n_(id) + " is not running";
+        auto it = g.nodes.find(id);
+        if (it == g.nodes.end()) {
+            *why_not = group + "member " + n_(id) + " is not running";
             return false;
         }
         if (it->second->state().applied() < c.commit_index()) {
-            *why_not = std::string("member ") + n_(id) + " applied " +
+            *why_not = group + "member " + n_(id) + " applied " +
                        s_(it->second->state().applied()) + " of " + s_(c.commit_index());
             return false;
         }
@@ -377,18 +484,22 @@ bool Cluster::liveness_reached(std::string* why_not) const {
 
 std::string Cluster::describe_nodes() const {
     std::string out;
-    for (const auto& [id, n] : nodes_) {
-        const raft::Core& c = n->core();
-        if (!out.empty()) out += "; ";
-        out += n_(id) + " " + raft::role_name(c.role()) + " t" + s_(c.term()) + " commit " +
-               s_(c.commit_index()) + " last " + s_(c.last_index()) + " config " +
-               raft::to_string(c.configuration()) + (c.needs_ticks() ? "" : " (needs no ticks)") +
-               (c.quiescent() ? " (quiescent)" : "");
-        const SimDisk& d = *disks_.at(id);
-        if (n->gated() > 0 || !d.wal_idle()) {
-            out += " [" + s_(n->gated()) + " messages wait for write " + s_(n->gated_on()) + "; " +
-                   s_(d.wal_queue().size()) + " WAL writes queued, the last " +
-                   s_(d.wal_last_submitted()) + (d.held() ? ", held" : "") + "]";
+    for (const auto& g : groups_) {
+        for (const auto& [id, n] : g->nodes) {
+            const raft::Core& c = n->core();
+            if (!out.empty()) out += "; ";
+            if (config_.groups > 1) out += "g" + s_(g->id) + " ";
+            out += n_(id) + " " + raft::role_name(c.role()) + " t" + s_(c.term()) + " commit " +
+                   s_(c.commit_index()) + " last " + s_(c.last_index()) + " config " +
+                   raft::to_string(c.configuration()) +
+                   (c.needs_ticks() ? "" : " (needs no ticks)") +
+                   (c.quiescent() ? " (quiescent)" : "");
+            const SimDisk& d = *g->disks.at(id);
+            if (n->gated() > 0 || !d.wal_idle()) {
+                out += " [" + s_(n->gated()) + " messages wait for write " + s_(n->gated_on()) +
+                       "; " + s_(d.wal_queue().size()) + " WAL writes queued, the last " +
+                       s_(d.drive().wal_last_submitted()) + (d.held() ? ", held" : "") + "]";
+            }
         }
     }
     return out;
@@ -405,18 +516,25 @@ void Cluster::poll_script() {
 }
 
 RunResult Cluster::run() {
-    // Founding members all start from raft::bootstrap (entry 1 = the configuration).
+    // Founding members all start from raft::bootstrap (entry 1 = the
+    // configuration), in every group.
     Configuration initial;
     for (int i = 0; i < config_.nodes; ++i) initial.members[next_node_id_++] = raft::MemberInfo{};
     const raft::RestoredState boot = raft::bootstrap(initial);
-    checker_.bootstrapped(boot);
+    for (auto& g : groups_) g->checker.bootstrapped(boot);
     for (const auto& [id, info] : initial.members) {
-        disks_[id] =
-            std::make_unique<SimDisk>(params_, config_.bug == Bug::lying_disk, rng_disk_.split(id));
-        disks_[id]->format(boot);
+        drives_[id] = std::make_unique<SimDrive>(params_, config_.bug == Bug::lying_disk,
+                                                 rng_disk_.split(id), config_.groups > 1,
+                                                 config_.bug == Bug::group_commit_early_ack);
+        for (auto& g : groups_) {
+            SimDisk& disk = drives_[id]->group(g->id);
+            disk.format(boot);
+            g->disks[id] = &disk;
+        }
         ever_member_.insert(id);
     }
-    trace(std::string("seed ") + s_(seed_) + ": " + params_.describe());
+    trace(std::string("seed ") + s_(seed_) + ": " + params_.describe() +
+          (config_.groups == 1 ? "" : " groups " + s_(static_cast<std::uint64_t>(config_.groups))));
     for (const auto& [id, info] : initial.members) start_node(id);
 
     every(params_.proposals_per_s, &rng_client_, [this] { client_propose(); });
@@ -433,40 +551,47 @@ RunResult Cluster::run() {
         sched_.at(params_.fault_phase_us, [this] { heal(); });
     }
 
-    Index settled_at = 0;
-    bool live = false;
     while (!violation_) {
         if (!sched_.run_one()) {
             violation("no events left to run");
             break;
         }
         ++result_.events;
-        checker_.after_step(nodes_, disks_);
-        // A node that stopped inside a write is judged as it stood (what its
-        // core committed counts), then crashed, and its disk judged again.
+        for (auto& g : groups_) g->checker.after_step(g->nodes, g->disks);
+        // A process that stopped inside a write is judged as it stood (what
+        // its cores committed counts), then crashed, and its disk judged again.
         if (!dying_.empty()) {
             crash_dying();
-            checker_.after_step(nodes_, disks_);
+            for (auto& g : groups_) g->checker.after_step(g->nodes, g->disks);
         }
         if (script_ && phase_ == Phase::faults && !violation_) poll_script();
-        if (checker_.commit_known() != settled_at) {
-            settled_at = checker_.commit_known();
-            last_commit_us_ = now_us();
-            history_.settle(settled_at, [this](Index i) { return checker_.committed_term(i); });
+        for (auto& g : groups_) {
+            if (g->checker.commit_known() == g->settled_at) continue;
+            g->settled_at = g->checker.commit_known();
+            g->last_commit_us = now_us();
+            g->history.settle(g->settled_at,
+                              [&g](Index i) { return g->checker.committed_term(i); });
         }
         if (idle_from_us_) {
             if (idle_check_done()) break;
         } else if (phase_ == Phase::liveness) {
+            // Every group must reach liveness; a group that has not must not
+            // go liveness_bound_us without a commit.
             std::string why_not;
-            if (liveness_reached(&why_not)) {
-                live = true;
+            std::uint64_t quiet_since = now_us();
+            for (const auto& g : groups_) {
+                std::string why;
+                if (liveness_reached(*g, &why)) continue;
+                if (why_not.empty()) why_not = why;
+                quiet_since = std::min(quiet_since, std::max(heal_us_, g->last_commit_us));
+            }
+            if (why_not.empty()) {
                 trace(std::string("liveness reached ") + format_time(now_us() - heal_us_) +
                       " after healing");
                 if (!config_.idle_check) break;
                 idle_from_us_ = now_us();
                 continue;
             }
-            const std::uint64_t quiet_since = std::max(heal_us_, last_commit_us_);
             if (now_us() > quiet_since + params_.liveness_bound_us) {
                 violation(std::string("Liveness: no commit for ") +
                           format_time(params_.liveness_bound_us) + " after healing, still " +
@@ -485,15 +610,27 @@ RunResult Cluster::run() {
             break;
         }
     }
-    (void)live;
     result_.ok = !violation_;
     result_.safety = safety_violation_;
     result_.violation = violation_.value_or("");
     result_.trace_hash = trace_.hash();
     result_.end_us = now_us();
-    result_.leaders_elected = checker_.leaders_elected();
-    result_.committed = checker_.commit_known();
-    result_.history = history_.stats();
+    for (const auto& [id, drive] : drives_) {
+        result_.wal_batches += drive->batches();
+        result_.wal_batches_shared += drive->shared_batches();
+    }
+    for (const auto& g : groups_) {
+        result_.leaders_elected += g->checker.leaders_elected();
+        result_.committed += g->checker.commit_known();
+        const HistoryStats& h = g->history.stats();
+        result_.history.proposals += h.proposals;
+        result_.history.accepted += h.accepted;
+        result_.history.committed += h.committed;
+        result_.history.lost += h.lost;
+        result_.history.reads += h.reads;
+        result_.history.reads_served += h.reads_served;
+        result_.history.reads_failed += h.reads_failed;
+    }
     return result_;
 }
 

@@ -1,6 +1,14 @@
 // sim/cluster.hpp — one simulation run: a cluster, its clients and its
 // faults, all driven by one seed.
 //
+// A cluster is a set of simulated processes, each hosting one replica of
+// every one of RunConfig::groups Raft groups.  The groups of a process share
+// its drive (one fsync stream: SimDrive), its network links (a partition or
+// a crash cuts them all), its incarnation (a crash restarts them all), its
+// timer (one tick per process ticks every group's core) and, with
+// quiescence, its liveness pings and verdicts.  Each group has its own
+// checker and client history.
+//
 // The run has two phases.  During the fault phase, clients propose and read,
 // operators change membership, transfer leadership and take snapshots, and
 // the swarm's faults hit the network, the disks and the nodes.  Then
@@ -51,10 +59,65 @@ struct RunResult {
     std::uint64_t core_ticks = 0;
     std::uint64_t liveness_pings = 0;
     std::uint64_t peers_declared_down = 0;
+    // WAL fsyncs of every drive, and those that carried several groups' writes.
+    std::uint64_t wal_batches = 0;
+    std::uint64_t wal_batches_shared = 0;
     HistoryStats history;
 };
 
-class Cluster final : public NodeHost, public ScriptHost {
+class Cluster;
+
+// One Raft group of the cluster: its replicas (one per process), their
+// files, what is checked of them and what its clients did.
+struct SimGroup {
+    // What the group's replicas see of the simulation: Cluster's calls,
+    // with the group filled in.
+    class Host final : public NodeHost {
+    public:
+        Host(Cluster& cluster, SimGroup& group) : cluster_(cluster), group_(group) {}
+        std::uint64_t now_us() const override;
+        void schedule_node(raft::NodeId node, std::uint64_t incarnation, std::uint64_t delay_us,
+                           std::function<void(SimNode&)> fn) override;
+        void schedule_disk_done(std::uint64_t group, raft::NodeId node, std::uint64_t incarnation,
+                                std::uint64_t op_id, std::uint64_t delay_us) override;
+        void send(const raft::Message& m, std::string snapshot_data) override;
+        void trace(const std::string& line) override;
+        void violation(const std::string& what) override;
+        void crash_requested(raft::NodeId node) override;
+        void on_entries(raft::NodeId node, bool leader,
+                        const std::vector<raft::Entry>& entries) override;
+        void on_snapshot_installed(raft::NodeId node, bool leader, const raft::SnapshotMeta& meta,
+                                   const ValueLog& state) override;
+        void on_snapshot_taken(raft::NodeId node, const raft::SnapshotMeta& meta,
+                               const ValueLog& state) override;
+        void on_applied(raft::NodeId node, const raft::Entry& entry,
+                        const ValueLog& state) override;
+        void on_read_served(raft::NodeId node, std::uint64_t request_id, raft::Index read_index,
+                            const ValueLog& state) override;
+        void on_read_failed(raft::NodeId node, std::uint64_t request_id) override;
+
+    private:
+        Cluster& cluster_;
+        SimGroup& group_;
+    };
+
+    SimGroup(Cluster& cluster, std::uint64_t group_id, Checker::Fail fail)
+        : id(group_id), checker(std::move(fail)), host(cluster, *this) {}
+
+    const std::uint64_t id;
+    Checker checker;
+    History history;
+    Host host;
+    std::map<raft::NodeId, std::unique_ptr<SimNode>> nodes;  // live incarnations
+    Checker::Disks disks;  // every replica's files, of every process that ever existed
+    raft::Index committed_config_index = 0;
+    raft::Index settled_at = 0;        // the commit known when history last settled
+    std::uint64_t last_commit_us = 0;  // when its known commit last advanced
+    std::optional<raft::Proposed> probe;
+    bool probe_committed = false;
+};
+
+class Cluster final : public ScriptHost {
 public:
     // A crash armed to land inside a write (SimNode::arm_crash) that finds
     // none within this long happens between events instead.
@@ -67,31 +130,34 @@ public:
     const SwarmParams& params() const { return params_; }
     const Trace& trace_log() const { return trace_; }
 
-    // NodeHost
+    // What a group's replicas ask of the simulation (SimGroup::Host).
     std::uint64_t now_us() const override { return sched_.now_us(); }
-    void schedule_node(raft::NodeId node, std::uint64_t incarnation, std::uint64_t delay_us,
-                       std::function<void(SimNode&)> fn) override;
-    void send(const raft::Message& m, std::string snapshot_data) override;
+    void schedule_node(SimGroup& g, raft::NodeId node, std::uint64_t incarnation,
+                       std::uint64_t delay_us, std::function<void(SimNode&)> fn);
+    void send(SimGroup& g, const raft::Message& m, std::string snapshot_data);
     void trace(const std::string& line) override { trace_.add(sched_.now_us(), line); }
-    void violation(const std::string& what) override;
-    void crash_requested(raft::NodeId node) override { dying_.insert(node); }
-    void on_entries(raft::NodeId node, bool leader,
-                    const std::vector<raft::Entry>& entries) override;
-    void on_snapshot_installed(raft::NodeId node, bool leader, const raft::SnapshotMeta& meta,
-                               const ValueLog& state) override;
-    void on_snapshot_taken(raft::NodeId node, const raft::SnapshotMeta& meta,
-                           const ValueLog& state) override;
-    void on_applied(raft::NodeId node, const raft::Entry& entry, const ValueLog& state) override;
-    void on_read_served(raft::NodeId node, std::uint64_t request_id, raft::Index read_index,
-                        const ValueLog& state) override;
-    void on_read_failed(raft::NodeId node, std::uint64_t request_id) override;
+    // A line about group g: prefixed "g<id> " when there are several groups.
+    void trace(const SimGroup& g, const std::string& line);
+    void violation(const std::string& what);
+    // A violation found in group g: prefixed "g<id>: " when there are several groups.
+    void violation(const SimGroup& g, const std::string& what);
+    void crash_requested(raft::NodeId node);
+    void on_applied(SimGroup& g, raft::NodeId node, const raft::Entry& entry,
+                    const ValueLog& state);
+    void on_read_served(SimGroup& g, raft::NodeId node, std::uint64_t request_id,
+                        raft::Index read_index, const ValueLog& state);
+    void on_read_failed(SimGroup& g, std::uint64_t request_id);
+    void count_snapshot_installed() { ++result_.snapshots_installed; }
+    SimGroup& group(std::uint64_t id) { return *groups_.at(id); }
 
-    // ScriptHost (now_us and trace as above)
+    // ScriptHost (now_us and trace as above): scripts run one group (group 0).
     const raft::Core* core(raft::NodeId id) const override;
-    DurableState durable(raft::NodeId id) const override { return disks_.at(id)->durable(); }
-    raft::Index commit_known() const override { return checker_.commit_known(); }
+    DurableState durable(raft::NodeId id) const override {
+        return groups_.front()->disks.at(id)->durable();
+    }
+    raft::Index commit_known() const override { return groups_.front()->checker.commit_known(); }
     raft::Term committed_term(raft::Index index) const override {
-        return checker_.committed_term(index);
+        return groups_.front()->checker.committed_term(index);
     }
     bool propose(raft::NodeId id) override;
     void crash(raft::NodeId id) override;
@@ -107,11 +173,12 @@ private:
     // The host liveness model (cluster_liveness.cpp): every kLivenessPingTicks
     // ticks each process pings every peer process over the simulated network
     // (partitions, drops and delays apply) and declares down a peer it has
-    // not heard for an election timeout, feeding peer_down to its core
-    // again at every check while the peer stays silent.
+    // not heard for an election timeout, feeding peer_down to every group's
+    // core again at every check while the peer stays silent.
     static constexpr std::uint64_t kLivenessPingTicks = 2;
     // RunConfig::idle_check: after liveness is reached, warm up, then count
-    // over a window: no Raft message and no core tick may happen in it.
+    // over a window: no Raft message and no core tick may happen in it, and
+    // no more liveness pings than one per process pair per round.
     static constexpr std::uint64_t kIdleWarmupUs = 3'000'000;
     static constexpr std::uint64_t kIdleWindowUs = 2'000'000;
     void start_liveness(raft::NodeId id, std::uint64_t incarnation);
@@ -119,31 +186,39 @@ private:
     void deliver_ping(raft::NodeId from, std::uint64_t incarnation, raft::NodeId to);
     void declare_down(raft::NodeId observer, raft::NodeId peer, const std::string& why);
     std::uint64_t liveness_timeout_us() const;
-    // Whether the ticks and messages of `id` count (RunResult::core_ticks,
-    // raft_messages): not those of a
-    // node outside the leader's configuration, an orphan of a change the
-    // simulator leaves running (a host would drop such a replica).
-    bool counts_ticks(raft::NodeId id) const;
+    // The most liveness pings the processes may send in window_us.
+    std::uint64_t liveness_pings_max(std::uint64_t window_us) const;
+    // Whether the ticks and messages of `id` in group g count
+    // (RunResult::core_ticks, raft_messages): not those of a node outside
+    // the group leader's configuration, an orphan of a change the simulator
+    // leaves running (a host would drop such a replica).
+    bool counts_ticks(const SimGroup& g, raft::NodeId id) const;
     // Idle check: false while it runs, true once it finished (violation or not).
     bool idle_check_done();
 
-    raft::Options options_for(raft::NodeId id);
+    raft::Options options_for(const SimGroup& g, raft::NodeId id);
     void start_node(raft::NodeId id);
+    // Runs fn after delay_us on incarnation `incarnation` of process `id`,
+    // unless that incarnation has crashed or stopped by then.
+    void schedule_process(raft::NodeId id, std::uint64_t incarnation, std::uint64_t delay_us,
+                          std::function<void()> fn);
     void schedule_tick(raft::NodeId id, std::uint64_t incarnation);
-    void deliver(const raft::Message& m, const std::string& data);
+    void deliver(SimGroup& g, const raft::Message& m, const std::string& data);
     void stop_removed(raft::NodeId id);
+    // A group chosen at random (no draw with one group).
+    SimGroup& pick_group(Rng& rng);
 
     // Recurring activities of the fault phase: fn runs at random intervals
     // averaging 1/rate, until the liveness phase begins.
     void every(double rate_per_s, Rng* rng, std::function<void()> fn);
     void client_propose();
-    bool propose_on(SimNode& n);
+    bool propose_on(SimGroup& g, SimNode& n);
     void client_read();
     void fault_partition();
     void fault_crash();
     // Crashes `id` now and restarts it after a random downtime (fault phase).
     void crash_for_a_while(raft::NodeId id);
-    // Crashes the nodes that stopped inside a write during the last event.
+    // Crashes the processes that stopped inside a write during the last event.
     void crash_dying();
     void fault_disk_stall();
     void admin_change_membership();
@@ -153,13 +228,15 @@ private:
     // The liveness phase's bound on one message delay and on one disk write.
     std::uint64_t calm_latency_max_us() const;
     void poll_script();
-    void liveness_probe();
-    bool liveness_reached(std::string* why_not) const;
-    std::string describe_nodes() const;  // role, term, log and configuration of each live node
+    void liveness_probe(SimGroup& g);
+    bool liveness_reached(const SimGroup& g, std::string* why_not) const;
+    std::string describe_nodes() const;  // role, term, log and configuration of each live replica
 
-    SimNode* leader() const;  // a live leader of the highest term, if any
-    SimNode* client_target(Rng& rng) const;
-    std::vector<raft::NodeId> members() const;  // every node that exists and is not removed
+    SimNode* leader(const SimGroup& g) const;  // a live leader of the highest term, if any
+    SimNode* client_target(const SimGroup& g, Rng& rng) const;
+    std::vector<raft::NodeId> members() const;  // every process that exists and is not removed
+    // Every group's replica on process `id` (those that run).
+    std::vector<SimNode*> replicas(raft::NodeId id) const;
 
     std::uint64_t seed_;
     RunConfig config_;
@@ -169,12 +246,12 @@ private:
     Scheduler sched_;
     Trace trace_;
     SimNetwork network_;
-    Checker checker_;
-    History history_;
-    std::optional<Script> script_;  // a scripted run (RunConfig::scenario)
+    std::vector<std::unique_ptr<SimGroup>> groups_;  // RunConfig::groups of them, ids 0, 1, ...
+    std::vector<std::string> group_prefix_;          // "" or "g<id>: ", for violations
+    std::optional<Script> script_;                   // a scripted run (RunConfig::scenario)
 
-    std::map<raft::NodeId, std::unique_ptr<SimDisk>> disks_;  // every node that ever existed
-    std::map<raft::NodeId, std::unique_ptr<SimNode>> nodes_;  // live incarnations
+    std::map<raft::NodeId, std::unique_ptr<SimDrive>> drives_;  // every process that ever existed
+    std::set<raft::NodeId> running_;                            // processes up
     std::map<raft::NodeId, std::uint64_t> incarnations_;
     std::map<raft::NodeId, double> clock_rate_;  // tick period multiplier (skew)
     std::set<raft::NodeId> crashed_;
@@ -182,17 +259,13 @@ private:
     std::set<raft::NodeId> dying_;  // stopped inside a write in the current event
     std::set<raft::NodeId> removed_;
     std::set<raft::NodeId> ever_member_;  // in some committed configuration
-    raft::Index committed_config_index_ = 0;
     raft::NodeId next_node_id_ = 1;
     std::optional<raft::Proposed> pending_change_;
-    std::optional<raft::Proposed> probe_;
-    bool probe_committed_ = false;
     std::uint64_t next_request_id_ = 1;
     std::uint64_t next_value_ = 1;
 
     Phase phase_ = Phase::faults;
     std::uint64_t heal_us_ = 0;
-    std::uint64_t last_commit_us_ = 0;  // liveness phase: when the known commit last advanced
     // Host liveness: when each process last heard each peer's ping, and the
     // peers it holds down.  Keys (observer, peer).
     std::map<std::pair<raft::NodeId, raft::NodeId>, std::uint64_t> heard_us_;

@@ -28,10 +28,11 @@ void Cluster::start_liveness(NodeId id, std::uint64_t incarnation) {
         heard_us_[{id, peer}] = now_us();
         declared_down_.erase({id, peer});
     }
-    schedule_node(id, incarnation, kLivenessPingTicks * params_.tick_us,
-                  [this, id, incarnation](SimNode&) { liveness_round(id, incarnation); });
+    schedule_process(id, incarnation, kLivenessPingTicks * params_.tick_us,
+                     [this, id, incarnation] { liveness_round(id, incarnation); });
 }
 
+// One ping per peer process, whatever the number of groups.
 void Cluster::liveness_round(NodeId id, std::uint64_t incarnation) {
     for (NodeId peer : members()) {
         if (peer == id) continue;
@@ -39,30 +40,38 @@ void Cluster::liveness_round(NodeId id, std::uint64_t incarnation) {
         Message ping;
         ping.from = id;
         ping.to = peer;
-        ++result_.liveness_pings;
-        for (std::uint64_t d : network_.route(ping, now_us()))
-            sched_.after(d, [this, id, incarnation, peer] { deliver_ping(id, incarnation, peer); });
+        const std::size_t pings = config_.bug == Bug::ping_per_group ? groups_.size() : 1;
+        for (std::size_t i = 0; i < pings; ++i) {
+            ++result_.liveness_pings;
+            for (std::uint64_t d : network_.route(ping, now_us()))
+                sched_.after(
+                    d, [this, id, incarnation, peer] { deliver_ping(id, incarnation, peer); });
+        }
         auto [heard, added] = heard_us_.try_emplace({id, peer}, now_us());  // a new member
         if (now_us() - heard->second <= liveness_timeout_us()) continue;
         // Again at every round while it stays silent: a core that went quiet
         // since (a delayed quiesce heartbeat) must hear it too.
         declare_down(id, peer, "silent for " + format_time(now_us() - heard->second));
     }
-    schedule_node(id, incarnation, kLivenessPingTicks * params_.tick_us,
-                  [this, id, incarnation](SimNode&) { liveness_round(id, incarnation); });
+    schedule_process(id, incarnation, kLivenessPingTicks * params_.tick_us,
+                     [this, id, incarnation] { liveness_round(id, incarnation); });
 }
 
+// The verdict goes to every group's replica on the observer's process.
 void Cluster::declare_down(NodeId observer, NodeId peer, const std::string& why) {
     if (declared_down_.insert({observer, peer}).second) {
         ++result_.peers_declared_down;
         trace(std::string("host ") + n_(observer) + " declares " + n_(peer) + " down (" + why +
               ")");
     }
-    if (auto node = nodes_.find(observer); node != nodes_.end()) node->second->peer_down(peer);
+    for (SimNode* n : replicas(observer)) {
+        n->peer_down(peer);
+        if (config_.bug == Bug::verdict_to_one_group) break;
+    }
 }
 
 void Cluster::deliver_ping(NodeId from, std::uint64_t incarnation, NodeId to) {
-    if (network_.blocked(from, to) || !nodes_.count(to)) return;
+    if (network_.blocked(from, to) || !running_.count(to)) return;
     heard_us_[{to, from}] = now_us();
     // A process that restarted lost its replicas' state: the one that led
     // a group is gone as surely as if the process had stayed down.
@@ -75,9 +84,17 @@ void Cluster::deliver_ping(NodeId from, std::uint64_t incarnation, NodeId to) {
         trace(std::string("host ") + n_(to) + " hears " + n_(from) + " again");
 }
 
-bool Cluster::counts_ticks(NodeId id) const {
-    const SimNode* l = leader();
+bool Cluster::counts_ticks(const SimGroup& g, NodeId id) const {
+    const SimNode* l = leader(g);
     return !l || l->core().configuration().contains(id);
+}
+
+// Every live process pings every other member once a round: the bound does
+// not depend on the number of groups.
+std::uint64_t Cluster::liveness_pings_max(std::uint64_t window_us) const {
+    const std::uint64_t processes = members().size();
+    const std::uint64_t rounds = window_us / (kLivenessPingTicks * params_.tick_us) + 1;
+    return processes * (processes - 1) * rounds;
 }
 
 Cluster::IdleCounts Cluster::idle_counts() const {
@@ -96,8 +113,13 @@ bool Cluster::idle_check_done() {
                                s_(pings) + " liveness pings in " + format_time(kIdleWindowUs) +
                                " after " + format_time(kIdleWarmupUs) + " idle";
     trace(std::string("idle check: ") + counts);
-    if (messages != 0 || ticks != 0)
+    if (messages != 0 || ticks != 0) {
         violation(std::string("Idle: ") + counts + "; nodes: " + describe_nodes());
+    } else if (config_.quiesce && pings > liveness_pings_max(kIdleWindowUs)) {
+        violation(std::string("Idle: ") + counts + ", more than one ping per process pair per " +
+                  format_time(kLivenessPingTicks * params_.tick_us) + " (at most " +
+                  s_(liveness_pings_max(kIdleWindowUs)) + ")");
+    }
     return true;
 }
 

@@ -34,9 +34,9 @@ void Cluster::every(double rate_per_s, Rng* rng, std::function<void()> fn) {
     });
 }
 
-SimNode* Cluster::leader() const {
+SimNode* Cluster::leader(const SimGroup& g) const {
     SimNode* best = nullptr;
-    for (const auto& [id, n] : nodes_) {
+    for (const auto& [id, n] : g.nodes) {
         if (n->core().role() == Role::leader && (!best || n->core().term() > best->core().term())) {
             best = n.get();
         }
@@ -44,62 +44,66 @@ SimNode* Cluster::leader() const {
     return best;
 }
 
-SimNode* Cluster::client_target(Rng& rng) const {
-    if (nodes_.empty()) return nullptr;
-    if (SimNode* l = leader(); l && rng.chance(params_.to_leader_p)) return l;
-    auto it = nodes_.begin();
-    std::advance(it, static_cast<long>(rng.pick(nodes_.size())));
+SimNode* Cluster::client_target(const SimGroup& g, Rng& rng) const {
+    if (g.nodes.empty()) return nullptr;
+    if (SimNode* l = leader(g); l && rng.chance(params_.to_leader_p)) return l;
+    auto it = g.nodes.begin();
+    std::advance(it, static_cast<long>(rng.pick(g.nodes.size())));
     return it->second.get();
 }
 
 std::vector<NodeId> Cluster::members() const {
     std::vector<NodeId> out;
-    for (const auto& [id, disk] : disks_) {
+    for (const auto& [id, drive] : drives_) {
         if (!removed_.count(id)) out.push_back(id);
     }
     return out;
 }
 
+// Clients pick a group at random, then its leader or a random replica.
 void Cluster::client_propose() {
-    SimNode* n = client_target(rng_client_);
-    if (n) (void)propose_on(*n);
+    SimGroup& g = pick_group(rng_client_);
+    SimNode* n = client_target(g, rng_client_);
+    if (n) (void)propose_on(g, *n);
 }
 
 bool Cluster::propose(NodeId id) {
-    auto it = nodes_.find(id);
-    return it != nodes_.end() && propose_on(*it->second);
+    SimGroup& g = *groups_.front();
+    auto it = g.nodes.find(id);
+    return it != g.nodes.end() && propose_on(g, *it->second);
 }
 
-bool Cluster::propose_on(SimNode& n) {
+bool Cluster::propose_on(SimGroup& g, SimNode& n) {
     std::string value = std::string("v") + s_(next_value_++) + ".";
     value.append(rng_client_.range(0, params_.proposal_bytes_max), 'x');
-    ++history_.stats().proposals;
+    ++g.history.stats().proposals;
     auto r = n.propose(value);
     if (!r.ok()) {
-        trace(std::string("client: ") + n_(n.id()) +
-              " refuses a write: " + r.status().to_string());
+        trace(g,
+              std::string("client: ") + n_(n.id()) + " refuses a write: " + r.status().to_string());
         return false;
     }
-    trace(std::string("client: ") + n_(n.id()) + " accepts write " +
-          value.substr(0, value.find('.')) + " at " + s_(r->index) + "/t" + s_(r->term));
-    history_.proposal_accepted(r->index, r->term, now_us());
+    trace(g, std::string("client: ") + n_(n.id()) + " accepts write " +
+                 value.substr(0, value.find('.')) + " at " + s_(r->index) + "/t" + s_(r->term));
+    g.history.proposal_accepted(r->index, r->term, now_us());
     return true;
 }
 
 void Cluster::client_read() {
-    SimNode* n = client_target(rng_client_);
+    SimGroup& g = pick_group(rng_client_);
+    SimNode* n = client_target(g, rng_client_);
     if (!n) return;
     const std::uint64_t id = next_request_id_++;
-    ++history_.stats().reads;
-    history_.read_started(id,
-                          ReadRecord{n->id(), n->incarnation(), checker_.commit_known(), now_us()});
-    trace(std::string("client: read ") + s_(id) + " at " + n_(n->id()) + " (committed so far " +
-          s_(checker_.commit_known()) + ")");
+    ++g.history.stats().reads;
+    g.history.read_started(
+        id, ReadRecord{n->id(), n->incarnation(), g.checker.commit_known(), now_us()});
+    trace(g, std::string("client: read ") + s_(id) + " at " + n_(n->id()) + " (committed so far " +
+                 s_(g.checker.commit_known()) + ")");
     Status st = n->read_index(id);
     if (!st.ok()) {
         ReadRecord r;
-        if (history_.read_finished(id, &r)) ++history_.stats().reads_failed;
-        trace(std::string("client: read ") + s_(id) + " refused: " + st.to_string());
+        if (g.history.read_finished(id, &r)) ++g.history.stats().reads_failed;
+        trace(g, std::string("client: read ") + s_(id) + " refused: " + st.to_string());
     }
 }
 
@@ -125,39 +129,41 @@ void Cluster::fault_partition() {
 }
 
 void Cluster::fault_crash() {
-    if (static_cast<int>(crashed_.size() + armed_.size()) >= params_.crashed_max || nodes_.empty())
+    if (static_cast<int>(crashed_.size() + armed_.size()) >= params_.crashed_max ||
+        running_.empty())
         return;
-    auto it = nodes_.begin();
-    std::advance(it, static_cast<long>(rng_fault_.pick(nodes_.size())));
-    const NodeId id = it->first;
+    auto it = running_.begin();
+    std::advance(it, static_cast<long>(rng_fault_.pick(running_.size())));
+    const NodeId id = *it;
     if (armed_.count(id)) return;
     if (!rng_fault_.chance(params_.crash_in_write_p)) return crash_for_a_while(id);
-    // The crash lands inside a batch, at the node's next synchronous write
-    // (or the one after), before or after it reaches the disk; if none
-    // comes soon, between events after all.
+    // The crash lands inside a batch, at the process's next synchronous
+    // write (or the one after) in any of its groups, before or after it
+    // reaches the disk; if none comes soon, between events after all.
     const int skip = static_cast<int>(rng_fault_.range(0, 1));
     const bool write_first = rng_fault_.chance(0.5);
-    it->second->arm_crash(skip, write_first);
+    for (SimNode* n : replicas(id)) n->arm_crash(skip, write_first);
     armed_.insert(id);
     trace(std::string("CRASH ") + n_(id) + " armed: at its " + (skip == 0 ? "next" : "second") +
           " synchronous write, " + (write_first ? "after" : "before") + " it");
     const std::uint64_t incarnation = incarnations_[id];
     sched_.after(kArmedCrashWaitUs, [this, id, incarnation] {
-        auto node = nodes_.find(id);
-        if (node == nodes_.end() || node->second->incarnation() != incarnation) return;
-        if (node->second->crash_armed()) crash_for_a_while(id);
+        if (!running_.count(id) || incarnations_[id] != incarnation) return;
+        for (SimNode* n : replicas(id)) {
+            if (n->crash_armed()) return crash_for_a_while(id);
+        }
     });
 }
 
 void Cluster::fault_disk_stall() {
-    if (nodes_.empty()) return;
-    auto it = nodes_.begin();
-    std::advance(it, static_cast<long>(rng_stall_.pick(nodes_.size())));
-    const NodeId id = it->first;
-    if (disks_.at(id)->held()) return;
+    if (running_.empty()) return;
+    auto it = running_.begin();
+    std::advance(it, static_cast<long>(rng_stall_.pick(running_.size())));
+    const NodeId id = *it;
+    if (drives_.at(id)->held()) return;
     hold_disk(id);
     sched_.after(rng_stall_.range(1, params_.disk_stall_us_max), [this, id] {
-        if (phase_ == Phase::faults && disks_.at(id)->held()) release_disk(id);
+        if (phase_ == Phase::faults && drives_.at(id)->held()) release_disk(id);
     });
 }
 
@@ -176,10 +182,12 @@ void Cluster::crash_dying() {
     }
 }
 
+// Membership changes run with one group (group 0): a new process joins it.
 void Cluster::admin_change_membership() {
-    SimNode* l = leader();
+    SimGroup& g = *groups_.front();
+    SimNode* l = leader(g);
     if (!l) return;
-    if (pending_change_ && pending_change_->index > checker_.commit_known()) return;
+    if (pending_change_ && pending_change_->index > g.checker.commit_known()) return;
     const Configuration& config = l->core().configuration();
     const auto voters = config.voters();
     const auto learners = config.learners();
@@ -204,9 +212,10 @@ void Cluster::admin_change_membership() {
     if (adding) {
         // The new node exists (empty) before it is named, so the leader can reach it.
         const NodeId id = next_node_id_++;
-        disks_[id] =
-            std::make_unique<SimDisk>(params_, config_.bug == Bug::lying_disk, rng_disk_.split(id));
-        if (phase_ == Phase::liveness) disks_[id]->calm(calm_latency_max_us());
+        drives_[id] = std::make_unique<SimDrive>(params_, config_.bug == Bug::lying_disk,
+                                                 rng_disk_.split(id));
+        g.disks[id] = &drives_[id]->group(g.id);
+        if (phase_ == Phase::liveness) drives_[id]->calm(calm_latency_max_us());
         start_node(id);
     }
     static const char* kKind[] = {"?", "add_voter", "add_learner", "promote", "remove"};
@@ -220,27 +229,30 @@ void Cluster::admin_change_membership() {
         pending_change_ = *r;
     } else if (adding) {
         removed_.insert(change.node);  // never named: it will never be contacted
-        nodes_.erase(change.node);
-        checker_.node_stopped(change.node);
+        running_.erase(change.node);
+        g.nodes.erase(change.node);
+        g.checker.node_stopped(change.node);
     }
 }
 
 void Cluster::admin_transfer() {
-    SimNode* l = leader();
+    SimGroup& g = pick_group(rng_admin_);
+    SimNode* l = leader(g);
     if (!l) return;
     auto voters = l->core().configuration().voters();
     voters.erase(std::remove(voters.begin(), voters.end(), l->id()), voters.end());
     if (voters.empty()) return;
     const NodeId target = voters[rng_admin_.pick(voters.size())];
     Status st = l->transfer_leadership(target);
-    trace(std::string("admin: ") + n_(l->id()) + " transfers leadership to " + n_(target) + ": " +
-          st.to_string());
+    trace(g, std::string("admin: ") + n_(l->id()) + " transfers leadership to " + n_(target) +
+                 ": " + st.to_string());
 }
 
 void Cluster::admin_snapshot() {
-    if (nodes_.empty()) return;
-    auto it = nodes_.begin();
-    std::advance(it, static_cast<long>(rng_admin_.pick(nodes_.size())));
+    SimGroup& g = pick_group(rng_admin_);
+    if (g.nodes.empty()) return;
+    auto it = g.nodes.begin();
+    std::advance(it, static_cast<long>(rng_admin_.pick(g.nodes.size())));
     it->second->take_snapshot();
 }
 

@@ -43,10 +43,7 @@ std::vector<Entry> DurableState::entries() const {
     return out;
 }
 
-// ---- SimDisk -------------------------------------------------------------------
-
-SimDisk::SimDisk(const SwarmParams& params, bool lying, Rng rng)
-    : params_(params), lying_(lying), rng_(rng) {}
+// ---- SimDisk: one group's files ------------------------------------------------
 
 void SimDisk::format(const raft::RestoredState& initial) {
     files_.hard_state = initial.hard_state;
@@ -59,25 +56,7 @@ void SimDisk::format(const raft::RestoredState& initial) {
     changed(0);
 }
 
-std::uint64_t SimDisk::latency_us() {
-    const std::uint64_t fsync_max =
-        calm_fsync_max_us_ == 0
-            ? params_.fsync_max_us
-            : std::max(params_.fsync_min_us, std::min(params_.fsync_max_us, calm_fsync_max_us_));
-    return rng_.range(params_.fsync_min_us, fsync_max);
-}
-
 const DiskOp& SimDisk::submit(DiskOp op, std::uint64_t now_us) {
-    KEEL_ASSERT(wal_.size() + background_.size() < kPendingOpsMax, "disk queue over its limit");
-    op.id = next_id_++;
-    const bool background = op.kind == DiskOpKind::snapshot_file;
-    std::uint64_t& last_done = background ? background_last_done_us_ : wal_last_done_us_;
-    op.done_us = std::max(last_done, now_us + latency_us());
-    last_done = op.done_us;
-    if (background) {
-        background_.push_back(std::move(op));
-        return background_.back();
-    }
     switch (op.kind) {
         case DiskOpKind::append:
             KEEL_ASSERT(!op.entries.empty() && op.entries.front().index == wal_submit_next_,
@@ -93,27 +72,40 @@ const DiskOp& SimDisk::submit(DiskOp op, std::uint64_t now_us) {
         case DiskOpKind::snapshot_file:
             break;
     }
-    wal_last_submitted_ = op.id;
-    wal_.push_back(std::move(op));
-    return wal_.back();
+    const DiskOp& queued = drive_.submit(group_, std::move(op), now_us);
+    if (queued.kind != DiskOpKind::snapshot_file) wal_last_submitted_ = queued.id;
+    return queued;
 }
 
 const DiskOp* SimDisk::head(bool background) const {
-    const std::deque<DiskOp>& q = background ? background_ : wal_;
-    return q.empty() ? nullptr : &q.front();
+    return drive_.head(background);
 }
-
+const std::deque<DiskOp>& SimDisk::wal_queue() const {
+    return drive_.wal_queue();
+}
 std::optional<std::string> SimDisk::complete(std::uint64_t id, DiskOp* done) {
-    std::deque<DiskOp>& q = !wal_.empty() && wal_.front().id == id ? wal_ : background_;
-    KEEL_ASSERT(!q.empty() && q.front().id == id,
-                "disk writes complete in the order they were queued");
-    KEEL_ASSERT(&q != &wal_ || !held_, "a held WAL completes nothing");
-    *done = std::move(q.front());
-    q.pop_front();
-    if (&q == &wal_) wal_last_completed_ = id;
-    auto error = apply(*done);
-    flushed();
-    return error;
+    return drive_.complete(id, done);
+}
+bool SimDisk::wal_completed_through(std::uint64_t id) const {
+    return drive_.wal_completed_through(id);
+}
+bool SimDisk::wal_idle() const {
+    return drive_.wal_idle();
+}
+void SimDisk::crash() {
+    drive_.crash();
+}
+void SimDisk::calm(std::uint64_t fsync_max_us) {
+    drive_.calm(fsync_max_us);
+}
+void SimDisk::hold() {
+    drive_.hold();
+}
+void SimDisk::release() {
+    drive_.release();
+}
+bool SimDisk::held() const {
+    return drive_.held();
 }
 
 void SimDisk::changed(Index from) {
@@ -123,7 +115,7 @@ void SimDisk::changed(Index from) {
 
 void SimDisk::flushed() {
     // A lying disk flushes for real only now and then.
-    if (!lying_ || rng_.chance(0.05)) flushed_ = files_;
+    if (!drive_.lying_ || drive_.rng_.chance(0.05)) flushed_ = files_;
 }
 
 std::optional<std::string> SimDisk::apply(const DiskOp& op) {
@@ -190,23 +182,10 @@ void SimDisk::save_snapshot_marker(const raft::SnapshotMeta& meta) {
     flushed();
 }
 
-void SimDisk::crash() {
-    // The WAL operation in progress may have partly reached the disk.
-    if (!wal_.empty() && rng_.chance(params_.torn_write_p)) {
-        DiskOp& op = wal_.front();
-        if (op.kind == DiskOpKind::append) {
-            op.entries.resize(rng_.range(0, op.entries.size()));
-            if (!op.entries.empty()) (void)apply(op);
-        } else if (rng_.chance(0.5)) {
-            (void)apply(op);  // the fence was durable: recovery finishes it
-        }
-    }
-    wal_.clear();
-    background_.clear();
+void SimDisk::crashed(std::uint64_t last_id) {
     // The lost writes will never complete: nothing after a restart may wait for them.
-    wal_last_submitted_ = wal_last_completed_ = next_id_ - 1;
-    wal_last_done_us_ = background_last_done_us_ = 0;
-    if (lying_) files_ = flushed_;
+    wal_last_submitted_ = last_id;
+    if (drive_.lying_) files_ = flushed_;
     wal_submit_next_ = files_.wal_next;
     changed(0);
 }
@@ -248,6 +227,117 @@ raft::RestoredState SimDisk::recover() {
         flushed();
     }
     return restored();
+}
+
+// ---- SimDrive: the process's queues and faults ------------------------------------
+
+SimDrive::SimDrive(const SwarmParams& params, bool lying, Rng rng, bool batching, bool early_ack)
+    : params_(params), lying_(lying), batching_(batching), early_ack_(early_ack), rng_(rng) {}
+
+SimDisk& SimDrive::group(std::uint64_t group) {
+    auto& disk = groups_[group];
+    if (!disk) disk = std::make_unique<SimDisk>(*this, group);
+    return *disk;
+}
+
+std::uint64_t SimDrive::latency_us() {
+    const std::uint64_t fsync_max =
+        calm_fsync_max_us_ == 0
+            ? params_.fsync_max_us
+            : std::max(params_.fsync_min_us, std::min(params_.fsync_max_us, calm_fsync_max_us_));
+    return rng_.range(params_.fsync_min_us, fsync_max);
+}
+
+const DiskOp& SimDrive::submit(std::uint64_t group, DiskOp op, std::uint64_t now_us) {
+    KEEL_ASSERT(wal_.size() + background_.size() < kPendingOpsMax, "disk queue over its limit");
+    op.group = group;
+    op.id = next_id_++;
+    const bool background = op.kind == DiskOpKind::snapshot_file;
+    if (!background && batching_ && !wal_.empty() && wal_.back().batch != wal_.front().batch) {
+        // The batch behind the one being synced is still open: this write
+        // rides on its fsync.
+        op.batch = wal_.back().batch;
+        op.done_us = wal_.back().done_us;
+        if (!tail_shared_ && op.group != tail_group_) {
+            tail_shared_ = true;
+            ++shared_batches_;
+        }
+    } else {
+        std::uint64_t& last_done = background ? background_last_done_us_ : wal_last_done_us_;
+        op.batch = next_batch_++;
+        op.done_us = std::max(last_done, now_us + latency_us());
+        last_done = op.done_us;
+        if (!background) {
+            ++batches_;
+            tail_group_ = group;
+            tail_shared_ = false;
+        }
+    }
+    if (background) {
+        background_.push_back(std::move(op));
+        return background_.back();
+    }
+    wal_last_submitted_ = op.id;
+    wal_.push_back(std::move(op));
+    return wal_.back();
+}
+
+const DiskOp* SimDrive::head(bool background) const {
+    const std::deque<DiskOp>& q = background ? background_ : wal_;
+    return q.empty() ? nullptr : &q.front();
+}
+
+std::optional<std::string> SimDrive::complete(std::uint64_t id, DiskOp* done) {
+    std::deque<DiskOp>& q = !wal_.empty() && wal_.front().id == id ? wal_ : background_;
+    KEEL_ASSERT(!q.empty() && q.front().id == id,
+                "disk writes complete in the order they were queued");
+    KEEL_ASSERT(&q != &wal_ || !held_, "a held WAL completes nothing");
+    *done = std::move(q.front());
+    q.pop_front();
+    if (&q == &wal_) {
+        wal_last_completed_ = std::max(wal_last_completed_, id);
+        if (early_ack_ && !wal_.empty() && wal_.front().batch != done->batch) {
+            // The injected bug: the batch queued behind this fsync counted
+            // as synced by it.
+            for (const DiskOp& next : wal_) {
+                if (next.batch != wal_.front().batch) break;
+                wal_last_completed_ = std::max(wal_last_completed_, next.id);
+            }
+        }
+    }
+    SimDisk& disk = group(done->group);
+    auto error = disk.apply(*done);
+    disk.flushed();
+    return error;
+}
+
+void SimDrive::crash() {
+    // The WAL batch in progress may have partly reached the disk: a prefix
+    // of its writes, in the order they were queued, across groups.
+    if (!wal_.empty() && rng_.chance(params_.torn_write_p)) {
+        const std::uint64_t batch = wal_.front().batch;
+        for (DiskOp& op : wal_) {
+            if (op.batch != batch) break;
+            SimDisk& disk = group(op.group);
+            if (op.kind == DiskOpKind::append) {
+                const std::size_t whole = op.entries.size();
+                op.entries.resize(rng_.range(0, whole));
+                if (!op.entries.empty()) (void)disk.apply(op);
+                if (op.entries.size() < whole) break;
+            } else if (rng_.chance(0.5)) {
+                (void)disk.apply(op);  // the fence was durable: recovery finishes it
+            } else {
+                break;
+            }
+        }
+    }
+    wal_.clear();
+    background_.clear();
+    // The lost writes will never complete: nothing after a restart may wait for them.
+    wal_last_submitted_ = wal_last_completed_ = next_id_ - 1;
+    wal_last_done_us_ = background_last_done_us_ = 0;
+    stalled_ = false;
+    for (auto& [id, disk] : groups_) disk->crashed(next_id_ - 1);
 }
 
 }  // namespace keel::sim

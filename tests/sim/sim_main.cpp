@@ -3,10 +3,13 @@
 //   keel_sim [--nodes N] [--membership] [--seeds K] [--first-seed S]
 //            [--bug NAME --expect-violation] [--determinism] [--keep-going]
 //            [--events-max N] [--tick-always] [--no-lease-reads]
-//            [--scenario NAME]
+//            [--scenario NAME] [--quiesce] [--idle-check] [--groups G]
 //
 // --scenario runs a script (scenario.hpp) instead of the swarm; it fixes the
-// cluster (figure8, overwritten_write: 5 nodes, no --membership).
+// cluster (figure8, overwritten_write: 5 nodes, no --membership).  --groups G
+// runs G Raft groups on every simulated process (one group without it),
+// sharing its disk, network, timer and liveness pings; not with
+// --membership or --scenario.
 //
 // Environment: KEEL_SIM_SEED=n runs only seed n (printing its summary);
 // KEEL_SIM_SEEDS=k overrides --seeds; KEEL_SIM_VERBOSE=1 echoes every trace
@@ -45,7 +48,7 @@ struct Args {
                  "keel_sim: %s\nusage: keel_sim [--nodes N] [--membership] [--seeds K] "
                  "[--first-seed S] [--bug NAME --expect-violation] [--determinism] "
                  "[--keep-going] [--events-max N] [--tick-always] [--no-lease-reads] [--quiesce] "
-                 "[--idle-check] "
+                 "[--idle-check] [--groups G] "
                  "[--scenario figure8|overwritten_write]\n",
                  why);
     std::exit(2);
@@ -90,6 +93,9 @@ Args parse(int argc, char** argv) {
             a.config.quiesce = true;
         } else if (arg == "--idle-check") {
             a.config.idle_check = true;
+        } else if (arg == "--groups") {
+            a.config.groups = static_cast<int>(number(value(), "bad --groups"));
+            if (a.config.groups < 1 || a.config.groups > 64) usage("--groups must be 1..64");
         } else if (arg == "--tick-always") {
             a.config.tick_always = true;
         } else if (arg == "--events-max") {
@@ -108,6 +114,9 @@ Args parse(int argc, char** argv) {
             usage("--scenario fixes the number of nodes");
         a.config.nodes = keel::sim::scenario_nodes(a.config.scenario);
     }
+    if (a.config.groups > 1 &&
+        (a.config.membership || a.config.scenario != keel::sim::Scenario::none))
+        usage("--groups runs without --membership and --scenario");
     if (const char* s = std::getenv("KEEL_SIM_SEEDS")) a.seeds = number(s, "bad KEEL_SIM_SEEDS");
     // KEEL_SEED, the tests' convention (tests/common/test_seed.hpp), names one seed too.
     for (const char* name : {"KEEL_SEED", "KEEL_SIM_SEED"}) {
@@ -125,6 +134,7 @@ std::string replay(const Args& a, std::uint64_t seed) {
     if (a.config.scenario != keel::sim::Scenario::none)
         cmd += std::string(" --scenario ") + keel::sim::scenario_name(a.config.scenario);
     if (a.config.membership) cmd += " --membership";
+    if (a.config.groups > 1) cmd += " --groups " + std::to_string(a.config.groups);
     if (a.config.tick_always) cmd += " --tick-always";
     if (a.config.quiesce) cmd += " --quiesce";
     if (a.config.idle_check) cmd += " --idle-check";
@@ -171,6 +181,12 @@ int main(int argc, char** argv) {
                 (unsigned long long)r.history.reads_failed, (unsigned long long)r.crashes,
                 (unsigned long long)r.config_changes, (unsigned long long)r.snapshots_installed,
                 (unsigned long long)r.trace_hash);
+            if (a.config.groups > 1)
+                std::printf(
+                    "seed %llu: %d groups per process, %llu WAL fsyncs, %llu of them "
+                    "carrying several groups' writes\n",
+                    (unsigned long long)seed, a.config.groups, (unsigned long long)r.wal_batches,
+                    (unsigned long long)r.wal_batches_shared);
             if (a.config.quiesce)
                 std::printf(
                     "seed %llu: %llu Raft messages, %llu core ticks, %llu liveness pings, "
@@ -220,9 +236,10 @@ int main(int argc, char** argv) {
         return 1;
     }
     std::printf(
-        "keel_sim: %llu seeds (nodes %d%s) from %llu: %llu failed; %llu events, %.0fs "
+        "keel_sim: %llu seeds (nodes %d%s%s) from %llu: %llu failed; %llu events, %.0fs "
         "simulated, %llu leaders, %llu writes committed; %.1fs wall, %.0f seeds/min\n",
         (unsigned long long)a.seeds, a.config.nodes, a.config.membership ? ", membership" : "",
+        a.config.groups > 1 ? (", groups " + std::to_string(a.config.groups)).c_str() : "",
         (unsigned long long)a.first_seed, (unsigned long long)failures, (unsigned long long)events,
         sim_us / 1e6, (unsigned long long)leaders, (unsigned long long)committed, wall_s,
         wall_s > 0 ? a.seeds * 60 / wall_s : 0.0);

@@ -179,15 +179,16 @@ void SimNode::submit(DiskOp op) {
 void SimNode::schedule_completion(const DiskOp& op) {
     const std::uint64_t now = host_.now_us();
     const std::uint64_t id = op.id;
-    host_.schedule_node(core_.id(), incarnation_, op.done_us > now ? op.done_us - now : 0,
-                        [id](SimNode& n) { n.disk_done(id); });
+    // The head may be another group's write (one drive per process).
+    host_.schedule_disk_done(op.group, core_.id(), incarnation_, id,
+                             op.done_us > now ? op.done_us - now : 0);
 }
 
 void SimNode::disk_done(std::uint64_t op_id) {
     if (dead_) return;
     const DiskOp* wal_head = disk_.head(false);
     if (wal_head && wal_head->id == op_id && disk_.held()) {
-        wal_stalled_ = true;  // release_disk() schedules it again
+        disk_.drive().set_stalled();  // whoever releases the drive schedules it again
         return;
     }
     DiskOp op;
@@ -205,14 +206,6 @@ void SimNode::disk_done(std::uint64_t op_id) {
     drain();
 }
 
-void SimNode::release_disk() {
-    disk_.release();
-    if (dead_ || !std::exchange(wal_stalled_, false)) return;
-    const std::uint64_t id = disk_.head(false)->id;
-    host_.schedule_node(core_.id(), incarnation_, kReleasedWriteUs,
-                        [id](SimNode& n) { n.disk_done(id); });
-}
-
 // The runtime's DurabilityGate: the core hears of each completed append by
 // the write id it was handed with.
 void SimNode::report_durable(const DiskOp& op) {
@@ -223,7 +216,7 @@ void SimNode::report_durable(const DiskOp& op) {
         // last entry, and takes the newest write holding that (index, term)
         // for it — after a truncation and a re-append, a write still queued.
         for (const DiskOp& queued : disk_.wal_queue()) {
-            if (queued.kind != DiskOpKind::append) continue;
+            if (queued.kind != DiskOpKind::append || queued.group != disk_.group()) continue;
             for (const Entry& e : queued.entries)
                 if (e.index == last.index && e.term == last.term) report = queued.write_id;
         }

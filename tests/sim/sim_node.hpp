@@ -19,7 +19,10 @@
 //      later.  Its file is written on the background queue, and the core is
 //      told (on_snapshot_taken) once it is published, as in the runtime.
 // A crash destroys the SimNode; its SimDisk survives and the next
-// incarnation starts from what recovery makes of it.  A crash may also
+// incarnation starts from what recovery makes of it.  A process hosting
+// several groups runs one SimNode per group, their SimDisks on one SimDrive
+// (one fsync stream): a write of one group may complete after another
+// group's, and its completion runs on the node of the group that queued it.  A crash may also
 // land inside a batch, at a synchronous write (arm_crash): the node stops
 // there, before or after that write, and does nothing more.
 #pragma once
@@ -40,7 +43,8 @@
 
 namespace keel::sim {
 
-// What a node needs from the simulation around it (implemented by Cluster).
+// What a node needs from the simulation around it (implemented by Cluster,
+// one NodeHost per group: everything below concerns the node's own group).
 class NodeHost {
 public:
     virtual ~NodeHost() = default;
@@ -49,12 +53,18 @@ public:
     // that incarnation has crashed by then.
     virtual void schedule_node(raft::NodeId node, std::uint64_t incarnation, std::uint64_t delay_us,
                                std::function<void(class SimNode&)> fn) = 0;
+    // The drive of process `node` finishes WAL or snapshot write `op_id`,
+    // queued by `group`'s replica there, after delay_us: runs that
+    // replica's disk_done (its incarnation is the process's).
+    virtual void schedule_disk_done(std::uint64_t group, raft::NodeId node,
+                                    std::uint64_t incarnation, std::uint64_t op_id,
+                                    std::uint64_t delay_us) = 0;
     // Puts a message on the network; `snapshot_data` rides along with `snapshot` messages.
     virtual void send(const raft::Message& m, std::string snapshot_data) = 0;
     virtual void trace(const std::string& line) = 0;
     // The simulator's own contract checks (not Raft invariants) fail here too.
     virtual void violation(const std::string& what) = 0;
-    // The node stopped inside a write (arm_crash): crash it once the event ends.
+    // The node stopped inside a write (arm_crash): crash its process once the event ends.
     virtual void crash_requested(raft::NodeId node) = 0;
 
     // Observations for the checkers and the client history.
@@ -105,10 +115,12 @@ public:
     void take_snapshot();
     void report_snapshot(raft::NodeId peer, bool ok);
     void report_unreachable(raft::NodeId peer);
-    // The disk finished write `op_id` (scheduled by this node).
+    // The drive finished write `op_id` (queued by this node).
     void disk_done(std::uint64_t op_id);
-    // A script let the held WAL go on.
-    void release_disk();
+    // Another group of the process stopped inside a write: this one does
+    // nothing more either, and is crashed with it once the event ends.
+    void stop() { dead_ = true; }
+    bool stopped() const { return dead_; }
     // The node crashes at its next synchronous write, or the one after it
     // (skip_writes = 1): before the write reaches the disk, or after
     // (write_first).  Until then it runs as usual.
@@ -159,8 +171,7 @@ private:
     raft::HardState hard_state_;  // the core's latest (the runtime's DurabilityGate::hard_state)
     std::deque<Gated> gated_;
     std::vector<std::pair<std::uint64_t, raft::Index>> pending_reads_;  // (request id, read index)
-    bool wal_stalled_ = false;  // a completion came while the WAL was held
-    int crash_skip_ = -1;       // arm_crash: synchronous writes to let through first (-1: none)
+    int crash_skip_ = -1;  // arm_crash: synchronous writes to let through first (-1: none)
     bool crash_write_first_ = false;
     bool dead_ = false;  // stopped inside a write: does nothing more
 };

@@ -2,6 +2,7 @@
 // or trace were wrong, the simulator could pass a broken core.
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -22,6 +23,7 @@ using keel::sim::Script;
 using keel::sim::ScriptHost;
 using keel::sim::ScriptStep;
 using keel::sim::SimDisk;
+using keel::sim::SimDrive;
 using keel::sim::SimNetwork;
 using keel::sim::SwarmParams;
 using keel::sim::Trace;
@@ -73,7 +75,8 @@ TEST_CASE("one seed gives one sequence, and split streams differ", "[sim]") {
 
 TEST_CASE("a crash loses the WAL writes not yet durable and keeps the durable ones", "[sim]") {
     const SwarmParams p = fixed_latency();  // torn_write_p = 0: nothing of the lost write stays
-    SimDisk disk(p, /*lying=*/false, Rng(1));
+    SimDrive drive(p, /*lying=*/false, Rng(1));
+    SimDisk& disk = drive.group(0);
     disk.submit(append({entry(1, 1), entry(2, 1)}), 0);
     disk.submit(append({entry(3, 1)}), 0);
     complete_next(disk);
@@ -87,7 +90,8 @@ TEST_CASE("a crash loses the WAL writes not yet durable and keeps the durable on
 
 TEST_CASE("the hard state is durable at once, ahead of WAL writes queued before it", "[sim]") {
     const SwarmParams p = fixed_latency();  // the disk keeps a reference
-    SimDisk disk(p, false, Rng(1));
+    SimDrive drive(p, false, Rng(1));
+    SimDisk& disk = drive.group(0);
     disk.submit(append({entry(1, 1), entry(2, 1)}), 0);
     disk.save_hard_state(HardState{2, 1, 2});
     // The runtime's order: a term change is saved synchronously while the
@@ -104,7 +108,8 @@ TEST_CASE("WAL writes complete in order, each after the previous one", "[sim]") 
     SwarmParams p;
     p.fsync_min_us = 1;
     p.fsync_max_us = 1000;
-    SimDisk disk(p, false, Rng(3));
+    SimDrive drive(p, false, Rng(3));
+    SimDisk& disk = drive.group(0);
     std::uint64_t last_done = 0;
     for (keel::raft::Index i = 1; i <= 50; ++i) {
         const DiskOp& op = disk.submit(append({entry(i, 1)}), 0);
@@ -118,7 +123,8 @@ TEST_CASE("WAL writes complete in order, each after the previous one", "[sim]") 
 
 TEST_CASE("a truncation and the append after it are separate WAL writes", "[sim]") {
     const SwarmParams p = fixed_latency();  // the disk keeps a reference
-    SimDisk disk(p, false, Rng(1));
+    SimDrive drive(p, false, Rng(1));
+    SimDisk& disk = drive.group(0);
     disk.submit(append({entry(1, 1), entry(2, 1), entry(3, 1)}), 0);
     complete_next(disk);
     disk.submit(wal_op(DiskOpKind::truncate, 1), 0);
@@ -136,7 +142,8 @@ TEST_CASE("a crash may tear the WAL write in progress", "[sim]") {
     p.torn_write_p = 1;
     std::set<keel::raft::Index> lasts;
     for (std::uint64_t seed = 1; seed <= 40; ++seed) {
-        SimDisk disk(p, false, Rng(seed));
+        SimDrive drive(p, false, Rng(seed));
+        SimDisk& disk = drive.group(0);
         disk.submit(append({entry(1, 1)}), 0);
         complete_next(disk);
         disk.submit(append({entry(2, 1), entry(3, 1), entry(4, 1)}), 0);
@@ -150,9 +157,79 @@ TEST_CASE("a crash may tear the WAL write in progress", "[sim]") {
     CHECK(lasts.size() == 4);  // every prefix, from none of it to all of it
 }
 
+TEST_CASE("groups on one drive share its fsyncs: writes queued during one share the next",
+          "[sim]") {
+    const SwarmParams p = fixed_latency();
+    SimDrive drive(p, false, Rng(1), /*batching=*/true);
+    SimDisk& a = drive.group(0);
+    SimDisk& b = drive.group(1);
+    const DiskOp& first = a.submit(append({entry(1, 1)}), 0);  // being synced
+    const std::uint64_t first_batch = first.batch;
+    const DiskOp& second = b.submit(append({entry(1, 1)}), 0);  // opens the next batch
+    const std::uint64_t second_batch = second.batch, second_done = second.done_us;
+    const DiskOp& third = a.submit(append({entry(2, 1)}), 0);  // rides on it
+    CHECK(first_batch != second_batch);
+    CHECK(third.batch == second_batch);
+    CHECK(third.done_us == second_done);
+    CHECK(drive.batches() == 2);
+    CHECK(drive.shared_batches() == 1);
+    CHECK(a.wal_last_submitted() == third.id);
+    CHECK(b.wal_last_submitted() == second.id);
+    // Completions run in queue order, across groups, each into its group's files.
+    complete_next(a);
+    complete_next(b);
+    CHECK(b.durable().last_index() == 1);
+    CHECK(a.durable().last_index() == 1);
+    complete_next(a);
+    CHECK(a.durable().last_index() == 2);
+}
+
+TEST_CASE("a drive's crash loses the unsynced writes of every group at once", "[sim]") {
+    const SwarmParams p = fixed_latency();  // torn_write_p = 0
+    SimDrive drive(p, false, Rng(1), /*batching=*/true);
+    SimDisk& a = drive.group(0);
+    SimDisk& b = drive.group(1);
+    a.submit(append({entry(1, 1)}), 0);
+    b.submit(append({entry(1, 1)}), 0);
+    complete_next(a);
+    a.submit(append({entry(2, 1)}), 0);
+    b.submit(append({entry(2, 1)}), 0);
+    drive.crash();
+    CHECK(a.durable().last_index() == 1);
+    CHECK(b.durable().last_index() == 0);
+    CHECK(drive.wal_idle());
+    CHECK(a.wal_next_submitted() == 2);
+    CHECK(b.wal_next_submitted() == 1);
+    CHECK(drive.wal_completed_through(a.wal_last_submitted()));
+    CHECK(drive.wal_completed_through(b.wal_last_submitted()));
+}
+
+TEST_CASE("a torn batch keeps a prefix of its writes in queue order, across groups", "[sim]") {
+    SwarmParams p = fixed_latency();
+    p.torn_write_p = 1;
+    std::set<std::pair<keel::raft::Index, keel::raft::Index>> outcomes;
+    for (std::uint64_t seed = 1; seed <= 60; ++seed) {
+        SimDrive drive(p, false, Rng(seed), /*batching=*/true);
+        SimDisk& a = drive.group(0);
+        SimDisk& b = drive.group(1);
+        a.submit(append({entry(1, 1)}), 0);
+        b.submit(append({entry(1, 1), entry(2, 1)}), 0);  // the next batch: b's, then a's
+        a.submit(append({entry(2, 1)}), 0);
+        complete_next(a);  // the batch of b's and a's writes is now in progress
+        drive.crash();
+        const keel::raft::Index last_a = a.durable().last_index();
+        const keel::raft::Index last_b = b.durable().last_index();
+        // a's write comes after b's in the batch: it survives only if all of b's did.
+        if (last_a == 2) CHECK(last_b == 2);
+        outcomes.insert({last_a, last_b});
+    }
+    CHECK(outcomes.size() == 4);  // b: none, 1, 2 of its records; a's with all of b's
+}
+
 TEST_CASE("recovery drops an old log a snapshot replaced and finishes the reset", "[sim]") {
     const SwarmParams p = fixed_latency();  // the disk keeps a reference
-    SimDisk disk(p, false, Rng(1));
+    SimDrive drive(p, false, Rng(1));
+    SimDisk& disk = drive.group(0);
     disk.submit(append({entry(1, 1), entry(2, 1), entry(3, 1)}), 0);
     complete_next(disk);
     const keel::raft::SnapshotMeta meta{2, 2, {}};  // 2/t2: not the 2/t1 the WAL holds
@@ -173,7 +250,8 @@ TEST_CASE("recovery drops an old log a snapshot replaced and finishes the reset"
 
 TEST_CASE("recovery finishes the reset when the old log ends right at the snapshot", "[sim]") {
     const SwarmParams p = fixed_latency();  // the disk keeps a reference
-    SimDisk disk(p, false, Rng(1));
+    SimDrive drive(p, false, Rng(1));
+    SimDisk& disk = drive.group(0);
     disk.submit(append({entry(1, 1), entry(2, 1)}), 0);
     complete_next(disk);
     const keel::raft::SnapshotMeta meta{2, 2, {}};  // 2/t2 over the WAL's 2/t1
@@ -190,7 +268,8 @@ TEST_CASE("recovery finishes the reset when the old log ends right at the snapsh
 
 TEST_CASE("a snapshot file is written on its own queue, apart from the WAL's", "[sim]") {
     const SwarmParams p = fixed_latency();  // the disk keeps a reference
-    SimDisk disk(p, false, Rng(1));
+    SimDrive drive(p, false, Rng(1));
+    SimDisk& disk = drive.group(0);
     disk.submit(append({entry(1, 1), entry(2, 1)}), 0);
     complete_next(disk);
     disk.submit(append({entry(3, 1)}), 0);

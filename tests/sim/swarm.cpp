@@ -27,6 +27,12 @@ const char* bug_name(Bug bug) {
             return "ack_eater";
         case Bug::stale_durability_report:
             return "stale_durability_report";
+        case Bug::group_commit_early_ack:
+            return "group_commit_early_ack";
+        case Bug::verdict_to_one_group:
+            return "verdict_to_one_group";
+        case Bug::ping_per_group:
+            return "ping_per_group";
     }
     return "?";
 }
@@ -34,7 +40,8 @@ const char* bug_name(Bug bug) {
 bool parse_bug(const std::string& name, Bug* out) {
     for (Bug b :
          {Bug::none, Bug::lying_disk, Bug::vote_granter, Bug::commit_forger, Bug::skip_apply,
-          Bug::ack_forger, Bug::commit_older_term, Bug::ack_eater, Bug::stale_durability_report}) {
+          Bug::ack_forger, Bug::commit_older_term, Bug::ack_eater, Bug::stale_durability_report,
+          Bug::group_commit_early_ack, Bug::verdict_to_one_group, Bug::ping_per_group}) {
         if (name == bug_name(b)) {
             *out = b;
             return true;

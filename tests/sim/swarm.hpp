@@ -30,10 +30,20 @@ enum class Bug : std::uint8_t {
     // term) and reports the newest write holding that entry — after a
     // truncation and a re-append, one still queued (issue 21).
     stale_durability_report,
+    // Several groups per process (RunConfig::groups): the shared WAL's
+    // group commit counts the batch queued during an fsync as synced by it,
+    // so a follower acknowledges records a crash may still lose.
+    group_commit_early_ack,
+    // With quiescence: the host's peer_down verdict reaches only the first
+    // group of the process, not every group.
+    verdict_to_one_group,
+    // With quiescence: the host pings each peer process once per group
+    // instead of once (caught by the idle check's bound on pings).
+    ping_per_group,
 };
-// An injected bug the liveness check must catch (the others break safety).
+// An injected bug the liveness or idle check must catch (the others break safety).
 inline bool liveness_bug(Bug bug) {
-    return bug == Bug::ack_eater;
+    return bug == Bug::ack_eater || bug == Bug::verdict_to_one_group || bug == Bug::ping_per_group;
 }
 const char* bug_name(Bug bug);
 bool parse_bug(const std::string& name, Bug* out);
@@ -70,6 +80,10 @@ struct RunConfig {
     // Once liveness is reached, idle on and demand that the quiet cluster
     // sends no Raft message and ticks no core (needs quiesce to pass).
     bool idle_check = false;
+    // Raft groups per simulated process, sharing its drive, network links,
+    // timer and liveness pings (docs/simulator.md, "Several groups per
+    // process").  One group is exactly the simulator of one group per node.
+    int groups = 1;
 };
 
 struct SwarmParams {
