@@ -43,6 +43,8 @@ Cluster::Cluster(std::uint64_t seed, const RunConfig& config, bool echo_trace)
       network_(params_, config.bug, rng_net_) {
     trace_.set_echo(echo_trace);
     KEEL_ASSERT(config.groups >= 1, "a cluster runs at least one group");
+    KEEL_ASSERT(!config.failover_check || (config.nodes >= 3 && !config.membership),
+                "a failover needs a majority left over and a fixed configuration");
     KEEL_ASSERT(config.groups == 1 || (!config.membership && config.scenario == Scenario::none),
                 "several groups per process run without membership changes or scripts");
     for (int i = 0; i < config.groups; ++i) {
@@ -70,7 +72,8 @@ void Cluster::violation(const std::string& what) {
     if (config_.groups > 1 && what.rfind('g', 0) == 0 && what.find(": ") != std::string::npos)
         kind = what.substr(what.find(": ") + 2);
     safety_violation_ = kind.rfind("Liveness", 0) != 0 && kind.rfind("Storm", 0) != 0 &&
-                        kind.rfind("Scenario", 0) != 0 && kind.rfind("Idle", 0) != 0;
+                        kind.rfind("Scenario", 0) != 0 && kind.rfind("Idle", 0) != 0 &&
+                        kind.rfind("Failover", 0) != 0;
     trace(std::string("VIOLATION: ") + what);
 }
 
@@ -572,8 +575,13 @@ RunResult Cluster::run() {
             g->history.settle(g->settled_at,
                               [&g](Index i) { return g->checker.committed_term(i); });
         }
-        if (idle_from_us_) {
-            if (idle_check_done()) break;
+        if (failover_from_us_) {
+            if (failover_done()) break;
+        } else if (idle_from_us_) {
+            if (idle_check_done()) {
+                if (violation_ || !config_.failover_check) break;
+                start_failover();
+            }
         } else if (phase_ == Phase::liveness) {
             // Every group must reach liveness; a group that has not must not
             // go liveness_bound_us without a commit.
@@ -588,8 +596,13 @@ RunResult Cluster::run() {
             if (why_not.empty()) {
                 trace(std::string("liveness reached ") + format_time(now_us() - heal_us_) +
                       " after healing");
-                if (!config_.idle_check) break;
-                idle_from_us_ = now_us();
+                if (config_.idle_check) {
+                    idle_from_us_ = now_us();
+                } else if (config_.failover_check) {
+                    start_failover();
+                } else {
+                    break;
+                }
                 continue;
             }
             if (now_us() > quiet_since + params_.liveness_bound_us) {

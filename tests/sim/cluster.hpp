@@ -195,6 +195,11 @@ private:
     bool counts_ticks(const SimGroup& g, raft::NodeId id) const;
     // Idle check: false while it runs, true once it finished (violation or not).
     bool idle_check_done();
+    // Failover check (RunConfig::failover_check): crashes the leader of the
+    // last group for good; failover_done() is true once every group has a
+    // leader elsewhere committing in its term, or the check failed.
+    void start_failover();
+    bool failover_done();
 
     raft::Options options_for(const SimGroup& g, raft::NodeId id);
     void start_node(raft::NodeId id);
@@ -280,6 +285,8 @@ private:
     };
     IdleCounts idle_counts() const;
     std::optional<IdleCounts> idle_counts_at_warm_;
+    std::optional<std::uint64_t> failover_from_us_;
+    raft::NodeId failover_victim_ = raft::kNoNode;
     std::optional<std::string> violation_;
     bool safety_violation_ = false;
     RunResult result_;

@@ -15,6 +15,43 @@ using cluster_detail::s_;
 using raft::Message;
 using raft::NodeId;
 
+void Cluster::start_failover() {
+    const SimNode* l = leader(*groups_.back());
+    KEEL_ASSERT(l != nullptr, "liveness was reached: every group has a leader");
+    failover_victim_ = l->id();
+    failover_from_us_ = now_us();
+    trace(std::string("FAILOVER: ") + n_(failover_victim_) +
+          ", leader of the last group, crashes for good; every group must elect a leader "
+          "elsewhere within " +
+          format_time(params_.liveness_bound_us));
+    crash(failover_victim_);
+}
+
+bool Cluster::failover_done() {
+    std::string why_not;
+    for (const auto& g : groups_) {
+        const SimNode* l = leader(*g);
+        if (l && l->id() != failover_victim_ &&
+            l->core().term_at(l->core().commit_index()) == l->core().term())
+            continue;
+        why_not = "group " + s_(g->id) +
+                  (l ? " has leader " + n_(l->id()) + " that has not committed in its term " +
+                           s_(l->core().term())
+                     : std::string(" has no leader"));
+        break;
+    }
+    if (why_not.empty()) {
+        trace(std::string("failover: every group leads and commits without ") +
+              n_(failover_victim_) + ", " + format_time(now_us() - *failover_from_us_) +
+              " after the crash");
+        return true;
+    }
+    if (now_us() <= *failover_from_us_ + params_.liveness_bound_us) return false;
+    violation(std::string("Failover: ") + format_time(params_.liveness_bound_us) + " after " +
+              n_(failover_victim_) + " crashed, " + why_not + "; nodes: " + describe_nodes());
+    return true;
+}
+
 // An election timeout at its longest: a peer silent that long is down.
 std::uint64_t Cluster::liveness_timeout_us() const {
     return static_cast<std::uint64_t>(params_.election_ticks_max) * params_.tick_us;

@@ -4,6 +4,7 @@
 //            [--bug NAME --expect-violation] [--determinism] [--keep-going]
 //            [--events-max N] [--tick-always] [--no-lease-reads]
 //            [--scenario NAME] [--quiesce] [--idle-check] [--groups G]
+//            [--failover-check]
 //
 // --scenario runs a script (scenario.hpp) instead of the swarm; it fixes the
 // cluster (figure8, overwritten_write: 5 nodes, no --membership).  --groups G
@@ -48,7 +49,7 @@ struct Args {
                  "keel_sim: %s\nusage: keel_sim [--nodes N] [--membership] [--seeds K] "
                  "[--first-seed S] [--bug NAME --expect-violation] [--determinism] "
                  "[--keep-going] [--events-max N] [--tick-always] [--no-lease-reads] [--quiesce] "
-                 "[--idle-check] [--groups G] "
+                 "[--idle-check] [--groups G] [--failover-check] "
                  "[--scenario figure8|overwritten_write]\n",
                  why);
     std::exit(2);
@@ -96,6 +97,8 @@ Args parse(int argc, char** argv) {
         } else if (arg == "--groups") {
             a.config.groups = static_cast<int>(number(value(), "bad --groups"));
             if (a.config.groups < 1 || a.config.groups > 64) usage("--groups must be 1..64");
+        } else if (arg == "--failover-check") {
+            a.config.failover_check = true;
         } else if (arg == "--tick-always") {
             a.config.tick_always = true;
         } else if (arg == "--events-max") {
@@ -117,6 +120,9 @@ Args parse(int argc, char** argv) {
     if (a.config.groups > 1 &&
         (a.config.membership || a.config.scenario != keel::sim::Scenario::none))
         usage("--groups runs without --membership and --scenario");
+    if (a.config.failover_check && (a.config.nodes < 3 || a.config.membership ||
+                                    a.config.scenario != keel::sim::Scenario::none))
+        usage("--failover-check needs --nodes 3 or more, without --membership and --scenario");
     if (const char* s = std::getenv("KEEL_SIM_SEEDS")) a.seeds = number(s, "bad KEEL_SIM_SEEDS");
     // KEEL_SEED, the tests' convention (tests/common/test_seed.hpp), names one seed too.
     for (const char* name : {"KEEL_SEED", "KEEL_SIM_SEED"}) {
@@ -138,6 +144,7 @@ std::string replay(const Args& a, std::uint64_t seed) {
     if (a.config.tick_always) cmd += " --tick-always";
     if (a.config.quiesce) cmd += " --quiesce";
     if (a.config.idle_check) cmd += " --idle-check";
+    if (a.config.failover_check) cmd += " --failover-check";
     if (!a.config.lease_reads) cmd += " --no-lease-reads";
     if (a.config.bug != Bug::none)
         cmd += std::string(" --bug ") + keel::sim::bug_name(a.config.bug);

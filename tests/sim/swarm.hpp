@@ -35,7 +35,7 @@ enum class Bug : std::uint8_t {
     // so a follower acknowledges records a crash may still lose.
     group_commit_early_ack,
     // With quiescence: the host's peer_down verdict reaches only the first
-    // group of the process, not every group.
+    // group of the process, not every group (caught by the failover check).
     verdict_to_one_group,
     // With quiescence: the host pings each peer process once per group
     // instead of once (caught by the idle check's bound on pings).
@@ -84,6 +84,13 @@ struct RunConfig {
     // timer and liveness pings (docs/simulator.md, "Several groups per
     // process").  One group is exactly the simulator of one group per node.
     int groups = 1;
+    // Once liveness is reached (and the idle check passed, if asked for),
+    // crash the process leading the last group for good: every group must
+    // then elect a leader on the other processes that commits in its term
+    // (with quiescence, only the host's peer_down verdict can wake the
+    // quiescent followers of that process's groups).  Needs 3 or more
+    // nodes and no membership changes.
+    bool failover_check = false;
 };
 
 struct SwarmParams {
