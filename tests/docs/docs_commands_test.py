@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Command blocks of the docs that run from the repository's top without a
 raftd (tests/daemon/docs_test.py runs those that need one): docs/benchmarks.md
-"By hand", docs/groups.md "Quiescence in the simulator" and CONTRIBUTING.md "Tests".  Each block runs as written (bash,
+"By hand", docs/groups.md "Quiescence in the simulator" and "Several groups in the
+simulator", and CONTRIBUTING.md "Tests".  Each block runs as written (bash,
 set -e) in a fresh directory laid out like the repository's top: build/tools,
 build/tests and build/daemon link to the build, scripts/ to the repository's.
 
@@ -52,6 +53,14 @@ class DocsCommands(unittest.TestCase):
         p = self.run_block("docs/groups.md", "Quiescence in the simulator")
         self.assertIn("seed 7: ok", p.stdout)
         self.assertIn("without quiescence the idle check fails", p.stdout)
+
+    def test_groups_md_several_groups_in_the_simulator(self):
+        p = self.run_block("docs/groups.md", "Several groups in the simulator")
+        self.assertIn("seed 7: ok", p.stdout)
+        self.assertIn("seed 7: 3 groups per process", p.stdout)
+        self.assertIn("20 seeds (nodes 3, groups 3) from 1: 0 failed", p.stdout)
+        self.assertIn("injected bug verdict_to_one_group caught", p.stdout)
+        self.assertIn("injected bug group_commit_early_ack caught", p.stdout)
 
     def test_contributing_md_tests(self):
         p = self.run_block("CONTRIBUTING.md", "Tests")
