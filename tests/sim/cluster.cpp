@@ -49,11 +49,8 @@ Cluster::Cluster(std::uint64_t seed, const RunConfig& config, bool echo_trace)
                 "several groups per process run without membership changes or scripts");
     for (int i = 0; i < config.groups; ++i) {
         const auto id = static_cast<std::uint64_t>(i);
-        // With several groups, a violation names the group it was found in.
-        const std::string prefix = config.groups == 1 ? "" : "g" + s_(id) + ": ";
         groups_.push_back(std::make_unique<SimGroup>(
-            *this, id, [this, prefix](const std::string& what) { violation(prefix + what); }));
-        group_prefix_.push_back(prefix);
+            *this, id, [this, id](const std::string& what) { violation(*groups_[id], what); }));
     }
     if (config.scenario != Scenario::none) {
         KEEL_ASSERT(config.nodes == scenario_nodes(config.scenario) && !config.membership,
@@ -64,39 +61,28 @@ Cluster::Cluster(std::uint64_t seed, const RunConfig& config, bool echo_trace)
 
 Cluster::~Cluster() = default;
 
+namespace {
+
+// Liveness, storms, scripts gone astray, idle costs and failovers are not
+// safety properties; everything else (the checkers, the runtime contract) is.
+bool is_safety(const std::string& what) {
+    for (const char* kind : {"Liveness", "Storm", "Scenario", "Idle", "Failover"}) {
+        if (what.rfind(kind, 0) == 0) return false;
+    }
+    return true;
+}
+
+}  // namespace
+
 void Cluster::violation(const std::string& what) {
+    report_violation(what, is_safety(what));
+}
+
+void Cluster::report_violation(const std::string& what, bool safety) {
     if (violation_) return;
     violation_ = what;
-    // A group's checker prefixes "g<id>: " (several groups).
-    std::string kind = what;
-    if (config_.groups > 1 && what.rfind('g', 0) == 0 && what.find(": ") != std::string::npos)
-        kind = what.substr(what.find(": ") + 2);
-    safety_violation_ = kind.rfind("Liveness", 0) != 0 && kind.rfind("Storm", 0) != 0 &&
-                        kind.rfind("Scenario", 0) != 0 && kind.rfind("Idle", 0) != 0 &&
-                        kind.rfind("Failover", 0) != 0;
+    safety_violation_ = safety;
     trace(std::string("VIOLATION: ") + what);
-}
-
-void Cluster::violation(const SimGroup& g, const std::string& what) {
-    violation(group_prefix_.at(g.id) + what);
-}
-
-void Cluster::trace(const SimGroup& g, const std::string& line) {
-    if (config_.groups == 1) return trace(line);
-    trace("g" + s_(g.id) + " " + line);
-}
-
-SimGroup& Cluster::pick_group(Rng& rng) {
-    if (groups_.size() == 1) return *groups_.front();
-    return *groups_[rng.pick(groups_.size())];
-}
-
-std::vector<SimNode*> Cluster::replicas(NodeId id) const {
-    std::vector<SimNode*> out;
-    for (const auto& g : groups_) {
-        if (auto it = g->nodes.find(id); it != g->nodes.end()) out.push_back(it->second.get());
-    }
-    return out;
 }
 
 raft::Options Cluster::options_for(const SimGroup& g, NodeId id) {
@@ -296,99 +282,6 @@ void Cluster::release_disk(NodeId id) {
                   [op_id](SimNode& n) { n.disk_done(op_id); });
 }
 
-// ---- observations -----------------------------------------------------------
-
-void Cluster::on_applied(SimGroup& g, NodeId node, const Entry& entry, const ValueLog& state) {
-    g.checker.on_applied(node, entry, state);
-    if (entry.type != raft::EntryType::config || entry.index <= g.committed_config_index) return;
-    // A newly committed configuration: members it dropped stop (soon, and
-    // never inside this node's own call stack).  Membership changes run with
-    // one group only, so a process leaves with its only group.
-    g.committed_config_index = entry.index;
-    auto config = raft::decode_configuration(entry.data);
-    if (!config) {
-        violation(
-            g, n_(node) + " applies a config entry " + s_(entry.index) + " that does not decode");
-        return;
-    }
-    trace(g, std::string("committed configuration at ") + s_(entry.index) + ": " +
-                 raft::to_string(*config));
-    for (NodeId id : ever_member_) {
-        if (!config->contains(id) && !removed_.count(id)) {
-            sched_.after(rng_admin_.range(0, 200'000), [this, id] { stop_removed(id); });
-        }
-    }
-    for (const auto& [id, info] : config->members) ever_member_.insert(id);
-}
-
-void Cluster::on_read_served(SimGroup& g, NodeId node, std::uint64_t request_id, Index read_index,
-                             const ValueLog& state) {
-    ReadRecord r;
-    if (!g.history.read_finished(request_id, &r)) {
-        violation(g, n_(node) + " serves read " + s_(request_id) + " that nobody asked for");
-        return;
-    }
-    ++g.history.stats().reads_served;
-    trace(g, n_(node) + " serves read " + s_(request_id) + " at index " + s_(read_index) +
-                 " (applied " + s_(state.applied()) + ", started when " + s_(r.commit_at_start) +
-                 " was committed)");
-    g.checker.on_read_served(node, read_index, r.commit_at_start, state);
-}
-
-void Cluster::on_read_failed(SimGroup& g, std::uint64_t request_id) {
-    ReadRecord r;
-    if (g.history.read_finished(request_id, &r)) ++g.history.stats().reads_failed;
-}
-
-// ---- a group's replicas see the simulation through its Host ---------------------
-
-std::uint64_t SimGroup::Host::now_us() const {
-    return cluster_.now_us();
-}
-void SimGroup::Host::schedule_node(NodeId node, std::uint64_t incarnation, std::uint64_t delay_us,
-                                   std::function<void(SimNode&)> fn) {
-    cluster_.schedule_node(group_, node, incarnation, delay_us, std::move(fn));
-}
-void SimGroup::Host::schedule_disk_done(std::uint64_t group, NodeId node, std::uint64_t incarnation,
-                                        std::uint64_t op_id, std::uint64_t delay_us) {
-    cluster_.schedule_node(cluster_.group(group), node, incarnation, delay_us,
-                           [op_id](SimNode& n) { n.disk_done(op_id); });
-}
-void SimGroup::Host::send(const Message& m, std::string snapshot_data) {
-    cluster_.send(group_, m, std::move(snapshot_data));
-}
-void SimGroup::Host::trace(const std::string& line) {
-    cluster_.trace(group_, line);
-}
-void SimGroup::Host::violation(const std::string& what) {
-    cluster_.violation(group_, what);
-}
-void SimGroup::Host::crash_requested(NodeId node) {
-    cluster_.crash_requested(node);
-}
-void SimGroup::Host::on_entries(NodeId node, bool leader, const std::vector<Entry>& entries) {
-    group_.checker.on_entries(node, leader, entries);
-}
-void SimGroup::Host::on_snapshot_installed(NodeId node, bool leader, const raft::SnapshotMeta& meta,
-                                           const ValueLog& state) {
-    cluster_.count_snapshot_installed();
-    group_.checker.on_snapshot_installed(node, leader, meta, state);
-}
-void SimGroup::Host::on_snapshot_taken(NodeId node, const raft::SnapshotMeta& meta,
-                                       const ValueLog& state) {
-    group_.checker.on_snapshot_taken(node, meta, state);
-}
-void SimGroup::Host::on_applied(NodeId node, const Entry& entry, const ValueLog& state) {
-    cluster_.on_applied(group_, node, entry, state);
-}
-void SimGroup::Host::on_read_served(NodeId node, std::uint64_t request_id, Index read_index,
-                                    const ValueLog& state) {
-    cluster_.on_read_served(group_, node, request_id, read_index, state);
-}
-void SimGroup::Host::on_read_failed(NodeId, std::uint64_t request_id) {
-    cluster_.on_read_failed(group_, request_id);
-}
-
 // ---- phases -------------------------------------------------------------------
 
 // Raft is live only while an election round fits in the election timeout
@@ -518,7 +411,7 @@ void Cluster::poll_script() {
     }
 }
 
-RunResult Cluster::run() {
+void Cluster::bootstrap() {
     // Founding members all start from raft::bootstrap (entry 1 = the
     // configuration), in every group.
     Configuration initial;
@@ -553,7 +446,10 @@ RunResult Cluster::run() {
     } else {
         sched_.at(params_.fault_phase_us, [this] { heal(); });
     }
+}
 
+RunResult Cluster::run() {
+    bootstrap();
     while (!violation_) {
         if (!sched_.run_one()) {
             violation("no events left to run");
@@ -575,54 +471,64 @@ RunResult Cluster::run() {
             g->history.settle(g->settled_at,
                               [&g](Index i) { return g->checker.committed_term(i); });
         }
-        if (failover_from_us_) {
-            if (failover_done()) break;
-        } else if (idle_from_us_) {
-            if (idle_check_done()) {
-                if (violation_ || !config_.failover_check) break;
-                start_failover();
-            }
-        } else if (phase_ == Phase::liveness) {
-            // Every group must reach liveness; a group that has not must not
-            // go liveness_bound_us without a commit.
-            std::string why_not;
-            std::uint64_t quiet_since = now_us();
-            for (const auto& g : groups_) {
-                std::string why;
-                if (liveness_reached(*g, &why)) continue;
-                if (why_not.empty()) why_not = why;
-                quiet_since = std::min(quiet_since, std::max(heal_us_, g->last_commit_us));
-            }
-            if (why_not.empty()) {
-                trace(std::string("liveness reached ") + format_time(now_us() - heal_us_) +
-                      " after healing");
-                if (config_.idle_check) {
-                    idle_from_us_ = now_us();
-                } else if (config_.failover_check) {
-                    start_failover();
-                } else {
-                    break;
-                }
-                continue;
-            }
-            if (now_us() > quiet_since + params_.liveness_bound_us) {
-                violation(std::string("Liveness: no commit for ") +
-                          format_time(params_.liveness_bound_us) + " after healing, still " +
-                          why_not + "; nodes: " + describe_nodes());
-                break;
-            }
-            if (now_us() > heal_us_ + params_.liveness_cap_us) {
-                violation(std::string("Liveness: ") + format_time(params_.liveness_cap_us) +
-                          " after healing, still " + why_not + "; nodes: " + describe_nodes());
-                break;
-            }
+        if (run_over()) break;
+    }
+    finish_result();
+    return result_;
+}
+
+bool Cluster::run_over() {
+    if (failover_from_us_) {
+        if (failover_done()) return true;
+    } else if (idle_from_us_) {
+        if (idle_check_done()) {
+            if (violation_ || !config_.failover_check) return true;
+            start_failover();
         }
-        if (result_.events >= config_.events_max) {
-            violation(std::string("Storm: the run exceeded ") + s_(config_.events_max) +
-                      " events (a livelock or message storm)");
-            break;
+    } else if (phase_ == Phase::liveness) {
+        // Every group must reach liveness; a group that has not must not go
+        // liveness_bound_us without a commit.
+        std::string why_not;
+        std::uint64_t quiet_since = now_us();
+        for (const auto& g : groups_) {
+            std::string why;
+            if (liveness_reached(*g, &why)) continue;
+            if (why_not.empty()) why_not = why;
+            quiet_since = std::min(quiet_since, std::max(heal_us_, g->last_commit_us));
+        }
+        if (why_not.empty()) {
+            trace(std::string("liveness reached ") + format_time(now_us() - heal_us_) +
+                  " after healing");
+            if (config_.idle_check) {
+                idle_from_us_ = now_us();
+            } else if (config_.failover_check) {
+                start_failover();
+            } else {
+                return true;
+            }
+            return false;
+        }
+        if (now_us() > quiet_since + params_.liveness_bound_us) {
+            violation(std::string("Liveness: no commit for ") +
+                      format_time(params_.liveness_bound_us) + " after healing, still " + why_not +
+                      "; nodes: " + describe_nodes());
+            return true;
+        }
+        if (now_us() > heal_us_ + params_.liveness_cap_us) {
+            violation(std::string("Liveness: ") + format_time(params_.liveness_cap_us) +
+                      " after healing, still " + why_not + "; nodes: " + describe_nodes());
+            return true;
         }
     }
+    if (result_.events >= config_.events_max) {
+        violation(std::string("Storm: the run exceeded ") + s_(config_.events_max) +
+                  " events (a livelock or message storm)");
+        return true;
+    }
+    return false;
+}
+
+void Cluster::finish_result() {
     result_.ok = !violation_;
     result_.safety = safety_violation_;
     result_.violation = violation_.value_or("");
@@ -644,7 +550,6 @@ RunResult Cluster::run() {
         result_.history.reads_served += h.reads_served;
         result_.history.reads_failed += h.reads_failed;
     }
-    return result_;
 }
 
 }  // namespace keel::sim

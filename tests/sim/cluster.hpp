@@ -139,7 +139,8 @@ public:
     // A line about group g: prefixed "g<id> " when there are several groups.
     void trace(const SimGroup& g, const std::string& line);
     void violation(const std::string& what);
-    // A violation found in group g: prefixed "g<id>: " when there are several groups.
+    // A violation found in group g (always a safety one): prefixed "g<id>: "
+    // when there are several groups.
     void violation(const SimGroup& g, const std::string& what);
     void crash_requested(raft::NodeId node);
     void on_applied(SimGroup& g, raft::NodeId node, const raft::Entry& entry,
@@ -169,6 +170,14 @@ public:
 
 private:
     enum class Phase { faults, liveness };
+
+    void report_violation(const std::string& what, bool safety);
+    // run()'s parts: the founding members and the recurring activities; after
+    // each event, whether the run is over (liveness, idle and failover
+    // checks, storms); the totals of the result.
+    void bootstrap();
+    bool run_over();
+    void finish_result();
 
     // The host liveness model (cluster_liveness.cpp): every kLivenessPingTicks
     // ticks each process pings every peer process over the simulated network
@@ -252,7 +261,6 @@ private:
     Trace trace_;
     SimNetwork network_;
     std::vector<std::unique_ptr<SimGroup>> groups_;  // RunConfig::groups of them, ids 0, 1, ...
-    std::vector<std::string> group_prefix_;          // "" or "g<id>: ", for violations
     std::optional<Script> script_;                   // a scripted run (RunConfig::scenario)
 
     std::map<raft::NodeId, std::unique_ptr<SimDrive>> drives_;  // every process that ever existed

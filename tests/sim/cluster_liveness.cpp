@@ -1,10 +1,12 @@
 // tests/sim/cluster_liveness.cpp — the host's side of quiescence
 // (RunConfig::quiesce; docs/groups.md, "Quiescence and liveness"): one
 // liveness ping per peer process per interval, whatever the number of
-// groups, and peer_down fed to the cores when a peer process stays silent;
-// and the idle check, which proves that a quiet cluster costs no Raft
-// message and no tick.  The rest of Cluster is in cluster.cpp and
-// cluster_workload.cpp.
+// groups, and peer_down fed to every group's core when a peer process
+// stays silent; the idle check, which proves that a quiet cluster costs no
+// Raft message, no tick and no more than one ping per process pair; and the
+// failover check, which proves that every group elects a leader elsewhere
+// once a leader's process is gone for good.  The rest of Cluster is in
+// cluster.cpp, cluster_groups.cpp and cluster_workload.cpp.
 #include "cluster.hpp"
 #include "cluster_internal.hpp"
 

@@ -1,8 +1,9 @@
 // tests/sim/cluster_workload.cpp — what the simulated world does to the
 // cluster while it runs: clients proposing and reading, faults (partitions,
 // crashes) and operators (membership changes, transfers, snapshots).  The
-// rest of Cluster (start-up, delivery, observations, phases) is in
-// cluster.cpp.
+// rest of Cluster (start-up, delivery, phases) is in cluster.cpp, its
+// groups' plumbing and observations in cluster_groups.cpp.  Clients and
+// operators pick a group at random when there are several.
 #include <algorithm>
 
 #include "cluster.hpp"
