@@ -19,12 +19,15 @@
 //      later.  Its file is written on the background queue, and the core is
 //      told (on_snapshot_taken) once it is published, as in the runtime.
 // A crash destroys the SimNode; its SimDisk survives and the next
-// incarnation starts from what recovery makes of it.  A process hosting
-// several groups runs one SimNode per group, their SimDisks on one SimDrive
-// (one fsync stream): a write of one group may complete after another
-// group's, and its completion runs on the node of the group that queued it.  A crash may also
+// incarnation starts from what recovery makes of it.  A crash may also
 // land inside a batch, at a synchronous write (arm_crash): the node stops
 // there, before or after that write, and does nothing more.
+//
+// A process hosting several groups runs one SimNode per group, their
+// SimDisks on one SimDrive (one fsync stream): a write of one group may
+// complete after another group's, and its completion runs on the node of
+// the group that queued it.  When one of them stops inside a write, the
+// others stop too (stop()): the process crashed.
 #pragma once
 
 #include <cstdint>
