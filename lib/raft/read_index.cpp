@@ -52,7 +52,7 @@ bool Core::State::lease_read_allowed() const {
 // The lease itself.  A voter that acknowledges a heartbeat sent at this
 // leader's tick s received it after the leader counted s ticks, and then
 // grants no vote (nor campaigns) until its own election_ticks_min-th tick
-// after receipt (ticks_since_leader_contact, core.cpp).  Its first tick may
+// after receipt (ticks_since_leader_contact, step.cpp).  Its first tick may
 // come at once, so that is at least election_ticks_min - 1 tick periods after
 // the sending; the leader's current tick n may be up to one period old.  With
 // clocks that tick at the same rate, no other leader can exist while

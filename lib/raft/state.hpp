@@ -1,7 +1,7 @@
 // raft/state.hpp — the private state of a Core and the functions that
 // implement each part of the algorithm.  Each group of member functions
-// lives in its own file (named in the comment above it); core.cpp holds
-// dispatch and the assembly of Actions.  Private to lib/raft.
+// lives in its own file (named in the comment above it); step.cpp holds
+// a message's dispatch, core.cpp the assembly of Actions.  Private to lib/raft.
 #pragma once
 
 #include <cstdint>
@@ -33,7 +33,7 @@ struct HeartbeatSent {
 
 // Checks of a message's fields that need no state (admission.cpp).
 Status validate_message(const Message& m, NodeId self);
-// Messages that only a leader of m.term sends (core.cpp).
+// Messages that only a leader of m.term sends (step.cpp).
 bool from_leader(const Message& m);
 
 struct Core::State {
@@ -137,13 +137,15 @@ struct Core::State {
     SoftState reported_soft_state;
     Configuration reported_config;
 
-    // ---- core.cpp: dispatch and shared helpers ------------------------------
+    // ---- step.cpp: a message's receipt and dispatch by role ------------------
     Status step(const Message& m);
     Status step_message(const Message& m);
     Status step_by_term(const Message& m, bool& handled);
     void step_follower(const Message& m);
     void step_candidate(const Message& m);
     Status step_leader(const Message& m);
+
+    // ---- core.cpp: shared helpers ----------------------------------------------
     void send(Message m);
     void send_after_persist(Message m);
     HardState hard_state() const;
