@@ -311,7 +311,7 @@ bool InboundConnection::dispatch(std::string_view frame) {
         refuse(Rejection::malformed, route.status().to_string());
         return false;
     }
-    t_->frames_received_.fetch_add(1, std::memory_order_relaxed);
+    t_->inbound_counters_.frames_received.fetch_add(1, std::memory_order_relaxed);
     Status s;
     if (route->kind == FrameKind::messages) {
         s = t_->sink_->on_messages(route->group, peer_, frame);
@@ -321,7 +321,7 @@ bool InboundConnection::dispatch(std::string_view frame) {
     }
     if (!s.ok()) {
         // Refused and counted by the sink: the connection goes.
-        t_->inbound_rejected_.fetch_add(1, std::memory_order_relaxed);
+        t_->inbound_counters_.rejected.fetch_add(1, std::memory_order_relaxed);
         close("refused: " + s.message());
         return false;
     }

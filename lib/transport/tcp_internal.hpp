@@ -96,9 +96,12 @@ public:
     TcpTransportStats stats_;  // the outbound counters (under send_mu_)
     // The inbound counters: the I/O thread counts them without the send lock,
     // stats() reads them from any thread.
-    std::atomic<std::uint64_t> frames_received_{0};
-    std::atomic<std::uint64_t> inbound_accepted_{0};
-    std::atomic<std::uint64_t> inbound_rejected_{0};
+    struct InboundCounters {
+        std::atomic<std::uint64_t> frames_received{0};
+        std::atomic<std::uint64_t> accepted{0};
+        std::atomic<std::uint64_t> rejected{0};
+    };
+    InboundCounters inbound_counters_;
 
     // The send lock: TcpTransport::send_now may run on any thread, so every
     // access to the outbound side — peers_, each OutboundPeer's state, its

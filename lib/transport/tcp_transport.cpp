@@ -76,7 +76,7 @@ void TcpTransport::Impl::log(LogLevel level, const std::string& message) const {
 }
 
 void TcpTransport::Impl::reject(Rejection reason, const std::string& detail) {
-    inbound_rejected_.fetch_add(1, std::memory_order_relaxed);
+    inbound_counters_.rejected.fetch_add(1, std::memory_order_relaxed);
     if (hooks_.on_rejected) {
         hooks_.on_rejected(reason, detail);
     } else {
@@ -201,7 +201,7 @@ void TcpTransport::Impl::admit(tcp::socket socket) {
         socket.close(ignored);
         return;
     }
-    inbound_accepted_.fetch_add(1, std::memory_order_relaxed);
+    inbound_counters_.accepted.fetch_add(1, std::memory_order_relaxed);
     add_pending(address);
     auto connection =
         std::make_shared<InboundConnection>(shared_from_this(), std::move(socket), address);
@@ -325,9 +325,10 @@ TcpTransportStats TcpTransport::stats() const {
         std::lock_guard lock(impl_->send_mu_);
         stats = impl_->stats_;
     }
-    stats.frames_received = impl_->frames_received_.load(std::memory_order_relaxed);
-    stats.inbound_accepted = impl_->inbound_accepted_.load(std::memory_order_relaxed);
-    stats.inbound_rejected = impl_->inbound_rejected_.load(std::memory_order_relaxed);
+    stats.frames_received =
+        impl_->inbound_counters_.frames_received.load(std::memory_order_relaxed);
+    stats.inbound_accepted = impl_->inbound_counters_.accepted.load(std::memory_order_relaxed);
+    stats.inbound_rejected = impl_->inbound_counters_.rejected.load(std::memory_order_relaxed);
     return stats;
 }
 
