@@ -47,7 +47,7 @@ Core::State::State(const Options& options, RestoredState restored)
         prev_term = restored.snapshot->term;
         configs.reset(prev_index, restored.snapshot->config);
         if (restored.snapshot_is_floor) {
-            compacted_without_snapshot = prev_index > 0;
+            compaction.compacted_without_snapshot = prev_index > 0;
         } else {
             snapshot = restored.snapshot;
         }
@@ -65,8 +65,8 @@ Core::State::State(const Options& options, RestoredState restored)
     log.restore_indexes(std::max(restored.hard_state.commit, applied), applied);
     KEEL_ASSERT(log.last_term() <= term || log.last_index() == 0,
                 "restored log holds an entry of a term newer than the hard state");
-    reported_hard_state = hard_state();
-    reported_soft_state = soft_state();
+    reported.hard_state = hard_state();
+    reported.soft_state = soft_state();
     become_follower(term, kNoNode);
     maybe_campaign_alone();
 }
@@ -78,7 +78,7 @@ HardState Core::State::hard_state() const {
 }
 
 SoftState Core::State::soft_state() const {
-    return SoftState{role, leader, term, quiescent};
+    return SoftState{role, leader, term, quiet.quiescent};
 }
 
 Status Core::State::not_leader_status() const {
@@ -89,13 +89,13 @@ Status Core::State::not_leader_status() const {
 void Core::State::send(Message m) {
     m.from = opt.id;
     if (m.term == 0) m.term = term;
-    msgs.push_back(std::move(m));
+    out.msgs.push_back(std::move(m));
 }
 
 void Core::State::send_after_persist(Message m) {
     m.from = opt.id;
     if (m.term == 0) m.term = term;
-    msgs_after_persist.push_back(std::move(m));
+    out.msgs_after_persist.push_back(std::move(m));
 }
 
 // ---- Core: thin forwarding to State ------------------------------------------
@@ -118,17 +118,17 @@ Result<Proposed> Core::propose(SharedBytes data) {
     State& s = *s_;
     if (s.role != Role::leader) return s.not_leader_status();
     s.wake();
-    if (!s.term_durable) return Status{ErrorCode::busy, "leader's term is not durable yet"};
-    if (s.transfer_target != kNoNode) {
-        return Status{ErrorCode::busy,
-                      str_cat("leadership transfer to ", s.transfer_target, " in progress")};
+    if (!s.lead.term_durable) return Status{ErrorCode::busy, "leader's term is not durable yet"};
+    if (s.leadership_transfer.target != kNoNode) {
+        return Status{ErrorCode::busy, str_cat("leadership transfer to ",
+                                               s.leadership_transfer.target, " in progress")};
     }
     if (data.size() > s.opt.max_proposal_bytes) {
         return Status{ErrorCode::too_large,
                       str_cat("proposal of ", data.size(), " bytes over max_proposal_bytes")};
     }
-    if (s.uncommitted_bytes > 0 &&
-        s.uncommitted_bytes + data.size() > s.opt.max_uncommitted_bytes) {
+    if (s.lead.uncommitted_bytes > 0 &&
+        s.lead.uncommitted_bytes + data.size() > s.opt.max_uncommitted_bytes) {
         return Status{ErrorCode::busy, "too many uncommitted bytes (max_uncommitted_bytes)"};
     }
     s.append_own(EntryType::normal, std::move(data));
@@ -154,7 +154,7 @@ Status Core::transfer_leadership(NodeId target) {
 void Core::on_persisted(WriteId write) {
     State& s = *s_;
     if (s.log.persisted_to(write) && s.role == Role::leader) {
-        if (s.log.persisted() >= s.term_start_index) s.term_durable = true;
+        if (s.log.persisted() >= s.lead.term_start_index) s.lead.term_durable = true;
         // The leader's own durable append counts toward the quorum only now.
         s.maybe_commit();
     }
@@ -191,12 +191,12 @@ void Core::peer_down(NodeId peer) {
 
 bool Core::has_actions() const {
     const State& s = *s_;
-    return !s.msgs.empty() || !s.msgs_after_persist.empty() || !s.read_states.empty() ||
-           !s.read_failures.empty() || s.snapshot_to_install || s.log.has_unstable() ||
-           s.log.has_committed_to_hand() || s.hard_state() != s.reported_hard_state ||
-           s.soft_state() != s.reported_soft_state || s.config() != s.reported_config ||
-           ((s.appends_pending || s.commit_news_due()) && s.role == Role::leader) ||
-           s.snapshot_wanted;
+    return !s.out.msgs.empty() || !s.out.msgs_after_persist.empty() || !s.out.read_states.empty() ||
+           !s.out.read_failures.empty() || s.out.snapshot_to_install || s.log.has_unstable() ||
+           s.log.has_committed_to_hand() || s.hard_state() != s.reported.hard_state ||
+           s.soft_state() != s.reported.soft_state || s.config() != s.reported.config ||
+           ((s.lead.appends_pending || s.commit_news_due()) && s.role == Role::leader) ||
+           s.out.snapshot_wanted;
 }
 
 Actions Core::take_actions() {
@@ -209,22 +209,22 @@ void Core::take_actions(Actions& a) {
     KEEL_ASSERT(a.empty(), "take_actions fills an empty batch");
     State& s = *s_;
     s.send_pending_appends();
-    if (SoftState ss = s.soft_state(); ss != s.reported_soft_state) {
-        a.soft_state = s.reported_soft_state = ss;
+    if (SoftState ss = s.soft_state(); ss != s.reported.soft_state) {
+        a.soft_state = s.reported.soft_state = ss;
     }
-    a.snapshot = std::exchange(s.snapshot_to_install, std::nullopt);
+    a.snapshot = std::exchange(s.out.snapshot_to_install, std::nullopt);
     a.write_id = s.log.take_unstable(a.entries);
-    if (HardState hs = s.hard_state(); hs != s.reported_hard_state) {
-        KEEL_ASSERT(hs.term >= s.reported_hard_state.term, "term never decreases");
-        a.hard_state = s.reported_hard_state = hs;
+    if (HardState hs = s.hard_state(); hs != s.reported.hard_state) {
+        KEEL_ASSERT(hs.term >= s.reported.hard_state.term, "term never decreases");
+        a.hard_state = s.reported.hard_state = hs;
     }
-    a.messages = std::exchange(s.msgs, {});
-    a.messages_after_persist = std::exchange(s.msgs_after_persist, {});
+    a.messages = std::exchange(s.out.msgs, {});
+    a.messages_after_persist = std::exchange(s.out.msgs_after_persist, {});
     s.log.take_committed(s.opt.max_committed_bytes_per_batch, a.committed_entries);
-    a.read_states = std::exchange(s.read_states, {});
-    a.read_failures = std::exchange(s.read_failures, {});
-    if (s.config() != s.reported_config) a.configuration = s.reported_config = s.config();
-    a.snapshot_wanted = std::exchange(s.snapshot_wanted, false);
+    a.read_states = std::exchange(s.out.read_states, {});
+    a.read_failures = std::exchange(s.out.read_failures, {});
+    if (s.config() != s.reported.config) a.configuration = s.reported.config = s.config();
+    a.snapshot_wanted = std::exchange(s.out.snapshot_wanted, false);
 }
 
 // ---- inspection ----------------------------------------------------------------
@@ -309,13 +309,13 @@ std::vector<PeerProgress> Core::progress() const {
 }
 
 bool Core::needs_ticks() const {
-    if (s_->quiescent) return false;
+    if (s_->quiet.quiescent) return false;
     const Configuration& c = s_->config();
     return !(c.members.size() == 1 && c.is_voter(s_->opt.id) && s_->role == Role::leader);
 }
 
 bool Core::quiescent() const {
-    return s_->quiescent;
+    return s_->quiet.quiescent;
 }
 
 }  // namespace keel::raft

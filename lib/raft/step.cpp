@@ -28,12 +28,12 @@ Status Core::State::step_message(const Message& m) {
     // that declined the quiesce heartbeat, restarted, or campaigns): it
     // wakes and heartbeats again.  A follower wakes in step_follower, or on
     // a change of term (reset).
-    if (quiescent && role == Role::leader && m.term >= term && wakes_leader(m)) wake();
+    if (quiet.quiescent && role == Role::leader && m.term >= term && wakes_leader(m)) wake();
     // A quiescent follower asked for its vote by the very node it follows:
     // that node no longer leads (it restarted, or stepped down), so the
     // election timer must run again, whatever the host's liveness says.
     const bool vote_request = m.type == MessageType::vote || m.type == MessageType::pre_vote;
-    if (quiescent && role != Role::leader && vote_request && m.from == leader) wake();
+    if (quiet.quiescent && role != Role::leader && vote_request && m.from == leader) wake();
     bool handled = false;
     Status st = step_by_term(m, handled);
     if (handled) return st;
@@ -65,11 +65,11 @@ Status Core::State::step_by_term(const Message& m, bool& handled) {
             // Leader stickiness: we heard from a live leader within the minimum
             // election timeout, so ignore the (pre-)vote unless a transfer asks.
             bool in_lease = opt.check_quorum && leader != kNoNode &&
-                            election_elapsed_ticks < opt.election_ticks_min;
+                            clocks.election_elapsed_ticks < opt.election_ticks_min;
             // With lease reads, the promise behind a leader's lease: no vote
             // within election_ticks_min ticks of acknowledging it, whatever
             // happened since (a restart, a higher term seen; read_index.cpp).
-            if (opt.lease_reads && ticks_since_leader_contact < opt.election_ticks_min)
+            if (opt.lease_reads && clocks.ticks_since_leader_contact < opt.election_ticks_min)
                 in_lease = true;
             if (in_lease && !m.transfer) {
                 handled = true;
@@ -110,8 +110,8 @@ void Core::State::step_follower(const Message& m) {
         case MessageType::append:
         case MessageType::heartbeat:
         case MessageType::snapshot:
-            election_elapsed_ticks = 0;
-            ticks_since_leader_contact = 0;
+            clocks.election_elapsed_ticks = 0;
+            clocks.ticks_since_leader_contact = 0;
             leader = m.from;
             // handle_heartbeat decides for heartbeats; a late copy of an
             // append this follower had before it quiesced is no news either.
