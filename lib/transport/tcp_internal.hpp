@@ -247,6 +247,9 @@ private:
     void arm_timer(std::chrono::steady_clock::duration after);
     void on_timer();
 
+    // " (node N)" once the hello named the peer, for logs; empty before.
+    std::string node_note() const;
+
     // Hands one whole frame (prefix included) to the sink, with the group
     // its header names; false once the connection is closed (a frame of the
     // wrong kind, too short for a group id, or refused).
