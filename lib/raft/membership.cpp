@@ -45,7 +45,7 @@ Result<Configuration> Core::State::apply_change(const ConfigChange& change) cons
             next.members.erase(id);
             if (next.voter_count() == 0) {
                 return Status{ErrorCode::invalid_argument,
-                              "removing " + who + " would leave no voter"};
+                              str_cat("removing ", who, " would leave no voter")};
             }
             break;
         default:
