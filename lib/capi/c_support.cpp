@@ -4,6 +4,8 @@
 #include <cstring>
 #include <string>
 
+#include <fmt/format.h>
+
 namespace keel::capi {
 
 namespace {
@@ -57,7 +59,7 @@ Status from_callback(keel_code code, const keel_error& err, std::string_view wha
     // The message is the callback's: bounded by its buffer, NUL or not.
     const std::size_t n = strnlen(err.message, sizeof err.message);
     std::string message = n > 0 ? std::string(err.message, n)
-                                : std::string(what) + " failed (" + keel_code_name(code) + ")";
+                                : fmt::format("{} failed ({})", what, keel_code_name(code));
     return Status(c, std::move(message));
 }
 

@@ -13,6 +13,8 @@
 #include <string>
 #include <utility>
 
+#include <fmt/format.h>
+
 #include "capi/c_state_machine.hpp"
 #include "capi/c_support.hpp"
 #include "keel/keel.hpp"
@@ -163,7 +165,7 @@ keel_code start_async(keel_error* err, Start&& start) noexcept {
 }
 
 keel_code refuse_null(keel_error* err, const char* what) {
-    set_error(err, KEEL_INVALID_ARGUMENT, std::string(what) + ": NULL node or callback");
+    set_error(err, KEEL_INVALID_ARGUMENT, fmt::format("{}: NULL node or callback", what));
     return KEEL_INVALID_ARGUMENT;
 }
 

@@ -149,8 +149,8 @@ Status validate_restored(const RestoredState& r) {
 }
 
 bool Core::State::out_of_contact() const {
-    if (role == Role::leader) return !quorum_heard;
-    return ticks_since_leader_contact >= opt.election_ticks_min;
+    if (role == Role::leader) return !lead.quorum_heard;
+    return clocks.ticks_since_leader_contact >= opt.election_ticks_min;
 }
 
 bool Core::State::knows_member(NodeId id) const {

@@ -1,5 +1,6 @@
-// raft/core.cpp — construction, message dispatch and the assembly of
-// Actions.  The algorithm itself lives in the files named in state.hpp.
+// raft/core.cpp — construction, the Core's inputs and the assembly of
+// Actions, inspection.  A message's receipt and dispatch is in step.cpp, the
+// algorithm itself in the files named in state.hpp.
 #include "raft/core.hpp"
 
 #include <algorithm>
@@ -9,11 +10,6 @@
 #include "raft/str_cat.hpp"
 
 namespace keel::raft {
-
-bool from_leader(const Message& m) {
-    return m.type == MessageType::append || m.type == MessageType::heartbeat ||
-           m.type == MessageType::snapshot || m.type == MessageType::timeout_now;
-}
 
 namespace {
 
@@ -51,7 +47,7 @@ Core::State::State(const Options& options, RestoredState restored)
         prev_term = restored.snapshot->term;
         configs.reset(prev_index, restored.snapshot->config);
         if (restored.snapshot_is_floor) {
-            compacted_without_snapshot = prev_index > 0;
+            compaction.compacted_without_snapshot = prev_index > 0;
         } else {
             snapshot = restored.snapshot;
         }
@@ -69,8 +65,8 @@ Core::State::State(const Options& options, RestoredState restored)
     log.restore_indexes(std::max(restored.hard_state.commit, applied), applied);
     KEEL_ASSERT(log.last_term() <= term || log.last_index() == 0,
                 "restored log holds an entry of a term newer than the hard state");
-    reported_hard_state = hard_state();
-    reported_soft_state = soft_state();
+    reported.hard_state = hard_state();
+    reported.soft_state = soft_state();
     become_follower(term, kNoNode);
     maybe_campaign_alone();
 }
@@ -82,7 +78,7 @@ HardState Core::State::hard_state() const {
 }
 
 SoftState Core::State::soft_state() const {
-    return SoftState{role, leader, term, quiescent};
+    return SoftState{role, leader, term, quiet.quiescent};
 }
 
 Status Core::State::not_leader_status() const {
@@ -93,165 +89,13 @@ Status Core::State::not_leader_status() const {
 void Core::State::send(Message m) {
     m.from = opt.id;
     if (m.term == 0) m.term = term;
-    msgs.push_back(std::move(m));
+    out.msgs.push_back(std::move(m));
 }
 
 void Core::State::send_after_persist(Message m) {
     m.from = opt.id;
     if (m.term == 0) m.term = term;
-    msgs_after_persist.push_back(std::move(m));
-}
-
-Status Core::State::step(const Message& m) {
-    Status st = step_message(m);
-    // A lone voter deposed by a higher term (from a removed member that does
-    // not know it yet) is never ticked (needs_ticks() is false): it must take
-    // leadership back now, or nothing would ever wake it.
-    maybe_campaign_alone();
-    return st;
-}
-
-Status Core::State::step_message(const Message& m) {
-    // Fields first, then the sender (admission.cpp): a refused message
-    // touches nothing.
-    if (Status st = validate_message(m, opt.id); !st.ok()) return st;
-    if (Status st = admit(m); !st.ok()) return st;
-    // A quiescent leader hears from a member that is not quiescent (one
-    // that declined the quiesce heartbeat, restarted, or campaigns): it
-    // wakes and heartbeats again.  A follower wakes in step_follower, or on
-    // a change of term (reset).
-    if (quiescent && role == Role::leader && m.term >= term && wakes_leader(m)) wake();
-    // A quiescent follower asked for its vote by the very node it follows:
-    // that node no longer leads (it restarted, or stepped down), so the
-    // election timer must run again, whatever the host's liveness says.
-    const bool vote_request = m.type == MessageType::vote || m.type == MessageType::pre_vote;
-    if (quiescent && role != Role::leader && vote_request && m.from == leader) wake();
-    bool handled = false;
-    Status st = step_by_term(m, handled);
-    if (handled) return st;
-    if (m.type == MessageType::vote || m.type == MessageType::pre_vote) {
-        handle_vote_request(m);
-        return {};
-    }
-    switch (role) {
-        case Role::follower:
-            step_follower(m);
-            break;
-        case Role::pre_candidate:
-        case Role::candidate:
-            step_candidate(m);
-            break;
-        case Role::leader:
-            return step_leader(m);
-    }
-    return {};
-}
-
-// Figure 2, "Rules for all servers": "If RPC request or response contains
-// term T > currentTerm: set currentTerm = T, convert to follower."  With the
-// PreVote and leader-stickiness exceptions of dissertation §9.6.
-Status Core::State::step_by_term(const Message& m, bool& handled) {
-    bool vote_request = m.type == MessageType::vote || m.type == MessageType::pre_vote;
-    if (m.term > term) {
-        if (vote_request) {
-            // Leader stickiness: we heard from a live leader within the minimum
-            // election timeout, so ignore the (pre-)vote unless a transfer asks.
-            bool in_lease = opt.check_quorum && leader != kNoNode &&
-                            election_elapsed_ticks < opt.election_ticks_min;
-            // With lease reads, the promise behind a leader's lease: no vote
-            // within election_ticks_min ticks of acknowledging it, whatever
-            // happened since (a restart, a higher term seen; read_index.cpp).
-            if (opt.lease_reads && ticks_since_leader_contact < opt.election_ticks_min)
-                in_lease = true;
-            if (in_lease && !m.transfer) {
-                handled = true;
-                return {ErrorCode::aborted, "vote request ignored: a leader is in its lease"};
-            }
-        }
-        bool no_term_change = m.type == MessageType::pre_vote ||
-                              (m.type == MessageType::pre_vote_response && !m.reject);
-        if (!no_term_change) become_follower(m.term, from_leader(m) ? m.from : kNoNode);
-        return {};
-    }
-    if (m.term < term) {
-        handled = true;
-        if (m.type == MessageType::append || m.type == MessageType::heartbeat) {
-            // Figure 2, AppendEntries receiver: "Reply false if term <
-            // currentTerm" (the reply carries our term): a stale leader, e.g.
-            // back from a partition, learns it and steps down.  etcd answers
-            // only with CheckQuorum or PreVote on, counting on the node with
-            // the higher term to campaign otherwise; but a member that does
-            // not know it is one (its log predates its addition) never
-            // campaigns, and was cut off for good: seed 204075 of
-            // `keel_sim --nodes 3 --membership`, both options off, where a
-            // failed candidate's vote request had taken it one term ahead.
-            send(Message{.type = MessageType::append_response, .to = m.from});
-        } else if (vote_request) {
-            // Figure 2, RequestVote receiver: "Reply false if term < currentTerm."
-            auto reply = m.type == MessageType::vote ? MessageType::vote_response
-                                                     : MessageType::pre_vote_response;
-            send(Message{.type = reply, .to = m.from, .reject = true});
-        }
-        return {ErrorCode::aborted, "message from an older term"};
-    }
-    return {};
-}
-
-void Core::State::step_follower(const Message& m) {
-    switch (m.type) {
-        case MessageType::append:
-        case MessageType::heartbeat:
-        case MessageType::snapshot:
-            election_elapsed_ticks = 0;
-            ticks_since_leader_contact = 0;
-            leader = m.from;
-            // handle_heartbeat decides for heartbeats; a late copy of an
-            // append this follower had before it quiesced is no news either.
-            if (m.type != MessageType::heartbeat && !stale_append(m)) wake();
-            if (m.type == MessageType::append) handle_append(m);
-            if (m.type == MessageType::heartbeat) handle_heartbeat(m);
-            if (m.type == MessageType::snapshot) handle_snapshot(m);
-            break;
-        case MessageType::timeout_now:
-            wake();
-            // A learner (or a removed node) never campaigns.
-            if (may_campaign()) campaign(/*pre=*/false, /*transfer=*/true);
-            break;
-        default:
-            break;  // responses to a role we no longer hold
-    }
-}
-
-void Core::State::step_candidate(const Message& m) {
-    switch (m.type) {
-        case MessageType::append:
-        case MessageType::heartbeat:
-        case MessageType::snapshot:
-            // Figure 2, Candidates: "If AppendEntries RPC received from new
-            // leader: convert to follower."
-            become_follower(term, m.from);
-            step_follower(m);
-            break;
-        case MessageType::vote_response:
-        case MessageType::pre_vote_response:
-            handle_vote_response(m);
-            break;
-        default:
-            break;
-    }
-}
-
-Status Core::State::step_leader(const Message& m) {
-    switch (m.type) {
-        case MessageType::append_response:
-            return handle_append_response(m);
-        case MessageType::heartbeat_response:
-            handle_heartbeat_response(m);
-            break;
-        default:
-            break;  // at most one leader per term: nothing else concerns us
-    }
-    return {};
+    out.msgs_after_persist.push_back(std::move(m));
 }
 
 // ---- Core: thin forwarding to State ------------------------------------------
@@ -274,17 +118,17 @@ Result<Proposed> Core::propose(SharedBytes data) {
     State& s = *s_;
     if (s.role != Role::leader) return s.not_leader_status();
     s.wake();
-    if (!s.term_durable) return Status{ErrorCode::busy, "leader's term is not durable yet"};
-    if (s.transfer_target != kNoNode) {
-        return Status{ErrorCode::busy,
-                      str_cat("leadership transfer to ", s.transfer_target, " in progress")};
+    if (!s.lead.term_durable) return Status{ErrorCode::busy, "leader's term is not durable yet"};
+    if (s.leadership_transfer.target != kNoNode) {
+        return Status{ErrorCode::busy, str_cat("leadership transfer to ",
+                                               s.leadership_transfer.target, " in progress")};
     }
     if (data.size() > s.opt.max_proposal_bytes) {
         return Status{ErrorCode::too_large,
                       str_cat("proposal of ", data.size(), " bytes over max_proposal_bytes")};
     }
-    if (s.uncommitted_bytes > 0 &&
-        s.uncommitted_bytes + data.size() > s.opt.max_uncommitted_bytes) {
+    if (s.lead.uncommitted_bytes > 0 &&
+        s.lead.uncommitted_bytes + data.size() > s.opt.max_uncommitted_bytes) {
         return Status{ErrorCode::busy, "too many uncommitted bytes (max_uncommitted_bytes)"};
     }
     s.append_own(EntryType::normal, std::move(data));
@@ -310,7 +154,7 @@ Status Core::transfer_leadership(NodeId target) {
 void Core::on_persisted(WriteId write) {
     State& s = *s_;
     if (s.log.persisted_to(write) && s.role == Role::leader) {
-        if (s.log.persisted() >= s.term_start_index) s.term_durable = true;
+        if (s.log.persisted() >= s.lead.term_start_index) s.lead.term_durable = true;
         // The leader's own durable append counts toward the quorum only now.
         s.maybe_commit();
     }
@@ -347,12 +191,12 @@ void Core::peer_down(NodeId peer) {
 
 bool Core::has_actions() const {
     const State& s = *s_;
-    return !s.msgs.empty() || !s.msgs_after_persist.empty() || !s.read_states.empty() ||
-           !s.read_failures.empty() || s.snapshot_to_install || s.log.has_unstable() ||
-           s.log.has_committed_to_hand() || s.hard_state() != s.reported_hard_state ||
-           s.soft_state() != s.reported_soft_state || s.config() != s.reported_config ||
-           ((s.appends_pending || s.commit_news_due()) && s.role == Role::leader) ||
-           s.snapshot_wanted;
+    return !s.out.msgs.empty() || !s.out.msgs_after_persist.empty() || !s.out.read_states.empty() ||
+           !s.out.read_failures.empty() || s.out.snapshot_to_install || s.log.has_unstable() ||
+           s.log.has_committed_to_hand() || s.hard_state() != s.reported.hard_state ||
+           s.soft_state() != s.reported.soft_state || s.config() != s.reported.config ||
+           ((s.lead.appends_pending || s.commit_news_due()) && s.role == Role::leader) ||
+           s.out.snapshot_wanted;
 }
 
 Actions Core::take_actions() {
@@ -365,22 +209,22 @@ void Core::take_actions(Actions& a) {
     KEEL_ASSERT(a.empty(), "take_actions fills an empty batch");
     State& s = *s_;
     s.send_pending_appends();
-    if (SoftState ss = s.soft_state(); ss != s.reported_soft_state) {
-        a.soft_state = s.reported_soft_state = ss;
+    if (SoftState ss = s.soft_state(); ss != s.reported.soft_state) {
+        a.soft_state = s.reported.soft_state = ss;
     }
-    a.snapshot = std::exchange(s.snapshot_to_install, std::nullopt);
+    a.snapshot = std::exchange(s.out.snapshot_to_install, std::nullopt);
     a.write_id = s.log.take_unstable(a.entries);
-    if (HardState hs = s.hard_state(); hs != s.reported_hard_state) {
-        KEEL_ASSERT(hs.term >= s.reported_hard_state.term, "term never decreases");
-        a.hard_state = s.reported_hard_state = hs;
+    if (HardState hs = s.hard_state(); hs != s.reported.hard_state) {
+        KEEL_ASSERT(hs.term >= s.reported.hard_state.term, "term never decreases");
+        a.hard_state = s.reported.hard_state = hs;
     }
-    a.messages = std::exchange(s.msgs, {});
-    a.messages_after_persist = std::exchange(s.msgs_after_persist, {});
+    a.messages = std::exchange(s.out.msgs, {});
+    a.messages_after_persist = std::exchange(s.out.msgs_after_persist, {});
     s.log.take_committed(s.opt.max_committed_bytes_per_batch, a.committed_entries);
-    a.read_states = std::exchange(s.read_states, {});
-    a.read_failures = std::exchange(s.read_failures, {});
-    if (s.config() != s.reported_config) a.configuration = s.reported_config = s.config();
-    a.snapshot_wanted = std::exchange(s.snapshot_wanted, false);
+    a.read_states = std::exchange(s.out.read_states, {});
+    a.read_failures = std::exchange(s.out.read_failures, {});
+    if (s.config() != s.reported.config) a.configuration = s.reported.config = s.config();
+    a.snapshot_wanted = std::exchange(s.out.snapshot_wanted, false);
 }
 
 // ---- inspection ----------------------------------------------------------------
@@ -465,13 +309,13 @@ std::vector<PeerProgress> Core::progress() const {
 }
 
 bool Core::needs_ticks() const {
-    if (s_->quiescent) return false;
+    if (s_->quiet.quiescent) return false;
     const Configuration& c = s_->config();
     return !(c.members.size() == 1 && c.is_voter(s_->opt.id) && s_->role == Role::leader);
 }
 
 bool Core::quiescent() const {
-    return s_->quiescent;
+    return s_->quiet.quiescent;
 }
 
 }  // namespace keel::raft

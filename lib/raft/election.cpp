@@ -10,7 +10,7 @@ namespace keel::raft {
 
 void Core::State::randomize_election_timeout() {
     auto span = static_cast<std::uint64_t>(opt.election_ticks_max - opt.election_ticks_min + 1);
-    randomized_election_ticks = opt.election_ticks_min + static_cast<int>(rng() % span);
+    clocks.randomized_election_ticks = opt.election_ticks_min + static_cast<int>(rng() % span);
 }
 
 bool Core::State::single_voter() const {
@@ -37,9 +37,10 @@ bool Core::State::may_campaign() const {
 
 void Core::State::tick() {
     // Quiescent: no clock runs, not even the lease's (quiescence.cpp).
-    if (quiescent) return;
-    ticks += 1;
-    if (ticks_since_leader_contact < opt.election_ticks_min) ticks_since_leader_contact += 1;
+    if (quiet.quiescent) return;
+    clocks.ticks += 1;
+    if (clocks.ticks_since_leader_contact < opt.election_ticks_min)
+        clocks.ticks_since_leader_contact += 1;
     if (role == Role::leader) {
         tick_leader();
     } else {
@@ -52,38 +53,40 @@ void Core::State::tick() {
 // convert to candidate" (Figure 2).  Learners and nodes outside the
 // configuration never campaign.
 void Core::State::tick_election() {
-    election_elapsed_ticks += 1;
-    if (election_elapsed_ticks < randomized_election_ticks) return;
+    clocks.election_elapsed_ticks += 1;
+    if (clocks.election_elapsed_ticks < clocks.randomized_election_ticks) return;
     if (!may_campaign()) {
         // Its timer keeps counting (leader stickiness reads it); a poke per timeout.
-        if (election_elapsed_ticks % randomized_election_ticks == 0) poke_quiet_leader();
+        if (clocks.election_elapsed_ticks % clocks.randomized_election_ticks == 0)
+            poke_quiet_leader();
         return;
     }
-    election_elapsed_ticks = 0;
+    clocks.election_elapsed_ticks = 0;
     campaign(opt.pre_vote, /*transfer=*/false);
 }
 
 void Core::State::tick_leader() {
-    heartbeat_elapsed_ticks += 1;
-    election_elapsed_ticks += 1;
-    if (election_elapsed_ticks >= opt.election_ticks_min) {
-        election_elapsed_ticks = 0;
-        quorum_heard = quorum_active();
+    clocks.heartbeat_elapsed_ticks += 1;
+    clocks.election_elapsed_ticks += 1;
+    if (clocks.election_elapsed_ticks >= opt.election_ticks_min) {
+        clocks.election_elapsed_ticks = 0;
+        lead.quorum_heard = quorum_active();
         // CheckQuorum: a leader that has not heard from a quorum for an
         // election timeout steps down, so a partitioned leader cannot serve
         // stale reads forever and a flapping partial partition settles.
         // Without it, it leads on, but hears strangers (admission.cpp).
-        if (opt.check_quorum && !quorum_heard) {
+        if (opt.check_quorum && !lead.quorum_heard) {
             become_follower(term, kNoNode);
             return;
         }
     }
-    if (transfer_target != kNoNode && ++transfer_elapsed_ticks >= opt.election_ticks_min)
+    if (leadership_transfer.target != kNoNode &&
+        ++leadership_transfer.elapsed_ticks >= opt.election_ticks_min)
         abort_transfer();
     maybe_quiesce();
-    if (quiescent) return;
-    if (heartbeat_elapsed_ticks >= opt.heartbeat_ticks) {
-        heartbeat_elapsed_ticks = 0;
+    if (quiet.quiescent) return;
+    if (clocks.heartbeat_elapsed_ticks >= opt.heartbeat_ticks) {
+        clocks.heartbeat_elapsed_ticks = 0;
         broadcast_heartbeat();
     }
 }
@@ -103,18 +106,18 @@ void Core::State::reset(Term new_term) {
     if (new_term != term) {
         term = new_term;
         vote = kNoNode;
-        quiesce_seq = 0;
+        quiet.quiesce_seq = 0;
     }
     leader = kNoNode;
-    quiescent = false;
-    quiet_ticks = 0;
-    election_elapsed_ticks = 0;
-    heartbeat_elapsed_ticks = 0;
+    quiet.quiescent = false;
+    quiet.quiet_ticks = 0;
+    clocks.election_elapsed_ticks = 0;
+    clocks.heartbeat_elapsed_ticks = 0;
     randomize_election_timeout();
     votes.clear();
     abort_transfer();
     progress.clear();
-    uncommitted_bytes = 0;
+    lead.uncommitted_bytes = 0;
 }
 
 void Core::State::become_follower(Term new_term, NodeId new_leader) {
@@ -147,14 +150,14 @@ void Core::State::become_leader() {
     reset(term);
     role = Role::leader;
     leader = opt.id;
-    term_durable = true;  // won with votes of others: asked for only once durable
-    lease_forfeited = false;
+    lead.term_durable = true;  // won with votes of others: asked for only once durable
+    leadership_transfer.lease_forfeited = false;
     sync_progress();
     for (auto& [id, pr] : progress) pr.recent_active = true;
-    quorum_heard = true;
+    lead.quorum_heard = true;
     // §8: a new leader appends a no-op of its term at once; until it commits,
     // the leader does not know which entries are committed (and ReadIndex waits).
-    term_start_index = log.last_index() + 1;
+    lead.term_start_index = log.last_index() + 1;
     append_own(EntryType::noop, {});
     release_waiting_reads();
 }
@@ -178,7 +181,7 @@ void Core::State::campaign(bool pre, bool transfer) {
             campaign(false, transfer);
         } else {
             become_leader();
-            term_durable = false;
+            lead.term_durable = false;
         }
         return;
     }
@@ -221,7 +224,7 @@ void Core::State::handle_vote_request(const Message& m) {
         if (pre) {
             send(std::move(reply));
         } else {
-            election_elapsed_ticks = 0;
+            clocks.election_elapsed_ticks = 0;
             vote = m.from;
             // The vote must be durable before the candidate may count it.
             send_after_persist(std::move(reply));

@@ -45,7 +45,7 @@ Result<Configuration> Core::State::apply_change(const ConfigChange& change) cons
             next.members.erase(id);
             if (next.voter_count() == 0) {
                 return Status{ErrorCode::invalid_argument,
-                              "removing " + who + " would leave no voter"};
+                              str_cat("removing ", who, " would leave no voter")};
             }
             break;
         default:
@@ -60,7 +60,7 @@ Result<Configuration> Core::State::apply_change(const ConfigChange& change) cons
 // and (b) when no other configuration entry is uncommitted.
 Result<Proposed> Core::State::propose_config_change(const ConfigChange& change) {
     if (role != Role::leader) return not_leader_status();
-    if (transfer_target != kNoNode) {
+    if (leadership_transfer.target != kNoNode) {
         return Status{ErrorCode::busy, "leadership transfer in progress"};
     }
     if (!committed_own_term()) {
@@ -93,7 +93,8 @@ bool Core::State::note_config_entries(const std::vector<Entry>& entries) {
 void Core::State::on_config_changed() {
     if (role == Role::leader) {
         sync_progress();
-        if (transfer_target != kNoNode && !config().is_voter(transfer_target)) abort_transfer();
+        if (leadership_transfer.target != kNoNode && !config().is_voter(leadership_transfer.target))
+            abort_transfer();
         // The voter set changed, so the quorum did: something may commit now.
         maybe_commit();
     }

@@ -24,10 +24,7 @@ const char* entry_type_name(EntryType type) {
 }
 
 void append_field(std::string& out, const char* name, std::uint64_t value) {
-    out += ' ';
-    out += name;
-    out += '=';
-    out += std::to_string(value);
+    out += str_cat(' ', name, '=', value);
 }
 
 }  // namespace
@@ -88,9 +85,7 @@ std::string to_string(const Entry& e) {
             out += e.data;
             out += '"';
         } else {
-            out += " <";
-            out += std::to_string(e.data.size());
-            out += " bytes>";
+            out += str_cat(" <", e.data.size(), " bytes>");
         }
     }
     return out;
@@ -102,7 +97,7 @@ std::string to_string(const Configuration& c) {
     for (const auto& [id, info] : c.members) {
         if (!first) out += ' ';
         first = false;
-        out += std::to_string(id);
+        out += str_cat(id);
         if (!info.voter) out += "(learner)";
     }
     return out + "}";

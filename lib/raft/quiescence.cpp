@@ -20,8 +20,9 @@ namespace keel::raft {
 // back).  CockroachDB's shouldReplicaQuiesce asks much the same.
 bool Core::State::may_quiesce() const {
     if (!opt.quiesce || role != Role::leader || progress.empty()) return false;
-    if (!term_durable || transfer_target != kNoNode || pending_read_count != 0 || appends_pending ||
-        commit_news_pending || snapshot_wanted)
+    if (!lead.term_durable || leadership_transfer.target != kNoNode ||
+        reads.pending_read_count != 0 || lead.appends_pending || lead.commit_news_pending ||
+        out.snapshot_wanted)
         return false;
     const Index last = log.last_index();
     if (log.term_at(last) != term || log.committed() != last || log.persisted() != last ||
@@ -37,10 +38,10 @@ bool Core::State::may_quiesce() const {
 
 void Core::State::maybe_quiesce() {
     if (!may_quiesce()) {
-        quiet_ticks = 0;
+        quiet.quiet_ticks = 0;
         return;
     }
-    if (++quiet_ticks >= opt.quiesce_after_ticks) quiesce();
+    if (++quiet.quiet_ticks >= opt.quiesce_after_ticks) quiesce();
 }
 
 // The last heartbeat names the leader's last entry: a follower quiesces only
@@ -49,13 +50,13 @@ void Core::State::maybe_quiesce() {
 // answers as to any heartbeat, which wakes the leader.  Nobody answers a
 // follower that obeys: its answer would only wake the leader again.
 void Core::State::quiesce() {
-    KEEL_ASSERT(role == Role::leader && !quiescent, "only an awake leader quiesces");
-    quiescent = true;
-    quiet_ticks = 0;
+    KEEL_ASSERT(role == Role::leader && !quiet.quiescent, "only an awake leader quiesces");
+    quiet.quiescent = true;
+    quiet.quiet_ticks = 0;
     const Index last = log.last_index();
     const Term last_term = *log.term_at(last);
-    const std::uint64_t seq = ++heartbeat_seq;
-    quiesce_seq = seq;
+    const std::uint64_t seq = ++reads.heartbeat_seq;
+    quiet.quiesce_seq = seq;
     for (auto& [id, pr] : progress) {
         pr.commit_sent = std::max(pr.commit_sent, log.committed());
         send(Message{.type = MessageType::heartbeat,
@@ -69,16 +70,16 @@ void Core::State::quiesce() {
     // The lease is dated in this leader's ticks, which stop now while its
     // followers' clocks may run on (woken by peer_down): no heartbeat sent
     // so far, this one included, may support a lease after it wakes.
-    heartbeats_sent.clear();
+    reads.heartbeats_sent.clear();
     for (auto& [id, pr] : progress) pr.acked_heartbeat_tick = Progress::kNeverTick;
 }
 
 void Core::State::wake() {
-    if (!quiescent) return;
-    quiescent = false;
-    quiet_ticks = 0;
-    election_elapsed_ticks = 0;
-    heartbeat_elapsed_ticks = 0;
+    if (!quiet.quiescent) return;
+    quiet.quiescent = false;
+    quiet.quiet_ticks = 0;
+    clocks.election_elapsed_ticks = 0;
+    clocks.heartbeat_elapsed_ticks = 0;
     if (role != Role::leader) return;
     // CheckQuorum starts afresh: what followers said before the quiet
     // spell says nothing of now.  Heartbeats resume at the next tick.
@@ -99,7 +100,7 @@ bool Core::State::wakes_leader(const Message& m) const {
     switch (m.type) {
         case MessageType::heartbeat_response:
             // Context 0: a follower that may not campaign asks for a heartbeat.
-            return m.context == 0 || m.context >= quiesce_seq;
+            return m.context == 0 || m.context >= quiet.quiesce_seq;
         case MessageType::append_response: {
             auto it = progress.find(m.from);
             return m.reject && it != progress.end() && m.context == it->second.phase;
@@ -114,8 +115,8 @@ bool Core::State::wakes_leader(const Message& m) const {
 // committing nothing more: a copy that the network held back.  The
 // leader's log only grows within its term, so the follower has all of it.
 bool Core::State::stale_append(const Message& m) const {
-    return quiescent && m.type == MessageType::append &&
-           m.log_index + m.entries.size() <= quiesce_index && m.commit <= log.committed();
+    return quiet.quiescent && m.type == MessageType::append &&
+           m.log_index + m.entries.size() <= quiet.quiesce_index && m.commit <= log.committed();
 }
 
 // A learner (or any follower that may not campaign) never sends a vote
@@ -143,13 +144,13 @@ void Core::State::peer_down(NodeId peer) {
         it->second.heard_since_wake = false;
         return;
     }
-    if (!quiescent || leader != peer) return;
+    if (!quiet.quiescent || leader != peer) return;
     wake();
     // With lease reads this node promised its leader not to vote for
     // election_ticks_min of its ticks after the last contact (read_index.cpp);
     // its clock stood still while quiescent, so the promise may still run:
     // the election timer (reset by wake) campaigns once it has.
-    if (opt.lease_reads && ticks_since_leader_contact < opt.election_ticks_min) return;
+    if (opt.lease_reads && clocks.ticks_since_leader_contact < opt.election_ticks_min) return;
     if (may_campaign()) campaign(opt.pre_vote, /*transfer=*/false);
 }
 

@@ -15,19 +15,19 @@ namespace keel::raft {
 
 Status Core::State::read_index(std::uint64_t request_id) {
     if (role != Role::leader) return not_leader_status();
-    if (pending_read_count >= opt.max_pending_reads) {
+    if (reads.pending_read_count >= opt.max_pending_reads) {
         return {ErrorCode::busy, "too many pending reads (max_pending_reads)"};
     }
-    pending_read_count += 1;
+    reads.pending_read_count += 1;
     if (!committed_own_term()) {
-        reads_waiting.push_back(request_id);
+        reads.reads_waiting.push_back(request_id);
         return {};
     }
     if (single_voter() || lease_read_allowed()) {
         // One voter is a quorum by itself; a lease (CheckQuorum) stands in
         // for the heartbeat round when explicitly enabled.
-        pending_read_count -= 1;
-        read_states.push_back(ReadState{request_id, log.committed()});
+        reads.pending_read_count -= 1;
+        out.read_states.push_back(ReadState{request_id, log.committed()});
         return {};
     }
     start_read_round({request_id});
@@ -45,14 +45,14 @@ Status Core::State::read_index(std::uint64_t request_id) {
 // campaigns with votes that ignore leases, at any moment after, so the
 // lease no longer holds for the rest of this term.
 bool Core::State::lease_read_allowed() const {
-    return opt.lease_reads && !lease_forfeited && is_voter() &&
+    return opt.lease_reads && !leadership_transfer.lease_forfeited && is_voter() &&
            configs.latest_index() <= log.committed() && lease_held();
 }
 
 // The lease itself.  A voter that acknowledges a heartbeat sent at this
 // leader's tick s received it after the leader counted s ticks, and then
 // grants no vote (nor campaigns) until its own election_ticks_min-th tick
-// after receipt (ticks_since_leader_contact, core.cpp).  Its first tick may
+// after receipt (ticks_since_leader_contact, step.cpp).  Its first tick may
 // come at once, so that is at least election_ticks_min - 1 tick periods after
 // the sending; the leader's current tick n may be up to one period old.  With
 // clocks that tick at the same rate, no other leader can exist while
@@ -68,30 +68,30 @@ bool Core::State::lease_held() const {
     const std::int64_t quorum_sent = quorum_value<std::int64_t>(
         config().voters(),
         [&](NodeId id) {
-            if (id == opt.id) return ticks;
+            if (id == opt.id) return clocks.ticks;
             auto it = progress.find(id);
             return it == progress.end() ? Progress::kNeverTick : it->second.acked_heartbeat_tick;
         },
         Progress::kNeverTick);
-    return ticks - quorum_sent <= opt.election_ticks_min - 2;
+    return clocks.ticks - quorum_sent <= opt.election_ticks_min - 2;
 }
 
 void Core::State::start_read_round(std::vector<std::uint64_t> request_ids) {
     const Index index = log.committed();
     const std::uint64_t seq = broadcast_heartbeat();
-    read_rounds.push_back(ReadRound{seq, index, std::move(request_ids)});
+    reads.read_rounds.push_back(ReadRound{seq, index, std::move(request_ids)});
     release_confirmed_reads();  // a lone voter among learners confirms itself
 }
 
 // Follower acknowledged heartbeat `context` (every heartbeat carries its
 // sequence number; acknowledgements of older terms never get here).
 void Core::State::handle_heartbeat_ack(Progress& pr, std::uint64_t context) {
-    if (context <= pr.acked_heartbeat_seq || context > heartbeat_seq) return;
+    if (context <= pr.acked_heartbeat_seq || context > reads.heartbeat_seq) return;
     pr.acked_heartbeat_seq = context;
     auto sent =
-        std::lower_bound(heartbeats_sent.begin(), heartbeats_sent.end(), context,
+        std::lower_bound(reads.heartbeats_sent.begin(), reads.heartbeats_sent.end(), context,
                          [](const HeartbeatSent& h, std::uint64_t seq) { return h.seq < seq; });
-    if (sent != heartbeats_sent.end() && sent->seq == context) {
+    if (sent != reads.heartbeats_sent.end() && sent->seq == context) {
         KEEL_ASSERT(sent->tick >= pr.acked_heartbeat_tick, "later heartbeats leave no earlier");
         pr.acked_heartbeat_tick = sent->tick;
     }
@@ -102,44 +102,45 @@ void Core::State::handle_heartbeat_ack(Progress& pr, std::uint64_t context) {
 // one: each of those left after the round started, so their acknowledgers
 // knew no newer leader then.  Rounds are released oldest first.
 void Core::State::release_confirmed_reads() {
-    if (read_rounds.empty()) return;
+    if (reads.read_rounds.empty()) return;
     const Index confirmed = quorum_index(config().voters(), [&](NodeId id) -> Index {
-        if (id == opt.id) return heartbeat_seq;
+        if (id == opt.id) return reads.heartbeat_seq;
         auto it = progress.find(id);
         return it == progress.end() ? 0 : it->second.acked_heartbeat_seq;
     });
-    while (!read_rounds.empty() && read_rounds.front().seq <= confirmed) {
-        ReadRound& r = read_rounds.front();
-        for (std::uint64_t id : r.request_ids) read_states.push_back(ReadState{id, r.index});
-        KEEL_ASSERT(pending_read_count >= r.request_ids.size(), "pending read count");
-        pending_read_count -= r.request_ids.size();
-        read_rounds.pop_front();
+    while (!reads.read_rounds.empty() && reads.read_rounds.front().seq <= confirmed) {
+        ReadRound& r = reads.read_rounds.front();
+        for (std::uint64_t id : r.request_ids) out.read_states.push_back(ReadState{id, r.index});
+        KEEL_ASSERT(reads.pending_read_count >= r.request_ids.size(), "pending read count");
+        reads.pending_read_count -= r.request_ids.size();
+        reads.read_rounds.pop_front();
     }
 }
 
 // Called when the leader's commit advances (or it just won): requests that
 // waited for an entry of this term to commit start their round now.
 void Core::State::release_waiting_reads() {
-    if (role != Role::leader || reads_waiting.empty() || !committed_own_term()) return;
-    std::vector<std::uint64_t> ids = std::move(reads_waiting);
-    reads_waiting.clear();
+    if (role != Role::leader || reads.reads_waiting.empty() || !committed_own_term()) return;
+    std::vector<std::uint64_t> ids = std::move(reads.reads_waiting);
+    reads.reads_waiting.clear();
     if (single_voter() || lease_read_allowed()) {
-        for (std::uint64_t id : ids) read_states.push_back(ReadState{id, log.committed()});
-        pending_read_count -= ids.size();
+        for (std::uint64_t id : ids) out.read_states.push_back(ReadState{id, log.committed()});
+        reads.pending_read_count -= ids.size();
         return;
     }
     start_read_round(std::move(ids));
 }
 
 void Core::State::fail_pending_reads(NodeId leader_hint) {
-    for (const ReadRound& r : read_rounds) {
+    for (const ReadRound& r : reads.read_rounds) {
         for (std::uint64_t id : r.request_ids)
-            read_failures.push_back(ReadFailure{id, leader_hint});
+            out.read_failures.push_back(ReadFailure{id, leader_hint});
     }
-    for (std::uint64_t id : reads_waiting) read_failures.push_back(ReadFailure{id, leader_hint});
-    read_rounds.clear();
-    reads_waiting.clear();
-    pending_read_count = 0;
+    for (std::uint64_t id : reads.reads_waiting)
+        out.read_failures.push_back(ReadFailure{id, leader_hint});
+    reads.read_rounds.clear();
+    reads.reads_waiting.clear();
+    reads.pending_read_count = 0;
 }
 
 }  // namespace keel::raft

@@ -49,13 +49,13 @@ void Core::State::broadcast_append() {
 }
 
 std::uint64_t Core::State::broadcast_heartbeat() {
-    const std::uint64_t seq = ++heartbeat_seq;
-    heartbeats_sent.push_back(HeartbeatSent{seq, ticks});
+    const std::uint64_t seq = ++reads.heartbeat_seq;
+    reads.heartbeats_sent.push_back(HeartbeatSent{seq, clocks.ticks});
     // Only heartbeats sent within the last election timeout can still
     // support a lease; older ones are forgotten (their acks then count for
     // ReadIndex rounds only).
-    while (heartbeats_sent.front().tick < ticks - opt.election_ticks_min)
-        heartbeats_sent.pop_front();
+    while (reads.heartbeats_sent.front().tick < clocks.ticks - opt.election_ticks_min)
+        reads.heartbeats_sent.pop_front();
     for (auto& [id, pr] : progress) {
         // Never tell a follower to commit past what it is known to hold.
         const Index commit = std::min(pr.match, log.committed());
@@ -77,7 +77,7 @@ std::uint64_t Core::State::broadcast_heartbeat() {
 // and the leader a step per acknowledgement.
 void Core::State::append_own(EntryType type, SharedBytes data) {
     KEEL_ASSERT(role == Role::leader, "only a leader appends its own entries");
-    uncommitted_bytes += data.size();
+    lead.uncommitted_bytes += data.size();
     Entry e{term, log.last_index() + 1, type, std::move(data)};
     if (type == EntryType::config) {
         log.append(e);  // the copy shares the data (SharedBytes)
@@ -85,14 +85,14 @@ void Core::State::append_own(EntryType type, SharedBytes data) {
     } else {
         log.append(std::move(e));  // no reference count to raise and drop again
     }
-    appends_pending = true;
+    lead.appends_pending = true;
 }
 
 void Core::State::send_pending_appends() {
-    const bool entries = std::exchange(appends_pending, false);
-    const bool commit = commit_news_pending;
+    const bool entries = std::exchange(lead.appends_pending, false);
+    const bool commit = lead.commit_news_pending;
     const bool commit_due = commit_news_due();
-    if (commit_due) commit_news_pending = false;
+    if (commit_due) lead.commit_news_pending = false;
     // A leader that stepped down before the batch was taken sends nothing:
     // its unsent entries are like lost messages (a later leader repairs its
     // followers' logs), and a commit index is news, never a duty.
@@ -115,7 +115,7 @@ void Core::State::send_pending_appends() {
         // leader's, and it commits at most up to them.  (An append from an
         // earlier leadership of this node, deposed and re-elected within one
         // batch, may carry entries since replaced.)
-        for (Message& m : msgs) {
+        for (Message& m : out.msgs) {
             if (m.type == MessageType::append && m.to == id && m.term == term) {
                 m.commit = log.committed();
                 pr.commit_sent = log.committed();
@@ -127,7 +127,7 @@ void Core::State::send_pending_appends() {
 }
 
 bool Core::State::commit_news_due() const {
-    return commit_news_pending && log.applied() >= log.committed();
+    return lead.commit_news_pending && log.applied() >= log.committed();
 }
 
 void Core::State::follower_merge(const std::vector<Entry>& entries) {
@@ -182,14 +182,14 @@ void Core::State::handle_heartbeat(const Message& m) {
     // The leader caps m.commit at our match index, so those entries are ours.
     log.commit_to(std::min(m.commit, log.last_index()));
     if (accept_quiesce(m)) {
-        quiescent = true;  // unanswered: an answer would wake the leader (quiescence.cpp)
-        quiesce_seq = m.context;
-        quiesce_index = m.log_index;
+        quiet.quiescent = true;  // unanswered: an answer would wake the leader (quiescence.cpp)
+        quiet.quiesce_seq = m.context;
+        quiet.quiesce_index = m.log_index;
         return;
     }
     // Sent before the quiesce heartbeat this follower obeyed, and overtaken
     // by it: the leader has been quiet since.
-    if (quiescent && m.context < quiesce_seq) return;
+    if (quiet.quiescent && m.context < quiet.quiesce_seq) return;
     wake();
     send(Message{.type = MessageType::heartbeat_response, .to = m.from, .context = m.context});
 }
@@ -248,7 +248,7 @@ Status Core::State::handle_append_response(const Message& m) {
     if (role != Role::leader) return {};  // a removed leader stepped down
     while (send_append(m.from, /*send_if_empty=*/false)) {
     }
-    if (m.from == transfer_target) maybe_send_timeout_now(m.from);
+    if (m.from == leadership_transfer.target) maybe_send_timeout_now(m.from);
     return {};
 }
 
@@ -289,8 +289,8 @@ bool Core::State::maybe_commit() {
 }
 
 void Core::State::on_commit_advanced(Index old_commit) {
-    for (Index i = std::max(old_commit + 1, term_start_index); i <= log.committed(); ++i) {
-        uncommitted_bytes -= std::min(uncommitted_bytes, log.at(i).data.size());
+    for (Index i = std::max(old_commit + 1, lead.term_start_index); i <= log.committed(); ++i) {
+        lead.uncommitted_bytes -= std::min(lead.uncommitted_bytes, log.at(i).data.size());
     }
     // Tell followers the new commit index on the appends batches carry
     // anyway (an acknowledgement usually releases new entries to its
@@ -305,7 +305,7 @@ void Core::State::on_commit_advanced(Index old_commit) {
     if (configs.latest_index() > old_commit) {
         broadcast_append();
     } else if (!progress.empty()) {  // a lone voter has no one to tell
-        commit_news_pending = true;
+        lead.commit_news_pending = true;
     }
     sync_progress();  // forget members whose removal just committed
     release_waiting_reads();

@@ -22,9 +22,9 @@ bool Core::State::send_snapshot(NodeId to, Progress& pr) {
         // (on_state_machine_durable), and no snapshot covers them: ask the
         // runtime for one.  The follower waits in probe; on_snapshot_taken()
         // sends it the snapshot (and its next answer would ask again).
-        KEEL_ASSERT(opt.forget_applied_when_alone || compacted_without_snapshot,
+        KEEL_ASSERT(opt.forget_applied_when_alone || compaction.compacted_without_snapshot,
                     "entries were compacted without a snapshot");
-        snapshot_wanted = true;
+        out.snapshot_wanted = true;
         return false;
     }
     send(Message{.type = MessageType::snapshot, .to = to, .snapshot = snapshot});
@@ -59,8 +59,8 @@ void Core::State::forget_applied_when_alone() {
     // no-op), so do all between, and no entry needs a look.
     auto note_term_of = [&](Index i) {
         const Term t = log.at(i).term;
-        if (forgotten_terms.empty() || forgotten_terms.back().second != t)
-            forgotten_terms.emplace_back(i, t);
+        if (compaction.forgotten_terms.empty() || compaction.forgotten_terms.back().second != t)
+            compaction.forgotten_terms.emplace_back(i, t);
     };
     const Index first = log.prev_index() + 1;
     if (log.at(first).term == log.at(upto).term) {
@@ -75,11 +75,12 @@ void Core::State::forget_applied_when_alone() {
 
 std::optional<Term> Core::State::term_at_or_forgotten(Index index) const {
     if (std::optional<Term> t = log.term_at(index)) return t;
-    if (index >= log.prev_index() || forgotten_terms.empty() ||
-        index < forgotten_terms.front().first)
+    if (index >= log.prev_index() || compaction.forgotten_terms.empty() ||
+        index < compaction.forgotten_terms.front().first)
         return std::nullopt;
-    auto after = std::upper_bound(forgotten_terms.begin(), forgotten_terms.end(), index,
-                                  [](Index i, const auto& run) { return i < run.first; });
+    auto after =
+        std::upper_bound(compaction.forgotten_terms.begin(), compaction.forgotten_terms.end(),
+                         index, [](Index i, const auto& run) { return i < run.first; });
     return std::prev(after)->second;
 }
 
@@ -102,10 +103,10 @@ void Core::State::handle_snapshot(const Message& m) {
         return;
     }
     log.restore_snapshot(meta.index, meta.term);
-    forgotten_terms.clear();
+    compaction.forgotten_terms.clear();
     configs.reset(meta.index, meta.config);
     snapshot = meta;
-    snapshot_to_install = meta;
+    out.snapshot_to_install = meta;
     on_config_changed();
     send_after_persist(
         Message{.type = MessageType::append_response, .to = m.from, .index = meta.index});
@@ -128,9 +129,11 @@ Result<SnapshotMeta> Core::State::on_snapshot_taken(Index index) {
     if (compact_to > log.prev_index()) log.compact(compact_to);
     configs.compact(std::min(compact_to, log.prev_index()));
     // Terms the snapshot covers are no longer asked for.
-    while (forgotten_terms.size() > 1 && forgotten_terms[1].first <= index + 1)
-        forgotten_terms.erase(forgotten_terms.begin());
-    if (!forgotten_terms.empty() && index >= log.prev_index()) forgotten_terms.clear();
+    while (compaction.forgotten_terms.size() > 1 &&
+           compaction.forgotten_terms[1].first <= index + 1)
+        compaction.forgotten_terms.erase(compaction.forgotten_terms.begin());
+    if (!compaction.forgotten_terms.empty() && index >= log.prev_index())
+        compaction.forgotten_terms.clear();
     // Followers that waited for a snapshot (send_snapshot) get it now.
     if (role == Role::leader) {
         for (auto& [id, pr] : progress) {
@@ -170,7 +173,7 @@ Result<SnapshotMeta> Core::State::on_state_machine_durable(Index index) {
     if (compact_to > log.prev_index()) {
         log.compact(compact_to);
         configs.compact(compact_to);
-        compacted_without_snapshot = true;
+        compaction.compacted_without_snapshot = true;
     }
     return meta;
 }

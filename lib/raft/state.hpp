@@ -1,7 +1,7 @@
 // raft/state.hpp — the private state of a Core and the functions that
 // implement each part of the algorithm.  Each group of member functions
-// lives in its own file (named in the comment above it); core.cpp holds
-// dispatch and the assembly of Actions.  Private to lib/raft.
+// lives in its own file (named in the comment above it); step.cpp holds
+// a message's dispatch, core.cpp the assembly of Actions.  Private to lib/raft.
 #pragma once
 
 #include <cstdint>
@@ -33,7 +33,7 @@ struct HeartbeatSent {
 
 // Checks of a message's fields that need no state (admission.cpp).
 Status validate_message(const Message& m, NodeId self);
-// Messages that only a leader of m.term sends (core.cpp).
+// Messages that only a leader of m.term sends (step.cpp).
 bool from_leader(const Message& m);
 
 struct Core::State {
@@ -53,97 +53,141 @@ struct Core::State {
     // ---- volatile -------------------------------------------------------------
     Role role = Role::follower;
     NodeId leader = kNoNode;
-    int election_elapsed_ticks = 0;
-    int heartbeat_elapsed_ticks = 0;
-    int randomized_election_ticks = 0;
-    // Ticks since this core started (any role): the leader's lease clock.
-    std::int64_t ticks = 0;
-    // Ticks since a leader last reached this node, counted from start-up (a
-    // voter may have acknowledged a heartbeat just before it restarted) and
-    // never reset by a change of term or role.  With lease_reads, a voter
-    // gives no vote while it is below election_ticks_min: that is the promise
-    // a leader's lease rests on (lease_held, read_index.cpp).
-    int ticks_since_leader_contact = 0;
     std::map<NodeId, bool> votes;  // candidate / pre-candidate: voter -> granted
-    // Quiescence (quiescence.cpp): ticks are ignored while set.
-    bool quiescent = false;
-    // Leader: consecutive ticks that may_quiesce() held (Options::quiesce_after_ticks).
-    int quiet_ticks = 0;
-    // The context (heartbeat sequence number) of the quiesce heartbeat this
-    // leader sent last, or this follower obeyed last, in this term: what
-    // was sent before it and arrives late is no news (quiescence.cpp).
-    std::uint64_t quiesce_seq = 0;
-    // Follower: the leader's last index when this follower last quiesced.
-    Index quiesce_index = 0;
+
+    // The clocks, in ticks (election.cpp).
+    struct Clocks {
+        int election_elapsed_ticks = 0;
+        int heartbeat_elapsed_ticks = 0;
+        int randomized_election_ticks = 0;
+        // Ticks since this core started (any role): the leader's lease clock.
+        std::int64_t ticks = 0;
+        // Ticks since a leader last reached this node, counted from start-up
+        // (a voter may have acknowledged a heartbeat just before it
+        // restarted) and never reset by a change of term or role.  With
+        // lease_reads, a voter gives no vote while it is below
+        // election_ticks_min: that is the promise a leader's lease rests on
+        // (lease_held, read_index.cpp).
+        int ticks_since_leader_contact = 0;
+    };
+    Clocks clocks;
+
+    // Quiescence (quiescence.cpp): ticks are ignored while `quiescent`.
+    struct Quiescence {
+        bool quiescent = false;
+        // Leader: consecutive ticks that may_quiesce() held
+        // (Options::quiesce_after_ticks).
+        int quiet_ticks = 0;
+        // The context (heartbeat sequence number) of the quiesce heartbeat
+        // this leader sent last, or this follower obeyed last, in this term:
+        // what was sent before it and arrives late is no news.
+        std::uint64_t quiesce_seq = 0;
+        // Follower: the leader's last index when this follower last quiesced.
+        Index quiesce_index = 0;
+    };
+    Quiescence quiet;
 
     // ---- leader ---------------------------------------------------------------
     std::map<NodeId, Progress> progress;  // every member but this node
-    // Whether a quorum of voters was heard from within the last full
-    // election timeout (checked every election_ticks_min ticks, with or
-    // without CheckQuorum): a leader that was not is out of contact.
-    bool quorum_heard = true;
-    Index term_start_index = 0;  // index of this term's no-op
-    // False while a leader elected by its own vote alone has not seen that
-    // vote (the batch with its hard state and no-op) become durable.
-    bool term_durable = true;
-    std::size_t uncommitted_bytes = 0;
-    NodeId transfer_target = kNoNode;
-    int transfer_elapsed_ticks = 0;  // the transfer is aborted at election_ticks_min
-    // Set once this leader sent timeout_now in its term: the target may win
-    // a forced election (voters ignore leases for it) at any moment, even
-    // after the transfer is aborted here, so the lease no longer holds.
-    bool lease_forfeited = false;
-    // Every heartbeat broadcast carries a new sequence number as its context
-    // (never reset, so contexts never repeat across terms); a follower's
-    // acknowledgement of one confirms this leader as of its sending, for
-    // every ReadIndex round started before it and for the lease.
-    std::uint64_t heartbeat_seq = 0;
-    std::deque<HeartbeatSent> heartbeats_sent;  // the recent ones, oldest first
-    std::deque<ReadRound> read_rounds;          // oldest first
-    std::vector<std::uint64_t> reads_waiting;   // until an entry of this term commits
-    std::size_t pending_read_count = 0;
-    // Entries appended by append_own() not yet offered to the followers
-    // (send_pending_appends, when the batch is taken).
-    bool appends_pending = false;
-    // The commit index advanced and some follower may not have been told
-    // yet (send_pending_appends; Progress::commit_sent says who was).  Not
-    // derived from commit_sent: a follower paused by flow control cannot be
-    // told until its window opens (its next append carries the commit), and
-    // the news must not keep has_actions() true meanwhile.
-    bool commit_news_pending = false;
+
+    // The leader's term: its start, its durability and what it has in flight
+    // (replication.cpp, election.cpp).
+    struct LeaderTerm {
+        // Whether a quorum of voters was heard from within the last full
+        // election timeout (checked every election_ticks_min ticks, with or
+        // without CheckQuorum): a leader that was not is out of contact.
+        bool quorum_heard = true;
+        Index term_start_index = 0;  // index of this term's no-op
+        // False while a leader elected by its own vote alone has not seen
+        // that vote (the batch with its hard state and no-op) become durable.
+        bool term_durable = true;
+        std::size_t uncommitted_bytes = 0;
+        // Entries appended by append_own() not yet offered to the followers
+        // (send_pending_appends, when the batch is taken).
+        bool appends_pending = false;
+        // The commit index advanced and some follower may not have been told
+        // yet (send_pending_appends; Progress::commit_sent says who was).
+        // Not derived from commit_sent: a follower paused by flow control
+        // cannot be told until its window opens (its next append carries the
+        // commit), and the news must not keep has_actions() true meanwhile.
+        bool commit_news_pending = false;
+    };
+    LeaderTerm lead;
+
+    // A leadership transfer in progress (transfer.cpp).
+    struct LeadershipTransfer {
+        NodeId target = kNoNode;
+        int elapsed_ticks = 0;  // the transfer is aborted at election_ticks_min
+        // Set once this leader sent timeout_now in its term: the target may
+        // win a forced election (voters ignore leases for it) at any moment,
+        // even after the transfer is aborted here, so the lease no longer
+        // holds.
+        bool lease_forfeited = false;
+    };
+    LeadershipTransfer leadership_transfer;
+
+    // Linearizable reads (read_index.cpp).
+    struct Reads {
+        // Every heartbeat broadcast carries a new sequence number as its
+        // context (never reset, so contexts never repeat across terms); a
+        // follower's acknowledgement of one confirms this leader as of its
+        // sending, for every ReadIndex round started before it and for the
+        // lease.
+        std::uint64_t heartbeat_seq = 0;
+        std::deque<HeartbeatSent> heartbeats_sent;  // the recent ones, oldest first
+        std::deque<ReadRound> read_rounds;          // oldest first
+        std::vector<std::uint64_t> reads_waiting;   // until an entry of this term commits
+        std::size_t pending_read_count = 0;
+    };
+    Reads reads;
+
     // Whether a follower that gets no append in this batch is told the
     // commit index now, in an append of its own (see on_commit_advanced).
     bool commit_news_due() const;
 
-    // ---- outputs not yet taken ----------------------------------------------
-    std::vector<Message> msgs;
-    std::vector<Message> msgs_after_persist;
-    std::vector<ReadState> read_states;
-    std::vector<ReadFailure> read_failures;
-    std::optional<SnapshotMeta> snapshot_to_install;
-    bool snapshot_wanted = false;  // Actions::snapshot_wanted
-    // Terms of the entries forget_applied_when_alone() dropped that no
-    // snapshot covers yet, as (first index, term) runs, ascending: a
-    // snapshot the runtime took at an index dropped since still needs its
-    // term (on_snapshot_taken).  One run per term, so a handful.
-    std::vector<std::pair<Index, Term>> forgotten_terms;
-    // The log was compacted on a durable state machine's word, behind no
-    // snapshot (on_state_machine_durable, RestoredState::snapshot_is_floor):
-    // a follower that needs what was dropped is sent a snapshot taken on
-    // demand (snapshot_wanted).
-    bool compacted_without_snapshot = false;
+    // Compaction without a snapshot behind it (snapshot.cpp).
+    struct Compaction {
+        // Terms of the entries forget_applied_when_alone() dropped that no
+        // snapshot covers yet, as (first index, term) runs, ascending: a
+        // snapshot the runtime took at an index dropped since still needs
+        // its term (on_snapshot_taken).  One run per term, so a handful.
+        std::vector<std::pair<Index, Term>> forgotten_terms;
+        // The log was compacted on a durable state machine's word, behind no
+        // snapshot (on_state_machine_durable,
+        // RestoredState::snapshot_is_floor): a follower that needs what was
+        // dropped is sent a snapshot taken on demand (snapshot_wanted).
+        bool compacted_without_snapshot = false;
+    };
+    Compaction compaction;
     std::optional<Term> term_at_or_forgotten(Index index) const;
-    HardState reported_hard_state;
-    SoftState reported_soft_state;
-    Configuration reported_config;
 
-    // ---- core.cpp: dispatch and shared helpers ------------------------------
+    // ---- outputs not yet taken (core.cpp assembles them into Actions) --------
+    struct Outputs {
+        std::vector<Message> msgs;
+        std::vector<Message> msgs_after_persist;
+        std::vector<ReadState> read_states;
+        std::vector<ReadFailure> read_failures;
+        std::optional<SnapshotMeta> snapshot_to_install;
+        bool snapshot_wanted = false;  // Actions::snapshot_wanted
+    };
+    Outputs out;
+    // What the last Actions reported, to report only changes.
+    struct Reported {
+        HardState hard_state;
+        SoftState soft_state;
+        Configuration config;
+    };
+    Reported reported;
+
+    // ---- step.cpp: a message's receipt and dispatch by role ------------------
     Status step(const Message& m);
     Status step_message(const Message& m);
     Status step_by_term(const Message& m, bool& handled);
     void step_follower(const Message& m);
     void step_candidate(const Message& m);
     Status step_leader(const Message& m);
+
+    // ---- core.cpp: shared helpers ----------------------------------------------
     void send(Message m);
     void send_after_persist(Message m);
     HardState hard_state() const;

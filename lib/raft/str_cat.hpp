@@ -1,7 +1,7 @@
-// raft/str_cat.hpp — builds a message string from pieces by appending.
-//
-// (GCC 12 gives a false -Wrestrict error for `"literal" + std::string`; this
-// also reads better than chains of std::to_string.)
+// raft/str_cat.hpp — builds a message string from pieces by appending: the
+// Raft core's way to format a message.  Everywhere else keel uses
+// fmt::format; the core takes nothing but the standard library
+// (docs/style.md), and GCC 12 has no std::format.
 #pragma once
 
 #include <string>

@@ -15,12 +15,12 @@ Status Core::State::transfer_leadership(NodeId target) {
         return {ErrorCode::invalid_argument,
                 str_cat("transfer target ", target, " is not a voter")};
     }
-    if (transfer_target == target) return {};
-    transfer_target = target;
+    if (leadership_transfer.target == target) return {};
+    leadership_transfer.target = target;
     // Aborted after election_ticks_min ticks (tick_leader).  Its own clock:
     // restarting CheckQuorum's instead (as etcd does) lets a leader cut off
     // from its quorum stay leader as long as transfers keep being asked of it.
-    transfer_elapsed_ticks = 0;
+    leadership_transfer.elapsed_ticks = 0;
     maybe_send_timeout_now(target);
     return {};
 }
@@ -29,7 +29,7 @@ void Core::State::maybe_send_timeout_now(NodeId to) {
     auto it = progress.find(to);
     KEEL_ASSERT(it != progress.end(), "the transfer target is a member");
     if (it->second.match == log.last_index()) {
-        lease_forfeited = true;  // before the message can leave
+        leadership_transfer.lease_forfeited = true;  // before the message can leave
         send(Message{.type = MessageType::timeout_now, .to = to});
     } else {
         send_append(to, /*send_if_empty=*/true);
@@ -37,7 +37,7 @@ void Core::State::maybe_send_timeout_now(NodeId to) {
 }
 
 void Core::State::abort_transfer() {
-    transfer_target = kNoNode;
+    leadership_transfer.target = kNoNode;
 }
 
 }  // namespace keel::raft

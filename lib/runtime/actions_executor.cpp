@@ -4,6 +4,7 @@
 // were produced), ticks, fail-stop and shutdown, the status published.
 #include <cstdio>
 
+#include <fmt/format.h>
 #include "runtime/member_context.hpp"
 #include "runtime/replica.hpp"
 
@@ -26,8 +27,8 @@ void Replica::on_soft_state(const raft::SoftState& ss) {
             [this](std::function<void()> c) { announcer_.complete_after_events(std::move(c)); });
     }
     if (ss.role != locked_.role || ss.role == raft::Role::leader) {
-        log(LogLevel::info, std::string("role ") + raft::role_name(ss.role) + " term " +
-                                std::to_string(ss.term) + " leader " + std::to_string(ss.leader));
+        log(LogLevel::info,
+            fmt::format("role {} term {} leader {}", raft::role_name(ss.role), ss.term, ss.leader));
     }
     locked_.role = ss.role;
     if (locked_.transfer && ss.leader == locked_.transfer->target) {
@@ -42,8 +43,8 @@ void Replica::on_snapshot_written(const raft::SnapshotMeta& meta) {
     auto s = core_->on_snapshot_taken(meta.index);
     if (!s.ok()) {
         // E.g. a snapshot from the leader was installed meanwhile, past it.
-        log(LogLevel::info, "snapshot at " + std::to_string(meta.index) +
-                                " not recorded by the core: " + s.status().to_string());
+        log(LogLevel::info, fmt::format("snapshot at {} not recorded by the core: {}", meta.index,
+                                        s.status().to_string()));
     } else {
         board_.raise_snapshot_index(meta.index);
         announcer_.announce([index = meta.index](Observer& o) { o.on_snapshot(index); });
@@ -76,7 +77,7 @@ void Replica::install_snapshot(const raft::SnapshotMeta& meta) {
     board_.set_snapshot_index(meta.index);
     apply_->enqueue(std::move(item));
     announcer_.announce([index = meta.index](Observer& o) { o.on_snapshot(index); });
-    log(LogLevel::info, "installed snapshot at " + std::to_string(meta.index) + " from the leader");
+    log(LogLevel::info, fmt::format("installed snapshot at {} from the leader", meta.index));
 }
 
 void Replica::on_configuration(const raft::Configuration& config) {
@@ -144,7 +145,7 @@ void Replica::send_snapshot(const raft::Message& m) {
     std::optional<SnapshotFile> file = snapshots_->latest();
     if (!file || file->meta.index != m.snapshot->index || file->meta.term != m.snapshot->term) {
         log(LogLevel::warn,
-            "no snapshot file for the core's snapshot at " + std::to_string(m.snapshot->index));
+            fmt::format("no snapshot file for the core's snapshot at {}", m.snapshot->index));
         core_->report_snapshot(m.to, false);
         return;
     }

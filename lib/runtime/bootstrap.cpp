@@ -7,6 +7,7 @@
 #include <cstring>
 #include <future>
 
+#include <fmt/format.h>
 #include "keel/wal/reader.hpp"
 #include "runtime/cluster_identity.hpp"
 #include "runtime/member_context.hpp"
@@ -40,7 +41,7 @@ std::string describe_snapshots(const SnapshotStore::Listing& listing,
         const bool damaged =
             std::any_of(data_damaged.begin(), data_damaged.end(),
                         [&](const DamagedSnapshot& d) { return d.path == f.path; });
-        if (!damaged) out += "; " + f.path + " ends at index " + std::to_string(f.meta.index);
+        if (!damaged) out += fmt::format("; {} ends at index {}", f.path, f.meta.index);
     }
     for (const DamagedSnapshot& d : listing.damaged) out += "; " + d.why.to_string();
     for (const DamagedSnapshot& d : data_damaged) out += "; " + d.why.to_string();
@@ -89,29 +90,26 @@ Result<StartPlan> check_data_dir(const std::string& data_dir, wal::FileSystem& f
     const bool state_machine_covers =
         floor && floor->index + 1 >= log_first && sm_applied >= floor->index;
     if (!plan.snapshot && log_first > 1 && floor && !state_machine_covers) {
-        return Status(ErrorCode::corruption,
-                      "data dir " + data_dir + ": the log in " + wal_dir + " starts at index " +
-                          std::to_string(log_first) + ", compacted through index " +
-                          std::to_string(floor->index) +
-                          " on the state machine's word (StateMachine::applied_index), but the "
-                          "state machine now reports applied index " +
-                          std::to_string(sm_applied) + " and no intact snapshot in " +
-                          snapshot_dir + " reaches index " + std::to_string(log_first - 1) +
-                          describe_snapshots(*listing, plan.data_damaged) +
-                          ". The state machine lost state it reported durable: restore its "
-                          "files, or empty the data dir and add the node to its cluster again");
+        return Status(
+            ErrorCode::corruption,
+            fmt::format("data dir {}: the log in {} starts at index {}, compacted through index {} "
+                        "on the state machine's word (StateMachine::applied_index), but the state "
+                        "machine now reports applied index {} and no intact snapshot in {} reaches "
+                        "index {}{}. The state machine lost state it reported durable: restore its "
+                        "files, or empty the data dir and add the node to its cluster again",
+                        data_dir, wal_dir, log_first, floor->index, sm_applied, snapshot_dir,
+                        log_first - 1, describe_snapshots(*listing, plan.data_damaged)));
     }
     if (!plan.snapshot && log_first > 1 && !state_machine_covers) {
-        return Status(ErrorCode::corruption,
-                      "data dir " + data_dir + ": the log in " + wal_dir + " starts at index " +
-                          std::to_string(log_first) +
-                          " (the entries before it were compacted into a snapshot), but no "
-                          "intact snapshot in " +
-                          snapshot_dir + " reaches index " + std::to_string(log_first - 1) +
-                          describe_snapshots(*listing, plan.data_damaged) +
-                          ". The state before the log's first entry is lost here: restore the "
-                          "snapshot files, or empty the data dir and add the node to its "
-                          "cluster again");
+        return Status(
+            ErrorCode::corruption,
+            fmt::format(
+                "data dir {}: the log in {} starts at index {} (the entries before it were "
+                "compacted into a snapshot), but no intact snapshot in {} reaches index {}{}. The "
+                "state before the log's first entry is lost here: restore the snapshot files, or "
+                "empty the data dir and add the node to its cluster again",
+                data_dir, wal_dir, log_first, snapshot_dir, log_first - 1,
+                describe_snapshots(*listing, plan.data_damaged)));
     }
     return plan;
 }
@@ -121,8 +119,9 @@ Result<StartPlan> check_data_dir(const std::string& data_dir, wal::FileSystem& f
 Status check_restored(const NodeOptions& options, const raft::RestoredState& state) {
     Status s = raft::validate_restored(state);
     if (s.ok()) return s;
-    return Status(s.code(), "data dir " + options.data_dir + " cannot be opened: " + s.message() +
-                                " (remove this member and add it back with an empty data dir)");
+    return Status(s.code(), fmt::format("data dir {} cannot be opened: {} (remove this member and "
+                                        "add it back with an empty data dir)",
+                                        options.data_dir, s.message()));
 }
 
 Status restore_from(SnapshotStore& store, const SnapshotFile& file, StateMachine& sm) {
@@ -130,8 +129,8 @@ Status restore_from(SnapshotStore& store, const SnapshotFile& file, StateMachine
     if (!reader.ok()) return reader.status();
     Status s = sm.restore(*reader.value());
     if (!s.ok())
-        return Status(s.code(), "the state machine could not restore snapshot " + file.path + ": " +
-                                    s.message());
+        return Status(s.code(), fmt::format("the state machine could not restore snapshot {}: {}",
+                                            file.path, s.message()));
     return s;
 }
 
@@ -180,10 +179,10 @@ Result<raft::SnapshotMeta> applied_as_of(const raft::RestoredState& state, raft:
     raft::SnapshotMeta at;
     if (state.snapshot) at = *state.snapshot;
     if (index < at.index)
-        return Status(ErrorCode::corruption, "data dir " + options.data_dir +
-                                                 ": the state machine reports applied index " +
-                                                 std::to_string(index) + ", behind the state " +
-                                                 std::to_string(at.index) + " it must continue");
+        return Status(ErrorCode::corruption,
+                      fmt::format("data dir {}: the state machine reports applied index {}, behind "
+                                  "the state {} it must continue",
+                                  options.data_dir, index, at.index));
     for (const raft::Entry& e : state.entries) {
         if (e.index > index) break;
         at.index = e.index;
@@ -191,19 +190,18 @@ Result<raft::SnapshotMeta> applied_as_of(const raft::RestoredState& state, raft:
         if (e.type == raft::EntryType::config) {
             auto config = raft::decode_configuration(e.data);
             if (!config)
-                return Status(
-                    ErrorCode::corruption,
-                    "configuration entry " + std::to_string(e.index) + " does not decode");
+                return Status(ErrorCode::corruption,
+                              fmt::format("configuration entry {} does not decode", e.index));
             at.config = std::move(*config);
         }
     }
     if (at.index != index)
-        return Status(ErrorCode::invalid_argument,
-                      "the state machine reports applied index " + std::to_string(index) +
-                          " (StateMachine::applied_index), beyond the last index " +
-                          std::to_string(at.index) + " of the log in " + options.data_dir +
-                          "/wal: its state belongs to another data dir, or keel's log lost "
-                          "entries it had acknowledged");
+        return Status(
+            ErrorCode::invalid_argument,
+            fmt::format("the state machine reports applied index {} (StateMachine::applied_index), "
+                        "beyond the last index {} of the log in {}/wal: its state belongs to "
+                        "another data dir, or keel's log lost entries it had acknowledged",
+                        index, at.index, options.data_dir));
     return at;
 }
 
@@ -277,12 +275,11 @@ Status force_new_cluster(const NodeOptions& options, Recovered& r, const LogFunc
     if (!s.ok()) return s;
     hs = raft::HardState{term, raft::kNoNode, hs.commit};
     if (s = r.log->save_hard_state(hs); !s.ok()) return s;
-    log(LogLevel::warn, "force_new_cluster: node " + std::to_string(options.id) +
-                            " is now the only voter (term " + std::to_string(term) +
-                            ", configuration entry " + std::to_string(last + 1) + ", " +
-                            std::to_string(old.members.size()) +
-                            " member(s) before); the old members must not come back with "
-                            "their data");
+    log(LogLevel::warn,
+        fmt::format(
+            "force_new_cluster: node {} is now the only voter (term {}, configuration entry {}, {} "
+            "member(s) before); the old members must not come back with their data",
+            options.id, term, last + 1, old.members.size()));
     return Status();
 }
 
@@ -294,7 +291,8 @@ Status create_directories(const std::string& path) {
         if (pos != path.size() && path[pos] != '/') continue;
         const std::string prefix = path.substr(0, pos);
         if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST)
-            return Status(ErrorCode::io_error, "mkdir " + prefix + ": " + std::strerror(errno));
+            return Status(ErrorCode::io_error,
+                          fmt::format("mkdir {}: {}", prefix, std::strerror(errno)));
     }
     return Status::ok_status();
 }
@@ -334,17 +332,17 @@ Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine&
     r.cluster_id = *cluster_id;
     if (empty) {
         if (options.force_new_cluster)
-            return Status(ErrorCode::invalid_argument,
-                          "force_new_cluster needs a data dir that holds state; " +
-                              options.data_dir + " holds none");
+            return Status(
+                ErrorCode::invalid_argument,
+                fmt::format("force_new_cluster needs a data dir that holds state; {} holds none",
+                            options.data_dir));
         if (sm_applied != 0)
-            return Status(ErrorCode::invalid_argument, "the state machine reports applied index " +
-                                                           std::to_string(sm_applied) +
-                                                           " (StateMachine::applied_index), but "
-                                                           "data dir " +
-                                                           options.data_dir +
-                                                           " holds no log: its state belongs "
-                                                           "to another data dir");
+            return Status(
+                ErrorCode::invalid_argument,
+                fmt::format(
+                    "the state machine reports applied index {} (StateMachine::applied_index), but "
+                    "data dir {} holds no log: its state belongs to another data dir",
+                    sm_applied, options.data_dir));
         if (Status s = first_start(options, r); !s.ok()) return s;
         return r;
     }
@@ -355,11 +353,11 @@ Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine&
     const raft::Term base_term = start.base ? start.base->term : 0;
     if (r.log->wal().first_index() > base_index + 1) {
         // check_data_dir rules this out; the log changed under us otherwise.
-        return Status(ErrorCode::corruption, "the log in " + options.data_dir +
-                                                 "/wal starts at index " +
-                                                 std::to_string(r.log->wal().first_index()) +
-                                                 ", after the state it must continue (index " +
-                                                 std::to_string(base_index) + ")");
+        return Status(
+            ErrorCode::corruption,
+            fmt::format(
+                "the log in {}/wal starts at index {}, after the state it must continue (index {})",
+                options.data_dir, r.log->wal().first_index(), base_index));
     }
     raft::HardState hs = r.log->hard_state();
     if (chosen) {

@@ -3,6 +3,7 @@
 
 #include <string_view>
 
+#include <fmt/format.h>
 #include "keel/wal/small_file.hpp"
 
 namespace keel::runtime {
@@ -20,7 +21,8 @@ Result<std::optional<transport::ClusterId>> read_cluster_id(wal::FileSystem& fs,
     std::string_view text(*bytes);
     if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
     Result<transport::ClusterId> id = transport::ClusterId::parse_hex(text);
-    if (!id.ok()) return Status(ErrorCode::corruption, path + ": " + id.status().message());
+    if (!id.ok())
+        return Status(ErrorCode::corruption, fmt::format("{}: {}", path, id.status().message()));
     return std::optional<transport::ClusterId>(*id);
 }
 
@@ -44,8 +46,8 @@ Result<transport::ClusterId> resolve_cluster_id(const NodeOptions& options, bool
     if (*stored) {
         if (given && *given != **stored)
             return Status(ErrorCode::invalid_argument,
-                          options.data_dir + " belongs to cluster " + (*stored)->hex() +
-                              ", not to the cluster_id given (" + given->hex() + ")");
+                          fmt::format("{} belongs to cluster {}, not to the cluster_id given ({})",
+                                      options.data_dir, (*stored)->hex(), given->hex()));
         return **stored;
     }
     if (given) {
@@ -63,12 +65,12 @@ Result<transport::ClusterId> resolve_cluster_id(const NodeOptions& options, bool
     // Founders that bootstrap apart must agree on one id without talking:
     // only the operator can give it to them.
     if (options.initial_members.size() > 1)
-        return Status(ErrorCode::invalid_argument,
-                      "bootstrapping a cluster of " +
-                          std::to_string(options.initial_members.size()) +
-                          " founding members needs the same cluster id on each: make one "
-                          "(openssl rand -hex 16) and give it to every founder (raftd "
-                          "--cluster-id ID, NodeOptions::cluster_id)");
+        return Status(
+            ErrorCode::invalid_argument,
+            fmt::format("bootstrapping a cluster of {} founding members needs the same cluster id "
+                        "on each: make one (openssl rand -hex 16) and give it to every founder "
+                        "(raftd --cluster-id ID, NodeOptions::cluster_id)",
+                        options.initial_members.size()));
     Result<transport::ClusterId> fresh = transport::ClusterId::random();
     if (!fresh.ok()) return fresh.status();
     if (Status s = write_cluster_id(fs, options.data_dir, *fresh); !s.ok()) return s;

@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
 #include "keel/assert.hpp"
 
 namespace keel::runtime {
@@ -86,7 +87,7 @@ Status GroupRouter::attach(GroupId group, TransportSink& sink) {
     MutexLock lock(mu_);
     if (slots_.count(group) != 0)
         return Status(ErrorCode::invalid_argument,
-                      "group " + std::to_string(group) + " is open in this process already");
+                      fmt::format("group {} is open in this process already", group));
     slots_[group].sink = &sink;
     departed_.erase(group);
     return Status::ok_status();
@@ -146,8 +147,8 @@ Status GroupRouter::dispatch(GroupId group, NodeId from, bool peer_input, Delive
 
 Status GroupRouter::refuse_unknown(GroupId group, NodeId from) {
     unknown_group_.fetch_add(1);
-    const std::string detail = "bytes from node " + std::to_string(from) + " for group " +
-                               std::to_string(group) + ", which this process does not serve";
+    const std::string detail = fmt::format(
+        "bytes from node {} for group {}, which this process does not serve", from, group);
     if (on_rejected_) on_rejected_(kRejectedUnknownGroup, detail);
     return Status(ErrorCode::invalid_argument, detail);
 }

@@ -2,6 +2,7 @@
 // entry types and configuration codec and the runtime's member context.
 #include "keel/log_entry.hpp"
 
+#include <fmt/format.h>
 #include "raft/types.hpp"
 #include "runtime/member_context.hpp"
 
@@ -41,7 +42,7 @@ Result<std::vector<MemberSpec>> decode_config_entry(std::string_view data) {
         spec.voter = info.voter;
         if (Status s = runtime::decode_member_context(info.context, spec); !s.ok()) {
             return Status(ErrorCode::corruption,
-                          "config entry: member " + std::to_string(id) + ": " + s.message());
+                          fmt::format("config entry: member {}: {}", id, s.message()));
         }
         members.push_back(std::move(spec));
     }

@@ -1,5 +1,6 @@
 #include "runtime/member_context.hpp"
 
+#include <fmt/format.h>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -37,9 +38,8 @@ Status validate_member(const MemberSpec& spec) {
     if (spec.raft_address.size() > kMaxAddressBytes)
         return Status(ErrorCode::invalid_argument, "raft_address longer than 256 bytes");
     if (spec.metadata.size() > kMaxMemberMetadataBytes)
-        return Status(
-            ErrorCode::invalid_argument,
-            "member metadata larger than " + std::to_string(kMaxMemberMetadataBytes) + " bytes");
+        return Status(ErrorCode::invalid_argument,
+                      fmt::format("member metadata larger than {} bytes", kMaxMemberMetadataBytes));
     return Status::ok_status();
 }
 

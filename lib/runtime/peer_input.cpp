@@ -5,6 +5,7 @@
 // The core refuses what it must not act on (raft/admission.cpp).
 #include <cstdio>
 
+#include <fmt/format.h>
 #include "runtime/replica.hpp"
 
 namespace keel::runtime {
@@ -23,9 +24,9 @@ void Replica::on_message(raft::Message& message) {
     // snapshot whose data was never staged.  (The TCP transport refuses it
     // already; another transport might not.)
     if (message.type == raft::MessageType::snapshot)
-        return count_rejection(kRejectedWrongFrameKind, "snapshot message from node " +
-                                                            std::to_string(message.from) +
-                                                            " outside a snapshot stream");
+        return count_rejection(
+            kRejectedWrongFrameKind,
+            fmt::format("snapshot message from node {} outside a snapshot stream", message.from));
     inline_.begin_message();
     with_core([this, &message]() REQUIRES(core_lock_) {
         if (halted()) return;
@@ -56,8 +57,9 @@ void Replica::write_io_batch() {
 void Replica::apply_io_claims() {
     if (const std::uint64_t took = inline_.apply_io_claims(*apply_); took != 0) {
         log(LogLevel::warn,
-            "a batch applied inline on the I/O thread took " + std::to_string(took / 1000) +
-                " us; from now on only the apply thread applies " + "(NodeOptions::inline_apply)");
+            fmt::format("a batch applied inline on the I/O thread took {} us; from now on only the "
+                        "apply thread applies (NodeOptions::inline_apply)",
+                        took / 1000));
     }
 }
 
@@ -66,8 +68,8 @@ void Replica::count_rejection(std::string_view reason, std::string_view detail) 
     // A peer that keeps sending what we refuse gets a log line per doubling,
     // not one per message.
     if (power_of_two(count))
-        log(LogLevel::warn, "peer refused (" + std::string(reason) + "): " + std::string(detail) +
-                                " [" + std::to_string(count) + " so far]");
+        log(LogLevel::warn,
+            fmt::format("peer refused ({}): {} [{} so far]", reason, detail, count));
 }
 
 void Replica::note_refusal(const Status& stepped) {

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 
+#include <fmt/format.h>
 #include <cstring>
 
 namespace keel::runtime {
@@ -55,23 +56,26 @@ Status check_peer_security(const NodeOptions& o, const std::vector<std::string>&
     if (exposed.empty()) return Status::ok_status();
     if (!o.peer_insecure)
         return Status(ErrorCode::invalid_argument,
-                      "Raft address " + exposed +
-                          " is not loopback: members need mutual TLS (peer_tls: raftd "
-                          "--peer-cert/--peer-key/--peer-ca), or peer_insecure "
-                          "(--peer-insecure) to accept plain TCP knowingly");
-    warning = "members talk plain TCP although " + exposed +
-              " is not loopback (peer_insecure): anyone who reaches a Raft port can speak "
-              "for any member";
+                      fmt::format("Raft address {} is not loopback: members need mutual TLS "
+                                  "(peer_tls: raftd --peer-cert/--peer-key/--peer-ca), or "
+                                  "peer_insecure (--peer-insecure) to accept plain TCP knowingly",
+                                  exposed));
+    warning = fmt::format(
+        "members talk plain TCP although {} is not loopback (peer_insecure): anyone who reaches a "
+        "Raft port can speak for any member",
+        exposed);
     return Status::ok_status();
 }
 
 Status check_new_member_address(const NodeOptions& o, const std::string& raft_address) {
     if (!plain_tcp(o) || o.peer_insecure || is_loopback_address(raft_address))
         return Status::ok_status();
-    return Status(ErrorCode::invalid_argument,
-                  "cannot add a member at " + raft_address +
-                      ": it is not loopback and this cluster talks plain TCP (restart its "
-                      "members with mutual TLS, or with peer_insecure / --peer-insecure)");
+    return Status(
+        ErrorCode::invalid_argument,
+        fmt::format(
+            "cannot add a member at {}: it is not loopback and this cluster talks plain TCP "
+            "(restart its members with mutual TLS, or with peer_insecure / --peer-insecure)",
+            raft_address));
 }
 
 }  // namespace keel::runtime

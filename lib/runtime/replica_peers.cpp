@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include <fmt/format.h>
 #include "runtime/cluster_identity.hpp"
 #include "runtime/member_context.hpp"
 #include "runtime/peer_security.hpp"
@@ -80,14 +81,14 @@ void Replica::on_peer_hello(raft::NodeId from, std::string address) {
     with_core([this, from, address = std::move(address)]() REQUIRES(core_lock_) {
         if (shut_down()) return;
         if (Status s = check_new_member_address(options_, address); !s.ok()) {
-            log(LogLevel::warn, "not answering node " + std::to_string(from) + " at " + address +
-                                    ": " + s.message());
+            log(LogLevel::warn,
+                fmt::format("not answering node {} at {}: {}", from, address, s.message()));
             return;
         }
         if (!locked_.directory.learn(from, address)) return;
-        log(LogLevel::info, "node " + std::to_string(from) +
-                                ", which the configuration does not place, said hello from " +
-                                address + ": answering it there");
+        log(LogLevel::info, fmt::format("node {}, which the configuration does not place, said "
+                                        "hello from {}: answering it there",
+                                        from, address));
         update_peer_directory();
     });
 }
@@ -120,11 +121,11 @@ Status Replica::check_peer_security() const {
 
 Status Replica::adopt_cluster_id(const transport::ClusterId& id, raft::NodeId from) {
     if (Status s = write_cluster_id(*fs_, options_.data_dir, id); !s.ok()) {
-        log(LogLevel::error, "cannot store the cluster id " + id.hex() + ": " + s.to_string());
+        log(LogLevel::error,
+            fmt::format("cannot store the cluster id {}: {}", id.hex(), s.to_string()));
         return s;
     }
-    log(LogLevel::info,
-        "joined cluster " + id.hex() + " (learned from node " + std::to_string(from) + ")");
+    log(LogLevel::info, fmt::format("joined cluster {} (learned from node {})", id.hex(), from));
     board_.set_cluster_id(id.hex());
     return Status::ok_status();
 }

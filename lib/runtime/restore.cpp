@@ -14,6 +14,7 @@
 #include <future>
 #include <system_error>
 
+#include <fmt/format.h>
 #include "keel/snapshot_file.hpp"
 #include "runtime/bootstrap.hpp"
 #include "runtime/cluster_identity.hpp"
@@ -32,14 +33,15 @@ Status check_target(const std::string& data_dir) {
     std::error_code ec;
     const fs::file_status st = fs::status(data_dir, ec);
     if (ec && ec != std::errc::no_such_file_or_directory)
-        return Status(ErrorCode::io_error, data_dir + ": " + ec.message());
+        return Status(ErrorCode::io_error, fmt::format("{}: {}", data_dir, ec.message()));
     if (!fs::exists(st)) return Status();
     if (!fs::is_directory(st))
         return Status(ErrorCode::invalid_argument, data_dir + " exists and is not a directory");
     if (!fs::is_empty(data_dir, ec) || ec)
         return Status(ErrorCode::invalid_argument,
-                      data_dir + " is not empty: a restore builds a new data dir (move the old "
-                                 "one away first)");
+                      data_dir +
+                          " is not empty: a restore builds a new data dir (move the old "
+                          "one away first)");
     return Status();
 }
 
@@ -71,8 +73,8 @@ Status write_log(const NodeOptions& options, const std::string& data_dir, wal::F
     auto log = runtime::LogStore::open(data_dir + "/wal", wo);
     if (!log.ok()) return log.status();
     std::promise<Status> reset;
-    Status s = (*log)->reset_after_snapshot(meta.index, meta.term,
-                                            [&reset](Status st) { reset.set_value(std::move(st)); });
+    Status s = (*log)->reset_after_snapshot(
+        meta.index, meta.term, [&reset](Status st) { reset.set_value(std::move(st)); });
     if (!s.ok()) return s;
     if (s = reset.get_future().get(); !s.ok()) return s;
     return (*log)->save_hard_state(raft::HardState{meta.term, raft::kNoNode, meta.index});
@@ -110,8 +112,9 @@ Status restore_data_dir(const NodeOptions& options, const std::string& snapshot_
     building.data_dir = options.data_dir + ".restoring";
     std::error_code ec;
     if (fs::exists(building.data_dir, ec))
-        return Status(ErrorCode::invalid_argument,
-                      building.data_dir + " exists: an earlier restore stopped half way; delete it");
+        return Status(
+            ErrorCode::invalid_argument,
+            building.data_dir + " exists: an earlier restore stopped half way; delete it");
     if (Status s = runtime::create_directories(building.data_dir); !s.ok()) return s;
     if (Status s = build(options, building, files, *backup, *config); !s.ok()) {
         fs::remove_all(building.data_dir, ec);  // nothing refers to it yet

@@ -2,6 +2,7 @@
 // stream a backup is copied through (Node::open_latest_snapshot).
 #include "runtime/snapshot_file.hpp"
 
+#include <fmt/format.h>
 #include "keel/snapshot_file.hpp"
 #include "runtime/member_context.hpp"
 
@@ -22,9 +23,8 @@ public:
         auto n = file_->pread(buffer, want, offset_);
         if (!n.ok()) return n.status();
         if (*n == 0)
-            return Status(ErrorCode::io_error, "snapshot file ended at byte " +
-                                                   std::to_string(offset_) + " of " +
-                                                   std::to_string(info_.size_bytes));
+            return Status(ErrorCode::io_error, fmt::format("snapshot file ended at byte {} of {}",
+                                                           offset_, info_.size_bytes));
         offset_ += *n;
         return *n;
     }

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include <fmt/format.h>
 #include "keel/wal/small_file.hpp"
 
 namespace keel::runtime {
@@ -51,7 +52,7 @@ std::uint64_t get_u64(const char* p) {
 }
 
 Status corruption(const std::string& path, const std::string& what) {
-    return Status(ErrorCode::corruption, "snapshot " + path + ": " + what);
+    return Status(ErrorCode::corruption, fmt::format("snapshot {}: {}", path, what));
 }
 
 // Reads exactly n bytes at `offset`; a file shorter than that is corruption.
@@ -60,8 +61,8 @@ Status read_exact(wal::File& file, const std::string& path, char* data, std::siz
     auto got = file.pread(data, n, offset);
     if (!got.ok()) return got.status();
     if (*got != n)
-        return corruption(path, "truncated (" + std::to_string(offset + *got) + " bytes, needs " +
-                                    std::to_string(offset + n) + ")");
+        return corruption(path,
+                          fmt::format("truncated ({} bytes, needs {})", offset + *got, offset + n));
     return Status::ok_status();
 }
 
@@ -101,33 +102,32 @@ Result<SnapshotFile> inspect(wal::File& file, const std::string& path, std::uint
     if (!size.ok()) return size.status();
     const std::uint64_t file_bytes = *size;
     if (file_bytes < kTrailerBytes)
-        return corruption(path,
-                          "too short for a snapshot (" + std::to_string(file_bytes) + " bytes)");
+        return corruption(path, fmt::format("too short for a snapshot ({} bytes)", file_bytes));
     const std::uint64_t at = file_bytes - kTrailerBytes;
     char t[kTrailerBytes];
     if (Status s = read_exact(file, path, t, sizeof t, at); !s.ok()) return s;
     if (std::memcmp(t + kTrailerBytes - 8, kMagic, sizeof kMagic) != 0)
-        return corruption(path, "bad magic at offset " + std::to_string(at + kTrailerBytes - 8));
+        return corruption(path, fmt::format("bad magic at offset {}", at + kTrailerBytes - 8));
     if (get_u32(t + 32) != kVersion)
         return Status(ErrorCode::unsupported,
-                      "snapshot " + path + ": unknown version " + std::to_string(get_u32(t + 32)));
+                      fmt::format("snapshot {}: unknown version {}", path, get_u32(t + 32)));
     const std::uint64_t data_bytes = get_u64(t + 16);
     const std::uint32_t config_bytes = get_u32(t + 24);
     if (config_bytes > kMaxSnapshotConfigBytes ||
         data_bytes != file_bytes - kTrailerBytes - config_bytes)
-        return corruption(path, "trailer lengths do not match the file's " +
-                                    std::to_string(file_bytes) + " bytes");
+        return corruption(
+            path, fmt::format("trailer lengths do not match the file's {} bytes", file_bytes));
     std::string checked(config_bytes, '\0');
     if (Status s = read_exact(file, path, checked.data(), config_bytes, data_bytes); !s.ok())
         return s;
     checked.append(t, 36);
     if (crc_final(crc_update(kCrcInit, checked.data(), checked.size())) != get_u32(t + 36))
-        return corruption(path, "bad trailer checksum (configuration at offset " +
-                                    std::to_string(data_bytes) + ")");
+        return corruption(
+            path, fmt::format("bad trailer checksum (configuration at offset {})", data_bytes));
     auto config = raft::decode_configuration(std::string_view(checked.data(), config_bytes));
     if (!config)
         return corruption(
-            path, "the configuration at offset " + std::to_string(data_bytes) + " does not decode");
+            path, fmt::format("the configuration at offset {} does not decode", data_bytes));
     SnapshotFile f;
     f.meta.index = get_u64(t);
     f.meta.term = get_u64(t + 8);
@@ -318,10 +318,10 @@ Result<SnapshotFile> SnapshotStore::verify(wal::FileSystem& fs, const std::strin
     auto f = inspect(**file, path, &data_crc);
     if (!f.ok()) return f.status();
     if (expected && !(f->meta == *expected))
-        return corruption(path, "holds the snapshot at index " + std::to_string(f->meta.index) +
-                                    " term " + std::to_string(f->meta.term) + ", not the one at " +
-                                    std::to_string(expected->index) + " term " +
-                                    std::to_string(expected->term) + " announced");
+        return corruption(
+            path, fmt::format(
+                      "holds the snapshot at index {} term {}, not the one at {} term {} announced",
+                      f->meta.index, f->meta.term, expected->index, expected->term));
     std::string chunk(
         static_cast<std::size_t>(std::min<std::uint64_t>(kVerifyChunkBytes, f->data_bytes)), '\0');
     std::uint32_t crc = kCrcInit;
@@ -333,8 +333,8 @@ Result<SnapshotFile> SnapshotStore::verify(wal::FileSystem& fs, const std::strin
         at += n;
     }
     if (crc_final(crc) != data_crc)
-        return corruption(path, "the data (bytes 0.." + std::to_string(f->data_bytes) +
-                                    ") does not match its checksum");
+        return corruption(
+            path, fmt::format("the data (bytes 0..{}) does not match its checksum", f->data_bytes));
     return f;
 }
 
@@ -347,8 +347,8 @@ Status SnapshotStore::make_durable(const SnapshotFile& file) const {
 
 Result<std::unique_ptr<SnapshotFileWriter>> SnapshotStore::begin() {
     static std::atomic<std::uint64_t> sequence{0};
-    const std::string temp_path = dir_ + "/incoming-" + std::to_string(::getpid()) + "-" +
-                                  std::to_string(++sequence) + ".tmp";
+    const std::string temp_path =
+        fmt::format("{}/incoming-{}-{}.tmp", dir_, ::getpid(), ++sequence);
     auto file = fs_.open(temp_path, wal::OpenMode::create_new);
     if (!file.ok()) return file.status();
     return std::unique_ptr<SnapshotFileWriter>(

@@ -1,5 +1,6 @@
 // What status() reports.  See status_board.hpp.
 #include "runtime/status_board.hpp"
+#include <fmt/format.h>
 
 namespace keel::runtime {
 
@@ -75,7 +76,7 @@ Result<MemberSpec> StatusBoard::member(raft::NodeId id) const {
     MutexLock lock(mu_);
     for (const MemberStatus& m : status_.members)
         if (m.spec.id == id) return m.spec;
-    return Status(ErrorCode::not_found, "no member " + std::to_string(id));
+    return Status(ErrorCode::not_found, fmt::format("no member {}", id));
 }
 
 std::uint64_t StatusBoard::count_rejection(std::string_view reason) {

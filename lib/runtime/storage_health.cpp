@@ -12,6 +12,7 @@
 // is gone the alarm clears and writes resume, without a restart.
 #include <algorithm>
 
+#include <fmt/format.h>
 #include "raft/refusal.hpp"
 #include "runtime/replica.hpp"
 #include "runtime/storage_health.hpp"
@@ -63,8 +64,8 @@ bool Replica::save_unsaved_hard_state() {
     Status s = log_->save_hard_state(locked_.gate.hard_state());
     if (s.ok()) {
         if (locked_.gate.saved()) {
-            log(LogLevel::info, "term " + std::to_string(locked_.gate.hard_state().term) +
-                                    " and vote saved: messages flow again");
+            log(LogLevel::info, fmt::format("term {} and vote saved: messages flow again",
+                                            locked_.gate.hard_state().term));
         }
         clear_no_space(kNoSpaceHardState);
         return true;
@@ -84,9 +85,9 @@ void Replica::raise_no_space(unsigned cause, const Status& why) {
     const unsigned before = health_.no_space_causes.load();
     if ((before & cause) != 0) return;
     health_.no_space_causes.store(before | cause);
-    log(LogLevel::warn, "out of disk space (" + cause_names(cause) + "): " + why.to_string() +
-                            "; writes are refused with no_space, reads go on, retrying every " +
-                            std::to_string(kNoSpaceRetryMs) + " ms");
+    log(LogLevel::warn, fmt::format("out of disk space ({}): {}; writes are refused with no_space, "
+                                    "reads go on, retrying every {} ms",
+                                    cause_names(cause), why.to_string(), kNoSpaceRetryMs));
     if (before != 0) return;
     health_.no_space_transfers = 0;
     to_io([this] { no_space_ticker_->set_needed(true); });
@@ -151,7 +152,7 @@ void Replica::step_aside_if_full() {
     }
     if (target == 0 || !core_->transfer_leadership(target).ok()) return;
     ++health_.no_space_transfers;
-    log(LogLevel::warn, "out of disk space: handing leadership to node " + std::to_string(target));
+    log(LogLevel::warn, fmt::format("out of disk space: handing leadership to node {}", target));
     const std::uint64_t ticks =
         2 * (options_.election_timeout_max_ms / options_.heartbeat_interval_ms + 1);
     locked_.transfer = PendingTransfer{
@@ -159,7 +160,7 @@ void Replica::step_aside_if_full() {
         [this, target](Status s) {
             if (!s.ok())
                 log(LogLevel::warn,
-                    "handing leadership to node " + std::to_string(target) + ": " + s.to_string());
+                    fmt::format("handing leadership to node {}: {}", target, s.to_string()));
         },
         ticks};
     // The caller runs the core (for the transfer's messages): this may be
@@ -190,7 +191,7 @@ void Replica::write_snapshot(SnapshotFunction fn, const raft::SnapshotMeta& meta
     }
     if (out_of_space && s.code() != ErrorCode::no_space)
         s = Status(ErrorCode::no_space,
-                   "writing the snapshot at " + std::to_string(meta.index) + ": " + s.to_string());
+                   fmt::format("writing the snapshot at {}: {}", meta.index, s.to_string()));
     // The snapshot is durable: the log behind the older kept snapshot may go
     // (one metadata write; the WAL deletes the files on its own thread).
     if (s.ok()) compact_log(generation);
@@ -265,13 +266,13 @@ void Replica::verify_received_snapshot(raft::Message message, std::string path) 
         if (!verified.ok()) checked = verified.status();
     }
     if (!checked.ok()) {
-        log(LogLevel::warn, "discarding a snapshot received from node " +
-                                std::to_string(message.from) + ": " + checked.to_string() +
-                                " (the leader will send it again)");
+        log(LogLevel::warn,
+            fmt::format(
+                "discarding a snapshot received from node {}: {} (the leader will send it again)",
+                message.from, checked.to_string()));
         board_.snapshots_rejected.fetch_add(1);  // after the log line: counted means logged
-        count_rejection(
-            raft::kRefusedMalformed,
-            "snapshot from node " + std::to_string(message.from) + ": " + checked.to_string());
+        count_rejection(raft::kRefusedMalformed, fmt::format("snapshot from node {}: {}",
+                                                             message.from, checked.to_string()));
         (void)snapshots_->file_system().remove(path);
         return;
     }

@@ -3,6 +3,7 @@
 
 #include <sys/random.h>
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -37,9 +38,9 @@ std::string ClusterId::hex() const {
 
 Result<ClusterId> ClusterId::parse_hex(std::string_view text) {
     if (text.size() != kHexDigits)
-        return Status(ErrorCode::invalid_argument, "a cluster id is " + std::to_string(kHexDigits) +
-                                                       " hex digits, got " +
-                                                       std::to_string(text.size()) + " characters");
+        return Status(ErrorCode::invalid_argument,
+                      fmt::format("a cluster id is {} hex digits, got {} characters", kHexDigits,
+                                  text.size()));
     ClusterId id;
     for (std::size_t i = 0; i < kBytes; ++i) {
         const int high = hex_value(text[2 * i]);

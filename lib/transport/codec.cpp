@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
 #include "keel/crc32c.hpp"
 #include "transport/codec_io.hpp"
 
@@ -35,16 +36,19 @@ Result<Frame> read_chunk(Reader& r, const CodecLimits& limits) {
     std::size_t at = r.offset();
     KEEL_CODEC_TRY(r.bytes(c.data, limits.chunk_bytes_max, "chunk data"));
     if (c.offset > c.total_bytes || c.data.size() > c.total_bytes - c.offset)
-        return Status(ErrorCode::corruption,
-                      cat("chunk at byte ", at, " ends past the snapshot's total size (offset ",
-                          c.offset, " + ", c.data.size(), " > ", c.total_bytes, ")"));
+        return Status(
+            ErrorCode::corruption,
+            fmt::format(
+                "chunk at byte {} ends past the snapshot's total size (offset {} + {} > {})", at,
+                c.offset, c.data.size(), c.total_bytes));
     bool last = false;
     KEEL_CODEC_TRY(r.boolean(last, "chunk last flag"));
     bool ends = c.offset + c.data.size() == c.total_bytes;
     if (last != ends)
-        return Status(ErrorCode::corruption,
-                      cat("chunk last flag ", last, " disagrees with its range (offset ", c.offset,
-                          " + ", c.data.size(), " of ", c.total_bytes, ")"));
+        return Status(
+            ErrorCode::corruption,
+            fmt::format("chunk last flag {} disagrees with its range (offset {} + {} of {})",
+                        int(last), c.offset, c.data.size(), c.total_bytes));
     if (last) KEEL_CODEC_TRY(read_message(r, c.message.emplace(), limits));
     return Frame{std::move(c)};
 }
@@ -55,8 +59,8 @@ namespace codec_io {
 
 Status check_frame_size(std::size_t frame_bytes, const CodecLimits& limits) {
     if (frame_bytes > limits.frame_bytes_max || frame_bytes - kFrameLengthBytes > UINT32_MAX)
-        return Status(ErrorCode::too_large,
-                      cat("frame of ", frame_bytes, " bytes, limit ", limits.frame_bytes_max));
+        return Status(ErrorCode::too_large, fmt::format("frame of {} bytes, limit {}", frame_bytes,
+                                                        limits.frame_bytes_max));
     return Status();
 }
 
@@ -113,8 +117,8 @@ std::string encode_hello(const Hello& hello) {
 
 Result<std::string> encode_snapshot_chunk(const SnapshotChunk& chunk, const CodecLimits& limits) {
     if (chunk.data.size() > limits.chunk_bytes_max)
-        return Status(ErrorCode::too_large, cat("snapshot chunk of ", chunk.data.size(),
-                                                " bytes, limit ", limits.chunk_bytes_max));
+        return Status(ErrorCode::too_large, fmt::format("snapshot chunk of {} bytes, limit {}",
+                                                        chunk.data.size(), limits.chunk_bytes_max));
     bool in_range =
         chunk.offset <= chunk.total_bytes && chunk.data.size() <= chunk.total_bytes - chunk.offset;
     bool ends = in_range && chunk.offset + chunk.data.size() == chunk.total_bytes;
@@ -146,24 +150,27 @@ Result<std::uint32_t> decode_frame_length(std::string_view prefix, std::size_t f
     std::uint32_t n = 0;
     for (int i = 0; i < 4; ++i) n |= std::uint32_t{static_cast<std::uint8_t>(prefix[i])} << (8 * i);
     if (n < kFrameBodyBytesMin)
-        return Status(ErrorCode::corruption, cat("frame length ", n, " is shorter than any frame"));
+        return Status(ErrorCode::corruption,
+                      fmt::format("frame length {} is shorter than any frame", n));
     if (std::size_t{n} + kFrameLengthBytes > frame_bytes_max)
-        return Status(ErrorCode::too_large, cat("frame length ", n, " exceeds the limit of ",
-                                                frame_bytes_max, " bytes per frame"));
+        return Status(ErrorCode::too_large,
+                      fmt::format("frame length {} exceeds the limit of {} bytes per frame", n,
+                                  frame_bytes_max));
     return n;
 }
 
 Result<Frame> decode_frame_body(std::string_view body, const CodecLimits& limits) {
     if (body.size() < kFrameBodyBytesMin)
-        return Status(ErrorCode::corruption, cat("truncated frame: ", body.size(), " bytes"));
+        return Status(ErrorCode::corruption, fmt::format("truncated frame: {} bytes", body.size()));
     if (body.size() + kFrameLengthBytes > limits.frame_bytes_max)
-        return Status(ErrorCode::too_large, cat("frame of ", body.size() + kFrameLengthBytes,
-                                                " bytes exceeds limit ", limits.frame_bytes_max));
+        return Status(ErrorCode::too_large,
+                      fmt::format("frame of {} bytes exceeds limit {}",
+                                  body.size() + kFrameLengthBytes, limits.frame_bytes_max));
     auto version = static_cast<std::uint8_t>(body[0]);
     if (version != kWireVersion)
         return Status(ErrorCode::unsupported,
-                      cat("frame version ", int(version), " unsupported (this build speaks ",
-                          int(kWireVersion), ")"));
+                      fmt::format("frame version {} unsupported (this build speaks {})",
+                                  int(version), int(kWireVersion)));
     std::string_view checked = body.substr(0, body.size() - 4);
     Reader crc_reader(body.substr(body.size() - 4));
     std::uint32_t stored = 0;
@@ -171,14 +178,13 @@ Result<Frame> decode_frame_body(std::string_view body, const CodecLimits& limits
     std::uint32_t actual = crc32c(checked);
     if (stored != actual)
         return Status(ErrorCode::corruption,
-                      cat("frame crc mismatch (stored ", stored, ", computed ", actual, ")"));
+                      fmt::format("frame crc mismatch (stored {}, computed {})", stored, actual));
 
     Reader r(checked);
     std::uint8_t skip = 0, kind = 0;
     KEEL_CODEC_TRY(r.u8(skip, "frame version"));
     KEEL_CODEC_TRY(r.u8(kind, "frame kind"));
-    // (The error is formatted only for a bad kind: formatting it up front
-    // cost every frame an ostringstream.)
+    // (The error is formatted only for a bad kind, not for every frame.)
     Result<Frame> frame = [&]() -> Result<Frame> {
         switch (kind) {
             case static_cast<std::uint8_t>(FrameKind::hello):
@@ -188,36 +194,39 @@ Result<Frame> decode_frame_body(std::string_view body, const CodecLimits& limits
             case static_cast<std::uint8_t>(FrameKind::snapshot_chunk):
                 return read_chunk(r, limits);
             default:
-                return Status(ErrorCode::corruption, cat("unknown frame kind ", int(kind)));
+                return Status(ErrorCode::corruption,
+                              fmt::format("unknown frame kind {}", int(kind)));
         }
     }();
     if (frame.ok() && r.remaining() != 0)
-        return Status(ErrorCode::corruption, cat(r.remaining(), " trailing bytes at byte ",
-                                                 r.offset(), " after the frame's payload"));
+        return Status(ErrorCode::corruption,
+                      fmt::format("{} trailing bytes at byte {} after the frame's payload",
+                                  r.remaining(), r.offset()));
     return frame;
 }
 
 Result<FrameRoute> frame_route(std::string_view frame) {
     if (frame.size() < kFrameLengthBytes + 2)
         return Status(ErrorCode::corruption,
-                      cat("truncated frame header: ", frame.size(), " bytes"));
+                      fmt::format("truncated frame header: {} bytes", frame.size()));
     Reader r(frame.substr(kFrameLengthBytes));
     std::uint8_t version = 0, kind = 0;
     KEEL_CODEC_TRY(r.u8(version, "frame version"));
     KEEL_CODEC_TRY(r.u8(kind, "frame kind"));
     if (version != kWireVersion)
         return Status(ErrorCode::unsupported,
-                      cat("frame version ", int(version), " unsupported (this build speaks ",
-                          int(kWireVersion), ")"));
+                      fmt::format("frame version {} unsupported (this build speaks {})",
+                                  int(version), int(kWireVersion)));
     if (kind != static_cast<std::uint8_t>(FrameKind::messages) &&
         kind != static_cast<std::uint8_t>(FrameKind::snapshot_chunk))
-        return Status(ErrorCode::corruption, cat("a frame of kind ", int(kind), " has no group"));
+        return Status(ErrorCode::corruption,
+                      fmt::format("a frame of kind {} has no group", int(kind)));
     FrameRoute route{static_cast<FrameKind>(kind), 0};
     // The CRC follows the payload, so a frame holds a group id only if its
     // group and CRC both fit.
     if (frame.size() < kGroupFrameBytesMin)
         return Status(ErrorCode::corruption,
-                      cat("truncated frame group id: a frame of ", frame.size(), " bytes"));
+                      fmt::format("truncated frame group id: a frame of {} bytes", frame.size()));
     KEEL_CODEC_TRY(r.u64(route.group, "frame group id"));
     return route;
 }
@@ -225,17 +234,17 @@ Result<FrameRoute> frame_route(std::string_view frame) {
 Result<Frame> decode_frame(std::string_view frame, const CodecLimits& limits) {
     if (frame.size() < kFrameLengthBytes)
         return Status(ErrorCode::corruption,
-                      cat("truncated frame length prefix: ", frame.size(), " bytes"));
+                      fmt::format("truncated frame length prefix: {} bytes", frame.size()));
     Result<std::uint32_t> length =
         decode_frame_length(frame.substr(0, kFrameLengthBytes), limits.frame_bytes_max);
     if (!length.ok()) return length.status();
     std::size_t have = frame.size() - kFrameLengthBytes;
     if (have < *length)
         return Status(ErrorCode::corruption,
-                      cat("truncated frame: ", have, " of ", *length, " body bytes"));
+                      fmt::format("truncated frame: {} of {} body bytes", have, *length));
     if (have > *length)
         return Status(ErrorCode::corruption,
-                      cat(have - *length, " bytes after the end of the frame"));
+                      fmt::format("{} bytes after the end of the frame", have - *length));
     return decode_frame_body(frame.substr(kFrameLengthBytes), limits);
 }
 

@@ -9,11 +9,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
 
+#include <fmt/format.h>
 #include "keel/status.hpp"
 #include "transport/codec.hpp"
 
@@ -27,13 +27,6 @@ inline constexpr std::size_t kMemberFixedBytes = 8 + 1 + 4;
 inline constexpr std::size_t kChunkFixedBytes = kFrameGroupBytes + 8 * 3 + 4 + 1;
 inline constexpr std::size_t kBatchFixedBytes = kFrameGroupBytes + 4;
 inline constexpr std::size_t kFrameOverheadBytes = kFrameLengthBytes + kFrameBodyBytesMin;
-
-template <typename... Args>
-std::string cat(Args&&... args) {
-    std::ostringstream out;
-    (out << ... << std::forward<Args>(args));
-    return out.str();
-}
 
 #define KEEL_CODEC_TRY(expr)               \
     do {                                   \
@@ -90,8 +83,9 @@ public:
 
     Status need(std::size_t n, const char* what) const {
         if (n <= remaining()) return Status();
-        return Status(ErrorCode::corruption, cat("truncated ", what, " at byte ", offset(),
-                                                 " (need ", n, ", have ", remaining(), ")"));
+        return Status(ErrorCode::corruption,
+                      fmt::format("truncated {} at byte {} (need {}, have {})", what, offset(), n,
+                                  remaining()));
     }
     Status u8(std::uint8_t& v, const char* what) {
         KEEL_CODEC_TRY(need(1, what));
@@ -106,7 +100,7 @@ public:
         KEEL_CODEC_TRY(u8(b, what));
         if (b > 1)
             return Status(ErrorCode::corruption,
-                          cat("bad ", what, " ", int(b), " at byte ", at, " (must be 0 or 1)"));
+                          fmt::format("bad {} {} at byte {} (must be 0 or 1)", what, int(b), at));
         v = b == 1;
         return Status();
     }
@@ -124,8 +118,9 @@ public:
         std::uint32_t n = 0;
         KEEL_CODEC_TRY(u32(n, what));
         if (n > limit)
-            return Status(ErrorCode::too_large,
-                          cat(what, " of ", n, " bytes at byte ", at, " exceeds limit ", limit));
+            return Status(
+                ErrorCode::too_large,
+                fmt::format("{} of {} bytes at byte {} exceeds limit {}", what, n, at, limit));
         KEEL_CODEC_TRY(need(n, what));
         out = bytes_.substr(pos_, n);
         pos_ += n;
@@ -139,11 +134,11 @@ public:
         KEEL_CODEC_TRY(u32(n, what));
         if (n > limit)
             return Status(ErrorCode::too_large,
-                          cat(what, " ", n, " at byte ", at, " exceeds limit ", limit));
+                          fmt::format("{} {} at byte {} exceeds limit {}", what, n, at, limit));
         if (n > remaining() / element_bytes_min)
             return Status(ErrorCode::corruption,
-                          cat(what, " ", n, " at byte ", at, " cannot fit in the ", remaining(),
-                              " bytes left"));
+                          fmt::format("{} {} at byte {} cannot fit in the {} bytes left", what, n,
+                                      at, remaining()));
         return Status();
     }
 

@@ -1,6 +1,7 @@
 // transport/hello_gate.cpp — see hello_gate.hpp.
 #include "transport/hello_gate.hpp"
 
+#include <fmt/format.h>
 #include <utility>
 #include <variant>
 
@@ -47,12 +48,11 @@ HelloGate::Decision HelloGate::on_bytes(std::string_view received, const Cluster
     const Hello* hello = std::get_if<Hello>(&*frame);
     if (!hello) return refuse(Rejection::hello, "the first frame must be a hello");
     if (hello->from == self_)
-        return refuse(Rejection::hello,
-                      "hello from a node with our own id " + std::to_string(self_));
+        return refuse(Rejection::hello, fmt::format("hello from a node with our own id {}", self_));
     if (!ours.unset() && hello->cluster_id != ours)
-        return refuse(Rejection::cluster_id, "hello from node " + std::to_string(hello->from) +
-                                                 " of cluster " + hello->cluster_id.hex() +
-                                                 ", this is cluster " + ours.hex());
+        return refuse(Rejection::cluster_id,
+                      fmt::format("hello from node {} of cluster {}, this is cluster {}",
+                                  hello->from, hello->cluster_id.hex(), ours.hex()));
     hello_ = *hello;
     hello_bytes_ = frame_bytes;
     Decision d;
@@ -70,9 +70,9 @@ HelloGate::Decision HelloGate::on_bytes(std::string_view received, const Cluster
 HelloGate::Decision HelloGate::on_adopted(const Status& persisted) {
     KEEL_ASSERT(state_ == State::adopting, "an adoption outside adopting");
     if (!persisted.ok())
-        return refuse(Rejection::cluster_id, "cannot adopt cluster " + hello_.cluster_id.hex() +
-                                                 " from node " + std::to_string(hello_.from) +
-                                                 ": " + persisted.to_string());
+        return refuse(Rejection::cluster_id,
+                      fmt::format("cannot adopt cluster {} from node {}: {}",
+                                  hello_.cluster_id.hex(), hello_.from, persisted.to_string()));
     state_ = State::identified;
     Decision d;
     d.action = Action::identified;
@@ -100,9 +100,9 @@ HelloGate::Decision HelloGate::on_closed(std::size_t pending_bytes) {
     }
     return refuse(
         handshaking ? Rejection::tls_handshake : Rejection::hello,
-        "closed by peer " +
-            std::string(handshaking ? "during the TLS handshake" : "in the middle of its hello") +
-            " (" + std::to_string(pending_bytes) + " bytes received)");
+        fmt::format("closed by peer {} ({} bytes received)",
+                    handshaking ? "during the TLS handshake" : "in the middle of its hello",
+                    pending_bytes));
 }
 
 const char* hello_gate_state_name(HelloGate::State state) {

@@ -1,6 +1,7 @@
 // transport/message_channel.cpp — see message_channel.hpp.
 #include "transport/message_channel.hpp"
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <utility>
 
@@ -135,8 +136,8 @@ void MessageChannel::encode_for_peer(std::span<const raft::Message* const> messa
                 continue;
             }
             const NodeId to = messages[i]->to;
-            log(LogLevel::warning, "dropping a message to node " + std::to_string(to) + ": " +
-                                       one.status().to_string());
+            log(LogLevel::warning,
+                fmt::format("dropping a message to node {}: {}", to, one.status().to_string()));
             post([this, to] {
                 if (handlers_.on_unreachable) handlers_.on_unreachable(to);
             });
@@ -207,8 +208,8 @@ void MessageChannel::send_snapshot(raft::Message message, std::string path) {
                                        next_snapshot_id_++, options_.snapshot_chunk_bytes,
                                        options_.snapshot_bytes_max, options_.limits, on_done);
     if (!sender.ok()) {
-        log(LogLevel::warning, "snapshot for node " + std::to_string(to) +
-                                   " not sent: " + sender.status().to_string());
+        log(LogLevel::warning,
+            fmt::format("snapshot for node {} not sent: {}", to, sender.status().to_string()));
         post([this, to] {
             if (handlers_.on_snapshot_sent) handlers_.on_snapshot_sent(to, false);
         });
@@ -231,10 +232,9 @@ Status MessageChannel::post_delivery(Delivery kind, GroupId group, NodeId from,
     const std::size_t size = bytes.size();
     if (posted_bytes_.fetch_add(size) + size > options_.posted_bytes_max) {
         posted_bytes_.fetch_sub(size);
-        const std::string detail = "from node " + std::to_string(from) + ": " +
-                                   std::to_string(size) + " bytes dropped, past the " +
-                                   std::to_string(options_.posted_bytes_max) +
-                                   " bytes that may wait for keel's I/O thread";
+        const std::string detail = fmt::format(
+            "from node {}: {} bytes dropped, past the {} bytes that may wait for keel's I/O thread",
+            from, size, options_.posted_bytes_max);
         if (handlers_.on_rejected)
             handlers_.on_rejected(rejection_name(Rejection::overloaded), detail);
         return Status(ErrorCode::busy, detail);
@@ -284,13 +284,13 @@ void MessageChannel::on_disconnected(GroupId group, NodeId from) {
 void MessageChannel::drop_partial_snapshot(GroupId group, NodeId from) {
     if (receiver_.abort(group, from))
         log(LogLevel::info,
-            "partial snapshot from node " + std::to_string(from) + " dropped with its connection");
+            fmt::format("partial snapshot from node {} dropped with its connection", from));
 }
 
 Status MessageChannel::refuse(Rejection reason, NodeId from, const std::string& detail) {
-    const std::string line = "from node " + std::to_string(from) + ": " + detail;
+    const std::string line = fmt::format("from node {}: {}", from, detail);
     if (handlers_.on_rejected) handlers_.on_rejected(rejection_name(reason), line);
-    return Status(ErrorCode::corruption, std::string(rejection_name(reason)) + ": " + line);
+    return Status(ErrorCode::corruption, fmt::format("{}: {}", rejection_name(reason), line));
 }
 
 // A message must come from the member the transport names, and be meant for
@@ -298,39 +298,36 @@ Status MessageChannel::refuse(Rejection reason, NodeId from, const std::string& 
 // mixes its links up), which Raft must not see.
 Status MessageChannel::check_message(const raft::Message& m, NodeId from) const {
     if (m.from != from)
-        return Status(ErrorCode::invalid_argument, "message from node " + std::to_string(m.from) +
-                                                       " on the link of node " +
-                                                       std::to_string(from));
+        return Status(ErrorCode::invalid_argument,
+                      fmt::format("message from node {} on the link of node {}", m.from, from));
     if (m.to != options_.self)
-        return Status(ErrorCode::invalid_argument, "message for node " + std::to_string(m.to) +
-                                                       ", this is node " +
-                                                       std::to_string(options_.self));
+        return Status(ErrorCode::invalid_argument,
+                      fmt::format("message for node {}, this is node {}", m.to, options_.self));
     return Status::ok_status();
 }
 
 Status MessageChannel::deliver_messages(GroupId group, NodeId from, std::string_view bytes) {
     if (!started_ || stopped_) return Status::ok_status();
     if (group != options_.group)
-        return refuse(Rejection::misaddressed, from,
-                      "messages for group " + std::to_string(group) + ", this node serves group " +
-                          std::to_string(options_.group));
+        return refuse(
+            Rejection::misaddressed, from,
+            fmt::format("messages for group {}, this node serves group {}", group, options_.group));
     if (bytes.empty()) return refuse(Rejection::malformed, from, "an empty delivery");
     if (bytes.size() > kTransportBufferBytesMax)
-        return refuse(Rejection::malformed, from,
-                      "a delivery of " + std::to_string(bytes.size()) +
-                          " bytes exceeds kTransportBufferBytesMax");
+        return refuse(
+            Rejection::malformed, from,
+            fmt::format("a delivery of {} bytes exceeds kTransportBufferBytesMax", bytes.size()));
     while (!bytes.empty()) {
         if (bytes.size() < kFrameLengthBytes)
-            return refuse(
-                Rejection::malformed, from,
-                "truncated frame length prefix: " + std::to_string(bytes.size()) + " bytes");
+            return refuse(Rejection::malformed, from,
+                          fmt::format("truncated frame length prefix: {} bytes", bytes.size()));
         Result<std::uint32_t> length = decode_frame_length(bytes.substr(0, kFrameLengthBytes),
                                                            options_.limits.frame_bytes_max);
         if (!length.ok()) return refuse(Rejection::malformed, from, length.status().to_string());
         if (bytes.size() - kFrameLengthBytes < *length)
             return refuse(Rejection::malformed, from,
-                          "truncated frame: " + std::to_string(bytes.size() - kFrameLengthBytes) +
-                              " of " + std::to_string(*length) + " body bytes");
+                          fmt::format("truncated frame: {} of {} body bytes",
+                                      bytes.size() - kFrameLengthBytes, *length));
         Result<Frame> frame =
             decode_frame_body(bytes.substr(kFrameLengthBytes, *length), options_.limits);
         bytes.remove_prefix(kFrameLengthBytes + *length);
@@ -341,9 +338,9 @@ Status MessageChannel::deliver_messages(GroupId group, NodeId from, std::string_
             return refuse(Rejection::wrong_frame_kind, from,
                           "a frame that is not a batch of messages among messages");
         if (batch->group != group)
-            return refuse(Rejection::misaddressed, from,
-                          "a frame for group " + std::to_string(batch->group) +
-                              " delivered as group " + std::to_string(group));
+            return refuse(
+                Rejection::misaddressed, from,
+                fmt::format("a frame for group {} delivered as group {}", batch->group, group));
         // The whole frame is checked before any of it is delivered.
         for (const raft::Message& m : batch->messages) {
             if (Status s = check_message(m, from); !s.ok())
@@ -365,8 +362,8 @@ Status MessageChannel::deliver_chunk(GroupId group, NodeId from, std::string_vie
     if (!started_ || stopped_) return Status::ok_status();
     if (group != options_.group)
         return refuse(Rejection::misaddressed, from,
-                      "a snapshot for group " + std::to_string(group) +
-                          ", this node serves group " + std::to_string(options_.group));
+                      fmt::format("a snapshot for group {}, this node serves group {}", group,
+                                  options_.group));
     Result<Frame> frame = decode_frame(bytes, options_.limits);
     if (!frame.ok())
         return refuse(Rejection::malformed, from,
@@ -376,8 +373,8 @@ Status MessageChannel::deliver_chunk(GroupId group, NodeId from, std::string_vie
         return refuse(Rejection::wrong_frame_kind, from, "a frame that is not a snapshot chunk");
     if (chunk->group != group)
         return refuse(Rejection::misaddressed, from,
-                      "a snapshot chunk for group " + std::to_string(chunk->group) +
-                          " delivered as group " + std::to_string(group));
+                      fmt::format("a snapshot chunk for group {} delivered as group {}",
+                                  chunk->group, group));
     if (chunk->message) {
         if (Status s = check_message(*chunk->message, from); !s.ok())
             return refuse(Rejection::misaddressed, from, s.message());
@@ -386,8 +383,7 @@ Status MessageChannel::deliver_chunk(GroupId group, NodeId from, std::string_vie
                           "the final snapshot chunk must carry a snapshot message");
     }
     if (receiver_.replaces_partial(group, from, *chunk))
-        log(LogLevel::info,
-            "new snapshot from node " + std::to_string(from) + " aborts its partial one");
+        log(LogLevel::info, fmt::format("new snapshot from node {} aborts its partial one", from));
     Result<std::optional<std::string>> staged = receiver_.on_chunk(group, from, *chunk);
     if (!staged.ok()) return refuse(Rejection::snapshot, from, staged.status().to_string());
     if (*staged && handlers_.on_snapshot)

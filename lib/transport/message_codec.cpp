@@ -1,5 +1,6 @@
 // transport/message_codec.cpp — one raft::Message on the wire, and the
 // messages frame that carries a batch of them (layout: codec.hpp).
+#include <fmt/format.h>
 #include "transport/codec_io.hpp"
 
 namespace keel::transport {
@@ -37,7 +38,7 @@ Status read_entry(Reader& r, raft::Entry& e, const CodecLimits& limits) {
     KEEL_CODEC_TRY(r.u8(type, "entry type"));
     if (!valid_entry_type(type))
         return Status(ErrorCode::corruption,
-                      cat("unknown entry type ", int(type), " at byte ", at));
+                      fmt::format("unknown entry type {} at byte {}", int(type), at));
     e.type = static_cast<raft::EntryType>(type);
     std::string_view data;
     KEEL_CODEC_TRY(r.bytes(data, limits.entry_bytes_max, "entry data"));
@@ -57,7 +58,7 @@ Status read_snapshot_meta(Reader& r, raft::SnapshotMeta& s, const CodecLimits& l
         KEEL_CODEC_TRY(r.u64(id, "member id"));
         if (id <= previous)  // also refuses id 0 (kNoNode)
             return Status(ErrorCode::corruption,
-                          cat("member id ", id, " at byte ", at, " is 0 or out of order"));
+                          fmt::format("member id {} at byte {} is 0 or out of order", id, at));
         previous = id;
         raft::MemberInfo info;
         KEEL_CODEC_TRY(r.boolean(info.voter, "member voter flag"));
@@ -73,32 +74,36 @@ namespace codec_io {
 
 Status check_message(const raft::Message& m, const CodecLimits& limits) {
     if (!valid_message_type(static_cast<std::uint8_t>(m.type)))
-        return Status(ErrorCode::invalid_argument,
-                      cat("unknown message type ", int(static_cast<std::uint8_t>(m.type))));
+        return Status(
+            ErrorCode::invalid_argument,
+            fmt::format("unknown message type {}", int(static_cast<std::uint8_t>(m.type))));
     if (m.entries.size() > limits.entries_per_message_max)
         return Status(ErrorCode::too_large,
-                      cat("message has ", m.entries.size(), " entries, limit ",
-                          limits.entries_per_message_max));
+                      fmt::format("message has {} entries, limit {}", m.entries.size(),
+                                  limits.entries_per_message_max));
     for (const auto& e : m.entries) {
         if (!valid_entry_type(static_cast<std::uint8_t>(e.type)))
-            return Status(ErrorCode::invalid_argument,
-                          cat("unknown entry type ", int(static_cast<std::uint8_t>(e.type))));
+            return Status(
+                ErrorCode::invalid_argument,
+                fmt::format("unknown entry type {}", int(static_cast<std::uint8_t>(e.type))));
         if (e.data.size() > limits.entry_bytes_max)
-            return Status(ErrorCode::too_large, cat("entry ", e.index, " has ", e.data.size(),
-                                                    " bytes, limit ", limits.entry_bytes_max));
+            return Status(ErrorCode::too_large,
+                          fmt::format("entry {} has {} bytes, limit {}", e.index, e.data.size(),
+                                      limits.entry_bytes_max));
     }
     if (m.snapshot) {
         const auto& members = m.snapshot->config.members;
         if (members.size() > limits.members_max)
-            return Status(ErrorCode::too_large, cat("snapshot configuration has ", members.size(),
-                                                    " members, limit ", limits.members_max));
+            return Status(ErrorCode::too_large,
+                          fmt::format("snapshot configuration has {} members, limit {}",
+                                      members.size(), limits.members_max));
         for (const auto& [id, info] : members) {
             if (id == raft::kNoNode)
                 return Status(ErrorCode::invalid_argument, "configuration member with id 0");
             if (info.context.size() > limits.context_bytes_max)
                 return Status(ErrorCode::too_large,
-                              cat("member ", id, " context has ", info.context.size(),
-                                  " bytes, limit ", limits.context_bytes_max));
+                              fmt::format("member {} context has {} bytes, limit {}", id,
+                                          info.context.size(), limits.context_bytes_max));
         }
     }
     return Status();
@@ -146,7 +151,7 @@ Status read_message(Reader& r, raft::Message& m, const CodecLimits& limits) {
     KEEL_CODEC_TRY(r.u8(type, "message type"));
     if (!valid_message_type(type))
         return Status(ErrorCode::corruption,
-                      cat("unknown message type ", int(type), " at byte ", at));
+                      fmt::format("unknown message type {} at byte {}", int(type), at));
     m.type = static_cast<raft::MessageType>(type);
     KEEL_CODEC_TRY(r.u64(m.from, "message from"));
     KEEL_CODEC_TRY(r.u64(m.to, "message to"));
@@ -208,8 +213,9 @@ Result<std::string> encode_batch(std::span<const T> messages, const CodecLimits&
                                  std::uint64_t group) {
     if (messages.empty()) return Status(ErrorCode::invalid_argument, "empty message batch");
     if (messages.size() > limits.messages_per_batch_max)
-        return Status(ErrorCode::too_large, cat("batch of ", messages.size(), " messages, limit ",
-                                                limits.messages_per_batch_max));
+        return Status(ErrorCode::too_large,
+                      fmt::format("batch of {} messages, limit {}", messages.size(),
+                                  limits.messages_per_batch_max));
     std::size_t size = kFrameOverheadBytes + kBatchFixedBytes;
     for (const auto& m : messages) {
         KEEL_CODEC_TRY(check_message(deref(m), limits));

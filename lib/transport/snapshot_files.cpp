@@ -12,13 +12,14 @@
 #include <system_error>
 #include <utility>
 
+#include <fmt/format.h>
 #include "keel/wal/small_file.hpp"
 
 namespace keel::transport {
 namespace {
 
 Status io_error(const std::string& what, const std::string& path, int err) {
-    return Status(ErrorCode::io_error, what + " " + path + ": " + std::strerror(err));
+    return Status(ErrorCode::io_error, fmt::format("{} {}: {}", what, path, std::strerror(err)));
 }
 
 }  // namespace
@@ -68,9 +69,9 @@ Result<std::string> SnapshotReader::read(std::uint64_t offset, std::size_t max_b
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return io_error("cannot read snapshot", path_, errno);
         if (n == 0)
-            return Status(ErrorCode::corruption, "snapshot " + path_ +
-                                                     " shrank while being sent (end at byte " +
-                                                     std::to_string(offset + done) + ")");
+            return Status(ErrorCode::corruption,
+                          fmt::format("snapshot {} shrank while being sent (end at byte {})", path_,
+                                      offset + done));
         done += static_cast<std::size_t>(n);
     }
     return out;
@@ -133,7 +134,7 @@ Result<std::string> StagingFile::finish() {
         // Not durable: the sender streams it again.
         ::unlink(part.c_str());
         ::unlink((dir_ + "/" + name).c_str());
-        return Status(s.code(), "cannot stage snapshot " + part + ": " + s.message());
+        return Status(s.code(), fmt::format("cannot stage snapshot {}: {}", part, s.message()));
     }
     return dir_ + "/" + name;
 }

@@ -1,5 +1,6 @@
 // transport/snapshot_receiver.cpp — see snapshot_receiver.hpp.
 #include "transport/snapshot_receiver.hpp"
+#include <fmt/format.h>
 
 namespace keel::transport {
 
@@ -15,9 +16,9 @@ Result<std::optional<std::string>> SnapshotReceiver::on_chunk(GroupId group, Nod
     if (staging_dir_.empty())
         return Status(ErrorCode::unsupported, "snapshots are not accepted (no staging directory)");
     if (chunk.total_bytes > snapshot_bytes_max_)
-        return Status(ErrorCode::too_large, "snapshot of " + std::to_string(chunk.total_bytes) +
-                                                " bytes exceeds snapshot_bytes_max " +
-                                                std::to_string(snapshot_bytes_max_));
+        return Status(ErrorCode::too_large,
+                      fmt::format("snapshot of {} bytes exceeds snapshot_bytes_max {}",
+                                  chunk.total_bytes, snapshot_bytes_max_));
     const auto key = std::make_pair(group, from);
     auto it = staging_.find(key);
     const bool fresh =
@@ -25,11 +26,10 @@ Result<std::optional<std::string>> SnapshotReceiver::on_chunk(GroupId group, Nod
     if (fresh) {
         if (it != staging_.end()) staging_.erase(it);  // a new stream replaces the partial one
         if (chunk.offset != 0)
-            return Status(ErrorCode::corruption, "snapshot " + std::to_string(chunk.snapshot_id) +
-                                                     " starts at offset " +
-                                                     std::to_string(chunk.offset) + ", not 0");
-        const std::string name = "snapshot-" + std::to_string(from) + "-" + std::to_string(group) +
-                                 "-" + std::to_string(next_seq_++);
+            return Status(ErrorCode::corruption,
+                          fmt::format("snapshot {} starts at offset {}, not 0", chunk.snapshot_id,
+                                      chunk.offset));
+        const std::string name = fmt::format("snapshot-{}-{}-{}", from, group, next_seq_++);
         Result<StagingFile> file = StagingFile::create(staging_dir_, name);
         if (!file.ok()) return file.status();
         it = staging_.emplace(key, Staged{chunk.snapshot_id, chunk.total_bytes, std::move(*file)})
@@ -37,10 +37,9 @@ Result<std::optional<std::string>> SnapshotReceiver::on_chunk(GroupId group, Nod
     }
     Staged& staged = it->second;
     if (chunk.offset != staged.file.size_bytes() || chunk.total_bytes != staged.total_bytes) {
-        std::string why = "snapshot chunk at offset " + std::to_string(chunk.offset) + " of " +
-                          std::to_string(chunk.total_bytes) + ", expected offset " +
-                          std::to_string(staged.file.size_bytes()) + " of " +
-                          std::to_string(staged.total_bytes);
+        std::string why =
+            fmt::format("snapshot chunk at offset {} of {}, expected offset {} of {}", chunk.offset,
+                        chunk.total_bytes, staged.file.size_bytes(), staged.total_bytes);
         staging_.erase(it);
         return Status(ErrorCode::corruption, why);
     }

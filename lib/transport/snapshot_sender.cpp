@@ -1,5 +1,6 @@
 // transport/snapshot_sender.cpp — see snapshot_sender.hpp.
 #include "transport/snapshot_sender.hpp"
+#include <fmt/format.h>
 
 namespace keel::transport {
 
@@ -14,9 +15,9 @@ Result<std::shared_ptr<SnapshotSender>> SnapshotSender::open(
     Result<SnapshotReader> reader = SnapshotReader::open(path);
     if (!reader.ok()) return reader.status();
     if (reader->size_bytes() > bytes_max)
-        return Status(ErrorCode::too_large, "snapshot " + path + " of " +
-                                                std::to_string(reader->size_bytes()) +
-                                                " bytes exceeds snapshot_bytes_max");
+        return Status(ErrorCode::too_large,
+                      fmt::format("snapshot {} of {} bytes exceeds snapshot_bytes_max", path,
+                                  reader->size_bytes()));
     return std::make_shared<SnapshotSender>(std::move(message), std::move(*reader), group,
                                             snapshot_id, chunk_bytes, limits, std::move(on_done));
 }

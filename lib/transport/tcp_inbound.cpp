@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
 #include "transport/tcp_internal.hpp"
 
 namespace keel::transport {
@@ -46,7 +47,7 @@ void InboundConnection::start() {
     boost::system::error_code ec;
     tcp::endpoint remote = socket_.remote_endpoint(ec);
     remote_ =
-        ec ? std::string("?") : remote.address().to_string() + ":" + std::to_string(remote.port());
+        ec ? std::string("?") : fmt::format("{}:{}", remote.address().to_string(), remote.port());
     last_read_ = Clock::now();
     arm_timer(t_->options_.hello_timeout);
     if (t_->options_.tls) {
@@ -61,9 +62,7 @@ void InboundConnection::close(const std::string& reason) {
     if (closed_) return;
     closed_ = true;
     t_->log(LogLevel::debug,
-            "closing connection from " + remote_ +
-                (peer_ != raft::kNoNode ? " (node " + std::to_string(peer_) + ")" : "") + ": " +
-                reason);
+            fmt::format("closing connection from {}{}: {}", remote_, node_note(), reason));
     boost::system::error_code ignored;
     socket_.close(ignored);
     timer_.cancel();
@@ -77,12 +76,14 @@ void InboundConnection::close(const std::string& reason) {
     t_->forget_inbound(shared_from_this());
 }
 
+std::string InboundConnection::node_note() const {
+    return peer_ != raft::kNoNode ? fmt::format(" (node {})", peer_) : std::string();
+}
+
 void InboundConnection::refuse(Rejection reason, const std::string& detail) {
     if (closed_) return;
-    t_->reject(reason, "connection from " + remote_ +
-                           (peer_ != raft::kNoNode ? " (node " + std::to_string(peer_) + ")" : "") +
-                           ": " + detail);
-    close(std::string("refused (") + rejection_name(reason) + ")");
+    t_->reject(reason, fmt::format("connection from {}{}: {}", remote_, node_note(), detail));
+    close(fmt::format("refused ({})", rejection_name(reason)));
 }
 
 void InboundConnection::act(const HelloGate::Decision& decision) {
@@ -100,14 +101,13 @@ void InboundConnection::arm_timer(Clock::duration after) {
 void InboundConnection::on_timer() {
     if (peer_ == raft::kNoNode) {
         HelloGate::Decision d = gate_.on_deadline();
-        d.detail +=
-            " (hello_timeout " + std::to_string(t_->options_.hello_timeout.count()) + " ms)";
+        d.detail += fmt::format(" (hello_timeout {} ms)", t_->options_.hello_timeout.count());
         return act(d);
     }
     const Clock::duration idle = Clock::now() - last_read_;
     if (idle < t_->options_.idle_timeout) return arm_timer(t_->options_.idle_timeout - idle);
-    close("nothing received for " + std::to_string(t_->options_.idle_timeout.count()) +
-          " ms (idle_timeout)");
+    close(fmt::format("nothing received for {} ms (idle_timeout)",
+                      t_->options_.idle_timeout.count()));
 }
 
 void InboundConnection::make_room() {
@@ -184,12 +184,13 @@ void InboundConnection::on_read_end(boost::system::error_code ec) {
     if (peer_ == raft::kNoNode) return act(gate_.on_closed(have));
     if (have == 0) return close("closed by peer");
     if (have < kFrameLengthBytes)
-        return refuse(Rejection::malformed,
-                      "truncated frame length prefix: connection closed after " +
-                          std::to_string(have) + " of 4 bytes");
+        return refuse(
+            Rejection::malformed,
+            fmt::format("truncated frame length prefix: connection closed after {} of 4 bytes",
+                        have));
     refuse(Rejection::malformed,
-           "truncated frame: connection closed after " + std::to_string(have - kFrameLengthBytes) +
-               " of " + std::to_string(frame_bytes_ - kFrameLengthBytes) + " body bytes");
+           fmt::format("truncated frame: connection closed after {} of {} body bytes",
+                       have - kFrameLengthBytes, frame_bytes_ - kFrameLengthBytes));
 }
 
 void InboundConnection::continue_handshake() {
@@ -208,7 +209,7 @@ void InboundConnection::continue_handshake() {
         if (!done) return self->read_more();
         self->act(self->gate_.on_tls_handshake(Status()));
         self->t_->log(LogLevel::debug,
-                      "TLS from " + self->remote_ + ": " + self->tls_->peer_subject());
+                      fmt::format("TLS from {}: {}", self->remote_, self->tls_->peer_subject()));
         // The client may have sent its hello right behind its last flight.
         if (self->decrypt_received()) self->read_more();
     };
@@ -266,8 +267,8 @@ void InboundConnection::on_identified(std::size_t hello_bytes) {
     for (const auto& c : t_->inbound_)
         if (c.get() != this && c->peer() == peer_) older.push_back(c);
     for (const auto& c : older) c->close("replaced by a newer connection from the same node");
-    t_->log(LogLevel::debug, "connection from " + remote_ + " is node " + std::to_string(peer_) +
-                                 " listening at " + gate_.hello().address);
+    t_->log(LogLevel::debug, fmt::format("connection from {} is node {} listening at {}", remote_,
+                                         peer_, gate_.hello().address));
     if (t_->hooks_.on_hello) t_->hooks_.on_hello(peer_, gate_.hello().address);
 }
 
@@ -311,7 +312,7 @@ bool InboundConnection::dispatch(std::string_view frame) {
         refuse(Rejection::malformed, route.status().to_string());
         return false;
     }
-    t_->frames_received_.fetch_add(1, std::memory_order_relaxed);
+    t_->inbound_counters_.frames_received.fetch_add(1, std::memory_order_relaxed);
     Status s;
     if (route->kind == FrameKind::messages) {
         s = t_->sink_->on_messages(route->group, peer_, frame);
@@ -321,7 +322,7 @@ bool InboundConnection::dispatch(std::string_view frame) {
     }
     if (!s.ok()) {
         // Refused and counted by the sink: the connection goes.
-        t_->inbound_rejected_.fetch_add(1, std::memory_order_relaxed);
+        t_->inbound_counters_.rejected.fetch_add(1, std::memory_order_relaxed);
         close("refused: " + s.message());
         return false;
     }

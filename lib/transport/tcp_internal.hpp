@@ -96,9 +96,12 @@ public:
     TcpTransportStats stats_;  // the outbound counters (under send_mu_)
     // The inbound counters: the I/O thread counts them without the send lock,
     // stats() reads them from any thread.
-    std::atomic<std::uint64_t> frames_received_{0};
-    std::atomic<std::uint64_t> inbound_accepted_{0};
-    std::atomic<std::uint64_t> inbound_rejected_{0};
+    struct InboundCounters {
+        std::atomic<std::uint64_t> frames_received{0};
+        std::atomic<std::uint64_t> accepted{0};
+        std::atomic<std::uint64_t> rejected{0};
+    };
+    InboundCounters inbound_counters_;
 
     // The send lock: TcpTransport::send_now may run on any thread, so every
     // access to the outbound side — peers_, each OutboundPeer's state, its
@@ -243,6 +246,9 @@ private:
     // Before the hello: the hello deadline; after: the idle check.
     void arm_timer(std::chrono::steady_clock::duration after);
     void on_timer();
+
+    // " (node N)" once the hello named the peer, for logs; empty before.
+    std::string node_note() const;
 
     // Hands one whole frame (prefix included) to the sink, with the group
     // its header names; false once the connection is closed (a frame of the

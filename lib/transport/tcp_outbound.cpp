@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <utility>
 
+#include <fmt/format.h>
 #include "transport/frame_joiner.hpp"
 #include "transport/tcp_internal.hpp"
 
@@ -225,7 +226,7 @@ bool OutboundPeer::take_snapshot_chunk(std::vector<std::string>& frames) {
 
 void OutboundPeer::abort_snapshot(const std::string& reason) {
     KEEL_ASSERT(snapshot_.has_value(), "no snapshot to abort");
-    t_->log(LogLevel::info, "snapshot to node " + std::to_string(id_) + " aborted: " + reason);
+    t_->log(LogLevel::info, fmt::format("snapshot to node {} aborted: {}", id_, reason));
     t_->post_snapshot_done(std::move(snapshot_->snapshot), false);
     snapshot_.reset();
 }

@@ -12,6 +12,7 @@
 #include <random>
 #include <utility>
 
+#include <fmt/format.h>
 #include "transport/tcp_internal.hpp"
 
 namespace keel::transport {
@@ -33,10 +34,10 @@ void OutboundPeer::connect() {
             if (ec || generation != self->generation_) return;
             if (self->state_ != State::connecting && self->state_ != State::handshaking) return;
             ++self->t_->stats_.connect_failures;
-            self->fail(std::string(self->state_ == State::handshaking ? "TLS handshake with "
-                                                                      : "connect to ") +
-                       self->address_ + " timed out after " +
-                       std::to_string(self->t_->options_.connect_timeout.count()) + " ms");
+            self->fail(fmt::format(
+                "{}{} timed out after {} ms",
+                self->state_ == State::handshaking ? "TLS handshake with " : "connect to ",
+                self->address_, self->t_->options_.connect_timeout.count()));
         });
     boost::system::error_code ec;
     asio::ip::address ip = asio::ip::make_address(host, ec);
@@ -52,7 +53,9 @@ void OutboundPeer::connect() {
                                                 tcp::resolver::results_type results) {
             std::lock_guard lock(self->t_->send_mu_);
             if (generation != self->generation_ || self->state_ != State::connecting) return;
-            if (rec) return self->fail("cannot resolve " + self->address_ + ": " + rec.message());
+            if (rec)
+                return self->fail(
+                    fmt::format("cannot resolve {}: {}", self->address_, rec.message()));
             std::vector<tcp::endpoint> endpoints;
             for (const auto& entry : results) endpoints.push_back(entry.endpoint());
             self->connect_to(endpoints);
@@ -69,7 +72,8 @@ void OutboundPeer::connect_to(const std::vector<tcp::endpoint>& endpoints) {
             if (generation != self->generation_ || self->state_ != State::connecting) return;
             if (ec) {
                 ++self->t_->stats_.connect_failures;
-                return self->fail("cannot connect to " + self->address_ + ": " + ec.message());
+                return self->fail(
+                    fmt::format("cannot connect to {}: {}", self->address_, ec.message()));
             }
             boost::system::error_code ignored;
             self->socket_.set_option(tcp::no_delay(true), ignored);
@@ -132,8 +136,9 @@ void OutboundPeer::on_connected() {
     ++t_->stats_.connects;
     hello_sent_ = false;
     last_write_ = std::chrono::steady_clock::now();
-    t_->log(LogLevel::debug, "connected to node " + std::to_string(id_) + " at " + address_ +
-                                 (tls_ ? " (TLS: " + tls_->peer_subject() + ")" : ""));
+    t_->log(LogLevel::debug, tls_ ? fmt::format("connected to node {} at {} (TLS: {})", id_,
+                                                address_, tls_->peer_subject())
+                                  : fmt::format("connected to node {} at {}", id_, address_));
     watch_for_close();
     arm_idle_close();
     write_next();
@@ -177,7 +182,7 @@ void OutboundPeer::arm_idle_close() {
             if (!self->idle() || self->snapshot_ || quiet < self->t_->options_.outbound_idle_close)
                 return self->arm_idle_close();
             self->t_->log(LogLevel::debug,
-                          "closing the idle connection to node " + std::to_string(self->id_));
+                          fmt::format("closing the idle connection to node {}", self->id_));
             self->tear_down_connection();
             self->state_ = State::idle;
         });
@@ -185,7 +190,7 @@ void OutboundPeer::arm_idle_close() {
 
 void OutboundPeer::fail(const std::string& reason, LogLevel level) {
     if (state_ == State::closed) return;
-    t_->log(level, "peer " + std::to_string(id_) + " (" + address_ + "): " + reason);
+    t_->log(level, fmt::format("peer {} ({}): {}", id_, address_, reason));
     tear_down_connection();
     t_->stats_.buffers_dropped += queue_.size();
     queue_.clear();

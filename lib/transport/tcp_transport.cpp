@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <utility>
 
+#include <fmt/format.h>
 #include "transport/tcp_internal.hpp"
 
 namespace keel::transport {
@@ -13,7 +14,7 @@ Status split_host_port(std::string_view address, std::string& host, std::string&
     std::size_t colon = address.rfind(':');
     if (colon == std::string_view::npos || colon == 0 || colon + 1 == address.size())
         return Status(ErrorCode::invalid_argument,
-                      "address '" + std::string(address) + "' is not host:port");
+                      fmt::format("address '{}' is not host:port", address));
     std::string_view h = address.substr(0, colon);
     if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
     host = std::string(h);
@@ -23,7 +24,7 @@ Status split_host_port(std::string_view address, std::string& host, std::string&
         value = value * 10 + static_cast<unsigned long>(c - '0');
         if (c < '0' || c > '9' || value > 65535 || port.size() > 5)
             return Status(ErrorCode::invalid_argument,
-                          "address '" + std::string(address) + "' has a bad port");
+                          fmt::format("address '{}' has a bad port", address));
     }
     return Status();
 }
@@ -72,15 +73,16 @@ TcpTransport::Impl::Impl(asio::io_context& io, TcpTransportOptions options, TcpT
 }
 
 void TcpTransport::Impl::log(LogLevel level, const std::string& message) const {
-    if (hooks_.log) hooks_.log(level, "node " + std::to_string(options_.self) + ": " + message);
+    if (hooks_.log) hooks_.log(level, fmt::format("node {}: {}", options_.self, message));
 }
 
 void TcpTransport::Impl::reject(Rejection reason, const std::string& detail) {
-    inbound_rejected_.fetch_add(1, std::memory_order_relaxed);
+    inbound_counters_.rejected.fetch_add(1, std::memory_order_relaxed);
     if (hooks_.on_rejected) {
         hooks_.on_rejected(reason, detail);
     } else {
-        log(LogLevel::warning, std::string("refused (") + rejection_name(reason) + "): " + detail);
+        log(LogLevel::warning,
+            fmt::format("{}{}): {}", "refused (", rejection_name(reason), detail));
     }
 }
 
@@ -90,8 +92,8 @@ Status TcpTransport::Impl::adopt_cluster_id(const Hello& hello) {
     if (Status s = hooks_.on_cluster_id(hello.cluster_id, hello.from); !s.ok()) return s;
     std::lock_guard lock(send_mu_);
     cluster_id_ = hello.cluster_id;
-    log(LogLevel::info, "joined cluster " + cluster_id_.hex() + " (hello from node " +
-                            std::to_string(hello.from) + ")");
+    log(LogLevel::info,
+        fmt::format("joined cluster {} (hello from node {})", cluster_id_.hex(), hello.from));
     // Messages queued while we could not say hello go now.
     for (auto& [id, peer] : peers_) peer->kick();
     return Status();
@@ -121,9 +123,9 @@ Status TcpTransport::Impl::start(TransportSink& sink) {
         tcp::resolver resolver(io_);
         auto endpoints = resolver.resolve(host, port, tcp::resolver::passive, ec);
         if (ec || endpoints.empty())
-            return Status(
-                ErrorCode::invalid_argument,
-                "cannot resolve listen address " + options_.listen_address + ": " + ec.message());
+            return Status(ErrorCode::invalid_argument,
+                          fmt::format("cannot resolve listen address {}: {}",
+                                      options_.listen_address, ec.message()));
         tcp::endpoint endpoint = *endpoints.begin();
         acceptor_.open(endpoint.protocol(), ec);
         if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
@@ -132,18 +134,19 @@ Status TcpTransport::Impl::start(TransportSink& sink) {
         if (ec) {
             boost::system::error_code ignored;
             acceptor_.close(ignored);
-            return Status(ErrorCode::io_error,
-                          "cannot listen on " + options_.listen_address + ": " + ec.message());
+            return Status(ErrorCode::io_error, fmt::format("cannot listen on {}: {}",
+                                                           options_.listen_address, ec.message()));
         }
         bound_port_ = acceptor_.local_endpoint(ec).port();
         const bool v6 = host.find(':') != std::string::npos;
-        hello_address_ = (v6 ? "[" + host + "]" : host) + ":" + std::to_string(bound_port_);
+        hello_address_ = v6 ? fmt::format("[{}]:{}", host, bound_port_)
+                            : fmt::format("{}:{}", host, bound_port_);
     }
     if (!options_.advertised_address.empty()) hello_address_ = options_.advertised_address;
     if (!valid_hello_address(hello_address_))
         return Status(ErrorCode::invalid_argument,
-                      "advertised address over " + std::to_string(kHelloAddressBytesMax) +
-                          " bytes or not printable: " + hello_address_);
+                      fmt::format("advertised address over {} bytes or not printable: {}",
+                                  kHelloAddressBytesMax, hello_address_));
     started_ = true;
     if (acceptor_.is_open()) accept_next();
     return Status();
@@ -185,23 +188,25 @@ void TcpTransport::Impl::admit(tcp::socket socket) {
     boost::system::error_code ec;
     const tcp::endpoint remote = socket.remote_endpoint(ec);
     const std::string address = ec ? std::string("?") : remote.address().to_string();
-    const std::string where = ec ? address : address + ":" + std::to_string(remote.port());
+    const std::string where = ec ? address : fmt::format("{}:{}", address, remote.port());
     std::string refused;
     if (inbound_.size() >= options_.inbound_connections_max) {
-        refused = "already " + std::to_string(inbound_.size()) +
-                  " inbound connections (inbound_connections_max)";
+        refused = fmt::format("already {} inbound connections (inbound_connections_max)",
+                              inbound_.size());
     } else if (pending_by_address_[address] >= options_.inbound_pending_per_address_max) {
-        refused = "already " + std::to_string(pending_by_address_[address]) + " connections from " +
-                  address + " before their hello (inbound_pending_per_address_max)";
+        refused = fmt::format(
+            "already {} connections from {} before their hello (inbound_pending_per_address_max)",
+            pending_by_address_[address], address);
     }
     if (pending_by_address_[address] == 0) pending_by_address_.erase(address);
     if (!refused.empty()) {
-        reject(Rejection::connection_limit, "connection from " + where + " closed: " + refused);
+        reject(Rejection::connection_limit,
+               fmt::format("connection from {} closed: {}", where, refused));
         boost::system::error_code ignored;
         socket.close(ignored);
         return;
     }
-    inbound_accepted_.fetch_add(1, std::memory_order_relaxed);
+    inbound_counters_.accepted.fetch_add(1, std::memory_order_relaxed);
     add_pending(address);
     auto connection =
         std::make_shared<InboundConnection>(shared_from_this(), std::move(socket), address);
@@ -271,8 +276,8 @@ void TcpTransport::send(GroupId group, NodeId to, std::string bytes) {
     }
     auto it = t.peers_.find(to);
     if (!frames_of_group(bytes, group)) {
-        t.log(LogLevel::error, "dropping a buffer for group " + std::to_string(group) +
-                                   " that is not that group's frames");
+        t.log(LogLevel::error,
+              fmt::format("dropping a buffer for group {} that is not that group's frames", group));
     } else if (it != t.peers_.end() && it->second->enqueue(group, std::move(bytes))) {
         it->second->kick();
         return;
@@ -290,8 +295,8 @@ bool TcpTransport::send_now(GroupId group, NodeId to, const std::function<std::s
     std::string bytes = encode();
     if (bytes.empty()) return true;
     if (!frames_of_group(bytes, group)) {
-        t.log(LogLevel::error, "dropping a buffer for group " + std::to_string(group) +
-                                   " that is not that group's frames");
+        t.log(LogLevel::error,
+              fmt::format("dropping a buffer for group {} that is not that group's frames", group));
         ++t.stats_.buffers_dropped;
         t.post_unreachable(group, to);
         return true;
@@ -325,9 +330,10 @@ TcpTransportStats TcpTransport::stats() const {
         std::lock_guard lock(impl_->send_mu_);
         stats = impl_->stats_;
     }
-    stats.frames_received = impl_->frames_received_.load(std::memory_order_relaxed);
-    stats.inbound_accepted = impl_->inbound_accepted_.load(std::memory_order_relaxed);
-    stats.inbound_rejected = impl_->inbound_rejected_.load(std::memory_order_relaxed);
+    stats.frames_received =
+        impl_->inbound_counters_.frames_received.load(std::memory_order_relaxed);
+    stats.inbound_accepted = impl_->inbound_counters_.accepted.load(std::memory_order_relaxed);
+    stats.inbound_rejected = impl_->inbound_counters_.rejected.load(std::memory_order_relaxed);
     return stats;
 }
 

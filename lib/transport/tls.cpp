@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include <fmt/format.h>
 #include <cstdio>
 #include <utility>
 
@@ -45,17 +46,18 @@ std::string name_of(X509_NAME* name) {
 
 Status file_error(const std::string& what, const std::string& path) {
     std::string why = drain_errors();
-    return Status(ErrorCode::invalid_argument, what + " " + path + (why.empty() ? "" : ": " + why));
+    if (why.empty()) return Status(ErrorCode::invalid_argument, fmt::format("{} {}", what, path));
+    return Status(ErrorCode::invalid_argument, fmt::format("{} {}: {}", what, path, why));
 }
 
 // Whether `cert` is valid now and chains to the CA in `ctx`'s store.
 Status check_own_certificate(SSL_CTX* ctx, X509* cert, const TlsFiles& files) {
     if (X509_cmp_current_time(X509_get0_notBefore(cert)) >= 0)
         return Status(ErrorCode::invalid_argument,
-                      "certificate " + files.cert_file + " is not valid yet");
+                      fmt::format("certificate {} is not valid yet", files.cert_file));
     if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0)
         return Status(ErrorCode::invalid_argument,
-                      "certificate " + files.cert_file + " has expired");
+                      fmt::format("certificate {} has expired", files.cert_file));
     X509_STORE_CTX* verify = X509_STORE_CTX_new();
     if (!verify) return Status(ErrorCode::io_error, "out of memory verifying " + files.cert_file);
     STACK_OF(X509)* chain = nullptr;
@@ -65,9 +67,10 @@ Status check_own_certificate(SSL_CTX* ctx, X509* cert, const TlsFiles& files) {
         X509_verify_cert(verify) != 1) {
         const int code = X509_STORE_CTX_get_error(verify);
         drain_errors();
-        result = Status(ErrorCode::invalid_argument,
-                        "certificate " + files.cert_file + " does not chain to the CA in " +
-                            files.ca_file + ": " + X509_verify_cert_error_string(code));
+        result =
+            Status(ErrorCode::invalid_argument,
+                   fmt::format("certificate {} does not chain to the CA in {}: {}", files.cert_file,
+                               files.ca_file, X509_verify_cert_error_string(code)));
     }
     X509_STORE_CTX_free(verify);
     return result;
@@ -154,8 +157,8 @@ std::string TlsSession::error_text(const char* what, int ret) const {
     std::string why = drain_errors();
     const long verify = SSL_get_verify_result(ssl_);
     if (verify != X509_V_OK) {
-        why += std::string(why.empty() ? "" : "; ") +
-               "peer certificate: " + X509_verify_cert_error_string(verify);
+        why += fmt::format("{}peer certificate: {}", why.empty() ? "" : "; ",
+                           X509_verify_cert_error_string(verify));
         if (verify == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
             verify == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
             verify == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT ||
@@ -165,9 +168,9 @@ std::string TlsSession::error_text(const char* what, int ret) const {
     if (why.empty()) {
         why = code == SSL_ERROR_ZERO_RETURN ? "the peer closed the TLS session"
               : code == SSL_ERROR_SYSCALL   ? "unexpected end of the TLS stream"
-                                            : "SSL error " + std::to_string(code);
+                                            : fmt::format("SSL error {}", code);
     }
-    return std::string(what) + ": " + why;
+    return fmt::format("{}: {}", what, why);
 }
 
 Result<TlsSession::Handshake> TlsSession::handshake() {

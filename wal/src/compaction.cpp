@@ -37,10 +37,10 @@ std::uint64_t Wal::Impl::released_floor_locked(const detail::MetadataFile& m) co
     // Never the active (last) segment, nor past the durable records: a
     // segment the writer has rolled from may hold records of the batch it
     // is writing, not yet in group_last.
-    for (std::size_t i = 0; i + 1 < segments_.size(); ++i) {
-        if (segments_[i + 1]->first_index > last_ + 1) break;
-        if (!segment_released_locked(*segments_[i], m)) break;
-        floor = std::max(floor, segments_[i + 1]->first_index);
+    for (std::size_t i = 0; i + 1 < log_.segments.size(); ++i) {
+        if (log_.segments[i + 1]->first_index > log_.last + 1) break;
+        if (!segment_released_locked(*log_.segments[i], m)) break;
+        floor = std::max(floor, log_.segments[i + 1]->first_index);
     }
     return floor;
 }
@@ -48,7 +48,7 @@ std::uint64_t Wal::Impl::released_floor_locked(const detail::MetadataFile& m) co
 void Wal::Impl::prune_releases_locked(detail::MetadataFile& m) const {
     for (auto it = m.releases.begin(); it != m.releases.end();) {
         bool has_records = false;
-        for (const SegmentPtr& seg : segments_) {
+        for (const SegmentPtr& seg : log_.segments) {
             auto last = seg->group_last.find(it->first);
             if (last != seg->group_last.end() && last->second >= m.log_floor) {
                 has_records = true;
@@ -57,20 +57,6 @@ void Wal::Impl::prune_releases_locked(detail::MetadataFile& m) const {
         }
         it = it->second <= m.log_floor || !has_records ? m.releases.erase(it) : std::next(it);
     }
-}
-
-std::vector<std::string> Wal::Impl::drop_segments_below_locked(std::uint64_t floor) {
-    std::vector<std::string> names;
-    floor_ = std::max(floor_, floor);
-    // Never the active (last) segment; only files whose every record is below the floor.
-    while (segments_.size() > 1 && segments_[1]->first_index <= floor_) {
-        const std::uint64_t drop = segments_[1]->first_index - segments_[0]->first_index;
-        entries_.erase(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(drop));
-        phys_first_ += drop;
-        names.push_back(segments_.front()->name);
-        segments_.pop_front();
-    }
-    return names;
 }
 
 Status Wal::Impl::commit_floor_locked(const detail::MetadataFile& m) {
@@ -83,23 +69,23 @@ Status Wal::Impl::commit_floor_locked(const detail::MetadataFile& m) {
     std::vector<std::string> names;
     {
         std::lock_guard lock(state_mu_);
-        names = drop_segments_below_locked(m.log_floor);
+        names = log_.drop_segments_below(m.log_floor);
     }
     delete_in_background(std::move(names));
     return Status();
 }
 
 Status Wal::Impl::compact_before(std::uint64_t index) {
-    if (failed()) return failed_status();
+    if (failed()) return health_.failure();
     std::lock_guard meta_lock(meta_mu_);
     detail::MetadataFile m = meta_;
     {
         std::lock_guard lock(state_mu_);
-        if (index <= first_index_locked()) return Status();  // already there
-        if (index > last_ + 1)
+        if (index <= log_.first_index()) return Status();  // already there
+        if (index > log_.last + 1)
             return Status(
                 ErrorCode::invalid_argument,
-                fmt::format("compact_before({}) is past the last index {} + 1", index, last_));
+                fmt::format("compact_before({}) is past the last index {} + 1", index, log_.last));
         m.log_floor = index;
         // Releases of other groups may now free whole segments beyond it.
         m.log_floor = released_floor_locked(m);
@@ -112,18 +98,18 @@ Status Wal::Impl::release(std::uint64_t group, std::uint64_t index) {
     if (group > kMaxGroup)
         return Status(ErrorCode::invalid_argument,
                       fmt::format("release of group {}, over the limit of 2^62", group));
-    if (failed()) return failed_status();
+    if (failed()) return health_.failure();
     std::lock_guard meta_lock(meta_mu_);
     detail::MetadataFile m = meta_;
     {
         std::lock_guard lock(state_mu_);
-        if (index > last_ + 1)
-            return Status(
-                ErrorCode::invalid_argument,
-                fmt::format("release({}, {}) is past the last index {} + 1", group, index, last_));
+        if (index > log_.last + 1)
+            return Status(ErrorCode::invalid_argument,
+                          fmt::format("release({}, {}) is past the last index {} + 1", group, index,
+                                      log_.last));
         if (index <= released_below(m, group)) return Status();  // released already
         bool below = false;  // the group has records below `index` in some segment
-        for (const SegmentPtr& seg : segments_) {
+        for (const SegmentPtr& seg : log_.segments) {
             if (seg->first_index >= index) break;
             below = below || seg->group_last.count(group) != 0;
         }
@@ -148,8 +134,8 @@ std::vector<SegmentPin> Wal::Impl::oldest_segment_pins() const {
     }
     std::vector<SegmentPin> pins;
     std::lock_guard lock(state_mu_);
-    if (segments_.size() < 2) return pins;
-    const Segment& oldest = *segments_.front();
+    if (log_.segments.size() < 2) return pins;
+    const Segment& oldest = *log_.segments.front();
     for (const auto& [group, last] : oldest.group_last) {
         const std::uint64_t released = released_below(m, group);
         if (released <= last) pins.push_back({group, oldest.first_index, last, released});

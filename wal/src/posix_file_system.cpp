@@ -115,7 +115,8 @@ public:
         if (::fallocate(fd_, 0, static_cast<off_t>(offset), static_cast<off_t>(size)) == 0)
             return Status();
         if (errno == EOPNOTSUPP)
-            return Status(ErrorCode::unsupported, "fallocate " + path_ + ": not supported here");
+            return Status(ErrorCode::unsupported,
+                          fmt::format("fallocate {}: not supported here", path_));
         return errno_status_at("fallocate", path_, offset, errno);
     }
 
@@ -160,7 +161,7 @@ public:
             // open(2) says EINVAL where the file system does not support O_DIRECT.
             if (mode == OpenMode::write_direct && errno == EINVAL)
                 return Status(ErrorCode::unsupported,
-                              "open " + path + ": the file system refuses O_DIRECT");
+                              fmt::format("open {}: the file system refuses O_DIRECT", path));
             return errno_status("open", path, errno);
         }
         return std::unique_ptr<File>(new PosixFile(fd, path, mode == OpenMode::write_direct));

@@ -158,7 +158,7 @@ Status Wal::Impl::recover() {
 
 // Phase 2: from here on the directory is modified.
 Status Wal::Impl::apply_recovery(detail::RecoveryPlan& plan) {
-    next_sequence_ = plan.next_sequence;
+    writer_.next_sequence = plan.next_sequence;
     std::vector<std::string> temps;
     for (const char* tmp : {detail::kPreallocName, detail::kMetadataTmpName}) {
         auto exists = fs_->exists(dir_ + "/" + tmp);
@@ -182,17 +182,17 @@ Status Wal::Impl::apply_recovery(detail::RecoveryPlan& plan) {
         seg->file = std::move(*file);
         seg->end_offset.store(info.end_offset);
         seg->last_crc = info.last_crc;
-        segments_.push_back(std::move(seg));
+        log_.segments.push_back(std::move(seg));
     }
     // What recovery read may still be only in the page cache (a process
     // killed before its fdatasync leaves its writes there, and a later
     // power loss drops them): make it durable before any record counts.
     if (Status s = sync_recovered(); !s.ok()) return s;
-    if (!segments_.empty() && plan.zero_tail) {
+    if (!log_.segments.empty() && plan.zero_tail) {
         // Zero whatever follows the last valid record: the torn write, the
         // repaired suffix or the rest of an interrupted truncation.
         std::uint64_t zeroed = 0;
-        const Segment& last = *segments_.back();
+        const Segment& last = *log_.segments.back();
         if (Status s = zero_tail(*last.file, last.end_offset.load(), &zeroed); !s.ok()) return s;
         if (report_.torn_tail) report_.torn_bytes = zeroed;
     }
@@ -204,45 +204,45 @@ Status Wal::Impl::apply_recovery(detail::RecoveryPlan& plan) {
         if (Status s = write_meta_locked(m); !s.ok()) return s;
         report_.redid_truncation = true;
     }
-    entries_ = std::move(plan.entries);
+    log_.entries = std::move(plan.entries);
     if (plan.fresh) {
         report_.created = true;
         detail::MetadataFile m = meta_;
         m.log_floor = std::max<std::uint64_t>(options_.initial_index, 1);
         if (Status s = write_meta_locked(m); !s.ok()) return s;
     }
-    floor_ = meta_.log_floor;
-    if (segments_.empty() || floor_ > plan.last + 1) {
+    log_.floor = meta_.log_floor;
+    if (log_.segments.empty() || log_.floor > plan.last + 1) {
         // A new log, or one whose records all lie below the floor (a reset
         // that crashed before creating its segment): start empty at the floor.
         std::vector<std::string> old;
-        for (const auto& seg : segments_) old.push_back(seg->name);
+        for (const auto& seg : log_.segments) old.push_back(seg->name);
         if (Status s = remove_files(old); !s.ok()) return s;
         report_.removed_segments += old.size();
-        segments_.clear();
-        entries_.clear();
-        const std::uint64_t start = std::max<std::uint64_t>(floor_, 1);
+        log_.segments.clear();
+        log_.entries.clear();
+        const std::uint64_t start = std::max<std::uint64_t>(log_.floor, 1);
         if (Status s = install_segment(start, 0); !s.ok()) return s;
-        phys_first_ = start;
-        last_ = start - 1;
+        log_.phys_first = start;
+        log_.last = start - 1;
     } else {
-        active_ = segments_.back();
-        phys_first_ = segments_.front()->first_index;
-        last_ = plan.last;
-        KEEL_ASSERT(entries_.size() == last_ + 1 - phys_first_, "one entry per record");
+        writer_.active = log_.segments.back();
+        log_.phys_first = log_.segments.front()->first_index;
+        log_.last = plan.last;
+        KEEL_ASSERT(log_.entries.size() == log_.last + 1 - log_.phys_first, "one entry per record");
         // The direct path continues a segment of its own layout; one the
         // buffered path wrote is closed and the log goes on in a new one.
-        if (Status s = ready_active_segment(last_ + 1); !s.ok()) return s;
+        if (Status s = ready_active_segment(log_.last + 1); !s.ok()) return s;
     }
-    floor_ = std::max(floor_, phys_first_);
-    submit_next_ = last_ + 1;
-    report_.segments = segments_.size();
-    report_.records = entries_.size();
+    log_.floor = std::max(log_.floor, log_.phys_first);
+    queue_.submit_next = log_.last + 1;
+    report_.segments = log_.segments.size();
+    report_.records = log_.entries.size();
     return Status();
 }
 
 Status Wal::Impl::sync_recovered() {
-    for (const auto& seg : segments_) {
+    for (const auto& seg : log_.segments) {
         if (Status s = seg->file->datasync(); !s.ok()) return s;
     }
     const std::string meta_path = dir_ + "/" + kMetadataFileName;

@@ -85,11 +85,11 @@ Status Wal::Impl::fill_segment_file(File& file) {
 // would compete with its own first writes for the disk to prepare a segment
 // it may need much later or never.  Flusher only.
 void Wal::Impl::request_next_segment() {
-    if (next_requested_ || !options_.preallocate || !background_.joinable()) return;
-    next_requested_ = true;
-    std::lock_guard lock(bg_mu_);
-    want_prepared_ = true;
-    bg_cv_.notify_all();
+    if (writer_.next_requested || !options_.preallocate || !background_.joinable()) return;
+    writer_.next_requested = true;
+    std::lock_guard lock(bg_.mu);
+    bg_.want_prepared = true;
+    bg_.cv.notify_all();
 }
 
 Result<std::shared_ptr<File>> Wal::Impl::take_prepared_file() {
@@ -105,19 +105,20 @@ Result<std::shared_ptr<File>> Wal::Impl::take_prepared_file() {
             if (!wait_for_space_retry()) return closing_while_waiting();
         }
     }
-    std::unique_lock lock(bg_mu_);
-    want_prepared_ = true;
-    bg_cv_.notify_all();
+    std::unique_lock lock(bg_.mu);
+    bg_.want_prepared = true;
+    bg_.cv.notify_all();
     // Without space the background thread retries (background_main); the
     // flusher waits for it, holding up this batch and the ones queued after.
-    bg_cv_.wait(lock,
-                [&] { return prepared_ != nullptr || !prepared_error_.ok() || closing_.load(); });
-    if (prepared_ == nullptr && prepared_error_.ok()) return closing_while_waiting();
-    if (!prepared_error_.ok()) return prepared_error_;
-    std::shared_ptr<File> file = std::move(prepared_);
-    prepared_.reset();
+    bg_.cv.wait(lock, [&] {
+        return bg_.prepared != nullptr || !bg_.prepared_error.ok() || bg_.closing.load();
+    });
+    if (bg_.prepared == nullptr && bg_.prepared_error.ok()) return closing_while_waiting();
+    if (!bg_.prepared_error.ok()) return bg_.prepared_error;
+    std::shared_ptr<File> file = std::move(bg_.prepared);
+    bg_.prepared.reset();
     // Not the next one yet: it would reuse the temp name we are about to rename.
-    want_prepared_ = false;
+    bg_.want_prepared = false;
     return file;
 }
 
@@ -127,9 +128,9 @@ Status Wal::Impl::closing_while_waiting() const {
 }
 
 bool Wal::Impl::wait_for_space_retry() {
-    std::unique_lock lock(bg_mu_);
-    return !bg_cv_.wait_for(lock, std::chrono::milliseconds(kNoSpaceRetryMs),
-                            [&] { return closing_.load(); });
+    std::unique_lock lock(bg_.mu);
+    return !bg_.cv.wait_for(lock, std::chrono::milliseconds(kNoSpaceRetryMs),
+                            [&] { return bg_.closing.load(); });
 }
 
 Status Wal::Impl::install_segment(std::uint64_t first_index, std::uint32_t start_crc) {
@@ -140,7 +141,7 @@ Status Wal::Impl::install_segment(std::uint64_t first_index, std::uint32_t start
     const bool direct = write_path_ == WritePath::direct;
     const std::uint32_t align = direct ? detail::kFlushAlignBytes : 0;
     // Layout version 4: records carry their group.
-    detail::SegmentHeader h{next_sequence_, first_index, start_crc, align, direct, true};
+    detail::SegmentHeader h{writer_.next_sequence, first_index, start_crc, align, direct, true};
     char header[detail::kSegmentHeaderBytes];
     detail::encode_segment_header(h, header);
     struct iovec iov {
@@ -148,7 +149,7 @@ Status Wal::Impl::install_segment(std::uint64_t first_index, std::uint32_t start
     };
     if (Status s = (*file)->pwritev(&iov, 1, 0); !s.ok()) return s;
     if (Status s = (*file)->datasync(); !s.ok()) return s;
-    const std::string name = detail::segment_file_name(next_sequence_, first_index);
+    const std::string name = detail::segment_file_name(writer_.next_sequence, first_index);
     if (Status s = fs_->rename(dir_ + "/" + detail::kPreallocName, dir_ + "/" + name); !s.ok())
         return s;
     if (Status s = fs_->sync_dir(dir_); !s.ok()) return s;
@@ -157,9 +158,9 @@ Status Wal::Impl::install_segment(std::uint64_t first_index, std::uint32_t start
     auto named = fs_->open(dir_ + "/" + name, OpenMode::read_write);
     if (!named.ok()) return named.status();
     file = std::shared_ptr<File>(std::move(*named));
-    next_requested_ = false;  // the one after: once this one is half full
+    writer_.next_requested = false;  // the one after: once this one is half full
     auto seg = std::make_shared<Segment>();
-    seg->sequence = next_sequence_;
+    seg->sequence = writer_.next_sequence;
     seg->first_index = first_index;
     seg->start_crc = start_crc;
     seg->flush_align_bytes = align;
@@ -171,12 +172,12 @@ Status Wal::Impl::install_segment(std::uint64_t first_index, std::uint32_t start
     seg->end_offset.store(detail::records_start(align));
     seg->last_crc = start_crc;
     if (Status s = attach_writer(*seg); !s.ok()) return s;
-    ++next_sequence_;
+    ++writer_.next_sequence;
     {
         std::lock_guard lock(state_mu_);
-        segments_.push_back(seg);
+        log_.segments.push_back(seg);
     }
-    active_ = std::move(seg);
+    writer_.active = std::move(seg);
     return Status();
 }
 
@@ -229,37 +230,37 @@ void Wal::Impl::delete_in_background(std::vector<std::string> names) {
         (void)remove_files(names);  // recovery redoes it on the next open if this fails
         return;
     }
-    std::lock_guard lock(bg_mu_);
-    to_delete_.insert(to_delete_.end(), names.begin(), names.end());
-    bg_cv_.notify_all();
+    std::lock_guard lock(bg_.mu);
+    bg_.to_delete.insert(bg_.to_delete.end(), names.begin(), names.end());
+    bg_.cv.notify_all();
 }
 
 void Wal::Impl::background_main() {
     using Clock = std::chrono::steady_clock;
-    std::unique_lock lock(bg_mu_);
+    std::unique_lock lock(bg_.mu);
     Clock::time_point retry_at{};  // after a no_space: when to try again
     for (;;) {
         auto preparation_due = [&] {
-            return want_prepared_ && prepared_ == nullptr && prepared_error_.ok() &&
+            return bg_.want_prepared && bg_.prepared == nullptr && bg_.prepared_error.ok() &&
                    Clock::now() >= retry_at;
         };
-        auto ready = [&] { return bg_stop_ || !to_delete_.empty() || preparation_due(); };
-        if (want_prepared_ && prepared_ == nullptr && prepared_error_.ok() &&
+        auto ready = [&] { return bg_.stop || !bg_.to_delete.empty() || preparation_due(); };
+        if (bg_.want_prepared && bg_.prepared == nullptr && bg_.prepared_error.ok() &&
             Clock::now() < retry_at) {
-            bg_cv_.wait_until(lock, retry_at, ready);
+            bg_.cv.wait_until(lock, retry_at, ready);
         } else {
-            bg_cv_.wait(lock, ready);
+            bg_.cv.wait(lock, ready);
         }
-        if (!to_delete_.empty()) {
-            std::vector<std::string> names = std::move(to_delete_);
-            to_delete_.clear();
+        if (!bg_.to_delete.empty()) {
+            std::vector<std::string> names = std::move(bg_.to_delete);
+            bg_.to_delete.clear();
             lock.unlock();
             // A failure leaves files below the durable floor; the next open deletes them.
             (void)remove_files(names);
             lock.lock();
             continue;
         }
-        if (bg_stop_) return;
+        if (bg_.stop) return;
         if (!preparation_due()) continue;  // woken early, the retry is not due
         lock.unlock();
         auto file = prepare_segment_file();
@@ -270,13 +271,13 @@ void Wal::Impl::background_main() {
                      !file.ok() && file.status().code() == ErrorCode::no_space);
         lock.lock();
         if (file.ok()) {
-            prepared_ = std::move(*file);
+            bg_.prepared = std::move(*file);
         } else if (file.status().code() == ErrorCode::no_space) {
             retry_at = Clock::now() + std::chrono::milliseconds(kNoSpaceRetryMs);
         } else {
-            prepared_error_ = file.status();
+            bg_.prepared_error = file.status();
         }
-        bg_cv_.notify_all();
+        bg_.cv.notify_all();
     }
 }
 

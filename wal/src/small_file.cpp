@@ -3,6 +3,7 @@
 
 #include <sys/uio.h>
 
+#include <fmt/format.h>
 #include <memory>
 
 namespace keel::wal {
@@ -54,9 +55,9 @@ Result<std::string> read_file(FileSystem& fs, const std::string& path, std::size
     auto size = (*file)->size();
     if (!size.ok()) return size.status();
     if (*size > max_bytes)
-        return Status(ErrorCode::corruption, path + " is " + std::to_string(*size) +
-                                                 " bytes, more than any valid one (" +
-                                                 std::to_string(max_bytes) + ")");
+        return Status(
+            ErrorCode::corruption,
+            fmt::format("{} is {} bytes, more than any valid one ({})", path, *size, max_bytes));
     std::string bytes(*size, '\0');
     auto n = (*file)->pread(bytes.data(), bytes.size(), 0);
     if (!n.ok()) return n.status();

@@ -17,12 +17,12 @@ namespace keel::wal {
 Status Wal::Impl::do_truncate(std::uint64_t index) {
     {
         std::lock_guard lock(state_mu_);
-        if (index >= last_) return Status();  // nothing durable above it
-        if (index + 1 < first_index_locked())
+        if (index >= log_.last) return Status();  // nothing durable above it
+        if (index + 1 < log_.first_index())
             return Status(ErrorCode::invalid_argument,
                           fmt::format("truncate_after({}) would cut below the first index {} "
                                       "(compacted meanwhile)",
-                                      index, first_index_locked()));
+                                      index, log_.first_index()));
     }
     // The commit point.  Out of space: nothing has changed yet; wait and
     // write it again (write_meta_retrying).
@@ -37,40 +37,40 @@ Status Wal::Impl::do_truncate(std::uint64_t index) {
     std::uint32_t crc = 0;
     {
         std::lock_guard lock(state_mu_);
-        while (segments_.size() > 1 && segments_.back()->first_index > index + 1) {
-            dropped.push_back(segments_.back()->name);
-            segments_.pop_back();
+        while (log_.segments.size() > 1 && log_.segments.back()->first_index > index + 1) {
+            dropped.push_back(log_.segments.back()->name);
+            log_.segments.pop_back();
         }
-        active_ = segments_.back();
-        if (index + 1 == active_->first_index) {
-            cut = detail::records_start(active_->flush_align_bytes);
-            crc = active_->start_crc;
+        writer_.active = log_.segments.back();
+        if (index + 1 == writer_.active->first_index) {
+            cut = detail::records_start(writer_.active->flush_align_bytes);
+            crc = writer_.active->start_crc;
         } else {
-            const detail::Entry& e = entries_[index - phys_first_];
-            cut = e.offset + detail::record_bytes(e.payload_bytes, active_->record_header_bytes);
+            const detail::Entry& e = log_.entries[index - log_.phys_first];
+            cut = e.offset +
+                  detail::record_bytes(e.payload_bytes, writer_.active->record_header_bytes);
             crc = e.crc;
         }
         // Which groups had the removed records is not known without reading
         // them: the groups keep their claim, as high as the cut (which only
         // ever delays a deletion), unless no record of the segment is left.
-        if (index + 1 == active_->first_index) {
-            active_->group_last.clear();
+        if (index + 1 == writer_.active->first_index) {
+            writer_.active->group_last.clear();
         } else {
-            for (auto& [group, last] : active_->group_last) last = std::min(last, index);
+            for (auto& [group, last] : writer_.active->group_last) last = std::min(last, index);
         }
-        entries_.resize(index + 1 - phys_first_);
-        last_ = index;
-        while (!cache_.empty() && cache_.back().index > index) {
-            cache_bytes_ -= cache_.back().payload.size() + sizeof(Record);
-            cache_.pop_back();
-        }
+        log_.entries.resize(index + 1 - log_.phys_first);
+        log_.last = index;
+        log_.uncache_after(index);
     }
     if (Status s = remove_files(dropped); !s.ok()) return s;
     // Everything after end_offset is already zero (preallocated, or zeroed
     // by recovery), so only the truncated records need zeroing.
-    if (Status s = zero_range(*active_->file, cut, active_->end_offset.load()); !s.ok()) return s;
-    active_->end_offset.store(cut);
-    active_->last_crc = crc;
+    if (Status s = zero_range(*writer_.active->file, cut, writer_.active->end_offset.load());
+        !s.ok())
+        return s;
+    writer_.active->end_offset.store(cut);
+    writer_.active->last_crc = crc;
     // Back in an older segment: the direct path may need its writer, or a
     // new segment if that one is of the buffered layout.  Still under the
     // fence, which voids nothing here (the new segment starts at index + 1).
@@ -92,16 +92,16 @@ Status Wal::Impl::do_reset(std::uint64_t next_index) {
     std::vector<std::string> dropped;
     {
         std::lock_guard lock(state_mu_);
-        for (const auto& seg : segments_) dropped.push_back(seg->name);
-        segments_.clear();
-        entries_.clear();
-        phys_first_ = next_index;
-        last_ = next_index - 1;
-        floor_ = next_index;
-        cache_.clear();
-        cache_bytes_ = 0;
+        for (const auto& seg : log_.segments) dropped.push_back(seg->name);
+        log_.segments.clear();
+        log_.entries.clear();
+        log_.phys_first = next_index;
+        log_.last = next_index - 1;
+        log_.floor = next_index;
+        log_.cache.clear();
+        log_.cache_bytes = 0;
     }
-    active_.reset();
+    writer_.active.reset();
     if (Status s = remove_files(dropped); !s.ok()) return s;
     // Waits for space if the disk is full (take_prepared_file).
     if (Status s = install_segment(next_index, 0); !s.ok()) return s;

@@ -22,29 +22,29 @@ Wal::Impl::Impl(std::string dir, Options options)
     : dir_(std::move(dir)),
       options_(options),
       fs_(options.fs != nullptr ? options.fs : default_file_system()) {
-    idle_spin_us_.store(options.idle_spin_us);
+    queue_.idle_spin_us.store(options.idle_spin_us);
 }
 
 Wal::Impl::~Impl() {
     {
         // A writer waiting for disk space gives up (its operations complete
         // with aborted).
-        std::lock_guard lock(bg_mu_);
-        closing_.store(true);
+        std::lock_guard lock(bg_.mu);
+        bg_.closing.store(true);
     }
-    bg_cv_.notify_all();
+    bg_.cv.notify_all();
     {
-        std::lock_guard lock(queue_mu_);
-        stopping_ = true;
-        queue_ready_.store(true);
+        std::lock_guard lock(queue_.mu);
+        queue_.stopping = true;
+        queue_.ready.store(true);
     }
-    queue_cv_.notify_all();
+    queue_.cv.notify_all();
     if (flusher_.joinable()) flusher_.join();
     {
-        std::lock_guard lock(bg_mu_);
-        bg_stop_ = true;
+        std::lock_guard lock(bg_.mu);
+        bg_.stop = true;
     }
-    bg_cv_.notify_all();
+    bg_.cv.notify_all();
     if (background_.joinable()) background_.join();
     if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
@@ -84,46 +84,44 @@ Status Wal::Impl::append(std::vector<Record> records, Callback done, Wal::Writer
     if (records.back().index > kMaxIndex)
         return Status(ErrorCode::invalid_argument, "index over 2^62");
     {
-        std::lock_guard lock(queue_mu_);
-        if (failed_.load()) return failed_status();
-        if (stopping_) return Status(ErrorCode::aborted, "the WAL is closing");
-        if (records[0].index != submit_next_)
+        std::lock_guard lock(queue_.mu);
+        if (failed()) return health_.failure();
+        if (queue_.stopping) return Status(ErrorCode::aborted, "the WAL is closing");
+        if (records[0].index != queue_.submit_next)
             return Status(ErrorCode::invalid_argument,
                           fmt::format("append at index {}, but the next index is {}",
-                                      records[0].index, submit_next_));
-        if (queued_bytes_ > 0 && queued_bytes_ + bytes > options_.max_queue_bytes)
+                                      records[0].index, queue_.submit_next));
+        if (queue_.queued_bytes > 0 && queue_.queued_bytes + bytes > options_.max_queue_bytes)
             return Status(ErrorCode::busy,
                           fmt::format("{} bytes already queued (Options::max_queue_bytes {})",
-                                      queued_bytes_, options_.max_queue_bytes));
-        submit_next_ = records.back().index + 1;
-        queued_bytes_ += bytes;
-        queue_.push_back(
+                                      queue_.queued_bytes, options_.max_queue_bytes));
+        queue_.submit_next = records.back().index + 1;
+        queue_.queued_bytes += bytes;
+        queue_.push_locked(
             detail::Op{detail::Op::Kind::append, std::move(records), 0, bytes, std::move(done)});
-        queue_ready_.store(true, std::memory_order_release);
     }
-    if (writer == Wal::Writer::flusher) queue_cv_.notify_one();
+    if (writer == Wal::Writer::flusher) queue_.cv.notify_one();
     return Status();
 }
 
 Status Wal::Impl::enqueue_truncate(std::uint64_t index, Callback done) {
     {
-        std::lock_guard lock(queue_mu_);
-        if (failed_.load()) return failed_status();
-        if (stopping_) return Status(ErrorCode::aborted, "the WAL is closing");
+        std::lock_guard lock(queue_.mu);
+        if (failed()) return health_.failure();
+        if (queue_.stopping) return Status(ErrorCode::aborted, "the WAL is closing");
         std::uint64_t first;
         {
             std::lock_guard state(state_mu_);
-            first = first_index_locked();
+            first = log_.first_index();
         }
         if (index + 1 < first)
             return Status(
                 ErrorCode::invalid_argument,
                 fmt::format("truncate_after({}) is below the first index {}", index, first));
-        submit_next_ = std::min(submit_next_, index + 1);
-        queue_.push_back(detail::Op{detail::Op::Kind::truncate, {}, index, 0, std::move(done)});
-        queue_ready_.store(true, std::memory_order_release);
+        queue_.submit_next = std::min(queue_.submit_next, index + 1);
+        queue_.push_locked(detail::Op{detail::Op::Kind::truncate, {}, index, 0, std::move(done)});
     }
-    queue_cv_.notify_one();
+    queue_.cv.notify_one();
     return Status();
 }
 
@@ -132,14 +130,13 @@ Status Wal::Impl::enqueue_reset(std::uint64_t next_index, Callback done) {
         return Status(ErrorCode::invalid_argument,
                       fmt::format("reset({}): the index must be in [1, 2^62]", next_index));
     {
-        std::lock_guard lock(queue_mu_);
-        if (failed_.load()) return failed_status();
-        if (stopping_) return Status(ErrorCode::aborted, "the WAL is closing");
-        submit_next_ = next_index;
-        queue_.push_back(detail::Op{detail::Op::Kind::reset, {}, next_index, 0, std::move(done)});
-        queue_ready_.store(true, std::memory_order_release);
+        std::lock_guard lock(queue_.mu);
+        if (failed()) return health_.failure();
+        if (queue_.stopping) return Status(ErrorCode::aborted, "the WAL is closing");
+        queue_.submit_next = next_index;
+        queue_.push_locked(detail::Op{detail::Op::Kind::reset, {}, next_index, 0, std::move(done)});
     }
-    queue_cv_.notify_one();
+    queue_.cv.notify_one();
     return Status();
 }
 
@@ -148,7 +145,7 @@ Status Wal::Impl::save_metadata(const Metadata& metadata) {
         return Status(ErrorCode::too_large,
                       fmt::format("metadata opaque blob of {} bytes is over the {}-byte limit",
                                   metadata.opaque.size(), kMaxMetadataOpaqueBytes));
-    if (failed()) return failed_status();
+    if (failed()) return health_.failure();
     std::lock_guard lock(meta_mu_);
     detail::MetadataFile m = meta_;
     m.metadata = metadata;
@@ -178,16 +175,7 @@ Status Wal::Impl::write_meta_retrying(const std::function<void(detail::MetadataF
 }
 
 void Wal::Impl::set_no_space(NoSpaceSource source, bool no_space) {
-    bool changed = false;
-    {
-        std::lock_guard lock(health_mu_);
-        (source == NoSpaceSource::preparation ? preparation_no_space_ : flusher_no_space_) =
-            no_space;
-        const bool now = preparation_no_space_ || flusher_no_space_;
-        changed = now != no_space_.load();
-        no_space_.store(now);
-    }
-    if (changed) notify_health();
+    if (health_.set_no_space(source, no_space)) notify_health();
 }
 
 void Wal::Impl::notify_health() const {
@@ -197,19 +185,6 @@ void Wal::Impl::notify_health() const {
 Metadata Wal::Impl::metadata() const {
     std::lock_guard lock(meta_mu_);
     return meta_.metadata;
-}
-
-std::uint64_t Wal::Impl::first_index_locked() const {
-    return std::min(std::max(floor_, phys_first_), last_ + 1);
-}
-
-const Wal::Impl::SegmentPtr& Wal::Impl::segment_for_locked(std::uint64_t index) const {
-    // The last segment whose first index is <= index.
-    auto it =
-        std::upper_bound(segments_.begin(), segments_.end(), index,
-                         [](std::uint64_t i, const auto& seg) { return i < seg->first_index; });
-    KEEL_ASSERT(it != segments_.begin(), "a durable index lies in some segment");
-    return *(it - 1);
 }
 
 Result<std::vector<Record>> Wal::Impl::read(std::uint64_t from, std::uint64_t to,
@@ -227,21 +202,21 @@ Result<std::vector<Record>> Wal::Impl::read(std::uint64_t from, std::uint64_t to
     std::vector<Location> disk;
     {
         std::lock_guard lock(state_mu_);
-        const std::uint64_t first = first_index_locked();
-        if (from < first || to > last_ + 1 || from > to)
+        const std::uint64_t first = log_.first_index();
+        if (from < first || to > log_.last + 1 || from > to)
             return Status(
                 ErrorCode::not_found,
-                fmt::format("read [{}, {}) outside the log [{}, {}]", from, to, first, last_));
-        const std::uint64_t cache_first = last_ + 1 - cache_.size();
+                fmt::format("read [{}, {}) outside the log [{}, {}]", from, to, first, log_.last));
+        const std::uint64_t cache_first = log_.cache_first();
         std::uint64_t bytes = 0;
         for (std::uint64_t i = from; i < to; ++i) {
-            const detail::Entry& e = entries_[i - phys_first_];
+            const detail::Entry& e = log_.entries[i - log_.phys_first];
             if (i > from && bytes + e.payload_bytes > max_bytes) break;
             bytes += e.payload_bytes;
             if (i >= cache_first) {
-                out.push_back(cache_[i - cache_first]);
+                out.push_back(log_.cache[i - cache_first]);
             } else {
-                const SegmentPtr& seg = segment_for_locked(i);
+                const SegmentPtr& seg = log_.segment_for(i);
                 disk.push_back(Location{i, e.term, e.offset, e.payload_bytes, e.crc, seg->file,
                                         seg->record_header_bytes});
                 out.emplace_back();
@@ -261,7 +236,7 @@ Result<std::vector<Record>> Wal::Impl::read(std::uint64_t from, std::uint64_t to
         if (*got != n || h.index != loc.index || h.crc != loc.crc ||
             detail::record_crc(buf.data(), n, h.prev_crc) != h.crc) {
             std::lock_guard lock(state_mu_);
-            if (loc.index > last_ || loc.index < first_index_locked())
+            if (loc.index > log_.last || loc.index < log_.first_index())
                 return Status(ErrorCode::not_found,
                               fmt::format("record {} was truncated or compacted while being read",
                                           loc.index));
@@ -278,45 +253,45 @@ Result<std::vector<Record>> Wal::Impl::read(std::uint64_t from, std::uint64_t to
 
 std::uint64_t Wal::Impl::reclaimable_from() const {
     std::lock_guard lock(state_mu_);
-    return segments_.size() > 1 ? segments_[1]->first_index : 0;
+    return log_.segments.size() > 1 ? log_.segments[1]->first_index : 0;
 }
 
 std::uint64_t Wal::Impl::first_index() const {
     std::lock_guard lock(state_mu_);
-    return first_index_locked();
+    return log_.first_index();
 }
 
 std::uint64_t Wal::Impl::last_index() const {
     std::lock_guard lock(state_mu_);
-    return last_;
+    return log_.last;
 }
 
 std::uint64_t Wal::Impl::next_index() const {
-    std::lock_guard lock(queue_mu_);
-    return submit_next_;
+    std::lock_guard lock(queue_.mu);
+    return queue_.submit_next;
 }
 
 Result<std::uint64_t> Wal::Impl::term_at(std::uint64_t index) const {
     std::lock_guard lock(state_mu_);
-    if (index < first_index_locked() || index > last_)
+    if (index < log_.first_index() || index > log_.last)
         return Status(ErrorCode::not_found, fmt::format("no record {} in the log", index));
-    return entries_[index - phys_first_].term;
+    return log_.entries[index - log_.phys_first].term;
 }
 
 Stats Wal::Impl::stats() const {
     Stats s;
     {
         std::lock_guard lock(state_mu_);
-        s.segments = segments_.size();
-        for (const auto& seg : segments_) s.disk_bytes += seg->end_offset.load();
+        s.segments = log_.segments.size();
+        for (const auto& seg : log_.segments) s.disk_bytes += seg->end_offset.load();
     }
-    s.fsyncs = fsyncs_.load();
-    s.batches = batches_.load();
-    s.records_written = records_written_.load();
-    s.bytes_written = bytes_written_.load();
+    s.fsyncs = counters_.fsyncs.load();
+    s.batches = counters_.batches.load();
+    s.records_written = counters_.records_written.load();
+    s.bytes_written = counters_.bytes_written.load();
     {
-        std::lock_guard lock(bg_mu_);
-        s.next_segment_ready = prepared_ != nullptr;
+        std::lock_guard lock(bg_.mu);
+        s.next_segment_ready = bg_.prepared != nullptr;
     }
     return s;
 }

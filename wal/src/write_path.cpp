@@ -53,10 +53,11 @@ Status Wal::Impl::attach_writer(Segment& seg) {
 }
 
 Status Wal::Impl::ready_active_segment(std::uint64_t next_index) {
-    if (write_path_ != WritePath::direct || active_->direct != nullptr) return Status();
-    const std::uint32_t align = active_->flush_align_bytes;
-    if (active_->batch_headers && align % kDirectIoAlignBytes == 0) return attach_writer(*active_);
-    return install_segment(next_index, active_->last_crc);
+    if (write_path_ != WritePath::direct || writer_.active->direct != nullptr) return Status();
+    const std::uint32_t align = writer_.active->flush_align_bytes;
+    if (writer_.active->batch_headers && align % kDirectIoAlignBytes == 0)
+        return attach_writer(*writer_.active);
+    return install_segment(next_index, writer_.active->last_crc);
 }
 
 }  // namespace keel::wal
