@@ -1,6 +1,7 @@
 // Quiescence end to end (NodeOptions::quiesce; docs/groups.md, "Quiescence
 // and liveness"): three processes, each one runtime::ProcessServices with
-// three groups over tests/common/memory_transport.hpp.  Once every group has
+// three groups over tests/common/memory_transport.hpp, or over keel's TCP
+// transport on loopback.  Once every group has
 // written and gone quiet, nothing but the liveness pings crosses the
 // network and no group is ticked, however many more process timer
 // intervals pass: the groups' tick and message counters stay flat while the
@@ -17,8 +18,10 @@
 
 #include "../common/memory_transport.hpp"
 #include "cluster_support.hpp"
+#include "runtime/peer_transport.hpp"
 #include "runtime/process_services.hpp"
 #include "runtime/replica.hpp"
+#include "transport/cluster_id.hpp"
 #include "transport/codec.hpp"
 
 using namespace keel;
@@ -40,14 +43,18 @@ struct Process {
     std::map<GroupId, std::unique_ptr<runtime::Replica>> groups;
 };
 
+enum class Wire { memory, tcp };
+
 class QuietCluster {
 public:
-    QuietCluster() {
+    explicit QuietCluster(Wire wire = Wire::memory) : wire_(wire) {
         net_.deliver = false;  // until every group of every process is open
         for (NodeId id : kProcesses) {
             MemberSpec m;
             m.id = id;
-            m.raft_address = "memory:" + std::to_string(id);
+            m.raft_address = wire == Wire::memory
+                                 ? "memory:" + std::to_string(id)
+                                 : "127.0.0.1:" + std::to_string(keel::test::free_port());
             members_.push_back(m);
         }
         for (NodeId id : kProcesses) {
@@ -58,7 +65,16 @@ public:
                 std::lock_guard lock(mu_);
                 ++rejections_[{id, std::string(reason)}];
             };
-            REQUIRE(p.services->start_transport(p.endpoint, count).ok());
+            std::shared_ptr<Transport> transport = p.endpoint;
+            if (wire == Wire::tcp) {
+                auto cid = transport::ClusterId::parse_hex(cluster_id_);
+                REQUIRE(cid.ok());
+                auto tcp = runtime::make_process_transport(p.services->io(), options(id, 0), *cid,
+                                                           members_[id - 1].raft_address, {});
+                REQUIRE(tcp.ok());
+                transport = *tcp;
+            }
+            REQUIRE(p.services->start_transport(transport, count).ok());
             p.services->start_io();
             for (GroupId g : kGroups) open(id, g);
         }
@@ -68,8 +84,7 @@ public:
         for (auto& [id, p] : processes_) stop(id);
     }
 
-    void open(NodeId id, GroupId g) {
-        Process& p = processes_.at(id);
+    NodeOptions options(NodeId id, GroupId g) {
         NodeOptions o;
         o.id = id;
         o.data_dir = dir_.path() + "/node-" + std::to_string(id) + "/group-" + std::to_string(g);
@@ -79,7 +94,14 @@ public:
         o.election_timeout_min_ms = 100;
         o.election_timeout_max_ms = 200;
         o.quiesce = true;
-        o.transport = p.endpoint;
+        if (wire_ == Wire::memory) o.transport = processes_.at(id).endpoint;
+        if (wire_ == Wire::tcp) o.listen_address = members_[id - 1].raft_address;
+        return o;
+    }
+
+    void open(NodeId id, GroupId g) {
+        Process& p = processes_.at(id);
+        const NodeOptions o = options(id, g);
         p.sms[g] = std::make_shared<RecordingStateMachine>();
         auto r = runtime::Replica::open_group(o, p.sms[g], *p.services, g);
         REQUIRE(r.ok());
@@ -151,11 +173,12 @@ public:
         for (NodeId id : kProcesses)
             if (running(id))
                 for (GroupId g : kGroups) c.ticks[{id, g}] = group(id, g).status().timer_wakeups;
-        for (GroupId g : kGroups) c.buffers[g] = net_.delivered_in(g);
+        for (GroupId g : kGroups) c.buffers[g] = net_.delivered_in(g);  // 0 over TCP
         return c;
     }
 
 private:
+    const Wire wire_;
     MemoryNetwork net_;  // outlives the processes
     keel::test::TempDir dir_;
     std::vector<MemberSpec> members_;
@@ -169,7 +192,9 @@ private:
 
 TEST_CASE("quiescent groups cost no tick and no message; a dead leader's process is noticed",
           "[runtime][quiescence]") {
-    QuietCluster c;
+    const Wire wire = GENERATE(Wire::memory, Wire::tcp);
+    INFO((wire == Wire::memory ? "memory transport" : "TCP transport"));
+    QuietCluster c(wire);
     for (GroupId g : kGroups) REQUIRE(c.propose(g, "warm-" + std::to_string(g)));
 
     // Warm-up: every replica of every group goes quiet.
@@ -200,7 +225,7 @@ TEST_CASE("quiescent groups cost no tick and no message; a dead leader's process
         CHECK(sent > 0);
         CHECK(sent <= 2 * (rounds + 1));
     }
-    CHECK(c.net().delivered_in(runtime::kLivenessGroup) > 0);
+    if (wire == Wire::memory) CHECK(c.net().delivered_in(runtime::kLivenessGroup) > 0);
 
     // The process leading group 0 stops.  Its peers' liveness declares it
     // down; the quiescent followers of every group it led campaign.
