@@ -170,9 +170,7 @@ struct Message {
 
     std::uint64_t context = 0;
     bool transfer = false;
-    // Only on a heartbeat: the group goes quiet (Options::quiesce).  Not on
-    // the TCP wire yet (lib/transport encodes no such field): a runtime
-    // that turns quiescence on must carry it.
+    // Only on a heartbeat: the group goes quiet (Options::quiesce).
     bool quiesce = false;
     std::optional<SnapshotMeta> snapshot;
 

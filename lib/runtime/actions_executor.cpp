@@ -191,6 +191,7 @@ void Replica::shutdown_on_io() {
     *io_closed_ = true;
     ticker_->close();
     no_space_ticker_->close();
+    services_.liveness().detach(group_);
     if (transport_) transport_->stop();
     std::vector<InboxProposal> inbox;
     inbox_.take(inbox);
@@ -212,9 +213,15 @@ void Replica::shutdown_on_io() {
 }
 
 void Replica::set_ticker_needed(bool needed) {
-    if (needed == inline_.cluster_mode()) return;
-    inline_.set_cluster_mode(needed);
-    log_->wal().set_idle_spin_us(needed ? 0 : kSingleModeFlusherSpinUs);
+    // A quiescent group needs no tick but still has other members: the
+    // mode (inline policy, flusher spin) stays the cluster's.
+    const bool cluster = needed || (!locked_.failed && core_->quiescent());
+    if (cluster != inline_.cluster_mode()) {
+        inline_.set_cluster_mode(cluster);
+        log_->wal().set_idle_spin_us(cluster ? 0 : kSingleModeFlusherSpinUs);
+    }
+    if (needed == locked_.ticks_needed) return;
+    locked_.ticks_needed = needed;
     to_io([this, needed] { ticker_->set_needed(needed); });
 }
 

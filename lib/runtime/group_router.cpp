@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 #include "keel/assert.hpp"
+#include "runtime/process_liveness.hpp"
 
 namespace keel::runtime {
 
@@ -84,6 +85,9 @@ std::shared_ptr<Transport> GroupRouter::link(GroupId group) {
 }
 
 Status GroupRouter::attach(GroupId group, TransportSink& sink) {
+    if (group == kLivenessGroup)
+        return Status(ErrorCode::invalid_argument,
+                      "group " + std::to_string(group) + " is reserved for the process's liveness");
     MutexLock lock(mu_);
     if (slots_.count(group) != 0)
         return Status(ErrorCode::invalid_argument,
@@ -120,6 +124,7 @@ void GroupRouter::detach(GroupId group) {
         }
     }
     for (NodeId id : gone) transport_->remove_peer(id);
+    if (!gone.empty() && liveness_ != nullptr) liveness_->peers_changed();
 }
 
 template <typename Deliver>
@@ -149,16 +154,48 @@ Status GroupRouter::refuse_unknown(GroupId group, NodeId from) {
     unknown_group_.fetch_add(1);
     const std::string detail = fmt::format(
         "bytes from node {} for group {}, which this process does not serve", from, group);
-    if (on_rejected_) on_rejected_(kRejectedUnknownGroup, detail);
+    report_rejection(kRejectedUnknownGroup, detail);
     return Status(ErrorCode::invalid_argument, detail);
 }
 
+void GroupRouter::report_rejection(std::string_view reason, std::string_view detail) {
+    if (on_rejected_) on_rejected_(reason, detail);
+}
+
+void GroupRouter::send_process(GroupId group, NodeId to, std::string bytes) {
+    transport_->send(group, to, std::move(bytes));
+}
+
+std::set<NodeId> GroupRouter::peer_ids() const {
+    std::set<NodeId> out;
+    MutexLock lock(peers_mu_);
+    for (const auto& [id, peer] : peers_) out.insert(out.end(), id);
+    return out;
+}
+
+bool GroupRouter::has_peers() const {
+    MutexLock lock(peers_mu_);
+    return !peers_.empty();
+}
+
+std::vector<GroupId> GroupRouter::groups_with(NodeId peer) const {
+    MutexLock lock(peers_mu_);
+    auto it = peers_.find(peer);
+    if (it == peers_.end()) return {};
+    return std::vector<GroupId>(it->second.groups.begin(), it->second.groups.end());
+}
+
 Status GroupRouter::on_messages(GroupId group, NodeId from, std::string_view bytes) {
+    if (liveness_ != nullptr) {
+        if (group == kLivenessGroup) return liveness_->on_ping(from, bytes);
+        liveness_->heard(from);
+    }
     return dispatch(group, from, true,
                     [&](TransportSink& s) { return s.on_messages(group, from, bytes); });
 }
 
 Status GroupRouter::on_snapshot_chunk(GroupId group, NodeId from, std::string_view bytes) {
+    if (liveness_ != nullptr) liveness_->heard(from);
     return dispatch(group, from, true,
                     [&](TransportSink& s) { return s.on_snapshot_chunk(group, from, bytes); });
 }
@@ -187,6 +224,7 @@ void GroupRouter::set_peer(GroupId group, NodeId id, const std::string& address)
         it->second.address = address;
     }
     if (tell) transport_->set_peer(id, address);
+    if (tell && liveness_ != nullptr) liveness_->peers_changed();
 }
 
 void GroupRouter::remove_peer(GroupId group, NodeId id) {
@@ -199,6 +237,7 @@ void GroupRouter::remove_peer(GroupId group, NodeId id) {
         peers_.erase(it);
     }
     transport_->remove_peer(id);
+    if (liveness_ != nullptr) liveness_->peers_changed();
 }
 
 }  // namespace keel::runtime

@@ -11,6 +11,11 @@
 // answered with an error Status).  Nothing a peer sends reaches an
 // assertion.
 //
+// The process's own traffic: a delivery on kLivenessGroup (reserved; no
+// group may attach to it) is a liveness ping, handed to the process's
+// liveness (process_liveness.hpp), and every delivery tells it that its
+// sender was heard.
+//
 // Outbound: a link sends under its own group id.  Peers are the process's,
 // not a group's: the transport is told about a member while at least one
 // group has it (the last group's address wins), and told to forget it when
@@ -34,11 +39,14 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "keel/transport.hpp"
 #include "runtime/thread_annotations.hpp"
 
 namespace keel::runtime {
+
+class ProcessLiveness;
 
 // Bytes for a group this process does not serve.
 inline constexpr std::string_view kRejectedUnknownGroup = "unknown_group";
@@ -68,6 +76,19 @@ public:
     // removes the members no other group has.
     // REQUIRES: started().  The router outlives the link.
     std::shared_ptr<Transport> link(GroupId group);
+
+    // Where liveness pings go and whom deliveries tell (never null once set).
+    // Before start().
+    void set_liveness(ProcessLiveness* liveness) { liveness_ = liveness; }
+    // The process's own send (the liveness ping), on `group` (I/O thread).
+    void send_process(GroupId group, NodeId to, std::string bytes);
+    // Counts a refusal of the process's own input like the router's (any thread).
+    void report_rejection(std::string_view reason, std::string_view detail);
+    // The peer processes some group has as a member, and the groups that
+    // have `peer` (any thread).
+    std::set<NodeId> peer_ids() const EXCLUDES(peers_mu_);
+    bool has_peers() const EXCLUDES(peers_mu_);
+    std::vector<GroupId> groups_with(NodeId peer) const EXCLUDES(peers_mu_);
 
     // Deliveries refused as kRejectedUnknownGroup (any thread).
     std::uint64_t unknown_group_deliveries() const { return unknown_group_.load(); }
@@ -103,6 +124,7 @@ private:
 
     std::shared_ptr<Transport> transport_;  // set by start(), before any delivery
     RejectionHook on_rejected_;
+    ProcessLiveness* liveness_ = nullptr;  // set before start()
     bool stopped_ = false;
 
     Mutex mu_;
@@ -110,7 +132,7 @@ private:
     std::map<GroupId, Slot> slots_ GUARDED_BY(mu_);
     std::set<GroupId> departed_ GUARDED_BY(mu_);
 
-    Mutex peers_mu_;
+    mutable Mutex peers_mu_;
     std::map<NodeId, Peer> peers_ GUARDED_BY(peers_mu_);
 
     std::atomic<std::uint64_t> unknown_group_{0};

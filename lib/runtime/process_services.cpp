@@ -18,7 +18,9 @@ struct ProcessServices::WorkGuard {
 };
 
 ProcessServices::ProcessServices()
-    : io_(std::make_unique<boost::asio::io_context>(1)), work_(std::make_unique<WorkGuard>(*io_)) {}
+    : io_(std::make_unique<boost::asio::io_context>(1)), work_(std::make_unique<WorkGuard>(*io_)) {
+    router_.set_liveness(&liveness_);
+}
 
 ProcessServices::~ProcessServices() {
     stop();

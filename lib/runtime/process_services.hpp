@@ -3,7 +3,9 @@
 // every group's timers run on it), the ordered outbox of work for that
 // thread, the background thread (snapshot files, log compaction, checking
 // received snapshots), and the transport with its demultiplexer by GroupId
-// (group_router.hpp).  None of it knows Raft.  A group (replica.hpp) is
+// (group_router.hpp), the one tick timer every group shares
+// (process_clock.hpp), and the host liveness of quiescent groups
+// (process_liveness.hpp).  None of it knows Raft.  A group (replica.hpp) is
 // handed these services and its GroupId and owns none of them; keel::Node
 // is one ProcessServices with one group, 0 (single_group_node.hpp).  Each
 // group's WAL flusher belongs to its WAL.
@@ -16,7 +18,8 @@
 // time, whatever the number of groups.
 //
 // Owns: the io_context and the I/O thread, the outbox, the background
-// worker, the router (and through it the transport).  Outlives its groups.
+// worker, the router (and through it the transport), the clock, the
+// liveness.  Outlives its groups.
 // Threads: post, to_io, flush_outbox and if_outbox_idle from any thread;
 // run_outbox on the I/O thread; start_transport, start_io and stop from a
 // thread that is not the I/O thread.
@@ -29,6 +32,8 @@
 
 #include "runtime/background_worker.hpp"
 #include "runtime/group_router.hpp"
+#include "runtime/process_clock.hpp"
+#include "runtime/process_liveness.hpp"
 #include "runtime/thread_annotations.hpp"
 
 namespace boost::asio {
@@ -62,6 +67,10 @@ public:
     GroupRouter& router() { return router_; }
 
     BackgroundWorker& background() { return background_; }
+    // The one tick timer of the process: every group subscribes.
+    ProcessClock& clock() { return clock_; }
+    // Which peer processes are alive (groups with quiescence on enable it).
+    ProcessLiveness& liveness() { return liveness_; }
 
     // Stops the transport (on the I/O thread), then the I/O thread (work
     // queued and not run is dropped), then the background thread (what is
@@ -103,6 +112,8 @@ private:
     std::thread::id io_thread_id_;
     BackgroundWorker background_;
     GroupRouter router_;
+    ProcessClock clock_{*io_};
+    ProcessLiveness liveness_{router_, clock_};
     bool stopped_ = false;
 
     Mutex mu_;

@@ -48,6 +48,7 @@ raft::Options core_options(const NodeOptions& o) {
                  static_cast<int>(o.election_timeout_max_ms / o.heartbeat_interval_ms));
     c.pre_vote = o.pre_vote;
     c.check_quorum = o.check_quorum;
+    c.quiesce = o.quiesce;
     c.max_proposal_bytes = o.max_entry_bytes;
     c.snapshot_trailing_entries = o.snapshot_trailing_entries;
     c.random_seed =
@@ -160,9 +161,19 @@ Status Replica::start(wal::FileSystem* fs, bool open_process_transport) {
     board_.set_cluster_id(rec.cluster_id.hex());
     core_ = std::make_unique<raft::Core>(core_options(options_), std::move(rec.state));
 
-    ticker_ = std::make_unique<Ticker>(
-        services_.io(), std::chrono::milliseconds(options_.heartbeat_interval_ms),
+    // The process's one timer ticks this group while its core needs it.
+    auto ticks = services_.clock().subscribe(
+        std::chrono::milliseconds(options_.heartbeat_interval_ms),
         [this] { with_core([this]() REQUIRES(core_lock_) { on_tick(); }); });
+    if (!ticks.ok()) return ticks.status();
+    ticker_ = std::move(ticks.value());
+    if (options_.quiesce) {
+        if (Status s = services_.liveness().enable(
+                options_.id, std::chrono::milliseconds(options_.heartbeat_interval_ms),
+                std::uint64_t{options_.election_timeout_max_ms} * 1000);
+            !s.ok())
+            return s;
+    }
     no_space_ticker_ = std::make_unique<Ticker>(
         services_.io(), std::chrono::milliseconds(kNoSpaceRetryMs),
         [this] { with_core([this]() REQUIRES(core_lock_) { on_no_space_tick(); }); });
@@ -193,6 +204,14 @@ Status Replica::start(wal::FileSystem* fs, bool open_process_transport) {
     }
 
     publish_status();
+    // The host's verdict on a peer process (process_liveness.hpp).
+    services_.liveness().attach(group_, [this](raft::NodeId peer) {
+        with_core([this, peer]() REQUIRES(core_lock_) {
+            if (halted()) return;
+            core_->peer_down(peer);
+            run_core();
+        });
+    });
     apply_->start();
     if (!services_.io_started()) services_.start_io();
     lifecycle_.store(Lifecycle::running);

@@ -322,7 +322,8 @@ private:
     std::unique_ptr<SnapshotStore> snapshots_;
     std::unique_ptr<raft::Core> core_ PT_GUARDED_BY(core_lock_);
     std::unique_ptr<ApplyWorker> apply_;
-    std::unique_ptr<Ticker> ticker_;
+    // This group's place on the process's one timer (process_clock.hpp).
+    std::unique_ptr<ProcessClock::Subscription> ticker_;
     // Armed while the no_space alarm is up (on_no_space_tick).  I/O thread.
     std::unique_ptr<Ticker> no_space_ticker_;
     std::unique_ptr<PeerTransport> transport_;
@@ -353,6 +354,7 @@ private:
         std::map<raft::NodeId, raft::Index> outgoing_snapshot;  // peer -> index being sent
         std::optional<PendingTransfer> transfer;
         raft::Role role = raft::Role::follower;
+        bool ticks_needed = false;  // as last handed to ticker_
         bool failed = false;
         // Reused: the next batch's entries to persist and to apply, and the
         // proposals taken from the inbox.

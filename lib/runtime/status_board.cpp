@@ -27,7 +27,9 @@ void StatusBoard::publish(const raft::Core& core) {
     status_.commit_index = core.commit_index();
     status_.first_index = core.first_index();
     status_.last_index = core.last_index();
-    status_.mode = core.needs_ticks() ? Mode::cluster : Mode::single;
+    // A quiescent group still has other members: it is not single.
+    status_.mode = core.needs_ticks() || core.quiescent() ? Mode::cluster : Mode::single;
+    status_.quiescent = core.quiescent();
     for (MemberStatus& m : status_.members) m.match_index = 0;
     if (core.role() == raft::Role::leader && status_.members.size() > 1) {
         for (const raft::PeerProgress& p : core.progress())

@@ -27,7 +27,7 @@
 //
 //   message:       u8 type, u64 from, u64 to, u64 term, u64 log_index, u64 log_term,
 //                  u64 commit, u64 index, u8 reject, u64 hint_index, u64 hint_term,
-//                  u64 context, u8 transfer, u32 entry_count, entries,
+//                  u64 context, u8 transfer, u8 quiesce, u32 entry_count, entries,
 //                  u8 has_snapshot, [snapshot_meta if has_snapshot == 1]
 //   entry:         u64 term, u64 index, u8 type, u32 data_len, data
 //   snapshot_meta: u64 index, u64 term, u32 member_count, members in increasing id order
@@ -56,7 +56,9 @@ namespace keel::transport {
 // 3: the hello carries the sender's Raft address (a joiner answers a leader
 //    it knows nothing else about).
 // 4: messages and snapshot chunk frames carry their Raft group id.
-inline constexpr std::uint8_t kWireVersion = 4;
+// 5: a message carries the quiesce flag (raft::Message::quiesce), and the
+//    process liveness ping travels on kLivenessGroup.
+inline constexpr std::uint8_t kWireVersion = 5;
 
 // Bytes of the u32 length prefix, and of the smallest possible frame body
 // (version + kind + crc with an empty payload).

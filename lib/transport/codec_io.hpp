@@ -20,7 +20,7 @@
 namespace keel::transport::codec_io {
 
 // Fixed sizes of the parts of a frame (see codec.hpp).
-inline constexpr std::size_t kMessageFixedBytes = 1 + 8 * 7 + 1 + 8 * 3 + 1 + 4 + 1;
+inline constexpr std::size_t kMessageFixedBytes = 1 + 8 * 7 + 1 + 8 * 3 + 1 + 1 + 4 + 1;
 inline constexpr std::size_t kEntryFixedBytes = 8 + 8 + 1 + 4;
 inline constexpr std::size_t kSnapshotMetaFixedBytes = 8 + 8 + 4;
 inline constexpr std::size_t kMemberFixedBytes = 8 + 1 + 4;

@@ -123,6 +123,7 @@ void write_message(Writer& w, const raft::Message& m) {
     w.u64(m.hint_term);
     w.u64(m.context);
     w.boolean(m.transfer);
+    w.boolean(m.quiesce);
     w.u32(static_cast<std::uint32_t>(m.entries.size()));
     for (const auto& e : m.entries) {
         w.u64(e.term);
@@ -165,6 +166,7 @@ Status read_message(Reader& r, raft::Message& m, const CodecLimits& limits) {
     KEEL_CODEC_TRY(r.u64(m.hint_term, "message hint_term"));
     KEEL_CODEC_TRY(r.u64(m.context, "message context"));
     KEEL_CODEC_TRY(r.boolean(m.transfer, "message transfer flag"));
+    KEEL_CODEC_TRY(r.boolean(m.quiesce, "message quiesce flag"));
     std::uint32_t n = 0;
     KEEL_CODEC_TRY(r.count(n, limits.entries_per_message_max, kEntryFixedBytes, "entry count"));
     m.entries.resize(n);

@@ -130,6 +130,12 @@ public:
     std::atomic<std::uint64_t> snapshots_done{0};    // streams ended delivered
     std::atomic<std::uint64_t> snapshots_failed{0};  // streams aborted
     std::atomic<std::uint64_t> refused{0};           // sink calls answered with an error
+    // Buffers delivered under `group` (monotonic).
+    std::uint64_t delivered_in(GroupId group) {
+        std::lock_guard lock(mu_);
+        auto it = delivered_by_group_.find(group);
+        return it == delivered_by_group_.end() ? 0 : it->second;
+    }
 
 private:
     struct Job {
@@ -193,6 +199,8 @@ private:
         });
         if (!delivered) return report_unreachable(job);
         ++buffers_delivered;
+        std::lock_guard lock(mu_);
+        ++delivered_by_group_[job.group];
     }
 
     void stream_one_chunk(Job job) {
@@ -226,6 +234,7 @@ private:
     std::deque<Job> queue_;
     std::map<NodeId, std::weak_ptr<Endpoint>> endpoints_;
     std::set<std::pair<NodeId, NodeId>> cut_;
+    std::map<GroupId, std::uint64_t> delivered_by_group_;
     bool closing_ = false;
     std::thread thread_;  // last: started when everything above exists
 };

@@ -52,7 +52,7 @@ def crc32c(data):
     return c ^ 0xFFFFFFFF
 
 
-WIRE_VERSION = 4  # transport::kWireVersion
+WIRE_VERSION = 5  # transport::kWireVersion
 
 
 def frame(kind, payload, version=WIRE_VERSION):
@@ -73,11 +73,13 @@ def peer_hello(node_id, to_node, address=b""):
 
 
 def message(type_, frm, to, term, log_index=0, log_term=0, commit=0, index=0, reject=False,
-            hint_index=0, hint_term=0, context=0, transfer=False, entries=(), snapshot=None):
+            hint_index=0, hint_term=0, context=0, transfer=False, quiesce=False, entries=(),
+            snapshot=None):
     """One raft::Message.  entries: (term, index, type, data) tuples; snapshot:
     (index, term, [(id, voter, context)])."""
-    out = struct.pack("<BQQQQQQQBQQQB", type_, frm, to, term, log_index, log_term, commit,
-                      index, int(reject), hint_index, hint_term, context, int(transfer))
+    out = struct.pack("<BQQQQQQQBQQQBB", type_, frm, to, term, log_index, log_term, commit,
+                      index, int(reject), hint_index, hint_term, context, int(transfer),
+                      int(quiesce))
     out += struct.pack("<I", len(entries))
     for e_term, e_index, e_type, data in entries:
         out += struct.pack("<QQBI", e_term, e_index, e_type, len(data)) + data

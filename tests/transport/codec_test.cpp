@@ -58,6 +58,27 @@ TEST_CASE("every message type round-trips with every field set", "[transport][co
     }
 }
 
+TEST_CASE("the quiesce flag of a heartbeat round-trips, set and clear", "[transport][codec]") {
+    raft::Message quiet;
+    quiet.type = raft::MessageType::heartbeat;
+    quiet.from = 1;
+    quiet.to = 2;
+    quiet.term = 3;
+    quiet.log_index = 9;  // the leader's last entry, which the follower must hold
+    quiet.log_term = 3;
+    quiet.commit = 9;
+    quiet.context = 4;
+    quiet.quiesce = true;
+    raft::Message plain = quiet;
+    plain.quiesce = false;
+    const MessageBatch batch = decode_batch(encode_ok({quiet, plain}));
+    REQUIRE(batch.messages.size() == 2);
+    CHECK(batch.messages[0].quiesce);
+    CHECK(batch.messages[0] == quiet);
+    CHECK_FALSE(batch.messages[1].quiesce);
+    CHECK(batch.messages[1] == plain);
+}
+
 TEST_CASE("a batch of many messages round-trips in order", "[transport][codec]") {
     auto messages = sample_messages_of_every_type();
     raft::Message plain;  // all defaults, no entries, no snapshot
@@ -206,7 +227,7 @@ TEST_CASE("decoding errors name what failed and where", "[transport][codec]") {
         std::string payload = one_frame.substr(6, one_frame.size() - 10);
         // Cut one byte into the entry's data: group(8) + count(4) + message
         // fixed part up to the entry count + entry header.
-        std::size_t data_at = 8 + 4 + (1 + 8 * 7 + 1 + 8 * 3 + 1 + 4) + (8 + 8 + 1 + 4);
+        std::size_t data_at = 8 + 4 + (1 + 8 * 7 + 1 + 8 * 3 + 1 + 1 + 4) + (8 + 8 + 1 + 4);
         payload.resize(data_at + 1);
         Result<Frame> r = decode_frame(seal_frame(uint8_t(FrameKind::messages), payload), {});
         REQUIRE_FALSE(r.ok());
@@ -225,6 +246,16 @@ TEST_CASE("decoding errors name what failed and where", "[transport][codec]") {
         Result<Frame> r = decode_frame(seal_frame(uint8_t(FrameKind::messages), payload), {});
         REQUIRE_FALSE(r.ok());
         CHECK(contains(r.status().message(), "bad message reject flag 2"));
+    }
+    SECTION("a quiesce flag that is neither 0 nor 1") {
+        std::string payload = frame.substr(6, frame.size() - 10);
+        const std::size_t quiesce_at = 8 + 4 + 1 + 8 * 7 + 1 + 8 * 3 + 1;
+        REQUIRE(payload[quiesce_at] == 1);  // sample_message sets it
+        payload[quiesce_at] = 7;
+        Result<Frame> r = decode_frame(seal_frame(uint8_t(FrameKind::messages), payload), {});
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.status().message() == "bad message quiesce flag 7 at byte " +
+                                          std::to_string(6 + quiesce_at) + " (must be 0 or 1)");
     }
     SECTION("a whole frame with missing or extra bytes") {
         CHECK(contains(decode_frame(frame.substr(0, frame.size() - 1), {}).status().message(),
@@ -245,7 +276,7 @@ TEST_CASE("configuration members must be in increasing id order and never 0",
     std::string payload = frame.substr(6, frame.size() - 10);
     // Members start after group(8) + count(4) + message fixed part without the snapshot
     // flag + snapshot flag(1) + index/term/count (20).
-    std::size_t first = 8 + 4 + (1 + 8 * 7 + 1 + 8 * 3 + 1 + 4) + 1 + 20;
+    std::size_t first = 8 + 4 + (1 + 8 * 7 + 1 + 8 * 3 + 1 + 1 + 4) + 1 + 20;
     std::size_t second = first + 8 + 1 + 4;
     SECTION("a duplicate id") {
         payload[second] = 1;

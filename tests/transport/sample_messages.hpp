@@ -37,6 +37,7 @@ inline raft::Message sample_message(raft::MessageType type, std::uint64_t seed =
     m.hint_term = 8 + seed;
     m.context = 0xDEADBEEFCAFEull + seed;
     m.transfer = true;
+    m.quiesce = true;
     m.entries.push_back(raft::Entry{9, 1000, raft::EntryType::normal, "hello"});
     m.entries.push_back(raft::Entry{9, 1001, raft::EntryType::noop, ""});
     m.entries.push_back(raft::Entry{9, 1002, raft::EntryType::config, std::string("\0\1\2", 3)});

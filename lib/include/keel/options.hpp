@@ -106,6 +106,12 @@ struct NodeOptions {
     std::uint32_t election_timeout_max_ms = 300;
     bool pre_vote = true;
     bool check_quorum = true;
+    // Quiescence (docs/groups.md, "Quiescence and liveness"): an idle group
+    // stops heartbeating and ticking; its process pings each peer process
+    // once per heartbeat interval instead, and declares one down after
+    // election_timeout_max_ms of silence, which wakes the groups it led.
+    // Every group of a process with it on must have the same id.
+    bool quiesce = false;
 
     // Snapshots: take one every this many applied entries (0 = only on request).
     // Between snapshots a cluster member keeps the log after the last one in

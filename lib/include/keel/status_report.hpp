@@ -77,6 +77,7 @@ struct NodeStatus {
     std::uint64_t last_index = 0;
     std::uint64_t snapshot_index = 0;
     Mode mode = Mode::single;
+    bool quiescent = false;  // NodeOptions::quiesce: the group is quiet, no tick needed
     std::vector<MemberStatus> members;
 
     std::uint64_t timer_wakeups = 0;  // every wakeup of any timer the node owns

@@ -1,0 +1,78 @@
+// Which peer processes are alive.  See host_liveness.hpp.
+#include "runtime/host_liveness.hpp"
+
+#include "keel/assert.hpp"
+
+namespace keel::runtime {
+
+namespace {
+
+// A ping is due once this share of the interval has passed since the last
+// one: the poll runs on a timer of the same interval, whose expiries jitter.
+constexpr std::uint64_t kPingDueNumerator = 3;
+constexpr std::uint64_t kPingDueDenominator = 4;
+
+}  // namespace
+
+HostLiveness::HostLiveness(LivenessTiming timing) : timing_(timing) {
+    KEEL_ASSERT(timing.ping_interval_us > 0 && timing.ping_interval_us < timing.down_after_us,
+                "a peer is pinged several times before it may be declared down");
+}
+
+void HostLiveness::set_peers(const std::set<NodeId>& peers, std::uint64_t now_us) {
+    for (auto it = peers_.begin(); it != peers_.end();)
+        it = peers.count(it->first) != 0 ? std::next(it) : peers_.erase(it);
+    for (NodeId id : peers) {
+        Peer fresh;
+        fresh.heard_us = now_us;
+        peers_.try_emplace(id, fresh);
+    }
+}
+
+bool HostLiveness::heard(NodeId peer, std::uint64_t now_us) {
+    auto it = peers_.find(peer);
+    if (it == peers_.end()) return false;
+    Peer& p = it->second;
+    p.heard_us = std::max(p.heard_us, now_us);
+    const bool back = p.down;
+    p.down = false;
+    return back;
+}
+
+bool HostLiveness::heard_ping(NodeId peer, std::uint64_t incarnation, std::uint64_t now_us) {
+    auto it = peers_.find(peer);
+    if (it == peers_.end()) return false;
+    heard(peer, now_us);
+    Peer& p = it->second;
+    const bool restarted = p.incarnation && *p.incarnation != incarnation;
+    p.incarnation = incarnation;
+    if (restarted) p.restarted = true;
+    return restarted;
+}
+
+HostLiveness::Round HostLiveness::poll(std::uint64_t now_us) {
+    Round r;
+    const std::uint64_t due_after_us =
+        timing_.ping_interval_us * kPingDueNumerator / kPingDueDenominator;
+    for (auto& [id, p] : peers_) {
+        if (!p.pinged_us || now_us - *p.pinged_us >= due_after_us) {
+            r.ping.push_back(id);
+            p.pinged_us = now_us;
+        }
+        const bool silent = now_us > p.heard_us && now_us - p.heard_us > timing_.down_after_us;
+        if (silent || p.restarted) {
+            if (!p.down || p.restarted) r.newly_down.push_back(id);
+            r.down.push_back(id);
+            p.down = silent;  // a restarted peer that is heard is up again
+            p.restarted = false;
+        }
+    }
+    return r;
+}
+
+bool HostLiveness::is_down(NodeId peer) const {
+    auto it = peers_.find(peer);
+    return it != peers_.end() && it->second.down;
+}
+
+}  // namespace keel::runtime

@@ -1,0 +1,92 @@
+// runtime/host_liveness.hpp — which peer processes are alive, as one
+// process sees them: the host's half of quiescence (docs/groups.md,
+// "Quiescence and liveness").  A quiescent group neither heartbeats nor
+// runs an election timer, so something else must notice that the process
+// of its leader died: one ping per peer process per interval, whatever the
+// number of groups, and a verdict ("process X is down") that the host hands
+// to every group that has X as a member (raft::Core::peer_down).
+//
+// Pure and thread-free, the twin of the simulator's model
+// (tests/sim/cluster_liveness.cpp): the caller passes the time (microseconds
+// on any monotonic clock) and acts on the answers.  process_liveness.hpp
+// runs it on a process's I/O thread.
+//
+// The rules, per peer process:
+//   - a peer is presumed up when it becomes one (heard "now"): this process
+//     has no verdict of its own yet;
+//   - it is pinged at a poll once three quarters of the ping interval have
+//     passed since its last ping (a poll timer of the same interval that
+//     fires a little early does not skip a whole interval);
+//   - anything that arrives from it (a frame of any group, or its ping)
+//     counts as hearing it; one not heard for more than down_after_us is
+//     down, and reported down at every poll while it stays silent (a group
+//     that went quiet since, on a delayed quiesce heartbeat, must hear it
+//     too); hearing it again makes it up;
+//   - a ping carrying another incarnation than the last one heard means the
+//     process restarted: the replicas it ran lost their state, and the
+//     verdict is given once, as if it had been down.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include "keel/transport.hpp"
+
+namespace keel::runtime {
+
+struct LivenessTiming {
+    // One ping per peer per interval.
+    std::uint64_t ping_interval_us = 0;
+    // A peer not heard for longer than this is down (at least the longest
+    // election timeout: a verdict must not come before a follower's own
+    // timer would have run out).
+    std::uint64_t down_after_us = 0;
+};
+
+class HostLiveness {
+public:
+    // REQUIRES: 0 < timing.ping_interval_us < timing.down_after_us.
+    explicit HostLiveness(LivenessTiming timing);
+
+    // The peer processes to watch: those some group of this process shares.
+    // A new one is presumed up, heard at `now_us`, and due for a ping; one
+    // no longer listed is forgotten.
+    void set_peers(const std::set<NodeId>& peers, std::uint64_t now_us);
+
+    // Something arrived from `peer` (ignored for a peer not watched).
+    // Returns true when it was down and is now up.
+    bool heard(NodeId peer, std::uint64_t now_us);
+    // Its ping arrived, carrying the incarnation of its process.  Returns
+    // true when that incarnation differs from the last one heard from it:
+    // it restarted, and the next poll reports it down once.
+    bool heard_ping(NodeId peer, std::uint64_t incarnation, std::uint64_t now_us);
+
+    struct Round {
+        std::vector<NodeId> ping;        // send each one ping now
+        std::vector<NodeId> down;        // tell every group that has it: peer_down
+        std::vector<NodeId> newly_down;  // those of `down` that were up at the last poll
+    };
+    // What to do at `now_us`.  Call it about once per ping interval.
+    Round poll(std::uint64_t now_us);
+
+    bool is_down(NodeId peer) const;
+    std::size_t peer_count() const { return peers_.size(); }
+    const LivenessTiming& timing() const { return timing_; }
+
+private:
+    struct Peer {
+        std::uint64_t heard_us = 0;
+        std::optional<std::uint64_t> pinged_us;  // the last ping sent
+        std::optional<std::uint64_t> incarnation;
+        bool down = false;
+        bool restarted = false;  // report down once at the next poll
+    };
+
+    const LivenessTiming timing_;
+    std::map<NodeId, Peer> peers_;
+};
+
+}  // namespace keel::runtime

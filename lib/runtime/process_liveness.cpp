@@ -1,0 +1,179 @@
+// Host liveness on a real process.  See process_liveness.hpp.
+#include "runtime/process_liveness.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <chrono>
+#include <random>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "keel/assert.hpp"
+#include "runtime/group_router.hpp"
+#include "transport/codec.hpp"
+#include "transport/rejection.hpp"
+
+namespace keel::runtime {
+
+namespace {
+
+// A ping is one small message: nothing bigger is read as one.
+transport::CodecLimits ping_limits() {
+    transport::CodecLimits l;
+    l.frame_bytes_max = transport::kMessagesFrameFixedBytes + 128;
+    l.messages_per_batch_max = 1;
+    l.entries_per_message_max = 0;
+    l.entry_bytes_max = 0;
+    l.members_max = 0;
+    l.context_bytes_max = 0;
+    l.chunk_bytes_max = 0;
+    return l;
+}
+
+std::uint64_t now_us() {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                          std::chrono::steady_clock::now().time_since_epoch())
+                                          .count());
+}
+
+std::uint64_t draw_incarnation() {
+    std::random_device rd;
+    return (static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^ now_us();
+}
+
+}  // namespace
+
+ProcessLiveness::ProcessLiveness(GroupRouter& router, ProcessClock& clock)
+    : router_(router), clock_(clock), incarnation_(draw_incarnation()) {}
+
+ProcessLiveness::~ProcessLiveness() = default;
+
+Status ProcessLiveness::enable(NodeId self, std::chrono::microseconds tick_period,
+                               std::uint64_t down_after_us) {
+    {
+        MutexLock lock(mu_);
+        if (liveness_) {
+            if (self != self_)
+                return Status(ErrorCode::invalid_argument,
+                              "every group of a process with quiescence on is the same node (" +
+                                  std::to_string(self_) + "), not " + std::to_string(self));
+            return Status::ok_status();
+        }
+        auto ticks = clock_.subscribe(tick_period, [this] { round(); });
+        if (!ticks.ok()) return ticks.status();
+        self_ = self;
+        liveness_.emplace(
+            LivenessTiming{.ping_interval_us = static_cast<std::uint64_t>(tick_period.count()),
+                           .down_after_us = down_after_us});
+        ticks_ = std::move(ticks.value());
+        ticks_ptr_.store(ticks_.get(), std::memory_order_release);
+    }
+    enabled_.store(true, std::memory_order_release);
+    // Peers some group set already: start pinging them.
+    boost::asio::post(clock_.io(), [this] { peers_changed(); });
+    return Status::ok_status();
+}
+
+void ProcessLiveness::peers_changed() {
+    ProcessClock::Subscription* ticks = ticks_ptr_.load(std::memory_order_acquire);
+    if (ticks != nullptr) ticks->set_needed(router_.has_peers());
+}
+
+void ProcessLiveness::attach(GroupId group, std::function<void(NodeId)> on_peer_down) {
+    MutexLock lock(mu_);
+    groups_[group] = std::move(on_peer_down);
+}
+
+void ProcessLiveness::detach(GroupId group) {
+    MutexLock lock(mu_);
+    groups_.erase(group);
+}
+
+void ProcessLiveness::heard(NodeId from) {
+    if (!enabled()) return;
+    MutexLock lock(mu_);
+    (void)liveness_->heard(from, now_us());
+}
+
+Status ProcessLiveness::on_ping(NodeId from, std::string_view bytes) {
+    static const transport::CodecLimits kPingLimits = ping_limits();
+    Result<transport::Frame> frame = transport::decode_frame(bytes, kPingLimits);
+    if (!frame.ok())
+        return refuse(
+            transport::rejection_name(transport::Rejection::malformed),
+            "liveness ping from node " + std::to_string(from) + ": " + frame.status().to_string());
+    const auto* batch = std::get_if<transport::MessageBatch>(&*frame);
+    if (batch == nullptr || batch->group != kLivenessGroup || batch->messages.size() != 1 ||
+        batch->messages[0].type != raft::MessageType::heartbeat || batch->messages[0].term != 0 ||
+        batch->messages[0].snapshot)
+        return refuse(
+            transport::rejection_name(transport::Rejection::malformed),
+            "liveness ping from node " + std::to_string(from) + " is not one heartbeat of term 0");
+    const raft::Message& ping = batch->messages[0];
+    if (ping.from != from)
+        return refuse(transport::rejection_name(transport::Rejection::misaddressed),
+                      "liveness ping delivered from node " + std::to_string(from) +
+                          " says it is from node " + std::to_string(ping.from));
+    pings_received_.fetch_add(1);
+    if (!enabled()) return Status::ok_status();  // a peer with quiescence on, and we are off
+    MutexLock lock(mu_);
+    if (ping.to != self_)
+        return refuse(transport::rejection_name(transport::Rejection::misaddressed),
+                      "liveness ping from node " + std::to_string(from) + " is for node " +
+                          std::to_string(ping.to) + ", not this one (" + std::to_string(self_) +
+                          ")");
+    (void)liveness_->heard_ping(from, ping.context, now_us());
+    return Status::ok_status();
+}
+
+Status ProcessLiveness::refuse(std::string_view reason, std::string detail) {
+    router_.report_rejection(reason, detail);
+    return Status(ErrorCode::invalid_argument, std::move(detail));
+}
+
+std::uint64_t ProcessLiveness::rounds() const {
+    const ProcessClock::Subscription* ticks = ticks_ptr_.load(std::memory_order_acquire);
+    return ticks != nullptr ? ticks->wakeups() : 0;
+}
+
+void ProcessLiveness::round() {
+    const std::set<NodeId> peers = router_.peer_ids();
+    HostLiveness::Round r;
+    NodeId self = 0;
+    {
+        MutexLock lock(mu_);
+        const std::uint64_t now = now_us();
+        liveness_->set_peers(peers, now);
+        r = liveness_->poll(now);
+        self = self_;
+    }
+    for (NodeId peer : r.ping) {
+        raft::Message ping;
+        ping.type = raft::MessageType::heartbeat;
+        ping.from = self;
+        ping.to = peer;
+        ping.context = incarnation_;
+        Result<std::string> frame = transport::encode_messages(
+            std::span(&ping, 1), transport::CodecLimits{}, kLivenessGroup);
+        KEEL_ASSERT(frame.ok(), "a ping is within every limit");
+        router_.send_process(kLivenessGroup, peer, std::move(frame.value()));
+        pings_sent_.fetch_add(1);
+    }
+    verdicts_.fetch_add(r.newly_down.size());
+    for (NodeId peer : r.down) {
+        for (GroupId g : router_.groups_with(peer)) {
+            std::function<void(NodeId)> tell;
+            {
+                MutexLock lock(mu_);
+                auto it = groups_.find(g);
+                if (it != groups_.end()) tell = it->second;
+            }
+            if (tell) tell(peer);
+        }
+    }
+    if (peers.empty()) ticks_ptr_.load(std::memory_order_acquire)->set_needed(false);
+}
+
+}  // namespace keel::runtime

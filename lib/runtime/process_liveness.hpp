@@ -1,0 +1,106 @@
+// runtime/process_liveness.hpp — host liveness on a real process: runs
+// HostLiveness (host_liveness.hpp) on the I/O thread, at the process's clock
+// (process_clock.hpp), over the process's transport (group_router.hpp), and
+// hands its verdicts to the groups (raft::Core::peer_down through the hook
+// each group attaches).  Off until a group with quiescence on enables it
+// (Replica, NodeOptions::quiesce): a process without it sends no ping.
+//
+// The ping: a messages frame on group kLivenessGroup (reserved: no Raft
+// group may use it) holding one heartbeat from this process's node id to
+// the peer's, term 0, whose context is this process's incarnation (a random
+// number drawn at start: a new one means the process restarted).  It never
+// reaches a core.  A ping that does not decode, carries anything else, or
+// is not from the node that delivered it, is refused and counted
+// (`malformed`, `misaddressed`) like any peer input.  Anything delivered
+// from a peer, of any group, counts as hearing it.
+//
+// Peers: the processes the router knows (those some group has as a
+// member), read at every round.  A verdict goes to the groups that have
+// that peer.
+//
+// Threads: enable, attach and the router's hooks (heard, on_ping) from any
+// thread; detach and round on the I/O thread.  Owned by ProcessServices,
+// which outlives the groups.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+#include "keel/status.hpp"
+#include "keel/transport.hpp"
+#include "runtime/host_liveness.hpp"
+#include "runtime/process_clock.hpp"
+#include "runtime/thread_annotations.hpp"
+
+namespace keel::runtime {
+
+class GroupRouter;
+
+// The group id of the liveness ping: reserved for the process.
+inline constexpr GroupId kLivenessGroup = ~GroupId{0};
+
+class ProcessLiveness {
+public:
+    ProcessLiveness(GroupRouter& router, ProcessClock& clock);
+    ~ProcessLiveness();
+    ProcessLiveness(const ProcessLiveness&) = delete;
+    ProcessLiveness& operator=(const ProcessLiveness&) = delete;
+
+    // Turns liveness on: this process is node `self`, pings each peer every
+    // clock tick of `tick_period` and declares it down after
+    // `down_after_us` of silence.  The first call decides; a later one must
+    // name the same node.  Any thread, before the group that asks runs.
+    Status enable(NodeId self, std::chrono::microseconds tick_period, std::uint64_t down_after_us)
+        EXCLUDES(mu_);
+    bool enabled() const { return enabled_.load(std::memory_order_acquire); }
+
+    // Group `group` hears the verdicts: `on_peer_down(peer)` on the I/O
+    // thread, for a peer it has as a member.  Any thread.
+    void attach(GroupId group, std::function<void(NodeId)> on_peer_down) EXCLUDES(mu_);
+    // No verdict reaches it after this returns.  I/O thread.
+    void detach(GroupId group) EXCLUDES(mu_);
+
+    // The router's hooks (any thread): something arrived from `from`; a
+    // ping arrived (refused with a Status when it is not one, already
+    // counted through `on_rejected`).
+    void heard(NodeId from) EXCLUDES(mu_);
+    Status on_ping(NodeId from, std::string_view bytes) EXCLUDES(mu_);
+    // The router's peers changed (I/O thread): pings run while there is one.
+    void peers_changed();
+
+    // Tests and status (any thread).
+    std::uint64_t pings_sent() const { return pings_sent_.load(); }
+    std::uint64_t pings_received() const { return pings_received_.load(); }
+    std::uint64_t verdicts() const { return verdicts_.load(); }  // peers newly declared down
+    std::uint64_t incarnation() const { return incarnation_; }
+    // The clock subscription's ticks (0 while off).
+    std::uint64_t rounds() const;
+
+private:
+    // I/O thread, at each tick: pings, verdicts.
+    void round() EXCLUDES(mu_);
+    Status refuse(std::string_view reason, std::string detail);
+
+    GroupRouter& router_;
+    ProcessClock& clock_;
+    const std::uint64_t incarnation_;
+    std::atomic<bool> enabled_{false};
+
+    Mutex mu_;
+    NodeId self_ GUARDED_BY(mu_) = 0;
+    std::optional<HostLiveness> liveness_ GUARDED_BY(mu_);
+    std::map<GroupId, std::function<void(NodeId)>> groups_ GUARDED_BY(mu_);
+    std::unique_ptr<ProcessClock::Subscription> ticks_ GUARDED_BY(mu_);
+    std::atomic<ProcessClock::Subscription*> ticks_ptr_{nullptr};
+
+    std::atomic<std::uint64_t> pings_sent_{0};
+    std::atomic<std::uint64_t> pings_received_{0};
+    std::atomic<std::uint64_t> verdicts_{0};
+};
+
+}  // namespace keel::runtime
