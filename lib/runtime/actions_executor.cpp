@@ -213,7 +213,7 @@ void Replica::shutdown_on_io() {
 void Replica::set_ticker_needed(bool needed) {
     if (needed == inline_.cluster_mode()) return;
     inline_.set_cluster_mode(needed);
-    log_->wal().set_idle_spin_us(needed ? 0 : kSingleModeFlusherSpinUs);
+    log_->set_single_mode(!needed);
     to_io([this, needed] { ticker_->set_needed(needed); });
 }
 

@@ -5,8 +5,10 @@
 // received snapshots), and the transport with its demultiplexer by GroupId
 // (group_router.hpp).  None of it knows Raft.  A group (replica.hpp) is
 // handed these services and its GroupId and owns none of them; keel::Node
-// is one ProcessServices with one group, 0 (single_group_node.hpp).  Each
-// group's WAL flusher belongs to its WAL.
+// is one ProcessServices with one group, 0 (single_group_node.hpp).  With
+// open_wal(), the groups share one WAL (shared_wal.hpp): one flusher, one
+// write and one fdatasync per batch whatever the groups; without, each
+// group has a WAL of its own in its data dir (keel::Node's layout).
 //
 // The outbox: work produced under a group's core lock that must run on the
 // I/O thread (a message to send, a peer to set, a timer to arm) is queued
@@ -16,7 +18,7 @@
 // time, whatever the number of groups.
 //
 // Owns: the io_context and the I/O thread, the outbox, the background
-// worker, the router (and through it the transport).  Outlives its groups.
+// worker, the router (and through it the transport), the shared WAL.  Outlives its groups.
 // Threads: post, to_io, flush_outbox and if_outbox_idle from any thread;
 // run_outbox on the I/O thread; start_transport, start_io and stop from a
 // thread that is not the I/O thread.
@@ -29,6 +31,7 @@
 
 #include "runtime/background_worker.hpp"
 #include "runtime/group_router.hpp"
+#include "runtime/shared_wal.hpp"
 #include "runtime/thread_annotations.hpp"
 
 namespace boost::asio {
@@ -63,10 +66,16 @@ public:
 
     BackgroundWorker& background() { return background_; }
 
+    // Opens the WAL every group opened from now on shares (once, before
+    // the groups; shared_wal.hpp).
+    Status open_wal(const std::string& dir, wal::Options options);
+    // Null until open_wal().
+    SharedWal* wal() { return wal_.get(); }
+
     // Stops the transport (on the I/O thread), then the I/O thread (work
     // queued and not run is dropped), then the background thread (what is
-    // queued runs).  Idempotent.  REQUIRES: every group has stopped; not
-    // on the I/O thread.
+    // queued runs), then closes the shared WAL.  Idempotent.  REQUIRES: every group has stopped;
+    // not on the I/O thread.
     void stop();
 
     // ---- the outbox ----
@@ -103,6 +112,7 @@ private:
     std::thread::id io_thread_id_;
     BackgroundWorker background_;
     GroupRouter router_;
+    std::unique_ptr<SharedWal> wal_;
     bool stopped_ = false;
 
     Mutex mu_;

@@ -145,8 +145,18 @@ Status Replica::start(wal::FileSystem* fs, bool open_process_transport) {
     // What the options alone break, before anything is written; the
     // configuration from the log is checked once it is read.
     if (Status s = check_peer_security(); !s.ok()) return s;
-    auto recovered = recover_or_bootstrap(options_, *sm_, wal_options(fs),
-                                          [this](LogLevel l, const std::string& m) { log(l, m); });
+    // On the process's shared WAL if it has one, else on a WAL of its own.
+    wal::Options wo = wal_options(fs);
+    std::unique_ptr<LogStore> shared_log;
+    if (SharedWal* shared = services_.wal()) {
+        auto store =
+            shared->open_group(group_, SharedWal::Hooks{wo.after_batch, wo.on_health_change});
+        if (!store.ok()) return store.status();
+        shared_log = std::move(store.value());
+    }
+    auto recovered = recover_or_bootstrap(
+        options_, *sm_, wo, [this](LogLevel l, const std::string& m) { log(l, m); },
+        std::move(shared_log));
     if (!recovered.ok()) return recovered.status();
     Recovered& rec = recovered.value();
     log_ = std::move(rec.log);
@@ -170,7 +180,7 @@ Status Replica::start(wal::FileSystem* fs, bool open_process_transport) {
                                            options_.snapshot_every_entries, apply_hooks(),
                                            &board_.commit_latency);
     // Single-node mode until the core needs ticks (set_ticker_needed).
-    log_->wal().set_idle_spin_us(kSingleModeFlusherSpinUs);
+    log_->set_single_mode(true);
 
     if (Status s = check_peer_security(); !s.ok()) return s;
     if (open_process_transport) {

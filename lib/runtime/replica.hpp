@@ -73,15 +73,6 @@
 
 namespace keel::runtime {
 
-// Single-node mode: how long the WAL flusher looks for the next append
-// before sleeping (wal::Options::idle_spin_us).  A closed-loop client's next
-// proposal comes microseconds after its answer, a network client's one
-// loopback round trip later; finding the flusher awake saves a thread
-// wakeup per write.  The spin holds its core, never yields (a yielding
-// spinner waits out a CPU-bound process's whole time slice when its work
-// arrives), and costs at most this much CPU per write; an idle node
-// sleeps.  Zero in cluster mode, where more threads share the cores.
-inline constexpr std::uint32_t kSingleModeFlusherSpinUs = 250;
 
 class Replica final : public Node, private CoreLock::Client {
 public:

@@ -215,8 +215,7 @@ void Replica::follow_durable_state_machine(raft::Index durable) {
     if (!floor.ok()) return;  // behind what the core dropped already: nothing to follow
     // The WAL only once a whole segment file can go: moving its floor alone
     // costs a metadata write (two fsyncs) and frees nothing.
-    const std::uint64_t reclaimable = log_->wal().reclaimable_from();
-    if (reclaimable == 0 || durable + 1 < reclaimable || health_.floor_compaction_in_flight) return;
+    if (!log_->compaction_frees(durable) || health_.floor_compaction_in_flight) return;
     // Crash window: the point is durable before the log is compacted to it
     // (compact_log, background thread); a restart in between finds the
     // point with the entries still behind it, which it skips.
