@@ -230,6 +230,7 @@ void SharedWal::after_batch() {
     }
     std::sort(groups.begin(), groups.end());
     groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
+    if (groups.size() > 1) shared_batches_.fetch_add(1);
     MutexLock lock(hooks_mu_);
     for (GroupId g : groups) {
         auto it = open_.find(g);

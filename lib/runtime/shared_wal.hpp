@@ -36,6 +36,7 @@
 // after the group's store is gone.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -114,6 +115,8 @@ public:
 
     wal::Wal& wal() { return *wal_; }
     const std::string& dir() const { return wal_->dir(); }
+    // Batches that completed writes of more than one group.
+    std::uint64_t shared_batches() const { return shared_batches_.load(); }
 
     // ---- for the stores (shared_log_store.cpp) ----
     // Queues `records` (their group and everything but the index set) as
@@ -149,6 +152,7 @@ private:
     std::set<GroupId> scanned_ GUARDED_BY(hooks_mu_);  // taken once
     Mutex touched_mu_;
     std::vector<GroupId> touched_ GUARDED_BY(touched_mu_);
+    std::atomic<std::uint64_t> shared_batches_{0};
 };
 
 }  // namespace keel::runtime
