@@ -134,7 +134,7 @@ void Replica::send_messages(std::vector<raft::Message> messages) {
 // is queued for the I/O thread nor being run by it, so nothing written now
 // overtakes a message sent earlier; the I/O thread writes the rest.
 void Replica::send_now_if_idle(std::vector<raft::Message>& messages) {
-    services_.if_outbox_idle([&] { transport_->send_now(messages); });
+    seat_.services.if_outbox_idle([&] { transport_->send_now(messages); });
 }
 
 void Replica::send_snapshot(const raft::Message& m) {
@@ -187,9 +187,9 @@ void Replica::shutdown_on_io() {
     // now; work queued or posted for them earlier is dropped.
     KEEL_ASSERT(on_io_thread(), "shutdown runs on the I/O thread");
     lifecycle_.store(Lifecycle::shut_down);
-    *io_closed_ = true;
-    ticker_->close();
-    no_space_ticker_->close();
+    *seat_.io_closed = true;
+    timers_.tick->close();
+    timers_.no_space->close();
     if (transport_) transport_->stop();
     std::vector<InboxProposal> inbox;
     inbox_.take(inbox);
@@ -214,7 +214,7 @@ void Replica::set_ticker_needed(bool needed) {
     if (needed == inline_.cluster_mode()) return;
     inline_.set_cluster_mode(needed);
     log_->set_single_mode(!needed);
-    to_io([this, needed] { ticker_->set_needed(needed); });
+    to_io([this, needed] { timers_.tick->set_needed(needed); });
 }
 
 void Replica::publish_status() {

@@ -89,7 +89,7 @@ void Replica::raise_no_space(unsigned cause, const Status& why) {
                             std::to_string(kNoSpaceRetryMs) + " ms");
     if (before != 0) return;
     health_.no_space_transfers = 0;
-    to_io([this] { no_space_ticker_->set_needed(true); });
+    to_io([this] { timers_.no_space->set_needed(true); });
     step_aside_if_full();
     publish_status();
 }
@@ -101,7 +101,7 @@ void Replica::clear_no_space(unsigned cause) {
     health_.no_space_causes.store(after);
     if (after != 0) return;
     log(LogLevel::info, "disk space is back: writes are accepted again");
-    to_io([this] { no_space_ticker_->set_needed(false); });
+    to_io([this] { timers_.no_space->set_needed(false); });
     publish_status();
 }
 
@@ -127,7 +127,7 @@ void Replica::on_no_space_tick() {
     if ((causes & kNoSpaceCompaction) != 0 && !health_.compaction_retry_in_flight) {
         health_.compaction_retry_in_flight = true;
         const std::uint64_t generation = log_->generation();
-        if (!background_.submit([this, generation] { compact_log(generation); }))
+        if (!seat_.background.submit([this, generation] { compact_log(generation); }))
             health_.compaction_retry_in_flight = false;
     }
     step_aside_if_full();
@@ -228,7 +228,7 @@ void Replica::follow_durable_state_machine(raft::Index durable) {
     health_.saved_floor.store(durable);
     health_.floor_compaction_in_flight = true;
     const std::uint64_t generation = log_->generation();
-    if (!background_.submit([this, generation] { compact_log(generation); }))
+    if (!seat_.background.submit([this, generation] { compact_log(generation); }))
         health_.floor_compaction_in_flight = false;
 }
 
