@@ -258,12 +258,20 @@ std::uint64_t SharedLogStore::release_position(raft::Index index) const {
 }
 
 Status SharedLogStore::compact_through(raft::Index index, std::uint64_t generation) {
-    MutexLock lock(shape_mu_);
-    if (generation != generation_.load()) return Status::ok_status();  // a reset superseded it
-    const std::uint64_t position = release_position(index);
+    std::uint64_t position = 0;
+    {
+        MutexLock lock(shape_mu_);
+        if (generation != generation_.load()) return Status::ok_status();  // a reset superseded it
+        position = release_position(index);
+    }
     // Only when the oldest segment file may go: a release is a metadata
     // write with two fsyncs.
     if (!frees(position)) return Status::ok_status();
+    // Without the lock, the group's writes go on meanwhile: they land
+    // after `position`, and none replaces an entry up to `index` (a
+    // snapshot holds it: committed).  A reset meanwhile voids everything
+    // before its record, which lies after `position` too.
+    //
     // Crash window: the compaction point is durable before the release,
     // so a restart never takes records a release dropped for the start of
     // the group's log.
@@ -271,8 +279,10 @@ Status SharedLogStore::compact_through(raft::Index index, std::uint64_t generati
         m.compacted_through = std::max<std::uint64_t>(m.compacted_through, index);
     });
     if (!s.ok()) return s;
+    if (s = shared_.wal().release(group_, position); !s.ok()) return s;
+    MutexLock lock(shape_mu_);
     while (!runs_.empty() && runs_.front().end() <= index + 1) runs_.pop_front();
-    return shared_.wal().release(group_, position);
+    return Status::ok_status();
 }
 
 }  // namespace
