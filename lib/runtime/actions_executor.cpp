@@ -135,7 +135,7 @@ void Replica::send_messages(std::vector<raft::Message> messages) {
 // is queued for the I/O thread nor being run by it, so nothing written now
 // overtakes a message sent earlier; the I/O thread writes the rest.
 void Replica::send_now_if_idle(std::vector<raft::Message>& messages) {
-    services_.if_outbox_idle([&] { transport_->send_now(messages); });
+    seat_.services.if_outbox_idle([&] { transport_->send_now(messages); });
 }
 
 void Replica::send_snapshot(const raft::Message& m) {
@@ -188,10 +188,10 @@ void Replica::shutdown_on_io() {
     // now; work queued or posted for them earlier is dropped.
     KEEL_ASSERT(on_io_thread(), "shutdown runs on the I/O thread");
     lifecycle_.store(Lifecycle::shut_down);
-    *io_closed_ = true;
-    ticker_->close();
-    no_space_ticker_->close();
-    services_.liveness().detach(group_);
+    *seat_.io_closed = true;
+    timers_.tick->close();
+    timers_.no_space->close();
+    seat_.services.liveness().detach(seat_.group);
     if (transport_) transport_->stop();
     std::vector<InboxProposal> inbox;
     inbox_.take(inbox);
@@ -218,11 +218,11 @@ void Replica::set_ticker_needed(bool needed) {
     const bool cluster = needed || (!locked_.failed && core_->quiescent());
     if (cluster != inline_.cluster_mode()) {
         inline_.set_cluster_mode(cluster);
-        log_->wal().set_idle_spin_us(cluster ? 0 : kSingleModeFlusherSpinUs);
+        log_->set_single_mode(!cluster);
     }
     if (needed == locked_.ticks_needed) return;
     locked_.ticks_needed = needed;
-    to_io([this, needed] { ticker_->set_needed(needed); });
+    to_io([this, needed] { timers_.tick->set_needed(needed); });
 }
 
 void Replica::publish_status() {

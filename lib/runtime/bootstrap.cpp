@@ -48,28 +48,51 @@ std::string describe_snapshots(const SnapshotStore::Listing& listing,
     return out.empty() ? "; there is no snapshot file" : out;
 }
 
-// Read only: where the log starts, which snapshot the node can start from.
-// `sm_applied`: what a durable state machine holds (0: nothing).
-Result<StartPlan> check_data_dir(const std::string& data_dir, wal::FileSystem& fs,
-                                 std::uint64_t sm_applied) {
-    const std::string wal_dir = data_dir + "/wal";
-    const std::string snapshot_dir = data_dir + "/snapshots";
-    std::uint64_t log_first = 1;  // the first index the log still holds
+// Where the log starts and the floor it holds: read only from the WAL of
+// its own in `wal_dir`, or from the group's store on the shared WAL.
+struct LogStart {
+    std::uint64_t first = 1;  // the first index the log still holds
     std::optional<raft::SnapshotMeta> floor;
+};
+
+Result<LogStart> read_log_start(const std::string& wal_dir, wal::FileSystem& fs,
+                                const LogStore* shared) {
+    LogStart start;
+    if (shared != nullptr) {
+        auto floor = shared->floor();
+        if (!floor.ok()) return floor.status();
+        start.floor = *floor;
+        start.first = shared->first_index();
+        return start;
+    }
     auto layout = wal::read_wal_layout(wal_dir, &fs);
     if (layout.ok()) {
         auto decoded = decode_floor(layout->meta.metadata.opaque, wal_dir);
         if (!decoded.ok()) return decoded.status();
-        floor = *decoded;
-        log_first = std::max<std::uint64_t>(layout->meta.log_floor, 1);
+        start.floor = *decoded;
+        start.first = std::max<std::uint64_t>(layout->meta.log_floor, 1);
         for (const wal::SegmentInfo& segment : layout->segments) {
             if (!segment.header_ok) continue;
-            log_first = std::max(log_first, segment.first_index);
+            start.first = std::max(start.first, segment.first_index);
             break;
         }
     } else if (layout.status().code() != ErrorCode::not_found) {
         return layout.status();
     }
+    return start;
+}
+
+// Read only: where the log starts, which snapshot the node can start from.
+// `sm_applied`: what a durable state machine holds (0: nothing).  `shared`:
+// the group's store on a shared WAL, or null for a WAL of its own.
+Result<StartPlan> check_data_dir(const std::string& data_dir, wal::FileSystem& fs,
+                                 std::uint64_t sm_applied, const LogStore* shared) {
+    const std::string wal_dir = shared != nullptr ? shared->wal().dir() : data_dir + "/wal";
+    const std::string snapshot_dir = data_dir + "/snapshots";
+    auto start = read_log_start(wal_dir, fs, shared);
+    if (!start.ok()) return start.status();
+    const std::uint64_t log_first = start->first;
+    const std::optional<raft::SnapshotMeta>& floor = start->floor;
     auto listing = SnapshotStore::list(snapshot_dir, fs);
     if (!listing.ok()) return listing.status();
     StartPlan plan;
@@ -298,12 +321,13 @@ Status create_directories(const std::string& path) {
 }
 
 Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine& sm,
-                                       const wal::Options& wal_options, const LogFunction& log) {
+                                       const wal::Options& wal_options, const LogFunction& log,
+                                       std::unique_ptr<LogStore> shared_log) {
     wal::FileSystem& fs = wal_options.fs != nullptr ? *wal_options.fs : *wal::default_file_system();
     if (Status s = create_directories(options.data_dir); !s.ok()) return s;
     // Asked once: what a durable state machine holds already (0: nothing).
     const std::uint64_t sm_applied = sm.applied_index();
-    auto plan = check_data_dir(options.data_dir, fs, sm_applied);
+    auto plan = check_data_dir(options.data_dir, fs, sm_applied, shared_log.get());
     if (!plan.ok()) return plan.status();
 
     Recovered r;
@@ -317,15 +341,18 @@ Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine&
     for (const DamagedSnapshot& d : r.snapshots->damaged())
         log(LogLevel::warn,
             "skipping a damaged snapshot (left in place for inspection): " + d.why.to_string());
-    auto log_store = LogStore::open(options.data_dir + "/wal", wal_options);
-    if (!log_store.ok()) return log_store.status();
-    r.log = std::move(log_store.value());
+    if (shared_log) {
+        r.log = std::move(shared_log);
+    } else {
+        auto log_store = LogStore::open(options.data_dir + "/wal", wal_options);
+        if (!log_store.ok()) return log_store.status();
+        r.log = std::move(log_store.value());
+    }
     const std::optional<SnapshotFile>& chosen = plan->snapshot;
 
     // A crash during bootstrap may leave metadata without the entry (or the
     // reverse): with no snapshot and no entry there is nothing to lose.
-    const bool empty =
-        (r.log->fresh() || r.log->wal().last_index() == 0) && !plan->any_snapshot_file;
+    const bool empty = (r.log->fresh() || r.log->empty()) && !plan->any_snapshot_file;
     // Before the bootstrap entry: a cluster's entries never exist without its id.
     Result<transport::ClusterId> cluster_id = resolve_cluster_id(options, !empty, fs);
     if (!cluster_id.ok()) return cluster_id.status();
@@ -351,13 +378,13 @@ Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine&
     Start start = choose_start(chosen, *floor, sm_applied);
     const raft::Index base_index = start.base ? start.base->index : 0;
     const raft::Term base_term = start.base ? start.base->term : 0;
-    if (r.log->wal().first_index() > base_index + 1) {
+    if (r.log->first_index() > base_index + 1) {
         // check_data_dir rules this out; the log changed under us otherwise.
         return Status(
             ErrorCode::corruption,
             fmt::format(
                 "the log in {}/wal starts at index {}, after the state it must continue (index {})",
-                options.data_dir, r.log->wal().first_index(), base_index));
+                options.data_dir, r.log->first_index(), base_index));
     }
     raft::HardState hs = r.log->hard_state();
     if (chosen) {
@@ -379,7 +406,7 @@ Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine&
         r.state.entries.empty() ? base_index + 1 : r.state.entries.back().index + 1;
     auto replaced = r.log->replaced_by_snapshot(base_index, base_term);
     if (!replaced.ok()) return replaced.status();
-    if (replaced.value() || r.log->wal().next_index() != expected_next) {
+    if (replaced.value() || r.log->next_index() != expected_next) {
         // A snapshot from the leader was published but the log reset after
         // it did not happen before the crash: finish it now.  Crash window:
         // the old log either does not end where the entries kept do, or
@@ -415,6 +442,7 @@ Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine&
     if (options.force_new_cluster) {
         if (Status s = force_new_cluster(options, r, log); !s.ok()) return s;
     }
+    r.log->forget_recovered();
     return r;
 }
 

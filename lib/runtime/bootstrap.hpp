@@ -58,8 +58,12 @@ struct Recovered {
 using LogFunction = std::function<void(LogLevel, const std::string&)>;
 
 // wal_options.fs (null: the POSIX file system) holds the snapshots too.
+// `shared_log`: the group's store on its process's shared WAL
+// (SharedWal::open_group), or null for a WAL of its own in
+// options.data_dir/wal, opened with `wal_options`.
 Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine& sm,
-                                       const wal::Options& wal_options, const LogFunction& log);
+                                       const wal::Options& wal_options, const LogFunction& log,
+                                       std::unique_ptr<LogStore> shared_log = nullptr);
 
 // mkdir -p, each new directory 0700.
 Status create_directories(const std::string& path);

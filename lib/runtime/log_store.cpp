@@ -49,33 +49,70 @@ Result<raft::Entry> to_entry(wal::Record&& r, const std::string& dir) {
     return e;
 }
 
-}  // namespace
+// The store on a WAL of its own: a raft::Entry is the wal::Record with the
+// same index and term, type = EntryType's value, payload = data; the hard
+// state, the snapshot marker and the floor are the WAL's Metadata.
+class OwnWalLogStore final : public LogStore {
+public:
+    explicit OwnWalLogStore(std::unique_ptr<wal::Wal> wal)
+        : wal_(std::move(wal)), meta_(wal_->metadata()) {}
 
-LogStore::LogStore(std::unique_ptr<wal::Wal> wal) : wal_(std::move(wal)), meta_(wal_->metadata()) {}
+    bool fresh() const override;
+    raft::HardState hard_state() const override;
+    Result<std::vector<raft::Entry>> entries_after(raft::Index snapshot_index,
+                                                   raft::Term snapshot_term) const override;
+    Result<bool> replaced_by_snapshot(raft::Index index, raft::Term term) const override;
+    raft::Index first_index() const override { return wal_->first_index(); }
+    raft::Index next_index() const override { return wal_->next_index(); }
+    bool empty() const override { return wal_->last_index() == 0; }
+    Status append(std::vector<raft::Entry>& entries, wal::Wal::Writer writer,
+                  wal::Wal::Callback done) override;
+    Status save_hard_state(const raft::HardState& hs) override;
+    Status reset_after_snapshot(raft::Index index, raft::Term term,
+                                wal::Wal::Callback done) override;
+    void set_single_mode(bool single) override {
+        wal_->set_idle_spin_us(single ? kSingleModeFlusherSpinUs : 0);
+    }
+    Status compact_through(raft::Index index, std::uint64_t generation) override;
+    bool compaction_frees(raft::Index index) const override {
+        const std::uint64_t reclaimable = wal_->reclaimable_from();
+        return reclaimable != 0 && index + 1 >= reclaimable;
+    }
+    Result<std::optional<raft::SnapshotMeta>> floor() const override;
+    Status save_floor(const raft::SnapshotMeta& floor) override;
+    wal::Wal& wal() override { return *wal_; }
+    const wal::Wal& wal() const override { return *wal_; }
+
+private:
+    std::unique_ptr<wal::Wal> wal_;
+    wal::Metadata meta_;  // last saved (under the core lock)
+};
+
+}  // namespace
 
 Result<std::unique_ptr<LogStore>> LogStore::open(const std::string& dir, wal::Options options) {
     auto w = wal::Wal::open(dir, std::move(options));
     if (!w.ok()) return w.status();
-    return std::unique_ptr<LogStore>(new LogStore(std::move(w.value())));
+    return std::unique_ptr<LogStore>(new OwnWalLogStore(std::move(w.value())));
 }
 
-bool LogStore::fresh() const {
+bool OwnWalLogStore::fresh() const {
     return wal_->last_index() == 0 && meta_ == wal::Metadata{};
 }
 
-raft::HardState LogStore::hard_state() const {
+raft::HardState OwnWalLogStore::hard_state() const {
     return raft::HardState{meta_.term, meta_.vote, meta_.commit};
 }
 
-Result<bool> LogStore::replaced_by_snapshot(raft::Index index, raft::Term term) const {
+Result<bool> OwnWalLogStore::replaced_by_snapshot(raft::Index index, raft::Term term) const {
     if (index == 0 || index < wal_->first_index() || index > wal_->last_index()) return false;
     auto t = wal_->term_at(index);
     if (!t.ok()) return t.status();
     return t.value() != term;
 }
 
-Result<std::vector<raft::Entry>> LogStore::entries_after(raft::Index snapshot_index,
-                                                         raft::Term snapshot_term) const {
+Result<std::vector<raft::Entry>> OwnWalLogStore::entries_after(raft::Index snapshot_index,
+                                                               raft::Term snapshot_term) const {
     std::vector<raft::Entry> out;
     const std::uint64_t first = wal_->first_index();
     const std::uint64_t last = wal_->last_index();
@@ -104,8 +141,8 @@ Result<std::vector<raft::Entry>> LogStore::entries_after(raft::Index snapshot_in
     return out;
 }
 
-Status LogStore::append(std::vector<raft::Entry>& entries, wal::Wal::Writer writer,
-                        wal::Wal::Callback done) {
+Status OwnWalLogStore::append(std::vector<raft::Entry>& entries, wal::Wal::Writer writer,
+                              wal::Wal::Callback done) {
     KEEL_ASSERT(!entries.empty(), "append needs entries");
     const raft::Index first = entries.front().index;
     const std::uint64_t next = wal_->next_index();
@@ -140,22 +177,27 @@ Result<std::optional<raft::SnapshotMeta>> decode_floor(std::string_view blob,
     return std::optional<raft::SnapshotMeta>(std::move(floor));
 }
 
-Result<std::optional<raft::SnapshotMeta>> LogStore::floor() const {
+Result<std::optional<raft::SnapshotMeta>> OwnWalLogStore::floor() const {
     return decode_floor(meta_.opaque, wal_->dir());
 }
 
-Status LogStore::save_floor(const raft::SnapshotMeta& floor) {
+std::string encode_floor(const raft::SnapshotMeta& floor) {
+    std::string out(kFloorMagic);
+    put_u64(out, floor.index);
+    put_u64(out, floor.term);
+    out += raft::encode_configuration(floor.config);
+    return out;
+}
+
+Status OwnWalLogStore::save_floor(const raft::SnapshotMeta& floor) {
     wal::Metadata m = meta_;
-    m.opaque.assign(kFloorMagic);
-    put_u64(m.opaque, floor.index);
-    put_u64(m.opaque, floor.term);
-    m.opaque += raft::encode_configuration(floor.config);
+    m.opaque = encode_floor(floor);
     Status s = wal_->save_metadata(m);
     if (s.ok()) meta_ = std::move(m);
     return s;
 }
 
-Status LogStore::save_hard_state(const raft::HardState& hs) {
+Status OwnWalLogStore::save_hard_state(const raft::HardState& hs) {
     wal::Metadata m = meta_;
     m.term = hs.term;
     m.vote = hs.vote;
@@ -166,7 +208,8 @@ Status LogStore::save_hard_state(const raft::HardState& hs) {
     return s;
 }
 
-Status LogStore::reset_after_snapshot(raft::Index index, raft::Term term, wal::Wal::Callback done) {
+Status OwnWalLogStore::reset_after_snapshot(raft::Index index, raft::Term term,
+                                            wal::Wal::Callback done) {
     MutexLock lock(shape_mu_);
     generation_.fetch_add(1);
     wal::Metadata m = meta_;
@@ -185,7 +228,7 @@ Status LogStore::reset_after_snapshot(raft::Index index, raft::Term term, wal::W
     return wal_->reset(index + 1, std::move(done));
 }
 
-Status LogStore::compact_through(raft::Index index, std::uint64_t generation) {
+Status OwnWalLogStore::compact_through(raft::Index index, std::uint64_t generation) {
     MutexLock lock(shape_mu_);
     if (generation != generation_.load()) return Status::ok_status();  // a reset superseded it
     const std::uint64_t target = std::min<std::uint64_t>(index + 1, wal_->last_index() + 1);

@@ -67,6 +67,15 @@ void ProcessServices::stop() {
     io_->stop();
     if (io_thread_.joinable()) io_thread_.join();
     background_.stop();
+    wal_.reset();
+}
+
+Status ProcessServices::open_wal(const std::string& dir, wal::Options options) {
+    KEEL_ASSERT(!wal_, "the shared WAL is opened once");
+    auto w = SharedWal::open(dir, std::move(options));
+    if (!w.ok()) return w.status();
+    wal_ = std::move(w.value());
+    return Status::ok_status();
 }
 
 void ProcessServices::to_io(const bool& closed, std::function<void()> work) {

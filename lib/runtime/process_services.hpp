@@ -7,8 +7,10 @@
 // (process_clock.hpp), and the host liveness of quiescent groups
 // (process_liveness.hpp).  None of it knows Raft.  A group (replica.hpp) is
 // handed these services and its GroupId and owns none of them; keel::Node
-// is one ProcessServices with one group, 0 (single_group_node.hpp).  Each
-// group's WAL flusher belongs to its WAL.
+// is one ProcessServices with one group, 0 (single_group_node.hpp).  With
+// open_wal(), the groups share one WAL (shared_wal.hpp): one flusher, one
+// write and one fdatasync per batch whatever the groups; without, each
+// group has a WAL of its own in its data dir (keel::Node's layout).
 //
 // The outbox: work produced under a group's core lock that must run on the
 // I/O thread (a message to send, a peer to set, a timer to arm) is queued
@@ -19,7 +21,7 @@
 //
 // Owns: the io_context and the I/O thread, the outbox, the background
 // worker, the router (and through it the transport), the clock, the
-// liveness.  Outlives its groups.
+// liveness, the shared WAL.  Outlives its groups.
 // Threads: post, to_io, flush_outbox and if_outbox_idle from any thread;
 // run_outbox on the I/O thread; start_transport, start_io and stop from a
 // thread that is not the I/O thread.
@@ -34,6 +36,7 @@
 #include "runtime/group_router.hpp"
 #include "runtime/process_clock.hpp"
 #include "runtime/process_liveness.hpp"
+#include "runtime/shared_wal.hpp"
 #include "runtime/thread_annotations.hpp"
 
 namespace boost::asio {
@@ -72,10 +75,16 @@ public:
     // Which peer processes are alive (groups with quiescence on enable it).
     ProcessLiveness& liveness() { return liveness_; }
 
+    // Opens the WAL every group opened from now on shares (once, before
+    // the groups; shared_wal.hpp).
+    Status open_wal(const std::string& dir, wal::Options options);
+    // Null until open_wal().
+    SharedWal* wal() { return wal_.get(); }
+
     // Stops the transport (on the I/O thread), then the I/O thread (work
     // queued and not run is dropped), then the background thread (what is
-    // queued runs).  Idempotent.  REQUIRES: every group has stopped; not
-    // on the I/O thread.
+    // queued runs), then closes the shared WAL.  Idempotent.  REQUIRES: every group has stopped;
+    // not on the I/O thread.
     void stop();
 
     // ---- the outbox ----
@@ -114,6 +123,7 @@ private:
     GroupRouter router_;
     ProcessClock clock_{*io_};
     ProcessLiveness liveness_{router_, clock_};
+    std::unique_ptr<SharedWal> wal_;
     bool stopped_ = false;
 
     Mutex mu_;

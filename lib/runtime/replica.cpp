@@ -71,8 +71,10 @@ Result<std::unique_ptr<Replica>> Replica::open_group(const NodeOptions& options,
                                                      wal::FileSystem* fs) {
     if (Status s = validate(options); !s.ok()) return s;
     if (!state_machine) return Status(ErrorCode::invalid_argument, "state machine is null");
-    std::unique_ptr<Replica> r(new Replica(options, std::move(state_machine), services, group));
-    if (Status s = r->start(fs, /*open_process_transport=*/false); !s.ok()) return s;
+    std::unique_ptr<Replica> r(new Replica(options, services, group));
+    if (Status s = r->start(std::move(state_machine), fs, /*open_process_transport=*/false);
+        !s.ok())
+        return s;
     r->await_lone_voter();
     return r;
 }
@@ -82,8 +84,9 @@ Result<std::unique_ptr<Replica>> Replica::open_process_group(
     ProcessServices& services, wal::FileSystem* fs) {
     if (Status s = validate(options); !s.ok()) return s;
     if (!state_machine) return Status(ErrorCode::invalid_argument, "state machine is null");
-    std::unique_ptr<Replica> r(new Replica(options, std::move(state_machine), services, 0));
-    if (Status s = r->start(fs, /*open_process_transport=*/true); !s.ok()) return s;
+    std::unique_ptr<Replica> r(new Replica(options, services, 0));
+    if (Status s = r->start(std::move(state_machine), fs, /*open_process_transport=*/true); !s.ok())
+        return s;
     r->await_lone_voter();
     return r;
 }
@@ -104,12 +107,9 @@ void Replica::await_lone_voter() {
     }
 }
 
-Replica::Replica(NodeOptions options, std::shared_ptr<StateMachine> sm, ProcessServices& services,
-                 GroupId group)
+Replica::Replica(NodeOptions options, ProcessServices& services, GroupId group)
     : options_(std::move(options)),
-      sm_(std::move(sm)),
-      services_(services),
-      group_(group),
+      seat_(services, group),
       announcer_(options_.observer, [this]() REQUIRES(core_lock_) {
           fail_stop(Status(ErrorCode::failed, "the observer fell " +
                                                   std::to_string(kMaxQueuedObserverEvents) +
@@ -121,13 +121,13 @@ Replica::~Replica() {
     // Close the channel and the WAL while every member their callbacks
     // touch is still alive (the WAL completes queued writes when closed).
     transport_.reset();
-    ticker_.reset();
-    no_space_ticker_.reset();
+    timers_.tick.reset();
+    timers_.no_space.reset();
     log_.reset();
 }
 
 void Replica::post(std::function<void()> f) {
-    services_.post([closed = io_closed_, f = std::move(f)] {
+    seat_.services.post([closed = seat_.io_closed, f = std::move(f)] {
         if (!*closed) f();
     });
 }
@@ -141,13 +141,23 @@ void Replica::log(LogLevel level, const std::string& message) const {
     }
 }
 
-Status Replica::start(wal::FileSystem* fs, bool open_process_transport) {
-    fs_ = fs != nullptr ? fs : wal::default_file_system();
+Status Replica::start(std::shared_ptr<StateMachine> sm, wal::FileSystem* fs,
+                      bool open_process_transport) {
     // What the options alone break, before anything is written; the
     // configuration from the log is checked once it is read.
     if (Status s = check_peer_security(); !s.ok()) return s;
-    auto recovered = recover_or_bootstrap(options_, *sm_, wal_options(fs),
-                                          [this](LogLevel l, const std::string& m) { log(l, m); });
+    // On the process's shared WAL if it has one, else on a WAL of its own.
+    wal::Options wo = wal_options(fs);
+    std::unique_ptr<LogStore> shared_log;
+    if (SharedWal* shared = seat_.services.wal()) {
+        auto store =
+            shared->open_group(seat_.group, SharedWal::Hooks{wo.after_batch, wo.on_health_change});
+        if (!store.ok()) return store.status();
+        shared_log = std::move(store.value());
+    }
+    auto recovered = recover_or_bootstrap(
+        options_, *sm, wo, [this](LogLevel l, const std::string& m) { log(l, m); },
+        std::move(shared_log));
     if (!recovered.ok()) return recovered.status();
     Recovered& rec = recovered.value();
     log_ = std::move(rec.log);
@@ -162,42 +172,44 @@ Status Replica::start(wal::FileSystem* fs, bool open_process_transport) {
     core_ = std::make_unique<raft::Core>(core_options(options_), std::move(rec.state));
 
     // The process's one timer ticks this group while its core needs it.
-    auto ticks = services_.clock().subscribe(
+    auto ticks = seat_.services.clock().subscribe(
         std::chrono::milliseconds(options_.heartbeat_interval_ms),
         [this] { with_core([this]() REQUIRES(core_lock_) { on_tick(); }); });
     if (!ticks.ok()) return ticks.status();
-    ticker_ = std::move(ticks.value());
+    timers_.tick = std::move(ticks.value());
     if (options_.quiesce) {
-        if (Status s = services_.liveness().enable(
+        if (Status s = seat_.services.liveness().enable(
                 options_.id, std::chrono::milliseconds(options_.heartbeat_interval_ms),
                 std::uint64_t{options_.election_timeout_max_ms} * 1000);
             !s.ok())
             return s;
     }
-    no_space_ticker_ = std::make_unique<Ticker>(
-        services_.io(), std::chrono::milliseconds(kNoSpaceRetryMs),
+    timers_.no_space = std::make_unique<Ticker>(
+        seat_.services.io(), std::chrono::milliseconds(kNoSpaceRetryMs),
         [this] { with_core([this]() REQUIRES(core_lock_) { on_no_space_tick(); }); });
-    apply_ = std::make_unique<ApplyWorker>(sm_, rec.applied, rec.last_snapshot_index,
+    apply_ = std::make_unique<ApplyWorker>(std::move(sm), rec.applied, rec.last_snapshot_index,
                                            options_.snapshot_every_entries, apply_hooks(),
                                            &board_.commit_latency);
     // Single-node mode until the core needs ticks (set_ticker_needed).
-    log_->wal().set_idle_spin_us(kSingleModeFlusherSpinUs);
+    log_->set_single_mode(true);
 
     if (Status s = check_peer_security(); !s.ok()) return s;
     if (open_process_transport) {
-        auto t = make_process_transport(services_.io(), options_, rec.cluster_id,
+        auto t = make_process_transport(seat_.services.io(), options_, rec.cluster_id,
                                         advertised_address(), process_transport_hooks());
         if (!t.ok()) return t.status();
         auto on_rejected = [this](std::string_view reason, std::string_view detail) {
             count_rejection(reason, detail);
         };
-        if (Status s = services_.start_transport(std::move(*t), on_rejected); !s.ok()) return s;
+        if (Status s = seat_.services.start_transport(std::move(*t), on_rejected); !s.ok())
+            return s;
     }
-    if (services_.router().started()) {
-        auto channel = make_group_channel(services_, options_, group_, transport_handlers());
+    if (seat_.services.router().started()) {
+        auto channel =
+            make_group_channel(seat_.services, options_, seat_.group, transport_handlers());
         if (!channel.ok()) {
             // The transport's hooks are this group's: stop it before the group goes.
-            if (open_process_transport) services_.stop();
+            if (open_process_transport) seat_.services.stop();
             return channel.status();
         }
         transport_ = std::move(channel.value());
@@ -205,7 +217,7 @@ Status Replica::start(wal::FileSystem* fs, bool open_process_transport) {
 
     publish_status();
     // The host's verdict on a peer process (process_liveness.hpp).
-    services_.liveness().attach(group_, [this](raft::NodeId peer) {
+    seat_.services.liveness().attach(seat_.group, [this](raft::NodeId peer) {
         with_core([this, peer]() REQUIRES(core_lock_) {
             if (halted()) return;
             core_->peer_down(peer);
@@ -213,7 +225,7 @@ Status Replica::start(wal::FileSystem* fs, bool open_process_transport) {
         });
     });
     apply_->start();
-    if (!services_.io_started()) services_.start_io();
+    if (!seat_.services.io_started()) seat_.services.start_io();
     lifecycle_.store(Lifecycle::running);
     with_core([this]() REQUIRES(core_lock_) {
         on_configuration(core_->configuration());
@@ -260,7 +272,7 @@ ApplyWorker::Hooks Replica::apply_hooks() {
                      generation]() mutable {
             write_snapshot(std::move(fn), meta, generation, done);
         };
-        if (!background_.submit(std::move(task)))
+        if (!seat_.background.submit(std::move(task)))
             log(LogLevel::warn, "snapshot not started: background queue full or stopping");
     };
     // A state machine that failed half-way through a restore cannot go on
@@ -292,8 +304,8 @@ NodeStatus Replica::status() const {
     // ticker through the I/O thread, so the two differ for a moment; a
     // status that says single must mean no tick is counted any more (read
     // before the wakeups: Ticker::armed).
-    if (ticker_->armed()) s.mode = Mode::cluster;
-    s.timer_wakeups = ticker_->wakeups() + no_space_ticker_->wakeups();
+    if (timers_.tick->armed()) s.mode = Mode::cluster;
+    s.timer_wakeups = timers_.tick->wakeups() + timers_.no_space->wakeups();
     if (health_.no_space_causes.load() != 0) s.alarms.push_back(kAlarmNoSpace);
     s.snapshots_damaged = snapshots_->damaged().size() + board_.snapshots_rejected.load();
     s.elections = board_.elections.load();
@@ -346,14 +358,14 @@ void Replica::stop(bool transfer_leadership_first) {
             // groups (the outbox is flushed as the lock is let go: nothing
             // of this group is left in it).
             std::promise<void> done;
-            services_.post([this, &done] {
+            seat_.services.post([this, &done] {
                 with_core([this]() REQUIRES(core_lock_) { shutdown_on_io(); });
                 done.set_value();
             });
             done.get_future().wait();
         }
         if (apply_) apply_->stop();
-        background_.close();
+        seat_.background.close();
         // Last: every thread above queues events.  What is queued is delivered.
         announcer_.stop();
         // The WAL stays open (status() reads it) until the destructor.

@@ -7,11 +7,12 @@
 // keel::Node itself is one ProcessServices with one group
 // (single_group_node.hpp).
 //
-// Owns: the core, the log store (its WAL and flusher thread), the snapshot
-// store, the apply worker (its thread), the state machine (shared with the
-// application), the group's MessageChannel (peer_transport.hpp), its
-// tickers (timers on the process's io_context), the observer's thread, the
-// status board, and the parts below.
+// Owns: the core, the log store (on the process's shared WAL, or on a WAL
+// of its own with its flusher thread: log_store.hpp, shared_wal.hpp), the
+// snapshot store, the apply worker (its thread, and through it the state
+// machine, shared with the application), the group's MessageChannel
+// (peer_transport.hpp), its timers (on the process's io_context), the
+// observer's thread, the status board, and the parts below.
 //
 // The parts, each in its own file, each saying which thread may touch it:
 //   core_lock.hpp         who runs the core: the core lock, settling what
@@ -73,16 +74,6 @@
 
 namespace keel::runtime {
 
-// Single-node mode: how long the WAL flusher looks for the next append
-// before sleeping (wal::Options::idle_spin_us).  A closed-loop client's next
-// proposal comes microseconds after its answer, a network client's one
-// loopback round trip later; finding the flusher awake saves a thread
-// wakeup per write.  The spin holds its core, never yields (a yielding
-// spinner waits out a CPU-bound process's whole time slice when its work
-// arrives), and costs at most this much CPU per write; an idle node
-// sleeps.  Zero in cluster mode, where more threads share the cores.
-inline constexpr std::uint32_t kSingleModeFlusherSpinUs = 250;
-
 class Replica final : public Node, private CoreLock::Client {
 public:
     // keel::Node::open: a ProcessServices with this one group, 0
@@ -108,7 +99,7 @@ public:
     // Stops the group (stop(false)); the process's services go on.
     ~Replica() override;
 
-    GroupId group() const { return group_; }
+    GroupId group() const { return seat_.group; }
 
     void propose_async(SharedBytes data, std::function<void(ProposeResult)> done) override;
     void propose_batch_async(std::vector<Proposal> proposals) override;
@@ -141,13 +132,14 @@ private:
         shut_down,  // the I/O thread shut the group down (under the core lock)
     };
 
-    Replica(NodeOptions options, std::shared_ptr<StateMachine> sm, ProcessServices& services,
-            GroupId group);
+    Replica(NodeOptions options, ProcessServices& services, GroupId group);
     // Before any other thread of this group exists, then starts them.  With
     // `open_process_transport` (keel::Node: the process's only group), it
     // first makes and starts the process's transport, whose connection
     // hooks (cluster id, hellos, refusals) are this group's.
-    Status start(wal::FileSystem* fs, bool open_process_transport) NO_THREAD_SAFETY_ANALYSIS;
+    // The state machine goes to the apply worker, which keeps it.
+    Status start(std::shared_ptr<StateMachine> sm, wal::FileSystem* fs,
+                 bool open_process_transport) NO_THREAD_SAFETY_ANALYSIS;
     // A lone voter elects itself at once but refuses proposals until its
     // first entry of the new term is durable: waits (bounded) for that, so
     // that the group is ready to write when it is opened.
@@ -182,7 +174,7 @@ private:
     // Runs `f` on the I/O thread (thread-safe), unless the group has shut
     // down by then (the process's I/O thread outlives the group).
     void post(std::function<void()> f) override;
-    bool on_io_thread() const { return services_.on_io_thread(); }
+    bool on_io_thread() const { return seat_.services.on_io_thread(); }
     bool holding_core() const { return core_lock_.holding(); }
     bool stopping() const { return lifecycle_.load() >= Lifecycle::stopping; }
     bool shut_down() const { return lifecycle_.load() == Lifecycle::shut_down; }
@@ -206,7 +198,7 @@ private:
     // CoreLock::Client.
     void settle(unsigned work) override REQUIRES(core_lock_);
     bool inbox_pending() const override { return inbox_.nonempty(); }
-    void after_unlock() override { services_.flush_outbox(); }
+    void after_unlock() override { seat_.services.flush_outbox(); }
 
     // ---- the write path (write_path.cpp), in the order it runs ----
     void drain_inbox() REQUIRES(core_lock_);
@@ -243,7 +235,7 @@ private:
     // Queues work for the I/O thread (transport and ticker calls), in order;
     // nothing once the group has shut down.
     void to_io(std::function<void()> work) REQUIRES(core_lock_) {
-        if (!shut_down()) services_.to_io(*io_closed_, std::move(work));
+        if (!shut_down()) seat_.services.to_io(*seat_.io_closed, std::move(work));
     }
     void set_ticker_needed(bool needed) REQUIRES(core_lock_);
     // A proposal refused after it was counted as pending.
@@ -294,18 +286,20 @@ private:
     void verify_received_snapshot(raft::Message message, std::string path);
 
     const NodeOptions options_;
-    std::shared_ptr<StateMachine> sm_;
-    // Where the data dir's files live (set by start(); never null after).
-    wal::FileSystem* fs_ = nullptr;
-    // The process's; outlives the group.
-    ProcessServices& services_;
-    const GroupId group_;
-    // Set on the I/O thread as the group shuts down (shutdown_on_io): what
-    // it queued or posted for the I/O thread is skipped from then on.
-    // Shared with posted work, which may run after the group is gone.
-    const std::shared_ptr<bool> io_closed_ = std::make_shared<bool>(false);
-    // This group's tasks on the process's background thread.
-    BackgroundTasks background_{services_.background()};
+    // The group's place in its process: the services (which outlive it),
+    // its id there, and what it has queued on their threads.
+    struct Seat {
+        Seat(ProcessServices& s, GroupId g) : services(s), group(g) {}
+        ProcessServices& services;
+        const GroupId group;
+        // Set on the I/O thread as the group shuts down (shutdown_on_io):
+        // what it queued or posted for the I/O thread is skipped from then
+        // on.  Shared with posted work, which may run after the group is
+        // gone.
+        const std::shared_ptr<bool> io_closed = std::make_shared<bool>(false);
+        // This group's tasks on the process's background thread.
+        BackgroundTasks background{services.background()};
+    } seat_;
 
     // Emptied vectors of the write path, reused batch after batch (taken and
     // given under the core lock, given back by the applying thread too).
@@ -322,10 +316,12 @@ private:
     std::unique_ptr<SnapshotStore> snapshots_;
     std::unique_ptr<raft::Core> core_ PT_GUARDED_BY(core_lock_);
     std::unique_ptr<ApplyWorker> apply_;
-    // This group's place on the process's one timer (process_clock.hpp).
-    std::unique_ptr<ProcessClock::Subscription> ticker_;
-    // Armed while the no_space alarm is up (on_no_space_tick).  I/O thread.
-    std::unique_ptr<Ticker> no_space_ticker_;
+    struct Timers {
+        // This group's place on the process's one timer (process_clock.hpp).
+        std::unique_ptr<ProcessClock::Subscription> tick;
+        // Armed while the no_space alarm is up (on_no_space_tick).  I/O thread.
+        std::unique_ptr<Ticker> no_space;
+    } timers_;
     std::unique_ptr<PeerTransport> transport_;
     // The observer's thread; stopped after every thread that queues into it.
     Announcer announcer_;
@@ -354,7 +350,7 @@ private:
         std::map<raft::NodeId, raft::Index> outgoing_snapshot;  // peer -> index being sent
         std::optional<PendingTransfer> transfer;
         raft::Role role = raft::Role::follower;
-        bool ticks_needed = false;  // as last handed to ticker_
+        bool ticks_needed = false;  // as last handed to timers_.tick
         bool failed = false;
         // Reused: the next batch's entries to persist and to apply, and the
         // proposals taken from the inbox.

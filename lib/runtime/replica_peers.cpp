@@ -32,7 +32,7 @@ transport::MessageChannel::Handlers Replica::transport_handlers() {
         auto task = [this, m = std::move(m), path]() mutable {
             verify_received_snapshot(std::move(m), std::move(path));
         };
-        if (!background_.submit(std::move(task))) std::remove(path.c_str());
+        if (!seat_.background.submit(std::move(task))) std::remove(path.c_str());
     };
     h.on_snapshot_sent = [this](raft::NodeId to, bool ok) {
         with_core([this, to, ok]() REQUIRES(core_lock_) {
@@ -120,7 +120,7 @@ Status Replica::check_peer_security() const {
 }
 
 Status Replica::adopt_cluster_id(const transport::ClusterId& id, raft::NodeId from) {
-    if (Status s = write_cluster_id(*fs_, options_.data_dir, id); !s.ok()) {
+    if (Status s = write_cluster_id(snapshots_->file_system(), options_.data_dir, id); !s.ok()) {
         log(LogLevel::error,
             fmt::format("cannot store the cluster id {}: {}", id.hex(), s.to_string()));
         return s;

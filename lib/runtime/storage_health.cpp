@@ -90,7 +90,7 @@ void Replica::raise_no_space(unsigned cause, const Status& why) {
                                     cause_names(cause), why.to_string(), kNoSpaceRetryMs));
     if (before != 0) return;
     health_.no_space_transfers = 0;
-    to_io([this] { no_space_ticker_->set_needed(true); });
+    to_io([this] { timers_.no_space->set_needed(true); });
     step_aside_if_full();
     publish_status();
 }
@@ -102,7 +102,7 @@ void Replica::clear_no_space(unsigned cause) {
     health_.no_space_causes.store(after);
     if (after != 0) return;
     log(LogLevel::info, "disk space is back: writes are accepted again");
-    to_io([this] { no_space_ticker_->set_needed(false); });
+    to_io([this] { timers_.no_space->set_needed(false); });
     publish_status();
 }
 
@@ -128,7 +128,7 @@ void Replica::on_no_space_tick() {
     if ((causes & kNoSpaceCompaction) != 0 && !health_.compaction_retry_in_flight) {
         health_.compaction_retry_in_flight = true;
         const std::uint64_t generation = log_->generation();
-        if (!background_.submit([this, generation] { compact_log(generation); }))
+        if (!seat_.background.submit([this, generation] { compact_log(generation); }))
             health_.compaction_retry_in_flight = false;
     }
     step_aside_if_full();
@@ -216,8 +216,7 @@ void Replica::follow_durable_state_machine(raft::Index durable) {
     if (!floor.ok()) return;  // behind what the core dropped already: nothing to follow
     // The WAL only once a whole segment file can go: moving its floor alone
     // costs a metadata write (two fsyncs) and frees nothing.
-    const std::uint64_t reclaimable = log_->wal().reclaimable_from();
-    if (reclaimable == 0 || durable + 1 < reclaimable || health_.floor_compaction_in_flight) return;
+    if (!log_->compaction_frees(durable) || health_.floor_compaction_in_flight) return;
     // Crash window: the point is durable before the log is compacted to it
     // (compact_log, background thread); a restart in between finds the
     // point with the entries still behind it, which it skips.
@@ -230,7 +229,7 @@ void Replica::follow_durable_state_machine(raft::Index durable) {
     health_.saved_floor.store(durable);
     health_.floor_compaction_in_flight = true;
     const std::uint64_t generation = log_->generation();
-    if (!background_.submit([this, generation] { compact_log(generation); }))
+    if (!seat_.background.submit([this, generation] { compact_log(generation); }))
         health_.floor_compaction_in_flight = false;
 }
 

@@ -1,6 +1,7 @@
 // keel/keel.hpp — everything a program embedding keel needs.
 #pragma once
 
+#include "keel/host.hpp"
 #include "keel/node.hpp"
 #include "keel/observer.hpp"
 #include "keel/options.hpp"

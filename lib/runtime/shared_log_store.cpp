@@ -1,0 +1,295 @@
+// One group's LogStore on its process's shared WAL (shared_wal.hpp has the
+// layout): its live entries' positions as runs, its row of the group table
+// for the hard state, and releases for compaction.
+#include <algorithm>
+#include <deque>
+#include <utility>
+
+#include "runtime/shared_wal.hpp"
+
+namespace keel::runtime {
+
+namespace {
+
+void put_u64(std::string& out, std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+// Consecutive live entries at consecutive positions.
+struct Run {
+    raft::Index first = 0;
+    std::uint64_t position = 0;
+    std::uint64_t count = 0;
+    raft::Index end() const { return first + count; }
+};
+
+class SharedLogStore final : public LogStore {
+public:
+    SharedLogStore(SharedWal& shared, GroupId group, GroupRecovery recovered);
+    // Waits for the group's writes in flight, then leaves the WAL.
+    ~SharedLogStore() override;
+
+    bool fresh() const override { return !any_record_ && shared_.meta(group_) == GroupMeta{}; }
+    raft::HardState hard_state() const override {
+        const GroupMeta m = shared_.meta(group_);
+        return raft::HardState{m.term, m.vote, m.commit};
+    }
+    Result<std::vector<raft::Entry>> entries_after(raft::Index snapshot_index,
+                                                   raft::Term snapshot_term) const override;
+    Result<bool> replaced_by_snapshot(raft::Index index, raft::Term term) const override;
+    raft::Index first_index() const override;
+    raft::Index next_index() const override {
+        MutexLock lock(shape_mu_);
+        return next_;
+    }
+    bool empty() const override {
+        MutexLock lock(shape_mu_);
+        return runs_.empty() && next_ == 1;
+    }
+    void forget_recovered() override { std::vector<raft::Entry>().swap(recovered_); }
+    Status append(std::vector<raft::Entry>& entries, wal::Wal::Writer writer,
+                  wal::Wal::Callback done) override;
+    Status save_hard_state(const raft::HardState& hs) override {
+        return shared_.update_meta(group_, [&](GroupMeta& m) {
+            m.term = hs.term;
+            m.vote = hs.vote;
+            m.commit = hs.commit;
+        });
+    }
+    Status reset_after_snapshot(raft::Index index, raft::Term term,
+                                wal::Wal::Callback done) override;
+    // One group's mode says nothing of the others': the shared WAL's
+    // flusher never spins.
+    void set_single_mode(bool) override {}
+    Status compact_through(raft::Index index, std::uint64_t generation) override;
+    bool compaction_frees(raft::Index index) const override {
+        MutexLock lock(shape_mu_);
+        return frees(release_position(index));
+    }
+    Result<std::optional<raft::SnapshotMeta>> floor() const override {
+        return decode_floor(shared_.meta(group_).floor, shared_.dir());
+    }
+    Status save_floor(const raft::SnapshotMeta& floor) override {
+        return shared_.update_meta(group_, [&](GroupMeta& m) { m.floor = encode_floor(floor); });
+    }
+    wal::Wal& wal() override { return shared_.wal(); }
+    const wal::Wal& wal() const override { return const_cast<SharedWal&>(shared_).wal(); }
+
+private:
+    // Queues `records` (group set here) and notes where they went.
+    Status submit(std::vector<wal::Record> records, wal::Wal::Callback done,
+                  wal::Wal::Writer writer, std::uint64_t* first) REQUIRES(shape_mu_);
+    // The position below which the group needs nothing once its log is
+    // compacted through `index`: its first live entry after it, or the end
+    // of the durable log.
+    std::uint64_t release_position(raft::Index index) const REQUIRES(shape_mu_);
+    // Whether releasing below `position` lets the oldest segment go, as far
+    // as this group is concerned.
+    bool frees(std::uint64_t position) const {
+        const std::uint64_t reclaimable = shared_.wal().reclaimable_from();
+        return reclaimable != 0 && position >= reclaimable;
+    }
+
+    SharedWal& shared_;
+    const GroupId group_;
+    const bool any_record_;
+    std::vector<raft::Entry> recovered_;  // until forget_recovered()
+    raft::Index next_ GUARDED_BY(shape_mu_);
+    std::deque<Run> runs_ GUARDED_BY(shape_mu_);
+    Mutex flight_mu_;
+    CondVar flight_cv_;
+    std::uint64_t in_flight_ GUARDED_BY(flight_mu_) = 0;
+};
+
+SharedLogStore::SharedLogStore(SharedWal& shared, GroupId group, GroupRecovery recovered)
+    : shared_(shared), group_(group), any_record_(recovered.any_record) {
+    MutexLock lock(shape_mu_);
+    next_ = recovered.next;
+    recovered_.reserve(recovered.entries.size());
+    for (GroupRecovery::Slot& slot : recovered.entries) {
+        if (!runs_.empty() && runs_.back().end() == slot.entry.index &&
+            runs_.back().position + runs_.back().count == slot.position) {
+            ++runs_.back().count;
+        } else {
+            runs_.push_back(Run{slot.entry.index, slot.position, 1});
+        }
+        recovered_.push_back(std::move(slot.entry));
+    }
+}
+
+SharedLogStore::~SharedLogStore() {
+    {
+        MutexLock lock(flight_mu_);
+        while (in_flight_ != 0) flight_cv_.wait(lock);
+    }
+    shared_.close_group(group_);
+}
+
+raft::Index SharedLogStore::first_index() const {
+    const raft::Index compacted = shared_.meta(group_).compacted_through;
+    MutexLock lock(shape_mu_);
+    const raft::Index first = runs_.empty() ? next_ : runs_.front().first;
+    return std::max(first, compacted + 1);
+}
+
+Result<bool> SharedLogStore::replaced_by_snapshot(raft::Index index, raft::Term term) const {
+    if (index == 0 || recovered_.empty() || index < recovered_.front().index ||
+        index > recovered_.back().index)
+        return false;
+    return recovered_[index - recovered_.front().index].term != term;
+}
+
+Result<std::vector<raft::Entry>> SharedLogStore::entries_after(raft::Index snapshot_index,
+                                                               raft::Term snapshot_term) const {
+    std::vector<raft::Entry> out;
+    if (recovered_.empty()) return out;
+    auto replaced = replaced_by_snapshot(snapshot_index, snapshot_term);
+    if (!replaced.ok()) return replaced.status();
+    if (replaced.value()) return out;  // an old log the snapshot replaced
+    const raft::Index first = std::max(recovered_.front().index, first_index());
+    if (first > snapshot_index + 1)
+        return Status(ErrorCode::corruption,
+                      "the log of group " + std::to_string(group_) + " in " + shared_.dir() +
+                          " starts at index " + std::to_string(first) +
+                          ", but the state it continues ends at index " +
+                          std::to_string(snapshot_index) + " (a snapshot is missing)");
+    for (const raft::Entry& e : recovered_)
+        if (e.index > snapshot_index) out.push_back(e);
+    return out;
+}
+
+Status SharedLogStore::submit(std::vector<wal::Record> records, wal::Wal::Callback done,
+                              wal::Wal::Writer writer, std::uint64_t* first) {
+    for (wal::Record& r : records) r.group = group_;
+    {
+        MutexLock lock(flight_mu_);
+        ++in_flight_;
+    }
+    auto completed = [this, done = std::move(done)](Status st) {
+        done(std::move(st));
+        shared_.touched(group_);
+        MutexLock lock(flight_mu_);
+        if (--in_flight_ == 0) flight_cv_.notify_all();
+    };
+    Status s = shared_.append(std::move(records), std::move(completed), writer, first);
+    if (!s.ok()) {
+        MutexLock lock(flight_mu_);
+        --in_flight_;
+    }
+    return s;
+}
+
+Status SharedLogStore::append(std::vector<raft::Entry>& entries, wal::Wal::Writer writer,
+                              wal::Wal::Callback done) {
+    KEEL_ASSERT(!entries.empty(), "append needs entries");
+    const raft::Index first = entries.front().index;
+    std::vector<wal::Record> records = shared_.wal().record_buffer();
+    records.reserve(entries.size());
+    for (raft::Entry& e : entries) {
+        wal::Record r;
+        r.term = e.term;
+        r.type = static_cast<std::uint16_t>(kSharedEntryType + static_cast<std::uint16_t>(e.type));
+        std::string payload;
+        payload.reserve(8 + e.data.size());
+        put_u64(payload, e.index);
+        payload.append(e.data.view());
+        r.payload = SharedBytes(std::move(payload));
+        records.push_back(std::move(r));
+    }
+    const std::uint64_t count = records.size();
+    MutexLock lock(shape_mu_);
+    KEEL_ASSERT(first <= next_, "the log has no gaps");
+    std::uint64_t position = 0;
+    if (Status s = submit(std::move(records), std::move(done), writer, &position); !s.ok())
+        return s;
+    // Raft §5.3: the new entries replace the group's from `first` on.
+    while (!runs_.empty() && runs_.back().first >= first) runs_.pop_back();
+    if (!runs_.empty() && runs_.back().end() > first)
+        runs_.back().count = first - runs_.back().first;
+    if (!runs_.empty() && runs_.back().end() == first &&
+        runs_.back().position + runs_.back().count == position) {
+        runs_.back().count += count;
+    } else {
+        runs_.push_back(Run{first, position, count});
+    }
+    next_ = first + count;
+    return Status::ok_status();
+}
+
+Status SharedLogStore::reset_after_snapshot(raft::Index index, raft::Term term,
+                                            wal::Wal::Callback done) {
+    MutexLock lock(shape_mu_);
+    generation_.fetch_add(1);
+    // The marker and the commit index are for the record only (a restart
+    // takes the snapshot from its file and clamps the commit index to it):
+    // out of space, go on without them.
+    Status s = shared_.update_meta(group_, [&](GroupMeta& m) {
+        m.snapshot_index = index;
+        m.snapshot_term = term;
+        m.commit = std::max(m.commit, index);
+    });
+    if (!s.ok() && s.code() != ErrorCode::no_space) return s;
+    wal::Record r;
+    r.type = kSharedResetType;
+    std::string payload;
+    put_u64(payload, index);
+    put_u64(payload, term);
+    r.payload = SharedBytes(std::move(payload));
+    std::vector<wal::Record> records;
+    records.push_back(std::move(r));
+    std::uint64_t position = 0;
+    if (s = submit(std::move(records), std::move(done), wal::Wal::Writer::flusher, &position);
+        !s.ok())
+        return s;
+    runs_.clear();
+    next_ = index + 1;
+    return Status::ok_status();
+}
+
+std::uint64_t SharedLogStore::release_position(raft::Index index) const {
+    const std::uint64_t durable_end = shared_.wal().last_index() + 1;
+    for (const Run& run : runs_) {
+        if (run.end() <= index + 1) continue;
+        const std::uint64_t at =
+            run.first > index ? run.position : run.position + (index + 1 - run.first);
+        return std::min(at, durable_end);
+    }
+    return durable_end;
+}
+
+Status SharedLogStore::compact_through(raft::Index index, std::uint64_t generation) {
+    std::uint64_t position = 0;
+    {
+        MutexLock lock(shape_mu_);
+        if (generation != generation_.load()) return Status::ok_status();  // a reset superseded it
+        position = release_position(index);
+    }
+    // Only when the oldest segment file may go: a release is a metadata
+    // write with two fsyncs.
+    if (!frees(position)) return Status::ok_status();
+    // Without the lock, the group's writes go on meanwhile: they land
+    // after `position`, and none replaces an entry up to `index` (a
+    // snapshot holds it: committed).  A reset meanwhile voids everything
+    // before its record, which lies after `position` too.
+    //
+    // Crash window: the compaction point is durable before the release,
+    // so a restart never takes records a release dropped for the start of
+    // the group's log.
+    Status s = shared_.update_meta(group_, [&](GroupMeta& m) {
+        m.compacted_through = std::max<std::uint64_t>(m.compacted_through, index);
+    });
+    if (!s.ok()) return s;
+    if (s = shared_.wal().release(group_, position); !s.ok()) return s;
+    MutexLock lock(shape_mu_);
+    while (!runs_.empty() && runs_.front().end() <= index + 1) runs_.pop_front();
+    return Status::ok_status();
+}
+
+}  // namespace
+
+std::unique_ptr<LogStore> make_shared_log_store(SharedWal& shared, GroupId group,
+                                                GroupRecovery recovered) {
+    return std::make_unique<SharedLogStore>(shared, group, std::move(recovered));
+}
+
+}  // namespace keel::runtime
