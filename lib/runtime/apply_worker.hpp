@@ -97,8 +97,10 @@ public:
     // may apply a batch itself instead of waking the apply thread.
     // claim_inline() succeeds when the apply thread is idle with nothing
     // queued, the batch is predicted to take at most budget_ns (from the
-    // measured cost per entry; 0 = never) and would not trigger an automatic
-    // snapshot.  After a successful claim, items enqueue()d meanwhile wait,
+    // measured cost per entry; 0 = never).  A claimed batch that crosses
+    // snapshot_every_entries is applied by the claimer, and the capture
+    // (StateMachine::snapshot()) queued for the apply thread, unless an
+    // automatic snapshot is in flight.  After a successful claim, items enqueue()d meanwhile wait,
     // and the claimer must call apply_claimed() with the claimed items (in
     // log order), from a thread holding no keel lock.  The state machine
     // still sees one apply at a time, in order.
@@ -138,6 +140,10 @@ private:
     std::atomic<raft::Index> durable_index_{0};
     std::atomic<bool> snapshot_in_flight_{false};
     bool broken_ = false;  // a restore failed: nothing is applied any more
+    // An inline claimer is applying (apply_claimed), and its batch crossed
+    // snapshot_every_entries: the apply thread is to capture once it lets go.
+    bool claimed_ = false;
+    bool capture_wanted_ = false;
     std::vector<CommittedEntry> batch_;
     std::vector<std::string> results_;
     std::thread thread_;
