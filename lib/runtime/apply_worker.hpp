@@ -100,10 +100,10 @@ public:
     // measured cost per entry; 0 = never).  A claimed batch that crosses
     // snapshot_every_entries is applied by the claimer, and the capture
     // (StateMachine::snapshot()) queued for the apply thread, unless an
-    // automatic snapshot is in flight.  After a successful claim, items enqueue()d meanwhile wait,
-    // and the claimer must call apply_claimed() with the claimed items (in
-    // log order), from a thread holding no keel lock.  The state machine
-    // still sees one apply at a time, in order.
+    // automatic snapshot is in flight.  After a successful claim, items
+    // enqueue()d meanwhile wait, and the claimer must call apply_claimed()
+    // with the claimed items (in log order), from a thread holding no keel
+    // lock.  The state machine still sees one apply at a time, in order.
     bool claim_inline(std::size_t entries, std::uint64_t budget_ns);
     void apply_claimed(std::deque<ApplyItem>& items);
 
@@ -140,8 +140,9 @@ private:
     std::atomic<raft::Index> durable_index_{0};
     std::atomic<bool> snapshot_in_flight_{false};
     bool broken_ = false;  // a restore failed: nothing is applied any more
-    // An inline claimer is applying (apply_claimed), and its batch crossed
-    // snapshot_every_entries: the apply thread is to capture once it lets go.
+    // An inline claimer is applying (apply_claimed); its batch crossed
+    // snapshot_every_entries, so the apply thread is to capture once the
+    // claimer lets go.
     bool claimed_ = false;
     bool capture_wanted_ = false;
     std::vector<CommittedEntry> batch_;
