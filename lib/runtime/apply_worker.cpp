@@ -56,6 +56,17 @@ void ApplyWorker::stop() {
 
 void ApplyWorker::snapshot_finished() {
     snapshot_in_flight_.store(false);
+    // One came due meanwhile: take it now, not at the next apply, which may
+    // be long in coming (writes stopped).
+    if (capture_skipped_.exchange(false)) enqueue(ApplySnapshot::automatic_one());
+}
+
+void ApplyWorker::note_skipped_capture() {
+    capture_skipped_.store(true);
+    // snapshot_finished() may have run between the caller's look and the
+    // store: then nobody else will take it.
+    if (!snapshot_in_flight_.load() && capture_skipped_.exchange(false))
+        enqueue(ApplySnapshot::automatic_one());
 }
 
 void ApplyWorker::run() {
@@ -201,8 +212,9 @@ void ApplyWorker::apply_entries(ApplyEntries& item) {
     if (!claimed_) {
         maybe_snapshot({});
     } else if (!snapshot_in_flight_.load()) {
-        // (While one is in flight the apply thread would skip it: no wakeup.)
         capture_wanted_ = true;
+    } else {
+        note_skipped_capture();  // (the apply thread would skip it now: no wakeup)
     }
 }
 
@@ -231,7 +243,10 @@ void ApplyWorker::maybe_snapshot(std::function<void(Status)> requested, bool aga
     }
     std::function<void(Status)> done = std::move(requested);
     if (!done) {
-        if (snapshot_in_flight_.exchange(true)) return;  // one automatic snapshot at a time
+        if (snapshot_in_flight_.exchange(true)) {  // one automatic snapshot at a time
+            note_skipped_capture();
+            return;
+        }
         done = [this](Status s) {
             if (!s.ok()) hooks_.log(LogLevel::warn, "automatic snapshot failed: " + s.to_string());
             snapshot_finished();

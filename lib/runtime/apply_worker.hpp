@@ -91,7 +91,8 @@ public:
     // Entries applied since start (noop and configuration entries included).
     std::uint64_t entries_applied() const { return entries_applied_.load(); }
     // Called (from any thread) when the automatic snapshot handed out
-    // earlier has finished, so another one may start.
+    // earlier has finished, so another one may start: at once if one came
+    // due while it was in flight.
     void snapshot_finished();
     // Inline apply (inline_policy.hpp): the thread that committed entries
     // may apply a batch itself instead of waking the apply thread.
@@ -116,6 +117,9 @@ private:
     std::size_t apply_one(ApplyItem& item, std::uint64_t& task_ns);
     void apply_entries(ApplyEntries& item);
     void maybe_snapshot(std::function<void(Status)> requested, bool again = false);
+    // An automatic snapshot came due while one was in flight: taken once
+    // that one finishes (snapshot_finished).
+    void note_skipped_capture();
     // After a failed restore: completes an item without applying it.
     void refuse(ApplyItem& item);
 
@@ -139,7 +143,8 @@ private:
     std::atomic<raft::Index> applied_index_{0};
     std::atomic<raft::Index> durable_index_{0};
     std::atomic<bool> snapshot_in_flight_{false};
-    bool broken_ = false;  // a restore failed: nothing is applied any more
+    std::atomic<bool> capture_skipped_{false};  // note_skipped_capture()
+    bool broken_ = false;                       // a restore failed: nothing is applied any more
     // An inline claimer is applying (apply_claimed); its batch crossed
     // snapshot_every_entries, so the apply thread is to capture once the
     // claimer lets go.

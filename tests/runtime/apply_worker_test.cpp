@@ -7,6 +7,7 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -77,7 +78,8 @@ struct Fixture {
             snapshots.fetch_add(1);
             if (!done) return;
             if (hold_snapshots.load()) {
-                held.push_back(std::move(done));  // apply thread only, read after stop()
+                std::lock_guard lock(held_mu);
+                held.push_back(std::move(done));
             } else {
                 done(keel::Status::ok_status());
             }
@@ -94,8 +96,9 @@ struct Fixture {
     std::atomic<keel::raft::Index> last_snapshot_index{0};
     std::atomic<std::thread::id> snapshot_thread{};  // where the last capture ran
     std::atomic<bool> hold_snapshots{false};         // keep them in flight (done not called)
-    std::vector<std::function<void(keel::Status)>> held;
-    std::atomic<int> batches_begun{0};  // by the apply thread or a claimer
+    std::mutex held_mu;
+    std::vector<std::function<void(keel::Status)>> held;  // guarded by held_mu
+    std::atomic<int> batches_begun{0};                    // by the apply thread or a claimer
     std::unique_ptr<ApplyWorker> worker;
 };
 
@@ -297,6 +300,35 @@ TEST_CASE("no capture is queued while an automatic snapshot is in flight", "[app
     f.worker->stop();
     CHECK(f.snapshots.load() == 1);
     CHECK(answered.load() == 10);
+}
+
+// A snapshot that came due while another was being written is taken as soon
+// as that one finishes, not at the next apply: when writes stop, the last
+// entries would otherwise wait for a snapshot indefinitely.
+TEST_CASE("a snapshot due while one is in flight is taken when that one finishes",
+          "[apply_worker]") {
+    Fixture f(/*snapshot_every=*/2);
+    f.hold_snapshots.store(true);
+    std::atomic<int> answered{0};
+    f.worker->start();
+    f.worker->enqueue(entries(1, 2, &answered));  // due: captured, held in flight
+    f.worker->enqueue(entries(3, 4, &answered));  // due again: skipped for now
+    wait_for_index(*f.sm, 4);
+    CHECK(f.snapshots.load() == 1);
+    std::function<void(keel::Status)> done;
+    {
+        std::lock_guard lock(f.held_mu);
+        REQUIRE(f.held.size() == 1);
+        done = std::move(f.held.front());
+        f.held.clear();
+    }
+    done(keel::Status::ok_status());  // no entry applied after this
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (f.snapshots.load() < 2 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::yield();
+    f.worker->stop();
+    CHECK(f.snapshots.load() == 2);
+    CHECK(f.last_snapshot_index.load() == 4);
 }
 
 // The replica's commit, handed over by a WAL flusher with more to write,
