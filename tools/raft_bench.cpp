@@ -21,7 +21,10 @@
 //             goes first, latencies and counts pooled per mode; then the
 //             idle check: a single node left alone for 5 s, counting its
 //             timer wakeups and the process's CPU time.
-// records_per_fsync in the output is the WAL's mean over the whole run.
+// records_per_fsync in the output is the WAL's mean over the whole run (in
+// cluster3 the leader's; follower_records_per_fsync the two followers');
+// cpu_us_per_op the process's CPU time over the measured window per
+// completed operation.
 // One JSON object per line on stdout.  Public headers only.
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -78,6 +81,8 @@ struct Options {
     std::string tls_dir;
 };
 
+double cpu_seconds();
+
 // ---- the closed loop ----------------------------------------------------------
 
 // Issues one operation; calls done(ok) when it completes (any thread).
@@ -90,6 +95,9 @@ struct LoopResult {
     std::size_t failures = 0;
     std::uint64_t records = 0;  // WAL records and fsyncs over the run
     std::uint64_t fsyncs = 0;
+    std::uint64_t follower_records = 0;  // cluster3: both followers'
+    std::uint64_t follower_fsyncs = 0;
+    double cpu_seconds = 0;  // the process's, over the window
 
     // Pools another run of the same mode (interleaved rounds).
     void add(LoopResult&& other) {
@@ -100,6 +108,9 @@ struct LoopResult {
         failures += other.failures;
         records += other.records;
         fsyncs += other.fsyncs;
+        follower_records += other.follower_records;
+        follower_fsyncs += other.follower_fsyncs;
+        cpu_seconds += other.cpu_seconds;
     }
 };
 
@@ -115,11 +126,13 @@ public:
         std::unique_lock lock(mu_);
         while (Clock::now() < measure_from_) cv_.wait_until(lock, measure_from_);
         const std::size_t before = completed_in_window_;
+        const double cpu_before = cpu_seconds();
         const auto t0 = Clock::now();
         const auto end = t0 + std::chrono::duration_cast<Clock::duration>(
                                   std::chrono::duration<double>(seconds));
         while (Clock::now() < end) cv_.wait_until(lock, end);
         const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+        const double cpu = cpu_seconds() - cpu_before;
         const std::size_t done = completed_in_window_ - before;
         stop_ = true;
         cv_.wait(lock, [&] { return in_flight_ == 0; });
@@ -128,6 +141,7 @@ public:
         r.seconds = elapsed;
         r.latencies_us = std::move(latencies_);
         r.failures = failures_;
+        r.cpu_seconds = cpu;
         return r;
     }
 
@@ -182,6 +196,12 @@ void report(const std::string& mode, int k, const Options& o, LoopResult r) {
                         {"p99_us", percentile(r.latencies_us, 0.99)}};
     if (r.fsyncs != 0)
         j["records_per_fsync"] = static_cast<double>(r.records) / static_cast<double>(r.fsyncs);
+    if (r.follower_fsyncs != 0)
+        j["follower_records_per_fsync"] =
+            static_cast<double>(r.follower_records) / static_cast<double>(r.follower_fsyncs);
+    // CPU time of the whole process (every node's threads) per completed
+    // operation: a count that a busy machine disturbs less than a rate.
+    if (r.ops != 0) j["cpu_us_per_op"] = r.cpu_seconds * 1e6 / static_cast<double>(r.ops);
     if (o.snapshot_every != 0 && mode != "wal") j["snapshot_every"] = o.snapshot_every;
     if (r.failures != 0) j["failures"] = r.failures;
     print(j);
@@ -352,9 +372,16 @@ LoopResult run_cluster3(const Options& o, int k, double seconds, bool tls) {
     if (!leader) die("cluster3: no leader elected within 10 s");
     ClosedLoop loop(propose_op(*leader, o.record_bytes));
     LoopResult r = loop.run(k, seconds);
-    const keel::NodeStatus st = leader->status();
-    r.records = st.wal.records;
-    r.fsyncs = st.wal.fsyncs;
+    for (auto& n : nodes) {
+        const keel::NodeStatus st = n->status();
+        if (n.get() == leader) {
+            r.records = st.wal.records;
+            r.fsyncs = st.wal.fsyncs;
+        } else {
+            r.follower_records += st.wal.records;
+            r.follower_fsyncs += st.wal.fsyncs;
+        }
+    }
     for (auto& n : nodes) n->stop();
     nodes.clear();
     std::filesystem::remove_all(base);

@@ -56,6 +56,17 @@ void ApplyWorker::stop() {
 
 void ApplyWorker::snapshot_finished() {
     snapshot_in_flight_.store(false);
+    // One came due meanwhile: take it now, not at the next apply, which may
+    // be long in coming (writes stopped).
+    if (capture_skipped_.exchange(false)) enqueue(ApplySnapshot::automatic_one());
+}
+
+void ApplyWorker::note_skipped_capture() {
+    capture_skipped_.store(true);
+    // snapshot_finished() may have run between the caller's look and the
+    // store: then nobody else will take it.
+    if (!snapshot_in_flight_.load() && capture_skipped_.exchange(false))
+        enqueue(ApplySnapshot::automatic_one());
 }
 
 void ApplyWorker::run() {
@@ -137,19 +148,24 @@ std::size_t ApplyWorker::apply_one(ApplyItem& item, std::uint64_t& task_ns) {
 bool ApplyWorker::claim_inline(std::size_t entries, std::uint64_t budget_ns) {
     if (budget_ns == 0) return false;
     if (entries * apply_ns_per_entry_.load(std::memory_order_relaxed) > budget_ns) return false;
-    // Under the queue's lock, with the apply thread idle: applied_ holds
-    // still.  A batch that would take an automatic snapshot goes to the
-    // apply thread: capturing the state may take a while.
-    return queue_.try_claim([&] {
-        return snapshot_every_ == 0 ||
-               applied_.index + entries - last_snapshot_index_ < snapshot_every_;
-    });
+    // A batch that crosses snapshot_every_entries is claimed too: the
+    // claimer applies it and leaves the capture to the apply thread
+    // (apply_claimed).
+    return queue_.try_claim([] { return true; });
 }
 
 void ApplyWorker::apply_claimed(std::deque<ApplyItem>& items) {
+    claimed_ = true;
     apply_batch(items);
+    claimed_ = false;
     items.clear();
+    const bool capture = capture_wanted_;
+    capture_wanted_ = false;
     queue_.release_claim();  // queued items, or stop(), wait for it
+    // StateMachine::snapshot() runs on the apply thread (its contract), and
+    // may take a while: one item wakes the apply thread for it, while the
+    // claimer goes back to its own work.
+    if (capture) enqueue(ApplySnapshot::automatic_one());
 }
 
 void ApplyWorker::apply_entries(ApplyEntries& item) {
@@ -192,8 +208,14 @@ void ApplyWorker::apply_entries(ApplyEntries& item) {
         if (j < batch_.size() && batch_[j].index == w.index) r.result = std::move(results_[j]);
         w.done(std::move(r));
     }
-    if (snapshot_every_ != 0 && applied_.index - last_snapshot_index_ >= snapshot_every_)
+    if (snapshot_every_ == 0 || applied_.index - last_snapshot_index_ < snapshot_every_) return;
+    if (!claimed_) {
         maybe_snapshot({});
+    } else if (!snapshot_in_flight_.load()) {
+        capture_wanted_ = true;
+    } else {
+        note_skipped_capture();  // (the apply thread would skip it now: no wakeup)
+    }
 }
 
 void ApplyWorker::refuse(ApplyItem& item) {
@@ -221,7 +243,10 @@ void ApplyWorker::maybe_snapshot(std::function<void(Status)> requested, bool aga
     }
     std::function<void(Status)> done = std::move(requested);
     if (!done) {
-        if (snapshot_in_flight_.exchange(true)) return;  // one automatic snapshot at a time
+        if (snapshot_in_flight_.exchange(true)) {  // one automatic snapshot at a time
+            note_skipped_capture();
+            return;
+        }
         done = [this](Status s) {
             if (!s.ok()) hooks_.log(LogLevel::warn, "automatic snapshot failed: " + s.to_string());
             snapshot_finished();

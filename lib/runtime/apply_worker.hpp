@@ -91,17 +91,20 @@ public:
     // Entries applied since start (noop and configuration entries included).
     std::uint64_t entries_applied() const { return entries_applied_.load(); }
     // Called (from any thread) when the automatic snapshot handed out
-    // earlier has finished, so another one may start.
+    // earlier has finished, so another one may start: at once if one came
+    // due while it was in flight.
     void snapshot_finished();
     // Inline apply (inline_policy.hpp): the thread that committed entries
     // may apply a batch itself instead of waking the apply thread.
     // claim_inline() succeeds when the apply thread is idle with nothing
     // queued, the batch is predicted to take at most budget_ns (from the
-    // measured cost per entry; 0 = never) and would not trigger an automatic
-    // snapshot.  After a successful claim, items enqueue()d meanwhile wait,
-    // and the claimer must call apply_claimed() with the claimed items (in
-    // log order), from a thread holding no keel lock.  The state machine
-    // still sees one apply at a time, in order.
+    // measured cost per entry; 0 = never).  A claimed batch that crosses
+    // snapshot_every_entries is applied by the claimer, and the capture
+    // (StateMachine::snapshot()) queued for the apply thread, unless an
+    // automatic snapshot is in flight.  After a successful claim, items
+    // enqueue()d meanwhile wait, and the claimer must call apply_claimed()
+    // with the claimed items (in log order), from a thread holding no keel
+    // lock.  The state machine still sees one apply at a time, in order.
     bool claim_inline(std::size_t entries, std::uint64_t budget_ns);
     void apply_claimed(std::deque<ApplyItem>& items);
 
@@ -114,6 +117,9 @@ private:
     std::size_t apply_one(ApplyItem& item, std::uint64_t& task_ns);
     void apply_entries(ApplyEntries& item);
     void maybe_snapshot(std::function<void(Status)> requested, bool again = false);
+    // An automatic snapshot came due while one was in flight: taken once
+    // that one finishes (snapshot_finished).
+    void note_skipped_capture();
     // After a failed restore: completes an item without applying it.
     void refuse(ApplyItem& item);
 
@@ -137,7 +143,13 @@ private:
     std::atomic<raft::Index> applied_index_{0};
     std::atomic<raft::Index> durable_index_{0};
     std::atomic<bool> snapshot_in_flight_{false};
-    bool broken_ = false;  // a restore failed: nothing is applied any more
+    std::atomic<bool> capture_skipped_{false};  // note_skipped_capture()
+    bool broken_ = false;                       // a restore failed: nothing is applied any more
+    // An inline claimer is applying (apply_claimed); its batch crossed
+    // snapshot_every_entries, so the apply thread is to capture once the
+    // claimer lets go.
+    bool claimed_ = false;
+    bool capture_wanted_ = false;
     std::vector<CommittedEntry> batch_;
     std::vector<std::string> results_;
     std::thread thread_;

@@ -48,7 +48,7 @@ bool InlinePolicy::in_callbacks() const {
     return t_callbacks_of == this;
 }
 bool InlinePolicy::gathers(std::size_t queued) const {
-    return in_callbacks() && queued < kDeferredProposalsChunk;
+    return in_callbacks() && (cluster_mode() || queued < kDeferredProposalsChunk);
 }
 
 std::uint64_t InlinePolicy::budget_ns() const {

@@ -58,7 +58,11 @@ inline constexpr std::uint64_t kIoInlineApplyLimitNs = 1'000'000;
 // messages while they are written.
 inline constexpr std::size_t kFollowerIoWriteMaxEntries = 8;
 // Proposals submitted from inside a batch of proposal callbacks are handed
-// to the core (one WAL append) at the batch's end or in chunks of this many.
+// to the core (one WAL append) at the batch's end, and in single-node mode
+// also every this many, so that the WAL starts on the first chunk while the
+// apply thread answers the rest.  Not in cluster mode: there each chunk is
+// also an append to every follower, with its own write, fdatasync and
+// acknowledgement on each, and those cost CPU that the members share.
 inline constexpr std::size_t kDeferredProposalsChunk = 128;
 
 class InlinePolicy {
@@ -87,7 +91,7 @@ public:
     void end_callbacks();
     bool in_callbacks() const;
     // A proposal submitted now, with `queued` waiting in the inbox, waits
-    // for the end of the callbacks' batch.
+    // for the end of the callbacks' batch (kDeferredProposalsChunk).
     bool gathers(std::size_t queued) const;
 
     // ---- applying inline ----

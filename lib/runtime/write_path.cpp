@@ -16,10 +16,10 @@ void Replica::propose_async(SharedBytes data, std::function<void(ProposeResult)>
     const std::size_t queued = admit_proposal(std::move(data), std::move(done));
     if (queued == 0) return;
     // Under the core lock, the holder takes the inbox in before releasing
-    // it.  Inside a batch of proposal callbacks, the batch's end does, or
-    // every kDeferredProposalsChunk proposals: the WAL starts on the first
-    // chunk while the apply thread is still answering the rest.  Otherwise
-    // this thread runs the core itself.
+    // it.  Inside a batch of proposal callbacks, the batch's end does (in
+    // single-node mode also every kDeferredProposalsChunk proposals: the
+    // WAL starts on the first chunk while the apply thread is still
+    // answering the rest).  Otherwise this thread runs the core itself.
     if (holding_core() || inline_.gathers(queued)) return;
     kick_core();
 }

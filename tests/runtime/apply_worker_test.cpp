@@ -7,6 +7,7 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,6 +55,17 @@ void wait_for_index(const keel::test::RecordingStateMachine& sm, std::uint64_t i
     sm.wait([index](const auto& applied) { return applied.count(index) != 0; });
 }
 
+// Claims once the apply thread has taken and finished what was queued (a
+// bounded poll: it is busy for a moment).
+bool claim_when_idle(ApplyWorker& worker, std::size_t entries) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (worker.claim_inline(entries, 20'000)) return true;
+        std::this_thread::yield();
+    }
+    return false;
+}
+
 struct Fixture {
     explicit Fixture(std::uint64_t snapshot_every = 0,
                      keel::runtime::LatencyHistogramRecorder* commit_latency = nullptr) {
@@ -61,11 +73,13 @@ struct Fixture {
         hooks.on_applied = [this](keel::raft::Index i) { last_reported.store(i); };
         hooks.on_snapshot = [this](keel::SnapshotFunction, keel::raft::SnapshotMeta meta,
                                    std::function<void(keel::Status)> done) {
-            snapshots.fetch_add(1);
+            snapshot_thread.store(std::this_thread::get_id());
             last_snapshot_index.store(meta.index);
+            snapshots.fetch_add(1);
             if (!done) return;
             if (hold_snapshots.load()) {
-                held.push_back(std::move(done));  // apply thread only, read after stop()
+                std::lock_guard lock(held_mu);
+                held.push_back(std::move(done));
             } else {
                 done(keel::Status::ok_status());
             }
@@ -80,9 +94,11 @@ struct Fixture {
     std::atomic<keel::raft::Index> last_reported{0};
     std::atomic<int> snapshots{0};
     std::atomic<keel::raft::Index> last_snapshot_index{0};
-    std::atomic<bool> hold_snapshots{false};  // keep them in flight (done not called)
-    std::vector<std::function<void(keel::Status)>> held;
-    std::atomic<int> batches_begun{0};  // by the apply thread or a claimer
+    std::atomic<std::thread::id> snapshot_thread{};  // where the last capture ran
+    std::atomic<bool> hold_snapshots{false};         // keep them in flight (done not called)
+    std::mutex held_mu;
+    std::vector<std::function<void(keel::Status)>> held;  // guarded by held_mu
+    std::atomic<int> batches_begun{0};                    // by the apply thread or a claimer
     std::unique_ptr<ApplyWorker> worker;
 };
 
@@ -231,8 +247,15 @@ TEST_CASE("no inline claim while the apply thread has work, nor once stopped", "
     CHECK_FALSE(f.worker->claim_inline(1, kBudgetNs));
 }
 
-TEST_CASE("a batch that would take an automatic snapshot goes to the apply thread",
-          "[apply_worker]") {
+// Single-node mode at K=256 applies whole batches on the flusher; a batch
+// that crosses snapshot_every_entries must not go to the apply thread (the
+// closed loop then splits into two cohorts, each paying a whole fsync).  It
+// is applied inline; only the capture (StateMachine::snapshot(), which runs
+// on the apply thread) is handed over.
+TEST_CASE(
+    "a claimed batch that crosses snapshot_every is applied inline, captured on the apply "
+    "thread",
+    "[apply_worker]") {
     Fixture f(/*snapshot_every=*/4);
     f.worker->start();
     std::atomic<int> answered{0};
@@ -241,11 +264,71 @@ TEST_CASE("a batch that would take an automatic snapshot goes to the apply threa
     items.push_back(entries(1, 3, &answered));
     f.worker->apply_claimed(items);
     CHECK(f.snapshots.load() == 0);
-    CHECK_FALSE(f.worker->claim_inline(1, kBudgetNs));  // index 4 reaches snapshot_every
-    f.worker->enqueue(entries(4, 4, &answered));
-    wait_for_index(*f.sm, 4);
+    REQUIRE(f.worker->claim_inline(2, kBudgetNs));  // index 4 reaches snapshot_every
+    items.push_back(entries(4, 5, &answered));
+    f.worker->apply_claimed(items);
+    CHECK(answered.load() == 5);  // answered by the claimer, before any capture
+    f.worker->stop();             // the capture was queued: stop() runs it first
+    CHECK(f.snapshots.load() == 1);
+    CHECK(f.last_snapshot_index.load() == 5);
+    CHECK(f.snapshot_thread.load() != std::this_thread::get_id());
+    CHECK(indexes(*f.sm) == std::vector<std::uint64_t>{1, 2, 3, 4, 5});
+}
+
+// While an automatic snapshot is in flight, claimed batches past the
+// threshold queue no capture: the apply thread would only skip it.
+TEST_CASE("no capture is queued while an automatic snapshot is in flight", "[apply_worker]") {
+    Fixture f(/*snapshot_every=*/2);
+    f.hold_snapshots.store(true);
+    f.worker->start();
+    std::atomic<int> answered{0};
+    std::deque<ApplyItem> items;
+    REQUIRE(f.worker->claim_inline(2, kBudgetNs));
+    items.push_back(entries(1, 2, &answered));
+    f.worker->apply_claimed(items);  // crosses: a capture is queued
+    // The apply thread takes it, and is idle again (a claim succeeds).
+    REQUIRE(claim_when_idle(*f.worker, 2));
+    CHECK(f.snapshots.load() == 1);
+    const int batches = f.batches_begun.load();
+    for (std::uint64_t i = 3; i <= 9; i += 2) {
+        if (i != 3) REQUIRE(f.worker->claim_inline(2, kBudgetNs));
+        items.push_back(entries(i, i + 1, &answered));
+        f.worker->apply_claimed(items);
+    }
+    // Four claimed batches, each past the threshold, and no apply-thread batch.
+    CHECK(f.batches_begun.load() == batches + 4);
     f.worker->stop();
     CHECK(f.snapshots.load() == 1);
+    CHECK(answered.load() == 10);
+}
+
+// A snapshot that came due while another was being written is taken as soon
+// as that one finishes, not at the next apply: when writes stop, the last
+// entries would otherwise wait for a snapshot indefinitely.
+TEST_CASE("a snapshot due while one is in flight is taken when that one finishes",
+          "[apply_worker]") {
+    Fixture f(/*snapshot_every=*/2);
+    f.hold_snapshots.store(true);
+    std::atomic<int> answered{0};
+    f.worker->start();
+    f.worker->enqueue(entries(1, 2, &answered));  // due: captured, held in flight
+    f.worker->enqueue(entries(3, 4, &answered));  // due again: skipped for now
+    wait_for_index(*f.sm, 4);
+    CHECK(f.snapshots.load() == 1);
+    std::function<void(keel::Status)> done;
+    {
+        std::lock_guard lock(f.held_mu);
+        REQUIRE(f.held.size() == 1);
+        done = std::move(f.held.front());
+        f.held.clear();
+    }
+    done(keel::Status::ok_status());  // no entry applied after this
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (f.snapshots.load() < 2 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::yield();
+    f.worker->stop();
+    CHECK(f.snapshots.load() == 2);
+    CHECK(f.last_snapshot_index.load() == 4);
 }
 
 // The replica's commit, handed over by a WAL flusher with more to write,

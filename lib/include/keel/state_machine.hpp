@@ -9,9 +9,10 @@
 // applies such a batch (up to about one write's time to durability, at
 // least 50 us) on the WAL's flusher thread right after the fsync that made
 // it durable; a cluster member (up to 20 us) on its I/O thread right after
-// the message that committed it.  A batch predicted to take longer, or one
-// that would take a snapshot, goes to the apply thread, and a batch on the
-// I/O thread that takes over 1 ms turns inline apply there off for good.
+// the message that committed it.  A batch predicted to take longer goes to
+// the apply thread, and a batch on the I/O thread that takes over 1 ms turns
+// inline apply there off for good.  snapshot() always runs on the apply
+// thread (an inline batch that makes one due leaves it to that thread).
 // Either way the member functions are called one at a time, never
 // concurrently with each other, each call seeing the effects of the
 // previous ones; the function returned by snapshot() is the one exception
