@@ -57,10 +57,15 @@ void wait_for_index(const keel::test::RecordingStateMachine& sm, std::uint64_t i
 
 // Claims once the apply thread has taken and finished what was queued (a
 // bounded poll: it is busy for a moment).
+// For claims made after a batch was applied: the worker's estimate then
+// depends on how fast this machine applied it (slow under a sanitizer or a
+// loaded CI machine), and these tests are not about the budget.
+constexpr std::uint64_t kAnyBudgetNs = 1'000'000'000;
+
 bool claim_when_idle(ApplyWorker& worker, std::size_t entries) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (std::chrono::steady_clock::now() < deadline) {
-        if (worker.claim_inline(entries, 20'000)) return true;
+        if (worker.claim_inline(entries, kAnyBudgetNs)) return true;
         std::this_thread::yield();
     }
     return false;
@@ -165,7 +170,7 @@ TEST_CASE("one claim at a time; batches predicted over the budget are refused", 
     items.push_back(entries(1, 10, &answered));
     f.worker->apply_claimed(items);
     CHECK(answered.load() == 10);
-    CHECK(f.worker->claim_inline(1, kBudgetNs));
+    CHECK(f.worker->claim_inline(1, kAnyBudgetNs));
     std::deque<ApplyItem> more;
     more.push_back(entries(11, 11, &answered));
     f.worker->apply_claimed(more);
@@ -264,7 +269,7 @@ TEST_CASE(
     items.push_back(entries(1, 3, &answered));
     f.worker->apply_claimed(items);
     CHECK(f.snapshots.load() == 0);
-    REQUIRE(f.worker->claim_inline(2, kBudgetNs));  // index 4 reaches snapshot_every
+    REQUIRE(f.worker->claim_inline(2, kAnyBudgetNs));  // index 4 reaches snapshot_every
     items.push_back(entries(4, 5, &answered));
     f.worker->apply_claimed(items);
     CHECK(answered.load() == 5);  // answered by the claimer, before any capture
@@ -291,7 +296,7 @@ TEST_CASE("no capture is queued while an automatic snapshot is in flight", "[app
     CHECK(f.snapshots.load() == 1);
     const int batches = f.batches_begun.load();
     for (std::uint64_t i = 3; i <= 9; i += 2) {
-        if (i != 3) REQUIRE(f.worker->claim_inline(2, kBudgetNs));
+        if (i != 3) REQUIRE(f.worker->claim_inline(2, kAnyBudgetNs));
         items.push_back(entries(i, i + 1, &answered));
         f.worker->apply_claimed(items);
     }
