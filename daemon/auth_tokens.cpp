@@ -10,6 +10,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <fmt/format.h>
+
 namespace keel::daemon {
 namespace {
 
@@ -39,7 +41,7 @@ std::vector<std::string_view> fields(std::string_view line) {
 }
 
 Status bad_line(std::size_t number, const std::string& why) {
-    return Status(ErrorCode::invalid_argument, "line " + std::to_string(number) + ": " + why);
+    return Status(ErrorCode::invalid_argument, fmt::format("line {}: {}", number, why));
 }
 
 }  // namespace
@@ -61,7 +63,7 @@ const char* access_name(Access access) {
 Result<TokenSet> TokenSet::parse(std::string_view text) {
     if (text.size() > kMaxTokenFileBytes) {
         return Status(ErrorCode::too_large,
-                      "larger than " + std::to_string(kMaxTokenFileBytes) + " bytes");
+                      fmt::format("larger than {} bytes", kMaxTokenFileBytes));
     }
     TokenSet set;
     std::set<Digest> seen;
@@ -83,8 +85,8 @@ Result<TokenSet> TokenSet::parse(std::string_view text) {
         if (!role) return bad_line(number, "the role is read, write or admin");
         std::string_view token = words[1];
         if (token.size() < kMinTokenBytes || token.size() > kMaxTokenBytes) {
-            return bad_line(number, "a token has " + std::to_string(kMinTokenBytes) + " to " +
-                                        std::to_string(kMaxTokenBytes) + " characters");
+            return bad_line(number, fmt::format("a token has {} to {} characters", kMinTokenBytes,
+                                                kMaxTokenBytes));
         }
         for (char c : token) {
             if (!token_char(c)) {
@@ -92,7 +94,7 @@ Result<TokenSet> TokenSet::parse(std::string_view text) {
             }
         }
         if (set.entries_.size() == kMaxTokens) {
-            return bad_line(number, "more than " + std::to_string(kMaxTokens) + " tokens");
+            return bad_line(number, fmt::format("more than {} tokens", kMaxTokens));
         }
         Entry entry{{}, *role};
         unsigned int length = 0;

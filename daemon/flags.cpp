@@ -5,6 +5,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <fmt/format.h>
+
 #include "kv_state_machine.hpp"
 
 namespace keel::daemon {
@@ -53,8 +55,10 @@ std::string check_security(const DaemonConfig& config) {
         return "--http-max-conns-per-client must be in 1..--http-max-conns";
     }
     if (config.quota_bytes == 0 || config.quota_bytes > kMaxSnapshotBytes) {
-        return "--quota-bytes must be in 1.." + std::to_string(kMaxSnapshotBytes) +
-               " (a larger state could not be restored from its snapshot)";
+        return fmt::format(
+            "--quota-bytes must be in 1..{} (a larger state could not be restored from its "
+            "snapshot)",
+            kMaxSnapshotBytes);
     }
     return "";
 }

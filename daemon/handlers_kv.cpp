@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fmt/format.h>
+
 #include "errors.hpp"
 #include "handlers.hpp"
 
@@ -60,7 +62,7 @@ std::optional<HttpResponse> check_key(const HandlerContext& context, const std::
     if (key.size() > context.limits.max_key_bytes) {
         return error_response(
             400, "invalid_key",
-            "the key is longer than " + std::to_string(context.limits.max_key_bytes) + " bytes");
+            fmt::format("the key is longer than {} bytes", context.limits.max_key_bytes));
     }
     if (!valid_utf8(key)) return error_response(400, "invalid_key", "the key is not valid UTF-8");
     return std::nullopt;
@@ -144,10 +146,9 @@ void handle_put(HandlerContext& context, RouteRequest& request, Respond respond)
     command.key = key;
     command.value = value->get<std::string>();
     if (command.value.size() > context.limits.max_value_bytes) {
-        return respond(error_response(413, "value_too_large",
-                                      "the value is longer than " +
-                                          std::to_string(context.limits.max_value_bytes) +
-                                          " bytes"));
+        return respond(error_response(
+            413, "value_too_large",
+            fmt::format("the value is longer than {} bytes", context.limits.max_value_bytes)));
     }
     if (auto prev = body.find("prev_value"); prev != body.end()) {
         if (!prev->is_string())
@@ -169,9 +170,9 @@ void handle_put(HandlerContext& context, RouteRequest& request, Respond respond)
         if (!context.quota->admit(storage_usage_bytes(context, false), adds)) {
             return respond(error_response(
                 507, "no_space",
-                "storage is over --quota-bytes (" + std::to_string(context.quota->quota_bytes()) +
-                    "): writes are refused until deletes and compaction bring it under " +
-                    std::to_string(context.quota->clear_at_bytes()) + " bytes"));
+                fmt::format("storage is over --quota-bytes ({}): writes are refused until deletes "
+                            "and compaction bring it under {} bytes",
+                            context.quota->quota_bytes(), context.quota->clear_at_bytes())));
         }
     }
     propose_and_respond(context, request, encoded, std::move(command.key), std::move(respond));
@@ -243,7 +244,7 @@ void handle_list(HandlerContext& context, RouteRequest& request, Respond respond
         if (!parsed || *parsed == 0 || *parsed > context.limits.max_list_limit) {
             return respond(error_response(
                 400, "bad_request",
-                "limit must be an integer in 1.." + std::to_string(context.limits.max_list_limit)));
+                fmt::format("limit must be an integer in 1..{}", context.limits.max_list_limit)));
         }
         limit = static_cast<std::size_t>(*parsed);
     }

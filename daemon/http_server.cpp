@@ -5,6 +5,8 @@
 
 #include <future>
 
+#include <fmt/format.h>
+
 #include "http_server_impl.hpp"
 
 namespace keel::daemon {
@@ -118,8 +120,8 @@ Result<std::uint16_t> HttpServer::start() {
     acceptor.set_option(net::socket_base::reuse_address(true), ec);
     if (acceptor.bind(endpoint, ec); ec) {
         return Status(ErrorCode::io_error,
-                      "cannot bind HTTP address " + endpoint.address().to_string() + ":" +
-                          std::to_string(endpoint.port()) + ": " + ec.message());
+                      fmt::format("cannot bind HTTP address {}:{}: {}",
+                                  endpoint.address().to_string(), endpoint.port(), ec.message()));
     }
     if (acceptor.listen(net::socket_base::max_listen_connections, ec); ec) {
         return Status(ErrorCode::io_error, "HTTP listen: " + ec.message());

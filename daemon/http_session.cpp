@@ -8,6 +8,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <fmt/format.h>
+
 #include "errors.hpp"
 #include "http_server_impl.hpp"
 
@@ -170,7 +172,7 @@ private:
         if (ec == http::error::body_limit) {
             return reject(error_response(
                 413, "body_too_large",
-                "the body is larger than " + std::to_string(options().max_body_bytes) + " bytes"));
+                fmt::format("the body is larger than {} bytes", options().max_body_bytes)));
         }
         if (ec == http::error::header_limit) {
             return reject(

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "member_spec.hpp"
 
 namespace keel::daemon {
@@ -74,7 +76,7 @@ Status write_node_id(const std::string& data_dir, NodeId id) {
     if (Status s = make_private_dirs(data_dir); !s.ok()) return s;
     const std::string path = data_dir + "/" + kIdentityFileName;
     const std::string temp = path + ".tmp";
-    const std::string text = std::to_string(id) + "\n";
+    const std::string text = fmt::format("{}\n", id);
     int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, kFileMode);
     if (fd < 0)
         return Status(ErrorCode::io_error, "cannot create " + temp + ": " + std::strerror(errno));

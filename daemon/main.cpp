@@ -25,6 +25,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include <fmt/format.h>
+
 #include "auth_tokens.hpp"
 #include "cors.hpp"
 #include "errors.hpp"
@@ -387,7 +389,7 @@ int run(const DaemonConfig& config) {
     const std::string& host = config.http.host;
     const std::string bracketed = host.find(':') != std::string::npos ? "[" + host + "]" : host;
     if (std::optional<std::string> origin =
-            browser_origin(context.url_scheme, bracketed + ":" + std::to_string(*port))) {
+            browser_origin(context.url_scheme, fmt::format("{}:{}", bracketed, *port))) {
         log->info("status page: {}/ui", *origin);
     }
 

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <vector>
 
+#include <fmt/format.h>
+
 namespace keel::daemon {
 namespace {
 
@@ -22,8 +24,8 @@ bool valid_host_char(char c) {
 }  // namespace
 
 std::string HostPort::to_string() const {
-    if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
-    return host + ":" + std::to_string(port);
+    if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
+    return fmt::format("{}:{}", host, port);
 }
 
 Result<HostPort> parse_host_port(std::string_view text, bool allow_port_zero) {

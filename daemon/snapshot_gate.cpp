@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include <fmt/format.h>
+
 namespace keel::daemon {
 
 void SnapshotGate::run(const std::function<void(Done finish)>& take, Done done) {
@@ -17,8 +19,9 @@ void SnapshotGate::run(const std::function<void(Done finish)>& take, Done done) 
     }
     // Outside the lock: `done` and `take` may answer requests inline.
     if (full) {
-        return done(Status(ErrorCode::busy, std::to_string(kMaxWaiters) +
-                                                " requests already wait for the running snapshot"));
+        return done(
+            Status(ErrorCode::busy,
+                   fmt::format("{} requests already wait for the running snapshot", kMaxWaiters)));
     }
     if (start) take([self = shared_from_this()](Status status) { self->finish(status); });
 }

@@ -47,6 +47,8 @@
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "keel/keel.hpp"
 #include "keel/wal/wal.hpp"
 
@@ -217,7 +219,7 @@ std::string fresh_dir(const Options& o, const std::string& name) {
 // ---- modes ----------------------------------------------------------------------
 
 LoopResult run_wal(const Options& o, int k, double seconds) {
-    const std::string dir = fresh_dir(o, "wal-" + std::to_string(k));
+    const std::string dir = fresh_dir(o, fmt::format("wal-{}", k));
     // The fastest configuration of the WAL alone, as keel's runtime uses it:
     // no record cache (the runtime's core keeps the log in memory), direct
     // I/O where the file system takes it (NodeOptions::wal_direct_io).
@@ -304,7 +306,7 @@ Op propose_op(keel::Node& node, std::size_t bytes) {
 }
 
 LoopResult run_single(const Options& o, int k, double seconds) {
-    const std::string dir = fresh_dir(o, "single-" + std::to_string(k));
+    const std::string dir = fresh_dir(o, fmt::format("single-{}", k));
     auto node = keel::Node::open(node_options(o, dir), std::make_shared<CountingStateMachine>());
     if (!node.ok()) die("node open: " + node.status().to_string());
     // Wait until it leads (immediate for a lone voter, but be exact).
@@ -334,16 +336,16 @@ std::uint16_t free_port() {
 }
 
 LoopResult run_cluster3(const Options& o, int k, double seconds, bool tls) {
-    const std::string base = fresh_dir(o, "cluster3-" + std::to_string(k));
+    const std::string base = fresh_dir(o, fmt::format("cluster3-{}", k));
     std::vector<keel::MemberSpec> members;
     for (keel::NodeId id = 1; id <= 3; ++id)
-        members.push_back({id, "127.0.0.1:" + std::to_string(free_port()), "", true});
+        members.push_back({id, fmt::format("127.0.0.1:{}", free_port()), "", true});
     std::vector<std::unique_ptr<keel::Node>> nodes;
     std::random_device random;
     std::string cluster_id;
     while (cluster_id.size() < 32) cluster_id += "0123456789abcdef"[random() % 16];
     for (const auto& m : members) {
-        keel::NodeOptions n = node_options(o, base + "/node-" + std::to_string(m.id));
+        keel::NodeOptions n = node_options(o, fmt::format("{}/node-{}", base, m.id));
         n.id = m.id;
         n.listen_address = m.raft_address;
         n.initial_members = members;
@@ -354,7 +356,7 @@ LoopResult run_cluster3(const Options& o, int k, double seconds, bool tls) {
         n.election_timeout_min_ms = 1000;
         n.election_timeout_max_ms = 2000;
         if (tls) {
-            const std::string member = o.tls_dir + "/member" + std::to_string(m.id);
+            const std::string member = fmt::format("{}/member{}", o.tls_dir, m.id);
             n.peer_tls = {member + ".crt", member + ".key", o.tls_dir + "/ca.crt"};
         }
         auto node = keel::Node::open(n, std::make_shared<CountingStateMachine>());

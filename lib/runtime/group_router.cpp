@@ -87,7 +87,7 @@ std::shared_ptr<Transport> GroupRouter::link(GroupId group) {
 Status GroupRouter::attach(GroupId group, TransportSink& sink) {
     if (group == kLivenessGroup)
         return Status(ErrorCode::invalid_argument,
-                      "group " + std::to_string(group) + " is reserved for the process's liveness");
+                      fmt::format("group {} is reserved for the process's liveness", group));
     MutexLock lock(mu_);
     if (slots_.count(group) != 0)
         return Status(ErrorCode::invalid_argument,

@@ -4,6 +4,8 @@
 
 #include <utility>
 
+#include <fmt/format.h>
+
 #include "keel/assert.hpp"
 #include "runtime/bootstrap.hpp"
 #include "runtime/replica.hpp"
@@ -108,12 +110,12 @@ Result<std::unique_ptr<Node>> HostImpl::open_group(GroupId group, NodeOptions op
         return Status(ErrorCode::invalid_argument,
                       "NodeOptions::max_entry_bytes is larger than the Host's");
     if (options.data_dir.empty())
-        options.data_dir = options_.data_dir + "/groups/" + std::to_string(group);
+        options.data_dir = fmt::format("{}/groups/{}", options_.data_dir, group);
     options.transport = options_.transport;
     {
         MutexLock lock(mu_);
         if (!open_.insert(group).second)
-            return Status(ErrorCode::busy, "group " + std::to_string(group) + " is open already");
+            return Status(ErrorCode::busy, fmt::format("group {} is open already", group));
     }
     auto replica = Replica::open_group(options, std::move(sm), *services_, group, fs_);
     if (!replica.ok()) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include <fmt/format.h>
+
 namespace keel::runtime {
 
 namespace {
@@ -37,10 +39,10 @@ wal::Record to_record(raft::Entry&& e) {
 Result<raft::Entry> to_entry(wal::Record&& r, const std::string& dir) {
     if (r.type < static_cast<std::uint16_t>(raft::EntryType::normal) ||
         r.type > static_cast<std::uint16_t>(raft::EntryType::config))
-        return Status(ErrorCode::corruption, "log record " + std::to_string(r.index) + " in " +
-                                                 dir + " has an unknown entry type " +
-                                                 std::to_string(r.type) +
-                                                 " (waldump shows where it lies)");
+        return Status(ErrorCode::corruption,
+                      fmt::format("log record {} in {} has an unknown entry type {} "
+                                  "(waldump shows where it lies)",
+                                  r.index, dir, r.type));
     raft::Entry e;
     e.index = r.index;
     e.term = r.term;
@@ -121,10 +123,11 @@ Result<std::vector<raft::Entry>> OwnWalLogStore::entries_after(raft::Index snaps
     if (!replaced.ok()) return replaced.status();
     if (replaced.value()) return out;  // an old log the snapshot replaced
     if (first > snapshot_index + 1) {
-        return Status(ErrorCode::corruption,
-                      "the log in " + wal_->dir() + " starts at index " + std::to_string(first) +
-                          ", but the state it continues ends at index " +
-                          std::to_string(snapshot_index) + " (a snapshot is missing)");
+        return Status(
+            ErrorCode::corruption,
+            fmt::format("the log in {} starts at index {}, but the state it continues ends at "
+                        "index {} (a snapshot is missing)",
+                        wal_->dir(), first, snapshot_index));
     }
     std::uint64_t from = std::max(first, snapshot_index + 1);
     while (from <= last) {

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "keel/assert.hpp"
 
 namespace keel::runtime {
@@ -19,10 +21,11 @@ Result<std::unique_ptr<ProcessClock::Subscription>> ProcessClock::subscribe(
         ticker_ = std::make_unique<Ticker>(io_, period, [this] { tick(); });
         timer_.store(ticker_.get(), std::memory_order_release);
     } else if (period != period_) {
-        return Status(ErrorCode::invalid_argument,
-                      "every group of a process ticks at the process's interval (" +
-                          std::to_string(period_.count()) + " us), not " +
-                          std::to_string(period.count()) + " us");
+        return Status(
+            ErrorCode::invalid_argument,
+            fmt::format("every group of a process ticks at the process's interval ({} us), "
+                        "not {} us",
+                        period_.count(), period.count()));
     }
     auto entry = std::make_shared<Entry>();
     entry->id = next_id_++;

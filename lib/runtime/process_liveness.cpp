@@ -10,6 +10,8 @@
 #include <variant>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "keel/assert.hpp"
 #include "runtime/group_router.hpp"
 #include "transport/codec.hpp"
@@ -56,9 +58,11 @@ Status ProcessLiveness::enable(NodeId self, std::chrono::microseconds tick_perio
         MutexLock lock(mu_);
         if (liveness_) {
             if (self != self_)
-                return Status(ErrorCode::invalid_argument,
-                              "every group of a process with quiescence on is the same node (" +
-                                  std::to_string(self_) + "), not " + std::to_string(self));
+                return Status(
+                    ErrorCode::invalid_argument,
+                    fmt::format("every group of a process with quiescence on is the same node "
+                                "({}), not {}",
+                                self_, self));
             return Status::ok_status();
         }
         auto ticks = clock_.subscribe(tick_period, [this] { round(); });
@@ -103,27 +107,26 @@ Status ProcessLiveness::on_ping(NodeId from, std::string_view bytes) {
     if (!frame.ok())
         return refuse(
             transport::rejection_name(transport::Rejection::malformed),
-            "liveness ping from node " + std::to_string(from) + ": " + frame.status().to_string());
+            fmt::format("liveness ping from node {}: {}", from, frame.status().to_string()));
     const auto* batch = std::get_if<transport::MessageBatch>(&*frame);
     if (batch == nullptr || batch->group != kLivenessGroup || batch->messages.size() != 1 ||
         batch->messages[0].type != raft::MessageType::heartbeat || batch->messages[0].term != 0 ||
         batch->messages[0].snapshot)
         return refuse(
             transport::rejection_name(transport::Rejection::malformed),
-            "liveness ping from node " + std::to_string(from) + " is not one heartbeat of term 0");
+            fmt::format("liveness ping from node {} is not one heartbeat of term 0", from));
     const raft::Message& ping = batch->messages[0];
     if (ping.from != from)
         return refuse(transport::rejection_name(transport::Rejection::misaddressed),
-                      "liveness ping delivered from node " + std::to_string(from) +
-                          " says it is from node " + std::to_string(ping.from));
+                      fmt::format("liveness ping delivered from node {} says it is from node {}",
+                                  from, ping.from));
     pings_received_.fetch_add(1);
     if (!enabled()) return Status::ok_status();  // a peer with quiescence on, and we are off
     MutexLock lock(mu_);
     if (ping.to != self_)
         return refuse(transport::rejection_name(transport::Rejection::misaddressed),
-                      "liveness ping from node " + std::to_string(from) + " is for node " +
-                          std::to_string(ping.to) + ", not this one (" + std::to_string(self_) +
-                          ")");
+                      fmt::format("liveness ping from node {} is for node {}, not this one ({})",
+                                  from, ping.to, self_));
     (void)liveness_->heard_ping(from, ping.context, now_us());
     return Status::ok_status();
 }

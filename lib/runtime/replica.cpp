@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <future>
 
+#include <fmt/format.h>
+
 #include "keel/wal/wal.hpp"
 
 #include "runtime/bootstrap.hpp"
@@ -111,9 +113,10 @@ Replica::Replica(NodeOptions options, ProcessServices& services, GroupId group)
     : options_(std::move(options)),
       seat_(services, group),
       announcer_(options_.observer, [this]() REQUIRES(core_lock_) {
-          fail_stop(Status(ErrorCode::failed, "the observer fell " +
-                                                  std::to_string(kMaxQueuedObserverEvents) +
-                                                  " events behind (its callbacks must not block)"));
+          fail_stop(Status(
+              ErrorCode::failed,
+              fmt::format("the observer fell {} events behind (its callbacks must not block)",
+                          kMaxQueuedObserverEvents)));
       }) {}
 
 Replica::~Replica() {

@@ -5,6 +5,8 @@
 #include <deque>
 #include <utility>
 
+#include <fmt/format.h>
+
 #include "runtime/shared_wal.hpp"
 
 namespace keel::runtime {
@@ -149,10 +151,9 @@ Result<std::vector<raft::Entry>> SharedLogStore::entries_after(raft::Index snaps
     const raft::Index first = std::max(recovered_.front().index, first_index());
     if (first > snapshot_index + 1)
         return Status(ErrorCode::corruption,
-                      "the log of group " + std::to_string(group_) + " in " + shared_.dir() +
-                          " starts at index " + std::to_string(first) +
-                          ", but the state it continues ends at index " +
-                          std::to_string(snapshot_index) + " (a snapshot is missing)");
+                      fmt::format("the log of group {} in {} starts at index {}, but the state it "
+                                  "continues ends at index {} (a snapshot is missing)",
+                                  group_, shared_.dir(), first, snapshot_index));
     for (const raft::Entry& e : recovered_)
         if (e.index > snapshot_index) out.push_back(e);
     return out;

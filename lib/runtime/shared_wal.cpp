@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <utility>
 
+#include <fmt/format.h>
+
 namespace keel::runtime {
 
 // shared_log_store.cpp.
@@ -30,9 +32,10 @@ std::uint64_t get_u64(std::string_view in) {
 }
 
 Status bad_record(const wal::Record& r, const std::string& dir, const std::string& why) {
-    return Status(ErrorCode::corruption, "record " + std::to_string(r.index) + " (group " +
-                                             std::to_string(r.group) + ") of the shared WAL in " +
-                                             dir + " " + why + " (waldump shows where it lies)");
+    return Status(ErrorCode::corruption,
+                  fmt::format("record {} (group {}) of the shared WAL in {} {} "
+                              "(waldump shows where it lies)",
+                              r.index, r.group, dir, why));
 }
 
 // Replays one record into its group's log.
@@ -47,14 +50,13 @@ Status replay(wal::Record&& r, GroupRecovery& g, const std::string& dir) {
     const auto type = static_cast<std::uint16_t>(r.type - kSharedEntryType);
     if (r.type < kSharedEntryType || type < static_cast<std::uint16_t>(raft::EntryType::normal) ||
         type > static_cast<std::uint16_t>(raft::EntryType::config))
-        return bad_record(r, dir, "has an unknown type " + std::to_string(r.type));
+        return bad_record(r, dir, fmt::format("has an unknown type {}", r.type));
     if (r.payload.size() < 8) return bad_record(r, dir, "is an entry without its index");
     const raft::Index index = get_u64(r.payload.view());
     // An entry replaces what the group held at its index and after.
     while (!g.entries.empty() && g.entries.back().entry.index >= index) g.entries.pop_back();
     if (index == 0 || (!g.entries.empty() && index != g.entries.back().entry.index + 1))
-        return bad_record(r, dir,
-                          "holds entry " + std::to_string(index) + ", not next in its group");
+        return bad_record(r, dir, fmt::format("holds entry {}, not next in its group", index));
     raft::Entry e;
     e.index = index;
     e.term = r.term;
@@ -95,15 +97,15 @@ Result<std::map<GroupId, GroupMeta>> decode_group_table(std::string_view blob,
     const std::uint64_t rows = get_u64(in);
     in.remove_prefix(8);
     for (std::uint64_t i = 0; i < rows; ++i) {
-        if (in.size() < kRowFixedBytes) return bad("ends inside row " + std::to_string(i));
+        if (in.size() < kRowFixedBytes) return bad(fmt::format("ends inside row {}", i));
         std::uint64_t v[8];
         for (int k = 0; k < 8; ++k) v[k] = get_u64(in.substr(8 * k));
         in.remove_prefix(kRowFixedBytes);
-        if (v[7] > in.size()) return bad("ends inside the floor of row " + std::to_string(i));
+        if (v[7] > in.size()) return bad(fmt::format("ends inside the floor of row {}", i));
         GroupMeta m{v[1], v[2], v[3], v[4], v[5], v[6], std::string(in.substr(0, v[7]))};
         in.remove_prefix(v[7]);
         if (!table.emplace(v[0], std::move(m)).second)
-            return bad("holds group " + std::to_string(v[0]) + " twice");
+            return bad(fmt::format("holds group {} twice", v[0]));
     }
     if (!in.empty()) return bad("has bytes after its last row");
     return table;
@@ -159,9 +161,9 @@ Result<std::unique_ptr<LogStore>> SharedWal::open_group(GroupId group, Hooks hoo
     {
         MutexLock lock(hooks_mu_);
         if (open_.count(group) != 0)
-            return Status(ErrorCode::busy, "group " + std::to_string(group) +
-                                               " is open on the shared WAL in " + dir() +
-                                               " already");
+            return Status(
+                ErrorCode::busy,
+                fmt::format("group {} is open on the shared WAL in {} already", group, dir()));
         if (scanned_.insert(group).second) {
             auto it = recovered_.find(group);
             if (it != recovered_.end()) {
@@ -213,10 +215,10 @@ Status SharedWal::update_meta(GroupId group, const std::function<void(GroupMeta&
     wal::Metadata m = wal_->metadata();
     m.opaque = encode_group_table(table);
     if (m.opaque.size() > wal::kMaxMetadataOpaqueBytes)
-        return Status(ErrorCode::too_large, "the group table of the shared WAL in " + dir() +
-                                                " would take " + std::to_string(m.opaque.size()) +
-                                                " bytes, more than the metadata's " +
-                                                std::to_string(wal::kMaxMetadataOpaqueBytes));
+        return Status(ErrorCode::too_large,
+                      fmt::format("the group table of the shared WAL in {} would take {} bytes, "
+                                  "more than the metadata's {}",
+                                  dir(), m.opaque.size(), wal::kMaxMetadataOpaqueBytes));
     if (Status s = wal_->save_metadata(m); !s.ok()) return s;
     table_ = std::move(table);
     return Status::ok_status();

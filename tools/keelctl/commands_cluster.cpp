@@ -2,6 +2,8 @@
 #include <ostream>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "commands.hpp"
 
 namespace keel::keelctl {
@@ -24,7 +26,7 @@ std::string latency_p50(const json& status) {
     if (it == status.end() || !it->is_object() || u64_of(*it, "count") == 0) return "-";
     auto p50 = it->find("p50_us");
     if (p50 == it->end() || !p50->is_number()) return "-";
-    return std::to_string(static_cast<long long>(p50->get<double>() + 0.5)) + " us";
+    return fmt::format("{} us", static_cast<long long>(p50->get<double>() + 0.5));
 }
 
 std::string alarms_of(const json& status) {
@@ -83,8 +85,7 @@ int wait_caught_up(const Session& session, const Url& leader, std::uint64_t id,
             const json member = find_member(status, id);
             const std::uint64_t match = member.is_null() ? 0 : u64_of(member, "match_index");
             if (member.is_null())
-                return session.fail(kExitRefused,
-                                    "node " + std::to_string(id) + " is no longer a member");
+                return session.fail(kExitRefused, fmt::format("node {} is no longer a member", id));
             if (session.tty() && match != shown) {
                 const std::uint64_t percent =
                     target == 0 ? 100 : std::min<std::uint64_t>(100, match * 100 / target);
@@ -101,11 +102,11 @@ int wait_caught_up(const Session& session, const Url& leader, std::uint64_t id,
             if (session.tty()) session.err() << '\n';
             return session.fail(
                 kExitUnavailable,
-                "node " + std::to_string(id) + " has not caught up within " +
-                    std::to_string(timeout.count()) +
-                    " s; it stays a learner (check that it runs with --join and can reach the "
-                    "leader, then run: keelctl member promote " +
-                    std::to_string(id) + ")");
+                fmt::format(
+                    "node {} has not caught up within {} s; it stays a learner (check that it "
+                    "runs with --join and can reach the leader, then run: keelctl member "
+                    "promote {})",
+                    id, timeout.count(), id));
         }
         // Polling the leader's progress: the one wait of this command.
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -129,8 +130,8 @@ int cmd_status(const Session& session) {
             code = std::max(code, kExitUnreachable);
         } else if (answer->status != 200) {
             const json body = parse_body(*answer);
-            problem = "HTTP " + std::to_string(answer->status) +
-                      (body.is_object() ? " " + body.value("error", std::string()) : "");
+            problem = fmt::format("HTTP {}{}", answer->status,
+                                  body.is_object() ? " " + body.value("error", std::string()) : "");
             code = std::max(code, exit_code_for_status(answer->status));
         }
         if (!problem.empty()) {
@@ -191,18 +192,18 @@ int cmd_member_add(const Session& session, const MemberAddArgs& args) {
     if (int code = wait_caught_up(session, *leader, args.id, target, args.catch_up_timeout);
         code != kExitOk)
         return code;
-    return member_change(session, "POST", "/v1/members/" + std::to_string(args.id) + "/promote", "",
-                         "node " + std::to_string(args.id) + " caught up and is now a voter");
+    return member_change(session, "POST", fmt::format("/v1/members/{}/promote", args.id), "",
+                         fmt::format("node {} caught up and is now a voter", args.id));
 }
 
 int cmd_member_promote(const Session& session, std::uint64_t id) {
-    return member_change(session, "POST", "/v1/members/" + std::to_string(id) + "/promote", "",
-                         "promoted node " + std::to_string(id) + " to voter");
+    return member_change(session, "POST", fmt::format("/v1/members/{}/promote", id), "",
+                         fmt::format("promoted node {} to voter", id));
 }
 
 int cmd_member_remove(const Session& session, std::uint64_t id) {
-    return member_change(session, "DELETE", "/v1/members/" + std::to_string(id), "",
-                         "removed node " + std::to_string(id));
+    return member_change(session, "DELETE", fmt::format("/v1/members/{}", id), "",
+                         fmt::format("removed node {}", id));
 }
 
 int cmd_leader_transfer(const Session& session, std::uint64_t to) {

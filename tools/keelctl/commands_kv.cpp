@@ -1,6 +1,8 @@
 // keelctl put, get, del, ls.
 #include <ostream>
 
+#include <fmt/format.h>
+
 #include "commands.hpp"
 
 namespace keel::keelctl {
@@ -18,7 +20,7 @@ std::string conditions(const std::optional<std::string>& prev_value,
     if (prev_value) query += "prev_value=" + encode_query(*prev_value);
     if (prev_revision) {
         if (!query.empty()) query += "&";
-        query += "prev_revision=" + std::to_string(*prev_revision);
+        query += fmt::format("prev_revision={}", *prev_revision);
     }
     return query;
 }
@@ -55,8 +57,7 @@ int cmd_del(const Session& session, const std::string& key,
 }
 
 int cmd_ls(const Session& session, const std::string& prefix, std::uint64_t limit, bool stale) {
-    std::string target =
-        "/v1/kv?prefix=" + encode_query(prefix) + "&limit=" + std::to_string(limit);
+    std::string target = fmt::format("/v1/kv?prefix={}&limit={}", encode_query(prefix), limit);
     if (stale) target += "&consistency=stale";
     return session.finish(session.call_any("GET", target), [&](const json& answer) {
         Table table{{"KEY", "REVISION"}, {}};

@@ -16,6 +16,8 @@
 #include <filesystem>
 #include <ostream>
 
+#include <fmt/format.h>
+
 #include "commands.hpp"
 #include "keel/snapshot_file.hpp"
 
@@ -57,11 +59,11 @@ std::string mismatch(const Response& answer, const SnapshotFileInfo& info) {
     char crc[16];
     std::snprintf(crc, sizeof crc, "%08x", info.data_crc32);
     if (answer.header("x-keel-snapshot-index") != std::to_string(info.index))
-        return "index " + std::to_string(info.index) + ", announced " +
-               answer.header("x-keel-snapshot-index");
+        return fmt::format("index {}, announced {}", info.index,
+                           answer.header("x-keel-snapshot-index"));
     if (answer.header("x-keel-snapshot-term") != std::to_string(info.term))
-        return "term " + std::to_string(info.term) + ", announced " +
-               answer.header("x-keel-snapshot-term");
+        return fmt::format("term {}, announced {}", info.term,
+                           answer.header("x-keel-snapshot-term"));
     if (answer.header("x-keel-snapshot-data-crc32") != crc)
         return std::string("data checksum ") + crc + ", announced " +
                answer.header("x-keel-snapshot-data-crc32");

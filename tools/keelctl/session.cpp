@@ -2,6 +2,8 @@
 
 #include <ostream>
 
+#include <fmt/format.h>
+
 namespace keel::keelctl {
 
 Session::Session(HttpClient client, std::vector<Url> endpoints, Format format, bool tty,
@@ -56,10 +58,10 @@ int Session::finish(const Result<Response>& answer,
     const json body = parse_body(*answer);
     const int code = exit_code_for_status(answer->status);
     if (code != kExitOk) {
-        std::string what = "HTTP " + std::to_string(answer->status);
+        std::string what = fmt::format("HTTP {}", answer->status);
         if (body.is_object() && body.contains("error")) {
-            what = body.value("error", std::string()) + ": " +
-                   body.value("message", std::string()) + " (" + what + ")";
+            what = fmt::format("{}: {} ({})", body.value("error", std::string()),
+                               body.value("message", std::string()), what);
         }
         if (format_ == Format::json && !body.is_null()) out_ << body.dump() << '\n';
         return fail(code, what + " from " + answer->origin);
