@@ -60,8 +60,9 @@ TEST_CASE("a member with a certificate from another CA is refused, counted and l
         return rejected(c.node(leader), "tls_handshake") > 0 &&
                rejected(c.node(other), "tls_handshake") > 0;
     }));
-    CHECK(c.warned(leader, "peer refused (tls_handshake)"));
-    CHECK(c.warned(leader, "not signed by our CA"));
+    // The refusal is counted before it is logged: wait for the log line too.
+    CHECK(eventually([&] { return c.warned(leader, "peer refused (tls_handshake)"); }));
+    CHECK(eventually([&] { return c.warned(leader, "not signed by our CA"); }));
     REQUIRE(eventually([&] { return c.warned(impostor, "unknown ca"); }));
     CHECK(node.value()->status().commit_index <= before);
     CHECK(c.node(leader).status().commit_index > before);
