@@ -165,13 +165,14 @@ TEST_CASE("groups of three Hosts share each Host's WAL and come back after resta
         for (GroupId g : kGroups)
             REQUIRE(eventually([&] { return c.applied(id, g) == entries(prefix(g), kFirst); }));
 
-    // One WAL per Host: its batches made writes of several groups durable
-    // at once (with a WAL per group no batch could).
+    // One WAL per Host: every group's entries went into it (with a WAL per
+    // group the Host's would hold none).  Whether a batch carried several
+    // groups' writes depends on thread timing here; runtime_shared_wal shows
+    // two groups' appends sharing one fdatasync deterministically.
     for (NodeId id : kProcesses) {
         const HostStatus s = c.host(id).status();
         CHECK(s.groups == 3);
-        CHECK(s.wal_shared_batches > 0);
-        CHECK(s.wal_fsyncs < s.wal_records);
+        CHECK(s.wal_records >= std::size(kGroups) * kFirst);
     }
 
     // Every Host restarts: every group comes back exactly, and goes on.
