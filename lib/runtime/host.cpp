@@ -9,6 +9,7 @@
 #include "keel/assert.hpp"
 #include "runtime/bootstrap.hpp"
 #include "runtime/replica.hpp"
+#include "runtime/replica_node.hpp"
 
 namespace keel {
 
@@ -22,9 +23,9 @@ Result<std::unique_ptr<Host>> Host::open(const HostOptions& options) {
 
 namespace keel::runtime {
 
-// A group's handle: keel::Node's calls go to the group; going, it stops
-// the group and tells the Host.
-class HostImpl::Group final : public Node {
+// A group's handle: keel::Node's calls go to the group (replica_node.hpp);
+// going, it stops the group and tells the Host.
+class HostImpl::Group final : public ReplicaNode {
 public:
     Group(HostImpl& host, std::unique_ptr<Replica> group) : host_(host), group_(std::move(group)) {}
     ~Group() override {
@@ -34,40 +35,13 @@ public:
         host_.closed(id);
     }
 
-    void propose_async(SharedBytes data, std::function<void(ProposeResult)> done) override {
-        group_->propose_async(std::move(data), std::move(done));
-    }
-    void propose_batch_async(std::vector<Proposal> proposals) override {
-        group_->propose_batch_async(std::move(proposals));
-    }
-    void read_index_async(bool wait_applied, std::function<void(ReadResult)> done) override {
-        group_->read_index_async(wait_applied, std::move(done));
-    }
-    void add_member_async(const MemberSpec& member, std::function<void(Status)> done) override {
-        group_->add_member_async(member, std::move(done));
-    }
-    void promote_member_async(NodeId id, std::function<void(Status)> done) override {
-        group_->promote_member_async(id, std::move(done));
-    }
-    void remove_member_async(NodeId id, std::function<void(Status)> done) override {
-        group_->remove_member_async(id, std::move(done));
-    }
-    void transfer_leadership_async(NodeId to, std::function<void(Status)> done) override {
-        group_->transfer_leadership_async(to, std::move(done));
-    }
-    void snapshot_async(std::function<void(Status)> done) override {
-        group_->snapshot_async(std::move(done));
-    }
-    Result<std::unique_ptr<SnapshotFileSource>> open_latest_snapshot() override {
-        return group_->open_latest_snapshot();
-    }
-    NodeStatus status() const override { return group_->status(); }
-    Result<MemberSpec> member(NodeId id) const override { return group_->member(id); }
     void stop(bool transfer_leadership_first = false) override {
         group_->stop(transfer_leadership_first);
     }
 
 private:
+    Replica& replica() const override { return *group_; }
+
     HostImpl& host_;
     std::unique_ptr<Replica> group_;
 };

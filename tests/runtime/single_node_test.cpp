@@ -13,11 +13,20 @@
 #include <memory>
 #include <thread>
 
+#include "runtime/single_group_node.hpp"
 #include "test_state_machine.hpp"
 
 using namespace keel;
 using keel::test::RecordingStateMachine;
 using keel::test::TempDir;
+
+// keel::Node::open's node hands a batch of proposals to its group whole
+// (Replica::propose_batch_async), not one proposal at a time through
+// Node's default: raftd's proposal batcher relies on it.  Lookup finds the
+// forwarding override in ReplicaNode; with Node's default it would find
+// Node's (a merge once dropped the override).
+static_assert(std::is_same_v<decltype(&runtime::SingleGroupNode::propose_batch_async),
+                             void (runtime::ReplicaNode::*)(std::vector<Node::Proposal>)>);
 
 namespace {
 
