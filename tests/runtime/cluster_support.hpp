@@ -62,6 +62,42 @@ inline bool eventually(const std::function<bool()>& cond,
     return cond();
 }
 
+// The first of `ids` whose node (`node_of(id)`: a Node*, null for one not
+// running) leads and answers a read barrier as leader; 0 if none does
+// before eventually's deadline.
+template <typename NodeOf>
+NodeId confirmed_leader(const std::vector<NodeId>& ids, NodeOf node_of) {
+    NodeId found = 0;
+    eventually([&] {
+        for (NodeId id : ids) {
+            Node* n = node_of(id);
+            if (n != nullptr && n->status().role == Role::leader &&
+                n->read_index(false).get().status.ok()) {
+                found = id;
+                return true;
+            }
+        }
+        return false;
+    });
+    return found;
+}
+
+// Proposes `data` through whoever `leader()` names (retrying not_leader,
+// aborted, busy) until acknowledged, `attempts` times at most.
+template <typename LeaderOf, typename NodeOf>
+ProposeResult propose_through_leader(LeaderOf leader, NodeOf node_of, const std::string& data,
+                                     int attempts) {
+    ProposeResult r;
+    r.status = Status(ErrorCode::timeout, "no leader acknowledged the proposal");
+    for (int attempt = 0; attempt < attempts; ++attempt) {
+        const NodeId l = leader();
+        if (l == 0) continue;
+        r = node_of(l)->propose(data).get();
+        if (r.status.ok()) return r;
+    }
+    return r;
+}
+
 class TestCluster {
 public:
     explicit TestCluster(std::size_t founders, std::size_t spares = 0) {
@@ -143,30 +179,19 @@ public:
 
     // The running node that leads and answers a read barrier as leader.
     NodeId leader() {
-        NodeId found = 0;
-        eventually([&] {
-            for (auto& [id, n] : nodes_) {
-                if (n->status().role == Role::leader && n->read_index(false).get().status.ok()) {
-                    found = id;
-                    return true;
-                }
-            }
-            return false;
-        });
-        return found;
+        std::vector<NodeId> ids;
+        for (const auto& [id, n] : nodes_) ids.push_back(id);
+        return confirmed_leader(ids, [this](NodeId id) { return nodes_.at(id).get(); });
     }
 
     // Proposes through whoever leads (retrying not_leader/aborted/busy)
     // until acknowledged; returns the index.
     std::uint64_t propose(const std::string& data) {
-        for (int attempt = 0; attempt < 1000; ++attempt) {
-            NodeId l = leader();
-            if (l == 0) continue;
-            ProposeResult r = nodes_.at(l)->propose(data).get();
-            if (r.status.ok()) return r.index;
-        }
-        KEEL_ASSERT(false, "could not get a proposal acknowledged");
-        return 0;
+        ProposeResult r =
+            propose_through_leader([this] { return leader(); },
+                                   [this](NodeId id) { return nodes_.at(id).get(); }, data, 1000);
+        KEEL_ASSERT(r.status.ok(), "could not get a proposal acknowledged");
+        return r.index;
     }
 
     // Mutual TLS between the nodes: a CA and a certificate per node, made

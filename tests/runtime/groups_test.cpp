@@ -20,7 +20,9 @@
 #include "transport/codec.hpp"
 
 using namespace keel;
+using keel::test::confirmed_leader;
 using keel::test::eventually;
+using keel::test::propose_through_leader;
 using keel::test::MemoryNetwork;
 using keel::test::RecordingStateMachine;
 
@@ -92,29 +94,20 @@ public:
 
     // The process whose group `g` leads and answers a read barrier.
     NodeId leader(GroupId g) {
-        NodeId found = 0;
-        eventually([&] {
-            for (auto& [id, p] : processes_) {
-                auto it = p.groups.find(g);
-                if (it == p.groups.end()) continue;
-                Node& n = *it->second;
-                if (n.status().role == Role::leader && n.read_index(false).get().status.ok()) {
-                    found = id;
-                    return true;
-                }
-            }
-            return false;
+        std::vector<NodeId> ids;
+        for (const auto& [id, p] : processes_) ids.push_back(id);
+        return confirmed_leader(ids, [this, g](NodeId id) -> Node* {
+            auto& groups = processes_.at(id).groups;
+            auto it = groups.find(g);
+            return it == groups.end() ? nullptr : it->second.get();
         });
-        return found;
     }
 
     // Proposes `data` to group `g` through its leader until acknowledged.
     bool propose(GroupId g, const std::string& data) {
-        for (int attempt = 0; attempt < 100; ++attempt) {
-            const NodeId l = leader(g);
-            if (l != 0 && group(l, g).propose(data).get().status.ok()) return true;
-        }
-        return false;
+        return propose_through_leader([this, g] { return leader(g); },
+                                      [this, g](NodeId id) { return &group(id, g); }, data, 100)
+            .status.ok();
     }
 
     // The non-empty entries group `g` applied in process `id`.

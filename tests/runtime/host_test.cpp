@@ -19,7 +19,9 @@
 #include "runtime/host.hpp"
 
 using namespace keel;
+using keel::test::confirmed_leader;
 using keel::test::eventually;
+using keel::test::propose_through_leader;
 using keel::test::MemoryNetwork;
 using keel::test::RecordingStateMachine;
 
@@ -92,27 +94,15 @@ public:
     runtime::HostImpl& host(NodeId id) { return *processes_.at(id).host; }
 
     NodeId leader(GroupId g) {
-        NodeId found = 0;
-        eventually([&] {
-            for (NodeId id : kProcesses) {
-                Node& n = group(id, g);
-                if (n.status().role == Role::leader && n.read_index(false).get().status.ok()) {
-                    found = id;
-                    return true;
-                }
-            }
-            return false;
-        });
-        return found;
+        return confirmed_leader({std::begin(kProcesses), std::end(kProcesses)},
+                                [this, g](NodeId id) { return &group(id, g); });
     }
 
     // Proposes to group `g` through its leader until acknowledged.
     bool propose(GroupId g, const std::string& data) {
-        for (int attempt = 0; attempt < 100; ++attempt) {
-            const NodeId l = leader(g);
-            if (l != 0 && group(l, g).propose(data).get().status.ok()) return true;
-        }
-        return false;
+        return propose_through_leader([this, g] { return leader(g); },
+                                      [this, g](NodeId id) { return &group(id, g); }, data, 100)
+            .status.ok();
     }
 
     std::vector<std::string> applied(NodeId id, GroupId g) {
