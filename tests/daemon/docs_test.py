@@ -129,8 +129,11 @@ def distinct_free_ports(names):
             s.close()
 
 
+# curl's own stderr (its messages and the status marker) goes to a file of its
+# own: the raftd processes a script starts in the background share the
+# script's stderr, and their log lines would otherwise split a marker line.
 PRELUDE = r'''set -eo pipefail
-curl() { command curl -w "%{stderr}KEELDOC ${KEEL_DOC_CMD:-0} %{http_code}\n" "$@"; }
+curl() { command curl -w "%{stderr}KEELDOC ${KEEL_DOC_CMD:-0} %{http_code}\n" "$@" 2>>"$KEEL_DOC_CURL_ERR"; }
 '''
 
 
@@ -180,7 +183,8 @@ class DocsTest(it.RaftdCase):
         # keelctl's default endpoint is 127.0.0.1:8080: moved like the ports in the text.
         env = dict(os.environ, PATH=os.pathsep.join(
             [os.path.dirname(it.RAFTD), os.path.dirname(KEELCTL), os.environ["PATH"]]),
-            KEEL_ENDPOINTS="http://127.0.0.1:%d" % self.port(8080))
+            KEEL_ENDPOINTS="http://127.0.0.1:%d" % self.port(8080),
+            KEEL_DOC_CURL_ERR=os.path.join(self.root, "curl-err"))
         # Files, not pipes: raftd processes the script starts in the
         # background keep its output open after it exits.
         out_path, err_path = os.path.join(self.root, "out"), os.path.join(self.root, "err")
@@ -197,12 +201,18 @@ class DocsTest(it.RaftdCase):
             out = f.read()
         with open(err_path) as f:
             err = f.read()
+        curl_err = ""
+        if os.path.exists(env["KEEL_DOC_CURL_ERR"]):
+            with open(env["KEEL_DOC_CURL_ERR"]) as f:
+                curl_err = f.read()
+            os.unlink(env["KEEL_DOC_CURL_ERR"])
         self.assertIsNotNone(p.returncode)
-        context = "%s\n---- script ----\n%s\n---- stdout ----\n%s\n---- stderr ----\n%s" % (
-            what, script, out[-4000:], err[-4000:])
+        context = ("%s\n---- script ----\n%s\n---- stdout ----\n%s\n---- stderr ----\n%s"
+                   "\n---- curl's stderr ----\n%s" % (
+                       what, script, out[-4000:], err[-4000:], curl_err[-4000:]))
         self.assertEqual(p.returncode, 0, context)
         statuses = {}
-        for line in err.splitlines():
+        for line in curl_err.splitlines():
             m = re.match(r"KEELDOC (\d+) (\d+)$", line)
             if m:
                 statuses.setdefault(int(m.group(1)), []).append(int(m.group(2)))
