@@ -353,11 +353,15 @@ class SecurityTest(it.RaftdCase):
             n.start(*flags)
 
         def leader_id():
+            # Every node answers (the follower asked below serves HTTPS) and
+            # they agree on a leader.
+            seen = set()
             for n in nodes:
                 rc, code, body = curl("--cacert", cert, "https://127.0.0.1:%d/v1/status" % n.http)
-                if code == 200 and json.loads(body)["leader_id"]:
-                    return json.loads(body)["leader_id"]
-            return None
+                if code != 200:
+                    return None
+                seen.add(json.loads(body)["leader_id"])
+            return seen.pop() if len(seen) == 1 and 0 not in seen else None
         lid = wait_until("a leader", leader_id)
         leader = self.nodes[lid]
         follower = next(n for n in nodes if n is not leader)
