@@ -303,7 +303,7 @@ TEST_CASE("the next segment is prepared once the active one is half full, not at
 // The events of preparing one segment (the first, inside open) on the
 // file being prepared: "create", "write", "write_back OFFSET SIZE",
 // "write_back_wait OFFSET SIZE", "datasync", then the roll's header write.
-// refuse_direct_fill: the file system refuses O_DIRECT for it.
+// refuse_direct_fill: the file system refuses OpenMode::fill_direct for it.
 std::vector<std::string> events_preparing_a_segment(std::uint64_t segment_bytes,
                                                     bool refuse_direct_fill) {
     TempDir dir;
@@ -319,7 +319,8 @@ std::vector<std::string> events_preparing_a_segment(std::uint64_t segment_bytes,
         fs.set_inject([](const std::string& op, const std::string& path) {
             if (op == "open_direct" &&
                 path.find(keel::wal::detail::kPreallocName) != std::string::npos)
-                return Status(ErrorCode::unsupported, "injected: no O_DIRECT for this file");
+                return Status(ErrorCode::invalid_argument,
+                              "injected: a FileSystem that does not know OpenMode::fill_direct");
             return Status();
         });
     }
@@ -382,8 +383,10 @@ TEST_CASE("zero-filling a segment keeps at most two chunks in flight") {
     CHECK(synced);
 }
 
-// Where the file system refuses O_DIRECT for the segment being prepared,
-// the direct path's fill goes through the page cache, paced.
+// Where the file system refuses the O_DIRECT descriptor for the segment
+// being prepared (here: a FileSystem that does not know
+// OpenMode::fill_direct), the direct path's fill goes through the page
+// cache, paced.
 TEST_CASE("a segment is zero-filled through the page cache where O_DIRECT is refused") {
     constexpr std::uint64_t chunk = keel::wal::detail::kZeroFillChunkBytes;
     const std::uint64_t segment_bytes = 4 * chunk + chunk / 2;

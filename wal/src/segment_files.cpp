@@ -92,13 +92,15 @@ Status Wal::Impl::fill_segment_file(File& file) {
 // copy and no dirty pages (docs/decisions/0022-cluster3-cpu-per-write.md).
 // Each write returns once the device has the chunk, so one chunk at a time
 // is in flight, as the buffered fill's pacing arranges.  Returns how far
-// it filled (the segment's whole blocks; 0 where O_DIRECT is refused).
+// it filled (the segment's whole blocks; 0 where the descriptor could not
+// be opened).
 Result<std::uint64_t> Wal::Impl::zero_fill_direct() {
     const std::string path = dir_ + "/" + detail::kPreallocName;
+    // Any refusal (ErrorCode::unsupported, or a FileSystem that does not
+    // know this mode) leaves the whole fill to the buffered way, which
+    // needs nothing from this descriptor.
     auto direct = fs_->open(path, OpenMode::fill_direct);
-    if (!direct.ok())
-        return direct.status().code() == ErrorCode::unsupported ? Result<std::uint64_t>(0)
-                                                                : direct.status();
+    if (!direct.ok()) return std::uint64_t{0};
     const std::uint64_t end = options_.segment_bytes & ~(kDirectIoAlignBytes - 1);
     constexpr std::uint64_t chunk = detail::kZeroFillChunkBytes;
     for (std::uint64_t at = 0; at < end; at += chunk) {
