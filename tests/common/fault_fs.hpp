@@ -49,10 +49,10 @@ inline std::vector<std::pair<std::string, std::string>> dir_contents(const std::
 class FaultFs final : public wal::FileSystem {
 public:
     // Fails an operation when it returns an error.  `op` is one of create,
-    // open, open_direct (OpenMode::write_direct), pread, write, allocate, datasync, truncate,
-    // rename, remove, sync_dir, list, mkdir; `path` the file (the source of a rename). Called under
-    // the file system's mutex for everything but pread, list and open (any thread: make it
-    // thread-safe).
+    // open, open_direct (OpenMode::write_direct and fill_direct), pread, write, allocate, datasync,
+    // truncate, rename, remove, sync_dir, list, mkdir; `path` the file (the source of a rename).
+    // Called under the file system's mutex for everything but pread, list and open (any thread:
+    // make it thread-safe).
     using Inject = std::function<Status(const std::string& op, const std::string& path)>;
 
     std::atomic<int> datasyncs_until_failure{-1};  // -1: never fail
@@ -84,7 +84,8 @@ public:
 
     Result<std::unique_ptr<wal::File>> open(const std::string& path, wal::OpenMode mode) override {
         if (Status s = injected("open", path); !s.ok()) return s;
-        const bool direct = mode == wal::OpenMode::write_direct;
+        const bool direct =
+            mode == wal::OpenMode::write_direct || mode == wal::OpenMode::fill_direct;
         // "open_direct": inject ErrorCode::unsupported there to play a file
         // system that refuses O_DIRECT.
         if (direct) {

@@ -300,25 +300,43 @@ TEST_CASE("the next segment is prepared once the active one is half full, not at
     CHECK(prepared_after_writes.front() >= (test_write_path() == WritePath::direct ? 2 : 7));
 }
 
-// The log's fdatasync queues behind the disk's outstanding writes: a segment
-// is zero-filled chunk by chunk, never more than two chunks in flight, and
-// made durable at the end.
-TEST_CASE("zero-filling a segment keeps at most two chunks in flight") {
-    constexpr std::uint64_t chunk = keel::wal::detail::kZeroFillChunkBytes;
+// The events of preparing one segment (the first, inside open) on the
+// file being prepared: "create", "write", "write_back OFFSET SIZE",
+// "write_back_wait OFFSET SIZE", "datasync", then the roll's header write.
+// refuse_direct_fill: the file system refuses OpenMode::fill_direct for it.
+std::vector<std::string> events_preparing_a_segment(std::uint64_t segment_bytes,
+                                                    bool refuse_direct_fill) {
     TempDir dir;
     FaultFs fs;
     std::mutex mu;
-    std::vector<std::string> events;  // on the file being prepared
+    std::vector<std::string> events;
     fs.set_before_mutation([&](const std::string& what) {
         std::lock_guard lock(mu);
         if (what.find(keel::wal::detail::kPreallocName) != std::string::npos)
             events.push_back(what);
     });
+    if (refuse_direct_fill) {
+        fs.set_inject([](const std::string& op, const std::string& path) {
+            if (op == "open_direct" &&
+                path.find(keel::wal::detail::kPreallocName) != std::string::npos)
+                return Status(ErrorCode::invalid_argument,
+                              "injected: a FileSystem that does not know OpenMode::fill_direct");
+            return Status();
+        });
+    }
     Options o = small_options(&fs);
-    o.segment_bytes = 4 * chunk + chunk / 2;  // the last chunk is a short one
-    auto wal = open_ok(dir.path(), o);        // prepares the first segment
+    o.segment_bytes = segment_bytes;
+    auto wal = open_ok(dir.path(), o);  // prepares the first segment
     wal.reset();
     std::lock_guard lock(mu);
+    return events;
+}
+
+// The buffered fill: the log's fdatasync queues behind the disk's
+// outstanding writes, so a segment is zero-filled chunk by chunk, never more
+// than two chunks in flight, and made durable at the end.
+void check_paced_fill(const std::vector<std::string>& events, std::uint64_t segment_bytes) {
+    constexpr std::uint64_t chunk = keel::wal::detail::kZeroFillChunkBytes;
     std::uint64_t started_end = 0;  // contiguous prefix whose write-out started
     std::uint64_t done_end = 0;     // contiguous prefix whose write-out finished
     bool synced_after = false;
@@ -337,12 +355,42 @@ TEST_CASE("zero-filling a segment keeps at most two chunks in flight") {
             CHECK(offset + size <= started_end);
             done_end = offset + size;
         } else if (kind == "datasync") {
-            synced_after = started_end == o.segment_bytes;
+            synced_after = started_end == segment_bytes;
         }
     }
-    CHECK(started_end == o.segment_bytes);
-    CHECK(done_end == o.segment_bytes - chunk / 2);
+    CHECK(started_end == segment_bytes);
+    CHECK(done_end == segment_bytes - chunk / 2);
     CHECK(synced_after);
+}
+
+TEST_CASE("zero-filling a segment keeps at most two chunks in flight") {
+    constexpr std::uint64_t chunk = keel::wal::detail::kZeroFillChunkBytes;
+    const std::uint64_t segment_bytes = 4 * chunk + chunk / 2;  // the last chunk is a short one
+    const std::vector<std::string> events = events_preparing_a_segment(segment_bytes, false);
+    if (test_write_path() != WritePath::direct) return check_paced_fill(events, segment_bytes);
+    // The direct path writes its zeros past the page cache (O_DIRECT): each
+    // write returns once the disk has it, one chunk in flight, nothing to
+    // pace; then one fdatasync before the header is written.
+    int writes_before_sync = 0;
+    bool synced = false;
+    for (const std::string& e : events) {
+        const std::string kind = e.substr(0, e.find(' '));
+        CHECK(kind.rfind("write_back", 0) != 0);
+        if (kind == "write" && !synced) ++writes_before_sync;
+        if (kind == "datasync" && !synced) synced = true;
+    }
+    CHECK(writes_before_sync == 5);
+    CHECK(synced);
+}
+
+// Where the file system refuses the O_DIRECT descriptor for the segment
+// being prepared (here: a FileSystem that does not know
+// OpenMode::fill_direct), the direct path's fill goes through the page
+// cache, paced.
+TEST_CASE("a segment is zero-filled through the page cache where O_DIRECT is refused") {
+    constexpr std::uint64_t chunk = keel::wal::detail::kZeroFillChunkBytes;
+    const std::uint64_t segment_bytes = 4 * chunk + chunk / 2;
+    check_paced_fill(events_preparing_a_segment(segment_bytes, true), segment_bytes);
 }
 
 // Pacing is a hint: a file system that refuses it still gets its segments

@@ -155,11 +155,15 @@ public:
             case OpenMode::write_direct:
                 flags |= O_WRONLY | O_DIRECT | O_DSYNC;
                 break;
+            case OpenMode::fill_direct:
+                flags |= O_WRONLY | O_DIRECT;
+                break;
         }
         int fd = ::open(path.c_str(), flags, kFileMode);
         if (fd < 0) {
             // open(2) says EINVAL where the file system does not support O_DIRECT.
-            if (mode == OpenMode::write_direct && errno == EINVAL)
+            if ((mode == OpenMode::write_direct || mode == OpenMode::fill_direct) &&
+                errno == EINVAL)
                 return Status(ErrorCode::unsupported,
                               fmt::format("open {}: the file system refuses O_DIRECT", path));
             return errno_status("open", path, errno);

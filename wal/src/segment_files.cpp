@@ -18,6 +18,7 @@
 
 #include <fmt/format.h>
 
+#include "aligned_buffer.hpp"
 #include "keel/assert.hpp"
 #include "wal_impl.hpp"
 
@@ -26,6 +27,17 @@ namespace keel::wal {
 namespace {
 const char* zero_chunk() {
     static const std::vector<char> zeros(detail::kZeroFillChunkBytes, 0);
+    return zeros.data();
+}
+// The same for O_DIRECT, whose buffers must be aligned (kDirectIoAlignBytes).
+const char* aligned_zero_chunk() {
+    // Written once (thread-safe static initialisation), only read after.
+    static detail::AlignedBuffer zeros = [] {
+        detail::AlignedBuffer b;
+        b.reserve(detail::kZeroFillChunkBytes, 0);
+        std::memset(b.data(), 0, detail::kZeroFillChunkBytes);
+        return b;
+    }();
     return zeros.data();
 }
 }  // namespace
@@ -59,25 +71,65 @@ Status Wal::Impl::fill_segment_file(File& file) {
         if (reserved.code() == ErrorCode::no_space) return reserved;
         // Real zeros, not only fallocate: on ext4 fallocated extents are
         // "unwritten", so every first write into them also commits metadata.
-        // Paced (kZeroFillChunkBytes): a chunk's write-out starts as soon
-        // as it is written, and the next chunk waits until the one before
-        // it is out, so at most two chunks are in flight.  Pacing is a hint:
-        // where the file system refuses it, the zeros go out unpaced, and
-        // the fdatasync below still makes them durable.
-        constexpr std::uint64_t chunk = detail::kZeroFillChunkBytes;
-        bool pace = true;
-        for (std::uint64_t at = 0; at < options_.segment_bytes; at += chunk) {
-            struct iovec iov {
-                const_cast<char*>(zero_chunk()), std::min(chunk, options_.segment_bytes - at)
-            };
-            if (Status s = file.pwritev(&iov, 1, at); !s.ok()) return s;
-            pace = pace && file.write_back(at, iov.iov_len, false).ok();
-            if (pace && at >= chunk) pace = file.write_back(at - chunk, chunk, true).ok();
+        std::uint64_t buffered_from = 0;
+        if (write_path_ == WritePath::direct) {
+            auto filled = zero_fill_direct();
+            if (!filled.ok()) return filled.status();
+            buffered_from = *filled;
         }
-        // A failed fdatasync is never taken for "no space, retry" (docs/wal.md).
-        if (Status s = file.datasync(); !s.ok()) return Status(ErrorCode::io_error, s.message());
+        if (buffered_from < options_.segment_bytes) {
+            if (Status s = zero_fill_buffered(file, buffered_from); !s.ok()) return s;
+            // A failed fdatasync is never taken for "no space, retry" (docs/wal.md).
+            if (Status s = file.datasync(); !s.ok())
+                return Status(ErrorCode::io_error, s.message());
+        }
     }
     return fs_->sync_dir(dir_);
+}
+
+// The direct path never reads a segment through the page cache, so its
+// zeros need not pass through it either: written with O_DIRECT they cost no
+// copy and no dirty pages (docs/decisions/0022-cluster3-cpu-per-write.md).
+// Each write returns once the device has the chunk, so one chunk at a time
+// is in flight, as the buffered fill's pacing arranges.  Returns how far
+// it filled (the segment's whole blocks; 0 where the descriptor could not
+// be opened).
+Result<std::uint64_t> Wal::Impl::zero_fill_direct() {
+    const std::string path = dir_ + "/" + detail::kPreallocName;
+    // Any refusal (ErrorCode::unsupported, or a FileSystem that does not
+    // know this mode) leaves the whole fill to the buffered way, which
+    // needs nothing from this descriptor.
+    auto direct = fs_->open(path, OpenMode::fill_direct);
+    if (!direct.ok()) return std::uint64_t{0};
+    const std::uint64_t end = options_.segment_bytes & ~(kDirectIoAlignBytes - 1);
+    constexpr std::uint64_t chunk = detail::kZeroFillChunkBytes;
+    for (std::uint64_t at = 0; at < end; at += chunk) {
+        struct iovec iov {
+            const_cast<char*>(aligned_zero_chunk()), std::min(chunk, end - at)
+        };
+        if (Status s = (*direct)->pwritev(&iov, 1, at); !s.ok()) return s;
+    }
+    if (Status s = (*direct)->datasync(); !s.ok()) return Status(ErrorCode::io_error, s.message());
+    return end;
+}
+
+// Paced (kZeroFillChunkBytes): a chunk's write-out starts as soon as it is
+// written, and the next chunk waits until the one before it is out, so at
+// most two chunks are in flight.  Pacing is a hint: where the file system
+// refuses it, the zeros go out unpaced, and the caller's fdatasync still
+// makes them durable.
+Status Wal::Impl::zero_fill_buffered(File& file, std::uint64_t from) {
+    constexpr std::uint64_t chunk = detail::kZeroFillChunkBytes;
+    bool pace = true;
+    for (std::uint64_t at = from; at < options_.segment_bytes; at += chunk) {
+        struct iovec iov {
+            const_cast<char*>(zero_chunk()), std::min(chunk, options_.segment_bytes - at)
+        };
+        if (Status s = file.pwritev(&iov, 1, at); !s.ok()) return s;
+        pace = pace && file.write_back(at, iov.iov_len, false).ok();
+        if (pace && at >= from + chunk) pace = file.write_back(at - chunk, chunk, true).ok();
+    }
+    return Status();
 }
 
 // The active segment is half full: zero-fill the next one in the background

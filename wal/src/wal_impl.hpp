@@ -150,6 +150,12 @@ private:
     // the file is deleted again; no_space when the disk is full.
     Result<std::shared_ptr<File>> prepare_segment_file();
     Status fill_segment_file(File& file);
+    // The zeros of fill_segment_file: through a second, O_DIRECT descriptor
+    // of the temporary file on the direct write path (returns how far it
+    // got, synced), through the page cache otherwise (from `from` to the
+    // end, not synced).
+    Result<std::uint64_t> zero_fill_direct();
+    Status zero_fill_buffered(File& file, std::uint64_t from);
     // Gets a prepared file (from the background thread when preallocating).
     // After start(), waits while the disk is full (no_space() is then
     // true) and returns aborted if the WAL closes meanwhile.

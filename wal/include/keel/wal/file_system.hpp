@@ -84,6 +84,11 @@ enum class OpenMode {
     // pwritev() of buffers aligned to kDirectIoAlignBytes, never pread().
     // ErrorCode::unsupported where the file system refuses direct I/O.
     write_direct,
+    // The file must exist; opened for writing only, past the page cache
+    // (O_DIRECT) but durable only at datasync(): for writing a large range
+    // (zero-filling a segment) without copying it through the page cache.
+    // The same alignment rules and ErrorCode::unsupported as write_direct.
+    fill_direct,
 };
 
 class FileSystem {
