@@ -2,7 +2,8 @@
 // cluster_id; docs/groups.md, "keel's TCP transport in a Host"): three
 // Hosts on loopback serve four groups each over one connection per peer
 // process, every group writes, a Host restarts on its port and catches up,
-// a group grows onto a third Host with add_member; bytes from a stranger
+// a group grows onto a third Host with add_member, the Hosts talk mutual
+// TLS when HostOptions::peer_tls says so; bytes from a stranger
 // (another cluster, garbage, a group no Host serves) are refused and
 // counted while the groups go on; and the options that contradict each
 // other, or a group's members that are not the Host's processes, are
@@ -67,6 +68,16 @@ public:
             if (peer != id) ho.peers[peer] = address;
         ho.cluster_id = cluster_id;
         ho.wal_direct_io = false;
+        if (tls) {
+            if (!ca_) ca_ = std::make_unique<keel::test::TestCa>(dir_.path(), "hosts");
+            auto it = certificates_.find(id);
+            if (it == certificates_.end()) {
+                keel::test::TestCa::Member m = ca_->issue("host-" + std::to_string(id));
+                it = certificates_.emplace(id, PeerTls{m.cert_file, m.key_file, ca_->cert_path()})
+                         .first;
+            }
+            ho.peer_tls = it->second;
+        }
         return ho;
     }
 
@@ -141,9 +152,12 @@ public:
     }
 
     std::string cluster_id = keel::test::random_cluster_id();
+    bool tls = false;  // mutual TLS between the Hosts (HostOptions::peer_tls)
 
 private:
     keel::test::TempDir dir_;
+    mutable std::unique_ptr<keel::test::TestCa> ca_;
+    mutable std::map<NodeId, PeerTls> certificates_;
     std::map<NodeId, std::string> addresses_;
     std::vector<MemberSpec> members_;
     std::map<NodeId, Process> processes_;
@@ -231,6 +245,23 @@ TEST_CASE("three Hosts serve several groups over keel's TCP transport, one conne
     write_everywhere(c, kFirst + 10, kFirst + 20);
     for (NodeId id : kProcesses) check_applied(c, id, kFirst + 20);
     for (NodeId id : kProcesses) CHECK(c.host(id).status().groups == std::size(kGroups));
+}
+
+TEST_CASE("three Hosts talk mutual TLS with HostOptions::peer_tls; plain TCP is refused",
+          "[runtime][host][tcp]") {
+    TcpHosts c;
+    c.tls = true;
+    for (NodeId id : kProcesses) c.start(id);
+    write_everywhere(c, 0, 5);
+    for (NodeId id : kProcesses) check_applied(c, id, 5);
+
+    // A plain-TCP hello of this very cluster never gets past the handshake.
+    auto ours = transport::ClusterId::parse_hex(c.cluster_id);
+    REQUIRE(ours.ok());
+    send_raw(c.address(1), transport::encode_hello({ours.value(), 2, ""}));
+    REQUIRE(eventually([&] { return rejected(c, 1, "tls_handshake") >= 1; }));
+    write_everywhere(c, 5, 8);
+    for (NodeId id : kProcesses) check_applied(c, id, 8);
 }
 
 TEST_CASE("a group of two Hosts grows onto the third with add_member", "[runtime][host][tcp]") {
