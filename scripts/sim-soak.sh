@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make soak: runs the deterministic simulator over 100,000 seeds (SOAK_SEEDS
-# to change it) across cluster sizes, in chunks spread over SOAK_JOBS
+# to change it) across cluster sizes, membership changes and several groups
+# per process (with and without quiescence), in chunks spread over SOAK_JOBS
 # processes (default: 2, the cores of the CI machine).  Every failing seed is
 # listed with its replay command; the exit status is non-zero if any failed.
 # See docs/simulator.md.
@@ -15,10 +16,13 @@ chunk=2000
 # Share of the seeds per kind (percent), as in the default suite.
 kinds=(
   "10 --nodes 1"
-  "35 --nodes 3"
-  "20 --nodes 5"
-  "15 --nodes 1 --membership --no-lease-reads"
-  "20 --nodes 3 --membership --no-lease-reads"
+  "30 --nodes 3"
+  "15 --nodes 5"
+  "12 --nodes 1 --membership --no-lease-reads"
+  "15 --nodes 3 --membership --no-lease-reads"
+  "6 --nodes 3 --groups 3 --quiesce --idle-check --failover-check"
+  "6 --nodes 3 --groups 3 --membership --no-lease-reads"
+  "6 --nodes 1 --groups 3 --membership --quiesce --idle-check"
 )
 plan=$(mktemp)
 logs=$(mktemp -d)

@@ -61,6 +61,8 @@ class DocsCommands(unittest.TestCase):
         self.assertIn("20 seeds (nodes 3, groups 3) from 1: 0 failed", p.stdout)
         self.assertIn("injected bug verdict_to_one_group caught", p.stdout)
         self.assertIn("injected bug group_commit_early_ack caught", p.stdout)
+        self.assertIn("20 seeds (nodes 1, membership, groups 3) from 1: 0 failed", p.stdout)
+        self.assertIn("injected bug joiner_bootstraps_alone caught", p.stdout)
 
     def test_contributing_md_tests(self):
         p = self.run_block("CONTRIBUTING.md", "Tests")

@@ -45,8 +45,8 @@ Cluster::Cluster(std::uint64_t seed, const RunConfig& config, bool echo_trace)
     KEEL_ASSERT(config.groups >= 1, "a cluster runs at least one group");
     KEEL_ASSERT(!config.failover_check || (config.nodes >= 3 && !config.membership),
                 "a failover needs a majority left over and a fixed configuration");
-    KEEL_ASSERT(config.groups == 1 || (!config.membership && config.scenario == Scenario::none),
-                "several groups per process run without membership changes or scripts");
+    KEEL_ASSERT(config.groups == 1 || config.scenario == Scenario::none,
+                "several groups per process run without scripts");
     for (int i = 0; i < config.groups; ++i) {
         const auto id = static_cast<std::uint64_t>(i);
         groups_.push_back(std::make_unique<SimGroup>(
@@ -112,24 +112,26 @@ raft::Options Cluster::options_for(const SimGroup& g, NodeId id) {
 void Cluster::start_node(NodeId id) {
     const std::uint64_t incarnation = ++incarnations_[id];
     running_.insert(id);
-    for (auto& g : groups_) {
-        SimDisk& disk = *g->disks.at(id);
-        g->checker.node_started(id, disk.restored());
-        trace(*g, n_(id) + " starts (incarnation " + s_(incarnation) + ", term " +
-                      s_(disk.durable().hard_state().term) + ", log to " +
-                      s_(disk.durable().last_index()) + ")");
-        if (!clock_rate_.count(id)) {
-            clock_rate_[id] = 1.0 + params_.skew * (2 * rng_clock_.unit() - 1);
-        }
-        std::uint64_t stream = hash_mix(id, incarnation);
-        if (g->id > 0) stream = hash_mix(stream, g->id);
-        auto node = std::make_unique<SimNode>(g->host, disk, options_for(*g, id), incarnation,
-                                              config_, params_, rng_node_.split(stream));
-        g->nodes[id] = std::move(node);
-    }
+    for (auto& g : groups_)
+        if (g->hosts.count(id)) start_replica(*g, id, incarnation);
     // The constructors may already have produced actions (a lone voter leads at once).
     schedule_tick(id, incarnation);
     if (config_.quiesce) start_liveness(id, incarnation);
+}
+
+void Cluster::start_replica(SimGroup& g, NodeId id, std::uint64_t incarnation) {
+    SimDisk& disk = *g.disks.at(id);
+    g.checker.node_started(id, disk.restored());
+    trace(g, n_(id) + " starts (incarnation " + s_(incarnation) + ", term " +
+                 s_(disk.durable().hard_state().term) + ", log to " +
+                 s_(disk.durable().last_index()) + ")");
+    if (!clock_rate_.count(id)) {
+        clock_rate_[id] = 1.0 + params_.skew * (2 * rng_clock_.unit() - 1);
+    }
+    std::uint64_t stream = hash_mix(id, incarnation);
+    if (g.id > 0) stream = hash_mix(stream, g.id);
+    g.nodes[id] = std::make_unique<SimNode>(g.host, disk, options_for(g, id), incarnation, config_,
+                                            params_, rng_node_.split(stream));
 }
 
 void Cluster::schedule_process(NodeId id, std::uint64_t incarnation, std::uint64_t delay_us,
@@ -221,7 +223,8 @@ void Cluster::crash(NodeId id) {
     for (auto& g : groups_) g->nodes.erase(id);
     armed_.erase(id);
     drives_.at(id)->crash();
-    for (auto& g : groups_) g->checker.node_crashed(id, g->disks.at(id)->restored());
+    for (auto& g : groups_)
+        if (g->hosts.count(id)) g->checker.node_crashed(id, g->disks.at(id)->restored());
     crashed_.insert(id);
     ++result_.crashes;
 }
@@ -241,7 +244,23 @@ void Cluster::stop_removed(NodeId id) {
     for (auto& g : groups_) {
         g->nodes.erase(id);
         g->checker.node_stopped(id);
+        if (g->hosts.erase(id)) g->left.insert(id);
     }
+}
+
+void Cluster::leave_group(SimGroup& g, NodeId id) {
+    if (config_.groups == 1) return stop_removed(id);  // the process's only group
+    if (!g.hosts.count(id)) return;
+    trace(g, std::string("STOP ") + n_(id) +
+                 "'s replica (removed from the committed "
+                 "configuration)");
+    g.hosts.erase(id);
+    g.left.insert(id);
+    g.nodes.erase(id);
+    g.checker.node_stopped(id);
+    for (const auto& other : groups_)
+        if (other->hosts.count(id)) return;
+    stop_removed(id);  // it hosts no group any more
 }
 
 // ---- what a script sees and does ------------------------------------------------
@@ -274,12 +293,14 @@ void Cluster::release_disk(NodeId id) {
     SimDrive& drive = *drives_.at(id);
     drive.release();
     if (!running_.count(id)) return;
-    SimGroup& g = *groups_.at(drive.head(false) ? drive.head(false)->group : 0);
+    const DiskOp* head = drive.head(false);
+    SimGroup& g = *groups_.at(head ? head->group : 0);
     auto it = g.nodes.find(id);
-    if (it == g.nodes.end() || it->second->stopped() || !drive.take_stalled()) return;
-    const std::uint64_t op_id = drive.head(false)->id;
-    schedule_node(g, id, incarnations_[id], SimNode::kReleasedWriteUs,
-                  [op_id](SimNode& n) { n.disk_done(op_id); });
+    // A write of a replica a membership change stopped: the drive completes it.
+    const bool closed = it == g.nodes.end() && head != nullptr;
+    if (!closed && (it == g.nodes.end() || it->second->stopped())) return;
+    if (!drive.take_stalled()) return;
+    schedule_disk_done(g.id, id, incarnations_[id], head->id, SimNode::kReleasedWriteUs);
 }
 
 // ---- phases -------------------------------------------------------------------
@@ -426,8 +447,9 @@ void Cluster::bootstrap() {
             SimDisk& disk = drives_[id]->group(g->id);
             disk.format(boot);
             g->disks[id] = &disk;
+            g->hosts.insert(id);
+            g->ever_member.insert(id);
         }
-        ever_member_.insert(id);
     }
     trace(std::string("seed ") + s_(seed_) + ": " + params_.describe() +
           (config_.groups == 1 ? "" : " groups " + s_(static_cast<std::uint64_t>(config_.groups))));

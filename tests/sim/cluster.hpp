@@ -1,8 +1,10 @@
 // sim/cluster.hpp — one simulation run: a cluster, its clients and its
 // faults, all driven by one seed.
 //
-// A cluster is a set of simulated processes, each hosting one replica of
-// every one of RunConfig::groups Raft groups.  The groups of a process share
+// A cluster is a set of simulated processes, each hosting a replica of some
+// of RunConfig::groups Raft groups (all of them, without membership changes;
+// with them, each group's configuration decides which processes host it,
+// and a process whose last group removed it stops).  The groups of a process share
 // its drive (one fsync stream: SimDrive), its network links (a partition or
 // a crash cuts them all), its incarnation (a crash restarts them all), its
 // timer (one tick per process ticks every group's core) and, with
@@ -109,7 +111,15 @@ struct SimGroup {
     History history;
     Host host;
     std::map<raft::NodeId, std::unique_ptr<SimNode>> nodes;  // live incarnations
-    Checker::Disks disks;  // every replica's files, of every process that ever existed
+    Checker::Disks disks;  // every replica's files, of every process that ever had one
+    // The processes that run a replica of the group (a founder, or added
+    // by a membership change), those crashed included; and those whose
+    // replica a membership change removed (never added again: its files
+    // are the removed member's).
+    std::set<raft::NodeId> hosts;
+    std::set<raft::NodeId> left;
+    std::set<raft::NodeId> ever_member;            // in some committed configuration of the group
+    std::optional<raft::Proposed> pending_change;  // the group's last membership change
     raft::Index committed_config_index = 0;
     raft::Index settled_at = 0;        // the commit known when history last settled
     std::uint64_t last_commit_us = 0;  // when its known commit last advanced
@@ -134,6 +144,13 @@ public:
     std::uint64_t now_us() const override { return sched_.now_us(); }
     void schedule_node(SimGroup& g, raft::NodeId node, std::uint64_t incarnation,
                        std::uint64_t delay_us, std::function<void(SimNode&)> fn);
+    // The completion of write `op_id` of group `group` on process `node`:
+    // its replica's, or, when a membership change stopped that replica while
+    // the process runs on, the drive's own (a Host's WAL completes the
+    // writes a closed group queued), so that the drive's other groups'
+    // writes behind it go on.
+    void schedule_disk_done(std::uint64_t group, raft::NodeId node, std::uint64_t incarnation,
+                            std::uint64_t op_id, std::uint64_t delay_us);
     void send(SimGroup& g, const raft::Message& m, std::string snapshot_data);
     void trace(const std::string& line) override { trace_.add(sched_.now_us(), line); }
     // A line about group g: prefixed "g<id> " when there are several groups.
@@ -211,7 +228,16 @@ private:
     bool failover_done();
 
     raft::Options options_for(const SimGroup& g, raft::NodeId id);
+    // Starts process `id` with a replica of every group it hosts.
     void start_node(raft::NodeId id);
+    // Starts group g's replica on process `id` (running, incarnation `incarnation`).
+    void start_replica(SimGroup& g, raft::NodeId id, std::uint64_t incarnation);
+    // A committed configuration of g left process `id` out: its replica of g
+    // stops for good, and the process too once it hosts no group.
+    void leave_group(SimGroup& g, raft::NodeId id);
+    // Which process group g's membership change adds: with several groups,
+    // often one that runs other groups already; else a new, empty one.
+    raft::NodeId process_to_add(SimGroup& g);
     // Runs fn after delay_us on incarnation `incarnation` of process `id`,
     // unless that incarnation has crashed or stopped by then.
     void schedule_process(raft::NodeId id, std::uint64_t incarnation, std::uint64_t delay_us,
@@ -271,9 +297,7 @@ private:
     std::set<raft::NodeId> armed_;  // will crash at a synchronous write (SimNode::arm_crash)
     std::set<raft::NodeId> dying_;  // stopped inside a write in the current event
     std::set<raft::NodeId> removed_;
-    std::set<raft::NodeId> ever_member_;  // in some committed configuration
     raft::NodeId next_node_id_ = 1;
-    std::optional<raft::Proposed> pending_change_;
     std::uint64_t next_request_id_ = 1;
     std::uint64_t next_value_ = 1;
 

@@ -45,9 +45,9 @@ std::vector<SimNode*> Cluster::replicas(NodeId id) const {
 void Cluster::on_applied(SimGroup& g, NodeId node, const Entry& entry, const ValueLog& state) {
     g.checker.on_applied(node, entry, state);
     if (entry.type != raft::EntryType::config || entry.index <= g.committed_config_index) return;
-    // A newly committed configuration: members it dropped stop (soon, and
-    // never inside this node's own call stack).  Membership changes run with
-    // one group only, so a process leaves with its only group.
+    // A newly committed configuration: the replicas of members it dropped
+    // stop (soon, and never inside this node's own call stack), and a
+    // process with it, once it hosts no group (leave_group).
     g.committed_config_index = entry.index;
     auto config = raft::decode_configuration(entry.data);
     if (!config) {
@@ -57,12 +57,12 @@ void Cluster::on_applied(SimGroup& g, NodeId node, const Entry& entry, const Val
     }
     trace(g, std::string("committed configuration at ") + s_(entry.index) + ": " +
                  raft::to_string(*config));
-    for (NodeId id : ever_member_) {
-        if (!config->contains(id) && !removed_.count(id)) {
-            sched_.after(rng_admin_.range(0, 200'000), [this, id] { stop_removed(id); });
+    for (NodeId id : g.ever_member) {
+        if (!config->contains(id) && !g.left.count(id)) {
+            sched_.after(rng_admin_.range(0, 200'000), [this, &g, id] { leave_group(g, id); });
         }
     }
-    for (const auto& [id, info] : config->members) ever_member_.insert(id);
+    for (const auto& [id, info] : config->members) g.ever_member.insert(id);
 }
 
 void Cluster::on_read_served(SimGroup& g, NodeId node, std::uint64_t request_id, Index read_index,
@@ -84,6 +84,32 @@ void Cluster::on_read_failed(SimGroup& g, std::uint64_t request_id) {
     if (g.history.read_finished(request_id, &r)) ++g.history.stats().reads_failed;
 }
 
+void Cluster::schedule_disk_done(std::uint64_t group, NodeId node, std::uint64_t incarnation,
+                                 std::uint64_t op_id, std::uint64_t delay_us) {
+    sched_.after(delay_us, [this, group, node, incarnation, op_id] {
+        SimGroup& g = *groups_.at(group);
+        if (auto it = g.nodes.find(node); it != g.nodes.end()) {
+            if (it->second->incarnation() == incarnation) it->second->disk_done(op_id);
+            return;
+        }
+        if (!running_.count(node) || incarnations_[node] != incarnation) return;
+        // The group's replica left this process, which runs on.
+        SimDrive& drive = *drives_.at(node);
+        const DiskOp* wal_head = drive.head(false);
+        if (wal_head && wal_head->id == op_id && drive.held()) {
+            drive.set_stalled();  // whoever releases the drive schedules it again
+            return;
+        }
+        DiskOp op;
+        if (auto error = drive.complete(op_id, &op)) violation(g, n_(node) + " storage: " + *error);
+        if (const DiskOp* next = drive.head(op.kind == DiskOpKind::snapshot_file)) {
+            const std::uint64_t now = now_us();
+            schedule_disk_done(next->group, node, incarnation, next->id,
+                               next->done_us > now ? next->done_us - now : 0);
+        }
+    });
+}
+
 // ---- a group's replicas see the simulation through its Host ---------------------
 
 std::uint64_t SimGroup::Host::now_us() const {
@@ -95,8 +121,7 @@ void SimGroup::Host::schedule_node(NodeId node, std::uint64_t incarnation, std::
 }
 void SimGroup::Host::schedule_disk_done(std::uint64_t group, NodeId node, std::uint64_t incarnation,
                                         std::uint64_t op_id, std::uint64_t delay_us) {
-    cluster_.schedule_node(cluster_.group(group), node, incarnation, delay_us,
-                           [op_id](SimNode& n) { n.disk_done(op_id); });
+    cluster_.schedule_disk_done(group, node, incarnation, op_id, delay_us);
 }
 void SimGroup::Host::send(const Message& m, std::string snapshot_data) {
     cluster_.send(group_, m, std::move(snapshot_data));

@@ -183,12 +183,15 @@ void Cluster::crash_dying() {
     }
 }
 
-// Membership changes run with one group (group 0): a new process joins it.
+// A membership change of a group picked at random: a learner added (on a
+// process that runs other groups already, or a new one), promoted or
+// removed, or a voter removed, between the swarm's voters_min and
+// voters_max.  One change of a group at a time.
 void Cluster::admin_change_membership() {
-    SimGroup& g = *groups_.front();
+    SimGroup& g = pick_group(rng_admin_);
     SimNode* l = leader(g);
     if (!l) return;
-    if (pending_change_ && pending_change_->index > g.checker.commit_known()) return;
+    if (g.pending_change && g.pending_change->index > g.checker.commit_known()) return;
     const Configuration& config = l->core().configuration();
     const auto voters = config.voters();
     const auto learners = config.learners();
@@ -202,7 +205,6 @@ void Cluster::admin_change_membership() {
     } else if (nvoters < params_.voters_max &&
                (nvoters <= params_.voters_min || rng_admin_.chance(0.5))) {
         change.kind = ConfigChange::Kind::add_learner;
-        change.node = next_node_id_;
     } else if (nvoters > params_.voters_min) {
         change.kind = ConfigChange::Kind::remove;
         change.node = voters[rng_admin_.pick(voters.size())];
@@ -210,30 +212,63 @@ void Cluster::admin_change_membership() {
         return;
     }
     const bool adding = change.kind == ConfigChange::Kind::add_learner;
-    if (adding) {
-        // The new node exists (empty) before it is named, so the leader can reach it.
-        const NodeId id = next_node_id_++;
-        drives_[id] = std::make_unique<SimDrive>(params_, config_.bug == Bug::lying_disk,
-                                                 rng_disk_.split(id));
-        g.disks[id] = &drives_[id]->group(g.id);
-        if (phase_ == Phase::liveness) drives_[id]->calm(calm_latency_max_us());
-        start_node(id);
-    }
+    // The new member's replica exists (empty) before it is named, so the
+    // leader can reach it.
+    if (adding) change.node = process_to_add(g);
     static const char* kKind[] = {"?", "add_voter", "add_learner", "promote", "remove"};
     auto r = l->change_membership(change);
     ++result_.config_changes;
-    trace(std::string("admin: ") + n_(l->id()) + " " + kKind[static_cast<int>(change.kind)] + " " +
-          n_(change.node) + ": " +
-          (r.ok() ? std::string("appended at ") + s_(r->index) + "/t" + s_(r->term)
-                  : r.status().to_string()));
+    trace(g, std::string("admin: ") + n_(l->id()) + " " + kKind[static_cast<int>(change.kind)] +
+                 " " + n_(change.node) + ": " +
+                 (r.ok() ? std::string("appended at ") + s_(r->index) + "/t" + s_(r->term)
+                         : r.status().to_string()));
     if (r.ok()) {
-        pending_change_ = *r;
+        g.pending_change = *r;
     } else if (adding) {
-        removed_.insert(change.node);  // never named: it will never be contacted
-        running_.erase(change.node);
+        // Never named: it will never be contacted.
         g.nodes.erase(change.node);
         g.checker.node_stopped(change.node);
+        g.hosts.erase(change.node);
+        g.left.insert(change.node);
+        bool hosts_any = false;
+        for (const auto& other : groups_) hosts_any = hosts_any || other->hosts.count(change.node);
+        if (!hosts_any) {
+            removed_.insert(change.node);
+            running_.erase(change.node);
+        }
     }
+}
+
+NodeId Cluster::process_to_add(SimGroup& g) {
+    if (config_.groups > 1) {
+        // A process that runs other groups and never ran this one.
+        std::vector<NodeId> others;
+        for (NodeId id : members())
+            if (!g.hosts.count(id) && !g.left.count(id)) others.push_back(id);
+        if (!others.empty() && rng_admin_.chance(0.7)) {
+            const NodeId id = others[rng_admin_.pick(others.size())];
+            g.disks[id] = &drives_.at(id)->group(g.id);
+            if (config_.bug == Bug::joiner_bootstraps_alone) {
+                trace(g, std::string("BUG joiner_bootstraps_alone: ") + n_(id) +
+                             " founds the group alone");
+                Configuration alone;
+                alone.members[id] = raft::MemberInfo{};
+                g.disks[id]->format(raft::bootstrap(alone));
+            }
+            g.hosts.insert(id);
+            if (running_.count(id)) start_replica(g, id, incarnations_[id]);
+            return id;  // a crashed one starts it when it restarts
+        }
+    }
+    const NodeId id = next_node_id_++;
+    drives_[id] =
+        std::make_unique<SimDrive>(params_, config_.bug == Bug::lying_disk, rng_disk_.split(id),
+                                   config_.groups > 1, config_.bug == Bug::group_commit_early_ack);
+    g.disks[id] = &drives_[id]->group(g.id);
+    g.hosts.insert(id);
+    if (phase_ == Phase::liveness) drives_[id]->calm(calm_latency_max_us());
+    start_node(id);
+    return id;
 }
 
 void Cluster::admin_transfer() {

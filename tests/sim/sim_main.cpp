@@ -8,9 +8,11 @@
 //
 // --scenario runs a script (scenario.hpp) instead of the swarm; it fixes the
 // cluster (figure8, overwritten_write: 5 nodes, no --membership).  --groups G
-// runs G Raft groups on every simulated process (one group without it),
-// sharing its disk, network, timer and liveness pings; not with
-// --membership or --scenario.
+// runs G Raft groups on simulated processes (one group without it), the
+// groups of a process sharing its disk, network, timer and liveness pings;
+// with --membership each group changes its own membership, so that a
+// process hosts the groups whose configurations name it.  Not with
+// --scenario.
 //
 // Environment: KEEL_SIM_SEED=n runs only seed n (printing its summary);
 // KEEL_SIM_SEEDS=k overrides --seeds; KEEL_SIM_VERBOSE=1 echoes every trace
@@ -117,9 +119,8 @@ Args parse(int argc, char** argv) {
             usage("--scenario fixes the number of nodes");
         a.config.nodes = keel::sim::scenario_nodes(a.config.scenario);
     }
-    if (a.config.groups > 1 &&
-        (a.config.membership || a.config.scenario != keel::sim::Scenario::none))
-        usage("--groups runs without --membership and --scenario");
+    if (a.config.groups > 1 && a.config.scenario != keel::sim::Scenario::none)
+        usage("--groups runs without --scenario");
     if (a.config.failover_check && (a.config.nodes < 3 || a.config.membership ||
                                     a.config.scenario != keel::sim::Scenario::none))
         usage("--failover-check needs --nodes 3 or more, without --membership and --scenario");

@@ -40,6 +40,10 @@ enum class Bug : std::uint8_t {
     // With quiescence: the host pings each peer process once per group
     // instead of once (caught by the idle check's bound on pings).
     ping_per_group,
+    // With membership changes: a process added to a group opens its replica
+    // as the founder of a group of its own (a Host's open_group with no
+    // initial members and join unset) instead of an empty joiner.
+    joiner_bootstraps_alone,
 };
 // An injected bug the liveness or idle check must catch (the others break safety).
 inline bool liveness_bug(Bug bug) {
