@@ -8,6 +8,8 @@ packages=(
   gcc g++ make meson ninja-build pkgconf
   libboost1.81-dev libfmt-dev catch2 nlohmann-json3-dev libcli11-dev libspdlog-dev
   libssl-dev openssl
+  # zlib's crc32() checksums snapshot files.
+  zlib1g-dev
   curl procps python3
   # The status page's browser test (tests/daemon/raftd_ui_test.py): headless
   # Chromium, and certutil for the NSS database that trusts its test CA.

@@ -99,7 +99,8 @@ struct LoopResult {
     std::uint64_t fsyncs = 0;
     std::uint64_t follower_records = 0;  // cluster3: both followers'
     std::uint64_t follower_fsyncs = 0;
-    double cpu_seconds = 0;  // the process's, over the window
+    std::uint64_t snapshots = 0;  // written over the run (--snapshot-every)
+    double cpu_seconds = 0;       // the process's, over the window
 
     // Pools another run of the same mode (interleaved rounds).
     void add(LoopResult&& other) {
@@ -112,6 +113,7 @@ struct LoopResult {
         fsyncs += other.fsyncs;
         follower_records += other.follower_records;
         follower_fsyncs += other.follower_fsyncs;
+        snapshots += other.snapshots;
         cpu_seconds += other.cpu_seconds;
     }
 };
@@ -204,6 +206,11 @@ void report(const std::string& mode, int k, const Options& o, LoopResult r) {
     // CPU time of the whole process (every node's threads) per completed
     // operation: a count that a busy machine disturbs less than a rate.
     if (r.ops != 0) j["cpu_us_per_op"] = r.cpu_seconds * 1e6 / static_cast<double>(r.ops);
+    // One automatic snapshot is written at a time: one that comes due during
+    // another's write waits for it, so a slow write means fewer snapshots.
+    if (r.snapshots != 0)
+        j["entries_per_snapshot"] =
+            static_cast<double>(r.records) / static_cast<double>(r.snapshots);
     if (o.snapshot_every != 0 && mode != "wal") j["snapshot_every"] = o.snapshot_every;
     if (r.failures != 0) j["failures"] = r.failures;
     print(j);
@@ -305,9 +312,19 @@ Op propose_op(keel::Node& node, std::size_t bytes) {
     };
 }
 
+// Counts the snapshots a node writes (or installs).
+class SnapshotCounter final : public keel::Observer {
+public:
+    void on_snapshot(std::uint64_t) override { count.fetch_add(1, std::memory_order_relaxed); }
+    std::atomic<std::uint64_t> count{0};
+};
+
 LoopResult run_single(const Options& o, int k, double seconds) {
     const std::string dir = fresh_dir(o, fmt::format("single-{}", k));
-    auto node = keel::Node::open(node_options(o, dir), std::make_shared<CountingStateMachine>());
+    auto snapshots = std::make_shared<SnapshotCounter>();
+    keel::NodeOptions options = node_options(o, dir);
+    options.observer = snapshots;
+    auto node = keel::Node::open(options, std::make_shared<CountingStateMachine>());
     if (!node.ok()) die("node open: " + node.status().to_string());
     // Wait until it leads (immediate for a lone voter, but be exact).
     if (!node.value()->read_index(false).get().status.ok()) die("single node has no leader");
@@ -318,6 +335,7 @@ LoopResult run_single(const Options& o, int k, double seconds) {
     r.fsyncs = st.wal.fsyncs;
     node.value()->stop();
     node.value().reset();
+    r.snapshots = snapshots->count.load();
     std::filesystem::remove_all(dir);
     return r;
 }

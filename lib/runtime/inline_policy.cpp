@@ -1,7 +1,11 @@
 // Which thread does which work itself.  See inline_policy.hpp.
 #include "runtime/inline_policy.hpp"
 
+#include <sys/resource.h>
+
 #include <algorithm>
+
+#include "runtime/io_apply_cutoff.hpp"
 
 namespace keel::runtime {
 
@@ -22,6 +26,17 @@ KEEL_FAST_TLS thread_local const InlinePolicy* t_message_of = nullptr;
 KEEL_FAST_TLS thread_local const InlinePolicy* t_callbacks_of = nullptr;
 
 }  // namespace
+
+ThreadTimes ThreadTimes::now() {
+    rusage u{};
+    ::getrusage(RUSAGE_THREAD, &u);
+    ThreadTimes t;
+    t.cpu_ns = (static_cast<std::uint64_t>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1'000'000 +
+                static_cast<std::uint64_t>(u.ru_utime.tv_usec + u.ru_stime.tv_usec)) *
+               1000;
+    t.voluntary_switches = static_cast<std::uint64_t>(u.ru_nvcsw);
+    return t;
+}
 
 void InlinePolicy::begin_flusher_commit() {
     t_flusher_of = this;
@@ -87,9 +102,17 @@ void InlinePolicy::apply_flusher_claims(ApplyWorker& apply) {
 std::uint64_t InlinePolicy::apply_io_claims(ApplyWorker& apply) {
     if (io_claims_.empty()) return 0;
     const std::uint64_t start = monotonic_ns();
+    const ThreadTimes before = ThreadTimes::now();
     apply.apply_claimed(io_claims_);
     const std::uint64_t took = monotonic_ns() - start;
-    if (took > kIoInlineApplyLimitNs && !io_apply_off_.exchange(true)) return took;
+    if (took <= kIoInlineApplyLimitNs) return 0;
+    // Preempted, or slow itself (io_apply_cutoff.hpp)?
+    const ThreadTimes after = ThreadTimes::now();
+    if (!io_apply_overran(took, after.cpu_ns - before.cpu_ns,
+                          after.voluntary_switches != before.voluntary_switches,
+                          kIoInlineApplyLimitNs))
+        return 0;
+    if (!io_apply_off_.exchange(true)) return took;
     return 0;
 }
 

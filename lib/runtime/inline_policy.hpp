@@ -48,7 +48,8 @@ inline constexpr std::uint64_t kSingleModeInlineApplyMaxNs = 2'000'000;
 // order of stepping one in).  An inline batch that takes longer than the
 // limit (a slow state machine, mispredicted) turns inline apply on the I/O
 // thread off for good: a stalled I/O thread delays heartbeats, and a long
-// enough stall costs the leadership.
+// enough stall costs the leadership.  Time the thread was preempted does
+// not count (io_apply_cutoff.hpp).
 inline constexpr std::uint64_t kIoInlineApplyNs = 20'000;
 inline constexpr std::uint64_t kIoInlineApplyLimitNs = 1'000'000;
 // Cluster mode: a follower's I/O thread writes up to this many entries

@@ -3,9 +3,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include <algorithm>
 #include <atomic>
-#include <boost/crc.hpp>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -22,16 +23,25 @@ constexpr std::uint32_t kVersion = 1;
 constexpr std::size_t kTrailerBytes = 8 + 8 + 8 + 4 + 4 + 4 + 4 + 8;
 constexpr std::size_t kWriteBufferBytes = 1 << 20;
 constexpr std::size_t kVerifyChunkBytes = 1 << 20;
-constexpr std::uint32_t kCrcInit = 0xFFFFFFFFu;
+// The checksums are CRC-32 (reflected, polynomial 0x04C11DB7, initial value
+// and final XOR 0xFFFFFFFF) as zlib's crc32() computes it, stored with its 32
+// bits in reverse order (docs/wire-format.md, "Snapshot files").  A running
+// value is zlib's: the finished CRC of the bytes so far, which crc_update
+// extends; kCrcInit is that of no bytes.
+constexpr std::uint32_t kCrcInit = 0;
 
-std::uint32_t crc_update(std::uint32_t state, const void* data, std::size_t n) {
-    boost::crc_32_type crc;
-    crc.reset(state);
-    crc.process_bytes(data, n);
-    return crc.get_interim_remainder();
+std::uint32_t crc_update(std::uint32_t crc, const void* data, std::size_t n) {
+    return static_cast<std::uint32_t>(
+        ::crc32_z(crc, static_cast<const Bytef*>(data), static_cast<z_size_t>(n)));
 }
-std::uint32_t crc_final(std::uint32_t state) {
-    return state ^ 0xFFFFFFFFu;
+// The value a snapshot file holds for `crc`: its bits reversed (what the
+// format's first implementation stored, Boost.CRC's interim remainder).
+std::uint32_t crc_final(std::uint32_t crc) {
+    crc = ((crc >> 1) & 0x55555555u) | ((crc & 0x55555555u) << 1);
+    crc = ((crc >> 2) & 0x33333333u) | ((crc & 0x33333333u) << 2);
+    crc = ((crc >> 4) & 0x0F0F0F0Fu) | ((crc & 0x0F0F0F0Fu) << 4);
+    crc = ((crc >> 8) & 0x00FF00FFu) | ((crc & 0x00FF00FFu) << 8);
+    return (crc >> 16) | (crc << 16);
 }
 
 void put_u32(std::string& out, std::uint32_t v) {

@@ -1,10 +1,15 @@
 // InlinePolicy's gathering rule: proposals that proposal callbacks submit
 // wait for the end of the callbacks' batch; in single-node mode at most
 // kDeferredProposalsChunk of them, in cluster mode all of them (each chunk
-// there would be one more append to every follower).
+// there would be one more append to every follower).  And when a batch
+// applied inline on the I/O thread counts as too slow (io_apply_cutoff.hpp).
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <thread>
+
 #include "runtime/inline_policy.hpp"
+#include "runtime/io_apply_cutoff.hpp"
 
 using keel::runtime::InlinePolicy;
 using keel::runtime::kDeferredProposalsChunk;
@@ -34,4 +39,37 @@ TEST_CASE("cluster mode gathers a whole batch of callbacks' proposals", "[inline
     CHECK(policy.gathers(4 * kDeferredProposalsChunk));
     policy.end_callbacks();
     CHECK_FALSE(policy.gathers(kDeferredProposalsChunk));
+}
+
+// cluster3 on two cores (three members' threads) had its I/O thread's inline
+// apply turned off by batches of 1-15 ms: the thread preempted mid-batch.
+TEST_CASE("an I/O-thread batch overruns its limit by its own time, not by preemption",
+          "[inline_policy]") {
+    using keel::runtime::io_apply_overran;
+    using keel::runtime::kIoInlineApplyLimitNs;
+    constexpr std::uint64_t kMs = 1'000'000;
+    // Within the limit: never.
+    CHECK_FALSE(io_apply_overran(kIoInlineApplyLimitNs, kIoInlineApplyLimitNs, true,
+                                 kIoInlineApplyLimitNs));
+    // Preempted: 5 ms from start to end, 30 us of it on the CPU, never blocked.
+    CHECK_FALSE(io_apply_overran(5 * kMs, 30'000, false, kIoInlineApplyLimitNs));
+    // Its own CPU time over the limit (a slow state machine).
+    CHECK(io_apply_overran(5 * kMs, 2 * kMs, false, kIoInlineApplyLimitNs));
+    // Blocked during the batch (an fsync, a lock): the whole counts.
+    CHECK(io_apply_overran(5 * kMs, 30'000, true, kIoInlineApplyLimitNs));
+}
+
+TEST_CASE("a thread's own times: CPU time grows with work, a sleep is a voluntary switch",
+          "[inline_policy]") {
+    using keel::runtime::ThreadTimes;
+    const ThreadTimes before = ThreadTimes::now();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    volatile std::uint64_t sink = 0;
+    ThreadTimes spun = ThreadTimes::now();
+    while (spun.cpu_ns <= before.cpu_ns) {  // until the clock ticks over (bounded: CPU time grows)
+        for (int i = 0; i < 100000; ++i) sink = sink + static_cast<std::uint64_t>(i);
+        spun = ThreadTimes::now();
+    }
+    CHECK(spun.voluntary_switches > before.voluntary_switches);
+    CHECK(spun.cpu_ns > before.cpu_ns);
 }
