@@ -118,6 +118,7 @@ HostStatus HostImpl::status() const {
     s.wal_records = w.records_written;
     s.wal_records_per_fsync = w.records_per_fsync();
     s.wal_shared_batches = shared.shared_batches();
+    s.timer_wakeups = services_->clock().wakeups();
     return s;
 }
 

@@ -61,6 +61,11 @@ struct HostStatus {
     // Batches (one write and one fdatasync) that made writes of more than
     // one group durable.
     std::uint64_t wal_shared_batches = 0;
+    // Expiries of the process's one tick timer (every group's ticks and the
+    // liveness pings ride on it): what the process pays for timers, whatever
+    // the number of groups.  Each group's own ticks are its
+    // NodeStatus::timer_wakeups.
+    std::uint64_t timer_wakeups = 0;
 };
 
 class Host {
