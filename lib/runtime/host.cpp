@@ -51,6 +51,9 @@ HostImpl::HostImpl(HostOptions options, wal::FileSystem* fs)
 
 Result<std::unique_ptr<HostImpl>> HostImpl::open(const HostOptions& options, wal::FileSystem* fs) {
     if (options.data_dir.empty()) return Status(ErrorCode::invalid_argument, "data_dir is empty");
+    if (options.apply_threads < 1 || options.apply_threads > kMaxHostApplyThreads)
+        return Status(ErrorCode::invalid_argument,
+                      fmt::format("apply_threads must be in [1, {}]", kMaxHostApplyThreads));
     if (Status s = create_directories(options.data_dir); !s.ok()) return s;
     std::unique_ptr<HostImpl> host(new HostImpl(options, fs));
     wal::Options wo;
@@ -63,6 +66,7 @@ Result<std::unique_ptr<HostImpl>> HostImpl::open(const HostOptions& options, wal
         if (Status s = host->services_->start_transport(options.transport, nullptr); !s.ok())
             return s;
     }
+    host->services_->start_pools(options.apply_threads);
     host->services_->start_io();
     return host;
 }

@@ -8,10 +8,14 @@
 // A Host is what one process gives every group it serves: one WAL (every
 // group's entries and hard state, one write and one fdatasync per batch
 // whatever the groups: docs/groups.md, "One WAL per process"), one
-// transport (messages carry their group's id), one I/O thread and one
-// background thread.  Each group is a keel::Node: the same calls (propose,
-// reads, membership, leadership transfer, snapshots, status), its own
-// state machine, apply thread and snapshots.  A group's members are
+// transport (messages carry their group's id), one I/O thread, one
+// background thread, a few apply threads (apply_threads) that apply for
+// every group, and one thread for every group's observer.  Each group is a
+// keel::Node: the same calls (propose, reads, membership, leadership
+// transfer, snapshots, status), its own state machine and snapshots; its
+// applies and its observer's callbacks run on the shared threads, in its
+// order and one at a time, as on threads of its own (keel/state_machine.hpp,
+// keel/observer.hpp).  A group's members are
 // processes, named by their NodeId on the process's transport; a group may
 // have any subset of the processes as members.
 //
@@ -48,7 +52,14 @@ struct HostOptions {
     // The largest entry any group may write (a group's own
     // NodeOptions::max_entry_bytes may only be smaller).
     std::size_t max_entry_bytes = 64 << 20;
+    // Threads that apply committed entries for every group (at most
+    // kMaxHostApplyThreads).  A group's applies run on one of them at a
+    // time; a group with a slow state machine holds up one thread while it
+    // applies, so more threads keep others going meanwhile.
+    std::size_t apply_threads = 2;
 };
+
+inline constexpr std::size_t kMaxHostApplyThreads = 64;
 
 // The process's shared WAL, for monitoring.
 struct HostStatus {
