@@ -23,7 +23,10 @@
 // own, in the data dir layout it always had.
 //
 // Threads: open_group, status and stop from any thread but a keel callback;
-// the groups' calls as keel::Node's.
+// the groups' calls as keel::Node's.  A callback (a proposer's, an
+// observer's, a state machine's) must not wait for another group's apply
+// or event: the threads are shared, and a wait there could hold the one
+// thread that would answer it.
 #pragma once
 
 #include <cstdint>
