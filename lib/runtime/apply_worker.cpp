@@ -46,7 +46,8 @@ void ApplyWorker::stop() {
     if (thread_.joinable()) thread_.join();
     if (pool_ != nullptr) {
         KEEL_ASSERT(StrandPool::running() != this, "an apply worker stopped from its own apply");
-        queue_.seal([this] { return pool_->take_back(*this); }, [this] { return StrandPool::run_slice_here(*this); });
+        queue_.seal([this] { return pool_->take_back(*this); },
+                    [this] { return StrandPool::run_slice_here(*this); });
     }
     // Anything enqueued after the thread left (or never started) is not applied.
     std::deque<ApplyItem> rest = queue_.take_rest();

@@ -184,9 +184,8 @@ void Replica::persist_entries(std::vector<raft::Entry> entries, raft::WriteId wr
     // serves every group, and an fdatasync there would hold up the messages
     // of all of them, whose appends the flusher gathers into one batch
     // meanwhile (docs/groups.md, "Figures").
-    const bool io_writes =
-        seat_.services.wal() == nullptr &&
-        inline_.io_writes(core_->role() == raft::Role::follower, entries.size());
+    const bool io_writes = seat_.services.wal() == nullptr &&
+                           inline_.io_writes(core_->role() == raft::Role::follower, entries.size());
     const wal::Wal::Writer writer =
         io_writes ? wal::Wal::Writer::caller : wal::Wal::Writer::flusher;
     Status s = log_->append(entries, writer, [this, seq, start](Status st) {
