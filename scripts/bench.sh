@@ -4,7 +4,8 @@
 # Environment: BENCH_DIR (a directory on the disk to measure; default: a
 # temporary directory inside the build dir, not /tmp, which may be tmpfs),
 # BENCH_SECONDS (3), BENCH_RECORD_BYTES (100), BENCH_OUTSTANDING (1,16,256),
-# BENCH_TLS_SECONDS (8: per mode and K, over 4 interleaved rounds);
+# BENCH_TLS_SECONDS (8: per mode and K, over 4 interleaved rounds),
+# BENCH_GROUPS (100: raft-bench --mode groups);
 # COMPARE_ROUNDS, COMPARE_OUTSTANDING for scripts/libraft-compare.sh.
 set -euo pipefail
 build="${1:-build}"
@@ -36,6 +37,10 @@ if [ -x "$build/tools/raft-bench" ]; then
     | grep '"raw_fdatasync"' | sed 's/^{/{"label":"before_cluster3",/'
   "$build/tools/raft-bench" --dir "$dir/raft" "${common[@]}" \
     --outstanding "${BENCH_OUTSTANDING:-1,16,256}" --mode cluster3
+  # Many groups: three keel::Host in this process serving 100 groups, K=256
+  # spread over them, then the idle row (docs/groups.md, "Figures"; about 20 s).
+  "$build/tools/raft-bench" --dir "$dir/raft" "${common[@]}" \
+    --outstanding 256 --mode groups --groups "${BENCH_GROUPS:-100}"
   # The cost of mutual TLS between members: cluster3 in plain TCP and in TLS,
   # interleaved, then the ratios TLS / plain (goal: ops_ratio >= 0.85 at K=256).
   echo "# raft-bench cluster3 plain vs mutual TLS in $dir" >&2

@@ -1,8 +1,8 @@
 // raft-bench — what does Raft cost over the WAL alone?
 //
 //   raft-bench --dir D --seconds S --record-bytes B --outstanding 1,16,256
-//              --mode wal|single|cluster3|cluster3-tls|all [--snapshot-every N]
-//              [--rounds R] [--tls-dir T]
+//              --mode wal|single|cluster3|cluster3-tls|groups|all [--snapshot-every N]
+//              [--rounds R] [--tls-dir T] [--groups N] [--idle-only]
 //
 // Closed loop: K operations in flight, each completion submits the next.
 //   wal       the WAL alone (keel::wal::Wal::append, completion on fsync):
@@ -16,6 +16,13 @@
 //   cluster3-tls  cluster3 in plain TCP and in mutual TLS interleaved per K
 //             (needs --tls-dir): R rounds of S/R seconds each, alternating
 //             which goes first, pooled per mode, then their ratios
+//   groups    three keel::Host in this process, each serving the same N
+//             groups (--groups, default 1000) with quiescence on, over an
+//             in-process transport; the K operations in flight are spread
+//             over the groups, each sent to its group's leader; then the idle
+//             row {"bench":"idle_groups",...}: 5 s of nothing once every
+//             group is quiescent (--idle-only: that row alone).
+//             raft_bench_groups.cpp.
 //   all       wal and single interleaved per K (fair ratio on a noisy
 //             machine): R rounds of S/R seconds each, alternating which
 //             goes first, latencies and counts pooled per mode; then the
@@ -52,144 +59,11 @@
 #include "keel/keel.hpp"
 #include "keel/wal/wal.hpp"
 
-namespace {
+#include "raft_bench.hpp"
 
-using Clock = std::chrono::steady_clock;
+namespace raft_bench {
 
-[[noreturn]] void die(const std::string& what) {
-    std::fprintf(stderr, "raft-bench: %s\n", what.c_str());
-    std::exit(1);
-}
-
-void print(const nlohmann::json& j) {
-    std::printf("%s\n", j.dump().c_str());
-    std::fflush(stdout);
-}
-
-double percentile(std::vector<double>& v, double p) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
-}
-
-struct Options {
-    std::string dir;
-    double seconds = 5;
-    std::size_t record_bytes = 100;
-    std::vector<int> outstanding{1, 16, 256};
-    std::string mode = "all";
-    std::uint64_t snapshot_every = 0;
-    int rounds = 3;
-    std::string tls_dir;
-};
-
-double cpu_seconds();
-
-// ---- the closed loop ----------------------------------------------------------
-
-// Issues one operation; calls done(ok) when it completes (any thread).
-using Op = std::function<void(std::function<void(bool ok)> done)>;
-
-struct LoopResult {
-    std::vector<double> latencies_us;  // of the operations in the window
-    double seconds = 0;                // length of the window
-    std::size_t ops = 0;
-    std::size_t failures = 0;
-    std::uint64_t records = 0;  // WAL records and fsyncs over the run
-    std::uint64_t fsyncs = 0;
-    std::uint64_t follower_records = 0;  // cluster3: both followers'
-    std::uint64_t follower_fsyncs = 0;
-    std::uint64_t snapshots = 0;  // written over the run (--snapshot-every)
-    double cpu_seconds = 0;       // the process's, over the window
-
-    // Pools another run of the same mode (interleaved rounds).
-    void add(LoopResult&& other) {
-        latencies_us.insert(latencies_us.end(), other.latencies_us.begin(),
-                            other.latencies_us.end());
-        seconds += other.seconds;
-        ops += other.ops;
-        failures += other.failures;
-        records += other.records;
-        fsyncs += other.fsyncs;
-        follower_records += other.follower_records;
-        follower_fsyncs += other.follower_fsyncs;
-        snapshots += other.snapshots;
-        cpu_seconds += other.cpu_seconds;
-    }
-};
-
-class ClosedLoop {
-public:
-    explicit ClosedLoop(Op op) : op_(std::move(op)) {}
-
-    LoopResult run(int outstanding, double seconds) {
-        latencies_.reserve(1u << 22);
-        const auto warmup = std::chrono::duration<double>(std::min(1.0, seconds * 0.25));
-        measure_from_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(warmup);
-        for (int i = 0; i < outstanding; ++i) issue();
-        std::unique_lock lock(mu_);
-        while (Clock::now() < measure_from_) cv_.wait_until(lock, measure_from_);
-        const std::size_t before = completed_in_window_;
-        const double cpu_before = cpu_seconds();
-        const auto t0 = Clock::now();
-        const auto end = t0 + std::chrono::duration_cast<Clock::duration>(
-                                  std::chrono::duration<double>(seconds));
-        while (Clock::now() < end) cv_.wait_until(lock, end);
-        const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
-        const double cpu = cpu_seconds() - cpu_before;
-        const std::size_t done = completed_in_window_ - before;
-        stop_ = true;
-        cv_.wait(lock, [&] { return in_flight_ == 0; });
-        LoopResult r;
-        r.ops = done;
-        r.seconds = elapsed;
-        r.latencies_us = std::move(latencies_);
-        r.failures = failures_;
-        r.cpu_seconds = cpu;
-        return r;
-    }
-
-private:
-    void issue() {
-        {
-            std::lock_guard lock(mu_);
-            if (stop_) return;
-            ++in_flight_;
-        }
-        const auto start = Clock::now();
-        op_([this, start](bool ok) {
-            const auto now = Clock::now();
-            bool again = false;
-            {
-                std::lock_guard lock(mu_);
-                --in_flight_;
-                if (!ok) ++failures_;
-                // Only what succeeded counts: a leader that lost its
-                // leadership fails proposals at once, which is no throughput.
-                if (ok && now >= measure_from_ && start >= measure_from_) {
-                    latencies_.push_back(
-                        std::chrono::duration<double, std::micro>(now - start).count());
-                    ++completed_in_window_;
-                }
-                again = !stop_;
-                if (stop_ && in_flight_ == 0) cv_.notify_all();
-            }
-            if (again) issue();
-        });
-    }
-
-    Op op_;
-    std::mutex mu_;
-    std::condition_variable cv_;
-    std::vector<double> latencies_;
-    std::size_t completed_in_window_ = 0;
-    std::size_t failures_ = 0;
-    int in_flight_ = 0;
-    bool stop_ = false;
-    Clock::time_point measure_from_;
-};
-
-void report(const std::string& mode, int k, const Options& o, LoopResult r) {
+nlohmann::json report_row(const std::string& mode, int k, const Options& o, LoopResult r) {
     const double ops_per_s = r.seconds > 0 ? static_cast<double>(r.ops) / r.seconds : 0;
     nlohmann::json j = {{"bench", "raft"},
                         {"mode", mode},
@@ -213,7 +87,7 @@ void report(const std::string& mode, int k, const Options& o, LoopResult r) {
             static_cast<double>(r.records) / static_cast<double>(r.snapshots);
     if (o.snapshot_every != 0 && mode != "wal") j["snapshot_every"] = o.snapshot_every;
     if (r.failures != 0) j["failures"] = r.failures;
-    print(j);
+    return j;
 }
 
 std::string fresh_dir(const Options& o, const std::string& name) {
@@ -251,47 +125,6 @@ LoopResult run_wal(const Options& o, int k, double seconds) {
     std::filesystem::remove_all(dir);
     return r;
 }
-
-// A small state machine: counts entries and bytes; its snapshot writes the
-// counters and a 64 KiB body (a stand-in for real state).
-class CountingStateMachine final : public keel::StateMachine {
-public:
-    void apply(const std::vector<keel::CommittedEntry>& entries,
-               std::vector<std::string>&) override {
-        for (const auto& e : entries) {
-            ++count_;
-            bytes_ += e.data.size();
-        }
-    }
-    keel::SnapshotFunction snapshot() override {
-        const std::uint64_t count = count_, bytes = bytes_;
-        return [count, bytes](keel::SnapshotWriter& w) -> keel::Status {
-            std::string body(64 * 1024, 's');
-            std::memcpy(body.data(), &count, 8);
-            std::memcpy(body.data() + 8, &bytes, 8);
-            return w.write(body);
-        };
-    }
-    keel::Status restore(keel::SnapshotReader& r) override {
-        std::string all(r.size_bytes(), '\0');
-        std::size_t at = 0;
-        for (;;) {
-            auto n = r.read(all.data() + at, all.size() - at);
-            if (!n.ok()) return n.status();
-            if (n.value() == 0) break;
-            at += n.value();
-        }
-        if (all.size() >= 16) {
-            std::memcpy(&count_, all.data(), 8);
-            std::memcpy(&bytes_, all.data() + 8, 8);
-        }
-        return keel::Status::ok_status();
-    }
-
-private:
-    std::uint64_t count_ = 0;
-    std::uint64_t bytes_ = 0;
-};
 
 keel::NodeOptions node_options(const Options& o, const std::string& dir) {
     keel::NodeOptions n;
@@ -501,11 +334,16 @@ Options parse(int argc, char** argv) {
             o.rounds = std::stoi(value());
         else if (a == "--tls-dir")
             o.tls_dir = value();
+        else if (a == "--groups")
+            o.groups = std::stoull(value());
+        else if (a == "--idle-only")
+            o.idle_only = true;
         else if (a == "--help" || a == "-h") {
             std::printf(
                 "raft-bench --dir D [--seconds S] [--record-bytes B] [--outstanding 1,16,256]\n"
-                "           [--mode wal|single|cluster3|cluster3-tls|all] [--snapshot-every N]\n"
-                "           [--rounds R] [--tls-dir T]\n");
+                "           [--mode wal|single|cluster3|cluster3-tls|groups|all]\n"
+                "           [--snapshot-every N] [--rounds R] [--tls-dir T]\n"
+                "           [--groups N] [--idle-only]\n");
             std::exit(0);
         } else {
             die("unknown argument " + a + " (see --help)");
@@ -517,18 +355,26 @@ Options parse(int argc, char** argv) {
     for (int k : o.outstanding)
         if (k < 1) die("--outstanding values must be >= 1");
     if (o.mode != "wal" && o.mode != "single" && o.mode != "cluster3" && o.mode != "cluster3-tls" &&
-        o.mode != "all")
-        die("--mode must be wal, single, cluster3, cluster3-tls or all");
+        o.mode != "groups" && o.mode != "all")
+        die("--mode must be wal, single, cluster3, cluster3-tls, groups or all");
+    if (o.groups < 1 || o.groups > kMaxGroups)
+        die(fmt::format("--groups must be in [1, {}]", kMaxGroups));
+    if (o.idle_only && o.mode != "groups") die("--idle-only goes with --mode groups");
     if (o.mode == "cluster3-tls" && o.tls_dir.empty())
         die("--mode cluster3-tls needs --tls-dir (scripts/make-peer-certs.sh DIR 1 2 3)");
     return o;
 }
 
-}  // namespace
+}  // namespace raft_bench
 
 int main(int argc, char** argv) {
+    using namespace raft_bench;
     const Options o = parse(argc, argv);
     std::filesystem::create_directories(o.dir);
+    if (o.mode == "groups") {
+        run_groups(o);
+        return 0;
+    }
     for (int k : o.outstanding) {
         if (o.mode == "all") {
             // Interleaved rounds, alternating which mode goes first, so slow

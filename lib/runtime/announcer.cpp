@@ -5,9 +5,10 @@
 
 namespace keel::runtime {
 
-Announcer::Announcer(std::shared_ptr<Observer> observer, std::function<void()> on_overflow)
+Announcer::Announcer(std::shared_ptr<Observer> observer, std::function<void()> on_overflow,
+                     StrandPool* pool)
     : observer_(std::move(observer)), on_overflow_(std::move(on_overflow)) {
-    if (observer_) events_ = std::make_unique<EventQueue>(kMaxQueuedObserverEvents);
+    if (observer_) events_ = std::make_unique<EventQueue>(kMaxQueuedObserverEvents, pool);
 }
 
 void Announcer::announce(std::function<void(Observer&)> event, bool last) {

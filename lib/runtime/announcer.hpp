@@ -29,7 +29,10 @@ public:
     // kMaxQueuedObserverEvents events behind: it blocks, and dropping an
     // event would break the promise that it hears of every change before
     // the refusals that follow from it.  The replica fail-stops.
-    Announcer(std::shared_ptr<Observer> observer, std::function<void()> on_overflow);
+    // `pool`: where the callbacks run (null: a thread of the announcer's own;
+    // strand_pool.hpp); must outlive the announcer.
+    Announcer(std::shared_ptr<Observer> observer, std::function<void()> on_overflow,
+              StrandPool* pool = nullptr);
 
     // Queues `event`; `last` (a fail-stop's): queued even beyond the limit.
     void announce(std::function<void(Observer&)> event, bool last = false);

@@ -1,4 +1,4 @@
-// The apply thread.  See apply_worker.hpp.
+// The apply thread (or a Host's apply pool).  See apply_worker.hpp.
 #include "runtime/apply_worker.hpp"
 
 #include <pthread.h>
@@ -12,14 +12,16 @@ namespace keel::runtime {
 
 ApplyWorker::ApplyWorker(std::shared_ptr<StateMachine> sm, raft::SnapshotMeta applied,
                          raft::Index last_snapshot_index, std::uint64_t snapshot_every_entries,
-                         Hooks hooks, LatencyHistogramRecorder* commit_latency)
+                         Hooks hooks, LatencyHistogramRecorder* commit_latency, StrandPool* pool)
     : sm_(std::move(sm)),
       snapshot_every_(snapshot_every_entries),
       hooks_(std::move(hooks)),
       commit_latency_(commit_latency),
+      pool_(pool),
       applied_(std::move(applied)),
       last_snapshot_index_(last_snapshot_index) {
     applied_index_.store(applied_.index);
+    if (pool_ != nullptr) queue_.set_pooled();
 }
 
 ApplyWorker::~ApplyWorker() {
@@ -28,6 +30,10 @@ ApplyWorker::~ApplyWorker() {
 
 void ApplyWorker::start() {
     KEEL_ASSERT(!thread_.joinable(), "apply worker started twice");
+    if (pool_ != nullptr) {
+        if (queue_.start_pooled()) pool_->schedule(*this);
+        return;
+    }
     thread_ = std::thread([this] {
         pthread_setname_np(pthread_self(), "keel-apply");
         run();
@@ -38,6 +44,11 @@ void ApplyWorker::stop() {
     // No apply may run once stop() returns: wait out an inline one.
     queue_.close();
     if (thread_.joinable()) thread_.join();
+    if (pool_ != nullptr) {
+        KEEL_ASSERT(StrandPool::running() != this, "an apply worker stopped from its own apply");
+        queue_.seal([this] { return pool_->take_back(*this); },
+                    [this] { return StrandPool::run_slice_here(*this); });
+    }
     // Anything enqueued after the thread left (or never started) is not applied.
     std::deque<ApplyItem> rest = queue_.take_rest();
     for (ApplyItem& item : rest) {
@@ -76,6 +87,14 @@ void ApplyWorker::run() {
         items.clear();
         queue_.done(entries);
     }
+}
+
+bool ApplyWorker::run_slice() {
+    std::deque<ApplyItem> items;
+    if (!queue_.take_slice(items)) return queue_.end_slice(0);
+    const std::size_t entries = apply_batch(items);
+    items.clear();
+    return queue_.end_slice(entries);
 }
 
 std::size_t ApplyWorker::apply_batch(std::deque<ApplyItem>& items) {
@@ -161,7 +180,8 @@ void ApplyWorker::apply_claimed(std::deque<ApplyItem>& items) {
     items.clear();
     const bool capture = capture_wanted_;
     capture_wanted_ = false;
-    queue_.release_claim();  // queued items, or stop(), wait for it
+    // Queued items, or stop(), wait for it.
+    if (queue_.release_claim()) pool_->schedule(*this);
     // StateMachine::snapshot() runs on the apply thread (its contract), and
     // may take a while: one item wakes the apply thread for it, while the
     // claimer goes back to its own work.

@@ -20,6 +20,13 @@
 // the state machine captures a view) and hands the returned function, with
 // the metadata as of the applied index, to on_snapshot (the replica runs it
 // on the background thread).  At most one automatic snapshot is in flight.
+//
+// "The apply thread" is the group's own thread (keel::Node::open), or, for
+// the groups of a keel::Host, whichever thread of the Host's apply pool
+// (strand_pool.hpp) runs the group now: one at a time, in order, as the
+// group's own thread would, so everything said here of the apply thread
+// holds of it, and StateMachine's contract (one call at a time, each seeing
+// the previous ones) is kept.
 #pragma once
 
 #include <atomic>
@@ -38,11 +45,12 @@
 #include "runtime/apply_item.hpp"
 #include "runtime/apply_queue.hpp"
 #include "runtime/latency_histogram.hpp"
+#include "runtime/strand_pool.hpp"
 #include "runtime/thread_annotations.hpp"
 
 namespace keel::runtime {
 
-class ApplyWorker {
+class ApplyWorker final : private StrandPool::Strand {
 public:
     struct Hooks {
         // After each batch: everything up to `index` is applied.
@@ -69,18 +77,24 @@ public:
     // `applied` is what the state machine reflects already (the restored
     // snapshot's metadata, a durable state machine's own position, or index
     // 0 with the bootstrap configuration); `last_snapshot_index` the keel
-    // snapshot the node started from (0: none).
+    // snapshot the node started from (0: none).  `pool` (null: a thread of
+    // the worker's own) must outlive the worker.
     ApplyWorker(std::shared_ptr<StateMachine> sm, raft::SnapshotMeta applied,
                 raft::Index last_snapshot_index, std::uint64_t snapshot_every_entries, Hooks hooks,
-                LatencyHistogramRecorder* commit_latency);
-    ~ApplyWorker();  // stop() then join
+                LatencyHistogramRecorder* commit_latency, StrandPool* pool = nullptr);
+    ~ApplyWorker() override;  // stop()
 
+    // Starts the thread, or lets the pool run what is queued.
     void start();
-    // Completes what is queued, then stops the thread.  Waiters of items
-    // never applied get aborted.
+    // Completes what is queued, then stops the thread (pooled: waits until
+    // no pool thread runs the group; one that is only queued there is run
+    // on the calling thread instead).  Waiters of items never applied get
+    // aborted.  REQUIRES: not on this worker's apply thread.
     void stop();
 
-    void enqueue(ApplyItem item) { queue_.push(std::move(item)); }
+    void enqueue(ApplyItem item) {
+        if (queue_.push(std::move(item))) pool_->schedule(*this);
+    }
     // Entries queued or being applied (lock-free; for backpressure).
     std::size_t queued_entries() const { return queue_.queued_entries(); }
     raft::Index applied_index() const { return applied_index_.load(); }
@@ -110,6 +124,8 @@ public:
 
 private:
     void run();
+    // Pooled: one slice on a pool thread (StrandPool::Strand).
+    bool run_slice() override;
     // Applies `items` (apply thread, or an inline claimer); returns the
     // number of entries.
     std::size_t apply_batch(std::deque<ApplyItem>& items);
@@ -127,6 +143,7 @@ private:
     const std::uint64_t snapshot_every_;
     Hooks hooks_;
     LatencyHistogramRecorder* commit_latency_;
+    StrandPool* const pool_;
 
     ApplyQueue queue_;
     std::atomic<std::uint64_t> entries_applied_{0};

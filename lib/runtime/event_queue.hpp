@@ -11,8 +11,13 @@
 // proposal still counted against NodeOptions::max_pending_proposals until it
 // runs.
 //
+// The callbacks run on a thread of the queue's own ("keel-events"), or, for
+// the groups of a keel::Host, on the Host's event pool (strand_pool.hpp):
+// one thread for every group's observer, each group's callbacks in its
+// order, one at a time, never two of one group at once.
+//
 // Threads: push_* from any thread (the replica's core lock holder); the
-// callbacks run on the "keel-events" thread only.
+// callbacks run on the queue's thread (or a pool thread) only.
 #pragma once
 
 #include <cstddef>
@@ -20,15 +25,17 @@
 #include <functional>
 #include <thread>
 
+#include "runtime/strand_pool.hpp"
 #include "runtime/thread_annotations.hpp"
 
 namespace keel::runtime {
 
-class EventQueue {
+class EventQueue final : private StrandPool::Strand {
 public:
-    // `max_events`: events queued and not yet delivered, at most.
-    explicit EventQueue(std::size_t max_events);
-    ~EventQueue();  // stop()
+    // `max_events`: events queued and not yet delivered, at most.  `pool`
+    // (null: a thread of the queue's own) must outlive the queue.
+    explicit EventQueue(std::size_t max_events, StrandPool* pool = nullptr);
+    ~EventQueue() override;  // stop()
     EventQueue(const EventQueue&) = delete;
     EventQueue& operator=(const EventQueue&) = delete;
 
@@ -39,11 +46,17 @@ public:
     // stop() it runs at once, on the calling thread.
     void push_completion(std::function<void()> complete);
 
-    // Delivers what is queued, then joins the thread; later events are
-    // dropped.  Idempotent.  REQUIRES: not called from a callback.
+    // Delivers what is queued, then joins the thread (pooled: waits until
+    // no pool thread delivers for this queue; if it is only queued there,
+    // delivers on the calling thread instead); later events are dropped.
+    // Idempotent.  REQUIRES: not called from a callback of this queue.
     void stop();
 
-    bool on_event_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
+    // Whether the calling thread runs this queue's callbacks now.
+    bool on_event_thread() const {
+        if (pool_ != nullptr) return StrandPool::running() == this;
+        return std::this_thread::get_id() == thread_.get_id();
+    }
     // Events and completions queued and not yet run (tests).
     std::size_t queued() const;
 
@@ -53,12 +66,19 @@ private:
         bool event = false;
     };
     void loop();
+    // Pooled: delivers what was queued when it began (StrandPool::Strand).
+    bool run_slice() override;
+    // Runs the next item; false when none is queued.
+    bool run_one() EXCLUDES(mu_);
 
+    StrandPool* const pool_;
     mutable Mutex mu_;
     CondVar cv_;
     std::deque<Item> items_ GUARDED_BY(mu_);
     std::size_t events_ GUARDED_BY(mu_) = 0;  // events in items_
     bool stopping_ GUARDED_BY(mu_) = false;
+    // Pooled: in the pool's run queue or run by a pool thread.
+    bool scheduled_ GUARDED_BY(mu_) = false;
     const std::size_t max_events_;
     std::thread thread_;
 };

@@ -78,6 +78,9 @@ Result<std::unique_ptr<HostImpl>> HostImpl::open(const HostOptions& options, wal
     if (options.data_dir.empty()) return Status(ErrorCode::invalid_argument, "data_dir is empty");
     std::string warning;
     if (Status s = check_host_options(options, warning); !s.ok()) return s;
+    if (options.apply_threads < 1 || options.apply_threads > kMaxHostApplyThreads)
+        return Status(ErrorCode::invalid_argument,
+                      fmt::format("apply_threads must be in [1, {}]", kMaxHostApplyThreads));
     if (Status s = create_directories(options.data_dir); !s.ok()) return s;
     std::unique_ptr<HostImpl> host(new HostImpl(options, fs));
     if (!warning.empty()) host->log(LogLevel::warn, warning);
@@ -99,6 +102,7 @@ Result<std::unique_ptr<HostImpl>> HostImpl::open(const HostOptions& options, wal
             !s.ok())
             return s;
     }
+    host->services_->start_pools(options.apply_threads);
     host->services_->start_io();
     return host;
 }
@@ -186,6 +190,7 @@ HostStatus HostImpl::status() const {
     s.wal_shared_batches = shared.shared_batches();
     MutexLock lock(rejected_mu_);
     for (const auto& [reason, count] : rejected_) s.peer_rejections[reason] = count;
+    s.timer_wakeups = services_->clock().wakeups();
     return s;
 }
 

@@ -68,7 +68,15 @@ void ProcessServices::stop() {
     io_->stop();
     if (io_thread_.joinable()) io_thread_.join();
     background_.stop();
+    if (apply_pool_) apply_pool_->stop();
+    if (event_pool_) event_pool_->stop();
     wal_.reset();
+}
+
+void ProcessServices::start_pools(std::size_t apply_threads) {
+    KEEL_ASSERT(!apply_pool_ && !stopped_, "the pools are started once");
+    apply_pool_ = std::make_unique<StrandPool>(apply_threads, "keel-apply");
+    event_pool_ = std::make_unique<StrandPool>(1, "keel-events");
 }
 
 Status ProcessServices::open_wal(const std::string& dir, wal::Options options) {

@@ -4,8 +4,10 @@
 // thread, the background thread (snapshot files, log compaction, checking
 // received snapshots), and the transport with its demultiplexer by GroupId
 // (group_router.hpp), the one tick timer every group shares
-// (process_clock.hpp), and the host liveness of quiescent groups
-// (process_liveness.hpp).  None of it knows Raft.  A group (replica.hpp) is
+// (process_clock.hpp), the host liveness of quiescent groups
+// (process_liveness.hpp) and, with start_pools() (keel::Host), the pools
+// that apply for every group and deliver every group's observer events
+// (strand_pool.hpp).  None of it knows Raft.  A group (replica.hpp) is
 // handed these services and its GroupId and owns none of them; keel::Node
 // is one ProcessServices with one group, 0 (single_group_node.hpp).  With
 // open_wal(), the groups share one WAL (shared_wal.hpp): one flusher, one
@@ -40,6 +42,7 @@
 #include "runtime/process_clock.hpp"
 #include "runtime/process_liveness.hpp"
 #include "runtime/shared_wal.hpp"
+#include "runtime/strand_pool.hpp"
 #include "runtime/thread_annotations.hpp"
 
 namespace boost::asio {
@@ -86,10 +89,20 @@ public:
     // Null until open_wal().
     SharedWal* wal() { return wal_.get(); }
 
+    // Starts the pools the groups opened from now on share: `apply_threads`
+    // threads ("keel-apply") that apply for every group, and one
+    // ("keel-events") for every group's observer (once, before the groups).
+    // Without, each group has an apply thread and an observer thread of its
+    // own (keel::Node).
+    void start_pools(std::size_t apply_threads);
+    // Null without start_pools().
+    StrandPool* apply_pool() { return apply_pool_.get(); }
+    StrandPool* event_pool() { return event_pool_.get(); }
+
     // Stops the transport (on the I/O thread), then the I/O thread (work
     // queued and not run is dropped), then the background thread (what is
-    // queued runs), then closes the shared WAL.  Idempotent.  REQUIRES: every group has stopped;
-    // not on the I/O thread.
+    // queued runs), then the pools, then closes the shared WAL.  Idempotent.  REQUIRES: every group
+    // has stopped; not on the I/O thread.
     void stop();
 
     // ---- the outbox ----
@@ -129,6 +142,8 @@ private:
     ProcessClock clock_{*io_};
     ProcessLiveness liveness_{router_, clock_};
     std::unique_ptr<SharedWal> wal_;
+    std::unique_ptr<StrandPool> apply_pool_;
+    std::unique_ptr<StrandPool> event_pool_;
     bool stopped_ = false;
 
     Mutex mu_;

@@ -112,12 +112,15 @@ void Replica::await_lone_voter() {
 Replica::Replica(NodeOptions options, ProcessServices& services, GroupId group)
     : options_(std::move(options)),
       seat_(services, group),
-      announcer_(options_.observer, [this]() REQUIRES(core_lock_) {
-          fail_stop(Status(
-              ErrorCode::failed,
-              fmt::format("the observer fell {} events behind (its callbacks must not block)",
-                          kMaxQueuedObserverEvents)));
-      }) {}
+      announcer_(
+          options_.observer,
+          [this]() REQUIRES(core_lock_) {
+              fail_stop(Status(
+                  ErrorCode::failed,
+                  fmt::format("the observer fell {} events behind (its callbacks must not block)",
+                              kMaxQueuedObserverEvents)));
+          },
+          services.event_pool()) {}
 
 Replica::~Replica() {
     stop(false);
@@ -192,7 +195,7 @@ Status Replica::start(std::shared_ptr<StateMachine> sm, wal::FileSystem* fs,
         [this] { with_core([this]() REQUIRES(core_lock_) { on_no_space_tick(); }); });
     apply_ = std::make_unique<ApplyWorker>(std::move(sm), rec.applied, rec.last_snapshot_index,
                                            options_.snapshot_every_entries, apply_hooks(),
-                                           &board_.commit_latency);
+                                           &board_.commit_latency, seat_.services.apply_pool());
     // Single-node mode until the core needs ticks (set_ticker_needed).
     log_->set_single_mode(true);
 

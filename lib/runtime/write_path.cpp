@@ -179,8 +179,13 @@ void Replica::execute(raft::Actions& a) {
 void Replica::persist_entries(std::vector<raft::Entry> entries, raft::WriteId write) {
     const std::uint64_t seq = locked_.gate.appended(write);
     const std::uint64_t start = monotonic_ns();
-    // A follower's I/O thread writes a small batch itself (on_message).
-    const bool io_writes = inline_.io_writes(core_->role() == raft::Role::follower, entries.size());
+    // A follower's I/O thread writes a small batch itself (on_message), on a
+    // WAL of the group's own.  Not on a Host's shared WAL: the I/O thread
+    // serves every group, and an fdatasync there would hold up the messages
+    // of all of them, whose appends the flusher gathers into one batch
+    // meanwhile (docs/groups.md, "Figures").
+    const bool io_writes = seat_.services.wal() == nullptr &&
+                           inline_.io_writes(core_->role() == raft::Role::follower, entries.size());
     const wal::Wal::Writer writer =
         io_writes ? wal::Wal::Writer::caller : wal::Wal::Writer::flusher;
     Status s = log_->append(entries, writer, [this, seq, start](Status st) {

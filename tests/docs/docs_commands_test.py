@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Command blocks of the docs that run from the repository's top without a
 raftd (tests/daemon/docs_test.py runs those that need one): docs/benchmarks.md
-"By hand", docs/groups.md "Quiescence in the simulator" and "Several groups in the
+"By hand", docs/groups.md "Figures", "Quiescence in the simulator" and "Several groups in the
 simulator", and CONTRIBUTING.md "Tests".  Each block runs as written (bash,
 set -e) in a fresh directory laid out like the repository's top: build/tools,
 build/tests and build/daemon link to the build, scripts/ to the repository's.
@@ -63,6 +63,12 @@ class DocsCommands(unittest.TestCase):
         self.assertIn("injected bug group_commit_early_ack caught", p.stdout)
         self.assertIn("20 seeds (nodes 1, membership, groups 3) from 1: 0 failed", p.stdout)
         self.assertIn("injected bug joiner_bootstraps_alone caught", p.stdout)
+
+    def test_groups_md_figures(self):
+        p = self.run_block("docs/groups.md", "Figures")
+        self.assertIn('"mode":"groups"', p.stdout)
+        self.assertIn('"groups":20', p.stdout)
+        self.assertEqual(p.stdout.count('"bench":"idle_groups"'), 2)
 
     def test_contributing_md_tests(self):
         p = self.run_block("CONTRIBUTING.md", "Tests")

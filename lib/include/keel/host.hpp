@@ -8,10 +8,14 @@
 // A Host is what one process gives every group it serves: one WAL (every
 // group's entries and hard state, one write and one fdatasync per batch
 // whatever the groups: docs/groups.md, "One WAL per process"), one
-// transport (messages carry their group's id), one I/O thread and one
-// background thread.  Each group is a keel::Node: the same calls (propose,
-// reads, membership, leadership transfer, snapshots, status), its own
-// state machine, apply thread and snapshots.  A group's members are
+// transport (messages carry their group's id), one I/O thread, one
+// background thread, a few apply threads (apply_threads) that apply for
+// every group, and one thread for every group's observer.  Each group is a
+// keel::Node: the same calls (propose, reads, membership, leadership
+// transfer, snapshots, status), its own state machine and snapshots; its
+// applies and its observer's callbacks run on the shared threads, in its
+// order and one at a time, as on threads of its own (keel/state_machine.hpp,
+// keel/observer.hpp).  A group's members are
 // processes, named by their NodeId on the process's transport; a group may
 // have any subset of the processes as members.
 //
@@ -29,7 +33,10 @@
 // own, in the data dir layout it always had.
 //
 // Threads: open_group, status and stop from any thread but a keel callback;
-// the groups' calls as keel::Node's.
+// the groups' calls as keel::Node's.  A callback (a proposer's, an
+// observer's, a state machine's) must not wait for another group's apply
+// or event: the threads are shared, and a wait there could hold the one
+// thread that would answer it.
 #pragma once
 
 #include <cstdint>
@@ -92,7 +99,14 @@ struct HostOptions {
     // The largest entry any group may write (a group's own
     // NodeOptions::max_entry_bytes may only be smaller).
     std::size_t max_entry_bytes = 64 << 20;
+    // Threads that apply committed entries for every group (at most
+    // kMaxHostApplyThreads).  A group's applies run on one of them at a
+    // time; a group with a slow state machine holds up one thread while it
+    // applies, so more threads keep others going meanwhile.
+    std::size_t apply_threads = 2;
 };
+
+inline constexpr std::size_t kMaxHostApplyThreads = 64;
 
 // The process's shared WAL, for monitoring.
 struct HostStatus {
@@ -110,6 +124,11 @@ struct HostStatus {
     // TLS handshake: transport/rejection.hpp's names), or bytes for a group
     // this process does not serve ("unknown_group").
     std::map<std::string, std::uint64_t> peer_rejections;
+    // Expiries of the process's one tick timer (every group's ticks and the
+    // liveness pings ride on it): what the process pays for timers, whatever
+    // the number of groups.  Each group's own ticks are its
+    // NodeStatus::timer_wakeups.
+    std::uint64_t timer_wakeups = 0;
 };
 
 class Host {

@@ -1,0 +1,77 @@
+// runtime/strand_pool.hpp — a few threads that run the serial work of many
+// groups: each group's queue of work (its applies, its observer's events) is
+// a Strand, and the pool's threads take the strands that have work from one
+// run queue, oldest first.  What a strand runs stays in its order and never
+// runs on two threads at once: a strand is in the run queue at most once,
+// and stays "scheduled" (its own flag, under its own lock) from the moment
+// it is queued until a slice finds nothing left.  A slice takes what the
+// strand had queued when it began, so a strand with a steady stream of work
+// goes back to the end of the queue between slices and a slow one holds up
+// one thread for one slice, not the others' strands forever.
+//
+// So a Host of ten thousand groups runs its applies on a few threads
+// (HostOptions::apply_threads) and its observers' callbacks on one, instead
+// of a thread pair per group (docs/groups.md, "Threads").
+//
+// Owns: the threads and the run queue (not the strands).
+// Threads: schedule and take_back from any thread; run_slice on a pool
+// thread (or, after take_back, on the thread that took the strand back);
+// stop from a thread that is not the pool's.
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/thread_annotations.hpp"
+
+namespace keel::runtime {
+
+class StrandPool {
+public:
+    class Strand {
+    public:
+        virtual ~Strand() = default;
+        // Runs the work queued now, in order; true if more came meanwhile
+        // (the pool queues the strand again, at the end).
+        virtual bool run_slice() = 0;
+    };
+
+    // `threads` >= 1, named `name` (at most 15 characters).
+    StrandPool(std::size_t threads, std::string name);
+    ~StrandPool();  // stop()
+    StrandPool(const StrandPool&) = delete;
+    StrandPool& operator=(const StrandPool&) = delete;
+
+    // Queues `strand` to run a slice.  REQUIRES: the strand is neither
+    // queued nor running (its scheduled flag went from false to true).
+    void schedule(Strand& strand) EXCLUDES(mu_);
+    // Takes `strand` out of the run queue if it waits there (true: no pool
+    // thread will run it; the caller runs its slices itself).  False when it
+    // is not queued, e.g. a pool thread runs it now.
+    bool take_back(Strand& strand) EXCLUDES(mu_);
+    // Joins the threads; strands still queued are not run.  REQUIRES: no
+    // strand is scheduled any more (their owners stopped them).  Idempotent.
+    void stop() EXCLUDES(mu_);
+
+    // The strand the calling thread runs a slice of now (null: none).
+    static const Strand* running();
+    // Runs one slice of `strand` on the calling thread, which took it back
+    // (take_back) or holds its scheduled flag otherwise; running() says so
+    // meanwhile.  Returns run_slice's answer.
+    static bool run_slice_here(Strand& strand);
+
+private:
+    void run() EXCLUDES(mu_);
+
+    Mutex mu_;
+    CondVar cv_;
+    std::deque<Strand*> queue_ GUARDED_BY(mu_);
+    bool stopping_ GUARDED_BY(mu_) = false;
+    const std::string name_;
+    std::vector<std::thread> threads_;
+};
+
+}  // namespace keel::runtime

@@ -1,0 +1,319 @@
+// raft-bench --mode groups: three keel::Host in one process (like cluster3's
+// three nodes), each serving the same N groups, joined by an in-process
+// transport (bench_network.hpp; keel's TCP transport is not offered for a
+// Host yet).  Every group has the three processes as members and
+// quiescence on (NodeOptions::quiesce), as a process serving many groups
+// would run them.
+//
+//   busy row   K proposals outstanding in all, spread round-robin over the
+//              groups, each sent to its group's leader (wherever the
+//              elections put it): {"bench":"raft","mode":"groups",...} with
+//              cluster3's fields, records per fsync per Host and the groups
+//              each Host leads.
+//   idle row   once every group has written and gone quiescent (bounded
+//              wait), 5 s of nothing: the whole process's CPU time, the
+//              Hosts' timer wakeups (HostStatus::timer_wakeups) and the
+//              groups' own ticks, resident memory (whole process, and per
+//              replica over the Hosts' footprint before any group), threads.
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "bench_network.hpp"
+#include "keel/host.hpp"
+#include "raft_bench.hpp"
+
+namespace raft_bench {
+namespace {
+
+constexpr keel::NodeId kProcesses[] = {1, 2, 3};
+
+// The process's resident set, bytes (/proc/self/statm).
+std::uint64_t rss_bytes() {
+    std::ifstream statm("/proc/self/statm");
+    std::uint64_t size = 0, resident = 0;
+    statm >> size >> resident;
+    return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+// Threads of this process (/proc/self/status).
+std::uint64_t thread_count() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("Threads:", 0) == 0) return std::stoull(line.substr(8));
+    return 0;
+}
+
+class Groups {
+public:
+    Groups(const Options& o, const std::string& base) : o_(o), n_(o.groups), leaders_(o.groups) {
+        for (keel::NodeId id : kProcesses)
+            members_.push_back({id, fmt::format("bench:{}", id), "", true});
+        std::random_device random;
+        while (cluster_prefix_.size() < 24) cluster_prefix_ += "0123456789abcdef"[random() % 16];
+        for (keel::NodeId id : kProcesses) {
+            keel::HostOptions ho;
+            ho.data_dir = fmt::format("{}/host-{}", base, id);
+            ho.transport = network_.endpoint(id);
+            auto host = keel::Host::open(ho);
+            if (!host.ok()) die("host open: " + host.status().to_string());
+            hosts_.push_back(std::move(host.value()));
+        }
+        rss_without_groups_ = rss_bytes();
+        // Nothing is delivered until every replica is open (a group not open
+        // yet would refuse the bytes for it).
+        network_.hold(true);
+        replicas_.resize(hosts_.size());
+        on_each_host([this](std::size_t h) {
+            replicas_[h].reserve(n_);
+            for (std::uint64_t g = 0; g < n_; ++g) replicas_[h].push_back(open(h, g));
+        });
+        network_.hold(false);
+    }
+
+    ~Groups() {
+        on_each_host([this](std::size_t h) { replicas_[h].clear(); });
+        replicas_.clear();
+        hosts_.clear();
+    }
+
+    std::uint64_t size() const { return n_; }
+    std::uint64_t replicas() const { return n_ * hosts_.size(); }
+    std::uint64_t rss_without_groups() const { return rss_without_groups_; }
+
+    // Group g's leader as last seen (null: none known); refreshed from the
+    // replicas' status when unknown.
+    keel::Node* leader(std::uint64_t g) {
+        if (keel::Node* n = leaders_[g].load(std::memory_order_relaxed)) return n;
+        for (auto& host : replicas_) {
+            if (host[g]->status().role == keel::Role::leader) {
+                leaders_[g].store(host[g].get(), std::memory_order_relaxed);
+                return host[g].get();
+            }
+        }
+        return nullptr;
+    }
+    void forget_leader(std::uint64_t g) { leaders_[g].store(nullptr, std::memory_order_relaxed); }
+
+    // Until every group has committed one proposal through its leader
+    // (elected, and its first entries written everywhere), or the deadline.
+    void warm_up(Clock::time_point deadline) {
+        std::vector<std::uint64_t> todo(n_);
+        for (std::uint64_t g = 0; g < n_; ++g) todo[g] = g;
+        const auto payload = std::make_shared<const std::string>(o_.record_bytes, 'w');
+        while (!todo.empty()) {
+            if (Clock::now() > deadline)
+                die(fmt::format("groups: {} of {} groups wrote nothing before the deadline",
+                                todo.size(), n_));
+            std::mutex mu;
+            std::condition_variable cv;
+            std::size_t pending = 0;
+            std::vector<std::uint64_t> failed;
+            for (std::uint64_t g : todo) {
+                keel::Node* n = leader(g);
+                if (n == nullptr) {
+                    failed.push_back(g);
+                    continue;
+                }
+                {
+                    std::lock_guard lock(mu);
+                    ++pending;
+                }
+                n->propose_async(*payload, [&, g](keel::ProposeResult r) {
+                    std::lock_guard lock(mu);
+                    if (!r.status.ok()) {
+                        forget_leader(g);
+                        failed.push_back(g);
+                    }
+                    if (--pending == 0) cv.notify_all();
+                });
+            }
+            std::unique_lock lock(mu);
+            cv.wait(lock, [&] { return pending == 0; });
+            todo.swap(failed);
+            if (!todo.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+    }
+
+    // Replicas that report themselves quiescent now.
+    std::uint64_t quiescent() const {
+        std::uint64_t q = 0;
+        for (const auto& host : replicas_)
+            for (const auto& r : host)
+                if (r->status().quiescent) ++q;
+        return q;
+    }
+    // Ticks the groups' cores were given, summed over every replica.
+    std::uint64_t group_ticks() const {
+        std::uint64_t t = 0;
+        for (const auto& host : replicas_)
+            for (const auto& r : host) t += r->status().timer_wakeups;
+        return t;
+    }
+    std::vector<keel::HostStatus> host_status() const {
+        std::vector<keel::HostStatus> out;
+        for (const auto& h : hosts_) out.push_back(h->status());
+        return out;
+    }
+    // Groups led by each Host.
+    std::vector<std::uint64_t> led() const {
+        std::vector<std::uint64_t> out;
+        for (const auto& host : replicas_) {
+            std::uint64_t l = 0;
+            for (const auto& r : host)
+                if (r->status().role == keel::Role::leader) ++l;
+            out.push_back(l);
+        }
+        return out;
+    }
+
+private:
+    // f(h) for every Host at once, one thread each (the Hosts are
+    // independent: opening and stopping thousands of groups goes 3x faster).
+    template <typename F>
+    void on_each_host(F&& f) {
+        std::vector<std::thread> threads;
+        for (std::size_t h = 0; h < hosts_.size(); ++h) threads.emplace_back([&f, h] { f(h); });
+        for (std::thread& t : threads) t.join();
+    }
+
+    std::unique_ptr<keel::Node> open(std::size_t h, std::uint64_t g) {
+        keel::NodeOptions n = node_options(o_, "");  // the Host's data_dir/groups/<g>
+        // Thousands of groups say the same thing (an inline apply that went
+        // over budget, ...): the first few warnings, and every error.
+        n.logger = [this](keel::LogLevel l, const std::string& m) {
+            if (l == keel::LogLevel::error ||
+                (l == keel::LogLevel::warn && warnings_.fetch_add(1) < kWarningsShown))
+                std::fprintf(stderr, "keel: %s\n", m.c_str());
+        };
+        n.id = kProcesses[h];
+        n.initial_members = members_;
+        n.cluster_id = fmt::format("{}{:08x}", cluster_prefix_, g);
+        n.quiesce = true;
+        // As cluster3: a stall on a loaded machine must not start elections.
+        n.election_timeout_min_ms = 1000;
+        n.election_timeout_max_ms = 2000;
+        auto node = hosts_[h]->open_group(g, n, std::make_shared<CountingStateMachine>());
+        if (!node.ok()) die(fmt::format("open group {}: {}", g, node.status().to_string()));
+        return std::move(node.value());
+    }
+
+    const Options& o_;
+    const std::uint64_t n_;
+    BenchNetwork network_;  // outlives the Hosts
+    std::vector<keel::MemberSpec> members_;
+    std::string cluster_prefix_;
+    std::vector<std::unique_ptr<keel::Host>> hosts_;
+    std::vector<std::vector<std::unique_ptr<keel::Node>>> replicas_;  // [host][group]
+    std::vector<std::atomic<keel::Node*>> leaders_;
+    std::uint64_t rss_without_groups_ = 0;
+    static constexpr std::uint64_t kWarningsShown = 5;
+    std::atomic<std::uint64_t> warnings_{0};
+};
+
+void run_busy(Groups& groups, const Options& o, int k) {
+    const auto payload = std::make_shared<const std::string>(o.record_bytes, 'p');
+    std::atomic<std::uint64_t> next{0};
+    ClosedLoop loop([&](std::function<void(bool)> done) {
+        const std::uint64_t g = next.fetch_add(1, std::memory_order_relaxed) % groups.size();
+        keel::Node* n = groups.leader(g);
+        if (n == nullptr) return done(false);
+        n->propose_async(*payload, [&groups, g, done](keel::ProposeResult r) {
+            if (!r.status.ok()) groups.forget_leader(g);
+            done(r.status.ok());
+        });
+    });
+    const std::vector<keel::HostStatus> before = groups.host_status();
+    LoopResult r = loop.run(k, o.seconds);
+    const std::vector<keel::HostStatus> after = groups.host_status();
+    nlohmann::json per_host = nlohmann::json::array();
+    for (std::size_t h = 0; h < after.size(); ++h) {
+        const std::uint64_t records = after[h].wal_records - before[h].wal_records;
+        const std::uint64_t fsyncs = after[h].wal_fsyncs - before[h].wal_fsyncs;
+        r.records += records;
+        r.fsyncs += fsyncs;
+        per_host.push_back(fsyncs != 0 ? static_cast<double>(records) / fsyncs : 0.0);
+    }
+    nlohmann::json row = report_row("groups", k, o, std::move(r));
+    row["groups"] = groups.size();
+    row["records_per_fsync_by_host"] = per_host;
+    row["led_by_host"] = groups.led();
+    print(row);
+}
+
+void run_idle(Groups& groups) {
+    // Quiescent: a leader waits quiesce_after_ticks idle heartbeat intervals.
+    const auto deadline = Clock::now() + std::chrono::seconds(30);
+    std::uint64_t quiet = groups.quiescent();
+    while (quiet < groups.replicas() && Clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        quiet = groups.quiescent();
+    }
+    // Start-up work that is not idling (the WAL preparing its next segment
+    // in the background) settles first.
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    auto wakeups = [&] {
+        std::uint64_t w = 0;
+        for (const keel::HostStatus& s : groups.host_status()) w += s.timer_wakeups;
+        return w;
+    };
+    const std::uint64_t wakeups_before = wakeups();
+    const std::uint64_t ticks_before = groups.group_ticks();
+    const double cpu_before = cpu_seconds();
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+    const double cpu = cpu_seconds() - cpu_before;
+    const std::uint64_t timer_wakeups = wakeups() - wakeups_before;
+    const std::uint64_t ticks = groups.group_ticks() - ticks_before;
+    const std::uint64_t rss = rss_bytes();
+    const std::uint64_t grown =
+        rss > groups.rss_without_groups() ? rss - groups.rss_without_groups() : 0;
+    print({{"bench", "idle_groups"},
+           {"groups", groups.size()},
+           {"replicas", groups.replicas()},
+           {"seconds", 5},
+           {"timer_wakeups", timer_wakeups},
+           {"group_ticks", ticks},
+           {"cpu_s", cpu},
+           {"rss_bytes", rss},
+           {"rss_bytes_per_replica", grown / groups.replicas()},
+           {"threads", thread_count()},
+           {"quiescent_replicas", quiet}});
+}
+
+}  // namespace
+
+void run_groups(const Options& o) {
+    const std::string base = fresh_dir(o, "groups");
+    Clock::time_point stop_start;
+    {
+        auto t0 = Clock::now();
+        auto since = [&t0] {
+            const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+            t0 = Clock::now();
+            return s;
+        };
+        Groups groups(o, base);
+        std::fprintf(stderr, "# groups: %llu groups open on 3 Hosts in %.1f s\n",
+                     static_cast<unsigned long long>(o.groups), since());
+        // Elections take an election timeout (1-2 s), then the first writes.
+        groups.warm_up(Clock::now() + std::chrono::seconds(60) +
+                       std::chrono::milliseconds(10 * o.groups));
+        std::fprintf(stderr, "# groups: every group elected and wrote in %.1f s\n", since());
+        if (!o.idle_only)
+            for (int k : o.outstanding) run_busy(groups, o, k);
+        run_idle(groups);
+        stop_start = Clock::now();
+    }
+    std::fprintf(stderr, "# groups: stopped in %.1f s\n",
+                 std::chrono::duration<double>(Clock::now() - stop_start).count());
+    std::filesystem::remove_all(base);
+}
+
+}  // namespace raft_bench
