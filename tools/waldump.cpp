@@ -82,15 +82,22 @@ std::string hex_dump(const std::string& region, std::uint64_t base) {
     return out;
 }
 
-// "normal", "noop", "config", or the number of a type keel does not write.
-std::string type_label(unsigned type) {
+// "normal", "noop", "config", a shared WAL's "entry:normal", "reset",
+// "image" and so on, or nullptr for a type keel does not write.
+const char* type_name(unsigned type) {
     const char* name = keel::log_entry_type_name(type);
+    return name != nullptr ? name : keel::shared_record_type_name(type);
+}
+
+// The name, or the number of a type keel does not write.
+std::string type_label(unsigned type) {
+    const char* name = type_name(type);
     return name != nullptr ? name : std::to_string(type);
 }
 
 // In JSON "type" is always a name; "type_code" carries the number.
 std::string type_name_or_unknown(unsigned type) {
-    const char* name = keel::log_entry_type_name(type);
+    const char* name = type_name(type);
     return name != nullptr ? name : "unknown";
 }
 

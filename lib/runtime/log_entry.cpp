@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include "raft/types.hpp"
 #include "runtime/member_context.hpp"
+#include "runtime/shared_records.hpp"
 
 namespace keel {
 
@@ -20,6 +21,24 @@ const char* log_entry_type_name(std::uint32_t type) noexcept {
             return "noop";
         case static_cast<std::uint32_t>(LogEntryType::config):
             return "config";
+        default:
+            return nullptr;
+    }
+}
+
+const char* shared_record_type_name(std::uint32_t type) noexcept {
+    using runtime::kSharedEntryType;
+    switch (type) {
+        case kSharedEntryType + static_cast<std::uint32_t>(LogEntryType::normal):
+            return "entry:normal";
+        case kSharedEntryType + static_cast<std::uint32_t>(LogEntryType::noop):
+            return "entry:noop";
+        case kSharedEntryType + static_cast<std::uint32_t>(LogEntryType::config):
+            return "entry:config";
+        case runtime::kSharedResetType:
+            return "reset";
+        case runtime::kSharedImageType:
+            return "image";
         default:
             return nullptr;
     }

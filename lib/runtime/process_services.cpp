@@ -81,7 +81,12 @@ void ProcessServices::start_pools(std::size_t apply_threads) {
 
 Status ProcessServices::open_wal(const std::string& dir, wal::Options options) {
     KEEL_ASSERT(!wal_, "the shared WAL is opened once");
-    auto w = SharedWal::open(dir, std::move(options));
+    // Idle groups are rewritten forward off the WAL's writing thread.
+    RewritePolicy policy;
+    policy.run_in_background = [this](std::function<void()> pass) {
+        return background_.submit(std::move(pass));
+    };
+    auto w = SharedWal::open(dir, std::move(options), std::move(policy));
     if (!w.ok()) return w.status();
     wal_ = std::move(w.value());
     return Status::ok_status();

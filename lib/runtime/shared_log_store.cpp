@@ -1,6 +1,7 @@
 // One group's LogStore on its process's shared WAL (shared_wal.hpp has the
 // layout): its live entries' positions as runs, its row of the group table
-// for the hard state, and releases for compaction.
+// for the hard state, releases for compaction, and images of its live log
+// for the rewrite pass.
 #include <algorithm>
 #include <deque>
 #include <utility>
@@ -13,19 +14,23 @@ namespace keel::runtime {
 
 namespace {
 
-void put_u64(std::string& out, std::uint64_t v) {
-    for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-// Consecutive live entries at consecutive positions.
+// Consecutive live entries at consecutive positions, or (packed) all in
+// the one image record at `position`.
 struct Run {
     raft::Index first = 0;
     std::uint64_t position = 0;
     std::uint64_t count = 0;
+    bool packed = false;
     raft::Index end() const { return first + count; }
+    // The position of the record holding entry `index` (in the run).
+    std::uint64_t position_of(raft::Index index) const {
+        return packed ? position : position + (index - first);
+    }
+    // The position after the run's last record.
+    std::uint64_t next_position() const { return packed ? position + 1 : position + count; }
 };
 
-class SharedLogStore final : public LogStore {
+class SharedLogStore final : public LogStore, public RewritableLog {
 public:
     SharedLogStore(SharedWal& shared, GroupId group, GroupRecovery recovered);
     // Waits for the group's writes in flight, then leaves the WAL.
@@ -77,7 +82,20 @@ public:
     wal::Wal& wal() override { return shared_.wal(); }
     const wal::Wal& wal() const override { return const_cast<SharedWal&>(shared_).wal(); }
 
+    bool may_rewrite() const override;
+    Result<bool> rewrite_forward(std::uint64_t max_bytes, Done done) override;
+
 private:
+    // The first live index: after the compaction point and the first run.
+    raft::Index live_first() const REQUIRES(shape_mu_);
+    // Reads the live entries [first, next_) back from the WAL; false when
+    // they take more than max_bytes.  REQUIRES: no write in flight.
+    Result<bool> read_live(raft::Index first, std::uint64_t max_bytes,
+                           std::vector<raft::Entry>& out) const REQUIRES(shape_mu_);
+    // The image at `position` (entries [first, end)) is durable: the runs
+    // before it point into it from now on.
+    void image_durable(std::uint64_t position, raft::Index first, raft::Index end,
+                       std::uint64_t generation) EXCLUDES(shape_mu_);
     // Queues `records` (group set here) and notes where they went.
     Status submit(std::vector<wal::Record> records, wal::Wal::Callback done,
                   wal::Wal::Writer writer, std::uint64_t* first) REQUIRES(shape_mu_);
@@ -98,7 +116,7 @@ private:
     std::vector<raft::Entry> recovered_;  // until forget_recovered()
     raft::Index next_ GUARDED_BY(shape_mu_);
     std::deque<Run> runs_ GUARDED_BY(shape_mu_);
-    Mutex flight_mu_;
+    mutable Mutex flight_mu_;
     CondVar flight_cv_;
     std::uint64_t in_flight_ GUARDED_BY(flight_mu_) = 0;
 };
@@ -109,17 +127,24 @@ SharedLogStore::SharedLogStore(SharedWal& shared, GroupId group, GroupRecovery r
     next_ = recovered.next;
     recovered_.reserve(recovered.entries.size());
     for (GroupRecovery::Slot& slot : recovered.entries) {
-        if (!runs_.empty() && runs_.back().end() == slot.entry.index &&
-            runs_.back().position + runs_.back().count == slot.position) {
+        const bool extends = !runs_.empty() && runs_.back().packed == slot.packed &&
+                             runs_.back().end() == slot.entry.index &&
+                             (slot.packed ? runs_.back().position == slot.position
+                                          : runs_.back().next_position() == slot.position);
+        if (extends) {
             ++runs_.back().count;
         } else {
-            runs_.push_back(Run{slot.entry.index, slot.position, 1});
+            runs_.push_back(Run{slot.entry.index, slot.position, 1, slot.packed});
         }
         recovered_.push_back(std::move(slot.entry));
     }
+    shared_.attach(group_, this);
 }
 
 SharedLogStore::~SharedLogStore() {
+    // No rewrite pass reaches the store from here on; an image it queued
+    // is in flight, waited for below.
+    shared_.detach(group_);
     {
         MutexLock lock(flight_mu_);
         while (in_flight_ != 0) flight_cv_.wait(lock);
@@ -186,17 +211,7 @@ Status SharedLogStore::append(std::vector<raft::Entry>& entries, wal::Wal::Write
     const raft::Index first = entries.front().index;
     std::vector<wal::Record> records = shared_.wal().record_buffer();
     records.reserve(entries.size());
-    for (raft::Entry& e : entries) {
-        wal::Record r;
-        r.term = e.term;
-        r.type = static_cast<std::uint16_t>(kSharedEntryType + static_cast<std::uint16_t>(e.type));
-        std::string payload;
-        payload.reserve(8 + e.data.size());
-        put_u64(payload, e.index);
-        payload.append(e.data.view());
-        r.payload = SharedBytes(std::move(payload));
-        records.push_back(std::move(r));
-    }
+    for (raft::Entry& e : entries) records.push_back(encode_entry(e));
     const std::uint64_t count = records.size();
     MutexLock lock(shape_mu_);
     KEEL_ASSERT(first <= next_, "the log has no gaps");
@@ -207,8 +222,8 @@ Status SharedLogStore::append(std::vector<raft::Entry>& entries, wal::Wal::Write
     while (!runs_.empty() && runs_.back().first >= first) runs_.pop_back();
     if (!runs_.empty() && runs_.back().end() > first)
         runs_.back().count = first - runs_.back().first;
-    if (!runs_.empty() && runs_.back().end() == first &&
-        runs_.back().position + runs_.back().count == position) {
+    if (!runs_.empty() && !runs_.back().packed && runs_.back().end() == first &&
+        runs_.back().next_position() == position) {
         runs_.back().count += count;
     } else {
         runs_.push_back(Run{first, position, count});
@@ -230,14 +245,8 @@ Status SharedLogStore::reset_after_snapshot(raft::Index index, raft::Term term,
         m.commit = std::max(m.commit, index);
     });
     if (!s.ok() && s.code() != ErrorCode::no_space) return s;
-    wal::Record r;
-    r.type = kSharedResetType;
-    std::string payload;
-    put_u64(payload, index);
-    put_u64(payload, term);
-    r.payload = SharedBytes(std::move(payload));
     std::vector<wal::Record> records;
-    records.push_back(std::move(r));
+    records.push_back(encode_reset(index, term));
     std::uint64_t position = 0;
     if (s = submit(std::move(records), std::move(done), wal::Wal::Writer::flusher, &position);
         !s.ok())
@@ -251,8 +260,7 @@ std::uint64_t SharedLogStore::release_position(raft::Index index) const {
     const std::uint64_t durable_end = shared_.wal().last_index() + 1;
     for (const Run& run : runs_) {
         if (run.end() <= index + 1) continue;
-        const std::uint64_t at =
-            run.first > index ? run.position : run.position + (index + 1 - run.first);
+        const std::uint64_t at = run.position_of(std::max(run.first, index + 1));
         return std::min(at, durable_end);
     }
     return durable_end;
@@ -284,6 +292,114 @@ Status SharedLogStore::compact_through(raft::Index index, std::uint64_t generati
     MutexLock lock(shape_mu_);
     while (!runs_.empty() && runs_.front().end() <= index + 1) runs_.pop_front();
     return Status::ok_status();
+}
+
+raft::Index SharedLogStore::live_first() const {
+    const raft::Index compacted = shared_.meta(group_).compacted_through;
+    const raft::Index first = runs_.empty() ? next_ : runs_.front().first;
+    return std::min(std::max(first, compacted + 1), next_);
+}
+
+bool SharedLogStore::may_rewrite() const {
+    MutexLock lock(shape_mu_);
+    {
+        MutexLock flight(flight_mu_);
+        if (in_flight_ != 0) return false;
+    }
+    return next_ - live_first() <= kMaxImageEntries;
+}
+
+Result<bool> SharedLogStore::read_live(raft::Index first, std::uint64_t max_bytes,
+                                       std::vector<raft::Entry>& out) const {
+    std::uint64_t bytes = 0;
+    auto take = [&](raft::Entry&& e) {
+        if (e.index != first + out.size())
+            return Status(ErrorCode::corruption,
+                          fmt::format("the shared WAL in {} holds entry {} of group {} where its "
+                                      "log has entry {}",
+                                      shared_.dir(), e.index, group_, first + out.size()));
+        bytes += e.data.size();
+        out.push_back(std::move(e));
+        return Status::ok_status();
+    };
+    for (const Run& run : runs_) {
+        if (run.end() <= first) continue;
+        const raft::Index from = std::max(run.first, first);
+        std::uint64_t at = run.position_of(from);
+        while (at < run.next_position()) {
+            auto records = shared_.wal().read(at, run.next_position(), max_bytes + 1);
+            if (!records.ok()) return records.status();
+            if (records.value().empty()) break;
+            at = records.value().back().index + 1;
+            for (const wal::Record& r : records.value()) {
+                if (run.packed) {
+                    auto image = decode_image(r);
+                    if (!image.ok()) return image.status();
+                    for (raft::Entry& e : image.value().entries)
+                        if (e.index >= from && e.index < run.end())
+                            if (Status s = take(std::move(e)); !s.ok()) return s;
+                } else {
+                    auto e = decode_entry(r);
+                    if (!e.ok()) return e.status();
+                    if (Status s = take(std::move(e.value())); !s.ok()) return s;
+                }
+            }
+            if (bytes > max_bytes) return false;
+        }
+    }
+    if (first + out.size() != next_)
+        return Status(ErrorCode::corruption,
+                      fmt::format("group {} of the shared WAL in {} has entries to {} in memory, "
+                                  "{} on disk",
+                                  group_, shared_.dir(), next_ - 1, first + out.size() - 1));
+    return true;
+}
+
+Result<bool> SharedLogStore::rewrite_forward(std::uint64_t max_bytes, Done done) {
+    MutexLock lock(shape_mu_);
+    {
+        // Every record of the group is durable, so readable; and none is
+        // queued ahead of the image that it would have to restate.
+        MutexLock flight(flight_mu_);
+        if (in_flight_ != 0) return false;
+    }
+    const raft::Index first = live_first();
+    if (next_ - first > kMaxImageEntries) return false;
+    std::vector<raft::Entry> entries;
+    auto read = read_live(first, max_bytes, entries);
+    if (!read.ok() || !read.value()) return read;
+    std::vector<wal::Record> records;
+    records.push_back(encode_image(first - 1, entries));
+    const raft::Index end = next_;
+    const std::uint64_t generation = generation_.load();
+    // Set by submit before the record is queued, so before `written` runs.
+    auto position = std::make_shared<std::uint64_t>(0);
+    auto written = [this, position, first, end, generation, done = std::move(done)](Status s) {
+        if (s.ok()) image_durable(*position, first, end, generation);
+        done(std::move(s), *position);
+    };
+    Status s =
+        submit(std::move(records), std::move(written), wal::Wal::Writer::flusher, position.get());
+    // A full queue or a record over the WAL's limit: not now.
+    if (s.code() == ErrorCode::busy || s.code() == ErrorCode::too_large) return false;
+    if (!s.ok()) return s;
+    return true;
+}
+
+void SharedLogStore::image_durable(std::uint64_t position, raft::Index first, raft::Index end,
+                                   std::uint64_t generation) {
+    MutexLock lock(shape_mu_);
+    if (generation_.load() != generation) return;  // a reset since voids the image
+    // Runs are in index and position order.  Those after the image are
+    // appends queued since: they replace its entries from their first on.
+    auto later = std::find_if(runs_.begin(), runs_.end(),
+                              [&](const Run& run) { return run.position > position; });
+    raft::Index image_end = end;
+    if (later != runs_.end()) image_end = std::min(image_end, later->first);
+    std::deque<Run> runs;
+    if (image_end > first) runs.push_back(Run{first, position, image_end - first, true});
+    runs.insert(runs.end(), later, runs_.end());
+    runs_ = std::move(runs);
 }
 
 }  // namespace

@@ -20,17 +20,6 @@ constexpr std::uint64_t kScanChunkBytes = 64ull << 20;
 constexpr std::string_view kTableMagic = "keel-groups-1\n";
 constexpr std::size_t kRowFixedBytes = 8 * 8;  // group, seven numbers; then the floor
 
-void put_u64(std::string& out, std::uint64_t v) {
-    for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-std::uint64_t get_u64(std::string_view in) {
-    std::uint64_t v = 0;
-    for (int i = 0; i < 8; ++i)
-        v |= static_cast<std::uint64_t>(static_cast<unsigned char>(in[i])) << (8 * i);
-    return v;
-}
-
 Status bad_record(const wal::Record& r, const std::string& dir, const std::string& why) {
     return Status(ErrorCode::corruption,
                   fmt::format("record {} (group {}) of the shared WAL in {} {} "
@@ -42,28 +31,31 @@ Status bad_record(const wal::Record& r, const std::string& dir, const std::strin
 Status replay(wal::Record&& r, GroupRecovery& g, const std::string& dir) {
     g.any_record = true;
     if (r.type == kSharedResetType) {
-        if (r.payload.size() != 16) return bad_record(r, dir, "is a reset of the wrong size");
+        auto index = decode_reset(r);
+        if (!index.ok()) return bad_record(r, dir, index.status().message());
         g.entries.clear();
-        g.next = get_u64(r.payload.view()) + 1;
+        g.next = index.value() + 1;
         return Status::ok_status();
     }
-    const auto type = static_cast<std::uint16_t>(r.type - kSharedEntryType);
-    if (r.type < kSharedEntryType || type < static_cast<std::uint16_t>(raft::EntryType::normal) ||
-        type > static_cast<std::uint16_t>(raft::EntryType::config))
-        return bad_record(r, dir, fmt::format("has an unknown type {}", r.type));
-    if (r.payload.size() < 8) return bad_record(r, dir, "is an entry without its index");
-    const raft::Index index = get_u64(r.payload.view());
+    if (r.type == kSharedImageType) {
+        auto image = decode_image(r);
+        if (!image.ok()) return bad_record(r, dir, image.status().message());
+        // Every earlier record of the group is void: the image restates it.
+        g.entries.clear();
+        for (raft::Entry& e : image.value().entries)
+            g.entries.push_back(GroupRecovery::Slot{r.index, std::move(e), true});
+        g.next = image.value().base + 1 + g.entries.size();
+        return Status::ok_status();
+    }
+    auto decoded = decode_entry(r);
+    if (!decoded.ok()) return bad_record(r, dir, decoded.status().message());
+    raft::Entry& e = decoded.value();
     // An entry replaces what the group held at its index and after.
-    while (!g.entries.empty() && g.entries.back().entry.index >= index) g.entries.pop_back();
-    if (index == 0 || (!g.entries.empty() && index != g.entries.back().entry.index + 1))
-        return bad_record(r, dir, fmt::format("holds entry {}, not next in its group", index));
-    raft::Entry e;
-    e.index = index;
-    e.term = r.term;
-    e.type = static_cast<raft::EntryType>(type);
-    e.data = SharedBytes(r.payload.view().substr(8));
-    g.entries.push_back(GroupRecovery::Slot{r.index, std::move(e)});
-    g.next = index + 1;
+    while (!g.entries.empty() && g.entries.back().entry.index >= e.index) g.entries.pop_back();
+    if (!g.entries.empty() && e.index != g.entries.back().entry.index + 1)
+        return bad_record(r, dir, fmt::format("holds entry {}, not next in its group", e.index));
+    g.next = e.index + 1;
+    g.entries.push_back(GroupRecovery::Slot{r.index, std::move(e), false});
     return Status::ok_status();
 }
 
@@ -111,8 +103,10 @@ Result<std::map<GroupId, GroupMeta>> decode_group_table(std::string_view blob,
     return table;
 }
 
-Result<std::unique_ptr<SharedWal>> SharedWal::open(const std::string& dir, wal::Options options) {
+Result<std::unique_ptr<SharedWal>> SharedWal::open(const std::string& dir, wal::Options options,
+                                                   RewritePolicy policy) {
     std::unique_ptr<SharedWal> s(new SharedWal());
+    s->policy_ = std::move(policy);
     SharedWal* self = s.get();
     options.after_batch = [self] { self->after_batch(); };
     options.on_health_change = [self] { self->on_health_change(); };
@@ -224,6 +218,16 @@ Status SharedWal::update_meta(GroupId group, const std::function<void(GroupMeta&
     return Status::ok_status();
 }
 
+void SharedWal::attach(GroupId group, RewritableLog* log) {
+    MutexLock lock(stores_mu_);
+    stores_[group] = log;
+}
+
+void SharedWal::detach(GroupId group) {
+    MutexLock lock(stores_mu_);
+    stores_.erase(group);
+}
+
 void SharedWal::after_batch() {
     std::vector<GroupId> groups;
     {
@@ -233,11 +237,14 @@ void SharedWal::after_batch() {
     std::sort(groups.begin(), groups.end());
     groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
     if (groups.size() > 1) shared_batches_.fetch_add(1);
-    MutexLock lock(hooks_mu_);
-    for (GroupId g : groups) {
-        auto it = open_.find(g);
-        if (it != open_.end() && it->second.after_batch) it->second.after_batch();
+    {
+        MutexLock lock(hooks_mu_);
+        for (GroupId g : groups) {
+            auto it = open_.find(g);
+            if (it != open_.end() && it->second.after_batch) it->second.after_batch();
+        }
     }
+    maybe_rewrite();
 }
 
 void SharedWal::on_health_change() {

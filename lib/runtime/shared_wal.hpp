@@ -7,15 +7,16 @@
 // Raft index, and the group's store maps its live entries to positions in
 // memory (rebuilt at open by scanning the log).  Concurrent appends of
 // different groups are queued into the one WAL, so they share its writes
-// and fdatasyncs.  The layout (docs/groups.md, "One WAL per process"):
-//   - an entry: type kSharedEntryType + raft::EntryType, term = the
-//     entry's term, payload = its Raft index (8 bytes, little-endian), then
-//     its data.  An entry at Raft index k voids the group's entries at k
-//     and after that came before it (Raft's truncation of a conflicting
-//     suffix is implied by the entry that replaces it);
-//   - a reset (a snapshot from the leader replaced the group's log):
-//     type kSharedResetType, payload = the snapshot's index and term;
-//     every earlier entry of the group is void, the next is index + 1;
+// and fdatasyncs.  The records (shared_records.hpp has their encoding;
+// docs/groups.md, "One WAL per process", the layout):
+//   - an entry at Raft index k voids the group's entries at k and after
+//     that came before it (Raft's truncation of a conflicting suffix is
+//     implied by the entry that replaces it);
+//   - a reset (a snapshot from the leader replaced the group's log) voids
+//     every earlier entry of the group; the next is its index + 1;
+//   - an image restates the group's whole live log in one record: it voids
+//     every earlier record of the group (as a reset to its base) and holds
+//     the live entries again;
 //   - each group's hard state (term, vote, commit), snapshot marker,
 //     compaction point and durable state machine's floor: one row of a
 //     table in the WAL's metadata (its opaque blob), saved whole and
@@ -25,15 +26,30 @@
 // its records before the first it still needs (wal::Wal::release): a
 // segment file goes once every group in it released its records.
 //
+// Rewriting forward (docs/decisions/0024): a group that writes nothing
+// would pin the oldest segment, and every later one, forever.  When the WAL
+// holds more than RewritePolicy::above_segments segment files, and twice
+// as many as the last pass that freed some left, a pass (rewrite_pass, off
+// the writing thread) asks every group pinning the oldest segment for an
+// image of its live log at the head of the log, waits until the images are
+// durable, then releases each group's records before its image (one
+// metadata write for all of them), and goes on with the next oldest
+// segment down to above_segments, never into what it wrote itself.  An image is one record:
+// a crash leaves it whole or absent (a torn one is cut at open), and the
+// older records stay until it is durable, so a crash at any instant
+// replays to the same logs.
+//
 // Recovery: replaying a group's records in log order rebuilds its log
-// exactly; a suffix of them starting at a live entry rebuilds the same
-// entries from there on, which is all a compacted group keeps.
+// exactly; a suffix of them starting at a live entry (or an image)
+// rebuilds the same entries from there on, which is all a compacted or
+// rewritten group keeps.
 //
 // Threads: open_group from any thread but never twice at once for one
 // group; the stores' contracts are LogStore's.  The WAL's writing thread
 // calls each group's after_batch after a batch that completed one of its
 // writes, and every group's on_health_change on a change; neither runs
-// after the group's store is gone.
+// after the group's store is gone.  rewrite_pass blocks (a write and a
+// metadata write): the background thread, or a test's.
 #pragma once
 
 #include <atomic>
@@ -51,12 +67,43 @@
 #include "raft/types.hpp"
 #include "runtime/group_router.hpp"
 #include "runtime/log_store.hpp"
+#include "runtime/shared_records.hpp"
 #include "runtime/thread_annotations.hpp"
 
 namespace keel::runtime {
 
-inline constexpr std::uint16_t kSharedEntryType = 0x10;  // + raft::EntryType
-inline constexpr std::uint16_t kSharedResetType = 0x20;
+// When and how the shared WAL rewrites groups forward (above).
+struct RewritePolicy {
+    // A pass runs while the WAL holds more segment files than this (0: never).
+    std::uint64_t above_segments = 4;
+    // A group whose live entries take more bytes than this is not rewritten
+    // (it waits for its own snapshot, and keeps the oldest segment
+    // meanwhile).
+    std::uint64_t max_image_bytes = 1ull << 20;
+    // Runs a pass off the WAL's writing thread (returns false if it cannot);
+    // null: passes run only when rewrite_pass() is called.
+    std::function<bool(std::function<void()>)> run_in_background;
+};
+
+// An open group's store as the rewrite pass sees it (shared_log_store.cpp).
+class RewritableLog {
+public:
+    // Called when the image is durable, or could not be made so, with the
+    // image's position: the group's records before it may be released.
+    using Done = std::function<void(Status, std::uint64_t position)>;
+    // Whether rewrite_forward would queue an image now (nothing in flight,
+    // few enough live entries; the size in bytes is checked as it reads).
+    virtual bool may_rewrite() const = 0;
+    // Queues an image of the group's live log (its entries after its
+    // compaction point) as the log's next record.  false, with nothing
+    // queued, while the group has a write in flight or its live log holds
+    // more than kMaxImageEntries entries or `max_bytes` bytes; `done`
+    // runs on the WAL's writing thread otherwise.
+    virtual Result<bool> rewrite_forward(std::uint64_t max_bytes, Done done) = 0;
+
+protected:
+    ~RewritableLog() = default;
+};
 
 // One group's row in the shared WAL's metadata.
 struct GroupMeta {
@@ -84,7 +131,9 @@ struct GroupRecovery {
     struct Slot {
         std::uint64_t position = 0;
         raft::Entry entry;
+        bool packed = false;  // in an image, with the entries beside it
     };
+    // Entries restated by an image share its position (`packed`).
     std::vector<Slot> entries;
     raft::Index next = 1;  // the index its next entry takes
     bool any_record = false;
@@ -103,7 +152,8 @@ public:
     // group's log.  options.after_batch, on_health_change and cache_bytes
     // are the shared WAL's own.  corruption when a record or the group
     // table does not decode.
-    static Result<std::unique_ptr<SharedWal>> open(const std::string& dir, wal::Options options);
+    static Result<std::unique_ptr<SharedWal>> open(const std::string& dir, wal::Options options,
+                                                   RewritePolicy policy = {});
     // REQUIRES: every group's store is gone.
     ~SharedWal();
     SharedWal(const SharedWal&) = delete;
@@ -117,6 +167,16 @@ public:
     const std::string& dir() const { return wal_->dir(); }
     // Batches that completed writes of more than one group.
     std::uint64_t shared_batches() const { return shared_batches_.load(); }
+    // Groups rewritten forward (images written) since open.
+    std::uint64_t rewritten_groups() const { return rewritten_groups_.load(); }
+
+    // While the WAL holds more than policy.above_segments segment files and
+    // every group pinning the oldest one is open and may be rewritten:
+    // rewrites them forward and releases their older records, until the
+    // segment count is down or a group cannot be rewritten now.  A failed
+    // WAL's error; ok otherwise (nothing to do included).  Blocks: not on
+    // the WAL's writing thread.
+    Status rewrite_pass() EXCLUDES(stores_mu_);
 
     // ---- for the stores (shared_log_store.cpp) ----
     // Queues `records` (their group and everything but the index set) as
@@ -133,12 +193,23 @@ public:
     Status update_meta(GroupId group, const std::function<void(GroupMeta&)>& change)
         EXCLUDES(table_mu_);
     void close_group(GroupId group) EXCLUDES(hooks_mu_);
+    // The rewrite pass may use the store from attach until detach returns
+    // (the store's constructor and destructor).
+    void attach(GroupId group, RewritableLog* log) EXCLUDES(stores_mu_);
+    void detach(GroupId group) EXCLUDES(stores_mu_);
 
 private:
     SharedWal() = default;
     // Reads the log and rebuilds the logs of `only` (every group: nullopt).
     Status scan(std::optional<GroupId> only, std::map<GroupId, GroupRecovery>& out) const;
     void after_batch() EXCLUDES(hooks_mu_, touched_mu_);
+    // After a batch: hands a pass to the background when one may be due.
+    void maybe_rewrite();
+    // One step of a pass: rewrites the groups pinning the oldest segment.
+    // *progress: the oldest segment went (or may go at the next release).
+    // Stops at a segment that starts at `head` or later (what the pass
+    // wrote itself).
+    Status rewrite_oldest(std::uint64_t head, bool* progress) EXCLUDES(stores_mu_);
     void on_health_change() EXCLUDES(hooks_mu_);
 
     std::unique_ptr<wal::Wal> wal_;
@@ -153,6 +224,16 @@ private:
     Mutex touched_mu_;
     std::vector<GroupId> touched_ GUARDED_BY(touched_mu_);
     std::atomic<std::uint64_t> shared_batches_{0};
+    RewritePolicy policy_;
+    Mutex stores_mu_;
+    std::map<GroupId, RewritableLog*> stores_ GUARDED_BY(stores_mu_);
+    // A pass is queued or running; the (segments, first index) it last saw.
+    std::atomic<bool> pass_due_{false};
+    std::atomic<std::uint64_t> pass_seen_segments_{0};
+    std::atomic<std::uint64_t> pass_seen_first_{0};
+    // Segment files left after the last pass that freed some.
+    std::atomic<std::uint64_t> pass_left_segments_{0};
+    std::atomic<std::uint64_t> rewritten_groups_{0};
 };
 
 }  // namespace keel::runtime

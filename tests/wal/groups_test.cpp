@@ -206,6 +206,33 @@ TEST_CASE("a segment goes once every group in it released it, not before") {
     for (const Record& r : *got) REQUIRE(r.group == (r.index - 1) / 10 % 2 + 1);
 }
 
+TEST_CASE("releases of several groups are one metadata write, all or none") {
+    TempDir dir;
+    std::uint64_t second = 0;
+    {
+        auto wal = open_ok(dir.path());
+        for (std::uint64_t i = 1; i <= 600; i += 10) append_group(*wal, i, i + 9, (i / 10) % 2 + 1);
+        REQUIRE(wal->stats().segments >= 4);
+        auto layout = read_wal_layout(dir.path());
+        REQUIRE(layout.ok());
+        second = layout->segments[1].first_index;
+        // One release out of range: refused, and the valid one is not made.
+        const std::vector<Release> bad{{1, second}, {2, 602}};
+        REQUIRE(wal->release(bad).code() == ErrorCode::invalid_argument);
+        REQUIRE(wal->first_index() == 1);
+        REQUIRE(wal->oldest_segment_pins().size() == 2);
+        // Both at once: the first segment goes.
+        const std::vector<Release> both{{1, second}, {2, second}};
+        REQUIRE(wal->release(both).ok());
+        REQUIRE(wal->first_index() == second);
+        // Nothing to release: ok.
+        REQUIRE(wal->release(std::vector<Release>{}).ok());
+        REQUIRE(wal->release(both).ok());
+    }
+    auto wal = open_ok(dir.path());
+    REQUIRE(wal->first_index() == second);
+}
+
 TEST_CASE("releases are durable: a reopened WAL remembers them") {
     TempDir dir;
     std::uint64_t segments = 0;

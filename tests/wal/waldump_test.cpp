@@ -223,3 +223,29 @@ TEST_CASE("waldump --group shows one group's records, and every record's group")
     REQUIRE_THAT(stats_one.out, Catch::Contains("records=10 ") && Catch::Contains("  group 0 ") &&
                                     !Catch::Contains("  group 1 "));
 }
+
+TEST_CASE("waldump names a shared WAL's entries, resets and images, and filters them by group") {
+    TempDir dir;
+    {
+        auto wal = Wal::open(dir.path(), small_options());
+        REQUIRE(wal.ok());
+        // The runtime's types (docs/wal.md, "Records of a shared WAL").
+        std::vector<Record> records = make_records(1, 3);
+        records[0].type = 0x11;  // an entry of group 4
+        records[0].group = 4;
+        records[1].type = 0x20;  // a reset of group 5
+        records[1].group = 5;
+        records[2].type = 0x21;  // an image of group 4
+        records[2].group = 4;
+        REQUIRE(append_sync(**wal, std::move(records)).ok());
+    }
+    Run all = waldump(dir.path());
+    REQUIRE(all.code == 0);
+    REQUIRE_THAT(all.out, Catch::Contains("type=entry:normal") && Catch::Contains("type=reset") &&
+                              Catch::Contains("type=image"));
+    Run four = waldump("--json --group 4 " + dir.path());
+    REQUIRE(four.code == 0);
+    REQUIRE_THAT(four.out, Catch::Contains(R"("type":"entry:normal")") &&
+                               Catch::Contains(R"("type":"image")") &&
+                               !Catch::Contains(R"("type":"reset")"));
+}

@@ -94,27 +94,33 @@ Status Wal::Impl::compact_before(std::uint64_t index) {
     return commit_floor_locked(m);
 }
 
-Status Wal::Impl::release(std::uint64_t group, std::uint64_t index) {
-    if (group > kMaxGroup)
-        return Status(ErrorCode::invalid_argument,
-                      fmt::format("release of group {}, over the limit of 2^62", group));
+Status Wal::Impl::release(std::span<const Release> releases) {
+    for (const Release& r : releases)
+        if (r.group > kMaxGroup)
+            return Status(ErrorCode::invalid_argument,
+                          fmt::format("release of group {}, over the limit of 2^62", r.group));
     if (failed()) return health_.failure();
     std::lock_guard meta_lock(meta_mu_);
     detail::MetadataFile m = meta_;
     {
         std::lock_guard lock(state_mu_);
-        if (index > log_.last + 1)
-            return Status(ErrorCode::invalid_argument,
-                          fmt::format("release({}, {}) is past the last index {} + 1", group, index,
-                                      log_.last));
-        if (index <= released_below(m, group)) return Status();  // released already
-        bool below = false;  // the group has records below `index` in some segment
-        for (const SegmentPtr& seg : log_.segments) {
-            if (seg->first_index >= index) break;
-            below = below || seg->group_last.count(group) != 0;
+        bool changed = false;
+        for (const Release& r : releases) {
+            if (r.index > log_.last + 1)
+                return Status(ErrorCode::invalid_argument,
+                              fmt::format("release({}, {}) is past the last index {} + 1", r.group,
+                                          r.index, log_.last));
+            if (r.index <= released_below(m, r.group)) continue;  // released already
+            bool below = false;  // the group has records below the index in some segment
+            for (const SegmentPtr& seg : log_.segments) {
+                if (seg->first_index >= r.index) break;
+                below = below || seg->group_last.count(r.group) != 0;
+            }
+            if (!below) continue;  // nothing to release
+            m.releases[r.group] = r.index;
+            changed = true;
         }
-        if (!below) return Status();  // nothing to release
-        m.releases[group] = index;
+        if (!changed) return Status();
         m.log_floor = released_floor_locked(m);
         prune_releases_locked(m);
         if (m.releases.size() > kMaxReleasedGroups)

@@ -336,7 +336,11 @@ Status Wal::compact_before(std::uint64_t index) {
     return impl_->compact_before(index);
 }
 Status Wal::release(std::uint64_t group, std::uint64_t index) {
-    return impl_->release(group, index);
+    const Release one{group, index};
+    return impl_->release(std::span<const Release>(&one, 1));
+}
+Status Wal::release(std::span<const Release> releases) {
+    return impl_->release(releases);
 }
 std::vector<SegmentPin> Wal::oldest_segment_pins() const {
     return impl_->oldest_segment_pins();

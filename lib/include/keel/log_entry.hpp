@@ -27,6 +27,12 @@ enum class LogEntryType : std::uint8_t {
 // "normal", "noop" or "config"; nullptr for a type keel does not write.
 const char* log_entry_type_name(std::uint32_t type) noexcept;
 
+// The record types of a WAL shared by a keel::Host's groups (docs/groups.md,
+// "One WAL per process"; docs/wal.md, "Records of a shared WAL"):
+// "entry:normal", "entry:noop", "entry:config", "reset", "image"; nullptr
+// for any other type.
+const char* shared_record_type_name(std::uint32_t type) noexcept;
+
 // The type called `name` by log_entry_type_name; nullopt for any other name.
 std::optional<LogEntryType> parse_log_entry_type(std::string_view name) noexcept;
 

@@ -156,6 +156,12 @@ struct SegmentPin {
     std::uint64_t released_below = 0;
 };
 
+// One group's release (Wal::release of several groups at once).
+struct Release {
+    std::uint64_t group = 0;
+    std::uint64_t index = 0;
+};
+
 class Wal {
 public:
     // Who writes an append: the flusher thread, woken for it (the default),
@@ -242,6 +248,12 @@ public:
     // group > kMaxGroup; too_large when kMaxReleasedGroups groups already
     // hold releases of records still on disk; no_space as compact_before.
     Status release(std::uint64_t group, std::uint64_t index);
+    // The releases of several groups as one metadata write (the groups
+    // of a shared log that moved their records forward at once): each as
+    // release(group, index) would do it alone, durable together, or none
+    // (on an error nothing changed).  Empty, or nothing to release: ok,
+    // nothing written.
+    Status release(std::span<const Release> releases);
     // The groups that keep the oldest segment from being deleted, in
     // group order.  Empty while the oldest segment is the active one, or
     // when nothing keeps it (it goes at the next release or compact_before).
