@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""raftd --groups N with real processes: keys sharded over N Raft groups on
+one keel::Host, each request to its key's group, the groups in /v1/status,
+/v1/groups/{g} and /metrics, the group count fixed by the data dir, and no
+acknowledged write lost to a kill -9.  Waits poll against bounded deadlines.
+
+    raftd_groups_test.py path/to/raftd [unittest args]
+"""
+import os
+import signal
+import sys
+import threading
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import raftd_integration_test as it  # noqa: E402
+from raftd_integration_test import request, try_request, wait_until  # noqa: E402
+
+
+def group_of_key(key, groups):
+    """docs/api.md, "Many groups": 1 + FNV-1a 64 of the key's bytes mod N."""
+    h = 14695981039346656037
+    for byte in key.encode():
+        h ^= byte
+        h = (h * 1099511628211) % (1 << 64)
+    return 1 + h % groups
+
+
+class RaftdGroupsTest(it.RaftdCase):
+    GROUPS = 8
+
+    def start_groups(self, node_id=1, *extra):
+        n = self.node(node_id).start("--groups", str(self.GROUPS), *extra)
+        self.wait_ready(n)
+        return n
+
+    def write_concurrently(self, n, writers, per_writer):
+        """Keys w<w>-<i> written by `writers` threads at once; returns them."""
+        written, lock = {}, threading.Lock()
+
+        def writer(w):
+            for i in range(per_writer):
+                key, value = "w%d-%d" % (w, i), "v%d" % i
+                code, _, _ = try_request(n.http, "PUT", "/v1/kv/" + key, {"value": value})
+                if code == 200:
+                    with lock:
+                        written[key] = value
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return written
+
+    def test_keys_go_to_their_groups_and_survive_restarts(self):
+        n = self.start_groups()
+        written = self.write_concurrently(n, 8, 25)
+        self.assertEqual(len(written), 200)
+        status = n.status()
+        self.assertEqual(status["groups"]["count"], self.GROUPS)
+        self.assertEqual(status["groups"]["led_here"], self.GROUPS)
+        self.assertEqual(status["groups"]["without_leader"], 0)
+        self.assertEqual(status["keys"], 200)
+        self.assertEqual(status["role"], "leader")  # group 1's: the status page's view
+        self.assertEqual(status["mode"], "single")
+        expected = [0] * (self.GROUPS + 1)
+        for key in written:
+            expected[group_of_key(key, self.GROUPS)] += 1
+        cluster_ids = set()
+        for g in range(1, self.GROUPS + 1):
+            code, _, body = request(n.http, "GET", "/v1/groups/%d" % g)
+            self.assertEqual(code, 200)
+            self.assertEqual((body["group"], body["keys"], body["role"]),
+                             (g, expected[g], "leader"))
+            cluster_ids.add(body["cluster_id"])
+        self.assertEqual(len(cluster_ids), 1)  # one cluster id for every group
+        self.assertEqual(request(n.http, "GET", "/v1/groups/%d" % (self.GROUPS + 1))[0], 404)
+        code, _, text = request(n.http, "GET", "/metrics")
+        self.assertIn("raftd_groups %d\n" % self.GROUPS, text)
+        self.assertIn("raftd_groups_led %d\n" % self.GROUPS, text)
+        code, _, listing = request(n.http, "GET", "/v1/kv?prefix=w&limit=10000")
+        self.assertEqual(code, 200)
+        self.assertEqual([k["key"] for k in listing["keys"]], sorted(written))
+        self.assertEqual(request(n.http, "POST", "/v1/snapshot")[0], 200)
+        self.assertEqual(request(n.http, "GET", "/ui")[0], 200)
+        self.assertEqual(n.kill(signal.SIGTERM), 0)
+        self.assertEqual(sorted(os.listdir(os.path.join(n.data_dir, "groups"))),
+                         sorted(str(g) for g in range(1, self.GROUPS + 1)))
+        with open(os.path.join(n.data_dir, "raftd.groups")) as f:
+            self.assertEqual(f.read(), "%d\n" % self.GROUPS)
+
+        # A restart needs no --groups: the data dir keeps the count.
+        n.start(minimal=True)
+        self.wait_ready(n)
+        self.assertEqual(n.status()["groups"]["count"], self.GROUPS)
+        for key, value in written.items():
+            code, _, body = request(n.http, "GET", "/v1/kv/" + key)
+            self.assertEqual((code, body["value"]), (200, value), key)
+        self.assertEqual(n.kill(signal.SIGTERM), 0)
+
+        # Another count is refused, and says which one the data dir has.
+        n.start("--groups", "3")
+        self.assertEqual(n.proc.wait(timeout=it.DEADLINE_S), 1)
+        self.assertIn("created with --groups %d" % self.GROUPS, n.log_text())
+
+    def test_kill9_during_concurrent_writes_loses_no_acknowledged_write(self):
+        n = self.start_groups()
+        acked, lock, stop = {}, threading.Lock(), threading.Event()
+
+        def writer(w):
+            i = 0
+            while not stop.is_set():
+                key, value = "w%d-%d" % (w, i), "v%d" % i
+                code, _, _ = try_request(n.http, "PUT", "/v1/kv/" + key, {"value": value})
+                if code == 200:
+                    with lock:
+                        acked[key] = value
+                elif code is None:
+                    return
+                i += 1
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+        for t in threads:
+            t.start()
+        wait_until("200 acknowledged writes", lambda: len(acked) >= 200)
+        n.kill(signal.SIGKILL)
+        stop.set()
+        for t in threads:
+            t.join()
+        n.start(minimal=True)
+        self.wait_ready(n)
+        with lock:
+            snapshot = dict(acked)
+        groups_written = {group_of_key(key, self.GROUPS) for key in snapshot}
+        self.assertGreater(len(groups_written), 1)
+        for key, value in snapshot.items():
+            code, _, body = request(n.http, "GET", "/v1/kv/" + key)
+            self.assertEqual((code, body and body.get("value")), (200, value), key)
+
+    def test_a_data_dir_made_without_groups_refuses_them(self):
+        n = self.node(1).start()
+        self.wait_ready(n)
+        self.assertNotIn("groups", n.status())
+        self.assertEqual(request(n.http, "GET", "/v1/groups/1")[0], 404)
+        self.assertEqual(n.kill(signal.SIGTERM), 0)
+        n.start("--groups", "4")
+        self.assertEqual(n.proc.wait(timeout=it.DEADLINE_S), 1)
+        self.assertIn("created without --groups", n.log_text())
+        self.assertFalse(os.path.exists(os.path.join(n.data_dir, "raftd.groups")))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    it.RAFTD = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)
