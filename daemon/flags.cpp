@@ -189,6 +189,9 @@ std::variant<DaemonConfig, FlagsExit> parse_flags(int argc, const char* const* a
                    "Shard the keys over this many Raft groups (fixed when the data dir is "
                    "created; a restart needs no flag)")
         ->check(CLI::PositiveNumber);
+    app.add_flag("--quiesce", config.quiesce,
+                 "Idle groups stop heartbeating and ticking; the process pings each peer "
+                 "process instead, and a silent one wakes the groups it led (docs/groups.md)");
     app.add_flag("--force-new-cluster", config.force_new_cluster,
                  "Disaster recovery: keep this data dir's state and make this node the only "
                  "voter (when a majority is lost for good; use once)");

@@ -42,6 +42,8 @@ struct DaemonConfig {
     // when the data dir is created; 0: not given (a data dir made with
     // --groups keeps its count, one made without runs one node).
     std::size_t groups = 0;
+    // --quiesce: idle groups stop ticking (NodeOptions::quiesce).
+    bool quiesce = false;
     PeerTls peer_tls;  // --peer-cert, --peer-key, --peer-ca
     bool peer_insecure = false;
     std::uint32_t heartbeat_ms = 50;

@@ -74,6 +74,7 @@ void handle_status(HandlerContext& context, RouteRequest&, Respond respond) {
                  {"snapshot_index", s.snapshot_index},
                  {"snapshots_damaged", s.snapshots_damaged},
                  {"mode", mode_string(s.mode)},
+                 {"quiescent", s.quiescent},
                  {"members", members_json(s)},
                  {"timer_wakeups", s.timer_wakeups},
                  {"elections", s.elections},

@@ -87,6 +87,7 @@ NodeOptions node_options(const DaemonConfig& config, NodeId id, spdlog::logger& 
     options.heartbeat_interval_ms = config.heartbeat_ms;
     options.election_timeout_min_ms = config.election_min_ms;
     options.election_timeout_max_ms = config.election_max_ms;
+    options.quiesce = config.quiesce;
     options.snapshot_every_entries = config.snapshot_every_entries;
     options.wal_segment_bytes = config.wal_segment_bytes;
     options.max_entry_bytes = config.max_body_bytes + 4096;

@@ -2,7 +2,9 @@
 """raftd --groups N with real processes: keys sharded over N Raft groups on
 one keel::Host, each request to its key's group, the groups in /v1/status,
 /v1/groups/{g} and /metrics, the group count fixed by the data dir, and no
-acknowledged write lost to a kill -9.  Waits poll against bounded deadlines.
+acknowledged write lost to a kill -9.  raftd --quiesce: an idle cluster of
+real processes goes quiet, and a killed leader is replaced.  Waits poll
+against bounded deadlines.
 
     raftd_groups_test.py path/to/raftd [unittest args]
 """
@@ -148,6 +150,28 @@ class RaftdGroupsTest(it.RaftdCase):
         self.assertEqual(n.proc.wait(timeout=it.DEADLINE_S), 1)
         self.assertIn("created without --groups", n.log_text())
         self.assertFalse(os.path.exists(os.path.join(n.data_dir, "raftd.groups")))
+
+
+class RaftdQuiesceTest(it.RaftdCase):
+    def test_an_idle_cluster_quiesces_and_a_killed_leader_is_replaced(self):
+        nodes = self.start_cluster(3, "--quiesce")
+        leader = self.leader_of(nodes)
+        self.assertEqual(self.put(leader.http, "a", "1")[0], 200)
+        wait_until("every member quiescent",
+                   lambda: all((n.status() or {}).get("quiescent") for n in nodes))
+        # Quiet: no election while idle.
+        elections = sum(n.status()["elections"] for n in nodes)
+        self.assertEqual(self.put(leader.http, "b", "2")[0], 200)  # wakes it
+        wait_until("quiescent again",
+                   lambda: all((n.status() or {}).get("quiescent") for n in nodes))
+        self.assertEqual(sum(n.status()["elections"] for n in nodes), elections)
+        # Only the liveness verdict wakes the followers' quiescent groups.
+        leader.kill(signal.SIGKILL)
+        others = [n for n in nodes if n is not leader]
+        new_leader = self.leader_of(others)
+        self.assertEqual(self.put(new_leader.http, "c", "3")[0], 200)
+        for key, value in (("a", "1"), ("b", "2"), ("c", "3")):
+            self.assertEqual(request(new_leader.http, "GET", "/v1/kv/" + key)[2]["value"], value)
 
 
 if __name__ == "__main__":
