@@ -32,6 +32,7 @@
 #include "cors.hpp"
 #include "errors.hpp"
 #include "flags.hpp"
+#include "group_balancer.hpp"
 #include "group_host.hpp"
 #include "handlers.hpp"
 #include "http_server.hpp"
@@ -54,6 +55,8 @@ namespace {
 
 constexpr std::chrono::milliseconds kTransferWait{2000};
 constexpr std::chrono::milliseconds kDrainGrace{5000};
+// How often --groups' leader rebalancer looks (group_balancer.hpp).
+constexpr std::chrono::milliseconds kRebalanceInterval{1000};
 // keel fail-stopped on a failed write or fsync (EX_IOERR, sysexits.h).
 constexpr int kExitStorageFailure = 74;
 
@@ -130,6 +133,8 @@ struct Served {
     std::shared_ptr<KvStateMachine> kv;  // without --groups
     std::unique_ptr<Node> node;          // without --groups
     std::unique_ptr<GroupHost> host;     // with --groups
+    // With --groups: spreads the groups' leaders (after `host`: stops first).
+    std::unique_ptr<GroupBalancer> balancer;
 
     // The node, or group 1 (whose membership is every group's).
     Node& first() const { return host ? *host->groups.front() : *node; }
@@ -141,6 +146,7 @@ struct Served {
         return all;
     }
     void stop(bool transfer_leadership_first) {
+        if (balancer) balancer->stop();
         for (Node* n : nodes()) n->stop(transfer_leadership_first);
     }
 };
@@ -171,6 +177,7 @@ void transfer_leaderships(const Served& served, spdlog::logger& log) {
 }
 
 void shut_down(Served& served, HttpServer& server, spdlog::logger& log) {
+    if (served.balancer) served.balancer->stop();  // it would move leaders back
     transfer_leaderships(served, log);
     log.info("HTTP: stop accepting, finishing in-flight requests");
     server.shutdown(kDrainGrace);
@@ -430,6 +437,8 @@ int run(const DaemonConfig& config) {
         }
         served.host = std::move(opened.value());
         log->info("{} group(s) open", groups);
+        served.balancer = std::make_unique<GroupBalancer>(served.host->kv_groups());
+        served.balancer->start(kRebalanceInterval);
     }
     Node* const node = &served.first();
 
