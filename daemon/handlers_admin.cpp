@@ -215,10 +215,42 @@ std::vector<KvGroup> every_group(const HandlerContext& context) {
 }
 
 // Membership changes apply to every group: with --groups each member is a
-// member of every group.
-void on_every_group(HandlerContext& context, const RouteRequest& request, Respond respond,
-                    const GroupCall& call, std::function<HttpResponse()> on_ok) {
-    on_groups(context, request, std::move(respond), every_group(context), call, std::move(on_ok));
+// member of every group, and the groups' leaders are spread over the
+// members.  This member makes the change in the groups it leads that lack
+// it (`applied` says a group has it: a retried or redirected request skips
+// those), then, while some group lacks it as far as this member sees,
+// redirects to that group's leader, which does the same: a client that
+// follows redirects (curl -L) walks the members until every group has it.
+using Applied = std::function<bool(const Node&)>;
+void change_every_group(HandlerContext& context, const RouteRequest& request, Respond respond,
+                        const GroupCall& call, Applied applied,
+                        std::function<HttpResponse()> on_ok) {
+    if (!context.sharded()) {
+        return on_groups(context, request, std::move(respond), every_group(context), call,
+                         std::move(on_ok));
+    }
+    std::vector<KvGroup> here;
+    for (const KvGroup& group : context.groups) {
+        if (!applied(*group.node) && group.node->status().role == Role::leader)
+            here.push_back(group);
+    }
+    auto target = std::make_shared<RouteRequest>();
+    target->http.target = request.http.target;
+    fan_out(here, call,
+            [&context, target, respond = std::move(respond), applied = std::move(applied),
+             on_ok = std::move(on_ok)](Status refusal, KvGroup) {
+                context.defer([&context, target, respond, applied, on_ok, refusal] {
+                    // not_leader: that group's leadership moved; it is
+                    // redirected below like the others.
+                    if (!refusal.ok() && refusal.code() != ErrorCode::not_leader)
+                        return respond(error_from_status(refusal));
+                    for (const KvGroup& group : context.groups) {
+                        if (!applied(*group.node))
+                            return respond(not_leader_response(context, group, 0, *target));
+                    }
+                    respond(on_ok());
+                });
+            });
 }
 
 void handle_add_member(HandlerContext& context, RouteRequest& request, Respond respond) {
@@ -251,10 +283,15 @@ void handle_add_member(HandlerContext& context, RouteRequest& request, Respond r
                    {"raft", spec.raft_address},
                    {"http", spec.metadata},
                    {"role", spec.voter ? "voter" : "learner"}};
-    on_every_group(
+    change_every_group(
         context, request, std::move(respond),
         [spec](Node& node, std::function<void(Status)> done) {
             node.add_member_async(spec, std::move(done));
+        },
+        [spec](const Node& node) {
+            Result<MemberSpec> now = node.member(spec.id);
+            return now.ok() && now->raft_address == spec.raft_address &&
+                   now->metadata == spec.metadata && now->voter == spec.voter;
         },
         [answer] {
             return json_response(200, dump({{"added", answer}}));
@@ -265,10 +302,14 @@ void handle_promote(HandlerContext& context, RouteRequest& request, Respond resp
     auto id = id_param(request, respond);
     if (!id) return;
     NodeId member = *id;
-    on_every_group(
+    change_every_group(
         context, request, std::move(respond),
         [member](Node& node, std::function<void(Status)> done) {
             node.promote_member_async(member, std::move(done));
+        },
+        [member](const Node& node) {
+            Result<MemberSpec> now = node.member(member);
+            return now.ok() && now->voter;
         },
         [member] {
             return json_response(200, dump({{"promoted", member}}));
@@ -279,11 +320,12 @@ void handle_remove(HandlerContext& context, RouteRequest& request, Respond respo
     auto id = id_param(request, respond);
     if (!id) return;
     NodeId member = *id;
-    on_every_group(
+    change_every_group(
         context, request, std::move(respond),
         [member](Node& node, std::function<void(Status)> done) {
             node.remove_member_async(member, std::move(done));
         },
+        [member](const Node& node) { return !node.member(member).ok(); },
         [member] {
             return json_response(200, dump({{"removed", member}}));
         });

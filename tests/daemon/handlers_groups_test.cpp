@@ -54,6 +54,13 @@ json body_of(const HttpResponse& r) {
     return json::parse(r.body);
 }
 
+std::string header(const HttpResponse& r, const std::string& name) {
+    for (const auto& [n, v] : r.headers) {
+        if (n == name) return v;
+    }
+    return "";
+}
+
 }  // namespace
 
 TEST_CASE("with --groups, each key is written to and read from its own group", "[daemon][groups]") {
@@ -145,17 +152,39 @@ TEST_CASE("GET /v1/groups/{g} shows one group; /v1/status sums them up", "[daemo
 
 TEST_CASE("with --groups, a membership change applies to every group", "[daemon][groups]") {
     GroupsHarness h;
-    auto added = h.call("POST", "/v1/members",
-                        R"({"id":3,"raft":"127.0.0.1:7083","http":"127.0.0.1:8083"})");
-    REQUIRE(added.status == 200);
-    for (GroupId g = 1; g <= kGroups; ++g) CHECK(h.group(g).member(3).ok());
-    // A group that refuses answers for all (its leader elsewhere: redirected).
-    h.group(3).leader = 2;
-    auto removed = h.call("DELETE", "/v1/members/3");
-    REQUIRE(removed.status == 307);
+    const std::string four = R"({"id":4,"raft":"127.0.0.1:7084","http":"127.0.0.1:8084"})";
+    REQUIRE(h.call("POST", "/v1/members", four).status == 200);
+    for (GroupId g = 1; g <= kGroups; ++g) CHECK(h.group(g).member(4).ok());
+    // Again: every group has it already, nothing is proposed.
+    h.group(1).fail_next = Status(ErrorCode::busy, "would be proposed");
+    CHECK(h.call("POST", "/v1/members", four).status == 200);
+    h.group(1).fail_next = Status();
+    // The same id with other addresses is refused by keel, as without groups.
+    CHECK(
+        h.call("POST", "/v1/members", R"({"id":4,"raft":"127.0.0.1:7085","http":"127.0.0.1:8085"})")
+            .status == 400);
+}
+
+TEST_CASE("with --groups, a membership change walks to the leaders of the groups led elsewhere",
+          "[daemon][groups]") {
+    GroupsHarness h;
+    h.group(3).leader = 2;  // member 2 (127.0.0.1:8082) leads group 3
+    auto removed = h.call("DELETE", "/v1/members/2");
+    REQUIRE(removed.status == 307);  // done here, then on to group 3's leader
     CHECK(body_of(removed)["group"] == 3);
-    CHECK(!h.group(1).member(3).ok());
-    CHECK(h.group(3).member(3).ok());
+    CHECK(header(removed, "Location") == "http://127.0.0.1:8082/v1/members/2");
+    CHECK(!h.group(1).member(2).ok());
+    CHECK(h.group(3).member(2).ok());
+    // Once group 3's leader has made it (seen here), this member answers 200.
+    h.group(3).leader = 1;
+    REQUIRE(h.call("DELETE", "/v1/members/2").status == 200);
+    for (GroupId g = 1; g <= kGroups; ++g) CHECK(!h.group(g).member(2).ok());
+    // Any other refusal is the answer.
+    h.group(2).fail_next = Status(ErrorCode::busy, "one change at a time");
+    CHECK(h.call("POST", "/v1/members/1/promote").status == 200);  // a voter already
+    auto busy = h.call("POST", "/v1/members",
+                       R"({"id":5,"raft":"127.0.0.1:7085","http":"127.0.0.1:8085"})");
+    CHECK(busy.status == 429);
 }
 
 TEST_CASE("with --groups, a leadership transfer moves every group led here, or one",
