@@ -60,12 +60,19 @@ GroupRouter::~GroupRouter() {
     stop();
 }
 
-Status GroupRouter::start(std::shared_ptr<Transport> transport, RejectionHook on_rejected) {
+Status GroupRouter::start(std::shared_ptr<Transport> transport, RejectionHook on_rejected,
+                          std::optional<std::map<NodeId, std::string>> fixed_peers) {
     KEEL_ASSERT(transport_ == nullptr && transport != nullptr, "the router starts once");
     transport_ = std::move(transport);
     on_rejected_ = std::move(on_rejected);
+    fixed_peers_ = std::move(fixed_peers);
     Status s = transport_->start(*this);
-    if (!s.ok()) stopped_ = true;  // never started: nothing to stop
+    if (!s.ok()) {
+        stopped_ = true;  // never started: nothing to stop
+        return s;
+    }
+    if (fixed_peers_)
+        for (const auto& [id, address] : *fixed_peers_) transport_->set_peer(id, address);
     return s;
 }
 
@@ -123,7 +130,8 @@ void GroupRouter::detach(GroupId group) {
             }
         }
     }
-    for (NodeId id : gone) transport_->remove_peer(id);
+    if (!fixed_peers_)
+        for (NodeId id : gone) transport_->remove_peer(id);
     if (!gone.empty() && liveness_ != nullptr) liveness_->peers_changed();
 }
 
@@ -155,6 +163,9 @@ Status GroupRouter::refuse_unknown(GroupId group, NodeId from) {
     const std::string detail = fmt::format(
         "bytes from node {} for group {}, which this process does not serve", from, group);
     report_rejection(kRejectedUnknownGroup, detail);
+    // A fixed peer's connection carries its other groups' traffic too (and
+    // a group it has here may simply not be open yet): dropped, not closed.
+    if (fixed_peers_ && fixed_peers_->count(from) != 0) return Status::ok_status();
     return Status(ErrorCode::invalid_argument, detail);
 }
 
@@ -215,16 +226,20 @@ void GroupRouter::on_disconnected(GroupId group, NodeId from) {
 }
 
 void GroupRouter::set_peer(GroupId group, NodeId id, const std::string& address) {
-    bool tell = false;
+    if (fixed_peers_ && fixed_peers_->count(id) == 0) return;  // not reachable
+    bool fresh = false;
+    bool moved = false;
     {
         MutexLock lock(peers_mu_);
-        auto [it, fresh] = peers_.try_emplace(id);
+        auto [it, inserted] = peers_.try_emplace(id);
         it->second.groups.insert(group);
-        tell = fresh || it->second.address != address;
+        fresh = inserted;
+        moved = it->second.address != address;
         it->second.address = address;
     }
-    if (tell) transport_->set_peer(id, address);
-    if (tell && liveness_ != nullptr) liveness_->peers_changed();
+    // Fixed peers: the transport has the process's address for it already.
+    if ((fresh || moved) && !fixed_peers_) transport_->set_peer(id, address);
+    if ((fresh || moved) && liveness_ != nullptr) liveness_->peers_changed();
 }
 
 void GroupRouter::remove_peer(GroupId group, NodeId id) {
@@ -236,7 +251,7 @@ void GroupRouter::remove_peer(GroupId group, NodeId id) {
         if (!it->second.groups.empty()) return;
         peers_.erase(it);
     }
-    transport_->remove_peer(id);
+    if (!fixed_peers_) transport_->remove_peer(id);
     if (liveness_ != nullptr) liveness_->peers_changed();
 }
 

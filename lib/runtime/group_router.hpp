@@ -8,8 +8,10 @@
 // sink; for a group that was attached and has left, it is dropped (as a
 // stopped node drops it); for a group this process never served, it is
 // refused (kRejectedUnknownGroup: counted, reported through the hook, and
-// answered with an error Status).  Nothing a peer sends reaches an
-// assertion.
+// answered with an error Status, which closes a TCP connection), except
+// from a fixed peer (below), whose bytes are counted and dropped: its
+// connection carries every group's traffic, and a group a Host opens later
+// is unknown until then.  Nothing a peer sends reaches an assertion.
 //
 // The process's own traffic: a delivery on kLivenessGroup (reserved; no
 // group may attach to it) is a liveness ping, handed to the process's
@@ -19,7 +21,11 @@
 // Outbound: a link sends under its own group id.  Peers are the process's,
 // not a group's: the transport is told about a member while at least one
 // group has it (the last group's address wins), and told to forget it when
-// no group has it any more.
+// no group has it any more.  With fixed peers (a keel::Host on keel's TCP
+// transport: host_peers.hpp) the transport is told the process's peers
+// once, at start, and the groups' addresses are not used: a group's
+// set_peer/remove_peer only records which groups have which member, and a
+// member that is not a fixed peer is not recorded (it cannot be reached).
 //
 // Owns: the transport, once started (ProcessServices owns the router).
 // Threads: start/stop before the groups open and after they all left; the
@@ -36,6 +42,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -63,8 +70,11 @@ public:
     GroupRouter(const GroupRouter&) = delete;
     GroupRouter& operator=(const GroupRouter&) = delete;
 
-    // Starts `transport` delivering to this router.  Once.
-    Status start(std::shared_ptr<Transport> transport, RejectionHook on_rejected);
+    // Starts `transport` delivering to this router.  Once.  With `fixed_peers`
+    // set, the transport is told them here, and they are the only peers it
+    // ever has (above).
+    Status start(std::shared_ptr<Transport> transport, RejectionHook on_rejected,
+                 std::optional<std::map<NodeId, std::string>> fixed_peers = std::nullopt);
     bool started() const { return transport_ != nullptr; }
     // Stops the transport (no delivery after it returns).  Idempotent.
     // REQUIRES: every group has left.
@@ -123,6 +133,8 @@ private:
     Status refuse_unknown(GroupId group, NodeId from);
 
     std::shared_ptr<Transport> transport_;  // set by start(), before any delivery
+    // Set by start(): the transport's only peers (above).
+    std::optional<std::map<NodeId, std::string>> fixed_peers_;
     RejectionHook on_rejected_;
     ProcessLiveness* liveness_ = nullptr;  // set before start()
     bool stopped_ = false;

@@ -2,6 +2,8 @@
 // handles.  See host.hpp.
 #include "runtime/host.hpp"
 
+#include <bit>
+#include <cstdio>
 #include <utility>
 
 #include <fmt/format.h>
@@ -10,6 +12,7 @@
 #include "runtime/bootstrap.hpp"
 #include "runtime/replica.hpp"
 #include "runtime/replica_node.hpp"
+#include "transport/tcp_transport.hpp"
 
 namespace keel {
 
@@ -23,11 +26,30 @@ Result<std::unique_ptr<Host>> Host::open(const HostOptions& options) {
 
 namespace keel::runtime {
 
+namespace {
+
+// "host:0" with the port the transport bound; any other address as it is.
+std::string bound_address(const std::string& listen_address, const Transport& transport) {
+    const auto* tcp = dynamic_cast<const transport::TcpTransport*>(&transport);
+    if (tcp == nullptr || !listen_address.ends_with(":0")) return listen_address;
+    return listen_address.substr(0, listen_address.size() - 1) + std::to_string(tcp->bound_port());
+}
+
+}  // namespace
+
 // A group's handle: keel::Node's calls go to the group (replica_node.hpp);
-// going, it stops the group and tells the Host.
+// going, it stops the group and tells the Host.  On keel's TCP transport a
+// new member must be one of the Host's processes (host_peers.hpp).
 class HostImpl::Group final : public ReplicaNode {
 public:
     Group(HostImpl& host, std::unique_ptr<Replica> group) : host_(host), group_(std::move(group)) {}
+
+    void add_member_async(const MemberSpec& member, std::function<void(Status)> done) override {
+        if (host_.processes_) {
+            if (Status s = host_.processes_->check_member(member); !s.ok()) return done(s);
+        }
+        ReplicaNode::add_member_async(member, std::move(done));
+    }
     ~Group() override {
         const GroupId id = group_->group();
         group_->stop(false);
@@ -47,24 +69,64 @@ private:
 };
 
 HostImpl::HostImpl(HostOptions options, wal::FileSystem* fs)
-    : options_(std::move(options)), fs_(fs), services_(std::make_unique<ProcessServices>()) {}
+    : options_(std::move(options)),
+      fs_(fs),
+      services_(std::make_unique<ProcessServices>()),
+      transport_(options_.transport) {}
 
 Result<std::unique_ptr<HostImpl>> HostImpl::open(const HostOptions& options, wal::FileSystem* fs) {
     if (options.data_dir.empty()) return Status(ErrorCode::invalid_argument, "data_dir is empty");
+    std::string warning;
+    if (Status s = check_host_options(options, warning); !s.ok()) return s;
     if (Status s = create_directories(options.data_dir); !s.ok()) return s;
     std::unique_ptr<HostImpl> host(new HostImpl(options, fs));
+    if (!warning.empty()) host->log(LogLevel::warn, warning);
     wal::Options wo;
     wo.fs = fs;
     wo.segment_bytes = options.wal_segment_bytes;
     wo.write_path = options.wal_direct_io ? wal::WritePath::automatic : wal::WritePath::buffered;
     wo.max_record_bytes = std::max<std::uint64_t>(options.max_entry_bytes, 1 << 20) + 8;
     if (Status s = host->services_->open_wal(options.data_dir + "/wal", wo); !s.ok()) return s;
+    HostImpl& h = *host;
+    auto on_rejected = [&h](std::string_view reason, std::string_view detail) {
+        h.count_rejection(reason, detail);
+    };
     if (options.transport) {
-        if (Status s = host->services_->start_transport(options.transport, nullptr); !s.ok())
+        if (Status s = host->services_->start_transport(options.transport, on_rejected); !s.ok())
+            return s;
+    } else if (uses_keel_tcp(options)) {
+        if (Status s = host->start_keel_tcp(fs != nullptr ? *fs : *wal::default_file_system());
+            !s.ok())
             return s;
     }
     host->services_->start_io();
     return host;
+}
+
+Status HostImpl::start_keel_tcp(wal::FileSystem& fs) {
+    auto cluster_id = host_cluster_id(options_, fs);
+    if (!cluster_id.ok()) return cluster_id.status();
+    cluster_id_ = cluster_id.value();
+    ProcessTransportHooks hooks;
+    hooks.on_rejected = [this](std::string_view reason, std::string_view detail) {
+        count_rejection(reason, detail);
+    };
+    auto tcp = make_host_transport(services_->io(), options_, cluster_id_, std::move(hooks));
+    if (!tcp.ok()) return tcp.status();
+    std::shared_ptr<Transport> transport = std::move(tcp.value());
+    auto on_rejected = [this](std::string_view reason, std::string_view detail) {
+        count_rejection(reason, detail);
+    };
+    if (Status s = services_->start_transport(transport, on_rejected, options_.peers); !s.ok())
+        return s;
+    HostProcesses p;
+    p.self = options_.id;
+    p.self_address = options_.listen_address;
+    p.self_bound_address = bound_address(options_.listen_address, *transport);
+    p.peers = options_.peers;
+    processes_ = std::move(p);
+    transport_ = std::move(transport);
+    return Status::ok_status();
 }
 
 HostImpl::~HostImpl() {
@@ -77,15 +139,19 @@ HostImpl::~HostImpl() {
 
 Result<std::unique_ptr<Node>> HostImpl::open_group(GroupId group, NodeOptions options,
                                                    std::shared_ptr<StateMachine> sm) {
-    if (options.transport && options.transport != options_.transport)
+    if (options.transport && options.transport != transport_)
         return Status(ErrorCode::invalid_argument,
                       "a group of a Host uses the Host's transport (NodeOptions::transport)");
     if (options.max_entry_bytes > options_.max_entry_bytes)
         return Status(ErrorCode::invalid_argument,
                       "NodeOptions::max_entry_bytes is larger than the Host's");
+    if (processes_) {
+        if (Status s = adopt_host_options(options, group, *processes_, cluster_id_); !s.ok())
+            return s;
+    }
     if (options.data_dir.empty())
         options.data_dir = fmt::format("{}/groups/{}", options_.data_dir, group);
-    options.transport = options_.transport;
+    options.transport = transport_;
     {
         MutexLock lock(mu_);
         if (!open_.insert(group).second)
@@ -118,7 +184,33 @@ HostStatus HostImpl::status() const {
     s.wal_records = w.records_written;
     s.wal_records_per_fsync = w.records_per_fsync();
     s.wal_shared_batches = shared.shared_batches();
+    MutexLock lock(rejected_mu_);
+    for (const auto& [reason, count] : rejected_) s.peer_rejections[reason] = count;
     return s;
+}
+
+void HostImpl::count_rejection(std::string_view reason, std::string_view detail) {
+    std::uint64_t count = 0;
+    {
+        MutexLock lock(rejected_mu_);
+        auto it = rejected_.find(reason);
+        if (it == rejected_.end()) it = rejected_.emplace(std::string(reason), 0).first;
+        count = ++it->second;
+    }
+    // A peer that keeps sending what we refuse gets a log line per doubling.
+    if (std::has_single_bit(count))
+        log(LogLevel::warn,
+            fmt::format("peer refused ({}): {} [{} so far]", reason, detail, count));
+}
+
+void HostImpl::log(LogLevel level, const std::string& message) const {
+    if (options_.logger) {
+        options_.logger(level, message);
+    } else if (level == LogLevel::warn || level == LogLevel::error) {
+        std::fprintf(stderr, "keel-host[%llu] %s: %s\n",
+                     static_cast<unsigned long long>(options_.id),
+                     level == LogLevel::warn ? "warn" : "error", message.c_str());
+    }
 }
 
 }  // namespace keel::runtime

@@ -1,9 +1,12 @@
 // runtime/host.hpp — keel::Host as the runtime builds it: one
-// ProcessServices (process_services.hpp) with its shared WAL, and the groups
-// (replica.hpp) opened on it, each behind a handle that stops and closes it.
+// ProcessServices (process_services.hpp) with its shared WAL and its
+// transport (the application's, or keel's TCP one made from the Host's
+// options: host_peers.hpp), and the groups (replica.hpp) opened on it, each
+// behind a handle that stops and closes it.
 //
-// Owns: the services (and through them the WAL).  The groups belong to
-// their handles, which must go before the Host.
+// Owns: the services (and through them the WAL and the transport), the
+// counts of peer input refused before any group saw it.  The groups belong
+// to their handles, which must go before the Host.
 // Threads: as keel::Host.
 #pragma once
 
@@ -11,7 +14,13 @@
 #include <memory>
 #include <set>
 
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
 #include "keel/host.hpp"
+#include "runtime/host_peers.hpp"
 #include "runtime/process_services.hpp"
 #include "runtime/thread_annotations.hpp"
 
@@ -29,19 +38,33 @@ public:
                                              std::shared_ptr<StateMachine> sm) override;
     HostStatus status() const override;
 
-    // Tests: the services.
+    // Tests: the services, and the groups' transport.
     ProcessServices& services() { return *services_; }
+    const std::shared_ptr<Transport>& transport() const { return transport_; }
 
 private:
     class Group;
     HostImpl(HostOptions options, wal::FileSystem* fs);
+    // keel's TCP transport: the cluster id, the transport started with the
+    // Host's peers fixed, processes_ set.
+    Status start_keel_tcp(wal::FileSystem& fs);
     void closed(GroupId group) EXCLUDES(mu_);
+    // Peer input refused before any group saw it (any thread).
+    void count_rejection(std::string_view reason, std::string_view detail) EXCLUDES(rejected_mu_);
+    void log(LogLevel level, const std::string& message) const;
 
     const HostOptions options_;
     wal::FileSystem* const fs_;
     std::unique_ptr<ProcessServices> services_;
+    // With keel's TCP transport: its processes, and the cluster's id.
+    std::optional<HostProcesses> processes_;
+    transport::ClusterId cluster_id_;
+    // The groups' transport: the application's, keel's TCP one, or null.
+    std::shared_ptr<Transport> transport_;
     mutable Mutex mu_;
     std::set<GroupId> open_ GUARDED_BY(mu_);
+    mutable Mutex rejected_mu_;
+    std::map<std::string, std::uint64_t, std::less<>> rejected_ GUARDED_BY(rejected_mu_);
 };
 
 }  // namespace keel::runtime

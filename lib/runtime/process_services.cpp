@@ -43,9 +43,10 @@ void ProcessServices::post(std::function<void()> f) {
 }
 
 Status ProcessServices::start_transport(std::shared_ptr<Transport> transport,
-                                        GroupRouter::RejectionHook on_rejected) {
+                                        GroupRouter::RejectionHook on_rejected,
+                                        std::optional<std::map<NodeId, std::string>> fixed_peers) {
     KEEL_ASSERT(!on_io_thread(), "the transport starts off the I/O thread");
-    return router_.start(std::move(transport), std::move(on_rejected));
+    return router_.start(std::move(transport), std::move(on_rejected), std::move(fixed_peers));
 }
 
 void ProcessServices::stop() {

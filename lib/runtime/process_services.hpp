@@ -28,7 +28,10 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -64,9 +67,11 @@ public:
 
     // Starts the process's transport (once, before any group uses it):
     // deliveries go to the router, which hands them to the groups; refusals
-    // of unknown groups go to `on_rejected` too.
+    // of unknown groups go to `on_rejected` too.  `fixed_peers`: the
+    // process's only peers (GroupRouter::start).
     Status start_transport(std::shared_ptr<Transport> transport,
-                           GroupRouter::RejectionHook on_rejected);
+                           GroupRouter::RejectionHook on_rejected,
+                           std::optional<std::map<NodeId, std::string>> fixed_peers = std::nullopt);
     GroupRouter& router() { return router_; }
 
     BackgroundWorker& background() { return background_; }

@@ -15,6 +15,16 @@
 // processes, named by their NodeId on the process's transport; a group may
 // have any subset of the processes as members.
 //
+// The transport is keel's TCP one (HostOptions::listen_address: one
+// connection to each peer process whatever the number of groups, the
+// cluster's id in every hello, mutual TLS or loopback, as keel::Node's) or
+// the application's (HostOptions::transport).  With keel's, the Host's
+// processes are fixed when it opens (HostOptions::peers) and a group's
+// members must be among them, at the addresses the Host has for them
+// (open_group and add_member refuse anything else with invalid_argument):
+// the Host dials its peers, whatever a group's log says their addresses
+// are.  docs/groups.md, "keel's TCP transport in a Host".
+//
 // keel::Node::open is unchanged: a process with one group and a WAL of its
 // own, in the data dir layout it always had.
 //
@@ -23,6 +33,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -37,11 +49,43 @@ struct HostOptions {
     // snapshots and cluster id in data_dir/groups/G unless its options name
     // another data dir.
     std::string data_dir;
-    // The process's transport, shared by every group (keel/transport.hpp);
-    // a group's members' raft_address is whatever it understands.  Null:
-    // the groups have no peers (each must be a lone voter).  keel's TCP
-    // transport is not offered for a Host yet (docs/groups.md).
+    // The application's transport, shared by every group
+    // (keel/transport.hpp); a group's members' raft_address is whatever it
+    // understands.  Null: keel's TCP transport if listen_address is set,
+    // else none (the groups have no peers: each must be a lone voter).
+    // Not together with listen_address.
     std::shared_ptr<Transport> transport;
+
+    // ---- keel's TCP transport (transport null, listen_address set) ----
+    // This process on the cluster's transport: > 0, and every group's
+    // NodeOptions::id.
+    NodeId id = 0;
+    // "host:port" where the Raft port listens (as NodeOptions::listen_address;
+    // port 0: any free one).  This process's address in every group's
+    // membership: a group member with this id must have this raft_address
+    // (with port 0, the listen host and the port bound).
+    std::string listen_address;
+    // The other processes of the cluster: id -> "host:port" where each one's
+    // Raft port listens.  Fixed for the Host's life; a group member with an
+    // id listed here must have this raft_address, and no group may have a
+    // member that is neither here nor this process.
+    std::map<NodeId, std::string> peers;
+    // The cluster's id, 32 hex digits, kept in data_dir/cluster_id and sent
+    // in every hello; all the Host's groups belong to it (a group's own
+    // NodeOptions::cluster_id must be empty or this).  Empty: the stored
+    // one; a Host without peers creates a random one on its first start; a
+    // Host with peers needs it set on its first start (the same on each).
+    std::string cluster_id;
+    // The Raft port's security, exactly as NodeOptions' fields of the same
+    // names: plain TCP only while listen_address and every peer are
+    // loopback, unless peer_insecure says so; else mutual TLS.  A group's
+    // own listen_address, peer_tls and peer_insecure must be unset.
+    PeerTls peer_tls;
+    bool peer_insecure = false;
+    // Where the transport and the Host report (NodeOptions::logger's
+    // contract).  Default: stderr for warn/error.
+    std::function<void(LogLevel, const std::string&)> logger;
+
     // The shared WAL's (NodeOptions' fields of the same names).
     std::uint64_t wal_segment_bytes = 64ull << 20;
     bool wal_direct_io = true;
@@ -61,12 +105,21 @@ struct HostStatus {
     // Batches (one write and one fdatasync) that made writes of more than
     // one group durable.
     std::uint64_t wal_shared_batches = 0;
+    // Peer input refused before any group saw it, by reason: a connection
+    // refused at its hello (another cluster, a malformed frame, a failed
+    // TLS handshake: transport/rejection.hpp's names), or bytes for a group
+    // this process does not serve ("unknown_group").
+    std::map<std::string, std::uint64_t> peer_rejections;
 };
 
 class Host {
 public:
     // Opens the shared WAL (recovering every group's log in it) and starts
-    // the I/O thread and the transport.
+    // the I/O thread and the transport.  invalid_argument when the options
+    // contradict each other (transport with listen_address; id 0 or peers
+    // without listen_address; a peer with id 0, this id or no address; the
+    // Raft port's security as Node::open checks it) or the cluster id does
+    // not match the stored one; io_error when the port cannot be bound.
     static Result<std::unique_ptr<Host>> open(const HostOptions& options);
     // Stops the process's services.  REQUIRES: every group handle is gone.
     virtual ~Host() = default;
@@ -75,6 +128,11 @@ public:
     // with its own options and state machine.  options.transport must be
     // null or the Host's (the Host's is used); options.data_dir empty means
     // the Host's data_dir/groups/<group>; the WAL fields are the Host's.
+    // With keel's TCP transport, invalid_argument unless options.id is the
+    // Host's, options.cluster_id is empty or the Host's, the group's own
+    // listen_address, peer_tls and peer_insecure are unset, and every
+    // initial member is one of the Host's processes at its address (see
+    // HostOptions::peers); the group's add_member refuses the same way.
     // busy when the group is open already.  The handle stops the group when
     // destroyed and must not outlive the Host.
     virtual Result<std::unique_ptr<Node>> open_group(GroupId group, NodeOptions options,
