@@ -98,10 +98,10 @@ std::string cross_check(DaemonConfig& config, bool http_set, bool raft_set) {
     if (tls.enabled() && config.peer_insecure)
         return "--peer-insecure contradicts --peer-cert/--peer-key/--peer-ca";
     if (config.groups > kGroupsMax) return fmt::format("--groups must be in 1..{}", kGroupsMax);
-    if (config.groups != 0 && (config.join || !config.members.empty() ||
-                               !config.restore_file.empty() || config.force_new_cluster)) {
-        return "--groups runs a single process for now: no --join, --member, --restore or "
-               "--force-new-cluster";
+    if (config.groups != 0 &&
+        (config.join || !config.restore_file.empty() || config.force_new_cluster)) {
+        return "--groups takes its members from --member (a cluster's processes are fixed "
+               "when it starts): no --join, --restore or --force-new-cluster";
     }
     if (config.members.empty()) return "";
     if (!config.id) return "--member needs --id (which member is this node?)";

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,12 +32,13 @@ struct GroupHost {
 };
 
 // Opens a Host in options.data_dir and groups 1..count on it, each with
-// `options` but its own data dir (the Host's choice) and map.  options'
-// WAL fields and max_entry_bytes become the Host's.  REQUIRES: count >= 1.
-Result<std::unique_ptr<GroupHost>> open_group_host(const NodeOptions& options, std::size_t count);
-
-// A new cluster id (32 hex digits from std::random_device), for a first
-// start: every group of the key space gets the same one.
-std::string new_cluster_id();
+// `options` but its own data dir (the Host's choice) and map.  The Host
+// runs keel's TCP transport at options.listen_address, with `peers` (the
+// other processes: id -> Raft address) and options' id, cluster id and
+// security; options' WAL fields and max_entry_bytes become the Host's.
+// REQUIRES: count >= 1.
+Result<std::unique_ptr<GroupHost>> open_group_host(const NodeOptions& options,
+                                                   const std::map<NodeId, std::string>& peers,
+                                                   std::size_t count);
 
 }  // namespace keel::daemon

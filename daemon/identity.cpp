@@ -127,4 +127,30 @@ Status write_group_count(const std::string& data_dir, std::size_t count) {
     return write_file_atomically(data_dir, kGroupsFileName, fmt::format("{}\n", count));
 }
 
+Result<std::vector<MemberSpec>> read_members(const std::string& data_dir) {
+    const std::string path = data_dir + "/" + kMembersFileName;
+    std::ifstream in(path);
+    if (!in) {
+        if (errno == ENOENT) return std::vector<MemberSpec>();
+        return Status(ErrorCode::io_error, "cannot read " + path + ": " + std::strerror(errno));
+    }
+    std::vector<MemberSpec> members;
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.empty()) continue;
+        Result<MemberSpec> member = parse_member_spec(line);
+        if (!member.ok())
+            return Status(ErrorCode::corruption, path + ": " + member.status().message());
+        members.push_back(*member);
+    }
+    return members;
+}
+
+Status write_members(const std::string& data_dir, const std::vector<MemberSpec>& members) {
+    std::string text;
+    for (const MemberSpec& m : members)
+        text += fmt::format("{},{},{}\n", m.id, m.raft_address, m.metadata);
+    return write_file_atomically(data_dir, kMembersFileName, text);
+}
+
 }  // namespace keel::daemon

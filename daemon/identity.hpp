@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "keel/options.hpp"
 #include "keel/status.hpp"
@@ -19,6 +20,9 @@ namespace keel::daemon {
 
 inline constexpr const char* kIdentityFileName = "raftd.id";
 inline constexpr const char* kGroupsFileName = "raftd.groups";
+// With --groups in a cluster: the processes of the cluster (keel::Host's
+// peers are fixed when it opens), one "ID,RAFT,HTTP" line each.
+inline constexpr const char* kMembersFileName = "raftd.members";
 
 // nullopt when there is no id file yet; an error when it exists but is bad.
 Result<std::optional<NodeId>> read_node_id(const std::string& data_dir);
@@ -30,5 +34,9 @@ Status write_node_id(const std::string& data_dir, NodeId id);
 // without --groups, or none yet); corruption unless it holds 1..kGroupsMax.
 Result<std::optional<std::size_t>> read_group_count(const std::string& data_dir);
 Status write_group_count(const std::string& data_dir, std::size_t count);
+
+// The same for the members file: empty without it; corruption on a bad line.
+Result<std::vector<MemberSpec>> read_members(const std::string& data_dir);
+Status write_members(const std::string& data_dir, const std::vector<MemberSpec>& members);
 
 }  // namespace keel::daemon

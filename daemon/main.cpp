@@ -18,6 +18,7 @@
 #include <csignal>
 #include <filesystem>
 #include <future>
+#include <map>
 #include <memory>
 
 #include <spdlog/sinks/stdout_sinks.h>
@@ -364,6 +365,31 @@ Result<std::size_t> group_count(const DaemonConfig& config, bool data_dir_has_id
     return config.groups;
 }
 
+// --groups' peers (the other processes: id -> Raft address): from
+// --member, stored in the data dir for the next starts (keel::Host's peers
+// are fixed when it opens), else the stored ones.  An error (logged) when
+// the file cannot be read or written.
+Result<std::map<NodeId, std::string>> group_peers(const DaemonConfig& config, NodeId self,
+                                                  spdlog::logger& log) {
+    std::vector<MemberSpec> members = config.members;
+    if (members.empty()) {
+        Result<std::vector<MemberSpec>> stored = read_members(config.data_dir);
+        if (!stored.ok()) {
+            log.error("{}", stored.status().to_string());
+            return stored.status();
+        }
+        members = std::move(stored.value());
+    } else if (Status s = write_members(config.data_dir, members); !s.ok()) {
+        log.error("{}", s.to_string());
+        return s;
+    }
+    std::map<NodeId, std::string> peers;
+    for (const MemberSpec& member : members) {
+        if (member.id != self) peers[member.id] = member.raft_address;
+    }
+    return peers;
+}
+
 int run(const DaemonConfig& config) {
     // The id: --id, else the one this data dir was created with, else 1.
     Result<std::optional<NodeId>> stored = read_node_id(config.data_dir);
@@ -428,9 +454,9 @@ int run(const DaemonConfig& config) {
         }
         served.node = std::move(opened.value());
     } else {
-        // Every group of a new data dir gets the same cluster id.
-        if (!*stored && options.cluster_id.empty()) options.cluster_id = new_cluster_id();
-        Result<std::unique_ptr<GroupHost>> opened = open_group_host(options, groups);
+        Result<std::map<NodeId, std::string>> peers = group_peers(config, id, *log);
+        if (!peers.ok()) return 1;
+        Result<std::unique_ptr<GroupHost>> opened = open_group_host(options, *peers, groups);
         if (!opened.ok()) {
             log->error("cannot open the groups: {}", opened.status().to_string());
             return 1;
