@@ -152,6 +152,83 @@ class RaftdGroupsTest(it.RaftdCase):
         self.assertFalse(os.path.exists(os.path.join(n.data_dir, "raftd.groups")))
 
 
+class RaftdGroupsClusterTest(it.RaftdCase):
+    GROUPS = 9
+
+    def led_by(self, nodes):
+        """{member id: groups it leads}, once every live member agrees on a
+        leader for every group; None before."""
+        views = []
+        for n in nodes:
+            code, _, body = try_request(n.http, "GET", "/v1/groups")
+            if code != 200:
+                return None
+            views.append({g["group"]: g["leader_id"] for g in body["groups"]})
+        if any(v != views[0] for v in views) or 0 in views[0].values():
+            return None
+        live = {n.id for n in nodes}
+        if not set(views[0].values()) <= live:
+            return None
+        led = {n.id: 0 for n in nodes}
+        for leader in views[0].values():
+            led[leader] += 1
+        return led
+
+    def wait_spread(self, nodes):
+        """Every live member leads its share: GROUPS / len(nodes), rounded."""
+        share = self.GROUPS // len(nodes)
+        extra = 1 if self.GROUPS % len(nodes) else 0
+
+        def spread():
+            led = self.led_by(nodes)
+            ok = led and all(share <= c <= share + extra for c in led.values())
+            return led if ok else None
+        return wait_until("leaders spread over %s" % [n.id for n in nodes], spread)
+
+    def put_following(self, port, key, value):
+        """A write through `port`, following the redirect to its group's leader."""
+        for _ in range(5):
+            code, hdrs, body = try_request(port, "PUT", "/v1/kv/" + key, {"value": value})
+            if code != 307:
+                return code, body
+            port = int(hdrs["location"].split(":")[2].split("/")[0])
+        return code, body
+
+    def test_three_processes_spread_leaders_redirect_per_group_and_fail_over(self):
+        nodes = self.start_cluster(3, "--groups", str(self.GROUPS))
+        self.wait_spread(nodes)
+        # Every key through member 1: its group's leader answers (after a redirect
+        # naming the group when it is another member).
+        redirected = 0
+        for i in range(30):
+            key = "k%d" % i
+            code, hdrs, body = try_request(nodes[0].http, "PUT", "/v1/kv/" + key, {"value": "1"})
+            if code == 307:
+                redirected += 1
+                self.assertEqual(body["group"], group_of_key(key, self.GROUPS))
+            wait_until("%s written" % key,
+                       lambda: self.put_following(nodes[0].http, key, "1")[0] == 200)
+        self.assertGreater(redirected, 0)
+        # kill -9 one member: the others lead every group and take writes in each.
+        victim = nodes[2]
+        victim.kill(signal.SIGKILL)
+        survivors = nodes[:2]
+        self.wait_spread(survivors)
+        # (429 busy / 503 while a new leader commits its first entry or a
+        # transfer runs: clients retry.)
+        for i in range(30):
+            wait_until("k%d written" % i, lambda: self.put_following(
+                nodes[0].http, "k%d" % i, "2")[0] == 200)
+        # Back (restarted with its data dir only): the leaders spread again.
+        victim.start(minimal=True)
+        self.wait_spread(nodes)
+        for i in range(30):
+            key = "k%d" % i
+            wait_until("%s on member 3" % key, lambda: (try_request(
+                victim.http, "GET", "/v1/kv/%s?consistency=stale" % key)[2] or {}).get(
+                    "value") == "2")
+
+
 class RaftdQuiesceTest(it.RaftdCase):
     def test_an_idle_cluster_quiesces_and_a_killed_leader_is_replaced(self):
         nodes = self.start_cluster(3, "--quiesce")
