@@ -1,6 +1,7 @@
 // daemon/handlers.hpp — raftd's HTTP routes: the KV API (handlers_kv.cpp), the
 // admin API (handlers_admin.cpp) and the status page (handlers_ui.cpp), on top
-// of keel's public Node API.
+// of keel's public Node API: one node, or with --groups the groups of the key
+// space (HandlerContext::groups; each key's requests go to its group).
 //
 // Threading: handlers run on an HTTP thread.  keel completes its *_async calls
 // on its own threads (apply or I/O), which must never block, so any follow-up
