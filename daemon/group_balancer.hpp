@@ -13,6 +13,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -26,6 +28,9 @@ public:
     // Transfers asked for in one round, at most: a failover's re-spread
     // goes a round at a time, never all at once.
     static constexpr std::size_t kMovesPerRoundMax = 16;
+    // Rounds a voter is left out after a transfer to it failed (it may be
+    // down: leadership_balance.hpp's `unreachable`).
+    static constexpr std::uint64_t kFailedTargetRounds = 10;
 
     // REQUIRES: the groups' nodes outlive the balancer (or its stop()).
     explicit GroupBalancer(std::vector<KvGroup> groups) : groups_(std::move(groups)) {}
@@ -44,6 +49,10 @@ public:
 
 private:
     std::vector<KvGroup> groups_;
+    std::uint64_t rounds_ = 0;  // the round()'s thread only
+    std::mutex failed_mu_;
+    // Target -> the round until which it is left out.  GUARDED_BY(failed_mu_)
+    std::map<NodeId, std::uint64_t> failed_until_;
     std::atomic<std::size_t> in_flight_{0};
     std::atomic<std::uint64_t> moves_{0}, failed_{0};
     std::mutex mu_;

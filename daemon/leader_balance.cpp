@@ -7,13 +7,15 @@
 namespace keel::daemon {
 
 std::vector<LeaderMove> plan_leader_moves(const std::vector<GroupView>& groups, NodeId self,
-                                          std::size_t max_moves) {
+                                          std::size_t max_moves,
+                                          const std::set<NodeId>& unreachable) {
     std::vector<LeaderMove> moves;
     if (groups.empty() || max_moves == 0) return moves;
     // Voters and how many groups each leads, as this member knows them.
     std::map<NodeId, std::size_t> led;
     for (const MemberStatus& m : groups.front().members)
-        if (m.spec.voter) led[m.spec.id] = 0;
+        if (m.spec.voter && (m.spec.id == self || !unreachable.count(m.spec.id)))
+            led[m.spec.id] = 0;
     if (led.size() < 2 || !led.count(self)) return moves;
     for (const GroupView& g : groups) {
         if (g.leader != 0 && led.count(g.leader)) ++led[g.leader];

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <set>
 #include <vector>
 
 #include "keel/status_report.hpp"
@@ -40,7 +41,11 @@ struct LeaderMove {
 // ceil, or ceil while some voter leads fewer than floor.  A group goes to
 // the voter leading fewest that has acknowledged the group's whole log (a
 // transfer to a lagging voter would wait for it to catch up).
+// `unreachable`: voters whose last transfer failed (a member down looks
+// caught up while nothing is written): left out of the shares and never a
+// target.
 std::vector<LeaderMove> plan_leader_moves(const std::vector<GroupView>& groups, NodeId self,
-                                          std::size_t max_moves);
+                                          std::size_t max_moves,
+                                          const std::set<NodeId>& unreachable = {});
 
 }  // namespace keel::daemon

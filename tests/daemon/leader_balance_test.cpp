@@ -111,3 +111,16 @@ TEST_CASE("the balancer asks keel to move what the plan says, a round at a time"
     CHECK(balancer.moves() == 3);
     CHECK(balancer.failed_moves() == 0);
 }
+
+TEST_CASE("a voter whose transfer failed is left out of the shares and of the targets",
+          "[daemon][balance]") {
+    // 1 leads 6 of 9 after 3 went down; 3 looks caught up (nothing written).
+    std::vector<NodeId> leaders = {1, 1, 1, 1, 1, 1, 2, 2, 2};
+    auto towards_three = plan_leader_moves(views(1, leaders, 3), 1, 10);
+    REQUIRE(towards_three.size() == 3);
+    for (const LeaderMove& m : towards_three) CHECK(m.to == 3);
+    // With 3 left out: the two share 9 (5 and 4).
+    auto moves = plan_leader_moves(views(1, leaders, 3), 1, 10, {3});
+    REQUIRE(moves.size() == 1);
+    CHECK(moves[0].to == 2);
+}
