@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "kv_shards.hpp"
 #include "kv_state_machine.hpp"
 
 namespace keel::daemon {
@@ -96,6 +97,12 @@ std::string cross_check(DaemonConfig& config, bool http_set, bool raft_set) {
         return "--peer-cert, --peer-key and --peer-ca go together";
     if (tls.enabled() && config.peer_insecure)
         return "--peer-insecure contradicts --peer-cert/--peer-key/--peer-ca";
+    if (config.groups > kGroupsMax) return fmt::format("--groups must be in 1..{}", kGroupsMax);
+    if (config.groups != 0 &&
+        (config.join || !config.restore_file.empty() || config.force_new_cluster)) {
+        return "--groups takes its members from --member (a cluster's processes are fixed "
+               "when it starts): no --join, --restore or --force-new-cluster";
+    }
     if (config.members.empty()) return "";
     if (!config.id) return "--member needs --id (which member is this node?)";
     std::set<NodeId> ids;
@@ -178,6 +185,13 @@ std::variant<DaemonConfig, FlagsExit> parse_flags(int argc, const char* const* a
                    "Build --data-dir (absent or empty) from this snapshot file (keelctl "
                    "snapshot save) for a new cluster of the --member list, then exit")
         ->check(CLI::ExistingFile);
+    app.add_option("--groups", config.groups,
+                   "Shard the keys over this many Raft groups (fixed when the data dir is "
+                   "created; a restart needs no flag)")
+        ->check(CLI::PositiveNumber);
+    app.add_flag("--quiesce", config.quiesce,
+                 "Idle groups stop heartbeating and ticking; the process pings each peer "
+                 "process instead, and a silent one wakes the groups it led (docs/groups.md)");
     app.add_flag("--force-new-cluster", config.force_new_cluster,
                  "Disaster recovery: keep this data dir's state and make this node the only "
                  "voter (when a majority is lost for good; use once)");

@@ -5,6 +5,7 @@
 //   raftd --id 2 --member 1,... --member 2,... --member 3,...   bootstrap a cluster
 //   raftd --id 4 --join --raft ... --http ... [--member 1,...]   wait to be added
 //   raftd --data-dir DIR                   restart: id and membership come from DIR
+//   raftd --groups 16                      keys sharded over 16 Raft groups (one process)
 //   raftd --http 0.0.0.0:8443 --http-cert C --http-key K --auth-tokens T
 //                                          HTTPS and bearer tokens (docs/operations.md)
 //   ... --peer-cert F --peer-key F --peer-ca F   mutual TLS between members
@@ -37,7 +38,13 @@ struct DaemonConfig {
     // (NodeOptions::force_new_cluster).
     bool force_new_cluster = false;
     std::string cluster_id;  // --cluster-id: 32 hex digits, or "" (see NodeOptions::cluster_id)
-    PeerTls peer_tls;        // --peer-cert, --peer-key, --peer-ca
+    // --groups N: shard the keys over N Raft groups (kv_shards.hpp), fixed
+    // when the data dir is created; 0: not given (a data dir made with
+    // --groups keeps its count, one made without runs one node).
+    std::size_t groups = 0;
+    // --quiesce: idle groups stop ticking (NodeOptions::quiesce).
+    bool quiesce = false;
+    PeerTls peer_tls;  // --peer-cert, --peer-key, --peer-ca
     bool peer_insecure = false;
     std::uint32_t heartbeat_ms = 50;
     std::uint32_t election_min_ms = 150;

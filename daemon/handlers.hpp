@@ -1,6 +1,7 @@
 // daemon/handlers.hpp — raftd's HTTP routes: the KV API (handlers_kv.cpp), the
 // admin API (handlers_admin.cpp) and the status page (handlers_ui.cpp), on top
-// of keel's public Node API.
+// of keel's public Node API: one node, or with --groups the groups of the key
+// space (HandlerContext::groups; each key's requests go to its group).
 //
 // Threading: handlers run on an HTTP thread.  keel completes its *_async calls
 // on its own threads (apply or I/O), which must never block, so any follow-up
@@ -11,10 +12,14 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "alarms.hpp"
 #include "keel/node.hpp"
+#include "kv_shards.hpp"
 #include "kv_state_machine.hpp"
 #include "metrics.hpp"
 #include "proposal_batcher.hpp"
@@ -35,6 +40,8 @@ struct HandlerLimits {
 };
 
 struct HandlerContext {
+    // Without --groups: the node and its map, which hold every key.  With
+    // --groups: group 1's (its membership is every group's).
     Node& node;
     KvStateMachine& kv;
     HandlerLimits limits;
@@ -51,13 +58,27 @@ struct HandlerContext {
     std::string url_scheme = "http";
     // The HTTP server's and request guard's figures for /metrics; null: none.
     std::function<DaemonFigures()> server_figures{};
-    // Writes go through it (gathered per HTTP thread); null: straight to
-    // node.propose_async.
+    // Writes go through it (gathered per HTTP thread, a batch per group;
+    // its group indexes are KvGroup::index); null: straight to the key's
+    // group's propose_async.
     std::shared_ptr<ProposalBatcher> proposals{};
+    // With --groups N: the N groups of the key space, groups[g - 1] being
+    // group g (kv_shards.hpp); empty without --groups.
+    std::vector<KvGroup> groups{};
+
+    bool sharded() const { return !groups.empty(); }
+    // The group that holds `key`.
+    KvGroup group_of(std::string_view key) const {
+        if (groups.empty()) return KvGroup{0, &node, &kv};
+        return groups[group_of_key(key, groups.size()) - 1];
+    }
 };
 
 void add_kv_routes(Router& router, HandlerContext& context);
 void add_admin_routes(Router& router, HandlerContext& context);
+// GET /v1/groups and /v1/groups/{g} (handlers_admin.cpp): 404 without
+// --groups.
+void add_group_routes(Router& router, HandlerContext& context);
 // GET /ui (handlers_ui.cpp).
 void add_ui_routes(Router& router, HandlerContext& context, std::shared_ptr<const StatusPage> page);
 
@@ -67,9 +88,24 @@ void add_ui_routes(Router& router, HandlerContext& context, std::shared_ptr<cons
 // `leader_hint` 0 = ask the node's status for the current leader.
 HttpResponse not_leader_response(const HandlerContext& context, NodeId leader_hint,
                                  const RouteRequest& request);
+// The same for a request to `group` (with --groups, the body names it:
+// "group": g).
+HttpResponse not_leader_response(const HandlerContext& context, const KvGroup& group,
+                                 NodeId leader_hint, const RouteRequest& request);
 
 // keel's Mode as the API spells it ("single" / "cluster").
 const char* mode_string(Mode mode);
+
+// The maps' size and keys: every group's with --groups.
+std::uint64_t total_state_bytes(const HandlerContext& context);
+std::uint64_t total_keys(const HandlerContext& context);
+// Every group's status, in group order (without --groups: the node's).
+std::vector<NodeStatus> group_statuses(const HandlerContext& context);
+// The group named by the request's path parameter or query field `name`
+// (1..N); nullopt after answering 400 (missing, not a number) or 404 (no
+// such group).  REQUIRES: context.sharded().
+std::optional<KvGroup> group_param(const HandlerContext& context, const RouteRequest& request,
+                                   const char* name, Respond& respond);
 
 // What --quota-bytes counts now: the larger of the state machine's size and the WAL's
 // (read from keel's status at most StorageQuota::kWalBytesMaxAge ago, or

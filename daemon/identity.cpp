@@ -6,12 +6,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include <fmt/format.h>
 
+#include "kv_shards.hpp"
 #include "member_spec.hpp"
 
 namespace keel::daemon {
@@ -72,11 +74,15 @@ Result<std::optional<NodeId>> read_node_id(const std::string& data_dir) {
     return std::optional<NodeId>(*id);
 }
 
-Status write_node_id(const std::string& data_dir, NodeId id) {
+namespace {
+
+// Writes data_dir/name atomically and 0600 (temp file, fsync, rename, fsync
+// the dir), creating data_dir if missing.
+Status write_file_atomically(const std::string& data_dir, const char* name,
+                             const std::string& text) {
     if (Status s = make_private_dirs(data_dir); !s.ok()) return s;
-    const std::string path = data_dir + "/" + kIdentityFileName;
+    const std::string path = data_dir + "/" + name;
     const std::string temp = path + ".tmp";
-    const std::string text = fmt::format("{}\n", id);
     int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, kFileMode);
     if (fd < 0)
         return Status(ErrorCode::io_error, "cannot create " + temp + ": " + std::strerror(errno));
@@ -90,6 +96,61 @@ Status write_node_id(const std::string& data_dir, NodeId id) {
         return Status(ErrorCode::io_error, "cannot write " + path + ": " + std::strerror(errno));
     }
     return sync_dir(data_dir);
+}
+
+}  // namespace
+
+Status write_node_id(const std::string& data_dir, NodeId id) {
+    return write_file_atomically(data_dir, kIdentityFileName, fmt::format("{}\n", id));
+}
+
+Result<std::optional<std::size_t>> read_group_count(const std::string& data_dir) {
+    const std::string path = data_dir + "/" + kGroupsFileName;
+    std::ifstream in(path);
+    if (!in) {
+        if (errno == ENOENT) return std::optional<std::size_t>();
+        return Status(ErrorCode::io_error, "cannot read " + path + ": " + std::strerror(errno));
+    }
+    std::string line;
+    std::getline(in, line);
+    std::size_t count = 0;
+    auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), count);
+    if (line.empty() || ec != std::errc() || end != line.data() + line.size() || count == 0 ||
+        count > kGroupsMax) {
+        return Status(ErrorCode::corruption,
+                      fmt::format("{}: not a group count in 1..{}", path, kGroupsMax));
+    }
+    return std::optional<std::size_t>(count);
+}
+
+Status write_group_count(const std::string& data_dir, std::size_t count) {
+    return write_file_atomically(data_dir, kGroupsFileName, fmt::format("{}\n", count));
+}
+
+Result<std::vector<MemberSpec>> read_members(const std::string& data_dir) {
+    const std::string path = data_dir + "/" + kMembersFileName;
+    std::ifstream in(path);
+    if (!in) {
+        if (errno == ENOENT) return std::vector<MemberSpec>();
+        return Status(ErrorCode::io_error, "cannot read " + path + ": " + std::strerror(errno));
+    }
+    std::vector<MemberSpec> members;
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.empty()) continue;
+        Result<MemberSpec> member = parse_member_spec(line);
+        if (!member.ok())
+            return Status(ErrorCode::corruption, path + ": " + member.status().message());
+        members.push_back(*member);
+    }
+    return members;
+}
+
+Status write_members(const std::string& data_dir, const std::vector<MemberSpec>& members) {
+    std::string text;
+    for (const MemberSpec& m : members)
+        text += fmt::format("{},{},{}\n", m.id, m.raft_address, m.metadata);
+    return write_file_atomically(data_dir, kMembersFileName, text);
 }
 
 }  // namespace keel::daemon

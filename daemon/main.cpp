@@ -17,6 +17,8 @@
 #include <atomic>
 #include <csignal>
 #include <filesystem>
+#include <future>
+#include <map>
 #include <memory>
 
 #include <spdlog/sinks/stdout_sinks.h>
@@ -31,6 +33,8 @@
 #include "cors.hpp"
 #include "errors.hpp"
 #include "flags.hpp"
+#include "group_balancer.hpp"
+#include "group_host.hpp"
 #include "handlers.hpp"
 #include "http_server.hpp"
 #include "identity.hpp"
@@ -52,6 +56,8 @@ namespace {
 
 constexpr std::chrono::milliseconds kTransferWait{2000};
 constexpr std::chrono::milliseconds kDrainGrace{5000};
+// How often --groups' leader rebalancer looks (group_balancer.hpp).
+constexpr std::chrono::milliseconds kRebalanceInterval{1000};
 // keel fail-stopped on a failed write or fsync (EX_IOERR, sysexits.h).
 constexpr int kExitStorageFailure = 74;
 
@@ -85,6 +91,7 @@ NodeOptions node_options(const DaemonConfig& config, NodeId id, spdlog::logger& 
     options.heartbeat_interval_ms = config.heartbeat_ms;
     options.election_timeout_min_ms = config.election_min_ms;
     options.election_timeout_max_ms = config.election_max_ms;
+    options.quiesce = config.quiesce;
     options.snapshot_every_entries = config.snapshot_every_entries;
     options.wal_segment_bytes = config.wal_segment_bytes;
     options.max_entry_bytes = config.max_body_bytes + 4096;
@@ -121,23 +128,62 @@ NodeId transfer_target(const NodeStatus& status) {
     return best;
 }
 
-void shut_down(Node& node, HttpServer& server, spdlog::logger& log) {
-    NodeStatus status = node.status();
-    if (status.role == Role::leader && status.mode == Mode::cluster && status.failure.empty()) {
-        if (NodeId to = transfer_target(status); to != 0) {
-            log.info("transferring leadership to node {} before stopping", to);
-            auto done = node.transfer_leadership(to);
-            if (done.wait_for(kTransferWait) != std::future_status::ready) {
-                log.warn("leadership transfer did not finish in {} ms", kTransferWait.count());
-            } else if (Status s = done.get(); !s.ok()) {
-                log.warn("leadership transfer failed: {}", s.to_string());
-            }
+// What this raftd serves: its one node, or with --groups a Host and its
+// groups.  Main's thread only.
+struct Served {
+    std::shared_ptr<KvStateMachine> kv;  // without --groups
+    std::unique_ptr<Node> node;          // without --groups
+    std::unique_ptr<GroupHost> host;     // with --groups
+    // With --groups: spreads the groups' leaders (after `host`: stops first).
+    std::unique_ptr<GroupBalancer> balancer;
+
+    // The node, or group 1 (whose membership is every group's).
+    Node& first() const { return host ? *host->groups.front() : *node; }
+    KvStateMachine& first_kv() const { return host ? *host->maps.front() : *kv; }
+    std::vector<Node*> nodes() const {
+        if (!host) return {node.get()};
+        std::vector<Node*> all;
+        for (const std::unique_ptr<Node>& group : host->groups) all.push_back(group.get());
+        return all;
+    }
+    void stop(bool transfer_leadership_first) {
+        if (balancer) balancer->stop();
+        for (Node* n : nodes()) n->stop(transfer_leadership_first);
+    }
+};
+
+// Hands the leadership of every group this process leads in a cluster to
+// its most caught-up other voter, all at once, waiting kTransferWait at most
+// in all.
+void transfer_leaderships(const Served& served, spdlog::logger& log) {
+    std::vector<std::pair<NodeId, std::future<Status>>> transfers;
+    for (Node* node : served.nodes()) {
+        NodeStatus status = node->status();
+        if (status.role != Role::leader || status.mode != Mode::cluster || !status.failure.empty())
+            continue;
+        if (NodeId to = transfer_target(status); to != 0)
+            transfers.emplace_back(to, node->transfer_leadership(to));
+    }
+    if (transfers.empty()) return;
+    log.info("transferring leadership of {} group(s) before stopping", transfers.size());
+    const auto deadline = std::chrono::steady_clock::now() + kTransferWait;
+    for (auto& [to, done] : transfers) {
+        if (done.wait_until(deadline) != std::future_status::ready) {
+            log.warn("leadership transfer to node {} did not finish in {} ms", to,
+                     kTransferWait.count());
+        } else if (Status s = done.get(); !s.ok()) {
+            log.warn("leadership transfer to node {} failed: {}", to, s.to_string());
         }
     }
+}
+
+void shut_down(Served& served, HttpServer& server, spdlog::logger& log) {
+    if (served.balancer) served.balancer->stop();  // it would move leaders back
+    transfer_leaderships(served, log);
     log.info("HTTP: stop accepting, finishing in-flight requests");
     server.shutdown(kDrainGrace);
     log.info("stopping the node");
-    node.stop(true);
+    served.stop(!served.host);
     log.info("stopped cleanly");
 }
 
@@ -285,6 +331,65 @@ int run_restore(const DaemonConfig& config, NodeId id, spdlog::logger& log) {
     return 0;
 }
 
+// The groups to run: --groups, or the count the data dir was made with
+// (written now on a first start with --groups, before the node id); 0
+// without groups.  An error (logged) when --groups contradicts the data dir.
+Result<std::size_t> group_count(const DaemonConfig& config, bool data_dir_has_id,
+                                spdlog::logger& log) {
+    Result<std::optional<std::size_t>> stored = read_group_count(config.data_dir);
+    if (!stored.ok()) {
+        log.error("{}", stored.status().to_string());
+        return stored.status();
+    }
+    if (config.groups == 0) return stored->value_or(0);
+    if (*stored && **stored != config.groups) {
+        log.error(
+            "--groups {}: {} was created with --groups {}, and the keys' sharding is fixed for "
+            "the data dir's life; start with --groups {} (or without --groups)",
+            config.groups, config.data_dir, **stored, **stored);
+        return Status(ErrorCode::invalid_argument, "group count");
+    }
+    if (!*stored && data_dir_has_id) {
+        log.error(
+            "--groups {}: {} was created without --groups (one node); start it without "
+            "--groups, or use a new data dir",
+            config.groups, config.data_dir);
+        return Status(ErrorCode::invalid_argument, "group count");
+    }
+    if (!*stored) {
+        if (Status s = write_group_count(config.data_dir, config.groups); !s.ok()) {
+            log.error("{}", s.to_string());
+            return s;
+        }
+    }
+    return config.groups;
+}
+
+// --groups' peers (the other processes: id -> Raft address): from
+// --member, stored in the data dir for the next starts (keel::Host's peers
+// are fixed when it opens), else the stored ones.  An error (logged) when
+// the file cannot be read or written.
+Result<std::map<NodeId, std::string>> group_peers(const DaemonConfig& config, NodeId self,
+                                                  spdlog::logger& log) {
+    std::vector<MemberSpec> members = config.members;
+    if (members.empty()) {
+        Result<std::vector<MemberSpec>> stored = read_members(config.data_dir);
+        if (!stored.ok()) {
+            log.error("{}", stored.status().to_string());
+            return stored.status();
+        }
+        members = std::move(stored.value());
+    } else if (Status s = write_members(config.data_dir, members); !s.ok()) {
+        log.error("{}", s.to_string());
+        return s;
+    }
+    std::map<NodeId, std::string> peers;
+    for (const MemberSpec& member : members) {
+        if (member.id != self) peers[member.id] = member.raft_address;
+    }
+    return peers;
+}
+
 int run(const DaemonConfig& config) {
     // The id: --id, else the one this data dir was created with, else 1.
     Result<std::optional<NodeId>> stored = read_node_id(config.data_dir);
@@ -318,6 +423,9 @@ int run(const DaemonConfig& config) {
     boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM, SIGHUP);
     log->info("raftd {} starting: data dir {}, HTTP {}, Raft {}{}", RAFTD_VERSION, config.data_dir,
               config.http.to_string(), config.raft.to_string(), config.join ? ", joining" : "");
+    Result<std::size_t> resolved = group_count(config, stored->has_value(), *log);
+    if (!resolved.ok()) return 1;
+    const std::size_t groups = *resolved;
     if (!*stored) {
         if (Status s = write_node_id(config.data_dir, id); !s.ok()) {
             log->error("{}", s.to_string());
@@ -331,34 +439,52 @@ int run(const DaemonConfig& config) {
 
     // Set (through signals_context) once keel has fail-stopped.
     std::atomic<int> exit_code{0};
-    auto kv = std::make_shared<KvStateMachine>();
     NodeOptions options = node_options(config, id, *log);
     // On a keel thread: only hand over (it must not block or stop the node).
     options.on_failure = [&signals_context, &exit_code](const Status&) {
         boost::asio::post(signals_context, [&exit_code] { exit_code = kExitStorageFailure; });
     };
-    Result<std::unique_ptr<Node>> opened = Node::open(options, kv);
-    if (!opened.ok()) {
-        log->error("cannot open the node: {}", opened.status().to_string());
-        return 1;
+    Served served;
+    if (groups == 0) {
+        served.kv = std::make_shared<KvStateMachine>();
+        Result<std::unique_ptr<Node>> opened = Node::open(options, served.kv);
+        if (!opened.ok()) {
+            log->error("cannot open the node: {}", opened.status().to_string());
+            return 1;
+        }
+        served.node = std::move(opened.value());
+    } else {
+        Result<std::map<NodeId, std::string>> peers = group_peers(config, id, *log);
+        if (!peers.ok()) return 1;
+        Result<std::unique_ptr<GroupHost>> opened = open_group_host(options, *peers, groups);
+        if (!opened.ok()) {
+            log->error("cannot open the groups: {}", opened.status().to_string());
+            return 1;
+        }
+        served.host = std::move(opened.value());
+        log->info("{} group(s) open", groups);
+        served.balancer = std::make_unique<GroupBalancer>(served.host->kv_groups());
+        served.balancer->start(kRebalanceInterval);
     }
-    std::unique_ptr<Node> node = std::move(opened.value());
+    Node* const node = &served.first();
 
     Router router;
     std::unique_ptr<HttpServer> server;
     HandlerLimits limits;
     limits.max_value_bytes = config.max_value_bytes;
-    HandlerContext context{*node, *kv, limits, [&server](std::function<void()> work) {
+    HandlerContext context{*node, served.first_kv(), limits, [&server](std::function<void()> work) {
                                server->post(std::move(work));
                            }};
     context.quota = std::make_shared<StorageQuota>(config.quota_bytes, context.alarms);
+    if (served.host) context.groups = served.host->kv_groups();
     context.proposals =
-        std::make_shared<ProposalBatcher>(*node, [&server](std::function<void()> work) {
+        std::make_shared<ProposalBatcher>(served.nodes(), [&server](std::function<void()> work) {
             return server->post_after_ready(std::move(work));
         });
     context.url_scheme = config.http_cert.empty() ? "http" : "https";
     add_kv_routes(router, context);
     add_admin_routes(router, context);
+    add_group_routes(router, context);
     add_ui_routes(router, context, std::make_shared<const StatusPage>(status_page_html()));
     // The members' status pages may read cross-origin (cors.hpp).
     auto cors = std::make_shared<const CorsPolicy>([&node = *node, scheme = context.url_scheme] {
@@ -375,7 +501,7 @@ int run(const DaemonConfig& config) {
     Result<std::uint16_t> port = server->start();
     if (!port.ok()) {
         log->error("{}", port.status().to_string());
-        node->stop(false);
+        served.stop(false);
         return 1;
     }
     NodeStatus status = node->status();
@@ -395,13 +521,13 @@ int run(const DaemonConfig& config) {
 
     serve_until_stopped(
         signals_context, signals, exit_code, [&] { reload_tokens(config, tokens->get(), *log); },
-        [&] { shut_down(*node, *server, *log); },
+        [&] { shut_down(served, *server, *log); },
         [&] {
             // Answer what is in flight, stop, and exit for a restart.
             log->error(
                 "keel stopped on a storage failure: {}; shutting down for a restart (exit {})",
                 node->status().failure, kExitStorageFailure);
-            shut_down(*node, *server, *log);
+            shut_down(served, *server, *log);
         },
         *log);
     return exit_code;

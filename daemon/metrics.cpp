@@ -63,6 +63,23 @@ void daemon_metrics(std::string& out, const DaemonFigures& f) {
     scalar(out, "raftd_quota_bytes", "gauge",
            "--quota-bytes: cap on the state machine's size plus the WAL's.",
            static_cast<double>(f.quota_bytes));
+    if (!f.groups) return;
+    const GroupsSummary& g = *f.groups;
+    scalar(out, "raftd_groups", "gauge", "Raft groups of the key space (--groups).",
+           static_cast<double>(g.count));
+    scalar(out, "raftd_groups_led", "gauge", "Groups this member leads.",
+           static_cast<double>(g.led_here));
+    scalar(out, "raftd_groups_quiescent", "gauge", "Groups quiescent here (no tick needed).",
+           static_cast<double>(g.quiescent));
+    scalar(out, "raftd_groups_without_leader", "gauge", "Groups with no known leader here.",
+           static_cast<double>(g.without_leader));
+    fmt::format_to(std::back_inserter(out),
+                   "# HELP raftd_groups_alarmed Groups raising each alarm.\n"
+                   "# TYPE raftd_groups_alarmed gauge\n");
+    for (const auto& [alarm, count] : g.alarms) {
+        fmt::format_to(std::back_inserter(out), "raftd_groups_alarmed{{alarm=\"{}\"}} {}\n", alarm,
+                       count);
+    }
 }
 
 }  // namespace

@@ -5,9 +5,11 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "groups_summary.hpp"
 #include "keel/status_report.hpp"
 
 namespace keel::daemon {
@@ -37,6 +39,8 @@ struct DaemonFigures {
     std::uint64_t tls_handshake_failures = 0;
     std::uint64_t state_bytes = 0;  // the state machine's size (KvStateMachine::size_bytes)
     std::uint64_t quota_bytes = 0;  // --quota-bytes; 0: none
+    // raftd --groups: the groups seen whole (keel_groups*); nullopt: none.
+    std::optional<GroupsSummary> groups;
 };
 
 // `alarms`: those raised now (keel's and raftd's, see alarms.hpp); each of

@@ -1,6 +1,7 @@
 // daemon/proposal_batcher.hpp — the proposals an HTTP thread makes while it
 // handles the requests one wakeup brought in, handed to keel together
-// (Node::propose_batch_async) once those handlers have run.
+// (Node::propose_batch_async) once those handlers have run: one batch per
+// Raft group (raftd --groups: each key's group, kv_shards.hpp).
 //
 // Why: on a leader, each proposal that reaches the core alone is an append
 // to every follower (a send, and on the follower a receive, a step and an
@@ -14,9 +15,12 @@
 // gathered per thread; on any other, each is submitted at once.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <memory>
+#include <vector>
 
+#include "keel/assert.hpp"
 #include "keel/node.hpp"
 
 namespace keel::daemon {
@@ -27,16 +31,25 @@ public:
     // the handlers ready now, and returns true; false on a thread that
     // cannot (nothing queued).
     using Defer = std::function<bool(std::function<void()>)>;
+    // One group: `node`.
     ProposalBatcher(Node& node, Defer defer);
+    // Several: `groups[g]` is group index g's node.  REQUIRES: non-empty; the
+    // nodes outlive the batcher.
+    ProposalBatcher(std::vector<Node*> groups, Defer defer);
 
-    // As Node::propose_async; `done` runs where keel completes the proposal.
-    void propose(SharedBytes data, std::function<void(ProposeResult)> done);
+    // As Node::propose_async to group index `group` (0 with one group);
+    // `done` runs where keel completes the proposal.  REQUIRES: group <
+    // the number of groups.
+    void propose(SharedBytes data, std::function<void(ProposeResult)> done) {
+        propose(0, std::move(data), std::move(done));
+    }
+    void propose(std::size_t group, SharedBytes data, std::function<void(ProposeResult)> done);
 
 private:
-    // The calling thread's gathered proposals to keel.
+    // The calling thread's gathered proposals to keel, a batch per group.
     void flush();
 
-    Node& node_;
+    std::vector<Node*> groups_;
     Defer defer_;
 };
 

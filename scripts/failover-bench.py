@@ -6,10 +6,22 @@ the signal to the first acknowledged write *sent after it*, then restarts the
 old leader and waits for it to catch up.
 
     scripts/failover-bench.py BUILD/daemon/raftd [--rounds N] [--signal kill|term]
+
+With --groups N (issue 25's failover target): three raftd --groups N, leaders
+spread over the three; one round kills -9 the member that leads most groups
+and measures, for every group, the time from the kill to the first
+acknowledged write to a key of that group sent after it, through the two
+survivors (64 client threads sweep the groups not yet writable again, each
+write following its group's redirect).  The figures are upper bounds: they
+include the clients' own time to reach each group.  Prints one JSON line.
+
+    scripts/failover-bench.py BUILD/daemon/raftd --groups 1000
 """
 import argparse
 import http.client
+import json
 import os
+import queue
 import signal
 import statistics
 import sys
@@ -19,6 +31,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "daemon"))
 import raftd_integration_test as it  # noqa: E402  (Node, request helpers)
+from raftd_groups_test import group_of_key  # noqa: E402  (docs/api.md, "Many groups")
 
 
 class Writer(threading.Thread):
@@ -76,13 +89,139 @@ class Writer(threading.Thread):
             return sum(1 for start, _, ok in self.records if not ok and start >= t)
 
 
+GROUP_CLIENTS = 64
+GROUPS_START_DEADLINE_S = 600.0
+
+
+def group_leaders(nodes):
+    """{group: leader id} once every node agrees on a live leader for each; else None."""
+    views = []
+    for n in nodes:
+        code, _, body = it.try_request(n.http, "GET", "/v1/groups", timeout=30.0)
+        if code != 200:
+            return None
+        views.append({g["group"]: g["leader_id"] for g in body["groups"]})
+    live = {n.id for n in nodes}
+    if any(v != views[0] for v in views) or not set(views[0].values()) <= live:
+        return None
+    return views[0]
+
+
+def write_once(conns, ports, key):
+    """One PUT of `key` through ports[0], following redirects; True on 200."""
+    port = ports[0]
+    for _ in range(3):
+        try:
+            conn = conns.get(port)
+            if conn is None:
+                conn = conns[port] = http.client.HTTPConnection("127.0.0.1", port, timeout=2.0)
+            conn.request("PUT", "/v1/kv/" + key, body='{"value":"x"}',
+                         headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+        except (OSError, http.client.HTTPException):
+            conns.pop(port, None)
+            return False
+        if resp.status == 200:
+            return True
+        if resp.status != 307:
+            return False
+        port = int(resp.getheader("Location").split(":")[2].split("/")[0])
+        if port not in ports:
+            return False  # the killed member is still named as that group's leader
+    return False
+
+
+def bench_groups(args, nodes, members):
+    """One kill -9 of the member leading most groups; per-group recovery times."""
+    leaders = it.wait_until("every group led, leaders spread",
+                            lambda: spread(group_leaders(nodes), len(nodes)),
+                            GROUPS_START_DEADLINE_S)
+    keys = {}
+    i = 0
+    while len(keys) < args.groups:
+        keys.setdefault(group_of_key("f%d" % i, args.groups), "f%d" % i)
+        i += 1
+    counts = {n.id: sum(1 for v in leaders.values() if v == n.id) for n in nodes}
+    victim = max(nodes, key=lambda n: counts[n.id])
+    survivors = [n.http for n in nodes if n is not victim]
+    pending = queue.Queue()
+    for g in range(1, args.groups + 1):
+        pending.put(g)
+    recovered, lock = {}, threading.Lock()
+    t_kill = time.monotonic()
+    victim.kill(signal.SIGKILL)
+
+    def client(c):
+        conns, ports = {}, survivors[c % 2:] + survivors[:c % 2]
+        while True:
+            try:
+                g = pending.get_nowait()
+            except queue.Empty:
+                return
+            if write_once(conns, ports, keys[g]):
+                with lock:
+                    recovered[g] = (time.monotonic() - t_kill) * 1000
+            else:
+                time.sleep(0.005)
+                pending.put(g)
+                if time.monotonic() - t_kill > 60:
+                    return
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(GROUP_CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    victim_led = sorted(recovered[g] for g, l in leaders.items() if l == victim.id and g in recovered)
+    every = sorted(recovered.values())
+
+    def q(xs, f):
+        return round(xs[min(len(xs) - 1, int(f * len(xs)))], 1) if xs else None
+    print(json.dumps({"bench": "failover", "mode": "groups", "groups": args.groups,
+                      "members": len(nodes), "killed_led": counts[victim.id],
+                      "recovered": len(every), "clients": GROUP_CLIENTS,
+                      "all_ms": {"p50": q(every, 0.5), "p99": q(every, 0.99), "max": q(every, 1.0)},
+                      "killed_groups_ms": {"p50": q(victim_led, 0.5), "p99": q(victim_led, 0.99),
+                                           "max": q(victim_led, 1.0)}}))
+
+
+def spread(leaders, members):
+    """`leaders` when each member leads ceil(N / members) groups at most."""
+    if not leaders:
+        return None
+    share = -(-len(leaders) // members)
+    counts = {}
+    for leader in leaders.values():
+        counts[leader] = counts.get(leader, 0) + 1
+    return leaders if len(counts) == members and max(counts.values()) <= share else None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("raftd")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--signal", choices=["kill", "term"], default="kill")
+    ap.add_argument("--groups", type=int, default=0,
+                    help="raftd --groups N: one kill -9, every group's recovery (see above)")
     args = ap.parse_args()
     it.RAFTD = os.path.abspath(args.raftd)
+    if args.groups:
+        root = tempfile.mkdtemp(prefix="raftd-failover-", dir=os.environ.get("BENCH_DIR"))
+        nodes = [it.Node(root, i) for i in (1, 2, 3)]
+        members = ["--cluster-id", os.urandom(16).hex(), "--groups", str(args.groups)]
+        for n in nodes:
+            members += ["--member", n.spec]
+        for n in nodes:
+            n.start(*members, "--log-level", "warn")
+        try:
+            bench_groups(args, nodes, members)
+        finally:
+            for n in nodes:
+                n.kill()
+            import shutil
+            shutil.rmtree(root, ignore_errors=True)
+        return
     sig = signal.SIGKILL if args.signal == "kill" else signal.SIGTERM
     root = tempfile.mkdtemp(prefix="raftd-failover-", dir=os.environ.get("BENCH_DIR"))
     nodes = [it.Node(root, i) for i in (1, 2, 3)]

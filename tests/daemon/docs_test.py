@@ -304,6 +304,20 @@ class DocsTest(it.RaftdCase):
         status = it.request(self.port(8081), "GET", "/v1/status")[2]
         self.assertEqual((status["mode"], len(status["members"])), ("single", 1))
 
+    def test_operations_md_many_groups(self):
+        blocks = sh_blocks(os.path.join(REPO, "docs", "operations.md"), "Many groups")
+        self.assertEqual(len(blocks), 2)
+        out = self.run_script("".join(blocks), "docs/operations.md, Many groups")
+        self.assertIn("refused: g was created with --groups 16", out)
+        self.assertIn('"count":16', out)
+        self.assertIn('"group":3,', out)
+        status = it.request(self.port(8080), "GET", "/v1/status")[2]
+        self.assertEqual((status["groups"]["count"], status["keys"]), (16, 2))
+        self.assertIn('"value":"1"', out)
+        for n in (1, 2, 3):
+            status = it.request(self.port(8080 + n), "GET", "/v1/status")[2]
+            self.assertEqual((status["groups"]["count"], len(status["members"])), (6, 3))
+
     def test_operations_md_backup_and_restore(self):
         blocks = sh_blocks(os.path.join(REPO, "docs", "operations.md"), "Backup and restore")
         self.assertEqual(len(blocks), 1)

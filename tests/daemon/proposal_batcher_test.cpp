@@ -84,3 +84,36 @@ TEST_CASE("a refused proposal in a batch fails alone") {
     CHECK(f.results[0].status.code() == ErrorCode::busy);
     CHECK(f.results[1].status.ok());
 }
+
+TEST_CASE("with several groups, a wakeup's proposals go to keel as one batch per group") {
+    auto kv1 = std::make_shared<KvStateMachine>(), kv2 = std::make_shared<KvStateMachine>(),
+         kv3 = std::make_shared<KvStateMachine>();
+    testing::FakeNode g1{kv1}, g2{kv2}, g3{kv3};
+    std::vector<std::function<void()>> deferred;
+    auto batcher = std::make_shared<ProposalBatcher>(std::vector<Node*>{&g1, &g2, &g3},
+                                                     [&deferred](std::function<void()> work) {
+                                                         deferred.push_back(std::move(work));
+                                                         return true;
+                                                     });
+    std::vector<std::pair<std::size_t, std::uint64_t>> done;  // (group, index)
+    auto propose = [&](std::size_t group) {
+        batcher->propose(group, "x", [&done, group](ProposeResult r) {
+            REQUIRE(r.status.ok());
+            done.emplace_back(group, r.index);
+        });
+    };
+    propose(2);
+    propose(0);
+    propose(2);
+    propose(2);
+    REQUIRE(deferred.size() == 1);  // one hand-off for every group
+    CHECK(done.empty());
+    deferred[0]();
+    CHECK(g3.batches == std::vector<std::size_t>{3});
+    CHECK(g1.batches.empty());  // a lone proposal goes as itself
+    CHECK(g1.last_index == 1);
+    CHECK(g2.last_index == 0);
+    // Groups in first-use order, each batch in its order.
+    using P = std::pair<std::size_t, std::uint64_t>;
+    CHECK(done == std::vector<P>{{2, 1}, {2, 2}, {2, 3}, {0, 1}});
+}

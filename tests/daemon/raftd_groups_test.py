@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""raftd --groups N with real processes: keys sharded over N Raft groups on
+one keel::Host, each request to its key's group, the groups in /v1/status,
+/v1/groups/{g} and /metrics, the group count fixed by the data dir, and no
+acknowledged write lost to a kill -9.  raftd --quiesce: an idle cluster of
+real processes goes quiet, and a killed leader is replaced.  Waits poll
+against bounded deadlines.
+
+    raftd_groups_test.py path/to/raftd [unittest args]
+"""
+import os
+import signal
+import sys
+import threading
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import raftd_integration_test as it  # noqa: E402
+from raftd_integration_test import request, try_request, wait_until  # noqa: E402
+
+
+def group_of_key(key, groups):
+    """docs/api.md, "Many groups": 1 + FNV-1a 64 of the key's bytes mod N."""
+    h = 14695981039346656037
+    for byte in key.encode():
+        h ^= byte
+        h = (h * 1099511628211) % (1 << 64)
+    return 1 + h % groups
+
+
+class RaftdGroupsTest(it.RaftdCase):
+    GROUPS = 8
+
+    def start_groups(self, node_id=1, *extra):
+        n = self.node(node_id).start("--groups", str(self.GROUPS), *extra)
+        self.wait_ready(n)
+        return n
+
+    def write_concurrently(self, n, writers, per_writer):
+        """Keys w<w>-<i> written by `writers` threads at once; returns them."""
+        written, lock = {}, threading.Lock()
+
+        def writer(w):
+            for i in range(per_writer):
+                key, value = "w%d-%d" % (w, i), "v%d" % i
+                code, _, _ = try_request(n.http, "PUT", "/v1/kv/" + key, {"value": value})
+                if code == 200:
+                    with lock:
+                        written[key] = value
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return written
+
+    def test_keys_go_to_their_groups_and_survive_restarts(self):
+        n = self.start_groups()
+        written = self.write_concurrently(n, 8, 25)
+        self.assertEqual(len(written), 200)
+        status = n.status()
+        self.assertEqual(status["groups"]["count"], self.GROUPS)
+        self.assertEqual(status["groups"]["led_here"], self.GROUPS)
+        self.assertEqual(status["groups"]["without_leader"], 0)
+        self.assertEqual(status["keys"], 200)
+        self.assertEqual(status["role"], "leader")  # group 1's: the status page's view
+        self.assertEqual(status["mode"], "single")
+        expected = [0] * (self.GROUPS + 1)
+        for key in written:
+            expected[group_of_key(key, self.GROUPS)] += 1
+        cluster_ids = set()
+        for g in range(1, self.GROUPS + 1):
+            code, _, body = request(n.http, "GET", "/v1/groups/%d" % g)
+            self.assertEqual(code, 200)
+            self.assertEqual((body["group"], body["keys"], body["role"]),
+                             (g, expected[g], "leader"))
+            cluster_ids.add(body["cluster_id"])
+        self.assertEqual(len(cluster_ids), 1)  # one cluster id for every group
+        self.assertEqual(request(n.http, "GET", "/v1/groups/%d" % (self.GROUPS + 1))[0], 404)
+        code, _, text = request(n.http, "GET", "/metrics")
+        self.assertIn("raftd_groups %d\n" % self.GROUPS, text)
+        self.assertIn("raftd_groups_led %d\n" % self.GROUPS, text)
+        code, _, listing = request(n.http, "GET", "/v1/kv?prefix=w&limit=10000")
+        self.assertEqual(code, 200)
+        self.assertEqual([k["key"] for k in listing["keys"]], sorted(written))
+        self.assertEqual(request(n.http, "POST", "/v1/snapshot")[0], 200)
+        self.assertEqual(request(n.http, "GET", "/ui")[0], 200)
+        self.assertEqual(n.kill(signal.SIGTERM), 0)
+        self.assertEqual(sorted(os.listdir(os.path.join(n.data_dir, "groups"))),
+                         sorted(str(g) for g in range(1, self.GROUPS + 1)))
+        with open(os.path.join(n.data_dir, "raftd.groups")) as f:
+            self.assertEqual(f.read(), "%d\n" % self.GROUPS)
+
+        # A restart needs no --groups: the data dir keeps the count.
+        n.start(minimal=True)
+        self.wait_ready(n)
+        self.assertEqual(n.status()["groups"]["count"], self.GROUPS)
+        for key, value in written.items():
+            code, _, body = request(n.http, "GET", "/v1/kv/" + key)
+            self.assertEqual((code, body["value"]), (200, value), key)
+        self.assertEqual(n.kill(signal.SIGTERM), 0)
+
+        # Another count is refused, and says which one the data dir has.
+        n.start("--groups", "3")
+        self.assertEqual(n.proc.wait(timeout=it.DEADLINE_S), 1)
+        self.assertIn("created with --groups %d" % self.GROUPS, n.log_text())
+
+    def test_kill9_during_concurrent_writes_loses_no_acknowledged_write(self):
+        n = self.start_groups()
+        acked, lock, stop = {}, threading.Lock(), threading.Event()
+
+        def writer(w):
+            i = 0
+            while not stop.is_set():
+                key, value = "w%d-%d" % (w, i), "v%d" % i
+                code, _, _ = try_request(n.http, "PUT", "/v1/kv/" + key, {"value": value})
+                if code == 200:
+                    with lock:
+                        acked[key] = value
+                elif code is None:
+                    return
+                i += 1
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+        for t in threads:
+            t.start()
+        wait_until("200 acknowledged writes", lambda: len(acked) >= 200)
+        n.kill(signal.SIGKILL)
+        stop.set()
+        for t in threads:
+            t.join()
+        n.start(minimal=True)
+        self.wait_ready(n)
+        with lock:
+            snapshot = dict(acked)
+        groups_written = {group_of_key(key, self.GROUPS) for key in snapshot}
+        self.assertGreater(len(groups_written), 1)
+        for key, value in snapshot.items():
+            code, _, body = request(n.http, "GET", "/v1/kv/" + key)
+            self.assertEqual((code, body and body.get("value")), (200, value), key)
+
+    def test_a_data_dir_made_without_groups_refuses_them(self):
+        n = self.node(1).start()
+        self.wait_ready(n)
+        self.assertNotIn("groups", n.status())
+        self.assertEqual(request(n.http, "GET", "/v1/groups/1")[0], 404)
+        self.assertEqual(n.kill(signal.SIGTERM), 0)
+        n.start("--groups", "4")
+        self.assertEqual(n.proc.wait(timeout=it.DEADLINE_S), 1)
+        self.assertIn("created without --groups", n.log_text())
+        self.assertFalse(os.path.exists(os.path.join(n.data_dir, "raftd.groups")))
+
+
+class RaftdGroupsClusterTest(it.RaftdCase):
+    GROUPS = 9
+
+    def led_by(self, nodes):
+        """{member id: groups it leads}, once every live member agrees on a
+        leader for every group; None before."""
+        views = []
+        for n in nodes:
+            code, _, body = try_request(n.http, "GET", "/v1/groups")
+            if code != 200:
+                return None
+            views.append({g["group"]: g["leader_id"] for g in body["groups"]})
+        if any(v != views[0] for v in views) or 0 in views[0].values():
+            return None
+        live = {n.id for n in nodes}
+        if not set(views[0].values()) <= live:
+            return None
+        led = {n.id: 0 for n in nodes}
+        for leader in views[0].values():
+            led[leader] += 1
+        return led
+
+    def wait_spread(self, nodes):
+        """Every live member leads its share: GROUPS / len(nodes), rounded."""
+        share = self.GROUPS // len(nodes)
+        extra = 1 if self.GROUPS % len(nodes) else 0
+
+        def spread():
+            led = self.led_by(nodes)
+            ok = led and all(share <= c <= share + extra for c in led.values())
+            return led if ok else None
+        return wait_until("leaders spread over %s" % [n.id for n in nodes], spread)
+
+    def put_following(self, port, key, value):
+        """A write through `port`, following the redirect to its group's leader."""
+        for _ in range(5):
+            code, hdrs, body = try_request(port, "PUT", "/v1/kv/" + key, {"value": value})
+            if code != 307:
+                return code, body
+            port = int(hdrs["location"].split(":")[2].split("/")[0])
+        return code, body
+
+    def test_three_processes_spread_leaders_redirect_per_group_and_fail_over(self):
+        nodes = self.start_cluster(3, "--groups", str(self.GROUPS))
+        self.wait_spread(nodes)
+        # Every key through member 1: its group's leader answers (after a redirect
+        # naming the group when it is another member).
+        redirected = 0
+        for i in range(30):
+            key = "k%d" % i
+            code, hdrs, body = try_request(nodes[0].http, "PUT", "/v1/kv/" + key, {"value": "1"})
+            if code == 307:
+                redirected += 1
+                self.assertEqual(body["group"], group_of_key(key, self.GROUPS))
+            wait_until("%s written" % key,
+                       lambda: self.put_following(nodes[0].http, key, "1")[0] == 200)
+        self.assertGreater(redirected, 0)
+        # kill -9 one member: the others lead every group and take writes in each.
+        victim = nodes[2]
+        victim.kill(signal.SIGKILL)
+        survivors = nodes[:2]
+        self.wait_spread(survivors)
+        # (429 busy / 503 while a new leader commits its first entry or a
+        # transfer runs: clients retry.)
+        for i in range(30):
+            wait_until("k%d written" % i, lambda: self.put_following(
+                nodes[0].http, "k%d" % i, "2")[0] == 200)
+        # Back (restarted with its data dir only): the leaders spread again.
+        victim.start(minimal=True)
+        self.wait_spread(nodes)
+        for i in range(30):
+            key = "k%d" % i
+            wait_until("%s on member 3" % key, lambda: (try_request(
+                victim.http, "GET", "/v1/kv/%s?consistency=stale" % key)[2] or {}).get(
+                    "value") == "2")
+
+
+class RaftdQuiesceTest(it.RaftdCase):
+    def test_an_idle_cluster_quiesces_and_a_killed_leader_is_replaced(self):
+        nodes = self.start_cluster(3, "--quiesce")
+        leader = self.leader_of(nodes)
+        self.assertEqual(self.put(leader.http, "a", "1")[0], 200)
+        wait_until("every member quiescent",
+                   lambda: all((n.status() or {}).get("quiescent") for n in nodes))
+        # Quiet: no election while idle.
+        elections = sum(n.status()["elections"] for n in nodes)
+        self.assertEqual(self.put(leader.http, "b", "2")[0], 200)  # wakes it
+        wait_until("quiescent again",
+                   lambda: all((n.status() or {}).get("quiescent") for n in nodes))
+        self.assertEqual(sum(n.status()["elections"] for n in nodes), elections)
+        # Only the liveness verdict wakes the followers' quiescent groups.
+        leader.kill(signal.SIGKILL)
+        others = [n for n in nodes if n is not leader]
+        new_leader = self.leader_of(others)
+        self.assertEqual(self.put(new_leader.http, "c", "3")[0], 200)
+        for key, value in (("a", "1"), ("b", "2"), ("c", "3")):
+            self.assertEqual(request(new_leader.http, "GET", "/v1/kv/" + key)[2]["value"], value)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    it.RAFTD = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)
