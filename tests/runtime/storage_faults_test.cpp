@@ -100,6 +100,17 @@ struct Fixture {
             acked[r.index] = data;
         }
     }
+    // Writes accepted before the no_space alarm that the WAL holds until
+    // space is back (put_until_refused); complete_held() collects them.
+    std::vector<std::pair<std::string, std::future<ProposeResult>>> held;
+    void complete_held() {
+        for (auto& [data, f] : held) {
+            ProposeResult r = f.get();
+            REQUIRE(r.status.ok());
+            acked[r.index] = data;
+        }
+        held.clear();
+    }
     bool alarmed() const {
         const auto alarms = node->status().alarms;
         return alarms == std::vector<std::string>{kAlarmNoSpace};
@@ -140,15 +151,29 @@ struct FaultCase {
     const char* failure_names;  // fail_stop rows: part of NodeStatus::failure
 };
 
-// Proposes until a write is refused (the alarm went up on the way), at most
-// `bound` writes.
+// Proposes one write at a time until one is refused (the alarm went up on
+// the way), at most `bound` writes.  A write accepted before the alarm may be
+// the one that needs the next segment: the WAL holds it (and answers it) once
+// space is back, so with the alarm up and the write unanswered, it is kept in
+// f.held for check_no_space to collect after the lift.
 void put_until_refused(Fixture& f, int bound) {
     for (int i = 0; i < bound; ++i) {
-        ProposeResult r = f.put();
+        std::string data = tag("v", f.next++) + std::string(300, 'x');
+        std::future<ProposeResult> answer = f.node->propose(data);
+        auto answered = [&] {
+            return answer.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+        };
+        REQUIRE(eventually([&] { return answered() || f.alarmed(); }));
+        if (!answered()) {
+            f.held.emplace_back(std::move(data), std::move(answer));
+            return;
+        }
+        ProposeResult r = answer.get();
         if (!r.status.ok()) {
             REQUIRE(r.status.code() == ErrorCode::no_space);
             return;
         }
+        f.acked[r.index] = data;
     }
     FAIL("no write was refused");
 }
@@ -249,6 +274,7 @@ void check_no_space(Fixture& f, const FaultCase& c) {
     CHECK(read.status.ok());
     c.lift(f);  // space is back: no restart, the node resumes by itself
     REQUIRE(eventually([&] { return f.node->status().alarms.empty(); }));
+    f.complete_held();
     f.put_ok(5);
     CHECK(f.node->status().failure.empty());
     f.require_restart_has_every_acked_write();
