@@ -37,6 +37,28 @@ json members_json(const NodeStatus& status) {
     return members;
 }
 
+// The fields of one Raft group's status that /v1/status and /v1/groups/{g}
+// both show.
+json raft_status_json(const NodeStatus& s) {
+    return {{"id", s.id},
+            {"cluster_id", s.cluster_id},
+            {"role", keel::role_name(s.role)},
+            {"term", s.term},
+            {"leader_id", s.leader_id},
+            {"commit_index", s.commit_index},
+            {"applied_index", s.applied_index},
+            {"first_index", s.first_index},
+            {"last_index", s.last_index},
+            {"snapshot_index", s.snapshot_index},
+            {"mode", mode_string(s.mode)},
+            {"quiescent", s.quiescent},
+            {"members", members_json(s)},
+            {"timer_wakeups", s.timer_wakeups},
+            {"elections", s.elections},
+            {"proposals", s.proposals},
+            {"commits", s.commits}};
+}
+
 json histogram_summary(const LatencyHistogram& h) {
     return {{"count", h.count},
             {"mean_us", h.count ? h.sum_us / static_cast<double>(h.count) : 0.0},
@@ -62,24 +84,8 @@ void handle_status(HandlerContext& context, RouteRequest&, Respond respond) {
     std::vector<NodeStatus> groups = group_statuses(context);
     NodeStatus s = context.sharded() ? combined_status(groups) : groups.front();
     refresh_quota(context, s);
-    json body = {{"id", s.id},
-                 {"cluster_id", s.cluster_id},
-                 {"role", keel::role_name(s.role)},
-                 {"term", s.term},
-                 {"leader_id", s.leader_id},
-                 {"commit_index", s.commit_index},
-                 {"applied_index", s.applied_index},
-                 {"first_index", s.first_index},
-                 {"last_index", s.last_index},
-                 {"snapshot_index", s.snapshot_index},
-                 {"snapshots_damaged", s.snapshots_damaged},
-                 {"mode", mode_string(s.mode)},
-                 {"quiescent", s.quiescent},
-                 {"members", members_json(s)},
-                 {"timer_wakeups", s.timer_wakeups},
-                 {"elections", s.elections},
-                 {"proposals", s.proposals},
-                 {"commits", s.commits},
+    json body = raft_status_json(s);
+    body.update({{"snapshots_damaged", s.snapshots_damaged},
                  {"keys", total_keys(context)},
                  {"state_bytes", total_state_bytes(context)},
                  {"quota_bytes", context.quota ? context.quota->quota_bytes() : 0},
@@ -91,7 +97,7 @@ void handle_status(HandlerContext& context, RouteRequest&, Respond respond) {
                    {"records_per_fsync", s.wal.records_per_fsync}}},
                  {"commit_latency", histogram_summary(s.commit_latency)},
                  {"fsync_latency", histogram_summary(s.fsync_latency)},
-                 {"alarms", active_alarms(s, *context.alarms)}};
+                 {"alarms", active_alarms(s, *context.alarms)}});
     if (!s.failure.empty()) body["failure"] = s.failure;
     if (context.sharded()) body["groups"] = groups_json(summarize_groups(groups));
     respond(json_response(200, dump(body)));
@@ -471,28 +477,12 @@ void handle_group(HandlerContext& context, RouteRequest& request, Respond respon
     std::optional<KvGroup> group = group_param(context, request, "g", respond);
     if (!group) return;
     const NodeStatus s = group->node->status();
-    json body = {{"group", group->id},
-                 {"id", s.id},
-                 {"cluster_id", s.cluster_id},
-                 {"role", keel::role_name(s.role)},
-                 {"term", s.term},
-                 {"leader_id", s.leader_id},
-                 {"commit_index", s.commit_index},
-                 {"applied_index", s.applied_index},
-                 {"first_index", s.first_index},
-                 {"last_index", s.last_index},
-                 {"snapshot_index", s.snapshot_index},
-                 {"mode", mode_string(s.mode)},
-                 {"quiescent", s.quiescent},
-                 {"members", members_json(s)},
-                 {"timer_wakeups", s.timer_wakeups},
-                 {"elections", s.elections},
-                 {"proposals", s.proposals},
-                 {"commits", s.commits},
+    json body = raft_status_json(s);
+    body.update({{"group", group->id},
                  {"keys", group->kv->size()},
                  {"state_bytes", group->kv->size_bytes()},
                  {"commit_latency", histogram_summary(s.commit_latency)},
-                 {"alarms", s.alarms}};
+                 {"alarms", s.alarms}});
     if (!s.failure.empty()) body["failure"] = s.failure;
     respond(json_response(200, dump(body)));
 }
