@@ -46,7 +46,7 @@ public:
     StrandPool& operator=(const StrandPool&) = delete;
 
     // Queues `strand` to run a slice.  REQUIRES: the strand is neither
-    // queued nor running (its scheduled flag went from false to true).
+    // queued nor running (the caller has just set its scheduled flag).
     void schedule(Strand& strand) EXCLUDES(mu_);
     // Takes `strand` out of the run queue if it waits there (true: no pool
     // thread will run it; the caller runs its slices itself).  False when it

@@ -108,32 +108,10 @@ class RaftdGroupsTest(it.RaftdCase):
 
     def test_kill9_during_concurrent_writes_loses_no_acknowledged_write(self):
         n = self.start_groups()
-        acked, lock, stop = {}, threading.Lock(), threading.Event()
-
-        def writer(w):
-            i = 0
-            while not stop.is_set():
-                key, value = "w%d-%d" % (w, i), "v%d" % i
-                code, _, _ = try_request(n.http, "PUT", "/v1/kv/" + key, {"value": value})
-                if code == 200:
-                    with lock:
-                        acked[key] = value
-                elif code is None:
-                    return
-                i += 1
-
-        threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
-        for t in threads:
-            t.start()
-        wait_until("200 acknowledged writes", lambda: len(acked) >= 200)
-        n.kill(signal.SIGKILL)
-        stop.set()
-        for t in threads:
-            t.join()
+        acked = it.write_until_killed(n)
         n.start(minimal=True)
         self.wait_ready(n)
-        with lock:
-            snapshot = dict(acked)
+        snapshot = acked  # its writers have all returned
         groups_written = {group_of_key(key, self.GROUPS) for key in snapshot}
         self.assertGreater(len(groups_written), 1)
         for key, value in snapshot.items():

@@ -80,6 +80,35 @@ def wait_until(what, fn, deadline_s=DEADLINE_S):
     raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
 
 
+
+def write_until_killed(node, writers=8, at_least=200):
+    """Eight writers PUT distinct keys to `node` until it has acknowledged
+    `at_least` of them, then the node is killed (-9) under them.  Returns the
+    acknowledged writes, {key: value}."""
+    acked, lock, stop = {}, threading.Lock(), threading.Event()
+
+    def writer(w):
+        i = 0
+        while not stop.is_set():
+            key, value = "w%d-%d" % (w, i), "v%d" % i
+            code, _, _ = try_request(node.http, "PUT", "/v1/kv/" + key, {"value": value})
+            if code == 200:
+                with lock:
+                    acked[key] = value
+            elif code is None:
+                return
+            i += 1
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    wait_until("%d acknowledged writes" % at_least, lambda: len(acked) >= at_least)
+    node.kill(signal.SIGKILL)
+    stop.set()
+    for t in threads:
+        t.join()
+    return acked
+
 def doc_block(doc, heading):
     """The first ```sh block after `heading` in docs/`doc`, as written."""
     with open(os.path.join(DOCS, doc)) as f:
@@ -293,34 +322,10 @@ class RaftdTest(RaftdCase):
     def test_kill9_during_concurrent_writes_loses_no_acknowledged_write(self):
         n = self.node(1).start()
         self.wait_ready(n)
-        acked = {}
-        lock = threading.Lock()
-        stop = threading.Event()
-
-        def writer(w):
-            i = 0
-            while not stop.is_set():
-                key, value = "w%d-%d" % (w, i), "v%d" % i
-                code, _, _ = try_request(n.http, "PUT", "/v1/kv/" + key, {"value": value})
-                if code == 200:
-                    with lock:
-                        acked[key] = value
-                elif code is None:
-                    return
-                i += 1
-
-        threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
-        for t in threads:
-            t.start()
-        wait_until("200 acknowledged writes", lambda: len(acked) >= 200)
-        n.kill(signal.SIGKILL)
-        stop.set()
-        for t in threads:
-            t.join()
+        acked = write_until_killed(n)
         n.start()
         self.wait_ready(n)
-        with lock:
-            snapshot = dict(acked)
+        snapshot = acked  # its writers have all returned
         for key, value in snapshot.items():
             code, _, body = request(n.http, "GET", "/v1/kv/" + key)
             self.assertEqual((code, body and body.get("value")), (200, value), key)

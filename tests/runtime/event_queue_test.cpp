@@ -7,35 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "../common/gate.hpp"
 #include "runtime/event_queue.hpp"
 
 using keel::runtime::EventQueue;
 
 namespace {
 
-// A gate the first event waits at, so the test controls what is queued
-// behind it.
-struct Gate {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool entered = false;
-    bool open = false;
-    void wait_open() {
-        std::unique_lock lock(mu);
-        entered = true;
-        cv.notify_all();
-        cv.wait(lock, [&] { return open; });
-    }
-    void wait_entered() {
-        std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return entered; });
-    }
-    void release() {
-        std::lock_guard lock(mu);
-        open = true;
-        cv.notify_all();
-    }
-};
+using keel::test::Gate;
 
 }  // namespace
 

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "../common/gate.hpp"
 #include "runtime/apply_worker.hpp"
 #include "runtime/event_queue.hpp"
 #include "runtime/strand_pool.hpp"
@@ -30,28 +31,7 @@ using keel::runtime::ApplyWorker;
 using keel::runtime::EventQueue;
 using keel::runtime::StrandPool;
 
-// A gate a callback waits at until the test opens it.
-struct Gate {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool entered = false;
-    bool open = false;
-    void wait_open() {
-        std::unique_lock lock(mu);
-        entered = true;
-        cv.notify_all();
-        cv.wait(lock, [&] { return open; });
-    }
-    void wait_entered() {
-        std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return entered; });
-    }
-    void release() {
-        std::lock_guard lock(mu);
-        open = true;
-        cv.notify_all();
-    }
-};
+using keel::test::Gate;
 
 // Polls `done` until it holds, for at most 20 s.
 template <typename F>
