@@ -289,6 +289,11 @@ void handle_add_member(HandlerContext& context, RouteRequest& request, Respond r
                    {"raft", spec.raft_address},
                    {"http", spec.metadata},
                    {"role", spec.voter ? "voter" : "learner"}};
+    // With --groups the new member is a process the Host must reach first
+    // (a retry finds it there already).
+    if (context.add_process) {
+        if (Status s = context.add_process(spec); !s.ok()) return respond(error_from_status(s));
+    }
     change_every_group(
         context, request, std::move(respond),
         [spec](Node& node, std::function<void(Status)> done) {

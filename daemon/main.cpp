@@ -365,12 +365,15 @@ Result<std::size_t> group_count(const DaemonConfig& config, bool data_dir_has_id
     return config.groups;
 }
 
-// --groups' peers (the other processes: id -> Raft address): from
-// --member, stored in the data dir for the next starts (keel::Host's peers
-// are fixed when it opens), else the stored ones.  An error (logged) when
-// the file cannot be read or written.
+// --groups' peers when the Host opens (the other processes: id -> Raft
+// address): from --member (a joiner's: the members that will add it),
+// stored in the data dir for the next starts, else the stored ones (which
+// GroupPeerSync keeps equal to the groups' members); none with
+// --force-new-cluster (this process alone).  An error (logged) when the
+// file cannot be read or written.
 Result<std::map<NodeId, std::string>> group_peers(const DaemonConfig& config, NodeId self,
                                                   spdlog::logger& log) {
+    if (config.force_new_cluster) return std::map<NodeId, std::string>{};
     std::vector<MemberSpec> members = config.members;
     if (members.empty()) {
         Result<std::vector<MemberSpec>> stored = read_members(config.data_dir);
@@ -456,7 +459,8 @@ int run(const DaemonConfig& config) {
     } else {
         Result<std::map<NodeId, std::string>> peers = group_peers(config, id, *log);
         if (!peers.ok()) return 1;
-        Result<std::unique_ptr<GroupHost>> opened = open_group_host(options, *peers, groups);
+        Result<std::unique_ptr<GroupHost>> opened =
+            open_group_host(options, *peers, groups, options.logger);
         if (!opened.ok()) {
             log->error("cannot open the groups: {}", opened.status().to_string());
             return 1;
@@ -476,7 +480,12 @@ int run(const DaemonConfig& config) {
                                server->post(std::move(work));
                            }};
     context.quota = std::make_shared<StorageQuota>(config.quota_bytes, context.alarms);
-    if (served.host) context.groups = served.host->kv_groups();
+    if (served.host) {
+        context.groups = served.host->kv_groups();
+        context.add_process = [&peers = *served.host->peers](const MemberSpec& member) {
+            return peers.add_process(member);
+        };
+    }
     context.proposals =
         std::make_shared<ProposalBatcher>(served.nodes(), [&server](std::function<void()> work) {
             return server->post_after_ready(std::move(work));
