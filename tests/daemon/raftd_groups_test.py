@@ -313,6 +313,37 @@ class RaftdGroupsGrowTest(it.RaftdCase):
         self.read_everywhere([first], written)
         self.assertEqual(first.status()["groups"]["led_here"], self.GROUPS)
 
+    def test_force_new_cluster_makes_the_survivor_the_only_voter_of_every_group(self):
+        nodes = self.start_cluster(3, "--groups", str(self.GROUPS))
+        for n in nodes:
+            self.wait_ready(n)
+        written = {}
+        for i in range(12):
+            wait_until("k%d written" % i, lambda i=i: self.follow(
+                nodes[0].http, "PUT", "/v1/kv/k%d" % i, {"value": "old"})[0] == 200)
+            written["k%d" % i] = "old"
+        self.read_everywhere([nodes[0]], written)
+        # The majority is lost for good.
+        for n in nodes[1:]:
+            n.kill(signal.SIGKILL)
+        first = nodes[0]
+        first.kill(signal.SIGTERM)
+        first.start("--force-new-cluster")
+        self.wait_ready(first)
+        status = first.status()
+        self.assertEqual((status["groups"]["led_here"], len(status["members"])), (self.GROUPS, 1))
+        self.read_everywhere([first], written)
+        for i in range(12):
+            self.assertEqual(self.put(first.http, "k%d" % i, "new")[0], 200)
+            written["k%d" % i] = "new"
+        wait_until("member 1 alone in raftd.members", lambda: self.members_file(first) == [1])
+        # A restart without the flag: still alone, nothing lost.
+        first.kill(signal.SIGTERM)
+        first.start(minimal=True)
+        self.wait_ready(first)
+        self.assertEqual(first.status()["groups"]["led_here"], self.GROUPS)
+        self.read_everywhere([first], written)
+
     def test_a_joiner_needs_the_cluster_id_and_members(self):
         n = self.node(2).start("--join", "--groups", "4")
         self.assertEqual(n.proc.wait(timeout=it.DEADLINE_S), 2)
