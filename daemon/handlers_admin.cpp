@@ -450,6 +450,13 @@ void handle_ready(HandlerContext& context, RouteRequest&, Respond respond) {
         const NodeStatus& s = groups[i];
         const std::string which = context.sharded() ? fmt::format("group {}: ", i + 1) : "";
         if (!s.failure.empty()) return respond(error_response(503, "failed", which + s.failure));
+        // A joiner's group that no member has added: the cluster may have
+        // fewer groups than this process (group_count_guard.hpp).
+        if (context.sharded() && s.members.empty())
+            return respond(error_response(
+                503, "not_ready",
+                which + "not added to the cluster yet (a joiner's --groups must be the "
+                        "cluster's)"));
         if (s.leader_id == 0)
             return respond(error_response(503, "not_ready", which + "no leader is known"));
         if (s.applied_index + context.limits.ready_max_apply_lag_entries < s.commit_index) {

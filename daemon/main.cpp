@@ -34,6 +34,7 @@
 #include "errors.hpp"
 #include "flags.hpp"
 #include "group_balancer.hpp"
+#include "group_count_guard.hpp"
 #include "group_host.hpp"
 #include "handlers.hpp"
 #include "http_server.hpp"
@@ -60,6 +61,8 @@ constexpr std::chrono::milliseconds kDrainGrace{5000};
 constexpr std::chrono::milliseconds kRebalanceInterval{1000};
 // keel fail-stopped on a failed write or fsync (EX_IOERR, sysexits.h).
 constexpr int kExitStorageFailure = 74;
+// A joiner whose --groups is not the cluster's (group_count_guard.hpp).
+constexpr int kExitGroupCount = 1;
 
 std::shared_ptr<spdlog::logger> make_logger(NodeId id, const std::string& level) {
     auto logger = std::make_shared<spdlog::logger>(
@@ -136,6 +139,8 @@ struct Served {
     std::unique_ptr<GroupHost> host;     // with --groups
     // With --groups: spreads the groups' leaders (after `host`: stops first).
     std::unique_ptr<GroupBalancer> balancer;
+    // With --groups --join: stops raftd if the cluster has more groups.
+    std::unique_ptr<GroupCountGuard> group_count;
 
     // The node, or group 1 (whose membership is every group's).
     Node& first() const { return host ? *host->groups.front() : *node; }
@@ -268,6 +273,12 @@ void serve_until_stopped(boost::asio::io_context& context, boost::asio::signal_s
             stopped = true;
             signals.cancel();
             on_failure();
+            break;
+        }
+        if (exit_code == kExitGroupCount) {  // logged where it was found
+            stopped = true;
+            signals.cancel();
+            stop();
             break;
         }
         if (context.run_one() == 0) break;
@@ -469,6 +480,20 @@ int run(const DaemonConfig& config) {
         log->info("{} group(s) open", groups);
         served.balancer = std::make_unique<GroupBalancer>(served.host->kv_groups());
         served.balancer->start(kRebalanceInterval);
+        if (config.join) {
+            served.group_count = std::make_unique<GroupCountGuard>(
+                *served.host->host,
+                [&signals_context, &exit_code, &log = *log, groups](std::uint64_t refusals) {
+                    log.error(
+                        "--groups {}: the cluster has more groups ({} message(s) from its members "
+                        "for groups this process does not serve); stopping. Empty the data dir "
+                        "and join again with the cluster's --groups (GET /v1/status: "
+                        "groups.count on a member)",
+                        groups, refusals);
+                    boost::asio::post(signals_context,
+                                      [&exit_code] { exit_code = kExitGroupCount; });
+                });
+        }
     }
     Node* const node = &served.first();
 

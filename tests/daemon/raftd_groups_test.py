@@ -344,6 +344,34 @@ class RaftdGroupsGrowTest(it.RaftdCase):
         self.assertEqual(first.status()["groups"]["led_here"], self.GROUPS)
         self.read_everywhere([first], written)
 
+    def test_a_joiner_with_another_group_count_is_refused(self):
+        cluster_id = os.urandom(16).hex()
+        first = self.node(1).start("--groups", str(self.GROUPS), "--cluster-id", cluster_id)
+        self.wait_ready(first)
+        self.assertEqual(self.put(first.http, "k", "1")[0], 200)
+        # Fewer groups than the cluster: a member's bytes for group 3 or 4
+        # stop it, with the reason.
+        fewer = self.node(2).start("--join", "--member", first.spec, "--groups", "2",
+                                   "--cluster-id", cluster_id)
+        wait_until("node 2 up", lambda: try_request(fewer.http, "GET", "/healthz")[0] == 200)
+        self.follow(first.http, "POST", "/v1/members", {
+            "id": 2, "raft": "127.0.0.1:%d" % fewer.raft, "http": "127.0.0.1:%d" % fewer.http,
+            "role": "learner"})
+        self.assertEqual(fewer.proc.wait(timeout=it.DEADLINE_S), 1)
+        self.assertIn("the cluster has more groups", fewer.log_text())
+        self.change(first.http, "DELETE", "/v1/members/2")
+        # More groups than the cluster: its extra groups are never added,
+        # and /readyz says so.
+        more = self.node(3).start("--join", "--member", first.spec, "--groups", "6",
+                                  "--cluster-id", cluster_id)
+        wait_until("node 3 up", lambda: try_request(more.http, "GET", "/healthz")[0] == 200)
+        self.change(first.http, "POST", "/v1/members", {
+            "id": 3, "raft": "127.0.0.1:%d" % more.raft, "http": "127.0.0.1:%d" % more.http,
+            "role": "learner"})
+        wait_until("group 5 named", lambda: "group 5: not added to the cluster yet" in str(
+            try_request(more.http, "GET", "/readyz")[2]))
+        self.assertEqual(try_request(more.http, "GET", "/readyz")[0], 503)
+
     def test_a_joiner_needs_the_cluster_id_and_members(self):
         n = self.node(2).start("--join", "--groups", "4")
         self.assertEqual(n.proc.wait(timeout=it.DEADLINE_S), 2)
