@@ -19,13 +19,25 @@ GroupCountGuard::~GroupCountGuard() {
     thread_.join();
 }
 
+namespace {
+
+std::uint64_t unknown_group_refusals(const Host& host) {
+    const HostStatus status = host.status();
+    auto it = status.peer_rejections.find("unknown_group");
+    return it == status.peer_rejections.end() ? 0 : it->second;
+}
+
+}  // namespace
+
 void GroupCountGuard::run() {
+    // Refused while the groups were still opening (a restarted member's
+    // peers send at once) say nothing about the count.
+    const std::uint64_t before = unknown_group_refusals(host_);
     std::unique_lock lock(mu_);
     while (!wake_.wait_for(lock, kPollInterval, [this] { return stop_; })) {
-        const HostStatus status = host_.status();
-        auto it = status.peer_rejections.find("unknown_group");
-        if (it != status.peer_rejections.end() && it->second != 0) {
-            on_mismatch_(it->second);
+        const std::uint64_t now = unknown_group_refusals(host_);
+        if (now > before) {
+            on_mismatch_(now - before);
             return;
         }
     }

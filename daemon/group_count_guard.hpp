@@ -3,8 +3,8 @@
 // the cluster does.  A member sends a process bytes for a group only when
 // the cluster has that group, so bytes for a group this process does not
 // serve (the Host's "unknown_group" refusals, counted only after a hello of
-// this cluster) mean the cluster has more groups than N.  The guard sees
-// that and reports it once.  (A cluster with fewer groups sends nothing for
+// this cluster) once every group is open mean the cluster has more groups
+// than N.  The guard sees that and reports it once.  (A cluster with fewer groups sends nothing for
 // the joiner's extra groups: those are never added, and /readyz names them.)
 //
 // Owns: one thread ("group-count") that reads the Host's status every
@@ -28,7 +28,8 @@ class GroupCountGuard {
 public:
     static constexpr std::chrono::milliseconds kPollInterval{100};
 
-    // `host` must outlive the guard.  `on_mismatch(refusals)` is called once,
+    // REQUIRES: every group is open on `host` (refusals before do not
+    // count).  `host` must outlive the guard.  `on_mismatch(refusals)` is called once,
     // with the count of unknown-group refusals seen, must not block for
     // long and must not destroy the guard.
     GroupCountGuard(const Host& host, std::function<void(std::uint64_t)> on_mismatch);

@@ -132,7 +132,6 @@ Status HostImpl::start_keel_tcp(wal::FileSystem& fs) {
         MutexLock lock(processes_mu_);
         processes_ = std::move(p);
     }
-    keel_tcp_ = true;
     transport_ = std::move(transport);
     return Status::ok_status();
 }

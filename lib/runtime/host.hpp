@@ -71,7 +71,6 @@ private:
     // time: add_peer, remove_peer), and the cluster's id.
     mutable Mutex processes_mu_;
     std::optional<HostProcesses> processes_ GUARDED_BY(processes_mu_);
-    bool keel_tcp_ = false;  // processes_ is set (fixed once open returns)
     transport::ClusterId cluster_id_;
     // Serialises add_peer and remove_peer: the processes and the
     // transport change together.
