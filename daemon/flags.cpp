@@ -98,11 +98,14 @@ std::string cross_check(DaemonConfig& config, bool http_set, bool raft_set) {
     if (tls.enabled() && config.peer_insecure)
         return "--peer-insecure contradicts --peer-cert/--peer-key/--peer-ca";
     if (config.groups > kGroupsMax) return fmt::format("--groups must be in 1..{}", kGroupsMax);
-    if (config.groups != 0 &&
-        (config.join || !config.restore_file.empty() || config.force_new_cluster)) {
-        return "--groups takes its members from --member (a cluster's processes are fixed "
-               "when it starts): no --join, --restore or --force-new-cluster";
+    if (config.groups != 0 && !config.restore_file.empty()) {
+        return "--restore builds a data dir from one snapshot file; one of --groups N holds "
+               "N groups in one shared WAL, which --restore does not build: not with --groups";
     }
+    // A joining process's Host must reach the members that will add it, and
+    // a Host does not learn the cluster's id from a hello.
+    if (config.groups != 0 && config.join && (config.members.empty() || config.cluster_id.empty()))
+        return "--groups with --join needs --cluster-id and --member for the cluster's members";
     if (config.members.empty()) return "";
     if (!config.id) return "--member needs --id (which member is this node?)";
     std::set<NodeId> ids;

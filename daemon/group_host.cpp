@@ -15,7 +15,7 @@ std::vector<KvGroup> GroupHost::kv_groups() const {
 
 Result<std::unique_ptr<GroupHost>> open_group_host(const NodeOptions& options,
                                                    const std::map<NodeId, std::string>& peers,
-                                                   std::size_t count) {
+                                                   std::size_t count, GroupPeerSync::Log log) {
     KEEL_ASSERT(count >= 1, "the group count is validated at start-up");
     HostOptions host_options;
     host_options.data_dir = options.data_dir;
@@ -33,6 +33,8 @@ Result<std::unique_ptr<GroupHost>> open_group_host(const NodeOptions& options,
     if (!host.ok()) return host.status();
     auto opened = std::make_unique<GroupHost>();
     opened->host = std::move(host.value());
+    opened->peers = std::make_unique<GroupPeerSync>(*opened->host, options.id, options.data_dir,
+                                                    std::move(log));
     // What is the Host's is not the group's (keel/host.hpp).
     NodeOptions group_options = options;
     group_options.data_dir.clear();  // the Host's data_dir/groups/<g>
@@ -40,7 +42,10 @@ Result<std::unique_ptr<GroupHost>> open_group_host(const NodeOptions& options,
     group_options.cluster_id.clear();
     group_options.peer_tls = PeerTls{};
     group_options.peer_insecure = false;
+    // A joiner's --member list is the Host's peers, not a group's.
+    if (group_options.join) group_options.initial_members.clear();
     for (std::size_t g = 1; g <= count; ++g) {
+        group_options.observer = opened->peers->observer(g);
         auto map = std::make_shared<KvStateMachine>();
         Result<std::unique_ptr<Node>> group = opened->host->open_group(g, group_options, map);
         if (!group.ok()) {

@@ -66,6 +66,10 @@ struct HandlerContext {
     // group g (kv_shards.hpp); empty without --groups.
     std::vector<KvGroup> groups{};
 
+    // With --groups: makes a process the Host reaches, before it is added to
+    // the groups (POST /v1/members; group_peer_sync.hpp).  Null without.
+    std::function<Status(const MemberSpec&)> add_process{};
+
     bool sharded() const { return !groups.empty(); }
     // The group that holds `key`.
     KvGroup group_of(std::string_view key) const {

@@ -289,6 +289,11 @@ void handle_add_member(HandlerContext& context, RouteRequest& request, Respond r
                    {"raft", spec.raft_address},
                    {"http", spec.metadata},
                    {"role", spec.voter ? "voter" : "learner"}};
+    // With --groups the new member is a process the Host must reach first
+    // (a retry finds it there already).
+    if (context.add_process) {
+        if (Status s = context.add_process(spec); !s.ok()) return respond(error_from_status(s));
+    }
     change_every_group(
         context, request, std::move(respond),
         [spec](Node& node, std::function<void(Status)> done) {
@@ -445,6 +450,13 @@ void handle_ready(HandlerContext& context, RouteRequest&, Respond respond) {
         const NodeStatus& s = groups[i];
         const std::string which = context.sharded() ? fmt::format("group {}: ", i + 1) : "";
         if (!s.failure.empty()) return respond(error_response(503, "failed", which + s.failure));
+        // A joiner's group that no member has added: the cluster may have
+        // fewer groups than this process (group_count_guard.hpp).
+        if (context.sharded() && s.members.empty())
+            return respond(error_response(
+                503, "not_ready",
+                which + "not added to the cluster yet (a joiner's --groups must be the "
+                        "cluster's)"));
         if (s.leader_id == 0)
             return respond(error_response(503, "not_ready", which + "no leader is known"));
         if (s.applied_index + context.limits.ready_max_apply_lag_entries < s.commit_index) {

@@ -21,7 +21,8 @@ namespace keel::daemon {
 inline constexpr const char* kIdentityFileName = "raftd.id";
 inline constexpr const char* kGroupsFileName = "raftd.groups";
 // With --groups in a cluster: the processes of the cluster (keel::Host's
-// peers are fixed when it opens), one "ID,RAFT,HTTP" line each.
+// peers when it opens; group_peer_sync.hpp keeps it equal to the groups'
+// members), one "ID,RAFT,HTTP" line each.
 inline constexpr const char* kMembersFileName = "raftd.members";
 
 // nullopt when there is no id file yet; an error when it exists but is bad.

@@ -34,6 +34,7 @@
 #include "errors.hpp"
 #include "flags.hpp"
 #include "group_balancer.hpp"
+#include "group_count_guard.hpp"
 #include "group_host.hpp"
 #include "handlers.hpp"
 #include "http_server.hpp"
@@ -60,6 +61,8 @@ constexpr std::chrono::milliseconds kDrainGrace{5000};
 constexpr std::chrono::milliseconds kRebalanceInterval{1000};
 // keel fail-stopped on a failed write or fsync (EX_IOERR, sysexits.h).
 constexpr int kExitStorageFailure = 74;
+// A joiner whose --groups is not the cluster's (group_count_guard.hpp).
+constexpr int kExitGroupCount = 1;
 
 std::shared_ptr<spdlog::logger> make_logger(NodeId id, const std::string& level) {
     auto logger = std::make_shared<spdlog::logger>(
@@ -136,6 +139,8 @@ struct Served {
     std::unique_ptr<GroupHost> host;     // with --groups
     // With --groups: spreads the groups' leaders (after `host`: stops first).
     std::unique_ptr<GroupBalancer> balancer;
+    // With --groups --join: stops raftd if the cluster has more groups.
+    std::unique_ptr<GroupCountGuard> group_count;
 
     // The node, or group 1 (whose membership is every group's).
     Node& first() const { return host ? *host->groups.front() : *node; }
@@ -270,6 +275,12 @@ void serve_until_stopped(boost::asio::io_context& context, boost::asio::signal_s
             on_failure();
             break;
         }
+        if (exit_code == kExitGroupCount) {  // logged where it was found
+            stopped = true;
+            signals.cancel();
+            stop();
+            break;
+        }
         if (context.run_one() == 0) break;
     }
 }
@@ -365,12 +376,15 @@ Result<std::size_t> group_count(const DaemonConfig& config, bool data_dir_has_id
     return config.groups;
 }
 
-// --groups' peers (the other processes: id -> Raft address): from
-// --member, stored in the data dir for the next starts (keel::Host's peers
-// are fixed when it opens), else the stored ones.  An error (logged) when
-// the file cannot be read or written.
+// --groups' peers when the Host opens (the other processes: id -> Raft
+// address): from --member (a joiner's: the members that will add it),
+// stored in the data dir for the next starts, else the stored ones (which
+// GroupPeerSync keeps equal to the groups' members); none with
+// --force-new-cluster (this process alone).  An error (logged) when the
+// file cannot be read or written.
 Result<std::map<NodeId, std::string>> group_peers(const DaemonConfig& config, NodeId self,
                                                   spdlog::logger& log) {
+    if (config.force_new_cluster) return std::map<NodeId, std::string>{};
     std::vector<MemberSpec> members = config.members;
     if (members.empty()) {
         Result<std::vector<MemberSpec>> stored = read_members(config.data_dir);
@@ -456,7 +470,8 @@ int run(const DaemonConfig& config) {
     } else {
         Result<std::map<NodeId, std::string>> peers = group_peers(config, id, *log);
         if (!peers.ok()) return 1;
-        Result<std::unique_ptr<GroupHost>> opened = open_group_host(options, *peers, groups);
+        Result<std::unique_ptr<GroupHost>> opened =
+            open_group_host(options, *peers, groups, options.logger);
         if (!opened.ok()) {
             log->error("cannot open the groups: {}", opened.status().to_string());
             return 1;
@@ -465,6 +480,20 @@ int run(const DaemonConfig& config) {
         log->info("{} group(s) open", groups);
         served.balancer = std::make_unique<GroupBalancer>(served.host->kv_groups());
         served.balancer->start(kRebalanceInterval);
+        if (config.join) {
+            served.group_count = std::make_unique<GroupCountGuard>(
+                *served.host->host,
+                [&signals_context, &exit_code, &log = *log, groups](std::uint64_t refusals) {
+                    log.error(
+                        "--groups {}: the cluster has more groups ({} message(s) from its members "
+                        "for groups this process does not serve); stopping. Empty the data dir "
+                        "and join again with the cluster's --groups (GET /v1/status: "
+                        "groups.count on a member)",
+                        groups, refusals);
+                    boost::asio::post(signals_context,
+                                      [&exit_code] { exit_code = kExitGroupCount; });
+                });
+        }
     }
     Node* const node = &served.first();
 
@@ -476,7 +505,12 @@ int run(const DaemonConfig& config) {
                                server->post(std::move(work));
                            }};
     context.quota = std::make_shared<StorageQuota>(config.quota_bytes, context.alarms);
-    if (served.host) context.groups = served.host->kv_groups();
+    if (served.host) {
+        context.groups = served.host->kv_groups();
+        context.add_process = [&peers = *served.host->peers](const MemberSpec& member) {
+            return peers.add_process(member);
+        };
+    }
     context.proposals =
         std::make_shared<ProposalBatcher>(served.nodes(), [&server](std::function<void()> work) {
             return server->post_after_ready(std::move(work));

@@ -61,19 +61,41 @@ GroupRouter::~GroupRouter() {
 }
 
 Status GroupRouter::start(std::shared_ptr<Transport> transport, RejectionHook on_rejected,
-                          std::optional<std::map<NodeId, std::string>> fixed_peers) {
+                          std::optional<std::map<NodeId, std::string>> process_peers) {
     KEEL_ASSERT(transport_ == nullptr && transport != nullptr, "the router starts once");
     transport_ = std::move(transport);
     on_rejected_ = std::move(on_rejected);
-    fixed_peers_ = std::move(fixed_peers);
+    process_mode_ = process_peers.has_value();
     Status s = transport_->start(*this);
     if (!s.ok()) {
         stopped_ = true;  // never started: nothing to stop
         return s;
     }
-    if (fixed_peers_)
-        for (const auto& [id, address] : *fixed_peers_) transport_->set_peer(id, address);
+    if (process_peers)
+        for (const auto& [id, address] : *process_peers) add_process_peer(id, address);
     return s;
+}
+
+void GroupRouter::add_process_peer(NodeId id, const std::string& address) {
+    KEEL_ASSERT(process_mode_, "process peers are a Host's (start's process_peers)");
+    {
+        MutexLock lock(peers_mu_);
+        auto [it, inserted] = process_peers_.try_emplace(id, address);
+        if (!inserted && it->second == address) return;
+        it->second = address;
+    }
+    transport_->set_peer(id, address);
+    if (liveness_ != nullptr) liveness_->peers_changed();
+}
+
+void GroupRouter::remove_process_peer(NodeId id) {
+    KEEL_ASSERT(process_mode_, "process peers are a Host's (start's process_peers)");
+    {
+        MutexLock lock(peers_mu_);
+        if (process_peers_.erase(id) == 0) return;
+    }
+    transport_->remove_peer(id);
+    if (liveness_ != nullptr) liveness_->peers_changed();
 }
 
 void GroupRouter::stop() {
@@ -130,7 +152,7 @@ void GroupRouter::detach(GroupId group) {
             }
         }
     }
-    if (!fixed_peers_)
+    if (!process_mode_)
         for (NodeId id : gone) transport_->remove_peer(id);
     if (!gone.empty() && liveness_ != nullptr) liveness_->peers_changed();
 }
@@ -163,9 +185,13 @@ Status GroupRouter::refuse_unknown(GroupId group, NodeId from) {
     const std::string detail = fmt::format(
         "bytes from node {} for group {}, which this process does not serve", from, group);
     report_rejection(kRejectedUnknownGroup, detail);
-    // A fixed peer's connection carries its other groups' traffic too (and
-    // a group it has here may simply not be open yet): dropped, not closed.
-    if (fixed_peers_ && fixed_peers_->count(from) != 0) return Status::ok_status();
+    // A process peer's connection carries its other groups' traffic too
+    // (and a group it has here may simply not be open yet): dropped, not
+    // closed.
+    if (process_mode_) {
+        MutexLock lock(peers_mu_);
+        if (process_peers_.count(from) != 0) return Status::ok_status();
+    }
     return Status(ErrorCode::invalid_argument, detail);
 }
 
@@ -180,13 +206,17 @@ void GroupRouter::send_process(GroupId group, NodeId to, std::string bytes) {
 std::set<NodeId> GroupRouter::peer_ids() const {
     std::set<NodeId> out;
     MutexLock lock(peers_mu_);
-    for (const auto& [id, peer] : peers_) out.insert(out.end(), id);
+    for (const auto& [id, peer] : peers_)
+        if (!process_mode_ || process_peers_.count(id) != 0) out.insert(out.end(), id);
     return out;
 }
 
 bool GroupRouter::has_peers() const {
     MutexLock lock(peers_mu_);
-    return !peers_.empty();
+    if (!process_mode_) return !peers_.empty();
+    for (const auto& [id, peer] : peers_)
+        if (process_peers_.count(id) != 0) return true;
+    return false;
 }
 
 std::vector<GroupId> GroupRouter::groups_with(NodeId peer) const {
@@ -226,7 +256,6 @@ void GroupRouter::on_disconnected(GroupId group, NodeId from) {
 }
 
 void GroupRouter::set_peer(GroupId group, NodeId id, const std::string& address) {
-    if (fixed_peers_ && fixed_peers_->count(id) == 0) return;  // not reachable
     bool fresh = false;
     bool moved = false;
     {
@@ -237,8 +266,9 @@ void GroupRouter::set_peer(GroupId group, NodeId id, const std::string& address)
         moved = it->second.address != address;
         it->second.address = address;
     }
-    // Fixed peers: the transport has the process's address for it already.
-    if ((fresh || moved) && !fixed_peers_) transport_->set_peer(id, address);
+    // Process peers: the transport has the process's address for it (or
+    // will have, once the process is added).
+    if ((fresh || moved) && !process_mode_) transport_->set_peer(id, address);
     if ((fresh || moved) && liveness_ != nullptr) liveness_->peers_changed();
 }
 
@@ -251,7 +281,7 @@ void GroupRouter::remove_peer(GroupId group, NodeId id) {
         if (!it->second.groups.empty()) return;
         peers_.erase(it);
     }
-    if (!fixed_peers_) transport_->remove_peer(id);
+    if (!process_mode_) transport_->remove_peer(id);
     if (liveness_ != nullptr) liveness_->peers_changed();
 }
 

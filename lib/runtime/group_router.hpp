@@ -9,7 +9,7 @@
 // stopped node drops it); for a group this process never served, it is
 // refused (kRejectedUnknownGroup: counted, reported through the hook, and
 // answered with an error Status, which closes a TCP connection), except
-// from a fixed peer (below), whose bytes are counted and dropped: its
+// from a process peer (below), whose bytes are counted and dropped: its
 // connection carries every group's traffic, and a group a Host opens later
 // is unknown until then.  Nothing a peer sends reaches an assertion.
 //
@@ -21,11 +21,14 @@
 // Outbound: a link sends under its own group id.  Peers are the process's,
 // not a group's: the transport is told about a member while at least one
 // group has it (the last group's address wins), and told to forget it when
-// no group has it any more.  With fixed peers (a keel::Host on keel's TCP
+// no group has it any more.  With process peers (a keel::Host on keel's TCP
 // transport: host_peers.hpp) the transport is told the process's peers
-// once, at start, and the groups' addresses are not used: a group's
-// set_peer/remove_peer only records which groups have which member, and a
-// member that is not a fixed peer is not recorded (it cannot be reached).
+// instead (at start, then add_process_peer/remove_process_peer), and the
+// groups' addresses are not used: a group's set_peer/remove_peer only
+// records which groups have which member, whether or not it is a process
+// peer yet (a process added later is then known to the groups that have
+// it), and peer_ids/has_peers count only the process peers (the others
+// cannot be reached).
 //
 // Owns: the transport, once started (ProcessServices owns the router).
 // Threads: start/stop before the groups open and after they all left; the
@@ -34,7 +37,8 @@
 // to its own group, and on the I/O thread once the group has set peers (the
 // members only that group had are removed from the transport there); a
 // link's other calls as a MessageChannel makes them (set_peer/remove_peer
-// on the I/O thread).
+// on the I/O thread); add_process_peer/remove_process_peer on the I/O
+// thread.
 #pragma once
 
 #include <atomic>
@@ -70,11 +74,11 @@ public:
     GroupRouter(const GroupRouter&) = delete;
     GroupRouter& operator=(const GroupRouter&) = delete;
 
-    // Starts `transport` delivering to this router.  Once.  With `fixed_peers`
-    // set, the transport is told them here, and they are the only peers it
-    // ever has (above).
+    // Starts `transport` delivering to this router.  Once.  With
+    // `process_peers` set, the transport is told them here, and only the
+    // process's peers from then on reach it (above).
     Status start(std::shared_ptr<Transport> transport, RejectionHook on_rejected,
-                 std::optional<std::map<NodeId, std::string>> fixed_peers = std::nullopt);
+                 std::optional<std::map<NodeId, std::string>> process_peers = std::nullopt);
     bool started() const { return transport_ != nullptr; }
     // Stops the transport (no delivery after it returns).  Idempotent.
     // REQUIRES: every group has left.
@@ -99,6 +103,13 @@ public:
     std::set<NodeId> peer_ids() const EXCLUDES(peers_mu_);
     bool has_peers() const EXCLUDES(peers_mu_);
     std::vector<GroupId> groups_with(NodeId peer) const EXCLUDES(peers_mu_);
+
+    // With process peers (start's `process_peers`): the transport reaches
+    // `id` at `address` from now on (replacing its address if it had one),
+    // or no longer reaches it.  I/O thread (the transport's calls).  The
+    // caller (host.cpp) validates: the ids and addresses are the Host's.
+    void add_process_peer(NodeId id, const std::string& address) EXCLUDES(peers_mu_);
+    void remove_process_peer(NodeId id) EXCLUDES(peers_mu_);
 
     // Deliveries refused as kRejectedUnknownGroup (any thread).
     std::uint64_t unknown_group_deliveries() const { return unknown_group_.load(); }
@@ -133,8 +144,9 @@ private:
     Status refuse_unknown(GroupId group, NodeId from);
 
     std::shared_ptr<Transport> transport_;  // set by start(), before any delivery
-    // Set by start(): the transport's only peers (above).
-    std::optional<std::map<NodeId, std::string>> fixed_peers_;
+    // Set by start(): whether the process's peers, not the groups' members,
+    // are what the transport reaches (above).
+    bool process_mode_ = false;
     RejectionHook on_rejected_;
     ProcessLiveness* liveness_ = nullptr;  // set before start()
     bool stopped_ = false;
@@ -146,6 +158,9 @@ private:
 
     mutable Mutex peers_mu_;
     std::map<NodeId, Peer> peers_ GUARDED_BY(peers_mu_);
+    // With process_mode_: the process's peers (id -> address), the only ones
+    // the transport is told about.
+    std::map<NodeId, std::string> process_peers_ GUARDED_BY(peers_mu_);
 
     std::atomic<std::uint64_t> unknown_group_{0};
 };

@@ -4,12 +4,14 @@
 
 #include <bit>
 #include <cstdio>
+#include <future>
 #include <utility>
 
 #include <fmt/format.h>
 
 #include "keel/assert.hpp"
 #include "runtime/bootstrap.hpp"
+#include "runtime/peer_security.hpp"
 #include "runtime/replica.hpp"
 #include "runtime/replica_node.hpp"
 #include "transport/tcp_transport.hpp"
@@ -45,9 +47,7 @@ public:
     Group(HostImpl& host, std::unique_ptr<Replica> group) : host_(host), group_(std::move(group)) {}
 
     void add_member_async(const MemberSpec& member, std::function<void(Status)> done) override {
-        if (host_.processes_) {
-            if (Status s = host_.processes_->check_member(member); !s.ok()) return done(s);
-        }
+        if (Status s = host_.check_member(member); !s.ok()) return done(s);
         ReplicaNode::add_member_async(member, std::move(done));
     }
     ~Group() override {
@@ -128,9 +128,99 @@ Status HostImpl::start_keel_tcp(wal::FileSystem& fs) {
     p.self_address = options_.listen_address;
     p.self_bound_address = bound_address(options_.listen_address, *transport);
     p.peers = options_.peers;
-    processes_ = std::move(p);
+    {
+        MutexLock lock(processes_mu_);
+        processes_ = std::move(p);
+    }
     transport_ = std::move(transport);
     return Status::ok_status();
+}
+
+Status HostImpl::check_member(const MemberSpec& member) const {
+    MutexLock lock(processes_mu_);
+    if (!processes_) return Status::ok_status();
+    return processes_->check_member(member);
+}
+
+Status HostImpl::check_new_peer(NodeId id, const std::string& address) const {
+    auto invalid = [](std::string what) {
+        return Status(ErrorCode::invalid_argument, std::move(what));
+    };
+    if (!processes_)
+        return invalid("peer processes are keel's TCP transport's (HostOptions::listen_address)");
+    if (id == 0) return invalid("a peer process has an id > 0");
+    if (id == processes_->self)
+        return invalid(fmt::format("process {} is this Host, not a peer", id));
+    if (address.empty()) return invalid(fmt::format("peer process {} needs an address", id));
+    if (address == processes_->self_address || address == processes_->self_bound_address)
+        return invalid(
+            fmt::format("{} is this Host's Raft address, not process {}'s", address, id));
+    for (const auto& [other, other_address] : processes_->peers) {
+        if (other == id && other_address != address)
+            return invalid(
+                fmt::format("process {} is a peer at {} already, not '{}' (remove it first)", id,
+                            other_address, address));
+        if (other != id && other_address == address)
+            return invalid(fmt::format("{} is process {}'s Raft address, not process {}'s", address,
+                                       other, id));
+    }
+    return check_new_member_address(process_node_options(options_), address);
+}
+
+Status HostImpl::add_peer(NodeId id, const std::string& address) {
+    MutexLock change(change_mu_);
+    {
+        MutexLock lock(processes_mu_);
+        if (Status s = check_new_peer(id, address); !s.ok()) return s;
+        if (processes_->peers.count(id) != 0) return Status::ok_status();  // a retry
+        // Known before the transport dials it: a group may add it as soon
+        // as this returns, and a group's check reads this map.
+        processes_->peers[id] = address;
+    }
+    on_io_and_wait([this, id, &address] { services_->router().add_process_peer(id, address); });
+    log(LogLevel::info, fmt::format("peer process {} at {} added", id, address));
+    return Status::ok_status();
+}
+
+Status HostImpl::remove_peer(NodeId id) {
+    MutexLock change(change_mu_);
+    {
+        MutexLock lock(processes_mu_);
+        if (!processes_)
+            return Status(
+                ErrorCode::invalid_argument,
+                "peer processes are keel's TCP transport's (HostOptions::listen_address)");
+        if (processes_->peers.count(id) == 0)
+            return Status(ErrorCode::not_found,
+                          fmt::format("process {} is not a peer of this Host", id));
+        // A group that has the member would lose its way to it.
+        std::vector<GroupId> groups = services_->router().groups_with(id);
+        if (!groups.empty())
+            return Status(ErrorCode::invalid_argument,
+                          fmt::format("group {} has process {} as a member: remove it from every "
+                                      "group first",
+                                      groups.front(), id));
+        processes_->peers.erase(id);
+    }
+    on_io_and_wait([this, id] { services_->router().remove_process_peer(id); });
+    log(LogLevel::info, fmt::format("peer process {} removed", id));
+    return Status::ok_status();
+}
+
+std::map<NodeId, std::string> HostImpl::peers() const {
+    MutexLock lock(processes_mu_);
+    if (!processes_) return {};
+    return processes_->peers;
+}
+
+void HostImpl::on_io_and_wait(std::function<void()> f) {
+    KEEL_ASSERT(!services_->on_io_thread(), "a Host's peers change from outside keel's threads");
+    std::promise<void> done;
+    services_->post([&f, &done] {
+        f();
+        done.set_value();
+    });
+    done.get_future().wait();
 }
 
 HostImpl::~HostImpl() {
@@ -149,9 +239,12 @@ Result<std::unique_ptr<Node>> HostImpl::open_group(GroupId group, NodeOptions op
     if (options.max_entry_bytes > options_.max_entry_bytes)
         return Status(ErrorCode::invalid_argument,
                       "NodeOptions::max_entry_bytes is larger than the Host's");
-    if (processes_) {
-        if (Status s = adopt_host_options(options, group, *processes_, cluster_id_); !s.ok())
-            return s;
+    {
+        MutexLock lock(processes_mu_);
+        if (processes_) {
+            if (Status s = adopt_host_options(options, group, *processes_, cluster_id_); !s.ok())
+                return s;
+        }
     }
     if (options.data_dir.empty())
         options.data_dir = fmt::format("{}/groups/{}", options_.data_dir, group);

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <set>
 
@@ -37,6 +38,9 @@ public:
     Result<std::unique_ptr<Node>> open_group(GroupId group, NodeOptions options,
                                              std::shared_ptr<StateMachine> sm) override;
     HostStatus status() const override;
+    Status add_peer(NodeId id, const std::string& address) override EXCLUDES(change_mu_);
+    Status remove_peer(NodeId id) override EXCLUDES(change_mu_);
+    std::map<NodeId, std::string> peers() const override EXCLUDES(processes_mu_);
 
     // Tests: the services, and the groups' transport.
     ProcessServices& services() { return *services_; }
@@ -46,8 +50,15 @@ private:
     class Group;
     HostImpl(HostOptions options, wal::FileSystem* fs);
     // keel's TCP transport: the cluster id, the transport started with the
-    // Host's peers fixed, processes_ set.
+    // Host's peers as its process peers, processes_ set.
     Status start_keel_tcp(wal::FileSystem& fs);
+    // add_peer's checks (host.hpp), under processes_mu_.
+    Status check_new_peer(NodeId id, const std::string& address) const REQUIRES(processes_mu_);
+    // A new member of a group is one of the processes (host_peers.hpp).
+    Status check_member(const MemberSpec& member) const EXCLUDES(processes_mu_);
+    // Runs `f` on the I/O thread and waits for it (the transport's calls
+    // belong there).  REQUIRES: not on the I/O thread.
+    void on_io_and_wait(std::function<void()> f);
     void closed(GroupId group) EXCLUDES(mu_);
     // Peer input refused before any group saw it (any thread).
     void count_rejection(std::string_view reason, std::string_view detail) EXCLUDES(rejected_mu_);
@@ -56,9 +67,14 @@ private:
     const HostOptions options_;
     wal::FileSystem* const fs_;
     std::unique_ptr<ProcessServices> services_;
-    // With keel's TCP transport: its processes, and the cluster's id.
-    std::optional<HostProcesses> processes_;
+    // With keel's TCP transport: its processes (the peers change at run
+    // time: add_peer, remove_peer), and the cluster's id.
+    mutable Mutex processes_mu_;
+    std::optional<HostProcesses> processes_ GUARDED_BY(processes_mu_);
     transport::ClusterId cluster_id_;
+    // Serialises add_peer and remove_peer: the processes and the
+    // transport change together.
+    Mutex change_mu_;
     // The groups' transport: the application's, keel's TCP one, or null.
     std::shared_ptr<Transport> transport_;
     mutable Mutex mu_;

@@ -3,13 +3,13 @@
 // the rule that ties every group's members to the Host's processes.
 //
 // The rule (docs/groups.md, "keel's TCP transport in a Host"): the Host
-// knows its processes when it opens (itself at its listen address, its
-// peers at theirs) and dials them itself, one connection each whatever the
-// number of groups.  A group member is one of them, named by its NodeId and
+// knows its processes (itself at its listen address, its peers at theirs:
+// HostOptions::peers when it opens, then Host::add_peer/remove_peer) and
+// dials them itself, one connection each whatever the number of groups.  A group member is one of them, named by its NodeId and
 // at the Host's address for it; anything else is refused where it enters
 // (open_group's initial_members, add_member).  Membership read back from a
 // group's log is not refused: it was accepted once, and the Host's
-// addresses are the ones dialled anyway (group_router.hpp, fixed peers).
+// addresses are the ones dialled anyway (group_router.hpp, process peers).
 //
 // The security of the Raft port is keel::Node's (peer_security.hpp), asked
 // with the Host's fields in a NodeOptions, so the rules and their messages

@@ -42,11 +42,11 @@ void ProcessServices::post(std::function<void()> f) {
     boost::asio::post(*io_, std::move(f));
 }
 
-Status ProcessServices::start_transport(std::shared_ptr<Transport> transport,
-                                        GroupRouter::RejectionHook on_rejected,
-                                        std::optional<std::map<NodeId, std::string>> fixed_peers) {
+Status ProcessServices::start_transport(
+    std::shared_ptr<Transport> transport, GroupRouter::RejectionHook on_rejected,
+    std::optional<std::map<NodeId, std::string>> process_peers) {
     KEEL_ASSERT(!on_io_thread(), "the transport starts off the I/O thread");
-    return router_.start(std::move(transport), std::move(on_rejected), std::move(fixed_peers));
+    return router_.start(std::move(transport), std::move(on_rejected), std::move(process_peers));
 }
 
 void ProcessServices::stop() {

@@ -70,11 +70,12 @@ public:
 
     // Starts the process's transport (once, before any group uses it):
     // deliveries go to the router, which hands them to the groups; refusals
-    // of unknown groups go to `on_rejected` too.  `fixed_peers`: the
-    // process's only peers (GroupRouter::start).
-    Status start_transport(std::shared_ptr<Transport> transport,
-                           GroupRouter::RejectionHook on_rejected,
-                           std::optional<std::map<NodeId, std::string>> fixed_peers = std::nullopt);
+    // of unknown groups go to `on_rejected` too.  `process_peers`: the
+    // process's peers, the only ones the transport reaches (GroupRouter::start;
+    // a keel::Host changes them through the router).
+    Status start_transport(
+        std::shared_ptr<Transport> transport, GroupRouter::RejectionHook on_rejected,
+        std::optional<std::map<NodeId, std::string>> process_peers = std::nullopt);
     GroupRouter& router() { return router_; }
 
     BackgroundWorker& background() { return background_; }

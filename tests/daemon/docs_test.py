@@ -305,9 +305,10 @@ class DocsTest(it.RaftdCase):
         self.assertEqual((status["mode"], len(status["members"])), ("single", 1))
 
     def test_operations_md_many_groups(self):
+        # The first two; the third is "Growing 1 → 3 → 1 with groups" (below).
         blocks = sh_blocks(os.path.join(REPO, "docs", "operations.md"), "Many groups")
-        self.assertEqual(len(blocks), 2)
-        out = self.run_script("".join(blocks), "docs/operations.md, Many groups")
+        self.assertEqual(len(blocks), 3)
+        out = self.run_script("".join(blocks[:2]), "docs/operations.md, Many groups")
         self.assertIn("refused: g was created with --groups 16", out)
         self.assertIn('"count":16', out)
         self.assertIn('"group":3,', out)
@@ -317,6 +318,20 @@ class DocsTest(it.RaftdCase):
         for n in (1, 2, 3):
             status = it.request(self.port(8080 + n), "GET", "/v1/status")[2]
             self.assertEqual((status["groups"]["count"], len(status["members"])), (6, 3))
+
+    def test_operations_md_many_groups_growing_1_3_1(self):
+        section = "Growing 1 → 3 → 1 with groups"
+        blocks = sh_blocks(os.path.join(REPO, "docs", "operations.md"), section)
+        self.assertEqual(len(blocks), 1)
+        out = self.run_script(blocks[0], "docs/operations.md, " + section)
+        self.assertIn('"value":"before"', out)
+        self.assertIn('"value":"after"', out)
+        self.assertIn("3,127.0.0.1:%d,127.0.0.1:%d" % (self.port(7083), self.port(8083)), out)
+        self.assertTrue(out.rstrip().endswith(
+            "1,127.0.0.1:%d,127.0.0.1:%d" % (self.port(7081), self.port(8081))), out)
+        status = it.request(self.port(8081), "GET", "/v1/status")[2]
+        self.assertEqual((status["groups"]["count"], status["groups"]["led_here"],
+                          len(status["members"])), (4, 4, 1))
 
     def test_operations_md_backup_and_restore(self):
         blocks = sh_blocks(os.path.join(REPO, "docs", "operations.md"), "Backup and restore")

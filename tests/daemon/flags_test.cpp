@@ -82,6 +82,11 @@ TEST_CASE("--help and --version exit 0; bad flags exit non-zero with a reason", 
              {"--join", "--id", "1", "--member", "1,a:1,b:2"},  // itself listed
              {"--join", "--member", "1,a:1,b:2"},               // no --id
              {"--join"},
+             // --groups: a joiner names the cluster's id and members; no --restore.
+             {"--join", "--id", "2", "--groups", "4", "--member", "1,a:1,b:2"},
+             {"--join", "--id", "2", "--groups", "4", "--cluster-id",
+              "0123456789abcdef0123456789abcdef"},
+             {"--groups", "4", "--restore", "/dev/null"},
              {"--cluster-id", "abc"},
              {"--cluster-id", "0123456789abcdef0123456789abcdeg"},
              {"--peer-cert", "a.crt"},

@@ -229,6 +229,155 @@ class RaftdQuiesceTest(it.RaftdCase):
             self.assertEqual(request(new_leader.http, "GET", "/v1/kv/" + key)[2]["value"], value)
 
 
+class RaftdGroupsGrowTest(it.RaftdCase):
+    """raftd --groups grows 1 -> 3 -> 1 as raftd without groups does: joiners
+    (--join --groups N) added as learners to every group, promoted, then
+    removed; the processes' peers follow (raftd.members)."""
+    GROUPS = 4
+
+    def follow(self, port, method, path, body=None):
+        """A request through `port`, following redirects (curl -L)."""
+        for _ in range(10):
+            code, hdrs, answer = try_request(port, method, path, body, timeout=10.0)
+            if code != 307:
+                return code, answer
+            port = int(hdrs["location"].split(":")[2].split("/")[0])
+        return code, answer
+
+    def change(self, port, method, path, body=None):
+        """A membership change, retried while leadership moves (a retry is safe)."""
+        wait_until("%s %s" % (method, path),
+                   lambda: self.follow(port, method, path, body)[0] == 200)
+
+    def members_file(self, n):
+        with open(os.path.join(n.data_dir, "raftd.members")) as f:
+            return sorted(int(line.split(",")[0]) for line in f if line.strip())
+
+    def read_everywhere(self, nodes, written):
+        for n in nodes:
+            for key, value in written.items():
+                wait_until("%s on member %d" % (key, n.id), lambda n=n, key=key, value=value: (
+                    try_request(n.http, "GET", "/v1/kv/%s?consistency=stale" % key)[2]
+                    or {}).get("value") == value)
+
+    def test_grow_one_to_three_and_back_with_groups(self):
+        cluster_id = os.urandom(16).hex()
+        groups = ["--groups", str(self.GROUPS), "--cluster-id", cluster_id]
+        first = self.node(1).start(*groups)
+        self.wait_ready(first)
+        written = {}
+        for i in range(12):
+            self.assertEqual(self.put(first.http, "a%d" % i, "1")[0], 200)
+            written["a%d" % i] = "1"
+        joiners = [self.node(i).start("--join", "--member", first.spec, *groups) for i in (2, 3)]
+        for j in joiners:
+            wait_until("node %d up" % j.id,
+                       lambda j=j: try_request(j.http, "GET", "/healthz")[0] == 200)
+            self.change(first.http, "POST", "/v1/members", {
+                "id": j.id, "raft": "127.0.0.1:%d" % j.raft, "http": "127.0.0.1:%d" % j.http,
+                "role": "learner"})
+            self.wait_ready(j)  # every group has a leader and is caught up here
+            self.change(first.http, "POST", "/v1/members/%d/promote" % j.id)
+        everyone = [first] + joiners
+        for n in everyone:
+            wait_until("every group has three voters on %d" % n.id, lambda n=n: all(
+                len([m for m in request(n.http, "GET", "/v1/groups/%d" % g)[2]["members"]
+                     if m.get("role", "voter") == "voter"]) == 3
+                for g in range(1, self.GROUPS + 1)))
+        for n in everyone:
+            wait_until("member %d knows the processes" % n.id,
+                       lambda n=n: self.members_file(n) == [1, 2, 3])
+        for i in range(12):
+            wait_until("b%d written" % i,
+                       lambda i=i: self.follow(joiners[1].http, "PUT", "/v1/kv/b%d" % i,
+                                               {"value": "3"})[0] == 200)
+            written["b%d" % i] = "3"
+        self.read_everywhere(everyone, written)
+        # A joiner restarts from its data dir alone: its peers come from raftd.members.
+        joiners[0].kill(signal.SIGTERM)
+        joiners[0].start(minimal=True)
+        self.wait_ready(joiners[0])
+        self.read_everywhere([joiners[0]], written)
+
+        # Back to one.
+        for j in reversed(joiners):
+            self.change(first.http, "DELETE", "/v1/members/%d" % j.id)
+        wait_until("member 1 alone in raftd.members", lambda: self.members_file(first) == [1])
+        self.wait_ready(first)
+        for j in joiners:
+            j.kill(signal.SIGTERM)
+        for i in range(12):
+            wait_until("c%d written" % i, lambda i=i: self.follow(
+                first.http, "PUT", "/v1/kv/c%d" % i, {"value": "1"})[0] == 200)
+            written["c%d" % i] = "1"
+        self.read_everywhere([first], written)
+        self.assertEqual(first.status()["groups"]["led_here"], self.GROUPS)
+
+    def test_force_new_cluster_makes_the_survivor_the_only_voter_of_every_group(self):
+        nodes = self.start_cluster(3, "--groups", str(self.GROUPS))
+        for n in nodes:
+            self.wait_ready(n)
+        written = {}
+        for i in range(12):
+            wait_until("k%d written" % i, lambda i=i: self.follow(
+                nodes[0].http, "PUT", "/v1/kv/k%d" % i, {"value": "old"})[0] == 200)
+            written["k%d" % i] = "old"
+        self.read_everywhere([nodes[0]], written)
+        # The majority is lost for good.
+        for n in nodes[1:]:
+            n.kill(signal.SIGKILL)
+        first = nodes[0]
+        first.kill(signal.SIGTERM)
+        first.start("--force-new-cluster")
+        self.wait_ready(first)
+        status = first.status()
+        self.assertEqual((status["groups"]["led_here"], len(status["members"])), (self.GROUPS, 1))
+        self.read_everywhere([first], written)
+        for i in range(12):
+            self.assertEqual(self.put(first.http, "k%d" % i, "new")[0], 200)
+            written["k%d" % i] = "new"
+        wait_until("member 1 alone in raftd.members", lambda: self.members_file(first) == [1])
+        # A restart without the flag: still alone, nothing lost.
+        first.kill(signal.SIGTERM)
+        first.start(minimal=True)
+        self.wait_ready(first)
+        self.assertEqual(first.status()["groups"]["led_here"], self.GROUPS)
+        self.read_everywhere([first], written)
+
+    def test_a_joiner_with_another_group_count_is_refused(self):
+        cluster_id = os.urandom(16).hex()
+        first = self.node(1).start("--groups", str(self.GROUPS), "--cluster-id", cluster_id)
+        self.wait_ready(first)
+        self.assertEqual(self.put(first.http, "k", "1")[0], 200)
+        # Fewer groups than the cluster: a member's bytes for group 3 or 4
+        # stop it, with the reason.
+        fewer = self.node(2).start("--join", "--member", first.spec, "--groups", "2",
+                                   "--cluster-id", cluster_id)
+        wait_until("node 2 up", lambda: try_request(fewer.http, "GET", "/healthz")[0] == 200)
+        self.follow(first.http, "POST", "/v1/members", {
+            "id": 2, "raft": "127.0.0.1:%d" % fewer.raft, "http": "127.0.0.1:%d" % fewer.http,
+            "role": "learner"})
+        self.assertEqual(fewer.proc.wait(timeout=it.DEADLINE_S), 1)
+        self.assertIn("the cluster has more groups", fewer.log_text())
+        self.change(first.http, "DELETE", "/v1/members/2")
+        # More groups than the cluster: its extra groups are never added,
+        # and /readyz says so.
+        more = self.node(3).start("--join", "--member", first.spec, "--groups", "6",
+                                  "--cluster-id", cluster_id)
+        wait_until("node 3 up", lambda: try_request(more.http, "GET", "/healthz")[0] == 200)
+        self.change(first.http, "POST", "/v1/members", {
+            "id": 3, "raft": "127.0.0.1:%d" % more.raft, "http": "127.0.0.1:%d" % more.http,
+            "role": "learner"})
+        wait_until("group 5 named", lambda: "group 5: not added to the cluster yet" in str(
+            try_request(more.http, "GET", "/readyz")[2]))
+        self.assertEqual(try_request(more.http, "GET", "/readyz")[0], 503)
+
+    def test_a_joiner_needs_the_cluster_id_and_members(self):
+        n = self.node(2).start("--join", "--groups", "4")
+        self.assertEqual(n.proc.wait(timeout=it.DEADLINE_S), 2)
+        self.assertIn("--cluster-id", n.log_text())
+
+
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit(__doc__)

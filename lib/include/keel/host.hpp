@@ -23,16 +23,18 @@
 // connection to each peer process whatever the number of groups, the
 // cluster's id in every hello, mutual TLS or loopback, as keel::Node's) or
 // the application's (HostOptions::transport).  With keel's, the Host's
-// processes are fixed when it opens (HostOptions::peers) and a group's
-// members must be among them, at the addresses the Host has for them
-// (open_group and add_member refuse anything else with invalid_argument):
-// the Host dials its peers, whatever a group's log says their addresses
-// are.  docs/groups.md, "keel's TCP transport in a Host".
+// processes are HostOptions::peers when it opens, and add_peer/remove_peer
+// change them while it runs; a group's members must be among them, at the
+// addresses the Host has for them (open_group and add_member refuse
+// anything else with invalid_argument): the Host dials its peers, whatever
+// a group's log says their addresses are.  docs/groups.md, "keel's TCP
+// transport in a Host".
 //
 // keel::Node::open is unchanged: a process with one group and a WAL of its
 // own, in the data dir layout it always had.
 //
-// Threads: open_group, status and stop from any thread but a keel callback;
+// Threads: open_group, status, add_peer, remove_peer, peers and stop from
+// any thread but a keel callback;
 // the groups' calls as keel::Node's.  A callback (a proposer's, an
 // observer's, a state machine's) must not wait for another group's apply
 // or event: the threads are shared, and a wait there could hold the one
@@ -73,9 +75,10 @@ struct HostOptions {
     // (with port 0, the listen host and the port bound).
     std::string listen_address;
     // The other processes of the cluster: id -> "host:port" where each one's
-    // Raft port listens.  Fixed for the Host's life; a group member with an
-    // id listed here must have this raft_address, and no group may have a
-    // member that is neither here nor this process.
+    // Raft port listens, when the Host opens (Host::add_peer and remove_peer
+    // change them later); a group member with an id listed here must have
+    // this raft_address, and no group may have a member that is neither
+    // here nor this process.
     std::map<NodeId, std::string> peers;
     // The cluster's id, 32 hex digits, kept in data_dir/cluster_id and sent
     // in every hello; all the Host's groups belong to it (a group's own
@@ -157,6 +160,26 @@ public:
     virtual Result<std::unique_ptr<Node>> open_group(GroupId group, NodeOptions options,
                                                      std::shared_ptr<StateMachine> sm) = 0;
     virtual HostStatus status() const = 0;
+
+    // ---- the peer processes, with keel's TCP transport ----
+    // The Host reaches process `id` at `address` from now on: a group may
+    // then have it as a member (add_member), and the groups that have it
+    // already reach it.  Not kept across a restart: the application gives
+    // the processes in HostOptions::peers again.  ok when `id` is a peer at
+    // `address` already (a retry); invalid_argument without keel's TCP
+    // transport, for id 0 or this Host's id, an empty address, an address
+    // that is this Host's or another peer's, an address the Raft port's
+    // security refuses (plain TCP and not loopback, without peer_insecure),
+    // or an `id` that is a peer at another address (remove it first).
+    virtual Status add_peer(NodeId id, const std::string& address) = 0;
+    // The Host no longer reaches process `id` (its connection is closed).
+    // not_found when it is not a peer; invalid_argument without keel's TCP
+    // transport, or while an open group has it as a member (remove it from
+    // every group first: a removal appended to a group's log counts).
+    virtual Status remove_peer(NodeId id) = 0;
+    // The peer processes now (id -> address); empty without keel's TCP
+    // transport.
+    virtual std::map<NodeId, std::string> peers() const = 0;
 };
 
 }  // namespace keel
