@@ -90,11 +90,8 @@ std::vector<CoalescingOutbox::Buffer> CoalescingOutbox::take() {
             frames = 0;
         };
         for (Part& p : parts) {
-            if (p.bytes.size() > kCoalescedBytesMax || p.frames > kCoalescedFramesMax) {
-                close();
-                out.push_back(Buffer{p.group, to, std::move(p.bytes)});
-                continue;
-            }
+            // A part over either bound closes the buffer before it and is
+            // the next one's only part: it goes on its own group.
             if (frames + p.frames > kCoalescedFramesMax ||
                 current.bytes.size() + p.bytes.size() > kCoalescedBytesMax)
                 close();
