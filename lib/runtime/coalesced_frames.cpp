@@ -41,6 +41,10 @@ Result<std::vector<CoalescedFrame>> split_coalesced(std::string_view bytes,
         if (!route.ok())
             return Status(ErrorCode::corruption,
                           fmt::format("frame at byte {}: {}", at, route.status().message()));
+        // Snapshots stream on their own (Transport::send_snapshot).
+        if (route->kind != transport::FrameKind::messages)
+            return Status(ErrorCode::corruption,
+                          fmt::format("frame at byte {} is not a messages frame", at));
         if (route->group == kCoalescedGroup || route->group == kLivenessGroup)
             return Status(
                 ErrorCode::corruption,

@@ -13,7 +13,7 @@
 // is one group's frames alone, which go on their own group as before)
 // kCoalescedBytesMax bytes.  The receiver refuses, before it hands any frame
 // on, a buffer over kCoalescedFramesMax frames or kTransportBufferBytesMax
-// bytes, one that is not whole frames, and a frame of a reserved group
+// bytes, one that is not whole messages frames, and a frame of a reserved group
 // (kCoalescedGroup, kLivenessGroup): coalescing does not nest.  What each
 // frame holds is checked by its group's channel, as for a frame sent alone.
 //

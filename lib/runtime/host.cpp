@@ -125,6 +125,9 @@ Status HostImpl::start_keel_tcp(wal::FileSystem& fs) {
     auto on_rejected = [this](std::string_view reason, std::string_view detail) {
         count_rejection(reason, detail);
     };
+    // One send() per peer per I/O pass instead of one per group: one write
+    // to the socket for many groups' messages (decision 0026).
+    services_->router().set_coalescing(true);
     if (Status s = services_->start_transport(transport, on_rejected, options_.peers); !s.ok())
         return s;
     HostProcesses p;

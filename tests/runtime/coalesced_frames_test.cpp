@@ -95,6 +95,13 @@ TEST_CASE("coalesced garbage is refused whole: cut frames, other kinds, reserved
     hello.cluster_id = transport::ClusterId::random().value();
     hello.from = 1;
     CHECK(refused(good + transport::encode_hello(hello)));  // a frame with no group
+    transport::SnapshotChunk chunk;
+    chunk.group = 5;
+    chunk.total_bytes = 10;
+    chunk.data = "x";
+    auto chunk_frame = transport::encode_snapshot_chunk(chunk, transport::CodecLimits{});
+    REQUIRE(chunk_frame.ok());
+    CHECK(refused(good + chunk_frame.value()));  // snapshots stream on their own
     CHECK(refused(good + frame_of(kLivenessGroup)));
     CHECK(refused(good + frame_of(kCoalescedGroup)));
 }
