@@ -27,7 +27,7 @@
 // set_peer/remove_peer only records which groups have which member, and a
 // member that is not a fixed peer is not recorded (it cannot be reached).
 //
-// Coalescing (set_coalescing: a keel::Host on an application's transport):
+// Coalescing (set_coalescing: a keel::Host, on any transport):
 // a link's send() on the I/O thread is queued per peer instead
 // (coalesced_frames.hpp), and one task posted behind the work the I/O
 // thread has queued hands the transport one buffer per peer, on
