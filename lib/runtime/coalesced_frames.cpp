@@ -78,7 +78,9 @@ bool CoalescingOutbox::add(GroupId group, NodeId to, std::string bytes) {
 
 std::vector<CoalescingOutbox::Buffer> CoalescingOutbox::take() {
     std::vector<Buffer> out;
-    for (auto& [to, parts] : peers_) {
+    for (auto& peer : peers_) {
+        const NodeId to = peer.first;  // captured below (a structured binding cannot be)
+        std::vector<Part>& parts = peer.second;
         // The buffer being filled: its parts' bytes, the group of its first
         // part, whether every part is of that group, and its frames.
         Buffer current;
