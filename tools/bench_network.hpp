@@ -16,6 +16,9 @@
 // returns only when its delivery thread is not inside the sink.  An inbox
 // holds at most kMaxQueuedBuffers; past it buffers are dropped (Raft
 // resends).
+//
+// Counts, for the bench's rows: buffers carried (send() calls delivered or
+// dropped) and delivery-thread wakeups (each takes what its inbox holds).
 #pragma once
 
 #include <atomic>
@@ -98,6 +101,7 @@ public:
                     if (closing_) return;
                     jobs.swap(inbox_);
                 }
+                network_.wakeups_.fetch_add(1, std::memory_order_relaxed);
                 for (Job& job : jobs) deliver(job);
                 jobs.clear();
             }
@@ -144,8 +148,13 @@ public:
     // While held, nothing is delivered (see above).
     void hold(bool held) { held_.store(held); }
 
+    // Buffers handed to the network, and delivery-thread wakeups, so far.
+    std::uint64_t buffers() const { return buffers_.load(std::memory_order_relaxed); }
+    std::uint64_t wakeups() const { return wakeups_.load(std::memory_order_relaxed); }
+
 private:
     void carry(Endpoint::Job job) {
+        buffers_.fetch_add(1, std::memory_order_relaxed);
         std::shared_ptr<Endpoint> to;
         {
             std::lock_guard lock(mu_);
@@ -161,6 +170,8 @@ private:
     std::mutex mu_;
     std::map<keel::NodeId, std::weak_ptr<Endpoint>> endpoints_;
     std::atomic<bool> held_{false};
+    std::atomic<std::uint64_t> buffers_{0};
+    std::atomic<std::uint64_t> wakeups_{0};
 };
 
 }  // namespace raft_bench

@@ -67,6 +67,7 @@ struct LoopResult {
     std::vector<double> latencies_us;  // of the operations in the window
     double seconds = 0;                // length of the window
     std::size_t ops = 0;
+    std::size_t ops_all = 0;  // completed over the whole run, warm-up and drain included
     std::size_t failures = 0;
     std::uint64_t records = 0;  // WAL records and fsyncs over the run
     std::uint64_t fsyncs = 0;
@@ -81,6 +82,7 @@ struct LoopResult {
                             other.latencies_us.end());
         seconds += other.seconds;
         ops += other.ops;
+        ops_all += other.ops_all;
         failures += other.failures;
         records += other.records;
         fsyncs += other.fsyncs;
@@ -115,6 +117,7 @@ public:
         cv_.wait(lock, [&] { return in_flight_ == 0; });
         LoopResult r;
         r.ops = done;
+        r.ops_all = completed_;
         r.seconds = elapsed;
         r.latencies_us = std::move(latencies_);
         r.failures = failures_;
@@ -137,6 +140,7 @@ private:
                 std::lock_guard lock(mu_);
                 --in_flight_;
                 if (!ok) ++failures_;
+                if (ok) ++completed_;
                 // Only what succeeded counts: a leader that lost its
                 // leadership fails proposals at once, which is no throughput.
                 if (ok && now >= measure_from_ && start >= measure_from_) {
@@ -156,6 +160,7 @@ private:
     std::condition_variable cv_;
     std::vector<double> latencies_;
     std::size_t completed_in_window_ = 0;
+    std::size_t completed_ = 0;
     std::size_t failures_ = 0;
     int in_flight_ = 0;
     bool stop_ = false;

@@ -15,6 +15,7 @@
 //              Hosts' timer wakeups (HostStatus::timer_wakeups) and the
 //              groups' own ticks, resident memory (whole process, and per
 //              replica over the Hosts' footprint before any group), threads.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -40,6 +41,13 @@ std::uint64_t rss_bytes() {
     std::uint64_t size = 0, resident = 0;
     statm >> size >> resident;
     return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+// Context switches of the whole process so far, voluntary or not.
+std::uint64_t context_switches() {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return static_cast<std::uint64_t>(u.ru_nvcsw) + static_cast<std::uint64_t>(u.ru_nivcsw);
 }
 
 // Threads of this process (/proc/self/status).
@@ -87,6 +95,7 @@ public:
     std::uint64_t size() const { return n_; }
     std::uint64_t replicas() const { return n_ * hosts_.size(); }
     std::uint64_t rss_without_groups() const { return rss_without_groups_; }
+    const BenchNetwork& network() const { return network_; }
 
     // Group g's leader as last seen (null: none known); refreshed from the
     // replicas' status when unknown.
@@ -231,7 +240,13 @@ void run_busy(Groups& groups, const Options& o, int k) {
         });
     });
     const std::vector<keel::HostStatus> before = groups.host_status();
+    const std::uint64_t buffers_before = groups.network().buffers();
+    const std::uint64_t wakeups_before = groups.network().wakeups();
+    const std::uint64_t switches_before = context_switches();
     LoopResult r = loop.run(k, o.seconds);
+    const std::uint64_t switches = context_switches() - switches_before;
+    const std::uint64_t wakeups = groups.network().wakeups() - wakeups_before;
+    const std::uint64_t buffers = groups.network().buffers() - buffers_before;
     const std::vector<keel::HostStatus> after = groups.host_status();
     nlohmann::json per_host = nlohmann::json::array();
     for (std::size_t h = 0; h < after.size(); ++h) {
@@ -241,7 +256,14 @@ void run_busy(Groups& groups, const Options& o, int k) {
         r.fsyncs += fsyncs;
         per_host.push_back(fsyncs != 0 ? static_cast<double>(records) / fsyncs : 0.0);
     }
+    const double ops = static_cast<double>(std::max<std::size_t>(r.ops_all, 1));
     nlohmann::json row = report_row("groups", k, o, std::move(r));
+    // Over the run (as records per fsync), per completed operation: the
+    // transport's buffers, its delivery threads' wakeups, and the whole
+    // process's context switches.
+    row["buffers_per_op"] = static_cast<double>(buffers) / ops;
+    row["delivery_wakeups_per_op"] = static_cast<double>(wakeups) / ops;
+    row["context_switches_per_op"] = static_cast<double>(switches) / ops;
     row["groups"] = groups.size();
     row["records_per_fsync_by_host"] = per_host;
     row["led_by_host"] = groups.led();

@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include "keel/assert.hpp"
 #include "runtime/process_liveness.hpp"
+#include "transport/codec.hpp"
+#include "transport/rejection.hpp"
 
 namespace keel::runtime {
 
@@ -38,10 +40,12 @@ public:
     void remove_peer(NodeId id) override { router_.remove_peer(group_, id); }
     void send(GroupId group, NodeId to, std::string bytes) override {
         KEEL_ASSERT(group == group_, "a group's channel sends under its own group id");
+        if (router_.coalescing_) return router_.queue_send(group_, to, std::move(bytes));
         router_.transport_->send(group_, to, std::move(bytes));
     }
     bool send_now(GroupId group, NodeId to, const std::function<std::string()>& encode) override {
         KEEL_ASSERT(group == group_, "a group's channel sends under its own group id");
+        if (router_.coalescing_ && router_.send_pending(to)) return false;
         return router_.transport_->send_now(group_, to, encode);
     }
     void send_snapshot(GroupId group, NodeId to,
@@ -63,6 +67,7 @@ GroupRouter::~GroupRouter() {
 Status GroupRouter::start(std::shared_ptr<Transport> transport, RejectionHook on_rejected,
                           std::optional<std::map<NodeId, std::string>> process_peers) {
     KEEL_ASSERT(transport_ == nullptr && transport != nullptr, "the router starts once");
+    KEEL_ASSERT(!coalescing_ || io_.post, "coalescing needs the I/O thread");
     transport_ = std::move(transport);
     on_rejected_ = std::move(on_rejected);
     process_mode_ = process_peers.has_value();
@@ -114,9 +119,9 @@ std::shared_ptr<Transport> GroupRouter::link(GroupId group) {
 }
 
 Status GroupRouter::attach(GroupId group, TransportSink& sink) {
-    if (group == kLivenessGroup)
+    if (group == kLivenessGroup || group == kCoalescedGroup)
         return Status(ErrorCode::invalid_argument,
-                      fmt::format("group {} is reserved for the process's liveness", group));
+                      fmt::format("group {} is reserved for the process's own traffic", group));
     MutexLock lock(mu_);
     if (slots_.count(group) != 0)
         return Status(ErrorCode::invalid_argument,
@@ -231,6 +236,7 @@ Status GroupRouter::on_messages(GroupId group, NodeId from, std::string_view byt
         if (group == kLivenessGroup) return liveness_->on_ping(from, bytes);
         liveness_->heard(from);
     }
+    if (group == kCoalescedGroup) return on_coalesced(from, bytes);
     return dispatch(group, from, true,
                     [&](TransportSink& s) { return s.on_messages(group, from, bytes); });
 }
@@ -242,6 +248,10 @@ Status GroupRouter::on_snapshot_chunk(GroupId group, NodeId from, std::string_vi
 }
 
 void GroupRouter::on_unreachable(GroupId group, NodeId to) {
+    if (group == kCoalescedGroup) {
+        for (GroupId g : groups_with(to)) on_unreachable(g, to);
+        return;
+    }
     (void)dispatch(group, to, false, [&](TransportSink& s) {
         s.on_unreachable(group, to);
         return Status::ok_status();
@@ -283,6 +293,95 @@ void GroupRouter::remove_peer(GroupId group, NodeId id) {
     }
     if (!process_mode_) transport_->remove_peer(id);
     if (liveness_ != nullptr) liveness_->peers_changed();
+}
+
+}  // namespace keel::runtime
+
+namespace keel::runtime {
+
+// ---- coalescing ----
+
+void GroupRouter::queue_send(GroupId group, NodeId to, std::string bytes) {
+    bool first = false;
+    {
+        MutexLock lock(out_mu_);
+        first = outbox_.add(group, to, std::move(bytes));
+    }
+    // Behind the work the I/O thread has queued now: what that work sends
+    // joins these.
+    if (first) io_.post([this] { flush_sends(); });
+}
+
+bool GroupRouter::send_pending(NodeId to) const {
+    MutexLock lock(out_mu_);
+    return flushing_ || outbox_.pending(to);
+}
+
+void GroupRouter::flush_sends() {
+    std::vector<CoalescingOutbox::Buffer> buffers;
+    {
+        MutexLock lock(out_mu_);
+        buffers = outbox_.take();
+        flushing_ = true;
+    }
+    // Outside the lock: a transport may deliver (and so a group send) from
+    // inside send(); that send is queued for the next flush.
+    if (!stopped_)
+        for (CoalescingOutbox::Buffer& b : buffers)
+            transport_->send(b.group, b.to, std::move(b.bytes));
+    MutexLock lock(out_mu_);
+    flushing_ = false;
+}
+
+Status GroupRouter::on_coalesced(NodeId from, std::string_view bytes) {
+    const std::size_t frame_bytes_max = transport::CodecLimits{}.frame_bytes_max;
+    Result<std::vector<CoalescedFrame>> frames = split_coalesced(bytes, frame_bytes_max);
+    if (!frames.ok()) {
+        const std::string detail =
+            fmt::format("coalesced buffer from node {}: {}", from, frames.status().message());
+        report_rejection(transport::rejection_name(transport::Rejection::malformed), detail);
+        return Status(ErrorCode::corruption, detail);
+    }
+    if (!io_.post || io_.on_io_thread()) return deliver_coalesced(from, *frames);
+    const std::size_t size = bytes.size();
+    if (posted_bytes_.fetch_add(size) + size > kCoalescedPostedBytesMax) {
+        posted_bytes_.fetch_sub(size);
+        const std::string detail = fmt::format(
+            "from node {}: a coalesced buffer of {} bytes dropped, past the {} bytes that may "
+            "wait for the I/O thread",
+            from, size, kCoalescedPostedBytesMax);
+        report_rejection(transport::rejection_name(transport::Rejection::overloaded), detail);
+        return Status(ErrorCode::busy, detail);
+    }
+    // One copy and one post for every group's frames; the views are rebuilt
+    // over the copy.
+    struct Posted {
+        std::string bytes;
+        std::vector<CoalescedFrame> frames;
+    };
+    auto posted = std::make_shared<Posted>();
+    posted->bytes.assign(bytes);
+    posted->frames = std::move(*frames);
+    for (CoalescedFrame& f : posted->frames)
+        f.frame =
+            std::string_view(posted->bytes)
+                .substr(static_cast<std::size_t>(f.frame.data() - bytes.data()), f.frame.size());
+    io_.post([this, from, posted = std::move(posted)] {
+        posted_bytes_.fetch_sub(posted->bytes.size());
+        (void)deliver_coalesced(from, posted->frames);
+    });
+    return Status::ok_status();
+}
+
+Status GroupRouter::deliver_coalesced(NodeId from, const std::vector<CoalescedFrame>& frames) {
+    Status first = Status::ok_status();
+    for (const CoalescedFrame& f : frames) {
+        Status s = dispatch(f.group, from, true, [&](TransportSink& sink) {
+            return sink.on_messages(f.group, from, f.frame);
+        });
+        if (first.ok() && !s.ok()) first = s;
+    }
+    return first;
 }
 
 }  // namespace keel::runtime

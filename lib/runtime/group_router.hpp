@@ -30,6 +30,19 @@
 // it), and peer_ids/has_peers count only the process peers (the others
 // cannot be reached).
 //
+// Coalescing (set_coalescing: a keel::Host, on any transport):
+// a link's send() on the I/O thread is queued per peer instead
+// (coalesced_frames.hpp), and one task posted behind the work the I/O
+// thread has queued hands the transport one buffer per peer, on
+// kCoalescedGroup when it holds several groups' frames; a link's send_now
+// declines while anything is queued for its peer, so nothing overtakes.
+// A buffer delivered on kCoalescedGroup is checked whole (split_coalesced;
+// refused and counted as `malformed` otherwise), then its frames go to
+// their groups: at once on the I/O thread, else after one post to it for
+// all of them (at most kCoalescedPostedBytesMax bytes waiting; beyond:
+// refused as busy, counted as `overloaded`).  A drop reported on
+// kCoalescedGroup is reported to every group that has the peer.
+//
 // Owns: the transport, once started (ProcessServices owns the router).
 // Threads: start/stop before the groups open and after they all left; the
 // TransportSink calls from any thread (the transport's contract); a link's
@@ -53,6 +66,7 @@
 #include <vector>
 
 #include "keel/transport.hpp"
+#include "runtime/coalesced_frames.hpp"
 #include "runtime/thread_annotations.hpp"
 
 namespace keel::runtime {
@@ -61,6 +75,9 @@ class ProcessLiveness;
 
 // Bytes for a group this process does not serve.
 inline constexpr std::string_view kRejectedUnknownGroup = "unknown_group";
+// Bytes of coalesced buffers delivered from other threads waiting for the
+// I/O thread.
+inline constexpr std::size_t kCoalescedPostedBytesMax = 2 * kTransportBufferBytesMax;
 
 class GroupRouter final : public TransportSink {
 public:
@@ -90,6 +107,17 @@ public:
     // removes the members no other group has.
     // REQUIRES: started().  The router outlives the link.
     std::shared_ptr<Transport> link(GroupId group);
+
+    // The process's I/O thread: whether the caller is on it, and how to run
+    // work there.  Before start(); needed by coalescing (without it,
+    // coalesced input is handled on the delivering thread).
+    struct IoThread {
+        std::function<bool()> on_io_thread;
+        std::function<void(std::function<void()>)> post;
+    };
+    void set_io(IoThread io) { io_ = std::move(io); }
+    // Coalesces the groups' sends (above).  Before start(); needs set_io.
+    void set_coalescing(bool on) { coalescing_ = on; }
 
     // Where liveness pings go and whom deliveries tell (never null once set).
     // Before start().
@@ -142,6 +170,13 @@ private:
     template <typename Deliver>
     Status dispatch(GroupId group, NodeId from, bool peer_input, Deliver&& deliver) EXCLUDES(mu_);
     Status refuse_unknown(GroupId group, NodeId from);
+    // Coalescing (above).  queue_send and flush_sends on the I/O thread;
+    // send_pending from any thread.
+    void queue_send(GroupId group, NodeId to, std::string bytes) EXCLUDES(out_mu_);
+    bool send_pending(NodeId to) const EXCLUDES(out_mu_);
+    void flush_sends() EXCLUDES(out_mu_);
+    Status on_coalesced(NodeId from, std::string_view bytes);
+    Status deliver_coalesced(NodeId from, const std::vector<CoalescedFrame>& frames);
 
     std::shared_ptr<Transport> transport_;  // set by start(), before any delivery
     // Set by start(): whether the process's peers, not the groups' members,
@@ -163,6 +198,14 @@ private:
     std::map<NodeId, std::string> process_peers_ GUARDED_BY(peers_mu_);
 
     std::atomic<std::uint64_t> unknown_group_{0};
+
+    IoThread io_;
+    bool coalescing_ = false;
+    mutable Mutex out_mu_;
+    CoalescingOutbox outbox_ GUARDED_BY(out_mu_);
+    // flush_sends has taken the outbox and is handing it to the transport.
+    bool flushing_ GUARDED_BY(out_mu_) = false;
+    std::atomic<std::size_t> posted_bytes_{0};
 };
 
 }  // namespace keel::runtime

@@ -95,6 +95,10 @@ Result<std::unique_ptr<HostImpl>> HostImpl::open(const HostOptions& options, wal
         h.count_rejection(reason, detail);
     };
     if (options.transport) {
+        // Each send() of an application's transport is a buffer and a
+        // hand-off: many groups' messages to a peer go in one
+        // (coalesced_frames.hpp; decision 0026).
+        host->services_->router().set_coalescing(true);
         if (Status s = host->services_->start_transport(options.transport, on_rejected); !s.ok())
             return s;
     } else if (uses_keel_tcp(options)) {
@@ -121,6 +125,9 @@ Status HostImpl::start_keel_tcp(wal::FileSystem& fs) {
     auto on_rejected = [this](std::string_view reason, std::string_view detail) {
         count_rejection(reason, detail);
     };
+    // One send() per peer per I/O pass instead of one per group: one write
+    // to the socket for many groups' messages (decision 0026).
+    services_->router().set_coalescing(true);
     if (Status s = services_->start_transport(transport, on_rejected, options_.peers); !s.ok())
         return s;
     HostProcesses p;

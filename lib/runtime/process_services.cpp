@@ -20,6 +20,8 @@ struct ProcessServices::WorkGuard {
 ProcessServices::ProcessServices()
     : io_(std::make_unique<boost::asio::io_context>(1)), work_(std::make_unique<WorkGuard>(*io_)) {
     router_.set_liveness(&liveness_);
+    router_.set_io({[this] { return on_io_thread(); },
+                    [this](std::function<void()> f) { post(std::move(f)); }});
 }
 
 ProcessServices::~ProcessServices() {

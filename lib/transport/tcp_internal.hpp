@@ -41,7 +41,8 @@ class InboundConnection;
 // Splits "host:port" ("[v6]:port" allowed).  invalid_argument otherwise.
 Status split_host_port(std::string_view address, std::string& host, std::string& port);
 // Whether `bytes` are whole messages or snapshot chunk frames, every one
-// of `group` (the group travels in the frames' header).
+// of `group` (the group travels in the frames' header); for kCoalescedGroup,
+// of any other group.
 bool frames_of_group(std::string_view bytes, GroupId group);
 
 class TcpTransport::Impl : public std::enable_shared_from_this<TcpTransport::Impl> {

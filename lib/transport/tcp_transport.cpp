@@ -32,6 +32,8 @@ Status split_host_port(std::string_view address, std::string& host, std::string&
 // The TCP wire carries a buffer's group in its frames (codec.hpp): keel's
 // channel makes them, so a buffer whose frames name another group, or that
 // is not whole frames, is a bug on our side, refused rather than misrouted.
+// A buffer on kCoalescedGroup holds several groups' frames (a Host's
+// router coalesced them): each goes on the wire as it is, under its own.
 bool frames_of_group(std::string_view bytes, GroupId group) {
     if (bytes.empty()) return false;
     while (!bytes.empty()) {
@@ -41,7 +43,9 @@ bool frames_of_group(std::string_view bytes, GroupId group) {
             length |= std::uint32_t{static_cast<std::uint8_t>(bytes[i])} << (8 * i);
         if (bytes.size() - kFrameLengthBytes < length) return false;
         Result<FrameRoute> route = frame_route(bytes.substr(0, kFrameLengthBytes + length));
-        if (!route.ok() || route->group != group) return false;
+        if (!route.ok()) return false;
+        if (group == kCoalescedGroup ? route->group == kCoalescedGroup : route->group != group)
+            return false;
         bytes.remove_prefix(kFrameLengthBytes + length);
     }
     return true;

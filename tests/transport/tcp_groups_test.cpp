@@ -134,6 +134,31 @@ TEST_CASE("a buffer whose frames name another group than its send is dropped and
     p->b->stop();
 }
 
+TEST_CASE("a buffer on kCoalescedGroup goes out frame by frame, each under its own group",
+          "[transport][tcp][groups]") {
+    asio::io_context io;
+    Recorder rec;
+    auto p = raw_pair(io, rec);
+    // A Host's router coalesced three groups' frames for one peer.
+    p->a->send(kCoalescedGroup, 2,
+               heartbeats_of_group(5, 1) + heartbeats_of_group(6, 2) + heartbeats_of_group(5, 3));
+    REQUIRE(run_until(io, [&] { return p->sink_b.batches.size() == 3; }));
+    const std::vector<std::pair<GroupId, std::uint64_t>> want{{5, 1}, {6, 2}, {5, 3}};
+    for (std::size_t i = 0; i < want.size(); ++i) {
+        INFO("batch " << i);
+        CHECK(p->sink_b.batches[i].first == want[i].first);
+        CHECK(p->sink_b.batches[i].second.messages.at(0).context == want[i].second);
+    }
+    // A coalesced buffer holding a frame of the reserved group is ours and wrong: dropped.
+    p->a->send(kCoalescedGroup, 2,
+               heartbeats_of_group(5, 4) + heartbeats_of_group(kCoalescedGroup, 5));
+    REQUIRE(run_until(io, [&] { return p->sink_a.unreachable.size() == 1; }));
+    CHECK(p->sink_a.unreachable[0] == std::pair<GroupId, NodeId>{kCoalescedGroup, 2});
+    CHECK(p->a->stats().buffers_dropped == 1);
+    p->a->stop();
+    p->b->stop();
+}
+
 TEST_CASE("a failed link is reported unreachable to every group that used it",
           "[transport][tcp][groups]") {
     asio::io_context io;

@@ -60,7 +60,11 @@
 //
 // Groups: every call carries a GroupId so that many Raft groups can share
 // one connection.  A node today is one group, 0: a transport passes the
-// group it was given back on the other side unchanged.
+// group it was given back on the other side unchanged.  A keel::Host with
+// many groups also sends buffers on kCoalescedGroup: several groups'
+// messages for one peer process in one buffer (a transport need not know:
+// it carries them like any other group's, and on_unreachable reports them on
+// that group too).
 #pragma once
 
 #include <cstddef>
@@ -77,6 +81,9 @@ namespace keel {
 using NodeId = std::uint64_t;  // as in keel/options.hpp
 // Which Raft group a buffer belongs to; 0 today.
 using GroupId = std::uint64_t;
+// Reserved: a buffer of several groups' messages (see "Groups" above).  No
+// Raft group may use it.
+inline constexpr GroupId kCoalescedGroup = ~GroupId{0} - 1;
 
 // The most bytes keel passes in one send() buffer or one snapshot chunk,
 // and the most it accepts in one delivery (a buffer of small messages is
