@@ -172,7 +172,8 @@ void Replica::write_snapshot(SnapshotFunction fn, const raft::SnapshotMeta& meta
                              const std::function<void(Status)>& done) {
     Status s;
     bool out_of_space = false;
-    bool io_failed = false;  // a write or fsync of the file failed: fail-stop
+    bool io_failed = false;        // a write or fsync of the file failed: fail-stop
+    bool durable_changed = false;  // a snapshot became durable: the log may be compacted
     std::uint64_t written = 0;
     auto writer = snapshots_->begin();
     if (!writer.ok()) {
@@ -184,6 +185,8 @@ void Replica::write_snapshot(SnapshotFunction fn, const raft::SnapshotMeta& meta
         if (s.ok()) {
             auto published = snapshots_->publish(*writer.value(), meta, durability);
             if (!published.ok()) s = published.status();
+            // (A deferred one replacing a durable file of its name is durable.)
+            if (published.ok()) durable_changed = published->durable;
         }
         written = writer.value()->data_bytes();
         out_of_space = writer.value()->out_of_space();
@@ -196,8 +199,7 @@ void Replica::write_snapshot(SnapshotFunction fn, const raft::SnapshotMeta& meta
     // Crash window: a deferred snapshot may be lost in a power loss until
     // flushed; the log is compacted only behind the older durable one, so a
     // restart finds a durable snapshot that the log continues either way.
-    bool durable_changed = s.ok() && durability == Durability::now;
-    if (s.ok() && durability == Durability::deferred && snapshot_flush_due()) {
+    if (s.ok() && !durable_changed && snapshot_flush_due()) {
         s = snapshots_->flush();
         io_failed = !s.ok();
         durable_changed = s.ok();
