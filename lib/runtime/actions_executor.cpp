@@ -40,6 +40,14 @@ void Replica::on_soft_state(const raft::SoftState& ss) {
 
 void Replica::on_snapshot_written(const raft::SnapshotMeta& meta) {
     if (halted()) return;
+    // The apply thread captured the snapshot after applying meta.index, but
+    // the core may not have heard of that yet (the apply progress is settled
+    // once the lock is free) and refuses a snapshot beyond what it knows
+    // applied: the core would keep the previous snapshot, whose file the
+    // store no longer keeps, and a follower that needs it would wait for the
+    // next.
+    const raft::Index applied = apply_->applied_index();
+    if (applied > core_->applied_index()) core_->on_applied(applied);
     auto s = core_->on_snapshot_taken(meta.index);
     if (!s.ok()) {
         // E.g. a snapshot from the leader was installed meanwhile, past it.

@@ -261,6 +261,7 @@ void ApplyWorker::maybe_snapshot(std::function<void(Status)> requested, bool aga
         if (requested) requested(Status::ok_status());
         return;
     }
+    const bool asked_for = static_cast<bool>(requested);
     std::function<void(Status)> done = std::move(requested);
     if (!done) {
         if (snapshot_in_flight_.exchange(true)) {  // one automatic snapshot at a time
@@ -281,7 +282,7 @@ void ApplyWorker::maybe_snapshot(std::function<void(Status)> requested, bool aga
     SnapshotFunction fn = sm_->snapshot();
     last_snapshot_index_ = applied_.index;
     last_snapshot_failed_.store(false, std::memory_order_release);
-    hooks_.on_snapshot(std::move(fn), applied_, std::move(done));
+    hooks_.on_snapshot(std::move(fn), applied_, asked_for, std::move(done));
 }
 
 }  // namespace keel::runtime

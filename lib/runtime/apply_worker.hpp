@@ -56,8 +56,10 @@ public:
         // After each batch: everything up to `index` is applied.
         std::function<void(raft::Index index)> on_applied;
         // A snapshot to write: the function, and the metadata as of its index;
-        // `done` (may be empty) must be called with the outcome.
-        std::function<void(SnapshotFunction, raft::SnapshotMeta, std::function<void(Status)> done)>
+        // `asked_for`: snapshot_now() or a retry, not an automatic one.
+        // `done` must be called with the outcome.
+        std::function<void(SnapshotFunction, raft::SnapshotMeta, bool asked_for,
+                           std::function<void(Status)> done)>
             on_snapshot;
         // StateMachine::restore failed (the state machine is half-way): no
         // entry is applied after it, and waiters fail.  The replica fail-stops.

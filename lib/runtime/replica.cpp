@@ -271,12 +271,15 @@ ApplyWorker::Hooks Replica::apply_hooks() {
         core_lock_.note(CoreLock::kAppliedProgress);
         kick_core();
     };
-    hooks.on_snapshot = [this](SnapshotFunction fn, raft::SnapshotMeta meta,
+    hooks.on_snapshot = [this](SnapshotFunction fn, raft::SnapshotMeta meta, bool asked_for,
                                std::function<void(Status)> done) {
         const std::uint64_t generation = log_->generation();
+        // One asked for (snapshot_now()) is durable when answered; an
+        // automatic one is flushed when the log's compaction needs it.
+        const Durability durability = asked_for ? Durability::now : Durability::deferred;
         auto task = [this, fn = std::move(fn), meta = std::move(meta), done = std::move(done),
-                     generation]() mutable {
-            write_snapshot(std::move(fn), meta, generation, done);
+                     generation, durability]() mutable {
+            write_snapshot(std::move(fn), meta, durability, generation, done);
         };
         if (!seat_.background.submit(std::move(task)))
             log(LogLevel::warn, "snapshot not started: background queue full or stopping");

@@ -276,10 +276,15 @@ private:
     // log follows it, and the WAL once a segment file can go
     // (StateMachine::applied_index).
     void follow_durable_state_machine(raft::Index durable) REQUIRES(core_lock_);
-    // Background thread: writes a snapshot, compacts the log behind the
-    // older kept one, reports the outcome under the core lock.
-    void write_snapshot(SnapshotFunction fn, const raft::SnapshotMeta& meta,
+    // Background thread: writes a snapshot (durable at once or deferred),
+    // flushes the deferred ones when the log's compaction is due
+    // (snapshot_flush_due), compacts the log behind the older durable one,
+    // reports the outcome under the core lock.
+    void write_snapshot(SnapshotFunction fn, const raft::SnapshotMeta& meta, Durability durability,
                         std::uint64_t generation, const std::function<void(Status)>& done);
+    // Background thread: whether the store's deferred snapshots should be
+    // flushed now (docs/runtime.md, "Snapshots and compaction").
+    bool snapshot_flush_due() const;
     void compact_log(std::uint64_t generation);
     // Background thread: a snapshot staged by the transport is read whole
     // against its checksums before the core may install it.

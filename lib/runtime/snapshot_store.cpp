@@ -303,8 +303,22 @@ std::vector<SnapshotFile> SnapshotStore::all() const {
 
 std::optional<raft::Index> SnapshotStore::fallback_index() const {
     MutexLock lock(mu_);
-    if (files_.size() < 2) return std::nullopt;
-    return files_[files_.size() - 2].meta.index;
+    std::size_t durable_seen = 0;
+    for (auto it = files_.rbegin(); it != files_.rend(); ++it)
+        if (it->durable && ++durable_seen == 2) return it->meta.index;
+    return std::nullopt;
+}
+
+std::optional<raft::Index> SnapshotStore::durable_index() const {
+    MutexLock lock(mu_);
+    for (auto it = files_.rbegin(); it != files_.rend(); ++it)
+        if (it->durable) return it->meta.index;
+    return std::nullopt;
+}
+
+std::size_t SnapshotStore::deferred_publishes() const {
+    MutexLock lock(mu_);
+    return deferred_publishes_;
 }
 
 std::vector<DamagedSnapshot> SnapshotStore::damaged() const {
@@ -348,11 +362,15 @@ Result<SnapshotFile> SnapshotStore::verify(wal::FileSystem& fs, const std::strin
     return f;
 }
 
-Status SnapshotStore::make_durable(const SnapshotFile& file) const {
+Status SnapshotStore::make_durable(const SnapshotFile& file) {
     auto f = fs_.open(file.path, wal::OpenMode::read_only);
     if (!f.ok()) return f.status();
     if (Status s = (*f)->datasync(); !s.ok()) return s;
-    return fs_.sync_dir(dir_);
+    if (Status s = fs_.sync_dir(dir_); !s.ok()) return s;
+    MutexLock lock(mu_);
+    for (SnapshotFile& kept : files_)
+        if (kept.path == file.path) kept.durable = true;
+    return Status::ok_status();
 }
 
 Result<std::unique_ptr<SnapshotFileWriter>> SnapshotStore::begin() {
@@ -366,15 +384,25 @@ Result<std::unique_ptr<SnapshotFileWriter>> SnapshotStore::begin() {
 }
 
 Result<SnapshotFile> SnapshotStore::publish(SnapshotFileWriter& writer,
-                                            const raft::SnapshotMeta& meta) {
+                                            const raft::SnapshotMeta& meta, Durability durability) {
     if (Status s = writer.finish(meta); !s.ok()) return s;
-    const std::string final_path = dir_ + "/" + file_name(meta);
+    const std::string name = file_name(meta);
+    const std::string final_path = dir_ + "/" + name;
+    if (durability == Durability::deferred) {
+        // Never put an unflushed file in place of a durable one of the same
+        // name: a power loss could then leave the name with neither.
+        MutexLock lock(mu_);
+        for (const SnapshotFile& f : files_)
+            if (f.path == final_path && f.durable) durability = Durability::now;
+    }
     // Never "no space, retry": a failed fdatasync or rename is an I/O
     // failure (io_error), and the runtime fail-stops.
-    if (Status s = wal::install_file(fs_, writer.temp_path_, dir_, file_name(meta)); !s.ok()) {
+    Status s = durability == Durability::now ? wal::install_file(fs_, writer.temp_path_, dir_, name)
+                                             : fs_.rename(writer.temp_path_, final_path);
+    if (!s.ok()) {
         writer.failed_ = true;
         writer.io_failed_ = true;
-        return s;
+        return Status(ErrorCode::io_error, s.message());
     }
     writer.published_ = true;
     SnapshotFile f;
@@ -382,9 +410,43 @@ Result<SnapshotFile> SnapshotStore::publish(SnapshotFileWriter& writer,
     f.path = final_path;
     f.data_bytes = writer.data_bytes_;
     f.data_crc32 = crc_final(writer.crc_state_);
+    f.durable = durability == Durability::now;
     MutexLock lock(mu_);
+    deferred_publishes_ = f.durable ? 0 : deferred_publishes_ + 1;
     add_locked(f);
     return f;
+}
+
+Status SnapshotStore::flush() {
+    std::vector<std::string> paths;
+    {
+        MutexLock lock(mu_);
+        for (const SnapshotFile& f : files_)
+            if (!f.durable) paths.push_back(f.path);
+    }
+    auto io_error = [](const Status& s) { return Status(ErrorCode::io_error, s.message()); };
+    for (const std::string& path : paths) {
+        auto file = fs_.open(path, wal::OpenMode::read_only);
+        if (!file.ok()) {
+            // Deleted meanwhile: a newer snapshot (an adopted one) replaced it.
+            if (file.status().code() == ErrorCode::not_found && !listed(path)) continue;
+            return io_error(file.status());
+        }
+        if (Status s = (*file)->datasync(); !s.ok()) return io_error(s);
+    }
+    if (Status s = fs_.sync_dir(dir_); !s.ok()) return io_error(s);
+    MutexLock lock(mu_);
+    for (SnapshotFile& f : files_)
+        if (std::find(paths.begin(), paths.end(), f.path) != paths.end()) f.durable = true;
+    deferred_publishes_ = 0;
+    prune_locked();
+    return Status::ok_status();
+}
+
+bool SnapshotStore::listed(const std::string& path) const {
+    MutexLock lock(mu_);
+    return std::any_of(files_.begin(), files_.end(),
+                       [&](const SnapshotFile& f) { return f.path == path; });
 }
 
 Result<SnapshotFile> SnapshotStore::adopt(const std::string& path,
@@ -396,7 +458,9 @@ Result<SnapshotFile> SnapshotStore::adopt(const std::string& path,
     const std::string final_path = dir_ + "/" + file_name(expected);
     if (Status s = wal::install_file(fs_, path, dir_, file_name(expected)); !s.ok()) return s;
     f.value().path = final_path;
+    f.value().durable = true;
     MutexLock lock(mu_);
+    deferred_publishes_ = 0;
     add_locked(f.value());
     return f;
 }
@@ -413,10 +477,21 @@ void SnapshotStore::add_locked(SnapshotFile f) {
 }
 
 void SnapshotStore::prune_locked() {
-    while (files_.size() > kSnapshotsKept) {
-        (void)fs_.remove(files_.front().path);  // best effort: a leftover is only disk space
-        files_.erase(files_.begin());
+    // Newest first: the kSnapshotsKept newest durable files, and the newest
+    // file if it is not durable yet, stay.
+    std::vector<SnapshotFile> kept;
+    std::size_t durable_kept = 0;
+    for (auto it = files_.rbegin(); it != files_.rend(); ++it) {
+        const bool keep = it->durable ? durable_kept < kSnapshotsKept : it == files_.rbegin();
+        if (keep) {
+            if (it->durable) ++durable_kept;
+            kept.push_back(std::move(*it));
+        } else {
+            (void)fs_.remove(it->path);  // best effort: a leftover is only disk space
+        }
     }
+    std::reverse(kept.begin(), kept.end());
+    files_ = std::move(kept);
 }
 
 Result<std::unique_ptr<SnapshotFileReader>> SnapshotStore::open_reader(

@@ -21,13 +21,23 @@
 // is still intact.  (Whether the bytes mean anything is the state
 // machine's to say, in restore().)
 //
-// Crash windows: a snapshot is written to <name>.tmp, fdatasynced, renamed
-// to <name> and the directory fsynced, so a visible .snap is always
-// complete; leftover .tmp files are deleted by open().  The two newest
-// valid snapshots are kept (the older is the fallback if the newest turns
-// out to be damaged: the runtime compacts the log only up to the older, so
-// that it can restart from either); older ones are deleted after a new one
-// is published or adopted.
+// Durability: a snapshot is written to <name>.tmp, then either made durable
+// at once (fdatasync, rename to <name>, fsync of the directory) or renamed
+// without a flush (Durability::deferred) and made durable later by flush(),
+// one directory fsync for all.  Only durable snapshots count for the log's
+// compaction (fallback_index()): an unflushed one may be lost, or be a
+// damaged file, after a power loss, so the log keeps reaching back to the
+// durable ones until it is flushed (docs/decisions/0027).
+//
+// Crash windows: a visible .snap is complete unless it was unflushed at a
+// power loss (then its checks fail, or its name is gone: the runtime starts
+// from an older one, which the log continues); leftover .tmp files are
+// deleted by open().  Kept: the two newest durable snapshots (the older is
+// the fallback if the newest turns out to be damaged: the runtime compacts
+// the log only up to the older, so that it can restart from either) and the
+// newest snapshot if it is unflushed; the others are deleted when a
+// snapshot is published, adopted or flushed.  Files found by open() are of
+// unknown durability until make_durable() or flush().
 //
 // Threads: every member may be called from any thread (one mutex guards the
 // list of files); a writer or reader object is used by one thread at a time.
@@ -47,6 +57,7 @@
 
 namespace keel::runtime {
 
+// Durable snapshots kept (the newest and its fallback).
 inline constexpr std::size_t kSnapshotsKept = 2;
 inline constexpr std::size_t kMaxSnapshotConfigBytes = 16 << 20;
 
@@ -55,7 +66,14 @@ struct SnapshotFile {
     std::string path;
     std::uint64_t data_bytes = 0;
     std::uint32_t data_crc32 = 0;  // as the trailer records it
+    // The store made the file and its name durable (fdatasync, directory
+    // fsync) in this process; false for files listed from disk.
+    bool durable = false;
 };
+
+// When publish() makes a snapshot durable: before it returns, or at the
+// next flush().
+enum class Durability { now, deferred };
 
 // A snapshot file that failed its checks, and why (the Status names the
 // file and what is wrong).
@@ -139,9 +157,14 @@ public:
     std::optional<SnapshotFile> latest() const;
     // Every valid snapshot, ascending by index.
     std::vector<SnapshotFile> all() const;
-    // The index of the snapshot before the newest (the fallback), if any:
-    // the log must reach back to it.
+    // The index of the durable snapshot before the newest durable one (the
+    // fallback), if any: the log must reach back to it.
     std::optional<raft::Index> fallback_index() const;
+    // The index of the newest durable snapshot, if any.
+    std::optional<raft::Index> durable_index() const;
+    // Snapshots published with Durability::deferred since the last flush
+    // (or durable publish or adoption).
+    std::size_t deferred_publishes() const;
     // Damaged files found so far: at open, by verify() and mark_damaged().
     std::vector<DamagedSnapshot> damaged() const;
     // `file` failed a check after open (its data CRC, or restore()): it is
@@ -155,22 +178,31 @@ public:
     static Result<SnapshotFile> verify(wal::FileSystem& fs, const std::string& path,
                                        const raft::SnapshotMeta* expected = nullptr);
     // fdatasyncs `file` and fsyncs the directory: a snapshot found at start-up
-    // may have been in the page cache only.
-    Status make_durable(const SnapshotFile& file) const;
+    // may have been in the page cache only.  The store then counts it as
+    // durable.
+    Status make_durable(const SnapshotFile& file);
+    // Makes every kept snapshot that is not durable yet durable: one
+    // fdatasync each, then one fsync of the directory; then deletes what is
+    // no longer kept.  io_error (the caller fail-stops) if a flush failed.
+    Status flush();
 
     // Starts writing a snapshot.
     Result<std::unique_ptr<SnapshotFileWriter>> begin();
-    // Finishes `writer` with `meta`, fdatasyncs it, renames it into place,
-    // fsyncs the directory and deletes all but the kSnapshotsKept newest.
-    // Once this returns ok the snapshot survives a crash and latest()
-    // returns it (or a newer one).  The writer is finished either way.
-    // no_space when the trailer found no room (nothing was published).
-    Result<SnapshotFile> publish(SnapshotFileWriter& writer, const raft::SnapshotMeta& meta);
+    // Finishes `writer` with `meta` and renames it into place; with
+    // Durability::now it fdatasyncs the file first and fsyncs the directory
+    // after, so that once this returns ok the snapshot survives a crash;
+    // with deferred, flush() does that later (a power loss before may lose
+    // it).  latest() then returns it (or a newer one), and what is no longer
+    // kept is deleted.  The writer is finished either way.  no_space when
+    // the trailer found no room (nothing was published); io_error if a
+    // write, fdatasync, rename or directory fsync failed.
+    Result<SnapshotFile> publish(SnapshotFileWriter& writer, const raft::SnapshotMeta& meta,
+                                 Durability durability = Durability::now);
 
     // Takes over a complete snapshot file received from the leader (already
     // fsynced at `path`, same file system, verified by verify()): checks its
     // trailer holds `expected`, renames it into place and fsyncs the
-    // directory, then deletes all but the kSnapshotsKept newest.
+    // directory (it is durable), then deletes what is no longer kept.
     Result<SnapshotFile> adopt(const std::string& path, const raft::SnapshotMeta& expected);
 
     // Where the transport stages incoming snapshots (a subdirectory).
@@ -183,7 +215,9 @@ public:
 
 private:
     SnapshotStore(std::string dir, wal::FileSystem& fs) : dir_(std::move(dir)), fs_(fs) {}
+    // Deletes the files no longer kept (the header says which are).
     void prune_locked() REQUIRES(mu_);
+    bool listed(const std::string& path) const EXCLUDES(mu_);
     void add_locked(SnapshotFile f) REQUIRES(mu_);
 
     const std::string dir_;
@@ -191,6 +225,7 @@ private:
     mutable Mutex mu_;
     std::vector<SnapshotFile> files_ GUARDED_BY(mu_);  // ascending by index
     std::vector<DamagedSnapshot> damaged_ GUARDED_BY(mu_);
+    std::size_t deferred_publishes_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace keel::runtime

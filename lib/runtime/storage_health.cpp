@@ -168,10 +168,12 @@ void Replica::step_aside_if_full() {
 }
 
 void Replica::write_snapshot(SnapshotFunction fn, const raft::SnapshotMeta& meta,
-                             std::uint64_t generation, const std::function<void(Status)>& done) {
+                             Durability durability, std::uint64_t generation,
+                             const std::function<void(Status)>& done) {
     Status s;
     bool out_of_space = false;
-    bool io_failed = false;  // a write or fsync of the file failed: fail-stop
+    bool io_failed = false;        // a write or fsync of the file failed: fail-stop
+    bool durable_changed = false;  // a snapshot became durable: the log may be compacted
     std::uint64_t written = 0;
     auto writer = snapshots_->begin();
     if (!writer.ok()) {
@@ -181,8 +183,10 @@ void Replica::write_snapshot(SnapshotFunction fn, const raft::SnapshotMeta& meta
     } else {
         s = fn(*writer.value());
         if (s.ok()) {
-            auto published = snapshots_->publish(*writer.value(), meta);
+            auto published = snapshots_->publish(*writer.value(), meta, durability);
             if (!published.ok()) s = published.status();
+            // (A deferred one replacing a durable file of its name is durable.)
+            if (published.ok()) durable_changed = published->durable;
         }
         written = writer.value()->data_bytes();
         out_of_space = writer.value()->out_of_space();
@@ -192,9 +196,17 @@ void Replica::write_snapshot(SnapshotFunction fn, const raft::SnapshotMeta& meta
     if (out_of_space && s.code() != ErrorCode::no_space)
         s = Status(ErrorCode::no_space,
                    fmt::format("writing the snapshot at {}: {}", meta.index, s.to_string()));
-    // The snapshot is durable: the log behind the older kept snapshot may go
-    // (one metadata write; the WAL deletes the files on its own thread).
-    if (s.ok()) compact_log(generation);
+    // Crash window: a deferred snapshot may be lost in a power loss until
+    // flushed; the log is compacted only behind the older durable one, so a
+    // restart finds a durable snapshot that the log continues either way.
+    if (s.ok() && !durable_changed && snapshot_flush_due()) {
+        s = snapshots_->flush();
+        io_failed = !s.ok();
+        durable_changed = s.ok();
+    }
+    // Behind the older durable snapshot, the log may go (one metadata
+    // write; the WAL deletes the files on its own thread).
+    if (durable_changed) compact_log(generation);
     with_core([&]() REQUIRES(core_lock_) {
         if (halted()) return;
         if (io_failed) return fail_stop(s);
@@ -208,6 +220,21 @@ void Replica::write_snapshot(SnapshotFunction fn, const raft::SnapshotMeta& meta
         run_core();
     });
     done(s);
+}
+
+bool Replica::snapshot_flush_due() const {
+    if (snapshots_->deferred_publishes() >= kMaxDeferredSnapshots) return true;
+    // The flush makes the newest durable snapshot the fallback, behind
+    // which the log is compacted: worth it once that frees a segment file.
+    // With none durable yet, once the newest covers a segment file (the
+    // next flush then frees it).
+    std::optional<raft::Index> behind = snapshots_->durable_index();
+    if (!behind) {
+        std::optional<SnapshotFile> newest = snapshots_->latest();
+        if (!newest) return false;
+        behind = newest->meta.index;
+    }
+    return log_->compaction_frees(*behind);
 }
 
 void Replica::follow_durable_state_machine(raft::Index durable) {

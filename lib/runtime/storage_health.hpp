@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 #include "raft/types.hpp"
@@ -25,6 +26,12 @@ inline constexpr std::uint32_t kNoSpaceRetryMs = 100;
 // many times per alarm (it cannot know which member has room; a bound keeps
 // a cluster whose disks are all full from passing leadership round).
 inline constexpr int kMaxNoSpaceTransfers = 3;
+// Automatic snapshots are published without flushes and flushed together
+// once the log's compaction would free a WAL segment file behind them, or
+// after this many (which bounds what a power loss makes a restart replay,
+// and lets groups sharing a WAL, none of which frees a segment alone,
+// compact): docs/decisions/0027-deferred-snapshot-durability.md.
+inline constexpr std::size_t kMaxDeferredSnapshots = 32;
 
 // Threads: the atomics are read anywhere; everything is written under the
 // replica's core lock (saved_floor also read by the background thread).

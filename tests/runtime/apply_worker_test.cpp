@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -77,7 +78,8 @@ struct Fixture {
         ApplyWorker::Hooks hooks;
         hooks.on_applied = [this](keel::raft::Index i) { last_reported.store(i); };
         hooks.on_snapshot = [this](keel::SnapshotFunction, keel::raft::SnapshotMeta meta,
-                                   std::function<void(keel::Status)> done) {
+                                   bool asked_for, std::function<void(keel::Status)> done) {
+            (asked_for ? snapshots_asked_for : automatic_snapshots).fetch_add(1);
             snapshot_thread.store(std::this_thread::get_id());
             last_snapshot_index.store(meta.index);
             snapshots.fetch_add(1);
@@ -98,6 +100,8 @@ struct Fixture {
         std::make_shared<keel::test::RecordingStateMachine>();
     std::atomic<keel::raft::Index> last_reported{0};
     std::atomic<int> snapshots{0};
+    std::atomic<int> snapshots_asked_for{0};  // of them: snapshot_now() or a retry
+    std::atomic<int> automatic_snapshots{0};
     std::atomic<keel::raft::Index> last_snapshot_index{0};
     std::atomic<std::thread::id> snapshot_thread{};  // where the last capture ran
     std::atomic<bool> hold_snapshots{false};         // keep them in flight (done not called)
@@ -280,6 +284,26 @@ TEST_CASE(
     CHECK(indexes(*f.sm) == std::vector<std::uint64_t>{1, 2, 3, 4, 5});
 }
 
+// The replica defers an automatic snapshot's flushes but makes one asked
+// for durable before answering (docs/decisions/0027): the hook tells them
+// apart.
+TEST_CASE("the snapshot hook tells a snapshot asked for from an automatic one", "[apply_worker]") {
+    Fixture f(/*snapshot_every=*/4);
+    f.worker->start();
+    std::atomic<int> answered{0};
+    f.worker->enqueue(entries(1, 4, &answered));  // index 4 makes one due
+    f.worker->enqueue(entries(5, 5, &answered));
+    std::promise<keel::Status> asked;
+    ApplySnapshot request;
+    request.done = [&](keel::Status s) { asked.set_value(std::move(s)); };
+    f.worker->enqueue(std::move(request));
+    REQUIRE(asked.get_future().get().ok());
+    f.worker->stop();
+    CHECK(f.automatic_snapshots.load() == 1);
+    CHECK(f.snapshots_asked_for.load() == 1);
+    CHECK(f.last_snapshot_index.load() == 5);
+}
+
 // While an automatic snapshot is in flight, claimed batches past the
 // threshold queue no capture: the apply thread would only skip it.
 TEST_CASE("no capture is queued while an automatic snapshot is in flight", "[apply_worker]") {
@@ -393,7 +417,7 @@ TEST_CASE("a restore that fails stops applying and reports it, instead of assert
     // Rebuilt with the hook (Fixture's worker has none).
     ApplyWorker::Hooks hooks;
     hooks.on_applied = [](keel::raft::Index) {};
-    hooks.on_snapshot = [](keel::SnapshotFunction, keel::raft::SnapshotMeta,
+    hooks.on_snapshot = [](keel::SnapshotFunction, keel::raft::SnapshotMeta, bool,
                            std::function<void(keel::Status)>) {};
     hooks.log = [](keel::LogLevel, const std::string&) {};
     hooks.on_restore_failed = [&](keel::Status s) {

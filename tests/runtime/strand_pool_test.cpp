@@ -90,7 +90,7 @@ struct Group {
     explicit Group(StrandPool& pool) {
         ApplyWorker::Hooks hooks;
         hooks.on_applied = [](keel::raft::Index) {};
-        hooks.on_snapshot = [](keel::SnapshotFunction, keel::raft::SnapshotMeta,
+        hooks.on_snapshot = [](keel::SnapshotFunction, keel::raft::SnapshotMeta, bool,
                                std::function<void(keel::Status)> done) {
             if (done) done(keel::Status::ok_status());
         };

@@ -109,7 +109,9 @@ public:
     virtual void promote_member_async(NodeId id, std::function<void(Status)> done) = 0;
     virtual void remove_member_async(NodeId id, std::function<void(Status)> done) = 0;
     virtual void transfer_leadership_async(NodeId to, std::function<void(Status)> done) = 0;
-    // Take a state machine snapshot now and compact the log behind it.
+    // Take a state machine snapshot now and compact the log behind it; it
+    // is durable when `done` runs (automatic snapshots are flushed later:
+    // docs/runtime.md, "Snapshots and compaction").
     virtual void snapshot_async(std::function<void(Status)> done) = 0;
     // The latest snapshot this node holds, as a file to copy off it: a
     // backup (keel/snapshot_file.hpp; restore_data_dir builds a new cluster

@@ -69,7 +69,9 @@ public:
     virtual void on_membership_changed(const std::vector<MemberSpec>& members) { (void)members; }
     // The state up to `index` is in a snapshot on this node: one it took (of
     // its state machine), or one it installed from the leader (its state
-    // machine is restored from it before any later entry is applied).
+    // machine is restored from it before any later entry is applied).  One
+    // taken automatically may not be flushed yet: after a power loss the
+    // node may restart from an older one and the log after it.
     virtual void on_snapshot(std::uint64_t index) { (void)index; }
     // The node fail-stopped (NodeStatus::failure says the same); the last
     // event.  NodeOptions::on_failure is called too.
