@@ -143,6 +143,22 @@ TEST_CASE("ring queue: elements are moved, never copied, and each destroyed once
     REQUIRE(shared.use_count() == 1);
 }
 
+TEST_CASE("ring queue: swap exchanges the blocks, moving no element") {
+    RingQueue<std::unique_ptr<int>> a;
+    RingQueue<std::unique_ptr<int>> b;
+    a.push_back(std::make_unique<int>(1));
+    a.push_back(std::make_unique<int>(2));
+    const int* first = a.front().get();
+    a.swap(b);
+    REQUIRE(a.empty());
+    REQUIRE(a.capacity() == 0);
+    REQUIRE(b.size() == 2);
+    REQUIRE(b.front().get() == first);
+    swap(a, b);
+    REQUIRE(b.capacity() == 0);
+    REQUIRE(*a.back() == 2);
+}
+
 TEST_CASE("ring queue: pushing an element of the full queue itself copies it before growing") {
     RingQueue<std::string> q;
     for (int i = 0; i < 4; ++i) q.push_back(std::string(40, static_cast<char>('a' + i)));

@@ -121,6 +121,15 @@ public:
     // Removes every element; keeps a block of kMinCapacity (if it had one).
     void clear() { truncate(0); }
 
+    // Exchanges the contents and blocks; moves no element.
+    void swap(RingQueue& other) noexcept {
+        std::swap(data_, other.data_);
+        std::swap(capacity_, other.capacity_);
+        std::swap(head_, other.head_);
+        std::swap(size_, other.size_);
+    }
+    friend void swap(RingQueue& a, RingQueue& b) noexcept { a.swap(b); }
+
     iterator begin() { return iterator(this, 0); }
     iterator end() { return iterator(this, size_); }
     const_iterator begin() const { return const_iterator(this, 0); }
