@@ -23,11 +23,11 @@
 // (docs/decisions/0001-durability-report-ids.md).
 #pragma once
 
-#include <deque>
 #include <optional>
 #include <utility>
 #include <vector>
 
+#include "keel/ring_queue.hpp"
 #include "raft/types.hpp"
 
 namespace keel::raft {
@@ -119,7 +119,7 @@ private:
 
     Index prev_index_ = 0;
     Term prev_term_ = 0;
-    std::deque<Entry> entries_;
+    RingQueue<Entry> entries_;
     Index committed_ = 0;
     Index persisted_ = 0;
     Index handed_ = 0;
@@ -127,7 +127,7 @@ private:
     Index unstable_ = 1;
     WriteId last_write_ = 0;
     // Oldest first; as many as the runtime has writes in flight.
-    std::deque<PendingWrite> pending_writes_;
+    RingQueue<PendingWrite> pending_writes_;
 };
 
 }  // namespace keel::raft
