@@ -38,7 +38,9 @@ TEST_CASE("ring queue: an empty queue holds no block") {
     REQUIRE(copied.capacity() == 0);
 }
 
-TEST_CASE("ring queue: the first push allocates the smallest block, which emptying keeps") {
+TEST_CASE(
+    "ring queue: the first push allocates the smallest block, which popping keeps and clear "
+    "frees") {
     RingQueue<int> q;
     q.push_back(1);
     REQUIRE(q.capacity() == RingQueue<int>::kMinCapacity);
@@ -54,6 +56,12 @@ TEST_CASE("ring queue: the first push allocates the smallest block, which emptyi
         q.pop_front();
     }
     REQUIRE(q.capacity() == RingQueue<int>::kMinCapacity);
+    q.push_back(7);
+    q.clear();
+    REQUIRE(q.empty());
+    REQUIRE(q.capacity() == 0);
+    q.push_back(8);  // usable again after clear
+    REQUIRE(q.front() == 8);
 }
 
 TEST_CASE("ring queue: wrapped around the block, order and indexing hold") {
@@ -93,7 +101,7 @@ TEST_CASE(
     q.truncate(5);  // halved while a quarter full or less: 512 -> 16
     REQUIRE(q.capacity() == 16);
     REQUIRE(contents(q) == std::deque<int>{744, 745, 746, 747, 748});
-    q.clear();
+    q.truncate(0);
     REQUIRE(q.capacity() == RingQueue<int>::kMinCapacity);
 }
 

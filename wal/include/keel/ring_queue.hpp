@@ -5,7 +5,7 @@
 // 512-byte node when it is constructed, so an empty one costs about 600
 // bytes of heap, and a Raft group holds a dozen queues that are empty
 // most of their life (docs/groups.md, "Resident memory").  A RingQueue
-// costs its three words until the first push; then a power-of-two block
+// costs its three words until the first push and after clear(); then a power-of-two block
 // that doubles when full and halves when a quarter full (never below
 // kMinCapacity elements, so a queue that goes between empty and a few
 // elements never reallocates), so it holds at most about four times its
@@ -118,8 +118,10 @@ public:
         size_ = n;
         maybe_shrink();
     }
-    // Removes every element; keeps a block of kMinCapacity (if it had one).
-    void clear() { truncate(0); }
+    // Removes every element and frees the block: a queue emptied at once
+    // (a batch handed over, a quiescent leader's heartbeats) costs nothing
+    // until used again, where popping down to empty keeps the smallest block.
+    void clear() { release(); }
 
     // Exchanges the contents and blocks; moves no element.
     void swap(RingQueue& other) noexcept {
