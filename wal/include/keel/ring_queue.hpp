@@ -1,15 +1,15 @@
 // keel/ring_queue.hpp — a double-ended queue in one block of memory that
-// allocates nothing while it has never held an element.
+// allocates nothing until its first push, nor after clear().
 //
 // Why not std::deque: libstdc++'s deque allocates its map and a first
 // 512-byte node when it is constructed, so an empty one costs about 600
 // bytes of heap, and a Raft group holds a dozen queues that are empty
-// most of their life (docs/groups.md, "Resident memory").  A RingQueue
-// costs its three words until the first push and after clear(); then a power-of-two block
-// that doubles when full and halves when a quarter full (never below
-// kMinCapacity elements, so a queue that goes between empty and a few
-// elements never reallocates), so it holds at most about four times its
-// largest recent size.
+// most of their life (docs/groups.md, "Resident memory per idle
+// replica").  A RingQueue costs its three words without a block; with
+// one, a power-of-two block that doubles when full and halves when a
+// quarter full, never below kMinCapacity elements (so a queue that goes
+// between empty and a few elements by push and pop never reallocates).
+// Its block is thus at most four times its size, or kMinCapacity.
 //
 // Unlike std::deque, growing or shrinking moves the elements: a push,
 // a pop or an erase invalidates every reference and iterator into the
