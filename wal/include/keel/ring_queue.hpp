@@ -2,9 +2,9 @@
 // allocates nothing until its first push, nor after clear().
 //
 // Why not std::deque: libstdc++'s deque allocates its map and a first
-// 512-byte node when it is constructed, so an empty one costs about 600
-// bytes of heap, and a Raft group holds a dozen queues that are empty
-// most of their life (docs/groups.md, "Resident memory per idle
+// 512-byte node when it is constructed, even if it never holds anything,
+// and a Raft group holds a dozen queues that are empty most of their
+// life (the figures: docs/groups.md, "Resident memory per idle
 // replica").  A RingQueue costs its three words without a block; with
 // one, a power-of-two block that doubles when full and halves when a
 // quarter full, never below kMinCapacity elements (so a queue that goes
