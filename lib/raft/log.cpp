@@ -69,7 +69,7 @@ Index RaftLog::merge(const std::vector<Entry>& entries) {
             if (at(e.index).term == e.term) continue;  // already have it (Log Matching)
             // Conflict: delete the existing entry and all that follow it.
             KEEL_ASSERT(e.index > committed_, "a committed entry is never truncated");
-            entries_.truncate(e.index - prev_index_ - 1);
+            entries_.resize(e.index - prev_index_ - 1);
             persisted_ = std::min(persisted_, e.index - 1);
             unstable_ = std::min(unstable_, e.index);
             writes_vouch_to_at_most(e.index - 1);
@@ -95,7 +95,8 @@ void RaftLog::compact(Index index) {
     KEEL_ASSERT(index <= applied_, "only applied entries may be compacted");
     KEEL_ASSERT(index < unstable_, "only entries handed out for persistence may be compacted");
     prev_term_ = at(index).term;
-    entries_.erase_front(index - prev_index_);
+    entries_.erase(entries_.begin(),
+                   entries_.begin() + static_cast<std::ptrdiff_t>(index - prev_index_));
     prev_index_ = index;
     check_invariants();
 }

@@ -23,6 +23,7 @@
 // (docs/decisions/0001-durability-report-ids.md).
 #pragma once
 
+#include <deque>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -119,7 +120,9 @@ private:
 
     Index prev_index_ = 0;
     Term prev_term_ = 0;
-    RingQueue<Entry> entries_;
+    // A deque, not a RingQueue: a leader's log grows to thousands of
+    // entries, which a single block would copy as it grows and shrinks.
+    std::deque<Entry> entries_;
     Index committed_ = 0;
     Index persisted_ = 0;
     Index handed_ = 0;
