@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "keel/ring_queue.hpp"
 #include "raft/types.hpp"
 
 namespace keel::raft {
@@ -119,6 +120,8 @@ private:
 
     Index prev_index_ = 0;
     Term prev_term_ = 0;
+    // A deque, not a RingQueue: a leader's log grows to thousands of
+    // entries, which a single block would copy as it grows and shrinks.
     std::deque<Entry> entries_;
     Index committed_ = 0;
     Index persisted_ = 0;
@@ -127,7 +130,7 @@ private:
     Index unstable_ = 1;
     WriteId last_write_ = 0;
     // Oldest first; as many as the runtime has writes in flight.
-    std::deque<PendingWrite> pending_writes_;
+    RingQueue<PendingWrite> pending_writes_;
 };
 
 }  // namespace keel::raft

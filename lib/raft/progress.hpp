@@ -13,8 +13,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 
+#include "keel/ring_queue.hpp"
 #include "raft/peer_progress.hpp"
 #include "raft/types.hpp"
 
@@ -34,7 +34,7 @@ public:
 
 private:
     std::size_t capacity_;
-    std::deque<Index> queue_;
+    RingQueue<Index> queue_;
 };
 
 struct Progress {

@@ -5,11 +5,11 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <random>
 #include <vector>
 
+#include "keel/ring_queue.hpp"
 #include "raft/config_history.hpp"
 #include "raft/core.hpp"
 #include "raft/log.hpp"
@@ -134,9 +134,9 @@ struct Core::State {
         // sending, for every ReadIndex round started before it and for the
         // lease.
         std::uint64_t heartbeat_seq = 0;
-        std::deque<HeartbeatSent> heartbeats_sent;  // the recent ones, oldest first
-        std::deque<ReadRound> read_rounds;          // oldest first
-        std::vector<std::uint64_t> reads_waiting;   // until an entry of this term commits
+        RingQueue<HeartbeatSent> heartbeats_sent;  // the recent ones, oldest first
+        RingQueue<ReadRound> read_rounds;          // oldest first
+        std::vector<std::uint64_t> reads_waiting;  // until an entry of this term commits
         std::size_t pending_read_count = 0;
     };
     Reads reads;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "keel/node.hpp"
+#include "keel/ring_queue.hpp"
 #include "keel/state_machine.hpp"
 #include "raft/types.hpp"
 
@@ -55,6 +56,8 @@ struct ApplyTask {
     std::function<void()> run;
 };
 using ApplyItem = std::variant<ApplyEntries, ApplyRestore, ApplySnapshot, ApplyTask>;
+// Items in log order, oldest first.
+using ApplyItems = RingQueue<ApplyItem>;
 
 // The committed entries `item` carries (0 for any other kind).
 inline std::size_t entry_count(const ApplyItem& item) {

@@ -22,7 +22,6 @@
 
 #include <atomic>
 #include <cstddef>
-#include <deque>
 #include <utility>
 
 #include "keel/assert.hpp"
@@ -62,7 +61,7 @@ public:
     }
     // A pool thread: takes everything queued (false: nothing).  REQUIRES:
     // the group is scheduled and runs on this thread.
-    bool take_slice(std::deque<ApplyItem>& items) EXCLUDES(mu_) {
+    bool take_slice(ApplyItems& items) EXCLUDES(mu_) {
         MutexLock lock(mu_);
         KEEL_ASSERT(scheduled_, "a slice of a scheduled group");
         if (items_.empty()) return false;
@@ -107,7 +106,7 @@ public:
     // Apply thread: waits for items (queued items also wait for an inline
     // apply in progress: they come after its entries) and takes them all;
     // false once closed and drained.
-    bool take(std::deque<ApplyItem>& items) EXCLUDES(mu_) {
+    bool take(ApplyItems& items) EXCLUDES(mu_) {
         MutexLock lock(mu_);
         while (claimed_ || (!closed_ && items_.empty())) cv_.wait(lock);
         if (items_.empty()) return false;
@@ -164,8 +163,8 @@ public:
         cv_.notify_all();
     }
     // What is left once the apply thread has gone (or never ran).
-    std::deque<ApplyItem> take_rest() EXCLUDES(mu_) {
-        std::deque<ApplyItem> rest;
+    ApplyItems take_rest() EXCLUDES(mu_) {
+        ApplyItems rest;
         MutexLock lock(mu_);
         rest.swap(items_);
         queued_entries_ = 0;
@@ -184,7 +183,7 @@ private:
 
     Mutex mu_;
     CondVar cv_;
-    std::deque<ApplyItem> items_ GUARDED_BY(mu_);
+    ApplyItems items_ GUARDED_BY(mu_);
     std::size_t queued_entries_ GUARDED_BY(mu_) = 0;
     std::atomic<std::size_t> queued_atomic_{0};  // mirrors queued_entries_
     bool closed_ GUARDED_BY(mu_) = false;

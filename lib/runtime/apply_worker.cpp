@@ -50,7 +50,7 @@ void ApplyWorker::stop() {
                     [this] { return StrandPool::run_slice_here(*this); });
     }
     // Anything enqueued after the thread left (or never started) is not applied.
-    std::deque<ApplyItem> rest = queue_.take_rest();
+    ApplyItems rest = queue_.take_rest();
     for (ApplyItem& item : rest) {
         if (auto* e = std::get_if<ApplyEntries>(&item)) {
             for (ApplyWaiter& w : e->waiters) {
@@ -81,7 +81,7 @@ void ApplyWorker::note_skipped_capture() {
 }
 
 void ApplyWorker::run() {
-    std::deque<ApplyItem> items;
+    ApplyItems items;
     while (queue_.take(items)) {
         const std::size_t entries = apply_batch(items);
         items.clear();
@@ -90,14 +90,14 @@ void ApplyWorker::run() {
 }
 
 bool ApplyWorker::run_slice() {
-    std::deque<ApplyItem> items;
+    ApplyItems items;
     if (!queue_.take_slice(items)) return queue_.end_slice(0);
     const std::size_t entries = apply_batch(items);
     items.clear();
     return queue_.end_slice(entries);
 }
 
-std::size_t ApplyWorker::apply_batch(std::deque<ApplyItem>& items) {
+std::size_t ApplyWorker::apply_batch(ApplyItems& items) {
     const raft::Index before = applied_.index;
     const std::uint64_t start = monotonic_ns();
     std::uint64_t task_ns = 0;  // not the state machine's: left out of the estimate
@@ -173,7 +173,7 @@ bool ApplyWorker::claim_inline(std::size_t entries, std::uint64_t budget_ns) {
     return queue_.try_claim([] { return true; });
 }
 
-void ApplyWorker::apply_claimed(std::deque<ApplyItem>& items) {
+void ApplyWorker::apply_claimed(ApplyItems& items) {
     claimed_ = true;
     apply_batch(items);
     claimed_ = false;

@@ -31,7 +31,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -122,7 +121,7 @@ public:
     // with the claimed items (in log order), from a thread holding no keel
     // lock.  The state machine still sees one apply at a time, in order.
     bool claim_inline(std::size_t entries, std::uint64_t budget_ns);
-    void apply_claimed(std::deque<ApplyItem>& items);
+    void apply_claimed(ApplyItems& items);
 
 private:
     void run();
@@ -130,7 +129,7 @@ private:
     bool run_slice() override;
     // Applies `items` (apply thread, or an inline claimer); returns the
     // number of entries.
-    std::size_t apply_batch(std::deque<ApplyItem>& items);
+    std::size_t apply_batch(ApplyItems& items);
     // One item of a batch; returns its entries.
     std::size_t apply_one(ApplyItem& item, std::uint64_t& task_ns);
     void apply_entries(ApplyEntries& item);

@@ -19,10 +19,10 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <utility>
 #include <vector>
 
+#include "keel/ring_queue.hpp"
 #include "raft/core.hpp"
 
 namespace keel::runtime {
@@ -72,8 +72,8 @@ private:
     };
 
     std::uint64_t last_seq_ = 0;
-    std::deque<InFlight> in_flight_;
-    std::deque<std::pair<std::uint64_t, std::vector<raft::Message>>> held_;
+    RingQueue<InFlight> in_flight_;
+    RingQueue<std::pair<std::uint64_t, std::vector<raft::Message>>> held_;
     raft::HardState hard_state_;
     bool unsaved_ = false;
 };

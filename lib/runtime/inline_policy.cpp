@@ -83,7 +83,7 @@ bool InlinePolicy::offer(ApplyEntries& item, ApplyWorker& apply, const wal::Wal&
     if (!enabled_) return false;
     const bool message = handling_message();
     if (!message && t_flusher_of != this) return false;
-    std::deque<ApplyItem>& claims = message ? io_claims_ : flusher_claims_;
+    ApplyItems& claims = message ? io_claims_ : flusher_claims_;
     // Behind a batch claimed already: it must follow it.  Otherwise only
     // when the WAL has nothing queued: the flusher writes (and fsyncs) what
     // is queued while the apply thread applies this batch, rather than

@@ -28,7 +28,6 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 
 #include "keel/wal/wal.hpp"
 #include "runtime/apply_worker.hpp"
@@ -133,8 +132,8 @@ private:
     // flusher only, applied by it once it lets go), and by the I/O thread.
     // One claim at a time (ApplyWorker::claim_inline): at most one of the
     // two holds entries, and each is touched by its own thread only.
-    std::deque<ApplyItem> flusher_claims_;
-    std::deque<ApplyItem> io_claims_;
+    ApplyItems flusher_claims_;
+    ApplyItems io_claims_;
     std::atomic<bool> io_apply_off_{false};
     // I/O thread only: entries queued for its next write, and whether that
     // write is scheduled.

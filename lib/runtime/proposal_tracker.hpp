@@ -18,10 +18,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <deque>
 #include <vector>
 
 #include "keel/assert.hpp"
+#include "keel/ring_queue.hpp"
 #include "runtime/apply_worker.hpp"
 
 namespace keel::runtime {
@@ -73,7 +73,7 @@ public:
     // observer's events: event_queue.hpp).
     void fail_all(ErrorCode code, const std::string& why, raft::NodeId leader_hint,
                   const std::function<void(std::function<void()>)>& complete = {}) {
-        std::deque<PendingProposal> pending;
+        RingQueue<PendingProposal> pending;
         pending.swap(pending_);
         pending_count_.fetch_sub(pending.size(), std::memory_order_relaxed);
         for (PendingProposal& p : pending) {
@@ -94,7 +94,7 @@ public:
 
 private:
     std::atomic<std::size_t>& pending_count_;
-    std::deque<PendingProposal> pending_;
+    RingQueue<PendingProposal> pending_;
 };
 
 }  // namespace keel::runtime

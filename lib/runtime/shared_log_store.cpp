@@ -3,11 +3,11 @@
 // for the hard state, releases for compaction, and images of its live log
 // for the rewrite pass.
 #include <algorithm>
-#include <deque>
 #include <utility>
 
 #include <fmt/format.h>
 
+#include "keel/ring_queue.hpp"
 #include "runtime/shared_wal.hpp"
 
 namespace keel::runtime {
@@ -115,7 +115,7 @@ private:
     const bool any_record_;
     std::vector<raft::Entry> recovered_;  // until forget_recovered()
     raft::Index next_ GUARDED_BY(shape_mu_);
-    std::deque<Run> runs_ GUARDED_BY(shape_mu_);
+    RingQueue<Run> runs_ GUARDED_BY(shape_mu_);
     mutable Mutex flight_mu_;
     CondVar flight_cv_;
     std::uint64_t in_flight_ GUARDED_BY(flight_mu_) = 0;
@@ -396,9 +396,9 @@ void SharedLogStore::image_durable(std::uint64_t position, raft::Index first, ra
                               [&](const Run& run) { return run.position > position; });
     raft::Index image_end = end;
     if (later != runs_.end()) image_end = std::min(image_end, later->first);
-    std::deque<Run> runs;
+    RingQueue<Run> runs;
     if (image_end > first) runs.push_back(Run{first, position, image_end - first, true});
-    runs.insert(runs.end(), later, runs_.end());
+    for (; later != runs_.end(); ++later) runs.push_back(*later);
     runs_ = std::move(runs);
 }
 

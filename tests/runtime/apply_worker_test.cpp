@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <deque>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -21,6 +20,7 @@ namespace {
 
 using keel::runtime::ApplyEntries;
 using keel::runtime::ApplyItem;
+using keel::runtime::ApplyItems;
 using keel::runtime::ApplyRestore;
 using keel::runtime::ApplySnapshot;
 using keel::runtime::ApplyTask;
@@ -122,7 +122,7 @@ TEST_CASE("inline apply is off with a zero budget", "[apply_worker]") {
     CHECK_FALSE(f.worker->claim_inline(1, 0));
     CHECK(f.worker->claim_inline(1, kBudgetNs));
     std::atomic<int> answered{0};
-    std::deque<ApplyItem> items;
+    ApplyItems items;
     items.push_back(entries(1, 1, &answered));
     f.worker->apply_claimed(items);
     // Applied on this thread, reported, answered, before apply_claimed returns.
@@ -153,7 +153,7 @@ TEST_CASE("a proposer hears back only once its commit latency is counted", "[app
             [&](keel::ProposeResult) { counted_when_answered.push_back(latency.snapshot().count); },
             /*start_ns=*/1});
     }
-    std::deque<ApplyItem> items;
+    ApplyItems items;
     items.push_back(std::move(item));
     f.worker->apply_claimed(items);
     REQUIRE(counted_when_answered.size() == 3);
@@ -170,12 +170,12 @@ TEST_CASE("one claim at a time; batches predicted over the budget are refused", 
     REQUIRE(f.worker->claim_inline(10, kBudgetNs));
     CHECK_FALSE(f.worker->claim_inline(1, kBudgetNs));  // the claim is held
     std::atomic<int> answered{0};
-    std::deque<ApplyItem> items;
+    ApplyItems items;
     items.push_back(entries(1, 10, &answered));
     f.worker->apply_claimed(items);
     CHECK(answered.load() == 10);
     CHECK(f.worker->claim_inline(1, kAnyBudgetNs));
-    std::deque<ApplyItem> more;
+    ApplyItems more;
     more.push_back(entries(11, 11, &answered));
     f.worker->apply_claimed(more);
     CHECK(indexes(*f.sm).size() == 11);
@@ -191,7 +191,7 @@ TEST_CASE("items queued during a claim are applied after the claimed ones", "[ap
     // wait, or it would apply 3..5 before 1..2 (the worker asserts order).
     f.worker->enqueue(entries(3, 5, &answered));
     CHECK_FALSE(f.worker->claim_inline(1, kBudgetNs));  // held, and now something is queued
-    std::deque<ApplyItem> items;
+    ApplyItems items;
     items.push_back(entries(1, 2, &answered));
     f.worker->apply_claimed(items);
     wait_for_index(*f.sm, 5);
@@ -225,7 +225,7 @@ TEST_CASE("inline claims and the apply thread interleave in log order", "[apply_
                 while (f.batches_begun.load() == begun && std::chrono::steady_clock::now() < until)
                     std::this_thread::yield();
             }
-            std::deque<ApplyItem> items;
+            ApplyItems items;
             items.push_back(entries(next, last, &answered));
             f.worker->apply_claimed(items);
             ++inline_batches;
@@ -269,7 +269,7 @@ TEST_CASE(
     f.worker->start();
     std::atomic<int> answered{0};
     REQUIRE(f.worker->claim_inline(3, kBudgetNs));
-    std::deque<ApplyItem> items;
+    ApplyItems items;
     items.push_back(entries(1, 3, &answered));
     f.worker->apply_claimed(items);
     CHECK(f.snapshots.load() == 0);
@@ -311,7 +311,7 @@ TEST_CASE("no capture is queued while an automatic snapshot is in flight", "[app
     f.hold_snapshots.store(true);
     f.worker->start();
     std::atomic<int> answered{0};
-    std::deque<ApplyItem> items;
+    ApplyItems items;
     REQUIRE(f.worker->claim_inline(2, kBudgetNs));
     items.push_back(entries(1, 2, &answered));
     f.worker->apply_claimed(items);  // crosses: a capture is queued

@@ -8,7 +8,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -25,6 +24,7 @@ namespace {
 
 using keel::runtime::ApplyEntries;
 using keel::runtime::ApplyItem;
+using keel::runtime::ApplyItems;
 using keel::runtime::ApplyTask;
 using keel::runtime::ApplyWaiter;
 using keel::runtime::ApplyWorker;
@@ -208,7 +208,7 @@ TEST_CASE("inline claims and the pool take turns on a group, in order", "[strand
     constexpr int kRounds = 300;
     for (int r = 0; r < kRounds; ++r) {
         if (r % 2 == 0 && g.worker->claim_inline(1, 1'000'000'000)) {
-            std::deque<ApplyItem> items;
+            ApplyItems items;
             items.push_back(entries(g.next, g.next, &g.answered));
             ++g.next;
             g.worker->apply_claimed(items);
