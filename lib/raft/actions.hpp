@@ -88,8 +88,9 @@ struct Actions {
     std::vector<ReadState> read_states;           // ReadIndex results
     std::vector<ReadFailure> read_failures;       // ReadIndex requests that failed
     std::optional<Configuration> configuration;   // set when the effective configuration changed
-    // A follower needs entries this leader dropped while it led alone
-    // (Options::forget_applied_when_alone) and no snapshot covers them: take
+    // A follower needs entries this leader dropped from memory (a member
+    // added after they were stored everywhere: Options::forget_stored_everywhere,
+    // or compacted on a durable state machine's word) and no snapshot covers them: take
     // a snapshot of the state machine (at its applied index, which covers
     // them) and report it with Core::on_snapshot_taken(), which sends it.
     // Set again while the follower still waits; one snapshot at a time is

@@ -100,6 +100,10 @@ Status validate_message(const Message& m, NodeId self) {
     if (m.log_index > kMaxIndex || m.commit > kMaxIndex || m.index > kMaxIndex ||
         m.hint_index > kMaxIndex)
         return refused(kRefusedIndexOutOfRange, "index at or above 2^63");
+    // A leader tells what is stored everywhere only as far as it commits.
+    if ((m.type == MessageType::append || m.type == MessageType::heartbeat) && m.index > m.commit)
+        return refused(kRefusedMalformed, str_cat("stored-everywhere index ", m.index,
+                                                  " past the commit index ", m.commit));
     if (m.quiesce && m.type != MessageType::heartbeat)
         return refused(kRefusedMalformed, "quiesce flag on a non-heartbeat");
     if (m.type != MessageType::append && !m.entries.empty())

@@ -107,7 +107,11 @@ Core::Core(Core&&) noexcept = default;
 Core& Core::operator=(Core&&) noexcept = default;
 
 Status Core::step(const Message& message) {
-    return s_->step(message);
+    Status st = s_->step(message);
+    // A leader's count rises with its followers' acknowledgements, a
+    // follower's with what its leader tells.
+    s_->forget_stored_everywhere();
+    return st;
 }
 
 void Core::tick() {
@@ -157,12 +161,13 @@ void Core::on_persisted(WriteId write) {
         if (s.log.persisted() >= s.lead.term_start_index) s.lead.term_durable = true;
         // The leader's own durable append counts toward the quorum only now.
         s.maybe_commit();
+        s.forget_stored_everywhere();
     }
 }
 
 void Core::on_applied(Index index) {
     s_->log.applied_to(index);
-    s_->forget_applied_when_alone();
+    s_->forget_stored_everywhere();
 }
 
 Result<SnapshotMeta> Core::on_snapshot_taken(Index index) {
@@ -252,6 +257,9 @@ Index Core::applied_index() const {
 }
 Index Core::first_index() const {
     return s_->log.first_index();
+}
+Index Core::stored_everywhere() const {
+    return s_->compaction.stored_everywhere;
 }
 Index Core::last_index() const {
     return s_->log.last_index();

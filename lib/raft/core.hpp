@@ -96,13 +96,22 @@ struct Options {
     // On on_snapshot_taken(i), keep this many entries before i in memory so
     // slightly lagging followers still get entries rather than a snapshot.
     std::size_t snapshot_trailing_entries = 1024;
-    // A leader that is the only member of its configuration (no other voter,
-    // no learner) drops each entry from memory once it is applied: no one
-    // needs it there (it stays in storage).  Otherwise the in-memory log
-    // grows with every entry until a snapshot compacts it.  When a member
-    // joins later and needs entries no snapshot covers, the core asks the
-    // runtime for a snapshot (Actions::snapshot_wanted) and sends that.
-    bool forget_applied_when_alone = true;
+    // A member drops an entry from memory once it has applied it and every
+    // member of the configuration has it durable (it stays in storage; no
+    // one will ask for it again): the leader knows the latter as the least
+    // of its own durable index, its commit index and every follower's match,
+    // voters and learners alike, and tells its followers in appends and
+    // heartbeats.  A lone leader thus drops each entry once applied.
+    // Otherwise the in-memory log grows with every entry until a snapshot
+    // compacts it.  A member that needs dropped entries later (one added
+    // since) is sent a snapshot the runtime takes on demand
+    // (Actions::snapshot_wanted).  docs/raft.md, "Forgetting what every
+    // member stored".
+    bool forget_stored_everywhere = true;
+    // TEST ONLY: a leader counts what it has durable and committed as stored
+    // everywhere, whatever its followers hold (dropping too early), to prove
+    // the simulator catches it (sim_catches_forget_unstored).  Never set it.
+    bool unsafe_forget_unstored = false;
 
     // Quiescence (see the top of this file): off by default, for every
     // member of a group alike (a follower with it off declines the leader's
@@ -257,8 +266,14 @@ public:
     Index commit_index() const;
     Index applied_index() const;
     // First entry held in memory: after a compaction, the snapshot index + 1
-    // (minus the trailing entries); for a lone leader, its applied index + 1.
+    // (minus the trailing entries); once entries are stored everywhere,
+    // up to the applied index + 1 (Options::forget_stored_everywhere).
     Index first_index() const;
+    // The index through which every member of the configuration (as of when
+    // a leader established it) holds the log durably, as far as this node
+    // knows: computed on a leader, told by the leader on a follower.  Never
+    // decreases within one incarnation; 0 after a restart.
+    Index stored_everywhere() const;
     Index last_index() const;
     Index persisted_index() const;                   // last entry acknowledged durable
     std::optional<Term> term_at(Index index) const;  // nullopt if compacted away or beyond the log

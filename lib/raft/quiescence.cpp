@@ -64,6 +64,7 @@ void Core::State::quiesce() {
                      .log_index = last,
                      .log_term = last_term,
                      .commit = log.committed(),
+                     .index = stored_everywhere_to_send(log.committed()),
                      .context = seq,
                      .quiesce = true});
     }

@@ -40,6 +40,7 @@ bool Core::State::send_append(NodeId to, bool send_if_empty) {
                  .log_term = *prev_term,
                  .commit = log.committed(),
                  .entries = std::move(entries),
+                 .index = stored_everywhere_to_send(log.committed()),
                  .context = pr.phase});
     return true;
 }
@@ -60,7 +61,11 @@ std::uint64_t Core::State::broadcast_heartbeat() {
         // Never tell a follower to commit past what it is known to hold.
         const Index commit = std::min(pr.match, log.committed());
         pr.commit_sent = std::max(pr.commit_sent, commit);
-        send(Message{.type = MessageType::heartbeat, .to = id, .commit = commit, .context = seq});
+        send(Message{.type = MessageType::heartbeat,
+                     .to = id,
+                     .commit = commit,
+                     .index = stored_everywhere_to_send(commit),
+                     .context = seq});
     }
     return seq;
 }
@@ -246,6 +251,7 @@ Status Core::State::handle_append_response(const Message& m) {
     }
     maybe_commit();
     if (role != Role::leader) return {};  // a removed leader stepped down
+    raise_stored_everywhere();            // the appends below tell it
     while (send_append(m.from, /*send_if_empty=*/false)) {
     }
     if (m.from == leadership_transfer.target) maybe_send_timeout_now(m.from);

@@ -17,12 +17,12 @@ namespace keel::raft {
 // Returns false if there is no snapshot to send yet.
 bool Core::State::send_snapshot(NodeId to, Progress& pr) {
     if (!snapshot || snapshot->index < log.prev_index()) {
-        // Entries were dropped while this leader was alone
-        // (forget_applied_when_alone), or on a durable state machine's word
+        // Entries were dropped once stored everywhere (forgetting.cpp: the
+        // follower joined since), or on a durable state machine's word
         // (on_state_machine_durable), and no snapshot covers them: ask the
         // runtime for one.  The follower waits in probe; on_snapshot_taken()
         // sends it the snapshot (and its next answer would ask again).
-        KEEL_ASSERT(opt.forget_applied_when_alone || compaction.compacted_without_snapshot,
+        KEEL_ASSERT(opt.forget_stored_everywhere || compaction.compacted_without_snapshot,
                     "entries were compacted without a snapshot");
         out.snapshot_wanted = true;
         return false;
@@ -31,46 +31,6 @@ bool Core::State::send_snapshot(NodeId to, Progress& pr) {
     // Nothing more is sent until report_snapshot() or the follower's answer.
     pr.become_snapshot(snapshot->index);
     return true;
-}
-
-// The only member of its configuration, and its leader, replicating to no
-// one (a member whose removal is not committed yet keeps its Progress, and
-// gets the entries it lacks: sync_progress): no one will ask for an entry.
-// A configuration entry that adds a member takes effect when appended
-// (config() is the latest in the log), so this turns false before the new
-// member can be sent anything.
-bool Core::State::alone() const {
-    const Configuration& c = config();
-    return role == Role::leader && progress.empty() && c.members.size() == 1 && c.is_voter(opt.id);
-}
-
-// A lone leader keeps only what is not yet applied in memory: every applied
-// entry is durable (a lone voter commits what it persisted) and in storage,
-// and nothing else will read it from the in-memory log.  Without this the
-// log grows by every entry until a snapshot; with snapshots off, without
-// bound (and growing a heap a page at a time is not free: docs/runtime.md).
-void Core::State::forget_applied_when_alone() {
-    if (!opt.forget_applied_when_alone || !alone()) return;
-    const Index upto = log.applied();
-    if (upto <= log.prev_index()) return;
-    KEEL_ASSERT(upto <= log.persisted(), "a lone leader applied an entry it has not persisted");
-    // Terms never decrease along the log: when the first and the last entry
-    // dropped share a term (every batch but the one crossing a new term's
-    // no-op), so do all between, and no entry needs a look.
-    auto note_term_of = [&](Index i) {
-        const Term t = log.at(i).term;
-        if (compaction.forgotten_terms.empty() || compaction.forgotten_terms.back().second != t)
-            compaction.forgotten_terms.emplace_back(i, t);
-    };
-    const Index first = log.prev_index() + 1;
-    if (log.at(first).term == log.at(upto).term) {
-        note_term_of(first);
-    } else {
-        for (Index i = first; i <= upto; ++i) note_term_of(i);
-    }
-    log.compact(upto);
-    // The configuration history stays: on_snapshot_taken() may still ask
-    // for the configuration at a dropped index.
 }
 
 std::optional<Term> Core::State::term_at_or_forgotten(Index index) const {

@@ -147,7 +147,7 @@ struct Core::State {
 
     // Compaction without a snapshot behind it (snapshot.cpp).
     struct Compaction {
-        // Terms of the entries forget_applied_when_alone() dropped that no
+        // Terms of the entries forget_stored_everywhere() dropped that no
         // snapshot covers yet, as (first index, term) runs, ascending: a
         // snapshot the runtime took at an index dropped since still needs
         // its term (on_snapshot_taken).  One run per term, so a handful.
@@ -157,6 +157,10 @@ struct Core::State {
         // RestoredState::snapshot_is_floor): a follower that needs what was
         // dropped is sent a snapshot taken on demand (snapshot_wanted).
         bool compacted_without_snapshot = false;
+        // Core::stored_everywhere(): raised by a leader's count
+        // (raise_stored_everywhere), or by what a leader tells (appends
+        // and heartbeats carry it in Message::index).
+        Index stored_everywhere = 0;
     };
     Compaction compaction;
     std::optional<Term> term_at_or_forgotten(Index index) const;
@@ -272,8 +276,11 @@ struct Core::State {
 
     // ---- snapshot.cpp ---------------------------------------------------------
     bool send_snapshot(NodeId to, Progress& pr);
-    bool alone() const;
-    void forget_applied_when_alone();
+    void raise_stored_everywhere();
+    // What a message to a follower may say is stored everywhere: no more
+    // than the commit index it carries (validate_message's rule).
+    Index stored_everywhere_to_send(Index commit) const;
+    void forget_stored_everywhere();
     void handle_snapshot(const Message& m);
     Result<SnapshotMeta> on_snapshot_taken(Index index);
     Result<SnapshotMeta> on_state_machine_durable(Index index);

@@ -1,6 +1,8 @@
 // raft/step.cpp — the receipt of a message: its fields and its sender
 // checked (admission.cpp), the term rules of Figure 2, then dispatch by role
 // to the receivers in election.cpp, replication.cpp and snapshot.cpp.
+#include <algorithm>
+
 #include "raft/state.hpp"
 
 namespace keel::raft {
@@ -113,6 +115,9 @@ void Core::State::step_follower(const Message& m) {
             clocks.election_elapsed_ticks = 0;
             clocks.ticks_since_leader_contact = 0;
             leader = m.from;
+            // What the leader counted stored everywhere (forgetting.cpp).
+            if (m.type != MessageType::snapshot)
+                compaction.stored_everywhere = std::max(compaction.stored_everywhere, m.index);
             // handle_heartbeat decides for heartbeats; a late copy of an
             // append this follower had before it quiesced is no news either.
             if (m.type != MessageType::heartbeat && !stale_append(m)) wake();

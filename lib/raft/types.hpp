@@ -136,7 +136,9 @@ const char* message_type_name(MessageType type);
 
 // One Raft message.  A flat struct (as in etcd's raft) keeps the codec
 // simple; the fields used by each type:
-//   append:             log_index/log_term = prevLogIndex/prevLogTerm, entries, commit
+//   append:             log_index/log_term = prevLogIndex/prevLogTerm, entries, commit;
+//                       index = what the leader counts stored on every member (at
+//                       most commit; Core::stored_everywhere)
 //   append_response:    reject=false: index = last index now matching the leader's log;
 //                       reject=true:  index = the rejected prevLogIndex, hint_index/hint_term
 //                       = conflict hint (last index of the follower's log at or below a term
@@ -146,7 +148,8 @@ const char* message_type_name(MessageType type);
 //                       transfer = true when caused by a leadership transfer
 //   vote_response,
 //   pre_vote_response:  reject
-//   heartbeat:          commit (capped at the follower's match index), context (ReadIndex round);
+//   heartbeat:          commit (capped at the follower's match index), context (ReadIndex round),
+//                       index as on an append;
 //                       quiesce = true: the leader stops heartbeating (quiescence.cpp), and
 //                       log_index/log_term = its last entry, which the follower must hold
 //   heartbeat_response: context echoed

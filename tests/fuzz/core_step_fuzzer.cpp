@@ -68,7 +68,7 @@ public:
         options_.max_inflight_messages = in_.ConsumeIntegralInRange<std::size_t>(1, 8);
         options_.max_message_bytes = in_.ConsumeIntegralInRange<std::size_t>(1, 64);
         options_.snapshot_trailing_entries = in_.ConsumeIntegralInRange<std::size_t>(0, 4);
-        options_.forget_applied_when_alone = in_.ConsumeBool();
+        options_.forget_stored_everywhere = in_.ConsumeBool();
         options_.random_seed = in_.ConsumeIntegral<std::uint8_t>();
         RestoredState start = starting_state(in_.ConsumeIntegralInRange<int>(0, 4));
         disk_.hard_state = start.hard_state;

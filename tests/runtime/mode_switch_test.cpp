@@ -92,7 +92,7 @@ TEST_CASE("1 -> 3 -> 1 voters with writes flowing: nothing lost or doubled, tick
 
     // Alone: single mode, and not one timer wakeup across many writes; the
     // applied entries are not kept in memory (raft::Options::
-    // forget_applied_when_alone), so the members joining below need a
+    // forget_stored_everywhere), so the members joining below need a
     // snapshot, which node 1 takes when they ask.
     REQUIRE(writer.advance(200));
     NodeStatus st = n1.status();

@@ -231,6 +231,9 @@ void Checker::after_step(const Nodes& nodes, const Disks& disks) {
         const bool leader = core.role() == raft::Role::leader;
         if (leader || (w.was_leader && core.term() == w.leader_term))
             check_leader(id, *node, w, disks);
+        if (leader && core.stored_everywhere() > w.stored_seen)
+            check_stored_everywhere(id, core, disks);
+        w.stored_seen = core.stored_everywhere();
         w.was_leader = leader;
     }
     for (const auto& [id, node] : nodes) {
@@ -240,6 +243,7 @@ void Checker::after_step(const Nodes& nodes, const Disks& disks) {
                  " but no leader ever committed past " + s_(leader_commit_max_));
         }
         observe_commits(id, core, watch_[id]);
+        check_forgotten(id, core);
     }
     // Every disk, of running nodes and of crashed or removed ones alike.
     for (const auto& [id, disk] : disks) check_durable(id, *disk, disk_watch_[id]);
@@ -393,6 +397,48 @@ void Checker::observe_commits(NodeId id, const raft::Core& core, NodeWatch& w) {
         reference(i, m.entries[i - m.snap_index - 1], n_(id) + " committed");
     }
     w.commit_observed = std::max(w.commit_observed, c);
+}
+
+// A leader's count of what every member stored (lib/raft/forgetting.cpp),
+// risen in this step: the entry there is on the durable disk of every member
+// the leader replicates to and of the leader itself.  (A leader's count only
+// rises by its own counting: what it was told as a follower it carries in
+// unchanged, and a node becomes leader on a vote, never on an append.)
+void Checker::check_stored_everywhere(NodeId leader, const raft::Core& core, const Disks& disks) {
+    const Index count = core.stored_everywhere();
+    stored_everywhere_max_ = std::max(stored_everywhere_max_, count);
+    std::optional<Term> term = mirrors_[leader].term_at(count);
+    if (!term && count <= commit_known()) term = committed_term(count);
+    if (!term) return;
+    for (const raft::PeerProgress& p : core.progress()) {
+        auto it = disks.find(p.id);
+        if (it == disks.end()) continue;
+        const DurableState d = it->second->durable();
+        if (d.term_at(count) == term || d.snapshot_index() >= count) continue;
+        fail(std::string("Forgetting: leader ") + n_(leader) + " counts entry " + s_(count) + "/t" +
+             s_(*term) + " stored on every member, but " + n_(p.id) +
+             "'s disk does not hold it (last " + s_(d.last_index()) + ", snapshot " +
+             s_(d.snapshot_index()) + ")");
+        return;
+    }
+}
+
+// What a node dropped from memory lies behind a snapshot it knows or what it
+// counts stored everywhere; and a count is one some leader made.
+void Checker::check_forgotten(NodeId node, const raft::Core& core) {
+    const Index count = core.stored_everywhere();
+    if (count > stored_everywhere_max_) {
+        fail(std::string("Forgetting: ") + n_(node) + " counts entries through " + s_(count) +
+             " stored everywhere, but no leader ever counted past " + s_(stored_everywhere_max_));
+        return;
+    }
+    const Index dropped = core.first_index() - 1;
+    const Index snapshot = core.snapshot() ? core.snapshot()->index : 0;
+    if (dropped > std::max(count, snapshot)) {
+        fail(std::string("Forgetting: ") + n_(node) + " dropped its log through " + s_(dropped) +
+             " from memory, past its snapshot (" + s_(snapshot) +
+             ") and what it counts stored everywhere (" + s_(count) + ")");
+    }
 }
 
 }  // namespace keel::sim

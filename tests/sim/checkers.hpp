@@ -35,6 +35,13 @@
 //                        is the committed one, and no entry has a term above
 //                        the saved term.  Checked whenever a disk changes:
 //                        a completed write, a synchronous save, a crash.
+//   Forgetting           an entry leaves a node's in-memory log only behind
+//                        a snapshot it knows or what it counts stored on
+//                        every member (Core::stored_everywhere); when a
+//                        leader's count covers a new index, every member it
+//                        replicates to (and itself) holds that entry on its
+//                        durable disk; no node's count exceeds the highest
+//                        any leader reached.
 //   Reads                the index a ReadIndex read is served at is at least
 //                        the highest commit index known anywhere when the
 //                        read started, and the state it returns is exactly the
@@ -116,6 +123,7 @@ private:
         raft::Term leader_durable = 0;   // leadership counted by Election Safety (durable)
         raft::Index leader_checked = 0;  // commit indexes verified against durable quorums
         bool was_leader = false;         // leader at the end of the previous step
+        raft::Index stored_seen = 0;     // Core::stored_everywhere() after the previous step
     };
 
     void fail(const std::string& what);
@@ -130,6 +138,8 @@ private:
     void check_quorum_durable(raft::NodeId leader, const raft::Core& core, raft::Index index,
                               const Disks& disks);
     void observe_commits(raft::NodeId node, const raft::Core& core, NodeWatch& w);
+    void check_stored_everywhere(raft::NodeId leader, const raft::Core& core, const Disks& disks);
+    void check_forgotten(raft::NodeId node, const raft::Core& core);
     // What the disk would give a restart now (its durable state).
     struct DiskWatch {
         std::uint64_t version = 0;  // SimDisk::version() when last checked
@@ -144,6 +154,7 @@ private:
     std::vector<std::uint64_t> prefix_hash_;  // ValueLog hash after index i (i = 0 first)
     std::vector<std::uint64_t> prefix_count_;
     raft::Index leader_commit_max_ = 0;
+    raft::Index stored_everywhere_max_ = 0;  // the highest count of any leader
     // The term of the leader that first committed each index 1, 2, ...
     // (0: committed at bootstrap); as long as leader_commit_max_.
     std::vector<raft::Term> commit_term_;

@@ -95,6 +95,7 @@ raft::Options Cluster::options_for(const SimGroup& g, NodeId id) {
     o.check_quorum = params_.check_quorum;
     o.lease_reads = params_.lease_reads;
     o.unsafe_commit_older_terms = config_.bug == Bug::commit_older_term;
+    o.unsafe_forget_unstored = config_.bug == Bug::forget_unstored;
     o.max_inflight_messages = params_.max_inflight_messages;
     o.max_message_bytes = params_.max_message_bytes;
     o.snapshot_trailing_entries = params_.snapshot_trailing_entries;

@@ -92,6 +92,17 @@ void Cluster::liveness_round(NodeId id, std::uint64_t incarnation) {
         // since (a delayed quiesce heartbeat) must hear it too.
         declare_down(id, peer, "silent for " + format_time(now_us() - heard->second));
     }
+    // A process removed for good never answers again.  The runtime's Host
+    // keeps pinging the processes it was opened with, so it declares such a
+    // process down once silent for the timeout, and a follower left
+    // quiescent under a leader that removed itself (and that it never heard
+    // commit the removal) wakes.  Those pings are lost: they are not counted.
+    for (NodeId gone : removed_) {
+        if (gone == id) continue;
+        auto [heard, added] = heard_us_.try_emplace({id, gone}, now_us());
+        if (now_us() - heard->second <= liveness_timeout_us()) continue;
+        declare_down(id, gone, "removed, silent for " + format_time(now_us() - heard->second));
+    }
     schedule_process(id, incarnation, kLivenessPingTicks * params_.tick_us,
                      [this, id, incarnation] { liveness_round(id, incarnation); });
 }

@@ -299,8 +299,8 @@ void SimNode::process(Actions a) {
     for (auto& m : a.messages_after_persist) send_or_gate(std::move(m), all_queued);
     // 5. Apply, then serve reads.
     if (!a.committed_entries.empty()) apply(a.committed_entries);
-    // 6. A snapshot the core asked for (entries it dropped while it led
-    // alone), taken a little later, as the runtime's apply thread would.
+    // 6. A snapshot the core asked for (a member needs entries it dropped
+    // from memory), taken a little later, as the runtime's apply thread would.
     if (a.snapshot_wanted) {
         host_.schedule_node(core_.id(), incarnation_, kSnapshotWantedDelayUs,
                             [](SimNode& n) { n.take_snapshot(); });

@@ -35,15 +35,18 @@ const char* bug_name(Bug bug) {
             return "ping_per_group";
         case Bug::joiner_bootstraps_alone:
             return "joiner_bootstraps_alone";
+        case Bug::forget_unstored:
+            return "forget_unstored";
     }
     return "?";
 }
 
 bool parse_bug(const std::string& name, Bug* out) {
-    for (Bug b : {Bug::none, Bug::lying_disk, Bug::vote_granter, Bug::commit_forger,
-                  Bug::skip_apply, Bug::ack_forger, Bug::commit_older_term, Bug::ack_eater,
-                  Bug::stale_durability_report, Bug::group_commit_early_ack,
-                  Bug::verdict_to_one_group, Bug::ping_per_group, Bug::joiner_bootstraps_alone}) {
+    for (Bug b :
+         {Bug::none, Bug::lying_disk, Bug::vote_granter, Bug::commit_forger, Bug::skip_apply,
+          Bug::ack_forger, Bug::commit_older_term, Bug::ack_eater, Bug::stale_durability_report,
+          Bug::group_commit_early_ack, Bug::verdict_to_one_group, Bug::ping_per_group,
+          Bug::joiner_bootstraps_alone, Bug::forget_unstored}) {
         if (name == bug_name(b)) {
             *out = b;
             return true;

@@ -44,6 +44,10 @@ enum class Bug : std::uint8_t {
     // as the founder of a group of its own (a Host's open_group with no
     // initial members and join unset) instead of an empty joiner.
     joiner_bootstraps_alone,
+    // The core's leader counts what it has durable and committed as stored on
+    // every member (raft::Options::unsafe_forget_unstored): it and its
+    // followers drop entries from memory that a member may still lack.
+    forget_unstored,
 };
 // An injected bug the liveness or idle check must catch (the others break safety).
 inline bool liveness_bug(Bug bug) {
