@@ -157,6 +157,13 @@ Result<std::unique_ptr<SharedWal>> SharedWal::open(const std::string& dir, wal::
 }
 
 SharedWal::~SharedWal() {
+    {
+        // A batch's after_batch may be running on the writing thread: once
+        // this is set, none looks at wal_ again (reset() below nulls it
+        // before the WAL's destructor completes what is queued).
+        MutexLock lock(closing_mu_);
+        closing_ = true;
+    }
     // The WAL completes what is queued (no group's: every store is gone).
     wal_.reset();
 }
@@ -369,7 +376,8 @@ void SharedWal::after_batch() {
             if (it != open_.end() && it->second.after_batch) it->second.after_batch();
         }
     }
-    maybe_rewrite();
+    MutexLock lock(closing_mu_);
+    if (!closing_) maybe_rewrite();
 }
 
 void SharedWal::on_health_change() {

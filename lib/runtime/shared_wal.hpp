@@ -249,7 +249,7 @@ private:
     // Reads the log and rebuilds the logs of `only` (every group: nullopt).
     Status scan(std::optional<GroupId> only, std::map<GroupId, GroupRecovery>& out) const;
     std::uint64_t hard_state_below(GroupId group) const EXCLUDES(table_mu_);
-    void after_batch() EXCLUDES(hooks_mu_, touched_mu_);
+    void after_batch() EXCLUDES(hooks_mu_, touched_mu_, closing_mu_);
     // After a batch: hands a pass to the background when one may be due.
     void maybe_rewrite();
     // One step of a pass: rewrites the groups pinning the oldest segment.
@@ -290,6 +290,10 @@ private:
     // Segment files left after the last pass that freed some.
     std::atomic<std::uint64_t> pass_left_segments_{0};
     std::atomic<std::uint64_t> rewritten_groups_{0};
+    // Set by the destructor before the WAL goes; after_batch reads the WAL
+    // only while it is unset.
+    Mutex closing_mu_;
+    bool closing_ GUARDED_BY(closing_mu_) = false;
 };
 
 }  // namespace keel::runtime
