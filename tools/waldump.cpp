@@ -135,6 +135,11 @@ json decoded(const Args& a, const ScannedRecord& r) {
         if (!members.ok()) return {{"decode_error", members.status().to_string()}};
         return {{"members", members_json(*members)}};
     }
+    if (r.type == keel::kSharedHardStateRecordType) {
+        auto hs = keel::decode_shared_hard_state(r.payload);
+        if (!hs.ok()) return {{"decode_error", hs.status().to_string()}};
+        return {{"hard_state", {{"term", hs->term}, {"vote", hs->vote}, {"commit", hs->commit}}}};
+    }
     if (a.decode_kv && r.type == static_cast<unsigned>(keel::LogEntryType::normal)) {
         auto command = keel::kv::decode_command(r.payload);
         if (!command.ok()) return {{"decode_error", command.status().to_string()}};

@@ -189,8 +189,16 @@ void Replica::fail_stop(const Status& why) {
 
 void Replica::shutdown_on_io() {
     if (!locked_.failed) {
-        // The commit index is saved lazily; save it now so a restart re-applies at once.
-        (void)log_->save_hard_state(locked_.gate.hard_state());
+        // The commit index is saved lazily; save it now so a restart
+        // re-applies at once.  On a shared WAL, queued only: a disk that is
+        // full must not hold up the stop (the store waits for what it
+        // queued as it goes): skipped then.
+        if (log_->queues_hard_state()) {
+            if (!log_->wal().no_space())
+                (void)log_->queue_hard_state(locked_.gate.hard_state(), [](Status) {});
+        } else {
+            (void)log_->save_hard_state(locked_.gate.hard_state());
+        }
     }
     // On the I/O thread (posted by stop()): the channel and the timers go
     // now; work queued or posted for them earlier is dropped.

@@ -241,6 +241,20 @@ Status first_start(const NodeOptions& options, Recovered& r) {
     auto config = initial_configuration(options);
     if (!config.ok()) return config.status();
     r.state = raft::bootstrap(config.value());
+    if (!r.state.entries.empty() && r.log->queues_hard_state()) {
+        // A shared WAL: the entries and the hard state in one write (a Host
+        // opening many groups waits for one fdatasync per group, not two).
+        std::vector<raft::Entry> entries = r.state.entries;
+        auto appended = std::make_shared<std::promise<Status>>();
+        Status s = r.log->append(entries, wal::Wal::Writer::flusher,
+                                 [appended](Status st) { appended->set_value(std::move(st)); });
+        if (!s.ok()) return s;
+        const Status saved = wait_wal([&](wal::Wal::Callback cb) {
+            return r.log->queue_hard_state(r.state.hard_state, std::move(cb));
+        });
+        s = appended->get_future().get();
+        return s.ok() ? saved : s;
+    }
     if (!r.state.entries.empty()) {
         std::vector<raft::Entry> entries = r.state.entries;
         Status s = wait_wal([&](wal::Wal::Callback cb) {

@@ -18,6 +18,12 @@ std::uint64_t DurabilityGate::reset() {
     return last_seq_;
 }
 
+std::uint64_t DurabilityGate::hard_state_queued() {
+    in_flight_.push_back(InFlight{++last_seq_, 0});
+    hard_state_seq_ = last_seq_;
+    return last_seq_;
+}
+
 void DurabilityGate::hold_until_durable(std::vector<raft::Message>& messages) {
     if (in_flight_.empty() || messages.empty()) return;
     held_.emplace_back(last_seq_, std::move(messages));
@@ -32,6 +38,7 @@ void DurabilityGate::durable_through(std::uint64_t seq, raft::Core& core,
         in_flight_.pop_front();
     }
     if (latest != 0) core.on_persisted(latest);
+    if (hard_state_seq_ != 0 && hard_state_seq_ <= seq) hard_state_seq_ = 0;
     while (!held_.empty() && held_.front().first <= seq) {
         std::vector<raft::Message>& batch = held_.front().second;
         if (released.empty()) {

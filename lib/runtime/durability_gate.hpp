@@ -5,8 +5,12 @@
 // Two rules of Raft's Figure 2, as the runtime carries them out:
 //   - a term or vote change is durable before any message that depends on
 //     it leaves.  The replica saves it at once (a commit-only change waits
-//     for the next save); when the disk has no room, nothing leaves
-//     (messages are dropped: Raft retransmits) until a retry saves it;
+//     for the next save).  On a WAL of the group's own it is a metadata
+//     write, durable on return; when the disk has no room, nothing leaves
+//     (messages are dropped: Raft retransmits) until a retry saves it.  On
+//     a shared WAL it is a write like an append (hard_state_queued): every
+//     message leaves only once it is durable (held here meanwhile, not
+//     dropped);
 //   - an acknowledgement of entries leaves only once every write queued
 //     before it is durable, and the core hears which of its writes is
 //     durable by write id (never by the (index, term) of its last entry,
@@ -35,8 +39,14 @@ public:
     std::uint64_t appended(raft::WriteId write);
     // A reset of the whole log (after a snapshot install) was queued.
     std::uint64_t reset();
+    // A hard state was queued as a WAL write (LogStore::queue_hard_state).
+    // Until it is durable every message waits in hold_until_durable.  Returns its
+    // sequence number.
+    std::uint64_t hard_state_queued();
 
     bool all_durable() const { return in_flight_.empty(); }
+    // A queued hard state is not durable yet: no message may leave now.
+    bool hard_state_in_flight() const { return hard_state_seq_ != 0; }
 
     // Messages to send once every write queued so far is durable: held here,
     // or left in `messages` (for the caller to send at once) when no write
@@ -72,6 +82,7 @@ private:
     };
 
     std::uint64_t last_seq_ = 0;
+    std::uint64_t hard_state_seq_ = 0;  // the latest queued hard state's, 0 once durable
     RingQueue<InFlight> in_flight_;
     RingQueue<std::pair<std::uint64_t, std::vector<raft::Message>>> held_;
     raft::HardState hard_state_;

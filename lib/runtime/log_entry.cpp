@@ -12,6 +12,7 @@ namespace keel {
 static_assert(static_cast<int>(LogEntryType::normal) == static_cast<int>(raft::EntryType::normal));
 static_assert(static_cast<int>(LogEntryType::noop) == static_cast<int>(raft::EntryType::noop));
 static_assert(static_cast<int>(LogEntryType::config) == static_cast<int>(raft::EntryType::config));
+static_assert(kSharedHardStateRecordType == runtime::kSharedHardStateType);
 
 const char* log_entry_type_name(std::uint32_t type) noexcept {
     switch (type) {
@@ -39,9 +40,21 @@ const char* shared_record_type_name(std::uint32_t type) noexcept {
             return "reset";
         case runtime::kSharedImageType:
             return "image";
+        case runtime::kSharedHardStateType:
+            return "hard_state";
         default:
             return nullptr;
     }
+}
+
+Result<SharedHardState> decode_shared_hard_state(std::string_view payload) {
+    wal::Record r;
+    r.type = runtime::kSharedHardStateType;
+    r.payload = SharedBytes(payload);
+    auto hs = runtime::decode_hard_state(r);
+    if (!hs.ok())
+        return Status(ErrorCode::corruption, "hard-state record: " + hs.status().message());
+    return SharedHardState{hs->term, hs->vote, hs->commit};
 }
 
 std::optional<LogEntryType> parse_log_entry_type(std::string_view name) noexcept {

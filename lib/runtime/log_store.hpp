@@ -102,6 +102,20 @@ public:
     // file: the caller must not act on the new term or vote until a later
     // call succeeds.
     virtual Status save_hard_state(const raft::HardState& hs) = 0;
+    // Whether the store queues a hard state as a write of its WAL
+    // (queue_hard_state), as a shared WAL's groups do; false: only
+    // save_hard_state, a metadata write.
+    virtual bool queues_hard_state() const { return false; }
+    // Queues `hs` after every write queued so far, like append: `done`
+    // runs on the writing thread once it is durable, and no message that
+    // depends on it may leave before (Figure 2).  On a restart the latest
+    // durable one wins over any earlier one.  Any error: nothing queued.
+    // REQUIRES: queues_hard_state().
+    virtual Status queue_hard_state(const raft::HardState& hs, wal::Wal::Callback done) {
+        (void)hs;
+        (void)done;
+        return Status(ErrorCode::unsupported, "this store saves its hard state in its metadata");
+    }
     // Drops the whole log: the next append is at snapshot.index + 1.
     virtual Status reset_after_snapshot(raft::Index index, raft::Term term,
                                         wal::Wal::Callback done) = 0;

@@ -1,8 +1,10 @@
 // One group's LogStore on its process's shared WAL (shared_wal.hpp has the
-// layout): its live entries' positions as runs, its row of the group table
-// for the hard state, releases for compaction, and images of its live log
-// for the rewrite pass.
+// layout): its live entries' positions as runs, its hard state as records
+// (queued with its entries), releases for compaction, and images of its
+// live log for the rewrite pass.
 #include <algorithm>
+#include <future>
+#include <memory>
 #include <utility>
 
 #include <fmt/format.h>
@@ -37,10 +39,7 @@ public:
     ~SharedLogStore() override;
 
     bool fresh() const override { return !any_record_ && shared_.meta(group_) == GroupMeta{}; }
-    raft::HardState hard_state() const override {
-        const GroupMeta m = shared_.meta(group_);
-        return raft::HardState{m.term, m.vote, m.commit};
-    }
+    raft::HardState hard_state() const override { return shared_.hard_state(group_); }
     Result<std::vector<raft::Entry>> entries_after(raft::Index snapshot_index,
                                                    raft::Term snapshot_term) const override;
     Result<bool> replaced_by_snapshot(raft::Index index, raft::Term term) const override;
@@ -56,13 +55,10 @@ public:
     void forget_recovered() override { std::vector<raft::Entry>().swap(recovered_); }
     Status append(std::vector<raft::Entry>& entries, wal::Wal::Writer writer,
                   wal::Wal::Callback done) override;
-    Status save_hard_state(const raft::HardState& hs) override {
-        return shared_.update_meta(group_, [&](GroupMeta& m) {
-            m.term = hs.term;
-            m.vote = hs.vote;
-            m.commit = hs.commit;
-        });
-    }
+    // A hard-state record, waited for.
+    Status save_hard_state(const raft::HardState& hs) override;
+    bool queues_hard_state() const override { return true; }
+    Status queue_hard_state(const raft::HardState& hs, wal::Wal::Callback done) override;
     Status reset_after_snapshot(raft::Index index, raft::Term term,
                                 wal::Wal::Callback done) override;
     // One group's mode says nothing of the others': the shared WAL's
@@ -205,6 +201,35 @@ Status SharedLogStore::submit(std::vector<wal::Record> records, wal::Wal::Callba
     return s;
 }
 
+Status SharedLogStore::queue_hard_state(const raft::HardState& hs, wal::Wal::Callback done) {
+    {
+        MutexLock lock(flight_mu_);
+        ++in_flight_;
+    }
+    auto position = std::make_shared<std::uint64_t>(0);
+    auto completed = [this, position, done = std::move(done)](Status st) {
+        if (st.ok()) shared_.hard_state_durable(group_, *position);
+        done(std::move(st));
+        shared_.touched(group_);
+        MutexLock lock(flight_mu_);
+        if (--in_flight_ == 0) flight_cv_.notify_all();
+    };
+    Status s = shared_.append_hard_state(group_, hs, std::move(completed), position.get());
+    if (!s.ok()) {
+        MutexLock lock(flight_mu_);
+        --in_flight_;
+    }
+    return s;
+}
+
+Status SharedLogStore::save_hard_state(const raft::HardState& hs) {
+    auto promise = std::make_shared<std::promise<Status>>();
+    auto future = promise->get_future();
+    Status s = queue_hard_state(hs, [promise](Status st) { promise->set_value(std::move(st)); });
+    if (!s.ok()) return s;
+    return future.get();
+}
+
 Status SharedLogStore::append(std::vector<raft::Entry>& entries, wal::Wal::Writer writer,
                               wal::Wal::Callback done) {
     KEEL_ASSERT(!entries.empty(), "append needs entries");
@@ -281,14 +306,15 @@ Status SharedLogStore::compact_through(raft::Index index, std::uint64_t generati
     // snapshot holds it: committed).  A reset meanwhile voids everything
     // before its record, which lies after `position` too.
     //
-    // Crash window: the compaction point is durable before the release,
-    // so a restart never takes records a release dropped for the start of
-    // the group's log.
-    Status s = shared_.update_meta(group_, [&](GroupMeta& m) {
+    // Crash window: the compaction point is durable with the release (one
+    // metadata write), so a restart never takes records a release dropped
+    // for the start of the group's log; the group's hard state as of the
+    // records released goes into its row in the same write.
+    const wal::Release release{group_, position};
+    Status s = shared_.release(std::span<const wal::Release>(&release, 1), [&](GroupMeta& m) {
         m.compacted_through = std::max<std::uint64_t>(m.compacted_through, index);
     });
     if (!s.ok()) return s;
-    if (s = shared_.wal().release(group_, position); !s.ok()) return s;
     MutexLock lock(shape_mu_);
     while (!runs_.empty() && runs_.front().end() <= index + 1) runs_.pop_front();
     return Status::ok_status();

@@ -135,4 +135,30 @@ Result<Image> decode_image(const wal::Record& r) {
     return image;
 }
 
+wal::Record encode_hard_state(const raft::HardState& hs) {
+    wal::Record r;
+    r.type = kSharedHardStateType;
+    r.term = hs.term;
+    std::string payload;
+    payload.reserve(kHardStateRecordBytes);
+    put_u64(payload, hs.term);
+    put_u64(payload, hs.vote);
+    put_u64(payload, hs.commit);
+    r.payload = SharedBytes(std::move(payload));
+    return r;
+}
+
+Result<raft::HardState> decode_hard_state(const wal::Record& r) {
+    if (r.type != kSharedHardStateType) return bad(fmt::format("has an unknown type {}", r.type));
+    const std::string_view in = r.payload.view();
+    if (in.size() != kHardStateRecordBytes)
+        return bad(
+            fmt::format("is a hard state of {} bytes, not {}", in.size(), kHardStateRecordBytes));
+    raft::HardState hs{get_u64(in), get_u64(in.substr(8)), get_u64(in.substr(16))};
+    if (hs.term >= kMaxIndex || hs.commit >= kMaxIndex)
+        return bad(fmt::format("is a hard state with term {} and commit {}, out of range", hs.term,
+                               hs.commit));
+    return hs;
+}
+
 }  // namespace keel::runtime

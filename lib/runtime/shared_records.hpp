@@ -11,7 +11,11 @@
 //     forward").  payload = base (8 bytes: the entries before base + 1 are
 //     void, as after a reset to base), count (8), then per entry its term
 //     (8), type (8) and data size (8), then the data; the entries are
-//     base + 1 .. base + count.
+//     base + 1 .. base + count;
+//   - hard state (kSharedHardStateType): the group's term, vote and commit
+//     (8 bytes each); term = the term again.  The latest one of a group in
+//     log order at or after its row's hard_state_below wins over the row
+//     (shared_wal.hpp, "Hard state").
 // All integers little-endian.  Decoders check what they read against the
 // record's size: the bytes come from disk.
 #pragma once
@@ -30,6 +34,9 @@ namespace keel::runtime {
 inline constexpr std::uint16_t kSharedEntryType = 0x10;  // + raft::EntryType
 inline constexpr std::uint16_t kSharedResetType = 0x20;
 inline constexpr std::uint16_t kSharedImageType = 0x21;
+inline constexpr std::uint16_t kSharedHardStateType = 0x22;
+// A hard-state record's payload: term, vote, commit.
+inline constexpr std::size_t kHardStateRecordBytes = 24;
 
 // The most entries one image restates (and so the most live entries a group
 // may hold to be rewritten forward: more waits for its own snapshot).
@@ -58,5 +65,12 @@ wal::Record encode_image(raft::Index base, const std::vector<raft::Entry>& entri
 // its end, more than kMaxImageEntries entries, an unknown entry type,
 // indexes past 2^63).
 Result<Image> decode_image(const wal::Record& r);
+
+// A hard-state record (group not set).
+wal::Record encode_hard_state(const raft::HardState& hs);
+// The hard state a hard-state record holds; invalid_argument when the
+// record is not one (another type, a payload of another size than
+// kHardStateRecordBytes, a term or commit past 2^63).
+Result<raft::HardState> decode_hard_state(const wal::Record& r);
 
 }  // namespace keel::runtime

@@ -17,8 +17,12 @@ std::unique_ptr<LogStore> make_shared_log_store(SharedWal& shared, GroupId group
 namespace {
 
 constexpr std::uint64_t kScanChunkBytes = 64ull << 20;
-constexpr std::string_view kTableMagic = "keel-groups-1\n";
-constexpr std::size_t kRowFixedBytes = 8 * 8;  // group, seven numbers; then the floor
+// Version 2 added hard_state_below to each row; version 1 (without it)
+// is still read.
+constexpr std::string_view kTableMagicV1 = "keel-groups-1\n";
+constexpr std::string_view kTableMagic = "keel-groups-2\n";
+constexpr std::size_t kRowFixedBytesV1 = 8 * 8;  // group, seven numbers; then the floor
+constexpr std::size_t kRowFixedBytes = 9 * 8;    // group, eight numbers; then the floor
 
 Status bad_record(const wal::Record& r, const std::string& dir, const std::string& why) {
     return Status(ErrorCode::corruption,
@@ -27,9 +31,20 @@ Status bad_record(const wal::Record& r, const std::string& dir, const std::strin
                               r.index, r.group, dir, why));
 }
 
-// Replays one record into its group's log.
-Status replay(wal::Record&& r, GroupRecovery& g, const std::string& dir) {
+// Replays one record into its group's log; hard-state records before
+// `hard_state_below` are in the group's row already.
+Status replay(wal::Record&& r, GroupRecovery& g, std::uint64_t hard_state_below,
+              const std::string& dir) {
     g.any_record = true;
+    if (r.type == kSharedHardStateType) {
+        auto hs = decode_hard_state(r);
+        if (!hs.ok()) return bad_record(r, dir, hs.status().message());
+        if (r.index >= hard_state_below) {
+            g.hard_state = hs.value();
+            g.hard_state_position = r.index;
+        }
+        return Status::ok_status();
+    }
     if (r.type == kSharedResetType) {
         auto index = decode_reset(r);
         if (!index.ok()) return bad_record(r, dir, index.status().message());
@@ -67,8 +82,9 @@ std::string encode_group_table(const std::map<GroupId, GroupMeta>& table) {
     out.assign(kTableMagic);
     put_u64(out, table.size());
     for (const auto& [group, m] : table) {
-        for (std::uint64_t v : {group, m.term, m.vote, m.commit, m.snapshot_index, m.snapshot_term,
-                                m.compacted_through, std::uint64_t{m.floor.size()}})
+        for (std::uint64_t v :
+             {group, m.term, m.vote, m.commit, m.snapshot_index, m.snapshot_term,
+              m.compacted_through, m.hard_state_below, std::uint64_t{m.floor.size()}})
             put_u64(out, v);
         out += m.floor;
     }
@@ -83,19 +99,24 @@ Result<std::map<GroupId, GroupMeta>> decode_group_table(std::string_view blob,
         return Status(ErrorCode::corruption,
                       "the group table in the metadata of the shared WAL in " + dir + " " + why);
     };
-    if (blob.substr(0, kTableMagic.size()) != kTableMagic || blob.size() < kTableMagic.size() + 8)
+    static_assert(kTableMagic.size() == kTableMagicV1.size());
+    const bool v1 = blob.substr(0, kTableMagicV1.size()) == kTableMagicV1;
+    if ((!v1 && blob.substr(0, kTableMagic.size()) != kTableMagic) ||
+        blob.size() < kTableMagic.size() + 8)
         return bad("is not in keel's format");
+    const std::size_t fixed = v1 ? kRowFixedBytesV1 : kRowFixedBytes;
     std::string_view in = blob.substr(kTableMagic.size());
     const std::uint64_t rows = get_u64(in);
     in.remove_prefix(8);
     for (std::uint64_t i = 0; i < rows; ++i) {
-        if (in.size() < kRowFixedBytes) return bad(fmt::format("ends inside row {}", i));
-        std::uint64_t v[8];
-        for (int k = 0; k < 8; ++k) v[k] = get_u64(in.substr(8 * k));
-        in.remove_prefix(kRowFixedBytes);
-        if (v[7] > in.size()) return bad(fmt::format("ends inside the floor of row {}", i));
-        GroupMeta m{v[1], v[2], v[3], v[4], v[5], v[6], std::string(in.substr(0, v[7]))};
-        in.remove_prefix(v[7]);
+        if (in.size() < fixed) return bad(fmt::format("ends inside row {}", i));
+        std::uint64_t v[9] = {};
+        for (std::size_t k = 0; k < fixed / 8; ++k) v[k] = get_u64(in.substr(8 * k));
+        in.remove_prefix(fixed);
+        if (v1) std::swap(v[7], v[8]);  // the floor's size; hard_state_below 0
+        if (v[8] > in.size()) return bad(fmt::format("ends inside the floor of row {}", i));
+        GroupMeta m{v[1], v[2], v[3], v[4], v[5], v[6], std::string(in.substr(0, v[8])), v[7]};
+        in.remove_prefix(v[8]);
         if (!table.emplace(v[0], std::move(m)).second)
             return bad(fmt::format("holds group {} twice", v[0]));
     }
@@ -123,12 +144,26 @@ Result<std::unique_ptr<SharedWal>> SharedWal::open(const std::string& dir, wal::
     }
     std::map<GroupId, GroupRecovery> recovered;
     if (Status st = s->scan(std::nullopt, recovered); !st.ok()) return st;
+    {
+        // The latest is all a trail needs of the records before it: a
+        // release below it leaves it, one past it takes it into the row.
+        MutexLock lock(s->trail_mu_);
+        for (const auto& [group, g] : recovered)
+            if (g.hard_state) s->trail_[group].emplace_back(g.hard_state_position, *g.hard_state);
+    }
     MutexLock lock(s->hooks_mu_);
     s->recovered_ = std::move(recovered);
     return s;
 }
 
 SharedWal::~SharedWal() {
+    {
+        // A batch's after_batch may be running on the writing thread: once
+        // this is set, none looks at wal_ again (reset() below nulls it
+        // before the WAL's destructor completes what is queued).
+        MutexLock lock(closing_mu_);
+        closing_ = true;
+    }
     // The WAL completes what is queued (no group's: every store is gone).
     wal_.reset();
 }
@@ -144,7 +179,9 @@ Status SharedWal::scan(std::optional<GroupId> only, std::map<GroupId, GroupRecov
         for (wal::Record& r : records.value()) {
             const GroupId group = r.group;
             if (only && group != *only) continue;
-            if (Status s = replay(std::move(r), out[group], dir()); !s.ok()) return s;
+            if (Status s = replay(std::move(r), out[group], hard_state_below(group), dir());
+                !s.ok())
+                return s;
         }
     }
     return Status::ok_status();
@@ -195,6 +232,57 @@ void SharedWal::touched(GroupId group) {
     if (touched_.empty() || touched_.back() != group) touched_.push_back(group);
 }
 
+Status SharedWal::append_hard_state(GroupId group, const raft::HardState& hs,
+                                    wal::Wal::Callback done, std::uint64_t* position) {
+    wal::Record r = encode_hard_state(hs);
+    r.group = group;
+    std::vector<wal::Record> records;
+    records.push_back(std::move(r));
+    MutexLock lock(append_mu_);
+    const std::uint64_t next = wal_->next_index();
+    records.front().index = next;
+    *position = next;
+    // In the trail before it is queued: a release may not pass it unseen
+    // once it is durable.
+    {
+        MutexLock trail(trail_mu_);
+        trail_[group].emplace_back(next, hs);
+    }
+    Status s = wal_->append(std::move(records), std::move(done), wal::Wal::Writer::flusher);
+    if (!s.ok()) {
+        MutexLock trail(trail_mu_);
+        Trail& t = trail_[group];
+        if (!t.empty() && t.back().first == next) t.pop_back();
+        if (t.empty()) trail_.erase(group);
+    }
+    return s;
+}
+
+void SharedWal::hard_state_durable(GroupId group, std::uint64_t position) {
+    MutexLock lock(trail_mu_);
+    auto it = trail_.find(group);
+    if (it == trail_.end()) return;
+    Trail& t = it->second;
+    auto at = std::find_if(t.begin(), t.end(), [&](const auto& p) { return p.first >= position; });
+    t.erase(t.begin(), at);
+}
+
+raft::HardState SharedWal::hard_state(GroupId group) const {
+    {
+        MutexLock lock(trail_mu_);
+        auto it = trail_.find(group);
+        if (it != trail_.end() && !it->second.empty()) return it->second.back().second;
+    }
+    const GroupMeta m = meta(group);
+    return raft::HardState{m.term, m.vote, m.commit};
+}
+
+std::uint64_t SharedWal::hard_state_below(GroupId group) const {
+    MutexLock lock(table_mu_);
+    auto it = table_.find(group);
+    return it == table_.end() ? 0 : it->second.hard_state_below;
+}
+
 GroupMeta SharedWal::meta(GroupId group) const {
     MutexLock lock(table_mu_);
     auto it = table_.find(group);
@@ -206,6 +294,11 @@ Status SharedWal::update_meta(GroupId group, const std::function<void(GroupMeta&
     std::map<GroupId, GroupMeta> table = table_;
     change(table[group]);
     if (table == table_) return Status::ok_status();
+    return save_table(table, {});
+}
+
+Status SharedWal::save_table(std::map<GroupId, GroupMeta>& table,
+                             std::span<const wal::Release> releases) {
     wal::Metadata m = wal_->metadata();
     m.opaque = encode_group_table(table);
     if (m.opaque.size() > wal::kMaxMetadataOpaqueBytes)
@@ -213,8 +306,47 @@ Status SharedWal::update_meta(GroupId group, const std::function<void(GroupMeta&
                       fmt::format("the group table of the shared WAL in {} would take {} bytes, "
                                   "more than the metadata's {}",
                                   dir(), m.opaque.size(), wal::kMaxMetadataOpaqueBytes));
-    if (Status s = wal_->save_metadata(m); !s.ok()) return s;
+    Status s = releases.empty() ? wal_->save_metadata(m) : wal_->release(releases, m);
+    if (!s.ok()) return s;
     table_ = std::move(table);
+    return Status::ok_status();
+}
+
+Status SharedWal::release(std::span<const wal::Release> releases,
+                          const std::function<void(GroupMeta&)>& change) {
+    MutexLock lock(table_mu_);
+    std::map<GroupId, GroupMeta> table = table_;
+    {
+        // Each group's last hard-state record below its release point: the
+        // row takes it (shared_wal.hpp, "Hard state").  The trail keeps it
+        // until the release is durable.
+        MutexLock trail(trail_mu_);
+        for (const wal::Release& r : releases) {
+            GroupMeta& row = table[r.group];
+            if (change) change(row);
+            auto it = trail_.find(r.group);
+            if (it != trail_.end()) {
+                for (const auto& [position, hs] : it->second) {
+                    if (position >= r.index) break;
+                    row.term = hs.term;
+                    row.vote = hs.vote;
+                    row.commit = hs.commit;
+                }
+            }
+            row.hard_state_below = std::max(row.hard_state_below, r.index);
+        }
+    }
+    if (Status s = save_table(table, releases); !s.ok()) return s;
+    MutexLock trail(trail_mu_);
+    for (const wal::Release& r : releases) {
+        auto it = trail_.find(r.group);
+        if (it == trail_.end()) continue;
+        Trail& t = it->second;
+        auto at =
+            std::find_if(t.begin(), t.end(), [&](const auto& p) { return p.first >= r.index; });
+        t.erase(t.begin(), at);
+        if (t.empty()) trail_.erase(it);
+    }
     return Status::ok_status();
 }
 
@@ -244,7 +376,8 @@ void SharedWal::after_batch() {
             if (it != open_.end() && it->second.after_batch) it->second.after_batch();
         }
     }
-    maybe_rewrite();
+    MutexLock lock(closing_mu_);
+    if (!closing_) maybe_rewrite();
 }
 
 void SharedWal::on_health_change() {

@@ -17,14 +17,35 @@
 //   - an image restates the group's whole live log in one record: it voids
 //     every earlier record of the group (as a reset to its base) and holds
 //     the live entries again;
-//   - each group's hard state (term, vote, commit), snapshot marker,
-//     compaction point and durable state machine's floor: one row of a
-//     table in the WAL's metadata (its opaque blob), saved whole and
-//     atomically, durable before the call returns, ordered with nothing in
-//     the WAL's queue (as LogStore's contract has it for a WAL of its own).
-// A group that compacts records how far first (its row), then releases
-// its records before the first it still needs (wal::Wal::release): a
-// segment file goes once every group in it released its records.
+//   - a hard state (term, vote, commit) is a record of the group too,
+//     queued like its entries: the term and vote changes of many groups
+//     share one write and one fdatasync (docs/decisions/0025);
+//   - each group's snapshot marker, compaction point, durable state
+//     machine's floor, and its hard state as of its released records: one
+//     row of a table in the WAL's metadata (its opaque blob), saved whole
+//     and atomically, durable before the call returns, ordered with nothing
+//     in the WAL's queue (as LogStore's contract has it for a WAL of its
+//     own).
+// A group that compacts releases its records before the first it still
+// needs (wal::Wal::release), with its compaction point in the same
+// metadata write: a segment file goes once every group in it released its
+// records.
+//
+// Hard state: a group's is its row's, overridden by its hard-state records
+// at positions >= the row's hard_state_below, the latest in log order
+// winning.  Every release that drops records of a group (release(), the
+// only way this class releases) writes into the group's row, in the same
+// metadata write, the hard state of its last hard-state record below the
+// release position (kept in memory from the append on: the hard-state
+// trail) and raises hard_state_below to that position.  So the row always
+// holds what replaying the group's released records gave, and replaying
+// the rest on top of it gives the latest durable hard state, whether or
+// not the released records are still on disk (a segment another group
+// pins) and wherever a crash falls: before the metadata write, the
+// records are all there; after it, the row holds what they said.  The
+// records a release may drop are durable (a release never goes past the
+// durable end), so the row never holds a hard state a crash could take
+// back.
 //
 // Rewriting forward (docs/decisions/0024): a group that writes nothing
 // would pin the oldest segment, and every later one, forever.  When the WAL
@@ -59,6 +80,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -116,6 +138,9 @@ struct GroupMeta {
     // log starts after it, whatever records of it the WAL still holds.
     std::uint64_t compacted_through = 0;
     std::string floor;  // encode_floor(), or empty
+    // The group's hard-state records before this position were released
+    // into term, vote and commit above: replay skips them.
+    std::uint64_t hard_state_below = 0;
     friend bool operator==(const GroupMeta&, const GroupMeta&) = default;
 };
 
@@ -137,6 +162,9 @@ struct GroupRecovery {
     std::vector<Slot> entries;
     raft::Index next = 1;  // the index its next entry takes
     bool any_record = false;
+    // Its latest hard-state record at or after its row's hard_state_below.
+    std::optional<raft::HardState> hard_state;
+    std::uint64_t hard_state_position = 0;
 };
 
 class SharedWal {
@@ -186,12 +214,30 @@ public:
     // A batch completed a write of `group`: its after_batch runs after the
     // batch (writing thread).
     void touched(GroupId group) EXCLUDES(touched_mu_);
+    // Queues `hs` as the group's next record (as append), in its hard-state
+    // trail until released.
+    Status append_hard_state(GroupId group, const raft::HardState& hs, wal::Wal::Callback done,
+                             std::uint64_t* position) EXCLUDES(append_mu_, trail_mu_);
+    // The group's hard-state record at `position` is durable: the trail
+    // forgets those before it (writing thread).
+    void hard_state_durable(GroupId group, std::uint64_t position) EXCLUDES(trail_mu_);
+    // The group's latest hard state: its last queued hard-state record, or
+    // its row.  At open (nothing in flight): the durable one.
+    raft::HardState hard_state(GroupId group) const EXCLUDES(table_mu_, trail_mu_);
     GroupMeta meta(GroupId group) const EXCLUDES(table_mu_);
     // Applies `change` to the group's row and saves the table, durable
     // before returning; on failure nothing changed.  too_large when the
     // table outgrows the metadata (wal::kMaxMetadataOpaqueBytes).
     Status update_meta(GroupId group, const std::function<void(GroupMeta&)>& change)
         EXCLUDES(table_mu_);
+    // Releases each group's records before its index (wal::Wal::release)
+    // in one metadata write that also checkpoints each group's hard state
+    // into its row (above, "Hard state") and applies `change` to its row
+    // (null: none); on failure nothing changed.  REQUIRES: every index is
+    // at most the durable end of the log.
+    Status release(std::span<const wal::Release> releases,
+                   const std::function<void(GroupMeta&)>& change = {})
+        EXCLUDES(table_mu_, trail_mu_);
     void close_group(GroupId group) EXCLUDES(hooks_mu_);
     // The rewrite pass may use the store from attach until detach returns
     // (the store's constructor and destructor).
@@ -202,7 +248,8 @@ private:
     SharedWal() = default;
     // Reads the log and rebuilds the logs of `only` (every group: nullopt).
     Status scan(std::optional<GroupId> only, std::map<GroupId, GroupRecovery>& out) const;
-    void after_batch() EXCLUDES(hooks_mu_, touched_mu_);
+    std::uint64_t hard_state_below(GroupId group) const EXCLUDES(table_mu_);
+    void after_batch() EXCLUDES(hooks_mu_, touched_mu_, closing_mu_);
     // After a batch: hands a pass to the background when one may be due.
     void maybe_rewrite();
     // One step of a pass: rewrites the groups pinning the oldest segment.
@@ -214,8 +261,17 @@ private:
 
     std::unique_ptr<wal::Wal> wal_;
     Mutex append_mu_;  // positions are taken in the order appends are queued
-    mutable Mutex table_mu_;
+    // Saves `table` in the metadata with the releases (none: a plain save).
+    Status save_table(std::map<GroupId, GroupMeta>& table, std::span<const wal::Release> releases)
+        REQUIRES(table_mu_);
+    mutable Mutex table_mu_;  // ordered before trail_mu_
     std::map<GroupId, GroupMeta> table_ GUARDED_BY(table_mu_);
+    // Per group, its hard-state records not yet released into its row
+    // (position, hard state), in log order: the last durable one and those
+    // queued after it.
+    using Trail = std::vector<std::pair<std::uint64_t, raft::HardState>>;
+    mutable Mutex trail_mu_;
+    std::map<GroupId, Trail> trail_ GUARDED_BY(trail_mu_);
     Mutex hooks_mu_;
     std::map<GroupId, Hooks> open_ GUARDED_BY(hooks_mu_);
     // What the first scan found, taken by each group's first open.
@@ -234,6 +290,10 @@ private:
     // Segment files left after the last pass that freed some.
     std::atomic<std::uint64_t> pass_left_segments_{0};
     std::atomic<std::uint64_t> rewritten_groups_{0};
+    // Set by the destructor before the WAL goes; after_batch reads the WAL
+    // only while it is unset.
+    Mutex closing_mu_;
+    bool closing_ GUARDED_BY(closing_mu_) = false;
 };
 
 }  // namespace keel::runtime

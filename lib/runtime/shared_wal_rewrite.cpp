@@ -120,8 +120,9 @@ Status SharedWal::rewrite_oldest(std::uint64_t head, bool* progress) {
     rewritten_groups_.fetch_add(releases.size());
     // Crash window: the images are durable before their groups' older
     // records are released, so a restart finds the image, the old records,
-    // or both (the image, later in the log, wins).
-    if (Status s = wal_->release(releases); !s.ok()) return s;
+    // or both (the image, later in the log, wins).  The release carries
+    // the groups' hard states into their rows (release(), "Hard state").
+    if (Status s = release(releases); !s.ok()) return s;
     *progress = all;
     return Status::ok_status();
 }

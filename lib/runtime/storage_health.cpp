@@ -57,7 +57,19 @@ void Replica::on_wal_health() {
 
 void Replica::persist_hard_state(const raft::HardState& hs) {
     // A commit-only change is saved lazily (at stop, or with the next one).
-    if (locked_.gate.needs_save(hs)) (void)save_unsaved_hard_state();
+    if (!locked_.gate.needs_save(hs)) return;
+    if (!log_->queues_hard_state()) {
+        (void)save_unsaved_hard_state();
+        return;
+    }
+    // A record of the shared WAL: the messages wait for it in the gate.  A
+    // full disk holds it in the WAL's queue (kNoSpaceWal, retried by the
+    // WAL); a failed write fails the replica (on_wal_write_done).
+    const std::uint64_t seq = locked_.gate.hard_state_queued();
+    Status s = log_->queue_hard_state(locked_.gate.hard_state(),
+                                      [this, seq](Status st) { on_wal_write_done(seq, st); });
+    if (!s.ok()) return fail_stop(s);
+    (void)locked_.gate.saved();
 }
 
 bool Replica::save_unsaved_hard_state() {

@@ -143,6 +143,10 @@ void Replica::execute(raft::Actions& a) {
     //    holds the entries up to it.
     //    Out of space, nothing of this batch or after leaves until it is
     //    saved (persist_hard_state, send_messages).
+    //    On a shared WAL the hard state is a record queued like the entries
+    //    (decision 0025): every message waits in the gate until it is
+    //    durable (step 4), ordered with the writes queued before it as an
+    //    append is (the commit it records is covered as above).
     if (a.hard_state) {
         persist_hard_state(*a.hard_state);
         if (locked_.failed) return;
@@ -151,7 +155,9 @@ void Replica::execute(raft::Actions& a) {
     if (a.configuration) on_configuration(*a.configuration);
     // 3. Entries to the WAL, asynchronously (group commit).
     if (!a.entries.empty()) persist_entries(std::move(a.entries), a.write_id);
-    // 4. Messages: now, or once everything written so far is durable.
+    // 4. Messages: now, or once everything written so far is durable
+    //    (all of them while a queued term or vote is not).
+    if (locked_.gate.hard_state_in_flight()) locked_.gate.hold_until_durable(a.messages);
     if (!a.messages.empty()) send_messages(std::move(a.messages));
     locked_.gate.hold_until_durable(a.messages_after_persist);
     if (!a.messages_after_persist.empty()) send_messages(std::move(a.messages_after_persist));

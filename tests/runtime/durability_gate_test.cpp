@@ -184,3 +184,49 @@ TEST_CASE("out of space, no message leaves until the term and vote are saved") {
     CHECK(gate.may_send());
     CHECK_FALSE(gate.needs_save(HardState{3, kNoNode, 5}));
 }
+
+// A shared WAL's group (decision 0025): the term and vote are a record
+// queued like an append, and what the core sends meanwhile waits for it.
+TEST_CASE("a vote queued as a WAL write holds every message until it is durable") {
+    auto core = follower();
+    DurabilityGate gate;
+    gate.start_from(HardState{2, kNoNode, 2});
+    std::vector<Message> sent;
+    // The replica's execute() on a store that queues its hard state.
+    auto carry_out = [&](const Message& in) {
+        (void)core->step(in);
+        while (core->has_actions()) {
+            Actions a = core->take_actions();
+            if (a.hard_state && gate.needs_save(*a.hard_state)) {
+                (void)gate.hard_state_queued();
+                (void)gate.saved();
+            }
+            if (!a.entries.empty()) (void)gate.appended(a.write_id);
+            if (gate.hard_state_in_flight()) gate.hold_until_durable(a.messages);
+            for (Message& m : a.messages) sent.push_back(m);
+            gate.hold_until_durable(a.messages_after_persist);
+            for (Message& m : a.messages_after_persist) sent.push_back(m);
+        }
+    };
+    // Node 2 asks for node 3's vote in term 3 (its log is as long).
+    carry_out(Message{
+        .type = MessageType::vote, .from = 2, .to = 3, .term = 3, .log_index = 2, .log_term = 2});
+    REQUIRE(gate.hard_state().term == 3);
+    REQUIRE(gate.hard_state().vote == 2);
+    CHECK(gate.hard_state_in_flight());
+    CHECK(sent.empty());  // the vote rests on the record: held, not dropped
+    // Node 4's request in the same term, before the record is durable: the
+    // refusal waits too (it says term 3, which is not on disk yet).
+    carry_out(Message{
+        .type = MessageType::vote, .from = 4, .to = 3, .term = 3, .log_index = 2, .log_term = 2});
+    CHECK(sent.empty());
+    std::vector<Message> released;
+    gate.durable_through(1, *core, released);
+    CHECK_FALSE(gate.hard_state_in_flight());
+    REQUIRE(released.size() == 2);
+    CHECK(released[0].type == MessageType::vote_response);
+    CHECK(released[0].to == 2);
+    CHECK_FALSE(released[0].reject);
+    CHECK(released[1].to == 4);
+    CHECK(released[1].reject);
+}

@@ -180,3 +180,127 @@ TEST_CASE("SIGKILL during rewrites forward loses no entry and brings back no voi
         kill_during_rewrites(rewrites);
     }
 }
+
+// Hard states as records (docs/decisions/0025): a child process moves eight
+// groups through terms (each round queues every group's new term and vote
+// at once, so they share writes, and reports each one once durable), while
+// each group appends and compacts behind itself, a hot group fills
+// segments, and a thread rewrites idle groups forward: releases drop hard-
+// state records all the time.  After SIGKILL no group's term is behind the
+// last one reported durable, and its vote is the one cast in that term.
+namespace {
+
+constexpr GroupId kVoterGroups = 8;
+constexpr GroupId kFirstVoter = 20;
+
+raft::NodeId vote_in(raft::Term term, GroupId g) {
+    return 1 + (term + g) % 5;
+}
+
+[[noreturn]] void voters_main(const std::string& dir, int fd) {
+    auto shared = open_wal(dir);
+    if (!shared) _exit(2);
+    std::vector<std::unique_ptr<LogStore>> groups;
+    for (GroupId g = kFirstVoter; g < kFirstVoter + kVoterGroups; ++g) {
+        auto log = shared->open_group(g, SharedWal::Hooks{});
+        if (!log.ok()) _exit(2);
+        groups.push_back(std::move(log.value()));
+    }
+    auto hot_log = shared->open_group(kHot, SharedWal::Hooks{});
+    if (!hot_log.ok()) _exit(2);
+    LogStore& hot = *hot_log.value();
+    std::thread rewriter([&] {
+        for (;;) {
+            if (!shared->rewrite_pass().ok()) _exit(5);
+            std::this_thread::yield();
+        }
+    });
+    raft::Index hot_next = 1;
+    for (raft::Term term = 1;; ++term) {
+        std::vector<std::promise<Status>> durable(groups.size());
+        for (std::size_t i = 0; i < groups.size(); ++i) {
+            const GroupId g = kFirstVoter + i;
+            const raft::HardState hs{term, vote_in(term, g), 0};
+            auto done = [&durable, i, fd, g, term](Status s) {
+                if (s.ok())
+                    report(fd, "t " + std::to_string(g) + " " + std::to_string(term) + "\n");
+                durable[i].set_value(std::move(s));
+            };
+            if (!groups[i]->queue_hard_state(hs, done).ok()) _exit(3);
+        }
+        for (auto& d : durable)
+            if (!d.get_future().get().ok()) _exit(3);
+        // Every third term a group writes an entry of it and compacts
+        // behind it (a release that may drop its hard-state records).
+        for (std::size_t i = 0; i < groups.size(); ++i) {
+            if ((term + i) % 3 != 0) continue;
+            LogStore& log = *groups[i];
+            const raft::Index next = log.next_index();
+            if (!append(log, {entry(next, term, "v")})) _exit(6);
+            if (next > 2 && !log.compact_through(next - 1, log.generation()).ok()) _exit(7);
+        }
+        for (int k = 0; k < 4; ++k, ++hot_next)
+            if (!append(hot, {entry(hot_next, 1, std::string(100, 'h'))})) _exit(6);
+        if (hot_next > 60 && !hot.compact_through(hot_next - 40, hot.generation()).ok()) _exit(7);
+    }
+}
+
+void kill_while_terms_change(std::uint64_t terms_before_kill) {
+    keel::test::TempDir dir;
+    const std::string wal_dir = dir.path() + "/wal";
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::close(fds[0]);
+        voters_main(wal_dir, fds[1]);
+    }
+    ::close(fds[1]);
+    std::map<GroupId, raft::Term> durable;
+    std::string buffer;
+    char chunk[4096];
+    while (durable.size() < kVoterGroups || durable.begin()->second < terms_before_kill) {
+        ssize_t n = ::read(fds[0], chunk, sizeof chunk);
+        REQUIRE(n > 0);  // the child died early otherwise
+        buffer.append(chunk, static_cast<std::size_t>(n));
+        std::size_t nl;
+        while ((nl = buffer.find('\n')) != std::string::npos) {
+            std::istringstream line(buffer.substr(0, nl));
+            buffer.erase(0, nl + 1);
+            std::string kind;
+            GroupId g = 0;
+            raft::Term term = 0;
+            line >> kind >> g >> term;
+            if (kind == "t") durable[g] = std::max(durable[g], term);
+        }
+    }
+    ::kill(pid, SIGKILL);
+    int wstatus = 0;
+    ::waitpid(pid, &wstatus, 0);
+    ::close(fds[0]);
+    REQUIRE(WIFSIGNALED(wstatus));
+
+    auto shared = open_wal(wal_dir);
+    REQUIRE(shared);
+    INFO("killed after term " << terms_before_kill << "; " << shared->rewritten_groups()
+                              << " groups rewritten since the restart");
+    for (GroupId g = kFirstVoter; g < kFirstVoter + kVoterGroups; ++g) {
+        INFO("group " << g << ", term " << durable[g] << " reported durable");
+        auto log = shared->open_group(g, SharedWal::Hooks{});
+        REQUIRE(log.ok());
+        const raft::HardState hs = log.value()->hard_state();
+        CHECK(hs.term >= durable[g]);           // no term goes back
+        CHECK(hs.term <= durable[g] + 1);       // and none that was never queued
+        CHECK(hs.vote == vote_in(hs.term, g));  // the vote cast in that term
+    }
+}
+
+}  // namespace
+
+TEST_CASE("SIGKILL while groups change term and vote and compact forgets no term or vote") {
+    for (std::uint64_t terms : {20, 80, 200}) {
+        INFO("round killed after term " << terms);
+        kill_while_terms_change(terms);
+    }
+}

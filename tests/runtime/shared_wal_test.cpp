@@ -433,3 +433,108 @@ TEST_CASE("an image record that does not decode is refused", "[shared_wal]") {
     }
     CHECK(SharedWal::open(wal_dir, wal::Options{}).status().code() == ErrorCode::corruption);
 }
+
+TEST_CASE("a hard-state record round-trips and what does not decode is refused", "[shared_wal]") {
+    const raft::HardState hs{7, 3, 42};
+    const wal::Record good = encode_hard_state(hs);
+    CHECK(good.type == kSharedHardStateType);
+    CHECK(good.term == 7);
+    REQUIRE(good.payload.size() == kHardStateRecordBytes);
+    auto back = decode_hard_state(good);
+    REQUIRE(back.ok());
+    CHECK(back.value() == hs);
+    auto with = [&](std::string payload, std::uint16_t type = kSharedHardStateType) {
+        wal::Record r = good;
+        r.type = type;
+        r.payload = SharedBytes(std::move(payload));
+        return decode_hard_state(r).status().code();
+    };
+    const std::string p = good.payload.str();
+    CHECK(with(p.substr(0, p.size() - 1)) == ErrorCode::invalid_argument);  // cut
+    CHECK(with(p + "x") == ErrorCode::invalid_argument);                    // trailing byte
+    CHECK(with("") == ErrorCode::invalid_argument);
+    CHECK(with(p, kSharedImageType) == ErrorCode::invalid_argument);  // another type
+    // At the limit: a term and commit of 2^63 - 1 decode; 2^63 does not.
+    const std::uint64_t max = (1ull << 63) - 1;
+    CHECK(decode_hard_state(encode_hard_state(raft::HardState{max, ~0ull, max})).ok());
+    CHECK(decode_hard_state(encode_hard_state(raft::HardState{max + 1, 1, 1})).status().code() ==
+          ErrorCode::invalid_argument);
+    CHECK(decode_hard_state(encode_hard_state(raft::HardState{1, 1, max + 1})).status().code() ==
+          ErrorCode::invalid_argument);
+
+    // In a WAL: the open fails with corruption.
+    keel::test::TempDir dir;
+    const std::string wal_dir = dir.path() + "/wal";
+    {
+        auto w = wal::Wal::open(wal_dir, wal::Options{});
+        REQUIRE(w.ok());
+        wal::Record r = good;
+        r.index = 1;
+        r.group = 4;
+        r.payload = SharedBytes(p.substr(0, 23));
+        REQUIRE(wal::append_sync(*w.value(), {r}).ok());
+    }
+    CHECK(SharedWal::open(wal_dir, wal::Options{}).status().code() == ErrorCode::corruption);
+}
+
+TEST_CASE("a group table of version 1 (no hard_state_below) still decodes", "[shared_wal]") {
+    std::string v1 = "keel-groups-1\n";
+    put_u64(v1, 1);
+    for (std::uint64_t v : {9, 4, 2, 11, 0, 0, 5, 3}) put_u64(v1, v);  // group 9, floor of 3 bytes
+    v1 += "abc";
+    auto table = decode_group_table(v1, "d");
+    REQUIRE(table.ok());
+    REQUIRE(table.value().count(9) == 1);
+    CHECK(table.value().at(9) == GroupMeta{4, 2, 11, 0, 0, 5, "abc", 0});
+    CHECK(decode_group_table(v1.substr(0, v1.size() - 1), "d").status().code() ==
+          ErrorCode::corruption);
+    // Version 2 round-trips hard_state_below.
+    std::map<GroupId, GroupMeta> v2;
+    v2[9] = GroupMeta{4, 2, 11, 0, 0, 5, "abc", 77};
+    auto back = decode_group_table(encode_group_table(v2), "d");
+    REQUIRE(back.ok());
+    CHECK(back.value() == v2);
+}
+
+// The replay order (shared_wal.hpp, "Hard state"): the latest hard-state
+// record of a group wins over its row; a release that drops the records
+// leaves their latest in the row.
+TEST_CASE("a group's hard state: its latest record, else its row as of its released records",
+          "[shared_wal]") {
+    keel::test::TempDir dir;
+    const std::string wal_dir = dir.path() + "/wal";
+    const std::string payload(200, 'p');
+    {
+        auto shared = open_shared(wal_dir, 4096);
+        auto g1 = open_group(*shared, 1);
+        auto g2 = open_group(*shared, 2);
+        REQUIRE(g1->save_hard_state(raft::HardState{3, 1, 0}).ok());
+        REQUIRE(g1->save_hard_state(raft::HardState{4, 2, 0}).ok());
+        CHECK(g1->hard_state() == raft::HardState{4, 2, 0});
+        // No row was written: the hard state is in records only.
+        CHECK(shared->meta(1) == GroupMeta{});
+        for (raft::Index i = 1; i <= 60; ++i) {
+            append(*g1, {entry(i, 4, payload)});
+            append(*g2, {entry(i, 1, payload)});
+        }
+        // Both compact past group 1's hard-state records: their segments go.
+        REQUIRE(g1->compact_through(50, g1->generation()).ok());
+        REQUIRE(g2->compact_through(50, g2->generation()).ok());
+        REQUIRE(shared->wal().first_index() > 3);
+        CHECK(shared->meta(1).term == 4);
+        CHECK(shared->meta(1).vote == 2);
+        CHECK(shared->meta(1).hard_state_below > 2);
+    }
+    {
+        // Only the row holds it now.
+        auto shared = open_shared(wal_dir, 4096);
+        auto g1 = open_group(*shared, 1);
+        CHECK(g1->hard_state() == raft::HardState{4, 2, 0});
+        // A later record wins over the row.
+        REQUIRE(g1->save_hard_state(raft::HardState{5, 3, 50}).ok());
+    }
+    auto shared = open_shared(wal_dir, 4096);
+    auto g1 = open_group(*shared, 1);
+    CHECK(g1->hard_state() == raft::HardState{5, 3, 50});
+    CHECK(shared->meta(1).term == 4);
+}

@@ -240,3 +240,36 @@ TEST_CASE("decode_config_entry refuses every truncation and a bad member context
     REQUIRE_FALSE(refused.ok());
     CHECK_THAT(refused.status().message(), Catch::Contains("member 1"));
 }
+
+TEST_CASE("waldump names a shared WAL's hard-state records and decodes them, with --group") {
+    TempDir dir;
+    auto le = [](std::uint64_t v) {
+        std::string out;
+        for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+        return out;
+    };
+    {
+        keel::wal::Options wal_options;
+        wal_options.segment_bytes = kSegmentBytes;
+        auto wal = keel::wal::Wal::open(dir.path(), wal_options);
+        REQUIRE(wal.ok());
+        const auto type = static_cast<std::uint16_t>(keel::kSharedHardStateRecordType);
+        std::vector<keel::wal::Record> records = {
+            {1, 7, type, le(7) + le(2) + le(40)},
+            {2, 1, type, "short"},
+        };
+        records[0].group = 3;
+        records[1].group = 4;
+        REQUIRE(keel::wal::append_sync(**wal, records).ok());
+    }
+    Run text = waldump("--group 3 " + dir.path());
+    REQUIRE(text.code == 0);
+    CHECK_THAT(line_of(text.out, 1), Catch::Contains("type=hard_state") &&
+                                         Catch::Contains("group=3 ") &&
+                                         Catch::Contains("\"vote\":2"));
+    CHECK(line_of(text.out, 2).empty());
+    auto records = json_records(waldump("--json " + dir.path()).out);
+    CHECK(records[1]["type"] == "hard_state");
+    CHECK(records[1]["hard_state"] == json{{"term", 7}, {"vote", 2}, {"commit", 40}});
+    CHECK_THAT(records[2]["decode_error"].get<std::string>(), Catch::Contains("hard state of 5"));
+}

@@ -94,7 +94,11 @@ Status Wal::Impl::compact_before(std::uint64_t index) {
     return commit_floor_locked(m);
 }
 
-Status Wal::Impl::release(std::span<const Release> releases) {
+Status Wal::Impl::release(std::span<const Release> releases, const Metadata* metadata) {
+    if (metadata != nullptr && metadata->opaque.size() > kMaxMetadataOpaqueBytes)
+        return Status(ErrorCode::too_large,
+                      fmt::format("metadata opaque blob of {} bytes is over the {}-byte limit",
+                                  metadata->opaque.size(), kMaxMetadataOpaqueBytes));
     for (const Release& r : releases)
         if (r.group > kMaxGroup)
             return Status(ErrorCode::invalid_argument,
@@ -105,6 +109,10 @@ Status Wal::Impl::release(std::span<const Release> releases) {
     {
         std::lock_guard lock(state_mu_);
         bool changed = false;
+        if (metadata != nullptr && !(*metadata == m.metadata)) {
+            m.metadata = *metadata;
+            changed = true;
+        }
         for (const Release& r : releases) {
             if (r.index > log_.last + 1)
                 return Status(ErrorCode::invalid_argument,

@@ -337,10 +337,13 @@ Status Wal::compact_before(std::uint64_t index) {
 }
 Status Wal::release(std::uint64_t group, std::uint64_t index) {
     const Release one{group, index};
-    return impl_->release(std::span<const Release>(&one, 1));
+    return impl_->release(std::span<const Release>(&one, 1), nullptr);
 }
 Status Wal::release(std::span<const Release> releases) {
-    return impl_->release(releases);
+    return impl_->release(releases, nullptr);
+}
+Status Wal::release(std::span<const Release> releases, const Metadata& metadata) {
+    return impl_->release(releases, &metadata);
 }
 std::vector<SegmentPin> Wal::oldest_segment_pins() const {
     return impl_->oldest_segment_pins();

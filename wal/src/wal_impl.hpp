@@ -78,7 +78,7 @@ public:
     Status enqueue_reset(std::uint64_t next_index, Callback done);
     // compaction.cpp
     Status compact_before(std::uint64_t index);
-    Status release(std::span<const Release> releases);
+    Status release(std::span<const Release> releases, const Metadata* metadata);
     std::vector<SegmentPin> oldest_segment_pins() const;
     Status save_metadata(const Metadata& m);
     Metadata metadata() const;

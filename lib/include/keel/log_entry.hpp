@@ -29,9 +29,21 @@ const char* log_entry_type_name(std::uint32_t type) noexcept;
 
 // The record types of a WAL shared by a keel::Host's groups (docs/groups.md,
 // "One WAL per process"; docs/wal.md, "Records of a shared WAL"):
-// "entry:normal", "entry:noop", "entry:config", "reset", "image"; nullptr
-// for any other type.
+// "entry:normal", "entry:noop", "entry:config", "reset", "image",
+// "hard_state"; nullptr for any other type.
 const char* shared_record_type_name(std::uint32_t type) noexcept;
+
+// A shared WAL's hard-state record ("hard_state"): its group's term, vote
+// and commit.
+inline constexpr std::uint32_t kSharedHardStateRecordType = 0x22;
+struct SharedHardState {
+    std::uint64_t term = 0;
+    std::uint64_t vote = 0;  // 0: none
+    std::uint64_t commit = 0;
+};
+// The hard state in a "hard_state" record's payload; corruption saying what
+// is wrong when the bytes (from disk) are not one.
+Result<SharedHardState> decode_shared_hard_state(std::string_view payload);
 
 // The type called `name` by log_entry_type_name; nullopt for any other name.
 std::optional<LogEntryType> parse_log_entry_type(std::string_view name) noexcept;

@@ -254,6 +254,11 @@ public:
     // (on an error nothing changed).  Empty, or nothing to release: ok,
     // nothing written.
     Status release(std::span<const Release> releases);
+    // The same, with `metadata` replacing the saved metadata in the same
+    // write (a shared log's user that keeps per-group state there: what it
+    // knew of the records it releases).  Nothing released and the same
+    // metadata: ok, nothing written.  too_large as save_metadata.
+    Status release(std::span<const Release> releases, const Metadata& metadata);
     // The groups that keep the oldest segment from being deleted, in
     // group order.  Empty while the oldest segment is the active one, or
     // when nothing keeps it (it goes at the next release or compact_before).
