@@ -104,42 +104,73 @@ void report(int fd, const std::string& line) {
     }
 }
 
+// A forked child that reports its progress as lines on a pipe: the test
+// reads them until it has seen enough, then kills the child with SIGKILL.
+class ReportingChild {
+public:
+    // Runs `child_main(write_fd)` in the child, which never returns.
+    template <typename Main>
+    explicit ReportingChild(Main child_main) {
+        int fds[2];
+        REQUIRE(::pipe(fds) == 0);
+        pid_ = ::fork();
+        REQUIRE(pid_ >= 0);
+        if (pid_ == 0) {
+            ::close(fds[0]);
+            child_main(fds[1]);
+            _exit(0);
+        }
+        ::close(fds[1]);
+        fd_ = fds[0];
+    }
+
+    // Hands each whole line read to `on_line` until `done()` holds.
+    template <typename Done, typename OnLine>
+    void read_until(Done done, OnLine on_line) {
+        char chunk[4096];
+        while (!done()) {
+            ssize_t n = ::read(fd_, chunk, sizeof chunk);
+            REQUIRE(n > 0);  // the child died early otherwise
+            buffer_.append(chunk, static_cast<std::size_t>(n));
+            std::size_t nl;
+            while ((nl = buffer_.find('\n')) != std::string::npos) {
+                std::istringstream line(buffer_.substr(0, nl));
+                buffer_.erase(0, nl + 1);
+                on_line(line);
+            }
+        }
+    }
+
+    // SIGKILLs the child and requires that the signal, not an exit, ended it.
+    void kill() {
+        ::kill(pid_, SIGKILL);
+        int wstatus = 0;
+        ::waitpid(pid_, &wstatus, 0);
+        ::close(fd_);
+        REQUIRE(WIFSIGNALED(wstatus));
+    }
+
+private:
+    pid_t pid_ = -1;
+    int fd_ = -1;
+    std::string buffer_;
+};
+
 void kill_during_rewrites(std::uint64_t rewrites_before_kill) {
     keel::test::TempDir dir;
     const std::string wal_dir = dir.path() + "/wal";
-    int fds[2];
-    REQUIRE(::pipe(fds) == 0);
-    pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        ::close(fds[0]);
-        child_main(wal_dir, fds[1]);
-    }
-    ::close(fds[1]);
+    ReportingChild child([&](int fd) { child_main(wal_dir, fd); });
     raft::Index hot_acked = 0;
     std::uint64_t rewritten = 0;
-    std::string buffer;
-    char chunk[4096];
-    while (rewritten < rewrites_before_kill) {
-        ssize_t n = ::read(fds[0], chunk, sizeof chunk);
-        REQUIRE(n > 0);  // the child died early otherwise
-        buffer.append(chunk, static_cast<std::size_t>(n));
-        std::size_t nl;
-        while ((nl = buffer.find('\n')) != std::string::npos) {
-            std::istringstream line(buffer.substr(0, nl));
-            buffer.erase(0, nl + 1);
-            std::string kind;
-            std::uint64_t value = 0;
-            line >> kind >> value;
-            if (kind == "h") hot_acked = value;
-            if (kind == "r") rewritten = value;
-        }
-    }
-    ::kill(pid, SIGKILL);
-    int wstatus = 0;
-    ::waitpid(pid, &wstatus, 0);
-    ::close(fds[0]);
-    REQUIRE(WIFSIGNALED(wstatus));
+    child.read_until([&] { return rewritten >= rewrites_before_kill; },
+                     [&](std::istringstream& line) {
+                         std::string kind;
+                         std::uint64_t value = 0;
+                         line >> kind >> value;
+                         if (kind == "h") hot_acked = value;
+                         if (kind == "r") rewritten = value;
+                     });
+    child.kill();
     INFO("killed after " << rewritten << " rewrites, hot entry " << hot_acked << " acknowledged");
 
     auto shared = open_wal(wal_dir);
@@ -248,38 +279,20 @@ raft::NodeId vote_in(raft::Term term, GroupId g) {
 void kill_while_terms_change(std::uint64_t terms_before_kill) {
     keel::test::TempDir dir;
     const std::string wal_dir = dir.path() + "/wal";
-    int fds[2];
-    REQUIRE(::pipe(fds) == 0);
-    pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        ::close(fds[0]);
-        voters_main(wal_dir, fds[1]);
-    }
-    ::close(fds[1]);
+    ReportingChild child([&](int fd) { voters_main(wal_dir, fd); });
     std::map<GroupId, raft::Term> durable;
-    std::string buffer;
-    char chunk[4096];
-    while (durable.size() < kVoterGroups || durable.begin()->second < terms_before_kill) {
-        ssize_t n = ::read(fds[0], chunk, sizeof chunk);
-        REQUIRE(n > 0);  // the child died early otherwise
-        buffer.append(chunk, static_cast<std::size_t>(n));
-        std::size_t nl;
-        while ((nl = buffer.find('\n')) != std::string::npos) {
-            std::istringstream line(buffer.substr(0, nl));
-            buffer.erase(0, nl + 1);
+    child.read_until(
+        [&] {
+            return durable.size() >= kVoterGroups && durable.begin()->second >= terms_before_kill;
+        },
+        [&](std::istringstream& line) {
             std::string kind;
             GroupId g = 0;
             raft::Term term = 0;
             line >> kind >> g >> term;
             if (kind == "t") durable[g] = std::max(durable[g], term);
-        }
-    }
-    ::kill(pid, SIGKILL);
-    int wstatus = 0;
-    ::waitpid(pid, &wstatus, 0);
-    ::close(fds[0]);
-    REQUIRE(WIFSIGNALED(wstatus));
+        });
+    child.kill();
 
     auto shared = open_wal(wal_dir);
     REQUIRE(shared);
