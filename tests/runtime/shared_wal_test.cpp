@@ -121,22 +121,36 @@ TEST_CASE("appends of two groups share one write and one fdatasync", "[shared_wa
     };
     auto g1 = shared->open_group(1, hooks(1)).value();
     auto g2 = shared->open_group(2, hooks(2)).value();
-    const wal::Stats before = shared->wal().stats();
-    std::promise<Status> d1, d2;
-    std::vector<raft::Entry> e1{entry(1, 1, "a"), entry(2, 1, "b")};
-    std::vector<raft::Entry> e2{entry(1, 1, "x")};
-    // Neither wakes the flusher: this thread writes both, as one batch.
-    REQUIRE(g1->append(e1, wal::Wal::Writer::caller, [&](Status s) { d1.set_value(s); }).ok());
-    REQUIRE(g2->append(e2, wal::Wal::Writer::caller, [&](Status s) { d2.set_value(s); }).ok());
-    REQUIRE(shared->wal().write_queued());
-    REQUIRE(d1.get_future().get().ok());
-    REQUIRE(d2.get_future().get().ok());
-    const wal::Stats after = shared->wal().stats();
-    CHECK(after.records_written - before.records_written == 3);
-    CHECK(after.fsyncs - before.fsyncs == 1);
-    // Each group heard of the batch once.
-    CHECK(after_batch[1] == 1);
-    CHECK(after_batch[2] == 1);
+    // Writer::caller does not wake the flusher, but a flusher thread that
+    // has not gone to sleep yet (just started, on a loaded machine) takes
+    // what it finds queued.  Such a round proves nothing and is done again;
+    // a WAL that writes each group's records on their own fails every round.
+    constexpr int kRoundsMax = 50;
+    bool shared_write_seen = false;
+    raft::Index next1 = 1, next2 = 1;
+    for (int round = 0; round < kRoundsMax && !shared_write_seen; ++round) {
+        const wal::Stats before = shared->wal().stats();
+        const int batches1 = after_batch[1], batches2 = after_batch[2];
+        std::promise<Status> d1, d2;
+        std::vector<raft::Entry> e1{entry(next1, 1, "a"), entry(next1 + 1, 1, "b")};
+        std::vector<raft::Entry> e2{entry(next2, 1, "x")};
+        next1 += 2;
+        next2 += 1;
+        REQUIRE(g1->append(e1, wal::Wal::Writer::caller, [&](Status s) { d1.set_value(s); }).ok());
+        REQUIRE(g2->append(e2, wal::Wal::Writer::caller, [&](Status s) { d2.set_value(s); }).ok());
+        const bool written_here = shared->wal().write_queued();
+        REQUIRE(d1.get_future().get().ok());
+        REQUIRE(d2.get_future().get().ok());
+        const wal::Stats after = shared->wal().stats();
+        UNSCOPED_INFO("round " << round << ": written by this thread " << written_here << ", "
+                               << after.records_written - before.records_written << " records, "
+                               << after.fsyncs - before.fsyncs << " fdatasyncs");
+        // Each group heard of the one batch once.
+        shared_write_seen = written_here && after.records_written - before.records_written == 3 &&
+                            after.fsyncs - before.fsyncs == 1 && after_batch[1] - batches1 == 1 &&
+                            after_batch[2] - batches2 == 1;
+    }
+    CHECK(shared_write_seen);
 }
 
 TEST_CASE("a segment goes once every group in it compacted past it", "[shared_wal]") {
