@@ -111,6 +111,9 @@ std::string to_string(const Message& m) {
             append_field(out, "log_term", m.log_term);
             append_field(out, "log_index", m.log_index);
             append_field(out, "commit", m.commit);
+            // Message::index on appends and heartbeats: what every member
+            // stored (forgetting.hpp); 0 when the leader does not send it.
+            if (m.index != 0) append_field(out, "stored_everywhere", m.index);
             if (!m.entries.empty()) {
                 out += " entries=[";
                 for (std::size_t i = 0; i < m.entries.size(); ++i) {
@@ -140,6 +143,7 @@ std::string to_string(const Message& m) {
             break;
         case MessageType::heartbeat:
             append_field(out, "commit", m.commit);
+            if (m.index != 0) append_field(out, "stored_everywhere", m.index);
             if (m.context != 0) append_field(out, "context", m.context);
             if (m.quiesce) {
                 append_field(out, "log_term", m.log_term);
