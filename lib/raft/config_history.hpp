@@ -7,6 +7,7 @@
 // configuration is the last one; config_at(i) answers for snapshots.
 #pragma once
 
+#include <cstdint>
 #include <utility>
 #include <vector>
 
@@ -18,6 +19,7 @@ namespace keel::raft {
 class ConfigHistory {
 public:
     void reset(Index index, Configuration config) {
+        ++version_;
         history_.clear();
         history_.emplace_back(index, std::move(config));
     }
@@ -25,6 +27,7 @@ public:
     void add(Index index, Configuration config) {
         KEEL_ASSERT(history_.empty() || history_.back().first < index,
                     "config entries are added in log order");
+        ++version_;
         history_.emplace_back(index, std::move(config));
     }
     // The log was truncated: entries from index on are gone.  Returns true if
@@ -34,14 +37,22 @@ public:
         while (history_.size() > 1 && history_.back().first >= index) {
             history_.pop_back();
             changed = true;
+            ++version_;
         }
         KEEL_ASSERT(history_.back().first < index, "the base configuration is never truncated");
         return changed;
     }
     // The log was compacted through index: forget configs superseded by then.
     void compact(Index index) {
-        while (history_.size() > 1 && history_[1].first <= index) history_.erase(history_.begin());
+        while (history_.size() > 1 && history_[1].first <= index) {
+            history_.erase(history_.begin());
+            ++version_;
+        }
     }
+    // Changes whenever the history does: a caller that saw the latest
+    // configuration at one version need not compare it again until this
+    // moves (Core::has_actions runs per message; decision 0030).
+    std::uint64_t version() const { return version_; }
     const Configuration& latest() const { return history_.back().second; }
     Index latest_index() const { return history_.back().first; }
     // Whether `id` is a voter of the configuration in effect at `index` or
@@ -64,6 +75,7 @@ public:
 
 private:
     std::vector<std::pair<Index, Configuration>> history_{{0, Configuration{}}};
+    std::uint64_t version_ = 1;  // the reported side starts at 0: compared once
 };
 
 }  // namespace keel::raft

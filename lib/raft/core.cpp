@@ -199,7 +199,8 @@ bool Core::has_actions() const {
     return !s.out.msgs.empty() || !s.out.msgs_after_persist.empty() || !s.out.read_states.empty() ||
            !s.out.read_failures.empty() || s.out.snapshot_to_install || s.log.has_unstable() ||
            s.log.has_committed_to_hand() || s.hard_state() != s.reported.hard_state ||
-           s.soft_state() != s.reported.soft_state || s.config() != s.reported.config ||
+           s.soft_state() != s.reported.soft_state ||
+           (s.configs.version() != s.reported.config_version && s.config() != s.reported.config) ||
            ((s.lead.appends_pending || s.commit_news_due()) && s.role == Role::leader) ||
            s.out.snapshot_wanted;
 }
@@ -228,7 +229,10 @@ void Core::take_actions(Actions& a) {
     s.log.take_committed(s.opt.max_committed_bytes_per_batch, a.committed_entries);
     a.read_states = std::exchange(s.out.read_states, {});
     a.read_failures = std::exchange(s.out.read_failures, {});
-    if (s.config() != s.reported.config) a.configuration = s.reported.config = s.config();
+    if (s.configs.version() != s.reported.config_version) {
+        if (s.config() != s.reported.config) a.configuration = s.reported.config = s.config();
+        s.reported.config_version = s.configs.version();
+    }
     a.snapshot_wanted = std::exchange(s.out.snapshot_wanted, false);
 }
 

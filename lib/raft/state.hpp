@@ -180,6 +180,8 @@ struct Core::State {
         HardState hard_state;
         SoftState soft_state;
         Configuration config;
+        // configs.version() when `config` was last compared with it.
+        std::uint64_t config_version = 0;
     };
     Reported reported;
 

@@ -41,7 +41,15 @@ void ProcessServices::start_io() {
 }
 
 void ProcessServices::post(std::function<void()> f) {
-    boost::asio::post(*io_, std::move(f));
+    // The applies a piece of I/O work hands over (a buffer of many groups'
+    // messages commits many groups) go to the pool together (decision 0030).
+    // Without pools (keel::Node) the work is posted as it is.
+    StrandPool* pool = batched_pool_.load(std::memory_order_acquire);
+    if (pool == nullptr) return boost::asio::post(*io_, std::move(f));
+    boost::asio::post(*io_, [pool, f = std::move(f)] {
+        StrandPool::Batch batch(pool);
+        f();
+    });
 }
 
 Status ProcessServices::start_transport(
@@ -78,6 +86,7 @@ void ProcessServices::stop() {
 void ProcessServices::start_pools(std::size_t apply_threads) {
     KEEL_ASSERT(!apply_pool_ && !stopped_, "the pools are started once");
     apply_pool_ = std::make_unique<StrandPool>(apply_threads, "keel-apply");
+    batched_pool_.store(apply_pool_.get(), std::memory_order_release);
     event_pool_ = std::make_unique<StrandPool>(1, "keel-events");
 }
 

@@ -144,6 +144,8 @@ private:
     ProcessLiveness liveness_{router_, clock_};
     std::unique_ptr<SharedWal> wal_;
     std::unique_ptr<StrandPool> apply_pool_;
+    // apply_pool_ for the I/O thread's batches (post()), set once.
+    std::atomic<StrandPool*> batched_pool_{nullptr};
     std::unique_ptr<StrandPool> event_pool_;
     bool stopped_ = false;
 

@@ -13,6 +13,14 @@
 // (HostOptions::apply_threads) and its observers' callbacks on one, instead
 // of a thread pair per group (docs/groups.md, "Threads").
 //
+// A Batch held by a thread that hands many strands over in one pass (the
+// I/O thread handling a buffer of many groups' messages) keeps the strands
+// it schedules until it ends (or holds kBatchStrandsMax), then queues them
+// under one lock and wakes at most one thread per strand, up to the pool's
+// size: one hand-off per pass instead of a lock and a wakeup per group
+// (decision 0030).  A strand held is not yet in the run queue: take_back
+// from the holding thread takes it out of the batch.
+//
 // Owns: the threads and the run queue (not the strands).
 // Threads: schedule and take_back from any thread; run_slice on a pool
 // thread (or, after take_back, on the thread that took the strand back);
@@ -39,6 +47,23 @@ public:
         virtual bool run_slice() = 0;
     };
 
+    // The strands one Batch holds at most before it queues them.
+    static constexpr std::size_t kBatchStrandsMax = 1024;
+
+    // While it lives, this thread's schedule() calls to `pool` are held
+    // and queued together when it ends (above).  A null pool, or a Batch
+    // inside another on the same thread, holds nothing of its own.
+    class Batch {
+    public:
+        explicit Batch(StrandPool* pool);
+        ~Batch();  // queues what is held
+        Batch(const Batch&) = delete;
+        Batch& operator=(const Batch&) = delete;
+
+    private:
+        StrandPool* pool_ = nullptr;  // null: an inner or a no-op batch
+    };
+
     // `threads` >= 1, named `name` (at most 15 characters).
     StrandPool(std::size_t threads, std::string name);
     ~StrandPool();  // stop()
@@ -63,10 +88,15 @@ public:
     // meanwhile.  Returns run_slice's answer.
     static bool run_slice_here(Strand& strand);
 
+    // Strands waiting in the run queue (tests).
+    std::size_t queued() const EXCLUDES(mu_);
+
 private:
     void run() EXCLUDES(mu_);
+    // Queues `strands` (in their order) and wakes up to one thread each.
+    void schedule_all(const std::vector<Strand*>& strands) EXCLUDES(mu_);
 
-    Mutex mu_;
+    mutable Mutex mu_;
     CondVar cv_;
     std::deque<Strand*> queue_ GUARDED_BY(mu_);
     bool stopping_ GUARDED_BY(mu_) = false;
