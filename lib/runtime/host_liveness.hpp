@@ -28,10 +28,10 @@
 //     itself stalled (its timer thread starved or queued behind busy work),
 //     and what it did not hear meanwhile may be its own deafness, not the
 //     peer's silence (its receiving threads stalled too, and its own pings
-//     went out late, so the peers may be waiting on it).  A busy process
-//     thus never declares a healthy peer down for its own stall; a dead
-//     peer is still found after down_after_us of polls on time, and at
-//     worst after down_after_us / (2 * ping_interval_us) polls however late
+//     went out late, so the peers may be waiting on it).  A process whose
+//     rounds stall thus declares no peer down for that stall; a dead peer
+//     is still found after down_after_us of polls on time, and after about
+//     down_after_us / (2 * ping_interval_us) polls however late they come
 //     (decision 0031);
 //   - a ping carrying another incarnation than the last one heard means the
 //     process restarted: the replicas it ran lost their state, and the
