@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <fstream>
 #include <memory>
 #include <random>
@@ -171,6 +172,21 @@ public:
         for (const auto& h : hosts_) out.push_back(h->status());
         return out;
     }
+    // Campaigns started, summed over every replica (NodeStatus::elections).
+    std::uint64_t elections() const {
+        std::uint64_t e = 0;
+        for (const auto& host : replicas_)
+            for (const auto& r : host) e += r->status().elections;
+        return e;
+    }
+    // Each group's highest term over its replicas.
+    std::vector<std::uint64_t> terms() const {
+        std::vector<std::uint64_t> out(n_, 0);
+        for (const auto& host : replicas_)
+            for (std::uint64_t g = 0; g < n_; ++g)
+                out[g] = std::max(out[g], host[g]->status().term);
+        return out;
+    }
     // Groups led by each Host.
     std::vector<std::uint64_t> led() const {
         std::vector<std::uint64_t> out;
@@ -227,6 +243,48 @@ private:
     std::atomic<std::uint64_t> warnings_{0};
 };
 
+// Liveness over a run, from the Hosts' status before and after: peers
+// declared down, and how late rounds and pings came (the largest gap seen
+// in the run's histograms, as the upper bound of its bucket; and gaps over
+// one second, half the time after which a peer is declared down).
+void add_liveness(nlohmann::json& row, const std::vector<keel::HostStatus>& before,
+                  const std::vector<keel::HostStatus>& after) {
+    std::uint64_t verdicts = 0;
+    auto worst = [&](auto field, std::uint64_t& over_1s) {
+        double max_bound_us = 0;
+        for (std::size_t h = 0; h < after.size(); ++h) {
+            const keel::LatencyHistogram& a = after[h].*field;
+            const keel::LatencyHistogram& b = before[h].*field;
+            for (std::size_t i = 0; i < a.counts.size(); ++i) {
+                const std::uint64_t n = a.counts[i] - (i < b.counts.size() ? b.counts[i] : 0);
+                if (n == 0) continue;
+                max_bound_us = std::max(max_bound_us, a.upper_bounds_us[i]);
+                if (a.upper_bounds_us[i] > 1e6) over_1s += n;
+            }
+        }
+        return max_bound_us;
+    };
+    for (std::size_t h = 0; h < after.size(); ++h)
+        verdicts += after[h].peer_down_verdicts - before[h].peer_down_verdicts;
+    std::uint64_t rounds_over_1s = 0, pings_over_1s = 0;
+    const double round_gap = worst(&keel::HostStatus::liveness_round_gap, rounds_over_1s);
+    const double ping_gap = worst(&keel::HostStatus::liveness_ping_gap, pings_over_1s);
+    row["peer_down"] = verdicts;
+    // Bucket bounds; "inf" means over one second.
+    row["liveness_round_gap_us_bucket_max"] = std::isinf(round_gap) ? -1.0 : round_gap;
+    row["liveness_ping_gap_us_bucket_max"] = std::isinf(ping_gap) ? -1.0 : ping_gap;
+    row["liveness_round_gaps_over_1s"] = rounds_over_1s;
+    row["liveness_ping_gaps_over_1s"] = pings_over_1s;
+    std::uint64_t round_max = 0, ping_max = 0;
+    for (const keel::HostStatus& s : after) {
+        round_max = std::max(round_max, s.liveness_round_gap_us_max);
+        ping_max = std::max(ping_max, s.liveness_ping_gap_us_max);
+    }
+    // Since the Hosts started (opening the groups included).
+    row["liveness_round_gap_us_max_since_start"] = round_max;
+    row["liveness_ping_gap_us_max_since_start"] = ping_max;
+}
+
 void run_busy(Groups& groups, const Options& o, int k) {
     const auto payload = std::make_shared<const std::string>(o.record_bytes, 'p');
     std::atomic<std::uint64_t> next{0};
@@ -243,7 +301,16 @@ void run_busy(Groups& groups, const Options& o, int k) {
     const std::uint64_t buffers_before = groups.network().buffers();
     const std::uint64_t wakeups_before = groups.network().wakeups();
     const std::uint64_t switches_before = context_switches();
+    const std::uint64_t elections_before = groups.elections();
+    const std::vector<std::uint64_t> terms_before = groups.terms();
     LoopResult r = loop.run(k, o.seconds);
+    const std::uint64_t elections = groups.elections() - elections_before;
+    const std::vector<std::uint64_t> terms_after = groups.terms();
+    std::uint64_t term_changes = 0, groups_churned = 0;
+    for (std::uint64_t g = 0; g < groups.size(); ++g) {
+        term_changes += terms_after[g] - terms_before[g];
+        if (terms_after[g] != terms_before[g]) ++groups_churned;
+    }
     const std::uint64_t switches = context_switches() - switches_before;
     const std::uint64_t wakeups = groups.network().wakeups() - wakeups_before;
     const std::uint64_t buffers = groups.network().buffers() - buffers_before;
@@ -267,6 +334,13 @@ void run_busy(Groups& groups, const Options& o, int k) {
     row["groups"] = groups.size();
     row["records_per_fsync_by_host"] = per_host;
     row["led_by_host"] = groups.led();
+    // Leadership churn over the run: campaigns started by any replica
+    // (pre-votes included), terms gained summed over the groups, and the
+    // groups whose term moved at all.
+    row["elections"] = elections;
+    row["term_changes"] = term_changes;
+    row["groups_with_term_change"] = groups_churned;
+    add_liveness(row, before, after);
     print(row);
 }
 

@@ -291,6 +291,12 @@ HostStatus HostImpl::status() const {
     MutexLock lock(rejected_mu_);
     for (const auto& [reason, count] : rejected_) s.peer_rejections[reason] = count;
     s.timer_wakeups = services_->clock().wakeups();
+    const ProcessLiveness& liveness = services_->liveness();
+    s.peer_down_verdicts = liveness.verdicts();
+    s.liveness_round_gap = liveness.round_gaps();
+    s.liveness_round_gap_us_max = liveness.round_gap_us_max();
+    s.liveness_ping_gap = liveness.ping_gaps();
+    s.liveness_ping_gap_us_max = liveness.ping_gap_us_max();
     return s;
 }
 

@@ -1,6 +1,8 @@
 // Which peer processes are alive.  See host_liveness.hpp.
 #include "runtime/host_liveness.hpp"
 
+#include <algorithm>
+
 #include "keel/assert.hpp"
 
 namespace keel::runtime {
@@ -11,6 +13,9 @@ namespace {
 // one: the poll runs on a timer of the same interval, whose expiries jitter.
 constexpr std::uint64_t kPingDueNumerator = 3;
 constexpr std::uint64_t kPingDueDenominator = 4;
+// A gap between polls counts as listening time up to this many intervals:
+// beyond, this process was stalled (decision 0031).
+constexpr std::uint64_t kListenedIntervalsMax = 2;
 
 }  // namespace
 
@@ -54,12 +59,26 @@ HostLiveness::Round HostLiveness::poll(std::uint64_t now_us) {
     Round r;
     const std::uint64_t due_after_us =
         timing_.ping_interval_us * kPingDueNumerator / kPingDueDenominator;
+    // How long this process listened since the last poll.
+    const std::uint64_t since_poll_us =
+        polled_us_ && now_us > *polled_us_ ? now_us - *polled_us_ : 0;
+    const std::uint64_t listened_us =
+        std::min(since_poll_us, kListenedIntervalsMax * timing_.ping_interval_us);
+    const bool first_poll = !polled_us_;
+    polled_us_ = std::max(polled_us_.value_or(0), now_us);
     for (auto& [id, p] : peers_) {
         if (!p.pinged_us || now_us - *p.pinged_us >= due_after_us) {
             r.ping.push_back(id);
             p.pinged_us = now_us;
         }
-        const bool silent = now_us > p.heard_us && now_us - p.heard_us > timing_.down_after_us;
+        // Heard since the last poll (or never polled): silent since then,
+        // counted no further back than this poll's listening time.
+        const std::uint64_t since_heard_us = now_us > p.heard_us ? now_us - p.heard_us : 0;
+        if (first_poll || since_heard_us < since_poll_us)
+            p.silent_us = first_poll ? since_heard_us : std::min(since_heard_us, listened_us);
+        else
+            p.silent_us += listened_us;
+        const bool silent = p.silent_us > timing_.down_after_us;
         if (silent || p.restarted) {
             if (!p.down || p.restarted) r.newly_down.push_back(id);
             r.down.push_back(id);

@@ -18,10 +18,21 @@
 //     passed since its last ping (a poll timer of the same interval that
 //     fires a little early does not skip a whole interval);
 //   - anything that arrives from it (a frame of any group, or its ping)
-//     counts as hearing it; one not heard for more than down_after_us is
-//     down, and reported down at every poll while it stays silent (a group
-//     that went quiet since, on a delayed quiesce heartbeat, must hear it
-//     too); hearing it again makes it up;
+//     counts as hearing it; one not heard for more than down_after_us of
+//     this process's listening time (below) is down, and reported down at
+//     every poll while it stays silent (a group that went quiet since, on a
+//     delayed quiesce heartbeat, must hear it too); hearing it again makes
+//     it up;
+//   - listening time is the time between polls, each gap counted up to two
+//     ping intervals: a poll that comes later than that finds this process
+//     itself stalled (its timer thread starved or queued behind busy work),
+//     and what it did not hear meanwhile may be its own deafness, not the
+//     peer's silence (its receiving threads stalled too, and its own pings
+//     went out late, so the peers may be waiting on it).  A process whose
+//     rounds stall thus declares no peer down for that stall; a dead peer
+//     is still found after down_after_us of polls on time, and after about
+//     down_after_us / (2 * ping_interval_us) polls however late they come
+//     (decision 0031);
 //   - a ping carrying another incarnation than the last one heard means the
 //     process restarted: the replicas it ran lost their state, and the
 //     verdict is given once, as if it had been down.
@@ -69,7 +80,9 @@ public:
         std::vector<NodeId> down;        // tell every group that has it: peer_down
         std::vector<NodeId> newly_down;  // those of `down` that were up at the last poll
     };
-    // What to do at `now_us`.  Call it about once per ping interval.
+    // What to do at `now_us`.  Call it about once per ping interval: a poll
+    // later than two intervals after the last counts two intervals of
+    // silence (see above).
     Round poll(std::uint64_t now_us);
 
     bool is_down(NodeId peer) const;
@@ -79,6 +92,8 @@ public:
 private:
     struct Peer {
         std::uint64_t heard_us = 0;
+        // Listening time without hearing it, as of the last poll.
+        std::uint64_t silent_us = 0;
         std::optional<std::uint64_t> pinged_us;  // the last ping sent
         std::optional<std::uint64_t> incarnation;
         bool down = false;
@@ -87,6 +102,7 @@ private:
 
     const LivenessTiming timing_;
     std::map<NodeId, Peer> peers_;
+    std::optional<std::uint64_t> polled_us_;  // the last poll
 };
 
 }  // namespace keel::runtime

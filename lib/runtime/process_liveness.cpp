@@ -40,6 +40,12 @@ std::uint64_t now_us() {
                                           .count());
 }
 
+void raise_max(std::atomic<std::uint64_t>& max, std::uint64_t value) {
+    std::uint64_t seen = max.load(std::memory_order_relaxed);
+    while (value > seen && !max.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
+    }
+}
+
 std::uint64_t draw_incarnation() {
     std::random_device rd;
     return (static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^ now_us();
@@ -127,7 +133,14 @@ Status ProcessLiveness::on_ping(NodeId from, std::string_view bytes) {
         return refuse(transport::rejection_name(transport::Rejection::misaddressed),
                       fmt::format("liveness ping from node {} is for node {}, not this one ({})",
                                   from, ping.to, self_));
-    (void)liveness_->heard_ping(from, ping.context, now_us());
+    const std::uint64_t now = now_us();
+    (void)liveness_->heard_ping(from, ping.context, now);
+    auto [last, first] = last_ping_us_.try_emplace(from, now);
+    if (!first && now > last->second) {
+        ping_gaps_.record_ns((now - last->second) * 1000);
+        raise_max(ping_gap_us_max_, now - last->second);
+    }
+    last->second = now;
     return Status::ok_status();
 }
 
@@ -148,6 +161,11 @@ void ProcessLiveness::round() {
     {
         MutexLock lock(mu_);
         const std::uint64_t now = now_us();
+        if (last_round_us_ != 0 && now > last_round_us_) {
+            round_gaps_.record_ns((now - last_round_us_) * 1000);
+            raise_max(round_gap_us_max_, now - last_round_us_);
+        }
+        last_round_us_ = now;
         liveness_->set_peers(peers, now);
         r = liveness_->poll(now);
         self = self_;

@@ -34,6 +34,7 @@
 #include "keel/status.hpp"
 #include "keel/transport.hpp"
 #include "runtime/host_liveness.hpp"
+#include "runtime/latency_histogram.hpp"
 #include "runtime/process_clock.hpp"
 #include "runtime/thread_annotations.hpp"
 
@@ -77,6 +78,12 @@ public:
     std::uint64_t pings_sent() const { return pings_sent_.load(); }
     std::uint64_t pings_received() const { return pings_received_.load(); }
     std::uint64_t verdicts() const { return verdicts_.load(); }  // peers newly declared down
+    // Time between two rounds, and between two pings heard from one peer
+    // (HostStatus's liveness figures).
+    LatencyHistogram round_gaps() const { return round_gaps_.snapshot(); }
+    std::uint64_t round_gap_us_max() const { return round_gap_us_max_.load(); }
+    LatencyHistogram ping_gaps() const { return ping_gaps_.snapshot(); }
+    std::uint64_t ping_gap_us_max() const { return ping_gap_us_max_.load(); }
     std::uint64_t incarnation() const { return incarnation_; }
     // The clock subscription's ticks (0 while off).
     std::uint64_t rounds() const;
@@ -101,6 +108,12 @@ private:
     std::atomic<std::uint64_t> pings_sent_{0};
     std::atomic<std::uint64_t> pings_received_{0};
     std::atomic<std::uint64_t> verdicts_{0};
+    std::uint64_t last_round_us_ = 0;  // I/O thread
+    std::map<NodeId, std::uint64_t> last_ping_us_ GUARDED_BY(mu_);
+    LatencyHistogramRecorder round_gaps_;
+    LatencyHistogramRecorder ping_gaps_;
+    std::atomic<std::uint64_t> round_gap_us_max_{0};
+    std::atomic<std::uint64_t> ping_gap_us_max_{0};
 };
 
 }  // namespace keel::runtime

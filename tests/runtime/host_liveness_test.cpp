@@ -1,6 +1,8 @@
 // HostLiveness with a fake clock: one ping per peer per interval, a verdict
 // after down_after_us of silence (repeated while the peer stays silent),
-// back on any traffic, and a restart seen in a ping's incarnation.
+// counted in this process's listening time (a late poll counts two
+// intervals), back on any traffic, and a restart seen in a ping's
+// incarnation.
 #include <catch2/catch.hpp>
 
 #include <set>
@@ -75,6 +77,64 @@ TEST_CASE("a peer silent for longer than down_after_us is down, at every poll un
     CHECK(l.poll(kDownAfterUs + 2 * kIntervalUs).down.empty());
 }
 
+TEST_CASE(
+    "a poll that comes late counts two intervals of silence: a stalled process declares "
+    "no peer down for its own stall",
+    "[runtime][liveness]") {
+    HostLiveness l = make({2, 3});
+    std::uint64_t t = 0;
+    for (; t <= 10 * kIntervalUs; t += kIntervalUs) {
+        l.heard(2, t);
+        l.heard(3, t);
+        CHECK(l.poll(t).down.empty());
+    }
+    // This process stalls (its timer and receiving threads starved) for ten
+    // times down_after_us: nothing was heard, and nothing could have been.
+    t += 10 * kDownAfterUs;
+    HostLiveness::Round r = l.poll(t);
+    CHECK(r.down.empty());
+    CHECK(r.ping == Ids{2, 3});
+    // Back on time: peer 3 is heard again, peer 2 stays silent (it died
+    // meanwhile) and is found after down_after_us of listening, counted from
+    // the two intervals the late poll credited.
+    std::uint64_t listened = 2 * kIntervalUs;
+    while (listened + kIntervalUs <= kDownAfterUs) {
+        t += kIntervalUs;
+        listened += kIntervalUs;
+        l.heard(3, t);
+        CHECK(l.poll(t).down.empty());
+    }
+    t += kIntervalUs;
+    l.heard(3, t);
+    r = l.poll(t);
+    CHECK(r.down == Ids{2});
+    CHECK(r.newly_down == Ids{2});
+}
+
+TEST_CASE("a dead peer is found even when every poll comes late", "[runtime][liveness]") {
+    HostLiveness l = make({2});
+    CHECK(l.poll(0).down.empty());
+    // Each poll ten intervals after the last counts two: down_after_us (five
+    // intervals) is passed at the third.
+    CHECK(l.poll(10 * kIntervalUs).down.empty());
+    CHECK(l.poll(20 * kIntervalUs).down.empty());
+    CHECK(l.poll(30 * kIntervalUs).down == Ids{2});
+}
+
+TEST_CASE("a peer heard between two polls is silent only since it was heard",
+          "[runtime][liveness]") {
+    HostLiveness l = make({2});
+    CHECK(l.poll(0).down.empty());
+    for (std::uint64_t t = kIntervalUs; t <= 4 * kIntervalUs; t += kIntervalUs)
+        CHECK(l.poll(t).down.empty());
+    // Heard half an interval before a poll: the silence counted before is gone.
+    l.heard(2, 4 * kIntervalUs + kIntervalUs / 2);
+    std::uint64_t t = 5 * kIntervalUs;
+    for (; t < 4 * kIntervalUs + kIntervalUs / 2 + kDownAfterUs; t += kIntervalUs)
+        CHECK(l.poll(t).down.empty());
+    CHECK(l.poll(t).down == Ids{2});
+}
+
 TEST_CASE("a new incarnation in a ping is reported down once", "[runtime][liveness]") {
     HostLiveness l = make({2});
     CHECK_FALSE(l.heard_ping(2, 7, 10));  // the first one heard is no news
@@ -102,6 +162,8 @@ TEST_CASE("peers come and go with the groups that share them", "[runtime][livene
     l.set_peers({2, 3}, kDownAfterUs + 2);
     CHECK(l.peer_count() == 2);
     CHECK_FALSE(l.heard(4, 2 * kDownAfterUs));
+    for (std::uint64_t t = kDownAfterUs + kIntervalUs; t < 3 * kDownAfterUs; t += kIntervalUs)
+        (void)l.poll(t);
     r = l.poll(3 * kDownAfterUs);
     CHECK(r.down == Ids{2, 3});
 }

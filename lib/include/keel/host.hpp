@@ -132,6 +132,18 @@ struct HostStatus {
     // the number of groups.  Each group's own ticks are its
     // NodeStatus::timer_wakeups.
     std::uint64_t timer_wakeups = 0;
+    // Host liveness (quiescence on; docs/groups.md "Quiescence and
+    // liveness"), since start: peer processes this process declared down
+    // (each verdict counted once, when the peer goes from up to down);
+    // the time between two liveness rounds of this process (its timer's
+    // lateness: one round per heartbeat interval when on time); and the
+    // time between two pings received from the same peer (how late a busy
+    // or stalled peer's heartbeat arrives).  Maxima in microseconds.
+    std::uint64_t peer_down_verdicts = 0;
+    LatencyHistogram liveness_round_gap;
+    std::uint64_t liveness_round_gap_us_max = 0;
+    LatencyHistogram liveness_ping_gap;
+    std::uint64_t liveness_ping_gap_us_max = 0;
 };
 
 class Host {
