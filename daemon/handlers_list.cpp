@@ -238,12 +238,14 @@ void list_everywhere(HandlerContext& context, const RouteRequest& request, const
     // HTTP thread).
     auto finish = [&context, state, query, respond](std::optional<Listing> part,
                                                     std::optional<HttpResponse> failure) {
-        std::lock_guard lock(state->mu);
-        if (failure && !state->failed) state->failed = std::move(failure);
-        if (part && !state->failed) merge_into(state->merged, std::move(*part), query.limit);
-        if (--state->waiting != 0) return;
-        context.defer([state, respond] {
+        {
             std::lock_guard lock(state->mu);
+            if (failure && !state->failed) state->failed = std::move(failure);
+            if (part && !state->failed) merge_into(state->merged, std::move(*part), query.limit);
+            if (--state->waiting != 0) return;
+        }
+        // The last part: nothing else touches `state` any more.
+        context.defer([state, respond] {
             respond(state->failed ? std::move(*state->failed) : listing_response(state->merged));
         });
     };
