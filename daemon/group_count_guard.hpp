@@ -1,11 +1,11 @@
 // daemon/group_count_guard.hpp — raftd --groups N --join: the cluster's
-// group count must be N, or the joiner would put keys in other groups than
-// the cluster does.  A member sends a process bytes for a group only when
-// the cluster has that group, so bytes for a group this process does not
-// serve (the Host's "unknown_group" refusals, counted only after a hello of
-// this cluster) once every group is open mean the cluster has more groups
-// than N.  The guard sees that and reports it once.  (A cluster with fewer groups sends nothing for
-// the joiner's extra groups: those are never added, and /readyz names them.)
+// group count must be N (a joiner asks a member first, cluster_probe.hpp;
+// this guard is the check when no member could be asked), or the joiner would put keys in other
+// groups than the cluster does.  A member sends a process bytes for a group only when the cluster
+// has that group, so bytes for a group this process does not serve (the Host's "unknown_group"
+// refusals, counted only after a hello of this cluster) once every group is open mean the cluster
+// has more groups than N.  The guard sees that and reports it once.  (A cluster with fewer groups
+// sends nothing for the joiner's extra groups: those are never added, and /readyz names them.)
 //
 // Owns: one thread ("group-count") that reads the Host's status every
 // kPollInterval until it stops.

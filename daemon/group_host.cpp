@@ -33,8 +33,8 @@ Result<std::unique_ptr<GroupHost>> open_group_host(const NodeOptions& options,
     if (!host.ok()) return host.status();
     auto opened = std::make_unique<GroupHost>();
     opened->host = std::move(host.value());
-    opened->peers = std::make_unique<GroupPeerSync>(*opened->host, options.id, options.data_dir,
-                                                    std::move(log));
+    opened->peers = std::make_unique<GroupPeerSync>(*opened->host, options.id, count,
+                                                    options.data_dir, std::move(log));
     // What is the Host's is not the group's (keel/host.hpp).
     NodeOptions group_options = options;
     group_options.data_dir.clear();  // the Host's data_dir/groups/<g>

@@ -31,8 +31,13 @@ private:
     const GroupId group_;
 };
 
-GroupPeerSync::GroupPeerSync(Host& host, NodeId self, std::string data_dir, Log log)
-    : host_(host), self_(self), data_dir_(std::move(data_dir)), log_(std::move(log)) {
+GroupPeerSync::GroupPeerSync(Host& host, NodeId self, std::size_t groups, std::string data_dir,
+                             Log log)
+    : host_(host),
+      self_(self),
+      groups_(groups),
+      data_dir_(std::move(data_dir)),
+      log_(std::move(log)) {
     thread_ = std::thread([this] { run(); });
 }
 
@@ -51,6 +56,11 @@ std::shared_ptr<Observer> GroupPeerSync::observer(GroupId group) {
 
 Status GroupPeerSync::add_process(const MemberSpec& member) {
     if (member.id == self_) return Status::ok_status();  // the Host checks its own address
+    {
+        // Before the Host has it: a pass in between must not prune it.
+        std::lock_guard lock(mu_);
+        pending_.insert(member.id);
+    }
     return host_.add_peer(member.id, member.raft_address);
 }
 
@@ -92,10 +102,19 @@ bool GroupPeerSync::reconcile() {
     // Every group's members, and the union's spec for each (the first
     // group's, in group order).
     std::map<NodeId, MemberSpec> wanted;
+    std::set<NodeId> pending;
+    // Whether this process is a member of every group: then a peer no group
+    // has is stale, whether or not a group had it in this run.
+    bool member_everywhere = false;
     {
         std::lock_guard lock(mu_);
-        for (const auto& [group, members] : members_)
+        member_everywhere = members_.size() == groups_;
+        for (const auto& [group, members] : members_) {
+            member_everywhere = member_everywhere && members.count(self_) != 0;
             for (const auto& [id, spec] : members) wanted.try_emplace(id, spec);
+        }
+        for (const auto& [id, spec] : wanted) pending_.erase(id);
+        pending = pending_;
     }
     const std::map<NodeId, std::string> peers = host_.peers();
     bool retry = false;
@@ -109,7 +128,8 @@ bool GroupPeerSync::reconcile() {
                  fmt::format("cannot reach member {} of the groups: {}", id, s.to_string()));
     }
     for (const auto& [id, address] : peers) {
-        if (wanted.count(id) != 0 || seen_.count(id) == 0) continue;
+        if (wanted.count(id) != 0 || pending.count(id) != 0) continue;
+        if (seen_.count(id) == 0 && !member_everywhere) continue;
         Status s = host_.remove_peer(id);
         if (s.ok() || s.code() == ErrorCode::not_found) {
             seen_.erase(id);

@@ -6,12 +6,16 @@
 // Each group tells it its members as they change (observer(g): keel's
 // on_membership_changed, from the moment a change is in the group's log).
 // A member some group has and the Host lacks is added at the group's
-// address for it; a peer that some group had and that no group has any
-// more is removed (retried until the groups have let it go: a group forgets
-// a removed member on keel's I/O thread, after its event).  A peer no group
-// ever had (a joiner's --member list before it is added, or a process the
-// add handler added just before its groups do: add_process) stays.  When
-// the union of the groups' members changes it is written to raftd.members.
+// address for it.  A peer that no group has is removed (retried until the
+// groups have let it go: a group forgets a removed member on keel's I/O
+// thread, after its event) when some group had it, or once this process is
+// a member of every group: from then on a peer no group has is stale (a
+// --member entry, or a raftd.members line, for a process removed while this
+// one was away or before it joined).  Two kinds stay: every peer while some
+// group still waits to be added (a joiner's --member list is its only way
+// in), and a process the add handler made a peer just before its groups add
+// it (add_process), until some group has it.  When the union of the
+// groups' members changes it is written to raftd.members.
 //
 // Owns: one thread ("peer-sync") that does the Host calls and the file
 // writes, never a keel thread (an observer must not block).
@@ -20,6 +24,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -39,9 +44,10 @@ class GroupPeerSync {
 public:
     using Log = std::function<void(LogLevel, const std::string&)>;
 
-    // `host` must outlive this object; `self` is the Host's id; the member
+    // `host` must outlive this object; `self` is the Host's id; `groups`
+    // the number of groups that will have observers (1..groups); the member
     // list goes to `data_dir`/raftd.members.  Starts the thread.
-    GroupPeerSync(Host& host, NodeId self, std::string data_dir, Log log);
+    GroupPeerSync(Host& host, NodeId self, std::size_t groups, std::string data_dir, Log log);
     // Stops the thread (what is pending is dropped: the next start
     // reconciles again from the groups' first events).
     ~GroupPeerSync();
@@ -70,6 +76,7 @@ private:
 
     Host& host_;
     const NodeId self_;
+    const std::size_t groups_;
     const std::string data_dir_;
     const Log log_;
 
@@ -80,6 +87,8 @@ private:
     // GUARDED_BY(mu_): each group's members (by id) as its last event gave them.
     std::map<GroupId, std::map<NodeId, MemberSpec>> members_;
     std::uint64_t passes_ = 0;  // GUARDED_BY(mu_)
+    // GUARDED_BY(mu_): processes add_process made peers that no group has had yet.
+    std::set<NodeId> pending_;
 
     // The thread's own.
     std::set<NodeId> seen_;            // peers some group had

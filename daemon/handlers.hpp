@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "alarms.hpp"
+#include "http_get.hpp"
 #include "keel/node.hpp"
 #include "kv_shards.hpp"
 #include "kv_state_machine.hpp"
@@ -69,6 +70,19 @@ struct HandlerContext {
     // With --groups: makes a process the Host reaches, before it is added to
     // the groups (POST /v1/members; group_peer_sync.hpp).  Null without.
     std::function<Status(const MemberSpec&)> add_process{};
+    // With --groups: the processes the Host reaches now, by id (/v1/status
+    // groups.peers).  Null without.
+    std::function<std::vector<NodeId>()> peer_processes{};
+    // With --groups over plain HTTP: GET `target` from the member whose HTTP
+    // address is `address`, with the client's `credentials` (http_types.hpp),
+    // off the HTTP threads (forward_pool.hpp, http_get.hpp); `done` runs on
+    // another thread.  false (and `done` not run) when it cannot be taken
+    // now.  Null: no calls to other members (HTTPS), so a linearizable list
+    // of groups led elsewhere answers 503.
+    using ForwardDone = std::function<void(Result<HttpAnswer>)>;
+    std::function<bool(std::string address, std::string target, std::string credentials,
+                       ForwardDone done)>
+        forward_get{};
 
     bool sharded() const { return !groups.empty(); }
     // The group that holds `key`.
@@ -79,6 +93,8 @@ struct HandlerContext {
 };
 
 void add_kv_routes(Router& router, HandlerContext& context);
+// GET /v1/kv (handlers_list.cpp; add_kv_routes routes it).
+void handle_list(HandlerContext& context, RouteRequest& request, Respond respond);
 void add_admin_routes(Router& router, HandlerContext& context);
 // GET /v1/groups and /v1/groups/{g} (handlers_admin.cpp): 404 without
 // --groups.
@@ -96,6 +112,12 @@ HttpResponse not_leader_response(const HandlerContext& context, NodeId leader_hi
 // "group": g).
 HttpResponse not_leader_response(const HandlerContext& context, const KvGroup& group,
                                  NodeId leader_hint, const RouteRequest& request);
+
+// A decimal integer >= 0 with nothing else; nullopt otherwise.
+std::optional<std::uint64_t> parse_u64(std::string_view text);
+// The read consistency asked for (?consistency=): true for stale, false for
+// linearizable; nullopt (after answering 400) for anything else.
+std::optional<bool> stale_read(const RouteRequest& request, Respond& respond);
 
 // keel's Mode as the API spells it ("single" / "cluster").
 const char* mode_string(Mode mode);

@@ -99,7 +99,10 @@ void handle_status(HandlerContext& context, RouteRequest&, Respond respond) {
                  {"fsync_latency", histogram_summary(s.fsync_latency)},
                  {"alarms", active_alarms(s, *context.alarms)}});
     if (!s.failure.empty()) body["failure"] = s.failure;
-    if (context.sharded()) body["groups"] = groups_json(summarize_groups(groups));
+    if (context.sharded()) {
+        body["groups"] = groups_json(summarize_groups(groups));
+        if (context.peer_processes) body["groups"]["peers"] = context.peer_processes();
+    }
     respond(json_response(200, dump(body)));
 }
 
@@ -440,6 +443,10 @@ void handle_health(HandlerContext& context, RouteRequest&, Respond respond) {
     NodeStatus s = combined_status(group_statuses(context));
     if (!s.failure.empty())
         return respond(json_response(503, dump({{"status", "failed"}, {"reason", s.failure}})));
+    // A joiner reads the group count before it writes anything (cluster_probe.hpp).
+    if (context.sharded())
+        return respond(
+            json_response(200, dump({{"status", "ok"}, {"groups", context.groups.size()}})));
     respond(json_response(200, R"({"status":"ok"})"));
 }
 

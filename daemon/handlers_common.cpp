@@ -9,6 +9,22 @@
 
 namespace keel::daemon {
 
+std::optional<std::uint64_t> parse_u64(std::string_view text) {
+    std::uint64_t v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+    return v;
+}
+
+std::optional<bool> stale_read(const RouteRequest& request, Respond& respond) {
+    auto consistency = request.query.find("consistency");
+    if (consistency == request.query.end() || consistency->second == "linearizable") return false;
+    if (consistency->second == "stale") return true;
+    respond(
+        error_response(400, "bad_request", "consistency must be \"linearizable\" or \"stale\""));
+    return std::nullopt;
+}
+
 const char* mode_string(Mode mode) {
     return mode == Mode::single ? "single" : "cluster";
 }

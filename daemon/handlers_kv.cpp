@@ -1,4 +1,4 @@
-// The KV API: PUT/GET/DELETE /v1/kv/{key}, GET /v1/kv?prefix=&limit=.
+// The KV API: PUT/GET/DELETE /v1/kv/{key} (GET /v1/kv, the list: handlers_list.cpp).
 #include <algorithm>
 #include <charconv>
 #include <iterator>
@@ -70,13 +70,6 @@ std::optional<HttpResponse> check_key(const HandlerContext& context, const std::
     }
     if (!valid_utf8(key)) return error_response(400, "invalid_key", "the key is not valid UTF-8");
     return std::nullopt;
-}
-
-std::optional<std::uint64_t> parse_u64(std::string_view text) {
-    std::uint64_t v = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-    return v;
 }
 
 json value_json(const std::string& key, const KvValue& value) {
@@ -205,17 +198,6 @@ void handle_delete(HandlerContext& context, RouteRequest& request, Respond respo
     propose_and_respond(context, request, encoded, std::move(command.key), std::move(respond));
 }
 
-// The read consistency asked for: true for stale, false for linearizable;
-// nullopt (after answering 400) for anything else.
-std::optional<bool> stale_read(const RouteRequest& request, Respond& respond) {
-    auto consistency = request.query.find("consistency");
-    if (consistency == request.query.end() || consistency->second == "linearizable") return false;
-    if (consistency->second == "stale") return true;
-    respond(
-        error_response(400, "bad_request", "consistency must be \"linearizable\" or \"stale\""));
-    return std::nullopt;
-}
-
 // Linearizable reads wait for a ReadIndex barrier of `group` (and for this
 // node to apply up to it), then read the local map; stale reads read it at
 // once.
@@ -238,55 +220,6 @@ void read_then(HandlerContext& context, const KvGroup& group, const RouteRequest
     });
 }
 
-// With --groups: a linearizable list waits for a ReadIndex barrier of every
-// group, then reads every map.  Each barrier needs its group's leader, so
-// only a member that leads every group can serve it: a redirect to one
-// group's leader could send the client round the members forever, so a
-// group led elsewhere answers 503 not_leader (docs/api.md: list stale).
-void read_all_then(HandlerContext& context, const RouteRequest& request, Respond respond,
-                   std::function<HttpResponse()> read) {
-    std::optional<bool> stale = stale_read(request, respond);
-    if (!stale) return;
-    if (*stale) return respond(read());
-    struct Barriers {
-        std::mutex mu;
-        std::size_t waiting;                // GUARDED_BY(mu)
-        std::optional<ReadResult> refusal;  // GUARDED_BY(mu): the first one
-        KvGroup refused_group;              // GUARDED_BY(mu)
-    };
-    auto barriers = std::make_shared<Barriers>();
-    barriers->waiting = context.groups.size();
-    for (const KvGroup& group : context.groups) {
-        group.node->read_index_async(
-            true, [&context, group, barriers, respond, read](ReadResult result) {
-                std::optional<ReadResult> refusal;
-                KvGroup refused_group;
-                {
-                    std::lock_guard lock(barriers->mu);
-                    if (!result.status.ok() && !barriers->refusal) {
-                        barriers->refusal = result;
-                        barriers->refused_group = group;
-                    }
-                    if (--barriers->waiting != 0) return;
-                    refusal = barriers->refusal;
-                    refused_group = barriers->refused_group;
-                }
-                context.defer([respond, read, refusal, refused_group] {
-                    if (!refusal) return respond(read());
-                    if (refusal->status.code() == ErrorCode::not_leader) {
-                        return respond(error_response(
-                            503, "not_leader",
-                            fmt::format("group {} is led by another member: a linearizable list "
-                                        "needs a member that leads every group; list with "
-                                        "?consistency=stale",
-                                        refused_group.id)));
-                    }
-                    respond(error_from_status(refusal->status));
-                });
-            });
-    }
-}
-
 void handle_get(HandlerContext& context, RouteRequest& request, Respond respond) {
     std::string key = request.params.at("key");
     if (auto bad = check_key(context, key)) return respond(std::move(*bad));
@@ -296,54 +229,6 @@ void handle_get(HandlerContext& context, RouteRequest& request, Respond respond)
         if (!value) return error_response(404, "not_found", "no such key");
         return json_response(200, dump(value_json(key, *value)));
     });
-}
-
-// The first `limit` keys with `prefix`, in byte order, from every group.
-KvListing list_keys(const HandlerContext& context, const std::string& prefix, std::size_t limit) {
-    if (!context.sharded()) return context.kv.list(prefix, limit);
-    // Merged a group at a time, so that at most 2 * limit keys are held.
-    KvListing merged;
-    for (const KvGroup& group : context.groups) {
-        KvListing part = group.kv->list(prefix, limit);
-        std::vector<std::pair<std::string, KvValue>> both;
-        both.reserve(merged.items.size() + part.items.size());
-        std::merge(std::make_move_iterator(merged.items.begin()),
-                   std::make_move_iterator(merged.items.end()),
-                   std::make_move_iterator(part.items.begin()),
-                   std::make_move_iterator(part.items.end()), std::back_inserter(both),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-        merged.truncated = merged.truncated || part.truncated || both.size() > limit;
-        if (both.size() > limit) both.resize(limit);
-        merged.items = std::move(both);
-    }
-    return merged;
-}
-
-void handle_list(HandlerContext& context, RouteRequest& request, Respond respond) {
-    std::string prefix;
-    if (auto p = request.query.find("prefix"); p != request.query.end()) prefix = p->second;
-    std::size_t limit = context.limits.default_list_limit;
-    if (auto l = request.query.find("limit"); l != request.query.end()) {
-        auto parsed = parse_u64(l->second);
-        if (!parsed || *parsed == 0 || *parsed > context.limits.max_list_limit) {
-            return respond(error_response(
-                400, "bad_request",
-                fmt::format("limit must be an integer in 1..{}", context.limits.max_list_limit)));
-        }
-        limit = static_cast<std::size_t>(*parsed);
-    }
-    auto list = [&context, prefix, limit]() -> HttpResponse {
-        KvListing listing = list_keys(context, prefix, limit);
-        json keys = json::array();
-        for (const auto& [key, value] : listing.items) {
-            keys.push_back({{"key", key}, {"revision", value.revision}});
-        }
-        return json_response(200, dump({{"keys", std::move(keys)},
-                                        {"count", listing.items.size()},
-                                        {"truncated", listing.truncated}}));
-    };
-    if (context.sharded()) return read_all_then(context, request, std::move(respond), list);
-    read_then(context, context.group_of(prefix), request, std::move(respond), list);
 }
 
 }  // namespace

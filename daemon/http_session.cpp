@@ -139,7 +139,9 @@ private:
         head_.has_body = parser_->chunked() || parser_->content_length().value_or(0) > 0;
         std::optional<HttpResponse> refusal;
         if (options().gate) refusal = options().gate(head_, server_->connection_info);
-        head_.authorization.clear();  // handlers never see credentials
+        // Handlers never see credentials, but may pass them on (http_types.hpp).
+        head_.forwarded_credentials = refusal ? std::string() : std::move(head_.authorization);
+        head_.authorization.clear();
         if (refusal) {
             // With no body left unread, the connection may serve the next request.
             const bool complete = !head_.has_body && parser_->is_done();

@@ -23,6 +23,11 @@ struct HttpRequest {
     std::string host{};           // the Host header, "" when absent
     std::string origin{};         // the Origin header, "" when absent
     std::string authorization{};  // cleared once the gate has run: handlers never see it
+    // The Authorization header the gate let through, kept only for a call
+    // another member must answer on the client's behalf (a list across
+    // groups: handlers_list.cpp), which carries the same credentials.
+    // Handlers pass it on and never read it.
+    std::string forwarded_credentials{};
     std::string access_control_request_method{};  // a CORS preflight's (cors.hpp), "" when absent
     bool has_body = false;                        // Content-Length > 0, or a chunked body
 };
@@ -41,7 +46,7 @@ struct StreamedBody {
 struct HttpResponse {
     int status = 200;
     std::string body;
-    std::shared_ptr<StreamedBody> stream{};                     // when set, `body` is not sent
+    std::shared_ptr<StreamedBody> stream{};                    // when set, `body` is not sent
     std::string content_type = "application/json";             // "": no Content-Type header
     std::vector<std::pair<std::string, std::string>> headers;  // extra headers
 

@@ -30,13 +30,16 @@
 #include <fmt/format.h>
 
 #include "auth_tokens.hpp"
+#include "cluster_probe.hpp"
 #include "cors.hpp"
 #include "errors.hpp"
 #include "flags.hpp"
+#include "forward_pool.hpp"
 #include "group_balancer.hpp"
 #include "group_count_guard.hpp"
 #include "group_host.hpp"
 #include "handlers.hpp"
+#include "http_get.hpp"
 #include "http_server.hpp"
 #include "identity.hpp"
 #include "keel/keel.hpp"
@@ -63,6 +66,10 @@ constexpr std::chrono::milliseconds kRebalanceInterval{1000};
 constexpr int kExitStorageFailure = 74;
 // A joiner whose --groups is not the cluster's (group_count_guard.hpp).
 constexpr int kExitGroupCount = 1;
+// How long a member's part of a list across groups may take (handlers_list.cpp).
+constexpr std::chrono::milliseconds kForwardTimeout{5000};
+// How long a joiner waits for each member's /healthz (cluster_probe.hpp).
+constexpr std::chrono::milliseconds kProbeTimeout{3000};
 
 std::shared_ptr<spdlog::logger> make_logger(NodeId id, const std::string& level) {
     auto logger = std::make_shared<spdlog::logger>(
@@ -342,6 +349,49 @@ int run_restore(const DaemonConfig& config, NodeId id, spdlog::logger& log) {
     return 0;
 }
 
+std::string groups_phrase(std::size_t groups) {
+    return groups == 0 ? std::string("no --groups") : fmt::format("--groups {}", groups);
+}
+
+// --join on a first start: the cluster's group count, asked of the --member
+// list's HTTP ports before anything is written to the data dir
+// (cluster_probe.hpp), so that a wrong --groups leaves it empty.  false
+// (logged) when a member answers another count than --groups; true when one
+// answers the same, or none can be asked (then group_count_guard.hpp is the
+// only check, and it catches only a joiner with fewer groups).
+bool joiner_matches_cluster(const DaemonConfig& config, spdlog::logger& log) {
+    if (!config.join || config.members.empty()) return true;
+    if (!config.http_cert.empty()) {
+        log.warn(
+            "--join over HTTPS: the cluster's group count is not asked of its members (no CA to "
+            "check their certificates with); a joiner with another --groups than the cluster's "
+            "is refused only once the members' messages arrive");
+        return true;
+    }
+    for (const MemberSpec& member : config.members) {
+        if (member.metadata.empty()) continue;
+        Result<std::optional<std::size_t>> count =
+            probe_group_count(member.metadata, kProbeTimeout);
+        if (!count.ok()) {
+            log.warn("--join: cannot ask member {} for the cluster's group count: {}", member.id,
+                     count.status().to_string());
+            continue;
+        }
+        const std::size_t cluster = count->value_or(0);
+        if (cluster == config.groups) return true;
+        log.error(
+            "--join with {}: the cluster runs {} (member {} at {} says so), and the keys' "
+            "sharding must be the cluster's; nothing was written to {}: start again with {}",
+            groups_phrase(config.groups), groups_phrase(cluster), member.id, member.metadata,
+            config.data_dir, groups_phrase(cluster));
+        return false;
+    }
+    log.warn(
+        "--join: no member answered GET /healthz; a joiner with another --groups than the "
+        "cluster's is refused only once the members' messages arrive");
+    return true;
+}
+
 // The groups to run: --groups, or the count the data dir was made with
 // (written now on a first start with --groups, before the node id); 0
 // without groups.  An error (logged) when --groups contradicts the data dir.
@@ -437,6 +487,7 @@ int run(const DaemonConfig& config) {
     boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM, SIGHUP);
     log->info("raftd {} starting: data dir {}, HTTP {}, Raft {}{}", RAFTD_VERSION, config.data_dir,
               config.http.to_string(), config.raft.to_string(), config.join ? ", joining" : "");
+    if (!*stored && !joiner_matches_cluster(config, *log)) return kExitGroupCount;
     Result<std::size_t> resolved = group_count(config, stored->has_value(), *log);
     if (!resolved.ok()) return 1;
     const std::size_t groups = *resolved;
@@ -499,6 +550,9 @@ int run(const DaemonConfig& config) {
 
     Router router;
     std::unique_ptr<HttpServer> server;
+    // With --groups over plain HTTP: calls to other members (reset before
+    // the context and server go).
+    std::unique_ptr<ForwardPool> forwards;
     HandlerLimits limits;
     limits.max_value_bytes = config.max_value_bytes;
     HandlerContext context{*node, served.first_kv(), limits, [&server](std::function<void()> work) {
@@ -509,6 +563,26 @@ int run(const DaemonConfig& config) {
         context.groups = served.host->kv_groups();
         context.add_process = [&peers = *served.host->peers](const MemberSpec& member) {
             return peers.add_process(member);
+        };
+        // Over plain HTTP only (http_get.hpp).
+        if (config.http_cert.empty()) {
+            forwards = std::make_unique<ForwardPool>();
+            const std::uint64_t answer_max_bytes =
+                limits.max_list_limit * (6 * limits.max_key_bytes + 64) + 4096;
+            context.forward_get = [&pool = *forwards, answer_max_bytes](
+                                      std::string address, std::string target,
+                                      std::string credentials, HandlerContext::ForwardDone done) {
+                return pool.submit([address = std::move(address), target = std::move(target),
+                                    credentials = std::move(credentials), done = std::move(done),
+                                    answer_max_bytes] {
+                    done(http_get(address, target, credentials, kForwardTimeout, answer_max_bytes));
+                });
+            };
+        }
+        context.peer_processes = [&host = *served.host->host] {
+            std::vector<NodeId> ids;
+            for (const auto& [id, address] : host.peers()) ids.push_back(id);
+            return ids;
         };
     }
     context.proposals =
@@ -564,6 +638,9 @@ int run(const DaemonConfig& config) {
             shut_down(served, *server, *log);
         },
         *log);
+    // Calls to other members still running finish while the context and the
+    // server they answer through exist (the queued ones are dropped).
+    forwards.reset();
     return exit_code;
 }
 

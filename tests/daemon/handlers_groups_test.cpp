@@ -119,6 +119,94 @@ TEST_CASE("with --groups, a list merges every group's keys in order", "[daemon][
     CHECK(body_of(h.call("GET", "/v1/kv?prefix=k&limit=20"))["truncated"] == false);
 }
 
+// A member's part of a list, as another member's forward_get hands it over.
+struct ForwardCall {
+    std::string address, target, credentials;
+};
+
+TEST_CASE("with --groups, a linearizable list asks each other leader once for its groups' part",
+          "[daemon][groups][list]") {
+    GroupsHarness h;
+    REQUIRE(h.call("PUT", "/v1/kv/a", R"({"value":"v"})").status == 200);  // group 1, here
+    h.group(2).leader = 2;  // "b" is group 2's: member 2 (127.0.0.1:8082) leads it
+    h.group(4).leader = 2;
+    std::vector<ForwardCall> calls;
+    std::string answer = R"({"keys":[{"key":"b","revision":7}],"count":1,"truncated":false})";
+    h.context->forward_get = [&](std::string address, std::string target, std::string credentials,
+                                 HandlerContext::ForwardDone done) {
+        calls.push_back({address, target, credentials});
+        done(HttpAnswer{200, answer});
+        return true;
+    };
+    json all = body_of(h.call("GET", "/v1/kv?prefix=&limit=10"));
+    REQUIRE(calls.size() == 1);  // one call for groups 2 and 4
+    CHECK(calls[0].address == "127.0.0.1:8082");
+    CHECK(calls[0].target == "/v1/kv?prefix=&limit=10&groups=2,4");
+    REQUIRE(all["count"] == 2);
+    CHECK(all["keys"][0]["key"] == "a");
+    CHECK(all["keys"][1]["key"] == "b");
+    CHECK(all["keys"][1]["revision"] == 7);
+    // The other member's answer is checked: a key of a group not asked, keys
+    // out of order, more than the limit, not JSON.
+    for (const char* bad :
+         {R"({"keys":[{"key":"a","revision":1}],"truncated":false})",
+          R"({"keys":[{"key":"b","revision":1},{"key":"b","revision":1}],"truncated":false})",
+          R"({"keys":[{"key":"b"}],"truncated":false})", "not json"}) {
+        INFO(bad);
+        answer = bad;
+        auto refused = h.call("GET", "/v1/kv?prefix=&limit=10");
+        CHECK(refused.status == 502);
+        CHECK(body_of(refused)["error"] == "bad_gateway");
+    }
+    answer = R"({"keys":[{"key":"b","revision":1},{"key":"d","revision":1}],"truncated":false})";
+    CHECK(h.call("GET", "/v1/kv?prefix=&limit=2").status == 200);
+    CHECK(h.call("GET", "/v1/kv?prefix=&limit=1").status == 502);  // more keys than asked
+    // Its refusals: unreachable or not leading any more (503, retry), busy (429).
+    h.context->forward_get = [&](std::string, std::string, std::string,
+                                 HandlerContext::ForwardDone done) {
+        done(Status(ErrorCode::io_error, "connection refused"));
+        return true;
+    };
+    CHECK(h.call("GET", "/v1/kv?prefix=").status == 503);
+    h.context->forward_get = [&](std::string, std::string, std::string,
+                                 HandlerContext::ForwardDone) { return false; };
+    CHECK(h.call("GET", "/v1/kv?prefix=").status == 429);
+    // A prefix is sent percent-encoded.
+    calls.clear();
+    h.context->forward_get = [&](std::string address, std::string target, std::string credentials,
+                                 HandlerContext::ForwardDone done) {
+        calls.push_back({address, target, credentials});
+        done(HttpAnswer{200, R"({"keys":[],"truncated":false})"});
+        return true;
+    };
+    CHECK(h.call("GET", "/v1/kv?prefix=a%20b%26c").status == 200);
+    REQUIRE(calls.size() == 1);
+    CHECK(calls[0].target == "/v1/kv?prefix=a%20b%26c&limit=100&groups=2,4");
+    // No leader known for a group: 503 no_leader.
+    h.group(3).leader = 0;
+    CHECK(body_of(h.call("GET", "/v1/kv?prefix="))["error"] == "no_leader");
+}
+
+TEST_CASE("with --groups, groups= lists those groups only, linearizably on their leader only",
+          "[daemon][groups][list]") {
+    GroupsHarness h;
+    for (const char* key : {"a", "b", "greeting"})  // groups 1, 2, 3
+        REQUIRE(h.call("PUT", std::string("/v1/kv/") + key, R"({"value":"v"})").status == 200);
+    json part = body_of(h.call("GET", "/v1/kv?prefix=&groups=1,3"));
+    REQUIRE(part["count"] == 2);
+    CHECK(part["keys"][0]["key"] == "a");
+    CHECK(part["keys"][1]["key"] == "greeting");
+    h.group(3).leader = 2;
+    auto refused = h.call("GET", "/v1/kv?prefix=&groups=1,3");
+    CHECK(refused.status == 503);  // never forwarded again
+    CHECK(body_of(refused)["error"] == "not_leader");
+    CHECK(body_of(h.call("GET", "/v1/kv?prefix=&groups=3&consistency=stale"))["count"] == 1);
+    for (const char* bad : {"", "0", "5", "3,1", "1,1", "1,,2", "x"}) {
+        INFO(bad);
+        CHECK(h.call("GET", std::string("/v1/kv?prefix=&groups=") + bad).status == 400);
+    }
+}
+
 TEST_CASE("GET /v1/groups/{g} shows one group; /v1/status sums them up", "[daemon][groups]") {
     GroupsHarness h;
     REQUIRE(h.call("PUT", "/v1/kv/b", R"({"value":"v"})").status == 200);
