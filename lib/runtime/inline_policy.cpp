@@ -22,6 +22,8 @@ namespace {
 KEEL_FAST_TLS thread_local const InlinePolicy* t_flusher_of = nullptr;
 // Set on the I/O thread while it handles a received message.
 KEEL_FAST_TLS thread_local const InlinePolicy* t_message_of = nullptr;
+// Set on the I/O thread while it applies what it claimed.
+KEEL_FAST_TLS thread_local const InlinePolicy* t_io_apply_of = nullptr;
 // Set on the apply thread while it runs a batch of proposal callbacks.
 KEEL_FAST_TLS thread_local const InlinePolicy* t_callbacks_of = nullptr;
 
@@ -52,6 +54,12 @@ void InlinePolicy::end_message() {
 }
 bool InlinePolicy::handling_message() const {
     return t_message_of == this;
+}
+void InlinePolicy::begin_io_apply() {
+    t_io_apply_of = this;
+}
+void InlinePolicy::end_io_apply() {
+    t_io_apply_of = nullptr;
 }
 void InlinePolicy::begin_callbacks() {
     t_callbacks_of = this;
@@ -117,8 +125,9 @@ std::uint64_t InlinePolicy::apply_io_claims(ApplyWorker& apply) {
 }
 
 bool InlinePolicy::io_writes(bool follower, std::size_t entries) {
-    const bool writes = cluster_mode() && handling_message() && follower &&
-                        io_write_entries_ + entries <= kFollowerIoWriteMaxEntries;
+    const bool io = follower ? handling_message() : t_io_apply_of == this;
+    const bool writes =
+        cluster_mode() && io && io_write_entries_ + entries <= kFollowerIoWriteMaxEntries;
     if (writes) {
         io_write_queued_ = true;
         io_write_entries_ += entries;

@@ -12,7 +12,9 @@
 //   - write inline: a follower's I/O thread writes and fdatasyncs a small
 //     batch of entries from the leader itself (wal::Wal::Writer::caller),
 //     once for all the messages it has in hand (one read of the socket
-//     often brings several appends), not once per message;
+//     often brings several appends), not once per message; a leader's I/O
+//     thread likewise writes the small batch that the proposers' callbacks
+//     it ran inline proposed, after sending it to the followers;
 //   - gather: proposals that proposal callbacks submit on the apply thread
 //     wait for the end of the batch (or a chunk), to share one WAL append.
 //
@@ -86,6 +88,10 @@ public:
     void begin_message();
     void end_message();
     bool handling_message() const;
+    // The I/O thread applies what it claimed: the proposals those
+    // callbacks make are a leader's entries it may write itself.
+    void begin_io_apply();
+    void end_io_apply();
     // The apply thread runs a batch of proposal callbacks.
     void begin_callbacks();
     void end_callbacks();
@@ -109,13 +115,15 @@ public:
     // ---- writing inline ----
     // Under the core lock, on an append of `entries` entries: true if the
     // I/O thread writes it itself, with the others it queued since its last
-    // write, up to kFollowerIoWriteMaxEntries in all.
+    // write, up to kFollowerIoWriteMaxEntries in all: a follower's, while
+    // the I/O thread steps in a message; a leader's, while it applies
+    // inline (the proposals its callbacks made).
     bool io_writes(bool follower, std::size_t entries);
-    // The I/O thread, after stepping a message in: true (once per write) if
-    // it queued entries to write and has not yet arranged to write them.
-    // The caller then arranges to call take_io_write() once the messages in
-    // hand are stepped in (a post to its own queue), so that they share
-    // one write.
+    // The I/O thread, after stepping a message in or applying inline: true
+    // (once per write) if it queued entries to write and has not yet
+    // arranged to write them.  The caller then calls take_io_write(): a
+    // follower's once the messages in hand are stepped in (a post to its
+    // own queue), so that they share one write; a leader's at once.
     bool io_write_to_schedule();
     // The I/O thread, no lock held: true (once) if it has entries to write.
     bool take_io_write();

@@ -55,11 +55,29 @@ void Replica::write_io_batch() {
 }
 
 void Replica::apply_io_claims() {
-    if (const std::uint64_t took = inline_.apply_io_claims(*apply_); took != 0) {
-        log(LogLevel::warn,
-            fmt::format("a batch applied inline on the I/O thread took {} us; from now on only the "
-                        "apply thread applies (NodeOptions::inline_apply)",
-                        took / 1000));
+    // The proposals the callbacks make (a closed-loop client's next one) are
+    // sent to the followers as the lock is let go; the leader's own copy is
+    // then written by this thread (io_writes), not handed to the flusher:
+    // the acknowledgements that commit it wait in the socket meanwhile, and
+    // cannot commit it before it is durable here anyway.
+    // Written at once (nothing more to gather), a few rounds at most before
+    // the I/O thread goes back to its sockets.
+    constexpr int kMaxLeaderWriteRounds = 4;
+    for (int round = 0;; ++round) {
+        inline_.begin_io_apply();
+        const std::uint64_t took = inline_.apply_io_claims(*apply_);
+        inline_.end_io_apply();
+        if (took != 0) {
+            log(LogLevel::warn, fmt::format("a batch applied inline on the I/O thread took {} us; "
+                                            "from now on only the apply thread applies "
+                                            "(NodeOptions::inline_apply)",
+                                            took / 1000));
+        }
+        if (!inline_.io_write_to_schedule()) return;
+        if (round == kMaxLeaderWriteRounds) return post([this] { write_io_batch(); });
+        inline_.begin_message();
+        while (inline_.take_io_write()) (void)log_->wal().write_queued();
+        inline_.end_message();
     }
 }
 

@@ -73,3 +73,30 @@ TEST_CASE("a thread's own times: CPU time grows with work, a sleep is a voluntar
     CHECK(spun.voluntary_switches > before.voluntary_switches);
     CHECK(spun.cpu_ns > before.cpu_ns);
 }
+
+// cluster3 K=1: the proposal a closed-loop client's callback makes on the
+// leader's I/O thread was handed to the WAL flusher, one thread wakeup per
+// write; the I/O thread now writes it itself after sending it
+// (docs/decisions/0033-one-group-write-path.md).
+TEST_CASE("a leader's I/O thread writes a small batch that its inline apply proposed",
+          "[inline_policy]") {
+    using keel::runtime::kFollowerIoWriteMaxEntries;
+    InlinePolicy policy(true);
+    policy.set_cluster_mode(true);
+    CHECK_FALSE(policy.io_writes(false, 1));  // a leader's proposal elsewhere: the flusher
+    policy.begin_message();
+    CHECK_FALSE(policy.io_writes(false, 1));  // nor while stepping a message in
+    policy.end_message();
+    policy.begin_io_apply();
+    CHECK(policy.io_writes(false, 1));
+    CHECK(policy.io_write_to_schedule());
+    CHECK_FALSE(policy.io_write_to_schedule());  // one write for what is queued
+    CHECK_FALSE(policy.io_writes(false, kFollowerIoWriteMaxEntries));  // past the bound
+    policy.end_io_apply();
+    CHECK(policy.take_io_write());
+    // Single-node mode: never (the flusher commits and applies there).
+    policy.set_cluster_mode(false);
+    policy.begin_io_apply();
+    CHECK_FALSE(policy.io_writes(false, 1));
+    policy.end_io_apply();
+}
