@@ -31,6 +31,14 @@ std::string check_security(const DaemonConfig& config) {
     if (!config.http_client_ca.empty() && config.http_cert.empty()) {
         return "--http-client-ca needs --http-cert and --http-key";
     }
+    if (config.http_client_cert.empty() != config.http_client_key.empty()) {
+        return "--http-client-cert and --http-client-key go together";
+    }
+    // raftd asks the other members over the scheme it serves itself.
+    if ((!config.http_ca.empty() || !config.http_client_cert.empty()) && config.http_cert.empty()) {
+        return "--http-ca and --http-client-cert are for members serving HTTPS: they need "
+               "--http-cert and --http-key";
+    }
     if (!is_loopback_host(config.http.host) && config.auth_tokens.empty() &&
         !config.http_insecure) {
         return "--http " + config.http.to_string() +
@@ -130,6 +138,15 @@ void add_security_flags(CLI::App& app, DaemonConfig& config) {
     app.add_option("--http-key", config.http_key, "The private key of --http-cert (PEM)");
     app.add_option("--http-client-ca", config.http_client_ca,
                    "Require client certificates signed by this CA (PEM)");
+    app.add_option("--http-ca", config.http_ca,
+                   "The CA (PEM) of the other members' HTTP certificates, checked when raftd "
+                   "asks them (a joiner's group count, a list across groups; default: the "
+                   "system's CA store)");
+    app.add_option("--http-client-cert", config.http_client_cert,
+                   "The certificate (PEM) raftd presents to members whose --http-client-ca "
+                   "requires one; needs --http-client-key");
+    app.add_option("--http-client-key", config.http_client_key,
+                   "The private key of --http-client-cert (PEM)");
     app.add_option("--auth-tokens", config.auth_tokens,
                    "File of `ROLE TOKEN` lines (read, write, admin); re-read on SIGHUP");
     app.add_flag("--http-insecure", config.http_insecure,

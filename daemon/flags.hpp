@@ -61,6 +61,12 @@ struct DaemonConfig {
     std::string http_cert;
     std::string http_key;
     std::string http_client_ca;
+    // Asking the other members' HTTPS (member_client.hpp): the CA of their
+    // HTTP certificates ("": the system's store), and the certificate and
+    // key presented to them (both or neither).  All need http_cert.
+    std::string http_ca;
+    std::string http_client_cert;
+    std::string http_client_key;
     std::string auth_tokens;     // path of the tokens file; "": no tokens asked for
     bool http_insecure = false;  // serve a non-loopback address without tokens
     std::vector<std::string> allowed_origins;

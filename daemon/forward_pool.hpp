@@ -1,5 +1,5 @@
 // daemon/forward_pool.hpp — where raftd waits on other members: a few
-// threads that run blocking calls (http_get.hpp) off the HTTP threads, so
+// threads that run blocking calls (member_client.hpp) off the HTTP threads, so
 // that a member asked by another while it asks that one never has its HTTP
 // threads all waiting.  Bounded: kThreads calls at once, kQueueMax waiting;
 // past that a call is refused (the request answers 429 busy).

@@ -18,7 +18,6 @@
 #include <vector>
 
 #include "alarms.hpp"
-#include "http_get.hpp"
 #include "keel/node.hpp"
 #include "kv_shards.hpp"
 #include "kv_state_machine.hpp"
@@ -73,12 +72,13 @@ struct HandlerContext {
     // With --groups: the processes the Host reaches now, by id (/v1/status
     // groups.peers).  Null without.
     std::function<std::vector<NodeId>()> peer_processes{};
-    // With --groups over plain HTTP: GET `target` from the member whose HTTP
-    // address is `address`, with the client's `credentials` (http_types.hpp),
-    // off the HTTP threads (forward_pool.hpp, http_get.hpp); `done` runs on
-    // another thread.  false (and `done` not run) when it cannot be taken
-    // now.  Null: no calls to other members (HTTPS), so a linearizable list
-    // of groups led elsewhere answers 503.
+    // With --groups: GET `target` from the member whose HTTP address is
+    // `address`, with the client's `credentials` (http_types.hpp; passed on
+    // only where member_client.hpp allows), off the HTTP threads
+    // (forward_pool.hpp, member_client.hpp); `done` runs on another thread.
+    // false (and `done` not run) when it cannot be taken now.  Null: no
+    // calls to other members, so a linearizable list of groups led
+    // elsewhere answers 503.
     using ForwardDone = std::function<void(Result<HttpAnswer>)>;
     std::function<bool(std::string address, std::string target, std::string credentials,
                        ForwardDone done)>

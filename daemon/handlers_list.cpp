@@ -221,9 +221,9 @@ void list_everywhere(HandlerContext& context, const RouteRequest& request, const
     if (!elsewhere.empty() && !context.forward_get)
         return respond(error_response(
             503, "not_leader",
-            fmt::format("group {} is led by another member, and over HTTPS raftd does not ask "
-                        "other members: list with ?consistency=stale, or on a member that leads "
-                        "every group",
+            fmt::format("group {} is led by another member, and this raftd does not ask other "
+                        "members: list with ?consistency=stale, or on a member that leads every "
+                        "group",
                         elsewhere.begin()->second.front().id)));
 
     struct State {

@@ -32,6 +32,12 @@ struct HttpRequest {
     bool has_body = false;                        // Content-Length > 0, or a chunked body
 };
 
+// Another member's answer to a GET raftd sent it (member_client.hpp).
+struct HttpAnswer {
+    int status = 0;
+    std::string body;
+};
+
 // A response body read in pieces while it is written (a snapshot
 // download), so that it never has to fit in memory.  `read` fills up to
 // `capacity` bytes and returns how many, 0 at the end, or -1 when the

@@ -1,8 +1,10 @@
 // raftd — keel's HTTP/JSON daemon: a replicated key-value store.
 //
-// Start-up: flags -> node id (flag, or the one stored in the data dir; on a
-// first start written before anything else) -> tokens -> keel::Node::open ->
-// HTTP server.  SIGHUP re-reads the tokens file.  Shut-down on
+// Start-up: flags -> node id (flag, or the one stored in the data dir) -> a
+// joiner's look at the cluster's group count (cluster_probe.hpp) -> the
+// group count and node id written on a first start, before anything else ->
+// tokens -> the node or the groups (served.hpp) -> HTTP (http_front.hpp).
+// SIGHUP re-reads the tokens file.  Shut-down on
 // SIGTERM/SIGINT, in the order that costs clients least:
 //   1. if this node leads a cluster, hand leadership to the most caught-up
 //      voter (bounded), so that writers are redirected, not failed;
@@ -16,9 +18,6 @@
 
 #include <atomic>
 #include <csignal>
-#include <filesystem>
-#include <future>
-#include <map>
 #include <memory>
 
 #include <spdlog/sinks/stdout_sinks.h>
@@ -31,25 +30,15 @@
 
 #include "auth_tokens.hpp"
 #include "cluster_probe.hpp"
-#include "cors.hpp"
-#include "errors.hpp"
 #include "flags.hpp"
-#include "forward_pool.hpp"
-#include "group_balancer.hpp"
-#include "group_count_guard.hpp"
-#include "group_host.hpp"
 #include "handlers.hpp"
-#include "http_get.hpp"
-#include "http_server.hpp"
+#include "http_front.hpp"
 #include "identity.hpp"
 #include "keel/keel.hpp"
-#include "kv_state_machine.hpp"
+#include "member_client.hpp"
 #include "member_origins.hpp"
 #include "member_spec.hpp"
-#include "request_guard.hpp"
-#include "router.hpp"
-#include "status_page.hpp"
-#include "storage_quota.hpp"
+#include "served.hpp"
 
 #ifndef RAFTD_VERSION
 #define RAFTD_VERSION "dev"
@@ -58,16 +47,10 @@
 namespace keel::daemon {
 namespace {
 
-constexpr std::chrono::milliseconds kTransferWait{2000};
-constexpr std::chrono::milliseconds kDrainGrace{5000};
-// How often --groups' leader rebalancer looks (group_balancer.hpp).
-constexpr std::chrono::milliseconds kRebalanceInterval{1000};
 // keel fail-stopped on a failed write or fsync (EX_IOERR, sysexits.h).
 constexpr int kExitStorageFailure = 74;
 // A joiner whose --groups is not the cluster's (group_count_guard.hpp).
 constexpr int kExitGroupCount = 1;
-// How long a member's part of a list across groups may take (handlers_list.cpp).
-constexpr std::chrono::milliseconds kForwardTimeout{5000};
 // How long a joiner waits for each member's /healthz (cluster_probe.hpp).
 constexpr std::chrono::milliseconds kProbeTimeout{3000};
 
@@ -79,6 +62,23 @@ std::shared_ptr<spdlog::logger> make_logger(NodeId id, const std::string& level)
     logger->flush_on(spdlog::level::info);
     spdlog::set_default_logger(logger);
     return logger;
+}
+
+void log_at(spdlog::logger& log, LogLevel level, const std::string& message) {
+    switch (level) {
+        case LogLevel::debug:
+            log.debug("{}", message);
+            break;
+        case LogLevel::info:
+            log.info("{}", message);
+            break;
+        case LogLevel::warn:
+            log.warn("{}", message);
+            break;
+        case LogLevel::error:
+            log.error("{}", message);
+            break;
+    }
 }
 
 NodeOptions node_options(const DaemonConfig& config, NodeId id, spdlog::logger& log) {
@@ -106,97 +106,20 @@ NodeOptions node_options(const DaemonConfig& config, NodeId id, spdlog::logger& 
     options.wal_segment_bytes = config.wal_segment_bytes;
     options.max_entry_bytes = config.max_body_bytes + 4096;
     options.logger = [&log](LogLevel level, const std::string& message) {
-        switch (level) {
-            case LogLevel::debug:
-                log.debug("keel: {}", message);
-                break;
-            case LogLevel::info:
-                log.info("keel: {}", message);
-                break;
-            case LogLevel::warn:
-                log.warn("keel: {}", message);
-                break;
-            case LogLevel::error:
-                log.error("keel: {}", message);
-                break;
-        }
+        log_at(log, level, "keel: " + message);
     };
     return options;
 }
 
-// The most caught-up other voter, or 0.
-NodeId transfer_target(const NodeStatus& status) {
-    NodeId best = 0;
-    std::uint64_t best_match = 0;
-    for (const MemberStatus& member : status.members) {
-        if (member.spec.id == status.id || !member.spec.voter) continue;
-        if (best == 0 || member.match_index > best_match) {
-            best = member.spec.id;
-            best_match = member.match_index;
-        }
-    }
-    return best;
-}
-
-// What this raftd serves: its one node, or with --groups a Host and its
-// groups.  Main's thread only.
-struct Served {
-    std::shared_ptr<KvStateMachine> kv;  // without --groups
-    std::unique_ptr<Node> node;          // without --groups
-    std::unique_ptr<GroupHost> host;     // with --groups
-    // With --groups: spreads the groups' leaders (after `host`: stops first).
-    std::unique_ptr<GroupBalancer> balancer;
-    // With --groups --join: stops raftd if the cluster has more groups.
-    std::unique_ptr<GroupCountGuard> group_count;
-
-    // The node, or group 1 (whose membership is every group's).
-    Node& first() const { return host ? *host->groups.front() : *node; }
-    KvStateMachine& first_kv() const { return host ? *host->maps.front() : *kv; }
-    std::vector<Node*> nodes() const {
-        if (!host) return {node.get()};
-        std::vector<Node*> all;
-        for (const std::unique_ptr<Node>& group : host->groups) all.push_back(group.get());
-        return all;
-    }
-    void stop(bool transfer_leadership_first) {
-        if (balancer) balancer->stop();
-        for (Node* n : nodes()) n->stop(transfer_leadership_first);
-    }
-};
-
-// Hands the leadership of every group this process leads in a cluster to
-// its most caught-up other voter, all at once, waiting kTransferWait at most
-// in all.
-void transfer_leaderships(const Served& served, spdlog::logger& log) {
-    std::vector<std::pair<NodeId, std::future<Status>>> transfers;
-    for (Node* node : served.nodes()) {
-        NodeStatus status = node->status();
-        if (status.role != Role::leader || status.mode != Mode::cluster || !status.failure.empty())
-            continue;
-        if (NodeId to = transfer_target(status); to != 0)
-            transfers.emplace_back(to, node->transfer_leadership(to));
-    }
-    if (transfers.empty()) return;
-    log.info("transferring leadership of {} group(s) before stopping", transfers.size());
-    const auto deadline = std::chrono::steady_clock::now() + kTransferWait;
-    for (auto& [to, done] : transfers) {
-        if (done.wait_until(deadline) != std::future_status::ready) {
-            log.warn("leadership transfer to node {} did not finish in {} ms", to,
-                     kTransferWait.count());
-        } else if (Status s = done.get(); !s.ok()) {
-            log.warn("leadership transfer to node {} failed: {}", to, s.to_string());
-        }
-    }
-}
-
-void shut_down(Served& served, HttpServer& server, spdlog::logger& log) {
-    if (served.balancer) served.balancer->stop();  // it would move leaders back
-    transfer_leaderships(served, log);
-    log.info("HTTP: stop accepting, finishing in-flight requests");
-    server.shutdown(kDrainGrace);
-    log.info("stopping the node");
-    served.stop(!served.host);
-    log.info("stopped cleanly");
+// How raftd asks the other members (member_client.hpp): over the scheme it
+// serves.
+MemberClientOptions member_client_options(const DaemonConfig& config) {
+    MemberClientOptions options;
+    options.tls = !config.http_cert.empty();
+    options.ca_file = config.http_ca;
+    options.cert_file = config.http_client_cert;
+    options.key_file = config.http_client_key;
+    return options;
 }
 
 // Connections are file descriptors: take what the hard limit allows.
@@ -292,37 +215,21 @@ void serve_until_stopped(boost::asio::io_context& context, boost::asio::signal_s
     }
 }
 
-HttpServerOptions http_server_options(const DaemonConfig& config, const RequestGuard& guard) {
-    HttpServerOptions options;
-    options.host = config.http.host;
-    options.port = config.http.port;
-    options.max_body_bytes = config.max_body_bytes;
-    options.threads = config.http_threads;
-    options.max_connections = config.max_conns;
-    options.max_connections_per_client = config.max_conns_per_client;
-    options.header_timeout = std::chrono::milliseconds(config.header_timeout_ms);
-    options.body_timeout = std::chrono::milliseconds(config.body_timeout_ms);
-    options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
-    options.tls_cert_file = config.http_cert;
-    options.tls_key_file = config.http_key;
-    options.tls_client_ca_file = config.http_client_ca;
-    options.gate = [&guard](const HttpRequest& head, const ConnectionInfo& conn) {
-        return guard.check(head, conn);
-    };
-    return options;
-}
-
-DaemonFigures server_figures(const HttpServer& server, const RequestGuard& guard) {
-    HttpServerStats stats = server.stats();
-    DaemonFigures figures;
-    figures.connections = stats.connections;
-    figures.requests = stats.requests;
-    figures.requests_refused = guard.refused();
-    figures.connections_refused = stats.connections_refused;
-    figures.accept_backoffs = stats.accept_backoffs;
-    figures.timeouts = stats.timeouts;
-    figures.tls_handshake_failures = stats.tls_handshake_failures;
-    return figures;
+void log_serving(const DaemonConfig& config, const std::string& scheme, std::uint16_t port,
+                 const NodeStatus& status, spdlog::logger& log) {
+    log.info(
+        "serving {} on {}:{}; role {}, term {}, mode {}, {} member(s), cluster {}, "
+        "members over {}",
+        scheme == "https" ? "HTTPS" : "HTTP", config.http.host, port, role_name(status.role),
+        status.term, mode_string(status.mode), status.members.size(),
+        status.cluster_id.empty() ? "not known yet" : status.cluster_id,
+        config.peer_tls.enabled() ? "mutual TLS" : "plain TCP");
+    const std::string& host = config.http.host;
+    const std::string bracketed = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+    if (std::optional<std::string> origin =
+            browser_origin(scheme, fmt::format("{}:{}", bracketed, port))) {
+        log.info("status page: {}/ui", *origin);
+    }
 }
 
 // --restore FILE: a new data dir whose state is the snapshot file, for the
@@ -347,49 +254,6 @@ int run_restore(const DaemonConfig& config, NodeId id, spdlog::logger& log) {
         config.restore_file, config.data_dir, backup->index, backup->term, backup->data_bytes,
         std::max<std::size_t>(config.members.size(), 1));
     return 0;
-}
-
-std::string groups_phrase(std::size_t groups) {
-    return groups == 0 ? std::string("no --groups") : fmt::format("--groups {}", groups);
-}
-
-// --join on a first start: the cluster's group count, asked of the --member
-// list's HTTP ports before anything is written to the data dir
-// (cluster_probe.hpp), so that a wrong --groups leaves it empty.  false
-// (logged) when a member answers another count than --groups; true when one
-// answers the same, or none can be asked (then group_count_guard.hpp is the
-// only check, and it catches only a joiner with fewer groups).
-bool joiner_matches_cluster(const DaemonConfig& config, spdlog::logger& log) {
-    if (!config.join || config.members.empty()) return true;
-    if (!config.http_cert.empty()) {
-        log.warn(
-            "--join over HTTPS: the cluster's group count is not asked of its members (no CA to "
-            "check their certificates with); a joiner with another --groups than the cluster's "
-            "is refused only once the members' messages arrive");
-        return true;
-    }
-    for (const MemberSpec& member : config.members) {
-        if (member.metadata.empty()) continue;
-        Result<std::optional<std::size_t>> count =
-            probe_group_count(member.metadata, kProbeTimeout);
-        if (!count.ok()) {
-            log.warn("--join: cannot ask member {} for the cluster's group count: {}", member.id,
-                     count.status().to_string());
-            continue;
-        }
-        const std::size_t cluster = count->value_or(0);
-        if (cluster == config.groups) return true;
-        log.error(
-            "--join with {}: the cluster runs {} (member {} at {} says so), and the keys' "
-            "sharding must be the cluster's; nothing was written to {}: start again with {}",
-            groups_phrase(config.groups), groups_phrase(cluster), member.id, member.metadata,
-            config.data_dir, groups_phrase(cluster));
-        return false;
-    }
-    log.warn(
-        "--join: no member answered GET /healthz; a joiner with another --groups than the "
-        "cluster's is refused only once the members' messages arrive");
-    return true;
 }
 
 // The groups to run: --groups, or the count the data dir was made with
@@ -426,34 +290,6 @@ Result<std::size_t> group_count(const DaemonConfig& config, bool data_dir_has_id
     return config.groups;
 }
 
-// --groups' peers when the Host opens (the other processes: id -> Raft
-// address): from --member (a joiner's: the members that will add it),
-// stored in the data dir for the next starts, else the stored ones (which
-// GroupPeerSync keeps equal to the groups' members); none with
-// --force-new-cluster (this process alone).  An error (logged) when the
-// file cannot be read or written.
-Result<std::map<NodeId, std::string>> group_peers(const DaemonConfig& config, NodeId self,
-                                                  spdlog::logger& log) {
-    if (config.force_new_cluster) return std::map<NodeId, std::string>{};
-    std::vector<MemberSpec> members = config.members;
-    if (members.empty()) {
-        Result<std::vector<MemberSpec>> stored = read_members(config.data_dir);
-        if (!stored.ok()) {
-            log.error("{}", stored.status().to_string());
-            return stored.status();
-        }
-        members = std::move(stored.value());
-    } else if (Status s = write_members(config.data_dir, members); !s.ok()) {
-        log.error("{}", s.to_string());
-        return s;
-    }
-    std::map<NodeId, std::string> peers;
-    for (const MemberSpec& member : members) {
-        if (member.id != self) peers[member.id] = member.raft_address;
-    }
-    return peers;
-}
-
 int run(const DaemonConfig& config) {
     // The id: --id, else the one this data dir was created with, else 1.
     Result<std::optional<NodeId>> stored = read_node_id(config.data_dir);
@@ -487,10 +323,19 @@ int run(const DaemonConfig& config) {
     boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM, SIGHUP);
     log->info("raftd {} starting: data dir {}, HTTP {}, Raft {}{}", RAFTD_VERSION, config.data_dir,
               config.http.to_string(), config.raft.to_string(), config.join ? ", joining" : "");
-    if (!*stored && !joiner_matches_cluster(config, *log)) return kExitGroupCount;
-    Result<std::size_t> resolved = group_count(config, stored->has_value(), *log);
-    if (!resolved.ok()) return 1;
-    const std::size_t groups = *resolved;
+    Result<std::unique_ptr<MemberClient>> members =
+        MemberClient::open(member_client_options(config));
+    if (!members.ok()) {
+        log->error("{}", members.status().message());
+        return 1;
+    }
+    if (!*stored && !joiner_matches_cluster(config, **members, kProbeTimeout,
+                                            [&log](LogLevel level, const std::string& message) {
+                                                log_at(*log, level, message);
+                                            }))
+        return kExitGroupCount;
+    Result<std::size_t> groups = group_count(config, stored->has_value(), *log);
+    if (!groups.ok()) return 1;
     if (!*stored) {
         if (Status s = write_node_id(config.data_dir, id); !s.ok()) {
             log->error("{}", s.to_string());
@@ -502,145 +347,48 @@ int run(const DaemonConfig& config) {
     if (!tokens.ok()) return 1;
     warn_about_security(config, *log);
 
-    // Set (through signals_context) once keel has fail-stopped.
+    // Set (through signals_context) once keel has fail-stopped, or a
+    // joiner's group-count guard has found the cluster has more groups.
     std::atomic<int> exit_code{0};
     NodeOptions options = node_options(config, id, *log);
     // On a keel thread: only hand over (it must not block or stop the node).
     options.on_failure = [&signals_context, &exit_code](const Status&) {
         boost::asio::post(signals_context, [&exit_code] { exit_code = kExitStorageFailure; });
     };
-    Served served;
-    if (groups == 0) {
-        served.kv = std::make_shared<KvStateMachine>();
-        Result<std::unique_ptr<Node>> opened = Node::open(options, served.kv);
-        if (!opened.ok()) {
-            log->error("cannot open the node: {}", opened.status().to_string());
-            return 1;
-        }
-        served.node = std::move(opened.value());
-    } else {
-        Result<std::map<NodeId, std::string>> peers = group_peers(config, id, *log);
-        if (!peers.ok()) return 1;
-        Result<std::unique_ptr<GroupHost>> opened =
-            open_group_host(options, *peers, groups, options.logger);
-        if (!opened.ok()) {
-            log->error("cannot open the groups: {}", opened.status().to_string());
-            return 1;
-        }
-        served.host = std::move(opened.value());
-        log->info("{} group(s) open", groups);
-        served.balancer = std::make_unique<GroupBalancer>(served.host->kv_groups());
-        served.balancer->start(kRebalanceInterval);
-        if (config.join) {
-            served.group_count = std::make_unique<GroupCountGuard>(
-                *served.host->host,
-                [&signals_context, &exit_code, &log = *log, groups](std::uint64_t refusals) {
-                    log.error(
-                        "--groups {}: the cluster has more groups ({} message(s) from its members "
-                        "for groups this process does not serve); stopping. Empty the data dir "
-                        "and join again with the cluster's --groups (GET /v1/status: "
-                        "groups.count on a member)",
-                        groups, refusals);
-                    boost::asio::post(signals_context,
-                                      [&exit_code] { exit_code = kExitGroupCount; });
-                });
-        }
-    }
-    Node* const node = &served.first();
+    auto more_groups = [&signals_context, &exit_code, &log = *log,
+                        count = *groups](std::uint64_t refusals) {
+        log.error(
+            "--groups {}: the cluster has more groups ({} message(s) from its members for groups "
+            "this process does not serve); stopping. Empty the data dir and join again with the "
+            "cluster's --groups (GET /v1/status: groups.count on a member)",
+            count, refusals);
+        boost::asio::post(signals_context, [&exit_code] { exit_code = kExitGroupCount; });
+    };
+    Result<std::unique_ptr<Served>> opened =
+        open_served(config, options, *groups, more_groups, *log);
+    if (!opened.ok()) return 1;
+    Served& served = **opened;
 
-    Router router;
-    std::unique_ptr<HttpServer> server;
-    // With --groups over plain HTTP: calls to other members (reset before
-    // the context and server go).
-    std::unique_ptr<ForwardPool> forwards;
-    HandlerLimits limits;
-    limits.max_value_bytes = config.max_value_bytes;
-    HandlerContext context{*node, served.first_kv(), limits, [&server](std::function<void()> work) {
-                               server->post(std::move(work));
-                           }};
-    context.quota = std::make_shared<StorageQuota>(config.quota_bytes, context.alarms);
-    if (served.host) {
-        context.groups = served.host->kv_groups();
-        context.add_process = [&peers = *served.host->peers](const MemberSpec& member) {
-            return peers.add_process(member);
-        };
-        // Over plain HTTP only (http_get.hpp).
-        if (config.http_cert.empty()) {
-            forwards = std::make_unique<ForwardPool>();
-            const std::uint64_t answer_max_bytes =
-                limits.max_list_limit * (6 * limits.max_key_bytes + 64) + 4096;
-            context.forward_get = [&pool = *forwards, answer_max_bytes](
-                                      std::string address, std::string target,
-                                      std::string credentials, HandlerContext::ForwardDone done) {
-                return pool.submit([address = std::move(address), target = std::move(target),
-                                    credentials = std::move(credentials), done = std::move(done),
-                                    answer_max_bytes] {
-                    done(http_get(address, target, credentials, kForwardTimeout, answer_max_bytes));
-                });
-            };
-        }
-        context.peer_processes = [&host = *served.host->host] {
-            std::vector<NodeId> ids;
-            for (const auto& [id, address] : host.peers()) ids.push_back(id);
-            return ids;
-        };
-    }
-    context.proposals =
-        std::make_shared<ProposalBatcher>(served.nodes(), [&server](std::function<void()> work) {
-            return server->post_after_ready(std::move(work));
-        });
-    context.url_scheme = config.http_cert.empty() ? "http" : "https";
-    add_kv_routes(router, context);
-    add_admin_routes(router, context);
-    add_group_routes(router, context);
-    add_ui_routes(router, context, std::make_shared<const StatusPage>(status_page_html()));
-    // The members' status pages may read cross-origin (cors.hpp).
-    auto cors = std::make_shared<const CorsPolicy>([&node = *node, scheme = context.url_scheme] {
-        return member_origins(node.status(), scheme);
-    });
-    RequestGuard guard(GuardOptions{config.allowed_origins, config.allowed_hosts, cors}, *tokens,
-                       router);
-    server = std::make_unique<HttpServer>(
-        http_server_options(config, guard),
-        with_cors(cors, [&router](HttpRequest request, Respond respond) {
-            router.dispatch(std::move(request), std::move(respond));
-        }));
-    context.server_figures = [&server, &guard] { return server_figures(*server, guard); };
-    Result<std::uint16_t> port = server->start();
+    HttpFront front(config, served, **members, *tokens);
+    Result<std::uint16_t> port = front.start();
     if (!port.ok()) {
         log->error("{}", port.status().to_string());
         served.stop(false);
         return 1;
     }
-    NodeStatus status = node->status();
-    log->info(
-        "serving {} on {}:{}; role {}, term {}, mode {}, {} member(s), cluster {}, "
-        "members over {}",
-        context.url_scheme == "https" ? "HTTPS" : "HTTP", config.http.host, *port,
-        role_name(status.role), status.term, mode_string(status.mode), status.members.size(),
-        status.cluster_id.empty() ? "not known yet" : status.cluster_id,
-        config.peer_tls.enabled() ? "mutual TLS" : "plain TCP");
-    const std::string& host = config.http.host;
-    const std::string bracketed = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-    if (std::optional<std::string> origin =
-            browser_origin(context.url_scheme, fmt::format("{}:{}", bracketed, *port))) {
-        log->info("status page: {}/ui", *origin);
-    }
+    log_serving(config, front.scheme(), *port, served.first().status(), *log);
 
     serve_until_stopped(
         signals_context, signals, exit_code, [&] { reload_tokens(config, tokens->get(), *log); },
-        [&] { shut_down(served, *server, *log); },
+        [&] { shut_down(served, front.server(), *log); },
         [&] {
             // Answer what is in flight, stop, and exit for a restart.
             log->error(
                 "keel stopped on a storage failure: {}; shutting down for a restart (exit {})",
-                node->status().failure, kExitStorageFailure);
-            shut_down(served, *server, *log);
+                served.first().status().failure, kExitStorageFailure);
+            shut_down(served, front.server(), *log);
         },
         *log);
-    // Calls to other members still running finish while the context and the
-    // server they answer through exist (the queued ones are dropped).
-    forwards.reset();
     return exit_code;
 }
 

@@ -10,6 +10,7 @@ written: a shell function only adds `-w` to report each status on stderr.
 
     docs_test.py path/to/raftd path/to/keelctl [unittest args]
 """
+import json
 import os
 import re
 import shutil
@@ -377,6 +378,14 @@ class DocsTest(it.RaftdCase):
         self.assertIn('"value":"hello"', out)
         for name in ("cert.pem", "key.pem", "tokens", "ca.pem", "client.pem"):
             self.assertTrue(os.path.exists(os.path.join(self.work, name)), name)
+
+    def test_operations_md_members_over_https(self):
+        blocks = sh_blocks(os.path.join(REPO, "docs", "operations.md"), "Members over HTTPS")
+        self.assertEqual(len(blocks), 2)
+        out = self.run_script("".join(blocks), "docs/operations.md, Members over HTTPS")
+        listing, _ = json.JSONDecoder().raw_decode(out[out.rindex('{"keys"'):])
+        self.assertEqual([k["key"] for k in listing["keys"]],
+                         ["user/" + k for k in "abcdef"])
 
 
 if __name__ == "__main__":

@@ -99,7 +99,12 @@ TEST_CASE("--help and --version exit 0; bad flags exit non-zero with a reason", 
              {"--http-cert", "c.pem"},  // no key
              {"--http-key", "k.pem"},
              {"--http-client-ca", "ca.pem"},  // no cert
-             {"--http", "0.0.0.0:8080"},      // not loopback, no tokens
+             // Asking other members over HTTPS: only when serving it; cert and key both.
+             {"--http-ca", "ca.pem"},
+             {"--http-client-cert", "c.pem", "--http-client-key", "k.pem"},
+             {"--http-cert", "c.pem", "--http-key", "k.pem", "--http-client-cert", "c.pem"},
+             {"--http-cert", "c.pem", "--http-key", "k.pem", "--http-client-key", "k.pem"},
+             {"--http", "0.0.0.0:8080"},  // not loopback, no tokens
              {"--http", "10.1.2.3:8080"},
              {"--http", "raftd.example:8080"},
              {"--http-allowed-origin", "evil.example"},
@@ -161,6 +166,19 @@ TEST_CASE("client security flags and their defaults", "[daemon][flags]") {
     CHECK(c.quota_bytes == 64ull << 20);
     CHECK(std::get<DaemonConfig>(parse({"--quota-bytes", "8GiB"})).quota_bytes == 8ull << 30);
     CHECK(std::get<DaemonConfig>(parse({"--quota-bytes", "1000"})).quota_bytes == 1000);
+}
+
+TEST_CASE("the flags for asking other members over HTTPS reach the config", "[daemon][flags]") {
+    auto parsed = parse({"--http-cert", "c.pem", "--http-key", "k.pem", "--http-ca", "members.pem",
+                         "--http-client-cert", "me.pem", "--http-client-key", "me-key.pem"});
+    REQUIRE(std::holds_alternative<DaemonConfig>(parsed));
+    auto& c = std::get<DaemonConfig>(parsed);
+    CHECK(c.http_ca == "members.pem");
+    CHECK(c.http_client_cert == "me.pem");
+    CHECK(c.http_client_key == "me-key.pem");
+    auto defaults = std::get<DaemonConfig>(parse({"--http-cert", "c.pem", "--http-key", "k.pem"}));
+    CHECK(defaults.http_ca.empty());  // the system's CA store
+    CHECK(defaults.http_client_cert.empty());
 }
 
 TEST_CASE("a non-loopback HTTP address needs --auth-tokens or an explicit --http-insecure",

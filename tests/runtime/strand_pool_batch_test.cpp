@@ -61,6 +61,25 @@ public:
     Gate gate;
 };
 
+// A one-thread pool whose thread is held at a gate from construction until
+// release() (or destruction, so that a failed check does not leave the
+// pool's destructor waiting on the gate): what waits in its run queue is
+// exactly what the test scheduled.
+struct HeldPool {
+    StrandPool pool{1, "batch-test"};
+    Blocker blocker;
+
+    HeldPool() {
+        pool.schedule(blocker);
+        blocker.gate.wait_entered();
+    }
+    ~HeldPool() { release(); }
+    HeldPool(const HeldPool&) = delete;
+    HeldPool& operator=(const HeldPool&) = delete;
+
+    void release() { blocker.gate.release(); }
+};
+
 std::vector<std::unique_ptr<Noting>> strands(Journal& journal, std::size_t count) {
     std::vector<std::unique_ptr<Noting>> out;
     for (std::size_t i = 0; i < count; ++i)
@@ -72,10 +91,8 @@ std::vector<std::unique_ptr<Noting>> strands(Journal& journal, std::size_t count
 
 TEST_CASE("a batch holds the strands it schedules and queues them together, in order, at its end",
           "[strand_pool]") {
-    StrandPool pool(1, "batch-test");
-    Blocker blocker;
-    pool.schedule(blocker);
-    blocker.gate.wait_entered();
+    HeldPool held;
+    StrandPool& pool = held.pool;
     Journal journal;
     auto s = strands(journal, 5);
     {
@@ -84,17 +101,15 @@ TEST_CASE("a batch holds the strands it schedules and queues them together, in o
         CHECK(pool.queued() == 0);
     }
     CHECK(pool.queued() == 5);
-    blocker.gate.release();
+    held.release();
     CHECK(journal.wait_for(5) == std::vector<int>{0, 1, 2, 3, 4});
 }
 
 TEST_CASE("a batch that holds kBatchStrandsMax strands queues them at once and holds the next",
           "[strand_pool]") {
     constexpr std::size_t kMax = StrandPool::kBatchStrandsMax;
-    StrandPool pool(1, "batch-test");
-    Blocker blocker;
-    pool.schedule(blocker);
-    blocker.gate.wait_entered();
+    HeldPool held;
+    StrandPool& pool = held.pool;
     Journal journal;
     auto s = strands(journal, kMax + 1);
     {
@@ -107,7 +122,7 @@ TEST_CASE("a batch that holds kBatchStrandsMax strands queues them at once and h
         CHECK(pool.queued() == kMax);
     }
     CHECK(pool.queued() == kMax + 1);
-    blocker.gate.release();
+    held.release();
     const std::vector<int> ran = journal.wait_for(kMax + 1);
     REQUIRE(ran.size() == kMax + 1);
     for (std::size_t i = 0; i < ran.size(); ++i) CHECK(ran[i] == static_cast<int>(i));
@@ -115,10 +130,8 @@ TEST_CASE("a batch that holds kBatchStrandsMax strands queues them at once and h
 
 TEST_CASE("the thread holding a strand in its batch takes it back; it is never queued",
           "[strand_pool]") {
-    StrandPool pool(1, "batch-test");
-    Blocker blocker;
-    pool.schedule(blocker);
-    blocker.gate.wait_entered();
+    HeldPool held;
+    StrandPool& pool = held.pool;
     Journal journal;
     auto s = strands(journal, 2);
     {
@@ -131,15 +144,13 @@ TEST_CASE("the thread holding a strand in its batch takes it back; it is never q
     CHECK(pool.queued() == 1);
     CHECK(pool.take_back(*s[1]));  // out of the run queue, as before batches
     CHECK(pool.queued() == 0);
-    blocker.gate.release();
+    held.release();
 }
 
 TEST_CASE("an inner batch, another pool's batch and a null pool's hold nothing", "[strand_pool]") {
-    StrandPool pool(1, "batch-test");
+    HeldPool held;
+    StrandPool& pool = held.pool;
     StrandPool other(1, "batch-other");
-    Blocker blocker;
-    pool.schedule(blocker);
-    blocker.gate.wait_entered();
     Journal journal;
     auto s = strands(journal, 3);
     {
@@ -161,6 +172,6 @@ TEST_CASE("an inner batch, another pool's batch and a null pool's hold nothing",
         CHECK(pool.queued() == 2);  // the outer batch holds it still
     }
     CHECK(pool.queued() == 3);
-    blocker.gate.release();
+    held.release();
     CHECK(journal.wait_for(3) == std::vector<int>{0, 1, 2});
 }

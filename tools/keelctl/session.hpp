@@ -17,6 +17,13 @@
 namespace keel::keelctl {
 
 using nlohmann::json;
+// The client is shared with raftd (tools/common/http_client.hpp).
+using http_client::BodySink;
+using http_client::ClientOptions;
+using http_client::HttpClient;
+using http_client::parse_url;
+using http_client::Response;
+using http_client::Url;
 
 class Session {
 public:

@@ -20,7 +20,7 @@
 #include <optional>
 #include <thread>
 
-namespace keel::keelctl {
+namespace keel::http_client {
 namespace {
 
 namespace net = boost::asio;
@@ -29,9 +29,6 @@ namespace http = beast::http;
 namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 
-// The largest answer keelctl reads into memory (lists, status): raftd's own
-// answers are far smaller; a bigger one is refused, not buffered.
-constexpr std::uint64_t kBodyBytesMax = 256ull << 20;
 constexpr std::size_t kDownloadChunkBytes = 64 << 10;
 constexpr std::chrono::milliseconds kRetryAfterMax{1000};
 
@@ -52,7 +49,9 @@ struct Exchange {
     const Url& url;
     http::request<http::string_body>& request;
     const BodySink* sink;
-    std::chrono::milliseconds timeout;
+    std::chrono::milliseconds timeout;               // each piece of a streamed body's
+    std::chrono::steady_clock::time_point deadline;  // everything else's
+    std::uint64_t body_max_bytes;
     Response response;
     Status status;
 };
@@ -64,8 +63,8 @@ net::awaitable<void> read_response(Stream& stream, Exchange& x) {
     auto& lowest = beast::get_lowest_layer(stream);
     if (!x.sink) {
         http::response_parser<http::string_body> parser;
-        parser.body_limit(kBodyBytesMax);
-        lowest.expires_after(x.timeout);
+        parser.body_limit(x.body_max_bytes);
+        lowest.expires_at(x.deadline);
         co_await http::async_read(stream, buffer, parser,
                                   net::redirect_error(net::use_awaitable, ec));
         if (ec) {
@@ -86,7 +85,7 @@ net::awaitable<void> read_response(Stream& stream, Exchange& x) {
     // the deadline applies to each piece, not to the whole transfer.
     http::response_parser<http::buffer_body> parser;
     parser.body_limit(boost::none);
-    lowest.expires_after(x.timeout);
+    lowest.expires_at(x.deadline);
     co_await http::async_read_header(stream, buffer, parser,
                                      net::redirect_error(net::use_awaitable, ec));
     if (ec) {
@@ -114,7 +113,7 @@ net::awaitable<void> read_response(Stream& stream, Exchange& x) {
         const std::size_t got = chunk.size() - parser.get().body().size;
         const std::string_view piece(chunk.data(), got);
         if (!to_sink) {
-            if (x.response.body.size() + got > kBodyBytesMax) {
+            if (x.response.body.size() + got > x.body_max_bytes) {
                 x.status = Status(ErrorCode::too_large, "the answer is too large");
                 co_return;
             }
@@ -134,7 +133,7 @@ net::awaitable<void> connect(tcp::resolver& resolver, beast::tcp_stream& stream,
         x.status = io_status("cannot resolve " + x.url.host, ec);
         co_return;
     }
-    stream.expires_after(x.timeout);
+    stream.expires_at(x.deadline);
     co_await stream.async_connect(endpoints, net::redirect_error(net::use_awaitable, ec));
     if (ec) x.status = io_status("cannot connect to " + x.url.origin(), ec);
 }
@@ -146,7 +145,7 @@ net::awaitable<void> exchange_plain(Exchange& x) {
     co_await connect(resolver, stream, x);
     if (!x.status.ok()) co_return;
     beast::error_code ec;
-    stream.expires_after(x.timeout);
+    stream.expires_at(x.deadline);
     co_await http::async_write(stream, x.request, net::redirect_error(net::use_awaitable, ec));
     if (ec) {
         x.status = io_status("sending to " + x.url.origin(), ec);
@@ -181,14 +180,14 @@ net::awaitable<void> exchange_tls(Exchange& x, ssl::context& tls) {
         co_return;
     }
     beast::error_code ec;
-    beast::get_lowest_layer(stream).expires_after(x.timeout);
+    beast::get_lowest_layer(stream).expires_at(x.deadline);
     co_await stream.async_handshake(ssl::stream_base::client,
                                     net::redirect_error(net::use_awaitable, ec));
     if (ec) {
         x.status = io_status("TLS handshake with " + x.url.origin(), ec);
         co_return;
     }
-    beast::get_lowest_layer(stream).expires_after(x.timeout);
+    beast::get_lowest_layer(stream).expires_at(x.deadline);
     co_await http::async_write(stream, x.request, net::redirect_error(net::use_awaitable, ec));
     if (ec) {
         x.status = io_status("sending to " + x.url.origin(), ec);
@@ -285,7 +284,20 @@ std::string Response::header(const std::string& lower_name) const {
     return it == headers.end() ? std::string() : it->second;
 }
 
-HttpClient::HttpClient(ClientOptions options) : options_(std::move(options)) {}
+HttpClient::HttpClient(ClientOptions options) : options_(std::move(options)) {
+    Result<std::unique_ptr<ssl::context>> made = make_tls_context(options_);
+    if (made.ok()) {
+        tls_ = std::move(made.value());
+    } else {
+        tls_status_ = made.status();
+    }
+}
+
+HttpClient HttpClient::with_options(ClientOptions options) const {
+    HttpClient copy = *this;
+    copy.options_ = std::move(options);
+    return copy;
+}
 
 Result<Response> HttpClient::send(const Url& origin, std::string_view method,
                                   std::string_view target, std::string_view body,
@@ -302,10 +314,13 @@ Result<Response> HttpClient::send(const Url& origin, std::string_view method,
                 origin.host.find(':') != std::string::npos
                     ? "[" + origin.host + "]" + (default_port ? "" : ":" + origin.port)
                     : origin.host + (default_port ? "" : ":" + origin.port));
-    request.set(http::field::user_agent, "keelctl");
+    request.set(http::field::user_agent, options_.user_agent);
     request.set(http::field::accept, "application/json");
-    if (!options_.token.empty())
+    if (!options_.token.empty()) {
         request.set(http::field::authorization, "Bearer " + options_.token);
+    } else if (!options_.authorization.empty()) {
+        request.set(http::field::authorization, options_.authorization);
+    }
     if (!body.empty()) {
         request.set(http::field::content_type, "application/json");
         request.body() = std::string(body);
@@ -313,17 +328,19 @@ Result<Response> HttpClient::send(const Url& origin, std::string_view method,
     request.keep_alive(false);
     request.prepare_payload();
 
-    std::unique_ptr<ssl::context> tls;
-    if (origin.tls) {
-        auto made = make_tls_context(options_);
-        if (!made.ok()) return made.status();
-        tls = std::move(made.value());
-    }
-    Exchange x{origin, request, sink, options_.timeout, {}, {}};
+    if (origin.tls && !tls_) return tls_status_;
+    Exchange x{origin,
+               request,
+               sink,
+               options_.timeout,
+               std::chrono::steady_clock::now() + options_.timeout,
+               options_.body_max_bytes,
+               {},
+               {}};
     x.response.origin = origin.origin();
     net::io_context io(1);
     std::exception_ptr failure;
-    net::co_spawn(io, origin.tls ? exchange_tls(x, *tls) : exchange_plain(x),
+    net::co_spawn(io, origin.tls ? exchange_tls(x, *tls_) : exchange_plain(x),
                   [&failure](std::exception_ptr e) { failure = e; });
     io.run();
     if (failure) {
@@ -376,4 +393,4 @@ Result<Response> HttpClient::call(const Url& origin, std::string_view method,
     }
 }
 
-}  // namespace keel::keelctl
+}  // namespace keel::http_client
