@@ -383,7 +383,8 @@ class DocsTest(it.RaftdCase):
         blocks = sh_blocks(os.path.join(REPO, "docs", "operations.md"), "Members over HTTPS")
         self.assertEqual(len(blocks), 2)
         out = self.run_script("".join(blocks), "docs/operations.md, Members over HTTPS")
-        listing, _ = json.JSONDecoder().raw_decode(out[out.rindex('{"keys"'):])
+        self.assertIn('{"count"', out, out)
+        listing, _ = json.JSONDecoder().raw_decode(out[out.rindex('{"count"'):])
         self.assertEqual([k["key"] for k in listing["keys"]],
                          ["user/" + k for k in "abcdef"])
 
