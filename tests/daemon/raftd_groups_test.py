@@ -601,6 +601,29 @@ class RaftdGroupsHttpsTest(it.RaftdCase):
         self.assertIn("certificate verify failed", log)
         self.assertNotIn("http://127.0.0.1:%d" % first.http, log)
         self.assertTrue(blind.alive())
+        blind.kill()
+        # The right CA, but a certificate for another name than the member's
+        # address (127.0.0.1): refused too.
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-noenc", "-days", "1", "-subj", "/CN=misnamed",
+                        "-addext", "subjectAltName=DNS:elsewhere.example",
+                        "-addext", "extendedKeyUsage=serverAuth,clientAuth",
+                        "-CA", os.path.join(certs, "http-ca.crt"),
+                        "-CAkey", os.path.join(certs, "http-ca.key"),
+                        "-keyout", os.path.join(certs, "misnamed.key"),
+                        "-out", os.path.join(certs, "misnamed.crt")],
+                       check=True, capture_output=True)
+        first.kill(signal.SIGTERM)
+        flags = self.https_flags(certs, 1)
+        flags[1], flags[3] = os.path.join(certs, "misnamed.crt"), os.path.join(certs, "misnamed.key")
+        first.start(*flags)
+        wait_until("node 1 serving HTTPS again",
+                   lambda: first.log_text().count("serving HTTPS") == 2)
+        misnamed = self.node(4).start("--join", "--member", first.spec, "--cluster-id", cluster_id,
+                                      "--groups", "2", *self.https_flags(certs, 3))
+        wait_until("node 4 gives up asking", lambda: "no member answered" in misnamed.log_text())
+        self.assertIn("certificate verify failed", misnamed.log_text())
+        self.assertTrue(misnamed.alive())
 
     def led_by(self, nodes, certs, token):
         """{member id: groups it leads} once every member agrees on a leader
