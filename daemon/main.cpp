@@ -290,20 +290,56 @@ Result<std::size_t> group_count(const DaemonConfig& config, bool data_dir_has_id
     return config.groups;
 }
 
+// The id: --id, else the one this data dir was created with, else 1; an
+// error (printed: there is no logger before the id) when --id contradicts
+// the data dir.
+Result<NodeId> node_id(const DaemonConfig& config, const std::optional<NodeId>& stored) {
+    if (config.id && stored && *stored != *config.id) {
+        std::fprintf(stderr, "raftd: --id %llu but %s belongs to node %llu\n",
+                     static_cast<unsigned long long>(*config.id), config.data_dir.c_str(),
+                     static_cast<unsigned long long>(*stored));
+        return Status(ErrorCode::invalid_argument, "node id");
+    }
+    return config.id ? *config.id : (stored ? *stored : 1);
+}
+
+// Serves HTTP for `served` until a signal or a fail-stop (serve_until_stopped),
+// then stops in order (served.hpp); raftd's exit code.
+int serve(const DaemonConfig& config, Served& served, const MemberClient& members,
+          const std::shared_ptr<TokenStore>& tokens, boost::asio::io_context& signals_context,
+          boost::asio::signal_set& signals, const std::atomic<int>& exit_code,
+          spdlog::logger& log) {
+    HttpFront front(config, served, members, tokens);
+    Result<std::uint16_t> port = front.start();
+    if (!port.ok()) {
+        log.error("{}", port.status().to_string());
+        served.stop(false);
+        return 1;
+    }
+    log_serving(config, front.scheme(), *port, served.first().status(), log);
+    serve_until_stopped(
+        signals_context, signals, exit_code, [&] { reload_tokens(config, tokens.get(), log); },
+        [&] { shut_down(served, front.server(), log); },
+        [&] {
+            // Answer what is in flight, stop, and exit for a restart.
+            log.error(
+                "keel stopped on a storage failure: {}; shutting down for a restart (exit {})",
+                served.first().status().failure, kExitStorageFailure);
+            shut_down(served, front.server(), log);
+        },
+        log);
+    return exit_code;
+}
+
 int run(const DaemonConfig& config) {
-    // The id: --id, else the one this data dir was created with, else 1.
     Result<std::optional<NodeId>> stored = read_node_id(config.data_dir);
     if (!stored.ok()) {
         std::fprintf(stderr, "raftd: %s\n", stored.status().to_string().c_str());
         return 1;
     }
-    if (config.id && *stored && **stored != *config.id) {
-        std::fprintf(stderr, "raftd: --id %llu but %s belongs to node %llu\n",
-                     static_cast<unsigned long long>(*config.id), config.data_dir.c_str(),
-                     static_cast<unsigned long long>(**stored));
-        return 1;
-    }
-    const NodeId id = config.id ? *config.id : (*stored ? **stored : 1);
+    Result<NodeId> resolved_id = node_id(config, *stored);
+    if (!resolved_id.ok()) return 1;
+    const NodeId id = *resolved_id;
     auto log = make_logger(id, config.log_level);
     if (!config.restore_file.empty()) return run_restore(config, id, *log);
     if (config.force_new_cluster) {
@@ -367,29 +403,7 @@ int run(const DaemonConfig& config) {
     Result<std::unique_ptr<Served>> opened =
         open_served(config, options, *groups, more_groups, *log);
     if (!opened.ok()) return 1;
-    Served& served = **opened;
-
-    HttpFront front(config, served, **members, *tokens);
-    Result<std::uint16_t> port = front.start();
-    if (!port.ok()) {
-        log->error("{}", port.status().to_string());
-        served.stop(false);
-        return 1;
-    }
-    log_serving(config, front.scheme(), *port, served.first().status(), *log);
-
-    serve_until_stopped(
-        signals_context, signals, exit_code, [&] { reload_tokens(config, tokens->get(), *log); },
-        [&] { shut_down(served, front.server(), *log); },
-        [&] {
-            // Answer what is in flight, stop, and exit for a restart.
-            log->error(
-                "keel stopped on a storage failure: {}; shutting down for a restart (exit {})",
-                served.first().status().failure, kExitStorageFailure);
-            shut_down(served, front.server(), *log);
-        },
-        *log);
-    return exit_code;
+    return serve(config, **opened, **members, *tokens, signals_context, signals, exit_code, *log);
 }
 
 }  // namespace
