@@ -25,7 +25,8 @@ struct HttpRequest {
     std::string authorization{};  // cleared once the gate has run: handlers never see it
     // The Authorization header the gate let through, kept only for a call
     // another member must answer on the client's behalf (a list across
-    // groups: handlers_list.cpp), which carries the same credentials.
+    // groups: handlers_list.cpp), which carries the same credentials, and
+    // only to a member over verified TLS or on loopback (member_client.hpp).
     // Handlers pass it on and never read it.
     std::string forwarded_credentials{};
     std::string access_control_request_method{};  // a CORS preflight's (cors.hpp), "" when absent
