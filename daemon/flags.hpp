@@ -8,6 +8,8 @@
 //   raftd --groups 16                      keys sharded over 16 Raft groups (one process)
 //   raftd --http 0.0.0.0:8443 --http-cert C --http-key K --auth-tokens T
 //                                          HTTPS and bearer tokens (docs/operations.md)
+//   ... --http-ca F [--http-client-cert F --http-client-key F]
+//                                          check (and present to) the other members' HTTPS
 //   ... --peer-cert F --peer-key F --peer-ca F   mutual TLS between members
 #pragma once
 
