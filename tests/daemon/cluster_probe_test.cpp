@@ -1,12 +1,15 @@
 // raftd --join's probe of the cluster's group count: a member's /healthz
 // body read (outside input: anything but the documented answer refused),
 // and a member that cannot be reached.  How raftd asks other members
-// (member_client.hpp): TLS files loaded at start, credentials passed on only
-// over TLS or to loopback.  HTTPS between real processes:
+// (member_client.hpp): TLS files loaded at start, an answer capped at its
+// limit, credentials passed on only over TLS or to loopback.  HTTPS between real processes:
 // raftd_groups_test.py.
 #include <catch2/catch.hpp>
 
+#include <mutex>
+
 #include "cluster_probe.hpp"
+#include "http_server.hpp"
 #include "member_client.hpp"
 
 using namespace keel;
@@ -105,4 +108,49 @@ TEST_CASE("a client's credentials go to a member only over TLS or to loopback", 
         CHECK_FALSE(may_pass_credentials(false, host));
         CHECK(may_pass_credentials(true, host));
     }
+}
+
+TEST_CASE(
+    "a member's answer is read up to body_max_bytes, and a loopback member gets the "
+    "client's credentials",
+    "[daemon][probe]") {
+    std::mutex mu;
+    std::string authorization;  // GUARDED_BY(mu): the last request's, as the gate saw it
+    HttpServerOptions options;
+    options.port = 0;
+    options.threads = 1;
+    options.gate = [&](const HttpRequest& head, const ConnectionInfo&) {
+        std::lock_guard lock(mu);
+        authorization = head.authorization;
+        return std::optional<HttpResponse>();
+    };
+    HttpServer server(options, [](HttpRequest request, Respond respond) {
+        HttpResponse response;  // "/bytes/N": N bytes
+        response.content_type = "text/plain";
+        response.body = std::string(std::stoul(request.target.substr(7)), 'x');
+        respond(std::move(response));
+    });
+    Result<std::uint16_t> port = server.start();
+    REQUIRE(port.ok());
+    auto client = plain_client();
+    const std::string address = "127.0.0.1:" + std::to_string(*port);
+    constexpr std::uint64_t kMax = 4096;
+    Result<HttpAnswer> at = client->get(address, "/bytes/4096", "Bearer at-the-limit",
+                                        std::chrono::milliseconds(5000), kMax);
+    REQUIRE(at.ok());
+    CHECK(at->status == 200);
+    CHECK(at->body.size() == kMax);
+    {
+        std::lock_guard lock(mu);
+        CHECK(authorization == "Bearer at-the-limit");
+    }
+    Result<HttpAnswer> past =
+        client->get(address, "/bytes/4097", "", std::chrono::milliseconds(5000), kMax);
+    REQUIRE(!past.ok());
+    CHECK(past.status().code() == ErrorCode::too_large);
+    {
+        std::lock_guard lock(mu);
+        CHECK(authorization.empty());
+    }
+    server.shutdown(std::chrono::milliseconds(1000));
 }
