@@ -47,6 +47,7 @@
 #include "member_origins.hpp"
 #include "member_spec.hpp"
 #include "request_guard.hpp"
+#include "restore_groups.hpp"
 #include "router.hpp"
 #include "status_page.hpp"
 #include "storage_quota.hpp"
@@ -330,7 +331,8 @@ DaemonFigures server_figures(const HttpServer& server, const RequestGuard& guard
 int run_restore(const DaemonConfig& config, NodeId id, spdlog::logger& log) {
     Result<SnapshotFileInfo> backup = verify_snapshot_file(config.restore_file);
     if (!backup.ok()) {
-        log.error("--restore {}: {}", config.restore_file, backup.status().to_string());
+        log.error("--restore {}: {}{}", config.restore_file, backup.status().to_string(),
+                  archive_hint(config.restore_file));
         return 1;
     }
     if (Status s = restore_data_dir(node_options(config, id, log), config.restore_file); !s.ok()) {
@@ -469,6 +471,8 @@ int run(const DaemonConfig& config) {
     }
     const NodeId id = config.id ? *config.id : (*stored ? **stored : 1);
     auto log = make_logger(id, config.log_level);
+    if (!config.restore_file.empty() && config.groups != 0)
+        return run_restore_groups(config, node_options(config, id, *log), *log);
     if (!config.restore_file.empty()) return run_restore(config, id, *log);
     if (config.force_new_cluster) {
         if (!*stored) {
