@@ -7,6 +7,9 @@
 // restore that stopped half way, or an application file that fails.
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -294,5 +297,93 @@ TEST_CASE("a Host restore that cannot be done writes nothing, and can be run aga
         info = restore_host_data_dir(r, archive);
         REQUIRE(info.ok());
         CHECK(exists(data_dir + "/wal"));
+    }
+}
+
+// Not run by default (hidden tag): what a restore of many groups costs, and
+// what seeding the shared WAL saves the first open (decision 0034).  Each
+// round restores KEEL_RESTORE_BENCH_GROUPS groups (1,000) twice and opens
+// them, once as restored (the WAL seeded) and once with the WAL emptied
+// (as if the restore had left every group's reset to its first open), in
+// alternating order, KEEL_RESTORE_BENCH_ROUNDS rounds (3); one JSON line
+// per run.
+TEST_CASE("bench: restoring and opening many groups, with the WAL seeded or not", "[.][bench]") {
+    const char* env = std::getenv("KEEL_RESTORE_BENCH_GROUPS");
+    const std::size_t count = env ? std::strtoull(env, nullptr, 10) : 1000;
+    const char* rounds_env = std::getenv("KEEL_RESTORE_BENCH_ROUNDS");
+    const int rounds = rounds_env ? std::atoi(rounds_env) : 3;
+    TempDir dir("keel-restore-bench");
+    // One lone group's snapshot, archived under every group id.
+    std::string snapshot;
+    {
+        HostOptions ho;
+        ho.data_dir = dir.sub("source");
+        ho.wal_direct_io = false;
+        auto host = Host::open(ho);
+        REQUIRE(host.ok());
+        auto group =
+            (*host)->open_group(1, lone_group_options(), std::make_shared<RecordingStateMachine>());
+        REQUIRE(group.ok());
+        REQUIRE(eventually([&] { return (*group)->status().role == Role::leader; }));
+        for (int i = 0; i < 10; ++i)
+            REQUIRE((*group)->propose("k" + std::to_string(i)).get().status.ok());
+        REQUIRE((*group)->snapshot_now().get().ok());
+        auto source = (*group)->open_latest_snapshot();
+        REQUIRE(source.ok());
+        snapshot = dir.sub("one.snap");
+        std::ofstream out(snapshot, std::ios::binary);
+        char buffer[4096];
+        for (;;) {
+            auto n = (*source)->read(buffer, sizeof buffer);
+            REQUIRE(n.ok());
+            if (*n == 0) break;
+            out.write(buffer, static_cast<std::streamsize>(*n));
+        }
+    }
+    const std::string archive = dir.sub("many.keel");
+    {
+        auto writer = BackupArchiveWriter::create(archive, count);
+        REQUIRE(writer.ok());
+        for (GroupId g = 1; g <= count; ++g) REQUIRE((*writer)->add_group(g, snapshot).ok());
+        REQUIRE((*writer)->finish().ok());
+    }
+    using Clock = std::chrono::steady_clock;
+    auto seconds = [](Clock::time_point from) {
+        return std::chrono::duration<double>(Clock::now() - from).count();
+    };
+    int run = 0;
+    for (int round = 0; round < rounds; ++round) {
+        for (int v = 0; v < 2; ++v) {
+            const bool seeded = (round + v) % 2 == 0;
+            const std::string data_dir = dir.sub("r" + std::to_string(run++));
+            HostRestoreOptions r;
+            r.node = lone_group_options();
+            r.node.data_dir = data_dir;
+            auto start = Clock::now();
+            REQUIRE(restore_host_data_dir(r, archive).ok());
+            const double restore_s = seconds(start);
+            if (!seeded) std::filesystem::remove_all(data_dir + "/wal");
+            HostOptions ho;
+            ho.data_dir = data_dir;
+            start = Clock::now();
+            auto host = Host::open(ho);
+            REQUIRE(host.ok());
+            std::vector<std::unique_ptr<Node>> groups;
+            for (GroupId g = 1; g <= count; ++g) {
+                auto group = (*host)->open_group(g, lone_group_options(),
+                                                 std::make_shared<RecordingStateMachine>());
+                REQUIRE(group.ok());
+                groups.push_back(std::move(group.value()));
+            }
+            const double open_s = seconds(start);
+            groups.clear();
+            host->reset();
+            std::printf(
+                "{\"bench\":\"host_restore\",\"groups\":%zu,\"wal\":\"%s\",\"restore_s\":%.3f,"
+                "\"open_s\":%.3f}\n",
+                count, seeded ? "seeded" : "empty", restore_s, open_s);
+            std::fflush(stdout);
+            std::filesystem::remove_all(data_dir);
+        }
     }
 }
