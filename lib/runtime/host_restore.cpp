@@ -12,7 +12,9 @@
 // fsync of each directory made; then the rename into place.  A Host
 // opening the result finds each group as a node that installed its
 // leader's snapshot does (runtime/bootstrap.hpp): nothing is redone at
-// open.  A crash before the rename leaves only the .restoring directory.
+// open (an empty WAL would cost each group a metadata write at its first
+// open: docs/decisions/0034).  A crash before the rename leaves only the
+// .restoring directory.
 #include <algorithm>
 #include <filesystem>
 #include <future>
