@@ -15,6 +15,8 @@
 // open (an empty WAL would cost each group a metadata write at its first
 // open: docs/decisions/0034).  A crash before the rename leaves only the
 // .restoring directory.
+#include "runtime/host_restore.hpp"
+
 #include <algorithm>
 #include <filesystem>
 #include <future>
@@ -24,7 +26,6 @@
 
 #include <fmt/format.h>
 
-#include "keel/host_restore.hpp"
 #include "runtime/backup_archive.hpp"
 #include "runtime/bootstrap.hpp"
 #include "runtime/cluster_identity.hpp"
@@ -153,37 +154,41 @@ Status build(const HostRestoreOptions& options, const NodeOptions& building, wal
 }
 
 }  // namespace
+
+Result<BackupArchiveInfo> restore_host_data_dir_on(wal::FileSystem& files,
+                                                   const HostRestoreOptions& options,
+                                                   const std::string& archive_path) {
+    const NodeOptions& node = options.node;
+    if (node.data_dir.empty()) return Status(ErrorCode::invalid_argument, "data_dir is empty");
+    if (node.join)
+        return Status(ErrorCode::invalid_argument,
+                      "a restore founds a cluster: a joining node gets its state from the leader");
+    if (Status s = check_restore_target(node.data_dir); !s.ok()) return s;
+    auto config = initial_configuration(node);
+    if (!config.ok()) return config.status();
+    auto info = read_backup_archive(files, archive_path);
+    if (!info.ok()) return info.status();
+    if (Status s = check_groups(*info, options.groups, archive_path); !s.ok()) return s;
+
+    NodeOptions building = node;
+    building.data_dir = node.data_dir + ".restoring";
+    if (Status s = start_building(building.data_dir); !s.ok()) return s;
+    if (Status s = build(options, building, files, archive_path, *info, *config); !s.ok()) {
+        std::error_code ec;
+        std::filesystem::remove_all(building.data_dir, ec);  // nothing refers to it yet
+        return s;
+    }
+    if (Status s = publish_restored(files, building.data_dir, node.data_dir); !s.ok()) return s;
+    return info;
+}
+
 }  // namespace keel::runtime
 
 namespace keel {
 
 Result<BackupArchiveInfo> restore_host_data_dir(const HostRestoreOptions& options,
                                                 const std::string& archive_path) {
-    const NodeOptions& node = options.node;
-    if (node.data_dir.empty()) return Status(ErrorCode::invalid_argument, "data_dir is empty");
-    if (node.join)
-        return Status(ErrorCode::invalid_argument,
-                      "a restore founds a cluster: a joining node gets its state from the leader");
-    if (Status s = runtime::check_restore_target(node.data_dir); !s.ok()) return s;
-    auto config = runtime::initial_configuration(node);
-    if (!config.ok()) return config.status();
-    wal::FileSystem& files = *wal::default_file_system();
-    auto info = runtime::read_backup_archive(files, archive_path);
-    if (!info.ok()) return info.status();
-    if (Status s = runtime::check_groups(*info, options.groups, archive_path); !s.ok()) return s;
-
-    NodeOptions building = node;
-    building.data_dir = node.data_dir + ".restoring";
-    if (Status s = runtime::start_building(building.data_dir); !s.ok()) return s;
-    if (Status s = runtime::build(options, building, files, archive_path, *info, *config);
-        !s.ok()) {
-        std::error_code ec;
-        std::filesystem::remove_all(building.data_dir, ec);  // nothing refers to it yet
-        return s;
-    }
-    if (Status s = runtime::publish_restored(files, building.data_dir, node.data_dir); !s.ok())
-        return s;
-    return info;
+    return runtime::restore_host_data_dir_on(*wal::default_file_system(), options, archive_path);
 }
 
 }  // namespace keel
