@@ -2,9 +2,11 @@
 // backed up into one archive come back in a new cluster of three Hosts,
 // each group with exactly the state of its snapshot (no other group's, none
 // of what came after), electing and taking new writes after its snapshot's
-// index; and a restore that cannot be done writes nothing: another group
-// set, a damaged archive, a target that holds something, a leftover of a
-// restore that stopped half way, or an application file that fails.
+// index; a restore that cannot be done writes nothing: another group set,
+// a damaged archive, a target that holds something, a leftover of a
+// restore that stopped half way, or an application file that fails; and a
+// power loss at any step of a restore leaves no data dir (the restore runs
+// again) or one whose every group opens with its state.
 #include <catch2/catch.hpp>
 
 #include <chrono>
