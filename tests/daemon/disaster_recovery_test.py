@@ -124,6 +124,13 @@ class DisasterRecoveryTest(rt.RaftdCase):
         self.assertEqual(code, 0, err)
         self.assertEqual(json.loads(out)["groups"], 2)
         self.assertEqual([f for f in os.listdir(self.root) if f.startswith("backup.keel.")], [])
+        # --latest: every group's latest snapshot as it is (the ones just taken).
+        latest = os.path.join(self.root, "latest.keel")
+        code, out, err = keelctl("--endpoints", self.endpoint(n), "snapshot", "save", "--latest",
+                                 latest)
+        self.assertEqual((code, json.loads(out)["groups"]), (0, 2), err)
+        with open(archive, "rb") as a, open(latest, "rb") as b:
+            self.assertEqual(a.read(), b.read())
         # Group 1's snapshot alone is a snapshot file, a backup without groups.
         plain = os.path.join(self.root, "plain.snap")
         with urllib.request.urlopen("http://127.0.0.1:%d/v1/snapshot?group=1" % n.http) as r:
