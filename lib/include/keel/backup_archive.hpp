@@ -62,8 +62,8 @@ struct BackupArchiveInfo {
 // Reads the archive at `path` whole and checks it: header, section headers,
 // footer, every group's snapshot file (trailer, configuration, data CRC,
 // and that it holds the index, term and data CRC its section header
-// announces), the group ids (1.. kMaxGroup, strictly ascending: a group
-// twice is refused), the count.  corruption naming what is wrong and at
+// announces), the group ids (at most 2^62, the WAL's largest; strictly
+// ascending: a group twice is refused), the count.  corruption naming what is wrong and at
 // which byte; unsupported for another version; too_large past a limit
 // above; not_found or io_error when it cannot be read.  Never asserts.
 Result<BackupArchiveInfo> verify_backup_archive(const std::string& path);
@@ -81,15 +81,14 @@ public:
 
     // Appends group `group`'s snapshot file, copied from `snapshot_path`
     // after verifying it whole (verify_snapshot_file); returns what it
-    // holds.  invalid_argument for group 0, a group not above the previous
-    // one, or more groups than create() was told; corruption when the file
+    // holds.  invalid_argument for a group not above the previous one (or
+    // past 2^62), or more groups than create() was told; corruption when the file
     // is not a sound snapshot (nothing appended); too_large past
     // kBackupArchiveMaxSnapshotBytes.
     virtual Result<SnapshotFileInfo> add_group(GroupId group, const std::string& snapshot_path) = 0;
-    // Writes the footer, fsyncs, verifies the whole file
-    // (verify_backup_archive), renames it to `path` and fsyncs the
-    // directory.  invalid_argument when fewer groups were added than
-    // create() was told.
+    // Writes the footer, verifies the whole file (verify_backup_archive),
+    // fdatasyncs it, renames it to `path` and fsyncs the directory.  invalid_argument when fewer
+    // groups were added than create() was told.
     virtual Result<BackupArchiveInfo> finish() = 0;
 };
 
