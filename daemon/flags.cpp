@@ -106,10 +106,6 @@ std::string cross_check(DaemonConfig& config, bool http_set, bool raft_set) {
     if (tls.enabled() && config.peer_insecure)
         return "--peer-insecure contradicts --peer-cert/--peer-key/--peer-ca";
     if (config.groups > kGroupsMax) return fmt::format("--groups must be in 1..{}", kGroupsMax);
-    if (config.groups != 0 && !config.restore_file.empty()) {
-        return "--restore builds a data dir from one snapshot file; one of --groups N holds "
-               "N groups in one shared WAL, which --restore does not build: not with --groups";
-    }
     // A joining process's Host must reach the members that will add it, and
     // a Host does not learn the cluster's id from a hello.
     if (config.groups != 0 && config.join && (config.members.empty() || config.cluster_id.empty()))
@@ -202,8 +198,9 @@ std::variant<DaemonConfig, FlagsExit> parse_flags(int argc, const char* const* a
                  "Start empty and wait to be added by the leader, learning the cluster "
                  "(its id, its members) from it");
     app.add_option("--restore", config.restore_file,
-                   "Build --data-dir (absent or empty) from this snapshot file (keelctl "
-                   "snapshot save) for a new cluster of the --member list, then exit")
+                   "Build --data-dir (absent or empty) from this backup (keelctl snapshot "
+                   "save: a snapshot file, or with --groups N the archive of N groups) for a "
+                   "new cluster of the --member list, then exit")
         ->check(CLI::ExistingFile);
     app.add_option("--groups", config.groups,
                    "Shard the keys over this many Raft groups (fixed when the data dir is "

@@ -38,6 +38,7 @@
 #include "member_client.hpp"
 #include "member_origins.hpp"
 #include "member_spec.hpp"
+#include "restore_groups.hpp"
 #include "served.hpp"
 
 #ifndef RAFTD_VERSION
@@ -237,7 +238,8 @@ void log_serving(const DaemonConfig& config, const std::string& scheme, std::uin
 int run_restore(const DaemonConfig& config, NodeId id, spdlog::logger& log) {
     Result<SnapshotFileInfo> backup = verify_snapshot_file(config.restore_file);
     if (!backup.ok()) {
-        log.error("--restore {}: {}", config.restore_file, backup.status().to_string());
+        log.error("--restore {}: {}{}", config.restore_file, backup.status().to_string(),
+                  archive_hint(config.restore_file));
         return 1;
     }
     if (Status s = restore_data_dir(node_options(config, id, log), config.restore_file); !s.ok()) {
@@ -341,6 +343,8 @@ int run(const DaemonConfig& config) {
     if (!resolved_id.ok()) return 1;
     const NodeId id = *resolved_id;
     auto log = make_logger(id, config.log_level);
+    if (!config.restore_file.empty() && config.groups != 0)
+        return run_restore_groups(config, node_options(config, id, *log), *log);
     if (!config.restore_file.empty()) return run_restore(config, id, *log);
     if (config.force_new_cluster) {
         if (!*stored) {

@@ -1,5 +1,6 @@
 // runtime/restore.cpp — keel::restore_data_dir (keel/snapshot_file.hpp): a
-// new data dir whose state is a backup, in a new cluster.
+// new data dir whose state is a backup, in a new cluster; and the steps it
+// shares with a Host's restore (restore_steps.hpp, host_restore.cpp).
 //
 // The data dir is built next to its final place (<data_dir>.restoring) and
 // renamed into place only once complete, so a crash at any step leaves
@@ -9,6 +10,8 @@
 // configuration, an empty log that continues after the snapshot's index,
 // the hard state (the snapshot's term, no vote, commit at its index) and
 // the cluster id.
+#include "runtime/restore_steps.hpp"
+
 #include <cstdio>
 #include <filesystem>
 #include <future>
@@ -22,14 +25,13 @@
 #include "runtime/snapshot_store.hpp"
 
 namespace keel {
-namespace {
+namespace runtime {
 
 namespace fs = std::filesystem;
 
 constexpr std::size_t kCopyChunkBytes = 1 << 20;
 
-// The directory must not exist, or be empty.
-Status check_target(const std::string& data_dir) {
+Status check_restore_target(const std::string& data_dir) {
     std::error_code ec;
     const fs::file_status st = fs::status(data_dir, ec);
     if (ec && ec != std::errc::no_such_file_or_directory)
@@ -45,17 +47,13 @@ Status check_target(const std::string& data_dir) {
     return Status();
 }
 
-// Copies the backup's state machine data into a new snapshot of `store`
-// with `meta` (the backup's index and term, the new configuration).
-Status write_snapshot(runtime::SnapshotStore& store, const runtime::SnapshotFile& backup,
-                      const raft::SnapshotMeta& meta) {
-    auto reader = store.open_reader(backup);
-    if (!reader.ok()) return reader.status();
+Status write_restored_snapshot(SnapshotStore& store, SnapshotFileReader& data,
+                               const raft::SnapshotMeta& meta) {
     auto writer = store.begin();
     if (!writer.ok()) return writer.status();
     std::string chunk(kCopyChunkBytes, '\0');
     for (;;) {
-        auto n = (*reader)->read(chunk.data(), chunk.size());
+        auto n = data.read(chunk.data(), chunk.size());
         if (!n.ok()) return n.status();
         if (*n == 0) break;
         if (Status s = (*writer)->write(std::string_view(chunk.data(), *n)); !s.ok()) return s;
@@ -63,6 +61,29 @@ Status write_snapshot(runtime::SnapshotStore& store, const runtime::SnapshotFile
     auto published = store.publish(**writer, meta);
     return published.ok() ? Status() : published.status();
 }
+
+Status start_building(const std::string& building) {
+    std::error_code ec;
+    if (fs::exists(building, ec))
+        return Status(ErrorCode::invalid_argument,
+                      building + " exists: an earlier restore stopped half way; delete it");
+    return create_directories(building);
+}
+
+Status publish_restored(wal::FileSystem& files, const std::string& building,
+                        const std::string& data_dir) {
+    // rename(2) replaces an empty directory, and the parent is synced so
+    // that the new name survives a crash.
+    if (Status s = files.rename(building, data_dir); !s.ok()) return s;
+    const fs::path parent = fs::absolute(data_dir).parent_path();
+    return files.sync_dir(parent.string());
+}
+
+}  // namespace runtime
+
+namespace {
+
+namespace fs = std::filesystem;
 
 // An empty log after the snapshot and the hard state of a node that holds it.
 Status write_log(const NodeOptions& options, const std::string& data_dir, wal::FileSystem& fs,
@@ -90,7 +111,9 @@ Status build(const NodeOptions& options, const NodeOptions& building, wal::FileS
     auto store = runtime::SnapshotStore::open(building.data_dir + "/snapshots", files);
     if (!store.ok()) return store.status();
     const raft::SnapshotMeta meta{backup.meta.index, backup.meta.term, config};
-    if (Status s = write_snapshot(**store, backup, meta); !s.ok()) return s;
+    auto reader = (*store)->open_reader(backup);
+    if (!reader.ok()) return reader.status();
+    if (Status s = runtime::write_restored_snapshot(**store, **reader, meta); !s.ok()) return s;
     return write_log(options, building.data_dir, files, meta);
 }
 
@@ -101,7 +124,7 @@ Status restore_data_dir(const NodeOptions& options, const std::string& snapshot_
     if (options.join)
         return Status(ErrorCode::invalid_argument,
                       "a restore founds a cluster: a joining node gets its state from the leader");
-    if (Status s = check_target(options.data_dir); !s.ok()) return s;
+    if (Status s = runtime::check_restore_target(options.data_dir); !s.ok()) return s;
     auto config = runtime::initial_configuration(options);
     if (!config.ok()) return config.status();
     wal::FileSystem& files = *wal::default_file_system();
@@ -110,21 +133,13 @@ Status restore_data_dir(const NodeOptions& options, const std::string& snapshot_
 
     NodeOptions building = options;
     building.data_dir = options.data_dir + ".restoring";
-    std::error_code ec;
-    if (fs::exists(building.data_dir, ec))
-        return Status(
-            ErrorCode::invalid_argument,
-            building.data_dir + " exists: an earlier restore stopped half way; delete it");
-    if (Status s = runtime::create_directories(building.data_dir); !s.ok()) return s;
+    if (Status s = runtime::start_building(building.data_dir); !s.ok()) return s;
     if (Status s = build(options, building, files, *backup, *config); !s.ok()) {
+        std::error_code ec;
         fs::remove_all(building.data_dir, ec);  // nothing refers to it yet
         return s;
     }
-    // Into place: rename(2) replaces an empty directory, and the parent is
-    // synced so that the new name survives a crash.
-    if (Status s = files.rename(building.data_dir, options.data_dir); !s.ok()) return s;
-    const fs::path parent = fs::absolute(options.data_dir).parent_path();
-    return files.sync_dir(parent.string());
+    return runtime::publish_restored(files, building.data_dir, options.data_dir);
 }
 
 }  // namespace keel

@@ -338,8 +338,13 @@ Result<SnapshotFile> SnapshotStore::verify(wal::FileSystem& fs, const std::strin
                                            const raft::SnapshotMeta* expected) {
     auto file = fs.open(path, wal::OpenMode::read_only);
     if (!file.ok()) return file.status();
+    return verify_file(**file, path, expected);
+}
+
+Result<SnapshotFile> SnapshotStore::verify_file(wal::File& file, const std::string& path,
+                                                const raft::SnapshotMeta* expected) {
     std::uint32_t data_crc = 0;
-    auto f = inspect(**file, path, &data_crc);
+    auto f = inspect(file, path, &data_crc);
     if (!f.ok()) return f.status();
     if (expected && !(f->meta == *expected))
         return corruption(
@@ -352,7 +357,7 @@ Result<SnapshotFile> SnapshotStore::verify(wal::FileSystem& fs, const std::strin
     for (std::uint64_t at = 0; at < f->data_bytes;) {
         const auto n =
             static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), f->data_bytes - at));
-        if (Status s = read_exact(**file, path, chunk.data(), n, at); !s.ok()) return s;
+        if (Status s = read_exact(file, path, chunk.data(), n, at); !s.ok()) return s;
         crc = crc_update(crc, chunk.data(), n);
         at += n;
     }
@@ -498,12 +503,17 @@ Result<std::unique_ptr<SnapshotFileReader>> SnapshotStore::open_reader(
     const SnapshotFile& file) const {
     auto f = fs_.open(file.path, wal::OpenMode::read_only);
     if (!f.ok()) return f.status();
+    return open_reader(std::move(*f), file.path);
+}
+
+Result<std::unique_ptr<SnapshotFileReader>> SnapshotStore::open_reader(
+    std::unique_ptr<wal::File> file, const std::string& path) {
     std::uint32_t crc = 0;
-    auto checked = inspect(**f, file.path, &crc);
+    auto checked = inspect(*file, path, &crc);
     if (!checked.ok()) return checked.status();
     std::unique_ptr<SnapshotFileReader> reader(
-        new SnapshotFileReader(std::move(*f), file.path, checked->data_bytes, crc));
-    reader->index_ = file.meta.index;
+        new SnapshotFileReader(std::move(file), path, checked->data_bytes, crc));
+    reader->index_ = checked->meta.index;
     return reader;
 }
 

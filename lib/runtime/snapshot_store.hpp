@@ -177,6 +177,10 @@ public:
     // it cannot be read.
     static Result<SnapshotFile> verify(wal::FileSystem& fs, const std::string& path,
                                        const raft::SnapshotMeta* expected = nullptr);
+    // verify() of a file opened already, named `path` in the messages: a
+    // snapshot file inside a backup archive (keel/backup_archive.hpp).
+    static Result<SnapshotFile> verify_file(wal::File& file, const std::string& path,
+                                            const raft::SnapshotMeta* expected = nullptr);
     // fdatasyncs `file` and fsyncs the directory: a snapshot found at start-up
     // may have been in the page cache only.  The store then counts it as
     // durable.
@@ -209,6 +213,10 @@ public:
     std::string staging_dir() const { return dir_ + "/incoming"; }
 
     Result<std::unique_ptr<SnapshotFileReader>> open_reader(const SnapshotFile& file) const;
+    // A reader over the snapshot file `file` (named `path` in the messages),
+    // opened already: one inside a backup archive.  Its trailer is checked.
+    static Result<std::unique_ptr<SnapshotFileReader>> open_reader(std::unique_ptr<wal::File> file,
+                                                                   const std::string& path);
 
     const std::string& dir() const { return dir_; }
     wal::FileSystem& file_system() const { return fs_; }

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Backups and disaster recovery with real processes: `keelctl snapshot save`
-then `raftd --restore` builds a new cluster holding every key, and
-`raftd --force-new-cluster` brings back the last survivor of three.  Free
-ports, temp dirs; waits poll with bounded deadlines.
+then `raftd --restore` builds a new cluster holding every key; a raftd with
+--groups is backed up into one archive, restored only whole and with its
+group count; and `raftd --force-new-cluster` brings back the last survivor
+of three.  Free ports, temp dirs; waits poll with bounded deadlines.
 
     disaster_recovery_test.py path/to/raftd path/to/keelctl [unittest args]
 """
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import unittest
+import urllib.request
 
 import raftd_integration_test as rt
 from raftd_integration_test import request, try_request, wait_until
@@ -111,6 +113,65 @@ class DisasterRecoveryTest(rt.RaftdCase):
         self.assertEqual(code, 1, text)
         self.assertIn("checksum", text)
         self.assertFalse(os.path.exists(target.data_dir))
+
+    def test_a_backup_of_groups_is_restored_only_whole_and_with_its_group_count(self):
+        n = self.node(1).start("--groups", "2")
+        self.wait_ready(n)
+        for i in range(20):
+            self.assertEqual(self.put(n.http, "k%d" % i, "v%d" % i)[0], 200)
+        archive = os.path.join(self.root, "backup.keel")
+        code, out, err = keelctl("--endpoints", self.endpoint(n), "snapshot", "save", archive)
+        self.assertEqual(code, 0, err)
+        self.assertEqual(json.loads(out)["groups"], 2)
+        self.assertEqual([f for f in os.listdir(self.root) if f.startswith("backup.keel.")], [])
+        # --latest: every group's latest snapshot as it is (the ones just taken).
+        latest = os.path.join(self.root, "latest.keel")
+        code, out, err = keelctl("--endpoints", self.endpoint(n), "snapshot", "save", "--latest",
+                                 latest)
+        self.assertEqual((code, json.loads(out)["groups"]), (0, 2), err)
+        with open(archive, "rb") as a, open(latest, "rb") as b:
+            self.assertEqual(a.read(), b.read())
+        # Group 1's snapshot alone is a snapshot file, a backup without groups.
+        plain = os.path.join(self.root, "plain.snap")
+        with urllib.request.urlopen("http://127.0.0.1:%d/v1/snapshot?group=1" % n.http) as r:
+            with open(plain, "wb") as f:
+                f.write(r.read())
+        target = self.node(7)
+        refusals = [
+            (archive, ("--groups", "3"),
+             "it holds 2 groups (the backup of a raftd with --groups 2), not 3"),
+            (archive, (), "is the backup archive of 2 groups, from a raftd with --groups 2: "
+                          "restore it with --groups 2"),
+            (plain, ("--groups", "2"), "is one snapshot file, the backup of a raftd without "
+                                       "--groups; restore it without --groups"),
+        ]
+        for backup, flags, message in refusals:
+            code, text = restore(target, backup, *flags)
+            self.assertEqual(code, 1, text)
+            self.assertIn(message, text)
+            self.assertFalse(os.path.exists(target.data_dir), flags)
+            self.assertFalse(os.path.exists(target.data_dir + ".restoring"), flags)
+        # A damaged archive: every byte counts (one in the middle here).
+        damaged = os.path.join(self.root, "damaged.keel")
+        with open(archive, "rb") as f:
+            data = bytearray(f.read())
+        data[len(data) // 2] ^= 0x40
+        with open(damaged, "wb") as f:
+            f.write(data)
+        code, text = restore(target, damaged, "--groups", "2")
+        self.assertEqual(code, 1, text)
+        self.assertIn("nothing was written", text)
+        self.assertFalse(os.path.exists(target.data_dir))
+        # The whole archive with its count: a data dir whose one process
+        # serves every key after a restart without flags.
+        code, text = restore(target, archive, "--groups", "2", "--member", target.spec)
+        self.assertEqual(code, 0, text)
+        target.start(minimal=True)
+        self.wait_ready(target)
+        for i in range(20):
+            code, _, body = request(target.http, "GET", "/v1/kv/k%d" % i)
+            self.assertEqual((code, body["value"]), (200, "v%d" % i))
+        self.assertEqual(target.status()["groups"]["count"], 2)
 
     def test_force_new_cluster_brings_back_the_last_survivor(self):
         nodes = self.cluster()

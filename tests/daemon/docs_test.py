@@ -342,6 +342,39 @@ class DocsTest(it.RaftdCase):
         status = it.request(self.port(8083), "GET", "/v1/status")[2]
         self.assertEqual(sorted(m["id"] for m in status["members"]), [2, 3, 4])
 
+    def test_operations_md_backup_and_restore_with_groups(self):
+        section = "Backup and restore with groups"
+        blocks = sh_blocks(os.path.join(REPO, "docs", "operations.md"), section)
+        self.assertEqual(len(blocks), 1)
+        out = self.run_script(blocks[0], "docs/operations.md, " + section)
+        fruits = ["apple", "banana", "cherry", "damson", "elder", "fig"]
+        self.assertIn('"file":"backup.keel"', out)
+        self.assertIn('"groups":3', out)
+        for fruit in fruits:
+            self.assertIn('"value":"%s"' % fruit, out)
+        self.assertIn("refused (exit 1); r5 exists: no", out)
+        with open(os.path.join(self.root, "err")) as f:
+            self.assertIn("it holds 3 groups (the backup of a raftd with --groups 3), not 4: "
+                          "restore it with --groups 3; nothing was written", f.read())
+        self.assertFalse(os.path.exists(os.path.join(self.work, "r5.restoring")))
+        # The keys were in several groups, and every restored member holds
+        # each group's, with the three new members in every group.
+        for member in (2, 3, 4):
+            status = it.request(self.port(8080 + member), "GET", "/v1/status")[2]
+            self.assertEqual((status["groups"]["count"], sorted(m["id"] for m in status["members"])),
+                             (3, [2, 3, 4]))
+            keys = [it.request(self.port(8080 + member), "GET", "/v1/groups/%d" % g)[2]["keys"]
+                    for g in (1, 2, 3)]
+            self.assertEqual(sum(keys), len(fruits), keys)
+            self.assertGreaterEqual(sum(1 for k in keys if k > 0), 2, keys)
+        # New writes go on, through the redirect to the key's group's leader.
+        code, headers, body = it.request(self.port(8082), "PUT", "/v1/kv/fruit/grape",
+                                         {"value": "g"})
+        if code == 307:
+            port = int(re.search(r":(\d+)/", headers["location"]).group(1))
+            code, _, body = it.request(port, "PUT", "/v1/kv/fruit/grape", {"value": "g"})
+        self.assertEqual(code, 200, body)
+
     def test_operations_md_lost_majority(self):
         blocks = sh_blocks(os.path.join(REPO, "docs", "operations.md"),
                            "Recovering from a lost majority")

@@ -47,6 +47,13 @@ TEST_CASE("--wal-segment-bytes sets the WAL's segment size", "[daemon][flags]") 
     CHECK(std::get<DaemonConfig>(defaults).wal_segment_bytes == 64u << 20);
 }
 
+TEST_CASE("--restore goes with --groups: the archive of a raftd with groups", "[daemon][flags]") {
+    auto parsed = parse({"--groups", "4", "--restore", "/dev/null"});
+    REQUIRE(std::holds_alternative<DaemonConfig>(parsed));
+    CHECK(std::get<DaemonConfig>(parsed).groups == 4u);
+    CHECK(std::get<DaemonConfig>(parsed).restore_file == "/dev/null");
+}
+
 TEST_CASE("--cluster-id and the peer TLS flags reach the config", "[daemon][flags]") {
     auto parsed = parse({"--cluster-id", "0123456789ABCDEF0123456789abcdef", "--peer-cert", "m.crt",
                          "--peer-key", "m.key", "--peer-ca", "ca.crt"});
@@ -82,11 +89,11 @@ TEST_CASE("--help and --version exit 0; bad flags exit non-zero with a reason", 
              {"--join", "--id", "1", "--member", "1,a:1,b:2"},  // itself listed
              {"--join", "--member", "1,a:1,b:2"},               // no --id
              {"--join"},
-             // --groups: a joiner names the cluster's id and members; no --restore.
+             // --groups: a joiner names the cluster's id and members.
              {"--join", "--id", "2", "--groups", "4", "--member", "1,a:1,b:2"},
              {"--join", "--id", "2", "--groups", "4", "--cluster-id",
               "0123456789abcdef0123456789abcdef"},
-             {"--groups", "4", "--restore", "/dev/null"},
+             {"--groups", "4", "--restore", "/dev/null", "--join", "--id", "2"},
              {"--cluster-id", "abc"},
              {"--cluster-id", "0123456789abcdef0123456789abcdeg"},
              {"--peer-cert", "a.crt"},

@@ -12,6 +12,7 @@
 
 #include "../common/temp_dir.hpp"
 #include "keel/wal/file_system.hpp"
+#include "runtime/backup_archive.hpp"
 #include "runtime/snapshot_store.hpp"
 #include "transport/codec.hpp"
 
@@ -171,4 +172,30 @@ TEST_CASE("wire-format.md: the snapshot file example is what SnapshotStore write
     auto verified = runtime::SnapshotStore::verify(fs, copy, &meta);
     INFO(verified.status().to_string());
     CHECK(verified.ok());
+}
+
+TEST_CASE("wire-format.md: the backup archive example is what BackupArchiveWriter writes",
+          "[docs]") {
+    test::TempDir dir("keel-doc-archive");
+    wal::FileSystem& fs = *wal::default_file_system();
+    // The snapshot file of the example above, archived as group 3's.
+    const std::string snapshot = dir.sub("one.snap");
+    std::ofstream(snapshot, std::ios::binary) << example("snapshot-file");
+    const std::string path = dir.sub("backup.keel");
+    auto writer = runtime::create_backup_archive(fs, path, 1);
+    REQUIRE(writer.ok());
+    REQUIRE((*writer)->add_group(3, snapshot).ok());
+    auto info = (*writer)->finish();
+    REQUIRE(info.ok());
+    const std::string written = read_file(path);
+    INFO("written: " << hex(written));
+    CHECK(example("backup-archive") == written);
+    const std::string copy = dir.sub("copy.keel");
+    std::ofstream(copy, std::ios::binary) << example("backup-archive");
+    auto verified = runtime::read_backup_archive(fs, copy);
+    INFO(verified.status().to_string());
+    REQUIRE(verified.ok());
+    REQUIRE(verified->groups.size() == 1);
+    CHECK(verified->groups[0].group == 3);
+    CHECK(verified->groups[0].snapshot.index == 7);
 }

@@ -1,7 +1,9 @@
 // keel/keel.hpp — everything a program embedding keel needs.
 #pragma once
 
+#include "keel/backup_archive.hpp"
 #include "keel/host.hpp"
+#include "keel/host_restore.hpp"
 #include "keel/node.hpp"
 #include "keel/observer.hpp"
 #include "keel/options.hpp"
