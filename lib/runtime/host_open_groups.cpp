@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <set>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -40,7 +41,13 @@ void run_concurrently(std::size_t n, std::size_t threads, F&& f) {
     };
     std::vector<std::thread> pool;
     pool.reserve(threads - 1);
-    for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+    for (std::size_t t = 1; t < threads; ++t) {
+        try {
+            pool.emplace_back(work);
+        } catch (const std::system_error&) {
+            break;  // no thread to be had: the ones running (and this one) do it all
+        }
+    }
     work();
     for (std::thread& t : pool) t.join();
 }
