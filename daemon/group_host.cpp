@@ -44,15 +44,23 @@ Result<std::unique_ptr<GroupHost>> open_group_host(const NodeOptions& options,
     group_options.peer_insecure = false;
     // A joiner's --member list is the Host's peers, not a group's.
     if (group_options.join) group_options.initial_members.clear();
+    // One batch (Host::open_groups): the groups open concurrently inside
+    // keel and share the WAL's fsyncs.
+    std::vector<GroupToOpen> batch;
+    batch.reserve(count);
     for (std::size_t g = 1; g <= count; ++g) {
         group_options.observer = opened->peers->observer(g);
         auto map = std::make_shared<KvStateMachine>();
-        Result<std::unique_ptr<Node>> group = opened->host->open_group(g, group_options, map);
+        opened->maps.push_back(map);
+        batch.push_back(GroupToOpen{static_cast<GroupId>(g), group_options, std::move(map)});
+    }
+    std::vector<Result<std::unique_ptr<Node>>> groups = opened->host->open_groups(std::move(batch));
+    for (std::size_t g = 1; g <= count; ++g) {
+        Result<std::unique_ptr<Node>>& group = groups[g - 1];
         if (!group.ok()) {
             return Status(group.status().code(),
                           fmt::format("group {}: {}", g, group.status().message()));
         }
-        opened->maps.push_back(std::move(map));
         opened->groups.push_back(std::move(group.value()));
     }
     return opened;

@@ -79,20 +79,22 @@ public:
         // Nothing is delivered until every replica is open (a group not open
         // yet would refuse the bytes for it).
         network_.hold(true);
-        // Each Host's groups are opened by kOpenThreads threads at once
-        // (open_group is callable from any thread): their first entries and
-        // hard states share the WAL's writes and fsyncs instead of taking
-        // one fsync each, one group after another.
+        // Each Host opens its groups in one batch (Host::open_groups: they
+        // open concurrently inside keel, their first writes sharing the
+        // WAL's fsyncs), the three Hosts at once.
         replicas_.resize(hosts_.size());
-        for (auto& host : replicas_) host.resize(n_);
         on_each_host([this](std::size_t h) {
-            std::atomic<std::uint64_t> next{0};
-            std::vector<std::thread> threads;
-            for (int t = 0; t < kOpenThreads; ++t)
-                threads.emplace_back([this, h, &next] {
-                    for (std::uint64_t g = next++; g < n_; g = next++) replicas_[h][g] = open(h, g);
-                });
-            for (std::thread& t : threads) t.join();
+            std::vector<keel::GroupToOpen> batch;
+            batch.reserve(n_);
+            for (std::uint64_t g = 0; g < n_; ++g)
+                batch.push_back(keel::GroupToOpen{g, group_options(h, g),
+                                                  std::make_shared<CountingStateMachine>()});
+            auto opened = hosts_[h]->open_groups(std::move(batch));
+            for (std::uint64_t g = 0; g < n_; ++g) {
+                if (!opened[g].ok())
+                    die(fmt::format("open group {}: {}", g, opened[g].status().to_string()));
+                replicas_[h].push_back(std::move(opened[g].value()));
+            }
         });
         network_.hold(false);
     }
@@ -219,7 +221,7 @@ private:
         for (std::thread& t : threads) t.join();
     }
 
-    std::unique_ptr<keel::Node> open(std::size_t h, std::uint64_t g) {
+    keel::NodeOptions group_options(std::size_t h, std::uint64_t g) {
         keel::NodeOptions n = node_options(o_, "");  // the Host's data_dir/groups/<g>
         // Thousands of groups say the same thing (an inline apply that went
         // over budget, ...): the first few warnings, and every error.
@@ -235,9 +237,7 @@ private:
         // As cluster3: a stall on a loaded machine must not start elections.
         n.election_timeout_min_ms = 1000;
         n.election_timeout_max_ms = 2000;
-        auto node = hosts_[h]->open_group(g, n, std::make_shared<CountingStateMachine>());
-        if (!node.ok()) die(fmt::format("open group {}: {}", g, node.status().to_string()));
-        return std::move(node.value());
+        return n;
     }
 
     const Options& o_;
@@ -250,7 +250,6 @@ private:
     std::vector<std::atomic<keel::Node*>> leaders_;
     std::uint64_t rss_without_groups_ = 0;
     static constexpr std::uint64_t kWarningsShown = 5;
-    static constexpr int kOpenThreads = 16;  // per Host
     std::atomic<std::uint64_t> warnings_{0};
 };
 

@@ -322,14 +322,31 @@ Status force_new_cluster(const NodeOptions& options, Recovered& r, const LogFunc
 
 }  // namespace
 
-Status create_directories(const std::string& path) {
+Status create_directories(const std::string& path, std::set<std::string>* created_parents) {
     if (path.empty()) return Status(ErrorCode::invalid_argument, "data_dir is empty");
+    auto made = [&](std::size_t end) {
+        if (created_parents == nullptr) return;
+        const std::size_t slash = path.rfind('/', end - 1);
+        if (slash == std::string::npos)
+            created_parents->insert(".");
+        else
+            created_parents->insert(slash == 0 ? "/" : path.substr(0, slash));
+    };
+    // Most paths exist but their last part (a group's data dir): one call.
+    if (::mkdir(path.c_str(), 0700) == 0) {
+        made(path.size());
+        return Status::ok_status();
+    }
+    if (errno == EEXIST) return Status::ok_status();
     for (std::size_t pos = 1; pos <= path.size(); ++pos) {
         if (pos != path.size() && path[pos] != '/') continue;
         const std::string prefix = path.substr(0, pos);
-        if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST)
+        if (::mkdir(prefix.c_str(), 0700) == 0) {
+            made(pos);
+        } else if (errno != EEXIST) {
             return Status(ErrorCode::io_error,
                           fmt::format("mkdir {}: {}", prefix, std::strerror(errno)));
+        }
     }
     return Status::ok_status();
 }

@@ -31,6 +31,7 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "keel/options.hpp"
@@ -65,7 +66,10 @@ Result<Recovered> recover_or_bootstrap(const NodeOptions& options, StateMachine&
                                        const wal::Options& wal_options, const LogFunction& log,
                                        std::unique_ptr<LogStore> shared_log = nullptr);
 
-// mkdir -p, each new directory 0700.
-Status create_directories(const std::string& path);
+// mkdir -p, each new directory 0700.  With `created_parents`, the parent
+// of every directory it created is added there: the directories to fsync
+// for the new ones to survive a crash (Host::open_groups).
+Status create_directories(const std::string& path,
+                          std::set<std::string>* created_parents = nullptr);
 
 }  // namespace keel::runtime

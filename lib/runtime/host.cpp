@@ -240,33 +240,13 @@ HostImpl::~HostImpl() {
 
 Result<std::unique_ptr<Node>> HostImpl::open_group(GroupId group, NodeOptions options,
                                                    std::shared_ptr<StateMachine> sm) {
-    if (options.transport && options.transport != transport_)
-        return Status(ErrorCode::invalid_argument,
-                      "a group of a Host uses the Host's transport (NodeOptions::transport)");
-    if (options.max_entry_bytes > options_.max_entry_bytes)
-        return Status(ErrorCode::invalid_argument,
-                      "NodeOptions::max_entry_bytes is larger than the Host's");
-    {
-        MutexLock lock(processes_mu_);
-        if (processes_) {
-            if (Status s = adopt_host_options(options, group, *processes_, cluster_id_); !s.ok())
-                return s;
-        }
-    }
-    if (options.data_dir.empty())
-        options.data_dir = fmt::format("{}/groups/{}", options_.data_dir, group);
-    options.transport = transport_;
-    {
-        MutexLock lock(mu_);
-        if (!open_.insert(group).second)
-            return Status(ErrorCode::busy, fmt::format("group {} is open already", group));
-    }
-    auto replica = Replica::open_group(options, std::move(sm), *services_, group, fs_);
-    if (!replica.ok()) {
-        closed(group);
-        return replica.status();
-    }
-    return std::unique_ptr<Node>(new Group(*this, std::move(replica.value())));
+    std::vector<GroupToOpen> one;
+    one.push_back(GroupToOpen{group, std::move(options), std::move(sm)});
+    return std::move(open_groups(std::move(one)).front());
+}
+
+std::unique_ptr<Node> HostImpl::handle(std::unique_ptr<Replica> group) {
+    return std::unique_ptr<Node>(new Group(*this, std::move(group)));
 }
 
 void HostImpl::closed(GroupId group) {

@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "keel/host.hpp"
 #include "runtime/host_peers.hpp"
@@ -26,6 +27,8 @@
 #include "runtime/thread_annotations.hpp"
 
 namespace keel::runtime {
+
+class Replica;
 
 class HostImpl final : public Host {
 public:
@@ -37,6 +40,9 @@ public:
 
     Result<std::unique_ptr<Node>> open_group(GroupId group, NodeOptions options,
                                              std::shared_ptr<StateMachine> sm) override;
+    // host_open_groups.cpp.
+    std::vector<Result<std::unique_ptr<Node>>> open_groups(
+        std::vector<GroupToOpen> groups) override;
     HostStatus status() const override;
     Status add_peer(NodeId id, const std::string& address) override EXCLUDES(change_mu_);
     Status remove_peer(NodeId id) override EXCLUDES(change_mu_);
@@ -60,6 +66,15 @@ private:
     // belong there).  REQUIRES: not on the I/O thread.
     void on_io_and_wait(std::function<void()> f);
     void closed(GroupId group) EXCLUDES(mu_);
+    // open_groups' steps (host_open_groups.cpp).  admit: open_group's
+    // checks of one group, its options completed with the Host's, its id
+    // reserved (open_) when ok.
+    Status admit(GroupToOpen& group) EXCLUDES(processes_mu_, mu_);
+    // Creates the data dirs of the groups whose status is ok and makes the
+    // new ones durable; a group whose dir could not be made so fails.
+    void make_data_dirs(const std::vector<GroupToOpen>& groups, std::vector<Status>& status);
+    // The handle of an opened group (host.cpp).
+    std::unique_ptr<Node> handle(std::unique_ptr<Replica> group);
     // Peer input refused before any group saw it (any thread).
     void count_rejection(std::string_view reason, std::string_view detail) EXCLUDES(rejected_mu_);
     void log(LogLevel level, const std::string& message) const;

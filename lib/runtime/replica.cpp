@@ -70,14 +70,15 @@ Result<std::unique_ptr<Node>> Replica::open(const NodeOptions& options,
 Result<std::unique_ptr<Replica>> Replica::open_group(const NodeOptions& options,
                                                      std::shared_ptr<StateMachine> state_machine,
                                                      ProcessServices& services, GroupId group,
-                                                     wal::FileSystem* fs) {
+                                                     wal::FileSystem* fs,
+                                                     bool wait_for_lone_voter) {
     if (Status s = validate(options); !s.ok()) return s;
     if (!state_machine) return Status(ErrorCode::invalid_argument, "state machine is null");
     std::unique_ptr<Replica> r(new Replica(options, services, group));
     if (Status s = r->start(std::move(state_machine), fs, /*open_process_transport=*/false);
         !s.ok())
         return s;
-    r->await_lone_voter();
+    if (wait_for_lone_voter) r->await_lone_voter();
     return r;
 }
 
@@ -93,17 +94,21 @@ Result<std::unique_ptr<Replica>> Replica::open_process_group(
     return r;
 }
 
-// A lone voter elects itself at once but refuses proposals (busy) until its
-// first entry of the new term is durable (raft/core: its own vote must be
-// on disk first).  Bounded; in a cluster the read fails fast on a follower
-// and opening does not wait for an election.
-void Replica::await_lone_voter() {
+bool Replica::lone_voter() {
     bool single_voter = false;
     with_core([&]() REQUIRES(core_lock_) {
         const raft::Configuration& c = core_->configuration();
         single_voter = c.members.size() == 1 && c.is_voter(options_.id);
     });
-    if (single_voter) {
+    return single_voter;
+}
+
+// A lone voter elects itself at once but refuses proposals (busy) until its
+// first entry of the new term is durable (raft/core: its own vote must be
+// on disk first).  Bounded; in a cluster the read fails fast on a follower
+// and opening does not wait for an election.
+void Replica::await_lone_voter() {
+    if (lone_voter()) {
         auto ready = read_index(false);
         (void)ready.wait_for(std::chrono::seconds(10));
     }

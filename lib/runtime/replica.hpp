@@ -87,10 +87,14 @@ public:
     // started (ProcessServices::start_transport) and whose I/O thread is
     // started here if it is not yet.  options.transport is not used: the
     // process's transport is.  `services` and `fs` must outlive the group.
+    // A lone voter's first election is waited for (bounded) unless
+    // `wait_for_lone_voter` is false (Host::open_groups waits for all at once:
+    // lone_voter()).
     static Result<std::unique_ptr<Replica>> open_group(const NodeOptions& options,
                                                        std::shared_ptr<StateMachine> state_machine,
                                                        ProcessServices& services, GroupId group,
-                                                       wal::FileSystem* fs = nullptr);
+                                                       wal::FileSystem* fs = nullptr,
+                                                       bool wait_for_lone_voter = true);
     // keel::Node's group: group 0 of `services`, whose transport it makes
     // and starts from its own options (single_group_node.hpp).
     static Result<std::unique_ptr<Replica>> open_process_group(
@@ -100,6 +104,10 @@ public:
     ~Replica() override;
 
     GroupId group() const { return seat_.group; }
+    // Whether this node is its group's only voter: it elects itself at once
+    // and refuses proposals (busy) until its first entry of the new term is
+    // durable, which a read_index waits for.  Any thread but a keel one.
+    bool lone_voter();
 
     void propose_async(SharedBytes data, std::function<void(ProposeResult)> done) override;
     void propose_batch_async(std::vector<Proposal> proposals) override;
