@@ -85,7 +85,7 @@ void Core::State::send_heartbeat(NodeId to, Progress& pr, std::uint64_t seq) {
 // follower this leader sent an append since its last heartbeat tick is not
 // idle: the append reset its election timer.  It is heartbeaten anyway when
 // the heartbeat would tell it more than the append did, or when its answer
-// is needed: heartbeat_needed.
+// is needed: heartbeat_needed.  Why: docs/decisions/0036.
 void Core::State::tick_heartbeat() {
     std::uint64_t seq = 0;  // taken only if a heartbeat leaves
     for (auto& [id, pr] : progress) {
@@ -100,7 +100,9 @@ void Core::State::tick_heartbeat() {
 // What a heartbeat does besides resetting the follower's election timer,
 // and why an append since the last heartbeat tick stands in for each:
 //   - it tells the commit index: unless this follower was told as much
-//     already (commit_sent), the heartbeat goes;
+//     already (commit_sent), the heartbeat goes (what is stored everywhere
+//     it may learn a tick later, from the next append or heartbeat: it only
+//     lets a follower drop entries from memory sooner);
 //   - its answer counts for CheckQuorum (recent_active): so do the answers
 //     to appends, but they wait for the follower's disk; until it answered
 //     since the last check, it is heartbeaten as before;
