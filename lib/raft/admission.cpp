@@ -158,7 +158,7 @@ bool Core::State::out_of_contact() const {
 }
 
 bool Core::State::knows_member(NodeId id) const {
-    return config().contains(id) || configs.at(log.committed()).contains(id);
+    return configs.latest_contains(id) || configs.at(log.committed()).contains(id);
 }
 
 // The sender must be a member of this node's latest configuration or of its

@@ -320,6 +320,14 @@ std::vector<PeerProgress> Core::progress() const {
     return out;
 }
 
+Index Core::match_index(NodeId id) const {
+    const State& s = *s_;
+    if (s.role != Role::leader) return 0;
+    if (id == s.opt.id) return s.log.persisted();
+    auto it = s.progress.find(id);
+    return it == s.progress.end() ? 0 : it->second.match;
+}
+
 bool Core::needs_ticks() const {
     if (s_->quiet.quiescent) return false;
     const Configuration& c = s_->config();

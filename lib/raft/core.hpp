@@ -287,6 +287,10 @@ public:
     // sorted by id.  Empty unless role() is leader: a follower or candidate
     // tracks no one's log.  A copy, stale after the next input to the core.
     std::vector<PeerProgress> progress() const;
+    // One member's match of progress() without the copy (the runtime's
+    // status after every batch): 0 unless role() is leader and it
+    // replicates to `id`; its persisted_index() for itself.
+    Index match_index(NodeId id) const;
     // False when this node is the only member (a voter) and leads, or when
     // it is quiescent: the runtime may then run without a tick timer.  (A
     // lone voter deposed by a higher term takes leadership back within the

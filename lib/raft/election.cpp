@@ -87,7 +87,7 @@ void Core::State::tick_leader() {
     if (quiet.quiescent) return;
     if (clocks.heartbeat_elapsed_ticks >= opt.heartbeat_ticks) {
         clocks.heartbeat_elapsed_ticks = 0;
-        broadcast_heartbeat();
+        tick_heartbeat();
     }
 }
 

@@ -49,6 +49,9 @@ struct Progress {
     bool probe_sent = false;     // probe: an append is out, wait for its answer
     Index pending_snapshot = 0;  // snapshot: index of the snapshot being sent
     bool recent_active = false;  // heard from it since the last CheckQuorum
+    // An append left for it since the leader's last heartbeat tick: it need
+    // not be heartbeaten at the next one (replication.cpp, heartbeat_needed).
+    bool append_since_heartbeat = false;
     // Answered since this leader was elected, last woke from quiescence, or
     // was told its process is down (Core::peer_down): a leader quiesces only
     // once every follower has (quiescence.cpp).

@@ -33,6 +33,7 @@ bool Core::State::send_append(NodeId to, bool send_if_empty) {
         pr.inflights.add(entries.back().index);
     }
     if (pr.state == Progress::State::probe) pr.probe_sent = true;
+    pr.append_since_heartbeat = true;
     pr.commit_sent = std::max(pr.commit_sent, log.committed());
     send(Message{.type = MessageType::append,
                  .to = to,
@@ -49,7 +50,15 @@ void Core::State::broadcast_append() {
     for (auto& [id, pr] : progress) send_append(id, /*send_if_empty=*/true);
 }
 
+// A heartbeat to every follower, all with one new sequence number (a
+// ReadIndex round starts with one: read_index.cpp).
 std::uint64_t Core::State::broadcast_heartbeat() {
+    const std::uint64_t seq = next_heartbeat_seq();
+    for (auto& [id, pr] : progress) send_heartbeat(id, pr, seq);
+    return seq;
+}
+
+std::uint64_t Core::State::next_heartbeat_seq() {
     const std::uint64_t seq = ++reads.heartbeat_seq;
     reads.heartbeats_sent.push_back(HeartbeatSent{seq, clocks.ticks});
     // Only heartbeats sent within the last election timeout can still
@@ -57,17 +66,61 @@ std::uint64_t Core::State::broadcast_heartbeat() {
     // ReadIndex rounds only).
     while (reads.heartbeats_sent.front().tick < clocks.ticks - opt.election_ticks_min)
         reads.heartbeats_sent.pop_front();
-    for (auto& [id, pr] : progress) {
-        // Never tell a follower to commit past what it is known to hold.
-        const Index commit = std::min(pr.match, log.committed());
-        pr.commit_sent = std::max(pr.commit_sent, commit);
-        send(Message{.type = MessageType::heartbeat,
-                     .to = id,
-                     .commit = commit,
-                     .index = stored_everywhere_to_send(commit),
-                     .context = seq});
-    }
     return seq;
+}
+
+void Core::State::send_heartbeat(NodeId to, Progress& pr, std::uint64_t seq) {
+    // Never tell a follower to commit past what it is known to hold.
+    const Index commit = std::min(pr.match, log.committed());
+    pr.commit_sent = std::max(pr.commit_sent, commit);
+    send(Message{.type = MessageType::heartbeat,
+                 .to = to,
+                 .commit = commit,
+                 .index = stored_everywhere_to_send(commit),
+                 .context = seq});
+}
+
+// Figure 2, Leaders: "send initial empty AppendEntries RPCs (heartbeat) to
+// each server; repeat during idle periods to prevent election timeouts".  A
+// follower this leader sent an append since its last heartbeat tick is not
+// idle: the append reset its election timer.  It is heartbeaten anyway when
+// the heartbeat would tell it more than the append did, or when its answer
+// is needed: heartbeat_needed.  Why: docs/decisions/0036.
+void Core::State::tick_heartbeat() {
+    std::uint64_t seq = 0;  // taken only if a heartbeat leaves
+    for (auto& [id, pr] : progress) {
+        if (heartbeat_needed(pr)) {
+            if (seq == 0) seq = next_heartbeat_seq();
+            send_heartbeat(id, pr, seq);
+        }
+        pr.append_since_heartbeat = false;
+    }
+}
+
+// What a heartbeat does besides resetting the follower's election timer,
+// and why an append since the last heartbeat tick stands in for each:
+//   - it tells the commit index: unless this follower was told as much
+//     already (commit_sent), the heartbeat goes (what is stored everywhere
+//     it may learn a tick later, from the next append or heartbeat: it only
+//     lets a follower drop entries from memory sooner);
+//   - its answer counts for CheckQuorum (recent_active): so do the answers
+//     to appends, but they wait for the follower's disk; until it answered
+//     since the last check, it is heartbeaten as before;
+//   - its answer confirms ReadIndex rounds and dates the lease
+//     (read_index.cpp), which count heartbeat acknowledgements only: while
+//     a round waits, or with lease_reads, every follower is heartbeaten;
+//   - its answer frees a slot of a full window, re-probes a follower whose
+//     probe went unanswered and re-sends to one that lags
+//     (handle_heartbeat_response): a follower paused by flow control was
+//     sent no append, and one not in replicate state is heartbeaten.
+// At most one tick passes without a message from this leader to a
+// follower beyond what an idle one sees: a follower's timer never runs
+// out for it.
+bool Core::State::heartbeat_needed(const Progress& pr) const {
+    if (!pr.append_since_heartbeat || !pr.recent_active || pr.state != Progress::State::replicate ||
+        opt.lease_reads || !reads.read_rounds.empty())
+        return true;
+    return pr.commit_sent < std::min(pr.match, log.committed());
 }
 
 // Figure 2, Leaders: "If command received from client: append entry to local

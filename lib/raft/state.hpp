@@ -232,6 +232,10 @@ struct Core::State {
     bool send_append(NodeId to, bool send_if_empty);
     void broadcast_append();
     std::uint64_t broadcast_heartbeat();
+    std::uint64_t next_heartbeat_seq();
+    void send_heartbeat(NodeId to, Progress& pr, std::uint64_t seq);
+    void tick_heartbeat();
+    bool heartbeat_needed(const Progress& pr) const;
     void handle_append(const Message& m);
     void handle_heartbeat(const Message& m);
     Status handle_append_response(const Message& m);

@@ -63,6 +63,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "keel/transport.hpp"
@@ -188,7 +189,10 @@ private:
 
     Mutex mu_;
     CondVar left_;  // a slot's calls reached zero
-    std::map<GroupId, Slot> slots_ GUARDED_BY(mu_);
+    // Hashed: every frame of every coalesced buffer looks its group up here,
+    // and a tree of thousands of groups is a chain of cache misses (decision
+    // 0036).  Node-based: a Slot stays where it is while others come and go.
+    std::unordered_map<GroupId, Slot> slots_ GUARDED_BY(mu_);
     std::set<GroupId> departed_ GUARDED_BY(mu_);
 
     mutable Mutex peers_mu_;

@@ -87,6 +87,7 @@ void ProcessServices::start_pools(std::size_t apply_threads) {
     KEEL_ASSERT(!apply_pool_ && !stopped_, "the pools are started once");
     apply_pool_ = std::make_unique<StrandPool>(apply_threads, "keel-apply");
     batched_pool_.store(apply_pool_.get(), std::memory_order_release);
+    if (wal_) wal_->batch_completions_on(apply_pool_.get());
     event_pool_ = std::make_unique<StrandPool>(1, "keel-events");
 }
 

@@ -370,6 +370,7 @@ void SharedWal::after_batch() {
     groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
     if (groups.size() > 1) shared_batches_.fetch_add(1);
     {
+        StrandPool::Batch batch(completion_pool_.load());
         MutexLock lock(hooks_mu_);
         for (GroupId g : groups) {
             auto it = open_.find(g);

@@ -90,6 +90,7 @@
 #include "runtime/group_router.hpp"
 #include "runtime/log_store.hpp"
 #include "runtime/shared_records.hpp"
+#include "runtime/strand_pool.hpp"
 #include "runtime/thread_annotations.hpp"
 
 namespace keel::runtime {
@@ -191,6 +192,12 @@ public:
     // the store goes.  busy while another store of the group is open.
     Result<std::unique_ptr<LogStore>> open_group(GroupId group, Hooks hooks);
 
+    // From now on the applies that one batch's completions schedule on
+    // `pool` (the groups' commits) are queued together, as the I/O
+    // thread's are (StrandPool::Batch; decision 0036).  Null: one by one.
+    // Any thread; `pool` outlives this WAL's writing.
+    void batch_completions_on(StrandPool* pool) { completion_pool_.store(pool); }
+
     wal::Wal& wal() { return *wal_; }
     const std::string& dir() const { return wal_->dir(); }
     // Batches that completed writes of more than one group.
@@ -280,6 +287,7 @@ private:
     Mutex touched_mu_;
     std::vector<GroupId> touched_ GUARDED_BY(touched_mu_);
     std::atomic<std::uint64_t> shared_batches_{0};
+    std::atomic<StrandPool*> completion_pool_{nullptr};
     RewritePolicy policy_;
     Mutex stores_mu_;
     std::map<GroupId, RewritableLog*> stores_ GUARDED_BY(stores_mu_);

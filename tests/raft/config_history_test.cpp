@@ -49,3 +49,38 @@ TEST_CASE("the config history's version moves on every change and only then", "[
     h.compact(10);
     CHECK(h.version() != v);
 }
+
+TEST_CASE("latest_contains answers as the latest configuration does, after every change",
+          "[raft][config]") {
+    ConfigHistory h;
+    auto agrees = [&h] {
+        for (keel::raft::NodeId id = 0; id <= 12; ++id)
+            if (h.latest_contains(id) != h.latest().contains(id)) return false;
+        return true;
+    };
+    CHECK(agrees());  // empty
+    h.reset(5, members({1, 2, 3}));
+    CHECK(agrees());
+    CHECK(h.latest_contains(3));
+    h.add(8, members({1, 2, 3, 4}));
+    CHECK(agrees());
+    CHECK(h.latest_contains(4));
+    // Past kLatestIdsMax members: the map answers.
+    h.add(9, members({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+    CHECK(agrees());
+    CHECK(h.latest_contains(10));
+    h.add(11, members({2, 3, 4}));
+    CHECK(agrees());
+    CHECK_FALSE(h.latest_contains(1));
+    CHECK(h.truncate_from(11));  // back to ten members
+    CHECK(agrees());
+    CHECK(h.truncate_from(9));  // back to {1, 2, 3, 4}
+    CHECK(agrees());
+    CHECK_FALSE(h.latest_contains(5));
+    h.compact(8);  // forgets {1, 2, 3}; the latest stays
+    CHECK(agrees());
+    h.reset(20, members({7}));
+    CHECK(agrees());
+    CHECK(h.latest_contains(7));
+    CHECK_FALSE(h.latest_contains(4));
+}

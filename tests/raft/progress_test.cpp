@@ -223,3 +223,25 @@ TEST_CASE("progress: a leader removing itself reports itself as a non-voter unti
     CHECK(c.core(1).role() != Role::leader);
     CHECK(c.core(1).progress().empty());
 }
+
+TEST_CASE("match_index: each member's match of progress(), without the copy") {
+    Cluster c({1, 2, 3});
+    c.elect(1);
+    c.propose(1, "a");
+    c.isolate(3);
+    c.propose(1, "b");
+    c.node(1).hold_persist = true;  // the leader's own match lags its log
+    (void)c.core(1).propose("c");
+    c.process(1);
+    const auto p = c.core(1).progress();
+    REQUIRE(p.size() == 3);
+    for (const PeerProgress& m : p) {
+        INFO("member " << m.id);
+        CHECK(c.core(1).match_index(m.id) == m.match);
+    }
+    CHECK(c.core(1).match_index(1) == c.core(1).persisted_index());
+    CHECK(c.core(1).match_index(3) < c.core(1).match_index(2));
+    CHECK(c.core(1).match_index(9) == 0);  // not a member
+    CHECK(c.core(2).match_index(2) == 0);  // a follower tracks no one
+    CHECK(c.core(2).match_index(1) == 0);
+}

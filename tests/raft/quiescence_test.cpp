@@ -350,7 +350,9 @@ TEST_CASE("late copies of an append or a heartbeat do not wake a quiescent follo
     Cluster c({1, 2, 3}, {}, quiesce_on);
     c.elect(1);
     c.propose(1, "x");
-    c.tick_all(1);  // a heartbeat too
+    // Heartbeats too: at the second tick (at the first, 2 had an append
+    // since the last: replication.cpp, heartbeat_needed).
+    c.tick_all(2);
     // Copies of what 1 sent 2 while awake, held back by the network.
     std::vector<Message> late;
     for (const Message& m : c.sent_log)

@@ -226,16 +226,20 @@ TEST_CASE("a new commit index rides on later appends, or goes alone once the lea
         CHECK_FALSE(c->has_actions());
     }
     SECTION("never applied: the next heartbeat carries it") {
-        std::vector<Message> hb;
-        for (int i = 0; i < 10 && hb.empty(); ++i) {
-            c->tick();
-            hb = of_type(c->take_actions().messages, MessageType::heartbeat);
-        }
+        // The next tick heartbeats 2, which holds x and was not told it is
+        // committed; not 3, only known to hold the no-op, whose commit the
+        // append of x told it (replication.cpp, heartbeat_needed).
+        c->tick();
+        std::vector<Message> hb = of_type(c->take_actions().messages, MessageType::heartbeat);
+        REQUIRE(hb.size() == 1);
+        CHECK(hb[0].to == 2);
+        CHECK(hb[0].commit == noop + 1);
+        // Nothing was sent to either since: the tick after heartbeats both,
+        // each with min(match, commit).
+        c->tick();
+        hb = of_type(c->take_actions().messages, MessageType::heartbeat);
         REQUIRE(hb.size() == 2);
-        for (const Message& m : hb) {
-            // min(match, commit): 2 holds x, 3 is only known to hold the no-op.
-            CHECK(m.commit == (m.to == 2 ? noop + 1 : noop));
-        }
+        for (const Message& m : hb) CHECK(m.commit == (m.to == 2 ? noop + 1 : noop));
     }
 }
 
@@ -398,4 +402,78 @@ TEST_CASE("a rejection of an append from an earlier flow-control phase is ignore
     (void)c->step(rejection_of(sent[2]));  // "c", rejected back in the first phase
     CHECK(state_of_2() == ProgressState::replicate);
     CHECK(of_type(c->take_actions().messages, MessageType::append).empty());
+}
+
+TEST_CASE("a busy leader heartbeats a follower once per CheckQuorum, and only while it lags") {
+    // Options::election_ticks_min is 10 (harness.hpp): CheckQuorum runs every
+    // 10 ticks and clears what the leader heard.  A proposal every tick keeps
+    // both followers busy; they answer every append.
+    Cluster c({1, 2, 3});
+    c.elect(1);
+    c.deliver_all();
+    std::map<NodeId, int> heartbeats;
+    std::map<NodeId, int> ticks_without_message;
+    std::map<NodeId, int> ticks_without_message_max;
+    constexpr int kTicks = 40;
+    for (int i = 0; i < kTicks; ++i) {
+        c.sent_log.clear();
+        c.propose(1, "v");  // delivered, answered, committed
+        c.tick(1);
+        c.deliver_all();
+        std::set<NodeId> heard;
+        for (const Message& m : c.sent_log) {
+            if (m.from != 1) continue;
+            heard.insert(m.to);
+            if (m.type == MessageType::heartbeat) heartbeats[m.to] += 1;
+        }
+        for (NodeId f : {2, 3}) {
+            ticks_without_message[f] = heard.count(f) != 0 ? 0 : ticks_without_message[f] + 1;
+            ticks_without_message_max[f] =
+                std::max(ticks_without_message_max[f], ticks_without_message[f]);
+        }
+    }
+    for (NodeId f : {2, 3}) {
+        // The tick of each CheckQuorum finds the follower unheard since: one
+        // heartbeat then, none at the other ticks (40 before this change).
+        CHECK(heartbeats[f] == kTicks / 10);
+        CHECK(ticks_without_message_max[f] == 0);
+    }
+    CHECK(c.core(1).role() == Role::leader);
+
+    SECTION("a follower that stops answering is heartbeaten again at once") {
+        c.cut(1, 3);
+        c.sent_log.clear();
+        for (int i = 0; i < 15; ++i) {
+            c.propose(1, "w");
+            c.tick(1);
+            c.deliver_all();
+        }
+        int to_3 = 0;
+        for (const Message& m : c.sent_log)
+            if (m.from == 1 && m.to == 3 && m.type == MessageType::heartbeat) to_3 += 1;
+        // From the first CheckQuorum after the cut on (the 10th of these
+        // ticks), every tick: the 10th to the 15th.
+        CHECK(to_3 == 6);
+        CHECK(c.core(1).role() == Role::leader);  // 2 keeps answering
+    }
+}
+
+TEST_CASE("a probing follower whose probe was lost is heartbeaten at the next tick") {
+    Cluster c({1, 2, 3});
+    c.elect(1);
+    c.deliver_all();
+    c.core(1).report_unreachable(3);  // back to probing
+    c.cut(1, 3);
+    c.propose(1, "x");  // the probe to 3 is lost; 3 answered the leader before
+    c.heal();
+    c.sent_log.clear();
+    c.tick(1);
+    // Its answer lets the next probe go (handle_heartbeat_response).
+    CHECK(of_type(c.sent_log, MessageType::heartbeat).size() >= 1);
+    bool to_3 = false;
+    for (const Message& m : c.sent_log)
+        to_3 = to_3 || (m.type == MessageType::heartbeat && m.to == 3);
+    CHECK(to_3);
+    c.deliver_all();
+    CHECK(c.core(3).last_index() == c.core(1).last_index());
 }

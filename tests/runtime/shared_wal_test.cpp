@@ -5,6 +5,7 @@
 // past it, not before; what does not decode is refused.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <future>
@@ -14,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "../common/gate.hpp"
 #include "../common/temp_dir.hpp"
 #include "runtime/shared_wal.hpp"
 
@@ -151,6 +153,59 @@ TEST_CASE("appends of two groups share one write and one fdatasync", "[shared_wa
                             after_batch[2] - batches2 == 1;
     }
     CHECK(shared_write_seen);
+}
+
+namespace {
+
+// Holds a pool's one thread at a gate, so what waits in its run queue is exact.
+struct BlockingStrand final : StrandPool::Strand {
+    bool run_slice() override {
+        gate.wait_open();
+        return false;
+    }
+    keel::test::Gate gate;
+};
+
+struct CountingStrand final : StrandPool::Strand {
+    bool run_slice() override {
+        runs.fetch_add(1);
+        return false;
+    }
+    std::atomic<int> runs{0};
+};
+
+}  // namespace
+
+TEST_CASE("the applies a batch's completions schedule are queued together once they all ran",
+          "[shared_wal]") {
+    keel::test::TempDir dir;
+    auto shared = open_shared(dir.path() + "/wal");
+    StrandPool pool(1, "wal-batch-test");
+    BlockingStrand blocker;
+    pool.schedule(blocker);
+    blocker.gate.wait_entered();
+    shared->batch_completions_on(&pool);
+    CountingStrand apply;
+    std::atomic<bool> scheduled{false};
+    std::atomic<int> queued_in_hook{-1};
+    // As a group's commit schedules its apply from its after_batch hook.
+    auto g1 = shared
+                  ->open_group(
+                      1, SharedWal::Hooks{[&] {
+                                              if (scheduled.exchange(true)) return;
+                                              pool.schedule(apply);
+                                              queued_in_hook.store(static_cast<int>(pool.queued()));
+                                          },
+                                          {}})
+                  .value();
+    append(*g1, {entry(1, 1, "a")});
+    blocker.gate.release();
+    while (apply.runs.load() == 0) std::this_thread::yield();
+    // Held while the batch's hooks ran (the pool's run queue was empty),
+    // queued after them: it ran.  Scheduled one by one, it was queued at once.
+    CHECK(queued_in_hook.load() == 0);
+    CHECK(apply.runs.load() == 1);
+    g1.reset();
 }
 
 TEST_CASE("a segment goes once every group in it compacted past it", "[shared_wal]") {
