@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <deque>
 #include <memory>
+#include <new>
 #include <type_traits>
 
 #include "keel/assert.hpp"
@@ -25,7 +26,8 @@ namespace keel::wal::detail {
 
 template <typename T, std::size_t kBlockElements>
 class BlockQueue {
-    static_assert(std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T>,
+    static_assert(std::is_trivially_copyable_v<T> && std::is_trivially_destructible_v<T> &&
+                      std::is_default_constructible_v<T>,
                   "elements are plain values");
     static_assert(kBlockElements > 0);
 
@@ -49,13 +51,18 @@ public:
     const T& operator[](std::size_t i) const {
         KEEL_ASSERT(i < size_, "block queue index in range");
         const std::size_t slot = head_ + i;
-        return blocks_[slot / kBlockElements][slot % kBlockElements];
+        return blocks_[slot / kBlockElements].get()[slot % kBlockElements];
     }
 
     void push_back(const T& value) {
+        // A block's memory is left untouched until its slots are used: its
+        // pages are faulted in one at a time as the index grows, not all at
+        // once (a burst of page faults on the writing thread, under the
+        // WAL's state lock).
         if (head_ + size_ == blocks_.size() * kBlockElements)
-            blocks_.push_back(std::make_unique<T[]>(kBlockElements));
-        at(size_++) = value;
+            blocks_.emplace_back(static_cast<T*>(::operator new(sizeof(T) * kBlockElements)));
+        ::new (static_cast<void*>(&at(size_))) T(value);
+        ++size_;
     }
 
     // Removes the first n elements, freeing the blocks that empties.
@@ -89,10 +96,15 @@ public:
 private:
     T& at(std::size_t i) {
         const std::size_t slot = head_ + i;
-        return blocks_[slot / kBlockElements][slot % kBlockElements];
+        return blocks_[slot / kBlockElements].get()[slot % kBlockElements];
     }
 
-    std::deque<std::unique_ptr<T[]>> blocks_;
+    // Raw storage: slots [head_, head_ + size_) hold elements (trivially
+    // destructible: nothing to destroy).
+    struct Free {
+        void operator()(T* block) const { ::operator delete(block); }
+    };
+    std::deque<std::unique_ptr<T, Free>> blocks_;
     std::size_t head_ = 0;  // the front element's slot in blocks_.front()
     std::size_t size_ = 0;
 };
