@@ -45,9 +45,11 @@ TEST_CASE("block queue: grows a block at a time and frees blocks emptied at the 
 }
 
 TEST_CASE("block queue: random operations match std::deque") {
-    const unsigned seed = std::random_device{}();
-    std::mt19937 rng(seed);
-    INFO("seed " << seed);
+    const char* env = std::getenv("KEEL_SEED");
+    const std::uint64_t seed =
+        env != nullptr ? std::strtoull(env, nullptr, 10) : std::random_device{}();
+    INFO("KEEL_SEED=" << seed);
+    std::mt19937_64 rng(seed);
     BlockQueue<std::uint64_t, 8> q;
     std::deque<std::uint64_t> model;
     std::uint64_t next = 1;
