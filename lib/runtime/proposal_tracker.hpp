@@ -13,6 +13,10 @@
 // (ProposalInbox::admit), which bounds proposals not yet committed
 // (NodeOptions::max_pending_proposals).
 //
+// Memory: the queue keeps, after each commit, a block for as many waiters
+// as were pending before it (at most max_pending_proposals): a busy leader
+// refills it batch after batch without a heap request.
+//
 // Thread: under the replica's core lock.
 #pragma once
 
@@ -52,9 +56,9 @@ public:
         const raft::Index last = committed.back().index;
         const std::size_t before = pending_.size();
         out.reserve(out.size() + std::min<std::size_t>(before, committed.size()));
-        while (!pending_.empty() && pending_.front().index <= last) {
-            PendingProposal p = std::move(pending_.front());
-            pending_.pop_front();
+        std::size_t taken = 0;
+        for (; taken < before && pending_[taken].index <= last; ++taken) {
+            PendingProposal& p = pending_[taken];
             KEEL_ASSERT(p.index >= first, "a waiter's entry committed without it being told");
             if (committed[p.index - first].term == p.term) {
                 out.push_back(ApplyWaiter{p.index, std::move(p.done), p.start_ns});
@@ -65,7 +69,10 @@ public:
                 p.done(std::move(r));
             }
         }
-        pending_count_.fetch_sub(before - pending_.size(), std::memory_order_relaxed);
+        // Taken out at once, the block kept for as many as were pending: the
+        // next batch's proposals refill it (docs/decisions/0037-*.md).
+        pending_.erase_front_keeping(taken, before);
+        pending_count_.fetch_sub(taken, std::memory_order_relaxed);
     }
 
     // Fails every waiter.  `complete` (if set) is handed each completion

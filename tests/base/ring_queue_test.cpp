@@ -105,6 +105,35 @@ TEST_CASE(
     REQUIRE(q.capacity() == RingQueue<int>::kMinCapacity);
 }
 
+TEST_CASE(
+    "ring queue: erasing while keeping a block for N leaves room for N, and shrinks below it") {
+    RingQueue<int> q;
+    // Emptied and refilled to 256, batch after batch: one block throughout.
+    for (int round = 0; round < 3; ++round) {
+        for (int i = 0; i < 256; ++i) q.push_back(round * 1000 + i);
+        REQUIRE(q.capacity() == 256);
+        q.erase_front_keeping(200, 256);
+        REQUIRE(q.capacity() == 256);
+        REQUIRE(q.front() == round * 1000 + 200);
+        q.erase_front_keeping(56, 256);
+        REQUIRE(q.empty());
+        REQUIRE(q.capacity() == 256);
+    }
+    // Fewer to keep: halved while a quarter full or less and still room for
+    // `keep`, not below the smallest block.
+    for (int i = 0; i < 256; ++i) q.push_back(i);
+    q.erase_front_keeping(250, 20);  // 6 left: 256 -> 32 (16 would not hold 20)
+    REQUIRE(q.capacity() == 32);
+    REQUIRE(contents(q) == std::deque<int>{250, 251, 252, 253, 254, 255});
+    q.erase_front_keeping(6, 0);
+    REQUIRE(q.capacity() == RingQueue<int>::kMinCapacity);
+    // More left than `keep`: the usual quarter rule.
+    for (int i = 0; i < 64; ++i) q.push_back(i);
+    q.erase_front_keeping(20, 1);  // 44 left of 64: kept
+    REQUIRE(q.capacity() == 64);
+    REQUIRE(q.front() == 20);
+}
+
 TEST_CASE("ring queue: the iterator is random access (lower_bound, distances, reverse)") {
     RingQueue<int> q;
     for (int i = 0; i < 6; ++i) q.push_back(i * 10);

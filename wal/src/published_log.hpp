@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "block_queue.hpp"
 #include "format.hpp"
 #include "keel/assert.hpp"
 #include "keel/wal/file_system.hpp"
@@ -51,6 +52,8 @@ struct Entry {
     std::uint32_t payload_bytes = 0;
     std::uint32_t crc = 0;
 };
+// One Entry per record, in blocks of 48 KiB (block_queue.hpp says why).
+using EntryIndex = BlockQueue<Entry, 2048>;
 
 // The durable log as published: segments oldest first (the last one is the
 // active one), one Entry per record from phys_first to last, the newest
@@ -98,7 +101,7 @@ struct PublishedLog {
         floor = std::max(floor, new_floor);
         while (segments.size() > 1 && segments[1]->first_index <= floor) {
             const std::uint64_t drop = segments[1]->first_index - segments[0]->first_index;
-            entries.erase(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(drop));
+            entries.erase_front(drop);
             phys_first += drop;
             names.push_back(segments.front()->name);
             segments.pop_front();
@@ -107,7 +110,7 @@ struct PublishedLog {
     }
 
     std::deque<SegmentPtr> segments;
-    std::deque<Entry> entries;  // entries[i] is index phys_first + i
+    EntryIndex entries;  // entries[i] is index phys_first + i
     std::uint64_t phys_first = 1;
     std::uint64_t last = 0;    // last durable index
     std::uint64_t floor = 1;   // compaction point

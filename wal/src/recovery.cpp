@@ -35,7 +35,7 @@ struct RecoveryPlan {
     bool fresh = false;               // no WAL here yet
     std::vector<SegmentInfo> keep;    // in order
     std::vector<std::string> remove;  // segment files to delete
-    std::deque<Entry> entries;        // one per record of `keep`, in order
+    EntryIndex entries;               // one per record of `keep`, in order
     // Per segment file: its groups and the last index of each (Segment::group_last).
     std::map<std::string, std::map<std::uint64_t, std::uint64_t>> group_last;
     std::uint64_t last = 0;  // last index kept (if keep is not empty)
@@ -90,8 +90,7 @@ Status plan_recovery(const std::string& dir, const Options& options, std::uint64
         entries_begin += plan.keep[1].first_index - plan.keep[0].first_index;
         plan.keep.erase(plan.keep.begin());
     }
-    plan.entries.erase(plan.entries.begin(),
-                       plan.entries.begin() + static_cast<std::ptrdiff_t>(entries_begin));
+    plan.entries.erase_front(entries_begin);
     if (!plan.keep.empty()) {
         plan.last = plan.keep.back().last_index;
         plan.entries.resize(plan.last + 1 - plan.keep.front().first_index);

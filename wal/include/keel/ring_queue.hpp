@@ -111,6 +111,23 @@ public:
         size_ -= n;
         maybe_shrink();
     }
+    // The same, keeping a block of at least `keep` elements (or of size(),
+    // if more): for a queue emptied and refilled to about the same size over
+    // and over (a write path's batch after batch), which erase_front would
+    // otherwise move to ever smaller blocks and back up every time, each a
+    // heap request (and glibc consolidates its fast bins before every
+    // request of 1 KiB or more: docs/decisions/0037-single-node-per-batch-costs.md).
+    // The owner bounds `keep`, and so the block an idle queue keeps.
+    void erase_front_keeping(std::size_t n, std::size_t keep) {
+        KEEL_ASSERT(n <= size_, "ring queue erases no more than it holds");
+        for (std::size_t i = 0; i < n; ++i) std::destroy_at(&slot(i));
+        head_ = capacity_ == 0 ? 0 : (head_ + n) & (capacity_ - 1);
+        size_ -= n;
+        std::size_t capacity = capacity_;
+        while (capacity > kMinCapacity && size_ <= capacity / 4 && capacity / 2 >= keep)
+            capacity /= 2;
+        if (capacity != capacity_) reallocate(capacity);
+    }
     // Keeps the first n elements.  REQUIRES: n <= size() (checked).
     void truncate(std::size_t n) {
         KEEL_ASSERT(n <= size_, "ring queue truncates to no more than it holds");
