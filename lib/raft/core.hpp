@@ -32,11 +32,8 @@
 //   - on a follower: any message from its leader but the quiesce heartbeat
 //     (or a heartbeat older than it), a (pre-)vote request from its leader,
 //     a message of a later term; peer_down() of its leader, after which it
-//     campaigns once the random part of an election timeout has run
-//     (0 to election_ticks_max - election_ticks_min ticks: the verdict
-//     stands for the minimum; PreVote as usual; with lease_reads, only
-//     once its promise not to vote has run out, i.e. after an election
-//     timeout).
+//     campaigns (PreVote as usual; with lease_reads, only once its
+//     promise not to vote has run out, i.e. after an election timeout).
 // Quiescence changes only timers: no Raft rule depends on it.  A leader's
 // lease (lease_reads) is dropped when it quiesces, since its clock stops:
 // only heartbeats sent after it wakes can support a lease again.

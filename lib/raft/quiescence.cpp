@@ -152,17 +152,11 @@ void Core::State::peer_down(NodeId peer) {
     // its clock stood still while quiescent, so the promise may still run:
     // the election timer (reset by wake) campaigns once it has.
     if (opt.lease_reads && clocks.ticks_since_leader_contact < opt.election_ticks_min) return;
-    // The verdict stands in for the minimum election timeout (it comes after
-    // at least the longest one of silence), not for its random part: every
-    // follower of the group hears a verdict at about the same time, so
-    // campaigning at once would make them all candidates together and split
-    // the vote, in every group the dead process led (decision 0039).  A
-    // fresh timer advanced to the minimum campaigns after 0 to
-    // election_ticks_max - election_ticks_min ticks, as timers that ran out
-    // would; a draw of 0 campaigns now.
-    randomize_election_timeout();
-    clocks.election_elapsed_ticks = opt.election_ticks_min - 1;
-    tick_election();
+    // Every follower of the group hears a verdict at about the same time:
+    // their pre-votes cross, and the tie rule of election.cpp
+    // (crossing_pre_vote_lost) keeps them from splitting the vote
+    // (decision 0039).
+    if (may_campaign()) campaign(opt.pre_vote, /*transfer=*/false);
 }
 
 }  // namespace keel::raft
