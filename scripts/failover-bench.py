@@ -14,8 +14,12 @@ acknowledged write to a key of that group sent after it, through the two
 survivors (64 client threads sweep the groups not yet writable again, each
 write following its group's redirect).  The figures are upper bounds: they
 include the clients' own time to reach each group.  Prints one JSON line.
+With --quiesce the members run raftd --quiesce and the kill waits until every
+group is quiescent on every member (/v1/status groups.quiescent): the
+followers of the groups the killed member led then have no election timer,
+and only their process's liveness verdict (peer_down) wakes them.
 
-    scripts/failover-bench.py BUILD/daemon/raftd --groups 1000
+    scripts/failover-bench.py BUILD/daemon/raftd --groups 1000 [--quiesce]
 """
 import argparse
 import http.client
@@ -132,11 +136,34 @@ def write_once(conns, ports, key):
     return False
 
 
+def terms_and_elections(node):
+    """({group: term} as `node` sees them, campaigns `node` has started)."""
+    _, _, body = it.request(node.http, "GET", "/v1/groups", timeout=30.0)
+    _, _, status = it.request(node.http, "GET", "/v1/status", timeout=30.0)
+    return {g["group"]: g["term"] for g in body["groups"]}, status["elections"]
+
+
+def all_quiescent(nodes, groups):
+    """True once every member reports every group quiescent."""
+    for n in nodes:
+        code, _, body = it.try_request(n.http, "GET", "/v1/status", timeout=30.0)
+        if code != 200 or body["groups"]["quiescent"] != groups:
+            return False
+    return True
+
+
 def bench_groups(args, nodes, members):
     """One kill -9 of the member leading most groups; per-group recovery times."""
     leaders = it.wait_until("every group led, leaders spread",
                             lambda: spread(group_leaders(nodes), len(nodes)),
                             GROUPS_START_DEADLINE_S)
+    if args.quiesce:
+        it.wait_until("every group quiescent on every member",
+                      lambda: all_quiescent(nodes, args.groups), GROUPS_START_DEADLINE_S)
+        # The rebalancer may have moved a leader meanwhile: the victim is
+        # chosen from the leaders as they are now.
+        leaders = it.wait_until("leaders agreed", lambda: group_leaders(nodes),
+                                GROUPS_START_DEADLINE_S)
     keys = {}
     i = 0
     while len(keys) < args.groups:
@@ -149,6 +176,9 @@ def bench_groups(args, nodes, members):
     for g in range(1, args.groups + 1):
         pending.put(g)
     recovered, lock = {}, threading.Lock()
+    survivor_nodes = [n for n in nodes if n is not victim]
+    before = [terms_and_elections(n) for n in survivor_nodes]
+    load_at_kill = os.getloadavg()[0]
     t_kill = time.monotonic()
     victim.kill(signal.SIGKILL)
 
@@ -173,17 +203,28 @@ def bench_groups(args, nodes, members):
         t.start()
     for t in threads:
         t.join()
+    after = [terms_and_elections(n) for n in survivor_nodes]
+    # Terms the groups the victim led moved on by (1: one election won at
+    # once; more: split or refused votes), and campaigns the survivors started.
+    gained = [max(a[0][g] for a in after) - before[0][0][g]
+              for g, l in leaders.items() if l == victim.id]
+    elections = sum(a[1] - b[1] for a, b in zip(after, before))
     victim_led = sorted(recovered[g] for g, l in leaders.items() if l == victim.id and g in recovered)
     every = sorted(recovered.values())
 
     def q(xs, f):
         return round(xs[min(len(xs) - 1, int(f * len(xs)))], 1) if xs else None
     print(json.dumps({"bench": "failover", "mode": "groups", "groups": args.groups,
+                      "quiesce": args.quiesce, "load_avg_1m": round(load_at_kill, 2),
                       "members": len(nodes), "killed_led": counts[victim.id],
                       "recovered": len(every), "clients": GROUP_CLIENTS,
                       "all_ms": {"p50": q(every, 0.5), "p99": q(every, 0.99), "max": q(every, 1.0)},
                       "killed_groups_ms": {"p50": q(victim_led, 0.5), "p99": q(victim_led, 0.99),
-                                           "max": q(victim_led, 1.0)}}))
+                                           "max": q(victim_led, 1.0)},
+                      "survivor_campaigns": elections,
+                      "killed_groups_terms_gained": {"1": gained.count(1),
+                                                     "more": sum(1 for x in gained if x > 1),
+                                                     "max": max(gained) if gained else 0}}))
 
 
 def spread(leaders, members):
@@ -204,12 +245,16 @@ def main():
     ap.add_argument("--signal", choices=["kill", "term"], default="kill")
     ap.add_argument("--groups", type=int, default=0,
                     help="raftd --groups N: one kill -9, every group's recovery (see above)")
+    ap.add_argument("--quiesce", action="store_true",
+                    help="with --groups: raftd --quiesce, the kill once every group is quiescent")
     args = ap.parse_args()
     it.RAFTD = os.path.abspath(args.raftd)
     if args.groups:
         root = tempfile.mkdtemp(prefix="raftd-failover-", dir=os.environ.get("BENCH_DIR"))
         nodes = [it.Node(root, i) for i in (1, 2, 3)]
         members = ["--cluster-id", os.urandom(16).hex(), "--groups", str(args.groups)]
+        if args.quiesce:
+            members.append("--quiesce")
         for n in nodes:
             members += ["--member", n.spec]
         for n in nodes:

@@ -209,6 +209,31 @@ bool Core::State::log_up_to_date(Index last_index, Term last_term) const {
            (last_term == log.last_term() && last_index >= log.last_index());
 }
 
+// Two pre-candidates for the same term with the same log whose requests
+// cross would grant each other, both become candidates and split the vote
+// (the followers of a group woken by one liveness verdict often do:
+// decision 0039).  Of the two, only the one first in tie_order is granted;
+// the other stays a pre-candidate and grants the winner's real vote.  With
+// different logs there is no tie: only the more up-to-date one can be
+// granted, and must be (the other might never win).  PreVote guards no
+// safety property, so this refusal costs at most an election timeout.  A
+// transfer's candidate is not refused.
+bool Core::State::crossing_pre_vote_lost(const Message& m) const {
+    return role == Role::pre_candidate && !m.transfer && m.term == term + 1 &&
+           m.log_index == log.last_index() && m.log_term == log.last_term() &&
+           tie_order(opt.id, m.term) < tie_order(m.from, m.term);
+}
+
+// An order of the voters that every node computes alike and that changes
+// with the term, so that ties between the same two nodes do not always go
+// the same way (splitmix64 of the id and the term).
+std::uint64_t Core::State::tie_order(NodeId id, Term t) {
+    std::uint64_t z = id * 0x9E3779B97F4A7C15ull + t;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
 // Figure 2, RequestVote receiver: "1. Reply false if term < currentTerm
 // (handled in step_by_term).  2. If votedFor is null or candidateId, and
 // candidate's log is at least as up-to-date as receiver's log, grant vote."
@@ -216,6 +241,7 @@ void Core::State::handle_vote_request(const Message& m) {
     bool pre = m.type == MessageType::pre_vote;
     bool can_vote =
         vote == m.from || (vote == kNoNode && leader == kNoNode) || (pre && m.term > term);
+    if (pre && crossing_pre_vote_lost(m)) can_vote = false;
     auto reply_type = pre ? MessageType::pre_vote_response : MessageType::vote_response;
     if (can_vote && log_up_to_date(m.log_index, m.log_term)) {
         // A granted pre-vote is answered at the prospective term, so the

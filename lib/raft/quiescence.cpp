@@ -152,6 +152,10 @@ void Core::State::peer_down(NodeId peer) {
     // its clock stood still while quiescent, so the promise may still run:
     // the election timer (reset by wake) campaigns once it has.
     if (opt.lease_reads && clocks.ticks_since_leader_contact < opt.election_ticks_min) return;
+    // Every follower of the group hears a verdict at about the same time:
+    // their pre-votes cross, and the tie rule of election.cpp
+    // (crossing_pre_vote_lost) keeps them from splitting the vote
+    // (decision 0039).
     if (may_campaign()) campaign(opt.pre_vote, /*transfer=*/false);
 }
 

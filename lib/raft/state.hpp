@@ -224,6 +224,8 @@ struct Core::State {
     bool single_voter() const;
     void randomize_election_timeout();
     void handle_vote_request(const Message& m);
+    bool crossing_pre_vote_lost(const Message& m) const;
+    static std::uint64_t tie_order(NodeId id, Term t);
     void handle_vote_response(const Message& m);
     bool log_up_to_date(Index last_index, Term last_term) const;
     bool quorum_active();

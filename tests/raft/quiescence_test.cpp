@@ -211,6 +211,68 @@ TEST_CASE("peer_down of its leader: quiescent followers wake and elect a new lea
     CHECK(c.core(next).term() > term);
 }
 
+// Decision 0039: both followers hear the verdict at the same time and
+// campaign at once.  Each pre-candidate used to grant the other's pre-vote:
+// both became candidates of the next term and split its vote, in every seed.
+TEST_CASE("followers told their leader is down at the same time elect in the next term") {
+    constexpr int kSeeds = 100;
+    int first_term_wins = 0;
+    for (int seed = 1; seed <= kSeeds; ++seed) {
+        Cluster c({1, 2, 3}, {}, [seed](Options& o) {
+            quiesce_on(o);
+            o.election_ticks_min = 3;  // raftd's defaults: 150-300 ms of 50 ms ticks
+            o.election_ticks_max = 6;
+            o.random_seed = o.id * 7919 + static_cast<std::uint64_t>(seed);
+        });
+        quiet_group(c);
+        const Term term = c.core(1).term();
+        c.isolate(1);
+        c.core(2).peer_down(1);
+        c.core(3).peer_down(1);
+        c.deliver_all();
+        const NodeId next = c.tick_until_one_leads({2, 3});
+        REQUIRE(next != kNoNode);
+        if (c.core(next).term() == term + 1) ++first_term_wins;
+    }
+    CHECK(first_term_wins == kSeeds);
+}
+
+// Decision 0039: the same when the two reach their pre-campaigns through
+// their timers; the tie goes either way, as the ids and the term make it.
+TEST_CASE("two pre-candidates whose pre-votes cross elect one leader in the next term") {
+    int lower_id_won = 0;
+    constexpr int kPairs = 20;
+    for (int k = 0; k < kPairs; ++k) {
+        // Other ids, so that the tie goes either way.
+        const NodeId a = 2 + static_cast<NodeId>(k), b = 30 + 7 * static_cast<NodeId>(k);
+        Cluster c({1, a, b}, {}, quiesce_on);
+        quiet_group(c);
+        const Term term = c.core(1).term();
+        c.isolate(1);
+        c.core(a).peer_down(1);
+        c.core(b).peer_down(1);
+        c.process(a);
+        c.process(b);
+        // Both pre-campaign before either hears the other.
+        for (int i = 0; i < 100; ++i) {
+            if (c.core(a).role() == Role::pre_candidate && c.core(b).role() == Role::pre_candidate)
+                break;
+            for (NodeId id : {a, b})
+                if (c.core(id).role() != Role::pre_candidate) c.tick(id);
+        }
+        REQUIRE(c.core(a).role() == Role::pre_candidate);
+        REQUIRE(c.core(b).role() == Role::pre_candidate);
+        c.deliver_all();
+        const NodeId l = c.core(a).role() == Role::leader ? a : b;
+        CAPTURE(a, b);
+        CHECK(c.core(l).role() == Role::leader);
+        CHECK(c.core(l).term() == term + 1);
+        if (l == a) ++lower_id_won;
+    }
+    CHECK(lower_id_won > 0);  // the tie goes either way
+    CHECK(lower_id_won < kPairs);
+}
+
 TEST_CASE("with lease reads, a follower woken by peer_down campaigns only after its promise") {
     Cluster c({1, 2, 3}, {}, quiesce_and_lease_reads);
     const NodeId l = quiet_lease_group(c);
