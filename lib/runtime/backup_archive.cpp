@@ -17,6 +17,7 @@
 
 #include "keel/wal/record.hpp"
 #include "keel/wal/small_file.hpp"
+#include "runtime/little_endian.hpp"
 #include "runtime/snapshot_file.hpp"
 #include "runtime/snapshot_store.hpp"
 
@@ -48,22 +49,10 @@ std::uint32_t crc32_of(std::uint32_t crc, std::string_view bytes) {
                                                 static_cast<z_size_t>(bytes.size())));
 }
 
-void put_u32(std::string& out, std::uint32_t v) {
-    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-void put_u64(std::string& out, std::uint64_t v) {
-    for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-std::uint32_t get_u32(const char* p) {
-    std::uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v |= std::uint32_t(static_cast<unsigned char>(p[i])) << (8 * i);
-    return v;
-}
-std::uint64_t get_u64(const char* p) {
-    std::uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v |= std::uint64_t(static_cast<unsigned char>(p[i])) << (8 * i);
-    return v;
-}
+using little_endian::get_u32;
+using little_endian::get_u64;
+using little_endian::put_u32;
+using little_endian::put_u64;
 
 std::string encode_header(std::uint32_t groups) {
     std::string h(kHeaderMagic);

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 #include "keel/wal/small_file.hpp"
+#include "runtime/little_endian.hpp"
 
 namespace keel::runtime {
 
@@ -44,22 +45,10 @@ std::uint32_t crc_final(std::uint32_t crc) {
     return (crc >> 16) | (crc << 16);
 }
 
-void put_u32(std::string& out, std::uint32_t v) {
-    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-void put_u64(std::string& out, std::uint64_t v) {
-    for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-std::uint32_t get_u32(const char* p) {
-    std::uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v |= std::uint32_t(static_cast<unsigned char>(p[i])) << (8 * i);
-    return v;
-}
-std::uint64_t get_u64(const char* p) {
-    std::uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v |= std::uint64_t(static_cast<unsigned char>(p[i])) << (8 * i);
-    return v;
-}
+using little_endian::get_u32;
+using little_endian::get_u64;
+using little_endian::put_u32;
+using little_endian::put_u64;
 
 Status corruption(const std::string& path, const std::string& what) {
     return Status(ErrorCode::corruption, fmt::format("snapshot {}: {}", path, what));
