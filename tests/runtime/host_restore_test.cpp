@@ -55,6 +55,22 @@ NodeOptions lone_group_options() {
 
 // A lone Host with groups 1..3, each holding key(g, "0".."2") in its
 // snapshot and key(g, "after") after it; their snapshots in one archive.
+// Copies `node`'s latest snapshot, byte for byte, to the file at `path`.
+void save_latest_snapshot(Node& node, const std::string& path) {
+    auto source = node.open_latest_snapshot();
+    REQUIRE(source.ok());
+    std::ofstream out(path, std::ios::binary);
+    char buffer[4096];
+    for (;;) {
+        auto n = (*source)->read(buffer, sizeof buffer);
+        REQUIRE(n.ok());
+        if (*n == 0) break;
+        out.write(buffer, static_cast<std::streamsize>(*n));
+    }
+    out.close();
+    REQUIRE(out.good());
+}
+
 void make_backup(const TempDir& dir, const std::string& archive) {
     HostOptions ho;
     ho.data_dir = dir.sub("source");
@@ -80,18 +96,8 @@ void make_backup(const TempDir& dir, const std::string& archive) {
     auto writer = BackupArchiveWriter::create(archive, std::size(kGroups));
     REQUIRE(writer.ok());
     for (GroupId g : kGroups) {
-        auto source = groups[g]->open_latest_snapshot();
-        REQUIRE(source.ok());
         const std::string path = dir.sub("group-" + std::to_string(g) + ".snap");
-        std::ofstream out(path, std::ios::binary);
-        char buffer[4096];
-        for (;;) {
-            auto n = (*source)->read(buffer, sizeof buffer);
-            REQUIRE(n.ok());
-            if (*n == 0) break;
-            out.write(buffer, static_cast<std::streamsize>(*n));
-        }
-        out.close();
+        save_latest_snapshot(*groups[g], path);
         REQUIRE((*writer)->add_group(g, path).ok());
     }
     REQUIRE((*writer)->finish().ok());
@@ -398,17 +404,8 @@ TEST_CASE("bench: restoring and opening many groups, with the WAL seeded or not"
         for (int i = 0; i < 10; ++i)
             REQUIRE((*group)->propose("k" + std::to_string(i)).get().status.ok());
         REQUIRE((*group)->snapshot_now().get().ok());
-        auto source = (*group)->open_latest_snapshot();
-        REQUIRE(source.ok());
         snapshot = dir.sub("one.snap");
-        std::ofstream out(snapshot, std::ios::binary);
-        char buffer[4096];
-        for (;;) {
-            auto n = (*source)->read(buffer, sizeof buffer);
-            REQUIRE(n.ok());
-            if (*n == 0) break;
-            out.write(buffer, static_cast<std::streamsize>(*n));
-        }
+        save_latest_snapshot(**group, snapshot);
     }
     const std::string archive = dir.sub("many.keel");
     {
