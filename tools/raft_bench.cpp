@@ -3,6 +3,7 @@
 //   raft-bench --dir D --seconds S --record-bytes B --outstanding 1,16,256
 //              --mode wal|single|cluster3|cluster3-tls|groups|all [--snapshot-every N]
 //              [--rounds R] [--tls-dir T] [--groups N] [--idle-only]
+//              [--write-path automatic|buffered]
 //
 // Closed loop: K operations in flight, each completion submits the next.
 //   wal       the WAL alone (keel::wal::Wal::append, completion on fsync):
@@ -106,7 +107,8 @@ LoopResult run_wal(const Options& o, int k, double seconds) {
     // I/O where the file system takes it (NodeOptions::wal_direct_io).
     keel::wal::Options wo;
     wo.cache_bytes = 0;
-    wo.write_path = keel::wal::WritePath::automatic;
+    wo.write_path = o.write_path == "automatic" ? keel::wal::WritePath::automatic
+                                                : keel::wal::WritePath::buffered;
     auto wal = keel::wal::Wal::open(dir, wo);
     if (!wal.ok()) die("wal open: " + wal.status().to_string());
     keel::wal::Wal& w = *wal.value();
@@ -131,6 +133,7 @@ keel::NodeOptions node_options(const Options& o, const std::string& dir) {
     n.id = 1;
     n.data_dir = dir;
     n.snapshot_every_entries = o.snapshot_every;
+    n.wal_direct_io = o.write_path == "automatic";
     n.logger = [](keel::LogLevel l, const std::string& m) {
         if (l == keel::LogLevel::warn || l == keel::LogLevel::error)
             std::fprintf(stderr, "keel: %s\n", m.c_str());
@@ -338,12 +341,14 @@ Options parse(int argc, char** argv) {
             o.groups = std::stoull(value());
         else if (a == "--idle-only")
             o.idle_only = true;
+        else if (a == "--write-path")
+            o.write_path = value();
         else if (a == "--help" || a == "-h") {
             std::printf(
                 "raft-bench --dir D [--seconds S] [--record-bytes B] [--outstanding 1,16,256]\n"
                 "           [--mode wal|single|cluster3|cluster3-tls|groups|all]\n"
                 "           [--snapshot-every N] [--rounds R] [--tls-dir T]\n"
-                "           [--groups N] [--idle-only]\n");
+                "           [--groups N] [--idle-only] [--write-path automatic|buffered]\n");
             std::exit(0);
         } else {
             die("unknown argument " + a + " (see --help)");
@@ -360,6 +365,8 @@ Options parse(int argc, char** argv) {
     if (o.groups < 1 || o.groups > kMaxGroups)
         die(fmt::format("--groups must be in [1, {}]", kMaxGroups));
     if (o.idle_only && o.mode != "groups") die("--idle-only goes with --mode groups");
+    if (o.write_path != "automatic" && o.write_path != "buffered")
+        die("--write-path must be automatic or buffered");
     if (o.mode == "cluster3-tls" && o.tls_dir.empty())
         die("--mode cluster3-tls needs --tls-dir (scripts/make-peer-certs.sh DIR 1 2 3)");
     return o;

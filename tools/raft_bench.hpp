@@ -51,6 +51,9 @@ struct Options {
     std::uint64_t snapshot_every = 0;
     int rounds = 3;
     std::string tls_dir;
+    // --write-path: "automatic" (direct I/O where the file system takes it,
+    // keel's default: NodeOptions::wal_direct_io) or "buffered".
+    std::string write_path = "automatic";
     // --mode groups
     std::uint64_t groups = 1000;  // at most kMaxGroups
     bool idle_only = false;

@@ -70,6 +70,7 @@ public:
         for (keel::NodeId id : kProcesses) {
             keel::HostOptions ho;
             ho.data_dir = fmt::format("{}/host-{}", base, id);
+            ho.wal_direct_io = o_.write_path == "automatic";
             ho.transport = network_.endpoint(id);
             auto host = keel::Host::open(ho);
             if (!host.ok()) die("host open: " + host.status().to_string());
