@@ -23,7 +23,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "daemon"))
+HERE = os.path.dirname(os.path.realpath(__file__))  # scripts/, also through a symlink
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "daemon"))
 import raftd_integration_test as it  # noqa: E402
 
 GROUPS = 9
