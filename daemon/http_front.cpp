@@ -44,7 +44,8 @@ HttpServerOptions http_server_options(const DaemonConfig& config, const RequestG
     return options;
 }
 
-DaemonFigures server_figures(const HttpServer& server, const RequestGuard& guard) {
+DaemonFigures server_figures(const HttpServer& server, const RequestGuard& guard,
+                             const MemberClient& members) {
     HttpServerStats stats = server.stats();
     DaemonFigures figures;
     figures.connections = stats.connections;
@@ -54,6 +55,9 @@ DaemonFigures server_figures(const HttpServer& server, const RequestGuard& guard
     figures.accept_backoffs = stats.accept_backoffs;
     figures.timeouts = stats.timeouts;
     figures.tls_handshake_failures = stats.tls_handshake_failures;
+    const http_client::TlsSessionStats member_tls = members.tls_sessions();
+    figures.member_tls_handshakes = member_tls.handshakes;
+    figures.member_tls_resumed = member_tls.resumed;
     return figures;
 }
 
@@ -108,7 +112,9 @@ HttpFront::HttpFront(const DaemonConfig& config, const Served& served, const Mem
                                      with_cors(cors_, [this](HttpRequest request, Respond respond) {
                                          router_.dispatch(std::move(request), std::move(respond));
                                      }));
-    context_.server_figures = [this] { return server_figures(*server_, guard_); };
+    context_.server_figures = [this, &members] {
+        return server_figures(*server_, guard_, members);
+    };
 }
 
 HttpFront::~HttpFront() {

@@ -1,6 +1,10 @@
 // The TLS context raftd serves HTTPS with: TLS 1.2 or later, the server's
 // certificate chain and key (PEM), and, with a client CA, a client
-// certificate required and verified against it.
+// certificate required and verified against it.  Sessions may be resumed
+// (OpenSSL's defaults: TLS 1.3 stateless tickets under keys made at start,
+// TLS 1.2 session ids in this context's cache), so a client resumes only
+// with this process, under the client CA it was verified against
+// (docs/decisions/0046-member-tls-resumption.md).
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -8,6 +12,13 @@
 
 namespace keel::daemon {
 namespace {
+
+// Names the sessions this context makes.  OpenSSL refuses to resume, with a
+// fatal handshake error, a session of a context that verifies client
+// certificates and has no id context (it could not tell whether the session
+// was verified under the same settings).  One value suffices: a session
+// never leaves the context (and process) that made it.
+constexpr unsigned char kSessionIdContext[] = "raftd-http";
 
 Status tls_error(const std::string& what, const boost::system::error_code& ec) {
     return Status(ErrorCode::invalid_argument, what + ": " + ec.message());
@@ -28,6 +39,11 @@ Result<std::unique_ptr<net::ssl::context>> make_tls_context(const HttpServerOpti
     }
     if (context->use_private_key_file(options.tls_key_file, net::ssl::context::pem, ec); ec) {
         return tls_error("--http-key " + options.tls_key_file, ec);
+    }
+    if (SSL_CTX_set_session_id_context(context->native_handle(), kSessionIdContext,
+                                       sizeof kSessionIdContext - 1) != 1) {
+        ERR_clear_error();
+        return Status(ErrorCode::invalid_argument, "TLS session id context");
     }
     if (SSL_CTX_check_private_key(context->native_handle()) != 1) {
         ERR_clear_error();

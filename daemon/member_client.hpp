@@ -9,7 +9,8 @@
 // HTTP address (a DNS name, or an IP address in an IP SAN); with
 // --http-client-cert raftd presents that certificate, for members whose
 // --http-client-ca requires one.  The client is tools/common/http_client.hpp,
-// keelctl's.
+// keelctl's: it keeps each member's TLS session and resumes it on the next
+// call (tls_session_cache.hpp says why that skips no check).
 //
 // A client's credentials (the Authorization header raftd passes on) go only
 // where nothing on the way can read them: over TLS to a member whose
@@ -67,6 +68,9 @@ public:
 
     // "https" or "http": what get() speaks.
     const char* scheme() const { return tls_ ? "https" : "http"; }
+
+    // What the TLS handshakes with the members did, resumed or not.
+    http_client::TlsSessionStats tls_sessions() const { return client_.tls_sessions(); }
 
 private:
     MemberClient(bool tls, http_client::HttpClient client);

@@ -54,6 +54,12 @@ void daemon_metrics(std::string& out, const DaemonFigures& f) {
         out, "raftd_http_tls_handshake_failures_total", "counter",
         "TLS handshakes that failed (plain HTTP on the TLS port, no or a bad client certificate).",
         static_cast<double>(f.tls_handshake_failures));
+    scalar(out, "raftd_member_tls_handshakes_total", "counter",
+           "TLS handshakes with the other members' HTTPS, full or resumed.",
+           static_cast<double>(f.member_tls_handshakes));
+    scalar(out, "raftd_member_tls_resumed_total", "counter",
+           "TLS handshakes with the other members' HTTPS that resumed a session.",
+           static_cast<double>(f.member_tls_resumed));
     scalar(out, "raftd_http_accept_backoffs_total", "counter",
            "Pauses of the acceptor after a failed accept (EMFILE, ENFILE, ...).",
            static_cast<double>(f.accept_backoffs));

@@ -37,6 +37,10 @@ struct DaemonFigures {
     // Connections closed for a timeout, by phase: header, body, idle, ...
     std::map<std::string, std::uint64_t> timeouts;
     std::uint64_t tls_handshake_failures = 0;
+    // This member's TLS handshakes with the other members' HTTPS
+    // (member_client.hpp), and those that resumed a session.
+    std::uint64_t member_tls_handshakes = 0;
+    std::uint64_t member_tls_resumed = 0;
     std::uint64_t state_bytes = 0;  // the state machine's size (KvStateMachine::size_bytes)
     std::uint64_t quota_bytes = 0;  // --quota-bytes; 0: none
     // raftd --groups: the groups seen whole (keel_groups*); nullopt: none.

@@ -15,6 +15,7 @@ deadlines.
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -623,6 +624,24 @@ def https_request(port, method, path, certs, client=None, body=None, token=None,
         conn.close()
 
 
+def member_tls(port, certs, token):
+    """{"handshakes", "resumed"}: a member's TLS handshakes with the other
+    members, from its /metrics over HTTPS."""
+    context = ssl.create_default_context(cafile=os.path.join(certs, "http-ca.crt"))
+    context.load_cert_chain(os.path.join(certs, "http1.crt"), os.path.join(certs, "http1.key"))
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=5.0, context=context)
+    try:
+        conn.request("GET", "/metrics", headers={"Authorization": "Bearer " + token})
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    out = {}
+    for name in ("handshakes", "resumed"):
+        match = re.search(r"^raftd_member_tls_%s_total (\d+)" % name, text, re.M)
+        out[name] = int(match.group(1))
+    return out
+
+
 class RaftdGroupsHttpsTest(it.RaftdCase):
     """Members serving HTTPS with the certificates of docs/operations.md,
     "Members over HTTPS", requiring client certificates from the same CA."""
@@ -756,6 +775,13 @@ class RaftdGroupsHttpsTest(it.RaftdCase):
             body = wait_until("a list on member %d" % n.id, listed)
             got = [k["key"] for k in body["keys"]]
             self.assertEqual(got, sorted(acknowledged))
+            # Asked again, the other leaders resume their TLS sessions.
+            before = member_tls(n.http, certs, read)
+            wait_until("another list on member %d" % n.id, listed)
+            after = member_tls(n.http, certs, read)
+            self.assertGreaterEqual(after["handshakes"] - before["handshakes"], 2, (before, after))
+            self.assertEqual(after["resumed"] - before["resumed"],
+                             after["handshakes"] - before["handshakes"], (before, after))
         # Member 1 leads its share only, and cannot verify the others: 503
         # naming the failure, never an answer got around the check.
         def refused():

@@ -48,6 +48,7 @@ class DocsCommands(unittest.TestCase):
         self.assertIn("bench-latency.svg", p.stderr)
         self.assertIn("signal=kill rounds=2 outage_ms", p.stdout)
         self.assertIn("signal=term rounds=2 outage_ms", p.stdout)
+        self.assertIn('"variant": "plain", "median_of_medians_us"', p.stdout)
 
     def test_groups_md_quiescence_in_the_simulator(self):
         p = self.run_block("docs/groups.md", "Quiescence in the simulator")

@@ -21,6 +21,17 @@
 #include <thread>
 
 namespace keel::http_client {
+
+// One TLS context and the sessions resumed with it: they go together, so
+// that a session never crosses to another CA or client certificate.
+struct HttpClient::Tls {
+    explicit Tls(std::size_t sessions_max)
+        : context(boost::asio::ssl::context::tls_client), sessions(sessions_max) {}
+
+    boost::asio::ssl::context context;
+    TlsSessionCache sessions;
+};
+
 namespace {
 
 namespace net = boost::asio;
@@ -28,6 +39,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 constexpr std::size_t kDownloadChunkBytes = 64 << 10;
 constexpr std::chrono::milliseconds kRetryAfterMax{1000};
@@ -169,38 +181,71 @@ Status verify_host(SSL* ssl, const std::string& host) {
     return Status();
 }
 
-net::awaitable<void> exchange_tls(Exchange& x, ssl::context& tls) {
+// A connected TLS stream whose handshake succeeded, or none (x.status says
+// why).  A session kept for the server is offered first; when the handshake
+// that offered it fails, one full handshake on a new connection follows (a
+// server may fail a resumption it cannot handle instead of ignoring it).
+// Each full handshake checks the chain and the host again.
+net::awaitable<void> handshake(Exchange& x, HttpClient::Tls& tls, const std::string& key,
+                               std::optional<TlsStream>& stream) {
     auto executor = co_await net::this_coro::executor;
-    tcp::resolver resolver(executor);
-    beast::ssl_stream<beast::tcp_stream> stream(executor, tls);
-    co_await connect(resolver, beast::get_lowest_layer(stream), x);
-    if (!x.status.ok()) co_return;
-    if (Status s = verify_host(stream.native_handle(), x.url.host); !s.ok()) {
-        x.status = s;
-        co_return;
-    }
-    beast::error_code ec;
-    beast::get_lowest_layer(stream).expires_at(x.deadline);
-    co_await stream.async_handshake(ssl::stream_base::client,
-                                    net::redirect_error(net::use_awaitable, ec));
-    if (ec) {
+    for (bool may_offer = true;; may_offer = false) {
+        stream.reset();
+        stream.emplace(executor, tls.context);
+        tcp::resolver resolver(executor);
+        co_await connect(resolver, beast::get_lowest_layer(*stream), x);
+        if (!x.status.ok()) break;
+        if (Status s = verify_host(stream->native_handle(), x.url.host); !s.ok()) {
+            x.status = s;
+            break;
+        }
+        const bool offered = may_offer && tls.sessions.offer(stream->native_handle(), key);
+        beast::error_code ec;
+        beast::get_lowest_layer(*stream).expires_at(x.deadline);
+        co_await stream->async_handshake(ssl::stream_base::client,
+                                         net::redirect_error(net::use_awaitable, ec));
+        if (!ec) {
+            tls.sessions.handshake_done(stream->native_handle());
+            co_return;
+        }
+        tls.sessions.handshake_failed(key, offered);
         x.status = io_status("TLS handshake with " + x.url.origin(), ec);
-        co_return;
+        if (!offered || ec == beast::error::timeout) break;
+        x.status = Status();
     }
-    beast::get_lowest_layer(stream).expires_at(x.deadline);
-    co_await http::async_write(stream, x.request, net::redirect_error(net::use_awaitable, ec));
+    stream.reset();
+}
+
+net::awaitable<void> exchange_tls(Exchange& x, HttpClient::Tls& tls) {
+    const std::string key = TlsSessionCache::key(x.url.host, x.url.port);
+    std::optional<TlsStream> stream;
+    co_await handshake(x, tls, key, stream);
+    if (!stream) co_return;
+    beast::error_code ec;
+    beast::get_lowest_layer(*stream).expires_at(x.deadline);
+    co_await http::async_write(*stream, x.request, net::redirect_error(net::use_awaitable, ec));
     if (ec) {
         x.status = io_status("sending to " + x.url.origin(), ec);
         co_return;
     }
-    co_await read_response(stream, x);
-    // The answer is complete; a missing close_notify from the server is no error.
-    beast::get_lowest_layer(stream).expires_after(std::chrono::milliseconds(200));
-    co_await stream.async_shutdown(net::redirect_error(net::use_awaitable, ec));
+    co_await read_response(*stream, x);
+    if (!x.status.ok()) co_return;
+    // Read after the handshake with the answer: a TLS 1.3 server's tickets.
+    tls.sessions.keep(stream->native_handle(), key);
+    // The answer is complete (its length was known): send our close_notify
+    // and close, without waiting for the server's (RFC 8446 §6.1 allows it;
+    // waiting cost a round trip and a wakeup of the server per request).
+    // Marking the server's as received makes SSL_shutdown finish once ours
+    // is written.  Sending it also keeps OpenSSL from marking the session
+    // unresumable when the stream is freed.
+    SSL_set_shutdown(stream->native_handle(), SSL_RECEIVED_SHUTDOWN);
+    beast::get_lowest_layer(*stream).expires_after(std::chrono::milliseconds(200));
+    co_await stream->async_shutdown(net::redirect_error(net::use_awaitable, ec));
 }
 
-Result<std::unique_ptr<ssl::context>> make_tls_context(const ClientOptions& o) {
-    auto tls = std::make_unique<ssl::context>(ssl::context::tls_client);
+Result<std::shared_ptr<HttpClient::Tls>> make_tls(const ClientOptions& o) {
+    auto made = std::make_shared<HttpClient::Tls>(o.tls_sessions_max);
+    ssl::context* tls = &made->context;
     beast::error_code ec;
     tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                          ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
@@ -223,7 +268,7 @@ Result<std::unique_ptr<ssl::context>> make_tls_context(const ClientOptions& o) {
         tls->use_private_key_file(o.key, ssl::context::pem, ec);
         if (ec) return Status(ErrorCode::invalid_argument, o.key + ": " + ec.message());
     }
-    return tls;
+    return made;
 }
 
 }  // namespace
@@ -285,12 +330,16 @@ std::string Response::header(const std::string& lower_name) const {
 }
 
 HttpClient::HttpClient(ClientOptions options) : options_(std::move(options)) {
-    Result<std::unique_ptr<ssl::context>> made = make_tls_context(options_);
+    Result<std::shared_ptr<Tls>> made = make_tls(options_);
     if (made.ok()) {
         tls_ = std::move(made.value());
     } else {
         tls_status_ = made.status();
     }
+}
+
+TlsSessionStats HttpClient::tls_sessions() const {
+    return tls_ ? tls_->sessions.stats() : TlsSessionStats{};
 }
 
 HttpClient HttpClient::with_options(ClientOptions options) const {

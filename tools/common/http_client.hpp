@@ -15,8 +15,18 @@
 // files that cannot be loaded).  An HTTP answer of any status is a success
 // at this layer; the callers interpret it.
 //
-// Threads: a client is immutable once made; `send` and `call` may run on
-// several threads at once (they share the TLS context, which OpenSSL allows).
+// A client keeps the TLS sessions of its servers (tls_session_cache.hpp) and
+// resumes them: a request to a server it asked before skips most of the
+// handshake, and its certificate is not sent again — only a server that
+// passed the full checks for that same host and port, with this client's CA
+// and certificate, can resume.  A failed handshake that offered a session is
+// tried once more without one (a server that cannot resume, such as raftd
+// before 0046 with --http-client-ca, fails the handshake instead of
+// ignoring the session).
+//
+// Threads: a client is immutable once made, but for its session cache;
+// `send` and `call` may run on several threads at once (they share the TLS
+// context, which OpenSSL allows, and the cache, which locks).
 #pragma once
 
 #include <chrono>
@@ -28,10 +38,7 @@
 #include <string_view>
 
 #include "keel/status.hpp"
-
-namespace boost::asio::ssl {
-class context;
-}
+#include "tls_session_cache.hpp"
 
 namespace keel::http_client {
 
@@ -54,6 +61,10 @@ Result<Url> parse_url(std::string_view text);
 // own answers are far smaller; a bigger one is refused, not buffered.
 constexpr std::uint64_t kBodyBytesMax = 256ull << 20;
 
+// Servers whose TLS session a client keeps by default: raftd asks the
+// members of its cluster, keelctl its --endpoints; a handful each.
+constexpr std::size_t kTlsSessionsMax = 64;
+
 struct ClientOptions {
     std::string token;  // sent as "Authorization: Bearer TOKEN" when non-empty
     // Sent as the Authorization header as is when `token` is empty and this
@@ -69,6 +80,9 @@ struct ClientOptions {
     std::chrono::milliseconds no_leader_wait{10000};  // total wait for a leader in call()
     std::uint64_t body_max_bytes = kBodyBytesMax;     // an answer read into memory
     int redirects_max = 5;
+    // Servers whose TLS session is kept for the next handshake with them
+    // (0: none, every handshake a full one).  Read when the client is made.
+    std::size_t tls_sessions_max = kTlsSessionsMax;
 };
 
 struct Response {
@@ -93,9 +107,9 @@ public:
     // Whether the CA and client certificate of the options were loaded.
     const Status& tls_status() const { return tls_status_; }
 
-    // A copy with other `options` sharing this client's TLS context: their
-    // TLS files are not read again.  REQUIRES: options.cacert, cert and key
-    // are this client's.
+    // A copy with other `options` sharing this client's TLS context and
+    // session cache: their TLS files are not read again.  REQUIRES:
+    // options.cacert, cert and key are this client's.
     HttpClient with_options(ClientOptions options) const;
 
     // One request to `origin`'s host; `target` replaces origin.target.  A
@@ -112,9 +126,14 @@ public:
 
     const ClientOptions& options() const { return options_; }
 
+    // What this client's TLS handshakes did (shared with its copies).
+    TlsSessionStats tls_sessions() const;
+
+    struct Tls;  // the context and the sessions kept with it (http_client.cpp)
+
 private:
     ClientOptions options_;
-    std::shared_ptr<boost::asio::ssl::context> tls_;  // null when tls_status_ is an error
+    std::shared_ptr<Tls> tls_;  // null when tls_status_ is an error
     Status tls_status_;
 };
 
