@@ -44,6 +44,14 @@ using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 constexpr std::size_t kDownloadChunkBytes = 64 << 10;
 constexpr std::chrono::milliseconds kRetryAfterMax{1000};
 
+// An answer that says "not now" for a reason that passes by itself: no
+// leader (an election is under way), or busy (a leadership transfer, a
+// queue full).  raftd refuses both before proposing anything.
+bool asks_retry(const Response& r) {
+    if (r.status == 429) return true;
+    return r.status == 503 && r.body.find("\"no_leader\"") != std::string::npos;
+}
+
 std::string lower(std::string_view s) {
     std::string out(s);
     std::transform(out.begin(), out.end(), out.begin(),
@@ -409,7 +417,7 @@ Result<Response> HttpClient::call(const Url& origin, std::string_view method,
     Url at = origin;
     std::string path(target);
     int redirects = 0;
-    const auto no_leader_until = std::chrono::steady_clock::now() + options_.no_leader_wait;
+    const auto retry_until = std::chrono::steady_clock::now() + options_.retry_wait;
     for (;;) {
         Result<Response> r = send(at, method, path, body, sink);
         if (!r.ok()) return r;
@@ -425,9 +433,7 @@ Result<Response> HttpClient::call(const Url& origin, std::string_view method,
             at = *next;
             continue;
         }
-        const bool no_leader =
-            r->status == 503 && r->body.find("\"no_leader\"") != std::string::npos;
-        if (!no_leader || std::chrono::steady_clock::now() >= no_leader_until) return r;
+        if (!asks_retry(*r) || std::chrono::steady_clock::now() >= retry_until) return r;
         // Ask where we started again: the node we were sent to may be gone.
         at = origin;
         path = std::string(target);
@@ -437,7 +443,8 @@ Result<Response> HttpClient::call(const Url& origin, std::string_view method,
             !retry.empty() && retry.size() < 4 &&
             std::all_of(retry.begin(), retry.end(), ::isdigit))
             wait = std::min(kRetryAfterMax, std::chrono::milliseconds(std::stoi(retry) * 1000));
-        // Waiting for a leader to be elected: the one place keelctl sleeps.
+        // Waiting for a leader to be elected or a transfer to end: the one
+        // place keelctl sleeps.
         std::this_thread::sleep_for(wait);
     }
 }

@@ -77,7 +77,9 @@ struct ClientOptions {
     // One deadline per request, from connecting to the answer's last byte;
     // a streamed download (a BodySink) has it per piece of the body instead.
     std::chrono::milliseconds timeout{5000};
-    std::chrono::milliseconds no_leader_wait{10000};  // total wait for a leader in call()
+    // Total wait in call() for an answer that asks to be retried: a 503
+    // no_leader (an election) or a 429 busy (a leadership transfer, a full queue).
+    std::chrono::milliseconds retry_wait{10000};
     std::uint64_t body_max_bytes = kBodyBytesMax;     // an answer read into memory
     int redirects_max = 5;
     // Servers whose TLS session is kept for the next handshake with them
@@ -118,9 +120,12 @@ public:
                           std::string_view body = {}, const BodySink* sink = nullptr) const;
 
     // send(), then: a 307 is followed (same method and body) to its Location,
-    // at most redirects_max times; a 503 no_leader is retried after its
-    // Retry-After (capped at 1 s) until no_leader_wait has passed.  Any other
-    // answer is returned as is.
+    // at most redirects_max times; a 503 no_leader or a 429 busy is asked
+    // again, from `origin`, after its Retry-After (capped at 1 s) until
+    // retry_wait has passed, then returned as it is.  Retrying either is safe
+    // for any request: raftd refuses them before anything is proposed (a
+    // write that lost its leader after being proposed answers 503 aborted or
+    // timeout, which is not retried).  Any other answer is returned as is.
     Result<Response> call(const Url& origin, std::string_view method, std::string_view target,
                           std::string_view body = {}, const BodySink* sink = nullptr) const;
 
