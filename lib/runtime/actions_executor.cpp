@@ -234,7 +234,7 @@ void Replica::set_ticker_needed(bool needed) {
     if (needed == locked_.ticks_needed) return;
     locked_.ticks_needed = needed;
     // Ticks count from now: none were owed while none were needed.
-    if (needed) locked_.ticks_seen = timers_.tick->clock_ticks();
+    if (needed) locked_.ticks_seen = seat_.services.clock().ticks();
     to_io([this, needed] { timers_.tick->set_needed(needed); });
 }
 

@@ -75,8 +75,6 @@ public:
         // meanwhile: once set_due returned, either that expiry delivers (it
         // read the new due) or ticks() read after set_due shows its count.
         void set_due(std::uint64_t tick);
-        // The clock's ticks() (any thread).
-        std::uint64_t clock_ticks() const { return clock_.ticks(); }
 
     private:
         friend class ProcessClock;
