@@ -12,6 +12,8 @@
 // What the core does is what one tick() per expiry would have made it do
 // (Core::ticks_until_due); the expiries that would have found the lock
 // held are the only ones that may now come a little earlier or later.
+#include <algorithm>
+
 #include "runtime/replica.hpp"
 
 namespace keel::runtime {
