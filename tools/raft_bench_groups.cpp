@@ -320,9 +320,11 @@ void run_busy(Groups& groups, const Options& o, int k) {
     const std::uint64_t wakeups_before = groups.network().wakeups();
     const std::uint64_t switches_before = context_switches();
     const std::uint64_t elections_before = groups.elections();
+    const std::uint64_t ticks_before = groups.group_ticks();
     const std::vector<std::uint64_t> terms_before = groups.terms();
     LoopResult r = loop.run(k, o.seconds);
     const std::uint64_t elections = groups.elections() - elections_before;
+    const std::uint64_t ticks = groups.group_ticks() - ticks_before;
     const std::vector<std::uint64_t> terms_after = groups.terms();
     std::uint64_t term_changes = 0, groups_churned = 0;
     for (std::uint64_t g = 0; g < groups.size(); ++g) {
@@ -349,6 +351,9 @@ void run_busy(Groups& groups, const Options& o, int k) {
     row["buffers_per_op"] = static_cast<double>(buffers) / ops;
     row["delivery_wakeups_per_op"] = static_cast<double>(wakeups) / ops;
     row["context_switches_per_op"] = static_cast<double>(switches) / ops;
+    // The times the Hosts' clocks stepped a group's core, summed over every
+    // replica, per second of the run (NodeStatus::timer_wakeups).
+    row["group_ticks_per_s"] = static_cast<double>(ticks) / o.seconds;
     row["groups"] = groups.size();
     row["records_per_fsync_by_host"] = per_host;
     row["led_by_host"] = groups.led();

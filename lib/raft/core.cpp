@@ -118,6 +118,10 @@ void Core::tick() {
     s_->tick();
 }
 
+void Core::tick(std::uint64_t ticks) {
+    s_->tick_many(ticks);
+}
+
 Result<Proposed> Core::propose(SharedBytes data) {
     State& s = *s_;
     if (s.role != Role::leader) return s.not_leader_status();
@@ -336,6 +340,10 @@ bool Core::needs_ticks() const {
 
 bool Core::quiescent() const {
     return s_->quiet.quiescent;
+}
+
+std::uint64_t Core::ticks_until_due() const {
+    return s_->ticks_until_due();
 }
 
 }  // namespace keel::raft

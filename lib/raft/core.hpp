@@ -187,6 +187,10 @@ public:
     Status step(const Message& message);
     // One logical time unit.
     void tick();
+    // `ticks` logical time units at once: exactly what calling tick() that
+    // many times would do, output included.  The ticks that do nothing but
+    // count (ticks_until_due) cost a few additions together.
+    void tick(std::uint64_t ticks);
 
     // Append a user entry.  Fails fast with not_leader ("not leader (leader
     // is 3)") on a non-leader, busy while a leadership transfer is under way
@@ -299,6 +303,16 @@ public:
     // Quiescent (Options::quiesce): ticks are ignored until an input wakes
     // it.  Reported in SoftState::quiescent as well.
     bool quiescent() const;
+    // How many ticks, at least 1, until one may do more than move the
+    // clocks (campaign, poke a quiet leader, CheckQuorum, heartbeat, abort
+    // a transfer, count towards quiescence), if no other input comes first;
+    // kNeverDue while quiescent.  A runtime may hold back the ticks before
+    // that one, provided it hands them over (tick(n)) before any other
+    // input: the core then behaves exactly as if ticked one by one
+    // (docs/decisions/0041-idle-ticks.md).  The answer changes with every
+    // input: ask again after each.
+    std::uint64_t ticks_until_due() const;
+    static constexpr std::uint64_t kNeverDue = UINT64_MAX;
 
 private:
     struct State;

@@ -214,6 +214,10 @@ struct Core::State {
     void tick();  // the clocks, then the role's timer
     void tick_election();
     void tick_leader();
+    // ---- idle_ticks.cpp: ticks that only count ---------------------------------
+    std::uint64_t ticks_until_due() const;
+    void count_quiet_ticks(std::uint64_t n);
+    void tick_many(std::uint64_t n);
     void reset(Term new_term);
     void become_follower(Term new_term, NodeId new_leader);
     void become_pre_candidate();

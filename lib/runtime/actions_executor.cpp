@@ -164,14 +164,9 @@ void Replica::send_snapshot(const raft::Message& m) {
 }
 
 void Replica::on_tick() {
-    if (halted()) return;
-    core_->tick();
-    if (locked_.transfer && --locked_.transfer->ticks_left == 0) {
-        auto done = std::move(locked_.transfer->done);
-        locked_.transfer.reset();
-        done(Status(ErrorCode::timeout, "leadership transfer did not complete"));
-    }
-    run_core();
+    // The clock steps this group only when it is due (schedule_next_tick);
+    // taking the core lock handed the core its ticks already (after_lock).
+    catch_up_ticks();
 }
 
 void Replica::fail_stop(const Status& why) {
@@ -238,6 +233,8 @@ void Replica::set_ticker_needed(bool needed) {
     }
     if (needed == locked_.ticks_needed) return;
     locked_.ticks_needed = needed;
+    // Ticks count from now: none were owed while none were needed.
+    if (needed) locked_.ticks_seen = seat_.services.clock().ticks();
     to_io([this, needed] { timers_.tick->set_needed(needed); });
 }
 

@@ -70,7 +70,9 @@ void CoreLock::kick() {
         std::atomic_thread_fence(std::memory_order_seq_cst);
         if (!mu_.try_lock()) return;
         const CoreLock* outer = enter();
+        client_.after_lock();
         settle_locked();
+        client_.before_unlock();
         leave(outer);
         mu_.unlock();
         client_.after_unlock();

@@ -10,7 +10,9 @@
 // work is stranded and no thread waits for the lock except run()'s callers.
 //
 // What "settle" does is the client's (the replica's): this class only knows
-// that there is recorded work, and in which rounds it is taken.
+// that there is recorded work, and in which rounds it is taken.  The client
+// also hears when the lock is taken and when it is about to be let go
+// (after_lock, before_unlock), whoever holds it.
 //
 // As a capability (thread_annotations.hpp): the replica's state the core
 // lock guards is GUARDED_BY(core_lock_), and code that runs under it
@@ -38,9 +40,16 @@ public:
 
     class Client {
     public:
+        // Right after each holder took the lock, before anything else: the
+        // client brings its core up to date (the replica: the ticks that
+        // elapsed, replica_ticks.cpp).
+        virtual void after_lock() = 0;
         // Under the lock: settles the Work bits `work` and the proposals
         // waiting in the client's inbox, in one round.
         virtual void settle(unsigned work) = 0;
+        // Under the lock, after the last settle, right before each holder
+        // lets go (the replica: when its core is next due a tick).
+        virtual void before_unlock() = 0;
         // Proposals wait in the client's inbox (any thread).
         virtual bool inbox_pending() const = 0;
         // Right after each holder lets go (the I/O outbox is handed over).
@@ -63,8 +72,10 @@ public:
         {
             MutexLock lock(mu_);
             const CoreLock* outer = enter();
+            client_.after_lock();
             f();
             settle_locked();
+            client_.before_unlock();
             leave(outer);
         }
         after_unlock();

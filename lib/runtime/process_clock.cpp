@@ -2,7 +2,6 @@
 #include "runtime/process_clock.hpp"
 
 #include <string>
-#include <vector>
 
 #include <fmt/format.h>
 
@@ -63,17 +62,21 @@ void ProcessClock::close(const std::shared_ptr<Entry>& e) {
 }
 
 void ProcessClock::tick() {
+    // Counted before the dues are read: a subscriber that sets its due
+    // meanwhile reads this count after (set_due).
+    const std::uint64_t now = ticks_.fetch_add(1, std::memory_order_seq_cst) + 1;
     // A tick may change who is needed (a core that goes quiet, a group that
-    // wakes another through the outbox): tick those needed when it began
-    // and still needed when their turn comes.
-    std::vector<std::shared_ptr<Entry>> now;
-    now.reserve(needed_.size());
-    for (const auto& [id, e] : needed_) now.push_back(e);
-    for (const auto& e : now) {
+    // wakes another through the outbox): tick those needed and due when it
+    // began and still needed when their turn comes.
+    due_now_.clear();
+    for (const auto& [id, e] : needed_)
+        if (e->due.load(std::memory_order_seq_cst) <= now) due_now_.push_back(e);
+    for (const auto& e : due_now_) {
         if (!e->needed || e->closed) continue;
         e->wakeups.fetch_add(1, std::memory_order_relaxed);
         e->on_tick();
     }
+    due_now_.clear();
 }
 
 void ProcessClock::Subscription::set_needed(bool needed) {
@@ -86,6 +89,10 @@ void ProcessClock::Subscription::close() {
 
 bool ProcessClock::Subscription::armed() const {
     return entry_->armed.load(std::memory_order_acquire);
+}
+
+void ProcessClock::Subscription::set_due(std::uint64_t tick) {
+    entry_->due.store(tick, std::memory_order_seq_cst);
 }
 
 std::uint64_t ProcessClock::Subscription::wakeups() const {

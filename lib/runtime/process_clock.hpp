@@ -7,13 +7,19 @@
 // (single-node mode), and a process of ten thousand quiescent groups runs
 // one, for the liveness pings.
 //
+// The clock counts its expiries (ticks()).  A subscriber may say at which
+// count it is next due (set_due): the expiries before that pass it by at
+// the cost of one comparison.  A group whose core's ticks only count until
+// then is handed them all at once when it is due, or before any other
+// input if that comes first (replica_ticks.cpp; docs/decisions/0041).
+//
 // The period is the process's: the first subscriber fixes it, and a later
 // one with another period is refused (every group of a process ticks at the
 // same heartbeat interval).
 //
 // Threads: subscribe from any thread; a Subscription's set_needed, stop and
-// close on the I/O thread (as Ticker's), its callback runs there; counters
-// from any thread.  A subscription is destroyed on the I/O thread, after
+// close on the I/O thread (as Ticker's), its callback runs there; set_due,
+// ticks() and the counters from any thread.  A subscription is destroyed on the I/O thread, after
 // the I/O thread stopped, or after close().  The clock outlives its
 // subscriptions (ProcessServices owns it).
 #pragma once
@@ -24,6 +30,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <vector>
 
 #include "keel/status.hpp"
 #include "runtime/thread_annotations.hpp"
@@ -62,6 +69,12 @@ public:
         bool armed() const;
         // Ticks delivered to this subscriber.
         std::uint64_t wakeups() const;
+        // Delivers this subscriber's next tick at the expiry that makes
+        // ticks() reach `tick` or later, not before (any thread; 0, the
+        // default: at every expiry while needed).  Against an expiry running
+        // meanwhile: once set_due returned, either that expiry delivers (it
+        // read the new due) or ticks() read after set_due shows its count.
+        void set_due(std::uint64_t tick);
 
     private:
         friend class ProcessClock;
@@ -81,6 +94,9 @@ public:
     std::uint64_t wakeups() const;
     // Whether the timer is armed (any thread).
     bool armed() const;
+    // Expiries so far, counted before each one's subscribers are ticked
+    // (any thread).
+    std::uint64_t ticks() const { return ticks_.load(std::memory_order_seq_cst); }
 
 private:
     struct Entry {
@@ -90,6 +106,7 @@ private:
         bool closed = false;  // I/O thread
         std::atomic<bool> armed{false};
         std::atomic<std::uint64_t> wakeups{0};
+        std::atomic<std::uint64_t> due{0};  // set_due
     };
 
     void set_needed(const std::shared_ptr<Entry>& e, bool needed);
@@ -104,6 +121,10 @@ private:
     // while there is one, and an expiry costs what they do, not what the
     // others would.
     std::map<std::uint64_t, std::shared_ptr<Entry>> needed_;
+    // At each expiry, the needed subscribers that are due (I/O thread;
+    // kept for its capacity).
+    std::vector<std::shared_ptr<Entry>> due_now_;
+    std::atomic<std::uint64_t> ticks_{0};
     // Made by the first subscribe (which fixes the period), never replaced;
     // armed and disarmed on the I/O thread.
     std::unique_ptr<Ticker> ticker_ GUARDED_BY(mu_);

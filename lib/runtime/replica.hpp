@@ -204,7 +204,9 @@ private:
     // thread holds it, that thread does after letting go.  Never blocks.
     void kick_core() { core_lock_.kick(); }
     // CoreLock::Client.
+    void after_lock() override REQUIRES(core_lock_) { catch_up_ticks(); }
     void settle(unsigned work) override REQUIRES(core_lock_);
+    void before_unlock() override REQUIRES(core_lock_) { schedule_next_tick(); }
     bool inbox_pending() const override { return inbox_.nonempty(); }
     void after_unlock() override { seat_.services.flush_outbox(); }
 
@@ -246,6 +248,18 @@ private:
         if (!shut_down()) seat_.services.to_io(*seat_.io_closed, std::move(work));
     }
     void set_ticker_needed(bool needed) REQUIRES(core_lock_);
+
+    // ---- ticks (replica_ticks.cpp) ----
+    // The process clock's ticks since the core was last brought up to date,
+    // handed to it at once (Core::tick(n)), and to a pending transfer's
+    // count; a due one among them runs the core.  Every holder of the core
+    // lock calls it first (after_lock), so no input reaches the core before
+    // the ticks that elapsed before it.
+    void catch_up_ticks() REQUIRES(core_lock_);
+    // Tells the clock at which of its ticks the core, or a pending
+    // transfer, is next due (before_unlock); the clock's ticks before that
+    // only count and are left to catch_up_ticks.
+    void schedule_next_tick() REQUIRES(core_lock_);
     // A proposal refused after it was counted as pending.
     void refuse_proposal(std::function<void(ProposeResult)> done, ProposeResult r)
         REQUIRES(core_lock_);
@@ -364,6 +378,11 @@ private:
         std::optional<PendingTransfer> transfer;
         raft::Role role = raft::Role::follower;
         bool ticks_needed = false;  // as last handed to timers_.tick
+        // The clock's tick count (ProcessClock::ticks) the core has been
+        // ticked up to while ticks_needed, and the count at which it is next
+        // due, as last handed to timers_.tick (replica_ticks.cpp).
+        std::uint64_t ticks_seen = 0;
+        std::uint64_t due_tick = 0;
         bool failed = false;
         // Reused: the next batch's entries to persist and to apply, and the
         // proposals taken from the inbox.

@@ -4,7 +4,7 @@
 //            [--bug NAME --expect-violation] [--determinism] [--keep-going]
 //            [--events-max N] [--tick-always] [--no-lease-reads]
 //            [--scenario NAME] [--quiesce] [--idle-check] [--groups G]
-//            [--failover-check]
+//            [--failover-check] [--lazy-ticks] [--same-with-lazy-ticks]
 //
 // --scenario runs a script (scenario.hpp) instead of the swarm; it fixes the
 // cluster (figure8, overwritten_write: 5 nodes, no --membership).  --groups G
@@ -18,6 +18,11 @@
 // KEEL_SIM_SEEDS=k overrides --seeds; KEEL_SIM_VERBOSE=1 echoes every trace
 // line as it happens.  Exit status 0 when every seed passed (or, with
 // --expect-violation, when some seed caught the injected bug).
+//
+// --lazy-ticks ticks every core as the runtime does (only when due, the
+// rest handed over before the next input: RunConfig::lazy_ticks);
+// --same-with-lazy-ticks runs each seed both ways and fails unless the two
+// runs are the same (trace hash and event count).
 //
 // Wall-clock time is read here only, to report throughput; nothing the
 // simulation does depends on it.
@@ -43,6 +48,7 @@ struct Args {
     std::uint64_t first_seed = 1;
     bool expect_violation = false;
     bool determinism = false;
+    bool same_with_lazy_ticks = false;
     bool keep_going = false;
 };
 
@@ -51,7 +57,8 @@ struct Args {
                  "keel_sim: %s\nusage: keel_sim [--nodes N] [--membership] [--seeds K] "
                  "[--first-seed S] [--bug NAME --expect-violation] [--determinism] "
                  "[--keep-going] [--events-max N] [--tick-always] [--no-lease-reads] [--quiesce] "
-                 "[--idle-check] [--groups G] [--failover-check] "
+                 "[--idle-check] [--groups G] [--failover-check] [--lazy-ticks] "
+                 "[--same-with-lazy-ticks] "
                  "[--scenario figure8|overwritten_write]\n",
                  why);
     std::exit(2);
@@ -103,6 +110,10 @@ Args parse(int argc, char** argv) {
             a.config.failover_check = true;
         } else if (arg == "--tick-always") {
             a.config.tick_always = true;
+        } else if (arg == "--lazy-ticks") {
+            a.config.lazy_ticks = true;
+        } else if (arg == "--same-with-lazy-ticks") {
+            a.same_with_lazy_ticks = true;
         } else if (arg == "--events-max") {
             a.config.events_max = number(value(), "bad --events-max");
         } else if (arg == "--determinism") {
@@ -143,12 +154,14 @@ std::string replay(const Args& a, std::uint64_t seed) {
     if (a.config.membership) cmd += " --membership";
     if (a.config.groups > 1) cmd += " --groups " + std::to_string(a.config.groups);
     if (a.config.tick_always) cmd += " --tick-always";
+    if (a.config.lazy_ticks) cmd += " --lazy-ticks";
     if (a.config.quiesce) cmd += " --quiesce";
     if (a.config.idle_check) cmd += " --idle-check";
     if (a.config.failover_check) cmd += " --failover-check";
     if (!a.config.lease_reads) cmd += " --no-lease-reads";
     if (a.config.bug != Bug::none)
         cmd += std::string(" --bug ") + keel::sim::bug_name(a.config.bug);
+    if (a.same_with_lazy_ticks) cmd += " --same-with-lazy-ticks";
     return cmd;
 }
 
@@ -213,6 +226,21 @@ int main(int argc, char** argv) {
                              (unsigned long long)seed, (unsigned long long)r.trace_hash,
                              (unsigned long long)r2.trace_hash, (unsigned long long)r.events,
                              (unsigned long long)r2.events);
+                return 1;
+            }
+        }
+        if (a.same_with_lazy_ticks) {
+            RunConfig other = a.config;
+            other.lazy_ticks = !other.lazy_ticks;
+            Cluster again(seed, other, false);
+            const RunResult r2 = again.run();
+            if (r2.trace_hash != r.trace_hash || r2.events != r.events) {
+                std::fprintf(stderr,
+                             "keel_sim: seed %llu runs otherwise with lazy ticks (trace hash "
+                             "%016llx vs %016llx, %llu vs %llu events)\nreplay: %s\n",
+                             (unsigned long long)seed, (unsigned long long)r.trace_hash,
+                             (unsigned long long)r2.trace_hash, (unsigned long long)r.events,
+                             (unsigned long long)r2.events, replay(a, seed).c_str());
                 return 1;
             }
         }

@@ -30,6 +30,7 @@ SimNode::SimNode(NodeHost& host, SimDisk& disk, const raft::Options& options,
       incarnation_(incarnation),
       bug_(config.bug),
       tick_always_(config.tick_always),
+      lazy_ticks_(config.lazy_ticks),
       rng_(rng) {
     hard_state_ = disk.restored().hard_state;
     const DiskFiles& f = disk.raw();
@@ -51,18 +52,35 @@ bool SimNode::tick() {
     // A lone voter or a quiescent core needs no ticks (core.hpp): honour
     // needs_ticks() like the runtime does.
     if (dead_ || (!core_.needs_ticks() && !tick_always_)) return false;
-    core_.tick();
-    drain();
+    if (!lazy_ticks_) {
+        core_.tick();
+        drain();
+        return true;
+    }
+    // As the runtime does (lib/runtime/replica_ticks.cpp): held back until
+    // one is due, or until the next other input (pay_ticks).
+    ++ticks_owed_;
+    if (ticks_owed_ >= core_.ticks_until_due()) pay_ticks();
     return true;
 }
 
+void SimNode::pay_ticks() {
+    if (ticks_owed_ == 0 || dead_) return;
+    const std::uint64_t owed = ticks_owed_;
+    ticks_owed_ = 0;
+    core_.tick(owed);
+    drain();
+}
+
 void SimNode::peer_down(NodeId peer) {
+    pay_ticks();
     if (dead_) return;
     core_.peer_down(peer);
     drain();
 }
 
 void SimNode::deliver(const Message& m, const std::string& snapshot_data) {
+    pay_ticks();
     if (dead_) return;
     if (m.type == MessageType::snapshot && m.snapshot) {
         // Keep only the newest few staged snapshots (a bounded buffer).
@@ -76,6 +94,7 @@ void SimNode::deliver(const Message& m, const std::string& snapshot_data) {
 }
 
 Result<raft::Proposed> SimNode::propose(std::string data) {
+    pay_ticks();
     if (dead_) return Status(ErrorCode::aborted, "node stopped");
     auto r = core_.propose(std::move(data));
     drain();
@@ -83,6 +102,7 @@ Result<raft::Proposed> SimNode::propose(std::string data) {
 }
 
 Status SimNode::read_index(std::uint64_t request_id) {
+    pay_ticks();
     if (dead_) return Status(ErrorCode::aborted, "node stopped");
     Status st = core_.read_index(request_id);
     drain();
@@ -90,6 +110,7 @@ Status SimNode::read_index(std::uint64_t request_id) {
 }
 
 Status SimNode::transfer_leadership(NodeId target) {
+    pay_ticks();
     if (dead_) return Status(ErrorCode::aborted, "node stopped");
     Status st = core_.transfer_leadership(target);
     drain();
@@ -97,6 +118,7 @@ Status SimNode::transfer_leadership(NodeId target) {
 }
 
 Result<raft::Proposed> SimNode::change_membership(const raft::ConfigChange& change) {
+    pay_ticks();
     if (dead_) return Status(ErrorCode::aborted, "node stopped");
     auto r = core_.propose_config_change(change);
     drain();
@@ -107,6 +129,7 @@ Result<raft::Proposed> SimNode::change_membership(const raft::ConfigChange& chan
 // index, written to a snapshot file on the background queue; the core hears
 // of it once the file is published (finish_snapshot).
 void SimNode::take_snapshot() {
+    pay_ticks();
     if (dead_) return;
     const Index at = state_.applied();
     const auto& file = disk_.raw().snapshot;
@@ -141,12 +164,14 @@ void SimNode::finish_snapshot(const DiskOp& op) {
 }
 
 void SimNode::report_snapshot(NodeId peer, bool ok) {
+    pay_ticks();
     if (dead_) return;
     core_.report_snapshot(peer, ok);
     drain();
 }
 
 void SimNode::report_unreachable(NodeId peer) {
+    pay_ticks();
     if (dead_) return;
     core_.report_unreachable(peer);
     drain();
@@ -185,6 +210,7 @@ void SimNode::schedule_completion(const DiskOp& op) {
 }
 
 void SimNode::disk_done(std::uint64_t op_id) {
+    pay_ticks();
     if (dead_) return;
     const DiskOp* wal_head = disk_.head(false);
     if (wal_head && wal_head->id == op_id && disk_.held()) {

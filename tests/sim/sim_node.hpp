@@ -108,6 +108,9 @@ public:
     // Inputs; each runs the core and carries out every resulting batch.
     // tick() returns whether the core was ticked (a lone leader or a
     // quiescent core is not, as the runtime would stop its timer).
+    // With RunConfig::lazy_ticks the core is ticked only when
+    // ticks_until_due() says a tick is due, and before any other input is
+    // handed the ticks held back (pay_ticks), as the runtime does.
     bool tick();
     void peer_down(raft::NodeId peer);
     void deliver(const raft::Message& m, const std::string& snapshot_data);
@@ -136,6 +139,7 @@ private:
         raft::Message message;
     };
 
+    void pay_ticks();
     void drain();
     void process(raft::Actions a);
     std::optional<std::string> adopt_snapshot(const raft::SnapshotMeta& meta);
@@ -162,6 +166,8 @@ private:
     std::uint64_t incarnation_;
     Bug bug_;
     bool tick_always_;
+    bool lazy_ticks_;
+    std::uint64_t ticks_owed_ = 0;  // lazy_ticks: ticks held back
     Rng rng_;
 
     ValueLog state_;

@@ -77,6 +77,10 @@ struct RunConfig {
     // Tick every node even when needs_ticks() says it may go without: tells
     // apart bugs of the tickless lone-voter mode (docs/simulator.md).
     bool tick_always = false;
+    // Tick as the runtime does: a core only when it is due a tick
+    // (raft::Core::ticks_until_due), the ticks held back handed over in one
+    // call before any other input.  The run must be the same as without.
+    bool lazy_ticks = false;
     // Let the swarm turn on lease reads (in about a quarter of the seeds).
     bool lease_reads = true;
     // A run that needs more events than this is a livelock (a message storm).
