@@ -186,27 +186,43 @@ void Core::State::send_pending_appends() {
     }
 }
 
-// The commit index alone, to a follower no append of this batch told.  One
-// that is replicating and holds every committed entry is sent a commit
-// notice: a heartbeat of no ReadIndex round (kCommitNoticeContext), which
-// it does not answer (handle_heartbeat).  The empty append sent before
-// was answered, and the answer told the leader nothing it did not know:
-// the follower had acknowledged those entries already (that is how they
-// committed), it was heard from (recent_active), and no round counts
-// append answers.  With one proposal in flight per group those answers were
-// a quarter of all messages (docs/decisions/0042).  A notice lost is like
-// the empty append lost: the next append or heartbeat carries the commit.
-// Like the empty append, it resets the follower's election timer: the
-// next heartbeat tick need not (append_since_heartbeat).  Any other
-// follower gets the empty append, whose answer it may need (a probe, or
-// entries it lacks).
+// The commit index alone, to a follower no append of this batch told
+// (docs/decisions/0042):
+//   - one that is replicating and holds every committed entry is sent a
+//     commit notice: a heartbeat of no ReadIndex round
+//     (kCommitNoticeContext), which it does not answer (handle_heartbeat).
+//     The empty append sent before was answered, and the answer told the
+//     leader nothing: the follower had acknowledged those entries already,
+//     it was heard from (recent_active), and no round counts append
+//     answers.  Like that append, the notice resets the follower's
+//     election timer, so the next heartbeat tick need not
+//     (append_since_heartbeat); lost, the next append or heartbeat
+//     carries the commit, as for a lost append.
+//   - one that is replicating and was sent the committed entries but has
+//     not acknowledged them yet (with three voters, the second follower
+//     while the first one's answer committed) is sent nothing now: an
+//     empty append would be answered after the same disk write as the
+//     append on its way.  That append's answer brings the notice
+//     (commit_news_after_answer).
+//   - any other (probing, or not sent the entries yet) gets the empty
+//     append as before, whose answer it may need.
 void Core::State::send_commit_news(NodeId to, Progress& pr) {
     if (pr.state == Progress::State::replicate && pr.match >= log.committed()) {
         send_heartbeat(to, pr, kCommitNoticeContext);
         pr.append_since_heartbeat = true;
         return;
     }
+    if (pr.state == Progress::State::replicate && pr.next > log.committed()) return;
     send_append(to, /*send_if_empty=*/true);
+}
+
+// A follower's answer, once the appends it releases left: if it now holds
+// committed entries it was not told are committed, and the news of them
+// went out already (none is pending, which send_pending_appends would
+// hand out), it gets the notice send_commit_news held back for it.
+void Core::State::commit_news_after_answer(NodeId from, Progress& pr) {
+    if (lead.commit_news_pending || pr.commit_sent >= std::min(pr.match, log.committed())) return;
+    send_commit_news(from, pr);
 }
 
 bool Core::State::commit_news_due() const {
@@ -334,6 +350,7 @@ Status Core::State::handle_append_response(const Message& m) {
     raise_stored_everywhere();            // the appends below tell it
     while (send_append(m.from, /*send_if_empty=*/false)) {
     }
+    commit_news_after_answer(m.from, pr);
     if (m.from == leadership_transfer.target) maybe_send_timeout_now(m.from);
     return {};
 }

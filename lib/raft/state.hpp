@@ -146,6 +146,7 @@ struct Core::State {
     bool commit_news_due() const;
     // The commit index alone to `to` (replication.cpp).
     void send_commit_news(NodeId to, Progress& pr);
+    void commit_news_after_answer(NodeId from, Progress& pr);
     // Whether a lagging follower's heartbeat answer calls for an append.
     bool append_due_on_answer(const Progress& pr) const;
 
