@@ -49,14 +49,21 @@ struct Progress {
     bool probe_sent = false;     // probe: an append is out, wait for its answer
     Index pending_snapshot = 0;  // snapshot: index of the snapshot being sent
     bool recent_active = false;  // heard from it since the last CheckQuorum
-    // An append left for it since the leader's last heartbeat tick: it need
-    // not be heartbeaten at the next one (replication.cpp, heartbeat_needed).
+    // An append (or a commit notice) left for it since the leader's last
+    // heartbeat tick: it need not be heartbeaten at the next one
+    // (replication.cpp, heartbeat_needed).
     bool append_since_heartbeat = false;
     // Answered since this leader was elected, last woke from quiescence, or
     // was told its process is down (Core::peer_down): a leader quiesces only
     // once every follower has (quiescence.cpp).
     bool heard_since_wake = false;
     Index commit_sent = 0;  // the highest commit index sent to it (appends, heartbeats)
+    // The last index sent to it (next - 1) at the leader's latest heartbeat
+    // tick and at the one before: entries still unacknowledged after a whole
+    // heartbeat interval may have been lost (replication.cpp,
+    // append_due_on_answer).
+    Index sent_at_tick = 0;
+    Index sent_at_previous_tick = 0;
     // The latest heartbeat it acknowledged (its sequence number and the tick
     // it was sent at): ReadIndex rounds and the lease (read_index.cpp).
     std::uint64_t acked_heartbeat_seq = 0;

@@ -94,6 +94,8 @@ void Core::State::tick_heartbeat() {
             send_heartbeat(id, pr, seq);
         }
         pr.append_since_heartbeat = false;
+        pr.sent_at_previous_tick = pr.sent_at_tick;
+        pr.sent_at_tick = pr.next - 1;
     }
 }
 
@@ -180,8 +182,47 @@ void Core::State::send_pending_appends() {
             }
         }
         // Else it goes alone, once due (on_commit_advanced).
-        if (pr.commit_sent < log.committed() && commit_due) send_append(id, /*send_if_empty=*/true);
+        if (pr.commit_sent < log.committed() && commit_due) send_commit_news(id, pr);
     }
+}
+
+// The commit index alone, to a follower no append of this batch told
+// (docs/decisions/0042):
+//   - one that is replicating and holds every committed entry is sent a
+//     commit notice: a heartbeat of no ReadIndex round
+//     (kCommitNoticeContext), which it does not answer (handle_heartbeat).
+//     The empty append sent before was answered, and the answer told the
+//     leader nothing: the follower had acknowledged those entries already,
+//     it was heard from (recent_active), and no round counts append
+//     answers.  Like that append, the notice resets the follower's
+//     election timer, so the next heartbeat tick need not
+//     (append_since_heartbeat); lost, the next append or heartbeat
+//     carries the commit, as for a lost append.
+//   - one that is replicating and was sent the committed entries but has
+//     not acknowledged them yet (with three voters, the second follower
+//     while the first one's answer committed) is sent nothing now: an
+//     empty append would be answered after the same disk write as the
+//     append on its way.  That append's answer brings the notice
+//     (commit_news_after_answer).
+//   - any other (probing, or not sent the entries yet) gets the empty
+//     append as before, whose answer it may need.
+void Core::State::send_commit_news(NodeId to, Progress& pr) {
+    if (pr.state == Progress::State::replicate && pr.match >= log.committed()) {
+        send_heartbeat(to, pr, kCommitNoticeContext);
+        pr.append_since_heartbeat = true;
+        return;
+    }
+    if (pr.state == Progress::State::replicate && pr.next > log.committed()) return;
+    send_append(to, /*send_if_empty=*/true);
+}
+
+// A follower's answer, once the appends it releases left: if it now holds
+// committed entries it was not told are committed, and the news of them
+// went out already (none is pending, which send_pending_appends would
+// hand out), it gets the notice send_commit_news held back for it.
+void Core::State::commit_news_after_answer(NodeId from, Progress& pr) {
+    if (lead.commit_news_pending || pr.commit_sent >= std::min(pr.match, log.committed())) return;
+    send_commit_news(from, pr);
 }
 
 bool Core::State::commit_news_due() const {
@@ -249,6 +290,8 @@ void Core::State::handle_heartbeat(const Message& m) {
     // by it: the leader has been quiet since.
     if (quiet.quiescent && m.context < quiet.quiesce_seq) return;
     wake();
+    // A commit notice wants no answer (send_commit_news).
+    if (m.context == kCommitNoticeContext) return;
     send(Message{.type = MessageType::heartbeat_response, .to = m.from, .context = m.context});
 }
 
@@ -307,6 +350,7 @@ Status Core::State::handle_append_response(const Message& m) {
     raise_stored_everywhere();            // the appends below tell it
     while (send_append(m.from, /*send_if_empty=*/false)) {
     }
+    commit_news_after_answer(m.from, pr);
     if (m.from == leadership_transfer.target) maybe_send_timeout_now(m.from);
     return {};
 }
@@ -323,8 +367,28 @@ void Core::State::handle_heartbeat_response(const Message& m) {
     if (pr.state == Progress::State::replicate && pr.inflights.full()) {
         pr.inflights.free_first_one();
     }
-    if (pr.match < log.last_index()) send_append(m.from, /*send_if_empty=*/true);
+    if (pr.match < log.last_index() && append_due_on_answer(pr))
+        send_append(m.from, /*send_if_empty=*/true);
     handle_heartbeat_ack(pr, m.context);
+}
+
+// Figure 2, Leaders: "If last log index >= nextIndex for a follower: send
+// AppendEntries RPC with log entries starting at nextIndex"; and a lagging
+// follower's heartbeat answer is the leader's cue to retry what may have
+// been lost (etcd's handleHeartbeatResponse sends at every such answer).
+// A replicating follower's lag is usually an append on its way, whose
+// answer waits for the follower's disk: an append sent now would carry
+// nothing (everything up to next - 1 left already) and only be answered
+// the same way, two messages for nothing.  So it goes when there is
+// something not sent yet, or when entries sent before the previous
+// heartbeat tick are still unacknowledged: a whole interval without their
+// answer, perhaps lost; the follower rejects an append past the gap, and
+// the rejection repairs it (handle_append_response).  A lost append is
+// retried a tick later than before.  A probing follower is re-probed at
+// every answer, as before.  Why: docs/decisions/0042.
+bool Core::State::append_due_on_answer(const Progress& pr) const {
+    if (pr.state != Progress::State::replicate) return true;
+    return pr.next <= log.last_index() || pr.match < pr.sent_at_previous_tick;
 }
 
 // Figure 2, Leaders: "If there exists an N such that N > commitIndex, a

@@ -144,6 +144,11 @@ struct Core::State {
     // Whether a follower that gets no append in this batch is told the
     // commit index now, in an append of its own (see on_commit_advanced).
     bool commit_news_due() const;
+    // The commit index alone to `to` (replication.cpp).
+    void send_commit_news(NodeId to, Progress& pr);
+    void commit_news_after_answer(NodeId from, Progress& pr);
+    // Whether a lagging follower's heartbeat answer calls for an append.
+    bool append_due_on_answer(const Progress& pr) const;
 
     // Compaction without a snapshot behind it (snapshot.cpp).
     struct Compaction {

@@ -149,12 +149,21 @@ const char* message_type_name(MessageType type);
 //   vote_response,
 //   pre_vote_response:  reject
 //   heartbeat:          commit (capped at the follower's match index), context (ReadIndex round),
-//                       index as on an append;
+//                       index as on an append; context kCommitNoticeContext: a commit
+//                       notice, of no round, which the follower does not answer;
 //                       quiesce = true: the leader stops heartbeating (quiescence.cpp), and
 //                       log_index/log_term = its last entry, which the follower must hold
 //   heartbeat_response: context echoed
 //   snapshot:           snapshot (meta); the runtime attaches the data
 //   timeout_now:        -
+// A heartbeat's context that names no ReadIndex round (their sequence
+// numbers start at 1): the leader only tells the commit index and wants no
+// answer (replication.cpp, send_commit_news).  A follower of an earlier
+// version answers it as any heartbeat; the leader takes that answer as it
+// takes a follower's request for a heartbeat (context 0 too): no round
+// counts it.
+inline constexpr std::uint64_t kCommitNoticeContext = 0;
+
 struct Message {
     MessageType type = MessageType::append;
     NodeId from = kNoNode;

@@ -217,12 +217,28 @@ TEST_CASE("a new commit index rides on later appends, or goes alone once the lea
         c->on_applied(noop + 1);
         CHECK(commit_appends(c->take_actions()).empty());
     }
-    SECTION("applied with nothing to carry it: one empty append per follower") {
+    SECTION("applied with nothing to carry it: a notice to each follower once it holds the entry") {
+        // 2 acknowledged x: a commit notice (a heartbeat of context 0, left
+        // unanswered).  3 was sent x and has not answered: nothing yet, its
+        // answer brings the notice (replication.cpp, send_commit_news).
         c->on_applied(noop + 1);
         REQUIRE(c->has_actions());
-        std::vector<Message> out = commit_appends(c->take_actions());
-        REQUIRE(out.size() == 2);
-        for (const Message& m : out) CHECK(m.commit == noop + 1);
+        Actions applied = c->take_actions();
+        CHECK(commit_appends(applied).empty());
+        std::vector<Message> notices = of_type(applied.messages, MessageType::heartbeat);
+        REQUIRE(notices.size() == 1);
+        CHECK(notices[0].to == 2);
+        CHECK(notices[0].commit == noop + 1);
+        CHECK(notices[0].context == kCommitNoticeContext);
+        CHECK_FALSE(c->has_actions());
+        (void)c->step(append_ok(3, 1, c->term(), noop + 1));
+        Actions answered = c->take_actions();
+        CHECK(commit_appends(answered).empty());
+        notices = of_type(answered.messages, MessageType::heartbeat);
+        REQUIRE(notices.size() == 1);
+        CHECK(notices[0].to == 3);
+        CHECK(notices[0].commit == noop + 1);
+        CHECK(notices[0].context == kCommitNoticeContext);
         CHECK_FALSE(c->has_actions());
     }
     SECTION("never applied: the next heartbeat carries it") {
@@ -412,6 +428,7 @@ TEST_CASE("a busy leader heartbeats a follower once per CheckQuorum, and only wh
     c.elect(1);
     c.deliver_all();
     std::map<NodeId, int> heartbeats;
+    std::map<NodeId, int> notices;
     std::map<NodeId, int> ticks_without_message;
     std::map<NodeId, int> ticks_without_message_max;
     constexpr int kTicks = 40;
@@ -424,7 +441,11 @@ TEST_CASE("a busy leader heartbeats a follower once per CheckQuorum, and only wh
         for (const Message& m : c.sent_log) {
             if (m.from != 1) continue;
             heard.insert(m.to);
-            if (m.type == MessageType::heartbeat) heartbeats[m.to] += 1;
+            // Commit notices (context 0) are counted apart: one per proposal.
+            if (m.type == MessageType::heartbeat && m.context == kCommitNoticeContext)
+                notices[m.to] += 1;
+            else if (m.type == MessageType::heartbeat)
+                heartbeats[m.to] += 1;
         }
         for (NodeId f : {2, 3}) {
             ticks_without_message[f] = heard.count(f) != 0 ? 0 : ticks_without_message[f] + 1;
@@ -436,6 +457,7 @@ TEST_CASE("a busy leader heartbeats a follower once per CheckQuorum, and only wh
         // The tick of each CheckQuorum finds the follower unheard since: one
         // heartbeat then, none at the other ticks (40 before this change).
         CHECK(heartbeats[f] == kTicks / 10);
+        CHECK(notices[f] == kTicks);
         CHECK(ticks_without_message_max[f] == 0);
     }
     CHECK(c.core(1).role() == Role::leader);

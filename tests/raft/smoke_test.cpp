@@ -162,8 +162,10 @@ TEST_CASE("a new commit index rides on the appends of the same batch") {
         CHECK(m.commit == noop + 1);
     }
     // With nothing else to send, the news goes alone once the leader has
-    // applied it: 3 acknowledges "b" after 2 did, the commit advances again,
-    // and when "b" is applied 2 and 3 each get an empty append.
+    // applied it: 3 acknowledges "b", the commit advances again, and when
+    // "b" is applied 3, which holds it, gets a commit notice (a heartbeat of
+    // context 0: replication.cpp, send_commit_news); 2, whose answer for "b"
+    // is on its way, gets its notice with that answer.
     c->on_persisted(a.write_id);  // "b"
     (void)c->take_actions();
     (void)c->step(append_ok(3, 1, c->term(), noop + 2));
@@ -172,12 +174,19 @@ TEST_CASE("a new commit index rides on the appends of the same batch") {
     CHECK(of_type(commit.messages, MessageType::append).empty());
     REQUIRE_FALSE(commit.committed_entries.empty());
     c->on_applied(noop + 2);
-    appends = of_type(c->take_actions().messages, MessageType::append);
-    REQUIRE(appends.size() == 2);
-    for (const Message& m : appends) {
-        CHECK(m.entries.empty());
-        CHECK(m.commit == noop + 2);
-    }
+    Actions applied = c->take_actions();
+    CHECK(of_type(applied.messages, MessageType::append).empty());
+    std::vector<Message> notices = of_type(applied.messages, MessageType::heartbeat);
+    REQUIRE(notices.size() == 1);
+    CHECK(notices[0].to == 3);
+    CHECK(notices[0].context == kCommitNoticeContext);
+    CHECK(notices[0].commit == noop + 2);
+    (void)c->step(append_ok(2, 1, c->term(), noop + 2));
+    notices = of_type(c->take_actions().messages, MessageType::heartbeat);
+    REQUIRE(notices.size() == 1);
+    CHECK(notices[0].to == 2);
+    CHECK(notices[0].context == kCommitNoticeContext);
+    CHECK(notices[0].commit == noop + 2);
 }
 
 TEST_CASE("a new commit index never rides on an append of an earlier term in the same batch") {
