@@ -10,11 +10,13 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "alarms.hpp"
@@ -72,6 +74,9 @@ struct HandlerContext {
     // With --groups: the processes the Host reaches now, by id (/v1/status
     // groups.peers).  Null without.
     std::function<std::vector<NodeId>()> peer_processes{};
+    // With --groups: the leader rebalancer's transfers since start, asked
+    // and failed (/v1/status groups.leader_transfers).  Null without.
+    std::function<std::pair<std::uint64_t, std::uint64_t>()> leader_transfers{};
     // With --groups: GET `target` from the member whose HTTP address is
     // `address`, with the client's `credentials` (http_types.hpp; passed on
     // only where member_client.hpp allows), off the HTTP threads

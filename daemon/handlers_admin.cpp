@@ -102,6 +102,10 @@ void handle_status(HandlerContext& context, RouteRequest&, Respond respond) {
     if (context.sharded()) {
         body["groups"] = groups_json(summarize_groups(groups));
         if (context.peer_processes) body["groups"]["peers"] = context.peer_processes();
+        if (context.leader_transfers) {
+            const auto [asked, failed] = context.leader_transfers();
+            body["groups"]["leader_transfers"] = {{"asked", asked}, {"failed", failed}};
+        }
     }
     respond(json_response(200, dump(body)));
 }

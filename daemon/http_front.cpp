@@ -99,6 +99,9 @@ HttpFront::HttpFront(const DaemonConfig& config, const Served& served, const Mem
             for (const auto& [id, address] : host.peers()) ids.push_back(id);
             return ids;
         };
+        context_.leader_transfers = [&balancer = *served.balancer] {
+            return std::pair{balancer.moves(), balancer.failed_moves()};
+        };
     }
     context_.proposals = std::make_shared<ProposalBatcher>(
         served.nodes(),

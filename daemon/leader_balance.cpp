@@ -29,7 +29,8 @@ std::vector<LeaderMove> plan_leader_moves(const std::vector<GroupView>& groups, 
         NodeId best = 0;
         for (const MemberStatus& m : g.members) {
             const NodeId id = m.spec.id;
-            if (id == self || !m.spec.voter || !led.count(id) || m.match_index < g.last_index)
+            if (id == self || !m.spec.voter || !led.count(id) || !m.replicating ||
+                m.match_index < g.last_index)
                 continue;
             if (best == 0 || led[id] < led[best]) best = id;
         }

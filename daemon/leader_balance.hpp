@@ -40,7 +40,9 @@ struct LeaderMove {
 // same members); this member gives a group away while it leads more than
 // ceil, or ceil while some voter leads fewer than floor.  A group goes to
 // the voter leading fewest that has acknowledged the group's whole log (a
-// transfer to a lagging voter would wait for it to catch up).
+// transfer to a lagging voter would wait for it to catch up) and that the
+// group replicates to (MemberStatus::replicating: a member down, or back
+// but not yet answering, would let the transfer time out; decision 0045).
 // `unreachable`: voters whose last transfer failed (a member down looks
 // caught up while nothing is written): left out of the shares and never a
 // target.

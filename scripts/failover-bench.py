@@ -20,6 +20,19 @@ followers of the groups the killed member led then have no election timer,
 and only their process's liveness verdict (peer_down) wakes them.
 
     scripts/failover-bench.py BUILD/daemon/raftd --groups 1000 [--quiesce]
+
+With --respread, --rounds rounds on one cluster of three raftd --groups N:
+kill -9 of the member leading most groups (once every group is quiescent,
+with --quiesce), --down-s seconds down, a restart, and the time from the
+restart until every member leads N / 3 +- --tolerance groups again, as the
+three agree (polled every 0.1 s); the leader rebalancers' transfers
+(/v1/status groups.leader_transfers) and campaigns meanwhile and --settle-s
+after (more means an overshoot); the groups a survivor saw without a leader
+and for how long; --write-rate writes a second through the survivors, one
+group after another, and those refused; with --quiesce, the time from the
+end until every group is quiescent again.  One JSON line a round.
+
+    scripts/failover-bench.py BUILD/daemon/raftd --groups 1000 --respread --rounds 3 [--quiesce]
 """
 import argparse
 import http.client
@@ -227,6 +240,248 @@ def bench_groups(args, nodes, members):
                                                      "max": max(gained) if gained else 0}}))
 
 
+RESPREAD_POLL_S = 0.1
+
+
+class PacedWriter:
+    """Writes one key of each group in turn, `rate` writes a second in all
+    over `threads` threads, each following its group's redirect among the
+    live members; records (time, phase, final HTTP status or 0 when no
+    answer) so that the re-spread's refused writes can be counted."""
+
+    def __init__(self, entries, nodes, keys, rate, threads=8):
+        self.entries, self.nodes, self.keys, self.rate = entries, nodes, keys, rate
+        self.records, self.lock = [], threading.Lock()
+        self.phase, self.next, self.stop = "down", 0, threading.Event()
+        self.t0 = time.monotonic()
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
+
+    def start(self):
+        if self.rate <= 0:
+            return
+        for t in self.threads:
+            t.start()
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            if t.is_alive():
+                t.join()
+
+    def run(self):
+        conns = {}
+        while not self.stop.is_set():
+            with self.lock:
+                i = self.next
+                self.next += 1
+            delay = self.t0 + i / self.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            entry = self.entries[i % len(self.entries)].http
+            live = [n.http for n in self.nodes if n.alive()]
+            code = put_status(conns, entry, live, self.keys[i % len(self.keys) + 1])
+            with self.lock:
+                self.records.append((time.monotonic(), self.phase, code))
+
+    def summary(self, phase):
+        with self.lock:
+            codes = [c for _, p, c in self.records if p == phase]
+        failed = {}
+        for c in codes:
+            if c != 200:
+                failed[str(c)] = failed.get(str(c), 0) + 1
+        return {"total": len(codes), "failed": sum(failed.values()), "by_status": failed}
+
+
+def put_status(conns, port, ports, key):
+    """One PUT of `key` through `port`, following redirects to `ports`: the
+    final HTTP status, 0 when no answer (or a redirect to a member that is
+    down)."""
+    for _ in range(3):
+        try:
+            conn = conns.get(port)
+            if conn is None:
+                conn = conns[port] = http.client.HTTPConnection("127.0.0.1", port, timeout=2.0)
+            conn.request("PUT", "/v1/kv/" + key, body='{"value":"x"}',
+                         headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+        except (OSError, http.client.HTTPException):
+            conns.pop(port, None)
+            return 0
+        if resp.status != 307:
+            return resp.status
+        port = int(resp.getheader("Location").split(":")[2].split("/")[0])
+        if port not in ports:
+            return 0
+    return 307
+
+
+def member_views(nodes):
+    """{member id: {group: leader id}} of every live member that answers."""
+    views = {}
+    for n in nodes:
+        if not n.alive():
+            continue
+        code, _, body = it.try_request(n.http, "GET", "/v1/groups", timeout=10.0)
+        if code == 200:
+            views[n.id] = {g["group"]: g["leader_id"] for g in body["groups"]}
+    return views
+
+
+def status_figures(nodes):
+    """{member id: (balancer transfers asked, failed, campaigns)} of the
+    live members (a restarted member's counters start again from 0)."""
+    out = {}
+    for n in nodes:
+        s = n.status() if n.alive() else None
+        if s:
+            # (-1, -1): a raftd from before groups.leader_transfers.
+            t = s["groups"].get("leader_transfers", {"asked": -1, "failed": -1})
+            out[n.id] = (t["asked"], t["failed"], s["elections"])
+    return out
+
+
+def delta(after, before):
+    """Sums of (asked, failed, campaigns) since `before`, per live member."""
+    sums, campaigns = [0, 0, 0], {}
+    for member, figures in after.items():
+        base = before.get(member, (0, 0, 0))
+        for k in range(3):
+            sums[k] += figures[k] - base[k]
+        campaigns[str(member)] = figures[2] - base[2]
+    return {"transfers_asked": sums[0], "transfers_failed": sums[1], "campaigns": sums[2],
+            "campaigns_by_member": campaigns}
+
+
+def within(counts, groups, members, tolerance):
+    """Every member leads N / members +- tolerance groups."""
+    lo, hi = groups / members - tolerance, groups / members + tolerance
+    return len(counts) == members and all(lo <= c <= hi for c in counts.values())
+
+
+def agreed_counts(views, live_ids):
+    """{member: groups it leads} when every live member names the same live
+    leader for every group; else None."""
+    if set(views) != set(live_ids):
+        return None
+    first = next(iter(views.values()))
+    if any(v != first for v in views.values()) or not set(first.values()) <= set(live_ids):
+        return None
+    counts = {m: 0 for m in live_ids}
+    for leader in first.values():
+        counts[leader] += 1
+    return counts
+
+
+def bench_respread(args, nodes, members):
+    """Rounds of: kill -9 the member leading most groups, keep it down
+    --down-s, restart it, and time until every member leads N / 3 +-
+    --tolerance groups again (one JSON line a round)."""
+    it.wait_until("every group led, leaders spread",
+                  lambda: spread(group_leaders(nodes), len(nodes)), GROUPS_START_DEADLINE_S)
+    keys, i = {}, 0
+    while len(keys) < args.groups:
+        keys.setdefault(group_of_key("f%d" % i, args.groups), "f%d" % i)
+        i += 1
+    quiet_at_kill = None
+    for r in range(args.rounds):
+        if args.quiesce:
+            # After the first round: bounded, and the round runs anyway (a
+            # build whose groups stay awake after a restart is measured too).
+            try:
+                it.wait_until("every group quiescent on every member",
+                              lambda: all_quiescent(nodes, args.groups),
+                              GROUPS_START_DEADLINE_S if r == 0 else args.quiet_deadline_s)
+                quiet_at_kill = True
+            except AssertionError:
+                quiet_at_kill = False
+        leaders = it.wait_until("leaders agreed", lambda: group_leaders(nodes),
+                                GROUPS_START_DEADLINE_S)
+        led = {n.id: sum(1 for v in leaders.values() if v == n.id) for n in nodes}
+        victim = max(nodes, key=lambda n: led[n.id])
+        survivors = [n for n in nodes if n is not victim]
+        before_kill = status_figures(nodes)
+        writer = PacedWriter(survivors, nodes, keys, args.write_rate)
+        load_kill = os.getloadavg()[0]
+        t_kill = time.monotonic()
+        victim.kill(signal.SIGKILL)
+        writer.start()
+        it.wait_until("every group led by a survivor", lambda: agreed_counts(
+            member_views(survivors), [n.id for n in survivors]), 60.0)
+        failover_ms = (time.monotonic() - t_kill) * 1000
+        time.sleep(max(0.0, args.down_s - (time.monotonic() - t_kill)))
+        down = delta(status_figures(survivors), before_kill)
+        before = status_figures(survivors)
+        writer.phase = "respread"
+        load_restart = os.getloadavg()[0]
+        t_restart = time.monotonic()
+        victim.start(*members, "--log-level", "warn")  # its command line, as an operator would
+        live_ids = [n.id for n in nodes]
+        leaderless_since, leaderless_ms, changes, last_view = {}, {}, 0, None
+        spread_ms, settle_end, peak, first_move_ms = None, None, 0, None
+        while True:
+            now = time.monotonic()
+            views = member_views(nodes)
+            # Leaderless as the survivors see it (the restarted member knows
+            # no leader until it hears from one).
+            for g in range(1, args.groups + 1):
+                if any(v.get(g, 0) == 0 for m, v in views.items() if m != victim.id):
+                    leaderless_since.setdefault(g, now)
+                    leaderless_ms[g] = max(leaderless_ms.get(g, 0),
+                                           (now - leaderless_since[g]) * 1000)
+                else:
+                    leaderless_since.pop(g, None)
+            view = views.get(survivors[0].id)
+            if view and last_view:
+                changes += sum(1 for g, l in view.items() if l and last_view.get(g) not in (0, l))
+            last_view = view or last_view
+            counts = agreed_counts(views, live_ids)
+            if counts:
+                peak = max(peak, counts[victim.id])
+                if first_move_ms is None and counts[victim.id] > 0:
+                    first_move_ms = round((now - t_restart) * 1000)
+            if spread_ms is None and counts and within(counts, args.groups, 3, args.tolerance):
+                spread_ms = (now - t_restart) * 1000
+                settle_end = now + args.settle_s
+                at_spread = status_figures(nodes)
+                spread_counts = counts
+            if settle_end is not None and now >= settle_end:
+                break
+            if now - t_restart > args.respread_deadline_s:
+                break
+            time.sleep(RESPREAD_POLL_S)
+        after = status_figures(nodes)
+        writer.finish()
+        quiet_ms = None
+        if args.quiesce:
+            t_stop = time.monotonic()
+            try:
+                it.wait_until("quiescent again", lambda: all_quiescent(nodes, args.groups),
+                              args.quiet_deadline_s)
+                quiet_ms = round((time.monotonic() - t_stop) * 1000)
+            except AssertionError:
+                quiet_ms = "not within %g s" % args.quiet_deadline_s
+        respread = delta(at_spread if spread_ms is not None else after, before)
+        settle = delta(after, at_spread) if spread_ms is not None else None
+        print(json.dumps({
+            "bench": "respread", "groups": args.groups, "quiesce": args.quiesce, "round": r + 1,
+            "load_avg_1m": {"kill": round(load_kill, 2), "restart": round(load_restart, 2)},
+            "quiescent_at_kill": quiet_at_kill, "victim": victim.id, "victim_led": led[victim.id],
+            "failover_ms": round(failover_ms), "down_s": args.down_s,
+            "while_down": down, "writes_while_down": writer.summary("down"),
+            "tolerance": args.tolerance,
+            "first_move_ms": first_move_ms,
+            "respread_ms": round(spread_ms) if spread_ms is not None else None,
+            "at_spread": spread_counts if spread_ms is not None else None,
+            "respread": respread, "after_spread_s": args.settle_s, "after_spread": settle,
+            "victim_led_peak": peak, "leader_changes_seen": changes,
+            "leaderless": {"groups": sum(1 for v in leaderless_ms.values() if v > 0),
+                           "max_ms": round(max(leaderless_ms.values(), default=0))},
+            "writes_during_respread": writer.summary("respread"),
+            "quiescent_again_ms": quiet_ms}), flush=True)
+
+
 def spread(leaders, members):
     """`leaders` when each member leads ceil(N / members) groups at most."""
     if not leaders:
@@ -247,6 +502,21 @@ def main():
                     help="raftd --groups N: one kill -9, every group's recovery (see above)")
     ap.add_argument("--quiesce", action="store_true",
                     help="with --groups: raftd --quiesce, the kill once every group is quiescent")
+    ap.add_argument("--respread", action="store_true",
+                    help="with --groups: rounds of kill -9, --down-s down, restart; the time "
+                    "until leaders are spread again (see above)")
+    ap.add_argument("--down-s", type=float, default=15.0,
+                    help="--respread: seconds from the kill to the restart")
+    ap.add_argument("--tolerance", type=float, default=1.0,
+                    help="--respread: spread when every member leads N / 3 +- this many")
+    ap.add_argument("--settle-s", type=float, default=5.0,
+                    help="--respread: seconds watched after the spread (transfers that overshoot)")
+    ap.add_argument("--write-rate", type=float, default=200.0,
+                    help="--respread: writes a second, one group after another (0: none, "
+                    "so that the groups' own return to quiescence shows)")
+    ap.add_argument("--respread-deadline-s", type=float, default=120.0)
+    ap.add_argument("--quiet-deadline-s", type=float, default=60.0,
+                    help="--respread --quiesce: how long to wait for quiescence after it")
     args = ap.parse_args()
     it.RAFTD = os.path.abspath(args.raftd)
     if args.groups:
@@ -260,7 +530,7 @@ def main():
         for n in nodes:
             n.start(*members, "--log-level", "warn")
         try:
-            bench_groups(args, nodes, members)
+            (bench_respread if args.respread else bench_groups)(args, nodes, members)
         finally:
             for n in nodes:
                 n.kill()

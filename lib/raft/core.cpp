@@ -324,6 +324,14 @@ std::vector<PeerProgress> Core::progress() const {
     return out;
 }
 
+bool Core::replicating(NodeId id) const {
+    const State& s = *s_;
+    if (s.role != Role::leader) return false;
+    if (id == s.opt.id) return true;
+    auto it = s.progress.find(id);
+    return it != s.progress.end() && it->second.state == Progress::State::replicate;
+}
+
 Index Core::match_index(NodeId id) const {
     const State& s = *s_;
     if (s.role != Role::leader) return 0;

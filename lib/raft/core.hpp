@@ -295,6 +295,10 @@ public:
     // status after every batch): 0 unless role() is leader and it
     // replicates to `id`; its persisted_index() for itself.
     Index match_index(NodeId id) const;
+    // Whether the leader replicates to `id` (its progress is in replicate:
+    // not probing it since report_unreachable or a rejection, not sending
+    // it a snapshot); true for itself; false unless role() is leader.
+    bool replicating(NodeId id) const;
     // False when this node is the only member (a voter) and leads, or when
     // it is quiescent: the runtime may then run without a tick timer.  (A
     // lone voter deposed by a higher term takes leadership back within the

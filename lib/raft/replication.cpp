@@ -367,7 +367,14 @@ void Core::State::handle_heartbeat_response(const Message& m) {
     if (pr.state == Progress::State::replicate && pr.inflights.full()) {
         pr.inflights.free_first_one();
     }
-    if (pr.match < log.last_index() && append_due_on_answer(pr))
+    // A follower in probe that already holds the whole log (reported
+    // unreachable while down, back now) gets an empty append too: its answer
+    // is what returns it to replicate.  Nothing else would while no entry is
+    // written, and a leader with a follower in probe never quiesces
+    // (etcd-io/raft does the same in stepLeader's MsgHeartbeatResp).
+    // append_due_on_answer is true for a follower in probe.
+    if ((pr.match < log.last_index() || pr.state == Progress::State::probe) &&
+        append_due_on_answer(pr))
         send_append(m.from, /*send_if_empty=*/true);
     handle_heartbeat_ack(pr, m.context);
 }

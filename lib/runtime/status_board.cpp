@@ -33,7 +33,10 @@ void StatusBoard::publish(const raft::Core& core) {
     // After every batch of the core's: no copy of its progress (one look-up
     // per member; decision 0036).
     const bool leads = core.role() == raft::Role::leader && status_.members.size() > 1;
-    for (MemberStatus& m : status_.members) m.match_index = leads ? core.match_index(m.spec.id) : 0;
+    for (MemberStatus& m : status_.members) {
+        m.match_index = leads ? core.match_index(m.spec.id) : 0;
+        m.replicating = leads && core.replicating(m.spec.id);
+    }
 }
 
 void StatusBoard::set_members(std::vector<MemberStatus> members) {

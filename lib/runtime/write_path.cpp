@@ -121,8 +121,10 @@ void Replica::run_core() {
         l.committed_buffer.clear();
         if (l.failed) return;
     }
-    // The mode detector: a lone voter runs no timer at all.
-    set_ticker_needed(core_->needs_ticks());
+    // The mode detector: a lone voter runs no timer at all.  A transfer's
+    // bound is counted in ticks (on_tick), and a group may quiesce after its
+    // core gave the transfer up: the ticks run on until the caller is told.
+    set_ticker_needed(core_->needs_ticks() || locked_.transfer.has_value());
     publish_status();
 }
 

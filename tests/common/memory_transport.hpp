@@ -130,6 +130,12 @@ public:
     std::atomic<std::uint64_t> snapshots_done{0};    // streams ended delivered
     std::atomic<std::uint64_t> snapshots_failed{0};  // streams aborted
     std::atomic<std::uint64_t> refused{0};           // sink calls answered with an error
+    // Buffers of `group` dropped on a cut link (monotonic).
+    std::uint64_t cut_in(GroupId group) {
+        std::lock_guard lock(mu_);
+        auto it = cut_by_group_.find(group);
+        return it == cut_by_group_.end() ? 0 : it->second;
+    }
     // Buffers delivered under `group` (monotonic).
     std::uint64_t delivered_in(GroupId group) {
         std::lock_guard lock(mu_);
@@ -192,7 +198,13 @@ private:
 
     void carry(const Job& job) {
         std::shared_ptr<Endpoint> to = find(job.to);
-        if (!linked(job.from, job.to) || !to) return report_unreachable(job);
+        if (!linked(job.from, job.to) || !to) {
+            if (to) {
+                std::lock_guard lock(mu_);
+                ++cut_by_group_[job.group];
+            }
+            return report_unreachable(job);
+        }
         if (!deliver.load()) return;
         const bool delivered = to->with_sink([&](TransportSink& s) {
             if (!s.on_messages(job.group, job.from, job.bytes).ok()) ++refused;
@@ -235,6 +247,7 @@ private:
     std::map<NodeId, std::weak_ptr<Endpoint>> endpoints_;
     std::set<std::pair<NodeId, NodeId>> cut_;
     std::map<GroupId, std::uint64_t> delivered_by_group_;
+    std::map<GroupId, std::uint64_t> cut_by_group_;
     bool closing_ = false;
     std::thread thread_;  // last: started when everything above exists
 };

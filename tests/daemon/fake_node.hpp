@@ -89,6 +89,7 @@ public:
         s.snapshot_index = snapshot_index;
         s.mode = members_.size() > 1 ? Mode::cluster : Mode::single;
         s.members = members_;
+        for (MemberStatus& m : s.members) m.replicating = s.role == Role::leader;
         s.wal.segments = 1;
         s.wal.bytes = wal_bytes;
         s.commit_latency.upper_bounds_us = {100, 1000, 1.0 / 0.0};

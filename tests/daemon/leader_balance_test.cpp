@@ -27,7 +27,7 @@ std::vector<GroupView> views(NodeId self, const std::vector<NodeId>& leaders, No
         g.last_index = 10;
         for (NodeId id = 1; id <= voters; ++id) {
             const bool lags = std::find(lagging.begin(), lagging.end(), id) != lagging.end();
-            g.members.push_back({MemberSpec{id, "r", "h", true}, lags ? 5u : 10u});
+            g.members.push_back({MemberSpec{id, "r", "h", true}, lags ? 5u : 10u, true});
         }
         out.push_back(g);
     }
@@ -88,6 +88,22 @@ TEST_CASE("nothing moves when balanced, alone, or towards a lagging voter", "[da
     // Only 3 is caught up: everything goes there, up to its share.
     auto moves = plan_leader_moves(views(1, {1, 1, 1, 1, 1, 1}, 3, {2}), 1, 10);
     REQUIRE(moves.size() == 2);
+    for (const LeaderMove& m : moves) CHECK(m.to == 3);
+}
+
+TEST_CASE("a voter the leader does not replicate to is no target, however caught up it looks",
+          "[daemon][balance]") {
+    // 3 was down (the transport reported it unreachable: probe) and leads
+    // nothing; nothing was written, so its match is the last index.
+    std::vector<NodeId> leaders = {1, 1, 1, 1, 1, 1, 2, 2, 2};
+    auto probing = views(1, leaders, 3);
+    for (GroupView& g : probing) g.members[2].replicating = false;
+    // 2 already leads its ceil(9 / 3) = 3: nothing moves (no transfer
+    // that would time out, none between the two that must be undone).
+    CHECK(plan_leader_moves(probing, 1, 10).empty());
+    // Back and answering: 3 takes its share.
+    auto moves = plan_leader_moves(views(1, leaders, 3), 1, 10);
+    REQUIRE(moves.size() == 3);
     for (const LeaderMove& m : moves) CHECK(m.to == 3);
 }
 

@@ -369,6 +369,29 @@ class RaftdGroupsQuiesceTest(GroupsCluster, it.RaftdCase):
                 survivors[0].http, key))
             self.assertEqual(body.get("value"), value, key)
 
+    def test_a_member_killed_and_restarted_leads_its_share_again_and_every_group_goes_quiet(self):
+        """--groups --quiesce: the member leading most groups is killed (-9)
+        and restarted with its command line; the leaders spread over the
+        three again and every group goes quiescent again on every member.
+        Nothing is written after the restart, so a leader that put the
+        restarted member in probe while it was down (the transport reported
+        it unreachable) must probe it back to replicate with an empty append
+        (replication.cpp, handle_heartbeat_response): otherwise that group
+        stays awake for good."""
+        nodes = self.start_cluster(3, "--groups", str(self.GROUPS), "--quiesce")
+        self.wait_spread(nodes)
+        wait_until("every group quiescent on every member", lambda: self.quiescent(nodes))
+        led = self.led_by(nodes)
+        victim = max(nodes, key=lambda n: led[n.id])
+        survivors = [n for n in nodes if n is not victim]
+        victim.kill(signal.SIGKILL)
+        # The survivors lead every group: every heartbeat to the victim since
+        # the kill went nowhere.
+        wait_until("the survivors lead every group", lambda: self.led_by(survivors))
+        victim.start(*victim.first_args)
+        self.wait_spread(nodes)
+        wait_until("every group quiescent again on every member", lambda: self.quiescent(nodes))
+
     def one_key_per_group(self, prefix):
         keys, i = {}, 0
         while len(keys) < self.GROUPS:

@@ -8,6 +8,7 @@ build/tests and build/daemon link to the build, scripts/ to the repository's.
 
     docs_commands_test.py BUILD_DIR [unittest args]
 """
+import json
 import os
 import shutil
 import subprocess
@@ -48,6 +49,10 @@ class DocsCommands(unittest.TestCase):
         self.assertIn("bench-latency.svg", p.stderr)
         self.assertIn("signal=kill rounds=2 outage_ms", p.stdout)
         self.assertIn("signal=term rounds=2 outage_ms", p.stdout)
+        respread = [json.loads(line) for line in p.stdout.splitlines() if '"respread"' in line]
+        self.assertEqual(len(respread), 1, p.stdout)
+        self.assertIsNotNone(respread[0]["respread_ms"])
+        self.assertIsInstance(respread[0]["quiescent_again_ms"], int)
         self.assertIn('"variant": "plain", "median_of_medians_us"', p.stdout)
 
     def test_groups_md_quiescence_in_the_simulator(self):

@@ -333,6 +333,26 @@ TEST_CASE("a leader told a member is down stays awake until that member answers 
     CHECK(tick_until_quiet(c));
 }
 
+TEST_CASE("a member reported unreachable while down is probed back to replicate, then quiet") {
+    // A restarted member of an idle group: the transport reported it
+    // unreachable (probe) while it held the whole log, and nothing is
+    // written after it is back.
+    Cluster c({1, 2, 3}, {}, quiesce_on);
+    quiet_group(c);
+    c.core(1).peer_down(3);
+    c.cut(1, 3);
+    c.core(1).report_unreachable(3);
+    for (int i = 0; i < 20; ++i) {
+        c.tick(1);
+        c.tick(2);
+        c.deliver_all();
+    }
+    REQUIRE(c.core(1).match_index(3) == c.core(1).last_index());
+    c.heal();
+    CHECK(tick_until_quiet(c));
+    CHECK(c.core(1).role() == Role::leader);
+}
+
 TEST_CASE("a quiescent leader that hears from a member wakes and heartbeats it back to quiet") {
     Cluster c({1, 2, 3}, {}, quiesce_on);
     quiet_group(c);

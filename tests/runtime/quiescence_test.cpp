@@ -10,6 +10,8 @@
 // led wake, elect and accept writes again.
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -233,6 +235,39 @@ TEST_CASE("quiescent groups cost no tick and no message; a dead leader's process
         CHECK(l != gone);
         REQUIRE(c.propose(g, "after-" + std::to_string(g)));
     }
+}
+
+TEST_CASE("a transfer its core gave up ends for the caller even once the group is quiet again",
+          "[runtime][quiescence]") {
+    // The balancer of raftd --groups waits for each transfer's end before it
+    // asks for more (daemon/group_balancer.hpp): a transfer whose
+    // timeout_now was lost (the target restarting, a link down for a
+    // moment) is given up by the core after an election timeout, and the
+    // group may quiesce before the runtime's bound, counted in ticks, runs
+    // out (decision 0045).
+    QuietCluster c;
+    const GroupId g = 1;
+    REQUIRE(c.propose(g, "x"));
+    const NodeId leader = c.leader(g);
+    REQUIRE(leader != 0);
+    REQUIRE(eventually([&] { return c.all_quiescent(); }));
+    const NodeId target = leader == 1 ? 2 : 1;
+    c.net().cut(leader, target);
+    const std::uint64_t cut = c.net().cut_in(g);
+    auto done = std::make_shared<std::promise<Status>>();
+    std::future<Status> ended = done->get_future();
+    c.group(leader, g).transfer_leadership_async(target, [done](Status s) { done->set_value(s); });
+    REQUIRE(eventually([&] { return c.net().cut_in(g) > cut; }));  // the timeout_now
+    // Healed once the core gave the transfer up (it takes proposals again),
+    // or the target's answers would bring a second timeout_now.
+    REQUIRE(
+        eventually([&] { return c.group(leader, g).propose(std::string("y")).get().status.ok(); }));
+    c.net().heal();
+    REQUIRE(eventually(
+        [&] { return ended.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }));
+    CHECK_FALSE(ended.get().ok());
+    CHECK(c.group(leader, g).status().role == Role::leader);
+    CHECK(eventually([&] { return c.all_quiescent(); }));
 }
 
 TEST_CASE("a liveness ping that is not one is refused and counted; no group takes its id",

@@ -61,6 +61,11 @@ struct MemberStatus {
     // On the leader: the highest index known durable on that member (its
     // own: its durable last index); 0 on other nodes, which do not track it.
     std::uint64_t match_index = 0;
+    // On the leader: appends stream to it, so it has answered since the
+    // transport last reported it unreachable (a member down is not
+    // replicating; one back is again after one heartbeat and its answer).
+    // Its own: true.  false on other nodes, which do not track it.
+    bool replicating = false;
 };
 
 struct NodeStatus {
