@@ -35,7 +35,8 @@ std::uint64_t ticks_to(int elapsed, int limit) {
 //     heartbeat tick every heartbeat_ticks.  A heartbeat tick at which no
 //     follower needs a heartbeat (replication.cpp, heartbeat_needed: each
 //     was sent an append since the last one, and nothing else is owed)
-//     sends nothing and only forgets those appends; the next one then
+//     sends nothing and only forgets those appends (and moves the marks of
+//     what was sent by then, append_due_on_answer); the next one then
 //     heartbeats every follower.  So a busy leader is due every second
 //     heartbeat tick at most, the skipped one counted here.
 // A quiescent core ignores ticks: never due.
@@ -83,7 +84,7 @@ void Core::State::count_quiet_ticks(std::uint64_t n) {
     if (heartbeat >= opt.heartbeat_ticks) {
         // At most one heartbeat tick, which sent nothing (tick_heartbeat).
         KEEL_ASSERT(heartbeat < 2 * opt.heartbeat_ticks, "a second heartbeat tick is due");
-        for (auto& [id, pr] : progress) pr.append_since_heartbeat = false;
+        for (auto& [id, pr] : progress) pr.end_heartbeat_interval();
     }
     clocks.heartbeat_elapsed_ticks = heartbeat % opt.heartbeat_ticks;
 }

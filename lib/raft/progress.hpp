@@ -64,6 +64,13 @@ struct Progress {
     // append_due_on_answer).
     Index sent_at_tick = 0;
     Index sent_at_previous_tick = 0;
+    // What every heartbeat tick does to it, whether a heartbeat leaves or
+    // not (tick_heartbeat, and count_quiet_ticks for one that sends nothing).
+    void end_heartbeat_interval() {
+        append_since_heartbeat = false;
+        sent_at_previous_tick = sent_at_tick;
+        sent_at_tick = next - 1;
+    }
     // The latest heartbeat it acknowledged (its sequence number and the tick
     // it was sent at): ReadIndex rounds and the lease (read_index.cpp).
     std::uint64_t acked_heartbeat_seq = 0;

@@ -93,9 +93,7 @@ void Core::State::tick_heartbeat() {
             if (seq == 0) seq = next_heartbeat_seq();
             send_heartbeat(id, pr, seq);
         }
-        pr.append_since_heartbeat = false;
-        pr.sent_at_previous_tick = pr.sent_at_tick;
-        pr.sent_at_tick = pr.next - 1;
+        pr.end_heartbeat_interval();
     }
 }
 
