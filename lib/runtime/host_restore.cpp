@@ -65,9 +65,9 @@ Status check_groups(const BackupArchiveInfo& info, const std::vector<GroupId>& w
                               path, held.size(), want.size(), difference));
 }
 
-// Group `group`'s directory: its snapshot under the new configuration, then
-// its cluster id (whose write fsyncs the directory, and so the snapshots
-// directory's name in it).
+// Group `group`'s directory: its snapshot under the new configuration (the
+// store makes `snapshots/` and fsyncs `dir` before the file), then its
+// cluster id.
 Status build_group(wal::FileSystem& files, const std::string& dir,
                    const std::shared_ptr<wal::File>& archive, const std::string& archive_path,
                    const BackupArchiveGroup& group, const raft::Configuration& config,

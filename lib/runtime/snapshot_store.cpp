@@ -257,14 +257,19 @@ Result<SnapshotStore::Listing> SnapshotStore::list(const std::string& dir, wal::
 
 Result<std::unique_ptr<SnapshotStore>> SnapshotStore::open(const std::string& dir,
                                                            wal::FileSystem& fs) {
-    if (Status s = fs.create_dir(dir); !s.ok()) return s;
     std::unique_ptr<SnapshotStore> store(new SnapshotStore(dir, fs));
-    const std::string staging = store->staging_dir();
-    if (Status s = fs.create_dir(staging); !s.ok()) return s;
+    auto exists = fs.exists(dir);
+    if (!exists.ok()) return exists.status();
+    if (!*exists) return store;  // made before the first file in it (ensure_dir)
     // Whatever a previous run staged was never installed: it is stale.
-    auto staged = fs.list(staging);
-    if (!staged.ok()) return staged.status();
-    for (const std::string& name : *staged) (void)fs.remove(staging + "/" + name);
+    const std::string staging = store->staging_dir();
+    auto staging_exists = fs.exists(staging);
+    if (!staging_exists.ok()) return staging_exists.status();
+    if (*staging_exists) {
+        auto staged = fs.list(staging);
+        if (!staged.ok()) return staged.status();
+        for (const std::string& name : *staged) (void)fs.remove(staging + "/" + name);
+    }
     auto names = fs.list(dir);
     if (!names.ok()) return names.status();
     for (const std::string& name : *names)
@@ -272,11 +277,46 @@ Result<std::unique_ptr<SnapshotStore>> SnapshotStore::open(const std::string& di
     auto listing = list(dir, fs);
     if (!listing.ok()) return listing.status();
     {
-        MutexLock lock(store->mu_);  // not shared yet; for the analysis
+        MutexLock lock(store->dir_mu_);  // not shared yet; for the analysis
+        // A .snap is put in the directory only after its name in the parent
+        // was made durable (ensure_dir; or, for a directory an older keel
+        // made at open, by the cluster id's write that fsynced the parent).
+        // Without one, the directory may be a crash's leftover between its
+        // mkdir and that fsync (or the transport's, made for incoming/).
+        store->dir_durable_ = !listing->valid.empty() || !listing->damaged.empty();
+    }
+    {
+        MutexLock lock(store->mu_);
         store->files_ = std::move(listing->valid);
         store->damaged_ = std::move(listing->damaged);
     }
     return store;
+}
+
+Status SnapshotStore::ensure_dir() {
+    MutexLock lock(dir_mu_);
+    if (dir_durable_) return Status::ok_status();
+    // A full disk may refuse the directory (no_space: retried once space is
+    // back); a failed fsync is an I/O failure, never "retry".
+    if (Status s = fs_.create_dir(dir_); !s.ok()) return s;
+    if (Status s = fs_.sync_dir(parent_dir()); !s.ok())
+        return Status(ErrorCode::io_error, s.message());
+    dir_durable_ = true;
+    return Status::ok_status();
+}
+
+std::string SnapshotStore::parent_dir() const {
+    const std::size_t slash = dir_.rfind('/');
+    if (slash == std::string::npos) return ".";
+    return slash == 0 ? "/" : dir_.substr(0, slash);
+}
+
+Result<std::uint64_t> SnapshotStore::available_bytes() const {
+    // Before the first snapshot the directory may not exist yet; it will be
+    // made in its parent, on the parent's file system.
+    auto exists = fs_.exists(dir_);
+    if (!exists.ok()) return exists.status();
+    return fs_.available_bytes(*exists ? dir_ : parent_dir());
 }
 
 std::optional<SnapshotFile> SnapshotStore::latest() const {
@@ -357,6 +397,7 @@ Result<SnapshotFile> SnapshotStore::verify_file(wal::File& file, const std::stri
 }
 
 Status SnapshotStore::make_durable(const SnapshotFile& file) {
+    if (Status s = ensure_dir(); !s.ok()) return s;
     auto f = fs_.open(file.path, wal::OpenMode::read_only);
     if (!f.ok()) return f.status();
     if (Status s = (*f)->datasync(); !s.ok()) return s;
@@ -368,6 +409,9 @@ Status SnapshotStore::make_durable(const SnapshotFile& file) {
 }
 
 Result<std::unique_ptr<SnapshotFileWriter>> SnapshotStore::begin() {
+    // The directory's name durable before anything in it is relied on: a
+    // snapshot published here may let the log be compacted.
+    if (Status s = ensure_dir(); !s.ok()) return s;
     static std::atomic<std::uint64_t> sequence{0};
     const std::string temp_path =
         fmt::format("{}/incoming-{}-{}.tmp", dir_, ::getpid(), ++sequence);
@@ -419,6 +463,13 @@ Status SnapshotStore::flush() {
             if (!f.durable) paths.push_back(f.path);
     }
     auto io_error = [](const Status& s) { return Status(ErrorCode::io_error, s.message()); };
+    {
+        // No snapshot was ever put here: nothing to flush (and perhaps no
+        // directory yet).
+        MutexLock lock(dir_mu_);
+        if (paths.empty() && !dir_durable_) return Status::ok_status();
+    }
+    if (Status s = ensure_dir(); !s.ok()) return s;
     for (const std::string& path : paths) {
         auto file = fs_.open(path, wal::OpenMode::read_only);
         if (!file.ok()) {
@@ -449,6 +500,7 @@ Result<SnapshotFile> SnapshotStore::adopt(const std::string& path,
     if (!f.ok()) return f.status();
     if (!(f.value().meta == expected))
         return corruption(path, "its metadata differs from the leader's");
+    if (Status s = ensure_dir(); !s.ok()) return s;
     const std::string final_path = dir_ + "/" + file_name(expected);
     if (Status s = wal::install_file(fs_, path, dir_, file_name(expected)); !s.ok()) return s;
     f.value().path = final_path;

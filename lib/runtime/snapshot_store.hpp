@@ -1,7 +1,9 @@
 // runtime/snapshot_store.hpp — state machine snapshots on disk.
 //
 // Snapshots live in <data_dir>/snapshots, one file each, named
-// snapshot-<index:016x>-<term:016x>.snap.  File format (little endian):
+// snapshot-<index:016x>-<term:016x>.snap.  The directory is made when the
+// first snapshot is written or adopted, not at open (a group that never
+// snapshots costs no inode for it: docs/decisions/0047).  File format (little endian):
 //   data:     what StateMachine's SnapshotFunction wrote (data_bytes)
 //   config:   raft::encode_configuration of the snapshot's configuration
 //   trailer:  u64 index | u64 term | u64 data_bytes | u32 config_bytes |
@@ -28,6 +30,11 @@
 // compaction (fallback_index()): an unflushed one may be lost, or be a
 // damaged file, after a power loss, so the log keeps reaching back to the
 // durable ones until it is flushed (docs/decisions/0027).
+//
+// The directory's name is made durable (mkdir, fsync of the parent) before
+// the first file is created in it (ensure_dir): a crash between the two
+// leaves at most an empty directory, which the next open treats as not yet
+// durable and fsyncs the parent of again before its first snapshot.
 //
 // Crash windows: a visible .snap is complete unless it was unflushed at a
 // power loss (then its checks fail, or its name is gone: the runtime starts
@@ -149,8 +156,9 @@ public:
     // trailer checked.  Fails only if the directory cannot be read.
     static Result<Listing> list(const std::string& dir, wal::FileSystem& fs);
 
-    // Creates `dir` and its staging subdirectory if needed, deletes leftover
-    // temporary and staged files, and indexes the snapshots (list()).
+    // Creates nothing: `dir` (and its staging subdirectory) may not exist
+    // until the first snapshot.  Deletes leftover temporary and staged
+    // files, and indexes the snapshots (list()).
     static Result<std::unique_ptr<SnapshotStore>> open(const std::string& dir, wal::FileSystem& fs);
 
     // The newest valid snapshot, if any.
@@ -190,7 +198,9 @@ public:
     // no longer kept.  io_error (the caller fail-stops) if a flush failed.
     Status flush();
 
-    // Starts writing a snapshot.
+    // Starts writing a snapshot; the first one creates the directory
+    // (ensure_dir): no_space if the disk is full, io_error if the mkdir
+    // failed otherwise or the parent's fsync failed.
     Result<std::unique_ptr<SnapshotFileWriter>> begin();
     // Finishes `writer` with `meta` and renames it into place; with
     // Durability::now it fdatasyncs the file first and fsyncs the directory
@@ -209,7 +219,13 @@ public:
     // directory (it is durable), then deletes what is no longer kept.
     Result<SnapshotFile> adopt(const std::string& path, const raft::SnapshotMeta& expected);
 
-    // Where the transport stages incoming snapshots (a subdirectory).
+    // Bytes free for snapshots (FileSystem::available_bytes of the
+    // directory, or of its parent before the directory exists).
+    Result<std::uint64_t> available_bytes() const;
+
+    // Where the transport stages incoming snapshots (a subdirectory, which
+    // the transport creates with its first stream; adopt() moves a staged
+    // file out of it).
     std::string staging_dir() const { return dir_ + "/incoming"; }
 
     Result<std::unique_ptr<SnapshotFileReader>> open_reader(const SnapshotFile& file) const;
@@ -223,6 +239,12 @@ public:
 
 private:
     SnapshotStore(std::string dir, wal::FileSystem& fs) : dir_(std::move(dir)), fs_(fs) {}
+    // Creates the directory if needed and fsyncs its parent, once: called
+    // before anything put in the directory can be relied on (begin, adopt,
+    // make_durable, flush).  The mkdir's error as it is (no_space on a full
+    // disk), io_error if the fsync failed.
+    Status ensure_dir() EXCLUDES(dir_mu_);
+    std::string parent_dir() const;
     // Deletes the files no longer kept (the header says which are).
     void prune_locked() REQUIRES(mu_);
     bool listed(const std::string& path) const EXCLUDES(mu_);
@@ -230,6 +252,10 @@ private:
 
     const std::string dir_;
     wal::FileSystem& fs_;
+    // Held across ensure_dir's mkdir and fsync (never with mu_).
+    Mutex dir_mu_;
+    // The directory exists and its name in the parent is durable.
+    bool dir_durable_ GUARDED_BY(dir_mu_) = false;
     mutable Mutex mu_;
     std::vector<SnapshotFile> files_ GUARDED_BY(mu_);  // ascending by index
     std::vector<DamagedSnapshot> damaged_ GUARDED_BY(mu_);

@@ -125,7 +125,7 @@ void Replica::on_no_space_tick() {
     }
     const unsigned causes = health_.no_space_causes.load();
     if ((causes & kNoSpaceSnapshot) != 0 && !health_.snapshot_retry_in_flight) {
-        auto free = snapshots_->file_system().available_bytes(snapshots_->dir());
+        auto free = snapshots_->available_bytes();
         if (!free.ok() || *free > health_.snapshot_bytes_needed) {
             health_.snapshot_retry_in_flight = true;
             ApplySnapshot retry;

@@ -59,8 +59,8 @@ struct MessageChannelOptions {
     std::size_t batch_bytes_max = 1024 * 1024;       // target size of one messages frame
     std::size_t snapshot_chunk_bytes = 1024 * 1024;  // <= limits.chunk_bytes_max
     std::uint64_t snapshot_bytes_max = std::uint64_t{64} << 30;  // refused above (both sides)
-    // Where incoming snapshots are staged (must exist).  Empty: incoming
-    // snapshots are refused.
+    // Where incoming snapshots are staged (created with the first stream
+    // if it does not exist).  Empty: incoming snapshots are refused.
     std::string staging_dir;
     // Bytes delivered from other threads waiting for the owner thread.
     std::size_t posted_bytes_max = kPostedBytesMax;

@@ -22,6 +22,22 @@ Status io_error(const std::string& what, const std::string& path, int err) {
     return Status(ErrorCode::io_error, fmt::format("{} {}: {}", what, path, std::strerror(err)));
 }
 
+// mkdir -p of `dir`, each new directory 0700 (a snapshot holds the
+// application's data).  Nothing relies on these names surviving a crash:
+// whatever is staged is deleted at the next start, and the snapshot store
+// makes its own directory durable before it adopts a staged file.
+Status make_dirs(const std::string& dir) {
+    if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return Status();
+    if (errno != ENOENT) return io_error("cannot create staging directory", dir, errno);
+    const std::size_t slash = dir.rfind('/');
+    if (slash == std::string::npos || slash == 0)
+        return io_error("cannot create staging directory", dir, ENOENT);
+    if (Status s = make_dirs(dir.substr(0, slash)); !s.ok()) return s;
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+        return io_error("cannot create staging directory", dir, errno);
+    return Status();
+}
+
 }  // namespace
 
 // ---- SnapshotReader ----
@@ -83,6 +99,12 @@ Result<StagingFile> StagingFile::create(const std::string& dir, const std::strin
     std::string path = dir + "/" + name + ".part";
     // A snapshot holds the application's data: readable by its user only.
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == ENOENT) {
+        // The first snapshot this group receives: its directories are made
+        // when first needed (docs/decisions/0047).
+        if (Status s = make_dirs(dir); !s.ok()) return s;
+        fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    }
     if (fd < 0) return io_error("cannot create staging file", path, errno);
     return StagingFile(fd, dir, name);
 }

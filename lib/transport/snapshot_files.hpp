@@ -44,7 +44,8 @@ private:
 
 class StagingFile {
 public:
-    // Creates (truncating) <dir>/<name>.part.
+    // Creates (truncating) <dir>/<name>.part, and `dir` with its missing
+    // parents (0700) if it does not exist yet.
     static Result<StagingFile> create(const std::string& dir, const std::string& name);
     StagingFile(StagingFile&& other) noexcept;
     StagingFile& operator=(StagingFile&& other) noexcept;

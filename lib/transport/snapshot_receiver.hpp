@@ -28,7 +28,8 @@ namespace keel::transport {
 
 class SnapshotReceiver {
 public:
-    // `staging_dir` must exist; empty: every stream is refused.
+    // `staging_dir` is created with the first stream if it does not exist;
+    // empty: every stream is refused.
     SnapshotReceiver(std::string staging_dir, std::uint64_t snapshot_bytes_max);
 
     // Deletes .part files an earlier run left in the staging directory.

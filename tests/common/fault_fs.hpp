@@ -3,7 +3,8 @@
 //  - run a hook before every mutating operation (tests copy the directory
 //    there: the state a crash at that instant would leave);
 //  - copy a directory as a power loss would leave it, dropping every write
-//    not yet fdatasynced (copy_dropping_unsynced);
+//    not yet fdatasynced and every directory it created whose parent was
+//    not fsynced since (copy_dropping_unsynced);
 //  - fail any operation on chosen paths (inject), fail fdatasync after a
 //    count, pretend to fdatasync (as a process killed before its syncs),
 //    or behave as a full disk (writes past a file's end and preallocation
@@ -144,7 +145,17 @@ public:
         std::lock_guard lock(mu_);
         hook("sync_dir " + dir);
         if (Status s = injected("sync_dir", dir); !s.ok()) return s;
-        return base_->sync_dir(dir);
+        Status s = base_->sync_dir(dir);
+        if (s.ok()) {
+            std::lock_guard track(track_mu_);
+            for (auto it = unsynced_dirs_.begin(); it != unsynced_dirs_.end();) {
+                if (parent_of(*it) == dir)
+                    it = unsynced_dirs_.erase(it);
+                else
+                    ++it;
+            }
+        }
+        return s;
     }
     Result<std::vector<std::string>> list(const std::string& dir) override {
         if (Status s = injected("list", dir); !s.ok()) return s;
@@ -152,8 +163,17 @@ public:
     }
     Result<bool> exists(const std::string& path) override { return base_->exists(path); }
     Status create_dir(const std::string& dir) override {
+        std::lock_guard lock(mu_);
+        hook("mkdir " + dir);
         if (Status s = injected("mkdir", dir); !s.ok()) return s;
-        return base_->create_dir(dir);
+        auto existed = base_->exists(dir);
+        if (!existed.ok()) return existed.status();
+        Status s = base_->create_dir(dir);
+        if (s.ok() && !*existed) {
+            std::lock_guard track(track_mu_);
+            unsynced_dirs_.push_back(dir);
+        }
+        return s;
     }
     Result<std::uint64_t> available_bytes(const std::string& path) override {
         if (full.load()) return std::uint64_t{0};
@@ -163,13 +183,20 @@ public:
     // Copies `dir` (recursively) to `to` as a power failure now would leave
     // it if the disk kept only what was fdatasynced: every write since a
     // file's last fdatasync is undone in the copy (old bytes restored,
-    // growth cut off).  Directory operations are taken as durable (keel
-    // fsyncs the directory right after each).  Call it from the hook, or
-    // while nothing writes.
+    // growth cut off), and a directory made by create_dir whose parent was
+    // not fsynced since is missing with everything in it.  Other directory
+    // operations are taken as durable (keel fsyncs the directory right
+    // after each).  Call it from the hook, or while nothing writes.
     void copy_dropping_unsynced(const std::string& dir, const std::string& to) {
         copy_dir(dir, to);
         std::lock_guard track(track_mu_);
         const std::filesystem::path root(dir);
+        for (const std::string& made : unsynced_dirs_) {
+            const std::filesystem::path rel = std::filesystem::path(made).lexically_relative(root);
+            if (rel.empty() || *rel.begin() == ".." || rel == ".") continue;
+            std::error_code ignored;
+            std::filesystem::remove_all(std::filesystem::path(to) / rel, ignored);
+        }
         for (const auto& [id, writes] : unsynced_) {
             const std::string& path = paths_[id];
             if (path.empty() || writes.empty()) continue;
@@ -318,6 +345,11 @@ private:
         std::lock_guard lock(inject_mu_);
         return !corrupt_reads_.empty() && path.find(corrupt_reads_) != std::string::npos;
     }
+    static std::string parent_of(const std::string& path) {
+        const std::size_t slash = path.rfind('/');
+        if (slash == std::string::npos) return ".";
+        return slash == 0 ? "/" : path.substr(0, slash);
+    }
     std::string path_of(int id) {
         std::lock_guard track(track_mu_);
         return paths_[id];
@@ -349,10 +381,12 @@ private:
     std::mutex inject_mu_;
     Inject inject_;              // GUARDED_BY(inject_mu_)
     std::string corrupt_reads_;  // GUARDED_BY(inject_mu_)
-    std::mutex track_mu_;        // paths_, unsynced_, next_id_
+    std::mutex track_mu_;        // paths_, unsynced_, unsynced_dirs_, next_id_
     int next_id_ = 0;
     std::map<int, std::string> paths_;  // current name of each open file ("" = gone)
     std::map<int, std::vector<UnsyncedWrite>> unsynced_;
+    // Directories create_dir made whose parent has not been fsynced since.
+    std::vector<std::string> unsynced_dirs_;
 };
 
 // An injection that fails `op` with `code` on every path containing `part`.

@@ -517,6 +517,8 @@ TEST_CASE(
         auto log = runtime::LogStore::open(data_dir + "/wal", wo);
         REQUIRE(log.ok());
         const std::string staged = (*snapshots)->staging_dir() + "/from-leader.snap";
+        // As the transport stages a stream: incoming/ made when first needed.
+        std::filesystem::create_directories((*snapshots)->staging_dir());
         std::filesystem::copy_file(leader_file, staged);
         fs.set_before_mutation([&](const std::string&) {
             const std::string copy = base.sub("crash" + std::to_string(crashes.size()));
