@@ -3,7 +3,7 @@
 // and a member that cannot be reached.  How raftd asks other members
 // (member_client.hpp): TLS files loaded at start, an answer capped at its
 // limit, credentials passed on only over TLS or to loopback.  HTTPS between real processes:
-// raftd_groups_test.py.
+// raftd_groups_https_test.py.
 #include <catch2/catch.hpp>
 
 #include <mutex>
