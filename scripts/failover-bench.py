@@ -124,9 +124,10 @@ def group_leaders(nodes):
     return views[0]
 
 
-def write_once(conns, ports, key):
-    """One PUT of `key` through ports[0], following redirects; True on 200."""
-    port = ports[0]
+def put_status(conns, port, ports, key):
+    """One PUT of `key` through `port`, following redirects to `ports`: the
+    final HTTP status, 0 when no answer (or a redirect to a member that is
+    down)."""
     for _ in range(3):
         try:
             conn = conns.get(port)
@@ -138,15 +139,18 @@ def write_once(conns, ports, key):
             resp.read()
         except (OSError, http.client.HTTPException):
             conns.pop(port, None)
-            return False
-        if resp.status == 200:
-            return True
+            return 0
         if resp.status != 307:
-            return False
+            return resp.status
         port = int(resp.getheader("Location").split(":")[2].split("/")[0])
         if port not in ports:
-            return False  # the killed member is still named as that group's leader
-    return False
+            return 0
+    return 307
+
+
+def write_once(conns, ports, key):
+    """One PUT of `key` through ports[0], following redirects; True on 200."""
+    return put_status(conns, ports[0], ports, key) == 200
 
 
 def terms_and_elections(node):
@@ -291,30 +295,6 @@ class PacedWriter:
             if c != 200:
                 failed[str(c)] = failed.get(str(c), 0) + 1
         return {"total": len(codes), "failed": sum(failed.values()), "by_status": failed}
-
-
-def put_status(conns, port, ports, key):
-    """One PUT of `key` through `port`, following redirects to `ports`: the
-    final HTTP status, 0 when no answer (or a redirect to a member that is
-    down)."""
-    for _ in range(3):
-        try:
-            conn = conns.get(port)
-            if conn is None:
-                conn = conns[port] = http.client.HTTPConnection("127.0.0.1", port, timeout=2.0)
-            conn.request("PUT", "/v1/kv/" + key, body='{"value":"x"}',
-                         headers={"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            resp.read()
-        except (OSError, http.client.HTTPException):
-            conns.pop(port, None)
-            return 0
-        if resp.status != 307:
-            return resp.status
-        port = int(resp.getheader("Location").split(":")[2].split("/")[0])
-        if port not in ports:
-            return 0
-    return 307
 
 
 def member_views(nodes):
