@@ -11,10 +11,18 @@ std::vector<LeaderMove> plan_leader_moves(const std::vector<GroupView>& groups, 
                                           const std::set<NodeId>& unreachable) {
     std::vector<LeaderMove> moves;
     if (groups.empty() || max_moves == 0) return moves;
+    // The voters this member's groups stream to: a voter down (probe since
+    // the transport reported it unreachable) is in none of them.
+    std::set<NodeId> answering;
+    for (const GroupView& g : groups)
+        if (g.led_here)
+            for (const MemberStatus& m : g.members)
+                if (m.replicating) answering.insert(m.spec.id);
     // Voters and how many groups each leads, as this member knows them.
     std::map<NodeId, std::size_t> led;
     for (const MemberStatus& m : groups.front().members)
-        if (m.spec.voter && (m.spec.id == self || !unreachable.count(m.spec.id)))
+        if (m.spec.voter && (m.spec.id == self || (answering.count(m.spec.id) &&
+                                                   !unreachable.count(m.spec.id))))
             led[m.spec.id] = 0;
     if (led.size() < 2 || !led.count(self)) return moves;
     for (const GroupView& g : groups) {

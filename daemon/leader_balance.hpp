@@ -43,9 +43,12 @@ struct LeaderMove {
 // transfer to a lagging voter would wait for it to catch up) and that the
 // group replicates to (MemberStatus::replicating: a member down, or back
 // but not yet answering, would let the transfer time out; decision 0045).
-// `unreachable`: voters whose last transfer failed (a member down looks
-// caught up while nothing is written): left out of the shares and never a
-// target.
+// Voters left out of the shares and never a target: those no group led
+// here replicates to (down, or back but not answering yet: the survivors
+// share the groups meanwhile, which costs one transfer more than waiting,
+// and a member may stay down for long), and `unreachable`: voters whose
+// last transfer failed (before the transport reports a member down, it
+// looks caught up while nothing is written).
 std::vector<LeaderMove> plan_leader_moves(const std::vector<GroupView>& groups, NodeId self,
                                           std::size_t max_moves,
                                           const std::set<NodeId>& unreachable = {});

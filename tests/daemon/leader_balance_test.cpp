@@ -98,9 +98,15 @@ TEST_CASE("a voter the leader does not replicate to is no target, however caught
     std::vector<NodeId> leaders = {1, 1, 1, 1, 1, 1, 2, 2, 2};
     auto probing = views(1, leaders, 3);
     for (GroupView& g : probing) g.members[2].replicating = false;
-    // 2 already leads its ceil(9 / 3) = 3: nothing moves (no transfer
-    // that would time out, none between the two that must be undone).
-    CHECK(plan_leader_moves(probing, 1, 10).empty());
+    // 3 is left out of the shares: the two live members share 9 (5 and 4),
+    // and no transfer goes to 3, which would time out.
+    auto meanwhile = plan_leader_moves(probing, 1, 10);
+    REQUIRE(meanwhile.size() == 1);
+    CHECK(meanwhile[0].to == 2);
+    // Nothing from 2, which leads fewer than its share of the two.
+    auto from_two = views(2, leaders, 3);
+    for (GroupView& g : from_two) g.members[2].replicating = false;
+    CHECK(plan_leader_moves(from_two, 2, 10).empty());
     // Back and answering: 3 takes its share.
     auto moves = plan_leader_moves(views(1, leaders, 3), 1, 10);
     REQUIRE(moves.size() == 3);
