@@ -28,7 +28,8 @@ void Replica::on_soft_state(const raft::SoftState& ss) {
     }
     if (ss.role != locked_.role || ss.role == raft::Role::leader) {
         log(LogLevel::info,
-            fmt::format("role {} term {} leader {}", raft::role_name(ss.role), ss.term, ss.leader));
+            fmt::format("group {} role {} term {} leader {}", group(), raft::role_name(ss.role),
+                        ss.term, ss.leader));
     }
     locked_.role = ss.role;
     if (locked_.transfer && ss.leader == locked_.transfer->target) {
