@@ -189,8 +189,15 @@ TEST_CASE("quiescent groups cost no tick and no message; a dead leader's process
     QuietCluster c(wire);
     for (GroupId g : kGroups) REQUIRE(c.propose(g, "warm-" + std::to_string(g)));
 
-    // Warm-up: every replica of every group goes quiet.
+    // Warm-up: every replica of every group goes quiet, and every process
+    // clock is disarmed (a group's last set_needed reaches the I/O thread a
+    // moment after its status says quiescent).
     REQUIRE(eventually([&] { return c.all_quiescent(); }));
+    REQUIRE(eventually([&] {
+        for (NodeId id : kProcesses)
+            if (c.services(id).clock().armed()) return false;
+        return true;
+    }));
 
     // Across kQuietIntervals more liveness rounds of every process, nothing
     // but liveness pings: no group ticked, no group message delivered, and
