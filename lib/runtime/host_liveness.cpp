@@ -17,18 +17,27 @@ constexpr std::uint64_t kPingDueDenominator = 4;
 
 }  // namespace
 
-LivenessTiming liveness_timing(std::uint64_t tick_us, std::uint64_t down_after_us) {
+LivenessTiming liveness_timing(std::uint64_t tick_us, std::uint64_t down_after_us,
+                               std::uint64_t verdict_phase_us) {
     KEEL_ASSERT(tick_us > 0 && tick_us < down_after_us,
                 "a peer is polled several times before it may be declared down");
     return LivenessTiming{.poll_interval_us = tick_us,
                           .ping_interval_us = std::max(tick_us, down_after_us / kPingsPerTimeout),
-                          .down_after_us = down_after_us};
+                          .down_after_us = down_after_us,
+                          .verdict_phase_us = verdict_phase_us};
+}
+
+std::uint64_t liveness_phase_us(std::uint64_t incarnation, std::uint64_t tick_us) {
+    KEEL_ASSERT(tick_us > 0, "a tick lasts");
+    return incarnation % tick_us;
 }
 
 HostLiveness::HostLiveness(LivenessTiming timing) : timing_(timing) {
     KEEL_ASSERT(timing.poll_interval_us > 0 && timing.poll_interval_us <= timing.ping_interval_us &&
-                    timing.ping_interval_us < timing.down_after_us,
-                "a peer is pinged several times before it may be declared down");
+                    timing.ping_interval_us < timing.down_after_us &&
+                    timing.verdict_phase_us < timing.poll_interval_us,
+                "a peer is pinged several times before it may be declared down, and a "
+                "verdict is late by less than a poll interval");
 }
 
 void HostLiveness::set_peers(const std::set<NodeId>& peers, std::uint64_t now_us) {
@@ -109,7 +118,8 @@ std::optional<std::uint64_t> HostLiveness::next_poll(std::uint64_t now_us) const
         if (p.down)
             sooner(now_us + timing_.poll_interval_us);  // the verdict again
         else
-            sooner(now_us + (timing_.down_after_us - p.silent_us) + 1);  // silent past it
+            sooner(now_us + (timing_.down_after_us - p.silent_us) + 1 +
+                   timing_.verdict_phase_us);  // silent past it, at this process's phase
     }
     if (next) next = std::max(*next, now_us + 1);
     return next;

@@ -26,7 +26,8 @@
 //     that went quiet since, on a delayed quiesce heartbeat, must hear it
 //     too); hearing it again makes it up;
 //   - each poll says when the next one is due (Round::next_poll_us): the
-//     next ping, the instant a silent peer would be down, or one poll
+//     next ping, the instant a silent peer would be down (plus this
+//     process's verdict phase, below), or one poll
 //     interval while a peer is down.  The caller sleeps until then, so an
 //     idle process wakes once per ping interval, and a dead peer is found
 //     when its silence passes down_after_us, not at the next tick after;
@@ -65,6 +66,14 @@ struct LivenessTiming {
     // election timeout: a verdict must not come before a follower's own
     // timer would have run out).
     std::uint64_t down_after_us = 0;
+    // This process's verdicts come this long after the instant a silence
+    // passes down_after_us (less than a poll interval; drawn per process,
+    // liveness_phase_us).  The processes that heard a dead peer's last ping
+    // together would otherwise declare it down at the same microsecond, and
+    // the followers of every group it led would campaign in step (decision
+    // 0044); on a fixed-rate tick the verdicts came a random part of a tick
+    // apart, and the phase keeps that spread.
+    std::uint64_t verdict_phase_us = 0;
 };
 
 // Pings per down_after_us (liveness_timing).  Four leave a peer three
@@ -76,12 +85,17 @@ inline constexpr std::uint64_t kPingsPerTimeout = 4;
 // are down after `down_after_us` of silence: one ping every
 // down_after_us / kPingsPerTimeout, and never more often than a tick.
 // REQUIRES: 0 < tick_us < down_after_us.
-LivenessTiming liveness_timing(std::uint64_t tick_us, std::uint64_t down_after_us);
+LivenessTiming liveness_timing(std::uint64_t tick_us, std::uint64_t down_after_us,
+                               std::uint64_t verdict_phase_us = 0);
+
+// A process's verdict phase, in [0, tick_us): from its incarnation (a random
+// number drawn at start), so that two processes' phases are independent.
+std::uint64_t liveness_phase_us(std::uint64_t incarnation, std::uint64_t tick_us);
 
 class HostLiveness {
 public:
     // REQUIRES: 0 < timing.poll_interval_us <= timing.ping_interval_us <
-    // timing.down_after_us.
+    // timing.down_after_us, timing.verdict_phase_us < timing.poll_interval_us.
     explicit HostLiveness(LivenessTiming timing);
 
     // The peer processes to watch: those some group of this process shares.

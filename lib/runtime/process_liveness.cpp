@@ -78,10 +78,10 @@ Status ProcessLiveness::enable(NodeId self, std::chrono::microseconds tick_perio
             return Status::ok_status();
         }
         self_ = self;
+        const auto tick_us = static_cast<std::uint64_t>(tick_period.count());
         liveness_.emplace(
-            liveness_timing(static_cast<std::uint64_t>(tick_period.count()), down_after_us));
+            liveness_timing(tick_us, down_after_us, liveness_phase_us(incarnation_, tick_us)));
         timer_ = std::make_unique<Timer>(clock_.io());
-        phase_us_ = incarnation_ % static_cast<std::uint64_t>(tick_period.count());
     }
     enabled_.store(true, std::memory_order_release);
     // Peers some group set already: start pinging them.
@@ -220,7 +220,7 @@ void ProcessLiveness::round() {
         }
     }
     if (r.next_poll_us)
-        arm(*r.next_poll_us + phase_us_);
+        arm(*r.next_poll_us);
     else
         disarm();  // no peer: peers_changed arms it again
 }

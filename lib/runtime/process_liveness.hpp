@@ -125,13 +125,6 @@ private:
     std::optional<std::uint64_t> armed_at_us_;  // I/O thread
     std::uint64_t generation_ = 0;  // I/O thread: bumped per arm, stale expiries ignored
     std::atomic<std::uint64_t> rounds_{0};
-    // Each round runs this long after the instant it is due (less than a
-    // tick, drawn at start).  Without it the processes that heard a peer's
-    // last pings together declare it down at the same microsecond, and the
-    // followers of every group it led campaign in lockstep and duel
-    // (decision 0044); on the clock's tick the verdicts came a random part
-    // of a tick apart.
-    std::uint64_t phase_us_ = 0;
 
     std::atomic<std::uint64_t> pings_sent_{0};
     std::atomic<std::uint64_t> pings_received_{0};

@@ -250,6 +250,39 @@ TEST_CASE(
     CHECK_FALSE(l.poll(verdict_at + 3 * kTickUs).next_poll_us.has_value());
 }
 
+// Decision 0044: two survivors hear a dead peer's last ping at the same
+// instant.  Their verdicts must not coincide, or the followers of every
+// group it led campaign in step; each comes at its own process's phase.
+TEST_CASE("two processes that heard a peer last together declare it down a phase apart",
+          "[runtime][liveness]") {
+    using keel::runtime::liveness_phase_us;
+    using keel::runtime::liveness_timing;
+    auto verdict_at = [](std::uint64_t phase_us) {
+        HostLiveness l(liveness_timing(kTickUs, kTimeoutUs, phase_us));
+        l.set_peers({2}, 0);
+        HostLiveness::Round r = l.poll(0);
+        l.heard(2, 10);  // its last ping
+        for (int i = 0; i < 20; ++i) {
+            const std::uint64_t t = *r.next_poll_us;
+            r = l.poll(t);
+            if (!r.newly_down.empty()) return t;
+        }
+        return std::uint64_t{0};
+    };
+    const std::uint64_t a = verdict_at(0), b = verdict_at(20'000);
+    CHECK(a == 10 + kTimeoutUs + 1);
+    CHECK(b == a + 20'000);
+    // The phase is the process's own: drawn from its incarnation, within a tick.
+    std::set<std::uint64_t> phases;
+    for (std::uint64_t incarnation : {0x9e3779b97f4a7c15ull, 0x2545f4914f6cdd1dull,
+                                      0xbf58476d1ce4e5b9ull, 0x94d049bb133111ebull}) {
+        const std::uint64_t p = liveness_phase_us(incarnation, kTickUs);
+        CHECK(p < kTickUs);
+        phases.insert(p);
+    }
+    CHECK(phases.size() == 4);
+}
+
 TEST_CASE(
     "a late poll counts the gap it planned and one tick: a stall of the observer longer "
     "than the timeout declares nothing",
