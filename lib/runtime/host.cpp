@@ -270,8 +270,8 @@ HostStatus HostImpl::status() const {
     s.wal_shared_batches = shared.shared_batches();
     MutexLock lock(rejected_mu_);
     for (const auto& [reason, count] : rejected_) s.peer_rejections[reason] = count;
-    s.timer_wakeups = services_->clock().wakeups();
     const ProcessLiveness& liveness = services_->liveness();
+    s.timer_wakeups = services_->clock().wakeups() + liveness.rounds();
     s.peer_down_verdicts = liveness.verdicts();
     s.liveness_round_gap = liveness.round_gaps();
     s.liveness_round_gap_us_max = liveness.round_gap_us_max();

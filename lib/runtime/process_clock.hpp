@@ -1,11 +1,11 @@
 // runtime/process_clock.hpp — the one tick timer of a process.  Every
-// group of the process, and the host's liveness pings
-// (process_liveness.hpp), subscribe to it; each expiry ticks only the
+// group of the process subscribes to it; each expiry ticks only the
 // subscribers that need ticks now (a group whose core needs_ticks(): a
 // quiescent group and a lone voter cost nothing), and the timer is disarmed
 // while none does.  So a process of one lone voter runs no timer at all
-// (single-node mode), and a process of ten thousand quiescent groups runs
-// one, for the liveness pings.
+// (single-node mode), and neither does a process of ten thousand quiescent
+// groups: the host's liveness pings run on a timer of their own, armed for
+// when the next one is due (process_liveness.hpp).
 //
 // The clock counts its expiries (ticks()).  A subscriber may say at which
 // count it is next due (set_due): the expiries before that pass it by at

@@ -3,6 +3,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
 #include <random>
@@ -53,6 +54,11 @@ std::uint64_t draw_incarnation() {
 
 }  // namespace
 
+struct ProcessLiveness::Timer {
+    explicit Timer(boost::asio::io_context& io) : timer(io) {}
+    boost::asio::steady_timer timer;
+};
+
 ProcessLiveness::ProcessLiveness(GroupRouter& router, ProcessClock& clock)
     : router_(router), clock_(clock), incarnation_(draw_incarnation()) {}
 
@@ -71,14 +77,11 @@ Status ProcessLiveness::enable(NodeId self, std::chrono::microseconds tick_perio
                                 self_, self));
             return Status::ok_status();
         }
-        auto ticks = clock_.subscribe(tick_period, [this] { round(); });
-        if (!ticks.ok()) return ticks.status();
         self_ = self;
+        const auto tick_us = static_cast<std::uint64_t>(tick_period.count());
         liveness_.emplace(
-            LivenessTiming{.ping_interval_us = static_cast<std::uint64_t>(tick_period.count()),
-                           .down_after_us = down_after_us});
-        ticks_ = std::move(ticks.value());
-        ticks_ptr_.store(ticks_.get(), std::memory_order_release);
+            liveness_timing(tick_us, down_after_us, liveness_phase_us(incarnation_, tick_us)));
+        timer_ = std::make_unique<Timer>(clock_.io());
     }
     enabled_.store(true, std::memory_order_release);
     // Peers some group set already: start pinging them.
@@ -87,8 +90,33 @@ Status ProcessLiveness::enable(NodeId self, std::chrono::microseconds tick_perio
 }
 
 void ProcessLiveness::peers_changed() {
-    ProcessClock::Subscription* ticks = ticks_ptr_.load(std::memory_order_acquire);
-    if (ticks != nullptr) ticks->set_needed(router_.has_peers());
+    if (!enabled()) return;
+    if (router_.has_peers())
+        arm(now_us());  // a new peer is pinged at once
+    else
+        disarm();
+}
+
+void ProcessLiveness::arm(std::uint64_t at_us) {
+    if (armed_at_us_ && *armed_at_us_ <= at_us) return;
+    armed_at_us_ = at_us;
+    const std::uint64_t generation = ++generation_;
+    timer_->timer.expires_at(boost::asio::steady_timer::time_point(
+        std::chrono::duration_cast<boost::asio::steady_timer::duration>(
+            std::chrono::microseconds(at_us))));
+    timer_->timer.async_wait([this, generation](const boost::system::error_code& ec) {
+        if (ec || generation != generation_) return;  // re-armed or disarmed meanwhile
+        armed_at_us_.reset();
+        rounds_.fetch_add(1, std::memory_order_relaxed);
+        round();
+    });
+}
+
+void ProcessLiveness::disarm() {
+    if (!armed_at_us_) return;
+    armed_at_us_.reset();
+    ++generation_;
+    timer_->timer.cancel();
 }
 
 void ProcessLiveness::attach(GroupId group, std::function<void(NodeId)> on_peer_down) {
@@ -134,7 +162,9 @@ Status ProcessLiveness::on_ping(NodeId from, std::string_view bytes) {
                       fmt::format("liveness ping from node {} is for node {}, not this one ({})",
                                   from, ping.to, self_));
     const std::uint64_t now = now_us();
-    (void)liveness_->heard_ping(from, ping.context, now);
+    // A restart is told to the groups at once, not at the next round.
+    if (liveness_->heard_ping(from, ping.context, now))
+        boost::asio::post(clock_.io(), [this] { arm(now_us()); });
     auto [last, first] = last_ping_us_.try_emplace(from, now);
     if (!first && now > last->second) {
         ping_gaps_.record_ns((now - last->second) * 1000);
@@ -147,11 +177,6 @@ Status ProcessLiveness::on_ping(NodeId from, std::string_view bytes) {
 Status ProcessLiveness::refuse(std::string_view reason, std::string detail) {
     router_.report_rejection(reason, detail);
     return Status(ErrorCode::invalid_argument, std::move(detail));
-}
-
-std::uint64_t ProcessLiveness::rounds() const {
-    const ProcessClock::Subscription* ticks = ticks_ptr_.load(std::memory_order_acquire);
-    return ticks != nullptr ? ticks->wakeups() : 0;
 }
 
 void ProcessLiveness::round() {
@@ -194,7 +219,10 @@ void ProcessLiveness::round() {
             if (tell) tell(peer);
         }
     }
-    if (peers.empty()) ticks_ptr_.load(std::memory_order_acquire)->set_needed(false);
+    if (r.next_poll_us)
+        arm(*r.next_poll_us);
+    else
+        disarm();  // no peer: peers_changed arms it again
 }
 
 }  // namespace keel::runtime

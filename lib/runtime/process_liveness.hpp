@@ -1,9 +1,16 @@
 // runtime/process_liveness.hpp — host liveness on a real process: runs
-// HostLiveness (host_liveness.hpp) on the I/O thread, at the process's clock
-// (process_clock.hpp), over the process's transport (group_router.hpp), and
-// hands its verdicts to the groups (raft::Core::peer_down through the hook
-// each group attaches).  Off until a group with quiescence on enables it
-// (Replica, NodeOptions::quiesce): a process without it sends no ping.
+// HostLiveness (host_liveness.hpp) on the I/O thread, over the process's
+// transport (group_router.hpp), and hands its verdicts to the groups
+// (raft::Core::peer_down through the hook each group attaches).  Off until a
+// group with quiescence on enables it (Replica, NodeOptions::quiesce): a
+// process without it sends no ping.
+//
+// Its rounds run on a timer of its own, armed for the instant the last round
+// asked for (HostLiveness::Round::next_poll_us), not on the process clock's
+// fixed-rate tick: a process whose groups are all quiescent wakes once per
+// ping interval (a quarter of the election timeout), and its clock stays
+// disarmed (decision 0044).  A change of peers, or a ping that says a peer
+// restarted, runs a round at once.
 //
 // The ping: a messages frame on group kLivenessGroup (reserved: no Raft
 // group may use it) holding one heartbeat from this process's node id to
@@ -52,10 +59,10 @@ public:
     ProcessLiveness(const ProcessLiveness&) = delete;
     ProcessLiveness& operator=(const ProcessLiveness&) = delete;
 
-    // Turns liveness on: this process is node `self`, pings each peer every
-    // clock tick of `tick_period` and declares it down after
-    // `down_after_us` of silence.  The first call decides; a later one must
-    // name the same node.  Any thread, before the group that asks runs.
+    // Turns liveness on: this process is node `self`, its clock ticks every
+    // `tick_period`, and a peer is down after `down_after_us` of silence
+    // (the timing: liveness_timing).  The first call decides; a later one
+    // must name the same node.  Any thread, before the group that asks runs.
     Status enable(NodeId self, std::chrono::microseconds tick_period, std::uint64_t down_after_us)
         EXCLUDES(mu_);
     bool enabled() const { return enabled_.load(std::memory_order_acquire); }
@@ -71,7 +78,8 @@ public:
     // counted through `on_rejected`).
     void heard(NodeId from) EXCLUDES(mu_);
     Status on_ping(NodeId from, std::string_view bytes) EXCLUDES(mu_);
-    // The router's peers changed (I/O thread): pings run while there is one.
+    // The router's peers changed (I/O thread): a round now, and rounds run
+    // while there is a peer.
     void peers_changed();
 
     // Tests and status (any thread).
@@ -85,12 +93,21 @@ public:
     LatencyHistogram ping_gaps() const { return ping_gaps_.snapshot(); }
     std::uint64_t ping_gap_us_max() const { return ping_gap_us_max_.load(); }
     std::uint64_t incarnation() const { return incarnation_; }
-    // The clock subscription's ticks (0 while off).
-    std::uint64_t rounds() const;
+    // The rounds' timer expiries (0 while off): part of what the process
+    // pays for timers (HostStatus::timer_wakeups).
+    std::uint64_t rounds() const { return rounds_.load(std::memory_order_relaxed); }
+    // Whether a round is due (its timer armed).  I/O thread.
+    bool armed() const { return armed_at_us_.has_value(); }
 
 private:
-    // I/O thread, at each tick: pings, verdicts.
+    struct Timer;
+
+    // I/O thread, when the timer expires: pings, verdicts, the next round.
     void round() EXCLUDES(mu_);
+    // I/O thread: the next round at `at_us` (steady clock), unless one is
+    // due sooner; or none.
+    void arm(std::uint64_t at_us);
+    void disarm();
     Status refuse(std::string_view reason, std::string detail);
 
     GroupRouter& router_;
@@ -102,8 +119,12 @@ private:
     NodeId self_ GUARDED_BY(mu_) = 0;
     std::optional<HostLiveness> liveness_ GUARDED_BY(mu_);
     std::map<GroupId, std::function<void(NodeId)>> groups_ GUARDED_BY(mu_);
-    std::unique_ptr<ProcessClock::Subscription> ticks_ GUARDED_BY(mu_);
-    std::atomic<ProcessClock::Subscription*> ticks_ptr_{nullptr};
+    // Made by enable(), before enabled_ reads true; used on the I/O thread.
+    // Destroyed with this object, after the I/O thread stopped.
+    std::unique_ptr<Timer> timer_;
+    std::optional<std::uint64_t> armed_at_us_;  // I/O thread
+    std::uint64_t generation_ = 0;  // I/O thread: bumped per arm, stale expiries ignored
+    std::atomic<std::uint64_t> rounds_{0};
 
     std::atomic<std::uint64_t> pings_sent_{0};
     std::atomic<std::uint64_t> pings_received_{0};

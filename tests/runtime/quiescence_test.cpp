@@ -189,30 +189,43 @@ TEST_CASE("quiescent groups cost no tick and no message; a dead leader's process
     QuietCluster c(wire);
     for (GroupId g : kGroups) REQUIRE(c.propose(g, "warm-" + std::to_string(g)));
 
-    // Warm-up: every replica of every group goes quiet.
+    // Warm-up: every replica of every group goes quiet, and every process
+    // clock is disarmed (a group's last set_needed reaches the I/O thread a
+    // moment after its status says quiescent).
     REQUIRE(eventually([&] { return c.all_quiescent(); }));
+    REQUIRE(eventually([&] {
+        for (NodeId id : kProcesses)
+            if (c.services(id).clock().armed()) return false;
+        return true;
+    }));
 
-    // Across kQuietIntervals more ticks of every process's clock, nothing
-    // but liveness pings: no group ticked, no group message delivered.
+    // Across kQuietIntervals more liveness rounds of every process, nothing
+    // but liveness pings: no group ticked, no group message delivered, and
+    // no tick of the process clock (disarmed: the rounds have their own
+    // timer).
     const QuietCluster::Costs before = c.costs();
-    std::map<NodeId, std::uint64_t> wakeups, pings;
+    std::map<NodeId, std::uint64_t> clock, rounds_before, pings;
     for (NodeId id : kProcesses) {
-        wakeups[id] = c.services(id).clock().wakeups();
+        clock[id] = c.services(id).clock().wakeups();
+        rounds_before[id] = c.services(id).liveness().rounds();
         pings[id] = c.services(id).liveness().pings_sent();
     }
     REQUIRE(eventually([&] {
         for (NodeId id : kProcesses)
-            if (c.services(id).clock().wakeups() < wakeups[id] + kQuietIntervals) return false;
+            if (c.services(id).liveness().rounds() < rounds_before[id] + kQuietIntervals)
+                return false;
         return true;
     }));
     CHECK(c.costs() == before);
     CHECK(c.all_quiescent());
     for (NodeId id : kProcesses) {
-        // At most one ping per peer process per interval, whatever the
-        // number of groups (two peers; reading the two counters apart may
-        // add a round).  A late expiry may skip one, so no lower bound but
-        // that pings flow.
-        const std::uint64_t rounds = c.services(id).clock().wakeups() - wakeups[id];
+        CHECK(c.services(id).clock().wakeups() == clock[id]);
+        CHECK_FALSE(c.services(id).clock().armed());
+        // At most one ping per peer process per round, whatever the number
+        // of groups (two peers; reading the two counters apart may add a
+        // round).  A late expiry may skip one, so no lower bound but that
+        // pings flow.
+        const std::uint64_t rounds = c.services(id).liveness().rounds() - rounds_before[id];
         const std::uint64_t sent = c.services(id).liveness().pings_sent() - pings[id];
         CHECK(sent > 0);
         CHECK(sent <= 2 * (rounds + 1));

@@ -138,16 +138,18 @@ struct HostStatus {
     // TLS handshake: transport/rejection.hpp's names), or bytes for a group
     // this process does not serve ("unknown_group").
     std::map<std::string, std::uint64_t> peer_rejections;
-    // Expiries of the process's one tick timer (every group's ticks and the
-    // liveness pings ride on it): what the process pays for timers, whatever
-    // the number of groups.  Each group's own ticks are its
+    // Expiries of the process's timers: its one tick timer (every group's
+    // ticks ride on it) and the liveness rounds' (about one per ping
+    // interval, a quarter of the election timeout): what the process pays for timers,
+    // whatever the number of groups.  Each group's own ticks are its
     // NodeStatus::timer_wakeups.
     std::uint64_t timer_wakeups = 0;
     // Host liveness (quiescence on; docs/groups.md "Quiescence and
     // liveness"), since start: peer processes this process declared down
     // (each verdict counted once, when the peer goes from up to down);
-    // the time between two liveness rounds of this process (its timer's
-    // lateness: one round per heartbeat interval when on time); and the
+    // the time between two liveness rounds of this process (one ping
+    // interval, a quarter of the election timeout, when on time and no
+    // peer is down; a heartbeat interval while one is); and the
     // time between two pings received from the same peer (how late a busy
     // or stalled peer's heartbeat arrives).  Maxima in microseconds.
     std::uint64_t peer_down_verdicts = 0;

@@ -108,7 +108,8 @@ struct NodeOptions {
     bool check_quorum = true;
     // Quiescence (docs/groups.md, "Quiescence and liveness"): an idle group
     // stops heartbeating and ticking; its process pings each peer process
-    // once per heartbeat interval instead, and declares one down after
+    // every quarter of election_timeout_max_ms (at least every heartbeat
+    // interval) instead, and declares one down after
     // election_timeout_max_ms of silence, which wakes the groups it led.
     // Every group of a process with it on must have the same id.
     bool quiesce = false;
