@@ -3,14 +3,35 @@
 #include <algorithm>
 
 #include "keel/assert.hpp"
+#include "raft/limits.hpp"
 #include "raft/quorum.hpp"
 #include "raft/state.hpp"
 
 namespace keel::raft {
 
+// Each campaign in a row that ended without a leader doubles the range the
+// timeout is drawn from, up to 2^kMaxCampaignBackoff times (its lower bound
+// stays): when messages between the
+// voters take about an election timeout (a machine loaded past its cores,
+// a thousand groups electing at once), candidates that keep the base range
+// time out before their votes arrive, and two of them collide again and
+// again; a wider range spreads them apart and lets the slower round trip
+// finish.  Apache Kudu backs its failed elections off likewise.  Liveness
+// only: a longer timeout never lets a node vote or campaign sooner.
 void Core::State::randomize_election_timeout() {
     auto span = static_cast<std::uint64_t>(opt.election_ticks_max - opt.election_ticks_min + 1);
+    span <<= std::clamp(clocks.campaigns_without_leader - 1, 0, kMaxCampaignBackoff);
     clocks.randomized_election_ticks = opt.election_ticks_min + static_cast<int>(rng() % span);
+}
+
+// A leader is heard: the next election timeout, which runs if it falls
+// silent, comes from the base range again, not from a range widened by
+// campaigns that failed before it won (or before this node heard of it).
+void Core::State::heard_leader() {
+    if (clocks.campaigns_without_leader == 0) return;
+    const bool widened = clocks.campaigns_without_leader > 1;
+    clocks.campaigns_without_leader = 0;
+    if (widened) randomize_election_timeout();
 }
 
 bool Core::State::single_voter() const {
@@ -62,6 +83,12 @@ void Core::State::tick_election() {
         return;
     }
     clocks.election_elapsed_ticks = 0;
+    clocks.campaigns_without_leader =
+        std::min(clocks.campaigns_without_leader + 1, kMaxCampaignBackoff + 1);
+    // An earlier campaign ran out its timeout with no leader: the next
+    // timeout from the wider range (a pre-campaign keeps its term, so no
+    // reset draws it).
+    if (clocks.campaigns_without_leader > 1) randomize_election_timeout();
     campaign(opt.pre_vote, /*transfer=*/false);
 }
 
@@ -150,6 +177,7 @@ void Core::State::become_leader() {
     reset(term);
     role = Role::leader;
     leader = opt.id;
+    clocks.campaigns_without_leader = 0;
     lead.term_durable = true;  // won with votes of others: asked for only once durable
     leadership_transfer.lease_forfeited = false;
     sync_progress();

@@ -11,6 +11,10 @@ namespace keel::raft {
 
 // Members of one configuration (voters and learners together).
 inline constexpr std::size_t kMaxMembers = 256;
+// Election timeouts after failed campaigns are drawn from a range at most
+// 2^kMaxCampaignBackoff times the base one (election.cpp): with raftd's
+// 150-300 ms, up to 150-1,750 ms.
+inline constexpr int kMaxCampaignBackoff = 3;
 // MemberInfo::context (an address list, for the runtime).
 inline constexpr std::size_t kMaxContextBytes = 4096;
 // An encoded Configuration can never be longer than this.

@@ -69,6 +69,10 @@ struct Core::State {
         // election_ticks_min: that is the promise a leader's lease rests on
         // (lease_held, read_index.cpp).
         int ticks_since_leader_contact = 0;
+        // Campaigns this node's election timer started since it last heard
+        // a leader or won (capped): each one after the first widens the
+        // range the next timeout is drawn from (randomize_election_timeout).
+        int campaigns_without_leader = 0;
     };
     Clocks clocks;
 
@@ -232,6 +236,7 @@ struct Core::State {
     void maybe_campaign_alone();
     bool single_voter() const;
     void randomize_election_timeout();
+    void heard_leader();
     void handle_vote_request(const Message& m);
     bool crossing_pre_vote_lost(const Message& m) const;
     static std::uint64_t tie_order(NodeId id, Term t);

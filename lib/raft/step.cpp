@@ -115,6 +115,7 @@ void Core::State::step_follower(const Message& m) {
             clocks.election_elapsed_ticks = 0;
             clocks.ticks_since_leader_contact = 0;
             leader = m.from;
+            heard_leader();
             // What the leader counted stored everywhere (forgetting.cpp).
             if (m.type != MessageType::snapshot)
                 compaction.stored_everywhere = std::max(compaction.stored_everywhere, m.index);

@@ -137,6 +137,59 @@ TEST_CASE("elections use randomized timeouts within the configured range") {
     CHECK(seen.size() > 5);  // actually randomized
 }
 
+// Campaigns that run out their timeout with no leader back off: the range
+// each next timeout is drawn from doubles, up to 2^kMaxCampaignBackoff, so
+// that candidates whose votes take about an election timeout to come back
+// (an overloaded machine) stop colliding and let the round trip finish.
+// The lower bound stays; a leader heard brings the base range back.
+TEST_CASE("campaigns that keep failing draw their timeouts from a wider range, until a leader") {
+    for (bool pre_vote : {true, false}) {
+        for (std::uint64_t seed = 1; seed <= 50; ++seed) {
+            CAPTURE(pre_vote, seed);
+            auto c = lone_core(1, {1, 2, 3}, 1, {}, 1, [&](Options& o) {
+                o.pre_vote = pre_vote;
+                o.random_seed = seed;
+            });
+            // Ticks between the campaigns of a node nobody answers.
+            auto campaign_gaps = [&](int campaigns) {
+                std::vector<int> gaps;
+                int ticks = 0;
+                while (static_cast<int>(gaps.size()) < campaigns) {
+                    c->tick();
+                    ++ticks;
+                    Actions a = c->take_actions();
+                    const bool asked = std::any_of(
+                        a.messages.begin(), a.messages.end(), [](const Message& m) {
+                            return m.type == MessageType::pre_vote || m.type == MessageType::vote;
+                        });
+                    if (a.write_id != 0) c->on_persisted(a.write_id);
+                    if (asked || !a.messages_after_persist.empty()) {
+                        gaps.push_back(ticks);
+                        ticks = 0;
+                    }
+                }
+                return gaps;
+            };
+            const std::vector<int> gaps = campaign_gaps(10);
+            CHECK(gaps[0] <= 20);  // the first from the base range
+            for (int g : gaps) CHECK(g >= 10);
+            // The last seven from up to 8 times the range: 10 + [0, 88).
+            int later = 0;
+            for (std::size_t i = 3; i < gaps.size(); ++i) {
+                CHECK(gaps[i] < 10 + 88);
+                later += gaps[i];
+            }
+            CHECK(later > 7 * 20);  // beyond what the base range can give
+            // A leader of a later term is heard: the base range again.
+            const Term t = c->term() + 1;
+            (void)c->step(Message{.type = MessageType::heartbeat, .from = 2, .to = 1, .term = t});
+            (void)c->take_actions();
+            CHECK(c->leader() == 2);
+            CHECK(campaign_gaps(1)[0] <= 20);
+        }
+    }
+}
+
 TEST_CASE("PreVote: an isolated node neither bumps its term nor disrupts the stable leader") {
     Cluster c({1, 2, 3});
     c.elect(1);
