@@ -8,6 +8,7 @@ fixed sleeps as synchronisation and no timing assertions.
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -27,17 +28,37 @@ POLL_S = 0.02
 _ports_handed_out = set()
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_port_rng = random.Random()
+
+
 def free_port():
-    """A port free now and never handed out before by this process: the
-    kernel may give a port it gave a moment ago once the probe socket is
-    closed, and two members of one test must not both be told to bind it."""
-    while True:
+    """A loopback port free now, below the kernel's ephemeral range, and never
+    handed out before by this process.  A port the kernel gives for bind(0)
+    is an ephemeral one: a member started only later (a joiner, a restart)
+    could find it taken as the local port of some connection meanwhile; and
+    two members of one test must not both be told to bind one port."""
+    high = max(_ephemeral_low(), 1025 + 1000)
+    low = max(1025, high - 12000)
+    for _ in range(10000):
+        port = _port_rng.randrange(low, high)
+        if port in _ports_handed_out:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _ports_handed_out:
-            _ports_handed_out.add(port)
-            return port
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_handed_out.add(port)
+        return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 def request(port, method, path, body=None, timeout=5.0, headers=None):

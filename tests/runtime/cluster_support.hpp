@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,17 +27,41 @@
 
 namespace keel::test {
 
+// A loopback port free now, below the kernel's ephemeral range
+// (/proc/sys/net/ipv4/ip_local_port_range; 32768-60999 by default) and never
+// handed out before by this process.  A port the kernel picked for bind(0)
+// is an ephemeral one: a member that binds it only later (one that joins
+// after the others ran a while) could find it taken as the local port of a
+// connection, this test's or a parallel test's, and fail to open.
 inline std::uint16_t free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    KEEL_ASSERT(fd >= 0, "socket");
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    KEEL_ASSERT(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0, "bind");
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
+    static std::mutex mu;
+    static std::set<std::uint16_t> handed_out;
+    static std::mt19937 rng(std::random_device{}());
+    std::lock_guard lock(mu);
+    int ephemeral_low = 32768;
+    if (std::FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+        if (std::fscanf(f, "%d", &ephemeral_low) != 1) ephemeral_low = 32768;
+        std::fclose(f);
+    }
+    const int high = std::max(ephemeral_low, 1025 + 1000);  // exclusive
+    const int low = std::max(1025, high - 12000);
+    for (int attempt = 0; attempt < 10000; ++attempt) {
+        const auto port = static_cast<std::uint16_t>(low + static_cast<int>(rng() % (high - low)));
+        if (handed_out.count(port) != 0) continue;
+        int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        KEEL_ASSERT(fd >= 0, "socket");
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(port);
+        const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+        ::close(fd);
+        if (!free) continue;
+        handed_out.insert(port);
+        return port;
+    }
+    KEEL_ASSERT(false, "a free loopback port below the ephemeral range");
+    return 0;
 }
 
 inline std::string random_cluster_id() {
@@ -154,6 +180,9 @@ public:
         if (transport_for) o.transport = transport_for(id);
         auto n =
             runtime::Replica::open(o, sms_[id], fs == file_systems.end() ? nullptr : fs->second);
+        if (!n.ok())
+            std::fprintf(stderr, "node %llu does not open: %s\n",
+                         static_cast<unsigned long long>(id), n.status().to_string().c_str());
         KEEL_ASSERT(n.ok(), "node opens");
         nodes_[id] = std::move(n.value());
         return *nodes_[id];
