@@ -11,13 +11,13 @@ namespace keel::raft {
 
 // Each campaign in a row that ended without a leader doubles the range the
 // timeout is drawn from, up to 2^kMaxCampaignBackoff times (its lower bound
-// stays): when messages between the
-// voters take about an election timeout (a machine loaded past its cores,
-// a thousand groups electing at once), candidates that keep the base range
-// time out before their votes arrive, and two of them collide again and
-// again; a wider range spreads them apart and lets the slower round trip
-// finish.  Apache Kudu backs its failed elections off likewise.  Liveness
-// only: a longer timeout never lets a node vote or campaign sooner.
+// stays).  When messages between the voters take about an election timeout
+// (a machine loaded past its cores, a thousand groups electing at once),
+// candidates that keep the base range time out before their votes arrive,
+// and two of them collide again and again; a wider range spreads them apart
+// and lets the slower round trip finish (decision 0048).  Apache Kudu backs
+// its failed elections off exponentially too.  Liveness only: a longer
+// timeout never lets a node vote or campaign sooner.
 void Core::State::randomize_election_timeout() {
     auto span = static_cast<std::uint64_t>(opt.election_ticks_max - opt.election_ticks_min + 1);
     span <<= std::clamp(clocks.campaigns_without_leader - 1, 0, kMaxCampaignBackoff);
