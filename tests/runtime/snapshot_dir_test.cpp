@@ -24,6 +24,7 @@
 #include "../common/temp_dir.hpp"
 #include "runtime/host.hpp"
 #include "runtime/snapshot_store.hpp"
+#include "snapshot_support.hpp"
 #include "test_state_machine.hpp"
 
 using namespace keel;
@@ -35,19 +36,8 @@ using keel::test::TempDir;
 
 namespace {
 
-raft::SnapshotMeta meta_at(raft::Index index) {
-    raft::SnapshotMeta meta;
-    meta.index = index;
-    meta.term = 1;
-    meta.config.members[1] = raft::MemberInfo{true, "node-1"};
-    return meta;
-}
-
 void publish(SnapshotStore& store, raft::Index index) {
-    auto writer = store.begin();
-    REQUIRE(writer.ok());
-    REQUIRE((*writer)->write("state as of " + std::to_string(index)).ok());
-    REQUIRE(store.publish(**writer, meta_at(index), Durability::now).ok());
+    REQUIRE(keel::test::write_and_publish(store, index, Durability::now).ok());
 }
 
 // The file system's mutations, in order.

@@ -20,6 +20,7 @@
 #include "../common/temp_dir.hpp"
 #include "runtime/replica.hpp"
 #include "runtime/snapshot_store.hpp"
+#include "snapshot_support.hpp"
 #include "test_state_machine.hpp"
 
 using namespace keel;
@@ -31,19 +32,8 @@ using keel::test::TempDir;
 
 namespace {
 
-raft::SnapshotMeta meta_at(raft::Index index) {
-    raft::SnapshotMeta meta;
-    meta.index = index;
-    meta.term = 1;
-    meta.config.members[1] = raft::MemberInfo{true, "node-1"};
-    return meta;
-}
-
 void publish(SnapshotStore& store, raft::Index index, Durability durability) {
-    auto writer = store.begin();
-    REQUIRE(writer.ok());
-    REQUIRE((*writer)->write("state as of " + std::to_string(index) + std::string(5000, 's')).ok());
-    auto published = store.publish(**writer, meta_at(index), durability);
+    auto published = keel::test::write_and_publish(store, index, durability, 5000);
     REQUIRE(published.ok());
     CHECK(published->durable == (durability == Durability::now));
 }
@@ -113,7 +103,8 @@ TEST_CASE("a deferred snapshot never replaces a durable file of the same name un
     auto writer = (*store)->begin();
     REQUIRE(writer.ok());
     REQUIRE((*writer)->write("the same state again").ok());
-    auto published = (*store)->publish(**writer, meta_at(10), Durability::deferred);
+    auto published = (*store)->publish(**writer, keel::test::lone_voter_snapshot_meta(10),
+                                       Durability::deferred);
     REQUIRE(published.ok());
     CHECK(published->durable);  // made durable at once instead
     CHECK(intact_after_power_loss(fs, dir, tmp.sub("loss")) == std::vector<raft::Index>{10});
