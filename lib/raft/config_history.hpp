@@ -69,6 +69,10 @@ public:
             if (latest_ids_[i] == id) return true;
         return false;
     }
+    // The latest configuration's only voter, or kNoNode if it has several
+    // (or none): asked after every message a follower steps
+    // (maybe_campaign_alone), so kept here rather than counted in the map.
+    NodeId latest_lone_voter() const { return latest_lone_voter_; }
     // Whether `id` is a voter of the configuration in effect at `index` or
     // of any configuration entry after it.
     bool voter_at_or_after(Index index, NodeId id) const {
@@ -95,6 +99,14 @@ private:
     // After every change of history_.back().
     void note_latest() {
         const Configuration& c = history_.back().second;
+        std::size_t voters = 0;
+        latest_lone_voter_ = kNoNode;
+        for (const auto& [id, info] : c.members) {
+            if (!info.voter) continue;
+            ++voters;
+            latest_lone_voter_ = id;
+        }
+        if (voters != 1) latest_lone_voter_ = kNoNode;
         latest_count_ = c.members.size();
         if (latest_count_ > kLatestIdsMax) return;
         std::size_t i = 0;
@@ -104,6 +116,7 @@ private:
     std::vector<std::pair<Index, Configuration>> history_{{0, Configuration{}}};
     std::uint64_t version_ = 1;     // the reported side starts at 0: compared once
     std::size_t latest_count_ = 0;  // members of latest()
+    NodeId latest_lone_voter_ = kNoNode;
     std::array<NodeId, kLatestIdsMax> latest_ids_{};
 };
 

@@ -35,8 +35,7 @@ void Core::State::heard_leader() {
 }
 
 bool Core::State::single_voter() const {
-    const Configuration& c = config();
-    return c.voter_count() == 1 && c.is_voter(opt.id);
+    return configs.latest_lone_voter() == opt.id;
 }
 
 // A voter of the effective configuration campaigns; so does a node that an

@@ -87,14 +87,37 @@ void Core::State::send_heartbeat(NodeId to, Progress& pr, std::uint64_t seq) {
 // the heartbeat would tell it more than the append did, or when its answer
 // is needed: heartbeat_needed.  Why: docs/decisions/0036.
 void Core::State::tick_heartbeat() {
-    std::uint64_t seq = 0;  // taken only if a heartbeat leaves
+    std::uint64_t seq = 0;  // taken only if a heartbeat that wants an answer leaves
     for (auto& [id, pr] : progress) {
         if (heartbeat_needed(pr)) {
-            if (seq == 0) seq = next_heartbeat_seq();
-            send_heartbeat(id, pr, seq);
+            if (!heartbeat_answer_needed(pr)) {
+                send_heartbeat(id, pr, kCommitNoticeContext);
+            } else {
+                if (seq == 0) seq = next_heartbeat_seq();
+                send_heartbeat(id, pr, seq);
+            }
         }
         pr.end_heartbeat_interval();
     }
+}
+
+// A heartbeat that only keeps a follower's election timer from running
+// out goes unanswered, as a commit notice does (context
+// kCommitNoticeContext, handle_heartbeat): its answer would tell this
+// leader nothing it uses (docs/decisions/0049).  The answer is what
+// handle_heartbeat_response acts on, and each use keeps it:
+//   - CheckQuorum counts a follower heard from since the last check
+//     (recent_active): until it has been, its heartbeats are answered, so
+//     every check still sees an answer of its own period, as before;
+//   - ReadIndex rounds and the lease count heartbeat acknowledgements:
+//     while a round waits, or with lease_reads, every heartbeat is answered;
+//   - the answer frees a slot of a full window, re-probes, and re-sends to
+//     a follower that lags: answered unless the follower is replicating
+//     and has acknowledged the whole log (so nothing is in flight to it).
+bool Core::State::heartbeat_answer_needed(const Progress& pr) const {
+    if (opt.lease_reads || !reads.read_rounds.empty()) return true;
+    return !pr.recent_active || pr.state != Progress::State::replicate ||
+           pr.match < log.last_index();
 }
 
 // What a heartbeat does besides resetting the follower's election timer,

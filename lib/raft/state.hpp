@@ -252,6 +252,7 @@ struct Core::State {
     void send_heartbeat(NodeId to, Progress& pr, std::uint64_t seq);
     void tick_heartbeat();
     bool heartbeat_needed(const Progress& pr) const;
+    bool heartbeat_answer_needed(const Progress& pr) const;
     void handle_append(const Message& m);
     void handle_heartbeat(const Message& m);
     Status handle_append_response(const Message& m);

@@ -84,3 +84,31 @@ TEST_CASE("latest_contains answers as the latest configuration does, after every
     CHECK(h.latest_contains(7));
     CHECK_FALSE(h.latest_contains(4));
 }
+
+TEST_CASE("latest_lone_voter names the latest configuration's only voter, after every change",
+          "[raft][config]") {
+    ConfigHistory h;
+    auto lone = [&h] {
+        const keel::raft::Configuration& c = h.latest();
+        return c.voter_count() == 1 ? c.voters().front() : keel::raft::kNoNode;
+    };
+    CHECK(h.latest_lone_voter() == keel::raft::kNoNode);  // empty
+    h.reset(5, members({1}));
+    CHECK(h.latest_lone_voter() == 1);
+    h.add(8, members({1, 2}));
+    CHECK(h.latest_lone_voter() == lone());
+    CHECK(h.latest_lone_voter() == keel::raft::kNoNode);
+    auto one_voter_one_learner = members({1, 2});
+    one_voter_one_learner.members[2].voter = false;
+    h.add(9, one_voter_one_learner);
+    CHECK(h.latest_lone_voter() == 1);
+    h.add(10, members({2}));
+    CHECK(h.latest_lone_voter() == 2);
+    CHECK(h.truncate_from(10));  // back to voter 1 and learner 2
+    CHECK(h.latest_lone_voter() == 1);
+    CHECK(h.truncate_from(9));  // back to {1, 2}
+    CHECK(h.latest_lone_voter() == keel::raft::kNoNode);
+    h.reset(20, members({7}));
+    CHECK(h.latest_lone_voter() == lone());
+    CHECK(h.latest_lone_voter() == 7);
+}

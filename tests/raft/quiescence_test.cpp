@@ -407,14 +407,21 @@ TEST_CASE("a lone voter with a learner quiesces like any leader") {
 
 TEST_CASE("late answers to what a leader sent before it quiesced do not wake it") {
     Cluster c({1, 2, 3}, {}, quiesce_on);
-    quiet_group(c);
+    c.elect(1);
+    c.propose(1, "x");
+    // A ReadIndex round: heartbeats that want an answer (an idle group's
+    // other heartbeats want none: replication.cpp, heartbeat_answer_needed).
+    REQUIRE(c.core(1).read_index(1).ok());
+    c.deliver_all();
+    REQUIRE(c.node(1).read_states.size() == 1);
+    REQUIRE(tick_until_quiet(c));
     const Term term = c.core(1).term();
     const Index last = c.core(1).last_index();
     (void)c.core(1).step(Message{.type = MessageType::heartbeat_response,
                                  .from = 2,
                                  .to = 1,
                                  .term = term,
-                                 .context = 1});  // an early heartbeat's
+                                 .context = 1});  // the round's heartbeat's, again
     (void)c.core(1).step(append_ok(3, 1, term, last));
     CHECK(c.core(1).quiescent());
     // A follower that declined the quiesce heartbeat answers it: that wakes it.
