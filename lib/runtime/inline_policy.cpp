@@ -5,7 +5,6 @@
 
 #include <algorithm>
 
-#include "runtime/io_apply_cutoff.hpp"
 
 namespace keel::runtime {
 
@@ -76,10 +75,7 @@ bool InlinePolicy::gathers(std::size_t queued) const {
 
 std::uint64_t InlinePolicy::budget_ns() const {
     const bool cluster = cluster_mode();
-    if (handling_message()) {
-        const bool off = io_apply_off_.load(std::memory_order_relaxed);
-        return cluster && !off ? kIoInlineApplyNs : 0;
-    }
+    if (handling_message()) return cluster && io_cutoff_.on() ? kIoInlineApplyNs : 0;
     // The flusher, in single-node mode only: in cluster mode it must not
     // wait for the state machine while followers wait for it.
     if (cluster) return 0;
@@ -92,6 +88,13 @@ bool InlinePolicy::offer(ApplyEntries& item, ApplyWorker& apply, const wal::Wal&
     const bool message = handling_message();
     if (!message && t_flusher_of != this) return false;
     ApplyItems& claims = message ? io_claims_ : flusher_claims_;
+    // A batch the I/O thread commits while its inline apply is cut off
+    // counts toward turning it back on.  (Nothing is claimed then: the
+    // cutoff comes after the claims are applied.)
+    if (message && claims.empty() && !io_cutoff_.on()) {
+        io_cutoff_.skipped_batch();
+        return false;
+    }
     // Behind a batch claimed already: it must follow it.  Otherwise only
     // when the WAL has nothing queued: the flusher writes (and fsyncs) what
     // is queued while the apply thread applies this batch, rather than
@@ -120,8 +123,11 @@ std::uint64_t InlinePolicy::apply_io_claims(ApplyWorker& apply) {
                           after.voluntary_switches != before.voluntary_switches,
                           kIoInlineApplyLimitNs))
         return 0;
-    if (!io_apply_off_.exchange(true)) return took;
-    return 0;
+    // A claim made before an earlier batch's overrun turned it off is not
+    // a second overrun.
+    if (!io_cutoff_.on()) return 0;
+    io_off_batches_ = io_cutoff_.overran();
+    return took;
 }
 
 bool InlinePolicy::io_writes(bool follower, std::size_t entries) {

@@ -33,6 +33,7 @@
 
 #include "keel/wal/wal.hpp"
 #include "runtime/apply_worker.hpp"
+#include "runtime/io_apply_cutoff.hpp"
 
 namespace keel::runtime {
 
@@ -48,9 +49,10 @@ inline constexpr std::uint64_t kSingleModeInlineApplyMaxNs = 2'000'000;
 // at most this long (it takes every member's messages: the budget is of the
 // order of stepping one in).  An inline batch that takes longer than the
 // limit (a slow state machine, mispredicted) turns inline apply on the I/O
-// thread off for good: a stalled I/O thread delays heartbeats, and a long
-// enough stall costs the leadership.  Time the thread was preempted does
-// not count (io_apply_cutoff.hpp).
+// thread off, for a number of batches that doubles with each overrun and
+// for good at the fourth (io_apply_cutoff.hpp): a stalled I/O thread delays
+// heartbeats, and a long enough stall costs the leadership.  Time the
+// thread was preempted does not count.
 inline constexpr std::uint64_t kIoInlineApplyNs = 20'000;
 inline constexpr std::uint64_t kIoInlineApplyLimitNs = 1'000'000;
 // Cluster mode: a follower's I/O thread writes up to this many entries
@@ -109,8 +111,13 @@ public:
     void apply_flusher_claims(ApplyWorker& apply);
     // The I/O thread, no lock held: applies what it claimed.  Returns how
     // long it took if that overran kIoInlineApplyLimitNs and so turned
-    // applying on the I/O thread off (for the caller to log), else 0.
+    // applying on the I/O thread off (for the caller to log, with
+    // io_apply_off_batches()), else 0.
     std::uint64_t apply_io_claims(ApplyWorker& apply);
+    // After apply_io_claims returned non-zero: for how many committed
+    // batches inline apply on the I/O thread is off (kIoInlineApplyOffForGood:
+    // for good).
+    std::uint64_t io_apply_off_batches() const { return io_off_batches_; }
 
     // ---- writing inline ----
     // Under the core lock, on an append of `entries` entries: true if the
@@ -142,7 +149,8 @@ private:
     // two holds entries, and each is touched by its own thread only.
     ApplyItems flusher_claims_;
     ApplyItems io_claims_;
-    std::atomic<bool> io_apply_off_{false};
+    IoApplyCutoff io_cutoff_;
+    std::uint64_t io_off_batches_ = 0;  // I/O thread only: the last cutoff's
     // I/O thread only: entries queued for its next write, and whether that
     // write is scheduled.
     bool io_write_queued_ = false;

@@ -68,10 +68,16 @@ void Replica::apply_io_claims() {
         const std::uint64_t took = inline_.apply_io_claims(*apply_);
         inline_.end_io_apply();
         if (took != 0) {
-            log(LogLevel::warn, fmt::format("a batch applied inline on the I/O thread took {} us; "
-                                            "from now on only the apply thread applies "
-                                            "(NodeOptions::inline_apply)",
-                                            took / 1000));
+            const std::uint64_t off = inline_.io_apply_off_batches();
+            log(LogLevel::warn,
+                off == kIoInlineApplyOffForGood
+                    ? fmt::format("a batch applied inline on the I/O thread took {} us; from now "
+                                  "on only the apply thread applies (NodeOptions::inline_apply)",
+                                  took / 1000)
+                    : fmt::format("a batch applied inline on the I/O thread took {} us; only the "
+                                  "apply thread applies for the next {} batches "
+                                  "(NodeOptions::inline_apply)",
+                                  took / 1000, off));
         }
         if (!inline_.io_write_to_schedule()) return;
         if (round == kMaxLeaderWriteRounds) return post([this] { write_io_batch(); });

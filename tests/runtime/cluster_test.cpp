@@ -122,6 +122,8 @@ private:
 }  // namespace
 
 TEST_CASE("an inline apply that overruns its limit stops inline apply on the I/O thread") {
+    // For kIoInlineApplyFirstOffBatches committed batches (io_apply_cutoff.hpp):
+    // the 200 writes below are far fewer.
     TestCluster c(3);
     c.state_machine_factory = [] { return std::make_shared<SlowOnIoThread>(); };
     for (NodeId id = 1; id <= 3; ++id) c.start(id);
@@ -134,6 +136,7 @@ TEST_CASE("an inline apply that overruns its limit stops inline apply on the I/O
     for (int i = 0; i < 2000 && slow.io_applies() == 0; ++i) put(c, acked, "s-", i);
     REQUIRE(slow.io_applies() > 0);
     REQUIRE(eventually([&] { return c.warned(leader, "applied inline on the I/O thread took"); }));
+    CHECK(c.warned(leader, "only the apply thread applies for the next 10000 batches"));
     const int before = slow.io_applies();
     for (int i = 0; i < 200; ++i) put(c, acked, "t-", i);
     REQUIRE(eventually([&] { return all_applied(c, {1, 2, 3}, acked); }));

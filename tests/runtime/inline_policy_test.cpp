@@ -100,3 +100,32 @@ TEST_CASE("a leader's I/O thread writes a small batch that its inline apply prop
     CHECK_FALSE(policy.io_writes(false, 1));
     policy.end_io_apply();
 }
+
+// A state machine that overruns once (a cold page, a lock) gets inline apply
+// on the I/O thread back after some batches; one that keeps overrunning is
+// cut off for good at the kIoInlineApplyMaxOverruns-th overrun.
+TEST_CASE("an I/O-thread cutoff lasts a number of batches that doubles, then for good",
+          "[inline_policy]") {
+    using keel::runtime::IoApplyCutoff;
+    using keel::runtime::kIoInlineApplyFirstOffBatches;
+    using keel::runtime::kIoInlineApplyMaxOverruns;
+    using keel::runtime::kIoInlineApplyOffForGood;
+    IoApplyCutoff cutoff;
+    CHECK(cutoff.on());
+    cutoff.skipped_batch();  // counts nothing while on
+    CHECK(cutoff.on());
+    std::uint64_t expected = kIoInlineApplyFirstOffBatches;
+    for (int overrun = 1; overrun < kIoInlineApplyMaxOverruns; ++overrun) {
+        INFO("overrun " << overrun);
+        REQUIRE(cutoff.overran() == expected);
+        for (std::uint64_t i = 0; i + 1 < expected; ++i) cutoff.skipped_batch();
+        CHECK_FALSE(cutoff.on());
+        cutoff.skipped_batch();
+        CHECK(cutoff.on());
+        expected *= 2;
+    }
+    CHECK(cutoff.overran() == kIoInlineApplyOffForGood);
+    for (int i = 0; i < 100000; ++i) cutoff.skipped_batch();
+    CHECK_FALSE(cutoff.on());
+    CHECK(cutoff.overruns() == kIoInlineApplyMaxOverruns);
+}

@@ -137,7 +137,9 @@ struct NodeOptions {
     // wakeup: the WAL flusher in single-node mode (a batch predicted to take
     // about one write's time to durability at most), the I/O thread in
     // cluster mode (20 us at most; one that takes over 1 ms turns this off
-    // on the I/O thread for the node's lifetime, with a warning).  Off:
+    // on the I/O thread for the next 10,000 batches, with a warning, twice
+    // as many after a second such batch, and for the node's lifetime at
+    // the fourth: docs/runtime.md, "The cluster write path").  Off:
     // apply() always runs on the apply thread.  Turn it off for a state
     // machine whose apply time varies a lot from one batch to the next.
     bool inline_apply = true;
