@@ -5,7 +5,6 @@
 
 #include <algorithm>
 
-
 namespace keel::runtime {
 
 namespace {

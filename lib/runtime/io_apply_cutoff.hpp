@@ -17,7 +17,8 @@
 // over is the work done meanwhile, and tests stay free of clocks.
 //
 // Threads: pure functions, and ThreadTimes::now() reads the calling thread's;
-// IoApplyCutoff on one I/O thread (atomics: status may read it elsewhere).
+// IoApplyCutoff is changed by its replica's I/O thread only; on() may be
+// read from any thread.
 #pragma once
 
 #include <atomic>
