@@ -192,6 +192,24 @@ public:
         for (const auto& h : hosts_) out.push_back(h->status());
         return out;
     }
+    // Messages stepped into the replicas' cores, by kind, summed over every
+    // replica (NodeStatus::messages_received).
+    keel::MessageCounts messages_received() const {
+        keel::MessageCounts sum;
+        for (const auto& host : replicas_)
+            for (const auto& r : host) {
+                const keel::MessageCounts m = r->status().messages_received;
+                sum.appends += m.appends;
+                sum.append_answers += m.append_answers;
+                sum.heartbeats += m.heartbeats;
+                sum.heartbeat_answers += m.heartbeat_answers;
+                sum.notices += m.notices;
+                sum.votes += m.votes;
+                sum.vote_answers += m.vote_answers;
+                sum.other += m.other;
+            }
+        return sum;
+    }
     // Campaigns started, summed over every replica (NodeStatus::elections).
     std::uint64_t elections() const {
         std::uint64_t e = 0;
@@ -322,7 +340,9 @@ void run_busy(Groups& groups, const Options& o, int k) {
     const std::uint64_t elections_before = groups.elections();
     const std::uint64_t ticks_before = groups.group_ticks();
     const std::vector<std::uint64_t> terms_before = groups.terms();
+    const keel::MessageCounts messages_before = groups.messages_received();
     LoopResult r = loop.run(k, o.seconds);
+    const keel::MessageCounts messages = groups.messages_received();
     const std::uint64_t elections = groups.elections() - elections_before;
     const std::uint64_t ticks = groups.group_ticks() - ticks_before;
     const std::vector<std::uint64_t> terms_after = groups.terms();
@@ -351,6 +371,21 @@ void run_busy(Groups& groups, const Options& o, int k) {
     row["buffers_per_op"] = static_cast<double>(buffers) / ops;
     row["delivery_wakeups_per_op"] = static_cast<double>(wakeups) / ops;
     row["context_switches_per_op"] = static_cast<double>(switches) / ops;
+    // The messages every replica stepped in, by kind (MessageCounts).
+    auto per_op = [ops](std::uint64_t after, std::uint64_t before) {
+        return static_cast<double>(after - before) / ops;
+    };
+    const keel::MessageCounts& m0 = messages_before;
+    row["messages_per_op"] = {
+        {"all", per_op(messages.total(), m0.total())},
+        {"appends", per_op(messages.appends, m0.appends)},
+        {"append_answers", per_op(messages.append_answers, m0.append_answers)},
+        {"heartbeats", per_op(messages.heartbeats, m0.heartbeats)},
+        {"heartbeat_answers", per_op(messages.heartbeat_answers, m0.heartbeat_answers)},
+        {"notices", per_op(messages.notices, m0.notices)},
+        {"votes", per_op(messages.votes, m0.votes)},
+        {"vote_answers", per_op(messages.vote_answers, m0.vote_answers)},
+        {"other", per_op(messages.other, m0.other)}};
     // The times the Hosts' clocks stepped a group's core, summed over every
     // replica, per second of the run (NodeStatus::timer_wakeups).
     row["group_ticks_per_s"] = static_cast<double>(ticks) / o.seconds;

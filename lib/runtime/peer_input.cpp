@@ -30,6 +30,7 @@ void Replica::on_message(raft::Message& message) {
     inline_.begin_message();
     with_core([this, &message]() REQUIRES(core_lock_) {
         if (halted()) return;
+        board_.count_received(message);
         note_refusal(core_->step(message));
         run_core();
     });
@@ -106,6 +107,7 @@ void Replica::on_snapshot_received(raft::Message message, std::string path) {
         std::remove(path.c_str());
         return;
     }
+    board_.count_received(message);
     const Status stepped = core_->step(message);
     if (!raft::refusal_reason(stepped).empty()) {
         std::remove(path.c_str());

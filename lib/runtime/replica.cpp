@@ -323,6 +323,7 @@ NodeStatus Replica::status() const {
     if (health_.no_space_causes.load() != 0) s.alarms.push_back(kAlarmNoSpace);
     s.snapshots_damaged = snapshots_->damaged().size() + board_.snapshots_rejected.load();
     s.elections = board_.elections.load();
+    s.messages_received = board_.received();
     s.proposals = board_.proposals_accepted.load();
     s.commits = apply_->entries_applied();
     if (log_) {

@@ -39,6 +39,51 @@ void StatusBoard::publish(const raft::Core& core) {
     }
 }
 
+namespace {
+
+// The index of a message's kind in StatusBoard::received_ (MessageCounts' order).
+std::size_t received_kind(const raft::Message& m) {
+    switch (m.type) {
+        case raft::MessageType::append:
+            return 0;
+        case raft::MessageType::append_response:
+            return 1;
+        case raft::MessageType::heartbeat:
+            return m.context == raft::kCommitNoticeContext ? 4 : 2;
+        case raft::MessageType::heartbeat_response:
+            return 3;
+        case raft::MessageType::vote:
+        case raft::MessageType::pre_vote:
+            return 5;
+        case raft::MessageType::vote_response:
+        case raft::MessageType::pre_vote_response:
+            return 6;
+        case raft::MessageType::snapshot:
+        case raft::MessageType::timeout_now:
+            return 7;
+    }
+    return 7;
+}
+
+}  // namespace
+
+void StatusBoard::count_received(const raft::Message& m) {
+    std::atomic<std::uint64_t>& n = received_[received_kind(m)];
+    n.store(n.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+MessageCounts StatusBoard::received() const {
+    auto at = [this](std::size_t k) { return received_[k].load(std::memory_order_relaxed); };
+    return MessageCounts{.appends = at(0),
+                         .append_answers = at(1),
+                         .heartbeats = at(2),
+                         .heartbeat_answers = at(3),
+                         .notices = at(4),
+                         .votes = at(5),
+                         .vote_answers = at(6),
+                         .other = at(7)};
+}
+
 void StatusBoard::set_members(std::vector<MemberStatus> members) {
     MutexLock lock(mu_);
     status_.members = std::move(members);

@@ -13,6 +13,7 @@
 // rest from any thread.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -52,6 +53,11 @@ public:
     // A peer's message was refused for `reason`; returns the count so far.
     std::uint64_t count_rejection(std::string_view reason) EXCLUDES(rejected_mu_);
 
+    // A message from a peer is stepped into the core: counted by kind
+    // (NodeStatus::messages_received).  Under the core lock: one writer.
+    void count_received(const raft::Message& m);
+    MessageCounts received() const;
+
     // Counters, written by whoever sees the event, read by status().
     std::atomic<std::uint64_t> elections{0};
     std::atomic<std::uint64_t> proposals_accepted{0};  // written under the core lock only
@@ -60,6 +66,9 @@ public:
     LatencyHistogramRecorder fsync_latency;
 
 private:
+    // MessageCounts' fields, in its order.
+    static constexpr std::size_t kMessageKinds = 8;
+    std::array<std::atomic<std::uint64_t>, kMessageKinds> received_{};
     mutable Mutex mu_;
     NodeStatus status_ GUARDED_BY(mu_);
     mutable Mutex rejected_mu_;

@@ -68,6 +68,22 @@ struct MemberStatus {
     bool replicating = false;
 };
 
+// Raft messages a node took in from its peers, by kind (NodeStatus).
+struct MessageCounts {
+    std::uint64_t appends = 0;  // with entries or without
+    std::uint64_t append_answers = 0;
+    std::uint64_t heartbeats = 0;  // that want an answer
+    std::uint64_t heartbeat_answers = 0;
+    std::uint64_t notices = 0;  // heartbeats that want none: a commit alone, an idle tick
+    std::uint64_t votes = 0;    // votes and pre-votes asked
+    std::uint64_t vote_answers = 0;
+    std::uint64_t other = 0;  // snapshots, timeout_now
+    std::uint64_t total() const {
+        return appends + append_answers + heartbeats + heartbeat_answers + notices + votes +
+               vote_answers + other;
+    }
+};
+
 struct NodeStatus {
     NodeId id = 0;
     // The cluster's id, 32 hex digits; "" while a joiner has not heard from
@@ -89,6 +105,9 @@ struct NodeStatus {
     std::uint64_t elections = 0;      // campaigns started by this node
     std::uint64_t proposals = 0;      // accepted proposals
     std::uint64_t commits = 0;        // entries applied
+    // What replication costs in messages: those this node stepped into its
+    // core since start, by kind (refused ones: peer_messages_rejected).
+    MessageCounts messages_received;
     WalFigures wal;
     LatencyHistogram commit_latency;  // propose -> applied, on this node's proposals
     LatencyHistogram fsync_latency;   // WAL write + fdatasync
