@@ -197,17 +197,7 @@ public:
     keel::MessageCounts messages_received() const {
         keel::MessageCounts sum;
         for (const auto& host : replicas_)
-            for (const auto& r : host) {
-                const keel::MessageCounts m = r->status().messages_received;
-                sum.appends += m.appends;
-                sum.append_answers += m.append_answers;
-                sum.heartbeats += m.heartbeats;
-                sum.heartbeat_answers += m.heartbeat_answers;
-                sum.notices += m.notices;
-                sum.votes += m.votes;
-                sum.vote_answers += m.vote_answers;
-                sum.other += m.other;
-            }
+            for (const auto& r : host) sum += r->status().messages_received;
         return sum;
     }
     // Campaigns started, summed over every replica (NodeStatus::elections).

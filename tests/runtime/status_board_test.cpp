@@ -39,4 +39,9 @@ TEST_CASE("messages stepped in are counted by kind; a heartbeat of context 0 is 
     CHECK(c.vote_answers == 2);
     CHECK(c.other == 2);
     CHECK(c.total() == 12);
+    keel::MessageCounts twice = c;
+    twice += c;
+    CHECK(twice.total() == 24);
+    CHECK(twice.notices == 2);
+    CHECK(twice.other == 4);
 }

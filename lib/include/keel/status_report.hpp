@@ -82,6 +82,17 @@ struct MessageCounts {
         return appends + append_answers + heartbeats + heartbeat_answers + notices + votes +
                vote_answers + other;
     }
+    MessageCounts& operator+=(const MessageCounts& o) {
+        appends += o.appends;
+        append_answers += o.append_answers;
+        heartbeats += o.heartbeats;
+        heartbeat_answers += o.heartbeat_answers;
+        notices += o.notices;
+        votes += o.votes;
+        vote_answers += o.vote_answers;
+        other += o.other;
+        return *this;
+    }
 };
 
 struct NodeStatus {
