@@ -73,6 +73,10 @@ public:
     // (or none): asked after every message a follower steps
     // (maybe_campaign_alone), so kept here rather than counted in the map.
     NodeId latest_lone_voter() const { return latest_lone_voter_; }
+    // latest().voters(), kept here: every commit and every CheckQuorum check
+    // counts them, and building the list each time was an allocation per
+    // acknowledgement (decision 0050).
+    const std::vector<NodeId>& latest_voters() const { return latest_voters_; }
     // Whether `id` is a voter of the configuration in effect at `index` or
     // of any configuration entry after it.
     bool voter_at_or_after(Index index, NodeId id) const {
@@ -99,14 +103,10 @@ private:
     // After every change of history_.back().
     void note_latest() {
         const Configuration& c = history_.back().second;
-        std::size_t voters = 0;
-        latest_lone_voter_ = kNoNode;
-        for (const auto& [id, info] : c.members) {
-            if (!info.voter) continue;
-            ++voters;
-            latest_lone_voter_ = id;
-        }
-        if (voters != 1) latest_lone_voter_ = kNoNode;
+        latest_voters_.clear();
+        for (const auto& [id, info] : c.members)
+            if (info.voter) latest_voters_.push_back(id);
+        latest_lone_voter_ = latest_voters_.size() == 1 ? latest_voters_.front() : kNoNode;
         latest_count_ = c.members.size();
         if (latest_count_ > kLatestIdsMax) return;
         std::size_t i = 0;
@@ -117,6 +117,7 @@ private:
     std::uint64_t version_ = 1;     // the reported side starts at 0: compared once
     std::size_t latest_count_ = 0;  // members of latest()
     NodeId latest_lone_voter_ = kNoNode;
+    std::vector<NodeId> latest_voters_;  // in id order, as Configuration::voters()
     std::array<NodeId, kLatestIdsMax> latest_ids_{};
 };
 

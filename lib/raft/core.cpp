@@ -89,6 +89,9 @@ Status Core::State::not_leader_status() const {
 void Core::State::send(Message m) {
     m.from = opt.id;
     if (m.term == 0) m.term = term;
+    // Room for one message per follower at once: a leader's steps send to
+    // each, and growing the batch one by one reallocated it (decision 0050).
+    if (out.msgs.capacity() == 0) out.msgs.reserve(std::max<std::size_t>(progress.size(), 1));
     out.msgs.push_back(std::move(m));
 }
 

@@ -118,7 +118,7 @@ void Core::State::tick_leader() {
 }
 
 bool Core::State::quorum_active() {
-    bool active = has_quorum(config().voters(), [&](NodeId id) {
+    bool active = has_quorum(configs.latest_voters(), [&](NodeId id) {
         if (id == opt.id) return true;
         auto it = progress.find(id);
         return it != progress.end() && it->second.recent_active;
@@ -198,7 +198,7 @@ void Core::State::campaign(bool pre, bool transfer) {
     }
     Term vote_term = pre ? term + 1 : term;
     votes[opt.id] = true;
-    if (tally_votes(config().voters(), votes) == VoteResult::won) {
+    if (tally_votes(configs.latest_voters(), votes) == VoteResult::won) {
         // A single voter wins at once: no messages, no ticks.  Its own vote is
         // not durable yet, so it stays inert (refuses proposals) until its
         // no-op — in the same batch as the hard state — is: after a crash
@@ -212,7 +212,7 @@ void Core::State::campaign(bool pre, bool transfer) {
         }
         return;
     }
-    for (NodeId id : config().voters()) {
+    for (NodeId id : configs.latest_voters()) {
         if (id == opt.id) continue;
         send(Message{.type = pre ? MessageType::pre_vote : MessageType::vote,
                      .to = id,
@@ -293,7 +293,7 @@ void Core::State::handle_vote_response(const Message& m) {
     // A granted pre-vote carries term + 1; a rejection carries our own term.
     if (pre && !m.reject && m.term != term + 1) return;
     votes.emplace(m.from, !m.reject);
-    switch (tally_votes(config().voters(), votes)) {
+    switch (tally_votes(configs.latest_voters(), votes)) {
         case VoteResult::won:
             if (pre) {
                 campaign(/*pre=*/false, /*transfer=*/false);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -21,22 +22,34 @@ inline std::size_t quorum_size(std::size_t voter_count) {
 }
 
 // The largest value that a majority of voters have reached or passed
-// (value_of gives each voter's), or `none` with no voters.
-template <typename T>
-T quorum_value(const std::vector<NodeId>& voters, const std::function<T(NodeId)>& value_of,
-               T none) {
+// (value_of gives each voter's), or `none` with no voters.  Counted on the
+// stack for up to kQuorumOnStack voters: it runs for every acknowledgement
+// a leader takes (maybe_commit), and a heap buffer there was an allocation
+// each time (decision 0050).
+inline constexpr std::size_t kQuorumOnStack = 16;
+
+template <typename T, typename ValueOf>
+T quorum_value(const std::vector<NodeId>& voters, const ValueOf& value_of, T none) {
     if (voters.empty()) return none;
-    std::vector<T> values;
-    values.reserve(voters.size());
-    for (NodeId id : voters) values.push_back(value_of(id));
-    std::sort(values.begin(), values.end(), std::greater<>());
-    return values[quorum_size(voters.size()) - 1];
+    const std::size_t n = voters.size();
+    std::array<T, kQuorumOnStack> on_stack{};
+    std::vector<T> on_heap;
+    T* values = on_stack.data();
+    if (n > kQuorumOnStack) {
+        on_heap.resize(n);
+        values = on_heap.data();
+    }
+    for (std::size_t i = 0; i < n; ++i) values[i] = value_of(voters[i]);
+    // The k-th largest (0-based) is the value a majority reached.
+    const std::size_t k = quorum_size(n) - 1;
+    std::nth_element(values, values + k, values + n, std::greater<>());
+    return values[k];
 }
 
 // The largest index that a majority of voters have reached (match_of gives
 // each voter's match index).  0 with no voters.
-inline Index quorum_index(const std::vector<NodeId>& voters,
-                          const std::function<Index(NodeId)>& match_of) {
+template <typename MatchOf>
+Index quorum_index(const std::vector<NodeId>& voters, const MatchOf& match_of) {
     return quorum_value<Index>(voters, match_of, 0);
 }
 
@@ -59,7 +72,8 @@ inline VoteResult tally_votes(const std::vector<NodeId>& voters,
 }
 
 // Whether the set of nodes for which `yes` holds contains a majority of voters.
-inline bool has_quorum(const std::vector<NodeId>& voters, const std::function<bool(NodeId)>& yes) {
+template <typename Yes>
+bool has_quorum(const std::vector<NodeId>& voters, const Yes& yes) {
     if (voters.empty()) return false;
     std::size_t n = 0;
     for (NodeId id : voters) n += yes(id) ? 1 : 0;

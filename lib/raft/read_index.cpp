@@ -66,7 +66,7 @@ bool Core::State::lease_read_allowed() const {
 // acknowledgements up to two election timeouts old.
 bool Core::State::lease_held() const {
     const std::int64_t quorum_sent = quorum_value<std::int64_t>(
-        config().voters(),
+        configs.latest_voters(),
         [&](NodeId id) {
             if (id == opt.id) return clocks.ticks;
             auto it = progress.find(id);
@@ -103,7 +103,7 @@ void Core::State::handle_heartbeat_ack(Progress& pr, std::uint64_t context) {
 // knew no newer leader then.  Rounds are released oldest first.
 void Core::State::release_confirmed_reads() {
     if (reads.read_rounds.empty()) return;
-    const Index confirmed = quorum_index(config().voters(), [&](NodeId id) -> Index {
+    const Index confirmed = quorum_index(configs.latest_voters(), [&](NodeId id) -> Index {
         if (id == opt.id) return reads.heartbeat_seq;
         auto it = progress.find(id);
         return it == progress.end() ? 0 : it->second.acked_heartbeat_seq;

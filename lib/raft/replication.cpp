@@ -426,7 +426,7 @@ bool Core::State::append_due_on_answer(const Progress& pr) const {
 // durable (persisted) index.
 bool Core::State::maybe_commit() {
     if (role != Role::leader) return false;
-    Index quorum = quorum_index(config().voters(), [&](NodeId id) -> Index {
+    Index quorum = quorum_index(configs.latest_voters(), [&](NodeId id) -> Index {
         if (id == opt.id) return log.persisted();
         auto it = progress.find(id);
         return it == progress.end() ? 0 : it->second.match;

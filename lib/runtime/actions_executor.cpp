@@ -123,18 +123,21 @@ void Replica::send_messages(std::vector<raft::Message> messages) {
             if (m.type == raft::MessageType::snapshot) core_->report_snapshot(m.to, false);
         return;
     }
-    std::vector<raft::Message> plain;
-    plain.reserve(messages.size());
-    for (raft::Message& m : messages) {
-        if (m.type == raft::MessageType::snapshot) {
-            send_snapshot(m);
-        } else {
-            plain.push_back(std::move(m));
+    // Snapshots leave on their own stream; the rest stay in `messages`, in
+    // order (no second vector: this runs for every batch; decision 0050).
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+        if (messages[i].type == raft::MessageType::snapshot) {
+            send_snapshot(messages[i]);
+            continue;
         }
+        if (kept != i) messages[kept] = std::move(messages[i]);
+        ++kept;
     }
-    if (!plain.empty() && !on_io_thread()) send_now_if_idle(plain);
-    if (!plain.empty())
-        to_io([this, plain = std::move(plain)]() mutable { transport_->send(std::move(plain)); });
+    messages.erase(messages.begin() + static_cast<std::ptrdiff_t>(kept), messages.end());
+    if (!messages.empty() && !on_io_thread()) send_now_if_idle(messages);
+    if (!messages.empty() && !shut_down())
+        seat_.services.to_io_send(*seat_.io_closed, *transport_, std::move(messages));
 }
 
 // A proposer's appends and a follower's acknowledgement after its fsync are

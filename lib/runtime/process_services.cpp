@@ -9,6 +9,7 @@
 #include <future>
 
 #include "keel/assert.hpp"
+#include "transport/message_channel.hpp"
 
 namespace keel::runtime {
 
@@ -106,7 +107,18 @@ Status ProcessServices::open_wal(const std::string& dir, wal::Options options) {
 
 void ProcessServices::to_io(const bool& closed, std::function<void()> work) {
     MutexLock lock(mu_);
-    outbox_.push_back(Work{&closed, std::move(work)});
+    Work& w = outbox_.emplace_back();
+    w.closed = &closed;
+    w.run = std::move(work);
+}
+
+void ProcessServices::to_io_send(const bool& closed, transport::MessageChannel& channel,
+                                 std::vector<raft::Message> messages) {
+    MutexLock lock(mu_);
+    Work& w = outbox_.emplace_back();
+    w.closed = &closed;
+    w.channel = &channel;
+    w.messages = std::move(messages);
 }
 
 void ProcessServices::flush_outbox() {
@@ -120,18 +132,31 @@ void ProcessServices::flush_outbox() {
 }
 
 void ProcessServices::run_outbox() {
-    std::vector<Work> work;
+    // A run from inside a running one (work that ends up here again) takes
+    // its own vector; the outermost run reuses outbox_taken_.
+    std::vector<Work> nested;
+    std::vector<Work>* work = &outbox_taken_;
+    bool was_running = false;
     {
         MutexLock lock(mu_);
         if (outbox_.empty()) return;
-        work.swap(outbox_);
+        was_running = outbox_running_;
+        if (was_running) work = &nested;
+        work->swap(outbox_);
         outbox_posted_ = false;
         outbox_running_ = true;
     }
-    for (Work& w : work)
-        if (!*w.closed) w.run();
+    for (Work& w : *work) {
+        if (*w.closed) continue;
+        if (w.channel != nullptr) {
+            w.channel->send(std::move(w.messages));
+        } else {
+            w.run();
+        }
+    }
+    work->clear();
     MutexLock lock(mu_);
-    outbox_running_ = false;
+    outbox_running_ = was_running;
 }
 
 }  // namespace keel::runtime

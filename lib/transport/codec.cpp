@@ -159,7 +159,7 @@ Result<std::uint32_t> decode_frame_length(std::string_view prefix, std::size_t f
     return n;
 }
 
-Result<Frame> decode_frame_body(std::string_view body, const CodecLimits& limits) {
+Status decode_frame_body_into(std::string_view body, const CodecLimits& limits, Frame& frame) {
     if (body.size() < kFrameBodyBytesMin)
         return Status(ErrorCode::corruption, fmt::format("truncated frame: {} bytes", body.size()));
     if (body.size() + kFrameLengthBytes > limits.frame_bytes_max)
@@ -185,23 +185,38 @@ Result<Frame> decode_frame_body(std::string_view body, const CodecLimits& limits
     KEEL_CODEC_TRY(r.u8(skip, "frame version"));
     KEEL_CODEC_TRY(r.u8(kind, "frame kind"));
     // (The error is formatted only for a bad kind, not for every frame.)
-    Result<Frame> frame = [&]() -> Result<Frame> {
+    Status read = [&]() -> Status {
+        auto take = [&frame](Result<Frame> other) -> Status {
+            if (!other.ok()) return other.status();
+            frame = std::move(*other);
+            return Status();
+        };
         switch (kind) {
             case static_cast<std::uint8_t>(FrameKind::hello):
-                return read_hello(r);
-            case static_cast<std::uint8_t>(FrameKind::messages):
-                return read_batch(r, limits);
+                return take(read_hello(r));
+            case static_cast<std::uint8_t>(FrameKind::messages): {
+                auto* batch = std::get_if<MessageBatch>(&frame);
+                if (batch == nullptr) batch = &frame.emplace<MessageBatch>();
+                return read_batch(r, limits, *batch);
+            }
             case static_cast<std::uint8_t>(FrameKind::snapshot_chunk):
-                return read_chunk(r, limits);
+                return take(read_chunk(r, limits));
             default:
                 return Status(ErrorCode::corruption,
                               fmt::format("unknown frame kind {}", int(kind)));
         }
     }();
-    if (frame.ok() && r.remaining() != 0)
+    if (!read.ok()) return read;
+    if (r.remaining() != 0)
         return Status(ErrorCode::corruption,
                       fmt::format("{} trailing bytes at byte {} after the frame's payload",
                                   r.remaining(), r.offset()));
+    return Status();
+}
+
+Result<Frame> decode_frame_body(std::string_view body, const CodecLimits& limits) {
+    Frame frame;
+    if (Status s = decode_frame_body_into(body, limits, frame); !s.ok()) return s;
     return frame;
 }
 

@@ -175,6 +175,11 @@ Result<std::uint32_t> decode_frame_length(std::string_view prefix, std::size_t f
 // Decodes a frame body (everything after the length prefix).  Errors name
 // the byte offset within the frame (prefix included) where decoding failed.
 Result<Frame> decode_frame_body(std::string_view body, const CodecLimits& limits);
+// The same into `frame`: a messages frame is read into the MessageBatch
+// `frame` already holds, reusing its vector's capacity (a receiver that
+// decodes frame after frame allocates no batch for each; decision 0050).
+// On failure `frame` holds whatever was read.
+Status decode_frame_body_into(std::string_view body, const CodecLimits& limits, Frame& frame);
 
 // The kind and group of a whole messages or snapshot chunk frame (prefix
 // included, as decode_frame_length delimited it), read from its first bytes

@@ -163,8 +163,9 @@ Status check_message(const raft::Message& m, const CodecLimits& limits);
 // REQUIRES: check_message(m) passed.
 void write_message(Writer& w, const raft::Message& m);
 Status read_message(Reader& r, raft::Message& m, const CodecLimits& limits);
-// The payload of a messages frame, after the kind byte.
-Result<Frame> read_batch(Reader& r, const CodecLimits& limits);
+// The payload of a messages frame, after the kind byte, into `batch` (its
+// vector emptied first, its capacity reused).
+Status read_batch(Reader& r, const CodecLimits& limits, MessageBatch& batch);
 
 // ---- frames (codec.cpp) ----
 

@@ -26,9 +26,14 @@ private:
     const MessageChannel* outer_;
 };
 
+// A group's members, inline (a larger group spills to the heap).
+using Destinations = boost::container::small_vector<NodeId, 8>;
+// One peer's share of a batch.
+using PeerMessages = boost::container::small_vector<const raft::Message*, 16>;
+
 // The distinct destinations of `messages`, in order of first appearance.
-std::vector<NodeId> destinations(const std::vector<raft::Message>& messages) {
-    std::vector<NodeId> peers;
+Destinations destinations(const std::vector<raft::Message>& messages) {
+    Destinations peers;
     for (const raft::Message& m : messages)
         if (std::find(peers.begin(), peers.end(), m.to) == peers.end()) peers.push_back(m.to);
     return peers;
@@ -107,7 +112,7 @@ void MessageChannel::post(std::function<void()> f) {
 // ---- outbound ----
 
 void MessageChannel::encode_for_peer(std::span<const raft::Message* const> messages,
-                                     std::vector<std::string>& frames) {
+                                     Frames& frames) {
     const CodecLimits& limits = options_.limits;
     std::size_t i = 0;
     while (i < messages.size()) {
@@ -147,14 +152,14 @@ void MessageChannel::encode_for_peer(std::span<const raft::Message* const> messa
 
 void MessageChannel::send(std::vector<raft::Message> messages) {
     if (!open_->load() || messages.empty()) return;
-    std::vector<const raft::Message*> mine;
-    std::vector<std::string> frames;
+    PeerMessages mine;
+    Frames frames;
     for (NodeId to : destinations(messages)) {
         mine.clear();
         for (const raft::Message& m : messages)
             if (m.to == to) mine.push_back(&m);
         frames.clear();
-        encode_for_peer(mine, frames);
+        encode_for_peer(std::span(mine.data(), mine.size()), frames);
         CallingTransport calling(this);
         for (std::string& frame : frames) transport_->send(options_.group, to, std::move(frame));
     }
@@ -162,16 +167,16 @@ void MessageChannel::send(std::vector<raft::Message> messages) {
 
 void MessageChannel::send_now(std::vector<raft::Message>& messages) {
     if (!open_->load() || messages.empty()) return;
-    const std::vector<NodeId> peers = destinations(messages);
-    std::vector<NodeId> left;
-    std::vector<const raft::Message*> mine;
+    const Destinations peers = destinations(messages);
+    Destinations left;
+    PeerMessages mine;
     for (NodeId to : peers) {
         mine.clear();
         for (const raft::Message& m : messages)
             if (m.to == to) mine.push_back(&m);
         auto encode = [this, &mine] {
-            std::vector<std::string> frames;
-            encode_for_peer(mine, frames);
+            Frames frames;
+            encode_for_peer(std::span(mine.data(), mine.size()), frames);
             if (frames.size() == 1) return std::move(frames[0]);
             std::string all;
             for (const std::string& f : frames) all += f;
@@ -317,6 +322,17 @@ Status MessageChannel::deliver_messages(GroupId group, NodeId from, std::string_
         return refuse(
             Rejection::malformed, from,
             fmt::format("a delivery of {} bytes exceeds kTransportBufferBytesMax", bytes.size()));
+    // Decoded into decoded_ where that is safe (see its declaration).
+    Frame own;
+    const bool reuse = executor_.post && executor_.on_owner_thread && !decoding_;
+    Frame& frame = reuse ? decoded_ : own;
+    if (reuse) decoding_ = true;
+    struct Release {
+        bool* flag;
+        ~Release() {
+            if (flag != nullptr) *flag = false;
+        }
+    } release{reuse ? &decoding_ : nullptr};
     while (!bytes.empty()) {
         if (bytes.size() < kFrameLengthBytes)
             return refuse(Rejection::malformed, from,
@@ -328,12 +344,12 @@ Status MessageChannel::deliver_messages(GroupId group, NodeId from, std::string_
             return refuse(Rejection::malformed, from,
                           fmt::format("truncated frame: {} of {} body bytes",
                                       bytes.size() - kFrameLengthBytes, *length));
-        Result<Frame> frame =
-            decode_frame_body(bytes.substr(kFrameLengthBytes, *length), options_.limits);
+        Status decoded = decode_frame_body_into(bytes.substr(kFrameLengthBytes, *length),
+                                                options_.limits, frame);
         bytes.remove_prefix(kFrameLengthBytes + *length);
-        if (!frame.ok())
-            return refuse(Rejection::malformed, from, "bad frame: " + frame.status().to_string());
-        auto* batch = std::get_if<MessageBatch>(&*frame);
+        if (!decoded.ok())
+            return refuse(Rejection::malformed, from, "bad frame: " + decoded.to_string());
+        auto* batch = std::get_if<MessageBatch>(&frame);
         if (batch == nullptr)
             return refuse(Rejection::wrong_frame_kind, from,
                           "a frame that is not a batch of messages among messages");

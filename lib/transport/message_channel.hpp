@@ -38,6 +38,8 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "keel/status.hpp"
 #include "keel/transport.hpp"
 #include "raft/types.hpp"
@@ -138,8 +140,11 @@ private:
     Status check_message(const raft::Message& m, NodeId from) const;
     // The frames for `messages` (all to one peer), batched; offenders
     // dropped and their peer reported unreachable.
-    void encode_for_peer(std::span<const raft::Message* const> messages,
-                         std::vector<std::string>& frames);
+    // Nearly always one frame: kept inline, as are the destinations and a
+    // peer's messages in send(), which runs for every batch a replica sends
+    // (decision 0050).
+    using Frames = boost::container::small_vector<std::string, 2>;
+    void encode_for_peer(std::span<const raft::Message* const> messages, Frames& frames);
     void log(LogLevel level, const std::string& line) const;
 
     const std::shared_ptr<Transport> transport_;
@@ -154,6 +159,12 @@ private:
     SnapshotReceiver receiver_;  // owner thread
     std::uint64_t next_snapshot_id_ = 1;
     std::atomic<std::size_t> posted_bytes_{0};
+    // The frame deliver_messages decodes into, its batch's capacity reused
+    // frame after frame (decision 0050): only with an Executor that posts
+    // and names its owner thread (every delivery then runs there), and not
+    // by a delivery inside another (decoding_).  Owner thread.
+    Frame decoded_;
+    bool decoding_ = false;
 };
 
 }  // namespace keel::transport

@@ -177,15 +177,15 @@ Status read_message(Reader& r, raft::Message& m, const CodecLimits& limits) {
     return Status();
 }
 
-Result<Frame> read_batch(Reader& r, const CodecLimits& limits) {
-    MessageBatch batch;
+Status read_batch(Reader& r, const CodecLimits& limits, MessageBatch& batch) {
+    batch.messages.clear();
     KEEL_CODEC_TRY(r.u64(batch.group, "frame group id"));
     std::uint32_t n = 0;
     KEEL_CODEC_TRY(r.count(n, limits.messages_per_batch_max, kMessageFixedBytes, "message count"));
     if (n == 0) return Status(ErrorCode::corruption, "empty message batch");
     batch.messages.resize(n);
     for (auto& m : batch.messages) KEEL_CODEC_TRY(read_message(r, m, limits));
-    return Frame{std::move(batch)};
+    return Status();
 }
 
 }  // namespace codec_io

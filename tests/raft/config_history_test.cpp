@@ -112,3 +112,27 @@ TEST_CASE("latest_lone_voter names the latest configuration's only voter, after 
     CHECK(h.latest_lone_voter() == lone());
     CHECK(h.latest_lone_voter() == 7);
 }
+
+TEST_CASE("latest_voters lists the latest configuration's voters, after every change",
+          "[raft][config]") {
+    ConfigHistory h;
+    auto same = [&h] { return h.latest_voters() == h.latest().voters(); };
+    CHECK(h.latest_voters().empty());
+    h.reset(5, members({3, 1, 2}));
+    CHECK(h.latest_voters() == std::vector<keel::raft::NodeId>{1, 2, 3});
+    auto with_learner = members({1, 2, 3, 4});
+    with_learner.members[4].voter = false;
+    h.add(8, with_learner);
+    CHECK(same());
+    CHECK(h.latest_voters().size() == 3);
+    h.add(9, members({1, 2, 3, 4}));
+    CHECK(same());
+    CHECK(h.latest_voters().size() == 4);
+    CHECK(h.truncate_from(9));  // the learner again
+    CHECK(same());
+    CHECK(h.latest_voters().size() == 3);
+    h.compact(8);
+    CHECK(same());
+    h.reset(20, members({7}));
+    CHECK(h.latest_voters() == std::vector<keel::raft::NodeId>{7});
+}
