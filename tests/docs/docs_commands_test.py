@@ -75,6 +75,9 @@ class DocsCommands(unittest.TestCase):
         self.assertIn('"mode":"groups"', p.stdout)
         self.assertIn('"groups":20', p.stdout)
         self.assertEqual(p.stdout.count('"bench":"idle_groups"'), 2)
+        allocs = [json.loads(line) for line in p.stdout.splitlines() if '"allocs_per_op"' in line]
+        self.assertEqual(len(allocs), 1, p.stdout)
+        self.assertGreater(allocs[0]["mallocs"], 0)  # the preloaded counter counted
 
     def test_contributing_md_tests(self):
         p = self.run_block("CONTRIBUTING.md", "Tests")
