@@ -155,6 +155,8 @@ void ProcessServices::run_outbox() {
         }
     }
     work->clear();
+    // A burst (thousands of groups opening) may have grown it: not kept.
+    if (work->capacity() > kOutboxCapacityKept) std::vector<Work>().swap(*work);
     MutexLock lock(mu_);
     outbox_running_ = was_running;
 }

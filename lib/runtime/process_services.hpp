@@ -29,6 +29,7 @@
 // thread that is not the I/O thread.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <map>
 #include <memory>
@@ -170,6 +171,8 @@ private:
     // under mu_: the two vectors trade places and keep their capacity, so
     // queueing allocates nothing once they have grown.  I/O thread only.
     std::vector<Work> outbox_taken_;
+    // The most entries whose room outbox_taken_ keeps after a run.
+    static constexpr std::size_t kOutboxCapacityKept = 1024;
 };
 
 }  // namespace keel::runtime
