@@ -63,3 +63,8 @@ for n in 1 2 3; do
     | grep '"raw_fdatasync"' | sed 's/^{/{"label":"concurrent_3",/' &
 done
 wait
+
+# Does the disk stall under concurrent durable writes (three members' WALs
+# share it in cluster3 and groups)?  Decision 0051.
+echo "# disk stalls with 1, 2 and 3 O_DIRECT|O_DSYNC writers in $dir" >&2
+"$(dirname "$0")/disk-stalls.py" --dir "$dir" --writers 1,2,3 --seconds "${BENCH_SECONDS:-3}"

@@ -59,6 +59,7 @@ class Results:
         self.http_compare = {}  # connections -> HTTPS + token / plain row
         self.cluster_compare = {}  # connections -> raftd 3 nodes / etcd 3 nodes row
         self.trickle = None
+        self.disk_stalls = {}  # writers -> disk-stalls.py row
         self.rows = 0
         self.skipped = 0
 
@@ -88,6 +89,8 @@ class Results:
             self.http_compare.setdefault(row["connections"], row)
         elif bench == "http":
             self.http.setdefault(row["target"], {}).setdefault(row["connections"], row)
+        elif bench == "disk_stalls":
+            self.disk_stalls.setdefault(row["writers"], row)
         elif bench == "trickle_summary":
             self.trickle = row
         elif bench == "trickle":
@@ -202,6 +205,14 @@ def tables(r):
         p50s = sorted(x["p50_us"] for x in r.labelled["concurrent_3"])
         bar("three fdatasync loops at once (cluster3's disk): p50 / one loop alone",
             quotient(p50s[len(p50s) // 2], c3_floor), "–", lambda v: True)
+    for writers, row in sorted(r.disk_stalls.items()):
+        bar("%d O_DIRECT\\|O_DSYNC writer(s) at once: share of the run stalled, "
+            "stall ends on a 100 ms grid" % writers,
+            "%.3f, %.2f" % (row["stalled_share"], row["stall_ends_on_grid"]), "–", lambda v: True)
+    for k in sorted(single):
+        if "stalled_window_share" in single[k]:
+            bar("single K=%d: 10 ms windows with under a fifth of the median's operations" % k,
+                single[k]["stalled_window_share"], "–", lambda v: True)
     raftd1, etcd = r.http.get("raftd_1", {}), r.http.get("etcd_1", {})
     bar("raftd 1 node / etcd, 64 connections: req/s",
         quotient(field(raftd1, 64, "req_per_s"), field(etcd, 64, "req_per_s")),

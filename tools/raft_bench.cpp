@@ -64,6 +64,19 @@
 
 namespace raft_bench {
 
+// The throughput of the median kWindowMs slice, and the share of slices with
+// under a fifth of the median's operations: a mean throughput well below the
+// median slice's is stalls, not a slower steady pace (decision 0051).
+void add_window_figures(nlohmann::json& j, std::vector<std::uint32_t> slices) {
+    if (slices.empty()) return;
+    std::sort(slices.begin(), slices.end());
+    const std::uint32_t median = slices[slices.size() / 2];
+    const auto stalled = static_cast<std::size_t>(
+        std::lower_bound(slices.begin(), slices.end(), (median + 4) / 5) - slices.begin());
+    j["window_ops_per_s_p50"] = median * (1000.0 / kWindowMs);
+    j["stalled_window_share"] = static_cast<double>(stalled) / static_cast<double>(slices.size());
+}
+
 nlohmann::json report_row(const std::string& mode, int k, const Options& o, LoopResult r) {
     const double ops_per_s = r.seconds > 0 ? static_cast<double>(r.ops) / r.seconds : 0;
     nlohmann::json j = {{"bench", "raft"},
@@ -88,6 +101,7 @@ nlohmann::json report_row(const std::string& mode, int k, const Options& o, Loop
             static_cast<double>(r.records) / static_cast<double>(r.snapshots);
     if (o.snapshot_every != 0 && mode != "wal") j["snapshot_every"] = o.snapshot_every;
     if (r.failures != 0) j["failures"] = r.failures;
+    add_window_figures(j, r.window_ops);
     return j;
 }
 

@@ -78,6 +78,9 @@ struct LoopResult {
     std::uint64_t follower_fsyncs = 0;
     std::uint64_t snapshots = 0;  // written over the run (--snapshot-every)
     double cpu_seconds = 0;       // the process's, over the window
+    // Operations completed in each kWindowMs slice of the window, in order:
+    // a stall of the disk (decision 0051) shows as slices with almost none.
+    std::vector<std::uint32_t> window_ops;
 
     // Pools another run of the same mode (interleaved rounds).
     void add(LoopResult&& other) {
@@ -93,8 +96,12 @@ struct LoopResult {
         follower_fsyncs += other.follower_fsyncs;
         snapshots += other.snapshots;
         cpu_seconds += other.cpu_seconds;
+        window_ops.insert(window_ops.end(), other.window_ops.begin(), other.window_ops.end());
     }
 };
+
+// The slices LoopResult::window_ops counts in.
+inline constexpr int kWindowMs = 10;
 
 class ClosedLoop {
 public:
@@ -112,6 +119,8 @@ public:
         const auto t0 = Clock::now();
         const auto end = t0 + std::chrono::duration_cast<Clock::duration>(
                                   std::chrono::duration<double>(seconds));
+        window_from_ = t0;
+        window_ops_.assign(static_cast<std::size_t>(seconds * 1000 / kWindowMs), 0);
         while (Clock::now() < end) cv_.wait_until(lock, end);
         const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
         const double cpu = cpu_seconds() - cpu_before;
@@ -125,6 +134,7 @@ public:
         r.latencies_us = std::move(latencies_);
         r.failures = failures_;
         r.cpu_seconds = cpu;
+        r.window_ops = std::move(window_ops_);
         return r;
     }
 
@@ -151,6 +161,11 @@ private:
                         std::chrono::duration<double, std::micro>(now - start).count());
                     ++completed_in_window_;
                 }
+                if (ok && now >= window_from_ && window_from_ != Clock::time_point{}) {
+                    const auto slice = static_cast<std::size_t>(
+                        (now - window_from_) / std::chrono::milliseconds(kWindowMs));
+                    if (slice < window_ops_.size()) ++window_ops_[slice];
+                }
                 again = !stop_;
                 if (stop_ && in_flight_ == 0) cv_.notify_all();
             }
@@ -162,6 +177,8 @@ private:
     std::mutex mu_;
     std::condition_variable cv_;
     std::vector<double> latencies_;
+    std::vector<std::uint32_t> window_ops_;  // see LoopResult::window_ops
+    Clock::time_point window_from_{};        // the window's start, once known
     std::size_t completed_in_window_ = 0;
     std::size_t completed_ = 0;
     std::size_t failures_ = 0;

@@ -46,6 +46,10 @@ class DocsCommands(unittest.TestCase):
         p = self.run_block("docs/benchmarks.md", "By hand")
         self.assertIn("| K | WAL buffered p50 / fdatasync floor", p.stdout)
         self.assertIn("| single / wal K=1: p50 |", p.stdout)
+        if "refuses O_DIRECT: nothing measured" not in p.stderr:
+            self.assertIn("| 3 O_DIRECT\\|O_DSYNC writer(s) at once: share of the run stalled",
+                          p.stdout)
+        self.assertIn("| single K=16: 10 ms windows with under a fifth", p.stdout)
         self.assertIn("bench-latency.svg", p.stderr)
         self.assertIn("signal=kill rounds=2 outage_ms", p.stdout)
         self.assertIn("signal=term rounds=2 outage_ms", p.stdout)
