@@ -50,6 +50,15 @@ class PlotBench(unittest.TestCase):
         self.assertIn("| cluster3 K=1 p50 / its fdatasync floor | 2.222 | ≤ 2.5 | yes |", p.stdout)
         self.assertIn("mutual TLS / plain TCP: ops/s (4 rounds) | 0.925 |", p.stdout)
         self.assertIn("| raftd 1 node / etcd, 1 connection: p50 | 0.653 | ≤ 0.5 | **no** |", p.stdout)
+        # disk-stalls.py's rows, one bar per writer count, and the single
+        # node's stalled windows where its row has them (K=256 only).
+        self.assertIn("| 1 O_DIRECT\\|O_DSYNC writer(s) at once: share of the run stalled, stall "
+                      "ends on a 100 ms grid | 0.008, 0.33 | – |", p.stdout)
+        self.assertIn("| 3 O_DIRECT\\|O_DSYNC writer(s) at once: share of the run stalled, stall "
+                      "ends on a 100 ms grid | 0.113, 0.85 | – |", p.stdout)
+        self.assertIn("| single K=256: 10 ms windows with under a fifth of the median's operations "
+                      "| 0.043 | – |", p.stdout)
+        self.assertNotIn("| single K=1: 10 ms windows", p.stdout)
         # The median of the three concurrent loops, 164.5, over the lone loop's 100.
         self.assertIn("p50 / one loop alone | 1.645 |", p.stdout)
         # raftd 3 / etcd 3: the comparison rows' ratios (medians of the
