@@ -64,17 +64,14 @@
 
 namespace raft_bench {
 
-// The throughput of the median kWindowMs slice, and the share of slices with
-// under a fifth of the median's operations: a mean throughput well below the
-// median slice's is stalls, not a slower steady pace (decision 0051).
+// The median slice's throughput and the share of stalled slices
+// (bench_windows.hpp): a mean well below the median slice's is stalls, not a
+// slower steady pace (decision 0051).
 void add_window_figures(nlohmann::json& j, std::vector<std::uint32_t> slices) {
     if (slices.empty()) return;
-    std::sort(slices.begin(), slices.end());
-    const std::uint32_t median = slices[slices.size() / 2];
-    const auto stalled = static_cast<std::size_t>(
-        std::lower_bound(slices.begin(), slices.end(), (median + 4) / 5) - slices.begin());
-    j["window_ops_per_s_p50"] = median * (1000.0 / kWindowMs);
-    j["stalled_window_share"] = static_cast<double>(stalled) / static_cast<double>(slices.size());
+    const WindowFigures f = window_figures(std::move(slices), kWindowMs);
+    j["window_ops_per_s_p50"] = f.ops_per_s_p50;
+    j["stalled_window_share"] = f.stalled_share;
 }
 
 nlohmann::json report_row(const std::string& mode, int k, const Options& o, LoopResult r) {

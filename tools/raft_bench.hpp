@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_windows.hpp"
 #include "keel/keel.hpp"
 
 namespace raft_bench {
