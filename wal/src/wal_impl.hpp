@@ -49,11 +49,9 @@ namespace detail {
 // fdatasync (or O_DSYNC write) waits for the disk's cache to take whatever
 // the fill wrote before it, so a whole-segment write-out stalls the log for
 // as long as that takes, and a chunk delays each log write by about one
-// chunk's write (docs/decisions/0004-runtime-write-path-tuning.md).  64 KiB,
-// not 1 MiB: with 1 MiB chunks the direct path's log writes took ~5 ms each
-// for the ~130 ms of every fill, a fifth of K=256's 10 ms windows nearly
-// empty and p99 3.6-4.9 ms; with 64 KiB none and p99 0.8-1.2 ms, for the
-// same throughput (docs/decisions/0051-disk-stalls.md).
+// chunk's write.  Small, so that a fill slows the log's writes a little for
+// a while instead of stopping them: docs/decisions/0004-runtime-write-path-tuning.md
+// and 0051-disk-stalls.md have the figures.
 inline constexpr std::uint64_t kZeroFillChunkBytes = 64u << 10;
 
 struct RecoveryPlan;  // recovery.cpp
