@@ -1,6 +1,7 @@
 // Wal: appends, reads, reopen, limits, truncation, reset, compaction, metadata.
 #include <catch2/catch.hpp>
 
+#include <limits>
 #include <sstream>
 
 #include "keel/wal/wal.hpp"
@@ -188,6 +189,126 @@ TEST_CASE("compact_before hides the prefix and deletes whole segments") {
     REQUIRE(again->first_index() == 700);
     REQUIRE(again->last_index() == 1001);
     require_records(*again, 700, 1002);
+}
+
+// Segments of a few deletion chunks, holding 60 KB records: 100 records
+// make four segments or so.
+Options deletion_options(FaultFs& fs) {
+    Options o = small_options(&fs);
+    o.segment_bytes =
+        2 * keel::wal::detail::kDeleteChunkBytes + keel::wal::detail::kDeleteChunkBytes / 2;
+    o.max_record_bytes = 128 * 1024;
+    return o;
+}
+
+void append_60kb_records(Wal& wal, std::uint64_t last) {
+    for (std::uint64_t i = 1; i <= last; ++i)
+        REQUIRE(append_sync(wal, {make_record(i, 1, 60 * 1000)}).ok());
+}
+
+// A whole segment's unlink hands a file system with online discard the
+// whole file's discard at once, and the log's writes wait behind it
+// (decision 0051): a compacted segment is renamed out of the log's names,
+// durably, then shortened a chunk at a time, each step synced, then removed.
+TEST_CASE("a compacted segment is renamed away and deleted a chunk at a time") {
+    TempDir dir;
+    FaultFs fs;
+    auto wal = open_ok(dir.path(), deletion_options(fs));
+    append_60kb_records(*wal, 100);
+    const std::uint64_t segments_before = wal->stats().segments;
+    REQUIRE(segments_before >= 3);
+    const std::string deleting = dir.sub(keel::wal::detail::kDeletingName);
+    std::mutex mu;
+    std::vector<std::string> steps;  // what the deletions did, in order
+    fs.set_before_mutation([&](const std::string& what) {
+        const bool of_deleting = what.find(keel::wal::detail::kDeletingName) != std::string::npos;
+        const bool of_segment = what.find(".wal") != std::string::npos;
+        std::lock_guard lock(mu);
+        if (what.rfind("truncate ", 0) == 0 && of_deleting) {
+            // The hook runs before the step: the size it starts from.
+            steps.push_back("truncate " + std::to_string(std::filesystem::file_size(deleting)));
+        } else if (what.rfind("remove ", 0) == 0 && of_deleting) {
+            steps.push_back("remove " + std::to_string(std::filesystem::file_size(deleting)));
+        } else if (of_deleting || of_segment) {
+            steps.push_back(what.substr(0, what.find(' ')));  // rename, datasync, remove
+        } else if (what.rfind("sync_dir ", 0) == 0 && !steps.empty()) {
+            steps.push_back("sync_dir");  // after the compaction's metadata
+        }
+    });
+    REQUIRE(wal->compact_before(100).ok());
+    wal.reset();  // joins the background thread, which deletes before it stops
+    fs.set_before_mutation(nullptr);
+
+    std::lock_guard lock(mu);
+    std::string all;
+    for (const std::string& step : steps) all += step + "; ";
+    INFO(all);
+    std::size_t at = 0, deleted = 0;
+    auto next = [&] { return at < steps.size() ? steps[at++] : std::string("(end)"); };
+    while (at < steps.size()) {
+        REQUIRE(next() == "rename");    // the segment, to kDeletingName
+        REQUIRE(next() == "sync_dir");  // durable before any byte goes
+        std::uint64_t size = std::numeric_limits<std::uint64_t>::max();
+        int truncations = 0;
+        for (std::string step = next(); step != "remove 0"; step = next()) {
+            REQUIRE(step.rfind("truncate ", 0) == 0);
+            const std::uint64_t from = std::stoull(step.substr(9));
+            // Each step takes at most a chunk off what the last one left.
+            if (truncations > 0) REQUIRE(size - from <= keel::wal::detail::kDeleteChunkBytes);
+            REQUIRE(from < size);
+            size = from;
+            REQUIRE(next() == "datasync");
+            ++truncations;
+        }
+        CHECK(truncations >= 3);  // a preallocated segment of 2.5 chunks
+        REQUIRE(next() == "sync_dir");
+        ++deleted;
+    }
+    CHECK(deleted == segments_before - 1);
+    CHECK_FALSE(std::filesystem::exists(deleting));
+}
+
+// A crash at any step of those deletions leaves a log that opens with every
+// record from the floor on, and nothing of the half-deleted file.
+TEST_CASE("a crash while a compacted segment is deleted loses nothing") {
+    TempDir base;
+    FaultFs fs;
+    const std::string dir = base.sub("wal");
+    auto wal = open_ok(dir, deletion_options(fs));
+    append_60kb_records(*wal, 100);
+    std::vector<std::string> crashes;
+    // From the first step of a segment's deletion on (whatever it is): the
+    // floor is durable by then.
+    std::atomic<bool> deleting{false};
+    fs.set_before_mutation([&](const std::string& what) {
+        const std::string op = what.substr(0, what.find(' '));
+        if ((op == "rename" || op == "truncate" || op == "remove") &&
+            (what.find(".wal") != std::string::npos ||
+             what.find(keel::wal::detail::kDeletingName) != std::string::npos))
+            deleting = true;
+        if (!deleting) return;
+        const std::string copy = base.sub("crash" + std::to_string(crashes.size()));
+        fs.copy_dropping_unsynced(dir, copy);
+        crashes.push_back(copy);
+    });
+    REQUIRE(wal->compact_before(90).ok());  // two segments or more below it
+    wal.reset();
+    fs.set_before_mutation(nullptr);
+    REQUIRE(crashes.size() >= 10);
+    Options plain = deletion_options(fs);
+    plain.fs = nullptr;
+    for (const std::string& copy : crashes) {
+        INFO(copy);
+        auto after = open_ok(copy, plain);
+        REQUIRE(after->first_index() == 90);
+        REQUIRE(after->last_index() == 100);
+        auto got = after->read(90, 101);
+        REQUIRE(got.ok());
+        REQUIRE(got->size() == 11);
+        for (std::uint64_t i = 90; i <= 100; ++i)
+            REQUIRE((*got)[i - 90] == make_record(i, 1, 60 * 1000));
+        CHECK_FALSE(std::filesystem::exists(copy + "/" + keel::wal::detail::kDeletingName));
+    }
 }
 
 TEST_CASE("reset throws the log away and starts at the given index") {

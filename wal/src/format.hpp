@@ -60,6 +60,9 @@ inline constexpr std::uint64_t kReleaseCountBytes = 4;
 inline constexpr std::uint64_t kReleaseEntryBytes = 16;
 inline constexpr const char* kMetadataTmpName = "meta.tmp";
 inline constexpr const char* kPreallocName = "next-segment.tmp";
+// A compacted segment being deleted (Wal::Impl::remove_segment_gradually):
+// recovery deletes it, whatever is left of it.
+inline constexpr const char* kDeletingName = "deleting-segment.tmp";
 inline constexpr const char* kLockName = "LOCK";
 
 inline std::uint64_t padded(std::uint64_t n) {

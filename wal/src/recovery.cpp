@@ -159,7 +159,8 @@ Status Wal::Impl::recover() {
 Status Wal::Impl::apply_recovery(detail::RecoveryPlan& plan) {
     writer_.next_sequence = plan.next_sequence;
     std::vector<std::string> temps;
-    for (const char* tmp : {detail::kPreallocName, detail::kMetadataTmpName}) {
+    for (const char* tmp :
+         {detail::kPreallocName, detail::kMetadataTmpName, detail::kDeletingName}) {
         auto exists = fs_->exists(dir_ + "/" + tmp);
         if (!exists.ok()) return exists.status();
         if (*exists) temps.emplace_back(tmp);

@@ -276,6 +276,51 @@ Status Wal::Impl::remove_files(const std::vector<std::string>& names) {
     return fs_->sync_dir(dir_);
 }
 
+// Unlinking a whole segment stalls the log's next writes where the file
+// system discards freed blocks online: the whole file's discard reaches the
+// disk in one piece.  Shortened a chunk at a time, each step synced (the
+// step's journal commit issues its discard), the log's writes wait behind
+// one chunk's discard at most (docs/decisions/0051-disk-stalls.md).
+//
+// Crash windows: the segment is renamed out of the log's names, and the
+// rename made durable, before any byte of it goes: recovery then finds
+// either the whole segment under its own name (below the floor: deleted, as
+// before) or kDeletingName (deleted, whatever is left of it).  Never a
+// shortened file under a segment's name, which recovery would scan and
+// refuse as corrupt.  A read racing the deletion finds a short record and
+// says not_found, as for any compacted index (Wal::Impl::read).
+void Wal::Impl::remove_segments_gradually(const std::vector<std::string>& names) {
+    bool any_left = false;
+    for (const auto& name : names) {
+        if (remove_segment_gradually(name).ok()) continue;
+        // Whatever failed: the plain way, for this file and any half-deleted one.
+        any_left = true;
+        for (const std::string& path : {dir_ + "/" + name, dir_ + "/" + detail::kDeletingName})
+            (void)fs_->remove(path);
+    }
+    if (any_left) (void)fs_->sync_dir(dir_);
+}
+
+Status Wal::Impl::remove_segment_gradually(const std::string& name) {
+    const std::string deleting = dir_ + "/" + detail::kDeletingName;
+    if (Status s = fs_->rename(dir_ + "/" + name, deleting); !s.ok())
+        return s.code() == ErrorCode::not_found ? Status() : s;
+    if (Status s = fs_->sync_dir(dir_); !s.ok()) return s;
+    {
+        auto file = fs_->open(deleting, OpenMode::read_write);
+        if (!file.ok()) return file.status();
+        auto size = (*file)->size();
+        if (!size.ok()) return size.status();
+        for (std::uint64_t left = *size; left > 0;) {
+            left -= std::min(left, detail::kDeleteChunkBytes);
+            if (Status s = (*file)->truncate(left); !s.ok()) return s;
+            if (Status s = (*file)->datasync(); !s.ok()) return s;
+        }
+    }
+    if (Status s = fs_->remove(deleting); !s.ok()) return s;
+    return fs_->sync_dir(dir_);
+}
+
 void Wal::Impl::delete_in_background(std::vector<std::string> names) {
     if (names.empty()) return;
     if (!background_.joinable()) {
@@ -307,8 +352,9 @@ void Wal::Impl::background_main() {
             std::vector<std::string> names = std::move(bg_.to_delete);
             bg_.to_delete.clear();
             lock.unlock();
-            // A failure leaves files below the durable floor; the next open deletes them.
-            (void)remove_files(names);
+            // A failure leaves files below the durable floor (or
+            // kDeletingName); the next open deletes them.
+            remove_segments_gradually(names);
             lock.lock();
             continue;
         }

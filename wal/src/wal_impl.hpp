@@ -54,6 +54,12 @@ namespace detail {
 // and 0051-disk-stalls.md have the figures.
 inline constexpr std::uint64_t kZeroFillChunkBytes = 64u << 10;
 
+// A compacted segment is deleted this much at a time, each step synced: a
+// file system that discards freed blocks online (ext4 -o discard) hands the
+// disk the whole file's discard at once on unlink, and the log's writes wait
+// behind it (docs/decisions/0051-disk-stalls.md).
+inline constexpr std::uint64_t kDeleteChunkBytes = 1u << 20;
+
 struct RecoveryPlan;  // recovery.cpp
 
 }  // namespace detail
@@ -188,6 +194,10 @@ private:
     // Zeroes [from, to) and fdatasyncs.
     Status zero_range(File& file, std::uint64_t from, std::uint64_t to);
     Status remove_files(const std::vector<std::string>& names);
+    // Background thread: the compacted segments `names`, one at a time,
+    // through kDeletingName (segment_files.cpp).
+    void remove_segments_gradually(const std::vector<std::string>& names);
+    Status remove_segment_gradually(const std::string& name);
     void delete_in_background(std::vector<std::string> names);
 
     // Meta file (REQUIRES: meta_mu_ held).
