@@ -289,16 +289,14 @@ Status Wal::Impl::remove_files(const std::vector<std::string>& names) {
 // shortened file under a segment's name, which recovery would scan and
 // refuse as corrupt.  A read racing the deletion finds a short record and
 // says not_found, as for any compacted index (Wal::Impl::read).
-void Wal::Impl::remove_segments_gradually(const std::vector<std::string>& names) {
-    bool any_left = false;
-    for (const auto& name : names) {
-        if (remove_segment_gradually(name).ok()) continue;
-        // Whatever failed: the plain way, for this file and any half-deleted one.
-        any_left = true;
-        for (const std::string& path : {dir_ + "/" + name, dir_ + "/" + detail::kDeletingName})
-            (void)fs_->remove(path);
-    }
-    if (any_left) (void)fs_->sync_dir(dir_);
+void Wal::Impl::remove_compacted_segment(const std::string& name) {
+    if (remove_segment_gradually(name).ok()) return;
+    // Whatever failed: the plain way, for this file and any half-deleted one.
+    // A failure here too leaves a file below the durable floor (or
+    // kDeletingName), which the next open deletes.
+    for (const std::string& path : {dir_ + "/" + name, dir_ + "/" + detail::kDeletingName})
+        (void)fs_->remove(path);
+    (void)fs_->sync_dir(dir_);
 }
 
 Status Wal::Impl::remove_segment_gradually(const std::string& name) {
@@ -348,13 +346,15 @@ void Wal::Impl::background_main() {
         } else {
             bg_.cv.wait(lock, ready);
         }
-        if (!bg_.to_delete.empty()) {
-            std::vector<std::string> names = std::move(bg_.to_delete);
-            bg_.to_delete.clear();
+        // One segment at a time, and a due preparation first: a roll that
+        // waits for its next segment is not held up behind a queue of
+        // deletions (each takes a while: remove_compacted_segment).  When
+        // closing, the queue is still emptied.
+        if (!bg_.to_delete.empty() && (bg_.stop || !preparation_due())) {
+            const std::string name = std::move(bg_.to_delete.front());
+            bg_.to_delete.erase(bg_.to_delete.begin());
             lock.unlock();
-            // A failure leaves files below the durable floor (or
-            // kDeletingName); the next open deletes them.
-            remove_segments_gradually(names);
+            remove_compacted_segment(name);
             lock.lock();
             continue;
         }

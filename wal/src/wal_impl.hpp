@@ -194,9 +194,9 @@ private:
     // Zeroes [from, to) and fdatasyncs.
     Status zero_range(File& file, std::uint64_t from, std::uint64_t to);
     Status remove_files(const std::vector<std::string>& names);
-    // Background thread: the compacted segments `names`, one at a time,
-    // through kDeletingName (segment_files.cpp).
-    void remove_segments_gradually(const std::vector<std::string>& names);
+    // Background thread: a compacted segment, through kDeletingName a chunk
+    // at a time, else at once (segment_files.cpp).
+    void remove_compacted_segment(const std::string& name);
     Status remove_segment_gradually(const std::string& name);
     void delete_in_background(std::vector<std::string> names);
 
