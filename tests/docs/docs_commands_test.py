@@ -49,6 +49,14 @@ class DocsCommands(unittest.TestCase):
         if "refuses O_DIRECT: nothing measured" not in p.stderr:
             self.assertIn("| 3 O_DIRECT\\|O_DSYNC writer(s) at once: share of the run stalled",
                           p.stdout)
+            rows = [json.loads(line) for line in p.stdout.splitlines()
+                    if line.startswith('{"bench": "disk_stalls_')]
+            self.assertEqual([(r["bench"], r.get("fill_chunk_bytes", r.get("step_bytes")))
+                              for r in rows],
+                             [("disk_stalls_fill", 0), ("disk_stalls_fill", 65536),
+                              ("disk_stalls_delete", 0), ("disk_stalls_delete", 1048576)])
+            self.assertGreater(rows[1]["fill_mb_per_s"], 0)
+            self.assertGreater(rows[3]["delete_ms"], 0)
         self.assertIn("| single K=16: 10 ms windows with under a fifth", p.stdout)
         self.assertIn("bench-latency.svg", p.stderr)
         self.assertIn("signal=kill rounds=2 outage_ms", p.stdout)
