@@ -66,8 +66,9 @@ def zero_filled(path):
         os.close(fd)
 
 
-def write_loop(path, until, out):
-    """Overwrites path's blocks in turn until `until`; appends (end, seconds) to out."""
+def write_loop(path, until, out, stopped=lambda: False):
+    """Overwrites path's blocks in turn until `until` (a time.monotonic()) or
+    stopped(); appends (end, seconds) of each write to out."""
     fd = os.open(path, os.O_WRONLY | os.O_DIRECT | os.O_DSYNC)
     block = mmap.mmap(-1, BLOCK)  # page-aligned, as O_DIRECT needs
     block.write(b"x" * BLOCK)
@@ -75,7 +76,7 @@ def write_loop(path, until, out):
     try:
         while True:
             start = time.monotonic()
-            if start >= until:
+            if start >= until or stopped():
                 return
             os.pwritev(fd, [block], offset)
             end = time.monotonic()
@@ -198,22 +199,8 @@ def delete_probe(directory, step, file_mib):
     dir_fd = os.open(directory, os.O_RDONLY)
     os.fsync(dir_fd)
     writes, stop = [], [False]
-
-    def writer():
-        fd = os.open(writer_path, os.O_WRONLY | os.O_DIRECT | os.O_DSYNC)
-        block = mmap.mmap(-1, BLOCK)
-        block.write(b"x" * BLOCK)
-        offset = 0
-        try:
-            while not stop[0]:
-                start = time.monotonic()
-                os.pwritev(fd, [block], offset)
-                writes.append((start, time.monotonic() - start))
-                offset = (offset + BLOCK) % FILE_BYTES
-        finally:
-            os.close(fd)
-
-    thread = threading.Thread(target=writer)
+    thread = threading.Thread(target=write_loop,
+                              args=(writer_path, float("inf"), writes, lambda: stop[0]))
     thread.start()
     time.sleep(0.3)  # the writer's pace before: what the deletion disturbs
     began = time.monotonic()
@@ -233,7 +220,8 @@ def delete_probe(directory, step, file_mib):
     thread.join()
     os.close(dir_fd)
     os.unlink(writer_path)
-    during = [took for start, took in writes if began <= start + took and start <= ended]
+    # Writes that overlapped the deletion (each is (end, seconds)).
+    during = [took for end, took in writes if began <= end and end - took <= ended]
     return {"bench": "disk_stalls_delete", "step_bytes": step, "file_mib": file_mib,
             "delete_ms": (ended - began) * 1e3,
             "writer_max_us": max(during, default=0) * 1e6,
