@@ -162,7 +162,8 @@ private:
                         std::chrono::duration<double, std::micro>(now - start).count());
                     ++completed_in_window_;
                 }
-                if (ok && now >= window_from_ && window_from_ != Clock::time_point{}) {
+                // Before the window, window_ops_ is empty and nothing counts.
+                if (ok && now >= window_from_) {
                     const auto slice = static_cast<std::size_t>(
                         (now - window_from_) / std::chrono::milliseconds(kWindowMs));
                     if (slice < window_ops_.size()) ++window_ops_[slice];
@@ -179,7 +180,7 @@ private:
     std::condition_variable cv_;
     std::vector<double> latencies_;
     std::vector<std::uint32_t> window_ops_;  // see LoopResult::window_ops
-    Clock::time_point window_from_{};        // the window's start, once known
+    Clock::time_point window_from_{};        // the window's start, once set
     std::size_t completed_in_window_ = 0;
     std::size_t completed_ = 0;
     std::size_t failures_ = 0;
