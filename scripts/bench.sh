@@ -30,6 +30,11 @@ if [ -x "$build/tools/raft-bench" ]; then
   # Snapshots every 1024 entries must not stall the write path.
   "$build/tools/raft-bench" --dir "$dir/raft" "${common[@]}" \
     --outstanding 256 --mode single --snapshot-every 1024
+  # Nor must large ones (64 MiB every 1,000,000 entries, a few in 6 s):
+  # written back as they are written, deleted in steps (decision 0052).
+  "$build/tools/raft-bench" --dir "$dir/raft" --seconds 6 \
+    --record-bytes "${BENCH_RECORD_BYTES:-100}" --outstanding 256 --mode single \
+    --snapshot-every 1000000 --snapshot-bytes 67108864
   # The floor cluster3 is compared with, measured right before it: the disk
   # drifts within a run.  Labelled, so that it is not taken for wal-bench's.
   "$build/tools/wal-bench" --dir "$dir/floor" --seconds "${BENCH_SECONDS:-3}" \

@@ -51,7 +51,7 @@ class Results:
         self.wal = {}         # write_path -> {K: row} (wal-bench)
         self.floors = {}      # "raw_fdatasync" etc. -> first row
         self.labelled = {}    # label -> rows: bench.sh's own floors ("before_cluster3", "concurrent_3")
-        self.snapshot = {}    # K -> single-node row with snapshot_every
+        self.snapshot = {}    # (K, every, snapshot bytes) -> single-node row with snapshot_every
         self.tls_compare = {}  # K -> compare row
         self.idle = None
         self.recovery = None
@@ -71,7 +71,8 @@ class Results:
         elif bench == "raft" and "compare" in row:
             self.tls_compare.setdefault(row["outstanding"], row)
         elif bench == "raft" and "snapshot_every" in row:
-            self.snapshot.setdefault(row["outstanding"], row)
+            key = (row["outstanding"], row["snapshot_every"], row.get("snapshot_bytes", 65536))
+            self.snapshot.setdefault(key, row)
         elif bench == "raft":
             self.raft.setdefault(row["mode"], {}).setdefault(row["outstanding"], row)
         elif bench == "wal":
@@ -165,6 +166,12 @@ def tables(r):
         bars.append((what, fmt % value if isinstance(value, (int, float)) else value, rule,
                      "yes" if ok(value) else "**no**"))
 
+    def human_bytes(n):
+        for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+            if n >= size and n % size == 0:
+                return "%d %s" % (n // size, unit)
+        return "%d B" % n
+
     def quotient(a, b):
         return a / b if a is not None and b else None
 
@@ -185,9 +192,16 @@ def tables(r):
         bar("single / wal K=%d: ops/s" % k,
             quotient(field(single, k, "ops_per_s"), field(wal, k, "ops_per_s")),
             "≥ 0.90", lambda v: v >= 0.90)
-    for k, row in sorted(r.snapshot.items()):
-        bar("single K=%d, a snapshot every %d entries: p99 / without" % (k, row["snapshot_every"]),
+    for (k, every, size), row in sorted(r.snapshot.items()):
+        # raft-bench's default snapshot (64 KiB) goes unnamed, as before
+        # --snapshot-bytes existed.
+        what = "a snapshot" if size == 65536 else "a %s snapshot" % human_bytes(size)
+        bar("single K=%d, %s every %d entries: p99 / without" % (k, what, every),
             quotient(row["p99_us"], field(single, k, "p99_us")), "≤ 2", lambda v: v <= 2)
+        if "stalled_window_share" in row:
+            bar("single K=%d, %s every %d entries: 10 ms windows with under a fifth of the "
+                "median's operations" % (k, what, every), row["stalled_window_share"], "–",
+                lambda v: True)
     if r.idle:
         bar("idle single node, %d s: timer wakeups, CPU seconds" % r.idle["seconds"],
             "%d, %.4f" % (r.idle["timer_wakeups"], r.idle["cpu_s"]), "0, < 0.01",

@@ -2,7 +2,7 @@
 //
 //   raft-bench --dir D --seconds S --record-bytes B --outstanding 1,16,256
 //              --mode wal|single|cluster3|cluster3-tls|groups|all [--snapshot-every N]
-//              [--rounds R] [--tls-dir T] [--groups N] [--idle-only]
+//              [--snapshot-bytes B] [--rounds R] [--tls-dir T] [--groups N] [--idle-only]
 //              [--write-path automatic|buffered]
 //
 // Closed loop: K operations in flight, each completion submits the next.
@@ -82,7 +82,9 @@ nlohmann::json report_row(const std::string& mode, int k, const Options& o, Loop
                         {"record_bytes", o.record_bytes},
                         {"ops_per_s", ops_per_s},
                         {"p50_us", percentile(r.latencies_us, 0.50)},
-                        {"p99_us", percentile(r.latencies_us, 0.99)}};
+                        {"p99_us", percentile(r.latencies_us, 0.99)},
+                        {"p999_us", percentile(r.latencies_us, 0.999)},
+                        {"max_us", percentile(r.latencies_us, 1.0)}};
     if (r.fsyncs != 0)
         j["records_per_fsync"] = static_cast<double>(r.records) / static_cast<double>(r.fsyncs);
     if (r.follower_fsyncs != 0)
@@ -96,7 +98,10 @@ nlohmann::json report_row(const std::string& mode, int k, const Options& o, Loop
     if (r.snapshots != 0)
         j["entries_per_snapshot"] =
             static_cast<double>(r.records) / static_cast<double>(r.snapshots);
-    if (o.snapshot_every != 0 && mode != "wal") j["snapshot_every"] = o.snapshot_every;
+    if (o.snapshot_every != 0 && mode != "wal") {
+        j["snapshot_every"] = o.snapshot_every;
+        j["snapshot_bytes"] = o.snapshot_bytes;
+    }
     if (r.failures != 0) j["failures"] = r.failures;
     add_window_figures(j, r.window_ops);
     return j;
@@ -171,7 +176,7 @@ LoopResult run_single(const Options& o, int k, double seconds) {
     auto snapshots = std::make_shared<SnapshotCounter>();
     keel::NodeOptions options = node_options(o, dir);
     options.observer = snapshots;
-    auto node = keel::Node::open(options, std::make_shared<CountingStateMachine>());
+    auto node = keel::Node::open(options, std::make_shared<CountingStateMachine>(o.snapshot_bytes));
     if (!node.ok()) die("node open: " + node.status().to_string());
     // Wait until it leads (immediate for a lone voter, but be exact).
     if (!node.value()->read_index(false).get().status.ok()) die("single node has no leader");
@@ -224,7 +229,7 @@ LoopResult run_cluster3(const Options& o, int k, double seconds, bool tls) {
             const std::string member = fmt::format("{}/member{}", o.tls_dir, m.id);
             n.peer_tls = {member + ".crt", member + ".key", o.tls_dir + "/ca.crt"};
         }
-        auto node = keel::Node::open(n, std::make_shared<CountingStateMachine>());
+        auto node = keel::Node::open(n, std::make_shared<CountingStateMachine>(o.snapshot_bytes));
         if (!node.ok()) die("node open: " + node.status().to_string());
         nodes.push_back(std::move(node.value()));
     }
@@ -298,7 +303,8 @@ double cpu_seconds() {
 
 void run_idle(const Options& o) {
     const std::string dir = fresh_dir(o, "idle");
-    auto node = keel::Node::open(node_options(o, dir), std::make_shared<CountingStateMachine>());
+    auto node = keel::Node::open(node_options(o, dir),
+                                 std::make_shared<CountingStateMachine>(o.snapshot_bytes));
     if (!node.ok()) die("node open: " + node.status().to_string());
     // Some traffic first, so the idle period follows real work; then one
     // second for start-up work to finish (the WAL zero-fills its new
@@ -344,6 +350,8 @@ Options parse(int argc, char** argv) {
             o.mode = value();
         else if (a == "--snapshot-every")
             o.snapshot_every = std::stoull(value());
+        else if (a == "--snapshot-bytes")
+            o.snapshot_bytes = std::stoull(value());
         else if (a == "--rounds")
             o.rounds = std::stoi(value());
         else if (a == "--tls-dir")
@@ -358,7 +366,7 @@ Options parse(int argc, char** argv) {
             std::printf(
                 "raft-bench --dir D [--seconds S] [--record-bytes B] [--outstanding 1,16,256]\n"
                 "           [--mode wal|single|cluster3|cluster3-tls|groups|all]\n"
-                "           [--snapshot-every N] [--rounds R] [--tls-dir T]\n"
+                "           [--snapshot-every N] [--snapshot-bytes B] [--rounds R] [--tls-dir T]\n"
                 "           [--groups N] [--idle-only] [--write-path automatic|buffered]\n");
             std::exit(0);
         } else {
@@ -368,6 +376,8 @@ Options parse(int argc, char** argv) {
     if (o.dir.empty()) die("--dir is required");
     if (o.seconds <= 0) die("--seconds must be > 0");
     if (o.rounds < 1 || o.rounds > 100) die("--rounds must be in [1, 100]");
+    if (o.snapshot_bytes < 16 || o.snapshot_bytes > kMaxSnapshotBodyBytes)
+        die("--snapshot-bytes must be in [16, " + std::to_string(kMaxSnapshotBodyBytes) + "]");
     for (int k : o.outstanding)
         if (k < 1) die("--outstanding values must be >= 1");
     if (o.mode != "wal" && o.mode != "single" && o.mode != "cluster3" && o.mode != "cluster3-tls" &&

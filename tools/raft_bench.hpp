@@ -43,6 +43,10 @@ inline double percentile(std::vector<double>& v, double p) {
 // --groups: groups of each Host, at most.
 inline constexpr std::uint64_t kMaxGroups = 100000;
 
+// --snapshot-bytes: what CountingStateMachine's snapshot writes.
+inline constexpr std::size_t kDefaultSnapshotBodyBytes = 64 * 1024;
+inline constexpr std::size_t kMaxSnapshotBodyBytes = std::size_t{1} << 30;
+
 struct Options {
     std::string dir;
     double seconds = 5;
@@ -50,6 +54,9 @@ struct Options {
     std::vector<int> outstanding{1, 16, 256};
     std::string mode = "all";
     std::uint64_t snapshot_every = 0;
+    // --snapshot-bytes: the size of each snapshot's body (at most
+    // kMaxSnapshotBodyBytes).
+    std::size_t snapshot_bytes = kDefaultSnapshotBodyBytes;
     int rounds = 3;
     std::string tls_dir;
     // --write-path: "automatic" (direct I/O where the file system takes it,
@@ -200,9 +207,11 @@ inline void report(const std::string& mode, int k, const Options& o, LoopResult 
 std::string fresh_dir(const Options& o, const std::string& name);
 
 // A small state machine: counts entries and bytes; its snapshot writes the
-// counters and a 64 KiB body (a stand-in for real state).
+// counters in a body of `snapshot_bytes` (a stand-in for real state).
 class CountingStateMachine final : public keel::StateMachine {
 public:
+    explicit CountingStateMachine(std::size_t snapshot_bytes = kDefaultSnapshotBodyBytes)
+        : snapshot_bytes_(std::max<std::size_t>(snapshot_bytes, 16)) {}
     void apply(const std::vector<keel::CommittedEntry>& entries,
                std::vector<std::string>&) override {
         for (const auto& e : entries) {
@@ -212,11 +221,18 @@ public:
     }
     keel::SnapshotFunction snapshot() override {
         const std::uint64_t count = count_, bytes = bytes_;
-        return [count, bytes](keel::SnapshotWriter& w) -> keel::Status {
-            std::string body(64 * 1024, 's');
-            std::memcpy(body.data(), &count, 8);
-            std::memcpy(body.data() + 8, &bytes, 8);
-            return w.write(body);
+        return [count, bytes, size = snapshot_bytes_](keel::SnapshotWriter& w) -> keel::Status {
+            // In pieces of at most a megabyte, as a real state machine
+            // streams its state (restore() reads the counters at the start).
+            std::string piece(std::min<std::size_t>(size, 1 << 20), 's');
+            std::memcpy(piece.data(), &count, 8);
+            std::memcpy(piece.data() + 8, &bytes, 8);
+            for (std::size_t written = 0; written < size;) {
+                const std::size_t n = std::min(piece.size(), size - written);
+                if (keel::Status s = w.write(std::string_view(piece.data(), n)); !s.ok()) return s;
+                written += n;
+            }
+            return keel::Status::ok_status();
         };
     }
     keel::Status restore(keel::SnapshotReader& r) override {
@@ -236,6 +252,7 @@ public:
     }
 
 private:
+    const std::size_t snapshot_bytes_;
     std::uint64_t count_ = 0;
     std::uint64_t bytes_ = 0;
 };

@@ -88,8 +88,9 @@ public:
             std::vector<keel::GroupToOpen> batch;
             batch.reserve(n_);
             for (std::uint64_t g = 0; g < n_; ++g)
-                batch.push_back(keel::GroupToOpen{g, group_options(h, g),
-                                                  std::make_shared<CountingStateMachine>()});
+                batch.push_back(
+                    keel::GroupToOpen{g, group_options(h, g),
+                                      std::make_shared<CountingStateMachine>(o_.snapshot_bytes)});
             auto opened = hosts_[h]->open_groups(std::move(batch));
             for (std::uint64_t g = 0; g < n_; ++g) {
                 if (!opened[g].ok())

@@ -27,9 +27,8 @@ void Replica::on_soft_state(const raft::SoftState& ss) {
             [this](std::function<void()> c) { announcer_.complete_after_events(std::move(c)); });
     }
     if (ss.role != locked_.role || ss.role == raft::Role::leader) {
-        log(LogLevel::info,
-            fmt::format("group {} role {} term {} leader {}", group(), raft::role_name(ss.role),
-                        ss.term, ss.leader));
+        log(LogLevel::info, fmt::format("group {} role {} term {} leader {}", group(),
+                                        raft::role_name(ss.role), ss.term, ss.leader));
     }
     locked_.role = ss.role;
     if (locked_.transfer && ss.leader == locked_.transfer->target) {
@@ -153,7 +152,7 @@ void Replica::send_now_if_idle(std::vector<raft::Message>& messages) {
 void Replica::send_snapshot(const raft::Message& m) {
     KEEL_ASSERT(m.snapshot.has_value(), "a snapshot message carries its metadata");
     auto busy = locked_.outgoing_snapshot.find(m.to);
-    if (busy != locked_.outgoing_snapshot.end() && busy->second == m.snapshot->index) return;
+    if (busy != locked_.outgoing_snapshot.end() && busy->second.index == m.snapshot->index) return;
     std::optional<SnapshotFile> file = snapshots_->latest();
     if (!file || file->meta.index != m.snapshot->index || file->meta.term != m.snapshot->term) {
         log(LogLevel::warn,
@@ -161,7 +160,9 @@ void Replica::send_snapshot(const raft::Message& m) {
         core_->report_snapshot(m.to, false);
         return;
     }
-    locked_.outgoing_snapshot[m.to] = m.snapshot->index;
+    auto& outgoing = locked_.outgoing_snapshot[m.to];
+    outgoing.index = m.snapshot->index;
+    outgoing.pins.push_back(snapshots_->pin(*file));  // before the transport opens it
     // The transport streams the file itself (bounded chunks); the receiver
     // gets a byte copy, which is a valid snapshot file (metadata included).
     to_io([this, m, path = file->path] { transport_->send_snapshot(m, path); });

@@ -4,6 +4,8 @@
 // snapshots to send to followers.  Tasks run one at a time, in order.
 #pragma once
 
+#include <pthread.h>
+
 #include <deque>
 #include <functional>
 #include <thread>
@@ -48,6 +50,7 @@ public:
 
 private:
     void run() EXCLUDES(mu_) {
+        pthread_setname_np(pthread_self(), "keel-background");
         for (;;) {
             std::function<void()> task;
             {

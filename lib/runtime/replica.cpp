@@ -174,6 +174,12 @@ Status Replica::start(std::shared_ptr<StateMachine> sm, wal::FileSystem* fs,
     log_ = std::move(rec.log);
     wal_ = &log_->wal();
     snapshots_ = std::move(rec.snapshots);
+    // Large pruned snapshot files are deleted in steps on the background
+    // thread, never on the I/O thread that adopts a leader's snapshot.  The
+    // tasks outlive the store (seat_ is destroyed after it) but not seat_.
+    snapshots_->set_remover([tasks = &seat_.background](std::function<void()> task) {
+        return tasks->submit(std::move(task));
+    });
     locked_.gate.start_from(rec.state.hard_state);
     if (rec.state.snapshot && !rec.state.snapshot_is_floor)
         board_.set_snapshot_index(rec.state.snapshot->index);

@@ -372,9 +372,16 @@ private:
         ReadTracker reads;
         DurabilityGate gate;  // WAL writes in flight, the term and vote, what waits
         SnapshotStaging staged;
-        PeerDirectory directory;                                // where each peer is
-        std::map<raft::NodeId, std::string> peers;              // id -> raft address, as set
-        std::map<raft::NodeId, raft::Index> outgoing_snapshot;  // peer -> index being sent
+        PeerDirectory directory;                    // where each peer is
+        std::map<raft::NodeId, std::string> peers;  // id -> raft address, as set
+        // Per peer: the index of the snapshot being sent, and pins on the
+        // files its sends read (several if a newer send overlapped an older
+        // one; all released when the peer's send reports done).
+        struct OutgoingSnapshot {
+            raft::Index index = 0;
+            std::vector<SnapshotPin> pins;
+        };
+        std::map<raft::NodeId, OutgoingSnapshot> outgoing_snapshot;
         std::optional<PendingTransfer> transfer;
         raft::Role role = raft::Role::follower;
         bool ticks_needed = false;  // as last handed to timers_.tick

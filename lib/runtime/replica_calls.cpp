@@ -95,7 +95,8 @@ Result<std::unique_ptr<SnapshotFileSource>> Replica::open_latest_snapshot() {
         std::optional<SnapshotFile> latest = snapshots_->latest();
         if (!latest)
             return Status(ErrorCode::not_found, "this node has no snapshot yet: take one first");
-        auto source = open_snapshot_source(snapshots_->file_system(), *latest);
+        auto source =
+            open_snapshot_source(snapshots_->file_system(), *latest, snapshots_->pin(*latest));
         if (source.ok() || source.status().code() != ErrorCode::not_found) return source;
     }
     return Status(ErrorCode::busy, "the snapshots changed while the latest was opened; try again");

@@ -11,8 +11,8 @@ namespace {
 
 class FileSource final : public SnapshotFileSource {
 public:
-    FileSource(std::unique_ptr<wal::File> file, SnapshotFileInfo info)
-        : file_(std::move(file)), info_(std::move(info)) {}
+    FileSource(SnapshotPin pin, std::unique_ptr<wal::File> file, SnapshotFileInfo info)
+        : pin_(std::move(pin)), file_(std::move(file)), info_(std::move(info)) {}
 
     const SnapshotFileInfo& info() const override { return info_; }
 
@@ -30,6 +30,7 @@ public:
     }
 
 private:
+    SnapshotPin pin_;
     std::unique_ptr<wal::File> file_;
     SnapshotFileInfo info_;
     std::uint64_t offset_ = 0;
@@ -50,13 +51,14 @@ SnapshotFileInfo snapshot_file_info(const SnapshotFile& file, std::uint64_t size
 }
 
 Result<std::unique_ptr<SnapshotFileSource>> open_snapshot_source(wal::FileSystem& fs,
-                                                                 const SnapshotFile& file) {
+                                                                 const SnapshotFile& file,
+                                                                 SnapshotPin pin) {
     auto opened = fs.open(file.path, wal::OpenMode::read_only);
     if (!opened.ok()) return opened.status();
     auto size = (*opened)->size();
     if (!size.ok()) return size.status();
     return std::unique_ptr<SnapshotFileSource>(
-        new FileSource(std::move(*opened), snapshot_file_info(file, *size)));
+        new FileSource(std::move(pin), std::move(*opened), snapshot_file_info(file, *size)));
 }
 
 }  // namespace keel::runtime

@@ -14,9 +14,10 @@ namespace keel::runtime {
 // The public description of `file` (whose whole size is `size_bytes`).
 SnapshotFileInfo snapshot_file_info(const SnapshotFile& file, std::uint64_t size_bytes);
 
-// Opens `file` for streaming out whole.  The open file stays readable if the
-// store deletes it meanwhile (POSIX unlink semantics).
+// Opens `file` for streaming out whole.  `pin` (taken before the call) keeps
+// its bytes whole if the store prunes it meanwhile; the source holds it.
 Result<std::unique_ptr<SnapshotFileSource>> open_snapshot_source(wal::FileSystem& fs,
-                                                                 const SnapshotFile& file);
+                                                                 const SnapshotFile& file,
+                                                                 SnapshotPin pin);
 
 }  // namespace keel::runtime

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include <fmt/format.h>
+#include "keel/wal/file_removal.hpp"
 #include "keel/wal/small_file.hpp"
 #include "runtime/little_endian.hpp"
 
@@ -24,6 +25,11 @@ constexpr std::uint32_t kVersion = 1;
 constexpr std::size_t kTrailerBytes = 8 + 8 + 8 + 4 + 4 + 4 + 4 + 8;
 constexpr std::size_t kWriteBufferBytes = 1 << 20;
 constexpr std::size_t kVerifyChunkBytes = 1 << 20;
+// A snapshot file is written back a buffer at a time as it is written
+// (wal::WriteBackPacer): its flush then finds little left to write, and the
+// log's durable writes never queue behind the whole file
+// (docs/decisions/0052-large-snapshot-files.md).
+constexpr std::uint64_t kWriteBackChunkBytes = kWriteBufferBytes;
 // The checksums are CRC-32 (reflected, polynomial 0x04C11DB7, initial value
 // and final XOR 0xFFFFFFFF) as zlib's crc32() computes it, stored with its 32
 // bits in reverse order (docs/wire-format.md, "Snapshot files").  A running
@@ -70,6 +76,23 @@ Status write_at(wal::File& file, const char* data, std::size_t n, std::uint64_t 
         const_cast<char*>(data), n
     };
     return file.pwritev(&iov, 1, offset);
+}
+
+// A pruned file on its way out (prune_locked); open() deletes leftovers
+// with the other .tmp files.
+constexpr const char* kRemovingSuffix = ".deleting.tmp";
+
+// The stepped deletion of files prune_locked renamed away: their renames
+// durable first (a crash must not find a shortened file under a .snap name,
+// or, if the directory's fsync is lost, a .snap where the rename was), then
+// each shortened and removed, then the removals durable.  Best effort: what
+// fails is removed at once, and open() deletes what is left.
+void remove_renamed_files(wal::FileSystem& fs, const std::string& dir,
+                          const std::vector<std::string>& paths) {
+    const bool renames_durable = fs.sync_dir(dir).ok();
+    for (const std::string& path : paths)
+        if (!renames_durable || !wal::remove_in_steps(fs, path).ok()) (void)fs.remove(path);
+    (void)fs.sync_dir(dir);
 }
 
 std::string file_name(const raft::SnapshotMeta& meta) {
@@ -156,7 +179,11 @@ bool ends_with(const std::string& s, const char* suffix) {
 
 SnapshotFileWriter::SnapshotFileWriter(wal::FileSystem& fs, std::unique_ptr<wal::File> file,
                                        std::string temp_path)
-    : fs_(fs), file_(std::move(file)), temp_path_(std::move(temp_path)), crc_state_(kCrcInit) {
+    : fs_(fs),
+      file_(std::move(file)),
+      temp_path_(std::move(temp_path)),
+      crc_state_(kCrcInit),
+      pacer_(kWriteBackChunkBytes) {
     buffer_.reserve(kWriteBufferBytes);
 }
 
@@ -167,7 +194,10 @@ SnapshotFileWriter::~SnapshotFileWriter() {
 
 Status SnapshotFileWriter::flush_buffer() {
     Status s = write_at(*file_, buffer_.data(), buffer_.size(), file_bytes_);
-    if (s.ok()) file_bytes_ += buffer_.size();
+    if (s.ok()) {
+        file_bytes_ += buffer_.size();
+        pacer_.wrote(*file_, file_bytes_);
+    }
     buffer_.clear();
     if (!s.ok()) {
         failed_ = true;
@@ -183,16 +213,18 @@ Status SnapshotFileWriter::write(std::string_view bytes) {
     data_bytes_ += bytes.size();
     if (buffer_.size() + bytes.size() > kWriteBufferBytes) {
         if (Status s = flush_buffer(); !s.ok()) return s;
-        if (bytes.size() >= kWriteBufferBytes) {
-            Status s = write_at(*file_, bytes.data(), bytes.size(), file_bytes_);
+        // Whole buffers straight from `bytes`, each paced on its own.
+        while (bytes.size() >= kWriteBufferBytes) {
+            Status s = write_at(*file_, bytes.data(), kWriteBufferBytes, file_bytes_);
             if (!s.ok()) {
                 failed_ = true;
                 out_of_space_ = s.code() == ErrorCode::no_space;
                 io_failed_ = !out_of_space_;
                 return s;
             }
-            file_bytes_ += bytes.size();
-            return s;
+            file_bytes_ += kWriteBufferBytes;
+            pacer_.wrote(*file_, file_bytes_);
+            bytes.remove_prefix(kWriteBufferBytes);
         }
     }
     buffer_.append(bytes);
@@ -449,9 +481,12 @@ Result<SnapshotFile> SnapshotStore::publish(SnapshotFileWriter& writer,
     f.data_bytes = writer.data_bytes_;
     f.data_crc32 = crc_final(writer.crc_state_);
     f.durable = durability == Durability::now;
-    MutexLock lock(mu_);
-    deferred_publishes_ = f.durable ? 0 : deferred_publishes_ + 1;
-    add_locked(f);
+    {
+        MutexLock lock(mu_);
+        deferred_publishes_ = f.durable ? 0 : deferred_publishes_ + 1;
+        add_locked(f);
+    }
+    start_removals();
     return f;
 }
 
@@ -480,11 +515,14 @@ Status SnapshotStore::flush() {
         if (Status s = (*file)->datasync(); !s.ok()) return io_error(s);
     }
     if (Status s = fs_.sync_dir(dir_); !s.ok()) return io_error(s);
-    MutexLock lock(mu_);
-    for (SnapshotFile& f : files_)
-        if (std::find(paths.begin(), paths.end(), f.path) != paths.end()) f.durable = true;
-    deferred_publishes_ = 0;
-    prune_locked();
+    {
+        MutexLock lock(mu_);
+        for (SnapshotFile& f : files_)
+            if (std::find(paths.begin(), paths.end(), f.path) != paths.end()) f.durable = true;
+        deferred_publishes_ = 0;
+        prune_locked();
+    }
+    start_removals();
     return Status::ok_status();
 }
 
@@ -505,9 +543,12 @@ Result<SnapshotFile> SnapshotStore::adopt(const std::string& path,
     if (Status s = wal::install_file(fs_, path, dir_, file_name(expected)); !s.ok()) return s;
     f.value().path = final_path;
     f.value().durable = true;
-    MutexLock lock(mu_);
-    deferred_publishes_ = 0;
-    add_locked(f.value());
+    {
+        MutexLock lock(mu_);
+        deferred_publishes_ = 0;
+        add_locked(f.value());
+    }
+    start_removals();
     return f;
 }
 
@@ -527,24 +568,94 @@ void SnapshotStore::prune_locked() {
     // file if it is not durable yet, stay.
     std::vector<SnapshotFile> kept;
     std::size_t durable_kept = 0;
+    // Held across the check and the rename, so that a reader either pinned
+    // the file first (it is unlinked: its descriptor keeps the bytes) or
+    // opens it after the rename (not_found): never one the steps shorten.
+    MutexLock pins_lock(pins_->mu);
     for (auto it = files_.rbegin(); it != files_.rend(); ++it) {
         const bool keep = it->durable ? durable_kept < kSnapshotsKept : it == files_.rbegin();
         if (keep) {
             if (it->durable) ++durable_kept;
             kept.push_back(std::move(*it));
+            continue;
+        }
+        // Best effort from here on: a leftover is only disk space.
+        const bool small = it->data_bytes + kTrailerBytes <= wal::kRemovalStepBytes;
+        const std::string removing = it->path + kRemovingSuffix;
+        if (small || pins_->readers.count(it->path) != 0 || !fs_.rename(it->path, removing).ok()) {
+            (void)fs_.remove(it->path);
         } else {
-            (void)fs_.remove(it->path);  // best effort: a leftover is only disk space
+            to_remove_.push_back(removing);
         }
     }
     std::reverse(kept.begin(), kept.end());
     files_ = std::move(kept);
 }
 
+void SnapshotStore::set_remover(Remover remover) {
+    MutexLock lock(mu_);
+    remover_ = std::move(remover);
+}
+
+void SnapshotStore::start_removals() {
+    std::vector<std::string> paths;
+    Remover remover;
+    {
+        MutexLock lock(mu_);
+        if (to_remove_.empty()) return;
+        paths.swap(to_remove_);
+        remover = remover_;
+    }
+    auto task = [&fs = fs_, dir = dir_, paths = std::move(paths)] {
+        remove_renamed_files(fs, dir, paths);
+    };
+    if (!remover || !remover(task)) task();
+}
+
+SnapshotPin SnapshotStore::pin(const SnapshotFile& file) const {
+    return SnapshotPin(pins_, file.path);
+}
+
+SnapshotPin::SnapshotPin(std::shared_ptr<SnapshotPinTable> table, std::string path)
+    : table_(std::move(table)), path_(std::move(path)) {
+    MutexLock lock(table_->mu);
+    ++table_->readers[path_];
+}
+
+SnapshotPin::SnapshotPin(SnapshotPin&& other) noexcept
+    : table_(std::move(other.table_)), path_(std::move(other.path_)) {
+    other.table_.reset();
+}
+
+SnapshotPin& SnapshotPin::operator=(SnapshotPin&& other) noexcept {
+    if (this != &other) {
+        release();
+        table_ = std::move(other.table_);
+        path_ = std::move(other.path_);
+        other.table_.reset();
+    }
+    return *this;
+}
+
+void SnapshotPin::release() {
+    if (!table_) return;
+    {
+        MutexLock lock(table_->mu);
+        auto it = table_->readers.find(path_);
+        KEEL_ASSERT(it != table_->readers.end() && it->second > 0, "a pin is released once");
+        if (--it->second == 0) table_->readers.erase(it);
+    }
+    table_.reset();
+}
+
 Result<std::unique_ptr<SnapshotFileReader>> SnapshotStore::open_reader(
     const SnapshotFile& file) const {
+    SnapshotPin pinned = pin(file);
     auto f = fs_.open(file.path, wal::OpenMode::read_only);
     if (!f.ok()) return f.status();
-    return open_reader(std::move(*f), file.path);
+    auto reader = open_reader(std::move(*f), file.path);
+    if (reader.ok()) reader.value()->pin_ = std::move(pinned);
+    return reader;
 }
 
 Result<std::unique_ptr<SnapshotFileReader>> SnapshotStore::open_reader(

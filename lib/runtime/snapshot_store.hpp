@@ -42,15 +42,30 @@
 // deleted by open().  Kept: the two newest durable snapshots (the older is
 // the fallback if the newest turns out to be damaged: the runtime compacts
 // the log only up to the older, so that it can restart from either) and the
-// newest snapshot if it is unflushed; the others are deleted when a
+// newest snapshot if it is unflushed; the others are pruned when a
 // snapshot is published, adopted or flushed.  Files found by open() are of
 // unknown durability until make_durable() or flush().
+//
+// Pruning: a file of at most one removal step (wal::kRemovalStepBytes) is
+// unlinked at once.  A larger one would hand a file system that discards
+// online one discard of its whole size, which stalls the log's writes
+// (docs/decisions/0052-large-snapshot-files.md): it is renamed to
+// <name>.deleting.tmp at once (no reader finds it any more), and the
+// remover (set_remover; without one, the pruning thread) fsyncs the
+// directory, shortens it a step at a time (wal::remove_in_steps) and
+// removes it.  Crash windows: the rename is durable before the first byte
+// goes, so a crash never leaves a shortened file under a .snap name (it
+// would be reported damaged); open() deletes the .tmp.  A file someone is
+// reading is pinned (pin(), open_reader()): pruned, it is unlinked at once,
+// and the open descriptors keep its bytes whole until they close.
 //
 // Threads: every member may be called from any thread (one mutex guards the
 // list of files); a writer or reader object is used by one thread at a time.
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -59,6 +74,7 @@
 #include "keel/state_machine.hpp"
 #include "keel/status.hpp"
 #include "keel/wal/file_system.hpp"
+#include "keel/wal/write_back_pacer.hpp"
 #include "raft/types.hpp"
 #include "runtime/thread_annotations.hpp"
 
@@ -81,6 +97,34 @@ struct SnapshotFile {
 // When publish() makes a snapshot durable: before it returns, or at the
 // next flush().
 enum class Durability { now, deferred };
+
+// Which snapshot files are being read (SnapshotPin).  Shared by the store
+// and its pins, which may outlive it.
+struct SnapshotPinTable {
+    Mutex mu;
+    std::map<std::string, std::size_t> readers GUARDED_BY(mu);  // path -> pins
+};
+
+// Keeps a snapshot file's bytes whole while it is read: if the store prunes
+// the file meanwhile, it unlinks it at once instead of shortening it in
+// steps.  Take the pin before opening the file.  Move-only; a default one
+// pins nothing.  Any thread.
+class SnapshotPin {
+public:
+    SnapshotPin() = default;
+    SnapshotPin(SnapshotPin&& other) noexcept;
+    SnapshotPin& operator=(SnapshotPin&& other) noexcept;
+    SnapshotPin(const SnapshotPin&) = delete;
+    SnapshotPin& operator=(const SnapshotPin&) = delete;
+    ~SnapshotPin() { release(); }
+
+private:
+    friend class SnapshotStore;
+    SnapshotPin(std::shared_ptr<SnapshotPinTable> table, std::string path);
+    void release();
+    std::shared_ptr<SnapshotPinTable> table_;
+    std::string path_;
+};
 
 // A snapshot file that failed its checks, and why (the Status names the
 // file and what is wrong).
@@ -118,6 +162,7 @@ private:
     std::uint64_t file_bytes_ = 0;  // written to the file so far
     std::uint64_t data_bytes_ = 0;
     std::uint32_t crc_state_ = 0;  // running crc32 of the data
+    wal::WriteBackPacer pacer_;    // the file written back as it grows
     bool finished_ = false;
     bool failed_ = false;
     bool published_ = false;  // renamed into place: nothing to delete
@@ -137,6 +182,7 @@ private:
     friend class SnapshotStore;
     SnapshotFileReader(std::unique_ptr<wal::File> file, std::string path, std::uint64_t data_bytes,
                        std::uint32_t expected_crc);
+    SnapshotPin pin_;  // a store's file: whole while read
     std::unique_ptr<wal::File> file_;
     std::string path_;
     std::uint64_t offset_ = 0;
@@ -228,6 +274,7 @@ public:
     // file out of it).
     std::string staging_dir() const { return dir_ + "/incoming"; }
 
+    // Pinned (pin()) for as long as the reader lives.
     Result<std::unique_ptr<SnapshotFileReader>> open_reader(const SnapshotFile& file) const;
     // A reader over the snapshot file `file` (named `path` in the messages),
     // opened already: one inside a backup archive.  Its trailer is checked.
@@ -237,6 +284,20 @@ public:
     const std::string& dir() const { return dir_; }
     wal::FileSystem& file_system() const { return fs_; }
 
+    // Pins `file` (SnapshotPin): take it before opening the file by its
+    // path, and keep it until the reading is done.  A file pruned already
+    // is gone from its name; the open then fails with not_found.
+    SnapshotPin pin(const SnapshotFile& file) const;
+
+    // Queues a task (the stepped deletion of pruned files) on another
+    // thread; false if it refuses, and the task then runs on the thread
+    // that pruned.  The task refers to the file system and the paths only,
+    // not to the store, so it may run after the store is gone.
+    using Remover = std::function<bool(std::function<void()> task)>;
+    // Where pruned files are deleted in steps from now on (the runtime: its
+    // background thread, never the I/O thread that adopts snapshots).
+    void set_remover(Remover remover) EXCLUDES(mu_);
+
 private:
     SnapshotStore(std::string dir, wal::FileSystem& fs) : dir_(std::move(dir)), fs_(fs) {}
     // Creates the directory if needed and fsyncs its parent, once: called
@@ -245,8 +306,12 @@ private:
     // disk), io_error if the fsync failed.
     Status ensure_dir() EXCLUDES(dir_mu_);
     std::string parent_dir() const;
-    // Deletes the files no longer kept (the header says which are).
+    // Takes the files no longer kept out of the list (the header says which
+    // are): unlinks the small and the pinned ones, renames the others to
+    // <name>.deleting.tmp and queues them for start_removals().
     void prune_locked() REQUIRES(mu_);
+    // Hands what prune_locked queued to the remover (or deletes it here).
+    void start_removals() EXCLUDES(mu_);
     bool listed(const std::string& path) const EXCLUDES(mu_);
     void add_locked(SnapshotFile f) REQUIRES(mu_);
 
@@ -260,6 +325,10 @@ private:
     std::vector<SnapshotFile> files_ GUARDED_BY(mu_);  // ascending by index
     std::vector<DamagedSnapshot> damaged_ GUARDED_BY(mu_);
     std::size_t deferred_publishes_ GUARDED_BY(mu_) = 0;
+    // Renamed away by prune_locked, for start_removals.
+    std::vector<std::string> to_remove_ GUARDED_BY(mu_);
+    Remover remover_ GUARDED_BY(mu_);
+    const std::shared_ptr<SnapshotPinTable> pins_ = std::make_shared<SnapshotPinTable>();
 };
 
 }  // namespace keel::runtime

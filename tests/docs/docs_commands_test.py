@@ -58,6 +58,8 @@ class DocsCommands(unittest.TestCase):
             self.assertGreater(rows[1]["fill_mb_per_s"], 0)
             self.assertGreater(rows[3]["delete_ms"], 0)
         self.assertIn("| single K=16: 10 ms windows with under a fifth", p.stdout)
+        self.assertIn("| single K=256, a 4 MiB snapshot every 100000 entries: 10 ms windows",
+                      p.stdout)
         self.assertIn("bench-latency.svg", p.stderr)
         self.assertIn("signal=kill rounds=2 outage_ms", p.stdout)
         self.assertIn("signal=term rounds=2 outage_ms", p.stdout)

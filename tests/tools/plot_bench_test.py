@@ -47,6 +47,11 @@ class PlotBench(unittest.TestCase):
         # The bars: each with its verdict.
         self.assertIn("| single / wal K=1: ops/s | 0.931 | ≥ 0.90 | yes |", p.stdout)
         self.assertIn("a snapshot every 1024 entries: p99 / without | 1.373 | ≤ 2 | yes |", p.stdout)
+        # A row per snapshot setting (raft-bench --snapshot-bytes), named by its size.
+        self.assertIn("| single K=256, a 64 MiB snapshot every 1000000 entries: p99 / without | "
+                      "1.719 | ≤ 2 | yes |", p.stdout)
+        self.assertIn("| single K=256, a 64 MiB snapshot every 1000000 entries: 10 ms windows "
+                      "with under a fifth of the median's operations | 0.009 | – |", p.stdout)
         self.assertIn("| cluster3 K=1 p50 / its fdatasync floor | 2.222 | ≤ 2.5 | yes |", p.stdout)
         self.assertIn("mutual TLS / plain TCP: ops/s (4 rounds) | 0.925 |", p.stdout)
         self.assertIn("| raftd 1 node / etcd, 1 connection: p50 | 0.653 | ≤ 0.5 | **no** |", p.stdout)

@@ -4,6 +4,7 @@
 #include <limits>
 #include <sstream>
 
+#include "keel/wal/file_removal.hpp"
 #include "keel/wal/wal.hpp"
 #include "test_util.hpp"
 #include "wal_impl.hpp"
@@ -195,8 +196,7 @@ TEST_CASE("compact_before hides the prefix and deletes whole segments") {
 // make four segments or so.
 Options deletion_options(FaultFs& fs) {
     Options o = small_options(&fs);
-    o.segment_bytes =
-        2 * keel::wal::detail::kDeleteChunkBytes + keel::wal::detail::kDeleteChunkBytes / 2;
+    o.segment_bytes = 2 * keel::wal::kRemovalStepBytes + keel::wal::kRemovalStepBytes / 2;
     o.max_record_bytes = 128 * 1024;
     return o;
 }
@@ -254,7 +254,7 @@ TEST_CASE("a compacted segment is renamed away and deleted a chunk at a time") {
             REQUIRE(step.rfind("truncate ", 0) == 0);
             const std::uint64_t from = std::stoull(step.substr(9));
             // Each step takes at most a chunk off what the last one left.
-            if (truncations > 0) REQUIRE(size - from <= keel::wal::detail::kDeleteChunkBytes);
+            if (truncations > 0) REQUIRE(size - from <= keel::wal::kRemovalStepBytes);
             REQUIRE(from < size);
             size = from;
             REQUIRE(next() == "datasync");

@@ -20,6 +20,8 @@
 
 #include "aligned_buffer.hpp"
 #include "keel/assert.hpp"
+#include "keel/wal/file_removal.hpp"
+#include "keel/wal/write_back_pacer.hpp"
 #include "wal_impl.hpp"
 
 namespace keel::wal {
@@ -113,22 +115,21 @@ Result<std::uint64_t> Wal::Impl::zero_fill_direct() {
     return end;
 }
 
-// Paced (kZeroFillChunkBytes): a chunk's write-out starts as soon as it is
-// written, and the next chunk waits until the one before it is out, so at
-// most two chunks are in flight.  Pacing is a hint: where the file system
-// refuses it, the zeros go out unpaced, and the caller's fdatasync still
-// makes them durable.
+// Paced in kZeroFillChunkBytes (keel/wal/write_back_pacer.hpp): at most two
+// chunks in flight.  Pacing is a hint: where the file system refuses it,
+// the zeros go out unpaced, and the caller's fdatasync still makes them
+// durable.
 Status Wal::Impl::zero_fill_buffered(File& file, std::uint64_t from) {
     constexpr std::uint64_t chunk = detail::kZeroFillChunkBytes;
-    bool pace = true;
+    WriteBackPacer pacer(chunk, from);
     for (std::uint64_t at = from; at < options_.segment_bytes; at += chunk) {
         struct iovec iov {
             const_cast<char*>(zero_chunk()), std::min(chunk, options_.segment_bytes - at)
         };
         if (Status s = file.pwritev(&iov, 1, at); !s.ok()) return s;
-        pace = pace && file.write_back(at, iov.iov_len, false).ok();
-        if (pace && at >= from + chunk) pace = file.write_back(at - chunk, chunk, true).ok();
+        pacer.wrote(file, at + iov.iov_len);
     }
+    pacer.finish(file, options_.segment_bytes);
     return Status();
 }
 
@@ -304,18 +305,7 @@ Status Wal::Impl::remove_segment_gradually(const std::string& name) {
     if (Status s = fs_->rename(dir_ + "/" + name, deleting); !s.ok())
         return s.code() == ErrorCode::not_found ? Status() : s;
     if (Status s = fs_->sync_dir(dir_); !s.ok()) return s;
-    {
-        auto file = fs_->open(deleting, OpenMode::read_write);
-        if (!file.ok()) return file.status();
-        auto size = (*file)->size();
-        if (!size.ok()) return size.status();
-        for (std::uint64_t left = *size; left > 0;) {
-            left -= std::min(left, detail::kDeleteChunkBytes);
-            if (Status s = (*file)->truncate(left); !s.ok()) return s;
-            if (Status s = (*file)->datasync(); !s.ok()) return s;
-        }
-    }
-    if (Status s = fs_->remove(deleting); !s.ok()) return s;
+    if (Status s = remove_in_steps(*fs_, deleting); !s.ok()) return s;
     return fs_->sync_dir(dir_);
 }
 

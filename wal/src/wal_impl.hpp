@@ -54,12 +54,6 @@ namespace detail {
 // and 0051-disk-stalls.md have the figures.
 inline constexpr std::uint64_t kZeroFillChunkBytes = 64u << 10;
 
-// A compacted segment is deleted this much at a time, each step synced: a
-// file system that discards freed blocks online (ext4 -o discard) hands the
-// disk the whole file's discard at once on unlink, and the log's writes wait
-// behind it (docs/decisions/0051-disk-stalls.md).
-inline constexpr std::uint64_t kDeleteChunkBytes = 1u << 20;
-
 struct RecoveryPlan;  // recovery.cpp
 
 }  // namespace detail
