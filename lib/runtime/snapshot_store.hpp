@@ -23,6 +23,10 @@
 // is still intact.  (Whether the bytes mean anything is the state
 // machine's to say, in restore().)
 //
+// Writing: the file is written back a megabyte at a time as it is written
+// (wal::WriteBackPacer), so that its flush never sends the disk the whole
+// file at once (docs/decisions/0052-large-snapshot-files.md).
+//
 // Durability: a snapshot is written to <name>.tmp, then either made durable
 // at once (fdatasync, rename to <name>, fsync of the directory) or renamed
 // without a flush (Durability::deferred) and made durable later by flush(),
