@@ -50,9 +50,10 @@
 // snapshot is published, adopted or flushed.  Files found by open() are of
 // unknown durability until make_durable() or flush().
 //
-// Pruning: a file of at most one removal step (wal::kRemovalStepBytes) is
-// unlinked at once.  A larger one would hand a file system that discards
-// online one discard of its whole size, which stalls the log's writes
+// Pruning (snapshot_pruning.cpp): a file whose data is at most one removal
+// step (wal::kRemovalStepBytes) is unlinked at once.  A larger one would
+// hand a file system that discards online one discard of its whole size,
+// which stalls the log's writes
 // (docs/decisions/0052-large-snapshot-files.md): it is renamed to
 // <name>.deleting.tmp at once (no reader finds it any more), and the
 // remover (set_remover; without one, the pruning thread) fsyncs the

@@ -15,7 +15,6 @@
 #include <limits>
 #include <mutex>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -23,6 +22,7 @@
 
 #include "../common/fault_fs.hpp"
 #include "../common/temp_dir.hpp"
+#include "../common/write_back_trace.hpp"
 #include "keel/wal/file_removal.hpp"
 #include "runtime/replica.hpp"
 #include "runtime/snapshot_store.hpp"
@@ -42,27 +42,39 @@ namespace {
 constexpr std::size_t kLargePadding = 2 * wal::kRemovalStepBytes + wal::kRemovalStepBytes / 2;
 constexpr const char* kRemovingSuffix = ".deleting.tmp";
 
-// A remover that holds the tasks until the test runs them.
-struct HeldRemovals {
-    std::vector<std::function<void()>> tasks;
-    SnapshotStore::Remover remover() {
-        return [this](std::function<void()> task) {
-            tasks.push_back(std::move(task));
-            return true;
-        };
-    }
-    void run_all() {
-        auto now = std::move(tasks);
-        tasks.clear();
-        for (auto& task : now) task();
-    }
-};
-
 SnapshotFile publish(SnapshotStore& store, raft::Index index, std::size_t padding) {
     auto published = keel::test::write_and_publish(store, index, Durability::now, padding);
     REQUIRE(published.ok());
     return *published;
 }
+
+// A snapshot store on a FaultFs whose remover holds the deletions it is
+// handed until the test runs them.
+struct HeldStore {
+    TempDir tmp;
+    FaultFs fs;
+    const std::string dir = tmp.sub("snapshots");
+    std::unique_ptr<SnapshotStore> store;
+    std::vector<std::function<void()>> held;
+
+    HeldStore() {
+        auto opened = SnapshotStore::open(dir, fs);
+        REQUIRE(opened.ok());
+        store = std::move(opened.value());
+        store->set_remover([this](std::function<void()> task) {
+            held.push_back(std::move(task));
+            return true;
+        });
+    }
+    SnapshotFile publish(raft::Index index, std::size_t padding = kLargePadding) {
+        return ::publish(*store, index, padding);
+    }
+    void run_removals() {
+        auto now = std::move(held);
+        held.clear();
+        for (auto& task : now) task();
+    }
+};
 
 std::vector<std::string> names_in(const std::string& dir) {
     std::vector<std::string> names;
@@ -90,15 +102,12 @@ Status read_whole(runtime::SnapshotFileReader& reader) {
 }  // namespace
 
 TEST_CASE("a large snapshot is written back a buffer at a time as it is written") {
-    TempDir tmp;
-    FaultFs fs;
-    auto store = SnapshotStore::open(tmp.sub("snapshots"), fs);
-    REQUIRE(store.ok());
-    auto writer = (*store)->begin();
+    HeldStore s;
+    auto writer = s.store->begin();
     REQUIRE(writer.ok());
     std::mutex mu;
     std::vector<std::string> events;
-    fs.set_before_mutation([&](const std::string& what) {
+    s.fs.set_before_mutation([&](const std::string& what) {
         std::lock_guard lock(mu);
         if (what.rfind("write_back", 0) == 0) events.push_back(what);
     });
@@ -108,59 +117,34 @@ TEST_CASE("a large snapshot is written back a buffer at a time as it is written"
     REQUIRE((*writer)->write(std::string(3 * kMiB + 5, 'b')).ok());
     for (int i = 0; i < 20; ++i) REQUIRE((*writer)->write(std::string(100 * 1000, 'c')).ok());
     const std::uint64_t data_bytes = (*writer)->data_bytes();
-    fs.set_before_mutation(nullptr);
+    s.fs.set_before_mutation(nullptr);
 
-    std::uint64_t started_end = 0, done_end = 0;
-    std::vector<std::uint64_t> pieces;
-    for (const std::string& e : events) {
-        INFO(e);
-        std::istringstream in(e);
-        std::string kind, path;
-        std::uint64_t offset = 0, size = 0;
-        in >> kind >> path >> offset >> size;
-        if (kind == "write_back") {
-            CHECK(offset == started_end);
-            started_end = offset + size;
-            pieces.push_back(size);
-            // A buffer at a time: never the whole file at once.
-            CHECK(size == kMiB);
-            // Two pieces in flight at most.
-            CHECK(started_end - done_end <= 2 * kMiB);
-        } else {
-            REQUIRE(kind == "write_back_wait");
-            CHECK(offset == done_end);
-            done_end = offset + size;
-        }
-    }
-    CHECK(pieces.size() >= 5);
+    // A buffer at a time, never the whole file at once; two in flight at most.
+    const keel::test::WriteBackTrace t = keel::test::replay_write_backs(events, 2 * kMiB);
+    for (std::uint64_t piece : t.pieces) CHECK(piece == kMiB);
+    CHECK(t.pieces.size() >= 5);
     // What is left: less than a chunk written, and the buffer.
-    CHECK(data_bytes - started_end < 2 * kMiB);
+    CHECK(data_bytes - t.started_end < 2 * kMiB);
 }
 
 TEST_CASE("a pruned snapshot file of several steps is renamed away and deleted in steps") {
-    TempDir tmp;
-    FaultFs fs;
-    const std::string dir = tmp.sub("snapshots");
-    auto store = SnapshotStore::open(dir, fs);
-    REQUIRE(store.ok());
-    HeldRemovals held;
-    (*store)->set_remover(held.remover());
+    HeldStore s;
 
-    publish(**store, 10, kLargePadding);
-    publish(**store, 20, kLargePadding);
-    CHECK(held.tasks.empty());
-    publish(**store, 30, kLargePadding);  // prunes 10
+    s.publish(10);
+    s.publish(20);
+    CHECK(s.held.empty());
+    s.publish(30);  // prunes 10
 
     // At once: out of the snapshots' names, whole, and queued.
-    const std::string removing = dir + "/" + snap_name(10) + kRemovingSuffix;
-    CHECK(names_in(dir) ==
+    const std::string removing = s.dir + "/" + snap_name(10) + kRemovingSuffix;
+    CHECK(names_in(s.dir) ==
           std::vector<std::string>{snap_name(10) + kRemovingSuffix, snap_name(20), snap_name(30)});
     CHECK(std::filesystem::file_size(removing) > kLargePadding);
-    REQUIRE(held.tasks.size() == 1);
+    REQUIRE(s.held.size() == 1);
 
     std::mutex mu;
     std::vector<std::string> steps;
-    fs.set_before_mutation([&](const std::string& what) {
+    s.fs.set_before_mutation([&](const std::string& what) {
         std::lock_guard lock(mu);
         const std::string op = what.substr(0, what.find(' '));
         if (op == "truncate" || op == "remove")
@@ -168,8 +152,8 @@ TEST_CASE("a pruned snapshot file of several steps is renamed away and deleted i
         else
             steps.push_back(op);
     });
-    held.run_all();
-    fs.set_before_mutation(nullptr);
+    s.run_removals();
+    s.fs.set_before_mutation(nullptr);
 
     std::string all;
     for (const std::string& step : steps) all += step + "; ";
@@ -191,145 +175,120 @@ TEST_CASE("a pruned snapshot file of several steps is renamed away and deleted i
     CHECK(truncations == 3);
     CHECK(next() == "sync_dir");
     CHECK(next() == "(end)");
-    CHECK(names_in(dir) == std::vector<std::string>{snap_name(20), snap_name(30)});
+    CHECK(names_in(s.dir) == std::vector<std::string>{snap_name(20), snap_name(30)});
 }
 
 TEST_CASE("a pruned snapshot file of one step or less is unlinked at once") {
-    TempDir tmp;
-    FaultFs fs;
-    const std::string dir = tmp.sub("snapshots");
-    auto store = SnapshotStore::open(dir, fs);
-    REQUIRE(store.ok());
-    HeldRemovals held;
-    (*store)->set_remover(held.remover());
-    publish(**store, 10, 64 * 1024);
-    publish(**store, 20, 64 * 1024);
-    publish(**store, 30, 64 * 1024);
-    CHECK(held.tasks.empty());
-    CHECK(names_in(dir) == std::vector<std::string>{snap_name(20), snap_name(30)});
+    HeldStore s;
+    s.publish(10, 64 * 1024);
+    s.publish(20, 64 * 1024);
+    s.publish(30, 64 * 1024);
+    CHECK(s.held.empty());
+    CHECK(names_in(s.dir) == std::vector<std::string>{snap_name(20), snap_name(30)});
 }
 
 TEST_CASE("without a remover, or when it refuses, the pruning thread deletes in steps") {
-    TempDir tmp;
-    FaultFs fs;
-    const std::string dir = tmp.sub("snapshots");
-    auto store = SnapshotStore::open(dir, fs);
-    REQUIRE(store.ok());
+    HeldStore s;
     const bool with_refusing_remover = GENERATE(false, true);
-    if (with_refusing_remover) (*store)->set_remover([](std::function<void()>) { return false; });
+    if (with_refusing_remover)
+        s.store->set_remover([](std::function<void()>) { return false; });
+    else
+        s.store->set_remover(nullptr);
     std::mutex mu;
     int truncations = 0;
-    fs.set_before_mutation([&](const std::string& what) {
+    s.fs.set_before_mutation([&](const std::string& what) {
         std::lock_guard lock(mu);
         if (what.rfind("truncate ", 0) == 0) ++truncations;
     });
-    publish(**store, 10, kLargePadding);
-    publish(**store, 20, kLargePadding);
-    publish(**store, 30, kLargePadding);
-    fs.set_before_mutation(nullptr);
+    s.publish(10);
+    s.publish(20);
+    s.publish(30);
+    s.fs.set_before_mutation(nullptr);
     CHECK(truncations == 3);
-    CHECK(names_in(dir) == std::vector<std::string>{snap_name(20), snap_name(30)});
+    CHECK(names_in(s.dir) == std::vector<std::string>{snap_name(20), snap_name(30)});
 }
 
 TEST_CASE("a snapshot file being read is unlinked at once when pruned, and read whole") {
-    TempDir tmp;
-    FaultFs fs;
-    const std::string dir = tmp.sub("snapshots");
-    auto store = SnapshotStore::open(dir, fs);
-    REQUIRE(store.ok());
-    HeldRemovals held;
-    (*store)->set_remover(held.remover());
-    const SnapshotFile oldest = publish(**store, 10, kLargePadding);
-    publish(**store, 20, kLargePadding);
+    HeldStore s;
+    const SnapshotFile oldest = s.publish(10);
+    s.publish(20);
 
     SECTION("through a reader of the store") {
-        auto reader = (*store)->open_reader(oldest);
+        auto reader = s.store->open_reader(oldest);
         REQUIRE(reader.ok());
-        publish(**store, 30, kLargePadding);  // prunes 10 while it is read
-        held.run_all();
-        CHECK(names_in(dir) == std::vector<std::string>{snap_name(20), snap_name(30)});
+        s.publish(30);  // prunes 10 while it is read
+        s.run_removals();
+        CHECK(names_in(s.dir) == std::vector<std::string>{snap_name(20), snap_name(30)});
         CHECK(read_whole(**reader).ok());
     }
     SECTION("through a pin taken before the file is opened elsewhere") {
-        runtime::SnapshotPin pin = (*store)->pin(oldest);
-        auto opened = fs.open(oldest.path, wal::OpenMode::read_only);
+        runtime::SnapshotPin pin = s.store->pin(oldest);
+        auto opened = s.fs.open(oldest.path, wal::OpenMode::read_only);
         REQUIRE(opened.ok());
-        publish(**store, 30, kLargePadding);
-        held.run_all();
-        CHECK(names_in(dir) == std::vector<std::string>{snap_name(20), snap_name(30)});
+        s.publish(30);
+        s.run_removals();
+        CHECK(names_in(s.dir) == std::vector<std::string>{snap_name(20), snap_name(30)});
         auto source = SnapshotStore::open_reader(std::move(*opened), oldest.path);
         REQUIRE(source.ok());
         CHECK(read_whole(**source).ok());
     }
     SECTION("a pin released before the pruning leaves the steps to the remover") {
-        { runtime::SnapshotPin released = (*store)->pin(oldest); }
-        runtime::SnapshotPin moved_away = (*store)->pin(oldest);
+        { runtime::SnapshotPin released = s.store->pin(oldest); }
+        runtime::SnapshotPin moved_away = s.store->pin(oldest);
         runtime::SnapshotPin holder = std::move(moved_away);
         holder = runtime::SnapshotPin();  // released by assignment
-        publish(**store, 30, kLargePadding);
-        CHECK(held.tasks.size() == 1);
-        held.run_all();
+        s.publish(30);
+        CHECK(s.held.size() == 1);
+        s.run_removals();
     }
     SECTION("a reader opened after the pruning finds nothing") {
-        publish(**store, 30, kLargePadding);
-        auto reader = (*store)->open_reader(oldest);
+        s.publish(30);
+        auto reader = s.store->open_reader(oldest);
         CHECK(reader.status().code() == ErrorCode::not_found);
-        held.run_all();
+        s.run_removals();
     }
-    CHECK(names_in(dir) == std::vector<std::string>{snap_name(20), snap_name(30)});
+    CHECK(names_in(s.dir) == std::vector<std::string>{snap_name(20), snap_name(30)});
 }
 
 TEST_CASE("snapshot files adopted from a leader are pruned through the remover too") {
-    TempDir tmp;
-    FaultFs fs;
-    auto leader = SnapshotStore::open(tmp.sub("leader"), fs);
+    HeldStore s;
+    auto leader = SnapshotStore::open(s.tmp.sub("leader"), s.fs);
     REQUIRE(leader.ok());
-    const std::string dir = tmp.sub("snapshots");
-    auto store = SnapshotStore::open(dir, fs);
-    REQUIRE(store.ok());
-    HeldRemovals held;
-    (*store)->set_remover(held.remover());
-    std::filesystem::create_directories((*store)->staging_dir());
+    std::filesystem::create_directories(s.store->staging_dir());
     std::atomic<int> truncations{0};
-    fs.set_before_mutation([&](const std::string& what) {
-        if (what.rfind("truncate " + dir + "/", 0) == 0) ++truncations;
+    s.fs.set_before_mutation([&](const std::string& what) {
+        if (what.rfind("truncate " + s.dir + "/", 0) == 0) ++truncations;
     });
     for (raft::Index index : {10, 20, 30}) {
         const SnapshotFile sent = publish(**leader, index, kLargePadding);
-        const std::string staged = (*store)->staging_dir() + "/staged-" + std::to_string(index);
+        const std::string staged = s.store->staging_dir() + "/staged-" + std::to_string(index);
         std::filesystem::copy_file(sent.path, staged);
-        REQUIRE((*store)->adopt(staged, sent.meta).ok());
+        REQUIRE(s.store->adopt(staged, sent.meta).ok());
     }
     // The adopting thread (the runtime's I/O thread) only renamed.
     CHECK(truncations.load() == 0);
-    REQUIRE(held.tasks.size() == 1);
-    held.run_all();
-    fs.set_before_mutation(nullptr);
+    REQUIRE(s.held.size() == 1);
+    s.run_removals();
+    s.fs.set_before_mutation(nullptr);
     CHECK(truncations.load() == 3);
-    CHECK(names_in(dir) == std::vector<std::string>{"incoming", snap_name(20), snap_name(30)});
+    CHECK(names_in(s.dir) == std::vector<std::string>{"incoming", snap_name(20), snap_name(30)});
 }
 
 // A power loss at every step of the stepped deletion: each copy opens with
 // the kept snapshots intact, nothing damaged, and no leftover.
 TEST_CASE("a crash at any step of a snapshot file's deletion damages nothing") {
-    TempDir tmp;
-    FaultFs fs;
-    const std::string dir = tmp.sub("snapshots");
-    auto store = SnapshotStore::open(dir, fs);
-    REQUIRE(store.ok());
-    HeldRemovals held;
-    (*store)->set_remover(held.remover());
-    publish(**store, 10, kLargePadding);
-    publish(**store, 20, kLargePadding);
+    HeldStore s;
+    s.publish(10);
+    s.publish(20);
     std::vector<std::string> crashes;
-    fs.set_before_mutation([&](const std::string&) {
-        const std::string copy = tmp.sub("crash" + std::to_string(crashes.size()));
-        fs.copy_dropping_unsynced(dir, copy);
+    s.fs.set_before_mutation([&](const std::string&) {
+        const std::string copy = s.tmp.sub("crash" + std::to_string(crashes.size()));
+        s.fs.copy_dropping_unsynced(s.dir, copy);
         crashes.push_back(copy);
     });
-    publish(**store, 30, kLargePadding);
-    held.run_all();
-    fs.set_before_mutation(nullptr);
+    s.publish(30);
+    s.run_removals();
+    s.fs.set_before_mutation(nullptr);
     REQUIRE(crashes.size() >= 10);
     for (const std::string& copy : crashes) {
         INFO(copy);

@@ -2,8 +2,8 @@
 #include <catch2/catch.hpp>
 
 #include <limits>
-#include <sstream>
 
+#include "../common/write_back_trace.hpp"
 #include "keel/wal/file_removal.hpp"
 #include "keel/wal/wal.hpp"
 #include "test_util.hpp"
@@ -458,30 +458,10 @@ std::vector<std::string> events_preparing_a_segment(std::uint64_t segment_bytes,
 // than two chunks in flight, and made durable at the end.
 void check_paced_fill(const std::vector<std::string>& events, std::uint64_t segment_bytes) {
     constexpr std::uint64_t chunk = keel::wal::detail::kZeroFillChunkBytes;
-    std::uint64_t started_end = 0;  // contiguous prefix whose write-out started
-    std::uint64_t done_end = 0;     // contiguous prefix whose write-out finished
-    bool synced_after = false;
-    for (const std::string& e : events) {
-        std::istringstream in(e);
-        std::string kind, path;
-        std::uint64_t offset = 0, size = 0;
-        in >> kind >> path >> offset >> size;
-        if (kind == "write_back") {
-            CHECK(offset == started_end);
-            started_end = offset + size;
-            CHECK(started_end - done_end <= 2 * chunk);
-            synced_after = false;
-        } else if (kind == "write_back_wait") {
-            CHECK(offset == done_end);
-            CHECK(offset + size <= started_end);
-            done_end = offset + size;
-        } else if (kind == "datasync") {
-            synced_after = started_end == segment_bytes;
-        }
-    }
-    CHECK(started_end == segment_bytes);
-    CHECK(done_end == segment_bytes - chunk / 2);
-    CHECK(synced_after);
+    const keel::test::WriteBackTrace t = keel::test::replay_write_backs(events, 2 * chunk);
+    CHECK(t.started_end == segment_bytes);
+    CHECK(t.done_end == segment_bytes - chunk / 2);
+    CHECK(t.synced_after);
 }
 
 TEST_CASE("zero-filling a segment keeps at most two chunks in flight") {
