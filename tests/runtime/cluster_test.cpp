@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "cluster_support.hpp"
+#include "runtime/snapshot_store.hpp"
 
 using namespace keel;
 using keel::test::eventually;
@@ -196,6 +197,51 @@ TEST_CASE("a wiped follower is brought back by a snapshot from the leader") {
     REQUIRE(eventually([&] { return all_applied(c, {1, 2, 3}, acked); }));
     CHECK(c.sm(follower).restores() >= 1);
     CHECK(c.node(follower).status().snapshot_index > 0);
+}
+
+// Snapshots of several megabytes (decision 0052): the leader prunes files it
+// may be sending (pinned, unlinked whole) and the others in steps; the
+// follower adopts them on its I/O thread and prunes through its background
+// thread.  Every node ends with its kept snapshots only, nothing half deleted.
+TEST_CASE("a follower is brought back by snapshots of several megabytes, and no node keeps more") {
+    TestCluster c(3);
+    c.snapshot_every = 20;
+    c.snapshot_trailing = 5;
+    for (NodeId id = 1; id <= 3; ++id) c.start(id);
+    const NodeId leader = c.leader();
+    const NodeId follower = leader == 3 ? 2 : 3;
+    std::map<std::uint64_t, std::string> acked;
+    auto put_large = [&](int i) {
+        std::string data = "e" + std::to_string(i) + std::string(50 * 1000, 'v');
+        acked[c.propose(data)] = data;
+    };
+    for (int i = 0; i < 10; ++i) put_large(i);
+    c.stop(follower);
+    c.wipe(follower);
+    for (int i = 10; i < 120; ++i) put_large(i);  // snapshots of 1-6 MB
+    REQUIRE(eventually([&] { return c.node(c.leader()).status().snapshot_index > 60; }));
+    c.start(follower);
+    REQUIRE(eventually([&] { return all_applied(c, {1, 2, 3}, acked); }));
+    CHECK(c.sm(follower).restores() >= 1);
+    for (int i = 120; i < 180; ++i) put_large(i);  // more snapshots everywhere, more pruning
+    REQUIRE(eventually([&] { return all_applied(c, {1, 2, 3}, acked); }));
+    std::vector<std::string> dirs;
+    for (NodeId id = 1; id <= 3; ++id) {
+        dirs.push_back(c.options(id).data_dir + "/snapshots");
+        c.stop(id);  // its background thread finishes its deletions
+    }
+    for (const std::string& dir : dirs) {
+        INFO(dir);
+        std::size_t snaps = 0;
+        for (const auto& e : std::filesystem::directory_iterator(dir)) {
+            const std::string name = e.path().filename().string();
+            if (e.is_directory()) continue;  // incoming/
+            CHECK(name.find(".tmp") == std::string::npos);
+            if (name.size() > 5 && name.substr(name.size() - 5) == ".snap") ++snaps;
+        }
+        CHECK(snaps >= 1);
+        CHECK(snaps <= runtime::kSnapshotsKept + 1);  // and the newest if unflushed
+    }
 }
 
 TEST_CASE("a joiner learns the cluster id from its leader, gets a snapshot, and keeps both") {
