@@ -34,10 +34,33 @@ bool all_applied(TestCluster& c, const std::vector<NodeId>& ids,
 
 // Proposes `prefix<i>` through the leader and records it as acknowledged.
 // (Built with append: GCC 12 warns falsely on "literal" + std::string.)
-void put(TestCluster& c, std::map<std::uint64_t, std::string>& acked, const char* prefix, int i) {
+void put(TestCluster& c, std::map<std::uint64_t, std::string>& acked, const char* prefix, int i,
+         std::size_t padding_bytes = 0) {
     std::string data(prefix);
     data.append(std::to_string(i));
+    data.append(padding_bytes, 'v');
     acked[c.propose(data)] = data;
+}
+
+// Starts the three founders, wipes a follower while 110 writes of `prefix`
+// (each `padding_bytes` longer) go in and the leader snapshots past
+// `snapshot_index_min`, then restarts it and waits until every node applied
+// every write.  Returns the follower.
+NodeId bring_back_a_wiped_follower(TestCluster& c, std::map<std::uint64_t, std::string>& acked,
+                                   const char* prefix, std::size_t padding_bytes,
+                                   std::uint64_t snapshot_index_min) {
+    for (NodeId id = 1; id <= 3; ++id) c.start(id);
+    const NodeId leader = c.leader();
+    const NodeId follower = leader == 3 ? 2 : 3;
+    for (int i = 0; i < 10; ++i) put(c, acked, prefix, i, padding_bytes);
+    c.stop(follower);
+    c.wipe(follower);
+    for (int i = 10; i < 120; ++i) put(c, acked, prefix, i, padding_bytes);
+    REQUIRE(eventually(
+        [&] { return c.node(c.leader()).status().snapshot_index > snapshot_index_min; }));
+    c.start(follower);
+    REQUIRE(eventually([&] { return all_applied(c, {1, 2, 3}, acked); }));
+    return follower;
 }
 
 }  // namespace
@@ -184,17 +207,8 @@ TEST_CASE("a wiped follower is brought back by a snapshot from the leader") {
     INFO("tls " << c.tls);
     c.snapshot_every = 20;
     c.snapshot_trailing = 5;
-    for (NodeId id = 1; id <= 3; ++id) c.start(id);
-    const NodeId leader = c.leader();
-    const NodeId follower = leader == 3 ? 2 : 3;
     std::map<std::uint64_t, std::string> acked;
-    for (int i = 0; i < 10; ++i) put(c, acked, "d", i);
-    c.stop(follower);
-    c.wipe(follower);
-    for (int i = 10; i < 120; ++i) put(c, acked, "d", i);
-    REQUIRE(eventually([&] { return c.node(c.leader()).status().snapshot_index > 20; }));
-    c.start(follower);
-    REQUIRE(eventually([&] { return all_applied(c, {1, 2, 3}, acked); }));
+    const NodeId follower = bring_back_a_wiped_follower(c, acked, "d", 0, 20);
     CHECK(c.sm(follower).restores() >= 1);
     CHECK(c.node(follower).status().snapshot_index > 0);
 }
@@ -207,23 +221,12 @@ TEST_CASE("a follower is brought back by snapshots of several megabytes, and no 
     TestCluster c(3);
     c.snapshot_every = 20;
     c.snapshot_trailing = 5;
-    for (NodeId id = 1; id <= 3; ++id) c.start(id);
-    const NodeId leader = c.leader();
-    const NodeId follower = leader == 3 ? 2 : 3;
     std::map<std::uint64_t, std::string> acked;
-    auto put_large = [&](int i) {
-        std::string data = "e" + std::to_string(i) + std::string(50 * 1000, 'v');
-        acked[c.propose(data)] = data;
-    };
-    for (int i = 0; i < 10; ++i) put_large(i);
-    c.stop(follower);
-    c.wipe(follower);
-    for (int i = 10; i < 120; ++i) put_large(i);  // snapshots of 1-6 MB
-    REQUIRE(eventually([&] { return c.node(c.leader()).status().snapshot_index > 60; }));
-    c.start(follower);
-    REQUIRE(eventually([&] { return all_applied(c, {1, 2, 3}, acked); }));
+    constexpr std::size_t kPadding = 50 * 1000;  // snapshots of 1-6 MB
+    const NodeId follower = bring_back_a_wiped_follower(c, acked, "e", kPadding, 60);
     CHECK(c.sm(follower).restores() >= 1);
-    for (int i = 120; i < 180; ++i) put_large(i);  // more snapshots everywhere, more pruning
+    for (int i = 120; i < 180; ++i)  // more snapshots everywhere, more pruning
+        put(c, acked, "e", i, kPadding);
     REQUIRE(eventually([&] { return all_applied(c, {1, 2, 3}, acked); }));
     std::vector<std::string> dirs;
     for (NodeId id = 1; id <= 3; ++id) {
