@@ -97,9 +97,13 @@ bool InlinePolicy::offer(ApplyEntries& item, ApplyWorker& apply, const wal::Wal&
     // Behind a batch claimed already: it must follow it.  Otherwise only
     // when the WAL has nothing queued: the flusher writes (and fsyncs) what
     // is queued while the apply thread applies this batch, rather than
-    // delaying that write behind the apply.
-    if (claims.empty() &&
-        (wal.has_queued() || !apply.claim_inline(item.entries.size(), budget_ns())))
+    // delaying that write behind the apply.  Except a follower's I/O thread
+    // with a write of its own queued (io_writes): it applies after that
+    // write (write_io_batch), so the write waits for nothing, and the apply
+    // thread is not woken for every append that carries the commit.
+    const bool write_first = message && io_write_queued_;
+    if (claims.empty() && ((wal.has_queued() && !write_first) ||
+                           !apply.claim_inline(item.entries.size(), budget_ns())))
         return false;
     claims.emplace_back(std::move(item));
     return true;

@@ -105,7 +105,8 @@ public:
     // ---- applying inline ----
     // Under the core lock: `item` was committed.  Returns true if this thread
     // claimed it (moved here, applied by apply_claimed_* once the lock is let
-    // go); false: the caller queues it for the apply thread.
+    // go, or, on an I/O thread with a write of its own scheduled, after that
+    // write); false: the caller queues it for the apply thread.
     bool offer(ApplyEntries& item, ApplyWorker& apply, const wal::Wal& wal);
     // The WAL flusher, no lock held: applies what it claimed.
     void apply_flusher_claims(ApplyWorker& apply);
@@ -134,6 +135,9 @@ public:
     bool io_write_to_schedule();
     // The I/O thread, no lock held: true (once) if it has entries to write.
     bool take_io_write();
+    // The I/O thread: a write of its own is scheduled and not yet taken.
+    // What it claimed meanwhile is applied after that write, not before.
+    bool io_write_scheduled() const { return io_write_scheduled_; }
 
     // The WAL's writing thread: a write took `ns` from append to durable.
     void record_durable_ns(std::uint64_t ns);

@@ -40,7 +40,10 @@ void Replica::on_message(raft::Message& message) {
     // this (the I/O) thread runs after the handler that delivered them.
     if (inline_.io_write_to_schedule()) post([this] { write_io_batch(); });
     inline_.end_message();
-    apply_io_claims();
+    // What the step claimed to apply waits for that write, if one is
+    // scheduled: the leader waits for this member's acknowledgement, no one
+    // for its apply.  write_io_batch applies it.
+    if (!inline_.io_write_scheduled()) apply_io_claims();
 }
 
 void Replica::write_io_batch() {

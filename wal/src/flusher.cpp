@@ -82,11 +82,17 @@ bool Wal::Impl::write_queued() {
         queue_.batch_owner = detail::BatchOwner::caller;
     }
     write_batch(batch);
+    bool flusher_has_work;
     {
         std::lock_guard lock(queue_.mu);
         queue_.batch_owner = detail::BatchOwner::none;
+        flusher_has_work = !queue_.ops.empty() || queue_.stopping;
     }
-    queue_.cv.notify_one();  // the flusher may wait for this batch's end
+    // The flusher may wait for this batch's end, but only to take what was
+    // queued meanwhile (or to stop).  With nothing queued its wait goes on
+    // either way, and waking it would cost a context switch per write: an
+    // append that wakes the flusher, and stop(), notify it themselves.
+    if (flusher_has_work) queue_.cv.notify_one();
     return true;
 }
 
