@@ -381,6 +381,11 @@ void Replica::stop(bool transfer_leadership_first) {
             std::promise<void> done;
             seat_.services.post([this, &done] {
                 with_core([this]() REQUIRES(core_lock_) { shutdown_on_io(); });
+                // What a message claimed to apply after a write of this
+                // thread's (write_io_batch) that is still queued: posts are
+                // dropped from now on, so it is applied here, or closing
+                // the apply queue below would wait for it for ever.
+                apply_io_claims();
                 done.set_value();
             });
             done.get_future().wait();
