@@ -4,13 +4,12 @@
 // in plain TCP and in mutual TLS.  Waits are on conditions, never on time.
 #include <catch2/catch.hpp>
 
-#include <pthread.h>
-
 #include <atomic>
 #include <chrono>
 #include <future>
 #include <thread>
 
+#include "../common/thread_name.hpp"
 #include "cluster_support.hpp"
 #include "runtime/snapshot_store.hpp"
 
@@ -130,9 +129,7 @@ class SlowOnIoThread final : public keel::test::RecordingStateMachine {
 public:
     void apply(const std::vector<CommittedEntry>& entries,
                std::vector<std::string>& results) override {
-        char name[16] = {};
-        pthread_getname_np(pthread_self(), name, sizeof name);
-        if (std::string(name) == "keel-io") {
+        if (keel::test::thread_name() == "keel-io") {
             io_applies_.fetch_add(1);
             std::this_thread::sleep_for(std::chrono::milliseconds(2));
         }
@@ -175,9 +172,7 @@ class CountsApplyThreads final : public keel::test::RecordingStateMachine {
 public:
     void apply(const std::vector<CommittedEntry>& entries,
                std::vector<std::string>& results) override {
-        char name[16] = {};
-        pthread_getname_np(pthread_self(), name, sizeof name);
-        (std::string(name) == "keel-io" ? on_io_ : elsewhere_).fetch_add(1);
+        (keel::test::thread_name() == "keel-io" ? on_io_ : elsewhere_).fetch_add(1);
         RecordingStateMachine::apply(entries, results);
     }
     int on_io_thread() const { return on_io_.load(); }

@@ -7,7 +7,6 @@
 // kept snapshots intact and no damaged file.
 #include <catch2/catch.hpp>
 
-#include <pthread.h>
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
@@ -22,6 +21,7 @@
 
 #include "../common/fault_fs.hpp"
 #include "../common/temp_dir.hpp"
+#include "../common/thread_name.hpp"
 #include "../common/write_back_trace.hpp"
 #include "keel/wal/file_removal.hpp"
 #include "runtime/replica.hpp"
@@ -320,10 +320,8 @@ TEST_CASE("a node deletes its large pruned snapshot files in steps on its backgr
     fs.set_before_mutation([&](const std::string& what) {
         if (what.rfind("truncate ", 0) != 0 || what.find("/snapshots/") == std::string::npos)
             return;
-        char name[16] = {};
-        pthread_getname_np(pthread_self(), name, sizeof name);
         std::lock_guard lock(mu);
-        truncating_threads.insert(name);
+        truncating_threads.insert(keel::test::thread_name());
         ++truncations;
     });
     NodeOptions options;

@@ -2,14 +2,13 @@
 // and a refusal never delivered before the role change that explains it.
 #include <catch2/catch.hpp>
 
-#include <pthread.h>
-
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "../common/thread_name.hpp"
 #include "cluster_support.hpp"
 
 using namespace keel;
@@ -60,9 +59,7 @@ public:
 private:
     void record(std::string line, std::uint64_t n) {
         if (inside_.exchange(true)) overlapped_ = true;
-        char name[16] = {};
-        pthread_getname_np(pthread_self(), name, sizeof name);
-        if (std::string(name) != "keel-events") wrong_thread_ = true;
+        if (keel::test::thread_name() != "keel-events") wrong_thread_ = true;
         {
             std::lock_guard lock(mu_);
             lines_.emplace_back(std::move(line), n);

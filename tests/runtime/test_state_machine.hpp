@@ -4,7 +4,6 @@
 // for the test thread (the apply thread writes under a mutex).
 #pragma once
 
-#include <pthread.h>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "../common/temp_dir.hpp"
+#include "../common/thread_name.hpp"
 #include "keel/keel.hpp"
 
 namespace keel::test {
@@ -66,9 +66,7 @@ public:
             results[i] = "ok:" + std::to_string(e.index);
         }
         apply_calls_++;
-        char name[16] = {};
-        pthread_getname_np(pthread_self(), name, sizeof name);
-        apply_threads_.insert(name);
+        apply_threads_.insert(thread_name());
         cv_.notify_all();
         ProgressSignal::instance().notify();
     }

@@ -8,13 +8,9 @@
 // of it racing: write_queued_race_test.cpp.)
 #include <catch2/catch.hpp>
 
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <fstream>
 #include <functional>
 #include <future>
 #include <latch>
@@ -198,60 +194,6 @@ TEST_CASE("write_queued writes a caller's append on the calling thread before it
     CHECK(after.batches == before.batches + 1);
     CHECK(after.records_written == before.records_written + 1);
     CHECK(after_batch.count_on(me) == after_batches_here_before + 1);
-}
-
-namespace {
-
-// The voluntary context switches of thread `tid` of this process so far (a
-// thread blocks in a wait each time it is woken and finds nothing to do).
-std::uint64_t voluntary_switches(pid_t tid) {
-    std::ifstream status("/proc/self/task/" + std::to_string(tid) + "/status");
-    std::string line;
-    while (std::getline(status, line))
-        if (line.rfind("voluntary_ctxt_switches:", 0) == 0)
-            return std::stoull(line.substr(line.find(':') + 1));
-    FAIL("no voluntary_ctxt_switches for thread " << tid);
-    return 0;
-}
-
-}  // namespace
-
-// A follower's I/O thread writes every append itself (cluster3 K=1): the
-// flusher has nothing to take when such a batch ends, and waking it anyway
-// cost a context switch per write (docs/decisions/0053).
-TEST_CASE("a caller's batch wakes the flusher only when something was queued meanwhile") {
-    TempDir dir;
-    Completions done;
-    Options o = small_options();
-    o.segment_bytes = 4 << 20;  // no roll among these writes
-    auto opened = Wal::open(dir.path(), o);
-    REQUIRE(opened.ok());
-    Wal& wal = **opened;
-    // The flusher's thread id, from a callback it runs.
-    std::atomic<pid_t> flusher_tid{0};
-    const std::uint64_t first = wal.next_index();
-    REQUIRE(wal.append(make_record(first),
-                       done.callback(
-                           first,
-                           [&] { flusher_tid.store(static_cast<pid_t>(::syscall(SYS_gettid))); }))
-                .ok());
-    done.wait(first);
-    // Once a write of this thread's went through, the flusher's batch is
-    // over and it waits for work.
-    REQUIRE(until_written_on_this_thread([&] { return try_write_on_this_thread(wal, done); }));
-    constexpr int kWrites = 200;
-    const std::uint64_t before = voluntary_switches(flusher_tid.load());
-    for (int i = 0; i < kWrites; ++i) REQUIRE(try_write_on_this_thread(wal, done));
-    const std::uint64_t woken = voluntary_switches(flusher_tid.load()) - before;
-    INFO("the flusher blocked " << woken << " times during " << kWrites << " caller writes");
-    // Not 0: the flusher may still have been on its way to its wait.
-    CHECK(woken < kWrites / 10);
-    // Left asleep, the flusher still takes the next append meant for it.
-    // (A caller's batch during which something was queued hands it over:
-    // "write_queued declines during another caller's batch" below.)
-    const std::uint64_t next = wal.next_index();
-    REQUIRE(wal.append(make_record(next), done.callback(next)).ok());
-    CHECK(done.wait(next).status.ok());
 }
 
 TEST_CASE("write_queued with nothing queued returns false and changes nothing") {
