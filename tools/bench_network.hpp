@@ -1,7 +1,9 @@
 // tools/bench_network.hpp — keel::Transport inside one process, for
 // raft-bench's groups mode: three keel::Host in one process, as an
-// application's own RPC layer would join them (keel's TCP transport is not
-// offered for a Host yet: docs/groups.md).
+// application's own RPC layer would join them.  (A Host can also run keel's
+// TCP transport now, HostOptions::listen_address, docs/groups.md; the groups
+// rows have kept this network, so their figures stay comparable over time.
+// cluster3 runs over loopback TCP.)
 //
 // Each endpoint has an inbox and one delivery thread, which hands every
 // buffer to the endpoint's sink in the order it was queued (so buffers on
