@@ -1,9 +1,9 @@
 // raft-bench --mode groups: three keel::Host in one process (like cluster3's
 // three nodes), each serving the same N groups, joined by an in-process
-// transport (bench_network.hpp; keel's TCP transport is not offered for a
-// Host yet).  Every group has the three processes as members and
-// quiescence on (NodeOptions::quiesce), as a process serving many groups
-// would run them.
+// transport (bench_network.hpp, which says why these rows keep it; cluster3
+// runs over keel's loopback TCP).  Every group has the three processes as
+// members and quiescence on (NodeOptions::quiesce), as a process serving
+// many groups would run them.
 //
 //   busy row   K proposals outstanding in all, spread round-robin over the
 //              groups, each sent to its group's leader (wherever the
