@@ -3,7 +3,7 @@
 //   raft-bench --dir D --seconds S --record-bytes B --outstanding 1,16,256
 //              --mode wal|single|cluster3|cluster3-tls|groups|all [--snapshot-every N]
 //              [--snapshot-bytes B] [--rounds R] [--tls-dir T] [--groups N] [--idle-only]
-//              [--write-path automatic|buffered]
+//              [--transport inproc|tcp] [--write-path automatic|buffered]
 //
 // Closed loop: K operations in flight, each completion submits the next.
 //   wal       the WAL alone (keel::wal::Wal::append, completion on fsync):
@@ -19,7 +19,8 @@
 //             which goes first, pooled per mode, then their ratios
 //   groups    three keel::Host in this process, each serving the same N
 //             groups (--groups, default 1000) with quiescence on, over an
-//             in-process transport; the K operations in flight are spread
+//             in-process transport (--transport tcp: keel's own on loopback,
+//             as cluster3); the K operations in flight are spread
 //             over the groups, each sent to its group's leader; then the idle
 //             row {"bench":"idle_groups",...}: 5 s of nothing once every
 //             group is quiescent (--idle-only: that row alone).
@@ -358,6 +359,8 @@ Options parse(int argc, char** argv) {
             o.tls_dir = value();
         else if (a == "--groups")
             o.groups = std::stoull(value());
+        else if (a == "--transport")
+            o.transport = value();
         else if (a == "--idle-only")
             o.idle_only = true;
         else if (a == "--write-path")
@@ -367,7 +370,8 @@ Options parse(int argc, char** argv) {
                 "raft-bench --dir D [--seconds S] [--record-bytes B] [--outstanding 1,16,256]\n"
                 "           [--mode wal|single|cluster3|cluster3-tls|groups|all]\n"
                 "           [--snapshot-every N] [--snapshot-bytes B] [--rounds R] [--tls-dir T]\n"
-                "           [--groups N] [--idle-only] [--write-path automatic|buffered]\n");
+                "           [--groups N] [--idle-only] [--transport inproc|tcp]\n"
+                "           [--write-path automatic|buffered]\n");
             std::exit(0);
         } else {
             die("unknown argument " + a + " (see --help)");
@@ -386,6 +390,8 @@ Options parse(int argc, char** argv) {
     if (o.groups < 1 || o.groups > kMaxGroups)
         die(fmt::format("--groups must be in [1, {}]", kMaxGroups));
     if (o.idle_only && o.mode != "groups") die("--idle-only goes with --mode groups");
+    if (o.transport != "inproc" && o.transport != "tcp") die("--transport must be inproc or tcp");
+    if (o.transport != "inproc" && o.mode != "groups") die("--transport goes with --mode groups");
     if (o.write_path != "automatic" && o.write_path != "buffered")
         die("--write-path must be automatic or buffered");
     if (o.mode == "cluster3-tls" && o.tls_dir.empty())

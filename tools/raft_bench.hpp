@@ -65,7 +65,14 @@ struct Options {
     // --mode groups
     std::uint64_t groups = 1000;  // at most kMaxGroups
     bool idle_only = false;
+    // --transport: "inproc" (bench_network.hpp, the rows' default) or "tcp"
+    // (keel's own transport on loopback, HostOptions::listen_address, as
+    // cluster3 runs).
+    std::string transport = "inproc";
 };
+
+// A loopback TCP port free a moment ago (bound to 0 and closed).
+std::uint16_t free_port();
 
 double cpu_seconds();
 

@@ -1,9 +1,12 @@
 // raft-bench --mode groups: three keel::Host in one process (like cluster3's
 // three nodes), each serving the same N groups, joined by an in-process
-// transport (bench_network.hpp, which says why these rows keep it; cluster3
-// runs over keel's loopback TCP).  Every group has the three processes as
-// members and quiescence on (NodeOptions::quiesce), as a process serving
-// many groups would run them.
+// transport (bench_network.hpp, which says why these rows keep it) or, with
+// --transport tcp, by keel's own TCP transport on loopback as cluster3's
+// nodes are (one connection per pair of Hosts whatever N; the row's
+// buffers_per_op and delivery_wakeups_per_op are the in-process network's
+// and are left out).  Every group has the three processes as members and
+// quiescence on (NodeOptions::quiesce), as a process serving many groups
+// would run them.
 //
 //   busy row   K proposals outstanding in all, spread round-robin over the
 //              groups, each sent to its group's leader (wherever the
@@ -64,14 +67,26 @@ class Groups {
 public:
     Groups(const Options& o, const std::string& base) : o_(o), n_(o.groups), leaders_(o.groups) {
         for (keel::NodeId id : kProcesses)
-            members_.push_back({id, fmt::format("bench:{}", id), "", true});
+            members_.push_back(
+                {id, tcp() ? fmt::format("127.0.0.1:{}", free_port()) : fmt::format("bench:{}", id),
+                 "", true});
         std::random_device random;
         while (cluster_prefix_.size() < 24) cluster_prefix_ += "0123456789abcdef"[random() % 16];
-        for (keel::NodeId id : kProcesses) {
+        for (std::size_t h = 0; h < std::size(kProcesses); ++h) {
             keel::HostOptions ho;
-            ho.data_dir = fmt::format("{}/host-{}", base, id);
+            ho.data_dir = fmt::format("{}/host-{}", base, kProcesses[h]);
             ho.wal_direct_io = o_.write_path == "automatic";
-            ho.transport = network_.endpoint(id);
+            if (tcp()) {
+                // One cluster id for the Hosts (every group's), plain TCP on
+                // loopback; each Host dials the other two.
+                ho.id = kProcesses[h];
+                ho.listen_address = members_[h].raft_address;
+                for (const keel::MemberSpec& m : members_)
+                    if (m.id != ho.id) ho.peers[m.id] = m.raft_address;
+                ho.cluster_id = cluster_prefix_ + "00000000";
+            } else {
+                ho.transport = network_.endpoint(kProcesses[h]);
+            }
             auto host = keel::Host::open(ho);
             if (!host.ok()) die("host open: " + host.status().to_string());
             hosts_.push_back(std::move(host.value()));
@@ -118,6 +133,8 @@ public:
     std::uint64_t replicas() const { return n_ * hosts_.size(); }
     std::uint64_t rss_without_groups() const { return rss_without_groups_; }
     const BenchNetwork& network() const { return network_; }
+    // --transport tcp: keel's TCP transport, not network().
+    bool tcp() const { return o_.transport == "tcp"; }
 
     // Group g's leader as last seen (null: none known); refreshed from the
     // replicas' status when unknown.
@@ -249,7 +266,9 @@ private:
         };
         n.id = kProcesses[h];
         n.initial_members = members_;
-        n.cluster_id = fmt::format("{}{:08x}", cluster_prefix_, g);
+        // Over TCP every group belongs to the Hosts' cluster (HostOptions::
+        // cluster_id); in process each has its own.
+        if (!tcp()) n.cluster_id = fmt::format("{}{:08x}", cluster_prefix_, g);
         n.quiesce = true;
         // As cluster3: a stall on a loaded machine must not start elections.
         n.election_timeout_min_ms = 1000;
@@ -359,8 +378,11 @@ void run_busy(Groups& groups, const Options& o, int k) {
     // Over the run (as records per fsync), per completed operation: the
     // transport's buffers, its delivery threads' wakeups, and the whole
     // process's context switches.
-    row["buffers_per_op"] = static_cast<double>(buffers) / ops;
-    row["delivery_wakeups_per_op"] = static_cast<double>(wakeups) / ops;
+    row["transport"] = o.transport;
+    if (!groups.tcp()) {
+        row["buffers_per_op"] = static_cast<double>(buffers) / ops;
+        row["delivery_wakeups_per_op"] = static_cast<double>(wakeups) / ops;
+    }
     row["context_switches_per_op"] = static_cast<double>(switches) / ops;
     // The messages every replica stepped in, by kind (MessageCounts).
     auto per_op = [ops](std::uint64_t after, std::uint64_t before) {
