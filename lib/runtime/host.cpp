@@ -89,6 +89,9 @@ Result<std::unique_ptr<HostImpl>> HostImpl::open(const HostOptions& options, wal
     wo.segment_bytes = options.wal_segment_bytes;
     wo.write_path = options.wal_direct_io ? wal::WritePath::automatic : wal::WritePath::buffered;
     wo.max_record_bytes = std::max<std::uint64_t>(options.max_entry_bytes, 1 << 20) + 8;
+    // Its wakeups do not preempt the I/O thread handing it the groups'
+    // records (decision 0054).
+    wo.flusher_sched_batch = true;
     if (Status s = host->services_->open_wal(options.data_dir + "/wal", wo); !s.ok()) return s;
     HostImpl& h = *host;
     auto on_rejected = [&h](std::string_view reason, std::string_view detail) {

@@ -21,6 +21,11 @@
 // (decision 0030).  A strand held is not yet in the run queue: take_back
 // from the holding thread takes it out of the batch.
 //
+// The pool's threads run under SCHED_BATCH (sched(7)): a wakeup does not
+// preempt the thread that scheduled the strand, which is mid-pass with more
+// to hand over (decision 0054).  So do the state machine's applies and the
+// observers' callbacks they run.
+//
 // Owns: the threads and the run queue (not the strands).
 // Threads: schedule and take_back from any thread; run_slice on a pool
 // thread (or, after take_back, on the thread that took the strand back);

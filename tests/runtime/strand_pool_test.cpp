@@ -2,12 +2,16 @@
 // workers and observer queues on a few threads.  Each group's work runs in
 // its order and never on two threads at once; a group that blocks or never
 // runs dry does not hold the others up for good; and one group stops while
-// the others run, without waiting behind them.
+// the others run, without waiting behind them.  Its threads run under
+// SCHED_BATCH.
 #include <catch2/catch.hpp>
+
+#include <sched.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -269,4 +273,28 @@ TEST_CASE("a pooled event queue stops while another holds the pool's thread", "[
     CHECK(on_event_thread);  // what a callback asks is true while stop() delivers
     gate.release();
     blocked.stop();
+}
+
+// The policy a strand's slice runs under, as the pool thread sees it.
+class PolicyProbe final : public StrandPool::Strand {
+public:
+    bool run_slice() override {
+        policy.set_value(sched_getscheduler(0));
+        return false;
+    }
+    std::promise<int> policy;
+};
+
+TEST_CASE("a pool's threads run under SCHED_BATCH and do not preempt who woke them",
+          "[strand_pool]") {
+    // Decision 0054: a woken pool thread waits for the scheduling thread
+    // (the I/O thread, mid-pass) to block or use up its slice.
+    StrandPool pool(2, "test-pool");
+    PolicyProbe probe;
+    std::future<int> policy = probe.policy.get_future();
+    pool.schedule(probe);
+    REQUIRE(policy.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+    CHECK(policy.get() == SCHED_BATCH);
+    // The thread that scheduled it keeps its own.
+    CHECK(sched_getscheduler(0) == SCHED_OTHER);
 }

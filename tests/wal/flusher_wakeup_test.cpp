@@ -4,9 +4,11 @@
 // (cluster3 K=1); waking the flusher after each one cost a context switch
 // per write for nothing (docs/decisions/0053-follower-apply-after-its-write.md).
 // The hand-over itself (a caller's batch during which something was queued)
-// is write_queued_test.cpp's.
+// is write_queued_test.cpp's.  Also: the flusher's scheduling policy
+// (Options::flusher_sched_batch).
 #include <catch2/catch.hpp>
 
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -96,4 +98,26 @@ TEST_CASE("a caller's batch wakes the flusher only when something was queued mea
         wal.append(make_record(wal.next_index()), [&done](Status s) { done.set_value(s); }).ok());
     REQUIRE(flushed.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
     CHECK(flushed.get().ok());
+}
+
+// Options::flusher_sched_batch (decision 0054): a keel::Host's flusher,
+// woken, does not preempt the thread that handed it records.
+TEST_CASE("the flusher runs under SCHED_BATCH only when the options ask for it") {
+    for (const bool batch : {false, true}) {
+        TempDir dir;
+        Options o = small_options();
+        o.flusher_sched_batch = batch;
+        auto opened = Wal::open(dir.path(), o);
+        REQUIRE(opened.ok());
+        // The policy of the thread that runs the callback: the flusher's.
+        std::promise<int> policy;
+        std::future<int> seen = policy.get_future();
+        REQUIRE((*opened)
+                    ->append(make_record((*opened)->next_index()),
+                             [&policy](Status) { policy.set_value(sched_getscheduler(0)); })
+                    .ok());
+        REQUIRE(seen.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+        INFO("flusher_sched_batch " << batch);
+        CHECK(seen.get() == (batch ? SCHED_BATCH : SCHED_OTHER));
+    }
 }

@@ -4,6 +4,7 @@
 #include "keel/wal/wal.hpp"
 
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <future>
@@ -57,6 +58,10 @@ void Wal::Impl::start() {
     });
     flusher_ = std::thread([this] {
         pthread_setname_np(pthread_self(), "keel-wal-flush");
+        if (options_.flusher_sched_batch) {
+            sched_param normal{};  // SCHED_BATCH takes priority 0
+            (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &normal);
+        }
         flusher_main();
     });
 }

@@ -94,6 +94,15 @@ struct Options {
     // Costs up to this much CPU per batch; never delays a write.
     // Changeable with set_idle_spin_us().
     std::uint32_t idle_spin_us = 0;
+    // Runs the flusher under SCHED_BATCH (sched(7)): woken, by a queued
+    // append or its fdatasync's end, it does not preempt the thread running
+    // on its core but waits for that thread to block or use up its slice.
+    // With a core idle it runs at once as before, so a lone writer's latency
+    // is unchanged; in a process whose threads hand each other small pieces
+    // of work on few cores (a keel::Host) it saves a pair of context
+    // switches per wakeup (docs/decisions/0054).  Best effort: where the
+    // system refuses the policy the flusher runs as before.
+    bool flusher_sched_batch = false;
     // Called on the writing thread (the flusher, or a caller of
     // Wal::write_queued()) after the callbacks of each batch (one
     // group commit) have all run.  Lets a user that records progress in its
