@@ -106,7 +106,10 @@ struct HostOptions {
     // Threads that apply committed entries for every group (at most
     // kMaxHostApplyThreads).  A group's applies run on one of them at a
     // time; a group with a slow state machine holds up one thread while it
-    // applies, so more threads keep others going meanwhile.
+    // applies, so more threads keep others going meanwhile.  They run under
+    // SCHED_BATCH (sched(7)), as the shared WAL's flusher does: woken, they
+    // wait for the running thread's slice rather than preempt it
+    // (docs/groups.md, "Threads").
     std::size_t apply_threads = 2;
 };
 
