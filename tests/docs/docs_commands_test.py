@@ -88,7 +88,10 @@ class DocsCommands(unittest.TestCase):
         p = self.run_block("docs/groups.md", "Figures")
         self.assertIn('"mode":"groups"', p.stdout)
         self.assertIn('"groups":20', p.stdout)
-        self.assertEqual(p.stdout.count('"bench":"idle_groups"'), 2)
+        # The busy row in process, then over keel's TCP transport.
+        self.assertIn('"transport":"inproc"', p.stdout)
+        self.assertIn('"transport":"tcp"', p.stdout)
+        self.assertEqual(p.stdout.count('"bench":"idle_groups"'), 3)
         allocs = [json.loads(line) for line in p.stdout.splitlines() if '"allocs_per_op"' in line]
         self.assertEqual(len(allocs), 1, p.stdout)
         self.assertGreater(allocs[0]["mallocs"], 0)  # the preloaded counter counted
