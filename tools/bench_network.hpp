@@ -1,9 +1,9 @@
 // tools/bench_network.hpp — keel::Transport inside one process, for
 // raft-bench's groups mode: three keel::Host in one process, as an
-// application's own RPC layer would join them.  (A Host can also run keel's
-// TCP transport now, HostOptions::listen_address, docs/groups.md; the groups
-// rows have kept this network, so their figures stay comparable over time.
-// cluster3 runs over loopback TCP.)
+// application's own RPC layer would join them.  The groups rows' default, so
+// that their figures stay comparable over time; --transport tcp runs them on
+// keel's TCP transport instead (HostOptions::listen_address), as cluster3
+// runs, which decision 0054 found costs more per operation.
 //
 // Each endpoint has an inbox and one delivery thread, which hands every
 // buffer to the endpoint's sink in the order it was queued (so buffers on
