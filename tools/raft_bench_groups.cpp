@@ -93,7 +93,8 @@ public:
         }
         rss_without_groups_ = rss_bytes();
         // Nothing is delivered until every replica is open (a group not open
-        // yet would refuse the bytes for it).
+        // yet would refuse the bytes for it).  Over TCP there is no holding
+        // back: such bytes are counted and dropped, and Raft resends.
         network_.hold(true);
         // Each Host opens its groups in one batch (Host::open_groups: they
         // open concurrently inside keel, their first writes sharing the
